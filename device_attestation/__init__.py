@@ -1,0 +1,1 @@
+"""supET Ledger: device_attestation."""

@@ -1,0 +1,1 @@
+"""supET Ledger: ledger_service."""
