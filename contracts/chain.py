@@ -1,0 +1,341 @@
+"""One small chain-access layer: the embedded chain or any JSON-RPC node.
+
+- :meth:`Chain.embedded` runs an in-process EVM (eth-tester + py-evm) with chain id
+  31337 and anvil's default development accounts, so the embedded chain and a
+  fresh anvil give the same addresses and the same EIP-712 domains.
+- :meth:`Chain.connect` talks to any EVM JSON-RPC URL.
+
+Transactions are signed locally, nonces are managed here (one lock per sender),
+gas is estimated first so a transaction that would revert is never sent, receipts
+are awaited with a timeout, and every revert becomes a :class:`ContractRevert`
+naming the contract's custom error and its arguments.
+"""
+
+from __future__ import annotations
+
+import ast
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import requests
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
+from eth_utils import to_checksum_address
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.contract import Contract
+from web3.contract.contract import ContractConstructor, ContractFunction
+from web3.exceptions import (
+    ContractLogicError,
+    TimeExhausted,
+    TransactionNotFound,
+    Web3Exception,
+)
+from web3.types import TxParams, TxReceipt
+
+from contracts.artifacts import load_artifact
+
+try:
+    from eth_tester.exceptions import TransactionFailed as _EthTesterTransactionFailed
+except ImportError:  # pragma: no cover - eth-tester is a dependency, but JSON-RPC needs none of it
+
+    class _EthTesterTransactionFailed(Exception):  # type: ignore[no-redef]
+        """Placeholder so the except clauses stay valid without eth-tester."""
+from contracts.errors import ChainError, ContractRevert, TransactionTimeout
+from contracts.revert import decode_revert
+
+#: anvil's (and hardhat's) default development mnemonic. Its keys are public:
+#: development and tests only.
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+#: The chain id of the embedded chain (anvil's default too).
+EMBEDDED_CHAIN_ID = 31337
+
+T = TypeVar("T")
+
+Account.enable_unaudited_hdwallet_features()
+
+
+def dev_accounts(count: int = 10) -> list[LocalAccount]:
+    """The first ``count`` accounts of :data:`DEV_MNEMONIC` (public keys: never for real funds)."""
+    return [
+        Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(count)
+    ]
+
+
+def _revert_data(err: BaseException) -> bytes:
+    """The revert payload carried by a web3 or eth-tester exception (or its causes)."""
+    seen: BaseException | None = err
+    while seen is not None:
+        data = getattr(seen, "data", None)
+        if isinstance(data, str) and data.startswith("0x"):
+            return bytes.fromhex(data[2:])
+        if isinstance(data, bytes | bytearray) and data:
+            return bytes(data)
+        if seen.args and isinstance(seen.args[0], bytes | bytearray):
+            return bytes(seen.args[0])
+        if seen.args and isinstance(seen.args[0], str):
+            # eth-tester's eth_call path: "execution reverted: b'...'" (a bytes repr)
+            _, sep, literal = seen.args[0].partition("execution reverted: ")
+            if sep and literal.startswith(("b'", 'b"')):
+                value = ast.literal_eval(literal)
+                if isinstance(value, bytes):
+                    return value
+        seen = seen.__cause__ or seen.__context__
+    return b""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TxResult:
+    """A mined, successful transaction."""
+
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    gas_used: int
+    receipt: TxReceipt
+    contract_address: ChecksumAddress | None = None
+
+
+class Chain:
+    """Access to one chain. Build it with :meth:`embedded` or :meth:`connect`."""
+
+    def __init__(self, *, w3: Web3, chain_id: int, embedded: bool, rpc: str, timeout: float) -> None:
+        self.w3 = w3
+        self.chain_id = chain_id
+        self.is_embedded = embedded
+        self.rpc = rpc
+        self.timeout = timeout
+        self._nonces: dict[str, int] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    # ------------------------------------------------------------------ factories
+
+    @classmethod
+    def embedded(cls, *, chain_id: int = EMBEDDED_CHAIN_ID, timeout: float = 30.0) -> Chain:
+        """A fresh in-process chain (py-evm, Prague rules) funding :func:`dev_accounts`."""
+        from eth_tester import EthereumTester, PyEVMBackend
+        from web3.providers.eth_tester import EthereumTesterProvider
+        from web3.providers.eth_tester.defaults import API_ENDPOINTS, static_return
+
+        backend = PyEVMBackend.from_mnemonic(DEV_MNEMONIC, num_accounts=10, hd_path="m/44'/60'/0'/0")
+        # eth-tester hard-codes its chain id on the chain class; the VM reads it per block
+        # from the instance, so an instance attribute sets the id the EVM and signatures use.
+        backend.chain.chain_id = chain_id
+        endpoints = {group: dict(methods) for group, methods in API_ENDPOINTS.items()}
+        endpoints["eth"]["chainId"] = static_return(chain_id)
+        endpoints["net"]["version"] = static_return(str(chain_id))
+        provider = EthereumTesterProvider(EthereumTester(backend), api_endpoints=endpoints)
+        w3 = Web3(provider)
+        return cls(w3=w3, chain_id=chain_id, embedded=True, rpc="embedded", timeout=timeout)
+
+    @classmethod
+    def connect(cls, url: str, *, timeout: float = 30.0) -> Chain:
+        """Connect to a JSON-RPC node; :class:`ChainError` when it does not answer."""
+        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": min(timeout, 10.0)}))
+        try:
+            chain_id = w3.eth.chain_id
+        except (requests.RequestException, Web3Exception, OSError, ValueError) as e:
+            raise ChainError(
+                f"the chain at {url} did not answer eth_chainId ({type(e).__name__}: {e}); "
+                "check the URL and that the node is running"
+            ) from e
+        return cls(w3=w3, chain_id=chain_id, embedded=False, rpc=url, timeout=timeout)
+
+    @classmethod
+    def from_rpc(cls, rpc: str, *, timeout: float = 30.0) -> Chain:
+        """``"embedded"`` for the in-process chain, otherwise a JSON-RPC URL."""
+        if rpc == "embedded":
+            return cls.embedded(timeout=timeout)
+        if not rpc.startswith(("http://", "https://")):
+            raise ChainError(f"--rpc must be 'embedded' or an http(s) JSON-RPC URL, not {rpc!r}")
+        return cls.connect(rpc, timeout=timeout)
+
+    # ------------------------------------------------------------------ contracts
+
+    def contract(self, name: str, address: str) -> Contract:
+        """A web3 contract object for artifact ``name`` at ``address``."""
+        return self.w3.eth.contract(address=to_checksum_address(address), abi=load_artifact(name).abi)
+
+    def deploy(self, name: str, sender: LocalAccount, *args: Any, gas: int | None = None) -> TxResult:
+        """Deploy artifact ``name`` with constructor ``args``; the result has ``contract_address``."""
+        art = load_artifact(name)
+        factory = self.w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
+        return self.transact(factory.constructor(*args), sender, gas=gas, context=f"{name} constructor")
+
+    # ------------------------------------------------------------------ calls
+
+    def call(self, fn: ContractFunction, *, block: int | str = "latest") -> Any:
+        """Call a view function; a revert raises :class:`ContractRevert`."""
+        return self._rpc(lambda: fn.call(block_identifier=block), context=_describe(fn))
+
+    def estimate_gas(self, fn: ContractFunction, sender: str | None = None) -> int:
+        """Gas a call would use (views included); a revert raises :class:`ContractRevert`."""
+        params: TxParams = {"from": to_checksum_address(sender)} if sender else {}
+        return int(self._rpc(lambda: fn.estimate_gas(params), context=_describe(fn)))
+
+    # ------------------------------------------------------------------ transactions
+
+    def transact(
+        self,
+        fn: ContractFunction | ContractConstructor,
+        sender: LocalAccount,
+        *,
+        gas: int | None = None,
+        timeout: float | None = None,
+        confirmations: int = 0,
+        context: str | None = None,
+    ) -> TxResult:
+        """Sign, send and wait for ``fn``; raise :class:`ContractRevert` if it would revert or did.
+
+        Gas is estimated first (with a 20% margin), so a transaction that would revert
+        is refused before it is sent and nothing changes on chain.
+        """
+        ctx = context or _describe(fn)
+        tx_hash = self.send(fn, sender, gas=gas, context=ctx)
+        return self.wait(tx_hash, timeout=timeout, confirmations=confirmations, context=ctx)
+
+    def send(
+        self,
+        fn: ContractFunction | ContractConstructor,
+        sender: LocalAccount,
+        *,
+        gas: int | None = None,
+        context: str | None = None,
+    ) -> str:
+        """Sign and send ``fn`` without waiting; return the transaction hash."""
+        ctx = context or _describe(fn)
+        address = sender.address
+        base: TxParams = {"from": address, "chainId": self.chain_id}
+        if gas is None:
+            gas = int(self._rpc(lambda: fn.estimate_gas(base), context=ctx) * 1.2) + 10_000
+        with self._lock_for(address):
+            nonce = self._next_nonce(address)
+            tx = self._rpc(
+                lambda: fn.build_transaction({**base, "nonce": nonce, "gas": gas}), context=ctx
+            )
+            signed = sender.sign_transaction(tx)
+            try:
+                tx_hash = self._rpc(
+                    lambda: self.w3.eth.send_raw_transaction(signed.raw_transaction), context=ctx
+                )
+            except ChainError:
+                self._nonces.pop(address, None)  # resynchronise from the node next time
+                raise
+            self._nonces[address] = nonce + 1
+        return HexBytes(tx_hash).to_0x_hex()
+
+    def wait(
+        self,
+        tx_hash: str,
+        *,
+        timeout: float | None = None,
+        confirmations: int = 0,
+        context: str = "transaction",
+        poll: float = 0.05,
+    ) -> TxResult:
+        """Wait for a receipt (and ``confirmations`` blocks on top of it)."""
+        limit = self.timeout if timeout is None else timeout
+        try:
+            receipt = self.w3.eth.wait_for_transaction_receipt(
+                HexBytes(tx_hash), timeout=limit, poll_latency=poll
+            )
+        except TimeExhausted as e:
+            raise TransactionTimeout(
+                f"{context}: no receipt for {tx_hash} after {limit:.0f}s; it may still be mined "
+                "or may have been dropped: check the node, then retry"
+            ) from e
+        except (requests.RequestException, OSError) as e:
+            raise ChainError(f"{context}: lost the chain while waiting for {tx_hash}: {e}") from e
+        if receipt["status"] != 1:
+            raise self._explain_failed(tx_hash, receipt, context)
+        if confirmations > 0:
+            deadline = time.monotonic() + limit
+            while self.block_number() < receipt["blockNumber"] + confirmations:
+                if time.monotonic() > deadline:
+                    raise TransactionTimeout(
+                        f"{context}: {tx_hash} mined but not {confirmations} blocks deep after "
+                        f"{limit:.0f}s"
+                    )
+                time.sleep(poll)
+        address = receipt.get("contractAddress")
+        return TxResult(
+            tx_hash=HexBytes(tx_hash).to_0x_hex(),
+            block_number=receipt["blockNumber"],
+            block_hash=HexBytes(receipt["blockHash"]).to_0x_hex(),
+            gas_used=receipt["gasUsed"],
+            receipt=receipt,
+            contract_address=to_checksum_address(address) if address else None,
+        )
+
+    def receipt(self, tx_hash: str) -> TxReceipt | None:
+        """The receipt of ``tx_hash`` if it is mined in the current canonical chain, else None."""
+        try:
+            return self._rpc(lambda: self.w3.eth.get_transaction_receipt(HexBytes(tx_hash)), context="receipt")
+        except TransactionNotFound:
+            return None
+
+    def block_number(self) -> int:
+        """The latest block number."""
+        return int(self._rpc(lambda: self.w3.eth.block_number, context="eth_blockNumber"))
+
+    def reset_nonce(self, address: str) -> None:
+        """Forget the cached nonce of ``address`` (after a reorg or an external send)."""
+        self._nonces.pop(to_checksum_address(address), None)
+
+    # ------------------------------------------------------------------ internals
+
+    def _lock_for(self, address: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(address, threading.Lock())
+
+    def _next_nonce(self, address: ChecksumAddress) -> int:
+        cached = self._nonces.get(address)
+        if cached is None:
+            cached = int(
+                self._rpc(
+                    lambda: self.w3.eth.get_transaction_count(address, "pending"),
+                    context="eth_getTransactionCount",
+                )
+            )
+        return cached
+
+    def _explain_failed(self, tx_hash: str, receipt: TxReceipt, context: str) -> ContractRevert:
+        tx = self.w3.eth.get_transaction(HexBytes(tx_hash))
+        replay: TxParams = {"from": tx["from"], "data": tx["input"], "value": tx["value"]}
+        if tx.get("to"):
+            replay["to"] = tx["to"]
+        try:
+            self.w3.eth.call(replay, block_identifier=receipt["blockNumber"] - 1)
+        except (ContractLogicError, _EthTesterTransactionFailed) as e:
+            return decode_revert(_revert_data(e), context=f"{context} (tx {tx_hash})")
+        return ContractRevert(
+            f"{context}: transaction {tx_hash} failed (status 0) and its replay did not revert; "
+            "it probably ran out of gas",
+            contract=None, error_name=None,
+        )
+
+    def _rpc(self, thunk: Callable[[], T], *, context: str) -> T:
+        try:
+            return thunk()
+        except ContractLogicError as e:
+            raise decode_revert(_revert_data(e), context=context) from e
+        except _EthTesterTransactionFailed as e:  # the embedded chain's form of a revert
+            raise decode_revert(_revert_data(e), context=context) from e
+        except (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError) as e:
+            raise ChainError(f"{context}: the chain at {self.rpc} is unreachable ({e})") from e
+
+
+def _describe(fn: ContractFunction | ContractConstructor) -> str:
+    name = getattr(fn, "fn_name", None) or "constructor"
+    address = getattr(fn, "address", None)
+    return f"{name}" + (f" at {address}" if address else "")
+
+
+def addresses(accounts: Sequence[LocalAccount]) -> list[ChecksumAddress]:
+    """The checksummed addresses of ``accounts``."""
+    return [to_checksum_address(a.address) for a in accounts]

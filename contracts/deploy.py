@@ -1,0 +1,128 @@
+"""Deploy the contract suite and describe it in a deployment file.
+
+Order matters and is fixed: ``ReadingAnchor`` is the deployer's next contract, so a
+fresh chain deployed by anvil's first development account puts it at
+``0x5FbDB2315678afecb367f032d93F642f64180aa3``, the ``verifyingContract`` of the
+Reading v1 vectors; ``DeviceRegistry`` follows at the next nonce (its address is
+computed ahead and given to the anchor's constructor, then checked).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from web3.contract import Contract
+
+from contracts.artifacts import SUITE, load_artifact
+from contracts.chain import Chain
+from contracts.errors import DeploymentError
+
+
+def create_address(sender: str, nonce: int) -> str:
+    """The address of the contract ``sender`` creates with ``nonce`` (CREATE)."""
+    import rlp  # type: ignore[import-untyped]
+    from eth_utils import keccak
+
+    raw = bytes.fromhex(to_checksum_address(sender)[2:])
+    return to_checksum_address(keccak(rlp.encode([raw, nonce]))[12:])
+
+
+@dataclass(frozen=True, kw_only=True)
+class Deployment:
+    """Where the suite lives on one chain."""
+
+    chain_id: int
+    contracts: dict[str, str]
+    block: int
+    deployer: str
+    artifact_hashes: dict[str, str]
+    deployed_at: str
+    rpc: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def address(self, name: str) -> str:
+        try:
+            return self.contracts[name]
+        except KeyError as e:
+            raise DeploymentError(
+                f"the deployment has no {name} (it has {', '.join(sorted(self.contracts))}); "
+                "redeploy with a current `supet deploy`"
+            ) from e
+
+    def contract(self, chain: Chain, name: str) -> Contract:
+        """The web3 contract ``name`` of this deployment on ``chain``."""
+        return chain.contract(name, self.address(name))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    def save(self, path: Path) -> None:
+        """Write the file atomically (a crash leaves the old file or the new one, never half)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(self.to_json())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> Deployment:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(**data)
+        except FileNotFoundError as e:
+            raise DeploymentError(
+                f"no deployment file at {path}: deploy first with `supet deploy --out {path}`"
+            ) from e
+        except (ValueError, TypeError) as e:
+            raise DeploymentError(f"{path} is not a supET deployment file: {e}") from e
+
+    def check(self, chain: Chain) -> None:
+        """Refuse a chain this deployment is not on (other chain id, no code at an address)."""
+        if chain.chain_id != self.chain_id:
+            raise DeploymentError(
+                f"the deployment is for chain {self.chain_id} but the node serves chain "
+                f"{chain.chain_id}: use the deployment file of that chain"
+            )
+        for name, address in self.contracts.items():
+            if not chain.w3.eth.get_code(to_checksum_address(address)):
+                raise DeploymentError(
+                    f"no code for {name} at {address} on chain {chain.chain_id}: the chain was "
+                    "reset or the file is from another network; redeploy"
+                )
+
+
+def deploy_suite(chain: Chain, deployer: LocalAccount, *, admin: str | None = None) -> Deployment:
+    """Deploy every contract of the suite; ``admin`` (default the deployer) gets the admin roles."""
+    admin_address = to_checksum_address(admin or deployer.address)
+    start_block = chain.block_number()
+    nonce = chain.w3.eth.get_transaction_count(deployer.address, "pending")
+    registry_address = create_address(deployer.address, nonce + 1)
+    anchor = chain.deploy("ReadingAnchor", deployer, admin_address, registry_address)
+    registry = chain.deploy("DeviceRegistry", deployer, admin_address)
+    if registry.contract_address != registry_address:
+        raise DeploymentError(
+            f"DeviceRegistry landed at {registry.contract_address}, not at {registry_address} "
+            "as the anchor expects: another transaction from the deployer interleaved; redeploy "
+            "with a deployer key used by nothing else"
+        )
+    addresses = {"ReadingAnchor": anchor.contract_address, "DeviceRegistry": registry_address}
+    assert all(addresses.values())
+    return Deployment(
+        chain_id=chain.chain_id,
+        contracts={k: str(v) for k, v in addresses.items()},
+        block=start_block + 1,
+        deployer=to_checksum_address(deployer.address),
+        artifact_hashes={name: load_artifact(name).file_hash for name in SUITE},
+        deployed_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        rpc=chain.rpc,
+    )

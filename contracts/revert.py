@@ -1,0 +1,111 @@
+"""Turn revert data into a typed :class:`ContractRevert` naming the custom error and its arguments."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from eth_abi import decode
+from eth_abi.exceptions import DecodingError
+from eth_utils import function_signature_to_4byte_selector, to_checksum_address
+
+from contracts.artifacts import all_abis
+from contracts.errors import ContractRevert
+
+_PANIC_REASONS = {
+    0x01: "assertion failed",
+    0x11: "arithmetic overflow or underflow",
+    0x12: "division or modulo by zero",
+    0x21: "invalid enum value",
+    0x22: "invalid storage byte array",
+    0x31: "pop on empty array",
+    0x32: "array index out of bounds",
+    0x41: "out of memory",
+    0x51: "call to an uninitialised function",
+}
+
+
+@dataclass(frozen=True)
+class _ErrorSpec:
+    contract: str
+    name: str
+    names: tuple[str, ...]
+    types: tuple[str, ...]
+
+
+def _abi_type(param: Mapping[str, Any]) -> str:
+    t = str(param["type"])
+    if t.startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in param["components"])
+        return f"({inner}){t[5:]}"
+    return t
+
+
+@cache
+def _error_table() -> dict[bytes, _ErrorSpec]:
+    table: dict[bytes, _ErrorSpec] = {}
+    for contract, abi in all_abis().items():
+        for item in abi:
+            if item.get("type") != "error":
+                continue
+            types = tuple(_abi_type(p) for p in item["inputs"])
+            selector = function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})")
+            table.setdefault(
+                selector,
+                _ErrorSpec(contract, item["name"], tuple(p["name"] for p in item["inputs"]), types),
+            )
+    return table
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
+        return to_checksum_address(value)
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def decode_revert(data: bytes, *, context: str = "") -> ContractRevert:
+    """A :class:`ContractRevert` for revert ``data`` (selector + ABI-encoded arguments)."""
+    where = f" in {context}" if context else ""
+    if len(data) < 4:
+        return ContractRevert(
+            f"reverted{where} without a reason", contract=None, error_name=None, data=data
+        )
+    selector, payload = data[:4], data[4:]
+    try:
+        if selector == bytes.fromhex("08c379a0"):
+            (reason,) = decode(["string"], payload)
+            return ContractRevert(
+                f"reverted{where}: {reason}", contract=None, error_name="Error",
+                args={"reason": reason}, data=data,
+            )
+        if selector == bytes.fromhex("4e487b71"):
+            (code,) = decode(["uint256"], payload)
+            why = _PANIC_REASONS.get(code, f"panic 0x{code:02x}")
+            return ContractRevert(
+                f"panicked{where}: {why}", contract=None, error_name="Panic",
+                args={"code": code}, data=data,
+            )
+        spec = _error_table().get(selector)
+        if spec is None:
+            return ContractRevert(
+                f"reverted{where} with unknown error 0x{selector.hex()}",
+                contract=None, error_name=None, data=data,
+            )
+        values = decode(list(spec.types), payload)
+    except DecodingError as e:
+        return ContractRevert(
+            f"reverted{where} with undecodable data 0x{data.hex()} ({e})",
+            contract=None, error_name=None, data=data,
+        )
+    args = {name or f"arg{i}": _plain(v) for i, (name, v) in enumerate(zip(spec.names, values, strict=True))}
+    shown = ", ".join(f"{k}={v}" for k, v in args.items())
+    return ContractRevert(
+        f"{spec.name}({shown}){where}", contract=spec.contract, error_name=spec.name,
+        args=args, data=data,
+    )

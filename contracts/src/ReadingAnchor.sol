@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {P256} from "@openzeppelin/contracts/utils/cryptography/P256.sol";
+import {DeviceRegistry} from "./DeviceRegistry.sol";
+
+/**
+ * @title ReadingAnchor
+ * @notice Anchors batches of signed device readings (Reading v1) and verifies any
+ * reading against them with the chain alone.
+ *
+ * The EIP-712 domain (`supET Ledger`, `1`, chain id, this contract) binds every
+ * device signature to this deployment. The ledger service groups accepted
+ * readings into batches, builds the OpenZeppelin standard Merkle tree of their
+ * digests (leaf encoding `bytes32`) and anchors the root here; batches are
+ * numbered 1, 2, 3, ... An auditor calls {verifyReading} with a reading, its
+ * signature, its batch and its inclusion proof.
+ */
+contract ReadingAnchor is AccessControl, EIP712 {
+    /// @notice Role of the ledger service's anchoring signer.
+    bytes32 public constant ANCHOR_ROLE = keccak256("supet.role.anchor");
+
+    /// @notice The EIP-712 type hash of {Reading}.
+    bytes32 public constant READING_TYPEHASH = keccak256(
+        "Reading(bytes32 deviceId,uint64 seq,uint64 timestamp,bytes32 lotId,bytes32[] metrics,int256[] values)"
+    );
+
+    /// @notice A reading as Reading v1 section 2 defines it (fixed-point values, 6 decimals).
+    struct Reading {
+        bytes32 deviceId;
+        uint64 seq;
+        uint64 timestamp;
+        bytes32 lotId;
+        bytes32[] metrics;
+        int256[] values;
+    }
+
+    /// @notice An anchored batch: its Merkle root, how many readings it holds, and when it was anchored.
+    struct Batch {
+        bytes32 root;
+        uint64 count;
+        uint64 anchoredAt;
+    }
+
+    DeviceRegistry private immutable _registry;
+    Batch[] private _batches;
+    mapping(bytes32 root => uint256 batchId) private _batchOfRoot;
+
+    /// @notice A zero root was given.
+    error ReadingAnchorZeroRoot();
+    /// @notice A batch must hold at least one reading.
+    error ReadingAnchorZeroCount();
+    /// @notice This root is already anchored, as batch `batchId`.
+    error ReadingAnchorRootAlreadyAnchored(bytes32 root, uint256 batchId);
+    /// @notice No batch has this id.
+    error ReadingAnchorUnknownBatch(uint256 batchId);
+    /// @notice The reading's metric names and values differ in length.
+    error ReadingAnchorLengthMismatch(uint256 metrics, uint256 values);
+    /// @notice The reading is not in the batch (the proof does not lead to its root).
+    error ReadingAnchorNotIncluded(bytes32 digest, uint256 batchId);
+    /// @notice The device is not enrolled.
+    error ReadingAnchorUnknownDevice(bytes32 deviceId);
+    /// @notice The device was not active (not yet enrolled, or revoked) at the reading's time.
+    error ReadingAnchorDeviceNotActive(bytes32 deviceId, uint64 timestamp);
+    /// @notice The signature has the wrong length for the device's scheme.
+    error ReadingAnchorInvalidSignatureLength(bytes32 deviceId, uint256 length);
+    /// @notice The signature is not the device's over the reading's digest (or is malleable).
+    error ReadingAnchorBadSignature(bytes32 deviceId, bytes32 digest);
+
+    /// @notice A batch was anchored.
+    event BatchAnchored(uint256 indexed batchId, bytes32 indexed root, uint64 count, address indexed by);
+
+    /**
+     * @param admin Receives the default admin and anchor roles.
+     * @param registry The device registry consulted by {verifyReading}.
+     */
+    constructor(address admin, DeviceRegistry registry) EIP712("supET Ledger", "1") {
+        _registry = registry;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(ANCHOR_ROLE, admin);
+    }
+
+    /**
+     * @notice Anchor a batch root.
+     * @param root The Merkle root of the batch's reading digests.
+     * @param count How many readings the batch holds.
+     * @return batchId The new batch's number (1, 2, 3, ...).
+     */
+    function anchorBatch(bytes32 root, uint64 count) external onlyRole(ANCHOR_ROLE) returns (uint256 batchId) {
+        if (root == bytes32(0)) revert ReadingAnchorZeroRoot();
+        if (count == 0) revert ReadingAnchorZeroCount();
+        uint256 existing = _batchOfRoot[root];
+        if (existing != 0) revert ReadingAnchorRootAlreadyAnchored(root, existing);
+        _batches.push(Batch({root: root, count: count, anchoredAt: uint64(block.timestamp)}));
+        batchId = _batches.length;
+        _batchOfRoot[root] = batchId;
+        emit BatchAnchored(batchId, root, count, msg.sender);
+    }
+
+    /// @notice The batch with this id.
+    function batch(uint256 batchId) public view returns (Batch memory) {
+        if (batchId == 0 || batchId > _batches.length) revert ReadingAnchorUnknownBatch(batchId);
+        return _batches[batchId - 1];
+    }
+
+    /// @notice How many batches are anchored (the id of the last one).
+    function batchCount() external view returns (uint256) {
+        return _batches.length;
+    }
+
+    /// @notice The batch id that anchored `root`, or 0.
+    function batchOfRoot(bytes32 root) external view returns (uint256) {
+        return _batchOfRoot[root];
+    }
+
+    /// @notice The device registry consulted by {verifyReading}.
+    function registry() external view returns (DeviceRegistry) {
+        return _registry;
+    }
+
+    /// @notice The EIP-712 domain separator of this deployment.
+    function domainSeparator() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+
+    /// @notice The EIP-712 digest a device signs for `reading`.
+    function digest(Reading calldata reading) public view returns (bytes32) {
+        if (reading.metrics.length != reading.values.length) {
+            revert ReadingAnchorLengthMismatch(reading.metrics.length, reading.values.length);
+        }
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    READING_TYPEHASH,
+                    reading.deviceId,
+                    reading.seq,
+                    reading.timestamp,
+                    reading.lotId,
+                    keccak256(abi.encodePacked(reading.metrics)),
+                    keccak256(abi.encodePacked(reading.values))
+                )
+            )
+        );
+    }
+
+    /**
+     * @notice Verify a reading with the chain alone: included in batch `batchId`, signed by the
+     * device's enrolled key, and the device active at the reading's time. Reverts naming the
+     * first check that fails.
+     * @param reading The reading.
+     * @param signature P-256: 64 bytes r‖s (low-S); secp256k1: 65 bytes r‖s‖v.
+     * @param batchId The batch the reading was anchored in.
+     * @param proof The sibling hashes from the reading's leaf to the batch root.
+     * @return readingDigest The reading's EIP-712 digest.
+     */
+    function verifyReading(
+        Reading calldata reading,
+        bytes calldata signature,
+        uint256 batchId,
+        bytes32[] calldata proof
+    ) external view returns (bytes32 readingDigest) {
+        readingDigest = digest(reading);
+        bytes32 root = batch(batchId).root;
+        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(readingDigest))));
+        if (!MerkleProof.verifyCalldata(proof, root, leaf)) revert ReadingAnchorNotIncluded(readingDigest, batchId);
+        _checkSignature(reading.deviceId, reading.timestamp, readingDigest, signature);
+    }
+
+    /**
+     * @notice Check that `signature` is the device's over `readingDigest` and that the device was
+     * active at `timestamp`. Reverts naming what failed.
+     */
+    function checkDeviceSignature(
+        bytes32 deviceId,
+        uint64 timestamp,
+        bytes32 readingDigest,
+        bytes calldata signature
+    ) external view {
+        _checkSignature(deviceId, timestamp, readingDigest, signature);
+    }
+
+    function _checkSignature(
+        bytes32 deviceId,
+        uint64 timestamp,
+        bytes32 readingDigest,
+        bytes calldata signature
+    ) private view {
+        DeviceRegistry.Device memory d = _registry.device(deviceId);
+        if (d.scheme == DeviceRegistry.Scheme.None) revert ReadingAnchorUnknownDevice(deviceId);
+        if (!_registry.isActiveAt(deviceId, timestamp)) revert ReadingAnchorDeviceNotActive(deviceId, timestamp);
+        if (d.scheme == DeviceRegistry.Scheme.P256) {
+            if (signature.length != 64) revert ReadingAnchorInvalidSignatureLength(deviceId, signature.length);
+            bytes32 r = bytes32(signature[0:32]);
+            bytes32 s = bytes32(signature[32:64]);
+            // OpenZeppelin P256 rejects high-S signatures before using the precompile or the fallback.
+            if (!P256.verify(readingDigest, r, s, d.keyX, d.keyY)) revert ReadingAnchorBadSignature(deviceId, readingDigest);
+        } else {
+            if (signature.length != 65) revert ReadingAnchorInvalidSignatureLength(deviceId, signature.length);
+            (address recovered, ECDSA.RecoverError err, ) = ECDSA.tryRecoverCalldata(readingDigest, signature);
+            if (err != ECDSA.RecoverError.NoError || recovered != d.signer) {
+                revert ReadingAnchorBadSignature(deviceId, readingDigest);
+            }
+        }
+    }
+}
