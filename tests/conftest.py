@@ -7,27 +7,17 @@ service is a failure, never a silent skip.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 from eth_account.signers.local import LocalAccount
+from support import require
 
 from contracts.anvil import AnvilNode, find_anvil
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import Deployment, deploy_suite
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def require(condition: bool, reason: str) -> None:
-    """Skip (locally) or fail (under CI) when a needed service is missing."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"CI=true and a required service is missing: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +12,18 @@ from typing import Any
 import pytest
 
 from contracts.errors import ContractRevert
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip (locally) or fail (under CI) when a needed service is missing."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true and a required service is missing: {reason}", pytrace=False)
+    pytest.skip(reason)
+
 
 VECTORS_PATH = Path(__file__).parent.parent / "vectors" / "reading-v1-vectors.json"
 

@@ -1,0 +1,78 @@
+"""Gas of anchorBatch and of verifyReading per signature scheme, on both chains.
+
+    .venv/bin/python bench/bench_gas.py
+
+Uses the Reading v1 vectors (a batch of 6: proofs of 2-3 siblings). The embedded
+chain (py-evm) has no P-256 precompile, so OpenZeppelin's P256 falls back to
+Solidity there; anvil with --hardfork osaka has the EIP-7951 precompile.
+verifyReading is a view: its gas is what eth_estimateGas reports for a call.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from eth_utils import keccak
+
+from contracts.anvil import AnvilNode
+from contracts.chain import Chain, dev_accounts
+from contracts.deploy import deploy_suite
+
+VECTORS = json.loads((Path(__file__).parent.parent / "tests/vectors/reading-v1-vectors.json").read_text())
+
+
+def b32(h: str) -> bytes:
+    return bytes.fromhex(h[2:])
+
+
+def struct_of(v: dict[str, Any]) -> tuple[Any, ...]:
+    s = v["struct"]
+    return (b32(s["deviceId"]), s["seq"], s["timestamp"], b32(s["lotId"]),
+            [b32(m) for m in s["metrics"]], s["values"])
+
+
+def measure(chain: Chain) -> dict[str, int]:
+    accounts = dev_accounts(3)
+    op, factory = accounts[0], accounts[1]
+    dep = deploy_suite(chain, op)
+    registry, anchor = dep.contract(chain, "DeviceRegistry"), dep.contract(chain, "ReadingAnchor")
+    ca = keccak(b"bench CA")
+    chain.transact(registry.functions.trustCA(ca, "bench"), op)
+    chain.transact(registry.functions.grantRole(keccak(b"supet.role.enroller"), factory.address), op)
+    out: dict[str, int] = {}
+    for d in VECTORS["devices"]:
+        did = keccak(d["device_id"].encode())
+        if d["scheme"] == "p256":
+            r = chain.transact(registry.functions.enrollP256(did, b32(d["public_key_x"]), b32(d["public_key_y"]),
+                                                             keccak(b"fp1"), ca, 0), factory)
+        else:
+            r = chain.transact(registry.functions.enrollSecp256k1(did, d["address"], keccak(b"fp2"), ca, 0), factory)
+        out[f"enroll ({d['scheme']})"] = r.gas_used
+    first = chain.transact(anchor.functions.anchorBatch(b32(VECTORS["batch_root"]), 6), op)
+    second = chain.transact(anchor.functions.anchorBatch(keccak(b"another root"), 10_000), op)
+    out["anchorBatch (first batch)"] = first.gas_used
+    out["anchorBatch (later batch)"] = second.gas_used
+    for v in VECTORS["readings"][:2]:
+        fn = anchor.functions.verifyReading(struct_of(v), b32(v["signature"]), 1, [b32(p) for p in v["proof"]])
+        out[f"verifyReading ({v['scheme']}, proof of {len(v['proof'])})"] = chain.estimate_gas(fn, op.address)
+    return out
+
+
+def main() -> int:
+    results = {"embedded (py-evm, no P-256 precompile)": measure(Chain.embedded())}
+    with AnvilNode(hardfork="osaka") as node:
+        results["anvil --hardfork osaka (EIP-7951 precompile)"] = measure(Chain.connect(node.url))
+    rows = list(next(iter(results.values())))
+    names = list(results)
+    width = max(len(r) for r in rows) + 2
+    print(f"{'gas':<{width}}" + "".join(f"{n:>48}" for n in names))
+    for row in rows:
+        print(f"{row:<{width}}" + "".join(f"{results[n][row]:>48,}" for n in names))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
