@@ -1,0 +1,164 @@
+"""Typed clients for the DeviceRegistry and ReadingAnchor contracts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak, to_checksum_address
+
+from contracts.chain import Chain, TxResult
+from contracts.deploy import Deployment
+
+ENROLLER_ROLE = keccak(b"supet.role.enroller")
+OPERATOR_ROLE = keccak(b"supet.role.operator")
+ANCHOR_ROLE = keccak(b"supet.role.anchor")
+DEFAULT_ADMIN_ROLE = bytes(32)
+
+
+class OnChainScheme(IntEnum):
+    """``DeviceRegistry.Scheme``."""
+
+    NONE = 0
+    P256 = 1
+    SECP256K1 = 2
+
+
+def device_id_hash(device_id: str) -> bytes:
+    """``keccak256(utf8(device_id))``, the registry's and Reading v1's device id."""
+    return keccak(device_id.encode("utf-8"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceRecord:
+    """A device as the registry holds it."""
+
+    device_id_hash: bytes
+    scheme: OnChainScheme
+    owner: str
+    signer: str
+    active_from_ms: int
+    revoked_at_ms: int
+    key_x: bytes
+    key_y: bytes
+    cert_fingerprint: bytes
+    ca_key_hash: bytes
+
+    @property
+    def enrolled(self) -> bool:
+        return self.scheme is not OnChainScheme.NONE
+
+    def active_at(self, ts_ms: int) -> bool:
+        """The same rule as ``DeviceRegistry.isActiveAt``."""
+        return (
+            self.enrolled
+            and ts_ms >= self.active_from_ms
+            and (self.revoked_at_ms == 0 or ts_ms < self.revoked_at_ms)
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnchoredBatch:
+    """A batch as the anchor contract holds it."""
+
+    batch_id: int
+    root: bytes
+    count: int
+    anchored_at: int
+
+
+class DeviceRegistryClient:
+    """Reads and writes of the DeviceRegistry of one deployment."""
+
+    def __init__(self, chain: Chain, deployment: Deployment) -> None:
+        self.chain = chain
+        self.contract = deployment.contract(chain, "DeviceRegistry")
+
+    def trust_ca(self, operator: LocalAccount, ca_key_hash: bytes, label: str) -> TxResult:
+        return self.chain.transact(self.contract.functions.trustCA(ca_key_hash, label), operator)
+
+    def distrust_ca(self, operator: LocalAccount, ca_key_hash: bytes) -> TxResult:
+        return self.chain.transact(self.contract.functions.distrustCA(ca_key_hash), operator)
+
+    def is_trusted_ca(self, ca_key_hash: bytes) -> bool:
+        return bool(self.chain.call(self.contract.functions.isTrustedCA(ca_key_hash)))
+
+    def grant_enroller(self, admin: LocalAccount, party: str) -> TxResult:
+        return self.chain.transact(
+            self.contract.functions.grantRole(ENROLLER_ROLE, to_checksum_address(party)), admin
+        )
+
+    def enroll_p256(
+        self, party: LocalAccount, *, device_id: str, x: int, y: int, cert_fingerprint: bytes,
+        ca_key_hash: bytes, active_from_ms: int,
+    ) -> TxResult:
+        fn = self.contract.functions.enrollP256(
+            device_id_hash(device_id), x.to_bytes(32, "big"), y.to_bytes(32, "big"),
+            cert_fingerprint, ca_key_hash, active_from_ms,
+        )
+        return self.chain.transact(fn, party)
+
+    def enroll_secp256k1(
+        self, party: LocalAccount, *, device_id: str, address: str, cert_fingerprint: bytes,
+        ca_key_hash: bytes, active_from_ms: int,
+    ) -> TxResult:
+        fn = self.contract.functions.enrollSecp256k1(
+            device_id_hash(device_id), to_checksum_address(address), cert_fingerprint, ca_key_hash,
+            active_from_ms,
+        )
+        return self.chain.transact(fn, party)
+
+    def revoke(self, party: LocalAccount, device_id: str, at_ms: int = 0) -> TxResult:
+        return self.chain.transact(self.contract.functions.revoke(device_id_hash(device_id), at_ms), party)
+
+    def device(self, device_id: str | bytes, *, block: int | str = "latest") -> DeviceRecord:
+        did = device_id_hash(device_id) if isinstance(device_id, str) else device_id
+        d = self.chain.call(self.contract.functions.device(did), block=block)
+        return DeviceRecord(
+            device_id_hash=did, scheme=OnChainScheme(d[0]), owner=d[1], signer=d[2],
+            active_from_ms=d[3], revoked_at_ms=d[4], key_x=d[5], key_y=d[6],
+            cert_fingerprint=d[7], ca_key_hash=d[8],
+        )
+
+
+class ReadingAnchorClient:
+    """Reads and writes of the ReadingAnchor of one deployment."""
+
+    def __init__(self, chain: Chain, deployment: Deployment) -> None:
+        self.chain = chain
+        self.contract = deployment.contract(chain, "ReadingAnchor")
+
+    def anchor_batch(self, signer: LocalAccount, root: bytes, count: int) -> TxResult:
+        return self.chain.transact(self.contract.functions.anchorBatch(root, count), signer)
+
+    def batch(self, batch_id: int, *, block: int | str = "latest") -> AnchoredBatch:
+        root, count, anchored_at = self.chain.call(self.contract.functions.batch(batch_id), block=block)
+        return AnchoredBatch(batch_id=batch_id, root=root, count=count, anchored_at=anchored_at)
+
+    def batch_count(self) -> int:
+        return int(self.chain.call(self.contract.functions.batchCount()))
+
+    def batch_of_root(self, root: bytes) -> int:
+        return int(self.chain.call(self.contract.functions.batchOfRoot(root)))
+
+    def domain_separator(self) -> bytes:
+        return bytes(self.chain.call(self.contract.functions.domainSeparator()))
+
+
+def reading_tuple(struct: object) -> tuple[object, ...]:
+    """The ABI tuple of a Reading v1 struct (anything with the ReadingStruct fields)."""
+    s = struct
+    return (
+        s.device_id, s.seq, s.timestamp, s.lot_id,  # type: ignore[attr-defined]
+        list(s.metrics), list(s.values),  # type: ignore[attr-defined]
+    )
+
+
+def verify_reading_on_chain(
+    anchor: ReadingAnchorClient, struct: object, signature: bytes, batch_id: int, proof: list[bytes],
+    *, block: int | str = "latest",
+) -> bytes:
+    """``ReadingAnchor.verifyReading``: the digest, or :class:`ContractRevert` naming what failed."""
+    fn = anchor.contract.functions.verifyReading(reading_tuple(struct), signature, batch_id, proof)
+    return bytes(anchor.chain.call(fn, block=block))
