@@ -30,8 +30,14 @@ def b32(h: str) -> bytes:
 
 def struct_of(v: dict[str, Any]) -> tuple[Any, ...]:
     s = v["struct"]
-    return (b32(s["deviceId"]), s["seq"], s["timestamp"], b32(s["lotId"]),
-            [b32(m) for m in s["metrics"]], s["values"])
+    return (
+        b32(s["deviceId"]),
+        s["seq"],
+        s["timestamp"],
+        b32(s["lotId"]),
+        [b32(m) for m in s["metrics"]],
+        s["values"],
+    )
 
 
 def measure(chain: Chain) -> dict[str, int]:
@@ -46,17 +52,25 @@ def measure(chain: Chain) -> dict[str, int]:
     for d in VECTORS["devices"]:
         did = keccak(d["device_id"].encode())
         if d["scheme"] == "p256":
-            r = chain.transact(registry.functions.enrollP256(did, b32(d["public_key_x"]), b32(d["public_key_y"]),
-                                                             keccak(b"fp1"), ca, 0), factory)
+            r = chain.transact(
+                registry.functions.enrollP256(
+                    did, b32(d["public_key_x"]), b32(d["public_key_y"]), keccak(b"fp1"), ca, 0
+                ),
+                factory,
+            )
         else:
-            r = chain.transact(registry.functions.enrollSecp256k1(did, d["address"], keccak(b"fp2"), ca, 0), factory)
+            r = chain.transact(
+                registry.functions.enrollSecp256k1(did, d["address"], keccak(b"fp2"), ca, 0), factory
+            )
         out[f"enroll ({d['scheme']})"] = r.gas_used
     first = chain.transact(anchor.functions.anchorBatch(b32(VECTORS["batch_root"]), 6), op)
     second = chain.transact(anchor.functions.anchorBatch(keccak(b"another root"), 10_000), op)
     out["anchorBatch (first batch)"] = first.gas_used
     out["anchorBatch (later batch)"] = second.gas_used
     for v in VECTORS["readings"][:2]:
-        fn = anchor.functions.verifyReading(struct_of(v), b32(v["signature"]), 1, [b32(p) for p in v["proof"]])
+        fn = anchor.functions.verifyReading(
+            struct_of(v), b32(v["signature"]), 1, [b32(p) for p in v["proof"]]
+        )
         out[f"verifyReading ({v['scheme']}, proof of {len(v['proof'])})"] = chain.estimate_gas(fn, op.address)
     return out
 

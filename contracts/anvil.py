@@ -15,6 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import requests
 
@@ -75,8 +76,16 @@ class AnvilNode:
                 "anvil not found: run `npm ci` in the project directory "
                 "(it installs @foundry-rs/anvil-linux-amd64), or put anvil on PATH"
             )
-        args = [str(binary), "--host", "127.0.0.1", "--port", str(self.port),
-                "--hardfork", self.hardfork, "--silent"]
+        args = [
+            str(binary),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--hardfork",
+            self.hardfork,
+            "--silent",
+        ]
         if self.state_file is not None:
             args += ["--state", str(self.state_file)]
         if self.block_time is not None:
@@ -89,8 +98,11 @@ class AnvilNode:
                 err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
                 raise ChainError(f"anvil exited with {self._proc.returncode}: {err.strip()}")
             try:
-                r = requests.post(self.url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId",
-                                                  "params": []}, timeout=1)
+                r = requests.post(
+                    self.url,
+                    json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []},
+                    timeout=1,
+                )
                 if r.ok and "result" in r.json():
                     return self
             except requests.RequestException:
@@ -111,10 +123,11 @@ class AnvilNode:
             proc.kill()
             proc.wait(timeout=timeout)
 
-    def rpc(self, method: str, params: list[object]) -> object:
+    def rpc(self, method: str, params: list[Any]) -> Any:
         """A raw JSON-RPC call (``anvil_reorg``, ``evm_mine``...)."""
-        r = requests.post(self.url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
-                          timeout=10)
+        r = requests.post(
+            self.url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, timeout=10
+        )
         body = r.json()
         if "error" in body:
             raise ChainError(f"{method} failed: {body['error']}")
@@ -123,6 +136,7 @@ class AnvilNode:
     def __enter__(self) -> AnvilNode:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

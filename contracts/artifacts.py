@@ -63,9 +63,7 @@ def load_artifact(name: str) -> Artifact:
 
 def artifact_names() -> list[str]:
     """Names of every shipped artifact."""
-    return sorted(
-        p.name.removesuffix(".json") for p in _artifact_dir().iterdir() if p.name.endswith(".json")
-    )
+    return sorted(p.name.removesuffix(".json") for p in _artifact_dir().iterdir() if p.name.endswith(".json"))
 
 
 def all_abis() -> dict[str, list[dict[str, Any]]]:

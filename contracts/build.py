@@ -33,9 +33,7 @@ SETTINGS: dict[str, Any] = {
     "optimizer": {"enabled": True, "runs": 200},
     "evmVersion": "cancun",
     "metadata": {"bytecodeHash": "ipfs"},
-    "outputSelection": {
-        "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}
-    },
+    "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
 }
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -145,9 +143,7 @@ def compile_sources(sources: Mapping[str, str]) -> dict[str, Any]:
     env_node_modules = str(node_modules_dir())
     os.environ.setdefault("SUPET_NODE_MODULES", env_node_modules)
     try:
-        output: dict[str, Any] = solcx.compile_standard(
-            standard_input, solc_binary=binary, allow_empty=False
-        )
+        output: dict[str, Any] = solcx.compile_standard(standard_input, solc_binary=binary, allow_empty=False)
     except solcx.exceptions.SolcError as e:
         raise BuildError(f"compilation failed:\n{e}") from e
     except (OSError, subprocess.SubprocessError) as e:

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import requests
 from eth_account import Account
@@ -35,7 +35,7 @@ from web3.exceptions import (
     TransactionNotFound,
     Web3Exception,
 )
-from web3.types import TxParams, TxReceipt
+from web3.types import BlockIdentifier, Nonce, TxParams, TxReceipt
 
 from contracts.artifacts import load_artifact
 
@@ -45,6 +45,8 @@ except ImportError:  # pragma: no cover - eth-tester is a dependency, but JSON-R
 
     class _EthTesterTransactionFailed(Exception):  # type: ignore[no-redef]
         """Placeholder so the except clauses stay valid without eth-tester."""
+
+
 from contracts.errors import ChainError, ContractRevert, TransactionTimeout
 from contracts.revert import decode_revert
 
@@ -61,9 +63,7 @@ Account.enable_unaudited_hdwallet_features()
 
 def dev_accounts(count: int = 10) -> list[LocalAccount]:
     """The first ``count`` accounts of :data:`DEV_MNEMONIC` (public keys: never for real funds)."""
-    return [
-        Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(count)
-    ]
+    return [Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(count)]
 
 
 def _revert_data(err: BaseException) -> bytes:
@@ -169,7 +169,7 @@ class Chain:
 
     # ------------------------------------------------------------------ calls
 
-    def call(self, fn: ContractFunction, *, block: int | str = "latest") -> Any:
+    def call(self, fn: ContractFunction, *, block: BlockIdentifier = "latest") -> Any:
         """Call a view function; a revert raises :class:`ContractRevert`."""
         return self._rpc(lambda: fn.call(block_identifier=block), context=_describe(fn))
 
@@ -215,10 +215,9 @@ class Chain:
             gas = int(self._rpc(lambda: fn.estimate_gas(base), context=ctx) * 1.2) + 10_000
         with self._lock_for(address):
             nonce = self._next_nonce(address)
-            tx = self._rpc(
-                lambda: fn.build_transaction({**base, "nonce": nonce, "gas": gas}), context=ctx
-            )
-            signed = sender.sign_transaction(tx)
+            params: TxParams = {**base, "nonce": Nonce(nonce), "gas": gas}
+            tx = self._rpc(lambda: fn.build_transaction(params), context=ctx)
+            signed = sender.sign_transaction(cast(Any, tx))
             try:
                 tx_hash = self._rpc(
                     lambda: self.w3.eth.send_raw_transaction(signed.raw_transaction), context=ctx
@@ -258,8 +257,7 @@ class Chain:
             while self.block_number() < receipt["blockNumber"] + confirmations:
                 if time.monotonic() > deadline:
                     raise TransactionTimeout(
-                        f"{context}: {tx_hash} mined but not {confirmations} blocks deep after "
-                        f"{limit:.0f}s"
+                        f"{context}: {tx_hash} mined but not {confirmations} blocks deep after {limit:.0f}s"
                     )
                 time.sleep(poll)
         address = receipt.get("contractAddress")
@@ -275,7 +273,9 @@ class Chain:
     def receipt(self, tx_hash: str) -> TxReceipt | None:
         """The receipt of ``tx_hash`` if it is mined in the current canonical chain, else None."""
         try:
-            return self._rpc(lambda: self.w3.eth.get_transaction_receipt(HexBytes(tx_hash)), context="receipt")
+            return self._rpc(
+                lambda: self.w3.eth.get_transaction_receipt(HexBytes(tx_hash)), context="receipt"
+            )
         except TransactionNotFound:
             return None
 
@@ -316,7 +316,8 @@ class Chain:
         return ContractRevert(
             f"{context}: transaction {tx_hash} failed (status 0) and its replay did not revert; "
             "it probably ran out of gas",
-            contract=None, error_name=None,
+            contract=None,
+            error_name=None,
         )
 
     def _rpc(self, thunk: Callable[[], T], *, context: str) -> T:

@@ -28,7 +28,7 @@ from contracts.errors import DeploymentError
 
 def create_address(sender: str, nonce: int) -> str:
     """The address of the contract ``sender`` creates with ``nonce`` (CREATE)."""
-    import rlp  # type: ignore[import-untyped]
+    import rlp
     from eth_utils import keccak
 
     raw = bytes.fromhex(to_checksum_address(sender)[2:])

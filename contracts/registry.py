@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Protocol
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
+from web3.types import BlockIdentifier
 
 from contracts.chain import Chain, TxResult
 from contracts.deploy import Deployment
@@ -90,21 +93,41 @@ class DeviceRegistryClient:
         )
 
     def enroll_p256(
-        self, party: LocalAccount, *, device_id: str, x: int, y: int, cert_fingerprint: bytes,
-        ca_key_hash: bytes, active_from_ms: int,
+        self,
+        party: LocalAccount,
+        *,
+        device_id: str,
+        x: int,
+        y: int,
+        cert_fingerprint: bytes,
+        ca_key_hash: bytes,
+        active_from_ms: int,
     ) -> TxResult:
         fn = self.contract.functions.enrollP256(
-            device_id_hash(device_id), x.to_bytes(32, "big"), y.to_bytes(32, "big"),
-            cert_fingerprint, ca_key_hash, active_from_ms,
+            device_id_hash(device_id),
+            x.to_bytes(32, "big"),
+            y.to_bytes(32, "big"),
+            cert_fingerprint,
+            ca_key_hash,
+            active_from_ms,
         )
         return self.chain.transact(fn, party)
 
     def enroll_secp256k1(
-        self, party: LocalAccount, *, device_id: str, address: str, cert_fingerprint: bytes,
-        ca_key_hash: bytes, active_from_ms: int,
+        self,
+        party: LocalAccount,
+        *,
+        device_id: str,
+        address: str,
+        cert_fingerprint: bytes,
+        ca_key_hash: bytes,
+        active_from_ms: int,
     ) -> TxResult:
         fn = self.contract.functions.enrollSecp256k1(
-            device_id_hash(device_id), to_checksum_address(address), cert_fingerprint, ca_key_hash,
+            device_id_hash(device_id),
+            to_checksum_address(address),
+            cert_fingerprint,
+            ca_key_hash,
             active_from_ms,
         )
         return self.chain.transact(fn, party)
@@ -112,13 +135,20 @@ class DeviceRegistryClient:
     def revoke(self, party: LocalAccount, device_id: str, at_ms: int = 0) -> TxResult:
         return self.chain.transact(self.contract.functions.revoke(device_id_hash(device_id), at_ms), party)
 
-    def device(self, device_id: str | bytes, *, block: int | str = "latest") -> DeviceRecord:
+    def device(self, device_id: str | bytes, *, block: BlockIdentifier = "latest") -> DeviceRecord:
         did = device_id_hash(device_id) if isinstance(device_id, str) else device_id
         d = self.chain.call(self.contract.functions.device(did), block=block)
         return DeviceRecord(
-            device_id_hash=did, scheme=OnChainScheme(d[0]), owner=d[1], signer=d[2],
-            active_from_ms=d[3], revoked_at_ms=d[4], key_x=d[5], key_y=d[6],
-            cert_fingerprint=d[7], ca_key_hash=d[8],
+            device_id_hash=did,
+            scheme=OnChainScheme(d[0]),
+            owner=d[1],
+            signer=d[2],
+            active_from_ms=d[3],
+            revoked_at_ms=d[4],
+            key_x=d[5],
+            key_y=d[6],
+            cert_fingerprint=d[7],
+            ca_key_hash=d[8],
         )
 
 
@@ -132,7 +162,7 @@ class ReadingAnchorClient:
     def anchor_batch(self, signer: LocalAccount, root: bytes, count: int) -> TxResult:
         return self.chain.transact(self.contract.functions.anchorBatch(root, count), signer)
 
-    def batch(self, batch_id: int, *, block: int | str = "latest") -> AnchoredBatch:
+    def batch(self, batch_id: int, *, block: BlockIdentifier = "latest") -> AnchoredBatch:
         root, count, anchored_at = self.chain.call(self.contract.functions.batch(batch_id), block=block)
         return AnchoredBatch(batch_id=batch_id, root=root, count=count, anchored_at=anchored_at)
 
@@ -146,18 +176,36 @@ class ReadingAnchorClient:
         return bytes(self.chain.call(self.contract.functions.domainSeparator()))
 
 
-def reading_tuple(struct: object) -> tuple[object, ...]:
-    """The ABI tuple of a Reading v1 struct (anything with the ReadingStruct fields)."""
-    s = struct
-    return (
-        s.device_id, s.seq, s.timestamp, s.lot_id,  # type: ignore[attr-defined]
-        list(s.metrics), list(s.values),  # type: ignore[attr-defined]
-    )
+class ReadingStructLike(Protocol):
+    """The fields of ``device_attestation.reading.ReadingStruct`` (EIP-712 form of a reading)."""
+
+    @property
+    def device_id(self) -> bytes: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def lot_id(self) -> bytes: ...
+    @property
+    def metrics(self) -> Sequence[bytes]: ...
+    @property
+    def values(self) -> Sequence[int]: ...
+
+
+def reading_tuple(s: ReadingStructLike) -> tuple[object, ...]:
+    """The ABI tuple of a Reading v1 struct."""
+    return (s.device_id, s.seq, s.timestamp, s.lot_id, list(s.metrics), list(s.values))
 
 
 def verify_reading_on_chain(
-    anchor: ReadingAnchorClient, struct: object, signature: bytes, batch_id: int, proof: list[bytes],
-    *, block: int | str = "latest",
+    anchor: ReadingAnchorClient,
+    struct: ReadingStructLike,
+    signature: bytes,
+    batch_id: int,
+    proof: list[bytes],
+    *,
+    block: BlockIdentifier = "latest",
 ) -> bytes:
     """``ReadingAnchor.verifyReading``: the digest, or :class:`ContractRevert` naming what failed."""
     fn = anchor.contract.functions.verifyReading(reading_tuple(struct), signature, batch_id, proof)

@@ -73,39 +73,50 @@ def decode_revert(data: bytes, *, context: str = "") -> ContractRevert:
     """A :class:`ContractRevert` for revert ``data`` (selector + ABI-encoded arguments)."""
     where = f" in {context}" if context else ""
     if len(data) < 4:
-        return ContractRevert(
-            f"reverted{where} without a reason", contract=None, error_name=None, data=data
-        )
+        return ContractRevert(f"reverted{where} without a reason", contract=None, error_name=None, data=data)
     selector, payload = data[:4], data[4:]
     try:
         if selector == bytes.fromhex("08c379a0"):
             (reason,) = decode(["string"], payload)
             return ContractRevert(
-                f"reverted{where}: {reason}", contract=None, error_name="Error",
-                args={"reason": reason}, data=data,
+                f"reverted{where}: {reason}",
+                contract=None,
+                error_name="Error",
+                args={"reason": reason},
+                data=data,
             )
         if selector == bytes.fromhex("4e487b71"):
             (code,) = decode(["uint256"], payload)
             why = _PANIC_REASONS.get(code, f"panic 0x{code:02x}")
             return ContractRevert(
-                f"panicked{where}: {why}", contract=None, error_name="Panic",
-                args={"code": code}, data=data,
+                f"panicked{where}: {why}",
+                contract=None,
+                error_name="Panic",
+                args={"code": code},
+                data=data,
             )
         spec = _error_table().get(selector)
         if spec is None:
             return ContractRevert(
                 f"reverted{where} with unknown error 0x{selector.hex()}",
-                contract=None, error_name=None, data=data,
+                contract=None,
+                error_name=None,
+                data=data,
             )
         values = decode(list(spec.types), payload)
     except DecodingError as e:
         return ContractRevert(
             f"reverted{where} with undecodable data 0x{data.hex()} ({e})",
-            contract=None, error_name=None, data=data,
+            contract=None,
+            error_name=None,
+            data=data,
         )
     args = {name or f"arg{i}": _plain(v) for i, (name, v) in enumerate(zip(spec.names, values, strict=True))}
     shown = ", ".join(f"{k}={v}" for k, v in args.items())
     return ContractRevert(
-        f"{spec.name}({shown}){where}", contract=spec.contract, error_name=spec.name,
-        args=args, data=data,
+        f"{spec.name}({shown}){where}",
+        contract=spec.contract,
+        error_name=spec.name,
+        args=args,
+        data=data,
     )

@@ -20,8 +20,8 @@ from eth_account.signers.local import LocalAccount
 from contracts.registry import DeviceRegistryClient
 from device_attestation.certificates import (
     Challenge,
-    challenge_digest,
     certificate_fingerprint,
+    challenge_digest,
     new_challenge,
     verify_device_certificate,
     verify_proof_of_possession,
@@ -108,27 +108,42 @@ def enroll_device(
             "is not trusted on chain: the consortium operator must register it (`supet ca register`)"
         )
     verify_proof_of_possession(
-        cert=certificate, challenge=challenge, signature=pop_signature, now=now,
+        cert=certificate,
+        challenge=challenge,
+        signature=pop_signature,
+        now=now,
         expected_audience=registry_audience(registry),
     )
     active_from = active_from_ms if active_from_ms is not None else int(now.timestamp() * 1000)
     pub = verified.public_key
     if verified.scheme is Scheme.P256:
         result = registry.enroll_p256(
-            party, device_id=verified.device_id, x=pub.x, y=pub.y,
-            cert_fingerprint=verified.fingerprint, ca_key_hash=verified.ca_key_hash,
+            party,
+            device_id=verified.device_id,
+            x=pub.x,
+            y=pub.y,
+            cert_fingerprint=verified.fingerprint,
+            ca_key_hash=verified.ca_key_hash,
             active_from_ms=active_from,
         )
     else:
         result = registry.enroll_secp256k1(
-            party, device_id=verified.device_id, address=pub.eth_address,
-            cert_fingerprint=verified.fingerprint, ca_key_hash=verified.ca_key_hash,
+            party,
+            device_id=verified.device_id,
+            address=pub.eth_address,
+            cert_fingerprint=verified.fingerprint,
+            ca_key_hash=verified.ca_key_hash,
             active_from_ms=active_from,
         )
     return EnrolledDevice(
-        device_id=verified.device_id, scheme=verified.scheme, owner=party.address,
-        active_from_ms=active_from, cert_fingerprint=verified.fingerprint,
-        ca_key_hash=verified.ca_key_hash, tx_hash=result.tx_hash, block_number=result.block_number,
+        device_id=verified.device_id,
+        scheme=verified.scheme,
+        owner=party.address,
+        active_from_ms=active_from,
+        cert_fingerprint=verified.fingerprint,
+        ca_key_hash=verified.ca_key_hash,
+        tx_hash=result.tx_hash,
+        block_number=result.block_number,
     )
 
 
@@ -152,7 +167,12 @@ def enroll_with_device_key(
     challenge = book.issue(now)
     signature = answer_challenge(device_key, challenge, certificate)
     return enroll_device(
-        registry=registry, party=party, certificate=certificate, ca_certificates=ca_certificates,
-        challenge=book.redeem(challenge.nonce, now), pop_signature=signature, now=now,
+        registry=registry,
+        party=party,
+        certificate=certificate,
+        ca_certificates=ca_certificates,
+        challenge=book.redeem(challenge.nonce, now),
+        pop_signature=signature,
+        now=now,
         active_from_ms=active_from_ms,
     )

@@ -47,7 +47,9 @@ def load_private_key(path: Path, password: str | None = None) -> ec.EllipticCurv
     try:
         key = serialization.load_pem_private_key(data, password.encode() if password else None)
     except (ValueError, TypeError) as e:
-        raise KeyFileError(f"cannot load the private key {path}: wrong password or not a PEM key ({e})") from e
+        raise KeyFileError(
+            f"cannot load the private key {path}: wrong password or not a PEM key ({e})"
+        ) from e
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise KeyFileError(f"{path} is not an elliptic-curve key")
     return key

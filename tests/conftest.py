@@ -19,7 +19,6 @@ from contracts.chain import Chain, dev_accounts
 from contracts.deploy import Deployment, deploy_suite
 
 
-
 @pytest.fixture(scope="session")
 def anvil_node() -> Iterator[AnvilNode]:
     """One anvil (osaka: P-256 precompile on) for the session; tests isolate with snapshots."""

@@ -61,6 +61,8 @@ contract DeviceRegistry is AccessControl {
     error DeviceRegistryZeroCAKeyHash();
     /// @notice The caller is not admitted to enroll devices.
     error DeviceRegistryNotAdmitted(address party);
+    /// @notice A device id of zero was given (it is the registry's "no device" marker).
+    error DeviceRegistryZeroDeviceId();
     /// @notice A device with this id is already enrolled.
     error DeviceRegistryDeviceExists(bytes32 deviceId);
     /// @notice No device with this id is enrolled.
@@ -260,6 +262,7 @@ contract DeviceRegistry is AccessControl {
 
     function _enroll(bytes32 deviceId, Device memory d, bytes32 keyHash) private {
         _requireAdmitted(msg.sender);
+        if (deviceId == bytes32(0)) revert DeviceRegistryZeroDeviceId();
         if (d.certFingerprint == bytes32(0)) revert DeviceRegistryZeroFingerprint();
         if (!_trustedCAs[d.caKeyHash]) revert DeviceRegistryUntrustedCA(d.caKeyHash);
         if (_devices[deviceId].scheme != Scheme.None) revert DeviceRegistryDeviceExists(deviceId);

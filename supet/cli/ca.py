@@ -21,19 +21,27 @@ from supet.cli.common import DeploymentOpt, KeyFileOpt, RpcOpt, open_deployment
 from supet.files import load_certificate, load_csr, load_private_key, write_private
 from supet.parties import load_party_account
 
-app = typer.Typer(help="Manufacturer CAs: create one, trust one on chain, issue device certificates.",
-                  no_args_is_help=True)
-console = Console()
+app = typer.Typer(
+    help="Manufacturer CAs: create one, trust one on chain, issue device certificates.", no_args_is_help=True
+)
+console = Console(soft_wrap=True)
 
 
 @app.command("create")
 def create(
-    out_dir: Annotated[Path, typer.Option("--out-dir", help="Writes ca.key.pem (mode 0600) and ca.cert.pem here.")],
-    common_name: Annotated[str, typer.Option("--cn", help="The CA's common name.")] = "supET Demo Manufacturer CA",
-    organization: Annotated[str, typer.Option("--org", help="The manufacturer's name.")] = "supET Demo Devices",
+    out_dir: Annotated[
+        Path, typer.Option("--out-dir", help="Writes ca.key.pem (mode 0600) and ca.cert.pem here.")
+    ],
+    common_name: Annotated[
+        str, typer.Option("--cn", help="The CA's common name.")
+    ] = "supET Demo Manufacturer CA",
+    organization: Annotated[
+        str, typer.Option("--org", help="The manufacturer's name.")
+    ] = "supET Demo Devices",
     days: Annotated[int, typer.Option("--days", min=1, help="Validity in days.")] = 3650,
     password_env: Annotated[
-        str | None, typer.Option("--password-env", help="Encrypt the CA key with the password in this variable.")
+        str | None,
+        typer.Option("--password-env", help="Encrypt the CA key with the password in this variable."),
     ] = None,
 ) -> None:
     """Create a manufacturer CA (P-256, self-signed) for tests and the demo."""
@@ -47,8 +55,10 @@ def create(
         serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption()
     )
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_private(out_dir / "ca.key.pem", key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption))
+    write_private(
+        out_dir / "ca.key.pem",
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption),
+    )
     (out_dir / "ca.cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     console.print(f"CA {common_name!r}: key hash 0x{ca_key_hash(cert).hex()}")
     console.print(f"  {out_dir / 'ca.key.pem'}\n  {out_dir / 'ca.cert.pem'}")
@@ -60,7 +70,9 @@ def register(
     rpc: RpcOpt,
     deployment: DeploymentOpt,
     key_file: KeyFileOpt = None,
-    label: Annotated[str | None, typer.Option("--label", help="A name shown on chain (default: subject).")] = None,
+    label: Annotated[
+        str | None, typer.Option("--label", help="A name shown on chain (default: subject).")
+    ] = None,
 ) -> None:
     """Trust a manufacturer CA on chain (the consortium operator's key)."""
     ca_cert = load_certificate(cert)
@@ -71,7 +83,9 @@ def register(
     operator = load_party_account(key_file)
     registry = DeviceRegistryClient(chain, dep)
     result = registry.trust_ca(operator, ca_key_hash(ca_cert), label or ca_cert.subject.rfc4514_string())
-    console.print(f"trusted CA 0x{ca_key_hash(ca_cert).hex()} in tx {result.tx_hash} (block {result.block_number})")
+    console.print(
+        f"trusted CA 0x{ca_key_hash(ca_cert).hex()} in tx {result.tx_hash} (block {result.block_number})"
+    )
 
 
 @app.command("issue")
@@ -94,7 +108,9 @@ def issue(
         ca_key=key, ca_cert=load_certificate(ca_cert), csr=load_csr(csr), valid_days=days
     )
     out.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    console.print(f"issued {certificate.subject.rfc4514_string()} serial {certificate.serial_number:x} -> {out}")
+    console.print(
+        f"issued {certificate.subject.rfc4514_string()} serial {certificate.serial_number:x} -> {out}"
+    )
 
 
 def _basic_constraints(cert: x509.Certificate) -> x509.BasicConstraints | None:

@@ -16,7 +16,9 @@ RpcOpt = Annotated[
 ]
 DeploymentOpt = Annotated[
     Path,
-    typer.Option("--deployment", envvar="SUPET_DEPLOYMENT", help="Deployment file written by `supet deploy`."),
+    typer.Option(
+        "--deployment", envvar="SUPET_DEPLOYMENT", help="Deployment file written by `supet deploy`."
+    ),
 ]
 KeyFileOpt = Annotated[
     Path | None,

@@ -15,7 +15,7 @@ from supet.cli.common import KeyFileOpt, RpcOpt
 from supet.parties import load_party_account
 
 app = typer.Typer(help="Compile the Solidity contracts into the committed artifacts.", no_args_is_help=True)
-console = Console()
+console = Console(soft_wrap=True)
 
 
 @app.command("build")
@@ -31,7 +31,8 @@ def build(
         with tempfile.TemporaryDirectory() as tmp:
             result = build_mod.build(Path(tmp))
             stale = [
-                name for name, path in result.artifacts.items()
+                name
+                for name, path in result.artifacts.items()
                 if not (build_mod.ARTIFACT_DIR / path.name).exists()
                 or (build_mod.ARTIFACT_DIR / path.name).read_bytes() != path.read_bytes()
             ]
@@ -64,7 +65,7 @@ def deploy(
         str | None, typer.Option("--admin", help="Address that receives the admin roles (default: deployer).")
     ] = None,
 ) -> None:
-    """Deploy the contract suite and write the deployment file (chain id, addresses, block, artifact hashes)."""
+    """Deploy the contract suite; write the deployment file (chain id, addresses, block, artifact hashes)."""
     chain = Chain.from_rpc(rpc)
     if dev_account is not None or (rpc == "embedded" and key_file is None):
         deployer = dev_accounts(max(dev_account or 0, 0) + 1)[dev_account or 0]
@@ -77,4 +78,6 @@ def deploy(
         console.print(f"  {name:<16} {address}")
     console.print(f"deployment file: {out}")
     if rpc == "embedded":
-        console.print("[yellow]note[/]: the embedded chain ended with this command; use --rpc URL to keep it.")
+        console.print(
+            "[yellow]note[/]: the embedded chain ended with this command; use --rpc URL to keep it."
+        )

@@ -34,12 +34,13 @@ from device_attestation.merkle import MerkleTree
 from device_attestation.reading import Domain, Reading, reading_digest, reading_struct
 from device_attestation.signing import check_reading, sign_digest
 
-console = Console()
+console = Console(soft_wrap=True)
 
 
 def demo(
     rpc: Annotated[
-        str, typer.Option("--rpc", help="'embedded' (default, nothing to start) or a JSON-RPC URL of a dev node.")
+        str,
+        typer.Option("--rpc", help="'embedded' (default, nothing to start) or a JSON-RPC URL of a dev node."),
     ] = "embedded",
     readings: Annotated[int, typer.Option("--readings", min=1, max=10_000, help="Readings per device.")] = 50,
 ) -> None:
@@ -51,16 +52,20 @@ def demo(
     deployment = deploy_suite(chain, operator)
     registry = DeviceRegistryClient(chain, deployment)
     anchor = ReadingAnchorClient(chain, deployment)
-    console.print(f"1. deployed on chain {chain.chain_id} ({rpc}): "
-                  + ", ".join(f"{k} {v}" for k, v in sorted(deployment.contracts.items())))
+    console.print(
+        f"1. deployed on chain {chain.chain_id} ({rpc}): "
+        + ", ".join(f"{k} {v}" for k, v in sorted(deployment.contracts.items()))
+    )
 
     ca_key, ca_cert = create_manufacturer_ca(
         common_name="Demo Sensors Co. Device CA", organization="Demo Sensors Co.", valid_days=365
     )
     registry.trust_ca(operator, ca_key_hash(ca_cert), "Demo Sensors Co. Device CA")
     registry.grant_enroller(operator, factory.address)
-    console.print(f"2. operator trusted manufacturer CA 0x{ca_key_hash(ca_cert).hex()[:16]}... "
-                  f"and admitted factory {factory.address}")
+    console.print(
+        f"2. operator trusted manufacturer CA 0x{ca_key_hash(ca_cert).hex()[:16]}... "
+        f"and admitted factory {factory.address}"
+    )
 
     now = dt.datetime.now(dt.UTC)
     devices: dict[str, DeviceKey] = {}
@@ -70,12 +75,19 @@ def demo(
             ca_key=ca_key, ca_cert=ca_cert, csr=make_device_csr(key, device_id), valid_days=365
         )
         enrolled = enroll_with_device_key(
-            registry=registry, party=factory, certificate=cert, ca_certificates=[ca_cert],
-            device_key=key, now=now, active_from_ms=int(now.timestamp() * 1000) - 3_600_000,
+            registry=registry,
+            party=factory,
+            certificate=cert,
+            ca_certificates=[ca_cert],
+            device_key=key,
+            now=now,
+            active_from_ms=int(now.timestamp() * 1000) - 3_600_000,
         )
         devices[device_id] = key
-        console.print(f"3. enrolled {device_id} ({scheme}) with certificate + proof of possession, "
-                      f"tx {enrolled.tx_hash[:12]}...")
+        console.print(
+            f"3. enrolled {device_id} ({scheme}) with certificate + proof of possession, "
+            f"tx {enrolled.tx_hash[:12]}..."
+        )
 
     domain = Domain(chain_id=chain.chain_id, verifying_contract=deployment.address("ReadingAnchor"))
     signed = []
@@ -83,7 +95,10 @@ def demo(
     for device_id, key in devices.items():
         for seq in range(1, readings + 1):
             reading = Reading(
-                device_id=device_id, seq=seq, ts_ms=t0 + seq * 1000, lot_id="LOT-DEMO-0001",
+                device_id=device_id,
+                seq=seq,
+                ts_ms=t0 + seq * 1000,
+                lot_id="LOT-DEMO-0001",
                 metrics={"temp_c": round(23.0 + 0.01 * seq, 2), "good_units": 100 + seq},
             )
             signature = sign_digest(key, reading_digest(reading, domain))
@@ -95,12 +110,16 @@ def demo(
     tree = MerkleTree.build([d for _, _, d in signed])
     result = anchor.anchor_batch(operator, tree.root, len(tree))
     batch_id = anchor.batch_count()
-    console.print(f"5. anchored batch {batch_id}: root 0x{tree.root.hex()[:16]}..., {len(tree)} readings, "
-                  f"{result.gas_used:,} gas")
+    console.print(
+        f"5. anchored batch {batch_id}: root 0x{tree.root.hex()[:16]}..., {len(tree)} readings, "
+        f"{result.gas_used:,} gas"
+    )
 
     verified = 0
     for reading, signature, digest in signed[:: max(1, len(signed) // 10)]:
-        got = verify_reading_on_chain(anchor, reading_struct(reading), signature, batch_id, tree.proof(digest))
+        got = verify_reading_on_chain(
+            anchor, reading_struct(reading), signature, batch_id, tree.proof(digest)
+        )
         assert got == digest
         verified += 1
     console.print(f"6. verified {verified} sampled readings on chain (inclusion, signature, device active)")

@@ -19,9 +19,10 @@ from supet.cli.common import DeploymentOpt, KeyFileOpt, RpcOpt, open_deployment
 from supet.files import load_certificate
 from supet.parties import load_party_account
 
-app = typer.Typer(help="Device keys, certificate requests, enrollment on chain, revocation.",
-                  no_args_is_help=True)
-console = Console()
+app = typer.Typer(
+    help="Device keys, certificate requests, enrollment on chain, revocation.", no_args_is_help=True
+)
+console = Console(soft_wrap=True)
 
 PasswordEnvOpt = Annotated[
     str | None,
@@ -41,7 +42,9 @@ def _password(env_name: str | None) -> str | None:
 @app.command("keygen")
 def keygen(
     out: Annotated[Path, typer.Option("--out", help="Where to write the private key (PEM, mode 0600).")],
-    scheme: Annotated[str, typer.Option("--scheme", help="p256 (secure elements) or secp256k1 (gateways).")] = "p256",
+    scheme: Annotated[
+        str, typer.Option("--scheme", help="p256 (secure elements) or secp256k1 (gateways).")
+    ] = "p256",
     password_env: PasswordEnvOpt = None,
 ) -> None:
     """Generate a device key."""
@@ -70,7 +73,8 @@ def enroll(
     cert: Annotated[Path, typer.Option("--cert", help="The device certificate (PEM or DER).")],
     ca_cert: Annotated[Path, typer.Option("--ca-cert", help="The issuing manufacturer CA's certificate.")],
     device_key: Annotated[
-        Path, typer.Option("--device-key", help="The device key, to answer the proof-of-possession challenge.")
+        Path,
+        typer.Option("--device-key", help="The device key, to answer the proof-of-possession challenge."),
     ],
     rpc: RpcOpt,
     deployment: DeploymentOpt,
@@ -130,6 +134,8 @@ def show(
         raise typer.Exit(1)
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
     console.print(f"{device_id}: {record.scheme.name.lower()} owner {record.owner}")
-    console.print(f"  active from {record.active_from_ms}, revoked at {record.revoked_at_ms or '-'}, "
-                  f"active now: {record.active_at(now_ms)}")
+    console.print(
+        f"  active from {record.active_from_ms}, revoked at {record.revoked_at_ms or '-'}, "
+        f"active now: {record.active_at(now_ms)}"
+    )
     console.print(f"  certificate sha256 0x{record.cert_fingerprint.hex()}, CA 0x{record.ca_key_hash.hex()}")

@@ -39,7 +39,9 @@ def enroll_vectors(suite, *, active_from: int = 0, only: str | None = None) -> N
     registry = suite.contract("DeviceRegistry")
     factory = suite.accounts[1]
     chain.transact(registry.functions.trustCA(CA, "Test CA"), suite.operator)
-    chain.transact(registry.functions.grantRole(keccak(b"supet.role.enroller"), factory.address), suite.operator)
+    chain.transact(
+        registry.functions.grantRole(keccak(b"supet.role.enroller"), factory.address), suite.operator
+    )
     for d in V["devices"]:
         if only and d["device_id"] != only:
             continue
@@ -55,7 +57,9 @@ def enroll_vectors(suite, *, active_from: int = 0, only: str | None = None) -> N
 
 def anchor_vector_batch(suite) -> int:  # type: ignore[no-untyped-def]
     anchor = suite.contract("ReadingAnchor")
-    suite.chain.transact(anchor.functions.anchorBatch(b32(V["batch_root"]), len(V["readings"])), suite.operator)
+    suite.chain.transact(
+        anchor.functions.anchorBatch(b32(V["batch_root"]), len(V["readings"])), suite.operator
+    )
     return int(suite.chain.call(anchor.functions.batchCount()))
 
 
@@ -68,8 +72,13 @@ def test_domain_matches_the_vectors(suite) -> None:  # type: ignore[no-untyped-d
     expected = keccak(
         encode(
             ["bytes32", "bytes32", "bytes32", "uint256", "address"],
-            [type_hash, keccak(dom["name"].encode()), keccak(dom["version"].encode()), dom["chainId"],
-             dom["verifyingContract"]],
+            [
+                type_hash,
+                keccak(dom["name"].encode()),
+                keccak(dom["version"].encode()),
+                dom["chainId"],
+                dom["verifyingContract"],
+            ],
         )
     )
     assert suite.chain.call(anchor.functions.domainSeparator()) == expected
@@ -99,8 +108,10 @@ def test_every_vector_reading_verifies_on_chain(suite) -> None:  # type: ignore[
 
 def test_anchor_numbers_batches_and_emits(suite) -> None:  # type: ignore[no-untyped-def]
     anchor = suite.contract("ReadingAnchor")
-    results = [suite.chain.transact(anchor.functions.anchorBatch(keccak(bytes([i])), i + 1), suite.operator)
-               for i in range(3)]
+    results = [
+        suite.chain.transact(anchor.functions.anchorBatch(keccak(bytes([i])), i + 1), suite.operator)
+        for i in range(3)
+    ]
     assert suite.chain.call(anchor.functions.batchCount()) == 3
     for i, result in enumerate(results):
         (event,) = anchor.events.BatchAnchored().process_receipt(result.receipt)
@@ -116,8 +127,9 @@ def test_anchor_numbers_batches_and_emits(suite) -> None:  # type: ignore[no-unt
 def test_anchor_requires_the_anchor_role(suite) -> None:  # type: ignore[no-untyped-def]
     anchor = suite.contract("ReadingAnchor")
     outsider = suite.accounts[5]
-    with reverts("AccessControlUnauthorizedAccount", account=outsider.address,
-                 neededRole=keccak(b"supet.role.anchor")):
+    with reverts(
+        "AccessControlUnauthorizedAccount", account=outsider.address, neededRole=keccak(b"supet.role.anchor")
+    ):
         suite.chain.transact(anchor.functions.anchorBatch(keccak(b"r"), 1), outsider)
     assert suite.chain.call(anchor.functions.batchCount()) == 0
 
@@ -150,8 +162,11 @@ def test_unknown_batch(suite, batch_id: int) -> None:  # type: ignore[no-untyped
         suite.chain.call(anchor.functions.batch(batch_id))
     v = V["readings"][0]
     with reverts("ReadingAnchorUnknownBatch", batchId=batch_id):
-        suite.chain.call(anchor.functions.verifyReading(struct_of(v), b32(v["signature"]), batch_id,
-                                                        [b32(p) for p in v["proof"]]))
+        suite.chain.call(
+            anchor.functions.verifyReading(
+                struct_of(v), b32(v["signature"]), batch_id, [b32(p) for p in v["proof"]]
+            )
+        )
 
 
 def test_length_mismatch(suite) -> None:  # type: ignore[no-untyped-def]
@@ -170,9 +185,13 @@ def test_tampered_proof_or_reading_is_not_included(suite) -> None:  # type: igno
     proof = [b32(p) for p in v["proof"]]
     bad_proof = [proof[0][:-1] + bytes([proof[0][-1] ^ 1]), *proof[1:]]
     with reverts("ReadingAnchorNotIncluded", digest=b32(v["digest"]), batchId=batch_id):
-        suite.chain.call(anchor.functions.verifyReading(struct_of(v), b32(v["signature"]), batch_id, bad_proof))
+        suite.chain.call(
+            anchor.functions.verifyReading(struct_of(v), b32(v["signature"]), batch_id, bad_proof)
+        )
     with reverts("ReadingAnchorNotIncluded", digest=b32(v["digest"]), batchId=batch_id):
-        suite.chain.call(anchor.functions.verifyReading(struct_of(v), b32(v["signature"]), batch_id, proof[:-1]))
+        suite.chain.call(
+            anchor.functions.verifyReading(struct_of(v), b32(v["signature"]), batch_id, proof[:-1])
+        )
     s = list(struct_of(v))
     s[5] = [s[5][0] + 1, *s[5][1:]]  # a lying value changes the digest: not in the batch
     with reverts("ReadingAnchorNotIncluded", batchId=batch_id):
@@ -185,8 +204,11 @@ def test_unknown_device(suite) -> None:  # type: ignore[no-untyped-def]
     anchor = suite.contract("ReadingAnchor")
     v = next(r for r in V["readings"] if r["scheme"] == "secp256k1")
     with reverts("ReadingAnchorUnknownDevice", deviceId=b32(v["struct"]["deviceId"])):
-        suite.chain.call(anchor.functions.verifyReading(struct_of(v), b32(v["signature"]), batch_id,
-                                                        [b32(p) for p in v["proof"]]))
+        suite.chain.call(
+            anchor.functions.verifyReading(
+                struct_of(v), b32(v["signature"]), batch_id, [b32(p) for p in v["proof"]]
+            )
+        )
 
 
 def test_device_not_active_before_enrollment_time_or_after_revocation(suite) -> None:  # type: ignore[no-untyped-def]
@@ -197,17 +219,27 @@ def test_device_not_active_before_enrollment_time_or_after_revocation(suite) -> 
     registry = suite.contract("DeviceRegistry")
     v0 = V["readings"][0]
     with reverts("ReadingAnchorDeviceNotActive", deviceId=b32(v0["struct"]["deviceId"]), timestamp=first_ts):
-        suite.chain.call(anchor.functions.verifyReading(struct_of(v0), b32(v0["signature"]), batch_id,
-                                                        [b32(p) for p in v0["proof"]]))
+        suite.chain.call(
+            anchor.functions.verifyReading(
+                struct_of(v0), b32(v0["signature"]), batch_id, [b32(p) for p in v0["proof"]]
+            )
+        )
     # revoke the P-256 device at the time of its third reading: that reading fails, the second still verifies
     v2, v4 = V["readings"][2], V["readings"][4]
-    suite.chain.transact(registry.functions.revoke(b32(v4["struct"]["deviceId"]), v4["reading"]["ts_ms"]),
-                         suite.accounts[1])
-    assert suite.chain.call(anchor.functions.verifyReading(
-        struct_of(v2), b32(v2["signature"]), batch_id, [b32(p) for p in v2["proof"]])) == b32(v2["digest"])
+    suite.chain.transact(
+        registry.functions.revoke(b32(v4["struct"]["deviceId"]), v4["reading"]["ts_ms"]), suite.accounts[1]
+    )
+    assert suite.chain.call(
+        anchor.functions.verifyReading(
+            struct_of(v2), b32(v2["signature"]), batch_id, [b32(p) for p in v2["proof"]]
+        )
+    ) == b32(v2["digest"])
     with reverts("ReadingAnchorDeviceNotActive", timestamp=v4["reading"]["ts_ms"]):
-        suite.chain.call(anchor.functions.verifyReading(struct_of(v4), b32(v4["signature"]), batch_id,
-                                                        [b32(p) for p in v4["proof"]]))
+        suite.chain.call(
+            anchor.functions.verifyReading(
+                struct_of(v4), b32(v4["signature"]), batch_id, [b32(p) for p in v4["proof"]]
+            )
+        )
 
 
 def _flip_s(sig: bytes, n: int) -> bytes:
@@ -222,8 +254,12 @@ def _bad_signatures(vector: dict[str, Any]) -> list[tuple[str, bytes]]:
         return [("flipped r", flipped_r), ("high-S", _flip_s(sig, P256_N)), ("zero", bytes(64))]
     v = sig[64]
     high_s = _flip_s(sig, K1_N)[:64] + bytes([55 - v])  # same point, other parity: malleable twin
-    return [("flipped r", flipped_r), ("high-S", high_s), ("v=0", sig[:64] + b"\x00"),
-            ("v=29", sig[:64] + b"\x1d")]
+    return [
+        ("flipped r", flipped_r),
+        ("high-S", high_s),
+        ("v=0", sig[:64] + b"\x00"),
+        ("v=29", sig[:64] + b"\x1d"),
+    ]
 
 
 @pytest.mark.parametrize("index", [0, 1])
@@ -234,11 +270,16 @@ def test_bad_signatures_are_refused(suite, index: int) -> None:  # type: ignore[
     v = V["readings"][index]
     proof = [b32(p) for p in v["proof"]]
     for label, sig in _bad_signatures(v):
-        with reverts("ReadingAnchorBadSignature", deviceId=b32(v["struct"]["deviceId"]), digest=b32(v["digest"])):
+        with reverts(
+            "ReadingAnchorBadSignature", deviceId=b32(v["struct"]["deviceId"]), digest=b32(v["digest"])
+        ):
             suite.chain.call(anchor.functions.verifyReading(struct_of(v), sig, batch_id, proof))
         with reverts("ReadingAnchorBadSignature"):
-            suite.chain.call(anchor.functions.checkDeviceSignature(
-                b32(v["struct"]["deviceId"]), v["struct"]["timestamp"], b32(v["digest"]), sig))
+            suite.chain.call(
+                anchor.functions.checkDeviceSignature(
+                    b32(v["struct"]["deviceId"]), v["struct"]["timestamp"], b32(v["digest"]), sig
+                )
+            )
         assert label
 
 
@@ -250,4 +291,6 @@ def test_signature_length_per_scheme(suite, index: int, length: int) -> None:  #
     v = V["readings"][index]
     sig = (b32(v["signature"]) + bytes(2))[:length]
     with reverts("ReadingAnchorInvalidSignatureLength", deviceId=b32(v["struct"]["deviceId"]), length=length):
-        suite.chain.call(anchor.functions.verifyReading(struct_of(v), sig, batch_id, [b32(p) for p in v["proof"]]))
+        suite.chain.call(
+            anchor.functions.verifyReading(struct_of(v), sig, batch_id, [b32(p) for p in v["proof"]])
+        )
