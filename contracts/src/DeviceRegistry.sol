@@ -161,6 +161,7 @@ contract DeviceRegistry is AccessControl {
         bytes32 caKeyHash,
         uint64 activeFromMs
     ) external {
+        _requireAdmitted(msg.sender);
         if (!P256.isValidPublicKey(keyX, keyY)) revert DeviceRegistryInvalidKey(Scheme.P256);
         _enroll(
             deviceId,
@@ -194,6 +195,7 @@ contract DeviceRegistry is AccessControl {
         bytes32 caKeyHash,
         uint64 activeFromMs
     ) external {
+        _requireAdmitted(msg.sender);
         if (signer == address(0)) revert DeviceRegistryInvalidKey(Scheme.Secp256k1);
         _enroll(
             deviceId,
@@ -260,8 +262,8 @@ contract DeviceRegistry is AccessControl {
 
     // ------------------------------------------------------------------ internal
 
+    /// @dev Callers check admission first: the permission check stays apart from validation.
     function _enroll(bytes32 deviceId, Device memory d, bytes32 keyHash) private {
-        _requireAdmitted(msg.sender);
         if (deviceId == bytes32(0)) revert DeviceRegistryZeroDeviceId();
         if (d.certFingerprint == bytes32(0)) revert DeviceRegistryZeroFingerprint();
         if (!_trustedCAs[d.caKeyHash]) revert DeviceRegistryUntrustedCA(d.caKeyHash);
