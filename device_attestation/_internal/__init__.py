@@ -1,0 +1,1 @@
+"""Private helpers of :mod:`device_attestation`; not a public API."""
