@@ -31,7 +31,6 @@ from web3.contract import Contract
 from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import (
     ContractLogicError,
-    TimeExhausted,
     TransactionNotFound,
     Web3Exception,
 )
@@ -112,6 +111,8 @@ class Chain:
         self._nonces: dict[str, int] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        # eth-tester is not thread-safe: on the embedded chain every request is serialised.
+        self._io_lock: threading.RLock | None = threading.RLock() if embedded else None
 
     # ------------------------------------------------------------------ factories
 
@@ -239,17 +240,21 @@ class Chain:
     ) -> TxResult:
         """Wait for a receipt (and ``confirmations`` blocks on top of it)."""
         limit = self.timeout if timeout is None else timeout
-        try:
-            receipt = self.w3.eth.wait_for_transaction_receipt(
-                HexBytes(tx_hash), timeout=limit, poll_latency=poll
-            )
-        except TimeExhausted as e:
-            raise TransactionTimeout(
-                f"{context}: no receipt for {tx_hash} after {limit:.0f}s; it may still be mined "
-                "or may have been dropped: check the node, then retry"
-            ) from e
-        except (requests.RequestException, OSError) as e:
-            raise ChainError(f"{context}: lost the chain while waiting for {tx_hash}: {e}") from e
+        deadline = time.monotonic() + limit
+        while True:
+            try:
+                found = self.receipt(tx_hash)
+            except ChainError as e:
+                raise ChainError(f"{context}: lost the chain while waiting for {tx_hash}: {e}") from e
+            if found is not None:
+                receipt = found
+                break
+            if time.monotonic() > deadline:
+                raise TransactionTimeout(
+                    f"{context}: no receipt for {tx_hash} after {limit:.0f}s; it may still be mined "
+                    "or may have been dropped: check the node, then retry"
+                )
+            time.sleep(poll)
         if receipt["status"] != 1:
             raise self._explain_failed(tx_hash, receipt, context)
         if confirmations > 0:
@@ -305,14 +310,16 @@ class Chain:
         return cached
 
     def _explain_failed(self, tx_hash: str, receipt: TxReceipt, context: str) -> ContractRevert:
-        tx = self.w3.eth.get_transaction(HexBytes(tx_hash))
+        tx = self._rpc(lambda: self.w3.eth.get_transaction(HexBytes(tx_hash)), context=context)
         replay: TxParams = {"from": tx["from"], "data": tx["input"], "value": tx["value"]}
         if tx.get("to"):
             replay["to"] = tx["to"]
         try:
-            self.w3.eth.call(replay, block_identifier=receipt["blockNumber"] - 1)
-        except (ContractLogicError, _EthTesterTransactionFailed) as e:
-            return decode_revert(_revert_data(e), context=f"{context} (tx {tx_hash})")
+            self._rpc(
+                lambda: self.w3.eth.call(replay, block_identifier=receipt["blockNumber"] - 1), context=context
+            )
+        except ContractRevert as e:
+            return decode_revert(e.data, context=f"{context} (tx {tx_hash})")
         return ContractRevert(
             f"{context}: transaction {tx_hash} failed (status 0) and its replay did not revert; "
             "it probably ran out of gas",
@@ -321,6 +328,12 @@ class Chain:
         )
 
     def _rpc(self, thunk: Callable[[], T], *, context: str) -> T:
+        if self._io_lock is not None:
+            with self._io_lock:
+                return self._rpc_unlocked(thunk, context=context)
+        return self._rpc_unlocked(thunk, context=context)
+
+    def _rpc_unlocked(self, thunk: Callable[[], T], *, context: str) -> T:
         try:
             return thunk()
         except ContractLogicError as e:

@@ -53,3 +53,67 @@ def reverts(error_name: str, **expected_args: Any) -> Iterator[pytest.ExceptionI
 def b32(hex_str: str) -> bytes:
     """A 0x-hex string as bytes."""
     return bytes.fromhex(hex_str.removeprefix("0x"))
+
+
+# ---------------------------------------------------------------- devices on a deployed suite
+
+
+class TestConsortium:
+    """A deployed suite with a trusted test CA and an admitted factory: enroll devices in one call."""
+
+    __test__ = False  # not a test class
+
+    def __init__(self, chain, deployment) -> None:  # type: ignore[no-untyped-def]
+        import datetime as dt
+
+        from contracts.chain import dev_accounts
+        from contracts.registry import DeviceRegistryClient
+        from device_attestation.certificates import ca_key_hash, create_manufacturer_ca
+
+        self.chain = chain
+        self.deployment = deployment
+        self.operator, self.factory = dev_accounts(2)
+        self.registry = DeviceRegistryClient(chain, deployment)
+        self.ca_key, self.ca_cert = create_manufacturer_ca(
+            common_name="Test Device CA",
+            organization="Test Devices",
+            valid_days=30,
+            not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=1),
+        )
+        self.registry.trust_ca(self.operator, ca_key_hash(self.ca_cert), "Test Device CA")
+        self.registry.grant_enroller(self.operator, self.factory.address)
+
+    @property
+    def domain(self):  # type: ignore[no-untyped-def]
+        from device_attestation.reading import Domain
+
+        return Domain(
+            chain_id=self.chain.chain_id, verifying_contract=self.deployment.address("ReadingAnchor")
+        )
+
+    def enroll(self, device_id: str, scheme: str = "p256", *, active_from_ms: int = 0, start_seq: int = 1):  # type: ignore[no-untyped-def]
+        import datetime as dt
+
+        from device_attestation.certificates import issue_device_certificate, make_device_csr
+        from device_attestation.enrollment import enroll_with_device_key
+        from device_attestation.keys import DeviceKey
+        from device_attestation.sdk import DeviceSigner
+
+        key = DeviceKey.generate(scheme)
+        cert = issue_device_certificate(
+            ca_key=self.ca_key,
+            ca_cert=self.ca_cert,
+            csr=make_device_csr(key, device_id),
+            valid_days=10,
+            not_before=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1),
+        )
+        enroll_with_device_key(
+            registry=self.registry,
+            party=self.factory,
+            certificate=cert,
+            ca_certificates=[self.ca_cert],
+            device_key=key,
+            now=dt.datetime.now(dt.UTC),
+            active_from_ms=active_from_ms,
+        )
+        return DeviceSigner(device_id=device_id, key=key, domain=self.domain, start_seq=start_seq)

@@ -1,0 +1,363 @@
+"""The anchoring worker: closes batches, anchors their roots, survives every fault.
+
+A batch is closed when ``batch_max_readings`` readings wait or the oldest has
+waited ``batch_max_seconds``. Closing is one transaction: the batch row (with its
+whole Merkle tree, so every proof can be served) and the readings' batch id
+together, so a reading is in exactly one batch. Then the root is sent with
+``anchorBatch``; the batch is ``anchored`` once its receipt is ``confirmations``
+blocks deep.
+
+Faults, and what happens:
+- chain unreachable: the batch stays ``closed``; retries back off (0.5 s doubling to 60 s);
+- process killed after sending, before recording: on restart the batch is sent
+  again; the contract refuses a root twice (``ReadingAnchorRootAlreadyAnchored``),
+  and the worker adopts the earlier anchoring from its ``BatchAnchored`` event;
+- transaction dropped (no receipt after ``anchor_timeout_seconds``): sent again;
+- reorg: an anchored batch whose receipt vanished or moved to another block
+  hash within ``reorg_depth`` blocks goes back to ``closed`` (or is updated).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
+from sqlalchemy import Engine, func, update
+from sqlmodel import Session, select
+
+from contracts.chain import Chain
+from contracts.deploy import Deployment
+from contracts.errors import ChainError, ContractRevert, ContractsError
+from device_attestation.merkle import MerkleTree
+from ledger_service.config import Settings
+from ledger_service.store.models import BatchRow, ReadingRow
+
+log = logging.getLogger(__name__)
+
+CLOSED, SUBMITTED, ANCHORED = "closed", "submitted", "anchored"
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorStats:
+    pending_readings: int
+    closed_batches: int
+    submitted_batches: int
+    anchored_batches: int
+
+
+def encode_tree(tree: MerkleTree) -> bytes:
+    """The node array, concatenated (root first)."""
+    return b"".join(tree.tree)
+
+
+def decode_tree(blob: bytes, digests: list[bytes]) -> MerkleTree:
+    """Rebuild a stored batch's tree (checked against the stored nodes)."""
+    tree = MerkleTree.build(digests)
+    if encode_tree(tree) != blob:
+        raise ContractsError("stored batch tree does not match its readings: the store is corrupt")
+    return tree
+
+
+class AnchoringWorker:
+    """Runs in one thread of the service (or alone with ``supet anchor``)."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        engine: Engine,
+        chain: Chain,
+        deployment: Deployment,
+        signer: LocalAccount,
+        reorg_depth: int = 64,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.chain = chain
+        self.contract = deployment.contract(chain, "ReadingAnchor")
+        self.signer = signer
+        self.reorg_depth = reorg_depth
+        self.clock = clock
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, interval: float = 0.2) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._loop, args=(interval,), name="supet-anchor", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._wake.set()
+            self._thread.join(timeout)
+            self._thread = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _loop(self, interval: float) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception as e:  # keep anchoring alive; the error is logged and retried
+                self.last_error = f"{type(e).__name__}: {e}"
+                log.exception("anchoring tick failed")
+            self._wake.wait(interval)
+            self._wake.clear()
+
+    # ------------------------------------------------------------------ one step
+
+    def tick(self, *, force: bool = False) -> None:
+        """Close due batches (all pending ones if ``force``), advance each batch, check for reorgs."""
+        while self.close_batch(force=force) is not None:
+            pass
+        self.advance()
+        self.check_reorgs()
+
+    def flush(self, timeout: float = 60.0) -> None:
+        """Anchor everything pending now (tests, demo, shutdown); raise if it cannot finish in time."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.tick(force=True)
+            s = self.stats()
+            if s.pending_readings == 0 and s.closed_batches == 0 and s.submitted_batches == 0:
+                return
+            if time.monotonic() > deadline:
+                raise ChainError(
+                    f"anchoring did not finish within {timeout:.0f}s: {s}; last error: {self.last_error}"
+                )
+            time.sleep(0.05)
+
+    def stats(self) -> AnchorStats:
+        with Session(self.engine) as s:
+            pending = s.exec(
+                select(func.count()).select_from(ReadingRow).where(ReadingRow.batch_id.is_(None))
+            ).one()  # type: ignore[union-attr,call-overload]
+            counts = dict(s.exec(select(BatchRow.status, func.count()).group_by(BatchRow.status)).all())  # type: ignore[call-overload]
+        return AnchorStats(
+            pending_readings=int(pending[0] if isinstance(pending, tuple) else pending),
+            closed_batches=int(counts.get(CLOSED, 0)),
+            submitted_batches=int(counts.get(SUBMITTED, 0)),
+            anchored_batches=int(counts.get(ANCHORED, 0)),
+        )
+
+    # ------------------------------------------------------------------ closing
+
+    def close_batch(self, *, force: bool = False) -> int | None:
+        """Close one batch if due; return its local id."""
+        now = int(self.clock() * 1000)
+        limit = self.settings.batch_max_readings
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                select(ReadingRow.id, ReadingRow.digest, ReadingRow.received_ms)
+                .where(ReadingRow.batch_id.is_(None))  # type: ignore[union-attr]
+                .order_by(ReadingRow.id)  # type: ignore[arg-type]
+                .limit(limit)
+            ).all()
+            if not rows:
+                return None
+            oldest = min(r[2] for r in rows)
+            due = len(rows) >= limit or now - oldest >= self.settings.batch_max_seconds * 1000
+            if not (due or force):
+                return None
+            tree = MerkleTree.build([bytes(r[1]) for r in rows])
+            result = conn.execute(
+                BatchRow.__table__.insert().values(  # type: ignore[attr-defined]
+                    root=tree.root,
+                    count=len(rows),
+                    tree=encode_tree(tree),
+                    status=CLOSED,
+                    created_ms=now,
+                    oldest_received_ms=oldest,
+                    attempts=0,
+                    next_attempt_ms=0,
+                )
+            )
+            batch_id = int(result.inserted_primary_key[0])
+            ids = [r[0] for r in rows]
+            for i in range(0, len(ids), 900):
+                conn.execute(
+                    update(ReadingRow)
+                    .where(ReadingRow.id.in_(ids[i : i + 900]))  # type: ignore[union-attr]
+                    .values(batch_id=batch_id)
+                )
+        log.info("closed batch %d: %d readings, root 0x%s", batch_id, len(rows), tree.root.hex())
+        return batch_id
+
+    # ------------------------------------------------------------------ sending and confirming
+
+    def advance(self) -> None:
+        now = int(self.clock() * 1000)
+        with Session(self.engine) as s:
+            batches = list(
+                s.exec(select(BatchRow).where(BatchRow.status.in_([CLOSED, SUBMITTED])).order_by(BatchRow.id))  # type: ignore[attr-defined,call-overload]
+            )
+        for b in batches:
+            b = b[0] if isinstance(b, tuple) else b
+            if b.status == CLOSED and b.next_attempt_ms <= now:
+                self._send(b, now)
+            elif b.status == SUBMITTED:
+                self._confirm(b, now)
+
+    def _send(self, b: BatchRow, now: int) -> None:
+        fn = self.contract.functions.anchorBatch(b.root, b.count)
+        try:
+            tx_hash = self.chain.send(fn, self.signer, context=f"anchorBatch(batch {b.id})")
+        except ContractRevert as e:
+            if e.error_name == "ReadingAnchorRootAlreadyAnchored":
+                self._adopt(b, int(e.error_args["batchId"]), now)
+                return
+            self._failed(b, now, f"anchorBatch refused: {e}")
+            return
+        except ChainError as e:
+            self.chain.reset_nonce(self.signer.address)
+            self._failed(b, now, str(e))
+            return
+        self._update(b.id, status=SUBMITTED, tx_hash=tx_hash, submitted_ms=now, last_error=None)
+
+    def _confirm(self, b: BatchRow, now: int) -> None:
+        assert b.tx_hash is not None
+        try:
+            receipt = self.chain.receipt(b.tx_hash)
+            head = self.chain.block_number()
+        except ChainError as e:
+            self.last_error = str(e)
+            return
+        if receipt is None:
+            if now - (b.submitted_ms or now) > self.settings.anchor_timeout_seconds * 1000:
+                log.warning(
+                    "batch %d: tx %s has no receipt after %.0fs; sending again",
+                    b.id,
+                    b.tx_hash,
+                    self.settings.anchor_timeout_seconds,
+                )
+                self.chain.reset_nonce(self.signer.address)
+                self._update(b.id, status=CLOSED, tx_hash=None, submitted_ms=None, next_attempt_ms=0)
+            return
+        if receipt["status"] != 1:
+            self.chain.reset_nonce(self.signer.address)
+            self._update(
+                b.id, status=CLOSED, tx_hash=None, submitted_ms=None, last_error="anchoring tx reverted"
+            )
+            return
+        if receipt["blockNumber"] + self.settings.confirmations > head:
+            return
+        events = self.contract.events.BatchAnchored().process_receipt(receipt)
+        ours = [ev for ev in events if bytes(ev["args"]["root"]) == b.root]
+        if not ours:
+            self._update(
+                b.id,
+                status=CLOSED,
+                tx_hash=None,
+                submitted_ms=None,
+                last_error="receipt without BatchAnchored for our root",
+            )
+            return
+        self._update(
+            b.id,
+            status=ANCHORED,
+            chain_batch_id=int(ours[0]["args"]["batchId"]),
+            block_number=int(receipt["blockNumber"]),
+            block_hash=HexBytes(receipt["blockHash"]).to_0x_hex(),
+            anchored_ms=now,
+            gas_used=int(receipt["gasUsed"]),
+            last_error=None,
+        )
+        log.info(
+            "anchored batch %d as chain batch %s in block %s",
+            b.id,
+            ours[0]["args"]["batchId"],
+            receipt["blockNumber"],
+        )
+
+    def _adopt(self, b: BatchRow, chain_batch_id: int, now: int) -> None:
+        """The root is on chain already (an earlier send landed): record that anchoring."""
+        logs = self.chain._rpc(
+            lambda: self.contract.events.BatchAnchored().get_logs(
+                from_block=0, argument_filters={"root": b.root}
+            ),
+            context="BatchAnchored logs",
+        )
+        if not logs:
+            self._failed(b, now, "root reported anchored but no BatchAnchored event found")
+            return
+        ev = logs[-1]
+        self._update(
+            b.id,
+            status=SUBMITTED,
+            tx_hash=HexBytes(ev["transactionHash"]).to_0x_hex(),
+            submitted_ms=now,
+            chain_batch_id=chain_batch_id,
+            last_error=None,
+        )
+
+    def _failed(self, b: BatchRow, now: int, error: str) -> None:
+        attempts = b.attempts + 1
+        backoff = min(60_000, 500 * 2 ** min(attempts - 1, 10))
+        self.last_error = error
+        log.warning(
+            "batch %d: anchoring attempt %d failed (%s); next in %d ms", b.id, attempts, error, backoff
+        )
+        self._update(b.id, attempts=attempts, next_attempt_ms=now + backoff, last_error=error[:2000])
+
+    # ------------------------------------------------------------------ reorgs
+
+    def check_reorgs(self) -> None:
+        try:
+            head = self.chain.block_number()
+        except ChainError as e:
+            self.last_error = str(e)
+            return
+        with Session(self.engine) as s:
+            recent = [
+                r[0] if isinstance(r, tuple) else r
+                for r in s.exec(
+                    select(BatchRow).where(
+                        BatchRow.status == ANCHORED, BatchRow.block_number >= head - self.reorg_depth
+                    )  # type: ignore[call-overload,operator]
+                )
+            ]
+        for b in recent:
+            assert b.tx_hash is not None
+            try:
+                receipt = self.chain.receipt(b.tx_hash)
+            except ChainError as e:
+                self.last_error = str(e)
+                return
+            if receipt is None or receipt["status"] != 1:
+                log.warning("batch %d: anchoring tx %s vanished (reorg); sending again", b.id, b.tx_hash)
+                self.chain.reset_nonce(self.signer.address)
+                self._update(
+                    b.id,
+                    status=CLOSED,
+                    tx_hash=None,
+                    submitted_ms=None,
+                    block_number=None,
+                    block_hash=None,
+                    chain_batch_id=None,
+                    anchored_ms=None,
+                    next_attempt_ms=0,
+                )
+            elif HexBytes(receipt["blockHash"]).to_0x_hex() != b.block_hash:
+                log.warning("batch %d: anchoring tx moved to block %s (reorg)", b.id, receipt["blockNumber"])
+                self._update(b.id, status=SUBMITTED)
+
+    # ------------------------------------------------------------------ store
+
+    def _update(self, batch_id: int | None, **values: object) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(BatchRow).where(BatchRow.id == batch_id).values(**values))  # type: ignore[arg-type]

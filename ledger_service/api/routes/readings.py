@@ -1,0 +1,187 @@
+"""Ingest and reading queries: ``/v1/readings``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from ledger_service.api.deps import ServiceDep
+from ledger_service.api.models import (
+    BatchIn,
+    BatchOut,
+    ErrorEnvelope,
+    HistoryOut,
+    PendingProofOut,
+    ReadingStatusOut,
+    ReceiptOut,
+    SubmissionIn,
+)
+from ledger_service.api.responses import FastJSONResponse
+from ledger_service.ingest.committer import Receipt
+from ledger_service.ingest.pipeline import ItemResult
+from ledger_service.proofs import ProofPending, device_history, parse_digest, proof_bundle, reading_status
+
+router = APIRouter(prefix="/v1", tags=["readings"])
+
+_SUBMIT_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {"$ref": "#/components/schemas/SubmissionIn"},
+                        {"$ref": "#/components/schemas/BatchIn"},
+                    ]
+                },
+                "examples": {
+                    "one": {
+                        "summary": "one signed reading",
+                        "value": SubmissionIn.model_config["json_schema_extra"]["examples"][0],
+                    },  # type: ignore[index]
+                    "batch": {
+                        "summary": "a batch",
+                        "value": BatchIn.model_config["json_schema_extra"]["examples"][0],
+                    },  # type: ignore[index]
+                },
+            }
+        },
+    }
+}
+
+#: HTTP status of a single submission's rejection, by code family.
+_STATUS = {"store.unavailable": 503, "reading.equivocation": 409, "reading.seq_not_increasing": 409}
+
+
+def _receipt_json(r: Receipt) -> dict[str, Any]:
+    return {
+        "digest": "0x" + r.digest.hex(),
+        "device_id": r.device_id,
+        "seq": r.seq,
+        "status": r.status,
+        "gap": list(r.gap) if r.gap else None,
+    }
+
+
+def _item_json(item: ItemResult) -> dict[str, Any]:
+    if item.receipt is not None:
+        return {"index": item.index, "receipt": _receipt_json(item.receipt)}
+    return {"index": item.index, "error": {"code": item.code, "message": item.message}}
+
+
+def error(http_status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    return FastJSONResponse({"error": {"code": code, "message": message}, **extra}, status_code=http_status)
+
+
+@router.post(
+    "/readings",
+    summary="Submit one signed reading or a batch of up to 10,000",
+    description=(
+        'Takes one submission `{reading, scheme, signature}` or `{"readings": [...]}`. Each reading is '
+        "checked (schema, signature by the enrolled key, low-S, device active at `ts_ms`, clock skew, "
+        "sequence) and acknowledged only once committed to the database. A batch answers per item: one bad "
+        "reading never blocks the others. An identical resubmission returns the same receipt; the same "
+        "`(device_id, seq)` with another digest is equivocation: refused and kept as evidence."
+    ),
+    openapi_extra=_SUBMIT_SCHEMA,
+    responses={
+        200: {"description": "A batch's per-item results.", "model": BatchOut},
+        201: {"description": "One submission accepted (durably stored).", "model": ReceiptOut},
+        400: {"description": "The body is not JSON of either shape.", "model": ErrorEnvelope},
+        409: {"description": "Sequence rule or equivocation.", "model": ErrorEnvelope},
+        413: {"description": "Too many submissions or too large a body.", "model": ErrorEnvelope},
+        422: {"description": "The single submission was refused.", "model": ErrorEnvelope},
+        503: {"description": "The database is unavailable; nothing was stored.", "model": ErrorEnvelope},
+    },
+)
+async def submit(request: Request, service: ServiceDep) -> JSONResponse:
+    settings = service.settings
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > settings.max_body_bytes:
+        return error(
+            413, "request.too_large", f"the body exceeds {settings.max_body_bytes} bytes: split the batch"
+        )
+    body = await request.body()
+    if len(body) > settings.max_body_bytes:
+        return error(
+            413, "request.too_large", f"the body exceeds {settings.max_body_bytes} bytes: split the batch"
+        )
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        return error(400, "request.bad_json", f"the body is not valid JSON: {e}")
+    if isinstance(payload, dict) and set(payload) == {"readings"}:
+        items = payload["readings"]
+        if not isinstance(items, list):
+            return error(400, "request.bad_shape", "`readings` must be a list of submissions")
+        if len(items) > settings.max_batch_submissions:
+            return error(
+                413,
+                "request.too_many",
+                f"a batch holds at most {settings.max_batch_submissions} "
+                f"submissions, got {len(items)}: split it",
+            )
+        results = await run_in_threadpool(service.pipeline.submit, items, source="http")
+        service.anchoring.wake()
+        accepted = sum(1 for r in results if r.accepted)
+        return FastJSONResponse(
+            {
+                "accepted": accepted,
+                "rejected": len(results) - accepted,
+                "results": [_item_json(r) for r in results],
+            }
+        )
+    if not isinstance(payload, dict):
+        return error(400, "request.bad_shape", 'send one submission object or {"readings": [...]}')
+    (result,) = await run_in_threadpool(service.pipeline.submit, [payload], source="http")
+    if result.receipt is not None:
+        service.anchoring.wake()
+        return FastJSONResponse(_receipt_json(result.receipt), status_code=201)
+    assert result.code is not None and result.message is not None
+    return error(_STATUS.get(result.code, 422), result.code, result.message)
+
+
+DigestPath = Annotated[str, Path(description="0x-hex reading digest", examples=["0x" + "36e6" * 16])]
+
+
+@router.get(
+    "/readings/{digest}",
+    response_model=ReadingStatusOut,
+    summary="A stored reading and its status",
+    responses={404: {"model": ErrorEnvelope}},
+)
+def get_reading(digest: DigestPath, service: ServiceDep) -> Any:
+    return reading_status(service, parse_digest(digest)).to_json_obj()
+
+
+@router.get(
+    "/readings/{digest}/proof",
+    summary="The proof bundle of an anchored reading",
+    description="The spec's proof bundle (section 6). 404 with `status` and `expected_batch` while pending.",
+    responses={200: {"description": "The proof bundle."}, 404: {"model": PendingProofOut}},
+)
+def get_proof(digest: DigestPath, service: ServiceDep) -> Any:
+    try:
+        return FastJSONResponse(proof_bundle(service, parse_digest(digest)))
+    except ProofPending as e:
+        return error(404, e.code, e.message, status=e.status, expected_batch=e.expected_batch)
+
+
+@router.get(
+    "/devices/{device_id}/readings",
+    response_model=HistoryOut,
+    summary="A device's readings, by seq",
+    responses={404: {"model": ErrorEnvelope}},
+)
+def get_history(
+    device_id: Annotated[str, Path(min_length=1, max_length=64)],
+    service: ServiceDep,
+    after_seq: Annotated[int, Query(ge=0, description="Return readings with seq above this.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Any:
+    page, cursor = device_history(service, device_id, after_seq=after_seq, limit=limit)
+    return {"device_id": device_id, "readings": [p.to_json_obj() for p in page], "next_after_seq": cursor}

@@ -1,0 +1,83 @@
+"""Typed settings of the ledger service, from the environment (``SUPET_*``) and ``.env``."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ledger_service.errors import ConfigError
+
+#: Values that must never be used as secrets outside development.
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev", "development", "placeholder"})
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Everything the service needs to run. Environment variables are ``SUPET_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="SUPET_", env_file=".env", extra="ignore", frozen=True)
+
+    environment: Environment = Environment.DEVELOPMENT
+    #: ``embedded`` (in-process chain, deployed at start) or a JSON-RPC URL.
+    chain: str = "embedded"
+    #: Deployment file (required with a JSON-RPC chain; written for the embedded one).
+    deployment: Path | None = None
+    #: SQLAlchemy URL: ``sqlite:///path.db`` (default) or ``postgresql+psycopg://...``.
+    database_url: str = "sqlite:///supet-data/ledger.db"
+    #: MQTT broker, e.g. ``mqtt://127.0.0.1:1883``; none to disable MQTT ingest.
+    mqtt_url: str | None = None
+    #: Close a batch at this many readings...
+    batch_max_readings: Annotated[int, Field(ge=1, le=100_000)] = 10_000
+    #: ...or when its oldest reading has waited this long.
+    batch_max_seconds: Annotated[float, Field(gt=0, le=86_400)] = 5.0
+    #: Blocks on top of the anchoring transaction before a batch counts as anchored.
+    confirmations: Annotated[int, Field(ge=0, le=1_000)] = 0
+    #: Seconds to wait for an anchoring receipt before retrying.
+    anchor_timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
+    #: The anchoring signer's private key (holds ANCHOR_ROLE). Development: a public test key.
+    anchor_key: SecretStr | None = None
+    #: Secret for session tokens (HMAC).
+    token_secret: SecretStr = SecretStr("dev")
+    #: Readings timestamped further in the future than this are refused.
+    max_future_skew_ms: Annotated[int, Field(ge=0)] = 60_000
+    #: Late (store-and-forward) readings are accepted up to this age.
+    late_window_ms: Annotated[int, Field(ge=0)] = 7 * 24 * 3_600_000
+    #: Submissions per HTTP request.
+    max_batch_submissions: Annotated[int, Field(ge=1, le=100_000)] = 10_000
+    #: Largest request body accepted (bytes).
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
+    #: Worker processes checking signatures (0: check in the request's process).
+    verify_workers: Annotated[int, Field(ge=0, le=64)] = 2
+    #: An unknown device triggers a registry refresh at most this often (seconds).
+    registry_refresh_seconds: Annotated[float, Field(ge=0)] = 0.5
+    #: Start the anchoring worker inside the service.
+    anchoring: bool = True
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Settings:
+        if self.environment is Environment.PRODUCTION:
+            if (
+                self.token_secret.get_secret_value().lower() in PLACEHOLDER_SECRETS
+                or len(self.token_secret.get_secret_value()) < 32
+            ):
+                raise ConfigError(
+                    "SUPET_TOKEN_SECRET is a placeholder or shorter than 32 characters: set a random "
+                    "secret (e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`) in production"
+                )
+            if self.anchor_key is None:
+                raise ConfigError("SUPET_ANCHOR_KEY is required in production (the anchoring signer's key)")
+            if self.chain == "embedded":
+                raise ConfigError("the embedded chain is for development: set SUPET_CHAIN to a JSON-RPC URL")
+        if self.chain != "embedded" and self.deployment is None:
+            raise ConfigError(
+                "SUPET_DEPLOYMENT is required with a JSON-RPC chain: the file `supet deploy` wrote"
+            )
+        return self

@@ -1,0 +1,44 @@
+"""Errors of the ledger service. Each rejection has a stable ``code`` clients can rely on."""
+
+from __future__ import annotations
+
+from supet.errors import SupetError
+
+
+class LedgerError(SupetError):
+    """Base of every ledger-service error."""
+
+    code = "ledger.error"
+
+
+class ConfigError(LedgerError):
+    """The service's settings are unusable (e.g. a placeholder secret outside development)."""
+
+    code = "config.invalid"
+
+
+class StoreError(LedgerError):
+    """The database could not be reached or refused a write."""
+
+    code = "store.unavailable"
+
+
+class Rejection(LedgerError):
+    """A submission was refused. ``code`` says why; ``message`` says what to fix."""
+
+    code = "reading.rejected"
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message, code=code)
+
+
+class NotFound(LedgerError):
+    """The requested object does not exist (yet)."""
+
+    code = "not_found"
+
+
+class AuthError(LedgerError):
+    """The caller did not prove who it is, or lacks the role."""
+
+    code = "auth.failed"

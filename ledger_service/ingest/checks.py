@@ -1,0 +1,114 @@
+"""The CPU-bound checks of a submission: shape, digest, signature. Runs in worker processes.
+
+Everything here is a pure function of its arguments, so it can run in any
+process. The result of a check is a plain tuple (cheap to pickle back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from device_attestation.errors import AttestationError
+from device_attestation.keys import DevicePublicKey, Scheme
+from device_attestation.reading import Domain
+from device_attestation.sdk import Submission
+from device_attestation.signing import verify_signature
+
+#: (index, submission object, enrolled key or None)
+#: where the key is ("p256", (x, y)) or ("secp256k1", address).
+CheckItem = tuple[int, Any, tuple[str, Any] | None]
+
+
+class Checked:
+    """A submission that passed the checks (fields ready for the store)."""
+
+    __slots__ = ("device_id", "digest", "lot_id", "reading_json", "scheme", "seq", "signature", "ts_ms")
+
+    def __init__(
+        self,
+        *,
+        digest: bytes,
+        device_id: str,
+        seq: int,
+        ts_ms: int,
+        lot_id: str | None,
+        scheme: str,
+        signature: bytes,
+        reading_json: str,
+    ) -> None:
+        self.digest = digest
+        self.device_id = device_id
+        self.seq = seq
+        self.ts_ms = ts_ms
+        self.lot_id = lot_id
+        self.scheme = scheme
+        self.signature = signature
+        self.reading_json = reading_json
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, s) for s in self.__slots__)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        for name, value in zip(self.__slots__, state, strict=True):
+            setattr(self, name, value)
+
+
+#: (index, Checked) on success, (index, (code, message)) on failure.
+CheckResult = tuple[int, Checked | tuple[str, str]]
+
+
+@lru_cache(maxsize=16)
+def _domain(chain_id: int, verifying_contract: str) -> Domain:
+    return Domain(chain_id=chain_id, verifying_contract=verifying_contract)
+
+
+@lru_cache(maxsize=65_536)
+def _p256_key(x: int, y: int) -> DevicePublicKey:
+    return DevicePublicKey(scheme=Scheme.P256, x=x, y=y)
+
+
+def check_one(domain: Domain, index: int, obj: Any, key: tuple[str, Any] | None) -> CheckResult:
+    """Shape, digest and signature of one submission against the enrolled key."""
+    try:
+        sub = Submission.from_json_obj(obj, domain=domain)
+    except AttestationError as e:
+        return index, (e.code if e.code != "supet.error" else "reading.invalid", e.message)
+    reading = sub.reading
+    if key is None:
+        return index, (
+            "device.unknown",
+            f"device {reading.device_id!r} is not enrolled in the registry: enroll it "
+            "(certificate + proof of possession) before it sends readings",
+        )
+    scheme, material = key
+    if sub.scheme.value != scheme:
+        return index, (
+            "signature.scheme_mismatch",
+            f"device {reading.device_id!r} is enrolled with a {scheme} key, but the submission says "
+            f"{sub.scheme.value}: sign with the enrolled key",
+        )
+    public = _p256_key(*material) if scheme == "p256" else material
+    try:
+        verify_signature(sub.scheme, public, sub.digest, sub.signature)
+    except AttestationError as e:
+        return index, (e.code, e.message)
+    return index, Checked(
+        digest=sub.digest,
+        device_id=reading.device_id,
+        seq=reading.seq,
+        ts_ms=reading.ts_ms,
+        lot_id=reading.lot_id,
+        scheme=scheme,
+        signature=sub.signature,
+        reading_json=orjson.dumps(reading.to_json_obj()).decode(),
+    )
+
+
+def check_chunk(chain_id: int, verifying_contract: str, items: Sequence[CheckItem]) -> list[CheckResult]:
+    """Check a chunk of submissions (the unit of work sent to a worker process)."""
+    domain = _domain(chain_id, verifying_contract)
+    return [check_one(domain, index, obj, key) for index, obj, key in items]

@@ -1,0 +1,138 @@
+"""The ledger service's parts, wired together: chain, store, registry mirror, ingest, anchoring."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import Engine, func, select
+from sqlmodel import Session
+
+from contracts.chain import Chain, dev_accounts
+from contracts.deploy import Deployment, deploy_suite
+from contracts.errors import ChainError
+from ledger_service.anchoring import AnchoringWorker
+from ledger_service.config import Environment, Settings
+from ledger_service.errors import ConfigError
+from ledger_service.ingest.committer import Committer
+from ledger_service.ingest.pipeline import IngestPipeline
+from ledger_service.registry_cache import RegistryCache
+from ledger_service.store.engine import create_schema, make_engine
+from ledger_service.store.models import ReadingRow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LedgerService:
+    """Everything the API, the MQTT bridge and the CLI use. Build with :meth:`build`."""
+
+    settings: Settings
+    chain: Chain
+    deployment: Deployment
+    engine: Engine
+    registry: RegistryCache
+    committer: Committer
+    pipeline: IngestPipeline
+    anchoring: AnchoringWorker
+    anchor_signer: LocalAccount
+    started: bool = False
+
+    @classmethod
+    def build(
+        cls, settings: Settings, *, chain: Chain | None = None, deployment: Deployment | None = None
+    ) -> LedgerService:
+        """Connect to the chain and the database; on the embedded chain, deploy the suite first."""
+        if chain is None:
+            chain = Chain.from_rpc(settings.chain, timeout=settings.anchor_timeout_seconds)
+        if deployment is None:
+            if chain.is_embedded:
+                deployment = deploy_suite(chain, dev_accounts(1)[0])
+                if settings.deployment is not None:
+                    deployment.save(settings.deployment)
+            else:
+                assert settings.deployment is not None  # enforced by Settings
+                deployment = Deployment.load(settings.deployment)
+        deployment.check(chain)
+        signer = _anchor_signer(settings)
+        engine = make_engine(settings.database_url)
+        create_schema(engine)
+        registry = RegistryCache(
+            chain=chain,
+            deployment=deployment,
+            engine=engine,
+            min_refresh_interval=settings.registry_refresh_seconds,
+        )
+        try:
+            registry.refresh()
+        except ChainError as e:
+            log.warning("registry mirror not refreshed at start (%s); serving the stored view", e)
+        committer = Committer(engine)
+        pipeline = IngestPipeline(
+            settings=settings,
+            registry=registry,
+            committer=committer,
+            chain_id=chain.chain_id,
+            anchor_address=deployment.address("ReadingAnchor"),
+        )
+        anchoring = AnchoringWorker(
+            settings=settings, engine=engine, chain=chain, deployment=deployment, signer=signer
+        )
+        return cls(
+            settings=settings,
+            chain=chain,
+            deployment=deployment,
+            engine=engine,
+            registry=registry,
+            committer=committer,
+            pipeline=pipeline,
+            anchoring=anchoring,
+            anchor_signer=signer,
+        )
+
+    def start(self) -> None:
+        if self.started:
+            return
+        self.pipeline.start()
+        if self.settings.anchoring:
+            self.anchoring.start()
+        self.started = True
+
+    def stop(self) -> None:
+        if not self.started:
+            return
+        self.anchoring.stop()
+        self.pipeline.stop()
+        self.started = False
+
+    def readiness(self) -> dict[str, object]:
+        """What readiness reports: database, chain, registry mirror."""
+        checks: dict[str, object] = {}
+        try:
+            with Session(self.engine) as s:
+                s.exec(select(func.count()).select_from(ReadingRow)).one()  # type: ignore[call-overload]
+            checks["database"] = "ok"
+        except Exception as e:
+            checks["database"] = f"error: {type(e).__name__}"
+        try:
+            checks["chain_block"] = self.chain.block_number()
+            checks["chain"] = "ok"
+        except ChainError as e:
+            checks["chain"] = f"error: {e}"
+        checks["registry_devices"] = len(self.registry)
+        checks["anchoring_error"] = self.anchoring.last_error
+        return checks
+
+
+def _anchor_signer(settings: Settings) -> LocalAccount:
+    if settings.anchor_key is not None:
+        try:
+            return Account.from_key(settings.anchor_key.get_secret_value())
+        except ValueError as e:
+            raise ConfigError("SUPET_ANCHOR_KEY is not a valid private key (0x-hex, 32 bytes)") from e
+    if settings.environment is Environment.PRODUCTION:
+        raise ConfigError("SUPET_ANCHOR_KEY is required in production")
+    # development: the deployer of the public test mnemonic, which holds ANCHOR_ROLE after deploy
+    return dev_accounts(1)[0]

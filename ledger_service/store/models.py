@@ -1,0 +1,125 @@
+"""SQLModel tables of the ledger. Table models are never served directly by the API."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+#: An auto-incrementing 64-bit key (SQLite needs INTEGER to alias the rowid).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class ReadingRow(SQLModel, table=True):
+    """An accepted reading, exactly as signed, and the batch it went into."""
+
+    __tablename__ = "readings"
+    __table_args__ = (
+        UniqueConstraint("device_id", "seq", name="uq_readings_device_seq"),
+        Index("ix_readings_batch", "batch_id"),
+        Index("ix_readings_lot", "lot_id"),
+        Index("ix_readings_pending", "batch_id", "id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    digest: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False, unique=True))
+    device_id: str = Field(max_length=64, nullable=False)
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    ts_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    lot_id: str | None = Field(default=None, max_length=64)
+    scheme: str = Field(max_length=16, nullable=False)
+    signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    reading_json: str = Field(sa_column=Column(Text, nullable=False))
+    received_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    source: str = Field(max_length=8, nullable=False)
+    batch_id: int | None = Field(default=None, foreign_key="batches.id")
+
+
+class DeviceHeadRow(SQLModel, table=True):
+    """The last accepted sequence number of each device, and its gap count."""
+
+    __tablename__ = "device_heads"
+
+    device_id: str = Field(primary_key=True, max_length=64)
+    last_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    readings: int = Field(sa_column=Column(BigInteger, nullable=False, default=0))
+    gaps: int = Field(sa_column=Column(BigInteger, nullable=False, default=0))
+    missing: int = Field(sa_column=Column(BigInteger, nullable=False, default=0))
+
+
+class EquivocationRow(SQLModel, table=True):
+    """Evidence against a device: two different readings signed with the same (device, seq)."""
+
+    __tablename__ = "equivocations"
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    device_id: str = Field(max_length=64, nullable=False, index=True)
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    accepted_digest: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    conflicting_digest: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    conflicting_submission: str = Field(sa_column=Column(Text, nullable=False))
+    detected_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class BatchRow(SQLModel, table=True):
+    """A closed batch: its tree, and where it stands on chain.
+
+    status: ``closed`` (tree built, not sent), ``submitted`` (transaction sent),
+    ``anchored`` (mined with enough confirmations).
+    """
+
+    __tablename__ = "batches"
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    root: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False, unique=True))
+    count: int = Field(nullable=False)
+    tree: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    status: str = Field(max_length=16, nullable=False, index=True)
+    created_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    oldest_received_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    attempts: int = Field(default=0, nullable=False)
+    next_attempt_ms: int = Field(sa_column=Column(BigInteger, nullable=False, default=0))
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    tx_hash: str | None = Field(default=None, max_length=66)
+    submitted_ms: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    block_number: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    block_hash: str | None = Field(default=None, max_length=66)
+    chain_batch_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    anchored_ms: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    gas_used: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class DeviceCacheRow(SQLModel, table=True):
+    """The registry's view of a device, mirrored from chain events."""
+
+    __tablename__ = "devices"
+
+    device_id_hash: bytes = Field(sa_column=Column(LargeBinary(32), primary_key=True))
+    scheme: int = Field(nullable=False)
+    owner: str = Field(max_length=42, nullable=False)
+    signer: str = Field(max_length=42, nullable=False)
+    key_x: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    key_y: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    active_from_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    revoked_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False, default=0))
+    cert_fingerprint: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    ca_key_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    block_number: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class MetaRow(SQLModel, table=True):
+    """Small key/value state (the last chain block mirrored, the deployment the store belongs to)."""
+
+    __tablename__ = "meta"
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class UsedNonceRow(SQLModel, table=True):
+    """Single-use request nonces of authenticated parties (replays are refused)."""
+
+    __tablename__ = "used_nonces"
+
+    nonce: str = Field(primary_key=True, max_length=128)
+    party: str = Field(max_length=42, nullable=False)
+    expires_ms: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
