@@ -20,13 +20,14 @@ err_console = Console(stderr=True)
 
 
 def _register() -> None:
-    from supet.cli import ca, contracts_cmd, demo, device
+    from supet.cli import ca, contracts_cmd, demo, device, serve
 
     app.add_typer(contracts_cmd.app, name="contracts")
     app.command("deploy")(contracts_cmd.deploy)
     app.add_typer(ca.app, name="ca")
     app.add_typer(device.app, name="device")
     app.command("demo")(demo.demo)
+    app.command("serve")(serve.serve)
 
 
 _register()

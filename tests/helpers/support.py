@@ -117,3 +117,53 @@ class TestConsortium:
             active_from_ms=active_from_ms,
         )
         return DeviceSigner(device_id=device_id, key=key, domain=self.domain, start_seq=start_seq)
+
+
+# ---------------------------------------------------------------- databases
+
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def postgres_available() -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", connect_timeout=2):
+            return True
+    except psycopg.Error:
+        return False
+
+
+class TempPostgresDatabase:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+
+    __test__ = False
+
+    def __init__(self) -> None:
+        import uuid
+
+        self.name = f"supet_test_{uuid.uuid4().hex[:12]}"
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{self.name}"
+
+    def __enter__(self) -> TempPostgresDatabase:
+        import psycopg
+
+        with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as c:
+            c.execute(f'CREATE DATABASE "{self.name}"')
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import psycopg
+
+        with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def database_url(kind: str, tmp_path: Path) -> Iterator[str]:
+    """Yield a fresh database URL of ``kind`` ("sqlite" or "postgresql")."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path}/ledger.db"
+        return
+    require(postgres_available(), "PostgreSQL is not running on 127.0.0.1:5432")
+    with TempPostgresDatabase() as db:
+        yield db.url

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from support import TestConsortium
+from support import TestConsortium, database_url
 
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
@@ -16,13 +16,19 @@ from ledger_service.config import Settings
 from ledger_service.service import LedgerService
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database of each kind: SQLite in tmp, and a new PostgreSQL database."""
+    yield from database_url(request.param, tmp_path)
+
+
 @pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[LedgerService]:
-    """A built (not started) service: embedded chain, SQLite in tmp, checks in-process, manual anchoring."""
+def ledger(db_url: str) -> Iterator[LedgerService]:
+    """A built (not started) service: embedded chain, fresh database, in-process checks, manual anchoring."""
     chain = Chain.embedded()
     deployment = deploy_suite(chain, dev_accounts(1)[0])
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path}/ledger.db",
+        database_url=db_url,
         verify_workers=0,
         anchoring=False,
         registry_refresh_seconds=0,
