@@ -100,6 +100,14 @@ class DeviceSigner:
         return self._key.scheme
 
     @property
+    def key(self) -> DeviceKey:
+        return self._key
+
+    @property
+    def domain(self) -> Domain:
+        return self._domain
+
+    @property
     def next_seq(self) -> int:
         """The ``seq`` the next :meth:`sign` will use."""
         return self._next_seq

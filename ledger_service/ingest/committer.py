@@ -1,5 +1,15 @@
 """The single writer: sequence rules, idempotency, equivocation, and durable commit.
 
+Sequence rules (Reading v1: ``seq`` strictly increasing per device, never reused):
+
+- a ``(device_id, seq)`` already stored with the same digest: the same receipt again (idempotent);
+  with another digest: **equivocation**, refused and kept as evidence;
+- above the device's highest ``seq``: accepted; skipped numbers are reported as a gap;
+- below it and not stored (a late store-and-forward reading filling a gap): accepted;
+- in every case the device's order must agree with its clock: a reading's ``ts_ms`` may not be
+  earlier than that of a lower ``seq``, nor later than that of a higher one
+  (``reading.out_of_order``): a counter running backwards against time is a broken or forged device.
+
 Requests hand their checked submissions to one writer thread, which takes every
 request waiting at that moment into one database transaction (group commit: one
 fsync for many readings) and answers each request only after the commit. Being
@@ -21,13 +31,17 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import Engine, insert, select, tuple_, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from ledger_service.errors import StoreError
 from ledger_service.ingest.checks import Checked
 from ledger_service.store.models import DeviceHeadRow, EquivocationRow, ReadingRow
 
 log = logging.getLogger(__name__)
+
+_R = ReadingRow.__table__.c  # type: ignore[attr-defined]
+_H = DeviceHeadRow.__table__.c  # type: ignore[attr-defined]
 
 #: Most submissions one transaction takes from the queue.
 MAX_GROUP = 50_000
@@ -41,7 +55,8 @@ class Receipt:
     device_id: str
     seq: int
     status: str = "accepted"
-    #: (first, last) missing sequence numbers before this one, when the device skipped some.
+    #: (first, last) sequence numbers the device skipped before this one; reported once, when the
+    #: reading is first accepted (a resubmission's receipt is otherwise the same).
     gap: tuple[int, int] | None = None
 
 
@@ -60,10 +75,23 @@ class Candidate:
 @dataclass
 class _Head:
     last_seq: int
+    last_ts_ms: int
     readings: int
     gaps: int
     missing: int
     exists: bool
+
+
+@dataclass
+class _Txn:
+    """What one group transaction has decided so far."""
+
+    stored: dict[tuple[str, int], bytes]
+    fresh: dict[tuple[str, int], tuple[bytes, int]]
+    rows: list[dict[str, object]]
+    evidence: list[dict[str, object]]
+    evidence_seen: set[tuple[str, int, bytes]]
+    touched: set[str]
 
 
 class Committer:
@@ -93,6 +121,8 @@ class Committer:
         """Store what can be stored; one outcome per candidate, in order, after the commit."""
         if not candidates:
             return []
+        if not self._started:
+            raise StoreError("the ledger's writer is not running: start the service before submitting")
         future: Future[list[Outcome]] = Future()
         self._queue.put((candidates, future))
         return future.result(timeout=timeout)
@@ -143,38 +173,36 @@ class Committer:
             fut.set_result(outcomes[pos : pos + len(cands)])
             pos += len(cands)
 
-    def _load_heads(self, conn: object, device_ids: set[str]) -> None:
+    def _load_heads(self, conn: Connection, device_ids: set[str]) -> None:
         missing = [d for d in device_ids if d not in self._heads]
         for i in range(0, len(missing), 500):
             chunk = missing[i : i + 500]
-            rows = conn.execute(  # type: ignore[attr-defined]
+            rows = conn.execute(
                 select(
-                    DeviceHeadRow.device_id,
-                    DeviceHeadRow.last_seq,
-                    DeviceHeadRow.readings,
-                    DeviceHeadRow.gaps,
-                    DeviceHeadRow.missing,
-                ).where(DeviceHeadRow.device_id.in_(chunk))  # type: ignore[attr-defined]
+                    _H.device_id,
+                    _H.last_seq,
+                    _H.last_ts_ms,
+                    _H.readings,
+                    _H.gaps,
+                    _H.missing,
+                ).where(_H.device_id.in_(chunk))
             )
-            for device_id, last_seq, readings, gaps, missing_n in rows:
-                self._heads[device_id] = _Head(last_seq, readings, gaps, missing_n, True)
+            for device_id, last_seq, last_ts, readings, gaps, missing_n in rows:
+                self._heads[device_id] = _Head(last_seq, last_ts, readings, gaps, missing_n, True)
 
-    def _existing(self, conn: object, pairs: set[tuple[str, int]]) -> dict[tuple[str, int], bytes]:
+    def _existing(self, conn: Connection, pairs: set[tuple[str, int]]) -> dict[tuple[str, int], bytes]:
         found: dict[tuple[str, int], bytes] = {}
         items = list(pairs)
         for i in range(0, len(items), 500):
             chunk = items[i : i + 500]
-            rows = conn.execute(  # type: ignore[attr-defined]
-                select(ReadingRow.device_id, ReadingRow.seq, ReadingRow.digest).where(
-                    tuple_(ReadingRow.device_id, ReadingRow.seq).in_(chunk)
-                )
+            rows = conn.execute(
+                select(_R.device_id, _R.seq, _R.digest).where(tuple_(_R.device_id, _R.seq).in_(chunk))
             )
             for device_id, seq, digest in rows:
                 found[(device_id, seq)] = bytes(digest)
         return found
 
     def _write(self, flat: Sequence[Candidate]) -> list[Outcome]:
-        touched: set[str] = set()
         with self.engine.begin() as conn:
             self._load_heads(conn, {c.checked.device_id for c in flat})
             # (device, seq) pairs at or below a head need a look at what is stored
@@ -183,111 +211,155 @@ class Committer:
                 for c in flat
                 if (h := self._heads.get(c.checked.device_id)) is not None and c.checked.seq <= h.last_seq
             }
-            stored = self._existing(conn, behind) if behind else {}
-            fresh: dict[tuple[str, int], bytes] = {}
-            outcomes: list[Outcome] = []
-            rows: list[dict[str, object]] = []
-            evidence: list[dict[str, object]] = []
-            evidence_seen: set[tuple[str, int, bytes]] = set()
-            for c in flat:
-                ch = c.checked
-                key = (ch.device_id, ch.seq)
-                known = stored.get(key) or fresh.get(key)
-                if known is not None:
-                    if known == ch.digest:
-                        outcomes.append(Receipt(digest=ch.digest, device_id=ch.device_id, seq=ch.seq))
-                    else:
-                        ev_key = (ch.device_id, ch.seq, ch.digest)
-                        if ev_key not in evidence_seen:
-                            evidence_seen.add(ev_key)
-                            evidence.append(
-                                {
-                                    "device_id": ch.device_id,
-                                    "seq": ch.seq,
-                                    "accepted_digest": known,
-                                    "conflicting_digest": ch.digest,
-                                    "conflicting_submission": orjson.dumps(c.raw).decode(),
-                                    "detected_ms": c.received_ms,
-                                }
-                            )
-                        outcomes.append(_equivocation(ch.device_id, ch.seq, known))
-                    continue
-                head = self._heads.get(ch.device_id)
-                if head is not None and ch.seq <= head.last_seq:
-                    outcomes.append(
-                        (
-                            "reading.seq_not_increasing",
-                            f"seq {ch.seq} of device {ch.device_id!r} is not above its last accepted seq "
-                            f"{head.last_seq}: sequence numbers must strictly increase and are never reused",
-                        )
-                    )
-                    continue
-                previous = head.last_seq if head is not None else 0
-                gap = (previous + 1, ch.seq - 1) if ch.seq > previous + 1 else None
-                if head is None:
-                    head = _Head(0, 0, 0, 0, False)
-                    self._heads[ch.device_id] = head
-                head.last_seq = ch.seq
-                head.readings += 1
-                if gap is not None:
-                    head.gaps += 1
-                    head.missing += gap[1] - gap[0] + 1
-                touched.add(ch.device_id)
-                fresh[key] = ch.digest
-                rows.append(
-                    {
-                        "digest": ch.digest,
-                        "device_id": ch.device_id,
-                        "seq": ch.seq,
-                        "ts_ms": ch.ts_ms,
-                        "lot_id": ch.lot_id,
-                        "scheme": ch.scheme,
-                        "signature": ch.signature,
-                        "reading_json": ch.reading_json,
-                        "received_ms": c.received_ms,
-                        "source": c.source,
-                        "batch_id": None,
-                    }
-                )
-                outcomes.append(Receipt(digest=ch.digest, device_id=ch.device_id, seq=ch.seq, gap=gap))
+            txn = _Txn(
+                stored=self._existing(conn, behind) if behind else {},
+                fresh={},
+                rows=[],
+                evidence=[],
+                evidence_seen=set(),
+                touched=set(),
+            )
+            outcomes = [self._decide(conn, c, txn) for c in flat]
             # Any failure from here to the end of the transaction (commit included) is caught by
             # _process, which drops the in-memory heads: they are reloaded from what is on disk.
-            if rows:
-                conn.execute(insert(ReadingRow), rows)
-            if evidence:
-                conn.execute(insert(EquivocationRow), evidence)
-            self._save_heads(conn, touched)
-        for device_id in touched:
+            if txn.rows:
+                conn.execute(insert(ReadingRow), txn.rows)
+            if txn.evidence:
+                conn.execute(insert(EquivocationRow), txn.evidence)
+            self._save_heads(conn, txn.touched)
+        for device_id in txn.touched:
             self._heads[device_id].exists = True
         self.commits += 1
-        self.committed_readings += len(rows)
+        self.committed_readings += len(txn.rows)
         return outcomes
 
-    def _save_heads(self, conn: object, touched: set[str]) -> None:
-        new, old = [], []
+    def _decide(self, conn: Connection, c: Candidate, txn: _Txn) -> Outcome:
+        ch = c.checked
+        key = (ch.device_id, ch.seq)
+        known = txn.stored.get(key) or (txn.fresh[key][0] if key in txn.fresh else None)
+        if known is not None:
+            if known == ch.digest:
+                return Receipt(digest=ch.digest, device_id=ch.device_id, seq=ch.seq)
+            ev_key = (ch.device_id, ch.seq, ch.digest)
+            if ev_key not in txn.evidence_seen:
+                txn.evidence_seen.add(ev_key)
+                txn.evidence.append(
+                    {
+                        "device_id": ch.device_id,
+                        "seq": ch.seq,
+                        "accepted_digest": known,
+                        "conflicting_digest": ch.digest,
+                        "conflicting_submission": orjson.dumps(c.raw).decode(),
+                        "detected_ms": c.received_ms,
+                    }
+                )
+            return _equivocation(ch.device_id, ch.seq, known)
+        head = self._heads.get(ch.device_id)
+        gap: tuple[int, int] | None = None
+        if head is None or ch.seq > head.last_seq:
+            if head is not None and ch.ts_ms < head.last_ts_ms:
+                return _out_of_order(ch, head.last_seq, head.last_ts_ms, "after")
+            previous = head.last_seq if head is not None else 0
+            gap = (previous + 1, ch.seq - 1) if ch.seq > previous + 1 else None
+            if head is None:
+                head = _Head(0, 0, 0, 0, 0, False)
+                self._heads[ch.device_id] = head
+            head.last_seq, head.last_ts_ms = ch.seq, ch.ts_ms
+            if gap is not None:
+                head.gaps += 1
+                head.missing += gap[1] - gap[0] + 1
+        else:  # a late reading filling a gap below the head
+            refusal = self._check_neighbours(conn, ch, txn)
+            if refusal is not None:
+                return refusal
+            head.missing = max(0, head.missing - 1)
+        head.readings += 1
+        txn.touched.add(ch.device_id)
+        txn.fresh[key] = (ch.digest, ch.ts_ms)
+        txn.rows.append(
+            {
+                "digest": ch.digest,
+                "device_id": ch.device_id,
+                "seq": ch.seq,
+                "ts_ms": ch.ts_ms,
+                "lot_id": ch.lot_id,
+                "scheme": ch.scheme,
+                "signature": ch.signature,
+                "reading_json": ch.reading_json,
+                "received_ms": c.received_ms,
+                "source": c.source,
+                "batch_id": None,
+            }
+        )
+        return Receipt(digest=ch.digest, device_id=ch.device_id, seq=ch.seq, gap=gap)
+
+    def _check_neighbours(self, conn: Connection, ch: Checked, txn: _Txn) -> Outcome | None:
+        """A late reading's time must lie between its stored neighbours' times."""
+        below = conn.execute(
+            select(_R.seq, _R.ts_ms)
+            .where(_R.device_id == ch.device_id, _R.seq < ch.seq)
+            .order_by(_R.seq.desc())
+            .limit(1)
+        ).first()
+        above = conn.execute(
+            select(_R.seq, _R.ts_ms)
+            .where(_R.device_id == ch.device_id, _R.seq > ch.seq)
+            .order_by(_R.seq)
+            .limit(1)
+        ).first()
+        prev = (below[0], below[1]) if below else None
+        nxt = (above[0], above[1]) if above else None
+        for (device_id, seq), (_digest, ts) in txn.fresh.items():
+            if device_id != ch.device_id:
+                continue
+            if seq < ch.seq and (prev is None or seq > prev[0]):
+                prev = (seq, ts)
+            if seq > ch.seq and (nxt is None or seq < nxt[0]):
+                nxt = (seq, ts)
+        if prev is not None and ch.ts_ms < prev[1]:
+            return _out_of_order(ch, prev[0], prev[1], "after")
+        if nxt is not None and ch.ts_ms > nxt[1]:
+            return _out_of_order(ch, nxt[0], nxt[1], "before")
+        return None
+
+    def _save_heads(self, conn: Connection, touched: set[str]) -> None:
+        new: list[dict[str, object]] = []
+        old: list[dict[str, object]] = []
         for device_id in touched:
             h = self._heads[device_id]
-            values = {
+            values: dict[str, object] = {
                 "device_id": device_id,
                 "last_seq": h.last_seq,
+                "last_ts_ms": h.last_ts_ms,
                 "readings": h.readings,
                 "gaps": h.gaps,
                 "missing": h.missing,
             }
             (old if h.exists else new).append(values)
         if new:
-            conn.execute(insert(DeviceHeadRow), new)  # type: ignore[attr-defined]
-        for values in old:
-            conn.execute(  # type: ignore[attr-defined]
+            conn.execute(insert(DeviceHeadRow), new)
+        if old:
+            conn.execute(
                 update(DeviceHeadRow)
-                .where(DeviceHeadRow.device_id == values["device_id"])  # type: ignore[arg-type]
+                .where(_H.device_id == bindparam("b_device_id"))
                 .values(
-                    last_seq=values["last_seq"],
-                    readings=values["readings"],
-                    gaps=values["gaps"],
-                    missing=values["missing"],
-                )
+                    last_seq=bindparam("b_last_seq"),
+                    last_ts_ms=bindparam("b_last_ts_ms"),
+                    readings=bindparam("b_readings"),
+                    gaps=bindparam("b_gaps"),
+                    missing=bindparam("b_missing"),
+                ),
+                [{f"b_{k}": v for k, v in values.items()} for values in old],
             )
+
+
+def _out_of_order(ch: Checked, other_seq: int, other_ts: int, relation: str) -> tuple[str, str]:
+    return (
+        "reading.out_of_order",
+        f"seq {ch.seq} of device {ch.device_id!r} comes {relation} seq {other_seq}, but its ts_ms {ch.ts_ms} "
+        f"is {'earlier' if relation == 'after' else 'later'} than that reading's {other_ts}: a device's "
+        "sequence numbers must increase with time; check the device's counter and clock",
+    )
 
 
 def _equivocation(device_id: str, seq: int, known: bytes) -> tuple[str, str]:

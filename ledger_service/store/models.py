@@ -35,12 +35,18 @@ class ReadingRow(SQLModel, table=True):
 
 
 class DeviceHeadRow(SQLModel, table=True):
-    """The last accepted sequence number of each device, and its gap count."""
+    """Each device's highest accepted sequence number (and its time), readings and gap counts.
+
+    ``gaps`` counts the times the device skipped sequence numbers; ``missing`` how many
+    numbers below ``last_seq`` are not (yet) in the ledger: late store-and-forward
+    readings fill them.
+    """
 
     __tablename__ = "device_heads"
 
     device_id: str = Field(primary_key=True, max_length=64)
     last_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_ts_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
     readings: int = Field(sa_column=Column(BigInteger, nullable=False, default=0))
     gaps: int = Field(sa_column=Column(BigInteger, nullable=False, default=0))
     missing: int = Field(sa_column=Column(BigInteger, nullable=False, default=0))

@@ -52,6 +52,7 @@ def upgrade() -> None:
         "device_heads",
         sa.Column("device_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("last_seq", sa.BigInteger(), nullable=False),
+        sa.Column("last_ts_ms", sa.BigInteger(), nullable=False),
         sa.Column("readings", sa.BigInteger(), nullable=False),
         sa.Column("gaps", sa.BigInteger(), nullable=False),
         sa.Column("missing", sa.BigInteger(), nullable=False),
