@@ -46,6 +46,17 @@ class Settings(BaseSettings):
     anchor_key: SecretStr | None = None
     #: Secret for session tokens (HMAC).
     token_secret: SecretStr = SecretStr("dev")
+    #: The service's public base URL: its host[:port] is the domain of sign-in messages and signed
+    #: requests (EIP-4361), so a signature made for another service is refused here.
+    public_url: str = "http://127.0.0.1:8000"
+    #: A sign-in message (POST /v1/auth/challenge) must be signed and redeemed within this time.
+    login_ttl_seconds: Annotated[int, Field(ge=30, le=3_600)] = 300
+    #: Lifetime of a party token (POST /v1/auth/token).
+    token_ttl_seconds: Annotated[int, Field(ge=60, le=86_400)] = 900
+    #: A signed request's X-Supet-Timestamp may differ from the service's clock by this much.
+    signed_request_window_seconds: Annotated[int, Field(ge=5, le=600)] = 60
+    #: Longest time a role answer read from the chain is reused (and never past its block).
+    role_cache_seconds: Annotated[float, Field(ge=0, le=30)] = 5.0
     #: Readings timestamped further in the future than this are refused.
     max_future_skew_ms: Annotated[int, Field(ge=0)] = 60_000
     #: Late (store-and-forward) readings are accepted up to this age.

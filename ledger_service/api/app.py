@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from ledger_service.api.models import BatchIn, SubmissionIn
 from ledger_service.api.responses import FastJSONResponse
-from ledger_service.api.routes import readings, system
+from ledger_service.api.routes import auth, devices, readings, system
 from ledger_service.config import Settings
 from ledger_service.errors import AuthError, LedgerError, NotFound, StoreError
 from ledger_service.service import LedgerService
@@ -39,6 +39,8 @@ def create_app(settings: Settings | None = None, *, service: LedgerService | Non
     )
     app.include_router(readings.router)
     app.include_router(system.router)
+    app.include_router(auth.router)
+    app.include_router(devices.router)
 
     @app.exception_handler(LedgerError)
     async def _ledger_error(_: Request, exc: LedgerError) -> JSONResponse:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from ledger_service.auth import ENROLLER, AuthenticatedParty, current_party, require_role
 from ledger_service.service import LedgerService
 
 
@@ -15,3 +16,8 @@ def get_service(request: Request) -> LedgerService:
 
 
 ServiceDep = Annotated[LedgerService, Depends(get_service)]
+
+#: The calling party (bearer token or signed request); 401 otherwise. Roles are not checked.
+CurrentParty = Annotated[AuthenticatedParty, Depends(current_party)]
+#: The calling party, if the chain says (now) it may enroll devices; 401/403 otherwise.
+EnrollerParty = Annotated[AuthenticatedParty, Depends(require_role(ENROLLER))]

@@ -1,0 +1,375 @@
+"""Device enrollment through the API: challenge, verify and prepare, sign, confirm; then readings flow."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import time
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
+from fastapi.testclient import TestClient
+from sqlalchemy import func
+from sqlmodel import Session, select
+from support import TestConsortium
+
+from contracts.chain import dev_accounts
+from contracts.registry import DeviceRegistryClient, OnChainScheme, device_id_hash
+from device_attestation.certificates import (
+    Challenge,
+    create_manufacturer_ca,
+    issue_device_certificate,
+    make_device_csr,
+)
+from device_attestation.enrollment import answer_challenge
+from device_attestation.keys import DeviceKey
+from device_attestation.sdk import DeviceSigner
+from ledger_service.auth import canonical_request
+from ledger_service.service import LedgerService
+from ledger_service.store.models import DeviceCacheRow, ReadingRow, UsedNonceRow
+
+DOMAIN = "127.0.0.1:8000"
+
+
+def sign_text(account: LocalAccount, text: str) -> str:
+    return account.sign_message(encode_defunct(text=text)).signature.to_0x_hex()
+
+
+def login(client: TestClient, account: LocalAccount) -> dict[str, str]:
+    message = client.post("/v1/auth/challenge", json={"address": account.address}).json()["message"]
+    r = client.post("/v1/auth/token", json={"message": message, "signature": sign_text(account, message)})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def signed(account: LocalAccount, method: str, path: str, body: bytes = b"") -> dict[str, str]:
+    ts, nonce = int(time.time() * 1000), secrets.token_hex(16)
+    text = canonical_request(
+        domain=DOMAIN,
+        chain_id=31337,
+        address=account.address,
+        method=method,
+        path=path,
+        body=body,
+        timestamp_ms=ts,
+        nonce=nonce,
+    )
+    return {
+        "X-Supet-Address": account.address,
+        "X-Supet-Timestamp": str(ts),
+        "X-Supet-Nonce": nonce,
+        "X-Supet-Signature": sign_text(account, text),
+        "Content-Type": "application/json",
+    }
+
+
+def pem(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def certify(
+    consortium: TestConsortium,
+    device_id: str,
+    scheme: str = "p256",
+    *,
+    key: DeviceKey | None = None,
+    ca: tuple[Any, x509.Certificate] | None = None,
+    not_before: dt.datetime | None = None,
+    valid_days: int = 10,
+) -> tuple[DeviceKey, x509.Certificate]:
+    key = key or DeviceKey.generate(scheme)
+    ca_key, ca_cert = ca or (consortium.ca_key, consortium.ca_cert)
+    cert = issue_device_certificate(
+        ca_key=ca_key,
+        ca_cert=ca_cert,
+        csr=make_device_csr(key, device_id),
+        valid_days=valid_days,
+        not_before=not_before or dt.datetime.now(dt.UTC) - dt.timedelta(hours=1),
+    )
+    return key, cert
+
+
+def challenge_of(r: Any) -> Challenge:
+    assert r.status_code == 200, r.text
+    body = r.json()
+    return Challenge(
+        nonce=bytes.fromhex(body["nonce"][2:]),
+        issued_at=dt.datetime.fromtimestamp(body["issued_at_s"], dt.UTC),
+        audience=body["audience"],
+    )
+
+
+def enrollment_body(
+    challenge: Challenge,
+    key: DeviceKey,
+    cert: x509.Certificate,
+    ca_cert: x509.Certificate,
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "certificate": pem(cert),
+        "ca_certificate": pem(ca_cert),
+        "challenge_nonce": "0x" + challenge.nonce.hex(),
+        "pop_signature": "0x" + answer_challenge(key, challenge, cert).hex(),
+        **extra,
+    }
+
+
+def state(ledger: LedgerService) -> tuple[int, tuple[int, ...]]:
+    """What a refusal must leave unchanged: the chain's head and the ledger's rows."""
+    with Session(ledger.engine) as s:
+        counts = tuple(
+            int(s.exec(select(func.count()).select_from(table)).one())
+            for table in (UsedNonceRow, DeviceCacheRow, ReadingRow)
+        )
+    return ledger.chain.block_number(), counts
+
+
+def error(r: Any) -> tuple[int, str]:
+    return r.status_code, r.json()["error"]["code"]
+
+
+# ---------------------------------------------------------------------------- happy paths
+
+
+def test_enroll_p256_and_secp256k1_then_submit(
+    client: TestClient, ledger: LedgerService, consortium: TestConsortium
+) -> None:
+    factory = consortium.factory
+    registry = DeviceRegistryClient(ledger.chain, ledger.deployment)
+    assert error(client.get("/v1/devices/SN-API-P256")) == (404, "device.not_found")
+
+    # P-256 device, with a token; the service relays the party's signed transaction
+    auth = login(client, factory)
+    key, cert = certify(consortium, "SN-API-P256", "p256")
+    challenge = challenge_of(client.post("/v1/devices/challenge", headers=auth))
+    assert challenge.audience == f"eip155:31337:{registry.contract.address}"
+    before = state(ledger)
+    r = client.post(
+        "/v1/devices", headers=auth, json=enrollment_body(challenge, key, cert, consortium.ca_cert)
+    )
+    assert r.status_code == 200, r.text
+    prep = r.json()
+    assert (
+        prep["device_id"] == "SN-API-P256" and prep["scheme"] == "p256" and prep["owner"] == factory.address
+    )
+    assert prep["device_id_hash"] == "0x" + device_id_hash("SN-API-P256").hex()
+    assert prep["key"] == {"x": hex0x(key.public_key.x), "y": hex0x(key.public_key.y)}
+    assert prep["to"] == registry.contract.address == prep["transaction"]["to"]
+    assert prep["transaction"]["data"] == prep["data"] and prep["transaction"]["chainId"] == 31337
+    assert state(ledger) == before and not registry.device("SN-API-P256").enrolled  # nothing written yet
+
+    raw = factory.sign_transaction(prep["transaction"]).raw_transaction.to_0x_hex()
+    r = client.post("/v1/devices/SN-API-P256/confirm", headers=auth, json={"signed_transaction": raw})
+    assert r.status_code == 200, r.text
+    done = r.json()
+    assert done["verified_here"] is True and done["registry"]["owner"] == factory.address
+    assert done["registry"]["cert_fingerprint"] == prep["cert_fingerprint"]
+    record = registry.device("SN-API-P256")
+    assert record.owner == factory.address and record.scheme is OnChainScheme.P256
+    assert ledger.registry.lookup_hash(device_id_hash("SN-API-P256")) is not None  # mirror refreshed
+
+    # secp256k1 gateway, with signed requests; the party sends the transaction itself
+    gw_key, gw_cert = certify(consortium, "GW-API-K1", "secp256k1")
+    path = "/v1/devices/challenge"
+    challenge = challenge_of(client.post(path, headers=signed(factory, "POST", path)))
+    body = enrollment_body(
+        challenge, gw_key, gw_cert, consortium.ca_cert, active_from_ms=int(time.time() * 1000)
+    )
+    content = _json(body)
+    r = client.post("/v1/devices", content=content, headers=signed(factory, "POST", "/v1/devices", content))
+    assert r.status_code == 200, r.text
+    prep = r.json()
+    assert prep["key"] == {"address": gw_key.public_key.eth_address} and prep["scheme"] == "secp256k1"
+    signed_tx = factory.sign_transaction(prep["transaction"])
+    tx_hash = ledger.chain.w3.eth.send_raw_transaction(signed_tx.raw_transaction).to_0x_hex()
+    ledger.chain.reset_nonce(factory.address)
+    content = _json({"tx_hash": tx_hash})
+    path = "/v1/devices/GW-API-K1/confirm"
+    r = client.post(path, content=content, headers=signed(factory, "POST", path, content))
+    assert r.status_code == 200, r.text
+    assert r.json()["tx_hash"] == tx_hash and r.json()["registry"]["scheme"] == "secp256k1"
+
+    # both devices submit readings at once
+    for device_id, device_key in (("SN-API-P256", key), ("GW-API-K1", gw_key)):
+        signer = DeviceSigner(device_id=device_id, key=device_key, domain=consortium.domain)
+        reading = signer.sign({"temp_c": 21.5}, ts_ms=int(time.time() * 1000))
+        r = client.post("/v1/readings", json=reading.to_json_obj())
+        assert r.status_code == 201, r.text
+        view = client.get(f"/v1/devices/{device_id}").json()  # public
+        assert view["ledger"] == {"last_seq": 1, "readings": 1, "gaps": 0, "missing": 0, "equivocations": 0}
+        assert view["registry"]["source"] == "chain" and view["registry"]["revoked_at_ms"] is None
+
+
+def hex0x(value: int) -> str:
+    return "0x" + value.to_bytes(32, "big").hex()
+
+
+def _json(obj: Any) -> bytes:
+    import json
+
+    return json.dumps(obj).encode()
+
+
+# ---------------------------------------------------------------------------- refusals
+
+
+def test_enrollment_refusals_change_nothing(
+    client: TestClient, ledger: LedgerService, consortium: TestConsortium
+) -> None:
+    factory, rival = consortium.factory, dev_accounts(4)[3]
+    consortium.registry.grant_enroller(consortium.operator, rival.address)
+    taken = consortium.enroll("SN-TAKEN", "p256")
+    auth, rival_auth = login(client, factory), login(client, rival)
+    desk = _desk(client)
+
+    def attempt(body: dict[str, Any], *, headers: dict[str, str] = auth) -> Any:
+        return client.post("/v1/devices", headers=headers, json=body)
+
+    def fresh(headers: dict[str, str] = auth) -> Challenge:
+        return challenge_of(client.post("/v1/devices/challenge", headers=headers))
+
+    rogue_ca = create_manufacturer_ca(common_name="Rogue CA", organization="Rogue", valid_days=30)
+    key, cert = certify(consortium, "SN-REFUSED")
+    other_key = DeviceKey.generate("p256")
+    _, expired = certify(
+        consortium, "SN-OLD", not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=3), valid_days=1
+    )
+    rogue_key, rogue_cert = certify(consortium, "SN-ROGUE", ca=rogue_ca)
+    _, same_key_cert = certify(consortium, "SN-SAME-KEY", key=taken.key)
+    _, taken_id_cert = certify(consortium, "SN-TAKEN")
+    before = state(ledger)
+
+    c = fresh()
+    body = enrollment_body(c, rogue_key, rogue_cert, rogue_ca[1])
+    assert error(attempt(body)) == (422, "certificate.untrusted_ca")
+    assert error(attempt(enrollment_body(fresh(), key, expired, consortium.ca_cert))) == (
+        422,
+        "certificate.expired",
+    )
+    wrong_issuer = enrollment_body(fresh(), key, cert, rogue_ca[1])  # CA certificate that did not issue it
+    assert error(attempt(wrong_issuer)) == (422, "certificate.untrusted_ca")
+    garbage = {**enrollment_body(fresh(), key, cert, consortium.ca_cert), "certificate": "not a certificate"}
+    assert error(attempt(garbage)) == (422, "certificate.parse")
+
+    c = fresh()
+    pop_by_other = {**enrollment_body(c, key, cert, consortium.ca_cert)}
+    pop_by_other["pop_signature"] = "0x" + answer_challenge(other_key, c, cert).hex()
+    assert error(attempt(pop_by_other)) == (422, "pop.failed")
+    assert error(attempt(enrollment_body(c, key, cert, consortium.ca_cert))) == (422, "pop.unknown_challenge")
+
+    c = fresh()
+    assert attempt(enrollment_body(c, key, cert, consortium.ca_cert)).status_code == 200  # verified, unsent
+    assert error(attempt(enrollment_body(c, key, cert, consortium.ca_cert))) == (422, "pop.unknown_challenge")
+
+    c = fresh()
+    real = desk.clock
+    desk.clock = lambda: real() + dt.timedelta(minutes=5, seconds=30)
+    try:
+        r = attempt(enrollment_body(c, key, cert, consortium.ca_cert))
+    finally:
+        desk.clock = real
+    assert error(r) == (422, "pop.stale") and "request a new challenge" in r.json()["error"]["message"]
+
+    theirs = fresh(rival_auth)  # a challenge issued to another party
+    assert error(attempt(enrollment_body(theirs, key, cert, consortium.ca_cert))) == (
+        422,
+        "pop.unknown_challenge",
+    )
+    assert (
+        attempt(enrollment_body(theirs, key, cert, consortium.ca_cert), headers=rival_auth).status_code == 200
+    )
+
+    r = attempt(enrollment_body(fresh(), taken.key, taken_id_cert, consortium.ca_cert))
+    assert error(r) == (409, "enroll.device_exists") and "SN-TAKEN" in r.json()["error"]["message"]
+    assert error(attempt(enrollment_body(fresh(), taken.key, same_key_cert, consortium.ca_cert))) == (
+        409,
+        "enroll.key_in_use",
+    )
+    early = enrollment_body(fresh(), key, cert, consortium.ca_cert, active_from_ms=0)
+    assert error(attempt(early)) == (422, "enroll.active_from")
+
+    # unauthenticated, and without the role
+    assert error(client.post("/v1/devices", json={})) == (401, "auth.missing")
+    assert error(client.post("/v1/devices/challenge")) == (401, "auth.missing")
+    nobody = login(client, dev_accounts(6)[5])
+    assert error(attempt(enrollment_body(c, key, cert, consortium.ca_cert), headers=nobody)) == (
+        403,
+        "auth.role_required",
+    )
+    assert state(ledger) == (before[0], (before[1][0] + 1, *before[1][1:]))  # only `nobody`'s sign-in
+    assert not ledger.registry.lookup_hash(device_id_hash("SN-REFUSED"))
+    for device_id in ("SN-REFUSED", "SN-ROGUE", "SN-OLD", "SN-SAME-KEY"):
+        assert not consortium.registry.device(device_id).enrolled
+
+
+def test_relay_only_the_prepared_transaction(
+    client: TestClient, ledger: LedgerService, consortium: TestConsortium
+) -> None:
+    factory, stranger = consortium.factory, dev_accounts(6)[5]
+    auth = login(client, factory)
+    key, cert = certify(consortium, "SN-RELAY")
+    url = "/v1/devices/SN-RELAY/confirm"
+    assert error(client.post(url, headers=auth, json={"signed_transaction": "0x02"})) == (
+        409,
+        "enroll.not_prepared",
+    )
+
+    c = challenge_of(client.post("/v1/devices/challenge", headers=auth))
+    prep = client.post(
+        "/v1/devices", headers=auth, json=enrollment_body(c, key, cert, consortium.ca_cert)
+    ).json()
+    tx = prep["transaction"]
+    before = state(ledger)
+    other_data = {**tx, "data": tx["data"][:-2] + "01"}  # another activation time
+    cases = {
+        "signed by another key": stranger.sign_transaction({**tx, "nonce": 0}).raw_transaction.to_0x_hex(),
+        "other call data": factory.sign_transaction(other_data).raw_transaction.to_0x_hex(),
+        "to another contract": factory.sign_transaction(
+            {**tx, "to": factory.address}
+        ).raw_transaction.to_0x_hex(),
+        "legacy transaction": "0xf8",
+        "not a transaction": "0x02c0",
+    }
+    for name, raw in cases.items():
+        assert error(client.post(url, headers=auth, json={"signed_transaction": raw})) == (
+            422,
+            "enroll.bad_transaction",
+        ), name
+    wrong_nonce = factory.sign_transaction({**tx, "nonce": tx["nonce"] + 5}).raw_transaction.to_0x_hex()
+    assert error(client.post(url, headers=auth, json={"signed_transaction": wrong_nonce})) == (
+        422,
+        "enroll.bad_transaction",
+    )
+    both = {"signed_transaction": "0x02", "tx_hash": "0x" + "00" * 32}
+    assert error(client.post(url, headers=auth, json=both)) == (422, "request.invalid")
+    assert state(ledger) == before and not consortium.registry.device("SN-RELAY").enrolled
+
+    # the device gets enrolled meanwhile by other means: the relay is refused before anything is sent
+    consortium.registry.enroll_p256(
+        factory,
+        device_id="SN-RELAY",
+        x=key.public_key.x,
+        y=key.public_key.y,
+        cert_fingerprint=bytes.fromhex(prep["cert_fingerprint"][2:]),
+        ca_key_hash=bytes.fromhex(prep["ca_key_hash"][2:]),
+        active_from_ms=prep["active_from_ms"],
+    )
+    block = ledger.chain.block_number()
+    raw = factory.sign_transaction({**tx, "nonce": tx["nonce"] + 1}).raw_transaction.to_0x_hex()
+    assert error(client.post(url, headers=auth, json={"signed_transaction": raw})) == (
+        409,
+        "enroll.device_exists",
+    )
+    assert ledger.chain.block_number() == block
+
+
+def _desk(client: TestClient) -> Any:
+    from ledger_service.api.routes.devices import EnrollmentDesk
+
+    client.get("/v1/devices/x")  # builds the desk
+    desk: EnrollmentDesk = client.app.state.enrollment  # type: ignore[attr-defined]
+    return desk
