@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import lru_cache
 from typing import Protocol
 
 from eth_account.signers.local import LocalAccount
@@ -28,8 +29,9 @@ class OnChainScheme(IntEnum):
     SECP256K1 = 2
 
 
+@lru_cache(maxsize=65_536)
 def device_id_hash(device_id: str) -> bytes:
-    """``keccak256(utf8(device_id))``, the registry's and Reading v1's device id."""
+    """``keccak256(utf8(device_id))``, the registry's and Reading v1's device id (cached: hot in ingest)."""
     return keccak(device_id.encode("utf-8"))
 
 

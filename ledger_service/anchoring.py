@@ -86,6 +86,9 @@ class AnchoringWorker:
         self.clock = clock
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._accepted_since_close = 0
+        self._last_reorg_check = 0.0
+        self.reorg_check_interval = 2.0
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
 
@@ -109,6 +112,12 @@ class AnchoringWorker:
     def wake(self) -> None:
         self._wake.set()
 
+    def note_accepted(self, n: int) -> None:
+        """Ingest accepted ``n`` readings: wake the worker early once a full batch may be waiting."""
+        self._accepted_since_close += n
+        if self._accepted_since_close >= self.settings.batch_max_readings:
+            self._wake.set()
+
     def _loop(self, interval: float) -> None:
         while not self._stop.is_set():
             try:
@@ -126,7 +135,9 @@ class AnchoringWorker:
         while self.close_batch(force=force) is not None:
             pass
         self.advance()
-        self.check_reorgs()
+        if force or time.monotonic() - self._last_reorg_check >= self.reorg_check_interval:
+            self._last_reorg_check = time.monotonic()
+            self.check_reorgs()
 
     def flush(self, timeout: float = 60.0) -> None:
         """Anchor everything pending now (tests, demo, shutdown); raise if it cannot finish in time."""
@@ -162,6 +173,17 @@ class AnchoringWorker:
         now = int(self.clock() * 1000)
         limit = self.settings.batch_max_readings
         with self.engine.begin() as conn:
+            # cheap look first: is a batch due? (count and age of what waits)
+            waiting, oldest_ms = conn.execute(
+                select(func.count(), func.min(ReadingRow.received_ms)).where(
+                    ReadingRow.batch_id.is_(None)  # type: ignore[union-attr]
+                )
+            ).one()
+            if not waiting:
+                self._accepted_since_close = 0
+                return None
+            if not force and waiting < limit and now - int(oldest_ms) < self.settings.batch_max_seconds * 1000:
+                return None
             rows = conn.execute(
                 select(ReadingRow.id, ReadingRow.digest, ReadingRow.received_ms)
                 .where(ReadingRow.batch_id.is_(None))  # type: ignore[union-attr]
@@ -171,9 +193,7 @@ class AnchoringWorker:
             if not rows:
                 return None
             oldest = min(r[2] for r in rows)
-            due = len(rows) >= limit or now - oldest >= self.settings.batch_max_seconds * 1000
-            if not (due or force):
-                return None
+            self._accepted_since_close = max(0, int(waiting) - len(rows))
             tree = MerkleTree.build([bytes(r[1]) for r in rows])
             result = conn.execute(
                 BatchRow.__table__.insert().values(  # type: ignore[attr-defined]

@@ -8,10 +8,12 @@ from typing import Any
 import orjson
 from sqlmodel import Session, select
 
+from device_attestation.reading import Reading
 from ledger_service.anchoring import ANCHORED, decode_tree
 from ledger_service.errors import NotFound
 from ledger_service.service import LedgerService
 from ledger_service.store.models import BatchRow, ReadingRow
+from ledger_service.verify import build_bundle
 
 
 @dataclass(frozen=True)
@@ -90,18 +92,17 @@ def proof_bundle(service: LedgerService, digest: bytes) -> dict[str, Any]:
             )
         ]
     tree = decode_tree(batch.tree, digests)
-    return {
-        "reading": orjson.loads(st.row.reading_json),
-        "scheme": st.row.scheme,
-        "signature": "0x" + st.row.signature.hex(),
-        "digest": "0x" + digest.hex(),
-        "batch_id": batch.chain_batch_id,
-        "root": "0x" + batch.root.hex(),
-        "proof": ["0x" + p.hex() for p in tree.proof(digest)],
-        "chain_id": service.deployment.chain_id,
-        "anchor_contract": service.deployment.address("ReadingAnchor"),
-        "anchor_tx": batch.tx_hash,
-    }
+    assert batch.chain_batch_id is not None and batch.tx_hash is not None
+    bundle = build_bundle(
+        reading=Reading.from_json_obj(orjson.loads(st.row.reading_json)),
+        scheme=st.row.scheme,
+        signature=st.row.signature,
+        tree=tree,
+        batch_id=batch.chain_batch_id,
+        deployment=service.deployment,
+        anchor_tx=batch.tx_hash,
+    )
+    return bundle.to_json_obj()
 
 
 def device_history(

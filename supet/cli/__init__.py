@@ -20,7 +20,7 @@ err_console = Console(stderr=True)
 
 
 def _register() -> None:
-    from supet.cli import ca, contracts_cmd, demo, device, serve
+    from supet.cli import ca, contracts_cmd, demo, device, serve, verify
 
     app.add_typer(contracts_cmd.app, name="contracts")
     app.command("deploy")(contracts_cmd.deploy)
@@ -28,6 +28,7 @@ def _register() -> None:
     app.add_typer(device.app, name="device")
     app.command("demo")(demo.demo)
     app.command("serve")(serve.serve)
+    app.command("verify")(verify.verify)
 
 
 _register()

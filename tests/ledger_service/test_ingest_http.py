@@ -11,6 +11,7 @@ from contracts.registry import ReadingAnchorClient, verify_reading_on_chain
 from device_attestation.merkle import verify_inclusion
 from device_attestation.reading import Reading, reading_struct
 from ledger_service.service import LedgerService
+from ledger_service.verify import ProofBundle, verify_bundle
 
 
 def now_ms() -> int:
@@ -52,6 +53,11 @@ def test_submit_anchor_and_prove(
         struct = reading_struct(Reading.from_json_obj(bundle["reading"]))
         sig = bytes.fromhex(bundle["signature"][2:])
         assert verify_reading_on_chain(anchor, struct, sig, bundle["batch_id"], proof) == s.digest
+        # the auditor's verifier, with the chain alone, agrees
+        verified = verify_bundle(
+            ProofBundle.from_json_obj(bundle), chain=ledger.chain, deployment=ledger.deployment
+        )
+        assert verified.digest == s.digest
 
     history = client.get("/v1/devices/SN-HTTP-1/readings", params={"limit": 2})
     assert history.status_code == 200

@@ -54,7 +54,7 @@ _SUBMIT_SCHEMA = {
 }
 
 #: HTTP status of a single submission's rejection, by code family.
-_STATUS = {"store.unavailable": 503, "reading.equivocation": 409, "reading.seq_not_increasing": 409}
+_STATUS = {"store.unavailable": 503, "reading.equivocation": 409, "reading.out_of_order": 409}
 
 
 def _receipt_json(r: Receipt) -> dict[str, Any]:
@@ -126,8 +126,8 @@ async def submit(request: Request, service: ServiceDep) -> JSONResponse:
                 f"submissions, got {len(items)}: split it",
             )
         results = await run_in_threadpool(service.pipeline.submit, items, source="http")
-        service.anchoring.wake()
         accepted = sum(1 for r in results if r.accepted)
+        service.anchoring.note_accepted(accepted)
         return FastJSONResponse(
             {
                 "accepted": accepted,
@@ -139,7 +139,7 @@ async def submit(request: Request, service: ServiceDep) -> JSONResponse:
         return error(400, "request.bad_shape", 'send one submission object or {"readings": [...]}')
     (result,) = await run_in_threadpool(service.pipeline.submit, [payload], source="http")
     if result.receipt is not None:
-        service.anchoring.wake()
+        service.anchoring.note_accepted(1)
         return FastJSONResponse(_receipt_json(result.receipt), status_code=201)
     assert result.code is not None and result.message is not None
     return error(_STATUS.get(result.code, 422), result.code, result.message)

@@ -1,0 +1,127 @@
+"""Latency: single-reading submits from 200 concurrent devices, and submit-to-anchored time.
+
+    .venv/bin/python bench/bench_latency.py [--devices 200] [--per-device 25] [--db sqlite|postgresql]
+
+Each simulated device (an asyncio task with its own connection) sends its readings
+one at a time, each after the previous one was acknowledged, like a sensor would.
+Reported: p50/p90/p99/max of the time from sending a reading to its 201 receipt
+(durably committed). Then, at the default batch policy (10,000 readings or 5 s),
+the time from a reading's receipt to its proof bundle being served (anchored),
+sampled over readings submitted at different moments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "helpers"))
+
+from bench_ingest import run_server  # noqa: E402
+from support import TempPostgresDatabase, TestConsortium  # noqa: E402
+
+from contracts.anvil import AnvilNode, free_port  # noqa: E402
+from contracts.chain import Chain, dev_accounts  # noqa: E402
+from contracts.deploy import deploy_suite  # noqa: E402
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+async def device_loop(client: httpx.AsyncClient, url: str, bodies: list[bytes], lat: list[float],
+                      digests: list[tuple[str, float]]) -> None:
+    for body in bodies:
+        t = time.perf_counter()
+        r = await client.post(url, content=body, headers={"content-type": "application/json"})
+        lat.append(time.perf_counter() - t)
+        if r.status_code != 201:
+            raise RuntimeError(f"submit failed: {r.status_code} {r.text}")
+        digests.append((orjson.loads(r.content)["digest"], time.perf_counter()))
+
+
+async def run(port: int, per_device: list[list[bytes]]) -> tuple[list[float], list[tuple[str, float]], float]:
+    url = f"http://127.0.0.1:{port}/v1/readings"
+    lat: list[float] = []
+    digests: list[tuple[str, float]] = []
+    limits = httpx.Limits(max_connections=len(per_device) + 10, max_keepalive_connections=len(per_device) + 10)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        t = time.perf_counter()
+        await asyncio.gather(*(device_loop(client, url, b, lat, digests) for b in per_device))
+        total = time.perf_counter() - t
+    return lat, digests, total
+
+
+async def time_to_anchor(port: int, samples: list[tuple[str, float]]) -> list[float]:
+    out: list[float] = []
+    async with httpx.AsyncClient(timeout=30) as client:
+        pending = dict(samples)
+        deadline = time.perf_counter() + 120
+        while pending and time.perf_counter() < deadline:
+            for digest, acked in list(pending.items()):
+                r = await client.get(f"http://127.0.0.1:{port}/v1/readings/{digest}/proof")
+                if r.status_code == 200:
+                    out.append(time.perf_counter() - acked)
+                    del pending[digest]
+            await asyncio.sleep(0.05)
+        if pending:
+            raise RuntimeError(f"{len(pending)} readings not anchored within 120 s")
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--devices", type=int, default=200)
+    ap.add_argument("--per-device", type=int, default=25)
+    ap.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    args = ap.parse_args()
+    with AnvilNode() as node, tempfile.TemporaryDirectory() as tmp:
+        chain = Chain.connect(node.url)
+        dep = deploy_suite(chain, dev_accounts(1)[0])
+        dep_file = Path(tmp) / "deployment.json"
+        dep.save(dep_file)
+        consortium = TestConsortium(chain, dep)
+        signers = [consortium.enroll(f"SN-LAT-{i:04d}") for i in range(args.devices)]
+        now = int(time.time() * 1000) - 60_000
+        per_device = [
+            [orjson.dumps(s.sign({"temp_c": 21.0, "good_units": k}, ts_ms=now + k).to_json_obj())
+             for k in range(args.per_device)]
+            for s in signers
+        ]
+        pg = TempPostgresDatabase() if args.db == "postgresql" else None
+        url = pg.__enter__().url if pg else f"sqlite:///{tmp}/lat.db"
+        env = {**os.environ, "SUPET_CHAIN": node.url, "SUPET_DEPLOYMENT": str(dep_file), "SUPET_DATABASE_URL": url}
+        port = free_port()
+        proc = run_server(env, port)
+        try:
+            lat, digests, total = asyncio.run(run(port, per_device))
+            step = max(1, len(digests) // 40)
+            anchored = asyncio.run(time_to_anchor(port, digests[::step]))
+        finally:
+            proc.terminate()
+            proc.wait(30)
+            if pg:
+                pg.__exit__()
+    ms = [x * 1000 for x in lat]
+    print(f"{args.db}: {len(ms):,} single submits from {args.devices} concurrent devices in {total:.1f}s "
+          f"({len(ms) / total:,.0f}/s)")
+    print(f"  submit->receipt ms: p50 {pct(ms, 50):.1f}  p90 {pct(ms, 90):.1f}  p99 {pct(ms, 99):.1f}  "
+          f"max {max(ms):.1f}")
+    print(f"  receipt->anchored (proof served) s, default policy (10,000 readings or 5 s): "
+          f"p50 {statistics.median(anchored):.2f}  max {max(anchored):.2f}  (n={len(anchored)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
