@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
-from sqlalchemy import Engine, func, update
-from sqlmodel import Session, select
+from sqlalchemy import Engine, func, insert, update
+from sqlmodel import Session, col, select
 
 from contracts.chain import Chain
 from contracts.deploy import Deployment
@@ -156,9 +156,11 @@ class AnchoringWorker:
     def stats(self) -> AnchorStats:
         with Session(self.engine) as s:
             pending = s.exec(
-                select(func.count()).select_from(ReadingRow).where(ReadingRow.batch_id.is_(None))
-            ).one()  # type: ignore[union-attr,call-overload]
-            counts = dict(s.exec(select(BatchRow.status, func.count()).group_by(BatchRow.status)).all())  # type: ignore[call-overload]
+                select(func.count()).select_from(ReadingRow).where(col(ReadingRow.batch_id).is_(None))
+            ).one()
+            counts = dict(
+                s.exec(select(col(BatchRow.status), func.count()).group_by(col(BatchRow.status))).all()
+            )
         return AnchorStats(
             pending_readings=int(pending[0] if isinstance(pending, tuple) else pending),
             closed_batches=int(counts.get(CLOSED, 0)),
@@ -175,19 +177,23 @@ class AnchoringWorker:
         with self.engine.begin() as conn:
             # cheap look first: is a batch due? (count and age of what waits)
             waiting, oldest_ms = conn.execute(
-                select(func.count(), func.min(ReadingRow.received_ms)).where(
-                    ReadingRow.batch_id.is_(None)  # type: ignore[union-attr]
+                select(func.count(), func.min(col(ReadingRow.received_ms))).where(
+                    col(ReadingRow.batch_id).is_(None)
                 )
             ).one()
             if not waiting:
                 self._accepted_since_close = 0
                 return None
-            if not force and waiting < limit and now - int(oldest_ms) < self.settings.batch_max_seconds * 1000:
+            if (
+                not force
+                and waiting < limit
+                and now - int(oldest_ms) < self.settings.batch_max_seconds * 1000
+            ):
                 return None
             rows = conn.execute(
-                select(ReadingRow.id, ReadingRow.digest, ReadingRow.received_ms)
-                .where(ReadingRow.batch_id.is_(None))  # type: ignore[union-attr]
-                .order_by(ReadingRow.id)  # type: ignore[arg-type]
+                select(col(ReadingRow.id), col(ReadingRow.digest), col(ReadingRow.received_ms))
+                .where(col(ReadingRow.batch_id).is_(None))
+                .order_by(col(ReadingRow.id))
                 .limit(limit)
             ).all()
             if not rows:
@@ -196,7 +202,7 @@ class AnchoringWorker:
             self._accepted_since_close = max(0, int(waiting) - len(rows))
             tree = MerkleTree.build([bytes(r[1]) for r in rows])
             result = conn.execute(
-                BatchRow.__table__.insert().values(  # type: ignore[attr-defined]
+                insert(BatchRow).values(
                     root=tree.root,
                     count=len(rows),
                     tree=encode_tree(tree),
@@ -207,12 +213,13 @@ class AnchoringWorker:
                     next_attempt_ms=0,
                 )
             )
+            assert result.inserted_primary_key is not None
             batch_id = int(result.inserted_primary_key[0])
             ids = [r[0] for r in rows]
             for i in range(0, len(ids), 900):
                 conn.execute(
                     update(ReadingRow)
-                    .where(ReadingRow.id.in_(ids[i : i + 900]))  # type: ignore[union-attr]
+                    .where(col(ReadingRow.id).in_(ids[i : i + 900]))
                     .values(batch_id=batch_id)
                 )
         log.info("closed batch %d: %d readings, root 0x%s", batch_id, len(rows), tree.root.hex())
@@ -224,7 +231,11 @@ class AnchoringWorker:
         now = int(self.clock() * 1000)
         with Session(self.engine) as s:
             batches = list(
-                s.exec(select(BatchRow).where(BatchRow.status.in_([CLOSED, SUBMITTED])).order_by(BatchRow.id))  # type: ignore[attr-defined,call-overload]
+                s.exec(
+                    select(BatchRow)
+                    .where(col(BatchRow.status).in_([CLOSED, SUBMITTED]))
+                    .order_by(col(BatchRow.id))
+                )
             )
         for b in batches:
             b = b[0] if isinstance(b, tuple) else b
@@ -347,8 +358,9 @@ class AnchoringWorker:
                 r[0] if isinstance(r, tuple) else r
                 for r in s.exec(
                     select(BatchRow).where(
-                        BatchRow.status == ANCHORED, BatchRow.block_number >= head - self.reorg_depth
-                    )  # type: ignore[call-overload,operator]
+                        col(BatchRow.status) == ANCHORED,
+                        col(BatchRow.block_number) >= head - self.reorg_depth,
+                    )
                 )
             ]
         for b in recent:
@@ -380,4 +392,4 @@ class AnchoringWorker:
 
     def _update(self, batch_id: int | None, **values: object) -> None:
         with self.engine.begin() as conn:
-            conn.execute(update(BatchRow).where(BatchRow.id == batch_id).values(**values))  # type: ignore[arg-type]
+            conn.execute(update(BatchRow).where(col(BatchRow.id) == batch_id).values(**values))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from device_attestation.reading import Reading
 from ledger_service.anchoring import ANCHORED, decode_tree
@@ -63,7 +63,7 @@ def parse_digest(text: str) -> bytes:
 
 def reading_status(service: LedgerService, digest: bytes) -> ReadingStatus:
     with Session(service.engine) as s:
-        row = s.exec(select(ReadingRow).where(ReadingRow.digest == digest)).first()  # type: ignore[call-overload,arg-type]
+        row = s.exec(select(ReadingRow).where(col(ReadingRow.digest) == digest)).first()
         if row is None:
             raise NotFound(
                 f"no reading with digest 0x{digest.hex()} in this ledger", code="reading.not_found"
@@ -88,7 +88,9 @@ def proof_bundle(service: LedgerService, digest: bytes) -> dict[str, Any]:
         digests = [
             bytes(d)
             for (d,) in s.execute(
-                select(ReadingRow.digest).where(ReadingRow.batch_id == batch.id).order_by(ReadingRow.id)  # type: ignore[arg-type]
+                select(col(ReadingRow.digest))
+                .where(col(ReadingRow.batch_id) == batch.id)
+                .order_by(col(ReadingRow.id))
             )
         ]
     tree = decode_tree(batch.tree, digests)
@@ -113,9 +115,9 @@ def device_history(
         rows = [
             r[0] if isinstance(r, tuple) else r
             for r in s.exec(
-                select(ReadingRow)  # type: ignore[call-overload]
-                .where(ReadingRow.device_id == device_id, ReadingRow.seq > after_seq)
-                .order_by(ReadingRow.seq)
+                select(ReadingRow)
+                .where(col(ReadingRow.device_id) == device_id, col(ReadingRow.seq) > after_seq)
+                .order_by(col(ReadingRow.seq))
                 .limit(limit + 1)
             )
         ]

@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, *, service: LedgerService | Non
     # register the submission schemas for the hand-written request body of POST /v1/readings
     original = app.openapi
 
-    def openapi() -> dict:  # type: ignore[type-arg]
+    def openapi() -> dict:
         if app.openapi_schema:
             return app.openapi_schema
         schema = original()

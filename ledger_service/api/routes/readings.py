@@ -11,14 +11,13 @@ from fastapi.responses import JSONResponse
 
 from ledger_service.api.deps import ServiceDep
 from ledger_service.api.models import (
-    BatchIn,
+    SUBMISSION_EXAMPLE,
     BatchOut,
     ErrorEnvelope,
     HistoryOut,
     PendingProofOut,
     ReadingStatusOut,
     ReceiptOut,
-    SubmissionIn,
 )
 from ledger_service.api.responses import FastJSONResponse
 from ledger_service.ingest.committer import Receipt
@@ -39,14 +38,8 @@ _SUBMIT_SCHEMA = {
                     ]
                 },
                 "examples": {
-                    "one": {
-                        "summary": "one signed reading",
-                        "value": SubmissionIn.model_config["json_schema_extra"]["examples"][0],
-                    },  # type: ignore[index]
-                    "batch": {
-                        "summary": "a batch",
-                        "value": BatchIn.model_config["json_schema_extra"]["examples"][0],
-                    },  # type: ignore[index]
+                    "one": {"summary": "one signed reading", "value": SUBMISSION_EXAMPLE},
+                    "batch": {"summary": "a batch", "value": {"readings": [SUBMISSION_EXAMPLE]}},
                 },
             }
         },
