@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     verify_workers: Annotated[int, Field(ge=0, le=64)] = 2
     #: An unknown device triggers a registry refresh at most this often (seconds).
     registry_refresh_seconds: Annotated[float, Field(ge=0)] = 0.5
+    #: How often the registry mirror polls the chain for enrollments and revocations (0: never).
+    registry_poll_seconds: Annotated[float, Field(ge=0)] = 2.0
     #: Start the anchoring worker inside the service.
     anchoring: bool = True
 

@@ -10,6 +10,7 @@ enrolled a moment ago is accepted without waiting for the next poll.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from contracts.deploy import Deployment
 from contracts.errors import ChainError
 from contracts.registry import OnChainScheme, device_id_hash
 from ledger_service.store.models import DeviceCacheRow, MetaRow
+
+log = logging.getLogger(__name__)
 
 _META_KEY = "registry_cache_block"
 #: Blocks fetched per eth_getLogs call.
@@ -76,7 +79,34 @@ class RegistryCache:
         self._lock = threading.Lock()
         self._last_refresh = 0.0
         self._synced_block = deployment.block - 1
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
         self._load()
+
+    def start(self, interval: float) -> None:
+        """Poll the chain for enrollments and revocations every ``interval`` seconds."""
+        if self._thread is None and interval > 0:
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._poll, args=(interval,), name="supet-registry", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(10)
+            self._thread = None
+
+    def _poll(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self.refresh()
+                self.last_error = None
+            except ChainError as e:
+                self.last_error = str(e)
+                log.warning("registry mirror refresh failed: %s", e)
 
     @property
     def synced_block(self) -> int:
