@@ -138,6 +138,11 @@ class Chain:
     def connect(cls, url: str, *, timeout: float = 30.0) -> Chain:
         """Connect to a JSON-RPC node; :class:`ChainError` when it does not answer."""
         w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": min(timeout, 10.0)}))
+        # The validation middleware asks the node for eth_chainId twice per eth_call and transaction;
+        # we sign locally with the chain id read once below, so it only costs round trips. ENS names
+        # are never used here.
+        for name in ("validation", "ens_name_to_address"):
+            w3.middleware_onion.remove(name)
         try:
             chain_id = w3.eth.chain_id
         except (requests.RequestException, Web3Exception, OSError, ValueError) as e:
@@ -172,12 +177,12 @@ class Chain:
 
     def call(self, fn: ContractFunction, *, block: BlockIdentifier = "latest") -> Any:
         """Call a view function; a revert raises :class:`ContractRevert`."""
-        return self._rpc(lambda: fn.call(block_identifier=block), context=_describe(fn))
+        return self.request(lambda: fn.call(block_identifier=block), context=_describe(fn))
 
     def estimate_gas(self, fn: ContractFunction, sender: str | None = None) -> int:
         """Gas a call would use (views included); a revert raises :class:`ContractRevert`."""
         params: TxParams = {"from": to_checksum_address(sender)} if sender else {}
-        return int(self._rpc(lambda: fn.estimate_gas(params), context=_describe(fn)))
+        return int(self.request(lambda: fn.estimate_gas(params), context=_describe(fn)))
 
     # ------------------------------------------------------------------ transactions
 
@@ -213,14 +218,14 @@ class Chain:
         address = sender.address
         base: TxParams = {"from": address, "chainId": self.chain_id}
         if gas is None:
-            gas = int(self._rpc(lambda: fn.estimate_gas(base), context=ctx) * 1.2) + 10_000
+            gas = int(self.request(lambda: fn.estimate_gas(base), context=ctx) * 1.2) + 10_000
         with self._lock_for(address):
             nonce = self._next_nonce(address)
             params: TxParams = {**base, "nonce": Nonce(nonce), "gas": gas}
-            tx = self._rpc(lambda: fn.build_transaction(params), context=ctx)
+            tx = self.request(lambda: fn.build_transaction(params), context=ctx)
             signed = sender.sign_transaction(cast(Any, tx))
             try:
-                tx_hash = self._rpc(
+                tx_hash = self.request(
                     lambda: self.w3.eth.send_raw_transaction(signed.raw_transaction), context=ctx
                 )
             except ChainError:
@@ -278,15 +283,19 @@ class Chain:
     def receipt(self, tx_hash: str) -> TxReceipt | None:
         """The receipt of ``tx_hash`` if it is mined in the current canonical chain, else None."""
         try:
-            return self._rpc(
+            return self.request(
                 lambda: self.w3.eth.get_transaction_receipt(HexBytes(tx_hash)), context="receipt"
             )
         except TransactionNotFound:
             return None
 
+    def block(self, number: BlockIdentifier = "latest") -> Any:
+        """A block (header fields: ``number``, ``hash``, ``timestamp``...)."""
+        return self.request(lambda: self.w3.eth.get_block(number), context="eth_getBlockByNumber")
+
     def block_number(self) -> int:
         """The latest block number."""
-        return int(self._rpc(lambda: self.w3.eth.block_number, context="eth_blockNumber"))
+        return int(self.request(lambda: self.w3.eth.block_number, context="eth_blockNumber"))
 
     def reset_nonce(self, address: str) -> None:
         """Forget the cached nonce of ``address`` (after a reorg or an external send)."""
@@ -302,7 +311,7 @@ class Chain:
         cached = self._nonces.get(address)
         if cached is None:
             cached = int(
-                self._rpc(
+                self.request(
                     lambda: self.w3.eth.get_transaction_count(address, "pending"),
                     context="eth_getTransactionCount",
                 )
@@ -310,12 +319,12 @@ class Chain:
         return cached
 
     def _explain_failed(self, tx_hash: str, receipt: TxReceipt, context: str) -> ContractRevert:
-        tx = self._rpc(lambda: self.w3.eth.get_transaction(HexBytes(tx_hash)), context=context)
+        tx = self.request(lambda: self.w3.eth.get_transaction(HexBytes(tx_hash)), context=context)
         replay: TxParams = {"from": tx["from"], "data": tx["input"], "value": tx["value"]}
         if tx.get("to"):
             replay["to"] = tx["to"]
         try:
-            self._rpc(
+            self.request(
                 lambda: self.w3.eth.call(replay, block_identifier=receipt["blockNumber"] - 1), context=context
             )
         except ContractRevert as e:
@@ -327,13 +336,14 @@ class Chain:
             error_name=None,
         )
 
-    def _rpc(self, thunk: Callable[[], T], *, context: str) -> T:
+    def request(self, thunk: Callable[[], T], *, context: str) -> T:
+        """Run a web3 call: serialised on the embedded chain, reverts and outages as our errors."""
         if self._io_lock is not None:
             with self._io_lock:
-                return self._rpc_unlocked(thunk, context=context)
-        return self._rpc_unlocked(thunk, context=context)
+                return self._request_unlocked(thunk, context=context)
+        return self._request_unlocked(thunk, context=context)
 
-    def _rpc_unlocked(self, thunk: Callable[[], T], *, context: str) -> T:
+    def _request_unlocked(self, thunk: Callable[[], T], *, context: str) -> T:
         try:
             return thunk()
         except ContractLogicError as e:

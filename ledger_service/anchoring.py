@@ -317,7 +317,7 @@ class AnchoringWorker:
 
     def _adopt(self, b: BatchRow, chain_batch_id: int, now: int) -> None:
         """The root is on chain already (an earlier send landed): record that anchoring."""
-        logs = self.chain._rpc(
+        logs = self.chain.request(
             lambda: self.contract.events.BatchAnchored().get_logs(
                 from_block=0, argument_filters={"root": b.root}
             ),

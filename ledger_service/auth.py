@@ -658,7 +658,7 @@ class RoleChecker:
 
     def holds(self, party: str, role: RoleSpec) -> bool:
         """Whether ``party`` holds ``role`` at the latest block (``ChainError`` if unreachable)."""
-        head = self.chain._rpc(lambda: self.chain.w3.eth.get_block("latest"), context="latest block")
+        head = self.chain.request(lambda: self.chain.w3.eth.get_block("latest"), context="latest block")
         number, block_hash = int(head["number"]), bytes(head["hash"])
         key = (party, role.name)
         with self._lock:

@@ -158,11 +158,11 @@ class RegistryCache:
 
     def _apply_range(self, start: int, end: int) -> int:
         events = self.contract.events
-        enrolled = self.chain._rpc(
+        enrolled = self.chain.request(
             lambda: events.DeviceEnrolled().get_logs(from_block=start, to_block=end),
             context="DeviceEnrolled logs",
         )
-        revoked = self.chain._rpc(
+        revoked = self.chain.request(
             lambda: events.DeviceRevoked().get_logs(from_block=start, to_block=end),
             context="DeviceRevoked logs",
         )

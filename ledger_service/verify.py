@@ -873,9 +873,7 @@ class BundleVerifier:
         try:
             # Chain has no public block read; its _rpc serialises the embedded chain's I/O and
             # maps transport errors, as the ledger service's own raw reads do.
-            block = self._read(
-                lambda: self.chain._rpc(lambda: self.chain.w3.eth.get_block(number), context="anchor block")
-            )
+            block = self._read(lambda: self.chain.block(number))
         except BlockNotFound:
             block = None
         if block is None or bytes(block["hash"]) != receipt_hash:

@@ -315,11 +315,11 @@ class EnrollmentDesk:
             expires_at=now + PREPARED_TTL,
         )
         chain = self.service.chain
-        tx_nonce = chain._rpc(
+        tx_nonce = chain.request(
             lambda: chain.w3.eth.get_transaction_count(to_checksum_address(party), "pending"),
             context="eth_getTransactionCount",
         )
-        tx = chain._rpc(
+        tx = chain.request(
             lambda: fn.build_transaction(
                 {"from": party, "chainId": chain.chain_id, "nonce": tx_nonce, "gas": int(gas * 1.2) + 10_000}
             ),
@@ -379,7 +379,9 @@ class EnrollmentDesk:
         self._dry_run(self._fn(prepared.fn_name, prepared.args), party, device_id)
         chain = self.service.chain
         try:
-            tx_hash = chain._rpc(lambda: chain.w3.eth.send_raw_transaction(raw), context="enrollment relay")
+            tx_hash = chain.request(
+                lambda: chain.w3.eth.send_raw_transaction(raw), context="enrollment relay"
+            )
         except (Web3Exception, EthValidationError, ValueError) as e:
             raise EnrollmentRefused(
                 f"the node refused the transaction ({e}); check its nonce and fees against "
@@ -404,7 +406,7 @@ class EnrollmentDesk:
             ) from e
         except ContractRevert as e:
             raise _revert_refusal(e, party, device_id) from e
-        tx = chain._rpc(lambda: chain.w3.eth.get_transaction(HexBytes(tx_hash)), context="enrollment")
+        tx = chain.request(lambda: chain.w3.eth.get_transaction(HexBytes(tx_hash)), context="enrollment")
         if to_checksum_address(tx["from"]) != party:
             raise EnrollmentRefused(
                 f"{tx_hash} was sent by {to_checksum_address(tx['from'])}, not by you ({party})",
