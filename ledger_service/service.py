@@ -18,6 +18,7 @@ from ledger_service.config import Environment, Settings
 from ledger_service.errors import ConfigError
 from ledger_service.ingest.committer import Committer
 from ledger_service.ingest.pipeline import IngestPipeline
+from ledger_service.mqtt import MqttBridge
 from ledger_service.registry_cache import RegistryCache
 from ledger_service.store.engine import create_schema, make_engine
 from ledger_service.store.models import ReadingRow
@@ -39,6 +40,8 @@ class LedgerService:
     anchoring: AnchoringWorker
     anchor_signer: LocalAccount
     started: bool = False
+    #: MQTT ingest, when ``settings.mqtt_url`` is set.
+    mqtt: MqttBridge | None = None
 
     @classmethod
     def build(
@@ -80,6 +83,11 @@ class LedgerService:
         anchoring = AnchoringWorker(
             settings=settings, engine=engine, chain=chain, deployment=deployment, signer=signer
         )
+        mqtt = (
+            MqttBridge(url=settings.mqtt_url, pipeline=pipeline, on_accepted=anchoring.wake)
+            if settings.mqtt_url
+            else None
+        )
         return cls(
             settings=settings,
             chain=chain,
@@ -90,6 +98,7 @@ class LedgerService:
             pipeline=pipeline,
             anchoring=anchoring,
             anchor_signer=signer,
+            mqtt=mqtt,
         )
 
     def start(self) -> None:
@@ -98,17 +107,21 @@ class LedgerService:
         self.pipeline.start()
         if self.settings.anchoring:
             self.anchoring.start()
+        if self.mqtt is not None:
+            self.mqtt.start()
         self.started = True
 
     def stop(self) -> None:
         if not self.started:
             return
+        if self.mqtt is not None:
+            self.mqtt.stop()  # first: it feeds the pipeline
         self.anchoring.stop()
         self.pipeline.stop()
         self.started = False
 
     def readiness(self) -> dict[str, object]:
-        """What readiness reports: database, chain, registry mirror."""
+        """What readiness reports: database, chain, registry mirror, MQTT ingest."""
         checks: dict[str, object] = {}
         try:
             with Session(self.engine) as s:
@@ -123,6 +136,7 @@ class LedgerService:
             checks["chain"] = f"error: {e}"
         checks["registry_devices"] = len(self.registry)
         checks["anchoring_error"] = self.anchoring.last_error
+        checks["mqtt"] = self.mqtt.status() if self.mqtt is not None else "disabled"
         return checks
 
 

@@ -1,0 +1,518 @@
+"""MQTT ingest, end to end: devices publish signed readings, the bridge stores them and answers.
+
+Each test runs its own Mosquitto (a free port, persistence in a temporary directory) so that
+broker restarts and persistent sessions can be tested without touching the shared broker.
+"""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import paho.mqtt.client as paho
+import pytest
+from fastapi.testclient import TestClient
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from sqlalchemy import func, select
+from sqlmodel import Session
+from support import TestConsortium, require
+
+from contracts.chain import Chain, dev_accounts
+from contracts.deploy import deploy_suite
+from device_attestation.merkle import verify_inclusion
+from ledger_service.config import Settings
+from ledger_service.errors import ConfigError, LedgerError
+from ledger_service.ingest.pipeline import IngestPipeline, ItemResult
+from ledger_service.mqtt import BrokerAddress, MqttBridge, MqttUrlError, parse_mqtt_url
+from ledger_service.service import LedgerService
+from ledger_service.store.models import ReadingRow
+
+SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+# ---------------------------------------------------------------- a broker of our own
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Mosquitto:
+    """A Mosquitto process on a free port, persisting to a directory: restartable."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.dir = workdir
+        self.conf = workdir / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {workdir}/\n"
+            "max_queued_messages 100000\n"
+            f"log_dest file {workdir}/mosquitto.log\n"
+            # started as root, Mosquitto would switch to the `mosquitto` user and fail to write here
+            f"user {getpass.getuser()}\n"
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise RuntimeError(f"mosquitto exited: {err}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("mosquitto did not start listening")
+
+    def stop(self) -> None:
+        """Stop (SIGTERM: Mosquitto writes its persistence file, queued QoS 1 messages included)."""
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    require(shutil.which("mosquitto") is not None, "mosquitto (the MQTT broker) is not installed")
+    workdir = tmp_path / "mosquitto"
+    workdir.mkdir()
+    b = Mosquitto(workdir)
+    b.start()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+# ---------------------------------------------------------------- a device side
+
+
+class DeviceSide:
+    """Publishes submissions and collects every receipt published on ``devices/+/receipts``."""
+
+    def __init__(self, url: str) -> None:
+        address = parse_mqtt_url(url)
+        self.receipts: list[tuple[str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"test-device-{uuid.uuid4().hex[:8]}",
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        self.client.reconnect_delay_set(1, 2)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect(address.host, address.port)
+        self.client.loop_start()
+        assert self._subscribed.wait(10), "the device side did not subscribe"
+
+    def _on_connect(self, client: paho.Client, *_: object) -> None:
+        client.subscribe("devices/+/receipts", qos=1)
+
+    def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+        with self._lock:
+            self.receipts.append((msg.topic, orjson.loads(msg.payload)))
+
+    def publish(self, device_id: str, payload: bytes | dict[str, Any]) -> None:
+        body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+        info = self.client.publish(f"devices/{device_id}/readings", body, qos=1)
+        info.wait_for_publish(10)
+
+    def publish_many(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        infos = [self.client.publish(f"devices/{d}/readings", orjson.dumps(obj), qos=1) for d, obj in items]
+        for info in infos:
+            info.wait_for_publish(20)
+
+    def wait_connected(self) -> None:
+        wait_for(self.client.is_connected, 15, "the device side to reconnect")
+
+    def got(self, n: int, timeout: float = 15.0) -> list[tuple[str, dict[str, Any]]]:
+        wait_for(lambda: len(self.receipts) >= n, timeout, f"{n} receipts (have {len(self.receipts)})")
+        with self._lock:
+            return list(self.receipts)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def devices(broker: Mosquitto) -> Iterator[DeviceSide]:
+    side = DeviceSide(broker.url)
+    yield side
+    side.close()
+
+
+def make_bridge(url: str, pipeline: Any, **kw: Any) -> MqttBridge:
+    kw.setdefault("client_id", f"test-ledger-{uuid.uuid4().hex[:8]}")
+    kw.setdefault("store_retry_min", 0.1)
+    return MqttBridge(url=url, pipeline=pipeline, **kw)
+
+
+def started(bridge: MqttBridge) -> MqttBridge:
+    bridge.start()
+    wait_for(lambda: bridge.connected, 10, "the bridge to connect and subscribe")
+    return bridge
+
+
+def stored(ledger: LedgerService, **where: Any) -> int:
+    q = select(func.count()).select_from(ReadingRow)
+    for name, value in where.items():
+        q = q.where(getattr(ReadingRow, name) == value)
+    with Session(ledger.engine) as s:
+        return int(s.exec(q).one()[0])  # type: ignore[call-overload]
+
+
+def stored_pairs(ledger: LedgerService) -> list[tuple[str, int]]:
+    with Session(ledger.engine) as s:
+        rows = s.exec(select(ReadingRow.device_id, ReadingRow.seq)).all()  # type: ignore[call-overload]
+    return [(d, q) for d, q in rows]
+
+
+def uid(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+# ---------------------------------------------------------------- URLs (no broker)
+
+
+def test_mqtt_urls() -> None:
+    assert parse_mqtt_url("mqtt://127.0.0.1:1883") == BrokerAddress("127.0.0.1", 1883)
+    assert parse_mqtt_url("mqtt://broker") == BrokerAddress("broker", 1883)
+    tls = parse_mqtt_url("mqtts://ledger:p%40ss%3Aword@broker.example:8884")
+    assert tls == BrokerAddress("broker.example", 8884, tls=True, username="ledger", password="p@ss:word")
+    assert "p@ss" not in repr(tls) and "p@ss" not in str(tls)
+    assert parse_mqtt_url("mqtts://broker.example").port == 8883
+    assert parse_mqtt_url("mqtt://[::1]:1884/") == BrokerAddress("::1", 1884)
+    for bad in (
+        "http://broker:1883",
+        "broker:1883",
+        "mqtt://",
+        "mqtt://broker:99999",
+        "mqtt://broker:port",
+        "mqtt://broker/topic",
+        "mqtt://broker?x=1",
+        "mqtt://:secret@broker",
+    ):
+        with pytest.raises(MqttUrlError) as info:
+            parse_mqtt_url(bad)
+        assert isinstance(info.value, ConfigError) and isinstance(info.value, LedgerError)
+        assert info.value.code == "config.mqtt_url"
+    with pytest.raises(MqttUrlError) as info:
+        parse_mqtt_url("ftp://user:hunter2@broker")
+    assert "hunter2" not in str(info.value)
+
+
+# ---------------------------------------------------------------- end to end
+
+
+@pytest.mark.mqtt
+def test_publish_store_anchor_prove(
+    client: TestClient,
+    ledger: LedgerService,
+    consortium: TestConsortium,
+    broker: Mosquitto,
+    devices: DeviceSide,
+) -> None:
+    wakes: list[int] = []
+    bridge = started(make_bridge(broker.url, ledger.pipeline, on_accepted=lambda: wakes.append(1)))
+    try:
+        p256 = consortium.enroll(uid("SN-MQTT"), "p256")
+        k1 = consortium.enroll(uid("GW-MQTT"), "secp256k1")
+        subs = [p256.sign({"temp_c": 20.0 + i, "good_units": i}, ts_ms=now_ms() - 1000) for i in range(4)]
+        subs += [k1.sign({"temp_c": 21.5}, ts_ms=now_ms() - 500, lot_id="LOT-1") for _ in range(3)]
+        devices.publish_many([(s.reading.device_id, s.to_json_obj()) for s in subs])
+        got = devices.got(len(subs))
+        by_digest = {body["digest"]: (topic, body) for topic, body in got}
+        for s in subs:
+            topic, body = by_digest["0x" + s.digest.hex()]
+            assert topic == f"devices/{s.reading.device_id}/receipts"
+            assert body == {
+                "digest": "0x" + s.digest.hex(),
+                "device_id": s.reading.device_id,
+                "seq": s.reading.seq,
+                "status": "accepted",
+                "gap": None,
+            }
+        assert stored(ledger, source="mqtt") == len(subs)
+        assert wakes, "on_accepted was not called"
+
+        # an identical resubmission: the same receipt, over MQTT and over HTTP; nothing new stored
+        devices.publish(p256.device_id, subs[1].to_json_obj())
+        again = devices.got(len(subs) + 1)[-1]
+        assert again == by_digest["0x" + subs[1].digest.hex()]
+        http = client.post("/v1/readings", json=subs[1].to_json_obj())
+        assert http.status_code == 201 and http.json() == again[1]
+        assert stored(ledger) == len(subs)
+
+        # anchored, and the proof endpoint serves every reading that came over MQTT
+        ledger.anchoring.flush(timeout=30)
+        for s in subs:
+            r = client.get(f"/v1/readings/0x{s.digest.hex()}/proof")
+            assert r.status_code == 200, r.text
+            bundle = r.json()
+            assert bundle["digest"] == "0x" + s.digest.hex()
+            root = bytes.fromhex(bundle["root"][2:])
+            verify_inclusion(
+                digest=s.digest, proof=[bytes.fromhex(p[2:]) for p in bundle["proof"]], root=root
+            )
+        s = bridge.stats()
+        assert (s.received, s.accepted, s.rejected) == (len(subs) + 1, len(subs) + 1, 0)
+    finally:
+        bridge.stop()
+
+
+@pytest.mark.mqtt
+def test_refusals_get_error_receipts(
+    ledger: LedgerService, consortium: TestConsortium, broker: Mosquitto, devices: DeviceSide
+) -> None:
+    ledger.start()
+    bridge = started(make_bridge(broker.url, ledger.pipeline))
+    try:
+        dev = consortium.enroll(uid("SN-BAD"), "p256")
+        other = consortium.enroll(uid("SN-OTHER"), "p256")
+        good = dev.sign({"temp_c": 1.0}, ts_ms=now_ms() - 100)
+        forged = good.to_json_obj()
+        sig = bytearray(bytes.fromhex(forged["signature"][2:]))
+        sig[5] ^= 0x01
+        forged["signature"] = "0x" + sig.hex()
+        devices.publish(dev.device_id, forged)  # a bad signature
+        devices.publish(dev.device_id, b"{not json")  # garbage
+        devices.publish(dev.device_id, other.sign({"temp_c": 2.0}, ts_ms=now_ms() - 100).to_json_obj())
+        got = devices.got(3)
+        assert all(topic == f"devices/{dev.device_id}/receipts" for topic, _ in got)
+        codes = [body["error"]["code"] for _, body in got]
+        assert codes[0].startswith("signature."), got[0]
+        assert got[0][1]["device_id"] == dev.device_id and got[0][1]["seq"] == 1
+        assert codes[1] == "request.bad_json"
+        assert codes[2] == "mqtt.topic_mismatch" and got[2][1]["device_id"] == other.device_id
+        assert all(body["error"]["message"] for _, body in got)
+        assert stored(ledger) == 0
+        assert bridge.stats().rejected == 3
+
+        # the refusals were acknowledged: the good reading goes through and nothing is delivered again
+        devices.publish(dev.device_id, good.to_json_obj())
+        assert "digest" in devices.got(4)[-1][1]
+        time.sleep(0.3)
+        assert len(devices.receipts) == 4 and stored(ledger) == 1
+    finally:
+        bridge.stop()
+
+
+class SlowPipeline:
+    """The real pipeline, slowed down: messages stay unacknowledged for a while."""
+
+    def __init__(self, inner: IngestPipeline, delay: float) -> None:
+        self.inner = inner
+        self.delay = delay
+
+    def submit(self, objs: Sequence[Any], *, source: str) -> list[ItemResult]:
+        time.sleep(self.delay)
+        return self.inner.submit(objs, source=source)
+
+
+@pytest.mark.mqtt
+def test_broker_restart_loses_nothing(
+    ledger: LedgerService, consortium: TestConsortium, broker: Mosquitto, devices: DeviceSide
+) -> None:
+    ledger.start()
+    bridge = started(make_bridge(broker.url, SlowPipeline(ledger.pipeline, 0.15), batch_max=5))
+    try:
+        signers = [consortium.enroll(uid(f"SN-RST{i}"), "p256") for i in range(2)]
+        n, m = 40, 20
+        first = [signers[i % 2].sign({"temp_c": float(i)}, ts_ms=now_ms() - 2000) for i in range(n)]
+        devices.publish_many([(s.reading.device_id, s.to_json_obj()) for s in first])
+        # the broker has every one of them (PUBACKed to the device); many are in flight to the bridge
+        wait_for(lambda: bridge.received >= 10, 5, "the bridge to take messages")
+        assert stored(ledger) < n, "the bridge was too fast for this test to mean anything"
+        broker.restart()
+        devices.wait_connected()
+        more = [signers[i % 2].sign({"temp_c": float(i)}, ts_ms=now_ms() - 1000) for i in range(m)]
+        devices.publish_many([(s.reading.device_id, s.to_json_obj()) for s in more])
+        wait_for(lambda: stored(ledger) >= n + m, 20, f"{n + m} stored readings")
+        time.sleep(0.5)  # let any further redelivery arrive: it must not add rows
+        pairs = stored_pairs(ledger)
+        assert len(pairs) == n + m and len(set(pairs)) == n + m
+        for sig in signers:
+            assert sorted(q for d, q in pairs if d == sig.device_id) == list(range(1, (n + m) // 2 + 1))
+        assert bridge.redelivered > 0, "the broker did not redeliver the messages in flight"
+        wait_for(lambda: bridge.connected, 10, "the bridge to be connected")
+        # every reading got a receipt, none an error
+        wait_for(
+            lambda: (
+                {b.get("digest") for _, b in devices.receipts}
+                >= {"0x" + s.digest.hex() for s in first + more}
+            ),
+            10,
+            "a receipt for every reading",
+        )
+        assert not [b for _, b in devices.receipts if "error" in b]
+    finally:
+        bridge.stop()
+
+
+@pytest.mark.mqtt
+@SQLITE_ONLY
+def test_readings_published_while_stopped_are_delivered(
+    ledger: LedgerService, consortium: TestConsortium, broker: Mosquitto, devices: DeviceSide
+) -> None:
+    ledger.start()
+    client_id = uid("test-ledger-session")
+    bridge = started(make_bridge(broker.url, ledger.pipeline, client_id=client_id))
+    bridge.stop()  # the session stays on the broker, subscribed
+    dev = consortium.enroll(uid("SN-AWAY"), "p256")
+    subs = [dev.sign({"temp_c": float(i)}, ts_ms=now_ms() - 1000) for i in range(5)]
+    devices.publish_many([(dev.device_id, s.to_json_obj()) for s in subs])
+    time.sleep(0.2)
+    assert stored(ledger) == 0 and devices.receipts == []
+    again = started(make_bridge(broker.url, ledger.pipeline, client_id=client_id))  # the service is back
+    try:
+        got = devices.got(5)
+        assert [b["digest"] for _, b in got] == ["0x" + s.digest.hex() for s in subs]
+        assert stored(ledger) == 5
+    finally:
+        again.stop()
+
+
+@pytest.mark.mqtt
+@SQLITE_ONLY
+def test_bridge_waits_for_a_broker_that_is_not_up_yet(
+    ledger: LedgerService, consortium: TestConsortium, tmp_path: Path
+) -> None:
+    require(shutil.which("mosquitto") is not None, "mosquitto (the MQTT broker) is not installed")
+    ledger.start()
+    late = Mosquitto(tmp_path)
+    bridge = make_bridge(late.url, ledger.pipeline)
+    bridge.start()  # returns at once: the service starts without its broker
+    try:
+        time.sleep(0.3)
+        assert not bridge.connected and bridge.status().startswith("disconnected")
+        late.start()
+        wait_for(lambda: bridge.connected, 10, "the bridge to connect once the broker is up")
+        assert bridge.status() == "ok"
+        side = DeviceSide(late.url)
+        try:
+            dev = consortium.enroll(uid("SN-LATE"), "p256")
+            sub = dev.sign({"temp_c": 4.0}, ts_ms=now_ms() - 100)
+            side.publish(dev.device_id, sub.to_json_obj())
+            assert side.got(1)[0][1]["digest"] == "0x" + sub.digest.hex()
+        finally:
+            side.close()
+    finally:
+        bridge.stop()
+        late.stop()
+
+
+class FlakyStore:
+    """Answers ``store.unavailable`` for the first ``failures`` calls, then passes through."""
+
+    def __init__(self, inner: IngestPipeline, failures: int) -> None:
+        self.inner = inner
+        self.failures = failures
+        self.calls = 0
+
+    def submit(self, objs: Sequence[Any], *, source: str) -> list[ItemResult]:
+        self.calls += 1
+        if self.calls <= self.failures:
+            return [ItemResult(index=i, code="store.unavailable", message="down") for i in range(len(objs))]
+        return self.inner.submit(objs, source=source)
+
+
+@pytest.mark.mqtt
+@SQLITE_ONLY
+def test_store_unavailable_leaves_messages_for_redelivery(
+    ledger: LedgerService, consortium: TestConsortium, broker: Mosquitto, devices: DeviceSide
+) -> None:
+    ledger.start()
+    flaky = FlakyStore(ledger.pipeline, failures=2)
+    bridge = started(make_bridge(broker.url, flaky))
+    try:
+        dev = consortium.enroll(uid("SN-FLAKY"), "p256")
+        subs = [dev.sign({"temp_c": float(i)}, ts_ms=now_ms() - 1000) for i in range(3)]
+        devices.publish_many([(dev.device_id, s.to_json_obj()) for s in subs])
+        got = devices.got(3)
+        time.sleep(0.3)
+        assert flaky.calls >= 3
+        # nothing was published while the store was down; then one receipt per reading, in order
+        assert [b.get("digest") for _, b in devices.receipts] == ["0x" + s.digest.hex() for s in subs]
+        assert len(got) == 3 and stored(ledger) == 3
+        s = bridge.stats()
+        assert s.deferred >= 2 and s.redelivered >= 3 and s.accepted == 3
+    finally:
+        bridge.stop()
+
+
+@pytest.mark.mqtt
+def test_service_runs_the_bridge(tmp_path: Path, broker: Mosquitto, devices: DeviceSide) -> None:
+    chain = Chain.embedded()
+    deployment = deploy_suite(chain, dev_accounts(1)[0])
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path}/ledger.db",
+        mqtt_url=broker.url,
+        verify_workers=0,
+        anchoring=False,
+        registry_refresh_seconds=0,
+    )
+    service = LedgerService.build(settings, chain=chain, deployment=deployment)
+    assert service.mqtt is not None and service.readiness()["mqtt"] == "stopped"
+    service.start()
+    try:
+        wait_for(lambda: service.readiness()["mqtt"] == "ok", 10, "mqtt readiness")
+        dev = TestConsortium(chain, deployment).enroll("SN-SVC-1", "p256")
+        sub = dev.sign({"temp_c": 3.0}, ts_ms=now_ms() - 100)
+        devices.publish(dev.device_id, sub.to_json_obj())
+        assert devices.got(1)[0][1]["digest"] == "0x" + sub.digest.hex()
+        assert stored(service, source="mqtt") == 1
+    finally:
+        service.stop()
+    assert service.readiness()["mqtt"] == "stopped"
+    with pytest.raises(MqttUrlError):
+        LedgerService.build(
+            settings.model_copy(update={"mqtt_url": "tcp://x"}), chain=chain, deployment=deployment
+        )
+
+
+@SQLITE_ONLY
+def test_service_without_mqtt(ledger: LedgerService) -> None:
+    assert ledger.mqtt is None and ledger.readiness()["mqtt"] == "disabled"
