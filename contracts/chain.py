@@ -33,6 +33,7 @@ from web3.exceptions import (
     ContractLogicError,
     TransactionNotFound,
     Web3Exception,
+    Web3RPCError,
 )
 from web3.types import BlockIdentifier, Nonce, TxParams, TxReceipt
 
@@ -46,7 +47,7 @@ except ImportError:  # pragma: no cover - eth-tester is a dependency, but JSON-R
         """Placeholder so the except clauses stay valid without eth-tester."""
 
 
-from contracts.errors import ChainError, ContractRevert, TransactionTimeout
+from contracts.errors import ChainError, ContractRevert, NodeRefused, TransactionTimeout
 from contracts.revert import decode_revert
 
 #: anvil's (and hardhat's) default development mnemonic. Its keys are public:
@@ -135,8 +136,13 @@ class Chain:
         return cls(w3=w3, chain_id=chain_id, embedded=True, rpc="embedded", timeout=timeout)
 
     @classmethod
-    def connect(cls, url: str, *, timeout: float = 30.0) -> Chain:
-        """Connect to a JSON-RPC node; :class:`ChainError` when it does not answer."""
+    def connect(cls, url: str, *, timeout: float = 30.0, expected_chain_id: int | None = None) -> Chain:
+        """Connect to a JSON-RPC node; :class:`ChainError` when it does not answer.
+
+        With ``expected_chain_id`` (a service that knows its deployment), an unreachable node is
+        not an error: the chain object is made with that id, and calls fail with
+        :class:`ChainError` until the node is back.
+        """
         w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": min(timeout, 10.0)}))
         # The validation middleware asks the node for eth_chainId twice per eth_call and transaction;
         # we sign locally with the chain id read once below, so it only costs round trips. ENS names
@@ -146,6 +152,8 @@ class Chain:
         try:
             chain_id = w3.eth.chain_id
         except (requests.RequestException, Web3Exception, OSError, ValueError) as e:
+            if expected_chain_id is not None:
+                return cls(w3=w3, chain_id=expected_chain_id, embedded=False, rpc=url, timeout=timeout)
             raise ChainError(
                 f"the chain at {url} did not answer eth_chainId ({type(e).__name__}: {e}); "
                 "check the URL and that the node is running"
@@ -350,6 +358,10 @@ class Chain:
             raise decode_revert(_revert_data(e), context=context) from e
         except _EthTesterTransactionFailed as e:  # the embedded chain's form of a revert
             raise decode_revert(_revert_data(e), context=context) from e
+        except TransactionNotFound:
+            raise  # an answer, not a refusal: receipt() turns it into None
+        except Web3RPCError as e:  # the node refused: nonce too low, already known, underpriced...
+            raise NodeRefused(f"{context}: the node at {self.rpc} refused the request ({e})") from e
         except (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError) as e:
             raise ChainError(f"{context}: the chain at {self.rpc} is unreachable ({e})") from e
 

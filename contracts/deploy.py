@@ -14,6 +14,7 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,9 @@ class Deployment:
                 f"{chain.chain_id}: use the deployment file of that chain"
             )
         for name, address in self.contracts.items():
-            if not chain.w3.eth.get_code(to_checksum_address(address)):
+            checksummed = to_checksum_address(address)
+            code = chain.request(partial(chain.w3.eth.get_code, checksummed), context=f"code of {name}")
+            if not code:
                 raise DeploymentError(
                     f"no code for {name} at {address} on chain {chain.chain_id}: the chain was "
                     "reset or the file is from another network; redeploy"

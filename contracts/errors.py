@@ -38,6 +38,12 @@ class ChainError(ContractsError):
     code = "chain.unavailable"
 
 
+class NodeRefused(ChainError):
+    """The node answered but refused the request (a nonce too low, a transaction already known...)."""
+
+    code = "chain.refused"
+
+
 class TransactionTimeout(ChainError):
     """A transaction was sent but no receipt arrived in time."""
 

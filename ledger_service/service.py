@@ -48,17 +48,29 @@ class LedgerService:
         cls, settings: Settings, *, chain: Chain | None = None, deployment: Deployment | None = None
     ) -> LedgerService:
         """Connect to the chain and the database; on the embedded chain, deploy the suite first."""
+        if deployment is None and settings.chain != "embedded":
+            assert settings.deployment is not None  # enforced by Settings
+            deployment = Deployment.load(settings.deployment)
         if chain is None:
-            chain = Chain.from_rpc(settings.chain, timeout=settings.anchor_timeout_seconds)
-        if deployment is None:
-            if chain.is_embedded:
-                deployment = deploy_suite(chain, dev_accounts(1)[0])
-                if settings.deployment is not None:
-                    deployment.save(settings.deployment)
+            if settings.chain == "embedded":
+                chain = Chain.embedded(timeout=settings.anchor_timeout_seconds)
             else:
-                assert settings.deployment is not None  # enforced by Settings
-                deployment = Deployment.load(settings.deployment)
-        deployment.check(chain)
+                # Ingest does not need the chain: a service (re)started while the node is down opens
+                # anyway, on the deployment's chain id; anchoring catches up when the node is back.
+                assert deployment is not None
+                chain = Chain.connect(
+                    settings.chain,
+                    timeout=settings.anchor_timeout_seconds,
+                    expected_chain_id=deployment.chain_id,
+                )
+        if deployment is None:
+            deployment = deploy_suite(chain, dev_accounts(1)[0])
+            if settings.deployment is not None:
+                deployment.save(settings.deployment)
+        try:
+            deployment.check(chain)
+        except ChainError as e:
+            log.warning("chain unreachable at start (%s): serving ingest, anchoring will retry", e)
         signer = _anchor_signer(settings)
         engine = make_engine(settings.database_url)
         create_schema(engine)
@@ -105,6 +117,7 @@ class LedgerService:
         if self.started:
             return
         self.pipeline.start()
+        self.registry.start(self.settings.registry_poll_seconds)
         if self.settings.anchoring:
             self.anchoring.start()
         if self.mqtt is not None:
@@ -117,6 +130,7 @@ class LedgerService:
         if self.mqtt is not None:
             self.mqtt.stop()  # first: it feeds the pipeline
         self.anchoring.stop()
+        self.registry.stop()
         self.pipeline.stop()
         self.started = False
 

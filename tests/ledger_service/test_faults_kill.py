@@ -282,16 +282,6 @@ def test_tx_sent_but_not_recorded_is_adopted_after_restart(anvil_deployed: Deplo
 
 
 @pytest.mark.anvil
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "availability, not loss: LedgerService.build (ledger_service/service.py) calls Chain.from_rpc -> "
-        "Chain.connect, which raises ChainError when eth_chainId does not answer, and then "
-        "deployment.check(chain); so a service restarted while the chain is down exits at startup "
-        "('Application startup failed') and ingest stays closed until the chain is back"
-    ),
-)
 def test_restart_while_the_chain_is_down_keeps_ingest_open(tmp_path: Path) -> None:
     """Compound fault: the service is killed while the chain is unreachable and restarted before it
     is back. Ingest does not need the chain, so it must open again; anchoring catches up later."""
@@ -308,7 +298,7 @@ def test_restart_while_the_chain_is_down_keeps_ingest_open(tmp_path: Path) -> No
             wait_for(lambda: all_anchored(engine), timeout=20, what="the first readings anchored")
             node.stop()  # the chain goes away (its state is written)...
             svc.kill()  # ...and the service dies while it is away
-            svc.start(timeout=20)  # today: exits at startup, the chain being unreachable
+            svc.start(timeout=20)  # opens although the chain is unreachable
             acknowledged |= post(svc.url, fleet.sign(10))
             node.start()
             wait_for(

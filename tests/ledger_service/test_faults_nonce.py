@@ -29,16 +29,6 @@ from contracts.chain import dev_accounts
 
 
 @pytest.mark.anvil
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "contracts/chain.py Chain.send: a JSON-RPC refusal of eth_sendRawTransaction ('nonce too low', "
-        "web3.exceptions.Web3RPCError) is not a ChainError, so the stale cached nonce is never dropped "
-        "and AnchoringWorker._send (which only catches ContractRevert/ChainError) lets it escape tick(): "
-        "the worker resends the same refused tx every interval, never backs off, never anchors again"
-    ),
-)
 def test_anchoring_recovers_after_another_sender_used_the_key(tmp_path: Path) -> None:
     with own_anvil() as node:
         deployed = deploy_on(node, tmp_path)
