@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-import orjson
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
@@ -54,6 +53,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from ledger_service.errors import ConfigError, LedgerError
 from ledger_service.ingest.committer import Receipt
 from ledger_service.ingest.pipeline import ItemResult
+from ledger_service.jsonio import BodyDecodeError, dumps_exact, loads_exact
 
 log = logging.getLogger(__name__)
 
@@ -571,7 +571,7 @@ class MqttBridge:
             if a.accepted:
                 accepted += 1
             if m.device is not None:
-                self._client.publish(receipts_topic(m.device), orjson.dumps(a.reply), qos=1)
+                self._client.publish(receipts_topic(m.device), dumps_exact(a.reply), qos=1)
             self._ack(m)
         self._accepted += accepted
         self._rejected += len(live) - accepted
@@ -594,8 +594,8 @@ class MqttBridge:
                 f"{self.max_payload_bytes}",
             )
         try:
-            obj = orjson.loads(m.payload)
-        except orjson.JSONDecodeError as e:
+            obj = loads_exact(m.payload)
+        except BodyDecodeError as e:
             return None, _error("request.bad_json", f"the payload is not valid JSON: {e}")
         if not isinstance(obj, dict):
             return None, _error(

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from sqlmodel import Session, col, select
 
 from device_attestation.reading import Reading
 from ledger_service.anchoring import ANCHORED, decode_tree
 from ledger_service.errors import NotFound
+from ledger_service.jsonio import loads_exact
 from ledger_service.service import LedgerService
 from ledger_service.store.models import BatchRow, ReadingRow
 from ledger_service.verify import build_bundle
@@ -30,7 +30,7 @@ class ReadingStatus:
     def to_json_obj(self) -> dict[str, Any]:
         return {
             "digest": "0x" + self.row.digest.hex(),
-            "reading": orjson.loads(self.row.reading_json),
+            "reading": loads_exact(self.row.reading_json),
             "scheme": self.row.scheme,
             "signature": "0x" + self.row.signature.hex(),
             "status": self.status,
@@ -96,7 +96,7 @@ def proof_bundle(service: LedgerService, digest: bytes) -> dict[str, Any]:
     tree = decode_tree(batch.tree, digests)
     assert batch.chain_batch_id is not None and batch.tx_hash is not None
     bundle = build_bundle(
-        reading=Reading.from_json_obj(orjson.loads(st.row.reading_json)),
+        reading=Reading.from_json_obj(loads_exact(st.row.reading_json)),
         scheme=st.row.scheme,
         signature=st.row.signature,
         tree=tree,

@@ -127,6 +127,17 @@ class RegistryCache:
             found = self._devices.get(did)
         return found
 
+    def refresh_if_stale(self, max_age: float) -> None:
+        """Refresh when the last attempt is older than ``max_age`` seconds (ingest calls this per request,
+        so a revocation is seen within ``max_age`` plus a block). A chain that is down is not waited for
+        again until ``max_age`` has passed."""
+        if time.monotonic() - self._last_refresh < max_age:
+            return
+        try:
+            self.refresh()
+        except ChainError as e:
+            self.last_error = str(e)
+
     def lookup_hash(self, did: bytes) -> CachedDevice | None:
         return self._devices.get(did)
 

@@ -113,8 +113,10 @@ class ReadingStatusOut(BaseModel):
 
 
 class PendingProofOut(BaseModel):
+    """No proof (yet): the reading is pending or batched (``status`` set), or unknown (no ``status``)."""
+
     error: ErrorOut
-    status: str
+    status: str | None = Field(default=None, description="`pending` or `batched` when the reading is stored.")
     expected_batch: int | None = Field(
         default=None,
         description="The local batch the reading is in, once closed (its chain number comes later).",

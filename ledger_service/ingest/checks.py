@@ -6,17 +6,21 @@ process. The result of a check is a plain tuple (cheap to pickle back).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
-
-import orjson
 
 from device_attestation.errors import AttestationError
 from device_attestation.keys import DevicePublicKey, Scheme
 from device_attestation.reading import Domain
 from device_attestation.sdk import Submission
 from device_attestation.signing import verify_signature
+from ledger_service.jsonio import dumps_exact
+
+#: The largest ``seq`` the store keeps (signed 64-bit columns); Reading v1 allows up to 2**64 - 1.
+INT64_MAX = 2**63 - 1
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 #: (index, submission object, enrolled key or None)
 #: where the key is ("p256", (x, y)) or ("secp256k1", address).
@@ -78,6 +82,18 @@ def check_one(domain: Domain, index: int, obj: Any, key: tuple[str, Any] | None)
     except AttestationError as e:
         return index, (e.code if e.code != "supet.error" else "reading.invalid", e.message)
     reading = sub.reading
+    if reading.seq > INT64_MAX:
+        return index, (
+            "reading.seq_too_large",
+            f"seq {reading.seq} exceeds {INT64_MAX}, the largest sequence number this ledger stores: "
+            "number readings from 1 upwards",
+        )
+    for name, text in (("device_id", reading.device_id), ("lot_id", reading.lot_id)):
+        if text is not None and _CONTROL.search(text):
+            return index, (
+                "reading.invalid",
+                f"reading.{name}: control characters (U+0000..U+001F, U+007F) are not allowed in ids",
+            )
     if key is None:
         return index, (
             "device.unknown",
@@ -104,7 +120,7 @@ def check_one(domain: Domain, index: int, obj: Any, key: tuple[str, Any] | None)
         lot_id=reading.lot_id,
         scheme=scheme,
         signature=sub.signature,
-        reading_json=orjson.dumps(reading.to_json_obj()).decode(),
+        reading_json=dumps_exact(reading.to_json_obj()).decode(),
     )
 
 

@@ -30,18 +30,19 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-import orjson
 from sqlalchemy import Connection, Engine, bindparam, insert, select, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger_service.errors import StoreError
 from ledger_service.ingest.checks import Checked
+from ledger_service.jsonio import dumps_exact
 from ledger_service.store.models import DeviceHeadRow, EquivocationRow, ReadingRow
 
 log = logging.getLogger(__name__)
 
 _R = ReadingRow.__table__.c  # type: ignore[attr-defined]
 _H = DeviceHeadRow.__table__.c  # type: ignore[attr-defined]
+_E = EquivocationRow.__table__.c  # type: ignore[attr-defined]
 
 #: Most submissions one transaction takes from the queue.
 MAX_GROUP = 50_000
@@ -86,8 +87,8 @@ class _Head:
 class _Txn:
     """What one group transaction has decided so far."""
 
-    stored: dict[tuple[str, int], bytes]
-    fresh: dict[tuple[str, int], tuple[bytes, int]]
+    stored: dict[tuple[str, int], tuple[bytes, tuple[int, int] | None]]
+    fresh: dict[tuple[str, int], tuple[bytes, int, tuple[int, int] | None]]
     rows: list[dict[str, object]]
     evidence: list[dict[str, object]]
     evidence_seen: set[tuple[str, int, bytes]]
@@ -190,16 +191,21 @@ class Committer:
             for device_id, last_seq, last_ts, readings, gaps, missing_n in rows:
                 self._heads[device_id] = _Head(last_seq, last_ts, readings, gaps, missing_n, True)
 
-    def _existing(self, conn: Connection, pairs: set[tuple[str, int]]) -> dict[tuple[str, int], bytes]:
-        found: dict[tuple[str, int], bytes] = {}
+    def _existing(
+        self, conn: Connection, pairs: set[tuple[str, int]]
+    ) -> dict[tuple[str, int], tuple[bytes, tuple[int, int] | None]]:
+        found: dict[tuple[str, int], tuple[bytes, tuple[int, int] | None]] = {}
         items = list(pairs)
         for i in range(0, len(items), 500):
             chunk = items[i : i + 500]
             rows = conn.execute(
-                select(_R.device_id, _R.seq, _R.digest).where(tuple_(_R.device_id, _R.seq).in_(chunk))
+                select(_R.device_id, _R.seq, _R.digest, _R.gap_first, _R.gap_last).where(
+                    tuple_(_R.device_id, _R.seq).in_(chunk)
+                )
             )
-            for device_id, seq, digest in rows:
-                found[(device_id, seq)] = bytes(digest)
+            for device_id, seq, digest, gap_first, gap_last in rows:
+                gap = (int(gap_first), int(gap_last)) if gap_first is not None else None
+                found[(device_id, seq)] = (bytes(digest), gap)
         return found
 
     def _write(self, flat: Sequence[Candidate]) -> list[Outcome]:
@@ -236,12 +242,17 @@ class Committer:
     def _decide(self, conn: Connection, c: Candidate, txn: _Txn) -> Outcome:
         ch = c.checked
         key = (ch.device_id, ch.seq)
-        known = txn.stored.get(key) or (txn.fresh[key][0] if key in txn.fresh else None)
+        if key in txn.stored:
+            known, known_gap = txn.stored[key]
+        elif key in txn.fresh:
+            known, _ts, known_gap = txn.fresh[key]
+        else:
+            known, known_gap = None, None
         if known is not None:
-            if known == ch.digest:
-                return Receipt(digest=ch.digest, device_id=ch.device_id, seq=ch.seq)
+            if known == ch.digest:  # the same receipt again
+                return Receipt(digest=ch.digest, device_id=ch.device_id, seq=ch.seq, gap=known_gap)
             ev_key = (ch.device_id, ch.seq, ch.digest)
-            if ev_key not in txn.evidence_seen:
+            if ev_key not in txn.evidence_seen and not self._evidence_exists(conn, ev_key):
                 txn.evidence_seen.add(ev_key)
                 txn.evidence.append(
                     {
@@ -249,7 +260,7 @@ class Committer:
                         "seq": ch.seq,
                         "accepted_digest": known,
                         "conflicting_digest": ch.digest,
-                        "conflicting_submission": orjson.dumps(c.raw).decode(),
+                        "conflicting_submission": dumps_exact(c.raw).decode(),
                         "detected_ms": c.received_ms,
                     }
                 )
@@ -275,7 +286,7 @@ class Committer:
             head.missing = max(0, head.missing - 1)
         head.readings += 1
         txn.touched.add(ch.device_id)
-        txn.fresh[key] = (ch.digest, ch.ts_ms)
+        txn.fresh[key] = (ch.digest, ch.ts_ms, gap)
         txn.rows.append(
             {
                 "digest": ch.digest,
@@ -288,10 +299,22 @@ class Committer:
                 "reading_json": ch.reading_json,
                 "received_ms": c.received_ms,
                 "source": c.source,
+                "gap_first": gap[0] if gap else None,
+                "gap_last": gap[1] if gap else None,
                 "batch_id": None,
             }
         )
         return Receipt(digest=ch.digest, device_id=ch.device_id, seq=ch.seq, gap=gap)
+
+    def _evidence_exists(self, conn: Connection, ev_key: tuple[str, int, bytes]) -> bool:
+        """Evidence of this very conflicting reading is already on record (from an earlier commit)."""
+        device_id, seq, digest = ev_key
+        return (
+            conn.execute(
+                select(_E.id).where(_E.device_id == device_id, _E.seq == seq, _E.conflicting_digest == digest)
+            ).first()
+            is not None
+        )
 
     def _check_neighbours(self, conn: Connection, ch: Checked, txn: _Txn) -> Outcome | None:
         """A late reading's time must lie between its stored neighbours' times."""
@@ -309,7 +332,7 @@ class Committer:
         ).first()
         prev = (below[0], below[1]) if below else None
         nxt = (above[0], above[1]) if above else None
-        for (device_id, seq), (_digest, ts) in txn.fresh.items():
+        for (device_id, seq), (_digest, ts, _gap) in txn.fresh.items():
             if device_id != ch.device_id:
                 continue
             if seq < ch.seq and (prev is None or seq > prev[0]):

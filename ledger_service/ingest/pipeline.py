@@ -90,6 +90,7 @@ class IngestPipeline:
     def submit(self, objs: Sequence[Any], *, source: str) -> list[ItemResult]:
         """Process submissions (decoded JSON objects); one result per submission, in order."""
         received = now_ms()
+        self.registry.refresh_if_stale(self.settings.registry_refresh_seconds)
         items: list[CheckItem] = []
         for i, obj in enumerate(objs):
             items.append((i, obj, self._route(obj)))

@@ -31,6 +31,9 @@ class ReadingRow(SQLModel, table=True):
     reading_json: str = Field(sa_column=Column(Text, nullable=False))
     received_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
     source: str = Field(max_length=8, nullable=False)
+    #: The sequence numbers the device had skipped before this reading, when it was accepted.
+    gap_first: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    gap_last: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     batch_id: int | None = Field(default=None, foreign_key="batches.id")
 
 
@@ -56,6 +59,9 @@ class EquivocationRow(SQLModel, table=True):
     """Evidence against a device: two different readings signed with the same (device, seq)."""
 
     __tablename__ = "equivocations"
+    __table_args__ = (
+        UniqueConstraint("device_id", "seq", "conflicting_digest", name="uq_equivocations_evidence"),
+    )
 
     id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
     device_id: str = Field(max_length=64, nullable=False, index=True)

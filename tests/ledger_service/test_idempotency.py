@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from support import TestConsortium
@@ -213,17 +212,6 @@ def test_a_device_starting_above_one_reports_the_numbers_before_it(
     assert head(ledger, "SN-GAP-3") == (2**63 - 1, 1, 1, 2**63 - 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "The idempotent branch of Committer._decide answers Receipt(digest, device_id, seq) without the "
-        "gap, so a retry of a reading that reported `gap: [2, 4]` gets `gap: null`: not the same receipt "
-        "(spec section 4), and a device retrying after a lost answer never learns of its gap. Fix: keep "
-        "the reported gap with the reading (ReadingRow.gap_first/gap_last, nullable BIGINT, plus "
-        "migration), select them in Committer._existing and return them in the idempotent Receipt (a "
-        "duplicate within one group takes them from txn.fresh)."
-    ),
-)
 def test_resubmission_of_a_reading_that_reported_a_gap(
     client: TestClient, ledger: LedgerService, consortium: TestConsortium
 ) -> None:

@@ -2,7 +2,7 @@
 and nothing stored (no reading, no device head; equivocation evidence is the one thing a rejection keeps).
 
 The long case tables run as subtests of one test per database, so the service is built once per table.
-Known defects are pinned by ``xfail(strict=True)`` tests whose reason is the diagnosis.
+Each fixed defect keeps the test that found it.
 """
 
 from __future__ import annotations
@@ -301,28 +301,42 @@ def test_size_limits(
     assert stored(ledger)["readings"] == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "readings.submit enforces max_body_bytes on a chunked body (no Content-Length) only after "
-        "`await request.body()` has buffered all of it: the limit does not bound memory. Fix: read "
-        "`request.stream()` chunk by chunk and answer 413 request.too_large as soon as the running "
-        "total exceeds settings.max_body_bytes."
-    ),
-)
 def test_chunked_body_is_refused_without_being_buffered_whole(
     client: TestClient, ledger: LedgerService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Driven through the ASGI interface: the TestClient's transport would buffer the body itself."""
+    import asyncio
+
     monkeypatch.setattr(ledger, "settings", ledger.settings.model_copy(update={"max_body_bytes": 4096}))
     sent: list[int] = []
+    answers: list[dict[str, Any]] = []
 
-    def body() -> Iterator[bytes]:
-        for i in range(200):
-            sent.append(i)
-            yield b" " * 1024
+    async def receive() -> dict[str, Any]:
+        i = len(sent)
+        sent.append(i)
+        return {"type": "http.request", "body": b" " * 1024, "more_body": i < 199}
 
-    r = client.post("/v1/readings", content=body(), headers={"content-type": "application/json"})
-    assert_error(r, 413, "request.too_large", "exceeds 4096 bytes")
+    async def send(message: dict[str, Any]) -> None:
+        answers.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/readings",
+        "raw_path": b"/v1/readings",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"host", b"test")],
+        "server": ("test", 80),
+        "client": ("test", 1234),
+    }
+    asyncio.run(client.app(scope, receive, send))  # type: ignore[arg-type]
+    start = next(m for m in answers if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in answers if m["type"] == "http.response.body")
+    assert start["status"] == 413 and b"request.too_large" in body and b"exceeds 4096 bytes" in body
     assert len(sent) <= 8, f"the service read {len(sent)} KiB of a body limited to 4 KiB"
 
 
@@ -506,18 +520,6 @@ def test_revocation_is_enforced_once_the_mirror_has_it(
     assert r.status_code == 201, r.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "A revocation is never seen by ingest: RegistryCache.lookup refreshes from chain only when the "
-        "device is unknown, and nothing refreshes periodically (registry_refresh_seconds only rate-limits "
-        "those unknown-device refreshes), so a known device revoked on chain keeps being accepted until "
-        "some unknown device id or a restart triggers a refresh. Fix: in RegistryCache add "
-        "refresh_if_stale(max_age) (refresh when monotonic() - _last_refresh >= max_age, ChainError "
-        "logged and ignored) and call it once per IngestPipeline.submit before routing (max_age = "
-        "settings.registry_refresh_seconds), and/or run a poller thread started by LedgerService.start."
-    ),
-)
 def test_revocation_is_seen_promptly(
     client: TestClient, ledger: LedgerService, consortium: TestConsortium
 ) -> None:
@@ -642,17 +644,6 @@ def test_equivocation_in_one_batch_is_recorded_once(
     assert stored(ledger) == {"readings": 1, "heads": 1, "equivocations": 2}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Committer._write de-duplicates evidence only within one group commit (evidence_seen); the same "
-        "conflicting reading submitted again in a later request inserts a second EquivocationRow, and "
-        "equivocations has no unique key. Fix: add UniqueConstraint('device_id', 'seq', "
-        "'conflicting_digest') to EquivocationRow (with an Alembic migration) and, in Committer._write, "
-        "look up existing (device_id, seq, conflicting_digest) evidence for the group (like _existing) "
-        "and skip those rows (or insert with ON CONFLICT DO NOTHING)."
-    ),
-)
 def test_repeated_equivocation_does_not_duplicate_evidence(
     client: TestClient, ledger: LedgerService, consortium: TestConsortium
 ) -> None:
@@ -797,18 +788,10 @@ def test_batch_isolates_every_kind_of_bad_item(
 
 # -------------------------------------------------------------------------------- values the store can't hold
 
-_INT64_REASON = (
-    "seq >= 2**63 is valid Reading v1 (uint64) but ReadingRow.seq/DeviceHeadRow.last_seq are signed "
-    "BIGINT: SQLite raises OverflowError (not a SQLAlchemyError) out of Committer._write, so the request "
-    "fails with 500; PostgreSQL raises DataError, so the whole group commit answers store.unavailable "
-    "(503), refusing every other reading of the group too. Fix: refuse it before the commit, in "
-    "ledger_service/ingest/checks.py::check_one (after parsing): if reading.seq > 2**63 - 1 return "
-    "('reading.seq_too_large', 'seq ... exceeds 9223372036854775807, the largest sequence number this "
-    "ledger stores: ...'); document the bound in docs/reading-v1.md section 1."
-)
+# The store keeps seq in signed 64-bit columns: a larger (valid uint64) seq is refused before the commit,
+# alone, with reading.seq_too_large, and never blocks the other readings of its group.
 
 
-@pytest.mark.xfail(strict=True, reason=_INT64_REASON)
 def test_seq_beyond_int64_is_refused_alone(
     lenient: TestClient, ledger: LedgerService, consortium: TestConsortium
 ) -> None:
@@ -836,20 +819,6 @@ def test_nul_in_lot_id_never_blocks_other_readings(
     consortium: TestConsortium,
     on_postgres: bool,
 ) -> None:
-    if on_postgres:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "A lot_id containing NUL (valid JSON, valid Reading v1) reaches PostgreSQL, which "
-                    "refuses NUL in text: DataError, and the whole group commit answers store.unavailable, "
-                    "so every other reading of the group is refused too. Fix: refuse it at check time, in "
-                    "ledger_service/ingest/checks.py::check_one: if '\\x00' in (reading.lot_id or '') return "
-                    "('reading.invalid', 'lot_id: must not contain NUL (\\\\u0000) characters'); or in "
-                    "device_attestation.reading forbid control characters in _Text64 and say so in the spec."
-                ),
-            )
-        )
     device = consortium.enroll("SN-NUL-1", "p256")
     key, domain = device.key, consortium.domain
     nul = signed(key, reading("SN-NUL-1", 1, lot_id="LOT\x00-1"), domain)
@@ -864,15 +833,6 @@ def test_nul_in_lot_id_never_blocks_other_readings(
 # ------------------------------------------------------------------------------------------------ read API
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "GET /v1/devices/{device_id}/readings declares after_seq with ge=0 but no upper bound; a value "
-        "above 2**63-1 reaches the BIGINT comparison: OverflowError on SQLite, DataError on PostgreSQL, "
-        "both uncaught -> 500. Fix: in ledger_service/api/routes/readings.py::get_history declare "
-        "after_seq with le=2**63 - 1 (a 422 request.invalid then)."
-    ),
-)
 def test_history_cursor_beyond_int64_is_a_client_error(lenient: TestClient, ledger: LedgerService) -> None:
     r = lenient.get("/v1/devices/SN-1/readings", params={"after_seq": 2**64})
     assert_error(r, 422, "request.invalid", "after_seq")
@@ -881,16 +841,5 @@ def test_history_cursor_beyond_int64_is_a_client_error(lenient: TestClient, ledg
 def test_history_of_a_nul_device_id(
     request: pytest.FixtureRequest, lenient: TestClient, ledger: LedgerService, on_postgres: bool
 ) -> None:
-    if on_postgres:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "GET /v1/devices/%00/readings passes a NUL into a PostgreSQL text comparison: DataError "
-                    "-> 500. Fix: in routes/readings.py::get_history constrain device_id "
-                    "(Path(pattern=r'^[^\\x00]+$')) or answer an empty page / 404 when it contains NUL."
-                ),
-            )
-        )
     r = lenient.get("/v1/devices/%00/readings")
     assert r.status_code < 500, r.text

@@ -66,7 +66,12 @@ class EnvelopeRoute(APIRoute):
         return route_handler
 
 
-router = APIRouter(prefix="/v1/auth", tags=["auth"], route_class=EnvelopeRoute)
+router = APIRouter(
+    prefix="/v1/auth",
+    tags=["auth"],
+    route_class=EnvelopeRoute,
+    responses={400: {"description": "The body is not valid JSON (or not UTF-8).", "model": ErrorEnvelope}},
+)
 
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {

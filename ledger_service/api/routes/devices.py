@@ -650,7 +650,12 @@ class ConfirmOut(DeviceOut):
 
 # ---------------------------------------------------------------------------- routes
 
-router = APIRouter(prefix="/v1/devices", tags=["devices"], route_class=EnvelopeRoute)
+router = APIRouter(
+    prefix="/v1/devices",
+    tags=["devices"],
+    route_class=EnvelopeRoute,
+    responses={400: {"description": "The body is not valid JSON (or not UTF-8).", "model": ErrorEnvelope}},
+)
 
 DeviceIdPath = Annotated[str, Path(min_length=1, max_length=64, description="The device serial.")]
 _ENROLL_ERRORS: dict[int | str, dict[str, Any]] = {

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -22,6 +21,7 @@ from ledger_service.api.models import (
 from ledger_service.api.responses import FastJSONResponse
 from ledger_service.ingest.committer import Receipt
 from ledger_service.ingest.pipeline import ItemResult
+from ledger_service.jsonio import BodyDecodeError, loads_exact
 from ledger_service.proofs import ProofPending, device_history, parse_digest, proof_bundle, reading_status
 
 router = APIRouter(prefix="/v1", tags=["readings"])
@@ -93,19 +93,18 @@ def error(http_status: int, code: str, message: str, **extra: Any) -> JSONRespon
 )
 async def submit(request: Request, service: ServiceDep) -> JSONResponse:
     settings = service.settings
+    too_large = f"the body exceeds {settings.max_body_bytes} bytes: split the batch"
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > settings.max_body_bytes:
-        return error(
-            413, "request.too_large", f"the body exceeds {settings.max_body_bytes} bytes: split the batch"
-        )
-    body = await request.body()
-    if len(body) > settings.max_body_bytes:
-        return error(
-            413, "request.too_large", f"the body exceeds {settings.max_body_bytes} bytes: split the batch"
-        )
+        return error(413, "request.too_large", too_large)
+    chunks = bytearray()
+    async for chunk in request.stream():  # bounded: a chunked body is refused as soon as it is too large
+        chunks += chunk
+        if len(chunks) > settings.max_body_bytes:
+            return error(413, "request.too_large", too_large)
     try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as e:
+        payload = loads_exact(bytes(chunks))
+    except BodyDecodeError as e:
         return error(400, "request.bad_json", f"the body is not valid JSON: {e}")
     if isinstance(payload, dict) and set(payload) == {"readings"}:
         items = payload["readings"]
@@ -171,9 +170,11 @@ def get_proof(digest: DigestPath, service: ServiceDep) -> Any:
     responses={404: {"model": ErrorEnvelope}},
 )
 def get_history(
-    device_id: Annotated[str, Path(min_length=1, max_length=64)],
+    device_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")],
     service: ServiceDep,
-    after_seq: Annotated[int, Query(ge=0, description="Return readings with seq above this.")] = 0,
+    after_seq: Annotated[
+        int, Query(ge=0, le=2**63 - 1, description="Return readings with seq above this.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
     page, cursor = device_history(service, device_id, after_seq=after_seq, limit=limit)

@@ -85,6 +85,7 @@ def upgrade() -> None:
         sa.Column("conflicting_submission", sa.Text(), nullable=False),
         sa.Column("detected_ms", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("device_id", "seq", "conflicting_digest", name="uq_equivocations_evidence"),
     )
     with op.batch_alter_table("equivocations", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_equivocations_device_id"), ["device_id"], unique=False)
@@ -120,6 +121,8 @@ def upgrade() -> None:
         sa.Column("reading_json", sa.Text(), nullable=False),
         sa.Column("received_ms", sa.BigInteger(), nullable=False),
         sa.Column("source", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column("gap_first", sa.BigInteger(), nullable=True),
+        sa.Column("gap_last", sa.BigInteger(), nullable=True),
         sa.Column("batch_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["batch_id"],
