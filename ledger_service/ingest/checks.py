@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from device_attestation.errors import AttestationError
 from device_attestation.keys import DevicePublicKey, Scheme
@@ -27,38 +27,20 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 CheckItem = tuple[int, Any, tuple[str, Any] | None]
 
 
-class Checked:
-    """A submission that passed the checks (fields ready for the store)."""
+class Checked(NamedTuple):
+    """A submission that passed the checks (fields ready for the store).
 
-    __slots__ = ("device_id", "digest", "lot_id", "reading_json", "scheme", "seq", "signature", "ts_ms")
+    A named tuple: thousands cross the process boundary per request, and tuples pickle cheaply.
+    """
 
-    def __init__(
-        self,
-        *,
-        digest: bytes,
-        device_id: str,
-        seq: int,
-        ts_ms: int,
-        lot_id: str | None,
-        scheme: str,
-        signature: bytes,
-        reading_json: str,
-    ) -> None:
-        self.digest = digest
-        self.device_id = device_id
-        self.seq = seq
-        self.ts_ms = ts_ms
-        self.lot_id = lot_id
-        self.scheme = scheme
-        self.signature = signature
-        self.reading_json = reading_json
-
-    def __getstate__(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, s) for s in self.__slots__)
-
-    def __setstate__(self, state: tuple[Any, ...]) -> None:
-        for name, value in zip(self.__slots__, state, strict=True):
-            setattr(self, name, value)
+    digest: bytes
+    device_id: str
+    seq: int
+    ts_ms: int
+    lot_id: str | None
+    scheme: str
+    signature: bytes
+    reading_json: str
 
 
 #: (index, Checked) on success, (index, (code, message)) on failure.

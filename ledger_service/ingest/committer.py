@@ -48,17 +48,54 @@ _E = EquivocationRow.__table__.c  # type: ignore[attr-defined]
 MAX_GROUP = 50_000
 
 
-@dataclass(frozen=True, slots=True)
 class Receipt:
-    """What an accepted (or identically resubmitted) reading gets back."""
+    """What an accepted (or identically resubmitted) reading gets back. Immutable.
+
+    ``gap`` is (first, last) of the sequence numbers the device had skipped before this reading
+    when it was accepted (kept with the reading, so a resubmission gets the same receipt).
+    A plain slotted class: one is made per reading on the hot path.
+    """
+
+    __slots__ = ("device_id", "digest", "gap", "seq", "status")
 
     digest: bytes
     device_id: str
     seq: int
-    status: str = "accepted"
-    #: (first, last) sequence numbers the device skipped before this one; reported once, when the
-    #: reading is first accepted (a resubmission's receipt is otherwise the same).
-    gap: tuple[int, int] | None = None
+    status: str
+    gap: tuple[int, int] | None
+
+    def __init__(
+        self,
+        *,
+        digest: bytes,
+        device_id: str,
+        seq: int,
+        status: str = "accepted",
+        gap: tuple[int, int] | None = None,
+    ) -> None:
+        object.__setattr__(self, "digest", digest)
+        object.__setattr__(self, "device_id", device_id)
+        object.__setattr__(self, "seq", seq)
+        object.__setattr__(self, "status", status)
+        object.__setattr__(self, "gap", gap)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Receipt is immutable: cannot set {name}")
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.digest, self.device_id, self.seq, self.status, self.gap)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Receipt) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"Receipt(digest=0x{self.digest.hex()}, device_id={self.device_id!r}, seq={self.seq}, "
+            f"status={self.status!r}, gap={self.gap})"
+        )
 
 
 #: A commit outcome: a receipt or (code, message).
@@ -89,7 +126,7 @@ class _Txn:
 
     stored: dict[tuple[str, int], tuple[bytes, tuple[int, int] | None]]
     fresh: dict[tuple[str, int], tuple[bytes, int, tuple[int, int] | None]]
-    rows: list[dict[str, object]]
+    rows: list[tuple[object, ...]]
     evidence: list[dict[str, object]]
     evidence_seen: set[tuple[str, int, bytes]]
     touched: set[str]
@@ -229,7 +266,7 @@ class Committer:
             # Any failure from here to the end of the transaction (commit included) is caught by
             # _process, which drops the in-memory heads: they are reloaded from what is on disk.
             if txn.rows:
-                conn.execute(insert(ReadingRow), txn.rows)
+                conn.exec_driver_sql(_insert_readings_sql(conn), txn.rows)
             if txn.evidence:
                 conn.execute(insert(EquivocationRow), txn.evidence)
             self._save_heads(conn, txn.touched)
@@ -288,21 +325,20 @@ class Committer:
         txn.touched.add(ch.device_id)
         txn.fresh[key] = (ch.digest, ch.ts_ms, gap)
         txn.rows.append(
-            {
-                "digest": ch.digest,
-                "device_id": ch.device_id,
-                "seq": ch.seq,
-                "ts_ms": ch.ts_ms,
-                "lot_id": ch.lot_id,
-                "scheme": ch.scheme,
-                "signature": ch.signature,
-                "reading_json": ch.reading_json,
-                "received_ms": c.received_ms,
-                "source": c.source,
-                "gap_first": gap[0] if gap else None,
-                "gap_last": gap[1] if gap else None,
-                "batch_id": None,
-            }
+            (
+                ch.digest,
+                ch.device_id,
+                ch.seq,
+                ch.ts_ms,
+                ch.lot_id,
+                ch.scheme,
+                ch.signature,
+                ch.reading_json,
+                c.received_ms,
+                c.source,
+                gap[0] if gap else None,
+                gap[1] if gap else None,
+            )
         )
         return Receipt(digest=ch.digest, device_id=ch.device_id, seq=ch.seq, gap=gap)
 
@@ -374,6 +410,31 @@ class Committer:
                 ),
                 [{f"b_{k}": v for k, v in values.items()} for values in old],
             )
+
+
+_READING_COLUMNS = (
+    "digest",
+    "device_id",
+    "seq",
+    "ts_ms",
+    "lot_id",
+    "scheme",
+    "signature",
+    "reading_json",
+    "received_ms",
+    "source",
+    "gap_first",
+    "gap_last",
+)
+
+
+def _insert_readings_sql(conn: Connection) -> str:
+    """A plain INSERT for the DB-API's executemany: the hot path skips SQLAlchemy's per-row processing."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    return (
+        f"INSERT INTO readings ({', '.join(_READING_COLUMNS)}) "
+        f"VALUES ({', '.join([mark] * len(_READING_COLUMNS))})"
+    )
 
 
 def _out_of_order(ch: Checked, other_seq: int, other_ts: int, relation: str) -> tuple[str, str]:
