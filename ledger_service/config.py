@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///supet-data/ledger.db"
     #: MQTT broker, e.g. ``mqtt://127.0.0.1:1883``; none to disable MQTT ingest.
     mqtt_url: str | None = None
+    #: The MQTT client id (its persistent session): one per service instance on a broker.
+    mqtt_client_id: Annotated[str, Field(min_length=1, max_length=64)] = "supet-ledger"
     #: Close a batch at this many readings...
     batch_max_readings: Annotated[int, Field(ge=1, le=100_000)] = 10_000
     #: ...or when its oldest reading has waited this long.

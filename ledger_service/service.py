@@ -96,7 +96,12 @@ class LedgerService:
             settings=settings, engine=engine, chain=chain, deployment=deployment, signer=signer
         )
         mqtt = (
-            MqttBridge(url=settings.mqtt_url, pipeline=pipeline, on_accepted=anchoring.wake)
+            MqttBridge(
+                url=settings.mqtt_url,
+                pipeline=pipeline,
+                on_accepted=anchoring.wake,
+                client_id=settings.mqtt_client_id,
+            )
             if settings.mqtt_url
             else None
         )
