@@ -21,6 +21,7 @@ acknowledged that is not on disk.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import queue
 import threading
@@ -28,7 +29,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -130,6 +131,11 @@ class _Txn:
     evidence: list[dict[str, object]]
     evidence_seen: set[tuple[str, int, bytes]]
     touched: set[str]
+    #: per device: (seqs, ts) of readings around its late fills, sorted; stored ones in the covered
+    #: range and its nearest stored neighbours, plus what this transaction accepts
+    near: dict[str, tuple[list[int], list[int], int, int]] = field(default_factory=dict)
+    #: per device: (seqs, ts) this transaction accepted, sorted
+    fresh_sorted: dict[str, tuple[list[int], list[int]]] = field(default_factory=dict)
 
 
 class Committer:
@@ -262,6 +268,7 @@ class Committer:
                 evidence_seen=set(),
                 touched=set(),
             )
+            self._load_neighbourhoods(conn, {pair for pair in behind if pair not in txn.stored}, txn)
             outcomes = [self._decide(conn, c, txn) for c in flat]
             # Any failure from here to the end of the transaction (commit included) is caught by
             # _process, which drops the in-memory heads: they are reloaded from what is on disk.
@@ -324,6 +331,10 @@ class Committer:
         head.readings += 1
         txn.touched.add(ch.device_id)
         txn.fresh[key] = (ch.digest, ch.ts_ms, gap)
+        _insort_pair(txn.fresh_sorted.setdefault(ch.device_id, ([], [])), ch.seq, ch.ts_ms)
+        if ch.device_id in txn.near:
+            seqs, tss, _lo, _hi = txn.near[ch.device_id]
+            _insort_pair((seqs, tss), ch.seq, ch.ts_ms)
         txn.rows.append(
             (
                 ch.digest,
@@ -352,29 +363,68 @@ class Committer:
             is not None
         )
 
+    def _load_neighbourhoods(self, conn: Connection, late: set[tuple[str, int]], txn: _Txn) -> None:
+        """For each device with late readings in this group: three queries, not two per reading."""
+        by_device: dict[str, list[int]] = {}
+        for device_id, seq in late:
+            by_device.setdefault(device_id, []).append(seq)
+        for device_id, seqs in by_device.items():
+            lo, hi = min(seqs), max(seqs)
+            rows = conn.execute(
+                select(_R.seq, _R.ts_ms)
+                .where(_R.device_id == device_id, _R.seq >= lo, _R.seq <= hi)
+                .order_by(_R.seq)
+            ).all()
+            below = conn.execute(
+                select(_R.seq, _R.ts_ms)
+                .where(_R.device_id == device_id, _R.seq < lo)
+                .order_by(_R.seq.desc())
+                .limit(1)
+            ).first()
+            above = conn.execute(
+                select(_R.seq, _R.ts_ms)
+                .where(_R.device_id == device_id, _R.seq > hi)
+                .order_by(_R.seq)
+                .limit(1)
+            ).first()
+            pairs = (
+                ([tuple(below)] if below else [])
+                + [tuple(r) for r in rows]
+                + ([tuple(above)] if above else [])
+            )
+            txn.near[device_id] = ([int(p[0]) for p in pairs], [int(p[1]) for p in pairs], lo, hi)
+
     def _check_neighbours(self, conn: Connection, ch: Checked, txn: _Txn) -> Outcome | None:
-        """A late reading's time must lie between its stored neighbours' times."""
-        below = conn.execute(
-            select(_R.seq, _R.ts_ms)
-            .where(_R.device_id == ch.device_id, _R.seq < ch.seq)
-            .order_by(_R.seq.desc())
-            .limit(1)
-        ).first()
-        above = conn.execute(
-            select(_R.seq, _R.ts_ms)
-            .where(_R.device_id == ch.device_id, _R.seq > ch.seq)
-            .order_by(_R.seq)
-            .limit(1)
-        ).first()
-        prev = (below[0], below[1]) if below else None
-        nxt = (above[0], above[1]) if above else None
-        for (device_id, seq), (_digest, ts, _gap) in txn.fresh.items():
-            if device_id != ch.device_id:
-                continue
-            if seq < ch.seq and (prev is None or seq > prev[0]):
-                prev = (seq, ts)
-            if seq > ch.seq and (nxt is None or seq < nxt[0]):
-                nxt = (seq, ts)
+        """A late reading's time must lie between its neighbours' times (stored or accepted now)."""
+        near = txn.near.get(ch.device_id)
+        if near is not None and near[2] <= ch.seq <= near[3]:
+            seqs, tss, _lo, _hi = near
+            i = bisect.bisect_left(seqs, ch.seq)
+            prev = (seqs[i - 1], tss[i - 1]) if i > 0 else None
+            nxt = (seqs[i], tss[i]) if i < len(seqs) else None
+        else:  # outside the range loaded for this group: ask the store, then this transaction
+            below = conn.execute(
+                select(_R.seq, _R.ts_ms)
+                .where(_R.device_id == ch.device_id, _R.seq < ch.seq)
+                .order_by(_R.seq.desc())
+                .limit(1)
+            ).first()
+            above = conn.execute(
+                select(_R.seq, _R.ts_ms)
+                .where(_R.device_id == ch.device_id, _R.seq > ch.seq)
+                .order_by(_R.seq)
+                .limit(1)
+            ).first()
+            prev = (int(below[0]), int(below[1])) if below else None
+            nxt = (int(above[0]), int(above[1])) if above else None
+            fresh = txn.fresh_sorted.get(ch.device_id)
+            if fresh is not None:
+                fseqs, ftss = fresh
+                i = bisect.bisect_left(fseqs, ch.seq)
+                if i > 0 and (prev is None or fseqs[i - 1] > prev[0]):
+                    prev = (fseqs[i - 1], ftss[i - 1])
+                if i < len(fseqs) and (nxt is None or fseqs[i] < nxt[0]):
+                    nxt = (fseqs[i], ftss[i])
         if prev is not None and ch.ts_ms < prev[1]:
             return _out_of_order(ch, prev[0], prev[1], "after")
         if nxt is not None and ch.ts_ms > nxt[1]:
@@ -435,6 +485,13 @@ def _insert_readings_sql(conn: Connection) -> str:
         f"INSERT INTO readings ({', '.join(_READING_COLUMNS)}) "
         f"VALUES ({', '.join([mark] * len(_READING_COLUMNS))})"
     )
+
+
+def _insort_pair(lists: tuple[list[int], list[int]], seq: int, ts: int) -> None:
+    seqs, tss = lists
+    i = bisect.bisect_left(seqs, seq)
+    seqs.insert(i, seq)
+    tss.insert(i, ts)
 
 
 def _out_of_order(ch: Checked, other_seq: int, other_ts: int, relation: str) -> tuple[str, str]:

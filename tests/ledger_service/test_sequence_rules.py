@@ -101,3 +101,26 @@ def _sign(signer, seq: int, ts: int, temp: float = 21.0):  # type: ignore[no-unt
     return Submission(
         reading=reading, scheme=signer.key.scheme, signature=sign_digest(signer.key, digest), digest=digest
     )
+
+
+def test_any_arrival_order_of_an_honest_device_is_accepted(
+    ledger: LedgerService, consortium: TestConsortium
+) -> None:
+    """An honest device (ts growing with seq) is accepted whatever order its readings arrive in, split
+    over several requests: late readings fill the gaps, nothing is refused, the counters end clean."""
+    import random
+
+    rng = random.Random(7)
+    signer = consortium.enroll("SN-SEQ-4")
+    t = int(time.time() * 1000) - 1_000_000
+    subs = [_sign(signer, seq, t + seq * 10) for seq in range(1, 121)]
+    rng.shuffle(subs)
+    groups = [subs[i : i + 17] for i in range(0, len(subs), 17)]
+    for g in groups:
+        results = submit(ledger, *g)
+        assert all(r.accepted for r in results), [r.code for r in results if not r.accepted]
+    h = head(ledger, "SN-SEQ-4")
+    assert (h.last_seq, h.readings, h.missing) == (120, 120, 0)
+    # a reading whose time contradicts its place in the order is still refused
+    (bad,) = submit(ledger, _sign(signer, 121, t + 5))
+    assert bad.code == "reading.out_of_order"
