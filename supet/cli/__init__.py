@@ -20,12 +20,13 @@ err_console = Console(stderr=True)
 
 
 def _register() -> None:
-    from supet.cli import ca, contracts_cmd, demo, device, serve, verify
+    from supet.cli import ca, contracts_cmd, demo, device, party, serve, verify
 
     app.add_typer(contracts_cmd.app, name="contracts")
     app.command("deploy")(contracts_cmd.deploy)
     app.add_typer(ca.app, name="ca")
     app.add_typer(device.app, name="device")
+    app.add_typer(party.app, name="party")
     app.command("demo")(demo.demo)
     app.command("serve")(serve.serve)
     app.command("verify")(verify.verify)
@@ -46,10 +47,21 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as e:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
+    except Exception as e:  # usage errors (typer ships its own copy of click's) carry their own exit code
+        if isinstance(e, _usage_errors()):
+            e.show()  # type: ignore[attr-defined]
+            sys.exit(e.exit_code)  # type: ignore[attr-defined]
         raise
+
+
+def _usage_errors() -> tuple[type[Exception], ...]:
+    import click
+
+    kinds: list[type[Exception]] = [click.ClickException]
+    try:
+        from typer._click.exceptions import ClickException as TyperClickException
+
+        kinds.append(TyperClickException)
+    except ImportError:  # older typer uses click itself
+        pass
+    return tuple(kinds)
