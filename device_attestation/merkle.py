@@ -10,13 +10,20 @@ A batch's tree is ``StandardMerkleTree.of(digests.map(d => [d]), ["bytes32"])``
   reverse order (``tree[len - 1 - i] = sorted_leaves[i]``), and
   ``tree[i] = keccak256(sort(tree[2i + 1], tree[2i + 2]))``;
 * a proof is the list of siblings from the leaf up, which OpenZeppelin
-  ``MerkleProof.verify(proof, root, leaf)`` accepts.
+  ``MerkleProof.verify(proof, root, leaf)`` accepts;
+* a multiproof (:meth:`MerkleTree.multiproof`) proves several digests at once,
+  exactly as ``getMultiProof`` builds it: the leaves in descending tree index
+  (that is, ascending leaf hash), the sibling hashes and the flags that
+  OpenZeppelin ``MerkleProof.multiProofVerify(proof, proofFlags, root, leaves)``
+  accepts.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -24,7 +31,16 @@ from ._internal.hexutil import hex0x, parse_hex
 from ._internal.keccak import keccak256
 from .errors import MerkleError, ProofMismatch
 
-__all__ = ["MerkleTree", "hash_pair", "leaf_hash", "process_proof", "verify_inclusion"]
+__all__ = [
+    "MerkleTree",
+    "MultiProof",
+    "hash_pair",
+    "leaf_hash",
+    "process_multiproof",
+    "process_proof",
+    "verify_inclusion",
+    "verify_multiproof",
+]
 
 _FORMAT: Final = "standard-v1"
 _LEAF_ENCODING: Final = ("bytes32",)
@@ -78,6 +94,106 @@ def verify_inclusion(*, digest: bytes, proof: Sequence[bytes], root: bytes) -> N
     root = _require_node(root, "the root")
     nodes = [_require_node(p, f"proof[{i}]") for i, p in enumerate(proof)]
     computed = process_proof(keccak256(keccak256(digest)), nodes)
+    if computed != root:
+        raise ProofMismatch(expected=root, computed=computed)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MultiProof:
+    """A proof that several digests are in one batch (``getMultiProof``'s result).
+
+    ``leaves`` are the proven *digests* (the values, as ``getMultiProof``
+    returns them), in the order OpenZeppelin's ``multiProofVerify`` consumes
+    their leaf hashes: descending tree index, which is ascending leaf hash.
+    ``proof`` holds the sibling hashes the leaves cannot supply themselves and
+    ``proof_flags`` tells, step by step, whether the second operand comes from
+    the leaves/computed hashes (``True``) or from ``proof`` (``False``).
+    """
+
+    leaves: tuple[bytes, ...]
+    proof: tuple[bytes, ...]
+    proof_flags: tuple[bool, ...]
+
+    @property
+    def leaf_hashes(self) -> tuple[bytes, ...]:
+        """``leaf_hash`` of each of :attr:`leaves`: the ``leaves`` argument of ``multiProofVerify``."""
+        return tuple(leaf_hash(d) for d in self.leaves)
+
+    def to_json_obj(self) -> dict[str, Any]:
+        """``leaves``, ``proof``, ``proofFlags`` as ``getMultiProof`` returns them (leaves: bare digests)."""
+        return {
+            "leaves": [hex0x(d) for d in self.leaves],
+            "proof": [hex0x(p) for p in self.proof],
+            "proofFlags": list(self.proof_flags),
+        }
+
+
+def process_multiproof(leaves: Sequence[bytes], proof: Sequence[bytes], proof_flags: Sequence[bool]) -> bytes:
+    """The root a multiproof leads to (OpenZeppelin ``MerkleProof.processMultiProof``).
+
+    ``leaves`` are leaf hashes (see :func:`leaf_hash`), not digests. Raises
+    :class:`MerkleError` (code ``merkle.bad_multiproof``) when the counts do
+    not fit together (``len(leaves) + len(proof) != len(proof_flags) + 1``),
+    when the flags ask for more nodes than there are, or when part of
+    ``proof`` is left unused: the cases where the contract reverts with
+    ``MerkleProofInvalidMultiproof``.
+    """
+    nodes = [_require_node(leaf, f"leaves[{i}]") for i, leaf in enumerate(leaves)]
+    siblings = [_require_node(p, f"proof[{i}]") for i, p in enumerate(proof)]
+    flags = list(proof_flags)
+    if len(nodes) + len(siblings) != len(flags) + 1:
+        raise MerkleError(
+            f"a multiproof needs len(leaves) + len(proof) == len(proof_flags) + 1, got "
+            f"{len(nodes)} + {len(siblings)} and {len(flags)} flags; rebuild it with MerkleTree.multiproof",
+            code="merkle.bad_multiproof",
+        )
+    if not flags:
+        return nodes[0] if nodes else siblings[0]
+    queue = deque(nodes)
+    pending = deque(siblings)
+    computed = b""
+    for step, flag in enumerate(flags):
+        if not queue or (not flag and not pending) or (flag and len(queue) < 2):
+            raise MerkleError(
+                f"multiproof step {step} runs out of nodes; the flags do not match the proof",
+                code="merkle.bad_multiproof",
+            )
+        a = queue.popleft()
+        b = queue.popleft() if flag else pending.popleft()
+        computed = keccak256(a + b if a < b else b + a)
+        queue.append(computed)
+    if pending:
+        raise MerkleError(
+            f"{len(pending)} proof node(s) left unused; the flags do not match the proof",
+            code="merkle.bad_multiproof",
+        )
+    return computed
+
+
+def verify_multiproof(
+    *, leaves: Sequence[bytes], proof: Sequence[bytes], proof_flags: Sequence[bool], root: bytes
+) -> None:
+    """Check that the digests ``leaves`` are all in the batch with ``root``; ``None`` or raise.
+
+    ``leaves`` are *digests* in the order of :attr:`MultiProof.leaves`.
+
+    Preconditions (checked first, :class:`MerkleError` when violated): at least
+    one digest (OpenZeppelin would accept an empty set whose "proof" is the root
+    itself: it proves nothing, so it is refused here), every node 32 bytes, and
+    the counts of a well-formed multiproof (see :func:`process_multiproof`).
+
+    Raises :class:`ProofMismatch`, carrying the expected and the computed root,
+    when the multiproof leads elsewhere (a digest not in the batch, a tampered
+    node or flag, or the leaves out of order).
+    """
+    if not leaves:
+        raise MerkleError(
+            "a multiproof of no digest proves nothing; give at least one digest",
+            code="merkle.empty",
+        )
+    root = _require_node(root, "the root")
+    hashes = [leaf_hash(_require_node(d, f"leaves[{i}]")) for i, d in enumerate(leaves)]
+    computed = process_multiproof(hashes, proof, proof_flags)
     if computed != root:
         raise ProofMismatch(expected=root, computed=computed)
 
@@ -172,6 +288,42 @@ class MerkleTree:
             out.append(tree[i + 1] if i % 2 else tree[i - 1])
             i = (i - 1) // 2
         return out
+
+    def multiproof(self, digests: Iterable[bytes]) -> MultiProof:
+        """One proof for several digests of this batch, exactly as ``getMultiProof`` builds it.
+
+        The order of ``digests`` does not matter: the result lists them in the
+        order ``multiProofVerify`` needs (descending tree index). Raises
+        :class:`MerkleError` for a digest not in the batch or given twice. An
+        empty request gives what the JavaScript library gives (no leaves, the
+        root as the only proof node), which :func:`verify_multiproof` refuses.
+        """
+        wanted = sorted(((self.leaf_index(d), bytes(d)) for d in digests), reverse=True)
+        for (a, digest), (b, _) in pairwise(wanted):
+            if a == b:
+                raise MerkleError(
+                    f"digest {hex0x(digest)} is asked for twice; a multiproof proves each "
+                    "digest once, drop the duplicate",
+                    code="merkle.duplicate",
+                )
+        indices = [i for i, _ in wanted]
+        tree = self.tree
+        stack = deque(indices)
+        proof: list[bytes] = []
+        flags: list[bool] = []
+        while stack and stack[0] > 0:
+            j = stack.popleft()
+            s = j - 1 if j % 2 == 0 else j + 1  # the sibling
+            if stack and stack[0] == s:
+                flags.append(True)
+                stack.popleft()
+            else:
+                flags.append(False)
+                proof.append(tree[s])
+            stack.append((j - 1) // 2)
+        if not indices:
+            proof.append(tree[0])
+        return MultiProof(leaves=tuple(d for _, d in wanted), proof=tuple(proof), proof_flags=tuple(flags))
 
     # --- OpenZeppelin's JSON dump format ------------------------------------------
 

@@ -1,0 +1,475 @@
+"""Typed clients of the LotRegistry and the QualityCertifier: lots, custody, specs, certification.
+
+- GTIN-14: :func:`parse_gtin` / :func:`gtin_check_digit` / :func:`format_gtin` follow the same GS1
+  mod-10 rule as the contracts' ``Gtin`` library; on chain a GTIN is the number its 14 digits spell.
+- Lots are keyed by :func:`lot_key` (``keccak256(utf8(lot_id))``, Reading v1's ``lotId``).
+- :class:`LotRegistryClient`: open, split, the two-sided custody transfer, and every view
+  (:meth:`~LotRegistryClient.full_custody_chain` follows split parents back to the opening).
+- :class:`QualityCertifierClient`: versioned specs and :meth:`~QualityCertifierClient.certify_lot`;
+  :func:`batch_readings` turns a batch's signed readings and its :class:`MerkleTree` into the
+  ``BatchReadings`` argument, readings in the multiproof's order.
+- :func:`deploy_supply_chain` deploys both contracts next to a suite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, NewType
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak, to_checksum_address
+from web3.types import BlockIdentifier
+
+from contracts.chain import Chain, TxResult
+from contracts.deploy import Deployment
+from contracts.errors import ContractsError, DeploymentError
+from contracts.registry import reading_tuple
+from device_attestation.merkle import MerkleTree
+from device_attestation.reading import reading_struct
+from device_attestation.sdk import Submission
+
+__all__ = [
+    "OPEN_ACTION",
+    "SPEC_ACTION",
+    "TRANSFER_ACTION",
+    "Certificate",
+    "CertificateStatus",
+    "CustodyEntry",
+    "Gtin",
+    "InvalidGtin",
+    "Lot",
+    "LotRegistryClient",
+    "LotStatus",
+    "PendingTransfer",
+    "QualityCertifierClient",
+    "RejectReason",
+    "Spec",
+    "SpecMetric",
+    "batch_readings",
+    "deploy_supply_chain",
+    "format_gtin",
+    "gtin_check_digit",
+    "lot_key",
+    "padded_ascii",
+    "parse_gtin",
+]
+
+#: The admission-gate actions the contracts ask.
+OPEN_ACTION = keccak(b"supet.lot.open")
+TRANSFER_ACTION = keccak(b"supet.lot.transfer")
+SPEC_ACTION = keccak(b"supet.spec.set")
+
+#: A GTIN-14 as the number its digits spell (below 10^14).
+Gtin = NewType("Gtin", int)
+
+_GTIN_LIMIT = 10**14
+_ZERO_ADDRESS = "0x" + "00" * 20
+
+
+class InvalidGtin(ContractsError):
+    """A GTIN-14 is malformed or its check digit is wrong."""
+
+    code = "lot.gtin"
+
+
+# ---------------------------------------------------------------- identifiers
+
+
+def gtin_check_digit(data: str) -> int:
+    """The GS1 check digit of 13 data digits (weights 3, 1, 3, ... from the right)."""
+    if len(data) != 13 or not data.isascii() or not data.isdigit():
+        raise InvalidGtin(f"the data part of a GTIN-14 is 13 ASCII digits, got {data!r}")
+    total = sum(int(c) * (3 if i % 2 == 0 else 1) for i, c in enumerate(reversed(data)))
+    return (10 - total % 10) % 10
+
+
+def parse_gtin(text: str) -> Gtin:
+    """The GTIN that 14-digit ``text`` spells; :class:`InvalidGtin` as the contracts would refuse it."""
+    if len(text.encode("utf-8")) != 14:
+        raise InvalidGtin(f"a GTIN-14 has 14 digits, {text!r} has {len(text.encode('utf-8'))} bytes")
+    for i, c in enumerate(text):
+        if not ("0" <= c <= "9"):
+            raise InvalidGtin(f"character {i} of GTIN {text!r} is {c!r}, not a digit")
+    expected = gtin_check_digit(text[:13])
+    if int(text[13]) != expected:
+        raise InvalidGtin(
+            f"GTIN {text} ends in {text[13]} but its first 13 digits call for check digit {expected}; "
+            "retype the number from the label"
+        )
+    return Gtin(int(text))
+
+
+def format_gtin(gtin: int) -> str:
+    """The 14-digit text of an on-chain GTIN (zeros padded on the left)."""
+    if not 0 <= gtin < _GTIN_LIMIT:
+        raise InvalidGtin(f"{gtin} is not a GTIN-14 (it needs 0 <= gtin < 10^14)")
+    return f"{gtin:014d}"
+
+
+def lot_key(lot_id: str) -> bytes:
+    """``keccak256(utf8(lot_id))``: the lot's on-chain key and Reading v1's ``lotId``."""
+    return keccak(lot_id.encode("utf-8"))
+
+
+def padded_ascii(text: str) -> bytes:
+    """``text`` as ASCII right-padded to 32 bytes (units, Reading v1 metric names)."""
+    raw = text.encode("ascii")
+    if not 0 < len(raw) <= 32:
+        raise ContractsError(f"{text!r} must be 1..32 ASCII characters")
+    return raw.ljust(32, b"\0")
+
+
+def _unpad(raw: bytes) -> str:
+    return bytes(raw).rstrip(b"\0").decode("ascii", errors="replace")
+
+
+# ---------------------------------------------------------------- lots
+
+
+class LotStatus(IntEnum):
+    """``LotRegistry.Status``."""
+
+    NONE = 0
+    ACTIVE = 1
+    SPLIT = 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lot:
+    """A lot as the registry holds it."""
+
+    key: bytes
+    lot_id: str
+    gtin: Gtin
+    produced_from_ms: int
+    produced_to_ms: int
+    opened_at: int
+    unit: str
+    quantity: int
+    remaining: int
+    supplier: str
+    status: LotStatus
+    parent_custody_count: int
+    custodian: str
+    parent: bytes | None
+
+    @property
+    def gtin_text(self) -> str:
+        return format_gtin(self.gtin)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CustodyEntry:
+    """One link of a custody chain: ``custodian`` held lot ``lot_key`` from block time ``since`` (seconds)."""
+
+    lot_key: bytes
+    custodian: str
+    since: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class PendingTransfer:
+    """A proposed custody transfer."""
+
+    from_: str
+    to: str
+    proposed_at: int
+
+
+class LotRegistryClient:
+    """Reads and writes of one LotRegistry."""
+
+    def __init__(self, chain: Chain, address: str) -> None:
+        self.chain = chain
+        self.contract = chain.contract("LotRegistry", address)
+
+    @classmethod
+    def from_deployment(cls, chain: Chain, deployment: Deployment) -> LotRegistryClient:
+        return cls(chain, deployment.address("LotRegistry"))
+
+    @property
+    def address(self) -> str:
+        return str(self.contract.address)
+
+    # --- writes
+
+    def open_lot(
+        self,
+        supplier: LocalAccount,
+        *,
+        lot_id: str,
+        gtin: str,
+        quantity: int,
+        unit: str,
+        produced_from_ms: int,
+        produced_to_ms: int,
+    ) -> TxResult:
+        """Open a lot (the GTIN is sent as typed: the contract checks it)."""
+        fn = self.contract.functions.openLot(
+            lot_id, gtin, quantity, padded_ascii(unit), produced_from_ms, produced_to_ms
+        )
+        return self.chain.transact(fn, supplier)
+
+    def split_lot(self, custodian: LocalAccount, lot_id: str, children: Mapping[str, int]) -> TxResult:
+        """Split ``children`` (child id -> quantity, in order) off ``lot_id``."""
+        fn = self.contract.functions.splitLot(lot_key(lot_id), list(children), list(children.values()))
+        return self.chain.transact(fn, custodian)
+
+    def propose_transfer(self, custodian: LocalAccount, lot_id: str, to: str) -> TxResult:
+        fn = self.contract.functions.proposeTransfer(lot_key(lot_id), to_checksum_address(to))
+        return self.chain.transact(fn, custodian)
+
+    def accept_transfer(self, recipient: LocalAccount, lot_id: str) -> TxResult:
+        return self.chain.transact(self.contract.functions.acceptTransfer(lot_key(lot_id)), recipient)
+
+    def reject_transfer(self, recipient: LocalAccount, lot_id: str) -> TxResult:
+        return self.chain.transact(self.contract.functions.rejectTransfer(lot_key(lot_id)), recipient)
+
+    def cancel_transfer(self, proposer: LocalAccount, lot_id: str) -> TxResult:
+        return self.chain.transact(self.contract.functions.cancelTransfer(lot_key(lot_id)), proposer)
+
+    # --- views
+
+    def exists(self, lot_id: str) -> bool:
+        return bool(self.chain.call(self.contract.functions.exists(lot_key(lot_id))))
+
+    def lot(self, lot_id: str | bytes, *, block: BlockIdentifier = "latest") -> Lot:
+        """The lot (``lot_id`` as text or as its 32-byte key)."""
+        key = _key(lot_id)
+        t = self.chain.call(self.contract.functions.lot(key), block=block)
+        return Lot(
+            key=key,
+            lot_id=t[0],
+            gtin=Gtin(t[1]),
+            produced_from_ms=t[2],
+            produced_to_ms=t[3],
+            opened_at=t[4],
+            unit=_unpad(t[5]),
+            quantity=t[6],
+            remaining=t[7],
+            supplier=t[8],
+            status=LotStatus(t[9]),
+            parent_custody_count=t[10],
+            custodian=t[11],
+            parent=None if bytes(t[12]) == bytes(32) else bytes(t[12]),
+        )
+
+    def custody_chain(self, lot_id: str | bytes) -> list[CustodyEntry]:
+        """The lot's own custodians, in order."""
+        key = _key(lot_id)
+        entries = self.chain.call(self.contract.functions.custodyChain(key))
+        return [CustodyEntry(lot_key=key, custodian=c, since=s) for c, s in entries]
+
+    def full_custody_chain(self, lot_id: str | bytes) -> list[CustodyEntry]:
+        """Custody since the original lot was opened (``LotRegistry.fullCustodyChain``): each ancestor's
+        chain up to the split that led here, then the lot's own; each entry names its lot."""
+        links = self.chain.call(self.contract.functions.fullCustodyChain(_key(lot_id)))
+        return [CustodyEntry(lot_key=bytes(k), custodian=c, since=s) for k, c, s in links]
+
+    def children(self, lot_id: str | bytes) -> list[bytes]:
+        return [bytes(k) for k in self.chain.call(self.contract.functions.children(_key(lot_id)))]
+
+    def pending_transfer(self, lot_id: str | bytes) -> PendingTransfer | None:
+        frm, to, at = self.chain.call(self.contract.functions.pendingTransfer(_key(lot_id)))
+        if int(to, 16) == 0:
+            return None
+        return PendingTransfer(from_=frm, to=to, proposed_at=at)
+
+    def custodian(self, lot_id: str | bytes) -> str:
+        return str(self.chain.call(self.contract.functions.custodianOf(_key(lot_id))))
+
+
+def _key(lot_id: str | bytes) -> bytes:
+    if isinstance(lot_id, str):
+        return lot_key(lot_id)
+    if len(lot_id) != 32:
+        raise ContractsError(f"a lot key is 32 bytes, got {len(lot_id)}; pass the lot id as text instead")
+    return bytes(lot_id)
+
+
+# ---------------------------------------------------------------- quality
+
+
+class CertificateStatus(IntEnum):
+    """``QualityCertifier.Status``."""
+
+    NONE = 0
+    CERTIFIED = 1
+    REJECTED = 2
+
+
+class RejectReason(IntEnum):
+    """``QualityCertifier.Reason``."""
+
+    NONE = 0
+    BELOW_MIN = 1
+    ABOVE_MAX = 2
+    MISSING_METRIC = 3
+    TOO_FEW_SAMPLES = 4
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpecMetric:
+    """One metric of a spec; bounds in Reading v1 fixed point (value x 10^6)."""
+
+    name: str
+    min: int
+    max: int
+    required: bool = True
+
+    def to_tuple(self) -> tuple[bytes, int, int, bool]:
+        return (padded_ascii(self.name), self.min, self.max, self.required)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Spec:
+    """A spec version as the certifier holds it."""
+
+    gtin: Gtin
+    version: int
+    metrics: tuple[SpecMetric, ...]
+    min_samples: int
+    set_by: str
+    set_at: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Certificate:
+    """A lot's standing verdict (``status`` NONE while it has none)."""
+
+    status: CertificateStatus
+    reason: RejectReason
+    spec_version: int
+    samples: int
+    decided_at: int
+    submitter: str
+    metric: str
+    value: int
+    bound: int
+    evidence: bytes
+
+    @property
+    def certified(self) -> bool:
+        return self.status is CertificateStatus.CERTIFIED
+
+
+def batch_readings(batch_id: int, tree: MerkleTree, submissions: Iterable[Submission]) -> tuple[Any, ...]:
+    """The ``BatchReadings`` tuple of some of a batch's readings: readings, signatures, multiproof.
+
+    The readings are put in the multiproof's leaf order (what ``multiProofVerify`` needs); each
+    submission's ``digest`` must be in ``tree`` (the batch as anchored).
+    """
+    by_digest = {s.digest: s for s in submissions}
+    proof = tree.multiproof(by_digest)
+    ordered = [by_digest[d] for d in proof.leaves]
+    return (
+        batch_id,
+        [reading_tuple(reading_struct(s.reading)) for s in ordered],
+        [s.signature for s in ordered],
+        list(proof.proof),
+        list(proof.proof_flags),
+    )
+
+
+class QualityCertifierClient:
+    """Reads and writes of one QualityCertifier."""
+
+    def __init__(self, chain: Chain, address: str) -> None:
+        self.chain = chain
+        self.contract = chain.contract("QualityCertifier", address)
+
+    @classmethod
+    def from_deployment(cls, chain: Chain, deployment: Deployment) -> QualityCertifierClient:
+        return cls(chain, deployment.address("QualityCertifier"))
+
+    @property
+    def address(self) -> str:
+        return str(self.contract.address)
+
+    def set_spec(
+        self, enterprise: LocalAccount, gtin: str, metrics: Sequence[SpecMetric], *, min_samples: int
+    ) -> TxResult:
+        """Set a new spec version; metrics are sent sorted by name, as the contract requires."""
+        ordered = sorted(metrics, key=lambda m: padded_ascii(m.name))
+        fn = self.contract.functions.setSpec(gtin, [m.to_tuple() for m in ordered], min_samples)
+        return self.chain.transact(fn, enterprise)
+
+    def latest_spec_version(self, gtin: int) -> int:
+        return int(self.chain.call(self.contract.functions.latestSpecVersion(gtin)))
+
+    def spec(self, gtin: int, version: int | None = None) -> Spec:
+        """Version ``version`` of the product's spec (default: the latest)."""
+        v = self.latest_spec_version(gtin) if version is None else version
+        metrics, min_samples, set_by, set_at = self.chain.call(self.contract.functions.spec(gtin, v))
+        return Spec(
+            gtin=Gtin(gtin),
+            version=v,
+            metrics=tuple(SpecMetric(name=_unpad(n), min=lo, max=hi, required=r) for n, lo, hi, r in metrics),
+            min_samples=min_samples,
+            set_by=set_by,
+            set_at=set_at,
+        )
+
+    def certify_lot(
+        self, submitter: LocalAccount, lot_id: str | bytes, batches: Sequence[tuple[Any, ...]]
+    ) -> TxResult:
+        """Submit a lot's QC readings (see :func:`batch_readings`); the verdict is in the receipt's events."""
+        fn = self.contract.functions.certifyLot(_key(lot_id), list(batches))
+        return self.chain.transact(fn, submitter)
+
+    def preview(
+        self, submitter: str, lot_id: str | bytes, batches: Sequence[tuple[Any, ...]]
+    ) -> CertificateStatus:
+        """The verdict :meth:`certify_lot` would give now (an ``eth_call``; nothing is recorded)."""
+        fn = self.contract.functions.certifyLot(_key(lot_id), list(batches))
+        status = self.chain.request(
+            lambda: fn.call({"from": to_checksum_address(submitter)}), context="certifyLot preview"
+        )
+        return CertificateStatus(status)
+
+    def certificate(self, lot_id: str | bytes, *, block: BlockIdentifier = "latest") -> Certificate:
+        t = self.chain.call(self.contract.functions.certificate(_key(lot_id)), block=block)
+        return Certificate(
+            status=CertificateStatus(t[0]),
+            reason=RejectReason(t[1]),
+            spec_version=t[2],
+            samples=t[3],
+            decided_at=t[4],
+            submitter=t[5],
+            metric=_unpad(t[6]),
+            value=t[7],
+            bound=t[8],
+            evidence=bytes(t[9]),
+        )
+
+
+# ---------------------------------------------------------------- deployment
+
+
+def deploy_supply_chain(
+    chain: Chain, deployer: LocalAccount, *, deployment: Deployment, gate_address: str
+) -> dict[str, str]:
+    """Deploy the LotRegistry and the QualityCertifier next to ``deployment``'s ReadingAnchor.
+
+    Both ask the admission gate at ``gate_address``; the deployer gets their admin role (replace the
+    gate, reassign spec ownership). Returns the addresses by contract name, for the deployment file.
+    """
+    if chain.chain_id != deployment.chain_id:
+        raise DeploymentError(
+            f"the deployment is for chain {deployment.chain_id} but the node serves chain "
+            f"{chain.chain_id}: deploy the supply-chain contracts next to their suite"
+        )
+    gate = to_checksum_address(gate_address)
+    if gate == to_checksum_address(_ZERO_ADDRESS) or not chain.w3.eth.get_code(gate):
+        raise DeploymentError(
+            f"no admission gate at {gate}: deploy the participant registry (or a test gate) first"
+        )
+    admin = to_checksum_address(deployer.address)
+    lots = chain.deploy("LotRegistry", deployer, admin, gate).contract_address
+    anchor = deployment.address("ReadingAnchor")
+    certifier = chain.deploy("QualityCertifier", deployer, admin, gate, anchor, lots).contract_address
+    if lots is None or certifier is None:  # pragma: no cover - a mined constructor always has an address
+        raise DeploymentError("a supply-chain constructor was mined without a contract address")
+    return {"LotRegistry": str(lots), "QualityCertifier": str(certifier)}

@@ -1,0 +1,498 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IAdmissionGate} from "./IAdmissionGate.sol";
+import {Gtin} from "./Gtin.sol";
+
+/**
+ * @title LotRegistry
+ * @notice Product lots and their chain of custody.
+ *
+ * A supplier admitted by the consortium's admission gate opens a lot: its id (the text devices put in
+ * Reading v1's `lot_id`; on chain the lot is keyed by `keccak256(bytes(lotId))`, the reading's `lotId`),
+ * the product's GTIN-14 (check digit verified), a quantity and its unit, and the production window.
+ * The supplier is the lot's first custodian.
+ *
+ * Splitting: the custodian may split part or all of a lot into child lots for partial shipments. The
+ * children inherit product, unit, production window and supplier, link to the parent, and start in the
+ * splitter's custody. Quantities are conserved: a lot's `quantity` never changes, its `remaining` is
+ * what has not been split off, and `remaining + sum(children's quantity) == quantity` always holds. A
+ * lot whose remaining quantity reaches zero is `Split`: it can no longer move or split.
+ *
+ * Custody moves only when both sides act: the custodian proposes a transfer to a party admitted to
+ * hold lots; that party accepts (custody moves) or rejects; the proposer may cancel while it is
+ * pending. A lot has at most one pending transfer and cannot be split meanwhile. Every step is an
+ * event; {custodyChain} returns the lot's custodians in order with the block time each took over (a
+ * child's starts with the splitter), and {fullCustodyChain} adds its ancestors' history before it.
+ *
+ * Times of the production window are Unix milliseconds, as readings' `ts_ms`; custody times are
+ * block times (seconds).
+ */
+contract LotRegistry is AccessControl {
+    /// @notice The action asked of the admission gate before a party opens a lot.
+    bytes32 public constant OPEN_ACTION = keccak256("supet.lot.open");
+    /// @notice The action asked of the admission gate for a party to receive custody of a lot.
+    bytes32 public constant TRANSFER_ACTION = keccak256("supet.lot.transfer");
+    /// @notice The longest lot id, in bytes (Reading v1 allows 64 characters, up to 4 bytes each).
+    uint256 public constant MAX_LOT_ID_BYTES = 256;
+    /// @notice The most children one split may create (bounds the gas of a split).
+    uint256 public constant MAX_SPLIT_CHILDREN = 64;
+
+    /// @notice The life of a lot.
+    enum Status {
+        None,
+        Active,
+        Split
+    }
+
+    /**
+     * @notice A lot as recorded. `quantity` is fixed at opening (or splitting); `remaining` is what has
+     * not been split off. A child has `parent` set and `parentCustodyCount`, the length of the parent's
+     * custody chain when it was split off (the part of the parent's history that is also the child's).
+     */
+    struct Lot {
+        string lotId;
+        uint64 gtin;
+        uint64 producedFromMs;
+        uint64 producedToMs;
+        uint64 openedAt;
+        bytes32 unit;
+        uint256 quantity;
+        uint256 remaining;
+        address supplier;
+        Status status;
+        uint64 parentCustodyCount;
+        address custodian;
+        bytes32 parent;
+    }
+
+    /// @notice One link of a custody chain: who held the lot from which block time on.
+    struct CustodyEntry {
+        address custodian;
+        uint64 since;
+    }
+
+    /// @notice One link of a lot's full custody chain, naming the lot (an ancestor, or the lot) it is from.
+    struct CustodyLink {
+        bytes32 lotId;
+        address custodian;
+        uint64 since;
+    }
+
+    /// @notice A pending custody transfer (all zero when none).
+    struct Transfer {
+        address from;
+        address to;
+        uint64 proposedAt;
+    }
+
+    mapping(bytes32 lotId => Lot) private _lots;
+    mapping(bytes32 lotId => CustodyEntry[]) private _custody;
+    mapping(bytes32 lotId => bytes32[]) private _children;
+    mapping(bytes32 lotId => Transfer) private _pending;
+    IAdmissionGate private _gate;
+
+    /// @notice The admission gate does not admit `party` for `action`.
+    error LotRegistryNotAdmitted(address party, bytes32 action);
+    /// @notice The admission gate cannot be the zero address.
+    error LotRegistryZeroGate();
+    /// @notice A lot id must have 1 to {MAX_LOT_ID_BYTES} bytes; this one has `length`.
+    error LotRegistryInvalidLotId(uint256 length);
+    /// @notice A lot with this id already exists.
+    error LotRegistryLotExists(bytes32 lotId);
+    /// @notice No lot has this id.
+    error LotRegistryUnknownLot(bytes32 lotId);
+    /// @notice A lot's (or a child's) quantity must be above zero.
+    error LotRegistryZeroQuantity();
+    /// @notice A lot needs a unit (e.g. "kg", "pcs").
+    error LotRegistryZeroUnit();
+    /// @notice The production window ends before it starts.
+    error LotRegistryInvalidWindow(uint64 producedFromMs, uint64 producedToMs);
+    /// @notice Only the lot's custodian may do this.
+    error LotRegistryNotCustodian(address caller, bytes32 lotId, address custodian);
+    /// @notice The lot has been split entirely: nothing remains to move or split.
+    error LotRegistryLotFullySplit(bytes32 lotId);
+    /// @notice A split names `children` child ids and `quantities` quantities, or none, or too many.
+    error LotRegistryInvalidSplit(uint256 children, uint256 quantities);
+    /// @notice The children's quantities add up to more than the lot's remaining quantity.
+    error LotRegistrySplitExceedsRemaining(bytes32 lotId, uint256 requested, uint256 remaining);
+    /// @notice The lot already has a pending transfer, to `to`.
+    error LotRegistryTransferPending(bytes32 lotId, address to);
+    /// @notice The lot has no pending transfer.
+    error LotRegistryNoPendingTransfer(bytes32 lotId);
+    /// @notice A transfer to the zero address or to the custodian itself.
+    error LotRegistryInvalidRecipient(address to);
+    /// @notice Only the proposed recipient `expected` may accept or reject the pending transfer.
+    error LotRegistryNotRecipient(address caller, bytes32 lotId, address expected);
+    /// @notice The lot has `count` custody entries; there is none at `index`.
+    error LotRegistryNoCustodyEntry(bytes32 lotId, uint256 index, uint256 count);
+    /// @notice Only the proposer `expected` may cancel the pending transfer.
+    error LotRegistryNotProposer(address caller, bytes32 lotId, address expected);
+
+    /// @notice A lot was opened by `supplier`, its first custodian.
+    event LotOpened(
+        bytes32 indexed lotId,
+        uint64 indexed gtin,
+        address indexed supplier,
+        string lotIdText,
+        uint256 quantity,
+        bytes32 unit,
+        uint64 producedFromMs,
+        uint64 producedToMs
+    );
+    /// @notice Child lot `childId` of `quantity` was split off `parentId`, which keeps `parentRemaining`.
+    event LotSplit(
+        bytes32 indexed parentId,
+        bytes32 indexed childId,
+        address indexed custodian,
+        string childLotIdText,
+        uint256 quantity,
+        uint256 parentRemaining
+    );
+    /// @notice The custodian `from` proposed to hand the lot to `to`.
+    event TransferProposed(bytes32 indexed lotId, address indexed from, address indexed to);
+    /// @notice `to` accepted the lot from `from`: `to` is the custodian now.
+    event TransferAccepted(bytes32 indexed lotId, address indexed from, address indexed to);
+    /// @notice `to` rejected the transfer proposed by `from`, who keeps the lot.
+    event TransferRejected(bytes32 indexed lotId, address indexed from, address indexed to);
+    /// @notice `from` cancelled its pending transfer to `to`.
+    event TransferCancelled(bytes32 indexed lotId, address indexed from, address indexed to);
+    /// @notice The admission gate changed.
+    event AdmissionGateSet(address gate);
+
+    /**
+     * @param admin Receives the default admin role (may replace the admission gate).
+     * @param gate The admission gate asked before lots are opened or received.
+     */
+    constructor(address admin, IAdmissionGate gate) {
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _setGate(gate);
+    }
+
+    // ------------------------------------------------------------------ admin
+
+    /**
+     * @notice Replace the admission gate (e.g. a new participant registry).
+     * @param gate The new gate; not zero.
+     */
+    function setAdmissionGate(IAdmissionGate gate) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setGate(gate);
+    }
+
+    // ------------------------------------------------------------------ lots
+
+    /**
+     * @notice Open a lot; the caller (admitted for {OPEN_ACTION}) is its supplier and first custodian.
+     * @param lotId The lot's id as devices write it in readings' `lot_id` (1 to 256 bytes of UTF-8).
+     * @param gtin The product's GTIN-14: 14 ASCII digits, check digit included.
+     * @param quantity How much the lot holds, in `unit`; above zero.
+     * @param unit The unit, ASCII right-padded with zeros (e.g. "kg", "pcs"); not zero.
+     * @param producedFromMs Start of the production window (Unix ms).
+     * @param producedToMs End of the production window (Unix ms), not before its start.
+     * @return key The lot's key, `keccak256(bytes(lotId))` (Reading v1's `lotId`).
+     */
+    function openLot(
+        string calldata lotId,
+        string calldata gtin,
+        uint256 quantity,
+        bytes32 unit,
+        uint64 producedFromMs,
+        uint64 producedToMs
+    ) external returns (bytes32 key) {
+        _requireAdmitted(msg.sender, OPEN_ACTION);
+        uint64 product = Gtin.parse(gtin);
+        if (quantity == 0) revert LotRegistryZeroQuantity();
+        if (unit == bytes32(0)) revert LotRegistryZeroUnit();
+        if (producedToMs < producedFromMs) revert LotRegistryInvalidWindow(producedFromMs, producedToMs);
+        Lot storage l;
+        (key, l) = _create(lotId, quantity);
+        l.gtin = product;
+        l.producedFromMs = producedFromMs;
+        l.producedToMs = producedToMs;
+        l.unit = unit;
+        l.supplier = msg.sender;
+        emit LotOpened(key, product, msg.sender, lotId, quantity, unit, producedFromMs, producedToMs);
+    }
+
+    /**
+     * @notice Split child lots off a lot, by its custodian, while no transfer is pending.
+     * @dev The parent keeps what the children do not take; at zero it becomes `Split`. Children inherit
+     * product, unit, production window and supplier, and start in the caller's custody.
+     * @param lotId The parent lot's key.
+     * @param childIds The children's ids (new, 1 to 256 bytes each).
+     * @param quantities The children's quantities (each above zero; together at most the remaining).
+     * @return keys The children's keys, in order.
+     */
+    function splitLot(
+        bytes32 lotId,
+        string[] calldata childIds,
+        uint256[] calldata quantities
+    ) external returns (bytes32[] memory keys) {
+        Lot storage parent = _requireLot(lotId);
+        _requireCustodian(parent, lotId);
+        _requireNotFullySplit(parent, lotId);
+        Transfer storage pending = _pending[lotId];
+        if (pending.to != address(0)) revert LotRegistryTransferPending(lotId, pending.to);
+        uint256 n = childIds.length;
+        if (n == 0 || n != quantities.length || n > MAX_SPLIT_CHILDREN) {
+            revert LotRegistryInvalidSplit(n, quantities.length);
+        }
+        uint256 total = 0;
+        for (uint256 i = 0; i < n; ++i) {
+            if (quantities[i] == 0) revert LotRegistryZeroQuantity();
+            total += quantities[i];
+        }
+        uint256 remaining = parent.remaining;
+        if (total > remaining) revert LotRegistrySplitExceedsRemaining(lotId, total, remaining);
+
+        keys = new bytes32[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            remaining -= quantities[i];
+            keys[i] = _splitOff(parent, lotId, childIds[i], quantities[i], remaining);
+        }
+    }
+
+    // ------------------------------------------------------------------ custody
+
+    /**
+     * @notice Propose to hand the lot to `to`, a party admitted for {TRANSFER_ACTION}; by the custodian.
+     * @param lotId The lot's key.
+     * @param to The proposed next custodian.
+     */
+    function proposeTransfer(bytes32 lotId, address to) external {
+        Lot storage l = _requireLot(lotId);
+        _requireCustodian(l, lotId);
+        _requireNotFullySplit(l, lotId);
+        Transfer storage pending = _pending[lotId];
+        if (pending.to != address(0)) revert LotRegistryTransferPending(lotId, pending.to);
+        if (to == address(0) || to == msg.sender) revert LotRegistryInvalidRecipient(to);
+        _requireAdmitted(to, TRANSFER_ACTION);
+        _pending[lotId] = Transfer({from: msg.sender, to: to, proposedAt: uint64(block.timestamp)});
+        emit TransferProposed(lotId, msg.sender, to);
+    }
+
+    /**
+     * @notice Accept the pending transfer: the caller (the proposed recipient, still admitted for
+     * {TRANSFER_ACTION}) becomes the custodian.
+     * @param lotId The lot's key.
+     */
+    function acceptTransfer(bytes32 lotId) external {
+        Transfer memory t = _requireRecipient(lotId);
+        _requireAdmitted(msg.sender, TRANSFER_ACTION);
+        delete _pending[lotId];
+        _lots[lotId].custodian = msg.sender;
+        _custody[lotId].push(CustodyEntry({custodian: msg.sender, since: uint64(block.timestamp)}));
+        emit TransferAccepted(lotId, t.from, msg.sender);
+    }
+
+    /**
+     * @notice Reject the pending transfer; by the proposed recipient. The custodian keeps the lot.
+     * @param lotId The lot's key.
+     */
+    function rejectTransfer(bytes32 lotId) external {
+        Transfer memory t = _requireRecipient(lotId);
+        delete _pending[lotId];
+        emit TransferRejected(lotId, t.from, msg.sender);
+    }
+
+    /**
+     * @notice Withdraw the pending transfer; by its proposer (the custodian).
+     * @param lotId The lot's key.
+     */
+    function cancelTransfer(bytes32 lotId) external {
+        _requireLot(lotId);
+        Transfer memory t = _pending[lotId];
+        if (t.to == address(0)) revert LotRegistryNoPendingTransfer(lotId);
+        if (msg.sender != t.from) revert LotRegistryNotProposer(msg.sender, lotId, t.from);
+        delete _pending[lotId];
+        emit TransferCancelled(lotId, msg.sender, t.to);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice The key of a lot id: `keccak256(bytes(lotId))`, as Reading v1's `lotId`.
+    function lotKey(string calldata lotId) external pure returns (bytes32) {
+        return keccak256(bytes(lotId));
+    }
+
+    /// @notice The GTIN that 14-digit `text` spells; reverts as {openLot} would on a malformed GTIN.
+    function parseGtin(string calldata text) external pure returns (uint64) {
+        return Gtin.parse(text);
+    }
+
+    /// @notice Whether a lot with this key exists.
+    function exists(bytes32 lotId) external view returns (bool) {
+        return _lots[lotId].status != Status.None;
+    }
+
+    /// @notice The lot (reverts for an unknown lot).
+    function lot(bytes32 lotId) external view returns (Lot memory) {
+        return _requireLot(lotId);
+    }
+
+    /// @notice The lot's product (reverts for an unknown lot).
+    function gtinOf(bytes32 lotId) external view returns (uint64) {
+        return _requireLot(lotId).gtin;
+    }
+
+    /// @notice The lot's current custodian (reverts for an unknown lot).
+    function custodianOf(bytes32 lotId) external view returns (address) {
+        return _requireLot(lotId).custodian;
+    }
+
+    /// @notice The lot's pending transfer, all zero when none (reverts for an unknown lot).
+    function pendingTransfer(bytes32 lotId) external view returns (Transfer memory) {
+        _requireLot(lotId);
+        return _pending[lotId];
+    }
+
+    /// @notice The lot's custodians in order, each with the block time it took over.
+    function custodyChain(bytes32 lotId) external view returns (CustodyEntry[] memory) {
+        _requireLot(lotId);
+        return _custody[lotId];
+    }
+
+    /**
+     * @notice The lot's custody since its original lot was opened: each ancestor's chain up to the split
+     * that led here, then the lot's own. A child's first custodian, who split it off and held the parent
+     * then, carries on the parent's last link and is not repeated.
+     */
+    function fullCustodyChain(bytes32 lotId) external view returns (CustodyLink[] memory links) {
+        _requireLot(lotId);
+        uint256 total = 0;
+        bytes32 id = lotId;
+        uint256 take = type(uint256).max;
+        while (true) {
+            Lot storage l = _lots[id];
+            uint256 n = _custody[id].length;
+            if (take < n) n = take;
+            if (l.parent == bytes32(0)) {
+                total += n;
+                break;
+            }
+            total += n - 1;
+            take = l.parentCustodyCount;
+            id = l.parent;
+        }
+        links = new CustodyLink[](total);
+        id = lotId;
+        take = type(uint256).max;
+        while (true) {
+            Lot storage l = _lots[id];
+            CustodyEntry[] storage entries = _custody[id];
+            uint256 n = entries.length;
+            if (take < n) n = take;
+            uint256 first = l.parent == bytes32(0) ? 0 : 1;
+            for (uint256 i = n; i > first; --i) {
+                CustodyEntry storage e = entries[i - 1];
+                links[--total] = CustodyLink({lotId: id, custodian: e.custodian, since: e.since});
+            }
+            if (first == 0) break;
+            take = l.parentCustodyCount;
+            id = l.parent;
+        }
+    }
+
+    /// @notice How many custodians the lot has had.
+    function custodyCount(bytes32 lotId) external view returns (uint256) {
+        _requireLot(lotId);
+        return _custody[lotId].length;
+    }
+
+    /// @notice The `index`-th custodian of the lot (0: the first).
+    function custodyEntry(bytes32 lotId, uint256 index) external view returns (CustodyEntry memory) {
+        _requireLot(lotId);
+        CustodyEntry[] storage chain = _custody[lotId];
+        if (index >= chain.length) revert LotRegistryNoCustodyEntry(lotId, index, chain.length);
+        return chain[index];
+    }
+
+    /// @notice The keys of the lots split off this lot, in order.
+    function children(bytes32 lotId) external view returns (bytes32[] memory) {
+        _requireLot(lotId);
+        return _children[lotId];
+    }
+
+    /// @notice The admission gate in force.
+    function admissionGate() external view returns (IAdmissionGate) {
+        return _gate;
+    }
+
+    // ------------------------------------------------------------------ internal
+
+    /// @dev A new active lot held by the caller; the caller fills in product, window, unit, supplier, parent.
+    function _create(string calldata lotId, uint256 quantity) private returns (bytes32 key, Lot storage l) {
+        uint256 length = bytes(lotId).length;
+        if (length == 0 || length > MAX_LOT_ID_BYTES) revert LotRegistryInvalidLotId(length);
+        key = keccak256(bytes(lotId));
+        l = _lots[key];
+        if (l.status != Status.None) revert LotRegistryLotExists(key);
+        l.lotId = lotId;
+        l.openedAt = uint64(block.timestamp);
+        l.quantity = quantity;
+        l.remaining = quantity;
+        l.status = Status.Active;
+        l.custodian = msg.sender;
+        _custody[key].push(CustodyEntry({custodian: msg.sender, since: uint64(block.timestamp)}));
+    }
+
+    /// @dev Take `quantity` off `parent` (leaving `remaining`) into a new child lot `childId`.
+    function _splitOff(
+        Lot storage parent,
+        bytes32 parentId,
+        string calldata childId,
+        uint256 quantity,
+        uint256 remaining
+    ) private returns (bytes32 child) {
+        parent.remaining = remaining;
+        if (remaining == 0) parent.status = Status.Split;
+        Lot storage c;
+        (child, c) = _create(childId, quantity);
+        c.gtin = parent.gtin;
+        c.producedFromMs = parent.producedFromMs;
+        c.producedToMs = parent.producedToMs;
+        c.unit = parent.unit;
+        c.supplier = parent.supplier;
+        c.parentCustodyCount = uint64(_custody[parentId].length);
+        c.parent = parentId;
+        _children[parentId].push(child);
+        emit LotSplit(parentId, child, msg.sender, childId, quantity, remaining);
+    }
+
+    /// @dev Set a non-zero admission gate.
+    function _setGate(IAdmissionGate gate) private {
+        if (address(gate) == address(0)) revert LotRegistryZeroGate();
+        _gate = gate;
+        emit AdmissionGateSet(address(gate));
+    }
+
+    /// @dev Revert unless the gate admits `party` for `action` now.
+    function _requireAdmitted(address party, bytes32 action) private view {
+        if (!_gate.isAdmitted(party, action)) revert LotRegistryNotAdmitted(party, action);
+    }
+
+    /// @dev The lot, or revert when there is none.
+    function _requireLot(bytes32 lotId) private view returns (Lot storage l) {
+        l = _lots[lotId];
+        if (l.status == Status.None) revert LotRegistryUnknownLot(lotId);
+    }
+
+    /// @dev Revert when nothing of the lot remains (entirely split).
+    function _requireNotFullySplit(Lot storage l, bytes32 lotId) private view {
+        if (l.status == Status.Split) revert LotRegistryLotFullySplit(lotId);
+    }
+
+    /// @dev Revert unless the caller holds the lot.
+    function _requireCustodian(Lot storage l, bytes32 lotId) private view {
+        if (msg.sender != l.custodian) revert LotRegistryNotCustodian(msg.sender, lotId, l.custodian);
+    }
+
+    /// @dev The lot's pending transfer, or revert unless there is one to the caller.
+    function _requireRecipient(bytes32 lotId) private view returns (Transfer memory t) {
+        _requireLot(lotId);
+        t = _pending[lotId];
+        if (t.to == address(0)) revert LotRegistryNoPendingTransfer(lotId);
+        if (msg.sender != t.to) revert LotRegistryNotRecipient(msg.sender, lotId, t.to);
+    }
+}

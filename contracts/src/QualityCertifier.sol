@@ -1,0 +1,599 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {IAdmissionGate} from "./IAdmissionGate.sol";
+import {Gtin} from "./Gtin.sol";
+import {LotRegistry} from "./LotRegistry.sol";
+import {ReadingAnchor} from "./ReadingAnchor.sol";
+
+/**
+ * @title QualityCertifier
+ * @notice Quality specs per product, and lot certification against them from anchored, signed readings.
+ *
+ * Specs. The buying core enterprise (admitted for {SPEC_ACTION}) sets a product's spec: metrics, each
+ * with bounds `[min, max]` in Reading v1 fixed point (value x 10^6) and a `required` flag, and a minimum
+ * number of samples. Specs are versioned per GTIN (1, 2, 3, ...); the first party to set a product's
+ * spec owns it and alone sets later versions (the admin may reassign it).
+ *
+ * Certification. Anyone may call {certifyLot} with a lot's QC readings grouped by anchored batch, each
+ * batch with the devices' signatures and one OpenZeppelin multiproof. Every reading must carry the lot's
+ * id, appear once, be in its batch (the multiproof leads to the anchored root), and be signed by its
+ * device's enrolled key while the device was active: otherwise the call reverts and nothing changes.
+ * Genuine readings are then judged against the product's latest spec version:
+ *
+ * - every value of a spec metric (required or not) must lie in `[min, max]`; the first one outside, in
+ *   submission order, rejects the lot (`BelowMin` / `AboveMax`, naming the metric, value, bound and the
+ *   reading's digest as evidence);
+ * - otherwise every required metric needs at least `minSamples` readings carrying it; the first one
+ *   short, in the spec's metric order, rejects the lot (`MissingMetric` when no reading carries it,
+ *   `TooFewSamples` otherwise; `value` is the count, `bound` the minimum);
+ * - otherwise the lot is certified. Metrics outside the spec are ignored.
+ *
+ * Verdicts. Every verdict is an event (the append-only history); {certificate} holds the lot's
+ * standing, which changes only as follows:
+ *
+ * - a bound violation (`BelowMin`, `AboveMax`) always stands: genuine evidence outweighs any
+ *   earlier certificate;
+ * - a certification replaces any standing except a bound violation under the same spec version (a
+ *   lot shown out of spec can only be certified again under a newer spec);
+ * - a lack of evidence (`MissingMetric`, `TooFewSamples`) is recorded only while the lot has no
+ *   certificate and no bound violation: submitting a subset of a certified lot's readings cannot undo
+ *   its certificate.
+ *
+ * A submission that would not change the standing reverts with {QualityCertifierVerdictStands}.
+ *
+ * Within a batch, readings go in the order of the multiproof's leaves (`getMultiProof`'s order:
+ * descending tree index, i.e. ascending leaf hash); batches in any order.
+ */
+contract QualityCertifier is AccessControl {
+    /// @notice The action asked of the admission gate before a party sets a spec.
+    bytes32 public constant SPEC_ACTION = keccak256("supet.spec.set");
+    /// @notice The most metrics a spec may hold (as a reading).
+    uint256 public constant MAX_METRICS = 32;
+    /// @notice The EIP-712 type hash of a reading (ReadingAnchor's `READING_TYPEHASH`).
+    bytes32 private constant _READING_TYPEHASH = keccak256(
+        "Reading(bytes32 deviceId,uint64 seq,uint64 timestamp,bytes32 lotId,bytes32[] metrics,int256[] values)"
+    );
+
+    /// @notice A lot's standing.
+    enum Status {
+        None,
+        Certified,
+        Rejected
+    }
+
+    /// @notice Why a lot was rejected (`None` for a certificate).
+    enum Reason {
+        None,
+        BelowMin,
+        AboveMax,
+        MissingMetric,
+        TooFewSamples
+    }
+
+    /// @notice One metric of a spec: its name (Reading v1: ASCII right-padded), bounds and whether required.
+    struct Metric {
+        bytes32 name;
+        int256 min;
+        int256 max;
+        bool required;
+    }
+
+    /// @notice A spec version.
+    struct Spec {
+        Metric[] metrics;
+        uint32 minSamples;
+        address setBy;
+        uint64 setAt;
+    }
+
+    /// @notice A lot's QC readings from one anchored batch, with their signatures and a multiproof.
+    struct BatchReadings {
+        uint256 batchId;
+        ReadingAnchor.Reading[] readings;
+        bytes[] signatures;
+        bytes32[] proof;
+        bool[] proofFlags;
+    }
+
+    /// @notice A lot's standing verdict (all zero while none).
+    struct Certificate {
+        Status status;
+        Reason reason;
+        uint32 specVersion;
+        uint32 samples;
+        uint64 decidedAt;
+        address submitter;
+        bytes32 metric;
+        int256 value;
+        int256 bound;
+        bytes32 evidence;
+    }
+
+    /// @dev The packed part of a {Certificate} (two slots).
+    struct _Standing {
+        Status status;
+        Reason reason;
+        uint32 specVersion;
+        uint32 samples;
+        uint64 decidedAt;
+        address submitter;
+    }
+
+    /// @dev What a rejection names (written only for rejections).
+    struct _Finding {
+        bytes32 metric;
+        int256 value;
+        int256 bound;
+        bytes32 evidence;
+    }
+
+    ReadingAnchor private immutable _anchor;
+    LotRegistry private immutable _lots;
+    IAdmissionGate private _gate;
+    mapping(uint64 gtin => Spec[]) private _specs;
+    mapping(uint64 gtin => address) private _specOwners;
+    mapping(bytes32 lotId => _Standing) private _standings;
+    mapping(bytes32 lotId => _Finding) private _findings;
+    /// @dev Numbers the {certifyLot} calls of a transaction, so each has its own set of seen digests.
+    uint256 private transient _epoch;
+
+    /// @notice The admission gate does not admit `party` for `action`.
+    error QualityCertifierNotAdmitted(address party, bytes32 action);
+    /// @notice A zero address was given for the gate, the anchor or the lot registry.
+    error QualityCertifierZeroAddress();
+    /// @notice Only `owner` may set new versions of this product's spec.
+    error QualityCertifierNotSpecOwner(uint64 gtin, address owner, address caller);
+    /// @notice A spec needs 1 to {MAX_METRICS} metrics; `count` were given.
+    error QualityCertifierInvalidMetricCount(uint256 count);
+    /// @notice Metric names must be non-zero and strictly ascending (sorted, no repeats); not so at `index`.
+    error QualityCertifierMetricsNotSorted(uint256 index, bytes32 name);
+    /// @notice The metric's bounds are inverted.
+    error QualityCertifierInvalidBounds(bytes32 name, int256 min, int256 max);
+    /// @notice A spec needs at least one required metric.
+    error QualityCertifierNoRequiredMetric();
+    /// @notice A spec needs a minimum of at least one sample.
+    error QualityCertifierZeroMinSamples();
+    /// @notice The product has no spec (version `version` when given).
+    error QualityCertifierUnknownSpec(uint64 gtin, uint32 version);
+    /// @notice A certification needs at least one batch, and every batch at least one reading.
+    error QualityCertifierNoReadings(bytes32 lotId, uint256 batchId);
+    /// @notice The batch has `readings` readings but `signatures` signatures.
+    error QualityCertifierSignatureCount(uint256 batchId, uint256 readings, uint256 signatures);
+    /// @notice Reading `index` of batch `batchId` belongs to lot `readingLotId`, not to `lotId`.
+    error QualityCertifierWrongLot(uint256 batchId, uint256 index, bytes32 readingLotId, bytes32 lotId);
+    /// @notice A reading's metric names and values differ in length.
+    error QualityCertifierLengthMismatch(uint256 batchId, uint256 index, uint256 metrics, uint256 values);
+    /// @notice The reading with this digest was submitted twice.
+    error QualityCertifierDuplicateReading(bytes32 digest);
+    /// @notice The multiproof is malformed: it needs `leaves + proof == flags + 1`, and as many proof
+    /// nodes as false flags (`falseFlags`).
+    error QualityCertifierMalformedProof(
+        uint256 batchId,
+        uint256 leaves,
+        uint256 proof,
+        uint256 flags,
+        uint256 falseFlags
+    );
+    /// @notice The readings are not in batch `batchId`: the multiproof does not lead to its `root`.
+    error QualityCertifierNotIncluded(uint256 batchId, bytes32 root);
+    /// @notice The lot's standing verdict cannot be changed by this submission (see the contract's notes).
+    error QualityCertifierVerdictStands(bytes32 lotId, Status status, Reason reason, uint32 specVersion);
+
+    /// @notice Version `version` of the product's spec was set.
+    event SpecSet(uint64 indexed gtin, uint32 indexed version, address indexed by, uint32 minSamples, Metric[] metrics);
+    /// @notice `owner` now sets the product's spec versions.
+    event SpecOwnerSet(uint64 indexed gtin, address indexed owner);
+    /// @notice The lot was certified against spec `specVersion` from `samples` readings submitted by `by`.
+    event LotCertified(bytes32 indexed lotId, uint64 indexed gtin, uint32 specVersion, uint32 samples, address indexed by);
+    /// @notice The lot was rejected against spec `specVersion`: `metric` has `value` beyond `bound`.
+    /// @dev For `MissingMetric`/`TooFewSamples`, `value` is the metric's sample count, `bound` the minimum
+    /// and `evidence` zero; otherwise `evidence` is the digest of the offending reading.
+    event LotRejected(
+        bytes32 indexed lotId,
+        uint64 indexed gtin,
+        uint32 specVersion,
+        bytes32 metric,
+        int256 value,
+        int256 bound,
+        Reason reason,
+        bytes32 evidence,
+        uint32 samples,
+        address indexed by
+    );
+    /// @notice The admission gate changed.
+    event AdmissionGateSet(address gate);
+
+    /**
+     * @param admin Receives the default admin role (replaces the gate, reassigns spec ownership).
+     * @param gate The admission gate asked before a spec is set.
+     * @param anchor The reading anchor whose batches, domain and device checks certification relies on.
+     * @param lots The lot registry.
+     */
+    constructor(address admin, IAdmissionGate gate, ReadingAnchor anchor, LotRegistry lots) {
+        if (address(anchor) == address(0) || address(lots) == address(0)) revert QualityCertifierZeroAddress();
+        _anchor = anchor;
+        _lots = lots;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _setGate(gate);
+    }
+
+    // ------------------------------------------------------------------ admin
+
+    /**
+     * @notice Replace the admission gate.
+     * @param gate The new gate; not zero.
+     */
+    function setAdmissionGate(IAdmissionGate gate) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setGate(gate);
+    }
+
+    /**
+     * @notice Reassign who sets a product's spec versions (a key rotation, a change of buyer).
+     * @param gtin The product.
+     * @param owner The new owner; zero lets the next admitted setter take it.
+     */
+    function setSpecOwner(uint64 gtin, address owner) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        Gtin.check(gtin);
+        _specOwners[gtin] = owner;
+        emit SpecOwnerSet(gtin, owner);
+    }
+
+    // ------------------------------------------------------------------ specs
+
+    /**
+     * @notice Set a new version of a product's spec; by a party admitted for {SPEC_ACTION} that owns the
+     * product's spec (the first setter becomes its owner).
+     * @param gtin The product's GTIN-14: 14 ASCII digits, check digit included.
+     * @param metrics The metrics, names strictly ascending; each with `min <= max`; at least one required.
+     * @param minSamples How many readings must carry each required metric; at least 1.
+     * @return version The new version (1 for the first spec of the product).
+     */
+    function setSpec(
+        string calldata gtin,
+        Metric[] calldata metrics,
+        uint32 minSamples
+    ) external returns (uint32 version) {
+        _requireAdmitted(msg.sender, SPEC_ACTION);
+        uint64 product = Gtin.parse(gtin);
+        address owner = _specOwners[product];
+        if (owner != address(0) && owner != msg.sender) revert QualityCertifierNotSpecOwner(product, owner, msg.sender);
+        _checkSpec(metrics, minSamples);
+        if (owner == address(0)) {
+            _specOwners[product] = msg.sender;
+            emit SpecOwnerSet(product, msg.sender);
+        }
+        Spec storage s = _specs[product].push();
+        for (uint256 i = 0; i < metrics.length; ++i) {
+            s.metrics.push(metrics[i]);
+        }
+        s.minSamples = minSamples;
+        s.setBy = msg.sender;
+        s.setAt = uint64(block.timestamp);
+        version = SafeCast.toUint32(_specs[product].length);
+        emit SpecSet(product, version, msg.sender, minSamples, metrics);
+    }
+
+    // ------------------------------------------------------------------ certification
+
+    /**
+     * @notice Judge a lot from its QC readings against its product's latest spec, and record the verdict.
+     * @dev Reverts, changing nothing, on forged or unproven input: an unknown lot or batch, no spec, a
+     * reading of another lot, a reading given twice, a multiproof that does not lead to the batch root, a
+     * signature that is not the device's, or a device not active at the reading's time (the anchor's
+     * `ReadingAnchorUnknownDevice`, `ReadingAnchorDeviceNotActive`, `ReadingAnchorInvalidSignatureLength`,
+     * `ReadingAnchorBadSignature`). Also reverts when the verdict cannot change the lot's standing.
+     * Call it with `eth_call` to preview a verdict.
+     * @param lotId The lot's key (`keccak256(bytes(lotId))`, the readings' `lotId`).
+     * @param batches The readings grouped by anchored batch, each in its multiproof's leaf order.
+     * @return status `Certified` or `Rejected`.
+     */
+    function certifyLot(bytes32 lotId, BatchReadings[] calldata batches) external returns (Status status) {
+        uint64 gtin = _lots.gtinOf(lotId);
+        uint32 version = SafeCast.toUint32(_specs[gtin].length);
+        if (version == 0) revert QualityCertifierUnknownSpec(gtin, 0);
+        if (batches.length == 0) revert QualityCertifierNoReadings(lotId, 0);
+        Spec storage current = _specs[gtin][version - 1];
+        Metric[] memory metrics = current.metrics;
+
+        _Judgement memory j = _Judgement({
+            domain: _anchor.domainSeparator(),
+            epoch: ++_epoch,
+            counts: new uint256[](metrics.length),
+            samples: 0,
+            reason: Reason.None,
+            finding: _Finding(0, 0, 0, 0)
+        });
+        for (uint256 b = 0; b < batches.length; ++b) {
+            _judgeBatch(lotId, batches[b], metrics, j);
+        }
+        uint32 samples = SafeCast.toUint32(j.samples);
+        if (j.reason == Reason.None) _findMissing(metrics, current.minSamples, j);
+        return _record(lotId, gtin, version, samples, j.reason, j.finding);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice Version `version` (1-based) of the product's spec.
+    function spec(uint64 gtin, uint32 version) external view returns (Spec memory) {
+        Spec[] storage versions = _specs[gtin];
+        if (version == 0 || version > versions.length) revert QualityCertifierUnknownSpec(gtin, version);
+        return versions[version - 1];
+    }
+
+    /// @notice The product's latest spec version (0: none yet).
+    function latestSpecVersion(uint64 gtin) external view returns (uint32) {
+        return uint32(_specs[gtin].length);
+    }
+
+    /// @notice Who sets the product's spec versions (zero: nobody yet).
+    function specOwner(uint64 gtin) external view returns (address) {
+        return _specOwners[gtin];
+    }
+
+    /// @notice The lot's standing verdict (status `None` while it has none).
+    function certificate(bytes32 lotId) external view returns (Certificate memory c) {
+        _Standing memory s = _standings[lotId];
+        _Finding memory f = _findings[lotId];
+        c = Certificate({
+            status: s.status,
+            reason: s.reason,
+            specVersion: s.specVersion,
+            samples: s.samples,
+            decidedAt: s.decidedAt,
+            submitter: s.submitter,
+            metric: f.metric,
+            value: f.value,
+            bound: f.bound,
+            evidence: f.evidence
+        });
+    }
+
+    /// @notice Whether the lot's standing is a certificate.
+    function isCertified(bytes32 lotId) external view returns (bool) {
+        return _standings[lotId].status == Status.Certified;
+    }
+
+    /// @notice The reading anchor certification relies on.
+    function anchor() external view returns (ReadingAnchor) {
+        return _anchor;
+    }
+
+    /// @notice The lot registry.
+    function lotRegistry() external view returns (LotRegistry) {
+        return _lots;
+    }
+
+    /// @notice The admission gate in force.
+    function admissionGate() external view returns (IAdmissionGate) {
+        return _gate;
+    }
+
+    // ------------------------------------------------------------------ internal
+
+    /// @dev The running state of one {certifyLot} call.
+    struct _Judgement {
+        bytes32 domain;
+        uint256 epoch;
+        uint256[] counts;
+        uint256 samples;
+        Reason reason;
+        _Finding finding;
+    }
+
+    /// @dev Check one batch's readings (lot, duplicates, multiproof, signatures), then judge them.
+    function _judgeBatch(
+        bytes32 lotId,
+        BatchReadings calldata batch,
+        Metric[] memory metrics,
+        _Judgement memory j
+    ) private {
+        uint256 batchId = batch.batchId;
+        uint256 n = batch.readings.length;
+        if (n == 0) revert QualityCertifierNoReadings(lotId, batchId);
+        if (batch.signatures.length != n) revert QualityCertifierSignatureCount(batchId, n, batch.signatures.length);
+        _checkProofShape(batch, n);
+        bytes32 root = _anchor.batch(batchId).root;
+
+        // Identity and inclusion first (cheap), signatures after (dear).
+        bytes32[] memory digests = new bytes32[](n);
+        bytes32[] memory leaves = new bytes32[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            ReadingAnchor.Reading calldata r = batch.readings[i];
+            if (r.lotId != lotId) revert QualityCertifierWrongLot(batchId, i, r.lotId, lotId);
+            if (r.metrics.length != r.values.length) {
+                revert QualityCertifierLengthMismatch(batchId, i, r.metrics.length, r.values.length);
+            }
+            bytes32 d = _digest(j.domain, r);
+            _markSeen(j.epoch, d);
+            digests[i] = d;
+            leaves[i] = keccak256(bytes.concat(keccak256(abi.encode(d))));
+        }
+        if (!MerkleProof.multiProofVerifyCalldata(batch.proof, batch.proofFlags, root, leaves)) {
+            revert QualityCertifierNotIncluded(batchId, root);
+        }
+        for (uint256 i = 0; i < n; ++i) {
+            ReadingAnchor.Reading calldata r = batch.readings[i];
+            _anchor.checkDeviceSignature(r.deviceId, r.timestamp, digests[i], batch.signatures[i]);
+            _judgeReading(r, digests[i], metrics, j);
+        }
+        j.samples += n;
+    }
+
+    /// @dev Refuse a multiproof whose shape `MerkleProof.processMultiProof` would not accept. With
+    /// `leaves + proof == flags + 1` and one proof node per false flag, the processing never runs short
+    /// of nodes nor leaves any unused, so a failed proof always ends in {QualityCertifierNotIncluded}.
+    function _checkProofShape(BatchReadings calldata batch, uint256 leaves) private pure {
+        bool[] calldata flags = batch.proofFlags;
+        uint256 falseFlags = 0;
+        for (uint256 i = 0; i < flags.length; ++i) {
+            if (!flags[i]) ++falseFlags;
+        }
+        if (leaves + batch.proof.length != flags.length + 1 || falseFlags != batch.proof.length) {
+            revert QualityCertifierMalformedProof(batch.batchId, leaves, batch.proof.length, flags.length, falseFlags);
+        }
+    }
+
+    /// @dev Check each value of a spec metric against its bounds (the first failure is kept) and count
+    /// one sample per spec metric the reading carries.
+    function _judgeReading(
+        ReadingAnchor.Reading calldata r,
+        bytes32 readingDigest,
+        Metric[] memory metrics,
+        _Judgement memory j
+    ) private pure {
+        uint256 counted = 0; // bit k: metric k already counted for this reading
+        for (uint256 i = 0; i < r.metrics.length; ++i) {
+            bytes32 name = r.metrics[i];
+            for (uint256 k = 0; k < metrics.length; ++k) {
+                if (metrics[k].name != name) continue;
+                int256 value = r.values[i];
+                if (j.reason == Reason.None) {
+                    if (value < metrics[k].min) {
+                        j.reason = Reason.BelowMin;
+                        j.finding = _Finding(name, value, metrics[k].min, readingDigest);
+                    } else if (value > metrics[k].max) {
+                        j.reason = Reason.AboveMax;
+                        j.finding = _Finding(name, value, metrics[k].max, readingDigest);
+                    }
+                }
+                if (counted & (1 << k) == 0) {
+                    counted |= 1 << k;
+                    ++j.counts[k];
+                }
+                break;
+            }
+        }
+    }
+
+    /// @dev The first required metric, in spec order, with fewer than `minSamples` samples.
+    function _findMissing(Metric[] memory metrics, uint32 minSamples, _Judgement memory j) private pure {
+        for (uint256 k = 0; k < metrics.length; ++k) {
+            if (!metrics[k].required) continue;
+            uint256 count = j.counts[k];
+            if (count >= minSamples) continue;
+            j.reason = count == 0 ? Reason.MissingMetric : Reason.TooFewSamples;
+            j.finding = _Finding(metrics[k].name, int256(count), int256(uint256(minSamples)), bytes32(0));
+            return;
+        }
+    }
+
+    /// @dev Apply the standing rules (see the contract's notes), store the verdict and emit it.
+    function _record(
+        bytes32 lotId,
+        uint64 gtin,
+        uint32 version,
+        uint32 samples,
+        Reason reason,
+        _Finding memory f
+    ) private returns (Status) {
+        _Standing storage s = _standings[lotId];
+        Status previous = s.status;
+        bool violationOnRecord = previous == Status.Rejected && _isViolation(s.reason);
+        if (reason == Reason.None) {
+            if (violationOnRecord && s.specVersion == version) {
+                revert QualityCertifierVerdictStands(lotId, previous, s.reason, s.specVersion);
+            }
+        } else if (!_isViolation(reason) && (previous == Status.Certified || violationOnRecord)) {
+            revert QualityCertifierVerdictStands(lotId, previous, s.reason, s.specVersion);
+        }
+
+        Status status = reason == Reason.None ? Status.Certified : Status.Rejected;
+        _standings[lotId] = _Standing({
+            status: status,
+            reason: reason,
+            specVersion: version,
+            samples: samples,
+            decidedAt: uint64(block.timestamp),
+            submitter: msg.sender
+        });
+        if (status == Status.Certified) {
+            if (previous == Status.Rejected) delete _findings[lotId];
+            emit LotCertified(lotId, gtin, version, samples, msg.sender);
+        } else {
+            _findings[lotId] = f;
+            _emitRejected(lotId, gtin, version, samples, reason, f);
+        }
+        return status;
+    }
+
+    /// @dev Emit {LotRejected} (apart, for the stack).
+    function _emitRejected(
+        bytes32 lotId,
+        uint64 gtin,
+        uint32 version,
+        uint32 samples,
+        Reason reason,
+        _Finding memory f
+    ) private {
+        emit LotRejected(lotId, gtin, version, f.metric, f.value, f.bound, reason, f.evidence, samples, msg.sender);
+    }
+
+    /// @dev Revert naming the first problem of a spec.
+    function _checkSpec(Metric[] calldata metrics, uint32 minSamples) private pure {
+        uint256 n = metrics.length;
+        if (n == 0 || n > MAX_METRICS) revert QualityCertifierInvalidMetricCount(n);
+        if (minSamples == 0) revert QualityCertifierZeroMinSamples();
+        bytes32 previous = bytes32(0);
+        bool anyRequired = false;
+        for (uint256 i = 0; i < n; ++i) {
+            Metric calldata m = metrics[i];
+            if (m.name <= previous) revert QualityCertifierMetricsNotSorted(i, m.name);
+            if (m.min > m.max) revert QualityCertifierInvalidBounds(m.name, m.min, m.max);
+            anyRequired = anyRequired || m.required;
+            previous = m.name;
+        }
+        if (!anyRequired) revert QualityCertifierNoRequiredMetric();
+    }
+
+    /// @dev The reading's EIP-712 digest under the anchor's domain (what `ReadingAnchor.digest` returns),
+    /// computed here: cheaper than a call per reading.
+    function _digest(bytes32 domain, ReadingAnchor.Reading calldata r) private pure returns (bytes32) {
+        bytes32 structHash = keccak256(
+            abi.encode(
+                _READING_TYPEHASH,
+                r.deviceId,
+                r.seq,
+                r.timestamp,
+                r.lotId,
+                keccak256(abi.encodePacked(r.metrics)),
+                keccak256(abi.encodePacked(r.values))
+            )
+        );
+        return MessageHashUtils.toTypedDataHash(domain, structHash);
+    }
+
+    /// @dev Remember `d` for this call (transient storage, keyed by the call's epoch); revert if seen.
+    function _markSeen(uint256 epoch, bytes32 d) private {
+        bool seen;
+        assembly ("memory-safe") {
+            mstore(0x00, epoch)
+            mstore(0x20, d)
+            let slot := keccak256(0x00, 0x40)
+            seen := tload(slot)
+            tstore(slot, 1)
+        }
+        if (seen) revert QualityCertifierDuplicateReading(d);
+    }
+
+    /// @dev Whether a reason is a bound violation (genuine evidence against the lot).
+    function _isViolation(Reason reason) private pure returns (bool) {
+        return reason == Reason.BelowMin || reason == Reason.AboveMax;
+    }
+
+    /// @dev Set a non-zero admission gate.
+    function _setGate(IAdmissionGate gate) private {
+        if (address(gate) == address(0)) revert QualityCertifierZeroAddress();
+        _gate = gate;
+        emit AdmissionGateSet(address(gate));
+    }
+
+    /// @dev Revert unless the gate admits `party` for `action` now.
+    function _requireAdmitted(address party, bytes32 action) private view {
+        if (!_gate.isAdmitted(party, action)) revert QualityCertifierNotAdmitted(party, action);
+    }
+}

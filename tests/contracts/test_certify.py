@@ -1,0 +1,647 @@
+"""QualityCertifier on both chains: versioned specs, certification of a lot from readings of P-256 and
+secp256k1 devices anchored in several batches (multiproofs), every refusal of forged or unproven input
+with its exact error and nothing recorded, and the verdicts (certified; rejected for each reason naming
+the metric, value and bound) with the rules that protect a lot's standing."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from eth_account.signers.local import LocalAccount
+from support import TestConsortium, reverts
+from web3.logs import DISCARD
+
+from contracts.chain import Chain
+from contracts.lots import (
+    OPEN_ACTION,
+    SPEC_ACTION,
+    Certificate,
+    CertificateStatus,
+    LotRegistryClient,
+    QualityCertifierClient,
+    RejectReason,
+    SpecMetric,
+    batch_readings,
+    deploy_supply_chain,
+    lot_key,
+    padded_ascii,
+)
+from contracts.registry import device_id_hash
+from device_attestation.keys import DeviceKey
+from device_attestation.merkle import MerkleTree
+from device_attestation.sdk import DeviceSigner, Submission
+
+GTIN = "04006381333931"
+OTHER_GTIN = "00036000291452"
+LOT = "LOT-QC-0001"
+M = 1_000_000  # fixed point: value x 10^6
+SPEC = [
+    SpecMetric(name="temp_c", min=2 * M, max=8 * M),
+    SpecMetric(name="humidity", min=30 * M, max=60 * M),
+    SpecMetric(name="weight_g", min=990 * M, max=1010 * M, required=False),
+]
+GOOD = {"temp_c": 4.5, "humidity": 45}
+NO_CERTIFICATE = Certificate(
+    status=CertificateStatus.NONE,
+    reason=RejectReason.NONE,
+    spec_version=0,
+    samples=0,
+    decided_at=0,
+    submitter="0x" + "00" * 20,
+    metric="",
+    value=0,
+    bound=0,
+    evidence=bytes(32),
+)
+
+
+@dataclass
+class QC:
+    chain: Chain
+    consortium: TestConsortium
+    gate: Any
+    anchor: Any
+    lots: LotRegistryClient
+    certifier: QualityCertifierClient
+    operator: LocalAccount
+    supplier: LocalAccount
+    enterprise: LocalAccount
+    auditor: LocalAccount
+    devices: dict[str, DeviceSigner]
+    ts: int
+
+    def sign(self, device: str, metrics: dict[str, float], *, lot: str | None = LOT) -> Submission:
+        self.ts += 1000
+        return self.devices[device].sign(metrics, ts_ms=self.ts, lot_id=lot)
+
+    def anchor_batch(self, subs: list[Submission]) -> tuple[int, MerkleTree]:
+        tree = MerkleTree.build(s.digest for s in subs)
+        self.chain.transact(self.anchor.functions.anchorBatch(tree.root, len(subs)), self.operator)
+        return int(self.chain.call(self.anchor.functions.batchCount())), tree
+
+    def certify(self, batches: list[tuple[Any, ...]], lot: str = LOT) -> Any:
+        return self.certifier.certify_lot(self.auditor, lot, batches)
+
+    def refused(self, error: str, batches: list[tuple[Any, ...]], lot: str = LOT, **args: Any) -> None:
+        """The submission reverts with ``error`` and the lot's standing is unchanged."""
+        before = self.certifier.certificate(lot)
+        with reverts(error, **args):
+            self.certify(batches, lot)
+        assert self.certifier.certificate(lot) == before
+
+    def set_spec(self, metrics: list[SpecMetric] = SPEC, min_samples: int = 2, gtin: str = GTIN) -> Any:
+        return self.certifier.set_spec(self.enterprise, gtin, metrics, min_samples=min_samples)
+
+
+def make_qc(suite: Any, *, devices: dict[str, str]) -> QC:
+    chain: Chain = suite.chain
+    op = suite.operator
+    gate_address = chain.deploy("StaticAdmissionGate", op, op.address).contract_address
+    assert gate_address is not None
+    addresses = deploy_supply_chain(chain, op, deployment=suite.deployment, gate_address=gate_address)
+    gate = chain.contract("StaticAdmissionGate", gate_address)
+    supplier, enterprise, auditor = suite.accounts[2], suite.accounts[5], suite.accounts[7]
+    chain.transact(gate.functions.setAdmitted(supplier.address, OPEN_ACTION, True), op)
+    chain.transact(gate.functions.setAdmitted(enterprise.address, SPEC_ACTION, True), op)
+    consortium = TestConsortium(chain, suite.deployment)
+    qc = QC(
+        chain=chain,
+        consortium=consortium,
+        gate=gate,
+        anchor=suite.contract("ReadingAnchor"),
+        lots=LotRegistryClient(chain, addresses["LotRegistry"]),
+        certifier=QualityCertifierClient(chain, addresses["QualityCertifier"]),
+        operator=op,
+        supplier=supplier,
+        enterprise=enterprise,
+        auditor=auditor,
+        devices={name: consortium.enroll(name, scheme) for name, scheme in devices.items()},
+        ts=time.time_ns() // 1_000_000 - 3_600_000,
+    )
+    for lot_id in (LOT, "LOT-OTHER"):
+        qc.lots.open_lot(
+            supplier, lot_id=lot_id, gtin=GTIN, quantity=500, unit="kg", produced_from_ms=0, produced_to_ms=1
+        )
+    return qc
+
+
+@pytest.fixture
+def qc(suite: Any) -> QC:
+    """Two secp256k1 gateways (cheap to verify everywhere), the spec set, two lots open."""
+    qc = make_qc(suite, devices={"GW-K1-A": "secp256k1", "GW-K1-B": "secp256k1"})
+    qc.set_spec()
+    return qc
+
+
+def good_batches(qc: QC) -> tuple[list[Submission], list[Submission], list[tuple[Any, ...]]]:
+    """Two anchored batches holding the lot's readings among others; the lot's readings as submitted."""
+    mine1 = [
+        qc.sign("GW-K1-A", GOOD),
+        qc.sign("GW-K1-B", {**GOOD, "weight_g": 1000}),
+        qc.sign("GW-K1-A", GOOD),
+    ]
+    others1 = [qc.sign("GW-K1-A", GOOD, lot="LOT-OTHER"), qc.sign("GW-K1-B", GOOD, lot=None)]
+    id1, tree1 = qc.anchor_batch(mine1[:2] + others1 + mine1[2:])
+    mine2 = [qc.sign("GW-K1-B", {"temp_c": 7.9, "humidity": 30, "other": -5})]
+    id2, tree2 = qc.anchor_batch([*mine2, qc.sign("GW-K1-A", GOOD, lot="LOT-OTHER")])
+    return mine1, mine2, [batch_readings(id1, tree1, mine1), batch_readings(id2, tree2, mine2)]
+
+
+def with_reading(batch: tuple[Any, ...], index: int, change: Callable[[list[Any]], None]) -> tuple[Any, ...]:
+    readings = [list(r) for r in batch[1]]
+    change(readings[index])
+    return (batch[0], [tuple(r) for r in readings], *batch[2:])
+
+
+# ---------------------------------------------------------------- specs
+
+
+def test_spec_versions(qc: QC) -> None:
+    c = qc.certifier
+    gtin = int(GTIN)
+    assert c.latest_spec_version(gtin) == 1
+    spec = c.spec(gtin)
+    assert spec.version == 1 and spec.min_samples == 2 and spec.set_by == qc.enterprise.address
+    assert [m.name for m in spec.metrics] == ["humidity", "temp_c", "weight_g"]  # sorted by the client
+    assert {m.name: m for m in spec.metrics} == {m.name: m for m in SPEC}
+    result = qc.set_spec([SpecMetric(name="temp_c", min=0, max=10 * M)], min_samples=5)
+    (event,) = c.contract.events.SpecSet().process_receipt(result.receipt, errors=DISCARD)
+    assert (event["args"]["gtin"], event["args"]["version"], event["args"]["by"]) == (
+        gtin,
+        2,
+        qc.enterprise.address,
+    )
+    assert event["args"]["minSamples"] == 5
+    assert c.latest_spec_version(gtin) == 2
+    assert c.spec(gtin).metrics == (SpecMetric(name="temp_c", min=0, max=10 * M),)
+    assert c.spec(gtin, 1) == spec  # earlier versions stay readable
+    for version in (0, 3):
+        with reverts("QualityCertifierUnknownSpec", gtin=gtin, version=version):
+            c.spec(gtin, version)
+    assert c.latest_spec_version(int(OTHER_GTIN)) == 0
+
+
+def test_spec_refusals_change_nothing(qc: QC) -> None:
+    c = qc.certifier
+    fn = c.contract.functions.setSpec
+    t, h = padded_ascii("temp_c"), padded_ascii("humidity")
+    ok = (t, 0, 1, True)
+    cases: list[tuple[list[tuple[bytes, int, int, bool]], int, str, dict[str, Any]]] = [
+        ([], 1, "QualityCertifierInvalidMetricCount", {"count": 0}),
+        (
+            [(bytes([i + 1]) + bytes(31), 0, 1, True) for i in range(33)],
+            1,
+            "QualityCertifierInvalidMetricCount",
+            {"count": 33},
+        ),
+        ([ok], 0, "QualityCertifierZeroMinSamples", {}),
+        ([ok, (h, 0, 1, True)], 1, "QualityCertifierMetricsNotSorted", {"index": 1, "name": h}),
+        ([ok, ok], 1, "QualityCertifierMetricsNotSorted", {"index": 1, "name": t}),
+        ([(bytes(32), 0, 1, True)], 1, "QualityCertifierMetricsNotSorted", {"index": 0, "name": bytes(32)}),
+        ([(t, 5, 4, True)], 1, "QualityCertifierInvalidBounds", {"name": t, "min": 5, "max": 4}),
+        ([(h, 0, 1, False), (t, 0, 1, False)], 1, "QualityCertifierNoRequiredMetric", {}),
+    ]
+    for metrics, min_samples, error, args in cases:
+        with reverts(error, **args):
+            qc.chain.transact(fn(GTIN, metrics, min_samples), qc.enterprise)
+    with reverts("GtinInvalidCheckDigit", expected=1, found=0):
+        qc.chain.transact(fn("04006381333930", [ok], 1), qc.enterprise)
+    with reverts("QualityCertifierNotAdmitted", party=qc.auditor.address, action=SPEC_ACTION):
+        qc.chain.transact(fn(GTIN, [ok], 1), qc.auditor)
+    # another admitted enterprise cannot rewrite a product spec it does not own
+    rival = qc.consortium.factory
+    qc.chain.transact(qc.gate.functions.setAdmitted(rival.address, SPEC_ACTION, True), qc.operator)
+    with reverts(
+        "QualityCertifierNotSpecOwner", gtin=int(GTIN), owner=qc.enterprise.address, caller=rival.address
+    ):
+        qc.chain.transact(fn(GTIN, [ok], 1), rival)
+    assert c.latest_spec_version(int(GTIN)) == 1
+    # ...but may own another product's, and the admin may hand a product over
+    qc.chain.transact(fn(OTHER_GTIN, [ok], 1), rival)
+    assert qc.chain.call(c.contract.functions.specOwner(int(OTHER_GTIN))) == rival.address
+    set_owner = c.contract.functions.setSpecOwner(int(GTIN), rival.address)
+    with reverts("AccessControlUnauthorizedAccount", account=qc.enterprise.address):
+        qc.chain.transact(set_owner, qc.enterprise)
+    with reverts("GtinInvalidCheckDigit"):
+        qc.chain.transact(c.contract.functions.setSpecOwner(4006381333930, rival.address), qc.operator)
+    qc.chain.transact(set_owner, qc.operator)
+    qc.chain.transact(fn(GTIN, [ok], 1), rival)
+    assert c.latest_spec_version(int(GTIN)) == 2
+
+
+# ---------------------------------------------------------------- certification
+
+
+def test_certify_p256_and_secp256k1_across_two_batches(suite: Any) -> None:
+    qc = make_qc(suite, devices={"SN-P256-QC": "p256", "GW-K1-QC": "secp256k1"})
+    qc.set_spec()
+    mine1 = [qc.sign("SN-P256-QC", {**GOOD, "weight_g": 1001.5}), qc.sign("GW-K1-QC", GOOD)]
+    id1, tree1 = qc.anchor_batch([*mine1, qc.sign("GW-K1-QC", GOOD, lot="LOT-OTHER")])
+    mine2 = [qc.sign("GW-K1-QC", {"temp_c": 2, "humidity": 60}), qc.sign("SN-P256-QC", GOOD)]
+    id2, tree2 = qc.anchor_batch([qc.sign("SN-P256-QC", GOOD, lot=None), *mine2])
+    batches = [batch_readings(id1, tree1, mine1), batch_readings(id2, tree2, mine2)]
+
+    assert qc.certifier.preview(qc.auditor.address, LOT, batches) is CertificateStatus.CERTIFIED
+    assert qc.certifier.certificate(LOT) == NO_CERTIFICATE  # a preview records nothing
+    result = qc.certify(batches)
+    (event,) = qc.certifier.contract.events.LotCertified().process_receipt(result.receipt, errors=DISCARD)
+    assert dict(event["args"]) == {
+        "lotId": lot_key(LOT),
+        "gtin": int(GTIN),
+        "specVersion": 1,
+        "samples": 4,
+        "by": qc.auditor.address,
+    }
+    assert not qc.certifier.contract.events.LotRejected().process_receipt(result.receipt, errors=DISCARD)
+    cert = qc.certifier.certificate(LOT)
+    assert cert == dataclasses.replace(
+        NO_CERTIFICATE,
+        status=CertificateStatus.CERTIFIED,
+        spec_version=1,
+        samples=4,
+        decided_at=qc.chain.block(result.block_number)["timestamp"],
+        submitter=qc.auditor.address,
+    )
+    assert qc.chain.call(qc.certifier.contract.functions.isCertified(lot_key(LOT)))
+    assert qc.certifier.certificate("LOT-OTHER") == NO_CERTIFICATE
+
+
+def test_certify_secp256k1_and_views(qc: QC) -> None:
+    _, _, batches = good_batches(qc)
+    qc.certify(batches)
+    cert = qc.certifier.certificate(LOT)
+    assert (cert.status, cert.samples, cert.spec_version) == (CertificateStatus.CERTIFIED, 4, 1)
+    c = qc.certifier.contract.functions
+    assert qc.chain.call(c.anchor()) == qc.anchor.address
+    assert qc.chain.call(c.lotRegistry()) == qc.lots.address
+    assert qc.chain.call(c.admissionGate()) == qc.gate.address
+
+
+def test_certified_against_the_latest_spec_version(qc: QC) -> None:
+    qc.set_spec([SpecMetric(name="temp_c", min=0, max=10 * M)], min_samples=1)
+    _, _, batches = good_batches(qc)
+    result = qc.certify(batches)
+    (event,) = qc.certifier.contract.events.LotCertified().process_receipt(result.receipt, errors=DISCARD)
+    assert event["args"]["specVersion"] == 2
+    assert qc.certifier.certificate(LOT).spec_version == 2
+
+
+# ---------------------------------------------------------------- refusals: nothing recorded
+
+
+def test_reading_of_another_lot_is_refused(qc: QC) -> None:
+    mine = [qc.sign("GW-K1-A", GOOD), qc.sign("GW-K1-B", GOOD, lot="LOT-OTHER")]
+    batch_id, tree = qc.anchor_batch(mine)
+    batch = batch_readings(batch_id, tree, mine)  # both genuine and anchored: one is not this lot's
+    index = next(i for i, r in enumerate(batch[1]) if r[3] == lot_key("LOT-OTHER"))
+    qc.refused(
+        "QualityCertifierWrongLot",
+        [batch],
+        batchId=batch_id,
+        index=index,
+        readingLotId=lot_key("LOT-OTHER"),
+        lotId=lot_key(LOT),
+    )
+    # a reading with no lot at all
+    none = [qc.sign("GW-K1-A", GOOD, lot=None)]
+    none_id, none_tree = qc.anchor_batch(none)
+    qc.refused("QualityCertifierWrongLot", [batch_readings(none_id, none_tree, none)], readingLotId=bytes(32))
+    # the other lot's readings submitted for it are fine, and change nothing of this lot
+    others = [qc.sign("GW-K1-A", GOOD, lot="LOT-OTHER"), qc.sign("GW-K1-B", GOOD, lot="LOT-OTHER")]
+    other_id, other_tree = qc.anchor_batch(others)
+    qc.certify([batch_readings(other_id, other_tree, others)], lot="LOT-OTHER")
+    assert qc.certifier.certificate("LOT-OTHER").certified
+    assert qc.certifier.certificate(LOT) == NO_CERTIFICATE
+
+
+def test_proof_for_another_batch_or_tampered_is_refused(qc: QC) -> None:
+    mine1, _, batches = good_batches(qc)
+    b1, b2 = batches
+    root1 = qc.chain.call(qc.anchor.functions.batch(b1[0]))[0]
+    root2 = qc.chain.call(qc.anchor.functions.batch(b2[0]))[0]
+    # batch 1's readings and proof presented as batch 2
+    qc.refused("QualityCertifierNotIncluded", [(b2[0], *b1[1:])], batchId=b2[0], root=root2)
+    # a flipped proof node
+    flipped = bytearray(b1[3][0])
+    flipped[5] ^= 1
+    qc.refused(
+        "QualityCertifierNotIncluded", [(*b1[:3], [bytes(flipped), *b1[3][1:]], b1[4]), b2], root=root1
+    )
+    # a flipped flag: sizes still fit, but not one proof node per false flag
+    flags = list(b1[4])
+    i = flags.index(False)
+    flags[i] = True
+    qc.refused(
+        "QualityCertifierMalformedProof",
+        [(*b1[:4], flags), b2],
+        batchId=b1[0],
+        leaves=3,
+        proof=len(b1[3]),
+        flags=len(flags),
+        falseFlags=len(b1[3]) - 1,
+    )
+    # two flags swapped: a well-formed multiproof of something else
+    assert True in b1[4] and False in b1[4]
+    j = list(b1[4]).index(True)
+    flags = list(b1[4])
+    flags[i], flags[j] = flags[j], flags[i]
+    qc.refused("QualityCertifierNotIncluded", [(*b1[:4], flags), b2], batchId=b1[0], root=root1)
+    # a lying value: a genuine reading with its value changed is not in the batch
+    lying = with_reading(b1, 0, lambda r: r.__setitem__(5, [r[5][0] - 1, *r[5][1:]]))
+    qc.refused("QualityCertifierNotIncluded", [lying, b2], batchId=b1[0], root=root1)
+    # a reading dropped without fixing the proof
+    dropped = (b1[0], b1[1][1:], b1[2][1:], b1[3], b1[4])
+    qc.refused("QualityCertifierMalformedProof", [dropped], batchId=b1[0], leaves=2, proof=len(b1[3]))
+    # readings out of the multiproof's order
+    swapped = (b1[0], [b1[1][2], b1[1][1], b1[1][0]], [b1[2][2], b1[2][1], b1[2][0]], b1[3], b1[4])
+    qc.refused("QualityCertifierNotIncluded", [swapped], batchId=b1[0])
+    assert len(mine1) == 3
+
+
+def test_unknown_batch_lot_spec_and_empty_input_are_refused(qc: QC) -> None:
+    _, _, batches = good_batches(qc)
+    b1 = batches[0]
+    qc.refused("ReadingAnchorUnknownBatch", [(99, *b1[1:])], batchId=99)
+    qc.refused("ReadingAnchorUnknownBatch", [(0, *b1[1:])], batchId=0)
+    qc.refused("LotRegistryUnknownLot", batches, lot="LOT-NOPE", lotId=lot_key("LOT-NOPE"))
+    qc.refused("QualityCertifierNoReadings", [], lotId=lot_key(LOT), batchId=0)
+    qc.refused("QualityCertifierNoReadings", [(b1[0], [], [], [b1[3][0]], [])], batchId=b1[0])
+    qc.refused(
+        "QualityCertifierSignatureCount", [(b1[0], b1[1], b1[2][:2], b1[3], b1[4])], readings=3, signatures=2
+    )
+    mismatched = with_reading(b1, 1, lambda r: r.__setitem__(5, r[5][:1]))
+    qc.refused(
+        "QualityCertifierLengthMismatch",
+        [mismatched],
+        batchId=b1[0],
+        index=1,
+        metrics=len(b1[1][1][4]),
+        values=1,
+    )
+    # a lot of a product without a spec
+    qc.lots.open_lot(
+        qc.supplier,
+        lot_id="LOT-NOSPEC",
+        gtin=OTHER_GTIN,
+        quantity=1,
+        unit="kg",
+        produced_from_ms=0,
+        produced_to_ms=0,
+    )
+    qc.refused("QualityCertifierUnknownSpec", batches, lot="LOT-NOSPEC", gtin=int(OTHER_GTIN), version=0)
+
+
+def test_duplicate_readings_are_refused(qc: QC) -> None:
+    a, b = qc.sign("GW-K1-A", GOOD), qc.sign("GW-K1-B", GOOD)
+    id1, tree1 = qc.anchor_batch([a, b, qc.sign("GW-K1-A", GOOD, lot="LOT-OTHER")])
+    one = batch_readings(id1, tree1, [a])
+    # the same reading twice in one batch (sizes made to fit: refused before the proof is looked at)
+    twice = (id1, one[1] * 2, one[2] * 2, one[3][1:], [True, *one[4][1:]])
+    qc.refused("QualityCertifierDuplicateReading", [twice], digest=a.digest)
+    # the same batch twice
+    qc.refused("QualityCertifierDuplicateReading", [one, one], digest=a.digest)
+    # the same reading anchored again in a later batch, submitted through both
+    id2, tree2 = qc.anchor_batch([a, qc.sign("GW-K1-B", GOOD, lot="LOT-OTHER")])
+    again = batch_readings(id2, tree2, [a])
+    qc.refused(
+        "QualityCertifierDuplicateReading", [batch_readings(id1, tree1, [a, b]), again], digest=a.digest
+    )
+    # each alone is fine
+    qc.certify([batch_readings(id1, tree1, [a, b])])
+    assert qc.certifier.certificate(LOT).samples == 2
+
+
+@pytest.mark.parametrize("scheme", ["secp256k1", "p256"])
+def test_bad_signature_is_refused(suite: Any, scheme: str) -> None:
+    qc = make_qc(suite, devices={"DEV": scheme})
+    qc.set_spec()
+    subs = [qc.sign("DEV", GOOD), qc.sign("DEV", {"temp_c": 5, "humidity": 50})]
+    batch_id, tree = qc.anchor_batch(subs)
+    batch = batch_readings(batch_id, tree, subs)
+    device_id = batch[1][0][0]
+    digest0 = next(s.digest for s in subs if s.signature == batch[2][0])
+    swapped = (batch[0], batch[1], [batch[2][1], batch[2][0]], batch[3], batch[4])
+    qc.refused("ReadingAnchorBadSignature", [swapped], deviceId=device_id, digest=digest0)
+    short = (batch[0], batch[1], [batch[2][0][:-1], batch[2][1]], batch[3], batch[4])
+    qc.refused(
+        "ReadingAnchorInvalidSignatureLength", [short], deviceId=device_id, length=len(batch[2][0]) - 1
+    )
+
+
+def test_reading_of_a_revoked_device_after_revocation_is_refused(qc: QC) -> None:
+    before = qc.sign("GW-K1-A", GOOD)
+    after = qc.sign("GW-K1-A", GOOD)
+    also = qc.sign("GW-K1-B", GOOD)
+    batch_id, tree = qc.anchor_batch([before, after, also])
+    # the device is revoked from the time of its second reading (a key found compromised then)
+    qc.consortium.registry.revoke(qc.consortium.factory, "GW-K1-A", after.reading.ts_ms)
+    device_id = device_id_hash("GW-K1-A")
+    qc.refused(
+        "ReadingAnchorDeviceNotActive",
+        [batch_readings(batch_id, tree, [before, after, also])],
+        deviceId=device_id,
+        timestamp=after.reading.ts_ms,
+    )
+    # its readings from before the revocation still count
+    qc.certify([batch_readings(batch_id, tree, [before, also])])
+    assert qc.certifier.certificate(LOT).certified
+
+
+def test_unknown_device_is_refused(qc: QC) -> None:
+    stranger = DeviceSigner(
+        device_id="NEVER-ENROLLED",
+        key=DeviceKey.generate("secp256k1"),
+        domain=qc.consortium.domain,
+    )
+    sub = stranger.sign(GOOD, ts_ms=qc.ts, lot_id=LOT)
+    batch_id, tree = qc.anchor_batch([sub])
+    qc.refused(
+        "ReadingAnchorUnknownDevice",
+        [batch_readings(batch_id, tree, [sub])],
+        deviceId=device_id_hash("NEVER-ENROLLED"),
+    )
+
+
+# ---------------------------------------------------------------- verdicts
+
+
+def rejected(qc: QC, batches: list[tuple[Any, ...]]) -> tuple[dict[str, Any], Certificate]:
+    result = qc.certify(batches)
+    assert not qc.certifier.contract.events.LotCertified().process_receipt(result.receipt, errors=DISCARD)
+    (event,) = qc.certifier.contract.events.LotRejected().process_receipt(result.receipt, errors=DISCARD)
+    cert = qc.certifier.certificate(LOT)
+    assert cert.status is CertificateStatus.REJECTED
+    assert cert.decided_at == qc.chain.block(result.block_number)["timestamp"]
+    assert cert.submitter == qc.auditor.address
+    args = dict(event["args"])
+    assert (args["lotId"], args["gtin"], args["by"]) == (lot_key(LOT), int(GTIN), qc.auditor.address)
+    assert (cert.reason, cert.spec_version, cert.samples) == (
+        args["reason"],
+        args["specVersion"],
+        args["samples"],
+    )
+    assert (padded_ascii(cert.metric), cert.value, cert.bound, cert.evidence) == (
+        args["metric"],
+        args["value"],
+        args["bound"],
+        args["evidence"],
+    )
+    return args, cert
+
+
+@pytest.mark.parametrize(
+    ("metrics", "reason", "metric", "value", "bound"),
+    [
+        ({"temp_c": 1.999999, "humidity": 45}, RejectReason.BELOW_MIN, "temp_c", 1_999_999, 2 * M),
+        ({"temp_c": 4, "humidity": 60.000001}, RejectReason.ABOVE_MAX, "humidity", 60_000_001, 60 * M),
+        ({"temp_c": -40, "humidity": 45}, RejectReason.BELOW_MIN, "temp_c", -40 * M, 2 * M),
+        (
+            {**GOOD, "weight_g": 1010.5},
+            RejectReason.ABOVE_MAX,
+            "weight_g",
+            1_010_500_000,
+            1010 * M,
+        ),  # optional
+    ],
+)
+def test_rejected_out_of_bounds(
+    qc: QC, metrics: dict[str, float], reason: RejectReason, metric: str, value: int, bound: int
+) -> None:
+    good = qc.sign("GW-K1-A", GOOD)
+    bad = qc.sign("GW-K1-B", metrics)
+    batch_id, tree = qc.anchor_batch([good, bad])
+    _, cert = rejected(qc, [batch_readings(batch_id, tree, [good, bad])])
+    assert (cert.reason, cert.metric, cert.value, cert.bound) == (reason, metric, value, bound)
+    assert cert.evidence == bad.digest
+    assert (cert.spec_version, cert.samples) == (1, 2)
+
+
+def test_rejection_names_the_first_failure_in_submission_order(qc: QC) -> None:
+    subs = [
+        qc.sign("GW-K1-A", {"temp_c": 9, "humidity": 20}),  # two failures in one reading
+        qc.sign("GW-K1-B", {"temp_c": 1, "humidity": 45}),
+        qc.sign("GW-K1-A", GOOD),
+    ]
+    id1, tree1 = qc.anchor_batch(subs)
+    late = [qc.sign("GW-K1-B", {"temp_c": 100, "humidity": 45})]
+    id2, tree2 = qc.anchor_batch(late)
+    batches = [batch_readings(id2, tree2, late), batch_readings(id1, tree1, subs)]  # batch 2 first
+    _, cert = rejected(qc, batches)
+    assert (cert.reason, cert.metric, cert.value, cert.bound) == (
+        RejectReason.ABOVE_MAX,
+        "temp_c",
+        100 * M,
+        8 * M,
+    )
+    assert cert.evidence == late[0].digest and cert.samples == 4
+
+    # batch 1 alone (a later violation is recorded too: evidence always stands): its first failing reading
+    # in multiproof order, and within it the first metric in the reading's (sorted) order: humidity first
+    expected_first = next(r for r in batches[1][1] if r[5] != [45 * M, 4_500_000])
+    expected_digest = next(
+        s.digest
+        for s in subs
+        if device_id_hash(s.reading.device_id) == expected_first[0] and s.reading.seq == expected_first[1]
+    )
+    _, cert = rejected(qc, [batches[1]])
+    assert cert.evidence == expected_digest
+    if expected_digest == subs[0].digest:
+        assert (cert.reason, cert.metric, cert.value, cert.bound) == (
+            RejectReason.BELOW_MIN,
+            "humidity",
+            20 * M,
+            30 * M,
+        )
+    else:
+        assert (cert.reason, cert.metric, cert.value, cert.bound) == (
+            RejectReason.BELOW_MIN,
+            "temp_c",
+            1 * M,
+            2 * M,
+        )
+    assert cert.spec_version == 1
+
+
+def test_rejected_for_a_missing_metric(qc: QC) -> None:
+    subs = [qc.sign("GW-K1-A", {"temp_c": 4}), qc.sign("GW-K1-B", {"temp_c": 5, "pressure": 1})]
+    batch_id, tree = qc.anchor_batch(subs)
+    _, cert = rejected(qc, [batch_readings(batch_id, tree, subs)])
+    assert (cert.reason, cert.metric, cert.value, cert.bound) == (
+        RejectReason.MISSING_METRIC,
+        "humidity",
+        0,
+        2,
+    )
+    assert (cert.evidence, cert.samples) == (bytes(32), 2)
+
+
+def test_rejected_for_too_few_samples_then_certified_with_more(qc: QC) -> None:
+    subs = [qc.sign("GW-K1-A", GOOD), qc.sign("GW-K1-B", {"temp_c": 3})]
+    batch_id, tree = qc.anchor_batch(subs)
+    _, cert = rejected(qc, [batch_readings(batch_id, tree, subs)])
+    # temp_c has 2 samples, humidity only 1 (spec order: humidity first anyway)
+    assert (cert.reason, cert.metric, cert.value, cert.bound) == (
+        RejectReason.TOO_FEW_SAMPLES,
+        "humidity",
+        1,
+        2,
+    )
+    # a lack of evidence is not final: more readings certify the lot, and the finding is cleared
+    more = [qc.sign("GW-K1-B", GOOD)]
+    more_id, more_tree = qc.anchor_batch(more)
+    qc.certify([batch_readings(batch_id, tree, subs), batch_readings(more_id, more_tree, more)])
+    cert = qc.certifier.certificate(LOT)
+    assert cert.certified and (cert.samples, cert.reason, cert.metric, cert.value, cert.bound) == (
+        3,
+        0,
+        "",
+        0,
+        0,
+    )
+    assert cert.evidence == bytes(32)
+
+
+# ---------------------------------------------------------------- the standing verdict
+
+
+def test_a_subset_cannot_undo_a_certificate_but_evidence_can(qc: QC) -> None:
+    mine1, mine2, batches = good_batches(qc)
+    qc.certify(batches)
+    certified = qc.certifier.certificate(LOT)
+    # a subset of the same genuine readings (too few samples) cannot undo the certificate
+    qc.refused(
+        "QualityCertifierVerdictStands",
+        [batches[1]],
+        lotId=lot_key(LOT),
+        status=int(CertificateStatus.CERTIFIED),
+        reason=0,
+        specVersion=1,
+    )
+    assert qc.certifier.certificate(LOT) == certified
+    # re-certifying with all of them is fine (the latest submission is recorded)
+    qc.certify(batches)
+    # a genuine out-of-spec reading is evidence: it overturns the certificate
+    bad = [qc.sign("GW-K1-A", {"temp_c": 12, "humidity": 45})]
+    bad_id, bad_tree = qc.anchor_batch(bad)
+    _, cert = rejected(qc, [batch_readings(bad_id, bad_tree, bad)])
+    assert (cert.reason, cert.metric, cert.evidence) == (RejectReason.ABOVE_MAX, "temp_c", bad[0].digest)
+    # under the same spec version, the good readings cannot hide it again
+    qc.refused(
+        "QualityCertifierVerdictStands",
+        batches,
+        status=int(CertificateStatus.REJECTED),
+        reason=int(RejectReason.ABOVE_MAX),
+        specVersion=1,
+    )
+    qc.refused("QualityCertifierVerdictStands", [batches[1]], reason=int(RejectReason.ABOVE_MAX))
+    # a new spec version (the enterprise revised its rules) lets the lot be certified again
+    qc.set_spec([SpecMetric(name="temp_c", min=0, max=15 * M), SPEC[1]])
+    qc.certify(batches)
+    cert = qc.certifier.certificate(LOT)
+    assert cert.certified and cert.spec_version == 2 and cert.evidence == bytes(32) and cert.metric == ""
+    assert len(mine1) + len(mine2) == cert.samples

@@ -1,0 +1,534 @@
+"""LotRegistry on both chains: GTIN-14 checks, opening and splitting lots (quantities conserved),
+two-sided custody transfers, the admission gate, and every refusal with its exact error and no state
+change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+from support import reverts
+
+from contracts.chain import Chain
+from contracts.errors import DeploymentError
+from contracts.lots import (
+    OPEN_ACTION,
+    TRANSFER_ACTION,
+    InvalidGtin,
+    LotRegistryClient,
+    LotStatus,
+    deploy_supply_chain,
+    format_gtin,
+    gtin_check_digit,
+    lot_key,
+    padded_ascii,
+    parse_gtin,
+)
+
+GTIN = "04006381333931"  # EAN-13 4006381333931, padded to 14 digits
+T0 = 1_764_400_000_000  # production window (Unix ms)
+T1 = T0 + 8 * 3_600_000
+
+
+@dataclass
+class World:
+    chain: Chain
+    gate: Any
+    lots: LotRegistryClient
+    operator: LocalAccount
+    supplier: LocalAccount
+    distributor: LocalAccount
+    retailer: LocalAccount
+    outsider: LocalAccount
+
+    def admit(self, party: LocalAccount, action: bytes, admitted: bool = True) -> None:
+        self.chain.transact(self.gate.functions.setAdmitted(party.address, action, admitted), self.operator)
+
+    def open(self, lot_id: str = "LOT-1", quantity: int = 1000, **kw: Any) -> None:
+        args: dict[str, Any] = {
+            "lot_id": lot_id,
+            "gtin": GTIN,
+            "quantity": quantity,
+            "unit": "kg",
+            "produced_from_ms": T0,
+            "produced_to_ms": T1,
+        }
+        args.update(kw)
+        self.lots.open_lot(self.supplier, **args)
+
+    def snapshot(self, lot_id: str) -> tuple[Any, ...]:
+        """Everything the registry holds about a lot (to assert a refusal changed nothing)."""
+        return (
+            self.lots.lot(lot_id),
+            self.lots.custody_chain(lot_id),
+            self.lots.children(lot_id),
+            self.lots.pending_transfer(lot_id),
+        )
+
+
+def make_world(suite: Any, *, admit: bool = True) -> World:
+    chain: Chain = suite.chain
+    op, *_ = suite.accounts
+    gate_address = chain.deploy("StaticAdmissionGate", op, op.address).contract_address
+    assert gate_address is not None
+    addresses = deploy_supply_chain(chain, op, deployment=suite.deployment, gate_address=gate_address)
+    world = World(
+        chain=chain,
+        gate=chain.contract("StaticAdmissionGate", gate_address),
+        lots=LotRegistryClient(chain, addresses["LotRegistry"]),
+        operator=op,
+        supplier=suite.accounts[2],
+        distributor=suite.accounts[3],
+        retailer=suite.accounts[4],
+        outsider=suite.accounts[6],
+    )
+    if admit:
+        world.admit(world.supplier, OPEN_ACTION)
+        world.admit(world.distributor, TRANSFER_ACTION)
+        world.admit(world.retailer, TRANSFER_ACTION)
+    return world
+
+
+@pytest.fixture
+def world(suite: Any) -> World:
+    return make_world(suite)
+
+
+# ---------------------------------------------------------------- GTIN-14
+
+VALID_GTINS = ["04006381333931", "00036000291452", "10614141000415", "95012345678903", "00000000000000"]
+
+
+def test_gtin_check_digit_python() -> None:
+    for text in VALID_GTINS:
+        assert gtin_check_digit(text[:13]) == int(text[13])
+        assert format_gtin(parse_gtin(text)) == text
+    with pytest.raises(InvalidGtin, match="call for check digit 1"):
+        parse_gtin("04006381333932")
+    with pytest.raises(InvalidGtin, match="has 13 bytes"):
+        parse_gtin("0400638133393")
+    with pytest.raises(InvalidGtin, match="character 3 of GTIN"):
+        parse_gtin("040x6381333931")
+    with pytest.raises(InvalidGtin, match="not a GTIN-14"):
+        format_gtin(10**14)
+
+
+def test_valid_gtins_parse_on_chain(world: World) -> None:
+    for text in VALID_GTINS:
+        assert world.chain.call(world.lots.contract.functions.parseGtin(text)) == int(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "args"),
+    [
+        ("04006381333932", "GtinInvalidCheckDigit", {"gtin": 4006381333932, "expected": 1, "found": 2}),
+        ("95012345678900", "GtinInvalidCheckDigit", {"gtin": 95012345678900, "expected": 3, "found": 0}),
+        ("4006381333931", "GtinInvalidLength", {"length": 13}),
+        ("004006381333931", "GtinInvalidLength", {"length": 15}),
+        ("", "GtinInvalidLength", {"length": 0}),
+        ("0400638133393a", "GtinInvalidCharacter", {"index": 13, "character": "0x61"}),
+        (" 4006381333931", "GtinInvalidCharacter", {"index": 0, "character": "0x20"}),
+        ("04006381-33931", "GtinInvalidCharacter", {"index": 8, "character": "0x2d"}),
+        ("0400638133393\u0661", "GtinInvalidLength", {"length": 15}),  # an Arabic-Indic digit: 2 bytes
+    ],
+)
+def test_bad_gtins_are_refused(world: World, text: str, error: str, args: dict[str, Any]) -> None:
+    with reverts(error, **args):
+        world.chain.call(world.lots.contract.functions.parseGtin(text))
+    with reverts(error, **args):
+        world.open(gtin=text)
+    assert not world.lots.exists("LOT-1")
+
+
+# ---------------------------------------------------------------- opening
+
+
+def test_open_lot(world: World) -> None:
+    result = world.lots.open_lot(
+        world.supplier,
+        lot_id="LOT-2026-0001",
+        gtin=GTIN,
+        quantity=1200,
+        unit="kg",
+        produced_from_ms=T0,
+        produced_to_ms=T1,
+    )
+    key = lot_key("LOT-2026-0001")
+    assert key == keccak(b"LOT-2026-0001")
+    assert world.chain.call(world.lots.contract.functions.lotKey("LOT-2026-0001")) == key
+    (event,) = world.lots.contract.events.LotOpened().process_receipt(result.receipt)
+    assert event["args"]["lotId"] == key
+    assert event["args"]["gtin"] == int(GTIN)
+    assert event["args"]["supplier"] == world.supplier.address
+    assert event["args"]["lotIdText"] == "LOT-2026-0001"
+    assert (event["args"]["quantity"], event["args"]["unit"]) == (1200, padded_ascii("kg"))
+    assert (event["args"]["producedFromMs"], event["args"]["producedToMs"]) == (T0, T1)
+
+    lot = world.lots.lot("LOT-2026-0001")
+    opened_at = world.chain.block(result.block_number)["timestamp"]
+    assert lot.key == key and lot.lot_id == "LOT-2026-0001"
+    assert lot.gtin_text == GTIN
+    assert (lot.quantity, lot.remaining, lot.unit) == (1200, 1200, "kg")
+    assert (lot.produced_from_ms, lot.produced_to_ms, lot.opened_at) == (T0, T1, opened_at)
+    assert lot.supplier == lot.custodian == world.supplier.address
+    assert lot.status is LotStatus.ACTIVE and lot.parent is None
+    assert world.lots.exists("LOT-2026-0001")
+    (entry,) = world.lots.custody_chain("LOT-2026-0001")
+    assert (entry.custodian, entry.since) == (world.supplier.address, opened_at)
+    assert world.lots.pending_transfer("LOT-2026-0001") is None
+    assert world.lots.children("LOT-2026-0001") == []
+
+
+def test_open_refusals_change_nothing(world: World) -> None:
+    world.open("LOT-1")
+    before = world.snapshot("LOT-1")
+    cases: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+        ("LotRegistryZeroQuantity", {"quantity": 0}, {}),
+        ("LotRegistryZeroUnit", {"unit": "\0"}, {}),
+        (
+            "LotRegistryInvalidWindow",
+            {"produced_from_ms": T1, "produced_to_ms": T0},
+            {"producedFromMs": T1, "producedToMs": T0},
+        ),
+        ("LotRegistryInvalidLotId", {"lot_id": ""}, {"length": 0}),
+        ("LotRegistryInvalidLotId", {"lot_id": "L" * 257}, {"length": 257}),
+        ("LotRegistryLotExists", {"lot_id": "LOT-1"}, {"lotId": lot_key("LOT-1")}),
+    ]
+    for error, kwargs, args in cases:
+        with reverts(error, **args):
+            world.open(**{"lot_id": "LOT-2", **kwargs})
+    assert not world.lots.exists("LOT-2")
+    assert world.snapshot("LOT-1") == before
+    world.open("L" * 256, produced_from_ms=T0, produced_to_ms=T0)  # the limits themselves are fine
+    assert world.lots.lot("L" * 256).lot_id == "L" * 256
+
+
+def test_open_needs_admission(world: World) -> None:
+    for party in (world.outsider, world.distributor):  # the distributor may hold lots, not open them
+        with reverts("LotRegistryNotAdmitted", party=party.address, action=OPEN_ACTION):
+            world.lots.open_lot(
+                party,
+                lot_id="LOT-X",
+                gtin=GTIN,
+                quantity=1,
+                unit="pcs",
+                produced_from_ms=T0,
+                produced_to_ms=T1,
+            )
+    assert not world.lots.exists("LOT-X")
+
+
+def test_gate_with_nothing_admitted_refuses_everything(suite: Any) -> None:
+    world = make_world(suite, admit=False)
+    with reverts("LotRegistryNotAdmitted", party=world.supplier.address, action=OPEN_ACTION):
+        world.open("LOT-1")
+    world.admit(world.supplier, OPEN_ACTION)
+    world.open("LOT-1")
+    with reverts("LotRegistryNotAdmitted", party=world.distributor.address, action=TRANSFER_ACTION):
+        world.lots.propose_transfer(world.supplier, "LOT-1", world.distributor.address)
+    world.admit(world.supplier, OPEN_ACTION, False)  # withdrawn: no new lots
+    with reverts("LotRegistryNotAdmitted", party=world.supplier.address, action=OPEN_ACTION):
+        world.open("LOT-2")
+    assert world.lots.pending_transfer("LOT-1") is None
+    assert not world.lots.exists("LOT-2")
+
+
+def test_admission_gate_is_replaceable_by_the_admin_only(world: World) -> None:
+    c = world.lots.contract
+    assert world.chain.call(c.functions.admissionGate()) == world.gate.address
+    other = world.chain.deploy("StaticAdmissionGate", world.operator, world.operator.address).contract_address
+    with reverts("AccessControlUnauthorizedAccount", account=world.supplier.address, neededRole=bytes(32)):
+        world.chain.transact(c.functions.setAdmissionGate(other), world.supplier)
+    with reverts("LotRegistryZeroGate"):
+        world.chain.transact(c.functions.setAdmissionGate("0x" + "00" * 20), world.operator)
+    assert world.chain.call(c.functions.admissionGate()) == world.gate.address
+    result = world.chain.transact(c.functions.setAdmissionGate(other), world.operator)
+    (event,) = c.events.AdmissionGateSet().process_receipt(result.receipt)
+    assert event["args"]["gate"] == other
+    with reverts("LotRegistryNotAdmitted", party=world.supplier.address):  # the new gate admits nobody yet
+        world.open("LOT-1")
+
+
+def test_unknown_lot(world: World) -> None:
+    key = lot_key("NOPE")
+    c = world.lots.contract
+    assert not world.lots.exists("NOPE")
+    for fn in (c.functions.lot, c.functions.gtinOf, c.functions.custodianOf, c.functions.custodyChain):
+        with reverts("LotRegistryUnknownLot", lotId=key):
+            world.chain.call(fn(key))
+    for write in (
+        lambda: world.lots.propose_transfer(world.supplier, "NOPE", world.distributor.address),
+        lambda: world.lots.accept_transfer(world.distributor, "NOPE"),
+        lambda: world.lots.reject_transfer(world.distributor, "NOPE"),
+        lambda: world.lots.cancel_transfer(world.supplier, "NOPE"),
+        lambda: world.lots.split_lot(world.supplier, "NOPE", {"NOPE-A": 1}),
+    ):
+        with reverts("LotRegistryUnknownLot", lotId=key):
+            write()
+
+
+# ---------------------------------------------------------------- splitting
+
+
+def test_split_conserves_quantities_and_links_children(world: World) -> None:
+    world.open("LOT-1", quantity=1000)
+    first = world.lots.split_lot(world.supplier, "LOT-1", {"LOT-1-A": 300, "LOT-1-B": 250})
+    parent = world.lots.lot("LOT-1")
+    assert (parent.quantity, parent.remaining, parent.status) == (1000, 450, LotStatus.ACTIVE)
+    events = world.lots.contract.events.LotSplit().process_receipt(first.receipt)
+    assert [
+        (e["args"]["childLotIdText"], e["args"]["quantity"], e["args"]["parentRemaining"]) for e in events
+    ] == [
+        ("LOT-1-A", 300, 700),
+        ("LOT-1-B", 250, 450),
+    ]
+    assert all(e["args"]["parentId"] == lot_key("LOT-1") for e in events)
+    assert all(e["args"]["custodian"] == world.supplier.address for e in events)
+
+    # the rest, in one child: the parent is now entirely split
+    world.lots.split_lot(world.supplier, "LOT-1", {"LOT-1-C": 450})
+    parent = world.lots.lot("LOT-1")
+    assert (parent.remaining, parent.status) == (0, LotStatus.SPLIT)
+    kids = world.lots.children("LOT-1")
+    assert kids == [lot_key("LOT-1-A"), lot_key("LOT-1-B"), lot_key("LOT-1-C")]
+    children = [world.lots.lot(k) for k in kids]
+    assert parent.remaining + sum(c.quantity for c in children) == parent.quantity  # conservation
+    split_at = world.chain.block("latest")["timestamp"]
+    for child in children:
+        assert child.parent == lot_key("LOT-1")
+        assert (child.gtin, child.unit, child.produced_from_ms, child.produced_to_ms) == (
+            parent.gtin,
+            parent.unit,
+            parent.produced_from_ms,
+            parent.produced_to_ms,
+        )
+        assert child.supplier == parent.supplier
+        assert child.custodian == world.supplier.address
+        assert child.quantity == child.remaining and child.status is LotStatus.ACTIVE
+        (entry,) = world.lots.custody_chain(child.key)
+        assert entry.custodian == world.supplier.address and entry.since <= split_at
+
+    # children split further; grandchildren conserve the child's quantity too
+    world.lots.split_lot(world.supplier, "LOT-1-A", {"LOT-1-A-1": 100, "LOT-1-A-2": 200})
+    a = world.lots.lot("LOT-1-A")
+    assert a.remaining == 0 and a.status is LotStatus.SPLIT
+    assert world.lots.lot("LOT-1-A-2").parent == lot_key("LOT-1-A")
+
+    # a fully split lot can neither move nor split
+    for lot_id in ("LOT-1", "LOT-1-A"):
+        with reverts("LotRegistryLotFullySplit", lotId=lot_key(lot_id)):
+            world.lots.split_lot(world.supplier, lot_id, {lot_id + "-Z": 1})
+        with reverts("LotRegistryLotFullySplit", lotId=lot_key(lot_id)):
+            world.lots.propose_transfer(world.supplier, lot_id, world.distributor.address)
+
+
+def test_split_refusals_change_nothing(world: World) -> None:
+    world.open("LOT-1", quantity=100)
+    world.open("LOT-OTHER", quantity=5)
+    before = world.snapshot("LOT-1")
+    key = lot_key("LOT-1")
+    fn = world.lots.contract.functions.splitLot
+    cases: list[tuple[LocalAccount, list[str], list[int], str, dict[str, Any]]] = [
+        (
+            world.distributor,
+            ["A"],
+            [1],
+            "LotRegistryNotCustodian",
+            {"caller": world.distributor.address, "lotId": key, "custodian": world.supplier.address},
+        ),
+        (
+            world.supplier,
+            ["A", "B"],
+            [60, 41],
+            "LotRegistrySplitExceedsRemaining",
+            {"requested": 101, "remaining": 100},
+        ),
+        (world.supplier, ["A", "B"], [10, 0], "LotRegistryZeroQuantity", {}),
+        (world.supplier, ["A", "B"], [10], "LotRegistryInvalidSplit", {"children": 2, "quantities": 1}),
+        (world.supplier, [], [], "LotRegistryInvalidSplit", {"children": 0, "quantities": 0}),
+        (world.supplier, [f"C{i}" for i in range(65)], [1] * 65, "LotRegistryInvalidSplit", {"children": 65}),
+        (world.supplier, ["A", "LOT-OTHER"], [1, 1], "LotRegistryLotExists", {"lotId": lot_key("LOT-OTHER")}),
+        (world.supplier, ["A", "A"], [1, 1], "LotRegistryLotExists", {"lotId": lot_key("A")}),
+        (world.supplier, ["LOT-1"], [1], "LotRegistryLotExists", {"lotId": key}),
+        (world.supplier, ["A", ""], [1, 1], "LotRegistryInvalidLotId", {"length": 0}),
+    ]
+    for sender, ids, quantities, error, args in cases:
+        with reverts(error, **args):
+            world.chain.transact(fn(key, ids, quantities), sender)
+    assert world.snapshot("LOT-1") == before
+    assert not world.lots.exists("A")
+
+    world.lots.propose_transfer(world.supplier, "LOT-1", world.distributor.address)
+    pending = world.snapshot("LOT-1")
+    with reverts("LotRegistryTransferPending", lotId=key, to=world.distributor.address):
+        world.lots.split_lot(world.supplier, "LOT-1", {"A": 1})
+    assert world.snapshot("LOT-1") == pending
+
+
+# ---------------------------------------------------------------- custody
+
+
+def test_propose_and_accept_moves_custody(world: World) -> None:
+    world.open("LOT-1")
+    key = lot_key("LOT-1")
+    c = world.lots.contract
+    proposed = world.lots.propose_transfer(world.supplier, "LOT-1", world.distributor.address)
+    (event,) = c.events.TransferProposed().process_receipt(proposed.receipt)
+    assert dict(event["args"]) == {
+        "lotId": key,
+        "from": world.supplier.address,
+        "to": world.distributor.address,
+    }
+    pending = world.lots.pending_transfer("LOT-1")
+    assert pending is not None
+    assert (pending.from_, pending.to) == (world.supplier.address, world.distributor.address)
+    assert pending.proposed_at == world.chain.block(proposed.block_number)["timestamp"]
+    assert world.lots.custodian("LOT-1") == world.supplier.address  # nothing moves on a proposal alone
+
+    accepted = world.lots.accept_transfer(world.distributor, "LOT-1")
+    (event,) = c.events.TransferAccepted().process_receipt(accepted.receipt)
+    assert dict(event["args"]) == {
+        "lotId": key,
+        "from": world.supplier.address,
+        "to": world.distributor.address,
+    }
+    assert world.lots.custodian("LOT-1") == world.distributor.address
+    assert world.lots.pending_transfer("LOT-1") is None
+
+    # and on to the retailer
+    world.lots.propose_transfer(world.distributor, "LOT-1", world.retailer.address)
+    last = world.lots.accept_transfer(world.retailer, "LOT-1")
+    chain = world.lots.custody_chain("LOT-1")
+    assert [e.custodian for e in chain] == [
+        world.supplier.address,
+        world.distributor.address,
+        world.retailer.address,
+    ]
+    assert chain[-1].since == world.chain.block(last.block_number)["timestamp"]
+    assert [e.since for e in chain] == sorted(e.since for e in chain)
+    assert world.chain.call(c.functions.custodyCount(key)) == 3
+    assert world.chain.call(c.functions.custodyEntry(key, 1)) == (world.distributor.address, chain[1].since)
+    with reverts("LotRegistryNoCustodyEntry", lotId=key, index=3, count=3):
+        world.chain.call(c.functions.custodyEntry(key, 3))
+    assert world.lots.lot("LOT-1").custodian == world.retailer.address
+
+
+def test_reject_and_cancel_keep_custody(world: World) -> None:
+    world.open("LOT-1")
+    c = world.lots.contract
+    world.lots.propose_transfer(world.supplier, "LOT-1", world.distributor.address)
+    rejected = world.lots.reject_transfer(world.distributor, "LOT-1")
+    (event,) = c.events.TransferRejected().process_receipt(rejected.receipt)
+    assert (event["args"]["from"], event["args"]["to"]) == (world.supplier.address, world.distributor.address)
+    assert world.lots.pending_transfer("LOT-1") is None
+    assert world.lots.custodian("LOT-1") == world.supplier.address
+
+    world.lots.propose_transfer(world.supplier, "LOT-1", world.retailer.address)
+    cancelled = world.lots.cancel_transfer(world.supplier, "LOT-1")
+    (event,) = c.events.TransferCancelled().process_receipt(cancelled.receipt)
+    assert (event["args"]["from"], event["args"]["to"]) == (world.supplier.address, world.retailer.address)
+    assert world.lots.pending_transfer("LOT-1") is None
+    assert [e.custodian for e in world.lots.custody_chain("LOT-1")] == [world.supplier.address]
+    with reverts(
+        "LotRegistryNoPendingTransfer", lotId=lot_key("LOT-1")
+    ):  # a rejected offer cannot be accepted
+        world.lots.accept_transfer(world.retailer, "LOT-1")
+
+
+def test_custody_refusals_change_nothing(world: World) -> None:
+    world.open("LOT-1")
+    key = lot_key("LOT-1")
+    s, d, r, o = world.supplier, world.distributor, world.retailer, world.outsider
+    with reverts("LotRegistryNoPendingTransfer", lotId=key):
+        world.lots.accept_transfer(d, "LOT-1")
+    with reverts("LotRegistryNoPendingTransfer", lotId=key):
+        world.lots.reject_transfer(d, "LOT-1")
+    with reverts("LotRegistryNoPendingTransfer", lotId=key):
+        world.lots.cancel_transfer(s, "LOT-1")
+    with reverts("LotRegistryNotCustodian", caller=d.address, lotId=key, custodian=s.address):
+        world.lots.propose_transfer(d, "LOT-1", r.address)
+    with reverts("LotRegistryInvalidRecipient", to=s.address):
+        world.lots.propose_transfer(s, "LOT-1", s.address)
+    with reverts("LotRegistryInvalidRecipient", to="0x" + "00" * 20):
+        world.lots.propose_transfer(s, "LOT-1", "0x" + "00" * 20)
+    with reverts("LotRegistryNotAdmitted", party=o.address, action=TRANSFER_ACTION):
+        world.lots.propose_transfer(s, "LOT-1", o.address)
+    idle = world.snapshot("LOT-1")
+    assert idle[3] is None
+
+    world.lots.propose_transfer(s, "LOT-1", d.address)
+    pending = world.snapshot("LOT-1")
+    with reverts("LotRegistryTransferPending", lotId=key, to=d.address):  # one at a time
+        world.lots.propose_transfer(s, "LOT-1", r.address)
+    for wrong in (r, s, o):
+        with reverts("LotRegistryNotRecipient", caller=wrong.address, lotId=key, expected=d.address):
+            world.lots.accept_transfer(wrong, "LOT-1")
+        with reverts("LotRegistryNotRecipient", caller=wrong.address, lotId=key, expected=d.address):
+            world.lots.reject_transfer(wrong, "LOT-1")
+    for wrong in (d, r):
+        with reverts("LotRegistryNotProposer", caller=wrong.address, lotId=key, expected=s.address):
+            world.lots.cancel_transfer(wrong, "LOT-1")
+    # admission withdrawn between the proposal and the acceptance: refused at acceptance too
+    world.admit(d, TRANSFER_ACTION, False)
+    with reverts("LotRegistryNotAdmitted", party=d.address, action=TRANSFER_ACTION):
+        world.lots.accept_transfer(d, "LOT-1")
+    assert world.snapshot("LOT-1") == pending
+    world.lots.reject_transfer(d, "LOT-1")  # still free to say no
+    assert world.snapshot("LOT-1") == idle
+
+
+def test_full_custody_chain_follows_splits(world: World) -> None:
+    s, d, r = world.supplier, world.distributor, world.retailer
+    world.open("LOT-1", quantity=10)
+    world.lots.propose_transfer(s, "LOT-1", d.address)
+    world.lots.accept_transfer(d, "LOT-1")
+    world.lots.split_lot(d, "LOT-1", {"LOT-1-A": 4})
+    world.lots.propose_transfer(d, "LOT-1-A", r.address)
+    world.lots.accept_transfer(r, "LOT-1-A")
+    world.lots.split_lot(r, "LOT-1-A", {"LOT-1-A-1": 1})
+    # the parent moves on after the split: not part of the child's history
+    world.lots.propose_transfer(d, "LOT-1", r.address)
+    world.lots.accept_transfer(r, "LOT-1")
+    world.lots.propose_transfer(r, "LOT-1-A-1", d.address)
+    world.lots.accept_transfer(d, "LOT-1-A-1")
+
+    assert world.lots.lot("LOT-1-A").parent_custody_count == 2
+    assert world.lots.lot("LOT-1-A-1").parent_custody_count == 2
+    assert world.lots.lot("LOT-1").parent_custody_count == 0
+    assert [e.custodian for e in world.lots.custody_chain("LOT-1-A")] == [d.address, r.address]
+    parent_chain = world.lots.custody_chain("LOT-1")
+    own = world.lots.custody_chain("LOT-1-A")
+    full = world.lots.full_custody_chain("LOT-1-A")
+    assert [(e.lot_key, e.custodian) for e in full] == [
+        (lot_key("LOT-1"), s.address),
+        (lot_key("LOT-1"), d.address),
+        (lot_key("LOT-1-A"), r.address),
+    ]
+    assert [e.since for e in full] == [parent_chain[0].since, parent_chain[1].since, own[1].since]
+    grandchild = world.lots.full_custody_chain("LOT-1-A-1")
+    assert [(e.lot_key, e.custodian) for e in grandchild] == [
+        (lot_key("LOT-1"), s.address),
+        (lot_key("LOT-1"), d.address),
+        (lot_key("LOT-1-A"), r.address),
+        (lot_key("LOT-1-A-1"), d.address),
+    ]
+    assert [e.since for e in grandchild] == sorted(e.since for e in grandchild)
+    # an original lot's full chain is its own chain
+    assert world.lots.full_custody_chain("LOT-1") == parent_chain
+    assert len(parent_chain) == 3
+    with reverts("LotRegistryUnknownLot", lotId=lot_key("NOPE")):
+        world.lots.full_custody_chain("NOPE")
+
+
+def test_deploy_refuses_a_missing_gate(suite: Any) -> None:
+    with pytest.raises(DeploymentError, match="no admission gate"):
+        deploy_supply_chain(
+            suite.chain, suite.operator, deployment=suite.deployment, gate_address="0x" + "00" * 20
+        )
+    with pytest.raises(DeploymentError, match="no admission gate"):
+        deploy_supply_chain(
+            suite.chain, suite.operator, deployment=suite.deployment, gate_address=suite.accounts[5].address
+        )
