@@ -12,7 +12,7 @@ from typing import Any
 from contracts.errors import ArtifactError
 
 #: The contracts the suite deploys, in deployment order.
-SUITE = ("ReadingAnchor", "DeviceRegistry")
+SUITE = ("ReadingAnchor", "DeviceRegistry", "ParticipantRegistry", "LotRegistry", "QualityCertifier")
 
 
 @dataclass(frozen=True, kw_only=True)

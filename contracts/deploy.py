@@ -9,6 +9,7 @@ computed ahead and given to the anchor's constructor, then checked).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -118,14 +119,29 @@ def deploy_suite(chain: Chain, deployer: LocalAccount, *, admin: str | None = No
             "as the anchor expects: another transaction from the deployer interleaved; redeploy "
             "with a deployer key used by nothing else"
         )
-    addresses = {"ReadingAnchor": anchor.contract_address, "DeviceRegistry": registry_address}
-    assert all(addresses.values())
-    return Deployment(
+    addresses: dict[str, str] = {
+        "ReadingAnchor": str(anchor.contract_address),
+        "DeviceRegistry": registry_address,
+    }
+    core = Deployment(
         chain_id=chain.chain_id,
-        contracts={k: str(v) for k, v in addresses.items()},
+        contracts=dict(addresses),
         block=start_block + 1,
         deployer=to_checksum_address(deployer.address),
-        artifact_hashes={name: load_artifact(name).file_hash for name in SUITE},
+        artifact_hashes={},
         deployed_at=datetime.now(UTC).isoformat(timespec="seconds"),
         rpc=chain.rpc,
+    )
+    # Admission (the consortium's rules) and the supply chain, gated by it. The DeviceRegistry keeps
+    # its enroller role until the operator, having set rules and issuers, points it at the gate.
+    from contracts.lots import deploy_supply_chain
+    from contracts.participants import deploy_participant_registry
+
+    gate = deploy_participant_registry(chain, deployer, deployment=core, admin=admin_address)
+    addresses["ParticipantRegistry"] = gate
+    addresses.update(deploy_supply_chain(chain, deployer, deployment=core, gate_address=gate))
+    return dataclasses.replace(
+        core,
+        contracts=addresses,
+        artifact_hashes={name: load_artifact(name).file_hash for name in SUITE},
     )
