@@ -86,7 +86,10 @@ class AnchoringWorker:
         self.clock = clock
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._accepted_since_close = 0
+        # What waits to be batched, as the writer reports it: None = unknown (ask the database).
+        self._pending: int | None = None
+        self._oldest_pending_ms: int | None = None
+        self._pending_lock = threading.Lock()
         self._last_reorg_check = 0.0
         self.reorg_check_interval = 2.0
         self._thread: threading.Thread | None = None
@@ -112,11 +115,32 @@ class AnchoringWorker:
     def wake(self) -> None:
         self._wake.set()
 
-    def note_accepted(self, n: int) -> None:
-        """Ingest accepted ``n`` readings: wake the worker early once a full batch may be waiting."""
-        self._accepted_since_close += n
-        if self._accepted_since_close >= self.settings.batch_max_readings:
+    def note_committed(self, n: int, received_ms: int) -> None:
+        """The writer committed ``n`` readings received at ``received_ms``: keeps the pending count
+        without a database query per tick, and wakes the worker once a full batch waits."""
+        if n <= 0:
+            return
+        with self._pending_lock:
+            if self._pending is not None:
+                self._pending += n
+                if self._oldest_pending_ms is None:
+                    self._oldest_pending_ms = received_ms
+                full = self._pending >= self.settings.batch_max_readings
+            else:
+                full = False
+        if full:
             self._wake.set()
+
+    def _not_due(self, now: int) -> bool:
+        """From the writer's reports alone: certainly no batch is due (no query needed)."""
+        with self._pending_lock:
+            if self._pending is None:
+                return False
+            if self._pending == 0:
+                return True
+            if self._pending >= self.settings.batch_max_readings or self._oldest_pending_ms is None:
+                return False
+            return now - self._oldest_pending_ms < self.settings.batch_max_seconds * 1000
 
     def _loop(self, interval: float) -> None:
         while not self._stop.is_set():
@@ -174,15 +198,19 @@ class AnchoringWorker:
         """Close one batch if due; return its local id."""
         now = int(self.clock() * 1000)
         limit = self.settings.batch_max_readings
+        if not force and self._not_due(now):
+            return None
         with self.engine.begin() as conn:
-            # cheap look first: is a batch due? (count and age of what waits)
-            waiting, oldest_ms = conn.execute(
-                select(func.count(), func.min(col(ReadingRow.received_ms))).where(
-                    col(ReadingRow.batch_id).is_(None)
-                )
-            ).one()
+            # is a batch due? (count and age of what waits)
+            with self._pending_lock:
+                waiting, oldest_ms = conn.execute(
+                    select(func.count(), func.min(col(ReadingRow.received_ms))).where(
+                        col(ReadingRow.batch_id).is_(None)
+                    )
+                ).one()
+                self._pending = int(waiting)
+                self._oldest_pending_ms = int(oldest_ms) if oldest_ms is not None else None
             if not waiting:
-                self._accepted_since_close = 0
                 return None
             if (
                 not force
@@ -199,7 +227,6 @@ class AnchoringWorker:
             if not rows:
                 return None
             oldest = min(r[2] for r in rows)
-            self._accepted_since_close = max(0, int(waiting) - len(rows))
             tree = MerkleTree.build([bytes(r[1]) for r in rows])
             result = conn.execute(
                 insert(BatchRow).values(
@@ -216,12 +243,32 @@ class AnchoringWorker:
             assert result.inserted_primary_key is not None
             batch_id = int(result.inserted_primary_key[0])
             ids = [r[0] for r in rows]
-            for i in range(0, len(ids), 900):
-                conn.execute(
-                    update(ReadingRow)
-                    .where(col(ReadingRow.id).in_(ids[i : i + 900]))
-                    .values(batch_id=batch_id)
+            # The writer is single and batches take the oldest first, so what waits is one id range:
+            # one UPDATE; if the range ever held another reading, fall back to the exact ids.
+            ranged = conn.execute(
+                update(ReadingRow)
+                .where(
+                    col(ReadingRow.batch_id).is_(None),
+                    col(ReadingRow.id) >= ids[0],
+                    col(ReadingRow.id) <= ids[-1],
                 )
+                .values(batch_id=batch_id)
+            )
+            if ranged.rowcount != len(ids):
+                conn.execute(
+                    update(ReadingRow).where(col(ReadingRow.batch_id) == batch_id).values(batch_id=None)
+                )
+                for i in range(0, len(ids), 900):
+                    conn.execute(
+                        update(ReadingRow)
+                        .where(col(ReadingRow.id).in_(ids[i : i + 900]))
+                        .values(batch_id=batch_id)
+                    )
+        with self._pending_lock:
+            left = (self._pending or 0) - len(rows)
+            # nothing left: known empty; something left: its age is unknown, so ask next time
+            self._pending = 0 if left <= 0 else None
+            self._oldest_pending_ms = None
         log.info("closed batch %d: %d readings, root 0x%s", batch_id, len(rows), tree.root.hex())
         return batch_id
 

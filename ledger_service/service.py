@@ -95,6 +95,7 @@ class LedgerService:
         anchoring = AnchoringWorker(
             settings=settings, engine=engine, chain=chain, deployment=deployment, signer=signer
         )
+        committer.on_commit = anchoring.note_committed
         mqtt = (
             MqttBridge(
                 url=settings.mqtt_url,

@@ -27,7 +27,7 @@ import queue
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -147,6 +147,9 @@ class Committer:
         self._heads: dict[str, _Head] = {}
         self._thread = threading.Thread(target=self._run, name="supet-committer", daemon=True)
         self._started = False
+        #: Called after each commit with (readings stored, when they were received): the anchoring
+        #: worker keeps its pending count this way instead of querying the store every tick.
+        self.on_commit: Callable[[int, int], None] | None = None
         self.commits = 0
         self.committed_readings = 0
 
@@ -281,6 +284,8 @@ class Committer:
             self._heads[device_id].exists = True
         self.commits += 1
         self.committed_readings += len(txn.rows)
+        if txn.rows and self.on_commit is not None:
+            self.on_commit(len(txn.rows), min(c.received_ms for c in flat))
         return outcomes
 
     def _decide(self, conn: Connection, c: Candidate, txn: _Txn) -> Outcome:

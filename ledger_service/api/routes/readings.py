@@ -119,7 +119,6 @@ async def submit(request: Request, service: ServiceDep) -> JSONResponse:
             )
         results = await run_in_threadpool(service.pipeline.submit, items, source="http")
         accepted = sum(1 for r in results if r.accepted)
-        service.anchoring.note_accepted(accepted)
         return FastJSONResponse(
             {
                 "accepted": accepted,
@@ -131,7 +130,6 @@ async def submit(request: Request, service: ServiceDep) -> JSONResponse:
         return error(400, "request.bad_shape", 'send one submission object or {"readings": [...]}')
     (result,) = await run_in_threadpool(service.pipeline.submit, [payload], source="http")
     if result.receipt is not None:
-        service.anchoring.note_accepted(1)
         return FastJSONResponse(_receipt_json(result.receipt), status_code=201)
     assert result.code is not None and result.message is not None
     return error(_STATUS.get(result.code, 422), result.code, result.message)
