@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from sqlalchemy import Engine, func, insert, update
+from sqlalchemy.orm import defer  # the tree blob is not needed to send or confirm
 from sqlmodel import Session, col, select
 
 from contracts.chain import Chain
@@ -55,6 +56,12 @@ def encode_tree(tree: MerkleTree) -> bytes:
     return b"".join(tree.tree)
 
 
+def build_encoded_tree(digests: list[bytes]) -> tuple[bytes, bytes]:
+    """A batch's (root, encoded node array): what closing a batch stores. Picklable, for worker processes."""
+    tree = MerkleTree.build(digests)
+    return tree.root, encode_tree(tree)
+
+
 def decode_tree(blob: bytes, digests: list[bytes]) -> MerkleTree:
     """Rebuild a stored batch's tree (checked against the stored nodes)."""
     tree = MerkleTree.build(digests)
@@ -74,6 +81,7 @@ class AnchoringWorker:
         chain: Chain,
         deployment: Deployment,
         signer: LocalAccount,
+        build_tree: Callable[[list[bytes]], tuple[bytes, bytes]] = build_encoded_tree,
         reorg_depth: int = 64,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -82,6 +90,8 @@ class AnchoringWorker:
         self.chain = chain
         self.contract = deployment.contract(chain, "ReadingAnchor")
         self.signer = signer
+        #: How a batch's tree is built (the service hands it to its worker processes, off the GIL).
+        self.build_tree = build_tree
         self.reorg_depth = reorg_depth
         self.clock = clock
         self._stop = threading.Event()
@@ -227,12 +237,12 @@ class AnchoringWorker:
             if not rows:
                 return None
             oldest = min(r[2] for r in rows)
-            tree = MerkleTree.build([bytes(r[1]) for r in rows])
+            root, nodes = self.build_tree([bytes(r[1]) for r in rows])
             result = conn.execute(
                 insert(BatchRow).values(
-                    root=tree.root,
+                    root=root,
                     count=len(rows),
-                    tree=encode_tree(tree),
+                    tree=nodes,
                     status=CLOSED,
                     created_ms=now,
                     oldest_received_ms=oldest,
@@ -269,7 +279,7 @@ class AnchoringWorker:
             # nothing left: known empty; something left: its age is unknown, so ask next time
             self._pending = 0 if left <= 0 else None
             self._oldest_pending_ms = None
-        log.info("closed batch %d: %d readings, root 0x%s", batch_id, len(rows), tree.root.hex())
+        log.info("closed batch %d: %d readings, root 0x%s", batch_id, len(rows), root.hex())
         return batch_id
 
     # ------------------------------------------------------------------ sending and confirming
@@ -280,6 +290,7 @@ class AnchoringWorker:
             batches = list(
                 s.exec(
                     select(BatchRow)
+                    .options(defer(BatchRow.tree))  # type: ignore[arg-type]
                     .where(col(BatchRow.status).in_([CLOSED, SUBMITTED]))
                     .order_by(col(BatchRow.id))
                 )
@@ -404,7 +415,9 @@ class AnchoringWorker:
             recent = [
                 r[0] if isinstance(r, tuple) else r
                 for r in s.exec(
-                    select(BatchRow).where(
+                    select(BatchRow)
+                    .options(defer(BatchRow.tree))  # type: ignore[arg-type]
+                    .where(
                         col(BatchRow.status) == ANCHORED,
                         col(BatchRow.block_number) >= head - self.reorg_depth,
                     )

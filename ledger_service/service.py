@@ -13,7 +13,7 @@ from sqlmodel import Session
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import Deployment, deploy_suite
 from contracts.errors import ChainError
-from ledger_service.anchoring import AnchoringWorker
+from ledger_service.anchoring import AnchoringWorker, build_encoded_tree
 from ledger_service.config import Environment, Settings
 from ledger_service.errors import ConfigError
 from ledger_service.ingest.committer import Committer
@@ -93,7 +93,12 @@ class LedgerService:
             anchor_address=deployment.address("ReadingAnchor"),
         )
         anchoring = AnchoringWorker(
-            settings=settings, engine=engine, chain=chain, deployment=deployment, signer=signer
+            settings=settings,
+            engine=engine,
+            chain=chain,
+            deployment=deployment,
+            signer=signer,
+            build_tree=lambda digests: pipeline.run_cpu(build_encoded_tree, digests),
         )
         committer.on_commit = anchoring.note_committed
         mqtt = (

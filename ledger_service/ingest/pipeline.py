@@ -17,10 +17,10 @@ import logging
 import multiprocessing
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from contracts.registry import device_id_hash
 from ledger_service.config import Settings
@@ -29,6 +29,8 @@ from ledger_service.ingest.committer import Candidate, Committer, Outcome, Recei
 from ledger_service.registry_cache import RegistryCache
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Submissions per unit of work sent to a checking process.
 CHUNK = 256
@@ -78,6 +80,12 @@ class IngestPipeline:
             # warm the workers (imports) so the first request does not pay for them
             list(self._pool.map(_warm, range(self.settings.verify_workers)))
         self.committer.start()
+
+    def run_cpu(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a CPU-bound, picklable function in a worker process when there are workers."""
+        if self._pool is None:
+            return fn(*args)
+        return self._pool.submit(fn, *args).result()
 
     def stop(self) -> None:
         self.committer.stop()
