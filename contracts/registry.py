@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import lru_cache
-from typing import Protocol
+from typing import Any, Protocol
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
@@ -49,6 +49,22 @@ class DeviceRecord:
     key_y: bytes
     cert_fingerprint: bytes
     ca_key_hash: bytes
+
+    @classmethod
+    def from_call(cls, device_id_hash: bytes, d: Sequence[Any]) -> DeviceRecord:
+        """From the tuple ``DeviceRegistry.device(id)`` returns."""
+        return cls(
+            device_id_hash=device_id_hash,
+            scheme=OnChainScheme(d[0]),
+            owner=d[1],
+            signer=d[2],
+            active_from_ms=d[3],
+            revoked_at_ms=d[4],
+            key_x=d[5],
+            key_y=d[6],
+            cert_fingerprint=d[7],
+            ca_key_hash=d[8],
+        )
 
     @property
     def enrolled(self) -> bool:
@@ -140,18 +156,7 @@ class DeviceRegistryClient:
     def device(self, device_id: str | bytes, *, block: BlockIdentifier = "latest") -> DeviceRecord:
         did = device_id_hash(device_id) if isinstance(device_id, str) else device_id
         d = self.chain.call(self.contract.functions.device(did), block=block)
-        return DeviceRecord(
-            device_id_hash=did,
-            scheme=OnChainScheme(d[0]),
-            owner=d[1],
-            signer=d[2],
-            active_from_ms=d[3],
-            revoked_at_ms=d[4],
-            key_x=d[5],
-            key_y=d[6],
-            cert_fingerprint=d[7],
-            ca_key_hash=d[8],
-        )
+        return DeviceRecord.from_call(did, d)
 
 
 class ReadingAnchorClient:

@@ -828,18 +828,7 @@ class BundleVerifier:
         """The registry's record of ``device_id`` (scheme NONE when not enrolled)."""
         did = device_id_hash(device_id)
         d = self._read(lambda: self.chain.call(self._registry.functions.device(did), block=block))
-        return DeviceRecord(
-            device_id_hash=did,
-            scheme=OnChainScheme(d[0]),
-            owner=d[1],
-            signer=d[2],
-            active_from_ms=d[3],
-            revoked_at_ms=d[4],
-            key_x=d[5],
-            key_y=d[6],
-            cert_fingerprint=d[7],
-            ca_key_hash=d[8],
-        )
+        return DeviceRecord.from_call(did, d)
 
     # ------------------------------------------------------------------ anchor tx
 
