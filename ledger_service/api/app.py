@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger_service.api.models import BatchIn, SubmissionIn
 from ledger_service.api.responses import FastJSONResponse
-from ledger_service.api.routes import auth, devices, readings, system
+from ledger_service.api.routes import auth, devices, lots, readings, system
 from ledger_service.config import Settings
 from ledger_service.errors import AuthError, LedgerError, NotFound, StoreError
 from ledger_service.service import LedgerService
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None, *, service: LedgerService | Non
     app.include_router(system.router)
     app.include_router(auth.router)
     app.include_router(devices.router)
+    app.include_router(lots.router)
 
     @app.exception_handler(LedgerError)
     async def _ledger_error(_: Request, exc: LedgerError) -> JSONResponse:

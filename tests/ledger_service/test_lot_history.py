@@ -1,0 +1,254 @@
+"""A lot's timeline over HTTP: opening, readings in two anchored batches, a custody transfer, a
+certification, and a pending reading, in time order with their references; paging by cursor.
+
+:func:`build_lot` is also the scenario of ``tests/cli/test_audit_cli.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from fastapi.testclient import TestClient
+from sqlmodel import Session, col, select
+from support import TestConsortium
+
+from contracts.chain import Chain, dev_accounts
+from contracts.lots import (
+    OPEN_ACTION,
+    SPEC_ACTION,
+    TRANSFER_ACTION,
+    LotRegistryClient,
+    QualityCertifierClient,
+    SpecMetric,
+    batch_readings,
+)
+from device_attestation.sdk import DeviceSigner, Submission
+from ledger_service.anchoring import decode_tree
+from ledger_service.service import LedgerService
+from ledger_service.store.models import BatchRow, ReadingRow
+from ledger_service.verify import ProofBundle, verify_bundle
+
+LOT = "LOT-HIST-0001"
+GTIN = "04006381333931"
+M = 1_000_000
+
+
+@dataclass
+class LotScenario:
+    """What :func:`build_lot` did, for the assertions."""
+
+    lot_id: str
+    supplier: LocalAccount
+    recipient: LocalAccount
+    first: list[Submission]
+    second: list[Submission]
+    pending: list[Submission]
+    other_lot: list[Submission]
+    txs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def anchored(self) -> list[Submission]:
+        return self.first + self.second
+
+
+def _travel(chain: Chain, seconds: int) -> int:
+    """Move the embedded chain's clock ``seconds`` past its latest block; the new time (s)."""
+    latest = int(chain.w3.eth.get_block("latest")["timestamp"])
+    chain.w3.provider.ethereum_tester.time_travel(latest + seconds)  # type: ignore[attr-defined]
+    return latest + seconds
+
+
+def _batches_of(ledger: LedgerService, subs: list[Submission]) -> list[tuple[Any, ...]]:
+    """The ``BatchReadings`` of anchored submissions, from the ledger's stored trees."""
+    wanted = {s.digest for s in subs}
+    out = []
+    with Session(ledger.engine) as s:
+        rows = [r[0] if isinstance(r, tuple) else r for r in s.exec(select(ReadingRow))]
+        batch_ids = sorted({r.batch_id for r in rows if r.digest in wanted and r.batch_id is not None})
+        for bid in batch_ids:
+            batch = s.get(BatchRow, bid)
+            assert batch is not None and batch.chain_batch_id is not None
+            digests = [
+                bytes(d)
+                for (d,) in s.execute(
+                    select(col(ReadingRow.digest))
+                    .where(col(ReadingRow.batch_id) == bid)
+                    .order_by(col(ReadingRow.id))
+                )
+            ]
+            tree = decode_tree(batch.tree, digests)
+            mine = [x for x in subs if x.digest in set(digests)]
+            out.append(batch_readings(batch.chain_batch_id, tree, mine))
+    return out
+
+
+def build_lot(ledger: LedgerService, client: TestClient, *, certify: bool = True) -> LotScenario:
+    """Open a lot, anchor two batches of its readings around a custody transfer, certify it, and
+    leave one reading pending. Chain time is moved so every step has its own time."""
+    chain = ledger.chain
+    op, _, supplier, recipient, _, enterprise, _, auditor = dev_accounts(8)
+    consortium = TestConsortium(chain, ledger.deployment)
+    gate_address = chain.deploy("StaticAdmissionGate", op, op.address).contract_address
+    assert gate_address is not None
+    gate = chain.contract("StaticAdmissionGate", gate_address)
+    for name in ("LotRegistry", "QualityCertifier"):
+        chain.transact(ledger.deployment.contract(chain, name).functions.setAdmissionGate(gate_address), op)
+    for party, action in (
+        (supplier, OPEN_ACTION),
+        (supplier, TRANSFER_ACTION),
+        (recipient, TRANSFER_ACTION),
+        (enterprise, SPEC_ACTION),
+    ):
+        chain.transact(gate.functions.setAdmitted(party.address, action, True), op)
+    lots = LotRegistryClient.from_deployment(chain, ledger.deployment)
+    certifier = QualityCertifierClient.from_deployment(chain, ledger.deployment)
+    certifier.set_spec(enterprise, GTIN, [SpecMetric(name="temp_c", min=2 * M, max=8 * M)], min_samples=2)
+    sensors: list[DeviceSigner] = [
+        consortium.enroll("SN-LOT-A", "p256"),
+        consortium.enroll("GW-LOT-B", "secp256k1"),
+    ]
+
+    txs: dict[str, str] = {}
+    t0 = _travel(chain, 1)
+    txs["opened"] = lots.open_lot(
+        supplier, lot_id=LOT, gtin=GTIN, quantity=500, unit="kg", produced_from_ms=0, produced_to_ms=1
+    ).tx_hash
+
+    def post(subs: list[Submission]) -> None:
+        r = client.post("/v1/readings", json={"readings": [s.to_json_obj() for s in subs]})
+        assert r.status_code == 200 and r.json()["accepted"] == len(subs), r.text
+
+    base = t0 * 1000
+    first = [
+        sensors[0].sign({"temp_c": 4.0}, ts_ms=base + 2000, lot_id=LOT),
+        sensors[1].sign({"temp_c": 4.5}, ts_ms=base + 2500, lot_id=LOT),
+        sensors[0].sign({"temp_c": 5.0}, ts_ms=base + 3000, lot_id=LOT),
+    ]
+    other_lot = [sensors[1].sign({"temp_c": 6.0}, ts_ms=base + 3500, lot_id="LOT-HIST-OTHER")]
+    post(first + other_lot)
+    ledger.anchoring.flush(timeout=30)
+
+    _travel(chain, 10)
+    txs["transfer_proposed"] = lots.propose_transfer(supplier, LOT, recipient.address).tx_hash
+    txs["transfer_accepted"] = lots.accept_transfer(recipient, LOT).tx_hash
+    t1 = _travel(chain, 10)
+    second = [
+        sensors[0].sign({"temp_c": 3.5}, ts_ms=t1 * 1000 + 1000, lot_id=LOT),
+        sensors[1].sign({"temp_c": 6.5}, ts_ms=t1 * 1000 + 2000, lot_id=LOT),
+    ]
+    post(second)
+    ledger.anchoring.flush(timeout=30)
+    scenario = LotScenario(
+        lot_id=LOT,
+        supplier=supplier,
+        recipient=recipient,
+        first=first,
+        second=second,
+        pending=[],
+        other_lot=other_lot,
+        txs=txs,
+    )
+    if certify:
+        _travel(chain, 10)
+        txs["certified"] = certifier.certify_lot(auditor, LOT, _batches_of(ledger, first + second)).tx_hash
+        assert certifier.certificate(LOT).certified
+    t2 = _travel(chain, 10)
+    scenario.pending = [sensors[0].sign({"temp_c": 4.2}, ts_ms=t2 * 1000 + 1000, lot_id=LOT)]
+    post(scenario.pending)
+    return scenario
+
+
+def _all_steps(client: TestClient, lot_id: str, limit: int) -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        r = client.get(f"/v1/lots/{lot_id}/history", params=params)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert len(page["steps"]) <= limit
+        steps += page["steps"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return steps
+
+
+def test_lot_history_in_order_with_references(client: TestClient, ledger: LedgerService) -> None:
+    sc = build_lot(ledger, client)
+    r = client.get(f"/v1/lots/{sc.lot_id}/history")
+    assert r.status_code == 200, r.text
+    page = r.json()
+    assert page["lot_id"] == sc.lot_id and page["on_chain"] is True and page["next_cursor"] is None
+    steps = page["steps"]
+    assert [s["kind"] for s in steps] == [
+        "opened",
+        "reading",
+        "reading",
+        "reading",
+        "transfer_proposed",
+        "transfer_accepted",
+        "reading",
+        "reading",
+        "certified",
+        "reading",
+    ]
+    times = [s["time_ms"] for s in steps]
+    assert times == sorted(times)
+
+    chain_steps = [s for s in steps if s["kind"] != "reading"]
+    for s in chain_steps:
+        ref = s["reference"]
+        assert ref["type"] == "transaction" and ref["tx_hash"] == sc.txs[s["kind"]]
+        receipt = ledger.chain.w3.eth.get_transaction_receipt(ref["tx_hash"])
+        assert receipt["blockNumber"] == ref["block_number"]
+    opened, proposed, accepted, certified = chain_steps
+    assert opened["details"]["gtin"] == GTIN and opened["details"]["quantity"] == "500"
+    assert opened["details"]["unit"] == "kg" and opened["actor"] == sc.supplier.address
+    assert proposed["actor"] == sc.supplier.address and proposed["details"]["to"] == sc.recipient.address
+    assert accepted["actor"] == sc.recipient.address
+    assert certified["details"]["spec_version"] == 1 and certified["details"]["samples"] == 5
+    assert certified["details"]["spec"]["metrics"][0]["name"] == "temp_c"
+
+    readings = [s for s in steps if s["kind"] == "reading"]
+    expected = sc.first + sc.second + sc.pending
+    assert [s["reference"]["digest"] for s in readings] == ["0x" + x.digest.hex() for x in expected]
+    for step in readings[:-1]:
+        ref = step["reference"]
+        assert ref["status"] == "anchored" and ref["batch_id"] is not None
+        bundle = ProofBundle.from_json_obj(ref["proof"])
+        verified = verify_bundle(bundle, chain=ledger.chain, deployment=ledger.deployment)
+        assert "0x" + verified.digest.hex() == ref["digest"] and bundle.reading.lot_id == sc.lot_id
+    pending = readings[-1]["reference"]
+    assert pending["status"] == "pending" and pending["proof"] is None and pending["batch_id"] is None
+
+    # paging: every page size gives the same steps
+    for limit in (1, 3, 4):
+        assert _all_steps(client, sc.lot_id, limit) == steps
+
+
+def test_unknown_lot_and_bad_cursor(client: TestClient, ledger: LedgerService) -> None:
+    r = client.get("/v1/lots/NO-SUCH-LOT/history")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "lot.not_found"
+    r = client.get("/v1/lots/NO-SUCH-LOT/history", params={"cursor": "not-a-cursor"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "lot.bad_cursor"
+
+
+def test_readings_only_lot_and_openapi(client: TestClient, ledger: LedgerService) -> None:
+    consortium = TestConsortium(ledger.chain, ledger.deployment)
+    dev = consortium.enroll("SN-OFFCHAIN-1", "secp256k1")
+    ts = int(ledger.chain.w3.eth.get_block("latest")["timestamp"]) * 1000
+    sub = dev.sign({"temp_c": 1.0}, ts_ms=ts, lot_id="LOT-NOT-OPENED")
+    assert client.post("/v1/readings", json=sub.to_json_obj()).status_code == 201
+    page = client.get("/v1/lots/LOT-NOT-OPENED/history").json()
+    assert page["on_chain"] is False
+    assert [(s["kind"], s["reference"]["status"]) for s in page["steps"]] == [("reading", "pending")]
+
+    spec = client.get("/openapi.json").json()
+    op = spec["paths"]["/v1/lots/{lot_id}/history"]["get"]
+    assert {p["name"] for p in op["parameters"]} == {"lot_id", "cursor", "limit"}
+    assert op["responses"]["200"]["content"]["application/json"]["example"]["steps"][0]["kind"] == "opened"
+    assert "404" in op["responses"]
