@@ -252,3 +252,23 @@ def test_readings_only_lot_and_openapi(client: TestClient, ledger: LedgerService
     assert {p["name"] for p in op["parameters"]} == {"lot_id", "cursor", "limit"}
     assert op["responses"]["200"]["content"]["application/json"]["example"]["steps"][0]["kind"] == "opened"
     assert "404" in op["responses"]
+
+
+def test_split_lot_history(client: TestClient, ledger: LedgerService) -> None:
+    sc = build_lot(ledger, client, certify=False)
+    lots = LotRegistryClient.from_deployment(ledger.chain, ledger.deployment)
+    _travel(ledger.chain, 10)
+    tx = lots.split_lot(sc.recipient, sc.lot_id, {"LOT-HIST-0001-A": 200}).tx_hash
+    parent = _all_steps(client, sc.lot_id, 100)
+    assert parent[-1]["kind"] == "split" and parent[-1]["reference"]["tx_hash"] == tx
+    assert parent[-1]["details"] == {
+        "child_lot_id": "LOT-HIST-0001-A",
+        "child_key": parent[-1]["details"]["child_key"],
+        "quantity": "200",
+        "remaining": "300",
+    }
+    child = client.get("/v1/lots/LOT-HIST-0001-A/history").json()
+    assert child["on_chain"] is True
+    (opened,) = child["steps"]
+    assert opened["kind"] == "opened" and opened["reference"]["tx_hash"] == tx
+    assert opened["details"]["split_from"] == sc.lot_id and opened["actor"] == sc.recipient.address
