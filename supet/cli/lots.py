@@ -1,0 +1,540 @@
+"""``supet lot`` and ``supet spec``: lots and their custody, product specs, quality certification.
+
+Lots (the LotRegistry): ``open`` (the GTIN-14's check digit is checked here first, then by the
+contract), ``split``, the two-sided custody transfer (``transfer`` proposes, the recipient
+``accept``\\s or ``reject``\\s, the proposer may ``cancel``) and ``show``.
+
+Specs (the QualityCertifier): ``spec set`` with bounds in human units (converted to Reading v1
+fixed point, value x 10^6, exactly as readings are) and ``spec show``.
+
+Certification: ``lot certify --package FILE`` submits a certification package, a JSON file holding
+the lot's QC readings per anchored batch with their signatures and the batch's multiproof (see
+:func:`package_json` / :func:`load_package`); it previews the verdict with an ``eth_call`` first,
+then sends the transaction unless ``--dry-run``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from eth_utils import is_address, to_checksum_address
+from rich.console import Console
+
+from contracts.chain import Chain
+from contracts.deploy import Deployment
+from contracts.lots import (
+    Certificate,
+    CertificateStatus,
+    LotRegistryClient,
+    QualityCertifierClient,
+    RejectReason,
+    SpecMetric,
+    lot_key,
+    parse_gtin,
+)
+from device_attestation.reading import FIXED_POINT_DECIMALS, InvalidReading, to_fixed_point
+from supet.cli.common import DeploymentOpt, KeyFileOpt, RpcOpt, open_deployment
+from supet.errors import SupetError
+from supet.parties import load_party_account
+
+__all__ = ["load_package", "lot_app", "package_json", "parse_metric", "spec_app"]
+
+lot_app = typer.Typer(
+    help="Lots: open, split, custody transfers (propose, accept, reject, cancel), show, certify.",
+    no_args_is_help=True,
+)
+spec_app = typer.Typer(
+    help="Product quality specs (versioned, per GTIN-14): set, show.", no_args_is_help=True
+)
+console = Console(soft_wrap=True)
+
+_SCALE = Decimal(10) ** FIXED_POINT_DECIMALS
+_METRIC = re.compile(r"^(?P<name>[a-z0-9_]{1,32})=(?P<min>[^:]+?)\.\.(?P<max>[^:]+?)(?::(?P<flag>[a-z]+))?$")
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_HEX = re.compile(r"^0x([0-9a-fA-F]{2})*$")
+
+
+class LotNotFound(SupetError):
+    """No such lot, or no spec for a product."""
+
+    code = "lot.unknown"
+
+
+class PackageError(SupetError):
+    """A certification package is unreadable or malformed."""
+
+    code = "lot.package"
+
+
+LotIdArg = Annotated[str, typer.Argument(help="The lot id (text; its key on chain is keccak256 of it).")]
+GtinOpt = Annotated[
+    str, typer.Option("--gtin", help="The product's GTIN-14 (14 digits, check digit included).")
+]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _clients(rpc: str, deployment: Path) -> tuple[Chain, Deployment, LotRegistryClient]:
+    chain, dep = open_deployment(rpc, deployment)
+    return chain, dep, LotRegistryClient.from_deployment(chain, dep)
+
+
+def _time_s(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else "-"
+
+
+def _time_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def _human(fixed: int) -> str:
+    """A fixed-point value (x 10^6) in human units, exactly."""
+    text = format(Decimal(fixed) / _SCALE, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _check_gtin(text: str) -> str:
+    try:
+        parse_gtin(text)
+    except SupetError as e:
+        raise typer.BadParameter(e.message, param_hint="--gtin") from None
+    return text
+
+
+def _number(text: str, what: str) -> int:
+    """A human-unit number as Reading v1 fixed point (int as int, decimals as JSON would give them)."""
+    t = text.strip()
+    if not _NUMBER.match(t):
+        raise typer.BadParameter(f"{what} {text!r} is not a number", param_hint="--metric")
+    value: int | float = int(t) if re.fullmatch(r"[+-]?\d+", t) else float(t)
+    try:
+        return int(to_fixed_point(value))
+    except InvalidReading as e:
+        raise typer.BadParameter(f"{what} {text!r}: {e.message}", param_hint="--metric") from None
+
+
+def parse_metric(text: str) -> SpecMetric:
+    """``NAME=MIN..MAX[:optional]`` (bounds in human units) as a :class:`SpecMetric` in fixed point."""
+    m = _METRIC.match(text.strip())
+    if m is None:
+        raise typer.BadParameter(
+            f"{text!r} is not NAME=MIN..MAX[:optional] (name: 1..32 of a-z, 0-9, _; e.g. temp_c=2..8)",
+            param_hint="--metric",
+        )
+    flag = m.group("flag")
+    if flag not in (None, "optional", "required"):
+        raise typer.BadParameter(
+            f"{text!r}: the suffix is ':optional' or ':required', not ':{flag}'", param_hint="--metric"
+        )
+    lo, hi = _number(m.group("min"), "minimum"), _number(m.group("max"), "maximum")
+    if lo > hi:
+        raise typer.BadParameter(f"{text!r}: the minimum is above the maximum", param_hint="--metric")
+    return SpecMetric(name=m.group("name"), min=lo, max=hi, required=flag != "optional")
+
+
+def _parse_child(text: str) -> tuple[str, int]:
+    child, sep, qty = text.rpartition("=")
+    if not sep or not child or not qty.isdigit() or int(qty) == 0:
+        raise typer.BadParameter(f"{text!r} is not ID=QUANTITY (a positive integer)", param_hint="--child")
+    return child, int(qty)
+
+
+def _address(text: str, hint: str) -> str:
+    if not is_address(text):
+        raise typer.BadParameter(
+            f"{text!r} is not an Ethereum address (0x and 40 hex digits)", param_hint=hint
+        )
+    return to_checksum_address(text)
+
+
+# ---------------------------------------------------------------- certification packages
+
+
+def _hex(b: bytes) -> str:
+    return "0x" + bytes(b).hex()
+
+
+def package_json(lot_id: str, batches: Sequence[tuple[Any, ...]]) -> dict[str, Any]:
+    """A certification package: ``batches`` as :func:`contracts.lots.batch_readings` gives them."""
+    out: list[dict[str, Any]] = []
+    for batch_id, readings, signatures, proof, flags in batches:
+        out.append(
+            {
+                "batch_id": int(batch_id),
+                "readings": [
+                    {
+                        "device_id": _hex(r[0]),
+                        "seq": int(r[1]),
+                        "timestamp": int(r[2]),
+                        "lot_id": _hex(r[3]),
+                        "metrics": [_hex(n) for n in r[4]],
+                        "values": [str(int(v)) for v in r[5]],
+                    }
+                    for r in readings
+                ],
+                "signatures": [_hex(s) for s in signatures],
+                "proof": [_hex(p) for p in proof],
+                "proof_flags": [bool(f) for f in flags],
+            }
+        )
+    return {"format": "supet.certification-package.v1", "lot_id": lot_id, "batches": out}
+
+
+def _bytes(value: object, where: str, size: int | None = None) -> bytes:
+    if not isinstance(value, str) or not _HEX.match(value):
+        raise PackageError(f"{where} is not 0x-hex: {value!r}")
+    raw = bytes.fromhex(value[2:])
+    if size is not None and len(raw) != size:
+        raise PackageError(f"{where} has {len(raw)} bytes, not {size}")
+    return raw
+
+
+def _int(value: object, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise PackageError(f"{where} is not an integer: {value!r}")
+    try:
+        return int(value)
+    except ValueError:
+        raise PackageError(f"{where} is not an integer: {value!r}") from None
+
+
+def _list(obj: dict[str, Any], key: str, where: str) -> list[Any]:
+    value = obj.get(key)
+    if not isinstance(value, list):
+        raise PackageError(f"{where}.{key} is missing or not a list")
+    return value
+
+
+def load_package(path: Path) -> tuple[str | None, list[tuple[Any, ...]]]:
+    """The lot id (if the package names one) and the ``BatchReadings`` tuples of a package file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PackageError(f"no certification package at {path}") from None
+    except (OSError, ValueError) as e:
+        raise PackageError(f"{path} is not a JSON certification package: {e}") from None
+    if not isinstance(data, dict):
+        raise PackageError(f"{path}: a certification package is a JSON object")
+    lot_id = data.get("lot_id")
+    if lot_id is not None and not isinstance(lot_id, str):
+        raise PackageError(f"{path}: lot_id is not text")
+    batches: list[tuple[Any, ...]] = []
+    for i, b in enumerate(_list(data, "batches", "package")):
+        w = f"batches[{i}]"
+        if not isinstance(b, dict):
+            raise PackageError(f"{w} is not an object")
+        readings = []
+        for j, r in enumerate(_list(b, "readings", w)):
+            rw = f"{w}.readings[{j}]"
+            if not isinstance(r, dict):
+                raise PackageError(f"{rw} is not an object")
+            readings.append(
+                (
+                    _bytes(r.get("device_id"), f"{rw}.device_id", 32),
+                    _int(r.get("seq"), f"{rw}.seq"),
+                    _int(r.get("timestamp"), f"{rw}.timestamp"),
+                    _bytes(r.get("lot_id"), f"{rw}.lot_id", 32),
+                    [_bytes(n, f"{rw}.metrics[{k}]", 32) for k, n in enumerate(_list(r, "metrics", rw))],
+                    [_int(v, f"{rw}.values[{k}]") for k, v in enumerate(_list(r, "values", rw))],
+                )
+            )
+        flags = _list(b, "proof_flags", w)
+        if not all(isinstance(f, bool) for f in flags):
+            raise PackageError(f"{w}.proof_flags holds something other than true/false")
+        batches.append(
+            (
+                _int(b.get("batch_id"), f"{w}.batch_id"),
+                readings,
+                [_bytes(s, f"{w}.signatures[{k}]") for k, s in enumerate(_list(b, "signatures", w))],
+                [_bytes(p, f"{w}.proof[{k}]", 32) for k, p in enumerate(_list(b, "proof", w))],
+                flags,
+            )
+        )
+    if not batches:
+        raise PackageError(f"{path} holds no batches")
+    return lot_id, batches
+
+
+def _print_certificate(cert: Certificate) -> None:
+    if cert.status is CertificateStatus.CERTIFIED:
+        console.print(f"  certified against spec version {cert.spec_version} from {cert.samples} samples")
+    elif cert.status is CertificateStatus.REJECTED:
+        console.print(f"  rejected against spec version {cert.spec_version}: {_reason(cert)}")
+        if cert.evidence != bytes(32):
+            console.print(f"  evidence: reading 0x{cert.evidence.hex()}")
+    else:
+        console.print("  no certificate")
+
+
+def _reason(cert: Certificate) -> str:
+    r = cert.reason
+    if r is RejectReason.BELOW_MIN:
+        return f"metric {cert.metric} value {_human(cert.value)} below its minimum {_human(cert.bound)}"
+    if r is RejectReason.ABOVE_MAX:
+        return f"metric {cert.metric} value {_human(cert.value)} above its maximum {_human(cert.bound)}"
+    if r is RejectReason.MISSING_METRIC:
+        return f"required metric {cert.metric} missing (no reading carries it)"
+    if r is RejectReason.TOO_FEW_SAMPLES:
+        return (
+            f"too few samples of metric {cert.metric}: {cert.value} where the spec asks at least {cert.bound}"
+        )
+    return r.name.lower()
+
+
+# ---------------------------------------------------------------- lots
+
+
+@lot_app.command("open")
+def open_lot(
+    lot_id: LotIdArg,
+    gtin: GtinOpt,
+    quantity: Annotated[int, typer.Option("--quantity", min=1, help="How much the lot holds (in --unit).")],
+    unit: Annotated[
+        str, typer.Option("--unit", help="Unit of the quantity (1..32 ASCII characters, e.g. kg).")
+    ],
+    produced_from: Annotated[int, typer.Option("--from", min=0, help="Start of production (Unix ms).")],
+    produced_to: Annotated[int, typer.Option("--to", min=0, help="End of production (Unix ms).")],
+    rpc: RpcOpt,
+    deployment: DeploymentOpt,
+    key_file: KeyFileOpt = None,
+) -> None:
+    """Open a lot, as its supplier (the party must be admitted to open lots)."""
+    _check_gtin(gtin)
+    if not unit.isascii() or not 0 < len(unit) <= 32:
+        raise typer.BadParameter(f"{unit!r} is not 1..32 ASCII characters", param_hint="--unit")
+    if produced_to < produced_from:
+        raise typer.BadParameter("production ends (--to) before it starts (--from)", param_hint="--to")
+    _, _, lots = _clients(rpc, deployment)
+    party = load_party_account(key_file)
+    result = lots.open_lot(
+        party,
+        lot_id=lot_id,
+        gtin=gtin,
+        quantity=quantity,
+        unit=unit,
+        produced_from_ms=produced_from,
+        produced_to_ms=produced_to,
+    )
+    console.print(
+        f"opened lot {lot_id} (key 0x{lot_key(lot_id).hex()}): {quantity} {unit} of GTIN {gtin}, "
+        f"supplier {party.address}, in tx {result.tx_hash}"
+    )
+
+
+@lot_app.command("split")
+def split(
+    lot_id: LotIdArg,
+    child: Annotated[
+        list[str],
+        typer.Option("--child", help="A child lot as ID=QUANTITY (repeat for several, in order)."),
+    ],
+    rpc: RpcOpt,
+    deployment: DeploymentOpt,
+    key_file: KeyFileOpt = None,
+) -> None:
+    """Split child lots off a lot, as its custodian (while no transfer is pending)."""
+    children: dict[str, int] = {}
+    for text in child:
+        cid, qty = _parse_child(text)
+        if cid in children:
+            raise typer.BadParameter(f"child {cid!r} is given twice", param_hint="--child")
+        children[cid] = qty
+    _, _, lots = _clients(rpc, deployment)
+    result = lots.split_lot(load_party_account(key_file), lot_id, children)
+    remaining = lots.lot(lot_id).remaining
+    parts = ", ".join(f"{c} ({q})" for c, q in children.items())
+    console.print(f"split {parts} off {lot_id}, which keeps {remaining}, in tx {result.tx_hash}")
+
+
+@lot_app.command("transfer")
+def transfer(
+    lot_id: LotIdArg,
+    to: Annotated[str, typer.Option("--to", help="The proposed next custodian's address.")],
+    rpc: RpcOpt,
+    deployment: DeploymentOpt,
+    key_file: KeyFileOpt = None,
+) -> None:
+    """Propose handing a lot over (its custodian); the recipient accepts or rejects."""
+    recipient = _address(to, "--to")
+    _, _, lots = _clients(rpc, deployment)
+    result = lots.propose_transfer(load_party_account(key_file), lot_id, recipient)
+    console.print(f"proposed transfer of {lot_id} to {recipient} in tx {result.tx_hash}")
+
+
+@lot_app.command("accept")
+def accept(lot_id: LotIdArg, rpc: RpcOpt, deployment: DeploymentOpt, key_file: KeyFileOpt = None) -> None:
+    """Accept a proposed transfer, as its recipient (who must be admitted to take custody)."""
+    _, _, lots = _clients(rpc, deployment)
+    party = load_party_account(key_file)
+    result = lots.accept_transfer(party, lot_id)
+    console.print(f"accepted {lot_id}: custodian is now {party.address} (tx {result.tx_hash})")
+
+
+@lot_app.command("reject")
+def reject(lot_id: LotIdArg, rpc: RpcOpt, deployment: DeploymentOpt, key_file: KeyFileOpt = None) -> None:
+    """Reject a proposed transfer, as its recipient; custody stays where it was."""
+    _, _, lots = _clients(rpc, deployment)
+    result = lots.reject_transfer(load_party_account(key_file), lot_id)
+    console.print(f"rejected the transfer of {lot_id} (tx {result.tx_hash})")
+
+
+@lot_app.command("cancel")
+def cancel(lot_id: LotIdArg, rpc: RpcOpt, deployment: DeploymentOpt, key_file: KeyFileOpt = None) -> None:
+    """Withdraw a proposed transfer, as its proposer."""
+    _, _, lots = _clients(rpc, deployment)
+    result = lots.cancel_transfer(load_party_account(key_file), lot_id)
+    console.print(f"cancelled the transfer of {lot_id} (tx {result.tx_hash})")
+
+
+@lot_app.command("show")
+def show(lot_id: LotIdArg, rpc: RpcOpt, deployment: DeploymentOpt) -> None:
+    """Show a lot: record, custodian, pending transfer, full custody chain, children, certificate."""
+    chain, dep, lots = _clients(rpc, deployment)
+    if not lots.exists(lot_id):
+        raise LotNotFound(f"{lot_id}: no such lot (open it with `supet lot open`)")
+    lot = lots.lot(lot_id)
+    names: dict[bytes, str] = {lot.key: lot.lot_id}
+
+    def name(key: bytes) -> str:
+        if key not in names:
+            names[key] = lots.lot(key).lot_id
+        return names[key]
+
+    console.print(f"lot {lot.lot_id} (key 0x{lot.key.hex()}): {lot.status.name.lower()}")
+    console.print(f"  GTIN {lot.gtin_text}, {lot.remaining} of {lot.quantity} {lot.unit} remaining")
+    console.print(f"  produced {_time_ms(lot.produced_from_ms)} .. {_time_ms(lot.produced_to_ms)}")
+    console.print(f"  supplier {lot.supplier}, opened {_time_s(lot.opened_at)}")
+    if lot.parent is not None:
+        console.print(f"  split from {name(lot.parent)}")
+    console.print(f"  custodian {lot.custodian}")
+    pending = lots.pending_transfer(lot_id)
+    if pending is None:
+        console.print("  pending transfer: none")
+    else:
+        console.print(
+            f"  pending transfer: {pending.from_} -> {pending.to} since {_time_s(pending.proposed_at)}"
+        )
+    console.print("  custody chain:")
+    for entry in lots.full_custody_chain(lot_id):
+        console.print(f"    {_time_s(entry.since)}  {entry.custodian}  ({name(entry.lot_key)})")
+    kids = lots.children(lot_id)
+    console.print(f"  children: {', '.join(name(k) for k in kids) if kids else 'none'}")
+    certifier = QualityCertifierClient.from_deployment(chain, dep)
+    _print_certificate(certifier.certificate(lot_id))
+
+
+@lot_app.command("certify")
+def certify(
+    lot_id: LotIdArg,
+    package: Annotated[
+        Path,
+        typer.Option(
+            "--package",
+            help="Certification package (JSON): the lot's QC readings per anchored batch, with "
+            "signatures and each batch's multiproof.",
+        ),
+    ],
+    rpc: RpcOpt,
+    deployment: DeploymentOpt,
+    key_file: KeyFileOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only preview the verdict (eth_call); record nothing.")
+    ] = False,
+) -> None:
+    """Judge a lot against its product's latest spec from its QC readings, and record the verdict."""
+    named, batches = load_package(package)
+    if named is not None and named != lot_id:
+        raise PackageError(f"{package} is the package of lot {named!r}, not of {lot_id!r}")
+    expected = lot_key(lot_id)
+    for b in batches:
+        for j, r in enumerate(b[1]):
+            if r[3] != expected:
+                raise PackageError(
+                    f"reading {j} of batch {b[0]} is of lot 0x{r[3].hex()}, not of {lot_id} "
+                    f"(0x{expected.hex()})"
+                )
+    chain, dep = open_deployment(rpc, deployment)
+    certifier = QualityCertifierClient.from_deployment(chain, dep)
+    party = load_party_account(key_file)
+    samples = sum(len(b[1]) for b in batches)
+    verdict = certifier.preview(party.address, lot_id, batches)
+    console.print(
+        f"preview: lot {lot_id} would be {verdict.name.lower()} "
+        f"({samples} readings in {len(batches)} batches)"
+    )
+    if dry_run:
+        console.print("dry run: nothing sent")
+        return
+    result = certifier.certify_lot(party, lot_id, batches)
+    cert = certifier.certificate(lot_id)
+    console.print(f"lot {lot_id}: {cert.status.name.lower()} (tx {result.tx_hash})")
+    _print_certificate(cert)
+
+
+# ---------------------------------------------------------------- specs
+
+
+@spec_app.command("set")
+def spec_set(
+    gtin: GtinOpt,
+    metric: Annotated[
+        list[str],
+        typer.Option(
+            "--metric",
+            help="A metric as NAME=MIN..MAX, bounds in human units (e.g. temp_c=2..8, "
+            "weight_g=990..1010:optional); repeat for several.",
+        ),
+    ],
+    min_samples: Annotated[
+        int, typer.Option("--min-samples", min=1, help="Readings each required metric needs at least.")
+    ],
+    rpc: RpcOpt,
+    deployment: DeploymentOpt,
+    key_file: KeyFileOpt = None,
+) -> None:
+    """Set a new version of a product's spec (its owner: the first party to set one)."""
+    _check_gtin(gtin)
+    metrics = [parse_metric(m) for m in metric]
+    seen = [m.name for m in metrics]
+    if len(set(seen)) != len(seen):
+        raise typer.BadParameter("a metric is given twice", param_hint="--metric")
+    if not any(m.required for m in metrics):
+        raise typer.BadParameter("at least one metric must be required", param_hint="--metric")
+    chain, dep = open_deployment(rpc, deployment)
+    certifier = QualityCertifierClient.from_deployment(chain, dep)
+    result = certifier.set_spec(load_party_account(key_file), gtin, metrics, min_samples=min_samples)
+    version = certifier.latest_spec_version(int(gtin))
+    console.print(f"spec version {version} of GTIN {gtin} set in tx {result.tx_hash}")
+
+
+@spec_app.command("show")
+def spec_show(
+    gtin: GtinOpt,
+    rpc: RpcOpt,
+    deployment: DeploymentOpt,
+    version: Annotated[
+        int | None, typer.Option("--version", min=1, help="The spec version (default: the latest).")
+    ] = None,
+) -> None:
+    """Show a version of a product's spec, bounds in human units."""
+    _check_gtin(gtin)
+    chain, dep = open_deployment(rpc, deployment)
+    certifier = QualityCertifierClient.from_deployment(chain, dep)
+    if version is None and certifier.latest_spec_version(int(gtin)) == 0:
+        raise LotNotFound(f"GTIN {gtin}: no spec (set one with `supet spec set`)", code="spec.unknown")
+    spec = certifier.spec(int(gtin), version)
+    console.print(
+        f"GTIN {gtin} spec version {spec.version}: at least {spec.min_samples} samples per required metric"
+    )
+    console.print(f"  set by {spec.set_by} at {_time_s(spec.set_at)}")
+    for m in spec.metrics:
+        kind = "required" if m.required else "optional"
+        console.print(f"  {m.name} = {_human(m.min)} .. {_human(m.max)} ({kind})")

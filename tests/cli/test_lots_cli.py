@@ -1,0 +1,336 @@
+"""Lots, specs and quality certification through `supet lot` / `supet spec`, against a real node (anvil).
+
+The suite is deployed with ``deploy_suite``; the lot contracts' admission gate is then replaced by a
+StaticAdmissionGate (as in tests/contracts/test_lots.py) so the tests admit parties directly.
+Commands run through ``supet.cli.main`` (our error handling and exit codes).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account.signers.local import LocalAccount
+from support import TestConsortium
+
+from contracts.anvil import AnvilNode
+from contracts.chain import Chain, dev_accounts
+from contracts.deploy import Deployment, deploy_suite
+from contracts.lots import (
+    OPEN_ACTION,
+    SPEC_ACTION,
+    TRANSFER_ACTION,
+    CertificateStatus,
+    LotRegistryClient,
+    LotStatus,
+    QualityCertifierClient,
+    RejectReason,
+    SpecMetric,
+    batch_readings,
+)
+from device_attestation.merkle import MerkleTree
+from device_attestation.sdk import DeviceSigner, Submission
+from supet.cli import main
+from supet.cli.lots import load_package, package_json, parse_metric
+
+pytestmark = pytest.mark.anvil
+
+ACCOUNTS = dev_accounts(8)
+ADMIN, FACTORY, SUPPLIER, DISTRIBUTOR, OUTSIDER, ENTERPRISE, _, AUDITOR = ACCOUNTS
+KEY = {a.address: "0x" + bytes(a.key).hex() for a in ACCOUNTS}
+GTIN = "04006381333931"
+T0 = 1_764_400_000_000
+M = 1_000_000
+
+
+@dataclass
+class Env:
+    chain: Chain
+    deployment: Deployment
+    path: Path
+    lots: LotRegistryClient
+    certifier: QualityCertifierClient
+    monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str]
+
+    def __call__(self, *args: str, key: LocalAccount | None = None) -> tuple[int, str]:
+        if key is None:
+            self.monkeypatch.delenv("SUPET_PARTY_KEY", raising=False)
+        else:
+            self.monkeypatch.setenv("SUPET_PARTY_KEY", KEY[key.address])
+        common = ["--rpc", self.chain.rpc, "--deployment", str(self.path)]
+        code = 0
+        try:
+            main([*args, *common])
+        except SystemExit as e:
+            code = int(e.code or 0)
+        out = self.capsys.readouterr()
+        return code, out.out + out.err
+
+
+@pytest.fixture
+def node(anvil_node: AnvilNode) -> Iterator[AnvilNode]:
+    snapshot = anvil_node.rpc("evm_snapshot", [])
+    yield anvil_node
+    anvil_node.rpc("evm_revert", [snapshot])
+
+
+@pytest.fixture
+def env(
+    node: AnvilNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Env:
+    chain = Chain.connect(node.url)
+    deployment = deploy_suite(chain, ADMIN)
+    gate_address = chain.deploy("StaticAdmissionGate", ADMIN, ADMIN.address).contract_address
+    assert gate_address is not None
+    lots = LotRegistryClient.from_deployment(chain, deployment)
+    certifier = QualityCertifierClient.from_deployment(chain, deployment)
+    for client in (lots, certifier):
+        chain.transact(client.contract.functions.setAdmissionGate(gate_address), ADMIN)
+    gate = chain.contract("StaticAdmissionGate", gate_address)
+    for party, action in ((SUPPLIER, OPEN_ACTION), (DISTRIBUTOR, TRANSFER_ACTION), (ENTERPRISE, SPEC_ACTION)):
+        chain.transact(gate.functions.setAdmitted(party.address, action, True), ADMIN)
+    path = tmp_path / "deployment.json"
+    deployment.save(path)
+    return Env(chain, deployment, path, lots, certifier, monkeypatch, capsys)
+
+
+def open_args(lot_id: str, quantity: int = 1000, gtin: str = GTIN) -> list[str]:
+    window = ["--from", str(T0), "--to", str(T0 + 3_600_000)]
+    return ["lot", "open", lot_id, "--gtin", gtin, "--quantity", str(quantity), "--unit", "kg", *window]
+
+
+def test_open_split_transfer_accept_show(env: Env) -> None:
+    code, out = env(*open_args("LOT-A"), key=SUPPLIER)
+    assert code == 0, out
+    assert "opened lot LOT-A" in out
+    code, out = env("lot", "split", "LOT-A", "--child", "LOT-A-1=300", "--child", "LOT-A-2=200", key=SUPPLIER)
+    assert code == 0, out
+    assert "keeps 500" in out
+    assert [env.lots.lot(k).lot_id for k in env.lots.children("LOT-A")] == ["LOT-A-1", "LOT-A-2"]
+
+    code, out = env("lot", "transfer", "LOT-A-1", "--to", DISTRIBUTOR.address, key=SUPPLIER)
+    assert code == 0, out
+    pending = env.lots.pending_transfer("LOT-A-1")
+    assert pending is not None and pending.to == DISTRIBUTOR.address
+    code, out = env("lot", "show", "LOT-A-1")
+    assert code == 0, out
+    assert f"pending transfer: {SUPPLIER.address} -> {DISTRIBUTOR.address}" in out
+
+    code, out = env("lot", "accept", "LOT-A-1", key=DISTRIBUTOR)
+    assert code == 0, out
+    assert env.lots.custodian("LOT-A-1") == DISTRIBUTOR.address
+
+    code, out = env("lot", "show", "LOT-A-1")
+    assert code == 0, out
+    assert "lot LOT-A-1" in out and "active" in out
+    assert f"GTIN {GTIN}, 300 of 300 kg remaining" in out
+    assert "split from LOT-A" in out
+    assert f"custodian {DISTRIBUTOR.address}" in out
+    assert "pending transfer: none" in out
+    chain_lines = [line for line in out.splitlines() if line.startswith("    ")]
+    assert len(chain_lines) == 2, out  # the supplier (since LOT-A was opened), then the distributor
+    assert "(LOT-A)" in chain_lines[0] and SUPPLIER.address in chain_lines[0]
+    assert "(LOT-A-1)" in chain_lines[1] and DISTRIBUTOR.address in chain_lines[1]
+    assert "no certificate" in out
+
+    code, out = env("lot", "show", "LOT-A")
+    assert code == 0, out
+    assert "children: LOT-A-1, LOT-A-2" in out and "500 of 1000 kg remaining" in out
+
+    # a transfer proposed and withdrawn, another proposed and rejected: custody stays
+    assert env("lot", "transfer", "LOT-A-2", "--to", DISTRIBUTOR.address, key=SUPPLIER)[0] == 0
+    assert env("lot", "cancel", "LOT-A-2", key=SUPPLIER)[0] == 0
+    assert env.lots.pending_transfer("LOT-A-2") is None
+    assert env("lot", "transfer", "LOT-A-2", "--to", DISTRIBUTOR.address, key=SUPPLIER)[0] == 0
+    assert env("lot", "reject", "LOT-A-2", key=DISTRIBUTOR)[0] == 0
+    assert env.lots.custodian("LOT-A-2") == SUPPLIER.address and env.lots.pending_transfer("LOT-A-2") is None
+
+    # splitting everything off the rest marks it split
+    assert env("lot", "split", "LOT-A", "--child", "LOT-A-3=500", key=SUPPLIER)[0] == 0
+    assert env.lots.lot("LOT-A").status is LotStatus.SPLIT
+
+
+def test_refusals(env: Env) -> None:
+    # the GTIN's check digit is checked before anything is sent
+    code, out = env(*open_args("LOT-B", gtin="04006381333932"), key=SUPPLIER)
+    assert code == 2 and "call for check digit 1" in out
+    assert not env.lots.exists("LOT-B")
+    # a party not admitted to open lots: the registry's custom error is named
+    code, out = env(*open_args("LOT-B"), key=OUTSIDER)
+    assert code == 1 and "LotRegistryNotAdmitted" in out
+    assert env(*open_args("LOT-B"), key=SUPPLIER)[0] == 0
+
+    code, out = env("lot", "transfer", "LOT-B", "--to", DISTRIBUTOR.address, key=OUTSIDER)
+    assert code == 1 and "LotRegistryNotCustodian" in out
+    assert env("lot", "transfer", "LOT-B", "--to", DISTRIBUTOR.address, key=SUPPLIER)[0] == 0
+    code, out = env("lot", "accept", "LOT-B", key=OUTSIDER)
+    assert code == 1 and "LotRegistryNotRecipient" in out
+    code, out = env("lot", "cancel", "LOT-B", key=DISTRIBUTOR)
+    assert code == 1 and "LotRegistryNotProposer" in out
+    assert env.lots.custodian("LOT-B") == SUPPLIER.address
+
+    code, out = env("lot", "split", "LOT-B", "--child", "X=5000", key=SUPPLIER)
+    assert code == 1 and "LotRegistryTransferPending" in out
+    code, out = env("lot", "split", "LOT-B", "--child", "X", key=SUPPLIER)
+    assert code == 2 and "ID=QUANTITY" in out
+    code, out = env("lot", "transfer", "LOT-B", "--to", "0x1234", key=SUPPLIER)
+    assert code == 2 and "not an Ethereum address" in out
+    code, out = env("lot", "show", "LOT-NONE")
+    assert code == 1 and "no such lot" in out
+
+
+def test_parse_metric() -> None:
+    assert parse_metric("temp_c=2..8") == SpecMetric(name="temp_c", min=2 * M, max=8 * M)
+    assert parse_metric("weight_g=990.5..1010.000001:optional") == SpecMetric(
+        name="weight_g", min=990_500_000, max=1_010_000_001, required=False
+    )
+    assert parse_metric("t=-40..-0.5") == SpecMetric(name="t", min=-40 * M, max=-500_000)
+    for bad in ("temp_c", "Temp=1..2", "t=2..1", "t=a..b", "t=1..2:maybe"):
+        with pytest.raises(Exception, match=r"NAME=MIN\.\.MAX|minimum|number|suffix"):
+            parse_metric(bad)
+
+
+def test_spec_set_show(env: Env) -> None:
+    args = ["spec", "set", "--gtin", GTIN, "--metric", "temp_c=2..8", "--metric", "humidity=30..60.5"]
+    code, out = env(*args, "--metric", "weight_g=990..1010:optional", "--min-samples", "2", key=ENTERPRISE)
+    assert code == 0, out
+    assert "spec version 1" in out
+    spec = env.certifier.spec(int(GTIN))
+    assert spec.min_samples == 2 and spec.set_by == ENTERPRISE.address
+    assert spec.metrics == (
+        SpecMetric(name="humidity", min=30 * M, max=60_500_000),
+        SpecMetric(name="temp_c", min=2 * M, max=8 * M),
+        SpecMetric(name="weight_g", min=990 * M, max=1010 * M, required=False),
+    )
+    code, out = env(
+        "spec", "set", "--gtin", GTIN, "--metric", "temp_c=0..10", "--min-samples", "5", key=ENTERPRISE
+    )
+    assert code == 0 and "spec version 2" in out
+
+    code, out = env("spec", "show", "--gtin", GTIN)
+    assert code == 0, out
+    assert "spec version 2" in out and "at least 5 samples" in out and "temp_c = 0 .. 10 (required)" in out
+    code, out = env("spec", "show", "--gtin", GTIN, "--version", "1")
+    assert code == 0, out
+    assert "humidity = 30 .. 60.5 (required)" in out and "weight_g = 990 .. 1010 (optional)" in out
+
+    # another party is not the spec's owner; a version that does not exist
+    code, out = env("spec", "set", "--gtin", GTIN, "--metric", "t=0..1", "--min-samples", "1", key=OUTSIDER)
+    assert code == 1 and "QualityCertifierNotAdmitted" in out
+    code, out = env("spec", "show", "--gtin", GTIN, "--version", "3")
+    assert code == 1 and "QualityCertifierUnknownSpec" in out
+    code, out = env("spec", "show", "--gtin", "00036000291452")
+    assert code == 1 and "no spec" in out
+
+
+# ---------------------------------------------------------------- certification
+
+
+class Readings:
+    """Enrolled devices signing readings of a lot, anchored in batches."""
+
+    def __init__(self, env: Env) -> None:
+        self.env = env
+        self.consortium = TestConsortium(env.chain, env.deployment)
+        self.devices: dict[str, DeviceSigner] = {
+            "GW-CLI-A": self.consortium.enroll("GW-CLI-A", "secp256k1"),
+            "GW-CLI-B": self.consortium.enroll("GW-CLI-B", "secp256k1"),
+        }
+        self.anchor = env.deployment.contract(env.chain, "ReadingAnchor")
+        self.ts = time.time_ns() // 1_000_000 - 3_600_000
+
+    def sign(self, device: str, metrics: dict[str, float], lot: str | None) -> Submission:
+        self.ts += 1000
+        return self.devices[device].sign(metrics, ts_ms=self.ts, lot_id=lot)
+
+    def anchor_batch(self, subs: list[Submission]) -> tuple[int, MerkleTree]:
+        tree = MerkleTree.build(s.digest for s in subs)
+        self.env.chain.transact(self.anchor.functions.anchorBatch(tree.root, len(subs)), ADMIN)
+        return int(self.env.chain.call(self.anchor.functions.batchCount())), tree
+
+    def package(self, tmp: Path, lot: str, values: list[dict[str, float]]) -> Path:
+        """The lot's readings over two batches (mixed with readings of no lot), as a package file."""
+        mine = [self.sign(f"GW-CLI-{'AB'[i % 2]}", v, lot) for i, v in enumerate(values)]
+        half = len(mine) // 2
+        id1, tree1 = self.anchor_batch([*mine[:half], self.sign("GW-CLI-A", {"temp_c": 1}, None)])
+        id2, tree2 = self.anchor_batch([self.sign("GW-CLI-B", {"temp_c": 1}, None), *mine[half:]])
+        batches = [batch_readings(id1, tree1, mine[:half]), batch_readings(id2, tree2, mine[half:])]
+        path = tmp / f"{lot}.package.json"
+        path.write_text(json.dumps(package_json(lot, batches), indent=2), encoding="utf-8")
+        assert load_package(path) == (lot, [_listify(b) for b in batches])
+        return path
+
+
+def _listify(batch: tuple[Any, ...]) -> tuple[Any, ...]:
+    batch_id, readings, sigs, proof, flags = batch
+    return (
+        batch_id,
+        [(r[0], r[1], r[2], r[3], list(r[4]), list(r[5])) for r in readings],
+        [bytes(s) for s in sigs],
+        [bytes(p) for p in proof],
+        list(flags),
+    )
+
+
+def test_certify_from_package(env: Env, tmp_path: Path) -> None:
+    for lot in ("LOT-QC-1", "LOT-QC-2"):
+        assert env(*open_args(lot), key=SUPPLIER)[0] == 0
+    spec = ["--metric", "temp_c=2..8", "--metric", "humidity=30..60", "--min-samples", "2"]
+    assert env("spec", "set", "--gtin", GTIN, *spec, key=ENTERPRISE)[0] == 0
+    readings = Readings(env)
+
+    good = readings.package(
+        tmp_path,
+        "LOT-QC-1",
+        [{"temp_c": 4.5, "humidity": 45}, {"temp_c": 2, "humidity": 60}, {"temp_c": 7.9, "humidity": 30.5}],
+    )
+    code, out = env("lot", "certify", "LOT-QC-1", "--package", str(good), "--dry-run", key=AUDITOR)
+    assert code == 0, out
+    assert "would be certified" in out and "dry run" in out
+    assert env.certifier.certificate("LOT-QC-1").status is CertificateStatus.NONE
+
+    # a package of another lot is refused before anything is sent
+    code, out = env("lot", "certify", "LOT-QC-2", "--package", str(good), key=AUDITOR)
+    assert code == 1 and "lot.package" in out and "LOT-QC-1" in out
+
+    code, out = env("lot", "certify", "LOT-QC-1", "--package", str(good), key=AUDITOR)
+    assert code == 0, out
+    assert "certified against spec version 1 from 3 samples" in out
+    cert = env.certifier.certificate("LOT-QC-1")
+    assert cert.certified and cert.samples == 3 and cert.submitter == AUDITOR.address
+    code, out = env("lot", "show", "LOT-QC-1")
+    assert code == 0 and "certified against spec version 1" in out
+
+    bad = readings.package(
+        tmp_path, "LOT-QC-2", [{"temp_c": 4, "humidity": 45}, {"temp_c": 8.25, "humidity": 45}]
+    )
+    code, out = env("lot", "certify", "LOT-QC-2", "--package", str(bad), key=AUDITOR)
+    assert code == 0, out
+    assert "would be rejected" in out
+    assert "rejected against spec version 1: metric temp_c value 8.25 above its maximum 8" in out
+    cert = env.certifier.certificate("LOT-QC-2")
+    assert cert.status is CertificateStatus.REJECTED and cert.reason is RejectReason.ABOVE_MAX
+    assert (cert.metric, cert.value, cert.bound) == ("temp_c", 8_250_000, 8 * M)
+
+    # a violation on record stands against good readings under the same spec version: the error is named
+    fine = readings.package(
+        tmp_path, "LOT-QC-2", [{"temp_c": 4, "humidity": 45}, {"temp_c": 5, "humidity": 40}]
+    )
+    code, out = env("lot", "certify", "LOT-QC-2", "--package", str(fine), key=AUDITOR)
+    assert code == 1 and "QualityCertifierVerdictStands" in out
+    assert env.certifier.certificate("LOT-QC-2").status is CertificateStatus.REJECTED
+
+
+def test_certify_malformed_package(env: Env, tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"batches": [{"batch_id": 1, "readings": "x"}]}), encoding="utf-8")
+    code, out = env("lot", "certify", "LOT-X", "--package", str(path), key=AUDITOR)
+    assert code == 1 and "batches[0].readings is missing or not a list" in out
+    code, out = env("lot", "certify", "LOT-X", "--package", str(tmp_path / "none.json"), key=AUDITOR)
+    assert code == 1 and "no certification package" in out
