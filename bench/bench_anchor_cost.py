@@ -45,9 +45,15 @@ def main() -> int:
     runs["embedded"] = measure(Chain.embedded())
     for name, rows in runs.items():
         print(f"\n{name}: gas per batch and per reading")
-        print(f"{'readings':>9} {'anchorBatch':>12} {'per reading':>12} {'naive total':>14} {'naive/reading':>14} {'saving':>8}")
+        print(
+            f"{'readings':>9} {'anchorBatch':>12} {'per reading':>12} {'naive total':>14} "
+            f"{'naive/reading':>14} {'saving':>8}"
+        )
         for size, batch, per, naive_total, naive_each in rows:
-            print(f"{size:>9,} {batch:>12,} {per:>12,.1f} {naive_total:>14,} {naive_each:>14,.0f} {naive_total / batch:>7,.1f}x")
+            print(
+                f"{size:>9,} {batch:>12,} {per:>12,.1f} {naive_total:>14,} {naive_each:>14,.0f} "
+                f"{naive_total / batch:>7,.1f}x"
+            )
     return 0
 
 

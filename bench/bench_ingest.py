@@ -31,11 +31,11 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "helpers"))
 
-from support import TempPostgresDatabase, TestConsortium  # noqa: E402
+from support import TempPostgresDatabase, TestConsortium
 
-from contracts.anvil import AnvilNode, free_port  # noqa: E402
-from contracts.chain import Chain, dev_accounts  # noqa: E402
-from contracts.deploy import deploy_suite  # noqa: E402
+from contracts.anvil import AnvilNode, free_port
+from contracts.chain import Chain, dev_accounts
+from contracts.deploy import deploy_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,14 +66,23 @@ def sign_bodies(consortium: TestConsortium, readings: int, batch: int, devices: 
     subs = []
     for i in range(readings):
         s = signers[i % devices]
-        subs.append(s.sign({"temp_c": 20.0 + (i % 100) / 10, "pressure_kpa": 101.325, "good_units": i % 500},
-                           ts_ms=now + i // devices, lot_id="LOT-BENCH").to_json_obj())
+        subs.append(
+            s.sign(
+                {"temp_c": 20.0 + (i % 100) / 10, "pressure_kpa": 101.325, "good_units": i % 500},
+                ts_ms=now + i // devices,
+                lot_id="LOT-BENCH",
+            ).to_json_obj()
+        )
     return [orjson.dumps({"readings": subs[i : i + batch]}) for i in range(0, len(subs), batch)]
 
 
 def run_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([str(ROOT / ".venv/bin/supet"), "serve", "--port", str(port), "--log-level", "warning"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [str(ROOT / ".venv/bin/supet"), "serve", "--port", str(port), "--log-level", "warning"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -139,8 +148,13 @@ def main() -> int:
         for kind in kinds:
             pg = TempPostgresDatabase() if kind == "postgresql" else None
             url = pg.__enter__().url if pg else f"sqlite:///{tmp}/bench-{kind}.db"
-            env = {**os.environ, "SUPET_CHAIN": node.url, "SUPET_DEPLOYMENT": str(dep_file),
-                   "SUPET_DATABASE_URL": url, "SUPET_VERIFY_WORKERS": str(args.workers)}
+            env = {
+                **os.environ,
+                "SUPET_CHAIN": node.url,
+                "SUPET_DEPLOYMENT": str(dep_file),
+                "SUPET_DATABASE_URL": url,
+                "SUPET_VERIFY_WORKERS": str(args.workers),
+            }
             port = free_port()
             proc = run_server(env, port)
             try:
@@ -152,7 +166,10 @@ def main() -> int:
                     pg.__exit__()
             expected = args.readings
             results.append((kind, accepted, secs))
-            print(f"{kind:<10} accepted {accepted:,}/{expected:,} in {secs:.2f}s: {accepted / secs:,.0f} readings/s")
+            print(
+                f"{kind:<10} accepted {accepted:,}/{expected:,} in {secs:.2f}s: "
+                f"{accepted / secs:,.0f} readings/s"
+            )
     return 0
 
 

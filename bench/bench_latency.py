@@ -37,10 +37,12 @@ from contracts.deploy import deploy_suite
 
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
-async def device_loop(port: int, bodies: list[bytes], lat: list[float], digests: list[tuple[str, float]]) -> None:
+async def device_loop(
+    port: int, bodies: list[bytes], lat: list[float], digests: list[tuple[str, float]]
+) -> None:
     """One device on its own keep-alive connection. A minimal HTTP/1.1 client: with 200 devices on the
     same 2 cores, a full client library's own CPU would be measured instead of the service."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -49,12 +51,18 @@ async def device_loop(port: int, bodies: list[bytes], lat: list[float], digests:
             t = time.perf_counter()
             writer.write(
                 b"POST /v1/readings HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-                + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
             )
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head.split(b" ", 2)[1])
-            length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length:")))
+            length = int(
+                next(
+                    line.split(b":", 1)[1]
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+            )
             answer = await reader.readexactly(length)
             lat.append(time.perf_counter() - t)
             if status != 201:
@@ -104,13 +112,20 @@ def main() -> int:
         signers = [consortium.enroll(f"SN-LAT-{i:04d}") for i in range(args.devices)]
         now = int(time.time() * 1000) - 60_000
         per_device = [
-            [orjson.dumps(s.sign({"temp_c": 21.0, "good_units": k}, ts_ms=now + k).to_json_obj())
-             for k in range(args.per_device)]
+            [
+                orjson.dumps(s.sign({"temp_c": 21.0, "good_units": k}, ts_ms=now + k).to_json_obj())
+                for k in range(args.per_device)
+            ]
             for s in signers
         ]
         pg = TempPostgresDatabase() if args.db == "postgresql" else None
         url = pg.__enter__().url if pg else f"sqlite:///{tmp}/lat.db"
-        env = {**os.environ, "SUPET_CHAIN": node.url, "SUPET_DEPLOYMENT": str(dep_file), "SUPET_DATABASE_URL": url}
+        env = {
+            **os.environ,
+            "SUPET_CHAIN": node.url,
+            "SUPET_DEPLOYMENT": str(dep_file),
+            "SUPET_DATABASE_URL": url,
+        }
         port = free_port()
         proc = run_server(env, port)
         try:
@@ -123,12 +138,18 @@ def main() -> int:
             if pg:
                 pg.__exit__()
     ms = [x * 1000 for x in lat]
-    print(f"{args.db}: {len(ms):,} single submits from {args.devices} concurrent devices in {total:.1f}s "
-          f"({len(ms) / total:,.0f}/s)")
-    print(f"  submit->receipt ms: p50 {pct(ms, 50):.1f}  p90 {pct(ms, 90):.1f}  p99 {pct(ms, 99):.1f}  "
-          f"max {max(ms):.1f}")
-    print(f"  receipt->anchored (proof served) s, default policy (10,000 readings or 5 s): "
-          f"p50 {statistics.median(anchored):.2f}  max {max(anchored):.2f}  (n={len(anchored)})")
+    print(
+        f"{args.db}: {len(ms):,} single submits from {args.devices} concurrent devices in {total:.1f}s "
+        f"({len(ms) / total:,.0f}/s)"
+    )
+    print(
+        f"  submit->receipt ms: p50 {pct(ms, 50):.1f}  p90 {pct(ms, 90):.1f}  p99 {pct(ms, 99):.1f}  "
+        f"max {max(ms):.1f}"
+    )
+    print(
+        f"  receipt->anchored (proof served) s, default policy (10,000 readings or 5 s): "
+        f"p50 {statistics.median(anchored):.2f}  max {max(anchored):.2f}  (n={len(anchored)})"
+    )
     return 0
 
 

@@ -36,14 +36,17 @@ def main() -> int:
         f.write("\n".join("0x" + d.hex() for d in digests))
         name = f.name
     try:
-        out = subprocess.run(["node", str(HERE / "merkle_tree_js.js"), name], check=True, capture_output=True,
-                             text=True).stdout
+        out = subprocess.run(
+            ["node", str(HERE / "merkle_tree_js.js"), name], check=True, capture_output=True, text=True
+        ).stdout
     finally:
         os.unlink(name)
     js = json.loads(out)
     same = js["root"] == "0x" + tree.root.hex()
-    print(f"{args.leaves:,} digests: ours {best * 1000:,.0f} ms, @openzeppelin/merkle-tree {js['ms']:,.0f} ms "
-          f"(ratio {js['ms'] / (best * 1000):.1f}x), same root: {same}")
+    print(
+        f"{args.leaves:,} digests: ours {best * 1000:,.0f} ms, @openzeppelin/merkle-tree {js['ms']:,.0f} ms "
+        f"(ratio {js['ms'] / (best * 1000):.1f}x), same root: {same}"
+    )
     return 0 if same else 1
 
 
