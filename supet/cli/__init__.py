@@ -20,13 +20,14 @@ err_console = Console(stderr=True)
 
 
 def _register() -> None:
-    from supet.cli import audit, ca, contracts_cmd, demo, device, lots, party, serve, verify
+    from supet.cli import audit, ca, consortium, contracts_cmd, demo, device, lots, party, serve, verify
 
     app.add_typer(contracts_cmd.app, name="contracts")
     app.command("deploy")(contracts_cmd.deploy)
     app.add_typer(ca.app, name="ca")
     app.add_typer(device.app, name="device")
     app.add_typer(party.app, name="party")
+    app.add_typer(consortium.app, name="consortium")
     app.add_typer(lots.lot_app, name="lot")
     app.add_typer(lots.spec_app, name="spec")
     app.command("demo")(demo.demo)

@@ -1,0 +1,128 @@
+"""`supet consortium apply` and `show` against a real node (anvil), through ``supet.cli.main``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from contracts.anvil import AnvilNode
+from contracts.chain import Chain, dev_accounts
+from contracts.deploy import Deployment, deploy_suite
+from contracts.participants import ACTIONS, PARTY_ROLES, ParticipantRegistryClient
+from supet.cli import main
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "consortium-policy.example.json"
+ADMIN, SUPPLIER = dev_accounts(2)
+
+pytestmark = pytest.mark.anvil
+
+
+@pytest.fixture
+def node(anvil_node: AnvilNode) -> Iterator[AnvilNode]:
+    snapshot = anvil_node.rpc("evm_snapshot", [])
+    yield anvil_node
+    anvil_node.rpc("evm_revert", [snapshot])
+
+
+@pytest.fixture
+def deployment_file(node: AnvilNode, tmp_path: Path) -> Path:
+    path = tmp_path / "deployment.json"
+    deploy_suite(Chain.connect(node.url), ADMIN).save(path)
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    code = 0
+    try:
+        main(["consortium", *args])
+    except SystemExit as e:
+        code = int(e.code or 0)
+    out = capsys.readouterr()
+    return code, out.out + out.err.replace("\n", "")
+
+
+def test_apply_and_show(
+    node: AnvilNode,
+    deployment_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    common = ["--rpc", node.url, "--deployment", str(deployment_file)]
+    key = tmp_path / "admin.key"
+    key.write_text("0x" + bytes(ADMIN.key).hex() + "\n")
+    monkeypatch.delenv("SUPET_PARTY_KEY", raising=False)
+    chain = Chain.connect(node.url)
+    reg = ParticipantRegistryClient(chain, Deployment.load(deployment_file))
+
+    code, out = run(capsys, "show", *common)
+    assert code == 0, out
+    assert "roles: none defined" in out and "DeviceRegistry: none (roles only)" in out
+    assert "LotRegistry: ParticipantRegistry" in out
+
+    # dry run: the steps, nothing sent
+    block = chain.block_number()
+    code, out = run(capsys, "apply", "--policy", str(EXAMPLE), *common, "--dry-run")
+    assert code == 0, out
+    assert "would: role supplier: requires [business-licence, iso-9001], quorum 0" in out
+    assert "25 step(s) to apply" in out and chain.block_number() == block
+
+    code, out = run(capsys, "apply", "--policy", str(EXAMPLE), *common, "--key-file", str(key))
+    assert code == 0, out
+    assert "action supet.receivable.finance: allowed to [bank] (tx 0x" in out
+    assert "DeviceRegistry: admission gate no gate (roles only) -> ParticipantRegistry" in out
+    assert "applied 25 step(s)" in out
+    assert reg.action_roles(ACTIONS["supet.lot.open"]) == [PARTY_ROLES["supplier"]]
+
+    # again: nothing to do, no transaction
+    block = chain.block_number()
+    code, out = run(capsys, "apply", "--policy", str(EXAMPLE), *common, "--key-file", str(key))
+    assert code == 0, out
+    assert "nothing to do: the policy is applied already" in out and chain.block_number() == block
+
+    code, out = run(capsys, "show", *common)
+    assert code == 0, out
+    assert "supplier: business-licence, iso-9001; quorum 0" in out
+    assert "bank: business-licence, banking-licence; quorum 1" in out
+    transfer = "supplier, core-enterprise, distributor, logistics, warehouse, marketplace"
+    assert f"supet.lot.transfer: {transfer}" in out
+    assert "iso-9001: 0x14dC79964da2C08b23698B3D3cc7Ca32193d9955" in out
+    assert "DeviceRegistry: ParticipantRegistry" in out
+    code, out = run(capsys, "show", *common, "--json")
+    assert code == 0, out
+    shown = json.loads(out)
+    example = json.loads(EXAMPLE.read_text())
+    assert shown["roles"] == example["roles"] and shown["actions"] == example["actions"]
+    assert shown["members"] == example["members"]
+
+
+def test_apply_refusals(
+    node: AnvilNode,
+    deployment_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    common = ["--rpc", node.url, "--deployment", str(deployment_file)]
+    chain = Chain.connect(node.url)
+    block = chain.block_number()
+    data = json.loads(EXAMPLE.read_text())
+    data["actions"]["supet.spec.set"] = ["core-enterprise", "regulator"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    monkeypatch.setenv("SUPET_PARTY_KEY", "0x" + bytes(ADMIN.key).hex())
+    code, out = run(capsys, "apply", "--policy", str(bad), *common)
+    assert code == 1, out
+    assert "(consortium.policy)" in out
+    assert "action supet.spec.set allows role 'regulator', which the policy does not define" in out
+    # not the admin: refused before any transaction
+    monkeypatch.setenv("SUPET_PARTY_KEY", "0x" + bytes(SUPPLIER.key).hex())
+    code, out = run(capsys, "apply", "--policy", str(EXAMPLE), *common)
+    assert code == 1, out
+    assert "lacks the consortium admin role of ParticipantRegistry" in out
+    code, out = run(capsys, "apply", "--policy", str(tmp_path / "missing.json"), *common)
+    assert code == 1 and "cannot read the policy file" in out
+    assert chain.block_number() == block
