@@ -167,3 +167,27 @@ def database_url(kind: str, tmp_path: Path) -> Iterator[str]:
     require(postgres_available(), "PostgreSQL is not running on 127.0.0.1:5432")
     with TempPostgresDatabase() as db:
         yield db.url
+
+
+# ---------------------------------------------------------------- ledger state
+
+
+def now_ms() -> int:
+    """Unix time in milliseconds."""
+    import time
+
+    return int(time.time() * 1000)
+
+
+def stored(ledger) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Rows of the tables a submission can write (readings, device heads, equivocation evidence)."""
+    from sqlalchemy import func, select
+
+    from ledger_service.store.models import DeviceHeadRow, EquivocationRow, ReadingRow
+
+    tables = {"readings": ReadingRow, "heads": DeviceHeadRow, "equivocations": EquivocationRow}
+    with ledger.engine.connect() as conn:
+        return {
+            name: conn.execute(select(func.count()).select_from(model.__table__)).scalar_one()  # type: ignore[attr-defined]
+            for name, model in tables.items()
+        }

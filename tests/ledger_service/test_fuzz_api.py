@@ -9,7 +9,6 @@ derandomized so that a CI run is reproducible.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from sqlalchemy import func, select
-from support import TestConsortium, database_url
+from support import TestConsortium, database_url, now_ms, stored
 
 from device_attestation.errors import AttestationError, ProofMismatch
 from device_attestation.keys import DeviceKey
@@ -39,7 +37,6 @@ from device_attestation.sdk import Submission
 from device_attestation.signing import sign_digest
 from ledger_service.api import create_app
 from ledger_service.service import LedgerService
-from ledger_service.store.models import DeviceHeadRow, EquivocationRow, ReadingRow
 
 DAY_MS = 24 * 3_600_000
 NOTHING = {"readings": 0, "heads": 0, "equivocations": 0}
@@ -67,19 +64,6 @@ def db_url(tmp_path: Path) -> Iterator[str]:
 def lenient(client: TestClient) -> Iterator[TestClient]:
     """The running app, answering a crash with a 500 instead of raising it into the test."""
     yield TestClient(client.app, raise_server_exceptions=False)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def stored(ledger: LedgerService) -> dict[str, int]:
-    tables = {"readings": ReadingRow, "heads": DeviceHeadRow, "equivocations": EquivocationRow}
-    with ledger.engine.connect() as conn:
-        return {
-            name: conn.execute(select(func.count()).select_from(model.__table__)).scalar_one()  # type: ignore[attr-defined]
-            for name, model in tables.items()
-        }
 
 
 def sign(key: DeviceKey, r: Reading, domain: Domain) -> dict[str, Any]:

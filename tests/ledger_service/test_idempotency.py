@@ -3,31 +3,17 @@ a batch, twice in one batch, re-signed, re-encoded); skipped sequence numbers ar
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
-from support import TestConsortium
+from sqlalchemy import select
+from support import TestConsortium, now_ms, stored
 
 from device_attestation.keys import DeviceKey
 from device_attestation.reading import Domain, Reading, reading_digest
 from device_attestation.signing import sign_digest
 from ledger_service.service import LedgerService
-from ledger_service.store.models import DeviceHeadRow, EquivocationRow, ReadingRow
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def stored(ledger: LedgerService) -> dict[str, int]:
-    tables = {"readings": ReadingRow, "heads": DeviceHeadRow, "equivocations": EquivocationRow}
-    with ledger.engine.connect() as conn:
-        return {
-            name: conn.execute(select(func.count()).select_from(model.__table__)).scalar_one()  # type: ignore[attr-defined]
-            for name, model in tables.items()
-        }
+from ledger_service.store.models import DeviceHeadRow
 
 
 def head(ledger: LedgerService, device_id: str) -> tuple[int, int, int, int]:

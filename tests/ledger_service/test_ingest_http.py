@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import time
-
 from fastapi.testclient import TestClient
-from support import TestConsortium
+from support import TestConsortium, now_ms
 
 from contracts.registry import ReadingAnchorClient, verify_reading_on_chain
 from device_attestation.merkle import verify_inclusion
 from device_attestation.reading import Reading, reading_struct
 from ledger_service.service import LedgerService
 from ledger_service.verify import ProofBundle, verify_bundle
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def test_submit_anchor_and_prove(

@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from sqlalchemy import func, select
 from sqlmodel import Session
-from support import TestConsortium, require
+from support import TestConsortium, now_ms, require
 
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
@@ -37,10 +37,6 @@ from ledger_service.service import LedgerService
 from ledger_service.store.models import ReadingRow
 
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def wait_for(cond: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:

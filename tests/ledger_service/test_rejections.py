@@ -8,7 +8,6 @@ Each fixed defect keeps the test that found it.
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,8 +16,8 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
-from support import TestConsortium
+from sqlalchemy import select
+from support import TestConsortium, now_ms, stored
 
 from device_attestation.keys import DeviceKey
 from device_attestation.reading import Domain, Reading, reading_digest
@@ -31,20 +30,6 @@ DAY_MS = 24 * 3_600_000
 NOTHING = {"readings": 0, "heads": 0, "equivocations": 0}
 
 # ------------------------------------------------------------------------------------------------ helpers
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def stored(ledger: LedgerService) -> dict[str, int]:
-    """Rows of the tables a submission can write."""
-    tables = {"readings": ReadingRow, "heads": DeviceHeadRow, "equivocations": EquivocationRow}
-    with ledger.engine.connect() as conn:
-        return {
-            name: conn.execute(select(func.count()).select_from(model.__table__)).scalar_one()  # type: ignore[attr-defined]
-            for name, model in tables.items()
-        }
 
 
 def assert_error(response: Any, status: int, code: str, fragment: str) -> None:
