@@ -1,0 +1,126 @@
+"""A lot's history as a GS1 EPCIS 2.0 document: ``/v1/lots/{lot_id}/epcis``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+
+from contracts.errors import ChainError
+from ledger_service.api.deps import ServiceDep
+from ledger_service.api.responses import FastJSONResponse
+from ledger_service.epcis import EPCIS_CONTEXT, SUPET_NS
+from ledger_service.lot_epcis import lot_epcis_document
+
+router = APIRouter(prefix="/v1", tags=["lots"])
+
+EPCIS_MEDIA_TYPE = "application/ld+json"
+
+EPCIS_EXAMPLE: dict[str, Any] = {
+    "@context": [EPCIS_CONTEXT, {"supet": SUPET_NS}],
+    "type": "EPCISDocument",
+    "schemaVersion": "2.0",
+    "creationDate": "2026-11-29T15:00:00.000Z",
+    "epcisBody": {
+        "eventList": [
+            {
+                "eventID": "ni:///sha-256;" + "4f" * 32 + "?ver=CBV2.0",
+                "type": "ObjectEvent",
+                "eventTime": "2026-11-29T07:06:40.000Z",
+                "eventTimeZoneOffset": "+00:00",
+                "quantityList": [
+                    {
+                        "epcClass": "https://id.gs1.org/01/04006381333931/10/LOT-2026-0001",
+                        "quantity": 500,
+                        "uom": "KGM",
+                    }
+                ],
+                "action": "ADD",
+                "bizStep": "commissioning",
+                "disposition": "active",
+                "sourceList": [
+                    {
+                        "type": "owning_party",
+                        "source": "did:pkh:eip155:31337:0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+                    }
+                ],
+                "ilmd": {
+                    "supet:producedFrom": "2026-11-28T03:20:00.000Z",
+                    "supet:producedTo": "2026-11-29T04:20:00.000Z",
+                },
+                "supet:lotId": "LOT-2026-0001",
+                "supet:unit": "kg",
+                "supet:chain": {
+                    "supet:chainId": 31337,
+                    "supet:contract": "0xa513E6E4b8f2a923D98304ec87F64353C4D5C853",
+                    "supet:txHash": "0x" + "5a" * 32,
+                    "supet:blockNumber": 12,
+                    "supet:logIndex": 0,
+                },
+            }
+        ]
+    },
+}
+
+
+#: Errors are plain JSON (the error envelope), not JSON-LD: named explicitly, since FastAPI would
+#: otherwise document a ``model`` response under the route's media type.
+_ERROR_CONTENT: dict[str, Any] = {
+    "application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}
+}
+
+
+class EpcisResponse(FastJSONResponse):
+    """An EPCIS 2.0 JSON-LD document."""
+
+    media_type = EPCIS_MEDIA_TYPE
+
+
+@router.get(
+    "/lots/{lot_id}/epcis",
+    response_class=EpcisResponse,
+    summary="A lot's history as a GS1 EPCIS 2.0 document (JSON-LD)",
+    description=(
+        "The lot's whole history (not paged) as an EPCIS 2.0 `EPCISDocument` in JSON-LD: its opening "
+        "(ObjectEvent ADD, `commissioning`) or the split that created it (TransformationEvent), its "
+        "splits (TransformationEvent), custody transfers (ObjectEvent `shipping` / `receiving` / "
+        "`void_shipping`), certification verdicts (ObjectEvent `inspecting`, `conformant` / "
+        "`non_conformant`) and its readings (ObjectEvent `inspecting` with a sensor element). One event "
+        "per step of `/v1/lots/{lot_id}/history`, in time order; each event's `eventID` is its GS1 "
+        "event hash, and `supet:chain` names the chain, contract, transaction, block and log of the "
+        "step (for an anchored reading: its anchoring transaction). The lot is identified by its GS1 "
+        "Digital Link (GTIN + lot), parties by `did:pkh` of their address."
+    ),
+    responses={
+        200: {
+            "description": "The EPCIS 2.0 document.",
+            "content": {EPCIS_MEDIA_TYPE: {"schema": {"type": "object"}, "example": EPCIS_EXAMPLE}},
+        },
+        404: {
+            "description": "No such lot on chain (`lot.not_found`): never opened nor split off.",
+            "content": _ERROR_CONTENT,
+        },
+        503: {"description": "The chain is unreachable.", "content": _ERROR_CONTENT},
+    },
+)
+def get_lot_epcis(
+    lot_id: Annotated[
+        str,
+        Path(
+            min_length=1,
+            max_length=256,
+            pattern=r"^[^\x00-\x1f\x7f]+$",
+            description="The lot id as opened on chain and carried by readings.",
+            examples=["LOT-2026-0001"],
+        ),
+    ],
+    service: ServiceDep,
+) -> Any:
+    try:
+        document = lot_epcis_document(service, lot_id)
+    except ChainError as e:
+        return FastJSONResponse(
+            {"error": {"code": e.code, "message": f"the chain is unreachable: {e}; retry later"}},
+            status_code=503,
+        )
+    return EpcisResponse(document)

@@ -1,0 +1,205 @@
+"""``GET /v1/lots/{lot_id}/epcis``: a lot's history (opened, readings anchored and pending, a custody
+transfer, a certification, a split) as an EPCIS 2.0 document, valid for epcis2.js, one event per history
+step with the history's chain references, each eventID the GS1 event hash of its event.
+
+The lot is built by ``build_lot`` of ``tests/ledger_service/test_lot_history.py``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from fastapi.testclient import TestClient
+from support import TestConsortium, require
+
+from contracts.lots import LotRegistryClient
+from ledger_service.epcis import event_hash, lot_epc_class
+from ledger_service.service import LedgerService
+
+ROOT = Path(__file__).resolve().parents[2]
+VALIDATOR = ROOT / "tests" / "helpers" / "epcis_validate.js"
+EPCIS2_JS = ROOT / "node_modules" / "epcis2.js"
+CHILD = "LOT-HIST-0001-A"
+
+
+def _scenario_module() -> ModuleType:
+    path = Path(__file__).parent / "test_lot_history.py"
+    spec = importlib.util.spec_from_file_location("lot_history_scenario_epcis", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+scenario = _scenario_module()
+
+
+def _validate_with_epcis2js(document: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+    node = shutil.which("node")
+    require(node is not None, "node is not installed")
+    require(EPCIS2_JS.is_dir(), "node_modules/epcis2.js is missing (run `npm ci`)")
+    assert node is not None
+    path = tmp_path / "epcis.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    done = subprocess.run(
+        [node, str(VALIDATOR), str(path)], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def _history(client: TestClient, lot_id: str) -> list[dict[str, Any]]:
+    r = client.get(f"/v1/lots/{lot_id}/history", params={"limit": 500})
+    assert r.status_code == 200, r.text
+    assert r.json()["next_cursor"] is None
+    steps: list[dict[str, Any]] = r.json()["steps"]
+    return steps
+
+
+def _epcis(client: TestClient, lot_id: str) -> dict[str, Any]:
+    r = client.get(f"/v1/lots/{lot_id}/epcis")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/ld+json")
+    document: dict[str, Any] = r.json()
+    assert document["type"] == "EPCISDocument" and document["schemaVersion"] == "2.0"
+    return document
+
+
+#: history step kind -> (EPCIS event type, action, bizStep, disposition)
+EXPECTED = {
+    "opened": ("ObjectEvent", "ADD", "commissioning", "active"),
+    "reading": ("ObjectEvent", "OBSERVE", "inspecting", None),
+    "transfer_proposed": ("ObjectEvent", "OBSERVE", "shipping", "in_transit"),
+    "transfer_accepted": ("ObjectEvent", "OBSERVE", "receiving", "in_progress"),
+    "certified": ("ObjectEvent", "OBSERVE", "inspecting", "conformant"),
+    "split": ("TransformationEvent", None, None, None),
+}
+
+
+def _shape(event: dict[str, Any]) -> tuple[Any, ...]:
+    return (event["type"], event.get("action"), event.get("bizStep"), event.get("disposition"))
+
+
+def test_lot_epcis_document(client: TestClient, ledger: LedgerService, tmp_path: Path) -> None:
+    sc = scenario.build_lot(ledger, client)
+    lots = LotRegistryClient.from_deployment(ledger.chain, ledger.deployment)
+    scenario._travel(ledger.chain, 10)
+    sc.txs["split"] = lots.split_lot(sc.recipient, sc.lot_id, {CHILD: 200}).tx_hash
+
+    steps = _history(client, sc.lot_id)
+    assert [s["kind"] for s in steps].count("split") == 1
+    document = _epcis(client, sc.lot_id)
+    events: list[dict[str, Any]] = document["epcisBody"]["eventList"]
+
+    # one event per step, in time order
+    assert len(events) == len(steps)
+    times = [e["eventTime"] for e in events]
+    assert times == sorted(times)
+    by_tx = {
+        (e["supet:chain"]["supet:txHash"], e["supet:chain"].get("supet:logIndex")): e
+        for e in events
+        if "supet:digest" not in e
+    }
+    by_digest = {e["supet:digest"]: e for e in events if "supet:digest" in e}
+    assert len(by_digest) == len([s for s in steps if s["kind"] == "reading"])
+
+    contracts = {
+        "LotRegistry": ledger.deployment.address("LotRegistry"),
+        "QualityCertifier": ledger.deployment.address("QualityCertifier"),
+    }
+    for step in steps:
+        ref = step["reference"]
+        if step["kind"] == "reading":
+            event = by_digest[ref["digest"]]
+            assert event["supet:deviceId"] == step["details"]["device_id"]
+            assert event["supet:seq"] == step["details"]["seq"]
+            if ref["status"] == "anchored":
+                assert event["supet:batchId"] == ref["batch_id"]
+                assert event["supet:anchorTx"] == ref["proof"]["anchor_tx"].lower()
+                chain_ref = event["supet:chain"]
+                assert chain_ref["supet:contract"] == ledger.deployment.address("ReadingAnchor")
+                receipt = ledger.chain.w3.eth.get_transaction_receipt(event["supet:anchorTx"])
+                assert chain_ref["supet:blockNumber"] == receipt["blockNumber"]
+            else:
+                assert "supet:batchId" not in event and "supet:chain" not in event
+        else:
+            assert ref["tx_hash"] == sc.txs[step["kind"]]
+            event = by_tx[(ref["tx_hash"].lower(), ref["log_index"])]
+            chain_ref = event["supet:chain"]
+            assert chain_ref["supet:chainId"] == ledger.deployment.chain_id
+            assert chain_ref["supet:blockNumber"] == ref["block_number"]
+            assert chain_ref["supet:contract"] == ref["contract"]
+            name = "QualityCertifier" if step["kind"] == "certified" else "LotRegistry"
+            assert ref["contract"] == contracts[name]
+        assert _shape(event) == EXPECTED[step["kind"]], step["kind"]
+        assert event["eventID"] == event_hash(event)
+    assert len({e["eventID"] for e in events}) == len(events)
+
+    epc_class = lot_epc_class(scenario.GTIN, sc.lot_id)
+    opened = by_tx[(sc.txs["opened"].lower(), 0)]
+    assert opened["quantityList"] == [{"epcClass": epc_class, "quantity": 500, "uom": "KGM"}]
+    assert opened["sourceList"][0]["source"].endswith(sc.supplier.address)
+    accepted = next(e for e in events if e.get("supet:custodyAction") == "accepted")
+    assert {d["destination"] for d in accepted["destinationList"]} == {
+        f"did:pkh:eip155:{ledger.deployment.chain_id}:{sc.recipient.address}"
+    }
+    certified = next(e for e in events if e.get("supet:verdict") == "certified")
+    assert certified["supet:specVersion"] == 1 and certified["supet:samples"] == 5
+    split = next(e for e in events if e["type"] == "TransformationEvent")
+    assert split["inputQuantityList"] == [{"epcClass": epc_class, "quantity": 200, "uom": "KGM"}]
+    assert split["outputQuantityList"] == [
+        {"epcClass": lot_epc_class(scenario.GTIN, CHILD), "quantity": 200, "uom": "KGM"}
+    ]
+    reading = next(e for e in events if "sensorElementList" in e)
+    assert reading["sensorElementList"][0]["sensorReport"][0]["supet:metric"] == "temp_c"
+
+    result = _validate_with_epcis2js(document, tmp_path)
+    assert result["schema"] == {"success": True, "errors": []}
+    assert result["document"] == {"success": True, "errors": []}
+
+    # the child lot: created by the split, so its only event is that TransformationEvent
+    child = _epcis(client, CHILD)
+    (event,) = child["epcisBody"]["eventList"]
+    assert event["type"] == "TransformationEvent" and event["eventID"] == event_hash(event)
+    assert event["supet:chain"]["supet:txHash"] == sc.txs["split"].lower()
+    assert event["inputQuantityList"][0]["epcClass"] == epc_class
+    assert event["outputQuantityList"] == [
+        {"epcClass": lot_epc_class(scenario.GTIN, CHILD), "quantity": 200, "uom": "KGM"}
+    ]
+    child_result = _validate_with_epcis2js(child, tmp_path)
+    assert child_result["schema"]["success"] and child_result["document"]["success"], child_result
+
+
+def test_unknown_lot_and_openapi(client: TestClient, ledger: LedgerService) -> None:
+    r = client.get("/v1/lots/NO-SUCH-LOT/epcis")
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "lot.not_found"
+    assert "NO-SUCH-LOT" in r.json()["error"]["message"]
+
+    # a lot only readings name has no GTIN: not an EPCIS lot either
+    consortium = TestConsortium(ledger.chain, ledger.deployment)
+    dev = consortium.enroll("SN-EPCIS-OFF-1", "secp256k1")
+    ts = int(ledger.chain.w3.eth.get_block("latest")["timestamp"]) * 1000
+    sub = dev.sign({"temp_c": 1.0}, ts_ms=ts, lot_id="LOT-EPCIS-NOT-OPENED")
+    assert client.post("/v1/readings", json=sub.to_json_obj()).status_code == 201
+    r = client.get("/v1/lots/LOT-EPCIS-NOT-OPENED/epcis")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "lot.not_found"
+
+    spec = client.get("/openapi.json").json()
+    op = spec["paths"]["/v1/lots/{lot_id}/epcis"]["get"]
+    assert {p["name"] for p in op["parameters"]} == {"lot_id"}
+    example = op["responses"]["200"]["content"]["application/ld+json"]["example"]
+    assert example["type"] == "EPCISDocument"
+    for status in ("404", "503"):
+        error = op["responses"][status]["content"]
+        assert error == {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
+    assert "ErrorEnvelope" in spec["components"]["schemas"]
