@@ -1,0 +1,114 @@
+"""A lot's certification package: ``/v1/lots/{lot_id}/certification-package``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, Field
+
+from contracts.errors import ChainError
+from ledger_service.api.deps import ServiceDep
+from ledger_service.api.models import ErrorEnvelope
+from ledger_service.api.responses import FastJSONResponse
+from ledger_service.certification import certification_package
+
+router = APIRouter(prefix="/v1", tags=["lots"])
+
+PACKAGE_EXAMPLE: dict[str, Any] = {
+    "format": "supet.certification-package.v1",
+    "lot_id": "LOT-2026-0001",
+    "batches": [
+        {
+            "batch_id": 3,
+            "readings": [
+                {
+                    "device_id": "0x" + "53" * 32,
+                    "seq": 7,
+                    "timestamp": 1764400005000,
+                    "lot_id": "0x" + "3c" * 32,
+                    "metrics": ["0x" + "74656d705f63".ljust(64, "0")],
+                    "values": ["4500000"],
+                }
+            ],
+            "signatures": ["0x" + "ab" * 65],
+            "proof": ["0x" + "9e" * 32],
+            "proof_flags": [False],
+        }
+    ],
+}
+
+
+class PackageReadingOut(BaseModel):
+    """A reading as the contract's ``Reading`` struct (Reading v1 section 4)."""
+
+    device_id: str = Field(description="bytes32 device id, 0x-hex.")
+    seq: int
+    timestamp: int = Field(description="The reading's ts_ms.")
+    lot_id: str = Field(description="keccak256(utf8(lot_id)), 0x-hex.")
+    metrics: list[str] = Field(description="The metric names, bytes32 0x-hex, sorted.")
+    values: list[str] = Field(description="The values, fixed point (10^6) integers as decimal text.")
+
+
+class PackageBatchOut(BaseModel):
+    """The lot's readings in one anchored batch, with their multiproof against its root."""
+
+    batch_id: int = Field(description="The chain batch id (ReadingAnchor).")
+    readings: list[PackageReadingOut] = Field(description="In the multiproof's leaf order.")
+    signatures: list[str] = Field(description="Each reading's signature, 0x-hex, in the same order.")
+    proof: list[str] = Field(description="The multiproof's sibling hashes, 0x-hex.")
+    proof_flags: list[bool]
+
+
+class CertificationPackageOut(BaseModel):
+    model_config = {"json_schema_extra": {"examples": [PACKAGE_EXAMPLE]}}
+
+    format: Literal["supet.certification-package.v1"]
+    lot_id: str
+    batches: list[PackageBatchOut] = Field(description="One per anchored batch, by ascending batch id.")
+
+
+@router.get(
+    "/lots/{lot_id}/certification-package",
+    response_model=CertificationPackageOut,
+    summary="A lot's certification package: its anchored readings with one multiproof per batch",
+    description=(
+        "Everything `QualityCertifier.certifyLot` needs to certify the lot from its QC readings: every "
+        "anchored reading of the lot, grouped by chain batch, each batch with the readings (as the "
+        "contract's `Reading` struct, in the multiproof's leaf order), their signatures and one "
+        "multiproof against the anchored root. Only the ledger holds the batches' trees, so only it "
+        "can build the proofs; the package proves itself on chain, nothing in it needs to be trusted. "
+        "Pending (not yet anchored) readings are left out. Save it to a file and submit it with "
+        "`supet lot certify LOT --package FILE` (format `supet.certification-package.v1`)."
+    ),
+    responses={
+        200: {"content": {"application/json": {"example": PACKAGE_EXAMPLE}}},
+        404: {
+            "description": "No such lot on chain (`lot.not_found`), or it has no anchored reading yet "
+            "(`lot.no_anchored_readings`).",
+            "model": ErrorEnvelope,
+        },
+        503: {"description": "The chain is unreachable.", "model": ErrorEnvelope},
+    },
+)
+def get_certification_package(
+    lot_id: Annotated[
+        str,
+        Path(
+            min_length=1,
+            max_length=256,
+            pattern=r"^[^\x00-\x1f\x7f]+$",
+            description="The lot id as opened on chain and carried by readings.",
+            examples=["LOT-2026-0001"],
+        ),
+    ],
+    service: ServiceDep,
+) -> Any:
+    try:
+        package = certification_package(service, lot_id)
+    except ChainError as e:
+        return FastJSONResponse(
+            {"error": {"code": e.code, "message": f"the chain is unreachable: {e}; retry later"}},
+            status_code=503,
+        )
+    return FastJSONResponse(package)

@@ -1,0 +1,112 @@
+"""``GET /v1/lots/{lot_id}/certification-package``: the ledger builds the package, anyone certifies with it.
+
+The scenario is ``build_lot`` of ``test_lot_history.py`` without its certification: a lot opened, two
+anchored batches of its readings (the first mixed with a reading of another lot), one reading pending.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from fastapi.testclient import TestClient
+from support import TestConsortium
+
+from contracts.chain import dev_accounts
+from contracts.lots import QualityCertifierClient
+from device_attestation.reading import Reading, reading_struct
+from ledger_service.service import LedgerService
+from supet.cli.lots import load_package
+
+URL = "/v1/lots/{}/certification-package"
+
+
+def _scenario_module() -> ModuleType:
+    path = Path(__file__).parent / "test_lot_history.py"
+    spec = importlib.util.spec_from_file_location("lot_history_scenario_cert", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+scenario = _scenario_module()
+
+
+def _key(reading: Reading) -> tuple[bytes, int]:
+    s = reading_struct(reading)
+    return bytes(s.device_id), int(s.seq)
+
+
+def test_package_certifies_the_lot(client: TestClient, ledger: LedgerService, tmp_path: Path) -> None:
+    sc = scenario.build_lot(ledger, client, certify=False)
+    r = client.get(URL.format(sc.lot_id))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["format"] == "supet.certification-package.v1" and body["lot_id"] == sc.lot_id
+    assert len(body["batches"]) == 2
+    ids = [b["batch_id"] for b in body["batches"]]
+    assert ids == sorted(ids)
+
+    path = tmp_path / "package.json"
+    path.write_text(json.dumps(body), encoding="utf-8")
+    named, batches = load_package(path)
+    assert named == sc.lot_id
+    # exactly the anchored readings of the lot: not the pending one, not the other lot's
+    in_package = {(bytes(r[0]), int(r[1])) for b in batches for r in b[1]}
+    assert in_package == {_key(s.reading) for s in sc.anchored}
+    assert not in_package & {_key(s.reading) for s in sc.pending + sc.other_lot}
+    assert [len(b[1]) for b in batches] == [len(sc.first), len(sc.second)]
+
+    certifier = QualityCertifierClient.from_deployment(ledger.chain, ledger.deployment)
+    auditor = dev_accounts(8)[7]
+    certifier.certify_lot(auditor, sc.lot_id, batches)
+    cert = certifier.certificate(sc.lot_id)
+    assert cert.certified and cert.samples == len(sc.anchored)
+
+
+def test_unknown_lot_and_lot_without_anchored_readings(client: TestClient, ledger: LedgerService) -> None:
+    r = client.get(URL.format("NO-SUCH-LOT"))
+    assert r.status_code == 404 and r.json()["error"]["code"] == "lot.not_found"
+
+    # readings of a lot never opened on chain: still unknown
+    dev = TestConsortium(ledger.chain, ledger.deployment).enroll("SN-CERT-PKG-1", "secp256k1")
+    ts = int(ledger.chain.w3.eth.get_block("latest")["timestamp"]) * 1000
+    sub = dev.sign({"temp_c": 1.0}, ts_ms=ts, lot_id="LOT-NOT-OPENED")
+    assert client.post("/v1/readings", json=sub.to_json_obj()).status_code == 201
+    ledger.anchoring.flush(timeout=30)
+    r = client.get(URL.format("LOT-NOT-OPENED"))
+    assert r.status_code == 404 and r.json()["error"]["code"] == "lot.not_found"
+
+
+def test_opened_lot_with_only_pending_readings(client: TestClient, ledger: LedgerService) -> None:
+    sc = scenario.build_lot(ledger, client, certify=False)
+    lots = scenario.LotRegistryClient.from_deployment(ledger.chain, ledger.deployment)
+    lots.open_lot(
+        sc.supplier,
+        lot_id="LOT-PENDING",
+        gtin=scenario.GTIN,
+        quantity=1,
+        unit="kg",
+        produced_from_ms=0,
+        produced_to_ms=1,
+    )
+    dev = TestConsortium(ledger.chain, ledger.deployment).enroll("SN-CERT-PKG-2", "p256")
+    ts = int(ledger.chain.w3.eth.get_block("latest")["timestamp"]) * 1000
+    sub = dev.sign({"temp_c": 4.0}, ts_ms=ts, lot_id="LOT-PENDING")
+    assert client.post("/v1/readings", json=sub.to_json_obj()).status_code == 201  # not anchored
+    r = client.get(URL.format("LOT-PENDING"))
+    assert r.status_code == 404 and r.json()["error"]["code"] == "lot.no_anchored_readings"
+    assert client.get(URL.format(sc.lot_id)).status_code == 200
+
+
+def test_openapi_documents_the_route(client: TestClient) -> None:
+    op = client.get("/openapi.json").json()["paths"]["/v1/lots/{lot_id}/certification-package"]["get"]
+    assert {"200", "404", "503"} <= set(op["responses"])
+    assert "supet lot certify" in op["description"]
+    example = op["responses"]["200"]["content"]["application/json"]["example"]
+    assert example["format"] == "supet.certification-package.v1"
