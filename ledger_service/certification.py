@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from contracts.certification_package import package_json
 from contracts.lots import LotRegistryClient, batch_readings
 from device_attestation.keys import Scheme
 from device_attestation.merkle import MerkleTree
@@ -27,7 +28,6 @@ from ledger_service.errors import NotFound
 from ledger_service.jsonio import loads_exact
 from ledger_service.service import LedgerService
 from ledger_service.store.models import BatchRow, ReadingRow
-from supet.cli.lots import package_json
 
 __all__ = ["certification_package"]
 

@@ -19,6 +19,7 @@ from eth_account.signers.local import LocalAccount
 from support import TestConsortium
 
 from contracts.anvil import AnvilNode
+from contracts.certification_package import load_package, package_json
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import Deployment, deploy_suite
 from contracts.lots import (
@@ -36,7 +37,7 @@ from contracts.lots import (
 from device_attestation.merkle import MerkleTree
 from device_attestation.sdk import DeviceSigner, Submission
 from supet.cli import main
-from supet.cli.lots import load_package, package_json, parse_metric
+from supet.cli.lots import parse_metric
 
 pytestmark = pytest.mark.anvil
 

@@ -15,11 +15,11 @@ from types import ModuleType
 from fastapi.testclient import TestClient
 from support import TestConsortium
 
+from contracts.certification_package import load_package
 from contracts.chain import dev_accounts
 from contracts.lots import QualityCertifierClient
 from device_attestation.reading import Reading, reading_struct
 from ledger_service.service import LedgerService
-from supet.cli.lots import load_package
 
 URL = "/v1/lots/{}/certification-package"
 
