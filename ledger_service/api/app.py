@@ -12,7 +12,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger_service.api.models import BatchIn, SubmissionIn
 from ledger_service.api.responses import FastJSONResponse
-from ledger_service.api.routes import auth, certification, devices, lots, lots_epcis, readings, system
+from ledger_service.api.routes import (
+    auth,
+    certification,
+    devices,
+    lots,
+    lots_epcis,
+    parties,
+    readings,
+    system,
+)
 from ledger_service.config import Settings
 from ledger_service.errors import AuthError, LedgerError, NotFound, StoreError
 from ledger_service.service import LedgerService
@@ -45,6 +54,7 @@ def create_app(settings: Settings | None = None, *, service: LedgerService | Non
     app.include_router(lots.router)
     app.include_router(lots_epcis.router)
     app.include_router(certification.router)
+    app.include_router(parties.router)
 
     @app.exception_handler(LedgerError)
     async def _ledger_error(_: Request, exc: LedgerError) -> JSONResponse:
