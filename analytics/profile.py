@@ -152,7 +152,13 @@ def columns_from_readings(readings: Iterable[Mapping[str, Any]], factory: Factor
             )
         dev.append(i)
         ts.append(int(t))
-        state.append(int(m[METRIC_STATE]))
+        st = m[METRIC_STATE]
+        if st not in (STATE_OFF, STATE_RUNNING, STATE_UNPLANNED):
+            raise ProfileError(
+                f"reading {device_id}@{t}: state {st!r} is not 0 (off), 1 (running) or 2 (unplanned stop)",
+                code="profile.state",
+            )
+        state.append(int(st))
         good.append(float(m.get(METRIC_GOOD, 0)))
         rework.append(float(m.get(METRIC_REWORK, 0)))
         defect.append(float(m.get(METRIC_DEFECT, 0)))
@@ -469,10 +475,13 @@ def build_profile(
     inventory_days = (sellable - delivered) / avg_daily_delivered if avg_daily_delivered > 0 else None
 
     due = [o for o in orders if start <= o.due <= end]
+    by_order: dict[str, list[Delivery]] = {}
+    for dl in deliveries:
+        by_order.setdefault(dl.order_id, []).append(dl)
     ok = 0
     for o in due:
         deadline = day_start_ms(o.due) + DAY_MS
-        got = sum(d.quantity for d in deliveries if d.order_id == o.order_id and d.delivered_ms < deadline)
+        got = sum(dl.quantity for dl in by_order.get(o.order_id, ()) if dl.delivered_ms < deadline)
         ok += got >= o.quantity
     coverage = readings / expected
     dev_read = mat[:, :, 7].sum(axis=0)

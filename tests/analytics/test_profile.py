@@ -167,6 +167,7 @@ def test_incremental_equals_full() -> None:
     ("objs", "code"),
     [
         ([reading("A", D1, 0, state=3)], "profile.state"),
+        ([reading("A", D1, 0, state=1.5, ideal_rate_uph=1)], "profile.state"),
         ([reading("A", D1, 0, state=1, good_units=1)], "profile.ideal_rate"),
         ([reading("A", D2, 0, state=0)], "profile.outside_day"),
         ([reading("Z", D1, 0, state=0)], "profile.unknown_device"),
