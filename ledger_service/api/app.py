@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from contracts.errors import ChainError
 from ledger_service.api.models import BatchIn, SubmissionIn
 from ledger_service.api.responses import FastJSONResponse
 from ledger_service.api.routes import (
@@ -58,7 +59,7 @@ def create_app(settings: Settings | None = None, *, service: LedgerService | Non
 
     @app.exception_handler(LedgerError)
     async def _ledger_error(_: Request, exc: LedgerError) -> JSONResponse:
-        status = (
+        status = getattr(exc, "http_status", None) or (
             404
             if isinstance(exc, NotFound)
             else 403
@@ -66,6 +67,18 @@ def create_app(settings: Settings | None = None, *, service: LedgerService | Non
             else (503 if isinstance(exc, StoreError) else 400)
         )
         return FastJSONResponse({"error": {"code": exc.code, "message": exc.message}}, status_code=status)
+
+    @app.exception_handler(ChainError)
+    async def _chain_error(_: Request, exc: ChainError) -> JSONResponse:
+        return FastJSONResponse(
+            {
+                "error": {
+                    "code": exc.code,
+                    "message": f"the chain is unreachable ({exc.message}); retry later",
+                }
+            },
+            status_code=503,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

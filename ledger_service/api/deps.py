@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from ledger_service.auth import ENROLLER, AuthenticatedParty, current_party, require_role
 from ledger_service.service import LedgerService
@@ -21,3 +21,15 @@ ServiceDep = Annotated[LedgerService, Depends(get_service)]
 CurrentParty = Annotated[AuthenticatedParty, Depends(current_party)]
 #: The calling party, if the chain says (now) it may enroll devices; 401/403 otherwise.
 EnrollerParty = Annotated[AuthenticatedParty, Depends(require_role(ENROLLER))]
+
+#: A lot id in a path: as opened on chain and carried by readings (no control characters).
+LotIdPath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=256,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="The lot id as opened on chain and carried by readings.",
+        examples=["LOT-2026-0001"],
+    ),
+]

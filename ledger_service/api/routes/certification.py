@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from contracts.errors import ChainError
-from ledger_service.api.deps import ServiceDep
+from ledger_service.api.deps import LotIdPath, ServiceDep
 from ledger_service.api.models import ErrorEnvelope
 from ledger_service.api.responses import FastJSONResponse
 from ledger_service.certification import certification_package
@@ -92,23 +91,8 @@ class CertificationPackageOut(BaseModel):
     },
 )
 def get_certification_package(
-    lot_id: Annotated[
-        str,
-        Path(
-            min_length=1,
-            max_length=256,
-            pattern=r"^[^\x00-\x1f\x7f]+$",
-            description="The lot id as opened on chain and carried by readings.",
-            examples=["LOT-2026-0001"],
-        ),
-    ],
+    lot_id: LotIdPath,
     service: ServiceDep,
 ) -> Any:
-    try:
-        package = certification_package(service, lot_id)
-    except ChainError as e:
-        return FastJSONResponse(
-            {"error": {"code": e.code, "message": f"the chain is unreachable: {e}; retry later"}},
-            status_code=503,
-        )
+    package = certification_package(service, lot_id)
     return FastJSONResponse(package)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from contracts.errors import ChainError
-from ledger_service.api.deps import ServiceDep
+from ledger_service.api.deps import LotIdPath, ServiceDep
 from ledger_service.api.models import ErrorEnvelope
 from ledger_service.api.responses import FastJSONResponse
 from ledger_service.lots import MAX_LIMIT, lot_timeline
@@ -151,27 +150,12 @@ class LotHistoryOut(BaseModel):
     },
 )
 def get_lot_history(
-    lot_id: Annotated[
-        str,
-        Path(
-            min_length=1,
-            max_length=256,
-            pattern=r"^[^\x00-\x1f\x7f]+$",
-            description="The lot id as opened on chain and carried by readings.",
-            examples=["LOT-2026-0001"],
-        ),
-    ],
+    lot_id: LotIdPath,
     service: ServiceDep,
     cursor: Annotated[
         str | None, Query(max_length=512, description="The `next_cursor` of the previous page.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
 ) -> Any:
-    try:
-        page = lot_timeline(service, lot_id, cursor=cursor, limit=limit)
-    except ChainError as e:
-        return FastJSONResponse(
-            {"error": {"code": e.code, "message": f"the chain is unreachable: {e}; retry later"}},
-            status_code=503,
-        )
+    page = lot_timeline(service, lot_id, cursor=cursor, limit=limit)
     return FastJSONResponse(page.to_json_obj())

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 
-from contracts.errors import ChainError
-from ledger_service.api.deps import ServiceDep
+from ledger_service.api.deps import LotIdPath, ServiceDep
 from ledger_service.api.responses import FastJSONResponse
 from ledger_service.epcis import EPCIS_CONTEXT, SUPET_NS
 from ledger_service.lot_epcis import lot_epcis_document
@@ -104,23 +103,8 @@ class EpcisResponse(FastJSONResponse):
     },
 )
 def get_lot_epcis(
-    lot_id: Annotated[
-        str,
-        Path(
-            min_length=1,
-            max_length=256,
-            pattern=r"^[^\x00-\x1f\x7f]+$",
-            description="The lot id as opened on chain and carried by readings.",
-            examples=["LOT-2026-0001"],
-        ),
-    ],
+    lot_id: LotIdPath,
     service: ServiceDep,
 ) -> Any:
-    try:
-        document = lot_epcis_document(service, lot_id)
-    except ChainError as e:
-        return FastJSONResponse(
-            {"error": {"code": e.code, "message": f"the chain is unreachable: {e}; retry later"}},
-            status_code=503,
-        )
+    document = lot_epcis_document(service, lot_id)
     return EpcisResponse(document)

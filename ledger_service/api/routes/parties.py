@@ -8,7 +8,6 @@ from eth_utils import is_address, to_checksum_address
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
-from contracts.errors import ChainError
 from contracts.participants import PARTY_ROLES, ParticipantRegistryClient, id_name
 from ledger_service.api.deps import ServiceDep
 from ledger_service.api.models import ErrorEnvelope
@@ -64,27 +63,21 @@ def admission(
             status_code=404,
         )
     party = to_checksum_address(address)
-    try:
-        registry = ParticipantRegistryClient(service.chain, service.deployment)
-        suspension = registry.suspension(party)
-        roles = []
-        for name, role in PARTY_ROLES.items():
-            status = registry.why_not_admitted(party, role)
-            roles.append(
-                {
-                    "role": name,
-                    "admitted": status.admitted,
-                    "reason": status.reason.name,
-                    "explanation": status.explain(),
-                    "topic": id_name(status.topic) if any(status.topic) else None,
-                    "approvals": status.approvals,
-                    "needed": status.needed,
-                }
-            )
-    except ChainError as e:
-        return FastJSONResponse(
-            {"error": {"code": e.code, "message": f"the chain is unreachable: {e}; retry later"}},
-            status_code=503,
+    registry = ParticipantRegistryClient(service.chain, service.deployment)
+    suspension = registry.suspension(party)
+    roles = []
+    for name, role in PARTY_ROLES.items():
+        status = registry.why_not_admitted(party, role)
+        roles.append(
+            {
+                "role": name,
+                "admitted": status.admitted,
+                "reason": status.reason.name,
+                "explanation": status.explain(),
+                "topic": id_name(status.topic) if any(status.topic) else None,
+                "approvals": status.approvals,
+                "needed": status.needed,
+            }
         )
     return FastJSONResponse(
         {
