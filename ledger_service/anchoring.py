@@ -44,6 +44,20 @@ CLOSED, SUBMITTED, ANCHORED = "closed", "submitted", "anchored"
 
 
 @dataclass(frozen=True, slots=True)
+class BatchConfirmed:
+    """A batch's anchoring was confirmed (what metrics and logs are told)."""
+
+    batch_id: int
+    chain_batch_id: int
+    root: bytes
+    count: int
+    tx_hash: str
+    block_number: int
+    oldest_received_ms: int
+    anchored_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class AnchorStats:
     pending_readings: int
     closed_batches: int
@@ -104,6 +118,8 @@ class AnchoringWorker:
         self.reorg_check_interval = 2.0
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
+        #: Told of each confirmed anchoring (metrics); must not raise.
+        self.on_anchored: Callable[[BatchConfirmed], None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -201,6 +217,26 @@ class AnchoringWorker:
             submitted_batches=int(counts.get(SUBMITTED, 0)),
             anchored_batches=int(counts.get(ANCHORED, 0)),
         )
+
+    def backlog(self) -> int:
+        """Readings committed but not yet anchored: not in a batch yet, or in an unconfirmed one.
+
+        The not-yet-batched part comes from the writer's reports when known (no query)."""
+        with self._pending_lock:
+            pending = self._pending
+        with Session(self.engine) as s:
+            if pending is None:
+                pending = int(
+                    s.exec(
+                        select(func.count()).select_from(ReadingRow).where(col(ReadingRow.batch_id).is_(None))
+                    ).one()
+                )
+            unconfirmed = s.exec(
+                select(func.coalesce(func.sum(col(BatchRow.count)), 0)).where(
+                    col(BatchRow.status) != ANCHORED
+                )
+            ).one()
+        return pending + int(unconfirmed)
 
     # ------------------------------------------------------------------ closing
 
@@ -366,12 +402,36 @@ class AnchoringWorker:
             gas_used=int(receipt["gasUsed"]),
             last_error=None,
         )
+        confirmed = BatchConfirmed(
+            batch_id=int(b.id or 0),
+            chain_batch_id=int(ours[0]["args"]["batchId"]),
+            root=b.root,
+            count=b.count,
+            tx_hash=b.tx_hash,
+            block_number=int(receipt["blockNumber"]),
+            oldest_received_ms=b.oldest_received_ms,
+            anchored_ms=now,
+        )
         log.info(
             "anchored batch %d as chain batch %s in block %s",
             b.id,
-            ours[0]["args"]["batchId"],
-            receipt["blockNumber"],
+            confirmed.chain_batch_id,
+            confirmed.block_number,
+            extra={
+                "event": "batch.anchored",
+                "batch": confirmed.batch_id,
+                "chain_batch": confirmed.chain_batch_id,
+                "root": "0x" + b.root.hex(),
+                "count": b.count,
+                "tx": b.tx_hash,
+                "block": confirmed.block_number,
+            },
         )
+        if self.on_anchored is not None:
+            try:
+                self.on_anchored(confirmed)
+            except Exception:
+                log.exception("on_anchored failed")
 
     def _adopt(self, b: BatchRow, chain_batch_id: int, now: int) -> None:
         """The root is on chain already (an earlier send landed): record that anchoring."""

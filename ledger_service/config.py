@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     registry_poll_seconds: Annotated[float, Field(ge=0)] = 2.0
     #: Start the anchoring worker inside the service.
     anchoring: bool = True
+    #: How often chain, database and broker are probed for /metrics (0: only when /readyz asks).
+    health_interval_seconds: Annotated[float, Field(ge=0, le=3_600)] = 5.0
+    #: Log lines as ``json`` (one object per line, for log shippers) or ``text`` (for people).
+    log_format: Literal["json", "text"] = "text"
+    #: Log level of the service's loggers: debug, info, warning, error.
+    log_level: Literal["debug", "info", "warning", "error", "DEBUG", "INFO", "WARNING", "ERROR"] = "info"
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:

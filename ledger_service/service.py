@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -18,6 +18,8 @@ from ledger_service.config import Environment, Settings
 from ledger_service.errors import ConfigError
 from ledger_service.ingest.committer import Committer
 from ledger_service.ingest.pipeline import IngestPipeline
+from ledger_service.logs import log_rejections
+from ledger_service.metrics import HealthMonitor, LedgerMetrics
 from ledger_service.mqtt import MqttBridge
 from ledger_service.registry_cache import RegistryCache
 from ledger_service.store.engine import create_schema, make_engine
@@ -42,6 +44,32 @@ class LedgerService:
     started: bool = False
     #: MQTT ingest, when ``settings.mqtt_url`` is set.
     mqtt: MqttBridge | None = None
+    #: Prometheus metrics (a registry of this service's own) and component health.
+    metrics: LedgerMetrics = field(default_factory=LedgerMetrics)
+    #: Probes chain, database and broker (background thread while started; on demand for readiness).
+    monitor: HealthMonitor | None = None
+
+    def __post_init__(self) -> None:
+        m = self.metrics
+        self.pipeline.observers.append(lambda _objs, results, source: m.observe_ingest(results, source))
+        self.pipeline.observers.append(log_rejections)
+        self.anchoring.on_anchored = lambda ev: m.observe_anchored(
+            count=ev.count, oldest_received_ms=ev.oldest_received_ms, anchored_ms=ev.anchored_ms
+        )
+        m.bind_backlog(self.anchoring.backlog)
+        mqtt = self.mqtt
+        m.bind_broker((lambda: mqtt.connected) if mqtt is not None else None)
+        signer = self.anchor_signer.address
+        self.monitor = HealthMonitor(
+            m,
+            chain_block=self.chain.block_number,
+            database=self._database_probe,
+            broker=mqtt.status if mqtt is not None else None,
+            signer_balance=lambda: int(
+                self.chain.request(lambda: self.chain.w3.eth.get_balance(signer), context="signer balance")
+            ),
+            interval=self.settings.health_interval_seconds,
+        )
 
     @classmethod
     def build(
@@ -133,11 +161,15 @@ class LedgerService:
             self.anchoring.start()
         if self.mqtt is not None:
             self.mqtt.start()
+        if self.monitor is not None:
+            self.monitor.start()
         self.started = True
 
     def stop(self) -> None:
         if not self.started:
             return
+        if self.monitor is not None:
+            self.monitor.stop()
         if self.mqtt is not None:
             self.mqtt.stop()  # first: it feeds the pipeline
         self.anchoring.stop()
@@ -145,23 +177,31 @@ class LedgerService:
         self.pipeline.stop()
         self.started = False
 
+    def _database_probe(self) -> None:
+        with Session(self.engine) as s:
+            s.exec(select(func.count()).select_from(ReadingRow)).one()  # type: ignore[call-overload]
+
     def readiness(self) -> dict[str, object]:
-        """What readiness reports: database, chain, registry mirror, MQTT ingest."""
+        """What readiness reports: database, chain, registry mirror, MQTT ingest, checked now.
+
+        ``components`` gives each of chain, database and broker as ``{state, since_ms, detail,
+        last_ok_ms}`` (``since_ms``: when it entered that state, as far as this process saw).
+        """
+        assert self.monitor is not None
+        states = self.monitor.probe()
         checks: dict[str, object] = {}
-        try:
-            with Session(self.engine) as s:
-                s.exec(select(func.count()).select_from(ReadingRow)).one()  # type: ignore[call-overload]
-            checks["database"] = "ok"
-        except Exception as e:
-            checks["database"] = f"error: {type(e).__name__}"
-        try:
-            checks["chain_block"] = self.chain.block_number()
+        db = states["database"]
+        checks["database"] = "ok" if db.state == "ok" else f"error: {db.detail}"
+        chain = states["chain"]
+        if chain.state == "ok":
+            checks["chain_block"] = self.monitor.last_block
             checks["chain"] = "ok"
-        except ChainError as e:
-            checks["chain"] = f"error: {e}"
+        else:
+            checks["chain"] = f"error: {chain.detail}"
         checks["registry_devices"] = len(self.registry)
         checks["anchoring_error"] = self.anchoring.last_error
         checks["mqtt"] = self.mqtt.status() if self.mqtt is not None else "disabled"
+        checks["components"] = {name: st.to_json_obj() for name, st in sorted(states.items())}
         return checks
 
 

@@ -1,5 +1,26 @@
-"""The HTTP API (FastAPI)."""
+"""The HTTP API (FastAPI), with request ids and per-route metrics around it."""
 
-from ledger_service.api.app import create_app
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from ledger_service.api.app import create_app as _create_app
+from ledger_service.config import Settings
+from ledger_service.logs import RequestIdMiddleware
+from ledger_service.metrics import LedgerMetrics, MetricsMiddleware
+from ledger_service.service import LedgerService
 
 __all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None, *, service: LedgerService | None = None) -> FastAPI:
+    """The app (:func:`ledger_service.api.app.create_app`), timed per route, tagged with request ids."""
+    app = _create_app(settings, service=service)
+
+    def metrics() -> LedgerMetrics | None:
+        svc = getattr(app.state, "service", None)
+        return svc.metrics if svc is not None else None
+
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(RequestIdMiddleware)  # outermost: ids cover everything
+    return app

@@ -71,6 +71,8 @@ class IngestPipeline:
         self.rejections: Counter[str] = Counter()
         self.accepted = 0
         self._stats_lock = threading.Lock()
+        #: Called after each submit with (submissions, results, source): metrics and logs.
+        self.observers: list[Callable[[Sequence[Any], list[ItemResult], str], None]] = []
 
     def start(self) -> None:
         if self.settings.verify_workers > 0 and self._pool is None:
@@ -127,6 +129,11 @@ class IngestPipeline:
         final = [r for r in results if r is not None]
         assert len(final) == len(objs)
         self._count(final)
+        for observe in self.observers:
+            try:
+                observe(objs, final, source)
+            except Exception:  # observing must never fail an acknowledged submission
+                log.exception("ingest observer failed")
         return final
 
     def _route(self, obj: Any) -> tuple[str, Any] | None:

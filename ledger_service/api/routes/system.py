@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 
 from ledger_service.api.deps import ServiceDep
 from ledger_service.api.models import DeploymentOut
 from ledger_service.api.responses import FastJSONResponse
+from ledger_service.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["system"])
 
@@ -42,7 +44,9 @@ def healthz() -> dict[str, str]:
     description=(
         "Ready (200) while the database answers and, when MQTT ingest is configured, the broker is "
         "connected: readings can be acknowledged. The chain is reported too; while it is unreachable the "
-        "service stays ready (ingest does not need it) but says `degraded`: anchoring waits and retries."
+        "service stays ready (ingest does not need it) but says `degraded`: anchoring waits and retries. "
+        "`components` gives chain, database and broker each as `{state, since_ms, detail, last_ok_ms}`: "
+        "`state` is `ok`, `down` or `disabled`, `since_ms` when it entered that state."
     ),
     responses={503: {"description": "Not ready: the database or the broker is down."}},
 )
@@ -52,3 +56,14 @@ def readyz(service: ServiceDep) -> Any:
     ok = checks.get("database") == "ok" and mqtt in ("ok", "disabled")
     degraded = checks.get("chain") != "ok"
     return FastJSONResponse({"ready": ok, "degraded": degraded, **checks}, status_code=200 if ok else 503)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    description="The service's metrics in the Prometheus text format (see docs/deployment.md).",
+    response_class=Response,
+    include_in_schema=True,
+)
+def metrics(service: ServiceDep) -> Response:
+    return Response(service.metrics.render(), media_type=CONTENT_TYPE)
