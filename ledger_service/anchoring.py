@@ -315,7 +315,13 @@ class AnchoringWorker:
             # nothing left: known empty; something left: its age is unknown, so ask next time
             self._pending = 0 if left <= 0 else None
             self._oldest_pending_ms = None
-        log.info("closed batch %d: %d readings, root 0x%s", batch_id, len(rows), root.hex())
+        log.info(
+            "closed batch %d: %d readings, root 0x%s",
+            batch_id,
+            len(rows),
+            root.hex(),
+            extra={"event": "batch.closed", "batch": batch_id, "count": len(rows), "root": "0x" + root.hex()},
+        )
         return batch_id
 
     # ------------------------------------------------------------------ sending and confirming
@@ -445,6 +451,19 @@ class AnchoringWorker:
             self._failed(b, now, "root reported anchored but no BatchAnchored event found")
             return
         ev = logs[-1]
+        log.info(
+            "batch %d: root already anchored as chain batch %d (tx %s): adopting it",
+            b.id,
+            chain_batch_id,
+            HexBytes(ev["transactionHash"]).to_0x_hex(),
+            extra={
+                "event": "batch.adopted",
+                "batch": b.id,
+                "chain_batch": chain_batch_id,
+                "root": "0x" + b.root.hex(),
+                "tx": HexBytes(ev["transactionHash"]).to_0x_hex(),
+            },
+        )
         self._update(
             b.id,
             status=SUBMITTED,
@@ -459,7 +478,18 @@ class AnchoringWorker:
         backoff = min(60_000, 500 * 2 ** min(attempts - 1, 10))
         self.last_error = error
         log.warning(
-            "batch %d: anchoring attempt %d failed (%s); next in %d ms", b.id, attempts, error, backoff
+            "batch %d: anchoring attempt %d failed (%s); next in %d ms",
+            b.id,
+            attempts,
+            error,
+            backoff,
+            extra={
+                "event": "batch.anchor_failed",
+                "batch": b.id,
+                "attempts": attempts,
+                "error": error[:500],
+                "retry_ms": backoff,
+            },
         )
         self._update(b.id, attempts=attempts, next_attempt_ms=now + backoff, last_error=error[:2000])
 

@@ -200,7 +200,12 @@ class Committer:
         try:
             outcomes = self._write(flat)
         except SQLAlchemyError as e:
-            log.error("store write failed, %d submissions refused: %s", len(flat), e)
+            log.error(
+                "store write failed, %d submissions refused: %s",
+                len(flat),
+                e,
+                extra={"event": "store.write_failed", "refused": len(flat), "error": str(e)[:500]},
+            )
             self._heads.clear()
             refusal = (
                 "store.unavailable",

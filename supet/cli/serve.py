@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 import typer
@@ -11,7 +10,10 @@ import typer
 def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port.", min=1, max=65535)] = 8000,
-    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning, error.")] = "info",
+    log_level: Annotated[
+        str | None,
+        typer.Option("--log-level", help="debug, info, warning, error (default: $SUPET_LOG_LEVEL)."),
+    ] = None,
 ) -> None:
     """Run the ledger service. Configure it with SUPET_* environment variables or a .env file.
 
@@ -24,7 +26,10 @@ def serve(
 
     from ledger_service.api import create_app
     from ledger_service.config import Settings
+    from ledger_service.logs import configure_logging
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings()  # validated now: a bad setting stops here with a clear error
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, workers=1)
+    level = (log_level or settings.log_level).lower()
+    configure_logging(settings.log_format, level)  # SUPET_LOG_FORMAT=json: one JSON object per line
+    # log_config=None: uvicorn's own loggers go through the same (JSON or text) handler
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=level, log_config=None, workers=1)
