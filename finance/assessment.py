@@ -1,0 +1,240 @@
+"""One credit assessment: score, PD, grade, limit and the reasons, from a profile or features.
+
+:func:`assess` reads the features off a :class:`~analytics.profile.FactoryProfile` (or takes
+:class:`~finance.features.CreditFeatures` / a mapping), scores them with a
+:class:`~finance.scorecard.ScorecardModel` (default: the packaged model), maps the PD to the master
+scale, applies the limit rule and names the top factors.
+
+**Reasons.** A feature's *cost* is the points its bin scores below the best bin of that feature
+(what the factory would gain if that feature were at its best). The reasons are the (at most)
+three features with the highest cost, of at least one point, highest first (ties: the model's
+feature order), each in words: "On-time-in-full delivery of 62% is low (costs 38 points)",
+"No order fell due in the period, so on-time-in-full delivery is unknown (costs 9 points)".
+
+:meth:`CreditAssessment.to_json_obj` is canonical (:func:`analytics.commitment.canonical_json`);
+:func:`commit_assessment` binds it to its input digests, the model version and the policy.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Final
+
+from analytics.commitment import Commitment, ModelId, commit
+from analytics.profile import FactoryProfile
+from finance.errors import CreditModelError
+from finance.features import CreditFeatures, features_from_profile
+from finance.rating import MASTER_SCALE, LimitDecision, LimitPolicy, MasterScale, credit_limit
+from finance.scorecard import MODEL_NAME, FeatureTable, ScorecardModel, load_default_model
+
+__all__ = [
+    "MAX_REASONS",
+    "CreditAssessment",
+    "CreditModelError",
+    "Reason",
+    "assess",
+    "commit_assessment",
+]
+
+#: Reasons given per assessment.
+MAX_REASONS: Final = 3
+#: A feature costing less than this many points is not a reason.
+MIN_REASON_POINTS: Final = 1.0
+_CURRENCY: Final = re.compile(r"^[A-Z]{3}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One factor that lowered the score.
+
+    @param feature the feature
+    @param value   its value (None = missing)
+    @param cost    points below the feature's best bin
+    @param text    the reason in a loan officer's words
+    """
+
+    feature: str
+    value: float | str | None
+    cost: float
+    text: str
+
+    def to_json_obj(self) -> dict[str, Any]:
+        return {"feature": self.feature, "value": self.value, "cost": self.cost, "text": self.text}
+
+
+def _value_text(table: FeatureTable, value: Any, currency: str) -> str:
+    unit = table.spec.unit
+    if unit == "share":
+        return f"{value * 100:.0f}%"
+    if unit == "trend":
+        return f"{value * 100:+.1f}% of capacity a month"
+    if unit == "days":
+        return f"{value:.0f} days of deliveries"
+    if unit == "units_per_day":
+        return f"{value:,.0f} units/day"
+    if unit == "money":
+        return f"{value:,.0f} {currency}"
+    if unit == "category":
+        return f"'{value}'"
+    return f"{value:g}" if isinstance(value, int | float) else f"'{value}'"
+
+
+def reason_text(table: FeatureTable, value: Any, cost: float, currency: str) -> str:
+    """The words of one reason (see the module docstring)."""
+    pts = f"costs {round(cost):d} point{'s' if round(cost) != 1 else ''}"
+    spec = table.spec
+    if value is None:
+        return f"{spec.missing_text or spec.label + ' is unknown'} ({pts})"
+    v = _value_text(table, value, currency)
+    if spec.dtype == "categorical":
+        return f"{spec.label} is {v} ({pts})"
+    if spec.higher_is_better is None:
+        return f"{spec.label} of {v} ({pts})"
+    word = "low" if spec.higher_is_better else "high"
+    if spec.unit == "trend":
+        word = "weak"
+    elif spec.unit in ("money", "units_per_day"):
+        word = "small"
+    return f"{spec.label} of {v} is {word} ({pts})"
+
+
+@dataclass(frozen=True, slots=True)
+class CreditAssessment:
+    """The result of :func:`assess` (amounts in ``currency``, PD over 12 months)."""
+
+    subject: str | None
+    period: tuple[str, str] | None
+    features: CreditFeatures
+    points: Mapping[str, float]
+    score: float
+    pd: float
+    grade: str
+    grade_rank: int
+    limit: int
+    limit_decision: LimitDecision
+    currency: str
+    annual_revenue: float
+    thin: bool
+    reasons: tuple[Reason, ...]
+    model_name: str
+    model_version: str
+    policy: LimitPolicy
+
+    def to_json_obj(self) -> dict[str, Any]:
+        """The assessment as a JSON object (canonical through ``canonical_json``)."""
+        return {
+            "schema": "supet.credit-assessment.v1",
+            "subject": self.subject,
+            "period": list(self.period) if self.period else None,
+            "features": self.features.to_json_obj(),
+            "points": dict(self.points),
+            "score": self.score,
+            "pd": self.pd,
+            "grade": self.grade,
+            "grade_rank": self.grade_rank,
+            "limit": self.limit,
+            "limit_decision": self.limit_decision.to_json_obj(),
+            "currency": self.currency,
+            "annual_revenue": self.annual_revenue,
+            "thin": self.thin,
+            "reasons": [r.to_json_obj() for r in self.reasons],
+            "model": {"name": self.model_name, "version": self.model_version},
+            "policy": self.policy.to_json_obj(),
+        }
+
+
+def assess(
+    subject: FactoryProfile | CreditFeatures | Mapping[str, Any],
+    model: ScorecardModel | None = None,
+    *,
+    price: float | None = None,
+    revenue: float | None = None,
+    lgd: float | None = None,
+    currency: str = "EUR",
+    policy: LimitPolicy | None = None,
+    scale: MasterScale = MASTER_SCALE,
+) -> CreditAssessment:
+    """Assess one factory.
+
+    @param subject  a profile (then give ``price`` per delivered unit or annual ``revenue``), or
+                    the features themselves (a :class:`CreditFeatures` or a name -> value mapping)
+    @param model    the scorecard (default: the packaged model)
+    @param lgd      loss given default (overrides ``policy.lgd``; default 0.45)
+    @param currency ISO 4217 code of the price, revenue and limit
+    @raise CreditModelError ``credit.input.*`` for bad input (NaN, negative revenue, unknown feature,
+           a price given with features), ``credit.policy`` for an incoherent policy
+    """
+    model = model or load_default_model()
+    if not isinstance(currency, str) or not _CURRENCY.match(currency):
+        raise CreditModelError(f"currency {currency!r} is not an ISO 4217 code", code="credit.input.range")
+    policy = policy or LimitPolicy()
+    if lgd is not None:
+        policy = replace(policy, lgd=lgd)
+    subject_id: str | None = None
+    period: tuple[str, str] | None = None
+    if isinstance(subject, FactoryProfile):
+        features = features_from_profile(subject, price=price, revenue=revenue)
+        subject_id, period = subject.factory_id, (subject.start.isoformat(), subject.end.isoformat())
+    else:
+        if price is not None or revenue is not None:
+            raise CreditModelError(
+                "price and revenue go with a profile; features carry annual_revenue themselves",
+                code="credit.input.conflict",
+            )
+        if isinstance(subject, CreditFeatures):
+            features = subject
+        elif isinstance(subject, Mapping):
+            model.check_inputs(list(subject))
+            features = CreditFeatures.from_mapping(subject)
+        else:
+            raise CreditModelError(
+                f"cannot assess a {type(subject).__name__}; give a FactoryProfile or features",
+                code="credit.input.type",
+            )
+    values = features.as_dict()
+    points = model.points(values)
+    score = round(sum(points.values()), 2)
+    pd = float(model.pd(score))
+    grade = scale.grade(pd)
+    decision = credit_limit(
+        annual_revenue=features.annual_revenue, pd=pd, grade=grade, thin=features.thin, policy=policy
+    )
+    costs = [(round(t.best_points - points[t.name], 2), i, t) for i, t in enumerate(model.features)]
+    costs = [c for c in costs if c[0] >= MIN_REASON_POINTS]
+    costs.sort(key=lambda c: (-c[0], c[1]))
+    reasons = tuple(
+        Reason(t.name, values[t.name], cost, reason_text(t, values[t.name], cost, currency))
+        for cost, _, t in costs[:MAX_REASONS]
+    )
+    return CreditAssessment(
+        subject=subject_id,
+        period=period,
+        features=features,
+        points=points,
+        score=score,
+        pd=pd,
+        grade=grade.name,
+        grade_rank=grade.rank,
+        limit=decision.limit,
+        limit_decision=decision,
+        currency=currency,
+        annual_revenue=features.annual_revenue,
+        thin=features.thin,
+        reasons=reasons,
+        model_name=MODEL_NAME,
+        model_version=model.model_version,
+        policy=policy,
+    )
+
+
+def commit_assessment(assessment: CreditAssessment, inputs: Sequence[bytes | str]) -> Commitment:
+    """Commit to an assessment: its canonical JSON, the digests of the readings / batch roots its
+    profile was built from, the model (name, version) and the limit policy."""
+    return commit(
+        assessment,
+        inputs,
+        ModelId(assessment.model_name, assessment.model_version),
+        {"policy": assessment.policy.to_json_obj(), "currency": assessment.currency},
+    )
