@@ -12,7 +12,14 @@ from typing import Any
 from contracts.errors import ArtifactError
 
 #: The contracts the suite deploys, in deployment order.
-SUITE = ("ReadingAnchor", "DeviceRegistry", "ParticipantRegistry", "LotRegistry", "QualityCertifier")
+SUITE = (
+    "ReadingAnchor",
+    "DeviceRegistry",
+    "ParticipantRegistry",
+    "LotRegistry",
+    "QualityCertifier",
+    "PurchaseOrders",
+)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -50,7 +50,7 @@ from contracts.participants import (
 )
 
 #: Contracts whose party writes the ParticipantRegistry gates, in the order they are switched.
-GATED_CONTRACTS: tuple[str, ...] = ("DeviceRegistry", "LotRegistry", "QualityCertifier")
+GATED_CONTRACTS: tuple[str, ...] = ("DeviceRegistry", "LotRegistry", "QualityCertifier", "PurchaseOrders")
 #: Limits of the ParticipantRegistry (``MAX_TOPICS``, ``MAX_ROLES_PER_ACTION``).
 MAX_TOPICS = 8
 MAX_ROLES_PER_ACTION = 16

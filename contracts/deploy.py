@@ -106,7 +106,11 @@ class Deployment:
 
 
 def deploy_suite(chain: Chain, deployer: LocalAccount, *, admin: str | None = None) -> Deployment:
-    """Deploy every contract of the suite; ``admin`` (default the deployer) gets the admin roles."""
+    """Deploy every contract of the suite; ``admin`` (default the deployer) gets the admin roles.
+
+    The finance contracts (PurchaseOrders, ...) come after every earlier one, so adding them moved no
+    address; they ask the ParticipantRegistry from the start.
+    """
     admin_address = to_checksum_address(admin or deployer.address)
     start_block = chain.block_number()
     nonce = chain.w3.eth.get_transaction_count(deployer.address, "pending")
@@ -140,8 +144,14 @@ def deploy_suite(chain: Chain, deployer: LocalAccount, *, admin: str | None = No
     gate = deploy_participant_registry(chain, deployer, deployment=core, admin=admin_address)
     addresses["ParticipantRegistry"] = gate
     addresses.update(deploy_supply_chain(chain, deployer, deployment=core, gate_address=gate))
+    # Finance, after every contract above (their addresses must not move).
+    from contracts.orders import deploy_purchase_orders
+
+    addresses["PurchaseOrders"] = deploy_purchase_orders(
+        chain, deployer, deployment=core, gate_address=gate, admin=admin_address
+    )
     return dataclasses.replace(
         core,
         contracts=addresses,
-        artifact_hashes={name: load_artifact(name).file_hash for name in SUITE},
+        artifact_hashes={name: load_artifact(name).file_hash for name in SUITE if name in addresses},
     )

@@ -134,6 +134,7 @@ ACTIONS: dict[str, ActionId] = {
         "supet.credit.publish",
         "supet.receivable.create",
         "supet.receivable.finance",
+        "supet.order.place",
     )
 }
 

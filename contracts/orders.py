@@ -1,0 +1,191 @@
+"""Typed client of the PurchaseOrders contract: orders a core enterprise places with its suppliers.
+
+- Orders are keyed by :func:`order_key` (``keccak256(utf8(order reference))``), so the buyer's own
+  order number (``"PO-2026-0042"``) finds the order again.
+- :class:`PurchaseOrdersClient`: :meth:`~PurchaseOrdersClient.place`, :meth:`~PurchaseOrdersClient.cancel`
+  and every view; :class:`PurchaseOrder` is an order as the contract holds it.
+- :func:`due_day` turns a UTC date into the contract's due day (days since 1970-01-01).
+- :func:`deploy_purchase_orders` deploys the contract next to a suite.
+
+Deliveries are not recorded here: they are accepted LotRegistry custody transfers to the buyer,
+matched to orders off chain by the analytics (on-time-in-full).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak, to_checksum_address
+from web3.types import BlockIdentifier
+
+from contracts.chain import Chain, TxResult
+from contracts.deploy import Deployment
+from contracts.errors import ContractsError, DeploymentError
+
+__all__ = [
+    "CONTRACT_NAME",
+    "PLACE_ACTION",
+    "InvalidOrder",
+    "PurchaseOrder",
+    "PurchaseOrdersClient",
+    "deploy_purchase_orders",
+    "due_day",
+    "order_key",
+]
+
+CONTRACT_NAME = "PurchaseOrders"
+#: The admission-gate action a buyer needs to place an order.
+PLACE_ACTION = keccak(b"supet.order.place")
+
+_ZERO_ADDRESS = "0x" + "00" * 20
+_EPOCH = date(1970, 1, 1)
+
+
+class InvalidOrder(ContractsError):
+    """An order reference or key is unusable (refused before anything reaches the chain)."""
+
+    code = "order.invalid"
+
+
+def order_key(reference: str) -> bytes:
+    """``keccak256(utf8(reference))``: the on-chain id of the order the buyer calls ``reference``."""
+    if not reference:
+        raise InvalidOrder("an order reference cannot be empty: use the buyer's order number")
+    return keccak(reference.encode("utf-8"))
+
+
+def due_day(day: date | datetime) -> int:
+    """Days since 1970-01-01 of ``day`` (a date, or an aware datetime taken in UTC)."""
+    if isinstance(day, datetime):
+        if day.tzinfo is None:
+            raise InvalidOrder(f"{day.isoformat()} has no time zone: pass an aware datetime or a date")
+        day = day.astimezone(UTC).date()
+    return (day - _EPOCH).days
+
+
+def _key(order: str | bytes) -> bytes:
+    if isinstance(order, str):
+        return order_key(order)
+    if len(order) != 32:
+        raise InvalidOrder(f"an order key is 32 bytes, got {len(order)}; pass the order reference as text")
+    return bytes(order)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PurchaseOrder:
+    """An order as the contract holds it (``cancelled_at`` 0 while it stands; times are block seconds)."""
+
+    key: bytes
+    buyer: str
+    supplier: str
+    gtin: int
+    quantity: int
+    due_day: int
+    placed_at: int
+    cancelled_at: int
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancelled_at != 0
+
+    @property
+    def due_date(self) -> date:
+        """The UTC day the order is due by the end of."""
+        return date.fromordinal(_EPOCH.toordinal() + self.due_day)
+
+
+class PurchaseOrdersClient:
+    """Reads and writes of one PurchaseOrders contract."""
+
+    def __init__(self, chain: Chain, address: str) -> None:
+        self.chain = chain
+        self.contract = chain.contract(CONTRACT_NAME, address)
+
+    @classmethod
+    def from_deployment(cls, chain: Chain, deployment: Deployment) -> PurchaseOrdersClient:
+        return cls(chain, deployment.address(CONTRACT_NAME))
+
+    @property
+    def address(self) -> str:
+        return str(self.contract.address)
+
+    # --- writes
+
+    def place(
+        self,
+        buyer: LocalAccount,
+        order: str | bytes,
+        *,
+        supplier: str,
+        gtin: int,
+        quantity: int,
+        due_day: int,
+    ) -> TxResult:
+        """Place ``order`` (its reference, or its 32-byte key) as ``buyer``; the contract checks the rest."""
+        fn = self.contract.functions.placeOrder(
+            _key(order), to_checksum_address(supplier), gtin, quantity, due_day
+        )
+        return self.chain.transact(fn, buyer)
+
+    def cancel(self, buyer: LocalAccount, order: str | bytes) -> TxResult:
+        """Cancel ``order``; only its buyer may, once."""
+        return self.chain.transact(self.contract.functions.cancelOrder(_key(order)), buyer)
+
+    # --- views
+
+    def exists(self, order: str | bytes) -> bool:
+        return bool(self.chain.call(self.contract.functions.exists(_key(order))))
+
+    def order(self, order: str | bytes, *, block: BlockIdentifier = "latest") -> PurchaseOrder:
+        """The order (``ContractRevert`` ``PurchaseOrdersUnknownOrder`` when there is none)."""
+        key = _key(order)
+        t = self.chain.call(self.contract.functions.order(key), block=block)
+        return PurchaseOrder(
+            key=key,
+            buyer=to_checksum_address(t[0]),
+            supplier=to_checksum_address(t[1]),
+            gtin=int(t[2]),
+            quantity=int(t[3]),
+            due_day=int(t[4]),
+            placed_at=int(t[5]),
+            cancelled_at=int(t[6]),
+        )
+
+    def orders_of_supplier(self, supplier: str) -> list[bytes]:
+        """Keys of every order placed with ``supplier``, oldest first (cancelled ones included)."""
+        fn = self.contract.functions.ordersOfSupplier(to_checksum_address(supplier))
+        return [bytes(k) for k in self.chain.call(fn)]
+
+    def orders_of_buyer(self, buyer: str) -> list[bytes]:
+        """Keys of every order ``buyer`` placed, oldest first (cancelled ones included)."""
+        fn = self.contract.functions.ordersOfBuyer(to_checksum_address(buyer))
+        return [bytes(k) for k in self.chain.call(fn)]
+
+    def admission_gate(self) -> str:
+        return to_checksum_address(self.chain.call(self.contract.functions.admissionGate()))
+
+
+def deploy_purchase_orders(
+    chain: Chain,
+    deployer: LocalAccount,
+    *,
+    deployment: Deployment,
+    gate_address: str,
+    admin: str | None = None,
+) -> str:
+    """Deploy a PurchaseOrders asking the gate at ``gate_address``; ``admin`` (default the deployer)
+    may replace the gate. Returns its address."""
+    if chain.chain_id != deployment.chain_id:
+        raise DeploymentError(
+            f"the deployment is for chain {deployment.chain_id} but the node serves chain "
+            f"{chain.chain_id}: deploy PurchaseOrders next to its suite"
+        )
+    gate = to_checksum_address(gate_address)
+    if gate == to_checksum_address(_ZERO_ADDRESS):
+        raise DeploymentError("PurchaseOrders needs an admission gate: deploy the participant registry first")
+    result = chain.deploy(CONTRACT_NAME, deployer, to_checksum_address(admin or deployer.address), gate)
+    if result.contract_address is None:  # pragma: no cover - a mined constructor always has an address
+        raise DeploymentError("the PurchaseOrders constructor was mined without a contract address")
+    return str(result.contract_address)
