@@ -25,6 +25,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SUPET_", env_file=".env", extra="ignore", frozen=True)
 
+    #: ``development`` or ``production``: production refuses placeholder secrets and the embedded chain.
     environment: Environment = Environment.DEVELOPMENT
     #: ``embedded`` (in-process chain, deployed at start) or a JSON-RPC URL.
     chain: str = "embedded"
@@ -102,3 +103,46 @@ class Settings(BaseSettings):
                 "SUPET_DEPLOYMENT is required with a JSON-RPC chain: the file `supet deploy` wrote"
             )
         return self
+
+
+def settings_markdown() -> str:
+    """The table of every setting (``SUPET_<NAME>``, default, meaning) for docs/deployment.md.
+
+    Generated from :class:`Settings` and the ``#:`` comments above its fields, so the guide cannot
+    drift from the code (a test compares them). Print it with ``python -m ledger_service.config``.
+    """
+    import inspect
+    import re
+
+    comments: dict[str, str] = {}
+    pending: list[str] = []
+    for line in inspect.getsource(Settings).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#:"):
+            pending.append(stripped[2:].strip())
+            continue
+        m = re.match(r"^    (\w+)\s*:", line)
+        if m and m.group(1) in Settings.model_fields:
+            comments[m.group(1)] = " ".join(pending)
+        if stripped:
+            pending = []
+    rows = ["| Setting | Default | Meaning |", "|---|---|---|"]
+    for name, info in Settings.model_fields.items():
+        default = info.default
+        if isinstance(default, SecretStr):
+            shown = "(placeholder)" if default.get_secret_value() else "(empty)"
+        elif isinstance(default, Environment):
+            shown = default.value
+        elif default is None:
+            shown = "(none)"
+        elif isinstance(default, bool):
+            shown = str(default).lower()
+        else:
+            shown = str(default)
+        meaning = comments.get(name, "").replace("``", "`").replace("|", "\\|")
+        rows.append(f"| `SUPET_{name.upper()}` | `{shown}` | {meaning} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(settings_markdown(), end="")

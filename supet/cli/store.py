@@ -79,3 +79,24 @@ def reconcile_cmd(
         typer.echo(report.render())
     if not report.consistent:
         raise typer.Exit(1)
+
+
+@app.command("migrate")
+def migrate_cmd(database: DatabaseOpt) -> None:
+    """Bring the store's schema to the newest version (Alembic migrations); run before upgrading.
+
+    The service also migrates at start; running this first, once, keeps several instances from
+    racing and lets a failed migration stop the upgrade before any instance is replaced.
+    """
+    from sqlalchemy import text
+
+    from ledger_service.store.engine import create_schema, make_engine
+
+    engine = make_engine(database)
+    try:
+        create_schema(engine)
+        with engine.connect() as conn:
+            revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+    finally:
+        engine.dispose()
+    typer.echo(f"schema at revision {revision}")

@@ -274,3 +274,23 @@ def test_chain_down_reported_but_ready(tmp_path: Path) -> None:
             node.start()
             wait_for(lambda: value(scrape(client), "supet_chain_up") == 1, timeout=10, what="chain back")
             assert client.get("/readyz").json()["degraded"] is False
+
+
+# ------------------------------------------------------------------------------------ the guide
+
+
+def test_deployment_guide_lists_every_setting() -> None:
+    """docs/deployment.md holds exactly the generated settings table: every field, current defaults."""
+    from ledger_service.config import settings_markdown
+
+    doc = (Path(__file__).parents[2] / "docs" / "deployment.md").read_text()
+    begin, end = "<!-- settings:begin -->\n", "<!-- settings:end -->"
+    assert begin in doc and end in doc
+    table = doc.split(begin, 1)[1].split(end, 1)[0]
+    assert table == settings_markdown(), "regenerate with: python -m ledger_service.config"
+    for name in Settings.model_fields:
+        assert f"| `SUPET_{name.upper()}` |" in table, name
+    # every metric the service exports is documented
+    exported = {f.name for f in text_string_to_metric_families(LedgerMetrics().render().decode())}
+    for name in exported - {n for n in exported if n.endswith("_created")}:
+        assert f"supet_{name.removeprefix('supet_')}" in doc, name
