@@ -314,6 +314,16 @@ class ScorecardModel:
     intercept: float
     scaling: Scaling
     training: Mapping[str, Any] = field(default_factory=dict)
+    _version: str = field(init=False, repr=False, compare=False, default="")
+
+    def __post_init__(self) -> None:
+        try:
+            version = "0x" + keccak(canonical_json(self.body())).hex()
+        except CommitmentError as e:
+            raise CreditModelError(
+                f"the model is not JSON-able: {e.message}", code="credit.model.invalid"
+            ) from e
+        object.__setattr__(self, "_version", version)
 
     def body(self) -> dict[str, Any]:
         """The model as a JSON object, without its version."""
@@ -329,8 +339,8 @@ class ScorecardModel:
 
     @property
     def model_version(self) -> str:
-        """``0x`` + keccak-256 of the canonical JSON of :meth:`body`."""
-        return "0x" + keccak(canonical_json(self.body())).hex()
+        """``0x`` + keccak-256 of the canonical JSON of :meth:`body` (computed once, on construction)."""
+        return self._version
 
     def to_json_obj(self) -> dict[str, Any]:
         """The model file's content: :meth:`body` plus ``model_version``."""
@@ -360,10 +370,7 @@ class ScorecardModel:
             )
         except (KeyError, TypeError, ValueError) as e:
             raise CreditModelError(f"malformed model file: {e!r}", code="credit.model.invalid") from e
-        try:
-            version = model.model_version
-        except CommitmentError as e:
-            raise CreditModelError(f"malformed model file: {e.message}", code="credit.model.invalid") from e
+        version = model.model_version
         if o.get("model_version") != version:
             raise CreditModelError(
                 f"model_version {o.get('model_version')} is not the hash of the model ({version}); "
