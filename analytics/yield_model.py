@@ -291,6 +291,8 @@ def fit_yield_model(
     *,
     line_id: str,
     params: YieldModelParams | None = None,
+    sample_weight: npt.NDArray[Any] | None = None,
+    groups: npt.NDArray[Any] | None = None,
 ) -> YieldModelResult:
     """Rank the yield drivers of one line, fit the model, score it, and recommend windows.
 
@@ -299,6 +301,10 @@ def fit_yield_model(
     @param names    one name per column
     @param line_id  the line's name (goes into the result)
     @param params   the knobs (defaults: :class:`YieldModelParams`)
+    @param sample_weight units each row stands for (aggregated data: one row per interval and outcome,
+                    weighted by its count); every fit, score and mean is weighted by it
+    @param groups   rows of one group (an interval's A-grade and non-A-grade rows) are kept on the same
+                    side of every split; the splits are then over groups and not stratified
     @return the frozen :class:`YieldModelResult`
     @raise YieldModelError for malformed data or parameters
     """
@@ -307,16 +313,42 @@ def fit_yield_model(
     y = np.asarray(y).astype(np.int64)
     _check(x, y, names, p)
     n, n_par = x.shape
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (n,) or not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
+        raise YieldModelError(
+            "sample_weight needs one finite, non-negative weight per row", code="analytics.yield_model.weights"
+        )
     idx = np.arange(n)
-    train, test = train_test_split(idx, test_size=p.test_fraction, random_state=p.seed, stratify=y)
-    fit, val = train_test_split(
-        train, test_size=p.validation_fraction, random_state=p.seed, stratify=y[train]
-    )
+    if groups is None:
+        train, test = train_test_split(idx, test_size=p.test_fraction, random_state=p.seed, stratify=y)
+        fit, val = train_test_split(
+            train, test_size=p.validation_fraction, random_state=p.seed, stratify=y[train]
+        )
+    else:
+        g = np.asarray(groups)
+        if g.shape != (n,):
+            raise YieldModelError("groups needs one label per row", code="analytics.yield_model.groups")
+        uniq = np.unique(g)
+        g_train, g_test = train_test_split(uniq, test_size=p.test_fraction, random_state=p.seed)
+        g_fit, g_val = train_test_split(g_train, test_size=p.validation_fraction, random_state=p.seed)
+        train, test = idx[np.isin(g, g_train)], idx[np.isin(g, g_test)]
+        fit, val = idx[np.isin(g, g_fit)], idx[np.isin(g, g_val)]
     train, test, fit, val = np.sort(train), np.sort(test), np.sort(fit), np.sort(val)
+    for part, name in ((test, "test"), (val, "validation")):
+        if set(np.unique(y[part]).tolist()) != {0, 1}:
+            raise YieldModelError(
+                f"the {name} split holds only one outcome: too little data", code="analytics.yield_model.outcome"
+            )
 
-    screen = _learner(p).fit(x[fit], y[fit])
+    screen = _learner(p).fit(x[fit], y[fit], sample_weight=w[fit])
     perm = permutation_importance(
-        screen, x[val], y[val], scoring="roc_auc", n_repeats=p.n_repeats, random_state=p.seed
+        screen,
+        x[val],
+        y[val],
+        scoring="roc_auc",
+        n_repeats=p.n_repeats,
+        random_state=p.seed,
+        sample_weight=w[val],
     )
     imp_mean = np.asarray(perm["importances_mean"], dtype=np.float64)
     imp_std = np.asarray(perm["importances_std"], dtype=np.float64)
@@ -328,10 +360,11 @@ def fit_yield_model(
         for r, j in enumerate(order)
     )
     sel = np.asarray(order[: p.n_selected])
-    model = _learner(p).fit(x[train][:, sel], y[train])
+    model = _learner(p).fit(x[train][:, sel], y[train], sample_weight=w[train])
     x_test = x[test][:, sel]
+    w_test = w[test]
     pred = model.predict_proba(x_test)[:, 1]
-    auc = float(roc_auc_score(y[test], pred))
+    auc = float(roc_auc_score(y[test], pred, sample_weight=w_test))
 
     windows: list[OperatingWindow] = []
     clipped = x_test.copy()
@@ -345,6 +378,7 @@ def fit_yield_model(
             response_method="predict_proba",
             kind="average",
             method="brute",
+            sample_weight=w[train],
         )
         grid = np.asarray(pd["grid_values"][0], dtype=np.float64)
         curve = np.asarray(pd["average"][0], dtype=np.float64)
@@ -352,7 +386,9 @@ def fit_yield_model(
         alone = x_test.copy()
         alone[:, pos] = np.clip(alone[:, pos], low, high)
         clipped[:, pos] = np.clip(clipped[:, pos], low, high)
-        gain = float(np.mean(model.predict_proba(alone)[:, 1]) - np.mean(pred))
+        gain = float(
+            np.average(model.predict_proba(alone)[:, 1], weights=w_test) - np.average(pred, weights=w_test)
+        )
         windows.append(
             OperatingWindow(
                 name=names[int(sel[pos])],
@@ -363,9 +399,9 @@ def fit_yield_model(
                 expected_gain=gain,
             )
         )
-    in_windows = float(np.mean(model.predict_proba(clipped)[:, 1]))
-    observed = float(np.mean(y[test]))
-    predicted = float(np.mean(pred))
+    in_windows = float(np.average(model.predict_proba(clipped)[:, 1], weights=w_test))
+    observed = float(np.average(y[test], weights=w_test))
+    predicted = float(np.average(pred, weights=w_test))
     return YieldModelResult(
         line_id=line_id,
         n_units=n,
