@@ -118,13 +118,26 @@ class Chain:
     # ------------------------------------------------------------------ factories
 
     @classmethod
-    def embedded(cls, *, chain_id: int = EMBEDDED_CHAIN_ID, timeout: float = 30.0) -> Chain:
-        """A fresh in-process chain (py-evm, Prague rules) funding :func:`dev_accounts`."""
+    def embedded(
+        cls, *, chain_id: int = EMBEDDED_CHAIN_ID, timeout: float = 30.0, start_time: int | None = None
+    ) -> Chain:
+        """A fresh in-process chain (py-evm, Prague rules) funding :func:`dev_accounts`.
+
+        With ``start_time`` (Unix seconds, in the past) the chain keeps a *simulated clock*: its
+        genesis is at ``start_time`` and every later block is stamped with that clock (at least
+        one second after its parent) until :meth:`warp` moves it forward. Simulations use it to
+        replay a past week with on-chain times that agree with the readings' times.
+        """
         from eth_tester import EthereumTester, PyEVMBackend
         from web3.providers.eth_tester import EthereumTesterProvider
         from web3.providers.eth_tester.defaults import API_ENDPOINTS, static_return
 
-        backend = PyEVMBackend.from_mnemonic(DEV_MNEMONIC, num_accounts=10, hd_path="m/44'/60'/0'/0")
+        genesis = None
+        if start_time is not None:
+            genesis = PyEVMBackend.generate_genesis_params(overrides={"timestamp": int(start_time)})
+        backend = PyEVMBackend.from_mnemonic(
+            DEV_MNEMONIC, num_accounts=10, hd_path="m/44'/60'/0'/0", genesis_parameters=genesis
+        )
         # eth-tester hard-codes its chain id on the chain class; the VM reads it per block
         # from the instance, so an instance attribute sets the id the EVM and signatures use.
         backend.chain.chain_id = chain_id
@@ -133,7 +146,53 @@ class Chain:
         endpoints["net"]["version"] = static_return(str(chain_id))
         provider = EthereumTesterProvider(EthereumTester(backend), api_endpoints=endpoints)
         w3 = Web3(provider)
-        return cls(w3=w3, chain_id=chain_id, embedded=True, rpc="embedded", timeout=timeout)
+        chain = cls(w3=w3, chain_id=chain_id, embedded=True, rpc="embedded", timeout=timeout)
+        if start_time is not None:
+            chain._install_clock(backend, int(start_time))
+        return chain
+
+    def _install_clock(self, backend: Any, start_time: int) -> None:
+        evm = backend.chain
+        self._sim_time = start_time
+        self._evm = evm
+        create = evm.create_header_from_parent
+
+        def stamped(parent: Any, **params: Any) -> Any:
+            params.setdefault("timestamp", max(int(parent.timestamp) + 1, self._sim_time))
+            return create(parent, **params)
+
+        evm.create_header_from_parent = stamped
+        parent = evm.get_canonical_head()
+        evm.header = evm.header.copy(timestamp=max(int(parent.timestamp) + 1, start_time))
+
+    @property
+    def can_warp(self) -> bool:
+        """Whether :meth:`warp` can set this chain's time (a simulated embedded chain, or anvil)."""
+        return getattr(self, "_sim_time", None) is not None or not self.is_embedded
+
+    def warp(self, timestamp: int) -> None:
+        """Move the chain's clock forward: the next block is stamped ``timestamp`` (Unix seconds).
+
+        On the simulated embedded chain the clock stays there until the next warp; on anvil this is
+        ``evm_setNextBlockTimestamp``. Moving backwards past the latest block is refused.
+        """
+        latest = int(self.block("latest")["timestamp"])
+        if timestamp <= latest:
+            raise ChainError(
+                f"cannot move the chain's time back to {timestamp}: the latest block is at {latest}"
+            )
+        if getattr(self, "_sim_time", None) is not None:
+            assert self._io_lock is not None
+            with self._io_lock:
+                self._sim_time = timestamp
+                self._evm.header = self._evm.header.copy(timestamp=timestamp)
+            return
+        if self.is_embedded:
+            raise ChainError("this embedded chain has no simulated clock: build it with start_time")
+        self.request(
+            lambda: self.w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp]),  # type: ignore[arg-type]
+            context="evm_setNextBlockTimestamp",
+        )
 
     @classmethod
     def connect(cls, url: str, *, timeout: float = 30.0, expected_chain_id: int | None = None) -> Chain:
@@ -241,6 +300,32 @@ class Chain:
                 raise
             self._nonces[address] = nonce + 1
         return HexBytes(tx_hash).to_0x_hex()
+
+    def transfer_value(self, sender: LocalAccount, to: str, value_wei: int) -> TxResult:
+        """Send ``value_wei`` of the chain's native currency (to fund a party's gas) and wait."""
+        address = sender.address
+        with self._lock_for(address):
+            nonce = self._next_nonce(address)
+            gas_price = int(self.request(lambda: self.w3.eth.gas_price, context="eth_gasPrice"))
+            tx: dict[str, Any] = {
+                "from": address,
+                "to": to_checksum_address(to),
+                "value": value_wei,
+                "gas": 21_000,
+                "gasPrice": gas_price * 2,
+                "nonce": nonce,
+                "chainId": self.chain_id,
+            }
+            signed = sender.sign_transaction(tx)
+            try:
+                tx_hash = self.request(
+                    lambda: self.w3.eth.send_raw_transaction(signed.raw_transaction), context="transfer"
+                )
+            except ChainError:
+                self._nonces.pop(address, None)
+                raise
+            self._nonces[address] = nonce + 1
+        return self.wait(HexBytes(tx_hash).to_0x_hex(), context="transfer")
 
     def wait(
         self,

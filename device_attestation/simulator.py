@@ -568,14 +568,14 @@ def simulate_factory(spec: FactorySpec, start: dt.date, days: int) -> tuple[Fact
         ]
         # Which parameter columns each station reports.
         per_station = -(-len(lt.names) // STATIONS)
-        station_cols = [list(range(k * per_station, min(len(lt.names), (k + 1) * per_station))) for k in range(STATIONS)]
+        station_cols = [
+            list(range(k * per_station, min(len(lt.names), (k + 1) * per_station))) for k in range(STATIONS)
+        ]
         devices = [spec.controller_id(line_id), *spec.station_ids(line_id)]
         for k, device in enumerate(devices):
             measured, send = _outages(spec, rng, n, days)
             delivered[device] = int(measured.sum())
-            seq = 0
-            for t in np.flatnonzero(measured):
-                seq += 1
+            for seq, t in enumerate(np.flatnonzero(measured), start=1):
                 metrics: dict[str, float | int]
                 if k == 0:
                     metrics = {
@@ -618,7 +618,7 @@ def simulate_factory(spec: FactorySpec, start: dt.date, days: int) -> tuple[Fact
     nominal = spec.nominal_daily()
     for d in range(days):
         day = start + dt.timedelta(days=d)
-        qty = int(round(nominal * spec.order_fill * float(rng.uniform(0.9, 1.0))))
+        qty = round(float(nominal * spec.order_fill * float(rng.uniform(0.9, 1.0))))
         orders.append(
             PlannedOrder(
                 order_ref=f"PO-{spec.factory_id}-{day.strftime('%Y%m%d')}",

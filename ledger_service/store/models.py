@@ -135,3 +135,22 @@ class UsedNonceRow(SQLModel, table=True):
     nonce: str = Field(primary_key=True, max_length=128)
     party: str = Field(max_length=42, nullable=False)
     expires_ms: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+
+
+class AnalyticsResultRow(SQLModel, table=True):
+    """A published analytics result (profile or yield model) with its commitment.
+
+    The inputs are not copied here: ``params_json`` names them (devices, period, the last
+    anchored batch and the chain block they were read at), so ``supet analytics recompute``
+    reads them again from the readings and the chain.
+    """
+
+    __tablename__ = "analytics_results"
+
+    commitment: str = Field(primary_key=True, max_length=66)
+    kind: str = Field(max_length=16, nullable=False, index=True)
+    subject: str = Field(max_length=128, nullable=False, index=True)
+    params_json: str = Field(sa_column=Column(Text, nullable=False))
+    commitment_json: str = Field(sa_column=Column(Text, nullable=False))
+    result_json: str = Field(sa_column=Column(Text, nullable=False))
+    created_ms: int = Field(sa_column=Column(BigInteger, nullable=False))

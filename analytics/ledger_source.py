@@ -1,0 +1,264 @@
+"""The analytics' only door to data: anchored readings from the store, orders and deliveries from the chain.
+
+Nothing unanchored enters a result. A reading is an input only when its batch is anchored on
+chain and numbered at most ``through_batch`` (the cut-off a result names, so a later late reading
+cannot change it); every reading handed out is checked first:
+
+* its stored content (``reading_json``) gives back its stored digest under the deployment's
+  EIP-712 domain (a changed value is caught here, naming the reading);
+* the digests the store holds for each batch rebuild the Merkle root that the ``ReadingAnchor``
+  contract holds for that batch number (a reading swapped together with its digest, added or
+  removed is caught here, naming the batch).
+
+Orders are ``PurchaseOrders`` records of the factory as supplier, as of block ``block``; a
+delivery is a ``LotRegistry`` ``TransferAccepted`` event from the factory to the order's buyer up
+to that block, for the lot's quantity at the block's time. Deliveries are matched to the
+buyer's orders of the factory first-due-first (the order due earliest that was placed before the
+acceptance and still lacks units takes the units; a remainder goes to the next), the rule of
+docs/analytics-profile.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils import keccak, to_checksum_address
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from analytics.profile import Delivery, Order
+from contracts.chain import Chain
+from contracts.deploy import Deployment
+from contracts.lots import LotRegistryClient
+from contracts.orders import PurchaseOrdersClient
+from contracts.registry import ReadingAnchorClient
+from device_attestation.merkle import MerkleTree
+from device_attestation.reading import Domain, Reading, reading_digest
+from ledger_service.anchoring import ANCHORED
+from ledger_service.store.models import BatchRow, DeviceCacheRow, ReadingRow
+from supet.errors import SupetError
+
+__all__ = [
+    "AnchoredReading",
+    "ChainInputs",
+    "InputMismatch",
+    "LedgerSource",
+    "SourceError",
+]
+
+
+class SourceError(SupetError):
+    """The inputs cannot be read (unknown factory, no anchored data...)."""
+
+    code = "analytics.source"
+
+
+class InputMismatch(SourceError):
+    """An input record does not match what the chain anchors: the store was altered."""
+
+    code = "analytics.input_mismatch"
+
+
+@dataclass(frozen=True, slots=True)
+class AnchoredReading:
+    """A reading whose batch is anchored on chain."""
+
+    digest: bytes
+    device_id: str
+    seq: int
+    ts_ms: int
+    lot_id: str | None
+    metrics: dict[str, float]
+    batch: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChainInputs:
+    """Orders and deliveries of one factory as of one block, with a digest per input record."""
+
+    orders: tuple[Order, ...]
+    deliveries: tuple[Delivery, ...]
+    digests: tuple[bytes, ...]
+
+
+class LedgerSource:
+    """Reads the ledger's store and the chain for the analytics (see the module docstring)."""
+
+    def __init__(self, engine: Engine, chain: Chain, deployment: Deployment) -> None:
+        self.engine = engine
+        self.chain = chain
+        self.deployment = deployment
+        self.domain = Domain(chain_id=chain.chain_id, verifying_contract=deployment.address("ReadingAnchor"))
+        self.anchor = ReadingAnchorClient(chain, deployment)
+
+    # ------------------------------------------------------------------ devices and batches
+
+    def latest_anchored_batch(self) -> int:
+        """The highest on-chain batch number the store holds as anchored (0: none)."""
+        with self.engine.connect() as c:
+            row = c.execute(
+                select(BatchRow.chain_batch_id)
+                .where(BatchRow.status == ANCHORED)  # type: ignore[arg-type]
+                .order_by(BatchRow.chain_batch_id.desc())  # type: ignore[union-attr]
+                .limit(1)
+            ).first()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def devices_of(self, owner: str) -> list[str]:
+        """The device ids (as they sign) whose enrolling party is ``owner`` and that have readings."""
+        owner = to_checksum_address(owner)
+        with self.engine.connect() as c:
+            hashes = {
+                bytes(r[0])
+                for r in c.execute(
+                    select(DeviceCacheRow.device_id_hash).where(DeviceCacheRow.owner == owner)  # type: ignore[arg-type]
+                )
+            }
+            ids = [r[0] for r in c.execute(select(ReadingRow.device_id).distinct())]
+        return sorted(d for d in ids if keccak(text=d) in hashes)
+
+    # ------------------------------------------------------------------ readings
+
+    def readings(
+        self, device_ids: Sequence[str], start_ms: int, end_ms: int, *, through_batch: int
+    ) -> list[AnchoredReading]:
+        """Anchored readings of ``device_ids``, ``start_ms <= ts_ms < end_ms``, batches ``<= through_batch``.
+
+        Ordered by (device, seq). Every reading and every batch it comes from is checked against
+        the chain (module docstring); :class:`InputMismatch` names the first that fails.
+        """
+        if not device_ids:
+            raise SourceError("no devices to read", code="analytics.source.no_devices")
+        q = (
+            select(
+                ReadingRow.digest,
+                ReadingRow.device_id,
+                ReadingRow.seq,
+                ReadingRow.ts_ms,
+                ReadingRow.lot_id,
+                ReadingRow.reading_json,
+                BatchRow.chain_batch_id,
+            )
+            .join(BatchRow, ReadingRow.batch_id == BatchRow.id)  # type: ignore[arg-type]
+            .where(
+                ReadingRow.device_id.in_(list(device_ids)),  # type: ignore[attr-defined]
+                ReadingRow.ts_ms >= start_ms,  # type: ignore[arg-type]
+                ReadingRow.ts_ms < end_ms,  # type: ignore[arg-type]
+                BatchRow.status == ANCHORED,  # type: ignore[arg-type]
+                BatchRow.chain_batch_id <= through_batch,  # type: ignore[operator]
+            )
+            .order_by(ReadingRow.device_id, ReadingRow.seq)
+        )
+        out: list[AnchoredReading] = []
+        with self.engine.connect() as c:
+            rows = c.execute(q).all()
+        for digest, device_id, seq, ts_ms, lot_id, text, batch in rows:
+            obj = json.loads(text)
+            reading = Reading.from_json_obj(obj)
+            if reading_digest(reading, self.domain) != bytes(digest):
+                raise InputMismatch(
+                    f"reading 0x{bytes(digest).hex()} (device {device_id}, seq {seq}): its stored content "
+                    "does not give its anchored digest: the store was altered",
+                    code="analytics.input_mismatch.reading",
+                )
+            out.append(
+                AnchoredReading(
+                    digest=bytes(digest),
+                    device_id=device_id,
+                    seq=int(seq),
+                    ts_ms=int(ts_ms),
+                    lot_id=lot_id,
+                    metrics={k: float(v) for k, v in reading.metrics.items()},
+                    batch=int(batch),
+                )
+            )
+        self.check_batches({r.batch for r in out})
+        return out
+
+    def check_batches(self, batches: Iterable[int]) -> None:
+        """Rebuild each batch's root from the store's digests and compare it with the chain's."""
+        for number in sorted(set(batches)):
+            with self.engine.connect() as c:
+                row = c.execute(
+                    select(BatchRow.id, BatchRow.count).where(BatchRow.chain_batch_id == number)  # type: ignore[arg-type]
+                ).first()
+                if row is None:
+                    raise InputMismatch(
+                        f"batch {number} is not in the store", code="analytics.input_mismatch.batch"
+                    )
+                digests = [
+                    bytes(d[0])
+                    for d in c.execute(
+                        select(ReadingRow.digest).where(ReadingRow.batch_id == row[0])  # type: ignore[arg-type]
+                    )
+                ]
+            on_chain = self.anchor.batch(number)
+            rebuilt = MerkleTree.build(digests).root if digests else b""
+            if len(digests) != on_chain.count or rebuilt != bytes(on_chain.root):
+                raise InputMismatch(
+                    f"batch {number}: the store's {len(digests)} readings rebuild root 0x{rebuilt.hex()}, "
+                    f"but the chain anchors 0x{bytes(on_chain.root).hex()} over {on_chain.count}: "
+                    "the store was altered",
+                    code="analytics.input_mismatch.batch",
+                )
+
+    # ------------------------------------------------------------------ orders and deliveries
+
+    def chain_inputs(self, supplier: str, *, block: int) -> ChainInputs:
+        """Orders of ``supplier`` and the deliveries matched to them, as of ``block``."""
+        supplier = to_checksum_address(supplier)
+        orders_client = PurchaseOrdersClient.from_deployment(self.chain, self.deployment)
+        lots = LotRegistryClient.from_deployment(self.chain, self.deployment)
+        placed = []
+        keys = self.chain.call(orders_client.contract.functions.ordersOfSupplier(supplier), block=block)
+        for key in (bytes(k) for k in keys):
+            o = orders_client.order(key, block=block)
+            if not o.cancelled:
+                placed.append(o)
+        placed.sort(key=lambda o: (o.due_day, o.placed_at, o.key))
+        orders = tuple(
+            Order(order_id="0x" + o.key.hex(), buyer=o.buyer, quantity=float(o.quantity), due=o.due_date)
+            for o in placed
+        )
+        digests = [keccak(b"order" + o.key) for o in placed]
+        buyers = {o.buyer for o in placed}
+        event = lots.contract.events.TransferAccepted
+        logs = self.chain.request(
+            lambda: event.get_logs(from_block=0, to_block=block, argument_filters={"from": supplier}),
+            context="TransferAccepted logs",
+        )
+        accepted: list[tuple[int, int, bytes, str, int]] = []
+        for log in logs:
+            to = to_checksum_address(log["args"]["to"])
+            if to not in buyers:
+                continue
+            ts = int(self.chain.block(log["blockNumber"])["timestamp"])
+            lot_key = bytes(log["args"]["lotId"])
+            qty = int(lots.lot(lot_key, block=block).quantity)
+            accepted.append((ts, int(log["logIndex"]), lot_key, to, qty))
+            digests.append(
+                keccak(b"delivery" + bytes(log["transactionHash"]) + int(log["logIndex"]).to_bytes(4, "big"))
+            )
+        accepted.sort(key=lambda a: (a[0], a[1]))
+        remaining = {o.key: o.quantity for o in placed}
+        deliveries: list[Delivery] = []
+        by_buyer: dict[str, list[Any]] = defaultdict(list)
+        for o in placed:
+            by_buyer[o.buyer].append(o)
+        for ts, _i, _lot, to, qty in accepted:
+            for o in by_buyer[to]:
+                if qty <= 0:
+                    break
+                if remaining[o.key] <= 0 or o.placed_at > ts:
+                    continue
+                take = min(qty, remaining[o.key])
+                remaining[o.key] -= take
+                qty -= take
+                deliveries.append(
+                    Delivery(order_id="0x" + o.key.hex(), quantity=float(take), delivered_ms=ts * 1000)
+                )
+        return ChainInputs(orders=orders, deliveries=tuple(deliveries), digests=tuple(digests))
