@@ -27,10 +27,18 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
+from eth_utils import keccak
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from analytics.commitment import Commitment, ModelId, canonical_json, commit, verify_commitment
+from analytics.commitment import (
+    Commitment,
+    CommitmentMismatch,
+    ModelId,
+    canonical_json,
+    commit,
+    verify_commitment,
+)
 from analytics.ledger_source import AnchoredReading, LedgerSource, SourceError
 from analytics.profile import (
     DAY_S,
@@ -404,4 +412,7 @@ def recompute(engine: Engine, source: LedgerSource, commitment: str) -> Publishe
     else:
         raise SourceError(f"unknown result kind {pub.kind!r}", code="analytics.source.kind")
     verify_commitment(pub.commitment, result, inputs, model, pub.params)
+    if "0x" + keccak(canonical_json(pub.result)).hex() != pub.commitment.result_hash:
+        # The recomputation agrees with the commitment, but the copy served to readers was edited.
+        raise CommitmentMismatch(["stored_result"])
     return pub

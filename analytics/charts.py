@@ -1,0 +1,109 @@
+"""PNG charts of published results for reports and the portal (matplotlib, headless Agg backend).
+
+* :func:`profile_chart`: a factory profile's daily output with its least-squares trend, the
+  capacity line (90th percentile) and the headline figures (OEE, first-pass yield, OTIF,
+  coverage; a thin profile is marked as such).
+* :func:`yield_chart`: a line's yield drivers: the permutation importance of the top parameters
+  and, per parameter with a recommended window, the window against the parameter's range.
+
+Both take the canonical JSON of a published result (or the result object) and return PNG bytes;
+the same input gives the same picture (fixed size, no timestamps in the metadata).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from analytics.yield_model import YieldModelResult
+
+__all__ = ["profile_chart", "yield_chart"]
+
+_META = {"Software": None, "Creation Time": None}
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, metadata=_META)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}%"
+
+
+def profile_chart(profile: Mapping[str, Any]) -> bytes:
+    """Daily output, trend and capacity of a profile (its JSON, as published)."""
+    daily = np.asarray(profile["daily_output"], dtype=float)
+    days = np.arange(daily.size)
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    ax.bar(days, daily, color="#4c78a8", label="sellable units per day")
+    cap = profile.get("capacity_units_per_day")
+    if cap is not None:
+        ax.axhline(cap, color="#f58518", linestyle="--", label=f"capacity (p90) {cap:,.0f}/day")
+    trend = profile.get("trend_units_per_day")
+    data_days = daily > 0
+    if trend is not None and data_days.sum() >= 2:
+        mean_x, mean_y = days[data_days].mean(), daily[data_days].mean()
+        ax.plot(
+            days, mean_y + trend * (days - mean_x), color="#e45756", label=f"trend {trend:+,.0f}/day per day"
+        )
+    ax.set_xticks(days, [f"d{i + 1}" for i in days])
+    ax.set_ylabel("units")
+    title = (
+        f"{profile['factory_id'][:12]}…  {profile['start']} .. {profile['end']}"
+        f"   OEE {_pct(profile.get('oee'))}"
+        f"  FPY {_pct(profile.get('first_pass_yield'))}  OTIF {_pct(profile.get('otif'))}"
+        f"  coverage {_pct(profile.get('coverage'))}"
+    )
+    if profile.get("thin"):
+        title += "  (THIN: too little data)"
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def yield_chart(result: YieldModelResult | Mapping[str, Any], *, top: int = 12) -> bytes:
+    """Top drivers by importance, and the recommended windows with their expected gains."""
+    obj = result.to_json_obj() if isinstance(result, YieldModelResult) else result
+    ranking = obj["ranking"][:top]
+    windows = obj["windows"]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [1.1, 1]})
+    names = [r["name"] for r in ranking][::-1]
+    values = [r["importance"] for r in ranking][::-1]
+    a1.barh(names, values, color="#54a24b")
+    a1.set_xlabel("drop of held-out AUC when shuffled")
+    a1.set_title(f"{obj['line_id']}: yield drivers (AUC {obj['holdout_auc']:.3f})", fontsize=9)
+    a1.tick_params(axis="y", labelsize=7)
+    for i, w in enumerate(windows):
+        a2.plot([0, 1], [i, i], color="#cccccc", linewidth=6)
+        span = max(w["high"] - w["low"], 1e-12)
+        a2.plot([0.25, 0.75], [i, i], color="#4c78a8", linewidth=6)
+        a2.text(
+            0.5,
+            i + 0.25,
+            f"{w['name']}: {w['low']:.4g} .. {w['high']:.4g} (peak {w['peak']:.4g}, "
+            f"gain {100 * w['expected_gain']:+.1f} pts)",
+            ha="center",
+            fontsize=7,
+        )
+        del span
+    a2.set_ylim(-0.7, max(len(windows), 1) - 0.3)
+    a2.set_xlim(0, 1)
+    a2.axis("off")
+    a2.set_title(
+        f"recommended windows: yield {100 * obj['observed_yield']:.1f}% -> "
+        f"{100 * obj['predicted_yield_in_windows']:.1f}% predicted",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return _png(fig)

@@ -1,0 +1,259 @@
+"""Analytics fed by the real ingest: a simulated factory's devices sign readings, the ledger anchors them,
+the profile and the yield model are computed from anchored inputs only, committed, and recomputed.
+
+One module-scoped world (two days, a healthy solar-cell factory and a deteriorating rubber mixer) is
+streamed once through the ingest of a service on an embedded chain with a simulated clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from analytics.charts import profile_chart, yield_chart
+from analytics.commitment import CommitmentMismatch
+from analytics.ledger_source import InputMismatch, LedgerSource, SourceError
+from analytics.publish import (
+    ProfileParams,
+    YieldParams,
+    list_published,
+    publish_profile,
+    publish_yield,
+    recompute,
+)
+from analytics.yield_model import YieldModelParams
+from contracts.chain import Chain, dev_accounts
+from contracts.deploy import deploy_suite
+from contracts.onboarding import Onboarding
+from device_attestation.sim_feed import FeedResult, SimulationFeed
+from device_attestation.simulator import RUBBER_MIXING, SOLAR_CELL, FactorySpec, World, simulate_world
+from ledger_service.config import Settings
+from ledger_service.service import LedgerService
+
+DAYS = 2
+
+
+@dataclass
+class Rig:
+    service: LedgerService
+    source: LedgerSource
+    world: World
+    feed: FeedResult
+    db_path: Path
+    start: dt.date
+
+    @property
+    def end(self) -> dt.date:
+        return self.start + dt.timedelta(days=DAYS - 1)
+
+    def profile_params(self, i: int) -> ProfileParams:
+        spec = self.world.factories[i].spec
+        return ProfileParams(
+            factory=self.feed.factories[spec.factory_id],
+            machines=tuple(spec.machine_ids()),
+            interval_s=spec.interval_s,
+            start=self.start,
+            end=self.end,
+            through_batch=self.source.latest_anchored_batch(),
+            block=self.service.chain.block_number(),
+        )
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    today = dt.datetime.now(dt.UTC).date()
+    start = today - dt.timedelta(days=DAYS)
+    t0 = int(dt.datetime(start.year, start.month, start.day, tzinfo=dt.UTC).timestamp())
+    chain = Chain.embedded(start_time=t0 - 86_400)
+    operator = dev_accounts(1)[0]
+    deployment = deploy_suite(chain, operator)
+    onboarding = Onboarding(chain, deployment, operator, seed="test-analytics")
+    onboarding.apply_policy()
+    db = tmp_path_factory.mktemp("ledger") / "ledger.db"
+    settings = Settings(
+        database_url=f"sqlite:///{db}",
+        verify_workers=0,
+        anchoring=False,
+        registry_refresh_seconds=0,
+        late_window_ms=(DAYS + 2) * 86_400_000,
+    )
+    service = LedgerService.build(settings, chain=chain, deployment=deployment)
+    service.start()
+    world = simulate_world(
+        [
+            FactorySpec(factory_id="sun-a", kind=SOLAR_CELL, seed=11, outages_per_device_week=3.0),
+            FactorySpec(factory_id="rub-b", kind=RUBBER_MIXING, seed=12, health="deteriorating"),
+        ],
+        start,
+        DAYS,
+    )
+    feed = SimulationFeed(
+        chain=chain,
+        deployment=deployment,
+        onboarding=onboarding,
+        submit=lambda objs: service.pipeline.submit(objs, source="http"),
+    )
+    result = feed.run(world)
+    service.anchoring.flush(timeout=120)
+    yield Rig(service, LedgerService_source(service), world, result, db, start)
+    service.stop()
+
+
+def spec_lines(f: object) -> int:
+    return int(f.spec.lines)  # type: ignore[attr-defined]
+
+
+def LedgerService_source(service: LedgerService) -> LedgerSource:
+    return LedgerSource(service.engine, service.chain, service.deployment)
+
+
+def test_every_simulated_reading_went_through_the_ingest_and_was_anchored(rig: Rig) -> None:
+    sent = sum(len(r) for r in rig.world.readings.values())
+    assert rig.feed.sent == sent and rig.feed.accepted == sent and not rig.feed.rejected
+    assert rig.service.anchoring.stats().pending_readings == 0
+    # Each factory's devices are found from the chain's enrollments (the enrolling party).
+    for f in rig.world.factories:
+        assert rig.source.devices_of(rig.feed.factories[f.spec.factory_id]) == sorted(f.spec.device_ids())
+    assert rig.feed.chain_time_simulated and len(rig.feed.orders) == 2 * DAYS
+
+
+def test_profile_from_anchored_readings_matches_the_planted_truth(rig: Rig) -> None:
+    for i, f in enumerate(rig.world.factories):
+        pub = publish_profile(rig.service.engine, rig.source, rig.profile_params(i))
+        truth = f.figures()
+        got = pub.result
+        # Coverage is exactly what the devices delivered; figures over the reported intervals are
+        # close to the truth over every interval (power outages hide a few).
+        assert got["coverage"] == pytest.approx(truth["coverage"], abs=1e-9)
+        for name in ("availability", "performance", "quality", "first_pass_yield", "oee"):
+            assert got[name] == pytest.approx(truth[name], abs=0.03), name
+        assert got["orders_due"] == 1  # the first day's order is due inside the two-day period
+        assert got["otif"] == truth["otif"]
+        # Inputs: every reading, this factory's orders and the deliveries accepted up to the block.
+        assert pub.commitment.n_inputs == got["readings"] + DAYS + DAYS * spec_lines(f)
+
+
+def test_readings_after_the_cut_off_batch_are_not_inputs(rig: Rig) -> None:
+    params = rig.profile_params(0)
+    full = publish_profile(rig.service.engine, rig.source, params)
+    assert full.result["readings"] > 0
+    cut = publish_profile(
+        rig.service.engine, rig.source, ProfileParams(**{**params.__dict__, "through_batch": 0})
+    )
+    # Nothing anchored up to batch 0: a silent, thin profile; never a guess.
+    assert cut.result["readings"] == 0 and cut.result["thin"] is True and cut.result["oee"] is None
+    assert cut.commitment.commitment != full.commitment.commitment
+
+
+def test_yield_model_from_the_ledger_finds_planted_drivers(rig: Rig) -> None:
+    f = rig.world.factories[0]
+    spec = f.spec
+    line = spec.line_ids()[0]
+    params = YieldParams(
+        factory=rig.feed.factories[spec.factory_id],
+        line_id=line,
+        controller=spec.controller_id(line),
+        stations=tuple(spec.station_ids(line)),
+        interval_s=spec.interval_s,
+        start=rig.start,
+        end=rig.end,
+        through_batch=rig.source.latest_anchored_batch(),
+        model=YieldModelParams(n_repeats=2, n_selected=10),
+    )
+    pub, result = publish_yield(rig.service.engine, rig.source, params)
+    keys = set(f.lines[0].key_names())
+    assert result.n_parameters >= 200
+    assert len(keys & set(result.top(5))) >= 4, (result.top(10), keys)
+    assert result.holdout_auc > 0.7
+    # Recomputation from the store and the chain gives the same commitment.
+    assert recompute(rig.service.engine, rig.source, pub.commitment.commitment).commitment == pub.commitment
+    png = yield_chart(result)
+    assert png.startswith(b"\x89PNG") and len(png) > 5_000
+
+
+def test_recompute_names_a_tampered_reading_and_a_tampered_batch(rig: Rig) -> None:
+    pub = publish_profile(rig.service.engine, rig.source, rig.profile_params(1))
+    assert recompute(rig.service.engine, rig.source, pub.commitment.commitment).commitment == pub.commitment
+    assert any(p.commitment == pub.commitment for p in list_published(rig.service.engine, kind="profile"))
+    png = profile_chart(pub.result)
+    assert png.startswith(b"\x89PNG")
+
+    machine = rig.world.factories[1].spec.machine_ids()[0]
+    db = sqlite3.connect(rig.db_path)
+    try:
+        row_id, text, digest = db.execute(
+            "select id, reading_json, digest from readings where device_id = ? order by seq limit 1 offset 5",
+            (machine,),
+        ).fetchone()
+        # 1. The content changes (one more good unit): the reading no longer gives its digest.
+        obj = json.loads(text)
+        obj["metrics"]["good_units"] = obj["metrics"].get("good_units", 0) + 1
+        db.execute("update readings set reading_json = ? where id = ?", (json.dumps(obj), row_id))
+        db.commit()
+        with pytest.raises(InputMismatch, match=f"0x{bytes(digest).hex()}.*{machine}"):
+            recompute(rig.service.engine, rig.source, pub.commitment.commitment)
+        # 2. Content and digest change together: the batch no longer rebuilds its anchored root.
+        from device_attestation.reading import Domain, Reading, reading_digest
+
+        domain = Domain(
+            chain_id=rig.service.chain.chain_id,
+            verifying_contract=rig.service.deployment.address("ReadingAnchor"),
+        )
+        forged = reading_digest(Reading.from_json_obj(obj), domain)
+        db.execute("update readings set digest = ? where id = ?", (forged, row_id))
+        db.commit()
+        with pytest.raises(InputMismatch, match=r"batch \d+: the store's"):
+            recompute(rig.service.engine, rig.source, pub.commitment.commitment)
+        # Restored, it recomputes again.
+        db.execute("update readings set reading_json = ?, digest = ? where id = ?", (text, digest, row_id))
+        db.commit()
+        recompute(rig.service.engine, rig.source, pub.commitment.commitment)
+        # 3. The stored copy of the result is edited (a better OEE): named as such.
+        stored = json.loads(
+            db.execute(
+                "select result_json from analytics_results where commitment = ?", (pub.commitment.commitment,)
+            ).fetchone()[0]
+        )
+        stored["oee"] = 0.99
+        db.execute(
+            "update analytics_results set result_json = ? where commitment = ?",
+            (json.dumps(stored), pub.commitment.commitment),
+        )
+        db.commit()
+        with pytest.raises(CommitmentMismatch, match="stored_result"):
+            recompute(rig.service.engine, rig.source, pub.commitment.commitment)
+    finally:
+        db.close()
+
+
+def test_recompute_names_changed_parameters_in_the_commitment(rig: Rig) -> None:
+    pub = publish_profile(rig.service.engine, rig.source, rig.profile_params(0))
+    db = sqlite3.connect(rig.db_path)
+    try:
+        params = json.loads(
+            db.execute(
+                "select params_json from analytics_results where commitment = ?", (pub.commitment.commitment,)
+            ).fetchone()[0]
+        )
+        params["thin_coverage"] = 0.5  # someone relaxes the thin-profile threshold after publication
+        db.execute(
+            "update analytics_results set params_json = ? where commitment = ?",
+            (json.dumps(params), pub.commitment.commitment),
+        )
+        db.commit()
+    finally:
+        db.close()
+    with pytest.raises(CommitmentMismatch) as info:
+        recompute(rig.service.engine, rig.source, pub.commitment.commitment)
+    assert "params_hash" in str(info.value)
+
+
+def test_unknown_commitment_is_a_typed_error(rig: Rig) -> None:
+    with pytest.raises(SourceError, match="no published result"):
+        recompute(rig.service.engine, rig.source, "0x" + "ab" * 32)
