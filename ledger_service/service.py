@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -48,6 +49,8 @@ class LedgerService:
     metrics: LedgerMetrics = field(default_factory=LedgerMetrics)
     #: Probes chain, database and broker (background thread while started; on demand for readiness).
     monitor: HealthMonitor | None = None
+    #: Credit queries, their access log and its anchoring (``ledger_service.finance.desk.desk_of``).
+    finance: Any = None
 
     def __post_init__(self) -> None:
         m = self.metrics
@@ -159,6 +162,10 @@ class LedgerService:
         self.registry.start(self.settings.registry_poll_seconds)
         if self.settings.anchoring:
             self.anchoring.start()
+            if "CreditRegistry" in self.deployment.contracts:
+                from ledger_service.finance.desk import desk_of
+
+                desk_of(self).anchorer.start()
         if self.mqtt is not None:
             self.mqtt.start()
         if self.monitor is not None:
@@ -173,6 +180,8 @@ class LedgerService:
         if self.mqtt is not None:
             self.mqtt.stop()  # first: it feeds the pipeline
         self.anchoring.stop()
+        if self.finance is not None:
+            self.finance.anchorer.stop()
         self.registry.stop()
         self.pipeline.stop()
         self.started = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from ledger_service.api.app import create_app as _create_app
+from ledger_service.api.routes import finance as finance_routes
 from ledger_service.config import Settings
 from ledger_service.logs import RequestIdMiddleware
 from ledger_service.metrics import LedgerMetrics, MetricsMiddleware
@@ -16,6 +17,7 @@ __all__ = ["create_app"]
 def create_app(settings: Settings | None = None, *, service: LedgerService | None = None) -> FastAPI:
     """The app (:func:`ledger_service.api.app.create_app`), timed per route, tagged with request ids."""
     app = _create_app(settings, service=service)
+    app.include_router(finance_routes.router)  # issue 6: credit, consents, bank queries, receivables
 
     def metrics() -> LedgerMetrics | None:
         svc = getattr(app.state, "service", None)

@@ -154,3 +154,54 @@ class AnalyticsResultRow(SQLModel, table=True):
     commitment_json: str = Field(sa_column=Column(Text, nullable=False))
     result_json: str = Field(sa_column=Column(Text, nullable=False))
     created_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class AccessLogBatchRow(SQLModel, table=True):
+    """A closed batch of the bank-query access log and where it stands on chain.
+
+    status: ``closed`` (root computed, not sent), ``submitted`` (``anchorAccessLog`` sent),
+    ``anchored`` (mined). ``chain_index`` is the CreditRegistry's batch number (from 1).
+    """
+
+    __tablename__ = "access_log_batches"
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    root: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False, unique=True))
+    count: int = Field(nullable=False)
+    from_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    to_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    status: str = Field(max_length=16, nullable=False, index=True)
+    created_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    attempts: int = Field(default=0, nullable=False)
+    next_attempt_ms: int = Field(sa_column=Column(BigInteger, nullable=False, default=0))
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    tx_hash: str | None = Field(default=None, max_length=66)
+    submitted_ms: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    block_number: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    chain_index: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    anchored_ms: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class AccessLogRow(SQLModel, table=True):
+    """One attempt to read a factory's credit data (answered or refused), written before the answer.
+
+    ``digest`` is :func:`ledger_service.finance.access_log.entry_digest` of the other fields; the
+    batch that anchors it is ``batch_id``. ``factory`` is empty when the attempt named none (a
+    refused listing).
+    """
+
+    __tablename__ = "access_log"
+    __table_args__ = (
+        Index("ix_access_log_factory", "factory", "id"),
+        Index("ix_access_log_pending", "batch_id", "id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    digest: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False, unique=True))
+    request_id: str = Field(max_length=64, nullable=False)
+    ts_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    party: str = Field(max_length=42, nullable=False)
+    factory: str = Field(max_length=42, nullable=False)
+    action: str = Field(max_length=32, nullable=False)
+    outcome: str = Field(max_length=48, nullable=False)
+    batch_id: int | None = Field(default=None, foreign_key="access_log_batches.id")

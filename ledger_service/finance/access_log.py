@@ -1,0 +1,515 @@
+"""The bank-query access log: every attempt to read a factory's credit data, durable before the answer,
+anchored on chain in batches (``CreditRegistry.anchorAccessLog``), each entry provable.
+
+Entry digest (``supet.access-log.v1``)::
+
+    keccak256(abi.encode(
+        bytes32 keccak256("supet.access-log.v1"),
+        uint256 chainId, address creditRegistry,
+        uint64  entryId,            // the log's own sequence number (1, 2, ...)
+        uint64  tsMs,               // when the attempt was logged (Unix ms)
+        address party,              // who asked
+        address factory,            // whose data (zero when the attempt named none)
+        string  action,             // "credit", "profile", "factories", "receivable"
+        string  outcome,            // "answered" or the refusal code ("finance.no_consent", ...)
+        string  requestId))         // the HTTP request id (X-Request-ID)
+
+The batch tree is the readings' tree (:class:`device_attestation.merkle.MerkleTree`, OpenZeppelin
+``StandardMerkleTree`` over ``bytes32`` leaves: ``leaf = keccak256(keccak256(digest))``), over the
+batch's entries in id order; one ``anchorAccessLog(root, count, fromMs, toMs)`` per batch.
+:class:`AccessLogAnchorer` closes a batch at ``max_entries`` entries or when the oldest waited
+``max_seconds``, sends it, confirms it, retries with back-off, and adopts a root the contract says
+it anchored already (a send that landed before a crash).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from eth_abi import encode as abi_encode
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak, to_checksum_address
+from hexbytes import HexBytes
+from sqlalchemy import Engine, func, insert, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, col, select
+
+from contracts.chain import Chain
+from contracts.errors import ChainError, ContractRevert
+from device_attestation.errors import ProofMismatch
+from device_attestation.merkle import MerkleTree, verify_inclusion
+from ledger_service.errors import StoreError
+from ledger_service.finance.errors import AccessLogError
+from ledger_service.store.models import AccessLogBatchRow, AccessLogRow
+
+__all__ = [
+    "ACCESS_LOG_TAG",
+    "ANCHORED",
+    "CLOSED",
+    "SUBMITTED",
+    "ZERO_ADDRESS",
+    "AccessLogAnchorer",
+    "AccessLogBook",
+    "EntryProof",
+    "entry_digest",
+]
+
+log = logging.getLogger(__name__)
+
+ACCESS_LOG_TAG: Final = keccak(b"supet.access-log.v1")
+ZERO_ADDRESS: Final = "0x" + "00" * 20
+CLOSED, SUBMITTED, ANCHORED = "closed", "submitted", "anchored"
+
+
+def entry_digest(
+    *,
+    chain_id: int,
+    registry: str,
+    entry_id: int,
+    ts_ms: int,
+    party: str,
+    factory: str,
+    action: str,
+    outcome: str,
+    request_id: str,
+) -> bytes:
+    """The entry's digest: keccak256 of the ABI encoding documented in the module docstring."""
+    return keccak(
+        abi_encode(
+            [
+                "bytes32",
+                "uint256",
+                "address",
+                "uint64",
+                "uint64",
+                "address",
+                "address",
+                "string",
+                "string",
+                "string",
+            ],
+            [
+                ACCESS_LOG_TAG,
+                chain_id,
+                to_checksum_address(registry),
+                entry_id,
+                ts_ms,
+                to_checksum_address(party),
+                to_checksum_address(factory or ZERO_ADDRESS),
+                action,
+                outcome,
+                request_id,
+            ],
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EntryProof:
+    """An anchored entry's inclusion proof: digest, sibling path, the batch root and where it is on chain."""
+
+    digest: bytes
+    proof: tuple[bytes, ...]
+    root: bytes
+    chain_index: int
+    tx_hash: str | None
+    block_number: int | None
+
+    def to_json_obj(self) -> dict[str, Any]:
+        return {
+            "digest": "0x" + self.digest.hex(),
+            "proof": ["0x" + p.hex() for p in self.proof],
+            "root": "0x" + self.root.hex(),
+            "batch_index": self.chain_index,
+            "tx_hash": self.tx_hash,
+            "block_number": self.block_number,
+        }
+
+
+class AccessLogBook:
+    """Writes and reads the access log; computes digests and proofs; verifies entries against the chain."""
+
+    def __init__(
+        self, *, engine: Engine, chain: Chain, registry_address: str, clock: Callable[[], float] = time.time
+    ):
+        self.engine = engine
+        self.chain = chain
+        self.registry_address = to_checksum_address(registry_address)
+        self.contract = chain.contract("CreditRegistry", self.registry_address)
+        self.clock = clock
+
+    def digest_of(self, row: AccessLogRow) -> bytes:
+        """The digest the row's fields give now (a tampered row gives another one)."""
+        assert row.id is not None
+        return entry_digest(
+            chain_id=self.chain.chain_id,
+            registry=self.registry_address,
+            entry_id=row.id,
+            ts_ms=row.ts_ms,
+            party=row.party,
+            factory=row.factory or ZERO_ADDRESS,
+            action=row.action,
+            outcome=row.outcome,
+            request_id=row.request_id,
+        )
+
+    def record(
+        self, *, party: str, factory: str | None, action: str, outcome: str, request_id: str
+    ) -> AccessLogRow:
+        """Write one entry, committed (durable) when this returns; :class:`StoreError` if it cannot be."""
+        ts_ms = int(self.clock() * 1000)
+        row = AccessLogRow(
+            digest=secrets.token_bytes(32),  # placeholder until the id is known (same transaction)
+            request_id=request_id[:64],
+            ts_ms=ts_ms,
+            party=to_checksum_address(party),
+            factory=to_checksum_address(factory) if factory else "",
+            action=action,
+            outcome=outcome[:48],
+        )
+        try:
+            with Session(self.engine) as s:
+                s.add(row)
+                s.flush()
+                row.digest = self.digest_of(row)
+                s.add(row)
+                s.commit()
+                s.refresh(row)
+        except SQLAlchemyError as e:
+            raise StoreError(
+                f"cannot write the access log ({type(e).__name__}); the query is not answered, retry later"
+            ) from e
+        return row
+
+    def entries_for(self, factory: str, *, limit: int = 100, after_id: int = 0) -> list[AccessLogRow]:
+        """The factory's entries, oldest first, after ``after_id``."""
+        with Session(self.engine) as s:
+            rows = s.exec(
+                select(AccessLogRow)
+                .where(AccessLogRow.factory == to_checksum_address(factory), col(AccessLogRow.id) > after_id)
+                .order_by(col(AccessLogRow.id))
+                .limit(limit)
+            ).all()
+        return list(rows)
+
+    def batches(self, ids: set[int]) -> dict[int, AccessLogBatchRow]:
+        if not ids:
+            return {}
+        with Session(self.engine) as s:
+            rows = s.exec(select(AccessLogBatchRow).where(col(AccessLogBatchRow.id).in_(sorted(ids)))).all()
+        return {int(b.id or 0): b for b in rows}
+
+    def entry(self, entry_id: int) -> AccessLogRow | None:
+        with Session(self.engine) as s:
+            return s.get(AccessLogRow, entry_id)
+
+    def proof(self, row: AccessLogRow) -> EntryProof | None:
+        """The entry's proof once its batch is anchored (``None`` before), from the batch's stored digests."""
+        if row.batch_id is None:
+            return None
+        with Session(self.engine) as s:
+            batch = s.get(AccessLogBatchRow, row.batch_id)
+            digests = [
+                bytes(d)
+                for d in s.exec(
+                    select(AccessLogRow.digest)
+                    .where(AccessLogRow.batch_id == row.batch_id)
+                    .order_by(col(AccessLogRow.id))
+                ).all()
+            ]
+        if batch is None or batch.status != ANCHORED or batch.chain_index is None:
+            return None
+        tree = MerkleTree.build(digests)
+        return EntryProof(
+            digest=bytes(row.digest),
+            proof=tuple(tree.proof(bytes(row.digest))),
+            root=tree.root,
+            chain_index=int(batch.chain_index),
+            tx_hash=batch.tx_hash,
+            block_number=batch.block_number,
+        )
+
+    def verify(self, entry_id: int) -> EntryProof:
+        """Check entry ``entry_id`` against the chain; its proof, or :class:`AccessLogError` naming the fault.
+
+        Codes: ``access_log.unknown_entry``, ``access_log.not_anchored``, ``access_log.digest_mismatch``
+        (the row's fields no longer give its digest: it was altered), ``access_log.root_mismatch`` (the
+        stored batch differs from the root anchored on chain), ``access_log.proof_mismatch``.
+        """
+        row = self.entry(entry_id)
+        if row is None:
+            raise AccessLogError(f"there is no access-log entry {entry_id}", code="access_log.unknown_entry")
+        recomputed = self.digest_of(row)
+        if recomputed != bytes(row.digest):
+            raise AccessLogError(
+                f"access-log entry {entry_id} was altered: its fields give digest 0x{recomputed.hex()}, "
+                f"the log recorded 0x{bytes(row.digest).hex()}",
+                code="access_log.digest_mismatch",
+            )
+        proof = self.proof(row)
+        if proof is None:
+            raise AccessLogError(
+                f"access-log entry {entry_id} is not anchored yet", code="access_log.not_anchored"
+            )
+        on_chain = self.chain.call(self.contract.functions.accessLogBatch(proof.chain_index))
+        root = bytes(on_chain[0])
+        if root != proof.root:
+            raise AccessLogError(
+                f"access-log batch {proof.chain_index} on chain has root 0x{root.hex()}, the stored batch "
+                f"gives 0x{proof.root.hex()}: the stored log was altered",
+                code="access_log.root_mismatch",
+            )
+        try:
+            verify_inclusion(digest=recomputed, proof=list(proof.proof), root=root)
+        except ProofMismatch as e:
+            raise AccessLogError(
+                f"access-log entry {entry_id} is not in anchored batch {proof.chain_index}: {e}",
+                code="access_log.proof_mismatch",
+            ) from e
+        return proof
+
+
+class AccessLogAnchorer:
+    """Closes access-log batches and anchors their roots (a thread of the service, or ``tick`` by hand)."""
+
+    def __init__(
+        self,
+        *,
+        book: AccessLogBook,
+        signer: LocalAccount,
+        max_entries: int = 1000,
+        max_seconds: float = 5.0,
+        timeout_seconds: float = 60.0,
+    ) -> None:
+        self.book = book
+        self.engine = book.engine
+        self.chain = book.chain
+        self.contract = book.contract
+        self.signer = signer
+        self.max_entries = max_entries
+        self.max_seconds = max_seconds
+        self.timeout_seconds = timeout_seconds
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -------------------------------------------------------------- lifecycle
+
+    def start(self, interval: float = 0.5) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._loop, args=(interval,), name="supet-access-log", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self, interval: float) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception as e:  # keep the worker alive; logged and retried
+                self.last_error = f"{type(e).__name__}: {e}"
+                log.exception("access-log anchoring tick failed")
+            self._stop.wait(interval)
+
+    def tick(self, *, force: bool = False) -> None:
+        while self.close_batch(force=force) is not None:
+            pass
+        self.advance()
+
+    def flush(self, timeout: float = 60.0) -> None:
+        """Anchor everything logged so far (tests, shutdown); :class:`ChainError` if it cannot in time."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.tick(force=True)
+            with Session(self.engine) as s:
+                pending = s.exec(
+                    select(func.count()).select_from(AccessLogRow).where(col(AccessLogRow.batch_id).is_(None))
+                ).one()
+                open_batches = s.exec(
+                    select(func.count())
+                    .select_from(AccessLogBatchRow)
+                    .where(AccessLogBatchRow.status != ANCHORED)
+                ).one()
+            if not pending and not open_batches:
+                return
+            if time.monotonic() > deadline:
+                raise ChainError(f"access-log anchoring did not finish in {timeout:.0f}s: {self.last_error}")
+            time.sleep(0.05)
+
+    # -------------------------------------------------------------- closing
+
+    def close_batch(self, *, force: bool = False) -> int | None:
+        """Close one batch if due (``max_entries`` waiting or the oldest ``max_seconds`` old); its id."""
+        now = int(self.book.clock() * 1000)
+        with self.engine.begin() as conn:
+            waiting, oldest = conn.execute(
+                select(func.count(), func.min(col(AccessLogRow.ts_ms))).where(
+                    col(AccessLogRow.batch_id).is_(None)
+                )
+            ).one()
+            if not waiting:
+                return None
+            if not force and waiting < self.max_entries and now - int(oldest) < self.max_seconds * 1000:
+                return None
+            rows = conn.execute(
+                select(col(AccessLogRow.id), col(AccessLogRow.digest), col(AccessLogRow.ts_ms))
+                .where(col(AccessLogRow.batch_id).is_(None))
+                .order_by(col(AccessLogRow.id))
+                .limit(self.max_entries)
+            ).all()
+            tree = MerkleTree.build([bytes(r[1]) for r in rows])
+            result = conn.execute(
+                insert(AccessLogBatchRow).values(
+                    root=tree.root,
+                    count=len(rows),
+                    from_ms=min(int(r[2]) for r in rows),
+                    to_ms=max(int(r[2]) for r in rows),
+                    status=CLOSED,
+                    created_ms=now,
+                    attempts=0,
+                    next_attempt_ms=0,
+                )
+            )
+            assert result.inserted_primary_key is not None
+            batch_id = int(result.inserted_primary_key[0])
+            ids = [int(r[0] or 0) for r in rows]
+            for i in range(0, len(ids), 900):
+                conn.execute(
+                    update(AccessLogRow)
+                    .where(col(AccessLogRow.id).in_(ids[i : i + 900]))
+                    .values(batch_id=batch_id)
+                )
+        log.info(
+            "closed access-log batch %d: %d entries",
+            batch_id,
+            len(ids),
+            extra={
+                "event": "access_log.closed",
+                "batch": batch_id,
+                "count": len(ids),
+                "root": "0x" + tree.root.hex(),
+            },
+        )
+        return batch_id
+
+    # -------------------------------------------------------------- sending and confirming
+
+    def advance(self) -> None:
+        now = int(self.book.clock() * 1000)
+        with Session(self.engine) as s:
+            batches = list(
+                s.exec(
+                    select(AccessLogBatchRow)
+                    .where(col(AccessLogBatchRow.status).in_([CLOSED, SUBMITTED]))
+                    .order_by(col(AccessLogBatchRow.id))
+                ).all()
+            )
+        for b in batches:
+            if b.status == CLOSED and b.next_attempt_ms <= now:
+                self._send(b, now)
+            elif b.status == SUBMITTED:
+                self._confirm(b, now)
+
+    def _send(self, b: AccessLogBatchRow, now: int) -> None:
+        fn = self.contract.functions.anchorAccessLog(b.root, b.count, b.from_ms, b.to_ms)
+        try:
+            tx_hash = self.chain.send(fn, self.signer, context=f"anchorAccessLog(batch {b.id})")
+        except ContractRevert as e:
+            if e.error_name == "CreditRegistryRootAnchored":
+                self._adopt(b, int(e.error_args["index"]), now)
+                return
+            self._failed(b, now, f"anchorAccessLog refused: {e}")
+            return
+        except ChainError as e:
+            self.chain.reset_nonce(self.signer.address)
+            self._failed(b, now, str(e))
+            return
+        self._update(b.id, status=SUBMITTED, tx_hash=tx_hash, submitted_ms=now, last_error=None)
+
+    def _confirm(self, b: AccessLogBatchRow, now: int) -> None:
+        if b.tx_hash is None:  # adopted: the batch is on chain, its transaction unknown
+            self._update(b.id, status=ANCHORED, anchored_ms=now)
+            return
+        try:
+            receipt = self.chain.receipt(b.tx_hash)
+        except ChainError as e:
+            self.last_error = str(e)
+            return
+        if receipt is None:
+            if now - (b.submitted_ms or now) > self.timeout_seconds * 1000:
+                self.chain.reset_nonce(self.signer.address)
+                self._update(b.id, status=CLOSED, tx_hash=None, submitted_ms=None, next_attempt_ms=0)
+            return
+        if receipt["status"] != 1:
+            self.chain.reset_nonce(self.signer.address)
+            self._update(b.id, status=CLOSED, tx_hash=None, last_error="anchorAccessLog reverted")
+            return
+        events = self.contract.events.AccessLogAnchored().process_receipt(receipt)
+        ours = [ev for ev in events if bytes(ev["args"]["root"]) == b.root]
+        if not ours:
+            self._update(
+                b.id, status=CLOSED, tx_hash=None, last_error="receipt without AccessLogAnchored for our root"
+            )
+            return
+        index = int(ours[0]["args"]["index"])
+        self._update(
+            b.id,
+            status=ANCHORED,
+            chain_index=index,
+            block_number=int(receipt["blockNumber"]),
+            anchored_ms=now,
+            last_error=None,
+        )
+        log.info(
+            "anchored access-log batch %d as chain batch %d",
+            b.id,
+            index,
+            extra={"event": "access_log.anchored", "batch": b.id, "chain_batch": index, "tx": b.tx_hash},
+        )
+
+    def _adopt(self, b: AccessLogBatchRow, index: int, now: int) -> None:
+        """The root is on chain already (an earlier send landed): take that anchoring."""
+        tx_hash: str | None = None
+        block: int | None = None
+        try:
+            logs = self.chain.request(
+                lambda: self.contract.events.AccessLogAnchored().get_logs(
+                    from_block=0, argument_filters={"index": index}
+                ),
+                context="AccessLogAnchored logs",
+            )
+            if logs:
+                tx_hash = HexBytes(logs[-1]["transactionHash"]).to_0x_hex()
+                block = int(logs[-1]["blockNumber"])
+        except ChainError as e:
+            self.last_error = str(e)
+        self._update(
+            b.id, status=ANCHORED, chain_index=index, tx_hash=tx_hash, block_number=block, anchored_ms=now
+        )
+        log.info("access-log batch %d: root already anchored as chain batch %d; adopted", b.id, index)
+
+    def _failed(self, b: AccessLogBatchRow, now: int, error: str) -> None:
+        attempts = b.attempts + 1
+        backoff = min(60_000, 500 * 2 ** min(attempts - 1, 10))
+        self.last_error = error
+        log.warning("access-log batch %d: attempt %d failed (%s)", b.id, attempts, error)
+        self._update(b.id, attempts=attempts, next_attempt_ms=now + backoff, last_error=error[:2000])
+
+    def _update(self, batch_id: int | None, **values: object) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(AccessLogBatchRow).where(col(AccessLogBatchRow.id) == batch_id).values(**values)
+            )

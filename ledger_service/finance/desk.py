@@ -1,0 +1,457 @@
+"""Consent-gated credit queries and credit publishing, over the CreditRegistry and the access log.
+
+A bank's query is answered only while the caller is admitted for ``supet.credit.query`` (asked of the
+CreditRegistry's admission gate) AND ``hasConsent(factory, bank)`` holds, both read at one pinned
+block. Every attempt, answered or refused, is written to the access log (and committed) *before* the
+answer or the refusal leaves: :meth:`FinanceDesk.gate` does both.
+
+Publishing (the analytics oracle): :func:`assess_profile` assesses a published profile with the
+packaged scorecard, commits the assessment to the profile's commitment, and
+:meth:`FinanceDesk.publish` stores the assessment (``analytics_results``, kind ``credit``) and sends
+``publishRecord`` signed by the oracle's own key (a :class:`LocalAccount` in Python; over HTTP the
+oracle signs the prepared transaction and the service relays exactly that one).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Final, cast
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from hexbytes import HexBytes
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from analytics.commitment import Commitment, canonical_json
+from analytics.profile import FactoryProfile
+from analytics.publish import list_published, load_published
+from contracts.chain import Chain
+from contracts.credit import CreditRecord, CreditRegistryClient, model_version
+from contracts.deploy import Deployment
+from contracts.errors import ContractRevert
+from contracts.participants import ParticipantRegistryClient, action_id
+from finance.assessment import CreditAssessment, assess, commit_assessment
+from finance.errors import CreditModelError
+from ledger_service.finance.access_log import AccessLogAnchorer, AccessLogBook
+from ledger_service.finance.errors import AccessRefused, FinanceNotDeployed, NotFound, PublishRefused
+from ledger_service.logs import request_id as _request_id
+from ledger_service.store.models import AnalyticsResultRow
+
+__all__ = [
+    "ANSWERED",
+    "CONSENT_ACTION",
+    "PUBLISH_ACTION",
+    "QUERY_ACTION",
+    "CreditPublication",
+    "FinanceDesk",
+    "assess_profile",
+    "desk_of",
+    "prepare_publish",
+    "profile_from_json",
+    "record_json",
+    "relay_publish",
+]
+
+QUERY_ACTION: Final = action_id("supet.credit.query")
+CONSENT_ACTION: Final = action_id("supet.consent.grant")
+PUBLISH_ACTION: Final = action_id("supet.credit.publish")
+ANSWERED: Final = "answered"
+#: On-chain limits are in minor units: the assessment's limit (whole currency units) times this.
+MINOR_UNITS: Final = 100
+
+
+def record_json(r: CreditRecord, *, now_s: int | None = None) -> dict[str, Any]:
+    """A credit record as the API serves it (grade ``S1``..``S10``; limit in minor units)."""
+    out: dict[str, Any] = {
+        "index": r.index,
+        "grade": f"S{r.grade}",
+        "grade_rank": r.grade,
+        "pd_ppm": r.pd_ppm,
+        "pd": r.pd,
+        "limit_minor": r.limit,
+        "currency": r.currency,
+        "valid_until": r.valid_until,
+        "published_at": r.published_at,
+        "oracle": r.oracle,
+        "model_version": r.model_version_text,
+        "commitment": "0x" + r.commitment.hex(),
+    }
+    if now_s is not None:
+        out["valid"] = now_s < r.valid_until
+    return out
+
+
+def profile_from_json(obj: dict[str, Any]) -> FactoryProfile:
+    """A published profile's JSON (``supet.factory-profile.v1``) back as a :class:`FactoryProfile`."""
+    fields = {k: v for k, v in obj.items() if k != "schema"}
+    fields["start"] = dt.date.fromisoformat(fields["start"])
+    fields["end"] = dt.date.fromisoformat(fields["end"])
+    fields["daily_output"] = tuple(fields.get("daily_output", ()))
+    return FactoryProfile(**fields)
+
+
+def assess_profile(
+    engine: Engine,
+    factory: str,
+    profile_commitment: str,
+    *,
+    price: float | None = None,
+    revenue: float | None = None,
+    currency: str = "CNY",
+) -> tuple[CreditAssessment, Commitment]:
+    """Assess ``factory`` from its published profile ``profile_commitment`` and commit the assessment.
+
+    The assessment's commitment has the profile's commitment as its one input, so the chain record
+    leads to the assessment, which leads to the profile, which leads to the anchored readings.
+    @raise PublishRefused ``finance.publish.unknown_profile``, ``...not_a_profile``,
+           ``...wrong_factory``, ``...bad_input`` (the credit model refused the input)
+    """
+    try:
+        pub = load_published(engine, profile_commitment)
+    except Exception as e:  # SourceError: unknown commitment
+        raise PublishRefused(str(e), code="finance.publish.unknown_profile", http_status=404) from e
+    if pub.kind != "profile":
+        raise PublishRefused(
+            f"{profile_commitment} is a published {pub.kind}, not a profile",
+            code="finance.publish.not_a_profile",
+        )
+    subject = str(pub.result.get("factory_id", ""))
+    if subject.lower() != factory.lower():
+        raise PublishRefused(
+            f"profile {profile_commitment} is of {subject}, not of {factory}",
+            code="finance.publish.wrong_factory",
+        )
+    try:
+        assessment = assess(profile_from_json(pub.result), price=price, revenue=revenue, currency=currency)
+    except CreditModelError as e:
+        raise PublishRefused(
+            f"the credit model refused the input: {e.message}", code="finance.publish.bad_input"
+        ) from e
+    return assessment, commit_assessment(assessment, [pub.commitment.commitment])
+
+
+@dataclass(frozen=True, slots=True)
+class CreditPublication:
+    """What :meth:`FinanceDesk.publish` did: the assessment, its commitment, the record on chain."""
+
+    assessment: CreditAssessment
+    commitment: Commitment
+    record: CreditRecord
+    tx_hash: str
+
+    def to_json_obj(self) -> dict[str, Any]:
+        return {
+            "record": record_json(self.record),
+            "tx_hash": self.tx_hash,
+            "assessment": self.assessment.to_json_obj(),
+            "assessment_commitment": self.commitment.to_json_obj(),
+        }
+
+
+class FinanceDesk:
+    """The service's finance side: CreditRegistry reads, the consent gate, the access log, publishing."""
+
+    def __init__(
+        self,
+        *,
+        chain: Chain,
+        deployment: Deployment,
+        engine: Engine,
+        anchor_signer: LocalAccount,
+        max_entries: int = 1000,
+        max_seconds: float = 5.0,
+    ) -> None:
+        if "CreditRegistry" not in deployment.contracts:
+            raise FinanceNotDeployed(
+                "this deployment has no CreditRegistry; redeploy with a current `supet deploy`"
+            )
+        self.chain = chain
+        self.deployment = deployment
+        self.engine = engine
+        self.credit = CreditRegistryClient.from_deployment(chain, deployment)
+        self.book = AccessLogBook(engine=engine, chain=chain, registry_address=self.credit.address)
+        self.anchorer = AccessLogAnchorer(
+            book=self.book, signer=anchor_signer, max_entries=max_entries, max_seconds=max_seconds
+        )
+
+    # -------------------------------------------------------------- chain reads
+
+    def gate_client(self) -> ParticipantRegistryClient:
+        return ParticipantRegistryClient.at(self.chain, self.credit.admission_gate())
+
+    def admitted(self, party: str, action: bytes) -> bool:
+        return self.gate_client().is_admitted(to_checksum_address(party), action)
+
+    def head(self) -> tuple[int, int]:
+        """The latest block's number and timestamp (queries are answered as of that block)."""
+        b = self.chain.block("latest")
+        return int(b["number"]), int(b["timestamp"])
+
+    def current_record(self, factory: str) -> CreditRecord | None:
+        try:
+            return self.credit.current_record(factory)
+        except ContractRevert as e:
+            if e.error_name == "CreditRegistryNoRecord":
+                return None
+            raise
+
+    def history(self, factory: str) -> list[CreditRecord]:
+        return [self.credit.record_at(factory, i) for i in range(self.credit.record_count(factory))]
+
+    def consent_refusal(self, factory: str, bank: str, *, now_s: int) -> AccessRefused | None:
+        """``None`` while ``hasConsent(factory, bank)`` holds; else why not, as the refusal to give."""
+        if self.credit.has_consent(factory, bank):
+            return None
+        c = self.credit.consent_of(factory, bank)
+        if not c.ever_granted:
+            return AccessRefused(
+                f"{factory} has not granted {bank} consent to read its credit data; ask the factory to "
+                "grant it (CreditRegistry.grantConsent)",
+                code="finance.no_consent",
+            )
+        if c.revoked:
+            return AccessRefused(
+                f"{factory} revoked its consent to {bank} at {c.revoked_at} (Unix s); ask it to grant again",
+                code="finance.no_consent",
+            )
+        if now_s >= c.expires_at:
+            return AccessRefused(
+                f"{factory}'s consent to {bank} expired at {c.expires_at} (Unix s, chain time {now_s}); ask "
+                "the factory to renew it",
+                code="finance.consent_expired",
+            )
+        return AccessRefused(f"{bank} may not read {factory}'s credit data now", code="finance.no_consent")
+
+    # -------------------------------------------------------------- the gate
+
+    def log(self, party: str, factory: str | None, action: str, outcome: str) -> None:
+        """Write one access-log entry (committed when this returns)."""
+        rid = _request_id.get() or uuid.uuid4().hex
+        self.book.record(party=party, factory=factory, action=action, outcome=outcome, request_id=rid)
+
+    def require_bank(self, party: str, action: str, factory: str | None) -> None:
+        """Refuse (logged) a party not admitted for ``supet.credit.query``."""
+        if not self.admitted(party, QUERY_ACTION):
+            refusal = AccessRefused(
+                f"{party} is not admitted for supet.credit.query (banks and insurers): ask the consortium "
+                "to admit it (GET /v1/parties/{address}/admission says what is missing)",
+                code="finance.not_a_bank",
+            )
+            self.log(party, factory, action, refusal.code)
+            raise refusal
+
+    def gate(self, party: str, factory: str, action: str) -> None:
+        """Allow ``party`` to read ``factory``'s ``action`` data, or raise the refusal; logged either way.
+
+        The answer itself is logged as ``answered`` here, before it is built and sent: a failure after
+        this point leaves an ``answered`` entry for an answer that may not have arrived, never the
+        other way round.
+        """
+        self.require_bank(party, action, factory)
+        _, now_s = self.head()
+        refusal = self.consent_refusal(factory, party, now_s=now_s)
+        if refusal is not None:
+            self.log(party, factory, action, refusal.code)
+            raise refusal
+        self.log(party, factory, action, ANSWERED)
+
+    # -------------------------------------------------------------- bank reads (after the gate)
+
+    def bank_factories(self, bank: str) -> list[dict[str, Any]]:
+        """Factories with a standing consent to ``bank`` and their current record (each logged)."""
+        self.require_bank(bank, "factories", None)
+        self.log(bank, None, "factories", ANSWERED)  # the listing itself, whatever it finds
+        _, now_s = self.head()
+        out = []
+        for factory in self.credit.consented_factories(bank):
+            if not self.credit.has_consent(factory, bank):
+                continue
+            self.log(bank, factory, "factories", ANSWERED)
+            consent = self.credit.consent_of(factory, bank)
+            record = self.current_record(factory)
+            out.append(
+                {
+                    "factory": factory,
+                    "consent_expires_at": consent.expires_at,
+                    "record": record_json(record, now_s=now_s) if record else None,
+                }
+            )
+        return out
+
+    def latest_profile(self, factory: str) -> dict[str, Any]:
+        subject = to_checksum_address(factory)
+        found = [
+            p
+            for p in list_published(self.engine, kind="profile")
+            if str(p.result.get("factory_id", "")).lower() == subject.lower()
+        ]
+        if not found:
+            raise NotFound(f"no published profile of {subject}", code="finance.no_profile")
+        p = found[0]
+        return {"factory": subject, "commitment": p.commitment.to_json_obj(), "profile": p.result}
+
+    # -------------------------------------------------------------- publishing
+
+    def publish(
+        self,
+        oracle: LocalAccount,
+        factory: str,
+        profile_commitment: str,
+        *,
+        price: float | None = None,
+        revenue: float | None = None,
+        currency: str = "CNY",
+        valid_days: int = 90,
+    ) -> CreditPublication:
+        """Assess, commit, store and publish ``factory``'s credit record, signed by ``oracle``."""
+        factory = to_checksum_address(factory)
+        if not self.admitted(oracle.address, PUBLISH_ACTION):
+            raise AccessRefused(
+                f"{oracle.address} is not admitted for supet.credit.publish (the analytics oracle)",
+                code="finance.not_an_oracle",
+            )
+        assessment, commitment = assess_profile(
+            self.engine, factory, profile_commitment, price=price, revenue=revenue, currency=currency
+        )
+        _, now_s = self.head()
+        self.store_assessment(factory, assessment, commitment)
+        tx = self.credit.publish_record(
+            oracle, factory, **self.record_args(assessment, commitment, now_s, valid_days)
+        )
+        record = self.credit.current_record(factory)
+        return CreditPublication(
+            assessment=assessment, commitment=commitment, record=record, tx_hash=str(tx.tx_hash)
+        )
+
+    @staticmethod
+    def record_args(
+        assessment: CreditAssessment, commitment: Commitment, now_s: int, valid_days: int
+    ) -> dict[str, Any]:
+        """The ``publishRecord`` arguments of an assessment (PD in ppm, at least 1; limit in minor units)."""
+        return {
+            "grade": assessment.grade_rank,
+            "pd_ppm": max(1, min(1_000_000, round(assessment.pd * 1_000_000))),
+            "limit": int(assessment.limit) * MINOR_UNITS,
+            "currency": assessment.currency,
+            "valid_until": now_s + valid_days * 86_400,
+            "model_version": model_version(assessment.model_version[:32]),
+            "commitment": bytes.fromhex(commitment.commitment.removeprefix("0x")),
+        }
+
+    def store_assessment(self, factory: str, assessment: CreditAssessment, commitment: Commitment) -> None:
+        """Keep the assessment with its commitment (``analytics_results``, kind ``credit``)."""
+        row = AnalyticsResultRow(
+            commitment=commitment.commitment,
+            kind="credit",
+            subject=factory,
+            params_json=canonical_json({"currency": assessment.currency}).decode(),
+            commitment_json=canonical_json(commitment.to_json_obj()).decode(),
+            result_json=canonical_json(assessment.to_json_obj()).decode(),
+            created_ms=int(time.time() * 1000),
+        )
+        with Session(self.engine) as s:
+            s.merge(row)
+            s.commit()
+
+    def assessment(self, commitment: str) -> dict[str, Any] | None:
+        with Session(self.engine) as s:
+            row = s.get(AnalyticsResultRow, commitment.lower())
+        return json.loads(row.result_json) if row is not None and row.kind == "credit" else None
+
+
+# ---------------------------------------------------------------------------- prepare and relay
+
+
+def prepare_publish(desk: FinanceDesk, oracle: str, args: dict[str, Any], factory: str) -> dict[str, Any]:
+    """The unsigned ``publishRecord`` transaction for ``oracle`` to sign (EIP-1559, JSON-ready)."""
+    fn = desk.credit.contract.functions.publishRecord(
+        factory,
+        args["grade"],
+        args["pd_ppm"],
+        args["limit"],
+        args["currency"].encode("ascii"),
+        args["valid_until"],
+        args["model_version"],
+        args["commitment"],
+    )
+    chain = desk.chain
+    try:
+        gas = int(chain.estimate_gas(fn, oracle) * 1.2) + 10_000
+    except ContractRevert as e:
+        raise PublishRefused(
+            f"the CreditRegistry would refuse the record: {e}", code="finance.publish.reverts"
+        ) from e
+    nonce = chain.request(
+        lambda: chain.w3.eth.get_transaction_count(to_checksum_address(oracle), "pending"),
+        context="oracle nonce",
+    )
+    tx = chain.request(
+        lambda: fn.build_transaction({"from": oracle, "chainId": chain.chain_id, "nonce": nonce, "gas": gas}),
+        context="publishRecord",
+    )
+    return {
+        k: (v if isinstance(v, int | str) else HexBytes(cast(Any, v)).to_0x_hex())
+        for k, v in dict(tx).items()
+    }
+
+
+def relay_publish(desk: FinanceDesk, oracle: str, expected: dict[str, Any], signed_transaction: str) -> str:
+    """Relay the oracle's signed copy of exactly the prepared ``publishRecord``; its transaction hash."""
+    from eth_account import Account
+    from eth_account.typed_transactions import TypedTransaction
+
+    try:
+        raw = bytes.fromhex(signed_transaction.removeprefix("0x"))
+        fields = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
+        sender = Account.recover_transaction(raw)
+    except Exception as e:  # any decoding failure is the caller's
+        raise PublishRefused(
+            f"signed_transaction cannot be decoded ({type(e).__name__}); send the raw signed type-2 bytes",
+            code="finance.publish.bad_transaction",
+        ) from e
+    problems = []
+    if sender != oracle:
+        problems.append(f"it is signed by {sender}, not by you ({oracle})")
+    to = fields.get("to")
+    if not to or to_checksum_address(bytes(to)) != desk.credit.address:
+        problems.append(f"it is not addressed to the CreditRegistry {desk.credit.address}")
+    if HexBytes(fields.get("data", b"")) != HexBytes(expected["data"]):
+        problems.append("its data is not the prepared publishRecord call for this assessment")
+    if fields.get("chainId") != desk.chain.chain_id or fields.get("value", 0) != 0:
+        problems.append("wrong chain id or it sends value")
+    if problems:
+        raise PublishRefused(
+            "the signed transaction is not the prepared record: " + "; ".join(problems),
+            code="finance.publish.bad_transaction",
+        )
+    chain = desk.chain
+    try:
+        tx_hash = chain.request(lambda: chain.w3.eth.send_raw_transaction(raw), context="publishRecord relay")
+    except ValueError as e:
+        raise PublishRefused(
+            f"the node refused the transaction ({e})", code="finance.publish.bad_transaction"
+        ) from e
+    finally:
+        chain.reset_nonce(oracle)
+    result = chain.wait(HexBytes(tx_hash).to_0x_hex(), context="publishRecord")
+    return str(result.tx_hash)
+
+
+def desk_of(service: Any) -> FinanceDesk:
+    """The service's :class:`FinanceDesk`, built on first use (``service.finance``)."""
+    desk: FinanceDesk | None = getattr(service, "finance", None)
+    if desk is None:
+        desk = FinanceDesk(
+            chain=service.chain,
+            deployment=service.deployment,
+            engine=service.engine,
+            anchor_signer=service.anchor_signer,
+            max_seconds=service.settings.batch_max_seconds,
+        )
+        service.finance = desk
+    return desk

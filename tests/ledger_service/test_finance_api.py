@@ -1,0 +1,319 @@
+"""Credit with consent over HTTP: oracle publishes, factory consents, banks query, every attempt logged and
+anchored; refusals typed; an altered log entry fails verification. SQLite and PostgreSQL, embedded chain."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
+from fastapi.testclient import TestClient
+from sqlmodel import Session, col, select
+
+from analytics.commitment import commit
+from analytics.profile import FactoryProfile
+from analytics.publish import PROFILE_MODEL, profile_json
+from contracts.chain import Chain, dev_accounts
+from contracts.credit import CreditRegistryClient
+from contracts.deploy import deploy_suite
+from contracts.onboarding import Onboarding
+from ledger_service.api import create_app
+from ledger_service.config import Settings
+from ledger_service.finance.access_log import entry_digest
+from ledger_service.finance.desk import FinanceDesk, desk_of
+from ledger_service.finance.errors import AccessLogError
+from ledger_service.service import LedgerService
+from ledger_service.store.models import AccessLogRow, AnalyticsResultRow
+
+START = int(time.time()) - 7 * 86_400
+
+
+def login(client: TestClient, account: LocalAccount) -> str:
+    message = client.post("/v1/auth/challenge", json={"address": account.address}).json()["message"]
+    signature = account.sign_message(encode_defunct(text=message)).signature.to_0x_hex()
+    r = client.post("/v1/auth/token", json={"message": message, "signature": signature})
+    assert r.status_code == 200, r.text
+    return str(r.json()["access_token"])
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+class World:
+    def __init__(self, ledger: LedgerService, client: TestClient, onboarding: Onboarding) -> None:
+        self.ledger, self.client, self.ob = ledger, client, onboarding
+        self.oracle = onboarding.account("oracle")
+        self.factory = onboarding.account("factory")
+        self.bank_a = onboarding.account("bank-a")
+        self.bank_b = onboarding.account("bank-b")
+        self.stranger = onboarding.account("stranger")
+        onboarding.admit(self.oracle, "analytics-oracle")
+        onboarding.admit(self.factory, "supplier")
+        onboarding.admit(self.bank_a, "bank")
+        onboarding.admit(self.bank_b, "bank")
+        self.credit = CreditRegistryClient.from_deployment(ledger.chain, ledger.deployment)
+        self.tokens: dict[str, str] = {}
+
+    @property
+    def desk(self) -> FinanceDesk:
+        return desk_of(self.ledger)
+
+    def h(self, who: LocalAccount) -> dict[str, str]:
+        if who.address not in self.tokens:
+            self.tokens[who.address] = login(self.client, who)
+        return bearer(self.tokens[who.address])
+
+    def chain_now(self) -> int:
+        return int(self.ledger.chain.block("latest")["timestamp"])
+
+    def publish_profile(self) -> str:
+        p = FactoryProfile(
+            factory_id=self.factory.address,
+            start=dt.date(2026, 10, 1),
+            end=dt.date(2026, 10, 30),
+            days_in_period=30,
+            days_with_data=30,
+            capacity_units_per_day=1000.0,
+            utilisation=0.8,
+            availability=0.9,
+            performance=0.9,
+            quality=0.97,
+            oee=0.78,
+            first_pass_yield=0.96,
+            sellable_units=24_000.0,
+            delivered_units=23_500.0,
+            inventory_days=6.0,
+            orders_due=10,
+            orders_otif=9,
+            otif=0.9,
+            trend_units_per_day=2.0,
+            volatility=0.05,
+            readings=43_200,
+            readings_expected=43_200,
+            coverage=1.0,
+            thin=False,
+        )
+        result = profile_json(p)
+        c = commit(result, [b"\x01" * 32], PROFILE_MODEL, {"factory": self.factory.address})
+        from analytics.commitment import canonical_json
+
+        with Session(self.ledger.engine) as s:
+            s.add(
+                AnalyticsResultRow(
+                    commitment=c.commitment,
+                    kind="profile",
+                    subject=self.factory.address,
+                    params_json="{}",
+                    commitment_json=canonical_json(c.to_json_obj()).decode(),
+                    result_json=canonical_json(result).decode(),
+                    created_ms=int(time.time() * 1000),
+                )
+            )
+            s.commit()
+        return c.commitment
+
+    def error(self, r: Any) -> tuple[int, str]:
+        return r.status_code, r.json()["error"]["code"]
+
+
+@pytest.fixture
+def world(db_url: str) -> Iterator[World]:
+    chain = Chain.embedded(start_time=START)
+    admin = dev_accounts(1)[0]
+    deployment = deploy_suite(chain, admin)
+    ob = Onboarding(chain, deployment, admin)
+    ob.apply_policy()
+    settings = Settings(database_url=db_url, verify_workers=0, anchoring=False, registry_refresh_seconds=0)
+    service = LedgerService.build(settings, chain=chain, deployment=deployment)
+    with TestClient(create_app(service=service)) as client:
+        w = World(service, client, ob)
+        chain.warp(int(time.time()) + 60)  # from here on the chain's clock moves only when told
+        chain.transfer_value(admin, w.stranger.address, 1)
+        yield w
+    service.stop()
+
+
+def _publish_over_http(w: World, commitment: str) -> dict[str, Any]:
+    body = {"factory": w.factory.address, "profile_commitment": commitment, "price": 12.5, "currency": "CNY"}
+    r = w.client.post("/v1/credit/records/prepare", json=body, headers=w.h(w.oracle))
+    assert r.status_code == 200, r.text
+    prepared = r.json()
+    tx = {k: v for k, v in prepared["transaction"].items() if k != "from"}
+    signed = Account.sign_transaction(tx, w.oracle.key).raw_transaction.to_0x_hex()
+    body |= {"valid_until": prepared["valid_until"], "signed_transaction": signed}
+    r = w.client.post("/v1/credit/records", json=body, headers=w.h(w.oracle))
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def test_publish_consent_queries_log_and_anchoring(world: World) -> None:
+    w = world
+    commitment = w.publish_profile()
+
+    # only the oracle may publish
+    body = {"factory": w.factory.address, "profile_commitment": commitment, "price": 12.5}
+    r = w.client.post("/v1/credit/records/prepare", json=body, headers=w.h(w.bank_a))
+    assert w.error(r) == (403, "finance.not_an_oracle")
+
+    published = _publish_over_http(w, commitment)
+    rec = w.credit.current_record(w.factory.address)
+    assert published["record"]["grade"] == f"S{rec.grade}" and rec.oracle == w.oracle.address
+    assert "0x" + rec.commitment.hex() == published["assessment_commitment"]["commitment"]
+    # the assessment is kept with its commitment, whose one input is the profile's commitment
+    stored = w.desk.assessment("0x" + rec.commitment.hex())
+    assert stored is not None and stored["schema"] == "supet.credit-assessment.v1"
+
+    # before consent: bank A refused, logged
+    url = f"/v1/bank/factories/{w.factory.address}/credit"
+    assert w.error(w.client.get(url, headers=w.h(w.bank_a))) == (403, "finance.no_consent")
+
+    expires = w.chain_now() + 3600
+    w.credit.grant_consent(w.factory, w.bank_a.address, expires_at=expires)
+
+    r = w.client.get(url, headers=w.h(w.bank_a))
+    assert r.status_code == 200, r.text
+    assert r.json()["current"]["grade"] == published["record"]["grade"] and len(r.json()["history"]) == 1
+    r = w.client.get(f"/v1/bank/factories/{w.factory.address}/profile", headers=w.h(w.bank_a))
+    assert r.status_code == 200 and r.json()["commitment"]["commitment"] == commitment
+    r = w.client.get("/v1/bank/factories", headers=w.h(w.bank_a))
+    assert [f["factory"] for f in r.json()["factories"]] == [w.factory.address]
+    assert r.json()["factories"][0]["record"]["valid"] is True
+
+    # bank B (admitted, no consent) and an un-admitted party
+    assert w.error(w.client.get(url, headers=w.h(w.bank_b))) == (403, "finance.no_consent")
+    assert w.error(w.client.get(url, headers=w.h(w.stranger))) == (403, "finance.not_a_bank")
+    assert w.client.get("/v1/bank/factories", headers=w.h(w.bank_b)).json()["factories"] == []
+
+    # the factory's consents and access log: the factory only
+    r = w.client.get(f"/v1/factories/{w.factory.address}/consents", headers=w.h(w.factory))
+    assert [(c["bank"], c["state"]) for c in r.json()["consents"]] == [(w.bank_a.address, "standing")]
+    log_url = f"/v1/factories/{w.factory.address}/access-log"
+    assert w.error(w.client.get(log_url, headers=w.h(w.bank_a))) == (403, "finance.not_the_factory")
+    entries = w.client.get(log_url, headers=w.h(w.factory)).json()["entries"]
+    assert [(e["party"], e["action"], e["outcome"]) for e in entries] == [
+        (w.bank_a.address, "credit", "finance.no_consent"),
+        (w.bank_a.address, "credit", "answered"),
+        (w.bank_a.address, "profile", "answered"),
+        (w.bank_a.address, "factories", "answered"),
+        (w.bank_b.address, "credit", "finance.no_consent"),
+        (w.stranger.address, "credit", "finance.not_a_bank"),
+    ]
+    assert all(e["anchoring"] == "pending" and e["proof"] is None for e in entries)
+    assert all(len(e["request_id"]) >= 8 for e in entries)
+
+    # expiry (chain time moves past it) and revocation
+    w.ledger.chain.warp(expires + 1)
+    w.ledger.chain.transfer_value(dev_accounts(1)[0], w.stranger.address, 1)  # a block at the new time
+    assert w.error(w.client.get(url, headers=w.h(w.bank_a))) == (403, "finance.consent_expired")
+    r = w.client.get(f"/v1/factories/{w.factory.address}/consents", headers=w.h(w.factory))
+    assert r.json()["consents"][0]["state"] == "expired"
+    w.credit.grant_consent(w.factory, w.bank_a.address, expires_at=w.chain_now() + 3600)
+    assert w.client.get(url, headers=w.h(w.bank_a)).status_code == 200
+    w.credit.revoke_consent(w.factory, w.bank_a.address)
+    assert w.error(w.client.get(url, headers=w.h(w.bank_a))) == (403, "finance.no_consent")
+
+    # anchoring: every entry anchored, each proof verifies against the chain
+    w.desk.anchorer.flush()
+    entries = w.client.get(log_url, headers=w.h(w.factory)).json()["entries"]
+    assert len(entries) == 9 and {e["anchoring"] for e in entries} == {"anchored"}
+    batch = w.credit.access_log_batch(entries[0]["proof"]["batch_index"])
+    assert batch.count == 11  # the 9 of this factory and the two banks' listings themselves
+    for e in entries:
+        assert w.desk.book.verify(e["id"]).root == batch.root
+
+    # an altered entry fails, named
+    victim = entries[1]["id"]
+    with Session(w.ledger.engine) as s:
+        row = s.get(AccessLogRow, victim)
+        assert row is not None
+        row.outcome = "finance.no_consent"
+        s.add(row)
+        s.commit()
+    with pytest.raises(AccessLogError) as info:
+        w.desk.book.verify(victim)
+    assert info.value.code == "access_log.digest_mismatch"
+    # ... and so does one whose digest was rewritten to match (the anchored root disagrees)
+    with Session(w.ledger.engine) as s:
+        row = s.get(AccessLogRow, victim)
+        assert row is not None
+        row.digest = w.desk.book.digest_of(row)
+        s.add(row)
+        s.commit()
+    with pytest.raises(AccessLogError) as info:
+        w.desk.book.verify(victim)
+    assert info.value.code == "access_log.root_mismatch"
+    # the other entries' proofs, as served before the alteration, still verify against the chain
+    from device_attestation.merkle import verify_inclusion
+
+    kept = entries[0]["proof"]
+    verify_inclusion(
+        digest=bytes.fromhex(kept["digest"][2:]),
+        proof=[bytes.fromhex(p[2:]) for p in kept["proof"]],
+        root=batch.root,
+    )
+
+
+def test_entry_digest_is_the_documented_abi_encoding() -> None:
+    from eth_abi import encode
+    from eth_utils import keccak
+
+    a, b, reg = ("0x" + "11" * 20, "0x" + "22" * 20, "0x" + "33" * 20)
+    d = entry_digest(
+        chain_id=7,
+        registry=reg,
+        entry_id=1,
+        ts_ms=2,
+        party=a,
+        factory=b,
+        action="credit",
+        outcome="answered",
+        request_id="r1",
+    )
+    expected = keccak(
+        encode(
+            [
+                "bytes32",
+                "uint256",
+                "address",
+                "uint64",
+                "uint64",
+                "address",
+                "address",
+                "string",
+                "string",
+                "string",
+            ],
+            [keccak(b"supet.access-log.v1"), 7, reg, 1, 2, a, b, "credit", "answered", "r1"],
+        )
+    )
+    assert d == expected
+    assert d != entry_digest(
+        chain_id=7,
+        registry=reg,
+        entry_id=1,
+        ts_ms=2,
+        party=a,
+        factory=b,
+        action="credit",
+        outcome="finance.x",
+        request_id="r1",
+    )
+
+
+def test_log_is_durable_before_the_refusal(world: World) -> None:
+    """A refusal's entry is committed by the time the 403 arrives (read from a fresh session)."""
+    w = world
+    url = f"/v1/bank/factories/{w.factory.address}/credit"
+    r = w.client.get(url, headers={**w.h(w.bank_b), "X-Request-ID": "req-durable-0001"})
+    assert w.error(r) == (403, "finance.no_consent")
+    with Session(w.ledger.engine) as s:
+        rows = s.exec(select(AccessLogRow).where(col(AccessLogRow.request_id) == "req-durable-0001")).all()
+    assert [(x.party, x.factory, x.outcome) for x in rows] == [
+        (w.bank_b.address, w.factory.address, "finance.no_consent")
+    ]
