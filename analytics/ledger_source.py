@@ -121,6 +121,14 @@ class LedgerSource:
             ids = [r[0] for r in c.execute(select(ReadingRow.device_id).distinct())]
         return sorted(d for d in ids if keccak(text=d) in hashes)
 
+    def sample_metrics(self, device_id: str) -> dict[str, float]:
+        """The metrics of one stored reading of ``device_id`` (to tell machines from stations)."""
+        with self.engine.connect() as c:
+            row = c.execute(
+                select(ReadingRow.reading_json).where(ReadingRow.device_id == device_id).limit(1)  # type: ignore[arg-type]
+            ).first()
+        return {} if row is None else dict(json.loads(row[0]).get("metrics", {}))
+
     # ------------------------------------------------------------------ readings
 
     def readings(

@@ -34,6 +34,7 @@ def _register() -> None:
     app.command("serve")(serve.serve)
     app.command("verify")(verify.verify)
     app.add_typer(audit.app, name="audit")
+    app.add_typer(__import__("supet.cli.analytics", fromlist=["app"]).app, name="analytics")
     app.add_typer(__import__("supet.cli.store", fromlist=["app"]).app, name="store")
 
 

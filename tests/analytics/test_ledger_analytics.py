@@ -257,3 +257,63 @@ def test_recompute_names_changed_parameters_in_the_commitment(rig: Rig) -> None:
 def test_unknown_commitment_is_a_typed_error(rig: Rig) -> None:
     with pytest.raises(SourceError, match="no published result"):
         recompute(rig.service.engine, rig.source, "0x" + "ab" * 32)
+
+
+def test_cli_publishes_recomputes_and_names_a_mismatch(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    import supet.cli.analytics as cli_analytics
+    from supet.cli import app
+
+    # The embedded chain lives in this process: hand the CLI the rig's chain instead of a node.
+    monkeypatch.setattr(
+        cli_analytics, "open_deployment", lambda rpc, dep: (rig.service.chain, rig.service.deployment)
+    )
+    db = f"sqlite:///{rig.db_path}"
+    common = ["--rpc", "http://unused", "--deployment", str(tmp_path / "d.json"), "--database", db]
+    factory = rig.feed.factories["sun-a"]
+    chart = tmp_path / "p.png"
+    runner = CliRunner()
+    out = runner.invoke(
+        app,
+        [
+            "analytics",
+            "profile",
+            "--factory",
+            factory,
+            "--start",
+            rig.start.isoformat(),
+            "--end",
+            rig.end.isoformat(),
+            "--chart",
+            str(chart),
+            *common,
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    commitment = json.loads(out.output[: out.output.rindex("}") + 1])["commitment"]["commitment"]
+    assert chart.read_bytes().startswith(b"\x89PNG")
+    out = runner.invoke(app, ["analytics", "recompute", commitment, *common])
+    assert out.exit_code == 0 and "reproduced: profile" in out.output, out.output
+    out = runner.invoke(app, ["analytics", "list", "--database", db])
+    assert commitment in out.output
+    # Tamper one machine reading: recompute exits 1 and names the reading.
+    con = sqlite3.connect(rig.db_path)
+    try:
+        row_id, text = con.execute(
+            "select id, reading_json from readings where device_id = 'sun-a-l1-ctl' order by seq limit 1"
+        ).fetchone()
+        obj = json.loads(text)
+        obj["metrics"]["defect_units"] = obj["metrics"].get("defect_units", 0) + 3
+        con.execute("update readings set reading_json = ? where id = ?", (json.dumps(obj), row_id))
+        con.commit()
+        out = runner.invoke(app, ["analytics", "recompute", commitment, *common])
+        # (`supet` prints a SupetError's message and exits 1; the runner hands us the error itself.)
+        assert out.exit_code == 1 and isinstance(out.exception, InputMismatch), out.output
+        assert "sun-a-l1-ctl, seq 1" in str(out.exception)
+    finally:
+        con.execute("update readings set reading_json = ? where id = ?", (text, row_id))
+        con.commit()
+        con.close()
