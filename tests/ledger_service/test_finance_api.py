@@ -317,3 +317,12 @@ def test_log_is_durable_before_the_refusal(world: World) -> None:
     assert [(x.party, x.factory, x.outcome) for x in rows] == [
         (w.bank_b.address, w.factory.address, "finance.no_consent")
     ]
+
+
+def test_receivable_reads_and_anonymous_refused(world: World) -> None:
+    w = world
+    assert w.error(w.client.get("/v1/bank/factories")) == (401, "auth.missing")
+    r = w.client.get(f"/v1/receivables?offered_to={w.bank_a.address}", headers=w.h(w.bank_a))
+    assert r.status_code == 200 and r.json() == {"parts": []}
+    assert w.error(w.client.get("/v1/receivables", headers=w.h(w.bank_a))) == (404, "finance.bad_query")
+    assert w.error(w.client.get("/v1/receivables/1", headers=w.h(w.bank_a))) == (404, "finance.no_receivable")
