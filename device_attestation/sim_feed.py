@@ -203,11 +203,13 @@ class SimulationFeed:
         for d in range(world.days):
             day = world.start + dt.timedelta(days=d)
             self._warp(_day_s(day) + 8 * 3600)
+            # The buyer's morning: today's orders first, then it accepts yesterday's lots (the
+            # simulator's truth treats an order placed at the acceptance's time as open for it).
+            for f in world.factories:
+                self._place_orders(f, day, buyer)
             for lot_id in pending_accept:
                 self.lots.accept_transfer(buyer, lot_id)
             pending_accept = []
-            for f in world.factories:
-                self._place_orders(f, day, buyer)
             end_ms = _day_s(day + dt.timedelta(days=1)) * 1000
             batch: list[SimReading] = []
             while pos < total and queue[pos].send_ms <= end_ms:
