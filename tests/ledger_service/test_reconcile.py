@@ -270,3 +270,34 @@ def test_reconcile_refuses_a_missing_store(tmp_path: Path) -> None:
     create_schema(engine)
     report = reconcile(engine, chain, dep, now_ms=int(time.time() * 1000))
     assert report.consistent and report.chain_batches == 0 and report.store_batches == 0
+
+
+@pytest.mark.anvil
+@pytest.mark.slow
+def test_two_lost_batches_are_anchored_anew_and_stay_reported(tmp_path: Path) -> None:
+    """The known limit (docs/deployment.md): two lost batches resubmitted together close into one
+    new batch: every reading is anchored and provable again, but the chain cannot say which readings
+    the lost batches held, so reconcile keeps reporting them."""
+    with own_anvil() as node:
+        deployed = deploy_on(node, tmp_path)
+        fleet = Fleet(deployed.consortium, 2, seed=13)
+        store = Store("sqlite", tmp_path)
+        url = store.fresh()
+        first, second, third = fleet.sign(4), fleet.sign(3), fleet.sign(2)
+        with running(deployed, url) as service:
+            submit_all(service, first)
+            service.anchoring.flush(timeout=30)
+            backup = store.backup(url)
+            for subs in (second, third):
+                submit_all(service, subs)
+                service.anchoring.flush(timeout=30)
+        restored = store.restore(backup)
+        with running(deployed, restored) as service:
+            submit_all(service, [*second, *third])
+            service.anchoring.flush(timeout=30)
+            assert_service_proofs_verify(service, digests(first) | digests(second) | digests(third))
+        assert deployed.anchor.batch_count() == 4  # 1, the two lost, and the new one of 5
+        code, report, text = run_reconcile(deployed, restored)
+        assert code == 1 and [b["batch_id"] for b in report["unknown_to_store"]] == [2, 3], text
+        assert report["missing_on_chain"] == [] and report["unanchored_readings"] == 0
+        assert "(5 readings)" in text
