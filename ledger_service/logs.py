@@ -45,7 +45,8 @@ request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("supet_r
 
 #: Attributes every LogRecord has: anything else on a record came from ``extra=``.
 _STANDARD = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime", "taskName"}
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
+    | {"message", "asctime", "taskName", "color_message"}  # uvicorn adds color_message: ANSI noise
 )
 
 log = logging.getLogger("ledger_service.ingest")
