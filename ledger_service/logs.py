@@ -68,6 +68,10 @@ class JsonFormatter(logging.Formatter):
             "event": getattr(record, "event", None) or msg,
             "msg": msg,
         }
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
+            # uvicorn's access line: (client, method, path, http version, status) as fields
+            client, method, path, _version, status = record.args
+            obj.update(event="http.access", client=client, method=method, path=path, status=status)
         for key, value in vars(record).items():
             if key not in _STANDARD and key != "event" and not key.startswith("_"):
                 obj[key] = value
@@ -116,6 +120,8 @@ def configure_logging(fmt: str = "text", level: str = "info", *, stream: Any = N
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # Alembic announces each of its plugins at INFO on every start: noise, not events
+    logging.getLogger("alembic.runtime.plugins").setLevel(max(logging.WARNING, root.level))
     return handler
 
 

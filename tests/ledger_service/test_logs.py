@@ -87,6 +87,15 @@ def test_rejection_and_anchored_batch_are_json_lines(
     assert ev["tx"] == row.tx_hash and ev["block"] == row.block_number
     assert ev["logger"] == "ledger_service.anchoring" and ev["level"] == "info"
     assert "request_id" not in ev  # logged by the anchoring thread, outside any request
+    access = logging.getLogger("uvicorn.access")  # uvicorn's access line becomes fields
+    access.info('%s - "%s %s HTTP/%s" %d', "10.0.0.7:5000", "GET", "/readyz", "1.1", 200)
+    (line,) = [e for e in lines(json_log) if e["event"] == "http.access"]
+    assert (line["client"], line["method"], line["path"], line["status"]) == (
+        "10.0.0.7:5000",
+        "GET",
+        "/readyz",
+        200,
+    )
     closed = [e for e in lines(json_log) if e["event"] == "batch.closed"]
     assert closed and closed[0]["batch"] == row.id and closed[0]["root"] == ev["root"]
 
