@@ -9,6 +9,7 @@ from ledger_service.api.routes import finance as finance_routes
 from ledger_service.config import Settings
 from ledger_service.logs import RequestIdMiddleware
 from ledger_service.metrics import LedgerMetrics, MetricsMiddleware
+from ledger_service.portal import router as portal_router
 from ledger_service.service import LedgerService
 
 __all__ = ["create_app"]
@@ -18,6 +19,7 @@ def create_app(settings: Settings | None = None, *, service: LedgerService | Non
     """The app (:func:`ledger_service.api.app.create_app`), timed per route, tagged with request ids."""
     app = _create_app(settings, service=service)
     app.include_router(finance_routes.router)  # issue 6: credit, consents, bank queries, receivables
+    app.include_router(portal_router)  # issue 7: the web portal at /portal (and / redirects there)
 
     def metrics() -> LedgerMetrics | None:
         svc = getattr(app.state, "service", None)

@@ -1,0 +1,375 @@
+"""What the portal's pages show, gathered from the services the API uses (no logic of their own).
+
+- Auditor: :func:`lot_view` (the lot timeline of :mod:`ledger_service.lots` and the lot's standing
+  certificate), :func:`check_reading` (a reading's proof bundle checked with
+  :func:`ledger_service.verify.verify_bundle` against the chain).
+- Factory: :func:`factory_devices` (its devices from ``DeviceEnrolled`` events, their registry record
+  and their stored head: readings, gaps, last reading), :func:`factory_lots` (lots it opened, split
+  off or accepted, as the LotRegistry holds them now).
+- Bank: :func:`profile_png` (the latest published profile of a factory as a chart).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session, select
+
+from analytics.charts import profile_chart
+from analytics.publish import list_published
+from contracts.lots import (
+    CertificateStatus,
+    LotRegistryClient,
+    QualityCertifierClient,
+    format_gtin,
+)
+from contracts.registry import DeviceRecord, device_id_hash
+from ledger_service.errors import NotFound
+from ledger_service.lots import ChainStep, LotPage, ReadingStep, lot_timeline
+from ledger_service.proofs import ProofPending, parse_digest, proof_bundle
+from ledger_service.service import LedgerService
+from ledger_service.store.models import DeviceHeadRow
+from ledger_service.verify import ProofBundle, VerificationError, verify_bundle
+
+__all__ = [
+    "DeviceHealth",
+    "LotSummary",
+    "LotView",
+    "StepRow",
+    "Verdict",
+    "check_reading",
+    "factory_devices",
+    "factory_lots",
+    "fmt_ms",
+    "lot_view",
+    "profile_png",
+]
+
+KIND_LABELS = {
+    "opened": "Opened",
+    "split": "Split",
+    "transfer_proposed": "Transfer proposed",
+    "transfer_accepted": "Transfer accepted",
+    "transfer_rejected": "Transfer rejected",
+    "transfer_cancelled": "Transfer cancelled",
+    "certified": "Certified",
+    "rejected": "Rejected by QC",
+    "reading": "Reading",
+}
+
+
+def fmt_ms(ms: int | None) -> str:
+    """Unix ms as ``YYYY-MM-DD HH:MM:SS UTC`` (``-`` for none)."""
+    if not ms:
+        return "-"
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# ---------------------------------------------------------------------------- auditor
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StepRow:
+    """One row of a lot's timeline as the page shows it."""
+
+    kind: str
+    label: str
+    time: str
+    actor: str
+    what: str
+    #: ``on chain`` (a transaction), or the reading's status: ``anchored``, ``batched``, ``pending``.
+    status: str
+    tx_hash: str | None
+    block: int | None
+    digest: str | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LotView:
+    lot_id: str
+    on_chain: bool
+    certificate: str
+    steps: list[StepRow]
+    next_cursor: str | None
+
+
+def _what(step: ChainStep | ReadingStep) -> str:
+    if isinstance(step, ReadingStep):
+        d = step.to_json_obj()["details"]
+        metrics = ", ".join(f"{k} = {v}" for k, v in sorted(d["metrics"].items()))
+        return f"seq {d['seq']}: {metrics}"
+    d = step.details
+    if step.kind == "opened" and "gtin" in d:
+        return f"GTIN {d['gtin']}, {d['quantity']} {d['unit']} by {d['supplier']}"
+    if step.kind == "opened":
+        return f"split off {d['split_from']}: {d['quantity']} to {d['custodian']}"
+    if step.kind == "split":
+        return f"child {d['child_lot_id']}: {d['quantity']} (parent keeps {d['remaining']})"
+    if step.kind.startswith("transfer_"):
+        return f"from {d['from']} to {d['to']}"
+    if step.kind == "certified":
+        return f"GTIN {d['gtin']}, spec v{d['spec_version']}, {d['samples']} samples within bounds"
+    return (
+        f"spec v{d['spec_version']}: {d['reason']} on {d['metric']} (value {d['value']}, bound {d['bound']})"
+    )
+
+
+def _row(step: ChainStep | ReadingStep) -> StepRow:
+    if isinstance(step, ReadingStep):
+        return StepRow(
+            kind="reading",
+            label=KIND_LABELS["reading"],
+            time=fmt_ms(step.row.ts_ms),
+            actor=step.row.device_id,
+            what=_what(step),
+            status=step.status,
+            tx_hash=None,
+            block=None,
+            digest="0x" + bytes(step.row.digest).hex(),
+        )
+    return StepRow(
+        kind=step.kind,
+        label=KIND_LABELS.get(step.kind, step.kind),
+        time=fmt_ms(step.time_ms),
+        actor=step.actor,
+        what=_what(step),
+        status="on chain",
+        tx_hash=step.tx_hash,
+        block=step.block_number,
+        digest=None,
+    )
+
+
+def _certificate_text(service: LedgerService, lot_id: str) -> str:
+    cert = QualityCertifierClient.from_deployment(service.chain, service.deployment).certificate(lot_id)
+    when = fmt_ms(cert.decided_at * 1000)
+    if cert.status is CertificateStatus.CERTIFIED:
+        return f"Certified against spec v{cert.spec_version} with {cert.samples} samples ({when})"
+    if cert.status is CertificateStatus.NONE:
+        return "Not certified: no quality verdict has been recorded for this lot"
+    return (
+        f"Rejected against spec v{cert.spec_version}: {cert.reason.name.lower()} on "
+        f"{cert.metric or 'a metric'} ({when})"
+    )
+
+
+def lot_view(service: LedgerService, lot_id: str, *, cursor: str | None = None, limit: int = 100) -> LotView:
+    """A page of ``lot_id``'s timeline and its standing certificate; ``NotFound`` for an unknown lot."""
+    page: LotPage = lot_timeline(service, lot_id, cursor=cursor, limit=limit)
+    return LotView(
+        lot_id=lot_id,
+        on_chain=page.on_chain,
+        certificate=_certificate_text(service, lot_id) if page.on_chain else "Not on chain: not certified",
+        steps=[_row(s) for s in page.steps],
+        next_cursor=page.next_cursor,
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Verdict:
+    """The outcome of checking one reading's proof against the chain."""
+
+    ok: bool
+    headline: str
+    detail: str
+    code: str | None
+    digest: str
+    facts: dict[str, str]
+
+
+def check_reading(service: LedgerService, digest_text: str) -> Verdict:
+    """Fetch the reading's proof bundle from the store and verify it against the chain alone.
+
+    A reading not anchored yet, or unknown, is a verdict too (not verified, with the reason).
+    """
+    try:
+        digest = parse_digest(digest_text)
+        bundle_obj = proof_bundle(service, digest)
+    except ProofPending as e:
+        return Verdict(
+            ok=False,
+            headline="Not verifiable yet",
+            detail=e.message,
+            code=e.code,
+            digest=digest_text,
+            facts={"status": e.status},
+        )
+    except NotFound as e:
+        return Verdict(
+            ok=False, headline="Unknown reading", detail=e.message, code=e.code, digest=digest_text, facts={}
+        )
+    try:
+        bundle = ProofBundle.from_json_obj(bundle_obj)
+        v = verify_bundle(bundle, chain=service.chain, deployment=service.deployment)
+    except VerificationError as e:
+        return Verdict(
+            ok=False,
+            headline="Verification FAILED",
+            detail=e.message,
+            code=e.code,
+            digest=digest_text,
+            facts={},
+        )
+    return Verdict(
+        ok=True,
+        headline="Verified",
+        detail=(
+            "The reading's digest, its signature by the registered device key, the device's enrolment at the "
+            "reading's time, its inclusion in the batch and the batch's anchoring transaction all check out "
+            "against the chain."
+        ),
+        code=None,
+        digest="0x" + v.digest.hex(),
+        facts={
+            "device": v.device_id,
+            "seq": str(v.seq),
+            "batch": str(v.batch_id),
+            "root": "0x" + v.root.hex(),
+            "anchored in block": str(v.anchor_block),
+            "confirmations": str(v.confirmations),
+            "signature scheme": str(v.scheme.value),
+        },
+    )
+
+
+# ---------------------------------------------------------------------------- factory
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DeviceHealth:
+    """A device of the factory and how it is doing."""
+
+    device_id: str
+    enrolled_at: str
+    state: str
+    revoked_at: str
+    last_reading: str
+    readings: int
+    gaps: int
+    missing: int
+
+
+def _device_state(record: DeviceRecord, now_ms: int) -> str:
+    if not record.enrolled:
+        return "not enrolled"
+    if record.revoked_at_ms and record.revoked_at_ms <= now_ms:
+        return "revoked"
+    if record.revoked_at_ms:
+        return "active (revocation scheduled)"
+    if record.active_from_ms > now_ms:
+        return "not active yet"
+    return "active"
+
+
+def factory_devices(service: LedgerService, owner: str) -> list[DeviceHealth]:
+    """The devices ``owner`` enrolled (``DeviceEnrolled`` events), with their health.
+
+    The chain knows a device by the hash of its id; the id is found among the devices the store has
+    readings of. A device that never sent a reading shows as its id hash.
+    """
+    chain, deployment = service.chain, service.deployment
+    registry = deployment.contract(chain, "DeviceRegistry")
+    logs = chain.request(
+        lambda: registry.events.DeviceEnrolled().get_logs(
+            from_block=deployment.block, to_block="latest", argument_filters={"owner": owner}
+        ),
+        context=f"DeviceEnrolled logs of {owner}",
+    )
+    with Session(service.engine) as s:
+        heads = {device_id_hash(h.device_id): h for h in s.exec(select(DeviceHeadRow)).all()}
+    now_ms = int(chain.block("latest")["timestamp"]) * 1000
+    out = []
+    seen: set[bytes] = set()
+    for log in logs:
+        did = bytes(log["args"]["deviceId"])
+        if did in seen:
+            continue
+        seen.add(did)
+        record = DeviceRecord.from_call(did, chain.call(registry.functions.device(did)))
+        head = heads.get(did)
+        block = chain.block(int(log["blockNumber"]))
+        out.append(
+            DeviceHealth(
+                device_id=head.device_id if head is not None else "0x" + did.hex(),
+                enrolled_at=fmt_ms(int(block["timestamp"]) * 1000),
+                state=_device_state(record, now_ms),
+                revoked_at=fmt_ms(record.revoked_at_ms),
+                last_reading=fmt_ms(head.last_ts_ms) if head is not None else "never",
+                readings=head.readings if head is not None else 0,
+                gaps=head.gaps if head is not None else 0,
+                missing=head.missing if head is not None else 0,
+            )
+        )
+    out.sort(key=lambda d: d.device_id)
+    return out
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LotSummary:
+    """A lot the factory has to do with, as the LotRegistry holds it now."""
+
+    lot_id: str
+    gtin: str
+    quantity: str
+    remaining: str
+    relation: str
+    custodian: str
+    status: str
+    certificate: str
+
+
+def _logs(service: LedgerService, event: Any, filters: dict[str, Any], context: str) -> list[Any]:
+    """The logs of ``event`` matching ``filters`` since the deployment's block."""
+    deployment = service.deployment
+    found = service.chain.request(
+        lambda: event().get_logs(from_block=deployment.block, to_block="latest", argument_filters=filters),
+        context=context,
+    )
+    return list(found)
+
+
+def factory_lots(service: LedgerService, party: str) -> list[LotSummary]:
+    """Lots ``party`` opened (supplier), received by a split (custodian) or accepted in a transfer."""
+    chain, deployment = service.chain, service.deployment
+    lots = LotRegistryClient.from_deployment(chain, deployment)
+    certifier = QualityCertifierClient.from_deployment(chain, deployment)
+    ev = lots.contract.events
+    found: dict[bytes, str] = {}
+    for event, filters, key_arg, relation in (
+        (ev.LotOpened, {"supplier": party}, "lotId", "supplier"),
+        (ev.LotSplit, {"custodian": party}, "childId", "split to you"),
+        (ev.TransferAccepted, {"to": party}, "lotId", "received"),
+    ):
+        for log in _logs(service, event, filters, f"{event.event_name} logs of {party}"):
+            found.setdefault(bytes(log["args"][key_arg]), relation)
+    out = []
+    for key, relation in found.items():
+        lot = lots.lot(key)
+        cert = certifier.certificate(key)
+        out.append(
+            LotSummary(
+                lot_id=lot.lot_id,
+                gtin=format_gtin(lot.gtin),
+                quantity=f"{lot.quantity} {lot.unit}",
+                remaining=f"{lot.remaining} {lot.unit}",
+                relation=relation,
+                custodian=lots.custodian(key),
+                status=lot.status.name.lower(),
+                certificate=cert.status.name.lower() if cert.status is not CertificateStatus.NONE else "none",
+            )
+        )
+    out.sort(key=lambda x: x.lot_id)
+    return out
+
+
+# ---------------------------------------------------------------------------- bank
+
+
+def profile_png(service: LedgerService, factory: str) -> bytes:
+    """The chart of ``factory``'s latest published profile; ``NotFound`` when none was published."""
+    found = list_published(service.engine, kind="profile", subject=factory)
+    if not found:
+        raise NotFound(f"no published profile of {factory}", code="portal.no_profile")
+    return profile_chart(found[0].result)
