@@ -1,4 +1,5 @@
-"""Gas of anchorBatch and of verifyReading per signature scheme, on both chains.
+"""Gas of anchorBatch and of verifyReading per signature scheme, and of the finance contracts'
+writes (orders, credit records, consent, receivables), on both chains.
 
     .venv/bin/python bench/bench_gas.py
 
@@ -72,6 +73,84 @@ def measure(chain: Chain) -> dict[str, int]:
             struct_of(v), b32(v["signature"]), 1, [b32(p) for p in v["proof"]]
         )
         out[f"verifyReading ({v['scheme']}, proof of {len(v['proof'])})"] = chain.estimate_gas(fn, op.address)
+    out.update(measure_finance(chain, dep))
+    return out
+
+
+def measure_finance(chain: Chain, dep: Any) -> dict[str, int]:
+    """The finance contracts' writes, against a test gate that admits the parties."""
+    from contracts.credit import (
+        CONSENT_ACTION,
+        PUBLISH_ACTION,
+        QUERY_ACTION,
+        deploy_credit_registry,
+        model_version,
+    )
+    from contracts.orders import PLACE_ACTION, deploy_purchase_orders
+    from contracts.receivables import (
+        CREATE_ACTION,
+        FINANCE_ACTION,
+        HOLD_ACTION,
+        ReceivablesClient,
+        StablecoinClient,
+        deploy_finance_settlement,
+    )
+
+    op, buyer, supplier, bank = dev_accounts(6)[2:6]
+    gate_address = chain.deploy("StaticAdmissionGate", op, op.address).contract_address
+    assert gate_address is not None
+    gate = chain.contract("StaticAdmissionGate", gate_address)
+    for party, action in [
+        (buyer, PLACE_ACTION),
+        (op, PUBLISH_ACTION),
+        (supplier, CONSENT_ACTION),
+        (bank, QUERY_ACTION),
+        (buyer, CREATE_ACTION),
+        (supplier, HOLD_ACTION),
+        (bank, FINANCE_ACTION),
+    ]:
+        chain.transact(gate.functions.setAdmitted(party.address, action, True), op)
+    out: dict[str, int] = {}
+    orders = chain.contract(
+        "PurchaseOrders", deploy_purchase_orders(chain, op, deployment=dep, gate_address=gate_address)
+    )
+    r = chain.transact(
+        orders.functions.placeOrder(keccak(b"PO-1"), supplier.address, 4006381333931, 500, 20_600), buyer
+    )
+    out["placeOrder"] = r.gas_used
+    credit = chain.contract(
+        "CreditRegistry", deploy_credit_registry(chain, op, deployment=dep, gate_address=gate_address)
+    )
+    until = int(chain.block()["timestamp"]) + 90 * 86_400
+    fn = credit.functions.publishRecord(
+        supplier.address, 3, 12_500, 10**8, b"CNY", until, model_version("v1"), keccak(b"result")
+    )
+    out["publishRecord (first)"] = chain.transact(fn, op).gas_used
+    out["publishRecord (superseding)"] = chain.transact(fn, op).gas_used
+    out["grantConsent"] = chain.transact(
+        credit.functions.grantConsent(bank.address, until), supplier
+    ).gas_used
+    out["anchorAccessLog"] = chain.transact(
+        credit.functions.anchorAccessLog(keccak(b"log"), 100, 1, 2), op
+    ).gas_used
+    addrs = deploy_finance_settlement(chain, op, deployment=dep, gate_address=gate_address)
+    rec, coin = (
+        ReceivablesClient(chain, addrs["Receivables"]),
+        StablecoinClient(chain, addrs["TestStablecoin"]),
+    )
+    rid, r = rec.confirm(
+        buyer, supplier=supplier.address, face_value=10**6, due_date=until, reference=keccak(b"INV")
+    )
+    out["Receivables.confirm"] = r.gas_used
+    kids, r = rec.split(supplier, rec.receivable(rid).root_part, [250_000] * 4, [supplier.address] * 4)
+    out["Receivables.split (4 children)"] = r.gas_used
+    out["Receivables.offer"] = rec.offer(supplier, kids[0], bank=bank.address, min_price=240_000).gas_used
+    coin.mint(op, bank.address, 10**6)
+    coin.approve(bank, rec.address, 10**6)
+    out["Receivables.finance"] = rec.finance(bank, kids[0], 240_000).gas_used
+    coin.mint(op, buyer.address, 10**6)
+    coin.approve(buyer, rec.address, 10**6)
+    out["Receivables.repay (4 leaves)"] = rec.repay(buyer, rid).gas_used
     return out
 
 

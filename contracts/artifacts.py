@@ -11,7 +11,7 @@ from typing import Any
 
 from contracts.errors import ArtifactError
 
-#: The contracts the suite deploys, in deployment order.
+#: The contracts the suite deploys, in deployment order (``TestStablecoin`` only when asked).
 SUITE = (
     "ReadingAnchor",
     "DeviceRegistry",
@@ -19,6 +19,9 @@ SUITE = (
     "LotRegistry",
     "QualityCertifier",
     "PurchaseOrders",
+    "CreditRegistry",
+    "TestStablecoin",
+    "Receivables",
 )
 
 

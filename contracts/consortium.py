@@ -50,7 +50,14 @@ from contracts.participants import (
 )
 
 #: Contracts whose party writes the ParticipantRegistry gates, in the order they are switched.
-GATED_CONTRACTS: tuple[str, ...] = ("DeviceRegistry", "LotRegistry", "QualityCertifier", "PurchaseOrders")
+GATED_CONTRACTS: tuple[str, ...] = (
+    "DeviceRegistry",
+    "LotRegistry",
+    "QualityCertifier",
+    "PurchaseOrders",
+    "CreditRegistry",
+    "Receivables",
+)
 #: Limits of the ParticipantRegistry (``MAX_TOPICS``, ``MAX_ROLES_PER_ACTION``).
 MAX_TOPICS = 8
 MAX_ROLES_PER_ACTION = 16
@@ -310,6 +317,8 @@ def plan_policy(
         step(f"remove consortium member {member}", fns.revokeRole(CONSORTIUM_MEMBER_ROLE, member))
     # finally every gated contract asks the registry
     for name in GATED_CONTRACTS:
+        if name not in deployment.contracts:  # an older deployment, or one without Receivables
+            continue
         contract = deployment.contract(chain, name)
         gate = to_checksum_address(chain.call(contract.functions.admissionGate()))
         if gate != reg.address:
@@ -419,6 +428,7 @@ def read_state(
     gates: dict[str, str] = {
         name: to_checksum_address(chain.call(deployment.contract(chain, name).functions.admissionGate()))
         for name in GATED_CONTRACTS
+        if name in deployment.contracts
     }
     return ConsortiumState(
         registry=reg.address,

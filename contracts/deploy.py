@@ -105,11 +105,19 @@ class Deployment:
                 )
 
 
-def deploy_suite(chain: Chain, deployer: LocalAccount, *, admin: str | None = None) -> Deployment:
+def deploy_suite(
+    chain: Chain, deployer: LocalAccount, *, admin: str | None = None, stablecoin: bool | str = True
+) -> Deployment:
     """Deploy every contract of the suite; ``admin`` (default the deployer) gets the admin roles.
 
-    The finance contracts (PurchaseOrders, ...) come after every earlier one, so adding them moved no
-    address; they ask the ParticipantRegistry from the start.
+    The finance contracts (PurchaseOrders, CreditRegistry, then the settlement token and Receivables)
+    come after every earlier one, so adding them moved no address; they ask the ParticipantRegistry
+    from the start. The deployer holds the CreditRegistry's ``ACCESS_LOG_ANCHOR_ROLE``.
+
+    ``stablecoin``: ``True`` (the default, for the embedded chain, tests and the demo) deploys the
+    ``TestStablecoin`` (tCNY, owned and minted by ``admin``) and the Receivables settling in it; an
+    address makes the Receivables settle in that existing ERC-20 instead (production); ``False``
+    deploys neither the token nor the Receivables.
     """
     admin_address = to_checksum_address(admin or deployer.address)
     start_block = chain.block_number()
@@ -150,6 +158,19 @@ def deploy_suite(chain: Chain, deployer: LocalAccount, *, admin: str | None = No
     addresses["PurchaseOrders"] = deploy_purchase_orders(
         chain, deployer, deployment=core, gate_address=gate, admin=admin_address
     )
+    from contracts.credit import deploy_credit_registry
+    from contracts.receivables import deploy_finance_settlement
+
+    addresses["CreditRegistry"] = deploy_credit_registry(
+        chain, deployer, deployment=core, gate_address=gate, admin=admin_address
+    )
+    if stablecoin is not False:
+        token = None if stablecoin is True else str(stablecoin)
+        addresses.update(
+            deploy_finance_settlement(
+                chain, deployer, deployment=core, gate_address=gate, admin=admin_address, token=token
+            )
+        )
     return dataclasses.replace(
         core,
         contracts=addresses,

@@ -135,6 +135,8 @@ ACTIONS: dict[str, ActionId] = {
         "supet.receivable.create",
         "supet.receivable.finance",
         "supet.order.place",
+        "supet.credit.query",
+        "supet.receivable.hold",
     )
 }
 

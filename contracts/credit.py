@@ -1,0 +1,330 @@
+"""Typed client of the CreditRegistry: factories' credit records, consent to banks, the access log.
+
+- Records: the analytics oracle publishes a :class:`CreditRecord` per factory (grade 1 = best to
+  10 = worst on the master scale, PD in parts per million, limit in minor units of an ISO 4217
+  currency, validity, model version, and the commitment of the analytics result behind it); a new
+  record supersedes the previous one and the history stays readable.
+- Consent: a factory grants a bank a :class:`Consent` until an expiry and may revoke it;
+  :meth:`CreditRegistryClient.has_consent` is the standing answer (granted, not revoked, not expired,
+  bank still admitted). The enumerations include lapsed consents.
+- Access log: batches of the service's bank-query log anchored as Merkle roots
+  (:class:`AccessLogBatch`, numbered from 1), by ``ACCESS_LOG_ANCHOR_ROLE``.
+- :func:`deploy_credit_registry` deploys the contract next to a suite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak, to_checksum_address
+from web3.types import BlockIdentifier
+
+from contracts.chain import Chain, TxResult
+from contracts.deploy import Deployment
+from contracts.errors import ContractsError, DeploymentError
+
+__all__ = [
+    "ACCESS_LOG_ANCHOR_ROLE",
+    "BEST_GRADE",
+    "CONSENT_ACTION",
+    "CONTRACT_NAME",
+    "PPM",
+    "PUBLISH_ACTION",
+    "QUERY_ACTION",
+    "WORST_GRADE",
+    "AccessLogBatch",
+    "Consent",
+    "CreditRecord",
+    "CreditRegistryClient",
+    "InvalidCreditInput",
+    "currency_code",
+    "deploy_credit_registry",
+    "model_version",
+]
+
+CONTRACT_NAME = "CreditRegistry"
+#: Admission-gate actions: the oracle publishes, a factory grants consent, a bank queries.
+PUBLISH_ACTION = keccak(b"supet.credit.publish")
+CONSENT_ACTION = keccak(b"supet.consent.grant")
+QUERY_ACTION = keccak(b"supet.credit.query")
+#: The role that anchors the bank-query access log (``keccak256("ACCESS_LOG_ANCHOR_ROLE")``).
+ACCESS_LOG_ANCHOR_ROLE = keccak(b"ACCESS_LOG_ANCHOR_ROLE")
+#: Master scale: grade 1 is the best (lowest risk), 10 the worst.
+BEST_GRADE = 1
+WORST_GRADE = 10
+#: A probability of one, in parts per million.
+PPM = 1_000_000
+
+_ZERO_ADDRESS = "0x" + "00" * 20
+
+
+class InvalidCreditInput(ContractsError):
+    """A currency code or model version is unusable (refused before anything reaches the chain)."""
+
+    code = "credit.input"
+
+
+def currency_code(code: str) -> bytes:
+    """The ``bytes3`` of an ISO 4217 code (``"CNY"``); the contract accepts upper-case A-Z only."""
+    if len(code) != 3 or not code.isascii() or not code.isalpha() or not code.isupper():
+        raise InvalidCreditInput(f"{code!r} is not an ISO 4217 currency code (three upper-case letters)")
+    return code.encode("ascii")
+
+
+def model_version(text: str) -> bytes:
+    """``text`` (e.g. ``"scorecard-2026.11"``) as ASCII right-padded to 32 bytes."""
+    raw = text.encode("ascii", errors="strict") if text.isascii() else b""
+    if not 0 < len(raw) <= 32:
+        raise InvalidCreditInput(f"a model version is 1..32 ASCII characters, got {text!r}")
+    return raw.ljust(32, b"\0")
+
+
+def _text(raw: bytes) -> str:
+    return bytes(raw).rstrip(b"\0").decode("ascii", errors="replace")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreditRecord:
+    """A published credit record (times in Unix seconds; ``limit`` in minor units of ``currency``)."""
+
+    factory: str
+    index: int
+    grade: int
+    pd_ppm: int
+    currency: str
+    valid_until: int
+    published_at: int
+    oracle: str
+    limit: int
+    model_version: bytes
+    commitment: bytes
+
+    @property
+    def pd(self) -> float:
+        """The probability of default as a fraction."""
+        return self.pd_ppm / PPM
+
+    @property
+    def model_version_text(self) -> str:
+        return _text(self.model_version)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Consent:
+    """A consent as recorded (all zero when never granted); see ``CreditRegistryClient.has_consent``."""
+
+    factory: str
+    bank: str
+    granted_at: int
+    expires_at: int
+    revoked_at: int
+
+    @property
+    def ever_granted(self) -> bool:
+        return self.granted_at != 0
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at != 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccessLogBatch:
+    """An anchored access-log batch (``from_ms``/``to_ms`` Unix ms, ``anchored_at`` Unix seconds)."""
+
+    index: int
+    root: bytes
+    count: int
+    from_ms: int
+    to_ms: int
+    anchored_at: int
+    anchored_by: str
+
+
+class CreditRegistryClient:
+    """Reads and writes of one CreditRegistry."""
+
+    def __init__(self, chain: Chain, address: str) -> None:
+        self.chain = chain
+        self.contract = chain.contract(CONTRACT_NAME, address)
+
+    @classmethod
+    def from_deployment(cls, chain: Chain, deployment: Deployment) -> CreditRegistryClient:
+        return cls(chain, deployment.address(CONTRACT_NAME))
+
+    @property
+    def address(self) -> str:
+        return str(self.contract.address)
+
+    # --- records
+
+    def publish_record(
+        self,
+        oracle: LocalAccount,
+        factory: str,
+        *,
+        grade: int,
+        pd_ppm: int,
+        limit: int,
+        currency: str,
+        valid_until: int,
+        model_version: bytes,
+        commitment: bytes,
+    ) -> TxResult:
+        """Publish ``factory``'s record as ``oracle`` (``model_version``: 32 bytes, :func:`model_version`)."""
+        fn = self.contract.functions.publishRecord(
+            to_checksum_address(factory),
+            grade,
+            pd_ppm,
+            limit,
+            currency_code(currency),
+            valid_until,
+            model_version,
+            commitment,
+        )
+        return self.chain.transact(fn, oracle)
+
+    def record_count(self, factory: str) -> int:
+        return int(self.chain.call(self.contract.functions.recordCount(to_checksum_address(factory))))
+
+    def record_at(self, factory: str, index: int, *, block: BlockIdentifier = "latest") -> CreditRecord:
+        address = to_checksum_address(factory)
+        t = self.chain.call(self.contract.functions.recordAt(address, index), block=block)
+        return _record(address, index, t)
+
+    def current_record(self, factory: str, *, block: BlockIdentifier = "latest") -> CreditRecord:
+        """The latest record, valid or not (``CreditRegistryNoRecord`` when there is none)."""
+        address = to_checksum_address(factory)
+        t = self.chain.call(self.contract.functions.currentRecord(address), block=block)
+        index = int(self.chain.call(self.contract.functions.recordCount(address), block=block)) - 1
+        return _record(address, index, t)
+
+    def is_current_valid(self, factory: str, *, block: BlockIdentifier = "latest") -> bool:
+        fn = self.contract.functions.isCurrentValid(to_checksum_address(factory))
+        return bool(self.chain.call(fn, block=block))
+
+    # --- consent
+
+    def grant_consent(self, factory: LocalAccount, bank: str, *, expires_at: int) -> TxResult:
+        """Grant (or renew) ``bank`` consent until ``expires_at`` (Unix seconds), as the factory."""
+        fn = self.contract.functions.grantConsent(to_checksum_address(bank), expires_at)
+        return self.chain.transact(fn, factory)
+
+    def revoke_consent(self, factory: LocalAccount, bank: str) -> TxResult:
+        return self.chain.transact(self.contract.functions.revokeConsent(to_checksum_address(bank)), factory)
+
+    def has_consent(self, factory: str, bank: str, *, block: BlockIdentifier = "latest") -> bool:
+        fn = self.contract.functions.hasConsent(to_checksum_address(factory), to_checksum_address(bank))
+        return bool(self.chain.call(fn, block=block))
+
+    def consent_of(self, factory: str, bank: str) -> Consent:
+        f, b = to_checksum_address(factory), to_checksum_address(bank)
+        granted_at, expires_at, revoked_at = self.chain.call(self.contract.functions.consentOf(f, b))
+        return Consent(factory=f, bank=b, granted_at=granted_at, expires_at=expires_at, revoked_at=revoked_at)
+
+    def consented_banks(self, factory: str) -> list[str]:
+        """Every bank ``factory`` ever granted consent to (lapsed ones included)."""
+        fn = self.contract.functions.consentedBanks(to_checksum_address(factory))
+        return [to_checksum_address(a) for a in self.chain.call(fn)]
+
+    def consented_factories(self, bank: str) -> list[str]:
+        """Every factory that ever granted ``bank`` consent (lapsed ones included)."""
+        fn = self.contract.functions.consentedFactories(to_checksum_address(bank))
+        return [to_checksum_address(a) for a in self.chain.call(fn)]
+
+    # --- access log
+
+    def anchor_access_log(
+        self, anchorer: LocalAccount, root: bytes, *, count: int, from_ms: int, to_ms: int
+    ) -> TxResult:
+        """Anchor an access-log batch (``anchorer`` holds ``ACCESS_LOG_ANCHOR_ROLE``)."""
+        fn = self.contract.functions.anchorAccessLog(root, count, from_ms, to_ms)
+        return self.chain.transact(fn, anchorer)
+
+    def access_log_batch(self, index: int) -> AccessLogBatch:
+        root, count, from_ms, to_ms, at, by = self.chain.call(self.contract.functions.accessLogBatch(index))
+        return AccessLogBatch(
+            index=index,
+            root=bytes(root),
+            count=count,
+            from_ms=from_ms,
+            to_ms=to_ms,
+            anchored_at=at,
+            anchored_by=to_checksum_address(by),
+        )
+
+    def access_log_batch_count(self) -> int:
+        return int(self.chain.call(self.contract.functions.accessLogBatchCount()))
+
+    def access_log_batch_of(self, root: bytes) -> int | None:
+        """The number of the batch that anchored ``root``; ``None`` when none did."""
+        index = int(self.chain.call(self.contract.functions.accessLogBatchOf(root)))
+        return index or None
+
+    # --- roles and gate
+
+    def grant_anchor_role(self, admin: LocalAccount, account: str) -> TxResult:
+        fn = self.contract.functions.grantRole(ACCESS_LOG_ANCHOR_ROLE, to_checksum_address(account))
+        return self.chain.transact(fn, admin)
+
+    def is_anchorer(self, account: str) -> bool:
+        fn = self.contract.functions.hasRole(ACCESS_LOG_ANCHOR_ROLE, to_checksum_address(account))
+        return bool(self.chain.call(fn))
+
+    def admission_gate(self) -> str:
+        return to_checksum_address(self.chain.call(self.contract.functions.admissionGate()))
+
+
+def _record(factory: str, index: int, t: tuple[Any, ...]) -> CreditRecord:
+    grade, pd_ppm, currency, valid_until, published_at, oracle, limit, version, commitment = t
+    return CreditRecord(
+        factory=factory,
+        index=index,
+        grade=grade,
+        pd_ppm=pd_ppm,
+        currency=bytes(currency).decode("ascii", errors="replace"),
+        valid_until=valid_until,
+        published_at=published_at,
+        oracle=to_checksum_address(oracle),
+        limit=limit,
+        model_version=bytes(version),
+        commitment=bytes(commitment),
+    )
+
+
+def deploy_credit_registry(
+    chain: Chain,
+    deployer: LocalAccount,
+    *,
+    deployment: Deployment,
+    gate_address: str,
+    admin: str | None = None,
+    access_log_anchor: str | None = None,
+) -> str:
+    """Deploy a CreditRegistry asking the gate at ``gate_address``; return its address.
+
+    ``admin`` (default the deployer) may replace the gate and grant the anchoring role;
+    ``access_log_anchor`` (default the deployer) gets ``ACCESS_LOG_ANCHOR_ROLE``.
+    """
+    if chain.chain_id != deployment.chain_id:
+        raise DeploymentError(
+            f"the deployment is for chain {deployment.chain_id} but the node serves chain "
+            f"{chain.chain_id}: deploy the CreditRegistry next to its suite"
+        )
+    gate = to_checksum_address(gate_address)
+    if gate == to_checksum_address(_ZERO_ADDRESS):
+        raise DeploymentError(
+            "the CreditRegistry needs an admission gate: deploy the participant registry first"
+        )
+    result = chain.deploy(
+        CONTRACT_NAME,
+        deployer,
+        to_checksum_address(admin or deployer.address),
+        gate,
+        to_checksum_address(access_log_anchor or deployer.address),
+    )
+    if result.contract_address is None:  # pragma: no cover - a mined constructor always has an address
+        raise DeploymentError("the CreditRegistry constructor was mined without a contract address")
+    return str(result.contract_address)

@@ -1,0 +1,398 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IAdmissionGate} from "./IAdmissionGate.sol";
+
+/**
+ * @title CreditRegistry
+ * @notice Factories' credit records, the factories' consent to banks reading them, and the anchored
+ * log of every bank query.
+ *
+ * Records. The analytics oracle (a party admitted for {PUBLISH_ACTION}) publishes a factory's credit
+ * record: a grade on the consortium's master scale, a probability of default in parts per million, a
+ * credit limit in a currency's minor units, how long the record is valid, the model version, and the
+ * keccak commitment of the analytics result it was computed from (anyone holding the result can check
+ * it). Grade 1 is the best (lowest risk) and grade 10 the worst; the scale's PD bands are the
+ * analytics' master scale (S1..S10). A new record supersedes the previous one; every record stays
+ * readable ({recordAt}). A record is valid while the block time is before its `validUntil`.
+ *
+ * Consent. A factory (admitted for {CONSENT_ACTION}) grants a bank (admitted for {QUERY_ACTION})
+ * consent to read its records until `expiresAt` (exclusive), and may revoke it at any time; granting
+ * again replaces the expiry (and lifts a revocation). {hasConsent} holds only while the consent is
+ * granted, not revoked, not expired, and the bank is still admitted. Revoking needs no admission: a
+ * suspended factory can still withdraw its consent. The enumerations ({consentedBanks},
+ * {consentedFactories}) list every pair ever granted, lapsed ones included: they filter nothing, ask
+ * {hasConsent} for the standing.
+ *
+ * Access log. The service logs every bank query off chain and anchors the log in batches, like
+ * readings: a Merkle root, the number of entries, and the window (Unix ms) they cover. Batches are
+ * numbered from 1 and a root is anchored only once. Anchoring needs {ACCESS_LOG_ANCHOR_ROLE}.
+ */
+contract CreditRegistry is AccessControl {
+    /// @notice The action asked of the admission gate before a party publishes a credit record.
+    bytes32 public constant PUBLISH_ACTION = keccak256("supet.credit.publish");
+    /// @notice The action asked of the admission gate before a factory grants consent.
+    bytes32 public constant CONSENT_ACTION = keccak256("supet.consent.grant");
+    /// @notice The action a bank must be admitted for to be granted (and to keep) consent.
+    bytes32 public constant QUERY_ACTION = keccak256("supet.credit.query");
+    /// @notice The role that anchors batches of the bank-query access log.
+    bytes32 public constant ACCESS_LOG_ANCHOR_ROLE = keccak256("ACCESS_LOG_ANCHOR_ROLE");
+    /// @notice The best grade of the master scale (lowest risk).
+    uint8 public constant BEST_GRADE = 1;
+    /// @notice The worst grade of the master scale (highest risk).
+    uint8 public constant WORST_GRADE = 10;
+    /// @notice A probability of one, in parts per million.
+    uint32 public constant PPM = 1_000_000;
+
+    /**
+     * @notice A credit record. `limit` is in minor units of `currency` (ISO 4217, e.g. "CNY");
+     * `validUntil` and `publishedAt` are Unix seconds; `oracle` is who published it.
+     */
+    struct CreditRecord {
+        uint8 grade;
+        uint32 pdPpm;
+        bytes3 currency;
+        uint64 validUntil;
+        uint64 publishedAt;
+        address oracle;
+        uint256 limit;
+        bytes32 modelVersion;
+        bytes32 commitment;
+    }
+
+    /// @notice A factory's consent to a bank (Unix seconds; `revokedAt` zero unless revoked since the last grant).
+    struct Consent {
+        uint64 grantedAt;
+        uint64 expiresAt;
+        uint64 revokedAt;
+    }
+
+    /// @notice One anchored batch of the access log: its Merkle root, entry count and window (Unix ms).
+    struct AccessLogBatch {
+        bytes32 root;
+        uint32 count;
+        uint64 fromMs;
+        uint64 toMs;
+        uint64 anchoredAt;
+        address anchoredBy;
+    }
+
+    mapping(address factory => CreditRecord[]) private _records;
+    mapping(address factory => mapping(address bank => Consent)) private _consents;
+    mapping(address factory => address[]) private _banksOf;
+    mapping(address bank => address[]) private _factoriesOf;
+    AccessLogBatch[] private _batches;
+    mapping(bytes32 root => uint256 index) private _batchOf;
+    IAdmissionGate private _gate;
+
+    /// @notice The admission gate does not admit `party` for `action`.
+    error CreditRegistryNotAdmitted(address party, bytes32 action);
+    /// @notice The admission gate cannot be the zero address.
+    error CreditRegistryZeroGate();
+    /// @notice A record names the zero address as its factory.
+    error CreditRegistryZeroFactory();
+    /// @notice A grade is an index of the master scale, {BEST_GRADE} to {WORST_GRADE}.
+    error CreditRegistryInvalidGrade(uint8 grade);
+    /// @notice A probability of default is 1 to {PPM} parts per million.
+    error CreditRegistryInvalidPd(uint32 pdPpm);
+    /// @notice A currency is an ISO 4217 code: three upper-case ASCII letters.
+    error CreditRegistryInvalidCurrency(bytes3 currency);
+    /// @notice A record's `validUntil` must be after the block time `nowSeconds`.
+    error CreditRegistryValidityInPast(uint64 validUntil, uint256 nowSeconds);
+    /// @notice A record needs a model version.
+    error CreditRegistryZeroModelVersion();
+    /// @notice A record needs the commitment of the analytics result it was computed from.
+    error CreditRegistryZeroCommitment();
+    /// @notice The factory has no credit record.
+    error CreditRegistryNoRecord(address factory);
+    /// @notice The factory has `count` records; there is none at `index`.
+    error CreditRegistryNoRecordAt(address factory, uint256 index, uint256 count);
+    /// @notice Consent cannot be granted to the zero address or to the factory itself.
+    error CreditRegistryInvalidBank(address bank);
+    /// @notice A consent's `expiresAt` must be after the block time `nowSeconds`.
+    error CreditRegistryExpiryInPast(uint64 expiresAt, uint256 nowSeconds);
+    /// @notice The factory has no standing consent to the bank (never granted, revoked, or expired).
+    error CreditRegistryNoStandingConsent(address factory, address bank);
+    /// @notice An access-log root cannot be zero.
+    error CreditRegistryZeroRoot();
+    /// @notice This access-log root was anchored already, as batch `index`.
+    error CreditRegistryRootAnchored(bytes32 root, uint256 index);
+    /// @notice An access-log batch holds at least one entry.
+    error CreditRegistryZeroCount();
+    /// @notice An access-log window ends before it starts.
+    error CreditRegistryInvalidWindow(uint64 fromMs, uint64 toMs);
+    /// @notice There are `count` access-log batches, numbered 1 to `count`; there is no batch `index`.
+    error CreditRegistryUnknownBatch(uint256 index, uint256 count);
+
+    /// @notice `oracle` published record `index` (0-based) of `factory`, superseding the previous one.
+    event CreditRecordPublished(
+        address indexed factory,
+        uint256 index,
+        uint8 grade,
+        uint32 pdPpm,
+        uint256 limit,
+        bytes3 currency,
+        uint64 validUntil,
+        bytes32 modelVersion,
+        bytes32 commitment,
+        address indexed oracle
+    );
+    /// @notice `factory` granted (or renewed) consent to `bank` until `expiresAt` (Unix seconds).
+    event ConsentGranted(address indexed factory, address indexed bank, uint64 expiresAt);
+    /// @notice `factory` revoked its consent to `bank`.
+    event ConsentRevoked(address indexed factory, address indexed bank);
+    /// @notice Access-log batch `index` was anchored: `count` entries from `fromMs` to `toMs` (Unix ms).
+    event AccessLogAnchored(uint256 indexed index, bytes32 root, uint32 count, uint64 fromMs, uint64 toMs);
+    /// @notice The admission gate changed.
+    event AdmissionGateSet(address gate);
+
+    /**
+     * @param admin Receives the default admin role (replaces the gate, grants the anchoring role).
+     * @param gate The admission gate asked before records are published and consents granted.
+     * @param accessLogAnchor Receives {ACCESS_LOG_ANCHOR_ROLE} (none when zero).
+     */
+    constructor(address admin, IAdmissionGate gate, address accessLogAnchor) {
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        if (accessLogAnchor != address(0)) _grantRole(ACCESS_LOG_ANCHOR_ROLE, accessLogAnchor);
+        _setGate(gate);
+    }
+
+    // ------------------------------------------------------------------ admin
+
+    /**
+     * @notice Replace the admission gate (e.g. a new participant registry).
+     * @param gate The new gate; not zero.
+     */
+    function setAdmissionGate(IAdmissionGate gate) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setGate(gate);
+    }
+
+    // ------------------------------------------------------------------ records
+
+    /**
+     * @notice Publish `factory`'s credit record, superseding its previous one; by a party admitted for
+     * {PUBLISH_ACTION} (the analytics oracle).
+     * @param factory The rated factory; not zero.
+     * @param grade Master-scale grade, 1 (best) to 10 (worst).
+     * @param pdPpm Probability of default over the model's horizon, 1 to 1,000,000 parts per million.
+     * @param limit The credit limit, in minor units of `currency` (zero: no credit).
+     * @param currency ISO 4217 code, three upper-case ASCII letters.
+     * @param validUntil Unix seconds the record is valid until (exclusive); after the block time.
+     * @param modelVersion The model that computed the record; not zero.
+     * @param commitment The keccak commitment of the analytics result behind the record; not zero.
+     * @return index The record's index in the factory's history (0-based).
+     */
+    function publishRecord(
+        address factory,
+        uint8 grade,
+        uint32 pdPpm,
+        uint256 limit,
+        bytes3 currency,
+        uint64 validUntil,
+        bytes32 modelVersion,
+        bytes32 commitment
+    ) external returns (uint256 index) {
+        _requireAdmitted(msg.sender, PUBLISH_ACTION);
+        if (factory == address(0)) revert CreditRegistryZeroFactory();
+        if (grade < BEST_GRADE || grade > WORST_GRADE) revert CreditRegistryInvalidGrade(grade);
+        if (pdPpm == 0 || pdPpm > PPM) revert CreditRegistryInvalidPd(pdPpm);
+        _requireCurrency(currency);
+        if (validUntil <= block.timestamp) revert CreditRegistryValidityInPast(validUntil, block.timestamp);
+        if (modelVersion == bytes32(0)) revert CreditRegistryZeroModelVersion();
+        if (commitment == bytes32(0)) revert CreditRegistryZeroCommitment();
+        return _publish(
+            factory,
+            CreditRecord({
+                grade: grade,
+                pdPpm: pdPpm,
+                currency: currency,
+                validUntil: validUntil,
+                publishedAt: uint64(block.timestamp),
+                oracle: msg.sender,
+                limit: limit,
+                modelVersion: modelVersion,
+                commitment: commitment
+            })
+        );
+    }
+
+    /// @notice How many records `factory` has had.
+    function recordCount(address factory) external view returns (uint256) {
+        return _records[factory].length;
+    }
+
+    /// @notice Record `index` (0-based, oldest first) of `factory`.
+    function recordAt(address factory, uint256 index) external view returns (CreditRecord memory) {
+        CreditRecord[] storage history = _records[factory];
+        if (index >= history.length) revert CreditRegistryNoRecordAt(factory, index, history.length);
+        return history[index];
+    }
+
+    /// @notice `factory`'s latest record, valid or not (reverts when it has none).
+    function currentRecord(address factory) external view returns (CreditRecord memory) {
+        CreditRecord[] storage history = _records[factory];
+        if (history.length == 0) revert CreditRegistryNoRecord(factory);
+        return history[history.length - 1];
+    }
+
+    /// @notice Whether `factory` has a record and its latest is still valid (block time before `validUntil`).
+    function isCurrentValid(address factory) external view returns (bool) {
+        CreditRecord[] storage history = _records[factory];
+        return history.length != 0 && block.timestamp < history[history.length - 1].validUntil;
+    }
+
+    // ------------------------------------------------------------------ consent
+
+    /**
+     * @notice Grant (or renew) consent for `bank` to read the caller's records until `expiresAt`; the
+     * caller is the factory (admitted for {CONSENT_ACTION}), the bank must be admitted for {QUERY_ACTION}.
+     * @param bank The bank; neither zero nor the caller.
+     * @param expiresAt Unix seconds the consent lapses at; after the block time.
+     */
+    function grantConsent(address bank, uint64 expiresAt) external {
+        _requireAdmitted(msg.sender, CONSENT_ACTION);
+        if (bank == address(0) || bank == msg.sender) revert CreditRegistryInvalidBank(bank);
+        _requireAdmitted(bank, QUERY_ACTION);
+        if (expiresAt <= block.timestamp) revert CreditRegistryExpiryInPast(expiresAt, block.timestamp);
+        _grant(msg.sender, bank, expiresAt);
+    }
+
+    /**
+     * @notice Revoke the caller's standing consent to `bank`; by the factory, at will (no admission asked).
+     * @param bank The bank.
+     */
+    function revokeConsent(address bank) external {
+        Consent storage c = _consents[msg.sender][bank];
+        if (!_standing(c)) revert CreditRegistryNoStandingConsent(msg.sender, bank);
+        c.revokedAt = uint64(block.timestamp);
+        emit ConsentRevoked(msg.sender, bank);
+    }
+
+    /// @notice Whether `bank` may read `factory`'s records now: granted, not revoked, not expired, admitted.
+    function hasConsent(address factory, address bank) external view returns (bool) {
+        return _standing(_consents[factory][bank]) && _gate.isAdmitted(bank, QUERY_ACTION);
+    }
+
+    /// @notice The consent as recorded (all zero if never granted); it filters nothing, see {hasConsent}.
+    function consentOf(address factory, address bank) external view returns (Consent memory) {
+        return _consents[factory][bank];
+    }
+
+    /// @notice Every bank `factory` ever granted consent to, in first-grant order (lapsed ones included).
+    function consentedBanks(address factory) external view returns (address[] memory) {
+        return _banksOf[factory];
+    }
+
+    /// @notice Every factory that ever granted `bank` consent, in first-grant order (lapsed ones included).
+    function consentedFactories(address bank) external view returns (address[] memory) {
+        return _factoriesOf[bank];
+    }
+
+    // ------------------------------------------------------------------ access log
+
+    /**
+     * @notice Anchor a batch of the bank-query access log; by {ACCESS_LOG_ANCHOR_ROLE}.
+     * @param root The batch's Merkle root; not zero, never anchored before.
+     * @param count How many log entries the batch holds; above zero.
+     * @param fromMs The first entry's time (Unix ms).
+     * @param toMs The last entry's time (Unix ms), not before `fromMs`.
+     * @return index The batch's number (the first is 1).
+     */
+    function anchorAccessLog(bytes32 root, uint32 count, uint64 fromMs, uint64 toMs)
+        external
+        onlyRole(ACCESS_LOG_ANCHOR_ROLE)
+        returns (uint256 index)
+    {
+        if (root == bytes32(0)) revert CreditRegistryZeroRoot();
+        uint256 existing = _batchOf[root];
+        if (existing != 0) revert CreditRegistryRootAnchored(root, existing);
+        if (count == 0) revert CreditRegistryZeroCount();
+        if (toMs < fromMs) revert CreditRegistryInvalidWindow(fromMs, toMs);
+        _batches.push(
+            AccessLogBatch({
+                root: root,
+                count: count,
+                fromMs: fromMs,
+                toMs: toMs,
+                anchoredAt: uint64(block.timestamp),
+                anchoredBy: msg.sender
+            })
+        );
+        index = _batches.length;
+        _batchOf[root] = index;
+        emit AccessLogAnchored(index, root, count, fromMs, toMs);
+    }
+
+    /// @notice Access-log batch `index` (1 to {accessLogBatchCount}).
+    function accessLogBatch(uint256 index) external view returns (AccessLogBatch memory) {
+        uint256 n = _batches.length;
+        if (index == 0 || index > n) revert CreditRegistryUnknownBatch(index, n);
+        return _batches[index - 1];
+    }
+
+    /// @notice How many access-log batches are anchored.
+    function accessLogBatchCount() external view returns (uint256) {
+        return _batches.length;
+    }
+
+    /// @notice The number of the batch that anchored `root`; zero when none did.
+    function accessLogBatchOf(bytes32 root) external view returns (uint256) {
+        return _batchOf[root];
+    }
+
+    /// @notice The admission gate in force.
+    function admissionGate() external view returns (IAdmissionGate) {
+        return _gate;
+    }
+
+    // ------------------------------------------------------------------ internal
+
+    /// @dev Append a checked record to `factory`'s history.
+    function _publish(address factory, CreditRecord memory r) private returns (uint256 index) {
+        CreditRecord[] storage history = _records[factory];
+        index = history.length;
+        history.push(r);
+        emit CreditRecordPublished(
+            factory, index, r.grade, r.pdPpm, r.limit, r.currency, r.validUntil, r.modelVersion, r.commitment, r.oracle
+        );
+    }
+
+    /// @dev Record `factory`'s consent to `bank` until `expiresAt`, listing the pair on its first grant.
+    function _grant(address factory, address bank, uint64 expiresAt) private {
+        Consent storage c = _consents[factory][bank];
+        if (c.grantedAt == 0) {
+            _banksOf[factory].push(bank);
+            _factoriesOf[bank].push(factory);
+        }
+        c.grantedAt = uint64(block.timestamp);
+        c.expiresAt = expiresAt;
+        c.revokedAt = 0;
+        emit ConsentGranted(factory, bank, expiresAt);
+    }
+
+    /// @dev Granted, not revoked since, and not expired.
+    function _standing(Consent storage c) private view returns (bool) {
+        return c.grantedAt != 0 && c.revokedAt == 0 && block.timestamp < c.expiresAt;
+    }
+
+    /// @dev Revert unless `currency` is three upper-case ASCII letters.
+    function _requireCurrency(bytes3 currency) private pure {
+        for (uint256 i = 0; i < 3; ++i) {
+            bytes1 ch = currency[i];
+            if (ch < "A" || ch > "Z") revert CreditRegistryInvalidCurrency(currency);
+        }
+    }
+
+    /// @dev Set a non-zero admission gate.
+    function _setGate(IAdmissionGate gate) private {
+        if (address(gate) == address(0)) revert CreditRegistryZeroGate();
+        _gate = gate;
+        emit AdmissionGateSet(address(gate));
+    }
+
+    /// @dev Revert unless the gate admits `party` for `action` now.
+    function _requireAdmitted(address party, bytes32 action) private view {
+        if (!_gate.isAdmitted(party, action)) revert CreditRegistryNotAdmitted(party, action);
+    }
+}

@@ -1,0 +1,573 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {IAdmissionGate} from "./IAdmissionGate.sol";
+
+/**
+ * @title Receivables
+ * @notice Multi-tier receivables financing: a core enterprise confirms what it owes a supplier; the
+ * claim can be split down the supply chain, transferred, and financed by banks; the debtor repays every
+ * holder at once; unpaid parts can be marked defaulted after a grace period.
+ *
+ * A debtor admitted for {CREATE_ACTION} confirms a receivable (face value, due date, its own reference,
+ * unique per debtor) owed to a supplier admitted for {HOLD_ACTION}; the supplier holds its root part.
+ * Amounts are in the settlement token's smallest units; times are Unix seconds.
+ *
+ * Parts. The holder of an `Active` part may split it into 2 to {MAX_SPLIT_CHILDREN} children (each above
+ * zero, summing exactly to the part, held by parties admitted for {HOLD_ACTION}; the part becomes
+ * `Split`), transfer it whole to such a party, or offer it to a bank admitted for {FINANCE_ACTION} at a
+ * minimum price (`Offered`; the holder may withdraw the offer, and must before doing anything else with
+ * the part). The offered bank finances it before the due date at a price between the minimum and the
+ * amount: the token moves from the bank to the holder (the bank approves first), the bank becomes the
+ * holder, and the part is `Financed`. A financed part is final until settlement: it cannot be offered,
+ * split or transferred again (a bank cannot sell it on). A receivable has at most {MAX_PARTS} parts.
+ *
+ * Settlement. The debtor repays a receivable once, at any time (early, at maturity or late): every
+ * leaf part (`Active`, `Offered`, `Financed` or `Defaulted`) is paid its amount from the debtor to its
+ * holder and becomes `Paid`; an open offer lapses. Late repayment cures defaulted parts (the
+ * `PartDefaulted` event stays in the history). Anyone may mark an unpaid leaf part `Defaulted` once the
+ * block time is past its due date plus {GRACE_PERIOD}.
+ *
+ * Invariants: the leaf parts' amounts always sum to the face value; no part is financed or paid twice;
+ * nothing moves after settlement.
+ */
+contract Receivables is AccessControl, ReentrancyGuard {
+    using SafeERC20 for IERC20;
+
+    /// @notice The action a debtor needs to confirm a receivable.
+    bytes32 public constant CREATE_ACTION = keccak256("supet.receivable.create");
+    /// @notice The action a party needs to receive a part (as supplier, split child or transferee).
+    bytes32 public constant HOLD_ACTION = keccak256("supet.receivable.hold");
+    /// @notice The action a bank needs to be offered a part and to finance it.
+    bytes32 public constant FINANCE_ACTION = keccak256("supet.receivable.finance");
+    /// @notice How long after the due date an unpaid part may be marked defaulted.
+    uint256 public constant GRACE_PERIOD = 30 days;
+    /// @notice The most parts (root, split parents and leaves) one receivable may have.
+    uint256 public constant MAX_PARTS = 128;
+    /// @notice The most children one split may create.
+    uint256 public constant MAX_SPLIT_CHILDREN = 16;
+
+    /// @notice The life of a part (`None`: no such part).
+    enum PartState {
+        None,
+        Active,
+        Offered,
+        Financed,
+        Split,
+        Paid,
+        Defaulted
+    }
+
+    /// @notice A receivable as confirmed; `paidAt` is zero until the debtor repays it.
+    struct Receivable {
+        uint256 id;
+        address debtor;
+        address supplier;
+        uint64 dueDate;
+        uint64 createdAt;
+        uint64 paidAt;
+        uint256 faceValue;
+        bytes32 ref;
+        uint256 rootPart;
+    }
+
+    /**
+     * @notice A part of a receivable. `parent` is zero for the root; `offeredTo`/`minPrice` describe the
+     * open offer (zero when none); `financedBy`/`financedPrice` are set once financed.
+     */
+    struct Part {
+        uint256 id;
+        uint256 receivableId;
+        uint256 parent;
+        address holder;
+        PartState state;
+        address offeredTo;
+        address financedBy;
+        uint256 amount;
+        uint256 minPrice;
+        uint256 financedPrice;
+    }
+
+    IERC20 private immutable _token;
+    IAdmissionGate private _gate;
+    Receivable[] private _receivables;
+    Part[] private _parts;
+    mapping(uint256 receivableId => uint256[]) private _partsOf;
+    mapping(address debtor => mapping(bytes32 ref => uint256 receivableId)) private _byReference;
+    mapping(address holder => uint256[]) private _held;
+    mapping(uint256 partId => uint256) private _heldIndex;
+    mapping(address bank => uint256[]) private _offers;
+    mapping(uint256 partId => uint256) private _offerIndex;
+
+    /// @notice The admission gate does not admit `party` for `action`.
+    error ReceivablesNotAdmitted(address party, bytes32 action);
+    /// @notice The admission gate cannot be the zero address.
+    error ReceivablesZeroGate();
+    /// @notice The settlement token cannot be the zero address.
+    error ReceivablesZeroToken();
+    /// @notice The supplier is the zero address or the debtor itself.
+    error ReceivablesInvalidSupplier(address supplier);
+    /// @notice A receivable's face value must be above zero.
+    error ReceivablesZeroFaceValue();
+    /// @notice The due date must be after the block time `nowSeconds`.
+    error ReceivablesDueDateInPast(uint64 dueDate, uint256 nowSeconds);
+    /// @notice A receivable needs the debtor's reference (e.g. the invoice number's hash).
+    error ReceivablesZeroReference();
+    /// @notice The debtor already confirmed receivable `receivableId` under this reference.
+    error ReceivablesDuplicateReference(address debtor, bytes32 ref, uint256 receivableId);
+    /// @notice No receivable has this id.
+    error ReceivablesUnknownReceivable(uint256 receivableId);
+    /// @notice No part has this id.
+    error ReceivablesUnknownPart(uint256 partId);
+    /// @notice Only the part's holder `holder` may do this.
+    error ReceivablesNotHolder(address caller, uint256 partId, address holder);
+    /// @notice The part is in `state`; this needs it `Active`.
+    error ReceivablesPartNotActive(uint256 partId, PartState state);
+    /// @notice A split names `amounts` amounts and `holders` holders: they must match, 2 to 16.
+    error ReceivablesInvalidSplit(uint256 amounts, uint256 holders);
+    /// @notice Child `index` of a split has a zero amount.
+    error ReceivablesZeroSplitAmount(uint256 index);
+    /// @notice The children's amounts sum to `sum`; the part holds `amount`.
+    error ReceivablesSplitSumMismatch(uint256 partId, uint256 sum, uint256 amount);
+    /// @notice The receivable would have `parts` parts; at most {MAX_PARTS}.
+    error ReceivablesTooManyParts(uint256 receivableId, uint256 parts);
+    /// @notice A part cannot go to the zero address, nor be transferred to its holder.
+    error ReceivablesInvalidHolder(address to);
+    /// @notice An offer's minimum price must be above zero and at most the part's amount.
+    error ReceivablesInvalidMinPrice(uint256 partId, uint256 minPrice, uint256 amount);
+    /// @notice A part cannot be offered to the zero address or to its holder.
+    error ReceivablesInvalidBank(address bank);
+    /// @notice The part is in `state`, not `Offered`.
+    error ReceivablesNotOffered(uint256 partId, PartState state);
+    /// @notice The part is offered to `offeredTo`, not to the caller.
+    error ReceivablesNotOfferedTo(address caller, uint256 partId, address offeredTo);
+    /// @notice The price must be at least the offer's minimum and at most the part's amount.
+    error ReceivablesPriceOutOfRange(uint256 partId, uint256 price, uint256 minPrice, uint256 amount);
+    /// @notice The receivable fell due at `dueDate`; the block time is `nowSeconds`.
+    error ReceivablesPastDue(uint256 receivableId, uint64 dueDate, uint256 nowSeconds);
+    /// @notice Only the receivable's debtor `debtor` may repay it.
+    error ReceivablesNotDebtor(address caller, uint256 receivableId, address debtor);
+    /// @notice The receivable was repaid already, at `paidAt`.
+    error ReceivablesAlreadyPaid(uint256 receivableId, uint64 paidAt);
+    /// @notice Only an unpaid leaf part (`Active`, `Offered`, `Financed`) can default; this one is `state`.
+    error ReceivablesNotDefaultable(uint256 partId, PartState state);
+    /// @notice The part may be marked defaulted only after `defaultableAfter` (due date + grace period).
+    error ReceivablesGracePeriodRunning(uint256 partId, uint256 defaultableAfter, uint256 nowSeconds);
+
+    /// @notice `debtor` confirmed receivable `receivableId` owed to `supplier`, who holds root part `rootPart`.
+    event ReceivableConfirmed(
+        uint256 indexed receivableId,
+        address indexed debtor,
+        address indexed supplier,
+        uint256 rootPart,
+        uint256 faceValue,
+        uint64 dueDate,
+        bytes32 ref
+    );
+    /// @notice Part `partId` was split; `children` (in order) now hold its amount.
+    event PartSplit(uint256 indexed partId, uint256 indexed receivableId, address indexed holder, uint256[] children);
+    /// @notice Part `partId` (a child of `parent`) was created with `amount`, held by `holder`.
+    event PartCreated(uint256 indexed partId, uint256 indexed parent, address indexed holder, uint256 amount);
+    /// @notice Part `partId` moved from `from` to `to`.
+    event PartTransferred(uint256 indexed partId, address indexed from, address indexed to);
+    /// @notice The holder offered part `partId` to `bank` for at least `minPrice`.
+    event PartOffered(uint256 indexed partId, address indexed holder, address indexed bank, uint256 minPrice);
+    /// @notice The holder withdrew its offer of part `partId` to `bank`.
+    event OfferWithdrawn(uint256 indexed partId, address indexed holder, address indexed bank);
+    /// @notice `bank` financed part `partId`, paying `price` to `seller`; the bank holds it now.
+    event PartFinanced(uint256 indexed partId, address indexed seller, address indexed bank, uint256 price);
+    /// @notice Part `partId` was paid `amount` by the debtor to its holder.
+    event PartPaid(uint256 indexed partId, uint256 indexed receivableId, address indexed holder, uint256 amount);
+    /// @notice The debtor repaid receivable `receivableId` in full.
+    event ReceivablePaid(uint256 indexed receivableId, address indexed debtor, uint256 faceValue);
+    /// @notice Part `partId`, held by `holder`, was marked defaulted by `by`.
+    event PartDefaulted(uint256 indexed partId, address indexed holder, address indexed by, uint256 amount);
+    /// @notice The admission gate changed.
+    event AdmissionGateSet(address gate);
+
+    /**
+     * @param admin Receives the default admin role (may replace the admission gate).
+     * @param gate The admission gate asked before parties confirm, receive, or finance parts.
+     * @param token The ERC-20 every receivable settles in (immutable).
+     */
+    constructor(address admin, IAdmissionGate gate, IERC20 token) {
+        if (address(token) == address(0)) revert ReceivablesZeroToken();
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _token = token;
+        _setGate(gate);
+    }
+
+    // ------------------------------------------------------------------ admin
+
+    /**
+     * @notice Replace the admission gate (e.g. a new participant registry).
+     * @param gate The new gate; not zero.
+     */
+    function setAdmissionGate(IAdmissionGate gate) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setGate(gate);
+    }
+
+    // ------------------------------------------------------------------ confirmation
+
+    /**
+     * @notice Confirm a receivable owed by the caller (admitted for {CREATE_ACTION}) to `supplier`.
+     * @param supplier The creditor, admitted for {HOLD_ACTION}; neither zero nor the caller.
+     * @param faceValue What is owed, in token units; above zero.
+     * @param dueDate When it is due (Unix seconds); after the block time.
+     * @param ref The debtor's reference (e.g. `keccak256` of the invoice number); not zero, new.
+     * @return receivableId The receivable's id (the first is 1).
+     */
+    function confirm(address supplier, uint256 faceValue, uint64 dueDate, bytes32 ref)
+        external
+        returns (uint256 receivableId)
+    {
+        _requireAdmitted(msg.sender, CREATE_ACTION);
+        if (supplier == address(0) || supplier == msg.sender) revert ReceivablesInvalidSupplier(supplier);
+        _requireAdmitted(supplier, HOLD_ACTION);
+        if (faceValue == 0) revert ReceivablesZeroFaceValue();
+        if (dueDate <= block.timestamp) revert ReceivablesDueDateInPast(dueDate, block.timestamp);
+        if (ref == bytes32(0)) revert ReceivablesZeroReference();
+        uint256 existing = _byReference[msg.sender][ref];
+        if (existing != 0) revert ReceivablesDuplicateReference(msg.sender, ref, existing);
+        receivableId = _receivables.length + 1;
+        uint256 root = _newPart(receivableId, 0, supplier, faceValue);
+        _receivables.push(
+            Receivable({
+                id: receivableId,
+                debtor: msg.sender,
+                supplier: supplier,
+                dueDate: dueDate,
+                createdAt: uint64(block.timestamp),
+                paidAt: 0,
+                faceValue: faceValue,
+                ref: ref,
+                rootPart: root
+            })
+        );
+        _byReference[msg.sender][ref] = receivableId;
+        emit ReceivableConfirmed(receivableId, msg.sender, supplier, root, faceValue, dueDate, ref);
+    }
+
+    // ------------------------------------------------------------------ holders
+
+    /**
+     * @notice Split an `Active` part into children; by its holder. The part becomes `Split`.
+     * @param partId The part.
+     * @param amounts The children's amounts: each above zero, summing exactly to the part's amount.
+     * @param holders The children's holders, each admitted for {HOLD_ACTION} (the caller may keep some).
+     * @return childIds The children's ids, in order.
+     */
+    function split(uint256 partId, uint256[] calldata amounts, address[] calldata holders)
+        external
+        returns (uint256[] memory childIds)
+    {
+        Part storage p = _requireActiveHeld(partId);
+        uint256 n = amounts.length;
+        if (n < 2 || n > MAX_SPLIT_CHILDREN || n != holders.length) {
+            revert ReceivablesInvalidSplit(n, holders.length);
+        }
+        uint256 sum = 0;
+        for (uint256 i = 0; i < n; ++i) {
+            if (amounts[i] == 0) revert ReceivablesZeroSplitAmount(i);
+            sum += amounts[i];
+        }
+        if (sum != p.amount) revert ReceivablesSplitSumMismatch(partId, sum, p.amount);
+        uint256 receivableId = p.receivableId;
+        uint256 total = _partsOf[receivableId].length + n;
+        if (total > MAX_PARTS) revert ReceivablesTooManyParts(receivableId, total);
+        for (uint256 i = 0; i < n; ++i) {
+            if (holders[i] == address(0)) revert ReceivablesInvalidHolder(holders[i]);
+            _requireAdmitted(holders[i], HOLD_ACTION);
+        }
+        p.state = PartState.Split;
+        childIds = new uint256[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            childIds[i] = _newPart(receivableId, partId, holders[i], amounts[i]);
+        }
+        emit PartSplit(partId, receivableId, msg.sender, childIds);
+    }
+
+    /**
+     * @notice Transfer a whole `Active` part to `to` (admitted for {HOLD_ACTION}); by its holder.
+     * @param partId The part.
+     * @param to The new holder; neither zero nor the caller.
+     */
+    function transfer(uint256 partId, address to) external {
+        Part storage p = _requireActiveHeld(partId);
+        if (to == address(0) || to == msg.sender) revert ReceivablesInvalidHolder(to);
+        _requireAdmitted(to, HOLD_ACTION);
+        _moveHolding(p, to);
+        emit PartTransferred(partId, msg.sender, to);
+    }
+
+    /**
+     * @notice Offer an `Active` part to `bank` (admitted for {FINANCE_ACTION}) for at least `minPrice`;
+     * by its holder, before the due date.
+     * @param partId The part.
+     * @param bank The bank that may finance it; neither zero nor the caller.
+     * @param minPrice The least the holder accepts; above zero, at most the part's amount.
+     */
+    function offer(uint256 partId, address bank, uint256 minPrice) external {
+        Part storage p = _requireActiveHeld(partId);
+        _requireNotDue(p.receivableId);
+        if (bank == address(0) || bank == msg.sender) revert ReceivablesInvalidBank(bank);
+        _requireAdmitted(bank, FINANCE_ACTION);
+        if (minPrice == 0 || minPrice > p.amount) revert ReceivablesInvalidMinPrice(partId, minPrice, p.amount);
+        p.state = PartState.Offered;
+        p.offeredTo = bank;
+        p.minPrice = minPrice;
+        _offerIndex[partId] = _offers[bank].length;
+        _offers[bank].push(partId);
+        emit PartOffered(partId, msg.sender, bank, minPrice);
+    }
+
+    /**
+     * @notice Withdraw the open offer of a part; by its holder. The part is `Active` again.
+     * @param partId The part.
+     */
+    function withdrawOffer(uint256 partId) external {
+        Part storage p = _requirePart(partId);
+        if (msg.sender != p.holder) revert ReceivablesNotHolder(msg.sender, partId, p.holder);
+        if (p.state != PartState.Offered) revert ReceivablesNotOffered(partId, p.state);
+        address bank = p.offeredTo;
+        _clearOffer(p);
+        p.state = PartState.Active;
+        emit OfferWithdrawn(partId, msg.sender, bank);
+    }
+
+    // ------------------------------------------------------------------ banks
+
+    /**
+     * @notice Finance a part offered to the caller (still admitted for {FINANCE_ACTION}) before its due
+     * date: `price` of the token moves from the caller to the holder (approve this contract first), the
+     * caller becomes the holder, and the part is `Financed` for good.
+     * @param partId The part.
+     * @param price What the bank pays; at least the offer's minimum, at most the part's amount.
+     */
+    function finance(uint256 partId, uint256 price) external nonReentrant {
+        Part storage p = _requirePart(partId);
+        if (p.state != PartState.Offered) revert ReceivablesNotOffered(partId, p.state);
+        if (msg.sender != p.offeredTo) revert ReceivablesNotOfferedTo(msg.sender, partId, p.offeredTo);
+        _requireNotDue(p.receivableId);
+        if (price < p.minPrice || price > p.amount) {
+            revert ReceivablesPriceOutOfRange(partId, price, p.minPrice, p.amount);
+        }
+        _requireAdmitted(msg.sender, FINANCE_ACTION);
+        address seller = p.holder;
+        _clearOffer(p);
+        p.state = PartState.Financed;
+        p.financedBy = msg.sender;
+        p.financedPrice = price;
+        _moveHolding(p, msg.sender);
+        emit PartFinanced(partId, seller, msg.sender, price);
+        _token.safeTransferFrom(msg.sender, seller, price);
+    }
+
+    // ------------------------------------------------------------------ settlement
+
+    /**
+     * @notice Repay a receivable in full; by its debtor (approve this contract for the face value first).
+     * Early, on time or late: every leaf part (defaulted ones included: late repayment cures them) is
+     * paid its amount and becomes `Paid`. A receivable is repaid once.
+     * @param receivableId The receivable.
+     */
+    function repay(uint256 receivableId) external nonReentrant {
+        Receivable storage r = _requireReceivable(receivableId);
+        if (msg.sender != r.debtor) revert ReceivablesNotDebtor(msg.sender, receivableId, r.debtor);
+        if (r.paidAt != 0) revert ReceivablesAlreadyPaid(receivableId, r.paidAt);
+        r.paidAt = uint64(block.timestamp);
+        uint256[] storage ids = _partsOf[receivableId];
+        uint256 n = ids.length;
+        for (uint256 i = 0; i < n; ++i) {
+            Part storage p = _parts[ids[i] - 1];
+            if (p.state == PartState.Split) continue;
+            if (p.state == PartState.Offered) _clearOffer(p);
+            p.state = PartState.Paid;
+            emit PartPaid(p.id, receivableId, p.holder, p.amount);
+        }
+        emit ReceivablePaid(receivableId, msg.sender, r.faceValue);
+        for (uint256 i = 0; i < n; ++i) {
+            Part storage p = _parts[ids[i] - 1];
+            if (p.state == PartState.Paid) _token.safeTransferFrom(msg.sender, p.holder, p.amount);
+        }
+    }
+
+    /**
+     * @notice Mark an unpaid leaf part `Defaulted`, once the block time is past its receivable's due date
+     * plus {GRACE_PERIOD}; by anyone. An open offer lapses. The debtor may still repay (late cure).
+     * @param partId The part.
+     */
+    function markDefaulted(uint256 partId) external {
+        Part storage p = _requirePart(partId);
+        PartState s = p.state;
+        if (s != PartState.Active && s != PartState.Offered && s != PartState.Financed) {
+            revert ReceivablesNotDefaultable(partId, s);
+        }
+        uint256 after_ = uint256(_receivables[p.receivableId - 1].dueDate) + GRACE_PERIOD;
+        if (block.timestamp <= after_) revert ReceivablesGracePeriodRunning(partId, after_, block.timestamp);
+        if (s == PartState.Offered) _clearOffer(p);
+        p.state = PartState.Defaulted;
+        emit PartDefaulted(partId, p.holder, msg.sender, p.amount);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice The receivable (reverts for an unknown id).
+    function receivable(uint256 receivableId) external view returns (Receivable memory) {
+        return _requireReceivable(receivableId);
+    }
+
+    /// @notice The part (reverts for an unknown id).
+    function part(uint256 partId) external view returns (Part memory) {
+        return _requirePart(partId);
+    }
+
+    /// @notice The receivable's leaf parts (every part not `Split`), in creation order; their amounts sum to
+    /// the face value.
+    function partsOf(uint256 receivableId) external view returns (uint256[] memory leaves) {
+        _requireReceivable(receivableId);
+        uint256[] storage ids = _partsOf[receivableId];
+        uint256 n = 0;
+        for (uint256 i = 0; i < ids.length; ++i) {
+            if (_parts[ids[i] - 1].state != PartState.Split) ++n;
+        }
+        leaves = new uint256[](n);
+        n = 0;
+        for (uint256 i = 0; i < ids.length; ++i) {
+            if (_parts[ids[i] - 1].state != PartState.Split) leaves[n++] = ids[i];
+        }
+    }
+
+    /// @notice Every part of the receivable (root, split parents and leaves), in creation order.
+    function allPartsOf(uint256 receivableId) external view returns (uint256[] memory) {
+        _requireReceivable(receivableId);
+        return _partsOf[receivableId];
+    }
+
+    /// @notice The parts `holder` holds now, in no particular order: includes parts it split (`Split`
+    /// parents stay with their splitter) and settled ones (`Paid`, `Defaulted`); filter by state.
+    function partsHeldBy(address holder) external view returns (uint256[] memory) {
+        return _held[holder];
+    }
+
+    /// @notice The parts with an open offer to `bank`, in no particular order.
+    function offersTo(address bank) external view returns (uint256[] memory) {
+        return _offers[bank];
+    }
+
+    /// @notice The receivable a debtor confirmed under reference `ref`; zero when none.
+    function receivableOf(address debtor, bytes32 ref) external view returns (uint256) {
+        return _byReference[debtor][ref];
+    }
+
+    /// @notice How many receivables exist (ids 1 to this).
+    function receivableCount() external view returns (uint256) {
+        return _receivables.length;
+    }
+
+    /// @notice The ERC-20 receivables settle in.
+    function token() external view returns (IERC20) {
+        return _token;
+    }
+
+    /// @notice The admission gate in force.
+    function admissionGate() external view returns (IAdmissionGate) {
+        return _gate;
+    }
+
+    // ------------------------------------------------------------------ internal
+
+    /// @dev A new `Active` part of `receivableId`, child of `parent` (zero: the root), held by `holder`.
+    function _newPart(uint256 receivableId, uint256 parent, address holder, uint256 amount)
+        private
+        returns (uint256 id)
+    {
+        id = _parts.length + 1;
+        _parts.push(
+            Part({
+                id: id,
+                receivableId: receivableId,
+                parent: parent,
+                holder: holder,
+                state: PartState.Active,
+                offeredTo: address(0),
+                financedBy: address(0),
+                amount: amount,
+                minPrice: 0,
+                financedPrice: 0
+            })
+        );
+        _partsOf[receivableId].push(id);
+        _heldIndex[id] = _held[holder].length;
+        _held[holder].push(id);
+        emit PartCreated(id, parent, holder, amount);
+    }
+
+    /// @dev Hand part `p` to `to`, keeping both holders' lists exact.
+    function _moveHolding(Part storage p, address to) private {
+        _removeFrom(_held[p.holder], _heldIndex, p.id);
+        _heldIndex[p.id] = _held[to].length;
+        _held[to].push(p.id);
+        p.holder = to;
+    }
+
+    /// @dev Drop the part's open offer (from its bank's list too).
+    function _clearOffer(Part storage p) private {
+        _removeFrom(_offers[p.offeredTo], _offerIndex, p.id);
+        p.offeredTo = address(0);
+        p.minPrice = 0;
+    }
+
+    /// @dev Swap-and-pop `id` out of `list`, whose positions `index` tracks.
+    function _removeFrom(uint256[] storage list, mapping(uint256 => uint256) storage index, uint256 id) private {
+        uint256 i = index[id];
+        uint256 last = list[list.length - 1];
+        list[i] = last;
+        index[last] = i;
+        list.pop();
+        delete index[id];
+    }
+
+    /// @dev Set a non-zero admission gate.
+    function _setGate(IAdmissionGate gate) private {
+        if (address(gate) == address(0)) revert ReceivablesZeroGate();
+        _gate = gate;
+        emit AdmissionGateSet(address(gate));
+    }
+
+    /// @dev Revert unless the gate admits `party` for `action` now.
+    function _requireAdmitted(address party, bytes32 action) private view {
+        if (!_gate.isAdmitted(party, action)) revert ReceivablesNotAdmitted(party, action);
+    }
+
+    /// @dev Revert once the receivable is due (no offer or financing from its due date on).
+    function _requireNotDue(uint256 receivableId) private view {
+        uint64 due = _receivables[receivableId - 1].dueDate;
+        if (block.timestamp >= due) revert ReceivablesPastDue(receivableId, due, block.timestamp);
+    }
+
+    /// @dev The receivable, or revert when there is none.
+    function _requireReceivable(uint256 receivableId) private view returns (Receivable storage) {
+        if (receivableId == 0 || receivableId > _receivables.length) {
+            revert ReceivablesUnknownReceivable(receivableId);
+        }
+        return _receivables[receivableId - 1];
+    }
+
+    /// @dev The part, or revert when there is none.
+    function _requirePart(uint256 partId) private view returns (Part storage) {
+        if (partId == 0 || partId > _parts.length) revert ReceivablesUnknownPart(partId);
+        return _parts[partId - 1];
+    }
+
+    /// @dev The part, or revert unless the caller holds it and it is `Active`.
+    function _requireActiveHeld(uint256 partId) private view returns (Part storage p) {
+        p = _requirePart(partId);
+        if (msg.sender != p.holder) revert ReceivablesNotHolder(msg.sender, partId, p.holder);
+        if (p.state != PartState.Active) revert ReceivablesPartNotActive(partId, p.state);
+    }
+}

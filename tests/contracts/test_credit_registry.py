@@ -1,0 +1,399 @@
+"""CreditRegistry on both chains: credit records (checks, supersession, history, validity in time),
+consent (grant, renew, revoke, expiry, the bank's admission), the anchored access log, the gate and
+roles, and every refusal with its exact error and no state change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+from support import reverts
+from web3.types import RPCEndpoint
+
+from contracts.chain import Chain
+from contracts.credit import (
+    ACCESS_LOG_ANCHOR_ROLE,
+    CONSENT_ACTION,
+    PUBLISH_ACTION,
+    QUERY_ACTION,
+    CreditRegistryClient,
+    InvalidCreditInput,
+    currency_code,
+    deploy_credit_registry,
+    model_version,
+)
+from contracts.errors import DeploymentError
+from contracts.participants import ACTIONS
+
+DAY = 86_400
+VERSION = model_version("scorecard-2026.11")
+COMMITMENT = keccak(b"analytics result")
+ZERO = "0x" + "00" * 20
+
+
+def now(chain: Chain) -> int:
+    return int(chain.block()["timestamp"])
+
+
+def set_time(chain: Chain, ts: int) -> None:
+    """Mine a block at Unix time ``ts`` (eth-tester: time travel; anvil: next block's timestamp)."""
+    provider = chain.w3.provider
+    if chain.is_embedded:
+        provider.make_request(RPCEndpoint("testing_timeTravel"), [ts])
+    else:
+        provider.make_request(RPCEndpoint("evm_setNextBlockTimestamp"), [ts])
+    provider.make_request(RPCEndpoint("evm_mine"), [])
+
+
+@dataclass
+class World:
+    chain: Chain
+    gate: Any
+    credit: CreditRegistryClient
+    operator: LocalAccount
+    oracle: LocalAccount
+    factory: LocalAccount
+    bank: LocalAccount
+    insurer: LocalAccount
+    outsider: LocalAccount
+
+    def admit(self, party: LocalAccount, action: bytes, admitted: bool = True) -> None:
+        self.chain.transact(self.gate.functions.setAdmitted(party.address, action, admitted), self.operator)
+
+    def publish(self, **kw: Any) -> Any:
+        args: dict[str, Any] = {
+            "grade": 3,
+            "pd_ppm": 12_500,
+            "limit": 5_000_000_00,
+            "currency": "CNY",
+            "valid_until": now(self.chain) + 90 * DAY,
+            "model_version": VERSION,
+            "commitment": COMMITMENT,
+        }
+        factory = kw.pop("factory", self.factory.address)
+        args.update(kw)
+        return self.credit.publish_record(self.oracle, factory, **args)
+
+    def publish_raw(self, *args: Any, sender: LocalAccount | None = None) -> Any:
+        """publishRecord with raw arguments (past the client's own checks)."""
+        return self.chain.transact(self.credit.contract.functions.publishRecord(*args), sender or self.oracle)
+
+    def records(self) -> tuple[Any, ...]:
+        n = self.credit.record_count(self.factory.address)
+        return n, [self.credit.record_at(self.factory.address, i) for i in range(n)]
+
+    def consents(self) -> tuple[Any, ...]:
+        return (
+            self.credit.consent_of(self.factory.address, self.bank.address),
+            self.credit.consented_banks(self.factory.address),
+            self.credit.consented_factories(self.bank.address),
+        )
+
+
+@pytest.fixture
+def world(suite: Any) -> World:
+    chain: Chain = suite.chain
+    op = suite.operator
+    gate_address = chain.deploy("StaticAdmissionGate", op, op.address).contract_address
+    assert gate_address is not None
+    address = deploy_credit_registry(chain, op, deployment=suite.deployment, gate_address=gate_address)
+    a = suite.accounts
+    w = World(
+        chain=chain,
+        gate=chain.contract("StaticAdmissionGate", gate_address),
+        credit=CreditRegistryClient(chain, address),
+        operator=op,
+        oracle=a[1],
+        factory=a[2],
+        bank=a[3],
+        insurer=a[4],
+        outsider=a[6],
+    )
+    w.admit(w.oracle, PUBLISH_ACTION)
+    w.admit(w.factory, CONSENT_ACTION)
+    w.admit(w.bank, QUERY_ACTION)
+    w.admit(w.insurer, QUERY_ACTION)
+    return w
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def test_actions_and_helpers() -> None:
+    assert ACTIONS["supet.credit.query"] == QUERY_ACTION == keccak(b"supet.credit.query")
+    assert ACTIONS["supet.credit.publish"] == PUBLISH_ACTION
+    assert currency_code("CNY") == b"CNY"
+    for bad in ("cny", "CN", "CNYY", "C1Y", "ÇNY"):
+        with pytest.raises(InvalidCreditInput, match="ISO 4217"):
+            currency_code(bad)
+    assert model_version("v1") == b"v1" + bytes(30)
+    for bad in ("", "x" * 33, "模型"):
+        with pytest.raises(InvalidCreditInput, match=r"1\.\.32 ASCII"):
+            model_version(bad)
+
+
+# ---------------------------------------------------------------- records
+
+
+def test_publish_supersede_and_history(world: World) -> None:
+    f = world.factory.address
+    assert world.credit.record_count(f) == 0 and not world.credit.is_current_valid(f)
+    valid_until = now(world.chain) + 90 * DAY
+    result = world.publish(valid_until=valid_until)
+    (event,) = world.credit.contract.events.CreditRecordPublished().process_receipt(result.receipt)
+    args = event["args"]
+    assert (args["factory"], args["index"], args["oracle"]) == (f, 0, world.oracle.address)
+    assert (args["grade"], args["pdPpm"], args["limit"], args["currency"]) == (
+        3,
+        12_500,
+        5_000_000_00,
+        b"CNY",
+    )
+    assert (args["validUntil"], args["modelVersion"], args["commitment"]) == (
+        valid_until,
+        VERSION,
+        COMMITMENT,
+    )
+
+    first = world.credit.current_record(f)
+    published_at = world.chain.block(result.block_number)["timestamp"]
+    assert (first.index, first.grade, first.pd_ppm, first.pd) == (0, 3, 12_500, 0.0125)
+    assert (first.currency, first.limit, first.valid_until) == ("CNY", 5_000_000_00, valid_until)
+    assert (first.published_at, first.oracle) == (published_at, world.oracle.address)
+    assert (first.model_version_text, first.commitment) == ("scorecard-2026.11", COMMITMENT)
+    assert world.credit.is_current_valid(f)
+
+    # a new record supersedes, the old one stays
+    world.publish(grade=7, pd_ppm=1_000_000, limit=0, valid_until=valid_until - DAY)
+    assert world.credit.record_count(f) == 2
+    current = world.credit.current_record(f)
+    assert (current.index, current.grade, current.pd_ppm, current.limit) == (1, 7, 1_000_000, 0)
+    assert world.credit.record_at(f, 0) == first
+    assert world.credit.record_at(f, 1) == current
+    # bounds of the scale are accepted
+    world.publish(grade=1, pd_ppm=1)
+    world.publish(grade=10)
+    assert world.credit.current_record(f).grade == 10
+
+
+def test_validity_ends_at_valid_until(world: World) -> None:
+    valid_until = now(world.chain) + 10 * DAY
+    world.publish(valid_until=valid_until)
+    set_time(world.chain, valid_until - 1)
+    assert world.credit.is_current_valid(world.factory.address)
+    set_time(world.chain, valid_until)
+    assert not world.credit.is_current_valid(world.factory.address)
+    # still the current record, just no longer valid
+    assert world.credit.current_record(world.factory.address).valid_until == valid_until
+
+
+def test_publish_refusals_change_nothing(world: World) -> None:
+    world.publish()
+    before = world.records()
+    t = now(world.chain)
+    good: dict[str, Any] = {
+        "factory": world.factory.address,
+        "grade": 3,
+        "pd": 12_500,
+        "limit": 1,
+        "currency": b"CNY",
+        "until": t + DAY,
+        "version": VERSION,
+        "commitment": COMMITMENT,
+    }
+
+    def raw(**kw: Any) -> list[Any]:
+        return list({**good, **kw}.values())
+
+    cases: list[tuple[str, list[Any], dict[str, Any]]] = [
+        ("CreditRegistryZeroFactory", raw(factory=ZERO), {}),
+        ("CreditRegistryInvalidGrade", raw(grade=0), {"grade": 0}),
+        ("CreditRegistryInvalidGrade", raw(grade=11), {"grade": 11}),
+        ("CreditRegistryInvalidPd", raw(pd=0), {"pdPpm": 0}),
+        ("CreditRegistryInvalidPd", raw(pd=1_000_001), {"pdPpm": 1_000_001}),
+        ("CreditRegistryInvalidCurrency", raw(currency=b"cny"), {"currency": b"cny"}),
+        ("CreditRegistryInvalidCurrency", raw(currency=b"CN\0"), {"currency": b"CN\0"}),
+        ("CreditRegistryZeroModelVersion", raw(version=bytes(32)), {}),
+        ("CreditRegistryZeroCommitment", raw(commitment=bytes(32)), {}),
+    ]
+    for error, args, expected in cases:
+        with reverts(error, **expected):
+            world.publish_raw(*args)
+    # validUntil not after the block time: the estimate runs on the pending block (time >= now)
+    with reverts("CreditRegistryValidityInPast", validUntil=t - 1):
+        world.publish_raw(*raw(until=t - 1))
+    with reverts("CreditRegistryNotAdmitted", party=world.outsider.address, action=PUBLISH_ACTION):
+        world.publish_raw(*raw(), sender=world.outsider)
+    assert world.records() == before
+
+
+def test_record_views_refuse_what_is_not_there(world: World) -> None:
+    f = world.factory.address
+    with reverts("CreditRegistryNoRecord", factory=f):
+        world.credit.current_record(f)
+    with reverts("CreditRegistryNoRecordAt", factory=f, index=0, count=0):
+        world.credit.record_at(f, 0)
+    world.publish()
+    with reverts("CreditRegistryNoRecordAt", factory=f, index=1, count=1):
+        world.credit.record_at(f, 1)
+
+
+# ---------------------------------------------------------------- consent
+
+
+def test_consent_grant_renew_revoke(world: World) -> None:
+    f, b = world.factory.address, world.bank.address
+    assert not world.credit.has_consent(f, b) and not world.credit.consent_of(f, b).ever_granted
+    expires = now(world.chain) + 30 * DAY
+    result = world.credit.grant_consent(world.factory, b, expires_at=expires)
+    (event,) = world.credit.contract.events.ConsentGranted().process_receipt(result.receipt)
+    assert (event["args"]["factory"], event["args"]["bank"], event["args"]["expiresAt"]) == (f, b, expires)
+    consent = world.credit.consent_of(f, b)
+    assert consent.granted_at == world.chain.block(result.block_number)["timestamp"]
+    assert (consent.expires_at, consent.revoked) == (expires, False)
+    assert world.credit.has_consent(f, b)
+    assert not world.credit.has_consent(f, world.insurer.address)
+    assert world.credit.consented_banks(f) == [b] and world.credit.consented_factories(b) == [f]
+
+    # renewing replaces the expiry, lists nothing twice
+    world.credit.grant_consent(world.factory, b, expires_at=expires + DAY)
+    assert world.credit.consent_of(f, b).expires_at == expires + DAY
+    world.credit.grant_consent(world.factory, world.insurer.address, expires_at=expires)
+    assert world.credit.consented_banks(f) == [b, world.insurer.address]
+    assert world.credit.consented_factories(b) == [f]
+
+    result = world.credit.revoke_consent(world.factory, b)
+    (event,) = world.credit.contract.events.ConsentRevoked().process_receipt(result.receipt)
+    assert (event["args"]["factory"], event["args"]["bank"]) == (f, b)
+    assert world.credit.consent_of(f, b).revoked_at == world.chain.block(result.block_number)["timestamp"]
+    assert not world.credit.has_consent(f, b)
+    # lapsed consents stay listed
+    assert world.credit.consented_banks(f) == [b, world.insurer.address]
+    with reverts("CreditRegistryNoStandingConsent", factory=f, bank=b):
+        world.credit.revoke_consent(world.factory, b)
+    # granting again lifts the revocation
+    world.credit.grant_consent(world.factory, b, expires_at=expires)
+    assert world.credit.has_consent(f, b) and not world.credit.consent_of(f, b).revoked
+
+
+def test_consent_lapses_at_expiry_and_with_the_banks_admission(world: World) -> None:
+    f, b = world.factory.address, world.bank.address
+    expires = now(world.chain) + 5 * DAY
+    world.credit.grant_consent(world.factory, b, expires_at=expires)
+    world.admit(world.bank, QUERY_ACTION, admitted=False)
+    assert not world.credit.has_consent(f, b)  # the bank lost its admission
+    world.admit(world.bank, QUERY_ACTION)
+    assert world.credit.has_consent(f, b)
+    set_time(world.chain, expires - 1)
+    assert world.credit.has_consent(f, b)
+    set_time(world.chain, expires)
+    assert not world.credit.has_consent(f, b)
+    with reverts("CreditRegistryNoStandingConsent", factory=f, bank=b):
+        world.credit.revoke_consent(world.factory, b)
+    assert world.credit.consented_factories(b) == [f]
+
+
+def test_grant_refusals_change_nothing(world: World) -> None:
+    f, b = world.factory.address, world.bank.address
+    t = now(world.chain)
+    before = world.consents()
+    with reverts("CreditRegistryNotAdmitted", party=world.outsider.address, action=CONSENT_ACTION):
+        world.credit.grant_consent(world.outsider, b, expires_at=t + DAY)
+    with reverts("CreditRegistryInvalidBank", bank=ZERO):
+        world.credit.grant_consent(world.factory, ZERO, expires_at=t + DAY)
+    with reverts("CreditRegistryInvalidBank", bank=f):
+        world.credit.grant_consent(world.factory, f, expires_at=t + DAY)
+    with reverts("CreditRegistryNotAdmitted", party=world.outsider.address, action=QUERY_ACTION):
+        world.credit.grant_consent(world.factory, world.outsider.address, expires_at=t + DAY)
+    with reverts("CreditRegistryExpiryInPast", expiresAt=t - 1):
+        world.credit.grant_consent(world.factory, b, expires_at=t - 1)
+    with reverts("CreditRegistryNoStandingConsent", factory=f, bank=b):
+        world.credit.revoke_consent(world.factory, b)
+    assert world.consents() == before
+    assert world.credit.consented_banks(f) == []
+
+
+def test_suspended_factory_may_still_revoke(world: World) -> None:
+    f, b = world.factory.address, world.bank.address
+    world.credit.grant_consent(world.factory, b, expires_at=now(world.chain) + DAY)
+    world.admit(world.factory, CONSENT_ACTION, admitted=False)
+    world.credit.revoke_consent(world.factory, b)
+    assert not world.credit.has_consent(f, b)
+
+
+# ---------------------------------------------------------------- access log
+
+
+def test_access_log_anchoring(world: World) -> None:
+    op = world.operator
+    assert world.credit.is_anchorer(op.address) and world.credit.access_log_batch_count() == 0
+    root1, root2 = keccak(b"log batch 1"), keccak(b"log batch 2")
+    result = world.credit.anchor_access_log(op, root1, count=40, from_ms=1_000, to_ms=2_000)
+    (event,) = world.credit.contract.events.AccessLogAnchored().process_receipt(result.receipt)
+    assert (event["args"]["index"], event["args"]["root"], event["args"]["count"]) == (1, root1, 40)
+    assert (event["args"]["fromMs"], event["args"]["toMs"]) == (1_000, 2_000)
+    world.credit.anchor_access_log(op, root2, count=1, from_ms=3_000, to_ms=3_000)  # a one-instant window
+    batch = world.credit.access_log_batch(1)
+    assert (batch.index, batch.root, batch.count, batch.from_ms, batch.to_ms) == (1, root1, 40, 1_000, 2_000)
+    assert batch.anchored_at == world.chain.block(result.block_number)["timestamp"]
+    assert batch.anchored_by == op.address
+    assert world.credit.access_log_batch_count() == 2
+    assert world.credit.access_log_batch_of(root2) == 2
+    assert world.credit.access_log_batch_of(keccak(b"never")) is None
+
+    with reverts("CreditRegistryRootAnchored", root=root1, index=1):
+        world.credit.anchor_access_log(op, root1, count=1, from_ms=0, to_ms=1)
+    with reverts("CreditRegistryZeroRoot"):
+        world.credit.anchor_access_log(op, bytes(32), count=1, from_ms=0, to_ms=1)
+    with reverts("CreditRegistryZeroCount"):
+        world.credit.anchor_access_log(op, keccak(b"3"), count=0, from_ms=0, to_ms=1)
+    with reverts("CreditRegistryInvalidWindow", fromMs=5, toMs=4):
+        world.credit.anchor_access_log(op, keccak(b"3"), count=1, from_ms=5, to_ms=4)
+    with reverts(
+        "AccessControlUnauthorizedAccount", account=world.outsider.address, neededRole=ACCESS_LOG_ANCHOR_ROLE
+    ):
+        world.credit.anchor_access_log(world.outsider, keccak(b"3"), count=1, from_ms=0, to_ms=1)
+    for index in (0, 3):
+        with reverts("CreditRegistryUnknownBatch", index=index, count=2):
+            world.credit.access_log_batch(index)
+    assert world.credit.access_log_batch_count() == 2
+
+    # the admin hands the role to the ledger's anchoring signer
+    world.credit.grant_anchor_role(op, world.outsider.address)
+    world.credit.anchor_access_log(world.outsider, keccak(b"3"), count=1, from_ms=0, to_ms=1)
+    assert world.credit.access_log_batch(3).anchored_by == world.outsider.address
+
+
+# ---------------------------------------------------------------- gate and deployment
+
+
+def test_gate_replaced_by_admin_only(world: World) -> None:
+    fns = world.credit.contract.functions
+    with reverts("AccessControlUnauthorizedAccount", account=world.outsider.address):
+        world.chain.transact(fns.setAdmissionGate(world.outsider.address), world.outsider)
+    with reverts("CreditRegistryZeroGate"):
+        world.chain.transact(fns.setAdmissionGate(ZERO), world.operator)
+    new_gate = world.chain.deploy("StaticAdmissionGate", world.operator, world.operator.address)
+    world.chain.transact(fns.setAdmissionGate(new_gate.contract_address), world.operator)
+    assert world.credit.admission_gate() == new_gate.contract_address
+    with reverts("CreditRegistryNotAdmitted", party=world.oracle.address, action=PUBLISH_ACTION):
+        world.publish()
+
+
+def test_deploy_refusals_and_suite(suite: Any) -> None:
+    op = suite.operator
+    with reverts("CreditRegistryZeroGate"):
+        suite.chain.deploy("CreditRegistry", op, op.address, ZERO, op.address)
+    with pytest.raises(DeploymentError, match="needs an admission gate"):
+        deploy_credit_registry(suite.chain, op, deployment=suite.deployment, gate_address=ZERO)
+    # no anchorer when zero
+    gate = suite.deployment.address("ParticipantRegistry")
+    bare = suite.chain.deploy("CreditRegistry", op, op.address, gate, ZERO).contract_address
+    assert not CreditRegistryClient(suite.chain, bare).is_anchorer(op.address)
+
+    client = CreditRegistryClient.from_deployment(suite.chain, suite.deployment)
+    assert client.admission_gate() == gate
+    assert client.is_anchorer(op.address)  # deploy_suite gives the deployer the anchoring role
