@@ -14,7 +14,17 @@ Faults, and what happens:
   and the worker adopts the earlier anchoring from its ``BatchAnchored`` event;
 - transaction dropped (no receipt after ``anchor_timeout_seconds``): sent again;
 - reorg: an anchored batch whose receipt vanished or moved to another block
-  hash within ``reorg_depth`` blocks goes back to ``closed`` (or is updated).
+  hash within ``reorg_depth`` blocks goes back to ``closed`` (or is updated);
+- database restored from an older backup: the chain holds batches this signer
+  anchored whose roots the store does not know ("lost batches"; looked for once,
+  at the first tick that reaches the chain). Their readings come back as the
+  devices resubmit them. The chain has only each lost batch's root and count, so
+  the worker tries to re-form it from what waits: the ``count`` oldest waiting
+  readings by device timestamp, then by arrival; a candidate is closed only if
+  its root is the lost root, and is then adopted (the contract refuses the root
+  twice). While lost batches remain, ordinary batches are held back for
+  ``recovery_hold_seconds`` so that they do not take the resubmitted readings;
+  then the worker gives up on them and anchors what waits anew.
 """
 
 from __future__ import annotations
@@ -41,6 +51,15 @@ from ledger_service.store.models import BatchRow, ReadingRow
 log = logging.getLogger(__name__)
 
 CLOSED, SUBMITTED, ANCHORED = "closed", "submitted", "anchored"
+
+
+@dataclass(frozen=True, slots=True)
+class LostBatch:
+    """A batch this signer anchored on chain whose root the store does not know (restored backup)."""
+
+    chain_batch_id: int
+    root: bytes
+    count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +139,11 @@ class AnchoringWorker:
         self.last_error: str | None = None
         #: Told of each confirmed anchoring (metrics); must not raise.
         self.on_anchored: Callable[[BatchConfirmed], None] | None = None
+        self.deployment = deployment
+        #: Lost batches still to re-form (None: not looked for yet), and since when (monotonic).
+        self.lost: list[LostBatch] | None = None
+        self._lost_since = 0.0
+        self.recovery_hold_seconds = settings.recovery_hold_seconds
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -182,7 +206,23 @@ class AnchoringWorker:
 
     def tick(self, *, force: bool = False) -> None:
         """Close due batches (all pending ones if ``force``), advance each batch, check for reorgs."""
-        while self.close_batch(force=force) is not None:
+        if self.lost is None:
+            self.find_lost_batches()
+        while self.lost and self.reform_lost_batch() is not None:
+            pass
+        # while lost batches wait for their readings, ordinary batches must not take them
+        lost = self.lost or []
+        hold = bool(lost) and not force
+        if hold and time.monotonic() - self._lost_since >= self.recovery_hold_seconds:
+            hold = False
+            log.warning(
+                "gave up re-forming %d lost batch(es) after %.0fs: their readings are anchored anew",
+                len(lost),
+                self.recovery_hold_seconds,
+                extra={"event": "recovery.gave_up", "chain_batches": [b.chain_batch_id for b in lost]},
+            )
+            self.lost = []
+        while not hold and self.close_batch(force=force) is not None:
             pass
         self.advance()
         if force or time.monotonic() - self._last_reorg_check >= self.reorg_check_interval:
@@ -237,6 +277,137 @@ class AnchoringWorker:
                 )
             ).one()
         return pending + int(unconfirmed)
+
+    # ------------------------------------------------------------------ lost batches (restored store)
+
+    def find_lost_batches(self) -> list[LostBatch] | None:
+        """Look once for chain batches of this signer unknown to the store (None: chain unreachable).
+
+        Cheap in the normal case: only when the chain holds more batches than the newest one the
+        store recorded are the ``BatchAnchored`` events since that batch's block read. A store
+        without any batch is a new store, not a restored one: it has nothing to look for."""
+        try:
+            with Session(self.engine) as s:
+                if s.exec(select(col(BatchRow.id)).limit(1)).first() is None:
+                    self.lost = []
+                    return []
+            on_chain = int(self.chain.call(self.contract.functions.batchCount()))
+            with Session(self.engine) as s:
+                newest = s.exec(
+                    select(col(BatchRow.chain_batch_id), col(BatchRow.block_number))
+                    .where(col(BatchRow.status) == ANCHORED)
+                    .order_by(col(BatchRow.chain_batch_id).desc())
+                    .limit(1)
+                ).first()
+            known_id, known_block = (int(newest[0] or 0), int(newest[1] or 0)) if newest else (0, 0)
+            found: list[LostBatch] = []
+            if on_chain > known_id:
+                start = known_block or max(0, self.deployment.block - 1)
+                logs = self.chain.request(
+                    lambda: self.contract.events.BatchAnchored().get_logs(
+                        from_block=start, argument_filters={"by": self.signer.address}
+                    ),
+                    context="BatchAnchored logs (lost batches)",
+                )
+                candidates = {
+                    bytes(ev["args"]["root"]): LostBatch(
+                        chain_batch_id=int(ev["args"]["batchId"]),
+                        root=bytes(ev["args"]["root"]),
+                        count=int(ev["args"]["count"]),
+                    )
+                    for ev in logs
+                    if int(ev["args"]["batchId"]) > known_id
+                }
+                if candidates:
+                    with Session(self.engine) as s:
+                        known = {
+                            bytes(r)
+                            for r in s.exec(
+                                select(col(BatchRow.root)).where(col(BatchRow.root).in_(list(candidates)))
+                            )
+                        }
+                    found = sorted(
+                        (b for root, b in candidates.items() if root not in known),
+                        key=lambda b: b.chain_batch_id,
+                    )
+        except ChainError as e:
+            self.last_error = str(e)
+            return None
+        self.lost = found
+        self._lost_since = time.monotonic()
+        if found:
+            log.warning(
+                "the chain holds %d batch(es) of %d readings anchored by this signer that the store does "
+                "not know (restored from a backup?): waiting for the devices to resubmit them",
+                len(found),
+                sum(b.count for b in found),
+                extra={"event": "recovery.lost_batches", "chain_batches": [b.chain_batch_id for b in found]},
+            )
+        return found
+
+    def reform_lost_batch(self) -> int | None:
+        """Close one batch whose root is a lost batch's, from what waits, if possible."""
+        if not self.lost:
+            return None
+        now = int(self.clock() * 1000)
+        with self.engine.begin() as conn:
+            waiting = int(
+                conn.execute(select(func.count()).where(col(ReadingRow.batch_id).is_(None))).scalar_one()
+            )
+            for lost in list(self.lost):
+                if lost.count > waiting:
+                    continue
+                base = select(col(ReadingRow.id), col(ReadingRow.digest), col(ReadingRow.received_ms)).where(
+                    col(ReadingRow.batch_id).is_(None)
+                )
+                for order in (
+                    (col(ReadingRow.ts_ms), col(ReadingRow.id)),
+                    (col(ReadingRow.id),),
+                ):
+                    rows = conn.execute(base.order_by(*order).limit(lost.count)).all()
+                    root, nodes = self.build_tree([bytes(r[1]) for r in rows])
+                    if root != lost.root:
+                        continue
+                    result = conn.execute(
+                        insert(BatchRow).values(
+                            root=root,
+                            count=len(rows),
+                            tree=nodes,
+                            status=CLOSED,
+                            created_ms=now,
+                            oldest_received_ms=min(int(r[2]) for r in rows),
+                            attempts=0,
+                            next_attempt_ms=0,
+                        )
+                    )
+                    assert result.inserted_primary_key is not None
+                    batch_id = int(result.inserted_primary_key[0])
+                    ids = [int(r[0] or 0) for r in rows]  # ids of stored rows: never None
+                    for i in range(0, len(ids), 900):
+                        conn.execute(
+                            update(ReadingRow)
+                            .where(col(ReadingRow.id).in_(ids[i : i + 900]))
+                            .values(batch_id=batch_id)
+                        )
+                    self.lost.remove(lost)
+                    with self._pending_lock:
+                        self._pending = None  # ask the database next time
+                        self._oldest_pending_ms = None
+                    log.info(
+                        "re-formed lost chain batch %d as batch %d (%d readings)",
+                        lost.chain_batch_id,
+                        batch_id,
+                        len(rows),
+                        extra={
+                            "event": "recovery.reformed",
+                            "batch": batch_id,
+                            "chain_batch": lost.chain_batch_id,
+                            "root": "0x" + root.hex(),
+                            "count": len(rows),
+                        },
+                    )
+                    return batch_id
+        return None
 
     # ------------------------------------------------------------------ closing
 

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     registry_poll_seconds: Annotated[float, Field(ge=0)] = 2.0
     #: Start the anchoring worker inside the service.
     anchoring: bool = True
+    #: After a restore, how long ordinary batches wait while lost batches (on chain, unknown to the
+    #: store) are re-formed from the devices' resubmissions, so that they can be adopted (seconds).
+    recovery_hold_seconds: Annotated[float, Field(ge=0, le=86_400)] = 600.0
     #: How often chain, database and broker are probed for /metrics (0: only when /readyz asks).
     health_interval_seconds: Annotated[float, Field(ge=0, le=3_600)] = 5.0
     #: Log lines as ``json`` (one object per line, for log shippers) or ``text`` (for people).

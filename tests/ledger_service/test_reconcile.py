@@ -274,10 +274,10 @@ def test_reconcile_refuses_a_missing_store(tmp_path: Path) -> None:
 
 @pytest.mark.anvil
 @pytest.mark.slow
-def test_two_lost_batches_are_anchored_anew_and_stay_reported(tmp_path: Path) -> None:
-    """The known limit (docs/deployment.md): two lost batches resubmitted together close into one
-    new batch: every reading is anchored and provable again, but the chain cannot say which readings
-    the lost batches held, so reconcile keeps reporting them."""
+def test_two_lost_batches_are_reformed_and_adopted(tmp_path: Path) -> None:
+    """Two lost batches, resubmitted together (with new readings arriving meanwhile): the worker
+    re-forms each from the oldest waiting readings by device time, adopts both, and anchors the new
+    readings in a batch of their own."""
     with own_anvil() as node:
         deployed = deploy_on(node, tmp_path)
         fleet = Fleet(deployed.consortium, 2, seed=13)
@@ -292,12 +292,65 @@ def test_two_lost_batches_are_anchored_anew_and_stay_reported(tmp_path: Path) ->
                 submit_all(service, subs)
                 service.anchoring.flush(timeout=30)
         restored = store.restore(backup)
+        fresh = fleet.sign(3)  # readings made after the restore
         with running(deployed, restored) as service:
-            submit_all(service, [*second, *third])
+            submit_all(service, [*fresh[:1], *third, *second, *fresh[1:]])  # any arrival order
             service.anchoring.flush(timeout=30)
-            assert_service_proofs_verify(service, digests(first) | digests(second) | digests(third))
-        assert deployed.anchor.batch_count() == 4  # 1, the two lost, and the new one of 5
+            by_chain = {b.chain_batch_id: b for b in batches(service.engine)}
+            assert sorted(by_chain) == [1, 2, 3, 4]
+            assert by_chain[2].count == 3 and by_chain[3].count == 2 and by_chain[4].count == 3
+            assert all(b.status == ANCHORED for b in by_chain.values())
+            everything = digests(first) | digests(second) | digests(third) | digests(fresh)
+            assert_service_proofs_verify(service, everything)
+        assert deployed.anchor.batch_count() == 4  # 2 and 3 adopted, only the fresh batch is new
         code, report, text = run_reconcile(deployed, restored)
-        assert code == 1 and [b["batch_id"] for b in report["unknown_to_store"]] == [2, 3], text
-        assert report["missing_on_chain"] == [] and report["unanchored_readings"] == 0
-        assert "(5 readings)" in text
+        assert code == 0 and report["consistent"] is True, text
+
+
+@pytest.mark.anvil
+@pytest.mark.slow
+def test_unresolved_lost_batch_holds_then_gives_up(tmp_path: Path) -> None:
+    """Only part of a lost batch comes back: ordinary batching waits ``recovery_hold_seconds``, then
+    anchors what waits anew; reconcile keeps reporting the lost batch (its other readings are gone)."""
+    with own_anvil() as node:
+        deployed = deploy_on(node, tmp_path)
+        fleet = Fleet(deployed.consortium, 2, seed=14)
+        store = Store("sqlite", tmp_path)
+        url = store.fresh()
+        first, second = fleet.sign(3), fleet.sign(3)
+        with running(deployed, url) as service:
+            submit_all(service, first)
+            service.anchoring.flush(timeout=30)
+            backup = store.backup(url)
+            submit_all(service, second)
+            service.anchoring.flush(timeout=30)
+        restored = store.restore(backup)
+
+        # a new store on the same deployment is not a restored one: nothing is lost for it
+        other = in_process_service(deployed, f"sqlite:///{tmp_path}/new.db", anchoring=False)
+        assert other.anchoring.find_lost_batches() == []
+        other.engine.dispose()
+
+        service = in_process_service(
+            deployed, restored, batch_max_seconds=0.2, recovery_hold_seconds=2.0, anchor_timeout_seconds=10
+        )
+        service.start()
+        try:
+            submit_all(service, second[:2])  # one reading of the lost batch never comes back
+            time.sleep(1.0)
+            assert service.anchoring.lost is not None and [
+                b.chain_batch_id for b in service.anchoring.lost
+            ] == [2]
+            assert len(batches(service.engine)) == 1, "an ordinary batch closed during the hold"
+            deadline = time.monotonic() + 20
+            while not (len(batches(service.engine)) == 2 and batches(service.engine)[1].status == ANCHORED):
+                assert time.monotonic() < deadline, batches(service.engine)
+                time.sleep(0.1)
+            assert service.anchoring.lost == []
+            assert_service_proofs_verify(service, digests(first) | digests(second[:2]))
+        finally:
+            service.stop()
+            service.engine.dispose()
+        assert deployed.anchor.batch_count() == 3
+        code, report, text = run_reconcile(deployed, restored)
+        assert code == 1 and [b["batch_id"] for b in report["unknown_to_store"]] == [2], text
