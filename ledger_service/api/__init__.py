@@ -9,7 +9,6 @@ from ledger_service.api.routes import finance as finance_routes
 from ledger_service.config import Settings
 from ledger_service.logs import RequestIdMiddleware
 from ledger_service.metrics import LedgerMetrics, MetricsMiddleware
-from ledger_service.portal import router as portal_router
 from ledger_service.service import LedgerService
 
 __all__ = ["create_app"]
@@ -19,7 +18,9 @@ def create_app(settings: Settings | None = None, *, service: LedgerService | Non
     """The app (:func:`ledger_service.api.app.create_app`), timed per route, tagged with request ids."""
     app = _create_app(settings, service=service)
     app.include_router(finance_routes.router)  # issue 6: credit, consents, bank queries, receivables
-    app.include_router(portal_router)  # issue 7: the web portal at /portal (and / redirects there)
+    from ledger_service.portal.routes import router as portal  # issue 7 (imported here: it uses api.routes)
+
+    app.include_router(portal)  # the web portal at /portal, and / redirects there
 
     def metrics() -> LedgerMetrics | None:
         svc = getattr(app.state, "service", None)

@@ -265,7 +265,8 @@ def test_auditor_checks_a_lot_without_signing_in(page: Any, world: PortalWorld, 
     assert rows[0][3].startswith("GTIN 04006381333931, 500 kg by " + world.factory.address)
     assert rows[1][2] == "SN-PORTAL-A" and rows[1][3] == "seq 1: temp_c = 4.0"
     assert rows[2][2] == "GW-PORTAL-B" and rows[2][4].startswith("anchored")
-    assert rows[3][4].startswith("pending (not anchored yet)")
+    assert rows[3][4].startswith("pending (not anchored yet: no proof until its batch is)")
+    assert page.locator("#timeline tbody tr").nth(3).locator("a.proof-link").count() == 0
     assert world.anchored[0] in rows[1][4] and world.pending[0] in rows[3][4]
     # the proof link serves the bundle of Reading v1 section 6
     href = page.locator("#timeline tbody tr").nth(1).locator("a.proof-link").get_attribute("href")
