@@ -14,7 +14,8 @@ devices. Every device measures once per interval of ``interval_s`` seconds (slot
   These are the inputs of the factory profile (docs/analytics-profile.md).
 * Station ``k`` reports its share of the line's ``n_parameters`` (>= 200) process parameters,
   at most 29 per reading (Reading v1 allows 32 metrics). They are the yield model's inputs.
-* Every reading names the lot of its line and day (``LOT-<factory>-<line>-<yyyymmdd>``).
+* A *QC* device per line tests a sample of the output every two hours (:func:`_qc_readings`);
+  its readings name the lot of their line and day (``LOT-<line>-<yyyymmdd>``), the lot's evidence.
 
 **Machine states** (per line). Planned maintenance every day from ``maintenance_hour`` for one
 hour (state 0). Otherwise an unplanned stop starts in an interval with probability ``lambda(t)``
@@ -227,11 +228,15 @@ class FactorySpec:
     def station_ids(self, line_id: str) -> list[str]:
         return [f"{line_id}-st{k + 1}" for k in range(STATIONS)]
 
+    def qc_id(self, line_id: str) -> str:
+        return f"{line_id}-qc"
+
     def device_ids(self) -> list[str]:
         out: list[str] = []
         for line in self.line_ids():
             out.append(self.controller_id(line))
             out.extend(self.station_ids(line))
+            out.append(self.qc_id(line))
         return out
 
     def machine_ids(self) -> list[str]:
@@ -254,7 +259,7 @@ class SimReading:
     device_id: str
     seq: int
     ts_ms: int
-    lot_id: str
+    lot_id: str | None
     metrics: dict[str, float | int]
     send_ms: int
 
@@ -542,6 +547,59 @@ def _outages(
     return measured, send
 
 
+#: Final inspection of a line, every ``QC_EVERY_S``: the lot's quality evidence (spec bounds).
+QC_EVERY_S: Final = 7_200
+QC_SAMPLE: Final = 50
+
+
+def _qc_readings(
+    spec: FactorySpec,
+    lt: LineTruth,
+    rng: np.random.Generator,
+    line_id: str,
+    lots: list[str],
+    t0: int,
+    slots: int,
+) -> list[SimReading]:
+    """The QC device: per ``QC_EVERY_S`` window with production, a test of ``QC_SAMPLE`` units.
+
+    It reports the sample's A-grade share (``Binomial(QC_SAMPLE, p_bar) / QC_SAMPLE`` with ``p_bar``
+    the window's mean true yield probability over its running intervals) and one physical figure
+    that follows ``p_bar``: a solar cell's efficiency ``cell_eff_pct = 20.8 + 2.2 p_bar + N(0, 0.05)``,
+    a rubber batch's Mooney viscosity ``mooney_mu = 50 + 10 p_bar + N(0, 0.4)``. Its readings carry
+    the lot of their line and day, so a lot's certification rests on them.
+    """
+    every = QC_EVERY_S // spec.interval_s
+    n = lt.state.shape[0]
+    out: list[SimReading] = []
+    seq = 0
+    for end in range(every, n + 1, every):
+        window = slice(end - every, end)
+        running = lt.state[window] == 1
+        if not running.any():
+            continue
+        p_bar = float(lt.probability[window][running].mean())
+        share = float(rng.binomial(QC_SAMPLE, p_bar)) / QC_SAMPLE
+        metrics: dict[str, float | int] = {"a_grade_share": round(share, 4)}
+        if spec.kind.name == "solar-cell":
+            metrics["cell_eff_pct"] = round(20.8 + 2.2 * p_bar + float(rng.normal(0, 0.05)), 3)
+        else:
+            metrics["mooney_mu"] = round(50.0 + 10.0 * p_bar + float(rng.normal(0, 0.4)), 2)
+        seq += 1
+        ts = t0 + (end - 1) * spec.interval_s * 1000
+        out.append(
+            SimReading(
+                device_id=spec.qc_id(line_id),
+                seq=seq,
+                ts_ms=ts,
+                lot_id=lots[(end - 1) // slots],
+                metrics=metrics,
+                send_ms=ts + spec.interval_s * 1000,
+            )
+        )
+    return out
+
+
 def simulate_factory(spec: FactorySpec, start: dt.date, days: int) -> tuple[FactoryTruth, list[SimReading]]:
     """Simulate one factory from 00:00 UTC of ``start`` for ``days`` days."""
     if not 1 <= days <= 62:
@@ -562,7 +620,6 @@ def simulate_factory(spec: FactorySpec, start: dt.date, days: int) -> tuple[Fact
     for line_id in spec.line_ids():
         lt = _line(spec, line_id, rng, n)
         lines.append(lt)
-        day_index = np.arange(n) // slots
         lots = [
             f"LOT-{line_id}-{(start + dt.timedelta(days=int(d))).strftime('%Y%m%d')}" for d in range(days)
         ]
@@ -593,12 +650,13 @@ def simulate_factory(spec: FactorySpec, start: dt.date, days: int) -> tuple[Fact
                         device_id=device,
                         seq=seq,
                         ts_ms=int(ts[t]),
-                        lot_id=lots[int(day_index[t])],
+                        lot_id=None,
                         metrics=metrics,
                         # A reading leaves the device at the end of its interval (or of the outage).
                         send_ms=int(t0 + (int(send[t]) + 1) * iv_ms),
                     )
                 )
+        readings.extend(_qc_readings(spec, lt, rng, line_id, lots, t0, slots))
         sellable = (lt.good + lt.rework).reshape(days, slots).sum(axis=1)
         for d in range(days):
             day = start + dt.timedelta(days=d)
