@@ -29,15 +29,18 @@ Faults, and what happens:
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
-from sqlalchemy import Engine, func, insert, update
+from sqlalchemy import Connection, Engine, func, insert, update
 from sqlalchemy.orm import defer  # the tree blob is not needed to send or confirm
 from sqlmodel import Session, col, select
 
@@ -82,6 +85,38 @@ class AnchorStats:
     closed_batches: int
     submitted_batches: int
     anchored_batches: int
+
+
+#: Most ways of splitting readings with the same timestamp at a lost batch's boundary that are tried.
+MAX_TIE_CANDIDATES = 64
+
+
+def _lost_batch_candidates(conn: Connection, count: int) -> Iterator[list[Any]]:
+    """Guesses at a lost batch of ``count`` readings among those waiting: (id, digest, received_ms) rows.
+
+    First the ``count`` oldest by device timestamp; when readings share the timestamp at the cut,
+    each way of taking the needed number of them (up to :data:`MAX_TIE_CANDIDATES`); then the
+    ``count`` first by arrival."""
+    base = select(col(ReadingRow.id), col(ReadingRow.digest), col(ReadingRow.received_ms)).where(
+        col(ReadingRow.batch_id).is_(None)
+    )
+    by_time = conn.execute(
+        base.add_columns(col(ReadingRow.ts_ms))
+        .order_by(col(ReadingRow.ts_ms), col(ReadingRow.id))
+        .limit(count)
+    ).all()
+    if len(by_time) < count:
+        return
+    cut = by_time[-1][3]
+    sure = [r[:3] for r in by_time if r[3] < cut]
+    tied = conn.execute(base.where(col(ReadingRow.ts_ms) == cut).order_by(col(ReadingRow.id))).all()
+    need = count - len(sure)
+    if math.comb(len(tied), need) <= MAX_TIE_CANDIDATES:
+        for pick in itertools.combinations(tied, need):
+            yield [*sure, *pick]
+    else:
+        yield [r[:3] for r in by_time]
+    yield list(conn.execute(base.order_by(col(ReadingRow.id)).limit(count)).all())
 
 
 def encode_tree(tree: MerkleTree) -> bytes:
@@ -357,14 +392,7 @@ class AnchoringWorker:
             for lost in list(self.lost):
                 if lost.count > waiting:
                     continue
-                base = select(col(ReadingRow.id), col(ReadingRow.digest), col(ReadingRow.received_ms)).where(
-                    col(ReadingRow.batch_id).is_(None)
-                )
-                for order in (
-                    (col(ReadingRow.ts_ms), col(ReadingRow.id)),
-                    (col(ReadingRow.id),),
-                ):
-                    rows = conn.execute(base.order_by(*order).limit(lost.count)).all()
+                for rows in _lost_batch_candidates(conn, lost.count):
                     root, nodes = self.build_tree([bytes(r[1]) for r in rows])
                     if root != lost.root:
                         continue

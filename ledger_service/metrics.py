@@ -151,6 +151,11 @@ class LedgerMetrics:
         self.backlog = Gauge(
             "supet_anchor_backlog_readings", "Readings committed but not yet anchored.", registry=r
         )
+        self.lost_batches = Gauge(
+            "supet_anchor_lost_batches",
+            "Chain batches of this signer unknown to the store (restored backup) still to re-form.",
+            registry=r,
+        )
         self.chain_up = Gauge("supet_chain_up", "1 when the chain node answered the last probe.", registry=r)
         self.chain_block = Gauge("supet_chain_block", "Last block number seen on the chain.", registry=r)
         self.database_up = Gauge(
@@ -204,6 +209,9 @@ class LedgerMetrics:
                 return -1.0
 
         self.backlog.set_function(value)
+
+    def bind_lost(self, lost: Callable[[], int]) -> None:
+        self.lost_batches.set_function(lambda: float(lost()))
 
     def bind_broker(self, connected: Callable[[], bool] | None) -> None:
         self.broker_connected.set_function(lambda: 1.0 if connected is not None and connected() else 0.0)

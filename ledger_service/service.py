@@ -60,6 +60,7 @@ class LedgerService:
             count=ev.count, oldest_received_ms=ev.oldest_received_ms, anchored_ms=ev.anchored_ms
         )
         m.bind_backlog(self.anchoring.backlog)
+        m.bind_lost(lambda: len(self.anchoring.lost or []))
         mqtt = self.mqtt
         m.bind_broker((lambda: mqtt.connected) if mqtt is not None else None)
         signer = self.anchor_signer.address

@@ -29,6 +29,7 @@ from faults import (
     own_anvil,
     submit_all,
 )
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 from support import TempPostgresDatabase, postgres_available, require
 from typer.testing import CliRunner
@@ -275,15 +276,20 @@ def test_reconcile_refuses_a_missing_store(tmp_path: Path) -> None:
 @pytest.mark.anvil
 @pytest.mark.slow
 def test_two_lost_batches_are_reformed_and_adopted(tmp_path: Path) -> None:
-    """Two lost batches, resubmitted together (with new readings arriving meanwhile): the worker
-    re-forms each from the oldest waiting readings by device time, adopts both, and anchors the new
-    readings in a batch of their own."""
+    """Two lost batches, resubmitted together and out of order (with new readings arriving
+    meanwhile): the worker re-forms each from the oldest waiting readings by device time, adopts
+    both, and anchors the new readings in a batch of their own."""
     with own_anvil() as node:
         deployed = deploy_on(node, tmp_path)
         fleet = Fleet(deployed.consortium, 2, seed=13)
         store = Store("sqlite", tmp_path)
         url = store.fresh()
-        first, second, third = fleet.sign(4), fleet.sign(3), fleet.sign(2)
+        first = fleet.sign(4)
+        # the two lost batches' readings all carry the same millisecond: device time alone cannot
+        # say where one batch ends; the worker tries the ways of splitting them
+        same_ms = int(time.time() * 1000) - 50
+        second = [fleet.devices[i % 2].sign({"temp_c": 1.0 + i}, ts_ms=same_ms) for i in range(3)]
+        third = [fleet.devices[i % 2].sign({"temp_c": 9.0 + i}, ts_ms=same_ms) for i in range(2)]
         with running(deployed, url) as service:
             submit_all(service, first)
             service.anchoring.flush(timeout=30)
@@ -292,9 +298,12 @@ def test_two_lost_batches_are_reformed_and_adopted(tmp_path: Path) -> None:
                 submit_all(service, subs)
                 service.anchoring.flush(timeout=30)
         restored = store.restore(backup)
+        time.sleep(0.01)
         fresh = fleet.sign(3)  # readings made after the restore
         with running(deployed, restored) as service:
-            submit_all(service, [*fresh[:1], *third, *second, *fresh[1:]])  # any arrival order
+            # interleaved: neither arrival order nor (time, arrival) gives either lost batch back
+            resubmitted = [third[0], second[0], third[1], second[1], second[2]]
+            submit_all(service, [fresh[0], *resubmitted, *fresh[1:]])
             service.anchoring.flush(timeout=30)
             by_chain = {b.chain_batch_id: b for b in batches(service.engine)}
             assert sorted(by_chain) == [1, 2, 3, 4]
@@ -342,6 +351,9 @@ def test_unresolved_lost_batch_holds_then_gives_up(tmp_path: Path) -> None:
                 b.chain_batch_id for b in service.anchoring.lost
             ] == [2]
             assert len(batches(service.engine)) == 1, "an ordinary batch closed during the hold"
+            scraped = text_string_to_metric_families(service.metrics.render().decode())
+            shown = {f.name: f.samples[0].value for f in scraped if f.samples}
+            assert shown["supet_anchor_lost_batches"] == 1 and shown["supet_anchor_backlog_readings"] == 2
             deadline = time.monotonic() + 20
             while not (len(batches(service.engine)) == 2 and batches(service.engine)[1].status == ANCHORED):
                 assert time.monotonic() < deadline, batches(service.engine)
