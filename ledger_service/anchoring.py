@@ -87,6 +87,48 @@ class AnchorStats:
     anchored_batches: int
 
 
+#: Blocks per eth_getLogs request: nodes cap the range (Besu: ``--rpc-max-logs-range``, 5,000 by default).
+LOG_CHUNK = 2_000
+
+
+def batch_anchored_logs(
+    chain: Chain,
+    contract: Any,
+    *,
+    from_block: int,
+    to_block: int,
+    filters: dict[str, Any] | None = None,
+    newest_first: bool = False,
+    stop: Callable[[list[Any]], bool] | None = None,
+) -> list[Any]:
+    """``BatchAnchored`` events in ``[from_block, to_block]``, read :data:`LOG_CHUNK` blocks at a time.
+
+    ``newest_first`` walks the range backwards; ``stop(events so far)`` ends the walk early."""
+    spans: list[tuple[int, int]] = []
+    lo = max(0, from_block)
+    while lo <= to_block:
+        spans.append((lo, min(to_block, lo + LOG_CHUNK - 1)))
+        lo += LOG_CHUNK
+    if newest_first:
+        spans.reverse()
+    out: list[Any] = []
+    for lo, hi in spans:
+        out.extend(
+            chain.request(
+                _logs_request(contract, lo, hi, filters or {}), context=f"BatchAnchored logs {lo}-{hi}"
+            )
+        )
+        if stop is not None and stop(out):
+            break
+    return out
+
+
+def _logs_request(contract: Any, lo: int, hi: int, filters: dict[str, Any]) -> Callable[[], Any]:
+    return lambda: contract.events.BatchAnchored().get_logs(
+        from_block=lo, to_block=hi, argument_filters=filters
+    )
+
+
 #: Most ways of splitting readings with the same timestamp at a lost batch's boundary that are tried.
 MAX_TIE_CANDIDATES = 64
 
@@ -337,12 +379,12 @@ class AnchoringWorker:
             known_id, known_block = (int(newest[0] or 0), int(newest[1] or 0)) if newest else (0, 0)
             found: list[LostBatch] = []
             if on_chain > known_id:
-                start = known_block or max(0, self.deployment.block - 1)
-                logs = self.chain.request(
-                    lambda: self.contract.events.BatchAnchored().get_logs(
-                        from_block=start, argument_filters={"by": self.signer.address}
-                    ),
-                    context="BatchAnchored logs (lost batches)",
+                logs = batch_anchored_logs(
+                    self.chain,
+                    self.contract,
+                    from_block=known_block or max(0, self.deployment.block - 1),
+                    to_block=self.chain.block_number(),
+                    filters={"by": self.signer.address},
                 )
                 candidates = {
                     bytes(ev["args"]["root"]): LostBatch(
@@ -640,11 +682,15 @@ class AnchoringWorker:
 
     def _adopt(self, b: BatchRow, chain_batch_id: int, now: int) -> None:
         """The root is on chain already (an earlier send landed): record that anchoring."""
-        logs = self.chain.request(
-            lambda: self.contract.events.BatchAnchored().get_logs(
-                from_block=0, argument_filters={"root": b.root}
-            ),
-            context="BatchAnchored logs",
+        # usually a recent send (a crash between sending and recording): search from the newest block
+        logs = batch_anchored_logs(
+            self.chain,
+            self.contract,
+            from_block=max(0, self.deployment.block - 1),
+            to_block=self.chain.block_number(),
+            filters={"root": b.root},
+            newest_first=True,
+            stop=bool,
         )
         if not logs:
             self._failed(b, now, "root reported anchored but no BatchAnchored event found")

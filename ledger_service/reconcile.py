@@ -18,7 +18,6 @@ The chain keeps each batch's root and count, never the readings: it can say *tha
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -29,7 +28,7 @@ from sqlmodel import col
 
 from contracts.chain import Chain
 from contracts.deploy import Deployment
-from ledger_service.anchoring import ANCHORED
+from ledger_service.anchoring import ANCHORED, batch_anchored_logs
 from ledger_service.errors import LedgerError
 from ledger_service.store.models import BatchRow, ReadingRow
 
@@ -41,9 +40,6 @@ __all__ = [
     "chain_batches",
     "reconcile",
 ]
-
-#: Blocks per eth_getLogs request (nodes cap the range or the result size).
-LOG_CHUNK = 10_000
 
 
 class ReconcileError(LedgerError):
@@ -167,31 +163,25 @@ def chain_batches(
 ) -> list[ChainBatch]:
     """Every ``BatchAnchored`` event of the deployment's ReadingAnchor, in batch order."""
     contract = deployment.contract(chain, "ReadingAnchor")
-    head = chain.block_number() if to_block is None else to_block
-    start = max(0, deployment.block - 1) if from_block is None else from_block
-    out: list[ChainBatch] = []
-    lo = start
-    while lo <= head:
-        hi = min(head, lo + LOG_CHUNK - 1)
-        logs = chain.request(_logs_between(contract, lo, hi), context=f"BatchAnchored logs {lo}-{hi}")
-        for ev in logs:
-            out.append(
-                ChainBatch(
-                    batch_id=int(ev["args"]["batchId"]),
-                    root="0x" + bytes(ev["args"]["root"]).hex(),
-                    count=int(ev["args"]["count"]),
-                    by=str(ev["args"]["by"]),
-                    block_number=int(ev["blockNumber"]),
-                    tx_hash=HexBytes(ev["transactionHash"]).to_0x_hex(),
-                )
-            )
-        lo = hi + 1
+    logs = batch_anchored_logs(
+        chain,
+        contract,
+        from_block=max(0, deployment.block - 1) if from_block is None else from_block,
+        to_block=chain.block_number() if to_block is None else to_block,
+    )
+    out = [
+        ChainBatch(
+            batch_id=int(ev["args"]["batchId"]),
+            root="0x" + bytes(ev["args"]["root"]).hex(),
+            count=int(ev["args"]["count"]),
+            by=str(ev["args"]["by"]),
+            block_number=int(ev["blockNumber"]),
+            tx_hash=HexBytes(ev["transactionHash"]).to_0x_hex(),
+        )
+        for ev in logs
+    ]
     out.sort(key=lambda b: b.batch_id)
     return out
-
-
-def _logs_between(contract: Any, lo: int, hi: int) -> Callable[[], Any]:
-    return lambda: contract.events.BatchAnchored().get_logs(from_block=lo, to_block=hi)
 
 
 def reconcile(

@@ -38,8 +38,9 @@ import supet.cli
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
 from device_attestation.sdk import Submission
+from ledger_service import anchoring
 from ledger_service.anchoring import ANCHORED
-from ledger_service.reconcile import ReconcileError, reconcile
+from ledger_service.reconcile import ReconcileError, chain_batches, reconcile
 from ledger_service.service import LedgerService
 from ledger_service.store.models import BatchRow
 
@@ -203,7 +204,9 @@ def test_backup_restore_reconcile_resubmit(store: Store, tmp_path: Path) -> None
 
 
 @pytest.mark.anvil
-def test_reconcile_reports_wrong_chain_and_stuck_readings(tmp_path: Path) -> None:
+def test_reconcile_reports_wrong_chain_and_stuck_readings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with own_anvil() as node:
         deployed = deploy_on(node, tmp_path)
         fleet = Fleet(deployed.consortium, 1, seed=12)
@@ -213,6 +216,10 @@ def test_reconcile_reports_wrong_chain_and_stuck_readings(tmp_path: Path) -> Non
             service.anchoring.flush(timeout=30)
             submit_all(service, fleet.sign(2))  # committed, not anchored
             time.sleep(0.05)
+        # events are read a bounded number of blocks at a time (nodes cap eth_getLogs ranges)
+        whole = chain_batches(deployed.chain, deployed.deployment)
+        monkeypatch.setattr(anchoring, "LOG_CHUNK", 1)
+        assert chain_batches(deployed.chain, deployed.deployment) == whole and len(whole) == 1
         code, report, text = run_reconcile(deployed, url)
         assert code == 0 and report["unanchored_readings"] == 2 and report["stale_unanchored_readings"] == 0
         assert "2 reading(s) committed but not anchored" in text
