@@ -87,6 +87,12 @@ def load_package(path: Path) -> tuple[str | None, list[tuple[Any, ...]]]:
         raise PackageError(f"no certification package at {path}") from None
     except (OSError, ValueError) as e:
         raise PackageError(f"{path} is not a JSON certification package: {e}") from None
+    return load_package_obj(data, where=str(path))
+
+
+def load_package_obj(data: Any, *, where: str = "package") -> tuple[str | None, list[tuple[Any, ...]]]:
+    """:func:`load_package` of an already decoded JSON object (the ledger's HTTP answer, say)."""
+    path = where
     if not isinstance(data, dict):
         raise PackageError(f"{path}: a certification package is a JSON object")
     lot_id = data.get("lot_id")

@@ -40,7 +40,7 @@ from device_attestation.certificates import (
     make_device_csr,
 )
 from device_attestation.enrollment import enroll_with_device_key
-from device_attestation.keys import DeviceKey
+from device_attestation.keys import DeviceKey, parse_scheme
 from device_attestation.reading import Domain, Reading, reading_digest
 from device_attestation.signing import sign_digest
 from device_attestation.simulator import FactoryTruth, SimReading, World
@@ -132,7 +132,7 @@ class SimulationFeed:
             self.parties[f.spec.factory_id] = party
             self.result.factories[f.spec.factory_id] = party.address
             for device_id in f.spec.device_ids():
-                self._enroll(device_id, party, ca_key, ca_cert, now, start_ms)
+                self._enroll(device_id, party, ca_key, ca_cert, now, start_ms, f.spec.scheme_of(device_id))
                 self.result.devices[device_id] = f.spec.factory_id
                 done += 1
                 self._tick("enroll devices", done, total)
@@ -145,8 +145,9 @@ class SimulationFeed:
         ca_cert: x509.Certificate,
         now: dt.datetime,
         active_from_ms: int,
+        scheme: str = "p256",
     ) -> None:
-        key = DeviceKey.generate("p256")
+        key = DeviceKey.generate(parse_scheme(scheme))
         cert = issue_device_certificate(
             ca_key=ca_key,
             ca_cert=ca_cert,

@@ -231,6 +231,11 @@ class FactorySpec:
     def qc_id(self, line_id: str) -> str:
         return f"{line_id}-qc"
 
+    def scheme_of(self, device_id: str) -> str:
+        """Controllers and stations carry P-256 secure elements; the QC test station is a PC gateway
+        with an Ethereum (secp256k1) key, cheap to verify on chain where lots are certified."""
+        return "secp256k1" if device_id.endswith("-qc") else "p256"
+
     def device_ids(self) -> list[str]:
         out: list[str] = []
         for line in self.line_ids():
@@ -432,7 +437,7 @@ def _line(spec: FactorySpec, line_id: str, rng: np.random.Generator, n: int) -> 
     deteriorating = spec.health == "deteriorating"
 
     # Names: the planted keys hidden among generic parameters, shuffled over the stations.
-    generic = [f"{kind.name.split('-')[0][:5]}_p{j:03d}" for j in range(p - n_keys)]
+    generic = [f"{kind.name[:3]}_p{j:03d}" for j in range(p - n_keys)]
     names = [k.name for k in kind.keys] + generic
     order = rng.permutation(p)
     names = [names[i] for i in order]

@@ -210,6 +210,7 @@ class AnchoringWorker:
         self._pending: int | None = None
         self._oldest_pending_ms: int | None = None
         self._pending_lock = threading.Lock()
+        self._tick_lock = threading.RLock()
         self._last_reorg_check = 0.0
         self.reorg_check_interval = 2.0
         self._thread: threading.Thread | None = None
@@ -282,7 +283,15 @@ class AnchoringWorker:
     # ------------------------------------------------------------------ one step
 
     def tick(self, *, force: bool = False) -> None:
-        """Close due batches (all pending ones if ``force``), advance each batch, check for reorgs."""
+        """Close due batches (all pending ones if ``force``), advance each batch, check for reorgs.
+
+        Serialised: the worker's loop and a caller's :meth:`flush` may tick at the same time, and two
+        concurrent closes would take the same pending readings into two batches with one root.
+        """
+        with self._tick_lock:
+            self._tick(force=force)
+
+    def _tick(self, *, force: bool) -> None:
         if self.lost is None:
             self.find_lost_batches()
         while self.lost and self.reform_lost_batch() is not None:

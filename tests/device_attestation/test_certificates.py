@@ -49,7 +49,10 @@ AUDIENCE = "eip155:31337:0x5FbDB2315678afecb367f032d93F642f64180aa3"
 
 @pytest.fixture(scope="module")
 def ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    return create_manufacturer_ca(common_name="Acme Device CA", organization="Acme", valid_days=365)
+    # Valid from a day before NOW (taken at import): a long suite may build this fixture minutes later.
+    return create_manufacturer_ca(
+        common_name="Acme Device CA", organization="Acme", valid_days=365, not_before=NOW - dt.timedelta(days=1)
+    )
 
 
 @pytest.fixture(scope="module", params=list(Scheme), ids=lambda s: s.value)

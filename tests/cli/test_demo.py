@@ -1,0 +1,94 @@
+"""`supet demo`: the whole story runs end to end, on the embedded chain and on a real node (anvil).
+
+Two simulated days keep the suite short; the README's `supet demo` runs a week.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support import require
+from typer.testing import CliRunner
+
+from contracts.anvil import AnvilNode, find_anvil
+from supet.cli import app
+from supet.demo import DemoOptions, DemoResult, run_demo
+
+
+def _check_story(r: DemoResult, out: Path) -> None:
+    assert r.readings > 5_000 and r.rejected == 0 and r.batches >= 1
+    # One lot fails its spec, and the demo names the reading that broke which bound.
+    assert list(r.certificates.values()).count("REJECTED") >= 1
+    assert r.failed_lot is not None and r.failed_reason is not None
+    assert re.search(
+        r"(below|above) the spec's (minimum|maximum) [0-9.]+ \(reading 0x[0-9a-f]{16}", r.failed_reason
+    )
+    assert "-qc, seq " in r.failed_reason
+    # Profiles, yield models and credit records for the three factories.
+    assert set(r.profiles) == {"sun-a", "sun-b", "rub-c"} and set(r.records) == set(r.profiles)
+    for p in r.profiles.values():
+        assert p["readings"] > 0 and p["commitment"].startswith("0x")
+    assert all(y["auc"] > 0.5 and len(y["top"]) == 5 for y in r.yields.values())
+    assert r.recomputed  # a profile re-derived from the chain and the store
+    # The deteriorating factory is rated below the healthy one of its kind.
+    assert int(r.records["sun-b"]["grade"][1:]) > int(r.records["sun-a"]["grade"][1:])
+    # Consent: bank A is answered, bank B refused; both attempts are in sun-a's access log.
+    assert r.bank_answer == 200 and r.refused_answer == (403, "finance.no_consent")
+    assert len(r.access_log) >= 2
+    # The receivable is financed at a discount and repaid to its holders.
+    rc = r.receivable
+    assert rc["paid"] and 0 < rc["price"] < rc["kept_part"]
+    assert r.audit["ok"] and r.audit["readings"] > 0
+    # The report, with its charts.
+    assert r.report is not None and r.report.exists()
+    html = r.report.read_text(encoding="utf-8")
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert len(pngs) == 6 and all(name in html for name in pngs)
+    assert all((out / n).read_bytes().startswith(b"\x89PNG") for n in pngs)
+
+
+@pytest.mark.slow
+def test_demo_command_on_the_embedded_chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import supet.cli.demo as demo_cli
+
+    results: list[DemoResult] = []
+
+    def keep(*args: object, **kwargs: object) -> DemoResult:
+        r = run_demo(*args, **kwargs)  # type: ignore[arg-type]
+        results.append(r)
+        return r
+
+    monkeypatch.setattr(demo_cli, "run_demo", keep)
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", "--days", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = result.output.replace("\n", "")
+    assert f"report: {out / 'report.html'}" in text
+    assert "bank B (no consent): HTTP 403 finance.no_consent" in text
+    (r,) = results
+    _check_story(r, out)
+    assert r.chain_time_simulated
+
+
+@pytest.fixture
+def fresh_anvil() -> Iterator[AnvilNode]:
+    require(find_anvil() is not None, "anvil is not installed (run `npm ci`)")
+    node = AnvilNode(hardfork="osaka").start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.anvil
+def test_demo_story_on_anvil(tmp_path: Path, fresh_anvil: AnvilNode) -> None:
+    r = run_demo(
+        DemoOptions(out_dir=tmp_path, days=2, rpc=fresh_anvil.url),
+        step=lambda _: None,
+        progress=lambda *_: None,
+    )
+    _check_story(r, tmp_path)
