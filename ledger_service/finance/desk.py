@@ -19,11 +19,10 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
-from hexbytes import HexBytes
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -39,6 +38,7 @@ from finance.assessment import CreditAssessment, assess, commit_assessment
 from finance.errors import CreditModelError
 from ledger_service.finance.access_log import AccessLogAnchorer, AccessLogBook
 from ledger_service.finance.errors import AccessRefused, FinanceNotDeployed, NotFound, PublishRefused
+from ledger_service.finance.relay import RelayRefused, prepare, relay
 from ledger_service.logs import request_id as _request_id
 from ledger_service.store.models import AnalyticsResultRow
 
@@ -379,67 +379,22 @@ def prepare_publish(desk: FinanceDesk, oracle: str, args: dict[str, Any], factor
         args["model_version"],
         args["commitment"],
     )
-    chain = desk.chain
     try:
-        gas = int(chain.estimate_gas(fn, oracle) * 1.2) + 10_000
-    except ContractRevert as e:
+        return prepare(desk.chain, oracle, fn, context="publishRecord")
+    except RelayRefused as e:
+        if e.code != "finance.reverts":
+            raise
         raise PublishRefused(
-            f"the CreditRegistry would refuse the record: {e}", code="finance.publish.reverts"
+            f"the CreditRegistry would refuse the record: {e.message}", code="finance.publish.reverts"
         ) from e
-    nonce = chain.request(
-        lambda: chain.w3.eth.get_transaction_count(to_checksum_address(oracle), "pending"),
-        context="oracle nonce",
-    )
-    tx = chain.request(
-        lambda: fn.build_transaction({"from": oracle, "chainId": chain.chain_id, "nonce": nonce, "gas": gas}),
-        context="publishRecord",
-    )
-    return {
-        k: (v if isinstance(v, int | str) else HexBytes(cast(Any, v)).to_0x_hex())
-        for k, v in dict(tx).items()
-    }
 
 
 def relay_publish(desk: FinanceDesk, oracle: str, expected: dict[str, Any], signed_transaction: str) -> str:
-    """Relay the oracle's signed copy of exactly the prepared ``publishRecord``; its transaction hash."""
-    from eth_account import Account
-    from eth_account.typed_transactions import TypedTransaction
+    """Relay the oracle's signed copy of exactly the prepared ``publishRecord``; its transaction hash.
 
-    try:
-        raw = bytes.fromhex(signed_transaction.removeprefix("0x"))
-        fields = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
-        sender = Account.recover_transaction(raw)
-    except Exception as e:  # any decoding failure is the caller's
-        raise PublishRefused(
-            f"signed_transaction cannot be decoded ({type(e).__name__}); send the raw signed type-2 bytes",
-            code="finance.publish.bad_transaction",
-        ) from e
-    problems = []
-    if sender != oracle:
-        problems.append(f"it is signed by {sender}, not by you ({oracle})")
-    to = fields.get("to")
-    if not to or to_checksum_address(bytes(to)) != desk.credit.address:
-        problems.append(f"it is not addressed to the CreditRegistry {desk.credit.address}")
-    if HexBytes(fields.get("data", b"")) != HexBytes(expected["data"]):
-        problems.append("its data is not the prepared publishRecord call for this assessment")
-    if fields.get("chainId") != desk.chain.chain_id or fields.get("value", 0) != 0:
-        problems.append("wrong chain id or it sends value")
-    if problems:
-        raise PublishRefused(
-            "the signed transaction is not the prepared record: " + "; ".join(problems),
-            code="finance.publish.bad_transaction",
-        )
-    chain = desk.chain
-    try:
-        tx_hash = chain.request(lambda: chain.w3.eth.send_raw_transaction(raw), context="publishRecord relay")
-    except ValueError as e:
-        raise PublishRefused(
-            f"the node refused the transaction ({e})", code="finance.publish.bad_transaction"
-        ) from e
-    finally:
-        chain.reset_nonce(oracle)
-    result = chain.wait(HexBytes(tx_hash).to_0x_hex(), context="publishRecord")
-    return str(result.tx_hash)
+    The checks are :func:`ledger_service.finance.relay.relay`'s (refusals ``finance.relay_*``).
+    """
+    return relay(desk.chain, oracle, expected, signed_transaction, context="publishRecord").tx_hash
 
 
 def desk_of(service: Any) -> FinanceDesk:

@@ -1,0 +1,216 @@
+"""Prepare-and-relay of a party's own transactions: the service never holds a party's key.
+
+:func:`prepare` turns a contract call into the unsigned EIP-1559 transaction the authenticated party
+signs locally (chain id, the party's nonce from the chain, gas from ``estimate_gas``, fees). The gas
+estimate runs the call, so a call the contract would refuse is answered here, before anything is
+signed, with the contract's custom error (:class:`RelayRefused` ``finance.reverts``).
+
+:func:`relay` sends a signed transaction only if it is exactly the prepared call: it decodes to the
+expected ``to``, ``data``, ``value`` and chain id (else ``finance.relay_mismatch``), it was signed by the
+authenticated party (else ``finance.relay_signer``), and its nonce is still unused (else
+``finance.relay_nonce``). Nothing is sent when a check fails. A transaction the node refuses is
+``finance.relay_refused``; one mined but reverted is ``finance.reverted`` with the custom error and the
+transaction hash. Every refusal carries ``details`` (the revert's ``error`` name and ``args``) for the
+API to show next to the code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, cast
+
+from eth_account import Account
+from eth_account.typed_transactions import TypedTransaction
+from eth_utils import to_checksum_address
+from hexbytes import HexBytes
+from web3.contract.contract import ContractFunction
+
+from contracts.chain import Chain, TxResult
+from contracts.errors import ContractRevert, NodeRefused
+from ledger_service.finance.errors import FinanceError
+
+__all__ = ["RelayRefused", "Relayed", "expected_call", "prepare", "relay", "revert_details"]
+
+
+class RelayRefused(FinanceError):
+    """A party transaction cannot be prepared or relayed as asked; nothing was sent.
+
+    Codes: ``finance.reverts`` (409, the contract would refuse the call), ``finance.reverted`` (409,
+    mined and reverted), ``finance.relay_bad_transaction`` (400, undecodable), ``finance.relay_mismatch``
+    (400, not the prepared call), ``finance.relay_signer`` (403, signed by another key),
+    ``finance.relay_nonce`` (409, nonce already used: a replay), ``finance.relay_refused`` (409, the
+    node refused it).
+    """
+
+    code = "finance.relay_refused"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str,
+        http_status: int = 400,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, code=code, http_status=http_status)
+        self.details: dict[str, Any] = dict(details or {})
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Relayed:
+    """A relayed transaction, mined and successful."""
+
+    tx_hash: str
+    block_number: int
+    gas_used: int
+    result: TxResult
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def revert_details(e: ContractRevert) -> dict[str, Any]:
+    """The custom error of a revert as JSON: ``{"error": name, "args": {...}}``."""
+    return {"error": e.error_name, "args": _jsonable(e.error_args)}
+
+
+def _revert_text(e: ContractRevert) -> str:
+    args = ", ".join(f"{k}={_jsonable(v)}" for k, v in e.error_args.items())
+    return f"{e.error_name or 'a revert without a custom error'}({args})"
+
+
+def expected_call(chain: Chain, fn: ContractFunction, *, value: int = 0) -> dict[str, Any]:
+    """What a signed transaction must carry to be ``fn``: ``to``, ``data``, ``value``, ``chainId``."""
+    return {
+        "to": to_checksum_address(str(fn.address)),
+        "data": HexBytes(fn._encode_transaction_data()).to_0x_hex(),
+        "value": value,
+        "chainId": chain.chain_id,
+    }
+
+
+def prepare(chain: Chain, party: str, fn: ContractFunction, *, context: str) -> dict[str, Any]:
+    """The unsigned transaction calling ``fn`` from ``party`` (JSON-ready; sign it without ``from``).
+
+    Raises :class:`RelayRefused` ``finance.reverts`` (409) when the contract would refuse the call.
+    """
+    sender = to_checksum_address(party)
+    try:
+        gas = int(chain.estimate_gas(fn, sender) * 1.2) + 10_000
+    except ContractRevert as e:
+        raise RelayRefused(
+            f"{context}: the contract would refuse this call: {_revert_text(e)}; nothing to sign",
+            code="finance.reverts",
+            http_status=409,
+            details=revert_details(e),
+        ) from e
+    nonce = chain.request(lambda: chain.w3.eth.get_transaction_count(sender, "pending"), context="nonce")
+    tx = chain.request(
+        lambda: fn.build_transaction({"from": sender, "chainId": chain.chain_id, "nonce": nonce, "gas": gas}),
+        context=context,
+    )
+    return {
+        k: (v if isinstance(v, int | str) else HexBytes(cast(Any, v)).to_0x_hex())
+        for k, v in dict(tx).items()
+    }
+
+
+def _decode(signed_raw: str) -> tuple[bytes, dict[str, Any], str]:
+    try:
+        raw = bytes.fromhex(signed_raw.removeprefix("0x"))
+        fields = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
+        sender = to_checksum_address(Account.recover_transaction(raw))
+    except Exception as e:  # any decoding failure is the caller's
+        raise RelayRefused(
+            f"signed_transaction cannot be decoded ({type(e).__name__}); send the 0x-hex raw bytes of the "
+            "prepared transaction signed as it is (EIP-1559, type 2)",
+            code="finance.relay_bad_transaction",
+        ) from e
+    return raw, fields, sender
+
+
+def relay(chain: Chain, party: str, expected: Mapping[str, Any], signed_raw: str, *, context: str) -> Relayed:
+    """Send ``signed_raw`` if it is exactly the ``expected`` call signed by ``party``; wait for it.
+
+    ``expected`` is :func:`expected_call`'s answer (or a prepared transaction: its ``to``, ``data``,
+    ``value`` and ``chainId`` are compared). Raises :class:`RelayRefused`; nothing is sent unless every
+    check passes.
+    """
+    party = to_checksum_address(party)
+    raw, fields, sender = _decode(signed_raw)
+    to = fields.get("to")
+    problems = []
+    if not to or to_checksum_address(bytes(to)) != to_checksum_address(expected["to"]):
+        problems.append(f"it is not addressed to {expected['to']}")
+    if HexBytes(fields.get("data", b"")) != HexBytes(expected["data"]):
+        problems.append(f"its data is not the prepared {context} call")
+    if int(fields.get("value", 0)) != int(expected.get("value", 0)):
+        problems.append(f"it sends {fields.get('value')} wei, the prepared call {expected.get('value', 0)}")
+    if fields.get("chainId") != int(expected["chainId"]):
+        problems.append(f"its chain id is {fields.get('chainId')}, this chain's {expected['chainId']}")
+    if problems:
+        raise RelayRefused(
+            f"the signed transaction is not the prepared {context}: "
+            + "; ".join(problems)
+            + "; nothing sent",
+            code="finance.relay_mismatch",
+        )
+    if sender != party:
+        raise RelayRefused(
+            f"the signed transaction is signed by {sender}, not by you ({party}); sign it with your own key",
+            code="finance.relay_signer",
+            http_status=403,
+        )
+    used = int(chain.request(lambda: chain.w3.eth.get_transaction_count(party, "latest"), context="nonce"))
+    nonce = int(fields.get("nonce", 0))
+    if nonce < used:
+        raise RelayRefused(
+            f"nonce {nonce} of {party} is already used ({used} transactions mined): this transaction was "
+            "sent already or replaced; prepare a new one",
+            code="finance.relay_nonce",
+            http_status=409,
+            details={"nonce": nonce, "next_nonce": used},
+        )
+    try:
+        try:
+            tx_hash = chain.request(
+                lambda: chain.w3.eth.send_raw_transaction(raw), context=f"{context} relay"
+            )
+        except ContractRevert as e:  # nodes that execute on submission (the embedded chain)
+            raise RelayRefused(
+                f"{context}: the contract refused the transaction: {_revert_text(e)}",
+                code="finance.reverted",
+                http_status=409,
+                details=revert_details(e),
+            ) from e
+        except (NodeRefused, ValueError) as e:
+            text = str(e)
+            nonce_problem = "nonce" in text.lower()
+            raise RelayRefused(
+                f"the node refused the transaction ({text})",
+                code="finance.relay_nonce" if nonce_problem else "finance.relay_refused",
+                http_status=409,
+            ) from e
+    finally:
+        chain.reset_nonce(party)  # the service's cached nonce (if any) no longer holds
+    h = HexBytes(tx_hash).to_0x_hex()
+    try:
+        result = chain.wait(h, context=context)
+    except ContractRevert as e:
+        raise RelayRefused(
+            f"{context}: transaction {h} was mined but reverted: {_revert_text(e)}",
+            code="finance.reverted",
+            http_status=409,
+            details={**revert_details(e), "tx_hash": h},
+        ) from e
+    return Relayed(
+        tx_hash=result.tx_hash, block_number=result.block_number, gas_used=result.gas_used, result=result
+    )
