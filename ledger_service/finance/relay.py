@@ -23,6 +23,7 @@ from typing import Any, cast
 from eth_account import Account
 from eth_account.typed_transactions import TypedTransaction
 from eth_utils import to_checksum_address
+from eth_utils.exceptions import ValidationError as EthValidationError
 from hexbytes import HexBytes
 from web3.contract.contract import ContractFunction
 
@@ -191,7 +192,7 @@ def relay(chain: Chain, party: str, expected: Mapping[str, Any], signed_raw: str
                 http_status=409,
                 details=revert_details(e),
             ) from e
-        except (NodeRefused, ValueError) as e:
+        except (NodeRefused, ValueError, EthValidationError) as e:  # embedded: eth_utils' ValidationError
             text = str(e)
             nonce_problem = "nonce" in text.lower()
             raise RelayRefused(

@@ -324,5 +324,5 @@ def test_receivable_reads_and_anonymous_refused(world: World) -> None:
     assert w.error(w.client.get("/v1/bank/factories")) == (401, "auth.missing")
     r = w.client.get(f"/v1/receivables?offered_to={w.bank_a.address}", headers=w.h(w.bank_a))
     assert r.status_code == 200 and r.json() == {"parts": []}
-    assert w.error(w.client.get("/v1/receivables", headers=w.h(w.bank_a))) == (404, "finance.bad_query")
+    assert w.error(w.client.get("/v1/receivables", headers=w.h(w.bank_a))) == (400, "finance.bad_query")
     assert w.error(w.client.get("/v1/receivables/1", headers=w.h(w.bank_a))) == (404, "finance.no_receivable")

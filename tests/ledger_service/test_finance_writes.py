@@ -1,0 +1,354 @@
+"""Party writes over HTTP by prepare-and-relay: consents, the receivable lifecycle, approvals, and every
+refusal of the relay (wrong signer, altered data, other contract, replay, not admitted, reverts).
+SQLite and PostgreSQL, embedded chain with a simulated clock."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
+from fastapi.testclient import TestClient
+
+from contracts.chain import Chain, dev_accounts
+from contracts.credit import CreditRegistryClient, model_version
+from contracts.deploy import deploy_suite
+from contracts.onboarding import Onboarding
+from contracts.receivables import PartState, ReceivablesClient, StablecoinClient, receivable_reference
+from ledger_service.api import create_app
+from ledger_service.config import Settings
+from ledger_service.service import LedgerService
+
+START = int(time.time()) - 7 * 86_400
+DAY = 86_400
+
+
+class World:
+    def __init__(
+        self, ledger: LedgerService, client: TestClient, ob: Onboarding, admin: LocalAccount
+    ) -> None:
+        self.ledger, self.client, self.ob, self.admin = ledger, client, ob, admin
+        self.chain = ledger.chain
+        self.core = ob.account("core")
+        self.factory = ob.account("factory")
+        self.tier2 = ob.account("tier2")
+        self.bank_a = ob.account("bank-a")
+        self.oracle = ob.account("oracle")
+        self.stranger = ob.account("stranger")
+        ob.admit(self.core, "core-enterprise")
+        ob.admit(self.factory, "supplier")
+        ob.admit(self.tier2, "supplier")
+        ob.admit(self.bank_a, "bank")
+        ob.admit(self.oracle, "analytics-oracle")
+        self.rc = ReceivablesClient.from_deployment(self.chain, ledger.deployment)
+        self.coin = StablecoinClient(self.chain, self.rc.token())
+        self.credit = CreditRegistryClient.from_deployment(self.chain, ledger.deployment)
+        self.tokens: dict[str, str] = {}
+
+    def h(self, who: LocalAccount) -> dict[str, str]:
+        if who.address not in self.tokens:
+            c = self.client
+            message = c.post("/v1/auth/challenge", json={"address": who.address}).json()["message"]
+            signature = who.sign_message(encode_defunct(text=message)).signature.to_0x_hex()
+            r = c.post("/v1/auth/token", json={"message": message, "signature": signature})
+            assert r.status_code == 200, r.text
+            self.tokens[who.address] = r.json()["access_token"]
+        return {"Authorization": f"Bearer {self.tokens[who.address]}"}
+
+    def now(self) -> int:
+        return int(self.chain.block("latest")["timestamp"])
+
+    def nonce(self, who: LocalAccount) -> int:
+        return int(self.chain.w3.eth.get_transaction_count(who.address))
+
+    def prepare(self, who: LocalAccount, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        r = self.client.post(f"{path}/prepare", json=body or {}, headers=self.h(who))
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    @staticmethod
+    def sign(who: LocalAccount, tx: dict[str, Any]) -> str:
+        unsigned = {k: v for k, v in tx.items() if k != "from"}
+        return str(Account.sign_transaction(unsigned, who.key).raw_transaction.to_0x_hex())
+
+    def relay(self, who: LocalAccount, path: str, body: dict[str, Any] | None, signed: str) -> Any:
+        return self.client.post(
+            path, json={**(body or {}), "signed_transaction": signed}, headers=self.h(who)
+        )
+
+    def write(self, who: LocalAccount, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Prepare, sign with ``who``'s own key (as a wallet would), relay; the relay's answer."""
+        prepared = self.prepare(who, path, body)
+        r = self.relay(who, path, body, self.sign(who, prepared["transaction"]))
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    @staticmethod
+    def error(r: Any) -> tuple[int, str]:
+        return r.status_code, r.json()["error"]["code"]
+
+
+@pytest.fixture
+def world(db_url: str) -> Iterator[World]:
+    chain = Chain.embedded(start_time=START)
+    admin = dev_accounts(1)[0]
+    deployment = deploy_suite(chain, admin)
+    ob = Onboarding(chain, deployment, admin)
+    ob.apply_policy()
+    settings = Settings(database_url=db_url, verify_workers=0, anchoring=False, registry_refresh_seconds=0)
+    service = LedgerService.build(settings, chain=chain, deployment=deployment)
+    with TestClient(create_app(service=service)) as client:
+        w = World(service, client, ob, admin)
+        chain.warp(int(time.time()) + 60)  # from here on the chain's clock moves only when told
+        chain.transfer_value(admin, w.stranger.address, 1)
+        w.coin.mint(admin, w.core.address, 2_000_000)
+        w.coin.mint(admin, w.bank_a.address, 1_000_000)
+        yield w
+    service.stop()
+
+
+def _confirm_body(w: World, reference: str = "INV-2026-0001", face: int = 1_000_000) -> dict[str, Any]:
+    return {
+        "supplier": w.factory.address,
+        "face_value": face,
+        "due_date": w.now() + 30 * DAY,
+        "reference": reference,
+    }
+
+
+def test_receivable_lifecycle_and_consent_over_http(world: World) -> None:
+    w = world
+    # the core enterprise confirms what it owes the factory
+    body = _confirm_body(w)
+    prepared = w.prepare(w.core, "/v1/receivables", body)
+    assert (
+        prepared["transaction"]["to"] == w.rc.address
+        and prepared["transaction"]["chainId"] == w.chain.chain_id
+    )
+    assert prepared["transaction"]["nonce"] == w.nonce(w.core)
+    r = w.relay(w.core, "/v1/receivables", body, w.sign(w.core, prepared["transaction"]))
+    assert r.status_code == 200, r.text
+    rid, root = r.json()["receivable_id"], r.json()["root_part"]
+    rec = w.rc.receivable(rid)
+    assert (rec.debtor, rec.supplier, rec.face_value) == (w.core.address, w.factory.address, 1_000_000)
+    assert rec.reference == receivable_reference("INV-2026-0001") and rec.due_date == body["due_date"]
+
+    # the factory splits to its tier-2 supplier, then offers its own part to bank A
+    out = w.write(
+        w.factory,
+        f"/v1/receivables/parts/{root}/split",
+        {"amounts": [600_000, 400_000], "holders": [w.factory.address, w.tier2.address]},
+    )
+    mine, theirs = out["children"]
+    assert (w.rc.part(theirs).holder, w.rc.part(theirs).amount) == (w.tier2.address, 400_000)
+    w.write(
+        w.factory, f"/v1/receivables/parts/{mine}/offer", {"bank": w.bank_a.address, "min_price": 570_000}
+    )
+    assert w.rc.part(mine).state == PartState.OFFERED and w.rc.offers_to(w.bank_a.address) == [mine]
+
+    # the bank's view of the offer: the supplier's record withheld without consent
+    offers_url = f"/v1/receivables?offered_to={w.bank_a.address}"
+    (p,) = w.client.get(offers_url, headers=w.h(w.bank_a)).json()["parts"]
+    assert p["supplier_credit"] is None and p["supplier_credit_withheld"]["code"] == "finance.no_consent"
+    credit_url = f"/v1/bank/factories/{w.factory.address}/credit"
+    assert w.error(w.client.get(credit_url, headers=w.h(w.bank_a))) == (403, "finance.no_consent")
+
+    # consent over HTTP (the factory's own signed grantConsent): the bank's query is answered
+    w.credit.publish_record(
+        w.oracle,
+        w.factory.address,
+        grade=3,
+        pd_ppm=12_000,
+        limit=50_000_000,
+        currency="CNY",
+        valid_until=w.now() + 90 * DAY,
+        model_version=model_version("test"),
+        commitment=b"\x07" * 32,
+    )
+    expires = w.now() + 10 * DAY
+    w.write(w.factory, "/v1/consents", {"bank": w.bank_a.address, "expires_at": expires})
+    c = w.credit.consent_of(w.factory.address, w.bank_a.address)
+    assert c.expires_at == expires and w.credit.has_consent(w.factory.address, w.bank_a.address)
+    r = w.client.get(credit_url, headers=w.h(w.bank_a))
+    assert r.status_code == 200 and r.json()["current"]["grade"] == "S3"
+    (p,) = w.client.get(offers_url, headers=w.h(w.bank_a)).json()["parts"]
+    assert p["supplier_credit"]["grade"] == "S3" and "supplier_credit_withheld" not in p
+
+    # bank A approves the Receivables for the price and finances at a discount
+    out = w.write(w.bank_a, "/v1/stablecoin/approve", {"amount": 580_000})
+    assert w.coin.allowance(w.bank_a.address, w.rc.address) == 580_000
+    prepared = w.prepare(w.bank_a, f"/v1/receivables/parts/{mine}/finance", {"price": 580_000})
+    assert "approve" in prepared["note"]
+    r = w.relay(
+        w.bank_a,
+        f"/v1/receivables/parts/{mine}/finance",
+        {"price": 580_000},
+        w.sign(w.bank_a, prepared["transaction"]),
+    )
+    assert r.status_code == 200, r.text
+    part = w.rc.part(mine)
+    assert (part.state, part.holder, part.financed_price) == (PartState.FINANCED, w.bank_a.address, 580_000)
+    assert w.coin.balance_of(w.factory.address) == 580_000 and w.coin.balance_of(w.bank_a.address) == 420_000
+
+    # financing twice: refused before signing, with the contract's custom error and its arguments
+    r = w.client.post(
+        f"/v1/receivables/parts/{mine}/finance/prepare", json={"price": 580_000}, headers=w.h(w.bank_a)
+    )
+    assert w.error(r) == (409, "finance.reverts")
+    assert r.json()["error"]["details"] == {
+        "error": "ReceivablesNotOffered",
+        "args": {"partId": mine, "state": int(PartState.FINANCED)},
+    }
+
+    # the factory revokes over HTTP: the bank's query is refused from then on
+    w.write(w.factory, "/v1/consents/revoke", {"bank": w.bank_a.address})
+    assert w.error(w.client.get(credit_url, headers=w.h(w.bank_a))) == (403, "finance.no_consent")
+    r = w.client.get(f"/v1/factories/{w.factory.address}/consents", headers=w.h(w.factory))
+    assert [x["state"] for x in r.json()["consents"]] == ["revoked"]
+
+    # at maturity the debtor approves and repays: the bank and the tier-2 supplier are paid
+    w.chain.warp(rec.due_date)
+    w.write(w.core, "/v1/stablecoin/approve", {"amount": 1_000_000})
+    out = w.write(w.core, f"/v1/receivables/{rid}/repay")
+    assert "approve" in out["note"]
+    assert w.rc.receivable(rid).paid_at >= rec.due_date
+    assert w.coin.balance_of(w.bank_a.address) == 420_000 + 600_000
+    assert w.coin.balance_of(w.tier2.address) == 400_000
+    assert w.coin.balance_of(w.factory.address) == 580_000
+    assert w.coin.balance_of(w.core.address) == 1_000_000
+    assert {w.rc.part(i).state for i in w.rc.parts_of(rid)} == {PartState.PAID}
+
+
+def test_transfer_and_withdraw_offer(world: World) -> None:
+    w = world
+    rid = w.write(w.core, "/v1/receivables", _confirm_body(w))["receivable_id"]
+    root = w.rc.receivable(rid).root_part
+    w.write(
+        w.factory, f"/v1/receivables/parts/{root}/offer", {"bank": w.bank_a.address, "min_price": 900_000}
+    )
+    w.write(w.factory, f"/v1/receivables/parts/{root}/withdraw-offer")
+    assert w.rc.part(root).state == PartState.ACTIVE and w.rc.offers_to(w.bank_a.address) == []
+    w.write(w.factory, f"/v1/receivables/parts/{root}/transfer", {"to": w.tier2.address})
+    assert w.rc.part(root).holder == w.tier2.address
+
+
+def test_every_refusal_of_the_relay(world: World) -> None:
+    w = world
+    url = "/v1/receivables"
+    body = _confirm_body(w)
+
+    # not admitted for the action: refused before anything is prepared
+    for who, path, b in [
+        (w.stranger, url, body),
+        (w.factory, url, body),  # a supplier is not a debtor
+        (w.stranger, "/v1/receivables/parts/1/finance", {"price": 1}),
+        (w.bank_a, "/v1/consents", {"bank": w.bank_a.address, "expires_at": w.now() + DAY}),
+        (w.stranger, "/v1/receivables/parts/1/offer", {"bank": w.bank_a.address, "min_price": 1}),
+    ]:
+        r = w.client.post(f"{path}/prepare", json=b, headers=w.h(who))
+        assert w.error(r) == (403, "finance.not_admitted"), (path, r.text)
+
+    prepared = w.prepare(w.core, url, body)
+    tx = prepared["transaction"]
+    before = w.nonce(w.core)
+
+    # signed by another key
+    r = w.relay(w.core, url, body, w.sign(w.tier2, tx))
+    assert w.error(r) == (403, "finance.relay_signer")
+    # a relay by the key that signed, with another body than the one it signed
+    r = w.relay(w.tier2, url, body, w.sign(w.tier2, tx))
+    assert w.error(r) == (403, "finance.not_admitted")
+    # altered data (another face value), signed by the right key
+    other = w.client.post(f"{url}/prepare", json={**body, "face_value": 999}, headers=w.h(w.core)).json()
+    r = w.relay(w.core, url, body, w.sign(w.core, other["transaction"]))
+    assert w.error(r) == (400, "finance.relay_mismatch") and "data" in r.json()["error"]["message"]
+    # the same call addressed to another contract
+    r = w.relay(w.core, url, body, w.sign(w.core, {**tx, "to": w.credit.address}))
+    assert w.error(r) == (400, "finance.relay_mismatch") and w.rc.address in r.json()["error"]["message"]
+    # value attached, another chain id, garbage
+    r = w.relay(w.core, url, body, w.sign(w.core, {**tx, "value": 1}))
+    assert w.error(r) == (400, "finance.relay_mismatch")
+    r = w.relay(w.core, url, body, w.sign(w.core, {**tx, "chainId": tx["chainId"] + 1}))
+    assert w.error(r) == (400, "finance.relay_mismatch")
+    r = w.relay(w.core, url, body, "0x02abcdef")
+    assert w.error(r) == (400, "finance.relay_bad_transaction")
+    # nothing was sent by any of these
+    assert w.nonce(w.core) == before and w.rc.receivable_count() == 0
+
+    # the prepared one goes through; the same signed bytes again are a replay
+    signed = w.sign(w.core, tx)
+    assert w.relay(w.core, url, body, signed).status_code == 200
+    r = w.relay(w.core, url, body, signed)
+    assert w.error(r) == (409, "finance.relay_nonce") and r.json()["error"]["details"]["nonce"] == before
+    assert w.rc.receivable_count() == 1
+
+    # a revert is answered at prepare time with the custom error and its arguments
+    r = w.client.post(f"{url}/prepare", json=body, headers=w.h(w.core))
+    assert w.error(r) == (409, "finance.reverts")
+    ref = receivable_reference(body["reference"])
+    assert r.json()["error"]["details"] == {
+        "error": "ReceivablesDuplicateReference",
+        "args": {"debtor": w.core.address, "ref": "0x" + ref.hex(), "receivableId": 1},
+    }
+    r = w.client.post(
+        f"{url}/prepare", json={**body, "reference": "INV-2", "due_date": 5}, headers=w.h(w.core)
+    )
+    assert w.error(r) == (409, "finance.reverts")
+    assert r.json()["error"]["details"]["error"] == "ReceivablesDueDateInPast"
+
+    # a transaction signed while valid and relayed after the state changed: the revert is named
+    w.write(w.factory, "/v1/receivables/parts/1/offer", {"bank": w.bank_a.address, "min_price": 900_000})
+    w.write(w.bank_a, "/v1/stablecoin/approve", {"amount": 950_000})
+    fin = {"price": 950_000}
+    signed = w.sign(w.bank_a, w.prepare(w.bank_a, "/v1/receivables/parts/1/finance", fin)["transaction"])
+    w.write(w.factory, "/v1/receivables/parts/1/withdraw-offer")
+    r = w.relay(w.bank_a, "/v1/receivables/parts/1/finance", fin, signed)
+    assert w.error(r) == (409, "finance.reverted")
+    assert r.json()["error"]["details"]["error"] == "ReceivablesNotOffered"
+    assert w.rc.part(1).state == PartState.ACTIVE and w.coin.balance_of(w.bank_a.address) == 1_000_000
+
+    # only the debtor repays; an unknown receivable is 404
+    r = w.client.post("/v1/receivables/1/repay/prepare", json={}, headers=w.h(w.bank_a))
+    assert w.error(r) == (403, "finance.not_the_debtor")
+    r = w.client.post("/v1/receivables/9/repay/prepare", json={}, headers=w.h(w.core))
+    assert w.error(r) == (404, "finance.no_receivable")
+    # no party: 401
+    assert w.error(w.client.post(f"{url}/prepare", json=body)) == (401, "auth.missing")
+
+
+def test_malformed_addresses_and_queries_are_400(world: World) -> None:
+    w = world
+    h = w.h(w.bank_a)
+    for path in [
+        "/v1/receivables?holder=0xnope",
+        "/v1/receivables?offered_to=12345",
+        "/v1/receivables",
+        f"/v1/receivables?holder={w.core.address}&offered_to={w.core.address}",
+        "/v1/factories/0x1234/consents",
+        "/v1/factories/not-an-address/access-log",
+        "/v1/bank/factories/0xZZ/credit",
+        "/v1/bank/factories/0x12/profile",
+    ]:
+        r = w.client.get(path, headers=h)
+        assert r.status_code == 400, (path, r.text)
+        assert r.json()["error"]["code"] in ("finance.bad_address", "finance.bad_query"), path
+    r = w.client.post(
+        "/v1/receivables/parts/1/offer/prepare", json={"bank": "nope", "min_price": 1}, headers=w.h(w.factory)
+    )
+    assert w.error(r) == (400, "finance.bad_address")
+    r = w.client.post(
+        "/v1/consents/prepare",
+        json={"bank": "0x" + "g" * 40, "expires_at": w.now() + DAY},
+        headers=w.h(w.factory),
+    )
+    assert w.error(r) == (400, "finance.bad_address")
+    r = w.client.post(
+        "/v1/receivables/parts/1/split/prepare",
+        json={"amounts": [1, 2, 3], "holders": [w.core.address, w.tier2.address]},
+        headers=w.h(w.factory),
+    )
+    assert w.error(r) == (400, "finance.bad_split")
