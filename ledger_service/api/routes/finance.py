@@ -151,7 +151,10 @@ def publish_record(body: PublishSubmitIn, party: CurrentParty, service: ServiceD
             code="finance.publish.bad_transaction",
         )
     desk.store_assessment(out["factory"], assessment, commitment)
-    tx_hash = relay_publish(desk, party.address, out["transaction"], body.signed_transaction)
+    try:
+        tx_hash = relay_publish(desk, party.address, out["transaction"], body.signed_transaction)
+    except RelayRefused as e:
+        return _refusal(e)
     record = desk.current_record(out["factory"])
     assert record is not None
     return {
