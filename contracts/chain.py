@@ -144,7 +144,9 @@ class Chain:
         endpoints = {group: dict(methods) for group, methods in API_ENDPOINTS.items()}
         endpoints["eth"]["chainId"] = static_return(chain_id)
         endpoints["net"]["version"] = static_return(str(chain_id))
-        provider = EthereumTesterProvider(EthereumTester(backend), api_endpoints=endpoints)
+        tester = EthereumTester(backend)
+        _index_logs(tester, backend)
+        provider = EthereumTesterProvider(tester, api_endpoints=endpoints)
         w3 = Web3(provider)
         chain = cls(w3=w3, chain_id=chain_id, embedded=True, rpc="embedded", timeout=timeout)
         if start_time is not None:
@@ -449,6 +451,57 @@ class Chain:
             raise NodeRefused(f"{context}: the node at {self.rpc} refused the request ({e})") from e
         except (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError) as e:
             raise ChainError(f"{context}: the chain at {self.rpc} is unreachable ({e})") from e
+
+
+def _index_logs(tester: Any, backend: Any) -> None:
+    """Give the embedded chain an ``eth_getLogs`` that reads each block's logs once.
+
+    eth-tester rebuilds every block and every receipt of the range on each call (seconds per call on a
+    chain of a thousand blocks). Here each block's decoded logs are kept by block hash, which names the
+    block's contents: a block replaced by a snapshot revert or a reorg has another hash and is read
+    anew. The filtering is eth-tester's own.
+    """
+    from functools import partial
+
+    from eth_tester.utils.filters import Filter, check_if_log_matches
+
+    cache: dict[bytes, list[Any]] = {}
+    chaindb = backend.chain.chaindb
+
+    def get_logs(
+        from_block: Any = None, to_block: Any = None, address: Any = None, topics: Any = None
+    ) -> Any:
+        tester.validator.validate_inbound_filter_params(
+            from_block=from_block, to_block=to_block, address=address, topics=topics
+        )
+        raw_from, raw_to, raw_address, raw_topics = tester.normalizer.normalize_inbound_filter_params(
+            from_block=from_block, to_block=to_block, address=address, topics=topics
+        )
+        params = {"from_block": raw_from, "to_block": raw_to, "addresses": raw_address, "topics": raw_topics}
+        log_filter = Filter(filter_params=params, filter_fn=partial(check_if_log_matches, **params))
+        lower = (
+            raw_from
+            if isinstance(raw_from, int)
+            else tester.get_block_by_number(raw_from or "latest")["number"]
+        )
+        upper = (
+            raw_to if isinstance(raw_to, int) else tester.get_block_by_number(raw_to or "latest")["number"]
+        )
+        for number in range(lower, upper + 1):
+            key = bytes(chaindb.get_canonical_block_hash(number))
+            entries = cache.get(key)
+            if entries is None:
+                entries = []
+                block = tester.get_block_by_number(number)
+                for tx_hash in block["transactions"]:
+                    for log_entry in tester.get_transaction_receipt(tx_hash)["logs"]:
+                        entries.append(tester.normalizer.normalize_inbound_log_entry(log_entry))
+                cache[key] = entries
+            for entry in entries:
+                log_filter.add(entry)
+        return [tester.normalizer.normalize_outbound_log_entry(item) for item in log_filter.get_all()]
+
+    tester.get_logs = get_logs
 
 
 def _describe(fn: ContractFunction | ContractConstructor) -> str:

@@ -80,8 +80,8 @@ def _summary(r: DemoResult) -> None:
     for lot, verdict in r.certificates.items():
         colour = "green" if verdict == "certified" else "red"
         console.print(f"lot {lot}: [{colour}]{verdict}[/]")
-    if r.failed_lot:
-        console.print(f"  why {r.failed_lot} failed: {r.failed_reason}")
+    for lot, why in r.failures.items():
+        console.print(f"  why {lot} failed: {why}")
     t = Table("factory", "capacity/day", "OEE", "FPY", "OTIF", "coverage", "grade", "PD", "limit")
     for fid, p in r.profiles.items():
         rec = r.records.get(fid, {})

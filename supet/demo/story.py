@@ -96,6 +96,7 @@ class DemoResult:
     batches: int = 0
     certificates: dict[str, str] = field(default_factory=dict)
     failed_lot: str | None = None
+    failures: dict[str, str] = field(default_factory=dict)
     failed_reason: str | None = None
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     yields: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -190,6 +191,17 @@ def run_demo(opts: DemoOptions, *, step: Step, progress: Progress) -> DemoResult
     out.mkdir(parents=True, exist_ok=True)
     report = Report(title="supET Ledger demo", directory=out)
     t_all = time.perf_counter()
+    announce = step
+    current: list[tuple[str, float]] = []
+
+    def step(text: str) -> None:  # time each part of the story for the report
+        now = time.perf_counter()
+        if current:
+            name, since = current.pop()
+            res.timings[name] = now - since
+        current.append((text.split(":")[0], now))
+        announce(text)
+
     today = dt.datetime.now(dt.UTC).date()
     start = today - dt.timedelta(days=opts.days)
     end = today - dt.timedelta(days=1)
@@ -247,6 +259,9 @@ def run_demo(opts: DemoOptions, *, step: Step, progress: Progress) -> DemoResult
             _story(opts, res, report, chain, deployment, service, ob, acct, api, start, end, step, progress)
     finally:
         service.stop()
+    if current:
+        name, since = current.pop()
+        res.timings[name] = time.perf_counter() - since
     res.timings["total"] = time.perf_counter() - t_all
     report.section("Timings")
     report.table(["part", "seconds"], [[k, f"{v:.1f}"] for k, v in res.timings.items()])
@@ -284,12 +299,12 @@ def _story(
     ob.admit(buyer_acct, "core-enterprise")
     certifier = QualityCertifierClient.from_deployment(chain, deployment)
     # The buyer's specs: solar cells at least 22.0 % efficient, rubber Mooney 54..62 MU, and at
-    # least half of each QC sample A grade; six QC samples per lot at least.
+    # least 40 % of each QC sample A grade; six QC samples per lot at least.
     certifier.set_spec(
         buyer_acct,
         SOLAR_GTIN,
         [
-            SpecMetric(name="a_grade_share", min=int(0.5 * FIXED), max=FIXED),
+            SpecMetric(name="a_grade_share", min=int(0.4 * FIXED), max=FIXED),
             SpecMetric(name="cell_eff_pct", min=22 * FIXED, max=25 * FIXED),
         ],
         min_samples=6,
@@ -298,7 +313,7 @@ def _story(
         buyer_acct,
         RUBBER_GTIN,
         [
-            SpecMetric(name="a_grade_share", min=int(0.5 * FIXED), max=FIXED),
+            SpecMetric(name="a_grade_share", min=int(0.4 * FIXED), max=FIXED),
             SpecMetric(name="mooney_mu", min=54 * FIXED, max=62 * FIXED),
         ],
         min_samples=6,
@@ -306,11 +321,9 @@ def _story(
 
     # ------------------------------------------------------------ 3. the production week
     step("3. three factories enroll their devices; a production week streams through the ingest")
-    t = time.perf_counter()
     feed.setup(world)
     fed = feed.run(world)
     service.anchoring.flush(timeout=300)
-    res.timings["stream and anchor the week"] = time.perf_counter() - t
     res.readings, res.rejected = fed.accepted, sum(fed.rejected.values())
     res.chain_time_simulated = fed.chain_time_simulated
     stats = service.anchoring.stats()
@@ -360,7 +373,9 @@ def _story(
                 detail += (
                     f" (reading 0x{cert.evidence.hex()[:16]}… of {row.device_id}, seq {row.seq}, {when} UTC)"
                 )
-            res.failed_lot, res.failed_reason = lot_id, detail
+            res.failures[lot_id] = detail
+            if res.failed_lot is None:
+                res.failed_lot, res.failed_reason = lot_id, detail
         else:
             lots.propose_transfer(buyer_acct, lot_id, distributor.address)
             lots.accept_transfer(distributor, lot_id)
@@ -374,7 +389,6 @@ def _story(
 
     # ------------------------------------------------------------ 5. analytics
     step("5. factory profiles and yield models from anchored data only")
-    t = time.perf_counter()
     block = chain.block_number()
     through = source.latest_anchored_batch()
     prof_rows = []
@@ -452,7 +466,6 @@ def _story(
     for c in [r["commitment"] for r in res.profiles.values()][:1]:
         recompute(service.engine, source, c)
         res.recomputed.append(c)
-    res.timings["profiles and yield models"] = time.perf_counter() - t
     report.section(
         "5. Factory profiles and yield models",
         "Computed from anchored readings and on-chain orders and deliveries only; each result is committed "
