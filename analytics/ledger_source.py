@@ -29,6 +29,7 @@ from typing import Any
 from eth_utils import keccak, to_checksum_address
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from sqlmodel import col
 
 from analytics.profile import Delivery, Order
 from contracts.chain import Chain
@@ -101,9 +102,9 @@ class LedgerSource:
         """The highest on-chain batch number the store holds as anchored (0: none)."""
         with self.engine.connect() as c:
             row = c.execute(
-                select(BatchRow.chain_batch_id)
-                .where(BatchRow.status == ANCHORED)  # type: ignore[arg-type]
-                .order_by(BatchRow.chain_batch_id.desc())  # type: ignore[union-attr]
+                select(col(BatchRow.chain_batch_id))
+                .where(col(BatchRow.status) == ANCHORED)
+                .order_by(col(BatchRow.chain_batch_id).desc())
                 .limit(1)
             ).first()
         return int(row[0]) if row and row[0] is not None else 0
@@ -115,17 +116,17 @@ class LedgerSource:
             hashes = {
                 bytes(r[0])
                 for r in c.execute(
-                    select(DeviceCacheRow.device_id_hash).where(DeviceCacheRow.owner == owner)  # type: ignore[arg-type]
+                    select(col(DeviceCacheRow.device_id_hash)).where(col(DeviceCacheRow.owner) == owner)
                 )
             }
-            ids = [r[0] for r in c.execute(select(ReadingRow.device_id).distinct())]
+            ids = [r[0] for r in c.execute(select(col(ReadingRow.device_id)).distinct())]
         return sorted(d for d in ids if keccak(text=d) in hashes)
 
     def sample_metrics(self, device_id: str) -> dict[str, float]:
         """The metrics of one stored reading of ``device_id`` (to tell machines from stations)."""
         with self.engine.connect() as c:
             row = c.execute(
-                select(ReadingRow.reading_json).where(ReadingRow.device_id == device_id).limit(1)  # type: ignore[arg-type]
+                select(col(ReadingRow.reading_json)).where(col(ReadingRow.device_id) == device_id).limit(1)
             ).first()
         return {} if row is None else dict(json.loads(row[0]).get("metrics", {}))
 
@@ -143,23 +144,23 @@ class LedgerSource:
             raise SourceError("no devices to read", code="analytics.source.no_devices")
         q = (
             select(
-                ReadingRow.digest,
-                ReadingRow.device_id,
-                ReadingRow.seq,
-                ReadingRow.ts_ms,
-                ReadingRow.lot_id,
-                ReadingRow.reading_json,
-                BatchRow.chain_batch_id,
+                col(ReadingRow.digest),
+                col(ReadingRow.device_id),
+                col(ReadingRow.seq),
+                col(ReadingRow.ts_ms),
+                col(ReadingRow.lot_id),
+                col(ReadingRow.reading_json),
+                col(BatchRow.chain_batch_id),
             )
-            .join(BatchRow, ReadingRow.batch_id == BatchRow.id)  # type: ignore[arg-type]
+            .join(BatchRow, col(ReadingRow.batch_id) == col(BatchRow.id))
             .where(
-                ReadingRow.device_id.in_(list(device_ids)),  # type: ignore[attr-defined]
-                ReadingRow.ts_ms >= start_ms,  # type: ignore[arg-type]
-                ReadingRow.ts_ms < end_ms,  # type: ignore[arg-type]
-                BatchRow.status == ANCHORED,  # type: ignore[arg-type]
-                BatchRow.chain_batch_id <= through_batch,  # type: ignore[operator]
+                col(ReadingRow.device_id).in_(list(device_ids)),
+                col(ReadingRow.ts_ms) >= start_ms,
+                col(ReadingRow.ts_ms) < end_ms,
+                col(BatchRow.status) == ANCHORED,
+                col(BatchRow.chain_batch_id) <= through_batch,
             )
-            .order_by(ReadingRow.device_id, ReadingRow.seq)
+            .order_by(col(ReadingRow.device_id), col(ReadingRow.seq))
         )
         out: list[AnchoredReading] = []
         with self.engine.connect() as c:
@@ -181,7 +182,7 @@ class LedgerSource:
                     ts_ms=int(ts_ms),
                     lot_id=lot_id,
                     metrics={k: float(v) for k, v in reading.metrics.items()},
-                    batch=int(batch),
+                    batch=int(batch or 0),
                 )
             )
         self.check_batches({r.batch for r in out})
@@ -192,7 +193,9 @@ class LedgerSource:
         for number in sorted(set(batches)):
             with self.engine.connect() as c:
                 row = c.execute(
-                    select(BatchRow.id, BatchRow.count).where(BatchRow.chain_batch_id == number)  # type: ignore[arg-type]
+                    select(col(BatchRow.id), col(BatchRow.count)).where(
+                        col(BatchRow.chain_batch_id) == number
+                    )
                 ).first()
                 if row is None:
                     raise InputMismatch(
@@ -201,7 +204,7 @@ class LedgerSource:
                 digests = [
                     bytes(d[0])
                     for d in c.execute(
-                        select(ReadingRow.digest).where(ReadingRow.batch_id == row[0])  # type: ignore[arg-type]
+                        select(col(ReadingRow.digest)).where(col(ReadingRow.batch_id) == row[0])
                     )
                 ]
             on_chain = self.anchor.batch(number)
@@ -218,11 +221,13 @@ class LedgerSource:
 
     def chain_inputs(self, supplier: str, *, block: int) -> ChainInputs:
         """Orders of ``supplier`` and the deliveries matched to them, as of ``block``."""
-        supplier = to_checksum_address(supplier)
+        supplier_address = to_checksum_address(supplier)
         orders_client = PurchaseOrdersClient.from_deployment(self.chain, self.deployment)
         lots = LotRegistryClient.from_deployment(self.chain, self.deployment)
         placed = []
-        keys = self.chain.call(orders_client.contract.functions.ordersOfSupplier(supplier), block=block)
+        keys = self.chain.call(
+            orders_client.contract.functions.ordersOfSupplier(supplier_address), block=block
+        )
         for key in (bytes(k) for k in keys):
             o = orders_client.order(key, block=block)
             if not o.cancelled:
@@ -236,12 +241,12 @@ class LedgerSource:
         buyers = {o.buyer for o in placed}
         event = lots.contract.events.TransferAccepted
         logs = self.chain.request(
-            lambda: event.get_logs(from_block=0, to_block=block, argument_filters={"from": supplier}),
+            lambda: event.get_logs(from_block=0, to_block=block, argument_filters={"from": supplier_address}),
             context="TransferAccepted logs",
         )
         accepted: list[tuple[int, int, bytes, str, int]] = []
         for log in logs:
-            to = to_checksum_address(log["args"]["to"])
+            to: str = to_checksum_address(log["args"]["to"])
             if to not in buyers:
                 continue
             ts = int(self.chain.block(log["blockNumber"])["timestamp"])

@@ -194,7 +194,7 @@ def run_demo(opts: DemoOptions, *, step: Step, progress: Progress) -> DemoResult
     announce = step
     current: list[tuple[str, float]] = []
 
-    def step(text: str) -> None:  # time each part of the story for the report
+    def timed_step(text: str) -> None:  # time each part of the story for the report
         now = time.perf_counter()
         if current:
             name, since = current.pop()
@@ -207,7 +207,7 @@ def run_demo(opts: DemoOptions, *, step: Step, progress: Progress) -> DemoResult
     end = today - dt.timedelta(days=1)
 
     # ------------------------------------------------------------ 1. consortium
-    step("1. consortium: deploy the contracts, apply the rules, admit the parties")
+    timed_step("1. consortium: deploy the contracts, apply the rules, admit the parties")
     admin = dev_accounts(1)[0]
     if opts.rpc == "embedded":
         chain = Chain.embedded(start_time=_day_s(start) - 86_400)
@@ -235,7 +235,7 @@ def run_demo(opts: DemoOptions, *, step: Step, progress: Progress) -> DemoResult
     report.table(["contract", "address"], [[k, v] for k, v in sorted(deployment.contracts.items())])
 
     # ------------------------------------------------------------ 2. the ledger
-    step("2. the ledger service starts; the buyer sets its quality specs")
+    timed_step("2. the ledger service starts; the buyer sets its quality specs")
     port = _free_port()
     settings = Settings(
         database_url=f"sqlite:///{out / 'ledger.db'}",
@@ -256,7 +256,9 @@ def run_demo(opts: DemoOptions, *, step: Step, progress: Progress) -> DemoResult
     try:
         with _serve(service, port) as base:
             api = _Api(base)
-            _story(opts, res, report, chain, deployment, service, ob, acct, api, start, end, step, progress)
+            _story(
+                opts, res, report, chain, deployment, service, ob, acct, api, start, end, timed_step, progress
+            )
     finally:
         service.stop()
     if current:
