@@ -352,3 +352,58 @@ def test_malformed_addresses_and_queries_are_400(world: World) -> None:
         headers=w.h(w.factory),
     )
     assert w.error(r) == (400, "finance.bad_split")
+
+
+def test_relay_on_both_chains(suite: Any) -> None:
+    """The relay's revert, replay and mined-revert answers on the embedded chain and on anvil."""
+    from ledger_service.finance.relay import RelayRefused, expected_call, prepare, relay
+
+    chain: Chain = suite.chain
+    party, bank = suite.accounts[5], suite.accounts[8]
+    credit = CreditRegistryClient.from_deployment(chain, suite.deployment)
+    coin = StablecoinClient(chain, ReceivablesClient.from_deployment(chain, suite.deployment).token())
+
+    # a call the contract refuses is refused before signing, with its custom error and arguments
+    revoke = credit.contract.functions.revokeConsent(bank.address)
+    with pytest.raises(RelayRefused) as info:
+        prepare(chain, party.address, revoke, context="revokeConsent")
+    assert (info.value.code, info.value.http_status) == ("finance.reverts", 409)
+    assert info.value.details == {
+        "error": "CreditRegistryNoStandingConsent",
+        "args": {"factory": party.address, "bank": bank.address},
+    }
+    # signed anyway with a gas of its own: relayed, refused by the chain, the revert named, no state change
+    tx = revoke.build_transaction(
+        {
+            "from": party.address,
+            "chainId": chain.chain_id,
+            "nonce": chain.w3.eth.get_transaction_count(party.address),
+            "gas": 200_000,
+        }
+    )
+    signed = World.sign(party, dict(tx))
+    with pytest.raises(RelayRefused) as info:
+        relay(chain, party.address, expected_call(chain, revoke), signed, context="revokeConsent")
+    assert info.value.code == "finance.reverted"
+    assert info.value.details["error"] == "CreditRegistryNoStandingConsent"
+
+    # a good one, then its replay
+    approve = coin.contract.functions.approve(bank.address, 5)
+    prepared = prepare(chain, party.address, approve, context="approve")
+    signed = World.sign(party, prepared)
+    done = relay(chain, party.address, expected_call(chain, approve), signed, context="approve")
+    assert chain.receipt(done.tx_hash) is not None and coin.allowance(party.address, bank.address) == 5
+    with pytest.raises(RelayRefused) as info:
+        relay(chain, party.address, expected_call(chain, approve), signed, context="approve")
+    assert (info.value.code, info.value.http_status) == ("finance.relay_nonce", 409)
+    # the prepared approve checked against another call: mismatch, nothing sent
+    other = coin.contract.functions.approve(bank.address, 6)
+    with pytest.raises(RelayRefused) as info:
+        relay(
+            chain,
+            party.address,
+            expected_call(chain, other),
+            World.sign(party, prepare(chain, party.address, approve, context="approve")),
+            context="approve",
+        )
+    assert info.value.code == "finance.relay_mismatch" and coin.allowance(party.address, bank.address) == 5
