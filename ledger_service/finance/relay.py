@@ -7,7 +7,7 @@ signed, with the contract's custom error (:class:`RelayRefused` ``finance.revert
 
 :func:`relay` sends a signed transaction only if it is exactly the prepared call: it decodes to the
 expected ``to``, ``data``, ``value`` and chain id (else ``finance.relay_mismatch``), it was signed by the
-authenticated party (else ``finance.relay_signer``), and its nonce is still unused (else
+authenticated party (else ``finance.relay_signer``), and its nonce is unused and leaves no gap (else
 ``finance.relay_nonce``). Nothing is sent when a check fails. A transaction the node refuses is
 ``finance.relay_refused``; one mined but reverted is ``finance.reverted`` with the custom error and the
 transaction hash. Every refusal carries ``details`` (the revert's ``error`` name and ``args``) for the
@@ -179,6 +179,17 @@ def relay(chain: Chain, party: str, expected: Mapping[str, Any], signed_raw: str
             code="finance.relay_nonce",
             http_status=409,
             details={"nonce": nonce, "next_nonce": used},
+        )
+    pending = int(
+        chain.request(lambda: chain.w3.eth.get_transaction_count(party, "pending"), context="nonce")
+    )
+    if nonce > pending:
+        raise RelayRefused(
+            f"nonce {nonce} of {party} leaves a gap (the next is {pending}): it would wait in the node's "
+            "queue instead of being mined; prepare a new one",
+            code="finance.relay_nonce",
+            http_status=409,
+            details={"nonce": nonce, "next_nonce": pending},
         )
     try:
         try:

@@ -396,6 +396,12 @@ def test_relay_on_both_chains(suite: Any) -> None:
     with pytest.raises(RelayRefused) as info:
         relay(chain, party.address, expected_call(chain, approve), signed, context="approve")
     assert (info.value.code, info.value.http_status) == ("finance.relay_nonce", 409)
+    # a nonce that leaves a gap would wait in the node's queue: refused
+    fresh = prepare(chain, party.address, approve, context="approve")
+    ahead = World.sign(party, {**fresh, "nonce": fresh["nonce"] + 5})
+    with pytest.raises(RelayRefused) as info:
+        relay(chain, party.address, expected_call(chain, approve), ahead, context="approve")
+    assert info.value.code == "finance.relay_nonce" and "gap" in info.value.message
     # the prepared approve checked against another call: mismatch, nothing sent
     other = coin.contract.functions.approve(bank.address, 6)
     with pytest.raises(RelayRefused) as info:
