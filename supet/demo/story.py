@@ -124,7 +124,10 @@ def _free_port() -> int:
 @contextmanager
 def _serve(service: LedgerService, port: int) -> Iterator[str]:
     """The ledger's HTTP API on 127.0.0.1:port in a thread (the service is already started)."""
-    config = uvicorn.Config(create_app(service=service), host="127.0.0.1", port=port, log_level="warning")
+    # log_config=None: leave the process's logging alone (uvicorn would reconfigure it globally)
+    config = uvicorn.Config(
+        create_app(service=service), host="127.0.0.1", port=port, log_config=None, access_log=False
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="supet-demo-api", daemon=True)
     thread.start()

@@ -232,11 +232,3 @@ def test_missing_party_key_is_a_clear_error(
         capsys=capsys,
     )
     assert code == 1 and "no deployment file" in out and "supet deploy" in out
-
-
-def test_demo_runs_on_the_embedded_chain(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, out = run("demo", "--readings", "8", monkeypatch=monkeypatch, capsys=capsys)
-    assert code == 0, out
-    assert "verified" in out and "refused: ReadingAnchorDeviceNotActive" in out

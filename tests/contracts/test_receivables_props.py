@@ -215,7 +215,8 @@ class ReceivablesMachine(RuleBasedStateMachine):
             b = (
                 self.by_address[p.offered_to] if frac % 5 else self.banks[1 - bank]
             )  # sometimes the wrong bank
-        price = p.min_price + (p.amount - p.min_price) * frac // 1000 - (1 if frac == 0 else 0)
+        # just below the offer's minimum when frac is 0 (never negative: a uint256 on chain)
+        price = max(0, p.min_price + (p.amount - p.min_price) * frac // 1000 - (1 if frac == 0 else 0))
         if p.state is not PartState.OFFERED:
             error: str | None = "ReceivablesNotOffered"
         elif b.address != p.offered_to:

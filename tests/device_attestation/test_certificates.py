@@ -51,7 +51,10 @@ AUDIENCE = "eip155:31337:0x5FbDB2315678afecb367f032d93F642f64180aa3"
 def ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     # Valid from a day before NOW (taken at import): a long suite may build this fixture minutes later.
     return create_manufacturer_ca(
-        common_name="Acme Device CA", organization="Acme", valid_days=365, not_before=NOW - dt.timedelta(days=1)
+        common_name="Acme Device CA",
+        organization="Acme",
+        valid_days=365,
+        not_before=NOW - dt.timedelta(days=1),
     )
 
 
@@ -62,7 +65,9 @@ def device(
     key = DeviceKey.generate(request.param)
     ca_key, ca_cert = ca
     csr = make_device_csr(key, f"SN-{request.param}-0001")
-    cert = issue_device_certificate(ca_key=ca_key, ca_cert=ca_cert, csr=csr, valid_days=30)
+    cert = issue_device_certificate(
+        ca_key=ca_key, ca_cert=ca_cert, csr=csr, valid_days=30, not_before=NOW - dt.timedelta(hours=1)
+    )
     return key, cert
 
 
