@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import IntEnum
 from typing import Any, NewType
 
@@ -51,6 +52,7 @@ __all__ = [
     "deploy_supply_chain",
     "format_gtin",
     "gtin_check_digit",
+    "human_fixed",
     "lot_key",
     "padded_ascii",
     "parse_gtin",
@@ -335,6 +337,12 @@ class Spec:
     set_at: int
 
 
+def human_fixed(fixed: int) -> str:
+    """A Reading v1 fixed-point value (x 10^6) in human units, exactly."""
+    text = format(Decimal(fixed) / Decimal(1_000_000), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 @dataclass(frozen=True, kw_only=True)
 class Certificate:
     """A lot's standing verdict (``status`` NONE while it has none)."""
@@ -353,6 +361,23 @@ class Certificate:
     @property
     def certified(self) -> bool:
         return self.status is CertificateStatus.CERTIFIED
+
+    def explain(self) -> str:
+        """Why a rejected lot failed, in words (values in human units: Reading v1 fixed point / 10^6)."""
+        r = self.reason
+        value, bound = human_fixed(self.value), human_fixed(self.bound)
+        if r is RejectReason.BELOW_MIN:
+            return f"metric {self.metric} value {value} below its minimum {bound}"
+        if r is RejectReason.ABOVE_MAX:
+            return f"metric {self.metric} value {value} above its maximum {bound}"
+        if r is RejectReason.MISSING_METRIC:
+            return f"required metric {self.metric} missing (no reading carries it)"
+        if r is RejectReason.TOO_FEW_SAMPLES:
+            return (
+                f"too few samples of metric {self.metric}: {self.value} "
+                f"where the spec asks at least {self.bound}"
+            )
+        return r.name.lower()
 
 
 def batch_readings(batch_id: int, tree: MerkleTree, submissions: Iterable[Submission]) -> tuple[Any, ...]:

@@ -33,8 +33,8 @@ from contracts.lots import (
     CertificateStatus,
     LotRegistryClient,
     QualityCertifierClient,
-    RejectReason,
     SpecMetric,
+    human_fixed,
     lot_key,
     parse_gtin,
 )
@@ -85,12 +85,6 @@ def _time_s(ts: int) -> str:
 
 def _time_ms(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
-
-
-def _human(fixed: int) -> str:
-    """A fixed-point value (x 10^6) in human units, exactly."""
-    text = format(Decimal(fixed) / _SCALE, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _check_gtin(text: str) -> str:
@@ -154,26 +148,11 @@ def _print_certificate(cert: Certificate) -> None:
     if cert.status is CertificateStatus.CERTIFIED:
         console.print(f"  certified against spec version {cert.spec_version} from {cert.samples} samples")
     elif cert.status is CertificateStatus.REJECTED:
-        console.print(f"  rejected against spec version {cert.spec_version}: {_reason(cert)}")
+        console.print(f"  rejected against spec version {cert.spec_version}: {cert.explain()}")
         if cert.evidence != bytes(32):
             console.print(f"  evidence: reading 0x{cert.evidence.hex()}")
     else:
         console.print("  no certificate")
-
-
-def _reason(cert: Certificate) -> str:
-    r = cert.reason
-    if r is RejectReason.BELOW_MIN:
-        return f"metric {cert.metric} value {_human(cert.value)} below its minimum {_human(cert.bound)}"
-    if r is RejectReason.ABOVE_MAX:
-        return f"metric {cert.metric} value {_human(cert.value)} above its maximum {_human(cert.bound)}"
-    if r is RejectReason.MISSING_METRIC:
-        return f"required metric {cert.metric} missing (no reading carries it)"
-    if r is RejectReason.TOO_FEW_SAMPLES:
-        return (
-            f"too few samples of metric {cert.metric}: {cert.value} where the spec asks at least {cert.bound}"
-        )
-    return r.name.lower()
 
 
 # ---------------------------------------------------------------- lots
@@ -424,4 +403,4 @@ def spec_show(
     console.print(f"  set by {spec.set_by} at {_time_s(spec.set_at)}")
     for m in spec.metrics:
         kind = "required" if m.required else "optional"
-        console.print(f"  {m.name} = {_human(m.min)} .. {_human(m.max)} ({kind})")
+        console.print(f"  {m.name} = {human_fixed(m.min)} .. {human_fixed(m.max)} ({kind})")

@@ -49,7 +49,6 @@ from contracts.lots import (
     CertificateStatus,
     LotRegistryClient,
     QualityCertifierClient,
-    RejectReason,
     SpecMetric,
 )
 from contracts.onboarding import Onboarding
@@ -163,20 +162,6 @@ class _Api:
 @dataclass(frozen=True)
 class _Answer:
     code: str | None
-
-
-def _reason_text(cert: Any) -> str:
-    r = cert.reason
-    value, bound = cert.value / FIXED, cert.bound / FIXED
-    if r is RejectReason.BELOW_MIN:
-        return f"{cert.metric} = {value:g} is below the spec's minimum {bound:g}"
-    if r is RejectReason.ABOVE_MAX:
-        return f"{cert.metric} = {value:g} is above the spec's maximum {bound:g}"
-    if r is RejectReason.MISSING_METRIC:
-        return f"no reading carries the required metric {cert.metric}"
-    if r is RejectReason.TOO_FEW_SAMPLES:
-        return f"too few samples of {cert.metric}: {cert.value} (spec: at least {cert.bound})"
-    return r.name.lower()
 
 
 def _specs(days: int) -> list[FactorySpec]:
@@ -369,7 +354,7 @@ def _story(
         certifier.certify_lot(buyer_acct, lot_id, batches)
         cert = certifier.certificate(lot_id)
         verdict = "certified" if cert.status is CertificateStatus.CERTIFIED else "REJECTED"
-        detail = f"{cert.samples} samples" if cert.certified else _reason_text(cert)
+        detail = f"{cert.samples} samples" if cert.certified else cert.explain()
         if not cert.certified:
             with Session(service.engine) as s:
                 row = s.exec(select(ReadingRow).where(ReadingRow.digest == cert.evidence)).first()

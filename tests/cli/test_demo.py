@@ -24,7 +24,7 @@ def _check_story(r: DemoResult, out: Path) -> None:
     assert list(r.certificates.values()).count("REJECTED") >= 1
     assert r.failed_lot is not None and r.failed_reason is not None
     assert re.search(
-        r"(below|above) the spec's (minimum|maximum) [0-9.]+ \(reading 0x[0-9a-f]{16}", r.failed_reason
+        r"value [0-9.]+ (below|above) its (minimum|maximum) [0-9.]+ \(reading 0x[0-9a-f]{16}", r.failed_reason
     )
     assert "-qc, seq " in r.failed_reason
     # Profiles, yield models and credit records for the three factories.
