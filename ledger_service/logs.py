@@ -120,6 +120,14 @@ def configure_logging(fmt: str = "text", level: str = "info", *, stream: Any = N
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # uvicorn's own logging config (if it ran before in this process) gives its loggers private
+    # handlers and stops them propagating: route them through this handler instead.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        lg = logging.getLogger(name)
+        for old in list(lg.handlers):
+            lg.removeHandler(old)
+        lg.propagate, lg.disabled = True, False
+        lg.setLevel(logging.NOTSET)
     # Alembic announces each of its plugins at INFO on every start: noise, not events
     logging.getLogger("alembic.runtime.plugins").setLevel(max(logging.WARNING, root.level))
     return handler
