@@ -463,6 +463,7 @@ def _index_logs(tester: Any, backend: Any) -> None:
     """
     from functools import partial
 
+    from eth.exceptions import HeaderNotFound
     from eth_tester.utils.filters import Filter, check_if_log_matches
 
     cache: dict[bytes, list[Any]] = {}
@@ -488,15 +489,19 @@ def _index_logs(tester: Any, backend: Any) -> None:
             raw_to if isinstance(raw_to, int) else tester.get_block_by_number(raw_to or "latest")["number"]
         )
         for number in range(lower, upper + 1):
-            key = bytes(chaindb.get_canonical_block_hash(number))
-            entries = cache.get(key)
+            try:
+                key: bytes | None = bytes(chaindb.get_canonical_block_hash(number))
+            except HeaderNotFound:  # the pending block has no canonical hash yet: read it, uncached
+                key = None
+            entries = cache.get(key) if key is not None else None
             if entries is None:
                 entries = []
                 block = tester.get_block_by_number(number)
                 for tx_hash in block["transactions"]:
                     for log_entry in tester.get_transaction_receipt(tx_hash)["logs"]:
                         entries.append(tester.normalizer.normalize_inbound_log_entry(log_entry))
-                cache[key] = entries
+                if key is not None:
+                    cache[key] = entries
             for entry in entries:
                 log_filter.add(entry)
         return [tester.normalizer.normalize_outbound_log_entry(item) for item in log_filter.get_all()]
