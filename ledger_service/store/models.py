@@ -205,3 +205,18 @@ class AccessLogRow(SQLModel, table=True):
     action: str = Field(max_length=32, nullable=False)
     outcome: str = Field(max_length=48, nullable=False)
     batch_id: int | None = Field(default=None, foreign_key="access_log_batches.id")
+
+
+class RevokedTokenRow(SQLModel, table=True):
+    """A party token ended before its expiry (sign-out): refused on every request until it expires.
+
+    ``jti`` is the token's id. ``expires_ms`` is the token's own expiry: after it the token is
+    refused anyway, so the row may be purged.
+    """
+
+    __tablename__ = "revoked_tokens"
+
+    jti: str = Field(primary_key=True, max_length=64)
+    party: str = Field(max_length=42, nullable=False)
+    expires_ms: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    revoked_ms: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -28,6 +28,7 @@ def test_migrations_match_models_and_round_trip(db_url: str) -> None:
         "devices",
         "meta",
         "used_nonces",
+        "revoked_tokens",
     } <= tables
     downgrade(engine, "base")
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
