@@ -229,7 +229,7 @@ def main() -> int:
             r = httpx.post(f"http://127.0.0.1:{port}/v1/readings", json={"readings": good}, timeout=60)
             r.raise_for_status()
             digest = r.json()["results"][0]["receipt"]["digest"]
-            print(f"server pid {proc.pid}, {args.attackers} attackers, {args.seconds:.0f} s a phase, {args.db}")
+            print(f"server pid {proc.pid}, {args.attackers} attackers, {args.seconds:.0f} s/phase, {args.db}")
             phase("quiet", port, proc.pid, digest, args.seconds, None)
 
             async def attack_oversized(until, codes, n):  # type: ignore[no-untyped-def]
