@@ -5,7 +5,11 @@ signs locally (chain id, the party's nonce from the chain, gas from ``estimate_g
 estimate runs the call, so a call the contract would refuse is answered here, before anything is
 signed, with the contract's custom error (:class:`RelayRefused` ``finance.reverts``).
 
-:func:`relay` sends a signed transaction only if it is exactly the prepared call: it decodes to the
+:func:`relay` sends a signed transaction only if it is exactly the prepared call: it is an EIP-1559
+(type 2) or EIP-2930 (type 1) transaction (else ``finance.relay_type``: a legacy transaction, an EIP-4844
+blob transaction or an EIP-7702 set-code transaction, whose authorization list would let the relay set
+code on an account, are never forwarded), it carries no field the service did not prepare (a non-empty
+access list: ``finance.relay_extra_fields``), it decodes to the
 expected ``to``, ``data``, ``value`` and chain id (else ``finance.relay_mismatch``), it was signed by the
 authenticated party (else ``finance.relay_signer``), and its nonce is unused and leaves no gap (else
 ``finance.relay_nonce``). Nothing is sent when a check fails. A transaction the node refuses is
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from eth_account import Account
 from eth_account.typed_transactions import TypedTransaction
@@ -39,7 +43,9 @@ class RelayRefused(FinanceError):
 
     Codes: ``finance.reverts`` (409, the contract would refuse the call), ``finance.reverted`` (409,
     mined and reverted), ``finance.relay_bad_transaction`` (400, undecodable), ``finance.relay_mismatch``
-    (400, not the prepared call), ``finance.relay_signer`` (403, signed by another key),
+    (400, not the prepared call), ``finance.relay_type`` (400, not an EIP-1559 or EIP-2930 transaction),
+    ``finance.relay_extra_fields`` (400, a field the service did not prepare, such as an access list),
+    ``finance.relay_signer`` (403, signed by another key),
     ``finance.relay_nonce`` (409, nonce already used: a replay), ``finance.relay_refused`` (409, the
     node refused it).
     """
@@ -124,9 +130,76 @@ def prepare(chain: Chain, party: str, fn: ContractFunction, *, context: str) -> 
     }
 
 
+#: The transaction types relayed, and the fields each may carry. The service prepares type 2; a wallet
+#: may sign the same call as type 1. Never: legacy (type 0: a fee model the service did not prepare and,
+#: before EIP-155, no chain id), EIP-4844 blob (3) and EIP-7702 set-code (4) transactions.
+RELAYED_TYPES: Final[Mapping[int, frozenset[str]]] = {
+    1: frozenset({"type", "chainId", "nonce", "gasPrice", "gas", "to", "value", "data", "accessList"}),
+    2: frozenset(
+        {
+            "type",
+            "chainId",
+            "nonce",
+            "maxPriorityFeePerGas",
+            "maxFeePerGas",
+            "gas",
+            "to",
+            "value",
+            "data",
+            "accessList",
+        }
+    ),
+}
+_TYPE_NAMES: Final = {0: "legacy", 1: "EIP-2930", 2: "EIP-1559", 3: "EIP-4844 blob", 4: "EIP-7702 set-code"}
+_SIGNATURE_FIELDS: Final = frozenset({"v", "r", "s", "yParity"})
+
+
+def _tx_type(raw: bytes) -> int:
+    """The EIP-2718 type of raw transaction bytes (0 for a legacy RLP list)."""
+    if not raw:
+        raise RelayRefused(
+            "signed_transaction is empty; send the 0x-hex raw bytes of the prepared transaction signed as "
+            "it is (EIP-1559, type 2)",
+            code="finance.relay_bad_transaction",
+        )
+    return 0 if raw[0] >= 0xC0 else raw[0]
+
+
+def _refuse_unprepared(tx_type: int, fields: Mapping[str, Any], expected: Mapping[str, Any]) -> None:
+    """:class:`RelayRefused` if the transaction carries a field the service did not prepare."""
+    allowed = RELAYED_TYPES[tx_type]
+    extra = sorted(k for k in fields if k not in allowed and k not in _SIGNATURE_FIELDS)
+    if fields.get("accessList") and fields.get("accessList") != expected.get("accessList"):
+        extra.insert(0, "accessList")
+    if extra:
+        raise RelayRefused(
+            f"the signed transaction carries {', '.join(extra)}, which the service did not prepare: sign "
+            "the prepared transaction as it is (no access list); nothing sent",
+            code="finance.relay_extra_fields",
+            details={"fields": extra},
+        )
+
+
 def _decode(signed_raw: str) -> tuple[bytes, dict[str, Any], str]:
     try:
         raw = bytes.fromhex(signed_raw.removeprefix("0x"))
+    except ValueError as e:
+        raise RelayRefused(
+            "signed_transaction is not 0x-hex; send the 0x-hex raw bytes of the prepared transaction signed "
+            "as it is (EIP-1559, type 2)",
+            code="finance.relay_bad_transaction",
+        ) from e
+    tx_type = _tx_type(raw)
+    if tx_type not in RELAYED_TYPES:
+        name = _TYPE_NAMES.get(tx_type, "an unknown type")
+        raise RelayRefused(
+            f"the signed transaction is a type {tx_type} ({name}) transaction; only the prepared EIP-1559 "
+            "(type 2) or an EIP-2930 (type 1) transaction is relayed: sign the prepared transaction as "
+            "it is; nothing sent",
+            code="finance.relay_type",
+            details={"type": tx_type, "accepted": sorted(RELAYED_TYPES)},
+        )
+    try:
         fields = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
         sender = to_checksum_address(Account.recover_transaction(raw))
     except Exception as e:  # any decoding failure is the caller's
@@ -147,6 +220,7 @@ def relay(chain: Chain, party: str, expected: Mapping[str, Any], signed_raw: str
     """
     party = to_checksum_address(party)
     raw, fields, sender = _decode(signed_raw)
+    _refuse_unprepared(int(fields["type"]), fields, expected)
     to = fields.get("to")
     problems = []
     if not to or to_checksum_address(bytes(to)) != to_checksum_address(expected["to"]):

@@ -276,6 +276,11 @@ def test_every_refusal_of_the_relay(world: World) -> None:
     assert w.error(r) == (400, "finance.relay_mismatch")
     r = w.relay(w.core, url, body, "0x02abcdef")
     assert w.error(r) == (400, "finance.relay_bad_transaction")
+    # the prepared call as an EIP-7702 transaction delegating a third account's code (issue 11, finding 8)
+    r = w.relay(w.core, url, body, _retyped(w.core, tx, w.chain, 4, w.rc.address, w.stranger))
+    assert w.error(r) == (400, "finance.relay_type")
+    assert r.json()["error"]["details"] == {"type": 4, "accepted": [1, 2]}
+    assert bytes(w.chain.w3.eth.get_code(w.stranger.address)) == b""
     # nothing was sent by any of these
     assert w.nonce(w.core) == before and w.rc.receivable_count() == 0
 
@@ -413,3 +418,82 @@ def test_relay_on_both_chains(suite: Any) -> None:
             context="approve",
         )
     assert info.value.code == "finance.relay_mismatch" and coin.allowance(party.address, bank.address) == 5
+
+
+def _retyped(
+    who: LocalAccount, tx: dict[str, Any], chain: Chain, tx_type: int, delegate: str, authority: LocalAccount
+) -> str:
+    """The prepared call signed by ``who`` as a transaction of ``tx_type``, as a hostile wallet would.
+
+    Type 4 (EIP-7702) carries ``authority``'s signed authorization to run ``delegate``'s code on its
+    account; type 3 (EIP-4844) a blob hash; type 0 is legacy (EIP-155); type 1 (EIP-2930) an access list.
+    """
+    base = {k: v for k, v in tx.items() if k not in ("from", "type")}
+    fees = {
+        "maxFeePerGas": base.pop("maxFeePerGas"),
+        "maxPriorityFeePerGas": base.pop("maxPriorityFeePerGas"),
+    }
+    if tx_type == 0:
+        return World.sign(who, {**base, "gasPrice": fees["maxFeePerGas"]})
+    if tx_type == 1:
+        entry = {"address": delegate, "storageKeys": ["0x" + "00" * 32]}
+        return World.sign(who, {**base, "gasPrice": fees["maxFeePerGas"], "accessList": [entry]})
+    if tx_type == 3:
+        blob = {"maxFeePerBlobGas": 10**9, "blobVersionedHashes": ["0x01" + "ab" * 31]}
+        return World.sign(who, {**base, **fees, **blob})
+    assert tx_type == 4
+    auth_nonce = chain.w3.eth.get_transaction_count(authority.address)
+    auth = Account.sign_authorization(
+        {"chainId": chain.chain_id, "address": delegate, "nonce": auth_nonce}, authority.key
+    )
+    return World.sign(who, {**base, **fees, "authorizationList": [auth]})
+
+
+def test_relay_forwards_only_the_prepared_transaction_types(suite: Any) -> None:
+    """Issue 11 finding 8: an EIP-7702 (type 4) transaction with an authorization list, a blob (type 3)
+    and a legacy (type 0) one are refused with ``finance.relay_type``, an access list the service did not
+    prepare with ``finance.relay_extra_fields``; nothing is sent, no code is set. The prepared call
+    signed as EIP-2930 (type 1, no access list) is relayed. Embedded chain and anvil (osaka: 7702 on)."""
+    from ledger_service.finance.relay import RelayRefused, expected_call, prepare, relay
+
+    chain: Chain = suite.chain
+    party, third, bank = suite.accounts[5], suite.accounts[7], suite.accounts[8]
+    coin = StablecoinClient(chain, ReceivablesClient.from_deployment(chain, suite.deployment).token())
+    approve = coin.contract.functions.approve(bank.address, 7)
+    expected = expected_call(chain, approve)
+    delegate = coin.address  # any contract: the code a 7702 authorization would install on the party
+    nonce = chain.w3.eth.get_transaction_count(party.address)
+
+    for tx_type, code in [(4, "finance.relay_type"), (3, "finance.relay_type"), (0, "finance.relay_type")]:
+        prepared = prepare(chain, party.address, approve, context="approve")
+        signed = _retyped(party, prepared, chain, tx_type, delegate, third)
+        with pytest.raises(RelayRefused) as info:
+            relay(chain, party.address, expected, signed, context="approve")
+        assert (info.value.code, info.value.http_status) == (code, 400), tx_type
+        assert info.value.details == {"type": tx_type, "accepted": [1, 2]}
+    # EIP-2930 with an access list the service did not prepare; EIP-1559 with one
+    prepared = prepare(chain, party.address, approve, context="approve")
+    for signed in (
+        _retyped(party, prepared, chain, 1, delegate, third),
+        World.sign(
+            party, {**prepared, "accessList": [{"address": delegate, "storageKeys": ["0x" + "00" * 32]}]}
+        ),
+    ):
+        with pytest.raises(RelayRefused) as info:
+            relay(chain, party.address, expected, signed, context="approve")
+        assert info.value.code == "finance.relay_extra_fields" and info.value.details == {
+            "fields": ["accessList"]
+        }
+    # nothing was sent: no nonce spent, no allowance, no code set on the third account (nor the party's)
+    assert chain.w3.eth.get_transaction_count(party.address) == nonce
+    assert coin.allowance(party.address, bank.address) == 0
+    assert bytes(chain.w3.eth.get_code(third.address)) == b""
+    assert bytes(chain.w3.eth.get_code(party.address)) == b""
+
+    # the prepared call signed as EIP-2930 (type 1) without an access list is relayed
+    base = {
+        k: v for k, v in prepared.items() if k not in ("from", "type", "maxFeePerGas", "maxPriorityFeePerGas")
+    }
+    type1 = World.sign(party, {**base, "gasPrice": prepared["maxFeePerGas"], "accessList": []})
+    done = relay(chain, party.address, expected, type1, context="approve")
+    assert chain.receipt(done.tx_hash) is not None and coin.allowance(party.address, bank.address) == 7
