@@ -326,3 +326,58 @@ def test_receivable_reads_and_anonymous_refused(world: World) -> None:
     assert r.status_code == 200 and r.json() == {"parts": []}
     assert w.error(w.client.get("/v1/receivables", headers=w.h(w.bank_a))) == (400, "finance.bad_query")
     assert w.error(w.client.get("/v1/receivables/1", headers=w.h(w.bank_a))) == (404, "finance.no_receivable")
+
+
+def test_receivables_listing_and_approve_need_admission_and_a_relation(world: World) -> None:
+    """Issue 11 finding 11: signing in is not admission. A key the consortium never admitted cannot
+    list a factory's receivables nor relay an approve; an admitted party sees only the parts it is
+    related to (holder, offeree, financier, debtor, creditor); the holder and the debtor see theirs."""
+    from contracts.receivables import ReceivablesClient, receivable_reference
+
+    w = world
+    core = w.ob.account("core")
+    w.ob.admit(core, "core-enterprise")
+    rc = ReceivablesClient.from_deployment(w.ledger.chain, w.ledger.deployment)
+    rid, _ = rc.confirm(
+        core,
+        supplier=w.factory.address,
+        face_value=1_000_000,
+        due_date=w.chain_now() + 90 * 86_400,
+        reference=receivable_reference("INV-ISSUE11-1"),
+    )
+    root = rc.receivable(rid).root_part
+    url = f"/v1/receivables?holder={w.factory.address}"
+
+    # a signed-in key admitted for nothing: 403, for the listing and for approve (prepare and relay)
+    assert w.error(w.client.get(url, headers=w.h(w.stranger))) == (403, "finance.not_admitted")
+    offers = f"/v1/receivables?offered_to={w.bank_a.address}"
+    assert w.error(w.client.get(offers, headers=w.h(w.stranger))) == (403, "finance.not_admitted")
+    r = w.client.post("/v1/stablecoin/approve/prepare", json={"amount": 5}, headers=w.h(w.stranger))
+    assert w.error(r) == (403, "finance.not_admitted")
+    r = w.client.post(
+        "/v1/stablecoin/approve",
+        json={"amount": 5, "signed_transaction": "0x02"},
+        headers=w.h(w.stranger),
+    )
+    assert w.error(r) == (403, "finance.not_admitted")
+
+    # an admitted bank with no relation to the factory's receivable sees none of its parts
+    r = w.client.get(url, headers=w.h(w.bank_b))
+    assert r.status_code == 200 and r.json() == {"parts": []}
+
+    # the holder and the debtor see the part
+    for who in (w.factory, core):
+        r = w.client.get(url, headers=w.h(who))
+        assert r.status_code == 200, r.text
+        assert [(p["id"], p["holder"]) for p in r.json()["parts"]] == [(root, w.factory.address)]
+
+    # once offered to bank A, bank A sees it among its offers; bank B still does not
+    rc.offer(w.factory, root, bank=w.bank_a.address, min_price=900_000)
+    r = w.client.get(offers, headers=w.h(w.bank_a))
+    assert [p["id"] for p in r.json()["parts"]] == [root]
+    assert w.client.get(offers, headers=w.h(w.bank_b)).json() == {"parts": []}
+
+    # an admitted payer may prepare an approve (the bank, before financing)
+    r = w.client.post("/v1/stablecoin/approve/prepare", json={"amount": 5}, headers=w.h(w.bank_a))
+    assert r.status_code == 200, r.text
+    assert r.json()["call"] == "approve"

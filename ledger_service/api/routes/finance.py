@@ -308,7 +308,7 @@ def _jsonable(obj: Any) -> Any:
 
 @router.get(
     "/receivables",
-    summary="Receivable parts held by `holder` or offered to `offered_to`, from the chain",
+    summary="Receivable parts held by `holder` or offered to `offered_to` that the caller is related to",
     responses=_REFUSALS,
 )
 async def receivables(
@@ -320,16 +320,61 @@ async def receivables(
     return await run_in_threadpool(_list_receivables, service, party.address, holder, offered_to)
 
 
+#: Admitted for any of these, a party takes part in receivables (see :func:`_require_receivables_party`).
+RECEIVABLE_ACTIONS: tuple[str, ...] = (
+    "supet.receivable.hold",
+    "supet.receivable.create",
+    "supet.receivable.finance",
+)
+#: The payers: they approve the Receivables contract to move their settlement tokens.
+PAYER_ACTIONS: tuple[str, ...] = ("supet.receivable.create", "supet.receivable.finance")
+
+
+def _require_receivables_party(service: Any, party: str, actions: tuple[str, ...], what: str) -> None:
+    """Refuse (403 ``finance.not_admitted``) a party admitted for none of ``actions``.
+
+    Signing in only proves a key; taking part in receivables needs the consortium's admission.
+    """
+    client = _receivables(service)
+    gate = ParticipantRegistryClient.at(service.chain, client.admission_gate())
+    if any(gate.is_admitted(party, action_id(a)) for a in actions):
+        return
+    raise AccessRefused(
+        f"{party} is not admitted for any of {', '.join(actions)}, so it may not {what}; "
+        f"GET /v1/parties/{party}/admission says what is missing",
+        code="finance.not_admitted",
+    )
+
+
+def related_to_part(party: str, part: dict[str, Any], receivable: dict[str, Any]) -> bool:
+    """The one rule of who sees a receivable part in a listing: its holder, the bank it is offered
+    to, the bank that financed it, or the receivable's debtor or creditor (the supplier it was
+    confirmed to). Nobody else, whatever the query named."""
+    return party in (
+        part.get("holder"),
+        part.get("offered_to"),
+        part.get("financed_by"),
+        receivable.get("debtor"),
+        receivable.get("supplier"),
+    )
+
+
 def _list_receivables(service: Any, party: str, holder: str | None, offered_to: str | None) -> Any:
     client = _receivables(service)
     if (holder is None) == (offered_to is None):
         raise FinanceError("give exactly one of holder= and offered_to=", code="finance.bad_query")
-    if holder is not None:
-        ids = client.parts_held_by(_address(holder))
-    else:
-        assert offered_to is not None
-        ids = client.offers_to(_address(offered_to))
-    parts = [_jsonable(client.part(i)) for i in ids]
+    named = _address(holder if holder is not None else str(offered_to))
+    _require_receivables_party(service, party, RECEIVABLE_ACTIONS, "list receivables")
+    ids = client.parts_held_by(named) if holder is not None else client.offers_to(named)
+    parts: list[dict[str, Any]] = []
+    receivables: dict[int, dict[str, Any]] = {}
+    for i in ids:
+        part = _jsonable(client.part(i))
+        rid = int(part["receivable_id"])
+        if rid not in receivables:
+            receivables[rid] = _jsonable(client.receivable(rid))
+        if related_to_part(party, part, receivables[rid]):
+            parts.append(part)
     if offered_to is not None and _address(offered_to) == party:
         # a bank sees the offering supplier's current record, only while the supplier's consent stands
         desk = desk_of(service)
@@ -761,6 +806,7 @@ class ApproveSubmitIn(ApproveIn):
 
 
 def _approve(service: Any, party: str, body: ApproveIn) -> _Write:
+    _require_receivables_party(service, party, PAYER_ACTIONS, "approve the Receivables contract")
     rc = _receivables(service)
     coin = StablecoinClient(service.chain, rc.token())
     fn = coin.contract.functions.approve(rc.address, body.amount)  # the spender is always the Receivables
