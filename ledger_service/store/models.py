@@ -220,3 +220,29 @@ class RevokedTokenRow(SQLModel, table=True):
     party: str = Field(max_length=42, nullable=False)
     expires_ms: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
     revoked_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class AccessRefusalTallyRow(SQLModel, table=True):
+    """Refused credit queries of parties not admitted as banks, counted per (factory, reason, hour).
+
+    Not the access log: these attempts prove nothing about a bank (anyone can make a key and ask),
+    so they are counted here, bounded, and never anchored. ``factory`` is ``""`` when the attempt
+    named none and ``"*"`` for the catch-all row of an hour whose per-factory rows are at their cap.
+    ``last_party`` and ``last_request_id`` are the latest such attempt's.
+    """
+
+    __tablename__ = "access_refusal_tally"
+    __table_args__ = (
+        UniqueConstraint("factory", "window_ms", "reason", name="uq_access_refusal_tally_key"),
+        Index("ix_access_refusal_tally_window", "window_ms"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    factory: str = Field(max_length=42, nullable=False)
+    reason: str = Field(max_length=48, nullable=False)
+    window_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    count: int = Field(sa_column=Column(BigInteger, nullable=False))
+    first_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_party: str = Field(max_length=42, nullable=False)
+    last_request_id: str = Field(max_length=64, nullable=False)
