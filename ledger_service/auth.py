@@ -63,7 +63,7 @@ from contracts.errors import ContractRevert
 from contracts.registry import ENROLLER_ROLE, OPERATOR_ROLE
 from ledger_service.config import Settings
 from ledger_service.errors import AuthError, StoreError
-from ledger_service.store.models import UsedNonceRow
+from ledger_service.store.models import RevokedTokenRow, UsedNonceRow
 
 if TYPE_CHECKING:
     from ledger_service.service import LedgerService
@@ -78,6 +78,7 @@ __all__ = [
     "Authenticator",
     "IssuedToken",
     "LoginChallenge",
+    "NotASession",
     "PartyAddress",
     "RoleChecker",
     "RoleRequired",
@@ -161,7 +162,8 @@ class AuthenticationFailed(AuthError):
     """The caller did not prove control of an address (HTTP 401).
 
     ``code``: ``auth.missing``, ``auth.bad_signature``, ``auth.bad_token``,
-    ``auth.bad_message``, ``auth.expired``, ``auth.replayed`` or ``auth.ambiguous``.
+    ``auth.bad_message``, ``auth.expired``, ``auth.revoked`` (signed out), ``auth.replayed`` or
+    ``auth.ambiguous``.
     """
 
     code = "auth.failed"
@@ -169,6 +171,13 @@ class AuthenticationFailed(AuthError):
 
     def __init__(self, message: str, *, code: str) -> None:
         super().__init__(message, code=code)
+
+
+class NotASession(AuthError):
+    """Sign-out was asked with a credential that is not a session (a signed request) (HTTP 400)."""
+
+    code = "auth.not_a_session"
+    http_status = 400
 
 
 class RoleRequired(AuthError):
@@ -354,10 +363,11 @@ class Authenticator:
         self.request_window = dt.timedelta(seconds=settings.signed_request_window_seconds)
         self.engine = engine
         self.clock = clock
-        secret = settings.token_secret.get_secret_value().encode("utf-8")
+        secret = settings.token_secret_bytes()
         self._token_key = hmac.new(secret, b"supet.auth.token.v1", hashlib.sha256).digest()
         self._nonce_key = hmac.new(secret, b"supet.auth.login-nonce.v1", hashlib.sha256).digest()
         self._last_prune = 0.0
+        self._last_revoked_prune = 0.0
 
     # -------------------------------------------------------------- sign-in
 
@@ -511,12 +521,50 @@ class Authenticator:
                 f"{int(self.token_ttl.total_seconds() // 60)} minutes)",
                 code="auth.expired",
             )
-        return AuthenticatedParty(
+        party = AuthenticatedParty(
             address=parse_address(claims["sub"], "the token's subject"),
             method=AuthMethod.TOKEN,
             credential_id=str(claims["jti"]),
             expires_at=expires,
         )
+        self._refuse_revoked(party.credential_id)
+        return party
+
+    def revoke(self, party: AuthenticatedParty) -> None:
+        """End the session of ``party``'s token now (sign-out): refused from the next request on.
+
+        The token's id is recorded in ``revoked_tokens`` with the token's own expiry, on every
+        instance sharing the database at once. Rows of tokens expired anyway are pruned now and
+        then. A signed request is no session (it is single-use already): :class:`NotASession`.
+        """
+        if party.method is not AuthMethod.TOKEN:
+            raise NotASession(
+                "only a token's session can be signed out: send `Authorization: Bearer <token>`; a "
+                "signed request is single-use already and leaves nothing to end",
+            )
+        now_ms = _ms(self.clock())
+        try:
+            with Session(self.engine) as session:
+                if time.monotonic() - self._last_revoked_prune > 60:
+                    self._last_revoked_prune = time.monotonic()
+                    session.exec(delete(RevokedTokenRow).where(RevokedTokenRow.expires_ms < now_ms))  # type: ignore[arg-type]
+                if session.get(RevokedTokenRow, party.credential_id) is None:
+                    session.add(
+                        RevokedTokenRow(
+                            jti=party.credential_id,
+                            party=party.address,
+                            expires_ms=_ms(party.expires_at),
+                            revoked_ms=now_ms,
+                        )
+                    )
+                session.commit()
+        except IntegrityError:
+            return  # signed out by a concurrent request: the token is revoked either way
+        except SQLAlchemyError as e:
+            raise StoreError(
+                f"cannot record the sign-out: {type(e).__name__}; the token still works until it "
+                "expires, retry the sign-out"
+            ) from e
 
     # -------------------------------------------------------------- signed requests
 
@@ -585,6 +633,28 @@ class Authenticator:
     def _nonce_mac(self, party: str, rand: str, issued: dt.datetime, expires: dt.datetime) -> str:
         text = f"{self.chain_id}|{self.domain}|{self.uri}|{party}|{rand}|{_ms(issued)}|{_ms(expires)}"
         return hmac.new(self._nonce_key, text.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+    def _refuse_revoked(self, token_id: str) -> None:
+        """:class:`AuthenticationFailed` (``auth.revoked``) if the token was signed out.
+
+        One primary-key lookup per request, not cached: a sign-out takes effect on the very
+        next request, on every instance sharing the database. An unreachable database refuses
+        the request (:class:`StoreError`, 503) rather than accepting a token it cannot check.
+        """
+        try:
+            with Session(self.engine) as session:
+                revoked = session.get(RevokedTokenRow, token_id)
+        except SQLAlchemyError as e:
+            raise StoreError(
+                f"cannot check whether the token was signed out: {type(e).__name__}; retry later"
+            ) from e
+        if revoked is not None:
+            at = dt.datetime.fromtimestamp(revoked.revoked_ms / 1000, dt.UTC)
+            raise AuthenticationFailed(
+                f"this token was signed out at {_iso(at)}; sign in again "
+                "(POST /v1/auth/challenge, then /v1/auth/token)",
+                code="auth.revoked",
+            )
 
     def _consume(self, key: str, party: str, expires_ms: int, what: str) -> None:
         """Record ``key`` as used; :class:`AuthenticationFailed` (``auth.replayed``) if it was.
@@ -774,7 +844,8 @@ async def current_party(
             "send a bearer token or the X-Supet-* signature headers, not both", code="auth.ambiguous"
         )
     if bearer is not None:
-        return state.authenticator.verify_token(bearer.credentials)
+        # verifying asks the database (revoked tokens): not on the event loop
+        return await run_in_threadpool(state.authenticator.verify_token, bearer.credentials)
     if any(v is not None for v in signed):
         address, timestamp, nonce, signature = signed
         if address is None or timestamp is None or nonce is None or signature is None:

@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import secrets
+import stat
+import tempfile
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger_service.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 #: Values that must never be used as secrets outside development.
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev", "development", "placeholder"})
+#: Shortest token secret accepted (characters) outside a development service on the embedded chain.
+MIN_SECRET_CHARS: Final = 32
+#: Name of the generated token secret's file in the data directory.
+TOKEN_SECRET_FILE: Final = "token-secret"
+_MAKE_SECRET: Final = "python -c 'import secrets; print(secrets.token_hex(32))'"
+
+
+def is_placeholder_secret(value: str) -> bool:
+    """Whether ``value`` is a well-known placeholder or shorter than :data:`MIN_SECRET_CHARS`."""
+    return value.strip().lower() in PLACEHOLDER_SECRETS or len(value) < MIN_SECRET_CHARS
 
 
 class Environment(StrEnum):
@@ -47,8 +64,14 @@ class Settings(BaseSettings):
     anchor_timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
     #: The anchoring signer's private key (holds ANCHOR_ROLE). Development: a public test key.
     anchor_key: SecretStr | None = None
-    #: Secret for session tokens (HMAC).
-    token_secret: SecretStr = SecretStr("dev")
+    #: Secret (32+ characters) of party tokens and the portal's CSRF key (HMAC). Unset: a random one
+    #: is generated on first start in `token-secret` of the data directory (mode 0600) and reused
+    #: after restarts. Set it, the same on each, when several instances share one database.
+    #: Required in production; a placeholder is refused unless the chain is the embedded one.
+    token_secret: SecretStr | None = None
+    #: The service's own files (the generated `token-secret`). Unset: the directory of the SQLite
+    #: database, or `supet-data` in the working directory with PostgreSQL.
+    data_dir: Path | None = None
     #: The service's public base URL: its host[:port] is the domain of sign-in messages and signed
     #: requests (EIP-4361), so a signature made for another service is refused here.
     public_url: str = "http://127.0.0.1:8000"
@@ -66,8 +89,14 @@ class Settings(BaseSettings):
     late_window_ms: Annotated[int, Field(ge=0)] = 7 * 24 * 3_600_000
     #: Submissions per HTTP request.
     max_batch_submissions: Annotated[int, Field(ge=1, le=100_000)] = 10_000
-    #: Largest request body accepted (bytes).
+    #: Largest request body of POST /v1/readings (bytes).
     max_body_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
+    #: Largest request body of every other route (bytes): refused with 413 while it streams in.
+    max_request_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
+    #: A request's whole body must arrive within this time, or it is answered 408 (seconds).
+    request_body_timeout_seconds: Annotated[float, Field(gt=0, le=3_600)] = 30.0
+    #: Request body bytes held at once by all requests; a body beyond it is answered 503 (retry).
+    max_buffered_body_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024 * 1024
     #: Worker processes checking signatures (0: check in the request's process).
     verify_workers: Annotated[int, Field(ge=0, le=64)] = 2
     #: An unknown device triggers a registry refresh at most this often (seconds).
@@ -88,14 +117,23 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
-        if self.environment is Environment.PRODUCTION:
-            if (
-                self.token_secret.get_secret_value().lower() in PLACEHOLDER_SECRETS
-                or len(self.token_secret.get_secret_value()) < 32
-            ):
+        secret = self.token_secret.get_secret_value() if self.token_secret is not None else None
+        production = self.environment is Environment.PRODUCTION
+        if secret is not None and is_placeholder_secret(secret) and (production or self.chain != "embedded"):
+            # a token signed with a public or guessable key is a session anyone can mint, on a
+            # chain whose roles and data are real
+            where = "in production" if production else f"with a real chain ({self.chain})"
+            raise ConfigError(
+                f"SUPET_TOKEN_SECRET is a placeholder or shorter than {MIN_SECRET_CHARS} characters, "
+                f"refused {where}: anyone could sign a token for any party with it. Set a random "
+                f"secret (e.g. `{_MAKE_SECRET}`)"
+                + ("" if production else ", or unset it and the service generates one in its data directory")
+            )
+        if production:
+            if secret is None:
                 raise ConfigError(
-                    "SUPET_TOKEN_SECRET is a placeholder or shorter than 32 characters: set a random "
-                    "secret (e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`) in production"
+                    "SUPET_TOKEN_SECRET is required in production: set a random secret (e.g. "
+                    f"`{_MAKE_SECRET}`), the same on every instance that shares the database"
                 )
             if self.anchor_key is None:
                 raise ConfigError("SUPET_ANCHOR_KEY is required in production (the anchoring signer's key)")
@@ -105,7 +143,122 @@ class Settings(BaseSettings):
             raise ConfigError(
                 "SUPET_DEPLOYMENT is required with a JSON-RPC chain: the file `supet deploy` wrote"
             )
+        if secret is not None and is_placeholder_secret(secret):
+            log.warning(
+                "SUPET_TOKEN_SECRET is a placeholder: anyone can sign a token for any party. Accepted "
+                "only because the chain is the embedded (development) one; unset it to get a random "
+                "secret generated in the data directory"
+            )
         return self
+
+    @property
+    def data_path(self) -> Path:
+        """The data directory: ``data_dir``, else the SQLite database's directory, else ``supet-data``."""
+        if self.data_dir is not None:
+            return self.data_dir
+        if self.database_url.startswith("sqlite") and "///" in self.database_url:
+            path = self.database_url.split("///", 1)[1].split("?", 1)[0]
+            if path and path != ":memory:":
+                return Path(path).parent
+        return Path("supet-data")
+
+    def token_secret_bytes(self) -> bytes:
+        """The token secret, as loaded (see :func:`with_token_secret`); :class:`ConfigError` if none."""
+        if self.token_secret is None:
+            raise ConfigError(
+                "no token secret loaded: build the service with LedgerService.build (it reads or creates "
+                f"{self.data_path / TOKEN_SECRET_FILE}) or set SUPET_TOKEN_SECRET"
+            )
+        return self.token_secret.get_secret_value().encode("utf-8")
+
+
+def with_token_secret(settings: Settings) -> Settings:
+    """``settings`` with its token secret: the one set, else the installation's (created on first use)."""
+    if settings.token_secret is not None:
+        return settings
+    secret = load_or_create_token_secret(settings.data_path / TOKEN_SECRET_FILE)
+    return settings.model_copy(update={"token_secret": SecretStr(secret)})
+
+
+def load_or_create_token_secret(path: Path) -> str:
+    """The secret in ``path``; on first use, a random one (32 bytes, hex) written there first.
+
+    The file is written whole to a temporary file (mode 0600) and linked into place, so a reader
+    never sees a partial secret, and when two processes start at once both use the one linked
+    first. Refused (:class:`ConfigError`): a file other users may read, or one holding a
+    placeholder or a short secret.
+    """
+    try:
+        return _read_token_secret(path)
+    except FileNotFoundError:
+        pass
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{TOKEN_SECRET_FILE}.", dir=path.parent)  # mode 0600
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as f:
+                f.write(secrets.token_hex(32) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process created it first: use that one
+            else:
+                log.warning(
+                    "generated a new token secret in %s: keep it with the service's data (tokens and "
+                    "portal sessions survive restarts with it); when several instances share the "
+                    "database, set SUPET_TOKEN_SECRET instead, the same on each",
+                    path,
+                )
+        finally:
+            os.unlink(tmp)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as e:
+        raise ConfigError(
+            f"cannot create the token secret {path} ({e.strerror or e}): make the data directory "
+            "writable by the service (SUPET_DATA_DIR), or set SUPET_TOKEN_SECRET"
+        ) from e
+    return _read_token_secret(path)
+
+
+def _read_token_secret(path: Path) -> str:
+    """The secret in ``path`` (``FileNotFoundError`` if there is none); :class:`ConfigError` if unsafe."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise ConfigError(
+            f"cannot read the token secret {path} ({e.strerror or e}): check SUPET_DATA_DIR, or set "
+            "SUPET_TOKEN_SECRET"
+        ) from e
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(
+            f"the token secret {path} is not a regular file: remove it, or set SUPET_TOKEN_SECRET"
+        )
+    if info.st_mode & 0o077:
+        raise ConfigError(
+            f"the token secret {path} may be read by other users (mode {stat.S_IMODE(info.st_mode):o}): "
+            f"`chmod 600 {path}`, and delete it if someone else may have read it (a new one is generated; "
+            "signed-in parties sign in again)"
+        )
+    try:
+        secret = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(
+            f"cannot read the token secret {path} ({e}): delete it to generate a new one"
+        ) from e
+    if is_placeholder_secret(secret):
+        raise ConfigError(
+            f"the token secret in {path} is a placeholder or shorter than {MIN_SECRET_CHARS} characters: "
+            "delete the file to generate a random one, or set SUPET_TOKEN_SECRET"
+        )
+    return secret
 
 
 def settings_markdown() -> str:

@@ -15,7 +15,7 @@ from contracts.chain import Chain, dev_accounts
 from contracts.deploy import Deployment, deploy_suite
 from contracts.errors import ChainError
 from ledger_service.anchoring import AnchoringWorker, build_encoded_tree
-from ledger_service.config import Environment, Settings
+from ledger_service.config import Environment, Settings, with_token_secret
 from ledger_service.errors import ConfigError
 from ledger_service.ingest.committer import Committer
 from ledger_service.ingest.pipeline import IngestPipeline
@@ -79,7 +79,12 @@ class LedgerService:
     def build(
         cls, settings: Settings, *, chain: Chain | None = None, deployment: Deployment | None = None
     ) -> LedgerService:
-        """Connect to the chain and the database; on the embedded chain, deploy the suite first."""
+        """Connect to the chain and the database; on the embedded chain, deploy the suite first.
+
+        Without ``SUPET_TOKEN_SECRET``, the installation's token secret is read from its data
+        directory, or generated there on the first start (:func:`with_token_secret`).
+        """
+        settings = with_token_secret(settings)
         if deployment is None and settings.chain != "embedded":
             assert settings.deployment is not None  # enforced by Settings
             deployment = Deployment.load(settings.deployment)

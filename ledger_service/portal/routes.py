@@ -184,6 +184,9 @@ async def logout(request: Request) -> Response:
     v = visitor(request)
     form = await read_form(request)
     check_csrf(request, v, form)
+    if v.party is not None:
+        # the cookie is an API token: end it on the server too, not only in this browser
+        await run_in_threadpool(auth_state(request).authenticator.revoke, v.party)
     response = RedirectResponse("/portal/login?signed_out=1", status_code=303)
     clear_session(request, response)
     return response

@@ -69,7 +69,7 @@ class Visitor:
 
 def _csrf_key(request: Request) -> bytes:
     service: LedgerService = request.app.state.service
-    secret = service.settings.token_secret.get_secret_value().encode("utf-8")
+    secret = service.settings.token_secret_bytes()
     return hmac.new(secret, b"supet.portal.csrf.v1", hashlib.sha256).digest()
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
+import re
 import secrets
 import time
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -28,8 +31,9 @@ from ledger_service.auth import (
     parse_address,
     siwe_message,
 )
+from ledger_service.config import Settings
 from ledger_service.service import LedgerService
-from ledger_service.store.models import UsedNonceRow
+from ledger_service.store.models import RevokedTokenRow, UsedNonceRow
 
 DOMAIN = "127.0.0.1:8000"
 
@@ -397,3 +401,166 @@ def test_spent_nonces_are_pruned_once_their_credential_expired(
             "req:live",
             f"siwe:{challenge.nonce}",
         ]
+
+
+# ---------------------------------------------------------------------------- issue 11: findings 4 and 10
+
+
+def _minted(ledger: LedgerService, party: str, key: bytes) -> str:
+    """A token for ``party`` signed with the token key derived from the secret ``key``, as an attacker
+    who knows (or guesses) the secret would make it: every claim as the service itself would write it."""
+    token_key = hmac.new(key, b"supet.auth.token.v1", hashlib.sha256).digest()
+    now = int(time.time())
+    registry = ledger.deployment.address("DeviceRegistry")
+    claims = {
+        "iss": DOMAIN,
+        "aud": f"supet-ledger:eip155:{ledger.chain.chain_id}:{registry}",
+        "sub": party,
+        "chain_id": ledger.chain.chain_id,
+        "jti": secrets.token_hex(16),
+        "iat": now,
+        "exp": now + 600,
+    }
+    return jwt.encode(claims, token_key, algorithm="HS256")
+
+
+def _portal(client: TestClient, token: str, browser: str | None = None) -> Any:
+    """GET /portal as a browser holding ``token`` in its session cookie (and the CSRF cookie ``browser``)."""
+    client.cookies.clear()
+    cookie = f"supet_session={token}" + (f"; supet_csrf={browser}" if browser else "")
+    return client.get("/portal", headers={"Cookie": cookie})
+
+
+def test_a_token_minted_with_the_public_dev_secret_is_refused_by_a_default_installation(
+    client: TestClient, ledger: LedgerService, consortium: TestConsortium
+) -> None:
+    """Finding 4: with the default settings, a token HMAC'd under `dev` is no session, on the API or the
+    portal (before the fix the default secret was `dev`, and this token read the factory's data)."""
+    factory = consortium.factory
+    forged = _minted(ledger, factory.address, b"dev")
+    assert error(client.get("/v1/auth/me", headers=bearer(forged))) == (401, "auth.bad_signature")
+    assert factory.address not in _portal(client, forged).text
+    # the service's own token, for contrast, is a session on both
+    genuine = login(client, factory)
+    assert client.get("/v1/auth/me", headers=bearer(genuine)).status_code == 200
+    assert f'id="who">{factory.address}<' in _portal(client, genuine).text
+    # and it is signed with the installation's secret, generated in the data directory
+    secret_file = ledger.settings.data_path / "token-secret"
+    assert ledger.settings.token_secret is not None
+    assert secret_file.read_text().strip() == ledger.settings.token_secret.get_secret_value()
+    assert _minted(ledger, factory.address, ledger.settings.token_secret_bytes()) != forged
+
+
+def test_installations_refuse_each_others_tokens_and_a_restart_keeps_its_secret(
+    tmp_path: Path, consortium: TestConsortium, ledger: LedgerService
+) -> None:
+    chain, deployment, factory = ledger.chain, ledger.deployment, consortium.factory
+
+    def install(name: str) -> LedgerService:
+        settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            database_url=f"sqlite:///{tmp_path / name / 'ledger.db'}",
+            verify_workers=0,
+            anchoring=False,
+            registry_refresh_seconds=0,
+        )
+        return LedgerService.build(settings, chain=chain, deployment=deployment)
+
+    a, b = install("a"), install("b")
+    with TestClient(create_app(service=a)) as on_a, TestClient(create_app(service=b)) as on_b:
+        token = login(on_a, factory)
+        assert on_a.get("/v1/auth/me", headers=bearer(token)).status_code == 200
+        assert error(on_b.get("/v1/auth/me", headers=bearer(token))) == (401, "auth.bad_signature")
+    a.stop()
+    b.stop()
+    restarted = install("a")  # the same installation, started again: fresh settings, same data directory
+    try:
+        with TestClient(create_app(service=restarted)) as again:
+            assert again.get("/v1/auth/me", headers=bearer(token)).status_code == 200
+    finally:
+        restarted.stop()
+
+
+def test_sign_out_ends_that_session_only(
+    db_url: str, client: TestClient, ledger: LedgerService, consortium: TestConsortium
+) -> None:
+    """Finding 10: after POST /v1/auth/logout the token is refused (401 auth.revoked) on the API, also by
+    another instance on the same database; another session of the same party still works."""
+    factory = consortium.factory
+    first, second = login(client, factory), login(client, factory)
+    r = client.post("/v1/auth/logout", headers=bearer(first))
+    assert r.status_code == 204 and r.content == b""
+    r = client.get("/v1/auth/me", headers=bearer(first))
+    assert error(r) == (401, "auth.revoked") and "sign in again" in r.json()["error"]["message"]
+    assert r.headers["www-authenticate"].startswith("Bearer")
+    assert client.get("/v1/auth/me", headers=bearer(second)).status_code == 200
+    assert error(client.post("/v1/auth/logout", headers=bearer(first))) == (401, "auth.revoked")
+    # a signed request is single-use already: no session to end
+    signed = signed_headers(factory, "POST", "/v1/auth/logout")
+    assert error(client.post("/v1/auth/logout", headers=signed)) == (400, "auth.not_a_session")
+    # recorded with the token's own expiry (rows can be purged after it)
+    claims = jwt.decode(first, options={"verify_signature": False})
+    with Session(ledger.engine) as s:
+        rows = list(s.exec(select(RevokedTokenRow)))
+    assert [(row.jti, row.party, row.expires_ms) for row in rows] == [
+        (claims["jti"], factory.address, claims["exp"] * 1000)
+    ]
+    # another instance (a restart) on the same database refuses it too
+    ledger.stop()
+    again = LedgerService.build(ledger.settings, chain=ledger.chain, deployment=ledger.deployment)
+    try:
+        with TestClient(create_app(service=again)) as other:
+            assert error(other.get("/v1/auth/me", headers=bearer(first))) == (401, "auth.revoked")
+            assert other.get("/v1/auth/me", headers=bearer(second)).status_code == 200
+    finally:
+        again.stop()
+
+
+def test_portal_sign_out_revokes_the_cookie_token(
+    db_url: str, client: TestClient, ledger: LedgerService, consortium: TestConsortium
+) -> None:
+    """Finding 10: the portal's session cookie is the API token; its sign-out ends it on the server, so a
+    copy of the cookie is refused by the API and the portal afterwards; another session still works."""
+    factory = consortium.factory
+    session, other = login(client, factory), login(client, factory)
+    page = _portal(client, session)
+    assert f'id="who">{factory.address}<' in page.text
+    browser = page.cookies["supet_csrf"]
+    page = _portal(client, session, browser)
+    csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', page.text)
+    assert csrf is not None
+    client.cookies.clear()
+    r = client.post(
+        "/portal/logout",
+        data={"csrf": csrf.group(1)},
+        headers={"Cookie": f"supet_session={session}; supet_csrf={browser}"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/portal/login?signed_out=1"
+    assert error(client.get("/v1/auth/me", headers=bearer(session))) == (401, "auth.revoked")
+    assert factory.address not in _portal(client, session, browser).text
+    assert client.get("/v1/auth/me", headers=bearer(other)).status_code == 200
+    assert f'id="who">{factory.address}<' in _portal(client, other).text
+
+
+def test_revoked_tokens_are_purged_once_expired(ledger: LedgerService, consortium: TestConsortium) -> None:
+    auth = Authenticator(
+        settings=ledger.settings,
+        engine=ledger.engine,
+        chain_id=ledger.chain.chain_id,
+        registry_address=ledger.deployment.address("DeviceRegistry"),
+    )
+    now_ms = int(time.time() * 1000)
+    with Session(ledger.engine) as s:
+        s.add(
+            RevokedTokenRow(jti="old", party=consortium.factory.address, expires_ms=now_ms - 1, revoked_ms=1)
+        )
+        s.commit()
+    challenge = auth.issue_login(consortium.factory.address)
+    issued = auth.redeem_login(challenge.message, sign_text(consortium.factory, challenge.message))
+    auth.revoke(auth.verify_token(issued.token))
+    with pytest.raises(AuthenticationFailed) as info:
+        auth.verify_token(issued.token)
+    assert info.value.code == "auth.revoked"
+    with Session(ledger.engine) as s:
+        assert [row.jti for row in s.exec(select(RevokedTokenRow))] == [issued.token_id]

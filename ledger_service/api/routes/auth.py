@@ -76,7 +76,8 @@ router = APIRouter(
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {
         "description": "Not authenticated: `auth.missing`, `auth.bad_signature`, `auth.bad_token`, "
-        "`auth.bad_message`, `auth.expired`, `auth.replayed`, `auth.ambiguous`.",
+        "`auth.bad_message`, `auth.expired`, `auth.revoked` (signed out), `auth.replayed`, "
+        "`auth.ambiguous`.",
         "model": ErrorEnvelope,
     },
     503: {"description": "The chain or the database cannot be reached.", "model": ErrorEnvelope},
@@ -212,3 +213,24 @@ def me(party: CurrentParty, request: Request) -> Any:
         "expires_at": _iso(party.expires_at),
         "roles": {spec.name: roles.holds(party.address, spec) for spec in (ENROLLER, OPERATOR)},
     }
+
+
+@router.post(
+    "/logout",
+    status_code=204,
+    response_class=Response,
+    summary="Sign out: the bearer token stops working now, not when it expires",
+    description=(
+        "Records the presented token's id as revoked (in the database, so on every instance at once). "
+        "From the next request on, the token is refused with 401 `auth.revoked` on the API and in the "
+        "portal. Other sessions of the same party are not affected. Only a bearer token is a session: a "
+        "signed request is answered 400 `auth.not_a_session`."
+    ),
+    responses={
+        **AUTH_ERRORS,
+        400: {"description": "`auth.not_a_session`: not a bearer token.", "model": ErrorEnvelope},
+    },
+)
+async def logout(party: CurrentParty, request: Request) -> Response:
+    await run_in_threadpool(auth_state(request).authenticator.revoke, party)
+    return Response(status_code=204)
