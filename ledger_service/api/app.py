@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from contracts.errors import ChainError
+from ledger_service.api.limits import RequestLimitsMiddleware
 from ledger_service.api.models import BatchIn, SubmissionIn
 from ledger_service.api.responses import FastJSONResponse
 from ledger_service.api.routes import (
@@ -56,6 +57,20 @@ def create_app(settings: Settings | None = None, *, service: LedgerService | Non
     app.include_router(lots_epcis.router)
     app.include_router(certification.router)
     app.include_router(parties.router)
+
+    fallback: list[Settings] = []
+
+    def current_settings() -> Settings:
+        svc = getattr(app.state, "service", None)
+        if svc is not None:
+            return svc.settings
+        if not fallback:
+            fallback.append(service.settings if service is not None else settings or Settings())
+        return fallback[0]
+
+    # Every body is capped, timed and strictly decoded before routing and authentication: installed
+    # first, so the request-id and metrics middlewares (ledger_service.api) wrap its refusals too.
+    app.add_middleware(RequestLimitsMiddleware, settings=current_settings)
 
     @app.exception_handler(LedgerError)
     async def _ledger_error(_: Request, exc: LedgerError) -> JSONResponse:

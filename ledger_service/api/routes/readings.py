@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from ledger_service.api.deps import ServiceDep
+from ledger_service.api.limits import DECODED_BODY
 from ledger_service.api.models import (
     SUBMISSION_EXAMPLE,
     BatchOut,
@@ -21,7 +22,7 @@ from ledger_service.api.models import (
 from ledger_service.api.responses import FastJSONResponse
 from ledger_service.ingest.committer import Receipt
 from ledger_service.ingest.pipeline import ItemResult
-from ledger_service.jsonio import BodyDecodeError, loads_exact
+from ledger_service.jsonio import BodyDecodeError, loads_strict
 from ledger_service.proofs import ProofPending, device_history, parse_digest, proof_bundle, reading_status
 
 router = APIRouter(prefix="/v1", tags=["readings"])
@@ -93,19 +94,22 @@ def error(http_status: int, code: str, message: str, **extra: Any) -> JSONRespon
 )
 async def submit(request: Request, service: ServiceDep) -> JSONResponse:
     settings = service.settings
-    too_large = f"the body exceeds {settings.max_body_bytes} bytes: split the batch"
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > settings.max_body_bytes:
-        return error(413, "request.too_large", too_large)
-    chunks = bytearray()
-    async for chunk in request.stream():  # bounded: a chunked body is refused as soon as it is too large
-        chunks += chunk
-        if len(chunks) > settings.max_body_bytes:
+    if DECODED_BODY in request.scope:  # capped, timed and strictly decoded by RequestLimitsMiddleware
+        payload = request.scope[DECODED_BODY]
+    else:
+        too_large = f"the body exceeds {settings.max_body_bytes} bytes: split the batch"
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > settings.max_body_bytes:
             return error(413, "request.too_large", too_large)
-    try:
-        payload = loads_exact(bytes(chunks))
-    except BodyDecodeError as e:
-        return error(400, "request.bad_json", f"the body is not valid JSON: {e}")
+        chunks = bytearray()
+        async for chunk in request.stream():  # bounded: a chunked body is refused once too large
+            chunks += chunk
+            if len(chunks) > settings.max_body_bytes:
+                return error(413, "request.too_large", too_large)
+        try:
+            payload = await run_in_threadpool(loads_strict, bytes(chunks))
+        except BodyDecodeError as e:
+            return error(400, e.code, e.message)
     if isinstance(payload, dict) and set(payload) == {"readings"}:
         items = payload["readings"]
         if not isinstance(items, list):
