@@ -105,6 +105,26 @@ class Deployment:
                 )
 
 
+def _hand_over_device_registry(
+    chain: Chain, deployer: LocalAccount, core: Deployment, *, certifier: str, admin: str
+) -> None:
+    """Let the QualityCertifier pin evidence in the DeviceRegistry, then give the registry's admin and
+    operator roles to ``admin`` (the deployer renounces them when it is not ``admin``)."""
+    from contracts.lots import grant_evidence_role
+
+    grant_evidence_role(chain, deployer, deployment=core, certifier=certifier)
+    if admin == to_checksum_address(deployer.address):
+        return
+    registry = core.contract(chain, "DeviceRegistry")
+    fns = registry.functions
+    operator_role = bytes(chain.call(fns.OPERATOR_ROLE()))
+    admin_role = bytes(32)
+    for role in (operator_role, admin_role):
+        chain.transact(fns.grantRole(role, admin), deployer)
+    for role in (operator_role, admin_role):
+        chain.transact(fns.renounceRole(role, deployer.address), deployer)
+
+
 def deploy_suite(
     chain: Chain, deployer: LocalAccount, *, admin: str | None = None, stablecoin: bool | str = True
 ) -> Deployment:
@@ -112,7 +132,8 @@ def deploy_suite(
 
     The finance contracts (PurchaseOrders, CreditRegistry, then the settlement token and Receivables)
     come after every earlier one, so adding them moved no address; they ask the ParticipantRegistry
-    from the start. The deployer holds the CreditRegistry's ``ACCESS_LOG_ANCHOR_ROLE``.
+    from the start. The deployer holds the CreditRegistry's ``ACCESS_LOG_ANCHOR_ROLE``; the
+    QualityCertifier holds the DeviceRegistry's ``EVIDENCE_ROLE`` (its verdicts pin the evidence they use).
 
     ``stablecoin``: ``True`` (the default, for the embedded chain, tests and the demo) deploys the
     ``TestStablecoin`` (tCNY, owned and minted by ``admin``) and the Receivables settling in it; an
@@ -124,7 +145,9 @@ def deploy_suite(
     nonce = chain.w3.eth.get_transaction_count(deployer.address, "pending")
     registry_address = create_address(deployer.address, nonce + 1)
     anchor = chain.deploy("ReadingAnchor", deployer, admin_address, registry_address)
-    registry = chain.deploy("DeviceRegistry", deployer, admin_address)
+    # The deployer administers the DeviceRegistry until it has let the QualityCertifier pin evidence
+    # (below, after every contract); then it hands the registry to ``admin``.
+    registry = chain.deploy("DeviceRegistry", deployer, deployer.address)
     if registry.contract_address != registry_address:
         raise DeploymentError(
             f"DeviceRegistry landed at {registry.contract_address}, not at {registry_address} "
@@ -151,7 +174,9 @@ def deploy_suite(
 
     gate = deploy_participant_registry(chain, deployer, deployment=core, admin=admin_address)
     addresses["ParticipantRegistry"] = gate
-    addresses.update(deploy_supply_chain(chain, deployer, deployment=core, gate_address=gate))
+    addresses.update(
+        deploy_supply_chain(chain, deployer, deployment=core, gate_address=gate, grant_evidence=False)
+    )
     # Finance, after every contract above (their addresses must not move).
     from contracts.orders import deploy_purchase_orders
 
@@ -171,6 +196,9 @@ def deploy_suite(
                 chain, deployer, deployment=core, gate_address=gate, admin=admin_address, token=token
             )
         )
+    _hand_over_device_registry(
+        chain, deployer, core, certifier=addresses["QualityCertifier"], admin=admin_address
+    )
     return dataclasses.replace(
         core,
         contracts=addresses,

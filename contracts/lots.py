@@ -2,7 +2,13 @@
 
 - GTIN-14: :func:`parse_gtin` / :func:`gtin_check_digit` / :func:`format_gtin` follow the same GS1
   mod-10 rule as the contracts' ``Gtin`` library; on chain a GTIN is the number its 14 digits spell.
-- Lots are keyed by :func:`lot_key` (``keccak256(utf8(lot_id))``, Reading v1's ``lotId``).
+- Lot ids are scoped to their issuer (the supplier who opened the lot, or the custodian who split it
+  off): the on-chain key is :func:`lot_key` ``(lot_id, issuer)`` =
+  ``keccak256(abi.encode(issuer, keccak256(utf8(lot_id))))``; readings carry :func:`lot_id_hash`
+  (``keccak256(utf8(lot_id))``, Reading v1's ``lotId``, unchanged). Every method taking a lot accepts
+  its key (32 bytes) or its text; text is resolved with ``issuer=`` when given, else through the
+  registry's ``LotNamed`` index (:class:`LotNotFound` when no lot has that id, :class:`AmbiguousLot`
+  when several parties do: pass ``issuer=`` then).
 - :class:`LotRegistryClient`: open, split, the two-sided custody transfer, and every view
   (:meth:`~LotRegistryClient.full_custody_chain` follows split parents back to the opening).
 - :class:`QualityCertifierClient`: versioned specs and :meth:`~QualityCertifierClient.certify_lot`;
@@ -19,6 +25,7 @@ from decimal import Decimal
 from enum import IntEnum
 from typing import Any, NewType
 
+from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from web3.types import BlockIdentifier
@@ -26,7 +33,7 @@ from web3.types import BlockIdentifier
 from contracts.chain import Chain, TxResult
 from contracts.deploy import Deployment
 from contracts.errors import ContractsError, DeploymentError
-from contracts.registry import reading_tuple
+from contracts.registry import DEFAULT_ADMIN_ROLE, EVIDENCE_ROLE, device_id_hash, reading_tuple
 from device_attestation.merkle import MerkleTree
 from device_attestation.reading import reading_struct
 from device_attestation.sdk import Submission
@@ -35,12 +42,14 @@ __all__ = [
     "OPEN_ACTION",
     "SPEC_ACTION",
     "TRANSFER_ACTION",
+    "AmbiguousLot",
     "Certificate",
     "CertificateStatus",
     "CustodyEntry",
     "Gtin",
     "InvalidGtin",
     "Lot",
+    "LotNotFound",
     "LotRegistryClient",
     "LotStatus",
     "PendingTransfer",
@@ -51,8 +60,10 @@ __all__ = [
     "batch_readings",
     "deploy_supply_chain",
     "format_gtin",
+    "grant_evidence_role",
     "gtin_check_digit",
     "human_fixed",
+    "lot_id_hash",
     "lot_key",
     "padded_ascii",
     "parse_gtin",
@@ -74,6 +85,22 @@ class InvalidGtin(ContractsError):
     """A GTIN-14 is malformed or its check digit is wrong."""
 
     code = "lot.gtin"
+
+
+class LotNotFound(ContractsError):
+    """No lot on chain has this id (under this issuer, when one was given)."""
+
+    code = "lot.not_found"
+
+
+class AmbiguousLot(ContractsError):
+    """Several parties have a lot with this id: the issuer must be named."""
+
+    code = "lot.ambiguous"
+
+    def __init__(self, message: str, *, issuers: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.issuers = list(issuers)
 
 
 # ---------------------------------------------------------------- identifiers
@@ -110,9 +137,15 @@ def format_gtin(gtin: int) -> str:
     return f"{gtin:014d}"
 
 
-def lot_key(lot_id: str) -> bytes:
-    """``keccak256(utf8(lot_id))``: the lot's on-chain key and Reading v1's ``lotId``."""
+def lot_id_hash(lot_id: str) -> bytes:
+    """``keccak256(utf8(lot_id))``: Reading v1's ``lotId`` (what devices sign)."""
     return keccak(lot_id.encode("utf-8"))
+
+
+def lot_key(lot_id: str, issuer: str) -> bytes:
+    """The on-chain key of the lot ``issuer`` named ``lot_id`` (``LotRegistry.lotKey``):
+    ``keccak256(abi.encode(issuer, keccak256(utf8(lot_id))))``."""
+    return keccak(abi_encode(["address", "bytes32"], [to_checksum_address(issuer), lot_id_hash(lot_id)]))
 
 
 def padded_ascii(text: str) -> bytes:
@@ -181,19 +214,62 @@ class PendingTransfer:
 
 
 class LotRegistryClient:
-    """Reads and writes of one LotRegistry."""
+    """Reads and writes of one LotRegistry.
 
-    def __init__(self, chain: Chain, address: str) -> None:
+    A lot is named by its key (32 bytes) or its text; text resolves with ``issuer=`` when given, else
+    through the ``LotNamed`` logs from ``from_block`` on (see the module docstring).
+    """
+
+    def __init__(self, chain: Chain, address: str, *, from_block: int = 0) -> None:
         self.chain = chain
         self.contract = chain.contract("LotRegistry", address)
+        self.from_block = from_block
 
     @classmethod
     def from_deployment(cls, chain: Chain, deployment: Deployment) -> LotRegistryClient:
-        return cls(chain, deployment.address("LotRegistry"))
+        return cls(chain, deployment.address("LotRegistry"), from_block=deployment.block)
 
     @property
     def address(self) -> str:
         return str(self.contract.address)
+
+    # --- keys
+
+    def named(self, lot_id: str) -> list[tuple[str, bytes]]:
+        """(issuer, key) of every lot named ``lot_id``, in the order they were named."""
+        found = self.chain.request(
+            lambda: self.contract.events.LotNamed().get_logs(
+                from_block=self.from_block,
+                to_block="latest",
+                argument_filters={"lotIdHash": lot_id_hash(lot_id)},
+            ),
+            context=f"LotNamed logs of {lot_id!r}",
+        )
+        ordered = sorted(found, key=lambda log: (log["blockNumber"], log["logIndex"]))
+        return [(to_checksum_address(log["args"]["issuer"]), bytes(log["args"]["lotId"])) for log in ordered]
+
+    def key(self, lot_id: str | bytes, *, issuer: str | None = None) -> bytes:
+        """The key of a lot given as key, as text with its issuer, or as text alone (resolved on chain):
+        :class:`LotNotFound` when no lot has the id, :class:`AmbiguousLot` when several do."""
+        if isinstance(lot_id, bytes | bytearray):
+            if len(lot_id) != 32:
+                raise ContractsError(
+                    f"a lot key is 32 bytes, got {len(lot_id)}; pass the lot id as text instead"
+                )
+            return bytes(lot_id)
+        if issuer is not None:
+            return lot_key(lot_id, issuer)
+        named = self.named(lot_id)
+        if not named:
+            raise LotNotFound(f"no lot {lot_id!r} on chain: it was never opened or split off")
+        if len(named) > 1:
+            issuers = [i for i, _ in named]
+            raise AmbiguousLot(
+                f"{len(named)} parties have a lot {lot_id!r} ({', '.join(issuers)}): name the one you mean "
+                "by its issuer (the supplier who opened it, or the custodian who split it off)",
+                issuers=issuers,
+            )
+        return named[0][1]
 
     # --- writes
 
@@ -208,38 +284,65 @@ class LotRegistryClient:
         produced_from_ms: int,
         produced_to_ms: int,
     ) -> TxResult:
-        """Open a lot (the GTIN is sent as typed: the contract checks it)."""
+        """Open a lot (the GTIN is sent as typed: the contract checks it); its key is
+        ``lot_key(lot_id, supplier.address)``."""
         fn = self.contract.functions.openLot(
             lot_id, gtin, quantity, padded_ascii(unit), produced_from_ms, produced_to_ms
         )
         return self.chain.transact(fn, supplier)
 
-    def split_lot(self, custodian: LocalAccount, lot_id: str, children: Mapping[str, int]) -> TxResult:
-        """Split ``children`` (child id -> quantity, in order) off ``lot_id``."""
-        fn = self.contract.functions.splitLot(lot_key(lot_id), list(children), list(children.values()))
+    def split_lot(
+        self,
+        custodian: LocalAccount,
+        lot_id: str | bytes,
+        children: Mapping[str, int],
+        *,
+        issuer: str | None = None,
+    ) -> TxResult:
+        """Split ``children`` (child id -> quantity, in order) off the lot; the children are keyed under
+        the custodian (``lot_key(child, custodian.address)``)."""
+        fn = self.contract.functions.splitLot(
+            self.key(lot_id, issuer=issuer), list(children), list(children.values())
+        )
         return self.chain.transact(fn, custodian)
 
-    def propose_transfer(self, custodian: LocalAccount, lot_id: str, to: str) -> TxResult:
-        fn = self.contract.functions.proposeTransfer(lot_key(lot_id), to_checksum_address(to))
+    def propose_transfer(
+        self, custodian: LocalAccount, lot_id: str | bytes, to: str, *, issuer: str | None = None
+    ) -> TxResult:
+        fn = self.contract.functions.proposeTransfer(self.key(lot_id, issuer=issuer), to_checksum_address(to))
         return self.chain.transact(fn, custodian)
 
-    def accept_transfer(self, recipient: LocalAccount, lot_id: str) -> TxResult:
-        return self.chain.transact(self.contract.functions.acceptTransfer(lot_key(lot_id)), recipient)
+    def accept_transfer(
+        self, recipient: LocalAccount, lot_id: str | bytes, *, issuer: str | None = None
+    ) -> TxResult:
+        fn = self.contract.functions.acceptTransfer(self.key(lot_id, issuer=issuer))
+        return self.chain.transact(fn, recipient)
 
-    def reject_transfer(self, recipient: LocalAccount, lot_id: str) -> TxResult:
-        return self.chain.transact(self.contract.functions.rejectTransfer(lot_key(lot_id)), recipient)
+    def reject_transfer(
+        self, recipient: LocalAccount, lot_id: str | bytes, *, issuer: str | None = None
+    ) -> TxResult:
+        fn = self.contract.functions.rejectTransfer(self.key(lot_id, issuer=issuer))
+        return self.chain.transact(fn, recipient)
 
-    def cancel_transfer(self, proposer: LocalAccount, lot_id: str) -> TxResult:
-        return self.chain.transact(self.contract.functions.cancelTransfer(lot_key(lot_id)), proposer)
+    def cancel_transfer(
+        self, proposer: LocalAccount, lot_id: str | bytes, *, issuer: str | None = None
+    ) -> TxResult:
+        fn = self.contract.functions.cancelTransfer(self.key(lot_id, issuer=issuer))
+        return self.chain.transact(fn, proposer)
 
     # --- views
 
-    def exists(self, lot_id: str) -> bool:
-        return bool(self.chain.call(self.contract.functions.exists(lot_key(lot_id))))
+    def exists(self, lot_id: str | bytes, *, issuer: str | None = None) -> bool:
+        """Whether the lot exists (text alone: whether any party has a lot with this id)."""
+        if isinstance(lot_id, str) and issuer is None:
+            return bool(self.named(lot_id))
+        return bool(self.chain.call(self.contract.functions.exists(self.key(lot_id, issuer=issuer))))
 
-    def lot(self, lot_id: str | bytes, *, block: BlockIdentifier = "latest") -> Lot:
-        """The lot (``lot_id`` as text or as its 32-byte key)."""
-        key = _key(lot_id)
+    def lot(
+        self, lot_id: str | bytes, *, issuer: str | None = None, block: BlockIdentifier = "latest"
+    ) -> Lot:
+        """The lot (by key, or by text: see :meth:`key`)."""
+        key = self.key(lot_id, issuer=issuer)
         t = self.chain.call(self.contract.functions.lot(key), block=block)
         return Lot(
             key=key,
@@ -258,37 +361,41 @@ class LotRegistryClient:
             parent=None if bytes(t[12]) == bytes(32) else bytes(t[12]),
         )
 
-    def custody_chain(self, lot_id: str | bytes) -> list[CustodyEntry]:
+    def issuer(self, lot_id: str | bytes, *, issuer: str | None = None) -> str:
+        """Who named the lot: the supplier who opened it, or the custodian who split it off."""
+        return str(self.chain.call(self.contract.functions.issuerOf(self.key(lot_id, issuer=issuer))))
+
+    def has_held(self, lot_id: str | bytes, party: str, *, issuer: str | None = None) -> bool:
+        """Whether ``party`` is the lot's supplier or in its full custody chain (``LotRegistry.hasHeld``)."""
+        fn = self.contract.functions.hasHeld(self.key(lot_id, issuer=issuer), to_checksum_address(party))
+        return bool(self.chain.call(fn))
+
+    def custody_chain(self, lot_id: str | bytes, *, issuer: str | None = None) -> list[CustodyEntry]:
         """The lot's own custodians, in order."""
-        key = _key(lot_id)
+        key = self.key(lot_id, issuer=issuer)
         entries = self.chain.call(self.contract.functions.custodyChain(key))
         return [CustodyEntry(lot_key=key, custodian=c, since=s) for c, s in entries]
 
-    def full_custody_chain(self, lot_id: str | bytes) -> list[CustodyEntry]:
+    def full_custody_chain(self, lot_id: str | bytes, *, issuer: str | None = None) -> list[CustodyEntry]:
         """Custody since the original lot was opened (``LotRegistry.fullCustodyChain``): each ancestor's
         chain up to the split that led here, then the lot's own; each entry names its lot."""
-        links = self.chain.call(self.contract.functions.fullCustodyChain(_key(lot_id)))
+        links = self.chain.call(self.contract.functions.fullCustodyChain(self.key(lot_id, issuer=issuer)))
         return [CustodyEntry(lot_key=bytes(k), custodian=c, since=s) for k, c, s in links]
 
-    def children(self, lot_id: str | bytes) -> list[bytes]:
-        return [bytes(k) for k in self.chain.call(self.contract.functions.children(_key(lot_id)))]
+    def children(self, lot_id: str | bytes, *, issuer: str | None = None) -> list[bytes]:
+        keys = self.chain.call(self.contract.functions.children(self.key(lot_id, issuer=issuer)))
+        return [bytes(k) for k in keys]
 
-    def pending_transfer(self, lot_id: str | bytes) -> PendingTransfer | None:
-        frm, to, at = self.chain.call(self.contract.functions.pendingTransfer(_key(lot_id)))
+    def pending_transfer(self, lot_id: str | bytes, *, issuer: str | None = None) -> PendingTransfer | None:
+        frm, to, at = self.chain.call(
+            self.contract.functions.pendingTransfer(self.key(lot_id, issuer=issuer))
+        )
         if int(to, 16) == 0:
             return None
         return PendingTransfer(from_=frm, to=to, proposed_at=at)
 
-    def custodian(self, lot_id: str | bytes) -> str:
-        return str(self.chain.call(self.contract.functions.custodianOf(_key(lot_id))))
-
-
-def _key(lot_id: str | bytes) -> bytes:
-    if isinstance(lot_id, str):
-        return lot_key(lot_id)
-    if len(lot_id) != 32:
-        raise ContractsError(f"a lot key is 32 bytes, got {len(lot_id)}; pass the lot id as text instead")
-    return bytes(lot_id)
+    def custodian(self, lot_id: str | bytes, *, issuer: str | None = None) -> str:
+        return str(self.chain.call(self.contract.functions.custodianOf(self.key(lot_id, issuer=issuer))))
 
 
 # ---------------------------------------------------------------- quality
@@ -399,15 +506,25 @@ def batch_readings(batch_id: int, tree: MerkleTree, submissions: Iterable[Submis
 
 
 class QualityCertifierClient:
-    """Reads and writes of one QualityCertifier."""
+    """Reads and writes of one QualityCertifier (lots by key or text, as :class:`LotRegistryClient`)."""
 
-    def __init__(self, chain: Chain, address: str) -> None:
+    def __init__(self, chain: Chain, address: str, *, from_block: int = 0) -> None:
         self.chain = chain
         self.contract = chain.contract("QualityCertifier", address)
+        self.from_block = from_block
+        self._lots: LotRegistryClient | None = None
 
     @classmethod
     def from_deployment(cls, chain: Chain, deployment: Deployment) -> QualityCertifierClient:
-        return cls(chain, deployment.address("QualityCertifier"))
+        return cls(chain, deployment.address("QualityCertifier"), from_block=deployment.block)
+
+    @property
+    def lots(self) -> LotRegistryClient:
+        """The certifier's LotRegistry (resolves lot ids to keys)."""
+        if self._lots is None:
+            address = self.chain.call(self.contract.functions.lotRegistry())
+            self._lots = LotRegistryClient(self.chain, address, from_block=self.from_block)
+        return self._lots
 
     @property
     def address(self) -> str:
@@ -420,6 +537,18 @@ class QualityCertifierClient:
         ordered = sorted(metrics, key=lambda m: padded_ascii(m.name))
         fn = self.contract.functions.setSpec(gtin, [m.to_tuple() for m in ordered], min_samples)
         return self.chain.transact(fn, enterprise)
+
+    def set_named_device(
+        self, owner: LocalAccount, gtin: str, device_id: str, named: bool = True
+    ) -> TxResult:
+        """As the product's spec owner, name a device (or withdraw its name) whose readings count for
+        every lot of the product, whoever owns it (an inspector's, a lab's)."""
+        fn = self.contract.functions.setNamedDevice(gtin, device_id_hash(device_id), named)
+        return self.chain.transact(fn, owner)
+
+    def is_named_device(self, gtin: int, device_id: str | bytes) -> bool:
+        did = device_id_hash(device_id) if isinstance(device_id, str) else bytes(device_id)
+        return bool(self.chain.call(self.contract.functions.isNamedDevice(gtin, did)))
 
     def latest_spec_version(self, gtin: int) -> int:
         return int(self.chain.call(self.contract.functions.latestSpecVersion(gtin)))
@@ -438,24 +567,37 @@ class QualityCertifierClient:
         )
 
     def certify_lot(
-        self, submitter: LocalAccount, lot_id: str | bytes, batches: Sequence[tuple[Any, ...]]
+        self,
+        submitter: LocalAccount,
+        lot_id: str | bytes,
+        batches: Sequence[tuple[Any, ...]],
+        *,
+        issuer: str | None = None,
     ) -> TxResult:
         """Submit a lot's QC readings (see :func:`batch_readings`); the verdict is in the receipt's events."""
-        fn = self.contract.functions.certifyLot(_key(lot_id), list(batches))
+        fn = self.contract.functions.certifyLot(self.lots.key(lot_id, issuer=issuer), list(batches))
         return self.chain.transact(fn, submitter)
 
     def preview(
-        self, submitter: str, lot_id: str | bytes, batches: Sequence[tuple[Any, ...]]
+        self,
+        submitter: str,
+        lot_id: str | bytes,
+        batches: Sequence[tuple[Any, ...]],
+        *,
+        issuer: str | None = None,
     ) -> CertificateStatus:
         """The verdict :meth:`certify_lot` would give now (an ``eth_call``; nothing is recorded)."""
-        fn = self.contract.functions.certifyLot(_key(lot_id), list(batches))
+        fn = self.contract.functions.certifyLot(self.lots.key(lot_id, issuer=issuer), list(batches))
         status = self.chain.request(
             lambda: fn.call({"from": to_checksum_address(submitter)}), context="certifyLot preview"
         )
         return CertificateStatus(status)
 
-    def certificate(self, lot_id: str | bytes, *, block: BlockIdentifier = "latest") -> Certificate:
-        t = self.chain.call(self.contract.functions.certificate(_key(lot_id)), block=block)
+    def certificate(
+        self, lot_id: str | bytes, *, issuer: str | None = None, block: BlockIdentifier = "latest"
+    ) -> Certificate:
+        fn = self.contract.functions.certificate(self.lots.key(lot_id, issuer=issuer))
+        t = self.chain.call(fn, block=block)
         return Certificate(
             status=CertificateStatus(t[0]),
             reason=RejectReason(t[1]),
@@ -474,12 +616,20 @@ class QualityCertifierClient:
 
 
 def deploy_supply_chain(
-    chain: Chain, deployer: LocalAccount, *, deployment: Deployment, gate_address: str
+    chain: Chain,
+    deployer: LocalAccount,
+    *,
+    deployment: Deployment,
+    gate_address: str,
+    grant_evidence: bool = True,
 ) -> dict[str, str]:
     """Deploy the LotRegistry and the QualityCertifier next to ``deployment``'s ReadingAnchor.
 
     Both ask the admission gate at ``gate_address``; the deployer gets their admin role (replace the
-    gate, reassign spec ownership). Returns the addresses by contract name, for the deployment file.
+    gate, reassign spec ownership). With ``grant_evidence`` (the default) the deployer, who must then
+    be the DeviceRegistry's admin, lets the certifier pin the evidence its verdicts use
+    (``EVIDENCE_ROLE``): without it ``certifyLot`` reverts. Returns the addresses by contract name, for
+    the deployment file.
     """
     if chain.chain_id != deployment.chain_id:
         raise DeploymentError(
@@ -497,4 +647,19 @@ def deploy_supply_chain(
     certifier = chain.deploy("QualityCertifier", deployer, admin, gate, anchor, lots).contract_address
     if lots is None or certifier is None:  # pragma: no cover - a mined constructor always has an address
         raise DeploymentError("a supply-chain constructor was mined without a contract address")
+    if grant_evidence:
+        grant_evidence_role(chain, deployer, deployment=deployment, certifier=str(certifier))
     return {"LotRegistry": str(lots), "QualityCertifier": str(certifier)}
+
+
+def grant_evidence_role(chain: Chain, admin: LocalAccount, *, deployment: Deployment, certifier: str) -> None:
+    """Let the QualityCertifier at ``certifier`` pin evidence in ``deployment``'s DeviceRegistry, as
+    its admin (:class:`DeploymentError`, nothing sent, when ``admin`` lacks that role)."""
+    registry = deployment.contract(chain, "DeviceRegistry")
+    who = to_checksum_address(admin.address)
+    if not chain.call(registry.functions.hasRole(DEFAULT_ADMIN_ROLE, who)):
+        raise DeploymentError(
+            f"{who} is not the DeviceRegistry's admin, so it cannot let the QualityCertifier {certifier} "
+            "pin evidence: have the admin grant it EVIDENCE_ROLE (supet.role.evidence)"
+        )
+    chain.transact(registry.functions.grantRole(EVIDENCE_ROLE, to_checksum_address(certifier)), admin)

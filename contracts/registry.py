@@ -18,6 +18,8 @@ from contracts.deploy import Deployment
 ENROLLER_ROLE = keccak(b"supet.role.enroller")
 OPERATOR_ROLE = keccak(b"supet.role.operator")
 ANCHOR_ROLE = keccak(b"supet.role.anchor")
+#: DeviceRegistry role of the contracts that record verdicts (the QualityCertifier): pins used evidence.
+EVIDENCE_ROLE = keccak(b"supet.role.evidence")
 DEFAULT_ADMIN_ROLE = bytes(32)
 
 
@@ -150,8 +152,28 @@ class DeviceRegistryClient:
         )
         return self.chain.transact(fn, party)
 
+    def grant_evidence_role(self, admin: LocalAccount, certifier: str) -> TxResult:
+        """Let ``certifier`` (a QualityCertifier) pin the evidence its verdicts use."""
+        fn = self.contract.functions.grantRole(EVIDENCE_ROLE, to_checksum_address(certifier))
+        return self.chain.transact(fn, admin)
+
     def revoke(self, party: LocalAccount, device_id: str, at_ms: int = 0) -> TxResult:
+        """Revoke from ``at_ms`` (0: now). The time only moves earlier; an owner's is at most now and
+        after any pinned evidence (:meth:`pinned_evidence_ms`): otherwise the contract reverts
+        (``DeviceRegistryRevocationNotEarlier``, ``...InFuture``, ``...EvidencePinned``)."""
         return self.chain.transact(self.contract.functions.revoke(device_id_hash(device_id), at_ms), party)
+
+    def revoke_with_reason(self, operator: LocalAccount, device_id: str, at_ms: int, reason: str) -> TxResult:
+        """The operator's ruling: revoke from ``at_ms`` (0: now), even before pinned evidence, with
+        ``reason`` (1..1024 bytes), emitted in ``DeviceRevocationRuled``."""
+        fn = self.contract.functions.revokeWithReason(device_id_hash(device_id), at_ms, reason)
+        return self.chain.transact(fn, operator)
+
+    def pinned_evidence_ms(self, device_id: str | bytes, *, block: BlockIdentifier = "latest") -> int | None:
+        """The latest reading time of the device used in a recorded verdict (None: none yet)."""
+        did = device_id_hash(device_id) if isinstance(device_id, str) else device_id
+        pinned, latest = self.chain.call(self.contract.functions.pinnedEvidence(did), block=block)
+        return int(latest) if pinned else None
 
     def device(self, device_id: str | bytes, *, block: BlockIdentifier = "latest") -> DeviceRecord:
         did = device_id_hash(device_id) if isinstance(device_id, str) else device_id

@@ -18,6 +18,17 @@ import {IAdmissionGate} from "./IAdmissionGate.sol";
  * from which its readings count. The owner or the operator revokes a device with
  * a time; readings measured at or after that time no longer verify.
  *
+ * Revocation rules. A revocation time only ever moves earlier: a second revocation
+ * must name an earlier time than the one in force ({DeviceRegistryRevocationNotEarlier}),
+ * so nobody can make a device unrevokable or undo the operator's revocation. The
+ * owner's time is capped at now (block time, in ms; {DeviceRegistryRevocationInFuture}),
+ * and it may not reach back to evidence already used in a recorded verdict: the
+ * quality certifier (holder of {EVIDENCE_ROLE}) pins, per device, the latest reading
+ * time a verdict used, and a revocation must come after it
+ * ({DeviceRegistryEvidencePinned}). The operator may also schedule a revocation in the
+ * future, and only the operator, with a reason ({revokeWithReason}, emitted in
+ * {DeviceRevocationRuled}), may reach back before pinned evidence.
+ *
  * Times are Unix milliseconds, as in Reading v1's `ts_ms`.
  */
 contract DeviceRegistry is AccessControl {
@@ -27,6 +38,10 @@ contract DeviceRegistry is AccessControl {
     bytes32 public constant ENROLLER_ROLE = keccak256("supet.role.enroller");
     /// @notice The action asked of the admission gate for an enrollment.
     bytes32 public constant ENROLL_ACTION = keccak256("supet.device.enroll");
+    /// @notice Role of the contracts that record verdicts (the quality certifier): pins used evidence.
+    bytes32 public constant EVIDENCE_ROLE = keccak256("supet.role.evidence");
+    /// @notice The longest reason the operator may give for a ruled revocation, in bytes.
+    uint256 public constant MAX_REASON_BYTES = 1024;
 
     /// @notice Signature schemes of Reading v1.
     enum Scheme {
@@ -48,7 +63,14 @@ contract DeviceRegistry is AccessControl {
         bytes32 caKeyHash;
     }
 
+    /// @notice The latest reading time of a device used as evidence in a recorded verdict.
+    struct PinnedEvidence {
+        bool pinned;
+        uint64 latestMs;
+    }
+
     mapping(bytes32 deviceId => Device) private _devices;
+    mapping(bytes32 deviceId => PinnedEvidence) private _pins;
     mapping(bytes32 caKeyHash => bool) private _trustedCAs;
     mapping(bytes32 keyHash => bytes32 deviceId) private _deviceOfKey;
     IAdmissionGate private _gate;
@@ -75,8 +97,19 @@ contract DeviceRegistry is AccessControl {
     error DeviceRegistryZeroFingerprint();
     /// @notice Only the device's owner or the operator may do this.
     error DeviceRegistryNotOwnerOrOperator(address caller, bytes32 deviceId);
-    /// @notice The device was already revoked.
-    error DeviceRegistryAlreadyRevoked(bytes32 deviceId, uint64 revokedAtMs);
+    /// @notice A revocation may only move earlier: the device is already revoked from `currentMs`,
+    /// which `requestedMs` does not precede.
+    error DeviceRegistryRevocationNotEarlier(bytes32 deviceId, uint64 currentMs, uint64 requestedMs);
+    /// @notice An owner may not revoke in the future: `requestedMs` is after now, `nowMs` (block time).
+    error DeviceRegistryRevocationInFuture(bytes32 deviceId, uint64 nowMs, uint64 requestedMs);
+    /// @notice A reading of the device measured at `pinnedMs` was used in a recorded verdict: a
+    /// revocation at `requestedMs` would make it stop verifying. Only the operator may rule so, with a
+    /// reason ({revokeWithReason}).
+    error DeviceRegistryEvidencePinned(bytes32 deviceId, uint64 pinnedMs, uint64 requestedMs);
+    /// @notice A ruled revocation needs a reason of 1 to {MAX_REASON_BYTES} bytes; this one has `length`.
+    error DeviceRegistryInvalidReason(uint256 length);
+    /// @notice The device ids and the reading times to pin differ in length.
+    error DeviceRegistryPinLengthMismatch(uint256 deviceIds, uint256 times);
     /// @notice A revocation time earlier than the device's activation.
     error DeviceRegistryRevocationBeforeActivation(bytes32 deviceId, uint64 activeFromMs, uint64 revokedAtMs);
 
@@ -96,8 +129,20 @@ contract DeviceRegistry is AccessControl {
         bytes32 caKeyHash,
         uint64 activeFromMs
     );
-    /// @notice A device was revoked from `revokedAtMs` on.
+    /// @notice A device was revoked from `revokedAtMs` on (emitted again each time the time moves earlier).
     event DeviceRevoked(bytes32 indexed deviceId, address indexed by, uint64 revokedAtMs);
+    /// @notice The operator revoked a device from `revokedAtMs` on, for `reason`; `pinnedMs` is the latest
+    /// reading time used in a verdict then (`pinned` false: none), so a ruling before it is visible.
+    event DeviceRevocationRuled(
+        bytes32 indexed deviceId,
+        address indexed by,
+        uint64 revokedAtMs,
+        bool pinned,
+        uint64 pinnedMs,
+        string reason
+    );
+    /// @notice A verdict used a reading of the device measured at `latestMs` (the latest so far).
+    event EvidencePinned(bytes32 indexed deviceId, uint64 latestMs, address indexed by);
     /// @notice The admission gate changed (zero: roles only).
     event AdmissionGateSet(address gate);
 
@@ -216,25 +261,71 @@ contract DeviceRegistry is AccessControl {
 
     /**
      * @notice Revoke a device: its readings measured at or after `revokedAtMs` no longer verify.
-     * @dev The owner or the operator may revoke. A time of zero means now (block time).
-     * A past time is allowed (a key found compromised after the fact), but not one before
-     * the device's activation.
+     * @dev The owner or the operator may revoke; a time of zero means now (block time, in ms). A
+     * revocation only moves earlier: when the device is already revoked, `revokedAtMs` must precede the
+     * time in force. Never before the device's activation. The owner's time is at most now; the operator
+     * may schedule one in the future. Neither may reach back to evidence used in a recorded verdict
+     * (at or before the pinned reading time): only {revokeWithReason} may.
      * @param deviceId The device id hash.
      * @param revokedAtMs The revocation time (Unix ms), or 0 for now.
      */
     function revoke(bytes32 deviceId, uint64 revokedAtMs) external {
-        Device storage device = _devices[deviceId];
-        if (device.scheme == Scheme.None) revert DeviceRegistryUnknownDevice(deviceId);
-        if (msg.sender != device.owner && !hasRole(OPERATOR_ROLE, msg.sender)) {
-            revert DeviceRegistryNotOwnerOrOperator(msg.sender, deviceId);
-        }
-        if (device.revokedAtMs != 0) revert DeviceRegistryAlreadyRevoked(deviceId, device.revokedAtMs);
+        Device storage d = _devices[deviceId];
+        if (d.scheme == Scheme.None) revert DeviceRegistryUnknownDevice(deviceId);
+        bool operator = hasRole(OPERATOR_ROLE, msg.sender);
+        if (msg.sender != d.owner && !operator) revert DeviceRegistryNotOwnerOrOperator(msg.sender, deviceId);
+        uint64 nowMs = uint64(block.timestamp) * 1000;
+        uint64 at = revokedAtMs == 0 ? nowMs : revokedAtMs;
+        if (!operator && at > nowMs) revert DeviceRegistryRevocationInFuture(deviceId, nowMs, at);
+        _revoke(d, deviceId, at, false);
+    }
+
+    /**
+     * @notice The operator's ruling: revoke a device from `revokedAtMs`, which may reach back before
+     * evidence already used in a verdict (that evidence then stops verifying), giving the reason.
+     * @dev Otherwise as {revoke}: the time only moves earlier, never before activation; zero means now.
+     * @param deviceId The device id hash.
+     * @param revokedAtMs The revocation time (Unix ms), or 0 for now.
+     * @param reason Why (1 to {MAX_REASON_BYTES} bytes), e.g. the incident report's reference.
+     */
+    function revokeWithReason(
+        bytes32 deviceId,
+        uint64 revokedAtMs,
+        string calldata reason
+    ) external onlyRole(OPERATOR_ROLE) {
+        Device storage d = _devices[deviceId];
+        if (d.scheme == Scheme.None) revert DeviceRegistryUnknownDevice(deviceId);
+        uint256 length = bytes(reason).length;
+        if (length == 0 || length > MAX_REASON_BYTES) revert DeviceRegistryInvalidReason(length);
         uint64 at = revokedAtMs == 0 ? uint64(block.timestamp) * 1000 : revokedAtMs;
-        if (at < device.activeFromMs) {
-            revert DeviceRegistryRevocationBeforeActivation(deviceId, device.activeFromMs, at);
+        _revoke(d, deviceId, at, true);
+        PinnedEvidence memory pin = _pins[deviceId];
+        emit DeviceRevocationRuled(deviceId, msg.sender, at, pin.pinned, pin.latestMs, reason);
+    }
+
+    // ------------------------------------------------------------------ verdicts
+
+    /**
+     * @notice Pin evidence used in a recorded verdict: for each device, the latest reading time the
+     * verdict used. A revocation at or before a device's pinned time needs the operator's ruling.
+     * @dev By a holder of {EVIDENCE_ROLE} (the quality certifier). Pins only rise; unknown devices revert.
+     * @param deviceIds The devices.
+     * @param latestMs For each device, the latest reading time (Unix ms) the verdict used.
+     */
+    function pinEvidence(bytes32[] calldata deviceIds, uint64[] calldata latestMs) external onlyRole(EVIDENCE_ROLE) {
+        if (deviceIds.length != latestMs.length) {
+            revert DeviceRegistryPinLengthMismatch(deviceIds.length, latestMs.length);
         }
-        device.revokedAtMs = at;
-        emit DeviceRevoked(deviceId, msg.sender, at);
+        for (uint256 i = 0; i < deviceIds.length; ++i) {
+            bytes32 deviceId = deviceIds[i];
+            if (_devices[deviceId].scheme == Scheme.None) revert DeviceRegistryUnknownDevice(deviceId);
+            PinnedEvidence storage pin = _pins[deviceId];
+            uint64 t = latestMs[i];
+            if (pin.pinned && t <= pin.latestMs) continue;
+            pin.pinned = true;
+            pin.latestMs = t;
+            emit EvidencePinned(deviceId, t, msg.sender);
+        }
     }
 
     // ------------------------------------------------------------------ views
@@ -247,6 +338,16 @@ contract DeviceRegistry is AccessControl {
     /// @notice The enrolled device (scheme None when unknown).
     function device(bytes32 deviceId) external view returns (Device memory) {
         return _devices[deviceId];
+    }
+
+    /// @notice The device's owner (zero when unknown).
+    function ownerOf(bytes32 deviceId) external view returns (address) {
+        return _devices[deviceId].owner;
+    }
+
+    /// @notice The latest reading time of the device used in a recorded verdict (`pinned` false: none).
+    function pinnedEvidence(bytes32 deviceId) external view returns (PinnedEvidence memory) {
+        return _pins[deviceId];
     }
 
     /// @notice Whether the device was enrolled and not revoked at `tsMs` (Unix ms).
@@ -275,6 +376,19 @@ contract DeviceRegistry is AccessControl {
         emit DeviceEnrolled(
             deviceId, d.owner, d.scheme, d.keyX, d.keyY, d.signer, d.certFingerprint, d.caKeyHash, d.activeFromMs
         );
+    }
+
+    /// @dev Apply a revocation at `at` (the caller checked who may, and the owner's cap at now).
+    function _revoke(Device storage d, bytes32 deviceId, uint64 at, bool ruling) private {
+        if (at < d.activeFromMs) revert DeviceRegistryRevocationBeforeActivation(deviceId, d.activeFromMs, at);
+        uint64 current = d.revokedAtMs;
+        if (current != 0 && at >= current) revert DeviceRegistryRevocationNotEarlier(deviceId, current, at);
+        if (!ruling) {
+            PinnedEvidence memory pin = _pins[deviceId];
+            if (pin.pinned && at <= pin.latestMs) revert DeviceRegistryEvidencePinned(deviceId, pin.latestMs, at);
+        }
+        d.revokedAtMs = at;
+        emit DeviceRevoked(deviceId, msg.sender, at);
     }
 
     function _requireAdmitted(address party) private view {

@@ -10,9 +10,15 @@ import {Gtin} from "./Gtin.sol";
  * @notice Product lots and their chain of custody.
  *
  * A supplier admitted by the consortium's admission gate opens a lot: its id (the text devices put in
- * Reading v1's `lot_id`; on chain the lot is keyed by `keccak256(bytes(lotId))`, the reading's `lotId`),
- * the product's GTIN-14 (check digit verified), a quantity and its unit, and the production window.
- * The supplier is the lot's first custodian.
+ * Reading v1's `lot_id`), the product's GTIN-14 (check digit verified), a quantity and its unit, and
+ * the production window. The supplier is the lot's first custodian.
+ *
+ * Keys. Lot ids are scoped to the party that names them, the lot's issuer: the supplier who opens a
+ * lot, or the custodian who splits a child off. A lot's key is
+ * `keccak256(abi.encode(issuer, keccak256(bytes(lotId))))` ({lotKey}); `keccak256(bytes(lotId))` is
+ * Reading v1's `lotId` ({lotIdHashOf}). So no party can take another's lot id first: two parties may
+ * each have a lot "LOT-1", under different keys. {LotNamed} indexes every key by its id hash and
+ * issuer, so a client holding only the text finds the lot(s) of that name.
  *
  * Splitting: the custodian may split part or all of a lot into child lots for partial shipments. The
  * children inherit product, unit, production window and supplier, link to the parent, and start in the
@@ -99,7 +105,7 @@ contract LotRegistry is AccessControl {
     error LotRegistryZeroGate();
     /// @notice A lot id must have 1 to {MAX_LOT_ID_BYTES} bytes; this one has `length`.
     error LotRegistryInvalidLotId(uint256 length);
-    /// @notice A lot with this id already exists.
+    /// @notice The caller already has a lot with this id (its key is `lotId`).
     error LotRegistryLotExists(bytes32 lotId);
     /// @notice No lot has this id.
     error LotRegistryUnknownLot(bytes32 lotId);
@@ -150,6 +156,8 @@ contract LotRegistry is AccessControl {
         uint256 quantity,
         uint256 parentRemaining
     );
+    /// @notice `issuer` named lot `lotId` (the key) with the id whose hash is `lotIdHash` (Reading v1's `lotId`).
+    event LotNamed(bytes32 indexed lotIdHash, address indexed issuer, bytes32 indexed lotId);
     /// @notice The custodian `from` proposed to hand the lot to `to`.
     event TransferProposed(bytes32 indexed lotId, address indexed from, address indexed to);
     /// @notice `to` accepted the lot from `from`: `to` is the custodian now.
@@ -190,7 +198,7 @@ contract LotRegistry is AccessControl {
      * @param unit The unit, ASCII right-padded with zeros (e.g. "kg", "pcs"); not zero.
      * @param producedFromMs Start of the production window (Unix ms).
      * @param producedToMs End of the production window (Unix ms), not before its start.
-     * @return key The lot's key, `keccak256(bytes(lotId))` (Reading v1's `lotId`).
+     * @return key The lot's key, `keccak256(abi.encode(msg.sender, keccak256(bytes(lotId))))` ({lotKey}).
      */
     function openLot(
         string calldata lotId,
@@ -220,7 +228,7 @@ contract LotRegistry is AccessControl {
      * @dev The parent keeps what the children do not take; at zero it becomes `Split`. Children inherit
      * product, unit, production window and supplier, and start in the caller's custody.
      * @param lotId The parent lot's key.
-     * @param childIds The children's ids (new, 1 to 256 bytes each).
+     * @param childIds The children's ids (1 to 256 bytes each; keyed under the caller, who names them).
      * @param quantities The children's quantities (each above zero; together at most the remaining).
      * @return keys The children's keys, in order.
      */
@@ -311,9 +319,42 @@ contract LotRegistry is AccessControl {
 
     // ------------------------------------------------------------------ views
 
-    /// @notice The key of a lot id: `keccak256(bytes(lotId))`, as Reading v1's `lotId`.
-    function lotKey(string calldata lotId) external pure returns (bytes32) {
-        return keccak256(bytes(lotId));
+    /// @notice The key of the lot `issuer` names `lotId`: `keccak256(abi.encode(issuer, keccak256(bytes(lotId))))`.
+    function lotKey(address issuer, string calldata lotId) external pure returns (bytes32) {
+        return _lotKey(issuer, keccak256(bytes(lotId)));
+    }
+
+    /// @notice The lot's id hash, `keccak256(bytes(lotId))`: what its readings carry as `lotId`.
+    function lotIdHashOf(bytes32 lotId) external view returns (bytes32) {
+        return keccak256(bytes(_requireLot(lotId).lotId));
+    }
+
+    /// @notice Who named the lot (the supplier who opened it, or the custodian who split it off).
+    function issuerOf(bytes32 lotId) external view returns (address) {
+        _requireLot(lotId);
+        return _custody[lotId][0].custodian;
+    }
+
+    /**
+     * @notice Whether `party` is the lot's supplier or has held it: a custodian in its full custody
+     * chain ({fullCustodyChain}: its own, and each ancestor's up to the split that led here).
+     */
+    function hasHeld(bytes32 lotId, address party) external view returns (bool) {
+        if (party == _requireLot(lotId).supplier) return true;
+        bytes32 id = lotId;
+        uint256 take = type(uint256).max;
+        while (true) {
+            CustodyEntry[] storage entries = _custody[id];
+            uint256 n = entries.length;
+            if (take < n) n = take;
+            for (uint256 i = 0; i < n; ++i) {
+                if (entries[i].custodian == party) return true;
+            }
+            Lot storage l = _lots[id];
+            if (l.parent == bytes32(0)) return false;
+            take = l.parentCustodyCount;
+            id = l.parent;
+        }
     }
 
     /// @notice The GTIN that 14-digit `text` spells; reverts as {openLot} would on a malformed GTIN.
@@ -421,13 +462,21 @@ contract LotRegistry is AccessControl {
 
     // ------------------------------------------------------------------ internal
 
-    /// @dev A new active lot held by the caller; the caller fills in product, window, unit, supplier, parent.
+    /// @dev A lot's key: its id hash scoped to its issuer.
+    function _lotKey(address issuer, bytes32 lotIdHash) private pure returns (bytes32) {
+        return keccak256(abi.encode(issuer, lotIdHash));
+    }
+
+    /// @dev A new active lot named and held by the caller; the caller fills in product, window, unit,
+    /// supplier, parent.
     function _create(string calldata lotId, uint256 quantity) private returns (bytes32 key, Lot storage l) {
         uint256 length = bytes(lotId).length;
         if (length == 0 || length > MAX_LOT_ID_BYTES) revert LotRegistryInvalidLotId(length);
-        key = keccak256(bytes(lotId));
+        bytes32 idHash = keccak256(bytes(lotId));
+        key = _lotKey(msg.sender, idHash);
         l = _lots[key];
         if (l.status != Status.None) revert LotRegistryLotExists(key);
+        emit LotNamed(idHash, msg.sender, key);
         l.lotId = lotId;
         l.openedAt = uint64(block.timestamp);
         l.quantity = quantity;

@@ -6,6 +6,7 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
 import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IAdmissionGate} from "./IAdmissionGate.sol";
+import {DeviceRegistry} from "./DeviceRegistry.sol";
 import {Gtin} from "./Gtin.sol";
 import {LotRegistry} from "./LotRegistry.sol";
 import {ReadingAnchor} from "./ReadingAnchor.sol";
@@ -21,8 +22,17 @@ import {ReadingAnchor} from "./ReadingAnchor.sol";
  *
  * Certification. Anyone may call {certifyLot} with a lot's QC readings grouped by anchored batch, each
  * batch with the devices' signatures and one OpenZeppelin multiproof. Every reading must carry the lot's
- * id, appear once, be in its batch (the multiproof leads to the anchored root), and be signed by its
- * device's enrolled key while the device was active: otherwise the call reverts and nothing changes.
+ * id, appear once, be in its batch (the multiproof leads to the anchored root), be signed by its
+ * device's enrolled key while the device was active, and come from a device that may speak for the
+ * lot: one owned by the lot's supplier or by a party that has held it (its full custody chain, see
+ * `LotRegistry.hasHeld`), or one the product's spec owner names ({setNamedDevice}). Otherwise the call
+ * reverts and nothing changes: a competitor's device cannot fail another party's lot.
+ *
+ * Evidence. A recorded verdict pins, in the DeviceRegistry, each device's latest reading time it used
+ * (`DeviceRegistry.pinEvidence`; this contract holds its `EVIDENCE_ROLE`): the device's owner can then
+ * no longer revoke it back to before that evidence, so a verdict's readings keep verifying unless the
+ * operator rules otherwise with a reason.
+ *
  * Genuine readings are then judged against the product's latest spec version:
  *
  * - every value of a spec metric (required or not) must lie in `[min, max]`; the first one outside, in
@@ -134,11 +144,13 @@ contract QualityCertifier is AccessControl {
 
     ReadingAnchor private immutable _anchor;
     LotRegistry private immutable _lots;
+    DeviceRegistry private immutable _registry;
     IAdmissionGate private _gate;
     mapping(uint64 gtin => Spec[]) private _specs;
     mapping(uint64 gtin => address) private _specOwners;
     mapping(bytes32 lotId => _Standing) private _standings;
     mapping(bytes32 lotId => _Finding) private _findings;
+    mapping(uint64 gtin => mapping(bytes32 deviceId => bool)) private _namedDevices;
     /// @dev Numbers the {certifyLot} calls of a transaction, so each has its own set of seen digests.
     uint256 private transient _epoch;
 
@@ -164,8 +176,13 @@ contract QualityCertifier is AccessControl {
     error QualityCertifierNoReadings(bytes32 lotId, uint256 batchId);
     /// @notice The batch has `readings` readings but `signatures` signatures.
     error QualityCertifierSignatureCount(uint256 batchId, uint256 readings, uint256 signatures);
-    /// @notice Reading `index` of batch `batchId` belongs to lot `readingLotId`, not to `lotId`.
+    /// @notice Reading `index` of batch `batchId` names lot id hash `readingLotId`, not the lot's, `lotId`
+    /// (`keccak256(bytes(lotId))`, as readings carry it).
     error QualityCertifierWrongLot(uint256 batchId, uint256 index, bytes32 readingLotId, bytes32 lotId);
+    /// @notice Device `deviceId`, owned by `owner`, may not speak for lot `lotId` (the key): `owner` is
+    /// neither the lot's supplier nor a party that has held it, and the product's spec owner does not
+    /// name the device.
+    error QualityCertifierForeignDevice(bytes32 lotId, bytes32 deviceId, address owner);
     /// @notice A reading's metric names and values differ in length.
     error QualityCertifierLengthMismatch(uint256 batchId, uint256 index, uint256 metrics, uint256 values);
     /// @notice The reading with this digest was submitted twice.
@@ -205,6 +222,9 @@ contract QualityCertifier is AccessControl {
         uint32 samples,
         address indexed by
     );
+    /// @notice The product's spec owner named (`named`) or un-named a device whose readings count for
+    /// every lot of the product, whoever owns it (a lab's, an inspector's).
+    event SpecDeviceNamed(uint64 indexed gtin, bytes32 indexed deviceId, bool named, address indexed by);
     /// @notice The admission gate changed.
     event AdmissionGateSet(address gate);
 
@@ -218,6 +238,7 @@ contract QualityCertifier is AccessControl {
         if (address(anchor) == address(0) || address(lots) == address(0)) revert QualityCertifierZeroAddress();
         _anchor = anchor;
         _lots = lots;
+        _registry = anchor.registry();
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _setGate(gate);
     }
@@ -278,6 +299,22 @@ contract QualityCertifier is AccessControl {
         emit SpecSet(product, version, msg.sender, minSamples, metrics);
     }
 
+    /**
+     * @notice Name a device (or withdraw its name) whose readings count for every lot of the product,
+     * whoever owns it: an inspector's or a lab's; by the product's spec owner, admitted for {SPEC_ACTION}.
+     * @param gtin The product's GTIN-14: 14 ASCII digits, check digit included.
+     * @param deviceId The device id hash (`keccak256` of its serial).
+     * @param named Whether its readings count.
+     */
+    function setNamedDevice(string calldata gtin, bytes32 deviceId, bool named) external {
+        _requireAdmitted(msg.sender, SPEC_ACTION);
+        uint64 product = Gtin.parse(gtin);
+        address owner = _specOwners[product];
+        if (owner != msg.sender) revert QualityCertifierNotSpecOwner(product, owner, msg.sender);
+        _namedDevices[product][deviceId] = named;
+        emit SpecDeviceNamed(product, deviceId, named, msg.sender);
+    }
+
     // ------------------------------------------------------------------ certification
 
     /**
@@ -286,9 +323,12 @@ contract QualityCertifier is AccessControl {
      * reading of another lot, a reading given twice, a multiproof that does not lead to the batch root, a
      * signature that is not the device's, or a device not active at the reading's time (the anchor's
      * `ReadingAnchorUnknownDevice`, `ReadingAnchorDeviceNotActive`, `ReadingAnchorInvalidSignatureLength`,
-     * `ReadingAnchorBadSignature`). Also reverts when the verdict cannot change the lot's standing.
+     * `ReadingAnchorBadSignature`), or a device that may not speak for the lot
+     * ({QualityCertifierForeignDevice}). Also reverts when the verdict cannot change the lot's standing.
+     * A recorded verdict pins each device's latest reading time it used (`DeviceRegistry.pinEvidence`).
      * Call it with `eth_call` to preview a verdict.
-     * @param lotId The lot's key (`keccak256(bytes(lotId))`, the readings' `lotId`).
+     * @param lotId The lot's key (`LotRegistry.lotKey`: scoped to its issuer); its readings carry
+     * `keccak256(bytes(lotId text))`.
      * @param batches The readings grouped by anchored batch, each in its multiproof's leaf order.
      * @return status `Certified` or `Rejected`.
      */
@@ -300,20 +340,31 @@ contract QualityCertifier is AccessControl {
         Spec storage current = _specs[gtin][version - 1];
         Metric[] memory metrics = current.metrics;
 
+        uint256 total = 0;
+        for (uint256 b = 0; b < batches.length; ++b) {
+            total += batches[b].readings.length;
+        }
         _Judgement memory j = _Judgement({
             domain: _anchor.domainSeparator(),
             epoch: ++_epoch,
             counts: new uint256[](metrics.length),
             samples: 0,
             reason: Reason.None,
-            finding: _Finding(0, 0, 0, 0)
+            finding: _Finding(0, 0, 0, 0),
+            lotId: lotId,
+            lotIdHash: _lots.lotIdHashOf(lotId),
+            gtin: gtin,
+            devices: new bytes32[](total),
+            latestMs: new uint64[](total),
+            deviceCount: 0
         });
         for (uint256 b = 0; b < batches.length; ++b) {
-            _judgeBatch(lotId, batches[b], metrics, j);
+            _judgeBatch(batches[b], metrics, j);
         }
         uint32 samples = SafeCast.toUint32(j.samples);
         if (j.reason == Reason.None) _findMissing(metrics, current.minSamples, j);
-        return _record(lotId, gtin, version, samples, j.reason, j.finding);
+        status = _record(lotId, gtin, version, samples, j.reason, j.finding);
+        _pinEvidence(j);
     }
 
     // ------------------------------------------------------------------ views
@@ -358,6 +409,11 @@ contract QualityCertifier is AccessControl {
         return _standings[lotId].status == Status.Certified;
     }
 
+    /// @notice Whether the product's spec owner names the device (its readings count for every lot of it).
+    function isNamedDevice(uint64 gtin, bytes32 deviceId) external view returns (bool) {
+        return _namedDevices[gtin][deviceId];
+    }
+
     /// @notice The reading anchor certification relies on.
     function anchor() external view returns (ReadingAnchor) {
         return _anchor;
@@ -383,18 +439,19 @@ contract QualityCertifier is AccessControl {
         uint256 samples;
         Reason reason;
         _Finding finding;
+        bytes32 lotId;
+        bytes32 lotIdHash;
+        uint64 gtin;
+        bytes32[] devices; // the distinct devices seen so far, each admitted for the lot
+        uint64[] latestMs; // per device, its latest reading time in this submission
+        uint256 deviceCount;
     }
 
     /// @dev Check one batch's readings (lot, duplicates, multiproof, signatures), then judge them.
-    function _judgeBatch(
-        bytes32 lotId,
-        BatchReadings calldata batch,
-        Metric[] memory metrics,
-        _Judgement memory j
-    ) private {
+    function _judgeBatch(BatchReadings calldata batch, Metric[] memory metrics, _Judgement memory j) private {
         uint256 batchId = batch.batchId;
         uint256 n = batch.readings.length;
-        if (n == 0) revert QualityCertifierNoReadings(lotId, batchId);
+        if (n == 0) revert QualityCertifierNoReadings(j.lotId, batchId);
         if (batch.signatures.length != n) revert QualityCertifierSignatureCount(batchId, n, batch.signatures.length);
         _checkProofShape(batch, n);
         bytes32 root = _anchor.batch(batchId).root;
@@ -404,7 +461,7 @@ contract QualityCertifier is AccessControl {
         bytes32[] memory leaves = new bytes32[](n);
         for (uint256 i = 0; i < n; ++i) {
             ReadingAnchor.Reading calldata r = batch.readings[i];
-            if (r.lotId != lotId) revert QualityCertifierWrongLot(batchId, i, r.lotId, lotId);
+            if (r.lotId != j.lotIdHash) revert QualityCertifierWrongLot(batchId, i, r.lotId, j.lotIdHash);
             if (r.metrics.length != r.values.length) {
                 revert QualityCertifierLengthMismatch(batchId, i, r.metrics.length, r.values.length);
             }
@@ -418,10 +475,43 @@ contract QualityCertifier is AccessControl {
         }
         for (uint256 i = 0; i < n; ++i) {
             ReadingAnchor.Reading calldata r = batch.readings[i];
+            _admitDevice(r.deviceId, r.timestamp, j);
             _anchor.checkDeviceSignature(r.deviceId, r.timestamp, digests[i], batch.signatures[i]);
             _judgeReading(r, digests[i], metrics, j);
         }
         j.samples += n;
+    }
+
+    /// @dev Note the reading's device and time; a device seen for the first time must be owned by the lot's
+    /// supplier or a party that has held the lot, or be named by the spec owner. An unknown device (no
+    /// owner) is left to the anchor's signature check, which refuses it.
+    function _admitDevice(bytes32 deviceId, uint64 timestamp, _Judgement memory j) private view {
+        uint256 count = j.deviceCount;
+        for (uint256 k = 0; k < count; ++k) {
+            if (j.devices[k] != deviceId) continue;
+            if (timestamp > j.latestMs[k]) j.latestMs[k] = timestamp;
+            return;
+        }
+        address owner = _registry.ownerOf(deviceId);
+        if (owner != address(0) && !_namedDevices[j.gtin][deviceId] && !_lots.hasHeld(j.lotId, owner)) {
+            revert QualityCertifierForeignDevice(j.lotId, deviceId, owner);
+        }
+        j.devices[count] = deviceId;
+        j.latestMs[count] = timestamp;
+        j.deviceCount = count + 1;
+    }
+
+    /// @dev Pin, in the DeviceRegistry, each device's latest reading time the recorded verdict used.
+    function _pinEvidence(_Judgement memory j) private {
+        uint256 count = j.deviceCount;
+        bytes32[] memory devices = j.devices;
+        uint64[] memory latestMs = j.latestMs;
+        assembly ("memory-safe") {
+            // trim both arrays to the devices seen (their allocations only shrink)
+            mstore(devices, count)
+            mstore(latestMs, count)
+        }
+        _registry.pinEvidence(devices, latestMs);
     }
 
     /// @dev Refuse a multiproof whose shape `MerkleProof.processMultiProof` would not accept. With

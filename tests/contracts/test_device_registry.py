@@ -1,4 +1,5 @@
-"""DeviceRegistry on both chains: CAs, enrollment, the admission gate, revocation, every revert.
+"""DeviceRegistry on both chains: CAs, enrollment, the admission gate, revocation (only earlier, the
+owner's capped at now and after pinned evidence, the operator's ruling with a reason), every revert.
 
 Each refused call is checked twice: the custom error and its arguments, and that the
 registry's observable state (devices, trusted CAs, gate) and the block height are as
@@ -16,12 +17,14 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from support import reverts
+from web3.logs import DISCARD
 
 from contracts.chain import TxResult
 
 OPERATOR_ROLE = keccak(b"supet.role.operator")
 ENROLLER_ROLE = keccak(b"supet.role.enroller")
 ENROLL_ACTION = keccak(b"supet.device.enroll")
+EVIDENCE_ROLE = keccak(b"supet.role.evidence")
 DEFAULT_ADMIN_ROLE = bytes(32)
 ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -543,6 +546,15 @@ def test_admission_gate(suite) -> None:  # type: ignore[no-untyped-def]
 # ---------------------------------------------------------------- revocation
 
 
+def now_ms(r: Registry) -> int:
+    """The latest block's time in ms (a call runs at it or a little later)."""
+    return int(r.chain.w3.eth.get_block("latest")["timestamp"]) * 1000
+
+
+def revoked_at(r: Registry, device_id: bytes) -> int:
+    return int(r.device(device_id)[4])
+
+
 def test_revoke_refusals(suite) -> None:  # type: ignore[no-untyped-def]
     r = Registry(suite)
     device_id, unknown = did("SN-1"), did("SN-UNKNOWN")
@@ -566,11 +578,18 @@ def test_revoke_refusals(suite) -> None:  # type: ignore[no-untyped-def]
 
     r.tx(r.c.functions.revoke(device_id, ACTIVE_FROM + 10), r.enroller)
     before = r.state([device_id, unknown])
-    # twice: by the owner, by the operator, with an explicit time or with "now"
+    # a revocation only moves earlier: the same time, a later one, or "now" (later) is refused
     for sender in (r.enroller, r.operator):
-        for at in (ACTIVE_FROM + 5, ACTIVE_FROM + 20, 0):
-            with reverts("DeviceRegistryAlreadyRevoked", deviceId=device_id, revokedAtMs=ACTIVE_FROM + 10):
+        for at in (ACTIVE_FROM + 10, ACTIVE_FROM + 20):
+            with reverts(
+                "DeviceRegistryRevocationNotEarlier",
+                deviceId=device_id,
+                currentMs=ACTIVE_FROM + 10,
+                requestedMs=at,
+            ):
                 r.tx(r.c.functions.revoke(device_id, at), sender)
+        with reverts("DeviceRegistryRevocationNotEarlier", deviceId=device_id, currentMs=ACTIVE_FROM + 10):
+            r.tx(r.c.functions.revoke(device_id, 0), sender)
     # the caller check comes first: an outsider learns nothing about the revocation
     with reverts("DeviceRegistryNotOwnerOrOperator", caller=r.outsider.address, deviceId=device_id):
         r.tx(r.c.functions.revoke(device_id, ACTIVE_FROM + 20), r.outsider)
@@ -601,6 +620,62 @@ def test_revoke_by_owner_and_by_operator(suite) -> None:  # type: ignore[no-unty
     assert not r.active(at_activation, ACTIVE_FROM)  # never active
 
 
+def test_revocation_moves_earlier_by_owner_or_operator(suite) -> None:  # type: ignore[no-untyped-def]
+    r = Registry(suite)
+    device_id = did("SN-1")
+    r.enroll_k1(r.enroller, device_id, k1_signer())
+    steps = [
+        (r.enroller, ACTIVE_FROM + 5000),
+        (r.operator, ACTIVE_FROM + 3000),
+        (r.enroller, ACTIVE_FROM + 1),
+    ]
+    for sender, at in steps:
+        result = r.tx(r.c.functions.revoke(device_id, at), sender)
+        (event,) = r.c.events.DeviceRevoked().process_receipt(result.receipt)
+        assert dict(event["args"]) == {"deviceId": device_id, "by": sender.address, "revokedAtMs": at}
+        assert revoked_at(r, device_id) == at
+        assert r.active(device_id, at - 1) and not r.active(device_id, at)
+
+
+def test_issue12_owner_cannot_make_a_device_unrevokable(suite) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12.1: ``revoke(id, 2^64-1)`` by the owner kept the device active for ever and made the
+    operator's revocation revert with ``DeviceRegistryAlreadyRevoked``."""
+    r = Registry(suite)
+    device_id = did("SN-1")
+    r.enroll_k1(r.enroller, device_id, k1_signer())
+    before = r.state([device_id])
+    for at in (UINT64_MAX, now_ms(r) + 3_600_000):
+        with reverts("DeviceRegistryRevocationInFuture", deviceId=device_id, requestedMs=at) as info:
+            r.tx(r.c.functions.revoke(device_id, at), r.enroller)
+        reported = info.value.error_args["nowMs"]
+        assert reported % 1000 == 0 and now_ms(r) <= reported <= now_ms(r) + 60_000
+    assert r.state([device_id]) == before
+    # the owner's "now" is allowed; the operator can still move it earlier afterwards
+    r.tx(r.c.functions.revoke(device_id, 0), r.enroller)
+    owner_time = revoked_at(r, device_id)
+    r.tx(r.c.functions.revoke(device_id, ACTIVE_FROM + 1), r.operator)
+    assert revoked_at(r, device_id) == ACTIVE_FROM + 1 < owner_time
+    assert not r.active(device_id, ACTIVE_FROM + 1)
+
+
+def test_operator_may_schedule_and_the_owner_may_then_move_it_earlier(suite) -> None:  # type: ignore[no-untyped-def]
+    r = Registry(suite)
+    device_id = did("SN-1")
+    r.enroll_k1(r.enroller, device_id, k1_signer())
+    later = UINT64_MAX - 1
+    r.tx(r.c.functions.revoke(device_id, later), r.operator)  # a scheduled end (e.g. a certificate's expiry)
+    assert revoked_at(r, device_id) == later and r.active(device_id, later - 1)
+    # a front-running owner cannot push it out: only earlier times are accepted
+    with reverts("DeviceRegistryRevocationInFuture", deviceId=device_id, requestedMs=UINT64_MAX):
+        r.tx(r.c.functions.revoke(device_id, UINT64_MAX), r.enroller)
+    with reverts(
+        "DeviceRegistryRevocationNotEarlier", deviceId=device_id, currentMs=later, requestedMs=later
+    ):
+        r.tx(r.c.functions.revoke(device_id, later), r.operator)
+    r.tx(r.c.functions.revoke(device_id, 0), r.enroller)
+    assert revoked_at(r, device_id) <= now_ms(r)
+
+
 def test_revoke_now_uses_block_time_in_ms(suite) -> None:  # type: ignore[no-untyped-def]
     r = Registry(suite)
     device_id = did("SN-1")
@@ -623,12 +698,141 @@ def test_revoke_now_before_activation_is_refused(suite) -> None:  # type: ignore
     before = r.state([device_id])
     with reverts("DeviceRegistryRevocationBeforeActivation", deviceId=device_id, activeFromMs=future) as info:
         r.tx(r.c.functions.revoke(device_id, 0), r.enroller)
-    now_ms = r.chain.w3.eth.get_block("latest")["timestamp"] * 1000
     # "now" is the block time of the call, in ms
     reported = info.value.error_args["revokedAtMs"]
     assert reported % 1000 == 0
-    assert now_ms <= reported <= now_ms + 60_000
+    assert now_ms(r) <= reported <= now_ms(r) + 60_000
     assert r.state([device_id]) == before
+
+
+# ---------------------------------------------------------------- pinned evidence
+
+
+def pinner(r: Registry) -> LocalAccount:
+    """Account 8, granted EVIDENCE_ROLE (as the suite's QualityCertifier is)."""
+    account = r.suite.accounts[8]
+    r.tx(r.c.functions.grantRole(EVIDENCE_ROLE, account.address), r.operator)
+    return account
+
+
+def pinned(r: Registry, device_id: bytes) -> tuple[bool, int]:
+    p, latest = r.call(r.c.functions.pinnedEvidence(device_id))
+    return bool(p), int(latest)
+
+
+def test_the_suite_certifier_holds_the_evidence_role(suite) -> None:  # type: ignore[no-untyped-def]
+    r = Registry(suite)
+    certifier = suite.deployment.address("QualityCertifier")
+    assert r.call(r.c.functions.hasRole(EVIDENCE_ROLE, certifier))
+    assert not r.call(r.c.functions.hasRole(EVIDENCE_ROLE, r.operator.address))
+
+
+def test_pin_evidence_refusals_and_pins_only_rise(suite) -> None:  # type: ignore[no-untyped-def]
+    r = Registry(suite)
+    a, b, unknown = did("SN-A"), did("SN-B"), did("SN-UNKNOWN")
+    r.enroll_k1(r.enroller, a, k1_signer())
+    r.enroll_k1(r.enroller, b, k1_signer())
+    p = pinner(r)
+    assert pinned(r, a) == (False, 0)
+    for account in (r.operator, r.enroller):  # neither the operator nor the owner may pin
+        with reverts("AccessControlUnauthorizedAccount", account=account.address, neededRole=EVIDENCE_ROLE):
+            r.tx(r.c.functions.pinEvidence([a], [ACTIVE_FROM + 5]), account)
+    with reverts("DeviceRegistryPinLengthMismatch", deviceIds=2, times=1):
+        r.tx(r.c.functions.pinEvidence([a, b], [ACTIVE_FROM + 5]), p)
+    with reverts("DeviceRegistryUnknownDevice", deviceId=unknown):
+        r.tx(r.c.functions.pinEvidence([a, unknown], [ACTIVE_FROM + 5, ACTIVE_FROM + 5]), p)
+    assert pinned(r, a) == (False, 0)
+
+    result = r.tx(r.c.functions.pinEvidence([a, b], [ACTIVE_FROM + 50, ACTIVE_FROM + 7]), p)
+    events = r.c.events.EvidencePinned().process_receipt(result.receipt)
+    assert [dict(e["args"]) for e in events] == [
+        {"deviceId": a, "latestMs": ACTIVE_FROM + 50, "by": p.address},
+        {"deviceId": b, "latestMs": ACTIVE_FROM + 7, "by": p.address},
+    ]
+    # lower or equal times leave a pin as it is (no event); a later one raises it
+    result = r.tx(r.c.functions.pinEvidence([a, a], [ACTIVE_FROM + 10, ACTIVE_FROM + 50]), p)
+    assert not r.c.events.EvidencePinned().process_receipt(result.receipt)
+    assert pinned(r, a) == (True, ACTIVE_FROM + 50)
+    r.tx(r.c.functions.pinEvidence([b], [ACTIVE_FROM + 9]), p)
+    assert pinned(r, b) == (True, ACTIVE_FROM + 9)
+
+
+def test_issue11_owner_cannot_revoke_before_pinned_evidence(suite) -> None:  # type: ignore[no-untyped-def]
+    """Issue 11.5: the owner back-dated a revocation to just before its own failing reading."""
+    r = Registry(suite)
+    device_id = did("SN-1")
+    r.enroll_k1(r.enroller, device_id, k1_signer())
+    evidence = ACTIVE_FROM + 60_000
+    r.tx(r.c.functions.pinEvidence([device_id], [evidence]), pinner(r))
+    before = r.state([device_id])
+    for sender in (r.enroller, r.operator):  # a plain revoke, even the operator's, keeps the evidence
+        for at in (evidence, evidence - 1, ACTIVE_FROM):
+            with reverts(
+                "DeviceRegistryEvidencePinned", deviceId=device_id, pinnedMs=evidence, requestedMs=at
+            ):
+                r.tx(r.c.functions.revoke(device_id, at), sender)
+    assert r.state([device_id]) == before
+    assert r.active(device_id, evidence)
+    # just after the evidence is fine, and the evidence keeps verifying
+    r.tx(r.c.functions.revoke(device_id, evidence + 1), r.enroller)
+    assert r.active(device_id, evidence) and not r.active(device_id, evidence + 1)
+
+
+def test_operator_rules_before_pinned_evidence_with_a_reason(suite) -> None:  # type: ignore[no-untyped-def]
+    r = Registry(suite)
+    device_id, unknown = did("SN-1"), did("SN-UNKNOWN")
+    r.enroll_k1(r.enroller, device_id, k1_signer())
+    evidence = ACTIVE_FROM + 60_000
+    r.tx(r.c.functions.pinEvidence([device_id], [evidence]), pinner(r))
+    rule = r.c.functions.revokeWithReason
+    before = r.state([device_id, unknown])
+    operator_role = r.call(r.c.functions.OPERATOR_ROLE())
+    for account in (r.enroller, r.outsider):  # the owner cannot rule
+        with reverts("AccessControlUnauthorizedAccount", account=account.address, neededRole=operator_role):
+            r.tx(rule(device_id, ACTIVE_FROM + 1, "key leaked"), account)
+    with reverts("DeviceRegistryInvalidReason", length=0):
+        r.tx(rule(device_id, ACTIVE_FROM + 1, ""), r.operator)
+    with reverts("DeviceRegistryInvalidReason", length=1025):
+        r.tx(rule(device_id, ACTIVE_FROM + 1, "x" * 1025), r.operator)
+    with reverts("DeviceRegistryUnknownDevice", deviceId=unknown):
+        r.tx(rule(unknown, ACTIVE_FROM + 1, "key leaked"), r.operator)
+    with reverts(
+        "DeviceRegistryRevocationBeforeActivation",
+        deviceId=device_id,
+        activeFromMs=ACTIVE_FROM,
+        revokedAtMs=ACTIVE_FROM - 1,
+    ):
+        r.tx(rule(device_id, ACTIVE_FROM - 1, "key leaked"), r.operator)
+    assert r.state([device_id, unknown]) == before
+
+    reason = "incident INC-42: key extracted from the gateway; readings since 10:00 are not the device's"
+    result = r.tx(rule(device_id, ACTIVE_FROM + 1, reason), r.operator)
+    (revoked,) = r.c.events.DeviceRevoked().process_receipt(result.receipt, errors=DISCARD)
+    assert dict(revoked["args"]) == {
+        "deviceId": device_id,
+        "by": r.operator.address,
+        "revokedAtMs": ACTIVE_FROM + 1,
+    }
+    (ruled,) = r.c.events.DeviceRevocationRuled().process_receipt(result.receipt, errors=DISCARD)
+    assert dict(ruled["args"]) == {
+        "deviceId": device_id,
+        "by": r.operator.address,
+        "revokedAtMs": ACTIVE_FROM + 1,
+        "pinned": True,
+        "pinnedMs": evidence,
+        "reason": reason,
+    }
+    assert not r.active(device_id, evidence)  # the ruling is what makes pinned evidence stop verifying
+    # a ruling too only moves earlier
+    with reverts(
+        "DeviceRegistryRevocationNotEarlier",
+        deviceId=device_id,
+        currentMs=ACTIVE_FROM + 1,
+        requestedMs=ACTIVE_FROM + 1,
+    ):
+        r.tx(rule(device_id, ACTIVE_FROM + 1, reason), r.operator)
+    r.tx(rule(device_id, ACTIVE_FROM, "x" * 1024), r.operator)  # the longest reason is fine
+    assert revoked_at(r, device_id) == ACTIVE_FROM
 
 
 # ---------------------------------------------------------------- isActiveAt
