@@ -20,6 +20,13 @@ batch's entries in id order; one ``anchorAccessLog(root, count, fromMs, toMs)`` 
 :class:`AccessLogAnchorer` closes a batch at ``max_entries`` entries or when the oldest waited
 ``max_seconds``, sends it, confirms it, retries with back-off, and adopts a root the contract says
 it anchored already (a send that landed before a crash).
+
+Refusals of parties that are not admitted at all (``finance.not_a_bank``: any key can sign in and
+ask) are NOT entries of this log: they would let a throw-away key grow a factory's anchored log,
+at the service's gas, and bury the real entries. :class:`RefusalTally` counts them instead, per
+(factory, reason, hour), in a bounded table that is never anchored (at most ``max_factories`` rows
+per hour plus one catch-all row, kept ``retention_hours``); the factory sees the count. Refusals of
+admitted banks (``finance.no_consent``, ``finance.consent_expired``) stay in the anchored log.
 """
 
 from __future__ import annotations
@@ -36,8 +43,8 @@ from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
-from sqlalchemy import Engine, func, insert, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Engine, delete, func, insert, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from contracts.chain import Chain
@@ -46,7 +53,7 @@ from device_attestation.errors import ProofMismatch
 from device_attestation.merkle import MerkleTree, verify_inclusion
 from ledger_service.errors import StoreError
 from ledger_service.finance.errors import AccessLogError
-from ledger_service.store.models import AccessLogBatchRow, AccessLogRow
+from ledger_service.store.models import AccessLogBatchRow, AccessLogRow, AccessRefusalTallyRow
 
 __all__ = [
     "ACCESS_LOG_TAG",
@@ -56,7 +63,10 @@ __all__ = [
     "ZERO_ADDRESS",
     "AccessLogAnchorer",
     "AccessLogBook",
+    "AccessLogPage",
     "EntryProof",
+    "RefusalSummary",
+    "RefusalTally",
     "entry_digest",
 ]
 
@@ -64,6 +74,11 @@ log = logging.getLogger(__name__)
 
 ACCESS_LOG_TAG: Final = keccak(b"supet.access-log.v1")
 ZERO_ADDRESS: Final = "0x" + "00" * 20
+#: The most entries one page of a factory's access log holds (the API's hard maximum).
+MAX_PAGE: Final = 200
+#: The tally's catch-all factory, for an hour whose per-factory rows are at their cap.
+OVERFLOW_FACTORY: Final = "*"
+HOUR_MS: Final = 3_600_000
 CLOSED, SUBMITTED, ANCHORED = "closed", "submitted", "anchored"
 
 
@@ -132,6 +147,163 @@ class EntryProof:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class AccessLogPage:
+    """A page of a factory's access log, newest first, and the cursors of its neighbours."""
+
+    entries: list[AccessLogRow]
+    #: ``before_id`` of the next (older) page; ``None`` on the oldest page.
+    older_before_id: int | None
+    #: ``after_id`` of the previous (newer) page; ``None`` on the newest page.
+    newer_after_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalSummary:
+    """How many refused attempts of non-admitted parties named a factory since ``since_ms``."""
+
+    since_ms: int
+    attempts: int
+    parties_hint: str | None
+    last_ms: int | None
+    by_reason: dict[str, int]
+
+    def to_json_obj(self) -> dict[str, Any]:
+        return {
+            "since_ms": self.since_ms,
+            "attempts": self.attempts,
+            "by_reason": dict(sorted(self.by_reason.items())),
+            "last_ms": self.last_ms,
+            "last_party": self.parties_hint,
+            "anchored": False,
+        }
+
+
+class RefusalTally:
+    """Counts refused attempts of parties that are not admitted at all, bounded and never anchored.
+
+    One row per (factory, reason, hour): its count, first and last time, the last party and request
+    id. An hour holds at most ``max_factories`` factory rows; attempts naming further factories are
+    counted in that hour's catch-all row (factory ``"*"``), so a key naming random addresses cannot
+    grow the table. Rows older than ``retention_hours`` are deleted when a new row is made.
+    """
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        clock: Callable[[], float] = time.time,
+        max_factories: int = 1000,
+        retention_hours: int = 24 * 7,
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.max_factories = max_factories
+        self.retention_hours = retention_hours
+
+    def record(self, *, party: str, factory: str | None, reason: str, request_id: str) -> None:
+        """Count one refused attempt (committed when this returns; :class:`StoreError` if it cannot be)."""
+        now = int(self.clock() * 1000)
+        window = now - now % HOUR_MS
+        subject = to_checksum_address(factory) if factory else ""
+        values = {
+            "last_ms": now,
+            "last_party": to_checksum_address(party),
+            "last_request_id": request_id[:64],
+        }
+        tally = AccessRefusalTallyRow
+        try:
+            for _ in range(3):  # an insert racing another one for the same key: count on the winner's row
+                with self.engine.begin() as conn:
+                    key = subject
+                    if key and not self._counted(conn, key, window, reason):
+                        full = conn.execute(
+                            select(func.count(func.distinct(col(tally.factory)))).where(
+                                col(tally.window_ms) == window,
+                                col(tally.factory).not_in(["", OVERFLOW_FACTORY]),
+                            )
+                        ).one()[0]
+                        if int(full) >= self.max_factories:
+                            key = OVERFLOW_FACTORY
+                    bumped = conn.execute(
+                        update(tally)
+                        .where(
+                            col(tally.factory) == key,
+                            col(tally.window_ms) == window,
+                            col(tally.reason) == reason[:48],
+                        )
+                        .values(count=col(tally.count) + 1, **values)
+                    ).rowcount
+                    if bumped:
+                        return
+                try:
+                    with self.engine.begin() as conn:
+                        conn.execute(
+                            insert(tally).values(
+                                factory=key,
+                                reason=reason[:48],
+                                window_ms=window,
+                                count=1,
+                                first_ms=now,
+                                **values,
+                            )
+                        )
+                        conn.execute(
+                            delete(tally).where(
+                                col(tally.window_ms) < window - self.retention_hours * HOUR_MS
+                            )
+                        )
+                    return
+                except IntegrityError:
+                    continue
+            raise StoreError("cannot count the refused attempt (the tally row kept changing); retry")
+        except SQLAlchemyError as e:
+            raise StoreError(
+                f"cannot count the refused attempt ({type(e).__name__}); the query is not answered, "
+                "retry later"
+            ) from e
+
+    @staticmethod
+    def _counted(conn: Any, factory: str, window: int, reason: str) -> bool:
+        t = AccessRefusalTallyRow
+        row = conn.execute(
+            select(col(t.id)).where(
+                col(t.factory) == factory, col(t.window_ms) == window, col(t.reason) == reason[:48]
+            )
+        ).first()
+        return row is not None
+
+    def summary(self, factory: str, *, hours: int = 24) -> RefusalSummary:
+        """The refused attempts of non-admitted parties naming ``factory`` in the last ``hours`` hours
+        (whole hours: the current one and the ``hours - 1`` before it)."""
+        now = int(self.clock() * 1000)
+        since = now - now % HOUR_MS - (hours - 1) * HOUR_MS
+        t = AccessRefusalTallyRow
+        with Session(self.engine) as s:
+            rows = list(
+                s.exec(
+                    select(t)
+                    .where(col(t.factory) == to_checksum_address(factory), col(t.window_ms) >= since)
+                    .order_by(col(t.last_ms).desc())
+                ).all()
+            )
+        by_reason: dict[str, int] = {}
+        for r in rows:
+            by_reason[r.reason] = by_reason.get(r.reason, 0) + int(r.count)
+        return RefusalSummary(
+            since_ms=since,
+            attempts=sum(by_reason.values()),
+            parties_hint=rows[0].last_party if rows else None,
+            last_ms=int(rows[0].last_ms) if rows else None,
+            by_reason=by_reason,
+        )
+
+    def rows(self) -> int:
+        """How many rows the tally holds now (tests, metrics)."""
+        with Session(self.engine) as s:
+            return int(s.exec(select(func.count()).select_from(AccessRefusalTallyRow)).one())
+
+
 class AccessLogBook:
     """Writes and reads the access log; computes digests and proofs; verifies entries against the chain."""
 
@@ -187,16 +359,57 @@ class AccessLogBook:
             ) from e
         return row
 
-    def entries_for(self, factory: str, *, limit: int = 100, after_id: int = 0) -> list[AccessLogRow]:
-        """The factory's entries, oldest first, after ``after_id``."""
+    def page(
+        self, factory: str, *, limit: int = 100, before_id: int | None = None, after_id: int | None = None
+    ) -> AccessLogPage:
+        """One page of the factory's entries, newest first (at most ``limit``, 1..:data:`MAX_PAGE`).
+
+        No cursor: the newest entries. ``before_id``: the entries just older than that id (the next
+        page). ``after_id``: the entries just newer than that id (the previous page). Both at once
+        is a :class:`ValueError`.
+        """
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValueError(f"limit must be 1..{MAX_PAGE}, got {limit}")
+        if before_id is not None and after_id is not None:
+            raise ValueError("give before_id or after_id, not both")
+        subject = to_checksum_address(factory)
+        ident = col(AccessLogRow.id)
+        query = select(AccessLogRow).where(AccessLogRow.factory == subject)
+        if after_id is not None:
+            query = query.where(ident > after_id).order_by(ident).limit(limit + 1)
+        else:
+            if before_id is not None:
+                query = query.where(ident < before_id)
+            query = query.order_by(ident.desc()).limit(limit + 1)
         with Session(self.engine) as s:
-            rows = s.exec(
-                select(AccessLogRow)
-                .where(AccessLogRow.factory == to_checksum_address(factory), col(AccessLogRow.id) > after_id)
-                .order_by(col(AccessLogRow.id))
-                .limit(limit)
-            ).all()
-        return list(rows)
+            rows = list(s.exec(query).all())
+            more = len(rows) > limit
+            rows = rows[:limit]
+            if after_id is not None:
+                rows.reverse()
+            newest, oldest = (int(rows[0].id or 0), int(rows[-1].id or 0)) if rows else (0, 0)
+
+            def exists(condition: Any) -> bool:
+                found = s.exec(
+                    select(AccessLogRow.id).where(AccessLogRow.factory == subject, condition).limit(1)
+                ).first()
+                return found is not None
+
+            if after_id is not None:  # a newer page: entries remain above it if there were more
+                newer, older = more, bool(rows) and exists(ident < oldest)
+            else:
+                newer, older = bool(rows) and before_id is not None and exists(ident > newest), more
+        return AccessLogPage(
+            entries=rows,
+            older_before_id=oldest if rows and older else None,
+            newer_after_id=newest if rows and newer else None,
+        )
+
+    def entries_for(
+        self, factory: str, *, limit: int = 100, before_id: int | None = None
+    ) -> list[AccessLogRow]:
+        """The factory's entries, newest first, older than ``before_id`` (see :meth:`page`)."""
+        return self.page(factory, limit=limit, before_id=before_id).entries
 
     def batches(self, ids: set[int]) -> dict[int, AccessLogBatchRow]:
         if not ids:

@@ -2,8 +2,11 @@
 
 A bank's query is answered only while the caller is admitted for ``supet.credit.query`` (asked of the
 CreditRegistry's admission gate) AND ``hasConsent(factory, bank)`` holds, both read at one pinned
-block. Every attempt, answered or refused, is written to the access log (and committed) *before* the
-answer or the refusal leaves: :meth:`FinanceDesk.gate` does both.
+block. Every attempt of an admitted bank, answered or refused, is written to the access log (and
+committed) *before* the answer or the refusal leaves: :meth:`FinanceDesk.gate` does both. An attempt
+of a party not admitted as a bank at all is refused and counted in the bounded, non-anchored
+:class:`~ledger_service.finance.access_log.RefusalTally` instead (committed before the refusal
+leaves too): any key can sign in, so its attempts must not grow the factory's anchored log.
 
 Publishing (the analytics oracle): :func:`assess_profile` assesses a published profile with the
 packaged scorecard, commits the assessment to the profile's commitment, and
@@ -36,7 +39,7 @@ from contracts.errors import ContractRevert
 from contracts.participants import ParticipantRegistryClient, action_id
 from finance.assessment import CreditAssessment, assess, commit_assessment
 from finance.errors import CreditModelError
-from ledger_service.finance.access_log import AccessLogAnchorer, AccessLogBook
+from ledger_service.finance.access_log import AccessLogAnchorer, AccessLogBook, RefusalTally
 from ledger_service.finance.errors import AccessRefused, FinanceNotDeployed, NotFound, PublishRefused
 from ledger_service.finance.relay import RelayRefused, prepare, relay
 from ledger_service.logs import request_id as _request_id
@@ -175,6 +178,7 @@ class FinanceDesk:
         self.engine = engine
         self.credit = CreditRegistryClient.from_deployment(chain, deployment)
         self.book = AccessLogBook(engine=engine, chain=chain, registry_address=self.credit.address)
+        self.tally = RefusalTally(engine=engine)
         self.anchorer = AccessLogAnchorer(
             book=self.book, signer=anchor_signer, max_entries=max_entries, max_seconds=max_seconds
         )
@@ -235,14 +239,19 @@ class FinanceDesk:
         self.book.record(party=party, factory=factory, action=action, outcome=outcome, request_id=rid)
 
     def require_bank(self, party: str, action: str, factory: str | None) -> None:
-        """Refuse (logged) a party not admitted for ``supet.credit.query``."""
+        """Refuse a party not admitted for ``supet.credit.query``, counted in the refusal tally.
+
+        Not an access-log entry: the party is nobody the consortium admitted (a throw-away key would
+        otherwise grow the factory's anchored log at the service's gas and bury the real entries).
+        """
         if not self.admitted(party, QUERY_ACTION):
             refusal = AccessRefused(
                 f"{party} is not admitted for supet.credit.query (banks and insurers): ask the consortium "
                 "to admit it (GET /v1/parties/{address}/admission says what is missing)",
                 code="finance.not_a_bank",
             )
-            self.log(party, factory, action, refusal.code)
+            rid = _request_id.get() or uuid.uuid4().hex
+            self.tally.record(party=party, factory=factory, reason=refusal.code, request_id=rid)
             raise refusal
 
     def gate(self, party: str, factory: str, action: str) -> None:

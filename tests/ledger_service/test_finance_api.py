@@ -13,7 +13,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from analytics.commitment import commit
 from analytics.profile import FactoryProfile
@@ -28,7 +28,12 @@ from ledger_service.finance.access_log import entry_digest
 from ledger_service.finance.desk import FinanceDesk, desk_of
 from ledger_service.finance.errors import AccessLogError
 from ledger_service.service import LedgerService
-from ledger_service.store.models import AccessLogRow, AnalyticsResultRow
+from ledger_service.store.models import (
+    AccessLogBatchRow,
+    AccessLogRow,
+    AccessRefusalTallyRow,
+    AnalyticsResultRow,
+)
 
 START = int(time.time()) - 7 * 86_400
 
@@ -195,15 +200,20 @@ def test_publish_consent_queries_log_and_anchoring(world: World) -> None:
     assert [(c["bank"], c["state"]) for c in r.json()["consents"]] == [(w.bank_a.address, "standing")]
     log_url = f"/v1/factories/{w.factory.address}/access-log"
     assert w.error(w.client.get(log_url, headers=w.h(w.bank_a))) == (403, "finance.not_the_factory")
-    entries = w.client.get(log_url, headers=w.h(w.factory)).json()["entries"]
+    page = w.client.get(log_url, headers=w.h(w.factory)).json()
+    entries = page["entries"]
+    # newest first; the un-admitted stranger is counted apart (not anchored), the banks are logged
     assert [(e["party"], e["action"], e["outcome"]) for e in entries] == [
-        (w.bank_a.address, "credit", "finance.no_consent"),
-        (w.bank_a.address, "credit", "answered"),
-        (w.bank_a.address, "profile", "answered"),
-        (w.bank_a.address, "factories", "answered"),
         (w.bank_b.address, "credit", "finance.no_consent"),
-        (w.stranger.address, "credit", "finance.not_a_bank"),
+        (w.bank_a.address, "factories", "answered"),
+        (w.bank_a.address, "profile", "answered"),
+        (w.bank_a.address, "credit", "answered"),
+        (w.bank_a.address, "credit", "finance.no_consent"),
     ]
+    assert page["older_before_id"] is None and page["newer_after_id"] is None
+    refused = page["refused_unadmitted"]
+    assert (refused["attempts"], refused["last_party"]) == (1, w.stranger.address)
+    assert refused["by_reason"] == {"finance.not_a_bank": 1} and refused["anchored"] is False
     assert all(e["anchoring"] == "pending" and e["proof"] is None for e in entries)
     assert all(len(e["request_id"]) >= 8 for e in entries)
 
@@ -221,9 +231,9 @@ def test_publish_consent_queries_log_and_anchoring(world: World) -> None:
     # anchoring: every entry anchored, each proof verifies against the chain
     w.desk.anchorer.flush()
     entries = w.client.get(log_url, headers=w.h(w.factory)).json()["entries"]
-    assert len(entries) == 9 and {e["anchoring"] for e in entries} == {"anchored"}
+    assert len(entries) == 8 and {e["anchoring"] for e in entries} == {"anchored"}
     batch = w.credit.access_log_batch(entries[0]["proof"]["batch_index"])
-    assert batch.count == 11  # the 9 of this factory and the two banks' listings themselves
+    assert batch.count == 10  # the 8 of this factory and the two banks' listings themselves
     for e in entries:
         assert w.desk.book.verify(e["id"]).root == batch.root
 
@@ -381,3 +391,82 @@ def test_receivables_listing_and_approve_need_admission_and_a_relation(world: Wo
     r = w.client.post("/v1/stablecoin/approve/prepare", json={"amount": 5}, headers=w.h(w.bank_a))
     assert r.status_code == 200, r.text
     assert r.json()["call"] == "approve"
+
+
+def test_unadmitted_flood_stays_out_of_the_anchored_log(world: World) -> None:
+    """Issue 11 finding 6: 210 queries of a throw-away key (admitted for nothing) add no anchored entry
+    and cost no gas; the factory sees them counted; the newest real bank access is on the first page
+    of its log (newest first), and older pages are reached by their cursor."""
+    w = world
+    url = f"/v1/bank/factories/{w.factory.address}/credit"
+    log_url = f"/v1/factories/{w.factory.address}/access-log"
+    w.credit.grant_consent(w.factory, w.bank_a.address, expires_at=w.chain_now() + 3600)
+    for _ in range(30):  # real bank accesses, older than the flood
+        assert w.client.get(url, headers=w.h(w.bank_a)).status_code == 200
+    with Session(w.ledger.engine) as s:
+        logged_before = s.exec(select(AccessLogRow)).all()
+    throwaway = Account.create()
+    for _ in range(210):
+        assert w.error(w.client.get(url, headers=w.h(throwaway))) == (403, "finance.not_a_bank")
+    assert (
+        w.client.get(url, headers={**w.h(w.bank_b), "X-Request-ID": "req-newest-real-1"}).status_code == 403
+    )
+    with Session(w.ledger.engine) as s:
+        logged_after = s.exec(select(AccessLogRow)).all()
+    assert len(logged_after) == len(logged_before) + 1  # only bank B's (admitted) refusal
+    assert w.desk.tally.rows() == 1  # one row for (factory, not_a_bank, this hour), whatever the count
+
+    page = w.client.get(log_url, params={"limit": 20}, headers=w.h(w.factory)).json()
+    first = page["entries"][0]
+    assert (first["party"], first["outcome"], first["request_id"]) == (
+        w.bank_b.address,
+        "finance.no_consent",
+        "req-newest-real-1",
+    )
+    assert all(e["party"] != throwaway.address for e in page["entries"])
+    assert page["refused_unadmitted"]["attempts"] == 210
+    assert page["refused_unadmitted"]["last_party"] == throwaway.address
+
+    # every page, newest first, following the cursors; back again with the newer cursor
+    seen = list(page["entries"])
+    cursor = page["older_before_id"]
+    while cursor is not None:
+        nxt = w.client.get(log_url, params={"limit": 20, "before_id": cursor}, headers=w.h(w.factory)).json()
+        assert len(nxt["entries"]) <= 20 and nxt["newer_after_id"] == nxt["entries"][0]["id"]
+        seen += nxt["entries"]
+        cursor = nxt["older_before_id"]
+    ids = [e["id"] for e in seen]
+    assert ids == sorted(ids, reverse=True) and len(ids) == 31
+    back = w.client.get(
+        log_url, params={"limit": 20, "after_id": nxt["newer_after_id"]}, headers=w.h(w.factory)
+    ).json()
+    assert [e["id"] for e in back["entries"]] == ids[:20] and back["newer_after_id"] is None
+
+    # the anchorer sends only what the log holds: no batch for the flood
+    w.desk.anchorer.flush()
+    with Session(w.ledger.engine) as s:
+        batched = s.exec(select(func.sum(AccessLogBatchRow.count))).one()
+    assert batched == len(logged_after)
+
+    # bad paging input is a typed 400/422, not a page
+    r = w.client.get(log_url, params={"before_id": 5, "after_id": 1}, headers=w.h(w.factory))
+    assert w.error(r) == (400, "finance.bad_query")
+    r = w.client.get(log_url, params={"limit": 201}, headers=w.h(w.factory))
+    assert r.status_code == 422
+
+
+def test_refusal_tally_is_bounded_per_hour(world: World) -> None:
+    """A key naming many factories cannot grow the tally: past the cap, attempts share one row."""
+    from ledger_service.finance.access_log import OVERFLOW_FACTORY, RefusalTally
+
+    tally = RefusalTally(engine=world.ledger.engine, max_factories=3)
+    party = Account.create().address
+    for i in range(10):
+        tally.record(party=party, factory="0x" + f"{i + 1:040x}", reason="finance.not_a_bank", request_id="r")
+    tally.record(party=party, factory=None, reason="finance.not_a_bank", request_id="r")
+    assert tally.rows() == 5  # 3 factories, the catch-all, the no-factory listing
+    with Session(world.ledger.engine) as s:
+        rows = s.exec(select(AccessRefusalTallyRow)).all()
+    counts = {r.factory: r.count for r in rows}
+    assert counts[OVERFLOW_FACTORY] == 7 and counts[""] == 1 and sum(counts.values()) == 11
+    assert tally.summary("0x" + f"{1:040x}").attempts == 1

@@ -23,6 +23,7 @@ from contracts.receivables import ReceivablesClient, StablecoinClient, receivabl
 from ledger_service.api.deps import CurrentParty, ServiceDep
 from ledger_service.api.models import ErrorEnvelope
 from ledger_service.api.responses import FastJSONResponse
+from ledger_service.finance.access_log import MAX_PAGE
 from ledger_service.finance.desk import (
     PUBLISH_ACTION,
     FinanceDesk,
@@ -205,20 +206,29 @@ def factory_consents(address: AddressPath, party: CurrentParty, service: Service
 
 @router.get(
     "/factories/{address}/access-log",
-    summary="Who looked at this factory's credit data, when, what, the outcome, and the anchoring proof",
+    summary="Who looked at this factory's credit data, newest first, paged, with each entry's anchoring "
+    "proof; and how many non-admitted keys were refused (not anchored)",
     responses=_REFUSALS,
 )
 def factory_access_log(
     address: AddressPath,
     party: CurrentParty,
     service: ServiceDep,
-    after_id: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before_id: Annotated[
+        int | None, Query(ge=1, description="The next (older) page: `older_before_id` of a page.")
+    ] = None,
+    after_id: Annotated[
+        int | None, Query(ge=0, description="The previous (newer) page: `newer_after_id` of a page.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> Any:
     desk = desk_of(service)
     factory = _address(address)
     _factory_only(party.address, factory)
-    rows = desk.book.entries_for(factory, limit=limit, after_id=after_id)
+    if before_id is not None and after_id is not None:
+        raise FinanceError("give before_id= or after_id=, not both", code="finance.bad_query")
+    page = desk.book.page(factory, limit=limit, before_id=before_id, after_id=after_id)
+    rows = page.entries
     batches = desk.book.batches({r.batch_id for r in rows if r.batch_id is not None})
     entries = []
     for r in rows:
@@ -237,7 +247,13 @@ def factory_access_log(
                 "proof": proof.to_json_obj() if proof is not None else None,
             }
         )
-    return {"factory": factory, "entries": entries}
+    return {
+        "factory": factory,
+        "entries": entries,
+        "older_before_id": page.older_before_id,
+        "newer_after_id": page.newer_after_id,
+        "refused_unadmitted": desk.tally.summary(factory).to_json_obj(),
+    }
 
 
 # ---------------------------------------------------------------------------- bank queries
