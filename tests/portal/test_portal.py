@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from eth_account.messages import encode_defunct
@@ -304,7 +305,7 @@ def test_auditor_checks_a_lot_without_signing_in(page: Any, world: PortalWorld, 
 
 
 def test_factory_sees_devices_lots_consents_and_who_looked(
-    page: Any, world: PortalWorld, tmp_path: Path
+    page: Any, world: PortalWorld, tmp_path: Path, browser: Any
 ) -> None:
     sign_in(page, world, world.factory)
     assert page.url == world.base + "/portal/factory"
@@ -327,12 +328,24 @@ def test_factory_sees_devices_lots_consents_and_who_looked(
     r = page.goto(world.base + "/portal/bank")
     assert r.status == 403 and page.inner_text("#error-code") == "finance.not_a_bank"
 
-    # sign out: the session is gone
+    # sign out: the session is gone, on the server too (issue 11, finding 10): a copy of the cookie
+    # (the API token) is refused by the API and the portal; another session of the factory still works
+    session = next(c["value"] for c in page.context.cookies() if c["name"] == "supet_session")
+    other = browser.new_context()
+    other_page = other.new_page()
+    sign_in(other_page, world, world.factory)
     page.goto(world.base + "/portal/factory")
     page.click("#logout")
     assert page.inner_text("#signed-out") == "You are signed out."
     r = page.goto(world.base + "/portal/factory")
     assert r.status == 401 and page.inner_text("#error-code") == "portal.not_signed_in"
+    me = httpx.get(world.base + "/v1/auth/me", headers={"Authorization": f"Bearer {session}"})
+    assert me.status_code == 401 and me.json()["error"]["code"] == "auth.revoked"
+    copied = httpx.get(world.base + "/portal/factory", headers={"Cookie": f"supet_session={session}"})
+    assert copied.status_code == 401 and "portal.not_signed_in" in copied.text
+    assert other_page.goto(world.base + "/portal/factory").status == 200
+    assert other_page.inner_text("#who") == world.factory.address
+    other.close()
 
 
 def test_bank_sees_consented_factory_records_and_profile_chart(
