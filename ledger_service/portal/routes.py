@@ -227,11 +227,11 @@ def factory(request: Request) -> HTMLResponse:
     devices = views.factory_devices(service, party.address)
     lot_rows = views.factory_lots(service, party.address)
     consents: list[dict[str, Any]] | None = None
-    access: list[dict[str, Any]] | None = None
+    access: views.AccessLogView | None = None
     finance_note = None
     if "CreditRegistry" in service.deployment.contracts:
         consents = finance_api.factory_consents(party.address, party, service)["consents"]
-        access = finance_api.factory_access_log(party.address, party, service, 0, 200)["entries"]
+        access = views.factory_access_log(service, party, request.query_params)
     else:
         finance_note = "This deployment has no CreditRegistry: consents and the access log are not available."
     return render(

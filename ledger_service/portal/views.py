@@ -6,14 +6,17 @@
 - Factory: :func:`factory_devices` (its devices from ``DeviceEnrolled`` events, their registry record
   and their stored head: readings, gaps, last reading), :func:`factory_lots` (lots it opened, split
   off or accepted, as the LotRegistry holds them now).
+- Factory: :func:`factory_access_log` (one page of who looked at its credit data, newest first,
+  with the links to the older and newer pages and the count of refused non-admitted keys).
 - Bank: :func:`profile_png` (the latest published profile of a factory as a chart).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from sqlmodel import Session, select
 
@@ -26,20 +29,26 @@ from contracts.lots import (
     format_gtin,
 )
 from contracts.registry import DeviceRecord, device_id_hash
+from ledger_service.api.routes import finance as finance_api
+from ledger_service.auth import AuthenticatedParty
 from ledger_service.errors import NotFound
 from ledger_service.lots import ChainStep, LotPage, ReadingStep, lot_timeline
+from ledger_service.portal.errors import BadForm
 from ledger_service.proofs import ProofPending, parse_digest, proof_bundle
 from ledger_service.service import LedgerService
 from ledger_service.store.models import DeviceHeadRow
 from ledger_service.verify import ProofBundle, VerificationError, verify_bundle
 
 __all__ = [
+    "ACCESS_PAGE",
+    "AccessLogView",
     "DeviceHealth",
     "LotSummary",
     "LotView",
     "StepRow",
     "Verdict",
     "check_reading",
+    "factory_access_log",
     "factory_devices",
     "factory_lots",
     "fmt_ms",
@@ -362,6 +371,51 @@ def factory_lots(service: LedgerService, party: str) -> list[LotSummary]:
         )
     out.sort(key=lambda x: x.lot_id)
     return out
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AccessLogView:
+    """One page of the factory's access log (newest first) and where the neighbouring pages are."""
+
+    entries: list[dict[str, Any]]
+    #: The query string of the older page (``None`` on the oldest), of the newer (``None`` on the newest).
+    older: str | None
+    newer: str | None
+    #: Refused attempts of parties not admitted at all, counted apart (never anchored).
+    refused: dict[str, Any]
+
+
+#: Entries per page of the factory page's access log.
+ACCESS_PAGE: Final = 50
+
+
+def _cursor(query: Mapping[str, str], name: str) -> int | None:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise BadForm(f"{name} is an entry id (a whole number); follow the page links instead")
+    return int(raw)
+
+
+def factory_access_log(
+    service: LedgerService, party: AuthenticatedParty, query: Mapping[str, str]
+) -> AccessLogView:
+    """The page of ``party``'s access log that ``query`` names (``log_before`` / ``log_after``: the
+    cursors of the page links; neither: the newest page), from the finance API's own function."""
+    before, after = _cursor(query, "log_before"), _cursor(query, "log_after")
+    if before is not None and after is not None:
+        raise BadForm("give log_before or log_after, not both; follow the page links instead")
+    page = finance_api.factory_access_log(
+        party.address, party, service, before_id=before, after_id=after, limit=ACCESS_PAGE
+    )
+    older, newer = page["older_before_id"], page["newer_after_id"]
+    return AccessLogView(
+        entries=page["entries"],
+        older=f"log_before={older}" if older is not None else None,
+        newer=f"log_after={newer}" if newer is not None else None,
+        refused=page["refused_unadmitted"],
+    )
 
 
 # ---------------------------------------------------------------------------- bank

@@ -396,3 +396,49 @@ def test_refusals_in_words_and_csrf(page: Any, world: PortalWorld, tmp_path: Pat
     page.fill("#signature", world.stranger.sign_message(encode_defunct(text=message)).signature.to_0x_hex())
     page.click("#submit-signature")
     assert page.inner_text("#error-code") == "auth.bad_signature"
+
+
+def test_factory_access_log_is_paged_newest_first_and_not_flooded(
+    page: Any, world: PortalWorld, tmp_path: Path
+) -> None:
+    """Issue 11 finding 6: the newest real bank access is on the first page; a throw-away key's 210
+    refused attempts are a count above the table, not rows of it; older entries are a link away."""
+    from eth_account import Account
+
+    from ledger_service.finance.errors import AccessRefused
+
+    desk = desk_of(world.service)
+    for _ in range(60):
+        desk.gate(world.bank.address, world.factory.address, "credit")
+    desk.gate(world.bank.address, world.factory.address, "profile")  # the newest real access
+    throwaway = Account.create().address
+    for _ in range(210):
+        with pytest.raises(AccessRefused):
+            desk.gate(throwaway, world.factory.address, "credit")
+    attempts = desk.tally.summary(world.factory.address).attempts
+    assert attempts >= 210
+
+    sign_in(page, world, world.factory)
+    assert page.url == world.base + "/portal/factory"
+    first = cells(page, "#access-log")
+    assert len(first) == 50
+    assert (first[0][1], first[0][2], first[0][3]) == (world.bank.address, "profile", "answered")
+    assert all(r[1] == world.bank.address for r in first)
+    refused = page.inner_text("#refused-unadmitted")
+    assert refused.startswith(f"{attempts} refused attempts by keys not admitted as banks")
+    assert throwaway in refused
+    assert page.locator("#access-newer").count() == 0
+    screenshot(page, tmp_path / "factory-access-log.png")
+
+    page.click("#access-older")
+    second = cells(page, "#access-log")
+    assert 1 <= len(second) <= 50 and page.locator("#access-newer").count() == 1
+    assert all(r[1] == world.bank.address for r in second)
+    logged = desk.book.page(world.factory.address, limit=200).entries
+    assert len(first) + len(second) == len(logged) and page.locator("#access-older").count() == 0
+    page.click("#access-newer")
+    assert cells(page, "#access-log") == first
+
+    # a cursor that is no entry id is a page in words, not a 500
+    r = page.goto(world.base + "/portal/factory?log_before=abc")
+    assert r.status == 400 and page.inner_text("#error-code") == "portal.bad_form"
