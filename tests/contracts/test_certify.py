@@ -20,6 +20,7 @@ from contracts.chain import Chain
 from contracts.lots import (
     OPEN_ACTION,
     SPEC_ACTION,
+    TRANSFER_ACTION,
     Certificate,
     CertificateStatus,
     LotRegistryClient,
@@ -28,6 +29,7 @@ from contracts.lots import (
     SpecMetric,
     batch_readings,
     deploy_supply_chain,
+    lot_id_hash,
     lot_key,
     padded_ascii,
 )
@@ -84,10 +86,12 @@ class QC:
         self.chain.transact(self.anchor.functions.anchorBatch(tree.root, len(subs)), self.operator)
         return int(self.chain.call(self.anchor.functions.batchCount())), tree
 
-    def certify(self, batches: list[tuple[Any, ...]], lot: str = LOT) -> Any:
+    def certify(self, batches: list[tuple[Any, ...]], lot: str | bytes = LOT) -> Any:
         return self.certifier.certify_lot(self.auditor, lot, batches)
 
-    def refused(self, error: str, batches: list[tuple[Any, ...]], lot: str = LOT, **args: Any) -> None:
+    def refused(
+        self, error: str, batches: list[tuple[Any, ...]], lot: str | bytes = LOT, **args: Any
+    ) -> None:
         """The submission reverts with ``error`` and the lot's standing is unchanged."""
         before = self.certifier.certificate(lot)
         with reverts(error, **args):
@@ -105,7 +109,8 @@ def make_qc(suite: Any, *, devices: dict[str, str]) -> QC:
     assert gate_address is not None
     addresses = deploy_supply_chain(chain, op, deployment=suite.deployment, gate_address=gate_address)
     gate = chain.contract("StaticAdmissionGate", gate_address)
-    supplier, enterprise, auditor = suite.accounts[2], suite.accounts[5], suite.accounts[7]
+    # the supplier owns the devices (the consortium's factory): its devices speak for its lots
+    supplier, enterprise, auditor = suite.accounts[1], suite.accounts[5], suite.accounts[7]
     chain.transact(gate.functions.setAdmitted(supplier.address, OPEN_ACTION, True), op)
     chain.transact(gate.functions.setAdmitted(enterprise.address, SPEC_ACTION, True), op)
     consortium = TestConsortium(chain, suite.deployment)
@@ -251,7 +256,7 @@ def test_certify_p256_and_secp256k1_across_two_batches(suite: Any) -> None:
     result = qc.certify(batches)
     (event,) = qc.certifier.contract.events.LotCertified().process_receipt(result.receipt, errors=DISCARD)
     assert dict(event["args"]) == {
-        "lotId": lot_key(LOT),
+        "lotId": lot_key(LOT, qc.supplier.address),
         "gtin": int(GTIN),
         "specVersion": 1,
         "samples": 4,
@@ -267,7 +272,7 @@ def test_certify_p256_and_secp256k1_across_two_batches(suite: Any) -> None:
         decided_at=qc.chain.block(result.block_number)["timestamp"],
         submitter=qc.auditor.address,
     )
-    assert qc.chain.call(qc.certifier.contract.functions.isCertified(lot_key(LOT)))
+    assert qc.chain.call(qc.certifier.contract.functions.isCertified(lot_key(LOT, qc.supplier.address)))
     assert qc.certifier.certificate("LOT-OTHER") == NO_CERTIFICATE
 
 
@@ -298,14 +303,14 @@ def test_reading_of_another_lot_is_refused(qc: QC) -> None:
     mine = [qc.sign("GW-K1-A", GOOD), qc.sign("GW-K1-B", GOOD, lot="LOT-OTHER")]
     batch_id, tree = qc.anchor_batch(mine)
     batch = batch_readings(batch_id, tree, mine)  # both genuine and anchored: one is not this lot's
-    index = next(i for i, r in enumerate(batch[1]) if r[3] == lot_key("LOT-OTHER"))
+    index = next(i for i, r in enumerate(batch[1]) if r[3] == lot_id_hash("LOT-OTHER"))
     qc.refused(
         "QualityCertifierWrongLot",
         [batch],
         batchId=batch_id,
         index=index,
-        readingLotId=lot_key("LOT-OTHER"),
-        lotId=lot_key(LOT),
+        readingLotId=lot_id_hash("LOT-OTHER"),
+        lotId=lot_id_hash(LOT),
     )
     # a reading with no lot at all
     none = [qc.sign("GW-K1-A", GOOD, lot=None)]
@@ -368,8 +373,9 @@ def test_unknown_batch_lot_spec_and_empty_input_are_refused(qc: QC) -> None:
     b1 = batches[0]
     qc.refused("ReadingAnchorUnknownBatch", [(99, *b1[1:])], batchId=99)
     qc.refused("ReadingAnchorUnknownBatch", [(0, *b1[1:])], batchId=0)
-    qc.refused("LotRegistryUnknownLot", batches, lot="LOT-NOPE", lotId=lot_key("LOT-NOPE"))
-    qc.refused("QualityCertifierNoReadings", [], lotId=lot_key(LOT), batchId=0)
+    nope = lot_key("LOT-NOPE", qc.supplier.address)
+    qc.refused("LotRegistryUnknownLot", batches, lot=nope, lotId=nope)
+    qc.refused("QualityCertifierNoReadings", [], lotId=lot_key(LOT, qc.supplier.address), batchId=0)
     qc.refused("QualityCertifierNoReadings", [(b1[0], [], [], [b1[3][0]], [])], batchId=b1[0])
     qc.refused(
         "QualityCertifierSignatureCount", [(b1[0], b1[1], b1[2][:2], b1[3], b1[4])], readings=3, signatures=2
@@ -479,7 +485,11 @@ def rejected(qc: QC, batches: list[tuple[Any, ...]]) -> tuple[dict[str, Any], Ce
     assert cert.decided_at == qc.chain.block(result.block_number)["timestamp"]
     assert cert.submitter == qc.auditor.address
     args = dict(event["args"])
-    assert (args["lotId"], args["gtin"], args["by"]) == (lot_key(LOT), int(GTIN), qc.auditor.address)
+    assert (args["lotId"], args["gtin"], args["by"]) == (
+        lot_key(LOT, qc.supplier.address),
+        int(GTIN),
+        qc.auditor.address,
+    )
     assert (cert.reason, cert.spec_version, cert.samples) == (
         args["reason"],
         args["specVersion"],
@@ -617,7 +627,7 @@ def test_a_subset_cannot_undo_a_certificate_but_evidence_can(qc: QC) -> None:
     qc.refused(
         "QualityCertifierVerdictStands",
         [batches[1]],
-        lotId=lot_key(LOT),
+        lotId=lot_key(LOT, qc.supplier.address),
         status=int(CertificateStatus.CERTIFIED),
         reason=0,
         specVersion=1,
@@ -645,3 +655,205 @@ def test_a_subset_cannot_undo_a_certificate_but_evidence_can(qc: QC) -> None:
     cert = qc.certifier.certificate(LOT)
     assert cert.certified and cert.spec_version == 2 and cert.evidence == bytes(32) and cert.metric == ""
     assert len(mine1) + len(mine2) == cert.samples
+
+
+# ---------------------------------------------------------------- whose devices count (issue 11.2)
+
+
+def enroll_for(qc: QC, party: LocalAccount, device_id: str, scheme: str = "secp256k1") -> DeviceSigner:
+    """Enroll a device owned by ``party`` (granted the enroller role), with the consortium's test CA."""
+    import datetime as dt
+
+    from device_attestation.certificates import issue_device_certificate, make_device_csr
+    from device_attestation.enrollment import enroll_with_device_key
+
+    qc.consortium.registry.grant_enroller(qc.operator, party.address)
+    key = DeviceKey.generate(scheme)
+    now = dt.datetime.now(dt.UTC)
+    cert = issue_device_certificate(
+        ca_key=qc.consortium.ca_key,
+        ca_cert=qc.consortium.ca_cert,
+        csr=make_device_csr(key, device_id),
+        valid_days=10,
+        not_before=now - dt.timedelta(hours=1),
+    )
+    enroll_with_device_key(
+        registry=qc.consortium.registry,
+        party=party,
+        certificate=cert,
+        ca_certificates=[qc.consortium.ca_cert],
+        device_key=key,
+        now=now,
+        active_from_ms=0,
+    )
+    signer = DeviceSigner(device_id=device_id, key=key, domain=qc.consortium.domain)
+    qc.devices[device_id] = signer
+    return signer
+
+
+def test_issue11_a_competitor_device_cannot_fail_a_certified_lot(qc: QC) -> None:
+    """Issue 11.2: factory B's device named factory A's lot in an out-of-spec reading; anyone could
+    submit it, and A's certified lot flipped to REJECTED for ever."""
+    rival = qc.auditor  # a party that is neither the supplier nor a custodian
+    enroll_for(qc, rival, "RIVAL-GW")
+    _, _, batches = good_batches(qc)
+    qc.certify(batches)
+    certified = qc.certifier.certificate(LOT)
+    assert certified.certified
+    attack = qc.sign("RIVAL-GW", {"temp_c": 40, "humidity": 45})  # names A's lot, far out of spec
+    batch_id, tree = qc.anchor_batch([attack, qc.sign("GW-K1-A", GOOD)])
+    key = lot_key(LOT, qc.supplier.address)
+    for submission in (
+        [batch_readings(batch_id, tree, [attack])],
+        [*batches, batch_readings(batch_id, tree, [attack])],
+    ):
+        qc.refused(
+            "QualityCertifierForeignDevice",
+            submission,
+            lotId=key,
+            deviceId=device_id_hash("RIVAL-GW"),
+            owner=rival.address,
+        )
+    assert qc.certifier.certificate(LOT) == certified
+    # nor can it make a fresh lot fail before its producer certifies it
+    fresh = qc.sign("RIVAL-GW", {"temp_c": 40, "humidity": 45}, lot="LOT-OTHER")
+    fresh_id, fresh_tree = qc.anchor_batch([fresh])
+    qc.refused(
+        "QualityCertifierForeignDevice",
+        [batch_readings(fresh_id, fresh_tree, [fresh])],
+        lot="LOT-OTHER",
+        lotId=lot_key("LOT-OTHER", qc.supplier.address),
+        deviceId=device_id_hash("RIVAL-GW"),
+        owner=rival.address,
+    )
+    assert qc.certifier.certificate("LOT-OTHER") == NO_CERTIFICATE
+
+
+def test_devices_of_custodians_count(qc: QC) -> None:
+    distributor = qc.enterprise  # admitted to hold lots below
+    qc.chain.transact(qc.gate.functions.setAdmitted(distributor.address, TRANSFER_ACTION, True), qc.operator)
+    enroll_for(qc, distributor, "DIST-GW")
+    cold_chain = [qc.sign("DIST-GW", GOOD), qc.sign("DIST-GW", {"temp_c": 9, "humidity": 45})]
+    batch_id, tree = qc.anchor_batch(cold_chain)
+    batch = batch_readings(batch_id, tree, cold_chain)
+    key = lot_key(LOT, qc.supplier.address)
+    qc.refused(
+        "QualityCertifierForeignDevice",
+        [batch],
+        lotId=key,
+        deviceId=device_id_hash("DIST-GW"),
+        owner=distributor.address,
+    )
+    qc.lots.propose_transfer(qc.supplier, LOT, distributor.address)
+    qc.refused("QualityCertifierForeignDevice", [batch], owner=distributor.address)  # proposed is not held
+    qc.lots.accept_transfer(distributor, LOT)
+    args, _ = rejected(qc, [batch])  # the custodian's own cold-chain evidence counts
+    assert (args["reason"], args["value"]) == (RejectReason.ABOVE_MAX, 9 * M)
+    # a past custodian's devices still count once the lot moves on
+    qc.chain.transact(qc.gate.functions.setAdmitted(qc.auditor.address, TRANSFER_ACTION, True), qc.operator)
+    qc.lots.propose_transfer(distributor, LOT, qc.auditor.address)
+    qc.lots.accept_transfer(qc.auditor, LOT)
+    assert qc.certifier.preview(qc.auditor.address, LOT, [batch]) is CertificateStatus.REJECTED
+
+
+def test_devices_named_by_the_spec_owner_count(qc: QC) -> None:
+    lab = qc.auditor
+    enroll_for(qc, lab, "LAB-1")
+    subs = [qc.sign("LAB-1", GOOD), qc.sign("LAB-1", GOOD)]
+    batch_id, tree = qc.anchor_batch(subs)
+    batch = batch_readings(batch_id, tree, subs)
+    lab_id = device_id_hash("LAB-1")
+    qc.refused("QualityCertifierForeignDevice", [batch], deviceId=lab_id, owner=lab.address)
+    c = qc.certifier
+    fn = c.contract.functions.setNamedDevice
+    # only the product's spec owner, admitted, names devices
+    with reverts("QualityCertifierNotAdmitted", party=qc.supplier.address, action=SPEC_ACTION):
+        qc.chain.transact(fn(GTIN, lab_id, True), qc.supplier)
+    qc.chain.transact(qc.gate.functions.setAdmitted(qc.supplier.address, SPEC_ACTION, True), qc.operator)
+    with reverts(
+        "QualityCertifierNotSpecOwner",
+        gtin=int(GTIN),
+        owner=qc.enterprise.address,
+        caller=qc.supplier.address,
+    ):
+        qc.chain.transact(fn(GTIN, lab_id, True), qc.supplier)
+    with reverts("QualityCertifierNotSpecOwner", gtin=int(OTHER_GTIN), owner="0x" + "00" * 20):
+        qc.chain.transact(fn(OTHER_GTIN, lab_id, True), qc.supplier)
+    with reverts("GtinInvalidCheckDigit"):
+        qc.chain.transact(fn("04006381333930", lab_id, True), qc.enterprise)
+    assert not c.is_named_device(int(GTIN), "LAB-1")
+
+    result = c.set_named_device(qc.enterprise, GTIN, "LAB-1")
+    (event,) = c.contract.events.SpecDeviceNamed().process_receipt(result.receipt, errors=DISCARD)
+    assert dict(event["args"]) == {
+        "gtin": int(GTIN),
+        "deviceId": lab_id,
+        "named": True,
+        "by": qc.enterprise.address,
+    }
+    assert c.is_named_device(int(GTIN), "LAB-1") and not c.is_named_device(int(OTHER_GTIN), "LAB-1")
+    assert c.preview(qc.auditor.address, LOT, [batch]) is CertificateStatus.CERTIFIED
+    c.set_named_device(qc.enterprise, GTIN, "LAB-1", named=False)
+    qc.refused("QualityCertifierForeignDevice", [batch], deviceId=lab_id, owner=lab.address)
+
+
+# ---------------------------------------------------------------- evidence pinned (issue 11.5)
+
+
+def test_issue11_owner_cannot_destroy_evidence_used_in_a_verdict(qc: QC) -> None:
+    """Issue 11.5: the owner revoked its device back-dated to just before its own failing reading;
+    the reading stopped verifying and certifyLot reverted for everyone."""
+    good = qc.sign("GW-K1-A", GOOD)
+    failing = qc.sign("GW-K1-A", {"temp_c": 9.5, "humidity": 45})
+    other = qc.sign("GW-K1-B", GOOD)
+    batch_id, tree = qc.anchor_batch([good, failing, other])
+    batch = batch_readings(batch_id, tree, [good, failing, other])
+    args, _ = rejected(qc, [batch])
+    assert args["evidence"] == failing.digest
+    registry = qc.consortium.registry
+    assert registry.pinned_evidence_ms("GW-K1-A") == failing.reading.ts_ms
+    assert registry.pinned_evidence_ms("GW-K1-B") == other.reading.ts_ms
+    owner = qc.consortium.factory
+    before = registry.device("GW-K1-A")
+    for at in (failing.reading.ts_ms - 1, failing.reading.ts_ms, good.reading.ts_ms):
+        with reverts(
+            "DeviceRegistryEvidencePinned",
+            deviceId=device_id_hash("GW-K1-A"),
+            pinnedMs=failing.reading.ts_ms,
+            requestedMs=at,
+        ):
+            registry.revoke(owner, "GW-K1-A", at)
+    assert registry.device("GW-K1-A") == before
+    # the evidence keeps verifying: on its own, and in a new submission (which the verdict outlives)
+    anchor = qc.anchor.functions.verifyReading
+    from contracts.registry import reading_tuple
+    from device_attestation.reading import reading_struct
+
+    fn = anchor(
+        reading_tuple(reading_struct(failing.reading)),
+        failing.signature,
+        batch_id,
+        tree.proof(failing.digest),
+    )
+    assert qc.chain.call(fn) == failing.digest
+    again, _ = rejected(qc, [batch])  # anyone can still submit it: a violation is recorded again
+    assert again["evidence"] == failing.digest
+    # revoking after the evidence is the owner's right (a key found compromised now)
+    registry.revoke(owner, "GW-K1-A", failing.reading.ts_ms + 1)
+    assert qc.chain.call(fn) == failing.digest
+    # only the operator's ruling, with its reason on chain, reaches back before it
+    registry.revoke_with_reason(qc.operator, "GW-K1-A", good.reading.ts_ms, "INC-7: key cloned at the plant")
+    with reverts("ReadingAnchorDeviceNotActive", deviceId=device_id_hash("GW-K1-A")):
+        qc.chain.call(fn)
+    assert qc.certifier.certificate(LOT).reason is RejectReason.ABOVE_MAX  # the verdict itself stands
+
+
+def test_a_preview_or_a_refused_submission_pins_nothing(qc: QC) -> None:
+    subs = [qc.sign("GW-K1-A", GOOD), qc.sign("GW-K1-B", GOOD)]
+    batch_id, tree = qc.anchor_batch(subs)
+    batch = batch_readings(batch_id, tree, subs)
+    assert qc.certifier.preview(qc.auditor.address, LOT, [batch]) is CertificateStatus.CERTIFIED
+    qc.refused("QualityCertifierNoReadings", [], batchId=0)
+    assert qc.consortium.registry.pinned_evidence_ms("GW-K1-A") is None
+    qc.certify([batch])
+    assert qc.consortium.registry.pinned_evidence_ms("GW-K1-A") == subs[0].reading.ts_ms

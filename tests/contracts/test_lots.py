@@ -11,18 +11,22 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from support import reverts
+from web3.logs import DISCARD
 
 from contracts.chain import Chain
 from contracts.errors import DeploymentError
 from contracts.lots import (
     OPEN_ACTION,
     TRANSFER_ACTION,
+    AmbiguousLot,
     InvalidGtin,
+    LotNotFound,
     LotRegistryClient,
     LotStatus,
     deploy_supply_chain,
     format_gtin,
     gtin_check_digit,
+    lot_id_hash,
     lot_key,
     padded_ascii,
     parse_gtin,
@@ -156,10 +160,18 @@ def test_open_lot(world: World) -> None:
         produced_from_ms=T0,
         produced_to_ms=T1,
     )
-    key = lot_key("LOT-2026-0001")
-    assert key == keccak(b"LOT-2026-0001")
-    assert world.chain.call(world.lots.contract.functions.lotKey("LOT-2026-0001")) == key
-    (event,) = world.lots.contract.events.LotOpened().process_receipt(result.receipt)
+    key = lot_key("LOT-2026-0001", world.supplier.address)
+    id_hash = keccak(b"LOT-2026-0001")
+    assert lot_id_hash("LOT-2026-0001") == id_hash
+    assert key == keccak(bytes(12) + bytes.fromhex(world.supplier.address[2:]) + id_hash)  # abi.encode
+    c = world.lots.contract
+    assert world.chain.call(c.functions.lotKey(world.supplier.address, "LOT-2026-0001")) == key
+    assert world.chain.call(c.functions.lotIdHashOf(key)) == id_hash
+    assert world.chain.call(c.functions.issuerOf(key)) == world.supplier.address
+    (named,) = c.events.LotNamed().process_receipt(result.receipt, errors=DISCARD)
+    assert dict(named["args"]) == {"lotIdHash": id_hash, "issuer": world.supplier.address, "lotId": key}
+    assert world.lots.named("LOT-2026-0001") == [(world.supplier.address, key)]
+    (event,) = world.lots.contract.events.LotOpened().process_receipt(result.receipt, errors=DISCARD)
     assert event["args"]["lotId"] == key
     assert event["args"]["gtin"] == int(GTIN)
     assert event["args"]["supplier"] == world.supplier.address
@@ -195,7 +207,7 @@ def test_open_refusals_change_nothing(world: World) -> None:
         ),
         ("LotRegistryInvalidLotId", {"lot_id": ""}, {"length": 0}),
         ("LotRegistryInvalidLotId", {"lot_id": "L" * 257}, {"length": 257}),
-        ("LotRegistryLotExists", {"lot_id": "LOT-1"}, {"lotId": lot_key("LOT-1")}),
+        ("LotRegistryLotExists", {"lot_id": "LOT-1"}, {"lotId": lot_key("LOT-1", world.supplier.address)}),
     ]
     for error, kwargs, args in cases:
         with reverts(error, **args):
@@ -253,21 +265,27 @@ def test_admission_gate_is_replaceable_by_the_admin_only(world: World) -> None:
 
 
 def test_unknown_lot(world: World) -> None:
-    key = lot_key("NOPE")
+    key = lot_key("NOPE", world.supplier.address)
     c = world.lots.contract
     assert not world.lots.exists("NOPE")
-    for fn in (c.functions.lot, c.functions.gtinOf, c.functions.custodianOf, c.functions.custodyChain):
+    assert not world.lots.exists("NOPE", issuer=world.supplier.address)
+    views = (c.functions.lot, c.functions.gtinOf, c.functions.custodianOf, c.functions.custodyChain)
+    for fn in (*views, c.functions.lotIdHashOf, c.functions.issuerOf):
         with reverts("LotRegistryUnknownLot", lotId=key):
             world.chain.call(fn(key))
+    with reverts("LotRegistryUnknownLot", lotId=key):
+        world.chain.call(c.functions.hasHeld(key, world.supplier.address))
     for write in (
-        lambda: world.lots.propose_transfer(world.supplier, "NOPE", world.distributor.address),
-        lambda: world.lots.accept_transfer(world.distributor, "NOPE"),
-        lambda: world.lots.reject_transfer(world.distributor, "NOPE"),
-        lambda: world.lots.cancel_transfer(world.supplier, "NOPE"),
-        lambda: world.lots.split_lot(world.supplier, "NOPE", {"NOPE-A": 1}),
+        lambda lot: world.lots.propose_transfer(world.supplier, lot, world.distributor.address),
+        lambda lot: world.lots.accept_transfer(world.distributor, lot),
+        lambda lot: world.lots.reject_transfer(world.distributor, lot),
+        lambda lot: world.lots.cancel_transfer(world.supplier, lot),
+        lambda lot: world.lots.split_lot(world.supplier, lot, {"NOPE-A": 1}),
     ):
         with reverts("LotRegistryUnknownLot", lotId=key):
-            write()
+            write(key)
+        with pytest.raises(LotNotFound, match="no lot 'NOPE' on chain"):  # by text: found by nobody
+            write("NOPE")
 
 
 # ---------------------------------------------------------------- splitting
@@ -278,14 +296,14 @@ def test_split_conserves_quantities_and_links_children(world: World) -> None:
     first = world.lots.split_lot(world.supplier, "LOT-1", {"LOT-1-A": 300, "LOT-1-B": 250})
     parent = world.lots.lot("LOT-1")
     assert (parent.quantity, parent.remaining, parent.status) == (1000, 450, LotStatus.ACTIVE)
-    events = world.lots.contract.events.LotSplit().process_receipt(first.receipt)
+    events = world.lots.contract.events.LotSplit().process_receipt(first.receipt, errors=DISCARD)
     assert [
         (e["args"]["childLotIdText"], e["args"]["quantity"], e["args"]["parentRemaining"]) for e in events
     ] == [
         ("LOT-1-A", 300, 700),
         ("LOT-1-B", 250, 450),
     ]
-    assert all(e["args"]["parentId"] == lot_key("LOT-1") for e in events)
+    assert all(e["args"]["parentId"] == lot_key("LOT-1", world.supplier.address) for e in events)
     assert all(e["args"]["custodian"] == world.supplier.address for e in events)
 
     # the rest, in one child: the parent is now entirely split
@@ -293,12 +311,16 @@ def test_split_conserves_quantities_and_links_children(world: World) -> None:
     parent = world.lots.lot("LOT-1")
     assert (parent.remaining, parent.status) == (0, LotStatus.SPLIT)
     kids = world.lots.children("LOT-1")
-    assert kids == [lot_key("LOT-1-A"), lot_key("LOT-1-B"), lot_key("LOT-1-C")]
+    assert kids == [
+        lot_key("LOT-1-A", world.supplier.address),
+        lot_key("LOT-1-B", world.supplier.address),
+        lot_key("LOT-1-C", world.supplier.address),
+    ]
     children = [world.lots.lot(k) for k in kids]
     assert parent.remaining + sum(c.quantity for c in children) == parent.quantity  # conservation
     split_at = world.chain.block("latest")["timestamp"]
     for child in children:
-        assert child.parent == lot_key("LOT-1")
+        assert child.parent == lot_key("LOT-1", world.supplier.address)
         assert (child.gtin, child.unit, child.produced_from_ms, child.produced_to_ms) == (
             parent.gtin,
             parent.unit,
@@ -315,13 +337,13 @@ def test_split_conserves_quantities_and_links_children(world: World) -> None:
     world.lots.split_lot(world.supplier, "LOT-1-A", {"LOT-1-A-1": 100, "LOT-1-A-2": 200})
     a = world.lots.lot("LOT-1-A")
     assert a.remaining == 0 and a.status is LotStatus.SPLIT
-    assert world.lots.lot("LOT-1-A-2").parent == lot_key("LOT-1-A")
+    assert world.lots.lot("LOT-1-A-2").parent == lot_key("LOT-1-A", world.supplier.address)
 
     # a fully split lot can neither move nor split
     for lot_id in ("LOT-1", "LOT-1-A"):
-        with reverts("LotRegistryLotFullySplit", lotId=lot_key(lot_id)):
+        with reverts("LotRegistryLotFullySplit", lotId=lot_key(lot_id, world.supplier.address)):
             world.lots.split_lot(world.supplier, lot_id, {lot_id + "-Z": 1})
-        with reverts("LotRegistryLotFullySplit", lotId=lot_key(lot_id)):
+        with reverts("LotRegistryLotFullySplit", lotId=lot_key(lot_id, world.supplier.address)):
             world.lots.propose_transfer(world.supplier, lot_id, world.distributor.address)
 
 
@@ -329,7 +351,7 @@ def test_split_refusals_change_nothing(world: World) -> None:
     world.open("LOT-1", quantity=100)
     world.open("LOT-OTHER", quantity=5)
     before = world.snapshot("LOT-1")
-    key = lot_key("LOT-1")
+    key = lot_key("LOT-1", world.supplier.address)
     fn = world.lots.contract.functions.splitLot
     cases: list[tuple[LocalAccount, list[str], list[int], str, dict[str, Any]]] = [
         (
@@ -350,8 +372,20 @@ def test_split_refusals_change_nothing(world: World) -> None:
         (world.supplier, ["A", "B"], [10], "LotRegistryInvalidSplit", {"children": 2, "quantities": 1}),
         (world.supplier, [], [], "LotRegistryInvalidSplit", {"children": 0, "quantities": 0}),
         (world.supplier, [f"C{i}" for i in range(65)], [1] * 65, "LotRegistryInvalidSplit", {"children": 65}),
-        (world.supplier, ["A", "LOT-OTHER"], [1, 1], "LotRegistryLotExists", {"lotId": lot_key("LOT-OTHER")}),
-        (world.supplier, ["A", "A"], [1, 1], "LotRegistryLotExists", {"lotId": lot_key("A")}),
+        (
+            world.supplier,
+            ["A", "LOT-OTHER"],
+            [1, 1],
+            "LotRegistryLotExists",
+            {"lotId": lot_key("LOT-OTHER", world.supplier.address)},
+        ),
+        (
+            world.supplier,
+            ["A", "A"],
+            [1, 1],
+            "LotRegistryLotExists",
+            {"lotId": lot_key("A", world.supplier.address)},
+        ),
         (world.supplier, ["LOT-1"], [1], "LotRegistryLotExists", {"lotId": key}),
         (world.supplier, ["A", ""], [1, 1], "LotRegistryInvalidLotId", {"length": 0}),
     ]
@@ -373,7 +407,7 @@ def test_split_refusals_change_nothing(world: World) -> None:
 
 def test_propose_and_accept_moves_custody(world: World) -> None:
     world.open("LOT-1")
-    key = lot_key("LOT-1")
+    key = lot_key("LOT-1", world.supplier.address)
     c = world.lots.contract
     proposed = world.lots.propose_transfer(world.supplier, "LOT-1", world.distributor.address)
     (event,) = c.events.TransferProposed().process_receipt(proposed.receipt)
@@ -433,14 +467,14 @@ def test_reject_and_cancel_keep_custody(world: World) -> None:
     assert world.lots.pending_transfer("LOT-1") is None
     assert [e.custodian for e in world.lots.custody_chain("LOT-1")] == [world.supplier.address]
     with reverts(
-        "LotRegistryNoPendingTransfer", lotId=lot_key("LOT-1")
+        "LotRegistryNoPendingTransfer", lotId=lot_key("LOT-1", world.supplier.address)
     ):  # a rejected offer cannot be accepted
         world.lots.accept_transfer(world.retailer, "LOT-1")
 
 
 def test_custody_refusals_change_nothing(world: World) -> None:
     world.open("LOT-1")
-    key = lot_key("LOT-1")
+    key = lot_key("LOT-1", world.supplier.address)
     s, d, r, o = world.supplier, world.distributor, world.retailer, world.outsider
     with reverts("LotRegistryNoPendingTransfer", lotId=key):
         world.lots.accept_transfer(d, "LOT-1")
@@ -502,25 +536,45 @@ def test_full_custody_chain_follows_splits(world: World) -> None:
     parent_chain = world.lots.custody_chain("LOT-1")
     own = world.lots.custody_chain("LOT-1-A")
     full = world.lots.full_custody_chain("LOT-1-A")
+    lot1, lot1a, lot1a1 = (
+        lot_key("LOT-1", s.address),
+        lot_key("LOT-1-A", d.address),
+        lot_key("LOT-1-A-1", r.address),
+    )
     assert [(e.lot_key, e.custodian) for e in full] == [
-        (lot_key("LOT-1"), s.address),
-        (lot_key("LOT-1"), d.address),
-        (lot_key("LOT-1-A"), r.address),
+        (lot1, s.address),
+        (lot1, d.address),
+        (lot1a, r.address),
     ]
     assert [e.since for e in full] == [parent_chain[0].since, parent_chain[1].since, own[1].since]
     grandchild = world.lots.full_custody_chain("LOT-1-A-1")
     assert [(e.lot_key, e.custodian) for e in grandchild] == [
-        (lot_key("LOT-1"), s.address),
-        (lot_key("LOT-1"), d.address),
-        (lot_key("LOT-1-A"), r.address),
-        (lot_key("LOT-1-A-1"), d.address),
+        (lot1, s.address),
+        (lot1, d.address),
+        (lot1a, r.address),
+        (lot1a1, d.address),
     ]
+    # hasHeld: the supplier, and whoever is in the full chain; not who held the parent after the split
+    held = world.lots.contract.functions.hasHeld
+    assert [world.chain.call(held(lot1a1, p.address)) for p in (s, d, r, world.outsider)] == [
+        True,
+        True,
+        True,
+        False,
+    ]
+    child_b = world.lots.contract.functions
+    world.lots.split_lot(r, "LOT-1", {"LOT-1-B": 1})  # r holds LOT-1 now; d held it before
+    lot1b = lot_key("LOT-1-B", r.address)
+    assert [world.chain.call(held(lot1b, p.address)) for p in (s, d, r)] == [True, True, True]
+    assert world.chain.call(child_b.issuerOf(lot1b)) == r.address
+    assert world.chain.call(held(lot1a, world.outsider.address)) is False
     assert [e.since for e in grandchild] == sorted(e.since for e in grandchild)
     # an original lot's full chain is its own chain
     assert world.lots.full_custody_chain("LOT-1") == parent_chain
     assert len(parent_chain) == 3
-    with reverts("LotRegistryUnknownLot", lotId=lot_key("NOPE")):
-        world.lots.full_custody_chain("NOPE")
+    nope = lot_key("NOPE", world.supplier.address)
+    with reverts("LotRegistryUnknownLot", lotId=nope):
+        world.lots.full_custody_chain(nope)
 
 
 def test_deploy_refuses_a_missing_gate(suite: Any) -> None:
@@ -532,3 +586,34 @@ def test_deploy_refuses_a_missing_gate(suite: Any) -> None:
         deploy_supply_chain(
             suite.chain, suite.operator, deployment=suite.deployment, gate_address=suite.accounts[5].address
         )
+
+
+def test_issue11_a_rival_cannot_take_a_lot_id_first(world: World) -> None:
+    """Issue 11.2 (related): lots were keyed by keccak(lotId) alone, so another supplier could open
+    a lot id first and the producer could not open it any more. Keys are scoped to the issuer now."""
+    rival = world.outsider
+    world.admit(rival, OPEN_ACTION)
+    world.lots.open_lot(
+        rival, lot_id="LOT-1", gtin=GTIN, quantity=1, unit="kg", produced_from_ms=T0, produced_to_ms=T1
+    )
+    world.open("LOT-1", quantity=1000)  # the producer opens its own LOT-1 all the same
+    mine, theirs = lot_key("LOT-1", world.supplier.address), lot_key("LOT-1", rival.address)
+    assert mine != theirs
+    assert world.lots.lot(mine).supplier == world.supplier.address and world.lots.lot(mine).quantity == 1000
+    assert world.lots.lot(theirs).supplier == rival.address and world.lots.lot(theirs).quantity == 1
+    assert world.lots.lot("LOT-1", issuer=world.supplier.address).key == mine
+    # the same issuer cannot name two lots alike
+    with reverts("LotRegistryLotExists", lotId=theirs):
+        world.lots.open_lot(
+            rival, lot_id="LOT-1", gtin=GTIN, quantity=1, unit="kg", produced_from_ms=T0, produced_to_ms=T1
+        )
+    # the text alone no longer says which lot: the client asks for the issuer
+    assert world.lots.named("LOT-1") == [(rival.address, theirs), (world.supplier.address, mine)]
+    with pytest.raises(AmbiguousLot, match="2 parties have a lot 'LOT-1'") as info:
+        world.lots.lot("LOT-1")
+    assert info.value.issuers == [rival.address, world.supplier.address]
+    assert info.value.code == "lot.ambiguous"
+    # a rival's child ids live in its own namespace too: splitting cannot squat the producer's ids
+    world.lots.split_lot(rival, theirs, {"LOT-2": 1})
+    world.open("LOT-2")
+    assert world.lots.lot("LOT-2", issuer=world.supplier.address).supplier == world.supplier.address
