@@ -19,7 +19,9 @@ What is measured, and where it comes from:
   ``supet_broker_connected``, ``supet_anchor_signer_balance_wei``: the latest probe by
   :class:`HealthMonitor` (a background thread, so a scrape never waits for a dead node);
 - ``supet_http_request_duration_seconds{method,route,status}``: per route *template*
-  (``/v1/devices/{device_id}``), never the raw path, so cardinality stays bounded.
+  (``/v1/devices/{device_id}``), never the raw path, so cardinality stays bounded;
+- ``supet_mqtt_dead_letters_total{reason}``: MQTT messages set aside on the dead-letter topic and
+  acknowledged (``pipeline_error``: the pipeline kept failing on it; ``undecodable``: decoding raised).
 """
 
 from __future__ import annotations
@@ -169,6 +171,14 @@ class LedgerMetrics:
         self.signer_balance = Gauge(
             "supet_anchor_signer_balance_wei", "Balance of the anchoring signer (wei).", registry=r
         )
+        self.mqtt_dead_letters = Counter(
+            "supet_mqtt_dead_letters",
+            "MQTT messages dead-lettered (published to dead-letters/<topic> and acknowledged), by reason.",
+            ["reason"],
+            registry=r,
+        )
+        for reason in ("pipeline_error", "undecodable"):
+            self.mqtt_dead_letters.labels(reason=reason)  # present at 0 from the start, for alerts
         self.http_duration = Histogram(
             "supet_http_request_duration_seconds",
             "HTTP request durations by method, route template and status.",
@@ -192,6 +202,10 @@ class LedgerMetrics:
             self.readings_accepted.labels(source=source).inc(accepted)
         for code, n in rejected.items():
             self.readings_rejected.labels(source=source, code=code).inc(n)
+
+    def observe_dead_letter(self, reason: str) -> None:
+        """An MQTT message was dead-lettered."""
+        self.mqtt_dead_letters.labels(reason=reason).inc()
 
     def observe_anchored(self, *, count: int, oldest_received_ms: int, anchored_ms: int) -> None:
         """A batch's anchoring was confirmed."""

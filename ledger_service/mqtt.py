@@ -20,6 +20,22 @@ and nothing is published: the bridge drops its local copies, disconnects
 (keeping the session), waits with a growing delay and reconnects, and the broker
 redelivers every unacknowledged message in its original order.
 
+Bad input is answered as bad input: a payload that is not strict JSON (too deep,
+a duplicate key, NaN, a 5,000-digit number, ...; see :func:`ledger_service.jsonio.loads_strict`)
+gets an error receipt (``request.bad_json``) and is acknowledged, like any refused reading.
+When the pipeline fails on a batch (an exception, not a refusal), each message is tried
+alone, and one that keeps failing is tried again after a growing pause, ``max_attempts``
+times in all. Then it is **dead-lettered**: published unchanged to ``dead-letters/<its
+topic>`` (QoS 1, with ``reason``, ``attempts`` and ``error`` user properties; subscribe to
+``dead-letters/#`` with a persistent session to keep them), logged with its SHA-256,
+answered with an error receipt (``mqtt.dead_letter``), acknowledged, and counted
+(``supet_mqtt_dead_letters_total{reason}``). The others of its batch are answered as usual,
+and the bridge never disconnects for it, so readiness is not affected. A payload whose
+decoding raises is dead-lettered at once (decoding is deterministic). Acknowledgements stay
+in the order of delivery (Mosquitto drops a client that acknowledges out of order while
+publishing). A process that dies while trying such a message leaves it unacknowledged: the
+broker delivers it again after the restart.
+
 Broker requirements: MQTT v5 (Mosquitto 2 is fine). The broker holds only
 ``max_queued_messages`` messages per session beyond those in flight (Mosquitto:
 1000 by default) and drops QoS 1 messages above that; size it for the backlog
@@ -33,6 +49,7 @@ contains these characters must use HTTP.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import ssl
@@ -53,7 +70,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from ledger_service.errors import ConfigError, LedgerError
 from ledger_service.ingest.committer import Receipt
 from ledger_service.ingest.pipeline import ItemResult
-from ledger_service.jsonio import BodyDecodeError, dumps_exact, loads_exact
+from ledger_service.jsonio import BodyDecodeError, dumps_exact, loads_strict
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +78,11 @@ log = logging.getLogger(__name__)
 READINGS_TOPIC = "devices/+/readings"
 #: The result code that leaves a message unacknowledged, for the broker to deliver again.
 STORE_UNAVAILABLE = "store.unavailable"
+#: A dead-lettered message is republished to this prefix + its topic.
+DEAD_LETTER_PREFIX = "dead-letters/"
+#: Dead-letter reasons (the ``reason`` label of ``supet_mqtt_dead_letters_total``).
+DEAD_PIPELINE_ERROR = "pipeline_error"
+DEAD_UNDECODABLE = "undecodable"
 #: Receive Maximum the protocol allows.
 _MAX_RECEIVE = 65_535
 
@@ -196,6 +218,8 @@ class MqttStats:
     #: Calls to the pipeline.
     batches: int
     connected: bool
+    #: Messages dead-lettered (the pipeline failed on them ``max_attempts`` times, or decoding raised).
+    dead_lettered: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +231,11 @@ class _Message:
     qos: int
     dup: bool
     generation: int
+
+    @property
+    def key(self) -> bytes:
+        """The SHA-256 of topic and payload: names a message in logs (the broker's mid changes)."""
+        return hashlib.sha256(self.topic.encode("utf-8", "replace") + b"\0" + self.payload).digest()
 
 
 @dataclass(slots=True)
@@ -237,6 +266,8 @@ class MqttBridge:
         reconnect_max_delay: int = 30,
         store_retry_min: float = 1.0,
         store_retry_max: float = 30.0,
+        max_attempts: int = 3,
+        on_dead_letter: Callable[[str], None] | None = None,
     ) -> None:
         if batch_max < 1:
             raise MqttError(f"batch_max must be at least 1, got {batch_max}")
@@ -244,6 +275,8 @@ class MqttBridge:
             raise MqttError(f"batch_wait must not be negative, got {batch_wait}")
         if not client_id:
             raise MqttError("client_id must not be empty: a persistent session needs a fixed client id")
+        if max_attempts < 1:
+            raise MqttError(f"max_attempts must be at least 1, got {max_attempts}")
         self.address = parse_mqtt_url(url)
         self.url = str(self.address)
         self.pipeline = pipeline
@@ -259,6 +292,10 @@ class MqttBridge:
         self.max_payload_bytes = max_payload_bytes
         self.store_retry_min = store_retry_min
         self.store_retry_max = store_retry_max
+        #: A message on which the pipeline fails this many times is dead-lettered.
+        self.max_attempts = max_attempts
+        #: Called with the reason of each dead-lettered message (metrics).
+        self.on_dead_letter = on_dead_letter
         #: The last connection or subscription problem, for readiness (None when fine).
         self.last_error: str | None = None
 
@@ -283,6 +320,7 @@ class MqttBridge:
         self._deferred = 0
         self._dropped = 0
         self._batches = 0
+        self._dead_lettered = 0
 
         self._client = self._make_client(reconnect_min_delay, reconnect_max_delay)
 
@@ -383,6 +421,7 @@ class MqttBridge:
             dropped=self._dropped,
             batches=self._batches,
             connected=self.connected,
+            dead_lettered=self._dead_lettered,
         )
 
     @property
@@ -513,9 +552,10 @@ class MqttBridge:
                 self._process(batch)
             except Exception:  # a bug: keep ingest alive; the messages stay unacknowledged
                 log.exception(
-                    "MQTT ingest: a batch of %d failed; left for the broker to deliver again", len(batch)
+                    "MQTT ingest: handling a batch of %d failed (a bug); left for the broker to send again",
+                    len(batch),
                 )
-                self._redeliver_later()
+                self._redeliver_later("a batch failed")
 
     def _process(self, batch: list[_Message]) -> None:
         with self._ack_lock:
@@ -528,42 +568,70 @@ class MqttBridge:
         objs: list[Any] = []
         slots: list[int] = []
         for i, m in enumerate(live):
-            obj, refusal = self._decode(m)
+            try:
+                obj, refusal = self._decode(m)
+            except Exception as e:  # a decoder bug: the same bytes fail again, so do not wait for them
+                log.exception("MQTT ingest: decoding a message on %r raised", m.topic)
+                answers[i].reply = self._dead_letter(m, DEAD_UNDECODABLE, f"{type(e).__name__}: {e}", 1)
+                continue
             if refusal is not None:
                 answers[i].reply = refusal
             else:
                 objs.append(obj)
                 slots.append(i)
-        deferred = False
+        store_down = False
+        failed: dict[int, Exception] = {}  # slot -> why the pipeline failed on that message alone
         if objs:
-            self._batches += 1
-            try:
-                results = self.pipeline.submit(objs, source="mqtt")
-            except Exception as e:  # timeout, broken worker pool, committer bug: nothing known as stored
-                log.error(
-                    "MQTT ingest: the pipeline failed on %d submissions (%s); not acknowledged", len(objs), e
-                )
-                results = None
-            if results is None or len(results) != len(objs):
-                deferred = True
-            else:
-                for slot, obj, r in zip(slots, objs, results, strict=True):
-                    if r.receipt is not None:
-                        answers[slot].reply = receipt_json(r.receipt)
-                        answers[slot].accepted = True
-                    elif r.code == STORE_UNAVAILABLE:
-                        deferred = True
-                    else:
-                        answers[slot].reply = _error(r.code or "reading.rejected", r.message or "", obj)
-        if deferred:
+            for slot, obj, r in zip(slots, objs, self._submit(objs), strict=True):
+                if isinstance(r, Exception):
+                    failed[slot] = r
+                elif r.receipt is not None:
+                    answers[slot].reply = receipt_json(r.receipt)
+                    answers[slot].accepted = True
+                elif r.code == STORE_UNAVAILABLE:
+                    store_down = True
+                else:
+                    answers[slot].reply = _error(r.code or "reading.rejected", r.message or "", obj)
+        attempts = 1
+        while failed and not store_down and attempts < self.max_attempts:
+            # tried alone and failed: again after a growing pause (a passing fault), then dead-lettered
+            if self._stop.wait(min(self.store_retry_max, self.store_retry_min * 2 ** (attempts - 1))):
+                return  # stopping: nothing of this batch was answered; the broker delivers it again
+            attempts += 1
+            for slot in list(failed):
+                self._batches += 1
+                try:
+                    (r,) = self.pipeline.submit([objs[slots.index(slot)]], source="mqtt")
+                except Exception as e:
+                    failed[slot] = e
+                    continue
+                del failed[slot]
+                if r.receipt is not None:
+                    answers[slot].reply = receipt_json(r.receipt)
+                    answers[slot].accepted = True
+                elif r.code == STORE_UNAVAILABLE:
+                    store_down = True
+                else:
+                    answers[slot].reply = _error(
+                        r.code or "reading.rejected", r.message or "", objs[slots.index(slot)]
+                    )
+        if store_down:
             # Nothing of this batch is acknowledged: the store's answer for the others may be a rejection
             # that depends on readings not stored (a sequence rule), so all of it is delivered again.
             self._deferred += len(live)
             log.warning(
                 "MQTT ingest: store unavailable; %d messages left for the broker to deliver again", len(live)
             )
-            self._redeliver_later()
+            self._redeliver_later("store unavailable")
             return
+        for slot, exc in failed.items():
+            answers[slot].reply = self._dead_letter(
+                live[slot],
+                DEAD_PIPELINE_ERROR,
+                f"{type(exc).__name__}: {exc}",
+                attempts,
+                objs[slots.index(slot)],
+            )
         self._store_delay = self.store_retry_min
         accepted = 0
         for m, a in zip(live, answers, strict=True):
@@ -581,6 +649,64 @@ class MqttBridge:
             except Exception:  # the callback's failure must not stop ingest; anchoring retries on its own
                 log.exception("MQTT ingest: on_accepted failed")
 
+    def _submit(self, objs: list[Any]) -> list[ItemResult | Exception]:
+        """The pipeline's results; when it fails on the batch, each submission's alone (or its failure)."""
+        self._batches += 1
+        try:
+            results = self.pipeline.submit(objs, source="mqtt")
+            if len(results) != len(objs):
+                raise MqttError(f"the pipeline answered {len(results)} results for {len(objs)} submissions")
+            return list(results)
+        except Exception as e:  # timeout, broken worker pool, a bug: nothing is known as stored
+            log.error(
+                "MQTT ingest: the pipeline failed on %d submission(s) (%s: %s)%s",
+                len(objs),
+                type(e).__name__,
+                e,
+                "; trying each alone" if len(objs) > 1 else "",
+            )
+            if len(objs) == 1:
+                return [e]
+        out: list[ItemResult | Exception] = []
+        for obj in objs:
+            self._batches += 1
+            try:
+                (result,) = self.pipeline.submit([obj], source="mqtt")
+                out.append(result)
+            except Exception as e:
+                out.append(e)
+        return out
+
+    def _dead_letter(
+        self, m: _Message, reason: str, detail: str, attempts: int, obj: Any = None
+    ) -> dict[str, Any]:
+        """Publish ``m`` to the dead-letter topic, log and count it; the error reply for its device."""
+        props = Properties(PacketTypes.PUBLISH)
+        props.UserProperty = [("reason", reason), ("attempts", str(attempts)), ("error", detail[:200])]
+        self._client.publish(DEAD_LETTER_PREFIX + (m.topic or "unknown"), m.payload, qos=1, properties=props)
+        self._dead_lettered += 1
+        log.error(
+            "MQTT ingest: dead-lettered a message on %r (%d bytes, sha256 %s) after %d attempt(s): %s: %s",
+            m.topic,
+            len(m.payload),
+            m.key.hex(),
+            attempts,
+            reason,
+            detail[:300],
+            extra={"event": "mqtt.dead_letter", "reason": reason},
+        )
+        if self.on_dead_letter is not None:
+            try:
+                self.on_dead_letter(reason)
+            except Exception:  # counting must not stop ingest
+                log.exception("MQTT ingest: on_dead_letter failed")
+        return _error(
+            "mqtt.dead_letter",
+            f"the ledger could not process this message ({attempts} attempts); it was set aside "
+            f"on {DEAD_LETTER_PREFIX}{m.topic} for the operator: resend the reading later or over HTTP",
+            obj,
+        )
+
     def _decode(self, m: _Message) -> tuple[Any, dict[str, Any] | None]:
         """The submission object, or a refusal reply."""
         if m.device is None:
@@ -594,9 +720,9 @@ class MqttBridge:
                 f"{self.max_payload_bytes}",
             )
         try:
-            obj = loads_exact(m.payload)
-        except BodyDecodeError as e:
-            return None, _error("request.bad_json", f"the payload is not valid JSON: {e}")
+            obj = loads_strict(m.payload)
+        except BodyDecodeError as e:  # too deep, duplicate keys, NaN, a 5,000-digit number, ...
+            return None, _error(e.code, e.message)
         if not isinstance(obj, dict):
             return None, _error(
                 "request.bad_shape",
@@ -622,14 +748,14 @@ class MqttBridge:
             if m.generation == self._generation:
                 self._client.ack(m.mid, m.qos)
 
-    def _redeliver_later(self) -> None:
+    def _redeliver_later(self, reason: str) -> None:
         """Disconnect (keeping the session), wait, reconnect: the broker delivers unacked messages again."""
         delay = self._store_delay
         self._store_delay = min(self.store_retry_max, self._store_delay * 2)
         with self._lifecycle:
             if self._stop.is_set():
                 return
-            self.last_error = f"store unavailable: reconnecting in {delay:.1f}s for redelivery"
+            self.last_error = f"{reason}: reconnecting in {delay:.1f}s for redelivery"
             self._pausing = True
             self._client.disconnect()
             self._client.loop_stop()

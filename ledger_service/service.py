@@ -63,6 +63,8 @@ class LedgerService:
         m.bind_lost(lambda: len(self.anchoring.lost or []))
         mqtt = self.mqtt
         m.bind_broker((lambda: mqtt.connected) if mqtt is not None else None)
+        if mqtt is not None:
+            mqtt.on_dead_letter = m.observe_dead_letter  # supet_mqtt_dead_letters_total{reason}
         signer = self.anchor_signer.address
         self.monitor = HealthMonitor(
             m,

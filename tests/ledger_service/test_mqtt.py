@@ -32,7 +32,7 @@ from device_attestation.merkle import verify_inclusion
 from ledger_service.config import Settings
 from ledger_service.errors import ConfigError, LedgerError
 from ledger_service.ingest.pipeline import IngestPipeline, ItemResult
-from ledger_service.mqtt import BrokerAddress, MqttBridge, MqttUrlError, parse_mqtt_url
+from ledger_service.mqtt import BrokerAddress, MqttBridge, MqttUrlError, parse_mqtt_url, receipts_topic
 from ledger_service.service import LedgerService
 from ledger_service.store.models import ReadingRow
 
@@ -512,3 +512,166 @@ def test_service_runs_the_bridge(tmp_path: Path, broker: Mosquitto, devices: Dev
 @SQLITE_ONLY
 def test_service_without_mqtt(ledger: LedgerService) -> None:
     assert ledger.mqtt is None and ledger.readiness()["mqtt"] == "disabled"
+
+
+# ---------------------------------------------------------------- poison messages (issue 11, finding 3)
+
+
+class Watcher:
+    """Subscribes to a topic filter and keeps every message (topic, payload, user properties)."""
+
+    def __init__(self, url: str, topic: str) -> None:
+        address = parse_mqtt_url(url)
+        self.messages: list[tuple[str, bytes, dict[str, str]]] = []
+        subscribed = threading.Event()
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"test-watch-{uuid.uuid4().hex[:8]}",
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        self.client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+        self.client.on_subscribe = lambda *a: subscribed.set()
+        self.client.on_message = lambda c, u, msg: self.messages.append(
+            (msg.topic, bytes(msg.payload), dict(getattr(msg.properties, "UserProperty", [])))
+        )
+        self.client.connect(address.host, address.port)
+        self.client.loop_start()
+        assert subscribed.wait(10), "the watcher did not subscribe"
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class StatusSampler:
+    """Samples ``bridge.status()`` every few milliseconds in a thread: what readiness would have said."""
+
+    def __init__(self, bridge: MqttBridge) -> None:
+        self.bridge = bridge
+        self.seen: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.005):
+            self.seen.append(self.bridge.status())
+
+    def stop(self) -> list[str]:
+        self._stop.set()
+        self._thread.join(5)
+        return self.seen
+
+
+#: Payloads that are not strict JSON: each was a way to stop MQTT ingest or to be ambiguous.
+POISON_PAYLOADS = {
+    "5000_digit_number": b'{"reading": {"metrics": {"n": ' + b"7" * 5000 + b"}}}",
+    "deep_nesting_big_number": b"[" * 150_000 + b"1234567890123456789" + b"]" * 150_000,
+    "duplicate_key": b'{"reading": {"metrics": {"n": 1}, "metrics": {"n": 2}}}',
+    "nan": b'{"reading": {"metrics": {"n": NaN}}}',
+}
+
+
+@pytest.mark.mqtt
+@SQLITE_ONLY
+def test_undecodable_payloads_are_answered_as_bad_input(
+    ledger: LedgerService, consortium: TestConsortium, broker: Mosquitto, devices: DeviceSide
+) -> None:
+    """Finding 3: a 5,000-digit number was never acknowledged and redelivered for ever (a ValueError
+    escaped the decoder), the bridge reconnected in a loop saying the store was unavailable."""
+    ledger.start()
+    bridge = started(make_bridge(broker.url, ledger.pipeline, max_payload_bytes=1 << 20))
+    sampler = StatusSampler(bridge)
+    try:
+        dev = consortium.enroll(uid("SN-POISON"), "p256")
+        for payload in POISON_PAYLOADS.values():
+            devices.publish(dev.device_id, payload)
+        got = devices.got(len(POISON_PAYLOADS))
+        assert [b["error"]["code"] for _, b in got] == ["request.bad_json"] * len(POISON_PAYLOADS), got
+        messages = [b["error"]["message"] for _, b in got]
+        assert "number" in messages[0] and "nests" in messages[1] and "twice" in messages[2]
+        # acknowledged: nothing comes again, and a good reading right after goes through
+        good = dev.sign({"temp_c": 1.0}, ts_ms=now_ms() - 100)
+        devices.publish(dev.device_id, good.to_json_obj())
+        assert devices.got(len(POISON_PAYLOADS) + 1)[-1][1]["digest"] == "0x" + good.digest.hex()
+        time.sleep(0.3)
+        assert len(devices.receipts) == len(POISON_PAYLOADS) + 1 and stored(ledger) == 1
+        s = bridge.stats()
+        assert (s.rejected, s.redelivered, s.deferred, s.dead_lettered) == (len(POISON_PAYLOADS), 0, 0, 0)
+    finally:
+        seen = sampler.stop()
+        bridge.stop()
+    assert set(seen) == {"ok"}, f"readiness would have said: {sorted(set(seen))}"
+
+
+class PoisonPipeline:
+    """The real pipeline, but it raises on every batch holding a reading of ``device``."""
+
+    def __init__(self, inner: IngestPipeline, device: str) -> None:
+        self.inner = inner
+        self.device = device
+        self.failures = 0
+
+    def submit(self, objs: Sequence[Any], *, source: str) -> list[ItemResult]:
+        if any(o["reading"]["device_id"] == self.device for o in objs):
+            self.failures += 1
+            raise RuntimeError("the checker crashed on this reading")
+        return self.inner.submit(objs, source=source)
+
+
+@pytest.mark.mqtt
+@SQLITE_ONLY
+def test_a_message_that_keeps_failing_is_dead_lettered(
+    ledger: LedgerService, consortium: TestConsortium, broker: Mosquitto, devices: DeviceSide
+) -> None:
+    ledger.start()
+    poison_dev = consortium.enroll(uid("SN-DEAD"), "p256")
+    good_dev = consortium.enroll(uid("SN-ALIVE"), "p256")
+    pipeline = PoisonPipeline(ledger.pipeline, poison_dev.device_id)
+    bridge = started(
+        make_bridge(
+            broker.url,
+            pipeline,
+            max_attempts=3,
+            batch_wait=0.2,
+            on_dead_letter=ledger.metrics.observe_dead_letter,
+        )
+    )
+    watcher = Watcher(broker.url, "dead-letters/#")
+    sampler = StatusSampler(bridge)
+    try:
+        poison = poison_dev.sign({"temp_c": 9.0}, ts_ms=now_ms() - 100)
+        goods = [good_dev.sign({"temp_c": float(i)}, ts_ms=now_ms() - 100) for i in range(3)]
+        devices.publish_many(
+            [(good_dev.device_id, goods[0].to_json_obj()), (poison_dev.device_id, poison.to_json_obj())]
+            + [(good_dev.device_id, g.to_json_obj()) for g in goods[1:]]
+        )
+        got = devices.got(4, timeout=20)
+        by_device = {
+            d: [b for t, b in got if t == receipts_topic(d)]
+            for d in (good_dev.device_id, poison_dev.device_id)
+        }
+        # the readings around the failing one were stored and answered at once, in one batch or alone
+        assert [b["digest"] for b in by_device[good_dev.device_id]] == ["0x" + g.digest.hex() for g in goods]
+        (dead,) = by_device[poison_dev.device_id]
+        assert dead["error"]["code"] == "mqtt.dead_letter" and dead["seq"] == 1, dead
+        assert pipeline.failures >= 3
+        wait_for(lambda: len(watcher.messages) == 1, 10, "the dead letter")
+        topic, payload, props = watcher.messages[0]
+        assert topic == f"dead-letters/devices/{poison_dev.device_id}/readings"
+        assert orjson.loads(payload) == poison.to_json_obj()
+        assert props["reason"] == "pipeline_error" and props["attempts"] == "3"
+        assert "RuntimeError" in props["error"]
+        # acknowledged: not delivered again
+        time.sleep(0.5)
+        assert len(devices.receipts) == 4 and len(watcher.messages) == 1
+        assert stored(ledger) == 3
+        s = bridge.stats()
+        assert s.dead_lettered == 1 and s.accepted == 3 and s.rejected == 1
+        assert b'supet_mqtt_dead_letters_total{reason="pipeline_error"} 1.0' in ledger.metrics.render()
+    finally:
+        seen = sampler.stop()
+        watcher.close()
+        bridge.stop()
+    # one failing message does not make the service unready while it waits for its redelivery
+    assert set(seen) == {"ok"}, f"readiness would have said: {sorted(set(seen))}"
