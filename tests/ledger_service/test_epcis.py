@@ -325,3 +325,38 @@ def test_count_units_have_no_uom() -> None:
     assert event["supet:unit"] == "pcs"
     with pytest.raises(ValueError):
         lot_epc_class("123", "L1")
+
+
+# ---------------------------------------------------------------- cost (issue 11, finding 7)
+
+
+def test_event_hashes_batched_equal_the_reference_and_are_hashed_once(
+    document: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ledger_service import epcis
+
+    bodies = [{k: v for k, v in e.items() if k != "eventID"} for e in _events(document)]
+    epcis._MEMO.clear()
+    batched = epcis.event_hashes(bodies)
+    assert batched == [event_hash(b) for b in bodies] == [e["eventID"] for e in _events(document)]
+
+    # remembered: the generator is not asked again for the same events...
+    def refuse(_: Any) -> list[str]:
+        raise AssertionError("an event was hashed twice")
+
+    monkeypatch.setattr(epcis, "_hash_document", refuse)
+    assert epcis.event_hashes(list(reversed(bodies))) == list(reversed(batched))
+    # ... but an event that differs in anything is (its hash depends on nothing else)
+    changed = copy.deepcopy(bodies[3])
+    changed["supet:chain"]["supet:blockNumber"] += 1
+    with pytest.raises(AssertionError, match="hashed twice"):
+        epcis.event_hashes([changed])
+
+
+def test_hash_memo_is_bounded() -> None:
+    from ledger_service.epcis import _HashMemo
+
+    memo = _HashMemo(3)
+    for i in range(5):
+        memo.put(bytes([i]), str(i))
+    assert len(memo) == 3 and memo.get(bytes([0])) is None and memo.get(bytes([4])) == "4"
