@@ -7,6 +7,13 @@ The readings come from the store, each with its proof bundle once its batch is a
 Order: chain steps by (block, log index), readings by (ts_ms, device id, seq); both merged by time
 (a chain step's time is its block's, in ms). Each step has a total sort key, which an opaque cursor
 carries from one page to the next.
+
+Which lot: lot ids are scoped to their issuer on chain (``LotRegistry.lotKey``), so a lot is named by
+its id and, when several parties use that id, its issuer (:class:`AmbiguousLotId` otherwise). Which
+readings: for a lot on chain, only those of devices that may speak for it, by the rule
+``QualityCertifier.certifyLot`` applies (:func:`lot_devices`: owned by its supplier or a party that
+has held it, or named by the product's spec owner); for a lot not on chain, those naming the id
+(only of the issuer's devices when an issuer is given).
 """
 
 from __future__ import annotations
@@ -26,12 +33,15 @@ from sqlmodel import Session, col, select
 from contracts.chain import Chain
 from contracts.deploy import Deployment
 from contracts.lots import (
+    AmbiguousLot,
     LotRegistryClient,
     QualityCertifierClient,
     RejectReason,
     format_gtin,
+    lot_id_hash,
     lot_key,
 )
+from contracts.registry import DeviceRegistryClient, device_id_hash
 from device_attestation.merkle import MerkleTree
 from device_attestation.reading import Reading
 from ledger_service.anchoring import ANCHORED, decode_tree
@@ -43,6 +53,7 @@ from ledger_service.verify import build_bundle
 
 __all__ = [
     "CHAIN_KINDS",
+    "AmbiguousLotId",
     "ChainStep",
     "InvalidCursor",
     "LotPage",
@@ -50,7 +61,9 @@ __all__ = [
     "decode_cursor",
     "encode_cursor",
     "lot_chain_steps",
+    "lot_devices",
     "lot_timeline",
+    "resolve_lot",
 ]
 
 #: The kinds of chain steps, in the order of the brief; readings are ``reading``.
@@ -75,6 +88,32 @@ class InvalidCursor(LedgerError):
     """The paging cursor was not issued by this endpoint."""
 
     code = "lot.bad_cursor"
+
+
+class AmbiguousLotId(LedgerError):
+    """Several parties have a lot with this id on chain: the issuer must be named."""
+
+    code = "lot.ambiguous"
+    http_status = 409
+
+
+def resolve_lot(chain: Chain, deployment: Deployment, lot_id: str, issuer: str | None = None) -> bytes | None:
+    """The on-chain key of lot ``lot_id`` (of ``issuer`` when given), or None when no such lot is on chain.
+
+    :class:`AmbiguousLotId` when no issuer is given and several parties have a lot with this id.
+    """
+    lots = LotRegistryClient.from_deployment(chain, deployment)
+    if issuer is not None:
+        return lots.key(lot_id, issuer=issuer) if lots.exists(lot_id, issuer=issuer) else None
+    try:
+        named = lots.named(lot_id)
+        return lots.key(lot_id) if named else None
+    except AmbiguousLot as e:
+        raise AmbiguousLotId(
+            f"{len(e.issuers)} parties have a lot {lot_id!r} on chain ({', '.join(e.issuers)}): pass the "
+            "one you mean as `issuer` (the supplier who opened it, or the custodian who split it off)",
+            code="lot.ambiguous",
+        ) from e
 
 
 def _hex(value: bytes) -> str:
@@ -129,14 +168,23 @@ def _unpad(raw: bytes) -> str:
     return bytes(raw).rstrip(b"\0").decode("ascii", errors="replace")
 
 
-def lot_chain_steps(chain: Chain, deployment: Deployment, lot_id: str) -> list[ChainStep]:
-    """The lot's events on chain, by (block, log index), read from the deployment's contracts alone.
+def lot_chain_steps(
+    chain: Chain, deployment: Deployment, lot_id: str, *, issuer: str | None = None
+) -> list[ChainStep]:
+    """The lot's events on chain, by (block, log index), read from the deployment's contracts alone
+    (none when no such lot is on chain; the lot resolved as :func:`resolve_lot` does).
 
     A lot split off a parent has no ``LotOpened``: its ``opened`` step is the parent's ``LotSplit``
     that created it. Certification verdicts carry the spec version they were judged against and
     that spec as the certifier holds it.
     """
-    key = lot_key(lot_id)
+    key = lot_key(lot_id, issuer) if issuer is not None else resolve_lot(chain, deployment, lot_id)
+    if key is None:
+        return []
+    return _chain_steps(chain, deployment, lot_id, key)
+
+
+def _chain_steps(chain: Chain, deployment: Deployment, lot_id: str, key: bytes) -> list[ChainStep]:
     lots = LotRegistryClient.from_deployment(chain, deployment)
     certifier = QualityCertifierClient.from_deployment(chain, deployment)
     start = deployment.block
@@ -308,10 +356,44 @@ class ReadingStep:
         }
 
 
+def _device_ids(service: LedgerService, lot_id: str) -> list[str]:
+    """The devices of the stored readings naming ``lot_id``."""
+    with Session(service.engine) as s:
+        query = select(col(ReadingRow.device_id)).where(col(ReadingRow.lot_id) == lot_id).distinct()
+        return sorted(r[0] if isinstance(r, tuple) else r for r in s.exec(query))
+
+
+def _owner_of(service: LedgerService, device_id: str) -> str | None:
+    cached = service.registry.lookup_hash(device_id_hash(device_id))
+    if cached is not None:
+        return to_checksum_address(cached.owner)
+    record = DeviceRegistryClient(service.chain, service.deployment).device(device_id)
+    return to_checksum_address(record.owner) if record.enrolled else None
+
+
+def lot_devices(service: LedgerService, lot_id: str, key: bytes) -> list[str]:
+    """The devices of the stored readings naming ``lot_id`` that may speak for the lot on chain
+    with ``key``: owned by its supplier or a party in its full custody chain, or named by its
+    product's spec owner (what ``QualityCertifier.certifyLot`` accepts)."""
+    lots = LotRegistryClient.from_deployment(service.chain, service.deployment)
+    lot = lots.lot(key)
+    parties = {to_checksum_address(lot.supplier)}
+    parties |= {to_checksum_address(e.custodian) for e in lots.full_custody_chain(key)}
+    certifier = QualityCertifierClient.from_deployment(service.chain, service.deployment)
+    allowed = []
+    for device_id in _device_ids(service, lot_id):
+        owner = _owner_of(service, device_id)
+        if owner in parties or certifier.is_named_device(lot.gtin, device_id):
+            allowed.append(device_id)
+    return allowed
+
+
 def _readings_after(
-    service: LedgerService, lot_id: str, after: SortKey | None, limit: int
+    service: LedgerService, lot_id: str, after: SortKey | None, limit: int, devices: list[str] | None = None
 ) -> list[ReadingRow]:
     query = select(ReadingRow).where(col(ReadingRow.lot_id) == lot_id)
+    if devices is not None:
+        query = query.where(col(ReadingRow.device_id).in_(devices))
     if after is not None:
         t, source, _, _, device, seq = after
         ts, dev, sq = col(ReadingRow.ts_ms), col(ReadingRow.device_id), col(ReadingRow.seq)
@@ -402,11 +484,15 @@ class LotPage:
     steps: list[ChainStep | ReadingStep]
     next_cursor: str | None
     on_chain: bool = field(default=False)
+    key: bytes | None = None
+    issuer: str | None = None
 
     def to_json_obj(self) -> dict[str, Any]:
         return {
             "lot_id": self.lot_id,
-            "lot_key": _hex(lot_key(self.lot_id)),
+            "lot_key": _hex(self.key) if self.key is not None else None,
+            "lot_id_hash": _hex(lot_id_hash(self.lot_id)),
+            "issuer": self.issuer,
             "on_chain": self.on_chain,
             "steps": [s.to_json_obj() for s in self.steps],
             "next_cursor": self.next_cursor,
@@ -414,18 +500,35 @@ class LotPage:
 
 
 def lot_timeline(
-    service: LedgerService, lot_id: str, *, cursor: str | None = None, limit: int = 50
+    service: LedgerService,
+    lot_id: str,
+    *,
+    issuer: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
 ) -> LotPage:
     """A page of the lot's timeline after ``cursor`` (None: from the start), at most ``limit`` steps.
 
+    The lot is ``lot_id`` of ``issuer`` when given, else the one lot on chain with that id
+    (:class:`AmbiguousLotId` when several parties have one). Its readings are those of devices that
+    may speak for it (see the module docstring).
     :class:`NotFound` (``lot.not_found``) when the lot is neither on chain nor in any stored reading;
     :class:`InvalidCursor` for a cursor this function did not issue.
     """
     if not 1 <= limit <= MAX_LIMIT:
         raise LedgerError(f"limit must be 1..{MAX_LIMIT}, got {limit}", code="request.invalid")
     after = decode_cursor(cursor) if cursor else None
-    chain_steps = lot_chain_steps(service.chain, service.deployment, lot_id)
-    rows = _readings_after(service, lot_id, after, limit + 1)
+    if issuer is not None:
+        issuer = to_checksum_address(issuer)
+    key = resolve_lot(service.chain, service.deployment, lot_id, issuer)
+    chain_steps = _chain_steps(service.chain, service.deployment, lot_id, key) if key is not None else []
+    devices: list[str] | None = None
+    if key is not None:
+        devices = lot_devices(service, lot_id, key)
+        issuer = LotRegistryClient.from_deployment(service.chain, service.deployment).issuer(key)
+    elif issuer is not None:
+        devices = [d for d in _device_ids(service, lot_id) if _owner_of(service, d) == issuer]
+    rows = _readings_after(service, lot_id, after, limit + 1, devices)
     if not chain_steps and not rows and after is None:
         raise NotFound(
             f"no lot {lot_id!r}: it was never opened on chain and no reading names it", code="lot.not_found"
@@ -433,15 +536,22 @@ def lot_timeline(
     merged: list[ChainStep | ReadingRow] = [s for s in chain_steps if after is None or s.sort_key > after]
     merged += rows
 
-    def key(item: ChainStep | ReadingRow) -> SortKey:
+    def sort_key(item: ChainStep | ReadingRow) -> SortKey:
         if isinstance(item, ChainStep):
             return item.sort_key
         return (item.ts_ms, 1, 0, 0, item.device_id, item.seq)
 
-    merged.sort(key=key)
+    merged.sort(key=sort_key)
     more = len(merged) > limit
     merged = merged[:limit]
     readings = iter(_reading_steps(service, [r for r in merged if isinstance(r, ReadingRow)]))
     steps: list[ChainStep | ReadingStep] = [m if isinstance(m, ChainStep) else next(readings) for m in merged]
     next_cursor = encode_cursor(steps[-1].sort_key) if more and steps else None
-    return LotPage(lot_id=lot_id, steps=steps, next_cursor=next_cursor, on_chain=bool(chain_steps))
+    return LotPage(
+        lot_id=lot_id,
+        steps=steps,
+        next_cursor=next_cursor,
+        on_chain=key is not None,
+        key=key if key is not None else (lot_key(lot_id, issuer) if issuer is not None else None),
+        issuer=issuer,
+    )

@@ -5,7 +5,15 @@ mirror is persisted in the ``devices`` table with the last block it covers, so a
 restart resumes where it stopped; the chain stays the source of truth and the
 table can always be rebuilt from it. An unknown device triggers one refresh (at
 most every ``min_refresh_interval`` seconds) before it is refused, so a device
-enrolled a moment ago is accepted without waiting for the next poll.
+enrolled a moment ago is accepted without waiting for the next poll. A revocation
+is mirrored from every ``DeviceRevoked`` event, so a revocation time that the owner
+or the operator moves earlier is followed too.
+
+The mirror also follows the lots (``LotNamed``, ``LotOpened``, ``LotSplit``,
+``TransferAccepted``) and the devices named by spec owners (``SpecDeviceNamed``), in
+memory only (rebuilt from the chain at each start), so ingest can refuse, without a
+chain call, a reading naming a lot on chain from a device that may not speak for it
+(:meth:`RegistryCache.lot_refusal`).
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from eth_utils import to_checksum_address
 from sqlalchemy import Engine
@@ -22,6 +31,7 @@ from sqlmodel import Session, select
 from contracts.chain import Chain
 from contracts.deploy import Deployment
 from contracts.errors import ChainError
+from contracts.lots import lot_id_hash
 from contracts.registry import OnChainScheme, device_id_hash
 from ledger_service.store.models import DeviceCacheRow, MetaRow
 
@@ -44,6 +54,19 @@ class CachedDevice:
 
     def active_at(self, ts_ms: int) -> bool:
         return ts_ms >= self.active_from_ms and (self.revoked_at_ms == 0 or ts_ms < self.revoked_at_ms)
+
+
+@dataclass(slots=True)
+class MirroredLot:
+    """What ingest needs of a lot on chain: who may speak for it."""
+
+    key: bytes
+    issuer: str
+    gtin: int
+    supplier: str
+    parent: bytes | None
+    parent_custody_count: int
+    custodians: list[str]
 
 
 def _entry(row: DeviceCacheRow) -> CachedDevice:
@@ -79,6 +102,19 @@ class RegistryCache:
         self._lock = threading.Lock()
         self._last_refresh = 0.0
         self._synced_block = deployment.block - 1
+        # lots and named devices: in memory, from the deployment block at each start
+        self._lots_synced_block = deployment.block - 1
+        self._lots: dict[bytes, MirroredLot] = {}
+        self._lots_by_id_hash: dict[bytes, list[bytes]] = {}
+        self._named_devices: set[tuple[int, bytes]] = set()
+        self._lot_contract = (
+            deployment.contract(chain, "LotRegistry") if "LotRegistry" in deployment.contracts else None
+        )
+        self._certifier_contract = (
+            deployment.contract(chain, "QualityCertifier")
+            if "QualityCertifier" in deployment.contracts
+            else None
+        )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
@@ -153,7 +189,119 @@ class RegistryCache:
                 applied += self._apply_range(start, end)
                 start = end + 1
             self._synced_block = max(self._synced_block, head)
+            start = self._lots_synced_block + 1
+            while self._lot_contract is not None and start <= head:
+                end = min(head, start + _LOG_PAGE - 1)
+                applied += self._apply_lot_range(start, end)
+                self._lots_synced_block = end
+                start = end + 1
             return applied
+
+    # ------------------------------------------------------------------ lots
+
+    def lots_named(self, lot_id: str) -> list[MirroredLot]:
+        """The lots on chain (as last mirrored) whose id is ``lot_id``, under any issuer."""
+        return [self._lots[k] for k in self._lots_by_id_hash.get(lot_id_hash(lot_id), [])]
+
+    def may_speak_for(self, lot: MirroredLot, owner: str, device_hash: bytes) -> bool:
+        """The on-chain rule (``QualityCertifier.certifyLot``): the device's owner is the lot's supplier
+        or has held it (its full custody chain), or the product's spec owner names the device."""
+        if (lot.gtin, device_hash) in self._named_devices or owner == lot.supplier:
+            return True
+        current: MirroredLot | None = lot
+        take: int | None = None
+        while current is not None:
+            held = current.custodians if take is None else current.custodians[:take]
+            if owner in held:
+                return True
+            take = current.parent_custody_count
+            current = self._lots.get(current.parent) if current.parent is not None else None
+        return False
+
+    def lot_refusal(self, lot_id: str, device_id: str, owner: str) -> tuple[str, str] | None:
+        """Why a reading of ``device_id`` (owned by ``owner``) naming ``lot_id`` is refused, or None.
+
+        Lot ids are scoped to their issuer. A lot id that no lot on chain has yet is accepted: the
+        reading belongs to its device owner's namespace and counts only for a lot that owner opens
+        under that id later, or for a lot whose supplier, custodians or spec owner admit the device.
+        Once lots with that id are on chain, the device must be able to speak for one of them.
+        """
+        lots = self.lots_named(lot_id)
+        if not lots:
+            return None
+        device_hash = device_id_hash(device_id)
+        owner = to_checksum_address(owner)
+        if any(self.may_speak_for(lot, owner, device_hash) for lot in lots):
+            return None
+        issuers = ", ".join(sorted({lot.issuer for lot in lots}))
+        return (
+            "reading.lot_not_yours",
+            f"lot {lot_id!r} is on chain (issued by {issuers}), and device {device_id!r} is owned by "
+            f"{owner}, which is neither its supplier nor one of its custodians, nor is the device named "
+            "by the product's spec owner: its readings cannot count for that lot. Name a lot of the "
+            "device's owner, or have the lot transferred to the owner (or the device named) first",
+        )
+
+    def _apply_lot_range(self, start: int, end: int) -> int:
+        assert self._lot_contract is not None
+        lot_events = self._lot_contract.events
+        found: list[Any] = []
+        for name in ("LotNamed", "LotOpened", "LotSplit", "TransferAccepted"):
+            event = getattr(lot_events, name)
+            found += self.chain.request(
+                lambda event=event: event().get_logs(from_block=start, to_block=end), context=f"{name} logs"
+            )
+        if self._certifier_contract is not None:
+            named = self._certifier_contract.events.SpecDeviceNamed
+            found += self.chain.request(
+                lambda: named().get_logs(from_block=start, to_block=end), context="SpecDeviceNamed logs"
+            )
+        pending: dict[bytes, str] = {}  # key -> issuer, from LotNamed (emitted before LotOpened/LotSplit)
+        for ev in sorted(found, key=lambda e: (e["blockNumber"], e["logIndex"])):
+            args = ev["args"]
+            kind = ev["event"]
+            if kind == "LotNamed":
+                key = bytes(args["lotId"])
+                pending[key] = to_checksum_address(args["issuer"])
+                self._lots_by_id_hash.setdefault(bytes(args["lotIdHash"]), []).append(key)
+            elif kind == "LotOpened":
+                key = bytes(args["lotId"])
+                supplier = to_checksum_address(args["supplier"])
+                self._lots[key] = MirroredLot(
+                    key=key,
+                    issuer=pending.pop(key, supplier),
+                    gtin=int(args["gtin"]),
+                    supplier=supplier,
+                    parent=None,
+                    parent_custody_count=0,
+                    custodians=[supplier],
+                )
+            elif kind == "LotSplit":
+                parent = self._lots.get(bytes(args["parentId"]))
+                if parent is None:  # pragma: no cover - a split always follows its parent's opening
+                    continue
+                key = bytes(args["childId"])
+                splitter = to_checksum_address(args["custodian"])
+                self._lots[key] = MirroredLot(
+                    key=key,
+                    issuer=pending.pop(key, splitter),
+                    gtin=parent.gtin,
+                    supplier=parent.supplier,
+                    parent=parent.key,
+                    parent_custody_count=len(parent.custodians),
+                    custodians=[splitter],
+                )
+            elif kind == "TransferAccepted":
+                lot = self._lots.get(bytes(args["lotId"]))
+                if lot is not None:
+                    lot.custodians.append(to_checksum_address(args["to"]))
+            else:  # SpecDeviceNamed
+                entry = (int(args["gtin"]), bytes(args["deviceId"]))
+                if args["named"]:
+                    self._named_devices.add(entry)
+                else:
+                    self._named_devices.discard(entry)
+        return len(found)
 
     # ------------------------------------------------------------------ internals
 

@@ -4,7 +4,8 @@
 2. check (in worker processes, both cores): shape and size, EIP-712 digest,
    signature by the enrolled key (low-S), scheme as enrolled;
 3. time and status: the device active at ``ts_ms``, not too far in the future,
-   not older than the store-and-forward window;
+   not older than the store-and-forward window; a reading naming a lot on chain
+   comes from a device that may speak for it (``reading.lot_not_yours``);
 4. commit (one writer): sequence rules, idempotency, equivocation; acknowledged
    only after the database commit.
 
@@ -188,6 +189,8 @@ class IngestPipeline:
                 f"device {c.device_id!r} was revoked from {device.revoked_at_ms}; this reading ({c.ts_ms}) "
                 "is after its revocation",
             )
+        if c.lot_id is not None:  # a lot on chain counts only readings of devices that may speak for it
+            return self.registry.lot_refusal(c.lot_id, c.device_id, device.owner)
         return None
 
     def _count(self, results: Sequence[ItemResult]) -> None:

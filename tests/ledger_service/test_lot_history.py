@@ -23,6 +23,7 @@ from contracts.lots import (
     QualityCertifierClient,
     SpecMetric,
     batch_readings,
+    lot_key,
 )
 from device_attestation.sdk import DeviceSigner, Submission
 from ledger_service.anchoring import decode_tree
@@ -93,8 +94,10 @@ def build_lot(ledger: LedgerService, client: TestClient, *, certify: bool = True
     # ahead of the wall clock by about a minute here. The ledger's future-skew check would then refuse
     # the readings, so this scenario's ingest allows ten minutes.
     ledger.pipeline.settings = ledger.pipeline.settings.model_copy(update={"max_future_skew_ms": 600_000})
-    op, _, supplier, recipient, _, enterprise, _, auditor = dev_accounts(8)
+    # the supplier is the consortium's factory: its own devices measure its lot
+    op, supplier, _, recipient, _, enterprise, _, auditor = dev_accounts(8)
     consortium = TestConsortium(chain, ledger.deployment)
+    assert consortium.factory.address == supplier.address
     gate_address = chain.deploy("StaticAdmissionGate", op, op.address).contract_address
     assert gate_address is not None
     gate = chain.contract("StaticAdmissionGate", gate_address)
@@ -254,7 +257,8 @@ def test_readings_only_lot_and_openapi(client: TestClient, ledger: LedgerService
 
     spec = client.get("/openapi.json").json()
     op = spec["paths"]["/v1/lots/{lot_id}/history"]["get"]
-    assert {p["name"] for p in op["parameters"]} == {"lot_id", "cursor", "limit"}
+    assert {p["name"] for p in op["parameters"]} == {"lot_id", "cursor", "limit", "issuer"}
+    assert "409" in op["responses"]
     assert op["responses"]["200"]["content"]["application/json"]["example"]["steps"][0]["kind"] == "opened"
     assert "404" in op["responses"]
 
@@ -277,3 +281,129 @@ def test_split_lot_history(client: TestClient, ledger: LedgerService) -> None:
     (opened,) = child["steps"]
     assert opened["kind"] == "opened" and opened["reference"]["tx_hash"] == tx
     assert opened["details"]["split_from"] == sc.lot_id and opened["actor"] == sc.recipient.address
+
+
+# ---------------------------------------------------------------- whose readings count (issue 11.2)
+
+
+def enroll_for(ledger: LedgerService, party: LocalAccount, device_id: str) -> DeviceSigner:
+    """A secp256k1 device owned by ``party`` (granted the enroller role), with the test CA."""
+    import datetime as dt
+
+    from device_attestation.certificates import issue_device_certificate, make_device_csr
+    from device_attestation.enrollment import enroll_with_device_key
+    from device_attestation.keys import DeviceKey
+
+    consortium = TestConsortium(ledger.chain, ledger.deployment)
+    consortium.registry.grant_enroller(consortium.operator, party.address)
+    key = DeviceKey.generate("secp256k1")
+    now = dt.datetime.now(dt.UTC)
+    cert = issue_device_certificate(
+        ca_key=consortium.ca_key,
+        ca_cert=consortium.ca_cert,
+        csr=make_device_csr(key, device_id),
+        valid_days=10,
+        not_before=now - dt.timedelta(hours=1),
+    )
+    enroll_with_device_key(
+        registry=consortium.registry,
+        party=party,
+        certificate=cert,
+        ca_certificates=[consortium.ca_cert],
+        device_key=key,
+        now=now,
+        active_from_ms=0,
+    )
+    return DeviceSigner(device_id=device_id, key=key, domain=consortium.domain)
+
+
+def _stored(ledger: LedgerService) -> list[tuple[str, int]]:
+    with Session(ledger.engine) as s:
+        return sorted((r.device_id, r.seq) for r in s.exec(select(ReadingRow)))
+
+
+def _chain_ms(ledger: LedgerService) -> int:
+    return int(ledger.chain.w3.eth.get_block("latest")["timestamp"]) * 1000
+
+
+def test_issue11_a_competitor_device_cannot_add_readings_to_a_lot(
+    client: TestClient, ledger: LedgerService
+) -> None:
+    """Issue 11.2: factory B's device submitted a reading naming factory A's lot; it was accepted and
+    shown in A's timeline (and could then fail A's certificate on chain)."""
+    sc = build_lot(ledger, client)
+    rival = dev_accounts(7)[6]
+    rival_device = enroll_for(ledger, rival, "RIVAL-GW-1")
+    ledger.registry.refresh()
+    timeline = client.get(f"/v1/lots/{sc.lot_id}/history").json()
+    before = _stored(ledger)
+    attack = rival_device.sign({"temp_c": 40.0}, ts_ms=_chain_ms(ledger), lot_id=sc.lot_id)
+    r = client.post("/v1/readings", json=attack.to_json_obj())
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "reading.lot_not_yours"
+    assert rival.address in error["message"] and sc.lot_id in error["message"]
+    assert _stored(ledger) == before  # nothing stored
+    assert client.get(f"/v1/lots/{sc.lot_id}/history").json() == timeline
+    # the custodian's devices may speak for it (cold chain at the recipient)
+    cold = enroll_for(ledger, sc.recipient, "DIST-GW-1")
+    ledger.registry.refresh()
+    r = client.post(
+        "/v1/readings",
+        json=cold.sign({"temp_c": 5.0}, ts_ms=_chain_ms(ledger), lot_id=sc.lot_id).to_json_obj(),
+    )
+    assert r.status_code == 201, r.text
+    # a lot id nobody has on chain is the device owner's own business
+    free = rival_device.sign({"temp_c": 5.0}, ts_ms=_chain_ms(ledger), lot_id="RIVAL-OWN-LOT")
+    assert client.post("/v1/readings", json=free.to_json_obj()).status_code == 201
+
+
+def test_issue11_readings_stored_before_the_lot_was_opened_count_only_for_their_owner(
+    client: TestClient, ledger: LedgerService
+) -> None:
+    sc = build_lot(ledger, client, certify=False)  # admission and the lot registry's test gate
+    lots = LotRegistryClient.from_deployment(ledger.chain, ledger.deployment)
+    rival = dev_accounts(7)[6]
+    rival_device = enroll_for(ledger, rival, "RIVAL-GW-2")
+    ledger.registry.refresh()
+    early = rival_device.sign({"temp_c": 40.0}, ts_ms=_chain_ms(ledger), lot_id="LOT-LATER")
+    assert client.post("/v1/readings", json=early.to_json_obj()).status_code == 201  # no such lot yet
+    lots.open_lot(
+        sc.supplier,
+        lot_id="LOT-LATER",
+        gtin=GTIN,
+        quantity=5,
+        unit="kg",
+        produced_from_ms=0,
+        produced_to_ms=1,
+    )
+    ledger.registry.refresh()
+    consortium = TestConsortium(ledger.chain, ledger.deployment)
+    own = consortium.enroll("SN-LATER-1", "secp256k1")
+    ledger.registry.refresh()
+    mine = own.sign({"temp_c": 4.0}, ts_ms=_chain_ms(ledger), lot_id="LOT-LATER")
+    assert client.post("/v1/readings", json=mine.to_json_obj()).status_code == 201
+    page = client.get("/v1/lots/LOT-LATER/history").json()
+    assert page["issuer"] == sc.supplier.address
+    assert page["lot_key"] == "0x" + lot_key("LOT-LATER", sc.supplier.address).hex()
+    readings = [s["actor"] for s in page["steps"] if s["kind"] == "reading"]
+    assert readings == ["SN-LATER-1"]  # the rival's earlier reading is not the lot's
+    late = rival_device.sign({"temp_c": 40.0}, ts_ms=_chain_ms(ledger) + 1, lot_id="LOT-LATER")
+    r = client.post("/v1/readings", json=late.to_json_obj())
+    assert r.status_code == 422 and r.json()["error"]["code"] == "reading.lot_not_yours"
+
+    # the rival opens its own LOT-LATER: its key differs, and the id alone is ambiguous now
+    gate = ledger.chain.contract(
+        "StaticAdmissionGate", ledger.chain.call(lots.contract.functions.admissionGate())
+    )
+    ledger.chain.transact(gate.functions.setAdmitted(rival.address, OPEN_ACTION, True), dev_accounts(1)[0])
+    lots.open_lot(
+        rival, lot_id="LOT-LATER", gtin=GTIN, quantity=1, unit="kg", produced_from_ms=0, produced_to_ms=1
+    )
+    r = client.get("/v1/lots/LOT-LATER/history")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "lot.ambiguous", r.text
+    assert rival.address in r.json()["error"]["message"]
+    theirs = client.get("/v1/lots/LOT-LATER/history", params={"issuer": rival.address}).json()
+    assert [s["actor"] for s in theirs["steps"] if s["kind"] == "reading"] == ["RIVAL-GW-2"]
+    ours = client.get("/v1/lots/LOT-LATER/history", params={"issuer": sc.supplier.address}).json()
+    assert [s["actor"] for s in ours["steps"] if s["kind"] == "reading"] == ["SN-LATER-1"]

@@ -18,6 +18,8 @@ _TX = "0x" + "5a" * 32
 HISTORY_EXAMPLE: dict[str, Any] = {
     "lot_id": "LOT-2026-0001",
     "lot_key": "0x" + "3c" * 32,
+    "lot_id_hash": "0x" + "4d" * 32,
+    "issuer": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
     "on_chain": True,
     "steps": [
         {
@@ -124,7 +126,15 @@ class LotHistoryOut(BaseModel):
     model_config = {"json_schema_extra": {"examples": [HISTORY_EXAMPLE]}}
 
     lot_id: str
-    lot_key: str = Field(description="keccak256(utf8(lot_id)): the lot's key on chain and in readings.")
+    lot_key: str | None = Field(
+        description="The lot's key on chain, keccak256(abi.encode(issuer, lot_id_hash)); null when no "
+        "issuer is known (a lot not on chain, asked for without `issuer`)."
+    )
+    lot_id_hash: str = Field(description="keccak256(utf8(lot_id)): what the lot's readings carry.")
+    issuer: str | None = Field(
+        description="Who named the lot on chain: the supplier who opened it, or the custodian who split "
+        "it off."
+    )
     on_chain: bool = Field(description="Whether the lot was opened (or split off) on chain.")
     steps: list[LotStepOut]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
@@ -146,6 +156,10 @@ class LotHistoryOut(BaseModel):
         200: {"content": {"application/json": {"example": HISTORY_EXAMPLE}}},
         400: {"description": "A cursor this endpoint did not issue.", "model": ErrorEnvelope},
         404: {"description": "No such lot (`lot.not_found`).", "model": ErrorEnvelope},
+        409: {
+            "description": "Several parties have this lot id: pass `issuer` (`lot.ambiguous`).",
+            "model": ErrorEnvelope,
+        },
         503: {"description": "The chain is unreachable.", "model": ErrorEnvelope},
     },
 )
@@ -156,6 +170,14 @@ def get_lot_history(
         str | None, Query(max_length=512, description="The `next_cursor` of the previous page.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    issuer: Annotated[
+        str | None,
+        Query(
+            pattern=r"^0x[0-9a-fA-F]{40}$",
+            description="The lot's issuer, needed when several parties have a lot with this id (409 "
+            "`lot.ambiguous` otherwise).",
+        ),
+    ] = None,
 ) -> Any:
-    page = lot_timeline(service, lot_id, cursor=cursor, limit=limit)
+    page = lot_timeline(service, lot_id, issuer=issuer, cursor=cursor, limit=limit)
     return FastJSONResponse(page.to_json_obj())
