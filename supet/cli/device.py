@@ -111,13 +111,32 @@ def revoke(
     at: Annotated[
         int, typer.Option("--at", help="Unix ms from which its readings stop counting (0: now).", min=0)
     ] = 0,
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            "--reason",
+            help="The operator's ruling, recorded on chain: needed to revoke before evidence a verdict "
+            "already used (the device's pinned time).",
+        ),
+    ] = None,
 ) -> None:
-    """Revoke a device (its owner or the operator)."""
+    """Revoke a device (its owner or the operator). A revocation only moves earlier; an owner's time is
+    at most now and after the latest reading a verdict used; only the operator, with --reason, may go
+    before that."""
     chain, dep = open_deployment(rpc, deployment)
     registry = DeviceRegistryClient(chain, dep)
-    result = registry.revoke(load_party_account(key_file), device_id, at)
+    party = load_party_account(key_file)
+    if reason is not None:
+        if not reason.strip():
+            raise typer.BadParameter(
+                "give the reason of the ruling (an incident reference)", param_hint="--reason"
+            )
+        result = registry.revoke_with_reason(party, device_id, at, reason)
+    else:
+        result = registry.revoke(party, device_id, at)
     record = registry.device(device_id)
-    console.print(f"revoked {device_id} from {record.revoked_at_ms} in tx {result.tx_hash}")
+    ruled = f" (ruling: {reason})" if reason is not None else ""
+    console.print(f"revoked {device_id} from {record.revoked_at_ms}{ruled} in tx {result.tx_hash}")
 
 
 @app.command("show")
@@ -138,4 +157,6 @@ def show(
         f"  active from {record.active_from_ms}, revoked at {record.revoked_at_ms or '-'}, "
         f"active now: {record.active_at(now_ms)}"
     )
+    pinned = DeviceRegistryClient(chain, dep).pinned_evidence_ms(device_id)
+    console.print(f"  evidence pinned by verdicts up to {pinned if pinned is not None else '-'}")
     console.print(f"  certificate sha256 0x{record.cert_fingerprint.hex()}, CA 0x{record.ca_key_hash.hex()}")

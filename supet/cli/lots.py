@@ -35,6 +35,7 @@ from contracts.lots import (
     QualityCertifierClient,
     SpecMetric,
     human_fixed,
+    lot_id_hash,
     lot_key,
     parse_gtin,
 )
@@ -65,13 +66,27 @@ class LotNotFound(SupetError):
     code = "lot.unknown"
 
 
-LotIdArg = Annotated[str, typer.Argument(help="The lot id (text; its key on chain is keccak256 of it).")]
+LotIdArg = Annotated[
+    str, typer.Argument(help="The lot id (text; on chain it is keyed under its issuer, see --issuer).")
+]
+IssuerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--issuer",
+        help="Who named the lot (the supplier who opened it, or the custodian who split it off): needed "
+        "only when several parties have a lot with this id.",
+    ),
+]
 GtinOpt = Annotated[
     str, typer.Option("--gtin", help="The product's GTIN-14 (14 digits, check digit included).")
 ]
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _issuer(text: str | None) -> str | None:
+    return None if text is None else _address(text, "--issuer")
 
 
 def _clients(rpc: str, deployment: Path) -> tuple[Chain, Deployment, LotRegistryClient]:
@@ -190,7 +205,8 @@ def open_lot(
         produced_to_ms=produced_to,
     )
     console.print(
-        f"opened lot {lot_id} (key 0x{lot_key(lot_id).hex()}): {quantity} {unit} of GTIN {gtin}, "
+        f"opened lot {lot_id} (key 0x{lot_key(lot_id, party.address).hex()}): {quantity} {unit} "
+        f"of GTIN {gtin}, "
         f"supplier {party.address}, in tx {result.tx_hash}"
     )
 
@@ -205,8 +221,10 @@ def split(
     rpc: RpcOpt,
     deployment: DeploymentOpt,
     key_file: KeyFileOpt = None,
+    issuer: IssuerOpt = None,
 ) -> None:
-    """Split child lots off a lot, as its custodian (while no transfer is pending)."""
+    """Split child lots off a lot, as its custodian (while no transfer is pending); the children are
+    keyed under the custodian."""
     children: dict[str, int] = {}
     for text in child:
         cid, qty = _parse_child(text)
@@ -214,8 +232,9 @@ def split(
             raise typer.BadParameter(f"child {cid!r} is given twice", param_hint="--child")
         children[cid] = qty
     _, _, lots = _clients(rpc, deployment)
-    result = lots.split_lot(load_party_account(key_file), lot_id, children)
-    remaining = lots.lot(lot_id).remaining
+    key = lots.key(lot_id, issuer=_issuer(issuer))
+    result = lots.split_lot(load_party_account(key_file), key, children)
+    remaining = lots.lot(key).remaining
     parts = ", ".join(f"{c} ({q})" for c, q in children.items())
     console.print(f"split {parts} off {lot_id}, which keeps {remaining}, in tx {result.tx_hash}")
 
@@ -227,46 +246,66 @@ def transfer(
     rpc: RpcOpt,
     deployment: DeploymentOpt,
     key_file: KeyFileOpt = None,
+    issuer: IssuerOpt = None,
 ) -> None:
     """Propose handing a lot over (its custodian); the recipient accepts or rejects."""
     recipient = _address(to, "--to")
     _, _, lots = _clients(rpc, deployment)
-    result = lots.propose_transfer(load_party_account(key_file), lot_id, recipient)
+    result = lots.propose_transfer(load_party_account(key_file), lot_id, recipient, issuer=_issuer(issuer))
     console.print(f"proposed transfer of {lot_id} to {recipient} in tx {result.tx_hash}")
 
 
 @lot_app.command("accept")
-def accept(lot_id: LotIdArg, rpc: RpcOpt, deployment: DeploymentOpt, key_file: KeyFileOpt = None) -> None:
+def accept(
+    lot_id: LotIdArg,
+    rpc: RpcOpt,
+    deployment: DeploymentOpt,
+    key_file: KeyFileOpt = None,
+    issuer: IssuerOpt = None,
+) -> None:
     """Accept a proposed transfer, as its recipient (who must be admitted to take custody)."""
     _, _, lots = _clients(rpc, deployment)
     party = load_party_account(key_file)
-    result = lots.accept_transfer(party, lot_id)
+    result = lots.accept_transfer(party, lot_id, issuer=_issuer(issuer))
     console.print(f"accepted {lot_id}: custodian is now {party.address} (tx {result.tx_hash})")
 
 
 @lot_app.command("reject")
-def reject(lot_id: LotIdArg, rpc: RpcOpt, deployment: DeploymentOpt, key_file: KeyFileOpt = None) -> None:
+def reject(
+    lot_id: LotIdArg,
+    rpc: RpcOpt,
+    deployment: DeploymentOpt,
+    key_file: KeyFileOpt = None,
+    issuer: IssuerOpt = None,
+) -> None:
     """Reject a proposed transfer, as its recipient; custody stays where it was."""
     _, _, lots = _clients(rpc, deployment)
-    result = lots.reject_transfer(load_party_account(key_file), lot_id)
+    result = lots.reject_transfer(load_party_account(key_file), lot_id, issuer=_issuer(issuer))
     console.print(f"rejected the transfer of {lot_id} (tx {result.tx_hash})")
 
 
 @lot_app.command("cancel")
-def cancel(lot_id: LotIdArg, rpc: RpcOpt, deployment: DeploymentOpt, key_file: KeyFileOpt = None) -> None:
+def cancel(
+    lot_id: LotIdArg,
+    rpc: RpcOpt,
+    deployment: DeploymentOpt,
+    key_file: KeyFileOpt = None,
+    issuer: IssuerOpt = None,
+) -> None:
     """Withdraw a proposed transfer, as its proposer."""
     _, _, lots = _clients(rpc, deployment)
-    result = lots.cancel_transfer(load_party_account(key_file), lot_id)
+    result = lots.cancel_transfer(load_party_account(key_file), lot_id, issuer=_issuer(issuer))
     console.print(f"cancelled the transfer of {lot_id} (tx {result.tx_hash})")
 
 
 @lot_app.command("show")
-def show(lot_id: LotIdArg, rpc: RpcOpt, deployment: DeploymentOpt) -> None:
+def show(lot_id: LotIdArg, rpc: RpcOpt, deployment: DeploymentOpt, issuer: IssuerOpt = None) -> None:
     """Show a lot: record, custodian, pending transfer, full custody chain, children, certificate."""
     chain, dep, lots = _clients(rpc, deployment)
-    if not lots.exists(lot_id):
+    if not lots.exists(lot_id, issuer=_issuer(issuer)):
         raise LotNotFound(f"{lot_id}: no such lot (open it with `supet lot open`)")
-    lot = lots.lot(lot_id)
+    lot = lots.lot(lot_id, issuer=_issuer(issuer))
+    lot_id_key = lot.key
     names: dict[bytes, str] = {lot.key: lot.lot_id}
 
     def name(key: bytes) -> str:
@@ -275,13 +314,14 @@ def show(lot_id: LotIdArg, rpc: RpcOpt, deployment: DeploymentOpt) -> None:
         return names[key]
 
     console.print(f"lot {lot.lot_id} (key 0x{lot.key.hex()}): {lot.status.name.lower()}")
+    console.print(f"  issued by {lots.issuer(lot_id_key)}")
     console.print(f"  GTIN {lot.gtin_text}, {lot.remaining} of {lot.quantity} {lot.unit} remaining")
     console.print(f"  produced {_time_ms(lot.produced_from_ms)} .. {_time_ms(lot.produced_to_ms)}")
     console.print(f"  supplier {lot.supplier}, opened {_time_s(lot.opened_at)}")
     if lot.parent is not None:
         console.print(f"  split from {name(lot.parent)}")
     console.print(f"  custodian {lot.custodian}")
-    pending = lots.pending_transfer(lot_id)
+    pending = lots.pending_transfer(lot_id_key)
     if pending is None:
         console.print("  pending transfer: none")
     else:
@@ -289,12 +329,12 @@ def show(lot_id: LotIdArg, rpc: RpcOpt, deployment: DeploymentOpt) -> None:
             f"  pending transfer: {pending.from_} -> {pending.to} since {_time_s(pending.proposed_at)}"
         )
     console.print("  custody chain:")
-    for entry in lots.full_custody_chain(lot_id):
+    for entry in lots.full_custody_chain(lot_id_key):
         console.print(f"    {_time_s(entry.since)}  {entry.custodian}  ({name(entry.lot_key)})")
-    kids = lots.children(lot_id)
+    kids = lots.children(lot_id_key)
     console.print(f"  children: {', '.join(name(k) for k in kids) if kids else 'none'}")
     certifier = QualityCertifierClient.from_deployment(chain, dep)
-    _print_certificate(certifier.certificate(lot_id))
+    _print_certificate(certifier.certificate(lot_id_key))
 
 
 @lot_app.command("certify")
@@ -314,12 +354,13 @@ def certify(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only preview the verdict (eth_call); record nothing.")
     ] = False,
+    issuer: IssuerOpt = None,
 ) -> None:
     """Judge a lot against its product's latest spec from its QC readings, and record the verdict."""
     named, batches = load_package(package)
     if named is not None and named != lot_id:
         raise PackageError(f"{package} is the package of lot {named!r}, not of {lot_id!r}")
-    expected = lot_key(lot_id)
+    expected = lot_id_hash(lot_id)
     for b in batches:
         for j, r in enumerate(b[1]):
             if r[3] != expected:
@@ -329,9 +370,10 @@ def certify(
                 )
     chain, dep = open_deployment(rpc, deployment)
     certifier = QualityCertifierClient.from_deployment(chain, dep)
+    key = certifier.lots.key(lot_id, issuer=_issuer(issuer))
     party = load_party_account(key_file)
     samples = sum(len(b[1]) for b in batches)
-    verdict = certifier.preview(party.address, lot_id, batches)
+    verdict = certifier.preview(party.address, key, batches)
     console.print(
         f"preview: lot {lot_id} would be {verdict.name.lower()} "
         f"({samples} readings in {len(batches)} batches)"
@@ -339,8 +381,8 @@ def certify(
     if dry_run:
         console.print("dry run: nothing sent")
         return
-    result = certifier.certify_lot(party, lot_id, batches)
-    cert = certifier.certificate(lot_id)
+    result = certifier.certify_lot(party, key, batches)
+    cert = certifier.certificate(key)
     console.print(f"lot {lot_id}: {cert.status.name.lower()} (tx {result.tx_hash})")
     _print_certificate(cert)
 

@@ -128,9 +128,23 @@ def test_device_lifecycle(
 
     code, out = cli("device", "revoke", "--device-id", "SN-CLI-1", *common, key=OTHER)
     assert code == 1 and "DeviceRegistryNotOwnerOrOperator" in out
-    code, out = cli("device", "revoke", "--device-id", "SN-CLI-1", "--at", "5000", *common, key=FACTORY)
+    # issue 12.1: an owner cannot revoke in the future (it would make the device unrevokable)
+    revoke = ("device", "revoke", "--device-id", "SN-CLI-1", *common)
+    code, out = cli(*revoke, "--at", str(2**64 - 1), key=FACTORY)
+    assert code == 1 and "DeviceRegistryRevocationInFuture" in out
+    code, out = cli(*revoke, "--at", "5000", key=FACTORY)
     assert code == 0, out
     assert registry.device("SN-CLI-1").revoked_at_ms == 5000
+    code, out = cli(*revoke, "--at", "6000", key=OPERATOR)  # only earlier
+    assert code == 1 and "DeviceRegistryRevocationNotEarlier" in out
+    # the operator's ruling, with its reason (before evidence a verdict used, when there is some)
+    code, out = cli(*revoke, "--at", "4000", "--reason", "INC-1: key leaked", key=FACTORY)
+    assert code == 1 and "AccessControlUnauthorizedAccount" in out
+    code, out = cli(*revoke, "--at", "4000", "--reason", "INC-1: key leaked", key=OPERATOR)
+    assert code == 0 and "ruling: INC-1: key leaked" in out, out
+    assert registry.device("SN-CLI-1").revoked_at_ms == 4000
+    code, out = cli("device", "show", "--device-id", "SN-CLI-1", *common)
+    assert code == 0 and "evidence pinned by verdicts up to -" in out
 
 
 @pytest.mark.anvil

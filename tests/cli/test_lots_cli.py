@@ -94,7 +94,13 @@ def env(
     for client in (lots, certifier):
         chain.transact(client.contract.functions.setAdmissionGate(gate_address), ADMIN)
     gate = chain.contract("StaticAdmissionGate", gate_address)
-    for party, action in ((SUPPLIER, OPEN_ACTION), (DISTRIBUTOR, TRANSFER_ACTION), (ENTERPRISE, SPEC_ACTION)):
+    admitted = (
+        (SUPPLIER, OPEN_ACTION),
+        (FACTORY, OPEN_ACTION),
+        (DISTRIBUTOR, TRANSFER_ACTION),
+        (ENTERPRISE, SPEC_ACTION),
+    )
+    for party, action in admitted:
         chain.transact(gate.functions.setAdmitted(party.address, action, True), ADMIN)
     path = tmp_path / "deployment.json"
     deployment.save(path)
@@ -281,7 +287,7 @@ def _listify(batch: tuple[Any, ...]) -> tuple[Any, ...]:
 
 def test_certify_from_package(env: Env, tmp_path: Path) -> None:
     for lot in ("LOT-QC-1", "LOT-QC-2"):
-        assert env(*open_args(lot), key=SUPPLIER)[0] == 0
+        assert env(*open_args(lot), key=FACTORY)[0] == 0  # the owner of the devices measuring it
     spec = ["--metric", "temp_c=2..8", "--metric", "humidity=30..60", "--min-samples", "2"]
     assert env("spec", "set", "--gtin", GTIN, *spec, key=ENTERPRISE)[0] == 0
     readings = Readings(env)
@@ -335,3 +341,24 @@ def test_certify_malformed_package(env: Env, tmp_path: Path) -> None:
     assert code == 1 and "batches[0].readings is missing or not a list" in out
     code, out = env("lot", "certify", "LOT-X", "--package", str(tmp_path / "none.json"), key=AUDITOR)
     assert code == 1 and "no certification package" in out
+
+
+def test_lot_ids_are_scoped_to_their_issuer(env: Env) -> None:
+    """Issue 11.2: two suppliers may each have a lot "LOT-SAME"; the id alone is then ambiguous."""
+    assert env(*open_args("LOT-SAME", quantity=7), key=SUPPLIER)[0] == 0
+    code, out = env("lot", "show", "LOT-SAME")
+    assert code == 0 and f"issued by {SUPPLIER.address}" in out, out
+    code, out = env(*open_args("LOT-SAME", quantity=9), key=FACTORY)
+    assert code == 0, out
+    code, out = env("lot", "show", "LOT-SAME")
+    assert code == 1 and "2 parties have a lot 'LOT-SAME'" in out, out
+    code, out = env("lot", "show", "LOT-SAME", "--issuer", FACTORY.address)
+    assert code == 0 and "9 of 9 kg" in out and f"issued by {FACTORY.address}" in out, out
+    code, out = env(
+        "lot", "transfer", "LOT-SAME", "--to", DISTRIBUTOR.address, "--issuer", SUPPLIER.address, key=SUPPLIER
+    )
+    assert code == 0, out
+    assert env.lots.pending_transfer("LOT-SAME", issuer=SUPPLIER.address) is not None
+    assert env.lots.pending_transfer("LOT-SAME", issuer=FACTORY.address) is None
+    code, out = env("lot", "show", "LOT-SAME", "--issuer", "nope")
+    assert code != 0 and "not an Ethereum address" in out
