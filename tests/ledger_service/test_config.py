@@ -53,7 +53,7 @@ def test_production_accepts_complete_settings() -> None:
         chain="http://127.0.0.1:8545",
         deployment="deployment.json",
     )  # type: ignore[arg-type]
-    assert s.token_secret.get_secret_value() == GOOD_SECRET
+    assert s.token_secret is not None and s.token_secret.get_secret_value() == GOOD_SECRET
     assert "59c69" not in repr(s)  # secrets never printed
 
 
