@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -27,6 +28,7 @@ from contracts.registry import device_id_hash
 from ledger_service.config import Settings
 from ledger_service.ingest.checks import Checked, CheckItem, CheckResult, check_chunk
 from ledger_service.ingest.committer import Candidate, Committer, Outcome, Receipt, now_ms
+from ledger_service.ingest.lifeline import die_with_parent
 from ledger_service.registry_cache import RegistryCache
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,10 @@ class IngestPipeline:
     def start(self) -> None:
         if self.settings.verify_workers > 0 and self._pool is None:
             self._pool = ProcessPoolExecutor(
-                max_workers=self.settings.verify_workers, mp_context=multiprocessing.get_context("spawn")
+                max_workers=self.settings.verify_workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=die_with_parent,  # no orphaned workers when the service is killed
+                initargs=(os.getpid(),),
             )
             # warm the workers (imports) so the first request does not pay for them
             list(self._pool.map(_warm, range(self.settings.verify_workers)))
