@@ -41,16 +41,14 @@ on every chain-recorded event; readings carry ``supet:digest`` (the EIP-712 dige
 Every event's ``eventID`` is its GS1 event hash (``ni:///sha-256;<hex>?ver=CBV2.0``, computed by
 ``epcis-event-hash-generator`` over the event without ``eventID``): :func:`event_hash`.
 
-Cost: the generator expands each event as JSON-LD (pyld), about 3.5 ms of CPU an event when each is
-hashed alone, most of it resolving GS1's context again for every one-event document.
-:func:`event_hashes` hashes many events in one document (the context is processed once per
-document: 2.4 ms an event) and remembers each hash by the SHA-256 of the event's JSON
-(:data:`HASH_MEMO_ENTRIES` at most, least recently used first out), so an event is hashed once
-however often it is exported; an event's hash depends on nothing but its content, so a remembered
-hash is never stale.
-
-The document's ``@context`` is GS1's versioned EPCIS 2.0 context URL (the one the hash generator
-carries offline, so hashing never fetches it) plus ``{"supet": SUPET_NS}``.
+Cost: the generator expands each event as JSON-LD (pyld), about 3.5 ms of CPU an event, most of it
+resolving GS1's context for the one-event document. :func:`event_hashes` remembers each hash by the
+SHA-256 of the event's JSON (:data:`HASH_MEMO_ENTRIES` at most, least recently used first out), so an
+event is hashed once however often it is exported; an event's hash depends on nothing but its
+content, so a remembered hash is never stale. Events are hashed one per document on purpose: the
+generator's bare-string heuristic looks at every value of the document, so an event hashed among
+others could get another hash than the same event alone (a metric or lot named like a CBV value
+used by another event), and an auditor re-hashing one event must get its eventID.
 """
 
 from __future__ import annotations
@@ -472,8 +470,6 @@ def event_hash(event: Mapping[str, Any]) -> str:
 
 #: How many event hashes :func:`event_hashes` remembers (about 250 bytes each).
 HASH_MEMO_ENTRIES: Final = 100_000
-#: Events hashed in one document (bounds the generator's memory for one call).
-_HASH_CHUNK: Final = 500
 
 
 class _HashMemo:
@@ -517,40 +513,17 @@ def _body_key(body: Mapping[str, Any]) -> bytes:
     return hashlib.sha256(_json({k: v for k, v in body.items() if k != "eventID"}).encode()).digest()
 
 
-def _hash_document(bodies: Sequence[Mapping[str, Any]]) -> list[str]:
-    from epcis_event_hash_generator.hash_generator import epcis_hashes_from_events
-    from epcis_event_hash_generator.json_to_py import event_list_from_epcis_document_json
-
-    events = json.loads(_json([{k: v for k, v in b.items() if k != "eventID"} for b in bodies]))
-    document = {
-        "@context": copy.deepcopy(_CONTEXT),
-        "type": "EPCISDocument",
-        "schemaVersion": "2.0",
-        "creationDate": "1970-01-01T00:00:00.000Z",
-        "epcisBody": {"eventList": events},  # the generator rewrites this copy in place
-    }
-    hashes: list[str] = epcis_hashes_from_events(event_list_from_epcis_document_json(document))
-    if len(hashes) != len(bodies) or not all(hashes):
-        raise ValueError("the EPCIS event hash generator could not hash every event")
-    return hashes
-
-
 def event_hashes(bodies: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The GS1 event hash of each event (as :func:`event_hash`), each hashed at most once.
-
-    Remembered hashes are taken from the memo; the others are hashed together, up to 500 in one
-    document. Each is the hash :func:`event_hash` gives (the same algorithm per event; only GS1's
-    context is processed once per document instead of once per event).
-    """
-    keys = [_body_key(b) for b in bodies]
-    out: list[str | None] = [_MEMO.get(k) for k in keys]
-    missing = [i for i, h in enumerate(out) if h is None]
-    for start in range(0, len(missing), _HASH_CHUNK):
-        chunk = missing[start : start + _HASH_CHUNK]
-        for i, h in zip(chunk, _hash_document([bodies[i] for i in chunk]), strict=True):
-            out[i] = h
-            _MEMO.put(keys[i], h)
-    return [h for h in out if h is not None]
+    """The GS1 event hash of each event (:func:`event_hash`), each event hashed at most once."""
+    out: list[str] = []
+    for body in bodies:
+        key = _body_key(body)
+        found = _MEMO.get(key)
+        if found is None:
+            found = event_hash(body)
+            _MEMO.put(key, found)
+        out.append(found)
+    return out
 
 
 # ---------------------------------------------------------------- export

@@ -1,12 +1,16 @@
 """A lot's GS1 EPCIS 2.0 document, from the ledger: the adapter between the lot timeline and the export.
 
-:func:`lot_epcis_inputs` gathers what :func:`ledger_service.epcis.export_lot` needs:
+:func:`lot_epcis_page` gathers what :func:`ledger_service.epcis.export_lot` needs for one page:
 
-- the lot record (GTIN, quantity, unit, production window, supplier) from the LotRegistry;
-- every chain step of the lot (:func:`ledger_service.lots.lot_chain_steps`, not paged), one export
-  step per chain step (so one EPCIS event per history step, same transaction, block and log index);
-- every stored reading of the lot, with its chain batch id and anchoring transaction once its batch
-  is anchored (pending and batched readings are exported without them).
+- the lot record (GTIN, quantity, unit, production window, supplier) from the LotRegistry, the lot
+  resolved as the timeline resolves it (:func:`ledger_service.lots.resolve_lot`: scoped to its
+  issuer);
+- the lot's chain steps (:mod:`ledger_service.lots`), one export step per chain step (so one EPCIS
+  event per history step, same transaction, block and log index);
+- the stored readings of the devices that may speak for the lot
+  (:func:`ledger_service.lots.lot_devices`, as the timeline), with their chain batch id and
+  anchoring transaction once their batch is anchored (pending and batched readings are exported
+  without them).
 
 Mapping of the chain steps:
 
@@ -26,15 +30,29 @@ chain step               export step
 
 A lot that was never opened on chain (readings only) has no GTIN, so no EPCIS identifier: it is
 :class:`~ledger_service.errors.NotFound` (``lot.not_found``) here.
+
+Served paged (:func:`lot_epcis_page`): each page is a whole ``EPCISDocument`` of at most
+``limit`` (1..:data:`MAX_EPCIS_PAGE`) events, in the lot timeline's order, and the timeline's
+cursor of the next page; only the page's readings are read and only its events hashed (and each
+event's hash is remembered, :func:`ledger_service.epcis.event_hashes`). Pages are kept, rendered,
+in the service's :class:`ExportCache` under the lot's :func:`export_fingerprint` (its chain steps,
+its readings, their anchoring), so a repeated GET costs the fingerprint (a few chain log reads and
+one SQL aggregate) and nothing else, and any change to the lot gives new pages.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
+from sqlalchemy import and_, func
 from sqlmodel import Session, col, select
 
 from contracts.lots import LotRegistryClient
@@ -53,12 +71,34 @@ from ledger_service.epcis import (
     export_lot,
 )
 from ledger_service.errors import NotFound
-from ledger_service.jsonio import loads_exact
-from ledger_service.lots import ChainStep, lot_chain_steps
+from ledger_service.jsonio import dumps_exact, loads_exact
+from ledger_service.lots import (
+    ChainStep,
+    SortKey,
+    _chain_steps,
+    _readings_after,
+    decode_cursor,
+    encode_cursor,
+    lot_devices,
+    resolve_lot,
+)
 from ledger_service.service import LedgerService
 from ledger_service.store.models import BatchRow, ReadingRow
 
-__all__ = ["chain_step_to_export", "lot_epcis_document", "lot_epcis_inputs", "stored_readings"]
+__all__ = [
+    "DEFAULT_EPCIS_PAGE",
+    "MAX_EPCIS_PAGE",
+    "ExportCache",
+    "ExportPage",
+    "chain_step_to_export",
+    "export_cache_of",
+    "export_fingerprint",
+    "lot_epcis_page",
+]
+
+#: Events per page of the EPCIS export: the default and the hard maximum.
+DEFAULT_EPCIS_PAGE: Final = 200
+MAX_EPCIS_PAGE: Final = 500
 
 _CUSTODY: dict[str, CustodyKind] = {
     "transfer_proposed": "proposed",
@@ -135,15 +175,9 @@ def _metric(value: Any) -> Decimal | int | float | str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-def stored_readings(service: LedgerService, lot_id: str) -> list[Reading]:
-    """Every stored reading of the lot (any status), with batch id and anchor once anchored."""
+def _export_readings(service: LedgerService, rows: list[ReadingRow]) -> list[Reading]:
+    """The export steps of stored reading rows (batch id and anchor of the anchored ones)."""
     with Session(service.engine) as s:
-        query = (
-            select(ReadingRow)
-            .where(col(ReadingRow.lot_id) == lot_id)
-            .order_by(col(ReadingRow.ts_ms), col(ReadingRow.device_id), col(ReadingRow.seq))
-        )
-        rows = [r[0] if isinstance(r, tuple) else r for r in s.exec(query)]
         batch_ids = {r.batch_id for r in rows if r.batch_id is not None}
         batches = {i: b for i in batch_ids if (b := s.get(BatchRow, i)) is not None}
         s.expunge_all()
@@ -167,33 +201,6 @@ def stored_readings(service: LedgerService, lot_id: str) -> list[Reading]:
     return out
 
 
-def lot_epcis_inputs(service: LedgerService, lot_id: str) -> tuple[EpcisLot, list[Step]]:
-    """The export's inputs for the lot: its record and all its steps (chain, then readings).
-
-    :class:`NotFound` (``lot.not_found``) when the lot was never opened (nor split off) on chain.
-    """
-    chain_steps = lot_chain_steps(service.chain, service.deployment, lot_id)
-    if not chain_steps:
-        raise NotFound(
-            f"no lot {lot_id!r} on chain: it was never opened or split off, so it has no GTIN to "
-            "identify it in EPCIS",
-            code="lot.not_found",
-        )
-    record = LotRegistryClient.from_deployment(service.chain, service.deployment).lot(lot_id)
-    lot = EpcisLot(
-        lot_id=lot_id,
-        gtin=record.gtin_text,
-        quantity=record.quantity,
-        unit=record.unit,
-        produced_from_ms=record.produced_from_ms,
-        produced_to_ms=record.produced_to_ms,
-        supplier=record.supplier,
-    )
-    steps: list[Step] = [chain_step_to_export(lot_id, s) for s in chain_steps]
-    steps += stored_readings(service, lot_id)
-    return lot, steps
-
-
 def _contracts(service: LedgerService) -> Contracts:
     d = service.deployment
     return Contracts(
@@ -203,15 +210,185 @@ def _contracts(service: LedgerService) -> Contracts:
     )
 
 
-def lot_epcis_document(
-    service: LedgerService, lot_id: str, *, creation_date: dt.datetime | None = None
-) -> dict[str, Any]:
-    """The lot's history as an EPCIS 2.0 JSON-LD ``EPCISDocument`` (see the module docstring)."""
-    lot, steps = lot_epcis_inputs(service, lot_id)
-    return export_lot(
+# ---------------------------------------------------------------- paging and the cache
+
+
+@dataclass(frozen=True, slots=True)
+class ExportPage:
+    """One rendered page of an export: its JSON bytes and the cursor of the next page."""
+
+    body: bytes
+    next_cursor: str | None
+
+
+class ExportCache:
+    """Rendered export pages by key, least recently used first out, bounded in entries and bytes.
+
+    The key holds the lot's :func:`export_fingerprint`, so a page is never served for a lot that
+    changed since; entries of the old state simply age out. Thread-safe.
+    """
+
+    def __init__(self, *, max_bytes: int = 64 * 1024 * 1024, max_entries: int = 512) -> None:
+        self.max_bytes = max_bytes
+        self.max_entries = max_entries
+        self.hits = 0
+        self.misses = 0
+        self._bytes = 0
+        self._data: OrderedDict[Hashable, ExportPage] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> ExportPage | None:
+        with self._lock:
+            page = self._data.get(key)
+            if page is None:
+                self.misses += 1
+                return None
+            self._data.move_to_end(key)
+            self.hits += 1
+            return page
+
+    def put(self, key: Hashable, page: ExportPage) -> None:
+        if len(page.body) > self.max_bytes:
+            return
+        with self._lock:
+            old = self._data.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old.body)
+            self._data[key] = page
+            self._bytes += len(page.body)
+            while self._bytes > self.max_bytes or len(self._data) > self.max_entries:
+                _, dropped = self._data.popitem(last=False)
+                self._bytes -= len(dropped.body)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self._bytes = 0
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+_CACHE_LOCK = threading.Lock()
+
+
+def export_cache_of(service: LedgerService) -> ExportCache:
+    """The service's :class:`ExportCache` (``service.lot_export_cache``), made on first use."""
+    with _CACHE_LOCK:
+        cache: ExportCache | None = getattr(service, "lot_export_cache", None)
+        if cache is None:
+            cache = ExportCache()
+            service.lot_export_cache = cache  # type: ignore[attr-defined]
+        return cache
+
+
+def export_fingerprint(
+    service: LedgerService, lot_id: str, chain_steps: list[ChainStep], devices: list[str] | None = None
+) -> str:
+    """What a lot's exports depend on, as a digest: its chain steps (transaction, block, log), the
+    devices whose readings count for it, and its stored readings (count, newest id) with their
+    anchoring (count anchored, newest anchored batch, its anchoring time).
+
+    Read before the export's content: a cached page may hold data newer than its key's fingerprint
+    (the next request's fingerprint differs, so it is built again), never older.
+    """
+    anchored = and_(
+        col(BatchRow.id) == col(ReadingRow.batch_id),
+        col(BatchRow.status) == ANCHORED,
+        col(BatchRow.chain_batch_id).is_not(None),
+    )
+    with Session(service.engine) as s:
+        readings = s.exec(
+            select(
+                func.count(col(ReadingRow.id)),
+                func.max(col(ReadingRow.id)),
+                func.count(col(BatchRow.id)),
+                func.max(col(BatchRow.id)),
+                func.max(col(BatchRow.anchored_ms)),
+            )
+            .select_from(ReadingRow)
+            .outerjoin(BatchRow, anchored)
+            .where(col(ReadingRow.lot_id) == lot_id)
+        ).one()
+    chain = [(c.tx_hash, c.block_number, c.log_index) for c in chain_steps]
+    raw = json.dumps([lot_id, [None if v is None else int(v) for v in readings], chain, devices])
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def lot_epcis_page(
+    service: LedgerService,
+    lot_id: str,
+    *,
+    issuer: str | None = None,
+    cursor: str | None = None,
+    limit: int = DEFAULT_EPCIS_PAGE,
+    creation_date: dt.datetime | None = None,
+) -> ExportPage:
+    """One page of the lot's EPCIS document (see the module docstring), from the cache when it can.
+
+    The lot is resolved as the timeline resolves it (``lot_id`` of ``issuer``, or the one lot with
+    that id) and its readings are the timeline's (devices that may speak for it).
+    :class:`NotFound` (``lot.not_found``) for a lot never opened on chain;
+    :class:`~ledger_service.lots.AmbiguousLotId` (``lot.ambiguous``) without ``issuer`` when several
+    parties have the id; :class:`~ledger_service.lots.InvalidCursor` (``lot.bad_cursor``) for a
+    cursor not issued here; ``ValueError`` for a limit outside 1..:data:`MAX_EPCIS_PAGE`.
+    """
+    if not 1 <= limit <= MAX_EPCIS_PAGE:
+        raise ValueError(f"limit must be 1..{MAX_EPCIS_PAGE}, got {limit}")
+    after: SortKey | None = decode_cursor(cursor) if cursor else None
+    key = resolve_lot(service.chain, service.deployment, lot_id, issuer)
+    chain_steps = _chain_steps(service.chain, service.deployment, lot_id, key) if key is not None else []
+    if key is None or not chain_steps:
+        raise NotFound(
+            f"no lot {lot_id!r} on chain: it was never opened or split off, so it has no GTIN to "
+            "identify it in EPCIS",
+            code="lot.not_found",
+        )
+    devices = lot_devices(service, lot_id, key)
+    cache = export_cache_of(service)
+    fingerprint = export_fingerprint(service, lot_id, chain_steps, devices)
+    cache_key = ("epcis", lot_id, "0x" + key.hex(), cursor or "", limit, fingerprint)
+    cached = cache.get(cache_key)
+    if cached is not None:
+        return cached
+    rows = _readings_after(service, lot_id, after, limit + 1, devices)
+    merged: list[ChainStep | ReadingRow] = [c for c in chain_steps if after is None or c.sort_key > after]
+    merged += rows
+
+    def order(item: ChainStep | ReadingRow) -> SortKey:
+        if isinstance(item, ChainStep):
+            return item.sort_key
+        return (item.ts_ms, 1, 0, 0, item.device_id, item.seq)
+
+    merged.sort(key=order)
+    more = len(merged) > limit
+    merged = merged[:limit]
+    steps: list[Step] = [chain_step_to_export(lot_id, m) for m in merged if isinstance(m, ChainStep)]
+    steps += _export_readings(service, [m for m in merged if isinstance(m, ReadingRow)])
+    record = LotRegistryClient.from_deployment(service.chain, service.deployment).lot(key)
+    lot = EpcisLot(
+        lot_id=lot_id,
+        gtin=record.gtin_text,
+        quantity=record.quantity,
+        unit=record.unit,
+        produced_from_ms=record.produced_from_ms,
+        produced_to_ms=record.produced_to_ms,
+        supplier=record.supplier,
+    )
+    document = export_lot(
         lot,
         steps,
         chain_id=service.deployment.chain_id,
         contracts=_contracts(service),
         creation_date=creation_date,
     )
+    page = ExportPage(
+        body=dumps_exact(document),
+        next_cursor=encode_cursor(order(merged[-1])) if more and merged else None,
+    )
+    cache.put(cache_key, page)
+    return page

@@ -11,11 +11,12 @@ import json
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from fastapi.testclient import TestClient
 from support import TestConsortium
 
-from contracts.certification_package import load_package
+from contracts.certification_package import load_package, load_package_obj
 from contracts.chain import dev_accounts
 from contracts.lots import QualityCertifierClient
 from device_attestation.reading import Reading, reading_struct
@@ -110,3 +111,64 @@ def test_openapi_documents_the_route(client: TestClient) -> None:
     assert "supet lot certify" in op["description"]
     example = op["responses"]["200"]["content"]["application/json"]["example"]
     assert example["format"] == "supet.certification-package.v1"
+
+
+def _epcis_scenario() -> ModuleType:
+    path = Path(__file__).parent / "test_lot_epcis.py"
+    spec = importlib.util.spec_from_file_location("lot_epcis_scenario_cert", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_package_is_paged_by_whole_batches_and_cached(client: TestClient, ledger: LedgerService) -> None:
+    """Issue 11 finding 7: the package is served in pages of whole batches (at most `limit` readings
+    unless one batch is bigger), whose batches together are exactly the whole package; a repeated GET
+    is served from the cache; a new anchored batch is a new page, not a stale answer."""
+    from ledger_service.certification import certification_package
+    from ledger_service.lot_epcis import export_cache_of
+
+    lot_id = "LOT-PKG-PAGED"
+    subs, devices = _epcis_scenario().lot_with_readings(ledger, client, lot_id=lot_id, batches=[5, 7, 9])
+    whole = certification_package(ledger, lot_id)
+    assert [len(b["readings"]) for b in whole["batches"]] == [5, 7, 9]
+
+    def pages(limit: int) -> list[dict[str, Any]]:
+        out, cursor = [], None
+        while True:
+            params: dict[str, Any] = {"limit": limit} | ({"cursor": cursor} if cursor else {})
+            r = client.get(URL.format(lot_id), params=params)
+            assert r.status_code == 200, r.text
+            out.append(r.json())
+            cursor = r.json()["next_cursor"]
+            assert ("next" in r.links) == (cursor is not None)
+            if cursor is None:
+                return out
+
+    for limit, sizes in (
+        (10, [[5], [7], [9]]),
+        (12, [[5, 7], [9]]),
+        (3, [[5], [7], [9]]),
+        (100, [[5, 7, 9]]),
+    ):
+        got = pages(limit)
+        assert [[len(b["readings"]) for b in p["batches"]] for p in got] == sizes, limit
+        assert [b for p in got for b in p["batches"]] == whole["batches"]
+        load_package_obj({**got[0], "batches": [b for p in got for b in p["batches"]]})
+
+    cache = export_cache_of(ledger)
+    hits = cache.hits
+    first = client.get(URL.format(lot_id), params={"limit": 12})
+    assert cache.hits == hits + 1 and first.json()["batches"] == pages(12)[0]["batches"]
+
+    more = [devices[0].sign({"temp_c": 4.4}, ts_ms=subs[-1].reading.ts_ms + 10, lot_id=lot_id)]
+    assert client.post("/v1/readings", json=more[0].to_json_obj()).status_code == 201
+    ledger.anchoring.flush(timeout=30)
+    got = pages(100)
+    assert [len(b["readings"]) for b in got[0]["batches"]] == [5, 7, 9, 1]
+
+    r = client.get(URL.format(lot_id), params={"cursor": "x1"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "lot.bad_cursor"
+    assert client.get(URL.format(lot_id), params={"limit": 5001}).status_code == 422

@@ -330,7 +330,7 @@ def test_count_units_have_no_uom() -> None:
 # ---------------------------------------------------------------- cost (issue 11, finding 7)
 
 
-def test_event_hashes_batched_equal_the_reference_and_are_hashed_once(
+def test_event_hashes_equal_the_reference_and_are_hashed_once(
     document: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from ledger_service import epcis
@@ -339,12 +339,13 @@ def test_event_hashes_batched_equal_the_reference_and_are_hashed_once(
     epcis._MEMO.clear()
     batched = epcis.event_hashes(bodies)
     assert batched == [event_hash(b) for b in bodies] == [e["eventID"] for e in _events(document)]
+    assert len(epcis._MEMO) == len(bodies)
 
     # remembered: the generator is not asked again for the same events...
     def refuse(_: Any) -> list[str]:
         raise AssertionError("an event was hashed twice")
 
-    monkeypatch.setattr(epcis, "_hash_document", refuse)
+    monkeypatch.setattr(epcis, "event_hash", refuse)
     assert epcis.event_hashes(list(reversed(bodies))) == list(reversed(batched))
     # ... but an event that differs in anything is (its hash depends on nothing else)
     changed = copy.deepcopy(bodies[3])

@@ -145,7 +145,8 @@ def test_lot_epcis_document(client: TestClient, ledger: LedgerService, tmp_path:
     assert len({e["eventID"] for e in events}) == len(events)
 
     epc_class = lot_epc_class(scenario.GTIN, sc.lot_id)
-    opened = by_tx[(sc.txs["opened"].lower(), 0)]
+    opened_ref = next(s["reference"] for s in steps if s["kind"] == "opened")
+    opened = by_tx[(sc.txs["opened"].lower(), opened_ref["log_index"])]
     assert opened["quantityList"] == [{"epcClass": epc_class, "quantity": 500, "uom": "KGM"}]
     assert opened["sourceList"][0]["source"].endswith(sc.supplier.address)
     accepted = next(e for e in events if e.get("supet:custodyAction") == "accepted")
@@ -196,10 +197,120 @@ def test_unknown_lot_and_openapi(client: TestClient, ledger: LedgerService) -> N
 
     spec = client.get("/openapi.json").json()
     op = spec["paths"]["/v1/lots/{lot_id}/epcis"]["get"]
-    assert {p["name"] for p in op["parameters"]} == {"lot_id"}
+    assert {p["name"] for p in op["parameters"]} == {"lot_id", "cursor", "limit", "issuer"}
     example = op["responses"]["200"]["content"]["application/ld+json"]["example"]
     assert example["type"] == "EPCISDocument"
     for status in ("404", "503"):
         error = op["responses"][status]["content"]
         assert error == {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
     assert "ErrorEnvelope" in spec["components"]["schemas"]
+
+
+# ---------------------------------------------------------------- paging and caching (issue 11, finding 7)
+
+PAGED_LOT = "LOT-EXPORT-PAGED"
+
+
+def lot_with_readings(
+    ledger: LedgerService, client: TestClient, *, lot_id: str, batches: list[int], pending: int = 0
+) -> tuple[list[Any], list[Any]]:
+    """Open ``lot_id`` (supplier: the test factory, which owns the devices) and ingest its readings:
+    one anchored batch of each size in ``batches``, then ``pending`` readings left unanchored."""
+    from contracts.chain import dev_accounts
+    from contracts.lots import OPEN_ACTION
+
+    chain = ledger.chain
+    ledger.pipeline.settings = ledger.pipeline.settings.model_copy(update={"max_future_skew_ms": 600_000})
+    op = dev_accounts(1)[0]
+    consortium = TestConsortium(chain, ledger.deployment)
+    gate_address = chain.deploy("StaticAdmissionGate", op, op.address).contract_address
+    assert gate_address is not None
+    gate = chain.contract("StaticAdmissionGate", gate_address)
+    registry = ledger.deployment.contract(chain, "LotRegistry")
+    chain.transact(registry.functions.setAdmissionGate(gate_address), op)
+    chain.transact(gate.functions.setAdmitted(consortium.factory.address, OPEN_ACTION, True), op)
+    LotRegistryClient.from_deployment(chain, ledger.deployment).open_lot(
+        consortium.factory,
+        lot_id=lot_id,
+        gtin=scenario.GTIN,
+        quantity=500,
+        unit="kg",
+        produced_from_ms=0,
+        produced_to_ms=1,
+    )
+    devices = [consortium.enroll(f"SN-{lot_id}-{i}", "secp256k1") for i in range(2)]
+    base = int(chain.block("latest")["timestamp"]) * 1000 + 1000
+    subs: list[Any] = []
+    for size in [*batches, pending]:
+        chunk = [
+            devices[(len(subs) + i) % 2].sign(
+                {"temp_c": 4.0 + i % 7 / 10}, ts_ms=base + 10 * (len(subs) + i), lot_id=lot_id
+            )
+            for i in range(size)
+        ]
+        if not chunk:
+            continue
+        r = client.post("/v1/readings", json={"readings": [s.to_json_obj() for s in chunk]})
+        assert r.status_code == 200 and r.json()["accepted"] == size, r.text
+        subs += chunk
+        if len(subs) <= sum(batches):
+            ledger.anchoring.flush(timeout=30)
+    return subs, devices
+
+
+def _pages(client: TestClient, url: str) -> list[Any]:
+    """Every page of ``url``, following the Link rel=next headers."""
+    pages = []
+    next_url: str | None = url
+    while next_url is not None:
+        r = client.get(next_url)
+        assert r.status_code == 200, r.text
+        pages.append(r)
+        next_url = r.links["next"]["url"] if "next" in r.links else None
+    return pages
+
+
+def test_epcis_export_is_paged_cached_and_invalidated(
+    client: TestClient, ledger: LedgerService, tmp_path: Path
+) -> None:
+    from ledger_service.lot_epcis import export_cache_of
+
+    subs, devices = lot_with_readings(ledger, client, lot_id=PAGED_LOT, batches=[12, 9], pending=4)
+    url = f"/v1/lots/{PAGED_LOT}/epcis"
+    whole = client.get(url, params={"limit": 500})
+    assert whole.status_code == 200 and "link" not in whole.headers
+    events = whole.json()["epcisBody"]["eventList"]
+    assert len(events) == 1 + len(subs)
+
+    pages = _pages(client, f"{url}?limit=10")
+    assert [len(p.json()["epcisBody"]["eventList"]) for p in pages] == [10, 10, 6]
+    paged = [e for p in pages for e in p.json()["epcisBody"]["eventList"]]
+    assert [e["eventID"] for e in paged] == [e["eventID"] for e in events]
+    history = [s["reference"].get("digest") for s in _history(client, PAGED_LOT)]
+    assert [e.get("supet:digest") for e in paged] == history  # the timeline's order, page by page
+    for e in paged:  # the batched, remembered hashes are the reference hashes of each event
+        assert e["eventID"] == event_hash(e)
+    for p in (pages[0], pages[-1]):  # each page is a whole, valid EPCIS document
+        result = _validate_with_epcis2js(p.json(), tmp_path)
+        assert result["schema"]["success"] and result["document"]["success"], result
+
+    # a repeated GET is served from the cache, byte for byte
+    cache = export_cache_of(ledger)
+    hits = cache.hits
+    again = client.get(f"{url}?limit=10")
+    assert again.content == pages[0].content and cache.hits == hits + 1
+
+    # a new reading and an anchoring change the lot: the pages are built again, not served stale
+    newest = devices[0].sign({"temp_c": 5.0}, ts_ms=subs[-1].reading.ts_ms + 5, lot_id=PAGED_LOT)
+    assert client.post("/v1/readings", json=newest.to_json_obj()).status_code == 201
+    last = _pages(client, f"{url}?limit=10")[-1].json()["epcisBody"]["eventList"]
+    assert last[-1]["supet:digest"] == "0x" + newest.digest.hex() and "supet:batchId" not in last[-1]
+    ledger.anchoring.flush(timeout=30)
+    last = _pages(client, f"{url}?limit=10")[-1].json()["epcisBody"]["eventList"]
+    assert last[-1]["supet:digest"] == "0x" + newest.digest.hex() and "supet:batchId" in last[-1]
+
+    # bad paging input: typed errors
+    r = client.get(url, params={"cursor": "not-a-cursor"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "lot.bad_cursor"
+    assert client.get(url, params={"limit": 501}).status_code == 422
+    assert client.get(url, params={"limit": 0}).status_code == 422

@@ -1,16 +1,19 @@
-"""A lot's certification package: ``/v1/lots/{lot_id}/certification-package``."""
+"""A lot's certification package, paged: ``/v1/lots/{lot_id}/certification-package``."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from ledger_service.api.deps import LotIdPath, ServiceDep
 from ledger_service.api.models import ErrorEnvelope
-from ledger_service.api.responses import FastJSONResponse
-from ledger_service.certification import certification_package
+from ledger_service.api.routes.lots_epcis import next_link
+from ledger_service.certification import DEFAULT_PACKAGE_PAGE, MAX_PACKAGE_PAGE, certification_package_page
 
 router = APIRouter(prefix="/v1", tags=["lots"])
 
@@ -35,6 +38,7 @@ PACKAGE_EXAMPLE: dict[str, Any] = {
             "proof_flags": [False],
         }
     ],
+    "next_cursor": None,
 }
 
 
@@ -65,6 +69,9 @@ class CertificationPackageOut(BaseModel):
     format: Literal["supet.certification-package.v1"]
     lot_id: str
     batches: list[PackageBatchOut] = Field(description="One per anchored batch, by ascending batch id.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page (more batches); null on the last page."
+    )
 
 
 @router.get(
@@ -77,11 +84,23 @@ class CertificationPackageOut(BaseModel):
         "contract's `Reading` struct, in the multiproof's leaf order), their signatures and one "
         "multiproof against the anchored root. Only the ledger holds the batches' trees, so only it "
         "can build the proofs; the package proves itself on chain, nothing in it needs to be trusted. "
-        "Pending (not yet anchored) readings are left out. Save it to a file and submit it with "
-        "`supet lot certify LOT --package FILE` (format `supet.certification-package.v1`)."
+        "Pending (not yet anchored) readings are left out. Paged by whole batches: a page adds "
+        f"batches while it holds fewer than `limit` readings (default {DEFAULT_PACKAGE_PAGE}, at most "
+        f"{MAX_PACKAGE_PAGE}; a single larger batch is a page of its own); `next_cursor` (and the "
+        '`Link` rel="next" header) leads to the next page; `certifyLot` takes the `batches` of every '
+        "page, concatenated. Save it to a file and submit it with `supet lot certify LOT --package "
+        "FILE` (format `supet.certification-package.v1`). Pages are cached until the lot changes."
     ),
     responses={
         200: {"content": {"application/json": {"example": PACKAGE_EXAMPLE}}},
+        400: {
+            "description": "A cursor this endpoint did not issue (`lot.bad_cursor`).",
+            "model": ErrorEnvelope,
+        },
+        409: {
+            "description": "Several parties have this lot id: pass `issuer` (`lot.ambiguous`).",
+            "model": ErrorEnvelope,
+        },
         404: {
             "description": "No such lot on chain (`lot.not_found`), or it has no anchored reading yet "
             "(`lot.no_anchored_readings`).",
@@ -90,9 +109,26 @@ class CertificationPackageOut(BaseModel):
         503: {"description": "The chain is unreachable.", "model": ErrorEnvelope},
     },
 )
-def get_certification_package(
+async def get_certification_package(
     lot_id: LotIdPath,
     service: ServiceDep,
-) -> Any:
-    package = certification_package(service, lot_id)
-    return FastJSONResponse(package)
+    cursor: Annotated[
+        str | None, Query(max_length=32, description="The `next_cursor` of the previous page.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PACKAGE_PAGE)] = DEFAULT_PACKAGE_PAGE,
+    issuer: Annotated[
+        str | None,
+        Query(
+            pattern=r"^0x[0-9a-fA-F]{40}$",
+            description="The lot's issuer, needed when several parties have a lot with this id (409 "
+            "`lot.ambiguous` otherwise).",
+        ),
+    ] = None,
+) -> Response:
+    page = await run_in_threadpool(
+        certification_package_page, service, lot_id, issuer=issuer, cursor=cursor, limit=limit
+    )
+    path = f"/v1/lots/{quote(lot_id, safe='')}/certification-package"
+    return Response(
+        page.body, media_type="application/json", headers=next_link(path, page.next_cursor, limit, issuer)
+    )

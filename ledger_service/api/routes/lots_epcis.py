@@ -1,15 +1,18 @@
-"""A lot's history as a GS1 EPCIS 2.0 document: ``/v1/lots/{lot_id}/epcis``."""
+"""A lot's history as a GS1 EPCIS 2.0 document, paged: ``/v1/lots/{lot_id}/epcis``."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
 
 from ledger_service.api.deps import LotIdPath, ServiceDep
 from ledger_service.api.responses import FastJSONResponse
 from ledger_service.epcis import EPCIS_CONTEXT, SUPET_NS
-from ledger_service.lot_epcis import lot_epcis_document
+from ledger_service.lot_epcis import DEFAULT_EPCIS_PAGE, MAX_EPCIS_PAGE, lot_epcis_page
 
 router = APIRouter(prefix="/v1", tags=["lots"])
 
@@ -75,25 +78,45 @@ class EpcisResponse(FastJSONResponse):
     media_type = EPCIS_MEDIA_TYPE
 
 
+def next_link(path: str, cursor: str | None, limit: int, issuer: str | None = None) -> dict[str, str]:
+    """The ``Link: <...>; rel="next"`` header (RFC 8288) of a page with a next page, else none."""
+    if cursor is None:
+        return {}
+    query = {"cursor": cursor, "limit": limit} | ({"issuer": issuer} if issuer else {})
+    return {"Link": f'<{path}?{urlencode(query)}>; rel="next"'}
+
+
 @router.get(
     "/lots/{lot_id}/epcis",
     response_class=EpcisResponse,
-    summary="A lot's history as a GS1 EPCIS 2.0 document (JSON-LD)",
+    summary="A lot's history as GS1 EPCIS 2.0 documents (JSON-LD), paged",
     description=(
-        "The lot's whole history (not paged) as an EPCIS 2.0 `EPCISDocument` in JSON-LD: its opening "
+        "The lot's history as EPCIS 2.0 `EPCISDocument`s in JSON-LD, at most `limit` events a page "
+        f"(default {DEFAULT_EPCIS_PAGE}, at most {MAX_EPCIS_PAGE}); each page is a whole, valid "
+        "document, and a page with a next one answers `Link: </v1/lots/{lot_id}/epcis?cursor=..&limit="
+        '..>; rel="next"` (the same cursor as `/v1/lots/{lot_id}/history`). Events: its opening '
         "(ObjectEvent ADD, `commissioning`) or the split that created it (TransformationEvent), its "
         "splits (TransformationEvent), custody transfers (ObjectEvent `shipping` / `receiving` / "
         "`void_shipping`), certification verdicts (ObjectEvent `inspecting`, `conformant` / "
         "`non_conformant`) and its readings (ObjectEvent `inspecting` with a sensor element). One event "
-        "per step of `/v1/lots/{lot_id}/history`, in time order; each event's `eventID` is its GS1 "
+        "per step of `/v1/lots/{lot_id}/history`, in its order; each event's `eventID` is its GS1 "
         "event hash, and `supet:chain` names the chain, contract, transaction, block and log of the "
         "step (for an anchored reading: its anchoring transaction). The lot is identified by its GS1 "
-        "Digital Link (GTIN + lot), parties by `did:pkh` of their address."
+        "Digital Link (GTIN + lot), parties by `did:pkh` of their address. Pages are cached until the "
+        "lot changes (a new step, reading or anchoring)."
     ),
     responses={
         200: {
-            "description": "The EPCIS 2.0 document.",
+            "description": "One page of the EPCIS 2.0 document.",
             "content": {EPCIS_MEDIA_TYPE: {"schema": {"type": "object"}, "example": EPCIS_EXAMPLE}},
+        },
+        400: {
+            "description": "A cursor this endpoint did not issue (`lot.bad_cursor`).",
+            "content": _ERROR_CONTENT,
+        },
+        409: {
+            "description": "Several parties have this lot id: pass `issuer` (`lot.ambiguous`).",
+            "content": _ERROR_CONTENT,
         },
         404: {
             "description": "No such lot on chain (`lot.not_found`): never opened nor split off.",
@@ -102,9 +125,24 @@ class EpcisResponse(FastJSONResponse):
         503: {"description": "The chain is unreachable.", "content": _ERROR_CONTENT},
     },
 )
-def get_lot_epcis(
+async def get_lot_epcis(
     lot_id: LotIdPath,
     service: ServiceDep,
-) -> Any:
-    document = lot_epcis_document(service, lot_id)
-    return EpcisResponse(document)
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="The cursor of the `Link` rel=next of a page.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_EPCIS_PAGE)] = DEFAULT_EPCIS_PAGE,
+    issuer: Annotated[
+        str | None,
+        Query(
+            pattern=r"^0x[0-9a-fA-F]{40}$",
+            description="The lot's issuer, needed when several parties have a lot with this id (409 "
+            "`lot.ambiguous` otherwise).",
+        ),
+    ] = None,
+) -> Response:
+    page = await run_in_threadpool(lot_epcis_page, service, lot_id, issuer=issuer, cursor=cursor, limit=limit)
+    path = f"/v1/lots/{quote(lot_id, safe='')}/epcis"
+    return Response(
+        page.body, media_type=EPCIS_MEDIA_TYPE, headers=next_link(path, page.next_cursor, limit, issuer)
+    )
