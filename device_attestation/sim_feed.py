@@ -29,7 +29,7 @@ from eth_account.signers.local import LocalAccount
 
 from contracts.chain import Chain
 from contracts.deploy import Deployment
-from contracts.lots import LotRegistryClient
+from contracts.lots import LotRegistryClient, lot_key
 from contracts.onboarding import Onboarding
 from contracts.orders import PurchaseOrdersClient, due_day
 from contracts.registry import DeviceRegistryClient
@@ -200,7 +200,7 @@ class SimulationFeed:
         queue = world.send_order()
         total = len(queue)
         pos = 0
-        pending_accept: list[str] = []
+        pending_accept: list[bytes] = []
         for d in range(world.days):
             day = world.start + dt.timedelta(days=d)
             self._warp(_day_s(day) + 8 * 3600)
@@ -241,9 +241,10 @@ class SimulationFeed:
                 )
                 self.result.orders.append(o.order_ref)
 
-    def _ship(self, f: FactoryTruth, day: dt.date) -> list[str]:
+    def _ship(self, f: FactoryTruth, day: dt.date) -> list[bytes]:
+        """Open and propose the day's lots; their on-chain keys (scoped to the factory), to accept."""
         party = self.parties[f.spec.factory_id]
-        shipped: list[str] = []
+        shipped: list[bytes] = []
         for d in f.deliveries:
             if d.day != day or d.quantity <= 0:
                 continue
@@ -256,7 +257,8 @@ class SimulationFeed:
                 produced_from_ms=_day_s(day) * 1000,
                 produced_to_ms=_day_s(day + dt.timedelta(days=1)) * 1000 - 1,
             )
-            self.lots.propose_transfer(party, d.lot_id, self.parties["buyer"].address)
+            key = lot_key(d.lot_id, party.address)
+            self.lots.propose_transfer(party, key, self.parties["buyer"].address)
             self.result.lots.append(d.lot_id)
-            shipped.append(d.lot_id)
+            shipped.append(key)
         return shipped

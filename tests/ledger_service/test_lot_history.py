@@ -407,3 +407,24 @@ def test_issue11_readings_stored_before_the_lot_was_opened_count_only_for_their_
     assert [s["actor"] for s in theirs["steps"] if s["kind"] == "reading"] == ["RIVAL-GW-2"]
     ours = client.get("/v1/lots/LOT-LATER/history", params={"issuer": sc.supplier.address}).json()
     assert [s["actor"] for s in ours["steps"] if s["kind"] == "reading"] == ["SN-LATER-1"]
+
+
+def test_registry_mirror_follows_a_revocation_moved_earlier(
+    client: TestClient, ledger: LedgerService
+) -> None:
+    """Issue 12.1: revocation times only move earlier now; the service's mirror follows each move."""
+    consortium = TestConsortium(ledger.chain, ledger.deployment)
+    device = consortium.enroll("SN-EARLIER-1", "secp256k1")
+    now = _chain_ms(ledger)
+    consortium.registry.revoke(consortium.factory, "SN-EARLIER-1", now - 30_000)
+    ledger.registry.refresh()
+    assert ledger.registry.lookup("SN-EARLIER-1").revoked_at_ms == now - 30_000  # type: ignore[union-attr]
+    between = device.sign({"t": 1.0}, ts_ms=now - 60_000)
+    consortium.registry.revoke(consortium.operator, "SN-EARLIER-1", now - 90_000)  # the operator: earlier
+    ledger.registry.refresh()
+    assert ledger.registry.lookup("SN-EARLIER-1").revoked_at_ms == now - 90_000  # type: ignore[union-attr]
+    before = _stored(ledger)
+    r = client.post("/v1/readings", json=between.to_json_obj())
+    assert r.status_code == 422 and r.json()["error"]["code"] == "device.revoked", r.text
+    assert f"revoked from {now - 90_000}" in r.json()["error"]["message"]
+    assert _stored(ledger) == before
