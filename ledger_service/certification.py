@@ -34,8 +34,7 @@ from device_attestation.sdk import Submission
 from ledger_service.anchoring import ANCHORED, decode_tree
 from ledger_service.errors import LedgerError, NotFound
 from ledger_service.jsonio import dumps_exact, loads_exact
-from ledger_service.lot_epcis import ExportPage, export_cache_of, export_fingerprint
-from ledger_service.lots import _chain_steps, lot_devices, resolve_lot
+from ledger_service.lot_epcis import ExportPage, export_cache_of, export_fingerprint, lot_state
 from ledger_service.service import LedgerService
 from ledger_service.store.models import BatchRow, ReadingRow
 
@@ -187,11 +186,10 @@ def certification_package_page(
                 "previous page, or none for the first page"
             )
         after = int(cursor)
-    key = resolve_lot(service.chain, service.deployment, lot_id, issuer)
-    if key is None:
+    state = lot_state(service, lot_id, issuer)
+    if state is None:
         raise NotFound(f"no lot {lot_id!r} on chain: it was never opened or split off", code="lot.not_found")
-    devices = lot_devices(service, lot_id, key)
-    chain_steps = _chain_steps(service.chain, service.deployment, lot_id, key)
+    key, chain_steps, devices = state.key, state.chain_steps, state.devices
     cache = export_cache_of(service)
     fingerprint = export_fingerprint(service, lot_id, chain_steps, devices)
     cache_key = ("package", lot_id, "0x" + key.hex(), after, limit, fingerprint)

@@ -90,10 +90,12 @@ __all__ = [
     "MAX_EPCIS_PAGE",
     "ExportCache",
     "ExportPage",
+    "LotState",
     "chain_step_to_export",
     "export_cache_of",
     "export_fingerprint",
     "lot_epcis_page",
+    "lot_state",
 ]
 
 #: Events per page of the EPCIS export: the default and the hard maximum.
@@ -235,6 +237,7 @@ class ExportCache:
         self.misses = 0
         self._bytes = 0
         self._data: OrderedDict[Hashable, ExportPage] = OrderedDict()
+        self._states: OrderedDict[Hashable, LotState] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> ExportPage | None:
@@ -263,7 +266,23 @@ class ExportCache:
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
+            self._states.clear()
             self._bytes = 0
+
+    def lot_state(self, key: Hashable) -> LotState | None:
+        """A remembered :class:`LotState` (see :func:`lot_state`)."""
+        with self._lock:
+            state = self._states.get(key)
+            if state is not None:
+                self._states.move_to_end(key)
+            return state
+
+    def remember_lot_state(self, key: Hashable, state: LotState) -> None:
+        with self._lock:
+            self._states[key] = state
+            self._states.move_to_end(key)
+            while len(self._states) > LOT_STATES:
+                self._states.popitem(last=False)
 
     @property
     def size_bytes(self) -> int:
@@ -271,6 +290,46 @@ class ExportCache:
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+@dataclass(frozen=True, slots=True)
+class LotState:
+    """What the chain says of a lot at one block: its key, chain steps and the devices that count."""
+
+    key: bytes
+    chain_steps: list[ChainStep]
+    devices: list[str]
+
+
+#: Lots whose chain state is remembered (per head block) by :func:`lot_state`.
+LOT_STATES: Final = 1024
+
+
+def lot_state(service: LedgerService, lot_id: str, issuer: str | None) -> LotState | None:
+    """The lot's key, chain steps and devices as of the chain's latest block (``None``: not on chain).
+
+    Remembered per (lot, issuer, latest block number and hash): the chain cannot have changed
+    without a new block, so a repeated request costs one ``eth_getBlockByNumber`` instead of the
+    lot's log queries and device lookups. :class:`~ledger_service.lots.AmbiguousLotId` as
+    :func:`~ledger_service.lots.resolve_lot`.
+    """
+    head = service.chain.block("latest")
+    block_hash = head.get("hash")
+    marker = (int(head["number"]), bytes(block_hash).hex() if block_hash is not None else "")
+    cache = export_cache_of(service)
+    remembered = cache.lot_state((lot_id, issuer, marker))
+    if remembered is not None:
+        return remembered
+    key = resolve_lot(service.chain, service.deployment, lot_id, issuer)
+    if key is None:
+        return None
+    state = LotState(
+        key=key,
+        chain_steps=_chain_steps(service.chain, service.deployment, lot_id, key),
+        devices=lot_devices(service, lot_id, key),
+    )
+    cache.remember_lot_state((lot_id, issuer, marker), state)
+    return state
 
 
 _CACHE_LOCK = threading.Lock()
@@ -340,15 +399,14 @@ def lot_epcis_page(
     if not 1 <= limit <= MAX_EPCIS_PAGE:
         raise ValueError(f"limit must be 1..{MAX_EPCIS_PAGE}, got {limit}")
     after: SortKey | None = decode_cursor(cursor) if cursor else None
-    key = resolve_lot(service.chain, service.deployment, lot_id, issuer)
-    chain_steps = _chain_steps(service.chain, service.deployment, lot_id, key) if key is not None else []
-    if key is None or not chain_steps:
+    state = lot_state(service, lot_id, issuer)
+    if state is None or not state.chain_steps:
         raise NotFound(
             f"no lot {lot_id!r} on chain: it was never opened or split off, so it has no GTIN to "
             "identify it in EPCIS",
             code="lot.not_found",
         )
-    devices = lot_devices(service, lot_id, key)
+    key, chain_steps, devices = state.key, state.chain_steps, state.devices
     cache = export_cache_of(service)
     fingerprint = export_fingerprint(service, lot_id, chain_steps, devices)
     cache_key = ("epcis", lot_id, "0x" + key.hex(), cursor or "", limit, fingerprint)
