@@ -152,8 +152,8 @@ def _page_batches(
     held = 0
     for i, (batch_id, _, n) in enumerate(counts):
         if chosen and held + int(n) > limit:
-            return chosen, int(counts[i - 1][1])
-        chosen.append(int(batch_id))
+            return chosen, int(counts[i - 1][1] or 0)
+        chosen.append(int(batch_id or 0))
         held += int(n)
     return chosen, None
 

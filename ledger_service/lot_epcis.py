@@ -52,8 +52,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
-from sqlalchemy import and_, func
-from sqlmodel import Session, col, select
+from sqlalchemy import and_, func, select
+from sqlmodel import Session, col
 
 from contracts.lots import LotRegistryClient
 from ledger_service.anchoring import ANCHORED
@@ -361,7 +361,7 @@ def export_fingerprint(
         col(BatchRow.chain_batch_id).is_not(None),
     )
     with Session(service.engine) as s:
-        readings = s.exec(
+        readings = s.execute(
             select(
                 func.count(col(ReadingRow.id)),
                 func.max(col(ReadingRow.id)),
