@@ -22,6 +22,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from eth_utils import to_checksum_address
@@ -67,6 +68,10 @@ class MirroredLot:
     parent: bytes | None
     parent_custody_count: int
     custodians: list[str]
+
+
+def _logs(event: Any, start: int, end: int) -> list[Any]:
+    return list(event().get_logs(from_block=start, to_block=end))
 
 
 def _entry(row: DeviceCacheRow) -> CachedDevice:
@@ -247,10 +252,8 @@ class RegistryCache:
         lot_events = self._lot_contract.events
         found: list[Any] = []
         for name in ("LotNamed", "LotOpened", "LotSplit", "TransferAccepted"):
-            event = getattr(lot_events, name)
-            found += self.chain.request(
-                lambda event=event: event().get_logs(from_block=start, to_block=end), context=f"{name} logs"
-            )
+            event: Any = getattr(lot_events, name)
+            found += self.chain.request(partial(_logs, event, start, end), context=f"{name} logs")
         if self._certifier_contract is not None:
             named = self._certifier_contract.events.SpecDeviceNamed
             found += self.chain.request(
