@@ -869,3 +869,17 @@ def test_is_active_at(suite) -> None:  # type: ignore[no-untyped-def]
     # an unknown device is never active; an unrevoked one stays active
     assert not any(r.active(unknown, t) for _, t, _ in ACTIVE_TABLE)
     assert r.active(unrevoked, UINT64_MAX) and not r.active(unrevoked, ACTIVE_FROM - 1)
+
+
+def test_deploy_with_a_separate_admin_hands_the_registry_over(chain) -> None:  # type: ignore[no-untyped-def]
+    """The deployer administers the registry only until the certifier may pin evidence."""
+    from contracts.chain import dev_accounts
+    from contracts.deploy import deploy_suite
+
+    deployer, admin = dev_accounts(2)
+    deployment = deploy_suite(chain, deployer, admin=admin.address)
+    fns = deployment.contract(chain, "DeviceRegistry").functions
+    assert chain.call(fns.hasRole(EVIDENCE_ROLE, deployment.address("QualityCertifier")))
+    for role in (DEFAULT_ADMIN_ROLE, OPERATOR_ROLE):
+        assert chain.call(fns.hasRole(role, admin.address))
+        assert not chain.call(fns.hasRole(role, deployer.address))
