@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     request_body_timeout_seconds: Annotated[float, Field(gt=0, le=3_600)] = 30.0
     #: Request body bytes held at once by all requests; a body beyond it is answered 503 (retry).
     max_buffered_body_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024 * 1024
+    #: Connections and requests served at once by `supet serve`; beyond it new requests get 503.
+    max_connections: Annotated[int, Field(ge=1, le=100_000)] = 1_000
     #: Worker processes checking signatures (0: check in the request's process).
     verify_workers: Annotated[int, Field(ge=0, le=64)] = 2
     #: An unknown device triggers a registry refresh at most this often (seconds).

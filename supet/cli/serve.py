@@ -22,14 +22,11 @@ def serve(
     SUPET_ANCHOR_KEY (the anchoring signer), SUPET_BATCH_MAX_READINGS / SUPET_BATCH_MAX_SECONDS,
     SUPET_ENVIRONMENT (development or production: production refuses placeholder secrets).
     """
-    import uvicorn
-
-    from ledger_service.api import create_app
+    from ledger_service.api.server import run
     from ledger_service.config import Settings
     from ledger_service.logs import configure_logging
 
     settings = Settings()  # validated now: a bad setting stops here with a clear error
     level = (log_level or settings.log_level).lower()
     configure_logging(settings.log_format, level)  # SUPET_LOG_FORMAT=json: one JSON object per line
-    # log_config=None: uvicorn's own loggers go through the same (JSON or text) handler
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=level, log_config=None, workers=1)
+    run(settings, host=host, port=port, log_level=level)

@@ -717,3 +717,46 @@ def test_signature_workers_die_with_a_killed_server(tmp_path: Path) -> None:
             if _running(w):
                 os.kill(w, signal.SIGKILL)
         server.stop()
+
+
+def test_slow_headers_hold_at_most_the_connection_limit_and_big_headers_are_refused(tmp_path: Path) -> None:
+    """Slowloris: connections that never finish their headers take at most SUPET_MAX_CONNECTIONS
+    places; beyond it a request is answered 503 at once (not queued), and the service serves again as
+    soon as they go. Request line plus headers over 16 KiB are refused, not buffered."""
+    server = Server(tmp_path, SUPET_VERIFY_WORKERS="0", SUPET_MAX_CONNECTIONS="4")
+    held: list[socket.socket] = []
+    try:
+        for _ in range(4):
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # headers never finished
+            held.append(s)
+        time.sleep(0.3)
+        t = time.perf_counter()
+        busy = httpx.get(f"{server.url}/healthz", timeout=5)
+        assert busy.status_code == 503, busy.text
+        assert time.perf_counter() - t < 1.0
+        for s in held:
+            s.close()
+        held.clear()
+        deadline = time.monotonic() + 5
+        while httpx.get(f"{server.url}/healthz", timeout=5).status_code != 200:
+            assert time.monotonic() < deadline, "the service did not serve again after the slow clients left"
+            time.sleep(0.1)
+
+        # a header line that never ends: cut off once the unfinished head passes 64 KiB
+        # (plain httptools, uvicorn's default parser, buffered 200 MB of it: +300 MB resident)
+        sent = 0
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+            with pytest.raises(OSError):
+                while sent < 64 * 1024 * 1024:
+                    s.sendall(b"a" * 8192)
+                    sent += 8192
+                    time.sleep(0.0005)  # let the server read as it comes
+        assert sent < 4 * 1024 * 1024, f"the server read {sent} bytes of one unfinished header"
+        assert server.alive()
+        assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
+    finally:
+        for s in held:
+            s.close()
+        server.stop()
