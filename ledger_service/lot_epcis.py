@@ -80,7 +80,9 @@ from ledger_service.lots import (
     decode_cursor,
     encode_cursor,
     lot_devices,
+    merge_page,
     resolve_lot,
+    step_sort_key,
 )
 from ledger_service.service import LedgerService
 from ledger_service.store.models import BatchRow, ReadingRow
@@ -414,17 +416,7 @@ def lot_epcis_page(
     if cached is not None:
         return cached
     rows = _readings_after(service, lot_id, after, limit + 1, devices)
-    merged: list[ChainStep | ReadingRow] = [c for c in chain_steps if after is None or c.sort_key > after]
-    merged += rows
-
-    def order(item: ChainStep | ReadingRow) -> SortKey:
-        if isinstance(item, ChainStep):
-            return item.sort_key
-        return (item.ts_ms, 1, 0, 0, item.device_id, item.seq)
-
-    merged.sort(key=order)
-    more = len(merged) > limit
-    merged = merged[:limit]
+    merged, more = merge_page(chain_steps, rows, after, limit)
     steps: list[Step] = [chain_step_to_export(lot_id, m) for m in merged if isinstance(m, ChainStep)]
     steps += _export_readings(service, [m for m in merged if isinstance(m, ReadingRow)])
     record = LotRegistryClient.from_deployment(service.chain, service.deployment).lot(key)
@@ -446,7 +438,7 @@ def lot_epcis_page(
     )
     page = ExportPage(
         body=dumps_exact(document),
-        next_cursor=encode_cursor(order(merged[-1])) if more and merged else None,
+        next_cursor=encode_cursor(step_sort_key(merged[-1])) if more and merged else None,
     )
     cache.put(cache_key, page)
     return page

@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -499,6 +499,24 @@ class LotPage:
         }
 
 
+def merge_page(
+    chain_steps: Sequence[ChainStep], rows: Sequence[ReadingRow], after: SortKey | None, limit: int
+) -> tuple[list[ChainStep | ReadingRow], bool]:
+    """One page of a lot's steps after the cursor ``after``: its chain steps and ``rows`` (readings
+    fetched ``limit + 1`` at a time) in timeline order, at most ``limit``; and whether more follow."""
+    merged: list[ChainStep | ReadingRow] = [s for s in chain_steps if after is None or s.sort_key > after]
+    merged += rows
+    merged.sort(key=step_sort_key)
+    return merged[:limit], len(merged) > limit
+
+
+def step_sort_key(item: ChainStep | ReadingRow) -> SortKey:
+    """Where a chain step or a stored reading stands in a lot's timeline (its cursor)."""
+    if isinstance(item, ChainStep):
+        return item.sort_key
+    return (item.ts_ms, 1, 0, 0, item.device_id, item.seq)
+
+
 def lot_timeline(
     service: LedgerService,
     lot_id: str,
@@ -533,17 +551,7 @@ def lot_timeline(
         raise NotFound(
             f"no lot {lot_id!r}: it was never opened on chain and no reading names it", code="lot.not_found"
         )
-    merged: list[ChainStep | ReadingRow] = [s for s in chain_steps if after is None or s.sort_key > after]
-    merged += rows
-
-    def sort_key(item: ChainStep | ReadingRow) -> SortKey:
-        if isinstance(item, ChainStep):
-            return item.sort_key
-        return (item.ts_ms, 1, 0, 0, item.device_id, item.seq)
-
-    merged.sort(key=sort_key)
-    more = len(merged) > limit
-    merged = merged[:limit]
+    merged, more = merge_page(chain_steps, rows, after, limit)
     readings = iter(_reading_steps(service, [r for r in merged if isinstance(r, ReadingRow)]))
     steps: list[ChainStep | ReadingStep] = [m if isinstance(m, ChainStep) else next(readings) for m in merged]
     next_cursor = encode_cursor(steps[-1].sort_key) if more and steps else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Query, Request
 
 from ledger_service.auth import ENROLLER, AuthenticatedParty, current_party, require_role
 from ledger_service.service import LedgerService
@@ -31,5 +31,15 @@ LotIdPath = Annotated[
         pattern=r"^[^\x00-\x1f\x7f]+$",
         description="The lot id as opened on chain and carried by readings.",
         examples=["LOT-2026-0001"],
+    ),
+]
+
+#: The issuer of a lot (who opened it or split it off): lot ids are scoped to their issuer on chain.
+IssuerQuery = Annotated[
+    str | None,
+    Query(
+        pattern=r"^0x[0-9a-fA-F]{40}$",
+        description="The lot's issuer, needed when several parties have a lot with this id (409 "
+        "`lot.ambiguous` otherwise).",
     ),
 ]

@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from ledger_service.api.deps import LotIdPath, ServiceDep
+from ledger_service.api.deps import IssuerQuery, LotIdPath, ServiceDep
 from ledger_service.api.models import ErrorEnvelope
 from ledger_service.api.routes.lots_epcis import next_link
 from ledger_service.certification import DEFAULT_PACKAGE_PAGE, MAX_PACKAGE_PAGE, certification_package_page
@@ -116,14 +116,7 @@ async def get_certification_package(
         str | None, Query(max_length=32, description="The `next_cursor` of the previous page.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PACKAGE_PAGE)] = DEFAULT_PACKAGE_PAGE,
-    issuer: Annotated[
-        str | None,
-        Query(
-            pattern=r"^0x[0-9a-fA-F]{40}$",
-            description="The lot's issuer, needed when several parties have a lot with this id (409 "
-            "`lot.ambiguous` otherwise).",
-        ),
-    ] = None,
+    issuer: IssuerQuery = None,
 ) -> Response:
     page = await run_in_threadpool(
         certification_package_page, service, lot_id, issuer=issuer, cursor=cursor, limit=limit

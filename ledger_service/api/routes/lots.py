@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from ledger_service.api.deps import LotIdPath, ServiceDep
+from ledger_service.api.deps import IssuerQuery, LotIdPath, ServiceDep
 from ledger_service.api.models import ErrorEnvelope
 from ledger_service.api.responses import FastJSONResponse
 from ledger_service.lots import MAX_LIMIT, lot_timeline
@@ -170,14 +170,7 @@ def get_lot_history(
         str | None, Query(max_length=512, description="The `next_cursor` of the previous page.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-    issuer: Annotated[
-        str | None,
-        Query(
-            pattern=r"^0x[0-9a-fA-F]{40}$",
-            description="The lot's issuer, needed when several parties have a lot with this id (409 "
-            "`lot.ambiguous` otherwise).",
-        ),
-    ] = None,
+    issuer: IssuerQuery = None,
 ) -> Any:
     page = lot_timeline(service, lot_id, issuer=issuer, cursor=cursor, limit=limit)
     return FastJSONResponse(page.to_json_obj())

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from ledger_service.api.deps import LotIdPath, ServiceDep
+from ledger_service.api.deps import IssuerQuery, LotIdPath, ServiceDep
 from ledger_service.api.responses import FastJSONResponse
 from ledger_service.epcis import EPCIS_CONTEXT, SUPET_NS
 from ledger_service.lot_epcis import DEFAULT_EPCIS_PAGE, MAX_EPCIS_PAGE, lot_epcis_page
@@ -132,14 +132,7 @@ async def get_lot_epcis(
         str | None, Query(max_length=512, description="The cursor of the `Link` rel=next of a page.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_EPCIS_PAGE)] = DEFAULT_EPCIS_PAGE,
-    issuer: Annotated[
-        str | None,
-        Query(
-            pattern=r"^0x[0-9a-fA-F]{40}$",
-            description="The lot's issuer, needed when several parties have a lot with this id (409 "
-            "`lot.ambiguous` otherwise).",
-        ),
-    ] = None,
+    issuer: IssuerQuery = None,
 ) -> Response:
     page = await run_in_threadpool(lot_epcis_page, service, lot_id, issuer=issuer, cursor=cursor, limit=limit)
     path = f"/v1/lots/{quote(lot_id, safe='')}/epcis"
