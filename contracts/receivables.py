@@ -1,8 +1,9 @@
 """Typed clients of the Receivables contract and of its settlement token.
 
 - :class:`ReceivablesClient`: confirm a receivable (debtor), split / transfer / offer / withdraw
-  (holder), finance (bank), repay (debtor), mark defaulted (anyone, after the grace period), and
-  every view as :class:`Receivable` / :class:`Part` with :class:`PartState`.
+  (holder), finance (bank), repay (debtor), claim a part's escrow (anyone, paid to its holder: a
+  payment the token refused at repayment, e.g. a frozen holder), mark defaulted (anyone, after the
+  grace period), and every view as :class:`Receivable` / :class:`Part` with :class:`PartState`.
 - :class:`StablecoinClient`: the ERC-20 the receivables settle in (``TestStablecoin``, "supET Test
   Yuan", tCNY, 2 decimals, in tests and the demo): mint (its owner), approve, balances.
 - :func:`receivable_reference` hashes a debtor's invoice number into the on-chain reference.
@@ -34,6 +35,7 @@ __all__ = [
     "HOLD_ACTION",
     "MAX_PARTS",
     "MAX_SPLIT_CHILDREN",
+    "PUSH_GAS",
     "STABLECOIN_NAME",
     "InvalidReceivableInput",
     "Part",
@@ -55,6 +57,8 @@ FINANCE_ACTION = keccak(b"supet.receivable.finance")
 GRACE_PERIOD = 30 * 86_400
 MAX_PARTS = 128
 MAX_SPLIT_CHILDREN = 16
+#: Gas each part's payment push may use at repayment; a failing push is escrowed for the part.
+PUSH_GAS = 100_000
 
 _ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -184,6 +188,10 @@ class ReceivablesClient:
         """Repay a receivable in full (the debtor must have approved this contract for the face value)."""
         return self.chain.transact(self.contract.functions.repay(receivable_id), debtor)
 
+    def claim_escrow(self, caller: LocalAccount, part_id: int) -> TxResult:
+        """Pay ``part_id``'s escrowed amount to its holder (``caller`` may be anyone)."""
+        return self.chain.transact(self.contract.functions.claimEscrow(part_id), caller)
+
     def mark_defaulted(self, caller: LocalAccount, part_id: int) -> TxResult:
         return self.chain.transact(self.contract.functions.markDefaulted(part_id), caller)
 
@@ -239,6 +247,14 @@ class ReceivablesClient:
         """The receivable ``debtor`` confirmed under ``reference``; None when none."""
         fn = self.contract.functions.receivableOf(to_checksum_address(debtor), reference)
         return int(self.chain.call(fn)) or None
+
+    def escrow_of(self, part_id: int, *, block: BlockIdentifier = "latest") -> int:
+        """What ``part_id`` holds in escrow (a payment the token refused at repayment); 0 when none."""
+        return int(self.chain.call(self.contract.functions.escrowOf(part_id), block=block))
+
+    def escrow_total(self, *, block: BlockIdentifier = "latest") -> int:
+        """Every part's escrow together: the contract holds at least this much of the token."""
+        return int(self.chain.call(self.contract.functions.escrowTotal(), block=block))
 
     def receivable_count(self) -> int:
         return int(self.chain.call(self.contract.functions.receivableCount()))

@@ -26,14 +26,22 @@ import {IAdmissionGate} from "./IAdmissionGate.sol";
  * holder, and the part is `Financed`. A financed part is final until settlement: it cannot be offered,
  * split or transferred again (a bank cannot sell it on). A receivable has at most {MAX_PARTS} parts.
  *
- * Settlement. The debtor repays a receivable once, at any time (early, at maturity or late): every
- * leaf part (`Active`, `Offered`, `Financed` or `Defaulted`) is paid its amount from the debtor to its
- * holder and becomes `Paid`; an open offer lapses. Late repayment cures defaulted parts (the
- * `PartDefaulted` event stays in the history). Anyone may mark an unpaid leaf part `Defaulted` once the
- * block time is past its due date plus {GRACE_PERIOD}.
+ * Settlement. The debtor repays a receivable once, at any time (early, at maturity or late): the face
+ * value moves from the debtor to this contract, and every leaf part (`Active`, `Offered`, `Financed` or
+ * `Defaulted`) becomes `Paid` and is paid its amount. An open offer lapses. Late repayment cures
+ * defaulted parts (the `PartDefaulted` event stays in the history). Anyone may mark an unpaid leaf part
+ * `Defaulted` once the block time is past its due date plus {GRACE_PERIOD}.
+ *
+ * Escrow (pull payment). Each part's payment is pushed to its holder in an isolated call with
+ * {PUSH_GAS} gas. When that transfer fails (the token froze or blacklisted the holder, the token is
+ * paused for it, a receiving hook reverts or burns the gas), the part is `Paid` all the same and its
+ * amount stays in this contract in escrow for that part ({escrowOf}, `PaymentEscrowed`): one holder's
+ * failure never blocks the other holders' payment nor the debtor's repayment. Anyone may later release
+ * a part's escrow with {claimEscrow}; it is paid only to the part's holder (never elsewhere: a token
+ * issuer's freeze is respected, not routed around).
  *
  * Invariants: the leaf parts' amounts always sum to the face value; no part is financed or paid twice;
- * nothing moves after settlement.
+ * nothing moves after settlement; this contract holds at least the escrowed total ({escrowTotal}).
  */
 contract Receivables is AccessControl, ReentrancyGuard {
     using SafeERC20 for IERC20;
@@ -50,6 +58,10 @@ contract Receivables is AccessControl, ReentrancyGuard {
     uint256 public constant MAX_PARTS = 128;
     /// @notice The most children one split may create.
     uint256 public constant MAX_SPLIT_CHILDREN = 16;
+    /// @notice The gas each part's payment push may use; a push that needs more is escrowed instead.
+    uint256 public constant PUSH_GAS = 100_000;
+    /// @notice Gas kept back for the push call itself, on top of {PUSH_GAS} and its 1/64 (EIP-150).
+    uint256 private constant _PUSH_CALL_OVERHEAD = 10_000;
 
     /// @notice The life of a part (`None`: no such part).
     enum PartState {
@@ -102,6 +114,8 @@ contract Receivables is AccessControl, ReentrancyGuard {
     mapping(uint256 partId => uint256) private _heldIndex;
     mapping(address bank => uint256[]) private _offers;
     mapping(uint256 partId => uint256) private _offerIndex;
+    mapping(uint256 partId => uint256) private _escrow;
+    uint256 private _escrowTotal;
 
     /// @notice The admission gate does not admit `party` for `action`.
     error ReceivablesNotAdmitted(address party, bytes32 action);
@@ -157,6 +171,12 @@ contract Receivables is AccessControl, ReentrancyGuard {
     error ReceivablesNotDefaultable(uint256 partId, PartState state);
     /// @notice The part may be marked defaulted only after `defaultableAfter` (due date + grace period).
     error ReceivablesGracePeriodRunning(uint256 partId, uint256 defaultableAfter, uint256 nowSeconds);
+    /// @notice Nothing is held in escrow for this part (never escrowed, or released already).
+    error ReceivablesNothingEscrowed(uint256 partId);
+    /// @notice {pushPayment} is this contract's own isolated step; `caller` may not call it.
+    error ReceivablesOnlySelf(address caller);
+    /// @notice Too little gas left (`gasLeft`) to push a payment with {PUSH_GAS} (`needed`): send more gas.
+    error ReceivablesInsufficientGas(uint256 gasLeft, uint256 needed);
 
     /// @notice `debtor` confirmed receivable `receivableId` owed to `supplier`, who holds root part `rootPart`.
     event ReceivableConfirmed(
@@ -184,6 +204,10 @@ contract Receivables is AccessControl, ReentrancyGuard {
     event PartPaid(uint256 indexed partId, uint256 indexed receivableId, address indexed holder, uint256 amount);
     /// @notice The debtor repaid receivable `receivableId` in full.
     event ReceivablePaid(uint256 indexed receivableId, address indexed debtor, uint256 faceValue);
+    /// @notice Paying part `partId`'s `amount` to `holder` failed; the amount is held in escrow for it.
+    event PaymentEscrowed(uint256 indexed partId, address indexed holder, uint256 amount);
+    /// @notice Part `partId`'s escrowed `amount` was paid to its holder `holder`.
+    event EscrowReleased(uint256 indexed partId, address indexed holder, uint256 amount);
     /// @notice Part `partId`, held by `holder`, was marked defaulted by `by`.
     event PartDefaulted(uint256 indexed partId, address indexed holder, address indexed by, uint256 amount);
     /// @notice The admission gate changed.
@@ -371,8 +395,10 @@ contract Receivables is AccessControl, ReentrancyGuard {
 
     /**
      * @notice Repay a receivable in full; by its debtor (approve this contract for the face value first).
-     * Early, on time or late: every leaf part (defaulted ones included: late repayment cures them) is
-     * paid its amount and becomes `Paid`. A receivable is repaid once.
+     * Early, on time or late: the face value moves from the debtor to this contract, and every leaf part
+     * (defaulted ones included: late repayment cures them) becomes `Paid` and is paid its amount; a part
+     * whose payment fails keeps its amount in escrow ({claimEscrow}) instead of blocking the others. A
+     * receivable is repaid once.
      * @param receivableId The receivable.
      */
     function repay(uint256 receivableId) external nonReentrant {
@@ -380,6 +406,7 @@ contract Receivables is AccessControl, ReentrancyGuard {
         if (msg.sender != r.debtor) revert ReceivablesNotDebtor(msg.sender, receivableId, r.debtor);
         if (r.paidAt != 0) revert ReceivablesAlreadyPaid(receivableId, r.paidAt);
         r.paidAt = uint64(block.timestamp);
+        _token.safeTransferFrom(msg.sender, address(this), r.faceValue);
         uint256[] storage ids = _partsOf[receivableId];
         uint256 n = ids.length;
         for (uint256 i = 0; i < n; ++i) {
@@ -388,12 +415,39 @@ contract Receivables is AccessControl, ReentrancyGuard {
             if (p.state == PartState.Offered) _clearOffer(p);
             p.state = PartState.Paid;
             emit PartPaid(p.id, receivableId, p.holder, p.amount);
+            if (!_tryPush(p.holder, p.amount)) {
+                _escrow[p.id] = p.amount;
+                _escrowTotal += p.amount;
+                emit PaymentEscrowed(p.id, p.holder, p.amount);
+            }
         }
         emit ReceivablePaid(receivableId, msg.sender, r.faceValue);
-        for (uint256 i = 0; i < n; ++i) {
-            Part storage p = _parts[ids[i] - 1];
-            if (p.state == PartState.Paid) _token.safeTransferFrom(msg.sender, p.holder, p.amount);
-        }
+    }
+
+    /**
+     * @notice Pay a part's escrowed amount to its holder; by anyone (the holder, or a keeper for it), e.g.
+     * once the token unfroze the holder. The amount goes only to the part's holder.
+     * @param partId The part (`Paid`, with an amount in escrow).
+     */
+    function claimEscrow(uint256 partId) external nonReentrant {
+        Part storage p = _requirePart(partId);
+        uint256 amount = _escrow[partId];
+        if (amount == 0) revert ReceivablesNothingEscrowed(partId);
+        delete _escrow[partId];
+        _escrowTotal -= amount;
+        emit EscrowReleased(partId, p.holder, amount);
+        _token.safeTransfer(p.holder, amount);
+    }
+
+    /**
+     * @notice One payment push, isolated so that its failure can be caught and escrowed; callable only by
+     * this contract itself (from {repay}).
+     * @param to The holder paid.
+     * @param amount The amount.
+     */
+    function pushPayment(address to, uint256 amount) external {
+        if (msg.sender != address(this)) revert ReceivablesOnlySelf(msg.sender);
+        _token.safeTransfer(to, amount);
     }
 
     /**
@@ -469,6 +523,16 @@ contract Receivables is AccessControl, ReentrancyGuard {
         return _receivables.length;
     }
 
+    /// @notice What part `partId` holds in escrow (a failed payment not yet claimed); zero when nothing.
+    function escrowOf(uint256 partId) external view returns (uint256) {
+        return _escrow[partId];
+    }
+
+    /// @notice The sum of every part's escrow: this contract holds at least this much of the token.
+    function escrowTotal() external view returns (uint256) {
+        return _escrowTotal;
+    }
+
     /// @notice The ERC-20 receivables settle in.
     function token() external view returns (IERC20) {
         return _token;
@@ -530,6 +594,19 @@ contract Receivables is AccessControl, ReentrancyGuard {
         index[last] = i;
         list.pop();
         delete index[id];
+    }
+
+    /// @dev Push `amount` to `to` in an isolated call with {PUSH_GAS} gas; whether it went through. Reverts
+    /// (rather than escrow) when the caller left too little gas for a fair attempt.
+    function _tryPush(address to, uint256 amount) private returns (bool) {
+        uint256 needed = PUSH_GAS + PUSH_GAS / 63 + _PUSH_CALL_OVERHEAD;
+        uint256 left = gasleft();
+        if (left < needed) revert ReceivablesInsufficientGas(left, needed);
+        try this.pushPayment{gas: PUSH_GAS}(to, amount) {
+            return true;
+        } catch {
+            return false;
+        }
     }
 
     /// @dev Set a non-zero admission gate.

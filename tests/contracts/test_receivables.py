@@ -467,7 +467,7 @@ def test_repay_pays_every_leaf_once(world: World) -> None:
         world.rec.repay(world.supplier, rid)
     world.coin.mint(world.operator, world.debtor.address, FACE)
     world.coin.approve(world.debtor, world.rec.address, FACE - 1)
-    with reverts("ERC20InsufficientAllowance", allowance=FACE - 1 - 500_000 - 300_000, needed=200_000):
+    with reverts("ERC20InsufficientAllowance", allowance=FACE - 1, needed=FACE):
         world.rec.repay(world.debtor, rid)
     assert not world.rec.receivable(rid).paid and world.rec.part(kids[1]).state is PartState.OFFERED
 
@@ -486,6 +486,8 @@ def test_repay_pays_every_leaf_once(world: World) -> None:
     after = world.balances()
     assert [a - x for a, x in zip(after, bal, strict=True)] == [-FACE, 0, 300_000, 200_000, 500_000, 0]
     assert world.coin.total_supply() == supply
+    assert world.coin.balance_of(world.rec.address) == 0 == world.rec.escrow_total()
+    assert world.rec.contract.events.PaymentEscrowed().process_receipt(result.receipt, errors=DISCARD) == ()
     assert all(p.state is PartState.PAID for p in world.parts(*kids))
     assert world.rec.part(root).state is PartState.SPLIT
     assert world.rec.offers_to(b) == [] and world.rec.part(kids[1]).offered_to is None
@@ -549,6 +551,88 @@ def test_default_after_grace_and_late_cure(world: World) -> None:
     world.rec.repay(world.debtor, rid)
     assert [p.state for p in world.parts(*kids)] == [PartState.PAID] * 2
     assert world.coin.balance_of(world.supplier.address) == 700_000
+
+
+def _settling_in(world: World, token_name: str) -> tuple[ReceivablesClient, StablecoinClient, Any]:
+    """A second Receivables behind the world's gate, settling in a fresh test token ``token_name``."""
+    chain, op = world.chain, world.operator
+    token = chain.deploy(token_name, op, op.address).contract_address
+    assert token is not None
+    address = chain.deploy("Receivables", op, op.address, world.gate.address, token).contract_address
+    assert address is not None
+    contract = chain.contract(token_name, token)
+    return ReceivablesClient(chain, address), StablecoinClient(chain, token), contract
+
+
+def test_frozen_holder_does_not_block_repayment(world: World) -> None:
+    """Issue 12, finding 4: the token freezes one holder; the others are paid, its part is escrowed
+    (still cured: defaulted parts become Paid), and it claims the escrow once unfrozen."""
+    rec, coin, token = _settling_in(world, "FreezableToken")
+    chain, op = world.chain, world.operator
+    rid, _ = rec.confirm(
+        world.debtor,
+        supplier=world.supplier.address,
+        face_value=FACE,
+        due_date=now(chain) + 90 * DAY,
+        reference=REF,
+    )
+    root = rec.receivable(rid).root_part
+    kids, _ = rec.split(
+        world.supplier,
+        root,
+        [500_000, 300_000, 200_000],
+        [world.supplier.address, world.tier2.address, world.tier3.address],
+    )
+    set_time(chain, rec.receivable(rid).due_date + GRACE_PERIOD + 1)
+    for kid in kids:
+        rec.mark_defaulted(world.outsider, kid)
+    chain.transact(token.functions.setFrozen(world.tier2.address, True), op)
+    coin.mint(op, world.debtor.address, FACE)
+    coin.approve(world.debtor, rec.address, FACE)
+    with reverts("ReceivablesOnlySelf", caller=world.outsider.address):
+        chain.transact(rec.contract.functions.pushPayment(world.outsider.address, 1), world.outsider)
+
+    # too little gas for a fair push attempt: refused outright, never escrowed by the debtor's choice
+    fn = rec.contract.functions.repay(rid)
+    with reverts("ReceivablesInsufficientGas"):
+        chain.request(lambda: fn.call({"from": world.debtor.address, "gas": 160_000}), context="repay")
+
+    result = rec.repay(world.debtor, rid)  # before the fix: FreezableTokenFrozen, nobody paid
+    escrowed = rec.contract.events.PaymentEscrowed().process_receipt(result.receipt, errors=DISCARD)
+    assert [(e["args"]["partId"], e["args"]["holder"], e["args"]["amount"]) for e in escrowed] == [
+        (kids[1], world.tier2.address, 300_000)
+    ]
+    assert [p.state for p in (rec.part(k) for k in kids)] == [PartState.PAID] * 3
+    assert rec.receivable(rid).paid
+    holders = (world.supplier, world.tier2, world.tier3)
+    assert [coin.balance_of(h.address) for h in holders] == [500_000, 0, 200_000]
+    assert coin.balance_of(world.debtor.address) == 0
+    assert coin.balance_of(rec.address) == 300_000 == rec.escrow_total() == rec.escrow_of(kids[1])
+    assert rec.escrow_of(kids[0]) == rec.escrow_of(kids[2]) == 0
+
+    # still frozen: the claim fails and the escrow stays; nothing to claim for the others
+    with reverts("FreezableTokenFrozen", account=world.tier2.address):
+        rec.claim_escrow(world.tier2, kids[1])
+    assert rec.escrow_of(kids[1]) == 300_000
+    for pid in (kids[0], root):
+        with reverts("ReceivablesNothingEscrowed", partId=pid):
+            rec.claim_escrow(world.outsider, pid)
+    with reverts("ReceivablesUnknownPart", partId=99):
+        rec.claim_escrow(world.outsider, 99)
+
+    # unfrozen: anyone may release it, and it goes to the holder only
+    chain.transact(token.functions.setFrozen(world.tier2.address, False), op)
+    result = rec.claim_escrow(world.outsider, kids[1])
+    (ev,) = rec.contract.events.EscrowReleased().process_receipt(result.receipt, errors=DISCARD)
+    assert (ev["args"]["partId"], ev["args"]["holder"], ev["args"]["amount"]) == (
+        kids[1],
+        world.tier2.address,
+        300_000,
+    )
+    assert coin.balance_of(world.tier2.address) == 300_000 and coin.balance_of(world.outsider.address) == 0
+    assert coin.balance_of(rec.address) == 0 == rec.escrow_total() == rec.escrow_of(kids[1])
+    with reverts("ReceivablesNothingEscrowed", partId=kids[1]):
+        rec.claim_escrow(world.tier2, kids[1])
 
 
 # ---------------------------------------------------------------- gate and deployment

@@ -1,10 +1,13 @@
 """Property tests of the Receivables (embedded chain only, for speed): a Hypothesis state machine
 drives one receivable through random splits, transfers, offers, withdrawals, financing, repayment,
-time travel past the grace period and defaults, valid and invalid alike. A Python model predicts each
-step; the chain must agree (success, or the predicted custom error), and after every step:
+time travel past the grace period and defaults, valid and invalid alike, settling in a token that may
+freeze any party (``FreezableToken``): a frozen holder's payment is escrowed at repayment (pull payment)
+and claimed later. A Python model predicts each step; the chain must agree (success, or the predicted
+custom error), and after every step:
 
-- the leaf parts' amounts sum to the face value, and each part matches the model;
-- the stablecoin is conserved (every unit minted is in some party's balance; none stays in the contract);
+- the leaf parts' amounts sum to the face value, and each part (and its escrow) matches the model;
+- the token is conserved (every unit minted is in some party's balance or in the contract's escrow, and
+  the contract holds exactly the escrowed total);
 - no part is financed twice, paid twice, or moves after settlement.
 """
 
@@ -44,6 +47,7 @@ class ModelPart:
     offered_to: str | None = None
     min_price: int = 0
     financed_price: int = 0
+    escrow: int = 0
 
 
 @dataclass
@@ -69,8 +73,10 @@ class ReceivablesMachine(RuleBasedStateMachine):
         gate_address = self.chain.deploy("StaticAdmissionGate", self.op, self.op.address).contract_address
         assert gate_address is not None
         gate = self.chain.contract("StaticAdmissionGate", gate_address)
-        coin = self.chain.deploy("TestStablecoin", self.op, self.op.address).contract_address
+        coin = self.chain.deploy("FreezableToken", self.op, self.op.address).contract_address
         assert coin is not None
+        self.token = self.chain.contract("FreezableToken", coin)
+        self.frozen: set[str] = set()
         rec = self.chain.deploy("Receivables", self.op, self.op.address, gate_address, coin).contract_address
         assert rec is not None
         self.rec = ReceivablesClient(self.chain, rec)
@@ -225,6 +231,8 @@ class ReceivablesMachine(RuleBasedStateMachine):
             error = "ReceivablesPastDue"
         elif not p.min_price <= price <= p.amount:
             error = "ReceivablesPriceOutOfRange"
+        elif b.address in self.frozen or p.holder in self.frozen:
+            error = "FreezableTokenFrozen"
         else:
             error = None
         if self._expect(error, lambda: self.rec.finance(b, pid, price)):
@@ -236,18 +244,50 @@ class ReceivablesMachine(RuleBasedStateMachine):
     def repay(self) -> None:
         m = self.model
         assert m is not None
-        error = "ReceivablesAlreadyPaid" if m.paid else None
+        if m.paid:
+            error: str | None = "ReceivablesAlreadyPaid"
+        elif self.debtor.address in self.frozen:
+            error = "FreezableTokenFrozen"
+        else:
+            error = None
         before = {a: self.coin.balance_of(a) for a in self.by_address}
         if self._expect(error, lambda: self.rec.repay(self.debtor, 1)):
             m.paid = True
             expected = dict.fromkeys(self.by_address, 0)
             for p in m.parts.values():
                 if p.state in LEAF:
-                    expected[p.holder] += p.amount
                     expected[self.debtor.address] -= p.amount
+                    if p.holder in self.frozen:  # escrowed for the part, not lost, not blocking
+                        p.escrow = p.amount
+                    else:
+                        expected[p.holder] += p.amount
                     p.state, p.offered_to, p.min_price = PartState.PAID, None, 0
             after = {a: self.coin.balance_of(a) for a in self.by_address}
             assert {a: after[a] - before[a] for a in after} == expected
+
+    @rule(who=st.integers(0, 5), freeze=st.booleans())
+    def set_frozen(self, who: int, freeze: bool) -> None:
+        """The token's issuer freezes or unfreezes a holder, a bank or the debtor."""
+        party = [*self.holders, *self.banks, self.debtor][who].address
+        self.chain.transact(self.token.functions.setFrozen(party, freeze), self.op)
+        if freeze:
+            self.frozen.add(party)
+        else:
+            self.frozen.discard(party)
+
+    @rule(index=st.integers(0, 10**6))
+    def claim_escrow(self, index: int) -> None:
+        pid, p = self._pick(index)
+        if p.escrow == 0:
+            error: str | None = "ReceivablesNothingEscrowed"
+        elif p.holder in self.frozen:
+            error = "FreezableTokenFrozen"
+        else:
+            error = None
+        before = self.coin.balance_of(p.holder)
+        if self._expect(error, lambda: self.rec.claim_escrow(self.outsider, pid)):
+            assert self.coin.balance_of(p.holder) - before == p.escrow
+            p.escrow = 0
 
     @rule()
     def pass_grace_period(self) -> None:
@@ -282,6 +322,7 @@ class ReceivablesMachine(RuleBasedStateMachine):
             return
         chain_parts = {pid: self.rec.part(pid) for pid in self.model.parts}
         for pid, p in self.model.parts.items():
+            assert self.rec.escrow_of(pid) == p.escrow, pid
             c = chain_parts[pid]
             assert (c.holder, c.amount, c.state, c.offered_to, c.min_price, c.financed_price) == (
                 p.holder,
@@ -304,8 +345,9 @@ class ReceivablesMachine(RuleBasedStateMachine):
     @invariant()
     def stablecoin_is_conserved(self) -> None:
         assert self.coin.total_supply() == self.minted
-        assert sum(self.coin.balance_of(a) for a in self.by_address) == self.minted
-        assert self.coin.balance_of(self.rec.address) == 0
+        escrowed = sum(p.escrow for p in self.model.parts.values()) if self.model else 0
+        assert sum(self.coin.balance_of(a) for a in self.by_address) + escrowed == self.minted
+        assert self.coin.balance_of(self.rec.address) == escrowed == self.rec.escrow_total()
 
 
 ReceivablesMachine.TestCase.settings = settings(
