@@ -40,6 +40,12 @@ import {IAdmissionGate} from "./IAdmissionGate.sol";
  * a part's escrow with {claimEscrow}; it is paid only to the part's holder (never elsewhere: a token
  * issuer's freeze is respected, not routed around).
  *
+ * Token. Receivables settle in one plain ERC-20 fixed at deployment. Every movement is checked by the
+ * recipient's balance change: a token that delivers less (or more) than it was asked to move (a
+ * transfer fee, a rebase during the transfer) is refused with {ReceivablesTransferMismatch}, so a part
+ * is never booked `Financed` or `Paid` for more than its holder received. Rebasing tokens are not
+ * supported: a rebase between transfers would change escrowed balances this contract cannot follow.
+ *
  * Invariants: the leaf parts' amounts always sum to the face value; no part is financed or paid twice;
  * nothing moves after settlement; this contract holds at least the escrowed total ({escrowTotal}).
  */
@@ -175,6 +181,9 @@ contract Receivables is AccessControl, ReentrancyGuard {
     error ReceivablesNothingEscrowed(uint256 partId);
     /// @notice {pushPayment} is this contract's own isolated step; `caller` may not call it.
     error ReceivablesOnlySelf(address caller);
+    /// @notice `recipient`'s balance changed by `received`, not by the `sent` moved to it: the token takes a
+    /// fee or rebases, and cannot settle receivables (use a plain ERC-20).
+    error ReceivablesTransferMismatch(address recipient, uint256 sent, uint256 received);
     /// @notice Too little gas left (`gasLeft`) to push a payment with {PUSH_GAS} (`needed`): send more gas.
     error ReceivablesInsufficientGas(uint256 gasLeft, uint256 needed);
 
@@ -388,7 +397,7 @@ contract Receivables is AccessControl, ReentrancyGuard {
         p.financedPrice = price;
         _moveHolding(p, msg.sender);
         emit PartFinanced(partId, seller, msg.sender, price);
-        _token.safeTransferFrom(msg.sender, seller, price);
+        _moveExact(msg.sender, seller, price);
     }
 
     // ------------------------------------------------------------------ settlement
@@ -406,7 +415,7 @@ contract Receivables is AccessControl, ReentrancyGuard {
         if (msg.sender != r.debtor) revert ReceivablesNotDebtor(msg.sender, receivableId, r.debtor);
         if (r.paidAt != 0) revert ReceivablesAlreadyPaid(receivableId, r.paidAt);
         r.paidAt = uint64(block.timestamp);
-        _token.safeTransferFrom(msg.sender, address(this), r.faceValue);
+        _moveExact(msg.sender, address(this), r.faceValue);
         uint256[] storage ids = _partsOf[receivableId];
         uint256 n = ids.length;
         for (uint256 i = 0; i < n; ++i) {
@@ -436,7 +445,7 @@ contract Receivables is AccessControl, ReentrancyGuard {
         delete _escrow[partId];
         _escrowTotal -= amount;
         emit EscrowReleased(partId, p.holder, amount);
-        _token.safeTransfer(p.holder, amount);
+        _moveExact(address(this), p.holder, amount);
     }
 
     /**
@@ -447,7 +456,7 @@ contract Receivables is AccessControl, ReentrancyGuard {
      */
     function pushPayment(address to, uint256 amount) external {
         if (msg.sender != address(this)) revert ReceivablesOnlySelf(msg.sender);
-        _token.safeTransfer(to, amount);
+        _moveExact(address(this), to, amount);
     }
 
     /**
@@ -594,6 +603,20 @@ contract Receivables is AccessControl, ReentrancyGuard {
         index[last] = i;
         list.pop();
         delete index[id];
+    }
+
+    /// @dev Move exactly `amount` from `from` (this contract: `transfer`, else `transferFrom`) to `to`;
+    /// revert unless `to`'s balance grew by exactly `amount`.
+    function _moveExact(address from, address to, uint256 amount) private {
+        uint256 before = _token.balanceOf(to);
+        if (from == address(this)) {
+            _token.safeTransfer(to, amount);
+        } else {
+            _token.safeTransferFrom(from, to, amount);
+        }
+        uint256 balance = _token.balanceOf(to);
+        uint256 received = balance > before ? balance - before : 0;
+        if (received != amount) revert ReceivablesTransferMismatch(to, amount, received);
     }
 
     /// @dev Push `amount` to `to` in an isolated call with {PUSH_GAS} gas; whether it went through. Reverts

@@ -635,6 +635,40 @@ def test_frozen_holder_does_not_block_repayment(world: World) -> None:
         rec.claim_escrow(world.tier2, kids[1])
 
 
+def test_fee_on_transfer_token_is_refused(world: World) -> None:
+    """Issue 12, finding 5: a token that burns 1 % of each transfer. Financing and repayment are
+    refused with the recipient's shortfall, and nothing is booked or moved."""
+    rec, coin, _ = _settling_in(world, "FeeOnTransferToken")
+    chain, op = world.chain, world.operator
+    rid, _ = rec.confirm(
+        world.debtor,
+        supplier=world.supplier.address,
+        face_value=FACE,
+        due_date=now(chain) + 90 * DAY,
+        reference=REF,
+    )
+    root = rec.receivable(rid).root_part
+    rec.offer(world.supplier, root, bank=world.bank.address, min_price=900_000)
+    for party in (world.bank, world.debtor):
+        coin.mint(op, party.address, FACE)
+        coin.approve(party, rec.address, FACE)
+
+    # before the fix: Financed for 950,000 while the supplier received 940,500
+    with reverts(
+        "ReceivablesTransferMismatch", recipient=world.supplier.address, sent=950_000, received=940_500
+    ):
+        rec.finance(world.bank, root, 950_000)
+    p = rec.part(root)
+    assert (p.state, p.holder, p.financed_price) == (PartState.OFFERED, world.supplier.address, 0)
+    assert coin.balance_of(world.bank.address) == FACE and coin.balance_of(world.supplier.address) == 0
+
+    # before the fix: Paid in full while the supplier received 990,000
+    with reverts("ReceivablesTransferMismatch", recipient=rec.address, sent=FACE, received=990_000):
+        rec.repay(world.debtor, rid)
+    assert not rec.receivable(rid).paid and rec.part(root).state is PartState.OFFERED
+    assert coin.balance_of(world.debtor.address) == FACE and coin.balance_of(rec.address) == 0
+
+
 # ---------------------------------------------------------------- gate and deployment
 
 
