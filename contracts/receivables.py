@@ -55,6 +55,7 @@ HOLD_ACTION = keccak(b"supet.receivable.hold")
 FINANCE_ACTION = keccak(b"supet.receivable.finance")
 #: Seconds after the due date before an unpaid part may be marked defaulted (30 days).
 GRACE_PERIOD = 30 * 86_400
+#: At most this many parts per receivable; the root's split quota is one less, divided at each split.
 MAX_PARTS = 128
 MAX_SPLIT_CHILDREN = 16
 #: Gas each part's payment push may use at repayment; a failing push is escrowed for the part.
@@ -113,13 +114,15 @@ class Receivable:
 
 @dataclass(frozen=True, kw_only=True)
 class Part:
-    """A part of a receivable (``parent`` 0 for the root; ``offered_to`` None without an open offer)."""
+    """A part of a receivable (``parent`` 0 for the root; ``offered_to`` None without an open offer;
+    ``split_quota``: how many parts may still be created below it, 0 once split)."""
 
     id: int
     receivable_id: int
     parent: int
     holder: str
     state: PartState
+    split_quota: int
     offered_to: str | None
     financed_by: str | None
     amount: int
@@ -219,11 +222,12 @@ class ReceivablesClient:
             parent=t[2],
             holder=to_checksum_address(t[3]),
             state=PartState(t[4]),
-            offered_to=_opt_address(t[5]),
-            financed_by=_opt_address(t[6]),
-            amount=t[7],
-            min_price=t[8],
-            financed_price=t[9],
+            split_quota=t[5],
+            offered_to=_opt_address(t[6]),
+            financed_by=_opt_address(t[7]),
+            amount=t[8],
+            min_price=t[9],
+            financed_price=t[10],
         )
 
     def parts_of(self, receivable_id: int) -> list[int]:

@@ -24,7 +24,12 @@ import {IAdmissionGate} from "./IAdmissionGate.sol";
  * the part). The offered bank finances it before the due date at a price between the minimum and the
  * amount: the token moves from the bank to the holder (the bank approves first), the bank becomes the
  * holder, and the part is `Financed`. A financed part is final until settlement: it cannot be offered,
- * split or transferred again (a bank cannot sell it on). A receivable has at most {MAX_PARTS} parts.
+ * split or transferred again (a bank cannot sell it on).
+ *
+ * Split quota. A receivable has at most {MAX_PARTS} parts, and the budget is divided down the tree so
+ * that no holder can use up another's: the root may add {MAX_PARTS} - 1 parts below it; a split of a
+ * part into `n` children uses `n` of the part's quota and divides the rest evenly among the children
+ * (the first `rest % n` get one more). A holder can thus only spend its own subtree's quota.
  *
  * Settlement. The debtor repays a receivable once, at any time (early, at maturity or late): the face
  * value moves from the debtor to this contract, and every leaf part (`Active`, `Offered`, `Financed` or
@@ -60,7 +65,8 @@ contract Receivables is AccessControl, ReentrancyGuard {
     bytes32 public constant FINANCE_ACTION = keccak256("supet.receivable.finance");
     /// @notice How long after the due date an unpaid part may be marked defaulted.
     uint256 public constant GRACE_PERIOD = 30 days;
-    /// @notice The most parts (root, split parents and leaves) one receivable may have.
+    /// @notice The most parts (root, split parents and leaves) one receivable may have; the root's split
+    /// quota is one less, divided down the tree at each split.
     uint256 public constant MAX_PARTS = 128;
     /// @notice The most children one split may create.
     uint256 public constant MAX_SPLIT_CHILDREN = 16;
@@ -94,8 +100,9 @@ contract Receivables is AccessControl, ReentrancyGuard {
     }
 
     /**
-     * @notice A part of a receivable. `parent` is zero for the root; `offeredTo`/`minPrice` describe the
-     * open offer (zero when none); `financedBy`/`financedPrice` are set once financed.
+     * @notice A part of a receivable. `parent` is zero for the root; `splitQuota` is how many parts may
+     * still be created below it (zero once split); `offeredTo`/`minPrice` describe the open offer (zero
+     * when none); `financedBy`/`financedPrice` are set once financed.
      */
     struct Part {
         uint256 id;
@@ -103,6 +110,7 @@ contract Receivables is AccessControl, ReentrancyGuard {
         uint256 parent;
         address holder;
         PartState state;
+        uint16 splitQuota;
         address offeredTo;
         address financedBy;
         uint256 amount;
@@ -153,8 +161,8 @@ contract Receivables is AccessControl, ReentrancyGuard {
     error ReceivablesZeroSplitAmount(uint256 index);
     /// @notice The children's amounts sum to `sum`; the part holds `amount`.
     error ReceivablesSplitSumMismatch(uint256 partId, uint256 sum, uint256 amount);
-    /// @notice The receivable would have `parts` parts; at most {MAX_PARTS}.
-    error ReceivablesTooManyParts(uint256 receivableId, uint256 parts);
+    /// @notice Splitting part `partId` into `children` needs that much quota; its subtree has `quota` left.
+    error ReceivablesSplitQuotaExceeded(uint256 partId, uint256 children, uint256 quota);
     /// @notice A part cannot go to the zero address, nor be transferred to its holder.
     error ReceivablesInvalidHolder(address to);
     /// @notice An offer's minimum price must be above zero and at most the part's amount.
@@ -267,7 +275,7 @@ contract Receivables is AccessControl, ReentrancyGuard {
         uint256 existing = _byReference[msg.sender][ref];
         if (existing != 0) revert ReceivablesDuplicateReference(msg.sender, ref, existing);
         receivableId = _receivables.length + 1;
-        uint256 root = _newPart(receivableId, 0, supplier, faceValue);
+        uint256 root = _newPart(receivableId, 0, supplier, faceValue, uint16(MAX_PARTS - 1));
         _receivables.push(
             Receivable({
                 id: receivableId,
@@ -310,17 +318,15 @@ contract Receivables is AccessControl, ReentrancyGuard {
         }
         if (sum != p.amount) revert ReceivablesSplitSumMismatch(partId, sum, p.amount);
         uint256 receivableId = p.receivableId;
-        uint256 total = _partsOf[receivableId].length + n;
-        if (total > MAX_PARTS) revert ReceivablesTooManyParts(receivableId, total);
+        uint256 quota = p.splitQuota;
+        if (n > quota) revert ReceivablesSplitQuotaExceeded(partId, n, quota);
         for (uint256 i = 0; i < n; ++i) {
             if (holders[i] == address(0)) revert ReceivablesInvalidHolder(holders[i]);
             _requireAdmitted(holders[i], HOLD_ACTION);
         }
         p.state = PartState.Split;
-        childIds = new uint256[](n);
-        for (uint256 i = 0; i < n; ++i) {
-            childIds[i] = _newPart(receivableId, partId, holders[i], amounts[i]);
-        }
+        p.splitQuota = 0;
+        childIds = _newChildren(receivableId, partId, amounts, holders, quota - n);
         emit PartSplit(partId, receivableId, msg.sender, childIds);
     }
 
@@ -554,8 +560,9 @@ contract Receivables is AccessControl, ReentrancyGuard {
 
     // ------------------------------------------------------------------ internal
 
-    /// @dev A new `Active` part of `receivableId`, child of `parent` (zero: the root), held by `holder`.
-    function _newPart(uint256 receivableId, uint256 parent, address holder, uint256 amount)
+    /// @dev A new `Active` part of `receivableId`, child of `parent` (zero: the root), held by `holder`,
+    /// that may have `splitQuota` parts below it.
+    function _newPart(uint256 receivableId, uint256 parent, address holder, uint256 amount, uint16 splitQuota)
         private
         returns (uint256 id)
     {
@@ -567,6 +574,7 @@ contract Receivables is AccessControl, ReentrancyGuard {
                 parent: parent,
                 holder: holder,
                 state: PartState.Active,
+                splitQuota: splitQuota,
                 offeredTo: address(0),
                 financedBy: address(0),
                 amount: amount,
@@ -578,6 +586,26 @@ contract Receivables is AccessControl, ReentrancyGuard {
         _heldIndex[id] = _held[holder].length;
         _held[holder].push(id);
         emit PartCreated(id, parent, holder, amount);
+    }
+
+    /// @dev The children of split part `parent`, dividing the `rest` of its quota evenly among them (the
+    /// first `rest % n` get one more).
+    function _newChildren(
+        uint256 receivableId,
+        uint256 parent,
+        uint256[] calldata amounts,
+        address[] calldata holders,
+        uint256 rest
+    ) private returns (uint256[] memory childIds) {
+        uint256 n = amounts.length;
+        uint256 share = rest / n;
+        uint256 extra = rest % n;
+        childIds = new uint256[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            // at most MAX_PARTS - 1: fits uint16
+            uint16 quota = uint16(i < extra ? share + 1 : share);
+            childIds[i] = _newPart(receivableId, parent, holders[i], amounts[i], quota);
+        }
     }
 
     /// @dev Hand part `p` to `to`, keeping both holders' lists exact.

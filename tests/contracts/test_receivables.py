@@ -299,16 +299,53 @@ def test_split_refusals_change_nothing(world: World) -> None:
 
 
 def test_parts_per_receivable_are_capped(world: World) -> None:
+    """The root may add MAX_PARTS - 1 parts; each split divides what is left evenly among the children."""
     rid, root = world.confirm(face=10_000)
+    assert world.rec.part(root).split_quota == MAX_PARTS - 1
     holders = [world.supplier.address] * 16
-    leaves, _ = world.rec.split(world.supplier, root, [625] * 16, holders)  # 17 parts
-    for leaf in leaves[:6]:  # 6 x 16 more: 113 parts
-        world.rec.split(world.supplier, leaf, [1] * 15 + [610], holders)
-    assert len(world.rec.all_parts_of(rid)) == 113
-    world.rec.split(world.supplier, leaves[6], [1] * 14 + [611], holders[:15])  # 128: the cap
-    with reverts("ReceivablesTooManyParts", receivableId=rid, parts=MAX_PARTS + 2):
-        world.rec.split(world.supplier, leaves[7], [1, 624], holders[:2])
+    leaves, _ = world.rec.split(world.supplier, root, [625] * 16, holders)  # 111 left: 15 x 7 + 6
+    assert [world.rec.part(i).split_quota for i in leaves] == [7] * 15 + [6]
+    assert world.rec.part(root).split_quota == 0
+    with reverts("ReceivablesSplitQuotaExceeded", partId=leaves[0], children=8, quota=7):
+        world.rec.split(world.supplier, leaves[0], [1] * 7 + [618], holders[:8])
+    kids, _ = world.rec.split(world.supplier, leaves[0], [1] * 6 + [619], holders[:7])
+    assert [world.rec.part(i).split_quota for i in kids] == [0] * 7
+    with reverts("ReceivablesSplitQuotaExceeded", partId=kids[-1], children=2, quota=0):
+        world.rec.split(world.supplier, kids[-1], [1, 618], holders[:2])
+    for leaf in leaves[1:]:  # every subtree spends its whole quota: exactly MAX_PARTS parts
+        q = world.rec.part(leaf).split_quota
+        world.rec.split(world.supplier, leaf, [1] * (q - 1) + [626 - q], holders[:q])
     assert len(world.rec.all_parts_of(rid)) == MAX_PARTS and world.leaf_sum(rid) == 10_000
+
+
+def test_one_holder_cannot_use_up_the_split_budget(world: World) -> None:
+    """Issue 12, finding 9: tier 2 splits its half as far as it can; the supplier's half keeps its own
+    quota (before the fix, tier 2 filled the shared MAX_PARTS and the supplier's split was refused)."""
+    rid, root = world.confirm(face=100_000)
+    mine, theirs = world.rec.split(
+        world.supplier, root, [50_000, 50_000], [world.supplier.address, world.tier2.address]
+    )[0]
+    assert (world.rec.part(mine).split_quota, world.rec.part(theirs).split_quota) == (63, 62)
+    t2 = world.tier2.address
+    open_ = [theirs]
+    while open_:
+        pid = open_.pop()
+        p = world.rec.part(pid)
+        n = min(16, p.split_quota, p.amount)
+        if n < 2:
+            continue
+        amounts = [p.amount // n] * (n - 1) + [p.amount - (n - 1) * (p.amount // n)]
+        kids, _ = world.rec.split(world.tier2, pid, amounts, [t2] * n)
+        open_.extend(kids)
+    used = len(world.rec.all_parts_of(rid))
+    assert used == 3 + 62  # tier 2 spent all of its subtree's quota, and no more
+    held = [world.rec.part(i) for i in world.rec.parts_held_by(t2)]
+    leaf = max((p for p in held if p.state is PartState.ACTIVE), key=lambda p: p.amount).id
+    with reverts("ReceivablesSplitQuotaExceeded", partId=leaf, children=2, quota=0):
+        world.rec.split(world.tier2, leaf, [1, world.rec.part(leaf).amount - 1], [t2, t2])
+    kids, _ = world.rec.split(world.supplier, mine, [3_125] * 16, [world.supplier.address] * 16)
+    assert len(kids) == 16 and world.leaf_sum(rid) == 100_000
+    assert len(world.rec.all_parts_of(rid)) == used + 16 <= MAX_PARTS
 
 
 def test_transfer(world: World) -> None:

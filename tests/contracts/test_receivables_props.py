@@ -48,6 +48,7 @@ class ModelPart:
     min_price: int = 0
     financed_price: int = 0
     escrow: int = 0
+    quota: int = 0
 
 
 @dataclass
@@ -124,7 +125,9 @@ class ReceivablesMachine(RuleBasedStateMachine):
         )
         assert rid == 1
         self.model = Model(
-            face=face, due=due, parts={1: ModelPart(holder=self.holders[0].address, amount=face)}
+            face=face,
+            due=due,
+            parts={1: ModelPart(holder=self.holders[0].address, amount=face, quota=MAX_PARTS - 1)},
         )
         self.model.next_id = 2
 
@@ -157,16 +160,20 @@ class ReceivablesMachine(RuleBasedStateMachine):
             error = "ReceivablesZeroSplitAmount"
         elif sum(amounts) != p.amount:
             error = "ReceivablesSplitSumMismatch"
-        elif len(m.parts) + n > MAX_PARTS:
-            error = "ReceivablesTooManyParts"
+        elif n > p.quota:
+            error = "ReceivablesSplitQuotaExceeded"
         else:
             error = None
         fn = self.rec.contract.functions.split(pid, amounts, holders)
         if self._expect(error, lambda: self.chain.transact(fn, sender)):
             p.state = PartState.SPLIT
-            for amount, holder in zip(amounts, holders, strict=True):
-                m.parts[m.next_id] = ModelPart(holder=holder, amount=amount)
+            share, extra = divmod(p.quota - n, n)
+            p.quota = 0
+            for i, (amount, holder) in enumerate(zip(amounts, holders, strict=True)):
+                quota = share + 1 if i < extra else share
+                m.parts[m.next_id] = ModelPart(holder=holder, amount=amount, quota=quota)
                 m.next_id += 1
+            assert len(m.parts) + sum(q.quota for q in m.parts.values()) <= MAX_PARTS
 
     @rule(index=st.integers(0, 10**6), to=st.integers(0, 2))
     def transfer(self, index: int, to: int) -> None:
@@ -332,6 +339,7 @@ class ReceivablesMachine(RuleBasedStateMachine):
                 p.min_price,
                 p.financed_price,
             ), pid
+            assert c.split_quota == p.quota, pid
         leaves = self.rec.parts_of(1)
         assert leaves == sorted(i for i, c in chain_parts.items() if c.state is not PartState.SPLIT)
         assert sum(chain_parts[i].amount for i in leaves) == self.model.face
