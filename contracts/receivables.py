@@ -3,7 +3,8 @@
 - :class:`ReceivablesClient`: confirm a receivable (debtor), split / transfer / offer / withdraw
   (holder), finance (bank), repay (debtor), claim a part's escrow (anyone, paid to its holder: a
   payment the token refused at repayment, e.g. a frozen holder), mark defaulted (anyone, after the
-  grace period), and every view as :class:`Receivable` / :class:`Part` with :class:`PartState`.
+  grace period), rescue tokens sent by mistake (the admin; never the escrow), and every view as
+  :class:`Receivable` / :class:`Part` with :class:`PartState`.
 - :class:`StablecoinClient`: the ERC-20 the receivables settle in (``TestStablecoin``, "supET Test
   Yuan", tCNY, 2 decimals, in tests and the demo): mint (its owner), approve, balances.
 - :func:`receivable_reference` hashes a debtor's invoice number into the on-chain reference.
@@ -194,6 +195,11 @@ class ReceivablesClient:
     def claim_escrow(self, caller: LocalAccount, part_id: int) -> TxResult:
         """Pay ``part_id``'s escrowed amount to its holder (``caller`` may be anyone)."""
         return self.chain.transact(self.contract.functions.claimEscrow(part_id), caller)
+
+    def rescue_tokens(self, admin: LocalAccount, token: str, to: str, amount: int) -> TxResult:
+        """Return ``amount`` of ``token`` sent here by mistake to ``to``; by the admin (never the escrow)."""
+        fn = self.contract.functions.rescueTokens(to_checksum_address(token), to_checksum_address(to), amount)
+        return self.chain.transact(fn, admin)
 
     def mark_defaulted(self, caller: LocalAccount, part_id: int) -> TxResult:
         return self.chain.transact(self.contract.functions.markDefaulted(part_id), caller)

@@ -51,6 +51,9 @@ import {IAdmissionGate} from "./IAdmissionGate.sol";
  * is never booked `Financed` or `Paid` for more than its holder received. Rebasing tokens are not
  * supported: a rebase between transfers would change escrowed balances this contract cannot follow.
  *
+ * Rescue. Tokens sent to this contract by mistake can be returned by the admin ({rescueTokens}); of the
+ * settlement token, only what exceeds the escrowed total: what holders are owed can never be taken.
+ *
  * Invariants: the leaf parts' amounts always sum to the face value; no part is financed or paid twice;
  * nothing moves after settlement; this contract holds at least the escrowed total ({escrowTotal}).
  */
@@ -192,6 +195,12 @@ contract Receivables is AccessControl, ReentrancyGuard {
     /// @notice `recipient`'s balance changed by `received`, not by the `sent` moved to it: the token takes a
     /// fee or rebases, and cannot settle receivables (use a plain ERC-20).
     error ReceivablesTransferMismatch(address recipient, uint256 sent, uint256 received);
+    /// @notice A rescue needs a recipient other than the zero address.
+    error ReceivablesZeroRescueRecipient();
+    /// @notice A rescue moves more than zero.
+    error ReceivablesZeroRescueAmount();
+    /// @notice Only `free` of `token` is not owed to holders (the escrow is never rescued); `amount` asked.
+    error ReceivablesRescueExceedsFree(address token, uint256 amount, uint256 free);
     /// @notice Too little gas left (`gasLeft`) to push a payment with {PUSH_GAS} (`needed`): send more gas.
     error ReceivablesInsufficientGas(uint256 gasLeft, uint256 needed);
 
@@ -227,6 +236,8 @@ contract Receivables is AccessControl, ReentrancyGuard {
     event EscrowReleased(uint256 indexed partId, address indexed holder, uint256 amount);
     /// @notice Part `partId`, held by `holder`, was marked defaulted by `by`.
     event PartDefaulted(uint256 indexed partId, address indexed holder, address indexed by, uint256 amount);
+    /// @notice The admin `by` returned `amount` of `token`, sent here by mistake, to `to`.
+    event TokensRescued(address indexed token, address indexed to, uint256 amount, address indexed by);
     /// @notice The admission gate changed.
     event AdmissionGateSet(address gate);
 
@@ -250,6 +261,30 @@ contract Receivables is AccessControl, ReentrancyGuard {
      */
     function setAdmissionGate(IAdmissionGate gate) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _setGate(gate);
+    }
+
+    /**
+     * @notice Return tokens sent to this contract by mistake; by the admin. Of the settlement token only
+     * the balance above the escrowed total may go ({escrowTotal} is owed to holders, never rescued); any
+     * other token may go whole.
+     * @param token The token to return.
+     * @param to The recipient (e.g. whoever sent it by mistake); not zero.
+     * @param amount How much; above zero.
+     */
+    function rescueTokens(IERC20 token, address to, uint256 amount)
+        external
+        onlyRole(DEFAULT_ADMIN_ROLE)
+        nonReentrant
+    {
+        if (to == address(0)) revert ReceivablesZeroRescueRecipient();
+        if (amount == 0) revert ReceivablesZeroRescueAmount();
+        if (token == _token) {
+            uint256 balance = _token.balanceOf(address(this));
+            uint256 free = balance > _escrowTotal ? balance - _escrowTotal : 0;
+            if (amount > free) revert ReceivablesRescueExceedsFree(address(token), amount, free);
+        }
+        emit TokensRescued(address(token), to, amount, msg.sender);
+        token.safeTransfer(to, amount);
     }
 
     // ------------------------------------------------------------------ confirmation

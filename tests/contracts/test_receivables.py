@@ -706,6 +706,59 @@ def test_fee_on_transfer_token_is_refused(world: World) -> None:
     assert coin.balance_of(world.debtor.address) == FACE and coin.balance_of(rec.address) == 0
 
 
+def test_rescue_never_takes_the_escrow(world: World) -> None:
+    """Issue 12, finding 12: the admin returns tokens sent by mistake, but never what holders are owed."""
+    rec, coin, token = _settling_in(world, "FreezableToken")
+    chain, op = world.chain, world.operator
+    rid, _ = rec.confirm(
+        world.debtor,
+        supplier=world.supplier.address,
+        face_value=FACE,
+        due_date=now(chain) + 90 * DAY,
+        reference=REF,
+    )
+    chain.transact(token.functions.setFrozen(world.supplier.address, True), op)
+    coin.mint(op, world.debtor.address, FACE)
+    coin.approve(world.debtor, rec.address, FACE)
+    rec.repay(world.debtor, rid)  # the frozen supplier's whole face value is escrowed
+    root = rec.receivable(rid).root_part
+    assert rec.escrow_of(root) == FACE
+    # a stray 5,000 of the settlement token and 700 of another token arrive by mistake
+    coin.mint(op, world.outsider.address, 5_000)
+    coin.transfer(world.outsider, rec.address, 5_000)
+    world.coin.mint(op, rec.address, 700)
+
+    with reverts("AccessControlUnauthorizedAccount", account=world.outsider.address):
+        rec.rescue_tokens(world.outsider, coin.address, world.outsider.address, 1)
+    with reverts("ReceivablesZeroRescueRecipient"):
+        rec.rescue_tokens(op, coin.address, ZERO, 1)
+    with reverts("ReceivablesZeroRescueAmount"):
+        rec.rescue_tokens(op, coin.address, world.outsider.address, 0)
+    with reverts("ReceivablesRescueExceedsFree", token=coin.address, amount=5_001, free=5_000):
+        rec.rescue_tokens(op, coin.address, world.outsider.address, 5_001)
+    assert coin.balance_of(rec.address) == FACE + 5_000
+
+    result = rec.rescue_tokens(op, coin.address, world.outsider.address, 5_000)
+    (ev,) = rec.contract.events.TokensRescued().process_receipt(result.receipt, errors=DISCARD)
+    assert (ev["args"]["token"], ev["args"]["to"], ev["args"]["amount"], ev["args"]["by"]) == (
+        coin.address,
+        world.outsider.address,
+        5_000,
+        op.address,
+    )
+    assert coin.balance_of(world.outsider.address) == 5_000
+    with reverts("ReceivablesRescueExceedsFree", token=coin.address, amount=1, free=0):
+        rec.rescue_tokens(op, coin.address, world.outsider.address, 1)
+    rec.rescue_tokens(op, world.coin.address, world.outsider.address, 700)  # another token: all of it
+    assert world.coin.balance_of(world.outsider.address) == 700 and world.coin.balance_of(rec.address) == 0
+
+    # the escrow is intact and still reaches its holder
+    assert coin.balance_of(rec.address) == FACE == rec.escrow_total()
+    chain.transact(token.functions.setFrozen(world.supplier.address, False), op)
+    rec.claim_escrow(world.supplier, root)
+    assert coin.balance_of(world.supplier.address) == FACE and coin.balance_of(rec.address) == 0
+
+
 # ---------------------------------------------------------------- gate and deployment
 
 
