@@ -3,7 +3,9 @@
 - Records: the analytics oracle publishes a :class:`CreditRecord` per factory (grade 1 = best to
   10 = worst on the master scale, PD in parts per million, limit in minor units of an ISO 4217
   currency, validity, model version, and the commitment of the analytics result behind it); a new
-  record supersedes the previous one and the history stays readable.
+  record supersedes the previous one and the history stays readable. Each factory is bound to one
+  oracle (the first to publish for it, or the admin's choice): only that oracle publishes its records,
+  and the plain reads are of its history; :meth:`CreditRegistryClient.record_at_by` reads any oracle's.
 - Consent: a factory grants a bank a :class:`Consent` until an expiry and may revoke it;
   :meth:`CreditRegistryClient.has_consent` is the standing answer (granted, not revoked, not expired,
   bank still admitted). The enumerations include lapsed consents.
@@ -186,8 +188,33 @@ class CreditRegistryClient:
         )
         return self.chain.transact(fn, oracle)
 
+    def set_factory_oracle(self, admin: LocalAccount, factory: str, oracle: str) -> TxResult:
+        """Bind ``factory`` to ``oracle`` (admitted for publishing); by the admin."""
+        f, o = to_checksum_address(factory), to_checksum_address(oracle)
+        return self.chain.transact(self.contract.functions.setFactoryOracle(f, o), admin)
+
+    def oracle_of(self, factory: str, *, block: BlockIdentifier = "latest") -> str | None:
+        """The oracle ``factory`` is bound to; None before its first record."""
+        fn = self.contract.functions.oracleOf(to_checksum_address(factory))
+        address = str(self.chain.call(fn, block=block))
+        return None if int(address, 16) == 0 else to_checksum_address(address)
+
     def record_count(self, factory: str) -> int:
+        """How many records ``factory`` has from its bound oracle."""
         return int(self.chain.call(self.contract.functions.recordCount(to_checksum_address(factory))))
+
+    def record_count_by(self, factory: str, oracle: str) -> int:
+        """How many records ``oracle`` published for ``factory`` (bound now or before)."""
+        fn = self.contract.functions.recordCountBy(to_checksum_address(factory), to_checksum_address(oracle))
+        return int(self.chain.call(fn))
+
+    def record_at_by(
+        self, factory: str, oracle: str, index: int, *, block: BlockIdentifier = "latest"
+    ) -> CreditRecord:
+        """Record ``index`` of ``oracle``'s history of ``factory``: the reader chooses the oracle."""
+        address = to_checksum_address(factory)
+        fn = self.contract.functions.recordAtBy(address, to_checksum_address(oracle), index)
+        return _record(address, index, self.chain.call(fn, block=block))
 
     def record_at(self, factory: str, index: int, *, block: BlockIdentifier = "latest") -> CreditRecord:
         address = to_checksum_address(factory)
@@ -195,7 +222,7 @@ class CreditRegistryClient:
         return _record(address, index, t)
 
     def current_record(self, factory: str, *, block: BlockIdentifier = "latest") -> CreditRecord:
-        """The latest record, valid or not (``CreditRegistryNoRecord`` when there is none)."""
+        """The bound oracle's latest record, valid or not (``CreditRegistryNoRecord`` when there is none)."""
         address = to_checksum_address(factory)
         t = self.chain.call(self.contract.functions.currentRecord(address), block=block)
         index = int(self.chain.call(self.contract.functions.recordCount(address), block=block)) - 1

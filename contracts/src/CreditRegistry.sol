@@ -17,6 +17,14 @@ import {IAdmissionGate} from "./IAdmissionGate.sol";
  * analytics' master scale (S1..S10). A new record supersedes the previous one; every record stays
  * readable ({recordAt}). A record is valid while the block time is before its `validUntil`.
  *
+ * One oracle per factory. Each factory is bound to one oracle ({oracleOf}): the first admitted oracle
+ * to publish for a factory is bound to it, and from then on only that oracle publishes the factory's
+ * records (another gets {CreditRegistryNotFactoryOracle}): a second oracle cannot downgrade a factory
+ * or make its record lapse. The admin may rebind a factory to another admitted oracle
+ * ({setFactoryOracle}), e.g. after a squatting oracle bound a factory first. Histories are kept per
+ * oracle: {recordCount}, {recordAt}, {currentRecord} and {isCurrentValid} read the bound oracle's,
+ * and {recordCountBy} / {recordAtBy} let a reader choose any oracle's.
+ *
  * Consent. A factory (admitted for {CONSENT_ACTION}) grants a bank (admitted for {QUERY_ACTION})
  * consent to read its records until `expiresAt` (exclusive), and may revoke it at any time; granting
  * again replaces the expiry (and lifts a revocation). {hasConsent} holds only while the consent is
@@ -78,7 +86,8 @@ contract CreditRegistry is AccessControl {
         address anchoredBy;
     }
 
-    mapping(address factory => CreditRecord[]) private _records;
+    mapping(address factory => mapping(address oracle => CreditRecord[])) private _records;
+    mapping(address factory => address oracle) private _oracleOf;
     mapping(address factory => mapping(address bank => Consent)) private _consents;
     mapping(address factory => address[]) private _banksOf;
     mapping(address bank => address[]) private _factoriesOf;
@@ -104,8 +113,12 @@ contract CreditRegistry is AccessControl {
     error CreditRegistryZeroModelVersion();
     /// @notice A record needs the commitment of the analytics result it was computed from.
     error CreditRegistryZeroCommitment();
-    /// @notice The factory has no credit record.
+    /// @notice The factory has no credit record (from its bound oracle).
     error CreditRegistryNoRecord(address factory);
+    /// @notice `factory` is bound to oracle `oracle`; `caller` may not publish its records.
+    error CreditRegistryNotFactoryOracle(address factory, address caller, address oracle);
+    /// @notice A factory cannot be bound to the zero address as its oracle.
+    error CreditRegistryZeroOracle();
     /// @notice The factory has `count` records; there is none at `index`.
     error CreditRegistryNoRecordAt(address factory, uint256 index, uint256 count);
     /// @notice Consent cannot be granted to the zero address or to the factory itself.
@@ -138,6 +151,8 @@ contract CreditRegistry is AccessControl {
         bytes32 commitment,
         address indexed oracle
     );
+    /// @notice `factory` is bound to `oracle` (was `previous`; zero on the first binding), by `by`.
+    event FactoryOracleSet(address indexed factory, address indexed previous, address indexed oracle, address by);
     /// @notice `factory` granted (or renewed) consent to `bank` until `expiresAt` (Unix seconds).
     event ConsentGranted(address indexed factory, address indexed bank, uint64 expiresAt);
     /// @notice `factory` revoked its consent to `bank`.
@@ -168,11 +183,26 @@ contract CreditRegistry is AccessControl {
         _setGate(gate);
     }
 
+    /**
+     * @notice Bind `factory` to `oracle` (admitted for {PUBLISH_ACTION}); by the admin. The factory's
+     * current record is then `oracle`'s latest; the previous oracle's history stays readable
+     * ({recordAtBy}).
+     * @param factory The factory; not zero.
+     * @param oracle The oracle that alone publishes the factory's records from now on; not zero.
+     */
+    function setFactoryOracle(address factory, address oracle) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (factory == address(0)) revert CreditRegistryZeroFactory();
+        if (oracle == address(0)) revert CreditRegistryZeroOracle();
+        _requireAdmitted(oracle, PUBLISH_ACTION);
+        _bind(factory, oracle);
+    }
+
     // ------------------------------------------------------------------ records
 
     /**
      * @notice Publish `factory`'s credit record, superseding its previous one; by a party admitted for
-     * {PUBLISH_ACTION} (the analytics oracle).
+     * {PUBLISH_ACTION} (the analytics oracle) that is the factory's bound oracle, or binds it now when the
+     * factory has none.
      * @param factory The rated factory; not zero.
      * @param grade Master-scale grade, 1 (best) to 10 (worst).
      * @param pdPpm Probability of default over the model's horizon, 1 to 1,000,000 parts per million.
@@ -181,7 +211,7 @@ contract CreditRegistry is AccessControl {
      * @param validUntil Unix seconds the record is valid until (exclusive); after the block time.
      * @param modelVersion The model that computed the record; not zero.
      * @param commitment The keccak commitment of the analytics result behind the record; not zero.
-     * @return index The record's index in the factory's history (0-based).
+     * @return index The record's index in the factory's history from this oracle (0-based).
      */
     function publishRecord(
         address factory,
@@ -201,6 +231,12 @@ contract CreditRegistry is AccessControl {
         if (validUntil <= block.timestamp) revert CreditRegistryValidityInPast(validUntil, block.timestamp);
         if (modelVersion == bytes32(0)) revert CreditRegistryZeroModelVersion();
         if (commitment == bytes32(0)) revert CreditRegistryZeroCommitment();
+        address bound = _oracleOf[factory];
+        if (bound == address(0)) {
+            _bind(factory, msg.sender);
+        } else if (bound != msg.sender) {
+            revert CreditRegistryNotFactoryOracle(factory, msg.sender, bound);
+        }
         return _publish(
             factory,
             CreditRecord({
@@ -217,28 +253,42 @@ contract CreditRegistry is AccessControl {
         );
     }
 
-    /// @notice How many records `factory` has had.
+    /// @notice The oracle `factory` is bound to; zero before its first record.
+    function oracleOf(address factory) external view returns (address) {
+        return _oracleOf[factory];
+    }
+
+    /// @notice How many records `factory` has had from its bound oracle.
     function recordCount(address factory) external view returns (uint256) {
-        return _records[factory].length;
+        return _records[factory][_oracleOf[factory]].length;
     }
 
-    /// @notice Record `index` (0-based, oldest first) of `factory`.
+    /// @notice Record `index` (0-based, oldest first) of `factory` from its bound oracle.
     function recordAt(address factory, uint256 index) external view returns (CreditRecord memory) {
-        CreditRecord[] storage history = _records[factory];
-        if (index >= history.length) revert CreditRegistryNoRecordAt(factory, index, history.length);
-        return history[index];
+        return _recordAt(factory, _oracleOf[factory], index);
     }
 
-    /// @notice `factory`'s latest record, valid or not (reverts when it has none).
+    /// @notice How many records `oracle` published for `factory` (bound now or before).
+    function recordCountBy(address factory, address oracle) external view returns (uint256) {
+        return _records[factory][oracle].length;
+    }
+
+    /// @notice Record `index` (0-based, oldest first) `oracle` published for `factory`: the reader chooses.
+    function recordAtBy(address factory, address oracle, uint256 index) external view returns (CreditRecord memory) {
+        return _recordAt(factory, oracle, index);
+    }
+
+    /// @notice `factory`'s latest record from its bound oracle, valid or not (reverts when there is none).
     function currentRecord(address factory) external view returns (CreditRecord memory) {
-        CreditRecord[] storage history = _records[factory];
+        CreditRecord[] storage history = _records[factory][_oracleOf[factory]];
         if (history.length == 0) revert CreditRegistryNoRecord(factory);
         return history[history.length - 1];
     }
 
-    /// @notice Whether `factory` has a record and its latest is still valid (block time before `validUntil`).
+    /// @notice Whether `factory` has a record from its bound oracle and the latest is still valid (block
+    /// time before `validUntil`).
     function isCurrentValid(address factory) external view returns (bool) {
-        CreditRecord[] storage history = _records[factory];
+        CreditRecord[] storage history = _records[factory][_oracleOf[factory]];
         return history.length != 0 && block.timestamp < history[history.length - 1].validUntil;
     }
 
@@ -348,9 +398,23 @@ contract CreditRegistry is AccessControl {
 
     // ------------------------------------------------------------------ internal
 
-    /// @dev Append a checked record to `factory`'s history.
+    /// @dev Bind `factory` to `oracle`.
+    function _bind(address factory, address oracle) private {
+        address previous = _oracleOf[factory];
+        _oracleOf[factory] = oracle;
+        emit FactoryOracleSet(factory, previous, oracle, msg.sender);
+    }
+
+    /// @dev Record `index` of `oracle`'s history of `factory`, or revert.
+    function _recordAt(address factory, address oracle, uint256 index) private view returns (CreditRecord memory) {
+        CreditRecord[] storage history = _records[factory][oracle];
+        if (index >= history.length) revert CreditRegistryNoRecordAt(factory, index, history.length);
+        return history[index];
+    }
+
+    /// @dev Append a checked record to its oracle's history of `factory`.
     function _publish(address factory, CreditRecord memory r) private returns (uint256 index) {
-        CreditRecord[] storage history = _records[factory];
+        CreditRecord[] storage history = _records[factory][r.oracle];
         index = history.length;
         history.push(r);
         emit CreditRecordPublished(

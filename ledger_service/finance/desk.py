@@ -324,6 +324,7 @@ class FinanceDesk:
                 f"{oracle.address} is not admitted for supet.credit.publish (the analytics oracle)",
                 code="finance.not_an_oracle",
             )
+        self.require_factory_oracle(factory, oracle.address)
         assessment, commitment = assess_profile(
             self.engine, factory, profile_commitment, price=price, revenue=revenue, currency=currency
         )
@@ -336,6 +337,16 @@ class FinanceDesk:
         return CreditPublication(
             assessment=assessment, commitment=commitment, record=record, tx_hash=str(tx.tx_hash)
         )
+
+    def require_factory_oracle(self, factory: str, oracle: str) -> None:
+        """Refuse ``oracle`` unless ``factory`` is bound to it or to no oracle yet (the contract's rule)."""
+        bound = self.credit.oracle_of(factory)
+        if bound is not None and bound != to_checksum_address(oracle):
+            raise AccessRefused(
+                f"{factory}'s credit records are published by its oracle {bound}, not {oracle}; ask the "
+                "consortium admin to rebind it (CreditRegistry.setFactoryOracle) if that is wrong",
+                code="finance.not_the_factory_oracle",
+            )
 
     @staticmethod
     def record_args(

@@ -29,7 +29,8 @@ class FinanceError(LedgerError):
 
 class AccessRefused(FinanceError):
     """A party may not read this (HTTP 403): ``finance.no_consent``, ``finance.consent_expired``,
-    ``finance.not_a_bank``, ``finance.not_the_factory``, ``finance.not_an_oracle``."""
+    ``finance.not_a_bank``, ``finance.not_the_factory``, ``finance.not_an_oracle``,
+    ``finance.not_the_factory_oracle``."""
 
     code = "finance.refused"
     http_status = 403

@@ -241,6 +241,73 @@ def test_record_views_refuse_what_is_not_there(world: World) -> None:
         world.credit.record_at(f, 1)
 
 
+def test_one_oracle_per_factory(world: World) -> None:
+    """Issue 12, finding 10: a factory is bound to the oracle that first rates it; another admitted
+    oracle can neither supersede its record nor make it lapse; the admin rebinds a squatted factory."""
+    f, o = world.factory.address, world.oracle.address
+    rogue = world.insurer
+    world.admit(rogue, PUBLISH_ACTION)
+    assert world.credit.oracle_of(f) is None
+    result = world.publish(grade=2)
+    (ev,) = world.credit.contract.events.FactoryOracleSet().process_receipt(result.receipt)
+    assert (ev["args"]["factory"], ev["args"]["previous"], ev["args"]["oracle"], ev["args"]["by"]) == (
+        f,
+        ZERO,
+        o,
+        o,
+    )
+    assert world.credit.oracle_of(f) == o
+    good = world.credit.current_record(f)
+    downgrade: dict[str, Any] = {
+        "grade": 10,
+        "pd_ppm": 1_000_000,
+        "limit": 0,
+        "currency": "CNY",
+        "valid_until": now(world.chain) + 60,
+        "model_version": VERSION,
+        "commitment": COMMITMENT,
+    }
+    # before the fix: the rogue's record superseded the factory's (grade 10, lapsing in a minute)
+    with reverts("CreditRegistryNotFactoryOracle", factory=f, caller=rogue.address, oracle=o):
+        world.credit.publish_record(rogue, f, **downgrade)
+    assert world.credit.current_record(f) == good and world.credit.record_count(f) == 1
+    assert world.credit.record_count_by(f, rogue.address) == 0 and world.credit.is_current_valid(f)
+
+    # a rogue oracle squats a factory nobody rated yet; only the admin rebinds it
+    other = world.outsider.address
+    world.credit.publish_record(rogue, other, **downgrade)
+    assert world.credit.oracle_of(other) == rogue.address
+    fns = world.credit.contract.functions
+    with reverts("AccessControlUnauthorizedAccount", account=o):
+        world.credit.set_factory_oracle(world.oracle, other, o)
+    with reverts("CreditRegistryZeroOracle"):
+        world.chain.transact(fns.setFactoryOracle(other, ZERO), world.operator)
+    with reverts("CreditRegistryZeroFactory"):
+        world.chain.transact(fns.setFactoryOracle(ZERO, o), world.operator)
+    with reverts("CreditRegistryNotAdmitted", party=world.bank.address, action=PUBLISH_ACTION):
+        world.credit.set_factory_oracle(world.operator, other, world.bank.address)
+    assert world.credit.oracle_of(other) == rogue.address
+    result = world.credit.set_factory_oracle(world.operator, other, o)
+    (ev,) = world.credit.contract.events.FactoryOracleSet().process_receipt(result.receipt)
+    assert (ev["args"]["previous"], ev["args"]["oracle"], ev["args"]["by"]) == (
+        rogue.address,
+        o,
+        world.operator.address,
+    )
+    # the new oracle has no record of it yet; the rogue's stays readable, chosen by the reader
+    with reverts("CreditRegistryNoRecord", factory=other):
+        world.credit.current_record(other)
+    assert world.credit.record_count(other) == 0 and not world.credit.is_current_valid(other)
+    assert world.credit.record_count_by(other, rogue.address) == 1
+    assert world.credit.record_at_by(other, rogue.address, 0).grade == 10
+    with reverts("CreditRegistryNoRecordAt", factory=other, index=1, count=1):
+        world.credit.record_at_by(other, rogue.address, 1)
+    with reverts("CreditRegistryNotFactoryOracle", factory=other, caller=rogue.address, oracle=o):
+        world.credit.publish_record(rogue, other, **downgrade)
+    world.publish(factory=other, grade=4)
+    assert world.credit.current_record(other).grade == 4 and world.credit.record_count(other) == 1
+
+
 # ---------------------------------------------------------------- consent
 
 

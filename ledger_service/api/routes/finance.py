@@ -95,6 +95,7 @@ def _prepared(desk: FinanceDesk, party: str, body: PublishIn) -> dict[str, Any]:
             code="finance.not_an_oracle",
         )
     factory = _address(body.factory)
+    desk.require_factory_oracle(factory, party)
     assessment, commitment = assess_profile(
         desk.engine,
         factory,
