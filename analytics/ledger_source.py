@@ -10,7 +10,8 @@ cannot change it); every reading handed out is checked first:
   contract holds for that batch number (a reading swapped together with its digest, added or
   removed is caught here, naming the batch).
 
-Orders are ``PurchaseOrders`` records of the factory as supplier, as of block ``block``; a
+Orders are ``PurchaseOrders`` records of the factory as supplier that it accepted and the buyer did
+not cancel, as of block ``block`` (an order the supplier never accepted is no commitment of its); a
 delivery is a ``LotRegistry`` ``TransferAccepted`` event from the factory to the order's buyer up
 to that block, for the lot's quantity at the block's time. Deliveries are matched to the
 buyer's orders of the factory first-due-first (the order due earliest that was placed before the
@@ -230,7 +231,7 @@ class LedgerSource:
         )
         for key in (bytes(k) for k in keys):
             o = orders_client.order(key, block=block)
-            if not o.cancelled:
+            if o.accepted and not o.cancelled:
                 placed.append(o)
         placed.sort(key=lambda o: (o.due_day, o.placed_at, o.key))
         orders = tuple(

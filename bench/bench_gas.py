@@ -86,7 +86,7 @@ def measure_finance(chain: Chain, dep: Any) -> dict[str, int]:
         deploy_credit_registry,
         model_version,
     )
-    from contracts.orders import PLACE_ACTION, deploy_purchase_orders
+    from contracts.orders import PLACE_ACTION, SUPPLY_ACTION, deploy_purchase_orders, order_id
     from contracts.receivables import (
         CREATE_ACTION,
         FINANCE_ACTION,
@@ -102,6 +102,7 @@ def measure_finance(chain: Chain, dep: Any) -> dict[str, int]:
     gate = chain.contract("StaticAdmissionGate", gate_address)
     for party, action in [
         (buyer, PLACE_ACTION),
+        (supplier, SUPPLY_ACTION),
         (op, PUBLISH_ACTION),
         (supplier, CONSENT_ACTION),
         (bank, QUERY_ACTION),
@@ -118,6 +119,9 @@ def measure_finance(chain: Chain, dep: Any) -> dict[str, int]:
         orders.functions.placeOrder(keccak(b"PO-1"), supplier.address, 4006381333931, 500, 20_600), buyer
     )
     out["placeOrder"] = r.gas_used
+    out["acceptOrder"] = chain.transact(
+        orders.functions.acceptOrder(order_id(buyer.address, keccak(b"PO-1"))), supplier
+    ).gas_used
     credit = chain.contract(
         "CreditRegistry", deploy_credit_registry(chain, op, deployment=dep, gate_address=gate_address)
     )

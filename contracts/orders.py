@@ -1,14 +1,17 @@
 """Typed client of the PurchaseOrders contract: orders a core enterprise places with its suppliers.
 
-- Orders are keyed by :func:`order_key` (``keccak256(utf8(order reference))``), so the buyer's own
-  order number (``"PO-2026-0042"``) finds the order again.
-- :class:`PurchaseOrdersClient`: :meth:`~PurchaseOrdersClient.place`, :meth:`~PurchaseOrdersClient.cancel`
-  and every view; :class:`PurchaseOrder` is an order as the contract holds it.
+- An order's id is derived from its buyer and a nonce: :func:`order_id` is
+  ``keccak256(abi.encode(buyer, nonce))`` and the nonce is :func:`order_key`
+  (``keccak256(utf8(order reference))``), so the buyer's own order number (``"PO-2026-0042"``) finds
+  the order again and no other buyer can take the id.
+- :class:`PurchaseOrdersClient`: :meth:`~PurchaseOrdersClient.place` (buyer),
+  :meth:`~PurchaseOrdersClient.accept` (supplier), :meth:`~PurchaseOrdersClient.cancel` (buyer) and
+  every view; :class:`PurchaseOrder` is an order as the contract holds it.
 - :func:`due_day` turns a UTC date into the contract's due day (days since 1970-01-01).
 - :func:`deploy_purchase_orders` deploys the contract next to a suite.
 
 Deliveries are not recorded here: they are accepted LotRegistry custody transfers to the buyer,
-matched to orders off chain by the analytics (on-time-in-full).
+matched to accepted orders off chain by the analytics (on-time-in-full).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from eth_abi import encode
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from web3.types import BlockIdentifier
@@ -27,30 +31,34 @@ from contracts.errors import ContractsError, DeploymentError
 __all__ = [
     "CONTRACT_NAME",
     "PLACE_ACTION",
+    "SUPPLY_ACTION",
     "InvalidOrder",
     "PurchaseOrder",
     "PurchaseOrdersClient",
     "deploy_purchase_orders",
     "due_day",
+    "order_id",
     "order_key",
 ]
 
 CONTRACT_NAME = "PurchaseOrders"
 #: The admission-gate action a buyer needs to place an order.
 PLACE_ACTION = keccak(b"supet.order.place")
+#: The action a supplier needs to be ordered from and to accept (it opens lots, so it can deliver).
+SUPPLY_ACTION = keccak(b"supet.lot.open")
 
 _ZERO_ADDRESS = "0x" + "00" * 20
 _EPOCH = date(1970, 1, 1)
 
 
 class InvalidOrder(ContractsError):
-    """An order reference or key is unusable (refused before anything reaches the chain)."""
+    """An order reference, nonce or id is unusable (refused before anything reaches the chain)."""
 
     code = "order.invalid"
 
 
 def order_key(reference: str) -> bytes:
-    """``keccak256(utf8(reference))``: the on-chain id of the order the buyer calls ``reference``."""
+    """``keccak256(utf8(reference))``: the nonce of the order the buyer calls ``reference``."""
     if not reference:
         raise InvalidOrder("an order reference cannot be empty: use the buyer's order number")
     return keccak(reference.encode("utf-8"))
@@ -65,17 +73,35 @@ def due_day(day: date | datetime) -> int:
     return (day - _EPOCH).days
 
 
-def _key(order: str | bytes) -> bytes:
+def _nonce(order: str | bytes) -> bytes:
     if isinstance(order, str):
         return order_key(order)
     if len(order) != 32:
-        raise InvalidOrder(f"an order key is 32 bytes, got {len(order)}; pass the order reference as text")
+        raise InvalidOrder(f"an order nonce is 32 bytes, got {len(order)}; pass the order reference as text")
+    return bytes(order)
+
+
+def order_id(buyer: str, order: str | bytes) -> bytes:
+    """The on-chain id of ``buyer``'s order ``order`` (its reference, or its 32-byte nonce):
+    ``keccak256(abi.encode(buyer, nonce))``, as ``PurchaseOrders.orderIdOf``."""
+    return keccak(encode(["address", "bytes32"], [to_checksum_address(buyer), _nonce(order)]))
+
+
+def _id(order: str | bytes, buyer: str | None) -> bytes:
+    """An order id: ``order`` as a 32-byte id, or the id of ``buyer``'s order reference ``order``."""
+    if isinstance(order, str):
+        if buyer is None:
+            raise InvalidOrder(f"order {order!r} is a reference: name its buyer, or pass the order id")
+        return order_id(buyer, order)
+    if len(order) != 32:
+        raise InvalidOrder(f"an order id is 32 bytes, got {len(order)}")
     return bytes(order)
 
 
 @dataclass(frozen=True, kw_only=True)
 class PurchaseOrder:
-    """An order as the contract holds it (``cancelled_at`` 0 while it stands; times are block seconds)."""
+    """An order as the contract holds it (``cancelled_at`` 0 while it stands, ``accepted_at`` 0 until the
+    supplier accepts; times are block seconds). ``key`` is its on-chain id."""
 
     key: bytes
     buyer: str
@@ -85,10 +111,15 @@ class PurchaseOrder:
     due_day: int
     placed_at: int
     cancelled_at: int
+    accepted_at: int
 
     @property
     def cancelled(self) -> bool:
         return self.cancelled_at != 0
+
+    @property
+    def accepted(self) -> bool:
+        return self.accepted_at != 0
 
     @property
     def due_date(self) -> date:
@@ -123,24 +154,33 @@ class PurchaseOrdersClient:
         quantity: int,
         due_day: int,
     ) -> TxResult:
-        """Place ``order`` (its reference, or its 32-byte key) as ``buyer``; the contract checks the rest."""
+        """Place ``order`` (its reference, or its 32-byte nonce) as ``buyer``; the contract checks the
+        rest. Its id is :func:`order_id` (``buyer``, ``order``)."""
         fn = self.contract.functions.placeOrder(
-            _key(order), to_checksum_address(supplier), gtin, quantity, due_day
+            _nonce(order), to_checksum_address(supplier), gtin, quantity, due_day
         )
         return self.chain.transact(fn, buyer)
 
+    def accept(self, supplier: LocalAccount, order: str | bytes, *, buyer: str | None = None) -> TxResult:
+        """Accept ``order`` (its id, or ``buyer``'s reference) as its supplier; once, while it stands."""
+        return self.chain.transact(self.contract.functions.acceptOrder(_id(order, buyer)), supplier)
+
     def cancel(self, buyer: LocalAccount, order: str | bytes) -> TxResult:
-        """Cancel ``order``; only its buyer may, once."""
-        return self.chain.transact(self.contract.functions.cancelOrder(_key(order)), buyer)
+        """Cancel ``order`` (the buyer's reference, or the order id); only its buyer may, once."""
+        return self.chain.transact(self.contract.functions.cancelOrder(_id(order, buyer.address)), buyer)
 
     # --- views
 
-    def exists(self, order: str | bytes) -> bool:
-        return bool(self.chain.call(self.contract.functions.exists(_key(order))))
+    def exists(self, order: str | bytes, *, buyer: str | None = None) -> bool:
+        """Whether ``order`` (its id, or ``buyer``'s reference) exists."""
+        return bool(self.chain.call(self.contract.functions.exists(_id(order, buyer))))
 
-    def order(self, order: str | bytes, *, block: BlockIdentifier = "latest") -> PurchaseOrder:
-        """The order (``ContractRevert`` ``PurchaseOrdersUnknownOrder`` when there is none)."""
-        key = _key(order)
+    def order(
+        self, order: str | bytes, *, buyer: str | None = None, block: BlockIdentifier = "latest"
+    ) -> PurchaseOrder:
+        """The order: its id, or ``buyer``'s reference (``ContractRevert`` ``PurchaseOrdersUnknownOrder``
+        when there is none)."""
+        key = _id(order, buyer)
         t = self.chain.call(self.contract.functions.order(key), block=block)
         return PurchaseOrder(
             key=key,
@@ -151,15 +191,16 @@ class PurchaseOrdersClient:
             due_day=int(t[4]),
             placed_at=int(t[5]),
             cancelled_at=int(t[6]),
+            accepted_at=int(t[7]),
         )
 
     def orders_of_supplier(self, supplier: str) -> list[bytes]:
-        """Keys of every order placed with ``supplier``, oldest first (cancelled ones included)."""
+        """Ids of every order placed with ``supplier``, oldest first (cancelled ones included)."""
         fn = self.contract.functions.ordersOfSupplier(to_checksum_address(supplier))
         return [bytes(k) for k in self.chain.call(fn)]
 
     def orders_of_buyer(self, buyer: str) -> list[bytes]:
-        """Keys of every order ``buyer`` placed, oldest first (cancelled ones included)."""
+        """Ids of every order ``buyer`` placed, oldest first (cancelled ones included)."""
         fn = self.contract.functions.ordersOfBuyer(to_checksum_address(buyer))
         return [bytes(k) for k in self.chain.call(fn)]
 

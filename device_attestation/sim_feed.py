@@ -5,8 +5,9 @@ by the consortium's rules (:class:`contracts.onboarding.Onboarding`); each facto
 devices with certificates from its device CA and proof of possession; the devices sign their
 readings (Reading v1) and send them to the ledger's ingest (a ``submit`` callable: the in-process
 pipeline, or HTTP to ``supet serve``) at their send time, store-and-forward readings late; the
-buyer places its purchase orders on chain (``PurchaseOrders``); each line's day of output is opened
-as a lot and transferred to the buyer, who accepts it (``LotRegistry``).
+buyer places its purchase orders on chain (``PurchaseOrders``) and each factory accepts its own;
+each line's day of output is opened as a lot and transferred to the buyer, who accepts it
+(``LotRegistry``).
 
 Time: the readings carry the simulated times. Where the chain's clock can be set (the embedded
 chain built with ``start_time``, or anvil) the chain follows the simulated day, so orders, lots and
@@ -31,7 +32,7 @@ from contracts.chain import Chain
 from contracts.deploy import Deployment
 from contracts.lots import LotRegistryClient, lot_key
 from contracts.onboarding import Onboarding
-from contracts.orders import PurchaseOrdersClient, due_day
+from contracts.orders import PurchaseOrdersClient, due_day, order_id
 from contracts.registry import DeviceRegistryClient
 from device_attestation.certificates import (
     ca_key_hash,
@@ -239,6 +240,7 @@ class SimulationFeed:
                     quantity=o.quantity,
                     due_day=due_day(o.due),
                 )
+                self.orders.accept(supplier, order_id(buyer.address, o.order_ref))  # the factory takes it
                 self.result.orders.append(o.order_ref)
 
     def _ship(self, f: FactoryTruth, day: dt.date) -> list[bytes]:

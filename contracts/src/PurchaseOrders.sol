@@ -11,22 +11,32 @@ import {Gtin} from "./Gtin.sol";
  * and by which day. They are the reference the factory profile's on-time-in-full metric measures
  * deliveries against.
  *
- * A buyer admitted by the consortium's admission gate for {PLACE_ACTION} places an order under an id
- * of its choosing (the Python client uses `keccak256(utf8(order reference))`). The due day counts days
+ * A buyer admitted by the consortium's admission gate for {PLACE_ACTION} places an order with a
+ * supplier admitted for {SUPPLY_ACTION} (a party that opens lots, so can deliver). The order's id is
+ * derived from the buyer and a nonce the buyer chooses, `keccak256(abi.encode(buyer, nonce))`
+ * ({orderIdOf}; the Python client's nonce is `keccak256(utf8(order reference))`): no other buyer can
+ * take a buyer's id first, and the buyer's own reference finds the order again. The due day counts days
  * since 1970-01-01 UTC: the order is due by the end of that UTC day. A due day in the past is allowed
- * (orders may be recorded after the fact, e.g. when a consortium starts using the ledger). The buyer
- * may cancel its order once; a cancelled order stays on record with its cancellation time.
+ * (orders may be recorded after the fact, e.g. when a consortium starts using the ledger).
+ *
+ * The supplier accepts the order once ({acceptOrder}), while it stands and the supplier is still
+ * admitted; only accepted orders are the supplier's commitments (the analytics count nothing else). The
+ * buyer may cancel its order once, accepted or not; a cancelled order stays on record with its
+ * cancellation time.
  *
  * Deliveries are not recorded here: they are accepted custody transfers of lots to the buyer
- * (LotRegistry); the analytics match them to orders off chain.
+ * (LotRegistry); the analytics match them to accepted orders off chain.
  */
 contract PurchaseOrders is AccessControl {
     /// @notice The action asked of the admission gate before a party places an order.
     bytes32 public constant PLACE_ACTION = keccak256("supet.order.place");
+    /// @notice The action a supplier must be admitted for to be ordered from and to accept: opening lots.
+    bytes32 public constant SUPPLY_ACTION = keccak256("supet.lot.open");
 
     /**
-     * @notice An order as recorded. `dueDay` is days since 1970-01-01 UTC; `placedAt` and `cancelledAt`
-     * are block times (seconds), `cancelledAt` zero while the order stands.
+     * @notice An order as recorded. `dueDay` is days since 1970-01-01 UTC; `placedAt`, `cancelledAt` and
+     * `acceptedAt` are block times (seconds), `cancelledAt` zero while the order stands, `acceptedAt` zero
+     * until the supplier accepts.
      */
     struct Order {
         address buyer;
@@ -36,6 +46,7 @@ contract PurchaseOrders is AccessControl {
         uint32 dueDay;
         uint64 placedAt;
         uint64 cancelledAt;
+        uint64 acceptedAt;
     }
 
     mapping(bytes32 orderId => Order) private _orders;
@@ -47,9 +58,9 @@ contract PurchaseOrders is AccessControl {
     error PurchaseOrdersNotAdmitted(address party, bytes32 action);
     /// @notice The admission gate cannot be the zero address.
     error PurchaseOrdersZeroGate();
-    /// @notice An order id cannot be zero.
-    error PurchaseOrdersZeroOrderId();
-    /// @notice An order with this id already exists.
+    /// @notice An order's nonce cannot be zero.
+    error PurchaseOrdersZeroNonce();
+    /// @notice The buyer already placed order `orderId` under this nonce.
     error PurchaseOrdersOrderExists(bytes32 orderId);
     /// @notice No order has this id.
     error PurchaseOrdersUnknownOrder(bytes32 orderId);
@@ -63,6 +74,10 @@ contract PurchaseOrders is AccessControl {
     error PurchaseOrdersNotBuyer(address caller, bytes32 orderId, address buyer);
     /// @notice The order was already cancelled, at block time `cancelledAt`.
     error PurchaseOrdersAlreadyCancelled(bytes32 orderId, uint64 cancelledAt);
+    /// @notice Only the order's supplier `supplier` may accept it.
+    error PurchaseOrdersNotSupplier(address caller, bytes32 orderId, address supplier);
+    /// @notice The supplier already accepted the order, at block time `acceptedAt`.
+    error PurchaseOrdersAlreadyAccepted(bytes32 orderId, uint64 acceptedAt);
 
     /// @notice `buyer` ordered `quantity` of product `gtin` from `supplier`, due by the end of UTC day `dueDay`.
     event OrderPlaced(
@@ -73,6 +88,8 @@ contract PurchaseOrders is AccessControl {
         uint256 quantity,
         uint32 dueDay
     );
+    /// @notice The supplier accepted the order.
+    event OrderAccepted(bytes32 indexed orderId, address indexed buyer, address indexed supplier);
     /// @notice The buyer cancelled the order.
     event OrderCancelled(bytes32 indexed orderId, address indexed buyer, address indexed supplier);
     /// @notice The admission gate changed.
@@ -100,24 +117,45 @@ contract PurchaseOrders is AccessControl {
     // ------------------------------------------------------------------ orders
 
     /**
-     * @notice Place an order; the caller (admitted for {PLACE_ACTION}) is its buyer.
-     * @param orderId The order's id: new and not zero.
-     * @param supplier Who is to deliver; neither zero nor the caller.
+     * @notice Place an order; the caller (admitted for {PLACE_ACTION}) is its buyer. Its id is
+     * {orderIdOf}(caller, `nonce`).
+     * @param nonce The buyer's nonce for this order (e.g. the hash of its order number): not zero, not
+     * used by this buyer before.
+     * @param supplier Who is to deliver, admitted for {SUPPLY_ACTION}; neither zero nor the caller.
      * @param gtin The product's GTIN-14 as a number (check digit verified).
      * @param quantity How much is ordered, above zero (in the unit of the product's lots).
      * @param dueDay Days since 1970-01-01 UTC, above zero: the order is due by the end of that day.
+     * @return orderId The order's id.
      */
-    function placeOrder(bytes32 orderId, address supplier, uint64 gtin, uint256 quantity, uint32 dueDay)
+    function placeOrder(bytes32 nonce, address supplier, uint64 gtin, uint256 quantity, uint32 dueDay)
         external
+        returns (bytes32 orderId)
     {
         _requireAdmitted(msg.sender, PLACE_ACTION);
-        if (orderId == bytes32(0)) revert PurchaseOrdersZeroOrderId();
+        if (nonce == bytes32(0)) revert PurchaseOrdersZeroNonce();
+        orderId = orderIdOf(msg.sender, nonce);
         if (_orders[orderId].buyer != address(0)) revert PurchaseOrdersOrderExists(orderId);
         if (supplier == address(0) || supplier == msg.sender) revert PurchaseOrdersInvalidSupplier(supplier);
+        _requireAdmitted(supplier, SUPPLY_ACTION);
         Gtin.check(gtin);
         if (quantity == 0) revert PurchaseOrdersZeroQuantity();
         if (dueDay == 0) revert PurchaseOrdersZeroDueDay();
         _place(orderId, supplier, gtin, quantity, dueDay);
+    }
+
+    /**
+     * @notice Accept an order; by its supplier (still admitted for {SUPPLY_ACTION}), once, while the order
+     * stands (not cancelled).
+     * @param orderId The order's id.
+     */
+    function acceptOrder(bytes32 orderId) external {
+        Order storage o = _requireOrder(orderId);
+        if (msg.sender != o.supplier) revert PurchaseOrdersNotSupplier(msg.sender, orderId, o.supplier);
+        if (o.cancelledAt != 0) revert PurchaseOrdersAlreadyCancelled(orderId, o.cancelledAt);
+        if (o.acceptedAt != 0) revert PurchaseOrdersAlreadyAccepted(orderId, o.acceptedAt);
+        _requireAdmitted(msg.sender, SUPPLY_ACTION);
+        o.acceptedAt = uint64(block.timestamp);
+        emit OrderAccepted(orderId, o.buyer, msg.sender);
     }
 
     /**
@@ -133,6 +171,11 @@ contract PurchaseOrders is AccessControl {
     }
 
     // ------------------------------------------------------------------ views
+
+    /// @notice The id of the order `buyer` places under `nonce`: `keccak256(abi.encode(buyer, nonce))`.
+    function orderIdOf(address buyer, bytes32 nonce) public pure returns (bytes32) {
+        return keccak256(abi.encode(buyer, nonce));
+    }
 
     /// @notice Whether an order with this id exists.
     function exists(bytes32 orderId) external view returns (bool) {
@@ -170,7 +213,8 @@ contract PurchaseOrders is AccessControl {
             quantity: quantity,
             dueDay: dueDay,
             placedAt: uint64(block.timestamp),
-            cancelledAt: 0
+            cancelledAt: 0,
+            acceptedAt: 0
         });
         _ofSupplier[supplier].push(orderId);
         _ofBuyer[msg.sender].push(orderId);

@@ -1,6 +1,7 @@
-"""PurchaseOrders on both chains: placing orders (admission, GTIN, every field check), cancelling
-once by the buyer only, the enumeration views, the gate, and every refusal with its exact error and
-no state change."""
+"""PurchaseOrders on both chains: placing orders (admission of buyer and supplier, GTIN, every field
+check, ids derived from the buyer and its nonce), acceptance once by the supplier only, cancelling once
+by the buyer only, the enumeration views, the gate, and every refusal with its exact error and no
+state change."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ from contracts.chain import Chain
 from contracts.errors import DeploymentError
 from contracts.orders import (
     PLACE_ACTION,
+    SUPPLY_ACTION,
     InvalidOrder,
     PurchaseOrdersClient,
     deploy_purchase_orders,
     due_day,
+    order_id,
     order_key,
 )
 from contracts.participants import ACTIONS
@@ -55,7 +58,7 @@ class World:
 
     def snapshot(self) -> tuple[Any, ...]:
         """Every view (to assert a refusal changed nothing)."""
-        keys = [order_key(r) for r in ("PO-1", "PO-2")]
+        keys = [order_id(self.buyer.address, r) for r in ("PO-1", "PO-2")]
         return (
             [self.orders.order(k) if self.orders.exists(k) else None for k in keys],
             self.orders.orders_of_supplier(self.supplier.address),
@@ -83,6 +86,7 @@ def world(suite: Any) -> World:
     )
     w.admit(w.buyer)
     w.admit(w.other_buyer)
+    w.admit(w.supplier, SUPPLY_ACTION)
     return w
 
 
@@ -106,6 +110,7 @@ def test_order_key_and_due_day() -> None:
 
 def test_action_is_known_to_the_consortium() -> None:
     assert ACTIONS["supet.order.place"] == PLACE_ACTION == keccak(b"supet.order.place")
+    assert ACTIONS["supet.lot.open"] == SUPPLY_ACTION
 
 
 # ---------------------------------------------------------------- placing
@@ -113,7 +118,9 @@ def test_action_is_known_to_the_consortium() -> None:
 
 def test_place_order(world: World) -> None:
     result = world.place("PO-1", quantity=1200)
-    key = order_key("PO-1")
+    key = order_id(world.buyer.address, "PO-1")
+    fn = world.orders.contract.functions.orderIdOf(world.buyer.address, order_key("PO-1"))
+    assert key == world.chain.call(fn)
     (event,) = world.orders.contract.events.OrderPlaced().process_receipt(result.receipt)
     assert event["args"]["orderId"] == key
     assert (event["args"]["buyer"], event["args"]["supplier"]) == (
@@ -122,19 +129,21 @@ def test_place_order(world: World) -> None:
     )
     assert (event["args"]["gtin"], event["args"]["quantity"], event["args"]["dueDay"]) == (GTIN, 1200, DUE)
 
-    o = world.orders.order("PO-1")
+    o = world.orders.order("PO-1", buyer=world.buyer.address)
     placed_at = world.chain.block(result.block_number)["timestamp"]
     assert o.key == key and world.orders.exists(key)
     assert (o.buyer, o.supplier) == (world.buyer.address, world.supplier.address)
     assert (o.gtin, o.quantity, o.due_day) == (GTIN, 1200, DUE)
     assert (o.placed_at, o.cancelled_at, o.cancelled) == (placed_at, 0, False)
+    assert (o.accepted_at, o.accepted) == (0, False)
     assert o.due_date == date(2026, 5, 27)
     assert world.orders.order(key) == o  # by key as well as by reference
 
     world.place("PO-2", buyer=world.other_buyer, due_day=1)  # a past due day is allowed (backfill)
-    assert world.orders.orders_of_supplier(world.supplier.address) == [key, order_key("PO-2")]
+    other = order_id(world.other_buyer.address, "PO-2")
+    assert world.orders.orders_of_supplier(world.supplier.address) == [key, other]
     assert world.orders.orders_of_buyer(world.buyer.address) == [key]
-    assert world.orders.orders_of_buyer(world.other_buyer.address) == [order_key("PO-2")]
+    assert world.orders.orders_of_buyer(world.other_buyer.address) == [other]
     assert world.orders.orders_of_supplier(world.outsider.address) == []
 
 
@@ -142,8 +151,8 @@ def test_place_refusals_change_nothing(world: World) -> None:
     world.place("PO-1")
     before = world.snapshot()
     cases: list[tuple[str, str | bytes, dict[str, Any], dict[str, Any]]] = [
-        ("PurchaseOrdersOrderExists", "PO-1", {}, {"orderId": order_key("PO-1")}),
-        ("PurchaseOrdersZeroOrderId", bytes(32), {}, {}),
+        ("PurchaseOrdersOrderExists", "PO-1", {}, {"orderId": order_id(world.buyer.address, "PO-1")}),
+        ("PurchaseOrdersZeroNonce", bytes(32), {}, {}),
         (
             "PurchaseOrdersInvalidSupplier",
             "PO-2",
@@ -155,6 +164,12 @@ def test_place_refusals_change_nothing(world: World) -> None:
             "PO-2",
             {"supplier": world.buyer.address},
             {"supplier": world.buyer.address},
+        ),
+        (
+            "PurchaseOrdersNotAdmitted",
+            "PO-2",
+            {"supplier": world.outsider.address},
+            {"party": world.outsider.address, "action": SUPPLY_ACTION},
         ),
         ("GtinInvalidCheckDigit", "PO-2", {"gtin": 4006381333932}, {"expected": 1, "found": 2}),
         ("GtinInvalidLength", "PO-2", {"gtin": 10**14}, {"length": 15}),
@@ -165,7 +180,7 @@ def test_place_refusals_change_nothing(world: World) -> None:
         with reverts(error, **args):
             world.place(ref, **kwargs)
     assert world.snapshot() == before
-    assert not world.orders.exists("PO-2")
+    assert not world.orders.exists("PO-2", buyer=world.buyer.address)
 
 
 def test_only_admitted_buyers_place(world: World) -> None:
@@ -182,13 +197,13 @@ def test_only_admitted_buyers_place(world: World) -> None:
 
 def test_cancel_once_by_the_buyer(world: World) -> None:
     world.place("PO-1")
-    key = order_key("PO-1")
+    key = order_id(world.buyer.address, "PO-1")
     before = world.snapshot()
     with reverts(
         "PurchaseOrdersNotBuyer", caller=world.supplier.address, orderId=key, buyer=world.buyer.address
     ):
-        world.orders.cancel(world.supplier, "PO-1")
-    with reverts("PurchaseOrdersUnknownOrder", orderId=order_key("PO-9")):
+        world.orders.cancel(world.supplier, key)
+    with reverts("PurchaseOrdersUnknownOrder", orderId=order_id(world.buyer.address, "PO-9")):
         world.orders.cancel(world.buyer, "PO-9")
     assert world.snapshot() == before
 
@@ -199,7 +214,7 @@ def test_cancel_once_by_the_buyer(world: World) -> None:
         world.buyer.address,
         world.supplier.address,
     )
-    o = world.orders.order("PO-1")
+    o = world.orders.order(key)
     cancelled_at = world.chain.block(result.block_number)["timestamp"]
     assert o.cancelled and o.cancelled_at == cancelled_at
     with reverts("PurchaseOrdersAlreadyCancelled", orderId=key, cancelledAt=cancelled_at):
@@ -212,15 +227,72 @@ def test_cancel_once_by_the_buyer(world: World) -> None:
     world.place("PO-2")
     world.admit(world.buyer, admitted=False)
     world.orders.cancel(world.buyer, "PO-2")
-    assert world.orders.order("PO-2").cancelled
+    assert world.orders.order("PO-2", buyer=world.buyer.address).cancelled
 
 
 def test_unknown_order_view(world: World) -> None:
-    with reverts("PurchaseOrdersUnknownOrder", orderId=order_key("PO-404")):
-        world.orders.order("PO-404")
-    assert not world.orders.exists("PO-404")
+    b = world.buyer.address
+    with reverts("PurchaseOrdersUnknownOrder", orderId=order_id(b, "PO-404")):
+        world.orders.order("PO-404", buyer=b)
+    assert not world.orders.exists("PO-404", buyer=b)
     with pytest.raises(InvalidOrder, match="32 bytes"):
         world.orders.order(b"short")
+    with pytest.raises(InvalidOrder, match="name its buyer"):
+        world.orders.order("PO-404")
+
+
+# ---------------------------------------------------------------- ids and acceptance (issue 12, finding 11)
+
+
+def test_another_buyer_cannot_take_an_order_id(world: World) -> None:
+    """Before the fix the id was the buyer's choice: another buyer placing "PO-1" first took it, and
+    the real buyer's order was refused (PurchaseOrdersOrderExists). Now ids include the buyer."""
+    world.place("PO-1", buyer=world.other_buyer, quantity=1)
+    world.place("PO-1", quantity=500)  # the same reference by another buyer: its own order
+    mine, theirs = order_id(world.buyer.address, "PO-1"), order_id(world.other_buyer.address, "PO-1")
+    assert mine != theirs
+    assert (world.orders.order(mine).buyer, world.orders.order(mine).quantity) == (world.buyer.address, 500)
+    assert world.orders.order(theirs).buyer == world.other_buyer.address
+    assert world.orders.orders_of_supplier(world.supplier.address) == [theirs, mine]
+
+
+def test_supplier_accepts_once(world: World) -> None:
+    """The supplier is checked at placement and accepts the order itself, once, while it stands."""
+    world.place("PO-1")
+    key = order_id(world.buyer.address, "PO-1")
+    before = world.snapshot()
+    with reverts(
+        "PurchaseOrdersNotSupplier", caller=world.buyer.address, orderId=key, supplier=world.supplier.address
+    ):
+        world.orders.accept(world.buyer, key)
+    with reverts("PurchaseOrdersUnknownOrder", orderId=order_id(world.buyer.address, "PO-9")):
+        world.orders.accept(world.supplier, "PO-9", buyer=world.buyer.address)
+    world.admit(world.supplier, SUPPLY_ACTION, admitted=False)
+    with reverts("PurchaseOrdersNotAdmitted", party=world.supplier.address, action=SUPPLY_ACTION):
+        world.orders.accept(world.supplier, key)
+    world.admit(world.supplier, SUPPLY_ACTION)
+    assert world.snapshot() == before and not world.orders.order(key).accepted
+
+    result = world.orders.accept(world.supplier, "PO-1", buyer=world.buyer.address)
+    (event,) = world.orders.contract.events.OrderAccepted().process_receipt(result.receipt)
+    assert (event["args"]["orderId"], event["args"]["buyer"], event["args"]["supplier"]) == (
+        key,
+        world.buyer.address,
+        world.supplier.address,
+    )
+    accepted_at = world.chain.block(result.block_number)["timestamp"]
+    o = world.orders.order(key)
+    assert o.accepted and o.accepted_at == accepted_at
+    with reverts("PurchaseOrdersAlreadyAccepted", orderId=key, acceptedAt=accepted_at):
+        world.orders.accept(world.supplier, key)
+    # the buyer may still cancel an accepted order; a cancelled one cannot be accepted
+    world.orders.cancel(world.buyer, key)
+    world.place("PO-2")
+    world.orders.cancel(world.buyer, "PO-2")
+    two = order_id(world.buyer.address, "PO-2")
+    cancelled_at = world.orders.order(two).cancelled_at
+    with reverts("PurchaseOrdersAlreadyCancelled", orderId=two, cancelledAt=cancelled_at):
+        world.orders.accept(world.supplier, two)
 
 
 # ---------------------------------------------------------------- gate and deployment
