@@ -107,6 +107,7 @@ def setup(chain: Chain) -> Env:
                 )
             signers.append(DeviceSigner(device_id=device_id, key=key, domain=domain))
     certifier = QualityCertifierClient(chain, addresses["QualityCertifier"])
+    certifier.set_spec_owner(op, GTIN, enterprise.address)
     certifier.set_spec(enterprise, GTIN, SPEC, min_samples=5)
     lots = LotRegistryClient(chain, addresses["LotRegistry"])
     return Env(

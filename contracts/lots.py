@@ -538,6 +538,18 @@ class QualityCertifierClient:
         fn = self.contract.functions.setSpec(gtin, [m.to_tuple() for m in ordered], min_samples)
         return self.chain.transact(fn, enterprise)
 
+    def set_spec_owner(self, admin: LocalAccount, gtin: str, owner: str | None) -> TxResult:
+        """As the certifier's admin, assign who sets the product's spec versions and names its devices
+        (the buyer whose quality bar it is); ``None`` leaves the product without one."""
+        parsed = parse_gtin(gtin)
+        who = to_checksum_address(owner) if owner is not None else _ZERO_ADDRESS
+        return self.chain.transact(self.contract.functions.setSpecOwner(int(parsed), who), admin)
+
+    def spec_owner(self, gtin: int) -> str | None:
+        """Who sets the product's spec versions (``None``: nobody assigned)."""
+        owner = to_checksum_address(self.chain.call(self.contract.functions.specOwner(gtin)))
+        return None if int(owner, 16) == 0 else owner
+
     def set_named_device(
         self, owner: LocalAccount, gtin: str, device_id: str, named: bool = True
     ) -> TxResult:

@@ -17,8 +17,9 @@ import {ReadingAnchor} from "./ReadingAnchor.sol";
  *
  * Specs. The buying core enterprise (admitted for {SPEC_ACTION}) sets a product's spec: metrics, each
  * with bounds `[min, max]` in Reading v1 fixed point (value x 10^6) and a `required` flag, and a minimum
- * number of samples. Specs are versioned per GTIN (1, 2, 3, ...); the first party to set a product's
- * spec owns it and alone sets later versions (the admin may reassign it).
+ * number of samples. Specs are versioned per GTIN (1, 2, 3, ...). Only the product's spec owner sets
+ * them, and the admin assigns the owner ({setSpecOwner}): nobody owns a product's quality bar by being
+ * first, so a supplier cannot set its own product's bar nor squat a competitor's GTIN.
  *
  * Certification. Anyone may call {certifyLot} with a lot's QC readings grouped by anchored batch, each
  * batch with the devices' signatures and one OpenZeppelin multiproof. Every reading must carry the lot's
@@ -49,7 +50,10 @@ import {ReadingAnchor} from "./ReadingAnchor.sol";
  * - a bound violation (`BelowMin`, `AboveMax`) always stands: genuine evidence outweighs any
  *   earlier certificate;
  * - a certification replaces any standing except a bound violation under the same spec version (a
- *   lot shown out of spec can only be certified again under a newer spec);
+ *   lot shown out of spec can only be certified again under a newer spec), and a newer version reopens
+ *   such a lot only if it bounds the violated metric and its bounds accept the recorded failing value
+ *   ({QualityCertifierViolationStillFails}): republishing the same bounds, or dropping the metric,
+ *   launders nothing;
  * - a lack of evidence (`MissingMetric`, `TooFewSamples`) is recorded only while the lot has no
  *   certificate and no bound violation: submitting a subset of a certified lot's readings cannot undo
  *   its certificate.
@@ -158,7 +162,8 @@ contract QualityCertifier is AccessControl {
     error QualityCertifierNotAdmitted(address party, bytes32 action);
     /// @notice A zero address was given for the gate, the anchor or the lot registry.
     error QualityCertifierZeroAddress();
-    /// @notice Only `owner` may set new versions of this product's spec.
+    /// @notice Only `owner` may set new versions of this product's spec or name its devices (zero: the
+    /// admin has assigned nobody; ask it to {setSpecOwner}).
     error QualityCertifierNotSpecOwner(uint64 gtin, address owner, address caller);
     /// @notice A spec needs 1 to {MAX_METRICS} metrics; `count` were given.
     error QualityCertifierInvalidMetricCount(uint256 count);
@@ -200,6 +205,16 @@ contract QualityCertifier is AccessControl {
     error QualityCertifierNotIncluded(uint256 batchId, bytes32 root);
     /// @notice The lot's standing verdict cannot be changed by this submission (see the contract's notes).
     error QualityCertifierVerdictStands(bytes32 lotId, Status status, Reason reason, uint32 specVersion);
+    /// @notice The lot's recorded bound violation (`metric` at `value`, found under spec `recordedVersion`)
+    /// still fails under spec `version`, or `version` no longer bounds `metric`: a new spec version
+    /// reopens a rejected lot only if its bounds for the violated metric accept the recorded value.
+    error QualityCertifierViolationStillFails(
+        bytes32 lotId,
+        bytes32 metric,
+        int256 value,
+        uint32 recordedVersion,
+        uint32 version
+    );
 
     /// @notice Version `version` of the product's spec was set.
     event SpecSet(uint64 indexed gtin, uint32 indexed version, address indexed by, uint32 minSamples, Metric[] metrics);
@@ -254,9 +269,10 @@ contract QualityCertifier is AccessControl {
     }
 
     /**
-     * @notice Reassign who sets a product's spec versions (a key rotation, a change of buyer).
+     * @notice Assign who sets a product's spec versions and names its devices (the buyer whose quality
+     * bar it is), or reassign it (a key rotation, a change of buyer). Earlier versions and verdicts stay.
      * @param gtin The product.
-     * @param owner The new owner; zero lets the next admitted setter take it.
+     * @param owner The new owner; zero leaves the product without one (nobody sets its spec).
      */
     function setSpecOwner(uint64 gtin, address owner) external onlyRole(DEFAULT_ADMIN_ROLE) {
         Gtin.check(gtin);
@@ -267,8 +283,13 @@ contract QualityCertifier is AccessControl {
     // ------------------------------------------------------------------ specs
 
     /**
-     * @notice Set a new version of a product's spec; by a party admitted for {SPEC_ACTION} that owns the
-     * product's spec (the first setter becomes its owner).
+     * @notice Set a new version of a product's spec; by the product's spec owner, assigned by the admin
+     * ({setSpecOwner}), while admitted for {SPEC_ACTION}.
+     * @dev For lots already judged, a new version changes only what later submissions are judged against:
+     * a certificate stays until a submission under the new version is recorded (a violation always is);
+     * a lot rejected for a lack of evidence may be certified under it; a lot rejected for a bound violation
+     * reopens only if the new version bounds that metric and accepts the recorded value. No version
+     * rewrites a recorded verdict or its event.
      * @param gtin The product's GTIN-14: 14 ASCII digits, check digit included.
      * @param metrics The metrics, names strictly ascending; each with `min <= max`; at least one required.
      * @param minSamples How many readings must carry each required metric; at least 1.
@@ -282,12 +303,8 @@ contract QualityCertifier is AccessControl {
         _requireAdmitted(msg.sender, SPEC_ACTION);
         uint64 product = Gtin.parse(gtin);
         address owner = _specOwners[product];
-        if (owner != address(0) && owner != msg.sender) revert QualityCertifierNotSpecOwner(product, owner, msg.sender);
+        if (owner != msg.sender) revert QualityCertifierNotSpecOwner(product, owner, msg.sender);
         _checkSpec(metrics, minSamples);
-        if (owner == address(0)) {
-            _specOwners[product] = msg.sender;
-            emit SpecOwnerSet(product, msg.sender);
-        }
         Spec storage s = _specs[product].push();
         for (uint256 i = 0; i < metrics.length; ++i) {
             s.metrics.push(metrics[i]);
@@ -324,7 +341,8 @@ contract QualityCertifier is AccessControl {
      * signature that is not the device's, or a device not active at the reading's time (the anchor's
      * `ReadingAnchorUnknownDevice`, `ReadingAnchorDeviceNotActive`, `ReadingAnchorInvalidSignatureLength`,
      * `ReadingAnchorBadSignature`), or a device that may not speak for the lot
-     * ({QualityCertifierForeignDevice}). Also reverts when the verdict cannot change the lot's standing.
+     * ({QualityCertifierForeignDevice}). Also reverts when the verdict cannot change the lot's standing
+     * ({QualityCertifierVerdictStands}, {QualityCertifierViolationStillFails}).
      * A recorded verdict pins each device's latest reading time it used (`DeviceRegistry.pinEvidence`).
      * Call it with `eth_call` to preview a verdict.
      * @param lotId The lot's key (`LotRegistry.lotKey`: scoped to its issuer); its readings carry
@@ -363,6 +381,7 @@ contract QualityCertifier is AccessControl {
         }
         uint32 samples = SafeCast.toUint32(j.samples);
         if (j.reason == Reason.None) _findMissing(metrics, current.minSamples, j);
+        if (j.reason == Reason.None) _checkReopen(lotId, version, metrics);
         status = _record(lotId, gtin, version, samples, j.reason, j.finding);
         _pinEvidence(j);
     }
@@ -570,6 +589,23 @@ contract QualityCertifier is AccessControl {
             j.finding = _Finding(metrics[k].name, int256(count), int256(uint256(minSamples)), bytes32(0));
             return;
         }
+    }
+
+    /// @dev Before a certification: a bound violation on record under an older spec version reopens only
+    /// if spec `version` bounds its metric and accepts its recorded value (the reading was verified when
+    /// it was recorded, so its value is evidence). The same version's case is {_record}'s.
+    function _checkReopen(bytes32 lotId, uint32 version, Metric[] memory metrics) private view {
+        _Standing storage s = _standings[lotId];
+        if (s.status != Status.Rejected || !_isViolation(s.reason) || s.specVersion == version) return;
+        _Finding storage f = _findings[lotId];
+        bytes32 name = f.metric;
+        int256 value = f.value;
+        for (uint256 k = 0; k < metrics.length; ++k) {
+            if (metrics[k].name != name) continue;
+            if (value >= metrics[k].min && value <= metrics[k].max) return;
+            break;
+        }
+        revert QualityCertifierViolationStillFails(lotId, name, value, s.specVersion, version);
     }
 
     /// @dev Apply the standing rules (see the contract's notes), store the verdict and emit it.

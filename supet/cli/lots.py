@@ -408,7 +408,7 @@ def spec_set(
     deployment: DeploymentOpt,
     key_file: KeyFileOpt = None,
 ) -> None:
-    """Set a new version of a product's spec (its owner: the first party to set one)."""
+    """Set a new version of a product's spec (as its owner, assigned with `supet spec owner`)."""
     _check_gtin(gtin)
     metrics = [parse_metric(m) for m in metric]
     seen = [m.name for m in metrics]
@@ -421,6 +421,30 @@ def spec_set(
     result = certifier.set_spec(load_party_account(key_file), gtin, metrics, min_samples=min_samples)
     version = certifier.latest_spec_version(int(gtin))
     console.print(f"spec version {version} of GTIN {gtin} set in tx {result.tx_hash}")
+
+
+@spec_app.command("owner")
+def spec_owner(
+    gtin: GtinOpt,
+    owner: Annotated[
+        str,
+        typer.Option(
+            "--owner", help="The buyer who sets the product's spec (0x address); 'none' withdraws it."
+        ),
+    ],
+    rpc: RpcOpt,
+    deployment: DeploymentOpt,
+    key_file: KeyFileOpt = None,
+) -> None:
+    """As the certifier's admin, assign who sets a product's spec and names its devices."""
+    _check_gtin(gtin)
+    who = None if owner.lower() == "none" else owner
+    if who is not None and not is_address(who):
+        raise typer.BadParameter(f"{owner!r} is not an address (or 'none')", param_hint="--owner")
+    chain, dep = open_deployment(rpc, deployment)
+    certifier = QualityCertifierClient.from_deployment(chain, dep)
+    result = certifier.set_spec_owner(load_party_account(key_file), gtin, who)
+    console.print(f"GTIN {gtin}: spec owner {who or 'withdrawn'} (tx {result.tx_hash})")
 
 
 @spec_app.command("show")

@@ -288,6 +288,8 @@ def _story(
     buyer_acct = ob.account("buyer")
     ob.admit(buyer_acct, "core-enterprise")
     certifier = QualityCertifierClient.from_deployment(chain, deployment)
+    for gtin in (SOLAR_GTIN, RUBBER_GTIN):  # the consortium admin assigns the buyer its products' bars
+        certifier.set_spec_owner(ob.admin, gtin, buyer_acct.address)
     # The buyer's specs: solar cells at least 22.0 % efficient, rubber Mooney 54..62 MU, and at
     # least 40 % of each QC sample A grade; six QC samples per lot at least.
     certifier.set_spec(

@@ -204,6 +204,11 @@ def test_parse_metric() -> None:
 
 
 def test_spec_set_show(env: Env) -> None:
+    # the certifier's admin assigns the product's spec owner (issue 12.7); nobody else may
+    code, out = env("spec", "owner", "--gtin", GTIN, "--owner", ENTERPRISE.address, key=OUTSIDER)
+    assert code == 1 and "AccessControlUnauthorizedAccount" in out
+    code, out = env("spec", "owner", "--gtin", GTIN, "--owner", ENTERPRISE.address, key=ADMIN)
+    assert code == 0 and f"spec owner {ENTERPRISE.address}" in out, out
     args = ["spec", "set", "--gtin", GTIN, "--metric", "temp_c=2..8", "--metric", "humidity=30..60.5"]
     code, out = env(*args, "--metric", "weight_g=990..1010:optional", "--min-samples", "2", key=ENTERPRISE)
     assert code == 0, out
@@ -289,6 +294,7 @@ def test_certify_from_package(env: Env, tmp_path: Path) -> None:
     for lot in ("LOT-QC-1", "LOT-QC-2"):
         assert env(*open_args(lot), key=FACTORY)[0] == 0  # the owner of the devices measuring it
     spec = ["--metric", "temp_c=2..8", "--metric", "humidity=30..60", "--min-samples", "2"]
+    env.certifier.set_spec_owner(ADMIN, GTIN, ENTERPRISE.address)
     assert env("spec", "set", "--gtin", GTIN, *spec, key=ENTERPRISE)[0] == 0
     readings = Readings(env)
 

@@ -114,13 +114,15 @@ def make_qc(suite: Any, *, devices: dict[str, str]) -> QC:
     chain.transact(gate.functions.setAdmitted(supplier.address, OPEN_ACTION, True), op)
     chain.transact(gate.functions.setAdmitted(enterprise.address, SPEC_ACTION, True), op)
     consortium = TestConsortium(chain, suite.deployment)
+    certifier = QualityCertifierClient(chain, addresses["QualityCertifier"])
+    certifier.set_spec_owner(op, GTIN, enterprise.address)  # the admin assigns the buyer its product's bar
     qc = QC(
         chain=chain,
         consortium=consortium,
         gate=gate,
         anchor=suite.contract("ReadingAnchor"),
         lots=LotRegistryClient(chain, addresses["LotRegistry"]),
-        certifier=QualityCertifierClient(chain, addresses["QualityCertifier"]),
+        certifier=certifier,
         operator=op,
         supplier=supplier,
         enterprise=enterprise,
@@ -226,9 +228,7 @@ def test_spec_refusals_change_nothing(qc: QC) -> None:
     ):
         qc.chain.transact(fn(GTIN, [ok], 1), rival)
     assert c.latest_spec_version(int(GTIN)) == 1
-    # ...but may own another product's, and the admin may hand a product over
-    qc.chain.transact(fn(OTHER_GTIN, [ok], 1), rival)
-    assert qc.chain.call(c.contract.functions.specOwner(int(OTHER_GTIN))) == rival.address
+    # the admin may hand a product over
     set_owner = c.contract.functions.setSpecOwner(int(GTIN), rival.address)
     with reverts("AccessControlUnauthorizedAccount", account=qc.enterprise.address):
         qc.chain.transact(set_owner, qc.enterprise)
@@ -237,6 +237,35 @@ def test_spec_refusals_change_nothing(qc: QC) -> None:
     qc.chain.transact(set_owner, qc.operator)
     qc.chain.transact(fn(GTIN, [ok], 1), rival)
     assert c.latest_spec_version(int(GTIN)) == 2
+
+
+def test_issue12_spec_ownership_is_the_admins_assignment(qc: QC) -> None:
+    """Issue 12.7: the first party admitted for the spec action owned a GTIN's specs, so a supplier
+    could own its own product's quality bar, or squat a competitor's GTIN."""
+    c, fn = qc.certifier, qc.certifier.contract.functions.setSpec
+    ok = (padded_ascii("temp_c"), 0, 1, True)
+    squatter = qc.supplier  # the supplier of OTHER_GTIN's lots, admitted for the spec action
+    qc.chain.transact(qc.gate.functions.setAdmitted(squatter.address, SPEC_ACTION, True), qc.operator)
+    zero = "0x" + "00" * 20
+    for party in (squatter, qc.enterprise):  # being first, or owning another product's bar, is no title
+        with reverts("QualityCertifierNotSpecOwner", gtin=int(OTHER_GTIN), owner=zero, caller=party.address):
+            qc.chain.transact(fn(OTHER_GTIN, [ok], 1), party)
+    assert c.spec_owner(int(OTHER_GTIN)) is None and c.latest_spec_version(int(OTHER_GTIN)) == 0
+    # only the admin assigns it (SpecOwnerSet), and only the assignee then sets the product's spec
+    with reverts("AccessControlUnauthorizedAccount", account=squatter.address):
+        c.set_spec_owner(squatter, OTHER_GTIN, squatter.address)
+    result = c.set_spec_owner(qc.operator, OTHER_GTIN, qc.enterprise.address)
+    (event,) = c.contract.events.SpecOwnerSet().process_receipt(result.receipt, errors=DISCARD)
+    assert dict(event["args"]) == {"gtin": int(OTHER_GTIN), "owner": qc.enterprise.address}
+    with reverts("QualityCertifierNotSpecOwner", owner=qc.enterprise.address, caller=squatter.address):
+        qc.chain.transact(fn(OTHER_GTIN, [ok], 1), squatter)
+    qc.chain.transact(fn(OTHER_GTIN, [ok], 1), qc.enterprise)
+    assert c.spec(int(OTHER_GTIN)).set_by == qc.enterprise.address
+    # withdrawn (zero): nobody sets it, not even its former owner; its versions stay readable
+    c.set_spec_owner(qc.operator, OTHER_GTIN, None)
+    with reverts("QualityCertifierNotSpecOwner", owner=zero, caller=qc.enterprise.address):
+        qc.chain.transact(fn(OTHER_GTIN, [ok], 1), qc.enterprise)
+    assert c.latest_spec_version(int(OTHER_GTIN)) == 1
 
 
 # ---------------------------------------------------------------- certification
@@ -655,6 +684,34 @@ def test_a_subset_cannot_undo_a_certificate_but_evidence_can(qc: QC) -> None:
     cert = qc.certifier.certificate(LOT)
     assert cert.certified and cert.spec_version == 2 and cert.evidence == bytes(32) and cert.metric == ""
     assert len(mine1) + len(mine2) == cert.samples
+
+
+def test_issue12_a_new_spec_version_does_not_launder_a_rejection(qc: QC) -> None:
+    """Issue 12.3: a lot rejected for temp 12 > 8; the spec owner republished the identical spec as
+    version 2, and anyone certified the lot from its good readings alone."""
+    _, _, batches = good_batches(qc)
+    bad = [qc.sign("GW-K1-A", {"temp_c": 12, "humidity": 45})]
+    bad_id, bad_tree = qc.anchor_batch(bad)
+    _, rejection = rejected(qc, [batch_readings(bad_id, bad_tree, bad)])
+    key = lot_key(LOT, qc.supplier.address)
+    still_fails = {"lotId": key, "metric": padded_ascii("temp_c"), "value": 12 * M, "recordedVersion": 1}
+    # the identical spec as version 2: the recorded reading still fails, the lot stays rejected
+    qc.set_spec()
+    qc.refused("QualityCertifierViolationStillFails", batches, **still_fails, version=2)
+    # nor does a version that dropped the violated metric, or only moved its other bound, reopen it
+    qc.set_spec([SPEC[1]])
+    qc.refused("QualityCertifierViolationStillFails", batches, **still_fails, version=3)
+    qc.set_spec([SpecMetric(name="temp_c", min=-10 * M, max=8 * M), SPEC[1]])
+    qc.refused("QualityCertifierViolationStillFails", batches, **still_fails, version=4)
+    assert qc.certifier.certificate(LOT) == rejection
+    # a new version whose bounds accept the recorded value (12 <= 12) reopens it
+    qc.set_spec([SpecMetric(name="temp_c", min=2 * M, max=12 * M), SPEC[1]])
+    qc.certify(batches)
+    cert = qc.certifier.certificate(LOT)
+    assert cert.certified and cert.spec_version == 5
+    # and the rejected reading, submitted again under version 5, is no violation any more
+    qc.certify([*batches, batch_readings(bad_id, bad_tree, bad)])
+    assert qc.certifier.certificate(LOT).certified
 
 
 # ---------------------------------------------------------------- whose devices count (issue 11.2)

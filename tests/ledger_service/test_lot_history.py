@@ -112,6 +112,7 @@ def build_lot(ledger: LedgerService, client: TestClient, *, certify: bool = True
         chain.transact(gate.functions.setAdmitted(party.address, action, True), op)
     lots = LotRegistryClient.from_deployment(chain, ledger.deployment)
     certifier = QualityCertifierClient.from_deployment(chain, ledger.deployment)
+    certifier.set_spec_owner(op, GTIN, enterprise.address)
     certifier.set_spec(enterprise, GTIN, [SpecMetric(name="temp_c", min=2 * M, max=8 * M)], min_samples=2)
     sensors: list[DeviceSigner] = [
         consortium.enroll("SN-LOT-A", "p256"),
