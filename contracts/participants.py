@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -58,9 +59,13 @@ CLAIM_TYPES: dict[str, list[dict[str, str]]] = {
         {"name": "topic", "type": "bytes32"},
         {"name": "issuer", "type": "address"},
         {"name": "dataHash", "type": "bytes32"},
+        {"name": "issuedAt", "type": "uint64"},
         {"name": "expiresAt", "type": "uint64"},
     ],
 }
+
+#: The ``type`` of a claim file (v2: with the issue time; v1 files predate it and are refused).
+CLAIM_FILE_TYPE = "supet.claim.v2"
 
 #: Governance roles of the contract (OpenZeppelin AccessControl).
 DEFAULT_ADMIN_ROLE = bytes(32)
@@ -248,6 +253,7 @@ class StoredClaim:
     revoked: bool
     claim_id: bytes
     data_hash: bytes
+    issued_at: int
 
     @property
     def present(self) -> bool:
@@ -262,6 +268,7 @@ class StoredClaim:
             topic=self.topic,
             issuer=self.issuer,
             data_hash=self.data_hash,
+            issued_at=self.issued_at,
             expires_at=self.expires_at,
         )
 
@@ -305,12 +312,15 @@ class ClaimDomain:
 
 @dataclass(frozen=True, kw_only=True)
 class Claim:
-    """A claim as an issuer signs it: ``subject`` holds ``topic``, evidenced by ``data_hash``."""
+    """A claim as an issuer signs it: ``subject`` holds ``topic``, evidenced by ``data_hash``, from
+    ``issued_at`` (Unix seconds: revoking it also revokes the issuer's older claims for the same
+    subject and topic) until ``expires_at``."""
 
     subject: str
     topic: bytes
     issuer: str
     data_hash: bytes
+    issued_at: int
     expires_at: int
 
     def __post_init__(self) -> None:
@@ -321,6 +331,11 @@ class Claim:
         if not 0 < self.expires_at < 2**64:
             raise ClaimError(
                 f"claim expiry must be a Unix time in seconds that fits 64 bits, not {self.expires_at}"
+            )
+        if not 0 <= self.issued_at < self.expires_at:
+            raise ClaimError(
+                f"claim issue time must be a Unix time in seconds before its expiry {self.expires_at}, "
+                f"not {self.issued_at}"
             )
         for name in ("subject", "issuer"):
             try:
@@ -334,6 +349,7 @@ class Claim:
             "topic": self.topic,
             "issuer": to_checksum_address(self.issuer),
             "dataHash": self.data_hash,
+            "issuedAt": self.issued_at,
             "expiresAt": self.expires_at,
         }
 
@@ -351,13 +367,14 @@ class Claim:
         signable = encode_typed_data(full_message=self.typed_data(domain))
         return keccak(b"\x19" + signable.version + signable.header + signable.body)
 
-    def as_tuple(self) -> tuple[str, bytes, str, bytes, int]:
+    def as_tuple(self) -> tuple[str, bytes, str, bytes, int, int]:
         """The ABI tuple of ``ParticipantRegistry.Claim``."""
         return (
             to_checksum_address(self.subject),
             self.topic,
             to_checksum_address(self.issuer),
             self.data_hash,
+            self.issued_at,
             self.expires_at,
         )
 
@@ -377,12 +394,13 @@ class SignedClaim:
     def to_json(self) -> str:
         c = self.claim
         data = {
-            "type": "supet.claim.v1",
+            "type": CLAIM_FILE_TYPE,
             "subject": to_checksum_address(c.subject),
             "topic": "0x" + c.topic.hex(),
             "topicName": id_name(c.topic),
             "issuer": to_checksum_address(c.issuer),
             "dataHash": "0x" + c.data_hash.hex(),
+            "issuedAt": c.issued_at,
             "expiresAt": c.expires_at,
             "chainId": self.domain.chain_id,
             "verifyingContract": to_checksum_address(self.domain.verifying_contract),
@@ -396,7 +414,12 @@ class SignedClaim:
         """Parse :meth:`to_json` output; :class:`ClaimError` names what is wrong."""
         try:
             data = json.loads(text)
-            if data.get("type") != "supet.claim.v1":
+            if data.get("type") == "supet.claim.v1":
+                raise ClaimError(
+                    f"{source} is a claim file of the old format (supet.claim.v1, without an issue time), "
+                    "which registries no longer accept: have the issuer sign it again"
+                )
+            if data.get("type") != CLAIM_FILE_TYPE:
                 raise ClaimError(f"{source} is not a supET claim file (type {data.get('type')!r})")
             signed = cls(
                 claim=Claim(
@@ -404,6 +427,7 @@ class SignedClaim:
                     topic=_hex32(data["topic"], "topic"),
                     issuer=data["issuer"],
                     data_hash=_hex32(data["dataHash"], "dataHash"),
+                    issued_at=int(data["issuedAt"]),
                     expires_at=int(data["expiresAt"]),
                 ),
                 domain=ClaimDomain(
@@ -444,10 +468,17 @@ def sign_claim(
     data_hash: bytes,
     expires_at: int,
     domain: ClaimDomain,
+    issued_at: int | None = None,
 ) -> SignedClaim:
-    """Have ``issuer`` sign a claim about ``subject`` for ``topic`` (EIP-712, low-S)."""
+    """Have ``issuer`` sign a claim about ``subject`` for ``topic`` (EIP-712, low-S), issued at
+    ``issued_at`` (Unix seconds; default now)."""
     claim = Claim(
-        subject=subject, topic=topic, issuer=issuer.address, data_hash=data_hash, expires_at=expires_at
+        subject=subject,
+        topic=topic,
+        issuer=issuer.address,
+        data_hash=data_hash,
+        issued_at=int(time.time()) if issued_at is None else issued_at,
+        expires_at=expires_at,
     )
     signed = issuer.sign_message(encode_typed_data(full_message=claim.typed_data(domain)))
     return SignedClaim(claim=claim, domain=domain, signature=bytes(signed.signature))
@@ -520,7 +551,14 @@ class ParticipantRegistryClient:
     # ------------------------------------------------------------ claims
 
     def sign_claim(
-        self, issuer: LocalAccount, *, subject: str, topic: bytes, data_hash: bytes, expires_at: int
+        self,
+        issuer: LocalAccount,
+        *,
+        subject: str,
+        topic: bytes,
+        data_hash: bytes,
+        expires_at: int,
+        issued_at: int | None = None,
     ) -> SignedClaim:
         """:func:`sign_claim` under this registry's domain."""
         return sign_claim(
@@ -530,6 +568,7 @@ class ParticipantRegistryClient:
             data_hash=data_hash,
             expires_at=expires_at,
             domain=self.domain,
+            issued_at=issued_at,
         )
 
     def add_claim(self, sender: LocalAccount, signed: SignedClaim) -> TxResult:
@@ -551,7 +590,7 @@ class ParticipantRegistryClient:
 
     def claim_of(self, subject: str, topic: bytes, *, block: BlockIdentifier = "latest") -> StoredClaim:
         address = to_checksum_address(subject)
-        issuer, expires_at, revoked, claim_id, data_hash = self._call(
+        issuer, expires_at, revoked, claim_id, data_hash, issued_at = self._call(
             self.contract.functions.claimOf(address, topic), block
         )
         return StoredClaim(
@@ -562,12 +601,23 @@ class ParticipantRegistryClient:
             revoked=revoked,
             claim_id=bytes(claim_id),
             data_hash=bytes(data_hash),
+            issued_at=issued_at,
         )
 
     def claim_state(self, subject: str, topic: bytes, *, block: BlockIdentifier = "latest") -> ClaimState:
         return ClaimState(
             self._call(self.contract.functions.claimState(to_checksum_address(subject), topic), block)
         )
+
+    def revoke_before(
+        self, subject: str, topic: bytes, issuer: str, *, block: BlockIdentifier = "latest"
+    ) -> int:
+        """The revocation epoch of ``issuer``'s claims for ``subject`` and ``topic``: a claim of theirs
+        issued before it (Unix seconds) no longer counts nor can be added (0: none revoked)."""
+        fn = self.contract.functions.revokeBefore(
+            to_checksum_address(subject), topic, to_checksum_address(issuer)
+        )
+        return int(self._call(fn, block))
 
     def is_claim_revoked(self, claim_id: bytes) -> bool:
         return bool(self._call(self.contract.functions.isClaimRevoked(claim_id)))

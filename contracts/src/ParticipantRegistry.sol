@@ -16,8 +16,10 @@ import {IAdmissionGate} from "./IAdmissionGate.sol";
  * topics a party must hold (business licence, ISO 9001 certificate, banking licence, ...)
  * and how many consortium members must approve its application (0: none). For each
  * topic the admin lists the issuers it trusts. An issuer signs an EIP-712 {Claim}
- * (subject, topic, issuer, data hash, expiry) under the domain `supET Participants`,
- * version `1`; anyone submits it with {addClaim}. A party applies for a role with
+ * (subject, topic, issuer, data hash, issue time, expiry) under the domain `supET Participants`,
+ * version `1`; anyone submits it with {addClaim}. Revoking a claim also revokes every claim of the
+ * same issuer for the same subject and topic issued at or before it ({revokeBefore}), so an older
+ * claim cannot be added again to undo a revocation. A party applies for a role with
  * {applyFor}; consortium members {approve}. The admin maps each action
  * (`keccak256("supet.device.enroll")`, ...) to the roles that may perform it.
  *
@@ -40,7 +42,9 @@ contract ParticipantRegistry is IAdmissionGate, AccessControlEnumerable, EIP712 
     bytes32 public constant CONSORTIUM_MEMBER_ROLE = keccak256("supet.role.consortium-member");
     /// @notice The EIP-712 type hash of {Claim}.
     bytes32 public constant CLAIM_TYPEHASH =
-        keccak256("Claim(address subject,bytes32 topic,address issuer,bytes32 dataHash,uint64 expiresAt)");
+        keccak256(
+            "Claim(address subject,bytes32 topic,address issuer,bytes32 dataHash,uint64 issuedAt,uint64 expiresAt)"
+        );
     /// @notice The most claim topics one role may require (bounds the cost of an admission check).
     uint256 public constant MAX_TOPICS = 8;
     /// @notice The most roles one action may be mapped to (bounds the cost of an admission check).
@@ -52,18 +56,21 @@ contract ParticipantRegistry is IAdmissionGate, AccessControlEnumerable, EIP712 
         bytes32 topic;
         address issuer;
         bytes32 dataHash;
+        uint64 issuedAt;
         uint64 expiresAt;
     }
 
     /// @notice A claim as stored for its subject and topic (issuer zero: none). `id` is its
     /// EIP-712 digest. Issuer, expiry and revocation share one slot: an admission check reads
-    /// one storage slot per claim, plus the issuer's trust.
+    /// one storage slot per claim, plus the issuer's trust. `revoked` is set by a revocation of
+    /// this claim or of a later one of its issuer ({revokeBefore}).
     struct StoredClaim {
         address issuer;
         uint64 expiresAt;
         bool revoked;
         bytes32 id;
         bytes32 dataHash;
+        uint64 issuedAt;
     }
 
     /// @notice The rule of a role: required claim topics and the approvals needed.
@@ -115,6 +122,7 @@ contract ParticipantRegistry is IAdmissionGate, AccessControlEnumerable, EIP712 
     mapping(bytes32 topic => EnumerableSet.AddressSet) private _trustedIssuers;
     mapping(address subject => mapping(bytes32 topic => StoredClaim)) private _claims;
     mapping(bytes32 claimId => bool) private _revoked;
+    mapping(address subject => mapping(bytes32 topic => mapping(address issuer => uint64))) private _revokeBefore;
     mapping(address party => mapping(bytes32 role => Application)) private _applications;
     mapping(bytes32 ballot => address[]) private _approvers;
     mapping(bytes32 ballot => mapping(address member => bool)) private _approved;
@@ -154,6 +162,9 @@ contract ParticipantRegistry is IAdmissionGate, AccessControlEnumerable, EIP712 
     error ParticipantRegistryClaimAlreadyAdded(bytes32 claimId);
     /// @notice Only the subject may replace its valid claim with one that does not expire later.
     error ParticipantRegistryClaimNotNewer(bytes32 currentClaimId, uint64 currentExpiresAt, uint64 expiresAt);
+    /// @notice The claim was issued at `issuedAt`, before `revokeBefore`: its issuer revoked a claim for
+    /// the same subject and topic issued at or after it, which revokes this one too.
+    error ParticipantRegistryClaimRevokedBefore(bytes32 claimId, uint64 issuedAt, uint64 revokeBefore);
     /// @notice The claim was already revoked.
     error ParticipantRegistryClaimAlreadyRevoked(bytes32 claimId);
     /// @notice Only a claim's issuer may revoke it.
@@ -194,6 +205,14 @@ contract ParticipantRegistry is IAdmissionGate, AccessControlEnumerable, EIP712 
     );
     /// @notice An issuer revoked a claim it signed; it stops counting at once (or cannot be added).
     event ClaimRevoked(address indexed subject, bytes32 indexed topic, address indexed issuer, bytes32 claimId);
+    /// @notice `issuer`'s claims for `subject` and `topic` issued before `revokeBefore` no longer count
+    /// nor can be added (a revocation of the claim issued at `revokeBefore - 1`).
+    event ClaimsRevokedBefore(
+        address indexed subject,
+        bytes32 indexed topic,
+        address indexed issuer,
+        uint64 revokeBefore
+    );
     /// @notice A party applied for a role (round `round` of its applications for it).
     event Applied(address indexed party, bytes32 indexed role, uint32 round);
     /// @notice A party withdrew its application for a role (its approvals are dropped).
@@ -298,8 +317,9 @@ contract ParticipantRegistry is IAdmissionGate, AccessControlEnumerable, EIP712 
     }
 
     /**
-     * @notice Revoke a claim the caller issued, stored or not: it stops counting (or can no
-     * longer be added) from this block on.
+     * @notice Revoke a claim the caller issued, stored or not: it, and every claim of the caller for
+     * the same subject and topic issued at or before it, stop counting (or can no longer be added)
+     * from this block on. A claim issued later is unaffected: to restore a subject, sign a new one.
      * @dev The claim itself is passed (its issuer holds it; a stored one can also be rebuilt from
      * {claimOf}), so that only its issuer may revoke it and a stored claim is flagged in the
      * slot an admission check reads anyway.
@@ -404,9 +424,25 @@ contract ParticipantRegistry is IAdmissionGate, AccessControlEnumerable, EIP712 
     function claimIdOf(Claim calldata claim) public view returns (bytes32) {
         return _hashTypedDataV4(
             keccak256(
-                abi.encode(CLAIM_TYPEHASH, claim.subject, claim.topic, claim.issuer, claim.dataHash, claim.expiresAt)
+                abi.encode(
+                    CLAIM_TYPEHASH,
+                    claim.subject,
+                    claim.topic,
+                    claim.issuer,
+                    claim.dataHash,
+                    claim.issuedAt,
+                    claim.expiresAt
+                )
             )
         );
+    }
+
+    /**
+     * @notice The revocation epoch of `issuer`'s claims for `subject` and `topic`: a claim of theirs
+     * issued before it does not count and cannot be added (0: none revoked).
+     */
+    function revokeBefore(address subject, bytes32 topic, address issuer) external view returns (uint64) {
+        return _revokeBefore[subject][topic][issuer];
     }
 
     /// @notice `subject`'s stored claim for `topic` (issuer zero: none), whether or not it counts now.
@@ -556,6 +592,8 @@ contract ParticipantRegistry is IAdmissionGate, AccessControlEnumerable, EIP712 
         }
         if (claim.expiresAt <= block.timestamp) revert ParticipantRegistryClaimExpired(claimId, claim.expiresAt);
         if (_revoked[claimId]) revert ParticipantRegistryClaimRevoked(claimId);
+        uint64 epoch = _revokeBefore[claim.subject][claim.topic][claim.issuer];
+        if (claim.issuedAt < epoch) revert ParticipantRegistryClaimRevokedBefore(claimId, claim.issuedAt, epoch);
     }
 
     /// @dev Makes a checked claim its subject's claim for the topic, under the replacement rule of {addClaim}.
@@ -573,17 +611,28 @@ contract ParticipantRegistry is IAdmissionGate, AccessControlEnumerable, EIP712 
             expiresAt: claim.expiresAt,
             revoked: false,
             id: claimId,
-            dataHash: claim.dataHash
+            dataHash: claim.dataHash,
+            issuedAt: claim.issuedAt
         });
         emit ClaimAdded(claim.subject, claim.topic, claim.issuer, claimId, claim.dataHash, claim.expiresAt);
     }
 
-    /// @dev Records the revocation and flags the stored claim if it is this one; the caller is the issuer.
+    /// @dev Records the revocation, raises the issuer's revocation epoch for the subject and topic past
+    /// the claim's issue time, and flags the stored claim if it is this one or an older one of the same
+    /// issuer; the caller is the issuer.
     function _revokeClaim(Claim calldata claim, bytes32 claimId) private {
         if (_revoked[claimId]) revert ParticipantRegistryClaimAlreadyRevoked(claimId);
         _revoked[claimId] = true;
+        uint64 epoch = _revokeBefore[claim.subject][claim.topic][claim.issuer];
+        if (claim.issuedAt >= epoch && claim.issuedAt < type(uint64).max) {
+            epoch = claim.issuedAt + 1;
+            _revokeBefore[claim.subject][claim.topic][claim.issuer] = epoch;
+            emit ClaimsRevokedBefore(claim.subject, claim.topic, claim.issuer, epoch);
+        }
         StoredClaim storage stored = _claims[claim.subject][claim.topic];
-        if (stored.id == claimId) stored.revoked = true;
+        if (stored.id == claimId || (stored.issuer == claim.issuer && stored.issuedAt < epoch)) {
+            stored.revoked = true;
+        }
         emit ClaimRevoked(claim.subject, claim.topic, claim.issuer, claimId);
     }
 

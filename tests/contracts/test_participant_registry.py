@@ -17,6 +17,7 @@ from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_utils import function_signature_to_4byte_selector, keccak
 from support import reverts
+from web3.logs import DISCARD
 from web3.types import RPCEndpoint
 
 from contracts.chain import Chain, TxResult
@@ -132,13 +133,16 @@ class Consortium:
         ttl: int = 365 * DAY,
         expires_at: int | None = None,
         data_hash: bytes = DATA,
+        age: int = 0,
     ) -> SignedClaim:
+        """A claim issued ``age`` seconds before the latest block."""
         return self.reg.sign_claim(
             issuer or self.issuer_for(topic),
             subject=subject if isinstance(subject, str) else subject.address,
             topic=topic,
             data_hash=data_hash,
             expires_at=expires_at if expires_at is not None else now(self.chain) + ttl,
+            issued_at=now(self.chain) - age,
         )
 
     def add(self, signed: SignedClaim, sender: LocalAccount | None = None) -> TxResult:
@@ -434,7 +438,7 @@ def test_add_claim_refusals(cons: Consortium) -> None:
     # expired: expiry at or before the latest block (the next one is never earlier)
     t = now(cons.chain)
     for expires_at in (t - DAY, t):
-        stale = cons.claim(supplier, LICENCE, expires_at=expires_at)
+        stale = cons.claim(supplier, LICENCE, expires_at=expires_at, age=2 * DAY)
         with reverts("ParticipantRegistryClaimExpired", claimId=stale.claim_id, expiresAt=expires_at):
             cons.add(stale)
     # zero subject
@@ -477,11 +481,13 @@ def test_claim_for_another_registry_refused_in_python(cons: Consortium) -> None:
 
 def test_claim_replacement(cons: Consortium) -> None:
     reg, supplier, relayer = cons.reg, cons.supplier, cons.outsider
-    long = cons.claim(supplier, LICENCE, ttl=300 * DAY)
+    long = cons.claim(supplier, LICENCE, ttl=300 * DAY, age=10 * DAY)
     cons.add(long, supplier)
     # a third party cannot replace a valid claim with one expiring no later (replay of an older claim)
-    short = cons.claim(supplier, LICENCE, ttl=30 * DAY, data_hash=keccak(b"old licence"))
-    same = cons.claim(supplier, LICENCE, expires_at=long.claim.expires_at, data_hash=keccak(b"same expiry"))
+    short = cons.claim(supplier, LICENCE, ttl=30 * DAY, data_hash=keccak(b"old licence"), age=20 * DAY)
+    same = cons.claim(
+        supplier, LICENCE, expires_at=long.claim.expires_at, data_hash=keccak(b"same expiry"), age=5 * DAY
+    )
     before = cons.state()
     for candidate in (short, same):
         with reverts(
@@ -493,21 +499,72 @@ def test_claim_replacement(cons: Consortium) -> None:
             cons.add(candidate, relayer)
     assert cons.state() == before
     # ... but with a later one, yes (a renewal relayed by the issuer or anyone)
-    longer = cons.claim(supplier, LICENCE, ttl=400 * DAY)
+    longer = cons.claim(supplier, LICENCE, ttl=400 * DAY, age=DAY)
     cons.add(longer, relayer)
     assert reg.claim_of(supplier.address, LICENCE).claim_id == longer.claim_id
-    # revoking a claim that was replaced leaves the current one alone
+    # revoking a claim that was replaced leaves the current one, issued later, alone
     reg.revoke_claim(cons.licence_issuer, long.claim)
     assert reg.is_claim_revoked(long.claim_id)
+    assert (
+        reg.revoke_before(supplier.address, LICENCE, cons.licence_issuer.address) == long.claim.issued_at + 1
+    )
     assert reg.claim_state(supplier.address, LICENCE) is ClaimState.VALID
-    # the subject may replace its own claim with any valid one
-    cons.add(short, supplier)
-    assert reg.claim_of(supplier.address, LICENCE).claim_id == short.claim_id
-    # once the current claim no longer counts (revoked), anyone may put a valid one in place
-    reg.revoke_claim(cons.licence_issuer, short.claim)
-    cons.add(same, relayer)
+    # ... but it revokes the issuer's claims issued before it: not even the subject may add one (issue 12.6)
+    before = cons.state()
+    with reverts(
+        "ParticipantRegistryClaimRevokedBefore",
+        claimId=short.claim_id,
+        issuedAt=short.claim.issued_at,
+        revokeBefore=long.claim.issued_at + 1,
+    ):
+        cons.add(short, supplier)
+    assert cons.state() == before
+    # the subject may replace its own claim with any valid one (issued after the revocation epoch)
+    cons.add(same, supplier)
     assert reg.claim_of(supplier.address, LICENCE).claim_id == same.claim_id
+    # once the current claim is revoked, a claim the issuer signed later may be put in place by anyone
+    reg.revoke_claim(cons.licence_issuer, same.claim)
+    assert reg.claim_state(supplier.address, LICENCE) is ClaimState.REVOKED
+    cons.add(longer, relayer)
+    assert reg.claim_of(supplier.address, LICENCE).claim_id == longer.claim_id
     assert reg.claim_state(supplier.address, LICENCE) is ClaimState.VALID
+
+
+def test_issue12_claim_revocation_cannot_be_undone(cons: Consortium) -> None:
+    """Issue 12.6: after the issuer revoked the subject's current claim, the subject added an older,
+    unexpired, unrevoked claim for the same topic again, and its admission returned."""
+    reg, supplier, issuer = cons.reg, cons.supplier, cons.licence_issuer
+    older = cons.claim(supplier, LICENCE, age=30 * DAY, data_hash=keccak(b"licence 2025"))
+    cons.admit_supplier()  # the current licence claim, issued now
+    current = reg.claim_of(supplier.address, LICENCE)
+    assert current.issued_at > older.claim.issued_at
+    result = reg.revoke_claim(issuer, current.claim())
+    (event,) = cons.c.events.ClaimsRevokedBefore().process_receipt(result.receipt, errors=DISCARD)
+    assert dict(event["args"]) == {
+        "subject": supplier.address,
+        "topic": LICENCE,
+        "issuer": issuer.address,
+        "revokeBefore": current.issued_at + 1,
+    }
+    assert cons.why(supplier, SUPPLIER).reason is Reason.CLAIM_REVOKED
+    before = cons.state()
+    for sender in (supplier, cons.outsider):
+        with reverts(
+            "ParticipantRegistryClaimRevokedBefore",
+            claimId=older.claim_id,
+            issuedAt=older.claim.issued_at,
+            revokeBefore=current.issued_at + 1,
+        ):
+            cons.add(older, sender)
+    assert cons.state() == before
+    assert not reg.is_admitted_as(supplier.address, SUPPLIER)
+    # revoking an older claim that is not the stored one leaves a later stored claim counting
+    renewed = cons.claim(supplier, LICENCE, age=-1)  # the issuer signs a new one: admission returns
+    cons.add(renewed, supplier)
+    assert reg.is_admitted_as(supplier.address, SUPPLIER)
+    reg.revoke_claim(issuer, older.claim)
+    assert reg.is_admitted_as(supplier.address, SUPPLIER)
+    assert reg.revoke_before(supplier.address, LICENCE, issuer.address) == current.issued_at + 1
 
 
 def test_revoke_claim(cons: Consortium) -> None:
@@ -527,7 +584,7 @@ def test_revoke_claim(cons: Consortium) -> None:
     assert not reg.is_claim_revoked(claim_id)
 
     result = reg.revoke_claim(issuer, claim)
-    (event,) = cons.c.events.ClaimRevoked().process_receipt(result.receipt)
+    (event,) = cons.c.events.ClaimRevoked().process_receipt(result.receipt, errors=DISCARD)
     assert event["args"]["subject"] == supplier.address
     assert event["args"]["topic"] == LICENCE
     assert event["args"]["issuer"] == issuer.address
@@ -928,12 +985,39 @@ def test_signed_claim_json_round_trip_and_tampering() -> None:
         with pytest.raises(ClaimError, match="the file was altered"):
             SignedClaim.from_json(text.replace(old, new, 1))
     with pytest.raises(ClaimError, match="not a supET claim file"):
-        SignedClaim.from_json(text.replace("supet.claim.v1", "other"))
+        SignedClaim.from_json(text.replace("supet.claim.v2", "other"))
+    with pytest.raises(ClaimError, match="old format"):
+        SignedClaim.from_json(text.replace("supet.claim.v2", "supet.claim.v1"))
     with pytest.raises(ClaimError, match="not a valid claim file"):
         SignedClaim.from_json("[]")
     with pytest.raises(ClaimError, match="32 bytes"):
-        Claim(subject=issuer.address, topic=b"short", issuer=issuer.address, data_hash=DATA, expires_at=1)
+        Claim(
+            subject=issuer.address,
+            topic=b"short",
+            issuer=issuer.address,
+            data_hash=DATA,
+            issued_at=0,
+            expires_at=1,
+        )
     with pytest.raises(ClaimError, match="fits 64 bits"):
-        Claim(subject=issuer.address, topic=LICENCE, issuer=issuer.address, data_hash=DATA, expires_at=2**64)
+        Claim(
+            subject=issuer.address,
+            topic=LICENCE,
+            issuer=issuer.address,
+            data_hash=DATA,
+            issued_at=0,
+            expires_at=2**64,
+        )
+    with pytest.raises(ClaimError, match="before its expiry"):
+        Claim(
+            subject=issuer.address,
+            topic=LICENCE,
+            issuer=issuer.address,
+            data_hash=DATA,
+            issued_at=5,
+            expires_at=5,
+        )
     with pytest.raises(ClaimError, match="is not an address"):
-        Claim(subject="0x1234", topic=LICENCE, issuer=issuer.address, data_hash=DATA, expires_at=1)
+        Claim(
+            subject="0x1234", topic=LICENCE, issuer=issuer.address, data_hash=DATA, issued_at=0, expires_at=1
+        )
