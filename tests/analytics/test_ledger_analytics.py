@@ -31,6 +31,7 @@ from analytics.yield_model import YieldModelParams
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
 from contracts.onboarding import Onboarding
+from contracts.orders import PurchaseOrdersClient, due_day, order_id
 from device_attestation.sim_feed import FeedResult, SimulationFeed
 from device_attestation.simulator import RUBBER_MIXING, SOLAR_CELL, FactorySpec, World, simulate_world
 from ledger_service.config import Settings
@@ -317,3 +318,29 @@ def test_cli_publishes_recomputes_and_names_a_mismatch(
         con.execute("update readings set reading_json = ? where id = ?", (text, row_id))
         con.commit()
         con.close()
+
+
+def test_only_orders_the_supplier_accepted_are_inputs(rig: Rig) -> None:
+    """Issue 12, finding 11: an order counts for a factory's OTIF only once the factory accepted it on
+    chain; a buyer cannot load a supplier's record with orders it never took on."""
+    svc = rig.service
+    onboarding = Onboarding(svc.chain, svc.deployment, dev_accounts(1)[0], seed="test-analytics")
+    buyer, supplier = onboarding.account("buyer"), onboarding.account("factory-sun-a")
+    assert supplier.address == rig.feed.factories["sun-a"]
+    orders = PurchaseOrdersClient.from_deployment(svc.chain, svc.deployment)
+    before = rig.source.chain_inputs(supplier.address, block=svc.chain.block_number())
+    assert before.orders, "the simulated week placed accepted orders"
+    orders.place(
+        buyer,
+        "PO-NEVER-ACCEPTED",
+        supplier=supplier.address,
+        gtin=int(rig.world.factories[0].spec.gtin),
+        quantity=500,
+        due_day=due_day(rig.end + dt.timedelta(days=30)),
+    )
+    placed = rig.source.chain_inputs(supplier.address, block=svc.chain.block_number())
+    assert placed.orders == before.orders and placed.digests == before.digests
+    orders.accept(supplier, "PO-NEVER-ACCEPTED", buyer=buyer.address)
+    accepted = rig.source.chain_inputs(supplier.address, block=svc.chain.block_number())
+    new = {o.order_id for o in accepted.orders} - {o.order_id for o in before.orders}
+    assert new == {"0x" + order_id(buyer.address, "PO-NEVER-ACCEPTED").hex()}

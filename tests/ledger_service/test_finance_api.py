@@ -470,3 +470,23 @@ def test_refusal_tally_is_bounded_per_hour(world: World) -> None:
     counts = {r.factory: r.count for r in rows}
     assert counts[OVERFLOW_FACTORY] == 7 and counts[""] == 1 and sum(counts.values()) == 11
     assert tally.summary("0x" + f"{1:040x}").attempts == 1
+
+
+def test_a_second_oracle_cannot_publish_for_a_bound_factory(world: World) -> None:
+    """Issue 12, finding 10 over HTTP: the factory is bound to the oracle that first published for it;
+    another admitted oracle is refused before anything is stored or prepared."""
+    w = world
+    commitment = w.publish_profile()
+    _publish_over_http(w, commitment)
+    rival = w.ob.account("oracle-2")
+    w.ob.admit(rival, "analytics-oracle")
+    with Session(w.ledger.engine) as s:
+        before = len(s.exec(select(AnalyticsResultRow)).all())
+    body = {"factory": w.factory.address, "profile_commitment": commitment, "price": 12.5, "currency": "CNY"}
+    r = w.client.post("/v1/credit/records/prepare", json=body, headers=w.h(rival))
+    assert w.error(r) == (403, "finance.not_the_factory_oracle"), r.text
+    assert w.oracle.address in r.json()["error"]["message"]
+    with Session(w.ledger.engine) as s:
+        assert len(s.exec(select(AnalyticsResultRow)).all()) == before
+    assert w.credit.record_count(w.factory.address) == 1
+    assert w.credit.current_record(w.factory.address).oracle == w.oracle.address
