@@ -24,6 +24,7 @@ demo: setup
 	$(BIN)/supet demo
 
 test: setup
+	@scripts/test-services
 	$(BIN)/python -m pytest -q
 
 lint: setup
