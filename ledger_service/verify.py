@@ -15,8 +15,10 @@ The checks, in order (:data:`CHECKS`), each with its typed error::
     batch          UnknownBatch         `batch_id` anchored on the anchor contract
     root           RootMismatch         the anchored root vs the bundle's `root`
     inclusion      InclusionError       `proof` leads from the digest's leaf to the root
-    device active  DeviceNotEnrolled, DeviceNotActive
-                                        the registry knows the device; active at `ts_ms`
+    device active  DeviceNotEnrolled, DeviceNotActive, AnchoringTimeInvalid
+                                        the registry knows the device; active at `ts_ms`;
+                                        `ts_ms` no later than the anchoring (+ skew) and,
+                                        if revoked, the batch anchored before the revocation
     signature      SignatureInvalid     by the registered key, in the registered scheme
     anchor tx      AnchorTxMismatch, InsufficientConfirmations
                                         `anchor_tx` emitted BatchAnchored(batch_id, root), is
@@ -72,6 +74,7 @@ __all__ = [
     "CHECKS",
     "MAX_PROOF_LENGTH",
     "AnchorTxMismatch",
+    "AnchoringTimeInvalid",
     "BundleFormatError",
     "BundleVerifier",
     "DeploymentMismatch",
@@ -282,6 +285,37 @@ class DeviceNotActive(VerificationError):
         self.device_id = device_id
         self.ts_ms = ts_ms
         self.active_from = active_from
+        self.revoked_at = revoked_at
+
+
+#: How far a reading's time may lie after its batch's anchoring (``ReadingAnchor.MAX_CLOCK_SKEW_MS``).
+MAX_CLOCK_SKEW_MS = 60_000
+
+
+class AnchoringTimeInvalid(VerificationError):
+    """The reading is not bound to its anchoring time (``ReadingAnchor``'s rule, issue 12.8): its
+    ``ts_ms`` lies after the batch's anchoring (``anchored_at_ms``) plus :data:`MAX_CLOCK_SKEW_MS`,
+    or the device is revoked (``revoked_at``) and the batch was anchored at or after the revocation.
+    """
+
+    code = "verify.anchoring_time"
+    check = "device active"
+
+    def __init__(self, *, device_id: str, ts_ms: int, anchored_at_ms: int, revoked_at: int) -> None:
+        if ts_ms > anchored_at_ms + MAX_CLOCK_SKEW_MS:
+            why = (
+                f"its time lies {ts_ms - anchored_at_ms} ms after its batch was anchored ({anchored_at_ms}): "
+                "a batch cannot hold a reading taken after it"
+            )
+        else:
+            why = (
+                f"its batch was anchored at {anchored_at_ms}, at or after the device's revocation at "
+                f"{revoked_at}: readings anchored after a revocation do not count, whatever time they claim"
+            )
+        super().__init__(f"reading of device {device_id!r} at ts_ms {ts_ms} does not count: {why}")
+        self.device_id = device_id
+        self.ts_ms = ts_ms
+        self.anchored_at_ms = anchored_at_ms
         self.revoked_at = revoked_at
 
 
@@ -666,7 +700,9 @@ def _check_inclusion(bundle: ProofBundle, digest: bytes, root: bytes) -> None:
         raise BundleFormatError(e.message, field="proof") from e
 
 
-def _check_device(bundle: ProofBundle, device: DeviceRecord) -> None:
+def _check_device(bundle: ProofBundle, device: DeviceRecord, anchored_at: int) -> None:
+    """Enrolled, active at the reading's time, and the reading bound to its batch's anchoring
+    (``anchored_at``, Unix seconds), in the contract's order."""
     reading = bundle.reading
     if not device.enrolled:
         raise DeviceNotEnrolled(device_id=reading.device_id)
@@ -676,6 +712,12 @@ def _check_device(bundle: ProofBundle, device: DeviceRecord) -> None:
             ts_ms=reading.ts_ms,
             active_from=device.active_from_ms,
             revoked_at=device.revoked_at_ms,
+        )
+    anchored_ms = anchored_at * 1000
+    revoked = device.revoked_at_ms
+    if reading.ts_ms > anchored_ms + MAX_CLOCK_SKEW_MS or (revoked and anchored_ms >= revoked):
+        raise AnchoringTimeInvalid(
+            device_id=reading.device_id, ts_ms=reading.ts_ms, anchored_at_ms=anchored_ms, revoked_at=revoked
         )
 
 
@@ -744,7 +786,7 @@ def verify_bundle_against(
     digest = _check_digest(bundle, domain)
     _check_root(bundle, batch)
     _check_inclusion(bundle, digest, batch.root)
-    _check_device(bundle, device)
+    _check_device(bundle, device, batch.anchored_at)
     _check_signature(bundle, digest, device)
     return digest
 
@@ -897,7 +939,7 @@ class BundleVerifier:
         _check_root(bundle, batch)
         _check_inclusion(bundle, digest, batch.root)
         device = self.read_device(bundle.reading.device_id, block=head)
-        _check_device(bundle, device)
+        _check_device(bundle, device, batch.anchored_at)
         scheme = _check_signature(bundle, digest, device)
         block = self._check_anchor_tx(bundle, batch.root, head, min_confirmations)
         return VerifiedReading(
@@ -967,6 +1009,14 @@ class BundleVerifier:
                 device_id=device_id,
                 ts_ms=bundle.reading.ts_ms,
                 active_from=record.active_from_ms,
+                revoked_at=record.revoked_at_ms,
+            )
+        if name in ("ReadingAnchorReadingAfterAnchoring", "ReadingAnchorAnchoredAfterRevocation"):
+            record = self.read_device(device_id, block=head)
+            return AnchoringTimeInvalid(
+                device_id=device_id,
+                ts_ms=bundle.reading.ts_ms,
+                anchored_at_ms=batch.anchored_at * 1000,
                 revoked_at=record.revoked_at_ms,
             )
         if name in ("ReadingAnchorBadSignature", "ReadingAnchorInvalidSignatureLength"):

@@ -29,10 +29,12 @@ import {ReadingAnchor} from "./ReadingAnchor.sol";
  * `LotRegistry.hasHeld`), or one the product's spec owner names ({setNamedDevice}). Otherwise the call
  * reverts and nothing changes: a competitor's device cannot fail another party's lot.
  *
- * Evidence. A recorded verdict pins, in the DeviceRegistry, each device's latest reading time it used
- * (`DeviceRegistry.pinEvidence`; this contract holds its `EVIDENCE_ROLE`): the device's owner can then
- * no longer revoke it back to before that evidence, so a verdict's readings keep verifying unless the
- * operator rules otherwise with a reason.
+ * Evidence. A reading counts only if it is no later than its batch's anchoring and, for a revoked
+ * device, its batch was anchored before the revocation (`ReadingAnchor.checkAnchoredSignature`). A
+ * recorded verdict pins, in the DeviceRegistry, each device's latest time it used, the later of a
+ * reading's time and its batch's anchoring (`DeviceRegistry.pinEvidence`; this contract holds its
+ * `EVIDENCE_ROLE`): the device's owner can then no longer revoke it back to before that evidence, so a
+ * verdict's readings keep verifying unless the operator rules otherwise with a reason.
  *
  * Genuine readings are then judged against the product's latest spec version:
  *
@@ -374,7 +376,8 @@ contract QualityCertifier is AccessControl {
             gtin: gtin,
             devices: new bytes32[](total),
             latestMs: new uint64[](total),
-            deviceCount: 0
+            deviceCount: 0,
+            anchoredAtMs: 0
         });
         for (uint256 b = 0; b < batches.length; ++b) {
             _judgeBatch(batches[b], metrics, j);
@@ -462,8 +465,9 @@ contract QualityCertifier is AccessControl {
         bytes32 lotIdHash;
         uint64 gtin;
         bytes32[] devices; // the distinct devices seen so far, each admitted for the lot
-        uint64[] latestMs; // per device, its latest reading time in this submission
+        uint64[] latestMs; // per device, its latest reading (or anchoring) time in this submission
         uint256 deviceCount;
+        uint64 anchoredAtMs; // the anchoring time of the batch being judged
     }
 
     /// @dev Check one batch's readings (lot, duplicates, multiproof, signatures), then judge them.
@@ -473,7 +477,9 @@ contract QualityCertifier is AccessControl {
         if (n == 0) revert QualityCertifierNoReadings(j.lotId, batchId);
         if (batch.signatures.length != n) revert QualityCertifierSignatureCount(batchId, n, batch.signatures.length);
         _checkProofShape(batch, n);
-        bytes32 root = _anchor.batch(batchId).root;
+        ReadingAnchor.Batch memory anchored = _anchor.batch(batchId);
+        bytes32 root = anchored.root;
+        j.anchoredAtMs = anchored.anchoredAt * 1000;
 
         // Identity and inclusion first (cheap), signatures after (dear).
         bytes32[] memory digests = new bytes32[](n);
@@ -493,12 +499,26 @@ contract QualityCertifier is AccessControl {
             revert QualityCertifierNotIncluded(batchId, root);
         }
         for (uint256 i = 0; i < n; ++i) {
-            ReadingAnchor.Reading calldata r = batch.readings[i];
-            _admitDevice(r.deviceId, r.timestamp, j);
-            _anchor.checkDeviceSignature(r.deviceId, r.timestamp, digests[i], batch.signatures[i]);
-            _judgeReading(r, digests[i], metrics, j);
+            _checkReading(batch, i, digests[i], metrics, j);
         }
         j.samples += n;
+    }
+
+    /// @dev Admit reading `i`'s device, check its signature, activity and anchoring time, then judge it.
+    function _checkReading(
+        BatchReadings calldata batch,
+        uint256 i,
+        bytes32 readingDigest,
+        Metric[] memory metrics,
+        _Judgement memory j
+    ) private {
+        ReadingAnchor.Reading calldata r = batch.readings[i];
+        uint64 anchoredAtMs = j.anchoredAtMs;
+        // pin the later of the reading's time and its anchoring: the owner cannot then revoke the
+        // device back before either (the anchor refuses readings anchored after a revocation)
+        _admitDevice(r.deviceId, r.timestamp > anchoredAtMs ? r.timestamp : anchoredAtMs, j);
+        _anchor.checkAnchoredSignature(r.deviceId, r.timestamp, batch.batchId, readingDigest, batch.signatures[i]);
+        _judgeReading(r, readingDigest, metrics, j);
     }
 
     /// @dev Note the reading's device and time; a device seen for the first time must be owned by the lot's

@@ -19,10 +19,19 @@ import {DeviceRegistry} from "./DeviceRegistry.sol";
  * digests (leaf encoding `bytes32`) and anchors the root here; batches are
  * numbered 1, 2, 3, ... An auditor calls {verifyReading} with a reading, its
  * signature, its batch and its inclusion proof.
+ *
+ * A reading is bound to its anchoring time: it counts only if its time is no later than its
+ * batch's anchoring (block time, with {MAX_CLOCK_SKEW_MS} for the device's clock), and, for a
+ * revoked device, only if the batch was anchored before the revocation. A key stolen after a
+ * revocation cannot sign back-dated readings that count once anchored later.
  */
 contract ReadingAnchor is AccessControl, EIP712 {
     /// @notice Role of the ledger service's anchoring signer.
     bytes32 public constant ANCHOR_ROLE = keccak256("supet.role.anchor");
+
+    /// @notice How far a reading's time may lie after its batch's anchoring (a device clock running
+    /// ahead; the ledger service's default `max_future_skew_ms`).
+    uint64 public constant MAX_CLOCK_SKEW_MS = 60_000;
 
     /// @notice The EIP-712 type hash of {Reading}.
     bytes32 public constant READING_TYPEHASH = keccak256(
@@ -66,6 +75,13 @@ contract ReadingAnchor is AccessControl, EIP712 {
     error ReadingAnchorUnknownDevice(bytes32 deviceId);
     /// @notice The device was not active (not yet enrolled, or revoked) at the reading's time.
     error ReadingAnchorDeviceNotActive(bytes32 deviceId, uint64 timestamp);
+    /// @notice The reading's time lies after its batch's anchoring (`anchoredAtMs`, block time in ms)
+    /// plus {MAX_CLOCK_SKEW_MS}: a batch cannot hold a reading taken after it was anchored.
+    error ReadingAnchorReadingAfterAnchoring(bytes32 deviceId, uint64 timestamp, uint64 anchoredAtMs);
+    /// @notice The device is revoked at `revokedAtMs` and the reading's batch was anchored at or after
+    /// it (`anchoredAtMs`): after a revocation, newly anchored readings of the device do not count,
+    /// whatever time they claim.
+    error ReadingAnchorAnchoredAfterRevocation(bytes32 deviceId, uint64 anchoredAtMs, uint64 revokedAtMs);
     /// @notice The signature has the wrong length for the device's scheme.
     error ReadingAnchorInvalidSignatureLength(bytes32 deviceId, uint256 length);
     /// @notice The signature is not the device's over the reading's digest (or is malleable).
@@ -149,8 +165,9 @@ contract ReadingAnchor is AccessControl, EIP712 {
 
     /**
      * @notice Verify a reading with the chain alone: included in batch `batchId`, signed by the
-     * device's enrolled key, and the device active at the reading's time. Reverts naming the
-     * first check that fails.
+     * device's enrolled key, the device active at the reading's time, the reading no later than
+     * its batch's anchoring and, for a revoked device, the batch anchored before the revocation.
+     * Reverts naming the first check that fails.
      * @param reading The reading.
      * @param signature P-256: 64 bytes r‖s (low-S); secp256k1: 65 bytes r‖s‖v.
      * @param batchId The batch the reading was anchored in.
@@ -164,15 +181,16 @@ contract ReadingAnchor is AccessControl, EIP712 {
         bytes32[] calldata proof
     ) external view returns (bytes32 readingDigest) {
         readingDigest = digest(reading);
-        bytes32 root = batch(batchId).root;
+        Batch memory b = batch(batchId);
         bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(readingDigest))));
-        if (!MerkleProof.verifyCalldata(proof, root, leaf)) revert ReadingAnchorNotIncluded(readingDigest, batchId);
-        _checkSignature(reading.deviceId, reading.timestamp, readingDigest, signature);
+        if (!MerkleProof.verifyCalldata(proof, b.root, leaf)) revert ReadingAnchorNotIncluded(readingDigest, batchId);
+        _checkSignature(reading.deviceId, reading.timestamp, b.anchoredAt, readingDigest, signature);
     }
 
     /**
      * @notice Check that `signature` is the device's over `readingDigest` and that the device was
      * active at `timestamp`. Reverts naming what failed.
+     * @dev Does not bind the reading to an anchoring time; {checkAnchoredSignature} does.
      */
     function checkDeviceSignature(
         bytes32 deviceId,
@@ -180,18 +198,49 @@ contract ReadingAnchor is AccessControl, EIP712 {
         bytes32 readingDigest,
         bytes calldata signature
     ) external view {
-        _checkSignature(deviceId, timestamp, readingDigest, signature);
+        _checkSignature(deviceId, timestamp, 0, readingDigest, signature);
     }
 
+    /**
+     * @notice {checkDeviceSignature} for a reading anchored in batch `batchId` (its inclusion checked
+     * by the caller): also the reading no later than the batch's anchoring, and, for a revoked
+     * device, the batch anchored before the revocation. Reverts naming what failed.
+     * @return anchoredAtMs The batch's anchoring time in ms.
+     */
+    function checkAnchoredSignature(
+        bytes32 deviceId,
+        uint64 timestamp,
+        uint256 batchId,
+        bytes32 readingDigest,
+        bytes calldata signature
+    ) external view returns (uint64 anchoredAtMs) {
+        uint64 anchoredAt = batch(batchId).anchoredAt;
+        _checkSignature(deviceId, timestamp, anchoredAt, readingDigest, signature);
+        return anchoredAt * 1000;
+    }
+
+    /// @dev `anchoredAt` (block time, seconds) zero: no anchoring check.
     function _checkSignature(
         bytes32 deviceId,
         uint64 timestamp,
+        uint64 anchoredAt,
         bytes32 readingDigest,
         bytes calldata signature
     ) private view {
         DeviceRegistry.Device memory d = _registry.device(deviceId);
         if (d.scheme == DeviceRegistry.Scheme.None) revert ReadingAnchorUnknownDevice(deviceId);
-        if (!_registry.isActiveAt(deviceId, timestamp)) revert ReadingAnchorDeviceNotActive(deviceId, timestamp);
+        if (timestamp < d.activeFromMs || (d.revokedAtMs != 0 && timestamp >= d.revokedAtMs)) {
+            revert ReadingAnchorDeviceNotActive(deviceId, timestamp);
+        }
+        if (anchoredAt != 0) {
+            uint64 anchoredAtMs = anchoredAt * 1000;
+            if (timestamp > anchoredAtMs + MAX_CLOCK_SKEW_MS) {
+                revert ReadingAnchorReadingAfterAnchoring(deviceId, timestamp, anchoredAtMs);
+            }
+            if (d.revokedAtMs != 0 && anchoredAtMs >= d.revokedAtMs) {
+                revert ReadingAnchorAnchoredAfterRevocation(deviceId, anchoredAtMs, d.revokedAtMs);
+            }
+        }
         if (d.scheme == DeviceRegistry.Scheme.P256) {
             if (signature.length != 64) revert ReadingAnchorInvalidSignatureLength(deviceId, signature.length);
             bytes32 r = bytes32(signature[0:32]);

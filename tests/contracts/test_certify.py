@@ -471,19 +471,27 @@ def test_bad_signature_is_refused(suite: Any, scheme: str) -> None:
 def test_reading_of_a_revoked_device_after_revocation_is_refused(qc: QC) -> None:
     before = qc.sign("GW-K1-A", GOOD)
     after = qc.sign("GW-K1-A", GOOD)
-    also = qc.sign("GW-K1-B", GOOD)
-    batch_id, tree = qc.anchor_batch([before, after, also])
+    also = [qc.sign("GW-K1-B", GOOD), qc.sign("GW-K1-B", GOOD)]
+    batch_id, tree = qc.anchor_batch([before, after, *also])
     # the device is revoked from the time of its second reading (a key found compromised then)
     qc.consortium.registry.revoke(qc.consortium.factory, "GW-K1-A", after.reading.ts_ms)
     device_id = device_id_hash("GW-K1-A")
     qc.refused(
         "ReadingAnchorDeviceNotActive",
-        [batch_readings(batch_id, tree, [before, after, also])],
+        [batch_readings(batch_id, tree, [after, *also])],
         deviceId=device_id,
         timestamp=after.reading.ts_ms,
     )
-    # its readings from before the revocation still count
-    qc.certify([batch_readings(batch_id, tree, [before, also])])
+    # its reading from before the revocation was anchored after it (the batch is anchored now): it does
+    # not count either, since the device's key may have signed it later (issue 12.8)
+    qc.refused(
+        "ReadingAnchorAnchoredAfterRevocation",
+        [batch_readings(batch_id, tree, [before, *also])],
+        deviceId=device_id,
+        revokedAtMs=after.reading.ts_ms,
+    )
+    # the other device's readings count
+    qc.certify([batch_readings(batch_id, tree, also)])
     assert qc.certifier.certificate(LOT).certified
 
 
@@ -868,15 +876,18 @@ def test_issue11_owner_cannot_destroy_evidence_used_in_a_verdict(qc: QC) -> None
     args, _ = rejected(qc, [batch])
     assert args["evidence"] == failing.digest
     registry = qc.consortium.registry
-    assert registry.pinned_evidence_ms("GW-K1-A") == failing.reading.ts_ms
-    assert registry.pinned_evidence_ms("GW-K1-B") == other.reading.ts_ms
+    # pinned: the later of the readings' times and their batch's anchoring (issue 12.8), here the anchoring
+    anchored_ms = anchored_at_ms(qc, batch_id)
+    assert anchored_ms > failing.reading.ts_ms
+    assert registry.pinned_evidence_ms("GW-K1-A") == anchored_ms
+    assert registry.pinned_evidence_ms("GW-K1-B") == anchored_ms
     owner = qc.consortium.factory
     before = registry.device("GW-K1-A")
-    for at in (failing.reading.ts_ms - 1, failing.reading.ts_ms, good.reading.ts_ms):
+    for at in (anchored_ms - 1, anchored_ms, failing.reading.ts_ms, good.reading.ts_ms):
         with reverts(
             "DeviceRegistryEvidencePinned",
             deviceId=device_id_hash("GW-K1-A"),
-            pinnedMs=failing.reading.ts_ms,
+            pinnedMs=anchored_ms,
             requestedMs=at,
         ):
             registry.revoke(owner, "GW-K1-A", at)
@@ -896,7 +907,8 @@ def test_issue11_owner_cannot_destroy_evidence_used_in_a_verdict(qc: QC) -> None
     again, _ = rejected(qc, [batch])  # anyone can still submit it: a violation is recorded again
     assert again["evidence"] == failing.digest
     # revoking after the evidence is the owner's right (a key found compromised now)
-    registry.revoke(owner, "GW-K1-A", failing.reading.ts_ms + 1)
+    mine_after(qc, anchored_ms)
+    registry.revoke(owner, "GW-K1-A", anchored_ms + 1)
     assert qc.chain.call(fn) == failing.digest
     # only the operator's ruling, with its reason on chain, reaches back before it
     registry.revoke_with_reason(qc.operator, "GW-K1-A", good.reading.ts_ms, "INC-7: key cloned at the plant")
@@ -913,4 +925,52 @@ def test_a_preview_or_a_refused_submission_pins_nothing(qc: QC) -> None:
     qc.refused("QualityCertifierNoReadings", [], batchId=0)
     assert qc.consortium.registry.pinned_evidence_ms("GW-K1-A") is None
     qc.certify([batch])
-    assert qc.consortium.registry.pinned_evidence_ms("GW-K1-A") == subs[0].reading.ts_ms
+    assert qc.consortium.registry.pinned_evidence_ms("GW-K1-A") == anchored_at_ms(qc, batch_id)
+
+
+def mine_after(qc: QC, ms: int) -> None:
+    """Make the latest block's time later than ``ms`` (anvil may mine several blocks in one second;
+    the embedded chain's blocks are a second apart at least)."""
+    if qc.chain.can_warp and int(qc.chain.block()["timestamp"]) * 1000 <= ms:
+        qc.chain.warp(ms // 1000 + 1)
+        qc.chain.transfer_value(qc.operator, qc.operator.address, 0)
+
+
+def anchored_at_ms(qc: QC, batch_id: int) -> int:
+    """The batch's anchoring time in ms (the block time the anchor keeps, in seconds, x 1000)."""
+    return int(qc.chain.call(qc.anchor.functions.batch(batch_id))[2]) * 1000
+
+
+def test_issue12_readings_anchored_after_a_revocation_do_not_count(qc: QC) -> None:
+    """Issue 12.8: a key stolen after its device's revocation signs readings dated before it; anchored
+    later, they counted in certifyLot (here: to certify a lot from forged good readings)."""
+    genuine = [qc.sign("GW-K1-A", GOOD), qc.sign("GW-K1-A", GOOD)]
+    batch_id, tree = qc.anchor_batch(genuine)
+    anchored_ms = anchored_at_ms(qc, batch_id)
+    registry = qc.consortium.registry
+    registry.revoke(qc.operator, "GW-K1-A", anchored_ms + 500)  # the operator: key stolen
+    revoked_ms = anchored_ms + 500
+    forged = [qc.devices["GW-K1-A"].sign(GOOD, ts_ms=revoked_ms - 10 + i, lot_id=LOT) for i in range(2)]
+    mine_after(qc, revoked_ms)
+    forged_id, forged_tree = qc.anchor_batch(forged)
+    late_ms = anchored_at_ms(qc, forged_id)
+    qc.refused(
+        "ReadingAnchorAnchoredAfterRevocation",
+        [batch_readings(forged_id, forged_tree, forged)],
+        deviceId=device_id_hash("GW-K1-A"),
+        anchoredAtMs=late_ms,
+        revokedAtMs=revoked_ms,
+    )
+    # readings dated after their batch's anchoring (beyond the clock skew) never count
+    ahead = [qc.devices["GW-K1-B"].sign(GOOD, ts_ms=late_ms + 3_600_000, lot_id=LOT) for _ in range(2)]
+    ahead_id, ahead_tree = qc.anchor_batch(ahead)
+    qc.refused(
+        "ReadingAnchorReadingAfterAnchoring",
+        [batch_readings(ahead_id, ahead_tree, ahead)],
+        deviceId=device_id_hash("GW-K1-B"),
+        timestamp=ahead[0].reading.ts_ms,
+        anchoredAtMs=anchored_at_ms(qc, ahead_id),
+    )
+    # what was anchored before the revocation still certifies the lot
+    qc.certify([batch_readings(batch_id, tree, genuine)])
+    assert qc.certifier.certificate(LOT).certified

@@ -7,9 +7,13 @@ from typing import Any
 import pytest
 from eth_abi import encode
 from eth_utils import keccak
-from support import b32, load_vectors, reverts
+from support import TestConsortium, b32, load_vectors, reverts
 
 from contracts.chain import Chain
+from contracts.registry import ReadingAnchorClient, device_id_hash, verify_reading_on_chain
+from device_attestation.merkle import MerkleTree
+from device_attestation.reading import reading_struct
+from device_attestation.sdk import Submission
 
 V = load_vectors()
 P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
@@ -224,22 +228,96 @@ def test_device_not_active_before_enrollment_time_or_after_revocation(suite) -> 
                 struct_of(v0), b32(v0["signature"]), batch_id, [b32(p) for p in v0["proof"]]
             )
         )
-    # revoke the P-256 device at the time of its third reading: that reading fails, the second still verifies
+    # revoke the P-256 device at the time of its third reading: that reading is not active; the second
+    # was active, but its batch was anchored (now) after the revocation, so it does not count either
+    # (issue 12.8: the device's key may have signed it after the revocation, back-dated)
     v2, v4 = V["readings"][2], V["readings"][4]
-    suite.chain.transact(
-        registry.functions.revoke(b32(v4["struct"]["deviceId"]), v4["reading"]["ts_ms"]), suite.accounts[1]
-    )
-    assert suite.chain.call(
-        anchor.functions.verifyReading(
-            struct_of(v2), b32(v2["signature"]), batch_id, [b32(p) for p in v2["proof"]]
+    did = b32(v4["struct"]["deviceId"])
+    suite.chain.transact(registry.functions.revoke(did, v4["reading"]["ts_ms"]), suite.accounts[1])
+    anchored_ms = suite.chain.call(anchor.functions.batch(batch_id))[2] * 1000
+    with reverts(
+        "ReadingAnchorAnchoredAfterRevocation",
+        deviceId=did,
+        anchoredAtMs=anchored_ms,
+        revokedAtMs=v4["reading"]["ts_ms"],
+    ):
+        suite.chain.call(
+            anchor.functions.verifyReading(
+                struct_of(v2), b32(v2["signature"]), batch_id, [b32(p) for p in v2["proof"]]
+            )
         )
-    ) == b32(v2["digest"])
     with reverts("ReadingAnchorDeviceNotActive", timestamp=v4["reading"]["ts_ms"]):
         suite.chain.call(
             anchor.functions.verifyReading(
                 struct_of(v4), b32(v4["signature"]), batch_id, [b32(p) for p in v4["proof"]]
             )
         )
+
+
+def test_issue12_readings_are_bound_to_their_anchoring_time(suite) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12.8: a key stolen after its device's revocation signed back-dated readings, which counted
+    once anchored later; and a batch could hold readings dated after its anchoring."""
+    cons = TestConsortium(suite.chain, suite.deployment)
+    device = cons.enroll("GW-ANCHOR-TIME", "secp256k1")
+    did = device_id_hash("GW-ANCHOR-TIME")
+    anchor = ReadingAnchorClient(suite.chain, suite.deployment)
+    contract = anchor.contract
+    skew = suite.chain.call(contract.functions.MAX_CLOCK_SKEW_MS())
+    assert skew == 60_000
+
+    def anchored(*subs: Submission) -> tuple[int, MerkleTree, int]:
+        tree = MerkleTree.build(s.digest for s in subs)
+        suite.chain.transact(contract.functions.anchorBatch(tree.root, len(subs)), suite.operator)
+        batch_id = int(suite.chain.call(contract.functions.batchCount()))
+        return batch_id, tree, suite.chain.call(contract.functions.batch(batch_id))[2] * 1000
+
+    def verify(s: Submission, batch_id: int, tree: MerkleTree) -> bytes:
+        struct = reading_struct(s.reading)
+        return verify_reading_on_chain(anchor, struct, s.signature, batch_id, tree.proof(s.digest))
+
+    now_ms = int(suite.chain.block()["timestamp"]) * 1000
+    past = device.sign({"temp_c": 4}, ts_ms=now_ms - 60_000)
+    ahead = device.sign({"temp_c": 4}, ts_ms=now_ms + 30_000)  # a clock a little ahead: within the skew
+    future = device.sign({"temp_c": 4}, ts_ms=now_ms + 3_600_000)
+    batch_id, tree, anchored_ms = anchored(past, ahead, future)
+    assert verify(past, batch_id, tree) == past.digest
+    assert verify(ahead, batch_id, tree) == ahead.digest
+    with reverts(
+        "ReadingAnchorReadingAfterAnchoring",
+        deviceId=did,
+        timestamp=future.reading.ts_ms,
+        anchoredAtMs=anchored_ms,
+    ):
+        verify(future, batch_id, tree)
+
+    # the operator revokes the device now (its key was stolen): what was anchored before still counts
+    # (half a second after the anchoring: blocks in the same second cannot be ordered, and are refused)
+    registry = suite.contract("DeviceRegistry")
+    suite.chain.transact(registry.functions.revoke(did, anchored_ms + 500), suite.operator)
+    revoked_ms = suite.chain.call(registry.functions.device(did))[4]
+    assert revoked_ms == anchored_ms + 500
+    assert verify(past, batch_id, tree) == past.digest
+    # the thief signs a reading dated before the revocation; anchored afterwards, it does not count
+    backdated = device.sign({"temp_c": 4}, ts_ms=revoked_ms - 1)
+    if int(suite.chain.block()["timestamp"]) * 1000 < revoked_ms and suite.chain.can_warp:
+        suite.chain.warp(revoked_ms // 1000 + 1)
+    late_id, late_tree, late_ms = anchored(backdated)
+    with reverts(
+        "ReadingAnchorAnchoredAfterRevocation", deviceId=did, anchoredAtMs=late_ms, revokedAtMs=revoked_ms
+    ):
+        verify(backdated, late_id, late_tree)
+    # checkAnchoredSignature applies the same rules (certifyLot uses it); checkDeviceSignature does not
+    check = contract.functions.checkAnchoredSignature
+    with reverts("ReadingAnchorAnchoredAfterRevocation"):
+        suite.chain.call(check(did, backdated.reading.ts_ms, late_id, backdated.digest, backdated.signature))
+    assert (
+        suite.chain.call(check(did, past.reading.ts_ms, batch_id, past.digest, past.signature)) == anchored_ms
+    )
+    suite.chain.call(
+        contract.functions.checkDeviceSignature(
+            did, backdated.reading.ts_ms, backdated.digest, backdated.signature
+        )
+    )
 
 
 def _flip_s(sig: bytes, n: int) -> bytes:

@@ -42,6 +42,7 @@ from device_attestation.signing import P256_N, SECP256K1_N
 from ledger_service.verify import (
     BUNDLE_KEYS,
     CHECKS,
+    AnchoringTimeInvalid,
     AnchorTxMismatch,
     BundleFormatError,
     BundleVerifier,
@@ -326,11 +327,17 @@ def test_revocation_after_the_fact(suite) -> None:
     )
     assert offline_and_on_chain(late, chain, dep) == (None, None)
     DeviceRegistryClient(chain, dep).revoke(factory, signer.device_id, T0 + 10)
-    assert offline_and_on_chain(early, chain, dep) == (None, None)
     with pytest.raises(DeviceNotActive, match=f"revoked at {T0 + 10}") as info:
         verify_bundle(late, chain=chain, deployment=dep)
     assert (info.value.ts_ms, info.value.active_from, info.value.revoked_at) == (T0 + 10, 0, T0 + 10)
     assert offline_and_on_chain(late, chain, dep) == (DeviceNotActive, DeviceNotActive)
+    # the early reading was measured before the revocation but anchored (now) after it: it no longer
+    # counts either, since the device's key may have signed it later, back-dated (issue 12.8)
+    with pytest.raises(AnchoringTimeInvalid, match="at or after the device's revocation") as bound:
+        verify_bundle(early, chain=chain, deployment=dep)
+    assert (bound.value.ts_ms, bound.value.revoked_at) == (T0, T0 + 10)
+    assert bound.value.code == "verify.anchoring_time"
+    assert offline_and_on_chain(early, chain, dep) == (AnchoringTimeInvalid, AnchoringTimeInvalid)
 
 
 def test_verifier_refuses_a_deployment_that_is_not_the_chains(suite) -> None:
@@ -539,10 +546,16 @@ def test_valid_world_bundles_agree(world: World) -> None:
         *world.vectors,
         *world.generated,
         world.special["after_active"],
-        world.special["before_revocation"],
     ]
     for bundle in valid:
         assert offline_and_on_chain(bundle, world.chain, world.deployment) == (None, None)
+    # measured before its device's revocation, but anchored after it (the world revokes in the past):
+    # it does not count (issue 12.8), and both verifiers say so
+    late = world.special["before_revocation"]
+    assert offline_and_on_chain(late, world.chain, world.deployment) == (
+        AnchoringTimeInvalid,
+        AnchoringTimeInvalid,
+    )
 
 
 def test_errors_carry_expected_and_computed(world: World) -> None:
