@@ -81,6 +81,8 @@ contract DeviceRegistry is AccessControl {
     error DeviceRegistryUntrustedCA(bytes32 caKeyHash);
     /// @notice A CA key hash of zero was given.
     error DeviceRegistryZeroCAKeyHash();
+    /// @notice The zero address was given as the admin: nobody could ever govern the registry.
+    error DeviceRegistryZeroAdmin();
     /// @notice The caller is not admitted to enroll devices.
     error DeviceRegistryNotAdmitted(address party);
     /// @notice A device id of zero was given (it is the registry's "no device" marker).
@@ -150,6 +152,7 @@ contract DeviceRegistry is AccessControl {
      * @param admin Receives the default admin and operator roles.
      */
     constructor(address admin) {
+        if (admin == address(0)) revert DeviceRegistryZeroAdmin();
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(OPERATOR_ROLE, admin);
     }

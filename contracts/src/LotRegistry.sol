@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {AccessControlDefaultAdminRules} from
+    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {IAdmissionGate} from "./IAdmissionGate.sol";
 import {Gtin} from "./Gtin.sol";
 
@@ -35,7 +36,10 @@ import {Gtin} from "./Gtin.sol";
  * Times of the production window are Unix milliseconds, as readings' `ts_ms`; custody times are
  * block times (seconds).
  */
-contract LotRegistry is AccessControl {
+contract LotRegistry is AccessControlDefaultAdminRules {
+    /// @notice The delay of a two-step admin handover (`beginDefaultAdminTransfer`, then the new admin's
+    /// `acceptDefaultAdminTransfer` once it has passed); the admin may change it, itself with a delay.
+    uint48 public constant ADMIN_TRANSFER_DELAY = 3 days;
     /// @notice The action asked of the admission gate before a party opens a lot.
     bytes32 public constant OPEN_ACTION = keccak256("supet.lot.open");
     /// @notice The action asked of the admission gate for a party to receive custody of a lot.
@@ -170,11 +174,11 @@ contract LotRegistry is AccessControl {
     event AdmissionGateSet(address gate);
 
     /**
-     * @param admin Receives the default admin role (may replace the admission gate).
+     * @param admin Receives the default admin role (may replace the admission gate), handed over in two
+     * steps ({ADMIN_TRANSFER_DELAY}); not zero (`AccessControlInvalidDefaultAdmin`).
      * @param gate The admission gate asked before lots are opened or received.
      */
-    constructor(address admin, IAdmissionGate gate) {
-        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    constructor(address admin, IAdmissionGate gate) AccessControlDefaultAdminRules(ADMIN_TRANSFER_DELAY, admin) {
         _setGate(gate);
     }
 

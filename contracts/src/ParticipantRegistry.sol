@@ -228,6 +228,7 @@ contract ParticipantRegistry is IAdmissionGate, AccessControlEnumerable, EIP712 
      * @param admin Receives the default admin and consortium admin roles.
      */
     constructor(address admin) EIP712("supET Participants", "1") {
+        if (admin == address(0)) revert ParticipantRegistryZeroAddress();
         _setRoleAdmin(CONSORTIUM_MEMBER_ROLE, CONSORTIUM_ADMIN_ROLE);
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(CONSORTIUM_ADMIN_ROLE, admin);

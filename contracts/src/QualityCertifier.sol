@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.28;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {AccessControlDefaultAdminRules} from
+    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
@@ -65,7 +66,10 @@ import {ReadingAnchor} from "./ReadingAnchor.sol";
  * Within a batch, readings go in the order of the multiproof's leaves (`getMultiProof`'s order:
  * descending tree index, i.e. ascending leaf hash); batches in any order.
  */
-contract QualityCertifier is AccessControl {
+contract QualityCertifier is AccessControlDefaultAdminRules {
+    /// @notice The delay of a two-step admin handover (`beginDefaultAdminTransfer`, then the new admin's
+    /// `acceptDefaultAdminTransfer` once it has passed); the admin may change it, itself with a delay.
+    uint48 public constant ADMIN_TRANSFER_DELAY = 3 days;
     /// @notice The action asked of the admission gate before a party sets a spec.
     bytes32 public constant SPEC_ACTION = keccak256("supet.spec.set");
     /// @notice The most metrics a spec may hold (as a reading).
@@ -246,17 +250,19 @@ contract QualityCertifier is AccessControl {
     event AdmissionGateSet(address gate);
 
     /**
-     * @param admin Receives the default admin role (replaces the gate, reassigns spec ownership).
+     * @param admin Receives the default admin role (replaces the gate, assigns spec ownership), handed over
+     * in two steps ({ADMIN_TRANSFER_DELAY}); not zero (`AccessControlInvalidDefaultAdmin`).
      * @param gate The admission gate asked before a spec is set.
      * @param anchor The reading anchor whose batches, domain and device checks certification relies on.
      * @param lots The lot registry.
      */
-    constructor(address admin, IAdmissionGate gate, ReadingAnchor anchor, LotRegistry lots) {
+    constructor(address admin, IAdmissionGate gate, ReadingAnchor anchor, LotRegistry lots)
+        AccessControlDefaultAdminRules(ADMIN_TRANSFER_DELAY, admin)
+    {
         if (address(anchor) == address(0) || address(lots) == address(0)) revert QualityCertifierZeroAddress();
         _anchor = anchor;
         _lots = lots;
         _registry = anchor.registry();
-        _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _setGate(gate);
     }
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {AccessControlDefaultAdminRules} from
+    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
@@ -25,7 +26,10 @@ import {DeviceRegistry} from "./DeviceRegistry.sol";
  * revoked device, only if the batch was anchored before the revocation. A key stolen after a
  * revocation cannot sign back-dated readings that count once anchored later.
  */
-contract ReadingAnchor is AccessControl, EIP712 {
+contract ReadingAnchor is AccessControlDefaultAdminRules, EIP712 {
+    /// @notice The delay of a two-step admin handover (`beginDefaultAdminTransfer`, then the new admin's
+    /// `acceptDefaultAdminTransfer` once it has passed); the admin may change it, itself with a delay.
+    uint48 public constant ADMIN_TRANSFER_DELAY = 3 days;
     /// @notice Role of the ledger service's anchoring signer.
     bytes32 public constant ANCHOR_ROLE = keccak256("supet.role.anchor");
 
@@ -59,6 +63,8 @@ contract ReadingAnchor is AccessControl, EIP712 {
     Batch[] private _batches;
     mapping(bytes32 root => uint256 batchId) private _batchOfRoot;
 
+    /// @notice The zero address was given for the device registry.
+    error ReadingAnchorZeroRegistry();
     /// @notice A zero root was given.
     error ReadingAnchorZeroRoot();
     /// @notice A batch must hold at least one reading.
@@ -91,12 +97,16 @@ contract ReadingAnchor is AccessControl, EIP712 {
     event BatchAnchored(uint256 indexed batchId, bytes32 indexed root, uint64 count, address indexed by);
 
     /**
-     * @param admin Receives the default admin and anchor roles.
-     * @param registry The device registry consulted by {verifyReading}.
+     * @param admin Receives the default admin (handed over in two steps, {ADMIN_TRANSFER_DELAY}) and
+     * anchor roles; not zero (`AccessControlInvalidDefaultAdmin`).
+     * @param registry The device registry consulted by {verifyReading}; not zero.
      */
-    constructor(address admin, DeviceRegistry registry) EIP712("supET Ledger", "1") {
+    constructor(address admin, DeviceRegistry registry)
+        AccessControlDefaultAdminRules(ADMIN_TRANSFER_DELAY, admin)
+        EIP712("supET Ledger", "1")
+    {
+        if (address(registry) == address(0)) revert ReadingAnchorZeroRegistry();
         _registry = registry;
-        _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(ANCHOR_ROLE, admin);
     }
 
