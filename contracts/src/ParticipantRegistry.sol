@@ -117,7 +117,7 @@ contract ParticipantRegistry is IAdmissionGate, AccessControlEnumerable, EIP712 
     }
 
     mapping(bytes32 role => RoleRule) private _rules;
-    EnumerableSet.Bytes32Set private _roles;
+    EnumerableSet.Bytes32Set private _partyRoles;
     mapping(bytes32 action => bytes32[]) private _actionRoles;
     mapping(bytes32 topic => EnumerableSet.AddressSet) private _trustedIssuers;
     mapping(address subject => mapping(bytes32 topic => StoredClaim)) private _claims;
@@ -473,7 +473,7 @@ contract ParticipantRegistry is IAdmissionGate, AccessControlEnumerable, EIP712 
 
     /// @notice Every role that has a rule.
     function roles() external view returns (bytes32[] memory) {
-        return _roles.values();
+        return _partyRoles.values();
     }
 
     /// @notice The roles allowed to perform `action`.
@@ -524,7 +524,7 @@ contract ParticipantRegistry is IAdmissionGate, AccessControlEnumerable, EIP712 
         rule.defined = true;
         rule.quorum = quorum;
         rule.topics = topics;
-        _roles.add(role);
+        _partyRoles.add(role);
         emit RoleRuleSet(role, topics, quorum);
     }
 

@@ -280,12 +280,12 @@ contract QualityCertifier is AccessControlDefaultAdminRules {
      * @notice Assign who sets a product's spec versions and names its devices (the buyer whose quality
      * bar it is), or reassign it (a key rotation, a change of buyer). Earlier versions and verdicts stay.
      * @param gtin The product.
-     * @param owner The new owner; zero leaves the product without one (nobody sets its spec).
+     * @param newOwner The new owner; zero leaves the product without one (nobody sets its spec).
      */
-    function setSpecOwner(uint64 gtin, address owner) external onlyRole(DEFAULT_ADMIN_ROLE) {
+    function setSpecOwner(uint64 gtin, address newOwner) external onlyRole(DEFAULT_ADMIN_ROLE) {
         Gtin.check(gtin);
-        _specOwners[gtin] = owner;
-        emit SpecOwnerSet(gtin, owner);
+        _specOwners[gtin] = newOwner;
+        emit SpecOwnerSet(gtin, newOwner);
     }
 
     // ------------------------------------------------------------------ specs
@@ -310,8 +310,8 @@ contract QualityCertifier is AccessControlDefaultAdminRules {
     ) external returns (uint32 version) {
         _requireAdmitted(msg.sender, SPEC_ACTION);
         uint64 product = Gtin.parse(gtin);
-        address owner = _specOwners[product];
-        if (owner != msg.sender) revert QualityCertifierNotSpecOwner(product, owner, msg.sender);
+        address assigned = _specOwners[product];
+        if (assigned != msg.sender) revert QualityCertifierNotSpecOwner(product, assigned, msg.sender);
         _checkSpec(metrics, minSamples);
         Spec storage s = _specs[product].push();
         for (uint256 i = 0; i < metrics.length; ++i) {
@@ -334,8 +334,8 @@ contract QualityCertifier is AccessControlDefaultAdminRules {
     function setNamedDevice(string calldata gtin, bytes32 deviceId, bool named) external {
         _requireAdmitted(msg.sender, SPEC_ACTION);
         uint64 product = Gtin.parse(gtin);
-        address owner = _specOwners[product];
-        if (owner != msg.sender) revert QualityCertifierNotSpecOwner(product, owner, msg.sender);
+        address assigned = _specOwners[product];
+        if (assigned != msg.sender) revert QualityCertifierNotSpecOwner(product, assigned, msg.sender);
         _namedDevices[product][deviceId] = named;
         emit SpecDeviceNamed(product, deviceId, named, msg.sender);
     }
@@ -537,9 +537,9 @@ contract QualityCertifier is AccessControlDefaultAdminRules {
             if (timestamp > j.latestMs[k]) j.latestMs[k] = timestamp;
             return;
         }
-        address owner = _registry.ownerOf(deviceId);
-        if (owner != address(0) && !_namedDevices[j.gtin][deviceId] && !_lots.hasHeld(j.lotId, owner)) {
-            revert QualityCertifierForeignDevice(j.lotId, deviceId, owner);
+        address deviceOwner = _registry.ownerOf(deviceId);
+        if (deviceOwner != address(0) && !_namedDevices[j.gtin][deviceId] && !_lots.hasHeld(j.lotId, deviceOwner)) {
+            revert QualityCertifierForeignDevice(j.lotId, deviceId, deviceOwner);
         }
         j.devices[count] = deviceId;
         j.latestMs[count] = timestamp;
