@@ -245,6 +245,18 @@ class _Answer:
     reply: dict[str, Any] | None = None
     accepted: bool = False
 
+    def take(self, r: ItemResult, obj: Any) -> bool:
+        """Set the reply from the pipeline's result for ``obj``; False when the store was unavailable
+        (then nothing is answered: the message is delivered again)."""
+        if r.receipt is not None:
+            self.reply = receipt_json(r.receipt)
+            self.accepted = True
+        elif r.code == STORE_UNAVAILABLE:
+            return False
+        else:
+            self.reply = _error(r.code or "reading.rejected", r.message or "", obj)
+        return True
+
 
 class MqttBridge:
     """Ingest signed readings from MQTT into the pipeline; publish receipts; ack after the commit."""
@@ -585,13 +597,8 @@ class MqttBridge:
             for slot, obj, r in zip(slots, objs, self._submit(objs), strict=True):
                 if isinstance(r, Exception):
                     failed[slot] = r
-                elif r.receipt is not None:
-                    answers[slot].reply = receipt_json(r.receipt)
-                    answers[slot].accepted = True
-                elif r.code == STORE_UNAVAILABLE:
+                elif not answers[slot].take(r, obj):
                     store_down = True
-                else:
-                    answers[slot].reply = _error(r.code or "reading.rejected", r.message or "", obj)
         attempts = 1
         while failed and not store_down and attempts < self.max_attempts:
             # tried alone and failed: again after a growing pause (a passing fault), then dead-lettered
@@ -606,15 +613,8 @@ class MqttBridge:
                     failed[slot] = e
                     continue
                 del failed[slot]
-                if r.receipt is not None:
-                    answers[slot].reply = receipt_json(r.receipt)
-                    answers[slot].accepted = True
-                elif r.code == STORE_UNAVAILABLE:
+                if not answers[slot].take(r, objs[slots.index(slot)]):
                     store_down = True
-                else:
-                    answers[slot].reply = _error(
-                        r.code or "reading.rejected", r.message or "", objs[slots.index(slot)]
-                    )
         if store_down:
             # Nothing of this batch is acknowledged: the store's answer for the others may be a rejection
             # that depends on readings not stored (a sequence rule), so all of it is delivered again.
