@@ -133,6 +133,20 @@ class AnvilNode:
             raise ChainError(f"{method} failed: {body['error']}")
         return body.get("result")
 
+    def snapshot(self) -> str:
+        """Take a snapshot of the chain (``evm_snapshot``); :meth:`revert` rolls back to it."""
+        return str(self.rpc("evm_snapshot", []))
+
+    def revert(self, snapshot: str) -> None:
+        """Roll the chain back to ``snapshot`` and set its clock to the wall clock again.
+
+        anvil's ``evm_revert`` also rolls its clock back by the time spent since the snapshot, so
+        without the reset a node shared by many tests falls minutes behind the devices' clocks, and
+        readings taken "now" would lie after the anchoring of their own batch.
+        """
+        self.rpc("evm_revert", [snapshot])
+        self.rpc("evm_setTime", [int(time.time())])
+
     def __enter__(self) -> AnvilNode:
         return self.start()
 

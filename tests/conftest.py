@@ -37,11 +37,11 @@ def chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
         yield Chain.embedded()
         return
     node: AnvilNode = request.getfixturevalue("anvil_node")
-    snapshot = node.rpc("evm_snapshot", [])
+    snapshot = node.snapshot()
     try:
         yield Chain.connect(node.url)
     finally:
-        node.rpc("evm_revert", [snapshot])
+        node.revert(snapshot)
 
 
 @dataclass(frozen=True)

@@ -36,9 +36,9 @@ def run(
 
 @pytest.fixture
 def node(anvil_node: AnvilNode) -> AnvilNode:
-    snapshot = anvil_node.rpc("evm_snapshot", [])
+    snapshot = anvil_node.snapshot()
     yield anvil_node  # type: ignore[misc]
-    anvil_node.rpc("evm_revert", [snapshot])
+    anvil_node.revert(snapshot)
 
 
 @pytest.mark.anvil

@@ -76,9 +76,9 @@ class Env:
 
 @pytest.fixture
 def node(anvil_node: AnvilNode) -> Iterator[AnvilNode]:
-    snapshot = anvil_node.rpc("evm_snapshot", [])
+    snapshot = anvil_node.snapshot()
     yield anvil_node
-    anvil_node.rpc("evm_revert", [snapshot])
+    anvil_node.revert(snapshot)
 
 
 @pytest.fixture

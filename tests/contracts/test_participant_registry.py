@@ -103,6 +103,8 @@ class Consortium:
         address = deploy_participant_registry(self.chain, self.admin, deployment=suite.deployment)
         self.reg = ParticipantRegistryClient.at(self.chain, address)
         self.c = self.reg.contract
+        #: The latest issue time handed out by :meth:`claim` (claims of this test never share a second).
+        self._last_issued = 0
         if configure:
             for m in self.members:
                 self.reg.add_member(self.admin, m.address)
@@ -135,14 +137,22 @@ class Consortium:
         data_hash: bytes = DATA,
         age: int = 0,
     ) -> SignedClaim:
-        """A claim issued ``age`` seconds before the latest block."""
+        """A claim issued ``age`` seconds before the latest block.
+
+        Fresh claims (``age`` 0) get strictly increasing issue times, as an issuer re-issuing a claim
+        would: a claim issued in the same second as a revoked one counts as revoked with it, and on
+        anvil several transactions share a second of block time."""
+        issued_at = now(self.chain) - age
+        if age == 0:
+            issued_at = max(issued_at, self._last_issued + 1)
+            self._last_issued = issued_at
         return self.reg.sign_claim(
             issuer or self.issuer_for(topic),
             subject=subject if isinstance(subject, str) else subject.address,
             topic=topic,
             data_hash=data_hash,
             expires_at=expires_at if expires_at is not None else now(self.chain) + ttl,
-            issued_at=now(self.chain) - age,
+            issued_at=issued_at,
         )
 
     def add(self, signed: SignedClaim, sender: LocalAccount | None = None) -> TxResult:
