@@ -230,7 +230,11 @@ def run_demo(opts: DemoOptions, *, step: Step, progress: Progress) -> DemoResult
         public_url=f"http://127.0.0.1:{port}",
         verify_workers=2,
         anchoring=True,
-        batch_max_seconds=2.0,
+        # Batches close at the flush after the simulated period, not while it streams: the chain's
+        # clock is warped day by day, and a batch anchored at 08:00 of a simulated day would hold
+        # readings of that afternoon, which a reading's anchoring-time rule (ReadingAnchor) refuses.
+        batch_max_seconds=86_400,
+        batch_max_readings=100_000,
         registry_refresh_seconds=0,
         late_window_ms=(opts.days + 3) * 86_400_000,
     )
