@@ -1,8 +1,8 @@
 """PNG charts of published results for reports and the portal (matplotlib, headless Agg backend).
 
 * :func:`profile_chart`: a factory profile's daily output with its least-squares trend, the
-  capacity line (90th percentile) and the headline figures (OEE, first-pass yield, OTIF,
-  coverage; a thin profile is marked as such).
+  capacity line (90th percentile), the factory's name, dated days and the headline figures
+  (OEE, first-pass yield, OTIF, coverage; a thin profile is marked as such).
 * :func:`yield_chart`: a line's yield drivers: the permutation importance of the top parameters
   and, per parameter with a recommended window, the window against the parameter's range.
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping
+from datetime import date, timedelta
 from typing import Any
 
 import matplotlib
@@ -24,7 +25,7 @@ import numpy as np
 
 from analytics.yield_model import YieldModelResult
 
-__all__ = ["profile_chart", "yield_chart"]
+__all__ = ["profile_chart", "profile_figure", "yield_chart"]
 
 _META = {"Software": None, "Creation Time": None}
 
@@ -40,11 +41,17 @@ def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}%"
 
 
-def profile_chart(profile: Mapping[str, Any]) -> bytes:
-    """Daily output, trend and capacity of a profile (its JSON, as published)."""
+def profile_figure(profile: Mapping[str, Any], *, factory_name: str | None = None) -> Any:
+    """The matplotlib figure of :func:`profile_chart` (for tests and for callers that add to it).
+
+    The title names the factory (``factory_name``, then its id in full) and the period; each bar is
+    dated (``Mon 03-02``), so a reader can tell which day a dip was on without counting bars.
+    """
     daily = np.asarray(profile["daily_output"], dtype=float)
     days = np.arange(daily.size)
-    fig, ax = plt.subplots(figsize=(8, 3.6))
+    first = date.fromisoformat(str(profile["start"]))
+    dates = [first + timedelta(days=int(i)) for i in days]
+    fig, ax = plt.subplots(figsize=(8, 3.8))
     ax.bar(days, daily, color="#4c78a8", label="sellable units per day")
     cap = profile.get("capacity_units_per_day")
     if cap is not None:
@@ -56,20 +63,28 @@ def profile_chart(profile: Mapping[str, Any]) -> bytes:
         ax.plot(
             days, mean_y + trend * (days - mean_x), color="#e45756", label=f"trend {trend:+,.0f}/day per day"
         )
-    ax.set_xticks(days, [f"d{i + 1}" for i in days])
+    step = max(1, -(-len(days) // 14))  # at most ~14 labels, so they never overlap
+    ax.set_xticks(days[::step], [d.strftime("%a %m-%d") for d in dates[::step]], fontsize=7)
+    ax.set_xlabel(f"day ({profile['start']} .. {profile['end']}, UTC)")
     ax.set_ylabel("units")
-    title = (
-        f"{profile['factory_id'][:12]}…  {profile['start']} .. {profile['end']}"
+    factory = str(profile["factory_id"])
+    who = f"{factory_name} ({factory})" if factory_name else factory
+    ax.set_title(
+        f"{who}\n{profile['start']} .. {profile['end']}"
         f"   OEE {_pct(profile.get('oee'))}"
         f"  FPY {_pct(profile.get('first_pass_yield'))}  OTIF {_pct(profile.get('otif'))}"
         f"  coverage {_pct(profile.get('coverage'))}"
+        + ("  (THIN: too little data)" if profile.get("thin") else ""),
+        fontsize=9,
     )
-    if profile.get("thin"):
-        title += "  (THIN: too little data)"
-    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
-    return _png(fig)
+    return fig
+
+
+def profile_chart(profile: Mapping[str, Any], *, factory_name: str | None = None) -> bytes:
+    """Daily output, trend and capacity of a profile (its JSON, as published), as PNG bytes."""
+    return _png(profile_figure(profile, factory_name=factory_name))
 
 
 def yield_chart(result: YieldModelResult | Mapping[str, Any], *, top: int = 12) -> bytes:

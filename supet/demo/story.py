@@ -417,7 +417,11 @@ def _story(
                 pub.commitment.commitment[:18] + "…",
             ]
         )
-        report.image(f"profile-{spec.factory_id}.png", profile_chart(p), f"{spec.factory_id}: daily output")
+        report.image(
+            f"profile-{spec.factory_id}.png",
+            profile_chart(p, factory_name=spec.factory_id),
+            f"{spec.factory_id}: daily output",
+        )
     yield_rows = []
     for i, f in enumerate(world.factories):
         spec = f.spec
