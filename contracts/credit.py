@@ -51,8 +51,9 @@ CONTRACT_NAME = "CreditRegistry"
 PUBLISH_ACTION = keccak(b"supet.credit.publish")
 CONSENT_ACTION = keccak(b"supet.consent.grant")
 QUERY_ACTION = keccak(b"supet.credit.query")
-#: The role that anchors the bank-query access log (``keccak256("ACCESS_LOG_ANCHOR_ROLE")``).
-ACCESS_LOG_ANCHOR_ROLE = keccak(b"ACCESS_LOG_ANCHOR_ROLE")
+#: The role that anchors the bank-query access log (``keccak256("supet.role.access-log-anchor")``,
+#: named like every other supET role).
+ACCESS_LOG_ANCHOR_ROLE = keccak(b"supet.role.access-log-anchor")
 #: Master scale: grade 1 is the best (lowest risk), 10 the worst.
 BEST_GRADE = 1
 WORST_GRADE = 10

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {AccessControlDefaultAdminRules} from
+    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {IAdmissionGate} from "./IAdmissionGate.sol";
 
 /**
@@ -37,7 +38,10 @@ import {IAdmissionGate} from "./IAdmissionGate.sol";
  * readings: a Merkle root, the number of entries, and the window (Unix ms) they cover. Batches are
  * numbered from 1 and a root is anchored only once. Anchoring needs {ACCESS_LOG_ANCHOR_ROLE}.
  */
-contract CreditRegistry is AccessControl {
+contract CreditRegistry is AccessControlDefaultAdminRules {
+    /// @notice The delay of a two-step admin handover (`beginDefaultAdminTransfer`, then the new admin's
+    /// `acceptDefaultAdminTransfer` once it has passed); the admin may change it, itself with a delay.
+    uint48 public constant ADMIN_TRANSFER_DELAY = 3 days;
     /// @notice The action asked of the admission gate before a party publishes a credit record.
     bytes32 public constant PUBLISH_ACTION = keccak256("supet.credit.publish");
     /// @notice The action asked of the admission gate before a factory grants consent.
@@ -45,7 +49,7 @@ contract CreditRegistry is AccessControl {
     /// @notice The action a bank must be admitted for to be granted (and to keep) consent.
     bytes32 public constant QUERY_ACTION = keccak256("supet.credit.query");
     /// @notice The role that anchors batches of the bank-query access log.
-    bytes32 public constant ACCESS_LOG_ANCHOR_ROLE = keccak256("ACCESS_LOG_ANCHOR_ROLE");
+    bytes32 public constant ACCESS_LOG_ANCHOR_ROLE = keccak256("supet.role.access-log-anchor");
     /// @notice The best grade of the master scale (lowest risk).
     uint8 public constant BEST_GRADE = 1;
     /// @notice The worst grade of the master scale (highest risk).
@@ -163,12 +167,14 @@ contract CreditRegistry is AccessControl {
     event AdmissionGateSet(address gate);
 
     /**
-     * @param admin Receives the default admin role (replaces the gate, grants the anchoring role).
-     * @param gate The admission gate asked before records are published and consents granted.
+     * @param admin Receives the default admin role (replaces the gate, grants the anchoring role), handed
+     * over in two steps ({ADMIN_TRANSFER_DELAY}); not zero (`AccessControlInvalidDefaultAdmin`).
+     * @param gate The admission gate asked before records are published and consents granted; not zero.
      * @param accessLogAnchor Receives {ACCESS_LOG_ANCHOR_ROLE} (none when zero).
      */
-    constructor(address admin, IAdmissionGate gate, address accessLogAnchor) {
-        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    constructor(address admin, IAdmissionGate gate, address accessLogAnchor)
+        AccessControlDefaultAdminRules(ADMIN_TRANSFER_DELAY, admin)
+    {
         if (accessLogAnchor != address(0)) _grantRole(ACCESS_LOG_ANCHOR_ROLE, accessLogAnchor);
         _setGate(gate);
     }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {AccessControlDefaultAdminRules} from
+    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {IAdmissionGate} from "./IAdmissionGate.sol";
 import {Gtin} from "./Gtin.sol";
 
@@ -27,7 +28,10 @@ import {Gtin} from "./Gtin.sol";
  * Deliveries are not recorded here: they are accepted custody transfers of lots to the buyer
  * (LotRegistry); the analytics match them to accepted orders off chain.
  */
-contract PurchaseOrders is AccessControl {
+contract PurchaseOrders is AccessControlDefaultAdminRules {
+    /// @notice The delay of a two-step admin handover (`beginDefaultAdminTransfer`, then the new admin's
+    /// `acceptDefaultAdminTransfer` once it has passed); the admin may change it, itself with a delay.
+    uint48 public constant ADMIN_TRANSFER_DELAY = 3 days;
     /// @notice The action asked of the admission gate before a party places an order.
     bytes32 public constant PLACE_ACTION = keccak256("supet.order.place");
     /// @notice The action a supplier must be admitted for to be ordered from and to accept: opening lots.
@@ -96,11 +100,11 @@ contract PurchaseOrders is AccessControl {
     event AdmissionGateSet(address gate);
 
     /**
-     * @param admin Receives the default admin role (may replace the admission gate).
-     * @param gate The admission gate asked before orders are placed.
+     * @param admin Receives the default admin role (may replace the admission gate), handed over in two
+     * steps ({ADMIN_TRANSFER_DELAY}); not zero (`AccessControlInvalidDefaultAdmin`).
+     * @param gate The admission gate asked before orders are placed; not zero.
      */
-    constructor(address admin, IAdmissionGate gate) {
-        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    constructor(address admin, IAdmissionGate gate) AccessControlDefaultAdminRules(ADMIN_TRANSFER_DELAY, admin) {
         _setGate(gate);
     }
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {AccessControlDefaultAdminRules} from
+    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
@@ -57,7 +58,10 @@ import {IAdmissionGate} from "./IAdmissionGate.sol";
  * Invariants: the leaf parts' amounts always sum to the face value; no part is financed or paid twice;
  * nothing moves after settlement; this contract holds at least the escrowed total ({escrowTotal}).
  */
-contract Receivables is AccessControl, ReentrancyGuard {
+contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard {
+    /// @notice The delay of a two-step admin handover (`beginDefaultAdminTransfer`, then the new admin's
+    /// `acceptDefaultAdminTransfer` once it has passed); the admin may change it, itself with a delay.
+    uint48 public constant ADMIN_TRANSFER_DELAY = 3 days;
     using SafeERC20 for IERC20;
 
     /// @notice The action a debtor needs to confirm a receivable.
@@ -242,13 +246,15 @@ contract Receivables is AccessControl, ReentrancyGuard {
     event AdmissionGateSet(address gate);
 
     /**
-     * @param admin Receives the default admin role (may replace the admission gate).
-     * @param gate The admission gate asked before parties confirm, receive, or finance parts.
-     * @param token The ERC-20 every receivable settles in (immutable).
+     * @param admin Receives the default admin role (may replace the admission gate, rescue tokens), handed
+     * over in two steps ({ADMIN_TRANSFER_DELAY}); not zero (`AccessControlInvalidDefaultAdmin`).
+     * @param gate The admission gate asked before parties confirm, receive, or finance parts; not zero.
+     * @param token The ERC-20 every receivable settles in (immutable); not zero.
      */
-    constructor(address admin, IAdmissionGate gate, IERC20 token) {
+    constructor(address admin, IAdmissionGate gate, IERC20 token)
+        AccessControlDefaultAdminRules(ADMIN_TRANSFER_DELAY, admin)
+    {
         if (address(token) == address(0)) revert ReceivablesZeroToken();
-        _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _token = token;
         _setGate(gate);
     }

@@ -1,12 +1,14 @@
-"""Governance of the supply-chain contracts on both chains (issue 12.12): no constructor takes a zero
-admin or registry, and the ReadingAnchor's, LotRegistry's and QualityCertifier's admin is handed over
-in two steps with a delay (OpenZeppelin AccessControlDefaultAdminRules), never granted outright."""
+"""Governance of the contracts on both chains (issue 12.12): no constructor takes a zero admin,
+registry, gate or token, every role is named ``supet.role.<name>``, and the admin of ReadingAnchor,
+LotRegistry, QualityCertifier, PurchaseOrders, CreditRegistry and Receivables is handed over in two
+steps with a delay (OpenZeppelin AccessControlDefaultAdminRules), never granted outright."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from eth_utils import keccak
 from support import reverts
 
 from contracts.chain import Chain
@@ -23,6 +25,8 @@ def test_issue12_constructors_refuse_a_zero_admin_or_registry(suite: Any) -> Non
     registry = suite.deployment.address("DeviceRegistry")
     lots = suite.deployment.address("LotRegistry")
     gate = suite.deployment.address("ParticipantRegistry")
+    token = suite.deployment.address("TestStablecoin")
+    invalid_admin = "AccessControlInvalidDefaultAdmin"
     cases: list[tuple[str, tuple[Any, ...], str, dict[str, Any]]] = [
         ("DeviceRegistry", (ZERO,), "DeviceRegistryZeroAdmin", {}),
         ("ParticipantRegistry", (ZERO,), "ParticipantRegistryZeroAddress", {}),
@@ -33,13 +37,45 @@ def test_issue12_constructors_refuse_a_zero_admin_or_registry(suite: Any) -> Non
         ("QualityCertifier", (ZERO, gate, anchor, lots), "AccessControlInvalidDefaultAdmin", {}),
         ("QualityCertifier", (op.address, gate, ZERO, lots), "QualityCertifierZeroAddress", {}),
         ("QualityCertifier", (op.address, gate, anchor, ZERO), "QualityCertifierZeroAddress", {}),
+        ("PurchaseOrders", (ZERO, gate), invalid_admin, {"defaultAdmin": ZERO}),
+        ("PurchaseOrders", (op.address, ZERO), "PurchaseOrdersZeroGate", {}),
+        ("CreditRegistry", (ZERO, gate, op.address), invalid_admin, {"defaultAdmin": ZERO}),
+        ("CreditRegistry", (op.address, ZERO, op.address), "CreditRegistryZeroGate", {}),
+        ("Receivables", (ZERO, gate, token), invalid_admin, {"defaultAdmin": ZERO}),
+        ("Receivables", (op.address, ZERO, token), "ReceivablesZeroGate", {}),
+        ("Receivables", (op.address, gate, ZERO), "ReceivablesZeroToken", {}),
     ]
     for name, args, error, expected in cases:
         with reverts(error, **expected):
             chain.deploy(name, op, *args)
 
 
-@pytest.mark.parametrize("name", ["ReadingAnchor", "LotRegistry", "QualityCertifier"])
+def test_issue12_every_role_is_named_like_the_others(suite: Any) -> None:
+    """``ACCESS_LOG_ANCHOR_ROLE`` was ``keccak256("ACCESS_LOG_ANCHOR_ROLE")``, unlike every other role."""
+    chain: Chain = suite.chain
+    roles = {
+        ("ReadingAnchor", "ANCHOR_ROLE"): "anchor",
+        ("DeviceRegistry", "OPERATOR_ROLE"): "operator",
+        ("ParticipantRegistry", "CONSORTIUM_ADMIN_ROLE"): "consortium-admin",
+        ("ParticipantRegistry", "CONSORTIUM_MEMBER_ROLE"): "consortium-member",
+        ("CreditRegistry", "ACCESS_LOG_ANCHOR_ROLE"): "access-log-anchor",
+    }
+    for (name, constant), role in roles.items():
+        on_chain = chain.call(getattr(suite.contract(name).functions, constant)())
+        assert on_chain == keccak(f"supet.role.{role}".encode()), (name, constant)
+
+
+ADMIN_RULES = [
+    "ReadingAnchor",
+    "LotRegistry",
+    "QualityCertifier",
+    "PurchaseOrders",
+    "CreditRegistry",
+    "Receivables",
+]
+
+
+@pytest.mark.parametrize("name", ADMIN_RULES)
 def test_issue12_admin_handover_takes_two_steps_and_a_delay(suite: Any, name: str) -> None:
     chain: Chain = suite.chain
     op, successor, outsider = suite.operator, suite.accounts[8], suite.accounts[9]
