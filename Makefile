@@ -1,20 +1,43 @@
 # supET Ledger: set-up is idempotent; each target installs what it needs first.
 #   make demo   - run the main job (`supet demo`) on the embedded chain + SQLite
-#   make test   - run the whole test suite (what CI runs)
+#   make test   - lint, typecheck, then the whole test suite (what CI runs: .ci/run calls `make test`)
+#   make lock   - refresh requirements.lock after editing dependencies in pyproject.toml
+#   make hooks  - install the git pre-commit hook (.pre-commit-config.yaml: the same lint and typecheck)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test setup lint typecheck bench clean
+.PHONY: demo test setup lint typecheck hooks lock lock-upgrade bench clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Python: exactly requirements.lock (runtime + dev pins, sha256-checked, plain pip: no other tool needed),
+# then this package itself without dependencies, built with the locked setuptools.
+$(VENV)/.locked: requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
 	@touch $@
+
+$(VENV)/.installed: $(VENV)/.locked pyproject.toml
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
+	$(BIN)/python scripts/check_venv.py
+	@touch $@
+
+# `make lock` keeps every pin that still satisfies pyproject.toml; `make lock-upgrade` moves all pins to
+# the newest releases pyproject.toml allows. Both resolve for CPython 3.11 on x86_64 Linux from PyPI.
+LOCK_COMPILE = $(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+	--python-platform x86_64-unknown-linux-gnu --custom-compile-command "make lock" --quiet -o requirements.lock
+
+lock: $(VENV)/.locked
+	$(LOCK_COMPILE)
+
+lock-upgrade: $(VENV)/.locked
+	$(LOCK_COMPILE) --upgrade
+
+hooks: setup
+	$(BIN)/pre-commit install
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -23,7 +46,7 @@ node_modules/.installed: package.json package-lock.json
 demo: setup
 	$(BIN)/supet demo
 
-test: setup
+test: lint typecheck
 	@scripts/test-services
 	$(BIN)/python -m pytest -q
 
