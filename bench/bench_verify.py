@@ -29,6 +29,9 @@ from typing import Any
 
 from eth_utils import keccak
 
+from auditor.bundle import ProofBundle, build_bundle_for
+from auditor.checks import verify_bundle_against
+from auditor.verify import BundleVerifier, verify_bundle
 from contracts.anvil import AnvilNode
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
@@ -38,13 +41,6 @@ from device_attestation.merkle import MerkleTree, verify_inclusion
 from device_attestation.reading import Domain, reading_digest
 from device_attestation.sdk import DeviceSigner
 from device_attestation.signing import PublicKeyOrAddress, verify_signature
-from ledger_service.verify import (
-    BundleVerifier,
-    ProofBundle,
-    build_bundle_for,
-    verify_bundle,
-    verify_bundle_against,
-)
 
 T0 = 1_764_400_000_000
 

@@ -5,7 +5,7 @@
 - the lot record (GTIN, quantity, unit, production window, supplier) from the LotRegistry, the lot
   resolved as the timeline resolves it (:func:`ledger_service.lots.resolve_lot`: scoped to its
   issuer);
-- the lot's chain steps (:mod:`ledger_service.lots`), one export step per chain step (so one EPCIS
+- the lot's chain steps (:mod:`auditor.lot_chain`), one export step per chain step (so one EPCIS
   event per history step, same transaction, block and log index);
 - the stored readings of the devices that may speak for the lot
   (:func:`ledger_service.lots.lot_devices`, as the timeline), with their chain batch id and
@@ -55,6 +55,7 @@ from typing import Any, Final
 from sqlalchemy import and_, func, select
 from sqlmodel import Session, col
 
+from auditor.lot_chain import ChainStep, SortKey, chain_steps_of_key
 from contracts.lots import LotRegistryClient
 from ledger_service.anchoring import ANCHORED
 from ledger_service.epcis import (
@@ -73,9 +74,6 @@ from ledger_service.epcis import (
 from ledger_service.errors import NotFound
 from ledger_service.jsonio import dumps_exact, loads_exact
 from ledger_service.lots import (
-    ChainStep,
-    SortKey,
-    _chain_steps,
     _readings_after,
     decode_cursor,
     encode_cursor,
@@ -327,7 +325,7 @@ def lot_state(service: LedgerService, lot_id: str, issuer: str | None) -> LotSta
         return None
     state = LotState(
         key=key,
-        chain_steps=_chain_steps(service.chain, service.deployment, lot_id, key),
+        chain_steps=chain_steps_of_key(service.chain, service.deployment, lot_id, key),
         devices=lot_devices(service, lot_id, key),
     )
     cache.remember_lot_state((lot_id, issuer, marker), state)

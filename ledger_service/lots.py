@@ -1,7 +1,7 @@
 """A lot's timeline: its chain events (opening, splits, custody, certification) and its readings.
 
-The chain part (:func:`lot_chain_steps`) reads the LotRegistry's and the QualityCertifier's events
-from the chain alone, so the auditor's ``supet audit lot`` uses it as it is, trusting no ledger.
+The chain part is the auditor's (:func:`auditor.lot_chain.chain_steps_of_key`: the LotRegistry's and
+the QualityCertifier's events read from the chain alone, as ``supet audit lot`` reads them).
 The readings come from the store, each with its proof bundle once its batch is anchored.
 
 Order: chain steps by (block, log index), readings by (ts_ms, device id, seq); both merged by time
@@ -21,23 +21,23 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from eth_utils import to_checksum_address
-from hexbytes import HexBytes
 from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
+from auditor import lot_chain
+from auditor.bundle import build_bundle
+from auditor.lot_chain import ChainStep, SortKey
 from contracts.chain import Chain
 from contracts.deploy import Deployment
 from contracts.lots import (
     AmbiguousLot,
     LotRegistryClient,
     QualityCertifierClient,
-    RejectReason,
-    format_gtin,
     lot_id_hash,
     lot_key,
 )
@@ -49,37 +49,19 @@ from ledger_service.errors import LedgerError, NotFound
 from ledger_service.jsonio import loads_exact
 from ledger_service.service import LedgerService
 from ledger_service.store.models import BatchRow, ReadingRow
-from ledger_service.verify import build_bundle
 
 __all__ = [
-    "CHAIN_KINDS",
     "AmbiguousLotId",
-    "ChainStep",
     "InvalidCursor",
     "LotPage",
     "ReadingStep",
     "decode_cursor",
     "encode_cursor",
-    "lot_chain_steps",
     "lot_devices",
     "lot_timeline",
     "resolve_lot",
 ]
 
-#: The kinds of chain steps, in the order of the brief; readings are ``reading``.
-CHAIN_KINDS = (
-    "opened",
-    "split",
-    "transfer_proposed",
-    "transfer_accepted",
-    "transfer_rejected",
-    "transfer_cancelled",
-    "certified",
-    "rejected",
-)
-
-#: A step's total sort key: (time_ms, source, block, log_index, device_id, seq); source 0 chain, 1 reading.
-SortKey = tuple[int, int, int, int, str, int]
 
 MAX_LIMIT = 500
 
@@ -98,224 +80,19 @@ class AmbiguousLotId(LedgerError):
 
 
 def resolve_lot(chain: Chain, deployment: Deployment, lot_id: str, issuer: str | None = None) -> bytes | None:
-    """The on-chain key of lot ``lot_id`` (of ``issuer`` when given), or None when no such lot is on chain.
+    """The on-chain key of lot ``lot_id`` (of ``issuer`` when given), or None when no such lot is on chain
+    (:func:`auditor.lot_chain.resolve_lot`).
 
-    :class:`AmbiguousLotId` when no issuer is given and several parties have a lot with this id.
+    :class:`AmbiguousLotId` (HTTP 409) when no issuer is given and several parties have a lot with this id.
     """
-    lots = LotRegistryClient.from_deployment(chain, deployment)
-    if issuer is not None:
-        return lots.key(lot_id, issuer=issuer) if lots.exists(lot_id, issuer=issuer) else None
     try:
-        named = lots.named(lot_id)
-        return lots.key(lot_id) if named else None
+        return lot_chain.resolve_lot(chain, deployment, lot_id, issuer)
     except AmbiguousLot as e:
-        raise AmbiguousLotId(
-            f"{len(e.issuers)} parties have a lot {lot_id!r} on chain ({', '.join(e.issuers)}): pass the "
-            "one you mean as `issuer` (the supplier who opened it, or the custodian who split it off)",
-            code="lot.ambiguous",
-        ) from e
+        raise AmbiguousLotId(e.message, code="lot.ambiguous") from e
 
 
 def _hex(value: bytes) -> str:
     return "0x" + bytes(value).hex()
-
-
-# ---------------------------------------------------------------- chain steps
-
-
-@dataclass(frozen=True, kw_only=True)
-class ChainStep:
-    """One event of the lot on chain."""
-
-    kind: str
-    time_ms: int
-    actor: str
-    details: dict[str, Any]
-    tx_hash: str
-    block_number: int
-    log_index: int
-    contract: str
-
-    @property
-    def sort_key(self) -> SortKey:
-        return (self.time_ms, 0, self.block_number, self.log_index, "", 0)
-
-    def to_json_obj(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "time_ms": self.time_ms,
-            "actor": self.actor,
-            "details": self.details,
-            "reference": {
-                "type": "transaction",
-                "tx_hash": self.tx_hash,
-                "block_number": self.block_number,
-                "log_index": self.log_index,
-                "contract": self.contract,
-            },
-        }
-
-
-def _actor_of(kind: str, args: dict[str, Any]) -> str:
-    if kind in ("transfer_accepted", "transfer_rejected"):
-        return str(args["to"])
-    if kind in ("transfer_proposed", "transfer_cancelled"):
-        return str(args["from"])
-    return str(args.get("supplier") or args.get("custodian") or args.get("by") or "")
-
-
-def _unpad(raw: bytes) -> str:
-    return bytes(raw).rstrip(b"\0").decode("ascii", errors="replace")
-
-
-def lot_chain_steps(
-    chain: Chain, deployment: Deployment, lot_id: str, *, issuer: str | None = None
-) -> list[ChainStep]:
-    """The lot's events on chain, by (block, log index), read from the deployment's contracts alone
-    (none when no such lot is on chain; the lot resolved as :func:`resolve_lot` does).
-
-    A lot split off a parent has no ``LotOpened``: its ``opened`` step is the parent's ``LotSplit``
-    that created it. Certification verdicts carry the spec version they were judged against and
-    that spec as the certifier holds it.
-    """
-    key = lot_key(lot_id, issuer) if issuer is not None else resolve_lot(chain, deployment, lot_id)
-    if key is None:
-        return []
-    return _chain_steps(chain, deployment, lot_id, key)
-
-
-def _chain_steps(chain: Chain, deployment: Deployment, lot_id: str, key: bytes) -> list[ChainStep]:
-    lots = LotRegistryClient.from_deployment(chain, deployment)
-    certifier = QualityCertifierClient.from_deployment(chain, deployment)
-    start = deployment.block
-    raw: list[tuple[str, str, Any]] = []  # (kind, contract name, log)
-
-    def logs(kind: str, name: str, event: Any, filters: dict[str, Any]) -> None:
-        found = chain.request(
-            lambda: event().get_logs(from_block=start, to_block="latest", argument_filters=filters),
-            context=f"{event.event_name} logs of lot {lot_id}",
-        )
-        raw.extend((kind, name, log) for log in found)
-
-    reg = lots.contract.events
-    logs("opened", "LotRegistry", reg.LotOpened, {"lotId": key})
-    logs("opened", "LotRegistry", reg.LotSplit, {"childId": key})
-    logs("split", "LotRegistry", reg.LotSplit, {"parentId": key})
-    logs("transfer_proposed", "LotRegistry", reg.TransferProposed, {"lotId": key})
-    logs("transfer_accepted", "LotRegistry", reg.TransferAccepted, {"lotId": key})
-    logs("transfer_rejected", "LotRegistry", reg.TransferRejected, {"lotId": key})
-    logs("transfer_cancelled", "LotRegistry", reg.TransferCancelled, {"lotId": key})
-    qc = certifier.contract.events
-    logs("certified", "QualityCertifier", qc.LotCertified, {"lotId": key})
-    logs("rejected", "QualityCertifier", qc.LotRejected, {"lotId": key})
-
-    times: dict[int, int] = {}
-
-    def block_time_ms(number: int) -> int:
-        if number not in times:
-            block = chain.request(lambda: chain.w3.eth.get_block(number), context=f"block {number}")
-            times[number] = int(block["timestamp"]) * 1000
-        return times[number]
-
-    specs: dict[tuple[int, int], dict[str, Any]] = {}
-
-    def spec_of(gtin: int, version: int) -> dict[str, Any]:
-        if (gtin, version) not in specs:
-            s = certifier.spec(gtin, version)
-            specs[(gtin, version)] = {
-                "version": version,
-                "min_samples": s.min_samples,
-                "set_by": s.set_by,
-                "set_at": s.set_at,
-                "metrics": [
-                    {"name": m.name, "min": str(m.min), "max": str(m.max), "required": m.required}
-                    for m in s.metrics
-                ],
-            }
-        return specs[(gtin, version)]
-
-    parents: dict[bytes, str] = {}
-
-    def lot_text(k: bytes) -> str:
-        if k not in parents:
-            parents[k] = lots.lot(k).lot_id
-        return parents[k]
-
-    steps = []
-    for kind, name, log in raw:
-        args = dict(log["args"])
-        details = _details(kind, log["event"], args, spec_of=spec_of, lot_text=lot_text)
-        steps.append(
-            ChainStep(
-                kind=kind,
-                time_ms=block_time_ms(int(log["blockNumber"])),
-                actor=_actor_of(kind, args),
-                details=details,
-                tx_hash=HexBytes(log["transactionHash"]).to_0x_hex(),
-                block_number=int(log["blockNumber"]),
-                log_index=int(log["logIndex"]),
-                contract=to_checksum_address(deployment.address(name)),
-            )
-        )
-    steps.sort(key=lambda s: (s.block_number, s.log_index))
-    return steps
-
-
-def _details(
-    kind: str,
-    event: str,
-    args: dict[str, Any],
-    *,
-    spec_of: Callable[[int, int], dict[str, Any]],
-    lot_text: Callable[[bytes], str],
-) -> dict[str, Any]:
-    if event == "LotOpened":
-        return {
-            "lot_id": args["lotIdText"],
-            "gtin": format_gtin(args["gtin"]),
-            "supplier": args["supplier"],
-            "quantity": str(args["quantity"]),
-            "unit": _unpad(args["unit"]),
-            "produced_from_ms": args["producedFromMs"],
-            "produced_to_ms": args["producedToMs"],
-        }
-    if event == "LotSplit" and kind == "opened":
-        parent = bytes(args["parentId"])
-        return {
-            "lot_id": args["childLotIdText"],
-            "split_from": lot_text(parent),
-            "split_from_key": _hex(parent),
-            "quantity": str(args["quantity"]),
-            "custodian": args["custodian"],
-        }
-    if event == "LotSplit":
-        return {
-            "child_lot_id": args["childLotIdText"],
-            "child_key": _hex(args["childId"]),
-            "quantity": str(args["quantity"]),
-            "remaining": str(args["parentRemaining"]),
-        }
-    if kind.startswith("transfer_"):
-        return {"from": args["from"], "to": args["to"]}
-    if event == "LotCertified":
-        return {
-            "gtin": format_gtin(args["gtin"]),
-            "spec_version": args["specVersion"],
-            "samples": args["samples"],
-            "spec": spec_of(args["gtin"], args["specVersion"]),
-        }
-    # LotRejected
-    return {
-        "gtin": format_gtin(args["gtin"]),
-        "spec_version": args["specVersion"],
-        "samples": args["samples"],
-        "reason": RejectReason(args["reason"]).name.lower(),
-        "metric": _unpad(args["metric"]),
-        "value": str(args["value"]),
-        "bound": str(args["bound"]),
-        "evidence": _hex(args["evidence"]),
-        "spec": spec_of(args["gtin"], args["specVersion"]),
-    }
 
 
 # ---------------------------------------------------------------- reading steps
@@ -539,7 +316,9 @@ def lot_timeline(
     if issuer is not None:
         issuer = to_checksum_address(issuer)
     key = resolve_lot(service.chain, service.deployment, lot_id, issuer)
-    chain_steps = _chain_steps(service.chain, service.deployment, lot_id, key) if key is not None else []
+    chain_steps: list[ChainStep] = []
+    if key is not None:
+        chain_steps = lot_chain.chain_steps_of_key(service.chain, service.deployment, lot_id, key)
     devices: list[str] | None = None
     if key is not None:
         devices = lot_devices(service, lot_id, key)

@@ -7,13 +7,13 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from auditor.bundle import build_bundle
 from device_attestation.reading import Reading
 from ledger_service.anchoring import ANCHORED, decode_tree
 from ledger_service.errors import NotFound
 from ledger_service.jsonio import loads_exact
 from ledger_service.service import LedgerService
 from ledger_service.store.models import BatchRow, ReadingRow
-from ledger_service.verify import build_bundle
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 - Auditor: :func:`lot_view` (the lot timeline of :mod:`ledger_service.lots` and the lot's standing
   certificate), :func:`check_reading` (a reading's proof bundle checked with
-  :func:`ledger_service.verify.verify_bundle` against the chain).
+  :func:`auditor.verify.verify_bundle` against the chain).
 - Factory: :func:`factory_devices` (its devices from ``DeviceEnrolled`` events, their registry record
   and their stored head: readings, gaps, last reading), :func:`factory_lots` (lots it opened, split
   off or accepted, as the LotRegistry holds them now).
@@ -22,6 +22,10 @@ from sqlmodel import Session, select
 
 from analytics.charts import profile_chart
 from analytics.publish import list_published
+from auditor.bundle import ProofBundle
+from auditor.errors import VerificationError
+from auditor.lot_chain import ChainStep
+from auditor.verify import verify_bundle
 from contracts.lots import (
     CertificateStatus,
     LotRegistryClient,
@@ -32,12 +36,11 @@ from contracts.registry import DeviceRecord, device_id_hash
 from ledger_service.api.routes import finance as finance_api
 from ledger_service.auth import AuthenticatedParty
 from ledger_service.errors import NotFound
-from ledger_service.lots import ChainStep, LotPage, ReadingStep, lot_timeline
+from ledger_service.lots import LotPage, ReadingStep, lot_timeline
 from ledger_service.portal.errors import BadForm
 from ledger_service.proofs import ProofPending, parse_digest, proof_bundle
 from ledger_service.service import LedgerService
 from ledger_service.store.models import DeviceHeadRow
-from ledger_service.verify import ProofBundle, VerificationError, verify_bundle
 
 __all__ = [
     "ACCESS_PAGE",

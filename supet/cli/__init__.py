@@ -1,15 +1,23 @@
-"""The ``supet`` command line."""
+"""The ``supet`` command line.
+
+Each command's module is imported when the command runs (:data:`COMMANDS`), so ``supet verify`` and
+``supet audit`` load the auditor and never the ledger service. ``supet.cli.app`` is the whole app,
+every command registered (tests and tools use it).
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
+from collections.abc import Iterable
+from typing import Final, Literal
 
 import typer
 from rich.console import Console
 
 from supet.errors import SupetError
 
-app = typer.Typer(
+_app = typer.Typer(
     name="supet",
     help="supET Ledger: signed IoT readings anchored on chain, traceable quality, supply-chain finance.",
     no_args_is_help=True,
@@ -19,30 +27,64 @@ app = typer.Typer(
 err_console = Console(stderr=True)
 
 
-def _register() -> None:
-    from supet.cli import audit, ca, consortium, contracts_cmd, demo, device, lots, party, serve, verify
+#: Every top-level command: name -> (its module under ``supet.cli``, the attribute, a typer group or a
+#: single command), in the order ``supet --help`` lists them.
+COMMANDS: Final[dict[str, tuple[str, str, Literal["group", "command"]]]] = {
+    "contracts": ("contracts_cmd", "app", "group"),
+    "deploy": ("contracts_cmd", "deploy", "command"),
+    "ca": ("ca", "app", "group"),
+    "device": ("device", "app", "group"),
+    "party": ("party", "app", "group"),
+    "consortium": ("consortium", "app", "group"),
+    "lot": ("lots", "lot_app", "group"),
+    "spec": ("lots", "spec_app", "group"),
+    "demo": ("demo", "demo", "command"),
+    "serve": ("serve", "serve", "command"),
+    "verify": ("verify", "verify", "command"),
+    "audit": ("audit", "app", "group"),
+    "analytics": ("analytics", "app", "group"),
+    "store": ("store", "app", "group"),
+}
 
-    app.add_typer(contracts_cmd.app, name="contracts")
-    app.command("deploy")(contracts_cmd.deploy)
-    app.add_typer(ca.app, name="ca")
-    app.add_typer(device.app, name="device")
-    app.add_typer(party.app, name="party")
-    app.add_typer(consortium.app, name="consortium")
-    app.add_typer(lots.lot_app, name="lot")
-    app.add_typer(lots.spec_app, name="spec")
-    app.command("demo")(demo.demo)
-    app.command("serve")(serve.serve)
-    app.command("verify")(verify.verify)
-    app.add_typer(audit.app, name="audit")
-    app.add_typer(__import__("supet.cli.analytics", fromlist=["app"]).app, name="analytics")
-    app.add_typer(__import__("supet.cli.store", fromlist=["app"]).app, name="store")
+
+@_app.callback()
+def _root() -> None:
+    # A callback keeps `supet` a group of commands when only one command is registered.
+    pass
 
 
-_register()
+def _register(names: Iterable[str] = COMMANDS) -> typer.Typer:
+    """The app with the commands ``names`` registered (each imported once), in :data:`COMMANDS` order."""
+    have = {c.name for c in _app.registered_commands} | {g.name for g in _app.registered_groups}
+    for name in names:
+        if name in have:
+            continue
+        module, attribute, kind = COMMANDS[name]
+        target = getattr(importlib.import_module(f"supet.cli.{module}"), attribute)
+        if kind == "group":
+            _app.add_typer(target, name=name)
+        else:
+            _app.command(name)(target)
+    order = list(COMMANDS)
+    _app.registered_commands.sort(key=lambda c: order.index(c.name or ""))
+    _app.registered_groups.sort(key=lambda g: order.index(g.name or ""))
+    return _app
+
+
+def __getattr__(name: str) -> typer.Typer:
+    if name == "app":  # the whole app, every command registered
+        return _register()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app, turning our errors into a clear message and exit code 1."""
+    """Entry point: run the app, turning our errors into a clear message and exit code 1.
+
+    Only the command being run is imported (all of them for ``supet --help`` or an unknown command).
+    """
+    args = sys.argv[1:] if argv is None else argv
+    wanted = [args[0]] if args and args[0] in COMMANDS else COMMANDS
+    app: typer.Typer = globals().get("app") or _register(wanted)  # `app` when one was set (tests do)
     try:
         app(args=argv, standalone_mode=False)
     except SupetError as e:

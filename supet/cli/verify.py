@@ -10,13 +10,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ledger_service.verify import (
-    CHECKS,
-    BundleVerifier,
-    ProofBundle,
-    VerificationError,
-    VerifiedReading,
-)
+from auditor.bundle import ProofBundle
+from auditor.errors import CHECKS, VerificationError
+from auditor.verify import BundleVerifier, VerifiedReading
 from supet.cli.common import DeploymentOpt, RpcOpt, open_deployment
 
 console = Console(soft_wrap=True, highlight=False)

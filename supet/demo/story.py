@@ -41,6 +41,7 @@ from analytics.charts import profile_chart, yield_chart
 from analytics.ledger_source import LedgerSource
 from analytics.publish import ProfileParams, YieldParams, publish_profile, publish_yield, recompute
 from analytics.yield_model import YieldModelParams
+from auditor.lot_chain import lot_chain_steps
 from contracts.certification_package import load_package_obj
 from contracts.chain import Chain, dev_accounts
 from contracts.credit import CreditRegistryClient
@@ -59,7 +60,6 @@ from ledger_service.api import create_app
 from ledger_service.certification import certification_package
 from ledger_service.config import Settings
 from ledger_service.finance.desk import desk_of
-from ledger_service.lots import lot_chain_steps
 from ledger_service.service import LedgerService
 from ledger_service.store.models import ReadingRow
 from supet.demo.report import Report
@@ -587,7 +587,8 @@ def _pct(v: float | None) -> str:
 
 
 def _audit(chain: Chain, deployment: Deployment, api: _Api, lot_id: str) -> dict[str, Any]:
-    from supet.cli.audit import _ledger_sources, fetch_ledger_history, judge_bundles, judge_chain_steps
+    from auditor.lot_audit import judge_bundles, judge_chain_steps
+    from supet.cli.audit import _ledger_sources, fetch_ledger_history
 
     steps = fetch_ledger_history(api.http, lot_id)
     sources, pending = _ledger_sources(steps)

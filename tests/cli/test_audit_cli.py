@@ -177,13 +177,14 @@ def test_unknown_lot_fails(lot: Any, tmp_path: Path) -> None:
 
 
 def test_ledger_claims_are_compared_with_the_chain(lot: Any, ledger: LedgerService) -> None:
-    from ledger_service.lots import lot_chain_steps
+    from auditor.lot_audit import judge_ledger_claims
+    from auditor.lot_chain import lot_chain_steps
 
     ours = lot_chain_steps(ledger.chain, ledger.deployment, lot.lot_id)
     theirs = [s.to_json_obj() for s in ours]
-    assert audit_cli.judge_ledger_claims(ours, theirs) == []
+    assert judge_ledger_claims(ours, theirs) == []
     forged = dict(theirs[1], kind="transfer_rejected")
-    verdicts = audit_cli.judge_ledger_claims(ours, [theirs[0], forged, *theirs[2:-1]])
+    verdicts = judge_ledger_claims(ours, [theirs[0], forged, *theirs[2:-1]])
     texts = sorted(v.text for v in verdicts)
     assert all(v.failed for v in verdicts) and len(texts) == 2
     assert any("transfer_rejected" in t and "does not have" in t for t in texts)

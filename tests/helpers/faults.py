@@ -322,7 +322,8 @@ def assert_served_proofs_verify(
     """The proof bundles the service serves pass the auditor's verifier against the chain as it is
     now (the first one also through ``ReadingAnchor.verifyReading``): a bundle naming a reorged-away
     anchoring tx, or a stale batch id, fails here."""
-    from ledger_service.verify import ProofBundle, verify_bundle, verify_bundle_on_chain
+    from auditor.bundle import ProofBundle
+    from auditor.verify import verify_bundle, verify_bundle_on_chain
 
     assert len(bundles) == len(expected) > 0
     for i, (obj, digest) in enumerate(zip(bundles, expected, strict=True)):

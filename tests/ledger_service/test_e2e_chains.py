@@ -10,12 +10,13 @@ import pytest
 from fastapi.testclient import TestClient
 from support import TestConsortium
 
+from auditor.bundle import ProofBundle
+from auditor.verify import verify_bundle, verify_bundle_on_chain
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
 from ledger_service.api import create_app
 from ledger_service.config import Settings
 from ledger_service.service import LedgerService
-from ledger_service.verify import ProofBundle, verify_bundle, verify_bundle_on_chain
 
 
 @pytest.fixture

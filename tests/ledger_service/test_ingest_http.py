@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from support import TestConsortium, now_ms
 
+from auditor.bundle import ProofBundle
+from auditor.verify import verify_bundle
 from contracts.registry import ReadingAnchorClient, verify_reading_on_chain
 from device_attestation.merkle import verify_inclusion
 from device_attestation.reading import Reading, reading_struct
 from ledger_service.service import LedgerService
-from ledger_service.verify import ProofBundle, verify_bundle
 
 
 def test_submit_anchor_and_prove(

@@ -14,6 +14,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 from support import TestConsortium
 
+from auditor.bundle import ProofBundle
+from auditor.verify import verify_bundle
 from contracts.chain import Chain, dev_accounts
 from contracts.lots import (
     OPEN_ACTION,
@@ -29,7 +31,6 @@ from device_attestation.sdk import DeviceSigner, Submission
 from ledger_service.anchoring import decode_tree
 from ledger_service.service import LedgerService
 from ledger_service.store.models import BatchRow, ReadingRow
-from ledger_service.verify import ProofBundle, verify_bundle
 
 LOT = "LOT-HIST-0001"
 GTIN = "04006381333931"

@@ -29,6 +29,25 @@ from pydantic import ValidationError
 from support import b32, load_vectors, require
 from typer.testing import CliRunner
 
+from auditor.bundle import BUNDLE_KEYS, ProofBundle, build_bundle, build_bundle_for
+from auditor.checks import verify_bundle_against
+from auditor.errors import (
+    CHECKS,
+    AnchoringTimeInvalid,
+    AnchorTxMismatch,
+    BundleFormatError,
+    DeploymentMismatch,
+    DeviceNotActive,
+    DeviceNotEnrolled,
+    DigestMismatch,
+    InclusionError,
+    InsufficientConfirmations,
+    RootMismatch,
+    SignatureInvalid,
+    UnknownBatch,
+    VerificationError,
+)
+from auditor.verify import BundleVerifier, verify_bundle, verify_bundle_on_chain
 from contracts.anvil import AnvilNode, find_anvil
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import Deployment, deploy_suite
@@ -39,30 +58,6 @@ from device_attestation.merkle import MerkleTree
 from device_attestation.reading import Domain, Reading, reading_digest, to_fixed_point
 from device_attestation.sdk import DeviceSigner, Submission
 from device_attestation.signing import P256_N, SECP256K1_N
-from ledger_service.verify import (
-    BUNDLE_KEYS,
-    CHECKS,
-    AnchoringTimeInvalid,
-    AnchorTxMismatch,
-    BundleFormatError,
-    BundleVerifier,
-    DeploymentMismatch,
-    DeviceNotActive,
-    DeviceNotEnrolled,
-    DigestMismatch,
-    InclusionError,
-    InsufficientConfirmations,
-    ProofBundle,
-    RootMismatch,
-    SignatureInvalid,
-    UnknownBatch,
-    VerificationError,
-    build_bundle,
-    build_bundle_for,
-    verify_bundle,
-    verify_bundle_against,
-    verify_bundle_on_chain,
-)
 from supet.cli.verify import verify as verify_command
 
 V = load_vectors()
