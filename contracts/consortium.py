@@ -13,9 +13,15 @@ A :class:`ConsortiumPolicy` (JSON, see ``docs/consortium-policy.example.json``) 
 that would bring the chain to it; :func:`apply_policy` sends them, in an order the contract
 accepts (members before quorums, rules before the actions naming them), and finally points the
 DeviceRegistry, LotRegistry and QualityCertifier at the registry. The policy is authoritative for
-what it names: issuers of a listed topic and members not in it are removed. Applying the same
+what it names: issuers of a listed topic are removed when it does not list them. Applying the same
 policy twice sends nothing the second time. Every check that can fail without the chain (unknown
 role in an action, quorum above the member count, bad address) fails before any transaction.
+
+Members are their own governance (issue 12.12, :mod:`contracts.membership`): the first application
+sets the policy's members as the first members, once. Afterwards the admin cannot change them: a
+policy naming other members makes ``apply`` open proposals (to admit or remove), which pass when a
+majority of the current members approve them; :func:`pending_member_changes` lists what waits for
+their votes, and applying again sends nothing for a proposal still open.
 """
 
 from __future__ import annotations
@@ -34,10 +40,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from contracts.chain import Chain, TxResult
 from contracts.deploy import Deployment
 from contracts.errors import ContractsError
+from contracts.membership import MemberProposal
 from contracts.participants import (
     ACTIONS,
     CONSORTIUM_ADMIN_ROLE,
-    CONSORTIUM_MEMBER_ROLE,
     CONTRACT_NAME,
     DEFAULT_ADMIN_ROLE,
     TOPICS,
@@ -277,9 +283,21 @@ def plan_policy(
     # members first: a rule's quorum may not exceed the member count when it is set
     current_members = set(reg.members())
     wanted_members = list(policy.members)
-    for member in wanted_members:
-        if member not in current_members:
-            step(f"add consortium member {member}", fns.grantRole(CONSORTIUM_MEMBER_ROLE, member))
+    membership = reg.membership
+    bootstrapped = membership.is_bootstrapped()
+    if not bootstrapped and wanted_members:
+        step(
+            f"set the first consortium members {', '.join(wanted_members)}",
+            fns.bootstrapMembers(wanted_members),
+        )
+        current_members = set(wanted_members)
+    elif bootstrapped:
+        for member in wanted_members:
+            if member not in current_members and membership.open_about(member) is None:
+                step(
+                    f"propose to admit consortium member {member} (a majority of the members must approve)",
+                    fns.proposeMember(member, True),
+                )
     # trusted issuers of the listed topics (the policy's list is the whole list)
     issuers = policy.issuers()
     removals: list[PlannedStep] = []
@@ -302,6 +320,7 @@ def plan_policy(
     for role, (topics, quorum) in policy.role_rules().items():
         rule = reg.role_rule(role)
         if not rule.defined or rule.quorum != quorum or rule.topics != topics:
+            _check_quorum(role, quorum, len(current_members))
             step(
                 f"role {id_name(role)}: requires {_names(topics)}, quorum {quorum}",
                 fns.setRoleRule(role, list(topics), quorum),
@@ -312,9 +331,13 @@ def plan_policy(
                 f"action {id_name(action)}: allowed to {_names(roles) if roles else 'nobody'}",
                 fns.setActionRoles(action, list(roles)),
             )
-    # members the policy no longer names (after the rules: quorums were checked against the larger set)
+    # members the policy no longer names: removal proposals (after the rules, checked against the larger set)
     for member in sorted(current_members - set(wanted_members)):
-        step(f"remove consortium member {member}", fns.revokeRole(CONSORTIUM_MEMBER_ROLE, member))
+        if membership.open_about(member) is None:
+            step(
+                f"propose to remove consortium member {member} (a majority of the members must approve)",
+                fns.proposeMember(member, False),
+            )
     # finally every gated contract asks the registry
     for name in GATED_CONTRACTS:
         if name not in deployment.contracts:  # an older deployment, or one without Receivables
@@ -331,6 +354,32 @@ def plan_policy(
     if admin is not None:
         _check_admin(chain, deployment, reg, steps, admin)
     return steps
+
+
+def _check_quorum(role: bytes, quorum: int, members: int) -> None:
+    """Refuse (before anything is sent) a rule whose quorum exceeds the members the chain will have."""
+    if quorum > members:
+        raise PolicyError(
+            f"role {id_name(role)} needs a quorum of {quorum} but the consortium has {members} member(s), "
+            "and only its members admit more: apply a policy with the new members and the current "
+            "quorum, have a majority of the members approve the proposals (`supet party member "
+            "approve`), then apply this one; nothing was sent"
+        )
+
+
+def pending_member_changes(
+    chain: Chain, deployment: Deployment, policy: ConsortiumPolicy
+) -> list[MemberProposal]:
+    """The open proposals that would bring the members to ``policy``'s (they wait for the members' votes)."""
+    reg = ParticipantRegistryClient(chain, deployment)
+    current = set(reg.members())
+    wanted = set(policy.members)
+    out: list[MemberProposal] = []
+    for account in sorted((wanted - current) | (current - wanted)):
+        proposal = reg.membership.open_about(account)
+        if proposal is not None and proposal.admit == (account in wanted):
+            out.append(proposal)
+    return out
 
 
 def _check_admin(

@@ -7,7 +7,9 @@
 - Claims: :func:`sign_claim` has an issuer sign an EIP-712 ``Claim`` for the registry's
   domain; :class:`SignedClaim` travels as JSON (``supet party claim issue`` / ``claim add``).
 - :class:`ParticipantRegistryClient`: every write and view of the contract, with
-  :meth:`~ParticipantRegistryClient.why_not_admitted` decoded into :class:`AdmissionStatus`.
+  :meth:`~ParticipantRegistryClient.why_not_admitted` decoded into :class:`AdmissionStatus`;
+  its ``membership`` (:class:`~contracts.membership.MembershipClient`) changes the members, which
+  the admin alone cannot.
 - :func:`deploy_participant_registry` deploys the contract next to a suite.
 """
 
@@ -32,6 +34,7 @@ from contracts.artifacts import load_artifact
 from contracts.chain import Chain, TxResult
 from contracts.deploy import Deployment
 from contracts.errors import ContractsError, DeploymentError
+from contracts.membership import MembershipClient
 
 #: The artifact and deployment-file name of the contract.
 CONTRACT_NAME = "ParticipantRegistry"
@@ -506,6 +509,11 @@ class ParticipantRegistryClient:
         self.contract = chain.contract(CONTRACT_NAME, self.address)
 
     @property
+    def membership(self) -> MembershipClient:
+        """The members' own governance: the first members once, then proposals a majority passes."""
+        return MembershipClient(self)
+
+    @property
     def domain(self) -> ClaimDomain:
         """The EIP-712 domain claims for this registry are signed under."""
         return ClaimDomain(chain_id=self.chain.chain_id, verifying_contract=self.address)
@@ -533,14 +541,6 @@ class ParticipantRegistryClient:
         return self._tx(
             self.contract.functions.removeTrustedIssuer(topic, to_checksum_address(issuer)), admin
         )
-
-    def add_member(self, admin: LocalAccount, member: str) -> TxResult:
-        fn = self.contract.functions.grantRole(CONSORTIUM_MEMBER_ROLE, to_checksum_address(member))
-        return self._tx(fn, admin)
-
-    def remove_member(self, admin: LocalAccount, member: str) -> TxResult:
-        fn = self.contract.functions.revokeRole(CONSORTIUM_MEMBER_ROLE, to_checksum_address(member))
-        return self._tx(fn, admin)
 
     def suspend(self, admin: LocalAccount, party: str, reason: str) -> TxResult:
         return self._tx(self.contract.functions.suspend(to_checksum_address(party), reason), admin)
@@ -714,7 +714,9 @@ def deploy_participant_registry(
 ) -> str:
     """Deploy a ParticipantRegistry for ``deployment``'s chain; return its address.
 
-    ``admin`` (default: the deployer) gets the default admin and consortium admin roles.
+    ``admin`` (default: the deployer) gets the default admin (handed over in two steps) and consortium
+    admin roles. The registry has no members until the policy's first members are set
+    (``membership.bootstrap``, done by :func:`contracts.consortium.apply_policy`).
     The caller records the address in the deployment (``contracts["ParticipantRegistry"]``)
     and decides when contracts start asking it (``DeviceRegistry.setAdmissionGate``): until
     rules, issuers and action roles are set, the gate admits nobody.

@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
-import {AccessControlEnumerable} from "@openzeppelin/contracts/access/extensions/AccessControlEnumerable.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
 import {IAdmissionGate} from "./IAdmissionGate.sol";
+import {ConsortiumMembership} from "./ConsortiumMembership.sol";
 
 /**
  * @title ParticipantRegistry
@@ -30,16 +29,16 @@ import {IAdmissionGate} from "./IAdmissionGate.sol";
  * expired or revoked claim, a distrusted issuer, a member who lost its seat or a raised
  * quorum lapse admission at once, with no keeper. {whyNotAdmitted} says what is missing.
  *
+ * Consortium members are their own governance ({ConsortiumMembership}): the admin sets the first
+ * members once, and afterwards a member is admitted or removed only by a majority of the current
+ * members, so the admin alone cannot make the approvals a quorum counts.
+ *
  * This contract is the {IAdmissionGate} of every supET contract a party writes to.
  */
-contract ParticipantRegistry is IAdmissionGate, AccessControlEnumerable, EIP712 {
+contract ParticipantRegistry is IAdmissionGate, ConsortiumMembership, EIP712 {
     using EnumerableSet for EnumerableSet.AddressSet;
     using EnumerableSet for EnumerableSet.Bytes32Set;
 
-    /// @notice Role of the consortium admin: rules, trusted issuers, action mapping, suspension, members.
-    bytes32 public constant CONSORTIUM_ADMIN_ROLE = keccak256("supet.role.consortium-admin");
-    /// @notice Role of consortium members: one approval vote per application.
-    bytes32 public constant CONSORTIUM_MEMBER_ROLE = keccak256("supet.role.consortium-member");
     /// @notice The EIP-712 type hash of {Claim}.
     bytes32 public constant CLAIM_TYPEHASH =
         keccak256(
@@ -225,14 +224,10 @@ contract ParticipantRegistry is IAdmissionGate, AccessControlEnumerable, EIP712 
     event Reinstated(address indexed party, address indexed by, string reason);
 
     /**
-     * @param admin Receives the default admin and consortium admin roles.
+     * @param admin Receives the default admin (handed over in two steps, {ADMIN_TRANSFER_DELAY}) and
+     * consortium admin roles; not zero (`AccessControlInvalidDefaultAdmin`).
      */
-    constructor(address admin) EIP712("supET Participants", "1") {
-        if (admin == address(0)) revert ParticipantRegistryZeroAddress();
-        _setRoleAdmin(CONSORTIUM_MEMBER_ROLE, CONSORTIUM_ADMIN_ROLE);
-        _grantRole(DEFAULT_ADMIN_ROLE, admin);
-        _grantRole(CONSORTIUM_ADMIN_ROLE, admin);
-    }
+    constructor(address admin) ConsortiumMembership(admin) EIP712("supET Participants", "1") {}
 
     // ------------------------------------------------------------------ consortium admin
 
@@ -501,7 +496,7 @@ contract ParticipantRegistry is IAdmissionGate, AccessControlEnumerable, EIP712 
         return _suspensions[party];
     }
 
-    /// @inheritdoc AccessControlEnumerable
+    /// @inheritdoc ConsortiumMembership
     function supportsInterface(bytes4 interfaceId) public view override returns (bool) {
         return interfaceId == type(IAdmissionGate).interfaceId || super.supportsInterface(interfaceId);
     }

@@ -3,7 +3,9 @@
 ``apply`` reads a policy file (see ``docs/consortium-policy.example.json``), sends only the
 transactions that differ from the chain (members, trusted issuers, role rules, action roles), then
 points the DeviceRegistry, LotRegistry and QualityCertifier at the ParticipantRegistry; it prints
-each step. Applying the same policy again sends nothing. ``show`` prints the rules, action roles,
+each step. Members are set this way once; later member changes are proposals that a majority of
+the members must approve (``supet party member approve``): ``apply`` opens them and lists those
+still waiting. Applying the same policy again sends nothing. ``show`` prints the rules, action roles,
 trusted issuers, members and each contract's admission gate (``--json``: as a policy file).
 """
 
@@ -15,7 +17,15 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from contracts.consortium import ConsortiumPolicy, apply_policy, plan_policy, read_state
+from contracts.chain import Chain
+from contracts.consortium import (
+    ConsortiumPolicy,
+    apply_policy,
+    pending_member_changes,
+    plan_policy,
+    read_state,
+)
+from contracts.deploy import Deployment
 from contracts.participants import id_name
 from supet.cli.common import DeploymentOpt, KeyFileOpt, RpcOpt, open_deployment
 from supet.parties import load_party_account
@@ -50,15 +60,31 @@ def apply(
         steps = plan_policy(chain, dep, loaded)
         for s in steps:
             console.print(f"would: {s.description}")
-        console.print(f"{len(steps)} step(s) to apply" if steps else "the policy is applied already")
+        waiting = _print_pending(chain, dep, loaded)
+        if steps:
+            console.print(f"{len(steps)} step(s) to apply")
+        elif not waiting:
+            console.print("the policy is applied already")
         return
     applied = apply_policy(chain, dep, load_party_account(key_file), loaded)
     for a in applied:
         console.print(f"{a.description} (tx {a.tx_hash})")
+    waiting = _print_pending(chain, dep, loaded)
     if applied:
         console.print(f"applied {len(applied)} step(s); every gated contract asks the ParticipantRegistry")
-    else:
+    elif not waiting:
         console.print("nothing to do: the policy is applied already")
+
+
+def _print_pending(chain: Chain, dep: Deployment, policy: ConsortiumPolicy) -> int:
+    """Print the member proposals the policy waits for; return how many."""
+    pending = pending_member_changes(chain, dep, policy)
+    for p in pending:
+        console.print(
+            f"waiting for the members: {p.describe()} has {p.approvals} approval(s) of a majority of the "
+            f"members; they approve with `supet party member approve {p.id}`"
+        )
+    return len(pending)
 
 
 @app.command("show")

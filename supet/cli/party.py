@@ -45,7 +45,9 @@ app = typer.Typer(
 issuer_app = typer.Typer(help="Trusted claim issuers per topic (consortium admin).", no_args_is_help=True)
 claim_app = typer.Typer(help="Claims: issue (sign to a file), add (submit), revoke.", no_args_is_help=True)
 member_app = typer.Typer(
-    help="Consortium members, who approve applications (consortium admin).", no_args_is_help=True
+    help="Consortium members, who approve applications: set once by the consortium admin, then changed "
+    "only by proposals a majority of the members approve.",
+    no_args_is_help=True,
 )
 app.add_typer(issuer_app, name="issuer")
 app.add_typer(claim_app, name="claim")
@@ -181,30 +183,75 @@ def reinstate(
     console.print(f"reinstated {address}: {reason} (tx {result.tx_hash})")
 
 
-@member_app.command("add")
-def member_add(
-    member: Annotated[str, typer.Argument(help="The member's address.")],
+@member_app.command("bootstrap")
+def member_bootstrap(
+    members: Annotated[list[str], typer.Argument(help="The first members' addresses.")],
     rpc: RpcOpt,
     deployment: DeploymentOpt,
     key_file: KeyFileOpt = None,
 ) -> None:
-    """Give an account a consortium member's vote."""
+    """Set the first consortium members, once (consortium admin; `supet consortium apply` does it too)."""
+    addresses = [parse_address(m, "MEMBERS") for m in members]
+    result = _registry(rpc, deployment).membership.bootstrap(load_party_account(key_file), addresses)
+    console.print(f"the consortium members are {', '.join(addresses)} (tx {result.tx_hash})")
+
+
+def _propose(rpc: str, deployment: Path, key_file: Path | None, member: str, *, admit: bool) -> None:
     address = parse_address(member, "MEMBER")
-    result = _registry(rpc, deployment).add_member(load_party_account(key_file), address)
-    console.print(f"{address} is a consortium member (tx {result.tx_hash})")
+    sent = _registry(rpc, deployment).membership.propose(load_party_account(key_file), address, admit=admit)
+    what = "admit" if admit else "remove"
+    if sent.executed:
+        done = "is a consortium member" if admit else "is no longer a consortium member"
+        console.print(
+            f"proposal {sent.id} to {what} {address} passed at once: {address} {done} (tx {sent.tx.tx_hash})"
+        )
+    else:
+        console.print(
+            f"proposal {sent.id} to {what} {address} is open for 7 days; a majority of the members "
+            f"approve it with `supet party member approve {sent.id}` (tx {sent.tx.tx_hash})"
+        )
+
+
+@member_app.command("add")
+def member_add(
+    member: Annotated[str, typer.Argument(help="The account to admit as a member.")],
+    rpc: RpcOpt,
+    deployment: DeploymentOpt,
+    key_file: KeyFileOpt = None,
+) -> None:
+    """Propose to admit a member (as a member, whose vote counts, or the consortium admin)."""
+    _propose(rpc, deployment, key_file, member, admit=True)
 
 
 @member_app.command("remove")
 def member_remove(
-    member: Annotated[str, typer.Argument(help="The member's address.")],
+    member: Annotated[str, typer.Argument(help="The member to remove.")],
     rpc: RpcOpt,
     deployment: DeploymentOpt,
     key_file: KeyFileOpt = None,
 ) -> None:
-    """Take a member's vote away (its approvals stop counting at once)."""
-    address = parse_address(member, "MEMBER")
-    result = _registry(rpc, deployment).remove_member(load_party_account(key_file), address)
-    console.print(f"{address} is no longer a consortium member (tx {result.tx_hash})")
+    """Propose to remove a member (once passed, its approvals stop counting at once)."""
+    _propose(rpc, deployment, key_file, member, admit=False)
+
+
+@member_app.command("approve")
+def member_approve(
+    proposal: Annotated[int, typer.Argument(help="The member proposal's id.", min=1)],
+    rpc: RpcOpt,
+    deployment: DeploymentOpt,
+    key_file: KeyFileOpt = None,
+) -> None:
+    """Approve a member proposal, as a member; the vote making a majority carries it out."""
+    reg = _registry(rpc, deployment)
+    result = reg.membership.approve(load_party_account(key_file), proposal)
+    p = reg.membership.proposal(proposal)
+    if reg.membership.passed(result):
+        console.print(f"{p.describe()} passed (tx {result.tx_hash})")
+    else:
+        console.print(
+            f"{p.describe()}: {p.approvals} approval(s), {reg.membership.needed()} needed "
+            f"(tx {result.tx_hash})"
+        )
 
 
 TopicOpt = Annotated[

@@ -68,7 +68,7 @@ def test_apply_and_show(
     code, out = run(capsys, "apply", "--policy", str(EXAMPLE), *common, "--dry-run")
     assert code == 0, out
     assert "would: role supplier: requires [business-licence, iso-9001], quorum 0" in out
-    steps = 2 + 3 + 11 + len(json.loads(EXAMPLE.read_text())["actions"]) + 1  # members, issuers, roles, ...
+    steps = 1 + 3 + 11 + len(json.loads(EXAMPLE.read_text())["actions"]) + 1  # members, issuers, roles, ...
     assert f"{steps} step(s) to apply" in out and chain.block_number() == block
 
     code, out = run(capsys, "apply", "--policy", str(EXAMPLE), *common, "--key-file", str(key))
@@ -83,6 +83,20 @@ def test_apply_and_show(
     code, out = run(capsys, "apply", "--policy", str(EXAMPLE), *common, "--key-file", str(key))
     assert code == 0, out
     assert "nothing to do: the policy is applied already" in out and chain.block_number() == block
+
+    # a new member after the first ones is a proposal the members decide (issue 12.12), listed until then
+    grown = json.loads(EXAMPLE.read_text())
+    grown["members"].append(SUPPLIER.address)
+    grown_file = tmp_path / "grown.json"
+    grown_file.write_text(json.dumps(grown))
+    code, out = run(capsys, "apply", "--policy", str(grown_file), *common, "--key-file", str(key))
+    assert code == 0, out
+    assert f"propose to admit consortium member {SUPPLIER.address}" in out
+    waiting = f"waiting for the members: proposal 1: admit {SUPPLIER.address} has 0 approval(s)"
+    assert waiting in out and "supet party member approve 1" in out
+    assert not reg.is_member(SUPPLIER.address)
+    code, out = run(capsys, "apply", "--policy", str(grown_file), *common, "--key-file", str(key))
+    assert code == 0 and waiting in out and "nothing to do" not in out, out
 
     code, out = run(capsys, "show", *common)
     assert code == 0, out

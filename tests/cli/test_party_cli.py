@@ -126,9 +126,16 @@ def test_party_admission_through_the_cli(
     reg = ParticipantRegistryClient(chain, Deployment.load(deployment_file))
     s = SUPPLIER.address
 
-    # consortium admin: members, rule, action, issuers
-    cli.ok("member", "add", MEMBER.address, key=ADMIN)
-    cli.ok("member", "add", MEMBER2.address, key=ADMIN)
+    # consortium admin: the first members (once), rule, action, issuers
+    out = cli.ok("member", "bootstrap", MEMBER.address, key=ADMIN)
+    assert f"the consortium members are {MEMBER.address}" in out
+    assert "ConsortiumMembershipAlreadyBootstrapped" in cli.fails(
+        "member", "bootstrap", OUTSIDER.address, key=ADMIN
+    )
+    # later members by proposal: the lone member's passes at once; the admin's needs the members
+    out = cli.ok("member", "add", MEMBER2.address, key=MEMBER)
+    assert f"proposal 1 to admit {MEMBER2.address} passed at once" in out
+    assert reg.members() == [MEMBER.address, MEMBER2.address]
     out = cli.ok(
         "role-rule",
         "supplier",
@@ -255,5 +262,11 @@ def test_party_admission_through_the_cli(
     cli.ok("withdraw", "supplier", key=SUPPLIER)
     assert reg.why_not_admitted(s, SUPPLIER_ROLE).reason is Reason.NOT_APPLIED
     cli.ok("issuer", "remove", "--topic", "iso-9001", "--issuer", ISO_ISSUER.address, key=ADMIN)
-    cli.ok("member", "remove", MEMBER2.address, key=ADMIN)
+    out = cli.ok("member", "remove", MEMBER2.address, key=ADMIN)
+    assert f"proposal 2 to remove {MEMBER2.address} is open for 7 days" in out
+    out = cli.ok("member", "approve", "2", key=MEMBER)
+    assert f"proposal 2: remove {MEMBER2.address}: 1 approval(s), 2 needed" in out
+    assert "ConsortiumMembershipAlreadyVoted" in cli.fails("member", "approve", "2", key=MEMBER)
+    out = cli.ok("member", "approve", "2", key=MEMBER2)
+    assert f"proposal 2: remove {MEMBER2.address} passed" in out
     assert reg.members() == [MEMBER.address]

@@ -22,6 +22,7 @@ from contracts.consortium import (
     ConsortiumPolicy,
     PolicyError,
     apply_policy,
+    pending_member_changes,
     plan_policy,
     read_state,
 )
@@ -71,6 +72,7 @@ class World:
         self.deployment = suite.deployment
         a = suite.accounts
         self.admin, self.supplier = a[0], a[1]
+        self.members = [a[3], a[4]]
         self.licence_issuer, self.iso_issuer = a[6], a[7]
         self.reg = ParticipantRegistryClient(self.chain, self.deployment)
         self.devices = suite.contract("DeviceRegistry")
@@ -113,16 +115,18 @@ def test_fresh_suite_is_not_gated_and_plan_lists_every_step(world: World) -> Non
     assert not state.gated() and not state.rules and not state.members
     steps = plan_policy(world.chain, world.deployment, example())
     text = [s.description for s in steps]
-    # 2 members, 3 issuers, 11 roles, the actions, DeviceRegistry's gate (the others ask it since deployment)
-    assert len(steps) == 2 + 3 + 11 + len(example().actions) + 1, text
-    assert text[0].startswith("add consortium member") and text[-1].startswith("DeviceRegistry")
+    # the first members (one step), 3 issuers, 11 roles, the actions, DeviceRegistry's gate (the others
+    # ask it since deployment)
+    assert len(steps) == 1 + 3 + 11 + len(example().actions) + 1, text
+    assert text[0] == "set the first consortium members " + ", ".join(example().members)
+    assert text[-1].startswith("DeviceRegistry")
 
 
 def test_example_policy_gates_enrollment_and_lots(world: World) -> None:
     chain, reg, supplier = world.chain, world.reg, world.supplier
     policy = example()
     applied = apply_policy(chain, world.deployment, world.admin, policy)
-    assert len(applied) == 2 + 3 + 11 + len(policy.actions) + 1 and all(s.tx_hash for s in applied)
+    assert len(applied) == 1 + 3 + 11 + len(policy.actions) + 1 and all(s.tx_hash for s in applied)
     state = read_state(chain, world.deployment)
     assert state.gated() and set(state.gates) == set(GATED_CONTRACTS)
     assert len(state.rules) == 11 and len(state.members) == 2
@@ -168,8 +172,9 @@ def test_example_policy_gates_enrollment_and_lots(world: World) -> None:
 
 
 def test_policy_changes_converge(world: World) -> None:
-    """A changed policy sends only the differences, removing issuers and members it no longer names."""
-    chain = world.chain
+    """A changed policy sends only the differences, removing issuers it no longer names and proposing to
+    remove members it no longer names (the members decide)."""
+    chain, members = world.chain, world.members
     apply_policy(chain, world.deployment, world.admin, example())
     data = json.loads(EXAMPLE.read_text())
     data["members"] = data["members"][:1]
@@ -183,10 +188,43 @@ def test_policy_changes_converge(world: World) -> None:
     assert any(s.startswith(f"stop trusting {world.iso_issuer.address}") for s in steps)
     assert any(s.startswith("role supplier") and "quorum 1" in s for s in steps)
     assert any(s == "action supet.consent.grant: allowed to nobody" for s in steps)
-    assert steps[-1].startswith("remove consortium member")
-    assert world.reg.members() == [data["members"][0]]
+    assert steps[-1] == (
+        f"propose to remove consortium member {members[1].address} (a majority of the members must approve)"
+    )
     assert world.reg.action_roles(ACTIONS["supet.consent.grant"]) == []
+    # the admin only proposed: both members are still there until a majority (2 of 2) approves
+    (pending,) = pending_member_changes(chain, world.deployment, changed)
+    assert (pending.account, pending.admit, pending.approvals) == (members[1].address, False, 0)
+    assert apply_policy(chain, world.deployment, world.admin, changed) == []  # no second proposal
+    world.reg.membership.approve(members[0], pending.id)
+    world.reg.membership.approve(members[1], pending.id)
+    assert world.reg.members() == [data["members"][0]]
+    assert pending_member_changes(chain, world.deployment, changed) == []
     assert apply_policy(chain, world.deployment, world.admin, changed) == []
+
+
+def test_issue12_policy_members_after_the_first_are_proposals(world: World) -> None:
+    """Once the first members are set, a policy naming a new member only proposes it; the admin cannot
+    raise a quorum past the members the consortium has (only the members can admit more)."""
+    chain, members, newcomer = world.chain, world.members, world.supplier
+    apply_policy(chain, world.deployment, world.admin, example())
+    data = json.loads(EXAMPLE.read_text())
+    data["members"].append(newcomer.address)
+    grown = ConsortiumPolicy.model_validate(data)
+    (step,) = apply_policy(chain, world.deployment, world.admin, grown)
+    assert step.description.startswith(f"propose to admit consortium member {newcomer.address}")
+    assert not world.reg.is_member(newcomer.address)
+    data["roles"]["bank"]["quorum"] = 3
+    block = chain.block_number()
+    with pytest.raises(PolicyError, match="role bank needs a quorum of 3 but the consortium has 2 member"):
+        apply_policy(chain, world.deployment, world.admin, ConsortiumPolicy.model_validate(data))
+    assert chain.block_number() == block
+    (pending,) = pending_member_changes(chain, world.deployment, grown)
+    world.reg.membership.approve(members[0], pending.id)
+    world.reg.membership.approve(members[1], pending.id)
+    assert world.reg.members() == [m.address for m in members] + [newcomer.address]
+    (step,) = apply_policy(chain, world.deployment, world.admin, ConsortiumPolicy.model_validate(data))
+    assert step.description == "role bank: requires [business-licence, banking-licence], quorum 3"
 
 
 def test_bad_policies_are_refused_before_any_transaction(world: World) -> None:

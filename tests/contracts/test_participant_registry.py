@@ -106,8 +106,7 @@ class Consortium:
         #: The latest issue time handed out by :meth:`claim` (claims of this test never share a second).
         self._last_issued = 0
         if configure:
-            for m in self.members:
-                self.reg.add_member(self.admin, m.address)
+            self.reg.membership.bootstrap(self.admin, [m.address for m in self.members])
             self.reg.set_role_rule(self.admin, SUPPLIER, [LICENCE, ISO], 1)
             self.reg.set_role_rule(self.admin, BANK, [LICENCE, BANKING], 2)
             self.reg.set_role_rule(self.admin, AUDITOR, [], 0)
@@ -222,7 +221,9 @@ def test_deployment_roles_domain_and_interface(suite: Any) -> None:
     assert chain.call(c.functions.hasRole(DEFAULT_ADMIN_ROLE, admin))
     assert chain.call(c.functions.hasRole(CONSORTIUM_ADMIN_ROLE, admin))
     assert not chain.call(c.functions.hasRole(CONSORTIUM_MEMBER_ROLE, admin))
-    assert chain.call(c.functions.getRoleAdmin(CONSORTIUM_MEMBER_ROLE)) == CONSORTIUM_ADMIN_ROLE
+    # members govern membership (they change by bootstrap and proposals only; grantRole refuses the role)
+    assert chain.call(c.functions.getRoleAdmin(CONSORTIUM_MEMBER_ROLE)) == CONSORTIUM_MEMBER_ROLE
+    assert chain.call(c.functions.defaultAdmin()) == admin
     assert chain.call(c.functions.MAX_TOPICS()) == 8
     assert chain.call(c.functions.MAX_ROLES_PER_ACTION()) == 16
     claim_type = "Claim(" + ",".join(f"{f['type']} {f['name']}" for f in CLAIM_TYPES["Claim"]) + ")"
@@ -263,8 +264,7 @@ def test_deploy_refuses_another_chains_deployment(suite: Any) -> None:
 def test_role_rules(suite: Any) -> None:
     cons = Consortium(suite, configure=False)
     reg, admin = cons.reg, cons.admin
-    for m in cons.members[:2]:
-        reg.add_member(admin, m.address)
+    reg.membership.bootstrap(admin, [m.address for m in cons.members[:2]])
     result = reg.set_role_rule(admin, SUPPLIER, [LICENCE, ISO], 2)
     (event,) = cons.c.events.RoleRuleSet().process_receipt(result.receipt)
     assert event["args"]["role"] == SUPPLIER
@@ -685,7 +685,8 @@ def test_approvals_and_quorum(cons: Consortium) -> None:
 
     # refusals: not a member (the admin is not one either), twice, not applied, unknown role, self
     unknown = party_role("pirate")
-    reg.add_member(cons.admin, cons.supplier.address)  # a member that also applies for a role
+    # a member that also applies for a role (admitted by a majority of the three members)
+    reg.membership.approve(m1, reg.membership.propose(m0, cons.supplier.address).id)
     reg.apply(cons.supplier, BANK)
     before = cons.state()
     for account in (cons.outsider, cons.admin, bank):
@@ -711,7 +712,11 @@ def test_approvals_and_quorum(cons: Consortium) -> None:
     assert not reg.is_admitted(bank.address, ENROLL)  # admitted as bank, not as supplier
 
     # a member who loses its seat: its approval stops counting at once
-    reg.remove_member(cons.admin, m0.address)
+    removal = reg.membership.propose(m1, m0.address, admit=False)  # 3 of the 4 members must approve
+    reg.membership.approve(m2, removal.id)
+    assert not removal.executed and reg.is_admitted(bank.address, FINANCE)
+    reg.membership.approve(cons.supplier, removal.id)
+    assert not reg.is_member(m0.address)
     status = cons.why(bank, BANK)
     assert (status.reason, status.approvals, status.needed) == (Reason.NO_QUORUM, 1, 2)
     reg.approve(m2, bank.address, BANK)

@@ -1,0 +1,228 @@
+"""Consortium members are their own governance (issue 12.12), on both chains.
+
+The admin sets the first members once; afterwards only a majority of the current members admits or
+removes one, so the admin alone cannot mint the approvals a quorum counts. Every refused call is
+checked for its exact custom error and for leaving the membership (members, proposals, votes) and
+the block height as they were.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from eth_account.signers.local import LocalAccount
+from support import reverts
+from web3.logs import DISCARD
+from web3.types import RPCEndpoint
+
+from contracts.chain import Chain
+from contracts.membership import MembershipClient
+from contracts.participants import (
+    CONSORTIUM_ADMIN_ROLE,
+    CONSORTIUM_MEMBER_ROLE,
+    PARTY_ROLES,
+    ParticipantRegistryClient,
+    deploy_participant_registry,
+)
+
+ZERO = "0x" + "00" * 20
+WEEK = 7 * 86_400
+BANK = PARTY_ROLES["bank"]
+
+
+def now(chain: Chain) -> int:
+    return int(chain.block()["timestamp"])
+
+
+def set_time(chain: Chain, ts: int) -> None:
+    """Mine a block with timestamp ``ts`` (later transactions are mined after it)."""
+    provider = chain.w3.provider
+    if chain.is_embedded:
+        provider.make_request(RPCEndpoint("testing_timeTravel"), [ts])
+    else:
+        provider.make_request(RPCEndpoint("evm_setNextBlockTimestamp"), [ts])
+    provider.make_request(RPCEndpoint("evm_mine"), [])
+
+
+class World:
+    """A fresh ParticipantRegistry: admin account 0; members-to-be 3, 4, 8; outsiders 1, 2, 5."""
+
+    def __init__(self, suite: Any) -> None:
+        self.chain: Chain = suite.chain
+        a = suite.accounts
+        self.admin: LocalAccount = a[0]
+        self.m: list[LocalAccount] = [a[3], a[4], a[8]]
+        self.outsider, self.newcomer, self.sybil = a[5], a[1], a[2]
+        address = deploy_participant_registry(self.chain, self.admin, deployment=suite.deployment)
+        self.reg = ParticipantRegistryClient.at(self.chain, address)
+        self.ms: MembershipClient = self.reg.membership
+        self.fns = self.reg.contract.functions
+
+    def bootstrap(self, count: int = 3) -> None:
+        self.ms.bootstrap(self.admin, [m.address for m in self.m[:count]])
+
+    def state(self) -> Any:
+        ms = self.ms
+        proposals = [ms.proposal(i) for i in range(1, ms.count() + 1)]
+        return (self.reg.members(), ms.is_bootstrapped(), proposals, self.chain.block_number())
+
+
+@pytest.fixture
+def world(suite: Any) -> World:
+    return World(suite)
+
+
+def test_issue12_the_admin_alone_cannot_mint_a_quorum(world: World) -> None:
+    """Before the fix the member role's admin was the consortium admin: grantRole made any quorum."""
+    chain, admin, fns = world.chain, world.admin, world.fns
+    world.bootstrap()
+    world.reg.set_role_rule(admin, BANK, [], 2)
+    before = world.state()
+    with reverts("ConsortiumMembershipByVoteOnly"):
+        chain.transact(fns.grantRole(CONSORTIUM_MEMBER_ROLE, world.sybil.address), admin)
+    with reverts("ConsortiumMembershipByVoteOnly"):
+        chain.transact(fns.revokeRole(CONSORTIUM_MEMBER_ROLE, world.m[0].address), admin)
+    with reverts("ConsortiumMembershipByVoteOnly"):
+        chain.transact(fns.renounceRole(CONSORTIUM_MEMBER_ROLE, world.m[0].address), world.m[0])
+    with reverts("ConsortiumMembershipAlreadyBootstrapped"):
+        world.ms.bootstrap(admin, [world.sybil.address])
+    # the admin may propose; its proposal carries no vote, and the admin cannot approve it
+    sent = world.ms.propose(admin, world.sybil.address)
+    assert not sent.executed
+    assert world.state()[0] == before[0]
+    with reverts("ConsortiumMembershipNotMember", account=admin.address):
+        world.ms.approve(admin, sent.id)
+    assert not chain.call(fns.hasRole(CONSORTIUM_MEMBER_ROLE, world.sybil.address))
+    assert world.reg.members() == [m.address for m in world.m]
+
+
+def test_bootstrap_once(world: World) -> None:
+    chain, admin, ms = world.chain, world.admin, world.ms
+    assert not ms.is_bootstrapped() and world.reg.members() == []
+    before = world.state()
+    with reverts(
+        "AccessControlUnauthorizedAccount", account=world.outsider.address, neededRole=CONSORTIUM_ADMIN_ROLE
+    ):
+        ms.bootstrap(world.outsider, [world.outsider.address])
+    with reverts("ConsortiumMembershipNoMembers"):
+        ms.bootstrap(admin, [])
+    with reverts("ConsortiumMembershipZeroAccount"):
+        ms.bootstrap(admin, [world.m[0].address, ZERO])
+    with reverts("ConsortiumMembershipAlreadyMember", account=world.m[0].address):
+        ms.bootstrap(admin, [world.m[0].address, world.m[0].address])
+    with reverts("ConsortiumMembershipNotBootstrapped"):
+        ms.propose(admin, world.m[0].address)
+    assert world.state() == before
+    result = ms.bootstrap(admin, [m.address for m in world.m])
+    (event,) = world.reg.contract.events.MembersBootstrapped().process_receipt(result.receipt, errors=DISCARD)
+    assert event["args"]["members"] == [m.address for m in world.m]
+    assert event["args"]["by"] == admin.address
+    assert ms.is_bootstrapped() and world.reg.members() == [m.address for m in world.m]
+    assert ms.needed() == 2
+    assert chain.call(world.fns.MEMBER_PROPOSAL_TTL()) == WEEK
+
+
+def test_a_majority_of_members_admits_and_removes(world: World) -> None:
+    chain, ms, (m0, m1, m2) = world.chain, world.ms, world.m
+    world.bootstrap()
+    events = world.reg.contract.events
+    # a member's proposal carries its vote; the second of three makes the majority
+    sent = ms.propose(m0, world.newcomer.address)
+    (opened,) = events.MemberProposed().process_receipt(sent.tx.receipt, errors=DISCARD)
+    assert opened["args"]["id"] == sent.id == 1
+    assert opened["args"]["account"] == world.newcomer.address
+    assert opened["args"]["admit"] is True
+    assert opened["args"]["proposer"] == m0.address
+    assert opened["args"]["expiresAt"] == now(chain) + WEEK
+    assert not sent.executed and not world.reg.is_member(world.newcomer.address)
+    p = ms.proposal(sent.id)
+    assert (p.voters, p.approvals, p.executed) == ((m0.address,), 1, False)
+    assert ms.open_about(world.newcomer.address) == p
+    result = ms.approve(m1, sent.id)
+    (approved,) = events.MemberProposalApproved().process_receipt(result.receipt, errors=DISCARD)
+    assert (approved["args"]["member"], approved["args"]["approvals"], approved["args"]["needed"]) == (
+        m1.address,
+        2,
+        2,
+    )
+    (executed,) = events.MemberProposalExecuted().process_receipt(result.receipt, errors=DISCARD)
+    assert (executed["args"]["id"], executed["args"]["account"], executed["args"]["admit"]) == (
+        1,
+        world.newcomer.address,
+        True,
+    )
+    assert world.reg.is_member(world.newcomer.address) and ms.needed() == 3
+    assert ms.open_about(world.newcomer.address) is None
+    # removal: 3 of 4 needed; a removed member's votes stop counting on other proposals
+    other = ms.propose(m2, world.sybil.address)
+    removal = ms.propose(world.newcomer, m2.address, admit=False)
+    ms.approve(m0, removal.id)
+    assert ms.proposal(removal.id).approvals == 2
+    result = ms.approve(m1, removal.id)
+    assert ms.passed(result) and not world.reg.is_member(m2.address)
+    assert ms.proposal(other.id).voters == (m2.address,)
+    assert ms.proposal(other.id).approvals == 0  # m2's vote no longer counts
+
+
+def test_lone_member_and_the_last_member(world: World) -> None:
+    ms, m0 = world.ms, world.m[0]
+    world.bootstrap(1)
+    assert ms.needed() == 1
+    sent = ms.propose(m0, world.m[1].address)  # a lone member's proposal passes at once
+    assert sent.executed and world.reg.is_member(world.m[1].address)
+    removal = ms.propose(m0, world.m[1].address, admit=False)  # 2 of 2 needed
+    ms.approve(world.m[1], removal.id)
+    assert world.reg.members() == [m0.address]
+    before = world.state()
+    with reverts("ConsortiumMembershipLastMember", account=m0.address):
+        ms.propose(m0, m0.address, admit=False)
+    assert world.state() == before
+
+
+def test_proposal_refusals_change_nothing(world: World) -> None:
+    chain, ms, admin, (m0, m1, m2) = world.chain, world.ms, world.admin, world.m
+    world.bootstrap()
+    sent = ms.propose(m0, world.newcomer.address)
+    before = world.state()
+    with reverts("ConsortiumMembershipNotProposer", caller=world.outsider.address):
+        ms.propose(world.outsider, world.sybil.address)
+    with reverts("ConsortiumMembershipZeroAccount"):
+        ms.propose(m0, ZERO)
+    with reverts("ConsortiumMembershipAlreadyMember", account=m1.address):
+        ms.propose(m0, m1.address)
+    with reverts("ConsortiumMembershipNotMember", account=world.sybil.address):
+        ms.propose(m0, world.sybil.address, admit=False)
+    with reverts("ConsortiumMembershipProposalPending", account=world.newcomer.address, id=sent.id):
+        ms.propose(admin, world.newcomer.address)
+    with reverts("ConsortiumMembershipNotMember", account=world.outsider.address):
+        ms.approve(world.outsider, sent.id)
+    with reverts("ConsortiumMembershipAlreadyVoted", member=m0.address, id=sent.id):
+        ms.approve(m0, sent.id)
+    for bad in (0, sent.id + 1):
+        with reverts("ConsortiumMembershipUnknownProposal", id=bad):
+            ms.approve(m1, bad)
+        with reverts("ConsortiumMembershipUnknownProposal", id=bad):
+            chain.call(world.fns.memberProposal(bad))
+    assert world.state() == before
+    ms.approve(m1, sent.id)
+    passed = world.state()
+    with reverts("ConsortiumMembershipProposalExecuted", id=sent.id):
+        ms.approve(m2, sent.id)
+    assert world.state() == passed
+
+
+def test_a_proposal_lapses_after_a_week(world: World) -> None:
+    chain, ms, (m0, m1, _) = world.chain, world.ms, world.m
+    world.bootstrap()
+    sent = ms.propose(m0, world.newcomer.address)
+    expires = ms.proposal(sent.id).expires_at
+    set_time(chain, expires)
+    before = world.state()
+    with reverts("ConsortiumMembershipProposalExpired", id=sent.id, expiresAt=expires):
+        ms.approve(m1, sent.id)
+    assert world.state() == before
+    assert ms.open_about(world.newcomer.address) is None
+    again = ms.propose(m1, world.newcomer.address)  # a lapsed proposal no longer blocks a new one
+    assert again.id == sent.id + 1
+    assert ms.passed(ms.approve(m0, again.id))
