@@ -56,6 +56,8 @@ class ContractRevert(ContractsError):
     ``error_name`` names the contract's custom error (``"ReadingAnchorUnknownBatch"``),
     ``args`` holds its arguments by name. A bare revert or a panic has
     ``error_name`` ``"Error"`` / ``"Panic"`` or ``None`` when there is no data.
+    ``hint`` says what to do about it (which command fixes the cause) when the error is one
+    :data:`contracts.revert.REVERT_HINTS` knows; the message ends with it.
     """
 
     code = "chain.revert"
@@ -68,9 +70,11 @@ class ContractRevert(ContractsError):
         error_name: str | None,
         args: Mapping[str, Any] | None = None,
         data: bytes = b"",
+        hint: str | None = None,
     ) -> None:
         super().__init__(message)
         self.contract = contract
         self.error_name = error_name
         self.error_args: dict[str, Any] = dict(args or {})
         self.data = data
+        self.hint = hint

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, Final
 
 from eth_abi import decode
 from eth_abi.exceptions import DecodingError
@@ -25,6 +25,61 @@ _PANIC_REASONS = {
     0x41: "out of memory",
     0x51: "call to an uninitialised function",
 }
+
+
+_ADMIT = (
+    "{party} is not admitted for {action}. A consortium admin admits parties with "
+    "`supet consortium apply --policy FILE` (roles, issuers, which roles may do what), the party "
+    "applies for a role allowed to do it (`supet party apply ROLE`), and `supet party status {party}` "
+    "says what is still missing; on a development chain `supet deploy --dev` admits the deployer"
+)
+
+#: What to do about a revert, by custom error name: the commands that remove its cause. The one
+#: place such advice lives; ``{party}``, ``{action}`` and the error's other arguments are filled in
+#: (an action id by its name). ``decode_revert`` ends the message with it.
+REVERT_HINTS: Final[Mapping[str, str]] = {
+    "DeviceRegistryNotAdmitted": _ADMIT.replace("{action}", "supet.device.enroll (enrolling devices)"),
+    "LotRegistryNotAdmitted": _ADMIT,
+    "QualityCertifierNotAdmitted": _ADMIT,
+    "PurchaseOrdersNotAdmitted": _ADMIT,
+    "CreditRegistryNotAdmitted": _ADMIT,
+    "ReceivablesNotAdmitted": _ADMIT,
+    "DeviceRegistryUntrustedCA": (
+        "the manufacturer CA {caKeyHash} is not trusted on this chain: the consortium operator "
+        "registers it with `supet ca register --cert CA.pem`"
+    ),
+    "ParticipantRegistryNotApplied": (
+        "{party} has not applied for this role: it applies with `supet party apply ROLE` first"
+    ),
+    "ParticipantRegistryNotMember": (
+        "{account} is not a consortium member: only members approve (`supet consortium show` lists them)"
+    ),
+    "ParticipantRegistryUntrustedIssuer": (
+        "{issuer} is not a trusted issuer of that topic: the consortium's policy lists its trusted "
+        "issuers (`trusted_issuers`, applied with `supet consortium apply --policy FILE`)"
+    ),
+}
+
+
+class _Filled(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def revert_hint(error_name: str | None, args: Mapping[str, Any]) -> str | None:
+    """What to do about the custom error ``error_name`` with ``args`` (None when the table has no advice)."""
+    template = REVERT_HINTS.get(error_name or "")
+    if template is None:
+        return None
+    values = _Filled({k: str(v) for k, v in args.items()})
+    action = args.get("action")
+    if isinstance(action, str) and action.startswith("0x"):
+        from contracts.participants import id_name  # participants imports the chain, which imports us
+
+        values["action"] = id_name(bytes.fromhex(action[2:]))
+    values.setdefault("party", "the party")
+    values.setdefault("action", "this action")
+    return template.format_map(values)
 
 
 @dataclass(frozen=True)
@@ -113,10 +168,12 @@ def decode_revert(data: bytes, *, context: str = "") -> ContractRevert:
         )
     args = {name or f"arg{i}": _plain(v) for i, (name, v) in enumerate(zip(spec.names, values, strict=True))}
     shown = ", ".join(f"{k}={v}" for k, v in args.items())
+    hint = revert_hint(spec.name, args)
     return ContractRevert(
-        f"{spec.name}({shown}){where}",
+        f"{spec.name}({shown}){where}" + (f": {hint}" if hint else ""),
         contract=spec.contract,
         error_name=spec.name,
         args=args,
         data=data,
+        hint=hint,
     )

@@ -34,6 +34,7 @@ COMMANDS: Final[dict[str, tuple[str, str, Literal["group", "command"]]]] = {
     "deploy": ("contracts_cmd", "deploy", "command"),
     "ca": ("ca", "app", "group"),
     "device": ("device", "app", "group"),
+    "reading": ("reading", "app", "group"),
     "party": ("party", "app", "group"),
     "consortium": ("consortium", "app", "group"),
     "lot": ("lots", "lot_app", "group"),

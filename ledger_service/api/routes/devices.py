@@ -122,7 +122,7 @@ def _revert_refusal(e: ContractRevert, party: str, device_id: str) -> LedgerErro
     name = e.error_name
     if name == "DeviceRegistryNotAdmitted":
         return RoleRequired(
-            f"the DeviceRegistry does not admit {party} to enroll devices: {ENROLLER.advice}",
+            e.hint or f"the DeviceRegistry does not admit {party} to enroll devices: {ENROLLER.advice}",
             role=ENROLLER.name,
             party=party,
         )
