@@ -23,13 +23,19 @@ import time
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from analytics.ledger_source import LedgerSource
-from analytics.publish import ProfileParams, YieldParams, publish_profile, publish_yield, yield_dataset
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
 from contracts.onboarding import Onboarding
 from device_attestation.sim_feed import SimulationFeed
 from device_attestation.simulator import RUBBER_MIXING, SOLAR_CELL, FactorySpec, simulate_world
+from ledger_service.analytics_store.publish import (
+    ProfileParams,
+    YieldParams,
+    publish_profile,
+    publish_yield,
+    yield_dataset,
+)
+from ledger_service.analytics_store.source import LedgerSource
 from ledger_service.config import Settings
 from ledger_service.service import LedgerService
 

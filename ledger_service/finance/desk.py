@@ -31,7 +31,6 @@ from sqlmodel import Session
 
 from analytics.commitment import Commitment, canonical_json
 from analytics.profile import FactoryProfile
-from analytics.publish import list_published, load_published
 from contracts.chain import Chain
 from contracts.credit import CreditRecord, CreditRegistryClient, model_version
 from contracts.deploy import Deployment
@@ -39,6 +38,7 @@ from contracts.errors import ContractRevert
 from contracts.participants import ParticipantRegistryClient, action_id
 from finance.assessment import CreditAssessment, assess, commit_assessment
 from finance.errors import CreditModelError
+from ledger_service.analytics_store.publish import list_published, load_published
 from ledger_service.finance.access_log import AccessLogAnchorer, AccessLogBook, RefusalTally
 from ledger_service.finance.errors import AccessRefused, FinanceNotDeployed, NotFound, PublishRefused
 from ledger_service.finance.relay import RelayRefused, prepare, relay

@@ -26,8 +26,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
-from analytics.publish import list_published
 from contracts.errors import ChainError
+from ledger_service.analytics_store.publish import list_published
 from ledger_service.api.routes import finance as finance_api
 from ledger_service.auth import auth_state
 from ledger_service.finance.desk import desk_of

@@ -21,7 +21,6 @@ from typing import Any, Final
 from sqlmodel import Session, select
 
 from analytics.charts import profile_chart
-from analytics.publish import list_published
 from auditor.bundle import ProofBundle
 from auditor.errors import VerificationError
 from auditor.lot_chain import ChainStep
@@ -33,6 +32,7 @@ from contracts.lots import (
     format_gtin,
 )
 from contracts.registry import DeviceRecord, device_id_hash
+from ledger_service.analytics_store.publish import list_published
 from ledger_service.api.routes import finance as finance_api
 from ledger_service.auth import AuthenticatedParty
 from ledger_service.errors import NotFound

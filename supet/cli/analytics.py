@@ -2,7 +2,7 @@
 
 Every command reads the ledger's database (``--database``, default ``$SUPET_DATABASE_URL``) and
 the chain (``--rpc``/``--deployment``): results are computed from anchored readings and on-chain
-orders and deliveries only (analytics/ledger_source.py), committed and stored; ``recompute``
+orders and deliveries only (ledger_service/analytics_store/source.py), committed and stored; ``recompute``
 re-derives a stored result and exits 1 naming what differs.
 """
 
@@ -18,8 +18,8 @@ import typer
 from rich.console import Console
 
 from analytics.charts import profile_chart, yield_chart
-from analytics.ledger_source import LedgerSource, SourceError
-from analytics.publish import (
+from analytics.yield_model import YieldModelParams
+from ledger_service.analytics_store.publish import (
     ProfileParams,
     YieldParams,
     list_published,
@@ -28,7 +28,7 @@ from analytics.publish import (
     publish_yield,
     recompute,
 )
-from analytics.yield_model import YieldModelParams
+from ledger_service.analytics_store.source import LedgerSource, SourceError
 from ledger_service.store.engine import make_engine
 from supet.cli.common import DeploymentOpt, RpcOpt, open_deployment
 

@@ -38,8 +38,6 @@ from eth_account.signers.local import LocalAccount
 from sqlmodel import Session, select
 
 from analytics.charts import profile_chart, yield_chart
-from analytics.ledger_source import LedgerSource
-from analytics.publish import ProfileParams, YieldParams, publish_profile, publish_yield, recompute
 from analytics.yield_model import YieldModelParams
 from auditor.lot_chain import lot_chain_steps
 from contracts.certification_package import load_package_obj
@@ -56,6 +54,14 @@ from contracts.onboarding import Onboarding
 from contracts.receivables import ReceivablesClient, StablecoinClient, receivable_reference
 from device_attestation.sim_feed import SimulationFeed
 from device_attestation.simulator import RUBBER_MIXING, SOLAR_CELL, FactorySpec, World, simulate_world
+from ledger_service.analytics_store.publish import (
+    ProfileParams,
+    YieldParams,
+    publish_profile,
+    publish_yield,
+    recompute,
+)
+from ledger_service.analytics_store.source import LedgerSource
 from ledger_service.api import create_app
 from ledger_service.certification import certification_package
 from ledger_service.config import Settings

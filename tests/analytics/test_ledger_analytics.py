@@ -18,15 +18,6 @@ import pytest
 
 from analytics.charts import profile_chart, yield_chart
 from analytics.commitment import CommitmentMismatch
-from analytics.ledger_source import InputMismatch, LedgerSource, SourceError
-from analytics.publish import (
-    ProfileParams,
-    YieldParams,
-    list_published,
-    publish_profile,
-    publish_yield,
-    recompute,
-)
 from analytics.yield_model import YieldModelParams
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
@@ -34,6 +25,15 @@ from contracts.onboarding import Onboarding
 from contracts.orders import PurchaseOrdersClient, due_day, order_id
 from device_attestation.sim_feed import FeedResult, SimulationFeed
 from device_attestation.simulator import RUBBER_MIXING, SOLAR_CELL, FactorySpec, World, simulate_world
+from ledger_service.analytics_store.publish import (
+    ProfileParams,
+    YieldParams,
+    list_published,
+    publish_profile,
+    publish_yield,
+    recompute,
+)
+from ledger_service.analytics_store.source import InputMismatch, LedgerSource, SourceError
 from ledger_service.config import Settings
 from ledger_service.service import LedgerService
 

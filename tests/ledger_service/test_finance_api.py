@@ -17,11 +17,11 @@ from sqlmodel import Session, col, func, select
 
 from analytics.commitment import commit
 from analytics.profile import FactoryProfile
-from analytics.publish import PROFILE_MODEL, profile_json
 from contracts.chain import Chain, dev_accounts
 from contracts.credit import CreditRegistryClient
 from contracts.deploy import deploy_suite
 from contracts.onboarding import Onboarding
+from ledger_service.analytics_store.publish import PROFILE_MODEL, profile_json
 from ledger_service.api import create_app
 from ledger_service.config import Settings
 from ledger_service.finance.access_log import entry_digest

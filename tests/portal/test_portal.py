@@ -32,12 +32,12 @@ from support import TestConsortium, require
 
 from analytics.commitment import canonical_json, commit
 from analytics.profile import FactoryProfile
-from analytics.publish import PROFILE_MODEL, profile_json
 from contracts.chain import Chain, dev_accounts
 from contracts.credit import CreditRegistryClient
 from contracts.deploy import deploy_suite
 from contracts.lots import LotRegistryClient
 from contracts.onboarding import Onboarding
+from ledger_service.analytics_store.publish import PROFILE_MODEL, profile_json
 from ledger_service.api import create_app
 from ledger_service.config import Settings
 from ledger_service.finance.desk import desk_of

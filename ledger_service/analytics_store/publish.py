@@ -7,7 +7,7 @@ every input exactly (the factory, its devices, the period, the last anchored bat
 result with the current code and compare every part of the commitment
 (:func:`analytics.commitment.verify_commitment`). A changed input is named: a reading whose
 content no longer gives its anchored digest, or a batch whose stored readings no longer rebuild
-the anchored root (:class:`analytics.ledger_source.InputMismatch`); a changed result, parameter
+the anchored root (:class:`ledger_service.analytics_store.source.InputMismatch`); a changed result, parameter
 or code version is named by the commitment field that differs
 (:class:`analytics.commitment.CommitmentMismatch`).
 
@@ -39,7 +39,6 @@ from analytics.commitment import (
     commit,
     verify_commitment,
 )
-from analytics.ledger_source import AnchoredReading, LedgerSource, SourceError
 from analytics.profile import (
     DAY_S,
     Factory,
@@ -57,6 +56,7 @@ from analytics.yield_model import (
     YieldModelResult,
     fit_yield_model,
 )
+from ledger_service.analytics_store.source import AnchoredReading, LedgerSource, SourceError
 from ledger_service.store.models import AnalyticsResultRow
 
 __all__ = [
