@@ -49,7 +49,7 @@ class LedgerService:
     metrics: LedgerMetrics = field(default_factory=LedgerMetrics)
     #: Probes chain, database and broker (background thread while started; on demand for readiness).
     monitor: HealthMonitor | None = None
-    #: Credit queries, their access log and its anchoring (``ledger_service.finance.desk.desk_of``).
+    #: Credit queries, their access log and its anchoring (``ledger_service.credit_desk.desk.desk_of``).
     finance: Any = None
 
     def __post_init__(self) -> None:
@@ -171,7 +171,7 @@ class LedgerService:
         if self.settings.anchoring:
             self.anchoring.start()
             if "CreditRegistry" in self.deployment.contracts:
-                from ledger_service.finance.desk import desk_of
+                from ledger_service.credit_desk.desk import desk_of
 
                 desk_of(self).anchorer.start()
         if self.mqtt is not None:

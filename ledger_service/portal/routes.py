@@ -30,7 +30,7 @@ from contracts.errors import ChainError
 from ledger_service.analytics_store.publish import list_published
 from ledger_service.api.routes import finance as finance_api
 from ledger_service.auth import auth_state
-from ledger_service.finance.desk import desk_of
+from ledger_service.credit_desk.desk import desk_of
 from ledger_service.portal import views
 from ledger_service.portal.errors import BadForm
 from ledger_service.portal.session import (

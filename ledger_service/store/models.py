@@ -185,7 +185,7 @@ class AccessLogBatchRow(SQLModel, table=True):
 class AccessLogRow(SQLModel, table=True):
     """One attempt to read a factory's credit data (answered or refused), written before the answer.
 
-    ``digest`` is :func:`ledger_service.finance.access_log.entry_digest` of the other fields; the
+    ``digest`` is :func:`ledger_service.credit_desk.access_log.entry_digest` of the other fields; the
     batch that anchors it is ``batch_id``. ``factory`` is empty when the attempt named none (a
     refused listing).
     """

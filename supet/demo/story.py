@@ -65,7 +65,7 @@ from ledger_service.analytics_store.source import LedgerSource
 from ledger_service.api import create_app
 from ledger_service.certification import certification_package
 from ledger_service.config import Settings
-from ledger_service.finance.desk import desk_of
+from ledger_service.credit_desk.desk import desk_of
 from ledger_service.service import LedgerService
 from ledger_service.store.models import ReadingRow
 from supet.demo.report import Report

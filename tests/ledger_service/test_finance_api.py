@@ -24,9 +24,9 @@ from contracts.onboarding import Onboarding
 from ledger_service.analytics_store.publish import PROFILE_MODEL, profile_json
 from ledger_service.api import create_app
 from ledger_service.config import Settings
-from ledger_service.finance.access_log import entry_digest
-from ledger_service.finance.desk import FinanceDesk, desk_of
-from ledger_service.finance.errors import AccessLogError
+from ledger_service.credit_desk.access_log import entry_digest
+from ledger_service.credit_desk.desk import FinanceDesk, desk_of
+from ledger_service.credit_desk.errors import AccessLogError
 from ledger_service.service import LedgerService
 from ledger_service.store.models import (
     AccessLogBatchRow,
@@ -457,7 +457,7 @@ def test_unadmitted_flood_stays_out_of_the_anchored_log(world: World) -> None:
 
 def test_refusal_tally_is_bounded_per_hour(world: World) -> None:
     """A key naming many factories cannot grow the tally: past the cap, attempts share one row."""
-    from ledger_service.finance.access_log import OVERFLOW_FACTORY, RefusalTally
+    from ledger_service.credit_desk.access_log import OVERFLOW_FACTORY, RefusalTally
 
     tally = RefusalTally(engine=world.ledger.engine, max_factories=3)
     party = Account.create().address

@@ -361,7 +361,7 @@ def test_malformed_addresses_and_queries_are_400(world: World) -> None:
 
 def test_relay_on_both_chains(suite: Any) -> None:
     """The relay's revert, replay and mined-revert answers on the embedded chain and on anvil."""
-    from ledger_service.finance.relay import RelayRefused, expected_call, prepare, relay
+    from ledger_service.tx_relay import RelayRefused, expected_call, prepare, relay
 
     chain: Chain = suite.chain
     party, bank = suite.accounts[5], suite.accounts[8]
@@ -454,7 +454,7 @@ def test_relay_forwards_only_the_prepared_transaction_types(suite: Any) -> None:
     and a legacy (type 0) one are refused with ``finance.relay_type``, an access list the service did not
     prepare with ``finance.relay_extra_fields``; nothing is sent, no code is set. The prepared call
     signed as EIP-2930 (type 1, no access list) is relayed. Embedded chain and anvil (osaka: 7702 on)."""
-    from ledger_service.finance.relay import RelayRefused, expected_call, prepare, relay
+    from ledger_service.tx_relay import RelayRefused, expected_call, prepare, relay
 
     chain: Chain = suite.chain
     party, third, bank = suite.accounts[5], suite.accounts[7], suite.accounts[8]

@@ -40,7 +40,7 @@ from contracts.onboarding import Onboarding
 from ledger_service.analytics_store.publish import PROFILE_MODEL, profile_json
 from ledger_service.api import create_app
 from ledger_service.config import Settings
-from ledger_service.finance.desk import desk_of
+from ledger_service.credit_desk.desk import desk_of
 from ledger_service.service import LedgerService
 from ledger_service.store.models import AnalyticsResultRow
 
@@ -405,7 +405,7 @@ def test_factory_access_log_is_paged_newest_first_and_not_flooded(
     refused attempts are a count above the table, not rows of it; older entries are a link away."""
     from eth_account import Account
 
-    from ledger_service.finance.errors import AccessRefused
+    from ledger_service.credit_desk.errors import AccessRefused
 
     desk = desk_of(world.service)
     for _ in range(60):

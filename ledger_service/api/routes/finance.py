@@ -23,8 +23,8 @@ from contracts.receivables import ReceivablesClient, StablecoinClient, receivabl
 from ledger_service.api.deps import CurrentParty, ServiceDep
 from ledger_service.api.models import ErrorEnvelope
 from ledger_service.api.responses import FastJSONResponse
-from ledger_service.finance.access_log import MAX_PAGE
-from ledger_service.finance.desk import (
+from ledger_service.credit_desk.access_log import MAX_PAGE
+from ledger_service.credit_desk.desk import (
     PUBLISH_ACTION,
     FinanceDesk,
     assess_profile,
@@ -33,14 +33,14 @@ from ledger_service.finance.desk import (
     record_json,
     relay_publish,
 )
-from ledger_service.finance.errors import (
+from ledger_service.credit_desk.errors import (
     AccessRefused,
     FinanceError,
     FinanceNotDeployed,
     NotFound,
     PublishRefused,
 )
-from ledger_service.finance.relay import RelayRefused, expected_call, prepare, relay
+from ledger_service.tx_relay import RelayRefused, expected_call, prepare, relay
 
 router = APIRouter(prefix="/v1", tags=["finance"])
 
@@ -430,7 +430,7 @@ def receivable(receivable_id: Annotated[int, Path(ge=1)], party: CurrentParty, s
 # address (after the admission check; a call the contract would refuse is answered 409
 # ``finance.reverts`` with the custom error, before anything is signed), and ``POST ...`` with the same
 # body plus ``signed_transaction`` relays exactly that call signed by the caller (see
-# ledger_service/finance/relay.py for the checks). The service never holds a party's key.
+# ledger_service/tx_relay.py for the checks). The service never holds a party's key.
 
 SignedTx = Annotated[
     str,

@@ -33,7 +33,7 @@ from web3.contract.contract import ContractFunction
 
 from contracts.chain import Chain, TxResult
 from contracts.errors import ContractRevert, NodeRefused
-from ledger_service.finance.errors import FinanceError
+from ledger_service.credit_desk.errors import FinanceError
 
 __all__ = ["RelayRefused", "Relayed", "expected_call", "prepare", "relay", "revert_details"]
 

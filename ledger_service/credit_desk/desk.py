@@ -5,7 +5,7 @@ CreditRegistry's admission gate) AND ``hasConsent(factory, bank)`` holds, both r
 block. Every attempt of an admitted bank, answered or refused, is written to the access log (and
 committed) *before* the answer or the refusal leaves: :meth:`FinanceDesk.gate` does both. An attempt
 of a party not admitted as a bank at all is refused and counted in the bounded, non-anchored
-:class:`~ledger_service.finance.access_log.RefusalTally` instead (committed before the refusal
+:class:`~ledger_service.credit_desk.access_log.RefusalTally` instead (committed before the refusal
 leaves too): any key can sign in, so its attempts must not grow the factory's anchored log.
 
 Publishing (the analytics oracle): :func:`assess_profile` assesses a published profile with the
@@ -39,11 +39,11 @@ from contracts.participants import ParticipantRegistryClient, action_id
 from finance.assessment import CreditAssessment, assess, commit_assessment
 from finance.errors import CreditModelError
 from ledger_service.analytics_store.publish import list_published, load_published
-from ledger_service.finance.access_log import AccessLogAnchorer, AccessLogBook, RefusalTally
-from ledger_service.finance.errors import AccessRefused, FinanceNotDeployed, NotFound, PublishRefused
-from ledger_service.finance.relay import RelayRefused, prepare, relay
+from ledger_service.credit_desk.access_log import AccessLogAnchorer, AccessLogBook, RefusalTally
+from ledger_service.credit_desk.errors import AccessRefused, FinanceNotDeployed, NotFound, PublishRefused
 from ledger_service.logs import request_id as _request_id
 from ledger_service.store.models import AnalyticsResultRow
+from ledger_service.tx_relay import RelayRefused, prepare, relay
 
 __all__ = [
     "ANSWERED",
@@ -412,7 +412,7 @@ def prepare_publish(desk: FinanceDesk, oracle: str, args: dict[str, Any], factor
 def relay_publish(desk: FinanceDesk, oracle: str, expected: dict[str, Any], signed_transaction: str) -> str:
     """Relay the oracle's signed copy of exactly the prepared ``publishRecord``; its transaction hash.
 
-    The checks are :func:`ledger_service.finance.relay.relay`'s (refusals ``finance.relay_*``).
+    The checks are :func:`ledger_service.tx_relay.relay`'s (refusals ``finance.relay_*``).
     """
     return relay(desk.chain, oracle, expected, signed_transaction, context="publishRecord").tx_hash
 

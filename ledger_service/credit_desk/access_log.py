@@ -51,8 +51,8 @@ from contracts.chain import Chain
 from contracts.errors import ChainError, ContractRevert
 from device_attestation.errors import ProofMismatch
 from device_attestation.merkle import MerkleTree, verify_inclusion
+from ledger_service.credit_desk.errors import AccessLogError
 from ledger_service.errors import StoreError
-from ledger_service.finance.errors import AccessLogError
 from ledger_service.store.models import AccessLogBatchRow, AccessLogRow, AccessRefusalTallyRow
 
 __all__ = [
