@@ -200,7 +200,41 @@ def reconcile(
     """
     head = chain.block_number()
     on_chain = chain_batches(chain, deployment, to_block=head)
-    by_root = {b.root: b for b in on_chain}
+    seen = _read_store(engine, now_ms=now_ms, pending_grace_ms=pending_grace_ms)
+    store_roots = {b.root for b in seen.batches}
+    report = ReconcileReport(
+        chain_id=chain.chain_id,
+        anchor_address=deployment.address("ReadingAnchor"),
+        chain_head=head,
+        chain_batches=len(on_chain),
+        store_batches=len(seen.batches),
+        store_anchored=sum(1 for b in seen.batches if b.status == ANCHORED),
+        pending_grace_ms=pending_grace_ms,
+    )
+    wanted = anchorer.lower() if anchorer is not None else None
+    report.unknown_to_store = [
+        cb for cb in on_chain if cb.root not in store_roots and (wanted is None or cb.by.lower() == wanted)
+    ]
+    _compare_store_batches(
+        report, seen, {b.root: b for b in on_chain}, stale_before_ms=now_ms - pending_grace_ms
+    )
+    return report
+
+
+@dataclass(frozen=True, slots=True)
+class _StoreState:
+    """What :func:`reconcile` reads of the store, in one connection."""
+
+    batches: list[StoreBatch]
+    #: Readings not in any batch: how many, the oldest receipt time, how many are past the grace.
+    unbatched: int
+    oldest_unbatched_ms: int | None
+    stale_unbatched: int
+    #: Oldest receipt time of each batch not anchored yet, by batch id.
+    unconfirmed_oldest: dict[int, int]
+
+
+def _read_store(engine: Engine, *, now_ms: int, pending_grace_ms: int) -> _StoreState:
     try:
         with engine.connect() as conn:
             rows = conn.execute(
@@ -235,7 +269,7 @@ def reconcile(
             }
     except SQLAlchemyError as e:
         raise ReconcileError(f"cannot read the store at {engine.url!r}: {e}") from e
-    store = [
+    batches = [
         StoreBatch(
             id=int(r[0] or 0),
             root="0x" + bytes(r[1]).hex(),
@@ -247,24 +281,23 @@ def reconcile(
         )
         for r in rows
     ]
-    store_roots = {b.root for b in store}
-    report = ReconcileReport(
-        chain_id=chain.chain_id,
-        anchor_address=deployment.address("ReadingAnchor"),
-        chain_head=head,
-        chain_batches=len(on_chain),
-        store_batches=len(store),
-        store_anchored=sum(1 for b in store if b.status == ANCHORED),
-        pending_grace_ms=pending_grace_ms,
+    return _StoreState(
+        batches=batches,
+        unbatched=int(unbatched),
+        oldest_unbatched_ms=int(oldest_unbatched) if oldest_unbatched is not None else None,
+        stale_unbatched=int(stale_unbatched),
+        unconfirmed_oldest=unconfirmed_oldest,
     )
-    wanted = anchorer.lower() if anchorer is not None else None
-    report.unknown_to_store = [
-        cb for cb in on_chain if cb.root not in store_roots and (wanted is None or cb.by.lower() == wanted)
-    ]
-    oldest = int(oldest_unbatched) if oldest_unbatched is not None else None
-    stale = int(stale_unbatched)
-    unanchored = int(unbatched)
-    for sb in store:
+
+
+def _compare_store_batches(
+    report: ReconcileReport, seen: _StoreState, by_root: dict[str, ChainBatch], *, stale_before_ms: int
+) -> None:
+    """Fill ``report`` with the store batches the chain disagrees with and the unanchored counts."""
+    oldest = seen.oldest_unbatched_ms
+    stale = seen.stale_unbatched
+    unanchored = seen.unbatched
+    for sb in seen.batches:
         cb = by_root.get(sb.root)
         if sb.status == ANCHORED:
             if cb is None:
@@ -279,15 +312,14 @@ def reconcile(
         else:
             report.unanchored_batches.append(sb)
             unanchored += sb.count
-            first = unconfirmed_oldest.get(sb.id)
+            first = seen.unconfirmed_oldest.get(sb.id)
             if first is not None:
                 oldest = first if oldest is None else min(oldest, first)
-                if first < now_ms - pending_grace_ms:
+                if first < stale_before_ms:
                     stale += sb.count
     report.unanchored_readings = unanchored
     report.oldest_unanchored_ms = oldest
     report.stale_unanchored_readings = stale
-    return report
 
 
 def _with_problem(b: StoreBatch, problem: str) -> StoreBatch:
