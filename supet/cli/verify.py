@@ -13,6 +13,8 @@ from rich.markup import escape
 from auditor.bundle import ProofBundle
 from auditor.errors import CHECKS, VerificationError
 from auditor.verify import BundleVerifier, VerifiedReading
+from contracts.chain import Chain
+from contracts.deploy import Deployment
 from supet.cli.common import DeploymentOpt, RpcOpt, open_deployment
 
 console = Console(soft_wrap=True, highlight=False)
@@ -131,13 +133,7 @@ def verify(
     Exit status 0: valid (and, with --on-chain, both agree). 1: invalid, with the
     error's code and message. 2: usage error (e.g. no such bundle file).
     """
-    proof = None
-    try:
-        proof = _read_bundle(bundle)
-    except VerificationError as e:  # not a bundle at all: no check ran
-        console.print(f"{_FAIL} bundle         {escape(e.message)}")
-        console.print(f"[bold red]INVALID[/] [dim]({e.code})[/]: {escape(e.message)}")
-        raise typer.Exit(1) from e
+    proof = _bundle_or_exit(bundle)
     chain, dep = open_deployment(rpc, deployment)
     reading = proof.reading
     console.print(
@@ -146,42 +142,70 @@ def verify(
     )
     offline_error: VerificationError | None = None
     result: VerifiedReading | None = None
-    try:
-        verifier = BundleVerifier(chain=chain, deployment=dep)
-        result = verifier.verify(proof, min_confirmations=min_confirmations)
+    try:  # the verifier's constructor checks the deployment too
+        result = BundleVerifier(chain=chain, deployment=dep).verify(
+            proof, min_confirmations=min_confirmations
+        )
     except VerificationError as e:
         offline_error = e
     _print_checks(proof, result, offline_error)
+    onchain_error = _check_on_chain(chain, dep, proof, min_confirmations, offline_error) if on_chain else None
+    _print_verdict(result, offline_error, onchain_error)
 
+
+def _bundle_or_exit(source: str) -> ProofBundle:
+    """The bundle in ``source``; one that is not a bundle at all ends the command (exit 1)."""
+    try:
+        return _read_bundle(source)
+    except VerificationError as e:  # not a bundle at all: no check ran
+        console.print(f"{_FAIL} bundle         {escape(e.message)}")
+        console.print(f"[bold red]INVALID[/] [dim]({e.code})[/]: {escape(e.message)}")
+        raise typer.Exit(1) from e
+
+
+def _check_on_chain(
+    chain: Chain,
+    dep: Deployment,
+    proof: ProofBundle,
+    min_confirmations: int,
+    offline_error: VerificationError | None,
+) -> VerificationError | None:
+    """Run the contract's own verifyReading, print its verdict and whether it agrees with the
+    offline one; a disagreement ends the command (exit 1). Returns the on-chain error, if any."""
     onchain_error: VerificationError | None = None
-    if on_chain:
-        try:
-            BundleVerifier(chain=chain, deployment=dep).verify_on_chain(
-                proof, min_confirmations=min_confirmations
-            )
-        except VerificationError as e:
-            onchain_error = e
-        console.print(
-            f"on chain (ReadingAnchor.verifyReading): {_verdict_name(onchain_error)}"
-            + (f": {escape(onchain_error.message)}" if onchain_error else "")
+    try:
+        BundleVerifier(chain=chain, deployment=dep).verify_on_chain(
+            proof, min_confirmations=min_confirmations
         )
-        offline_kind = type(offline_error) if offline_error else None
-        onchain_kind = type(onchain_error) if onchain_error else None
-        if offline_kind is onchain_kind:
-            console.print(
-                f"[green]agree[/]: offline and on-chain verdicts are both {_verdict_name(offline_error)}"
-            )
-        else:
-            console.print(
-                f"[bold red]DISAGREE[/]: offline says {_verdict_name(offline_error)}, "
-                f"on chain says {_verdict_name(onchain_error)}; report this bundle"
-            )
-            console.print(
-                "[bold red]INVALID[/] [dim](verify.disagreement)[/]: the offline and on-chain "
-                "verifiers disagree"
-            )
-            raise typer.Exit(1)
+    except VerificationError as e:
+        onchain_error = e
+    console.print(
+        f"on chain (ReadingAnchor.verifyReading): {_verdict_name(onchain_error)}"
+        + (f": {escape(onchain_error.message)}" if onchain_error else "")
+    )
+    offline_kind = type(offline_error) if offline_error else None
+    onchain_kind = type(onchain_error) if onchain_error else None
+    if offline_kind is onchain_kind:
+        console.print(
+            f"[green]agree[/]: offline and on-chain verdicts are both {_verdict_name(offline_error)}"
+        )
+        return onchain_error
+    console.print(
+        f"[bold red]DISAGREE[/]: offline says {_verdict_name(offline_error)}, "
+        f"on chain says {_verdict_name(onchain_error)}; report this bundle"
+    )
+    console.print(
+        "[bold red]INVALID[/] [dim](verify.disagreement)[/]: the offline and on-chain verifiers disagree"
+    )
+    raise typer.Exit(1)
 
+
+def _print_verdict(
+    result: VerifiedReading | None,
+    offline_error: VerificationError | None,
+    onchain_error: VerificationError | None,
+) -> None:
+    """The last line: VALID, or INVALID with the error (exit 1)."""
     if offline_error is not None:
         console.print(f"[bold red]INVALID[/] [dim]({offline_error.code})[/]: {escape(offline_error.message)}")
         raise typer.Exit(1)
