@@ -48,7 +48,7 @@ demo: setup
 
 test: lint typecheck
 	@scripts/test-services
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder --durations=25
 
 lint: setup
 	$(BIN)/ruff check .

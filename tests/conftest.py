@@ -3,10 +3,17 @@
 A test that needs a service (anvil, PostgreSQL, an MQTT broker, node) skips with a
 clear reason when it is absent, except under CI (``CI=true``), where a missing
 service is a failure, never a silent skip.
+
+Parallel runs (``make test``: pytest-xdist, ``-n auto --dist loadfile``): every worker is its own
+process with its own session anvil (a free port), its own temporary directories, fresh PostgreSQL
+databases (one per test, random names) and servers and brokers on free ports. A file runs on one
+worker (its module fixtures are built once); the files with long ``scenario`` tests are handed out
+first (:func:`pytest_collection_modifyitems`), so that none of them starts last and holds the run.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -18,16 +25,76 @@ from contracts.anvil import AnvilNode, find_anvil
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import Deployment, deploy_suite
 
+# ---------------------------------------------------------------- parallel runs (pytest-xdist)
+
+
+def _uses_shared_fixture(item: pytest.Item) -> bool:
+    """Whether ``item`` uses a module-, class- or package-scoped fixture (built once for many tests)."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    scopes = {defs[-1].scope for defs in info.name2fixturedefs.values() if defs}
+    return bool(scopes & {"module", "class", "package"})
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own fixture ordering and -k/-m deselection
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, order the files so that the long ones are handed out first.
+
+    ``make test`` runs ``--dist loadfile --no-loadscope-reorder``: each file goes to one worker as a
+    unit (its module fixtures are built once), in the order of its first test here. First the files
+    with a ``scenario``, then those with a ``slow`` test or a shared (module/class) fixture, then the
+    rest; within each, more tests first. A file's tests stay together and in their order. Without
+    xdist the collection order is left as it is.
+    """
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    files: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        files.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+
+    def rank(tests: list[pytest.Item]) -> tuple[int, int]:
+        if any(t.get_closest_marker("scenario") is not None for t in tests):
+            weight = 0
+        elif any(t.get_closest_marker("slow") is not None or _uses_shared_fixture(t) for t in tests):
+            weight = 1
+        else:
+            weight = 2
+        return weight, -len(tests)
+
+    ordered = sorted(files.values(), key=rank)  # stable: ties keep the collection order
+    items[:] = [item for tests in ordered for item in tests]
+
+
+@dataclass(frozen=True)
+class AnvilSession:
+    """The session's anvil and the suite deployed on it once, before any test took a snapshot."""
+
+    node: AnvilNode
+    deployment: Deployment
+
 
 @pytest.fixture(scope="session")
-def anvil_node() -> Iterator[AnvilNode]:
-    """One anvil (osaka: P-256 precompile on) for the session; tests isolate with snapshots."""
+def anvil_session() -> Iterator[AnvilSession]:
+    """One anvil (osaka: P-256 precompile on) per session (per xdist worker), the suite deployed once.
+
+    Tests isolate with snapshots taken after that deployment, so a ``suite`` test on anvil starts
+    from the deployed state without deploying again (about 200 deployments fewer per run); every
+    test on this node sees the same state: the suite at the first addresses of dev account 0.
+    """
     require(find_anvil() is not None, "anvil is not installed (run `npm ci`)")
     node = AnvilNode(hardfork="osaka").start()
     try:
-        yield node
+        deployment = deploy_suite(Chain.connect(node.url), dev_accounts(1)[0])
+        yield AnvilSession(node=node, deployment=deployment)
     finally:
         node.stop()
+
+
+@pytest.fixture(scope="session")
+def anvil_node(anvil_session: AnvilSession) -> AnvilNode:
+    """The session's anvil (the suite is deployed on it); tests isolate with snapshots."""
+    return anvil_session.node
 
 
 @pytest.fixture(params=["embedded", "anvil"])
@@ -58,7 +125,14 @@ class Suite:
 
 
 @pytest.fixture
-def suite(chain: Chain) -> Suite:
+def suite(chain: Chain, request: pytest.FixtureRequest) -> Suite:
+    """The suite on ``chain``: deployed for the test (embedded), or the session's (anvil, rolled back)."""
     accounts = dev_accounts(10)
-    deployment = deploy_suite(chain, accounts[0])
+    deployment: Deployment | None = None
+    if not chain.is_embedded:
+        session: AnvilSession = request.getfixturevalue("anvil_session")
+        if chain.rpc == session.node.url:
+            deployment = session.deployment
+    if deployment is None:
+        deployment = deploy_suite(chain, accounts[0])
     return Suite(chain=chain, deployment=deployment, operator=accounts[0], accounts=accounts)

@@ -92,6 +92,7 @@ def test_windows_overlap_planted_and_gain_positive(result: YieldModelResult, lin
     assert result.predicted_yield_in_windows > result.predicted_yield
 
 
+@pytest.mark.scenario
 def test_deterministic_canonical_json_and_commitment(result: YieldModelResult, line: YieldLine) -> None:
     again = fit_yield_model(
         line.observed, line.grade_a, line.names, line_id=line.line_id, params=YieldModelParams(seed=SEED)

@@ -51,6 +51,7 @@ def _check_story(r: DemoResult, out: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.scenario
 def test_demo_command_on_the_embedded_chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import supet.cli.demo as demo_cli
 
@@ -84,6 +85,7 @@ def fresh_anvil() -> Iterator[AnvilNode]:
 
 
 @pytest.mark.slow
+@pytest.mark.scenario
 @pytest.mark.anvil
 def test_demo_story_on_anvil(tmp_path: Path, fresh_anvil: AnvilNode) -> None:
     r = run_demo(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pytest
 from eth_account.signers.local import LocalAccount
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -365,3 +366,4 @@ ReceivablesMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestReceivablesMachine = ReceivablesMachine.TestCase
+pytestmark = pytest.mark.scenario  # about a minute: handed out first under xdist

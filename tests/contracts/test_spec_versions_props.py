@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -184,3 +185,4 @@ SpecVersionMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestSpecVersionMachine = SpecVersionMachine.TestCase
+pytestmark = pytest.mark.scenario  # a long state machine: handed out first under xdist

@@ -23,12 +23,17 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def ledger(db_url: str) -> Iterator[LedgerService]:
-    """A built (not started) service: embedded chain, fresh database, in-process checks, manual anchoring."""
+def ledger(db_url: str, tmp_path: Path) -> Iterator[LedgerService]:
+    """A built (not started) service: embedded chain, fresh database, in-process checks, manual anchoring.
+
+    Its data directory (the token secret) is the test's own, for PostgreSQL too (not ./supet-data,
+    which parallel workers would share).
+    """
     chain = Chain.embedded()
     deployment = deploy_suite(chain, dev_accounts(1)[0])
     settings = Settings(
         database_url=db_url,
+        data_dir=tmp_path,
         verify_workers=0,
         anchoring=False,
         registry_refresh_seconds=0,

@@ -146,6 +146,7 @@ def post(url: str, subs: list[Submission], timeout: float = 30) -> set[bytes]:
 
 @pytest.mark.anvil
 @pytest.mark.slow
+@pytest.mark.scenario
 def test_sigkill_at_seeded_points_loses_and_duplicates_nothing(
     anvil_deployed: Deployed, db_url: str, tmp_path: Path
 ) -> None:
