@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pytest
 from eth_utils import keccak
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -197,3 +198,4 @@ RevocationMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestRevocationMachine = RevocationMachine.TestCase
+pytestmark = pytest.mark.scenario  # one to two minutes: handed out first under xdist
