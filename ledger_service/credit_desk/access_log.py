@@ -17,9 +17,10 @@ Entry digest (``supet.access-log.v1``)::
 The batch tree is the readings' tree (:class:`device_attestation.merkle.MerkleTree`, OpenZeppelin
 ``StandardMerkleTree`` over ``bytes32`` leaves: ``leaf = keccak256(keccak256(digest))``), over the
 batch's entries in id order; one ``anchorAccessLog(root, count, fromMs, toMs)`` per batch.
-:class:`AccessLogAnchorer` closes a batch at ``max_entries`` entries or when the oldest waited
-``max_seconds``, sends it, confirms it, retries with back-off, and adopts a root the contract says
-it anchored already (a send that landed before a crash).
+:class:`~ledger_service.anchoring.access_log.AccessLogAnchorer` (the generic batch anchorer's
+access-log kind) closes a batch at ``max_entries`` entries or when the oldest waited ``max_seconds``,
+sends it, confirms it, retries with back-off, and adopts a root the contract says it anchored already
+(a send that landed before a crash).
 
 Refusals of parties that are not admitted at all (``finance.not_a_bank``: any key can sign in and
 ask) are NOT entries of this log: they would let a throw-away key grow a factory's anchored log,
@@ -33,35 +34,28 @@ from __future__ import annotations
 
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
 from eth_abi import encode as abi_encode
-from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
-from hexbytes import HexBytes
 from sqlalchemy import Engine, delete, func, insert, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from contracts.chain import Chain
-from contracts.errors import ChainError, ContractRevert
 from device_attestation.errors import ProofMismatch
 from device_attestation.merkle import MerkleTree, verify_inclusion
+from ledger_service.anchoring.batcher import ANCHORED
 from ledger_service.credit_desk.errors import AccessLogError
 from ledger_service.errors import StoreError
 from ledger_service.store.models import AccessLogBatchRow, AccessLogRow, AccessRefusalTallyRow
 
 __all__ = [
     "ACCESS_LOG_TAG",
-    "ANCHORED",
-    "CLOSED",
-    "SUBMITTED",
     "ZERO_ADDRESS",
-    "AccessLogAnchorer",
     "AccessLogBook",
     "AccessLogPage",
     "EntryProof",
@@ -79,7 +73,6 @@ MAX_PAGE: Final = 200
 #: The tally's catch-all factory, for an hour whose per-factory rows are at their cap.
 OVERFLOW_FACTORY: Final = "*"
 HOUR_MS: Final = 3_600_000
-CLOSED, SUBMITTED, ANCHORED = "closed", "submitted", "anchored"
 
 
 def entry_digest(
@@ -486,243 +479,3 @@ class AccessLogBook:
                 code="access_log.proof_mismatch",
             ) from e
         return proof
-
-
-class AccessLogAnchorer:
-    """Closes access-log batches and anchors their roots (a thread of the service, or ``tick`` by hand)."""
-
-    def __init__(
-        self,
-        *,
-        book: AccessLogBook,
-        signer: LocalAccount,
-        max_entries: int = 1000,
-        max_seconds: float = 5.0,
-        timeout_seconds: float = 60.0,
-    ) -> None:
-        self.book = book
-        self.engine = book.engine
-        self.chain = book.chain
-        self.contract = book.contract
-        self.signer = signer
-        self.max_entries = max_entries
-        self.max_seconds = max_seconds
-        self.timeout_seconds = timeout_seconds
-        self.last_error: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    # -------------------------------------------------------------- lifecycle
-
-    def start(self, interval: float = 0.5) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(
-                target=self._loop, args=(interval,), name="supet-access-log", daemon=True
-            )
-            self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _loop(self, interval: float) -> None:
-        while not self._stop.is_set():
-            try:
-                self.tick()
-            except Exception as e:  # keep the worker alive; logged and retried
-                self.last_error = f"{type(e).__name__}: {e}"
-                log.exception("access-log anchoring tick failed")
-            self._stop.wait(interval)
-
-    def tick(self, *, force: bool = False) -> None:
-        while self.close_batch(force=force) is not None:
-            pass
-        self.advance()
-
-    def flush(self, timeout: float = 60.0) -> None:
-        """Anchor everything logged so far (tests, shutdown); :class:`ChainError` if it cannot in time."""
-        deadline = time.monotonic() + timeout
-        while True:
-            self.tick(force=True)
-            with Session(self.engine) as s:
-                pending = s.exec(
-                    select(func.count()).select_from(AccessLogRow).where(col(AccessLogRow.batch_id).is_(None))
-                ).one()
-                open_batches = s.exec(
-                    select(func.count())
-                    .select_from(AccessLogBatchRow)
-                    .where(AccessLogBatchRow.status != ANCHORED)
-                ).one()
-            if not pending and not open_batches:
-                return
-            if time.monotonic() > deadline:
-                raise ChainError(f"access-log anchoring did not finish in {timeout:.0f}s: {self.last_error}")
-            time.sleep(0.05)
-
-    # -------------------------------------------------------------- closing
-
-    def close_batch(self, *, force: bool = False) -> int | None:
-        """Close one batch if due (``max_entries`` waiting or the oldest ``max_seconds`` old); its id."""
-        now = int(self.book.clock() * 1000)
-        with self.engine.begin() as conn:
-            waiting, oldest = conn.execute(
-                select(func.count(), func.min(col(AccessLogRow.ts_ms))).where(
-                    col(AccessLogRow.batch_id).is_(None)
-                )
-            ).one()
-            if not waiting:
-                return None
-            if not force and waiting < self.max_entries and now - int(oldest) < self.max_seconds * 1000:
-                return None
-            rows = conn.execute(
-                select(col(AccessLogRow.id), col(AccessLogRow.digest), col(AccessLogRow.ts_ms))
-                .where(col(AccessLogRow.batch_id).is_(None))
-                .order_by(col(AccessLogRow.id))
-                .limit(self.max_entries)
-            ).all()
-            tree = MerkleTree.build([bytes(r[1]) for r in rows])
-            result = conn.execute(
-                insert(AccessLogBatchRow).values(
-                    root=tree.root,
-                    count=len(rows),
-                    from_ms=min(int(r[2]) for r in rows),
-                    to_ms=max(int(r[2]) for r in rows),
-                    status=CLOSED,
-                    created_ms=now,
-                    attempts=0,
-                    next_attempt_ms=0,
-                )
-            )
-            assert result.inserted_primary_key is not None
-            batch_id = int(result.inserted_primary_key[0])
-            ids = [int(r[0] or 0) for r in rows]
-            for i in range(0, len(ids), 900):
-                conn.execute(
-                    update(AccessLogRow)
-                    .where(col(AccessLogRow.id).in_(ids[i : i + 900]))
-                    .values(batch_id=batch_id)
-                )
-        log.info(
-            "closed access-log batch %d: %d entries",
-            batch_id,
-            len(ids),
-            extra={
-                "event": "access_log.closed",
-                "batch": batch_id,
-                "count": len(ids),
-                "root": "0x" + tree.root.hex(),
-            },
-        )
-        return batch_id
-
-    # -------------------------------------------------------------- sending and confirming
-
-    def advance(self) -> None:
-        now = int(self.book.clock() * 1000)
-        with Session(self.engine) as s:
-            batches = list(
-                s.exec(
-                    select(AccessLogBatchRow)
-                    .where(col(AccessLogBatchRow.status).in_([CLOSED, SUBMITTED]))
-                    .order_by(col(AccessLogBatchRow.id))
-                ).all()
-            )
-        for b in batches:
-            if b.status == CLOSED and b.next_attempt_ms <= now:
-                self._send(b, now)
-            elif b.status == SUBMITTED:
-                self._confirm(b, now)
-
-    def _send(self, b: AccessLogBatchRow, now: int) -> None:
-        fn = self.contract.functions.anchorAccessLog(b.root, b.count, b.from_ms, b.to_ms)
-        try:
-            tx_hash = self.chain.send(fn, self.signer, context=f"anchorAccessLog(batch {b.id})")
-        except ContractRevert as e:
-            if e.error_name == "CreditRegistryRootAnchored":
-                self._adopt(b, int(e.error_args["index"]), now)
-                return
-            self._failed(b, now, f"anchorAccessLog refused: {e}")
-            return
-        except ChainError as e:
-            self.chain.reset_nonce(self.signer.address)
-            self._failed(b, now, str(e))
-            return
-        self._update(b.id, status=SUBMITTED, tx_hash=tx_hash, submitted_ms=now, last_error=None)
-
-    def _confirm(self, b: AccessLogBatchRow, now: int) -> None:
-        if b.tx_hash is None:  # adopted: the batch is on chain, its transaction unknown
-            self._update(b.id, status=ANCHORED, anchored_ms=now)
-            return
-        try:
-            receipt = self.chain.receipt(b.tx_hash)
-        except ChainError as e:
-            self.last_error = str(e)
-            return
-        if receipt is None:
-            if now - (b.submitted_ms or now) > self.timeout_seconds * 1000:
-                self.chain.reset_nonce(self.signer.address)
-                self._update(b.id, status=CLOSED, tx_hash=None, submitted_ms=None, next_attempt_ms=0)
-            return
-        if receipt["status"] != 1:
-            self.chain.reset_nonce(self.signer.address)
-            self._update(b.id, status=CLOSED, tx_hash=None, last_error="anchorAccessLog reverted")
-            return
-        events = self.contract.events.AccessLogAnchored().process_receipt(receipt)
-        ours = [ev for ev in events if bytes(ev["args"]["root"]) == b.root]
-        if not ours:
-            self._update(
-                b.id, status=CLOSED, tx_hash=None, last_error="receipt without AccessLogAnchored for our root"
-            )
-            return
-        index = int(ours[0]["args"]["index"])
-        self._update(
-            b.id,
-            status=ANCHORED,
-            chain_index=index,
-            block_number=int(receipt["blockNumber"]),
-            anchored_ms=now,
-            last_error=None,
-        )
-        log.info(
-            "anchored access-log batch %d as chain batch %d",
-            b.id,
-            index,
-            extra={"event": "access_log.anchored", "batch": b.id, "chain_batch": index, "tx": b.tx_hash},
-        )
-
-    def _adopt(self, b: AccessLogBatchRow, index: int, now: int) -> None:
-        """The root is on chain already (an earlier send landed): take that anchoring."""
-        tx_hash: str | None = None
-        block: int | None = None
-        try:
-            logs = self.chain.request(
-                lambda: self.contract.events.AccessLogAnchored().get_logs(
-                    from_block=0, argument_filters={"index": index}
-                ),
-                context="AccessLogAnchored logs",
-            )
-            if logs:
-                tx_hash = HexBytes(logs[-1]["transactionHash"]).to_0x_hex()
-                block = int(logs[-1]["blockNumber"])
-        except ChainError as e:
-            self.last_error = str(e)
-        self._update(
-            b.id, status=ANCHORED, chain_index=index, tx_hash=tx_hash, block_number=block, anchored_ms=now
-        )
-        log.info("access-log batch %d: root already anchored as chain batch %d; adopted", b.id, index)
-
-    def _failed(self, b: AccessLogBatchRow, now: int, error: str) -> None:
-        attempts = b.attempts + 1
-        backoff = min(60_000, 500 * 2 ** min(attempts - 1, 10))
-        self.last_error = error
-        log.warning("access-log batch %d: attempt %d failed (%s)", b.id, attempts, error)
-        self._update(b.id, attempts=attempts, next_attempt_ms=now + backoff, last_error=error[:2000])
-
-    def _update(self, batch_id: int | None, **values: object) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(AccessLogBatchRow).where(col(AccessLogBatchRow.id) == batch_id).values(**values)
-            )

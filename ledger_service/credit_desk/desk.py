@@ -39,8 +39,10 @@ from contracts.participants import ParticipantRegistryClient, action_id
 from finance.assessment import CreditAssessment, assess, commit_assessment
 from finance.errors import CreditModelError
 from ledger_service.analytics_store.publish import list_published, load_published
-from ledger_service.credit_desk.access_log import AccessLogAnchorer, AccessLogBook, RefusalTally
-from ledger_service.credit_desk.errors import AccessRefused, FinanceNotDeployed, NotFound, PublishRefused
+from ledger_service.anchoring.access_log import AccessLogAnchorer
+from ledger_service.credit_desk.access_log import AccessLogBook, RefusalTally
+from ledger_service.credit_desk.errors import AccessRefused, FinanceNotDeployed, PublishRefused
+from ledger_service.errors import NotFound
 from ledger_service.logs import request_id as _request_id
 from ledger_service.store.models import AnalyticsResultRow
 from ledger_service.tx_relay import RelayRefused, prepare, relay

@@ -38,8 +38,7 @@ import supet.cli
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
 from device_attestation.sdk import Submission
-from ledger_service import anchoring
-from ledger_service.anchoring import ANCHORED
+from ledger_service.anchoring import ANCHORED, chain_logs
 from ledger_service.reconcile import ReconcileError, chain_batches, reconcile
 from ledger_service.service import LedgerService
 from ledger_service.store.models import BatchRow
@@ -218,7 +217,7 @@ def test_reconcile_reports_wrong_chain_and_stuck_readings(
             time.sleep(0.05)
         # events are read a bounded number of blocks at a time (nodes cap eth_getLogs ranges)
         whole = chain_batches(deployed.chain, deployed.deployment)
-        monkeypatch.setattr(anchoring, "LOG_CHUNK", 1)
+        monkeypatch.setattr(chain_logs, "LOG_CHUNK", 1)
         assert chain_batches(deployed.chain, deployed.deployment) == whole and len(whole) == 1
         code, report, text = run_reconcile(deployed, url)
         assert code == 0 and report["unanchored_readings"] == 2 and report["stale_unanchored_readings"] == 0

@@ -1,0 +1,29 @@
+"""Anchoring: batches of digests closed in the store, their Merkle roots anchored on chain.
+
+One generic batch anchorer (:mod:`.batcher`: the send / confirm / adopt state machine, with retries,
+dropped transactions, nonces) serves both kinds of batch: the readings (:mod:`.readings`, the
+``ReadingAnchor`` contract; with reorg checks and lost-batch recovery, :mod:`.recovery`) and the
+credit desk's access log (:mod:`.access_log`, ``CreditRegistry.anchorAccessLog``). The store keeps a
+readings batch's tree encoded (:mod:`.trees`); ``BatchAnchored`` events are read in bounded block
+ranges (:mod:`.chain_logs`).
+"""
+
+from ledger_service.anchoring.batcher import ANCHORED, CLOSED, SUBMITTED
+from ledger_service.anchoring.chain_logs import batch_anchored_logs
+from ledger_service.anchoring.readings import AnchoringWorker, AnchorStats, BatchConfirmed
+from ledger_service.anchoring.recovery import LostBatch
+from ledger_service.anchoring.trees import build_encoded_tree, decode_tree, encode_tree
+
+__all__ = [
+    "ANCHORED",
+    "CLOSED",
+    "SUBMITTED",
+    "AnchorStats",
+    "AnchoringWorker",
+    "BatchConfirmed",
+    "LostBatch",
+    "batch_anchored_logs",
+    "build_encoded_tree",
+    "decode_tree",
+    "encode_tree",
+]

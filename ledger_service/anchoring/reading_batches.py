@@ -1,0 +1,65 @@
+"""The readings' batches in the store: what waits; closing a batch (its row, its readings' batch id)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, func, insert, update
+from sqlmodel import Session, col, select
+
+from ledger_service.anchoring.batcher import CLOSED
+from ledger_service.store.models import BatchRow, ReadingRow
+
+__all__ = ["assign", "assign_range", "insert_closed", "pending_count"]
+
+
+def pending_count(s: Session) -> int:
+    """How many readings wait for a batch."""
+    return int(
+        s.exec(select(func.count()).select_from(ReadingRow).where(col(ReadingRow.batch_id).is_(None))).one()
+    )
+
+
+def insert_closed(
+    conn: Connection, *, root: bytes, nodes: bytes, count: int, oldest_ms: int, now: int
+) -> int:
+    """A new ``closed`` batch row; its id."""
+    result = conn.execute(
+        insert(BatchRow).values(
+            root=root,
+            count=count,
+            tree=nodes,
+            status=CLOSED,
+            created_ms=now,
+            oldest_received_ms=oldest_ms,
+            attempts=0,
+            next_attempt_ms=0,
+        )
+    )
+    assert result.inserted_primary_key is not None
+    return int(result.inserted_primary_key[0])
+
+
+def assign(conn: Connection, ids: list[int], batch_id: int) -> None:
+    """Put the readings ``ids`` into batch ``batch_id`` (in chunks: databases cap bound parameters)."""
+    for i in range(0, len(ids), 900):
+        conn.execute(
+            update(ReadingRow).where(col(ReadingRow.id).in_(ids[i : i + 900])).values(batch_id=batch_id)
+        )
+
+
+def assign_range(conn: Connection, ids: list[int], batch_id: int) -> None:
+    """Put the waiting readings ``ids`` (sorted) into batch ``batch_id``.
+
+    The writer is single and batches take the oldest first, so what waits is one id range: one
+    UPDATE; if the range ever held another reading, fall back to the exact ids."""
+    ranged = conn.execute(
+        update(ReadingRow)
+        .where(
+            col(ReadingRow.batch_id).is_(None),
+            col(ReadingRow.id) >= ids[0],
+            col(ReadingRow.id) <= ids[-1],
+        )
+        .values(batch_id=batch_id)
+    )
+    if ranged.rowcount != len(ids):
+        conn.execute(update(ReadingRow).where(col(ReadingRow.batch_id) == batch_id).values(batch_id=None))
+        assign(conn, ids, batch_id)
