@@ -399,6 +399,63 @@ def month_period(year: int, month: int) -> tuple[date, date]:
     return first, nxt - timedelta(days=1)
 
 
+#: The per-device fields of a day summary that a profile adds up, in the matrix's field order.
+_FIELDS = (
+    "running_s",
+    "planned_down_s",
+    "unplanned_s",
+    "good_units",
+    "rework_units",
+    "defect_units",
+    "ideal_units",
+    "readings",
+)
+
+
+def _day_matrix(
+    factory: Factory, start: date, end: date, dates: Sequence[date], days: Iterable[DaySummary]
+) -> tuple[dict[date, DaySummary], FloatArray]:
+    """The period's summaries by date and their days x devices x :data:`_FIELDS` matrix."""
+    by_day: dict[date, DaySummary] = {}
+    for s in days:
+        if s.factory_id != factory.factory_id or s.interval_s != factory.interval_s:
+            raise ProfileError(
+                f"summary of {s.day} is for another factory or interval", code="profile.mismatch"
+            )
+        if start <= s.day <= end:
+            by_day[s.day] = s
+    n_dev = len(factory.device_ids)
+    # matrix: days x devices x fields (small: 31 x devices x 8)
+    mat = np.zeros((len(dates), n_dev, len(_FIELDS)), dtype=np.float64)
+    pos = {d: i for i, d in enumerate(factory.device_ids)}
+    for di, d in enumerate(dates):
+        summary = by_day.get(d)
+        if summary is None:
+            continue
+        for dd in summary.devices:
+            j = pos.get(dd.device_id)
+            if j is None:
+                raise ProfileError(
+                    f"summary of {d} has unknown device {dd.device_id!r}", code="profile.mismatch"
+                )
+            mat[di, j] = [getattr(dd, f) for f in _FIELDS]
+    return by_day, mat
+
+
+def _otif(start: date, end: date, orders: Sequence[Order], deliveries: Sequence[Delivery]) -> tuple[int, int]:
+    """(orders due in the period, those delivered in full by the end of their due day)."""
+    due = [o for o in orders if start <= o.due <= end]
+    by_order: dict[str, list[Delivery]] = {}
+    for dl in deliveries:
+        by_order.setdefault(dl.order_id, []).append(dl)
+    ok = 0
+    for o in due:
+        deadline = day_start_ms(o.due) + DAY_MS
+        got = sum(dl.quantity for dl in by_order.get(o.order_id, ()) if dl.delivered_ms < deadline)
+        ok += got >= o.quantity
+    return len(due), ok
+
+
 def build_profile(
     factory: Factory,
     start: date,
@@ -411,42 +468,10 @@ def build_profile(
 ) -> FactoryProfile:
     """Combine day summaries (a day missing counts as silent) with orders and deliveries."""
     dates = period_days(start, end)
-    by_day: dict[date, DaySummary] = {}
-    for s in days:
-        if s.factory_id != factory.factory_id or s.interval_s != factory.interval_s:
-            raise ProfileError(
-                f"summary of {s.day} is for another factory or interval", code="profile.mismatch"
-            )
-        if start <= s.day <= end:
-            by_day[s.day] = s
-    n_dev = len(factory.device_ids)
-    fields = (
-        "running_s",
-        "planned_down_s",
-        "unplanned_s",
-        "good_units",
-        "rework_units",
-        "defect_units",
-        "ideal_units",
-        "readings",
-    )
-    # matrix: days x devices x fields (small: 31 x devices x 8)
-    mat = np.zeros((len(dates), n_dev, len(fields)), dtype=np.float64)
-    pos = {d: i for i, d in enumerate(factory.device_ids)}
-    for di, d in enumerate(dates):
-        summary = by_day.get(d)
-        if summary is None:
-            continue
-        for dd in summary.devices:
-            j = pos.get(dd.device_id)
-            if j is None:
-                raise ProfileError(
-                    f"summary of {d} has unknown device {dd.device_id!r}", code="profile.mismatch"
-                )
-            mat[di, j] = [getattr(dd, f) for f in fields]
+    by_day, mat = _day_matrix(factory, start, end, dates, days)
     tot = mat.sum(axis=(0, 1))
     run, off, unpl, good, rework, defect, ideal, readings = (float(x) for x in tot)
-    expected = len(dates) * n_dev * factory.slots_per_day
+    expected = len(dates) * len(factory.device_ids) * factory.slots_per_day
     units = good + rework + defect
     sellable = good + rework
 
@@ -474,15 +499,7 @@ def build_profile(
     avg_daily_delivered = delivered / len(dates)
     inventory_days = (sellable - delivered) / avg_daily_delivered if avg_daily_delivered > 0 else None
 
-    due = [o for o in orders if start <= o.due <= end]
-    by_order: dict[str, list[Delivery]] = {}
-    for dl in deliveries:
-        by_order.setdefault(dl.order_id, []).append(dl)
-    ok = 0
-    for o in due:
-        deadline = day_start_ms(o.due) + DAY_MS
-        got = sum(dl.quantity for dl in by_order.get(o.order_id, ()) if dl.delivered_ms < deadline)
-        ok += got >= o.quantity
+    due, ok = _otif(start, end, orders, deliveries)
     coverage = readings / expected
     dev_read = mat[:, :, 7].sum(axis=0)
     return FactoryProfile(
@@ -501,9 +518,9 @@ def build_profile(
         sellable_units=sellable,
         delivered_units=delivered,
         inventory_days=inventory_days,
-        orders_due=len(due),
+        orders_due=due,
         orders_otif=ok,
-        otif=_ratio(ok, len(due)),
+        otif=_ratio(ok, due),
         trend_units_per_day=trend,
         volatility=volatility,
         readings=int(readings),

@@ -315,27 +315,22 @@ def fit_yield_model(
         return _fit(x, y, names, line_id=line_id, params=params, sample_weight=sample_weight, groups=groups)
 
 
-def _fit(
-    x: FloatArray,
-    y: npt.NDArray[Any],
-    names: Sequence[str],
-    *,
-    line_id: str,
-    params: YieldModelParams | None,
-    sample_weight: npt.NDArray[Any] | None,
-    groups: npt.NDArray[Any] | None,
-) -> YieldModelResult:
-    p = params or YieldModelParams()
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y).astype(np.int64)
-    _check(x, y, names, p)
-    n, n_par = x.shape
+def _weights(n: int, sample_weight: npt.NDArray[Any] | None) -> FloatArray:
+    """Each row's weight (default 1), checked."""
     w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     if w.shape != (n,) or not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
         raise YieldModelError(
             "sample_weight needs one finite, non-negative weight per row",
             code="analytics.yield_model.weights",
         )
+    return w
+
+
+def _splits(
+    y: npt.NDArray[Any], groups: npt.NDArray[Any] | None, p: YieldModelParams
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any]]:
+    """Sorted row indices (train, test, fit, val): fit and val split train; whole groups when given."""
+    n = y.shape[0]
     idx = np.arange(n)
     if groups is None:
         train, test = train_test_split(idx, test_size=p.test_fraction, random_state=p.seed, stratify=y)
@@ -358,7 +353,19 @@ def _fit(
                 f"the {name} split holds only one outcome: too little data",
                 code="analytics.yield_model.outcome",
             )
+    return train, test, fit, val
 
+
+def _ranking(
+    x: FloatArray,
+    y: npt.NDArray[Any],
+    w: FloatArray,
+    fit: npt.NDArray[Any],
+    val: npt.NDArray[Any],
+    names: Sequence[str],
+    p: YieldModelParams,
+) -> tuple[tuple[ParameterImportance, ...], list[int]]:
+    """The parameters ranked by permutation importance on the validation rows, and their column order."""
     screen = _learner(p).fit(x[fit], y[fit], sample_weight=w[fit])
     perm = permutation_importance(
         screen,
@@ -371,33 +378,41 @@ def _fit(
     )
     imp_mean = np.asarray(perm["importances_mean"], dtype=np.float64)
     imp_std = np.asarray(perm["importances_std"], dtype=np.float64)
-    order = sorted(range(n_par), key=lambda j: (-round(float(imp_mean[j]), 12), names[j]))
+    order = sorted(range(x.shape[1]), key=lambda j: (-round(float(imp_mean[j]), 12), names[j]))
     ranking = tuple(
         ParameterImportance(
             rank=r + 1, name=names[j], importance=float(imp_mean[j]), importance_std=float(imp_std[j])
         )
         for r, j in enumerate(order)
     )
-    sel = np.asarray(order[: p.n_selected])
-    model = _learner(p).fit(x[train][:, sel], y[train], sample_weight=w[train])
-    x_test = x[test][:, sel]
-    w_test = w[test]
-    pred = model.predict_proba(x_test)[:, 1]
-    auc = float(roc_auc_score(y[test], pred, sample_weight=w_test))
+    return ranking, order
 
+
+def _operating_windows(
+    model: HistGradientBoostingClassifier,
+    x_train: FloatArray,
+    w_train: FloatArray,
+    x_test: FloatArray,
+    w_test: FloatArray,
+    pred: FloatArray,
+    names: Sequence[str],
+    p: YieldModelParams,
+) -> tuple[list[OperatingWindow], FloatArray]:
+    """The windows of the first ``p.n_windows`` selected parameters, and ``x_test`` clipped to all of
+    them (columns: the selected parameters, in order; ``names``: those parameters' names)."""
     windows: list[OperatingWindow] = []
     clipped = x_test.copy()
     for pos in range(p.n_windows):
         pd = partial_dependence(
             model,
-            x[train][:, sel],
+            x_train,
             [pos],
             percentiles=(0.02, 0.98),
             grid_resolution=p.grid_resolution,
             response_method="predict_proba",
             kind="average",
             method="brute",
-            sample_weight=w[train],
+            sample_weight=w_train,
         )
         grid = np.asarray(pd["grid_values"][0], dtype=np.float64)
         curve = np.asarray(pd["average"][0], dtype=np.float64)
@@ -410,7 +425,7 @@ def _fit(
         )
         windows.append(
             OperatingWindow(
-                name=names[int(sel[pos])],
+                name=names[pos],
                 low=low,
                 high=high,
                 peak=peak,
@@ -418,6 +433,37 @@ def _fit(
                 expected_gain=gain,
             )
         )
+    return windows, clipped
+
+
+def _fit(
+    x: FloatArray,
+    y: npt.NDArray[Any],
+    names: Sequence[str],
+    *,
+    line_id: str,
+    params: YieldModelParams | None,
+    sample_weight: npt.NDArray[Any] | None,
+    groups: npt.NDArray[Any] | None,
+) -> YieldModelResult:
+    p = params or YieldModelParams()
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y).astype(np.int64)
+    _check(x, y, names, p)
+    n, n_par = x.shape
+    w = _weights(n, sample_weight)
+    train, test, fit, val = _splits(y, groups, p)
+    ranking, order = _ranking(x, y, w, fit, val, names, p)
+    sel = np.asarray(order[: p.n_selected])
+    selected = tuple(names[int(j)] for j in sel)
+    model = _learner(p).fit(x[train][:, sel], y[train], sample_weight=w[train])
+    x_test = x[test][:, sel]
+    w_test = w[test]
+    pred = model.predict_proba(x_test)[:, 1]
+    auc = float(roc_auc_score(y[test], pred, sample_weight=w_test))
+    windows, clipped = _operating_windows(
+        model, x[train][:, sel], w[train], x_test, w_test, pred, selected, p
+    )
     in_windows = float(np.average(model.predict_proba(clipped)[:, 1], weights=w_test))
     observed = float(np.average(y[test], weights=w_test))
     predicted = float(np.average(pred, weights=w_test))
@@ -428,7 +474,7 @@ def _fit(
         n_train=int(train.size),
         n_test=int(test.size),
         ranking=ranking,
-        selected=tuple(names[int(j)] for j in sel),
+        selected=selected,
         holdout_auc=auc,
         windows=tuple(windows),
         observed_yield=observed,
