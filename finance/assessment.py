@@ -145,6 +145,46 @@ class CreditAssessment:
         }
 
 
+def _features_of(
+    subject: FactoryProfile | CreditFeatures | Mapping[str, Any],
+    model: ScorecardModel,
+    *,
+    price: float | None,
+    revenue: float | None,
+) -> tuple[CreditFeatures, str | None, tuple[str, str] | None]:
+    """(the features, the factory's id, the period) of what :func:`assess` was given."""
+    if isinstance(subject, FactoryProfile):
+        features = features_from_profile(subject, price=price, revenue=revenue)
+        return features, subject.factory_id, (subject.start.isoformat(), subject.end.isoformat())
+    if price is not None or revenue is not None:
+        raise CreditModelError(
+            "price and revenue go with a profile; features carry annual_revenue themselves",
+            code="credit.input.conflict",
+        )
+    if isinstance(subject, CreditFeatures):
+        return subject, None, None
+    if isinstance(subject, Mapping):
+        model.check_inputs(list(subject))
+        return CreditFeatures.from_mapping(subject), None, None
+    raise CreditModelError(
+        f"cannot assess a {type(subject).__name__}; give a FactoryProfile or features",
+        code="credit.input.type",
+    )
+
+
+def _reasons(
+    model: ScorecardModel, points: Mapping[str, float], values: Mapping[str, Any], currency: str
+) -> tuple[Reason, ...]:
+    """The features that cost the most points against their best bin (at most :data:`MAX_REASONS`)."""
+    costs = [(round(t.best_points - points[t.name], 2), i, t) for i, t in enumerate(model.features)]
+    costs = [c for c in costs if c[0] >= MIN_REASON_POINTS]
+    costs.sort(key=lambda c: (-c[0], c[1]))
+    return tuple(
+        Reason(t.name, values[t.name], cost, reason_text(t, values[t.name], cost, currency))
+        for cost, _, t in costs[:MAX_REASONS]
+    )
+
+
 def assess(
     subject: FactoryProfile | CreditFeatures | Mapping[str, Any],
     model: ScorecardModel | None = None,
@@ -172,27 +212,7 @@ def assess(
     policy = policy or LimitPolicy()
     if lgd is not None:
         policy = replace(policy, lgd=lgd)
-    subject_id: str | None = None
-    period: tuple[str, str] | None = None
-    if isinstance(subject, FactoryProfile):
-        features = features_from_profile(subject, price=price, revenue=revenue)
-        subject_id, period = subject.factory_id, (subject.start.isoformat(), subject.end.isoformat())
-    else:
-        if price is not None or revenue is not None:
-            raise CreditModelError(
-                "price and revenue go with a profile; features carry annual_revenue themselves",
-                code="credit.input.conflict",
-            )
-        if isinstance(subject, CreditFeatures):
-            features = subject
-        elif isinstance(subject, Mapping):
-            model.check_inputs(list(subject))
-            features = CreditFeatures.from_mapping(subject)
-        else:
-            raise CreditModelError(
-                f"cannot assess a {type(subject).__name__}; give a FactoryProfile or features",
-                code="credit.input.type",
-            )
+    features, subject_id, period = _features_of(subject, model, price=price, revenue=revenue)
     values = features.as_dict()
     points = model.points(values)
     score = round(sum(points.values()), 2)
@@ -200,13 +220,6 @@ def assess(
     grade = scale.grade(pd)
     decision = credit_limit(
         annual_revenue=features.annual_revenue, pd=pd, grade=grade, thin=features.thin, policy=policy
-    )
-    costs = [(round(t.best_points - points[t.name], 2), i, t) for i, t in enumerate(model.features)]
-    costs = [c for c in costs if c[0] >= MIN_REASON_POINTS]
-    costs.sort(key=lambda c: (-c[0], c[1]))
-    reasons = tuple(
-        Reason(t.name, values[t.name], cost, reason_text(t, values[t.name], cost, currency))
-        for cost, _, t in costs[:MAX_REASONS]
     )
     return CreditAssessment(
         subject=subject_id,
@@ -222,7 +235,7 @@ def assess(
         currency=currency,
         annual_revenue=features.annual_revenue,
         thin=features.thin,
-        reasons=reasons,
+        reasons=_reasons(model, points, values, currency),
         model_name=MODEL_NAME,
         model_version=model.model_version,
         policy=policy,

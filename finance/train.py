@@ -5,7 +5,7 @@
 The packaged model is :func:`train_default_model` with its defaults: :data:`TRAIN_ROWS` factories
 drawn by :func:`finance.credit_sim.simulate_portfolio` with seed :data:`TRAIN_SEED`, the feature
 specifications :data:`SIM_SPECS` and the default :class:`~finance.scorecard.Scaling` and
-:class:`~finance.scorecard.TrainParams`. Training is deterministic, so running the command again
+:class:`~finance.scorecard_fit.TrainParams`. Training is deterministic, so running the command again
 reproduces the file byte for byte (a test checks this).
 """
 
@@ -18,7 +18,8 @@ from typing import Final
 
 from finance.credit_sim import simulate_portfolio
 from finance.features import THIN_COVERAGE
-from finance.scorecard import FeatureSpec, Scaling, ScorecardModel, TrainParams, fit_scorecard
+from finance.scorecard import FeatureSpec, Scaling, ScorecardModel
+from finance.scorecard_fit import TrainParams, fit_scorecard
 
 __all__ = ["SIM_SPECS", "TRAIN_ROWS", "TRAIN_SEED", "main", "train_default_model"]
 

