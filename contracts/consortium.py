@@ -266,21 +266,11 @@ def _has_role(chain: Chain, contract: Any, role: bytes, account: str) -> bool:
     return bool(chain.call(contract.functions.hasRole(role, to_checksum_address(account))))
 
 
-def plan_policy(
-    chain: Chain, deployment: Deployment, policy: ConsortiumPolicy, *, admin: str | None = None
-) -> list[PlannedStep]:
-    """The transactions that bring the deployment to ``policy`` (empty: it is applied already).
-
-    With ``admin``, refuse (:class:`PolicyError`) when that account lacks a role a step needs.
-    """
-    reg = ParticipantRegistryClient(chain, deployment)
+def _plan_members(
+    reg: ParticipantRegistryClient, policy: ConsortiumPolicy, step: Callable[[str, Any], None]
+) -> set[str]:
+    """Set or propose the policy's members; return the members the rules are checked against."""
     fns = reg.contract.functions
-    steps: list[PlannedStep] = []
-
-    def step(description: str, fn: Any, contract: str = CONTRACT_NAME) -> None:
-        steps.append(PlannedStep(description, contract, fn))
-
-    # members first: a rule's quorum may not exceed the member count when it is set
     current_members = set(reg.members())
     wanted_members = list(policy.members)
     membership = reg.membership
@@ -298,7 +288,15 @@ def plan_policy(
                     f"propose to admit consortium member {member} (a majority of the members must approve)",
                     fns.proposeMember(member, True),
                 )
-    # trusted issuers of the listed topics (the policy's list is the whole list)
+    return current_members
+
+
+def _plan_issuers(
+    reg: ParticipantRegistryClient, policy: ConsortiumPolicy, step: Callable[[str, Any], None]
+) -> list[PlannedStep]:
+    """Trust the listed topics' issuers (the policy's list is the whole list); return the removals,
+    which come after every addition."""
+    fns = reg.contract.functions
     issuers = policy.issuers()
     removals: list[PlannedStep] = []
     for topic, wanted in issuers.items():
@@ -315,7 +313,29 @@ def plan_policy(
                         fns.removeTrustedIssuer(topic, issuer),
                     )
                 )
-    steps.extend(removals)
+    return removals
+
+
+def plan_policy(
+    chain: Chain, deployment: Deployment, policy: ConsortiumPolicy, *, admin: str | None = None
+) -> list[PlannedStep]:
+    """The transactions that bring the deployment to ``policy`` (empty: it is applied already).
+
+    With ``admin``, refuse (:class:`PolicyError`) when that account lacks a role a step needs.
+    """
+    reg = ParticipantRegistryClient(chain, deployment)
+    fns = reg.contract.functions
+    steps: list[PlannedStep] = []
+
+    def step(description: str, fn: Any, contract: str = CONTRACT_NAME) -> None:
+        steps.append(PlannedStep(description, contract, fn))
+
+    # members first: a rule's quorum may not exceed the member count when it is set
+    current_members = _plan_members(reg, policy, step)
+    wanted_members = list(policy.members)
+    membership = reg.membership
+    # trusted issuers of the listed topics (the policy's list is the whole list)
+    steps.extend(_plan_issuers(reg, policy, step))
     # role rules, then the actions naming them
     for role, (topics, quorum) in policy.role_rules().items():
         rule = reg.role_rule(role)
