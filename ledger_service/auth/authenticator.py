@@ -1,0 +1,57 @@
+"""The :class:`Authenticator`: one object per app holding the keys, clock and store that sign-in,
+tokens, signed requests and nonces share (each concern in its own module)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from eth_utils import to_checksum_address
+from sqlalchemy import Engine
+
+from ledger_service.auth.party import utcnow
+from ledger_service.auth.signed_requests import SignedRequestMixin
+from ledger_service.auth.siwe import SignInMixin
+from ledger_service.config import Settings
+
+__all__ = ["Authenticator"]
+
+
+class Authenticator(SignInMixin, SignedRequestMixin):
+    """Issues sign-in challenges and tokens; checks tokens and signed requests.
+
+    Keys are derived from ``settings.token_secret`` (one for tokens, one for nonces), so
+    the two uses never share a key. ``clock`` may be replaced (tests).
+
+    Sign-in (:meth:`issue_login`, :meth:`redeem_login`) is in :mod:`.siwe`, tokens
+    (:meth:`verify_token`, :meth:`revoke`) in :mod:`.tokens`, :meth:`verify_signed_request` in
+    :mod:`.signed_requests`, spending nonces in :mod:`.nonces`.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        engine: Engine,
+        chain_id: int,
+        registry_address: str,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        url = urlsplit(settings.public_url)
+        self.domain = url.netloc
+        self.uri = settings.public_url
+        self.chain_id = chain_id
+        self.audience = f"supet-ledger:eip155:{chain_id}:{to_checksum_address(registry_address)}"
+        self.login_ttl = dt.timedelta(seconds=settings.login_ttl_seconds)
+        self.token_ttl = dt.timedelta(seconds=settings.token_ttl_seconds)
+        self.request_window = dt.timedelta(seconds=settings.signed_request_window_seconds)
+        self.engine = engine
+        self.clock = clock
+        secret = settings.token_secret_bytes()
+        self._token_key = hmac.new(secret, b"supet.auth.token.v1", hashlib.sha256).digest()
+        self._nonce_key = hmac.new(secret, b"supet.auth.login-nonce.v1", hashlib.sha256).digest()
+        self._last_prune = 0.0
+        self._last_revoked_prune = 0.0
