@@ -22,16 +22,10 @@ from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 
 from auditor._internal import hex0x
+from contracts.certifier import QualityCertifierClient, RejectReason
 from contracts.chain import Chain
 from contracts.deploy import Deployment
-from contracts.lots import (
-    AmbiguousLot,
-    LotRegistryClient,
-    QualityCertifierClient,
-    RejectReason,
-    format_gtin,
-    lot_key,
-)
+from contracts.lots import AmbiguousLot, LotRegistryClient, format_gtin, lot_key
 
 __all__ = [
     "CHAIN_KINDS",

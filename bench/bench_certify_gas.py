@@ -26,18 +26,10 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
 from contracts.anvil import AnvilNode
+from contracts.certifier import SPEC_ACTION, QualityCertifierClient, SpecMetric, batch_readings
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
-from contracts.lots import (
-    OPEN_ACTION,
-    SPEC_ACTION,
-    TRANSFER_ACTION,
-    LotRegistryClient,
-    QualityCertifierClient,
-    SpecMetric,
-    batch_readings,
-    deploy_supply_chain,
-)
+from contracts.lots import OPEN_ACTION, TRANSFER_ACTION, LotRegistryClient, deploy_supply_chain
 from contracts.registry import DeviceRegistryClient
 from device_attestation.keys import DeviceKey
 from device_attestation.merkle import MerkleTree

@@ -29,7 +29,7 @@ def _hex(b: bytes) -> str:
 
 
 def package_json(lot_id: str, batches: Sequence[tuple[Any, ...]]) -> dict[str, Any]:
-    """A certification package: ``batches`` as :func:`contracts.lots.batch_readings` gives them."""
+    """A certification package: ``batches`` as :func:`contracts.certifier.batch_readings` gives them."""
     out: list[dict[str, Any]] = []
     for batch_id, readings, signatures, proof, flags in batches:
         out.append(

@@ -2,7 +2,7 @@
 
 Only the ledger holds the anchored batches' trees, so only it can build the multiproofs. The
 package holds every ANCHORED stored reading of the lot, grouped by chain batch (ascending chain
-batch id), each batch as :func:`contracts.lots.batch_readings` gives it (readings in the
+batch id), each batch as :func:`contracts.certifier.batch_readings` gives it (readings in the
 multiproof's leaf order, their signatures, the multiproof) and serialised by
 :func:`supet.cli.lots.package_json`, the format ``supet lot certify LOT --package FILE`` reads
 (``supet.certification-package.v1``). Pending and batched (not yet anchored) readings are left out.
@@ -26,7 +26,8 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from contracts.certification_package import package_json
-from contracts.lots import LotRegistryClient, batch_readings
+from contracts.certifier import batch_readings
+from contracts.lots import LotRegistryClient
 from device_attestation.keys import Scheme
 from device_attestation.merkle import MerkleTree
 from device_attestation.reading import Reading

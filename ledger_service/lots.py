@@ -32,15 +32,10 @@ from sqlmodel import Session, col, select
 from auditor import lot_chain
 from auditor.bundle import build_bundle
 from auditor.lot_chain import ChainStep, SortKey
+from contracts.certifier import QualityCertifierClient
 from contracts.chain import Chain
 from contracts.deploy import Deployment
-from contracts.lots import (
-    AmbiguousLot,
-    LotRegistryClient,
-    QualityCertifierClient,
-    lot_id_hash,
-    lot_key,
-)
+from contracts.lots import AmbiguousLot, LotRegistryClient, lot_id_hash, lot_key
 from contracts.registry import DeviceRegistryClient, device_id_hash
 from device_attestation.merkle import MerkleTree
 from device_attestation.reading import Reading

@@ -25,12 +25,8 @@ from auditor.bundle import ProofBundle
 from auditor.errors import VerificationError
 from auditor.lot_chain import ChainStep
 from auditor.verify import verify_bundle
-from contracts.lots import (
-    CertificateStatus,
-    LotRegistryClient,
-    QualityCertifierClient,
-    format_gtin,
-)
+from contracts.certifier import CertificateStatus, QualityCertifierClient
+from contracts.lots import LotRegistryClient, format_gtin
 from contracts.registry import DeviceRecord, device_id_hash
 from ledger_service.analytics_store.publish import list_published
 from ledger_service.api.routes import finance as finance_api

@@ -26,19 +26,16 @@ from eth_utils import is_address, to_checksum_address
 from rich.console import Console
 
 from contracts.certification_package import PackageError, load_package, package_json
-from contracts.chain import Chain
-from contracts.deploy import Deployment
-from contracts.lots import (
+from contracts.certifier import (
     Certificate,
     CertificateStatus,
-    LotRegistryClient,
     QualityCertifierClient,
     SpecMetric,
     human_fixed,
-    lot_id_hash,
-    lot_key,
-    parse_gtin,
 )
+from contracts.chain import Chain
+from contracts.deploy import Deployment
+from contracts.lots import LotRegistryClient, lot_id_hash, lot_key, parse_gtin
 from device_attestation.reading import FIXED_POINT_DECIMALS, InvalidReading, to_fixed_point
 from supet.cli.common import DeploymentOpt, KeyFileOpt, RpcOpt, open_deployment
 from supet.errors import SupetError

@@ -12,9 +12,10 @@ from eth_account.signers.local import LocalAccount
 from sqlmodel import Session, select
 
 from contracts.certification_package import load_package_obj
+from contracts.certifier import CertificateStatus, QualityCertifierClient, SpecMetric
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import Deployment, deploy_suite
-from contracts.lots import CertificateStatus, LotRegistryClient, QualityCertifierClient, SpecMetric
+from contracts.lots import LotRegistryClient
 from contracts.onboarding import Onboarding
 from device_attestation.sim_feed import FeedResult, SimulationFeed
 from device_attestation.simulator import RUBBER_MIXING, SOLAR_CELL, FactorySpec, World, simulate_world

@@ -20,20 +20,17 @@ from support import TestConsortium
 
 from contracts.anvil import AnvilNode
 from contracts.certification_package import load_package, package_json
-from contracts.chain import Chain, dev_accounts
-from contracts.deploy import Deployment, deploy_suite
-from contracts.lots import (
-    OPEN_ACTION,
+from contracts.certifier import (
     SPEC_ACTION,
-    TRANSFER_ACTION,
     CertificateStatus,
-    LotRegistryClient,
-    LotStatus,
     QualityCertifierClient,
     RejectReason,
     SpecMetric,
     batch_readings,
 )
+from contracts.chain import Chain, dev_accounts
+from contracts.deploy import Deployment, deploy_suite
+from contracts.lots import OPEN_ACTION, TRANSFER_ACTION, LotRegistryClient, LotStatus
 from device_attestation.merkle import MerkleTree
 from device_attestation.sdk import DeviceSigner, Submission
 from supet.cli import main

@@ -16,18 +16,20 @@ from eth_account.signers.local import LocalAccount
 from support import TestConsortium, reverts
 from web3.logs import DISCARD
 
-from contracts.chain import Chain
-from contracts.lots import (
-    OPEN_ACTION,
+from contracts.certifier import (
     SPEC_ACTION,
-    TRANSFER_ACTION,
     Certificate,
     CertificateStatus,
-    LotRegistryClient,
     QualityCertifierClient,
     RejectReason,
     SpecMetric,
     batch_readings,
+)
+from contracts.chain import Chain
+from contracts.lots import (
+    OPEN_ACTION,
+    TRANSFER_ACTION,
+    LotRegistryClient,
     deploy_supply_chain,
     lot_id_hash,
     lot_key,

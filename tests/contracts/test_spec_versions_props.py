@@ -22,20 +22,18 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from support import TestConsortium
 
-from contracts.chain import Chain, dev_accounts
-from contracts.deploy import deploy_suite
-from contracts.errors import ContractRevert
-from contracts.lots import (
-    OPEN_ACTION,
+from contracts.certifier import (
     SPEC_ACTION,
     CertificateStatus,
-    LotRegistryClient,
     QualityCertifierClient,
     RejectReason,
     SpecMetric,
     batch_readings,
-    deploy_supply_chain,
 )
+from contracts.chain import Chain, dev_accounts
+from contracts.deploy import deploy_suite
+from contracts.errors import ContractRevert
+from contracts.lots import OPEN_ACTION, LotRegistryClient, deploy_supply_chain
 from device_attestation.merkle import MerkleTree
 
 GTIN = "04006381333931"

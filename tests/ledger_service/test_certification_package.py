@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 from support import TestConsortium
 
 from contracts.certification_package import load_package, load_package_obj
+from contracts.certifier import QualityCertifierClient
 from contracts.chain import dev_accounts
-from contracts.lots import QualityCertifierClient
 from device_attestation.reading import Reading, reading_struct
 from ledger_service.service import LedgerService
 

@@ -16,17 +16,9 @@ from support import TestConsortium
 
 from auditor.bundle import ProofBundle
 from auditor.verify import verify_bundle
+from contracts.certifier import SPEC_ACTION, QualityCertifierClient, SpecMetric, batch_readings
 from contracts.chain import Chain, dev_accounts
-from contracts.lots import (
-    OPEN_ACTION,
-    SPEC_ACTION,
-    TRANSFER_ACTION,
-    LotRegistryClient,
-    QualityCertifierClient,
-    SpecMetric,
-    batch_readings,
-    lot_key,
-)
+from contracts.lots import OPEN_ACTION, TRANSFER_ACTION, LotRegistryClient, lot_key
 from device_attestation.sdk import DeviceSigner, Submission
 from ledger_service.anchoring import decode_tree
 from ledger_service.service import LedgerService
