@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import fast_gas
 import pytest
 from eth_account.signers.local import LocalAccount
 from support import require
@@ -24,6 +25,9 @@ from support import require
 from contracts.anvil import AnvilNode, find_anvil
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import Deployment, deploy_suite
+
+if os.environ.get("SUPET_TEST_EXACT_GAS", "") != "1":
+    fast_gas.install()  # embedded chain: gas estimated in 2-5 runs, not about 13 (tests/helpers/fast_gas.py)
 
 # ---------------------------------------------------------------- parallel runs (pytest-xdist)
 

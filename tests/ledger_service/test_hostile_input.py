@@ -480,12 +480,16 @@ class Prober:
 
 
 def assert_responsive(samples: list[tuple[float, int]], what: str) -> None:
-    """Every probe answered 200; 9 in 10 within 100 ms (2 shared cores: a rare slow one is the CPU)."""
+    """Every probe answered 200; 9 in 10 within 250 ms, none over 2 s.
+
+    The margin is for the CPU, not the server: the suite runs on two workers over 2 shared cores, so
+    the other worker's test competes with this one; a server blocked by the attack takes seconds.
+    """
     assert len(samples) >= 5, f"too few probes during {what}"
     latencies = sorted(s for s, _ in samples)
     assert {status for _, status in samples} == {200}, f"{what}: {samples}"
     p90 = latencies[int(0.9 * (len(latencies) - 1))]
-    assert p90 < 0.1 and latencies[-1] < 1.0, (
+    assert p90 < 0.25 and latencies[-1] < 2.0, (
         f"{what}: /healthz p50 {statistics.median(latencies) * 1000:.0f} ms, p90 {p90 * 1000:.0f} ms, "
         f"max {latencies[-1] * 1000:.0f} ms"
     )
