@@ -41,19 +41,17 @@ from contracts.chain import Chain, TxResult
 from contracts.deploy import Deployment
 from contracts.errors import ContractsError
 from contracts.membership import MemberProposal
-from contracts.participants import (
+from contracts.participant_ids import (
     ACTIONS,
     CONSORTIUM_ADMIN_ROLE,
-    CONTRACT_NAME,
     DEFAULT_ADMIN_ROLE,
     TOPICS,
-    ParticipantRegistryClient,
-    RoleRule,
     action_id,
     claim_topic,
     id_name,
     party_role,
 )
+from contracts.participants import CONTRACT_NAME, ParticipantRegistryClient, RoleRule
 
 #: Contracts whose party writes the ParticipantRegistry gates, in the order they are switched.
 GATED_CONTRACTS: tuple[str, ...] = (

@@ -24,7 +24,8 @@ from contracts.chain import Chain, dev_accounts
 from contracts.consortium import ConsortiumPolicy, apply_policy
 from contracts.deploy import Deployment
 from contracts.errors import ContractsError
-from contracts.participants import ParticipantRegistryClient, claim_topic, party_role
+from contracts.participant_ids import claim_topic, party_role
+from contracts.participants import ParticipantRegistryClient
 
 __all__ = ["EXAMPLE_POLICY", "Onboarding", "OnboardingError"]
 

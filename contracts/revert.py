@@ -13,6 +13,7 @@ from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
 from contracts.artifacts import all_abis
 from contracts.errors import ContractRevert
+from contracts.participant_ids import id_name
 
 _PANIC_REASONS = {
     0x01: "assertion failed",
@@ -74,8 +75,6 @@ def revert_hint(error_name: str | None, args: Mapping[str, Any]) -> str | None:
     values = _Filled({k: str(v) for k, v in args.items()})
     action = args.get("action")
     if isinstance(action, str) and action.startswith("0x"):
-        from contracts.participants import id_name  # participants imports the chain, which imports us
-
         values["action"] = id_name(bytes.fromhex(action[2:]))
     values.setdefault("party", "the party")
     values.setdefault("action", "this action")

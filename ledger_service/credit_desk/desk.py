@@ -35,7 +35,8 @@ from contracts.chain import Chain
 from contracts.credit import CreditRecord, CreditRegistryClient, model_version
 from contracts.deploy import Deployment
 from contracts.errors import ContractRevert
-from contracts.participants import ParticipantRegistryClient, action_id
+from contracts.participant_ids import action_id
+from contracts.participants import ParticipantRegistryClient
 from finance.assessment import CreditAssessment, assess, commit_assessment
 from finance.errors import CreditModelError
 from ledger_service.analytics_store.publish import list_published, load_published

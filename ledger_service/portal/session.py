@@ -25,7 +25,8 @@ from urllib.parse import parse_qsl
 
 from fastapi import Request, Response
 
-from contracts.participants import ParticipantRegistryClient, party_role
+from contracts.participant_ids import party_role
+from contracts.participants import ParticipantRegistryClient
 from ledger_service.auth import AuthenticatedParty, AuthenticationFailed, auth_state
 from ledger_service.portal.errors import BadForm, CsrfRefused, NotSignedIn, PortalRoleRequired
 from ledger_service.service import LedgerService

@@ -26,7 +26,7 @@ from contracts.consortium import (
     read_state,
 )
 from contracts.deploy import Deployment
-from contracts.participants import id_name
+from contracts.participant_ids import id_name
 from supet.cli.common import DeploymentOpt, KeyFileOpt, RpcOpt, open_deployment
 from supet.parties import load_party_account
 

@@ -19,22 +19,18 @@ import typer
 from eth_utils import is_address, keccak, to_checksum_address
 from rich.console import Console
 
+from contracts.claims import ClaimDomain, ClaimState, SignedClaim, sign_claim
 from contracts.deploy import Deployment
-from contracts.participants import (
+from contracts.participant_ids import (
     ACTIONS,
-    CONTRACT_NAME,
     PARTY_ROLES,
     TOPICS,
-    ClaimDomain,
-    ClaimState,
-    ParticipantRegistryClient,
-    SignedClaim,
     action_id,
     claim_topic,
     id_name,
     party_role,
-    sign_claim,
 )
+from contracts.participants import CONTRACT_NAME, ParticipantRegistryClient
 from supet.cli.common import DeploymentOpt, KeyFileOpt, RpcOpt, open_deployment
 from supet.parties import load_party_account
 

@@ -11,7 +11,8 @@ import pytest
 from contracts.anvil import AnvilNode
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import Deployment, deploy_suite
-from contracts.participants import ACTIONS, PARTY_ROLES, ParticipantRegistryClient
+from contracts.participant_ids import ACTIONS, PARTY_ROLES
+from contracts.participants import ParticipantRegistryClient
 from supet.cli import main
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "consortium-policy.example.json"

@@ -12,7 +12,8 @@ import typer
 from contracts.anvil import AnvilNode
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
-from contracts.participants import ParticipantRegistryClient, action_id
+from contracts.participant_ids import action_id
+from contracts.participants import ParticipantRegistryClient
 from contracts.revert import REVERT_HINTS
 from supet.cli import contracts_cmd, main
 

@@ -19,16 +19,13 @@ from typer.testing import CliRunner
 import supet.cli
 from contracts.anvil import AnvilNode
 from contracts.chain import Chain, dev_accounts
+from contracts.claims import ClaimState
 from contracts.deploy import Deployment, deploy_suite
+from contracts.participant_ids import ACTIONS, PARTY_ROLES, TOPICS, party_role
 from contracts.participants import (
-    ACTIONS,
-    PARTY_ROLES,
-    TOPICS,
-    ClaimState,
     ParticipantRegistryClient,
     Reason,
     deploy_participant_registry,
-    party_role,
     with_participant_registry,
 )
 from supet.cli import main

@@ -27,13 +27,8 @@ from contracts.consortium import (
     read_state,
 )
 from contracts.lots import LotRegistryClient
-from contracts.participants import (
-    ACTIONS,
-    PARTY_ROLES,
-    TOPICS,
-    ParticipantRegistryClient,
-    Reason,
-)
+from contracts.participant_ids import ACTIONS, PARTY_ROLES, TOPICS
+from contracts.participants import ParticipantRegistryClient, Reason
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "consortium-policy.example.json"
 SUPPLIER = PARTY_ROLES["supplier"]

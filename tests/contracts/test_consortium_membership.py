@@ -18,13 +18,8 @@ from web3.types import RPCEndpoint
 
 from contracts.chain import Chain
 from contracts.membership import MembershipClient
-from contracts.participants import (
-    CONSORTIUM_ADMIN_ROLE,
-    CONSORTIUM_MEMBER_ROLE,
-    PARTY_ROLES,
-    ParticipantRegistryClient,
-    deploy_participant_registry,
-)
+from contracts.participant_ids import CONSORTIUM_ADMIN_ROLE, CONSORTIUM_MEMBER_ROLE, PARTY_ROLES
+from contracts.participants import ParticipantRegistryClient, deploy_participant_registry
 
 ZERO = "0x" + "00" * 20
 WEEK = 7 * 86_400

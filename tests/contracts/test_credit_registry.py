@@ -26,7 +26,7 @@ from contracts.credit import (
     model_version,
 )
 from contracts.errors import DeploymentError
-from contracts.participants import ACTIONS
+from contracts.participant_ids import ACTIONS
 
 DAY = 86_400
 VERSION = model_version("scorecard-2026.11")

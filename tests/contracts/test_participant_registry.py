@@ -21,26 +21,22 @@ from web3.logs import DISCARD
 from web3.types import RPCEndpoint
 
 from contracts.chain import Chain, TxResult
-from contracts.participants import (
+from contracts.claims import CLAIM_TYPES, Claim, ClaimDomain, ClaimError, ClaimState, SignedClaim, sign_claim
+from contracts.participant_ids import (
     ACTIONS,
-    CLAIM_TYPES,
     CONSORTIUM_ADMIN_ROLE,
     CONSORTIUM_MEMBER_ROLE,
     DEFAULT_ADMIN_ROLE,
     PARTY_ROLES,
     TOPICS,
+    claim_topic,
+    party_role,
+)
+from contracts.participants import (
     AdmissionStatus,
-    Claim,
-    ClaimDomain,
-    ClaimError,
-    ClaimState,
     ParticipantRegistryClient,
     Reason,
-    SignedClaim,
-    claim_topic,
     deploy_participant_registry,
-    party_role,
-    sign_claim,
 )
 
 SUPPLIER = PARTY_ROLES["supplier"]

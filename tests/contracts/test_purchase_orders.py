@@ -26,7 +26,7 @@ from contracts.orders import (
     order_id,
     order_key,
 )
-from contracts.participants import ACTIONS
+from contracts.participant_ids import ACTIONS
 
 GTIN = 4006381333931  # GTIN-14 04006381333931
 DUE = 20_600  # 2026-05-27

@@ -17,7 +17,7 @@ from web3.types import RPCEndpoint
 from contracts.chain import Chain
 from contracts.deploy import deploy_suite
 from contracts.errors import DeploymentError
-from contracts.participants import ACTIONS
+from contracts.participant_ids import ACTIONS
 from contracts.receivables import (
     CREATE_ACTION,
     FINANCE_ACTION,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector
 
-from contracts.participants import action_id
+from contracts.participant_ids import action_id
 from contracts.revert import REVERT_HINTS, _error_table, decode_revert
 
 PARTY = "0x" + "11" * 20

@@ -8,7 +8,9 @@ from eth_utils import keccak
 from fastapi.testclient import TestClient
 
 from contracts.chain import dev_accounts
-from contracts.participants import ParticipantRegistryClient, claim_topic, party_role, sign_claim
+from contracts.claims import sign_claim
+from contracts.participant_ids import claim_topic, party_role
+from contracts.participants import ParticipantRegistryClient
 from ledger_service.service import LedgerService
 
 

@@ -8,7 +8,8 @@ from eth_utils import is_address, to_checksum_address
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
-from contracts.participants import PARTY_ROLES, ParticipantRegistryClient, id_name
+from contracts.participant_ids import PARTY_ROLES, id_name
+from contracts.participants import ParticipantRegistryClient
 from ledger_service.api.deps import ServiceDep
 from ledger_service.api.models import ErrorEnvelope
 from ledger_service.api.responses import FastJSONResponse
