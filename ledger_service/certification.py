@@ -38,6 +38,7 @@ from ledger_service.jsonio import dumps_exact, loads_exact
 from ledger_service.lot_epcis import ExportPage, export_cache_of, export_fingerprint, lot_state
 from ledger_service.service import LedgerService
 from ledger_service.store.models import BatchRow, ReadingRow
+from ledger_service.store.queries import anchored_readings, batch_digests
 
 __all__ = [
     "DEFAULT_PACKAGE_PAGE",
@@ -56,7 +57,6 @@ class InvalidPackageCursor(LedgerError):
     """The package's paging cursor is not a chain batch id this endpoint issued."""
 
     code = "lot.bad_cursor"
-    http_status = 400
 
 
 def _submission(row: ReadingRow) -> Submission:
@@ -96,14 +96,7 @@ def _anchored_batches(
             batch = s.get(BatchRow, batch_id)
             if batch is None or batch.status != ANCHORED or batch.chain_batch_id is None:
                 continue
-            digests = [
-                bytes(d)
-                for (d,) in s.execute(
-                    select(col(ReadingRow.digest))
-                    .where(col(ReadingRow.batch_id) == batch_id)
-                    .order_by(col(ReadingRow.id))
-                )
-            ]
+            digests = batch_digests(s, batch_id)
             out.append((batch.chain_batch_id, decode_tree(batch.tree, digests), mine))
         s.expunge_all()
     return sorted(out, key=lambda b: b[0])
@@ -136,14 +129,11 @@ def _page_batches(
     """The store ids of the anchored batches of the next page, and the last one's chain batch id
     when more follow."""
     with Session(service.engine) as s:
-        counts = s.exec(
-            select(col(BatchRow.id), col(BatchRow.chain_batch_id), func.count(col(ReadingRow.id)))
-            .select_from(ReadingRow)
-            .join(BatchRow, col(BatchRow.id) == col(ReadingRow.batch_id))
+        counts = s.execute(
+            anchored_readings(col(BatchRow.id), col(BatchRow.chain_batch_id), func.count(col(ReadingRow.id)))
             .where(
                 col(ReadingRow.lot_id) == lot_id,
                 col(ReadingRow.device_id).in_(devices),
-                col(BatchRow.status) == ANCHORED,
                 col(BatchRow.chain_batch_id) > after_chain_batch,
             )
             .group_by(col(BatchRow.id), col(BatchRow.chain_batch_id))

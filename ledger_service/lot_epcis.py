@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from auditor.lot_chain import ChainStep, SortKey, chain_steps_of_key
@@ -84,6 +84,7 @@ from ledger_service.lots import (
 )
 from ledger_service.service import LedgerService
 from ledger_service.store.models import BatchRow, ReadingRow
+from ledger_service.store.queries import anchored_batch_of_reading
 
 __all__ = [
     "DEFAULT_EPCIS_PAGE",
@@ -355,11 +356,6 @@ def export_fingerprint(
     Read before the export's content: a cached page may hold data newer than its key's fingerprint
     (the next request's fingerprint differs, so it is built again), never older.
     """
-    anchored = and_(
-        col(BatchRow.id) == col(ReadingRow.batch_id),
-        col(BatchRow.status) == ANCHORED,
-        col(BatchRow.chain_batch_id).is_not(None),
-    )
     with Session(service.engine) as s:
         readings = s.execute(
             select(
@@ -370,7 +366,7 @@ def export_fingerprint(
                 func.max(col(BatchRow.anchored_ms)),
             )
             .select_from(ReadingRow)
-            .outerjoin(BatchRow, anchored)
+            .outerjoin(BatchRow, anchored_batch_of_reading())
             .where(col(ReadingRow.lot_id) == lot_id)
         ).one()
     chain = [(c.tx_hash, c.block_number, c.log_index) for c in chain_steps]

@@ -44,6 +44,7 @@ from ledger_service.errors import LedgerError, NotFound
 from ledger_service.jsonio import loads_exact
 from ledger_service.service import LedgerService
 from ledger_service.store.models import BatchRow, ReadingRow
+from ledger_service.store.queries import batch_digests
 
 __all__ = [
     "AmbiguousLotId",
@@ -71,7 +72,6 @@ class AmbiguousLotId(LedgerError):
     """Several parties have a lot with this id on chain: the issuer must be named."""
 
     code = "lot.ambiguous"
-    http_status = 409
 
 
 def resolve_lot(chain: Chain, deployment: Deployment, lot_id: str, issuer: str | None = None) -> bytes | None:
@@ -188,15 +188,7 @@ def _reading_steps(service: LedgerService, rows: list[ReadingRow]) -> list[Readi
         batches = {b.id: b for b in (s.get(BatchRow, i) for i in batch_ids) if b is not None}
         for b in batches.values():
             if b.status == ANCHORED and b.id is not None:
-                digests = [
-                    bytes(d)
-                    for (d,) in s.execute(
-                        select(col(ReadingRow.digest))
-                        .where(col(ReadingRow.batch_id) == b.id)
-                        .order_by(col(ReadingRow.id))
-                    )
-                ]
-                trees[b.id] = decode_tree(b.tree, digests)
+                trees[b.id] = decode_tree(b.tree, batch_digests(s, b.id))
         s.expunge_all()
     out = []
     for r in rows:

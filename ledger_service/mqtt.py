@@ -68,7 +68,6 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ledger_service.errors import ConfigError, LedgerError
-from ledger_service.ingest.committer import Receipt
 from ledger_service.ingest.pipeline import ItemResult
 from ledger_service.jsonio import BodyDecodeError, dumps_exact, loads_strict
 
@@ -170,17 +169,6 @@ def _redact(url: str) -> str:
         return "<unparsable URL>"
 
 
-def receipt_json(r: Receipt) -> dict[str, Any]:
-    """A receipt as JSON: the same shape HTTP answers with."""
-    return {
-        "digest": "0x" + r.digest.hex(),
-        "device_id": r.device_id,
-        "seq": r.seq,
-        "status": r.status,
-        "gap": list(r.gap) if r.gap else None,
-    }
-
-
 def topic_device(topic: str) -> str | None:
     """The device id of ``devices/<device_id>/readings``, or None for another topic."""
     parts = topic.split("/")
@@ -249,7 +237,7 @@ class _Answer:
         """Set the reply from the pipeline's result for ``obj``; False when the store was unavailable
         (then nothing is answered: the message is delivered again)."""
         if r.receipt is not None:
-            self.reply = receipt_json(r.receipt)
+            self.reply = r.receipt.to_json_obj()
             self.accepted = True
         elif r.code == STORE_UNAVAILABLE:
             return False

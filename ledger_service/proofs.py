@@ -14,6 +14,7 @@ from ledger_service.errors import NotFound
 from ledger_service.jsonio import loads_exact
 from ledger_service.service import LedgerService
 from ledger_service.store.models import BatchRow, ReadingRow
+from ledger_service.store.queries import batch_digests
 
 
 @dataclass(frozen=True)
@@ -84,15 +85,9 @@ def proof_bundle(service: LedgerService, digest: bytes) -> dict[str, Any]:
             expected_batch=st.batch.id if st.batch else None,
         )
     batch = st.batch
+    assert batch.id is not None
     with Session(service.engine) as s:
-        digests = [
-            bytes(d)
-            for (d,) in s.execute(
-                select(col(ReadingRow.digest))
-                .where(col(ReadingRow.batch_id) == batch.id)
-                .order_by(col(ReadingRow.id))
-            )
-        ]
+        digests = batch_digests(s, batch.id)
     tree = decode_tree(batch.tree, digests)
     assert batch.chain_batch_id is not None and batch.tx_hash is not None
     bundle = build_bundle(

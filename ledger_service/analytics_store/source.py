@@ -42,6 +42,7 @@ from device_attestation.merkle import MerkleTree
 from device_attestation.reading import Domain, Reading, reading_digest
 from ledger_service.anchoring import ANCHORED
 from ledger_service.store.models import BatchRow, DeviceCacheRow, ReadingRow
+from ledger_service.store.queries import anchored_readings, batch_digests
 from supet.errors import SupetError
 
 __all__ = [
@@ -144,7 +145,7 @@ class LedgerSource:
         if not device_ids:
             raise SourceError("no devices to read", code="analytics.source.no_devices")
         q = (
-            select(
+            anchored_readings(
                 col(ReadingRow.digest),
                 col(ReadingRow.device_id),
                 col(ReadingRow.seq),
@@ -153,12 +154,10 @@ class LedgerSource:
                 col(ReadingRow.reading_json),
                 col(BatchRow.chain_batch_id),
             )
-            .join(BatchRow, col(ReadingRow.batch_id) == col(BatchRow.id))
             .where(
                 col(ReadingRow.device_id).in_(list(device_ids)),
                 col(ReadingRow.ts_ms) >= start_ms,
                 col(ReadingRow.ts_ms) < end_ms,
-                col(BatchRow.status) == ANCHORED,
                 col(BatchRow.chain_batch_id) <= through_batch,
             )
             .order_by(col(ReadingRow.device_id), col(ReadingRow.seq))
@@ -202,12 +201,8 @@ class LedgerSource:
                     raise InputMismatch(
                         f"batch {number} is not in the store", code="analytics.input_mismatch.batch"
                     )
-                digests = [
-                    bytes(d[0])
-                    for d in c.execute(
-                        select(col(ReadingRow.digest)).where(col(ReadingRow.batch_id) == row[0])
-                    )
-                ]
+                assert row[0] is not None
+                digests = batch_digests(c, row[0])
             on_chain = self.anchor.batch(number)
             rebuilt = MerkleTree.build(digests).root if digests else b""
             if len(digests) != on_chain.count or rebuilt != bytes(on_chain.root):

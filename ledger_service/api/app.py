@@ -5,12 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi import FastAPI
 
-from contracts.errors import ChainError
+from ledger_service.api import errors
 from ledger_service.api.limits import RequestLimitsMiddleware
 from ledger_service.api.models import BatchIn, SubmissionIn
 from ledger_service.api.responses import FastJSONResponse
@@ -25,7 +22,6 @@ from ledger_service.api.routes import (
     system,
 )
 from ledger_service.config import Settings
-from ledger_service.errors import AuthError, LedgerError, NotFound, StoreError
 from ledger_service.service import LedgerService
 
 
@@ -72,45 +68,7 @@ def create_app(settings: Settings | None = None, *, service: LedgerService | Non
     # first, so the request-id and metrics middlewares (ledger_service.api) wrap its refusals too.
     app.add_middleware(RequestLimitsMiddleware, settings=current_settings)
 
-    @app.exception_handler(LedgerError)
-    async def _ledger_error(_: Request, exc: LedgerError) -> JSONResponse:
-        status = getattr(exc, "http_status", None) or (
-            404
-            if isinstance(exc, NotFound)
-            else 403
-            if isinstance(exc, AuthError)
-            else (503 if isinstance(exc, StoreError) else 400)
-        )
-        return FastJSONResponse({"error": {"code": exc.code, "message": exc.message}}, status_code=status)
-
-    @app.exception_handler(ChainError)
-    async def _chain_error(_: Request, exc: ChainError) -> JSONResponse:
-        return FastJSONResponse(
-            {
-                "error": {
-                    "code": exc.code,
-                    "message": f"the chain is unreachable ({exc.message}); retry later",
-                }
-            },
-            status_code=503,
-        )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = "request.bad_json" if exc.status_code == 400 else f"http.{exc.status_code}"
-        return FastJSONResponse(
-            {"error": {"code": code, "message": str(exc.detail)}},
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return FastJSONResponse(
-            {"error": {"code": "request.invalid", "message": f"{where}: {first.get('msg')}"}}, status_code=422
-        )
+    errors.install(app)  # the one error -> HTTP status map
 
     # register the submission schemas for the hand-written request body of POST /v1/readings
     original = app.openapi

@@ -28,6 +28,7 @@ import anyio
 import anyio.to_thread
 import orjson
 
+from ledger_service.api.errors import code_status
 from ledger_service.config import Settings
 from ledger_service.jsonio import BodyDecodeError, loads_strict
 
@@ -71,10 +72,10 @@ class RequestLimitsMiddleware:
         )
         if length_header is not None:
             if not length_header.isdigit():
-                await _refuse(send, 400, "request.bad_length", "Content-Length must be a byte count")
+                await _refuse(send, "request.bad_length", "Content-Length must be a byte count")
                 return
             if int(length_header) > cap:
-                await _refuse(send, 413, "request.too_large", too_large, close=True)
+                await _refuse(send, "request.too_large", too_large, close=True)
                 return
         held = 0
         try:
@@ -86,7 +87,7 @@ class RequestLimitsMiddleware:
                         return  # the client left: nobody to answer
                     chunk: bytes = message.get("body", b"")
                     if held + len(chunk) > cap:
-                        await _refuse(send, 413, "request.too_large", too_large, close=True)
+                        await _refuse(send, "request.too_large", too_large, close=True)
                         return
                     if self.buffered + len(chunk) > settings.max_buffered_body_bytes:
                         log.warning(
@@ -97,7 +98,6 @@ class RequestLimitsMiddleware:
                         )
                         await _refuse(
                             send,
-                            503,
                             "request.busy",
                             "the service holds too many request bodies right now; retry in a moment",
                             close=True,
@@ -113,7 +113,6 @@ class RequestLimitsMiddleware:
             if deadline.cancelled_caught:
                 await _refuse(
                     send,
-                    408,
                     "request.timeout",
                     f"the body did not arrive within {settings.request_body_timeout_seconds:g} s: "
                     "send it at once, or in smaller parts",
@@ -129,7 +128,7 @@ class RequestLimitsMiddleware:
                     else:
                         scope[DECODED_BODY] = loads_strict(body)
                 except BodyDecodeError as e:
-                    await _refuse(send, 400, e.code, e.message)
+                    await _refuse(send, e.code, e.message)
                     return
             await self.app(scope, _replay(body, receive), send)
         finally:
@@ -164,14 +163,15 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 async def _refuse(
     send: Send,
-    status: int,
     code: str,
     message: str,
     *,
     close: bool = False,
     extra: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    """Answer with the service's error envelope; ``close`` when the rest of the body is not read."""
+    """Answer with the service's error envelope, its status by ``code`` (the one map, api/errors.py);
+    ``close`` when the rest of the body is not read."""
+    status = code_status(code)
     body = orjson.dumps({"error": {"code": code, "message": message}})
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if close:

@@ -10,7 +10,6 @@ __all__ = [
     "AccessRefused",
     "FinanceError",
     "FinanceNotDeployed",
-    "NotFound",
     "PublishRefused",
 ]
 
@@ -34,13 +33,6 @@ class AccessRefused(FinanceError):
 
     code = "finance.refused"
     http_status = 403
-
-
-class NotFound(FinanceError):
-    """No such record, profile, receivable or log entry (HTTP 404)."""
-
-    code = "finance.not_found"
-    http_status = 404
 
 
 class PublishRefused(FinanceError):

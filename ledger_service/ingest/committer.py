@@ -30,6 +30,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -91,6 +92,16 @@ class Receipt:
 
     def __hash__(self) -> int:
         return hash(self._key())
+
+    def to_json_obj(self) -> dict[str, Any]:
+        """The receipt as JSON, as HTTP answers it and MQTT publishes it (one shape, built here)."""
+        return {
+            "digest": "0x" + self.digest.hex(),
+            "device_id": self.device_id,
+            "seq": self.seq,
+            "status": self.status,
+            "gap": list(self.gap) if self.gap else None,
+        }
 
     def __repr__(self) -> str:
         return (

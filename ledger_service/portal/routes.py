@@ -28,8 +28,9 @@ from fastapi.templating import Jinja2Templates
 
 from contracts.errors import ChainError
 from ledger_service.analytics_store.publish import list_published
-from ledger_service.api.routes import finance as finance_api
+from ledger_service.api.errors import http_status
 from ledger_service.auth import auth_state
+from ledger_service.credit_desk import queries as finance_desk
 from ledger_service.credit_desk.desk import desk_of
 from ledger_service.portal import views
 from ledger_service.portal.errors import BadForm
@@ -79,7 +80,8 @@ def render(request: Request, name: str, v: Visitor | None, *, status: int = 200,
 
 
 class PortalRoute(APIRoute):
-    """A portal route whose errors are answered with an HTML page in words (code, status, what to do)."""
+    """A portal route whose errors are answered with an HTML page in words (code, what to do) and the
+    status the API gives the same error (:func:`ledger_service.api.errors.http_status`)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -90,15 +92,12 @@ class PortalRoute(APIRoute):
             except ChainError as e:
                 return _error_page(
                     request,
-                    503,
+                    http_status(e),
                     e.code,
                     f"The chain cannot be asked right now ({e.message}). Retry in a minute.",
                 )
             except SupetError as e:
-                status = getattr(e, "http_status", None)
-                if not isinstance(status, int):
-                    status = 404 if e.code.endswith("not_found") or ".no_" in e.code else 400
-                return _error_page(request, status, e.code, e.message)
+                return _error_page(request, http_status(e), e.code, e.message)
 
         return route_handler
 
@@ -230,7 +229,7 @@ def factory(request: Request) -> HTMLResponse:
     access: views.AccessLogView | None = None
     finance_note = None
     if "CreditRegistry" in service.deployment.contracts:
-        consents = finance_api.factory_consents(party.address, party, service)["consents"]
+        consents = finance_desk.factory_consents(service, party.address, party.address)["consents"]
         access = views.factory_access_log(service, party, request.query_params)
     else:
         finance_note = "This deployment has no CreditRegistry: consents and the access log are not available."
@@ -264,7 +263,7 @@ def bank(request: Request) -> HTMLResponse:
     parts: list[dict[str, Any]] | None = None
     receivables_note = None
     if "Receivables" in service.deployment.contracts:
-        parts = finance_api._list_receivables(service, party.address, None, party.address)["parts"]
+        parts = finance_desk.list_receivables(service, party.address, None, party.address)["parts"]
     else:
         receivables_note = "This deployment has no Receivables contract."
     return render(
@@ -278,7 +277,7 @@ def bank_factory(request: Request, address: str) -> HTMLResponse:
     party = require_party(v)
     service = _service(request)
     factory_address = _factory_address(address)
-    credit = finance_api.bank_credit(factory_address, party, service)  # gated and logged
+    credit = finance_desk.bank_credit(service, party.address, factory_address)  # gated and logged
     desk = desk_of(service)
     reasons: list[dict[str, Any]] = []
     if credit["current"] is not None:

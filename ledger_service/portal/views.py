@@ -29,8 +29,8 @@ from contracts.certifier import CertificateStatus, QualityCertifierClient
 from contracts.lots import LotRegistryClient, format_gtin
 from contracts.registry import DeviceRecord, device_id_hash
 from ledger_service.analytics_store.publish import list_published
-from ledger_service.api.routes import finance as finance_api
 from ledger_service.auth import AuthenticatedParty
+from ledger_service.credit_desk import queries as finance_desk
 from ledger_service.errors import NotFound
 from ledger_service.lots import LotPage, ReadingStep, lot_timeline
 from ledger_service.portal.errors import BadForm
@@ -401,12 +401,12 @@ def factory_access_log(
     service: LedgerService, party: AuthenticatedParty, query: Mapping[str, str]
 ) -> AccessLogView:
     """The page of ``party``'s access log that ``query`` names (``log_before`` / ``log_after``: the
-    cursors of the page links; neither: the newest page), from the finance API's own function."""
+    cursors of the page links; neither: the newest page), from the finance desk the API uses too."""
     before, after = _cursor(query, "log_before"), _cursor(query, "log_after")
     if before is not None and after is not None:
         raise BadForm("give log_before or log_after, not both; follow the page links instead")
-    page = finance_api.factory_access_log(
-        party.address, party, service, before_id=before, after_id=after, limit=ACCESS_PAGE
+    page = finance_desk.factory_access_log(
+        service, party.address, party.address, before_id=before, after_id=after, limit=ACCESS_PAGE
     )
     older, newer = page["older_before_id"], page["newer_after_id"]
     return AccessLogView(

@@ -1,9 +1,8 @@
-"""Party sign-in: ``/v1/auth``. Also the route class that answers auth and enrollment errors."""
+"""Party sign-in: ``/v1/auth``."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -11,10 +10,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from contracts.errors import ChainError
 from ledger_service.api.deps import CurrentParty
 from ledger_service.api.models import ErrorEnvelope
-from ledger_service.api.responses import FastJSONResponse
 from ledger_service.auth import (
     ENROLLER,
     OPERATOR,
@@ -23,47 +20,15 @@ from ledger_service.auth import (
     auth_state,
     parse_address,
 )
-from ledger_service.errors import LedgerError
-
-#: Sent with every 401, as RFC 6750 asks.
-WWW_AUTHENTICATE = 'Bearer realm="supET Ledger"'
 
 
 class EnvelopeRoute(APIRoute):
-    """A route whose errors carrying an ``http_status`` are answered with that status.
+    """The route class of the auth and enrollment routers.
 
-    The app's handler answers every :class:`~ledger_service.errors.AuthError` with 403;
-    authentication failures are 401 (with ``WWW-Authenticate``), a missing role 403,
-    enrollment refusals 409/422, and an unreachable chain 503. Errors without an
-    ``http_status`` go on to the app's handlers unchanged.
+    It adds nothing any more: their errors are answered by the app's handlers through the one map,
+    :mod:`ledger_service.api.errors` (401 with ``WWW-Authenticate``, a missing role 403, enrollment
+    refusals 409/422/429, an unreachable chain 503). Kept while ``api/routes/devices.py`` names it.
     """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route_handler(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except LedgerError as e:
-                status = getattr(e, "http_status", None)
-                if not isinstance(status, int):
-                    raise
-                headers = {"WWW-Authenticate": WWW_AUTHENTICATE} if status == 401 else None
-                return FastJSONResponse(
-                    {"error": {"code": e.code, "message": e.message}}, status_code=status, headers=headers
-                )
-            except ChainError as e:
-                return FastJSONResponse(
-                    {
-                        "error": {
-                            "code": e.code,
-                            "message": f"the chain cannot be asked right now ({e.message}); retry shortly",
-                        }
-                    },
-                    status_code=503,
-                )
-
-        return route_handler
 
 
 router = APIRouter(

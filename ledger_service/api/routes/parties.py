@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from contracts.participant_ids import PARTY_ROLES, id_name
 from contracts.participants import ParticipantRegistryClient
 from ledger_service.api.deps import ServiceDep
+from ledger_service.api.errors import refusal
 from ledger_service.api.models import ErrorEnvelope
 from ledger_service.api.responses import FastJSONResponse
 
@@ -54,15 +55,9 @@ def admission(
     address: Annotated[str, Path(description="The party's Ethereum address.")], service: ServiceDep
 ) -> Any:
     if not is_address(address):
-        return FastJSONResponse(
-            {"error": {"code": "party.bad_address", "message": f"{address!r} is not an Ethereum address"}},
-            status_code=404,
-        )
+        return refusal("party.bad_address", f"{address!r} is not an Ethereum address")
     if "ParticipantRegistry" not in service.deployment.contracts:
-        return FastJSONResponse(
-            {"error": {"code": "party.no_registry", "message": "this deployment has no ParticipantRegistry"}},
-            status_code=404,
-        )
+        return refusal("party.no_registry", "this deployment has no ParticipantRegistry")
     party = to_checksum_address(address)
     registry = ParticipantRegistryClient(service.chain, service.deployment)
     suspension = registry.suspension(party)

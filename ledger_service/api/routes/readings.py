@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from ledger_service.api.deps import ServiceDep
+from ledger_service.api.errors import error_response, http_status, refusal, rejection_status
 from ledger_service.api.limits import DECODED_BODY
 from ledger_service.api.models import (
     SUBMISSION_EXAMPLE,
@@ -20,7 +21,6 @@ from ledger_service.api.models import (
     ReceiptOut,
 )
 from ledger_service.api.responses import FastJSONResponse
-from ledger_service.ingest.committer import Receipt
 from ledger_service.ingest.pipeline import ItemResult
 from ledger_service.jsonio import BodyDecodeError, loads_strict
 from ledger_service.proofs import ProofPending, device_history, parse_digest, proof_bundle, reading_status
@@ -47,28 +47,11 @@ _SUBMIT_SCHEMA = {
     }
 }
 
-#: HTTP status of a single submission's rejection, by code family.
-_STATUS = {"store.unavailable": 503, "reading.equivocation": 409, "reading.out_of_order": 409}
-
-
-def _receipt_json(r: Receipt) -> dict[str, Any]:
-    return {
-        "digest": "0x" + r.digest.hex(),
-        "device_id": r.device_id,
-        "seq": r.seq,
-        "status": r.status,
-        "gap": list(r.gap) if r.gap else None,
-    }
-
 
 def _item_json(item: ItemResult) -> dict[str, Any]:
     if item.receipt is not None:
-        return {"index": item.index, "receipt": _receipt_json(item.receipt)}
+        return {"index": item.index, "receipt": item.receipt.to_json_obj()}
     return {"index": item.index, "error": {"code": item.code, "message": item.message}}
-
-
-def error(http_status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    return FastJSONResponse({"error": {"code": code, "message": message}, **extra}, status_code=http_status)
 
 
 @router.post(
@@ -100,23 +83,22 @@ async def submit(request: Request, service: ServiceDep) -> JSONResponse:
         too_large = f"the body exceeds {settings.max_body_bytes} bytes: split the batch"
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > settings.max_body_bytes:
-            return error(413, "request.too_large", too_large)
+            return refusal("request.too_large", too_large)
         chunks = bytearray()
         async for chunk in request.stream():  # bounded: a chunked body is refused once too large
             chunks += chunk
             if len(chunks) > settings.max_body_bytes:
-                return error(413, "request.too_large", too_large)
+                return refusal("request.too_large", too_large)
         try:
             payload = await run_in_threadpool(loads_strict, bytes(chunks))
         except BodyDecodeError as e:
-            return error(400, e.code, e.message)
+            return error_response(e)
     if isinstance(payload, dict) and set(payload) == {"readings"}:
         items = payload["readings"]
         if not isinstance(items, list):
-            return error(400, "request.bad_shape", "`readings` must be a list of submissions")
+            return refusal("request.bad_shape", "`readings` must be a list of submissions")
         if len(items) > settings.max_batch_submissions:
-            return error(
-                413,
+            return refusal(
                 "request.too_many",
                 f"a batch holds at most {settings.max_batch_submissions} "
                 f"submissions, got {len(items)}: split it",
@@ -131,12 +113,12 @@ async def submit(request: Request, service: ServiceDep) -> JSONResponse:
             }
         )
     if not isinstance(payload, dict):
-        return error(400, "request.bad_shape", 'send one submission object or {"readings": [...]}')
+        return refusal("request.bad_shape", 'send one submission object or {"readings": [...]}')
     (result,) = await run_in_threadpool(service.pipeline.submit, [payload], source="http")
     if result.receipt is not None:
-        return FastJSONResponse(_receipt_json(result.receipt), status_code=201)
+        return FastJSONResponse(result.receipt.to_json_obj(), status_code=201)
     assert result.code is not None and result.message is not None
-    return error(_STATUS.get(result.code, 422), result.code, result.message)
+    return refusal(result.code, result.message, status_code=rejection_status(result.code))
 
 
 DigestPath = Annotated[str, Path(description="0x-hex reading digest", examples=["0x" + "36e6" * 16])]
@@ -162,7 +144,9 @@ def get_proof(digest: DigestPath, service: ServiceDep) -> Any:
     try:
         return FastJSONResponse(proof_bundle(service, parse_digest(digest)))
     except ProofPending as e:
-        return error(404, e.code, e.message, status=e.status, expected_batch=e.expected_batch)
+        return refusal(
+            e.code, e.message, status_code=http_status(e), status=e.status, expected_batch=e.expected_batch
+        )
 
 
 @router.get(

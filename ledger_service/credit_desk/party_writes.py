@@ -1,0 +1,315 @@
+"""Party writes of the finance desk: prepared for the caller to sign, then relayed (moved out of the
+routes, issue 13).
+
+Each write is a pair: :func:`prepare_write` answers the unsigned transaction for the caller's own
+address (after the admission check; a call the contract would refuse is refused 409
+``finance.reverts`` with the custom error, before anything is signed), and :func:`relay_write`
+relays exactly that call signed by the caller (see ledger_service/tx_relay.py for the checks). The
+service never holds a party's key. The builders (:func:`grant_consent`, :func:`confirm`,
+:func:`split`...) check who may write and name the contract call; oracle publishing is
+:func:`prepared_publish` then :func:`publish_record`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from web3.logs import DISCARD
+
+from contracts.chain import TxResult
+from contracts.participant_ids import action_id
+from contracts.participants import ParticipantRegistryClient
+from contracts.receivables import StablecoinClient, receivable_reference
+from ledger_service.credit_desk.desk import (
+    PUBLISH_ACTION,
+    FinanceDesk,
+    assess_profile,
+    desk_of,
+    prepare_publish,
+    record_json,
+    relay_publish,
+)
+from ledger_service.credit_desk.errors import AccessRefused, FinanceError, PublishRefused
+from ledger_service.credit_desk.queries import (
+    PAYER_ACTIONS,
+    address,
+    receivables_client,
+    require_receivables_party,
+)
+from ledger_service.errors import NotFound
+from ledger_service.tx_relay import expected_call, prepare, relay
+
+__all__ = [
+    "Write",
+    "approve",
+    "confirm",
+    "finance",
+    "grant_consent",
+    "holder_write",
+    "offer",
+    "prepare_write",
+    "prepared_publish",
+    "publish_record",
+    "relay_write",
+    "repay",
+    "require_admitted",
+    "revoke_consent",
+    "split",
+    "transfer",
+    "withdraw_offer",
+]
+
+_REPAY_NOTE = (
+    "repay moves the face value from the debtor to the holders: the debtor must first approve the "
+    "Receivables contract for it (POST /v1/stablecoin/approve/prepare)"
+)
+_FINANCE_NOTE = (
+    "finance moves `price` from the bank to the holder: the bank must first approve the Receivables "
+    "contract for it (POST /v1/stablecoin/approve/prepare)"
+)
+
+
+class Write:
+    """One party write: the call, the admission it needs, and how to read its outcome."""
+
+    def __init__(
+        self,
+        fn: Any,
+        *,
+        context: str,
+        note: str | None = None,
+        outcome: Callable[[TxResult], dict[str, Any]] | None = None,
+    ) -> None:
+        self.fn, self.context, self.note, self.outcome = fn, context, note, outcome
+
+
+def require_admitted(service: Any, party: str, action: str, why: str) -> None:
+    """Refuse (403 ``finance.not_admitted``) a party the gate does not admit for ``action``."""
+    client = receivables_client(service) if action.startswith("supet.receivable.") else None
+    gate = (
+        ParticipantRegistryClient.at(service.chain, client.admission_gate())
+        if client is not None
+        else desk_of(service).gate_client()
+    )
+    if not gate.is_admitted(party, action_id(action)):
+        raise AccessRefused(
+            f"{party} is not admitted for {action} ({why}); GET /v1/parties/{party}/admission says what "
+            "is missing",
+            code="finance.not_admitted",
+        )
+
+
+def prepare_write(service: Any, party: str, write: Write) -> dict[str, Any]:
+    """The unsigned transaction of ``write`` for ``party`` to sign (``RelayRefused`` if it would revert)."""
+    tx = prepare(service.chain, party, write.fn, context=write.context)
+    out: dict[str, Any] = {"party": party, "call": write.context, "transaction": tx}
+    if write.note:
+        out["note"] = write.note
+    return out
+
+
+def relay_write(service: Any, party: str, write: Write, signed: str) -> dict[str, Any]:
+    """Relay ``party``'s signed copy of exactly ``write``; the mined transaction and its outcome."""
+    expected = expected_call(service.chain, write.fn)
+    done = relay(service.chain, party, expected, signed, context=write.context)
+    out: dict[str, Any] = {
+        "party": party,
+        "call": write.context,
+        "tx_hash": done.tx_hash,
+        "block_number": done.block_number,
+        "gas_used": done.gas_used,
+    }
+    if write.outcome is not None:
+        out.update(write.outcome(done.result))
+    if write.note:
+        out["note"] = write.note
+    return out
+
+
+# ---------------------------------------------------------------------------- publishing (oracle)
+
+
+def prepared_publish(
+    desk: FinanceDesk,
+    party: str,
+    *,
+    factory_address: str,
+    profile_commitment: str,
+    price: float | None,
+    revenue: float | None,
+    currency: str,
+    valid_until: int | None,
+) -> dict[str, Any]:
+    """Assess a factory from its published profile: the record and the ``publishRecord`` transaction
+    for the oracle ``party`` to sign; ``_internal`` holds the assessment and its commitment."""
+    if not desk.admitted(party, PUBLISH_ACTION):
+        raise AccessRefused(
+            f"{party} is not admitted for supet.credit.publish (the analytics oracle)",
+            code="finance.not_an_oracle",
+        )
+    factory = address(factory_address)
+    desk.require_factory_oracle(factory, party)
+    assessment, commitment = assess_profile(
+        desk.engine,
+        factory,
+        profile_commitment,
+        price=price,
+        revenue=revenue,
+        currency=currency,
+    )
+    _, now_s = desk.head()
+    args = desk.record_args(assessment, commitment, now_s, 90)
+    if valid_until is not None:
+        args["valid_until"] = valid_until
+    tx = prepare_publish(desk, party, args, factory)
+    return {
+        "factory": factory,
+        "valid_until": args["valid_until"],
+        "record": {
+            "grade": f"S{args['grade']}",
+            "pd_ppm": args["pd_ppm"],
+            "limit_minor": args["limit"],
+            "currency": args["currency"],
+            "model_version": assessment.model_version[:32],
+            "commitment": commitment.commitment,
+        },
+        "assessment": assessment.to_json_obj(),
+        "assessment_commitment": commitment.to_json_obj(),
+        "transaction": tx,
+        "_internal": (assessment, commitment),
+    }
+
+
+def publish_record(
+    desk: FinanceDesk, party: str, prepared: dict[str, Any], valid_until: int | None, signed: str
+) -> dict[str, Any]:
+    """Store the assessment of ``prepared`` (:func:`prepared_publish`) and relay the oracle's signed
+    ``publishRecord`` (exactly the prepared one); the record as published."""
+    assessment, commitment = prepared.pop("_internal")
+    if valid_until is None:
+        raise PublishRefused(
+            "send the valid_until the prepare step returned (it is part of the signed call)",
+            code="finance.publish.bad_transaction",
+        )
+    desk.store_assessment(prepared["factory"], assessment, commitment)
+    tx_hash = relay_publish(desk, party, prepared["transaction"], signed)
+    record = desk.current_record(prepared["factory"])
+    assert record is not None
+    return {
+        "record": record_json(record),
+        "tx_hash": tx_hash,
+        "assessment_commitment": commitment.to_json_obj(),
+    }
+
+
+# ---------------------------------------------------------------------------- consents (the factory)
+
+
+def grant_consent(service: Any, party: str, bank: str, expires_at: int) -> Write:
+    """The factory ``party`` lets ``bank`` read its credit data until ``expires_at`` (chain time)."""
+    require_admitted(service, party, "supet.consent.grant", "factories granting consent")
+    fn = desk_of(service).credit.contract.functions.grantConsent(address(bank), expires_at)
+    return Write(fn, context="grantConsent")
+
+
+def revoke_consent(service: Any, party: str, bank: str) -> Write:
+    """The factory ``party`` withdraws ``bank``'s standing consent."""
+    # no admission asked: a factory may always withdraw its consent (the contract asks none either)
+    fn = desk_of(service).credit.contract.functions.revokeConsent(address(bank))
+    return Write(fn, context="revokeConsent")
+
+
+# ---------------------------------------------------------------------------- receivables (the debtor)
+
+
+def confirm(service: Any, party: str, supplier: str, face_value: int, due_date: int, reference: str) -> Write:
+    """The debtor ``party`` confirms what it owes ``supplier``; the outcome names the new receivable."""
+    require_admitted(service, party, "supet.receivable.create", "core enterprises confirming what they owe")
+    rc = receivables_client(service)
+    ref = receivable_reference(reference)
+    fn = rc.contract.functions.confirm(address(supplier), face_value, due_date, ref)
+
+    def outcome(result: TxResult) -> dict[str, Any]:
+        (ev,) = rc.contract.events.ReceivableConfirmed().process_receipt(result.receipt, errors=DISCARD)
+        rid = int(ev["args"]["receivableId"])
+        return {"receivable_id": rid, "root_part": int(ev["args"]["rootPart"])}
+
+    return Write(fn, context="confirm", outcome=outcome)
+
+
+def repay(service: Any, party: str, receivable_id: int) -> Write:
+    """The debtor repays a receivable (only its own debtor)."""
+    rc = receivables_client(service)
+    if receivable_id > rc.receivable_count():
+        raise NotFound(f"there is no receivable {receivable_id}", code="finance.no_receivable")
+    debtor = rc.receivable(receivable_id).debtor
+    if debtor != party:
+        raise AccessRefused(
+            f"only the debtor {debtor} repays receivable {receivable_id}; you are {party}",
+            code="finance.not_the_debtor",
+        )
+    return Write(rc.contract.functions.repay(receivable_id), context="repay", note=_REPAY_NOTE)
+
+
+# ---------------------------------------------------------------------------- parts (holder, bank)
+
+
+def holder_write(service: Any, party: str, part_id: int, name: str, *args: Any) -> Write:
+    """A holder's write on a part: ``split``, ``transfer``, ``offer`` or ``withdrawOffer``."""
+    require_admitted(service, party, "supet.receivable.hold", "parties holding receivables")
+    rc = receivables_client(service)
+    fn = getattr(rc.contract.functions, name)(part_id, *args)
+    outcome = None
+    if name == "split":
+
+        def outcome(result: TxResult) -> dict[str, Any]:
+            (ev,) = rc.contract.events.PartSplit().process_receipt(result.receipt, errors=DISCARD)
+            return {"children": [int(c) for c in ev["args"]["children"]]}
+
+    return Write(fn, context=name, outcome=outcome)
+
+
+def split(service: Any, party: str, part_id: int, amounts: list[int], holders: list[str]) -> Write:
+    """Split a part into one child per (amount, holder)."""
+    if len(amounts) != len(holders):
+        raise FinanceError(
+            f"one holder per amount: {len(amounts)} amounts, {len(holders)} holders",
+            code="finance.bad_split",
+        )
+    checked = [address(h) for h in holders]
+    return holder_write(service, party, part_id, "split", list(amounts), checked)
+
+
+def transfer(service: Any, party: str, part_id: int, to: str) -> Write:
+    """The holder hands a part to ``to``."""
+    return holder_write(service, party, part_id, "transfer", address(to))
+
+
+def offer(service: Any, party: str, part_id: int, bank: str, min_price: int) -> Write:
+    """The holder offers a part to ``bank`` for at least ``min_price``."""
+    return holder_write(service, party, part_id, "offer", address(bank), min_price)
+
+
+def withdraw_offer(service: Any, party: str, part_id: int) -> Write:
+    """The holder withdraws its standing offer of a part."""
+    return holder_write(service, party, part_id, "withdrawOffer")
+
+
+def finance(service: Any, party: str, part_id: int, price: int) -> Write:
+    """A bank finances an offered part at ``price``."""
+    require_admitted(service, party, "supet.receivable.finance", "banks financing receivables")
+    fn = receivables_client(service).contract.functions.finance(part_id, price)
+    return Write(fn, context="finance", note=_FINANCE_NOTE)
+
+
+# ---------------------------------------------------------------------------- the settlement token
+
+
+def approve(service: Any, party: str, amount: int) -> Write:
+    """A payer approves the Receivables contract (always the spender) for ``amount``."""
+    require_receivables_party(service, party, PAYER_ACTIONS, "approve the Receivables contract")
+    rc = receivables_client(service)
+    coin = StablecoinClient(service.chain, rc.token())
+    fn = coin.contract.functions.approve(rc.address, amount)  # the spender is always the Receivables
+    return Write(fn, context="approve")
