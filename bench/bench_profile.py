@@ -29,17 +29,15 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from analytics.period_profile import ProfileAccumulator, build_profile, month_period
 from analytics.profile import (
     DaySummary,
     Delivery,
     Factory,
     Order,
-    ProfileAccumulator,
     ReadingColumns,
-    build_profile,
     columns_from_readings,
     day_start_ms,
-    month_period,
     summarize_day,
 )
 

@@ -1,6 +1,6 @@
 """One credit assessment: score, PD, grade, limit and the reasons, from a profile or features.
 
-:func:`assess` reads the features off a :class:`~analytics.profile.FactoryProfile` (or takes
+:func:`assess` reads the features off a :class:`~analytics.period_profile.FactoryProfile` (or takes
 :class:`~finance.features.CreditFeatures` / a mapping), scores them with a
 :class:`~finance.scorecard.ScorecardModel` (default: the packaged model), maps the PD to the master
 scale, applies the limit rule and names the top factors.
@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from analytics.commitment import Commitment, ModelId, commit
-from analytics.profile import FactoryProfile
+from analytics.period_profile import FactoryProfile
 from finance.errors import CreditModelError
 from finance.features import CreditFeatures, features_from_profile
 from finance.rating import MASTER_SCALE, LimitDecision, LimitPolicy, MasterScale, credit_limit

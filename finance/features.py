@@ -1,7 +1,7 @@
 """The credit model's input: a few numbers read off a factory profile.
 
 :class:`CreditFeatures` is what the scorecard scores. :func:`features_from_profile` builds it from
-an :class:`analytics.profile.FactoryProfile`; the simulator (:mod:`finance.credit_sim`) produces the
+an :class:`analytics.period_profile.FactoryProfile`; the simulator (:mod:`finance.credit_sim`) produces the
 same features for its synthetic factories, so training and scoring see one definition.
 
 =====================  =========================================================================
@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Final
 
-from analytics.profile import FactoryProfile
+from analytics.period_profile import FactoryProfile
 from finance.errors import CreditModelError
 
 __all__ = [

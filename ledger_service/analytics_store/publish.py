@@ -39,16 +39,8 @@ from analytics.commitment import (
     commit,
     verify_commitment,
 )
-from analytics.profile import (
-    DAY_S,
-    Factory,
-    FactoryProfile,
-    build_profile,
-    columns_from_readings,
-    day_start_ms,
-    period_days,
-    summarize_day,
-)
+from analytics.period_profile import FactoryProfile, build_profile, period_days
+from analytics.profile import DAY_S, Factory, columns_from_readings, day_start_ms, summarize_day
 from analytics.yield_model import (
     MODEL_NAME,
     MODEL_VERSION,

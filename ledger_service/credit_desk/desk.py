@@ -30,7 +30,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from analytics.commitment import Commitment, canonical_json
-from analytics.profile import FactoryProfile
+from analytics.period_profile import FactoryProfile
 from contracts.chain import Chain
 from contracts.credit import CreditRecord, CreditRegistryClient, model_version
 from contracts.deploy import Deployment

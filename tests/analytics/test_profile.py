@@ -8,19 +8,17 @@ from typing import Any
 import numpy as np
 import pytest
 
+from analytics.period_profile import ProfileAccumulator, build_profile, month_period
 from analytics.profile import (
     DAY_MS,
     DaySummary,
     Delivery,
     Factory,
     Order,
-    ProfileAccumulator,
     ProfileError,
     ReadingColumns,
-    build_profile,
     columns_from_readings,
     day_start_ms,
-    month_period,
     summarize_day,
 )
 from device_attestation.reading import Reading

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from analytics.commitment import ModelId, canonical_json, verify_commitment
-from analytics.profile import FactoryProfile
+from analytics.period_profile import FactoryProfile
 from finance.assessment import CreditModelError, assess, commit_assessment
 from finance.credit_sim import simulate_portfolio
 from finance.features import FEATURE_NAMES, CreditFeatures, annual_revenue, features_from_profile

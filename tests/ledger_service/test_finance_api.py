@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, func, select
 
 from analytics.commitment import commit
-from analytics.profile import FactoryProfile
+from analytics.period_profile import FactoryProfile
 from contracts.chain import Chain, dev_accounts
 from contracts.credit import CreditRegistryClient
 from contracts.deploy import deploy_suite

@@ -31,7 +31,7 @@ from sqlmodel import Session
 from support import TestConsortium, require
 
 from analytics.commitment import canonical_json, commit
-from analytics.profile import FactoryProfile
+from analytics.period_profile import FactoryProfile
 from contracts.chain import Chain, dev_accounts
 from contracts.credit import CreditRegistryClient
 from contracts.deploy import deploy_suite
