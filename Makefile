@@ -7,6 +7,8 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
+# every package of the distribution (pyproject's packages.find include), lowest layer first
+PACKAGES := supet_base device_attestation analytics finance contracts auditor ledger_service supet
 
 .PHONY: demo test setup lint typecheck hooks lock lock-upgrade bench clean
 
@@ -55,7 +57,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy supet contracts device_attestation ledger_service finance analytics
+	$(BIN)/mypy $(PACKAGES)
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -11,7 +11,7 @@ floating-point computation do not change the bytes; NaN and infinities are refus
   roots), built as :class:`device_attestation.merkle.MerkleTree` builds a batch (the OpenZeppelin
   standard tree, so the order of the inputs does not matter and a single input can be proven
   against the root), and ``n_inputs``;
-* ``model``: the model name and version; ``code_version``: ``supet.__version__``;
+* ``model``: the model name and version; ``code_version``: ``supet_base.__version__``;
 * ``params_hash``: keccak256 of the canonical JSON of the parameters;
 * ``result_hash``: keccak256 of the canonical JSON of the result;
 * ``commitment``: keccak256 of the canonical JSON of all of the above (with ``schema``), the one
@@ -32,10 +32,10 @@ from typing import Any, Final, Protocol, runtime_checkable
 import numpy as np
 from eth_utils import keccak
 
-import supet
+import supet_base
 from device_attestation.errors import MerkleError
 from device_attestation.merkle import MerkleTree
-from supet.errors import SupetError
+from supet_base.errors import SupetError
 
 __all__ = [
     "FLOAT_DECIMALS",
@@ -171,7 +171,7 @@ class Commitment:
 
     @param model_name    the model
     @param model_version its version
-    @param code_version  ``supet.__version__`` of the code that produced the result
+    @param code_version  ``supet_base.__version__`` of the code that produced the result
     @param params_hash   hash of the canonical parameters
     @param inputs_root   Merkle root of the input digests
     @param n_inputs      number of input digests
@@ -223,7 +223,7 @@ def commit(
     @param inputs       the 32-byte digests (or batch roots) of the input records
     @param model        the model's name and version
     @param params       the parameters (JSON-able or with ``to_json_obj()``)
-    @param code_version the code version (default ``supet.__version__``)
+    @param code_version the code version (default ``supet_base.__version__``)
     @return the :class:`Commitment`
     @raise CommitmentError when a part cannot be canonicalized or the inputs are malformed
     """
@@ -232,7 +232,7 @@ def commit(
     record = Commitment(
         model_name=m["name"],
         model_version=m["version"],
-        code_version=code_version if code_version is not None else supet.__version__,
+        code_version=code_version if code_version is not None else supet_base.__version__,
         params_hash=_hex_hash(params),
         inputs_root="0x" + root.hex(),
         n_inputs=len(inputs),

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from supet.errors import SupetError
+from supet_base.errors import SupetError
 
 #: Metric names read from a reading's ``metrics`` (Reading v1).
 METRIC_STATE = "state"  # 0 = off / planned down, 1 = running, 2 = unplanned stop (required)

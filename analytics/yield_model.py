@@ -44,7 +44,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
-from supet.errors import SupetError
+from supet_base.errors import SupetError
 
 __all__ = [
     "MODEL_NAME",

@@ -40,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 from eth_utils import keccak
 
-from supet.errors import SupetError
+from supet_base.errors import SupetError
 
 __all__ = ["KeyParameter", "SimulationError", "YieldLine", "simulate_line"]
 

@@ -10,7 +10,7 @@ from typing import ClassVar, Final
 
 from auditor._internal import hex0x
 from contracts.registry import device_id_hash
-from supet.errors import SupetError
+from supet_base.errors import SupetError
 
 __all__ = [
     "CHECKS",

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from supet.errors import SupetError
+from supet_base.errors import SupetError
 
 _HEX = re.compile(r"^0x([0-9a-fA-F]{2})*$")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from supet.errors import SupetError
+from supet_base.errors import SupetError
 
 
 class ContractsError(SupetError):

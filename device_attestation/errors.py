@@ -1,6 +1,6 @@
 """Errors raised by :mod:`device_attestation`.
 
-Every error derives from :class:`supet.errors.SupetError` through
+Every error derives from :class:`supet_base.errors.SupetError` through
 :class:`AttestationError`, carries a stable dotted ``code`` (a class default
 that a raise site may refine, e.g. ``"certificate.not_yet_valid"`` on a
 :class:`CertificateExpired`) and a message that says what to fix.
@@ -8,7 +8,7 @@ that a raise site may refine, e.g. ``"certificate.not_yet_valid"`` on a
 
 from __future__ import annotations
 
-from supet.errors import SupetError
+from supet_base.errors import SupetError
 
 __all__ = [
     "AttestationError",

@@ -65,7 +65,7 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from supet.errors import SupetError
+from supet_base.errors import SupetError
 
 __all__ = [
     "RUBBER_MIXING",

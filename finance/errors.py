@@ -23,7 +23,7 @@ code                           meaning
 
 from __future__ import annotations
 
-from supet.errors import SupetError
+from supet_base.errors import SupetError
 
 __all__ = ["CreditModelError"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from supet.errors import SupetError
+from supet_base.errors import SupetError
 
 
 class LedgerError(SupetError):

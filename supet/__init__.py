@@ -1,3 +1,5 @@
-"""supET Ledger: cross-cutting pieces (the command line, the base error)."""
+"""supET Ledger's roof: the ``supet`` command line and the demo. Nothing imports this package."""
 
-__version__ = "0.1.0"
+from supet_base import __version__
+
+__all__ = ["__version__"]

@@ -31,23 +31,6 @@ ANY = "*"
 #: listed edge that no longer exists). docs/architecture.md, "Today vs target", says why each is here.
 KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset(
     {
-        # supet_base does not exist yet: the base error and the version live in the roof
-        ("analytics.commitment", "supet"),
-        ("analytics.commitment", "supet.errors"),
-        ("analytics.profile", "supet.errors"),
-        ("analytics.yield_model", "supet.errors"),
-        ("analytics.yield_sim", "supet.errors"),
-        ("contracts.certification_package", "supet.errors"),
-        ("contracts.errors", "supet.errors"),
-        ("device_attestation.errors", "supet.errors"),
-        ("device_attestation.simulator", "supet.errors"),
-        ("finance.errors", "supet.errors"),
-        ("auditor.errors", "supet.errors"),
-        ("ledger_service.analytics_store.source", "supet.errors"),
-        ("ledger_service.errors", "supet.errors"),
-        ("ledger_service.portal.routes", "supet.errors"),
-        ("ledger_service.portal.sign", "supet.errors"),
-        ("ledger_service.portal.sign", "supet.parties"),
         # simulation/ does not exist yet; enrollment reads the registry
         ("device_attestation.enrollment", "contracts.registry"),
         ("device_attestation.sim_feed", "contracts.chain"),

@@ -43,7 +43,7 @@ from device_attestation.reading import Domain, Reading, reading_digest
 from ledger_service.anchoring import ANCHORED
 from ledger_service.store.models import BatchRow, DeviceCacheRow, ReadingRow
 from ledger_service.store.queries import anchored_readings, batch_digests
-from supet.errors import SupetError
+from supet_base.errors import SupetError
 
 __all__ = [
     "AnchoredReading",

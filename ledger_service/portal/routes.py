@@ -47,7 +47,7 @@ from ledger_service.portal.session import (
     visitor,
 )
 from ledger_service.service import LedgerService
-from supet.errors import SupetError
+from supet_base.errors import SupetError
 
 __all__ = ["PortalRoute", "router"]
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from eth_account.messages import encode_defunct
 
-from supet.errors import SupetError
-from supet.parties import load_party_account
+from supet_base.errors import SupetError
+from supet_base.parties import load_party_account
 
 __all__ = ["main", "sign_message"]
 

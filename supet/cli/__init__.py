@@ -15,7 +15,7 @@ from typing import Final, Literal
 import typer
 from rich.console import Console
 
-from supet.errors import SupetError
+from supet_base.errors import SupetError
 
 _app = typer.Typer(
     name="supet",

@@ -30,7 +30,7 @@ from auditor.lot_audit import (
 )
 from auditor.lot_chain import lot_chain_steps
 from supet.cli.common import DeploymentOpt, RpcOpt, open_deployment
-from supet.errors import SupetError
+from supet_base.errors import SupetError
 
 app = typer.Typer(
     name="audit",

@@ -19,7 +19,7 @@ from device_attestation.certificates import (
 from device_attestation.errors import CertificateError
 from supet.cli.common import DeploymentOpt, KeyFileOpt, RpcOpt, open_deployment
 from supet.files import load_certificate, load_csr, load_private_key, write_private
-from supet.parties import load_party_account
+from supet_base.parties import load_party_account
 
 app = typer.Typer(
     help="Manufacturer CAs: create one, trust one on chain, issue device certificates.", no_args_is_help=True

@@ -28,7 +28,7 @@ from contracts.consortium import (
 from contracts.deploy import Deployment
 from contracts.participant_ids import id_name
 from supet.cli.common import DeploymentOpt, KeyFileOpt, RpcOpt, open_deployment
-from supet.parties import load_party_account
+from supet_base.parties import load_party_account
 
 app = typer.Typer(
     help="The consortium's admission policy: apply it from a file, show what is in force.",

@@ -14,8 +14,8 @@ from contracts import build as build_mod
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import Deployment, deploy_suite
 from supet.cli.common import KeyFileOpt, RpcOpt
-from supet.errors import SupetError
-from supet.parties import load_party_account
+from supet_base.errors import SupetError
+from supet_base.parties import load_party_account
 
 app = typer.Typer(help="Compile the Solidity contracts into the committed artifacts.", no_args_is_help=True)
 console = Console(soft_wrap=True)

@@ -17,7 +17,7 @@ from device_attestation.enrollment import enroll_with_device_key
 from device_attestation.keys import DeviceKey, parse_scheme
 from supet.cli.common import DeploymentOpt, KeyFileOpt, RpcOpt, open_deployment
 from supet.files import load_certificate
-from supet.parties import load_party_account
+from supet_base.parties import load_party_account
 
 app = typer.Typer(
     help="Device keys, certificate requests, enrollment on chain, revocation.", no_args_is_help=True

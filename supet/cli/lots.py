@@ -38,8 +38,8 @@ from contracts.deploy import Deployment
 from contracts.lots import LotRegistryClient, lot_id_hash, lot_key, parse_gtin
 from device_attestation.reading import FIXED_POINT_DECIMALS, InvalidReading, to_fixed_point
 from supet.cli.common import DeploymentOpt, KeyFileOpt, RpcOpt, open_deployment
-from supet.errors import SupetError
-from supet.parties import load_party_account
+from supet_base.errors import SupetError
+from supet_base.parties import load_party_account
 
 __all__ = ["load_package", "lot_app", "package_json", "parse_metric", "spec_app"]
 

@@ -32,7 +32,7 @@ from contracts.participant_ids import (
 )
 from contracts.participants import CONTRACT_NAME, ParticipantRegistryClient
 from supet.cli.common import DeploymentOpt, KeyFileOpt, RpcOpt, open_deployment
-from supet.parties import load_party_account
+from supet_base.parties import load_party_account
 
 app = typer.Typer(
     help="Party admission: role rules, trusted issuers, claims, applications, approvals, suspension.",

@@ -28,7 +28,7 @@ from contracts.deploy import Deployment
 from device_attestation.keys import DeviceKey
 from device_attestation.reading import Domain
 from device_attestation.sdk import DeviceSigner
-from supet.errors import SupetError
+from supet_base.errors import SupetError
 
 app = typer.Typer(
     help="Submit a device's signed reading to a ledger; fetch a reading's proof bundle.", no_args_is_help=True

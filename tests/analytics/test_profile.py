@@ -22,7 +22,7 @@ from analytics.profile import (
     summarize_day,
 )
 from device_attestation.reading import Reading
-from supet.errors import SupetError
+from supet_base.errors import SupetError
 
 # 6-hour interval: 4 slots a day, so every figure is easy to work out by hand.
 F = Factory("F1", ("A", "B"), interval_s=21_600)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-import supet
+import supet_base
 from analytics.commitment import (
     CommitmentError,
     CommitmentMismatch,
@@ -27,7 +27,7 @@ from analytics.yield_model import (
     window_overlap,
 )
 from analytics.yield_sim import SimulationError, YieldLine, simulate_line
-from supet.errors import SupetError
+from supet_base.errors import SupetError
 
 MODEL = ModelId(MODEL_NAME, MODEL_VERSION)
 SEED = 7
@@ -102,7 +102,7 @@ def test_deterministic_canonical_json_and_commitment(result: YieldModelResult, l
     a = commit(result, inputs, MODEL, result.params)
     b = commit(again, list(reversed(inputs)), MODEL, again.params)
     assert a == b
-    assert a.code_version == supet.__version__
+    assert a.code_version == supet_base.__version__
     verify_commitment(a, again, inputs, MODEL, again.params)
 
 

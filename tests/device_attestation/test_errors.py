@@ -8,7 +8,7 @@ import pytest
 
 import device_attestation
 from device_attestation import errors
-from supet.errors import SupetError
+from supet_base.errors import SupetError
 
 ERROR_CLASSES = [
     obj

@@ -29,7 +29,7 @@ from finance.scorecard import (
 )
 from finance.train import train_default_model
 from finance.validation import evaluate, ks_statistic
-from supet.errors import SupetError
+from supet_base.errors import SupetError
 
 GOOD = {
     "oee": 0.72,

@@ -9,7 +9,7 @@ from pathlib import Path
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from supet.errors import SupetError
+from supet_base.errors import SupetError
 
 #: Environment variable holding the acting party's private key (0x-hex).
 KEY_ENV = "SUPET_PARTY_KEY"
