@@ -2,7 +2,8 @@
 
 - :meth:`Chain.embedded` runs an in-process EVM (eth-tester + py-evm) with chain id
   31337 and anvil's default development accounts, so the embedded chain and a
-  fresh anvil give the same addresses and the same EIP-712 domains.
+  fresh anvil give the same addresses and the same EIP-712 domains (its set-up is in
+  :mod:`contracts.embedded_chain`; :func:`dev_accounts` is importable from here).
 - :meth:`Chain.connect` talks to any EVM JSON-RPC URL.
 
 Transactions are signed locally, nonces are managed here (one lock per sender),
@@ -21,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import requests
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from eth_utils import to_checksum_address
@@ -47,23 +47,13 @@ except ImportError:  # pragma: no cover - eth-tester is a dependency, but JSON-R
         """Placeholder so the except clauses stay valid without eth-tester."""
 
 
+from contracts.embedded_chain import EMBEDDED_CHAIN_ID, dev_accounts, embedded_web3
 from contracts.errors import ChainError, ContractRevert, NodeRefused, TransactionTimeout
 from contracts.revert import decode_revert
 
-#: anvil's (and hardhat's) default development mnemonic. Its keys are public:
-#: development and tests only.
-DEV_MNEMONIC = "test test test test test test test test test test test junk"
-#: The chain id of the embedded chain (anvil's default too).
-EMBEDDED_CHAIN_ID = 31337
+__all__ = ["EMBEDDED_CHAIN_ID", "Chain", "TxResult", "addresses", "dev_accounts"]
 
 T = TypeVar("T")
-
-Account.enable_unaudited_hdwallet_features()
-
-
-def dev_accounts(count: int = 10) -> list[LocalAccount]:
-    """The first ``count`` accounts of :data:`DEV_MNEMONIC` (public keys: never for real funds)."""
-    return [Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(count)]
 
 
 def _revert_data(err: BaseException) -> bytes:
@@ -128,26 +118,7 @@ class Chain:
         one second after its parent) until :meth:`warp` moves it forward. Simulations use it to
         replay a past week with on-chain times that agree with the readings' times.
         """
-        from eth_tester import EthereumTester, PyEVMBackend
-        from web3.providers.eth_tester import EthereumTesterProvider
-        from web3.providers.eth_tester.defaults import API_ENDPOINTS, static_return
-
-        genesis = None
-        if start_time is not None:
-            genesis = PyEVMBackend.generate_genesis_params(overrides={"timestamp": int(start_time)})
-        backend = PyEVMBackend.from_mnemonic(
-            DEV_MNEMONIC, num_accounts=10, hd_path="m/44'/60'/0'/0", genesis_parameters=genesis
-        )
-        # eth-tester hard-codes its chain id on the chain class; the VM reads it per block
-        # from the instance, so an instance attribute sets the id the EVM and signatures use.
-        backend.chain.chain_id = chain_id
-        endpoints = {group: dict(methods) for group, methods in API_ENDPOINTS.items()}
-        endpoints["eth"]["chainId"] = static_return(chain_id)
-        endpoints["net"]["version"] = static_return(str(chain_id))
-        tester = EthereumTester(backend)
-        _index_logs(tester, backend)
-        provider = EthereumTesterProvider(tester, api_endpoints=endpoints)
-        w3 = Web3(provider)
+        w3, backend = embedded_web3(chain_id, start_time)
         chain = cls(w3=w3, chain_id=chain_id, embedded=True, rpc="embedded", timeout=timeout)
         if start_time is not None:
             chain._install_clock(backend, int(start_time))
@@ -451,62 +422,6 @@ class Chain:
             raise NodeRefused(f"{context}: the node at {self.rpc} refused the request ({e})") from e
         except (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError) as e:
             raise ChainError(f"{context}: the chain at {self.rpc} is unreachable ({e})") from e
-
-
-def _index_logs(tester: Any, backend: Any) -> None:
-    """Give the embedded chain an ``eth_getLogs`` that reads each block's logs once.
-
-    eth-tester rebuilds every block and every receipt of the range on each call (seconds per call on a
-    chain of a thousand blocks). Here each block's decoded logs are kept by block hash, which names the
-    block's contents: a block replaced by a snapshot revert or a reorg has another hash and is read
-    anew. The filtering is eth-tester's own.
-    """
-    from functools import partial
-
-    from eth.exceptions import HeaderNotFound
-    from eth_tester.utils.filters import Filter, check_if_log_matches
-
-    cache: dict[bytes, list[Any]] = {}
-    chaindb = backend.chain.chaindb
-
-    def get_logs(
-        from_block: Any = None, to_block: Any = None, address: Any = None, topics: Any = None
-    ) -> Any:
-        tester.validator.validate_inbound_filter_params(
-            from_block=from_block, to_block=to_block, address=address, topics=topics
-        )
-        raw_from, raw_to, raw_address, raw_topics = tester.normalizer.normalize_inbound_filter_params(
-            from_block=from_block, to_block=to_block, address=address, topics=topics
-        )
-        params = {"from_block": raw_from, "to_block": raw_to, "addresses": raw_address, "topics": raw_topics}
-        log_filter = Filter(filter_params=params, filter_fn=partial(check_if_log_matches, **params))
-        lower = (
-            raw_from
-            if isinstance(raw_from, int)
-            else tester.get_block_by_number(raw_from or "latest")["number"]
-        )
-        upper = (
-            raw_to if isinstance(raw_to, int) else tester.get_block_by_number(raw_to or "latest")["number"]
-        )
-        for number in range(lower, upper + 1):
-            try:
-                key: bytes | None = bytes(chaindb.get_canonical_block_hash(number))
-            except HeaderNotFound:  # the pending block has no canonical hash yet: read it, uncached
-                key = None
-            entries = cache.get(key) if key is not None else None
-            if entries is None:
-                entries = []
-                block = tester.get_block_by_number(number)
-                for tx_hash in block["transactions"]:
-                    for log_entry in tester.get_transaction_receipt(tx_hash)["logs"]:
-                        entries.append(tester.normalizer.normalize_inbound_log_entry(log_entry))
-                if key is not None:
-                    cache[key] = entries
-            for entry in entries:
-                log_filter.add(entry)
-        return [tester.normalizer.normalize_outbound_log_entry(item) for item in log_filter.get_all()]
-
-    tester.get_logs = get_logs
 
 
 def _describe(fn: ContractFunction | ContractConstructor) -> str:
