@@ -31,10 +31,10 @@ from support import TestConsortium
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
 from contracts.lots import OPEN_ACTION, LotRegistryClient
-from ledger_service import epcis
 from ledger_service.api import create_app
 from ledger_service.config import Settings
-from ledger_service.lot_epcis import export_cache_of, lot_epcis_page
+from ledger_service.lots import epcis_hash
+from ledger_service.lots.epcis import export_cache_of, lot_epcis_page
 from ledger_service.service import LedgerService
 
 LOT = "LOT-BENCH-EXPORT"
@@ -105,7 +105,7 @@ def clear_caches(service: LedgerService, *, hashes: bool) -> None:
     """Forget the rendered pages (and the remembered event hashes when ``hashes``)."""
     export_cache_of(service).clear()
     if hashes:
-        epcis._MEMO.clear()
+        epcis_hash._MEMO.clear()
 
 
 def count(body: dict[str, Any], key: str) -> int:

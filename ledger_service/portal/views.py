@@ -1,6 +1,6 @@
 """What the portal's pages show, gathered from the services the API uses (no logic of their own).
 
-- Auditor: :func:`lot_view` (the lot timeline of :mod:`ledger_service.lots` and the lot's standing
+- Auditor: :func:`lot_view` (the lot timeline of :mod:`ledger_service.lots.timeline` and the lot's standing
   certificate), :func:`check_reading` (a reading's proof bundle checked with
   :func:`auditor.verify.verify_bundle` against the chain).
 - Factory: :func:`factory_devices` (its devices from ``DeviceEnrolled`` events, their registry record
@@ -32,7 +32,7 @@ from ledger_service.analytics_store.publish import list_published
 from ledger_service.auth import AuthenticatedParty
 from ledger_service.credit_desk import queries as finance_desk
 from ledger_service.errors import NotFound
-from ledger_service.lots import LotPage, ReadingStep, lot_timeline
+from ledger_service.lots.timeline import LotPage, ReadingStep, lot_timeline
 from ledger_service.portal.errors import BadForm
 from ledger_service.proofs import ProofPending, parse_digest, proof_bundle
 from ledger_service.service import LedgerService

@@ -20,7 +20,7 @@ from contracts.onboarding import Onboarding
 from device_attestation.sim_feed import FeedResult, SimulationFeed
 from device_attestation.simulator import RUBBER_MIXING, SOLAR_CELL, FactorySpec, World, simulate_world
 from ledger_service.analytics_store.source import LedgerSource
-from ledger_service.certification import certification_package
+from ledger_service.lots.certification import certification_package
 from ledger_service.store.models import ReadingRow
 from supet.demo.report import Report
 from supet.demo.scene import FIXED, RUBBER_GTIN, SOLAR_GTIN, Answer, DemoOptions, Scene, Step, day_s

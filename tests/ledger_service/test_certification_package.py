@@ -127,8 +127,8 @@ def test_package_is_paged_by_whole_batches_and_cached(client: TestClient, ledger
     """Issue 11 finding 7: the package is served in pages of whole batches (at most `limit` readings
     unless one batch is bigger), whose batches together are exactly the whole package; a repeated GET
     is served from the cache; a new anchored batch is a new page, not a stale answer."""
-    from ledger_service.certification import certification_package
-    from ledger_service.lot_epcis import export_cache_of
+    from ledger_service.lots.certification import certification_package
+    from ledger_service.lots.epcis import export_cache_of
 
     lot_id = "LOT-PKG-PAGED"
     subs, devices = _epcis_scenario().lot_with_readings(ledger, client, lot_id=lot_id, batches=[5, 7, 9])

@@ -17,8 +17,7 @@ from epcis_event_hash_generator.json_to_py import (
 )
 from support import require
 
-from ledger_service.epcis import (
-    SUPET_NS,
+from ledger_service.lots.epcis_document import (
     ChainRef,
     Contracts,
     Custody,
@@ -28,10 +27,10 @@ from ledger_service.epcis import (
     Split,
     Step,
     Verdict,
-    event_hash,
     export_lot,
     lot_epc_class,
 )
+from ledger_service.lots.epcis_hash import SUPET_NS, event_hash
 
 ROOT = Path(__file__).resolve().parents[2]
 VALIDATOR = ROOT / "tests" / "helpers" / "epcis_validate.js"
@@ -333,29 +332,29 @@ def test_count_units_have_no_uom() -> None:
 def test_event_hashes_equal_the_reference_and_are_hashed_once(
     document: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ledger_service import epcis
+    from ledger_service.lots import epcis_hash
 
     bodies = [{k: v for k, v in e.items() if k != "eventID"} for e in _events(document)]
-    epcis._MEMO.clear()
-    batched = epcis.event_hashes(bodies)
+    epcis_hash._MEMO.clear()
+    batched = epcis_hash.event_hashes(bodies)
     assert batched == [event_hash(b) for b in bodies] == [e["eventID"] for e in _events(document)]
-    assert len(epcis._MEMO) == len(bodies)
+    assert len(epcis_hash._MEMO) == len(bodies)
 
     # remembered: the generator is not asked again for the same events...
     def refuse(_: Any) -> list[str]:
         raise AssertionError("an event was hashed twice")
 
-    monkeypatch.setattr(epcis, "event_hash", refuse)
-    assert epcis.event_hashes(list(reversed(bodies))) == list(reversed(batched))
+    monkeypatch.setattr(epcis_hash, "event_hash", refuse)
+    assert epcis_hash.event_hashes(list(reversed(bodies))) == list(reversed(batched))
     # ... but an event that differs in anything is (its hash depends on nothing else)
     changed = copy.deepcopy(bodies[3])
     changed["supet:chain"]["supet:blockNumber"] += 1
     with pytest.raises(AssertionError, match="hashed twice"):
-        epcis.event_hashes([changed])
+        epcis_hash.event_hashes([changed])
 
 
 def test_hash_memo_is_bounded() -> None:
-    from ledger_service.epcis import _HashMemo
+    from ledger_service.lots.epcis_hash import _HashMemo
 
     memo = _HashMemo(3)
     for i in range(5):

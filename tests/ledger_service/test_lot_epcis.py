@@ -20,7 +20,8 @@ from fastapi.testclient import TestClient
 from support import TestConsortium, require
 
 from contracts.lots import LotRegistryClient
-from ledger_service.epcis import event_hash, lot_epc_class
+from ledger_service.lots.epcis_document import lot_epc_class
+from ledger_service.lots.epcis_hash import event_hash
 from ledger_service.service import LedgerService
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -273,7 +274,7 @@ def _pages(client: TestClient, url: str) -> list[Any]:
 def test_epcis_export_is_paged_cached_and_invalidated(
     client: TestClient, ledger: LedgerService, tmp_path: Path
 ) -> None:
-    from ledger_service.lot_epcis import export_cache_of
+    from ledger_service.lots.epcis import export_cache_of
 
     subs, devices = lot_with_readings(ledger, client, lot_id=PAGED_LOT, batches=[12, 9], pending=4)
     url = f"/v1/lots/{PAGED_LOT}/epcis"

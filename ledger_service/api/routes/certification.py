@@ -13,7 +13,11 @@ from pydantic import BaseModel, Field
 from ledger_service.api.deps import IssuerQuery, LotIdPath, ServiceDep
 from ledger_service.api.models import ErrorEnvelope
 from ledger_service.api.routes.lots_epcis import next_link
-from ledger_service.certification import DEFAULT_PACKAGE_PAGE, MAX_PACKAGE_PAGE, certification_package_page
+from ledger_service.lots.certification import (
+    DEFAULT_PACKAGE_PAGE,
+    MAX_PACKAGE_PAGE,
+    certification_package_page,
+)
 
 router = APIRouter(prefix="/v1", tags=["lots"])
 

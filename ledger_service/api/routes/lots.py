@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from ledger_service.api.deps import IssuerQuery, LotIdPath, ServiceDep
 from ledger_service.api.models import ErrorEnvelope
 from ledger_service.api.responses import FastJSONResponse
-from ledger_service.lots import MAX_LIMIT, lot_timeline
+from ledger_service.lots.timeline import MAX_LIMIT, lot_timeline
 
 router = APIRouter(prefix="/v1", tags=["lots"])
 

@@ -11,8 +11,8 @@ from fastapi.responses import Response
 
 from ledger_service.api.deps import IssuerQuery, LotIdPath, ServiceDep
 from ledger_service.api.responses import FastJSONResponse
-from ledger_service.epcis import EPCIS_CONTEXT, SUPET_NS
-from ledger_service.lot_epcis import DEFAULT_EPCIS_PAGE, MAX_EPCIS_PAGE, lot_epcis_page
+from ledger_service.lots.epcis import DEFAULT_EPCIS_PAGE, MAX_EPCIS_PAGE, lot_epcis_page
+from ledger_service.lots.epcis_hash import EPCIS_CONTEXT, SUPET_NS
 
 router = APIRouter(prefix="/v1", tags=["lots"])
 

@@ -33,32 +33,19 @@ Identifiers (choices):
   for blockchain accounts, CAIP-10), a URI any EPCIS tool accepts as a party identifier.
 - Devices are ``urn:supet:device:<device id, percent-encoded>``.
 
-Chain references live in the supET extension namespace :data:`SUPET_NS` (prefix ``supet``):
+Chain references live in the supET extension namespace
+:data:`~ledger_service.lots.epcis_hash.SUPET_NS` (prefix ``supet``):
 ``supet:chain`` = ``{supet:chainId, supet:contract, supet:txHash, supet:blockNumber[, supet:logIndex]}``
 on every chain-recorded event; readings carry ``supet:digest`` (the EIP-712 digest the device signed),
 ``supet:batchId``, ``supet:anchorTx`` (and ``supet:chain`` naming the ReadingAnchor when anchored).
 
-Every event's ``eventID`` is its GS1 event hash (``ni:///sha-256;<hex>?ver=CBV2.0``, computed by
-``epcis-event-hash-generator`` over the event without ``eventID``): :func:`event_hash`.
-
-Cost: the generator expands each event as JSON-LD (pyld), about 3.5 ms of CPU an event, most of it
-resolving GS1's context for the one-event document. :func:`event_hashes` remembers each hash by the
-SHA-256 of the event's JSON (:data:`HASH_MEMO_ENTRIES` at most, least recently used first out), so an
-event is hashed once however often it is exported; an event's hash depends on nothing but its
-content, so a remembered hash is never stale. Events are hashed one per document on purpose: the
-generator's bare-string heuristic looks at every value of the document, so an event hashed among
-others could get another hash than the same event alone (a metric or lot named like a CBV value
-used by another event), and an auditor re-hashing one event must get its eventID.
+The event hashes, and the ``@context`` of the document, are :mod:`ledger_service.lots.epcis_hash`'s.
 """
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
-import hashlib
-import json
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -67,9 +54,9 @@ from urllib.parse import quote
 
 from eth_utils import to_checksum_address
 
+from ledger_service.lots.epcis_hash import DOCUMENT_CONTEXT, SUPET_NS, event_hashes
+
 __all__ = [
-    "EPCIS_CONTEXT",
-    "SUPET_NS",
     "ChainRef",
     "Contracts",
     "Custody",
@@ -79,18 +66,11 @@ __all__ = [
     "Split",
     "Step",
     "Verdict",
-    "event_hash",
-    "event_hashes",
     "export_lot",
     "lot_epc_class",
     "step_order",
 ]
 
-#: GS1's EPCIS 2.0 JSON-LD context (the versioned URL of https://ref.gs1.org/standards/epcis/).
-EPCIS_CONTEXT: Final = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
-#: The supET extension namespace (chain references, raw metrics, verdict details).
-SUPET_NS: Final = "https://supet.example/ns/epcis/"
-_CONTEXT: Final[list[Any]] = [EPCIS_CONTEXT, {"supet": SUPET_NS}]
 
 #: Lot units with a UN/CEFACT Rec 20 code; a count ("pcs") has no uom (EPCIS: a quantity without uom
 #: is a count).
@@ -433,97 +413,11 @@ class _Exporter:
 
 
 def step_order(step: Step) -> tuple[int, int, int, int, str, int]:
-    """The lot timeline's sort key (:mod:`ledger_service.lots`): steps in time; at the same
+    """The lot timeline's sort key (:mod:`ledger_service.lots.timeline`): steps in time; at the same
     millisecond chain steps (by block and log) before readings (by device and sequence)."""
     if isinstance(step, Reading):
         return (step.ts_ms, 1, 0, 0, step.device_id, step.seq)
     return (step.time_ms, 0, step.ref.block_number, step.ref.log_index or 0, "", 0)
-
-
-# ---------------------------------------------------------------- hashing
-
-
-def event_hash(event: Mapping[str, Any]) -> str:
-    """The GS1 EPCIS event hash of ``event`` (``ni:///sha-256;<hex>?ver=CBV2.0``), ignoring its eventID.
-
-    The event is hashed in a one-event document with this module's ``@context`` (so the ``supet``
-    extensions are expanded to :data:`SUPET_NS` as the algorithm requires).
-    """
-    from epcis_event_hash_generator.hash_generator import epcis_hashes_from_events
-    from epcis_event_hash_generator.json_to_py import (
-        event_list_from_epcis_document_json,
-    )
-
-    body = {k: copy.deepcopy(v) for k, v in event.items() if k != "eventID"}
-    document = {
-        "@context": copy.deepcopy(_CONTEXT),
-        "type": "EPCISDocument",
-        "schemaVersion": "2.0",
-        "creationDate": "1970-01-01T00:00:00.000Z",
-        "epcisBody": {"eventList": [body]},
-    }
-    hashes: list[str] = epcis_hashes_from_events(event_list_from_epcis_document_json(document))
-    if len(hashes) != 1:
-        raise ValueError("the EPCIS event hash generator could not hash this event")
-    return hashes[0]
-
-
-#: How many event hashes :func:`event_hashes` remembers (about 250 bytes each).
-HASH_MEMO_ENTRIES: Final = 100_000
-
-
-class _HashMemo:
-    """A bounded LRU of event hashes by the SHA-256 of the event's JSON (thread-safe)."""
-
-    def __init__(self, entries: int) -> None:
-        self.entries = entries
-        self._data: OrderedDict[bytes, str] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: bytes) -> str | None:
-        with self._lock:
-            found = self._data.get(key)
-            if found is not None:
-                self._data.move_to_end(key)
-            return found
-
-    def put(self, key: bytes, value: str) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.entries:
-                self._data.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-
-_MEMO = _HashMemo(HASH_MEMO_ENTRIES)
-
-
-def _json(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def _body_key(body: Mapping[str, Any]) -> bytes:
-    return hashlib.sha256(_json({k: v for k, v in body.items() if k != "eventID"}).encode()).digest()
-
-
-def event_hashes(bodies: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The GS1 event hash of each event (:func:`event_hash`), each event hashed at most once."""
-    out: list[str] = []
-    for body in bodies:
-        key = _body_key(body)
-        found = _MEMO.get(key)
-        if found is None:
-            found = event_hash(body)
-            _MEMO.put(key, found)
-        out.append(found)
-    return out
 
 
 # ---------------------------------------------------------------- export
@@ -540,14 +434,15 @@ def export_lot(
     """The lot's history as an EPCIS 2.0 JSON-LD ``EPCISDocument`` (events in time order, hashed).
 
     The order is :func:`step_order`'s, the lot timeline's (so a page of the timeline is a page of
-    the document); the event hashes come from :func:`event_hashes`.
+    the document); the event hashes come from
+    :func:`~ledger_service.lots.epcis_hash.event_hashes`.
     """
     exporter = _Exporter(lot, chain_id, contracts)
     bodies = [exporter.event(step) for step in sorted(steps, key=step_order)]
     events = [{"eventID": h, **body} for h, body in zip(event_hashes(bodies), bodies, strict=True)]
     created = creation_date or dt.datetime.now(dt.UTC)
     return {
-        "@context": copy.deepcopy(_CONTEXT),
+        "@context": copy.deepcopy(DOCUMENT_CONTEXT),
         "type": "EPCISDocument",
         "schemaVersion": "2.0",
         "creationDate": _time(int(created.timestamp() * 1000)),

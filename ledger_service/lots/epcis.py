@@ -1,14 +1,14 @@
 """A lot's GS1 EPCIS 2.0 document, from the ledger: the adapter between the lot timeline and the export.
 
-:func:`lot_epcis_page` gathers what :func:`ledger_service.epcis.export_lot` needs for one page:
+:func:`lot_epcis_page` gathers what :func:`ledger_service.lots.epcis_document.export_lot` needs for one page:
 
 - the lot record (GTIN, quantity, unit, production window, supplier) from the LotRegistry, the lot
-  resolved as the timeline resolves it (:func:`ledger_service.lots.resolve_lot`: scoped to its
+  resolved as the timeline resolves it (:func:`ledger_service.lots.timeline.resolve_lot`: scoped to its
   issuer);
 - the lot's chain steps (:mod:`auditor.lot_chain`), one export step per chain step (so one EPCIS
   event per history step, same transaction, block and log index);
 - the stored readings of the devices that may speak for the lot
-  (:func:`ledger_service.lots.lot_devices`, as the timeline), with their chain batch id and
+  (:func:`ledger_service.lots.timeline.lot_devices`, as the timeline), with their chain batch id and
   anchoring transaction once their batch is anchored (pending and batched readings are exported
   without them).
 
@@ -17,14 +17,14 @@ Mapping of the chain steps:
 =======================  =================================================================
 chain step               export step
 =======================  =================================================================
-``opened`` (LotOpened)   :class:`~ledger_service.epcis.Opened`
-``opened`` (LotSplit)    :class:`~ledger_service.epcis.Split` parent -> this lot (a lot split
+``opened`` (LotOpened)   :class:`~ledger_service.lots.epcis_document.Opened`
+``opened`` (LotSplit)    :class:`~ledger_service.lots.epcis_document.Split` parent -> this lot (a lot split
                          off a parent is created by the split, it is not commissioned)
-``split``                :class:`~ledger_service.epcis.Split` this lot -> the child of that
+``split``                :class:`~ledger_service.lots.epcis_document.Split` this lot -> the child of that
                          ``LotSplit`` log (a split into n children is n logs, so n events)
-``transfer_<action>``    :class:`~ledger_service.epcis.Custody` with that action
-``certified``            :class:`~ledger_service.epcis.Verdict` certified, submitter the actor
-``rejected``             :class:`~ledger_service.epcis.Verdict` rejected, reason / metric /
+``transfer_<action>``    :class:`~ledger_service.lots.epcis_document.Custody` with that action
+``certified``            :class:`~ledger_service.lots.epcis_document.Verdict` certified, submitter the actor
+``rejected``             :class:`~ledger_service.lots.epcis_document.Verdict` rejected, reason / metric /
                          value / bound / evidence (a zero evidence digest is left out)
 =======================  =================================================================
 
@@ -34,7 +34,7 @@ A lot that was never opened on chain (readings only) has no GTIN, so no EPCIS id
 Served paged (:func:`lot_epcis_page`): each page is a whole ``EPCISDocument`` of at most
 ``limit`` (1..:data:`MAX_EPCIS_PAGE`) events, in the lot timeline's order, and the timeline's
 cursor of the next page; only the page's readings are read and only its events hashed (and each
-event's hash is remembered, :func:`ledger_service.epcis.event_hashes`). Pages are kept, rendered,
+event's hash is remembered, :func:`ledger_service.lots.epcis_hash.event_hashes`). Pages are kept, rendered,
 in the service's :class:`ExportCache` under the lot's :func:`export_fingerprint` (its chain steps,
 its readings, their anchoring), so a repeated GET costs the fingerprint (a few chain log reads and
 one SQL aggregate) and nothing else, and any change to the lot gives new pages.
@@ -58,7 +58,9 @@ from sqlmodel import Session, col
 from auditor.lot_chain import ChainStep, SortKey, chain_steps_of_key
 from contracts.lots import LotRegistryClient
 from ledger_service.anchoring import ANCHORED
-from ledger_service.epcis import (
+from ledger_service.errors import NotFound
+from ledger_service.jsonio import dumps_exact, loads_exact
+from ledger_service.lots.epcis_document import (
     ChainRef,
     Contracts,
     Custody,
@@ -71,9 +73,7 @@ from ledger_service.epcis import (
     Verdict,
     export_lot,
 )
-from ledger_service.errors import NotFound
-from ledger_service.jsonio import dumps_exact, loads_exact
-from ledger_service.lots import (
+from ledger_service.lots.timeline import (
     _readings_after,
     decode_cursor,
     encode_cursor,
@@ -311,8 +311,8 @@ def lot_state(service: LedgerService, lot_id: str, issuer: str | None) -> LotSta
 
     Remembered per (lot, issuer, latest block number and hash): the chain cannot have changed
     without a new block, so a repeated request costs one ``eth_getBlockByNumber`` instead of the
-    lot's log queries and device lookups. :class:`~ledger_service.lots.AmbiguousLotId` as
-    :func:`~ledger_service.lots.resolve_lot`.
+    lot's log queries and device lookups. :class:`~ledger_service.lots.timeline.AmbiguousLotId` as
+    :func:`~ledger_service.lots.timeline.resolve_lot`.
     """
     head = service.chain.block("latest")
     block_hash = head.get("hash")
@@ -388,8 +388,8 @@ def lot_epcis_page(
     The lot is resolved as the timeline resolves it (``lot_id`` of ``issuer``, or the one lot with
     that id) and its readings are the timeline's (devices that may speak for it).
     :class:`NotFound` (``lot.not_found``) for a lot never opened on chain;
-    :class:`~ledger_service.lots.AmbiguousLotId` (``lot.ambiguous``) without ``issuer`` when several
-    parties have the id; :class:`~ledger_service.lots.InvalidCursor` (``lot.bad_cursor``) for a
+    :class:`~ledger_service.lots.timeline.AmbiguousLotId` (``lot.ambiguous``) without ``issuer`` when several
+    parties have the id; :class:`~ledger_service.lots.timeline.InvalidCursor` (``lot.bad_cursor``) for a
     cursor not issued here; ``ValueError`` for a limit outside 1..:data:`MAX_EPCIS_PAGE`.
     """
     if not 1 <= limit <= MAX_EPCIS_PAGE:

@@ -15,7 +15,7 @@ in ascending chain batch id, adding batches while the page holds fewer than ``li
 the lot (at least one batch, so a page holds at most ``limit`` readings or one batch); its
 ``next_cursor`` is the last chain batch id on it. ``certifyLot`` takes the concatenation of every
 page's ``batches``. Pages are cached, rendered, under the lot's
-:func:`ledger_service.lot_epcis.export_fingerprint` (:class:`~ledger_service.lot_epcis.ExportCache`).
+:func:`ledger_service.lots.epcis.export_fingerprint` (:class:`~ledger_service.lots.epcis.ExportCache`).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from device_attestation.sdk import Submission
 from ledger_service.anchoring import ANCHORED, decode_tree
 from ledger_service.errors import LedgerError, NotFound
 from ledger_service.jsonio import dumps_exact, loads_exact
-from ledger_service.lot_epcis import ExportPage, export_cache_of, export_fingerprint, lot_state
+from ledger_service.lots.epcis import ExportPage, export_cache_of, export_fingerprint, lot_state
 from ledger_service.service import LedgerService
 from ledger_service.store.models import BatchRow, ReadingRow
 from ledger_service.store.queries import anchored_readings, batch_digests
@@ -160,8 +160,8 @@ def certification_package_page(
     """One page of the lot's certification package (see the module docstring), cached.
 
     The lot is resolved as the timeline resolves it (``lot_id`` of ``issuer``, or the one lot with
-    that id; :class:`~ledger_service.lots.AmbiguousLotId` otherwise) and holds only readings of the
-    devices that may speak for it (:func:`ledger_service.lots.lot_devices`: what ``certifyLot``
+    that id; :class:`~ledger_service.lots.timeline.AmbiguousLotId` otherwise) and holds only readings of the
+    devices that may speak for it (:func:`ledger_service.lots.timeline.lot_devices`: what ``certifyLot``
     accepts). The page is the package's JSON with ``next_cursor`` (``None`` on the last page).
     :class:`NotFound` as :func:`certification_package` (``lot.no_anchored_readings`` only on the
     first page); :class:`InvalidPackageCursor` (``lot.bad_cursor``) for a cursor that is no chain
