@@ -16,7 +16,8 @@ fsync for many readings) and answers each request only after the commit. Being
 the only writer, it keeps each device's last sequence number in memory; on any
 database error the transaction rolls back, that memory is dropped, and every
 waiting submission is answered with ``store.unavailable``: nothing is
-acknowledged that is not on disk.
+acknowledged that is not on disk. What a submission gets back (:class:`Receipt`, the refusals)
+is in :mod:`ledger_service.ingest.receipts`.
 """
 
 from __future__ import annotations
@@ -26,17 +27,16 @@ import logging
 import queue
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger_service.errors import StoreError
 from ledger_service.ingest.checks import Checked
+from ledger_service.ingest.receipts import Outcome, Receipt, equivocation_refusal, out_of_order_refusal
 from ledger_service.jsonio import dumps_exact
 from ledger_service.store.models import DeviceHeadRow, EquivocationRow, ReadingRow
 
@@ -48,70 +48,6 @@ _E = EquivocationRow.__table__.c  # type: ignore[attr-defined]
 
 #: Most submissions one transaction takes from the queue.
 MAX_GROUP = 50_000
-
-
-class Receipt:
-    """What an accepted (or identically resubmitted) reading gets back. Immutable.
-
-    ``gap`` is (first, last) of the sequence numbers the device had skipped before this reading
-    when it was accepted (kept with the reading, so a resubmission gets the same receipt).
-    A plain slotted class: one is made per reading on the hot path.
-    """
-
-    __slots__ = ("device_id", "digest", "gap", "seq", "status")
-
-    digest: bytes
-    device_id: str
-    seq: int
-    status: str
-    gap: tuple[int, int] | None
-
-    def __init__(
-        self,
-        *,
-        digest: bytes,
-        device_id: str,
-        seq: int,
-        status: str = "accepted",
-        gap: tuple[int, int] | None = None,
-    ) -> None:
-        object.__setattr__(self, "digest", digest)
-        object.__setattr__(self, "device_id", device_id)
-        object.__setattr__(self, "seq", seq)
-        object.__setattr__(self, "status", status)
-        object.__setattr__(self, "gap", gap)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"Receipt is immutable: cannot set {name}")
-
-    def _key(self) -> tuple[object, ...]:
-        return (self.digest, self.device_id, self.seq, self.status, self.gap)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Receipt) and self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def to_json_obj(self) -> dict[str, Any]:
-        """The receipt as JSON, as HTTP answers it and MQTT publishes it (one shape, built here)."""
-        return {
-            "digest": "0x" + self.digest.hex(),
-            "device_id": self.device_id,
-            "seq": self.seq,
-            "status": self.status,
-            "gap": list(self.gap) if self.gap else None,
-        }
-
-    def __repr__(self) -> str:
-        return (
-            f"Receipt(digest=0x{self.digest.hex()}, device_id={self.device_id!r}, seq={self.seq}, "
-            f"status={self.status!r}, gap={self.gap})"
-        )
-
-
-#: A commit outcome: a receipt or (code, message).
-Outcome = Receipt | tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,12 +265,12 @@ class Committer:
                         "detected_ms": c.received_ms,
                     }
                 )
-            return _equivocation(ch.device_id, ch.seq, known)
+            return equivocation_refusal(ch.device_id, ch.seq, known)
         head = self._heads.get(ch.device_id)
         gap: tuple[int, int] | None = None
         if head is None or ch.seq > head.last_seq:
             if head is not None and ch.ts_ms < head.last_ts_ms:
-                return _out_of_order(ch, head.last_seq, head.last_ts_ms, "after")
+                return out_of_order_refusal(ch, head.last_seq, head.last_ts_ms, "after")
             previous = head.last_seq if head is not None else 0
             gap = (previous + 1, ch.seq - 1) if ch.seq > previous + 1 else None
             if head is None:
@@ -447,9 +383,9 @@ class Committer:
                 if i < len(fseqs) and (nxt is None or fseqs[i] < nxt[0]):
                     nxt = (fseqs[i], ftss[i])
         if prev is not None and ch.ts_ms < prev[1]:
-            return _out_of_order(ch, prev[0], prev[1], "after")
+            return out_of_order_refusal(ch, prev[0], prev[1], "after")
         if nxt is not None and ch.ts_ms > nxt[1]:
-            return _out_of_order(ch, nxt[0], nxt[1], "before")
+            return out_of_order_refusal(ch, nxt[0], nxt[1], "before")
         return None
 
     def _save_heads(self, conn: Connection, touched: set[str]) -> None:
@@ -513,32 +449,6 @@ def _insort_pair(lists: tuple[list[int], list[int]], seq: int, ts: int) -> None:
     i = bisect.bisect_left(seqs, seq)
     seqs.insert(i, seq)
     tss.insert(i, ts)
-
-
-def _out_of_order(ch: Checked, other_seq: int, other_ts: int, relation: str) -> tuple[str, str]:
-    return (
-        "reading.out_of_order",
-        f"seq {ch.seq} of device {ch.device_id!r} comes {relation} seq {other_seq}, but its ts_ms {ch.ts_ms} "
-        f"is {'earlier' if relation == 'after' else 'later'} than that reading's {other_ts}: a device's "
-        "sequence numbers must increase with time; check the device's counter and clock",
-    )
-
-
-def _equivocation(device_id: str, seq: int, known: bytes) -> tuple[str, str]:
-    return (
-        "reading.equivocation",
-        f"device {device_id!r} already signed a different reading with seq {seq} (0x{known.hex()}); "
-        "this conflicting reading was recorded as evidence against the device and refused",
-    )
-
-
-def group_by_device(outcomes: Sequence[Outcome]) -> dict[str, int]:
-    """Accepted receipts per device (metrics, logs)."""
-    counts: dict[str, int] = defaultdict(int)
-    for o in outcomes:
-        if isinstance(o, Receipt):
-            counts[o.device_id] += 1
-    return dict(counts)
 
 
 def now_ms() -> int:

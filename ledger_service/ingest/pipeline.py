@@ -27,8 +27,9 @@ from typing import Any, TypeVar
 from contracts.registry import device_id_hash
 from ledger_service.config import Settings
 from ledger_service.ingest.checks import Checked, CheckItem, CheckResult, check_chunk
-from ledger_service.ingest.committer import Candidate, Committer, Outcome, Receipt, now_ms
+from ledger_service.ingest.committer import Candidate, Committer, now_ms
 from ledger_service.ingest.lifeline import die_with_parent
+from ledger_service.ingest.receipts import Outcome, Receipt
 from ledger_service.registry_cache import RegistryCache
 
 log = logging.getLogger(__name__)
