@@ -26,6 +26,7 @@ from typing import Any, Final, cast
 
 from eth_account import Account
 from eth_account.typed_transactions import TypedTransaction
+from eth_typing import ChecksumAddress
 from eth_utils import to_checksum_address
 from eth_utils.exceptions import ValidationError as EthValidationError
 from hexbytes import HexBytes
@@ -211,16 +212,8 @@ def _decode(signed_raw: str) -> tuple[bytes, dict[str, Any], str]:
     return raw, fields, sender
 
 
-def relay(chain: Chain, party: str, expected: Mapping[str, Any], signed_raw: str, *, context: str) -> Relayed:
-    """Send ``signed_raw`` if it is exactly the ``expected`` call signed by ``party``; wait for it.
-
-    ``expected`` is :func:`expected_call`'s answer (or a prepared transaction: its ``to``, ``data``,
-    ``value`` and ``chainId`` are compared). Raises :class:`RelayRefused`; nothing is sent unless every
-    check passes.
-    """
-    party = to_checksum_address(party)
-    raw, fields, sender = _decode(signed_raw)
-    _refuse_unprepared(int(fields["type"]), fields, expected)
+def _refuse_mismatch(fields: Mapping[str, Any], expected: Mapping[str, Any], context: str) -> None:
+    """Refuse a signed transaction that is not the ``expected`` call (to, data, value, chain id)."""
     to = fields.get("to")
     problems = []
     if not to or to_checksum_address(bytes(to)) != to_checksum_address(expected["to"]):
@@ -238,12 +231,10 @@ def relay(chain: Chain, party: str, expected: Mapping[str, Any], signed_raw: str
             + "; nothing sent",
             code="finance.relay_mismatch",
         )
-    if sender != party:
-        raise RelayRefused(
-            f"the signed transaction is signed by {sender}, not by you ({party}); sign it with your own key",
-            code="finance.relay_signer",
-            http_status=403,
-        )
+
+
+def _refuse_nonce(chain: Chain, party: ChecksumAddress, fields: Mapping[str, Any]) -> None:
+    """Refuse a nonce already used by ``party`` or one that leaves a gap."""
     used = int(chain.request(lambda: chain.w3.eth.get_transaction_count(party, "latest"), context="nonce"))
     nonce = int(fields.get("nonce", 0))
     if nonce < used:
@@ -265,6 +256,10 @@ def relay(chain: Chain, party: str, expected: Mapping[str, Any], signed_raw: str
             http_status=409,
             details={"nonce": nonce, "next_nonce": pending},
         )
+
+
+def _send_raw(chain: Chain, party: ChecksumAddress, raw: bytes, context: str) -> HexBytes:
+    """Send ``raw``; a refusal by the contract or the node becomes :class:`RelayRefused`."""
     try:
         try:
             tx_hash = chain.request(
@@ -287,6 +282,28 @@ def relay(chain: Chain, party: str, expected: Mapping[str, Any], signed_raw: str
             ) from e
     finally:
         chain.reset_nonce(party)  # the service's cached nonce (if any) no longer holds
+    return tx_hash
+
+
+def relay(chain: Chain, party: str, expected: Mapping[str, Any], signed_raw: str, *, context: str) -> Relayed:
+    """Send ``signed_raw`` if it is exactly the ``expected`` call signed by ``party``; wait for it.
+
+    ``expected`` is :func:`expected_call`'s answer (or a prepared transaction: its ``to``, ``data``,
+    ``value`` and ``chainId`` are compared). Raises :class:`RelayRefused`; nothing is sent unless every
+    check passes.
+    """
+    party = to_checksum_address(party)
+    raw, fields, sender = _decode(signed_raw)
+    _refuse_unprepared(int(fields["type"]), fields, expected)
+    _refuse_mismatch(fields, expected, context)
+    if sender != party:
+        raise RelayRefused(
+            f"the signed transaction is signed by {sender}, not by you ({party}); sign it with your own key",
+            code="finance.relay_signer",
+            http_status=403,
+        )
+    _refuse_nonce(chain, party, fields)
+    tx_hash = _send_raw(chain, party, raw, context)
     h = HexBytes(tx_hash).to_0x_hex()
     try:
         result = chain.wait(h, context=context)
