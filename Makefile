@@ -8,7 +8,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 # every package of the distribution (pyproject's packages.find include), lowest layer first
-PACKAGES := supet_base device_attestation analytics finance contracts auditor ledger_service supet
+PACKAGES := supet_base device_attestation analytics finance contracts auditor simulation ledger_service supet
 
 .PHONY: demo test setup lint typecheck hooks lock lock-upgrade bench clean
 

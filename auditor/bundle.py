@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidat
 
 from auditor._internal import hex0x
 from auditor.errors import BundleFormatError, DigestMismatch
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
 from device_attestation.errors import InvalidReading, SignatureError
 from device_attestation.keys import Scheme, parse_scheme
 from device_attestation.merkle import MerkleTree, verify_inclusion

@@ -17,7 +17,7 @@ from auditor.errors import VerificationError
 from auditor.lot_chain import ChainStep
 from auditor.verify import BundleVerifier
 from contracts.chain import Chain
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
 
 __all__ = [
     "BundleSource",

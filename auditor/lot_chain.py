@@ -24,7 +24,7 @@ from hexbytes import HexBytes
 from auditor._internal import hex0x
 from contracts.certifier import QualityCertifierClient, RejectReason
 from contracts.chain import Chain
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
 from contracts.lots import AmbiguousLot, LotRegistryClient, format_gtin, lot_key
 
 __all__ = [

@@ -71,7 +71,7 @@ from auditor.errors import (
     VerificationError,
 )
 from contracts.chain import Chain
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
 from contracts.errors import ChainError, ContractRevert
 from contracts.registry import (
     AnchoredBatch,

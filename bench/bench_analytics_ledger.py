@@ -26,8 +26,6 @@ from sklearn.metrics import roc_auc_score
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
 from contracts.onboarding import Onboarding
-from device_attestation.sim_feed import SimulationFeed
-from device_attestation.simulator import RUBBER_MIXING, SOLAR_CELL, FactorySpec, simulate_world
 from ledger_service.analytics_store.publish import (
     ProfileParams,
     YieldParams,
@@ -38,6 +36,8 @@ from ledger_service.analytics_store.publish import (
 from ledger_service.analytics_store.source import LedgerSource
 from ledger_service.config import Settings
 from ledger_service.service import LedgerService
+from simulation.factories import RUBBER_MIXING, SOLAR_CELL, FactorySpec, simulate_world
+from simulation.feed import SimulationFeed
 
 
 def main() -> None:

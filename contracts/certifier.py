@@ -22,7 +22,7 @@ from eth_utils import keccak, to_checksum_address
 from web3.types import BlockIdentifier
 
 from contracts.chain import Chain, TxResult
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
 from contracts.lots import Gtin, LotRegistryClient, padded_ascii, parse_gtin, unpadded_ascii
 from contracts.registry import device_id_hash, reading_tuple
 from device_attestation.merkle import MerkleTree

@@ -38,7 +38,7 @@ from eth_utils import is_address, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from contracts.chain import Chain, TxResult
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
 from contracts.errors import ContractsError
 from contracts.membership import MemberProposal
 from contracts.participant_ids import (

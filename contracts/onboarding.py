@@ -22,7 +22,7 @@ from eth_utils import keccak, to_checksum_address
 
 from contracts.chain import Chain, dev_accounts
 from contracts.consortium import ConsortiumPolicy, apply_policy
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
 from contracts.errors import ContractsError
 from contracts.participant_ids import claim_topic, party_role
 from contracts.participants import ParticipantRegistryClient

@@ -25,7 +25,7 @@ from eth_utils import keccak, to_checksum_address
 from web3.types import BlockIdentifier
 
 from contracts.chain import Chain, TxResult
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
 from contracts.errors import ContractsError, DeploymentError
 
 __all__ = [

@@ -24,7 +24,7 @@ from web3.types import BlockIdentifier
 from contracts.artifacts import load_artifact
 from contracts.chain import Chain, TxResult
 from contracts.claims import Claim, ClaimDomain, ClaimError, ClaimState, SignedClaim, StoredClaim, sign_claim
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
 from contracts.errors import DeploymentError
 from contracts.membership import MembershipClient
 from contracts.participant_ids import CONSORTIUM_MEMBER_ROLE, id_name

@@ -25,7 +25,7 @@ from web3.logs import DISCARD
 from web3.types import BlockIdentifier
 
 from contracts.chain import Chain, TxResult
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
 from contracts.errors import ContractsError, DeploymentError
 
 __all__ = [

@@ -13,7 +13,7 @@ from eth_utils import keccak, to_checksum_address
 from web3.types import BlockIdentifier
 
 from contracts.chain import Chain, TxResult
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
 
 ENROLLER_ROLE = keccak(b"supet.role.enroller")
 OPERATOR_ROLE = keccak(b"supet.role.operator")

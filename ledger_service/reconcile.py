@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
 
 from contracts.chain import Chain
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
 from ledger_service.anchoring import ANCHORED, batch_anchored_logs
 from ledger_service.errors import LedgerError
 from ledger_service.store.models import BatchRow, ReadingRow

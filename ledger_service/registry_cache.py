@@ -30,7 +30,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from contracts.chain import Chain
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
 from contracts.errors import ChainError
 from contracts.lots import lot_id_hash
 from contracts.registry import OnChainScheme, device_id_hash

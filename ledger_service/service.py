@@ -12,7 +12,8 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
 from contracts.chain import Chain, dev_accounts
-from contracts.deploy import Deployment, deploy_suite
+from contracts.deploy import deploy_suite
+from contracts.deployment import Deployment
 from contracts.errors import ChainError
 from ledger_service.anchoring import AnchoringWorker, build_encoded_tree
 from ledger_service.config import Environment, Settings, with_token_secret

@@ -24,7 +24,8 @@ from support import require
 
 from contracts.anvil import AnvilNode, find_anvil
 from contracts.chain import Chain, dev_accounts
-from contracts.deploy import Deployment, deploy_suite
+from contracts.deploy import deploy_suite
+from contracts.deployment import Deployment
 
 if os.environ.get("SUPET_TEST_EXACT_GAS", "") != "1":
     fast_gas.install()  # embedded chain: gas estimated in 2-5 runs, not about 13 (tests/helpers/fast_gas.py)

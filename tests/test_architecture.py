@@ -29,18 +29,7 @@ ANY = "*"
 #: Imports that break the table today: (importing module, imported module). This list must only
 #: shrink: add nothing to it; delete an edge's line when the import is gone (the test fails for a
 #: listed edge that no longer exists). docs/architecture.md, "Today vs target", says why each is here.
-KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset(
-    {
-        # simulation/ does not exist yet; enrollment reads the registry
-        ("device_attestation.enrollment", "contracts.registry"),
-        ("device_attestation.sim_feed", "contracts.chain"),
-        ("device_attestation.sim_feed", "contracts.deploy"),
-        ("device_attestation.sim_feed", "contracts.lots"),
-        ("device_attestation.sim_feed", "contracts.onboarding"),
-        ("device_attestation.sim_feed", "contracts.orders"),
-        ("device_attestation.sim_feed", "contracts.registry"),
-    }
-)
+KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset()
 
 
 # ---------------------------------------------------------------- the table

@@ -34,7 +34,7 @@ from sqlmodel import col
 
 from analytics.profile import Delivery, Order
 from contracts.chain import Chain
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
 from contracts.lots import LotRegistryClient
 from contracts.orders import PurchaseOrdersClient
 from contracts.registry import ReadingAnchorClient

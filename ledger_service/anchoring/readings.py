@@ -48,7 +48,7 @@ from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from contracts.chain import Chain
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
 from contracts.errors import ChainError, ContractRevert
 from ledger_service.anchoring.batcher import ANCHORED, CLOSED, SUBMITTED, BatchAnchorer
 from ledger_service.anchoring.chain_logs import batch_anchored_logs

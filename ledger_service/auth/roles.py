@@ -13,7 +13,7 @@ from typing import Final
 from eth_utils import keccak, to_checksum_address
 
 from contracts.chain import Chain
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
 from contracts.errors import ContractRevert
 from contracts.registry import ENROLLER_ROLE, OPERATOR_ROLE
 from contracts.revert import revert_hint

@@ -33,7 +33,7 @@ from analytics.commitment import Commitment, canonical_json
 from analytics.period_profile import FactoryProfile
 from contracts.chain import Chain
 from contracts.credit import CreditRecord, CreditRegistryClient, model_version
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
 from contracts.errors import ContractRevert
 from contracts.participant_ids import action_id
 from contracts.participants import ParticipantRegistryClient

@@ -34,7 +34,7 @@ from auditor.bundle import build_bundle
 from auditor.lot_chain import ChainStep, SortKey
 from contracts.certifier import QualityCertifierClient
 from contracts.chain import Chain
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
 from contracts.lots import AmbiguousLot, LotRegistryClient, lot_id_hash, lot_key
 from contracts.registry import DeviceRegistryClient, device_id_hash
 from device_attestation.merkle import MerkleTree

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from contracts.chain import Chain
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
 
 RpcOpt = Annotated[
     str,

@@ -25,7 +25,7 @@ from contracts.consortium import (
     plan_policy,
     read_state,
 )
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
 from contracts.participant_ids import id_name
 from supet.cli.common import DeploymentOpt, KeyFileOpt, RpcOpt, open_deployment
 from supet_base.parties import load_party_account

@@ -12,7 +12,8 @@ from rich.console import Console
 
 from contracts import build as build_mod
 from contracts.chain import Chain, dev_accounts
-from contracts.deploy import Deployment, deploy_suite
+from contracts.deploy import deploy_suite
+from contracts.deployment import Deployment
 from supet.cli.common import KeyFileOpt, RpcOpt
 from supet_base.errors import SupetError
 from supet_base.parties import load_party_account

@@ -11,9 +11,9 @@ import typer
 from cryptography.hazmat.primitives import serialization
 from rich.console import Console
 
+from contracts.enrollment import enroll_with_device_key
 from contracts.registry import DeviceRegistryClient
 from device_attestation.certificates import make_device_csr
-from device_attestation.enrollment import enroll_with_device_key
 from device_attestation.keys import DeviceKey, parse_scheme
 from supet.cli.common import DeploymentOpt, KeyFileOpt, RpcOpt, open_deployment
 from supet.files import load_certificate

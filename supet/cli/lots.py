@@ -34,7 +34,7 @@ from contracts.certifier import (
     human_fixed,
 )
 from contracts.chain import Chain
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
 from contracts.lots import LotRegistryClient, lot_id_hash, lot_key, parse_gtin
 from device_attestation.reading import FIXED_POINT_DECIMALS, InvalidReading, to_fixed_point
 from supet.cli.common import DeploymentOpt, KeyFileOpt, RpcOpt, open_deployment

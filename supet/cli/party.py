@@ -20,7 +20,7 @@ from eth_utils import is_address, keccak, to_checksum_address
 from rich.console import Console
 
 from contracts.claims import ClaimDomain, ClaimState, SignedClaim, sign_claim
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
 from contracts.participant_ids import (
     ACTIONS,
     PARTY_ROLES,

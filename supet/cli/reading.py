@@ -24,7 +24,7 @@ import httpx
 import typer
 from rich.console import Console
 
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
 from device_attestation.keys import DeviceKey
 from device_attestation.reading import Domain
 from device_attestation.sdk import DeviceSigner

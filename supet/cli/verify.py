@@ -14,7 +14,7 @@ from auditor.bundle import ProofBundle
 from auditor.errors import CHECKS, VerificationError
 from auditor.verify import BundleVerifier, VerifiedReading
 from contracts.chain import Chain
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
 from supet.cli.common import DeploymentOpt, RpcOpt, open_deployment
 
 console = Console(soft_wrap=True, highlight=False)

@@ -8,7 +8,6 @@ from typing import Any
 from analytics.charts import profile_chart, yield_chart
 from analytics.yield_model import YieldModelParams
 from contracts.credit import CreditRegistryClient
-from device_attestation.sim_feed import FeedResult
 from ledger_service.analytics_store.publish import (
     ProfileParams,
     YieldParams,
@@ -18,6 +17,7 @@ from ledger_service.analytics_store.publish import (
 )
 from ledger_service.analytics_store.source import LedgerSource
 from ledger_service.credit_desk.desk import desk_of
+from simulation.feed import FeedResult
 from supet.demo.chapters_production import Cast
 from supet.demo.scene import Scene, pct
 

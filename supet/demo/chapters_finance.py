@@ -9,10 +9,10 @@ from eth_account.signers.local import LocalAccount
 
 from auditor.lot_chain import lot_chain_steps
 from contracts.chain import Chain
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
 from contracts.onboarding import Onboarding
 from contracts.receivables import ReceivablesClient, StablecoinClient, receivable_reference
-from device_attestation.sim_feed import SimulationFeed
+from simulation.feed import SimulationFeed
 from supet.demo.scene import Api, DemoResult, Scene
 
 __all__ = ["audit", "finance"]

@@ -14,14 +14,15 @@ from sqlmodel import Session, select
 from contracts.certification_package import load_package_obj
 from contracts.certifier import CertificateStatus, QualityCertifierClient, SpecMetric
 from contracts.chain import Chain, dev_accounts
-from contracts.deploy import Deployment, deploy_suite
+from contracts.deploy import deploy_suite
+from contracts.deployment import Deployment
 from contracts.lots import LotRegistryClient
 from contracts.onboarding import Onboarding
-from device_attestation.sim_feed import FeedResult, SimulationFeed
-from device_attestation.simulator import RUBBER_MIXING, SOLAR_CELL, FactorySpec, World, simulate_world
 from ledger_service.analytics_store.source import LedgerSource
 from ledger_service.lots.certification import certification_package
 from ledger_service.store.models import ReadingRow
+from simulation.factories import RUBBER_MIXING, SOLAR_CELL, FactorySpec, World, simulate_world
+from simulation.feed import FeedResult, SimulationFeed
 from supet.demo.report import Report
 from supet.demo.scene import FIXED, RUBBER_GTIN, SOLAR_GTIN, Answer, DemoOptions, Scene, Step, day_s
 

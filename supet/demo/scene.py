@@ -13,7 +13,7 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
 from contracts.chain import Chain
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
 from contracts.onboarding import Onboarding
 from ledger_service.service import LedgerService
 from supet.demo.report import Report

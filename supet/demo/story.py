@@ -36,7 +36,7 @@ import uvicorn
 
 from contracts.chain import Chain
 from contracts.credit import CreditRegistryClient
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
 from ledger_service.api import create_app
 from ledger_service.config import Settings
 from ledger_service.service import LedgerService

@@ -23,8 +23,6 @@ from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
 from contracts.onboarding import Onboarding
 from contracts.orders import PurchaseOrdersClient, due_day, order_id
-from device_attestation.sim_feed import FeedResult, SimulationFeed
-from device_attestation.simulator import RUBBER_MIXING, SOLAR_CELL, FactorySpec, World, simulate_world
 from ledger_service.analytics_store.publish import (
     ProfileParams,
     YieldParams,
@@ -36,6 +34,8 @@ from ledger_service.analytics_store.publish import (
 from ledger_service.analytics_store.source import InputMismatch, LedgerSource, SourceError
 from ledger_service.config import Settings
 from ledger_service.service import LedgerService
+from simulation.factories import RUBBER_MIXING, SOLAR_CELL, FactorySpec, World, simulate_world
+from simulation.feed import FeedResult, SimulationFeed
 
 DAYS = 2
 

@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 
 import supet.cli
 from contracts.chain import Chain, dev_accounts
-from contracts.deploy import Deployment, deploy_suite
+from contracts.deploy import deploy_suite
+from contracts.deployment import Deployment
 from ledger_service.api import create_app
 from ledger_service.config import Settings
 from ledger_service.service import LedgerService

@@ -10,7 +10,8 @@ import pytest
 
 from contracts.anvil import AnvilNode
 from contracts.chain import Chain, dev_accounts
-from contracts.deploy import Deployment, deploy_suite
+from contracts.deploy import deploy_suite
+from contracts.deployment import Deployment
 from contracts.participant_ids import ACTIONS, PARTY_ROLES
 from contracts.participants import ParticipantRegistryClient
 from supet.cli import main

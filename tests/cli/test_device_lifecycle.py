@@ -11,7 +11,7 @@ from support import require
 
 from contracts.anvil import AnvilNode
 from contracts.chain import Chain, dev_accounts
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
 from contracts.registry import DeviceRegistryClient, OnChainScheme
 from supet.cli import main
 

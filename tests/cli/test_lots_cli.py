@@ -29,7 +29,8 @@ from contracts.certifier import (
     batch_readings,
 )
 from contracts.chain import Chain, dev_accounts
-from contracts.deploy import Deployment, deploy_suite
+from contracts.deploy import deploy_suite
+from contracts.deployment import Deployment
 from contracts.lots import OPEN_ACTION, TRANSFER_ACTION, LotRegistryClient, LotStatus
 from device_attestation.merkle import MerkleTree
 from device_attestation.sdk import DeviceSigner, Submission

@@ -20,7 +20,8 @@ import supet.cli
 from contracts.anvil import AnvilNode
 from contracts.chain import Chain, dev_accounts
 from contracts.claims import ClaimState
-from contracts.deploy import Deployment, deploy_suite
+from contracts.deploy import deploy_suite
+from contracts.deployment import Deployment
 from contracts.participant_ids import ACTIONS, PARTY_ROLES, TOPICS, party_role
 from contracts.participants import (
     ParticipantRegistryClient,

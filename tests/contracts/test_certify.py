@@ -731,8 +731,8 @@ def enroll_for(qc: QC, party: LocalAccount, device_id: str, scheme: str = "secp2
     """Enroll a device owned by ``party`` (granted the enroller role), with the consortium's test CA."""
     import datetime as dt
 
+    from contracts.enrollment import enroll_with_device_key
     from device_attestation.certificates import issue_device_certificate, make_device_csr
-    from device_attestation.enrollment import enroll_with_device_key
 
     qc.consortium.registry.grant_enroller(qc.operator, party.address)
     key = DeviceKey.generate(scheme)

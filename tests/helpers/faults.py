@@ -24,7 +24,8 @@ from support import TestConsortium, require
 
 from contracts.anvil import AnvilNode, find_anvil
 from contracts.chain import Chain, dev_accounts
-from contracts.deploy import Deployment, deploy_suite
+from contracts.deploy import deploy_suite
+from contracts.deployment import Deployment
 from contracts.registry import ReadingAnchorClient
 from device_attestation.merkle import MerkleTree, verify_inclusion
 from device_attestation.sdk import DeviceSigner, Submission

@@ -94,8 +94,8 @@ class TestConsortium:
     def enroll(self, device_id: str, scheme: str = "p256", *, active_from_ms: int = 0, start_seq: int = 1):  # type: ignore[no-untyped-def]
         import datetime as dt
 
+        from contracts.enrollment import enroll_with_device_key
         from device_attestation.certificates import issue_device_certificate, make_device_csr
-        from device_attestation.enrollment import enroll_with_device_key
         from device_attestation.keys import DeviceKey
         from device_attestation.sdk import DeviceSigner
 

@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 from support import TestConsortium
 
 from contracts.chain import dev_accounts
+from contracts.enrollment import answer_challenge
 from contracts.registry import DeviceRegistryClient, OnChainScheme, device_id_hash
 from device_attestation.certificates import (
     Challenge,
@@ -24,7 +25,6 @@ from device_attestation.certificates import (
     issue_device_certificate,
     make_device_csr,
 )
-from device_attestation.enrollment import answer_challenge
 from device_attestation.keys import DeviceKey
 from device_attestation.sdk import DeviceSigner
 from ledger_service.auth import canonical_request

@@ -18,7 +18,8 @@ from web3 import Web3
 
 from contracts.anvil import free_port
 from contracts.chain import Chain, dev_accounts
-from contracts.deploy import Deployment, deploy_suite
+from contracts.deploy import deploy_suite
+from contracts.deployment import Deployment
 from ledger_service.anchoring import CLOSED, AnchoringWorker
 from ledger_service.config import Settings
 from ledger_service.store.engine import create_schema, make_engine

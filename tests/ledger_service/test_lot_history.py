@@ -284,8 +284,8 @@ def enroll_for(ledger: LedgerService, party: LocalAccount, device_id: str) -> De
     """A secp256k1 device owned by ``party`` (granted the enroller role), with the test CA."""
     import datetime as dt
 
+    from contracts.enrollment import enroll_with_device_key
     from device_attestation.certificates import issue_device_certificate, make_device_csr
-    from device_attestation.enrollment import enroll_with_device_key
     from device_attestation.keys import DeviceKey
 
     consortium = TestConsortium(ledger.chain, ledger.deployment)

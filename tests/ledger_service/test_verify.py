@@ -50,7 +50,8 @@ from auditor.errors import (
 from auditor.verify import BundleVerifier, verify_bundle, verify_bundle_on_chain
 from contracts.anvil import AnvilNode, find_anvil
 from contracts.chain import Chain, dev_accounts
-from contracts.deploy import Deployment, deploy_suite
+from contracts.deploy import deploy_suite
+from contracts.deployment import Deployment
 from contracts.registry import DeviceRegistryClient, ReadingAnchorClient
 from device_attestation.errors import MerkleError, ProofMismatch, SignatureError
 from device_attestation.keys import DeviceKey, Scheme

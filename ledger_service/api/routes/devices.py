@@ -42,6 +42,7 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import Web3Exception
 from web3.logs import DISCARD
 
+from contracts.enrollment import ChallengeBook, registry_audience
 from contracts.errors import ChainError, ContractRevert, TransactionTimeout
 from contracts.registry import DeviceRegistryClient, OnChainScheme, device_id_hash
 from device_attestation.certificates import (
@@ -50,7 +51,6 @@ from device_attestation.certificates import (
     verify_device_certificate,
     verify_proof_of_possession,
 )
-from device_attestation.enrollment import ChallengeBook, registry_audience
 from device_attestation.errors import CertificateError, UntrustedCA
 from device_attestation.keys import Scheme
 from ledger_service.api.deps import EnrollerParty

@@ -1,4 +1,4 @@
-"""Drive a simulated world (:mod:`device_attestation.simulator`) through a real deployment.
+"""Drive a simulated world (:mod:`simulation.factories`) through a real deployment.
 
 Everything goes the way a real consortium's data goes: the buyer and the factories are admitted
 by the consortium's rules (:class:`contracts.onboarding.Onboarding`); each factory enrolls its
@@ -29,7 +29,8 @@ from cryptography import x509
 from eth_account.signers.local import LocalAccount
 
 from contracts.chain import Chain
-from contracts.deploy import Deployment
+from contracts.deployment import Deployment
+from contracts.enrollment import enroll_with_device_key
 from contracts.lots import LotRegistryClient, lot_key
 from contracts.onboarding import Onboarding
 from contracts.orders import PurchaseOrdersClient, due_day, order_id
@@ -40,11 +41,10 @@ from device_attestation.certificates import (
     issue_device_certificate,
     make_device_csr,
 )
-from device_attestation.enrollment import enroll_with_device_key
 from device_attestation.keys import DeviceKey, parse_scheme
 from device_attestation.reading import Domain, Reading, reading_digest
 from device_attestation.signing import sign_digest
-from device_attestation.simulator import FactoryTruth, SimReading, World
+from simulation.factories import FactoryTruth, SimReading, World
 
 __all__ = ["FeedResult", "SimulationFeed", "SubmitResult"]
 
