@@ -168,23 +168,7 @@ def simulate_line(
     @return the line (see :class:`YieldLine`)
     @raise SimulationError for out-of-range arguments
     """
-    if n_parameters < MIN_PARAMETERS:
-        raise SimulationError(
-            f"a line has at least {MIN_PARAMETERS} process parameters, got {n_parameters}",
-            code="analytics.simulation.too_few_parameters",
-        )
-    if n_units < 100:
-        raise SimulationError(
-            f"need at least 100 units, got {n_units}", code="analytics.simulation.too_few_units"
-        )
-    if not 1 <= n_key <= 20:
-        raise SimulationError(f"n_key must be 1 .. 20, got {n_key}", code="analytics.simulation.bad_n_key")
-    if not 0.0 <= group_correlation < 1.0 or group_size < 1:
-        raise SimulationError(
-            "group_correlation must be in [0, 1) and group_size >= 1", code="analytics.simulation.bad_groups"
-        )
-    if not 0.0 < target_yield < 1.0:
-        raise SimulationError("target_yield must be in (0, 1)", code="analytics.simulation.bad_target")
+    _check_arguments(n_units, n_parameters, n_key, group_size, group_correlation, target_yield)
 
     rng = np.random.default_rng(seed)
     p = n_parameters
@@ -205,33 +189,13 @@ def simulate_line(
         )
     true_values = mu + spread * z
 
-    keys: list[KeyParameter] = []
-    for j in key_idx:
-        offset = rng.uniform(0.4, 0.8) * rng.choice([-1.0, 1.0])
-        width = rng.uniform(0.8, 1.2)
-        strength = rng.uniform(0.8, 1.4)
-        keys.append(
-            KeyParameter(
-                index=int(j),
-                name=names[j],
-                center=float(mu[j] + offset * spread[j]),
-                width=float(width * spread[j]),
-                strength=float(strength),
-            )
-        )
+    keys = _draw_keys(rng, key_idx, names, mu, spread)
 
     # Tune b0 so the mean true probability is about target_yield (bisection: the mean is monotone in b0).
     penalty = np.zeros(n_units)
     for k in keys:
         penalty += k.strength * ((true_values[:, k.index] - k.center) / k.width) ** 2
-    lo, hi = -20.0, 20.0
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        if float(np.mean(1 / (1 + np.exp(-(mid - penalty))))) < target_yield:
-            lo = mid
-        else:
-            hi = mid
-    intercept = round((lo + hi) / 2, 6)
+    intercept = _tune_intercept(penalty, target_yield)
     probability = np.asarray(1.0 / (1.0 + np.exp(-(intercept - penalty))), dtype=np.float64)
     grade_a = (rng.random(n_units) < probability).astype(np.int64)
 
@@ -251,3 +215,65 @@ def simulate_line(
         keys=tuple(keys),
         intercept=intercept,
     )
+
+
+def _check_arguments(
+    n_units: int,
+    n_parameters: int,
+    n_key: int,
+    group_size: int,
+    group_correlation: float,
+    target_yield: float,
+) -> None:
+    """Refuse out-of-range arguments of :func:`simulate_line` (:class:`SimulationError`)."""
+    if n_parameters < MIN_PARAMETERS:
+        raise SimulationError(
+            f"a line has at least {MIN_PARAMETERS} process parameters, got {n_parameters}",
+            code="analytics.simulation.too_few_parameters",
+        )
+    if n_units < 100:
+        raise SimulationError(
+            f"need at least 100 units, got {n_units}", code="analytics.simulation.too_few_units"
+        )
+    if not 1 <= n_key <= 20:
+        raise SimulationError(f"n_key must be 1 .. 20, got {n_key}", code="analytics.simulation.bad_n_key")
+    if not 0.0 <= group_correlation < 1.0 or group_size < 1:
+        raise SimulationError(
+            "group_correlation must be in [0, 1) and group_size >= 1", code="analytics.simulation.bad_groups"
+        )
+    if not 0.0 < target_yield < 1.0:
+        raise SimulationError("target_yield must be in (0, 1)", code="analytics.simulation.bad_target")
+
+
+def _draw_keys(
+    rng: np.random.Generator, key_idx: IntArray, names: tuple[str, ...], mu: FloatArray, spread: FloatArray
+) -> list[KeyParameter]:
+    """The planted key parameters: each one's optimum offset, window width and strength drawn in turn."""
+    keys: list[KeyParameter] = []
+    for j in key_idx:
+        offset = rng.uniform(0.4, 0.8) * rng.choice([-1.0, 1.0])
+        width = rng.uniform(0.8, 1.2)
+        strength = rng.uniform(0.8, 1.4)
+        keys.append(
+            KeyParameter(
+                index=int(j),
+                name=names[j],
+                center=float(mu[j] + offset * spread[j]),
+                width=float(width * spread[j]),
+                strength=float(strength),
+            )
+        )
+    return keys
+
+
+def _tune_intercept(penalty: FloatArray, target_yield: float) -> float:
+    """``b0`` such that the mean true probability is about ``target_yield`` (bisection: the mean is
+    monotone in ``b0``), rounded to 6 decimals."""
+    lo, hi = -20.0, 20.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if float(np.mean(1 / (1 + np.exp(-(mid - penalty))))) < target_yield:
+            lo = mid
+        else:
+            hi = mid
+    return round((lo + hi) / 2, 6)
