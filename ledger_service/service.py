@@ -88,25 +88,7 @@ class LedgerService:
         directory, or generated there on the first start (:func:`with_token_secret`).
         """
         settings = with_token_secret(settings)
-        if deployment is None and settings.chain != "embedded":
-            assert settings.deployment is not None  # enforced by Settings
-            deployment = Deployment.load(settings.deployment)
-        if chain is None:
-            if settings.chain == "embedded":
-                chain = Chain.embedded(timeout=settings.anchor_timeout_seconds)
-            else:
-                # Ingest does not need the chain: a service (re)started while the node is down opens
-                # anyway, on the deployment's chain id; anchoring catches up when the node is back.
-                assert deployment is not None
-                chain = Chain.connect(
-                    settings.chain,
-                    timeout=settings.anchor_timeout_seconds,
-                    expected_chain_id=deployment.chain_id,
-                )
-        if deployment is None:
-            deployment = deploy_suite(chain, dev_accounts(1)[0])
-            if settings.deployment is not None:
-                deployment.save(settings.deployment)
+        chain, deployment = _chain_and_deployment(settings, chain, deployment)
         try:
             deployment.check(chain)
         except ChainError as e:
@@ -221,6 +203,33 @@ class LedgerService:
         checks["mqtt"] = self.mqtt.status() if self.mqtt is not None else "disabled"
         checks["components"] = {name: st.to_json_obj() for name, st in sorted(states.items())}
         return checks
+
+
+def _chain_and_deployment(
+    settings: Settings, chain: Chain | None, deployment: Deployment | None
+) -> tuple[Chain, Deployment]:
+    """The chain and deployment to serve: given ones kept, else loaded or connected (on the
+    embedded chain, the suite deployed and, with ``settings.deployment``, saved there)."""
+    if deployment is None and settings.chain != "embedded":
+        assert settings.deployment is not None  # enforced by Settings
+        deployment = Deployment.load(settings.deployment)
+    if chain is None:
+        if settings.chain == "embedded":
+            chain = Chain.embedded(timeout=settings.anchor_timeout_seconds)
+        else:
+            # Ingest does not need the chain: a service (re)started while the node is down opens
+            # anyway, on the deployment's chain id; anchoring catches up when the node is back.
+            assert deployment is not None
+            chain = Chain.connect(
+                settings.chain,
+                timeout=settings.anchor_timeout_seconds,
+                expected_chain_id=deployment.chain_id,
+            )
+    if deployment is None:
+        deployment = deploy_suite(chain, dev_accounts(1)[0])
+        if settings.deployment is not None:
+            deployment.save(settings.deployment)
+    return chain, deployment
 
 
 def _anchor_signer(settings: Settings) -> LocalAccount:
