@@ -36,8 +36,9 @@ from ledger_service.analytics_store.publish import (
 from ledger_service.analytics_store.source import LedgerSource
 from ledger_service.config import Settings
 from ledger_service.service import LedgerService
-from simulation.factories import RUBBER_MIXING, SOLAR_CELL, FactorySpec, simulate_world
+from simulation.factories import simulate_world
 from simulation.feed import SimulationFeed
+from simulation.kinds import RUBBER_MIXING, SOLAR_CELL, FactorySpec
 
 
 def main() -> None:

@@ -44,7 +44,7 @@ from device_attestation.certificates import (
 from device_attestation.keys import DeviceKey, parse_scheme
 from device_attestation.reading import Domain, Reading, reading_digest
 from device_attestation.signing import sign_digest
-from simulation.factories import FactoryTruth, SimReading, World
+from simulation.truth import FactoryTruth, SimReading, World
 
 __all__ = ["FeedResult", "SimulationFeed", "SubmitResult"]
 

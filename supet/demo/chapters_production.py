@@ -21,8 +21,10 @@ from contracts.onboarding import Onboarding
 from ledger_service.analytics_store.source import LedgerSource
 from ledger_service.lots.certification import certification_package
 from ledger_service.store.models import ReadingRow
-from simulation.factories import RUBBER_MIXING, SOLAR_CELL, FactorySpec, World, simulate_world
+from simulation.factories import simulate_world
 from simulation.feed import FeedResult, SimulationFeed
+from simulation.kinds import RUBBER_MIXING, SOLAR_CELL, FactorySpec
+from simulation.truth import World
 from supet.demo.report import Report
 from supet.demo.scene import FIXED, RUBBER_GTIN, SOLAR_GTIN, Answer, DemoOptions, Scene, Step, day_s
 

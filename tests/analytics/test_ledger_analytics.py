@@ -34,8 +34,10 @@ from ledger_service.analytics_store.publish import (
 from ledger_service.analytics_store.source import InputMismatch, LedgerSource, SourceError
 from ledger_service.config import Settings
 from ledger_service.service import LedgerService
-from simulation.factories import RUBBER_MIXING, SOLAR_CELL, FactorySpec, World, simulate_world
+from simulation.factories import simulate_world
 from simulation.feed import FeedResult, SimulationFeed
+from simulation.kinds import RUBBER_MIXING, SOLAR_CELL, FactorySpec
+from simulation.truth import World
 
 DAYS = 2
 
