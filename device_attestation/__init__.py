@@ -19,8 +19,6 @@ from .certificates import (
     certificate_fingerprint,
     challenge_digest,
     check_key_matches,
-    create_manufacturer_ca,
-    issue_device_certificate,
     load_certificate,
     make_device_csr,
     new_challenge,
@@ -50,6 +48,7 @@ from .errors import (
     WrongKeyType,
 )
 from .keys import DeviceKey, DevicePublicKey, Scheme, parse_scheme
+from .manufacturer_ca import create_manufacturer_ca, issue_device_certificate
 from .merkle import MerkleTree, hash_pair, leaf_hash, process_proof, verify_inclusion
 from .reading import (
     READING_TYPE,

@@ -27,13 +27,12 @@ import math
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Final
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 from cryptography.x509.verification import (
     Criticality,
     ExtensionPolicy,
@@ -45,6 +44,7 @@ from cryptography.x509.verification import (
 
 from ._internal.hexutil import address_bytes, hex0x
 from ._internal.keccak import keccak256
+from ._internal.x509util import _aware, _check_device_id, _common_name, _ext, _subject_key_id, _utcnow
 from .errors import (
     CertificateError,
     CertificateExpired,
@@ -57,6 +57,9 @@ from .errors import (
     WrongKeyType,
 )
 from .keys import DeviceKey, DevicePublicKey, Scheme
+
+# Issuing lives in manufacturer_ca.py; these two names stay importable here for supet/cli/ca.py.
+from .manufacturer_ca import create_manufacturer_ca, issue_device_certificate
 from .signing import PublicKeyOrAddress, sign_digest, verify_signature
 
 __all__ = [
@@ -81,70 +84,6 @@ __all__ = [
 POP_TAG: Final = "supET device PoP v1"
 _POP_TAG_HASH: Final = keccak256(POP_TAG.encode("ascii"))
 _FUTURE_SKEW: Final = dt.timedelta(seconds=30)
-_BACKDATE: Final = dt.timedelta(minutes=5)
-
-
-# --- helpers ----------------------------------------------------------------------
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0)
-
-
-def _aware(value: dt.datetime, what: str) -> dt.datetime:
-    if not isinstance(value, dt.datetime) or value.tzinfo is None:
-        raise CertificateError(
-            f"{what} must be a timezone-aware datetime (e.g. datetime.now(timezone.utc))",
-            code="certificate.naive_time",
-        )
-    return value
-
-
-def _check_device_id(device_id: object) -> str:
-    if not isinstance(device_id, str) or not 1 <= len(device_id) <= 64:
-        raise CertificateInvalid(
-            f"device id {device_id!r} is invalid: it must be 1..64 characters, "
-            "the serial the device is enrolled under",
-            code="certificate.device_id",
-        )
-    return device_id
-
-
-def _subject_key_id(cert: x509.Certificate) -> bytes:
-    try:
-        return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-    except x509.ExtensionNotFound:
-        return x509.SubjectKeyIdentifier.from_public_key(cert.public_key()).digest
-
-
-_E = TypeVar("_E", bound=x509.ExtensionType)
-
-
-def _ext(cert: x509.Certificate, kind: type[_E]) -> _E | None:
-    try:
-        return cert.extensions.get_extension_for_class(kind).value
-    except x509.ExtensionNotFound:
-        return None
-
-
-def _key_usage(*, digital_signature: bool = False, cert_sign: bool = False) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=digital_signature,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=cert_sign,
-        crl_sign=cert_sign,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
-def _same_public_key(a: object, b: object) -> bool:
-    fmt = serialization.PublicFormat.SubjectPublicKeyInfo
-    der = serialization.Encoding.DER
-    return a.public_bytes(der, fmt) == b.public_bytes(der, fmt)  # type: ignore[attr-defined]
 
 
 def load_certificate(data: bytes) -> x509.Certificate:
@@ -176,56 +115,7 @@ def certificate_fingerprint(cert: x509.Certificate) -> bytes:
     return cert.fingerprint(hashes.SHA256())
 
 
-# --- issuing ----------------------------------------------------------------------
-
-
-def create_manufacturer_ca(
-    *,
-    common_name: str,
-    organization: str,
-    valid_days: int,
-    key: ec.EllipticCurvePrivateKey | None = None,
-    not_before: dt.datetime | None = None,
-) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """A self-signed P-256 manufacturer CA that may issue device certificates only.
-
-    BasicConstraints ``CA:TRUE, pathlen:0`` and KeyUsage ``keyCertSign,
-    cRLSign`` (both critical), and a SubjectKeyIdentifier. Validity starts at
-    ``not_before`` (default: five minutes ago, for clock skew) and lasts
-    ``valid_days``. A fresh key is generated unless ``key`` is given.
-    """
-    if key is None:
-        key = ec.generate_private_key(ec.SECP256R1())
-    elif not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
-        raise WrongKeyType(
-            "a manufacturer CA key must be a P-256 private key; generate one with "
-            "ec.generate_private_key(ec.SECP256R1())"
-        )
-    if valid_days < 1:
-        raise CertificateError(
-            f"valid_days must be at least 1, got {valid_days}", code="certificate.validity"
-        )
-    start = _aware(not_before, "not_before") if not_before is not None else _utcnow() - _BACKDATE
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
-        ]
-    )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + dt.timedelta(days=valid_days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_key_usage(cert_sign=True), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
+# --- the device's CSR ---------------------------------------------------------------
 
 
 def make_device_csr(key: DeviceKey, device_id: str) -> x509.CertificateSigningRequest:
@@ -235,88 +125,6 @@ def make_device_csr(key: DeviceKey, device_id: str) -> x509.CertificateSigningRe
         x509.CertificateSigningRequestBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device_id)]))
         .sign(key.private_key, hashes.SHA256())
-    )
-
-
-def _common_name(name: x509.Name, what: str) -> str:
-    cns = name.get_attributes_for_oid(NameOID.COMMON_NAME)
-    if len(cns) != 1:
-        raise CertificateInvalid(
-            f"{what} has {len(cns)} common names; it needs exactly one, CN = the device id",
-            code="certificate.device_id",
-        )
-    value = cns[0].value
-    return _check_device_id(value if isinstance(value, str) else value.decode("utf-8", "replace"))
-
-
-def issue_device_certificate(
-    *,
-    ca_key: ec.EllipticCurvePrivateKey,
-    ca_cert: x509.Certificate,
-    csr: x509.CertificateSigningRequest,
-    valid_days: int,
-    not_before: dt.datetime | None = None,
-    serial: int | None = None,
-) -> x509.Certificate:
-    """Issue a device (leaf) certificate for a CSR; CN = the CSR's device id.
-
-    Checks the CSR's self-signature and that ``ca_key`` belongs to
-    ``ca_cert``. The leaf has BasicConstraints ``CA:FALSE`` and KeyUsage
-    ``digitalSignature`` (both critical), ExtendedKeyUsage ``clientAuth``,
-    and Authority and Subject Key Identifiers. Validity starts at
-    ``not_before`` (default: five minutes ago, for clock skew) and lasts
-    ``valid_days``; ``serial`` defaults to a random 159-bit number.
-    """
-    if not csr.is_signature_valid:
-        raise CertificateInvalid(
-            "the CSR's signature does not verify with its own key; have the device make a "
-            "new CSR with make_device_csr",
-            code="certificate.csr_signature",
-        )
-    device_id = _common_name(csr.subject, "the CSR")
-    try:
-        public = DevicePublicKey.from_cryptography(csr.public_key())
-    except UnsupportedAlgorithm as e:  # pragma: no cover - cryptography parses EC/RSA/EdDSA
-        raise WrongKeyType(f"unsupported CSR key ({e})") from e
-    if not _same_public_key(ca_key.public_key(), ca_cert.public_key()):
-        raise KeyMismatch(
-            "ca_key is not the private key of ca_cert; pass the CA certificate that belongs to this key",
-            code="certificate.ca_key_mismatch",
-        )
-    ca_bc = _ext(ca_cert, x509.BasicConstraints)
-    if ca_bc is None or not ca_bc.ca:
-        raise CertificateInvalid(
-            "ca_cert is not a CA certificate (basicConstraints CA:TRUE missing); "
-            "issue from a manufacturer CA made by create_manufacturer_ca",
-            code="certificate.issuer_not_ca",
-        )
-    if valid_days < 1:
-        raise CertificateError(
-            f"valid_days must be at least 1, got {valid_days}", code="certificate.validity"
-        )
-    start = _aware(not_before, "not_before") if not_before is not None else _utcnow() - _BACKDATE
-    device_key = public.to_cryptography()
-    return (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device_id)]))
-        .issuer_name(ca_cert.subject)
-        .public_key(device_key)
-        .serial_number(serial if serial is not None else x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + dt.timedelta(days=valid_days))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(digital_signature=True), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier(
-                key_identifier=_subject_key_id(ca_cert),
-                authority_cert_issuer=None,
-                authority_cert_serial_number=None,
-            ),
-            critical=False,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(device_key), critical=False)
-        .sign(ca_key, hashes.SHA256())
     )
 
 

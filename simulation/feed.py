@@ -35,13 +35,9 @@ from contracts.lots import LotRegistryClient, lot_key
 from contracts.onboarding import Onboarding
 from contracts.orders import PurchaseOrdersClient, due_day, order_id
 from contracts.registry import DeviceRegistryClient
-from device_attestation.certificates import (
-    ca_key_hash,
-    create_manufacturer_ca,
-    issue_device_certificate,
-    make_device_csr,
-)
+from device_attestation.certificates import ca_key_hash, make_device_csr
 from device_attestation.keys import DeviceKey, parse_scheme
+from device_attestation.manufacturer_ca import create_manufacturer_ca, issue_device_certificate
 from device_attestation.reading import Domain, Reading, reading_digest
 from device_attestation.signing import sign_digest
 from simulation.truth import FactoryTruth, SimReading, World
