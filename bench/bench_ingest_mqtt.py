@@ -52,7 +52,7 @@ from support import TempPostgresDatabase, TestConsortium, postgres_available
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
 from ledger_service.config import Settings
-from ledger_service.mqtt import parse_mqtt_url
+from ledger_service.mqtt.settings import parse_mqtt_url
 from ledger_service.service import LedgerService
 from ledger_service.store.models import ReadingRow
 

@@ -22,7 +22,7 @@ from ledger_service.ingest.committer import Committer
 from ledger_service.ingest.pipeline import IngestPipeline
 from ledger_service.logs import log_rejections
 from ledger_service.metrics import HealthMonitor, LedgerMetrics
-from ledger_service.mqtt import MqttBridge
+from ledger_service.mqtt.bridge import MqttBridge
 from ledger_service.registry_cache import RegistryCache
 from ledger_service.store.engine import create_schema, make_engine
 from ledger_service.store.models import ReadingRow

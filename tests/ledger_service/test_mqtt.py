@@ -32,7 +32,8 @@ from device_attestation.merkle import verify_inclusion
 from ledger_service.config import Settings
 from ledger_service.errors import ConfigError, LedgerError
 from ledger_service.ingest.pipeline import IngestPipeline, ItemResult
-from ledger_service.mqtt import BrokerAddress, MqttBridge, MqttUrlError, parse_mqtt_url, receipts_topic
+from ledger_service.mqtt.bridge import MqttBridge
+from ledger_service.mqtt.settings import BrokerAddress, MqttUrlError, parse_mqtt_url, receipts_topic
 from ledger_service.service import LedgerService
 from ledger_service.store.models import ReadingRow
 

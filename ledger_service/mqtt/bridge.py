@@ -1,64 +1,15 @@
-"""MQTT ingest: the same submissions as HTTP, published to ``devices/<device_id>/readings``.
-
-The bridge subscribes to ``devices/+/readings`` at QoS 1 with a persistent MQTT v5
-session (fixed client id, ``clean_start`` false, a session expiry), so readings
-published while the service is briefly away are queued by the broker and
-delivered when it is back.
-
-Acknowledgement is manual: a message's PUBACK is sent only once its reading is
-durably committed (or definitively refused), after its receipt was published to
-``devices/<device_id>/receipts``. A crash before the commit leaves the message
-unacknowledged and the broker delivers it again; the ledger's idempotency turns
-such a redelivery into the same receipt. Nothing acknowledged is lost.
-
-Messages are handled in micro-batches by one worker thread (never the network
-thread): up to ``batch_max`` messages, or what arrives within ``batch_wait``
-seconds of the first, go to :meth:`IngestPipeline.submit` in one call.
-
-When the store is unavailable (``store.unavailable``) nothing is acknowledged
-and nothing is published: the bridge drops its local copies, disconnects
-(keeping the session), waits with a growing delay and reconnects, and the broker
-redelivers every unacknowledged message in its original order.
-
-Bad input is answered as bad input: a payload that is not strict JSON (too deep,
-a duplicate key, NaN, a 5,000-digit number, ...; see :func:`ledger_service.jsonio.loads_strict`)
-gets an error receipt (``request.bad_json``) and is acknowledged, like any refused reading.
-When the pipeline fails on a batch (an exception, not a refusal), each message is tried
-alone, and one that keeps failing is tried again after a growing pause, ``max_attempts``
-times in all. Then it is **dead-lettered**: published unchanged to ``dead-letters/<its
-topic>`` (QoS 1, with ``reason``, ``attempts`` and ``error`` user properties; subscribe to
-``dead-letters/#`` with a persistent session to keep them), logged with its SHA-256,
-answered with an error receipt (``mqtt.dead_letter``), acknowledged, and counted
-(``supet_mqtt_dead_letters_total{reason}``). The others of its batch are answered as usual,
-and the bridge never disconnects for it, so readiness is not affected. A payload whose
-decoding raises is dead-lettered at once (decoding is deterministic). Acknowledgements stay
-in the order of delivery (Mosquitto drops a client that acknowledges out of order while
-publishing). A process that dies while trying such a message leaves it unacknowledged: the
-broker delivers it again after the restart.
-
-Broker requirements: MQTT v5 (Mosquitto 2 is fine). The broker holds only
-``max_queued_messages`` messages per session beyond those in flight (Mosquitto:
-1000 by default) and drops QoS 1 messages above that; size it for the backlog
-you expect while the service is away. A device has its reading in the ledger
-when it gets the receipt, not when the broker acknowledges its PUBLISH: keep a
-reading until its receipt arrives and resend it otherwise (resending is safe).
-
-Topic names cannot hold ``/``, ``+`` or ``#`` inside one level: devices whose id
-contains these characters must use HTTP.
-"""
+"""The MQTT bridge: the client, its connection and session, and the worker that hands micro-batches
+to the pipeline, publishes receipts and acknowledges after the commit (see :mod:`ledger_service.mqtt`)."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import queue
 import ssl
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
+from collections.abc import Callable
+from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
@@ -67,21 +18,24 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from ledger_service.errors import ConfigError, LedgerError
 from ledger_service.ingest.pipeline import ItemResult
-from ledger_service.jsonio import BodyDecodeError, dumps_exact, loads_strict
+from ledger_service.jsonio import dumps_exact
+from ledger_service.mqtt.answers import Answer, Message, MqttStats, Submitter, decode, submit_batch
+from ledger_service.mqtt.dead_letter import dead_letter
+from ledger_service.mqtt.settings import (
+    DEAD_PIPELINE_ERROR,
+    DEAD_UNDECODABLE,
+    READINGS_TOPIC,
+    MqttError,
+    parse_mqtt_url,
+    receipts_topic,
+    topic_device,
+)
 
-log = logging.getLogger(__name__)
+__all__ = ["MqttBridge"]
 
-#: What the bridge subscribes to.
-READINGS_TOPIC = "devices/+/readings"
-#: The result code that leaves a message unacknowledged, for the broker to deliver again.
-STORE_UNAVAILABLE = "store.unavailable"
-#: A dead-lettered message is republished to this prefix + its topic.
-DEAD_LETTER_PREFIX = "dead-letters/"
-#: Dead-letter reasons (the ``reason`` label of ``supet_mqtt_dead_letters_total``).
-DEAD_PIPELINE_ERROR = "pipeline_error"
-DEAD_UNDECODABLE = "undecodable"
+log = logging.getLogger("ledger_service.mqtt")
+
 #: Receive Maximum the protocol allows.
 _MAX_RECEIVE = 65_535
 
@@ -94,156 +48,8 @@ class _QuietDisconnect(logging.Filter):
         return not str(record.msg).startswith("Client is not connected")
 
 
-_PAHO_LOG = logging.getLogger(f"{__name__}.paho")
+_PAHO_LOG = logging.getLogger("ledger_service.mqtt.paho")
 _PAHO_LOG.addFilter(_QuietDisconnect())
-
-
-class MqttError(LedgerError):
-    """The MQTT bridge cannot work as configured."""
-
-    code = "mqtt.error"
-
-
-class MqttUrlError(ConfigError):
-    """The MQTT URL cannot be used (``SUPET_MQTT_URL``)."""
-
-    code = "config.mqtt_url"
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerAddress:
-    """Where the broker is, from ``mqtt://[user[:password]@]host[:port]`` (``mqtts://``: TLS)."""
-
-    host: str
-    port: int
-    tls: bool = False
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-
-    def __str__(self) -> str:
-        user = f"{self.username}@" if self.username else ""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{host}:{self.port}"
-
-
-def parse_mqtt_url(url: str) -> BrokerAddress:
-    """Parse an MQTT URL; raise :class:`MqttUrlError` saying what is wrong with it."""
-    hint = "expected mqtt://[user[:password]@]host[:port] or mqtts://... (TLS)"
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError as e:
-        raise MqttUrlError(f"MQTT URL {_redact(url)!r} is malformed ({e}); {hint}") from e
-    scheme = parts.scheme.lower()
-    if scheme not in ("mqtt", "mqtts"):
-        raise MqttUrlError(f"MQTT URL {_redact(url)!r}: unknown scheme {parts.scheme!r}; {hint}")
-    if not parts.hostname:
-        raise MqttUrlError(f"MQTT URL {_redact(url)!r} has no host; {hint}")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise MqttUrlError(f"MQTT URL {_redact(url)!r}: a path, query or fragment is not supported; {hint}")
-    if port == 0:
-        raise MqttUrlError(f"MQTT URL {_redact(url)!r}: port 0 is not a broker port; {hint}")
-    tls = scheme == "mqtts"
-    username = unquote(parts.username) if parts.username else None
-    password = unquote(parts.password) if parts.password is not None else None
-    if password is not None and username is None:
-        raise MqttUrlError(f"MQTT URL {_redact(url)!r}: a password needs a user name; {hint}")
-    return BrokerAddress(
-        host=parts.hostname,
-        port=port if port is not None else (8883 if tls else 1883),
-        tls=tls,
-        username=username,
-        password=password,
-    )
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return parts._replace(netloc=netloc).geturl()
-    except ValueError:
-        return "<unparsable URL>"
-
-
-def topic_device(topic: str) -> str | None:
-    """The device id of ``devices/<device_id>/readings``, or None for another topic."""
-    parts = topic.split("/")
-    if len(parts) == 3 and parts[0] == "devices" and parts[2] == "readings":
-        return parts[1]
-    return None
-
-
-def receipts_topic(device_id: str) -> str:
-    return f"devices/{device_id}/receipts"
-
-
-class Submitter(Protocol):
-    """What the bridge needs of the ingest pipeline."""
-
-    def submit(self, objs: Sequence[Any], *, source: str) -> list[ItemResult]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class MqttStats:
-    """Counters since the bridge was built (metrics)."""
-
-    #: Messages taken from the broker (redeliveries included).
-    received: int
-    #: Messages answered with a receipt (identical resubmissions and redeliveries included).
-    accepted: int
-    #: Messages answered with an error (acknowledged: not delivered again).
-    rejected: int
-    #: Messages the broker delivered again (DUP flag) after a lost connection or a restart.
-    redelivered: int
-    #: Messages left unacknowledged because the store was unavailable (the broker delivers them again).
-    deferred: int
-    #: Local copies dropped because the broker delivers them again (resumed session).
-    dropped: int
-    #: Calls to the pipeline.
-    batches: int
-    connected: bool
-    #: Messages dead-lettered (the pipeline failed on them ``max_attempts`` times, or decoding raised).
-    dead_lettered: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class _Message:
-    device: str | None
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
-    dup: bool
-    generation: int
-
-    @property
-    def key(self) -> bytes:
-        """The SHA-256 of topic and payload: names a message in logs (the broker's mid changes)."""
-        return hashlib.sha256(self.topic.encode("utf-8", "replace") + b"\0" + self.payload).digest()
-
-
-@dataclass(slots=True)
-class _Answer:
-    """What one message gets: a JSON reply (receipt or error), or nothing (deferred)."""
-
-    reply: dict[str, Any] | None = None
-    accepted: bool = False
-
-    def take(self, r: ItemResult, obj: Any) -> bool:
-        """Set the reply from the pipeline's result for ``obj``; False when the store was unavailable
-        (then nothing is answered: the message is delivered again)."""
-        if r.receipt is not None:
-            self.reply = r.receipt.to_json_obj()
-            self.accepted = True
-        elif r.code == STORE_UNAVAILABLE:
-            return False
-        else:
-            self.reply = _error(r.code or "reading.rejected", r.message or "", obj)
-        return True
 
 
 class MqttBridge:
@@ -299,7 +105,7 @@ class MqttBridge:
         #: The last connection or subscription problem, for readiness (None when fine).
         self.last_error: str | None = None
 
-        self._queue: queue.Queue[_Message] = queue.Queue()
+        self._queue: queue.Queue[Message] = queue.Queue()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._lifecycle = threading.Lock()  # start/stop/reconnect of the client
@@ -519,7 +325,7 @@ class MqttBridge:
         except UnicodeDecodeError:
             topic = ""
         self._queue.put(
-            _Message(
+            Message(
                 device=topic_device(topic),
                 topic=topic,
                 payload=bytes(msg.payload),
@@ -557,19 +363,19 @@ class MqttBridge:
                 )
                 self._redeliver_later("a batch failed")
 
-    def _process(self, batch: list[_Message]) -> None:
+    def _process(self, batch: list[Message]) -> None:
         with self._ack_lock:
             floor = self._floor
         live = [m for m in batch if m.generation >= floor]
         self._dropped += len(batch) - len(live)
         if not live:
             return
-        answers = [_Answer() for _ in live]
+        answers = [Answer() for _ in live]
         objs: list[Any] = []
         slots: list[int] = []
         for i, m in enumerate(live):
             try:
-                obj, refusal = self._decode(m)
+                obj, refusal = decode(m, self.max_payload_bytes)
             except Exception as e:  # a decoder bug: the same bytes fail again, so do not wait for them
                 log.exception("MQTT ingest: decoding a message on %r raised", m.topic)
                 answers[i].reply = self._dead_letter(m, DEAD_UNDECODABLE, f"{type(e).__name__}: {e}", 1)
@@ -621,6 +427,10 @@ class MqttBridge:
                 objs[slots.index(slot)],
             )
         self._store_delay = self.store_retry_min
+        self._publish_answers(live, answers)
+
+    def _publish_answers(self, live: list[Message], answers: list[Answer]) -> None:
+        """Publish each message's reply to its device's receipts topic and acknowledge it, in order."""
         accepted = 0
         for m, a in zip(live, answers, strict=True):
             assert a.reply is not None
@@ -638,96 +448,19 @@ class MqttBridge:
                 log.exception("MQTT ingest: on_accepted failed")
 
     def _submit(self, objs: list[Any]) -> list[ItemResult | Exception]:
-        """The pipeline's results; when it fails on the batch, each submission's alone (or its failure)."""
-        self._batches += 1
-        try:
-            results = self.pipeline.submit(objs, source="mqtt")
-            if len(results) != len(objs):
-                raise MqttError(f"the pipeline answered {len(results)} results for {len(objs)} submissions")
-            return list(results)
-        except Exception as e:  # timeout, broken worker pool, a bug: nothing is known as stored
-            log.error(
-                "MQTT ingest: the pipeline failed on %d submission(s) (%s: %s)%s",
-                len(objs),
-                type(e).__name__,
-                e,
-                "; trying each alone" if len(objs) > 1 else "",
-            )
-            if len(objs) == 1:
-                return [e]
-        out: list[ItemResult | Exception] = []
-        for obj in objs:
-            self._batches += 1
-            try:
-                (result,) = self.pipeline.submit([obj], source="mqtt")
-                out.append(result)
-            except Exception as e:
-                out.append(e)
-        return out
+        """The pipeline's results for ``objs`` (:func:`submit_batch`), its calls counted."""
+        results, calls = submit_batch(self.pipeline, objs)
+        self._batches += calls
+        return results
 
     def _dead_letter(
-        self, m: _Message, reason: str, detail: str, attempts: int, obj: Any = None
+        self, m: Message, reason: str, detail: str, attempts: int, obj: Any = None
     ) -> dict[str, Any]:
-        """Publish ``m`` to the dead-letter topic, log and count it; the error reply for its device."""
-        props = Properties(PacketTypes.PUBLISH)
-        props.UserProperty = [("reason", reason), ("attempts", str(attempts)), ("error", detail[:200])]
-        self._client.publish(DEAD_LETTER_PREFIX + (m.topic or "unknown"), m.payload, qos=1, properties=props)
+        """Dead-letter ``m`` (:func:`dead_letter`) and count it; the error reply for its device."""
         self._dead_lettered += 1
-        log.error(
-            "MQTT ingest: dead-lettered a message on %r (%d bytes, sha256 %s) after %d attempt(s): %s: %s",
-            m.topic,
-            len(m.payload),
-            m.key.hex(),
-            attempts,
-            reason,
-            detail[:300],
-            extra={"event": "mqtt.dead_letter", "reason": reason},
-        )
-        if self.on_dead_letter is not None:
-            try:
-                self.on_dead_letter(reason)
-            except Exception:  # counting must not stop ingest
-                log.exception("MQTT ingest: on_dead_letter failed")
-        return _error(
-            "mqtt.dead_letter",
-            f"the ledger could not process this message ({attempts} attempts); it was set aside "
-            f"on {DEAD_LETTER_PREFIX}{m.topic} for the operator: resend the reading later or over HTTP",
-            obj,
-        )
+        return dead_letter(self._client, m, reason, detail, attempts, obj, self.on_dead_letter)
 
-    def _decode(self, m: _Message) -> tuple[Any, dict[str, Any] | None]:
-        """The submission object, or a refusal reply."""
-        if m.device is None:
-            return None, _error(
-                "mqtt.bad_topic", f"publish readings to devices/<device_id>/readings, not {m.topic!r}"
-            )
-        if len(m.payload) > self.max_payload_bytes:
-            return None, _error(
-                "request.too_large",
-                f"the payload has {len(m.payload)} bytes; one submission may have at most "
-                f"{self.max_payload_bytes}",
-            )
-        try:
-            obj = loads_strict(m.payload)
-        except BodyDecodeError as e:  # too deep, duplicate keys, NaN, a 5,000-digit number, ...
-            return None, _error(e.code, e.message)
-        if not isinstance(obj, dict):
-            return None, _error(
-                "request.bad_shape",
-                'publish one submission object {"reading": ..., "scheme": ..., "signature": ...}',
-            )
-        reading = obj.get("reading")
-        claimed = reading.get("device_id") if isinstance(reading, dict) else None
-        if isinstance(claimed, str) and claimed != m.device:
-            return None, _error(
-                "mqtt.topic_mismatch",
-                f"the reading is from device {claimed!r} but was published to {m.topic!r}: a device "
-                f"publishes only its own readings, to devices/{claimed}/readings",
-                obj,
-            )
-        return obj, None
-
-    def _ack(self, m: _Message) -> None:
+    def _ack(self, m: Message) -> None:
         if m.qos == 0:
             return
         with self._ack_lock:
@@ -756,17 +489,3 @@ class MqttBridge:
                 self._connect_async()
         finally:
             self._pausing = False
-
-
-def _error(code: str, message: str, obj: Any = None) -> dict[str, Any]:
-    """An error reply, with the submission's device_id and seq when it has them."""
-    out: dict[str, Any] = {"error": {"code": code, "message": message}}
-    reading = obj.get("reading") if isinstance(obj, dict) else None
-    if isinstance(reading, dict):
-        device_id = reading.get("device_id")
-        seq = reading.get("seq")
-        if isinstance(device_id, str):
-            out["device_id"] = device_id
-        if isinstance(seq, int) and not isinstance(seq, bool):
-            out["seq"] = seq
-    return out
