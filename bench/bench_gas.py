@@ -1,12 +1,14 @@
-"""Gas of anchorBatch and of verifyReading per signature scheme, and of the finance contracts'
+"""Gas of trustCA and enrollment per scheme (birth attestation + proof of possession checked on chain,
+issue 12.2), of anchorBatch and of verifyReading per signature scheme, and of the finance contracts'
 writes (orders, credit records, consent, receivables), on both chains.
 
     .venv/bin/python bench/bench_gas.py
 
-Uses the Reading v1 vectors (a batch of 6: proofs of 2-3 siblings). The embedded
-chain (py-evm) has no P-256 precompile, so OpenZeppelin's P256 falls back to
-Solidity there; anvil with --hardfork osaka has the EIP-7951 precompile.
-verifyReading is a view: its gas is what eth_estimateGas reports for a call.
+The Reading v1 vectors' devices cannot be enrolled any more (nobody holds their keys, and the registry
+wants the device's proof of possession), so fresh devices sign the vectors' readings again, in a batch
+of 6 like the vectors' (proofs of 2-3 siblings). The embedded chain (py-evm) has no P-256 precompile,
+so OpenZeppelin's P256 falls back to Solidity there; anvil with --hardfork osaka has the EIP-7951
+precompile. verifyReading is a view: its gas is what eth_estimateGas reports for a call.
 """
 
 from __future__ import annotations
@@ -21,58 +23,87 @@ from eth_utils import keccak
 from contracts.anvil import AnvilNode
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
+from contracts.registry import DeviceRegistryClient, reading_tuple
+from device_attestation.birth import attest_birth, ca_public_point, sign_possession
+from device_attestation.certificates import create_manufacturer_ca, issue_device_certificate, make_device_csr
+from device_attestation.keys import DeviceKey
+from device_attestation.merkle import MerkleTree
+from device_attestation.reading import Domain, Reading, reading_digest, reading_struct
+from device_attestation.signing import sign_digest
 
 VECTORS = json.loads((Path(__file__).parent.parent / "tests/vectors/reading-v1-vectors.json").read_text())
 
 
-def b32(h: str) -> bytes:
-    return bytes.fromhex(h[2:])
-
-
-def struct_of(v: dict[str, Any]) -> tuple[Any, ...]:
-    s = v["struct"]
-    return (
-        b32(s["deviceId"]),
-        s["seq"],
-        s["timestamp"],
-        b32(s["lotId"]),
-        [b32(m) for m in s["metrics"]],
-        s["values"],
-    )
+def enroll_fresh_devices(
+    chain: Chain, dep: Any, op: Any, factory: Any
+) -> tuple[dict[str, int], dict[str, DeviceKey]]:
+    """trustCA and one enrollment per scheme, with the CA's attestation and the device's proof."""
+    registry = DeviceRegistryClient(chain, dep)
+    ca_key, ca_cert = create_manufacturer_ca(common_name="Bench CA", organization="bench", valid_days=10)
+    out = {"trustCA (P-256 key)": registry.trust_ca(op, *ca_public_point(ca_cert), "bench").gas_used}
+    registry.grant_enroller(op, factory.address)
+    keys: dict[str, DeviceKey] = {}
+    for d in VECTORS["devices"]:
+        key = DeviceKey.generate(d["scheme"])
+        cert = issue_device_certificate(
+            ca_key=ca_key, ca_cert=ca_cert, csr=make_device_csr(key, d["device_id"]), valid_days=10
+        )
+        birth = attest_birth(ca_key=ca_key, ca_cert=ca_cert, certificate=cert)
+        proof = sign_possession(
+            key,
+            device_id=d["device_id"],
+            owner=factory.address,
+            chain_id=chain.chain_id,
+            registry=registry.contract.address,
+        )
+        common: dict[str, Any] = {
+            "device_id": d["device_id"],
+            "cert_fingerprint": birth.cert_fingerprint,
+            "ca_key_hash": birth.ca_key_hash,
+            "active_from_ms": 0,
+            "birth_signature": birth.signature,
+            "possession_signature": proof,
+        }
+        pub = key.public_key
+        if d["scheme"] == "p256":
+            r = registry.enroll_p256(factory, x=pub.x, y=pub.y, **common)
+        else:
+            r = registry.enroll_secp256k1(factory, address=pub.eth_address, **common)
+        out[f"enroll ({d['scheme']}, attestation + proof of possession)"] = r.gas_used
+        keys[d["device_id"]] = key
+    return out, keys
 
 
 def measure(chain: Chain) -> dict[str, int]:
     accounts = dev_accounts(3)
     op, factory = accounts[0], accounts[1]
     dep = deploy_suite(chain, op)
-    registry, anchor = dep.contract(chain, "DeviceRegistry"), dep.contract(chain, "ReadingAnchor")
-    ca = keccak(b"bench CA")
-    chain.transact(registry.functions.trustCA(ca, "bench"), op)
-    chain.transact(registry.functions.grantRole(keccak(b"supet.role.enroller"), factory.address), op)
-    out: dict[str, int] = {}
-    for d in VECTORS["devices"]:
-        did = keccak(d["device_id"].encode())
-        if d["scheme"] == "p256":
-            r = chain.transact(
-                registry.functions.enrollP256(
-                    did, b32(d["public_key_x"]), b32(d["public_key_y"]), keccak(b"fp1"), ca, 0
-                ),
-                factory,
-            )
-        else:
-            r = chain.transact(
-                registry.functions.enrollSecp256k1(did, d["address"], keccak(b"fp2"), ca, 0), factory
-            )
-        out[f"enroll ({d['scheme']})"] = r.gas_used
-    first = chain.transact(anchor.functions.anchorBatch(b32(VECTORS["batch_root"]), 6), op)
+    anchor = dep.contract(chain, "ReadingAnchor")
+    out, keys = enroll_fresh_devices(chain, dep, op, factory)
+    # the vectors' six readings, measured now (after activation), signed by the fresh devices
+    domain = Domain(chain_id=chain.chain_id, verifying_contract=anchor.address)
+    now_ms = int(chain.block("latest")["timestamp"]) * 1000
+    readings = [
+        Reading.model_validate({**v["reading"], "ts_ms": now_ms + i})
+        for i, v in enumerate(VECTORS["readings"])
+    ]
+    digests = [reading_digest(r, domain) for r in readings]
+    tree = MerkleTree.build(digests)
+    first = chain.transact(anchor.functions.anchorBatch(tree.root, len(digests)), op)
     second = chain.transact(anchor.functions.anchorBatch(keccak(b"another root"), 10_000), op)
     out["anchorBatch (first batch)"] = first.gas_used
     out["anchorBatch (later batch)"] = second.gas_used
-    for v in VECTORS["readings"][:2]:
+    seen: set[str] = set()
+    for reading, digest in zip(readings, digests, strict=True):
+        key = keys[reading.device_id]
+        if key.scheme in seen:
+            continue
+        seen.add(key.scheme)
+        proof = tree.proof(digest)
         fn = anchor.functions.verifyReading(
-            struct_of(v), b32(v["signature"]), 1, [b32(p) for p in v["proof"]]
+            reading_tuple(reading_struct(reading)), sign_digest(key, digest), 1, proof
         )
-        out[f"verifyReading ({v['scheme']}, proof of {len(v['proof'])})"] = chain.estimate_gas(fn, op.address)
+        out[f"verifyReading ({key.scheme}, proof of {len(proof)})"] = chain.estimate_gas(fn, op.address)
     out.update(measure_finance(chain, dep))
     return out
 

@@ -2,9 +2,14 @@
 
 Off chain, the enrolling tool (``supet device enroll``) or the ledger service checks
 what a contract cannot afford to: the X.509 chain to a manufacturer CA, and that the
-device holds the certified key (it signs a fresh, single-use challenge). On chain,
-the DeviceRegistry checks the CA is one the consortium trusts, the caller is an
-admitted party, and the key and id are not taken. Both must pass.
+device holds the certified key (it signs a fresh, single-use challenge). On chain
+(issue 12, finding 2), the DeviceRegistry checks the CA is one the consortium trusts
+and signed the device's birth attestation (:mod:`device_attestation.birth`: device id,
+scheme, key, certificate fingerprint), that the device's key signed a proof of
+possession for the enrolling party under the registry's EIP-712 domain, the caller is
+an admitted party, the key and id are not taken, and the activation time is not before
+the enrollment block's time (less 60 s of clock skew). Both must pass; the off-chain
+checks come first, so a refusal costs no gas and says what to fix.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from cryptography import x509
 from eth_account.signers.local import LocalAccount
 
 from contracts.registry import DeviceRegistryClient
+from device_attestation.birth import BirthAttestation, sign_possession, verify_possession
 from device_attestation.certificates import (
     Challenge,
+    ca_key_hash,
     certificate_fingerprint,
     challenge_digest,
     new_challenge,
@@ -91,10 +98,16 @@ def enroll_device(
     ca_certificates: Sequence[x509.Certificate],
     challenge: Challenge,
     pop_signature: bytes,
+    birth: BirthAttestation,
+    possession_signature: bytes,
     now: dt.datetime,
     active_from_ms: int | None = None,
 ) -> EnrolledDevice:
-    """Check the certificate chain and the proof of possession, then enroll on chain.
+    """Check the certificate chain, the proofs of possession and the birth attestation, then enroll.
+
+    ``pop_signature`` answers the off-chain ``challenge``; ``possession_signature`` is the device's
+    on-chain proof for ``party`` (:func:`device_attestation.birth.sign_possession`); ``birth`` is the
+    CA's attestation of ``certificate``. ``active_from_ms`` defaults to ``now`` (0: the block's time).
 
     Raises the certificate errors of :mod:`device_attestation.certificates`,
     :class:`UntrustedCA` when the issuing CA is not trusted on chain, or a
@@ -102,6 +115,9 @@ def enroll_device(
     written unless every check passes.
     """
     verified = verify_device_certificate(certificate, trusted_cas=ca_certificates, at=now)
+    ca_cert = next(ca for ca in ca_certificates if ca_key_hash(ca) == verified.ca_key_hash)
+    birth.check_certificate(certificate)
+    birth.verify(ca_cert)
     if not registry.is_trusted_ca(verified.ca_key_hash):
         raise UntrustedCA(
             f"the CA 0x{verified.ca_key_hash.hex()} that issued {verified.device_id}'s certificate "
@@ -114,6 +130,14 @@ def enroll_device(
         now=now,
         expected_audience=registry_audience(registry),
     )
+    verify_possession(
+        verified.public_key,
+        possession_signature,
+        device_id=verified.device_id,
+        owner=party.address,
+        chain_id=registry.chain.chain_id,
+        registry=registry.contract.address,
+    )
     active_from = active_from_ms if active_from_ms is not None else int(now.timestamp() * 1000)
     pub = verified.public_key
     if verified.scheme is Scheme.P256:
@@ -125,6 +149,8 @@ def enroll_device(
             cert_fingerprint=verified.fingerprint,
             ca_key_hash=verified.ca_key_hash,
             active_from_ms=active_from,
+            birth_signature=birth.signature,
+            possession_signature=possession_signature,
         )
     else:
         result = registry.enroll_secp256k1(
@@ -134,7 +160,11 @@ def enroll_device(
             cert_fingerprint=verified.fingerprint,
             ca_key_hash=verified.ca_key_hash,
             active_from_ms=active_from,
+            birth_signature=birth.signature,
+            possession_signature=possession_signature,
         )
+    if active_from == 0:
+        active_from = registry.device(verified.device_id).active_from_ms
     return EnrolledDevice(
         device_id=verified.device_id,
         scheme=verified.scheme,
@@ -159,13 +189,22 @@ def enroll_with_device_key(
     certificate: x509.Certificate,
     ca_certificates: Sequence[x509.Certificate],
     device_key: DeviceKey,
+    birth: BirthAttestation,
     now: dt.datetime,
     active_from_ms: int | None = None,
 ) -> EnrolledDevice:
-    """Enroll with the device key at hand (the factory floor, the demo): challenge, answer, enroll."""
+    """Enroll with the device key at hand (the factory floor, the demo): challenge, answer, prove
+    possession for ``party`` at this registry, enroll with the CA's ``birth`` attestation."""
     book = ChallengeBook(registry_audience(registry))
     challenge = book.issue(now)
     signature = answer_challenge(device_key, challenge, certificate)
+    possession = sign_possession(
+        device_key,
+        device_id=birth.device_id,
+        owner=party.address,
+        chain_id=registry.chain.chain_id,
+        registry=registry.contract.address,
+    )
     return enroll_device(
         registry=registry,
         party=party,
@@ -173,6 +212,8 @@ def enroll_with_device_key(
         ca_certificates=ca_certificates,
         challenge=book.redeem(challenge.nonce, now),
         pop_signature=signature,
+        birth=birth,
+        possession_signature=possession,
         now=now,
         active_from_ms=active_from_ms,
     )

@@ -98,8 +98,21 @@ class DeviceRegistryClient:
         self.chain = chain
         self.contract = deployment.contract(chain, "DeviceRegistry")
 
-    def trust_ca(self, operator: LocalAccount, ca_key_hash: bytes, label: str) -> TxResult:
-        return self.chain.transact(self.contract.functions.trustCA(ca_key_hash, label), operator)
+    def trust_ca(self, operator: LocalAccount, key_x: int, key_y: int, label: str) -> TxResult:
+        """Register and trust a manufacturer CA's P-256 key (x, y); its id on chain is
+        :meth:`ca_key_hash_of` (keccak-256 of its SubjectPublicKeyInfo)."""
+        fn = self.contract.functions.trustCA(key_x.to_bytes(32, "big"), key_y.to_bytes(32, "big"), label)
+        return self.chain.transact(fn, operator)
+
+    def ca_key_hash_of(self, key_x: int, key_y: int) -> bytes:
+        """``DeviceRegistry.caKeyHashOf``: the id of a CA key."""
+        fn = self.contract.functions.caKeyHashOf(key_x.to_bytes(32, "big"), key_y.to_bytes(32, "big"))
+        return bytes(self.chain.call(fn))
+
+    def ca_key(self, ca_key_hash: bytes) -> tuple[bool, int, int]:
+        """The registered CA key: (trusted, x, y); all zero when never registered."""
+        trusted, x, y = self.chain.call(self.contract.functions.caKey(ca_key_hash))
+        return bool(trusted), int.from_bytes(x, "big"), int.from_bytes(y, "big")
 
     def distrust_ca(self, operator: LocalAccount, ca_key_hash: bytes) -> TxResult:
         return self.chain.transact(self.contract.functions.distrustCA(ca_key_hash), operator)
@@ -122,7 +135,11 @@ class DeviceRegistryClient:
         cert_fingerprint: bytes,
         ca_key_hash: bytes,
         active_from_ms: int,
+        birth_signature: bytes,
+        possession_signature: bytes,
     ) -> TxResult:
+        """Enroll a P-256 device on the CA's birth attestation and the device's proof of possession
+        for ``party`` (``device_attestation.birth``); ``active_from_ms`` 0: the block's time."""
         fn = self.contract.functions.enrollP256(
             device_id_hash(device_id),
             x.to_bytes(32, "big"),
@@ -130,6 +147,8 @@ class DeviceRegistryClient:
             cert_fingerprint,
             ca_key_hash,
             active_from_ms,
+            birth_signature,
+            possession_signature,
         )
         return self.chain.transact(fn, party)
 
@@ -142,13 +161,18 @@ class DeviceRegistryClient:
         cert_fingerprint: bytes,
         ca_key_hash: bytes,
         active_from_ms: int,
+        birth_signature: bytes,
+        possession_signature: bytes,
     ) -> TxResult:
+        """Enroll a secp256k1 device, as :meth:`enroll_p256` (the proof is 65 bytes, r || s || v)."""
         fn = self.contract.functions.enrollSecp256k1(
             device_id_hash(device_id),
             to_checksum_address(address),
             cert_fingerprint,
             ca_key_hash,
             active_from_ms,
+            birth_signature,
+            possession_signature,
         )
         return self.chain.transact(fn, party)
 

@@ -35,7 +35,8 @@ from contracts.lots import LotRegistryClient, lot_key
 from contracts.onboarding import Onboarding
 from contracts.orders import PurchaseOrdersClient, due_day, order_id
 from contracts.registry import DeviceRegistryClient
-from device_attestation.certificates import ca_key_hash, make_device_csr
+from device_attestation.birth import attest_birth, ca_public_point
+from device_attestation.certificates import make_device_csr
 from device_attestation.keys import DeviceKey, parse_scheme
 from device_attestation.manufacturer_ca import create_manufacturer_ca, issue_device_certificate
 from device_attestation.reading import Domain, Reading, reading_digest
@@ -119,8 +120,13 @@ class SimulationFeed:
             valid_days=400,
             not_before=now - dt.timedelta(days=60),
         )
-        self.registry.trust_ca(ob.admin, ca_key_hash(ca_cert), "Simulated Device CA")
+        self.registry.trust_ca(ob.admin, *ca_public_point(ca_cert), "Simulated Device CA")
+        # The registry refuses an activation before the enrollment block (less 60 s): devices count
+        # from the period's start when the chain's clock is before it (the simulated chain, set a
+        # day early), else from their enrollment (a node at the real time: earlier readings fail).
         start_ms = _day_s(world.start) * 1000
+        if start_ms < int(self.chain.block("latest")["timestamp"]) * 1000:
+            start_ms = 0
         total = sum(len(f.spec.device_ids()) for f in world.factories)
         done = 0
         for f in world.factories:
@@ -158,6 +164,7 @@ class SimulationFeed:
             certificate=cert,
             ca_certificates=[ca_cert],
             device_key=key,
+            birth=attest_birth(ca_key=ca_key, ca_cert=ca_cert, certificate=cert),
             now=now,
             active_from_ms=active_from_ms,
         )

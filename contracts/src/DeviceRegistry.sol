@@ -2,6 +2,9 @@
 pragma solidity ^0.8.24;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 import {P256} from "@openzeppelin/contracts/utils/cryptography/P256.sol";
 import {IAdmissionGate} from "./IAdmissionGate.sol";
 
@@ -10,13 +13,32 @@ import {IAdmissionGate} from "./IAdmissionGate.sol";
  * @notice Which devices may sign supET readings, with which key, and when.
  *
  * The consortium operator registers the manufacturer certificate authorities it
- * trusts (by the keccak-256 of the CA's SubjectPublicKeyInfo). A party enrolls a
+ * trusts: the CA's P-256 public key itself, filed under the keccak-256 of its
+ * SubjectPublicKeyInfo (DER), the id the X.509 tooling computes. A party enrolls a
  * device it owns: the device's id hash, its signature scheme and public key (a
  * P-256 point, or the Ethereum address of a secp256k1 key), the fingerprint of
- * its X.509 certificate (chained to a trusted CA, with proof of possession,
- * checked off chain by the enrolling tool and the ledger service) and the time
- * from which its readings count. The owner or the operator revokes a device with
- * a time; readings measured at or after that time no longer verify.
+ * its X.509 certificate and the time from which its readings count.
+ *
+ * Enrollment is not taken on the enroller's word (issue 12, finding 2). The chain checks:
+ * - a birth attestation: the trusted CA's key signed, as EIP-712 typed data
+ *   `DeviceBirth(deviceId, scheme, keyX, keyY, signer, certFingerprint)`, that this device
+ *   was made with this key and certificate ({DeviceRegistryInvalidBirthAttestation}). Its
+ *   domain is `{name: "supET Device Birth", version: "1"}`, with no chain id and no
+ *   contract: a manufacturer attests a device once, when it certifies it, for every
+ *   registry ({BIRTH_DOMAIN_SEPARATOR});
+ * - a proof of possession: the device's own key signed `DevicePossession(deviceId, owner)`
+ *   for the enrolling owner (the caller), under this registry's EIP-712 domain (name
+ *   "supET DeviceRegistry", version "1", chain id, this contract), so it cannot be replayed
+ *   for another owner, chain or registry ({DeviceRegistryInvalidPossessionProof});
+ * - the activation time: no earlier than the enrollment block's time, less
+ *   {MAX_ACTIVATION_SKEW_MS} for the enrolling tool's clock ({DeviceRegistryActiveFromInPast});
+ *   zero means the block's time.
+ * P-256 signatures are 64 bytes (r || s, low s), checked with OpenZeppelin's `P256` (the
+ * RIP-7212 / EIP-7951 precompile where the chain has it, else its Solidity fallback);
+ * secp256k1 proofs are 65 bytes (r || s || v), recovered with OpenZeppelin's `ECDSA`.
+ *
+ * The owner or the operator revokes a device with a time; readings measured at or
+ * after that time no longer verify.
  *
  * Revocation rules. A revocation time only ever moves earlier: a second revocation
  * must name an earlier time than the one in force ({DeviceRegistryRevocationNotEarlier}),
@@ -31,7 +53,7 @@ import {IAdmissionGate} from "./IAdmissionGate.sol";
  *
  * Times are Unix milliseconds, as in Reading v1's `ts_ms`.
  */
-contract DeviceRegistry is AccessControl {
+contract DeviceRegistry is AccessControl, EIP712 {
     /// @notice Role of the consortium operator: trusts CAs, may revoke any device.
     bytes32 public constant OPERATOR_ROLE = keccak256("supet.role.operator");
     /// @notice Role of parties allowed to enroll devices while no admission gate is set.
@@ -42,6 +64,26 @@ contract DeviceRegistry is AccessControl {
     bytes32 public constant EVIDENCE_ROLE = keccak256("supet.role.evidence");
     /// @notice The longest reason the operator may give for a ruled revocation, in bytes.
     uint256 public constant MAX_REASON_BYTES = 1024;
+    /// @notice How far an activation time may lie before the enrollment block's time (ms): the
+    /// enrolling tool's clock against the chain's, the same skew {ReadingAnchor} grants devices.
+    uint64 public constant MAX_ACTIVATION_SKEW_MS = 60_000;
+    /// @notice EIP-712 type hash of the CA's birth attestation of a device.
+    bytes32 public constant DEVICE_BIRTH_TYPEHASH = keccak256(
+        "DeviceBirth(bytes32 deviceId,uint8 scheme,bytes32 keyX,bytes32 keyY,address signer,bytes32 certFingerprint)"
+    );
+    /// @notice EIP-712 type hash of the device's proof of possession for its enrolling owner.
+    bytes32 public constant DEVICE_POSSESSION_TYPEHASH = keccak256("DevicePossession(bytes32 deviceId,address owner)");
+    /// @notice EIP-712 domain separator of birth attestations: `{name: "supET Device Birth",
+    /// version: "1"}`, bound to no chain and no contract (a CA attests a device for every registry).
+    bytes32 public constant BIRTH_DOMAIN_SEPARATOR = keccak256(
+        abi.encode(
+            keccak256("EIP712Domain(string name,string version)"),
+            keccak256("supET Device Birth"),
+            keccak256("1")
+        )
+    );
+    /// @dev DER prefix of a P-256 SubjectPublicKeyInfo with an uncompressed point (0x04 || x || y follows).
+    bytes private constant _P256_SPKI_PREFIX = hex"3059301306072a8648ce3d020106082a8648ce3d03010703420004";
 
     /// @notice Signature schemes of Reading v1.
     enum Scheme {
@@ -63,6 +105,13 @@ contract DeviceRegistry is AccessControl {
         bytes32 caKeyHash;
     }
 
+    /// @notice A manufacturer CA's P-256 key as registered, and whether new enrollments may name it.
+    struct CAKey {
+        bool trusted;
+        bytes32 keyX;
+        bytes32 keyY;
+    }
+
     /// @notice The latest reading time of a device used as evidence in a recorded verdict.
     struct PinnedEvidence {
         bool pinned;
@@ -71,7 +120,7 @@ contract DeviceRegistry is AccessControl {
 
     mapping(bytes32 deviceId => Device) private _devices;
     mapping(bytes32 deviceId => PinnedEvidence) private _pins;
-    mapping(bytes32 caKeyHash => bool) private _trustedCAs;
+    mapping(bytes32 caKeyHash => CAKey) private _caKeys;
     mapping(bytes32 keyHash => bytes32 deviceId) private _deviceOfKey;
     IAdmissionGate private _gate;
 
@@ -79,8 +128,17 @@ contract DeviceRegistry is AccessControl {
     error DeviceRegistryCAAlreadyTrusted(bytes32 caKeyHash);
     /// @notice No trusted CA has this key hash.
     error DeviceRegistryUntrustedCA(bytes32 caKeyHash);
-    /// @notice A CA key hash of zero was given.
-    error DeviceRegistryZeroCAKeyHash();
+    /// @notice The CA key is not a valid P-256 public key.
+    error DeviceRegistryInvalidCAKey(bytes32 keyX, bytes32 keyY);
+    /// @notice The birth attestation is not the signature of CA `caKeyHash` over this device, its
+    /// scheme, key and certificate fingerprint (forged, altered, or by another CA).
+    error DeviceRegistryInvalidBirthAttestation(bytes32 deviceId, bytes32 caKeyHash);
+    /// @notice The proof of possession is not the device key's signature for `owner` under this
+    /// registry's domain (another owner, chain or registry, or not by the device's key).
+    error DeviceRegistryInvalidPossessionProof(bytes32 deviceId, address owner);
+    /// @notice The activation time `activeFromMs` lies before `earliestMs`, the enrollment block's time
+    /// less {MAX_ACTIVATION_SKEW_MS}: readings from before the enrollment would count.
+    error DeviceRegistryActiveFromInPast(bytes32 deviceId, uint64 earliestMs, uint64 activeFromMs);
     /// @notice The zero address was given as the admin: nobody could ever govern the registry.
     error DeviceRegistryZeroAdmin();
     /// @notice The caller is not admitted to enroll devices.
@@ -115,8 +173,8 @@ contract DeviceRegistry is AccessControl {
     /// @notice A revocation time earlier than the device's activation.
     error DeviceRegistryRevocationBeforeActivation(bytes32 deviceId, uint64 activeFromMs, uint64 revokedAtMs);
 
-    /// @notice The operator trusted a manufacturer CA.
-    event CATrusted(bytes32 indexed caKeyHash, string label);
+    /// @notice The operator trusted a manufacturer CA, whose P-256 key is (`keyX`, `keyY`).
+    event CATrusted(bytes32 indexed caKeyHash, bytes32 keyX, bytes32 keyY, string label);
     /// @notice The operator withdrew trust in a manufacturer CA (enrolled devices stay).
     event CADistrusted(bytes32 indexed caKeyHash);
     /// @notice A device was enrolled.
@@ -151,7 +209,7 @@ contract DeviceRegistry is AccessControl {
     /**
      * @param admin Receives the default admin and operator roles.
      */
-    constructor(address admin) {
+    constructor(address admin) EIP712("supET DeviceRegistry", "1") {
         if (admin == address(0)) revert DeviceRegistryZeroAdmin();
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(OPERATOR_ROLE, admin);
@@ -160,15 +218,24 @@ contract DeviceRegistry is AccessControl {
     // ------------------------------------------------------------------ operator
 
     /**
-     * @notice Trust a manufacturer CA.
-     * @param caKeyHash keccak-256 of the CA certificate's SubjectPublicKeyInfo (DER).
+     * @notice Trust a manufacturer CA: register its P-256 public key, which signs the birth
+     * attestations of the devices it certifies. A distrusted CA may be trusted again.
+     * @param keyX The CA key's x coordinate.
+     * @param keyY The CA key's y coordinate.
      * @param label A human-readable name (e.g. the CA's subject).
+     * @return caKeyHash The CA's id: keccak-256 of its SubjectPublicKeyInfo (DER, uncompressed point),
+     * as `device_attestation.certificates.ca_key_hash` computes it from the CA certificate.
      */
-    function trustCA(bytes32 caKeyHash, string calldata label) external onlyRole(OPERATOR_ROLE) {
-        if (caKeyHash == bytes32(0)) revert DeviceRegistryZeroCAKeyHash();
-        if (_trustedCAs[caKeyHash]) revert DeviceRegistryCAAlreadyTrusted(caKeyHash);
-        _trustedCAs[caKeyHash] = true;
-        emit CATrusted(caKeyHash, label);
+    function trustCA(
+        bytes32 keyX,
+        bytes32 keyY,
+        string calldata label
+    ) external onlyRole(OPERATOR_ROLE) returns (bytes32 caKeyHash) {
+        if (!P256.isValidPublicKey(keyX, keyY)) revert DeviceRegistryInvalidCAKey(keyX, keyY);
+        caKeyHash = caKeyHashOf(keyX, keyY);
+        if (_caKeys[caKeyHash].trusted) revert DeviceRegistryCAAlreadyTrusted(caKeyHash);
+        _caKeys[caKeyHash] = CAKey({trusted: true, keyX: keyX, keyY: keyY});
+        emit CATrusted(caKeyHash, keyX, keyY, label);
     }
 
     /**
@@ -176,8 +243,8 @@ contract DeviceRegistry is AccessControl {
      * @param caKeyHash The CA's key hash.
      */
     function distrustCA(bytes32 caKeyHash) external onlyRole(OPERATOR_ROLE) {
-        if (!_trustedCAs[caKeyHash]) revert DeviceRegistryUntrustedCA(caKeyHash);
-        _trustedCAs[caKeyHash] = false;
+        if (!_caKeys[caKeyHash].trusted) revert DeviceRegistryUntrustedCA(caKeyHash);
+        _caKeys[caKeyHash].trusted = false;
         emit CADistrusted(caKeyHash);
     }
 
@@ -193,13 +260,17 @@ contract DeviceRegistry is AccessControl {
     // ------------------------------------------------------------------ parties
 
     /**
-     * @notice Enroll a P-256 device owned by the caller.
+     * @notice Enroll a P-256 device owned by the caller, on the CA's birth attestation and the
+     * device's proof of possession.
      * @param deviceId keccak-256 of the device serial (UTF-8).
      * @param keyX The public key's x coordinate.
      * @param keyY The public key's y coordinate.
      * @param certFingerprint SHA-256 of the device certificate (DER).
      * @param caKeyHash The key hash of the trusted CA that issued the certificate.
-     * @param activeFromMs Readings measured at or after this time (Unix ms) count.
+     * @param activeFromMs Readings measured at or after this time (Unix ms) count; at least the
+     * block's time less {MAX_ACTIVATION_SKEW_MS}; zero: the block's time.
+     * @param birthSignature The CA's P-256 signature (r || s) of {birthDigest}.
+     * @param possessionSignature The device's P-256 signature (r || s) of {possessionDigest} for the caller.
      */
     function enrollP256(
         bytes32 deviceId,
@@ -207,59 +278,77 @@ contract DeviceRegistry is AccessControl {
         bytes32 keyY,
         bytes32 certFingerprint,
         bytes32 caKeyHash,
-        uint64 activeFromMs
+        uint64 activeFromMs,
+        bytes calldata birthSignature,
+        bytes calldata possessionSignature
     ) external {
         _requireAdmitted(msg.sender);
         if (!P256.isValidPublicKey(keyX, keyY)) revert DeviceRegistryInvalidKey(Scheme.P256);
-        _enroll(
-            deviceId,
-            Device({
-                scheme: Scheme.P256,
-                owner: msg.sender,
-                signer: address(0),
-                activeFromMs: activeFromMs,
-                revokedAtMs: 0,
-                keyX: keyX,
-                keyY: keyY,
-                certFingerprint: certFingerprint,
-                caKeyHash: caKeyHash
-            }),
-            keccak256(abi.encode(Scheme.P256, keyX, keyY))
-        );
+        Device memory d = Device({
+            scheme: Scheme.P256,
+            owner: msg.sender,
+            signer: address(0),
+            activeFromMs: activeFromMs,
+            revokedAtMs: 0,
+            keyX: keyX,
+            keyY: keyY,
+            certFingerprint: certFingerprint,
+            caKeyHash: caKeyHash
+        });
+        bytes32 keyHash = keccak256(abi.encode(Scheme.P256, keyX, keyY));
+        _checkEnrollment(deviceId, d, keyHash);
+        _requireBirth(deviceId, d, birthSignature);
+        if (!_p256Verifies(possessionDigest(deviceId, msg.sender), possessionSignature, keyX, keyY)) {
+            revert DeviceRegistryInvalidPossessionProof(deviceId, msg.sender);
+        }
+        _enroll(deviceId, d, keyHash);
     }
 
     /**
-     * @notice Enroll a secp256k1 device (gateway) owned by the caller.
+     * @notice Enroll a secp256k1 device (gateway) owned by the caller, on the CA's birth attestation
+     * and the device's proof of possession.
      * @param deviceId keccak-256 of the device serial (UTF-8).
      * @param signer The Ethereum address of the device's key.
      * @param certFingerprint SHA-256 of the device certificate (DER).
      * @param caKeyHash The key hash of the trusted CA that issued the certificate.
-     * @param activeFromMs Readings measured at or after this time (Unix ms) count.
+     * @param activeFromMs Readings measured at or after this time (Unix ms) count; at least the
+     * block's time less {MAX_ACTIVATION_SKEW_MS}; zero: the block's time.
+     * @param birthSignature The CA's P-256 signature (r || s) of {birthDigest}.
+     * @param possessionSignature The device's signature (r || s || v) of {possessionDigest} for the caller.
      */
     function enrollSecp256k1(
         bytes32 deviceId,
         address signer,
         bytes32 certFingerprint,
         bytes32 caKeyHash,
-        uint64 activeFromMs
+        uint64 activeFromMs,
+        bytes calldata birthSignature,
+        bytes calldata possessionSignature
     ) external {
         _requireAdmitted(msg.sender);
         if (signer == address(0)) revert DeviceRegistryInvalidKey(Scheme.Secp256k1);
-        _enroll(
-            deviceId,
-            Device({
-                scheme: Scheme.Secp256k1,
-                owner: msg.sender,
-                signer: signer,
-                activeFromMs: activeFromMs,
-                revokedAtMs: 0,
-                keyX: bytes32(0),
-                keyY: bytes32(0),
-                certFingerprint: certFingerprint,
-                caKeyHash: caKeyHash
-            }),
-            keccak256(abi.encode(Scheme.Secp256k1, signer))
+        Device memory d = Device({
+            scheme: Scheme.Secp256k1,
+            owner: msg.sender,
+            signer: signer,
+            activeFromMs: activeFromMs,
+            revokedAtMs: 0,
+            keyX: bytes32(0),
+            keyY: bytes32(0),
+            certFingerprint: certFingerprint,
+            caKeyHash: caKeyHash
+        });
+        bytes32 keyHash = keccak256(abi.encode(Scheme.Secp256k1, signer));
+        _checkEnrollment(deviceId, d, keyHash);
+        _requireBirth(deviceId, d, birthSignature);
+        (address recovered, ECDSA.RecoverError err, ) = ECDSA.tryRecoverCalldata(
+            possessionDigest(deviceId, msg.sender),
+            possessionSignature
         );
+        if (err != ECDSA.RecoverError.NoError || recovered != signer) {
+            revert DeviceRegistryInvalidPossessionProof(deviceId, msg.sender);
+        }
+        _enroll(deviceId, d, keyHash);
     }
 
     /**
@@ -335,7 +424,51 @@ contract DeviceRegistry is AccessControl {
 
     /// @notice Whether a CA key hash is trusted for new enrollments.
     function isTrustedCA(bytes32 caKeyHash) external view returns (bool) {
-        return _trustedCAs[caKeyHash];
+        return _caKeys[caKeyHash].trusted;
+    }
+
+    /// @notice The CA's registered P-256 key and whether it is trusted (all zero: never registered).
+    function caKey(bytes32 caKeyHash) external view returns (CAKey memory) {
+        return _caKeys[caKeyHash];
+    }
+
+    /// @notice The id of a CA key: keccak-256 of its P-256 SubjectPublicKeyInfo (DER, uncompressed point).
+    function caKeyHashOf(bytes32 keyX, bytes32 keyY) public pure returns (bytes32) {
+        return keccak256(abi.encodePacked(_P256_SPKI_PREFIX, keyX, keyY));
+    }
+
+    /**
+     * @notice The EIP-712 digest a CA signs to attest a device's birth (domain {BIRTH_DOMAIN_SEPARATOR}).
+     * @param deviceId The device id hash.
+     * @param scheme The device's signature scheme.
+     * @param keyX P-256: the key's x coordinate (secp256k1: zero).
+     * @param keyY P-256: the key's y coordinate (secp256k1: zero).
+     * @param signer secp256k1: the key's Ethereum address (P-256: zero).
+     * @param certFingerprint SHA-256 of the device certificate (DER).
+     */
+    function birthDigest(
+        bytes32 deviceId,
+        Scheme scheme,
+        bytes32 keyX,
+        bytes32 keyY,
+        address signer,
+        bytes32 certFingerprint
+    ) public pure returns (bytes32) {
+        bytes32 structHash = keccak256(
+            abi.encode(DEVICE_BIRTH_TYPEHASH, deviceId, uint8(scheme), keyX, keyY, signer, certFingerprint)
+        );
+        return MessageHashUtils.toTypedDataHash(BIRTH_DOMAIN_SEPARATOR, structHash);
+    }
+
+    /// @notice The EIP-712 digest a device signs to prove possession of its key for `owner`, under this
+    /// registry's domain (name "supET DeviceRegistry", version "1", this chain, this contract).
+    function possessionDigest(bytes32 deviceId, address owner) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(DEVICE_POSSESSION_TYPEHASH, deviceId, owner)));
+    }
+
+    /// @notice This registry's EIP-712 domain separator (of proofs of possession).
+    function domainSeparator() external view returns (bytes32) {
+        return _domainSeparatorV4();
     }
 
     /// @notice The enrolled device (scheme None when unknown).
@@ -366,14 +499,26 @@ contract DeviceRegistry is AccessControl {
 
     // ------------------------------------------------------------------ internal
 
-    /// @dev Callers check admission first: the permission check stays apart from validation.
-    function _enroll(bytes32 deviceId, Device memory d, bytes32 keyHash) private {
+    /// @dev The cheap refusals, before the costly signature checks; sets a zero activation time to the
+    /// block's time. Callers check admission first: the permission check stays apart from validation.
+    function _checkEnrollment(bytes32 deviceId, Device memory d, bytes32 keyHash) private view {
         if (deviceId == bytes32(0)) revert DeviceRegistryZeroDeviceId();
         if (d.certFingerprint == bytes32(0)) revert DeviceRegistryZeroFingerprint();
-        if (!_trustedCAs[d.caKeyHash]) revert DeviceRegistryUntrustedCA(d.caKeyHash);
+        if (!_caKeys[d.caKeyHash].trusted) revert DeviceRegistryUntrustedCA(d.caKeyHash);
         if (_devices[deviceId].scheme != Scheme.None) revert DeviceRegistryDeviceExists(deviceId);
         bytes32 holder = _deviceOfKey[keyHash];
         if (holder != bytes32(0)) revert DeviceRegistryKeyInUse(keyHash, holder);
+        uint64 nowMs = uint64(block.timestamp) * 1000;
+        if (d.activeFromMs == 0) {
+            d.activeFromMs = nowMs;
+        } else {
+            uint64 earliest = nowMs > MAX_ACTIVATION_SKEW_MS ? nowMs - MAX_ACTIVATION_SKEW_MS : 0;
+            if (d.activeFromMs < earliest) revert DeviceRegistryActiveFromInPast(deviceId, earliest, d.activeFromMs);
+        }
+    }
+
+    /// @dev Record a device that passed {_checkEnrollment} and its signature checks.
+    function _enroll(bytes32 deviceId, Device memory d, bytes32 keyHash) private {
         _devices[deviceId] = d;
         _deviceOfKey[keyHash] = deviceId;
         emit DeviceEnrolled(
@@ -392,6 +537,27 @@ contract DeviceRegistry is AccessControl {
         }
         d.revokedAtMs = at;
         emit DeviceRevoked(deviceId, msg.sender, at);
+    }
+
+    /// @dev The CA `d.caKeyHash` (trusted: {_enroll} checked) signed the birth attestation of `d`.
+    function _requireBirth(bytes32 deviceId, Device memory d, bytes calldata signature) private view {
+        CAKey storage ca = _caKeys[d.caKeyHash];
+        bytes32 digest = birthDigest(deviceId, d.scheme, d.keyX, d.keyY, d.signer, d.certFingerprint);
+        if (!_p256Verifies(digest, signature, ca.keyX, ca.keyY)) {
+            revert DeviceRegistryInvalidBirthAttestation(deviceId, d.caKeyHash);
+        }
+    }
+
+    /// @dev A 64-byte P-256 signature (r || s) of `digest` by (`x`, `y`); OpenZeppelin's `P256` refuses
+    /// high-s signatures and uses the precompile where there is one.
+    function _p256Verifies(
+        bytes32 digest,
+        bytes calldata signature,
+        bytes32 x,
+        bytes32 y
+    ) private view returns (bool) {
+        if (signature.length != 64) return false;
+        return P256.verify(digest, bytes32(signature[0:32]), bytes32(signature[32:64]), x, y);
     }
 
     function _requireAdmitted(address party) private view {

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from rich.console import Console
 
 from contracts.registry import DeviceRegistryClient
+from device_attestation.birth import attest_birth, birth_path, ca_public_point
 from device_attestation.certificates import (
     ca_key_hash,
     create_manufacturer_ca,
@@ -22,7 +23,8 @@ from supet.files import load_certificate, load_csr, load_private_key, write_priv
 from supet_base.parties import load_party_account
 
 app = typer.Typer(
-    help="Manufacturer CAs: create one, trust one on chain, issue device certificates.", no_args_is_help=True
+    help="Manufacturer CAs: create one, trust one on chain, issue device certificates and attestations.",
+    no_args_is_help=True,
 )
 console = Console(soft_wrap=True)
 
@@ -74,7 +76,7 @@ def register(
         str | None, typer.Option("--label", help="A name shown on chain (default: subject).")
     ] = None,
 ) -> None:
-    """Trust a manufacturer CA on chain (the consortium operator's key)."""
+    """Trust a manufacturer CA on chain (the consortium operator's key): registers its P-256 key."""
     ca_cert = load_certificate(cert)
     bc = _basic_constraints(ca_cert)
     if bc is None or not bc.ca:
@@ -82,7 +84,7 @@ def register(
     chain, dep = open_deployment(rpc, deployment)
     operator = load_party_account(key_file)
     registry = DeviceRegistryClient(chain, dep)
-    result = registry.trust_ca(operator, ca_key_hash(ca_cert), label or ca_cert.subject.rfc4514_string())
+    result = registry.trust_ca(operator, *ca_public_point(ca_cert), label or ca_cert.subject.rfc4514_string())
     console.print(
         f"trusted CA 0x{ca_key_hash(ca_cert).hex()} in tx {result.tx_hash} (block {result.block_number})"
     )
@@ -99,18 +101,49 @@ def issue(
         str | None, typer.Option("--password-env", help="Variable holding the CA key's password.")
     ] = None,
 ) -> None:
-    """Issue a device certificate from a CSR (the CSR's own signature is checked first)."""
+    """Issue a device certificate from a CSR (the CSR's own signature is checked first), and the
+    device's birth attestation beside it (what the registry checks on chain at enrollment)."""
     import os
 
     password = os.environ.get(password_env) if password_env else None
     key = load_private_key(ca_key, password)
-    certificate = issue_device_certificate(
-        ca_key=key, ca_cert=load_certificate(ca_cert), csr=load_csr(csr), valid_days=days
-    )
+    ca = load_certificate(ca_cert)
+    certificate = issue_device_certificate(ca_key=key, ca_cert=ca, csr=load_csr(csr), valid_days=days)
+    birth = attest_birth(ca_key=key, ca_cert=ca, certificate=certificate)
     out.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    birth.save(birth_path(out))
     console.print(
         f"issued {certificate.subject.rfc4514_string()} serial {certificate.serial_number:x} -> {out}"
     )
+    console.print(f"  birth attestation -> {birth_path(out)}")
+
+
+@app.command("attest")
+def attest(
+    ca_key: Annotated[Path, typer.Option("--ca-key", help="The CA private key (PEM, P-256).")],
+    ca_cert: Annotated[Path, typer.Option("--ca-cert", help="The CA certificate (PEM or DER).")],
+    cert: Annotated[
+        Path, typer.Option("--cert", help="A device certificate this CA issued (e.g. with OpenSSL).")
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Where to write the attestation (default: beside --cert, *.birth.json)."),
+    ] = None,
+    password_env: Annotated[
+        str | None, typer.Option("--password-env", help="Variable holding the CA key's password.")
+    ] = None,
+) -> None:
+    """Write the birth attestation of a device certificate issued elsewhere (OpenSSL): the CA key
+    signs the device id, scheme, key and certificate fingerprint for the registry to check."""
+    import os
+
+    password = os.environ.get(password_env) if password_env else None
+    key = load_private_key(ca_key, password)
+    device_cert = load_certificate(cert)
+    birth = attest_birth(ca_key=key, ca_cert=load_certificate(ca_cert), certificate=device_cert)
+    target = out if out is not None else birth_path(cert)
+    birth.save(target)
+    console.print(f"birth attestation of {birth.device_id} ({birth.public_key.scheme}) -> {target}")
 
 
 def _basic_constraints(cert: x509.Certificate) -> x509.BasicConstraints | None:

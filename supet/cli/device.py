@@ -13,6 +13,7 @@ from rich.console import Console
 
 from contracts.enrollment import enroll_with_device_key
 from contracts.registry import DeviceRegistryClient
+from device_attestation.birth import BirthAttestation, birth_path
 from device_attestation.certificates import make_device_csr
 from device_attestation.keys import DeviceKey, parse_scheme
 from supet.cli.common import DeploymentOpt, KeyFileOpt, RpcOpt, open_deployment
@@ -80,11 +81,25 @@ def enroll(
     deployment: DeploymentOpt,
     key_file: KeyFileOpt = None,
     active_from: Annotated[
-        int | None, typer.Option("--active-from", help="Unix ms from which readings count (default: now).")
+        int | None,
+        typer.Option(
+            "--active-from",
+            help="Unix ms from which readings count (default: now; never before the enrollment block).",
+        ),
+    ] = None,
+    birth: Annotated[
+        Path | None,
+        typer.Option(
+            "--birth",
+            help="The CA's birth attestation (default: beside --cert, *.birth.json, as `supet ca issue` "
+            "writes it).",
+        ),
     ] = None,
     password_env: PasswordEnvOpt = None,
 ) -> None:
-    """Enroll a device on chain, as its owning party: certificate chain + proof of possession."""
+    """Enroll a device on chain, as its owning party: certificate chain, the CA's birth attestation,
+    and the device's proof of possession for the party (made here with the device key)."""
+    attestation = BirthAttestation.load(birth if birth is not None else birth_path(cert))
     chain, dep = open_deployment(rpc, deployment)
     party = load_party_account(key_file)
     result = enroll_with_device_key(
@@ -93,6 +108,7 @@ def enroll(
         certificate=load_certificate(cert),
         ca_certificates=[load_certificate(ca_cert)],
         device_key=DeviceKey.load(device_key, password=_password(password_env)),
+        birth=attestation,
         active_from_ms=active_from,
         now=datetime.now(UTC),
     )

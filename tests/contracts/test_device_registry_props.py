@@ -9,9 +9,10 @@ custom error), and after every step:
 - pinned evidence stays active unless the operator ruled otherwise;
 - ``isActiveAt`` agrees with the model around every time that matters.
 
-Times: the device is active from 1000 minutes before the machine starts; pinned evidence and past
-revocations lie on a one-minute grid after that, future ones an hour or more ahead, so "now" (the
-block time) is never ambiguous.
+Times: the device is enrolled active from its enrollment block's time (the registry refuses earlier
+activations, issue 12.2), then the chain's clock moves 1000 minutes on before the machine starts;
+pinned evidence and past revocations lie on a one-minute grid after the activation, future ones an
+hour or more ahead, so "now" (the block time) is never ambiguous.
 """
 
 from __future__ import annotations
@@ -26,11 +27,15 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from contracts.chain import Chain, dev_accounts
 from contracts.errors import ContractRevert
+from device_attestation.birth import birth_digest, sign_possession
+from device_attestation.keys import DeviceKey
+from device_attestation.signing import sign_digest
 
 MINUTE = 60_000
 UINT64_MAX = 2**64 - 1
-CA = keccak(b"props CA")
-DEVICE = keccak(b"SN-PROPS-1")
+CA_KEY = DeviceKey.generate("p256")
+SERIAL = "SN-PROPS-1"
+DEVICE = keccak(SERIAL.encode())
 ENROLLER_ROLE = keccak(b"supet.role.enroller")
 EVIDENCE_ROLE = keccak(b"supet.role.evidence")
 
@@ -61,14 +66,24 @@ class RevocationMachine(RuleBasedStateMachine):
         assert address is not None
         self.c = self.chain.contract("DeviceRegistry", address)
         fns = self.c.functions
-        self.chain.transact(fns.trustCA(CA, "props"), self.op)
+        ca_x, ca_y = (v.to_bytes(32, "big") for v in (CA_KEY.public_key.x, CA_KEY.public_key.y))
+        self.chain.transact(fns.trustCA(ca_x, ca_y, "props"), self.op)
+        ca = self.chain.call(fns.caKeyHashOf(ca_x, ca_y))
         self.chain.transact(fns.grantRole(ENROLLER_ROLE, self.owner.address), self.op)
-        self.chain.transact(fns.grantRole(EVIDENCE_ROLE, self.pinner.address), self.op)
-        self.now0 = self._now()
-        active_from = self.now0 - 1000 * MINUTE
-        self.chain.transact(
-            fns.enrollSecp256k1(DEVICE, self.owner.address, keccak(b"fp"), CA, active_from), self.owner
+        key = DeviceKey.generate("secp256k1")
+        fingerprint = keccak(b"fp")
+        birth = sign_digest(CA_KEY, birth_digest(SERIAL, key.public_key, fingerprint))
+        proof = sign_possession(
+            key, device_id=SERIAL, owner=self.owner.address, chain_id=self.chain.chain_id, registry=address
         )
+        self.chain.transact(
+            fns.enrollSecp256k1(DEVICE, key.public_key.eth_address, fingerprint, ca, 0, birth, proof),
+            self.owner,
+        )
+        active_from = int(self.chain.call(fns.device(DEVICE))[3])  # the enrollment block's time
+        self.chain.w3.provider.ethereum_tester.time_travel(active_from // 1000 + 1000 * 60)  # type: ignore[attr-defined]
+        self.chain.transact(fns.grantRole(EVIDENCE_ROLE, self.pinner.address), self.op)  # mined then
+        self.now0 = active_from + 1000 * MINUTE
         self.model = Model(active_from=active_from)
 
     # ------------------------------------------------------------ helpers

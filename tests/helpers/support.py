@@ -68,7 +68,8 @@ class TestConsortium:
 
         from contracts.chain import dev_accounts
         from contracts.registry import DeviceRegistryClient
-        from device_attestation.certificates import ca_key_hash, create_manufacturer_ca
+        from device_attestation.birth import ca_public_point
+        from device_attestation.certificates import create_manufacturer_ca
 
         self.chain = chain
         self.deployment = deployment
@@ -80,7 +81,7 @@ class TestConsortium:
             valid_days=30,
             not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=1),
         )
-        self.registry.trust_ca(self.operator, ca_key_hash(self.ca_cert), "Test Device CA")
+        self.registry.trust_ca(self.operator, *ca_public_point(self.ca_cert), "Test Device CA")
         self.registry.grant_enroller(self.operator, self.factory.address)
 
     @property
@@ -91,10 +92,15 @@ class TestConsortium:
             chain_id=self.chain.chain_id, verifying_contract=self.deployment.address("ReadingAnchor")
         )
 
-    def enroll(self, device_id: str, scheme: str = "p256", *, active_from_ms: int = 0, start_seq: int = 1):  # type: ignore[no-untyped-def]
+    def enroll(
+        self, device_id: str, scheme: str = "p256", *, active_from_ms: int | None = None, start_seq: int = 1
+    ):  # type: ignore[no-untyped-def]
+        """Enroll a fresh device, active from ``active_from_ms`` (default: now, the wall clock; the
+        registry allows 60 s before the enrollment block, never earlier: issue 12.2)."""
         import datetime as dt
 
         from contracts.enrollment import enroll_with_device_key
+        from device_attestation.birth import attest_birth
         from device_attestation.certificates import issue_device_certificate, make_device_csr
         from device_attestation.keys import DeviceKey
         from device_attestation.sdk import DeviceSigner
@@ -113,6 +119,7 @@ class TestConsortium:
             certificate=cert,
             ca_certificates=[self.ca_cert],
             device_key=key,
+            birth=attest_birth(ca_key=self.ca_key, ca_cert=self.ca_cert, certificate=cert),
             now=dt.datetime.now(dt.UTC),
             active_from_ms=active_from_ms,
         )
