@@ -54,7 +54,12 @@ def _hand_over_device_registry(
 
 
 def deploy_suite(
-    chain: Chain, deployer: LocalAccount, *, admin: str | None = None, stablecoin: bool | str = True
+    chain: Chain,
+    deployer: LocalAccount,
+    *,
+    admin: str | None = None,
+    stablecoin: bool | str = True,
+    device_registry: str = "DeviceRegistry",
 ) -> Deployment:
     """Deploy every contract of the suite; ``admin`` (default the deployer) gets the admin roles.
 
@@ -67,6 +72,10 @@ def deploy_suite(
     ``TestStablecoin`` (tCNY, owned and minted by ``admin``) and the Receivables settling in it; an
     address makes the Receivables settle in that existing ERC-20 instead (production); ``False``
     deploys neither the token nor the Receivables.
+
+    ``device_registry``: the artifact deployed as the ``DeviceRegistry``; only tests pass another, the
+    test-only ``DeviceRegistryHarness`` (``contracts/src/testing/``), which can record the Reading v1
+    vector devices (public keys only) without an attestation. ``supet deploy`` never does.
     """
     admin_address = to_checksum_address(admin or deployer.address)
     start_block = chain.block_number()
@@ -75,7 +84,7 @@ def deploy_suite(
     anchor = chain.deploy("ReadingAnchor", deployer, admin_address, registry_address)
     # The deployer administers the DeviceRegistry until it has let the QualityCertifier pin evidence
     # (below, after every contract); then it hands the registry to ``admin``.
-    registry = chain.deploy("DeviceRegistry", deployer, deployer.address)
+    registry = chain.deploy(device_registry, deployer, deployer.address)
     if registry.contract_address != registry_address:
         raise DeploymentError(
             f"DeviceRegistry landed at {registry.contract_address}, not at {registry_address} "
@@ -125,5 +134,9 @@ def deploy_suite(
     return dataclasses.replace(
         core,
         contracts=addresses,
-        artifact_hashes={name: load_artifact(name).file_hash for name in SUITE if name in addresses},
+        artifact_hashes={
+            name: load_artifact(device_registry if name == "DeviceRegistry" else name).file_hash
+            for name in SUITE
+            if name in addresses
+        },
     )

@@ -517,8 +517,9 @@ contract DeviceRegistry is AccessControl, EIP712 {
         }
     }
 
-    /// @dev Record a device that passed {_checkEnrollment} and its signature checks.
-    function _enroll(bytes32 deviceId, Device memory d, bytes32 keyHash) private {
+    /// @dev Record a device that passed {_checkEnrollment} and its signature checks (internal, not
+    /// private: only the test harness `testing/DeviceRegistryHarness.sol` calls it from outside).
+    function _enroll(bytes32 deviceId, Device memory d, bytes32 keyHash) internal {
         _devices[deviceId] = d;
         _deviceOfKey[keyHash] = deviceId;
         emit DeviceEnrolled(

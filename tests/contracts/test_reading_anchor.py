@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from enrollments import (  # the fixtures harness_anvil, harness_suite
+    enroll_without_attestation,
+    harness_anvil_fixture,  # noqa: F401
+    harness_suite_fixture,  # noqa: F401
+)
 from eth_abi import encode
 from eth_utils import keccak
 from support import TestConsortium, b32, load_vectors, reverts
 
-from contracts.chain import Chain
 from contracts.registry import ReadingAnchorClient, device_id_hash, verify_reading_on_chain
 from device_attestation.merkle import MerkleTree
 from device_attestation.reading import reading_struct
@@ -39,24 +43,25 @@ def device(device_id: str) -> dict[str, Any]:
 
 
 def enroll_vectors(suite, *, active_from: int = 0, only: str | None = None) -> None:  # type: ignore[no-untyped-def]
-    chain: Chain = suite.chain
-    registry = suite.contract("DeviceRegistry")
-    factory = suite.accounts[1]
-    chain.transact(registry.functions.trustCA(CA, "Test CA"), suite.operator)
-    chain.transact(
-        registry.functions.grantRole(keccak(b"supet.role.enroller"), factory.address), suite.operator
-    )
+    """Record the vector devices in the test-only harness (public keys only: no proof of possession)."""
     for d in V["devices"]:
         if only and d["device_id"] != only:
             continue
-        did = keccak(d["device_id"].encode())
-        if d["scheme"] == "p256":
-            fn = registry.functions.enrollP256(
-                did, b32(d["public_key_x"]), b32(d["public_key_y"]), FINGERPRINT, CA, active_from
-            )
-        else:
-            fn = registry.functions.enrollSecp256k1(did, d["address"], FINGERPRINT, CA, active_from)
-        chain.transact(fn, factory)
+        key: dict[str, Any] = (
+            {"x": int(d["public_key_x"], 16), "y": int(d["public_key_y"], 16)}
+            if d["scheme"] == "p256"
+            else {"address": d["address"]}
+        )
+        enroll_without_attestation(
+            suite.chain,
+            suite.deployment,
+            suite.accounts[1],
+            d["device_id"],
+            cert_fingerprint=FINGERPRINT,
+            ca_key_hash=CA,
+            active_from_ms=active_from,
+            **key,
+        )
 
 
 def anchor_vector_batch(suite) -> int:  # type: ignore[no-untyped-def]
@@ -95,7 +100,8 @@ def test_contract_digest_equals_vector(suite, index: int) -> None:  # type: igno
     assert suite.chain.call(anchor.functions.digest(struct_of(vector))) == b32(vector["digest"])
 
 
-def test_every_vector_reading_verifies_on_chain(suite) -> None:  # type: ignore[no-untyped-def]
+def test_every_vector_reading_verifies_on_chain(harness_suite) -> None:  # type: ignore[no-untyped-def]
+    suite = harness_suite  # the vector devices: recorded without attestation (test-only registry)
     enroll_vectors(suite)
     batch_id = anchor_vector_batch(suite)
     anchor = suite.contract("ReadingAnchor")
@@ -181,7 +187,8 @@ def test_length_mismatch(suite) -> None:  # type: ignore[no-untyped-def]
         suite.chain.call(anchor.functions.digest(tuple(s)))
 
 
-def test_tampered_proof_or_reading_is_not_included(suite) -> None:  # type: ignore[no-untyped-def]
+def test_tampered_proof_or_reading_is_not_included(harness_suite) -> None:  # type: ignore[no-untyped-def]
+    suite = harness_suite  # the vector devices: recorded without attestation (test-only registry)
     enroll_vectors(suite)
     batch_id = anchor_vector_batch(suite)
     anchor = suite.contract("ReadingAnchor")
@@ -202,7 +209,8 @@ def test_tampered_proof_or_reading_is_not_included(suite) -> None:  # type: igno
         suite.chain.call(anchor.functions.verifyReading(tuple(s), b32(v["signature"]), batch_id, proof))
 
 
-def test_unknown_device(suite) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_device(harness_suite) -> None:  # type: ignore[no-untyped-def]
+    suite = harness_suite  # the vector devices: recorded without attestation (test-only registry)
     enroll_vectors(suite, only="SN-P256-0001")
     batch_id = anchor_vector_batch(suite)
     anchor = suite.contract("ReadingAnchor")
@@ -215,7 +223,8 @@ def test_unknown_device(suite) -> None:  # type: ignore[no-untyped-def]
         )
 
 
-def test_device_not_active_before_enrollment_time_or_after_revocation(suite) -> None:  # type: ignore[no-untyped-def]
+def test_device_not_active_before_enrollment_time_or_after_revocation(harness_suite) -> None:  # type: ignore[no-untyped-def]
+    suite = harness_suite  # the vector devices: recorded without attestation (test-only registry)
     first_ts = V["readings"][0]["reading"]["ts_ms"]
     enroll_vectors(suite, active_from=first_ts + 1)
     batch_id = anchor_vector_batch(suite)
@@ -276,7 +285,8 @@ def test_issue12_readings_are_bound_to_their_anchoring_time(suite) -> None:  # t
         return verify_reading_on_chain(anchor, struct, s.signature, batch_id, tree.proof(s.digest))
 
     now_ms = int(suite.chain.block()["timestamp"]) * 1000
-    past = device.sign({"temp_c": 4}, ts_ms=now_ms - 60_000)
+    active_from = suite.chain.call(suite.contract("DeviceRegistry").functions.device(did))[3]
+    past = device.sign({"temp_c": 4}, ts_ms=max(now_ms - 60_000, active_from))  # not before enrollment
     ahead = device.sign({"temp_c": 4}, ts_ms=now_ms + 30_000)  # a clock a little ahead: within the skew
     future = device.sign({"temp_c": 4}, ts_ms=now_ms + 3_600_000)
     batch_id, tree, anchored_ms = anchored(past, ahead, future)
@@ -341,7 +351,8 @@ def _bad_signatures(vector: dict[str, Any]) -> list[tuple[str, bytes]]:
 
 
 @pytest.mark.parametrize("index", [0, 1])
-def test_bad_signatures_are_refused(suite, index: int) -> None:  # type: ignore[no-untyped-def]
+def test_bad_signatures_are_refused(harness_suite, index: int) -> None:  # type: ignore[no-untyped-def]
+    suite = harness_suite  # the vector devices: recorded without attestation (test-only registry)
     enroll_vectors(suite)
     batch_id = anchor_vector_batch(suite)
     anchor = suite.contract("ReadingAnchor")
@@ -362,7 +373,8 @@ def test_bad_signatures_are_refused(suite, index: int) -> None:  # type: ignore[
 
 
 @pytest.mark.parametrize(("index", "length"), [(0, 65), (0, 63), (1, 64), (1, 66)])
-def test_signature_length_per_scheme(suite, index: int, length: int) -> None:  # type: ignore[no-untyped-def]
+def test_signature_length_per_scheme(harness_suite, index: int, length: int) -> None:  # type: ignore[no-untyped-def]
+    suite = harness_suite  # the vector devices: recorded without attestation (test-only registry)
     enroll_vectors(suite)
     batch_id = anchor_vector_batch(suite)
     anchor = suite.contract("ReadingAnchor")
