@@ -267,7 +267,7 @@ def test_issue12_readings_are_bound_to_their_anchoring_time(suite) -> None:  # t
     """Issue 12.8: a key stolen after its device's revocation signed back-dated readings, which counted
     once anchored later; and a batch could hold readings dated after its anchoring."""
     cons = TestConsortium(suite.chain, suite.deployment)
-    device = cons.enroll("GW-ANCHOR-TIME", "secp256k1")
+    device = cons.enroll("GW-ANCHOR-TIME", "secp256k1", active_from_ms=0)  # active from its block's time
     did = device_id_hash("GW-ANCHOR-TIME")
     anchor = ReadingAnchorClient(suite.chain, suite.deployment)
     contract = anchor.contract
