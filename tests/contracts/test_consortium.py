@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eth_account import Account
+from enrollments import attested_secp256k1, trust_test_ca
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from support import reverts
@@ -34,8 +34,6 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "consortium-policy.exam
 SUPPLIER = PARTY_ROLES["supplier"]
 BANK = PARTY_ROLES["bank"]
 LICENCE, ISO = TOPICS["business-licence"], TOPICS["iso-9001"]
-CA = keccak(b"test manufacturer CA")
-FINGERPRINT = keccak(b"device certificate")
 GTIN = "04006381333931"
 T0 = 1_764_400_000_000
 DAY = 86_400
@@ -72,13 +70,12 @@ class World:
         self.reg = ParticipantRegistryClient(self.chain, self.deployment)
         self.devices = suite.contract("DeviceRegistry")
         self.lots = LotRegistryClient.from_deployment(self.chain, self.deployment)
-        self.chain.transact(self.devices.functions.trustCA(CA, "Test CA"), self.admin)
+        trust_test_ca(self.chain, self.devices, self.admin)
         self.serial = 0
 
     def enroll(self, party: LocalAccount) -> None:
         self.serial += 1
-        device_id = keccak(f"SN-{self.serial}".encode())
-        fn = self.devices.functions.enrollSecp256k1(device_id, Account.create().address, FINGERPRINT, CA, 1)
+        fn = attested_secp256k1(self.chain, self.devices, party.address, f"SN-{self.serial}")
         self.chain.transact(fn, party)
 
     def open_lot(self, party: LocalAccount, lot_id: str) -> None:

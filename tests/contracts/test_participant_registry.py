@@ -12,6 +12,7 @@ import dataclasses
 from typing import Any
 
 import pytest
+from enrollments import attested_secp256k1, trust_test_ca
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
@@ -872,15 +873,14 @@ def test_admission_lapses_exactly_at_expiry(cons: Consortium) -> None:
 def test_gate_of_device_registry(cons: Consortium) -> None:
     chain, reg, supplier = cons.chain, cons.reg, cons.supplier
     devices = cons.suite.contract("DeviceRegistry")
-    ca, fingerprint = keccak(b"test manufacturer CA"), keccak(b"device certificate")
-    chain.transact(devices.functions.trustCA(ca, "Test CA"), cons.admin)
+    trust_test_ca(chain, devices, cons.admin)
     chain.transact(devices.functions.setAdmissionGate(reg.address), cons.admin)
     serial = iter(range(1, 100))
 
     def enroll(party: LocalAccount) -> bytes:
-        device_id = keccak(f"SN-GATE-{next(serial)}".encode())
-        fn = devices.functions.enrollSecp256k1(device_id, Account.create().address, fingerprint, ca, 1)
-        chain.transact(fn, party)
+        name = f"SN-GATE-{next(serial)}"
+        device_id = keccak(name.encode())
+        chain.transact(attested_secp256k1(chain, devices, party.address, name), party)
         assert chain.call(devices.functions.device(device_id))[1] == party.address
         return device_id
 
@@ -888,8 +888,7 @@ def test_gate_of_device_registry(cons: Consortium) -> None:
         device_id = keccak(b"SN-GATE-REFUSED")
         height = chain.block_number()
         with reverts("DeviceRegistryNotAdmitted", party=party.address):
-            fn = devices.functions.enrollSecp256k1(device_id, Account.create().address, fingerprint, ca, 1)
-            chain.transact(fn, party)
+            chain.transact(attested_secp256k1(chain, devices, party.address, "SN-GATE-REFUSED"), party)
         assert chain.call(devices.functions.device(device_id))[0] == 0
         assert chain.block_number() == height
 
@@ -941,12 +940,11 @@ def test_gas(cons: Consortium, record_property: Any) -> None:
     is_admitted_tx = chain.transact(admitted_call, cons.outsider).gas_used
     # an enrollment with the enroller role, then through the gate
     devices = cons.suite.contract("DeviceRegistry")
-    ca, fingerprint = keccak(b"test manufacturer CA"), keccak(b"device certificate")
-    chain.transact(devices.functions.trustCA(ca, "Test CA"), cons.admin)
+    trust_test_ca(chain, devices, cons.admin)
     chain.transact(devices.functions.grantRole(keccak(b"supet.role.enroller"), supplier.address), cons.admin)
 
     def enroll(serial: bytes) -> int:
-        fn = devices.functions.enrollSecp256k1(keccak(serial), Account.create().address, fingerprint, ca, 1)
+        fn = attested_secp256k1(chain, devices, supplier.address, serial.decode())
         return chain.transact(fn, supplier).gas_used
 
     by_role = enroll(b"SN-GAS-1")
