@@ -6,7 +6,6 @@ the metric, value and bound) with the rules that protect a lot's standing."""
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -80,10 +79,11 @@ class QC:
     ts: int
 
     def sign(self, device: str, metrics: dict[str, float], *, lot: str | None = LOT) -> Submission:
-        self.ts += 1000
+        self.ts += 10  # readings 10 ms apart from the devices' enrollment on (none count before it)
         return self.devices[device].sign(metrics, ts_ms=self.ts, lot_id=lot)
 
     def anchor_batch(self, subs: list[Submission]) -> tuple[int, MerkleTree]:
+        mine_after(self, self.ts)  # anchored after every reading signed so far (they are dated ~now)
         tree = MerkleTree.build(s.digest for s in subs)
         self.chain.transact(self.anchor.functions.anchorBatch(tree.root, len(subs)), self.operator)
         return int(self.chain.call(self.anchor.functions.batchCount())), tree
@@ -129,9 +129,11 @@ def make_qc(suite: Any, *, devices: dict[str, str]) -> QC:
         supplier=supplier,
         enterprise=enterprise,
         auditor=auditor,
-        devices={name: consortium.enroll(name, scheme) for name, scheme in devices.items()},
-        ts=time.time_ns() // 1_000_000 - 3_600_000,
+        devices={name: consortium.enroll(name, scheme, active_from_ms=0) for name, scheme in devices.items()},
+        ts=0,
     )
+    # devices count from their enrollment block (issue 12.2): readings are dated from the latest on
+    qc.ts = max(consortium.registry.device(name).active_from_ms for name in devices)
     for lot_id in (LOT, "LOT-OTHER"):
         qc.lots.open_lot(
             supplier, lot_id=lot_id, gtin=GTIN, quantity=500, unit="kg", produced_from_ms=0, produced_to_ms=1
@@ -732,6 +734,7 @@ def enroll_for(qc: QC, party: LocalAccount, device_id: str, scheme: str = "secp2
     import datetime as dt
 
     from contracts.enrollment import enroll_with_device_key
+    from device_attestation.birth import attest_birth
     from device_attestation.certificates import issue_device_certificate, make_device_csr
 
     qc.consortium.registry.grant_enroller(qc.operator, party.address)
@@ -750,11 +753,13 @@ def enroll_for(qc: QC, party: LocalAccount, device_id: str, scheme: str = "secp2
         certificate=cert,
         ca_certificates=[qc.consortium.ca_cert],
         device_key=key,
+        birth=attest_birth(ca_key=qc.consortium.ca_key, ca_cert=qc.consortium.ca_cert, certificate=cert),
         now=now,
         active_from_ms=0,
     )
     signer = DeviceSigner(device_id=device_id, key=key, domain=qc.consortium.domain)
     qc.devices[device_id] = signer
+    qc.ts = max(qc.ts, qc.consortium.registry.device(device_id).active_from_ms)  # it counts from now on
     return signer
 
 
