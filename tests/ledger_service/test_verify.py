@@ -1,7 +1,11 @@
 """The auditor's verifier: proof bundles checked offline and on chain, on both chains.
 
 * the Reading v1 vectors and generated batches (1, 2, 7, 33 readings) verify, offline
-  and through the contract (fresh chains from the ``suite`` fixture);
+  and through the contract (fresh chains from the ``harness_suite`` fixture);
+* devices are recorded in the test-only ``DeviceRegistryHarness`` (``tests/helpers/enrollments.py``),
+  deployed in place of the DeviceRegistry: the vector devices have public keys only (no proof of
+  possession), and readings here are dated T0 (2025-11) like the vectors', before any real
+  enrollment (issue 12.2); real enrollment is tested in ``tests/contracts/test_device_registry.py``;
 * every failure path raises its typed error with a telling message, and the offline
   and on-chain verdicts agree on every bundle (a read-only "world" per chain kind,
   built once per module: its anvil is its own node, so the session node's
@@ -21,6 +25,12 @@ from typing import Any
 
 import pytest
 import typer
+from enrollments import (  # the fixtures harness_anvil, harness_suite
+    HARNESS,
+    enroll_without_attestation,
+    harness_anvil_fixture,  # noqa: F401
+    harness_suite_fixture,  # noqa: F401
+)
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from hypothesis import HealthCheck, assume, given, settings
@@ -116,14 +126,6 @@ def mine(chain: Chain, node: AnvilNode | None, blocks: int) -> None:
         chain.w3.testing.mine(blocks)  # type: ignore[attr-defined]
 
 
-def prepare_registry(
-    chain: Chain, deployment: Deployment, operator: LocalAccount, factory: LocalAccount
-) -> None:
-    registry = DeviceRegistryClient(chain, deployment)
-    registry.trust_ca(operator, CA, "Test CA")
-    registry.grant_enroller(operator, factory.address)
-
-
 def enroll_key(
     chain: Chain,
     deployment: Deployment,
@@ -132,36 +134,43 @@ def enroll_key(
     key: DeviceKey,
     active_from: int = 0,
 ) -> str:
-    registry = DeviceRegistryClient(chain, deployment)
+    """Record ``device_id`` in the test-only registry harness, active from ``active_from`` as given
+    (the readings here are dated T0, 2025-11, like the vectors': before any real enrollment)."""
     pub = key.public_key
-    common: dict[str, Any] = {
-        "device_id": device_id,
-        "cert_fingerprint": keccak(device_id.encode()),
-        "ca_key_hash": CA,
-        "active_from_ms": active_from,
-    }
-    if key.scheme is Scheme.P256:
-        result = registry.enroll_p256(factory, x=pub.x, y=pub.y, **common)
-    else:
-        result = registry.enroll_secp256k1(factory, address=pub.eth_address, **common)
+    k: dict[str, Any] = (
+        {"x": pub.x, "y": pub.y} if key.scheme is Scheme.P256 else {"address": pub.eth_address}
+    )
+    result = enroll_without_attestation(
+        chain,
+        deployment,
+        factory,
+        device_id,
+        cert_fingerprint=keccak(device_id.encode()),
+        ca_key_hash=CA,
+        active_from_ms=active_from,
+        **k,
+    )
     return result.tx_hash
 
 
 def enroll_vector_devices(chain: Chain, deployment: Deployment, factory: LocalAccount) -> None:
-    registry = DeviceRegistryClient(chain, deployment)
+    """The vector devices (public keys only: no proof of possession), through the harness."""
     for d in V["devices"]:
-        common: dict[str, Any] = {
-            "device_id": d["device_id"],
-            "cert_fingerprint": FINGERPRINT,
-            "ca_key_hash": CA,
-            "active_from_ms": 0,
-        }
-        if d["scheme"] == "p256":
-            registry.enroll_p256(
-                factory, x=int(d["public_key_x"], 16), y=int(d["public_key_y"], 16), **common
-            )
-        else:
-            registry.enroll_secp256k1(factory, address=d["address"], **common)
+        k: dict[str, Any] = (
+            {"x": int(d["public_key_x"], 16), "y": int(d["public_key_y"], 16)}
+            if d["scheme"] == "p256"
+            else {"address": d["address"]}
+        )
+        enroll_without_attestation(
+            chain,
+            deployment,
+            factory,
+            d["device_id"],
+            cert_fingerprint=FINGERPRINT,
+            ca_key_hash=CA,
+            active_from_ms=0,
+            **k,
+        )
 
 
 def anchor(chain: Chain, deployment: Deployment, operator: LocalAccount, tree: MerkleTree) -> tuple[int, str]:
@@ -211,10 +220,10 @@ def high_s(sig: bytes, scheme: Scheme) -> bytes:
 # ================================================================== vectors, generated batches (fresh chains)
 
 
-def test_vector_bundles_verify_offline_and_on_chain(suite) -> None:
+def test_vector_bundles_verify_offline_and_on_chain(harness_suite) -> None:
+    suite = harness_suite
     chain, dep = suite.chain, suite.deployment
     assert dep.address("ReadingAnchor") == V["domain"]["verifyingContract"]
-    prepare_registry(chain, dep, suite.operator, suite.accounts[1])
     enroll_vector_devices(chain, dep, suite.accounts[1])
     tree = MerkleTree.build([b32(r["digest"]) for r in V["readings"]])
     assert tree.root == b32(V["batch_root"])
@@ -250,9 +259,9 @@ def test_vector_bundles_verify_offline_and_on_chain(suite) -> None:
         assert rebuilt.to_json_obj() == vector_bundle_obj(index, batch_id=batch_id, anchor_tx=tx)
 
 
-def test_generated_batches_verify(suite) -> None:
+def test_generated_batches_verify(harness_suite) -> None:
+    suite = harness_suite
     chain, dep, operator, factory = suite.chain, suite.deployment, suite.operator, suite.accounts[1]
-    prepare_registry(chain, dep, operator, factory)
     devices = signers(dep, 4, "SN-GEN")  # p256, secp256k1, p256, secp256k1
     for signer, key in devices:
         enroll_key(chain, dep, factory, signer.device_id, key)
@@ -288,13 +297,13 @@ def test_generated_batches_verify(suite) -> None:
         )
 
 
-def test_min_confirmations(suite, request: pytest.FixtureRequest) -> None:
+def test_min_confirmations(harness_suite, request: pytest.FixtureRequest) -> None:
+    suite = harness_suite
     chain, dep, operator = suite.chain, suite.deployment, suite.operator
-    prepare_registry(chain, dep, operator, suite.accounts[1])
     ((signer, key),) = signers(dep, 1, "SN-CONF")
     enroll_key(chain, dep, suite.accounts[1], signer.device_id, key)
     (bundle,) = anchor_submissions(chain, dep, operator, [signer.sign({"temp_c": 1}, ts_ms=T0)])
-    node = request.getfixturevalue("anvil_node") if not chain.is_embedded else None
+    node = request.getfixturevalue("harness_anvil")[0] if not chain.is_embedded else None
     assert verify_bundle(bundle, chain=chain, deployment=dep).confirmations == 0
     with pytest.raises(InsufficientConfirmations, match=r"has 0 block\(s\) on top; 3 required") as info:
         verify_bundle(bundle, chain=chain, deployment=dep, min_confirmations=3)
@@ -312,10 +321,10 @@ def test_min_confirmations(suite, request: pytest.FixtureRequest) -> None:
         verify_bundle(bundle, chain=chain, deployment=dep, min_confirmations=-1)
 
 
-def test_revocation_after_the_fact(suite) -> None:
+def test_revocation_after_the_fact(harness_suite) -> None:
     """A bundle that verified stops verifying once its device is revoked from before its time."""
+    suite = harness_suite
     chain, dep, operator, factory = suite.chain, suite.deployment, suite.operator, suite.accounts[1]
-    prepare_registry(chain, dep, operator, factory)
     ((signer, key),) = signers(dep, 1, "SN-REV")
     enroll_key(chain, dep, factory, signer.device_id, key)
     early, late = anchor_submissions(
@@ -374,8 +383,7 @@ class World:
 def build_world(kind: str, chain: Chain, node: AnvilNode | None) -> World:
     accounts = dev_accounts(3)
     operator, factory = accounts[0], accounts[1]
-    dep = deploy_suite(chain, operator)
-    prepare_registry(chain, dep, operator, factory)
+    dep = deploy_suite(chain, operator, device_registry=HARNESS)
     enroll_vector_devices(chain, dep, factory)
     vtree = MerkleTree.build([b32(r["digest"]) for r in V["readings"]])
     vbatch, vtx = anchor(chain, dep, operator, vtree)
