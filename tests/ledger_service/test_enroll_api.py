@@ -8,7 +8,8 @@ import time
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
@@ -19,6 +20,7 @@ from support import TestConsortium
 from contracts.chain import dev_accounts
 from contracts.enrollment import answer_challenge
 from contracts.registry import DeviceRegistryClient, OnChainScheme, device_id_hash
+from device_attestation.birth import BirthAttestation, attest_birth, sign_possession
 from device_attestation.certificates import (
     Challenge,
     create_manufacturer_ca,
@@ -32,6 +34,10 @@ from ledger_service.service import LedgerService
 from ledger_service.store.models import DeviceCacheRow, ReadingRow, UsedNonceRow
 
 DOMAIN = "127.0.0.1:8000"
+FACTORY = dev_accounts(2)[1].address  # TestConsortium's factory
+#: The CA's birth attestation of each certificate `certify` issued (as `supet ca issue` writes it beside
+#: the certificate), by certificate fingerprint.
+BIRTHS: dict[bytes, BirthAttestation] = {}
 
 
 def sign_text(account: LocalAccount, text: str) -> str:
@@ -89,6 +95,7 @@ def certify(
         valid_days=valid_days,
         not_before=not_before or dt.datetime.now(dt.UTC) - dt.timedelta(hours=1),
     )
+    BIRTHS[cert.fingerprint(hashes.SHA256())] = attest_birth(ca_key=ca_key, ca_cert=ca_cert, certificate=cert)
     return key, cert
 
 
@@ -102,18 +109,32 @@ def challenge_of(r: Any) -> Challenge:
     )
 
 
+def possession(key: DeviceKey, device_id: str, owner: str, challenge: Challenge) -> str:
+    """The device's on-chain proof of possession for ``owner`` at the challenge's registry."""
+    _, chain_id, registry = challenge.audience.split(":")
+    proof = sign_possession(key, device_id=device_id, owner=owner, chain_id=int(chain_id), registry=registry)
+    return "0x" + proof.hex()
+
+
 def enrollment_body(
     challenge: Challenge,
     key: DeviceKey,
     cert: x509.Certificate,
     ca_cert: x509.Certificate,
+    *,
+    owner: str = FACTORY,
     **extra: Any,
 ) -> dict[str, Any]:
+    """A complete request: the challenge's answer, the CA's birth attestation of ``cert`` and the
+    device's proof of possession for ``owner`` (the consortium's factory unless said)."""
+    device_id = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
     return {
         "certificate": pem(cert),
         "ca_certificate": pem(ca_cert),
         "challenge_nonce": "0x" + challenge.nonce.hex(),
         "pop_signature": "0x" + answer_challenge(key, challenge, cert).hex(),
+        "birth_attestation": BIRTHS[cert.fingerprint(hashes.SHA256())].to_json(),
+        "possession_signature": possession(key, str(device_id), owner, challenge),
         **extra,
     }
 
@@ -196,7 +217,8 @@ def test_enroll_p256_and_secp256k1_then_submit(
     # both devices submit readings at once
     for device_id, device_key in (("SN-API-P256", key), ("GW-API-K1", gw_key)):
         signer = DeviceSigner(device_id=device_id, key=device_key, domain=consortium.domain)
-        reading = signer.sign({"temp_c": 21.5}, ts_ms=int(time.time() * 1000))
+        active_from = registry.device(device_id).active_from_ms  # the block's time (the default), or given
+        reading = signer.sign({"temp_c": 21.5}, ts_ms=max(int(time.time() * 1000), active_from))
         r = client.post("/v1/readings", json=reading.to_json_obj())
         assert r.status_code == 201, r.text
         view = client.get(f"/v1/devices/{device_id}").json()  # public
@@ -240,7 +262,8 @@ def test_enrollment_refusals_change_nothing(
     )
     rogue_key, rogue_cert = certify(consortium, "SN-ROGUE", ca=rogue_ca)
     _, same_key_cert = certify(consortium, "SN-SAME-KEY", key=taken.key)
-    _, taken_id_cert = certify(consortium, "SN-TAKEN")
+    taken_id_key, taken_id_cert = certify(consortium, "SN-TAKEN")  # a new device under a taken serial
+    ledger.registry.refresh()  # the mirror holds SN-TAKEN now, not when a refresh happens to run
     before = state(ledger)
 
     c = fresh()
@@ -280,10 +303,13 @@ def test_enrollment_refusals_change_nothing(
         "pop.unknown_challenge",
     )
     assert (
-        attempt(enrollment_body(theirs, key, cert, consortium.ca_cert), headers=rival_auth).status_code == 200
+        attempt(
+            enrollment_body(theirs, key, cert, consortium.ca_cert, owner=rival.address), headers=rival_auth
+        ).status_code
+        == 200
     )
 
-    r = attempt(enrollment_body(fresh(), taken.key, taken_id_cert, consortium.ca_cert))
+    r = attempt(enrollment_body(fresh(), taken_id_key, taken_id_cert, consortium.ca_cert))
     assert error(r) == (409, "enroll.device_exists") and "SN-TAKEN" in r.json()["error"]["message"]
     assert error(attempt(enrollment_body(fresh(), taken.key, same_key_cert, consortium.ca_cert))) == (
         409,
@@ -291,6 +317,35 @@ def test_enrollment_refusals_change_nothing(
     )
     early = enrollment_body(fresh(), key, cert, consortium.ca_cert, active_from_ms=0)
     assert error(attempt(early)) == (422, "enroll.active_from")
+
+    # issue 12.2: the chain takes no enrollment on the enroller's word
+    back_dated = int(time.time() * 1000) - 10 * 60_000  # after notBefore, before the chain's now - 60 s
+    r = attempt(enrollment_body(fresh(), key, cert, consortium.ca_cert, active_from_ms=back_dated))
+    assert error(r) == (422, "enroll.active_from") and "before the enrollment" in r.json()["error"]["message"]
+    body = enrollment_body(fresh(), key, cert, consortium.ca_cert)
+    assert error(attempt({k: v for k, v in body.items() if k != "birth_attestation"})) == (
+        422,
+        "request.invalid",
+    )
+    assert error(attempt({k: v for k, v in body.items() if k != "possession_signature"})) == (
+        422,
+        "request.invalid",
+    )
+    assert error(attempt({**body, "birth_attestation": {"type": "x"}})) == (422, "birth.parse")
+    other_birth = BIRTHS[same_key_cert.fingerprint(hashes.SHA256())].to_json()  # another certificate's
+    assert error(attempt({**body, "birth_attestation": other_birth})) == (422, "birth.certificate")
+    forged = dict(body["birth_attestation"])
+    sig = bytes.fromhex(forged["signature"][2:])
+    forged["signature"] = "0x" + (bytes([sig[0] ^ 1]) + sig[1:]).hex()
+    assert error(attempt({**body, "birth_attestation": forged})) == (422, "birth.signature")
+    for_rival = possession(key, "SN-REFUSED", rival.address, c)  # a proof for another owner
+    r = attempt({**body, "possession_signature": for_rival})
+    assert error(r) == (422, "pop.on_chain") and factory.address in r.json()["error"]["message"]
+    elsewhere = Challenge(nonce=c.nonce, issued_at=c.issued_at, audience=f"eip155:31337:{rival.address}")
+    other_registry = possession(key, "SN-REFUSED", factory.address, elsewhere)  # for another registry
+    assert error(attempt({**body, "possession_signature": other_registry})) == (422, "pop.on_chain")
+    by_other_key = possession(other_key, "SN-REFUSED", factory.address, c)
+    assert error(attempt({**body, "possession_signature": by_other_key})) == (422, "pop.on_chain")
 
     # unauthenticated, and without the role
     assert error(client.post("/v1/devices", json={})) == (401, "auth.missing")
@@ -324,7 +379,7 @@ def test_relay_only_the_prepared_transaction(
     ).json()
     tx = prep["transaction"]
     before = state(ledger)
-    other_data = {**tx, "data": tx["data"][:-2] + "01"}  # another activation time
+    other_data = {**tx, "data": tx["data"][:-2] + ("01" if tx["data"][-2:] != "01" else "02")}  # altered
     cases = {
         "signed by another key": stranger.sign_transaction({**tx, "nonce": 0}).raw_transaction.to_0x_hex(),
         "other call data": factory.sign_transaction(other_data).raw_transaction.to_0x_hex(),
@@ -357,6 +412,8 @@ def test_relay_only_the_prepared_transaction(
         cert_fingerprint=bytes.fromhex(prep["cert_fingerprint"][2:]),
         ca_key_hash=bytes.fromhex(prep["ca_key_hash"][2:]),
         active_from_ms=prep["active_from_ms"],
+        birth_signature=BIRTHS[cert.fingerprint(hashes.SHA256())].signature,
+        possession_signature=bytes.fromhex(possession(key, "SN-RELAY", factory.address, c)[2:]),
     )
     block = ledger.chain.block_number()
     raw = factory.sign_transaction({**tx, "nonce": tx["nonce"] + 1}).raw_transaction.to_0x_hex()

@@ -5,10 +5,13 @@ so the service never enrolls with its own key on a party's behalf. Instead:
 
 1. ``POST /v1/devices/challenge`` (enroller): a proof-of-possession challenge for the device.
 2. ``POST /v1/devices`` (enroller): certificate, issuing CA certificate, the device's answer
-   to the challenge. The service checks the certificate chain to a CA the registry
-   trusts, the proof of possession (single use, fresh, bound to the party that asked for
-   the challenge), and simulates the registry call from the party's address (device id
-   and key not taken, party admitted). It answers with the verified transaction, ready
+   to the challenge, the CA's birth attestation of the device and the device's on-chain
+   proof of possession for the party (issue 12, finding 2: the registry checks both, see
+   :mod:`device_attestation.birth`). The service checks the certificate chain to a CA the
+   registry trusts, the attestation against that CA and certificate, both proofs of
+   possession (the challenge: single use, fresh, bound to the party that asked for it), and
+   simulates the registry call from the party's address (device id and key not taken, party
+   admitted, activation not back-dated). It answers with the verified transaction, ready
    for the party to sign.
 3. ``POST /v1/devices/{device_id}/confirm`` (enroller): the party either sent the
    transaction itself (``tx_hash``) or hands the signed transaction to the service to
@@ -27,6 +30,7 @@ import threading
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
+from cryptography import x509
 from eth_account import Account
 from eth_account.typed_transactions import TypedTransaction
 from eth_utils import ValidationError as EthValidationError
@@ -45,8 +49,10 @@ from web3.logs import DISCARD
 from contracts.enrollment import ChallengeBook, registry_audience
 from contracts.errors import ChainError, ContractRevert, TransactionTimeout
 from contracts.registry import DeviceRegistryClient, OnChainScheme, device_id_hash
+from device_attestation.birth import REGISTRY_DOMAIN_NAME, BirthAttestation, verify_possession
 from device_attestation.certificates import (
     Challenge,
+    VerifiedDevice,
     load_certificate,
     verify_device_certificate,
     verify_proof_of_possession,
@@ -140,6 +146,25 @@ def _revert_refusal(e: ContractRevert, party: str, device_id: str) -> LedgerErro
             code="enroll.key_in_use",
             http_status=409,
         )
+    if name == "DeviceRegistryActiveFromInPast":
+        return EnrollmentRefused(
+            f"active_from_ms {e.error_args.get('activeFromMs')} is before the enrollment block's time less "
+            f"60 s ({e.error_args.get('earliestMs')}): readings cannot count from before the enrollment; "
+            "omit active_from_ms (the block's time) or give a time from now on",
+            code="enroll.active_from",
+        )
+    if name == "DeviceRegistryInvalidBirthAttestation":
+        return EnrollmentRefused(
+            "the DeviceRegistry refuses the birth attestation: it is not the trusted CA's signature of "
+            "this device, key and certificate; send the attestation the CA issued with the certificate",
+            code="birth.signature",
+        )
+    if name == "DeviceRegistryInvalidPossessionProof":
+        return EnrollmentRefused(
+            f"the DeviceRegistry refuses the proof of possession: it is not the device key's signature "
+            f"for {party} at this registry; have the device sign possession_digest for your address",
+            code="pop.on_chain",
+        )
     if name == "DeviceRegistryUntrustedCA":
         return EnrollmentRefused(
             f"the issuing CA {e.error_args.get('caKeyHash')} is not trusted on chain: the consortium "
@@ -223,13 +248,17 @@ class EnrollmentDesk:
         ca_certificate_pem: str,
         challenge_nonce: str,
         pop_signature: str,
+        birth_attestation: dict[str, Any],
+        possession_signature: str,
         active_from_ms: int | None,
     ) -> tuple[PreparedEnrollment, dict[str, Any]]:
         """Check everything an enrollment needs; the prepared enrollment and its transaction.
 
-        Checks without side effects come first (certificate chain, CA trusted on chain,
-        a dry run of the registry call from the party), then the challenge is spent and
-        the proof of possession checked. Nothing is written on chain or in the database.
+        Checks without side effects come first (certificate chain, CA trusted on chain, the CA's
+        birth attestation, the device's proof of possession for ``party`` at this registry, a dry
+        run of the registry call from the party), then the challenge is spent and its answer
+        checked. Nothing is written on chain or in the database. ``active_from_ms`` None: the
+        enrollment block's time (0 on chain).
         """
         now = self.clock()
         try:
@@ -245,9 +274,12 @@ class EnrollmentDesk:
                     "not trusted on chain: the consortium operator must register it (`supet ca register`)"
                 )
             )
+        possession = self._check_attestation(
+            verified, cert, ca, party, birth_attestation, possession_signature
+        )
         not_before_ms = int(verified.not_valid_before.timestamp() * 1000)
-        active_from = active_from_ms if active_from_ms is not None else int(now.timestamp() * 1000)
-        if active_from < not_before_ms:
+        active_from = 0 if active_from_ms is None else active_from_ms  # 0: the block's time
+        if active_from_ms is not None and active_from < not_before_ms:
             raise EnrollmentRefused(
                 f"active_from_ms {active_from} is before the certificate's notBefore ({not_before_ms}): "
                 "readings cannot count from before the key was certified",
@@ -265,6 +297,8 @@ class EnrollmentDesk:
                 verified.fingerprint,
                 verified.ca_key_hash,
                 active_from,
+                possession.birth,
+                possession.proof,
             )
         else:
             fn_name = "enrollSecp256k1"
@@ -274,6 +308,8 @@ class EnrollmentDesk:
                 verified.fingerprint,
                 verified.ca_key_hash,
                 active_from,
+                possession.birth,
+                possession.proof,
             )
         fn = self._fn(fn_name, args)
         gas = self._dry_run(fn, party, device_id)
@@ -492,6 +528,35 @@ class EnrollmentDesk:
 
     # -------------------------------------------------------------- internals
 
+    def _check_attestation(
+        self,
+        verified: VerifiedDevice,
+        cert: x509.Certificate,
+        ca: x509.Certificate,
+        party: str,
+        birth_attestation: dict[str, Any],
+        possession_signature: str,
+    ) -> _Attested:
+        """The CA's birth attestation of ``cert`` and the device's proof of possession for
+        ``party`` at this registry, as the registry will check them (refused here first: no gas,
+        a message that says what to fix)."""
+        try:
+            birth = BirthAttestation.from_json(birth_attestation)
+            birth.check_certificate(cert)
+            birth.verify(ca)
+            proof = _bytes(possession_signature, "possession_signature", code="pop.on_chain")
+            verify_possession(
+                verified.public_key,
+                proof,
+                device_id=verified.device_id,
+                owner=party,
+                chain_id=self.service.chain.chain_id,
+                registry=self.registry.contract.address,
+            )
+        except CertificateError as e:  # birth.* and pop.on_chain included
+            raise _refused(e) from e
+        return _Attested(birth=birth.signature, proof=proof)
+
     def _fn(self, fn_name: str, args: tuple[Any, ...]) -> ContractFunction:
         fn: ContractFunction = self.registry.contract.functions[fn_name](*args)
         return fn
@@ -513,6 +578,14 @@ class EnrollmentDesk:
                 http_status=409,
             )
         return prepared
+
+
+@dataclass(frozen=True, slots=True)
+class _Attested:
+    """The signatures an enrollment carries to the chain: the CA's birth attestation, the device's proof."""
+
+    birth: bytes
+    proof: bytes
 
 
 _DESK_LOCK = threading.Lock()
@@ -540,6 +613,11 @@ class PopChallengeOut(BaseModel):
     issued_at_s: int = Field(description="The same, in Unix seconds (what the digest encodes).")
     audience: str = Field(description="`eip155:<chain id>:<DeviceRegistry address>`.")
     expires_at: str = Field(description="Send the device's answer to POST /v1/devices before this.")
+    possession: dict[str, Any] = Field(
+        description="What the device signs for the on-chain proof of possession (`possession_signature`): "
+        "EIP-712 `DevicePossession(bytes32 deviceId,address owner)` with deviceId = keccak256(serial) and "
+        "owner = your address, under this domain (device_attestation.birth.sign_possession)."
+    )
     digest: str = Field(
         description="What the device signs: challenge_digest(challenge, sha256(certificate DER)), i.e. "
         "keccak256(keccak256('supET device PoP v1') ‖ keccak256(audience) ‖ nonce ‖ uint256(issued_at_s) "
@@ -557,12 +635,24 @@ class EnrollmentIn(BaseModel):
     )
     challenge_nonce: str = Field(description="The nonce of the challenge from POST /v1/devices/challenge.")
     pop_signature: str = Field(pattern=r"^0x[0-9a-fA-F]+$", description="The device's answer, 0x-hex.")
+    birth_attestation: dict[str, Any] = Field(
+        description="The CA's birth attestation of the device: the `<cert>.birth.json` object `supet ca "
+        "issue` (or `supet ca attest`, for a certificate issued elsewhere) wrote. The registry checks it "
+        "on chain."
+    )
+    possession_signature: str = Field(
+        pattern=r"^0x[0-9a-fA-F]+$",
+        max_length=256,
+        description="The device key's EIP-712 signature of `DevicePossession(deviceId, owner)` for your "
+        "address, under the registry's domain (`possession` of POST /v1/devices/challenge): p256 64 bytes "
+        "r‖s low-S, secp256k1 65 bytes r‖s‖v. The registry checks it on chain.",
+    )
     active_from_ms: int | None = Field(
         default=None,
         ge=0,
         lt=2**64,
-        description="Readings measured at or after this time (Unix ms) count; default now. Not before the "
-        "certificate's notBefore.",
+        description="Readings measured at or after this time (Unix ms) count; default the enrollment "
+        "block's time. Not before the certificate's notBefore, nor before the block's time less 60 s.",
     )
 
 
@@ -574,7 +664,7 @@ class EnrollmentPreparedOut(BaseModel):
     key: dict[str, str] = Field(description="P-256 `{x, y}` or secp256k1 `{address}`.")
     cert_fingerprint: str
     ca_key_hash: str
-    active_from_ms: int
+    active_from_ms: int = Field(description="0: the enrollment block's time (see confirm's answer).")
     to: str = Field(description="The DeviceRegistry.")
     data: str = Field(description="The verified enrollment call data.")
     transaction: dict[str, Any] = Field(
@@ -666,8 +756,8 @@ _ENROLL_ERRORS: dict[int | str, dict[str, Any]] = {
         "model": ErrorEnvelope,
     },
     422: {
-        "description": "The certificate or the proof of possession was refused: `certificate.*` and `pop.*` "
-        "codes of device_attestation, or `enroll.*`.",
+        "description": "The certificate, the birth attestation or a proof of possession was refused: "
+        "`certificate.*`, `birth.*` and `pop.*` codes of device_attestation, or `enroll.*`.",
         "model": ErrorEnvelope,
     },
 }
@@ -693,6 +783,15 @@ def pop_challenge(party: EnrollerParty, request: Request) -> Any:
         "issued_at_s": int(c.issued_at.timestamp()),
         "audience": c.audience,
         "expires_at": _iso(c.issued_at + POP_MAX_AGE),
+        "possession": {
+            "domain": {
+                "name": REGISTRY_DOMAIN_NAME,
+                "version": "1",
+                "chainId": desk.service.chain.chain_id,
+                "verifyingContract": desk.registry.contract.address,
+            },
+            "owner": party.address,
+        },
         "digest": "challenge_digest(challenge, certificate_fingerprint(cert))",
     }
 
@@ -703,9 +802,12 @@ def pop_challenge(party: EnrollerParty, request: Request) -> Any:
     summary="Verify a device for enrollment; get the transaction to sign (enroller)",
     description=(
         "Checks the device certificate against the issuing CA certificate sent along (validity, profile, "
-        "path validation), that this CA is trusted by the DeviceRegistry, the proof of possession (answer "
-        "to a fresh challenge this party asked for; spent by this call), and dry-runs the registry call from "
-        "the party's address (device id and key not taken, party admitted). Nothing is written: the answer "
+        "path validation), that this CA is trusted by the DeviceRegistry, the CA's birth attestation of "
+        "this device and certificate, the device's proof of possession for the party at this registry "
+        "(both checked again on chain), the answer to a fresh challenge this party asked for (spent by "
+        "this call), and dry-runs the registry call from the party's address (device id and key not "
+        "taken, party admitted, activation not before the block's time less 60 s). Nothing is written: "
+        "the answer "
         "is the verified `enrollP256`/`enrollSecp256k1` call (`to`, `data`) and a ready EIP-1559 "
         "`transaction`. The party signs it with its own key (the device's on-chain owner is the sender), "
         "sends it, and calls `POST /v1/devices/{device_id}/confirm` with the hash, or hands the signed "
@@ -720,6 +822,8 @@ def prepare_enrollment(body: EnrollmentIn, party: EnrollerParty, request: Reques
         ca_certificate_pem=body.ca_certificate,
         challenge_nonce=body.challenge_nonce,
         pop_signature=body.pop_signature,
+        birth_attestation=body.birth_attestation,
+        possession_signature=body.possession_signature,
         active_from_ms=body.active_from_ms,
     )
     args = prepared.args
