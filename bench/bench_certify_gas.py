@@ -20,6 +20,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -31,9 +32,11 @@ from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
 from contracts.lots import OPEN_ACTION, TRANSFER_ACTION, LotRegistryClient, deploy_supply_chain
 from contracts.registry import DeviceRegistryClient
-from device_attestation.keys import DeviceKey
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "helpers"))
+from support import TestConsortium  # a trusted test CA, an admitted factory
+
 from device_attestation.merkle import MerkleTree
-from device_attestation.reading import Domain
 from device_attestation.sdk import DeviceSigner, Submission
 
 GTIN = "04006381333931"
@@ -55,6 +58,7 @@ class Env:
     lots: LotRegistryClient
     certifier: QualityCertifierClient
     devices: dict[str, list[DeviceSigner]]
+    start_ms: int  # the devices' latest activation: readings count from then on
 
 
 def setup(chain: Chain) -> Env:
@@ -67,37 +71,14 @@ def setup(chain: Chain) -> Env:
     chain.transact(gate.functions.setAdmitted(supplier.address, OPEN_ACTION, True), op)
     chain.transact(gate.functions.setAdmitted(enterprise.address, SPEC_ACTION, True), op)
     addresses = deploy_supply_chain(chain, op, deployment=deployment, gate_address=gate_address)
-    registry = DeviceRegistryClient(chain, deployment)
-    ca = keccak(b"bench CA")
-    registry.trust_ca(op, ca, "bench CA")
-    registry.grant_enroller(op, factory.address)
-    domain = Domain(chain_id=chain.chain_id, verifying_contract=deployment.address("ReadingAnchor"))
+    # real enrollments (issue 12.2: the CA's birth attestation, the device's proof of possession) by the
+    # consortium's factory, active from their block's time
+    consortium = TestConsortium(chain, deployment)
+    assert consortium.factory.address == factory.address
     devices: dict[str, list[DeviceSigner]] = {"p256": [], "secp256k1": []}
     for scheme, signers in devices.items():
         for i in range(DEVICES_PER_SCHEME):
-            key = DeviceKey.generate(scheme)
-            device_id = f"BENCH-{scheme}-{i}"
-            fingerprint = keccak(device_id.encode())
-            if scheme == "p256":
-                registry.enroll_p256(
-                    factory,
-                    device_id=device_id,
-                    x=key.public_key.x,
-                    y=key.public_key.y,
-                    cert_fingerprint=fingerprint,
-                    ca_key_hash=ca,
-                    active_from_ms=0,
-                )
-            else:
-                registry.enroll_secp256k1(
-                    factory,
-                    device_id=device_id,
-                    address=key.public_key.eth_address,
-                    cert_fingerprint=fingerprint,
-                    ca_key_hash=ca,
-                    active_from_ms=0,
-                )
-            signers.append(DeviceSigner(device_id=device_id, key=key, domain=domain))
+            signers.append(consortium.enroll(f"BENCH-{scheme}-{i}", scheme, active_from_ms=0))
     certifier = QualityCertifierClient(chain, addresses["QualityCertifier"])
     certifier.set_spec_owner(op, GTIN, enterprise.address)
     certifier.set_spec(enterprise, GTIN, SPEC, min_samples=5)
@@ -110,6 +91,11 @@ def setup(chain: Chain) -> Env:
         lots=lots,
         certifier=certifier,
         devices=devices,
+        start_ms=max(
+            DeviceRegistryClient(chain, deployment).device(s.device_id).active_from_ms
+            for signers in devices.values()
+            for s in signers
+        ),
     )
 
 
@@ -132,7 +118,7 @@ def measure(env: Env, scheme: str, n: int, filler: int) -> int:
         produced_to_ms=1,
     )
     signers = env.devices[scheme]
-    ts = time.time_ns() // 1_000_000 - 3_600_000
+    ts = env.start_ms
     subs = [
         signers[i % len(signers)].sign(
             {"temp_c": 4 + (i % 7) * 0.25, "humidity": 45 - i % 5, "weight_g": 1000 + i % 9},

@@ -23,11 +23,10 @@ verifier and anvil's JSON-RPC round trips, not a network.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
-
-from eth_utils import keccak
+from pathlib import Path
 
 from auditor.bundle import ProofBundle, build_bundle_for
 from auditor.checks import verify_bundle_against
@@ -35,43 +34,34 @@ from auditor.verify import BundleVerifier, verify_bundle
 from contracts.anvil import AnvilNode
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
-from contracts.registry import AnchoredBatch, DeviceRecord, DeviceRegistryClient, ReadingAnchorClient
-from device_attestation.keys import DeviceKey, DevicePublicKey, Scheme
-from device_attestation.merkle import MerkleTree, verify_inclusion
-from device_attestation.reading import Domain, reading_digest
-from device_attestation.sdk import DeviceSigner
-from device_attestation.signing import PublicKeyOrAddress, verify_signature
 
-T0 = 1_764_400_000_000
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "helpers"))
+from support import TestConsortium
+
+from contracts.registry import AnchoredBatch, DeviceRecord, DeviceRegistryClient, ReadingAnchorClient
+from device_attestation.keys import DevicePublicKey, Scheme
+from device_attestation.merkle import MerkleTree, verify_inclusion
+from device_attestation.reading import reading_digest
+from device_attestation.signing import PublicKeyOrAddress, verify_signature
 
 
 def setup(chain: Chain, *, bundles: int, batch_size: int) -> tuple[BundleVerifier, list[ProofBundle]]:
-    operator, factory = dev_accounts(2)
+    (operator,) = dev_accounts(1)
     dep = deploy_suite(chain, operator)
     registry, anchor = DeviceRegistryClient(chain, dep), ReadingAnchorClient(chain, dep)
-    ca = keccak(b"bench CA")
-    registry.trust_ca(operator, ca, "bench")
-    registry.grant_enroller(operator, factory.address)
-    domain = Domain(chain_id=dep.chain_id, verifying_contract=dep.address("ReadingAnchor"))
-    signers = []
-    for i in range(8):
-        key = DeviceKey.generate(Scheme.P256 if i % 2 == 0 else Scheme.SECP256K1)
-        device_id = f"SN-BENCH-{i}"
-        common: dict[str, Any] = {
-            "device_id": device_id,
-            "cert_fingerprint": keccak(device_id.encode()),
-            "ca_key_hash": ca,
-        }
-        if key.scheme is Scheme.P256:
-            registry.enroll_p256(factory, x=key.public_key.x, y=key.public_key.y, active_from_ms=0, **common)
-        else:
-            registry.enroll_secp256k1(factory, address=key.public_key.eth_address, active_from_ms=0, **common)
-        signers.append(DeviceSigner(device_id=device_id, key=key, domain=domain))
+    # real enrollments (issue 12.2: the CA's birth attestation and the device's proof of possession),
+    # active from their block's time; the readings are dated from the last enrollment on
+    consortium = TestConsortium(chain, dep)
+    signers = [
+        consortium.enroll(f"SN-BENCH-{i}", "p256" if i % 2 == 0 else "secp256k1", active_from_ms=0)
+        for i in range(8)
+    ]
+    t0 = max(registry.device(s.device_id).active_from_ms for s in signers)
     out: list[ProofBundle] = []
     for start in range(0, bundles, batch_size):
         subs = [
             signers[i % 8].sign(
-                {"temp_c": 20 + (i % 100) / 10, "good_units": i}, ts_ms=T0 + i, lot_id="LOT-B"
+                {"temp_c": 20 + (i % 100) / 10, "good_units": i}, ts_ms=t0 + i, lot_id="LOT-B"
             )
             for i in range(start, min(start + batch_size, bundles))
         ]
