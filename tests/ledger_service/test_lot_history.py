@@ -285,6 +285,7 @@ def enroll_for(ledger: LedgerService, party: LocalAccount, device_id: str) -> De
     import datetime as dt
 
     from contracts.enrollment import enroll_with_device_key
+    from device_attestation.birth import attest_birth
     from device_attestation.certificates import issue_device_certificate, make_device_csr
     from device_attestation.keys import DeviceKey
 
@@ -305,6 +306,7 @@ def enroll_for(ledger: LedgerService, party: LocalAccount, device_id: str) -> De
         certificate=cert,
         ca_certificates=[consortium.ca_cert],
         device_key=key,
+        birth=attest_birth(ca_key=consortium.ca_key, ca_cert=consortium.ca_cert, certificate=cert),
         now=now,
         active_from_ms=0,
     )
@@ -408,17 +410,20 @@ def test_registry_mirror_follows_a_revocation_moved_earlier(
 ) -> None:
     """Issue 12.1: revocation times only move earlier now; the service's mirror follows each move."""
     consortium = TestConsortium(ledger.chain, ledger.deployment)
-    device = consortium.enroll("SN-EARLIER-1", "secp256k1")
+    # active from as early as the registry allows (its block's time less 60 s: issue 12.2)
+    device = consortium.enroll("SN-EARLIER-1", "secp256k1", active_from_ms=_chain_ms(ledger) - 55_000)
+    active = consortium.registry.device("SN-EARLIER-1").active_from_ms
     now = _chain_ms(ledger)
-    consortium.registry.revoke(consortium.factory, "SN-EARLIER-1", now - 30_000)
+    assert now - active >= 55_000
+    consortium.registry.revoke(consortium.factory, "SN-EARLIER-1", now - 10_000)
     ledger.registry.refresh()
-    assert ledger.registry.lookup("SN-EARLIER-1").revoked_at_ms == now - 30_000  # type: ignore[union-attr]
-    between = device.sign({"t": 1.0}, ts_ms=now - 60_000)
-    consortium.registry.revoke(consortium.operator, "SN-EARLIER-1", now - 90_000)  # the operator: earlier
+    assert ledger.registry.lookup("SN-EARLIER-1").revoked_at_ms == now - 10_000  # type: ignore[union-attr]
+    between = device.sign({"t": 1.0}, ts_ms=active + 20_000)
+    consortium.registry.revoke(consortium.operator, "SN-EARLIER-1", active + 10_000)  # the operator: earlier
     ledger.registry.refresh()
-    assert ledger.registry.lookup("SN-EARLIER-1").revoked_at_ms == now - 90_000  # type: ignore[union-attr]
+    assert ledger.registry.lookup("SN-EARLIER-1").revoked_at_ms == active + 10_000  # type: ignore[union-attr]
     before = _stored(ledger)
     r = client.post("/v1/readings", json=between.to_json_obj())
     assert r.status_code == 422 and r.json()["error"]["code"] == "device.revoked", r.text
-    assert f"revoked from {now - 90_000}" in r.json()["error"]["message"]
+    assert f"revoked from {active + 10_000}" in r.json()["error"]["message"]
     assert _stored(ledger) == before
