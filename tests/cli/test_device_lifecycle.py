@@ -114,11 +114,18 @@ def test_device_lifecycle(
     deployment = Deployment.load(dep)
     registry = DeviceRegistryClient(chain, deployment)
     registry.grant_enroller(dev_accounts(1)[0], dev_accounts(2)[1].address)
+    # issue 12.2: no back-dated activation (the CA's birth attestation, found beside the certificate,
+    # and the device's proof of possession are checked on chain too)
     code, out = cli(*enroll, "--active-from", "1000", key=FACTORY)
+    assert code == 1 and "DeviceRegistryActiveFromInPast" in out
+    code, out = cli(*enroll, "--active-from", "0", key=FACTORY)  # 0: the enrollment block's time
     assert code == 0, out
     record = registry.device("SN-CLI-1")
     assert record.scheme is (OnChainScheme.P256 if scheme == "p256" else OnChainScheme.SECP256K1)
-    assert record.owner == dev_accounts(2)[1].address and record.active_from_ms == 1000
+    active = record.active_from_ms
+    assert record.owner == dev_accounts(2)[1].address and active == chain.block("latest")["timestamp"] * 1000
+    node.rpc("evm_increaseTime", [10])  # ten seconds of the device's life, for the revocations below
+    node.rpc("evm_mine", [])
 
     code, out = cli(*enroll, key=FACTORY)  # twice: the registry refuses
     assert code == 1 and "DeviceRegistryDeviceExists" in out
@@ -132,17 +139,18 @@ def test_device_lifecycle(
     revoke = ("device", "revoke", "--device-id", "SN-CLI-1", *common)
     code, out = cli(*revoke, "--at", str(2**64 - 1), key=FACTORY)
     assert code == 1 and "DeviceRegistryRevocationInFuture" in out
-    code, out = cli(*revoke, "--at", "5000", key=FACTORY)
+    code, out = cli(*revoke, "--at", str(active + 5000), key=FACTORY)
     assert code == 0, out
-    assert registry.device("SN-CLI-1").revoked_at_ms == 5000
-    code, out = cli(*revoke, "--at", "6000", key=OPERATOR)  # only earlier
+    assert registry.device("SN-CLI-1").revoked_at_ms == active + 5000
+    code, out = cli(*revoke, "--at", str(active + 6000), key=OPERATOR)  # only earlier
     assert code == 1 and "DeviceRegistryRevocationNotEarlier" in out
     # the operator's ruling, with its reason (before evidence a verdict used, when there is some)
-    code, out = cli(*revoke, "--at", "4000", "--reason", "INC-1: key leaked", key=FACTORY)
+    ruling = str(active + 4000)
+    code, out = cli(*revoke, "--at", ruling, "--reason", "INC-1: key leaked", key=FACTORY)
     assert code == 1 and "AccessControlUnauthorizedAccount" in out
-    code, out = cli(*revoke, "--at", "4000", "--reason", "INC-1: key leaked", key=OPERATOR)
+    code, out = cli(*revoke, "--at", ruling, "--reason", "INC-1: key leaked", key=OPERATOR)
     assert code == 0 and "ruling: INC-1: key leaked" in out, out
-    assert registry.device("SN-CLI-1").revoked_at_ms == 4000
+    assert registry.device("SN-CLI-1").revoked_at_ms == active + 4000
     code, out = cli("device", "show", "--device-id", "SN-CLI-1", *common)
     assert code == 0 and "evidence pinned by verdicts up to -" in out
 
@@ -214,6 +222,24 @@ def test_openssl_made_certificates_enroll(
     assert cli("ca", "register", "--cert", str(tmp_path / "ca.pem"), *common, key=OPERATOR)[0] == 0
     registry = DeviceRegistryClient(Chain.connect(node.url), Deployment.load(dep))
     registry.grant_enroller(dev_accounts(1)[0], dev_accounts(2)[1].address)
+    enroll = ("device", "enroll", "--cert", str(tmp_path / "dev.pem"), "--ca-cert", str(tmp_path / "ca.pem"))
+    enroll += ("--device-key", str(tmp_path / "dev.key"), *common)
+    # issue 12.2: the registry wants the CA's birth attestation; OpenSSL made the certificate, so the CA
+    # attests it with `supet ca attest` (written beside it, where `supet device enroll` looks)
+    code, out = cli(*enroll, key=FACTORY)
+    assert code == 1 and "supet ca attest" in out
+    code, out = cli(
+        "ca",
+        "attest",
+        "--ca-key",
+        str(tmp_path / "ca.key"),
+        "--ca-cert",
+        str(tmp_path / "ca.pem"),
+        "--cert",
+        str(tmp_path / "dev.pem"),
+    )
+    assert code == 0 and "GW-OPENSSL-1" in out, out
+    assert (tmp_path / "dev.birth.json").exists()
     code, out = cli(
         "device",
         "enroll",
@@ -228,6 +254,8 @@ def test_openssl_made_certificates_enroll(
     )
     assert code == 0, out
     assert registry.device("GW-OPENSSL-1").scheme is OnChainScheme.SECP256K1
+    code, out = cli(*enroll, key=FACTORY)  # once only
+    assert code == 1 and "DeviceRegistryDeviceExists" in out
 
 
 def test_missing_party_key_is_a_clear_error(
