@@ -95,8 +95,10 @@ class TestConsortium:
     def enroll(
         self, device_id: str, scheme: str = "p256", *, active_from_ms: int | None = None, start_seq: int = 1
     ):  # type: ignore[no-untyped-def]
-        """Enroll a fresh device, active from ``active_from_ms`` (default: now, the wall clock; the
-        registry allows 60 s before the enrollment block, never earlier: issue 12.2)."""
+        """Enroll a fresh device, active from ``active_from_ms``; default: as early as the registry
+        allows (issue 12.2: the enrollment block's time less 60 s), i.e. the chain's latest block time
+        less 55 s, so readings a test dates a little before the enrollment still count. A device active
+        from further back cannot be enrolled (tests needing one use the test-only registry harness)."""
         import datetime as dt
 
         from contracts.enrollment import enroll_with_device_key
@@ -121,7 +123,11 @@ class TestConsortium:
             device_key=key,
             birth=attest_birth(ca_key=self.ca_key, ca_cert=self.ca_cert, certificate=cert),
             now=dt.datetime.now(dt.UTC),
-            active_from_ms=active_from_ms,
+            active_from_ms=(
+                active_from_ms
+                if active_from_ms is not None
+                else int(self.chain.block("latest")["timestamp"]) * 1000 - 55_000
+            ),
         )
         return DeviceSigner(device_id=device_id, key=key, domain=self.domain, start_seq=start_seq)
 
