@@ -59,11 +59,20 @@ def b32(hex_str: str) -> bytes:
 
 
 class TestConsortium:
-    """A deployed suite with a trusted test CA and an admitted factory: enroll devices in one call."""
+    """A deployed suite with a trusted test CA and an admitted factory: enroll devices in one call.
+
+    ``registry="real"`` (default): :meth:`enroll` enrolls for real (the CA's birth attestation, the
+    device's proof of possession; issue 12.2 refuses an activation more than 60 s before the
+    enrollment block). ``registry="harness"``: the suite was deployed with the TEST-ONLY
+    ``DeviceRegistryHarness`` (``deploy_suite(device_registry="DeviceRegistryHarness")``) and
+    :meth:`enroll` records the device with ``enrollWithoutAttestationForTest`` at the activation a
+    test asks for (default 0: any time), for tests of the service's time and sequence rules, whose
+    devices are active minutes to days before they are enrolled; not for tests of enrollment.
+    """
 
     __test__ = False  # not a test class
 
-    def __init__(self, chain, deployment) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, chain, deployment, *, registry: str = "real") -> None:  # type: ignore[no-untyped-def]
         import datetime as dt
 
         from contracts.chain import dev_accounts
@@ -71,8 +80,11 @@ class TestConsortium:
         from device_attestation.birth import ca_public_point
         from device_attestation.certificates import create_manufacturer_ca
 
+        if registry not in ("real", "harness"):
+            raise ValueError(f"registry must be 'real' or 'harness', not {registry!r}")
         self.chain = chain
         self.deployment = deployment
+        self.harness = registry == "harness"
         self.operator, self.factory = dev_accounts(2)
         self.registry = DeviceRegistryClient(chain, deployment)
         self.ca_key, self.ca_cert = create_manufacturer_ca(
@@ -115,6 +127,9 @@ class TestConsortium:
             valid_days=10,
             not_before=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1),
         )
+        if self.harness:
+            self._record_in_harness(device_id, key, cert, active_from_ms or 0)
+            return DeviceSigner(device_id=device_id, key=key, domain=self.domain, start_seq=start_seq)
         enroll_with_device_key(
             registry=self.registry,
             party=self.factory,
@@ -130,6 +145,26 @@ class TestConsortium:
             ),
         )
         return DeviceSigner(device_id=device_id, key=key, domain=self.domain, start_seq=start_seq)
+
+    def _record_in_harness(self, device_id: str, key, cert, active_from_ms: int) -> None:  # type: ignore[no-untyped-def]
+        """TEST ONLY: record the device in the harness registry, active from ``active_from_ms``."""
+        from enrollments import enroll_without_attestation
+
+        from device_attestation.certificates import ca_key_hash, certificate_fingerprint
+        from device_attestation.keys import Scheme
+
+        pub = key.public_key
+        k = {"x": pub.x, "y": pub.y} if key.scheme is Scheme.P256 else {"address": pub.eth_address}
+        enroll_without_attestation(
+            self.chain,
+            self.deployment,
+            self.factory,
+            device_id,
+            cert_fingerprint=certificate_fingerprint(cert),
+            ca_key_hash=ca_key_hash(self.ca_cert),
+            active_from_ms=active_from_ms,
+            **k,
+        )
 
 
 # ---------------------------------------------------------------- databases

@@ -23,14 +23,26 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def ledger(db_url: str, tmp_path: Path) -> Iterator[LedgerService]:
+def device_registry() -> str:
+    """Which DeviceRegistry ``ledger`` deploys: ``"harness"`` here, the TEST-ONLY
+    DeviceRegistryHarness, in which ``consortium`` records devices with
+    ``enrollWithoutAttestationForTest`` at the activation a test asks for: these are tests of the
+    service's time and sequence rules, whose devices are active minutes to days before enrollment,
+    which the real registry refuses (issue 12.2). A module whose subject is enrollment overrides
+    this fixture to return ``"real"`` (test_enroll_api.py)."""
+    return "harness"
+
+
+@pytest.fixture
+def ledger(db_url: str, tmp_path: Path, device_registry: str) -> Iterator[LedgerService]:
     """A built (not started) service: embedded chain, fresh database, in-process checks, manual anchoring.
 
     Its data directory (the token secret) is the test's own, for PostgreSQL too (not ./supet-data,
-    which parallel workers would share).
+    which parallel workers would share). Its DeviceRegistry is the one ``device_registry`` names.
     """
     chain = Chain.embedded()
-    deployment = deploy_suite(chain, dev_accounts(1)[0])
+    artifact = "DeviceRegistryHarness" if device_registry == "harness" else "DeviceRegistry"
+    deployment = deploy_suite(chain, dev_accounts(1)[0], device_registry=artifact)
     settings = Settings(
         database_url=db_url,
         data_dir=tmp_path,
@@ -44,8 +56,8 @@ def ledger(db_url: str, tmp_path: Path) -> Iterator[LedgerService]:
 
 
 @pytest.fixture
-def consortium(ledger: LedgerService) -> TestConsortium:
-    return TestConsortium(ledger.chain, ledger.deployment)
+def consortium(ledger: LedgerService, device_registry: str) -> TestConsortium:
+    return TestConsortium(ledger.chain, ledger.deployment, registry=device_registry)
 
 
 @pytest.fixture

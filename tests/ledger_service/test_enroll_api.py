@@ -7,6 +7,7 @@ import secrets
 import time
 from typing import Any
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
@@ -38,6 +39,12 @@ FACTORY = dev_accounts(2)[1].address  # TestConsortium's factory
 #: The CA's birth attestation of each certificate `certify` issued (as `supet ca issue` writes it beside
 #: the certificate), by certificate fingerprint.
 BIRTHS: dict[bytes, BirthAttestation] = {}
+
+
+@pytest.fixture
+def device_registry() -> str:
+    """Enrollment is the subject here: the real DeviceRegistry (attestation, possession, activation)."""
+    return "real"
 
 
 def sign_text(account: LocalAccount, text: str) -> str:
