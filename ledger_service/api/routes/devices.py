@@ -760,6 +760,11 @@ _ENROLL_ERRORS: dict[int | str, dict[str, Any]] = {
         "`certificate.*`, `birth.*` and `pop.*` codes of device_attestation, or `enroll.*`.",
         "model": ErrorEnvelope,
     },
+    413: {
+        "description": "`request.too_large`: the body exceeds the service's cap for small JSON bodies "
+        "(`max_request_bytes`).",
+        "model": ErrorEnvelope,
+    },
 }
 
 
