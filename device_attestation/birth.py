@@ -279,7 +279,7 @@ class BirthAttestation:
 
 
 def _common_name(certificate: x509.Certificate) -> str:
-    from .certificates import _common_name as cn  # the certificate module's CN rule, one place
+    from ._internal.x509util import _common_name as cn  # the certificates' CN rule, one place
 
     return cn(certificate.subject, "the device certificate")
 

@@ -12,12 +12,9 @@ from rich.console import Console
 
 from contracts.registry import DeviceRegistryClient
 from device_attestation.birth import attest_birth, birth_path, ca_public_point
-from device_attestation.certificates import (
-    ca_key_hash,
-    create_manufacturer_ca,
-    issue_device_certificate,
-)
+from device_attestation.certificates import ca_key_hash
 from device_attestation.errors import CertificateError
+from device_attestation.manufacturer_ca import create_manufacturer_ca, issue_device_certificate
 from supet.cli.common import DeploymentOpt, KeyFileOpt, RpcOpt, open_deployment
 from supet.files import load_certificate, load_csr, load_private_key, write_private
 from supet_base.parties import load_party_account

@@ -27,7 +27,8 @@ from support import require
 
 from contracts.anvil import AnvilNode, find_anvil
 from contracts.chain import Chain, TxResult, dev_accounts
-from contracts.deploy import Deployment, deploy_suite
+from contracts.deploy import deploy_suite
+from contracts.deployment import Deployment
 from contracts.registry import OnChainScheme
 
 #: The test-only registry artifact (``contracts/src/testing/DeviceRegistryHarness.sol``).
