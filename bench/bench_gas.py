@@ -193,12 +193,15 @@ def main() -> int:
     results = {"embedded (py-evm, no P-256 precompile)": measure(Chain.embedded())}
     with AnvilNode(hardfork="osaka") as node:
         results["anvil --hardfork osaka (EIP-7951 precompile)"] = measure(Chain.connect(node.url))
-    rows = list(next(iter(results.values())))
+    # fresh devices' digests land anywhere in the tree: a proof length seen on one chain may not be
+    # on the other ("-")
+    rows = list(dict.fromkeys(row for r in results.values() for row in r))
     names = list(results)
     width = max(len(r) for r in rows) + 2
     print(f"{'gas':<{width}}" + "".join(f"{n:>48}" for n in names))
     for row in rows:
-        print(f"{row:<{width}}" + "".join(f"{results[n][row]:>48,}" for n in names))
+        cells = (f"{results[n][row]:>48,}" if row in results[n] else f"{'-':>48}" for n in names)
+        print(f"{row:<{width}}" + "".join(cells))
     return 0
 
 
