@@ -27,6 +27,7 @@ from simulation.kinds import RUBBER_MIXING, SOLAR_CELL, FactorySpec
 from simulation.truth import World
 from supet.demo.report import Report
 from supet.demo.scene import FIXED, RUBBER_GTIN, SOLAR_GTIN, Answer, DemoOptions, Scene, Step, day_s
+from supet_base.errors import SupetError
 
 __all__ = ["Cast", "consortium", "enrollment", "lots_and_certification", "production_week", "the_buyer"]
 
@@ -49,6 +50,29 @@ class Cast:
     certifier: QualityCertifierClient
 
 
+#: Time the consortium's set-up and the enrollments take on a node before the first simulated day.
+_SETUP_MARGIN_S = 600
+
+
+def require_clock_before(chain: Chain, start: dt.date, *, days: int) -> None:
+    """Refuse a node whose clock is already past the simulated period's start.
+
+    The story streams a simulated past week; its devices must be enrolled before their first reading,
+    and the DeviceRegistry refuses a back-dated activation (``DeviceRegistryActiveFromInPast``). So the
+    node's clock must start before the period, as anvil's ``--timestamp`` allows.
+    """
+    now_s = int(chain.block("latest")["timestamp"])
+    first_s = day_s(start)
+    if now_s + _SETUP_MARGIN_S > first_s:
+        raise SupetError(
+            f"the node's clock ({dt.datetime.fromtimestamp(now_s, dt.UTC):%Y-%m-%d %H:%M} UTC) is past the "
+            f"simulated period's start ({start}): devices cannot be enrolled active before their enrollment "
+            "block, so the story needs a node whose clock starts earlier, e.g. "
+            f"`anvil --hardfork osaka --timestamp $(( $(date +%s) - {days + 2} * 86400 ))`",
+            code="demo.node_clock",
+        )
+
+
 def consortium(
     opts: DemoOptions, report: Report, start: dt.date, step: Step
 ) -> tuple[Chain, Deployment, Onboarding, dict[str, LocalAccount]]:
@@ -59,6 +83,7 @@ def consortium(
         chain = Chain.embedded(start_time=day_s(start) - 86_400)
     else:
         chain = Chain.connect(opts.rpc)
+        require_clock_before(chain, start, days=opts.days)
     deployment: Deployment = deploy_suite(chain, admin)
     ob = Onboarding(chain, deployment, admin, seed=f"demo-{opts.seed}-{int(time.time())}")
     n_rules = ob.apply_policy()

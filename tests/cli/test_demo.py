@@ -99,3 +99,24 @@ def test_demo_story_on_anvil(tmp_path: Path, fresh_anvil: AnvilNode) -> None:
         progress=lambda *_: None,
     )
     _check_story(r, tmp_path)
+
+
+def test_demo_refuses_a_node_whose_clock_is_past_the_period() -> None:
+    """On a node at the real time, the story's devices could not be enrolled before their first reading
+    (the registry refuses back-dated activation): the demo says so at once, naming anvil's --timestamp,
+    instead of failing at certification."""
+    import datetime as dt
+
+    from contracts.chain import Chain
+    from supet.demo.chapters_production import require_clock_before
+    from supet_base.errors import SupetError
+
+    today = dt.datetime.now(dt.UTC).date()
+    start = today - dt.timedelta(days=2)
+    at_real_time = Chain.embedded()
+    with pytest.raises(SupetError) as refused:
+        require_clock_before(at_real_time, start, days=2)
+    assert refused.value.code == "demo.node_clock"
+    assert "--timestamp" in refused.value.message
+    started_earlier = Chain.embedded(start_time=int(time.time()) - 4 * 86_400)
+    require_clock_before(started_earlier, start, days=2)
