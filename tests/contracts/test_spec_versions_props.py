@@ -13,7 +13,6 @@ and after every step:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import pytest
@@ -84,7 +83,9 @@ class SpecVersionMachine(RuleBasedStateMachine):
         consortium = TestConsortium(self.chain, deployment)  # its factory is dev account 1, the supplier
         device = consortium.enroll("PROPS-GW", "secp256k1")
         anchor = deployment.contract(self.chain, "ReadingAnchor")
-        ts = time.time_ns() // 1_000_000 - 3_600_000
+        # Dated from the chain's clock, inside the device's activation (the registry's latest block less
+        # 55 s, issue 12.2) and before each reading's anchoring: the wall clock may lie far from it.
+        ts = int(self.chain.block("latest")["timestamp"]) * 1000 - 50_000
         self.batches = []
         for i, temp in enumerate(TEMPS):  # one reading a batch: submission order is judging order
             sub = device.sign({"temp_c": temp, "humidity": 45}, ts_ms=ts + 1000 * i, lot_id=LOT)
