@@ -22,10 +22,12 @@ from dataclasses import dataclass
 from cryptography import x509
 from eth_account.signers.local import LocalAccount
 
+from contracts.chain import TxResult
 from contracts.registry import DeviceRegistryClient
 from device_attestation.birth import BirthAttestation, sign_possession, verify_possession
 from device_attestation.certificates import (
     Challenge,
+    VerifiedDevice,
     ca_key_hash,
     certificate_fingerprint,
     challenge_digest,
@@ -90,6 +92,40 @@ class ChallengeBook:
             del self._open[nonce]
 
 
+def _send_enrollment(
+    registry: DeviceRegistryClient,
+    party: LocalAccount,
+    verified: VerifiedDevice,
+    active_from_ms: int,
+    birth_signature: bytes,
+    possession_signature: bytes,
+) -> TxResult:
+    """The registry's ``enrollP256`` or ``enrollSecp256k1`` of ``verified``, sent by ``party``."""
+    pub = verified.public_key
+    if verified.scheme is Scheme.P256:
+        return registry.enroll_p256(
+            party,
+            device_id=verified.device_id,
+            x=pub.x,
+            y=pub.y,
+            cert_fingerprint=verified.fingerprint,
+            ca_key_hash=verified.ca_key_hash,
+            active_from_ms=active_from_ms,
+            birth_signature=birth_signature,
+            possession_signature=possession_signature,
+        )
+    return registry.enroll_secp256k1(
+        party,
+        device_id=verified.device_id,
+        address=pub.eth_address,
+        cert_fingerprint=verified.fingerprint,
+        ca_key_hash=verified.ca_key_hash,
+        active_from_ms=active_from_ms,
+        birth_signature=birth_signature,
+        possession_signature=possession_signature,
+    )
+
+
 def enroll_device(
     *,
     registry: DeviceRegistryClient,
@@ -139,30 +175,7 @@ def enroll_device(
         registry=registry.contract.address,
     )
     active_from = active_from_ms if active_from_ms is not None else int(now.timestamp() * 1000)
-    pub = verified.public_key
-    if verified.scheme is Scheme.P256:
-        result = registry.enroll_p256(
-            party,
-            device_id=verified.device_id,
-            x=pub.x,
-            y=pub.y,
-            cert_fingerprint=verified.fingerprint,
-            ca_key_hash=verified.ca_key_hash,
-            active_from_ms=active_from,
-            birth_signature=birth.signature,
-            possession_signature=possession_signature,
-        )
-    else:
-        result = registry.enroll_secp256k1(
-            party,
-            device_id=verified.device_id,
-            address=pub.eth_address,
-            cert_fingerprint=verified.fingerprint,
-            ca_key_hash=verified.ca_key_hash,
-            active_from_ms=active_from,
-            birth_signature=birth.signature,
-            possession_signature=possession_signature,
-        )
+    result = _send_enrollment(registry, party, verified, active_from, birth.signature, possession_signature)
     if active_from == 0:
         active_from = registry.device(verified.device_id).active_from_ms
     return EnrolledDevice(
