@@ -1,21 +1,13 @@
 """The consortium bootstrap: one policy file configures admission, and every contract asks it.
 
-A :class:`ConsortiumPolicy` (JSON, see ``docs/consortium-policy.example.json``) states:
-
-- ``roles``: per party role, the claim topics a party must hold and the quorum of consortium
-  approvals its application needs;
-- ``actions``: per action (``supet.device.enroll``, ``supet.lot.open``, ...), the roles allowed
-  to perform it; a known action the policy leaves out is allowed to nobody;
-- ``trusted_issuers``: per claim topic, the addresses whose signed claims count;
-- ``members``: the consortium members (who approve applications).
-
-:func:`plan_policy` compares the policy with the ParticipantRegistry and lists the transactions
-that would bring the chain to it; :func:`apply_policy` sends them, in an order the contract
-accepts (members before quorums, rules before the actions naming them), and finally points the
-DeviceRegistry, LotRegistry and QualityCertifier at the registry. The policy is authoritative for
+:func:`plan_policy` compares a :class:`~contracts.consortium_policy.ConsortiumPolicy` (the policy
+file, parsed and checked: :mod:`contracts.consortium_policy`) with the ParticipantRegistry and lists
+the transactions that would bring the chain to it; :func:`apply_policy` sends them, in an order the
+contract accepts (members before quorums, rules before the actions naming them), and finally points
+the DeviceRegistry, LotRegistry and QualityCertifier at the registry. The policy is authoritative for
 what it names: issuers of a listed topic are removed when it does not list them. Applying the same
-policy twice sends nothing the second time. Every check that can fail without the chain (unknown
-role in an action, quorum above the member count, bad address) fails before any transaction.
+policy twice sends nothing the second time. What the chain holds is read by
+:mod:`contracts.consortium_state`.
 
 Members are their own governance (issue 12.12, :mod:`contracts.membership`): the first application
 sets the policy's members as the first members, once. Afterwards the admin cannot change them: a
@@ -26,214 +18,24 @@ their votes, and applying again sends nothing for a proposal still open.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import is_address, to_checksum_address
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from eth_utils import to_checksum_address
 
 from contracts.chain import Chain, TxResult
+from contracts.consortium_policy import ConsortiumPolicy, PolicyError
+from contracts.consortium_state import GATED_CONTRACTS
 from contracts.deployment import Deployment
-from contracts.errors import ContractsError
 from contracts.membership import MemberProposal
-from contracts.participant_ids import (
-    ACTIONS,
-    CONSORTIUM_ADMIN_ROLE,
-    DEFAULT_ADMIN_ROLE,
-    TOPICS,
-    action_id,
-    claim_topic,
-    id_name,
-    party_role,
-)
-from contracts.participants import CONTRACT_NAME, ParticipantRegistryClient, RoleRule
+from contracts.participant_ids import CONSORTIUM_ADMIN_ROLE, DEFAULT_ADMIN_ROLE, id_name
+from contracts.participants import CONTRACT_NAME, ParticipantRegistryClient
 
-#: Contracts whose party writes the ParticipantRegistry gates, in the order they are switched.
-GATED_CONTRACTS: tuple[str, ...] = (
-    "DeviceRegistry",
-    "LotRegistry",
-    "QualityCertifier",
-    "PurchaseOrders",
-    "CreditRegistry",
-    "Receivables",
-)
-#: Limits of the ParticipantRegistry (``MAX_TOPICS``, ``MAX_ROLES_PER_ACTION``).
-MAX_TOPICS = 8
-MAX_ROLES_PER_ACTION = 16
+__all__ = ["AppliedStep", "PlannedStep", "apply_policy", "pending_member_changes", "plan_policy"]
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
-_HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _ZERO_ADDRESS = "0x" + "00" * 20
-
-
-class PolicyError(ContractsError):
-    """A consortium policy is unusable or cannot be applied (nothing was sent)."""
-
-    code = "consortium.policy"
-
-
-def _check_name(text: str, kind: str) -> str:
-    if not (_HEX32.match(text) or _NAME.match(text)):
-        raise ValueError(
-            f"{text!r} is not a {kind} name (lower-case letters, digits, '-' and '.') nor a 0x-hex id"
-        )
-    return text
-
-
-def _id_of(text: str, make: Callable[[str], bytes]) -> bytes:
-    return bytes.fromhex(text[2:]) if _HEX32.match(text) else bytes(make(text))
-
-
-def _checksum(text: str, where: str) -> str:
-    if not is_address(text) or int(text, 16) == 0:
-        raise ValueError(f"{where}: {text!r} is not a non-zero Ethereum address (0x and 40 hex digits)")
-    return to_checksum_address(text)
-
-
-class RolePolicy(BaseModel):
-    """A party role's rule: the claim topics a party must hold, and how many members approve it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    topics: list[str] = Field(default_factory=list, description="Claim topics (names or 0x-hex ids).")
-    quorum: int = Field(default=0, ge=0, lt=2**32, description="Consortium approvals needed (0: none).")
-
-    @field_validator("topics")
-    @classmethod
-    def _topics(cls, topics: list[str]) -> list[str]:
-        for topic in topics:
-            _check_name(topic, "topic")
-        if len({_id_of(t, claim_topic) for t in topics}) != len(topics):
-            raise ValueError(f"a topic is listed twice in {topics}")
-        if len(topics) > MAX_TOPICS:
-            raise ValueError(f"{len(topics)} topics; a role may require at most {MAX_TOPICS}")
-        return topics
-
-
-class ConsortiumPolicy(BaseModel):
-    """The consortium's admission policy (see the module documentation)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    description: str = ""
-    roles: dict[str, RolePolicy]
-    actions: dict[str, list[str]] = Field(default_factory=dict)
-    trusted_issuers: dict[str, list[str]] = Field(default_factory=dict)
-    members: list[str] = Field(default_factory=list)
-
-    @field_validator("roles")
-    @classmethod
-    def _roles(cls, roles: dict[str, RolePolicy]) -> dict[str, RolePolicy]:
-        for name in roles:
-            _check_name(name, "role")
-        if len({_id_of(n, party_role) for n in roles}) != len(roles):
-            raise ValueError("a role is listed twice (by name and by id)")
-        return roles
-
-    @field_validator("trusted_issuers")
-    @classmethod
-    def _issuers(cls, issuers: dict[str, list[str]]) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for topic, addresses in issuers.items():
-            _check_name(topic, "topic")
-            checked = [_checksum(a, f"trusted issuer of {topic}") for a in addresses]
-            if len(set(checked)) != len(checked):
-                raise ValueError(f"an issuer of {topic} is listed twice")
-            out[topic] = checked
-        return out
-
-    @field_validator("members")
-    @classmethod
-    def _members(cls, members: list[str]) -> list[str]:
-        checked = [_checksum(a, "member") for a in members]
-        if len(set(checked)) != len(checked):
-            raise ValueError("a member is listed twice")
-        return checked
-
-    @model_validator(mode="after")
-    def _consistent(self) -> ConsortiumPolicy:
-        defined = {_id_of(n, party_role) for n in self.roles}
-        for action, roles in self.actions.items():
-            _check_name(action, "action")
-            for role in roles:
-                _check_name(role, "role")
-                if _id_of(role, party_role) not in defined:
-                    raise ValueError(
-                        f"action {action} allows role {role!r}, which the policy does not define "
-                        f"(defined roles: {', '.join(self.roles)})"
-                    )
-            if len({_id_of(r, party_role) for r in roles}) != len(roles):
-                raise ValueError(f"action {action} lists a role twice")
-            if len(roles) > MAX_ROLES_PER_ACTION:
-                raise ValueError(f"action {action} allows {len(roles)} roles; at most {MAX_ROLES_PER_ACTION}")
-        if len({_id_of(a, action_id) for a in self.actions}) != len(self.actions):
-            raise ValueError("an action is listed twice (by name and by id)")
-        for name, rule in self.roles.items():
-            if rule.quorum > len(self.members):
-                raise ValueError(
-                    f"role {name} needs a quorum of {rule.quorum} but the policy names "
-                    f"{len(self.members)} member(s)"
-                )
-        return self
-
-    # ------------------------------------------------------------ loading
-
-    @classmethod
-    def from_json(cls, text: str, *, source: str = "policy") -> ConsortiumPolicy:
-        """Parse a policy; :class:`PolicyError` says what is wrong and where."""
-        try:
-            return cls.model_validate_json(text)
-        except ValidationError as e:
-            problems = "; ".join(
-                ".".join(str(p) for p in err["loc"])
-                + (": " if err["loc"] else "")
-                + err["msg"].removeprefix("Value error, ")
-                for err in e.errors()
-            )
-            raise PolicyError(f"{source} is not a valid consortium policy: {problems}") from e
-
-    @classmethod
-    def load(cls, path: Path) -> ConsortiumPolicy:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as e:
-            raise PolicyError(f"cannot read the policy file {path}: {e.strerror}") from e
-        return cls.from_json(text, source=str(path))
-
-    # ------------------------------------------------------------ resolved ids
-
-    def role_rules(self) -> dict[bytes, tuple[tuple[bytes, ...], int]]:
-        """Role id -> (topic ids in policy order, quorum)."""
-        return {
-            _id_of(name, party_role): (tuple(_id_of(t, claim_topic) for t in rule.topics), rule.quorum)
-            for name, rule in self.roles.items()
-        }
-
-    def action_roles(self) -> dict[bytes, tuple[bytes, ...]]:
-        """Action id -> allowed role ids; every known action is present (absent from the policy: none)."""
-        out: dict[bytes, tuple[bytes, ...]] = {bytes(a): () for a in ACTIONS.values()}
-        for action, roles in self.actions.items():
-            out[_id_of(action, action_id)] = tuple(_id_of(r, party_role) for r in roles)
-        return out
-
-    def issuers(self) -> dict[bytes, tuple[str, ...]]:
-        """Topic id -> trusted issuer addresses (checksummed)."""
-        return {_id_of(t, claim_topic): tuple(a) for t, a in self.trusted_issuers.items()}
-
-    def untrusted_topics(self) -> list[str]:
-        """Topics some role requires but no issuer is trusted for (no party can hold that role)."""
-        trusted = {t for t, a in self.issuers().items() if a}
-        return sorted(
-            {t for rule in self.roles.values() for t in rule.topics if _id_of(t, claim_topic) not in trusted}
-        )
-
-
-# ---------------------------------------------------------------- plan and apply
 
 
 @dataclass(frozen=True)
@@ -438,70 +240,3 @@ def apply_policy(
             )
         )
     return applied
-
-
-# ---------------------------------------------------------------- the state on chain
-
-
-@dataclass(frozen=True, kw_only=True)
-class ConsortiumState:
-    """What the chain holds: rules, action roles, trusted issuers, members, and each contract's gate."""
-
-    registry: str
-    rules: list[RoleRule]
-    actions: dict[bytes, list[bytes]]
-    issuers: dict[bytes, list[str]]
-    members: list[str]
-    gates: dict[str, str]
-
-    def gated(self) -> bool:
-        """Whether every gated contract asks the registry."""
-        return all(g == self.registry for g in self.gates.values())
-
-    def to_policy_json(self) -> str:
-        """The state as a policy file (names where standard, else 0x-hex ids)."""
-        data = {
-            "description": f"exported from ParticipantRegistry {self.registry}",
-            "roles": {
-                id_name(r.role): {"topics": [id_name(t) for t in r.topics], "quorum": r.quorum}
-                for r in self.rules
-            },
-            "actions": {
-                id_name(a): [id_name(r) for r in roles] for a, roles in self.actions.items() if roles
-            },
-            "trusted_issuers": {id_name(t): list(a) for t, a in self.issuers.items() if a},
-            "members": list(self.members),
-        }
-        return json.dumps(data, indent=2) + "\n"
-
-
-def read_state(
-    chain: Chain, deployment: Deployment, policy: ConsortiumPolicy | None = None
-) -> ConsortiumState:
-    """Read the consortium's configuration (issuers of every topic a rule, ``TOPICS`` or ``policy`` names)."""
-    reg = ParticipantRegistryClient(chain, deployment)
-    rules = [reg.role_rule(role) for role in reg.roles()]
-    actions: dict[bytes, list[bytes]] = {bytes(a): reg.action_roles(a) for a in ACTIONS.values()}
-    topics: list[bytes] = [bytes(t) for t in TOPICS.values()]
-    extra = [t for r in rules for t in r.topics]
-    if policy is not None:
-        for action in policy.action_roles():
-            actions.setdefault(action, reg.action_roles(action))
-        extra += list(policy.issuers())
-    for t in extra:
-        if t not in topics:
-            topics.append(t)
-    issuers = {t: reg.trusted_issuers(t) for t in topics}
-    gates: dict[str, str] = {
-        name: to_checksum_address(chain.call(deployment.contract(chain, name).functions.admissionGate()))
-        for name in GATED_CONTRACTS
-        if name in deployment.contracts
-    }
-    return ConsortiumState(
-        registry=reg.address,
-        rules=rules,
-        actions=actions,
-        issuers=issuers,
-        members=reg.members(),
-        gates=gates,
-    )

@@ -21,7 +21,8 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
 from contracts.chain import Chain, dev_accounts
-from contracts.consortium import ConsortiumPolicy, apply_policy
+from contracts.consortium import apply_policy
+from contracts.consortium_policy import ConsortiumPolicy
 from contracts.deployment import Deployment
 from contracts.errors import ContractsError
 from contracts.participant_ids import claim_topic, party_role

@@ -18,13 +18,9 @@ import typer
 from rich.console import Console
 
 from contracts.chain import Chain
-from contracts.consortium import (
-    ConsortiumPolicy,
-    apply_policy,
-    pending_member_changes,
-    plan_policy,
-    read_state,
-)
+from contracts.consortium import apply_policy, pending_member_changes, plan_policy
+from contracts.consortium_policy import ConsortiumPolicy
+from contracts.consortium_state import read_state
 from contracts.deployment import Deployment
 from contracts.participant_ids import id_name
 from supet.cli.common import DeploymentOpt, KeyFileOpt, RpcOpt, open_deployment

@@ -17,15 +17,9 @@ from support import reverts
 from web3.types import RPCEndpoint
 
 from contracts.chain import Chain
-from contracts.consortium import (
-    GATED_CONTRACTS,
-    ConsortiumPolicy,
-    PolicyError,
-    apply_policy,
-    pending_member_changes,
-    plan_policy,
-    read_state,
-)
+from contracts.consortium import apply_policy, pending_member_changes, plan_policy
+from contracts.consortium_policy import ConsortiumPolicy, PolicyError
+from contracts.consortium_state import GATED_CONTRACTS, read_state
 from contracts.lots import LotRegistryClient
 from contracts.participant_ids import ACTIONS, PARTY_ROLES, TOPICS
 from contracts.participants import ParticipantRegistryClient, Reason
