@@ -14,7 +14,6 @@ from enrollments import attested_secp256k1, trust_test_ca
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from support import reverts
-from web3.types import RPCEndpoint
 
 from contracts.chain import Chain
 from contracts.consortium import apply_policy, pending_member_changes, plan_policy
@@ -23,6 +22,7 @@ from contracts.consortium_state import GATED_CONTRACTS, read_state
 from contracts.lots import LotRegistryClient
 from contracts.participant_ids import ACTIONS, PARTY_ROLES, TOPICS
 from contracts.participants import ParticipantRegistryClient, Reason
+from tests.contracts._chain_time import now, set_time
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "consortium-policy.example.json"
 SUPPLIER = PARTY_ROLES["supplier"]
@@ -35,19 +35,6 @@ DAY = 86_400
 
 def example() -> ConsortiumPolicy:
     return ConsortiumPolicy.load(EXAMPLE)
-
-
-def now(chain: Chain) -> int:
-    return int(chain.block()["timestamp"])
-
-
-def set_time(chain: Chain, ts: int) -> None:
-    provider = chain.w3.provider
-    if chain.is_embedded:
-        provider.make_request(RPCEndpoint("testing_timeTravel"), [ts])
-    else:
-        provider.make_request(RPCEndpoint("evm_setNextBlockTimestamp"), [ts])
-    provider.make_request(RPCEndpoint("evm_mine"), [])
 
 
 class World:

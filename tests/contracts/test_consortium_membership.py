@@ -14,30 +14,16 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from support import reverts
 from web3.logs import DISCARD
-from web3.types import RPCEndpoint
 
 from contracts.chain import Chain
 from contracts.membership import MembershipClient
 from contracts.participant_ids import CONSORTIUM_ADMIN_ROLE, CONSORTIUM_MEMBER_ROLE, PARTY_ROLES
 from contracts.participants import ParticipantRegistryClient, deploy_participant_registry
+from tests.contracts._chain_time import now, set_time
 
 ZERO = "0x" + "00" * 20
 WEEK = 7 * 86_400
 BANK = PARTY_ROLES["bank"]
-
-
-def now(chain: Chain) -> int:
-    return int(chain.block()["timestamp"])
-
-
-def set_time(chain: Chain, ts: int) -> None:
-    """Mine a block with timestamp ``ts`` (later transactions are mined after it)."""
-    provider = chain.w3.provider
-    if chain.is_embedded:
-        provider.make_request(RPCEndpoint("testing_timeTravel"), [ts])
-    else:
-        provider.make_request(RPCEndpoint("evm_setNextBlockTimestamp"), [ts])
-    provider.make_request(RPCEndpoint("evm_mine"), [])
 
 
 class World:

@@ -11,7 +11,6 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from support import reverts
-from web3.types import RPCEndpoint
 
 from contracts.chain import Chain
 from contracts.credit import (
@@ -27,25 +26,12 @@ from contracts.credit import (
 )
 from contracts.errors import DeploymentError
 from contracts.participant_ids import ACTIONS
+from tests.contracts._chain_time import now, set_time
 
 DAY = 86_400
 VERSION = model_version("scorecard-2026.11")
 COMMITMENT = keccak(b"analytics result")
 ZERO = "0x" + "00" * 20
-
-
-def now(chain: Chain) -> int:
-    return int(chain.block()["timestamp"])
-
-
-def set_time(chain: Chain, ts: int) -> None:
-    """Mine a block at Unix time ``ts`` (eth-tester: time travel; anvil: next block's timestamp)."""
-    provider = chain.w3.provider
-    if chain.is_embedded:
-        provider.make_request(RPCEndpoint("testing_timeTravel"), [ts])
-    else:
-        provider.make_request(RPCEndpoint("evm_setNextBlockTimestamp"), [ts])
-    provider.make_request(RPCEndpoint("evm_mine"), [])
 
 
 @dataclass

@@ -19,7 +19,6 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import function_signature_to_4byte_selector, keccak
 from support import reverts
 from web3.logs import DISCARD
-from web3.types import RPCEndpoint
 
 from contracts.chain import Chain, TxResult
 from contracts.claims import CLAIM_TYPES, Claim, ClaimDomain, ClaimError, ClaimState, SignedClaim, sign_claim
@@ -39,6 +38,7 @@ from contracts.participants import (
     Reason,
     deploy_participant_registry,
 )
+from tests.contracts._chain_time import now, set_time
 
 SUPPLIER = PARTY_ROLES["supplier"]
 BANK = PARTY_ROLES["bank"]
@@ -54,26 +54,6 @@ ZERO_ADDRESS = "0x" + "00" * 20
 ZERO32 = bytes(32)
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 DAY = 86_400
-
-
-# ---------------------------------------------------------------- time
-
-
-def now(chain: Chain) -> int:
-    """The latest block's timestamp (what a view call sees as block.timestamp)."""
-    return int(chain.block()["timestamp"])
-
-
-def set_time(chain: Chain, ts: int) -> None:
-    """Mine a block with timestamp ``ts`` (later transactions are mined after it)."""
-    provider = chain.w3.provider
-    if chain.is_embedded:
-        # eth-tester mines the travel block at ts - 1; one more block lands on ts
-        provider.make_request(RPCEndpoint("testing_timeTravel"), [ts])
-    else:
-        provider.make_request(RPCEndpoint("evm_setNextBlockTimestamp"), [ts])
-    provider.make_request(RPCEndpoint("evm_mine"), [])
-    assert now(chain) == ts
 
 
 # ---------------------------------------------------------------- the consortium under test

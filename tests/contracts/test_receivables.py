@@ -12,7 +12,6 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from support import reverts
 from web3.logs import DISCARD
-from web3.types import RPCEndpoint
 
 from contracts.chain import Chain
 from contracts.deploy import deploy_suite
@@ -31,25 +30,12 @@ from contracts.receivables import (
     deploy_finance_settlement,
     receivable_reference,
 )
+from tests.contracts._chain_time import now, set_time
 
 DAY = 86_400
 FACE = 1_000_000  # 10,000.00 tCNY
 ZERO = "0x" + "00" * 20
 REF = receivable_reference("INV-2026-001")
-
-
-def now(chain: Chain) -> int:
-    return int(chain.block()["timestamp"])
-
-
-def set_time(chain: Chain, ts: int) -> None:
-    """Mine a block at Unix time ``ts`` (eth-tester: time travel; anvil: next block's timestamp)."""
-    provider = chain.w3.provider
-    if chain.is_embedded:
-        provider.make_request(RPCEndpoint("testing_timeTravel"), [ts])
-    else:
-        provider.make_request(RPCEndpoint("evm_setNextBlockTimestamp"), [ts])
-    provider.make_request(RPCEndpoint("evm_mine"), [])
 
 
 @dataclass
