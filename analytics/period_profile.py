@@ -16,6 +16,7 @@ import numpy as np
 
 from analytics.profile import (
     DAY_MS,
+    DEVICE_DAY_FIELDS,
     DaySummary,
     Delivery,
     Factory,
@@ -86,17 +87,10 @@ def month_period(year: int, month: int) -> tuple[date, date]:
     return first, nxt - timedelta(days=1)
 
 
-#: The per-device fields of a day summary that a profile adds up, in the matrix's field order.
-_FIELDS = (
-    "running_s",
-    "planned_down_s",
-    "unplanned_s",
-    "good_units",
-    "rework_units",
-    "defect_units",
-    "ideal_units",
-    "readings",
-)
+#: The per-device fields of a day summary that a profile adds up, in the matrix's field order: a
+#: :class:`DeviceDay`'s but ``expected`` (the period's is counted from its days, devices and interval).
+_FIELDS = tuple(f for f in DEVICE_DAY_FIELDS if f != "expected")
+_GOOD, _REWORK, _READINGS = (_FIELDS.index(f) for f in ("good_units", "rework_units", "readings"))
 
 
 def _day_matrix(
@@ -163,7 +157,7 @@ def build_profile(
     sellable = good + rework
 
     have = np.array([d in by_day and by_day[d].total("readings") > 0 for d in dates])
-    daily = (mat[:, :, 4] + mat[:, :, 3]).sum(axis=1)  # good + rework, per day
+    daily = (mat[:, :, _REWORK] + mat[:, :, _GOOD]).sum(axis=1)  # good + rework, per day
     series = daily[have]
     x = np.arange(len(dates), dtype=np.float64)[have]
 
@@ -188,7 +182,7 @@ def build_profile(
 
     due, ok = _otif(start, end, orders, deliveries)
     coverage = readings / expected
-    dev_read = mat[:, :, 7].sum(axis=0)
+    dev_read = mat[:, :, _READINGS].sum(axis=0)
     return FactoryProfile(
         factory_id=factory.factory_id,
         start=start,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -189,17 +189,8 @@ class DeviceDay:
     expected: int
 
 
-_DEVICE_FIELDS = (
-    "running_s",
-    "planned_down_s",
-    "unplanned_s",
-    "good_units",
-    "rework_units",
-    "defect_units",
-    "ideal_units",
-    "readings",
-    "expected",
-)
+#: The per-device fields of a :class:`DeviceDay` (all but ``device_id``), in declaration order.
+DEVICE_DAY_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(DeviceDay) if f.name != "device_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +218,8 @@ class DaySummary:
             "day": self.day.isoformat(),
             "interval_s": self.interval_s,
             "devices": [
-                {"device_id": d.device_id, **{f: getattr(d, f) for f in _DEVICE_FIELDS}} for d in self.devices
+                {"device_id": d.device_id, **{f: getattr(d, f) for f in DEVICE_DAY_FIELDS}}
+                for d in self.devices
             ],
         }
 
