@@ -4,6 +4,8 @@ and the hint a not-admitted party gets (``contracts.revert.REVERT_HINTS``) names
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -15,26 +17,10 @@ from contracts.deploy import deploy_suite
 from contracts.participant_ids import action_id
 from contracts.participants import ParticipantRegistryClient
 from contracts.revert import REVERT_HINTS
-from supet.cli import contracts_cmd, main
+from supet.cli import contracts_cmd
 
 DEPLOYER, OUTSIDER = ("0x" + bytes(a.key).hex() for a in dev_accounts(2))
 ENROLL = action_id("supet.device.enroll")
-
-
-def run(
-    *args: str, key: str | None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> tuple[int, str]:
-    if key is None:
-        monkeypatch.delenv("SUPET_PARTY_KEY", raising=False)
-    else:
-        monkeypatch.setenv("SUPET_PARTY_KEY", key)
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out = capsys.readouterr()
-    return code, " ".join((out.out + out.err).split())  # rich wraps long lines
 
 
 @pytest.mark.parametrize(
@@ -50,30 +36,26 @@ def test_dev_refused_before_anything_is_sent(
     expected: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    cli: Callable[..., tuple[int, str]],
 ) -> None:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     out_file = tmp_path / "deployment.json"
     # an address nobody listens on: the refusal comes before the chain is asked
-    code, out = run(
-        "deploy", "--rpc", "http://127.0.0.1:9", "--dev", "--out", str(out_file), *args,
-        key=DEPLOYER, monkeypatch=monkeypatch, capsys=capsys,
-    )  # fmt: skip
+    code, out = cli(
+        "deploy", "--rpc", "http://127.0.0.1:9", "--dev", "--out", str(out_file), *args, key=DEPLOYER
+    )
     assert code == 1 and expected in out and "nothing was deployed" in out, out
     assert "deploy.dev_refused" in out
     assert not out_file.exists()
 
 
 def test_dev_refused_on_a_chain_that_is_not_a_dev_chain(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., tuple[int, str]]
 ) -> None:
     monkeypatch.setattr(contracts_cmd, "DEV_CHAIN_IDS", frozenset({1337}))  # the embedded chain is 31337
     out_file = tmp_path / "deployment.json"
-    code, out = run(
-        "deploy", "--rpc", "embedded", "--dev", "--out", str(out_file),
-        key=None, monkeypatch=monkeypatch, capsys=capsys,
-    )  # fmt: skip
+    code, out = cli("deploy", "--rpc", "embedded", "--dev", "--out", str(out_file))
     assert code == 1 and "not a development chain" in out and "--force-dev" in out, out
     assert not out_file.exists()
 
@@ -96,33 +78,30 @@ def test_dev_consortium_admits_the_deployer_only() -> None:
 
 @pytest.mark.anvil
 def test_deploy_dev_lets_the_deployer_enroll_and_tells_others_how_to_be_admitted(
-    anvil_node: AnvilNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    anvil_node: AnvilNode, tmp_path: Path, cli: Callable[..., tuple[int, str]]
 ) -> None:
     snapshot = anvil_node.snapshot()
+    run = partial(cli, key=DEPLOYER)  # as the deployer unless a call names another key
     try:
-
-        def cli(*args: str, key: str | None = DEPLOYER) -> tuple[int, str]:
-            return run(*args, key=key, monkeypatch=monkeypatch, capsys=capsys)
-
         dep = tmp_path / "deployment.json"
         common = ("--rpc", anvil_node.url, "--deployment", str(dep))
-        code, out = cli("deploy", "--rpc", anvil_node.url, "--dev", "--out", str(dep))
+        code, out = run("deploy", "--rpc", anvil_node.url, "--dev", "--out", str(dep))
         assert code == 0 and "admitted as supplier" in out, out
-        assert cli("ca", "create", "--out-dir", str(tmp_path / "ca"))[0] == 0
-        assert cli("ca", "register", "--cert", str(tmp_path / "ca/ca.cert.pem"), *common)[0] == 0
+        assert run("ca", "create", "--out-dir", str(tmp_path / "ca"))[0] == 0
+        assert run("ca", "register", "--cert", str(tmp_path / "ca/ca.cert.pem"), *common)[0] == 0
         for n in (1, 2):
             key, csr, cert = (str(tmp_path / f"dev{n}.{ext}") for ext in ("key", "csr", "pem"))
-            assert cli("device", "keygen", "--out", key)[0] == 0
-            assert cli("device", "csr", "--key", key, "--device-id", f"SN-{n}", "--out", csr)[0] == 0
+            assert run("device", "keygen", "--out", key)[0] == 0
+            assert run("device", "csr", "--key", key, "--device-id", f"SN-{n}", "--out", csr)[0] == 0
             ca = ("--ca-key", str(tmp_path / "ca/ca.key.pem"), "--ca-cert", str(tmp_path / "ca/ca.cert.pem"))
-            assert cli("ca", "issue", *ca, "--csr", csr, "--out", cert)[0] == 0
+            assert run("ca", "issue", *ca, "--csr", csr, "--out", cert)[0] == 0
         enroll = ("device", "enroll", "--ca-cert", str(tmp_path / "ca/ca.cert.pem"), *common)
         dev1 = ("--cert", str(tmp_path / "dev1.pem"), "--device-key", str(tmp_path / "dev1.key"))
         dev2 = ("--cert", str(tmp_path / "dev2.pem"), "--device-key", str(tmp_path / "dev2.key"))
-        code, out = cli(*enroll, *dev1)
+        code, out = run(*enroll, *dev1)
         assert code == 0 and "enrolled SN-1" in out, out
         # another party is not admitted: the error says which commands admit it
-        code, out = cli(*enroll, *dev2, key=OUTSIDER)
+        code, out = run(*enroll, *dev2, key=OUTSIDER)
         assert code == 1 and "DeviceRegistryNotAdmitted" in out, out
         assert "supet consortium apply --policy FILE" in out and "supet party apply ROLE" in out, out
         assert f"supet party status {dev_accounts(2)[1].address}" in out, out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,25 +14,8 @@ from contracts.anvil import AnvilNode
 from contracts.chain import Chain, dev_accounts
 from contracts.deployment import Deployment
 from contracts.registry import DeviceRegistryClient, OnChainScheme
-from supet.cli import main
 
 OPERATOR, FACTORY, OTHER = (a.key.to_0x_hex() for a in dev_accounts(3))
-
-
-def run(
-    *args: str, key: str | None = None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> tuple[int, str]:
-    if key is None:
-        monkeypatch.delenv("SUPET_PARTY_KEY", raising=False)
-    else:
-        monkeypatch.setenv("SUPET_PARTY_KEY", key)
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out = capsys.readouterr()
-    return code, out.out + out.err
 
 
 @pytest.fixture
@@ -47,12 +31,8 @@ def test_device_lifecycle(
     node: AnvilNode,
     tmp_path: Path,
     scheme: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    cli: Callable[..., tuple[int, str]],
 ) -> None:
-    def cli(*args: str, key: str | None = None) -> tuple[int, str]:
-        return run(*args, key=key, monkeypatch=monkeypatch, capsys=capsys)
-
     dep = tmp_path / "deployment.json"
     common = ("--rpc", node.url, "--deployment", str(dep))
     code, out = cli("deploy", "--rpc", node.url, "--out", str(dep), "--dev-account", "0")
@@ -157,7 +137,7 @@ def test_device_lifecycle(
 
 @pytest.mark.anvil
 def test_openssl_made_certificates_enroll(
-    node: AnvilNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    node: AnvilNode, tmp_path: Path, cli: Callable[..., tuple[int, str]]
 ) -> None:
     """A CA, a secp256k1 device key and its certificate made by OpenSSL work with our commands."""
     require(shutil.which("openssl") is not None, "openssl is not installed")
@@ -213,9 +193,6 @@ def test_openssl_made_certificates_enroll(
         "dev.pem",
     )
 
-    def cli(*args: str, key: str | None = None) -> tuple[int, str]:
-        return run(*args, key=key, monkeypatch=monkeypatch, capsys=capsys)
-
     dep = tmp_path / "deployment.json"
     common = ("--rpc", node.url, "--deployment", str(dep))
     assert cli("deploy", "--rpc", node.url, "--out", str(dep), "--dev-account", "0")[0] == 0
@@ -258,10 +235,8 @@ def test_openssl_made_certificates_enroll(
     assert code == 1 and "DeviceRegistryDeviceExists" in out
 
 
-def test_missing_party_key_is_a_clear_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, out = run(
+def test_missing_party_key_is_a_clear_error(tmp_path: Path, cli: Callable[..., tuple[int, str]]) -> None:
+    code, out = cli(
         "device",
         "revoke",
         "--device-id",
@@ -270,7 +245,5 @@ def test_missing_party_key_is_a_clear_error(
         "http://127.0.0.1:1",
         "--deployment",
         str(tmp_path / "none.json"),
-        monkeypatch=monkeypatch,
-        capsys=capsys,
     )
     assert code == 1 and "no deployment file" in out and "supet deploy" in out
