@@ -49,7 +49,6 @@ class BodyDecodeError(LedgerError, ValueError):
     """The body is not strict JSON: malformed, not UTF-8, too deep, a duplicate key, NaN, or a huge number."""
 
     code = "request.bad_json"
-    http_status = 400
 
     def __init__(self, message: str) -> None:
         super().__init__(message, code=self.code)

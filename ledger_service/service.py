@@ -1,4 +1,5 @@
-"""The ledger service's parts, wired together: chain, store, registry mirror, ingest, anchoring."""
+"""The ledger service's parts, wired together: chain, store, registry mirror, ingest, anchoring,
+enrollment."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from contracts.deployment import Deployment
 from contracts.errors import ChainError
 from ledger_service.anchoring import AnchoringWorker, build_encoded_tree
 from ledger_service.config import Environment, Settings, with_token_secret
+from ledger_service.enrollment.desk import EnrollmentDesk
 from ledger_service.errors import ConfigError
 from ledger_service.ingest.committer import Committer
 from ledger_service.ingest.pipeline import IngestPipeline
@@ -43,6 +45,8 @@ class LedgerService:
     pipeline: IngestPipeline
     anchoring: AnchoringWorker
     anchor_signer: LocalAccount
+    #: Device enrollment by its owning party: challenges, checks, relay, confirmation, device views.
+    enrollment: EnrollmentDesk
     started: bool = False
     #: MQTT ingest, when ``settings.mqtt_url`` is set.
     mqtt: MqttBridge | None = None
@@ -143,6 +147,13 @@ class LedgerService:
             pipeline=pipeline,
             anchoring=anchoring,
             anchor_signer=signer,
+            enrollment=EnrollmentDesk(
+                chain=chain,
+                deployment=deployment,
+                engine=engine,
+                mirror=registry,
+                chain_timeout=settings.anchor_timeout_seconds,
+            ),
             mqtt=mqtt,
         )
 

@@ -36,7 +36,16 @@ from contracts.chain import Chain, TxResult
 from contracts.errors import ContractRevert, NodeRefused
 from ledger_service.credit_desk.errors import FinanceError
 
-__all__ = ["RelayRefused", "Relayed", "expected_call", "prepare", "relay", "revert_details"]
+__all__ = [
+    "RelayConflict",
+    "RelayForbidden",
+    "RelayRefused",
+    "Relayed",
+    "expected_call",
+    "prepare",
+    "relay",
+    "revert_details",
+]
 
 
 class RelayRefused(FinanceError):
@@ -53,16 +62,18 @@ class RelayRefused(FinanceError):
 
     code = "finance.relay_refused"
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: str,
-        http_status: int = 400,
-        details: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(message, code=code, http_status=http_status)
+    def __init__(self, message: str, *, code: str, details: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message, code=code)
         self.details: dict[str, Any] = dict(details or {})
+
+
+class RelayConflict(RelayRefused):
+    """The call conflicts with the chain's state (HTTP 409): ``finance.reverts``, ``finance.reverted``,
+    ``finance.relay_nonce``, ``finance.relay_refused``."""
+
+
+class RelayForbidden(RelayRefused):
+    """The transaction is signed by another key than the party's (HTTP 403): ``finance.relay_signer``."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -114,10 +125,9 @@ def prepare(chain: Chain, party: str, fn: ContractFunction, *, context: str) -> 
     try:
         gas = int(chain.estimate_gas(fn, sender) * 1.2) + 10_000
     except ContractRevert as e:
-        raise RelayRefused(
+        raise RelayConflict(
             f"{context}: the contract would refuse this call: {_revert_text(e)}; nothing to sign",
             code="finance.reverts",
-            http_status=409,
             details=revert_details(e),
         ) from e
     nonce = chain.request(lambda: chain.w3.eth.get_transaction_count(sender, "pending"), context="nonce")
@@ -238,22 +248,20 @@ def _refuse_nonce(chain: Chain, party: ChecksumAddress, fields: Mapping[str, Any
     used = int(chain.request(lambda: chain.w3.eth.get_transaction_count(party, "latest"), context="nonce"))
     nonce = int(fields.get("nonce", 0))
     if nonce < used:
-        raise RelayRefused(
+        raise RelayConflict(
             f"nonce {nonce} of {party} is already used ({used} transactions mined): this transaction was "
             "sent already or replaced; prepare a new one",
             code="finance.relay_nonce",
-            http_status=409,
             details={"nonce": nonce, "next_nonce": used},
         )
     pending = int(
         chain.request(lambda: chain.w3.eth.get_transaction_count(party, "pending"), context="nonce")
     )
     if nonce > pending:
-        raise RelayRefused(
+        raise RelayConflict(
             f"nonce {nonce} of {party} leaves a gap (the next is {pending}): it would wait in the node's "
             "queue instead of being mined; prepare a new one",
             code="finance.relay_nonce",
-            http_status=409,
             details={"nonce": nonce, "next_nonce": pending},
         )
 
@@ -266,19 +274,17 @@ def _send_raw(chain: Chain, party: ChecksumAddress, raw: bytes, context: str) ->
                 lambda: chain.w3.eth.send_raw_transaction(raw), context=f"{context} relay"
             )
         except ContractRevert as e:  # nodes that execute on submission (the embedded chain)
-            raise RelayRefused(
+            raise RelayConflict(
                 f"{context}: the contract refused the transaction: {_revert_text(e)}",
                 code="finance.reverted",
-                http_status=409,
                 details=revert_details(e),
             ) from e
         except (NodeRefused, ValueError, EthValidationError) as e:  # embedded: eth_utils' ValidationError
             text = str(e)
             nonce_problem = "nonce" in text.lower()
-            raise RelayRefused(
+            raise RelayConflict(
                 f"the node refused the transaction ({text})",
                 code="finance.relay_nonce" if nonce_problem else "finance.relay_refused",
-                http_status=409,
             ) from e
     finally:
         chain.reset_nonce(party)  # the service's cached nonce (if any) no longer holds
@@ -297,10 +303,9 @@ def relay(chain: Chain, party: str, expected: Mapping[str, Any], signed_raw: str
     _refuse_unprepared(int(fields["type"]), fields, expected)
     _refuse_mismatch(fields, expected, context)
     if sender != party:
-        raise RelayRefused(
+        raise RelayForbidden(
             f"the signed transaction is signed by {sender}, not by you ({party}); sign it with your own key",
             code="finance.relay_signer",
-            http_status=403,
         )
     _refuse_nonce(chain, party, fields)
     tx_hash = _send_raw(chain, party, raw, context)
@@ -308,10 +313,9 @@ def relay(chain: Chain, party: str, expected: Mapping[str, Any], signed_raw: str
     try:
         result = chain.wait(h, context=context)
     except ContractRevert as e:
-        raise RelayRefused(
+        raise RelayConflict(
             f"{context}: transaction {h} was mined but reverted: {_revert_text(e)}",
             code="finance.reverted",
-            http_status=409,
             details={**revert_details(e), "tx_hash": h},
         ) from e
     return Relayed(

@@ -6,14 +6,13 @@ and its details) and the portal (an HTML page with the same status, :func:`http_
 
 How a status is found, first match wins:
 
-Refusals made before routing (the body limits of :mod:`.limits`) take their status from
-:func:`code_status` too.
+1. its ``code`` is in :data:`STATUS_BY_CODE`;
+2. its class, or the nearest base class, is in :data:`STATUS_BY_CLASS`;
+3. 400.
 
-1. the error names its own status at the raise (an ``http_status`` attribute: a relay refusal's
-   409, an enrollment refusal's 429);
-2. its ``code`` is in :data:`STATUS_BY_CODE`;
-3. its class, or the nearest base class, is in :data:`STATUS_BY_CLASS`;
-4. 400.
+No error names its own status: a case with a status of its own is a subclass (an enrollment
+conflict, a relay's wrong signer...) or a code listed here. Refusals made before routing (the body
+limits of :mod:`.limits`) take their status from :func:`code_status` too.
 
 The envelope is ``{"error": {"code", "message"[, "details"]}}``; every 401 carries
 ``WWW-Authenticate`` (RFC 6750).
@@ -32,8 +31,22 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from contracts.errors import ChainError
 from ledger_service.api.responses import FastJSONResponse
 from ledger_service.auth import AuthenticationFailed, NotASession, RoleRequired
+from ledger_service.credit_desk.errors import (
+    AccessLogError,
+    AccessRefused,
+    FinanceError,
+    FinanceNotDeployed,
+    UnknownProfile,
+)
+from ledger_service.enrollment.errors import (
+    EnrollmentConflict,
+    EnrollmentForbidden,
+    EnrollmentRefused,
+    TooManyChallenges,
+)
 from ledger_service.errors import AuthError, LedgerError, NotFound, StoreError
 from ledger_service.portal.errors import CsrfRefused, NotSignedIn, PortalError, PortalRoleRequired
+from ledger_service.tx_relay import RelayConflict, RelayForbidden
 
 __all__ = [
     "STATUS_BY_CLASS",
@@ -82,6 +95,17 @@ STATUS_BY_CLASS: Final[Mapping[type[BaseException], int]] = {
     PortalRoleRequired: 403,
     CsrfRefused: 403,
     ChainError: 503,
+    EnrollmentRefused: 422,
+    EnrollmentConflict: 409,
+    EnrollmentForbidden: 403,
+    TooManyChallenges: 429,
+    FinanceError: 400,
+    AccessRefused: 403,
+    FinanceNotDeployed: 404,
+    UnknownProfile: 404,
+    AccessLogError: 409,
+    RelayConflict: 409,
+    RelayForbidden: 403,
 }
 
 #: A single submission refused by the ingest pipeline, when its code has no status of its own.
@@ -92,9 +116,6 @@ DEFAULT: Final = 400
 
 def http_status(error: BaseException) -> int:
     """The HTTP status the API and the portal answer ``error`` with (see the module docstring)."""
-    own = getattr(error, "http_status", None)
-    if isinstance(own, int):
-        return own
     code = getattr(error, "code", None)
     if isinstance(code, str) and code in STATUS_BY_CODE:
         return STATUS_BY_CODE[code]

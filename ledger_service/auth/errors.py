@@ -1,4 +1,6 @@
-"""The errors of party authentication: not proven (401), not a session (400), role missing (403)."""
+"""The errors of party authentication: not proven (401), not a session (400), role missing (403).
+
+Their HTTP statuses are named in the one map, :mod:`ledger_service.api.errors`."""
 
 from __future__ import annotations
 
@@ -16,7 +18,6 @@ class AuthenticationFailed(AuthError):
     """
 
     code = "auth.failed"
-    http_status = 401
 
     def __init__(self, message: str, *, code: str) -> None:
         super().__init__(message, code=code)
@@ -26,14 +27,12 @@ class NotASession(AuthError):
     """Sign-out was asked with a credential that is not a session (a signed request) (HTTP 400)."""
 
     code = "auth.not_a_session"
-    http_status = 400
 
 
 class RoleRequired(AuthError):
     """The party proved who it is but the chain does not give it the role (HTTP 403)."""
 
     code = "auth.role_required"
-    http_status = 403
 
     def __init__(self, message: str, *, role: str, party: str) -> None:
         super().__init__(message)

@@ -42,7 +42,12 @@ from finance.errors import CreditModelError
 from ledger_service.analytics_store.publish import list_published, load_published
 from ledger_service.anchoring.access_log import AccessLogAnchorer
 from ledger_service.credit_desk.access_log import AccessLogBook, RefusalTally
-from ledger_service.credit_desk.errors import AccessRefused, FinanceNotDeployed, PublishRefused
+from ledger_service.credit_desk.errors import (
+    AccessRefused,
+    FinanceNotDeployed,
+    PublishRefused,
+    UnknownProfile,
+)
 from ledger_service.errors import NotFound
 from ledger_service.logs import request_id as _request_id
 from ledger_service.store.models import AnalyticsResultRow
@@ -120,7 +125,7 @@ def assess_profile(
     try:
         pub = load_published(engine, profile_commitment)
     except Exception as e:  # SourceError: unknown commitment
-        raise PublishRefused(str(e), code="finance.publish.unknown_profile", http_status=404) from e
+        raise UnknownProfile(str(e), code="finance.publish.unknown_profile") from e
     if pub.kind != "profile":
         raise PublishRefused(
             f"{profile_commitment} is a published {pub.kind}, not a profile",

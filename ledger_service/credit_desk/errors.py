@@ -1,5 +1,6 @@
 """Typed refusals of the finance API. Each is a :class:`~ledger_service.errors.LedgerError` with a
-dotted ``code`` and the HTTP status the API answers with."""
+dotted ``code``; the HTTP status the API answers with is named by class in the one map,
+:mod:`ledger_service.api.errors`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ __all__ = [
     "FinanceError",
     "FinanceNotDeployed",
     "PublishRefused",
+    "UnknownProfile",
 ]
 
 
@@ -18,12 +20,6 @@ class FinanceError(LedgerError):
     """Base of the finance API's errors."""
 
     code = "finance.error"
-    http_status = 400
-
-    def __init__(self, message: str, *, code: str | None = None, http_status: int | None = None) -> None:
-        super().__init__(message, code=code)
-        if http_status is not None:
-            self.http_status = http_status
 
 
 class AccessRefused(FinanceError):
@@ -32,24 +28,27 @@ class AccessRefused(FinanceError):
     ``finance.not_the_factory_oracle``."""
 
     code = "finance.refused"
-    http_status = 403
 
 
 class PublishRefused(FinanceError):
-    """A credit record cannot be published as asked (HTTP 400/409)."""
+    """A credit record cannot be published as asked (HTTP 400)."""
 
     code = "finance.publish_refused"
+
+
+class UnknownProfile(PublishRefused):
+    """The profile commitment to assess is not a published result of this service (HTTP 404)."""
+
+    code = "finance.publish.unknown_profile"
 
 
 class FinanceNotDeployed(FinanceError):
     """The deployment has no CreditRegistry (or Receivables) contract (HTTP 404)."""
 
     code = "finance.not_deployed"
-    http_status = 404
 
 
 class AccessLogError(FinanceError):
     """An access-log entry does not verify (tampered, not anchored, proof mismatch)."""
 
     code = "access_log.invalid"
-    http_status = 409

@@ -22,13 +22,9 @@ from contracts.chain import dev_accounts
 from contracts.enrollment import answer_challenge
 from contracts.registry import DeviceRegistryClient, OnChainScheme, device_id_hash
 from device_attestation.birth import BirthAttestation, attest_birth, sign_possession
-from device_attestation.certificates import (
-    Challenge,
-    create_manufacturer_ca,
-    issue_device_certificate,
-    make_device_csr,
-)
+from device_attestation.certificates import Challenge, make_device_csr
 from device_attestation.keys import DeviceKey
+from device_attestation.manufacturer_ca import create_manufacturer_ca, issue_device_certificate
 from device_attestation.sdk import DeviceSigner
 from ledger_service.auth import canonical_request
 from ledger_service.service import LedgerService
@@ -432,8 +428,7 @@ def test_relay_only_the_prepared_transaction(
 
 
 def _desk(client: TestClient) -> Any:
-    from ledger_service.api.routes.devices import EnrollmentDesk
+    from ledger_service.enrollment.desk import EnrollmentDesk
 
-    client.get("/v1/devices/x")  # builds the desk
-    desk: EnrollmentDesk = client.app.state.enrollment  # type: ignore[attr-defined]
+    desk: EnrollmentDesk = client.app.state.service.enrollment  # type: ignore[attr-defined]
     return desk

@@ -20,6 +20,7 @@ from contracts.deploy import deploy_suite
 from contracts.onboarding import Onboarding
 from contracts.receivables import PartState, ReceivablesClient, StablecoinClient, receivable_reference
 from ledger_service.api import create_app
+from ledger_service.api.errors import http_status
 from ledger_service.config import Settings
 from ledger_service.service import LedgerService
 
@@ -372,7 +373,7 @@ def test_relay_on_both_chains(suite: Any) -> None:
     revoke = credit.contract.functions.revokeConsent(bank.address)
     with pytest.raises(RelayRefused) as info:
         prepare(chain, party.address, revoke, context="revokeConsent")
-    assert (info.value.code, info.value.http_status) == ("finance.reverts", 409)
+    assert (info.value.code, http_status(info.value)) == ("finance.reverts", 409)
     assert info.value.details == {
         "error": "CreditRegistryNoStandingConsent",
         "args": {"factory": party.address, "bank": bank.address},
@@ -400,7 +401,7 @@ def test_relay_on_both_chains(suite: Any) -> None:
     assert chain.receipt(done.tx_hash) is not None and coin.allowance(party.address, bank.address) == 5
     with pytest.raises(RelayRefused) as info:
         relay(chain, party.address, expected_call(chain, approve), signed, context="approve")
-    assert (info.value.code, info.value.http_status) == ("finance.relay_nonce", 409)
+    assert (info.value.code, http_status(info.value)) == ("finance.relay_nonce", 409)
     # a nonce that leaves a gap would wait in the node's queue: refused
     fresh = prepare(chain, party.address, approve, context="approve")
     ahead = World.sign(party, {**fresh, "nonce": fresh["nonce"] + 5})
@@ -469,7 +470,7 @@ def test_relay_forwards_only_the_prepared_transaction_types(suite: Any) -> None:
         signed = _retyped(party, prepared, chain, tx_type, delegate, third)
         with pytest.raises(RelayRefused) as info:
             relay(chain, party.address, expected, signed, context="approve")
-        assert (info.value.code, info.value.http_status) == (code, 400), tx_type
+        assert (info.value.code, http_status(info.value)) == (code, 400), tx_type
         assert info.value.details == {"type": tx_type, "accepted": [1, 2]}
     # EIP-2930 with an access list the service did not prepare; EIP-1559 with one
     prepared = prepare(chain, party.address, approve, context="approve")

@@ -49,6 +49,7 @@ from support import TestConsortium, database_url, now_ms, require
 from contracts.anvil import free_port
 from contracts.chain import dev_accounts
 from ledger_service.api import create_app
+from ledger_service.api.errors import http_status
 from ledger_service.config import Settings
 from ledger_service.jsonio import MAX_DEPTH, BodyDecodeError, loads_strict, nesting_depth
 from ledger_service.service import LedgerService
@@ -217,7 +218,7 @@ def test_strict_decoder_refuses_hostile_json_with_one_typed_error(name: str) -> 
     body = HOSTILE_JSON[name]
     with pytest.raises(BodyDecodeError) as info:
         loads_strict(body)
-    assert info.value.code == "request.bad_json" and info.value.http_status == 400
+    assert info.value.code == "request.bad_json" and http_status(info.value) == 400
 
 
 def test_the_crash_body_is_refused_in_a_process_that_raised_the_recursion_limit() -> None:
