@@ -9,10 +9,11 @@ from sqlmodel import Session, col, select
 
 from auditor.bundle import build_bundle
 from device_attestation.reading import Reading
-from ledger_service.anchoring import ANCHORED, decode_tree
 from ledger_service.errors import NotFound
 from ledger_service.jsonio import loads_exact
 from ledger_service.service import LedgerService
+from ledger_service.store.batch_status import BatchStatus
+from ledger_service.store.batch_tree import decode_tree
 from ledger_service.store.models import BatchRow, ReadingRow
 from ledger_service.store.queries import batch_digests
 
@@ -26,7 +27,7 @@ class ReadingStatus:
     def status(self) -> str:
         if self.batch is None:
             return "pending"
-        return "anchored" if self.batch.status == ANCHORED else "batched"
+        return "anchored" if self.batch.status == BatchStatus.ANCHORED else "batched"
 
     def to_json_obj(self) -> dict[str, Any]:
         return {

@@ -28,8 +28,9 @@ from sqlmodel import col
 
 from contracts.chain import Chain
 from contracts.deployment import Deployment
-from ledger_service.anchoring import ANCHORED, batch_anchored_logs
+from ledger_service.anchoring import batch_anchored_logs
 from ledger_service.errors import LedgerError
+from ledger_service.store.batch_status import BatchStatus
 from ledger_service.store.models import BatchRow, ReadingRow
 
 __all__ = [
@@ -208,7 +209,7 @@ def reconcile(
         chain_head=head,
         chain_batches=len(on_chain),
         store_batches=len(seen.batches),
-        store_anchored=sum(1 for b in seen.batches if b.status == ANCHORED),
+        store_anchored=sum(1 for b in seen.batches if b.status == BatchStatus.ANCHORED),
         pending_grace_ms=pending_grace_ms,
     )
     wanted = anchorer.lower() if anchorer is not None else None
@@ -263,7 +264,7 @@ def _read_store(engine: Engine, *, now_ms: int, pending_grace_ms: int) -> _Store
                 int(r[0] or 0): int(r[1])
                 for r in conn.execute(
                     select(col(BatchRow.id), col(BatchRow.oldest_received_ms)).where(
-                        col(BatchRow.status) != ANCHORED
+                        col(BatchRow.status) != BatchStatus.ANCHORED
                     )
                 ).all()
             }
@@ -299,7 +300,7 @@ def _compare_store_batches(
     unanchored = seen.unbatched
     for sb in seen.batches:
         cb = by_root.get(sb.root)
-        if sb.status == ANCHORED:
+        if sb.status == BatchStatus.ANCHORED:
             if cb is None:
                 problem = "root not anchored on this chain"
             elif cb.batch_id != sb.chain_batch_id:

@@ -40,7 +40,7 @@ from contracts.orders import PurchaseOrdersClient
 from contracts.registry import ReadingAnchorClient
 from device_attestation.merkle import MerkleTree
 from device_attestation.reading import Domain, Reading, reading_digest
-from ledger_service.anchoring import ANCHORED
+from ledger_service.store.batch_status import BatchStatus
 from ledger_service.store.models import BatchRow, DeviceCacheRow, ReadingRow
 from ledger_service.store.queries import anchored_readings, batch_digests
 from supet_base.errors import SupetError
@@ -105,7 +105,7 @@ class LedgerSource:
         with self.engine.connect() as c:
             row = c.execute(
                 select(col(BatchRow.chain_batch_id))
-                .where(col(BatchRow.status) == ANCHORED)
+                .where(col(BatchRow.status) == BatchStatus.ANCHORED)
                 .order_by(col(BatchRow.chain_batch_id).desc())
                 .limit(1)
             ).first()

@@ -3,27 +3,31 @@
 One generic batch anchorer (:mod:`.batcher`: the send / confirm / adopt state machine, with retries,
 dropped transactions, nonces) serves both kinds of batch: the readings (:mod:`.readings`, the
 ``ReadingAnchor`` contract; with reorg checks and lost-batch recovery, :mod:`.recovery`) and the
-credit desk's access log (:mod:`.access_log`, ``CreditRegistry.anchorAccessLog``). The store keeps a
-readings batch's tree encoded (:mod:`.trees`); ``BatchAnchored`` events are read in bounded block
-ranges (:mod:`.chain_logs`).
+credit desk's access log (:mod:`.access_log`, ``CreditRegistry.anchorAccessLog``). Where a batch
+stands (``BatchStatus``) and a readings batch's tree as stored are the store's
+(:mod:`ledger_service.store.batch_status`, :mod:`ledger_service.store.batch_tree`);
+``BatchAnchored`` events are read in bounded block ranges (:mod:`.chain_logs`).
 """
 
-from ledger_service.anchoring.batcher import ANCHORED, CLOSED, SUBMITTED
 from ledger_service.anchoring.chain_logs import batch_anchored_logs
 from ledger_service.anchoring.readings import AnchoringWorker, AnchorStats, BatchConfirmed
 from ledger_service.anchoring.recovery import LostBatch
-from ledger_service.anchoring.trees import build_encoded_tree, decode_tree, encode_tree
+
+# Not this package's (they moved to ledger_service.store): only until the committed
+# tests/helpers/faults.py, ledger_service/service.py and tests/ledger_service/test_lot_history.py,
+# which others are editing, import them from ledger_service.store.batch_status / batch_tree.
+# Delete these lines then.
+from ledger_service.store.batch_status import BatchStatus as _BatchStatus
+from ledger_service.store.batch_tree import build_encoded_tree as build_encoded_tree
+from ledger_service.store.batch_tree import decode_tree as decode_tree
+from ledger_service.store.batch_tree import encode_tree as encode_tree
+
+ANCHORED = _BatchStatus.ANCHORED
 
 __all__ = [
-    "ANCHORED",
-    "CLOSED",
-    "SUBMITTED",
     "AnchorStats",
     "AnchoringWorker",
     "BatchConfirmed",
     "LostBatch",
     "batch_anchored_logs",
-    "build_encoded_tree",
-    "decode_tree",
-    "encode_tree",
 ]

@@ -22,7 +22,8 @@ from sqlmodel import Session, col, select
 
 from contracts.errors import ChainError, ContractRevert
 from device_attestation.merkle import MerkleTree
-from ledger_service.anchoring.batcher import ANCHORED, CLOSED, BatchAnchorer
+from ledger_service.anchoring.batcher import BatchAnchorer
+from ledger_service.store.batch_status import BatchStatus
 from ledger_service.store.models import AccessLogBatchRow, AccessLogRow
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ class AccessLogAnchorer(BatchAnchorer[AccessLogBatchRow]):
                 open_batches = s.exec(
                     select(func.count())
                     .select_from(AccessLogBatchRow)
-                    .where(AccessLogBatchRow.status != ANCHORED)
+                    .where(AccessLogBatchRow.status != BatchStatus.ANCHORED)
                 ).one()
             if not pending and not open_batches:
                 return
@@ -125,7 +126,7 @@ class AccessLogAnchorer(BatchAnchorer[AccessLogBatchRow]):
                     count=len(rows),
                     from_ms=min(int(r[2]) for r in rows),
                     to_ms=max(int(r[2]) for r in rows),
-                    status=CLOSED,
+                    status=BatchStatus.CLOSED,
                     created_ms=now,
                     attempts=0,
                     next_attempt_ms=0,
@@ -181,7 +182,7 @@ class AccessLogAnchorer(BatchAnchorer[AccessLogBatchRow]):
             self.last_error = str(e)
         self.update(
             b.id,
-            status=ANCHORED,
+            status=BatchStatus.ANCHORED,
             chain_index=chain_index,
             tx_hash=tx_hash,
             block_number=block,
@@ -197,7 +198,7 @@ class AccessLogAnchorer(BatchAnchorer[AccessLogBatchRow]):
     def record_anchored(self, b: AccessLogBatchRow, receipt: Any, chain_index: int, now: int) -> None:
         self.update(
             b.id,
-            status=ANCHORED,
+            status=BatchStatus.ANCHORED,
             chain_index=chain_index,
             block_number=int(receipt["blockNumber"]),
             anchored_ms=now,

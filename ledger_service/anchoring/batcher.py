@@ -1,6 +1,7 @@
 """One generic batch anchorer: the send / confirm / adopt state machine, for any kind of batch.
 
-A batch row moves ``closed`` -> ``submitted`` -> ``anchored``:
+A batch row moves ``closed`` -> ``submitted`` -> ``anchored``
+(:class:`~ledger_service.store.batch_status.BatchStatus`):
 
 - ``closed``: its root is computed and stored; it is sent when ``next_attempt_ms`` is due. A send the
   node refuses, or that fails to reach it, is retried with back-off (0.5 s doubling to 60 s) and the
@@ -35,10 +36,9 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from contracts.chain import Chain
 from contracts.errors import ChainError, ContractRevert
+from ledger_service.store.batch_status import BatchStatus
 
-__all__ = ["ANCHORED", "CLOSED", "SUBMITTED", "BatchAnchorer", "BatchRecord", "retry_delay_ms"]
-
-CLOSED, SUBMITTED, ANCHORED = "closed", "submitted", "anchored"
+__all__ = ["BatchAnchorer", "BatchRecord", "retry_delay_ms"]
 
 
 class BatchRecord(Protocol):
@@ -136,7 +136,7 @@ class BatchAnchorer(ABC, Generic[B]):
         """The batches to send or confirm (``closed`` and ``submitted``), oldest first."""
         return (
             select(self.table)
-            .where(col(self.table.status).in_([CLOSED, SUBMITTED]))
+            .where(col(self.table.status).in_([BatchStatus.CLOSED, BatchStatus.SUBMITTED]))
             .order_by(col(self.table.id))
         )
 
@@ -180,9 +180,9 @@ class BatchAnchorer(ABC, Generic[B]):
         with Session(self.engine) as s:
             batches = list(s.exec(self.open_batches_query()).all())
         for b in batches:
-            if b.status == CLOSED and b.next_attempt_ms <= now:
+            if b.status == BatchStatus.CLOSED and b.next_attempt_ms <= now:
                 self.send(b, now)
-            elif b.status == SUBMITTED:
+            elif b.status == BatchStatus.SUBMITTED:
                 self.confirm(b, now)
 
     def send(self, b: B, now: int) -> None:
@@ -201,11 +201,11 @@ class BatchAnchorer(ABC, Generic[B]):
             self.chain.reset_nonce(self.signer.address)
             self.failed(b, now, str(e))
             return
-        self.update(b.id, status=SUBMITTED, tx_hash=tx_hash, submitted_ms=now, last_error=None)
+        self.update(b.id, status=BatchStatus.SUBMITTED, tx_hash=tx_hash, submitted_ms=now, last_error=None)
 
     def confirm(self, b: B, now: int) -> None:
         if b.tx_hash is None:  # adopted: the batch is on chain, its transaction unknown
-            self.update(b.id, status=ANCHORED, anchored_ms=now)
+            self.update(b.id, status=BatchStatus.ANCHORED, anchored_ms=now)
             return
         try:
             receipt = self.chain.receipt(b.tx_hash)
@@ -223,7 +223,9 @@ class BatchAnchorer(ABC, Generic[B]):
                     self.timeout_seconds,
                 )
                 self.chain.reset_nonce(self.signer.address)
-                self.update(b.id, status=CLOSED, tx_hash=None, submitted_ms=None, next_attempt_ms=0)
+                self.update(
+                    b.id, status=BatchStatus.CLOSED, tx_hash=None, submitted_ms=None, next_attempt_ms=0
+                )
             return
         if receipt["status"] != 1:
             self.chain.reset_nonce(self.signer.address)
@@ -239,7 +241,7 @@ class BatchAnchorer(ABC, Generic[B]):
 
     def reopen(self, b: B, error: str) -> None:
         """Back to ``closed``, to be sent again at once."""
-        self.update(b.id, status=CLOSED, tx_hash=None, submitted_ms=None, last_error=error)
+        self.update(b.id, status=BatchStatus.CLOSED, tx_hash=None, submitted_ms=None, last_error=error)
 
     def failed(self, b: B, now: int, error: str) -> None:
         """A send failed: retry after the back-off."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, func, insert, update
 from sqlmodel import Session, col, select
 
-from ledger_service.anchoring.batcher import CLOSED
+from ledger_service.store.batch_status import BatchStatus
 from ledger_service.store.models import BatchRow, ReadingRow
 
 __all__ = ["assign", "assign_range", "insert_closed", "pending_count"]
@@ -27,7 +27,7 @@ def insert_closed(
             root=root,
             count=count,
             tree=nodes,
-            status=CLOSED,
+            status=BatchStatus.CLOSED,
             created_ms=now,
             oldest_received_ms=oldest_ms,
             attempts=0,

@@ -50,12 +50,13 @@ from sqlmodel.sql.expression import SelectOfScalar
 from contracts.chain import Chain
 from contracts.deployment import Deployment
 from contracts.errors import ChainError, ContractRevert
-from ledger_service.anchoring.batcher import ANCHORED, CLOSED, SUBMITTED, BatchAnchorer
+from ledger_service.anchoring.batcher import BatchAnchorer
 from ledger_service.anchoring.chain_logs import batch_anchored_logs
 from ledger_service.anchoring.reading_batches import assign_range, insert_closed, pending_count
 from ledger_service.anchoring.recovery import LostBatch, lost_on_chain, reform_lost_batch
-from ledger_service.anchoring.trees import build_encoded_tree
 from ledger_service.config import Settings
+from ledger_service.store.batch_status import BatchStatus
+from ledger_service.store.batch_tree import build_encoded_tree
 from ledger_service.store.models import BatchRow, ReadingRow
 
 __all__ = ["AnchorStats", "AnchoringWorker", "BatchConfirmed"]
@@ -215,9 +216,9 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
             )
         return AnchorStats(
             pending_readings=pending,
-            closed_batches=int(counts.get(CLOSED, 0)),
-            submitted_batches=int(counts.get(SUBMITTED, 0)),
-            anchored_batches=int(counts.get(ANCHORED, 0)),
+            closed_batches=int(counts.get(BatchStatus.CLOSED, 0)),
+            submitted_batches=int(counts.get(BatchStatus.SUBMITTED, 0)),
+            anchored_batches=int(counts.get(BatchStatus.ANCHORED, 0)),
         )
 
     def backlog(self) -> int:
@@ -231,7 +232,7 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
                 pending = pending_count(s)
             unconfirmed = s.exec(
                 select(func.coalesce(func.sum(col(BatchRow.count)), 0)).where(
-                    col(BatchRow.status) != ANCHORED
+                    col(BatchRow.status) != BatchStatus.ANCHORED
                 )
             ).one()
         return pending + int(unconfirmed)
@@ -388,7 +389,7 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
         )
         self.update(
             b.id,
-            status=SUBMITTED,
+            status=BatchStatus.SUBMITTED,
             tx_hash=tx_hash,
             submitted_ms=now,
             chain_batch_id=chain_index,
@@ -404,7 +405,7 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
         assert b.tx_hash is not None
         self.update(
             b.id,
-            status=ANCHORED,
+            status=BatchStatus.ANCHORED,
             chain_batch_id=chain_index,
             block_number=int(receipt["blockNumber"]),
             block_hash=HexBytes(receipt["blockHash"]).to_0x_hex(),
@@ -459,7 +460,7 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
                     select(BatchRow)
                     .options(defer(BatchRow.tree))  # type: ignore[arg-type]
                     .where(
-                        col(BatchRow.status) == ANCHORED,
+                        col(BatchRow.status) == BatchStatus.ANCHORED,
                         col(BatchRow.block_number) >= head - self.reorg_depth,
                     )
                 ).all()
@@ -476,7 +477,7 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
                 self.chain.reset_nonce(self.signer.address)
                 self.update(
                     b.id,
-                    status=CLOSED,
+                    status=BatchStatus.CLOSED,
                     tx_hash=None,
                     submitted_ms=None,
                     block_number=None,
@@ -487,4 +488,4 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
                 )
             elif HexBytes(receipt["blockHash"]).to_0x_hex() != b.block_hash:
                 log.warning("batch %d: anchoring tx moved to block %s (reorg)", b.id, receipt["blockNumber"])
-                self.update(b.id, status=SUBMITTED)
+                self.update(b.id, status=BatchStatus.SUBMITTED)

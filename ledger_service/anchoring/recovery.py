@@ -21,9 +21,9 @@ from sqlalchemy import Connection, Engine, func
 from sqlmodel import Session, col, select
 
 from contracts.chain import Chain
-from ledger_service.anchoring.batcher import ANCHORED
 from ledger_service.anchoring.chain_logs import batch_anchored_logs
 from ledger_service.anchoring.reading_batches import assign, insert_closed
+from ledger_service.store.batch_status import BatchStatus
 from ledger_service.store.models import BatchRow, ReadingRow
 
 __all__ = [
@@ -77,7 +77,7 @@ def lost_on_chain(
     with Session(engine) as s:
         newest = s.exec(
             select(col(BatchRow.chain_batch_id), col(BatchRow.block_number))
-            .where(col(BatchRow.status) == ANCHORED)
+            .where(col(BatchRow.status) == BatchStatus.ANCHORED)
             .order_by(col(BatchRow.chain_batch_id).desc())
             .limit(1)
         ).first()

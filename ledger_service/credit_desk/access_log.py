@@ -48,9 +48,9 @@ from sqlmodel import Session, col, select
 from contracts.chain import Chain
 from device_attestation.errors import ProofMismatch
 from device_attestation.merkle import MerkleTree, verify_inclusion
-from ledger_service.anchoring.batcher import ANCHORED
 from ledger_service.credit_desk.errors import AccessLogError
 from ledger_service.errors import StoreError
+from ledger_service.store.batch_status import BatchStatus
 from ledger_service.store.models import AccessLogBatchRow, AccessLogRow, AccessRefusalTallyRow
 
 __all__ = [
@@ -429,7 +429,7 @@ class AccessLogBook:
                     .order_by(col(AccessLogRow.id))
                 ).all()
             ]
-        if batch is None or batch.status != ANCHORED or batch.chain_index is None:
+        if batch is None or batch.status != BatchStatus.ANCHORED or batch.chain_index is None:
             return None
         tree = MerkleTree.build(digests)
         return EntryProof(

@@ -21,6 +21,7 @@ from contracts.receivables import ReceivablesClient
 from ledger_service.credit_desk.desk import desk_of, record_json
 from ledger_service.credit_desk.errors import AccessRefused, FinanceError, FinanceNotDeployed
 from ledger_service.errors import NotFound
+from ledger_service.store.batch_status import BatchStatus
 
 __all__ = [
     "PAYER_ACTIONS",
@@ -125,7 +126,7 @@ def factory_access_log(
     entries = []
     for r in rows:
         b = batches.get(r.batch_id) if r.batch_id is not None else None
-        proof = desk.book.proof(r) if b is not None and b.status == "anchored" else None
+        proof = desk.book.proof(r) if b is not None and b.status == BatchStatus.ANCHORED else None
         entries.append(
             {
                 "id": r.id,

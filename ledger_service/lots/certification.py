@@ -32,11 +32,12 @@ from device_attestation.keys import Scheme
 from device_attestation.merkle import MerkleTree
 from device_attestation.reading import Reading
 from device_attestation.sdk import Submission
-from ledger_service.anchoring import ANCHORED, decode_tree
 from ledger_service.errors import LedgerError, NotFound
 from ledger_service.jsonio import dumps_exact, loads_exact
 from ledger_service.lots.epcis import ExportPage, export_cache_of, export_fingerprint, lot_state
 from ledger_service.service import LedgerService
+from ledger_service.store.batch_status import BatchStatus
+from ledger_service.store.batch_tree import decode_tree
 from ledger_service.store.models import BatchRow, ReadingRow
 from ledger_service.store.queries import anchored_readings, batch_digests
 
@@ -94,7 +95,7 @@ def _anchored_batches(
             by_batch.setdefault(r.batch_id, []).append(r)
         for batch_id, mine in by_batch.items():
             batch = s.get(BatchRow, batch_id)
-            if batch is None or batch.status != ANCHORED or batch.chain_batch_id is None:
+            if batch is None or batch.status != BatchStatus.ANCHORED or batch.chain_batch_id is None:
                 continue
             digests = batch_digests(s, batch_id)
             out.append((batch.chain_batch_id, decode_tree(batch.tree, digests), mine))

@@ -57,7 +57,6 @@ from sqlmodel import Session, col
 
 from auditor.lot_chain import ChainStep, SortKey, chain_steps_of_key
 from contracts.lots import LotRegistryClient
-from ledger_service.anchoring import ANCHORED
 from ledger_service.errors import NotFound
 from ledger_service.jsonio import dumps_exact, loads_exact
 from ledger_service.lots.epcis_document import (
@@ -83,6 +82,7 @@ from ledger_service.lots.timeline import (
     step_sort_key,
 )
 from ledger_service.service import LedgerService
+from ledger_service.store.batch_status import BatchStatus
 from ledger_service.store.models import BatchRow, ReadingRow
 from ledger_service.store.queries import anchored_batch_of_reading
 
@@ -187,7 +187,9 @@ def _export_readings(service: LedgerService, rows: list[ReadingRow]) -> list[Rea
     out = []
     for r in rows:
         batch = batches.get(r.batch_id) if r.batch_id is not None else None
-        anchored = batch is not None and batch.status == ANCHORED and batch.chain_batch_id is not None
+        anchored = (
+            batch is not None and batch.status == BatchStatus.ANCHORED and batch.chain_batch_id is not None
+        )
         metrics = loads_exact(r.reading_json).get("metrics", {})
         out.append(
             Reading(

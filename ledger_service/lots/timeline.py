@@ -39,10 +39,11 @@ from contracts.lots import AmbiguousLot, LotRegistryClient, lot_id_hash, lot_key
 from contracts.registry import DeviceRegistryClient, device_id_hash
 from device_attestation.merkle import MerkleTree
 from device_attestation.reading import Reading
-from ledger_service.anchoring import ANCHORED, decode_tree
 from ledger_service.errors import LedgerError, NotFound
 from ledger_service.jsonio import loads_exact
 from ledger_service.service import LedgerService
+from ledger_service.store.batch_status import BatchStatus
+from ledger_service.store.batch_tree import decode_tree
 from ledger_service.store.models import BatchRow, ReadingRow
 from ledger_service.store.queries import batch_digests
 
@@ -187,7 +188,7 @@ def _reading_steps(service: LedgerService, rows: list[ReadingRow]) -> list[Readi
     with Session(service.engine) as s:
         batches = {b.id: b for b in (s.get(BatchRow, i) for i in batch_ids) if b is not None}
         for b in batches.values():
-            if b.status == ANCHORED and b.id is not None:
+            if b.status == BatchStatus.ANCHORED and b.id is not None:
                 trees[b.id] = decode_tree(b.tree, batch_digests(s, b.id))
         s.expunge_all()
     out = []
@@ -196,7 +197,7 @@ def _reading_steps(service: LedgerService, rows: list[ReadingRow]) -> list[Readi
         if batch is None:
             out.append(ReadingStep(row=r, status="pending", batch_id=None, proof=None))
             continue
-        if batch.status != ANCHORED or batch.id not in trees:
+        if batch.status != BatchStatus.ANCHORED or batch.id not in trees:
             out.append(ReadingStep(row=r, status="batched", batch_id=None, proof=None))
             continue
         assert batch.chain_batch_id is not None and batch.tx_hash is not None

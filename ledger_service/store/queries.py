@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Select, and_, select
 from sqlmodel import Session, col
 
-from ledger_service.anchoring import ANCHORED
+from ledger_service.store.batch_status import BatchStatus
 from ledger_service.store.models import BatchRow, ReadingRow
 
 __all__ = ["anchored_batch_of_reading", "anchored_readings", "batch_digests"]
@@ -23,7 +23,7 @@ def anchored_batch_of_reading() -> ColumnElement[bool]:
     with its chain batch id). Use it in an outer join to keep the readings not anchored yet."""
     return and_(
         col(BatchRow.id) == col(ReadingRow.batch_id),
-        col(BatchRow.status) == ANCHORED,
+        col(BatchRow.status) == BatchStatus.ANCHORED,
         col(BatchRow.chain_batch_id).is_not(None),
     )
 

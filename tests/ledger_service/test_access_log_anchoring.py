@@ -13,9 +13,10 @@ from sqlmodel import Session
 
 from contracts.chain import dev_accounts
 from ledger_service.anchoring.access_log import AccessLogAnchorer
-from ledger_service.anchoring.batcher import ANCHORED, CLOSED, SUBMITTED, retry_delay_ms
+from ledger_service.anchoring.batcher import retry_delay_ms
 from ledger_service.credit_desk.desk import FinanceDesk, desk_of
 from ledger_service.service import LedgerService
+from ledger_service.store.batch_status import BatchStatus
 from ledger_service.store.models import AccessLogBatchRow
 
 FACTORY = "0x" + "fa" * 20
@@ -48,10 +49,10 @@ def test_a_root_anchored_before_a_crash_is_adopted(ledger: LedgerService) -> Non
     # the send landed, then the process died before recording it: the chain has the root
     fn = desk.anchorer.contract.functions.anchorAccessLog(b.root, b.count, b.from_ms, b.to_ms)
     landed = ledger.chain.send(fn, ledger.anchor_signer, context="the send before the crash")
-    assert _batch(desk, int(b.id or 0)).status == CLOSED
+    assert _batch(desk, int(b.id or 0)).status == BatchStatus.CLOSED
     desk.anchorer.tick()
     adopted = _batch(desk, int(b.id or 0))
-    assert adopted.status == ANCHORED and adopted.chain_index is not None, adopted
+    assert adopted.status == BatchStatus.ANCHORED and adopted.chain_index is not None, adopted
     assert adopted.tx_hash == landed and adopted.block_number is not None
     entry_id = desk.book.entries_for(FACTORY, limit=1)[0].id
     assert entry_id is not None and desk.book.verify(entry_id).root == b.root
@@ -61,15 +62,15 @@ def test_a_dropped_transaction_is_sent_again(ledger: LedgerService) -> None:
     desk = desk_of(ledger)
     batch_id = _closed_batch(desk)
     # sent long ago, never mined: the node has no receipt for it
-    desk.anchorer.update(batch_id, status=SUBMITTED, tx_hash="0x" + "ab" * 32, submitted_ms=1)
+    desk.anchorer.update(batch_id, status=BatchStatus.SUBMITTED, tx_hash="0x" + "ab" * 32, submitted_ms=1)
     desk.anchorer.tick()
     b = _batch(desk, batch_id)
-    assert (b.status, b.tx_hash, b.submitted_ms, b.next_attempt_ms) == (CLOSED, None, None, 0)
+    assert (b.status, b.tx_hash, b.submitted_ms, b.next_attempt_ms) == (BatchStatus.CLOSED, None, None, 0)
     desk.anchorer.tick()  # sent
-    assert _batch(desk, batch_id).status == SUBMITTED
+    assert _batch(desk, batch_id).status == BatchStatus.SUBMITTED
     desk.anchorer.tick()  # confirmed
     b = _batch(desk, batch_id)
-    assert b.status == ANCHORED and b.chain_index is not None and b.tx_hash is not None
+    assert b.status == BatchStatus.ANCHORED and b.chain_index is not None and b.tx_hash is not None
 
 
 def test_a_send_the_contract_refuses_backs_off(ledger: LedgerService) -> None:
@@ -82,7 +83,7 @@ def test_a_send_the_contract_refuses_backs_off(ledger: LedgerService) -> None:
     anchorer.tick()
     after = anchorer.now_ms()
     b = _batch(desk, batch_id)
-    assert b.status == CLOSED and b.attempts == 1 and b.last_error, b
+    assert b.status == BatchStatus.CLOSED and b.attempts == 1 and b.last_error, b
     assert b.last_error.startswith("anchorAccessLog refused: "), b.last_error
     assert before + retry_delay_ms(1) <= b.next_attempt_ms <= after + retry_delay_ms(1)
     assert anchorer.last_error == b.last_error[:2000]
@@ -91,7 +92,7 @@ def test_a_send_the_contract_refuses_backs_off(ledger: LedgerService) -> None:
         assert _batch(desk, batch_id).attempts == 1
     desk.anchorer.update(batch_id, next_attempt_ms=0)  # due now: the service's key anchors it
     desk.anchorer.flush(timeout=30)
-    assert _batch(desk, batch_id).status == ANCHORED
+    assert _batch(desk, batch_id).status == BatchStatus.ANCHORED
 
 
 def test_the_back_off_doubles_to_a_minute() -> None:

@@ -20,8 +20,9 @@ from contracts.anvil import free_port
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
 from contracts.deployment import Deployment
-from ledger_service.anchoring import CLOSED, AnchoringWorker
+from ledger_service.anchoring import AnchoringWorker
 from ledger_service.config import Settings
+from ledger_service.store.batch_status import BatchStatus
 from ledger_service.store.engine import create_schema, make_engine
 from ledger_service.store.models import ReadingRow
 
@@ -104,7 +105,9 @@ def test_retries_of_a_batch_back_off_exponentially_to_60s(tmp_path: Path, fault:
     spacing = []
     for k, delay in enumerate(EXPECTED_DELAYS_MS, start=1):
         (b,) = batches(engine)
-        assert (b.status, b.attempts) == (CLOSED, k), f"after attempt {k}: {b.status}, {b.attempts} attempts"
+        assert (b.status, b.attempts) == (BatchStatus.CLOSED, k), (
+            f"after attempt {k}: {b.status}, {b.attempts} attempts"
+        )
         assert b.last_error and error in b.last_error, b.last_error
         assert worker.last_error and error in worker.last_error
         spacing.append(b.next_attempt_ms - attempt_ms)

@@ -28,8 +28,8 @@ from faults import (
 )
 from hexbytes import HexBytes
 
-from ledger_service.anchoring import ANCHORED, CLOSED
 from ledger_service.service import LedgerService
+from ledger_service.store.batch_status import BatchStatus
 
 
 def pump(
@@ -56,7 +56,7 @@ def test_chain_down_while_readings_arrive(db_url: str, tmp_path: Path) -> None:
             # 1. the chain is up: readings flow and batches get anchored
             pump(service, fleet, accepted, 0.8)
             wait_for(
-                lambda: any(b.status == ANCHORED for b in batches(engine)),
+                lambda: any(b.status == BatchStatus.ANCHORED for b in batches(engine)),
                 timeout=20,
                 what="a first anchored batch while the chain is up",
                 detail=lambda: describe_store(engine),
@@ -70,7 +70,7 @@ def test_chain_down_while_readings_arrive(db_url: str, tmp_path: Path) -> None:
             while True:
                 pump(service, fleet, accepted, 0.1)
                 for b in batches(engine):
-                    if b.status == CLOSED and b.attempts > 0:
+                    if b.status == BatchStatus.CLOSED and b.attempts > 0:
                         track = seen.setdefault(int(b.id or 0), [])
                         if not track or track[-1] != (b.attempts, b.next_attempt_ms):
                             track.append((b.attempts, b.next_attempt_ms))
@@ -80,7 +80,7 @@ def test_chain_down_while_readings_arrive(db_url: str, tmp_path: Path) -> None:
                     f"no batch was retried 4 times in 12 s with the chain down: {seen}; "
                     f"{describe_store(engine)}"
                 )
-            failing = [b for b in batches(engine) if b.status == CLOSED and b.attempts > 0]
+            failing = [b for b in batches(engine) if b.status == BatchStatus.CLOSED and b.attempts > 0]
             assert failing, "no batch is waiting for the chain"
             assert all(b.last_error and "unreachable" in b.last_error for b in failing), [
                 b.last_error for b in failing

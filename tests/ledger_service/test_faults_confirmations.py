@@ -22,8 +22,8 @@ from faults import (
 )
 
 from device_attestation.merkle import verify_inclusion
-from ledger_service.anchoring import ANCHORED, CLOSED, SUBMITTED
 from ledger_service.proofs import ProofPending, proof_bundle, reading_status
+from ledger_service.store.batch_status import BatchStatus
 
 CONFIRMATIONS = 3
 TIMEOUT_S = 5.0
@@ -45,20 +45,20 @@ def test_anchored_only_after_three_blocks_on_top(tmp_path: Path) -> None:
             worker.tick(force=True)  # closed and sent; anvil mines it at once
             (b,) = batches(service.engine)
             receipt = chain.receipt(b.tx_hash or "")
-            assert b.status == SUBMITTED and receipt is not None
+            assert b.status == BatchStatus.SUBMITTED and receipt is not None
             mined = receipt["blockNumber"]
             for on_top in range(CONFIRMATIONS):
                 assert chain.block_number() == mined + on_top
                 worker.tick()
                 (b,) = batches(service.engine)
-                assert b.status == SUBMITTED, f"anchored with {on_top} blocks on top"
+                assert b.status == BatchStatus.SUBMITTED, f"anchored with {on_top} blocks on top"
                 assert reading_status(service, subs[0].digest).status == "batched"
                 with pytest.raises(ProofPending):
                     proof_bundle(service, subs[0].digest)
                 node.rpc("evm_mine", [])
             worker.tick()
             (b,) = batches(service.engine)
-            assert b.status == ANCHORED and b.block_number == mined
+            assert b.status == BatchStatus.ANCHORED and b.block_number == mined
             assert chain.block_number() == mined + CONFIRMATIONS
             bundle = proof_bundle(service, subs[0].digest)
             onchain_root = bytes(deployed.anchor.batch(bundle["batch_id"]).root)
@@ -101,17 +101,19 @@ def test_reorg_before_the_confirmations_sends_again(tmp_path: Path) -> None:
                 node.rpc("evm_mine", [])
                 worker.tick()
                 (b,) = batches(service.engine)
-                assert b.status == SUBMITTED, "a batch whose tx is not in the chain counted as anchored"
+                assert b.status == BatchStatus.SUBMITTED, (
+                    "a batch whose tx is not in the chain counted as anchored"
+                )
             skew[0] += TIMEOUT_S + 1
             worker.tick()  # no receipt after anchor_timeout_seconds: send again
-            assert batches(service.engine)[0].status in (CLOSED, SUBMITTED)
+            assert batches(service.engine)[0].status in (BatchStatus.CLOSED, BatchStatus.SUBMITTED)
             for _ in range(20):
                 worker.tick()
-                if batches(service.engine)[0].status == ANCHORED:
+                if batches(service.engine)[0].status == BatchStatus.ANCHORED:
                     break
                 node.rpc("evm_mine", [])
             (b,) = batches(service.engine)
-            assert b.status == ANCHORED and b.block_hash != first.block_hash
+            assert b.status == BatchStatus.ANCHORED and b.block_hash != first.block_hash
             assert chain.block_number() >= (b.block_number or 0) + CONFIRMATIONS
         finally:
             service.stop()

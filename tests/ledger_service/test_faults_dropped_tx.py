@@ -24,8 +24,8 @@ from faults import (
     submit_all,
 )
 
-from ledger_service.anchoring import ANCHORED, CLOSED, SUBMITTED
 from ledger_service.service import LedgerService
+from ledger_service.store.batch_status import BatchStatus
 from ledger_service.store.models import BatchRow
 
 TIMEOUT_S = 5.0
@@ -75,7 +75,7 @@ def send_into_a_stalled_pool(rig: Rig) -> tuple[set[bytes], str]:
     accepted = submit_all(rig.service, rig.fleet.sign(10))
     rig.service.anchoring.tick(force=True)  # closes the batch and sends it
     b = only_batch(rig)
-    assert b.status == SUBMITTED and b.tx_hash is not None
+    assert b.status == BatchStatus.SUBMITTED and b.tx_hash is not None
     assert rig.deployed.chain.receipt(b.tx_hash) is None and rig.pool() == [b.tx_hash]
     return accepted, b.tx_hash
 
@@ -90,20 +90,20 @@ def test_dropped_anchoring_tx_is_sent_again_after_the_timeout(rig: Rig, drop: st
 
     rig.advance_clock(TIMEOUT_S - 1)
     worker.tick()
-    assert only_batch(rig).status == SUBMITTED, "sent again before anchor_timeout_seconds"
+    assert only_batch(rig).status == BatchStatus.SUBMITTED, "sent again before anchor_timeout_seconds"
 
     rig.advance_clock(2)
     worker.tick()  # no receipt after the timeout: back to closed, nonce forgotten
-    assert only_batch(rig).status == CLOSED
+    assert only_batch(rig).status == BatchStatus.CLOSED
     worker.tick()  # sent again
     again = only_batch(rig)
-    assert again.status == SUBMITTED and rig.pool() == [again.tx_hash]
+    assert again.status == BatchStatus.SUBMITTED and rig.pool() == [again.tx_hash]
 
     rig.deployed.node.rpc("evm_setAutomine", [True])
     rig.deployed.node.rpc("evm_mine", [])
     worker.flush(timeout=20)
     b = only_batch(rig)
-    assert b.status == ANCHORED and b.tx_hash == again.tx_hash and anchor.batch_count() == 1
+    assert b.status == BatchStatus.ANCHORED and b.tx_hash == again.tx_hash and anchor.batch_count() == 1
     assert_exactly_once(rig.service.engine, chain, rig.deployed.deployment, expected=accepted)
     assert_service_proofs_verify(rig.service, accepted)
 
@@ -128,7 +128,7 @@ def test_stuck_anchoring_tx_mined_after_the_resend_counts_once(rig: Rig) -> None
     assert second == first or late is None or late["status"] == 0, "the root was accepted twice"
     worker.flush(timeout=20)
     b = only_batch(rig)
-    assert b.status == ANCHORED and b.tx_hash == first and b.chain_batch_id == 1
+    assert b.status == BatchStatus.ANCHORED and b.tx_hash == first and b.chain_batch_id == 1
     assert anchor.batch_count() == 1, "the batch was anchored twice"
     assert_exactly_once(rig.service.engine, chain, rig.deployed.deployment, expected=accepted)
     assert_service_proofs_verify(rig.service, accepted)

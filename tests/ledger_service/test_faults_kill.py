@@ -45,7 +45,7 @@ from faults import (
 from contracts.anvil import free_port
 from contracts.chain import Chain
 from device_attestation.sdk import Submission
-from ledger_service.anchoring import ANCHORED, CLOSED, SUBMITTED
+from ledger_service.store.batch_status import BatchStatus
 from ledger_service.store.engine import make_engine
 
 SUPET = Path(sys.executable).with_name("supet")
@@ -186,7 +186,7 @@ def test_sigkill_at_seeded_points_loses_and_duplicates_nothing(
             elif mode == "during_anchoring":
                 wait_for(
                     lambda: (
-                        any(b.status in (CLOSED, SUBMITTED) for b in batches(engine))
+                        any(b.status in (BatchStatus.CLOSED, BatchStatus.SUBMITTED) for b in batches(engine))
                         or not describe_store(engine)["pending"]
                     ),
                     timeout=10,
@@ -260,7 +260,7 @@ def test_tx_sent_but_not_recorded_is_adopted_after_restart(anvil_deployed: Deplo
         deployed.chain.wait(sent, timeout=10)
     finally:
         first.stop()  # the "crash": this worker never records the tx
-    assert batches(first.engine)[0].status == CLOSED and deployed.anchor.batch_count() == 1
+    assert batches(first.engine)[0].status == BatchStatus.CLOSED and deployed.anchor.batch_count() == 1
 
     # restart: a new process (new chain connection, no cached nonce), same store
     second = in_process_service(deployed, db_url, anchoring=False, chain=Chain.connect(deployed.node.url))
@@ -268,10 +268,12 @@ def test_tx_sent_but_not_recorded_is_adopted_after_restart(anvil_deployed: Deplo
     try:
         second.anchoring.tick()
         b = batches(second.engine)[0]
-        assert b.status == SUBMITTED and b.tx_hash == sent and b.chain_batch_id == 1, "not adopted"
+        assert b.status == BatchStatus.SUBMITTED and b.tx_hash == sent and b.chain_batch_id == 1, (
+            "not adopted"
+        )
         second.anchoring.flush(timeout=20)
         b = batches(second.engine)[0]
-        assert b.status == ANCHORED and b.tx_hash == sent and b.chain_batch_id == 1
+        assert b.status == BatchStatus.ANCHORED and b.tx_hash == sent and b.chain_batch_id == 1
         assert deployed.anchor.batch_count() == 1, "the batch was anchored twice"
         # the worker goes on anchoring new batches normally after adopting
         accepted |= submit_all(second, fleet.sign(4))

@@ -30,8 +30,8 @@ from faults import (
 )
 from hexbytes import HexBytes
 
-from ledger_service.anchoring import ANCHORED, CLOSED, SUBMITTED
 from ledger_service.service import LedgerService
+from ledger_service.store.batch_status import BatchStatus
 from ledger_service.store.models import BatchRow
 
 
@@ -81,7 +81,7 @@ def test_reorged_anchor_is_sent_again(rig: Rig) -> None:
 
     worker.check_reorgs()  # the receipt is gone
     b = only_batch(rig)
-    assert (b.status, b.tx_hash, b.block_hash, b.chain_batch_id) == (CLOSED, None, None, None)
+    assert (b.status, b.tx_hash, b.block_hash, b.chain_batch_id) == (BatchStatus.CLOSED, None, None, None)
 
     worker.flush(timeout=20)
     after = anchoring_of(only_batch(rig))
@@ -112,7 +112,12 @@ def test_reorg_of_several_anchors_while_a_new_batch_is_sent(rig: Rig) -> None:
 
     accepted |= submit_all(rig.service, rig.fleet.sign(5))
     worker.tick(force=True)  # closes and sends batch 4, then notices the reorg
-    assert [b.status for b in batches(engine)] == [ANCHORED, CLOSED, CLOSED, SUBMITTED]
+    assert [b.status for b in batches(engine)] == [
+        BatchStatus.ANCHORED,
+        BatchStatus.CLOSED,
+        BatchStatus.CLOSED,
+        BatchStatus.SUBMITTED,
+    ]
 
     worker.flush(timeout=30)
     now = [anchoring_of(b) for b in batches(engine)]
@@ -135,7 +140,7 @@ def test_reorged_anchor_remined_in_the_new_chain_is_kept(rig: Rig) -> None:
     assert moved is not None and HexBytes(moved["blockHash"]).to_0x_hex() != before.block_hash
 
     worker.check_reorgs()  # same tx, other block
-    assert only_batch(rig).status == SUBMITTED
+    assert only_batch(rig).status == BatchStatus.SUBMITTED
     worker.flush(timeout=20)
     after = anchoring_of(only_batch(rig))
     assert after.tx_hash == before.tx_hash and after.chain_batch_id == before.chain_batch_id == 1
@@ -157,7 +162,7 @@ def test_reorged_anchor_rebroadcast_before_the_resend_is_adopted(rig: Rig) -> No
 
     rig.reorg(chain.block_number() - before.block_number + 1)
     worker.check_reorgs()
-    assert only_batch(rig).status == CLOSED
+    assert only_batch(rig).status == BatchStatus.CLOSED
 
     rig.deployed.node.rpc("eth_sendRawTransaction", [raw])
     wait_for(lambda: chain.receipt(before.tx_hash), timeout=10, what="the rebroadcast tx to be mined")

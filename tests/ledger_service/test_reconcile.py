@@ -38,9 +38,10 @@ import supet.cli
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
 from device_attestation.sdk import Submission
-from ledger_service.anchoring import ANCHORED, chain_logs
+from ledger_service.anchoring import chain_logs
 from ledger_service.reconcile import ReconcileError, chain_batches, reconcile
 from ledger_service.service import LedgerService
+from ledger_service.store.batch_status import BatchStatus
 from ledger_service.store.models import BatchRow
 
 
@@ -194,7 +195,11 @@ def test_backup_restore_reconcile_resubmit(store: Store, tmp_path: Path) -> None
             assert code == 1 and report["unanchored_readings"] == 5, text  # still unknown: not anchored
             service.anchoring.flush(timeout=30)
             (adopted,) = [b for b in batches(service.engine) if b.root == lost_root]
-            assert adopted.status == ANCHORED and adopted.chain_batch_id == 2 and adopted.tx_hash == lost_tx
+            assert (
+                adopted.status == BatchStatus.ANCHORED
+                and adopted.chain_batch_id == 2
+                and adopted.tx_hash == lost_tx
+            )
             assert deployed.anchor.batch_count() == 2  # adopted, not anchored a second time
             code, report, text = run_reconcile(deployed, restored)
             assert code == 0 and report["consistent"] is True, text
@@ -228,7 +233,8 @@ def test_reconcile_reports_wrong_chain_and_stuck_readings(
         # the store's anchored batch recorded under another chain batch id (a store from elsewhere)
         service_engine = in_process_service(deployed, url).engine
         with service_engine.begin() as conn:
-            conn.execute(update(BatchRow).values(chain_batch_id=7).where(BatchRow.status == ANCHORED))  # type: ignore[arg-type]
+            anchored = BatchRow.status == BatchStatus.ANCHORED
+            conn.execute(update(BatchRow).values(chain_batch_id=7).where(anchored))  # type: ignore[arg-type]
         code, report, text = run_reconcile(deployed, url)
         (missing,) = report["missing_on_chain"]
         assert (
@@ -314,7 +320,7 @@ def test_two_lost_batches_are_reformed_and_adopted(tmp_path: Path) -> None:
             by_chain = {b.chain_batch_id: b for b in batches(service.engine)}
             assert sorted(by_chain) == [1, 2, 3, 4]
             assert by_chain[2].count == 3 and by_chain[3].count == 2 and by_chain[4].count == 3
-            assert all(b.status == ANCHORED for b in by_chain.values())
+            assert all(b.status == BatchStatus.ANCHORED for b in by_chain.values())
             everything = digests(first) | digests(second) | digests(third) | digests(fresh)
             assert_service_proofs_verify(service, everything)
         assert deployed.anchor.batch_count() == 4  # 2 and 3 adopted, only the fresh batch is new
@@ -361,7 +367,10 @@ def test_unresolved_lost_batch_holds_then_gives_up(tmp_path: Path) -> None:
             shown = {f.name: f.samples[0].value for f in scraped if f.samples}
             assert shown["supet_anchor_lost_batches"] == 1 and shown["supet_anchor_backlog_readings"] == 2
             deadline = time.monotonic() + 20
-            while not (len(batches(service.engine)) == 2 and batches(service.engine)[1].status == ANCHORED):
+            while not (
+                len(batches(service.engine)) == 2
+                and batches(service.engine)[1].status == BatchStatus.ANCHORED
+            ):
                 assert time.monotonic() < deadline, batches(service.engine)
                 time.sleep(0.1)
             assert service.anchoring.lost == []
