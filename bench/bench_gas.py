@@ -25,8 +25,9 @@ from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
 from contracts.registry import DeviceRegistryClient, reading_tuple
 from device_attestation.birth import attest_birth, ca_public_point, sign_possession
-from device_attestation.certificates import create_manufacturer_ca, issue_device_certificate, make_device_csr
+from device_attestation.certificates import make_device_csr
 from device_attestation.keys import DeviceKey
+from device_attestation.manufacturer_ca import create_manufacturer_ca, issue_device_certificate
 from device_attestation.merkle import MerkleTree
 from device_attestation.reading import Domain, Reading, reading_digest, reading_struct
 from device_attestation.signing import sign_digest

@@ -1,11 +1,12 @@
 """X.509 device identity, as Azure DPS and AWS IoT do it.
 
-A manufacturer runs a P-256 CA (:func:`create_manufacturer_ca`); the
+A manufacturer runs a P-256 CA
+(:func:`~device_attestation.manufacturer_ca.create_manufacturer_ca`); the
 DeviceRegistry contract trusts the CA by :func:`ca_key_hash`. Each device
 makes a CSR for its key (:func:`make_device_csr`, P-256 or secp256k1), the CA
-issues a leaf (:func:`issue_device_certificate`), and at enrolment the
-registry side checks the leaf (:func:`verify_device_certificate`) and that the
-device holds the key (:func:`verify_proof_of_possession` over a fresh
+issues a leaf (:func:`~device_attestation.manufacturer_ca.issue_device_certificate`),
+and at enrolment the registry side checks the leaf (:func:`verify_device_certificate`)
+and that the device holds the key (:func:`verify_proof_of_possession` over a fresh
 :class:`Challenge`).
 
 Path validation. ``cryptography.x509.verification`` (a client verifier with a
@@ -57,9 +58,6 @@ from .errors import (
     WrongKeyType,
 )
 from .keys import DeviceKey, DevicePublicKey, Scheme
-
-# Issuing lives in manufacturer_ca.py; these two names stay importable here for supet/cli/ca.py.
-from .manufacturer_ca import create_manufacturer_ca, issue_device_certificate
 from .signing import PublicKeyOrAddress, sign_digest, verify_signature
 
 __all__ = [
@@ -70,8 +68,6 @@ __all__ = [
     "certificate_fingerprint",
     "challenge_digest",
     "check_key_matches",
-    "create_manufacturer_ca",
-    "issue_device_certificate",
     "load_certificate",
     "make_device_csr",
     "new_challenge",

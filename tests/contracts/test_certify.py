@@ -735,7 +735,8 @@ def enroll_for(qc: QC, party: LocalAccount, device_id: str, scheme: str = "secp2
 
     from contracts.enrollment import enroll_with_device_key
     from device_attestation.birth import attest_birth
-    from device_attestation.certificates import issue_device_certificate, make_device_csr
+    from device_attestation.certificates import make_device_csr
+    from device_attestation.manufacturer_ca import issue_device_certificate
 
     qc.consortium.registry.grant_enroller(qc.operator, party.address)
     key = DeviceKey.generate(scheme)

@@ -344,7 +344,8 @@ def test_trust_ca(suite) -> None:  # type: ignore[no-untyped-def]
 
 def test_ca_ids_are_the_x509_tooling_key_hashes(suite) -> None:  # type: ignore[no-untyped-def]
     # the id the chain computes from the key is ca_key_hash(certificate): ids stay what they were
-    from device_attestation.certificates import ca_key_hash, create_manufacturer_ca
+    from device_attestation.certificates import ca_key_hash
+    from device_attestation.manufacturer_ca import create_manufacturer_ca
 
     r = Registry(suite, trust=False)
     key, cert = create_manufacturer_ca(common_name="Id CA", organization="Ids", valid_days=1)

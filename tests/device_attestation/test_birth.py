@@ -24,15 +24,10 @@ from device_attestation.birth import (
     sign_possession,
     verify_possession,
 )
-from device_attestation.certificates import (
-    ca_key_hash,
-    certificate_fingerprint,
-    create_manufacturer_ca,
-    issue_device_certificate,
-    make_device_csr,
-)
+from device_attestation.certificates import ca_key_hash, certificate_fingerprint, make_device_csr
 from device_attestation.errors import CertificateInvalid, KeyMismatch, ProofOfPossessionFailed
 from device_attestation.keys import DeviceKey, Scheme
+from device_attestation.manufacturer_ca import create_manufacturer_ca, issue_device_certificate
 
 REGISTRY = "0x" + "ab" * 20
 OWNER = "0x" + "12" * 20

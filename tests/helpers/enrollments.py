@@ -53,7 +53,8 @@ def fixture_ca() -> FixtureCA:
     import datetime as dt
 
     from device_attestation.birth import ca_public_point
-    from device_attestation.certificates import ca_key_hash, create_manufacturer_ca
+    from device_attestation.certificates import ca_key_hash
+    from device_attestation.manufacturer_ca import create_manufacturer_ca
 
     key, cert = create_manufacturer_ca(
         common_name="Test Device CA",

@@ -78,7 +78,7 @@ class TestConsortium:
         from contracts.chain import dev_accounts
         from contracts.registry import DeviceRegistryClient
         from device_attestation.birth import ca_public_point
-        from device_attestation.certificates import create_manufacturer_ca
+        from device_attestation.manufacturer_ca import create_manufacturer_ca
 
         if registry not in ("real", "harness"):
             raise ValueError(f"registry must be 'real' or 'harness', not {registry!r}")
@@ -115,8 +115,9 @@ class TestConsortium:
 
         from contracts.enrollment import enroll_with_device_key
         from device_attestation.birth import attest_birth
-        from device_attestation.certificates import issue_device_certificate, make_device_csr
+        from device_attestation.certificates import make_device_csr
         from device_attestation.keys import DeviceKey
+        from device_attestation.manufacturer_ca import issue_device_certificate
         from device_attestation.sdk import DeviceSigner
 
         key = DeviceKey.generate(scheme)

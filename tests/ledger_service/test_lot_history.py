@@ -286,8 +286,9 @@ def enroll_for(ledger: LedgerService, party: LocalAccount, device_id: str) -> De
 
     from contracts.enrollment import enroll_with_device_key
     from device_attestation.birth import attest_birth
-    from device_attestation.certificates import issue_device_certificate, make_device_csr
+    from device_attestation.certificates import make_device_csr
     from device_attestation.keys import DeviceKey
+    from device_attestation.manufacturer_ca import issue_device_certificate
 
     consortium = TestConsortium(ledger.chain, ledger.deployment)
     consortium.registry.grant_enroller(consortium.operator, party.address)
