@@ -16,7 +16,7 @@ from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
 from contracts.deployment import Deployment
 from contracts.errors import ChainError
-from ledger_service.anchoring import AnchoringWorker, build_encoded_tree
+from ledger_service.anchoring import AnchoringWorker
 from ledger_service.config import Environment, Settings, with_token_secret
 from ledger_service.enrollment.desk import EnrollmentDesk
 from ledger_service.errors import ConfigError
@@ -26,6 +26,7 @@ from ledger_service.logs import log_rejections
 from ledger_service.metrics import HealthMonitor, LedgerMetrics
 from ledger_service.mqtt.bridge import MqttBridge
 from ledger_service.registry_cache import RegistryCache
+from ledger_service.store.batch_tree import build_encoded_tree
 from ledger_service.store.engine import create_schema, make_engine
 from ledger_service.store.models import ReadingRow
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import fast_gas
 import pytest
+from embedded_pool import deployed_embedded, embedded_deployment
 from eth_account.signers.local import LocalAccount
 from support import require
 
@@ -104,9 +105,11 @@ def anvil_node(anvil_session: AnvilSession) -> AnvilNode:
 
 @pytest.fixture(params=["embedded", "anvil"])
 def chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
-    """A fresh chain of each kind: in-process py-evm, and anvil rolled back after the test."""
+    """A chain of each kind with the suite deployed, rolled back after the test: the process's
+    in-process py-evm (tests/helpers/embedded_pool.py), and the session's anvil."""
     if request.param == "embedded":
-        yield Chain.embedded()
+        with deployed_embedded() as (embedded, _):
+            yield embedded
         return
     node: AnvilNode = request.getfixturevalue("anvil_node")
     snapshot = node.snapshot()
@@ -131,10 +134,13 @@ class Suite:
 
 @pytest.fixture
 def suite(chain: Chain, request: pytest.FixtureRequest) -> Suite:
-    """The suite on ``chain``: deployed for the test (embedded), or the session's (anvil, rolled back)."""
+    """The suite on ``chain``: the one deployed once per process (embedded) or per session (anvil);
+    either is rolled back after the test."""
     accounts = dev_accounts(10)
     deployment: Deployment | None = None
-    if not chain.is_embedded:
+    if chain.is_embedded:
+        deployment = embedded_deployment(chain)
+    else:
         session: AnvilSession = request.getfixturevalue("anvil_session")
         if chain.rpc == session.node.url:
             deployment = session.deployment

@@ -13,17 +13,6 @@ from ledger_service.anchoring.chain_logs import batch_anchored_logs
 from ledger_service.anchoring.readings import AnchoringWorker, AnchorStats, BatchConfirmed
 from ledger_service.anchoring.recovery import LostBatch
 
-# Not this package's (they moved to ledger_service.store): only until the committed
-# tests/helpers/faults.py, ledger_service/service.py and tests/ledger_service/test_lot_history.py,
-# which others are editing, import them from ledger_service.store.batch_status / batch_tree.
-# Delete these lines then.
-from ledger_service.store.batch_status import BatchStatus as _BatchStatus
-from ledger_service.store.batch_tree import build_encoded_tree as build_encoded_tree
-from ledger_service.store.batch_tree import decode_tree as decode_tree
-from ledger_service.store.batch_tree import encode_tree as encode_tree
-
-ANCHORED = _BatchStatus.ANCHORED
-
 __all__ = [
     "AnchorStats",
     "AnchoringWorker",

@@ -16,12 +16,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from embedded_pool import deployed_embedded
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 import supet.cli
-from contracts.chain import Chain, dev_accounts
-from contracts.deploy import deploy_suite
 from contracts.deployment import Deployment
 from ledger_service.api import create_app
 from ledger_service.config import Settings
@@ -44,17 +43,18 @@ scenario = _scenario_module()
 
 @pytest.fixture
 def ledger(tmp_path: Path) -> Iterator[LedgerService]:
-    chain = Chain.embedded()
-    deployment = deploy_suite(chain, dev_accounts(1)[0])
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path}/ledger.db",
-        verify_workers=0,
-        anchoring=False,
-        registry_refresh_seconds=0,
-    )
-    service = LedgerService.build(settings, chain=chain, deployment=deployment)
-    yield service
-    service.stop()
+    with deployed_embedded() as (chain, deployment):  # the process's deployment, rolled back after
+        settings = Settings(
+            database_url=f"sqlite:///{tmp_path}/ledger.db",
+            verify_workers=0,
+            anchoring=False,
+            registry_refresh_seconds=0,
+        )
+        service = LedgerService.build(settings, chain=chain, deployment=deployment)
+        try:
+            yield service
+        finally:
+            service.stop()
 
 
 @pytest.fixture

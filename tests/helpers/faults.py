@@ -29,9 +29,10 @@ from contracts.deployment import Deployment
 from contracts.registry import ReadingAnchorClient
 from device_attestation.merkle import MerkleTree, verify_inclusion
 from device_attestation.sdk import DeviceSigner, Submission
-from ledger_service.anchoring import ANCHORED, encode_tree
 from ledger_service.config import Settings
 from ledger_service.service import LedgerService
+from ledger_service.store.batch_status import BatchStatus
+from ledger_service.store.batch_tree import encode_tree
 from ledger_service.store.models import BatchRow, ReadingRow
 
 T = TypeVar("T")
@@ -179,7 +180,7 @@ class Anchoring:
 
 
 def anchoring_of(b: BatchRow) -> Anchoring:
-    assert b.status == ANCHORED, f"batch {b.id} is {b.status}, not anchored"
+    assert b.status == BatchStatus.ANCHORED, f"batch {b.id} is {b.status}, not anchored"
     assert b.tx_hash and b.block_number is not None and b.block_hash and b.chain_batch_id is not None
     return Anchoring(
         root=b.root,
@@ -217,7 +218,7 @@ def all_anchored(engine: Engine) -> bool:
     s = describe_store(engine)
     by_status = s["batches"]
     assert isinstance(by_status, dict)
-    return s["pending"] == 0 and set(by_status) <= {ANCHORED}
+    return s["pending"] == 0 and set(by_status) <= {BatchStatus.ANCHORED}
 
 
 @dataclass(frozen=True)
@@ -272,7 +273,7 @@ def assert_exactly_once(
         assert batch_id is not None
         members.setdefault(batch_id, []).append(d)
     assert set(members) <= {b.id for b in rows}, "a reading points to a batch that does not exist"
-    not_anchored = [(b.id, b.status, b.last_error) for b in rows if b.status != ANCHORED]
+    not_anchored = [(b.id, b.status, b.last_error) for b in rows if b.status != BatchStatus.ANCHORED]
     assert not not_anchored, f"batches not anchored: {not_anchored[:5]}"
     assert sum(b.count for b in rows) == len(readings), "batch counts do not add up to the readings"
     chain_ids = [b.chain_batch_id for b in rows]

@@ -184,37 +184,84 @@ def postgres_available() -> bool:
 
 
 class TempPostgresDatabase:
-    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    """A fresh PostgreSQL database for one test, dropped afterwards; a copy of ``template`` if named."""
 
     __test__ = False
 
-    def __init__(self) -> None:
+    def __init__(self, template: str | None = None) -> None:
         import uuid
 
         self.name = f"supet_test_{uuid.uuid4().hex[:12]}"
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{self.name}"
+        self.template = template
 
     def __enter__(self) -> TempPostgresDatabase:
         import psycopg
 
+        copy = f' TEMPLATE "{self.template}"' if self.template else ""
         with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as c:
-            c.execute(f'CREATE DATABASE "{self.name}"')
+            c.execute(f'CREATE DATABASE "{self.name}"{copy}')  # type: ignore[arg-type]
         return self
 
     def __exit__(self, *exc: object) -> None:
-        import psycopg
+        drop_postgres_database(self.name)
 
-        with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+def drop_postgres_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+
+
+_MIGRATED: dict[str, str] = {}  # kind -> this process's database at the newest schema, copied per test
+
+
+def _migrated_template(kind: str) -> str:
+    """A database of ``kind`` migrated to the newest schema once per process (per xdist worker).
+
+    Migrating costs about half a second per database; a test's database is a copy of this one (a
+    file copy for SQLite, ``CREATE DATABASE ... TEMPLATE`` for PostgreSQL), and the service's own
+    ``create_schema`` then finds it at the head revision. SQLite: a file path; PostgreSQL: a name.
+    """
+    found = _MIGRATED.get(kind)
+    if found is not None:
+        return found
+    import atexit
+    import tempfile
+
+    from ledger_service.store.engine import create_schema, make_engine
+
+    if kind == "sqlite":
+        path = Path(tempfile.mkdtemp(prefix="supet-db-template-")) / "ledger.db"
+        engine = make_engine(f"sqlite:///{path}")
+        create_schema(engine)
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        engine.dispose()
+        found = str(path)
+    else:
+        db = TempPostgresDatabase().__enter__()
+        engine = make_engine(db.url)
+        create_schema(engine)
+        engine.dispose()
+        atexit.register(drop_postgres_database, db.name)
+        found = db.name
+    _MIGRATED[kind] = found
+    return found
 
 
 def database_url(kind: str, tmp_path: Path) -> Iterator[str]:
-    """Yield a fresh database URL of ``kind`` ("sqlite" or "postgresql")."""
+    """Yield a fresh database URL of ``kind`` ("sqlite" or "postgresql"), at the newest schema."""
     if kind == "sqlite":
-        yield f"sqlite:///{tmp_path}/ledger.db"
+        import shutil
+
+        target = tmp_path / "ledger.db"
+        shutil.copyfile(_migrated_template("sqlite"), target)
+        yield f"sqlite:///{target}"
         return
     require(postgres_available(), "PostgreSQL is not running on 127.0.0.1:5432")
-    with TempPostgresDatabase() as db:
+    with TempPostgresDatabase(template=_migrated_template("postgresql")) as db:
         yield db.url
 
 

@@ -6,11 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from embedded_pool import deployed_embedded
 from fastapi.testclient import TestClient
 from support import TestConsortium, database_url
 
-from contracts.chain import Chain, dev_accounts
-from contracts.deploy import deploy_suite
 from ledger_service.api import create_app
 from ledger_service.config import Settings
 from ledger_service.service import LedgerService
@@ -40,19 +39,20 @@ def ledger(db_url: str, tmp_path: Path, device_registry: str) -> Iterator[Ledger
     Its data directory (the token secret) is the test's own, for PostgreSQL too (not ./supet-data,
     which parallel workers would share). Its DeviceRegistry is the one ``device_registry`` names.
     """
-    chain = Chain.embedded()
     artifact = "DeviceRegistryHarness" if device_registry == "harness" else "DeviceRegistry"
-    deployment = deploy_suite(chain, dev_accounts(1)[0], device_registry=artifact)
-    settings = Settings(
-        database_url=db_url,
-        data_dir=tmp_path,
-        verify_workers=0,
-        anchoring=False,
-        registry_refresh_seconds=0,
-    )
-    service = LedgerService.build(settings, chain=chain, deployment=deployment)
-    yield service
-    service.stop()
+    with deployed_embedded(artifact) as (chain, deployment):  # the process's deployment, rolled back after
+        settings = Settings(
+            database_url=db_url,
+            data_dir=tmp_path,
+            verify_workers=0,
+            anchoring=False,
+            registry_refresh_seconds=0,
+        )
+        service = LedgerService.build(settings, chain=chain, deployment=deployment)
+        try:
+            yield service
+        finally:
+            service.stop()
 
 
 @pytest.fixture

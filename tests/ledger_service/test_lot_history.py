@@ -20,8 +20,8 @@ from contracts.certifier import SPEC_ACTION, QualityCertifierClient, SpecMetric,
 from contracts.chain import Chain, dev_accounts
 from contracts.lots import OPEN_ACTION, TRANSFER_ACTION, LotRegistryClient, lot_key
 from device_attestation.sdk import DeviceSigner, Submission
-from ledger_service.anchoring import decode_tree
 from ledger_service.service import LedgerService
+from ledger_service.store.batch_tree import decode_tree
 from ledger_service.store.models import BatchRow, ReadingRow
 
 LOT = "LOT-HIST-0001"

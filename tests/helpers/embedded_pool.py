@@ -1,0 +1,59 @@
+"""The deployed embedded chain of a test process, rolled back after each test (``embedded_pool``).
+
+Deploying the suite on a fresh py-evm chain costs about a second of CPU, and about 400 tests
+(``suite`` on the embedded chain, the service's ``ledger``) each used to pay it. Here each process
+(each xdist worker) deploys once per kind of DeviceRegistry and every test starts from that state
+through eth-tester's snapshot and revert, as the anvil tests do with the session's node
+(``evm_snapshot``/``evm_revert``). Every test gets a fresh :class:`~contracts.chain.Chain` object (its
+own nonce cache and locks) over the shared in-process node; what a test leaves on the chain is gone
+before the next test starts.
+
+A test that needs a chain nothing was ever deployed on, or a deployment of its own (another admin,
+no stablecoin), still builds it with ``Chain.embedded()`` and ``deploy_suite``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from contracts.chain import Chain, dev_accounts
+from contracts.deploy import deploy_suite
+from contracts.deployment import Deployment
+
+_DEPLOYED: dict[str, tuple[Chain, Deployment]] = {}
+
+
+def _deployed(device_registry: str) -> tuple[Chain, Deployment]:
+    entry = _DEPLOYED.get(device_registry)
+    if entry is None:
+        chain = Chain.embedded()
+        deployment = deploy_suite(chain, dev_accounts(1)[0], device_registry=device_registry)
+        entry = _DEPLOYED[device_registry] = (chain, deployment)
+    return entry
+
+
+@contextmanager
+def deployed_embedded(device_registry: str = "DeviceRegistry") -> Iterator[tuple[Chain, Deployment]]:
+    """The process's embedded chain with the suite deployed by dev account 0, reverted on exit.
+
+    ``device_registry`` names the DeviceRegistry artifact (``"DeviceRegistryHarness"``: the
+    TEST-ONLY harness); each kind has its own chain.
+    """
+    base, deployment = _deployed(device_registry)
+    tester: Any = base.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+    snapshot = tester.take_snapshot()
+    chain = Chain(w3=base.w3, chain_id=base.chain_id, embedded=True, rpc=base.rpc, timeout=base.timeout)
+    try:
+        yield chain, deployment
+    finally:
+        tester.revert_to_snapshot(snapshot)
+
+
+def embedded_deployment(chain: Chain) -> Deployment | None:
+    """The pool's deployment when ``chain`` is one of the pool's chains (from :func:`deployed_embedded`)."""
+    for base, deployment in _DEPLOYED.values():
+        if chain.w3 is base.w3:
+            return deployment
+    return None
