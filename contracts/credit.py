@@ -1,11 +1,16 @@
 """Typed client of the CreditRegistry: factories' credit records, consent to banks, the access log.
 
-- Records: the analytics oracle publishes a :class:`CreditRecord` per factory (grade 1 = best to
-  10 = worst on the master scale, PD in parts per million, limit in minor units of an ISO 4217
-  currency, validity, model version, and the commitment of the analytics result behind it); a new
-  record supersedes the previous one and the history stays readable. Each factory is bound to one
+- Records: the analytics oracle publishes a :class:`CreditRecord` per factory: the commitment to the
+  record (the salted hash of grade, PD, limit, currency and reasons with the clear fields,
+  :mod:`contracts.credit_record`), its validity, model version, and the commitment of the analytics
+  result behind it; no figure reaches the chain. A new record supersedes the previous one and the
+  history stays readable. Each factory is bound to one
   oracle (the first to publish for it, or the admin's choice): only that oracle publishes its records,
   and the plain reads are of its history; :meth:`CreditRegistryClient.record_at_by` reads any oracle's.
+- Envelopes: the record with its salt, encrypted to each consented bank's registered account key
+  (:mod:`contracts.credit_envelope`), delivered with the record or later (:class:`Envelope`,
+  :meth:`CreditRegistryClient.envelopes_for`); a bank registers its key once
+  (:meth:`CreditRegistryClient.register_envelope_key`).
 - Consent: a factory grants a bank a :class:`Consent` until an expiry and may revoke it;
   :meth:`CreditRegistryClient.has_consent` is the standing answer (granted, not revoked, not expired,
   bank still admitted). The enumerations include lapsed consents.
@@ -16,11 +21,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
+from hexbytes import HexBytes
+from web3.contract.contract import ContractFunction
 from web3.types import BlockIdentifier
 
 from contracts.chain import Chain, TxResult
@@ -29,17 +37,16 @@ from contracts.errors import ContractsError, DeploymentError
 
 __all__ = [
     "ACCESS_LOG_ANCHOR_ROLE",
-    "BEST_GRADE",
     "CONSENT_ACTION",
     "CONTRACT_NAME",
-    "PPM",
     "PUBLISH_ACTION",
     "QUERY_ACTION",
-    "WORST_GRADE",
     "AccessLogBatch",
     "Consent",
     "CreditRecord",
     "CreditRegistryClient",
+    "DeliveredEnvelope",
+    "Envelope",
     "InvalidCreditInput",
     "currency_code",
     "deploy_credit_registry",
@@ -54,12 +61,6 @@ QUERY_ACTION = keccak(b"supet.credit.query")
 #: The role that anchors the bank-query access log (``keccak256("supet.role.access-log-anchor")``,
 #: named like every other supET role).
 ACCESS_LOG_ANCHOR_ROLE = keccak(b"supet.role.access-log-anchor")
-#: Master scale: grade 1 is the best (lowest risk), 10 the worst.
-BEST_GRADE = 1
-WORST_GRADE = 10
-#: A probability of one, in parts per million.
-PPM = 1_000_000
-
 _ZERO_ADDRESS = "0x" + "00" * 20
 
 
@@ -90,28 +91,45 @@ def _text(raw: bytes) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class CreditRecord:
-    """A published credit record (times in Unix seconds; ``limit`` in minor units of ``currency``)."""
+    """A published credit record as the chain holds it: no figure, the commitment to them (times in
+    Unix seconds). :class:`contracts.credit_record.CreditOpening` is the record itself."""
 
     factory: str
     index: int
-    grade: int
-    pd_ppm: int
-    currency: str
+    record_commitment: bytes
     valid_until: int
     published_at: int
     oracle: str
-    limit: int
     model_version: bytes
-    commitment: bytes
-
-    @property
-    def pd(self) -> float:
-        """The probability of default as a fraction."""
-        return self.pd_ppm / PPM
+    analytics_commitment: bytes
 
     @property
     def model_version_text(self) -> str:
         return _text(self.model_version)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Envelope:
+    """One bank's envelope: the record with its salt, encrypted to the bank's registered key."""
+
+    bank: str
+    ciphertext: bytes
+
+    def as_tuple(self) -> tuple[str, bytes]:
+        return (to_checksum_address(self.bank), bytes(self.ciphertext))
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeliveredEnvelope:
+    """A ``CreditEnvelope`` log: record ``index`` of ``factory`` from ``oracle``, sealed for ``bank``."""
+
+    factory: str
+    bank: str
+    index: int
+    oracle: str
+    ciphertext: bytes
+    block_number: int
+    tx_hash: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,26 +186,92 @@ class CreditRegistryClient:
         oracle: LocalAccount,
         factory: str,
         *,
-        grade: int,
-        pd_ppm: int,
-        limit: int,
-        currency: str,
+        record_commitment: bytes,
         valid_until: int,
         model_version: bytes,
-        commitment: bytes,
+        analytics_commitment: bytes,
+        envelopes: Sequence[Envelope] = (),
     ) -> TxResult:
-        """Publish ``factory``'s record as ``oracle`` (``model_version``: 32 bytes, :func:`model_version`)."""
-        fn = self.contract.functions.publishRecord(
+        """Publish ``factory``'s record commitment as ``oracle``, with envelopes for consented banks
+        (``model_version``: 32 bytes, :func:`model_version`)."""
+        return self.chain.transact(
+            self.publish_call(
+                factory,
+                record_commitment=record_commitment,
+                valid_until=valid_until,
+                model_version=model_version,
+                analytics_commitment=analytics_commitment,
+                envelopes=envelopes,
+            ),
+            oracle,
+        )
+
+    def publish_call(
+        self,
+        factory: str,
+        *,
+        record_commitment: bytes,
+        valid_until: int,
+        model_version: bytes,
+        analytics_commitment: bytes,
+        envelopes: Sequence[Envelope] = (),
+    ) -> ContractFunction:
+        """The ``publishRecord`` call (to send, estimate or prepare for an oracle to sign)."""
+        return self.contract.functions.publishRecord(
             to_checksum_address(factory),
-            grade,
-            pd_ppm,
-            limit,
-            currency_code(currency),
+            record_commitment,
             valid_until,
             model_version,
-            commitment,
+            analytics_commitment,
+            [e.as_tuple() for e in envelopes],
+        )
+
+    def deliver_envelopes(
+        self, oracle: LocalAccount, factory: str, index: int, envelopes: Sequence[Envelope]
+    ) -> TxResult:
+        """Deliver envelopes of record ``index`` of ``factory`` (by its bound oracle)."""
+        fn = self.contract.functions.deliverEnvelopes(
+            to_checksum_address(factory), index, [e.as_tuple() for e in envelopes]
         )
         return self.chain.transact(fn, oracle)
+
+    def register_envelope_key(self, account: LocalAccount, public_key: bytes) -> TxResult:
+        """Register ``account``'s own 64-byte public key for the envelopes encrypted to it."""
+        return self.chain.transact(self.contract.functions.registerEnvelopeKey(public_key), account)
+
+    def envelope_key_of(self, account: str) -> bytes | None:
+        """The envelope key ``account`` registered; None when none."""
+        raw = bytes(self.chain.call(self.contract.functions.envelopeKeyOf(to_checksum_address(account))))
+        return raw or None
+
+    def envelopes_for(
+        self, bank: str, *, factory: str | None = None, index: int | None = None, from_block: int = 0
+    ) -> list[DeliveredEnvelope]:
+        """The ``CreditEnvelope`` logs sealed for ``bank`` (of ``factory``, of record ``index``), oldest
+        first, read from the node (no service involved)."""
+        filters: dict[str, Any] = {"bank": to_checksum_address(bank)}
+        if factory is not None:
+            filters["factory"] = to_checksum_address(factory)
+        if index is not None:
+            filters["index"] = index
+        event = self.contract.events.CreditEnvelope()
+        found = self.chain.request(
+            lambda: event.get_logs(from_block=from_block, to_block="latest", argument_filters=filters),
+            context=f"CreditEnvelope logs of {bank}",
+        )
+        ordered = sorted(found, key=lambda log: (log["blockNumber"], log["logIndex"]))
+        return [
+            DeliveredEnvelope(
+                factory=to_checksum_address(log["args"]["factory"]),
+                bank=to_checksum_address(log["args"]["bank"]),
+                index=int(log["args"]["index"]),
+                oracle=to_checksum_address(log["args"]["oracle"]),
+                ciphertext=bytes(log["args"]["ciphertext"]),
+                block_number=int(log["blockNumber"]),
+                tx_hash=HexBytes(log["transactionHash"]).to_0x_hex(),
+            )
+            for log in ordered
+        ]
 
     def set_factory_oracle(self, admin: LocalAccount, factory: str, oracle: str) -> TxResult:
         """Bind ``factory`` to ``oracle`` (admitted for publishing); by the admin."""
@@ -306,19 +390,16 @@ class CreditRegistryClient:
 
 
 def _record(factory: str, index: int, t: tuple[Any, ...]) -> CreditRecord:
-    grade, pd_ppm, currency, valid_until, published_at, oracle, limit, version, commitment = t
+    record_commitment, version, analytics_commitment, oracle, valid_until, published_at = t
     return CreditRecord(
         factory=factory,
         index=index,
-        grade=grade,
-        pd_ppm=pd_ppm,
-        currency=bytes(currency).decode("ascii", errors="replace"),
+        record_commitment=bytes(record_commitment),
         valid_until=valid_until,
         published_at=published_at,
         oracle=to_checksum_address(oracle),
-        limit=limit,
         model_version=bytes(version),
-        commitment=bytes(commitment),
+        analytics_commitment=bytes(analytics_commitment),
     )
 
 

@@ -10,13 +10,25 @@ import {IAdmissionGate} from "./IAdmissionGate.sol";
  * @notice Factories' credit records, the factories' consent to banks reading them, and the anchored
  * log of every bank query.
  *
- * Records. The analytics oracle (a party admitted for {PUBLISH_ACTION}) publishes a factory's credit
- * record: a grade on the consortium's master scale, a probability of default in parts per million, a
- * credit limit in a currency's minor units, how long the record is valid, the model version, and the
- * keccak commitment of the analytics result it was computed from (anyone holding the result can check
- * it). Grade 1 is the best (lowest risk) and grade 10 the worst; the scale's PD bands are the
- * analytics' master scale (S1..S10). A new record supersedes the previous one; every record stays
- * readable ({recordAt}). A record is valid while the block time is before its `validUntil`.
+ * Records are commitments (issue 14: the chain carries no secret). Every consortium member runs a node
+ * and reads every slot, log and calldata byte of this contract, so a record's figures (grade, PD, limit,
+ * currency, reasons) never reach it. The analytics oracle (a party admitted for {PUBLISH_ACTION})
+ * publishes `recordCommitment`: the EIP-712 struct hash of the canonical record with a fresh 256-bit
+ * salt (docs/credit-commitments.md defines the encoding; the salt makes it impossible to try every
+ * grade, PD and limit against it). In clear it keeps only what is no figure: how long the record is
+ * valid, the model version, the oracle, and the keccak commitment of the analytics result it was
+ * computed from. A new record supersedes the previous one; every record stays readable ({recordAt}).
+ * A record is valid while the block time is before its `validUntil`.
+ *
+ * Envelopes. The record itself, with its salt, reaches each bank with a standing consent encrypted to
+ * that bank's secp256k1 account key (ECIES; the bank registers its public key once,
+ * {registerEnvelopeKey}, and the contract checks that the key is the caller's own). The oracle hands the
+ * envelopes in with the record ({publishRecord}) or later, to a bank consented since
+ * ({deliverEnvelopes}); each is emitted as a {CreditEnvelope} log, indexed by factory, bank and record,
+ * so a bank reads and opens its records from its own node. An envelope goes only to a bank with a
+ * standing consent and a registered key: once a factory revokes, no new envelope reaches that bank.
+ * Revocation cannot take back envelopes already delivered (they stay in the chain's logs, readable by
+ * the bank's key), nor what the bank learnt from them.
  *
  * One oracle per factory. Each factory is bound to one oracle ({oracleOf}): the first admitted oracle
  * to publish for a factory is bound to it, and from then on only that oracle publishes the factory's
@@ -50,27 +62,30 @@ contract CreditRegistry is AccessControlDefaultAdminRules {
     bytes32 public constant QUERY_ACTION = keccak256("supet.credit.query");
     /// @notice The role that anchors batches of the bank-query access log.
     bytes32 public constant ACCESS_LOG_ANCHOR_ROLE = keccak256("supet.role.access-log-anchor");
-    /// @notice The best grade of the master scale (lowest risk).
-    uint8 public constant BEST_GRADE = 1;
-    /// @notice The worst grade of the master scale (highest risk).
-    uint8 public constant WORST_GRADE = 10;
-    /// @notice A probability of one, in parts per million.
-    uint32 public constant PPM = 1_000_000;
+    /// @notice The largest envelope (ciphertext bytes) {publishRecord} and {deliverEnvelopes} accept.
+    uint256 public constant MAX_ENVELOPE_BYTES = 4096;
+    /// @notice The length of an uncompressed secp256k1 public key without its 0x04 prefix.
+    uint256 public constant ENVELOPE_KEY_BYTES = 64;
 
     /**
-     * @notice A credit record. `limit` is in minor units of `currency` (ISO 4217, e.g. "CNY");
-     * `validUntil` and `publishedAt` are Unix seconds; `oracle` is who published it.
+     * @notice A credit record as the chain holds it: the commitment to the record and what is no figure.
+     * `recordCommitment` is the salted hash of the whole record (docs/credit-commitments.md);
+     * `analyticsCommitment` the commitment of the analytics result behind it; `validUntil` and
+     * `publishedAt` are Unix seconds; `oracle` is who published it.
      */
     struct CreditRecord {
-        uint8 grade;
-        uint32 pdPpm;
-        bytes3 currency;
+        bytes32 recordCommitment;
+        bytes32 modelVersion;
+        bytes32 analyticsCommitment;
+        address oracle;
         uint64 validUntil;
         uint64 publishedAt;
-        address oracle;
-        uint256 limit;
-        bytes32 modelVersion;
-        bytes32 commitment;
+    }
+
+    /// @notice A record (with its salt) encrypted to `bank`'s registered key (ECIES, see the docs).
+    struct Envelope {
+        address bank;
+        bytes ciphertext;
     }
 
     /// @notice A factory's consent to a bank (Unix seconds; `revokedAt` zero unless revoked since the last grant).
@@ -98,6 +113,7 @@ contract CreditRegistry is AccessControlDefaultAdminRules {
     AccessLogBatch[] private _batches;
     mapping(bytes32 root => uint256 index) private _batchOf;
     IAdmissionGate private _gate;
+    mapping(address account => bytes publicKey) private _envelopeKeys;
 
     /// @notice The admission gate does not admit `party` for `action`.
     error CreditRegistryNotAdmitted(address party, bytes32 action);
@@ -105,18 +121,14 @@ contract CreditRegistry is AccessControlDefaultAdminRules {
     error CreditRegistryZeroGate();
     /// @notice A record names the zero address as its factory.
     error CreditRegistryZeroFactory();
-    /// @notice A grade is an index of the master scale, {BEST_GRADE} to {WORST_GRADE}.
-    error CreditRegistryInvalidGrade(uint8 grade);
-    /// @notice A probability of default is 1 to {PPM} parts per million.
-    error CreditRegistryInvalidPd(uint32 pdPpm);
-    /// @notice A currency is an ISO 4217 code: three upper-case ASCII letters.
-    error CreditRegistryInvalidCurrency(bytes3 currency);
+    /// @notice A record needs its commitment (the salted hash of the record).
+    error CreditRegistryZeroRecordCommitment();
     /// @notice A record's `validUntil` must be after the block time `nowSeconds`.
     error CreditRegistryValidityInPast(uint64 validUntil, uint256 nowSeconds);
     /// @notice A record needs a model version.
     error CreditRegistryZeroModelVersion();
     /// @notice A record needs the commitment of the analytics result it was computed from.
-    error CreditRegistryZeroCommitment();
+    error CreditRegistryZeroAnalyticsCommitment();
     /// @notice The factory has no credit record (from its bound oracle).
     error CreditRegistryNoRecord(address factory);
     /// @notice `factory` is bound to oracle `oracle`; `caller` may not publish its records.
@@ -139,6 +151,17 @@ contract CreditRegistry is AccessControlDefaultAdminRules {
     error CreditRegistryZeroCount();
     /// @notice An access-log window ends before it starts.
     error CreditRegistryInvalidWindow(uint64 fromMs, uint64 toMs);
+    /// @notice An envelope may go only to a bank `factory` consents to now (granted, not revoked, not
+    /// expired, the bank admitted).
+    error CreditRegistryEnvelopeWithoutConsent(address factory, address bank);
+    /// @notice `bank` registered no envelope key ({registerEnvelopeKey}): nothing can be encrypted to it.
+    error CreditRegistryNoEnvelopeKey(address bank);
+    /// @notice An envelope's ciphertext is 1 to {MAX_ENVELOPE_BYTES} bytes; `bank`'s is `size`.
+    error CreditRegistryEnvelopeSize(address bank, uint256 size);
+    /// @notice Only the oracle that published `factory`'s record (its bound oracle `oracle`) delivers its envelopes.
+    error CreditRegistryNotRecordOracle(address factory, address caller, address oracle);
+    /// @notice An envelope key is the caller's own 64-byte uncompressed secp256k1 public key (no 0x04 prefix).
+    error CreditRegistryInvalidEnvelopeKey(address account, uint256 length);
     /// @notice There are `count` access-log batches, numbered 1 to `count`; there is no batch `index`.
     error CreditRegistryUnknownBatch(uint256 index, uint256 count);
 
@@ -146,15 +169,18 @@ contract CreditRegistry is AccessControlDefaultAdminRules {
     event CreditRecordPublished(
         address indexed factory,
         uint256 index,
-        uint8 grade,
-        uint32 pdPpm,
-        uint256 limit,
-        bytes3 currency,
+        bytes32 recordCommitment,
         uint64 validUntil,
         bytes32 modelVersion,
-        bytes32 commitment,
+        bytes32 analyticsCommitment,
         address indexed oracle
     );
+    /// @notice Record `index` of `factory` (from `oracle`), encrypted to `bank`'s registered key.
+    event CreditEnvelope(
+        address indexed factory, address indexed bank, uint256 indexed index, address oracle, bytes ciphertext
+    );
+    /// @notice `account` registered `publicKey` (64 bytes) for the envelopes encrypted to it.
+    event EnvelopeKeyRegistered(address indexed account, bytes publicKey);
     /// @notice `factory` is bound to `oracle` (was `previous`; zero on the first binding), by `by`.
     event FactoryOracleSet(address indexed factory, address indexed previous, address indexed oracle, address by);
     /// @notice `factory` granted (or renewed) consent to `bank` until `expiresAt` (Unix seconds).
@@ -206,57 +232,88 @@ contract CreditRegistry is AccessControlDefaultAdminRules {
     // ------------------------------------------------------------------ records
 
     /**
-     * @notice Publish `factory`'s credit record, superseding its previous one; by a party admitted for
-     * {PUBLISH_ACTION} (the analytics oracle) that is the factory's bound oracle, or binds it now when the
-     * factory has none.
+     * @notice Publish `factory`'s credit record, superseding its previous one, and deliver its envelopes;
+     * by a party admitted for {PUBLISH_ACTION} (the analytics oracle) that is the factory's bound oracle,
+     * or binds it now when the factory has none.
      * @param factory The rated factory; not zero.
-     * @param grade Master-scale grade, 1 (best) to 10 (worst).
-     * @param pdPpm Probability of default over the model's horizon, 1 to 1,000,000 parts per million.
-     * @param limit The credit limit, in minor units of `currency` (zero: no credit).
-     * @param currency ISO 4217 code, three upper-case ASCII letters.
+     * @param recordCommitment The salted hash of the record (docs/credit-commitments.md); not zero.
      * @param validUntil Unix seconds the record is valid until (exclusive); after the block time.
      * @param modelVersion The model that computed the record; not zero.
-     * @param commitment The keccak commitment of the analytics result behind the record; not zero.
+     * @param analyticsCommitment The keccak commitment of the analytics result behind the record; not zero.
+     * @param envelopes The record encrypted to each bank with a standing consent and a registered key
+     * (see {deliverEnvelopes} for the checks); may be empty.
      * @return index The record's index in the factory's history from this oracle (0-based).
      */
     function publishRecord(
         address factory,
-        uint8 grade,
-        uint32 pdPpm,
-        uint256 limit,
-        bytes3 currency,
+        bytes32 recordCommitment,
         uint64 validUntil,
         bytes32 modelVersion,
-        bytes32 commitment
+        bytes32 analyticsCommitment,
+        Envelope[] calldata envelopes
     ) external returns (uint256 index) {
         _requireAdmitted(msg.sender, PUBLISH_ACTION);
         if (factory == address(0)) revert CreditRegistryZeroFactory();
-        if (grade < BEST_GRADE || grade > WORST_GRADE) revert CreditRegistryInvalidGrade(grade);
-        if (pdPpm == 0 || pdPpm > PPM) revert CreditRegistryInvalidPd(pdPpm);
-        _requireCurrency(currency);
+        if (recordCommitment == bytes32(0)) revert CreditRegistryZeroRecordCommitment();
         if (validUntil <= block.timestamp) revert CreditRegistryValidityInPast(validUntil, block.timestamp);
         if (modelVersion == bytes32(0)) revert CreditRegistryZeroModelVersion();
-        if (commitment == bytes32(0)) revert CreditRegistryZeroCommitment();
+        if (analyticsCommitment == bytes32(0)) revert CreditRegistryZeroAnalyticsCommitment();
         address bound = _oracleOf[factory];
         if (bound == address(0)) {
             _bind(factory, msg.sender);
         } else if (bound != msg.sender) {
             revert CreditRegistryNotFactoryOracle(factory, msg.sender, bound);
         }
-        return _publish(
+        index = _publish(
             factory,
             CreditRecord({
-                grade: grade,
-                pdPpm: pdPpm,
-                currency: currency,
-                validUntil: validUntil,
-                publishedAt: uint64(block.timestamp),
-                oracle: msg.sender,
-                limit: limit,
+                recordCommitment: recordCommitment,
                 modelVersion: modelVersion,
-                commitment: commitment
+                analyticsCommitment: analyticsCommitment,
+                oracle: msg.sender,
+                validUntil: validUntil,
+                publishedAt: uint64(block.timestamp)
             })
         );
+        _deliver(factory, index, envelopes);
+    }
+
+    /**
+     * @notice Deliver envelopes of record `index` of `factory` (from its bound oracle), e.g. to a bank the
+     * factory consented to after the record was published; by that oracle. Each envelope's bank must
+     * have a standing consent from `factory` ({hasConsent}) and a registered key ({envelopeKeyOf}), and
+     * its ciphertext is 1 to {MAX_ENVELOPE_BYTES} bytes. The contract cannot read the ciphertext: the bank
+     * checks what it opens against `recordCommitment`.
+     * @param factory The factory.
+     * @param index The record, in the bound oracle's history of `factory`.
+     * @param envelopes One per bank.
+     */
+    function deliverEnvelopes(address factory, uint256 index, Envelope[] calldata envelopes) external {
+        address bound = _oracleOf[factory];
+        if (bound != msg.sender) revert CreditRegistryNotRecordOracle(factory, msg.sender, bound);
+        uint256 count = _records[factory][bound].length;
+        if (index >= count) revert CreditRegistryNoRecordAt(factory, index, count);
+        _deliver(factory, index, envelopes);
+    }
+
+    /**
+     * @notice Register the caller's own secp256k1 public key, to which envelopes are encrypted; replaces
+     * an earlier one (envelopes already delivered stay encrypted to the key of their time).
+     * @param publicKey The 64-byte uncompressed public key (x || y, no 0x04 prefix) of the caller's account:
+     * its keccak256 must give the caller's address.
+     */
+    function registerEnvelopeKey(bytes calldata publicKey) external {
+        if (publicKey.length != ENVELOPE_KEY_BYTES || address(uint160(uint256(keccak256(publicKey)))) != msg.sender)
+        {
+            revert CreditRegistryInvalidEnvelopeKey(msg.sender, publicKey.length);
+        }
+        _envelopeKeys[msg.sender] = publicKey;
+        emit EnvelopeKeyRegistered(msg.sender, publicKey);
+    }
+
+    /// @notice The envelope key `account` registered (empty when none).
+    function envelopeKeyOf(address account) external view returns (bytes memory) {
+        return _envelopeKeys[account];
     }
 
     /// @notice The oracle `factory` is bound to; zero before its first record.
@@ -327,7 +384,7 @@ contract CreditRegistry is AccessControlDefaultAdminRules {
 
     /// @notice Whether `bank` may read `factory`'s records now: granted, not revoked, not expired, admitted.
     function hasConsent(address factory, address bank) external view returns (bool) {
-        return _standing(_consents[factory][bank]) && _gate.isAdmitted(bank, QUERY_ACTION);
+        return _hasConsent(factory, bank);
     }
 
     /// @notice The consent as recorded (all zero if never granted); it filters nothing, see {hasConsent}.
@@ -424,8 +481,25 @@ contract CreditRegistry is AccessControlDefaultAdminRules {
         index = history.length;
         history.push(r);
         emit CreditRecordPublished(
-            factory, index, r.grade, r.pdPpm, r.limit, r.currency, r.validUntil, r.modelVersion, r.commitment, r.oracle
+            factory, index, r.recordCommitment, r.validUntil, r.modelVersion, r.analyticsCommitment, r.oracle
         );
+    }
+
+    /// @dev Emit each envelope of record `index` of `factory` after checking its bank's consent and key.
+    function _deliver(address factory, uint256 index, Envelope[] calldata envelopes) private {
+        for (uint256 i = 0; i < envelopes.length; ++i) {
+            address bank = envelopes[i].bank;
+            uint256 size = envelopes[i].ciphertext.length;
+            if (!_hasConsent(factory, bank)) revert CreditRegistryEnvelopeWithoutConsent(factory, bank);
+            if (_envelopeKeys[bank].length == 0) revert CreditRegistryNoEnvelopeKey(bank);
+            if (size == 0 || size > MAX_ENVELOPE_BYTES) revert CreditRegistryEnvelopeSize(bank, size);
+            emit CreditEnvelope(factory, bank, index, msg.sender, envelopes[i].ciphertext);
+        }
+    }
+
+    /// @dev Standing and the bank still admitted for {QUERY_ACTION}.
+    function _hasConsent(address factory, address bank) private view returns (bool) {
+        return _standing(_consents[factory][bank]) && _gate.isAdmitted(bank, QUERY_ACTION);
     }
 
     /// @dev Record `factory`'s consent to `bank` until `expiresAt`, listing the pair on its first grant.
@@ -444,14 +518,6 @@ contract CreditRegistry is AccessControlDefaultAdminRules {
     /// @dev Granted, not revoked since, and not expired.
     function _standing(Consent storage c) private view returns (bool) {
         return c.grantedAt != 0 && c.revokedAt == 0 && block.timestamp < c.expiresAt;
-    }
-
-    /// @dev Revert unless `currency` is three upper-case ASCII letters.
-    function _requireCurrency(bytes3 currency) private pure {
-        for (uint256 i = 0; i < 3; ++i) {
-            bytes1 ch = currency[i];
-            if (ch < "A" || ch > "Z") revert CreditRegistryInvalidCurrency(currency);
-        }
     }
 
     /// @dev Set a non-zero admission gate.

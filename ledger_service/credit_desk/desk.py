@@ -10,9 +10,12 @@ leaves too): any key can sign in, so its attempts must not grow the factory's an
 
 Publishing (the analytics oracle): :func:`assess_profile` assesses a published profile with the
 packaged scorecard, commits the assessment to the profile's commitment, and
-:meth:`FinanceDesk.publish` stores the assessment (``analytics_results``, kind ``credit``) and sends
-``publishRecord`` signed by the oracle's own key (a :class:`LocalAccount` in Python; over HTTP the
+:meth:`FinanceDesk.publish` stores the assessment (``analytics_results``, kind ``credit``), makes the
+record with a fresh salt and keeps it (:mod:`ledger_service.credit_desk.sealing`), seals it for every
+consented bank with an envelope key, and sends ``publishRecord`` (the record's commitment, no figure,
+and the envelopes) signed by the oracle's own key (a :class:`LocalAccount` in Python; over HTTP the
 oracle signs the prepared transaction and the service relays exactly that one).
+:meth:`FinanceDesk.deliver_envelopes` seals the current record for banks consented since.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from sqlmodel import Session
 from analytics.commitment import Commitment, canonical_json
 from analytics.period_profile import FactoryProfile
 from contracts.chain import Chain
-from contracts.credit import CreditRecord, CreditRegistryClient, model_version
+from contracts.credit import CreditRecord, CreditRegistryClient, Envelope
+from contracts.credit_record import CreditOpening
 from contracts.deployment import Deployment
 from contracts.errors import ContractRevert
 from contracts.participant_ids import action_id
@@ -47,6 +51,14 @@ from ledger_service.credit_desk.errors import (
     FinanceNotDeployed,
     PublishRefused,
     UnknownProfile,
+)
+from ledger_service.credit_desk.sealing import (
+    opening_of,
+    record_json,
+    seal_for_consented,
+    served_opening,
+    set_index,
+    store_opening,
 )
 from ledger_service.errors import NotFound
 from ledger_service.logs import request_id as _request_id
@@ -64,7 +76,7 @@ __all__ = [
     "desk_of",
     "prepare_publish",
     "profile_from_json",
-    "record_json",
+    "publish_args",
     "relay_publish",
 ]
 
@@ -72,29 +84,6 @@ QUERY_ACTION: Final = action_id("supet.credit.query")
 CONSENT_ACTION: Final = action_id("supet.consent.grant")
 PUBLISH_ACTION: Final = action_id("supet.credit.publish")
 ANSWERED: Final = "answered"
-#: On-chain limits are in minor units: the assessment's limit (whole currency units) times this.
-MINOR_UNITS: Final = 100
-
-
-def record_json(r: CreditRecord, *, now_s: int | None = None) -> dict[str, Any]:
-    """A credit record as the API serves it (grade ``S1``..``S10``; limit in minor units)."""
-    out: dict[str, Any] = {
-        "index": r.index,
-        "grade": f"S{r.grade}",
-        "grade_rank": r.grade,
-        "pd_ppm": r.pd_ppm,
-        "pd": r.pd,
-        "limit_minor": r.limit,
-        "currency": r.currency,
-        "valid_until": r.valid_until,
-        "published_at": r.published_at,
-        "oracle": r.oracle,
-        "model_version": r.model_version_text,
-        "commitment": "0x" + r.commitment.hex(),
-    }
-    if now_s is not None:
-        out["valid"] = now_s < r.valid_until
-    return out
 
 
 def profile_from_json(obj: dict[str, Any]) -> FactoryProfile:
@@ -148,19 +137,24 @@ def assess_profile(
 
 @dataclass(frozen=True, slots=True)
 class CreditPublication:
-    """What :meth:`FinanceDesk.publish` did: the assessment, its commitment, the record on chain."""
+    """What :meth:`FinanceDesk.publish` did: the assessment, its commitment, the record on chain (a
+    commitment), its opening (with the salt), the banks sealed for and those skipped (no key)."""
 
     assessment: CreditAssessment
     commitment: Commitment
     record: CreditRecord
+    opening: CreditOpening
+    sealed_for: tuple[str, ...]
+    skipped: dict[str, str]
     tx_hash: str
 
     def to_json_obj(self) -> dict[str, Any]:
         return {
-            "record": record_json(self.record),
+            "record": record_json(self.record, self.opening),
             "tx_hash": self.tx_hash,
             "assessment": self.assessment.to_json_obj(),
             "assessment_commitment": self.commitment.to_json_obj(),
+            "envelopes": {"sealed_for": list(self.sealed_for), "skipped": self.skipped},
         }
 
 
@@ -214,6 +208,12 @@ class FinanceDesk:
 
     def history(self, factory: str) -> list[CreditRecord]:
         return [self.credit.record_at(factory, i) for i in range(self.credit.record_count(factory))]
+
+    def served(self, record: CreditRecord, *, now_s: int | None = None) -> dict[str, Any]:
+        """``record`` as served to a consented bank: opened, with its salt, when this ledger holds an
+        opening that opens the on-chain commitment (call only after :meth:`gate`)."""
+        opening, why = served_opening(self.engine, record)
+        return record_json(record, opening, now_s=now_s, why=why)
 
     def consent_refusal(self, factory: str, bank: str, *, now_s: int) -> AccessRefused | None:
         """``None`` while ``hasConsent(factory, bank)`` holds; else why not, as the refusal to give."""
@@ -295,7 +295,7 @@ class FinanceDesk:
                 {
                     "factory": factory,
                     "consent_expires_at": consent.expires_at,
-                    "record": record_json(record, now_s=now_s) if record else None,
+                    "record": self.served(record, now_s=now_s) if record else None,
                 }
             )
         return out
@@ -337,14 +337,64 @@ class FinanceDesk:
             self.engine, factory, profile_commitment, price=price, revenue=revenue, currency=currency
         )
         _, now_s = self.head()
+        opening, envelopes, skipped = self.seal(
+            assessment,
+            commitment,
+            factory=factory,
+            oracle=oracle.address,
+            valid_until=now_s + valid_days * 86_400,
+        )
         self.store_assessment(factory, assessment, commitment)
-        tx = self.credit.publish_record(
-            oracle, factory, **self.record_args(assessment, commitment, now_s, valid_days)
-        )
+        store_opening(self.engine, opening)
+        tx = self.credit.publish_record(oracle, factory, envelopes=envelopes, **publish_args(opening))
         record = self.credit.current_record(factory)
+        set_index(self.engine, record.record_commitment, record.index)
         return CreditPublication(
-            assessment=assessment, commitment=commitment, record=record, tx_hash=str(tx.tx_hash)
+            assessment=assessment,
+            commitment=commitment,
+            record=record,
+            opening=opening.located(oracle=record.oracle, index=record.index),
+            sealed_for=tuple(e.bank for e in envelopes),
+            skipped=skipped,
+            tx_hash=str(tx.tx_hash),
         )
+
+    def seal(
+        self,
+        assessment: CreditAssessment,
+        commitment: Commitment,
+        *,
+        factory: str,
+        oracle: str,
+        valid_until: int,
+        salt: bytes | None = None,
+    ) -> tuple[CreditOpening, list[Envelope], dict[str, str]]:
+        """The record of ``assessment`` (fresh salt unless given) and its envelopes for the banks with a
+        standing consent and a key; the consented banks skipped, with why."""
+        opening = opening_of(
+            assessment, commitment, factory=factory, oracle=oracle, valid_until=valid_until, salt=salt
+        )
+        envelopes, skipped = seal_for_consented(self.credit, opening)
+        return opening, envelopes, skipped
+
+    def deliver_envelopes(self, oracle: LocalAccount, factory: str) -> list[str]:
+        """Seal ``factory``'s current record for each bank consented since it was published (standing
+        consent, a registered key, no envelope of it yet) and deliver them as ``oracle``; the banks."""
+        record = self.current_record(factory)
+        if record is None:
+            return []
+        opening, why = served_opening(self.engine, record)
+        if opening is None:
+            raise PublishRefused(
+                f"cannot seal record {record.index} of {factory}: {why}", code="finance.publish.no_opening"
+            )
+        envelopes, _ = seal_for_consented(self.credit, opening)
+        new = [
+            e for e in envelopes if not self.credit.envelopes_for(e.bank, factory=factory, index=record.index)
+        ]
+        if new:
+            self.credit.deliver_envelopes(oracle, factory, record.index, new)
+        return [e.bank for e in new]
 
     def require_factory_oracle(self, factory: str, oracle: str) -> None:
         """Refuse ``oracle`` unless ``factory`` is bound to it or to no oracle yet (the contract's rule)."""
@@ -355,21 +405,6 @@ class FinanceDesk:
                 "consortium admin to rebind it (CreditRegistry.setFactoryOracle) if that is wrong",
                 code="finance.not_the_factory_oracle",
             )
-
-    @staticmethod
-    def record_args(
-        assessment: CreditAssessment, commitment: Commitment, now_s: int, valid_days: int
-    ) -> dict[str, Any]:
-        """The ``publishRecord`` arguments of an assessment (PD in ppm, at least 1; limit in minor units)."""
-        return {
-            "grade": assessment.grade_rank,
-            "pd_ppm": max(1, min(1_000_000, round(assessment.pd * 1_000_000))),
-            "limit": int(assessment.limit) * MINOR_UNITS,
-            "currency": assessment.currency,
-            "valid_until": now_s + valid_days * 86_400,
-            "model_version": model_version(assessment.model_version[:32]),
-            "commitment": bytes.fromhex(commitment.commitment.removeprefix("0x")),
-        }
 
     def store_assessment(self, factory: str, assessment: CreditAssessment, commitment: Commitment) -> None:
         """Keep the assessment with its commitment (``analytics_results``, kind ``credit``)."""
@@ -395,18 +430,21 @@ class FinanceDesk:
 # ---------------------------------------------------------------------------- prepare and relay
 
 
-def prepare_publish(desk: FinanceDesk, oracle: str, args: dict[str, Any], factory: str) -> dict[str, Any]:
+def publish_args(opening: CreditOpening) -> dict[str, Any]:
+    """The ``publishRecord`` arguments of an opening, envelopes aside: its commitment and clear fields."""
+    return {
+        "record_commitment": opening.commitment(),
+        "valid_until": opening.valid_until,
+        "model_version": opening.model_version,
+        "analytics_commitment": opening.analytics_commitment,
+    }
+
+
+def prepare_publish(
+    desk: FinanceDesk, oracle: str, opening: CreditOpening, envelopes: list[Envelope]
+) -> dict[str, Any]:
     """The unsigned ``publishRecord`` transaction for ``oracle`` to sign (EIP-1559, JSON-ready)."""
-    fn = desk.credit.contract.functions.publishRecord(
-        factory,
-        args["grade"],
-        args["pd_ppm"],
-        args["limit"],
-        args["currency"].encode("ascii"),
-        args["valid_until"],
-        args["model_version"],
-        args["commitment"],
-    )
+    fn = desk.credit.publish_call(opening.factory, envelopes=envelopes, **publish_args(opening))
     try:
         return prepare(desk.chain, oracle, fn, context="publishRecord")
     except RelayRefused as e:

@@ -18,6 +18,7 @@ from typing import Any
 from web3.logs import DISCARD
 
 from contracts.chain import TxResult
+from contracts.credit import Envelope
 from contracts.participant_ids import action_id
 from contracts.participants import ParticipantRegistryClient
 from contracts.receivables import StablecoinClient, receivable_reference
@@ -27,7 +28,6 @@ from ledger_service.credit_desk.desk import (
     assess_profile,
     desk_of,
     prepare_publish,
-    record_json,
     relay_publish,
 )
 from ledger_service.credit_desk.errors import AccessRefused, FinanceError, PublishRefused
@@ -37,6 +37,7 @@ from ledger_service.credit_desk.queries import (
     receivables_client,
     require_receivables_party,
 )
+from ledger_service.credit_desk.sealing import record_json, set_index, store_opening
 from ledger_service.errors import NotFound
 from ledger_service.tx_relay import expected_call, prepare, relay
 
@@ -140,9 +141,17 @@ def prepared_publish(
     revenue: float | None,
     currency: str,
     valid_until: int | None,
+    salt: str | None = None,
+    envelopes: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """Assess a factory from its published profile: the record and the ``publishRecord`` transaction
-    for the oracle ``party`` to sign; ``_internal`` holds the assessment and its commitment."""
+    """Assess a factory from its published profile: the record (with a fresh salt), its envelopes for the
+    consented banks, and the ``publishRecord`` transaction for the oracle ``party`` to sign;
+    ``_internal`` holds the assessment, its commitment and the opening.
+
+    The submit step passes back the ``salt`` and ``envelopes`` the prepare step answered (they are part
+    of the signed call, and ECIES is randomised): the record is rebuilt with that salt and the call
+    with those envelopes, so the relay sends only what was prepared.
+    """
     if not desk.admitted(party, PUBLISH_ACTION):
         raise AccessRefused(
             f"{party} is not admitted for supet.credit.publish (the analytics oracle)",
@@ -151,55 +160,95 @@ def prepared_publish(
     factory = address(factory_address)
     desk.require_factory_oracle(factory, party)
     assessment, commitment = assess_profile(
-        desk.engine,
-        factory,
-        profile_commitment,
-        price=price,
-        revenue=revenue,
-        currency=currency,
+        desk.engine, factory, profile_commitment, price=price, revenue=revenue, currency=currency
     )
     _, now_s = desk.head()
-    args = desk.record_args(assessment, commitment, now_s, 90)
-    if valid_until is not None:
-        args["valid_until"] = valid_until
-    tx = prepare_publish(desk, party, args, factory)
+    opening, sealed, skipped = desk.seal(
+        assessment,
+        commitment,
+        factory=factory,
+        oracle=party,
+        valid_until=valid_until if valid_until is not None else now_s + 90 * 86_400,
+        salt=_salt(salt) if salt is not None else None,
+    )
+    if envelopes is not None:
+        sealed = [_envelope(e) for e in envelopes]
+    tx = prepare_publish(desk, party, opening, sealed)
     return {
         "factory": factory,
-        "valid_until": args["valid_until"],
-        "record": {
-            "grade": f"S{args['grade']}",
-            "pd_ppm": args["pd_ppm"],
-            "limit_minor": args["limit"],
-            "currency": args["currency"],
-            "model_version": assessment.model_version[:32],
-            "commitment": commitment.commitment,
-        },
+        "valid_until": opening.valid_until,
+        "salt": "0x" + opening.salt.hex(),
+        "record": record_json_of(opening),
+        "opening": opening.to_json_obj(),
+        "envelopes": [{"bank": e.bank, "ciphertext": "0x" + e.ciphertext.hex()} for e in sealed],
+        "envelopes_skipped": skipped,
         "assessment": assessment.to_json_obj(),
         "assessment_commitment": commitment.to_json_obj(),
         "transaction": tx,
-        "_internal": (assessment, commitment),
+        "_internal": (assessment, commitment, opening),
     }
+
+
+def record_json_of(opening: Any) -> dict[str, Any]:
+    """The record a prepare step answers the oracle: its figures and its commitment."""
+    return {
+        "grade": opening.grade_name,
+        "pd_ppm": opening.pd_ppm,
+        "limit_minor": opening.limit,
+        "currency": opening.currency,
+        "model_version": opening.model_version_text,
+        "commitment": "0x" + opening.analytics_commitment.hex(),
+        "record_commitment": "0x" + opening.commitment().hex(),
+    }
+
+
+def _salt(text: str) -> bytes:
+    try:
+        raw = bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise PublishRefused(
+            "salt is the 0x-hex 32 bytes the prepare step answered", code="finance.publish.bad_transaction"
+        )
+    return raw
+
+
+def _envelope(obj: dict[str, str]) -> Envelope:
+    try:
+        return Envelope(
+            bank=address(obj["bank"]), ciphertext=bytes.fromhex(obj["ciphertext"].removeprefix("0x"))
+        )
+    except (KeyError, ValueError, AttributeError) as e:
+        raise PublishRefused(
+            "envelopes are the [{bank, ciphertext}] the prepare step answered",
+            code="finance.publish.bad_transaction",
+        ) from e
 
 
 def publish_record(
     desk: FinanceDesk, party: str, prepared: dict[str, Any], valid_until: int | None, signed: str
 ) -> dict[str, Any]:
-    """Store the assessment of ``prepared`` (:func:`prepared_publish`) and relay the oracle's signed
-    ``publishRecord`` (exactly the prepared one); the record as published."""
-    assessment, commitment = prepared.pop("_internal")
+    """Store the assessment and the opening of ``prepared`` (:func:`prepared_publish`, rebuilt with the
+    echoed salt and envelopes) and relay the oracle's signed ``publishRecord`` (exactly the prepared
+    one); the record as published, opened."""
+    assessment, commitment, opening = prepared.pop("_internal")
     if valid_until is None:
         raise PublishRefused(
             "send the valid_until the prepare step returned (it is part of the signed call)",
             code="finance.publish.bad_transaction",
         )
     desk.store_assessment(prepared["factory"], assessment, commitment)
+    store_opening(desk.engine, opening)
     tx_hash = relay_publish(desk, party, prepared["transaction"], signed)
     record = desk.current_record(prepared["factory"])
     assert record is not None
+    set_index(desk.engine, record.record_commitment, record.index)
     return {
-        "record": record_json(record),
+        "record": record_json(record, opening.located(oracle=record.oracle, index=record.index)),
         "tx_hash": tx_hash,
         "assessment_commitment": commitment.to_json_obj(),
+        "envelopes": [e["bank"] for e in prepared["envelopes"]],
     }
 
 

@@ -18,7 +18,7 @@ from eth_utils import is_address, to_checksum_address
 from contracts.participant_ids import action_id
 from contracts.participants import ParticipantRegistryClient
 from contracts.receivables import ReceivablesClient
-from ledger_service.credit_desk.desk import desk_of, record_json
+from ledger_service.credit_desk.desk import desk_of
 from ledger_service.credit_desk.errors import AccessRefused, FinanceError, FinanceNotDeployed
 from ledger_service.errors import NotFound
 from ledger_service.store.batch_status import BatchStatus
@@ -158,17 +158,14 @@ def bank_factories(service: Any, party: str) -> dict[str, Any]:
 
 
 def bank_credit(service: Any, party: str, factory_address: str) -> dict[str, Any]:
-    """A consenting factory's current credit record and its history (gated and logged)."""
+    """A consenting factory's current credit record and its history, each opened with its salt so the
+    bank checks it against the commitment on chain (gated and logged)."""
     desk = desk_of(service)
     factory = address(factory_address)
     desk.gate(party, factory, "credit")
     _, now_s = desk.head()
-    history = desk.history(factory)
-    return {
-        "factory": factory,
-        "current": record_json(history[-1], now_s=now_s) if history else None,
-        "history": [record_json(r, now_s=now_s) for r in history],
-    }
+    history = [desk.served(r, now_s=now_s) for r in desk.history(factory)]
+    return {"factory": factory, "current": history[-1] if history else None, "history": history}
 
 
 def bank_profile(service: Any, party: str, factory_address: str) -> Any:
@@ -264,7 +261,7 @@ def list_receivables(service: Any, party: str, holder: str | None, offered_to: s
                 p["supplier_credit_withheld"] = {"code": e.code, "message": e.message}
                 continue
             rec = desk.current_record(supplier)
-            p["supplier_credit"] = record_json(rec, now_s=desk.head()[1]) if rec else None
+            p["supplier_credit"] = desk.served(rec, now_s=desk.head()[1]) if rec else None
     return {"parts": parts}
 
 

@@ -246,3 +246,24 @@ class AccessRefusalTallyRow(SQLModel, table=True):
     last_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
     last_party: str = Field(max_length=42, nullable=False)
     last_request_id: str = Field(max_length=64, nullable=False)
+
+
+class CreditOpeningRow(SQLModel, table=True):
+    """A published credit record with its salt (issue 14): what the chain commits to and does not show.
+
+    ``record_commitment`` is the salted hash on chain; ``opening_json`` the record itself
+    (:class:`contracts.credit_record.CreditOpening`'s JSON, with the salt), served only to a bank with
+    a standing consent. ``record_index`` is the record's place in its oracle's history of the factory
+    (None until the record is mined).
+    """
+
+    __tablename__ = "credit_openings"
+    __table_args__ = (Index("ix_credit_openings_factory", "factory", "oracle", "record_index"),)
+
+    record_commitment: str = Field(primary_key=True, max_length=66)
+    factory: str = Field(max_length=42, nullable=False)
+    oracle: str = Field(max_length=42, nullable=False)
+    record_index: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    analytics_commitment: str = Field(max_length=66, nullable=False)
+    opening_json: str = Field(sa_column=Column(Text, nullable=False))
+    created_ms: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -1,6 +1,7 @@
-"""CreditRegistry on both chains: credit records (checks, supersession, history, validity in time),
-consent (grant, renew, revoke, expiry, the bank's admission), the anchored access log, the gate and
-roles, and every refusal with its exact error and no state change."""
+"""CreditRegistry on both chains: credit records as commitments (checks, supersession, history, validity
+in time), envelopes to consented banks (keys, consent, size, the record's oracle), consent (grant, renew,
+revoke, expiry, the bank's admission), the anchored access log, the gate and roles, and every refusal
+with its exact error and no state change."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from support import reverts
+from web3.logs import DISCARD
 
 from contracts.chain import Chain
 from contracts.credit import (
@@ -19,11 +21,13 @@ from contracts.credit import (
     PUBLISH_ACTION,
     QUERY_ACTION,
     CreditRegistryClient,
+    Envelope,
     InvalidCreditInput,
     currency_code,
     deploy_credit_registry,
     model_version,
 )
+from contracts.credit_envelope import public_key_of
 from contracts.errors import DeploymentError
 from contracts.participant_ids import ACTIONS
 from tests.contracts._chain_time import now, set_time
@@ -31,6 +35,7 @@ from tests.contracts._chain_time import now, set_time
 DAY = 86_400
 VERSION = model_version("scorecard-2026.11")
 COMMITMENT = keccak(b"analytics result")
+RECORD = keccak(b"salted record")
 ZERO = "0x" + "00" * 20
 
 
@@ -51,13 +56,10 @@ class World:
 
     def publish(self, **kw: Any) -> Any:
         args: dict[str, Any] = {
-            "grade": 3,
-            "pd_ppm": 12_500,
-            "limit": 5_000_000_00,
-            "currency": "CNY",
+            "record_commitment": RECORD,
             "valid_until": now(self.chain) + 90 * DAY,
             "model_version": VERSION,
-            "commitment": COMMITMENT,
+            "analytics_commitment": COMMITMENT,
         }
         factory = kw.pop("factory", self.factory.address)
         args.update(kw)
@@ -132,37 +134,33 @@ def test_publish_supersede_and_history(world: World) -> None:
     (event,) = world.credit.contract.events.CreditRecordPublished().process_receipt(result.receipt)
     args = event["args"]
     assert (args["factory"], args["index"], args["oracle"]) == (f, 0, world.oracle.address)
-    assert (args["grade"], args["pdPpm"], args["limit"], args["currency"]) == (
-        3,
-        12_500,
-        5_000_000_00,
-        b"CNY",
-    )
-    assert (args["validUntil"], args["modelVersion"], args["commitment"]) == (
-        valid_until,
-        VERSION,
-        COMMITMENT,
-    )
+    assert (args["recordCommitment"], args["validUntil"]) == (RECORD, valid_until)
+    assert (args["modelVersion"], args["analyticsCommitment"]) == (VERSION, COMMITMENT)
+    # the event carries nothing else: no grade, PD, limit or currency
+    assert set(args) == {
+        "factory",
+        "index",
+        "recordCommitment",
+        "validUntil",
+        "modelVersion",
+        "analyticsCommitment",
+        "oracle",
+    }
 
     first = world.credit.current_record(f)
     published_at = world.chain.block(result.block_number)["timestamp"]
-    assert (first.index, first.grade, first.pd_ppm, first.pd) == (0, 3, 12_500, 0.0125)
-    assert (first.currency, first.limit, first.valid_until) == ("CNY", 5_000_000_00, valid_until)
+    assert (first.index, first.record_commitment, first.valid_until) == (0, RECORD, valid_until)
     assert (first.published_at, first.oracle) == (published_at, world.oracle.address)
-    assert (first.model_version_text, first.commitment) == ("scorecard-2026.11", COMMITMENT)
+    assert (first.model_version_text, first.analytics_commitment) == ("scorecard-2026.11", COMMITMENT)
     assert world.credit.is_current_valid(f)
 
     # a new record supersedes, the old one stays
-    world.publish(grade=7, pd_ppm=1_000_000, limit=0, valid_until=valid_until - DAY)
+    world.publish(record_commitment=keccak(b"second"), valid_until=valid_until - DAY)
     assert world.credit.record_count(f) == 2
     current = world.credit.current_record(f)
-    assert (current.index, current.grade, current.pd_ppm, current.limit) == (1, 7, 1_000_000, 0)
+    assert (current.index, current.record_commitment) == (1, keccak(b"second"))
     assert world.credit.record_at(f, 0) == first
     assert world.credit.record_at(f, 1) == current
-    # bounds of the scale are accepted
-    world.publish(grade=1, pd_ppm=1)
-    world.publish(grade=10)
-    assert world.credit.current_record(f).grade == 10
 
 
 def test_validity_ends_at_valid_until(world: World) -> None:
@@ -182,13 +180,11 @@ def test_publish_refusals_change_nothing(world: World) -> None:
     t = now(world.chain)
     good: dict[str, Any] = {
         "factory": world.factory.address,
-        "grade": 3,
-        "pd": 12_500,
-        "limit": 1,
-        "currency": b"CNY",
+        "record": RECORD,
         "until": t + DAY,
         "version": VERSION,
         "commitment": COMMITMENT,
+        "envelopes": [],
     }
 
     def raw(**kw: Any) -> list[Any]:
@@ -196,14 +192,9 @@ def test_publish_refusals_change_nothing(world: World) -> None:
 
     cases: list[tuple[str, list[Any], dict[str, Any]]] = [
         ("CreditRegistryZeroFactory", raw(factory=ZERO), {}),
-        ("CreditRegistryInvalidGrade", raw(grade=0), {"grade": 0}),
-        ("CreditRegistryInvalidGrade", raw(grade=11), {"grade": 11}),
-        ("CreditRegistryInvalidPd", raw(pd=0), {"pdPpm": 0}),
-        ("CreditRegistryInvalidPd", raw(pd=1_000_001), {"pdPpm": 1_000_001}),
-        ("CreditRegistryInvalidCurrency", raw(currency=b"cny"), {"currency": b"cny"}),
-        ("CreditRegistryInvalidCurrency", raw(currency=b"CN\0"), {"currency": b"CN\0"}),
+        ("CreditRegistryZeroRecordCommitment", raw(record=bytes(32)), {}),
         ("CreditRegistryZeroModelVersion", raw(version=bytes(32)), {}),
-        ("CreditRegistryZeroCommitment", raw(commitment=bytes(32)), {}),
+        ("CreditRegistryZeroAnalyticsCommitment", raw(commitment=bytes(32)), {}),
     ]
     for error, args, expected in cases:
         with reverts(error, **expected):
@@ -213,7 +204,83 @@ def test_publish_refusals_change_nothing(world: World) -> None:
         world.publish_raw(*raw(until=t - 1))
     with reverts("CreditRegistryNotAdmitted", party=world.outsider.address, action=PUBLISH_ACTION):
         world.publish_raw(*raw(), sender=world.outsider)
+    # an envelope to a bank without consent refuses the whole record
+    with reverts(
+        "CreditRegistryEnvelopeWithoutConsent", factory=world.factory.address, bank=world.bank.address
+    ):
+        world.publish_raw(*raw(envelopes=[(world.bank.address, b"sealed")]))
     assert world.records() == before
+
+
+# ---------------------------------------------------------------- envelopes
+
+
+def test_envelope_keys_are_the_callers_own(world: World) -> None:
+    bank = world.bank
+    assert world.credit.envelope_key_of(bank.address) is None
+    key = public_key_of(bytes(bank.key))
+    result = world.credit.register_envelope_key(bank, key)
+    (event,) = world.credit.contract.events.EnvelopeKeyRegistered().process_receipt(result.receipt)
+    assert (event["args"]["account"], event["args"]["publicKey"]) == (bank.address, key)
+    assert world.credit.envelope_key_of(bank.address) == key
+    # another account's key, a short key, a 0x04-prefixed key: refused, nothing changes
+    other = public_key_of(bytes(world.insurer.key))
+    for bad in (other, key[:63], b"\x04" + key):
+        with reverts("CreditRegistryInvalidEnvelopeKey", account=bank.address, length=len(bad)):
+            world.credit.register_envelope_key(bank, bad)
+    assert world.credit.envelope_key_of(bank.address) == key
+
+
+def test_envelopes_go_to_consented_banks_with_keys(world: World) -> None:
+    f, b, i = world.factory.address, world.bank.address, world.insurer.address
+    world.credit.grant_consent(world.factory, b, expires_at=now(world.chain) + 30 * DAY)
+    world.credit.register_envelope_key(world.bank, public_key_of(bytes(world.bank.key)))
+    result = world.publish(envelopes=[Envelope(bank=b, ciphertext=b"sealed for the bank")])
+    (event,) = world.credit.contract.events.CreditEnvelope().process_receipt(result.receipt, errors=DISCARD)
+    assert (event["args"]["factory"], event["args"]["bank"], event["args"]["index"]) == (f, b, 0)
+    assert (event["args"]["oracle"], event["args"]["ciphertext"]) == (
+        world.oracle.address,
+        b"sealed for the bank",
+    )
+    (got,) = world.credit.envelopes_for(b)
+    assert (got.factory, got.index, got.oracle, got.ciphertext) == (
+        f,
+        0,
+        world.oracle.address,
+        b"sealed for the bank",
+    )
+    assert world.credit.envelopes_for(i) == []
+
+    # a bank consented after the record: the record's oracle delivers to it later
+    world.credit.grant_consent(world.factory, i, expires_at=now(world.chain) + 30 * DAY)
+    world.credit.register_envelope_key(world.insurer, public_key_of(bytes(world.insurer.key)))
+    world.credit.deliver_envelopes(world.oracle, f, 0, [Envelope(bank=i, ciphertext=b"late")])
+    assert [e.ciphertext for e in world.credit.envelopes_for(i, factory=f, index=0)] == [b"late"]
+
+    # refusals: not the record's oracle, no such record, no consent (revoked), no key, size
+    world.admit(world.outsider, QUERY_ACTION)
+    late = [Envelope(bank=i, ciphertext=b"x")]
+    with reverts(
+        "CreditRegistryNotRecordOracle", factory=f, caller=world.bank.address, oracle=world.oracle.address
+    ):
+        world.credit.deliver_envelopes(world.bank, f, 0, late)
+    with reverts("CreditRegistryNotRecordOracle", factory=world.outsider.address, oracle=ZERO):
+        world.credit.deliver_envelopes(world.oracle, world.outsider.address, 0, late)
+    with reverts("CreditRegistryNoRecordAt", factory=f, index=1, count=1):
+        world.credit.deliver_envelopes(world.oracle, f, 1, late)
+    world.credit.revoke_consent(world.factory, i)
+    with reverts("CreditRegistryEnvelopeWithoutConsent", factory=f, bank=i):
+        world.credit.deliver_envelopes(world.oracle, f, 0, late)
+    world.credit.grant_consent(world.factory, world.outsider.address, expires_at=now(world.chain) + DAY)
+    with reverts("CreditRegistryNoEnvelopeKey", bank=world.outsider.address):
+        world.credit.deliver_envelopes(
+            world.oracle, f, 0, [Envelope(bank=world.outsider.address, ciphertext=b"x")]
+        )
+    for size in (0, 4097):
+        with reverts("CreditRegistryEnvelopeSize", bank=b, size=size):
+            world.credit.deliver_envelopes(world.oracle, f, 0, [Envelope(bank=b, ciphertext=b"\x01" * size)])
+    world.credit.deliver_envelopes(world.oracle, f, 0, [Envelope(bank=b, ciphertext=b"\x01" * 4096)])
+    assert len(world.credit.envelopes_for(b)) == 2 and len(world.credit.envelopes_for(i)) == 1
 
 
 def test_record_views_refuse_what_is_not_there(world: World) -> None:
@@ -234,7 +301,7 @@ def test_one_oracle_per_factory(world: World) -> None:
     rogue = world.insurer
     world.admit(rogue, PUBLISH_ACTION)
     assert world.credit.oracle_of(f) is None
-    result = world.publish(grade=2)
+    result = world.publish()
     (ev,) = world.credit.contract.events.FactoryOracleSet().process_receipt(result.receipt)
     assert (ev["args"]["factory"], ev["args"]["previous"], ev["args"]["oracle"], ev["args"]["by"]) == (
         f,
@@ -245,13 +312,10 @@ def test_one_oracle_per_factory(world: World) -> None:
     assert world.credit.oracle_of(f) == o
     good = world.credit.current_record(f)
     downgrade: dict[str, Any] = {
-        "grade": 10,
-        "pd_ppm": 1_000_000,
-        "limit": 0,
-        "currency": "CNY",
+        "record_commitment": keccak(b"grade 10, no limit"),
         "valid_until": now(world.chain) + 60,
         "model_version": VERSION,
-        "commitment": COMMITMENT,
+        "analytics_commitment": COMMITMENT,
     }
     # before the fix: the rogue's record superseded the factory's (grade 10, lapsing in a minute)
     with reverts("CreditRegistryNotFactoryOracle", factory=f, caller=rogue.address, oracle=o):
@@ -285,13 +349,16 @@ def test_one_oracle_per_factory(world: World) -> None:
         world.credit.current_record(other)
     assert world.credit.record_count(other) == 0 and not world.credit.is_current_valid(other)
     assert world.credit.record_count_by(other, rogue.address) == 1
-    assert world.credit.record_at_by(other, rogue.address, 0).grade == 10
+    assert world.credit.record_at_by(other, rogue.address, 0).record_commitment == keccak(
+        b"grade 10, no limit"
+    )
     with reverts("CreditRegistryNoRecordAt", factory=other, index=1, count=1):
         world.credit.record_at_by(other, rogue.address, 1)
     with reverts("CreditRegistryNotFactoryOracle", factory=other, caller=rogue.address, oracle=o):
         world.credit.publish_record(rogue, other, **downgrade)
-    world.publish(factory=other, grade=4)
-    assert world.credit.current_record(other).grade == 4 and world.credit.record_count(other) == 1
+    world.publish(factory=other, record_commitment=keccak(b"grade 4"))
+    assert world.credit.current_record(other).record_commitment == keccak(b"grade 4")
+    assert world.credit.record_count(other) == 1
 
 
 # ---------------------------------------------------------------- consent

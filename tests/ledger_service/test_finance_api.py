@@ -19,6 +19,8 @@ from analytics.commitment import commit
 from analytics.period_profile import FactoryProfile
 from contracts.chain import Chain, dev_accounts
 from contracts.credit import CreditRegistryClient
+from contracts.credit_bank import verify_record
+from contracts.credit_record import CreditOpening
 from contracts.deploy import deploy_suite
 from contracts.onboarding import Onboarding
 from ledger_service.analytics_store.publish import PROFILE_MODEL, profile_json
@@ -151,7 +153,12 @@ def _publish_over_http(w: World, commitment: str) -> dict[str, Any]:
     prepared = r.json()
     tx = {k: v for k, v in prepared["transaction"].items() if k != "from"}
     signed = Account.sign_transaction(tx, w.oracle.key).raw_transaction.to_0x_hex()
-    body |= {"valid_until": prepared["valid_until"], "signed_transaction": signed}
+    body |= {
+        "valid_until": prepared["valid_until"],
+        "salt": prepared["salt"],
+        "envelopes": prepared["envelopes"],
+        "signed_transaction": signed,
+    }
     r = w.client.post("/v1/credit/records", json=body, headers=w.h(w.oracle))
     assert r.status_code == 200, r.text
     return dict(r.json())
@@ -168,10 +175,11 @@ def test_publish_consent_queries_log_and_anchoring(world: World) -> None:
 
     published = _publish_over_http(w, commitment)
     rec = w.credit.current_record(w.factory.address)
-    assert published["record"]["grade"] == f"S{rec.grade}" and rec.oracle == w.oracle.address
-    assert "0x" + rec.commitment.hex() == published["assessment_commitment"]["commitment"]
+    assert published["record"]["record_commitment"] == "0x" + rec.record_commitment.hex()
+    assert published["record"]["opened"] and rec.oracle == w.oracle.address
+    assert "0x" + rec.analytics_commitment.hex() == published["assessment_commitment"]["commitment"]
     # the assessment is kept with its commitment, whose one input is the profile's commitment
-    stored = w.desk.assessment("0x" + rec.commitment.hex())
+    stored = w.desk.assessment("0x" + rec.analytics_commitment.hex())
     assert stored is not None and stored["schema"] == "supet.credit-assessment.v1"
 
     # before consent: bank A refused, logged
@@ -184,6 +192,9 @@ def test_publish_consent_queries_log_and_anchoring(world: World) -> None:
     r = w.client.get(url, headers=w.h(w.bank_a))
     assert r.status_code == 200, r.text
     assert r.json()["current"]["grade"] == published["record"]["grade"] and len(r.json()["history"]) == 1
+    # the served record is opened with its salt: it verifies against the commitment on chain
+    served = CreditOpening.from_json_obj(r.json()["current"]["opening"])
+    assert served.salt.hex() and verify_record(w.credit, served) == rec
     r = w.client.get(f"/v1/bank/factories/{w.factory.address}/profile", headers=w.h(w.bank_a))
     assert r.status_code == 200 and r.json()["commitment"]["commitment"] == commitment
     r = w.client.get("/v1/bank/factories", headers=w.h(w.bank_a))

@@ -16,12 +16,15 @@ from fastapi.testclient import TestClient
 
 from contracts.chain import Chain, dev_accounts
 from contracts.credit import CreditRegistryClient, model_version
+from contracts.credit_record import CreditOpening, new_salt
 from contracts.deploy import deploy_suite
 from contracts.onboarding import Onboarding
 from contracts.receivables import PartState, ReceivablesClient, StablecoinClient, receivable_reference
 from ledger_service.api import create_app
 from ledger_service.api.errors import http_status
 from ledger_service.config import Settings
+from ledger_service.credit_desk.desk import publish_args
+from ledger_service.credit_desk.sealing import store_opening
 from ledger_service.service import LedgerService
 
 START = int(time.time()) - 7 * 86_400
@@ -159,17 +162,21 @@ def test_receivable_lifecycle_and_consent_over_http(world: World) -> None:
     assert w.error(w.client.get(credit_url, headers=w.h(w.bank_a))) == (403, "finance.no_consent")
 
     # consent over HTTP (the factory's own signed grantConsent): the bank's query is answered
-    w.credit.publish_record(
-        w.oracle,
-        w.factory.address,
+    opening = CreditOpening(
+        factory=w.factory.address,
+        oracle=w.oracle.address,
         grade=3,
         pd_ppm=12_000,
         limit=50_000_000,
         currency="CNY",
+        reasons=("a test record",),
         valid_until=w.now() + 90 * DAY,
         model_version=model_version("test"),
-        commitment=b"\x07" * 32,
+        analytics_commitment=b"\x07" * 32,
+        salt=new_salt(),
     )
+    store_opening(w.ledger.engine, opening)  # the service keeps the record it serves, with its salt
+    w.credit.publish_record(w.oracle, w.factory.address, **publish_args(opening))
     expires = w.now() + 10 * DAY
     w.write(w.factory, "/v1/consents", {"bank": w.bank_a.address, "expires_at": expires})
     c = w.credit.consent_of(w.factory.address, w.bank_a.address)

@@ -191,7 +191,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalWorld]:
         factory=factory,
         bank=bank,
         stranger=stranger,
-        grade=f"S{record.record.grade}",
+        grade=record.opening.grade_name,
         anchored=["0x" + s.digest.hex() for s in first],
         pending=["0x" + s.digest.hex() for s in pending],
     )

@@ -51,13 +51,23 @@ class PublishIn(BaseModel):
     )
 
 
+class EnvelopeIn(BaseModel):
+    bank: str = Field(description="The bank the envelope is sealed for.")
+    ciphertext: str = Field(description="0x-hex ECIES ciphertext, as the prepare step answered it.")
+
+
 class PublishSubmitIn(PublishIn):
     signed_transaction: str = Field(description="The oracle's raw signed copy of the prepared transaction.")
+    salt: str = Field(description="The record's salt, as the prepare step answered it (0x-hex, 32 bytes).")
+    envelopes: list[EnvelopeIn] = Field(
+        default_factory=list, max_length=256, description="The envelopes the prepare step answered, as is."
+    )
 
 
 @router.post(
     "/credit/records/prepare",
-    summary="Assess a factory from its published profile; the publishRecord transaction to sign (oracle)",
+    summary="Assess a factory from its published profile; the record with a fresh salt, its envelopes for "
+    "the consented banks, and the publishRecord transaction to sign (oracle)",
     responses={**_REFUSALS, 400: {"model": ErrorEnvelope}, 404: {"model": ErrorEnvelope}},
 )
 def prepare_record(body: PublishIn, party: CurrentParty, service: ServiceDep) -> Any:
@@ -68,7 +78,8 @@ def prepare_record(body: PublishIn, party: CurrentParty, service: ServiceDep) ->
 
 @router.post(
     "/credit/records",
-    summary="Relay the oracle's signed publishRecord (exactly the prepared one) and store the assessment",
+    summary="Relay the oracle's signed publishRecord (exactly the prepared one: echo its salt and "
+    "envelopes) and store the assessment and the record with its salt",
     responses={**_REFUSALS, 400: {"model": ErrorEnvelope}, 404: {"model": ErrorEnvelope}},
 )
 def publish_record(body: PublishSubmitIn, party: CurrentParty, service: ServiceDep) -> Any:
@@ -78,6 +89,7 @@ def publish_record(body: PublishSubmitIn, party: CurrentParty, service: ServiceD
 
 
 def _prepared(service: Any, party: str, body: PublishIn) -> dict[str, Any]:
+    submit = body if isinstance(body, PublishSubmitIn) else None
     return writes.prepared_publish(
         desk_of(service),
         party,
@@ -87,6 +99,8 @@ def _prepared(service: Any, party: str, body: PublishIn) -> dict[str, Any]:
         revenue=body.revenue,
         currency=body.currency,
         valid_until=body.valid_until,
+        salt=submit.salt if submit else None,
+        envelopes=[e.model_dump() for e in submit.envelopes] if submit else None,
     )
 
 
