@@ -44,6 +44,7 @@ COMMANDS: Final[dict[str, tuple[str, str, Literal["group", "command"]]]] = {
     "verify": ("verify", "verify", "command"),
     "audit": ("audit", "app", "group"),
     "analytics": ("analytics", "app", "group"),
+    "credit": ("credit", "app", "group"),
     "store": ("store", "app", "group"),
 }
 

@@ -1,0 +1,117 @@
+"""``supet credit``: a bank's side of sealed credit records, from its own node (no service involved).
+
+The chain holds each factory's credit record as a salted commitment; the figures reach a consented bank
+encrypted to its account key (``CreditEnvelope`` logs). ``register-key`` registers the bank's public
+key once, ``records`` opens and verifies every record sealed for the bank, and ``verify`` checks a
+record the bank holds (as the service served it, or from a file) against the commitment on chain,
+naming the field that differs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from contracts.credit import CreditRegistryClient
+from contracts.credit_bank import read_bank_records, register_bank_key, verify_record
+from contracts.credit_record import CreditOpening, InvalidOpening
+from supet.cli.common import DeploymentOpt, KeyFileOpt, RpcOpt, open_deployment
+from supet_base.parties import load_party_account
+
+app = typer.Typer(
+    help="Sealed credit records: a bank registers its key, reads its records from its node, verifies one.",
+    no_args_is_help=True,
+)
+console = Console(soft_wrap=True)
+
+
+def _client(rpc: str, deployment: Path) -> CreditRegistryClient:
+    chain, dep = open_deployment(rpc, deployment)
+    return CreditRegistryClient.from_deployment(chain, dep)
+
+
+def load_opening(path: Path) -> CreditOpening:
+    """A held record from a JSON file: an opening, a served record (its ``opening``), or a bank query's
+    answer (its ``current`` record)."""
+    try:
+        obj: Any = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise InvalidOpening(f"cannot read {path}: {e}") from e
+    if isinstance(obj, dict) and isinstance(obj.get("current"), dict):
+        obj = obj["current"]
+    if isinstance(obj, dict) and isinstance(obj.get("opening"), dict):
+        obj = obj["opening"]
+    if not isinstance(obj, dict):
+        raise InvalidOpening(f"{path} holds no credit record opening")
+    return CreditOpening.from_json_obj(obj)
+
+
+@app.command("register-key")
+def register_key(rpc: RpcOpt, deployment: DeploymentOpt, key_file: KeyFileOpt = None) -> None:
+    """Register the bank's own account public key, to which its envelopes are encrypted."""
+    client = _client(rpc, deployment)
+    bank = load_party_account(key_file)
+    result = register_bank_key(client, bank)
+    console.print(f"registered the envelope key of {bank.address} (tx {result.tx_hash})")
+
+
+@app.command("records")
+def records(
+    rpc: RpcOpt,
+    deployment: DeploymentOpt,
+    key_file: KeyFileOpt = None,
+    factory: Annotated[str | None, typer.Option(help="Only this factory's records.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the openings as JSON.")] = False,
+) -> None:
+    """Open and verify every credit record sealed for the bank, read from the node alone."""
+    client = _client(rpc, deployment)
+    bank = load_party_account(key_file)
+    found = read_bank_records(client, bytes(bank.key), factory=factory)
+    if as_json:
+        out = [
+            {"opening": r.opening.to_json_obj() if r.opening else None, "problem": r.problem} for r in found
+        ]
+        typer.echo(json.dumps(out, indent=2))
+        return
+    if not found:
+        console.print(f"no credit record is sealed for {bank.address}")
+    for r in found:
+        o, head = r.opening, f"{r.record.factory} record {r.record.index}"
+        if o is None:
+            console.print(f"[red]FAIL[/] {head}: {r.problem}")
+            continue
+        console.print(
+            f"[green]ok[/] {head}: grade {o.grade_name}, PD {o.pd * 100:.2f}%, limit "
+            f"{o.limit / 100:,.2f} {o.currency}, valid until {o.valid_until}; verified against "
+            f"0x{r.record.record_commitment.hex()}"
+        )
+
+
+@app.command("verify")
+def verify(
+    record_file: Annotated[
+        Path, typer.Argument(help="The record held: an opening, or the service's answer.")
+    ],
+    rpc: RpcOpt,
+    deployment: DeploymentOpt,
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--key-file", help="The bank's key: names a differing hidden field from its own envelope."
+        ),
+    ] = None,
+) -> None:
+    """Check a credit record the bank holds against its commitment on chain; a differing field is named."""
+    client = _client(rpc, deployment)
+    opening = load_opening(record_file)
+    bank_key = bytes(load_party_account(key_file).key) if key_file is not None else None
+    record = verify_record(client, opening, bank_key=bank_key)
+    console.print(
+        f"VERIFIED: record {record.index} of {record.factory} (oracle {record.oracle}) opens commitment "
+        f"0x{record.record_commitment.hex()}: grade {opening.grade_name}, PD {opening.pd * 100:.2f}%, "
+        f"limit {opening.limit / 100:,.2f} {opening.currency}"
+    )
