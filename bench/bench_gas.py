@@ -111,13 +111,7 @@ def measure(chain: Chain) -> dict[str, int]:
 
 def measure_finance(chain: Chain, dep: Any) -> dict[str, int]:
     """The finance contracts' writes, against a test gate that admits the parties."""
-    from contracts.credit import (
-        CONSENT_ACTION,
-        PUBLISH_ACTION,
-        QUERY_ACTION,
-        deploy_credit_registry,
-        model_version,
-    )
+    from contracts.credit import CONSENT_ACTION, PUBLISH_ACTION, QUERY_ACTION, deploy_credit_registry
     from contracts.orders import PLACE_ACTION, SUPPLY_ACTION, deploy_purchase_orders, order_id
     from contracts.receivables import (
         CREATE_ACTION,
@@ -158,14 +152,7 @@ def measure_finance(chain: Chain, dep: Any) -> dict[str, int]:
         "CreditRegistry", deploy_credit_registry(chain, op, deployment=dep, gate_address=gate_address)
     )
     until = int(chain.block()["timestamp"]) + 90 * 86_400
-    fn = credit.functions.publishRecord(
-        supplier.address, 3, 12_500, 10**8, b"CNY", until, model_version("v1"), keccak(b"result")
-    )
-    out["publishRecord (first)"] = chain.transact(fn, op).gas_used
-    out["publishRecord (superseding)"] = chain.transact(fn, op).gas_used
-    out["grantConsent"] = chain.transact(
-        credit.functions.grantConsent(bank.address, until), supplier
-    ).gas_used
+    out.update(measure_credit(chain, credit.address, op, supplier, bank, until))
     out["anchorAccessLog"] = chain.transact(
         credit.functions.anchorAccessLog(keccak(b"log"), 100, 1, 2), op
     ).gas_used
@@ -187,6 +174,62 @@ def measure_finance(chain: Chain, dep: Any) -> dict[str, int]:
     coin.mint(op, buyer.address, 10**6)
     coin.approve(buyer, rec.address, 10**6)
     out["Receivables.repay (4 leaves)"] = rec.repay(buyer, rid).gas_used
+    return out
+
+
+def measure_credit(
+    chain: Chain, address: str, op: Any, supplier: Any, bank: Any, until: int
+) -> dict[str, int]:
+    """Issue 14: a record is a salted commitment (no figure); envelopes are ECIES-sealed records of a
+    realistic size (three reasons), one per consented bank with a registered key."""
+    from contracts.credit import CreditRegistryClient, model_version
+    from contracts.credit_bank import register_bank_key, seal_for_bank
+    from contracts.credit_record import CreditOpening, new_salt
+
+    credit = CreditRegistryClient(chain, address)
+    out: dict[str, int] = {}
+
+    def opening() -> CreditOpening:
+        return CreditOpening(
+            factory=supplier.address,
+            oracle=op.address,
+            grade=3,
+            pd_ppm=12_500,
+            limit=10**8,
+            currency="CNY",
+            reasons=(
+                "On-time-in-full delivery of 62% is low (costs 38 points)",
+                "First-pass yield of 91% is low (costs 17 points)",
+                "Output trend of -1.2% of capacity a month is weak (costs 9 points)",
+            ),
+            valid_until=until,
+            model_version=model_version("scorecard-2026.11"),
+            analytics_commitment=keccak(b"result"),
+            salt=new_salt(),
+        )
+
+    def publish(o: CreditOpening, banks: list[str]) -> int:
+        envelopes = [seal_for_bank(credit, o, b) for b in banks]
+        return credit.publish_record(
+            op,
+            supplier.address,
+            record_commitment=o.commitment(),
+            valid_until=o.valid_until,
+            model_version=o.model_version,
+            analytics_commitment=o.analytics_commitment,
+            envelopes=envelopes,
+        ).gas_used
+
+    out["publishRecord (first)"] = publish(opening(), [])
+    out["publishRecord (superseding)"] = publish(opening(), [])
+    out["registerEnvelopeKey"] = register_bank_key(credit, bank).gas_used
+    out["grantConsent"] = credit.grant_consent(supplier, bank.address, expires_at=until).gas_used
+    o = opening()
+    size = len(seal_for_bank(credit, o, bank.address).ciphertext)
+    out[f"publishRecord (superseding, 1 envelope of {size} B)"] = publish(o, [bank.address])
+    out["publishRecord (superseding, 3 envelopes)"] = publish(opening(), [bank.address] * 3)
+    late = [seal_for_bank(credit, o, bank.address)]
+    out["deliverEnvelopes (1 envelope)"] = credit.deliver_envelopes(op, supplier.address, 2, late).gas_used
     return out
 
 

@@ -108,6 +108,15 @@ def _summary(r: DemoResult) -> None:
         f"bank A (consented) query: HTTP {r.bank_answer}; bank B (no consent): HTTP {r.refused_answer[0]} "
         f"{r.refused_answer[1]}; the factory's access log shows {len(r.access_log)} entries"
     )
+    s = r.sealed
+    if s and s.get("opened"):
+        o = s["opened"]
+        console.print(
+            f"sun-a's record on chain: commitment {s['commitment'][:18]}... (no figure); bank A opened it "
+            f"from its node: {o['grade']}, PD {100 * o['pd']:.2f}%, limit {o['limit']:,.2f}, verified; "
+            f"a tampered copy refused ({', '.join(s['tampered_fields'])}); bank B found "
+            f"{s['bank_b_envelopes']} envelopes"
+        )
     rc = r.receivable
     if rc:
         console.print(

@@ -18,6 +18,7 @@ from ledger_service.analytics_store.publish import (
 from ledger_service.analytics_store.source import LedgerSource
 from ledger_service.credit_desk.desk import desk_of
 from simulation.feed import FeedResult
+from supet.demo.chapter_sealed import register_bank_keys, sealed_rows, sealed_story
 from supet.demo.chapters_production import Cast
 from supet.demo.scene import Scene, pct
 
@@ -146,14 +147,17 @@ def credit(scene: Scene, cast: Cast, fed: FeedResult) -> None:
     bank B's is refused; both are in sun-a's access log."""
     scene.step("6. credit records, a consent, a bank query and a refused one")
     res, api, acct = scene.res, scene.api, scene.acct
-    rec_rows = _credit_records(scene, cast, fed)
     bank_a, bank_b = acct["bank-a"], acct["bank-b"]
+    register_bank_keys(scene, bank_a, bank_b)
+    rec_rows = _credit_records(scene, cast, fed)
     sun_a = cast.feed.parties["sun-a"]
     registry = CreditRegistryClient.from_deployment(scene.chain, scene.deployment)
     now_chain = int(scene.chain.block("latest")["timestamp"])
     registry.grant_consent(sun_a, bank_a.address, expires_at=now_chain + 30 * 86_400)
     r = api.http.get(f"/v1/bank/factories/{sun_a.address}/credit", headers=api.headers(bank_a))
     res.bank_answer = r.status_code
+    served = r.json().get("current") if r.status_code == 200 else None
+    res.sealed = sealed_story(scene, sun_a.address, bank_a, bank_b, served)
     r2 = api.http.get(f"/v1/bank/factories/{sun_a.address}/credit", headers=api.headers(bank_b))
     res.refused_answer = (r2.status_code, r2.json().get("error", {}).get("code", ""))
     log = api.http.get(f"/v1/factories/{sun_a.address}/access-log", headers=api.headers(sun_a))
@@ -203,10 +207,14 @@ def _credit_report(scene: Scene, rec_rows: list[list[Any]]) -> None:
     res, report = scene.res, scene.report
     report.section(
         "6. Credit records and consent",
-        "The analytics oracle published each factory's record on chain (grade on the S1..S10 master scale, "
-        "PD, limit, validity, model version, analytics commitment). sun-a consented to bank A only.",
+        "The analytics oracle assessed each factory (grade on the S1..S10 master scale, PD, limit, reasons) "
+        "and published on chain only a salted commitment to the record, with its validity, model version "
+        "and analytics commitment; the record itself reaches a bank only while the factory's consent "
+        "stands, encrypted to the bank's key on chain and from the ledger. sun-a consented to bank A only.",
     )
     report.table(["factory", "grade", "PD (12 months)", "limit", "top reasons"], rec_rows)
+    if res.sealed:
+        report.table(["who", "sees of sun-a's record"], sealed_rows(res.sealed))
     report.table(
         ["who", "asked", "answer"],
         [

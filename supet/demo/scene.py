@@ -69,6 +69,7 @@ class DemoResult:
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     bank_answer: int = 0
     refused_answer: tuple[int, str] = (0, "")
+    sealed: dict[str, Any] = field(default_factory=dict)
     access_log: list[dict[str, Any]] = field(default_factory=list)
     receivable: dict[str, Any] = field(default_factory=dict)
     audit: dict[str, Any] = field(default_factory=dict)

@@ -39,6 +39,12 @@ def _check_story(r: DemoResult, out: Path) -> None:
     # Consent: bank A is answered, bank B refused; both attempts are in sun-a's access log.
     assert r.bank_answer == 200 and r.refused_answer == (403, "finance.no_consent")
     assert len(r.access_log) >= 2
+    # Issue 14: the chain holds sun-a's record as a commitment; bank A opens it from its node and from
+    # the ledger's answer, both verified; a tampered grade is named; bank B finds no envelope.
+    s = r.sealed
+    assert s["commitment"].startswith("0x") and s["opened"] and len(s["delivered_to"]) == 1
+    assert s["opened"]["grade"] == r.records["sun-a"]["grade"] and s["served_verified"]
+    assert s["tampered_fields"] == ["grade"] and s["bank_b_envelopes"] == 0
     # The receivable is financed at a discount and repaid to its holders.
     rc = r.receivable
     assert rc["paid"] and 0 < rc["price"] < rc["kept_part"]

@@ -19,7 +19,7 @@ from analytics.commitment import commit
 from analytics.period_profile import FactoryProfile
 from contracts.chain import Chain, dev_accounts
 from contracts.credit import CreditRegistryClient
-from contracts.credit_bank import verify_record
+from contracts.credit_bank import read_bank_records, register_bank_key, verify_record
 from contracts.credit_record import CreditOpening
 from contracts.deploy import deploy_suite
 from contracts.onboarding import Onboarding
@@ -501,3 +501,44 @@ def test_a_second_oracle_cannot_publish_for_a_bound_factory(world: World) -> Non
         assert len(s.exec(select(AnalyticsResultRow)).all()) == before
     assert w.credit.record_count(w.factory.address) == 1
     assert w.credit.current_record(w.factory.address).oracle == w.oracle.address
+
+
+def test_envelopes_salt_and_revocation_over_http(world: World) -> None:
+    """Issue 14: the prepare step seals the record for each consented bank with a key (skipping one
+    without); the submit must echo the salt it was given (another is not the signed call); the bank
+    opens from its node the record the ledger serves it; after revocation nothing new is sealed for it."""
+    w = world
+    commitment = w.publish_profile()
+    for bank in (w.bank_a, w.bank_b):
+        w.credit.grant_consent(w.factory, bank.address, expires_at=w.chain_now() + 3600)
+    register_bank_key(w.credit, w.bank_a)  # bank B registered no key: skipped, named
+    body = {"factory": w.factory.address, "profile_commitment": commitment, "price": 12.5, "currency": "CNY"}
+    r = w.client.post("/v1/credit/records/prepare", json=body, headers=w.h(w.oracle))
+    assert r.status_code == 200, r.text
+    prepared = r.json()
+    assert [e["bank"] for e in prepared["envelopes"]] == [w.bank_a.address]
+    assert list(prepared["envelopes_skipped"]) == [w.bank_b.address]
+    assert CreditOpening.from_json_obj(prepared["opening"]).salt.hex() == prepared["salt"][2:]
+    tx = {k: v for k, v in prepared["transaction"].items() if k != "from"}
+    signed = Account.sign_transaction(tx, w.oracle.key).raw_transaction.to_0x_hex()
+    submit = body | {
+        "valid_until": prepared["valid_until"],
+        "salt": "0x" + "00" * 32,
+        "envelopes": prepared["envelopes"],
+        "signed_transaction": signed,
+    }
+    r = w.client.post("/v1/credit/records", json=submit, headers=w.h(w.oracle))
+    assert w.error(r) == (400, "finance.relay_mismatch") and w.credit.record_count(w.factory.address) == 0
+    r = w.client.post("/v1/credit/records", json=submit | {"salt": prepared["salt"]}, headers=w.h(w.oracle))
+    assert r.status_code == 200, r.text
+    assert r.json()["envelopes"] == [w.bank_a.address]
+
+    (mine,) = read_bank_records(w.credit, bytes(w.bank_a.key))
+    served = w.client.get(f"/v1/bank/factories/{w.factory.address}/credit", headers=w.h(w.bank_a)).json()
+    assert mine.verified and mine.opening == CreditOpening.from_json_obj(served["current"]["opening"])
+    assert read_bank_records(w.credit, bytes(w.bank_b.key)) == []
+
+    w.credit.revoke_consent(w.factory, w.bank_a.address)
+    again = w.desk.publish(w.oracle, w.factory.address, commitment, price=12.5)
+    assert again.sealed_for == () and w.desk.deliver_envelopes(w.oracle, w.factory.address) == []
+    assert [r.record.index for r in read_bank_records(w.credit, bytes(w.bank_a.key))] == [0]
