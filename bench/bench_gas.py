@@ -227,7 +227,7 @@ def measure_credit(
     o = opening()
     size = len(seal_for_bank(credit, o, bank.address).ciphertext)
     out[f"publishRecord (superseding, 1 envelope of {size} B)"] = publish(o, [bank.address])
-    out["publishRecord (superseding, 3 envelopes)"] = publish(opening(), [bank.address] * 3)
+    out["publishRecord (superseding, 3 envelopes to one bank)"] = publish(opening(), [bank.address] * 3)
     late = [seal_for_bank(credit, o, bank.address)]
     out["deliverEnvelopes (1 envelope)"] = credit.deliver_envelopes(op, supplier.address, 2, late).gas_used
     return out
