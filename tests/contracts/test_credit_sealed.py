@@ -242,7 +242,12 @@ def test_a_full_node_finds_no_figure_and_cannot_brute_force(suite: Any) -> None:
     start = w.chain.block_number()
     for f in w.factories:
         w.credit.grant_consent(f, w.bank.address, expires_at=w.now() + 30 * DAY)
-    figures = [(3, 7_250, 2_000_000_00), (5, 31_415, 750_000_00), (7, 96_020, 120_000_00), (9, 287_300, 45_000_00)]
+    figures = [
+        (3, 7_250, 2_000_000_00),
+        (5, 31_415, 750_000_00),
+        (7, 96_020, 120_000_00),
+        (9, 287_300, 45_000_00),
+    ]
     published: list[tuple[CreditOpening, Any]] = []
     for f, (grade, pd, limit) in zip(w.factories, figures, strict=True):
         o = w.opening(f.address, grade=grade, pd_ppm=pd, limit=limit)
