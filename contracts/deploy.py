@@ -4,7 +4,9 @@ Order matters and is fixed: ``ReadingAnchor`` is the deployer's next contract, s
 fresh chain deployed by anvil's first development account puts it at
 ``0x5FbDB2315678afecb367f032d93F642f64180aa3``, the ``verifyingContract`` of the
 Reading v1 vectors; ``DeviceRegistry`` follows at the next nonce (its address is
-computed ahead and given to the anchor's constructor, then checked).
+computed ahead and given to the anchor's constructor, then checked), and the
+``QualityCertifier``'s address is computed ahead for the registry's constructor
+(then checked) in the same way.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from contracts.chain import Chain
 from contracts.credit import deploy_credit_registry
 from contracts.deployment import Deployment
 from contracts.errors import DeploymentError
-from contracts.lots import deploy_supply_chain, grant_evidence_role
+from contracts.lots import deploy_supply_chain
 from contracts.orders import deploy_purchase_orders
 from contracts.participants import deploy_participant_registry
 from contracts.receivables import deploy_finance_settlement
@@ -35,22 +37,66 @@ def create_address(sender: str, nonce: int) -> str:
     return to_checksum_address(keccak(rlp.encode([raw, nonce]))[12:])
 
 
-def _hand_over_device_registry(
-    chain: Chain, deployer: LocalAccount, core: Deployment, *, certifier: str, admin: str
-) -> None:
-    """Let the QualityCertifier pin evidence in the DeviceRegistry, then give the registry's admin and
-    operator roles to ``admin`` (the deployer renounces them when it is not ``admin``)."""
-    grant_evidence_role(chain, deployer, deployment=core, certifier=certifier)
-    if admin == to_checksum_address(deployer.address):
-        return
-    registry = core.contract(chain, "DeviceRegistry")
-    fns = registry.functions
-    operator_role = bytes(chain.call(fns.OPERATOR_ROLE()))
-    admin_role = bytes(32)
-    for role in (operator_role, admin_role):
-        chain.transact(fns.grantRole(role, admin), deployer)
-    for role in (operator_role, admin_role):
-        chain.transact(fns.renounceRole(role, deployer.address), deployer)
+#: The QualityCertifier's nonce after the ReadingAnchor's: the DeviceRegistry (+1), the
+#: ParticipantRegistry (+2) and the LotRegistry (+3) come between. The DeviceRegistry is constructed
+#: with it (its ``EVIDENCE_ROLE``), so :func:`deploy_suite` checks that it landed there.
+_CERTIFIER_NONCE_OFFSET = 4
+
+
+def _check_landed(name: str, actual: object, expected: str) -> None:
+    if actual is None or to_checksum_address(str(actual)) != expected:
+        raise DeploymentError(
+            f"{name} landed at {actual}, not at {expected} as the contracts before it expect: another "
+            "transaction from the deployer interleaved; redeploy with a deployer key used by nothing else"
+        )
+
+
+def _deploy_core(
+    chain: Chain, deployer: LocalAccount, *, admin: str, device_registry: str
+) -> tuple[Deployment, str]:
+    """The ReadingAnchor (the deployer's next contract) and the DeviceRegistry after it, both
+    administered by ``admin`` from the start; return the deployment record and the QualityCertifier's
+    address computed ahead (the registry lets it pin evidence)."""
+    start_block = chain.block_number()
+    nonce = chain.w3.eth.get_transaction_count(deployer.address, "pending")
+    registry_address = create_address(deployer.address, nonce + 1)
+    certifier_address = create_address(deployer.address, nonce + _CERTIFIER_NONCE_OFFSET)
+    anchor = chain.deploy("ReadingAnchor", deployer, admin, registry_address)
+    registry = chain.deploy(device_registry, deployer, admin, certifier_address)
+    _check_landed("DeviceRegistry", registry.contract_address, registry_address)
+    core = Deployment(
+        chain_id=chain.chain_id,
+        contracts={"ReadingAnchor": str(anchor.contract_address), "DeviceRegistry": registry_address},
+        block=start_block + 1,
+        deployer=to_checksum_address(deployer.address),
+        artifact_hashes={},
+        deployed_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        rpc=chain.rpc,
+    )
+    return core, certifier_address
+
+
+def _deploy_finance(
+    chain: Chain, deployer: LocalAccount, core: Deployment, *, gate: str, admin: str, stablecoin: bool | str
+) -> dict[str, str]:
+    """PurchaseOrders, CreditRegistry, then (unless ``stablecoin`` is False) the settlement token and
+    Receivables, after every other contract (their addresses must not move)."""
+    addresses = {
+        "PurchaseOrders": deploy_purchase_orders(
+            chain, deployer, deployment=core, gate_address=gate, admin=admin
+        ),
+        "CreditRegistry": deploy_credit_registry(
+            chain, deployer, deployment=core, gate_address=gate, admin=admin
+        ),
+    }
+    if stablecoin is not False:
+        token = None if stablecoin is True else str(stablecoin)
+        addresses.update(
+            deploy_finance_settlement(
+                chain, deployer, deployment=core, gate_address=gate, admin=admin, token=token
+            )
+        )
+    return addresses
 
 
 def deploy_suite(
@@ -65,8 +111,10 @@ def deploy_suite(
 
     The finance contracts (PurchaseOrders, CreditRegistry, then the settlement token and Receivables)
     come after every earlier one, so adding them moved no address; they ask the ParticipantRegistry
-    from the start. The deployer holds the CreditRegistry's ``ACCESS_LOG_ANCHOR_ROLE``; the
-    QualityCertifier holds the DeviceRegistry's ``EVIDENCE_ROLE`` (its verdicts pin the evidence they use).
+    from the start. The deployer holds the CreditRegistry's ``ACCESS_LOG_ANCHOR_ROLE``. The
+    DeviceRegistry is ``admin``'s from its constructor (a two-step admin, issue 12.12: never granted
+    outright, so the deployer never holds it), which also gives the QualityCertifier, at the address
+    computed ahead, its ``EVIDENCE_ROLE`` (its verdicts pin the evidence they use).
 
     ``stablecoin``: ``True`` (the default, for the embedded chain, tests and the demo) deploys the
     ``TestStablecoin`` (tCNY, owned and minted by ``admin``) and the Receivables settling in it; an
@@ -78,58 +126,18 @@ def deploy_suite(
     vector devices (public keys only) without an attestation. ``supet deploy`` never does.
     """
     admin_address = to_checksum_address(admin or deployer.address)
-    start_block = chain.block_number()
-    nonce = chain.w3.eth.get_transaction_count(deployer.address, "pending")
-    registry_address = create_address(deployer.address, nonce + 1)
-    anchor = chain.deploy("ReadingAnchor", deployer, admin_address, registry_address)
-    # The deployer administers the DeviceRegistry until it has let the QualityCertifier pin evidence
-    # (below, after every contract); then it hands the registry to ``admin``.
-    registry = chain.deploy(device_registry, deployer, deployer.address)
-    if registry.contract_address != registry_address:
-        raise DeploymentError(
-            f"DeviceRegistry landed at {registry.contract_address}, not at {registry_address} "
-            "as the anchor expects: another transaction from the deployer interleaved; redeploy "
-            "with a deployer key used by nothing else"
-        )
-    addresses: dict[str, str] = {
-        "ReadingAnchor": str(anchor.contract_address),
-        "DeviceRegistry": registry_address,
-    }
-    core = Deployment(
-        chain_id=chain.chain_id,
-        contracts=dict(addresses),
-        block=start_block + 1,
-        deployer=to_checksum_address(deployer.address),
-        artifact_hashes={},
-        deployed_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        rpc=chain.rpc,
-    )
+    core, certifier = _deploy_core(chain, deployer, admin=admin_address, device_registry=device_registry)
+    addresses = dict(core.contracts)
     # Admission (the consortium's rules) and the supply chain, gated by it. The DeviceRegistry keeps
     # its enroller role until the operator, having set rules and issuers, points it at the gate.
-
     gate = deploy_participant_registry(chain, deployer, deployment=core, admin=admin_address)
     addresses["ParticipantRegistry"] = gate
     addresses.update(
         deploy_supply_chain(chain, deployer, deployment=core, gate_address=gate, grant_evidence=False)
     )
-    # Finance, after every contract above (their addresses must not move).
-
-    addresses["PurchaseOrders"] = deploy_purchase_orders(
-        chain, deployer, deployment=core, gate_address=gate, admin=admin_address
-    )
-
-    addresses["CreditRegistry"] = deploy_credit_registry(
-        chain, deployer, deployment=core, gate_address=gate, admin=admin_address
-    )
-    if stablecoin is not False:
-        token = None if stablecoin is True else str(stablecoin)
-        addresses.update(
-            deploy_finance_settlement(
-                chain, deployer, deployment=core, gate_address=gate, admin=admin_address, token=token
-            )
-        )
-    _hand_over_device_registry(
-        chain, deployer, core, certifier=addresses["QualityCertifier"], admin=admin_address
+    _check_landed("QualityCertifier", addresses["QualityCertifier"], certifier)
+    addresses.update(
+        _deploy_finance(chain, deployer, core, gate=gate, admin=admin_address, stablecoin=stablecoin)
     )
     return dataclasses.replace(
         core,

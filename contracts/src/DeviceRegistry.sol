@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {AccessControlDefaultAdminRules} from
+    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
@@ -51,9 +52,18 @@ import {IAdmissionGate} from "./IAdmissionGate.sol";
  * future, and only the operator, with a reason ({revokeWithReason}, emitted in
  * {DeviceRevocationRuled}), may reach back before pinned evidence.
  *
+ * The default admin is an OpenZeppelin `AccessControlDefaultAdminRules` admin (issue 12, finding 12):
+ * there is exactly one, never granted, revoked or renounced outright; it is handed over in two steps,
+ * `beginDefaultAdminTransfer` and, once {ADMIN_TRANSFER_DELAY} has passed, the successor's
+ * `acceptDefaultAdminTransfer`. It grants the operator, enroller and evidence roles and sets the
+ * admission gate.
+ *
  * Times are Unix milliseconds, as in Reading v1's `ts_ms`.
  */
-contract DeviceRegistry is AccessControl, EIP712 {
+contract DeviceRegistry is AccessControlDefaultAdminRules, EIP712 {
+    /// @notice The delay of a two-step admin handover (`beginDefaultAdminTransfer`, then the new admin's
+    /// `acceptDefaultAdminTransfer` once it has passed); the admin may change it, itself with a delay.
+    uint48 public constant ADMIN_TRANSFER_DELAY = 3 days;
     /// @notice Role of the consortium operator: trusts CAs, may revoke any device.
     bytes32 public constant OPERATOR_ROLE = keccak256("supet.role.operator");
     /// @notice Role of parties allowed to enroll devices while no admission gate is set.
@@ -139,8 +149,6 @@ contract DeviceRegistry is AccessControl, EIP712 {
     /// @notice The activation time `activeFromMs` lies before `earliestMs`, the enrollment block's time
     /// less {MAX_ACTIVATION_SKEW_MS}: readings from before the enrollment would count.
     error DeviceRegistryActiveFromInPast(bytes32 deviceId, uint64 earliestMs, uint64 activeFromMs);
-    /// @notice The zero address was given as the admin: nobody could ever govern the registry.
-    error DeviceRegistryZeroAdmin();
     /// @notice The caller is not admitted to enroll devices.
     error DeviceRegistryNotAdmitted(address party);
     /// @notice A device id of zero was given (it is the registry's "no device" marker).
@@ -207,12 +215,18 @@ contract DeviceRegistry is AccessControl, EIP712 {
     event AdmissionGateSet(address gate);
 
     /**
-     * @param admin Receives the default admin and operator roles.
+     * @param admin Receives the default admin (handed over in two steps, {ADMIN_TRANSFER_DELAY}) and
+     * operator roles; not zero (`AccessControlInvalidDefaultAdmin`).
+     * @param evidence The contract whose recorded verdicts pin evidence (the QualityCertifier, whose
+     * address the deployment computes ahead), granted {EVIDENCE_ROLE}; zero: none yet (the admin grants
+     * the role later).
      */
-    constructor(address admin) EIP712("supET DeviceRegistry", "1") {
-        if (admin == address(0)) revert DeviceRegistryZeroAdmin();
-        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    constructor(address admin, address evidence)
+        AccessControlDefaultAdminRules(ADMIN_TRANSFER_DELAY, admin)
+        EIP712("supET DeviceRegistry", "1")
+    {
         _grantRole(OPERATOR_ROLE, admin);
+        if (evidence != address(0)) _grantRole(EVIDENCE_ROLE, evidence);
     }
 
     // ------------------------------------------------------------------ operator

@@ -1054,7 +1054,8 @@ def test_is_active_at(suite) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_deploy_with_a_separate_admin_hands_the_registry_over(chain) -> None:  # type: ignore[no-untyped-def]
-    """The deployer administers the registry only until the certifier may pin evidence."""
+    """The registry is the admin's from its constructor (a two-step admin): the deployer never holds a role
+    of it, and the certifier pins evidence from the start."""
     from contracts.chain import dev_accounts
     from contracts.deploy import deploy_suite
 
@@ -1065,6 +1066,9 @@ def test_deploy_with_a_separate_admin_hands_the_registry_over(chain) -> None:  #
     for role in (DEFAULT_ADMIN_ROLE, OPERATOR_ROLE):
         assert chain.call(fns.hasRole(role, admin.address))
         assert not chain.call(fns.hasRole(role, deployer.address))
+    assert chain.call(fns.defaultAdmin()) == admin.address
+    pending, schedule = chain.call(fns.pendingDefaultAdmin())
+    assert (int(pending, 16), schedule) == (0, 0)  # nothing left to accept
 
 
 # ---------------------------------------------------------------- issue 12.2: enrollment checked on chain

@@ -62,7 +62,10 @@ class RevocationMachine(RuleBasedStateMachine):
         super().__init__()
         self.chain = Chain.embedded()
         self.op, self.owner, self.pinner, self.outsider = dev_accounts(4)
-        address = self.chain.deploy("DeviceRegistry", self.op, self.op.address).contract_address
+        no_pinner_yet = "0x" + "00" * 20  # the admin grants EVIDENCE_ROLE below
+        address = self.chain.deploy(
+            "DeviceRegistry", self.op, self.op.address, no_pinner_yet
+        ).contract_address
         assert address is not None
         self.c = self.chain.contract("DeviceRegistry", address)
         fns = self.c.functions

@@ -13,8 +13,9 @@ import {DeviceRegistry} from "../DeviceRegistry.sol";
  * production registry's, unchanged.
  */
 contract DeviceRegistryHarness is DeviceRegistry {
-    /// @param admin Receives the default admin and operator roles.
-    constructor(address admin) DeviceRegistry(admin) {}
+    /// @param admin Receives the default admin (two-step handover) and operator roles; not zero.
+    /// @param evidence Granted {EVIDENCE_ROLE} (the QualityCertifier); zero: none yet.
+    constructor(address admin, address evidence) DeviceRegistry(admin, evidence) {}
 
     /**
      * @notice TEST ONLY: record a device owned by the caller, active from `activeFromMs` (taken
