@@ -1,6 +1,8 @@
 """Gas of trustCA and enrollment per scheme (birth attestation + proof of possession checked on chain,
-issue 12.2), of anchorBatch and of verifyReading per signature scheme, and of the finance contracts'
-writes (orders, credit records, consent, receivables), on both chains.
+issue 12.2), of anchorBatch and of verifyReading per signature scheme, of revocation, of the
+consortium's rules and member votes (a quorum lowered by the members where the contracts have it,
+issue 12.12; by the admin alone before), and of the finance contracts' writes (orders, credit
+records, consent, receivables), on both chains.
 
     .venv/bin/python bench/bench_gas.py
 
@@ -105,7 +107,51 @@ def measure(chain: Chain) -> dict[str, int]:
             reading_tuple(reading_struct(reading)), sign_digest(key, digest), 1, proof
         )
         out[f"verifyReading ({key.scheme}, proof of {len(proof)})"] = chain.estimate_gas(fn, op.address)
+    out.update(measure_revocation(chain, dep, op, factory))
+    out.update(measure_consortium(chain, dep, op))
     out.update(measure_finance(chain, dep))
+    return out
+
+
+def measure_revocation(chain: Chain, dep: Any, op: Any, factory: Any) -> dict[str, int]:
+    """The operator schedules a revocation, the owner moves it earlier (to now), and the operator rules
+    on the other device with a reason."""
+    registry = DeviceRegistryClient(chain, dep)
+    first, second = (d["device_id"] for d in VECTORS["devices"])
+    later = int(chain.block("latest")["timestamp"]) * 1000 + 3_600_000
+    return {
+        "revoke (operator, an hour ahead)": registry.revoke(op, first, later).gas_used,
+        "revoke (owner, now: earlier)": registry.revoke(factory, first).gas_used,
+        "revokeWithReason (operator, now)": registry.revoke_with_reason(op, second, 0, "bench").gas_used,
+    }
+
+
+def measure_consortium(chain: Chain, dep: Any, admin: Any) -> dict[str, int]:
+    """Role rules, a member admitted by vote, and a role's quorum lowered: by the members' vote where
+    the registry has it (``proposeRoleQuorum``), else by the admin alone (``setRoleRule``)."""
+    from contracts.participant_ids import PARTY_ROLES, TOPICS
+    from contracts.participants import ParticipantRegistryClient
+
+    reg = ParticipantRegistryClient(chain, dep)
+    bank, licence = PARTY_ROLES["bank"], TOPICS["business-licence"]
+    m1, m2, m3 = dev_accounts(10)[7:10]
+    ms = reg.membership
+    out = {"bootstrapMembers (2)": ms.bootstrap(admin, [m1.address, m2.address]).gas_used}
+    sent = ms.propose(m1, m3.address)
+    out["proposeMember (a member: its vote)"] = sent.tx.gas_used
+    out["approveMemberProposal (the majority: admits)"] = ms.approve(m2, sent.id).gas_used
+    out["setRoleRule (define: 1 topic, quorum 2)"] = reg.set_role_rule(admin, bank, [licence], 2).gas_used
+    out["setRoleRule (raise the quorum to 3)"] = reg.set_role_rule(admin, bank, [licence], 3).gas_used
+    if not any(item.get("name") == "proposeRoleQuorum" for item in reg.contract.abi):
+        out["setRoleRule (lower the quorum to 0: the admin alone)"] = reg.set_role_rule(
+            admin, bank, [licence], 0
+        ).gas_used
+        return out
+    votes = reg.quorum_votes
+    lowering = votes.propose(m1, bank, 0)
+    out["proposeRoleQuorum (a member: its vote)"] = lowering.tx.gas_used
+    out["approveRoleQuorum (the majority: lowers to 0)"] = votes.approve(m2, lowering.id).gas_used
+    assert reg.role_rule(bank).quorum == 0
     return out
 
 

@@ -13,7 +13,9 @@ Members are their own governance (issue 12.12, :mod:`contracts.membership`): the
 sets the policy's members as the first members, once. Afterwards the admin cannot change them: a
 policy naming other members makes ``apply`` open proposals (to admit or remove), which pass when a
 majority of the current members approve them; :func:`pending_member_changes` lists what waits for
-their votes, and applying again sends nothing for a proposal still open.
+their votes, and applying again sends nothing for a proposal still open. A policy that lowers a
+role's quorum makes ``apply`` open a quorum proposal (:mod:`contracts.quorum_votes`) the same way:
+only a majority of the members lowers a quorum.
 """
 
 from __future__ import annotations
@@ -138,13 +140,7 @@ def plan_policy(
     steps.extend(_plan_issuers(reg, policy, step))
     # role rules, then the actions naming them
     for role, (topics, quorum) in policy.role_rules().items():
-        rule = reg.role_rule(role)
-        if not rule.defined or rule.quorum != quorum or rule.topics != topics:
-            _check_quorum(role, quorum, len(current_members))
-            step(
-                f"role {id_name(role)}: requires {_names(topics)}, quorum {quorum}",
-                fns.setRoleRule(role, list(topics), quorum),
-            )
+        _plan_rule(reg, role, topics, quorum, len(current_members), step)
     for action, roles in policy.action_roles().items():
         if tuple(reg.action_roles(action)) != roles:
             step(
@@ -174,6 +170,42 @@ def plan_policy(
     if admin is not None:
         _check_admin(chain, deployment, reg, steps, admin)
     return steps
+
+
+def _plan_rule(
+    reg: ParticipantRegistryClient,
+    role: bytes,
+    topics: tuple[bytes, ...],
+    quorum: int,
+    members: int,
+    step: Callable[[str, Any], None],
+) -> None:
+    """Define or change a role's rule; a lower quorum than the chain's is the members' to pass: the
+    rule keeps its quorum and a proposal to lower it is opened (none when one is open already)."""
+    fns = reg.contract.functions
+    rule = reg.role_rule(role)
+    lower = rule.defined and quorum < rule.quorum
+    kept = rule.quorum if lower else quorum
+    if not rule.defined or rule.quorum != kept or rule.topics != topics:
+        _check_quorum(role, kept, members)
+        step(
+            f"role {id_name(role)}: requires {_names(topics)}, quorum {kept}",
+            fns.setRoleRule(role, list(topics), kept),
+        )
+    if not lower:
+        return
+    pending = reg.quorum_votes.open_about(role)
+    if pending is None:
+        step(
+            f"propose to lower the quorum of {id_name(role)} from {rule.quorum} to {quorum} "
+            "(a majority of the members must approve)",
+            fns.proposeRoleQuorum(role, quorum),
+        )
+    elif pending.quorum != quorum:
+        raise PolicyError(
+            f"{pending.describe()} is open, and the policy wants {quorum}: have the members pass it or let "
+            "it lapse, then apply the policy again; nothing was sent"
+        )
 
 
 def _check_quorum(role: bytes, quorum: int, members: int) -> None:

@@ -2,8 +2,9 @@
 
 - :class:`ParticipantRegistryClient`: every write and view of the contract, with
   :meth:`~ParticipantRegistryClient.why_not_admitted` decoded into :class:`AdmissionStatus`;
-  its ``membership`` (:class:`~contracts.membership.MembershipClient`) changes the members, which
-  the admin alone cannot.
+  its ``membership`` (:class:`~contracts.membership.MembershipClient`) changes the members, and
+  its ``quorum_votes`` (:class:`~contracts.quorum_votes.QuorumVotesClient`) lowers a role's quorum,
+  which the admin alone cannot.
 - :func:`deploy_participant_registry` deploys the contract next to a suite.
 - Its identifiers (roles, topics, actions) are :mod:`contracts.participant_ids`; its claims (signed,
   stored, counted) :mod:`contracts.claims`.
@@ -28,6 +29,7 @@ from contracts.deployment import Deployment
 from contracts.errors import DeploymentError
 from contracts.membership import MembershipClient
 from contracts.participant_ids import CONSORTIUM_MEMBER_ROLE, id_name
+from contracts.quorum_votes import QuorumVotesClient
 
 __all__ = [
     "CONTRACT_NAME",
@@ -156,6 +158,11 @@ class ParticipantRegistryClient:
     def membership(self) -> MembershipClient:
         """The members' own governance: the first members once, then proposals a majority passes."""
         return MembershipClient(self)
+
+    @property
+    def quorum_votes(self) -> QuorumVotesClient:
+        """Lowering a role's quorum: proposals a majority of the members passes."""
+        return QuorumVotesClient(self)
 
     @property
     def domain(self) -> ClaimDomain:

@@ -265,11 +265,15 @@ abstract contract ConsortiumMembership is AccessControlDefaultAdminRules, Access
     }
 
     /// @dev Approvals of proposal `id` by accounts that are members now.
-    function _approvals(uint256 id) private view returns (uint256 approvals) {
-        address[] storage voters = _proposalVoters[id];
+    function _approvals(uint256 id) private view returns (uint256) {
+        return _currentMembersAmong(_proposalVoters[id]);
+    }
+
+    /// @dev How many of `voters` are members now (a vote of an account that lost its seat stops counting).
+    function _currentMembersAmong(address[] storage voters) internal view returns (uint256 count) {
         uint256 n = voters.length;
         for (uint256 i = 0; i < n; ++i) {
-            if (hasRole(CONSORTIUM_MEMBER_ROLE, voters[i])) ++approvals;
+            if (hasRole(CONSORTIUM_MEMBER_ROLE, voters[i])) ++count;
         }
     }
 

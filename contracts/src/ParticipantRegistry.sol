@@ -6,6 +6,7 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
 import {IAdmissionGate} from "./IAdmissionGate.sol";
 import {ConsortiumMembership} from "./ConsortiumMembership.sol";
+import {RoleQuorumVotes} from "./RoleQuorumVotes.sol";
 
 /**
  * @title ParticipantRegistry
@@ -31,11 +32,13 @@ import {ConsortiumMembership} from "./ConsortiumMembership.sol";
  *
  * Consortium members are their own governance ({ConsortiumMembership}): the admin sets the first
  * members once, and afterwards a member is admitted or removed only by a majority of the current
- * members, so the admin alone cannot make the approvals a quorum counts.
+ * members, so the admin alone cannot make the approvals a quorum counts. Nor can it lower the number
+ * of approvals a role needs: the admin defines a role's rule and may raise its quorum, but a lower
+ * quorum (0 above all) passes only by a majority of the members ({RoleQuorumVotes}).
  *
  * This contract is the {IAdmissionGate} of every supET contract a party writes to.
  */
-contract ParticipantRegistry is IAdmissionGate, ConsortiumMembership, EIP712 {
+contract ParticipantRegistry is IAdmissionGate, RoleQuorumVotes, EIP712 {
     using EnumerableSet for EnumerableSet.AddressSet;
     using EnumerableSet for EnumerableSet.Bytes32Set;
 
@@ -147,6 +150,9 @@ contract ParticipantRegistry is IAdmissionGate, ConsortiumMembership, EIP712 {
     error ParticipantRegistryDuplicateRole(bytes32 role);
     /// @notice The quorum exceeds the number of consortium members.
     error ParticipantRegistryQuorumTooHigh(uint32 quorum, uint256 members);
+    /// @notice `role`'s quorum is `current`: the consortium admin may not lower it to `quorum` alone; a
+    /// majority of the members may ({proposeRoleQuorum}, {approveRoleQuorum}).
+    error ParticipantRegistryQuorumLowerByVoteOnly(bytes32 role, uint32 current, uint32 quorum);
     /// @notice The issuer is already trusted for the topic.
     error ParticipantRegistryIssuerAlreadyTrusted(address issuer, bytes32 topic);
     /// @notice The issuer is not trusted for the topic.
@@ -185,7 +191,7 @@ contract ParticipantRegistry is IAdmissionGate, ConsortiumMembership, EIP712 {
     /// @notice A suspension or reinstatement needs a reason.
     error ParticipantRegistryEmptyReason();
 
-    /// @notice The rule of a role was set (defined or changed).
+    /// @notice The rule of a role was set (defined or changed, by the admin or a passed quorum proposal).
     event RoleRuleSet(bytes32 indexed role, bytes32[] topics, uint32 quorum);
     /// @notice The roles allowed to perform an action were set (empty: nobody).
     event ActionRolesSet(bytes32 indexed action, bytes32[] roles);
@@ -233,10 +239,12 @@ contract ParticipantRegistry is IAdmissionGate, ConsortiumMembership, EIP712 {
 
     /**
      * @notice Define or change the rule of a party role. A change applies at once to every party.
+     * @dev A defined role's quorum only rises here ({ParticipantRegistryQuorumLowerByVoteOnly}): the
+     * members lower it ({proposeRoleQuorum}).
      * @param role The role id, e.g. `keccak256("supet.party.supplier")`.
      * @param topics The claim topics a party must hold (distinct, non-zero, at most {MAX_TOPICS}).
      * @param quorum How many consortium members must approve an application (0: none); at most
-     * the current number of members.
+     * the current number of members, and for a defined role at least its current quorum.
      */
     function setRoleRule(bytes32 role, bytes32[] calldata topics, uint32 quorum)
         external
@@ -516,11 +524,21 @@ contract ParticipantRegistry is IAdmissionGate, ConsortiumMembership, EIP712 {
         uint256 members = getRoleMemberCount(CONSORTIUM_MEMBER_ROLE);
         if (quorum > members) revert ParticipantRegistryQuorumTooHigh(quorum, members);
         RoleRule storage rule = _rules[role];
+        if (rule.defined && quorum < rule.quorum) {
+            revert ParticipantRegistryQuorumLowerByVoteOnly(role, rule.quorum, quorum);
+        }
         rule.defined = true;
         rule.quorum = quorum;
         rule.topics = topics;
         _partyRoles.add(role);
         emit RoleRuleSet(role, topics, quorum);
+    }
+
+    /// @dev A passed quorum proposal ({RoleQuorumVotes}) lowers the rule's quorum; its topics stay.
+    function _setQuorumByVote(bytes32 role, uint32 quorum) internal override {
+        RoleRule storage rule = _rules[role];
+        rule.quorum = quorum;
+        emit RoleRuleSet(role, rule.topics, quorum);
     }
 
     /// @dev Validates and stores an action's roles; the caller checked the permission.
@@ -664,6 +682,13 @@ contract ParticipantRegistry is IAdmissionGate, ConsortiumMembership, EIP712 {
     }
 
     // ------------------------------------------------------------------ internal: reads
+
+    /// @dev The quorum of a role with a rule ({ParticipantRegistryUnknownRole} otherwise).
+    function _roleQuorum(bytes32 role) internal view override returns (uint32) {
+        RoleRule storage rule = _rules[role];
+        if (!rule.defined) revert ParticipantRegistryUnknownRole(role);
+        return rule.quorum;
+    }
 
     /// @dev The key of a party's current application round for a role.
     function _ballot(address party, bytes32 role) private view returns (bytes32) {

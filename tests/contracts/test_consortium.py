@@ -200,6 +200,39 @@ def test_issue12_policy_members_after_the_first_are_proposals(world: World) -> N
     assert step.description == "role bank: requires [business-licence, banking-licence], quorum 3"
 
 
+def test_issue12_a_policy_lowering_a_quorum_only_proposes_it(world: World) -> None:
+    """The admin alone may not lower a role's quorum (to 0 above all): a policy that does keeps the
+    quorum, changes the rest of the rule, and opens a quorum proposal that the members pass."""
+    chain, members, qv = world.chain, world.members, world.reg.quorum_votes
+    apply_policy(chain, world.deployment, world.admin, example())
+    data = json.loads(EXAMPLE.read_text())
+    data["roles"]["bank"]["quorum"] = 2  # raising is the admin's alone
+    (step,) = apply_policy(chain, world.deployment, world.admin, ConsortiumPolicy.model_validate(data))
+    assert step.description == "role bank: requires [business-licence, banking-licence], quorum 2"
+    data["roles"]["bank"] = {"topics": ["business-licence"], "quorum": 0}
+    lowered = ConsortiumPolicy.model_validate(data)
+    steps = [s.description for s in apply_policy(chain, world.deployment, world.admin, lowered)]
+    assert steps == [
+        "role bank: requires [business-licence], quorum 2",
+        "propose to lower the quorum of bank from 2 to 0 (a majority of the members must approve)",
+    ]
+    assert (world.reg.role_rule(BANK).topics, world.reg.role_rule(BANK).quorum) == ((LICENCE,), 2)
+    assert apply_policy(chain, world.deployment, world.admin, lowered) == []  # no second proposal
+    data["roles"]["bank"]["quorum"] = 1
+    block = chain.block_number()
+    with pytest.raises(
+        PolicyError, match="proposal 1: lower the quorum of bank to 0 is open, and the policy"
+    ):
+        apply_policy(chain, world.deployment, world.admin, ConsortiumPolicy.model_validate(data))
+    assert chain.block_number() == block
+    pending = qv.open_about(BANK)
+    assert pending is not None and (pending.quorum, pending.approvals) == (0, 0)  # the admin does not vote
+    qv.approve(members[0], pending.id)
+    assert qv.passed(qv.approve(members[1], pending.id))  # 2 of the 2 members
+    assert world.reg.role_rule(BANK).quorum == 0
+    assert apply_policy(chain, world.deployment, world.admin, lowered) == []
+
+
 def test_bad_policies_are_refused_before_any_transaction(world: World) -> None:
     chain = world.chain
     block = chain.block_number()

@@ -1,8 +1,9 @@
 """Consortium members are their own governance (issue 12.12), on both chains.
 
 The admin sets the first members once; afterwards only a majority of the current members admits or
-removes one, so the admin alone cannot mint the approvals a quorum counts. Every refused call is
-checked for its exact custom error and for leaving the membership (members, proposals, votes) and
+removes one, so the admin alone cannot mint the approvals a quorum counts. Nor can it lower a role's
+quorum (to 0 above all): only a majority of the members does (``RoleQuorumVotes``). Every refused call
+is checked for its exact custom error and for leaving the membership (members, proposals, votes) and
 the block height as they were.
 """
 
@@ -17,13 +18,16 @@ from web3.logs import DISCARD
 
 from contracts.chain import Chain
 from contracts.membership import MembershipClient
-from contracts.participant_ids import CONSORTIUM_ADMIN_ROLE, CONSORTIUM_MEMBER_ROLE, PARTY_ROLES
+from contracts.participant_ids import CONSORTIUM_ADMIN_ROLE, CONSORTIUM_MEMBER_ROLE, PARTY_ROLES, TOPICS
 from contracts.participants import ParticipantRegistryClient, deploy_participant_registry
+from contracts.quorum_votes import QuorumVotesClient
 from tests.contracts._chain_time import now, set_time
 
 ZERO = "0x" + "00" * 20
 WEEK = 7 * 86_400
 BANK = PARTY_ROLES["bank"]
+SUPPLIER = PARTY_ROLES["supplier"]
+LICENCE = TOPICS["business-licence"]
 
 
 class World:
@@ -38,15 +42,25 @@ class World:
         address = deploy_participant_registry(self.chain, self.admin, deployment=suite.deployment)
         self.reg = ParticipantRegistryClient.at(self.chain, address)
         self.ms: MembershipClient = self.reg.membership
+        self.qv: QuorumVotesClient = self.reg.quorum_votes
         self.fns = self.reg.contract.functions
 
     def bootstrap(self, count: int = 3) -> None:
         self.ms.bootstrap(self.admin, [m.address for m in self.m[:count]])
 
     def state(self) -> Any:
-        ms = self.ms
+        ms, qv = self.ms, self.qv
         proposals = [ms.proposal(i) for i in range(1, ms.count() + 1)]
-        return (self.reg.members(), ms.is_bootstrapped(), proposals, self.chain.block_number())
+        quorums = [qv.proposal(i) for i in range(1, qv.count() + 1)]
+        rules = [self.reg.role_rule(role) for role in self.reg.roles()]
+        return (
+            self.reg.members(),
+            ms.is_bootstrapped(),
+            proposals,
+            quorums,
+            rules,
+            self.chain.block_number(),
+        )
 
 
 @pytest.fixture
@@ -207,3 +221,126 @@ def test_a_proposal_lapses_after_a_week(world: World) -> None:
     again = ms.propose(m1, world.newcomer.address)  # a lapsed proposal no longer blocks a new one
     assert again.id == sent.id + 1
     assert ms.passed(ms.approve(m0, again.id))
+
+
+# ---------------------------------------------------------------- a role's quorum is lowered by vote only
+
+
+def test_issue12_the_admin_alone_cannot_lower_a_quorum(world: World) -> None:
+    """Before the fix the consortium admin set any role's quorum, down to 0 (claims alone admit), with
+    ``setRoleRule``: the members' check on admissions was the admin's to drop."""
+    admin, reg = world.admin, world.reg
+    world.bootstrap()
+    reg.set_role_rule(admin, BANK, [LICENCE], 2)
+    before = world.state()
+    for lower in (0, 1):
+        with reverts("ParticipantRegistryQuorumLowerByVoteOnly", role=BANK, current=2, quorum=lower):
+            reg.set_role_rule(admin, BANK, [LICENCE], lower)
+        with reverts("ParticipantRegistryQuorumLowerByVoteOnly", role=BANK, current=2, quorum=lower):
+            reg.set_role_rule(admin, BANK, [], lower)  # changing the topics too changes nothing
+    assert world.state() == before
+    # the admin still defines roles (any quorum up to the members), raises a quorum, changes topics
+    reg.set_role_rule(admin, SUPPLIER, [LICENCE], 0)
+    reg.set_role_rule(admin, BANK, [], 2)
+    reg.set_role_rule(admin, BANK, [LICENCE], 3)
+    assert (reg.role_rule(BANK).quorum, reg.role_rule(BANK).topics) == (3, (LICENCE,))
+    # its proposal carries no vote: the quorum stays until a majority of the members approves
+    sent = world.qv.propose(admin, BANK, 0)
+    assert not sent.executed and reg.role_rule(BANK).quorum == 3
+    with reverts("ConsortiumMembershipNotMember", account=admin.address):
+        world.qv.approve(admin, sent.id)
+    assert not world.qv.passed(world.qv.approve(world.m[0], sent.id))
+    assert reg.role_rule(BANK).quorum == 3
+
+
+def test_a_majority_of_members_lowers_a_quorum(world: World) -> None:
+    chain, qv, (m0, m1, m2) = world.chain, world.qv, world.m
+    world.bootstrap()
+    world.reg.set_role_rule(world.admin, BANK, [LICENCE], 3)
+    events = world.reg.contract.events
+    # a member's proposal carries its vote; the second of three makes the majority
+    sent = qv.propose(m0, BANK, 1)
+    (opened,) = events.QuorumProposed().process_receipt(sent.tx.receipt, errors=DISCARD)
+    assert (opened["args"]["id"], opened["args"]["role"], opened["args"]["proposer"]) == (1, BANK, m0.address)
+    assert (opened["args"]["current"], opened["args"]["quorum"]) == (3, 1)
+    assert opened["args"]["expiresAt"] == now(chain) + WEEK
+    p = qv.proposal(sent.id)
+    assert (p.role, p.quorum, p.voters, p.approvals, p.executed) == (BANK, 1, (m0.address,), 1, False)
+    assert qv.open_about(BANK) == p and world.reg.role_rule(BANK).quorum == 3
+    result = qv.approve(m1, sent.id)
+    (approved,) = events.QuorumProposalApproved().process_receipt(result.receipt, errors=DISCARD)
+    assert (approved["args"]["member"], approved["args"]["approvals"], approved["args"]["needed"]) == (
+        m1.address,
+        2,
+        2,
+    )
+    (executed,) = events.QuorumProposalExecuted().process_receipt(result.receipt, errors=DISCARD)
+    assert (executed["args"]["id"], executed["args"]["role"], executed["args"]["quorum"]) == (1, BANK, 1)
+    (rule_set,) = events.RoleRuleSet().process_receipt(result.receipt, errors=DISCARD)
+    assert (rule_set["args"]["role"], rule_set["args"]["topics"], rule_set["args"]["quorum"]) == (
+        BANK,
+        [LICENCE],
+        1,
+    )
+    rule = world.reg.role_rule(BANK)
+    assert (rule.quorum, rule.topics) == (1, (LICENCE,))  # the topics stay
+    assert qv.open_about(BANK) is None and qv.latest_about(BANK) == qv.proposal(sent.id)
+    # to 0: a member who loses its seat mid-vote stops counting
+    to_zero = qv.propose(m2, BANK, 0)
+    removal = world.ms.propose(m0, m2.address, admit=False)
+    world.ms.approve(m1, removal.id)
+    assert not world.reg.is_member(m2.address) and qv.proposal(to_zero.id).approvals == 0
+    assert not qv.passed(qv.approve(m0, to_zero.id))  # 1 of the 2 needed
+    assert qv.passed(qv.approve(m1, to_zero.id))
+    assert world.reg.role_rule(BANK).quorum == 0
+
+
+def test_quorum_proposal_refusals_change_nothing(world: World) -> None:
+    chain, qv, admin, (m0, m1, m2) = world.chain, world.qv, world.admin, world.m
+    world.bootstrap()
+    world.reg.set_role_rule(admin, BANK, [LICENCE], 2)
+    sent = qv.propose(m0, BANK, 0)
+    before = world.state()
+    with reverts("RoleQuorumVotesNotProposer", caller=world.outsider.address):
+        qv.propose(world.outsider, BANK, 0)
+    with reverts("ParticipantRegistryUnknownRole", role=SUPPLIER):
+        qv.propose(m0, SUPPLIER, 0)
+    for not_lower in (2, 3):
+        with reverts("RoleQuorumVotesNotLower", role=BANK, current=2, quorum=not_lower):
+            qv.propose(m1, BANK, not_lower)
+    with reverts("RoleQuorumVotesProposalPending", role=BANK, id=sent.id):
+        qv.propose(admin, BANK, 1)
+    with reverts("ConsortiumMembershipNotMember", account=world.outsider.address):
+        qv.approve(world.outsider, sent.id)
+    with reverts("RoleQuorumVotesAlreadyVoted", member=m0.address, id=sent.id):
+        qv.approve(m0, sent.id)
+    for bad in (0, sent.id + 1):
+        with reverts("RoleQuorumVotesUnknownProposal", id=bad):
+            qv.approve(m1, bad)
+        with reverts("RoleQuorumVotesUnknownProposal", id=bad):
+            chain.call(world.fns.quorumProposal(bad))
+    assert world.state() == before
+    qv.approve(m1, sent.id)
+    passed = world.state()
+    with reverts("RoleQuorumVotesProposalExecuted", id=sent.id):
+        qv.approve(m2, sent.id)
+    with reverts("RoleQuorumVotesNotLower", role=BANK, current=0, quorum=0):
+        qv.propose(m2, BANK, 0)
+    assert world.state() == passed
+
+
+def test_a_quorum_proposal_lapses_after_a_week(world: World) -> None:
+    chain, qv, (m0, m1, _) = world.chain, world.qv, world.m
+    world.bootstrap()
+    world.reg.set_role_rule(world.admin, BANK, [], 2)
+    sent = qv.propose(m0, BANK, 0)
+    expires = qv.proposal(sent.id).expires_at
+    set_time(chain, expires)
+    before = world.state()
+    with reverts("RoleQuorumVotesProposalExpired", id=sent.id, expiresAt=expires):
+        qv.approve(m1, sent.id)
+    assert world.state() == before and world.reg.role_rule(BANK).quorum == 2
+    assert qv.open_about(BANK) is None
+    again = qv.propose(m1, BANK, 1)  # a lapsed proposal no longer blocks a new one
+    assert again.id == sent.id + 1
+    assert qv.passed(qv.approve(m0, again.id)) and world.reg.role_rule(BANK).quorum == 1
