@@ -9,16 +9,25 @@ and after every step:
 - a recorded bound violation is never followed by a certificate under its own version, nor under a
   later version whose bounds reject the recorded value or do not bound its metric (issue 12.3);
 - a certificate is never replaced by a mere lack of evidence.
+
+The laundering attempt of issue 12.3 (reject, republish, certify from the good readings) is steered
+to, not left to chance: the first step of every example (``opening``) publishes a version that rejects
+some temperatures and accepts others, records a rejection under it, republishes that version (or
+drops its metric) and submits only the readings it accepted; ``launder`` repeats the attempt whenever
+a violation is on record later. Without the fix (``QualityCertifierViolationStillFails``) the first
+example fails, whatever the seed; the random rules explore from there. Every example starts from one
+snapshot of the deployed world (a lot, a device, four anchored readings), taken once per process.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from support import TestConsortium
 
 from contracts.certifier import (
@@ -42,6 +51,33 @@ M = 1_000_000
 TEMPS = (0, 5, 8, 12)
 GRID = st.sampled_from((-5, 2, 5, 8, 12, 20))
 HUMIDITY = SpecMetric(name="humidity", min=30 * M, max=60 * M)
+#: Bounds from the grid that reject some of the readings' temperatures and accept others.
+SPLITTING = [
+    (lo, hi)
+    for lo in (-5, 2, 5, 8, 12, 20)
+    for hi in (-5, 2, 5, 8, 12, 20)
+    if lo <= hi and any(lo <= t <= hi for t in TEMPS) and any(not lo <= t <= hi for t in TEMPS)
+]
+
+
+def accepted(bounds: tuple[int, int]) -> list[int]:
+    """The readings (indices) whose temperature lies within ``bounds``."""
+    return [i for i, t in enumerate(TEMPS) if bounds[0] <= t <= bounds[1]]
+
+
+@st.composite
+def openings(draw: st.DrawFn) -> tuple[tuple[int, int], int, list[int]]:
+    """A splitting version's bounds, its minimum samples (the accepted readings can meet it), and a
+    submission holding at least one rejected reading."""
+    bounds = draw(st.sampled_from(SPLITTING))
+    good = accepted(bounds)
+    min_samples = draw(st.integers(1, min(2, len(good))))
+    picks = draw(
+        st.lists(st.integers(0, len(TEMPS) - 1), min_size=1, max_size=3, unique=True).filter(
+            lambda p: any(i not in good for i in p)
+        )
+    )
+    return bounds, min_samples, picks
 
 
 @dataclass(frozen=True)
@@ -61,37 +97,71 @@ class Standing:
 VIOLATIONS = (RejectReason.BELOW_MIN, RejectReason.ABOVE_MAX)
 
 
+@dataclass(frozen=True)
+class World:
+    """The deployed world every example starts from: a snapshot of the embedded chain after it."""
+
+    chain: Chain
+    snapshot: int
+    certifier: str
+    batches: list[Any]
+
+
+_WORLD: list[World] = []  # built once per process
+
+
+def build_world() -> World:
+    chain = Chain.embedded()
+    accounts = dev_accounts(8)
+    op, supplier, enterprise = accounts[0], accounts[1], accounts[5]
+    deployment = deploy_suite(chain, op, stablecoin=False)
+    gate_address = chain.deploy("StaticAdmissionGate", op, op.address).contract_address
+    assert gate_address is not None
+    gate = chain.contract("StaticAdmissionGate", gate_address)
+    addresses = deploy_supply_chain(chain, op, deployment=deployment, gate_address=gate_address)
+    chain.transact(gate.functions.setAdmitted(supplier.address, OPEN_ACTION, True), op)
+    chain.transact(gate.functions.setAdmitted(enterprise.address, SPEC_ACTION, True), op)
+    lots = LotRegistryClient(chain, addresses["LotRegistry"])
+    certifier = QualityCertifierClient(chain, addresses["QualityCertifier"])
+    certifier.set_spec_owner(op, GTIN, enterprise.address)
+    lots.open_lot(
+        supplier, lot_id=LOT, gtin=GTIN, quantity=1, unit="kg", produced_from_ms=0, produced_to_ms=1
+    )
+    consortium = TestConsortium(chain, deployment)  # its factory is dev account 1, the supplier
+    device = consortium.enroll("PROPS-GW", "secp256k1")
+    anchor = deployment.contract(chain, "ReadingAnchor")
+    # Dated from the chain's clock, inside the device's activation (the registry's latest block less
+    # 55 s, issue 12.2) and before each reading's anchoring: the wall clock may lie far from it.
+    ts = int(chain.block("latest")["timestamp"]) * 1000 - 50_000
+    batches = []
+    for i, temp in enumerate(TEMPS):  # one reading a batch: submission order is judging order
+        sub = device.sign({"temp_c": temp, "humidity": 45}, ts_ms=ts + 1000 * i, lot_id=LOT)
+        tree = MerkleTree.build([sub.digest])
+        chain.transact(anchor.functions.anchorBatch(tree.root, 1), op)
+        batches.append(batch_readings(i + 1, tree, [sub]))
+    snapshot = chain.w3.provider.ethereum_tester.take_snapshot()  # type: ignore[attr-defined]
+    return World(chain=chain, snapshot=snapshot, certifier=addresses["QualityCertifier"], batches=batches)
+
+
+def fresh_chain() -> tuple[Chain, World]:
+    """The world's chain rolled back to its snapshot, behind a new :class:`Chain` (no cached nonces)."""
+    if not _WORLD:
+        _WORLD.append(build_world())
+    world = _WORLD[0]
+    w3 = world.chain.w3
+    w3.provider.ethereum_tester.revert_to_snapshot(world.snapshot)  # type: ignore[attr-defined]
+    chain = Chain(w3=w3, chain_id=world.chain.chain_id, embedded=True, rpc="embedded", timeout=30.0)
+    return chain, world
+
+
 class SpecVersionMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.chain = Chain.embedded()
+        self.chain, world = fresh_chain()
         accounts = dev_accounts(8)
-        op, self.supplier, self.enterprise, self.auditor = accounts[0], accounts[1], accounts[5], accounts[7]
-        deployment = deploy_suite(self.chain, op)
-        gate_address = self.chain.deploy("StaticAdmissionGate", op, op.address).contract_address
-        assert gate_address is not None
-        gate = self.chain.contract("StaticAdmissionGate", gate_address)
-        addresses = deploy_supply_chain(self.chain, op, deployment=deployment, gate_address=gate_address)
-        self.chain.transact(gate.functions.setAdmitted(self.supplier.address, OPEN_ACTION, True), op)
-        self.chain.transact(gate.functions.setAdmitted(self.enterprise.address, SPEC_ACTION, True), op)
-        self.lots = LotRegistryClient(self.chain, addresses["LotRegistry"])
-        self.certifier = QualityCertifierClient(self.chain, addresses["QualityCertifier"])
-        self.certifier.set_spec_owner(op, GTIN, self.enterprise.address)
-        self.lots.open_lot(
-            self.supplier, lot_id=LOT, gtin=GTIN, quantity=1, unit="kg", produced_from_ms=0, produced_to_ms=1
-        )
-        consortium = TestConsortium(self.chain, deployment)  # its factory is dev account 1, the supplier
-        device = consortium.enroll("PROPS-GW", "secp256k1")
-        anchor = deployment.contract(self.chain, "ReadingAnchor")
-        # Dated from the chain's clock, inside the device's activation (the registry's latest block less
-        # 55 s, issue 12.2) and before each reading's anchoring: the wall clock may lie far from it.
-        ts = int(self.chain.block("latest")["timestamp"]) * 1000 - 50_000
-        self.batches = []
-        for i, temp in enumerate(TEMPS):  # one reading a batch: submission order is judging order
-            sub = device.sign({"temp_c": temp, "humidity": 45}, ts_ms=ts + 1000 * i, lot_id=LOT)
-            tree = MerkleTree.build([sub.digest])
-            self.chain.transact(anchor.functions.anchorBatch(tree.root, 1), op)
-            self.batches.append(batch_readings(i + 1, tree, [sub]))
+        self.enterprise, self.auditor = accounts[5], accounts[7]
+        self.certifier = QualityCertifierClient(self.chain, world.certifier)
+        self.batches = world.batches
         self.versions: list[Version] = []
         self.standing = Standing()
 
@@ -123,11 +193,22 @@ class SpecVersionMachine(RuleBasedStateMachine):
             return "QualityCertifierVerdictStands", s
         return None, Standing(CertificateStatus.REJECTED, reason, v, value if reason in VIOLATIONS else 0)
 
+    def _violation_on_record(self) -> bool:
+        s = self.standing
+        return s.status is CertificateStatus.REJECTED and s.reason in VIOLATIONS
+
     # ------------------------------------------------------------ rules
 
-    @initialize(a=GRID, b=GRID, min_samples=st.integers(1, 2))
-    def first_version(self, a: int, b: int, min_samples: int) -> None:
-        self.publish(a, b, False, min_samples)
+    @initialize(opening=openings(), drop=st.booleans())
+    def opening(self, opening: tuple[tuple[int, int], int, list[int]], drop: bool) -> None:
+        """A first version that rejects some readings, a rejection recorded under it, then issue 12.3's
+        laundering attempt: the version republished (``drop``: without its metric), and a submission
+        of only the readings it accepted."""
+        (lo, hi), min_samples, picks = opening
+        self.publish(lo, hi, False, min_samples)
+        self.submit(picks)
+        assert self._violation_on_record()
+        self.launder(drop)
 
     @rule(a=GRID, b=GRID, drop=st.booleans(), min_samples=st.integers(1, 2))
     def publish(self, a: int, b: int, drop: bool, min_samples: int) -> None:
@@ -142,6 +223,19 @@ class SpecVersionMachine(RuleBasedStateMachine):
         latest = self.versions[-1]
         lo, hi = latest.bounds or (0, 0)
         self.publish(lo, hi, latest.bounds is None, latest.min_samples)
+
+    @precondition(lambda self: self._violation_on_record())
+    @rule(drop=st.booleans())
+    def launder(self, drop: bool) -> None:
+        """Issue 12.3's attempt: the version that recorded the violation published again (or with its
+        metric dropped), then a submission of only the readings it accepts."""
+        recorded = self.versions[self.standing.version - 1]
+        assert recorded.bounds is not None  # a bound violation is found only under a version with bounds
+        lo, hi = recorded.bounds
+        self.publish(lo, hi, drop, recorded.min_samples)
+        good = accepted(recorded.bounds)
+        if good:
+            self.submit(good)
 
     @rule(picks=st.lists(st.integers(0, len(TEMPS) - 1), min_size=1, max_size=3, unique=True))
     def submit(self, picks: list[int]) -> None:
