@@ -12,6 +12,7 @@ from ._internal.hexutil import hex0x, parse_hex
 from .errors import InvalidReading, SignatureLengthError
 from .keys import DeviceKey, Scheme, parse_scheme
 from .reading import Domain, Reading, reading_digest
+from .request_signing import sign_device_request
 from .signing import sign_digest
 
 __all__ = ["DeviceSigner", "Submission"]
@@ -140,6 +141,14 @@ class DeviceSigner:
             scheme=self._key.scheme,
             signature=sign_digest(self._key, digest),
             digest=digest,
+        )
+
+    def request_headers(self, method: str, path: str, body: bytes = b"") -> dict[str, str]:
+        """Headers that sign a request to the ledger as this device (its own receipts and proofs:
+        ``GET /v1/readings/{digest}``, ``.../proof``, ``GET /v1/devices/{id}/readings``); ``path``
+        with its query string. Fresh timestamp and nonce each call: a replay is refused."""
+        return sign_device_request(
+            self._key, device_id=self._device_id, domain=self._domain, method=method, path=path, body=body
         )
 
     def __repr__(self) -> str:

@@ -76,9 +76,16 @@ def reading_status(service: LedgerService, digest: bytes) -> ReadingStatus:
     return ReadingStatus(row=row, batch=batch)
 
 
-def proof_bundle(service: LedgerService, digest: bytes) -> dict[str, Any]:
-    """The spec's proof bundle (section 6); :class:`ProofPending` while not anchored."""
-    st = reading_status(service, digest)
+def proof_bundle(
+    service: LedgerService, digest: bytes, *, status: ReadingStatus | None = None
+) -> dict[str, Any]:
+    """The spec's proof bundle (section 6); :class:`ProofPending` while not anchored. ``status``: the
+    reading's, when the caller read it already."""
+    st = (
+        status
+        if status is not None and bytes(status.row.digest) == digest
+        else reading_status(service, digest)
+    )
     if st.batch is None or st.status != "anchored":
         raise ProofPending(
             f"reading 0x{digest.hex()} is {st.status}: its batch is not anchored yet; retry in a few seconds",

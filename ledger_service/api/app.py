@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from ledger_service.access.guard import guard
+from ledger_service.access.policy import ROUTES, Data
 from ledger_service.api import errors
 from ledger_service.api.limits import RequestLimitsMiddleware
 from ledger_service.api.models import BatchIn, SubmissionIn
@@ -15,6 +18,7 @@ from ledger_service.api.routes import (
     auth,
     certification,
     devices,
+    lot_access,
     lots,
     lots_epcis,
     parties,
@@ -44,6 +48,8 @@ def create_app(settings: Settings | None = None, *, service: LedgerService | Non
         summary="Signed IoT readings, durably stored, anchored on chain, provable by anyone.",
         lifespan=lifespan,
         default_response_class=FastJSONResponse,
+        # the access policy (issue 14): every read of every router passes ledger_service.access
+        dependencies=[Depends(guard)],
     )
     app.include_router(readings.router)
     app.include_router(system.router)
@@ -51,6 +57,7 @@ def create_app(settings: Settings | None = None, *, service: LedgerService | Non
     app.include_router(devices.router)
     app.include_router(lots.router)
     app.include_router(lots_epcis.router)
+    app.include_router(lot_access.router)
     app.include_router(certification.router)
     app.include_router(parties.router)
 
@@ -83,8 +90,36 @@ def create_app(settings: Settings | None = None, *, service: LedgerService | Non
             for name, sub in model_schema.pop("$defs", {}).items():
                 comps.setdefault(name, sub)
             comps[model.__name__] = model_schema
+        _document_refusals(schema)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+_PUBLIC = (Data.SERVICE, Data.DISCLOSURES)
+_ENVELOPE = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
+
+
+def _document_refusals(schema: dict[str, Any]) -> None:
+    """Every read the access policy guards may answer 401 (`access.anonymous`, `auth.*`) and 403 (the
+    policy's refusal codes, docs/access-policy.md): documented on each, where the route did not."""
+    for path, ops in schema.get("paths", {}).items():
+        rule = ROUTES.get(path)
+        get = ops.get("get")
+        if rule is None or get is None or rule.data in _PUBLIC:
+            continue
+        responses = get.setdefault("responses", {})
+        responses.setdefault(
+            "401",
+            {
+                "description": "`access.anonymous`: nobody signed the request (or `auth.*`: its credentials "
+                "did not verify).",
+                "content": _ENVELOPE,
+            },
+        )
+        responses.setdefault(
+            "403",
+            {"description": "Refused by the access policy (docs/access-policy.md).", "content": _ENVELOPE},
+        )

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
 
+from ledger_service.access.guard import Granted, guard
 from ledger_service.auth import ENROLLER, AuthenticatedParty, current_party, require_role
 from ledger_service.service import LedgerService
 
@@ -16,6 +17,10 @@ def get_service(request: Request) -> LedgerService:
 
 
 ServiceDep = Annotated[LedgerService, Depends(get_service)]
+
+#: What the access guard let through for this request (its caller, the facts, what it read); the
+#: guard runs for every route (app-wide), this names its answer for the route to read.
+Access = Annotated[Granted, Depends(guard)]
 
 #: The calling party (bearer token or signed request); 401 otherwise. Roles are not checked.
 CurrentParty = Annotated[AuthenticatedParty, Depends(current_party)]

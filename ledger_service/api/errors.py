@@ -29,6 +29,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from contracts.errors import ChainError
+from ledger_service.access.errors import AccessDenied, AccessError, AnonymousRefused
 from ledger_service.api.responses import FastJSONResponse
 from ledger_service.auth import AuthenticationFailed, NotASession, RoleRequired
 from ledger_service.credit_desk.errors import (
@@ -76,6 +77,7 @@ STATUS_BY_CODE: Final[Mapping[str, int]] = {
     "request.too_large": 413,
     "request.too_many": 413,
     "request.busy": 503,
+    "request.page_too_large": 422,
     "lot.ambiguous": 409,
     "party.bad_address": 404,
     "party.no_registry": 404,
@@ -106,6 +108,9 @@ STATUS_BY_CLASS: Final[Mapping[type[BaseException], int]] = {
     AccessLogError: 409,
     RelayConflict: 409,
     RelayForbidden: 403,
+    AccessError: 403,
+    AccessDenied: 403,
+    AnonymousRefused: 401,
 }
 
 #: A single submission refused by the ingest pipeline, when its code has no status of its own.
@@ -187,4 +192,11 @@ def install(app: FastAPI) -> None:
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(p) for p in first.get("loc", ()))
+        if tuple(first.get("loc", ())) == ("query", "limit") and first.get("type") == "less_than_equal":
+            ctx = first.get("ctx")
+            most = ctx.get("le") if isinstance(ctx, dict) else None
+            return refusal(
+                "request.page_too_large",
+                f"limit: a page holds at most {most}; ask for the next page with the page's cursor",
+            )
         return refusal("request.invalid", f"{where}: {first.get('msg')}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable
 
 from eth_account import Account
@@ -11,6 +12,7 @@ from eth_keys.exceptions import BadSignature as EthKeysBadSignature
 from sqlalchemy import Engine
 
 from ledger_service.auth.errors import AuthenticationFailed
+from ledger_service.auth.party import AuthenticatedParty as PartyToken
 from ledger_service.auth.party import PartyAddress
 
 
@@ -73,3 +75,6 @@ class AuthenticatorFields:
     _nonce_key: bytes
     _last_prune: float
     _last_revoked_prune: float
+    #: Tokens whose signature and claims were checked, and their party (tokens.TOKEN_CACHE at most).
+    _token_cache: dict[str, PartyToken]
+    _token_lock: threading.Lock

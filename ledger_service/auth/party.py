@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import NewType
 
 from eth_utils import is_address, is_checksum_address, to_checksum_address
@@ -44,7 +45,16 @@ def parse_address(value: str, what: str = "address") -> PartyAddress:
 
     All-lowercase or all-uppercase hex is accepted; mixed case must be a valid EIP-55 checksum.
     """
-    if not isinstance(value, str) or not is_address(value):
+    if not isinstance(value, str):
+        raise AuthenticationFailed(
+            f"{what} {value!r} is not an Ethereum address (0x and 40 hex digits)", code="auth.bad_address"
+        )
+    return _checksummed(value, what)
+
+
+@lru_cache(maxsize=4096)  # the checksum is a keccak, and every signed-in request asks for one
+def _checksummed(value: str, what: str) -> PartyAddress:
+    if not is_address(value):
         raise AuthenticationFailed(
             f"{what} {value!r} is not an Ethereum address (0x and 40 hex digits)", code="auth.bad_address"
         )

@@ -73,26 +73,7 @@ class SignedRequestMixin(NonceMixin):
     ) -> AuthenticatedParty:
         """Check a signed request and spend its nonce; the party it comes from."""
         party = parse_address(address, "X-Supet-Address")
-        if not timestamp.isdigit() or len(timestamp) > 16:
-            raise AuthenticationFailed(
-                "X-Supet-Timestamp must be the Unix time in milliseconds (digits only)",
-                code="auth.bad_message",
-            )
-        if not _NONCE_RE.match(nonce):
-            raise AuthenticationFailed(
-                "X-Supet-Nonce must be 16..64 characters of [A-Za-z0-9_-], fresh for every request "
-                "(e.g. 32 random hex digits)",
-                code="auth.bad_message",
-            )
-        ts_ms = int(timestamp)
-        now_ms = ms(self.clock())
-        window_ms = int(self.request_window.total_seconds() * 1000)
-        if abs(now_ms - ts_ms) > window_ms:
-            raise AuthenticationFailed(
-                f"X-Supet-Timestamp is {(ts_ms - now_ms) / 1000:+.0f} s from the service's clock (limit "
-                f"±{window_ms // 1000} s); sync your clock (NTP) and sign the request again",
-                code="auth.expired",
-            )
+        ts_ms, window_ms = self._check_fresh(timestamp, nonce)
         text = canonical_request(
             domain=self.domain,
             chain_id=self.chain_id,
@@ -119,3 +100,28 @@ class SignedRequestMixin(NonceMixin):
             credential_id=nonce,
             expires_at=dt.datetime.fromtimestamp((ts_ms + window_ms) / 1000, dt.UTC),
         )
+
+    def _check_fresh(self, timestamp: str, nonce: str) -> tuple[int, int]:
+        """The request's time and the window (both ms), if ``timestamp`` is within the window around
+        the service's clock and ``nonce`` is well formed; :class:`AuthenticationFailed` otherwise."""
+        if not timestamp.isdigit() or len(timestamp) > 16:
+            raise AuthenticationFailed(
+                "X-Supet-Timestamp must be the Unix time in milliseconds (digits only)",
+                code="auth.bad_message",
+            )
+        if not _NONCE_RE.match(nonce):
+            raise AuthenticationFailed(
+                "X-Supet-Nonce must be 16..64 characters of [A-Za-z0-9_-], fresh for every request "
+                "(e.g. 32 random hex digits)",
+                code="auth.bad_message",
+            )
+        ts_ms = int(timestamp)
+        now_ms = ms(self.clock())
+        window_ms = int(self.request_window.total_seconds() * 1000)
+        if abs(now_ms - ts_ms) > window_ms:
+            raise AuthenticationFailed(
+                f"X-Supet-Timestamp is {(ts_ms - now_ms) / 1000:+.0f} s from the service's clock (limit "
+                f"±{window_ms // 1000} s); sync your clock (NTP) and sign the request again",
+                code="auth.expired",
+            )
+        return ts_ms, window_ms

@@ -7,10 +7,10 @@ import datetime as dt
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import jwt
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session
 
@@ -20,7 +20,14 @@ from ledger_service.auth.party import AuthenticatedParty, AuthMethod, PartyAddre
 from ledger_service.errors import StoreError
 from ledger_service.store.models import RevokedTokenRow
 
-__all__ = ["IssuedToken", "TokenMixin"]
+__all__ = ["TOKEN_CACHE", "IssuedToken", "TokenMixin"]
+
+#: Tokens whose signature and claims an authenticator remembers as checked (the oldest forgotten first).
+TOKEN_CACHE: Final = 4096
+
+_TOKENS = RevokedTokenRow.__table__  # type: ignore[attr-defined]
+#: When a token was signed out (no row: it was not).
+_REVOKED_AT = select(_TOKENS.c.revoked_ms).where(_TOKENS.c.jti == bindparam("jti"))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -56,7 +63,30 @@ class TokenMixin(AuthenticatorFields):
         )
 
     def verify_token(self, token: str) -> AuthenticatedParty:
-        """The party a bearer token stands for; :class:`AuthenticationFailed` otherwise."""
+        """The party a bearer token stands for; :class:`AuthenticationFailed` otherwise.
+
+        A token's signature and claims are checked once and remembered (:data:`TOKEN_CACHE` tokens at
+        most: they cannot change); its expiry and its revocation are checked on every request.
+        """
+        with self._token_lock:
+            party = self._token_cache.get(token)
+        if party is None:
+            party = self._decoded(token)
+            with self._token_lock:
+                if len(self._token_cache) >= TOKEN_CACHE:
+                    self._token_cache.pop(next(iter(self._token_cache)))
+                self._token_cache[token] = party
+        if self.clock() >= party.expires_at:
+            raise AuthenticationFailed(
+                f"the token expired at {iso(party.expires_at)}; sign in again (tokens last "
+                f"{int(self.token_ttl.total_seconds() // 60)} minutes)",
+                code="auth.expired",
+            )
+        self._refuse_revoked(party.credential_id)
+        return party
+
+    def _decoded(self, token: str) -> AuthenticatedParty:
+        """The party of a token whose signature and claims check out (not its expiry, nor revocation)."""
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -93,21 +123,12 @@ class TokenMixin(AuthenticatorFields):
             raise AuthenticationFailed(
                 "the token's claims are malformed; sign in again", code="auth.bad_token"
             )
-        expires = dt.datetime.fromtimestamp(exp, dt.UTC)
-        if self.clock() >= expires:
-            raise AuthenticationFailed(
-                f"the token expired at {iso(expires)}; sign in again (tokens last "
-                f"{int(self.token_ttl.total_seconds() // 60)} minutes)",
-                code="auth.expired",
-            )
-        party = AuthenticatedParty(
+        return AuthenticatedParty(
             address=parse_address(claims["sub"], "the token's subject"),
             method=AuthMethod.TOKEN,
             credential_id=str(claims["jti"]),
-            expires_at=expires,
+            expires_at=dt.datetime.fromtimestamp(exp, dt.UTC),
         )
-        self._refuse_revoked(party.credential_id)
-        return party
 
     def revoke(self, party: AuthenticatedParty) -> None:
         """End the session of ``party``'s token now (sign-out): refused from the next request on.
@@ -153,14 +174,14 @@ class TokenMixin(AuthenticatorFields):
         the request (:class:`StoreError`, 503) rather than accepting a token it cannot check.
         """
         try:
-            with Session(self.engine) as session:
-                revoked = session.get(RevokedTokenRow, token_id)
+            with self.engine.connect() as conn:  # a core query: every read pays it (issue 14)
+                revoked_ms = conn.execute(_REVOKED_AT, {"jti": token_id}).scalar()
         except SQLAlchemyError as e:
             raise StoreError(
                 f"cannot check whether the token was signed out: {type(e).__name__}; retry later"
             ) from e
-        if revoked is not None:
-            at = dt.datetime.fromtimestamp(revoked.revoked_ms / 1000, dt.UTC)
+        if revoked_ms is not None:
+            at = dt.datetime.fromtimestamp(int(revoked_ms) / 1000, dt.UTC)
             raise AuthenticationFailed(
                 f"this token was signed out at {iso(at)}; sign in again "
                 "(POST /v1/auth/challenge, then /v1/auth/token)",

@@ -5,8 +5,11 @@ error's code and a status (:class:`PortalRoute`). Pages:
 
 - ``/portal/login`` -> ``/portal/login/challenge`` -> ``/portal/login``: sign in with EIP-4361
   (the message of ``POST /v1/auth/challenge``, signed with ``personal_sign``); ``/portal/logout``.
-- ``/portal/lots`` (public): search a lot, its timeline with each step's verification status, a
-  link to each reading's proof and ``/portal/readings/{digest}/check`` (verify it against the chain).
+- ``/portal/lots``: search a lot, its timeline with each step's verification status, a link to each
+  reading's proof (``/portal/readings/{digest}/proof``) and ``/portal/readings/{digest}/check``
+  (verify it against the chain); without a lot, the lots their holders disclosed. Who sees which lot
+  is the access policy's (issue 14): anyone a disclosed lot, its custodians and named auditors
+  (signed in) the others.
 - ``/portal/factory`` (supplier): its devices and their health, its lots, its consents, who looked.
 - ``/portal/bank`` (bank or insurer): consented factories and their credit records, receivables on
   offer; ``/portal/bank/factories/{address}`` (record history, reasons, profile chart).
@@ -27,6 +30,7 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from contracts.errors import ChainError
+from ledger_service.access.lot_sharing import disclosed_lots
 from ledger_service.analytics_store.publish import list_published
 from ledger_service.api.errors import http_status
 from ledger_service.auth import auth_state
@@ -195,15 +199,34 @@ async def logout(request: Request) -> Response:
 
 
 @router.get("/portal/lots")
-def lots(request: Request, lot_id: str = "", cursor: str | None = None) -> HTMLResponse:
+def lots(request: Request, lot_id: str = "", cursor: str | None = None, after: int = 0) -> HTMLResponse:
     v = visitor(request)
     lot_id = lot_id.strip()
     if not lot_id:
-        return render(request, "lot.html", v, lot=None, lot_id="")
+        page = disclosed_lots(_service(request), after_id=max(0, after), limit=50)
+        return render(
+            request,
+            "lot.html",
+            v,
+            lot=None,
+            lot_id="",
+            disclosed=page["lots"],
+            disclosed_next=page["next_after_id"],
+        )
     if len(lot_id) > 256 or any(ord(c) < 32 or ord(c) == 127 for c in lot_id):
         raise BadForm("a lot id has 1..256 characters and no control characters")
     lot = views.lot_view(_service(request), lot_id, cursor=cursor)
     return render(request, "lot.html", v, lot=lot, lot_id=lot_id)
+
+
+@router.get("/portal/readings/{digest}/proof")
+def reading_proof(request: Request, digest: str) -> Response:
+    """A reading's proof bundle, for whom the access policy lets read it (the session's party)."""
+    return Response(
+        views.proof_json(_service(request), digest),
+        media_type="application/json",
+        headers={"Cache-Control": "private, no-store"},
+    )
 
 
 @router.post("/portal/readings/{digest}/check")

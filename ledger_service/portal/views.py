@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -53,6 +54,7 @@ __all__ = [
     "fmt_ms",
     "lot_view",
     "profile_png",
+    "proof_json",
 ]
 
 KIND_LABELS = {
@@ -173,6 +175,11 @@ def lot_view(service: LedgerService, lot_id: str, *, cursor: str | None = None, 
         steps=[_row(s) for s in page.steps],
         next_cursor=page.next_cursor,
     )
+
+
+def proof_json(service: LedgerService, digest_text: str) -> bytes:
+    """The proof bundle of a reading as JSON; ``NotFound`` (``proof.pending`` while not anchored)."""
+    return json.dumps(proof_bundle(service, parse_digest(digest_text)), sort_keys=True).encode("utf-8")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

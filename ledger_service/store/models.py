@@ -248,6 +248,42 @@ class AccessRefusalTallyRow(SQLModel, table=True):
     last_request_id: str = Field(max_length=64, nullable=False)
 
 
+class LotAuditorRow(SQLModel, table=True):
+    """An auditor named by a lot's holder: it may read that lot's evidence (issue 14, the access policy).
+
+    ``lot_key`` is the lot's on-chain key (0x-hex), or for a lot not on chain ``lot_key(lot_id,
+    issuer)``. ``withdrawn_ms`` is set when the party that named the auditor withdraws it.
+    """
+
+    __tablename__ = "lot_auditors"
+    __table_args__ = (Index("ix_lot_auditors_lot", "lot_key", "auditor"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    lot_key: str = Field(max_length=66, nullable=False)
+    lot_id: str = Field(max_length=256, nullable=False)
+    auditor: str = Field(max_length=42, nullable=False)
+    named_by: str = Field(max_length=42, nullable=False)
+    named_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    withdrawn_ms: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class LotDisclosureRow(SQLModel, table=True):
+    """A lot whose evidence its holder or buyer disclosed: readable by anyone (issue 14).
+
+    One row per lot (the first disclosure); a disclosure is not withdrawn: what was public stays read.
+    """
+
+    __tablename__ = "lot_disclosures"
+    __table_args__ = (UniqueConstraint("lot_key", name="uq_lot_disclosures_lot"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    lot_key: str = Field(max_length=66, nullable=False)
+    lot_id: str = Field(max_length=256, nullable=False)
+    issuer: str = Field(max_length=42, nullable=False)
+    disclosed_by: str = Field(max_length=42, nullable=False)
+    disclosed_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
 class CreditOpeningRow(SQLModel, table=True):
     """A published credit record with its salt (issue 14): what the chain commits to and does not show.
 

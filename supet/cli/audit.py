@@ -30,7 +30,9 @@ from auditor.lot_audit import (
 )
 from auditor.lot_chain import lot_chain_steps
 from supet.cli.common import DeploymentOpt, RpcOpt, open_deployment
+from supet.cli.ledger_reads import party_credentials
 from supet_base.errors import SupetError
+from supet_base.parties import load_party_account
 
 app = typer.Typer(
     name="audit",
@@ -78,8 +80,12 @@ def _ledger_client(base_url: str) -> httpx.Client:
     return httpx.Client(base_url=base_url, timeout=30.0)
 
 
-def fetch_ledger_history(client: httpx.Client, lot_id: str) -> list[dict[str, Any]]:
-    """Every step the ledger reports for the lot, all pages; [] when it knows no such lot."""
+def fetch_ledger_history(
+    client: httpx.Client, lot_id: str, headers: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Every step the ledger reports for the lot, all pages; [] when it knows no such lot. ``headers``:
+    the reader's credentials (a lot's evidence is answered to its custodians and named auditors, and
+    to anyone once it was disclosed)."""
     steps: list[dict[str, Any]] = []
     cursor: str | None = None
     while True:
@@ -87,7 +93,7 @@ def fetch_ledger_history(client: httpx.Client, lot_id: str) -> list[dict[str, An
         if cursor:
             params["cursor"] = cursor
         try:
-            r = client.get(f"/v1/lots/{lot_id}/history", params=params)
+            r = client.get(f"/v1/lots/{lot_id}/history", params=params, headers=headers)
         except httpx.HTTPError as e:
             raise LedgerUnavailable(
                 f"cannot reach the ledger at {client.base_url}: {e}; pass --ledger URL, or --bundles DIR "
@@ -95,6 +101,13 @@ def fetch_ledger_history(client: httpx.Client, lot_id: str) -> list[dict[str, An
             ) from e
         if r.status_code == 404 and not steps:
             return []
+        if r.status_code in (401, 403):
+            raise LedgerUnavailable(
+                f"the ledger does not show lot {lot_id!r} to this reader ({r.status_code} "
+                f"{_code(r)}): a lot's evidence is for its custodians and the auditors its holder "
+                "named (sign in with --key-file), or for anyone once its holder disclosed it; or "
+                "audit offline with --bundles DIR"
+            )
         if r.status_code != 200:
             raise LedgerUnavailable(
                 f"the ledger answered {r.status_code} for the lot's history: {r.text[:300]}"
@@ -107,6 +120,13 @@ def fetch_ledger_history(client: httpx.Client, lot_id: str) -> list[dict[str, An
             raise LedgerUnavailable(f"the ledger's history is not the documented shape: {e}") from e
         if not cursor:
             return steps
+
+
+def _code(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return "no error code"
 
 
 def _ledger_sources(steps: list[dict[str, Any]]) -> tuple[list[BundleSource], list[dict[str, Any]]]:
@@ -155,6 +175,14 @@ def lot(
             "--allow-pending", help="Readings the ledger has not anchored yet do not fail the audit."
         ),
     ] = False,
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--key-file",
+            help="Read the lot from the ledger as this party (a custodian, or an auditor its holder "
+            "named): its key file; without it only a disclosed lot is answered.",
+        ),
+    ] = None,
 ) -> None:
     """Re-verify a lot's whole history with the chain and the proof bundles alone.
 
@@ -176,7 +204,8 @@ def lot(
         origin = f"{len(sources)} bundle file(s) in {bundles}"
     else:
         with _ledger_client(ledger) as client:
-            ledger_steps = fetch_ledger_history(client, lot_id)
+            headers = party_credentials(client, "", load_party_account(key_file))("") if key_file else None
+            ledger_steps = fetch_ledger_history(client, lot_id, headers)
         sources, pending = _ledger_sources(ledger_steps)
         origin = f"the ledger at {ledger} ({len(sources)} anchored reading(s), {len(pending)} not anchored)"
     chain, dep = open_deployment(rpc, deployment)

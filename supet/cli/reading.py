@@ -9,6 +9,10 @@ anchored and writes the bundle, which ``supet verify`` checks against the chain 
 
 ``submit`` prints the reading's digest alone on stdout (``DIGEST=$(supet reading submit ...)``);
 what it did goes to stderr.
+
+``proof`` reads as the device's owner (signed in with ``--key-file`` or ``$SUPET_PARTY_KEY``) or as
+the device (``--device-key`` and ``--device-id``: a device-signed request); without either, only a
+reading of a lot its holder disclosed is answered (issue 14, docs/access-policy.md).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from contracts.deployment import Deployment
 from device_attestation.keys import DeviceKey
 from device_attestation.reading import Domain
 from device_attestation.sdk import DeviceSigner
+from supet.cli.common import KeyFileOpt
+from supet.cli.ledger_reads import read_credentials
 from supet_base.errors import SupetError
 
 app = typer.Typer(
@@ -66,9 +72,9 @@ def _metric(text: str) -> tuple[str, int | float]:
     return name, value
 
 
-def _get(client: httpx.Client, url: str) -> httpx.Response:
+def _get(client: httpx.Client, url: str, headers: dict[str, str] | None = None) -> httpx.Response:
     try:
-        return client.get(url)
+        return client.get(url, headers=headers)
     except httpx.HTTPError as e:
         raise LedgerRequestError(f"cannot reach the ledger at {url}: {e}; is `supet serve` running?") from e
 
@@ -190,13 +196,34 @@ def proof(
             "--timeout", min=0, help="Seconds to wait for the reading to be anchored (0: ask once)."
         ),
     ] = 60.0,
+    key_file: KeyFileOpt = None,
+    device_key: Annotated[
+        Path | None,
+        typer.Option("--device-key", help="Read as the device: its private key (PEM); with --device-id."),
+    ] = None,
+    device_id: Annotated[
+        str | None, typer.Option("--device-id", help="Read as the device: the serial it was enrolled under.")
+    ] = None,
 ) -> None:
-    """Write the proof bundle of an anchored reading, waiting until its batch is anchored."""
+    """Write the proof bundle of an anchored reading, waiting until its batch is anchored.
+
+    Reads as the device's owner (--key-file, default $SUPET_PARTY_KEY) or as the device
+    (--device-key and --device-id); a reading is not public unless its lot was disclosed.
+    """
     base = ledger.rstrip("/")
     deadline = time.monotonic() + timeout
+    path = f"/v1/readings/{digest}/proof"
     with httpx.Client(timeout=30.0) as client:
+        credentials = read_credentials(
+            client,
+            base,
+            domain=lambda: ledger_domain(client, base),
+            device_key=device_key,
+            device_id=device_id,
+            key_file=key_file,
+        )
         while True:
-            response = _get(client, f"{base}/v1/readings/{digest}/proof")
+            response = _get(client, base + path, credentials(path))
             if response.status_code == 200:
                 break
             body = _json(response)

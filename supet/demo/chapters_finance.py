@@ -23,12 +23,22 @@ def audit(scene: Scene) -> None:
     res = scene.res
     scene.step("7. an auditor re-verifies a lot from the chain and the proof bundles alone")
     audit_lot = next(lot for lot, v in res.certificates.items() if v == "certified")
-    res.audit = _audit(scene.chain, scene.deployment, scene.api, audit_lot)
+    # issue 14: a lot's evidence is its custodians'; its holder (the distributor) discloses this one
+    api, holder = scene.api, scene.acct["distributor"]
+    disclosed = api.http.post(f"/v1/lots/{audit_lot}/disclosure", json={}, headers=api.headers(holder))
+    disclosed.raise_for_status()
+    res.audit = _audit(scene.chain, scene.deployment, api, audit_lot)
+    private = next((lot for lot in res.certificates if lot != audit_lot), None)
+    refused = api.http.get(f"/v1/lots/{private}/history").status_code if private else None
+    res.audit["undisclosed_refused"] = refused
+    tail = f". Lot {private}, not disclosed, is refused to that auditor (HTTP {refused})." if private else ""
     scene.report.section(
         "8. Audit",
-        f"Lot {audit_lot}: {res.audit['chain_steps']} chain steps and {res.audit['readings']} readings "
-        f"re-verified from the chain and the proof bundles alone: "
-        + ("VERIFIED" if res.audit["ok"] else f"NOT VERIFIED ({res.audit['failed']} failed)"),
+        f"Lot {audit_lot}, disclosed by its holder (the distributor): {res.audit['chain_steps']} chain "
+        f"steps and {res.audit['readings']} readings re-verified by an anonymous auditor from the chain and "
+        f"the proof bundles alone: "
+        + ("VERIFIED" if res.audit["ok"] else f"NOT VERIFIED ({res.audit['failed']} failed)")
+        + tail,
     )
 
 

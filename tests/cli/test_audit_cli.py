@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from embedded_pool import deployed_embedded
 from fastapi.testclient import TestClient
+from reads import bearer
 from typer.testing import CliRunner
 
 import supet.cli
@@ -64,13 +65,25 @@ def client(ledger: LedgerService) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def lot(ledger: LedgerService, client: TestClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+def undisclosed(
+    ledger: LedgerService, client: TestClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Any:
     """The scenario built; the command connects to the ledger's chain, and `--ledger` to the test app."""
     sc = scenario.build_lot(ledger, client)
     monkeypatch.setattr(audit_cli, "open_deployment", lambda rpc, path: (ledger.chain, Deployment.load(path)))
     monkeypatch.setattr(audit_cli, "_ledger_client", lambda base_url: _Borrowed(client))
     ledger.deployment.save(tmp_path / "deployment.json")
     return sc
+
+
+@pytest.fixture
+def lot(undisclosed: Any, client: TestClient) -> Any:
+    """The scenario, its lot disclosed by its holder (issue 14): anyone may audit it through the ledger."""
+    r = client.post(
+        f"/v1/lots/{undisclosed.lot_id}/disclosure", json={}, headers=bearer(client, undisclosed.recipient)
+    )
+    assert r.status_code == 200, r.text
+    return undisclosed
 
 
 class _Borrowed:
@@ -148,8 +161,8 @@ def test_tampered_bundle_fails(lot: Any, client: TestClient, tmp_path: Path) -> 
 
 def test_bundle_of_another_lot_fails(lot: Any, client: TestClient, tmp_path: Path) -> None:
     _bundles_dir(client, lot.lot_id, tmp_path / "bundles")
-    other = lot.other_lot[0]
-    proof = client.get(f"/v1/readings/0x{other.digest.hex()}/proof")
+    other = lot.other_lot[0]  # a reading of another lot, as its owner reads it
+    proof = client.get(f"/v1/readings/0x{other.digest.hex()}/proof", headers=bearer(client, lot.supplier))
     assert proof.status_code == 200, proof.text
     (tmp_path / "bundles" / "other.json").write_text(proof.text, encoding="utf-8")
     (tmp_path / "bundles" / "garbage.json").write_text("{not json", encoding="utf-8")
@@ -167,6 +180,19 @@ def test_audit_through_the_ledger(lot: Any, tmp_path: Path) -> None:
     failed = [line for line in _verdicts(out) if line.startswith("✗")]
     assert len(failed) == 1 and "not anchored yet" in failed[0]
     code, out = _audit(tmp_path, lot.lot_id, "--allow-pending")
+    assert code == 0, out
+    assert sum(1 for line in _verdicts(out) if line.startswith("✓")) == 9
+
+
+def test_an_undisclosed_lot_is_audited_by_its_custodian(undisclosed: Any, tmp_path: Path) -> None:
+    """Issue 14: without a disclosure the ledger shows the lot only to its custodians and the auditors its
+    holder named; the command says so, and reads it signed in with --key-file."""
+    with pytest.raises(audit_cli.LedgerUnavailable, match=r"access\.anonymous") as refused:
+        _audit(tmp_path, undisclosed.lot_id, "--allow-pending")
+    assert "--key-file" in refused.value.message
+    key = tmp_path / "holder.key"
+    key.write_text(undisclosed.recipient.key.to_0x_hex(), encoding="utf-8")
+    code, out = _audit(tmp_path, undisclosed.lot_id, "--allow-pending", "--key-file", str(key))
     assert code == 0, out
     assert sum(1 for line in _verdicts(out) if line.startswith("✓")) == 9
 

@@ -242,8 +242,8 @@ def test_sign_in_refusals(client: TestClient, ledger: LedgerService, consortium:
 
     # tokens: none, forged, garbage, expired, for another deployment
     token = login(client, factory)
-    r = client.get("/v1/auth/me")
-    assert error(r) == (401, "auth.missing") and r.headers["www-authenticate"].startswith("Bearer")
+    r = client.get("/v1/auth/me")  # the access policy refuses an anonymous caller (issue 14)
+    assert error(r) == (401, "access.anonymous") and r.headers["www-authenticate"].startswith("Bearer")
     claims = jwt.decode(token, options={"verify_signature": False})
     forged = jwt.encode(claims, "x" * 32, algorithm="HS256")
     assert error(client.get("/v1/auth/me", headers=bearer(forged))) == (401, "auth.bad_signature")

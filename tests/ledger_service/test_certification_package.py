@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from fastapi.testclient import TestClient
+from reads import sign_client_in
 from support import TestConsortium
 
 from contracts.certification_package import load_package, load_package_obj
@@ -45,6 +46,8 @@ def _key(reading: Reading) -> tuple[bytes, int]:
 
 def test_package_certifies_the_lot(client: TestClient, ledger: LedgerService, tmp_path: Path) -> None:
     sc = scenario.build_lot(ledger, client, certify=False)
+    assert client.get(URL.format(sc.lot_id)).status_code == 401  # issue 14: the QC readings are not public
+    sign_client_in(client, sc.recipient)  # the lot's holder (a custodian) builds its package
     r = client.get(URL.format(sc.lot_id))
     assert r.status_code == 200, r.text
     body = r.json()
@@ -71,6 +74,8 @@ def test_package_certifies_the_lot(client: TestClient, ledger: LedgerService, tm
 
 
 def test_unknown_lot_and_lot_without_anchored_readings(client: TestClient, ledger: LedgerService) -> None:
+    factory = dev_accounts(2)[1]  # the consortium's factory, which owns the device below
+    sign_client_in(client, factory)
     r = client.get(URL.format("NO-SUCH-LOT"))
     assert r.status_code == 404 and r.json()["error"]["code"] == "lot.not_found"
 
@@ -80,7 +85,7 @@ def test_unknown_lot_and_lot_without_anchored_readings(client: TestClient, ledge
     sub = dev.sign({"temp_c": 1.0}, ts_ms=ts, lot_id="LOT-NOT-OPENED")
     assert client.post("/v1/readings", json=sub.to_json_obj()).status_code == 201
     ledger.anchoring.flush(timeout=30)
-    r = client.get(URL.format("LOT-NOT-OPENED"))
+    r = client.get(URL.format("LOT-NOT-OPENED"), params={"issuer": factory.address})
     assert r.status_code == 404 and r.json()["error"]["code"] == "lot.not_found"
 
 
@@ -100,6 +105,7 @@ def test_opened_lot_with_only_pending_readings(client: TestClient, ledger: Ledge
     ts = int(ledger.chain.w3.eth.get_block("latest")["timestamp"]) * 1000
     sub = dev.sign({"temp_c": 4.0}, ts_ms=ts, lot_id="LOT-PENDING")
     assert client.post("/v1/readings", json=sub.to_json_obj()).status_code == 201  # not anchored
+    sign_client_in(client, sc.supplier)
     r = client.get(URL.format("LOT-PENDING"))
     assert r.status_code == 404 and r.json()["error"]["code"] == "lot.no_anchored_readings"
     assert client.get(URL.format(sc.lot_id)).status_code == 200
@@ -132,6 +138,7 @@ def test_package_is_paged_by_whole_batches_and_cached(client: TestClient, ledger
 
     lot_id = "LOT-PKG-PAGED"
     subs, devices = _epcis_scenario().lot_with_readings(ledger, client, lot_id=lot_id, batches=[5, 7, 9])
+    sign_client_in(client, dev_accounts(2)[1])  # the lot's supplier
     whole = certification_package(ledger, lot_id)
     assert [len(b["readings"]) for b in whole["batches"]] == [5, 7, 9]
 
@@ -171,4 +178,5 @@ def test_package_is_paged_by_whole_batches_and_cached(client: TestClient, ledger
 
     r = client.get(URL.format(lot_id), params={"cursor": "x1"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "lot.bad_cursor"
-    assert client.get(URL.format(lot_id), params={"limit": 5001}).status_code == 422
+    over = client.get(URL.format(lot_id), params={"limit": 5001})
+    assert over.status_code == 422 and over.json()["error"]["code"] == "request.page_too_large"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+from reads import sign_client_in
 
+from contracts.chain import dev_accounts
 from contracts.errors import ChainError
 from ledger_service.service import LedgerService
 
@@ -24,6 +26,7 @@ def test_chain_down_is_a_503(
     def down(*_: object, **__: object) -> object:
         raise ChainError("the chain at http://node is unreachable (connection refused)")
 
+    sign_client_in(client, dev_accounts(2)[1])  # the party asked about: the policy lets it read
     monkeypatch.setattr(ledger.chain, "request", down)
     monkeypatch.setattr(ledger.chain, "call", down)
     r = client.get(path)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from reads import sign_client_in
 from support import TestConsortium
 
 from auditor.bundle import ProofBundle
@@ -48,6 +49,7 @@ def test_end_to_end(chain_service: LedgerService) -> None:
     with TestClient(create_app(service=chain_service)) as client:
         body = client.post("/v1/readings", json={"readings": [s.to_json_obj() for s in subs]}).json()
         assert body["accepted"] == len(subs), body
+        sign_client_in(client, consortium.factory)  # the devices' owner reads their proofs
         # the anchoring worker closes batches of 7 (and the rest after 0.2 s) and anchors them
         deadline = time.monotonic() + 60
         bundles: dict[bytes, dict] = {}  # type: ignore[type-arg]

@@ -164,7 +164,9 @@ def test_enroll_p256_and_secp256k1_then_submit(
 ) -> None:
     factory = consortium.factory
     registry = DeviceRegistryClient(ledger.chain, ledger.deployment)
-    assert error(client.get("/v1/devices/SN-API-P256")) == (404, "device.not_found")
+    assert error(client.get("/v1/devices/SN-API-P256")) == (401, "access.anonymous")  # not public
+    path = "/v1/devices/SN-API-P256"
+    assert error(client.get(path, headers=signed(factory, "GET", path))) == (404, "device.not_found")
 
     # P-256 device, with a token; the service relays the party's signed transaction
     auth = login(client, factory)
@@ -224,7 +226,8 @@ def test_enroll_p256_and_secp256k1_then_submit(
         reading = signer.sign({"temp_c": 21.5}, ts_ms=max(int(time.time() * 1000), active_from))
         r = client.post("/v1/readings", json=reading.to_json_obj())
         assert r.status_code == 201, r.text
-        view = client.get(f"/v1/devices/{device_id}").json()  # public
+        path = f"/v1/devices/{device_id}"
+        view = client.get(path, headers=signed(factory, "GET", path)).json()  # its owner reads it
         assert view["ledger"] == {"last_seq": 1, "readings": 1, "gaps": 0, "missing": 0, "equivocations": 0}
         assert view["registry"]["source"] == "chain" and view["registry"]["revoked_at_ms"] is None
 

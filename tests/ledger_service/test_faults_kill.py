@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
+from eth_account.signers.local import LocalAccount
 from faults import (
     Deployed,
     Fleet,
@@ -41,6 +42,7 @@ from faults import (
     submit_all,
     wait_for,
 )
+from reads import bearer
 
 from contracts.anvil import free_port
 from contracts.chain import Chain
@@ -209,7 +211,7 @@ def test_sigkill_at_seeded_points_loses_and_duplicates_nothing(
             what="every reading anchored after the restarts",
             detail=lambda: (describe_store(engine), kills, svc.tail(1500)),
         )
-        bundles, chosen = served_proofs(svc.url, acknowledged)
+        bundles, chosen = served_proofs(svc.url, acknowledged, deployed.consortium.factory)
         assert_served_proofs_verify(bundles, deployed.chain, deployed.deployment, expected=chosen)
         svc.kill(signal.SIGTERM)
         result = assert_exactly_once(engine, deployed.chain, deployed.deployment, expected=acknowledged)
@@ -222,12 +224,17 @@ def test_sigkill_at_seeded_points_loses_and_duplicates_nothing(
         engine.dispose()
 
 
-def served_proofs(url: str, digests: set[bytes]) -> tuple[list[dict[str, Any]], list[bytes]]:
-    """GET the proof bundles of a sample of ``digests`` from the running service."""
+def served_proofs(
+    url: str, digests: set[bytes], owner: LocalAccount
+) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """GET the proof bundles of a sample of ``digests`` from the running service, as the devices' owner
+    (signed in: readings are not public, issue 14)."""
     chosen = sample(digests)
     bundles = []
+    with httpx.Client(base_url=url, timeout=10) as client:
+        headers = bearer(client, owner)
     for d in chosen:
-        r = httpx.get(f"{url}/v1/readings/0x{d.hex()}/proof", timeout=10)
+        r = httpx.get(f"{url}/v1/readings/0x{d.hex()}/proof", timeout=10, headers=headers)
         assert r.status_code == 200, r.text
         bundles.append(r.json())
     return bundles, chosen
@@ -310,7 +317,7 @@ def test_restart_while_the_chain_is_down_keeps_ingest_open(tmp_path: Path) -> No
                 what="every reading anchored once the chain is back",
                 detail=lambda: describe_store(engine),
             )
-            bundles, chosen = served_proofs(svc.url, acknowledged)
+            bundles, chosen = served_proofs(svc.url, acknowledged, deployed.consortium.factory)
             assert_served_proofs_verify(bundles, deployed.chain, deployed.deployment, expected=chosen)
             svc.kill(signal.SIGTERM)
             assert_exactly_once(engine, deployed.chain, deployed.deployment, expected=acknowledged)

@@ -213,8 +213,10 @@ def test_publish_consent_queries_log_and_anchoring(world: World) -> None:
     assert w.error(w.client.get(log_url, headers=w.h(w.bank_a))) == (403, "finance.not_the_factory")
     page = w.client.get(log_url, headers=w.h(w.factory)).json()
     entries = page["entries"]
-    # newest first; the un-admitted stranger is counted apart (not anchored), the banks are logged
+    # newest first; the un-admitted stranger is counted apart (not anchored), the banks are logged, their
+    # refused reads too (bank A asking for the factory's own access log: issue 14's access policy)
     assert [(e["party"], e["action"], e["outcome"]) for e in entries] == [
+        (w.bank_a.address, "access-log", "finance.not_the_factory"),
         (w.bank_b.address, "credit", "finance.no_consent"),
         (w.bank_a.address, "factories", "answered"),
         (w.bank_a.address, "profile", "answered"),
@@ -242,9 +244,9 @@ def test_publish_consent_queries_log_and_anchoring(world: World) -> None:
     # anchoring: every entry anchored, each proof verifies against the chain
     w.desk.anchorer.flush()
     entries = w.client.get(log_url, headers=w.h(w.factory)).json()["entries"]
-    assert len(entries) == 8 and {e["anchoring"] for e in entries} == {"anchored"}
+    assert len(entries) == 9 and {e["anchoring"] for e in entries} == {"anchored"}
     batch = w.credit.access_log_batch(entries[0]["proof"]["batch_index"])
-    assert batch.count == 10  # the 8 of this factory and the two banks' listings themselves
+    assert batch.count == 11  # the 9 of this factory (one a refused read) and the banks' two listings
     for e in entries:
         assert w.desk.book.verify(e["id"]).root == batch.root
 
@@ -342,9 +344,9 @@ def test_log_is_durable_before_the_refusal(world: World) -> None:
 
 def test_receivable_reads_and_anonymous_refused(world: World) -> None:
     w = world
-    assert w.error(w.client.get("/v1/bank/factories")) == (401, "auth.missing")
+    assert w.error(w.client.get("/v1/bank/factories")) == (401, "access.anonymous")
     r = w.client.get(f"/v1/receivables?offered_to={w.bank_a.address}", headers=w.h(w.bank_a))
-    assert r.status_code == 200 and r.json() == {"parts": []}
+    assert r.status_code == 200 and r.json() == {"parts": [], "next_offset": None}
     assert w.error(w.client.get("/v1/receivables", headers=w.h(w.bank_a))) == (400, "finance.bad_query")
     assert w.error(w.client.get("/v1/receivables/1", headers=w.h(w.bank_a))) == (404, "finance.no_receivable")
 
@@ -384,7 +386,7 @@ def test_receivables_listing_and_approve_need_admission_and_a_relation(world: Wo
 
     # an admitted bank with no relation to the factory's receivable sees none of its parts
     r = w.client.get(url, headers=w.h(w.bank_b))
-    assert r.status_code == 200 and r.json() == {"parts": []}
+    assert r.status_code == 200 and r.json() == {"parts": [], "next_offset": None}
 
     # the holder and the debtor see the part
     for who in (w.factory, core):
@@ -396,7 +398,7 @@ def test_receivables_listing_and_approve_need_admission_and_a_relation(world: Wo
     rc.offer(w.factory, root, bank=w.bank_a.address, min_price=900_000)
     r = w.client.get(offers, headers=w.h(w.bank_a))
     assert [p["id"] for p in r.json()["parts"]] == [root]
-    assert w.client.get(offers, headers=w.h(w.bank_b)).json() == {"parts": []}
+    assert w.client.get(offers, headers=w.h(w.bank_b)).json() == {"parts": [], "next_offset": None}
 
     # an admitted payer may prepare an approve (the bank, before financing)
     r = w.client.post("/v1/stablecoin/approve/prepare", json={"amount": 5}, headers=w.h(w.bank_a))

@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
+from reads import sign_client_in
 from schemathesis import APIOperation, GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
@@ -29,6 +30,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from support import TestConsortium, database_url, now_ms, stored
 
+from contracts.chain import dev_accounts
 from device_attestation.errors import AttestationError, ProofMismatch
 from device_attestation.keys import DeviceKey
 from device_attestation.merkle import verify_inclusion
@@ -137,6 +139,7 @@ def test_random_valid_readings_are_accepted_and_provable(
     # every accepted reading is provable from its bundle alone, and a tampered proof is not
     ledger.anchoring.flush(timeout=60)
     digests = list(accepted)
+    sign_client_in(client, consortium.factory)  # the devices' owner reads their proofs
     for i, digest in enumerate(digests):
         r = client.get(f"/v1/readings/{digest}/proof")
         assert r.status_code == 200, r.text
@@ -379,6 +382,7 @@ def test_schemathesis_fuzz(
 
 def test_proof_404_is_the_documented_body(lenient: TestClient, ledger: LedgerService) -> None:
     op = _operation(ledger, "GET /v1/readings/{digest}/proof")
+    sign_client_in(lenient, dev_accounts(2)[1])  # signed in: the policy lets the lookup through
     for digest in ("0x12", "0x" + "00" * 32):
         case = op.Case(path_parameters={"digest": digest})
         response = _send(lenient, case)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
+from reads import bearer
 from sqlalchemy import select
 from support import TestConsortium, now_ms, stored
 
@@ -149,7 +150,8 @@ def test_resigned_or_reencoded_reading_is_the_same_reading(
         r = client.post("/v1/readings", json=other)
         assert r.status_code == 201 and r.json() == first.json(), r.text
     assert stored(ledger) == {"readings": 1, "heads": 1, "equivocations": 0}
-    status = client.get(f"/v1/readings/{first.json()['digest']}").json()
+    status = client.get(f"/v1/readings/{first.json()['digest']}", headers=bearer(client, consortium.factory))
+    status = status.json()
     assert status["signature"] == original["signature"]
     assert status["reading"] == original["reading"]
 

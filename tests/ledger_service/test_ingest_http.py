@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+from reads import sign_client_in
 from support import TestConsortium, now_ms
 
 from auditor.bundle import ProofBundle
@@ -30,8 +31,12 @@ def test_submit_anchor_and_prove(
     assert body["accepted"] == 8 and body["rejected"] == 0  # the first again: idempotent
     assert body["results"][0]["receipt"]["digest"] == one.json()["digest"]
 
-    pending = client.get(f"/v1/readings/0x{subs[1].digest.hex()}/proof")
+    path = f"/v1/readings/0x{subs[1].digest.hex()}/proof"
+    anonymous = client.get(path)  # issue 14: a factory's readings are not public
+    assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "access.anonymous"
+    pending = client.get(path, headers=p256.request_headers("GET", path))  # the device reads its own
     assert pending.status_code == 404 and pending.json()["status"] == "pending"
+    sign_client_in(client, consortium.factory)  # the owner reads the rest
 
     ledger.anchoring.flush(timeout=30)
     anchor = ReadingAnchorClient(ledger.chain, ledger.deployment)

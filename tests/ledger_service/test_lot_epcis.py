@@ -17,8 +17,10 @@ from types import ModuleType
 from typing import Any
 
 from fastapi.testclient import TestClient
+from reads import sign_client_in
 from support import TestConsortium, require
 
+from contracts.chain import dev_accounts
 from contracts.lots import LotRegistryClient
 from ledger_service.lots.epcis_document import lot_epc_class
 from ledger_service.lots.epcis_hash import event_hash
@@ -92,6 +94,8 @@ def _shape(event: dict[str, Any]) -> tuple[Any, ...]:
 
 def test_lot_epcis_document(client: TestClient, ledger: LedgerService, tmp_path: Path) -> None:
     sc = scenario.build_lot(ledger, client)
+    assert client.get(f"/v1/lots/{sc.lot_id}/epcis").status_code == 401  # issue 14: not public
+    sign_client_in(client, sc.supplier)  # its supplier reads it
     lots = LotRegistryClient.from_deployment(ledger.chain, ledger.deployment)
     scenario._travel(ledger.chain, 10)
     sc.txs["split"] = lots.split_lot(sc.recipient, sc.lot_id, {CHILD: 200}).tx_hash
@@ -182,6 +186,8 @@ def test_lot_epcis_document(client: TestClient, ledger: LedgerService, tmp_path:
 
 
 def test_unknown_lot_and_openapi(client: TestClient, ledger: LedgerService) -> None:
+    factory = dev_accounts(2)[1]  # the consortium's factory, which owns the devices below
+    sign_client_in(client, factory)
     r = client.get("/v1/lots/NO-SUCH-LOT/epcis")
     assert r.status_code == 404
     assert r.json()["error"]["code"] == "lot.not_found"
@@ -193,7 +199,7 @@ def test_unknown_lot_and_openapi(client: TestClient, ledger: LedgerService) -> N
     ts = int(ledger.chain.w3.eth.get_block("latest")["timestamp"]) * 1000
     sub = dev.sign({"temp_c": 1.0}, ts_ms=ts, lot_id="LOT-EPCIS-NOT-OPENED")
     assert client.post("/v1/readings", json=sub.to_json_obj()).status_code == 201
-    r = client.get("/v1/lots/LOT-EPCIS-NOT-OPENED/epcis")
+    r = client.get("/v1/lots/LOT-EPCIS-NOT-OPENED/epcis", params={"issuer": factory.address})
     assert r.status_code == 404 and r.json()["error"]["code"] == "lot.not_found"
 
     spec = client.get("/openapi.json").json()
@@ -277,6 +283,7 @@ def test_epcis_export_is_paged_cached_and_invalidated(
     from ledger_service.lots.epcis import export_cache_of
 
     subs, devices = lot_with_readings(ledger, client, lot_id=PAGED_LOT, batches=[12, 9], pending=4)
+    sign_client_in(client, dev_accounts(2)[1])  # the lot's supplier
     url = f"/v1/lots/{PAGED_LOT}/epcis"
     whole = client.get(url, params={"limit": 500})
     assert whole.status_code == 200 and "link" not in whole.headers
@@ -313,5 +320,6 @@ def test_epcis_export_is_paged_cached_and_invalidated(
     # bad paging input: typed errors
     r = client.get(url, params={"cursor": "not-a-cursor"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "lot.bad_cursor"
-    assert client.get(url, params={"limit": 501}).status_code == 422
+    over = client.get(url, params={"limit": 501})
+    assert over.status_code == 422 and over.json()["error"]["code"] == "request.page_too_large"
     assert client.get(url, params={"limit": 0}).status_code == 422

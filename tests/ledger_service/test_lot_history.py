@@ -11,6 +11,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
+from reads import bearer, sign_client_in
 from sqlmodel import Session, col, select
 from support import TestConsortium
 
@@ -181,6 +182,9 @@ def _all_steps(client: TestClient, lot_id: str, limit: int) -> list[dict[str, An
 
 def test_lot_history_in_order_with_references(client: TestClient, ledger: LedgerService) -> None:
     sc = build_lot(ledger, client)
+    r = client.get(f"/v1/lots/{sc.lot_id}/history")  # issue 14: a lot's evidence is not public
+    assert r.status_code == 401 and r.json()["error"]["code"] == "access.anonymous"
+    sign_client_in(client, sc.supplier)  # its supplier (and issuer) reads it
     r = client.get(f"/v1/lots/{sc.lot_id}/history")
     assert r.status_code == 200, r.text
     page = r.json()
@@ -233,6 +237,8 @@ def test_lot_history_in_order_with_references(client: TestClient, ledger: Ledger
 
 
 def test_unknown_lot_and_bad_cursor(client: TestClient, ledger: LedgerService) -> None:
+    assert client.get("/v1/lots/NO-SUCH-LOT/history").status_code == 401  # nobody signed in
+    sign_client_in(client, dev_accounts(2)[1])
     r = client.get("/v1/lots/NO-SUCH-LOT/history")
     assert r.status_code == 404 and r.json()["error"]["code"] == "lot.not_found"
     r = client.get("/v1/lots/NO-SUCH-LOT/history", params={"cursor": "not-a-cursor"})
@@ -245,7 +251,12 @@ def test_readings_only_lot_and_openapi(client: TestClient, ledger: LedgerService
     ts = int(ledger.chain.w3.eth.get_block("latest")["timestamp"]) * 1000
     sub = dev.sign({"temp_c": 1.0}, ts_ms=ts, lot_id="LOT-NOT-OPENED")
     assert client.post("/v1/readings", json=sub.to_json_obj()).status_code == 201
-    page = client.get("/v1/lots/LOT-NOT-OPENED/history").json()
+    # a lot id no lot on chain has: each device owner reads its own readings naming it, as its issuer
+    owner = bearer(client, consortium.factory)
+    r = client.get("/v1/lots/LOT-NOT-OPENED/history", headers=owner)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "access.not_custodian"
+    params = {"issuer": consortium.factory.address}
+    page = client.get("/v1/lots/LOT-NOT-OPENED/history", params=params, headers=owner).json()
     assert page["on_chain"] is False
     assert [(s["kind"], s["reference"]["status"]) for s in page["steps"]] == [("reading", "pending")]
 
@@ -262,6 +273,7 @@ def test_split_lot_history(client: TestClient, ledger: LedgerService) -> None:
     lots = LotRegistryClient.from_deployment(ledger.chain, ledger.deployment)
     _travel(ledger.chain, 10)
     tx = lots.split_lot(sc.recipient, sc.lot_id, {"LOT-HIST-0001-A": 200}).tx_hash
+    sign_client_in(client, sc.recipient)  # a custodian of the parent, the issuer of the child
     parent = _all_steps(client, sc.lot_id, 100)
     assert parent[-1]["kind"] == "split" and parent[-1]["reference"]["tx_hash"] == tx
     assert parent[-1]["details"] == {
@@ -332,6 +344,7 @@ def test_issue11_a_competitor_device_cannot_add_readings_to_a_lot(
     rival = dev_accounts(7)[6]
     rival_device = enroll_for(ledger, rival, "RIVAL-GW-1")
     ledger.registry.refresh()
+    sign_client_in(client, sc.supplier)
     timeline = client.get(f"/v1/lots/{sc.lot_id}/history").json()
     before = _stored(ledger)
     attack = rival_device.sign({"temp_c": 40.0}, ts_ms=_chain_ms(ledger), lot_id=sc.lot_id)
@@ -380,6 +393,7 @@ def test_issue11_readings_stored_before_the_lot_was_opened_count_only_for_their_
     ledger.registry.refresh()
     mine = own.sign({"temp_c": 4.0}, ts_ms=_chain_ms(ledger), lot_id="LOT-LATER")
     assert client.post("/v1/readings", json=mine.to_json_obj()).status_code == 201
+    sign_client_in(client, sc.supplier)
     page = client.get("/v1/lots/LOT-LATER/history").json()
     assert page["issuer"] == sc.supplier.address
     assert page["lot_key"] == "0x" + lot_key("LOT-LATER", sc.supplier.address).hex()
@@ -400,7 +414,11 @@ def test_issue11_readings_stored_before_the_lot_was_opened_count_only_for_their_
     r = client.get("/v1/lots/LOT-LATER/history")
     assert r.status_code == 409 and r.json()["error"]["code"] == "lot.ambiguous", r.text
     assert rival.address in r.json()["error"]["message"]
-    theirs = client.get("/v1/lots/LOT-LATER/history", params={"issuer": rival.address}).json()
+    refused = client.get("/v1/lots/LOT-LATER/history", params={"issuer": rival.address})
+    assert refused.status_code == 403  # the rival's lot is the rival's to read
+    theirs = client.get(
+        "/v1/lots/LOT-LATER/history", params={"issuer": rival.address}, headers=bearer(client, rival)
+    ).json()
     assert [s["actor"] for s in theirs["steps"] if s["kind"] == "reading"] == ["RIVAL-GW-2"]
     ours = client.get("/v1/lots/LOT-LATER/history", params={"issuer": sc.supplier.address}).json()
     assert [s["actor"] for s in ours["steps"] if s["kind"] == "reading"] == ["SN-LATER-1"]

@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from faults import Fleet, deploy_on, in_process_service, own_anvil, wait_for
 from prometheus_client.parser import text_string_to_metric_families
+from reads import bearer
 from support import TestConsortium, now_ms, require
 
 from contracts.chain import Chain, dev_accounts
@@ -87,7 +88,8 @@ def test_ingest_and_anchoring_counters(
     assert value(after, "supet_readings_rejected_total", source="http", code="device.unknown") == 1
 
     # HTTP durations by route template, never by raw path
-    proof = client.get(f"/v1/readings/0x{good[1].digest.hex()}/proof")
+    owner = bearer(client, consortium.factory)  # the device's owner reads its proof
+    proof = client.get(f"/v1/readings/0x{good[1].digest.hex()}/proof", headers=owner)
     assert proof.status_code == 200
     timed = scrape(client)
     route = "/v1/readings/{digest}/proof"

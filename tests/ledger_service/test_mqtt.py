@@ -22,6 +22,7 @@ import paho.mqtt.client as paho
 import pytest
 from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from reads import sign_client_in
 from sqlalchemy import func, select
 from sqlmodel import Session
 from support import TestConsortium, now_ms, require
@@ -285,6 +286,7 @@ def test_publish_store_anchor_prove(
 
         # anchored, and the proof endpoint serves every reading that came over MQTT
         ledger.anchoring.flush(timeout=30)
+        sign_client_in(client, dev_accounts(2)[1])  # the devices' owner (the test consortium's factory)
         for s in subs:
             r = client.get(f"/v1/readings/0x{s.digest.hex()}/proof")
             assert r.status_code == 200, r.text

@@ -6,6 +6,7 @@ import time
 
 from eth_utils import keccak
 from fastapi.testclient import TestClient
+from reads import sign_client_in
 
 from contracts.chain import dev_accounts
 from contracts.claims import sign_claim
@@ -20,6 +21,8 @@ def test_admission_status_follows_the_registry(client: TestClient, ledger: Ledge
     licence = claim_topic("business-licence")
     registry.set_role_rule(admin, party_role("supplier"), [licence], 0)
     registry.add_trusted_issuer(admin, licence, issuer.address)
+    assert client.get(f"/v1/parties/{supplier.address}/admission").status_code == 401  # not public
+    sign_client_in(client, supplier)  # the party reads its own admission
 
     body = client.get(f"/v1/parties/{supplier.address}/admission").json()
     row = next(r for r in body["roles"] if r["role"] == "supplier")

@@ -16,9 +16,11 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from fastapi.testclient import TestClient
+from reads import bearer
 from sqlalchemy import select
 from support import TestConsortium, now_ms, stored
 
+from contracts.chain import dev_accounts
 from device_attestation.keys import DeviceKey
 from device_attestation.reading import Domain, Reading, reading_digest
 from device_attestation.sdk import DeviceSigner
@@ -819,12 +821,13 @@ def test_nul_in_lot_id_never_blocks_other_readings(
 
 
 def test_history_cursor_beyond_int64_is_a_client_error(lenient: TestClient, ledger: LedgerService) -> None:
-    r = lenient.get("/v1/devices/SN-1/readings", params={"after_seq": 2**64})
+    owner = bearer(lenient, dev_accounts(2)[1])  # a signed-in party: the policy lets the query through
+    r = lenient.get("/v1/devices/SN-1/readings", params={"after_seq": 2**64}, headers=owner)
     assert_error(r, 422, "request.invalid", "after_seq")
 
 
 def test_history_of_a_nul_device_id(
     request: pytest.FixtureRequest, lenient: TestClient, ledger: LedgerService, on_postgres: bool
 ) -> None:
-    r = lenient.get("/v1/devices/%00/readings")
+    r = lenient.get("/v1/devices/%00/readings", headers=bearer(lenient, dev_accounts(2)[1]))
     assert r.status_code < 500, r.text

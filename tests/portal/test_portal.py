@@ -37,6 +37,7 @@ from contracts.credit import CreditRegistryClient
 from contracts.deploy import deploy_suite
 from contracts.lots import LotRegistryClient
 from contracts.onboarding import Onboarding
+from ledger_service.access.lot_sharing import disclose
 from ledger_service.analytics_store.publish import PROFILE_MODEL, profile_json
 from ledger_service.api import create_app
 from ledger_service.config import Settings
@@ -47,6 +48,8 @@ from ledger_service.store.models import AnalyticsResultRow
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 LOT = "LOT-PORTAL-0001"
+#: A lot nobody disclosed: its evidence is for its supplier (and custodians, named auditors) only.
+PRIVATE_LOT = "LOT-PORTAL-0002"
 GTIN = "04006381333931"
 
 
@@ -176,6 +179,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalWorld]:
     devices.registry.revoke(factory, "GW-PORTAL-B")
     pending = [sensor.sign({"temp_c": 5.5}, ts_ms=opened_ms + 2500, lot_id=LOT)]
     _submit(service, pending)
+    # issue 14: the factory, LOT's holder, discloses its evidence; PRIVATE_LOT stays its own
+    disclose(service, factory.address, LOT)
+    LotRegistryClient.from_deployment(chain, deployment).open_lot(
+        factory, lot_id=PRIVATE_LOT, gtin=GTIN, quantity=5, unit="kg", produced_from_ms=0, produced_to_ms=1
+    )
 
     # credit: a published profile, the oracle's record, consent to the bank, one bank query logged
     desk = desk_of(service)
@@ -298,10 +306,15 @@ def test_auditor_checks_a_lot_without_signing_in(page: Any, world: PortalWorld, 
     assert page.inner_text("#verdict") == "Not verifiable yet"
     assert page.inner_text("#verdict-code") == "proof.pending"
 
-    # an unknown lot: a 404 page in words
+    # the lot page lists the disclosed lots; a lot nobody disclosed is refused to an anonymous visitor
+    page.goto(world.base + "/portal/lots")
+    assert [r[0] for r in cells(page, "#disclosed")] == [LOT]
+    r = page.goto(world.base + f"/portal/lots?lot_id={PRIVATE_LOT}")
+    assert r.status == 401 and page.inner_text("#error-code") == "access.anonymous"
+    assert "not disclosed" in page.inner_text("#error-message")
+    # an unknown lot: refused too (an anonymous visitor learns nothing of which lots exist)
     r = page.goto(world.base + "/portal/lots?lot_id=LOT-NOBODY")
-    assert r.status == 404 and page.inner_text("#error-code") == "lot.not_found"
-    assert "never opened on chain" in page.inner_text("#error-message")
+    assert r.status == 401 and page.inner_text("#error-code") == "access.anonymous"
 
 
 def test_factory_sees_devices_lots_consents_and_who_looked(
@@ -317,12 +330,18 @@ def test_factory_sees_devices_lots_consents_and_who_looked(
     assert devices["SN-PORTAL-A"][5:] == ["0", "0"]
     lots = cells(page, "#lots")
     assert [(r[0], r[1], r[2], r[4], r[5], r[7]) for r in lots] == [
-        (LOT, "04006381333931", "500 kg", "supplier", world.factory.address, "none")
+        (LOT, "04006381333931", "500 kg", "supplier", world.factory.address, "none"),
+        (PRIVATE_LOT, "04006381333931", "5 kg", "supplier", world.factory.address, "none"),
     ]
     assert [(r[0], r[3]) for r in cells(page, "#consents")] == [(world.bank.address, "standing")]
     log = cells(page, "#access-log")
     assert [(r[1], r[2], r[3]) for r in log] == [(world.bank.address, "credit", "answered")]
     screenshot(page, tmp_path / "factory.png")
+
+    # its own lot, which nobody disclosed, is shown to it (signed in)
+    r = page.goto(world.base + f"/portal/lots?lot_id={PRIVATE_LOT}")
+    assert r.status == 200 and page.inner_text("#lot-id") == PRIVATE_LOT
+    page.goto(world.base + "/portal/factory")
 
     # the factory is no bank: the credit desk refuses it in words (and the refusal is logged)
     r = page.goto(world.base + "/portal/bank")
@@ -338,11 +357,11 @@ def test_factory_sees_devices_lots_consents_and_who_looked(
     page.click("#logout")
     assert page.inner_text("#signed-out") == "You are signed out."
     r = page.goto(world.base + "/portal/factory")
-    assert r.status == 401 and page.inner_text("#error-code") == "portal.not_signed_in"
+    assert r.status == 401 and page.inner_text("#error-code") == "access.anonymous"
     me = httpx.get(world.base + "/v1/auth/me", headers={"Authorization": f"Bearer {session}"})
     assert me.status_code == 401 and me.json()["error"]["code"] == "auth.revoked"
     copied = httpx.get(world.base + "/portal/factory", headers={"Cookie": f"supet_session={session}"})
-    assert copied.status_code == 401 and "portal.not_signed_in" in copied.text
+    assert copied.status_code == 401 and "access.anonymous" in copied.text
     assert other_page.goto(world.base + "/portal/factory").status == 200
     assert other_page.inner_text("#who") == world.factory.address
     other.close()

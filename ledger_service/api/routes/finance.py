@@ -17,7 +17,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from ledger_service.api.deps import CurrentParty, ServiceDep
+from ledger_service.api.deps import Access, CurrentParty, ServiceDep
 from ledger_service.api.models import ErrorEnvelope
 from ledger_service.credit_desk import party_writes as writes
 from ledger_service.credit_desk import queries
@@ -35,6 +35,18 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
 
 # no pattern here: a malformed address is answered 400 finance.bad_address by queries.address, not 422
 AddressPath = Annotated[str, Path(description="The factory's Ethereum address.")]
+
+#: The most entries a page of a listing holds (issue 14: every list endpoint is paged).
+MAX_LIST_PAGE = 200
+OffsetQuery = Annotated[int, Query(ge=0, le=2**31, description="Entries to skip: `next_offset` of a page.")]
+LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIST_PAGE)]
+
+
+def _page(answer: dict[str, Any], key: str, offset: int, limit: int) -> dict[str, Any]:
+    """``answer`` with its list ``key`` cut to one page, and the offset of the next (None on the last)."""
+    items = list(answer[key])
+    more = len(items) > offset + limit
+    return {**answer, key: items[offset : offset + limit], "next_offset": offset + limit if more else None}
 
 
 # ---------------------------------------------------------------------------- publishing (oracle)
@@ -144,11 +156,13 @@ def factory_access_log(
 
 @router.get(
     "/bank/factories",
-    summary="Factories with a standing consent to the calling bank, with their current record",
+    summary="Factories with a standing consent to the calling bank, with their current record, paged",
     responses=_REFUSALS,
 )
-def bank_factories(party: CurrentParty, service: ServiceDep) -> Any:
-    return queries.bank_factories(service, party.address)
+def bank_factories(
+    party: CurrentParty, service: ServiceDep, offset: OffsetQuery = 0, limit: LimitQuery = 100
+) -> Any:
+    return _page(queries.bank_factories(service, party.address), "factories", offset, limit)
 
 
 @router.get(
@@ -174,7 +188,8 @@ def bank_profile(address: AddressPath, party: CurrentParty, service: ServiceDep)
 
 @router.get(
     "/receivables",
-    summary="Receivable parts held by `holder` or offered to `offered_to` that the caller is related to",
+    summary="Receivable parts held by `holder` or offered to `offered_to` that the caller is related to, "
+    "paged",
     responses=_REFUSALS,
 )
 async def receivables(
@@ -182,17 +197,21 @@ async def receivables(
     service: ServiceDep,
     holder: Annotated[str | None, Query()] = None,
     offered_to: Annotated[str | None, Query()] = None,
+    offset: OffsetQuery = 0,
+    limit: LimitQuery = 100,
 ) -> Any:
-    return await run_in_threadpool(queries.list_receivables, service, party.address, holder, offered_to)
+    found = await run_in_threadpool(queries.list_receivables, service, party.address, holder, offered_to)
+    return _page(found, "parts", offset, limit)
 
 
 @router.get(
     "/receivables/{receivable_id}",
-    summary="One receivable and its parts, from the chain",
+    summary="One receivable and its parts, from the chain (the parties to it)",
     responses=_REFUSALS,
 )
-def receivable(receivable_id: Annotated[int, Path(ge=1)], party: CurrentParty, service: ServiceDep) -> Any:
-    return queries.receivable(service, receivable_id)
+def receivable(receivable_id: Annotated[int, Path(ge=1)], access: Access, service: ServiceDep) -> Any:
+    # the access guard read it to learn its parties (and refused anyone else): answer that reading
+    return access.preload if access.preload is not None else queries.receivable(service, receivable_id)
 
 
 # ---------------------------------------------------------------------------- party writes (prepare, relay)

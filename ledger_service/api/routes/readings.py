@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from ledger_service.api.deps import ServiceDep
+from ledger_service.api.deps import Access, ServiceDep
 from ledger_service.api.errors import error_response, http_status, refusal, rejection_status
 from ledger_service.api.limits import DECODED_BODY
 from ledger_service.api.models import (
@@ -23,7 +23,14 @@ from ledger_service.api.models import (
 from ledger_service.api.responses import FastJSONResponse
 from ledger_service.ingest.pipeline import ItemResult
 from ledger_service.jsonio import BodyDecodeError, loads_strict
-from ledger_service.proofs import ProofPending, device_history, parse_digest, proof_bundle, reading_status
+from ledger_service.proofs import (
+    ProofPending,
+    ReadingStatus,
+    device_history,
+    parse_digest,
+    proof_bundle,
+    reading_status,
+)
 
 router = APIRouter(prefix="/v1", tags=["readings"])
 
@@ -123,26 +130,47 @@ async def submit(request: Request, service: ServiceDep) -> JSONResponse:
 
 DigestPath = Annotated[str, Path(description="0x-hex reading digest", examples=["0x" + "36e6" * 16])]
 
+_READ_REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {
+        "model": ErrorEnvelope,
+        "description": "`access.anonymous`: sign in as the device's owner (or a lot custodian or named "
+        "auditor), or sign the request as the device; or the credentials did not verify (`auth.*`).",
+    },
+    403: {"model": ErrorEnvelope, "description": "`access.not_owner`: not entitled (docs/access-policy.md)."},
+}
+
+
+def _status(access: Access) -> ReadingStatus | None:
+    return access.preload if isinstance(access.preload, ReadingStatus) else None
+
 
 @router.get(
     "/readings/{digest}",
     response_model=ReadingStatusOut,
-    summary="A stored reading and its status",
-    responses={404: {"model": ErrorEnvelope}},
+    summary="A stored reading and its status (its owner, the device, a lot's custodians and auditors)",
+    description="The reading as signed, its receipt's status and batch. Only for whom docs/access-policy.md "
+    "names: the device's owner (signed in), the device (a device-signed request), the custodians and named "
+    "auditors of a lot it is evidence of; anyone once that lot is disclosed.",
+    responses={404: {"model": ErrorEnvelope}, **_READ_REFUSALS},
 )
-def get_reading(digest: DigestPath, service: ServiceDep) -> Any:
-    return reading_status(service, parse_digest(digest)).to_json_obj()
+async def get_reading(digest: DigestPath, service: ServiceDep, access: Access) -> Any:
+    st = _status(access)  # the access guard read it to decide: no second look in the store
+    if st is None:
+        st = await run_in_threadpool(reading_status, service, parse_digest(digest))
+    return st.to_json_obj()
 
 
 @router.get(
     "/readings/{digest}/proof",
     summary="The proof bundle of an anchored reading",
-    description="The spec's proof bundle (section 6). 404 with `status` and `expected_batch` while pending.",
-    responses={200: {"description": "The proof bundle."}, 404: {"model": PendingProofOut}},
+    description="The spec's proof bundle (section 6). 404 with `status` and `expected_batch` while pending. "
+    "It reveals this reading and its path to the batch root, never the batch's other readings. For the same "
+    "callers as the reading.",
+    responses={200: {"description": "The proof bundle."}, 404: {"model": PendingProofOut}, **_READ_REFUSALS},
 )
-def get_proof(digest: DigestPath, service: ServiceDep) -> Any:
+def get_proof(digest: DigestPath, service: ServiceDep, access: Access) -> Any:
     try:
-        return FastJSONResponse(proof_bundle(service, parse_digest(digest)))
+        return FastJSONResponse(proof_bundle(service, parse_digest(digest), status=_status(access)))
     except ProofPending as e:
         return refusal(
             e.code, e.message, status_code=http_status(e), status=e.status, expected_batch=e.expected_batch
@@ -152,8 +180,8 @@ def get_proof(digest: DigestPath, service: ServiceDep) -> Any:
 @router.get(
     "/devices/{device_id}/readings",
     response_model=HistoryOut,
-    summary="A device's readings, by seq",
-    responses={404: {"model": ErrorEnvelope}},
+    summary="A device's readings, by seq (its owner, or the device itself), paged",
+    responses={404: {"model": ErrorEnvelope}, **_READ_REFUSALS},
 )
 def get_history(
     device_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")],

@@ -1,0 +1,191 @@
+"""The world of ``tests/ledger_service/test_access_policy.py`` (issue 14): a consortium on a fresh
+embedded chain with every kind of caller the access policy knows, and the data each may or may not read.
+
+A factory (its device, two lots, a published profile), a rival factory, four admitted banks (no consent,
+a revoked one, an expired one, a standing one), the buyer that now holds lot A (a custodian), the
+auditor the buyer named for lot A, the operator (the deployer), a core enterprise that owes the factory
+a receivable. Lot D was disclosed by the factory (its holder); lot A was not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+
+from eth_account.signers.local import LocalAccount
+from fastapi.testclient import TestClient
+from reads import token
+from sqlmodel import Session
+from support import TestConsortium
+
+from analytics.commitment import canonical_json, commit
+from analytics.period_profile import FactoryProfile
+from contracts.credit import CreditRegistryClient
+from contracts.lots import LotRegistryClient
+from contracts.onboarding import Onboarding
+from contracts.receivables import ReceivablesClient, receivable_reference
+from device_attestation.sdk import DeviceSigner
+from ledger_service.analytics_store.publish import PROFILE_MODEL, profile_json
+from ledger_service.service import LedgerService
+from ledger_service.store.models import AnalyticsResultRow
+
+LOT_A, LOT_D = "LOT-ACL-A", "LOT-ACL-D"
+GTIN = "04006381333931"
+DEVICE = "SN-ACL-1"
+
+ANON, DEV, OWNER, RIVAL = "anonymous", "device", "owner", "rival"
+BANK_NONE, BANK_REVOKED, BANK_EXPIRED, BANK_OK = "bank_none", "bank_revoked", "bank_expired", "bank_ok"
+CUSTODIAN, AUDITOR, OPERATOR = "custodian", "auditor", "operator"
+CALLERS = (
+    ANON,
+    DEV,
+    OWNER,
+    RIVAL,
+    BANK_NONE,
+    BANK_REVOKED,
+    BANK_EXPIRED,
+    BANK_OK,
+    CUSTODIAN,
+    AUDITOR,
+    OPERATOR,
+)
+BANKS = (BANK_NONE, BANK_REVOKED, BANK_EXPIRED, BANK_OK)
+
+
+@dataclass
+class World:
+    service: LedgerService
+    client: TestClient
+    parties: dict[str, LocalAccount]
+    device: DeviceSigner
+    reading_a: str
+    reading_d: str
+    receivable_id: int
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def token(self, who: str) -> str:
+        if who not in self.tokens:
+            self.tokens[who] = token(self.client, self.parties[who])
+        return self.tokens[who]
+
+    def address(self, who: str) -> str:
+        return self.parties[who].address
+
+
+def profile_row(service: LedgerService, factory: str) -> None:
+    p = FactoryProfile(
+        factory_id=factory,
+        start=dt.date(2026, 10, 1),
+        end=dt.date(2026, 10, 5),
+        days_in_period=5,
+        days_with_data=5,
+        capacity_units_per_day=1000.0,
+        utilisation=0.8,
+        availability=0.9,
+        performance=0.9,
+        quality=0.97,
+        oee=0.78,
+        first_pass_yield=0.96,
+        sellable_units=4000.0,
+        delivered_units=3900.0,
+        inventory_days=6.0,
+        orders_due=10,
+        orders_otif=9,
+        otif=0.9,
+        trend_units_per_day=2.0,
+        volatility=0.05,
+        readings=7200,
+        readings_expected=7200,
+        coverage=1.0,
+        thin=False,
+        daily_output=(780.0, 800.0, 810.0, 790.0, 820.0),
+    )
+    result = profile_json(p)
+    c = commit(result, [b"\x01" * 32], PROFILE_MODEL, {"factory": factory})
+    with Session(service.engine) as s:
+        s.add(
+            AnalyticsResultRow(
+                commitment=c.commitment,
+                kind="profile",
+                subject=factory,
+                params_json="{}",
+                commitment_json=canonical_json(c.to_json_obj()).decode(),
+                result_json=canonical_json(result).decode(),
+                created_ms=int(time.time() * 1000),
+            )
+        )
+        s.commit()
+
+
+def admit_parties(ob: Onboarding, admin: LocalAccount) -> dict[str, LocalAccount]:
+    roles = {
+        OWNER: "supplier",
+        RIVAL: "supplier",
+        BANK_NONE: "bank",
+        BANK_REVOKED: "bank",
+        BANK_EXPIRED: "bank",
+        BANK_OK: "bank",
+        CUSTODIAN: "distributor",
+        AUDITOR: "auditor",
+        "core": "core-enterprise",
+    }
+    parties = {OPERATOR: admin}
+    for name, role in roles.items():
+        parties[name] = ob.account(f"acl-{name}")
+        ob.admit(parties[name], role)
+    return parties
+
+
+def lots_and_readings(service: LedgerService, p: dict[str, LocalAccount]) -> tuple[DeviceSigner, str, str]:
+    chain, deployment = service.chain, service.deployment
+    devices = TestConsortium(chain, deployment)
+    devices.factory = p[OWNER]
+    sensor = devices.enroll(DEVICE, "p256")
+    lots = LotRegistryClient.from_deployment(chain, deployment)
+    for lot in (LOT_A, LOT_D):
+        lots.open_lot(
+            p[OWNER], lot_id=lot, gtin=GTIN, quantity=500, unit="kg", produced_from_ms=0, produced_to_ms=1
+        )
+    opened_ms = int(chain.block("latest")["timestamp"]) * 1000
+    subs = [
+        sensor.sign({"temp_c": 4.0}, ts_ms=opened_ms + 1000, lot_id=LOT_A),
+        sensor.sign({"temp_c": 4.5}, ts_ms=opened_ms + 1500, lot_id=LOT_A),
+        sensor.sign({"temp_c": 5.0}, ts_ms=opened_ms + 2000, lot_id=LOT_D),
+    ]
+    results = service.pipeline.submit([s.to_json_obj() for s in subs], source="http")
+    assert all(r.code is None for r in results), [(r.code, r.message) for r in results]
+    service.anchoring.flush(timeout=60)
+    lots.propose_transfer(p[OWNER], LOT_A, p[CUSTODIAN].address)
+    lots.accept_transfer(p[CUSTODIAN], LOT_A)
+    return sensor, "0x" + subs[0].digest.hex(), "0x" + subs[2].digest.hex()
+
+
+def consents_and_receivable(service: LedgerService, p: dict[str, LocalAccount]) -> int:
+    chain, deployment = service.chain, service.deployment
+    credit = CreditRegistryClient.from_deployment(chain, deployment)
+    now = int(chain.block("latest")["timestamp"])
+    credit.grant_consent(p[OWNER], p[BANK_OK].address, expires_at=now + 90 * 86_400)
+    credit.grant_consent(p[OWNER], p[BANK_REVOKED].address, expires_at=now + 90 * 86_400)
+    credit.revoke_consent(p[OWNER], p[BANK_REVOKED].address)
+    credit.grant_consent(p[OWNER], p[BANK_EXPIRED].address, expires_at=now + 30)
+    rc = ReceivablesClient.from_deployment(chain, deployment)
+    rid, _ = rc.confirm(
+        p["core"],
+        supplier=p[OWNER].address,
+        face_value=1_000_00,
+        due_date=now + 60 * 86_400,
+        reference=receivable_reference("INV-ACL-1"),
+    )
+    # the expired consent lapses: the chain's clock moves past it
+    chain.w3.provider.ethereum_tester.time_travel(int(chain.block("latest")["timestamp"]) + 120)  # type: ignore[attr-defined]
+    return rid
+
+
+def share(client: TestClient, p: dict[str, LocalAccount]) -> None:
+    buyer = {"Authorization": f"Bearer {token(client, p[CUSTODIAN])}"}
+    owner = {"Authorization": f"Bearer {token(client, p[OWNER])}"}
+    r = client.post(f"/v1/lots/{LOT_A}/auditors", json={"auditor": p[AUDITOR].address}, headers=buyer)
+    assert r.status_code == 200, r.text
+    r = client.post(f"/v1/lots/{LOT_D}/disclosure", json={}, headers=owner)
+    assert r.status_code == 200, r.text
