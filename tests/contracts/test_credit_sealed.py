@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from chain_scan import brute_force, chain_bytes, figure_patterns, find_leaks, public_salts, storage_values
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from support import reverts
@@ -169,74 +170,6 @@ def test_revocation_stops_new_envelopes_not_old_ones(world: Sealed) -> None:
 # ---------------------------------------------------------------- a consortium member with a full node
 
 
-def storage_values(chain: Chain, address: str) -> list[bytes]:
-    """Every non-zero storage value of the contract at ``address``, as 32-byte words: the state trie of
-    the embedded chain, ``anvil_dumpState`` on anvil (what a node operator can read, slot by slot)."""
-    if chain.is_embedded:
-        import rlp
-        from eth_utils import to_canonical_address
-        from trie import HexaryTrie
-        from trie.iter import NodeIterator
-
-        state = chain.w3.provider.ethereum_tester.backend.chain.get_vm().state  # type: ignore[attr-defined]
-        accounts = state._account_db
-        root = accounts._get_storage_root(to_canonical_address(address))
-        trie = HexaryTrie(accounts._raw_store_db, root)
-        return [rlp.decode(v).rjust(32, b"\0") for _, v in NodeIterator(trie).items()]
-    import gzip
-    import json
-
-    raw = chain.w3.provider.make_request("anvil_dumpState", [])["result"]  # type: ignore[arg-type]
-    state = json.loads(gzip.decompress(bytes.fromhex(raw.removeprefix("0x"))))
-    storage = state["accounts"][address.lower()]["storage"]
-    return [int(v, 16).to_bytes(32, "big") for v in storage.values()]
-
-
-def chain_bytes(chain: Chain, from_block: int) -> list[tuple[str, bytes]]:
-    """Every transaction input and every log (topics and data) of every block from ``from_block``."""
-    out: list[tuple[str, bytes]] = []
-    for n in range(from_block, chain.block_number() + 1):
-        block = chain.w3.eth.get_block(n, full_transactions=True)
-        for tx in block["transactions"]:
-            out.append((f"input of {tx['hash'].hex()}", bytes(tx.get("input", tx.get("data", b"")))))
-            for log in chain.w3.eth.get_transaction_receipt(tx["hash"])["logs"]:
-                topics = b"".join(bytes(t) for t in log["topics"])
-                out.append((f"log {log['logIndex']} of {tx['hash'].hex()}", topics + bytes(log["data"])))
-    return out
-
-
-def figure_patterns(o: CreditOpening) -> dict[str, bytes]:
-    """How a figure shows when in clear: ABI words, the packed layout of the old record, text."""
-    return {
-        "limit (abi word)": o.limit.to_bytes(32, "big"),
-        "limit (text)": str(o.limit).encode(),
-        "pd_ppm (abi word)": o.pd_ppm.to_bytes(32, "big"),
-        "pd_ppm (uint32)": o.pd_ppm.to_bytes(4, "big"),
-        "pd_ppm (text)": str(o.pd_ppm).encode(),
-        "grade and pd (abi words)": o.grade.to_bytes(32, "big") + o.pd_ppm.to_bytes(32, "big"),
-        "grade and pd (packed)": o.pd_ppm.to_bytes(4, "big") + o.grade.to_bytes(1, "big"),
-        "currency": b"CNY",
-        "grade (text)": f"S{o.grade}".encode() + b'"',
-        "reasons": o.reasons[0].encode(),
-    }
-
-
-def brute_force(o: CreditOpening, salts: list[bytes], limits: list[int]) -> list[tuple[int, int, int]]:
-    """Every (grade, pd_ppm, limit) of the master scale's PD table and ``limits`` whose record, with one
-    of ``salts`` and the public fields (even the true reasons), gives the record's commitment."""
-    pd_table = sorted({o.pd_ppm, 1, 2_500, 5_000, 10_000, 20_000, 40_000, 80_000, 150_000, 250_000, 400_000})
-    target = o.commitment()
-    hits = []
-    for salt in salts:
-        for grade in range(1, 11):
-            for pd in pd_table:
-                for limit in limits:
-                    guess = dataclasses.replace(o, grade=grade, pd_ppm=pd, limit=limit, salt=salt)
-                    if guess.commitment() == target:
-                        hits.append((grade, pd, limit))
-    return hits
-
-
 def test_a_full_node_finds_no_figure_and_cannot_brute_force(suite: Any) -> None:
     w = sealed_world(suite, n_factories=4)
     start = w.chain.block_number()
@@ -261,23 +194,17 @@ def test_a_full_node_finds_no_figure_and_cannot_brute_force(suite: Any) -> None:
     # the member reads every transaction input, every log and every storage slot of the registry
     seen = chain_bytes(w.chain, start) + [("storage", v) for v in storage_values(w.chain, w.credit.address)]
     assert len(seen) > 20 and any(where == "storage" for where, _ in seen)
-    leaks = [
-        (o.factory, name, where)
-        for o, _ in published
-        for name, pattern in figure_patterns(o).items()
-        for where, data in seen
-        if pattern in data
-    ]
-    assert leaks == []
+    assert (
+        find_leaks({f"{o.factory} #{i}": figure_patterns(o) for i, (o, _) in enumerate(published)}, seen)
+        == []
+    )
     # the commitment is on chain; so the test would see a figure if one were there
     assert any(published[0][0].commitment() in data for _, data in seen)
 
     # brute force: all grades x the PD table x candidate limits (the true one among them), with every
     # salt derivable from public values: nothing matches; with the real salt the true record does
     for o, result in published:
-        public = [o.analytics_commitment, o.model_version, o.commitment(), bytes.fromhex(result.tx_hash[2:])]
-        salts = [bytes(32), *public, *(keccak(p) for p in public), keccak(bytes.fromhex(o.factory[2:]))]
-        salts.append(o.valid_until.to_bytes(32, "big"))
+        salts = public_salts(o, bytes.fromhex(result.tx_hash[2:]))
         limits = sorted({o.limit, 0, 100_000_00, 500_000_00, 1_000_000_00, 2_000_000_00})
         assert brute_force(o, salts, limits) == []
         assert brute_force(o, [o.salt], limits) == [(o.grade, o.pd_ppm, o.limit)]
