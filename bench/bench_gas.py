@@ -158,6 +158,7 @@ def measure_consortium(chain: Chain, dep: Any, admin: Any) -> dict[str, int]:
 def measure_finance(chain: Chain, dep: Any) -> dict[str, int]:
     """The finance contracts' writes, against a test gate that admits the parties."""
     from contracts.credit import CONSENT_ACTION, PUBLISH_ACTION, QUERY_ACTION, deploy_credit_registry
+    from contracts.order_terms import OrderTerms
     from contracts.orders import PLACE_ACTION, SUPPLY_ACTION, deploy_purchase_orders, order_id
     from contracts.receivables import (
         CREATE_ACTION,
@@ -187,13 +188,25 @@ def measure_finance(chain: Chain, dep: Any) -> dict[str, int]:
     orders = chain.contract(
         "PurchaseOrders", deploy_purchase_orders(chain, op, deployment=dep, gate_address=gate_address)
     )
-    r = chain.transact(
-        orders.functions.placeOrder(keccak(b"PO-1"), supplier.address, 4006381333931, 500, 20_600), buyer
-    )
-    out["placeOrder"] = r.gas_used
-    out["acceptOrder"] = chain.transact(
-        orders.functions.acceptOrder(order_id(buyer.address, keccak(b"PO-1"))), supplier
-    ).gas_used
+    # issue 14: the order carries a salted commitment to its quantity and unit price, not the figures;
+    # the supplier accepts with the commitment (the first order also pays the supplier's and the buyer's
+    # first list slots)
+    for n, label in ((1, "placeOrder (first)"), (2, "placeOrder")):
+        terms = OrderTerms.fresh(
+            order_id(buyer.address, keccak(b"PO-%d" % n)), quantity=500, unit_price=1_250
+        )
+        out[label] = chain.transact(
+            orders.functions.placeOrder(
+                keccak(b"PO-%d" % n), supplier.address, 4006381333931, terms.commitment(), 20_600
+            ),
+            buyer,
+        ).gas_used
+        out["acceptOrder" if n == 2 else "acceptOrder (first)"] = chain.transact(
+            orders.functions.acceptOrder(terms.order_id, terms.commitment()), supplier
+        ).gas_used
+    out["verifyTerms (a view, estimated)"] = orders.functions.verifyTerms(
+        terms.order_id, terms.quantity, terms.unit_price, terms.salt
+    ).estimate_gas()
     credit = chain.contract(
         "CreditRegistry", deploy_credit_registry(chain, op, deployment=dep, gate_address=gate_address)
     )
