@@ -1,8 +1,8 @@
 """Gas of trustCA and enrollment per scheme (birth attestation + proof of possession checked on chain,
 issue 12.2), of anchorBatch and of verifyReading per signature scheme, of revocation, of the
-consortium's rules and member votes (a quorum lowered by the members where the contracts have it,
-issue 12.12; by the admin alone before), and of the finance contracts' writes (orders, credit
-records, consent, receivables), on both chains.
+consortium's rules and member votes (a quorum lowered, and a role added to an action, by the
+members where the contracts have it, issue 12.12; by the admin alone before), and of the finance
+contracts' writes (orders, credit records, consent, receivables), on both chains.
 
     .venv/bin/python bench/bench_gas.py
 
@@ -152,6 +152,35 @@ def measure_consortium(chain: Chain, dep: Any, admin: Any) -> dict[str, int]:
     out["proposeRoleQuorum (a member: its vote)"] = lowering.tx.gas_used
     out["approveRoleQuorum (the majority: lowers to 0)"] = votes.approve(m2, lowering.id).gas_used
     assert reg.role_rule(bank).quorum == 0
+    out.update(measure_action_roles(chain, reg, admin, m1, m2))
+    return out
+
+
+def measure_action_roles(chain: Chain, reg: Any, admin: Any, m1: Any, m2: Any) -> dict[str, int]:
+    """An action's roles set by the admin (first time, then narrowed) and a role added to it: by the
+    members' vote where the registry has it (``proposeActionRole``), else by the admin alone."""
+    from contracts.participant_ids import PARTY_ROLES
+
+    bank, supplier, auditor = PARTY_ROLES["bank"], PARTY_ROLES["supplier"], PARTY_ROLES["auditor"]
+    action = keccak(b"supet.bench.action")
+    reg.set_role_rule(admin, supplier, [], 1)
+    reg.set_role_rule(admin, auditor, [], 0)
+    out = {
+        "setActionRoles (first time: 2 roles)": reg.set_action_roles(
+            admin, action, [bank, supplier]
+        ).gas_used,
+        "setActionRoles (narrow to 1 role)": reg.set_action_roles(admin, action, [bank]).gas_used,
+    }
+    if not any(item.get("name") == "proposeActionRole" for item in reg.contract.abi):
+        out["setActionRoles (add a role: the admin alone)"] = reg.set_action_roles(
+            admin, action, [bank, auditor]
+        ).gas_used
+        return out
+    votes = reg.action_role_votes
+    adding = votes.propose(m1, action, auditor)
+    out["proposeActionRole (a member: its vote)"] = adding.tx.gas_used
+    out["approveActionRole (the majority: adds the role)"] = votes.approve(m2, adding.id).gas_used
+    assert reg.action_roles(action) == [bank, auditor]
     return out
 
 
