@@ -115,38 +115,50 @@ def chain_bytes(chain: Chain, from_block: int) -> list[tuple[str, bytes]]:
     out: list[tuple[str, bytes]] = []
     for n in range(from_block, chain.block_number() + 1):
         block = chain.w3.eth.get_block(n, full_transactions=True)
-        for tx in block["transactions"]:
-            out.append((f"input of {tx['hash'].hex()}", bytes(tx.get("input", tx.get("data", b"")))))
+        txs: list[Any] = list(block["transactions"])
+        for tx in txs:
+            to = tx.get("to") or "(a deployment)"
+            out.append((f"input of {tx['hash'].hex()} to {to}", bytes(tx.get("input", tx.get("data", b"")))))
             for log in chain.w3.eth.get_transaction_receipt(tx["hash"])["logs"]:
                 topics = b"".join(bytes(t) for t in log["topics"])
-                out.append((f"log {log['logIndex']} of {tx['hash'].hex()}", topics + bytes(log["data"])))
+                where = f"log {log['logIndex']} of {tx['hash'].hex()} from {log['address']}"
+                out.append((where, topics + bytes(log["data"])))
     return out
 
 
 def figure_patterns(o: CreditOpening) -> dict[str, bytes]:
     """How a credit record's figures show when in clear: ABI words, the packed layout of the old record,
-    text (and JSON text) as the service writes them."""
-    return {
-        "limit (abi word)": o.limit.to_bytes(32, "big"),
-        "limit (text)": str(o.limit).encode(),
-        "pd_ppm (abi word)": o.pd_ppm.to_bytes(32, "big"),
-        "pd_ppm (uint32)": o.pd_ppm.to_bytes(4, "big"),
-        "pd_ppm (text)": str(o.pd_ppm).encode(),
-        "grade and pd (abi words)": o.grade.to_bytes(32, "big") + o.pd_ppm.to_bytes(32, "big"),
-        "grade and pd (packed)": o.pd_ppm.to_bytes(4, "big") + o.grade.to_bytes(1, "big"),
+    text (and JSON text) as the service writes them. A limit or PD below 1,000 (a zero limit: a grade
+    that gets none) has no pattern of its own: such a word or text is everywhere on a chain and would
+    say nothing; the commitment's brute force (:func:`brute_force`) covers it."""
+    patterns = {
         "currency": b"CNY",
         "grade (text)": f"S{o.grade}".encode() + b'"',
         "grade (json)": f'"grade":{o.grade}'.encode(),
         "reasons": o.reasons[0].encode() if o.reasons else b'"reasons":[',
     }
+    if o.limit >= 1_000:
+        patterns["limit (abi word)"] = o.limit.to_bytes(32, "big")
+        patterns["limit (text)"] = str(o.limit).encode()
+    if o.pd_ppm >= 1_000:
+        patterns["pd_ppm (abi word)"] = o.pd_ppm.to_bytes(32, "big")
+        patterns["pd_ppm (uint32)"] = o.pd_ppm.to_bytes(4, "big")
+        patterns["pd_ppm (text)"] = str(o.pd_ppm).encode()
+    patterns["grade and pd (abi words)"] = o.grade.to_bytes(32, "big") + o.pd_ppm.to_bytes(32, "big")
+    patterns["grade and pd (packed)"] = o.pd_ppm.to_bytes(4, "big") + o.grade.to_bytes(1, "big")
+    return patterns
 
 
 def number_patterns(name: str, value: float | int, *, scales: Sequence[int] = (1,)) -> dict[str, bytes]:
     """How a figure ``value`` shows when in clear: for each scale, the scaled integer as an ABI word,
-    as a uint64 and a uint32 (packed layouts), and as text; a float also as its JSON text (``repr``) and
-    with 2 to 6 decimals. A scaled integer below 1,000 is left out as a word: such small numbers fill
-    every chain (counters, indices, flags) and would say nothing."""
+    as a uint64 and a uint32 (packed layouts), and as text; a fraction also as its JSON text (``repr``)
+    and with 2 to 6 decimals. A whole number (a count, a quantity) is not scaled. A scaled integer below
+    1,000 is left out: such small numbers fill every chain (counters, indices, flags) and would say
+    nothing."""
     out: dict[str, bytes] = {}
+    whole = float(value).is_integer()
+    if whole:  # a count or a quantity: as itself only (a whole 1.0 scaled is any fixed-point "one")
+        value, scales = int(value), (1,)
     for scale in scales:
         n = round(value * scale)
         tag = f"{name} x{scale}" if scale != 1 else name
@@ -158,7 +170,7 @@ def number_patterns(name: str, value: float | int, *, scales: Sequence[int] = (1
                 out[f"{tag} (uint32)"] = n.to_bytes(4, "big")
         if abs(n) >= 1_000:
             out[f"{tag} (text)"] = str(n).encode()
-    if isinstance(value, float) and value != round(value):
+    if not whole:
         out[f"{name} (json)"] = json.dumps(value).encode()
         for d in range(2, 7):
             text = f"{value:.{d}f}"
