@@ -156,6 +156,7 @@ def test_readings_after_the_cut_off_batch_are_not_inputs(rig: Rig) -> None:
     assert cut.commitment.commitment != full.commitment.commitment
 
 
+@pytest.mark.scenario  # fits the yield model twice (publish, recompute): about a minute
 def test_yield_model_from_the_ledger_finds_planted_drivers(rig: Rig) -> None:
     f = rig.world.factories[0]
     spec = f.spec
