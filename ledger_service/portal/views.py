@@ -25,7 +25,7 @@ from sqlmodel import Session, select
 from analytics.charts import profile_chart
 from auditor.bundle import ProofBundle
 from auditor.errors import VerificationError
-from auditor.lot_chain import ChainStep
+from auditor.lot_chain import ChainStep, transformation_text
 from auditor.verify import verify_bundle
 from contracts.certifier import CertificateStatus, QualityCertifierClient
 from contracts.lots import LotRegistryClient, format_gtin
@@ -67,6 +67,7 @@ KIND_LABELS = {
     "transfer_accepted": "Transfer accepted",
     "transfer_rejected": "Transfer rejected",
     "transfer_cancelled": "Transfer cancelled",
+    "transformed": "Transformed",
     "certified": "Certified",
     "rejected": "Rejected by QC",
     "reading": "Reading",
@@ -122,6 +123,8 @@ def _what(step: ChainStep | ReadingStep) -> str:
         return f"child {d['child_lot_id']}: {d['quantity']} (parent keeps {d['remaining']})"
     if step.kind.startswith("transfer_"):
         return f"from {d['from']} to {d['to']}"
+    if step.kind == "transformed":
+        return f"transformation {d['transformation_id']} by {d['by']}: {transformation_text(d)}"
     if step.kind == "certified":
         return f"GTIN {d['gtin']}, spec v{d['spec_version']}, {d['samples']} samples within bounds"
     return (
