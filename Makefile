@@ -52,9 +52,15 @@ node_modules/.installed: package.json package-lock.json
 demo: setup
 	$(BIN)/supet demo
 
+# The suite runs with bytecode writing on, whatever the environment says: with PYTHONDONTWRITEBYTECODE
+# set (it is on the team's shared machine) and a venv from uv (which installs no .pyc), every Python
+# process the suite starts (the xdist workers, each `supet serve` and CLI subprocess, the signature
+# workers) compiled web3, fastapi, sqlalchemy... from source again: about 6 s of CPU more for each
+# service subprocess and 14 s for a pytest process. The .pyc files go to __pycache__ (git-ignored) and .venv.
 test: lint typecheck
 	@scripts/test-services
-	$(BIN)/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder --durations=25
+	env -u PYTHONDONTWRITEBYTECODE \
+	  $(BIN)/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder --durations=25
 
 lint: setup
 	$(BIN)/ruff check .
