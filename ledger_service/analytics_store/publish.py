@@ -63,6 +63,7 @@ __all__ = [
     "publish_profile",
     "publish_yield",
     "recompute",
+    "store_result",
     "yield_dataset",
 ]
 
@@ -216,7 +217,7 @@ def publish_profile(engine: Engine, source: LedgerSource, params: ProfileParams)
     """Compute, commit and store a profile."""
     result, inputs = compute_profile(source, params)
     c = commit(result, inputs, PROFILE_MODEL, params.to_json_obj())
-    return _store(engine, "profile", params.factory, params.to_json_obj(), c, result)
+    return store_result(engine, "profile", params.factory, params.to_json_obj(), c, result)
 
 
 # ---------------------------------------------------------------- yield
@@ -305,15 +306,17 @@ def publish_yield(
     """Compute, commit and store a line's yield model."""
     result, obj, inputs = compute_yield(source, params)
     c = commit(obj, inputs, YIELD_MODEL, params.to_json_obj())
-    return _store(engine, "yield", params.line_id, params.to_json_obj(), c, obj), result
+    return store_result(engine, "yield", params.line_id, params.to_json_obj(), c, obj), result
 
 
 # ---------------------------------------------------------------- store and recompute
 
 
-def _store(
+def store_result(
     engine: Engine, kind: str, subject: str, params: dict[str, Any], c: Commitment, result: dict[str, Any]
 ) -> Published:
+    """Store a committed result (``kind`` ``profile`` or ``yield``, of ``subject``); the same commitment
+    twice is stored once."""
     row = AnalyticsResultRow(
         commitment=c.commitment,
         kind=kind,

@@ -9,26 +9,20 @@ a receivable. Lot D was disclosed by the factory (its holder); lot A was not.
 
 from __future__ import annotations
 
-import datetime as dt
-import time
 from dataclasses import dataclass, field
 
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
+from profiles import store_sample_profile
 from reads import token
-from sqlmodel import Session
 from support import TestConsortium
 
-from analytics.commitment import canonical_json, commit
-from analytics.period_profile import FactoryProfile
 from contracts.credit import CreditRegistryClient
 from contracts.lots import LotRegistryClient
 from contracts.onboarding import Onboarding
 from contracts.receivables import ReceivablesClient, receivable_reference
 from device_attestation.sdk import DeviceSigner
-from ledger_service.analytics_store.publish import PROFILE_MODEL, profile_json
 from ledger_service.service import LedgerService
-from ledger_service.store.models import AnalyticsResultRow
 
 LOT_A, LOT_D = "LOT-ACL-A", "LOT-ACL-D"
 GTIN = "04006381333931"
@@ -74,48 +68,7 @@ class World:
 
 
 def profile_row(service: LedgerService, factory: str) -> None:
-    p = FactoryProfile(
-        factory_id=factory,
-        start=dt.date(2026, 10, 1),
-        end=dt.date(2026, 10, 5),
-        days_in_period=5,
-        days_with_data=5,
-        capacity_units_per_day=1000.0,
-        utilisation=0.8,
-        availability=0.9,
-        performance=0.9,
-        quality=0.97,
-        oee=0.78,
-        first_pass_yield=0.96,
-        sellable_units=4000.0,
-        delivered_units=3900.0,
-        inventory_days=6.0,
-        orders_due=10,
-        orders_otif=9,
-        otif=0.9,
-        trend_units_per_day=2.0,
-        volatility=0.05,
-        readings=7200,
-        readings_expected=7200,
-        coverage=1.0,
-        thin=False,
-        daily_output=(780.0, 800.0, 810.0, 790.0, 820.0),
-    )
-    result = profile_json(p)
-    c = commit(result, [b"\x01" * 32], PROFILE_MODEL, {"factory": factory})
-    with Session(service.engine) as s:
-        s.add(
-            AnalyticsResultRow(
-                commitment=c.commitment,
-                kind="profile",
-                subject=factory,
-                params_json="{}",
-                commitment_json=canonical_json(c.to_json_obj()).decode(),
-                result_json=canonical_json(result).decode(),
-                created_ms=int(time.time() * 1000),
-            )
-        )
-        s.commit()
+    store_sample_profile(service.engine, factory)
 
 
 def admit_parties(ob: Onboarding, admin: LocalAccount) -> dict[str, LocalAccount]:

@@ -12,7 +12,6 @@ not work here). Missing: skipped locally, failed under ``CI=true`` (``support.re
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib.util
 import socket
 import threading
@@ -27,23 +26,19 @@ import pytest
 import uvicorn
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
-from sqlmodel import Session
+from profiles import store_sample_profile
 from support import TestConsortium, require
 
-from analytics.commitment import canonical_json, commit
-from analytics.period_profile import FactoryProfile
 from contracts.chain import Chain, dev_accounts
 from contracts.credit import CreditRegistryClient
 from contracts.deploy import deploy_suite
 from contracts.lots import LotRegistryClient
 from contracts.onboarding import Onboarding
 from ledger_service.access.lot_sharing import disclose
-from ledger_service.analytics_store.publish import PROFILE_MODEL, profile_json
 from ledger_service.api import create_app
 from ledger_service.config import Settings
 from ledger_service.credit_desk.desk import desk_of
 from ledger_service.service import LedgerService
-from ledger_service.store.models import AnalyticsResultRow
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -69,56 +64,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _profile(factory: str) -> dict[str, Any]:
-    p = FactoryProfile(
-        factory_id=factory,
-        start=dt.date(2026, 10, 1),
-        end=dt.date(2026, 10, 5),
-        days_in_period=5,
-        days_with_data=5,
-        capacity_units_per_day=1000.0,
-        utilisation=0.8,
-        availability=0.9,
-        performance=0.9,
-        quality=0.97,
-        oee=0.78,
-        first_pass_yield=0.96,
-        sellable_units=4000.0,
-        delivered_units=3900.0,
-        inventory_days=6.0,
-        orders_due=10,
-        orders_otif=9,
-        otif=0.9,
-        trend_units_per_day=2.0,
-        volatility=0.05,
-        readings=7200,
-        readings_expected=7200,
-        coverage=1.0,
-        thin=False,
-        daily_output=(780.0, 800.0, 810.0, 790.0, 820.0),
-    )
-    return profile_json(p)
-
-
-def _publish_profile(service: LedgerService, factory: str) -> str:
-    result = _profile(factory)
-    c = commit(result, [b"\x01" * 32], PROFILE_MODEL, {"factory": factory})
-    with Session(service.engine) as s:
-        s.add(
-            AnalyticsResultRow(
-                commitment=c.commitment,
-                kind="profile",
-                subject=factory,
-                params_json="{}",
-                commitment_json=canonical_json(c.to_json_obj()).decode(),
-                result_json=canonical_json(result).decode(),
-                created_ms=int(time.time() * 1000),
-            )
-        )
-        s.commit()
-    return c.commitment
 
 
 def _submit(service: LedgerService, subs: list[Any]) -> None:
@@ -187,7 +132,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalWorld]:
 
     # credit: a published profile, the oracle's record, consent to the bank, one bank query logged
     desk = desk_of(service)
-    record = desk.publish(oracle, factory.address, _publish_profile(service, factory.address), price=12.5)
+    record = desk.publish(
+        oracle, factory.address, store_sample_profile(service.engine, factory.address), price=12.5
+    )
     credit = CreditRegistryClient.from_deployment(chain, deployment)
     chain_now = int(chain.block("latest")["timestamp"])
     credit.grant_consent(factory, bank.address, expires_at=chain_now + 86_400)
