@@ -27,6 +27,7 @@ from contracts.onboarding import Onboarding
 from contracts.receivables import ReceivablesClient, receivable_reference
 from device_attestation.sdk import DeviceSigner
 from ledger_service.analytics_store.publish import PROFILE_MODEL, profile_json
+from ledger_service.credit_desk.consents import register_opening
 from ledger_service.service import LedgerService
 from ledger_service.store.models import AnalyticsResultRow
 
@@ -165,10 +166,14 @@ def consents_and_receivable(service: LedgerService, p: dict[str, LocalAccount]) 
     chain, deployment = service.chain, service.deployment
     credit = CreditRegistryClient.from_deployment(chain, deployment)
     now = int(chain.block("latest")["timestamp"])
-    credit.grant_consent(p[OWNER], p[BANK_OK].address, expires_at=now + 90 * 86_400)
-    credit.grant_consent(p[OWNER], p[BANK_REVOKED].address, expires_at=now + 90 * 86_400)
-    credit.revoke_consent(p[OWNER], p[BANK_REVOKED].address)
-    credit.grant_consent(p[OWNER], p[BANK_EXPIRED].address, expires_at=now + 30)
+    # issue 14: the chain holds consent ids only; the factory registers each opening with the service
+    grants = {
+        bank: credit.grant_consent(p[OWNER], p[bank].address, expires_at=now + days)
+        for bank, days in ((BANK_OK, 90 * 86_400), (BANK_REVOKED, 90 * 86_400), (BANK_EXPIRED, 30))
+    }
+    for g in grants.values():
+        register_opening(credit, service.engine, g.opening)
+    credit.revoke_consent(p[OWNER], grants[BANK_REVOKED].opening)
     rc = ReceivablesClient.from_deployment(chain, deployment)
     rid, _ = rc.confirm(
         p["core"],
