@@ -30,6 +30,7 @@ from ledger_service.config import Settings
 from ledger_service.credit_desk.access_log import entry_digest
 from ledger_service.credit_desk.desk import FinanceDesk, desk_of
 from ledger_service.credit_desk.errors import AccessLogError
+from ledger_service.credit_desk.sealing import seal_for_consented
 from ledger_service.service import LedgerService
 from ledger_service.store.models import (
     AccessLogBatchRow,
@@ -556,6 +557,14 @@ def test_envelopes_salt_and_revocation_over_http(world: World) -> None:
     r = w.client.post("/v1/credit/records", json=submit | {"salt": prepared["salt"]}, headers=w.h(w.oracle))
     assert r.status_code == 200, r.text
     assert r.json()["envelopes"] == [w.consents[w.bank_a.address].consent_id_hex]  # the chain's: ids only
+
+    # the contract cannot see the bank behind a consent id: the oracle's side asks the gate, and seals
+    # nothing for a bank that is not admitted (named, like a bank without a key)
+    held = CreditOpening.from_json_obj(prepared["opening"])
+    envelopes, sealed_for, skipped = seal_for_consented(
+        w.credit, held, [w.consents[w.bank_a.address]], admitted=lambda bank: bank != w.bank_a.address
+    )
+    assert (envelopes, sealed_for) == ([], []) and "not admitted" in skipped[w.bank_a.address]
 
     (mine,) = read_bank_records(w.credit, bytes(w.bank_a.key))
     served = w.client.get(f"/v1/bank/factories/{w.factory.address}/credit", headers=w.h(w.bank_a)).json()
