@@ -14,7 +14,7 @@ from typing import Any
 
 from auditor.bundle import ProofBundle
 from auditor.errors import VerificationError
-from auditor.lot_chain import ChainStep
+from auditor.lot_chain import ChainStep, transformation_text
 from auditor.verify import BundleVerifier
 from contracts.chain import Chain
 from contracts.deployment import Deployment
@@ -67,6 +67,8 @@ def _chain_text(step: ChainStep) -> str:
         what = f"split off {d['child_lot_id']} ({d['quantity']}), {d['remaining']} remain"
     elif step.kind.startswith("transfer_"):
         what = f"{step.kind.replace('_', ' ')}: {_short(d['from'])} -> {_short(d['to'])}"
+    elif step.kind == "transformed":
+        what = f"transformation {d['transformation_id']} by {_short(step.actor)}: {transformation_text(d)}"
     elif step.kind == "certified":
         what = (
             f"certified against spec v{d['spec_version']} from {d['samples']} sample(s) "

@@ -1,4 +1,5 @@
-"""A lot's events on chain, read from the chain alone: opening or split, custody, certification.
+"""A lot's events on chain, read from the chain alone: opening or split, transformations, custody,
+certification.
 
 :func:`lot_chain_steps` reads the LotRegistry's and the QualityCertifier's events of one lot from the
 deployment's contracts, trusting no ledger: ``supet audit lot`` judges them as they are, and the
@@ -25,7 +26,8 @@ from auditor._internal import hex0x
 from contracts.certifier import QualityCertifierClient, RejectReason
 from contracts.chain import Chain
 from contracts.deployment import Deployment
-from contracts.lots import AmbiguousLot, LotRegistryClient, format_gtin, lot_key
+from contracts.errors import ContractsError
+from contracts.lots import AmbiguousLot, Lot, LotRegistryClient, format_gtin, lot_key
 
 __all__ = [
     "CHAIN_KINDS",
@@ -34,6 +36,7 @@ __all__ = [
     "chain_steps_of_key",
     "lot_chain_steps",
     "resolve_lot",
+    "transformation_text",
 ]
 
 #: The kinds of chain steps, in the order of the brief; readings are ``reading``.
@@ -44,6 +47,7 @@ CHAIN_KINDS = (
     "transfer_accepted",
     "transfer_rejected",
     "transfer_cancelled",
+    "transformed",
     "certified",
     "rejected",
 )
@@ -127,8 +131,10 @@ def lot_chain_steps(
     (none when no such lot is on chain; the lot resolved as :func:`resolve_lot` does).
 
     A lot split off a parent has no ``LotOpened``: its ``opened`` step is the parent's ``LotSplit``
-    that created it. Certification verdicts carry the spec version they were judged against and
-    that spec as the certifier holds it.
+    that created it. A transformation is a ``transformed`` step on each of its input lots (at its
+    ``LotConsumed``) and output lots (at its ``LotProduced``), each carrying the whole transformation
+    (:func:`_transformation_details`). Certification verdicts carry the spec version they were
+    judged against and that spec as the certifier holds it.
     """
     key = lot_key(lot_id, issuer) if issuer is not None else resolve_lot(chain, deployment, lot_id)
     if key is None:
@@ -158,6 +164,8 @@ def chain_steps_of_key(chain: Chain, deployment: Deployment, lot_id: str, key: b
     logs("transfer_accepted", "LotRegistry", reg.TransferAccepted, {"lotId": key})
     logs("transfer_rejected", "LotRegistry", reg.TransferRejected, {"lotId": key})
     logs("transfer_cancelled", "LotRegistry", reg.TransferCancelled, {"lotId": key})
+    logs("transformed", "LotRegistry", reg.LotConsumed, {"lotId": key})
+    logs("transformed", "LotRegistry", reg.LotProduced, {"lotId": key})
     qc = certifier.contract.events
     logs("certified", "QualityCertifier", qc.LotCertified, {"lotId": key})
     logs("rejected", "QualityCertifier", qc.LotRejected, {"lotId": key})
@@ -187,22 +195,45 @@ def chain_steps_of_key(chain: Chain, deployment: Deployment, lot_id: str, key: b
             }
         return specs[(gtin, version)]
 
-    parents: dict[bytes, str] = {}
+    records: dict[bytes, Lot] = {}
+
+    def record(k: bytes) -> Lot:
+        if k not in records:
+            records[k] = lots.lot(k)
+        return records[k]
 
     def lot_text(k: bytes) -> str:
-        if k not in parents:
-            parents[k] = lots.lot(k).lot_id
-        return parents[k]
+        return record(k).lot_id
+
+    def transformation(tid: int) -> dict[str, Any]:
+        found = chain.request(
+            lambda: reg.LotTransformed().get_logs(
+                from_block=start, to_block="latest", argument_filters={"transformationId": tid}
+            ),
+            context=f"LotTransformed log of transformation {tid}",
+        )
+        if len(found) != 1:
+            raise ContractsError(
+                f"transformation {tid} has {len(found)} LotTransformed logs on chain, not one: is the node "
+                "serving the deployment's LotRegistry from its deployment block on?"
+            )
+        return _transformation_details(found[0], record)
 
     steps = []
     for kind, name, log in raw:
         args = dict(log["args"])
-        details = _details(kind, log["event"], args, spec_of=spec_of, lot_text=lot_text)
+        if kind == "transformed":
+            details = {
+                **transformation(int(args["transformationId"])),
+                **_role_details(log["event"], args),
+            }
+        else:
+            details = _details(kind, log["event"], args, spec_of=spec_of, lot_text=lot_text)
         steps.append(
             ChainStep(
                 kind=kind,
                 time_ms=block_time_ms(int(log["blockNumber"])),
-                actor=_actor_of(kind, args),
+                actor=str(details["by"]) if kind == "transformed" else _actor_of(kind, args),
                 details=details,
                 tx_hash=HexBytes(log["transactionHash"]).to_0x_hex(),
                 block_number=int(log["blockNumber"]),
@@ -212,6 +243,47 @@ def chain_steps_of_key(chain: Chain, deployment: Deployment, lot_id: str, key: b
         )
     steps.sort(key=lambda s: (s.block_number, s.log_index))
     return steps
+
+
+def _transformation_details(log: Any, record: Callable[[bytes], Lot]) -> dict[str, Any]:
+    """A transformation as its ``LotTransformed`` log gives it, each lot named (id, key, GTIN, unit):
+    the same on every input and output lot's step, so each side shows the other."""
+    args = log["args"]
+
+    def lot(k: bytes, quantity: int) -> dict[str, Any]:
+        r = record(bytes(k))
+        return {
+            "lot_id": r.lot_id,
+            "lot_key": hex0x(k),
+            "gtin": r.gtin_text,
+            "quantity": str(quantity),
+            "unit": r.unit,
+        }
+
+    return {
+        "transformation_id": int(args["transformationId"]),
+        "by": to_checksum_address(args["by"]),
+        "inputs": [lot(k, q) for k, q in zip(args["inputs"], args["consumed"], strict=True)],
+        "outputs": [lot(k, record(bytes(k)).quantity) for k in args["outputs"]],
+        "transformed_log_index": int(log["logIndex"]),
+    }
+
+
+def transformation_text(details: dict[str, Any]) -> str:
+    """A ``transformed`` step's transformation in a line: ``300 kg of A, 50 kg of B -> 10 pcs C``."""
+    ins = ", ".join(f"{i['quantity']} {i['unit']} of {i['lot_id']}" for i in details["inputs"])
+    outs = ", ".join(f"{o['quantity']} {o['unit']} {o['lot_id']}" for o in details["outputs"])
+    text = f"{ins} -> {outs}"
+    if details.get("role") == "input":
+        text += f" (this lot: {details['consumed']} consumed, {details['remaining']} remain)"
+    return text
+
+
+def _role_details(event: str, args: dict[str, Any]) -> dict[str, Any]:
+    """This lot's part in a transformation: an input (what was consumed, what remains) or an output."""
+    if event == "LotConsumed":
+        return {"role": "input", "consumed": str(args["quantity"]), "remaining": str(args["remaining"])}
+    return {"role": "output"}
 
 
 def _details(

@@ -90,7 +90,7 @@ def main() -> None:
         f"{len(result.orders)} orders, {len(result.lots)} lots in {fed_s:.1f} s "
         f"({result.sent / fed_s:,.0f} readings/s incl. signing and chain transactions)"
     )
-    source = LedgerSource(service.engine, chain, deployment)
+    source = LedgerSource(service.engine, chain, deployment, order_terms=result.order_terms)
     through = source.latest_anchored_batch()
     block = chain.block_number()
     names = ("capacity_units_per_day", "availability", "performance", "quality", "oee", "first_pass_yield")

@@ -1,8 +1,8 @@
 """Gas of trustCA and enrollment per scheme (birth attestation + proof of possession checked on chain,
 issue 12.2), of anchorBatch and of verifyReading per signature scheme, of revocation, of the
-consortium's rules and member votes (a quorum lowered by the members where the contracts have it,
-issue 12.12; by the admin alone before), and of the finance contracts' writes (orders, credit
-records, consent, receivables), on both chains.
+consortium's rules and member votes (a quorum lowered, and a role added to an action, by the
+members where the contracts have it, issue 12.12; by the admin alone before), and of the finance
+contracts' writes (orders, credit records, consent, receivables), on both chains.
 
     .venv/bin/python bench/bench_gas.py
 
@@ -152,12 +152,42 @@ def measure_consortium(chain: Chain, dep: Any, admin: Any) -> dict[str, int]:
     out["proposeRoleQuorum (a member: its vote)"] = lowering.tx.gas_used
     out["approveRoleQuorum (the majority: lowers to 0)"] = votes.approve(m2, lowering.id).gas_used
     assert reg.role_rule(bank).quorum == 0
+    out.update(measure_action_roles(chain, reg, admin, m1, m2))
+    return out
+
+
+def measure_action_roles(chain: Chain, reg: Any, admin: Any, m1: Any, m2: Any) -> dict[str, int]:
+    """An action's roles set by the admin (first time, then narrowed) and a role added to it: by the
+    members' vote where the registry has it (``proposeActionRole``), else by the admin alone."""
+    from contracts.participant_ids import PARTY_ROLES
+
+    bank, supplier, auditor = PARTY_ROLES["bank"], PARTY_ROLES["supplier"], PARTY_ROLES["auditor"]
+    action = keccak(b"supet.bench.action")
+    reg.set_role_rule(admin, supplier, [], 1)
+    reg.set_role_rule(admin, auditor, [], 0)
+    out = {
+        "setActionRoles (first time: 2 roles)": reg.set_action_roles(
+            admin, action, [bank, supplier]
+        ).gas_used,
+        "setActionRoles (narrow to 1 role)": reg.set_action_roles(admin, action, [bank]).gas_used,
+    }
+    if not any(item.get("name") == "proposeActionRole" for item in reg.contract.abi):
+        out["setActionRoles (add a role: the admin alone)"] = reg.set_action_roles(
+            admin, action, [bank, auditor]
+        ).gas_used
+        return out
+    votes = reg.action_role_votes
+    adding = votes.propose(m1, action, auditor)
+    out["proposeActionRole (a member: its vote)"] = adding.tx.gas_used
+    out["approveActionRole (the majority: adds the role)"] = votes.approve(m2, adding.id).gas_used
+    assert reg.action_roles(action) == [bank, auditor]
     return out
 
 
 def measure_finance(chain: Chain, dep: Any) -> dict[str, int]:
     """The finance contracts' writes, against a test gate that admits the parties."""
     from contracts.credit import CONSENT_ACTION, PUBLISH_ACTION, QUERY_ACTION, deploy_credit_registry
+    from contracts.order_terms import OrderTerms
     from contracts.orders import PLACE_ACTION, SUPPLY_ACTION, deploy_purchase_orders, order_id
     from contracts.receivables import (
         CREATE_ACTION,
@@ -187,13 +217,25 @@ def measure_finance(chain: Chain, dep: Any) -> dict[str, int]:
     orders = chain.contract(
         "PurchaseOrders", deploy_purchase_orders(chain, op, deployment=dep, gate_address=gate_address)
     )
-    r = chain.transact(
-        orders.functions.placeOrder(keccak(b"PO-1"), supplier.address, 4006381333931, 500, 20_600), buyer
-    )
-    out["placeOrder"] = r.gas_used
-    out["acceptOrder"] = chain.transact(
-        orders.functions.acceptOrder(order_id(buyer.address, keccak(b"PO-1"))), supplier
-    ).gas_used
+    # issue 14: the order carries a salted commitment to its quantity and unit price, not the figures;
+    # the supplier accepts with the commitment (the first order also pays the supplier's and the buyer's
+    # first list slots)
+    for n, label in ((1, "placeOrder (first)"), (2, "placeOrder")):
+        terms = OrderTerms.fresh(
+            order_id(buyer.address, keccak(b"PO-%d" % n)), quantity=500, unit_price=1_250
+        )
+        out[label] = chain.transact(
+            orders.functions.placeOrder(
+                keccak(b"PO-%d" % n), supplier.address, 4006381333931, terms.commitment(), 20_600
+            ),
+            buyer,
+        ).gas_used
+        out["acceptOrder" if n == 2 else "acceptOrder (first)"] = chain.transact(
+            orders.functions.acceptOrder(terms.order_id, terms.commitment()), supplier
+        ).gas_used
+    out["verifyTerms (a view, estimated)"] = orders.functions.verifyTerms(
+        terms.order_id, terms.quantity, terms.unit_price, terms.salt
+    ).estimate_gas()
     credit = chain.contract(
         "CreditRegistry", deploy_credit_registry(chain, op, deployment=dep, gate_address=gate_address)
     )

@@ -15,7 +15,10 @@ policy naming other members makes ``apply`` open proposals (to admit or remove),
 majority of the current members approve them; :func:`pending_member_changes` lists what waits for
 their votes, and applying again sends nothing for a proposal still open. A policy that lowers a
 role's quorum makes ``apply`` open a quorum proposal (:mod:`contracts.quorum_votes`) the same way:
-only a majority of the members lowers a quorum.
+only a majority of the members lowers a quorum. So does a policy that lets one more role perform an
+action whose roles were set already: ``apply`` narrows the action to the roles the policy keeps (the
+admin's to do) and opens an action-role proposal per added role. :func:`pending_rule_changes` lists
+the quorum and action-role proposals the policy waits for.
 """
 
 from __future__ import annotations
@@ -34,8 +37,16 @@ from contracts.deployment import Deployment
 from contracts.membership import MemberProposal
 from contracts.participant_ids import CONSORTIUM_ADMIN_ROLE, DEFAULT_ADMIN_ROLE, id_name
 from contracts.participants import CONTRACT_NAME, ParticipantRegistryClient
+from contracts.quorum_votes import ActionRoleProposal, QuorumProposal
 
-__all__ = ["AppliedStep", "PlannedStep", "apply_policy", "pending_member_changes", "plan_policy"]
+__all__ = [
+    "AppliedStep",
+    "PlannedStep",
+    "apply_policy",
+    "pending_member_changes",
+    "pending_rule_changes",
+    "plan_policy",
+]
 
 _ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -142,11 +153,7 @@ def plan_policy(
     for role, (topics, quorum) in policy.role_rules().items():
         _plan_rule(reg, role, topics, quorum, len(current_members), step)
     for action, roles in policy.action_roles().items():
-        if tuple(reg.action_roles(action)) != roles:
-            step(
-                f"action {id_name(action)}: allowed to {_names(roles) if roles else 'nobody'}",
-                fns.setActionRoles(action, list(roles)),
-            )
+        _plan_action(reg, action, roles, step)
     # members the policy no longer names: removal proposals (after the rules, checked against the larger set)
     for member in sorted(current_members - set(wanted_members)):
         if membership.open_about(member) is None:
@@ -208,6 +215,32 @@ def _plan_rule(
         )
 
 
+def _plan_action(
+    reg: ParticipantRegistryClient, action: bytes, roles: tuple[bytes, ...], step: Callable[[str, Any], None]
+) -> None:
+    """Set an action's roles the first time; afterwards narrow it to the roles the policy keeps (the
+    admin's to do) and propose each added role (the members' to pass; none when one is open already)."""
+    fns = reg.contract.functions
+    current = tuple(reg.action_roles(action))
+    if current == roles:
+        return
+    first = not reg.action_roles_set(action)
+    kept = roles if first else tuple(r for r in roles if r in current)
+    if kept != current:
+        step(
+            f"action {id_name(action)}: allowed to {_names(kept) if kept else 'nobody'}",
+            fns.setActionRoles(action, list(kept)),
+        )
+    for role in roles:
+        if role in kept or reg.action_role_votes.open_about(action, role) is not None:
+            continue
+        step(
+            f"propose to let {id_name(role)} perform {id_name(action)} "
+            "(a majority of the members must approve)",
+            fns.proposeActionRole(action, role),
+        )
+
+
 def _check_quorum(role: bytes, quorum: int, members: int) -> None:
     """Refuse (before anything is sent) a rule whose quorum exceeds the members the chain will have."""
     if quorum > members:
@@ -231,6 +264,26 @@ def pending_member_changes(
         proposal = reg.membership.open_about(account)
         if proposal is not None and proposal.admit == (account in wanted):
             out.append(proposal)
+    return out
+
+
+def pending_rule_changes(
+    chain: Chain, deployment: Deployment, policy: ConsortiumPolicy
+) -> list[QuorumProposal | ActionRoleProposal]:
+    """The open quorum and action-role proposals that would bring the rules to ``policy``'s (they wait
+    for the members' votes): a quorum lowered to the policy's, a role the policy adds to an action."""
+    reg = ParticipantRegistryClient(chain, deployment)
+    out: list[QuorumProposal | ActionRoleProposal] = []
+    for role, (_, quorum) in policy.role_rules().items():
+        lowering = reg.quorum_votes.open_about(role)
+        if lowering is not None and lowering.quorum == quorum:
+            out.append(lowering)
+    for action, roles in policy.action_roles().items():
+        current = reg.action_roles(action)
+        for role in roles:
+            adding = None if role in current else reg.action_role_votes.open_about(action, role)
+            if adding is not None:
+                out.append(adding)
     return out
 
 

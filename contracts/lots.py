@@ -10,8 +10,10 @@ and certification, is :mod:`contracts.certifier`).
   its key (32 bytes) or its text; text is resolved with ``issuer=`` when given, else through the
   registry's ``LotNamed`` index (:class:`LotNotFound` when no lot has that id, :class:`AmbiguousLot`
   when several parties do: pass ``issuer=`` then).
-- :class:`LotRegistryClient`: open, split, the two-sided custody transfer, and every view
-  (:meth:`~LotRegistryClient.full_custody_chain` follows split parents back to the opening).
+- :class:`LotRegistryClient`: open, split, the two-sided custody transfer, transformations (lineage:
+  :meth:`~LotRegistryClient.transform` consumes held lots into new ones;
+  :meth:`~LotRegistryClient.inputs_of` and :meth:`~LotRegistryClient.outputs_of` walk it both ways), and
+  every view (:meth:`~LotRegistryClient.full_custody_chain` follows split parents back to the opening).
 - :func:`deploy_supply_chain` deploys the LotRegistry and the QualityCertifier next to a suite.
 """
 
@@ -25,6 +27,7 @@ from typing import NewType
 from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
+from web3.logs import DISCARD
 from web3.types import BlockIdentifier
 
 from contracts.chain import Chain, TxResult
@@ -33,6 +36,8 @@ from contracts.errors import ContractsError, DeploymentError
 from contracts.registry import DEFAULT_ADMIN_ROLE, EVIDENCE_ROLE
 
 __all__ = [
+    "MAX_TRANSFORM_INPUTS",
+    "MAX_TRANSFORM_OUTPUTS",
     "OPEN_ACTION",
     "TRANSFER_ACTION",
     "AmbiguousLot",
@@ -44,6 +49,10 @@ __all__ = [
     "LotRegistryClient",
     "LotStatus",
     "PendingTransfer",
+    "TransformInput",
+    "TransformOutput",
+    "Transformation",
+    "Transformed",
     "deploy_supply_chain",
     "format_gtin",
     "grant_evidence_role",
@@ -58,6 +67,9 @@ __all__ = [
 #: The admission-gate actions the LotRegistry asks (the QualityCertifier's: ``contracts.certifier``).
 OPEN_ACTION = keccak(b"supet.lot.open")
 TRANSFER_ACTION = keccak(b"supet.lot.transfer")
+#: ``LotRegistry.MAX_TRANSFORM_INPUTS`` / ``MAX_TRANSFORM_OUTPUTS``: the bounds of one transformation.
+MAX_TRANSFORM_INPUTS = 32
+MAX_TRANSFORM_OUTPUTS = 16
 
 #: A GTIN-14 as the number its digits spell (below 10^14).
 Gtin = NewType("Gtin", int)
@@ -155,11 +167,13 @@ class LotStatus(IntEnum):
     NONE = 0
     ACTIVE = 1
     SPLIT = 2
+    CONSUMED = 3
 
 
 @dataclass(frozen=True, kw_only=True)
 class Lot:
-    """A lot as the registry holds it."""
+    """A lot as the registry holds it: ``remaining + consumed + sum(children's quantity) == quantity``;
+    ``produced_by`` is the transformation that opened it (0: opened directly or split off)."""
 
     key: bytes
     lot_id: str
@@ -175,6 +189,8 @@ class Lot:
     parent_custody_count: int
     custodian: str
     parent: bytes | None
+    consumed: int
+    produced_by: int
 
     @property
     def gtin_text(self) -> str:
@@ -197,6 +213,50 @@ class PendingTransfer:
     from_: str
     to: str
     proposed_at: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransformInput:
+    """What a transformation consumes of one lot its caller holds: ``quantity`` in ``unit``, which must
+    be the lot's own unit (the registry refuses another with ``LotRegistryUnitMismatch``)."""
+
+    lot: str | bytes
+    quantity: int
+    unit: str
+    issuer: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransformOutput:
+    """A lot a transformation opens (as :meth:`LotRegistryClient.open_lot` takes one)."""
+
+    lot_id: str
+    gtin: str
+    quantity: int
+    unit: str
+    produced_from_ms: int
+    produced_to_ms: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Transformation:
+    """A recorded transformation: ``by`` consumed ``inputs`` ((lot key, quantity), in order) and opened
+    ``outputs`` (keys, in order) at block time ``at`` (seconds)."""
+
+    transformation_id: int
+    by: str
+    at: int
+    inputs: tuple[tuple[bytes, int], ...]
+    outputs: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Transformed:
+    """A mined transformation: its id, its output lots' keys (in order) and the transaction."""
+
+    transformation_id: int
+    outputs: tuple[bytes, ...]
+    tx: TxResult
 
 
 class LotRegistryClient:
@@ -292,6 +352,28 @@ class LotRegistryClient:
         )
         return self.chain.transact(fn, custodian)
 
+    def transform(
+        self,
+        transformer: LocalAccount,
+        inputs: Sequence[TransformInput],
+        outputs: Sequence[TransformOutput],
+    ) -> Transformed:
+        """Record a transformation (``LotRegistry.transform``): consume ``inputs``, lots ``transformer``
+        holds, and open ``outputs`` under it. The registry checks every rule (admission, custody,
+        remaining, units, GTINs, new ids, bounds) and reverts with its custom error, changing nothing."""
+        ins = [(self.key(i.lot, issuer=i.issuer), i.quantity, padded_ascii(i.unit)) for i in inputs]
+        outs = [
+            (o.lot_id, o.gtin, o.quantity, padded_ascii(o.unit), o.produced_from_ms, o.produced_to_ms)
+            for o in outputs
+        ]
+        tx = self.chain.transact(self.contract.functions.transform(ins, outs), transformer)
+        (event,) = self.contract.events.LotTransformed().process_receipt(tx.receipt, errors=DISCARD)
+        return Transformed(
+            transformation_id=int(event["args"]["transformationId"]),
+            outputs=tuple(bytes(k) for k in event["args"]["outputs"]),
+            tx=tx,
+        )
+
     def propose_transfer(
         self, custodian: LocalAccount, lot_id: str | bytes, to: str, *, issuer: str | None = None
     ) -> TxResult:
@@ -345,6 +427,8 @@ class LotRegistryClient:
             parent_custody_count=t[10],
             custodian=t[11],
             parent=None if bytes(t[12]) == bytes(32) else bytes(t[12]),
+            consumed=t[13],
+            produced_by=t[14],
         )
 
     def issuer(self, lot_id: str | bytes, *, issuer: str | None = None) -> str:
@@ -371,6 +455,41 @@ class LotRegistryClient:
     def children(self, lot_id: str | bytes, *, issuer: str | None = None) -> list[bytes]:
         keys = self.chain.call(self.contract.functions.children(self.key(lot_id, issuer=issuer)))
         return [bytes(k) for k in keys]
+
+    def transformation_count(self) -> int:
+        """How many transformations the registry has recorded (their ids are 1 to this)."""
+        return int(self.chain.call(self.contract.functions.transformationCount()))
+
+    def transformation(self, transformation_id: int) -> Transformation:
+        """The transformation with this id (``ContractRevert`` ``LotRegistryUnknownTransformation`` when
+        there is none)."""
+        by, at, inputs, consumed, outputs = self.chain.call(
+            self.contract.functions.transformation(transformation_id)
+        )
+        return Transformation(
+            transformation_id=transformation_id,
+            by=str(by),
+            at=int(at),
+            inputs=tuple((bytes(k), int(q)) for k, q in zip(inputs, consumed, strict=True)),
+            outputs=tuple(bytes(k) for k in outputs),
+        )
+
+    def inputs_of(self, lot_id: str | bytes, *, issuer: str | None = None) -> list[tuple[bytes, int]]:
+        """What the lot was made from: (input lot key, quantity consumed) of the transformation that
+        opened it; empty for a lot opened directly or split off."""
+        keys, consumed = self.chain.call(self.contract.functions.inputsOf(self.key(lot_id, issuer=issuer)))
+        return [(bytes(k), int(q)) for k, q in zip(keys, consumed, strict=True)]
+
+    def outputs_of(self, lot_id: str | bytes, *, issuer: str | None = None) -> list[bytes]:
+        """What was made from the lot: the output keys of every transformation that consumed it, in order
+        (its split-off children are :meth:`children`)."""
+        keys = self.chain.call(self.contract.functions.outputsOf(self.key(lot_id, issuer=issuer)))
+        return [bytes(k) for k in keys]
+
+    def consumed_by(self, lot_id: str | bytes, *, issuer: str | None = None) -> list[int]:
+        """The ids of the transformations that consumed the lot, in order."""
+        ids = self.chain.call(self.contract.functions.consumedBy(self.key(lot_id, issuer=issuer)))
+        return [int(i) for i in ids]
 
     def pending_transfer(self, lot_id: str | bytes, *, issuer: str | None = None) -> PendingTransfer | None:
         frm, to, at = self.chain.call(

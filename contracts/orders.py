@@ -7,6 +7,11 @@
 - :class:`PurchaseOrdersClient`: :meth:`~PurchaseOrdersClient.place` (buyer),
   :meth:`~PurchaseOrdersClient.accept` (supplier), :meth:`~PurchaseOrdersClient.cancel` (buyer) and
   every view; :class:`PurchaseOrder` is an order as the contract holds it.
+- An order's quantity and unit price (its terms) are on chain only as a salted commitment
+  (:mod:`contracts.order_terms`): :meth:`~PurchaseOrdersClient.place` draws the salt and returns the
+  opening (:class:`PlacedOrder`), which the buyer keeps and sends the supplier;
+  :meth:`~PurchaseOrdersClient.accept` takes that opening and accepts exactly those terms;
+  :meth:`~PurchaseOrdersClient.verify_terms` checks an opening against the chain.
 - :func:`due_day` turns a UTC date into the contract's due day (days since 1970-01-01).
 - :func:`deploy_purchase_orders` deploys the contract next to a suite.
 
@@ -27,12 +32,14 @@ from web3.types import BlockIdentifier
 from contracts.chain import Chain, TxResult
 from contracts.deployment import Deployment
 from contracts.errors import ContractsError, DeploymentError
+from contracts.order_terms import OrderTerms, OrderTermsMismatch
 
 __all__ = [
     "CONTRACT_NAME",
     "PLACE_ACTION",
     "SUPPLY_ACTION",
     "InvalidOrder",
+    "PlacedOrder",
     "PurchaseOrder",
     "PurchaseOrdersClient",
     "deploy_purchase_orders",
@@ -101,13 +108,14 @@ def _id(order: str | bytes, buyer: str | None) -> bytes:
 @dataclass(frozen=True, kw_only=True)
 class PurchaseOrder:
     """An order as the contract holds it (``cancelled_at`` 0 while it stands, ``accepted_at`` 0 until the
-    supplier accepts; times are block seconds). ``key`` is its on-chain id."""
+    supplier accepts; times are block seconds). ``key`` is its on-chain id. The quantity and unit price
+    are not on chain: ``terms_commitment`` commits to them (:class:`~contracts.order_terms.OrderTerms`)."""
 
     key: bytes
     buyer: str
     supplier: str
     gtin: int
-    quantity: int
+    terms_commitment: bytes
     due_day: int
     placed_at: int
     cancelled_at: int
@@ -125,6 +133,19 @@ class PurchaseOrder:
     def due_date(self) -> date:
         """The UTC day the order is due by the end of."""
         return date.fromordinal(_EPOCH.toordinal() + self.due_day)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlacedOrder:
+    """A placed order: its transaction and its terms' opening (the buyer keeps it and sends it to the
+    supplier; without its salt nobody can tell the figures from the chain)."""
+
+    tx: TxResult
+    terms: OrderTerms
+
+    @property
+    def order_id(self) -> bytes:
+        return self.terms.order_id
 
 
 class PurchaseOrdersClient:
@@ -152,24 +173,88 @@ class PurchaseOrdersClient:
         supplier: str,
         gtin: int,
         quantity: int,
+        unit_price: int,
+        due_day: int,
+    ) -> PlacedOrder:
+        """Place ``order`` (its reference, or its 32-byte nonce) as ``buyer`` for ``quantity`` units at
+        ``unit_price`` minor units each. Its id is :func:`order_id` (``buyer``, ``order``). Only the
+        commitment to the terms, with a fresh salt, goes on chain; the opening is returned (keep it, and
+        send it to the supplier). A quantity that is not above zero is refused here
+        (:class:`~contracts.order_terms.InvalidTerms`): the contract cannot see it."""
+        nonce = _nonce(order)
+        terms = OrderTerms.fresh(order_id(buyer.address, nonce), quantity=quantity, unit_price=unit_price)
+        fn = self.contract.functions.placeOrder(
+            nonce, to_checksum_address(supplier), gtin, terms.commitment(), due_day
+        )
+        return PlacedOrder(tx=self.chain.transact(fn, buyer), terms=terms)
+
+    def place_committed(
+        self,
+        buyer: LocalAccount,
+        order: str | bytes,
+        *,
+        supplier: str,
+        gtin: int,
+        terms_commitment: bytes,
         due_day: int,
     ) -> TxResult:
-        """Place ``order`` (its reference, or its 32-byte nonce) as ``buyer``; the contract checks the
-        rest. Its id is :func:`order_id` (``buyer``, ``order``)."""
+        """Place ``order`` with a commitment made elsewhere (e.g. by the buyer's own ERP from an
+        :class:`~contracts.order_terms.OrderTerms` it drew); the contract checks the rest."""
         fn = self.contract.functions.placeOrder(
-            _nonce(order), to_checksum_address(supplier), gtin, quantity, due_day
+            _nonce(order), to_checksum_address(supplier), gtin, bytes(terms_commitment), due_day
         )
         return self.chain.transact(fn, buyer)
 
-    def accept(self, supplier: LocalAccount, order: str | bytes, *, buyer: str | None = None) -> TxResult:
-        """Accept ``order`` (its id, or ``buyer``'s reference) as its supplier; once, while it stands."""
-        return self.chain.transact(self.contract.functions.acceptOrder(_id(order, buyer)), supplier)
+    def accept(
+        self,
+        supplier: LocalAccount,
+        order: str | bytes,
+        terms: OrderTerms | bytes,
+        *,
+        buyer: str | None = None,
+    ) -> TxResult:
+        """Accept ``order`` (its id, or ``buyer``'s reference) as its supplier, on ``terms``: the opening
+        the buyer sent (or its 32-byte commitment); once, while it stands. The contract refuses terms
+        other than the order's (``PurchaseOrdersTermsMismatch``)."""
+        key = _id(order, buyer)
+        if isinstance(terms, OrderTerms):
+            if terms.order_id != key:
+                raise InvalidOrder(
+                    f"the terms are those of order 0x{terms.order_id.hex()}, not of order 0x{key.hex()}"
+                )
+            commitment = terms.commitment()
+        else:
+            if len(terms) != 32:
+                raise InvalidOrder(f"a terms commitment is 32 bytes, got {len(terms)}")
+            commitment = bytes(terms)
+        return self.chain.transact(self.contract.functions.acceptOrder(key, commitment), supplier)
 
     def cancel(self, buyer: LocalAccount, order: str | bytes) -> TxResult:
         """Cancel ``order`` (the buyer's reference, or the order id); only its buyer may, once."""
         return self.chain.transact(self.contract.functions.cancelOrder(_id(order, buyer.address)), buyer)
 
     # --- views
+
+    def terms_match(self, terms: OrderTerms, *, block: BlockIdentifier = "latest") -> bool:
+        """Whether ``terms`` open their order's commitment, as the contract answers (``termsMatch``)."""
+        fn = self.contract.functions.termsMatch(terms.order_id, terms.quantity, terms.unit_price, terms.salt)
+        return bool(self.chain.call(fn, block=block))
+
+    def verify_terms(self, terms: OrderTerms, *, block: BlockIdentifier = "latest") -> PurchaseOrder:
+        """The order, once ``terms`` are checked against its commitment on chain; raises
+        :class:`~contracts.order_terms.OrderTermsMismatch` (with both values) when they do not open it."""
+        o = self.order(terms.order_id, block=block)
+        given = terms.commitment()
+        if given != o.terms_commitment:
+            raise OrderTermsMismatch(
+                f"the terms given for order 0x{o.key.hex()} do not open its commitment on chain "
+                f"(0x{o.terms_commitment.hex()}; they give 0x{given.hex()}): the quantity, the unit price or "
+                "the salt differ from what was placed",
+                order_id=o.key,
+                committed=o.terms_commitment,
+                given=given,
+            )
+        return o
 
     def exists(self, order: str | bytes, *, buyer: str | None = None) -> bool:
         """Whether ``order`` (its id, or ``buyer``'s reference) exists."""
@@ -187,7 +272,7 @@ class PurchaseOrdersClient:
             buyer=to_checksum_address(t[0]),
             supplier=to_checksum_address(t[1]),
             gtin=int(t[2]),
-            quantity=int(t[3]),
+            terms_commitment=bytes(t[3]),
             due_day=int(t[4]),
             placed_at=int(t[5]),
             cancelled_at=int(t[6]),

@@ -4,7 +4,8 @@
   :meth:`~ParticipantRegistryClient.why_not_admitted` decoded into :class:`AdmissionStatus`;
   its ``membership`` (:class:`~contracts.membership.MembershipClient`) changes the members, and
   its ``quorum_votes`` (:class:`~contracts.quorum_votes.QuorumVotesClient`) lowers a role's quorum,
-  which the admin alone cannot.
+  and its ``action_role_votes`` (:class:`~contracts.quorum_votes.ActionRoleVotesClient`) lets one more
+  role perform an action whose roles were set, both of which the admin alone cannot.
 - :func:`deploy_participant_registry` deploys the contract next to a suite.
 - Its identifiers (roles, topics, actions) are :mod:`contracts.participant_ids`; its claims (signed,
   stored, counted) :mod:`contracts.claims`.
@@ -29,7 +30,7 @@ from contracts.deployment import Deployment
 from contracts.errors import DeploymentError
 from contracts.membership import MembershipClient
 from contracts.participant_ids import CONSORTIUM_MEMBER_ROLE, id_name
-from contracts.quorum_votes import QuorumVotesClient
+from contracts.quorum_votes import ActionRoleVotesClient, QuorumVotesClient
 
 __all__ = [
     "CONTRACT_NAME",
@@ -163,6 +164,11 @@ class ParticipantRegistryClient:
     def quorum_votes(self) -> QuorumVotesClient:
         """Lowering a role's quorum: proposals a majority of the members passes."""
         return QuorumVotesClient(self)
+
+    @property
+    def action_role_votes(self) -> ActionRoleVotesClient:
+        """Letting one more role perform an action whose roles were set: proposals a majority passes."""
+        return ActionRoleVotesClient(self)
 
     @property
     def domain(self) -> ClaimDomain:
@@ -335,6 +341,10 @@ class ParticipantRegistryClient:
 
     def action_roles(self, action: bytes) -> list[bytes]:
         return [bytes(r) for r in self._call(self.contract.functions.actionRoles(action))]
+
+    def action_roles_set(self, action: bytes) -> bool:
+        """Whether ``action``'s roles were set (then the admin only narrows them; an added role is a vote)."""
+        return bool(self._call(self.contract.functions.actionRolesSet(action)))
 
     def application(self, party: str, role: bytes) -> Application:
         active, round_, applied_at = self._call(

@@ -59,6 +59,16 @@ REVERT_HINTS: Final[Mapping[str, str]] = {
         "{issuer} is not a trusted issuer of that topic: the consortium's policy lists its trusted "
         "issuers (`trusted_issuers`, applied with `supet consortium apply --policy FILE`)"
     ),
+    "ParticipantRegistryActionRoleByVoteOnly": (
+        "once {action}'s roles are set, only a majority of the members lets another role do it: a member "
+        "proposes it with `supet consortium propose-action-role {action} {role}` and the others approve "
+        "with `supet consortium approve-action-role {action} {role}` (`supet consortium apply` opens it)"
+    ),
+    "ParticipantRegistryQuorumLowerByVoteOnly": (
+        "only a majority of the members lowers a role's quorum (from {current} to {quorum}): a member "
+        "proposes it with `supet consortium propose-quorum {role} {quorum}` and the others approve "
+        "with `supet consortium approve-quorum {role}`"
+    ),
 }
 
 
@@ -76,6 +86,9 @@ def revert_hint(error_name: str | None, args: Mapping[str, Any]) -> str | None:
     action = args.get("action")
     if isinstance(action, str) and action.startswith("0x"):
         values["action"] = id_name(bytes.fromhex(action[2:]))
+    role = args.get("role")
+    if isinstance(role, str) and role.startswith("0x"):
+        values["role"] = id_name(bytes.fromhex(role[2:]))
     values.setdefault("party", "the party")
     values.setdefault("action", "this action")
     return template.format_map(values)

@@ -5,7 +5,9 @@ by the consortium's rules (:class:`contracts.onboarding.Onboarding`); each facto
 devices with certificates from its device CA and proof of possession; the devices sign their
 readings (Reading v1) and send them to the ledger's ingest (a ``submit`` callable: the in-process
 pipeline, or HTTP to ``supet serve``) at their send time, store-and-forward readings late; the
-buyer places its purchase orders on chain (``PurchaseOrders``) and each factory accepts its own;
+buyer places its purchase orders on chain (``PurchaseOrders``: only a salted commitment to each order's
+quantity and unit price, whose openings the feed hands the factory and keeps in
+``FeedResult.order_terms``) and each factory accepts its own on those terms;
 each line's day of output is opened as a lot and transferred to the buyer, who accepts it
 (``LotRegistry``).
 
@@ -33,7 +35,8 @@ from contracts.deployment import Deployment
 from contracts.enrollment import enroll_with_device_key
 from contracts.lots import LotRegistryClient, lot_key
 from contracts.onboarding import Onboarding
-from contracts.orders import PurchaseOrdersClient, due_day, order_id
+from contracts.order_terms import OrderTerms
+from contracts.orders import PurchaseOrdersClient, due_day
 from contracts.registry import DeviceRegistryClient
 from device_attestation.birth import attest_birth, ca_public_point
 from device_attestation.certificates import make_device_csr
@@ -46,6 +49,8 @@ from simulation.truth import FactoryTruth, SimReading, World
 __all__ = ["FeedResult", "SimulationFeed", "SubmitResult"]
 
 DAY_S = 86_400
+#: The unit price of every simulated order, in minor units (the simulation has no prices of its own).
+SIM_UNIT_PRICE = 1_000
 
 
 class SubmitResult(Protocol):
@@ -71,6 +76,8 @@ class FeedResult:
     rejected: Counter[str] = field(default_factory=Counter)
     lots: list[str] = field(default_factory=list)
     orders: list[str] = field(default_factory=list)
+    #: The openings of the orders' terms commitments (buyer and supplier hold them; the chain does not).
+    order_terms: list[OrderTerms] = field(default_factory=list)
     chain_time_simulated: bool = False
 
 
@@ -234,16 +241,19 @@ class SimulationFeed:
         supplier = self.parties[f.spec.factory_id]
         for o in f.orders:
             if o.placed_ms // 1000 // DAY_S == _day_s(day) // DAY_S:
-                self.orders.place(
+                placed = self.orders.place(
                     buyer,
                     o.order_ref,
                     supplier=supplier.address,
                     gtin=int(f.spec.gtin),
                     quantity=o.quantity,
+                    unit_price=SIM_UNIT_PRICE,
                     due_day=due_day(o.due),
                 )
-                self.orders.accept(supplier, order_id(buyer.address, o.order_ref))  # the factory takes it
+                # the buyer sends the factory the opening; the factory takes the order on those terms
+                self.orders.accept(supplier, placed.order_id, placed.terms)
                 self.result.orders.append(o.order_ref)
+                self.result.order_terms.append(placed.terms)
 
     def _ship(self, f: FactoryTruth, day: dt.date) -> list[bytes]:
         """Open and propose the day's lots; their on-chain keys (scoped to the factory), to accept."""

@@ -6,6 +6,7 @@ import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol"
 import {AccessControlDefaultAdminRules} from
     "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {AccessControlEnumerable} from "@openzeppelin/contracts/access/extensions/AccessControlEnumerable.sol";
+import {MemberVotes} from "./MemberVotes.sol";
 
 /**
  * @title ConsortiumMembership
@@ -16,17 +17,18 @@ import {AccessControlEnumerable} from "@openzeppelin/contracts/access/extensions
  *
  * - The first members are set once ({bootstrapMembers}, by the consortium admin, when the
  *   consortium's policy is first applied). After that, the admin cannot add nor remove a member.
- * - A member is admitted or removed only by a {MemberProposal}: opened by a member or the consortium
- *   admin, it passes when a majority of the current members (more than half, {membersNeeded})
- *   approved it, and lapses unpassed {MEMBER_PROPOSAL_TTL} after it was opened. Approvals of
- *   accounts that lost their seat stop counting. A proposal opened by a member carries its vote.
+ * - A member is admitted or removed only by a {MemberProposal} ({MemberVotes}): opened by a member or
+ *   the consortium admin, it passes when a majority of the current members (more than half,
+ *   {membersNeeded}) approved it, and lapses unpassed {MEMBER_PROPOSAL_TTL} after it was opened.
+ *   Approvals of accounts that lost their seat stop counting. A proposal opened by a member carries
+ *   its vote.
  * - `grantRole`, `revokeRole` and `renounceRole` refuse {CONSORTIUM_MEMBER_ROLE}
  *   ({ConsortiumMembershipByVoteOnly}): a member that wants to leave proposes its own removal.
  *
  * The default admin is an OpenZeppelin `AccessControlDefaultAdminRules` admin: handed over in two
  * steps, {ADMIN_TRANSFER_DELAY} apart, never granted outright. It grants {CONSORTIUM_ADMIN_ROLE}.
  */
-abstract contract ConsortiumMembership is AccessControlDefaultAdminRules, AccessControlEnumerable {
+abstract contract ConsortiumMembership is MemberVotes, AccessControlDefaultAdminRules, AccessControlEnumerable {
     /// @notice The delay of a two-step admin handover (`beginDefaultAdminTransfer`, then the new admin's
     /// `acceptDefaultAdminTransfer` once it has passed); the admin may change it, itself with a delay.
     uint48 public constant ADMIN_TRANSFER_DELAY = 3 days;
@@ -36,8 +38,8 @@ abstract contract ConsortiumMembership is AccessControlDefaultAdminRules, Access
     /// @notice Role of consortium members: one vote per application and per member proposal. Changed only
     /// by {bootstrapMembers} (once) and passed {MemberProposal}s.
     bytes32 public constant CONSORTIUM_MEMBER_ROLE = keccak256("supet.role.consortium-member");
-    /// @notice How long a member proposal stays open.
-    uint64 public constant MEMBER_PROPOSAL_TTL = 7 days;
+    /// @dev The {MemberVotes} kind of member proposals.
+    uint8 private constant _MEMBER_VOTE = 0;
 
     /// @notice A proposal to admit (`admit`) or remove `account` as a member; `executed` once passed.
     struct MemberProposal {
@@ -48,11 +50,14 @@ abstract contract ConsortiumMembership is AccessControlDefaultAdminRules, Access
         uint64 expiresAt;
     }
 
+    /// @notice What a member proposal changes (its ballot is {MemberVotes}').
+    struct MemberChange {
+        address account;
+        bool admit;
+    }
+
     bool private _bootstrapped;
-    MemberProposal[] private _proposals;
-    mapping(uint256 id => address[]) private _proposalVoters;
-    mapping(uint256 id => mapping(address member => bool)) private _proposalVoted;
-    mapping(address account => uint256 id) private _latestProposalOf;
+    mapping(uint256 id => MemberChange) private _changes;
 
     /// @notice Members change by {bootstrapMembers} and member proposals only, never by role grants.
     error ConsortiumMembershipByVoteOnly();
@@ -135,14 +140,12 @@ abstract contract ConsortiumMembership is AccessControlDefaultAdminRules, Access
         if (!_bootstrapped) revert ConsortiumMembershipNotBootstrapped();
         if (account == address(0)) revert ConsortiumMembershipZeroAccount();
         _checkChange(account, admit);
-        uint256 open = _latestProposalOf[account];
-        if (open != 0 && _isOpen(_proposals[open - 1])) revert ConsortiumMembershipProposalPending(account, open);
-        uint64 expiresAt = uint64(block.timestamp) + MEMBER_PROPOSAL_TTL;
-        _proposals.push(
-            MemberProposal({account: account, admit: admit, executed: false, proposer: msg.sender, expiresAt: expiresAt})
-        );
-        id = _proposals.length;
-        _latestProposalOf[account] = id;
+        bytes32 subject = bytes32(uint256(uint160(account)));
+        uint256 open = _openBallotAbout(_MEMBER_VOTE, subject);
+        if (open != 0) revert ConsortiumMembershipProposalPending(account, open);
+        uint64 expiresAt;
+        (id, expiresAt) = _openBallot(_MEMBER_VOTE, subject);
+        _changes[id] = MemberChange({account: account, admit: admit});
         emit MemberProposed(id, account, admit, msg.sender, expiresAt);
         if (member) _vote(id, msg.sender);
     }
@@ -153,11 +156,12 @@ abstract contract ConsortiumMembership is AccessControlDefaultAdminRules, Access
      * @param id The proposal.
      */
     function approveMemberProposal(uint256 id) external {
-        if (!hasRole(CONSORTIUM_MEMBER_ROLE, msg.sender)) revert ConsortiumMembershipNotMember(msg.sender);
-        MemberProposal storage p = _proposal(id);
-        if (p.executed) revert ConsortiumMembershipProposalExecuted(id);
-        if (p.expiresAt <= block.timestamp) revert ConsortiumMembershipProposalExpired(id, p.expiresAt);
-        if (_proposalVoted[id][msg.sender]) revert ConsortiumMembershipAlreadyVoted(msg.sender, id);
+        if (!_isMember(msg.sender)) revert ConsortiumMembershipNotMember(msg.sender);
+        (Refusal refusal, uint64 expiresAt) = _voteRefusal(_MEMBER_VOTE, id, msg.sender);
+        if (refusal == Refusal.UnknownProposal) revert ConsortiumMembershipUnknownProposal(id);
+        if (refusal == Refusal.Executed) revert ConsortiumMembershipProposalExecuted(id);
+        if (refusal == Refusal.Expired) revert ConsortiumMembershipProposalExpired(id, expiresAt);
+        if (refusal == Refusal.AlreadyVoted) revert ConsortiumMembershipAlreadyVoted(msg.sender, id);
         _vote(id, msg.sender);
     }
 
@@ -198,14 +202,9 @@ abstract contract ConsortiumMembership is AccessControlDefaultAdminRules, Access
         return _bootstrapped;
     }
 
-    /// @notice The approvals a member proposal needs now: more than half of the current members.
-    function membersNeeded() public view returns (uint256) {
-        return getRoleMemberCount(CONSORTIUM_MEMBER_ROLE) / 2 + 1;
-    }
-
     /// @notice How many member proposals were opened (ids 1 to this).
     function memberProposalCount() external view returns (uint256) {
-        return _proposals.length;
+        return _ballotCount(_MEMBER_VOTE);
     }
 
     /**
@@ -217,14 +216,22 @@ abstract contract ConsortiumMembership is AccessControlDefaultAdminRules, Access
         view
         returns (MemberProposal memory proposal, address[] memory voters, uint256 approvals)
     {
-        proposal = _proposal(id);
-        voters = _proposalVoters[id];
-        approvals = _approvals(id);
+        (bool exists, Ballot memory ballot, address[] memory who, uint256 count) = _ballotView(_MEMBER_VOTE, id);
+        if (!exists) revert ConsortiumMembershipUnknownProposal(id);
+        MemberChange storage change = _changes[id];
+        proposal = MemberProposal({
+            account: change.account,
+            admit: change.admit,
+            executed: ballot.executed,
+            proposer: ballot.proposer,
+            expiresAt: ballot.expiresAt
+        });
+        (voters, approvals) = (who, count);
     }
 
     /// @notice The latest proposal about `account` (0: none), open or not.
     function latestMemberProposal(address account) external view returns (uint256) {
-        return _latestProposalOf[account];
+        return _latestBallot(_MEMBER_VOTE, bytes32(uint256(uint160(account))));
     }
 
     /// @inheritdoc AccessControlEnumerable
@@ -242,18 +249,14 @@ abstract contract ConsortiumMembership is AccessControlDefaultAdminRules, Access
 
     /// @dev Records `member`'s vote and carries the change out once a majority of current members approved.
     function _vote(uint256 id, address member) private {
-        _proposalVoted[id][member] = true;
-        _proposalVoters[id].push(member);
-        uint256 approvals = _approvals(id);
-        uint256 needed = membersNeeded();
+        (uint256 approvals, uint256 needed, bool passed) = _castVote(_MEMBER_VOTE, id, member);
         emit MemberProposalApproved(id, member, approvals, needed);
-        if (approvals < needed) return;
-        MemberProposal storage p = _proposals[id - 1];
-        _checkChange(p.account, p.admit);
-        p.executed = true;
-        if (p.admit) _grantRole(CONSORTIUM_MEMBER_ROLE, p.account);
-        else _revokeRole(CONSORTIUM_MEMBER_ROLE, p.account);
-        emit MemberProposalExecuted(id, p.account, p.admit);
+        if (!passed) return;
+        MemberChange storage change = _changes[id];
+        _checkChange(change.account, change.admit);
+        if (change.admit) _grantRole(CONSORTIUM_MEMBER_ROLE, change.account);
+        else _revokeRole(CONSORTIUM_MEMBER_ROLE, change.account);
+        emit MemberProposalExecuted(id, change.account, change.admit);
     }
 
     /// @dev Refuses a change that no longer applies: admitting a member, removing a non-member or the last.
@@ -264,28 +267,14 @@ abstract contract ConsortiumMembership is AccessControlDefaultAdminRules, Access
         if (!admit && getRoleMemberCount(CONSORTIUM_MEMBER_ROLE) == 1) revert ConsortiumMembershipLastMember(account);
     }
 
-    /// @dev Approvals of proposal `id` by accounts that are members now.
-    function _approvals(uint256 id) private view returns (uint256) {
-        return _currentMembersAmong(_proposalVoters[id]);
+    /// @inheritdoc MemberVotes
+    function _isMember(address account) internal view override returns (bool) {
+        return hasRole(CONSORTIUM_MEMBER_ROLE, account);
     }
 
-    /// @dev How many of `voters` are members now (a vote of an account that lost its seat stops counting).
-    function _currentMembersAmong(address[] storage voters) internal view returns (uint256 count) {
-        uint256 n = voters.length;
-        for (uint256 i = 0; i < n; ++i) {
-            if (hasRole(CONSORTIUM_MEMBER_ROLE, voters[i])) ++count;
-        }
-    }
-
-    /// @dev Whether a proposal can still pass.
-    function _isOpen(MemberProposal storage p) private view returns (bool) {
-        return !p.executed && p.expiresAt > block.timestamp;
-    }
-
-    /// @dev The proposal `id`, or {ConsortiumMembershipUnknownProposal}.
-    function _proposal(uint256 id) private view returns (MemberProposal storage) {
-        if (id == 0 || id > _proposals.length) revert ConsortiumMembershipUnknownProposal(id);
-        return _proposals[id - 1];
+    /// @inheritdoc MemberVotes
+    function _memberCount() internal view override returns (uint256) {
+        return getRoleMemberCount(CONSORTIUM_MEMBER_ROLE);
     }
 
     /// @dev OpenZeppelin's default-admin rule (the default admin role administers itself only).

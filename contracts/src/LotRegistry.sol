@@ -24,14 +24,24 @@ import {Gtin} from "./Gtin.sol";
  * Splitting: the custodian may split part or all of a lot into child lots for partial shipments. The
  * children inherit product, unit, production window and supplier, link to the parent, and start in the
  * splitter's custody. Quantities are conserved: a lot's `quantity` never changes, its `remaining` is
- * what has not been split off, and `remaining + sum(children's quantity) == quantity` always holds. A
- * lot whose remaining quantity reaches zero is `Split`: it can no longer move or split.
+ * what has been neither split off nor consumed, and `remaining + consumed + sum(children's quantity) ==
+ * quantity` always holds. A lot whose remaining quantity reaches zero by a split is `Split`, by a
+ * transformation `Consumed`: either way it can no longer move, split or be consumed.
  *
  * Custody moves only when both sides act: the custodian proposes a transfer to a party admitted to
  * hold lots; that party accepts (custody moves) or rejects; the proposer may cancel while it is
  * pending. A lot has at most one pending transfer and cannot be split meanwhile. Every step is an
  * event; {custodyChain} returns the lot's custodians in order with the block time each took over (a
  * child's starts with the splitter), and {fullCustodyChain} adds its ancestors' history before it.
+ *
+ * Transformation (lineage): a party admitted for {OPEN_ACTION} that holds every input lot consumes part
+ * or all of each and opens one or more output lots from them, in one step recorded as a transformation
+ * with a sequential id ({transform}). The outputs are lots like any opened one (the transformer is their
+ * supplier and first custodian, a {LotOpened} is emitted for each); an input keeps its `remaining` minus
+ * what was consumed and stays open (traceable, movable, splittable) until nothing remains, when it becomes
+ * `Consumed`. For every lot `remaining + consumed + sum(children's quantity) == quantity` always holds.
+ * The lineage is stored both ways: {inputsOf} an output lot, {outputsOf} an input lot, and the whole
+ * record by id ({transformation}).
  *
  * Times of the production window are Unix milliseconds, as readings' `ts_ms`; custody times are
  * block times (seconds).
@@ -48,18 +58,27 @@ contract LotRegistry is AccessControlDefaultAdminRules {
     uint256 public constant MAX_LOT_ID_BYTES = 256;
     /// @notice The most children one split may create (bounds the gas of a split).
     uint256 public constant MAX_SPLIT_CHILDREN = 64;
+    /// @notice The most input lots one transformation may consume (bounds its gas).
+    uint256 public constant MAX_TRANSFORM_INPUTS = 32;
+    /// @notice The most output lots one transformation may open (bounds its gas).
+    uint256 public constant MAX_TRANSFORM_OUTPUTS = 16;
 
-    /// @notice The life of a lot.
+    /// @notice The life of a lot: `Split` and `Consumed` both mean nothing remains, by a split or by a
+    /// transformation (whichever took the last of it).
     enum Status {
         None,
         Active,
-        Split
+        Split,
+        Consumed
     }
 
     /**
      * @notice A lot as recorded. `quantity` is fixed at opening (or splitting); `remaining` is what has
-     * not been split off. A child has `parent` set and `parentCustodyCount`, the length of the parent's
-     * custody chain when it was split off (the part of the parent's history that is also the child's).
+     * been neither split off nor consumed by a transformation; `consumed` is what transformations took
+     * (`remaining + consumed + sum(children's quantity) == quantity`). A child has `parent` set and
+     * `parentCustodyCount`, the length of the parent's custody chain when it was split off (the part of
+     * the parent's history that is also the child's). `producedBy` is the transformation that opened the
+     * lot (0: opened by {openLot} or split off).
      */
     struct Lot {
         string lotId;
@@ -75,6 +94,8 @@ contract LotRegistry is AccessControlDefaultAdminRules {
         uint64 parentCustodyCount;
         address custodian;
         bytes32 parent;
+        uint256 consumed;
+        uint256 producedBy;
     }
 
     /// @notice One link of a custody chain: who held the lot from which block time on.
@@ -97,11 +118,42 @@ contract LotRegistry is AccessControlDefaultAdminRules {
         uint64 proposedAt;
     }
 
+    /// @notice One input of a transformation: `quantity` of lot `lotId` (its key), in `unit`, which must be
+    /// the lot's own unit.
+    struct TransformInput {
+        bytes32 lotId;
+        uint256 quantity;
+        bytes32 unit;
+    }
+
+    /// @notice One output lot of a transformation, as {openLot} takes it.
+    struct TransformOutput {
+        string lotId;
+        string gtin;
+        uint256 quantity;
+        bytes32 unit;
+        uint64 producedFromMs;
+        uint64 producedToMs;
+    }
+
+    /// @notice A recorded transformation: `by` consumed `consumed[i]` of lot `inputs[i]` and opened
+    /// `outputs` at block time `at`.
+    struct Transformation {
+        address by;
+        uint64 at;
+        bytes32[] inputs;
+        uint256[] consumed;
+        bytes32[] outputs;
+    }
+
     mapping(bytes32 lotId => Lot) private _lots;
     mapping(bytes32 lotId => CustodyEntry[]) private _custody;
     mapping(bytes32 lotId => bytes32[]) private _children;
     mapping(bytes32 lotId => Transfer) private _pending;
     IAdmissionGate private _gate;
+    mapping(uint256 transformationId => Transformation) private _transformations;
+    mapping(bytes32 lotId => uint256[]) private _consumedBy;
+    uint256 private _transformationCount;
 
     /// @notice The admission gate does not admit `party` for `action`.
     error LotRegistryNotAdmitted(address party, bytes32 action);
@@ -139,6 +191,19 @@ contract LotRegistry is AccessControlDefaultAdminRules {
     error LotRegistryNoCustodyEntry(bytes32 lotId, uint256 index, uint256 count);
     /// @notice Only the proposer `expected` may cancel the pending transfer.
     error LotRegistryNotProposer(address caller, bytes32 lotId, address expected);
+    /// @notice Transformations consumed the whole lot: nothing remains to move, split or consume.
+    error LotRegistryLotConsumed(bytes32 lotId);
+    /// @notice A transformation needs 1 to {MAX_TRANSFORM_INPUTS} inputs and 1 to {MAX_TRANSFORM_OUTPUTS}
+    /// outputs; this one has `inputs` and `outputs`.
+    error LotRegistryInvalidTransformation(uint256 inputs, uint256 outputs);
+    /// @notice The transformation names input lot `lotId` twice.
+    error LotRegistryDuplicateInput(bytes32 lotId);
+    /// @notice The transformation consumes `requested` of lot `lotId`, which has only `remaining` left.
+    error LotRegistryConsumptionExceedsRemaining(bytes32 lotId, uint256 requested, uint256 remaining);
+    /// @notice The input's quantity is declared in `declared`, but lot `lotId` is counted in `unit`.
+    error LotRegistryUnitMismatch(bytes32 lotId, bytes32 declared, bytes32 unit);
+    /// @notice No transformation has this id.
+    error LotRegistryUnknownTransformation(uint256 transformationId);
 
     /// @notice A lot was opened by `supplier`, its first custodian.
     event LotOpened(
@@ -159,6 +224,26 @@ contract LotRegistry is AccessControlDefaultAdminRules {
         string childLotIdText,
         uint256 quantity,
         uint256 parentRemaining
+    );
+    /// @notice `by` consumed `quantity` of lot `lotId` in transformation `transformationId`; the lot keeps
+    /// `remaining`.
+    event LotConsumed(
+        bytes32 indexed lotId,
+        uint256 indexed transformationId,
+        address indexed by,
+        uint256 quantity,
+        uint256 remaining
+    );
+    /// @notice Lot `lotId` (opened just before, {LotOpened}) is an output of transformation `transformationId`.
+    event LotProduced(bytes32 indexed lotId, uint256 indexed transformationId);
+    /// @notice `by` recorded transformation `transformationId`: it consumed `consumed[i]` of each lot
+    /// `inputs[i]` and opened the lots `outputs` (emitted after every {LotConsumed} and {LotProduced} of it).
+    event LotTransformed(
+        uint256 indexed transformationId,
+        address indexed by,
+        bytes32[] inputs,
+        uint256[] consumed,
+        bytes32[] outputs
     );
     /// @notice `issuer` named lot `lotId` (the key) with the id whose hash is `lotIdHash` (Reading v1's `lotId`).
     event LotNamed(bytes32 indexed lotIdHash, address indexed issuer, bytes32 indexed lotId);
@@ -213,18 +298,7 @@ contract LotRegistry is AccessControlDefaultAdminRules {
         uint64 producedToMs
     ) external returns (bytes32 key) {
         _requireAdmitted(msg.sender, OPEN_ACTION);
-        uint64 product = Gtin.parse(gtin);
-        if (quantity == 0) revert LotRegistryZeroQuantity();
-        if (unit == bytes32(0)) revert LotRegistryZeroUnit();
-        if (producedToMs < producedFromMs) revert LotRegistryInvalidWindow(producedFromMs, producedToMs);
-        Lot storage l;
-        (key, l) = _create(lotId, quantity);
-        l.gtin = product;
-        l.producedFromMs = producedFromMs;
-        l.producedToMs = producedToMs;
-        l.unit = unit;
-        l.supplier = msg.sender;
-        emit LotOpened(key, product, msg.sender, lotId, quantity, unit, producedFromMs, producedToMs);
+        return _open(lotId, gtin, quantity, unit, producedFromMs, producedToMs);
     }
 
     /**
@@ -243,7 +317,7 @@ contract LotRegistry is AccessControlDefaultAdminRules {
     ) external returns (bytes32[] memory keys) {
         Lot storage parent = _requireLot(lotId);
         _requireCustodian(parent, lotId);
-        _requireNotFullySplit(parent, lotId);
+        _requireNotSpent(parent, lotId);
         Transfer storage pending = _pending[lotId];
         if (pending.to != address(0)) revert LotRegistryTransferPending(lotId, pending.to);
         uint256 n = childIds.length;
@@ -265,6 +339,59 @@ contract LotRegistry is AccessControlDefaultAdminRules {
         }
     }
 
+    // ------------------------------------------------------------------ transformation
+
+    /**
+     * @notice Record a transformation: consume part or all of lots the caller holds and open new lots
+     * made from them, as one step with one id.
+     * @dev The caller must be admitted for {OPEN_ACTION} (it opens lots) and be the custodian of every
+     * input. An input must still have something left (not `Split` or `Consumed`) and no pending transfer
+     * (it is promised to the recipient); each input's declared unit must be the lot's own, and its
+     * quantity above zero and at most its `remaining`. No lot may be named twice. The quality verdict
+     * (the QualityCertifier's) is not asked: consuming a rejected lot is recorded like any other, and the
+     * lineage carries it downstream to whoever traces or recalls. Outputs are checked as {openLot} checks
+     * a lot (id new under the caller, GTIN-14 check digit, quantity, unit, window). An input left at zero
+     * becomes `Consumed`; one with a remainder stays `Active`, in the caller's custody.
+     * @param inputs 1 to {MAX_TRANSFORM_INPUTS} (lot key, quantity consumed, unit of that quantity).
+     * @param outputs 1 to {MAX_TRANSFORM_OUTPUTS} lots to open, keyed under the caller.
+     * @return transformationId The transformation's id (1, 2, ...).
+     * @return keys The output lots' keys, in order.
+     */
+    function transform(
+        TransformInput[] calldata inputs,
+        TransformOutput[] calldata outputs
+    ) external returns (uint256 transformationId, bytes32[] memory keys) {
+        _requireAdmitted(msg.sender, OPEN_ACTION);
+        uint256 nIn = inputs.length;
+        uint256 nOut = outputs.length;
+        if (nIn == 0 || nOut == 0 || nIn > MAX_TRANSFORM_INPUTS || nOut > MAX_TRANSFORM_OUTPUTS) {
+            revert LotRegistryInvalidTransformation(nIn, nOut);
+        }
+        transformationId = ++_transformationCount;
+        Transformation storage t = _transformations[transformationId];
+        t.by = msg.sender;
+        t.at = uint64(block.timestamp);
+        for (uint256 i = 0; i < nIn; ++i) {
+            TransformInput calldata input = inputs[i];
+            for (uint256 j = 0; j < i; ++j) {
+                if (inputs[j].lotId == input.lotId) revert LotRegistryDuplicateInput(input.lotId);
+            }
+            _consume(input, transformationId);
+            t.inputs.push(input.lotId);
+            t.consumed.push(input.quantity);
+        }
+        keys = new bytes32[](nOut);
+        for (uint256 i = 0; i < nOut; ++i) {
+            TransformOutput calldata o = outputs[i];
+            bytes32 key = _open(o.lotId, o.gtin, o.quantity, o.unit, o.producedFromMs, o.producedToMs);
+            _lots[key].producedBy = transformationId;
+            t.outputs.push(key);
+            keys[i] = key;
+            emit LotProduced(key, transformationId);
+        }
+        emit LotTransformed(transformationId, msg.sender, t.inputs, t.consumed, keys);
+    }
+
     // ------------------------------------------------------------------ custody
 
     /**
@@ -275,7 +402,7 @@ contract LotRegistry is AccessControlDefaultAdminRules {
     function proposeTransfer(bytes32 lotId, address to) external {
         Lot storage l = _requireLot(lotId);
         _requireCustodian(l, lotId);
-        _requireNotFullySplit(l, lotId);
+        _requireNotSpent(l, lotId);
         Transfer storage pending = _pending[lotId];
         if (pending.to != address(0)) revert LotRegistryTransferPending(lotId, pending.to);
         if (to == address(0) || to == msg.sender) revert LotRegistryInvalidRecipient(to);
@@ -459,6 +586,56 @@ contract LotRegistry is AccessControlDefaultAdminRules {
         return _children[lotId];
     }
 
+    /// @notice How many transformations have been recorded (their ids are 1 to this).
+    function transformationCount() external view returns (uint256) {
+        return _transformationCount;
+    }
+
+    /// @notice The transformation with this id (reverts for an unknown id).
+    function transformation(uint256 transformationId) external view returns (Transformation memory) {
+        return _requireTransformation(transformationId);
+    }
+
+    /**
+     * @notice What the lot was made from: the inputs of the transformation that opened it and the
+     * quantity of each consumed (both empty for a lot opened by {openLot} or split off).
+     * @param lotId An output lot's key.
+     */
+    function inputsOf(bytes32 lotId) external view returns (bytes32[] memory lots, uint256[] memory consumed) {
+        uint256 id = _requireLot(lotId).producedBy;
+        if (id == 0) return (lots, consumed);
+        Transformation storage t = _transformations[id];
+        return (t.inputs, t.consumed);
+    }
+
+    /**
+     * @notice What was made from the lot: the outputs of every transformation that consumed it, in order
+     * (empty when none did). Its split-off children are {children}.
+     * @param lotId An input lot's key.
+     */
+    function outputsOf(bytes32 lotId) external view returns (bytes32[] memory lots) {
+        _requireLot(lotId);
+        uint256[] storage ids = _consumedBy[lotId];
+        uint256 total = 0;
+        for (uint256 i = 0; i < ids.length; ++i) {
+            total += _transformations[ids[i]].outputs.length;
+        }
+        lots = new bytes32[](total);
+        uint256 k = 0;
+        for (uint256 i = 0; i < ids.length; ++i) {
+            bytes32[] storage outs = _transformations[ids[i]].outputs;
+            for (uint256 j = 0; j < outs.length; ++j) {
+                lots[k++] = outs[j];
+            }
+        }
+    }
+
+    /// @notice The ids of the transformations that consumed the lot, in order.
+    function consumedBy(bytes32 lotId) external view returns (uint256[] memory) {
+        _requireLot(lotId);
+        return _consumedBy[lotId];
+    }
+
     /// @notice The admission gate in force.
     function admissionGate() external view returns (IAdmissionGate) {
         return _gate;
@@ -469,6 +646,50 @@ contract LotRegistry is AccessControlDefaultAdminRules {
     /// @dev A lot's key: its id hash scoped to its issuer.
     function _lotKey(address issuer, bytes32 lotIdHash) private pure returns (bytes32) {
         return keccak256(abi.encode(issuer, lotIdHash));
+    }
+
+    /// @dev Open a lot named, supplied and held by the caller, after {openLot}'s checks (not admission).
+    function _open(
+        string calldata lotId,
+        string calldata gtin,
+        uint256 quantity,
+        bytes32 unit,
+        uint64 producedFromMs,
+        uint64 producedToMs
+    ) private returns (bytes32 key) {
+        uint64 product = Gtin.parse(gtin);
+        if (quantity == 0) revert LotRegistryZeroQuantity();
+        if (unit == bytes32(0)) revert LotRegistryZeroUnit();
+        if (producedToMs < producedFromMs) revert LotRegistryInvalidWindow(producedFromMs, producedToMs);
+        Lot storage l;
+        (key, l) = _create(lotId, quantity);
+        l.gtin = product;
+        l.producedFromMs = producedFromMs;
+        l.producedToMs = producedToMs;
+        l.unit = unit;
+        l.supplier = msg.sender;
+        emit LotOpened(key, product, msg.sender, lotId, quantity, unit, producedFromMs, producedToMs);
+    }
+
+    /// @dev Consume `input.quantity` of the input lot, held by the caller, in transformation `id`.
+    function _consume(TransformInput calldata input, uint256 id) private {
+        bytes32 lotId = input.lotId;
+        Lot storage l = _requireLot(lotId);
+        _requireCustodian(l, lotId);
+        _requireNotSpent(l, lotId);
+        Transfer storage pending = _pending[lotId];
+        if (pending.to != address(0)) revert LotRegistryTransferPending(lotId, pending.to);
+        if (input.unit != l.unit) revert LotRegistryUnitMismatch(lotId, input.unit, l.unit);
+        uint256 quantity = input.quantity;
+        if (quantity == 0) revert LotRegistryZeroQuantity();
+        uint256 remaining = l.remaining;
+        if (quantity > remaining) revert LotRegistryConsumptionExceedsRemaining(lotId, quantity, remaining);
+        remaining -= quantity;
+        l.remaining = remaining;
+        l.consumed += quantity;
+        if (remaining == 0) l.status = Status.Consumed;
+        _consumedBy[lotId].push(id);
+        emit LotConsumed(lotId, id, msg.sender, quantity, remaining);
     }
 
     /// @dev A new active lot named and held by the caller; the caller fills in product, window, unit,
@@ -531,9 +752,16 @@ contract LotRegistry is AccessControlDefaultAdminRules {
         if (l.status == Status.None) revert LotRegistryUnknownLot(lotId);
     }
 
-    /// @dev Revert when nothing of the lot remains (entirely split).
-    function _requireNotFullySplit(Lot storage l, bytes32 lotId) private view {
+    /// @dev Revert when nothing of the lot remains (entirely split, or consumed).
+    function _requireNotSpent(Lot storage l, bytes32 lotId) private view {
         if (l.status == Status.Split) revert LotRegistryLotFullySplit(lotId);
+        if (l.status == Status.Consumed) revert LotRegistryLotConsumed(lotId);
+    }
+
+    /// @dev The transformation, or revert when there is none.
+    function _requireTransformation(uint256 id) private view returns (Transformation storage t) {
+        t = _transformations[id];
+        if (t.by == address(0)) revert LotRegistryUnknownTransformation(id);
     }
 
     /// @dev Revert unless the caller holds the lot.

@@ -34,7 +34,10 @@ import {RoleQuorumVotes} from "./RoleQuorumVotes.sol";
  * members once, and afterwards a member is admitted or removed only by a majority of the current
  * members, so the admin alone cannot make the approvals a quorum counts. Nor can it lower the number
  * of approvals a role needs: the admin defines a role's rule and may raise its quorum, but a lower
- * quorum (0 above all) passes only by a majority of the members ({RoleQuorumVotes}).
+ * quorum (0 above all) passes only by a majority of the members ({RoleQuorumVotes}). Nor can it route
+ * an action around a quorum: once an action's roles were set, the admin may take roles away, but a
+ * role is added only by a majority of the members ({proposeActionRole}); else the admin would define
+ * a new role with quorum 0 and let it perform the action.
  *
  * This contract is the {IAdmissionGate} of every supET contract a party writes to.
  */
@@ -121,6 +124,7 @@ contract ParticipantRegistry is IAdmissionGate, RoleQuorumVotes, EIP712 {
     mapping(bytes32 role => RoleRule) private _rules;
     EnumerableSet.Bytes32Set private _partyRoles;
     mapping(bytes32 action => bytes32[]) private _actionRoles;
+    mapping(bytes32 action => bool) private _actionRolesSet;
     mapping(bytes32 topic => EnumerableSet.AddressSet) private _trustedIssuers;
     mapping(address subject => mapping(bytes32 topic => StoredClaim)) private _claims;
     mapping(bytes32 claimId => bool) private _revoked;
@@ -153,6 +157,11 @@ contract ParticipantRegistry is IAdmissionGate, RoleQuorumVotes, EIP712 {
     /// @notice `role`'s quorum is `current`: the consortium admin may not lower it to `quorum` alone; a
     /// majority of the members may ({proposeRoleQuorum}, {approveRoleQuorum}).
     error ParticipantRegistryQuorumLowerByVoteOnly(bytes32 role, uint32 current, uint32 quorum);
+    /// @notice `action`'s roles were set already: the consortium admin may only take roles away; letting
+    /// `role` perform it too is a majority of the members' decision ({proposeActionRole}, {approveActionRole}).
+    error ParticipantRegistryActionRoleByVoteOnly(bytes32 action, bytes32 role);
+    /// @notice `role` may perform `action` already.
+    error ParticipantRegistryRoleAlreadyAllowed(bytes32 action, bytes32 role);
     /// @notice The issuer is already trusted for the topic.
     error ParticipantRegistryIssuerAlreadyTrusted(address issuer, bytes32 topic);
     /// @notice The issuer is not trusted for the topic.
@@ -193,7 +202,8 @@ contract ParticipantRegistry is IAdmissionGate, RoleQuorumVotes, EIP712 {
 
     /// @notice The rule of a role was set (defined or changed, by the admin or a passed quorum proposal).
     event RoleRuleSet(bytes32 indexed role, bytes32[] topics, uint32 quorum);
-    /// @notice The roles allowed to perform an action were set (empty: nobody).
+    /// @notice The roles allowed to perform an action were set (empty: nobody), by the admin or a passed
+    /// action-role proposal.
     event ActionRolesSet(bytes32 indexed action, bytes32[] roles);
     /// @notice An issuer became trusted for a topic.
     event TrustedIssuerAdded(bytes32 indexed topic, address indexed issuer);
@@ -255,8 +265,13 @@ contract ParticipantRegistry is IAdmissionGate, RoleQuorumVotes, EIP712 {
 
     /**
      * @notice Set which roles may perform an action (replacing the previous list).
+     * @dev The first call for an action sets any roles. Afterwards (even after a first empty list) only
+     * roles it has already may be listed: the admin narrows an action alone, while letting another role
+     * perform it, which could be a role with a lower quorum made for the purpose, is the members'
+     * ({ParticipantRegistryActionRoleByVoteOnly}; {proposeActionRole}).
      * @param action The action id, e.g. `keccak256("supet.device.enroll")`.
-     * @param allowedRoles Defined, distinct roles (at most {MAX_ROLES_PER_ACTION}); empty: nobody.
+     * @param allowedRoles Defined, distinct roles (at most {MAX_ROLES_PER_ACTION}); empty: nobody. Once
+     * the action's roles were set, each one of its current roles.
      */
     function setActionRoles(bytes32 action, bytes32[] calldata allowedRoles)
         external
@@ -484,6 +499,11 @@ contract ParticipantRegistry is IAdmissionGate, RoleQuorumVotes, EIP712 {
         return _actionRoles[action];
     }
 
+    /// @notice Whether `action`'s roles were set (then the admin only narrows them; a role is added by vote).
+    function actionRolesSet(bytes32 action) external view returns (bool) {
+        return _actionRolesSet[action];
+    }
+
     /// @notice `party`'s application for `role` (the latest round, active or withdrawn).
     function application(address party, bytes32 role) external view returns (Application memory) {
         return _applications[party][role];
@@ -547,14 +567,41 @@ contract ParticipantRegistry is IAdmissionGate, RoleQuorumVotes, EIP712 {
         if (allowedRoles.length > MAX_ROLES_PER_ACTION) {
             revert ParticipantRegistryTooManyRoles(allowedRoles.length, MAX_ROLES_PER_ACTION);
         }
+        bool narrowOnly = _actionRolesSet[action];
         for (uint256 i = 0; i < allowedRoles.length; ++i) {
             if (!_rules[allowedRoles[i]].defined) revert ParticipantRegistryUnknownRole(allowedRoles[i]);
             for (uint256 j = 0; j < i; ++j) {
                 if (allowedRoles[j] == allowedRoles[i]) revert ParticipantRegistryDuplicateRole(allowedRoles[i]);
             }
+            if (narrowOnly && !_allows(action, allowedRoles[i])) {
+                revert ParticipantRegistryActionRoleByVoteOnly(action, allowedRoles[i]);
+            }
         }
+        _actionRolesSet[action] = true;
         _actionRoles[action] = allowedRoles;
         emit ActionRolesSet(action, allowedRoles);
+    }
+
+    /// @dev Refuses an action-role proposal that could not pass: a zero action, a role without a rule,
+    /// a role allowed already, an action without room for one more role.
+    function _checkActionRoleProposal(bytes32 action, bytes32 role) internal view override {
+        if (action == bytes32(0)) revert ParticipantRegistryZeroAction();
+        if (!_rules[role].defined) revert ParticipantRegistryUnknownRole(role);
+        if (_allows(action, role)) revert ParticipantRegistryRoleAlreadyAllowed(action, role);
+        uint256 count = _actionRoles[action].length + 1;
+        if (count > MAX_ROLES_PER_ACTION) revert ParticipantRegistryTooManyRoles(count, MAX_ROLES_PER_ACTION);
+    }
+
+    /// @dev A passed action-role proposal ({RoleQuorumVotes}) adds the role to the action's roles (nothing
+    /// when the admin listed it meanwhile, setting the action's roles for the first time).
+    function _allowActionRoleByVote(bytes32 action, bytes32 role) internal override {
+        _actionRolesSet[action] = true;
+        if (_allows(action, role)) return;
+        bytes32[] storage current = _actionRoles[action];
+        uint256 count = current.length + 1;
+        if (count > MAX_ROLES_PER_ACTION) revert ParticipantRegistryTooManyRoles(count, MAX_ROLES_PER_ACTION);
+        current.push(role);
+        emit ActionRolesSet(action, current);
     }
 
     /// @dev Adds `issuer` to the topic's trusted set; the caller checked the permission.
@@ -688,6 +735,16 @@ contract ParticipantRegistry is IAdmissionGate, RoleQuorumVotes, EIP712 {
         RoleRule storage rule = _rules[role];
         if (!rule.defined) revert ParticipantRegistryUnknownRole(role);
         return rule.quorum;
+    }
+
+    /// @dev Whether `role` is one of `action`'s roles.
+    function _allows(bytes32 action, bytes32 role) private view returns (bool) {
+        bytes32[] storage current = _actionRoles[action];
+        uint256 n = current.length;
+        for (uint256 i = 0; i < n; ++i) {
+            if (current[i] == role) return true;
+        }
+        return false;
     }
 
     /// @dev The key of a party's current application round for a role.

@@ -8,9 +8,19 @@ import {Gtin} from "./Gtin.sol";
 
 /**
  * @title PurchaseOrders
- * @notice Purchase orders a buying core enterprise places with its suppliers: what (GTIN-14), how much,
- * and by which day. They are the reference the factory profile's on-time-in-full metric measures
- * deliveries against.
+ * @notice Purchase orders a buying core enterprise places with its suppliers: what (GTIN-14), how much
+ * at what price, and by which day. They are the reference the factory profile's on-time-in-full metric
+ * measures deliveries against.
+ *
+ * Every consortium member reads every storage slot, log and transaction input, so the order's
+ * business figures, its quantity and unit price (its **terms**), never reach the chain: the order holds
+ * a salted commitment to them, {termsCommitmentOf}(orderId, quantity, unitPrice, salt) =
+ * `keccak256(abi.encode(TERMS_TAG, orderId, quantity, unitPrice, salt))`, with a fresh 256-bit salt the
+ * buyer's client draws. The opening (quantity, unit price, salt) travels off chain to the supplier; the
+ * supplier accepts by passing the commitment it checked ({acceptOrder}), so a buyer cannot have accepted
+ * terms other than the ones it sent; any party proves the terms at the moment of use, to a contract or an
+ * auditor, with {termsMatch} or {verifyTerms}. Without the salt, no quantity or price can be tried
+ * against the commitment (docs/access-policy.md, "What the chain holds, field by field").
  *
  * A buyer admitted by the consortium's admission gate for {PLACE_ACTION} places an order with a
  * supplier admitted for {SUPPLY_ACTION} (a party that opens lots, so can deliver). The order's id is
@@ -36,17 +46,20 @@ contract PurchaseOrders is AccessControlDefaultAdminRules {
     bytes32 public constant PLACE_ACTION = keccak256("supet.order.place");
     /// @notice The action a supplier must be admitted for to be ordered from and to accept: opening lots.
     bytes32 public constant SUPPLY_ACTION = keccak256("supet.lot.open");
+    /// @notice The domain tag of an order's terms commitment ({termsCommitmentOf}).
+    bytes32 public constant TERMS_TAG = keccak256("supet.order-terms.v1");
 
     /**
-     * @notice An order as recorded. `dueDay` is days since 1970-01-01 UTC; `placedAt`, `cancelledAt` and
-     * `acceptedAt` are block times (seconds), `cancelledAt` zero while the order stands, `acceptedAt` zero
-     * until the supplier accepts.
+     * @notice An order as recorded. `termsCommitment` is {termsCommitmentOf} its quantity, unit price and
+     * salt (the figures themselves are not on chain); `dueDay` is days since 1970-01-01 UTC; `placedAt`,
+     * `cancelledAt` and `acceptedAt` are block times (seconds), `cancelledAt` zero while the order stands,
+     * `acceptedAt` zero until the supplier accepts.
      */
     struct Order {
         address buyer;
         address supplier;
         uint64 gtin;
-        uint256 quantity;
+        bytes32 termsCommitment;
         uint32 dueDay;
         uint64 placedAt;
         uint64 cancelledAt;
@@ -70,8 +83,12 @@ contract PurchaseOrders is AccessControlDefaultAdminRules {
     error PurchaseOrdersUnknownOrder(bytes32 orderId);
     /// @notice The supplier is the zero address or the buyer itself.
     error PurchaseOrdersInvalidSupplier(address supplier);
-    /// @notice An order's quantity must be above zero.
+    /// @notice An order's terms commitment cannot be zero.
+    error PurchaseOrdersZeroTermsCommitment();
+    /// @notice An order's quantity must be above zero (checked when its terms are opened).
     error PurchaseOrdersZeroQuantity();
+    /// @notice The terms given open to `given`, not to the order's commitment `committed`.
+    error PurchaseOrdersTermsMismatch(bytes32 orderId, bytes32 committed, bytes32 given);
     /// @notice An order's due day must be above zero (days since 1970-01-01 UTC).
     error PurchaseOrdersZeroDueDay();
     /// @notice Only the order's buyer `buyer` may cancel it.
@@ -83,17 +100,20 @@ contract PurchaseOrders is AccessControlDefaultAdminRules {
     /// @notice The supplier already accepted the order, at block time `acceptedAt`.
     error PurchaseOrdersAlreadyAccepted(bytes32 orderId, uint64 acceptedAt);
 
-    /// @notice `buyer` ordered `quantity` of product `gtin` from `supplier`, due by the end of UTC day `dueDay`.
+    /// @notice `buyer` ordered product `gtin` from `supplier` on the terms committed to by `termsCommitment`,
+    /// due by the end of UTC day `dueDay`.
     event OrderPlaced(
         bytes32 indexed orderId,
         address indexed buyer,
         address indexed supplier,
         uint64 gtin,
-        uint256 quantity,
+        bytes32 termsCommitment,
         uint32 dueDay
     );
-    /// @notice The supplier accepted the order.
-    event OrderAccepted(bytes32 indexed orderId, address indexed buyer, address indexed supplier);
+    /// @notice The supplier accepted the order on the terms committed to by `termsCommitment`.
+    event OrderAccepted(
+        bytes32 indexed orderId, address indexed buyer, address indexed supplier, bytes32 termsCommitment
+    );
     /// @notice The buyer cancelled the order.
     event OrderCancelled(bytes32 indexed orderId, address indexed buyer, address indexed supplier);
     /// @notice The admission gate changed.
@@ -127,11 +147,14 @@ contract PurchaseOrders is AccessControlDefaultAdminRules {
      * used by this buyer before.
      * @param supplier Who is to deliver, admitted for {SUPPLY_ACTION}; neither zero nor the caller.
      * @param gtin The product's GTIN-14 as a number (check digit verified).
-     * @param quantity How much is ordered, above zero (in the unit of the product's lots).
+     * @param termsCommitment {termsCommitmentOf}(orderId, quantity, unitPrice, salt): the quantity (above
+     * zero, in the unit of the product's lots), the unit price (in minor units of the settlement currency
+     * per unit) and a fresh 256-bit salt, which the buyer sends the supplier off chain; not zero. The
+     * contract cannot see the quantity: a commitment to zero units never opens ({termsMatch}).
      * @param dueDay Days since 1970-01-01 UTC, above zero: the order is due by the end of that day.
      * @return orderId The order's id.
      */
-    function placeOrder(bytes32 nonce, address supplier, uint64 gtin, uint256 quantity, uint32 dueDay)
+    function placeOrder(bytes32 nonce, address supplier, uint64 gtin, bytes32 termsCommitment, uint32 dueDay)
         external
         returns (bytes32 orderId)
     {
@@ -142,24 +165,31 @@ contract PurchaseOrders is AccessControlDefaultAdminRules {
         if (supplier == address(0) || supplier == msg.sender) revert PurchaseOrdersInvalidSupplier(supplier);
         _requireAdmitted(supplier, SUPPLY_ACTION);
         Gtin.check(gtin);
-        if (quantity == 0) revert PurchaseOrdersZeroQuantity();
+        if (termsCommitment == bytes32(0)) revert PurchaseOrdersZeroTermsCommitment();
         if (dueDay == 0) revert PurchaseOrdersZeroDueDay();
-        _place(orderId, supplier, gtin, quantity, dueDay);
+        _place(orderId, supplier, gtin, termsCommitment, dueDay);
     }
 
     /**
-     * @notice Accept an order; by its supplier (still admitted for {SUPPLY_ACTION}), once, while the order
-     * stands (not cancelled).
+     * @notice Accept an order on the terms the supplier received; by its supplier (still admitted for
+     * {SUPPLY_ACTION}), once, while the order stands (not cancelled).
+     * @dev The supplier computes the commitment from the opening the buyer sent it (and should check it
+     * with {termsMatch} first); passing it here binds the acceptance to those terms: an order whose
+     * commitment differs (the buyer placed other terms than it sent) is refused.
      * @param orderId The order's id.
+     * @param termsCommitment The commitment to the terms the supplier accepts; the order's own.
      */
-    function acceptOrder(bytes32 orderId) external {
+    function acceptOrder(bytes32 orderId, bytes32 termsCommitment) external {
         Order storage o = _requireOrder(orderId);
         if (msg.sender != o.supplier) revert PurchaseOrdersNotSupplier(msg.sender, orderId, o.supplier);
         if (o.cancelledAt != 0) revert PurchaseOrdersAlreadyCancelled(orderId, o.cancelledAt);
         if (o.acceptedAt != 0) revert PurchaseOrdersAlreadyAccepted(orderId, o.acceptedAt);
+        if (termsCommitment != o.termsCommitment) {
+            revert PurchaseOrdersTermsMismatch(orderId, o.termsCommitment, termsCommitment);
+        }
         _requireAdmitted(msg.sender, SUPPLY_ACTION);
         o.acceptedAt = uint64(block.timestamp);
-        emit OrderAccepted(orderId, o.buyer, msg.sender);
+        emit OrderAccepted(orderId, o.buyer, msg.sender, termsCommitment);
     }
 
     /**
@@ -179,6 +209,48 @@ contract PurchaseOrders is AccessControlDefaultAdminRules {
     /// @notice The id of the order `buyer` places under `nonce`: `keccak256(abi.encode(buyer, nonce))`.
     function orderIdOf(address buyer, bytes32 nonce) public pure returns (bytes32) {
         return keccak256(abi.encode(buyer, nonce));
+    }
+
+    /**
+     * @notice The commitment to an order's terms: `keccak256(abi.encode(TERMS_TAG, orderId, quantity,
+     * unitPrice, salt))` (the Python client's `OrderTerms.commitment`).
+     * @param orderId The order's id ({orderIdOf}).
+     * @param quantity How much is ordered, in the unit of the product's lots.
+     * @param unitPrice The price per unit, in minor units of the settlement currency.
+     * @param salt The order's 256-bit salt.
+     */
+    function termsCommitmentOf(bytes32 orderId, uint256 quantity, uint256 unitPrice, bytes32 salt)
+        public
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(TERMS_TAG, orderId, quantity, unitPrice, salt));
+    }
+
+    /**
+     * @notice Whether (`quantity`, `unitPrice`, `salt`) opens order `orderId`'s terms commitment, with a
+     * quantity above zero: what a contract or an auditor asks at the moment it uses the terms. Reverts
+     * for an unknown order.
+     */
+    function termsMatch(bytes32 orderId, uint256 quantity, uint256 unitPrice, bytes32 salt)
+        external
+        view
+        returns (bool)
+    {
+        bytes32 committed = _requireOrder(orderId).termsCommitment;
+        return quantity != 0 && termsCommitmentOf(orderId, quantity, unitPrice, salt) == committed;
+    }
+
+    /**
+     * @notice Revert unless (`quantity`, `unitPrice`, `salt`) opens order `orderId`'s terms commitment:
+     * {PurchaseOrdersUnknownOrder}, {PurchaseOrdersZeroQuantity}, or {PurchaseOrdersTermsMismatch} with
+     * the committed value and the one the opening gives (a hash cannot say which figure differs).
+     */
+    function verifyTerms(bytes32 orderId, uint256 quantity, uint256 unitPrice, bytes32 salt) external view {
+        bytes32 committed = _requireOrder(orderId).termsCommitment;
+        if (quantity == 0) revert PurchaseOrdersZeroQuantity();
+        bytes32 given = termsCommitmentOf(orderId, quantity, unitPrice, salt);
+        if (given != committed) revert PurchaseOrdersTermsMismatch(orderId, committed, given);
     }
 
     /// @notice Whether an order with this id exists.
@@ -209,12 +281,14 @@ contract PurchaseOrders is AccessControlDefaultAdminRules {
     // ------------------------------------------------------------------ internal
 
     /// @dev Record a checked order placed by the caller.
-    function _place(bytes32 orderId, address supplier, uint64 gtin, uint256 quantity, uint32 dueDay) private {
+    function _place(bytes32 orderId, address supplier, uint64 gtin, bytes32 termsCommitment, uint32 dueDay)
+        private
+    {
         _orders[orderId] = Order({
             buyer: msg.sender,
             supplier: supplier,
             gtin: gtin,
-            quantity: quantity,
+            termsCommitment: termsCommitment,
             dueDay: dueDay,
             placedAt: uint64(block.timestamp),
             cancelledAt: 0,
@@ -222,7 +296,7 @@ contract PurchaseOrders is AccessControlDefaultAdminRules {
         });
         _ofSupplier[supplier].push(orderId);
         _ofBuyer[msg.sender].push(orderId);
-        emit OrderPlaced(orderId, msg.sender, supplier, gtin, quantity, dueDay);
+        emit OrderPlaced(orderId, msg.sender, supplier, gtin, termsCommitment, dueDay);
     }
 
     /// @dev Set a non-zero admission gate.

@@ -11,7 +11,11 @@ cannot change it); every reading handed out is checked first:
   removed is caught here, naming the batch).
 
 Orders are ``PurchaseOrders`` records of the factory as supplier that it accepted and the buyer did
-not cancel, as of block ``block`` (an order the supplier never accepted is no commitment of its); a
+not cancel, as of block ``block`` (an order the supplier never accepted is no commitment of its). The
+chain holds only a salted commitment to each order's quantity and unit price (issue 14): the source
+takes the supplier's openings (``order_terms``), checks each against its order's commitment on chain
+(:class:`InputMismatch` when one does not open it) and refuses to compute without the opening of an
+order that counts (:class:`SourceError` ``analytics.source.order_terms_missing``). A
 delivery is a ``LotRegistry`` ``TransferAccepted`` event from the factory to the order's buyer up
 to that block, for the lot's quantity at the block's time. Deliveries are matched to the
 buyer's orders of the factory first-due-first (the order due earliest that was placed before the
@@ -36,6 +40,7 @@ from analytics.profile import Delivery, Order
 from contracts.chain import Chain
 from contracts.deployment import Deployment
 from contracts.lots import LotRegistryClient
+from contracts.order_terms import OrderTerms
 from contracts.orders import PurchaseOrdersClient
 from contracts.registry import ReadingAnchorClient
 from device_attestation.merkle import MerkleTree
@@ -91,12 +96,22 @@ class ChainInputs:
 class LedgerSource:
     """Reads the ledger's store and the chain for the analytics (see the module docstring)."""
 
-    def __init__(self, engine: Engine, chain: Chain, deployment: Deployment) -> None:
+    def __init__(
+        self, engine: Engine, chain: Chain, deployment: Deployment, *, order_terms: Iterable[OrderTerms] = ()
+    ) -> None:
         self.engine = engine
         self.chain = chain
         self.deployment = deployment
+        self.order_terms: dict[bytes, OrderTerms] = {}
+        self.add_order_terms(order_terms)
         self.domain = Domain(chain_id=chain.chain_id, verifying_contract=deployment.address("ReadingAnchor"))
         self.anchor = ReadingAnchorClient(chain, deployment)
+
+    def add_order_terms(self, openings: Iterable[OrderTerms]) -> None:
+        """Take the openings of orders' terms (the supplier's); each is checked against the chain when
+        its order is read."""
+        for terms in openings:
+            self.order_terms[terms.order_id] = terms
 
     # ------------------------------------------------------------------ devices and batches
 
@@ -229,8 +244,9 @@ class LedgerSource:
             if o.accepted and not o.cancelled:
                 placed.append(o)
         placed.sort(key=lambda o: (o.due_day, o.placed_at, o.key))
+        quantity = {o.key: self._opened_quantity(o.key, o.terms_commitment) for o in placed}
         orders = tuple(
-            Order(order_id="0x" + o.key.hex(), buyer=o.buyer, quantity=float(o.quantity), due=o.due_date)
+            Order(order_id="0x" + o.key.hex(), buyer=o.buyer, quantity=float(quantity[o.key]), due=o.due_date)
             for o in placed
         )
         digests = [keccak(b"order" + o.key) for o in placed]
@@ -253,7 +269,7 @@ class LedgerSource:
                 keccak(b"delivery" + bytes(log["transactionHash"]) + int(log["logIndex"]).to_bytes(4, "big"))
             )
         accepted.sort(key=lambda a: (a[0], a[1]))
-        remaining = {o.key: o.quantity for o in placed}
+        remaining = dict(quantity)
         deliveries: list[Delivery] = []
         by_buyer: dict[str, list[Any]] = defaultdict(list)
         for o in placed:
@@ -271,3 +287,21 @@ class LedgerSource:
                     Delivery(order_id="0x" + o.key.hex(), quantity=float(take), delivered_ms=ts * 1000)
                 )
         return ChainInputs(orders=orders, deliveries=tuple(deliveries), digests=tuple(digests))
+
+    def _opened_quantity(self, key: bytes, committed: bytes) -> int:
+        """The quantity of order ``key`` from its opening, checked against its commitment on chain."""
+        terms = self.order_terms.get(key)
+        if terms is None:
+            raise SourceError(
+                f"order 0x{key.hex()} counts for the factory but its terms are not opened here: the chain "
+                "holds only their commitment; give the supplier's openings "
+                "(supet analytics ... --order-terms FILE)",
+                code="analytics.source.order_terms_missing",
+            )
+        if terms.commitment() != committed:
+            raise InputMismatch(
+                f"the opening given for order 0x{key.hex()} does not open its terms commitment on chain "
+                f"(0x{committed.hex()}): its quantity, unit price or salt was altered",
+                code="analytics.input_mismatch.order_terms",
+            )
+        return terms.quantity

@@ -22,6 +22,9 @@ chain step               export step
                          off a parent is created by the split, it is not commissioned)
 ``split``                :class:`~ledger_service.lots.epcis_document.Split` this lot -> the child of that
                          ``LotSplit`` log (a split into n children is n logs, so n events)
+``transformed``          :class:`~ledger_service.lots.epcis_document.Transformed`, the whole
+                         transformation (on an input lot and an output lot alike; its reference is
+                         the ``LotTransformed`` log, so both lots' exports carry the same event)
 ``transfer_<action>``    :class:`~ledger_service.lots.epcis_document.Custody` with that action
 ``certified``            :class:`~ledger_service.lots.epcis_document.Verdict` certified, submitter the actor
 ``rejected``             :class:`~ledger_service.lots.epcis_document.Verdict` rejected, reason / metric /
@@ -69,6 +72,8 @@ from ledger_service.lots.epcis_document import (
     Reading,
     Split,
     Step,
+    Transformed,
+    TransformLot,
     Verdict,
     export_lot,
 )
@@ -134,6 +139,31 @@ def chain_step_to_export(lot_id: str, step: ChainStep) -> Step:
             parent=lot_id,
             children={str(d["child_lot_id"]): int(d["quantity"])},
             ref=_ref(step),
+        )
+    if step.kind == "transformed":
+
+        def lots(side: str) -> list[TransformLot]:
+            return [
+                TransformLot(
+                    lot_id=str(x["lot_id"]),
+                    gtin=str(x["gtin"]),
+                    quantity=int(x["quantity"]),
+                    unit=str(x["unit"]),
+                )
+                for x in d[side]
+            ]
+
+        return Transformed(
+            time_ms=step.time_ms,
+            transformation_id=int(d["transformation_id"]),
+            by=str(d["by"]),
+            inputs=lots("inputs"),
+            outputs=lots("outputs"),
+            ref=ChainRef(
+                tx_hash=step.tx_hash,
+                block_number=step.block_number,
+                log_index=int(d["transformed_log_index"]),
+            ),
         )
     if step.kind in _CUSTODY:
         return Custody(

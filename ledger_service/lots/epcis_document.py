@@ -17,6 +17,12 @@ step                      EPCIS event
                           ``sourceList`` / ``destinationList`` (``owning_party``/``possessing_party``)
 :class:`Split`            TransformationEvent: ``inputQuantityList`` the parent (the quantity split
                           off), ``outputQuantityList`` the children
+:class:`Transformed`      TransformationEvent, bizStep ``commissioning``, disposition ``active``:
+                          ``inputQuantityList`` each input lot with the quantity consumed,
+                          ``outputQuantityList`` each output lot with its quantity, each under its own
+                          GTIN and unit; ``transformationID`` names the on-chain transformation. The
+                          event is the same on every input's and output's export (same body, same
+                          hash), so two tiers' exports meet in it
 :class:`Verdict`          ObjectEvent OBSERVE, bizStep ``inspecting``, disposition ``conformant`` /
                           ``non_conformant``; spec version, metric, value, bound in extensions
 ========================  ====================================================================
@@ -65,6 +71,8 @@ __all__ = [
     "Reading",
     "Split",
     "Step",
+    "TransformLot",
+    "Transformed",
     "Verdict",
     "export_lot",
     "lot_epc_class",
@@ -158,6 +166,31 @@ class Split:
     kind: Literal["split"] = "split"
 
 
+@dataclass(frozen=True, kw_only=True)
+class TransformLot:
+    """One lot of a transformation: its id, GTIN-14 text, a quantity in its unit."""
+
+    lot_id: str
+    gtin: str
+    quantity: int
+    unit: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Transformed:
+    """Transformation ``transformation_id`` (``LotTransformed``, recorded by ``by``): ``inputs`` consumed
+    (each with the quantity consumed), ``outputs`` opened (each with its quantity). ``ref`` is the
+    ``LotTransformed`` log, the same whichever of its lots is exported."""
+
+    time_ms: int
+    transformation_id: int
+    by: str
+    inputs: Sequence[TransformLot]
+    outputs: Sequence[TransformLot]
+    ref: ChainRef
+    kind: Literal["transformed"] = "transformed"
+
+
 CustodyKind = Literal["proposed", "accepted", "rejected", "cancelled"]
 
 
@@ -210,7 +243,7 @@ class Verdict:
     kind: Literal["verdict"] = "verdict"
 
 
-Step = Opened | Split | Custody | Reading | Verdict
+Step = Opened | Split | Transformed | Custody | Reading | Verdict
 
 
 # ---------------------------------------------------------------- identifiers
@@ -304,6 +337,37 @@ class _Exporter:
             "outputQuantityList": [self.quantity(child, q) for child, q in children],
             "supet:lotId": step.parent,
             "supet:unit": self.lot.unit,
+            "supet:chain": _chain(self.chain_id, self.contracts.lot_registry, step.ref),
+        }
+
+    def transformed(self, step: Transformed) -> dict[str, Any]:
+        def element(lot: TransformLot) -> dict[str, Any]:
+            out: dict[str, Any] = {"epcClass": lot_epc_class(lot.gtin, lot.lot_id), "quantity": lot.quantity}
+            uom = _UOM.get(lot.unit.strip().lower())
+            if uom is not None:
+                out["uom"] = uom
+            return out
+
+        registry = to_checksum_address(self.contracts.lot_registry)
+        return {
+            **_base("TransformationEvent", step.time_ms),
+            "inputQuantityList": [element(lot) for lot in step.inputs],
+            "outputQuantityList": [element(lot) for lot in step.outputs],
+            "transformationID": (
+                f"urn:supet:transformation:{self.chain_id}:{registry}:{step.transformation_id}"
+            ),
+            "bizStep": "commissioning",
+            "disposition": "active",
+            "sourceList": [{"type": "owning_party", "source": _party(self.chain_id, step.by)}],
+            "supet:transformer": _party(self.chain_id, step.by),
+            "supet:inputs": [
+                {"supet:lotId": lot.lot_id, "supet:quantity": str(lot.quantity), "supet:unit": lot.unit}
+                for lot in step.inputs
+            ],
+            "supet:outputs": [
+                {"supet:lotId": lot.lot_id, "supet:quantity": str(lot.quantity), "supet:unit": lot.unit}
+                for lot in step.outputs
+            ],
             "supet:chain": _chain(self.chain_id, self.contracts.lot_registry, step.ref),
         }
 
@@ -405,6 +469,8 @@ class _Exporter:
             return self.opened(step)
         if isinstance(step, Split):
             return self.split(step)
+        if isinstance(step, Transformed):
+            return self.transformed(step)
         if isinstance(step, Custody):
             return self.custody(step)
         if isinstance(step, Reading):

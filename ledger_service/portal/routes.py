@@ -246,8 +246,8 @@ def factory(request: Request) -> HTMLResponse:
     v = visitor(request)
     party = require_portal_role(v, "supplier")
     service = _service(request)
-    devices = views.factory_devices(service, party.address)
-    lot_rows = views.factory_lots(service, party.address)
+    devices, device_pages = views.factory_devices(service, party.address, request.query_params)
+    lot_rows, lot_pages = views.factory_lots(service, party.address, request.query_params)
     consents: list[dict[str, Any]] | None = None
     access: views.AccessLogView | None = None
     finance_note = None
@@ -261,7 +261,9 @@ def factory(request: Request) -> HTMLResponse:
         "factory.html",
         v,
         devices=devices,
+        device_pages=device_pages,
         lots=lot_rows,
+        lot_pages=lot_pages,
         consents=consents,
         access=access,
         finance_note=finance_note,

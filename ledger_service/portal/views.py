@@ -18,13 +18,14 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import urlencode
 
 from sqlmodel import Session, select
 
 from analytics.charts import profile_chart
 from auditor.bundle import ProofBundle
 from auditor.errors import VerificationError
-from auditor.lot_chain import ChainStep
+from auditor.lot_chain import ChainStep, transformation_text
 from auditor.verify import verify_bundle
 from contracts.certifier import CertificateStatus, QualityCertifierClient
 from contracts.lots import LotRegistryClient, format_gtin
@@ -41,10 +42,12 @@ from ledger_service.store.models import DeviceHeadRow
 
 __all__ = [
     "ACCESS_PAGE",
+    "FACTORY_PAGE",
     "AccessLogView",
     "DeviceHealth",
     "LotSummary",
     "LotView",
+    "PageLinks",
     "StepRow",
     "Verdict",
     "check_reading",
@@ -64,6 +67,7 @@ KIND_LABELS = {
     "transfer_accepted": "Transfer accepted",
     "transfer_rejected": "Transfer rejected",
     "transfer_cancelled": "Transfer cancelled",
+    "transformed": "Transformed",
     "certified": "Certified",
     "rejected": "Rejected by QC",
     "reading": "Reading",
@@ -119,6 +123,8 @@ def _what(step: ChainStep | ReadingStep) -> str:
         return f"child {d['child_lot_id']}: {d['quantity']} (parent keeps {d['remaining']})"
     if step.kind.startswith("transfer_"):
         return f"from {d['from']} to {d['to']}"
+    if step.kind == "transformed":
+        return f"transformation {d['transformation_id']} by {d['by']}: {transformation_text(d)}"
     if step.kind == "certified":
         return f"GTIN {d['gtin']}, spec v{d['spec_version']}, {d['samples']} samples within bounds"
     return (
@@ -278,12 +284,56 @@ def _device_state(record: DeviceRecord, now_ms: int) -> str:
     return "active"
 
 
-def factory_devices(service: LedgerService, owner: str) -> list[DeviceHealth]:
-    """The devices ``owner`` enrolled (``DeviceEnrolled`` events), with their health.
+#: Devices, and lots, per page of the factory page (its lists are paged like every list of the API).
+FACTORY_PAGE: Final = 50
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PageLinks:
+    """Where one page of a factory-page list sits: rows ``first`` to ``last`` (1-based) of ``total``,
+    and the query strings of the previous and next pages (``None`` at either end)."""
+
+    total: int
+    first: int
+    last: int
+    previous: str | None
+    next: str | None
+
+
+def _offset(query: Mapping[str, str], name: str) -> int:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return 0
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
+        raise BadForm(f"{name} is a row number (a whole number); follow the page links instead")
+    return int(raw)
+
+
+def _page_links(query: Mapping[str, str], name: str, start: int, shown: int, total: int) -> PageLinks:
+    def link(offset: int) -> str:
+        return urlencode({**query, name: str(offset)})
+
+    return PageLinks(
+        total=total,
+        first=start + 1 if shown else 0,
+        last=start + shown,
+        previous=link(max(0, start - FACTORY_PAGE)) if start > 0 else None,
+        next=link(start + FACTORY_PAGE) if start + FACTORY_PAGE < total else None,
+    )
+
+
+def factory_devices(
+    service: LedgerService, owner: str, query: Mapping[str, str] | None = None
+) -> tuple[list[DeviceHealth], PageLinks]:
+    """One page (``devices_from``: the row to start at; :data:`FACTORY_PAGE` rows) of the devices
+    ``owner`` enrolled (``DeviceEnrolled`` events), by device id, with their health.
 
     The chain knows a device by the hash of its id; the id is found among the devices the store has
-    readings of. A device that never sent a reading shows as its id hash.
+    readings of. A device that never sent a reading shows as its id hash. The registry record and the
+    enrollment block are read for the devices of the page only.
     """
+    query = query or {}
+    start = _offset(query, "devices_from")
     chain, deployment = service.chain, service.deployment
     registry = deployment.contract(chain, "DeviceRegistry")
     logs = chain.request(
@@ -294,20 +344,25 @@ def factory_devices(service: LedgerService, owner: str) -> list[DeviceHealth]:
     )
     with Session(service.engine) as s:
         heads = {device_id_hash(h.device_id): h for h in s.exec(select(DeviceHeadRow)).all()}
+    enrolled: dict[bytes, Any] = {}
+    for log in logs:
+        enrolled.setdefault(bytes(log["args"]["deviceId"]), log)
+
+    def shown_id(did: bytes) -> str:
+        head = heads.get(did)
+        return head.device_id if head is not None else "0x" + did.hex()
+
+    ordered = sorted(enrolled, key=shown_id)
+    page = ordered[start : start + FACTORY_PAGE]
     now_ms = int(chain.block("latest")["timestamp"]) * 1000
     out = []
-    seen: set[bytes] = set()
-    for log in logs:
-        did = bytes(log["args"]["deviceId"])
-        if did in seen:
-            continue
-        seen.add(did)
+    for did in page:
         record = DeviceRecord.from_call(did, chain.call(registry.functions.device(did)))
         head = heads.get(did)
-        block = chain.block(int(log["blockNumber"]))
+        block = chain.block(int(enrolled[did]["blockNumber"]))
         out.append(
             DeviceHealth(
-                device_id=head.device_id if head is not None else "0x" + did.hex(),
+                device_id=shown_id(did),
                 enrolled_at=fmt_ms(int(block["timestamp"]) * 1000),
                 state=_device_state(record, now_ms),
                 revoked_at=fmt_ms(record.revoked_at_ms),
@@ -317,8 +372,7 @@ def factory_devices(service: LedgerService, owner: str) -> list[DeviceHealth]:
                 missing=head.missing if head is not None else 0,
             )
         )
-    out.sort(key=lambda d: d.device_id)
-    return out
+    return out, _page_links(query, "devices_from", start, len(out), len(ordered))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -345,22 +399,32 @@ def _logs(service: LedgerService, event: Any, filters: dict[str, Any], context: 
     return list(found)
 
 
-def factory_lots(service: LedgerService, party: str) -> list[LotSummary]:
-    """Lots ``party`` opened (supplier), received by a split (custodian) or accepted in a transfer."""
+def factory_lots(
+    service: LedgerService, party: str, query: Mapping[str, str] | None = None
+) -> tuple[list[LotSummary], PageLinks]:
+    """One page (``lots_from``: the row to start at; :data:`FACTORY_PAGE` rows) of the lots ``party``
+    opened (supplier), received by a split (custodian) or accepted in a transfer, in the order they
+    came to it; the LotRegistry and the certifier are read for the lots of the page only."""
+    query = query or {}
+    start = _offset(query, "lots_from")
     chain, deployment = service.chain, service.deployment
     lots = LotRegistryClient.from_deployment(chain, deployment)
     certifier = QualityCertifierClient.from_deployment(chain, deployment)
     ev = lots.contract.events
-    found: dict[bytes, str] = {}
+    found: dict[bytes, tuple[tuple[int, int], str]] = {}
     for event, filters, key_arg, relation in (
         (ev.LotOpened, {"supplier": party}, "lotId", "supplier"),
         (ev.LotSplit, {"custodian": party}, "childId", "split to you"),
         (ev.TransferAccepted, {"to": party}, "lotId", "received"),
     ):
         for log in _logs(service, event, filters, f"{event.event_name} logs of {party}"):
-            found.setdefault(bytes(log["args"][key_arg]), relation)
+            at = (int(log["blockNumber"]), int(log["logIndex"]))
+            key = bytes(log["args"][key_arg])
+            if key not in found or at < found[key][0]:
+                found[key] = (at, relation)
+    ordered = sorted(found, key=lambda k: found[k][0])
     out = []
-    for key, relation in found.items():
+    for key in ordered[start : start + FACTORY_PAGE]:
         lot = lots.lot(key)
         cert = certifier.certificate(key)
         out.append(
@@ -369,14 +433,13 @@ def factory_lots(service: LedgerService, party: str) -> list[LotSummary]:
                 gtin=format_gtin(lot.gtin),
                 quantity=f"{lot.quantity} {lot.unit}",
                 remaining=f"{lot.remaining} {lot.unit}",
-                relation=relation,
+                relation=found[key][1],
                 custodian=lots.custodian(key),
                 status=lot.status.name.lower(),
                 certificate=cert.status.name.lower() if cert.status is not CertificateStatus.NONE else "none",
             )
         )
-    out.sort(key=lambda x: x.lot_id)
-    return out
+    return out, _page_links(query, "lots_from", start, len(out), len(ordered))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -3,7 +3,9 @@
 Every command reads the ledger's database (``--database``, default ``$SUPET_DATABASE_URL``) and
 the chain (``--rpc``/``--deployment``): results are computed from anchored readings and on-chain
 orders and deliveries only (ledger_service/analytics_store/source.py), committed and stored; ``recompute``
-re-derives a stored result and exits 1 naming what differs.
+re-derives a stored result and exits 1 naming what differs. The chain holds only a commitment to each
+order's quantity and price: ``profile`` and ``recompute`` take the supplier's openings
+(``--order-terms FILE``, the JSON list ``contracts.order_terms.write_openings`` writes).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from rich.console import Console
 
 from analytics.charts import profile_chart, yield_chart
 from analytics.yield_model import YieldModelParams
+from contracts.order_terms import read_openings
 from ledger_service.analytics_store.publish import (
     ProfileParams,
     YieldParams,
@@ -42,14 +45,24 @@ DatabaseOpt = Annotated[
 StartOpt = Annotated[str, typer.Option("--start", help="First day of the period (YYYY-MM-DD, UTC).")]
 EndOpt = Annotated[str, typer.Option("--end", help="Last day of the period, inclusive.")]
 ChartOpt = Annotated[Path | None, typer.Option("--chart", help="Also write the chart (PNG) here.")]
+OrderTermsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--order-terms",
+        help="The supplier's openings of its orders' terms (JSON list): the chain holds only commitments.",
+    ),
+]
 
 
-def _source(database: str | None, rpc: str, deployment: Path) -> LedgerSource:
+def _source(
+    database: str | None, rpc: str, deployment: Path, order_terms: Path | None = None
+) -> LedgerSource:
     url = database or os.environ.get("SUPET_DATABASE_URL")
     if not url:
         raise SourceError("give --database or set SUPET_DATABASE_URL", code="analytics.source.database")
     chain, dep = open_deployment(rpc, deployment)
-    return LedgerSource(make_engine(url), chain, dep)
+    openings = read_openings(order_terms) if order_terms is not None else []
+    return LedgerSource(make_engine(url), chain, dep, order_terms=openings)
 
 
 def _day(text: str, name: str) -> dt.date:
@@ -85,9 +98,10 @@ def profile_cmd(
     ] = None,
     interval_s: Annotated[int, typer.Option("--interval-s", help="The machines' reading interval.")] = 300,
     chart: ChartOpt = None,
+    order_terms: OrderTermsOpt = None,
 ) -> None:
     """Publish the factory's profile for the period; print the commitment and the figures."""
-    source = _source(database, rpc, deployment)
+    source = _source(database, rpc, deployment, order_terms)
     devices = tuple(machines.split(",")) if machines else _machines(source, factory)
     params = ProfileParams(
         factory=factory,
@@ -166,9 +180,10 @@ def recompute_cmd(
     rpc: RpcOpt,
     deployment: DeploymentOpt,
     database: DatabaseOpt = None,
+    order_terms: OrderTermsOpt = None,
 ) -> None:
     """Re-derive a published result from the chain and the store; exit 1 naming any mismatch."""
-    source = _source(database, rpc, deployment)
+    source = _source(database, rpc, deployment, order_terms)
     pub = recompute(source.engine, source, commitment)
     console.print(
         f"reproduced: {pub.kind} {pub.commitment.commitment} ({pub.commitment.n_inputs} anchored inputs, "

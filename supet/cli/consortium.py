@@ -7,6 +7,12 @@ each step. Members are set this way once; later member changes are proposals tha
 the members must approve (``supet party member approve``): ``apply`` opens them and lists those
 still waiting. Applying the same policy again sends nothing. ``show`` prints the rules, action roles,
 trusted issuers, members and each contract's admission gate (``--json``: as a policy file).
+
+Two more changes are the members' to pass, never the admin's alone (issue 12.12): lowering a role's
+quorum, and letting one more role perform an action whose roles were set. ``apply`` opens their
+proposals when the policy asks for them and says so; ``propose-quorum`` / ``approve-quorum`` and
+``propose-action-role`` / ``approve-action-role`` open and approve them by hand (a member's proposal
+carries its vote; the vote making a majority of the members carries the change out).
 """
 
 from __future__ import annotations
@@ -17,13 +23,17 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from contracts.chain import Chain
-from contracts.consortium import apply_policy, pending_member_changes, plan_policy
+from contracts.chain import Chain, TxResult
+from contracts.consortium import apply_policy, pending_member_changes, pending_rule_changes, plan_policy
 from contracts.consortium_policy import ConsortiumPolicy
 from contracts.consortium_state import read_state
 from contracts.deployment import Deployment
+from contracts.membership import ProposalSent
 from contracts.participant_ids import id_name
+from contracts.participants import ParticipantRegistryClient
+from contracts.quorum_votes import ActionRoleProposal, QuorumProposal
 from supet.cli.common import DeploymentOpt, KeyFileOpt, RpcOpt, open_deployment
+from supet.cli.party import parse_action, parse_role
 from supet_base.parties import load_party_account
 
 app = typer.Typer(
@@ -73,14 +83,128 @@ def apply(
 
 
 def _print_pending(chain: Chain, dep: Deployment, policy: ConsortiumPolicy) -> int:
-    """Print the member proposals the policy waits for; return how many."""
+    """Print the member, quorum and action-role proposals the policy waits for; return how many."""
     pending = pending_member_changes(chain, dep, policy)
     for p in pending:
         console.print(
             f"waiting for the members: {p.describe()} has {p.approvals} approval(s) of a majority of the "
             f"members; they approve with `supet party member approve {p.id}`"
         )
-    return len(pending)
+    rules = pending_rule_changes(chain, dep, policy)
+    for r in rules:
+        console.print(
+            f"waiting for the members: {r.describe()} has {r.approvals} approval(s) of a majority of the "
+            f"members (only they may make this change); they approve with `{_approve_command(r)}`"
+        )
+    return len(pending) + len(rules)
+
+
+def _approve_command(p: QuorumProposal | ActionRoleProposal) -> str:
+    if isinstance(p, QuorumProposal):
+        return f"supet consortium approve-quorum {id_name(p.role)}"
+    return f"supet consortium approve-action-role {id_name(p.action)} {id_name(p.role)}"
+
+
+RoleArg = Annotated[str, typer.Argument(help="The party role: a name (supplier, bank, ...) or a 0x-hex id.")]
+ActionArg = Annotated[
+    str, typer.Argument(help="The action: a name (supet.device.enroll, ...) or a 0x-hex id.")
+]
+
+
+def _registry(rpc: str, deployment: Path) -> ParticipantRegistryClient:
+    chain, dep = open_deployment(rpc, deployment)
+    return ParticipantRegistryClient(chain, dep)
+
+
+def _print_vote(
+    p: QuorumProposal | ActionRoleProposal, passed: bool, needed: int, tx: TxResult, *, opened: bool
+) -> None:
+    if passed:
+        console.print(f"{p.describe()} passed (tx {tx.tx_hash})")
+        return
+    verb = "opened" if opened else "approved"
+    console.print(
+        f"{p.describe()} {verb}: {p.approvals} approval(s) of the {needed} needed, open until block time "
+        f"{p.expires_at}; members approve with `{_approve_command(p)}` (tx {tx.tx_hash})"
+    )
+
+
+@app.command("propose-quorum")
+def propose_quorum(
+    role: RoleArg,
+    quorum: Annotated[int, typer.Argument(help="The lower quorum (0: claims alone admit).", min=0)],
+    rpc: RpcOpt,
+    deployment: DeploymentOpt,
+    key_file: KeyFileOpt = None,
+) -> None:
+    """Propose to lower a role's quorum, as a member (your vote counts at once) or the consortium admin."""
+    role_id = parse_role(role)
+    reg = _registry(rpc, deployment)
+    sent: ProposalSent = reg.quorum_votes.propose(load_party_account(key_file), role_id, quorum)
+    votes = reg.quorum_votes
+    _print_vote(votes.proposal(sent.id), sent.executed, reg.membership.needed(), sent.tx, opened=True)
+
+
+@app.command("approve-quorum")
+def approve_quorum(
+    role: RoleArg,
+    rpc: RpcOpt,
+    deployment: DeploymentOpt,
+    key_file: KeyFileOpt = None,
+) -> None:
+    """Approve the open proposal to lower a role's quorum, as a member; the majority's vote lowers it."""
+    role_id = parse_role(role)
+    reg = _registry(rpc, deployment)
+    votes = reg.quorum_votes
+    p = votes.open_about(role_id)
+    if p is None:
+        raise typer.BadParameter(
+            f"no proposal to lower the quorum of {id_name(role_id)} is open; open one with "
+            "`supet consortium propose-quorum ROLE QUORUM`",
+            param_hint="ROLE",
+        )
+    result = votes.approve(load_party_account(key_file), p.id)
+    _print_vote(votes.proposal(p.id), votes.passed(result), reg.membership.needed(), result, opened=False)
+
+
+@app.command("propose-action-role")
+def propose_action_role(
+    action: ActionArg,
+    role: RoleArg,
+    rpc: RpcOpt,
+    deployment: DeploymentOpt,
+    key_file: KeyFileOpt = None,
+) -> None:
+    """Propose to let one more role perform an action, as a member (your vote counts at once) or the
+    consortium admin."""
+    action_id, role_id = parse_action(action), parse_role(role)
+    reg = _registry(rpc, deployment)
+    votes = reg.action_role_votes
+    sent = votes.propose(load_party_account(key_file), action_id, role_id)
+    _print_vote(votes.proposal(sent.id), sent.executed, reg.membership.needed(), sent.tx, opened=True)
+
+
+@app.command("approve-action-role")
+def approve_action_role(
+    action: ActionArg,
+    role: RoleArg,
+    rpc: RpcOpt,
+    deployment: DeploymentOpt,
+    key_file: KeyFileOpt = None,
+) -> None:
+    """Approve the open proposal to let a role perform an action, as a member; the majority's vote adds it."""
+    action_id, role_id = parse_action(action), parse_role(role)
+    reg = _registry(rpc, deployment)
+    votes = reg.action_role_votes
+    p = votes.open_about(action_id, role_id)
+    if p is None:
+        raise typer.BadParameter(
+            f"no proposal to let {id_name(role_id)} perform {id_name(action_id)} is open; open one with "
+            "`supet consortium propose-action-role ACTION ROLE`",
+            param_hint="ROLE",
+        )
+    result = votes.approve(load_party_account(key_file), p.id)
+    _print_vote(votes.proposal(p.id), votes.passed(result), reg.membership.needed(), result, opened=False)
 
 
 @app.command("show")

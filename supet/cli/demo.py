@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from supet.demo import DemoOptions, DemoResult, run_demo
+from supet.demo.chapter_private import privacy_lines
 
 console = Console(soft_wrap=True)
 
@@ -108,6 +109,8 @@ def _summary(r: DemoResult) -> None:
         f"bank A (consented) query: HTTP {r.bank_answer}; bank B (no consent): HTTP {r.refused_answer[0]} "
         f"{r.refused_answer[1]}; the factory's access log shows {len(r.access_log)} entries"
     )
+    for line in privacy_lines(r.bank_b, {}):
+        console.print(line)
     s = r.sealed
     if s and s.get("opened"):
         o = s["opened"]
@@ -128,6 +131,9 @@ def _summary(r: DemoResult) -> None:
     if a:
         console.print(
             f"audit of {a['lot']}: {'[green]VERIFIED' if a['ok'] else '[red]NOT VERIFIED'}[/] "
-            f"({a['chain_steps']} chain steps, {a['readings']} readings)"
+            f"({a['chain_steps']} chain steps, {a['readings']} readings; disclosed by its holder, verified "
+            "without signing in, from the chain and the proof bundles)"
         )
+    for line in privacy_lines({}, r.anonymous):
+        console.print(line)
     console.print(f"done in {r.timings.get('total', 0):.0f} s; report: [bold]{r.report}")

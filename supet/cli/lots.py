@@ -1,8 +1,10 @@
 """``supet lot`` and ``supet spec``: lots and their custody, product specs, quality certification.
 
 Lots (the LotRegistry): ``open`` (the GTIN-14's check digit is checked here first, then by the
-contract), ``split``, the two-sided custody transfer (``transfer`` proposes, the recipient
-``accept``\\s or ``reject``\\s, the proposer may ``cancel``) and ``show``.
+contract), ``split``, ``transform`` (lineage: lots the party holds consumed, in part or whole, into
+new lots it opens), the two-sided custody transfer (``transfer`` proposes, the recipient
+``accept``\\s or ``reject``\\s, the proposer may ``cancel``) and ``show`` (with what the lot was made
+from and what was made of it).
 
 Specs (the QualityCertifier): ``spec set`` with bounds in human units (converted to Reading v1
 fixed point, value x 10^6, exactly as readings are) and ``spec show``.
@@ -16,6 +18,7 @@ then sends the transaction unless ``--dry-run``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -35,16 +38,34 @@ from contracts.certifier import (
 )
 from contracts.chain import Chain
 from contracts.deployment import Deployment
-from contracts.lots import LotRegistryClient, lot_id_hash, lot_key, parse_gtin
+from contracts.lots import (
+    MAX_TRANSFORM_INPUTS,
+    MAX_TRANSFORM_OUTPUTS,
+    Lot,
+    LotRegistryClient,
+    TransformInput,
+    TransformOutput,
+    lot_id_hash,
+    lot_key,
+    parse_gtin,
+)
 from device_attestation.reading import FIXED_POINT_DECIMALS, InvalidReading, to_fixed_point
 from supet.cli.common import DeploymentOpt, KeyFileOpt, RpcOpt, open_deployment
 from supet_base.errors import SupetError
 from supet_base.parties import load_party_account
 
-__all__ = ["load_package", "lot_app", "package_json", "parse_metric", "spec_app"]
+__all__ = [
+    "load_package",
+    "lot_app",
+    "package_json",
+    "parse_metric",
+    "parse_transform_input",
+    "parse_transform_output",
+    "spec_app",
+]
 
 lot_app = typer.Typer(
-    help="Lots: open, split, custody transfers (propose, accept, reject, cancel), show, certify.",
+    help="Lots: open, split, transform, custody transfers (propose, accept, reject, cancel), show, certify.",
     no_args_is_help=True,
 )
 spec_app = typer.Typer(
@@ -145,6 +166,56 @@ def _parse_child(text: str) -> tuple[str, int]:
     return child, int(qty)
 
 
+_KEY = re.compile(r"^0x[0-9a-fA-F]{64}$")
+
+
+def _unit(text: str, hint: str) -> str:
+    if not text.isascii() or not 0 < len(text) <= 32:
+        raise typer.BadParameter(f"unit {text!r} is not 1..32 ASCII characters", param_hint=hint)
+    return text
+
+
+def parse_transform_input(text: str) -> tuple[str | bytes, int, str | None]:
+    """``LOT:QTY`` or ``LOT:QTY:UNIT`` (split from the right, so a lot id may hold ``:``; ``LOT`` may be a
+    0x key): the lot, the quantity consumed (a positive integer) and the declared unit, or None to use
+    the lot's own."""
+    parts = text.rsplit(":", 2)
+    unit: str | None = None
+    if len(parts) == 3 and not parts[2].isdigit():
+        lot, qty, unit = parts
+    else:
+        lot, _, qty = text.rpartition(":")
+    if not lot or not qty.isascii() or not qty.isdigit() or int(qty) == 0:
+        raise typer.BadParameter(
+            f"{text!r} is not LOT:QUANTITY[:UNIT] (a positive integer quantity)", param_hint="--input"
+        )
+    if unit is not None:
+        _unit(unit, "--input")
+    return (bytes.fromhex(lot[2:]) if _KEY.match(lot) else lot), int(qty), unit
+
+
+def parse_transform_output(text: str) -> tuple[str, str, int, str]:
+    """``LOT:GTIN:QTY:UNIT`` (split from the right, so a lot id may hold ``:``): the new lot's id, its
+    GTIN-14 (check digit checked here), quantity (a positive integer) and unit."""
+    parts = text.rsplit(":", 3)
+    if (
+        len(parts) != 4
+        or not parts[0]
+        or not parts[2].isascii()
+        or not parts[2].isdigit()
+        or int(parts[2]) == 0
+    ):
+        raise typer.BadParameter(
+            f"{text!r} is not LOT:GTIN:QUANTITY:UNIT (a positive integer quantity)", param_hint="--output"
+        )
+    lot, gtin, qty, unit = parts
+    try:
+        parse_gtin(gtin)
+    except SupetError as e:
+        raise typer.BadParameter(f"{text!r}: {e.message}", param_hint="--output") from None
+    return lot, gtin, int(qty), _unit(unit, "--output")
+
+
 def _address(text: str, hint: str) -> str:
     if not is_address(text):
         raise typer.BadParameter(
@@ -234,6 +305,77 @@ def split(
     remaining = lots.lot(key).remaining
     parts = ", ".join(f"{c} ({q})" for c, q in children.items())
     console.print(f"split {parts} off {lot_id}, which keeps {remaining}, in tx {result.tx_hash}")
+
+
+@lot_app.command("transform")
+def transform(
+    inputs: Annotated[
+        list[str],
+        typer.Option(
+            "--input",
+            help="An input lot you hold and the quantity consumed, as LOT:QTY or LOT:QTY:UNIT (the unit, "
+            "when given, must be the lot's own; LOT may be a 0x key). Repeat for each input.",
+        ),
+    ],
+    outputs: Annotated[
+        list[str],
+        typer.Option(
+            "--output",
+            help="A lot to open from the inputs, as LOT:GTIN:QTY:UNIT. Repeat for each output.",
+        ),
+    ],
+    produced_from: Annotated[int, typer.Option("--from", min=0, help="Start of production (Unix ms).")],
+    produced_to: Annotated[int, typer.Option("--to", min=0, help="End of production (Unix ms).")],
+    rpc: RpcOpt,
+    deployment: DeploymentOpt,
+    key_file: KeyFileOpt = None,
+) -> None:
+    """Record a transformation: consume lots you hold (in part or whole) into new lots you open (the
+    party must be admitted to open lots and be the custodian of every input)."""
+    ins = [parse_transform_input(t) for t in inputs]
+    outs = [parse_transform_output(t) for t in outputs]
+    if not 0 < len(ins) <= MAX_TRANSFORM_INPUTS:
+        raise typer.BadParameter(f"give 1 to {MAX_TRANSFORM_INPUTS} inputs", param_hint="--input")
+    if not 0 < len(outs) <= MAX_TRANSFORM_OUTPUTS:
+        raise typer.BadParameter(f"give 1 to {MAX_TRANSFORM_OUTPUTS} outputs", param_hint="--output")
+    if len({o[0] for o in outs}) != len(outs):
+        raise typer.BadParameter("an output lot id is given twice", param_hint="--output")
+    if produced_to < produced_from:
+        raise typer.BadParameter("production ends (--to) before it starts (--from)", param_hint="--to")
+    _, _, lots = _clients(rpc, deployment)
+    keys = [lots.key(lot) for lot, _, _ in ins]
+    if len(set(keys)) != len(keys):
+        raise typer.BadParameter("an input lot is given twice", param_hint="--input")
+    held = {k: lots.lot(k) for k in keys}
+    party = load_party_account(key_file)
+    done = lots.transform(
+        party,
+        [
+            TransformInput(lot=k, quantity=q, unit=held[k].unit if u is None else u)
+            for k, (_, q, u) in zip(keys, ins, strict=True)
+        ],
+        [
+            TransformOutput(
+                lot_id=lot,
+                gtin=gtin,
+                quantity=q,
+                unit=unit,
+                produced_from_ms=produced_from,
+                produced_to_ms=produced_to,
+            )
+            for lot, gtin, q, unit in outs
+        ],
+    )
+    consumed = ", ".join(
+        f"{q} {held[k].unit} of {held[k].lot_id}" for k, (_, q, _) in zip(keys, ins, strict=True)
+    )
+    made = ", ".join(
+        f"{lot} ({q} {unit}, key 0x{k.hex()})"
+        for (lot, _, q, unit), k in zip(outs, done.outputs, strict=True)
+    )
+    console.print(
+        f"transformation {done.transformation_id}: consumed {consumed} into {made}, in tx {done.tx.tx_hash}"
+    )
 
 
 @lot_app.command("transfer")
@@ -330,8 +472,27 @@ def show(lot_id: LotIdArg, rpc: RpcOpt, deployment: DeploymentOpt, issuer: Issue
         console.print(f"    {_time_s(entry.since)}  {entry.custodian}  ({name(entry.lot_key)})")
     kids = lots.children(lot_id_key)
     console.print(f"  children: {', '.join(name(k) for k in kids) if kids else 'none'}")
+    _print_lineage(lots, lot, name)
     certifier = QualityCertifierClient.from_deployment(chain, dep)
     _print_certificate(certifier.certificate(lot_id_key))
+
+
+def _print_lineage(lots: LotRegistryClient, lot: Lot, name: Callable[[bytes], str]) -> None:
+    """What the lot was made from (the transformation that opened it) and what was made of it."""
+    if lot.produced_by:
+        t = lots.transformation(lot.produced_by)
+        made_from = ", ".join(f"{q} {lots.lot(k).unit} of {name(k)}" for k, q in t.inputs)
+        console.print(f"  made from (transformation {t.transformation_id}, {_time_s(t.at)}): {made_from}")
+    ids = lots.consumed_by(lot.key)
+    if not ids:
+        console.print("  consumed: none")
+        return
+    console.print(f"  consumed: {lot.consumed} {lot.unit}")
+    for tid in ids:
+        t = lots.transformation(tid)
+        quantity = next(q for k, q in t.inputs if k == lot.key)
+        into = ", ".join(name(k) for k in t.outputs)
+        console.print(f"    {_time_s(t.at)}  {quantity} {lot.unit} into {into} (transformation {tid})")
 
 
 @lot_app.command("certify")

@@ -18,6 +18,7 @@ from ledger_service.analytics_store.publish import (
 from ledger_service.analytics_store.source import LedgerSource
 from ledger_service.credit_desk.desk import desk_of
 from simulation.feed import FeedResult
+from supet.demo.chapter_private import bank_b_tries, privacy_rows, reading_of
 from supet.demo.chapter_sealed import register_bank_keys, sealed_rows, sealed_story
 from supet.demo.chapters_production import Cast
 from supet.demo.scene import Scene, pct
@@ -161,8 +162,11 @@ def credit(scene: Scene, cast: Cast, fed: FeedResult) -> None:
     res.bank_answer = r.status_code
     served = r.json().get("current") if r.status_code == 200 else None
     res.sealed = sealed_story(scene, sun_a.address, bank_a, bank_b, served)
-    r2 = api.http.get(f"/v1/bank/factories/{sun_a.address}/credit", headers=api.headers(bank_b))
-    res.refused_answer = (r2.status_code, r2.json().get("error", {}).get("code", ""))
+    # bank B, admitted but not consented: the ledger refuses it, and its own node shows commitments only
+    spec_a = next(f.spec for f in cast.world.factories if f.spec.factory_id == "sun-a")
+    digest = reading_of(scene, list(spec_a.device_ids()))
+    res.bank_b = bank_b_tries(scene, sun_a.address, digest, bank_b, [bank_a.address, bank_b.address])
+    res.refused_answer = (res.bank_b["credit"]["status"], res.bank_b["credit"]["code"])
     log = api.http.get(f"/v1/factories/{sun_a.address}/access-log", headers=api.headers(sun_a))
     log.raise_for_status()
     body = log.json()
@@ -188,6 +192,7 @@ def _credit_records(scene: Scene, cast: Cast, fed: FeedResult) -> list[list[Any]
             currency="CNY",
         )
         a = pubn.assessment
+        scene.res.openings[spec.factory_id] = pubn.opening
         scene.res.records[spec.factory_id] = {
             "grade": a.grade,
             "pd": a.pd,
@@ -219,14 +224,10 @@ def _credit_report(scene: Scene, rec_rows: list[list[Any]]) -> None:
     if res.sealed:
         report.table(["who", "sees of sun-a's record"], sealed_rows(res.sealed))
     report.table(
-        ["who", "asked", "answer"],
+        ["who", "tried", "got"],
         [
-            ["bank A (consented)", "sun-a's credit record", f"HTTP {res.bank_answer}"],
-            [
-                "bank B (no consent)",
-                "sun-a's credit record",
-                f"HTTP {res.refused_answer[0]} {res.refused_answer[1]}",
-            ],
+            ["bank A (consented)", "sun-a's credit record, from the ledger", f"HTTP {res.bank_answer}"],
+            *privacy_rows(res.bank_b, {}),
         ],
     )
     report.table(

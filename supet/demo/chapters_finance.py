@@ -13,12 +13,14 @@ from contracts.deployment import Deployment
 from contracts.onboarding import Onboarding
 from contracts.receivables import ReceivablesClient, StablecoinClient, receivable_reference
 from simulation.feed import SimulationFeed
+from supet.demo.chapter_private import anonymous_tries, privacy_rows, reading_of
+from supet.demo.chapters_production import Cast
 from supet.demo.scene import Api, DemoResult, Scene
 
 __all__ = ["audit", "finance"]
 
 
-def audit(scene: Scene) -> None:
+def audit(scene: Scene, cast: Cast) -> None:
     """8 in the report, run before time moves: a certified lot re-verified by an auditor."""
     res = scene.res
     scene.step("7. an auditor re-verifies a lot from the chain and the proof bundles alone")
@@ -29,9 +31,18 @@ def audit(scene: Scene) -> None:
     disclosed.raise_for_status()
     res.audit = _audit(scene.chain, scene.deployment, api, audit_lot)
     private = next((lot for lot in res.certificates if lot != audit_lot), None)
-    refused = api.http.get(f"/v1/lots/{private}/history").status_code if private else None
+    # an anonymous client: a raw reading of sun-a (not of the disclosed lot), its proof, the other lot
+    spec_a = next(f.spec for f in cast.world.factories if f.spec.factory_id == "sun-a")
+    digest = reading_of(scene, list(spec_a.device_ids()), not_of_lots=[audit_lot])
+    res.anonymous = anonymous_tries(scene, digest, owner=cast.feed.parties["sun-a"], private_lot=private)
+    refused = res.anonymous.get("lot", {}).get("status")
     res.audit["undisclosed_refused"] = refused
-    tail = f". Lot {private}, not disclosed, is refused to that auditor (HTTP {refused})." if private else ""
+    tail = (
+        f". Lot {private}, not disclosed, is refused to that auditor "
+        f"(HTTP {refused} {res.anonymous['lot']['code']})."
+        if private
+        else ""
+    )
     scene.report.section(
         "8. Audit",
         f"Lot {audit_lot}, disclosed by its holder (the distributor): {res.audit['chain_steps']} chain "
@@ -40,6 +51,10 @@ def audit(scene: Scene) -> None:
         + ("VERIFIED" if res.audit["ok"] else f"NOT VERIFIED ({res.audit['failed']} failed)")
         + tail,
     )
+    scene.report.para(
+        "A raw reading, its proof and an undisclosed lot are not served to anyone who has not signed in:"
+    )
+    scene.report.table(["who", "tried", "got"], privacy_rows({}, res.anonymous))
 
 
 def finance(scene: Scene, feed: SimulationFeed) -> None:

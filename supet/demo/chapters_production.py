@@ -163,7 +163,7 @@ def production_week(scene: Scene, cast: Cast) -> tuple[FeedResult, LedgerSource]
     res.readings, res.rejected = fed.accepted, sum(fed.rejected.values())
     res.chain_time_simulated = fed.chain_time_simulated
     stats = service.anchoring.stats()
-    source = LedgerSource(service.engine, scene.chain, scene.deployment)
+    source = LedgerSource(service.engine, scene.chain, scene.deployment, order_terms=fed.order_terms)
     res.batches = source.latest_anchored_batch()
     scene.report.section(
         "2-3. Factories and their production week",

@@ -13,6 +13,7 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
 from contracts.chain import Chain
+from contracts.credit_record import CreditOpening
 from contracts.deployment import Deployment
 from contracts.onboarding import Onboarding
 from ledger_service.service import LedgerService
@@ -70,12 +71,22 @@ class DemoResult:
     bank_answer: int = 0
     refused_answer: tuple[int, str] = (0, "")
     sealed: dict[str, Any] = field(default_factory=dict)
+    #: Issue 14: what bank B (no consent) tried, at the ledger and on its own node, and what it got.
+    bank_b: dict[str, Any] = field(default_factory=dict)
+    #: Issue 14: what an anonymous client tried (a raw reading, its proof, an undisclosed lot).
+    anonymous: dict[str, Any] = field(default_factory=dict)
     access_log: list[dict[str, Any]] = field(default_factory=list)
     receivable: dict[str, Any] = field(default_factory=dict)
     audit: dict[str, Any] = field(default_factory=dict)
     recomputed: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     chain_time_simulated: bool = False
+    #: The chain the story ran on and its deployment, kept for whoever checks it afterwards (the tests'
+    #: full-node scan); the records the oracle published, with their salts, by factory (the ledger's
+    #: own copies, ``credit_openings``).
+    chain: Chain | None = None
+    deployment: Deployment | None = None
+    openings: dict[str, CreditOpening] = field(default_factory=dict)
 
 
 class Api:

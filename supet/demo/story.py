@@ -16,6 +16,10 @@
    has its part financed by the consenting bank; at maturity the buyer repays the holders.
 8. An auditor re-verifies a lot from the chain and the proof bundles alone.
 
+Issue 14, along the way: bank B (no consent) is refused sun-a's record, profile and readings by the
+ledger, and finds only commitments on its own node (no envelope opens with its key); an anonymous client
+is refused a raw reading, its proof and an undisclosed lot (:mod:`.chapter_private`).
+
 A report (HTML with the charts) is written to the output directory.
 
 The chapters are in :mod:`.chapters_production` (1-4), :mod:`.chapters_analytics` (5-6) and
@@ -119,6 +123,7 @@ def run_demo(opts: DemoOptions, *, step: Step, progress: Progress) -> DemoResult
     end = today - dt.timedelta(days=1)
 
     chain, deployment, ob, acct = consortium(opts, report, start, timer.step)
+    res.chain, res.deployment = chain, deployment
     timer.step("2. the ledger service starts; the buyer sets its quality specs")
     port = _free_port()
     service = _build_ledger(opts, out, port, chain, deployment)
@@ -186,5 +191,5 @@ def _story(scene: Scene) -> None:
     lots_and_certification(scene, cast)
     analytics(scene, cast, fed, source)
     credit(scene, cast, fed)
-    audit(scene)
+    audit(scene, cast)
     finance(scene, cast.feed)

@@ -22,6 +22,7 @@ from analytics.yield_model import YieldModelParams
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
 from contracts.onboarding import Onboarding
+from contracts.order_terms import OrderTerms, write_openings
 from contracts.orders import PurchaseOrdersClient, due_day, order_id
 from ledger_service.analytics_store.publish import (
     ProfileParams,
@@ -104,7 +105,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     )
     result = feed.run(world)
     service.anchoring.flush(timeout=120)
-    yield Rig(service, LedgerService_source(service), world, result, db, start)
+    yield Rig(service, LedgerService_source(service, result), world, result, db, start)
     service.stop()
 
 
@@ -112,8 +113,9 @@ def spec_lines(f: object) -> int:
     return int(f.spec.lines)  # type: ignore[attr-defined]
 
 
-def LedgerService_source(service: LedgerService) -> LedgerSource:
-    return LedgerSource(service.engine, service.chain, service.deployment)
+def LedgerService_source(service: LedgerService, fed: FeedResult) -> LedgerSource:
+    """The analytics' source, with the supplier's openings of its orders' terms (not on chain)."""
+    return LedgerSource(service.engine, service.chain, service.deployment, order_terms=fed.order_terms)
 
 
 def test_every_simulated_reading_went_through_the_ingest_and_was_anchored(rig: Rig) -> None:
@@ -154,6 +156,7 @@ def test_readings_after_the_cut_off_batch_are_not_inputs(rig: Rig) -> None:
     assert cut.commitment.commitment != full.commitment.commitment
 
 
+@pytest.mark.scenario  # fits the yield model twice (publish, recompute): about a minute
 def test_yield_model_from_the_ledger_finds_planted_drivers(rig: Rig) -> None:
     f = rig.world.factories[0]
     spec = f.spec
@@ -275,10 +278,19 @@ def test_cli_publishes_recomputes_and_names_a_mismatch(
         cli_analytics, "open_deployment", lambda rpc, dep: (rig.service.chain, rig.service.deployment)
     )
     db = f"sqlite:///{rig.db_path}"
-    common = ["--rpc", "http://unused", "--deployment", str(tmp_path / "d.json"), "--database", db]
     factory = rig.feed.factories["sun-a"]
     chart = tmp_path / "p.png"
     runner = CliRunner()
+    period = ["--factory", factory, "--start", rig.start.isoformat(), "--end", rig.end.isoformat()]
+    chain_args = ["--rpc", "http://unused", "--deployment", str(tmp_path / "d.json"), "--database", db]
+    # the chain holds only commitments to the orders' quantities: without the supplier's openings the
+    # profile is refused, naming the order
+    out = runner.invoke(app, ["analytics", "profile", *period, *chain_args])
+    assert out.exit_code == 1 and isinstance(out.exception, SourceError), out.output
+    assert out.exception.code == "analytics.source.order_terms_missing"
+    openings = tmp_path / "terms.json"
+    write_openings(openings, rig.source.order_terms.values())
+    common = [*chain_args, "--order-terms", str(openings)]
     out = runner.invoke(
         app,
         [
@@ -332,17 +344,34 @@ def test_only_orders_the_supplier_accepted_are_inputs(rig: Rig) -> None:
     orders = PurchaseOrdersClient.from_deployment(svc.chain, svc.deployment)
     before = rig.source.chain_inputs(supplier.address, block=svc.chain.block_number())
     assert before.orders, "the simulated week placed accepted orders"
-    orders.place(
+    placed_order = orders.place(
         buyer,
         "PO-NEVER-ACCEPTED",
         supplier=supplier.address,
         gtin=int(rig.world.factories[0].spec.gtin),
         quantity=500,
+        unit_price=900,
         due_day=due_day(rig.end + dt.timedelta(days=30)),
     )
     placed = rig.source.chain_inputs(supplier.address, block=svc.chain.block_number())
     assert placed.orders == before.orders and placed.digests == before.digests
-    orders.accept(supplier, "PO-NEVER-ACCEPTED", buyer=buyer.address)
-    accepted = rig.source.chain_inputs(supplier.address, block=svc.chain.block_number())
+    orders.accept(supplier, "PO-NEVER-ACCEPTED", placed_order.terms, buyer=buyer.address)
+    # issue 14: the chain holds only the commitment to its quantity: without the opening the order
+    # cannot count, and an altered opening is caught against the commitment
+    block = svc.chain.block_number()
+    key = placed_order.order_id
+    with pytest.raises(SourceError, match="terms are not opened here") as missing:
+        rig.source.chain_inputs(supplier.address, block=block)
+    assert missing.value.code == "analytics.source.order_terms_missing"
+    terms = placed_order.terms
+    altered = OrderTerms(order_id=key, quantity=5_000, unit_price=terms.unit_price, salt=terms.salt)
+    rig.source.add_order_terms([altered])
+    with pytest.raises(InputMismatch, match="does not open its terms commitment") as mismatch:
+        rig.source.chain_inputs(supplier.address, block=block)
+    assert mismatch.value.code == "analytics.input_mismatch.order_terms"
+    rig.source.add_order_terms([terms])
+    accepted = rig.source.chain_inputs(supplier.address, block=block)
     new = {o.order_id for o in accepted.orders} - {o.order_id for o in before.orders}
     assert new == {"0x" + order_id(buyer.address, "PO-NEVER-ACCEPTED").hex()}
+    (order,) = [o for o in accepted.orders if o.order_id == "0x" + key.hex()]
+    assert order.quantity == 500

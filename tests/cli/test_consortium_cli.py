@@ -143,3 +143,102 @@ def test_apply_refusals(
     code, out = run(capsys, "apply", "--policy", str(tmp_path / "missing.json"), *common)
     assert code == 1 and "cannot read the policy file" in out
     assert chain.block_number() == block
+
+
+def test_votes_the_admin_alone_cannot_pass(
+    node: AnvilNode,
+    deployment_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A policy that lowers a quorum or adds a role to an action whose roles were set only opens the
+    proposals (issue 12.12) and says so; the members pass them with approve-quorum / approve-action-role,
+    or open their own with propose-quorum / propose-action-role."""
+    common = ["--rpc", node.url, "--deployment", str(deployment_file)]
+    chain = Chain.connect(node.url)
+    reg = ParticipantRegistryClient(chain, Deployment.load(deployment_file))
+    accounts = dev_accounts(5)
+    m3, m4, outsider = accounts[3], accounts[4], accounts[2]
+    monkeypatch.setenv("SUPET_PARTY_KEY", "0x" + bytes(ADMIN.key).hex())
+    code, out = run(capsys, "apply", "--policy", str(EXAMPLE), *common)
+    assert code == 0, out
+    finance, bank, auditor = ACTIONS["supet.receivable.finance"], PARTY_ROLES["bank"], PARTY_ROLES["auditor"]
+
+    # the attack through the policy file: auditor (quorum 0) may finance, and bank's quorum is 0
+    data = json.loads(EXAMPLE.read_text())
+    data["actions"]["supet.receivable.finance"] = ["bank", "auditor"]
+    data["roles"]["bank"]["quorum"] = 0
+    widened = tmp_path / "widened.json"
+    widened.write_text(json.dumps(data))
+    code, out = run(capsys, "apply", "--policy", str(widened), *common)
+    assert code == 0, out
+    assert "propose to lower the quorum of bank from 1 to 0 (a majority of the members must approve)" in out
+    assert (
+        "propose to let auditor perform supet.receivable.finance (a majority of the members must approve)"
+        in out
+    )
+    assert (
+        "waiting for the members: action-role proposal 1: let auditor perform supet.receivable.finance has "
+        "0 approval(s)" in out
+    )
+    assert "supet consortium approve-action-role supet.receivable.finance auditor" in out
+    assert "supet consortium approve-quorum bank" in out
+    assert reg.action_roles(finance) == [bank] and reg.role_rule(bank).quorum == 1
+    block = chain.block_number()
+    code, out = run(capsys, "apply", "--policy", str(widened), *common)  # no second proposal
+    assert code == 0 and "waiting for the members" in out and "nothing to do" not in out, out
+    assert chain.block_number() == block
+
+    # the admin does not vote; the members do, one by one
+    code, out = run(capsys, "approve-action-role", "supet.receivable.finance", "auditor", *common)
+    assert code == 1 and "ConsortiumMembershipNotMember" in out, out
+    monkeypatch.setenv("SUPET_PARTY_KEY", "0x" + bytes(m3.key).hex())
+    code, out = run(capsys, "approve-action-role", "supet.receivable.finance", "auditor", *common)
+    assert code == 0, out
+    assert "let auditor perform supet.receivable.finance approved: 1 approval(s) of the 2 needed" in out
+    code, out = run(capsys, "approve-quorum", "bank", *common)
+    assert code == 0 and "1 approval(s) of the 2 needed" in out, out
+    monkeypatch.setenv("SUPET_PARTY_KEY", "0x" + bytes(m4.key).hex())
+    code, out = run(capsys, "approve-action-role", "supet.receivable.finance", "auditor", *common)
+    assert code == 0 and "action-role proposal 1: let auditor perform supet.receivable.finance passed" in out
+    code, out = run(capsys, "approve-quorum", "bank", *common)
+    assert code == 0 and "proposal 1: lower the quorum of bank to 0 passed" in out, out
+    assert reg.action_roles(finance) == [bank, auditor] and reg.role_rule(bank).quorum == 0
+    monkeypatch.setenv("SUPET_PARTY_KEY", "0x" + bytes(ADMIN.key).hex())
+    code, out = run(capsys, "apply", "--policy", str(widened), *common)
+    assert code == 0 and "nothing to do: the policy is applied already" in out, out
+
+    # by hand: a member's proposal carries its vote
+    monkeypatch.setenv("SUPET_PARTY_KEY", "0x" + bytes(m3.key).hex())
+    code, out = run(capsys, "propose-quorum", "analytics-oracle", "0", *common)
+    assert code == 0, out
+    assert (
+        "proposal 2: lower the quorum of analytics-oracle to 0 opened: 1 approval(s) of the 2 needed" in out
+    )
+    code, out = run(capsys, "propose-action-role", "supet.spec.set", "auditor", *common)
+    assert code == 0 and "action-role proposal 2: let auditor perform supet.spec.set opened" in out, out
+    monkeypatch.setenv("SUPET_PARTY_KEY", "0x" + bytes(m4.key).hex())
+    code, out = run(capsys, "approve-quorum", "analytics-oracle", *common)
+    assert code == 0 and "passed" in out, out
+    code, out = run(capsys, "approve-action-role", "supet.spec.set", "auditor", *common)
+    assert code == 0 and "passed" in out, out
+    assert reg.role_rule(PARTY_ROLES["analytics-oracle"]).quorum == 0
+    assert reg.action_roles(ACTIONS["supet.spec.set"]) == [PARTY_ROLES["core-enterprise"], auditor]
+
+    # refusals send nothing
+    block = chain.block_number()
+    code, out = run(capsys, "approve-quorum", "bank", *common)
+    assert code == 2 and "no proposal to lower the quorum of bank is open" in out, out
+    code, out = run(capsys, "approve-action-role", "supet.lot.open", "bank", *common)
+    assert code == 2 and "no proposal to let bank perform supet.lot.open is open" in out, out
+    code, out = run(capsys, "propose-quorum", "Not A Role", "0", *common)
+    assert code == 2 and "is not a role name" in out, out
+    code, out = run(capsys, "propose-quorum", "supplier", "0", *common)
+    assert code == 1 and "RoleQuorumVotesNotLower" in out, out
+    code, out = run(capsys, "propose-action-role", "supet.receivable.finance", "bank", *common)
+    assert code == 1 and "ParticipantRegistryRoleAlreadyAllowed" in out, out
+    monkeypatch.setenv("SUPET_PARTY_KEY", "0x" + bytes(outsider.key).hex())
+    code, out = run(capsys, "propose-action-role", "supet.lot.open", "bank", *common)
+    assert code == 1 and "RoleQuorumVotesNotProposer" in out, out
+    assert chain.block_number() == block

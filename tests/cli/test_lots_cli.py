@@ -366,3 +366,102 @@ def test_lot_ids_are_scoped_to_their_issuer(env: Env) -> None:
     assert env.lots.pending_transfer("LOT-SAME", issuer=FACTORY.address) is None
     code, out = env("lot", "show", "LOT-SAME", "--issuer", "nope")
     assert code != 0 and "not an Ethereum address" in out
+
+
+# ---------------------------------------------------------------- transformation (lineage)
+
+GTIN_FINISHED = "00036000291452"
+WINDOW = ["--from", str(T0), "--to", str(T0 + 3_600_000)]
+
+
+def test_transform_and_show(env: Env) -> None:
+    # the supplier's LOT-RAW goes to the factory, which also opens LOT-OWN and holds both
+    assert env(*open_args("LOT-RAW", 1000), key=SUPPLIER)[0] == 0
+    gate = env.chain.call(env.lots.contract.functions.admissionGate())
+    admit = env.chain.contract("StaticAdmissionGate", gate).functions.setAdmitted
+    env.chain.transact(admit(FACTORY.address, TRANSFER_ACTION, True), ADMIN)  # the factory may receive lots
+    assert env("lot", "transfer", "LOT-RAW", "--to", FACTORY.address, key=SUPPLIER)[0] == 0
+    assert env("lot", "accept", "LOT-RAW", key=FACTORY)[0] == 0
+    assert env(*open_args("LOT-OWN", 50), key=FACTORY)[0] == 0
+    code, out = env(
+        "lot",
+        "transform",
+        "--input",
+        "LOT-RAW:300",
+        "--input",
+        "LOT-OWN:50:kg",
+        "--output",
+        f"FIN-1:{GTIN_FINISHED}:10:pcs",
+        "--output",
+        f"FIN:2:{GTIN_FINISHED}:4:box",  # a lot id may hold ':'
+        *WINDOW,
+        key=FACTORY,
+    )
+    assert code == 0, out
+    assert "transformation 1: consumed 300 kg of LOT-RAW, 50 kg of LOT-OWN into FIN-1 (10 pcs" in out
+    raw = env.lots.key("LOT-RAW")
+    fin1, fin2 = env.lots.key("FIN-1"), env.lots.key("FIN:2")
+    assert env.lots.inputs_of(fin1) == [(raw, 300), (env.lots.key("LOT-OWN"), 50)]
+    assert env.lots.outputs_of(raw) == [fin1, fin2]
+    assert (env.lots.lot("FIN:2").unit, env.lots.lot("LOT-OWN").status) == ("box", LotStatus.CONSUMED)
+
+    code, out = env("lot", "show", "FIN-1")
+    assert code == 0, out
+    assert "made from (transformation 1, " in out and "): 300 kg of LOT-RAW, 50 kg of LOT-OWN" in out
+    assert "consumed: none" in out
+    code, out = env("lot", "show", "LOT-RAW")
+    assert code == 0, out
+    assert "GTIN 04006381333931, 700 of 1000 kg remaining" in out
+    assert "consumed: 300 kg" in out and "300 kg into FIN-1, FIN:2 (transformation 1)" in out
+    assert "made from" not in out
+    # an input named by its key, declared in its unit
+    code, out = env(
+        "lot", "transform", "--input", f"0x{raw.hex()}:700:kg", "--output", f"FIN-3:{GTIN_FINISHED}:1:pcs",
+        *WINDOW, key=FACTORY,
+    )  # fmt: skip
+    assert code == 0, out
+    code, out = env("lot", "show", "LOT-RAW")
+    assert "0 of 1000 kg remaining" in out and "consumed: 1000 kg" in out and "lot LOT-RAW (key" in out
+    assert "700 kg into FIN-3 (transformation 2)" in out
+
+
+def test_transform_refusals(env: Env) -> None:
+    assert env(*open_args("LOT-RAW", 100), key=FACTORY)[0] == 0
+    assert env(*open_args("LOT-THEIRS", 100), key=SUPPLIER)[0] == 0
+    good_out = f"FIN-1:{GTIN_FINISHED}:10:pcs"
+
+    def transform(
+        *inputs: str, outputs: tuple[str, ...] = (good_out,), key: LocalAccount = FACTORY
+    ) -> tuple[int, str]:
+        args = [a for i in inputs for a in ("--input", i)] + [a for o in outputs for a in ("--output", o)]
+        return env("lot", "transform", *args, *WINDOW, key=key)
+
+    # refused before anything is sent (exit 2)
+    for inputs, outputs, message in [
+        (("LOT-RAW",), (good_out,), "not LOT:QUANTITY[:UNIT]"),
+        (("LOT-RAW:0",), (good_out,), "not LOT:QUANTITY[:UNIT]"),
+        (("LOT-RAW:x:kg",), (good_out,), "not LOT:QUANTITY[:UNIT]"),
+        (("LOT-RAW:1",), ("FIN-1:10:pcs",), "not LOT:GTIN:QUANTITY:UNIT"),
+        (("LOT-RAW:1",), (f"FIN-1:{GTIN_FINISHED}:0:pcs",), "not LOT:GTIN:QUANTITY:UNIT"),
+        (("LOT-RAW:1",), ("FIN-1:00036000291453:1:pcs",), "call for check digit 2"),
+        (("LOT-RAW:1",), (f"FIN-1:{GTIN_FINISHED}:1:" + "u" * 33,), "not 1..32 ASCII"),
+        (("LOT-RAW:1",), (good_out, good_out), "output lot id is given twice"),
+        (("LOT-RAW:1", "LOT-RAW:2"), (good_out,), "input lot is given twice"),
+    ]:
+        code, out = transform(*inputs, outputs=outputs)
+        assert code == 2 and message in out, (inputs, outputs, out)
+    code, out = env("lot", "transform", "--input", "LOT-RAW:1", "--output", good_out, key=FACTORY)
+    assert code == 2 and "--from" in out
+    # refused by the registry, which names its custom error (exit 1)
+    for inputs, key, error in [
+        (("LOT-RAW:101",), FACTORY, "LotRegistryConsumptionExceedsRemaining"),
+        (("LOT-RAW:1:pcs",), FACTORY, "LotRegistryUnitMismatch"),
+        (("LOT-THEIRS:1",), FACTORY, "LotRegistryNotCustodian"),
+        (("LOT-RAW:1",), OUTSIDER, "LotRegistryNotAdmitted"),
+    ]:
+        code, out = transform(*inputs, key=key)
+        assert code == 1 and error in out, (inputs, out)
+    code, out = transform("LOT-NONE:1")
+    assert code == 1 and "no lot 'LOT-NONE' on chain" in out
+    assert env.lots.transformation_count() == 0
+    assert env.lots.lot("LOT-RAW").remaining == 100 and not env.lots.exists("FIN-1")

@@ -96,6 +96,7 @@ def _stop_group(proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.mark.anvil
 @pytest.mark.slow
+@pytest.mark.scenario  # every step of the quick start, as a newcomer runs it: a minute or more
 def test_quickstart_runs_as_written(tmp_path: Path) -> None:
     require(
         (ROOT / "node_modules" / ".bin" / "anvil").exists() or shutil.which("anvil") is not None,

@@ -2,7 +2,8 @@
 
 The admin sets the first members once; afterwards only a majority of the current members admits or
 removes one, so the admin alone cannot mint the approvals a quorum counts. Nor can it lower a role's
-quorum (to 0 above all): only a majority of the members does (``RoleQuorumVotes``). Every refused call
+quorum (to 0 above all), nor let one more role perform an action whose roles were set: only a majority
+of the members does (``RoleQuorumVotes``, on the ballots of ``MemberVotes``). Every refused call
 is checked for its exact custom error and for leaving the membership (members, proposals, votes) and
 the block height as they were.
 """
@@ -18,16 +19,26 @@ from web3.logs import DISCARD
 
 from contracts.chain import Chain
 from contracts.membership import MembershipClient
-from contracts.participant_ids import CONSORTIUM_ADMIN_ROLE, CONSORTIUM_MEMBER_ROLE, PARTY_ROLES, TOPICS
+from contracts.participant_ids import (
+    ACTIONS,
+    CONSORTIUM_ADMIN_ROLE,
+    CONSORTIUM_MEMBER_ROLE,
+    PARTY_ROLES,
+    TOPICS,
+    party_role,
+)
 from contracts.participants import ParticipantRegistryClient, deploy_participant_registry
-from contracts.quorum_votes import QuorumVotesClient
+from contracts.quorum_votes import ActionRoleVotesClient, QuorumVotesClient
 from tests.contracts._chain_time import now, set_time
 
 ZERO = "0x" + "00" * 20
 WEEK = 7 * 86_400
 BANK = PARTY_ROLES["bank"]
 SUPPLIER = PARTY_ROLES["supplier"]
+AUDITOR = PARTY_ROLES["auditor"]
 LICENCE = TOPICS["business-licence"]
+FINANCE = ACTIONS["supet.receivable.finance"]
+ENROLL = ACTIONS["supet.device.enroll"]
 
 
 class World:
@@ -43,22 +54,27 @@ class World:
         self.reg = ParticipantRegistryClient.at(self.chain, address)
         self.ms: MembershipClient = self.reg.membership
         self.qv: QuorumVotesClient = self.reg.quorum_votes
+        self.av: ActionRoleVotesClient = self.reg.action_role_votes
         self.fns = self.reg.contract.functions
 
     def bootstrap(self, count: int = 3) -> None:
         self.ms.bootstrap(self.admin, [m.address for m in self.m[:count]])
 
     def state(self) -> Any:
-        ms, qv = self.ms, self.qv
+        ms, qv, av = self.ms, self.qv, self.av
         proposals = [ms.proposal(i) for i in range(1, ms.count() + 1)]
         quorums = [qv.proposal(i) for i in range(1, qv.count() + 1)]
+        action_roles = [av.proposal(i) for i in range(1, av.count() + 1)]
         rules = [self.reg.role_rule(role) for role in self.reg.roles()]
+        actions = [(self.reg.action_roles(a), self.reg.action_roles_set(a)) for a in (FINANCE, ENROLL)]
         return (
             self.reg.members(),
             ms.is_bootstrapped(),
             proposals,
             quorums,
+            action_roles,
             rules,
+            actions,
             self.chain.block_number(),
         )
 
@@ -344,3 +360,161 @@ def test_a_quorum_proposal_lapses_after_a_week(world: World) -> None:
     again = qv.propose(m1, BANK, 1)  # a lapsed proposal no longer blocks a new one
     assert again.id == sent.id + 1
     assert qv.passed(qv.approve(m0, again.id)) and world.reg.role_rule(BANK).quorum == 1
+
+
+# ---------------------------------------------------------------- a role is added to an action by vote only
+
+
+def configure_finance(world: World) -> None:
+    """Three members; bank (quorum 2) finances; supplier (quorum 0) and auditor (quorum 0) are defined."""
+    admin, reg = world.admin, world.reg
+    world.bootstrap()
+    reg.set_role_rule(admin, BANK, [LICENCE], 2)
+    reg.set_role_rule(admin, SUPPLIER, [], 0)
+    reg.set_role_rule(admin, AUDITOR, [], 0)
+    reg.set_action_roles(admin, FINANCE, [BANK])
+
+
+def test_a_majority_of_members_adds_a_role_to_an_action(world: World) -> None:
+    chain, av, reg, (m0, m1, m2) = world.chain, world.av, world.reg, world.m
+    configure_finance(world)
+    events = reg.contract.events
+    # a member's proposal carries its vote; the second of three makes the majority
+    sent = av.propose(m0, FINANCE, SUPPLIER)
+    (opened,) = events.ActionRoleProposed().process_receipt(sent.tx.receipt, errors=DISCARD)
+    assert (opened["args"]["id"], opened["args"]["action"], opened["args"]["role"]) == (1, FINANCE, SUPPLIER)
+    assert (opened["args"]["proposer"], opened["args"]["expiresAt"]) == (m0.address, now(chain) + WEEK)
+    p = av.proposal(sent.id)
+    assert (p.action, p.role, p.voters, p.approvals, p.executed) == (
+        FINANCE,
+        SUPPLIER,
+        (m0.address,),
+        1,
+        False,
+    )
+    assert not sent.executed and av.open_about(FINANCE, SUPPLIER) == p and reg.action_roles(FINANCE) == [BANK]
+    result = av.approve(m1, sent.id)
+    (approved,) = events.ActionRoleProposalApproved().process_receipt(result.receipt, errors=DISCARD)
+    assert (approved["args"]["member"], approved["args"]["approvals"], approved["args"]["needed"]) == (
+        m1.address,
+        2,
+        2,
+    )
+    (executed,) = events.ActionRoleProposalExecuted().process_receipt(result.receipt, errors=DISCARD)
+    assert (executed["args"]["id"], executed["args"]["action"], executed["args"]["role"]) == (
+        1,
+        FINANCE,
+        SUPPLIER,
+    )
+    (roles_set,) = events.ActionRolesSet().process_receipt(result.receipt, errors=DISCARD)
+    assert (roles_set["args"]["action"], roles_set["args"]["roles"]) == (FINANCE, [BANK, SUPPLIER])
+    assert reg.action_roles(FINANCE) == [BANK, SUPPLIER]
+    assert av.open_about(FINANCE, SUPPLIER) is None and av.latest_about(FINANCE, SUPPLIER) == av.proposal(
+        sent.id
+    )
+    assert av.latest_about(FINANCE, AUDITOR) is None
+    # the admin's proposal carries no vote; a member who loses its seat mid-vote stops counting
+    by_admin = av.propose(world.admin, FINANCE, AUDITOR)
+    assert not by_admin.executed and av.proposal(by_admin.id).voters == ()
+    av.approve(m2, by_admin.id)
+    removal = world.ms.propose(m0, m2.address, admit=False)
+    world.ms.approve(m1, removal.id)
+    assert av.proposal(by_admin.id).approvals == 0
+    assert not av.passed(av.approve(m0, by_admin.id))  # 1 of the 2 needed
+    assert av.passed(av.approve(m1, by_admin.id))
+    assert reg.action_roles(FINANCE) == [BANK, SUPPLIER, AUDITOR]
+
+
+def test_an_action_role_proposal_on_an_action_never_set(world: World) -> None:
+    """A proposal may set an action's roles first; the admin may also set them while it is open, the
+    proposal then adds nothing twice. Either way the action's roles were set: the admin only narrows."""
+    av, reg, admin, (m0, m1, _) = world.av, world.reg, world.admin, world.m
+    configure_finance(world)
+    assert not reg.action_roles_set(ENROLL)
+    sent = av.propose(m0, ENROLL, SUPPLIER)
+    reg.set_action_roles(admin, ENROLL, [SUPPLIER, AUDITOR])  # the first setting stays the admin's
+    assert av.passed(av.approve(m1, sent.id))
+    assert reg.action_roles(ENROLL) == [SUPPLIER, AUDITOR]
+    reg.set_action_roles(admin, ENROLL, [])
+    again = av.propose(m0, ENROLL, SUPPLIER)
+    assert av.passed(av.approve(m1, again.id))
+    assert reg.action_roles(ENROLL) == [SUPPLIER] and reg.action_roles_set(ENROLL)
+    with reverts("ParticipantRegistryActionRoleByVoteOnly", action=ENROLL, role=AUDITOR):
+        reg.set_action_roles(admin, ENROLL, [AUDITOR])
+
+
+def test_action_role_proposal_refusals_change_nothing(world: World) -> None:
+    chain, av, admin, (m0, m1, m2) = world.chain, world.av, world.admin, world.m
+    configure_finance(world)
+    sent = av.propose(m0, FINANCE, SUPPLIER)
+    before = world.state()
+    pirate = party_role("pirate")
+    with reverts("RoleQuorumVotesNotProposer", caller=world.outsider.address):
+        av.propose(world.outsider, FINANCE, AUDITOR)
+    with reverts("ParticipantRegistryZeroAction"):
+        av.propose(m1, bytes(32), AUDITOR)
+    with reverts("ParticipantRegistryUnknownRole", role=pirate):
+        av.propose(m1, FINANCE, pirate)
+    with reverts("ParticipantRegistryRoleAlreadyAllowed", action=FINANCE, role=BANK):
+        av.propose(m1, FINANCE, BANK)
+    with reverts("RoleQuorumVotesActionRolePending", action=FINANCE, role=SUPPLIER, id=sent.id):
+        av.propose(admin, FINANCE, SUPPLIER)
+    with reverts("ConsortiumMembershipNotMember", account=world.outsider.address):
+        av.approve(world.outsider, sent.id)
+    with reverts("ConsortiumMembershipNotMember", account=admin.address):
+        av.approve(admin, sent.id)
+    with reverts("RoleQuorumVotesAlreadyVoted", member=m0.address, id=sent.id):
+        av.approve(m0, sent.id)
+    for bad in (0, sent.id + 1):
+        with reverts("RoleQuorumVotesUnknownProposal", id=bad):
+            av.approve(m1, bad)
+        with reverts("RoleQuorumVotesUnknownProposal", id=bad):
+            chain.call(world.fns.actionRoleProposal(bad))
+    assert world.state() == before
+    av.approve(m1, sent.id)
+    passed = world.state()
+    with reverts("RoleQuorumVotesProposalExecuted", id=sent.id):
+        av.approve(m2, sent.id)
+    with reverts("ParticipantRegistryRoleAlreadyAllowed", action=FINANCE, role=SUPPLIER):
+        av.propose(m2, FINANCE, SUPPLIER)
+    assert world.state() == passed
+
+
+def test_an_action_role_proposal_needs_room(world: World) -> None:
+    """An action holds at most MAX_ROLES_PER_ACTION roles: a proposal for one more is refused, and so is
+    the vote that would pass a second proposal opened while there was room for one."""
+    av, reg, admin, (m0, m1, m2) = world.av, world.reg, world.admin, world.m
+    configure_finance(world)
+    extra = [party_role(f"r{i}") for i in range(17)]
+    for role in extra:
+        reg.set_role_rule(admin, role, [], 0)
+    reg.set_action_roles(admin, ENROLL, extra[:15])
+    first = av.propose(m0, ENROLL, extra[15])
+    second = av.propose(m0, ENROLL, extra[16])
+    assert av.passed(av.approve(m1, first.id))
+    before = world.state()
+    with reverts("ParticipantRegistryTooManyRoles", count=17, max=16):
+        av.propose(m0, ENROLL, SUPPLIER)
+    with reverts("ParticipantRegistryTooManyRoles", count=17, max=16):
+        av.approve(m2, second.id)
+    assert world.state() == before and len(reg.action_roles(ENROLL)) == 16
+    # once the admin narrows the action, the vote passes
+    reg.set_action_roles(admin, ENROLL, extra[1:16])
+    assert av.passed(av.approve(m2, second.id))
+    assert reg.action_roles(ENROLL) == [*extra[1:16], extra[16]]
+
+
+def test_an_action_role_proposal_lapses_after_a_week(world: World) -> None:
+    chain, av, (m0, m1, _) = world.chain, world.av, world.m
+    configure_finance(world)
+    sent = av.propose(m0, FINANCE, AUDITOR)
+    expires = av.proposal(sent.id).expires_at
+    set_time(chain, expires)
+    before = world.state()
+    with reverts("RoleQuorumVotesProposalExpired", id=sent.id, expiresAt=expires):
+        av.approve(m1, sent.id)
+    assert world.state() == before and world.reg.action_roles(FINANCE) == [BANK]
+    assert av.open_about(FINANCE, AUDITOR) is None
+    again = av.propose(m1, FINANCE, AUDITOR)  # a lapsed proposal no longer blocks a new one
+    assert again.id == sent.id + 1
+    assert av.passed(av.approve(m0, again.id)) and world.reg.action_roles(FINANCE) == [BANK, AUDITOR]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from chain_scan import brute_force, chain_bytes, figure_patterns, find_leaks, public_salts
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from support import reverts
@@ -181,16 +182,10 @@ def test_revocation_stops_new_envelopes_not_old_ones(world: Sealed) -> None:
 # ---------------------------------------------------------------- a consortium member with a full node
 
 
-def storage_values(chain: Chain, address: str) -> list[bytes]:
-    """Every non-zero storage value of the contract at ``address``, as 32-byte words: the state trie of
-    the embedded chain, ``anvil_dumpState`` on anvil (what a node operator can read, slot by slot)."""
-    return list(storage_slots(chain, address).values())
-
-
 def storage_slots(chain: Chain, address: str) -> dict[bytes, bytes]:
-    """Every non-zero storage slot of the contract at ``address``: its key (the slot number on anvil;
-    ``keccak(slot)`` on the embedded chain, whose state trie is keyed so; :func:`holds_slot` compares
-    either) and its value, as 32-byte words."""
+    """Every non-zero storage slot of the contract at ``address``, keys with values (chain_scan reads
+    the values only): its key (the slot number on anvil; ``keccak(slot)`` on the embedded chain, whose
+    state trie is keyed so; :func:`holds_slot` compares either) and its value, as 32-byte words."""
     if chain.is_embedded:
         import rlp
         from eth_utils import to_canonical_address
@@ -216,53 +211,11 @@ def holds_slot(chain: Chain, keys: set[bytes], slot: bytes) -> bool:
     return (keccak(slot) if chain.is_embedded else slot) in keys
 
 
-def chain_bytes(chain: Chain, from_block: int, *, to: str | None = None) -> list[tuple[str, bytes]]:
-    """Every transaction input and every log (topics and data) of every block from ``from_block`` (of
-    transactions to, and logs of, the contract ``to`` only, when given)."""
-    out: list[tuple[str, bytes]] = []
-    for n in range(from_block, chain.block_number() + 1):
-        block = chain.w3.eth.get_block(n, full_transactions=True)
-        for tx in block["transactions"]:
-            if to is None or tx.get("to") == to:
-                out.append((f"input of {tx['hash'].hex()}", bytes(tx.get("input", tx.get("data", b"")))))
-            for log in chain.w3.eth.get_transaction_receipt(tx["hash"])["logs"]:
-                if to is not None and log["address"] != to:
-                    continue
-                topics = b"".join(bytes(t) for t in log["topics"])
-                out.append((f"log {log['logIndex']} of {tx['hash'].hex()}", topics + bytes(log["data"])))
-    return out
-
-
-def figure_patterns(o: CreditOpening) -> dict[str, bytes]:
-    """How a figure shows when in clear: ABI words, the packed layout of the old record, text."""
-    return {
-        "limit (abi word)": o.limit.to_bytes(32, "big"),
-        "limit (text)": str(o.limit).encode(),
-        "pd_ppm (abi word)": o.pd_ppm.to_bytes(32, "big"),
-        "pd_ppm (uint32)": o.pd_ppm.to_bytes(4, "big"),
-        "pd_ppm (text)": str(o.pd_ppm).encode(),
-        "grade and pd (abi words)": o.grade.to_bytes(32, "big") + o.pd_ppm.to_bytes(32, "big"),
-        "grade and pd (packed)": o.pd_ppm.to_bytes(4, "big") + o.grade.to_bytes(1, "big"),
-        "currency": b"CNY",
-        "grade (text)": f"S{o.grade}".encode() + b'"',
-        "reasons": o.reasons[0].encode(),
-    }
-
-
-def brute_force(o: CreditOpening, salts: list[bytes], limits: list[int]) -> list[tuple[int, int, int]]:
-    """Every (grade, pd_ppm, limit) of the master scale's PD table and ``limits`` whose record, with one
-    of ``salts`` and the public fields (even the true reasons), gives the record's commitment."""
-    pd_table = sorted({o.pd_ppm, 1, 2_500, 5_000, 10_000, 20_000, 40_000, 80_000, 150_000, 250_000, 400_000})
-    target = o.commitment()
-    hits = []
-    for salt in salts:
-        for grade in range(1, 11):
-            for pd in pd_table:
-                for limit in limits:
-                    guess = dataclasses.replace(o, grade=grade, pd_ppm=pd, limit=limit, salt=salt)
-                    if guess.commitment() == target:
-                        hits.append((grade, pd, limit))
-    return hits
+def registry_bytes(chain: Chain, from_block: int, registry: str) -> list[tuple[str, bytes]]:
+    """What :func:`chain_scan.chain_bytes` reads of the contract ``registry``: inputs of transactions
+    to it, and its logs."""
+    mine = (f" to {registry}", f" from {registry}")
+    return [(where, data) for where, data in chain_bytes(chain, from_block) if where.endswith(mine)]
 
 
 def address_patterns(party: str) -> dict[str, bytes]:
@@ -314,29 +267,18 @@ def test_a_full_node_finds_no_figure_no_bank_and_cannot_brute_force(suite: Any) 
     slots = storage_slots(w.chain, w.credit.address)
     seen = chain_bytes(w.chain, start) + [("storage", v) for v in slots.values()]
     assert len(seen) > 20 and any(where == "storage" for where, _ in seen)
-    leaks = [
-        (o.factory, name, where)
-        for o, _ in published
-        for name, pattern in figure_patterns(o).items()
-        for where, data in seen
-        if pattern in data
-    ]
-    assert leaks == []
+    assert (
+        find_leaks({f"{o.factory} #{i}": figure_patterns(o) for i, (o, _) in enumerate(published)}, seen)
+        == []
+    )
     # the commitment is on chain; so the test would see a figure if one were there
     assert any(published[0][0].commitment() in data for _, data in seen)
 
     # no bank linked to a factory: since the consents were given, no input, log or storage value of the
     # registry holds a bank's address in any form, and no storage slot is keyed by a (factory, bank) pair
-    registry = chain_bytes(w.chain, start, to=w.credit.address) + [("storage", v) for v in slots.values()]
+    registry = registry_bytes(w.chain, start, w.credit.address) + [("storage", v) for v in slots.values()]
     banks = [w.bank.address, w.other_bank.address]
-    bank_leaks = [
-        (bank, name, where)
-        for bank in banks
-        for name, pattern in address_patterns(bank).items()
-        for where, data in registry
-        if pattern in data
-    ]
-    assert bank_leaks == []
+    assert find_leaks({bank: address_patterns(bank) for bank in banks}, registry) == []
     keys = set(slots)
     assert [
         (f.address, bank)
@@ -350,7 +292,7 @@ def test_a_full_node_finds_no_figure_no_bank_and_cannot_brute_force(suite: Any) 
     # bank, which membership reveals anyway)
     assert all(any(address_patterns(f.address)["raw"] in d for _, d in registry) for f in w.factories)
     assert any(
-        address_patterns(w.bank.address)["raw"] in d for _, d in chain_bytes(w.chain, 0, to=w.credit.address)
+        address_patterns(w.bank.address)["raw"] in d for _, d in registry_bytes(w.chain, 0, w.credit.address)
     )
 
     # and the slot scan finds a slot keyed by a bank where there is one: its envelope key's
@@ -391,9 +333,7 @@ def test_a_full_node_finds_no_figure_no_bank_and_cannot_brute_force(suite: Any) 
     # brute force of a record: all grades x the PD table x candidate limits (the true one among them),
     # with every salt derivable from public values: nothing matches; with the real salt the true record does
     for o, result in published:
-        public = [o.analytics_commitment, o.model_version, o.commitment(), bytes.fromhex(result.tx_hash[2:])]
-        salts = [bytes(32), *public, *(keccak(p) for p in public), keccak(bytes.fromhex(o.factory[2:]))]
-        salts.append(o.valid_until.to_bytes(32, "big"))
+        salts = public_salts(o, bytes.fromhex(result.tx_hash[2:]))
         limits = sorted({o.limit, 0, 100_000_00, 500_000_00, 1_000_000_00, 2_000_000_00})
         assert brute_force(o, salts, limits) == []
         assert brute_force(o, [o.salt], limits) == [(o.grade, o.pd_ppm, o.limit)]

@@ -57,37 +57,71 @@ class Model:
     history: list[int] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class World:
+    """The enrolled device every example starts from: a snapshot of the embedded chain after it."""
+
+    chain: Chain
+    snapshot: int
+    registry: str
+    active_from: int
+
+
+_WORLD: list[World] = []  # built once per process
+
+
+def build_world() -> World:
+    """The registry deployed, the device enrolled by its owner (active from its enrollment block's time),
+    the clock moved 1000 minutes on, the pinner granted its role; then a snapshot."""
+    chain = Chain.embedded()
+    op, owner, pinner, _ = dev_accounts(4)
+    no_pinner_yet = "0x" + "00" * 20  # the admin grants EVIDENCE_ROLE below
+    address = chain.deploy("DeviceRegistry", op, op.address, no_pinner_yet).contract_address
+    assert address is not None
+    c = chain.contract("DeviceRegistry", address)
+    fns = c.functions
+    ca_x, ca_y = (v.to_bytes(32, "big") for v in (CA_KEY.public_key.x, CA_KEY.public_key.y))
+    chain.transact(fns.trustCA(ca_x, ca_y, "props"), op)
+    ca = chain.call(fns.caKeyHashOf(ca_x, ca_y))
+    chain.transact(fns.grantRole(ENROLLER_ROLE, owner.address), op)
+    key = DeviceKey.generate("secp256k1")
+    fingerprint = keccak(b"fp")
+    birth = sign_digest(CA_KEY, birth_digest(SERIAL, key.public_key, fingerprint))
+    proof = sign_possession(
+        key, device_id=SERIAL, owner=owner.address, chain_id=chain.chain_id, registry=address
+    )
+    chain.transact(
+        fns.enrollSecp256k1(DEVICE, key.public_key.eth_address, fingerprint, ca, 0, birth, proof), owner
+    )
+    active_from = int(chain.call(fns.device(DEVICE))[3])  # the enrollment block's time
+    chain.w3.provider.ethereum_tester.time_travel(active_from // 1000 + 1000 * 60)  # type: ignore[attr-defined]
+    chain.transact(fns.grantRole(EVIDENCE_ROLE, pinner.address), op)  # mined then
+    snapshot = chain.w3.provider.ethereum_tester.take_snapshot()  # type: ignore[attr-defined]
+    return World(chain=chain, snapshot=snapshot, registry=address, active_from=active_from)
+
+
+def fresh_chain() -> tuple[Chain, World]:
+    """The world's chain rolled back to its snapshot, behind a new :class:`Chain` (no cached nonces).
+
+    The snapshot's latest block is 1000 minutes ahead of the wall clock, so the blocks an example mines
+    follow it one second apart, as on a chain built for the example."""
+    if not _WORLD:
+        _WORLD.append(build_world())
+    world = _WORLD[0]
+    w3 = world.chain.w3
+    w3.provider.ethereum_tester.revert_to_snapshot(world.snapshot)  # type: ignore[attr-defined]
+    chain = Chain(w3=w3, chain_id=world.chain.chain_id, embedded=True, rpc="embedded", timeout=30.0)
+    return chain, world
+
+
 class RevocationMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.chain = Chain.embedded()
+        self.chain, world = fresh_chain()
         self.op, self.owner, self.pinner, self.outsider = dev_accounts(4)
-        no_pinner_yet = "0x" + "00" * 20  # the admin grants EVIDENCE_ROLE below
-        address = self.chain.deploy(
-            "DeviceRegistry", self.op, self.op.address, no_pinner_yet
-        ).contract_address
-        assert address is not None
-        self.c = self.chain.contract("DeviceRegistry", address)
-        fns = self.c.functions
-        ca_x, ca_y = (v.to_bytes(32, "big") for v in (CA_KEY.public_key.x, CA_KEY.public_key.y))
-        self.chain.transact(fns.trustCA(ca_x, ca_y, "props"), self.op)
-        ca = self.chain.call(fns.caKeyHashOf(ca_x, ca_y))
-        self.chain.transact(fns.grantRole(ENROLLER_ROLE, self.owner.address), self.op)
-        key = DeviceKey.generate("secp256k1")
-        fingerprint = keccak(b"fp")
-        birth = sign_digest(CA_KEY, birth_digest(SERIAL, key.public_key, fingerprint))
-        proof = sign_possession(
-            key, device_id=SERIAL, owner=self.owner.address, chain_id=self.chain.chain_id, registry=address
-        )
-        self.chain.transact(
-            fns.enrollSecp256k1(DEVICE, key.public_key.eth_address, fingerprint, ca, 0, birth, proof),
-            self.owner,
-        )
-        active_from = int(self.chain.call(fns.device(DEVICE))[3])  # the enrollment block's time
-        self.chain.w3.provider.ethereum_tester.time_travel(active_from // 1000 + 1000 * 60)  # type: ignore[attr-defined]
-        self.chain.transact(fns.grantRole(EVIDENCE_ROLE, self.pinner.address), self.op)  # mined then
-        self.now0 = active_from + 1000 * MINUTE
-        self.model = Model(active_from=active_from)
+        self.c = self.chain.contract("DeviceRegistry", world.registry)
+        self.now0 = world.active_from + 1000 * MINUTE
+        self.model = Model(active_from=world.active_from)
 
     # ------------------------------------------------------------ helpers
 

@@ -1,6 +1,6 @@
 """LotRegistry on both chains: GTIN-14 checks, opening and splitting lots (quantities conserved),
-two-sided custody transfers, the admission gate, and every refusal with its exact error and no state
-change."""
+two-sided custody transfers, transformations (lineage: held lots consumed into new ones), the admission
+gate, and every refusal with its exact error and no state change."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from contracts.lots import (
     LotNotFound,
     LotRegistryClient,
     LotStatus,
+    TransformInput,
+    TransformOutput,
     deploy_supply_chain,
     format_gtin,
     gtin_check_digit,
@@ -617,3 +619,248 @@ def test_issue11_a_rival_cannot_take_a_lot_id_first(world: World) -> None:
     world.lots.split_lot(rival, theirs, {"LOT-2": 1})
     world.open("LOT-2")
     assert world.lots.lot("LOT-2", issuer=world.supplier.address).supplier == world.supplier.address
+
+
+# ---------------------------------------------------------------- transformation (lineage)
+
+GTIN_FINISHED = "00036000291452"
+GTIN_BAD = "00036000291453"
+
+
+def _in(lot: str | bytes, quantity: int, unit: str = "kg") -> TransformInput:
+    return TransformInput(lot=lot, quantity=quantity, unit=unit)
+
+
+def _out(lot_id: str, quantity: int = 10, unit: str = "pcs", gtin: str = GTIN_FINISHED) -> TransformOutput:
+    return TransformOutput(
+        lot_id=lot_id, gtin=gtin, quantity=quantity, unit=unit, produced_from_ms=T0, produced_to_ms=T1
+    )
+
+
+def factory_world(world: World) -> LocalAccount:
+    """The distributor becomes a factory: it may open lots (and so transform) and holds the supplier's
+    LOT-RAW (1000 kg); it opens its own LOT-OWN (50 kg)."""
+    factory = world.distributor
+    world.admit(factory, OPEN_ACTION)
+    world.open("LOT-RAW", quantity=1000)
+    world.lots.propose_transfer(world.supplier, "LOT-RAW", factory.address)
+    world.lots.accept_transfer(factory, "LOT-RAW")
+    world.lots.open_lot(
+        factory, lot_id="LOT-OWN", gtin=GTIN, quantity=50, unit="kg", produced_from_ms=T0, produced_to_ms=T1
+    )
+    return factory
+
+
+def test_transform_consumes_inputs_and_opens_outputs(world: World) -> None:
+    factory = factory_world(world)
+    raw = lot_key("LOT-RAW", world.supplier.address)
+    own = lot_key("LOT-OWN", factory.address)
+    fin1, fin2 = lot_key("FIN-1", factory.address), lot_key("FIN-2", factory.address)
+    assert world.lots.transformation_count() == 0
+    done = world.lots.transform(
+        factory, [_in("LOT-RAW", 300), _in("LOT-OWN", 50)], [_out("FIN-1", 10), _out("FIN-2", 4, "box")]
+    )
+    assert (done.transformation_id, done.outputs) == (1, (fin1, fin2))
+    c = world.lots.contract
+    receipt = done.tx.receipt
+    consumed = c.events.LotConsumed().process_receipt(receipt, errors=DISCARD)
+    assert [dict(e["args"]) for e in consumed] == [
+        {"lotId": raw, "transformationId": 1, "by": factory.address, "quantity": 300, "remaining": 700},
+        {"lotId": own, "transformationId": 1, "by": factory.address, "quantity": 50, "remaining": 0},
+    ]
+    produced = c.events.LotProduced().process_receipt(receipt, errors=DISCARD)
+    assert [dict(e["args"]) for e in produced] == [
+        {"lotId": fin1, "transformationId": 1},
+        {"lotId": fin2, "transformationId": 1},
+    ]
+    opened = c.events.LotOpened().process_receipt(receipt, errors=DISCARD)
+    assert [(e["args"]["lotId"], e["args"]["supplier"], e["args"]["gtin"]) for e in opened] == [
+        (fin1, factory.address, int(GTIN_FINISHED)),
+        (fin2, factory.address, int(GTIN_FINISHED)),
+    ]
+    (event,) = c.events.LotTransformed().process_receipt(receipt, errors=DISCARD)
+    assert dict(event["args"]) == {
+        "transformationId": 1,
+        "by": factory.address,
+        "inputs": [raw, own],
+        "consumed": [300, 50],
+        "outputs": [fin1, fin2],
+    }
+
+    # the inputs: partial consumption leaves the remainder open and traceable; a full one is Consumed
+    r = world.lots.lot(raw)
+    assert (r.quantity, r.remaining, r.consumed, r.status, r.custodian) == (
+        1000,
+        700,
+        300,
+        LotStatus.ACTIVE,
+        factory.address,
+    )
+    o = world.lots.lot(own)
+    assert (o.remaining, o.consumed, o.status) == (0, 50, LotStatus.CONSUMED)
+    # the outputs: lots like any opened one, by the factory, linked to the transformation
+    f2 = world.lots.lot(fin2)
+    assert (f2.quantity, f2.remaining, f2.unit, f2.gtin_text) == (4, 4, "box", GTIN_FINISHED)
+    assert f2.supplier == f2.custodian == factory.address and f2.parent is None
+    assert (f2.produced_by, f2.status, r.produced_by) == (1, LotStatus.ACTIVE, 0)
+    assert world.lots.issuer(fin2) == factory.address
+    # the lineage both ways
+    assert world.lots.inputs_of("FIN-1") == [(raw, 300), (own, 50)]
+    assert world.lots.inputs_of(raw) == []
+    assert world.lots.outputs_of(raw) == [fin1, fin2] == world.lots.outputs_of(own)
+    assert world.lots.outputs_of(fin1) == []
+    assert world.lots.consumed_by(raw) == [1]
+    t = world.lots.transformation(1)
+    assert (t.by, t.inputs, t.outputs) == (factory.address, ((raw, 300), (own, 50)), (fin1, fin2))
+    assert t.at == world.chain.block(done.tx.block_number)["timestamp"]
+    assert world.lots.transformation_count() == 1
+
+    # a consumed lot can no longer move, split or be consumed
+    with reverts("LotRegistryLotConsumed", lotId=own):
+        world.lots.propose_transfer(factory, own, world.retailer.address)
+    with reverts("LotRegistryLotConsumed", lotId=own):
+        world.lots.split_lot(factory, own, {"OWN-A": 1})
+    with reverts("LotRegistryLotConsumed", lotId=own):
+        world.lots.transform(factory, [_in(own, 1)], [_out("FIN-X")])
+
+    # the remainder splits, moves and is consumed again; every lot stays conserved
+    world.lots.split_lot(factory, raw, {"RAW-A": 100})
+    second = world.lots.transform(factory, [_in(raw, 600), _in("RAW-A", 40)], [_out("FIN-3", 7)])
+    assert second.transformation_id == 2
+    r = world.lots.lot(raw)
+    assert (r.remaining, r.consumed, r.status) == (0, 900, LotStatus.CONSUMED)
+    assert (
+        r.remaining + r.consumed + sum(world.lots.lot(k).quantity for k in world.lots.children(raw)) == 1000
+    )
+    a = world.lots.lot("RAW-A")
+    assert (a.remaining, a.consumed, a.status) == (60, 40, LotStatus.ACTIVE)
+    fin3 = lot_key("FIN-3", factory.address)
+    assert world.lots.outputs_of(raw) == [fin1, fin2, fin3]
+    assert world.lots.consumed_by(raw) == [1, 2]
+    assert world.lots.inputs_of(fin3) == [(raw, 600), (lot_key("RAW-A", factory.address), 40)]
+    # an output is an input in its turn (a later tier)
+    world.lots.transform(factory, [_in(fin3, 7, "pcs")], [_out("PACK-1", 1, "pallet")])
+    assert world.lots.inputs_of("PACK-1") == [(fin3, 7)]
+    assert world.lots.lot(fin3).status is LotStatus.CONSUMED
+
+
+def test_transform_refusals_change_nothing(world: World) -> None:
+    factory = factory_world(world)
+    raw = lot_key("LOT-RAW", world.supplier.address)
+    own = lot_key("LOT-OWN", factory.address)
+    world.open("LOT-SUPPLIERS", quantity=10)  # held by the supplier, not the factory
+    theirs = lot_key("LOT-SUPPLIERS", world.supplier.address)
+    nope = lot_key("NOPE", factory.address)
+    kg, pcs = padded_ascii("kg"), padded_ascii("pcs")
+    fn = world.lots.contract.functions.transform
+
+    def inp(key: bytes, quantity: int = 1, unit: bytes = kg) -> tuple[bytes, int, bytes]:
+        return (key, quantity, unit)
+
+    def out(lot_id: str = "FIN-1", **kw: Any) -> tuple[Any, ...]:
+        o = {"gtin": GTIN_FINISHED, "quantity": 10, "unit": pcs, "from": T0, "to": T1, **kw}
+        return (lot_id, o["gtin"], o["quantity"], o["unit"], o["from"], o["to"])
+
+    snapshots = lambda: (  # noqa: E731
+        world.snapshot("LOT-RAW"),
+        world.snapshot("LOT-OWN"),
+        world.snapshot("LOT-SUPPLIERS"),
+        world.lots.transformation_count(),
+    )
+    before = snapshots()
+    cases: list[tuple[LocalAccount, list[Any], list[Any], str, dict[str, Any]]] = [
+        (world.outsider, [inp(raw)], [out()], "LotRegistryNotAdmitted", {"party": world.outsider.address}),
+        (world.retailer, [inp(raw)], [out()], "LotRegistryNotAdmitted", {"action": OPEN_ACTION}),
+        (factory, [], [out()], "LotRegistryInvalidTransformation", {"inputs": 0, "outputs": 1}),
+        (factory, [inp(raw)], [], "LotRegistryInvalidTransformation", {"inputs": 1, "outputs": 0}),
+        (factory, [inp(raw)] * 33, [out()], "LotRegistryInvalidTransformation", {"inputs": 33}),
+        (
+            factory,
+            [inp(raw)],
+            [out(f"F{i}") for i in range(17)],
+            "LotRegistryInvalidTransformation",
+            {"inputs": 1, "outputs": 17},
+        ),
+        (factory, [inp(nope)], [out()], "LotRegistryUnknownLot", {"lotId": nope}),
+        (
+            factory,
+            [inp(raw), inp(theirs)],
+            [out()],
+            "LotRegistryNotCustodian",
+            {"caller": factory.address, "lotId": theirs, "custodian": world.supplier.address},
+        ),
+        (factory, [inp(raw), inp(own), inp(raw)], [out()], "LotRegistryDuplicateInput", {"lotId": raw}),
+        (
+            factory,
+            [inp(raw, 1000), inp(own, 51)],
+            [out()],
+            "LotRegistryConsumptionExceedsRemaining",
+            {"lotId": own, "requested": 51, "remaining": 50},
+        ),
+        (factory, [inp(raw, 0)], [out()], "LotRegistryZeroQuantity", {}),
+        (
+            factory,
+            [inp(raw, 5, pcs)],
+            [out()],
+            "LotRegistryUnitMismatch",
+            {"lotId": raw, "declared": pcs, "unit": kg},
+        ),
+        (factory, [inp(raw)], [out(gtin=GTIN_BAD)], "GtinInvalidCheckDigit", {"expected": 2, "found": 3}),
+        (factory, [inp(raw)], [out(gtin="123")], "GtinInvalidLength", {"length": 3}),
+        (factory, [inp(raw)], [out("LOT-OWN")], "LotRegistryLotExists", {"lotId": own}),
+        (
+            factory,
+            [inp(raw)],
+            [out("FIN-1"), out("FIN-1")],
+            "LotRegistryLotExists",
+            {"lotId": lot_key("FIN-1", factory.address)},
+        ),
+        (factory, [inp(raw)], [out(quantity=0)], "LotRegistryZeroQuantity", {}),
+        (factory, [inp(raw)], [out(unit=bytes(32))], "LotRegistryZeroUnit", {}),
+        (
+            factory,
+            [inp(raw)],
+            [out(**{"from": T1, "to": T0})],
+            "LotRegistryInvalidWindow",
+            {"producedFromMs": T1, "producedToMs": T0},
+        ),
+        (factory, [inp(raw)], [out("")], "LotRegistryInvalidLotId", {"length": 0}),
+        (factory, [inp(raw)], [out("L" * 257)], "LotRegistryInvalidLotId", {"length": 257}),
+    ]
+    for sender, ins, outs, error, args in cases:
+        with reverts(error, **args):
+            world.chain.transact(fn(ins, outs), sender)
+    assert snapshots() == before
+    assert not world.lots.exists("FIN-1")
+
+    # an input promised to someone else (a pending transfer) cannot be consumed
+    world.lots.propose_transfer(factory, raw, world.retailer.address)
+    pending = snapshots()
+    with reverts("LotRegistryTransferPending", lotId=raw, to=world.retailer.address):
+        world.lots.transform(factory, [_in(raw, 1)], [_out("FIN-1")])
+    assert snapshots() == pending
+    world.lots.cancel_transfer(factory, raw)
+    # an input entirely split cannot be consumed
+    world.lots.split_lot(factory, own, {"OWN-ALL": 50})
+    with reverts("LotRegistryLotFullySplit", lotId=own):
+        world.lots.transform(factory, [_in(own, 1)], [_out("FIN-1")])
+    # the limits themselves are fine: 32 inputs, 16 outputs
+    world.lots.split_lot(factory, raw, {f"RAW-{i}": 1 for i in range(31)})
+    done = world.lots.transform(
+        factory,
+        [_in(raw, 1)] + [_in(f"RAW-{i}", 1) for i in range(31)],
+        [_out(f"FIN-{i}", 1) for i in range(16)],
+    )
+    assert done.transformation_id == 1 and len(done.outputs) == 16
+    assert all(world.lots.lot(f"RAW-{i}").status is LotStatus.CONSUMED for i in range(31))
+    # an unknown transformation
+    for tid in (0, 2):
+        with reverts("LotRegistryUnknownTransformation", transformationId=tid):
+            world.lots.transformation(tid)
+    assert world.lots.inputs_of("OWN-ALL") == [] and world.lots.outputs_of("OWN-ALL") == []
+    with reverts("LotRegistryUnknownLot", lotId=nope):
+        world.lots.outputs_of(nope)
+    with reverts("LotRegistryUnknownLot", lotId=nope):
+        world.lots.inputs_of(nope)
+    with reverts("LotRegistryUnknownLot", lotId=nope):
+        world.lots.consumed_by(nope)

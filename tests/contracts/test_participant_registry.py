@@ -49,6 +49,8 @@ BANKING = TOPICS["banking-licence"]
 ENROLL = ACTIONS["supet.device.enroll"]
 FINANCE = ACTIONS["supet.receivable.finance"]
 LOT_OPEN = ACTIONS["supet.lot.open"]
+#: An action whose roles no test fixture sets.
+UNSET_ACTION = keccak(b"supet.test.unset-action")
 DATA = keccak(b"licence scan, sha-256 or keccak of the evidence")
 ZERO_ADDRESS = "0x" + "00" * 20
 ZERO32 = bytes(32)
@@ -164,7 +166,10 @@ class Consortium:
             [reg.suspension(p) for p in parties],
             [reg.role_rule(r) for r in roles],
             reg.roles(),
-            [reg.action_roles(act) for act in (ENROLL, FINANCE, LOT_OPEN)],
+            [
+                (reg.action_roles(act), reg.action_roles_set(act))
+                for act in (ENROLL, FINANCE, LOT_OPEN, UNSET_ACTION)
+            ],
             [reg.trusted_issuers(t) for t in topics],
             reg.members(),
             self.chain.block_number(),
@@ -282,31 +287,71 @@ def test_role_rules(suite: Any) -> None:
 
 def test_action_roles(cons: Consortium) -> None:
     reg, admin = cons.reg, cons.admin
-    result = reg.set_action_roles(admin, FINANCE, [BANK, SUPPLIER])
+    assert not reg.action_roles_set(UNSET_ACTION) and reg.action_roles_set(FINANCE)
+    result = reg.set_action_roles(admin, UNSET_ACTION, [BANK, SUPPLIER])
     (event,) = cons.c.events.ActionRolesSet().process_receipt(result.receipt)
-    assert event["args"]["action"] == FINANCE
+    assert event["args"]["action"] == UNSET_ACTION
     assert event["args"]["roles"] == [BANK, SUPPLIER]
-    assert reg.action_roles(FINANCE) == [BANK, SUPPLIER]
+    assert reg.action_roles(UNSET_ACTION) == [BANK, SUPPLIER] and reg.action_roles_set(UNSET_ACTION)
 
     before = cons.state()
     with reverts(
         "AccessControlUnauthorizedAccount", account=cons.outsider.address, neededRole=CONSORTIUM_ADMIN_ROLE
     ):
-        reg.set_action_roles(cons.outsider, FINANCE, [])
+        reg.set_action_roles(cons.outsider, UNSET_ACTION, [])
     with reverts("ParticipantRegistryZeroAction"):
         reg.set_action_roles(admin, ZERO32, [BANK])
     unknown = party_role("pirate")
     with reverts("ParticipantRegistryUnknownRole", role=unknown):
-        reg.set_action_roles(admin, FINANCE, [BANK, unknown])
+        reg.set_action_roles(admin, UNSET_ACTION, [BANK, unknown])
     with reverts("ParticipantRegistryDuplicateRole", role=BANK):
-        reg.set_action_roles(admin, FINANCE, [BANK, SUPPLIER, BANK])
+        reg.set_action_roles(admin, UNSET_ACTION, [BANK, SUPPLIER, BANK])
     with reverts("ParticipantRegistryTooManyRoles", count=17, max=16):
-        reg.set_action_roles(admin, FINANCE, [party_role(f"r{i}") for i in range(17)])
+        reg.set_action_roles(admin, UNSET_ACTION, [party_role(f"r{i}") for i in range(17)])
+    # once set, the admin narrows an action (in any order) but adds no role: that is the members' vote
+    with reverts("ParticipantRegistryActionRoleByVoteOnly", action=UNSET_ACTION, role=AUDITOR):
+        reg.set_action_roles(admin, UNSET_ACTION, [BANK, SUPPLIER, AUDITOR])
     assert cons.state() == before
-
+    reg.set_action_roles(admin, UNSET_ACTION, [SUPPLIER, BANK])
+    reg.set_action_roles(admin, UNSET_ACTION, [BANK])
+    assert reg.action_roles(UNSET_ACTION) == [BANK]
     # an empty list means nobody
     reg.set_action_roles(admin, FINANCE, [])
-    assert reg.action_roles(FINANCE) == []
+    assert reg.action_roles(FINANCE) == [] and reg.action_roles_set(FINANCE)
+
+
+def test_issue12_the_admin_alone_cannot_route_an_action_around_a_quorum(cons: Consortium) -> None:
+    """Before the fix the consortium admin, refused a lower quorum (``setRoleRule``), still defined a new
+    role with quorum 0 and let it perform an existing action (``setActionRoles``): a party was then
+    admitted for device enrollment on its claims alone, without one member's approval."""
+    reg, admin, outsider = cons.reg, cons.admin, cons.outsider
+    pirate = party_role("pirate")
+    reg.set_role_rule(admin, pirate, [], 0)  # defining a role stays the admin's
+    reg.apply(outsider, pirate)
+    assert reg.is_admitted_as(outsider.address, pirate)
+    before = cons.state()
+    # added beside the role that has a quorum, or instead of it
+    with reverts("ParticipantRegistryActionRoleByVoteOnly", action=ENROLL, role=pirate):
+        reg.set_action_roles(admin, ENROLL, [SUPPLIER, pirate])
+    with reverts("ParticipantRegistryActionRoleByVoteOnly", action=ENROLL, role=pirate):
+        reg.set_action_roles(admin, ENROLL, [pirate])
+    assert cons.state() == before
+    assert not reg.is_admitted(outsider.address, ENROLL)
+    # nor by emptying the action first: its roles were set once, and only the members widen it now
+    reg.set_action_roles(admin, ENROLL, [])
+    emptied = cons.state()
+    for roles in ([pirate], [SUPPLIER]):
+        with reverts("ParticipantRegistryActionRoleByVoteOnly", action=ENROLL, role=roles[0]):
+            reg.set_action_roles(admin, ENROLL, roles)
+    assert cons.state() == emptied
+    assert not reg.is_admitted(outsider.address, ENROLL)
+    # the admin's own proposal carries no vote: a majority of the members decides
+    sent = reg.action_role_votes.propose(admin, ENROLL, pirate)
+    assert not sent.executed and not reg.is_admitted(outsider.address, ENROLL)
+    reg.action_role_votes.approve(cons.members[0], sent.id)
+    assert not reg.is_admitted(outsider.address, ENROLL)
+    assert reg.action_role_votes.passed(reg.action_role_votes.approve(cons.members[1], sent.id))
+    assert reg.action_roles(ENROLL) == [pirate] and reg.is_admitted(outsider.address, ENROLL)
 
 
 # ---------------------------------------------------------------- trusted issuers
@@ -817,10 +862,10 @@ def test_is_admitted_by_action(cons: Consortium) -> None:
     assert not reg.is_admitted(supplier.address, unmapped)  # an action nobody may perform
     assert not reg.is_admitted(cons.outsider.address, ENROLL)
     # an action open to several roles: one admitted role suffices, whatever its place
-    reg.set_action_roles(cons.admin, FINANCE, [BANK, AUDITOR, SUPPLIER])
-    assert reg.is_admitted(supplier.address, FINANCE)
-    reg.set_action_roles(cons.admin, FINANCE, [BANK])
-    assert not reg.is_admitted(supplier.address, FINANCE)
+    reg.set_action_roles(cons.admin, UNSET_ACTION, [BANK, AUDITOR, SUPPLIER])
+    assert reg.is_admitted(supplier.address, UNSET_ACTION)
+    reg.set_action_roles(cons.admin, UNSET_ACTION, [BANK])
+    assert not reg.is_admitted(supplier.address, UNSET_ACTION)
     # a rule change applies at once: a new required topic the supplier lacks
     reg.set_role_rule(cons.admin, SUPPLIER, [LICENCE, ISO, BANKING], 1)
     assert not reg.is_admitted(supplier.address, ENROLL)

@@ -62,34 +62,70 @@ class Model:
     next_id: int = 1
 
 
+@dataclass(frozen=True)
+class World:
+    """The deployed world every example starts from: a snapshot of the embedded chain after it."""
+
+    chain: Chain
+    snapshot: int
+    gate: str
+    coin: str
+    rec: str
+
+
+_WORLD: list[World] = []  # built once per process
+
+
+def build_world() -> World:
+    """A gate admitting the debtor, three holders and two banks; the token minted to the debtor and the
+    banks and approved for the Receivables; then a snapshot (each example starts from it)."""
+    chain = Chain.embedded()
+    a = dev_accounts(8)
+    op, debtor, holders, banks = a[0], a[1], a[2:5], a[5:7]
+    gate_address = chain.deploy("StaticAdmissionGate", op, op.address).contract_address
+    assert gate_address is not None
+    gate = chain.contract("StaticAdmissionGate", gate_address)
+    coin_address = chain.deploy("FreezableToken", op, op.address).contract_address
+    assert coin_address is not None
+    rec = chain.deploy("Receivables", op, op.address, gate_address, coin_address).contract_address
+    assert rec is not None
+    coin = StablecoinClient(chain, coin_address)
+    admissions = [(debtor, CREATE_ACTION)] + [(h, HOLD_ACTION) for h in holders]
+    admissions += [(b, FINANCE_ACTION) for b in banks]
+    for party, action in admissions:
+        chain.transact(gate.functions.setAdmitted(party.address, action, True), op)
+    for party in [debtor, *banks]:
+        coin.mint(op, party.address, MINT)
+        coin.approve(party, rec, MINT)
+    snapshot = chain.w3.provider.ethereum_tester.take_snapshot()  # type: ignore[attr-defined]
+    return World(chain=chain, snapshot=snapshot, gate=gate_address, coin=coin_address, rec=rec)
+
+
+def fresh_chain() -> tuple[Chain, World]:
+    """The world's chain rolled back to its snapshot, behind a new :class:`Chain` (no cached nonces)."""
+    if not _WORLD:
+        _WORLD.append(build_world())
+    world = _WORLD[0]
+    w3 = world.chain.w3
+    w3.provider.ethereum_tester.revert_to_snapshot(world.snapshot)  # type: ignore[attr-defined]
+    chain = Chain(w3=w3, chain_id=world.chain.chain_id, embedded=True, rpc="embedded", timeout=30.0)
+    return chain, world
+
+
 class ReceivablesMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.chain = Chain.embedded()
+        self.chain, world = fresh_chain()
         a = dev_accounts(8)
         self.op, self.debtor = a[0], a[1]
         self.holders: list[LocalAccount] = [a[2], a[3], a[4]]
         self.banks: list[LocalAccount] = [a[5], a[6]]
         self.outsider = a[7]
         self.by_address = {x.address: x for x in a}
-        gate_address = self.chain.deploy("StaticAdmissionGate", self.op, self.op.address).contract_address
-        assert gate_address is not None
-        gate = self.chain.contract("StaticAdmissionGate", gate_address)
-        coin = self.chain.deploy("FreezableToken", self.op, self.op.address).contract_address
-        assert coin is not None
-        self.token = self.chain.contract("FreezableToken", coin)
+        self.token = self.chain.contract("FreezableToken", world.coin)
         self.frozen: set[str] = set()
-        rec = self.chain.deploy("Receivables", self.op, self.op.address, gate_address, coin).contract_address
-        assert rec is not None
-        self.rec = ReceivablesClient(self.chain, rec)
-        self.coin = StablecoinClient(self.chain, coin)
-        admissions = [(self.debtor, CREATE_ACTION)] + [(h, HOLD_ACTION) for h in self.holders]
-        admissions += [(b, FINANCE_ACTION) for b in self.banks]
-        for party, action in admissions:
-            self.chain.transact(gate.functions.setAdmitted(party.address, action, True), self.op)
-        for party in [self.debtor, *self.banks]:
-            self.coin.mint(self.op, party.address, MINT)
-            self.coin.approve(party, self.rec.address, MINT)
+        self.rec = ReceivablesClient(self.chain, world.rec)
+        self.coin = StablecoinClient(self.chain, world.coin)
         self.minted = MINT * 3
         self.model: Model | None = None
 

@@ -8,21 +8,28 @@ through eth-tester's snapshot and revert, as the anvil tests do with the session
 own nonce cache and locks) over the shared in-process node; what a test leaves on the chain is gone
 before the next test starts.
 
+A module whose tests all start from the same world of their own (a deployment on a chain with a
+simulated clock, a policy applied, parties admitted) builds it once per process with
+:func:`pooled_world` and starts every test from its snapshot the same way.
+
 A test that needs a chain nothing was ever deployed on, or a deployment of its own (another admin,
 no stablecoin), still builds it with ``Chain.embedded()`` and ``deploy_suite``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
 from contracts.deployment import Deployment
 
 _DEPLOYED: dict[str, tuple[Chain, Deployment]] = {}
+
+T = TypeVar("T")
 
 
 def _deployed(device_registry: str) -> tuple[Chain, Deployment]:
@@ -57,3 +64,47 @@ def embedded_deployment(chain: Chain) -> Deployment | None:
         if chain.w3 is base.w3:
             return deployment
     return None
+
+
+@dataclass(frozen=True)
+class _World(Generic[T]):
+    chain: Chain
+    value: T
+    snapshot: int
+    sim_time: int | None  # the simulated clock when the snapshot was taken (None: the wall clock)
+
+
+_WORLDS: dict[str, _World[Any]] = {}
+
+
+@contextmanager
+def pooled_world(
+    key: str, build: Callable[[Chain], T], *, start_time: int | None = None
+) -> Iterator[tuple[Chain, T]]:
+    """A world built once per process under ``key``: ``build`` run on ``Chain.embedded(start_time=...)``,
+    then a snapshot; each use yields that chain and what ``build`` returned, and rolls the chain back.
+
+    The chain object itself is handed out again (on a chain with a simulated clock, :meth:`Chain.warp`
+    moves the clock of the object that built it): its clock is set back to the snapshot's and its
+    cached nonces dropped on exit. ``build`` must leave nothing behind but the chain's state, and what it
+    returns must not change in a test (objects that cache chain state are made per test).
+    """
+    world = _WORLDS.get(key)
+    if world is None:
+        chain = Chain.embedded(start_time=start_time)
+        value = build(chain)
+        tester: Any = chain.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+        world = _WORLDS[key] = _World(
+            chain=chain,
+            value=value,
+            snapshot=tester.take_snapshot(),
+            sim_time=getattr(chain, "_sim_time", None),
+        )
+    chain = world.chain
+    try:
+        yield chain, world.value
+    finally:
+        if world.sim_time is not None:
+            chain._sim_time = world.sim_time  # the next block is stamped from it on revert
+        chain.w3.provider.ethereum_tester.revert_to_snapshot(world.snapshot)  # type: ignore[attr-defined]
+        chain._nonces.clear()  # the test's transactions are gone with the revert

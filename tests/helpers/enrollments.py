@@ -21,6 +21,7 @@ from functools import cache
 from typing import Any
 
 import pytest
+from embedded_pool import deployed_embedded
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from support import require
@@ -159,12 +160,12 @@ def harness_anvil_fixture() -> Iterator[tuple[AnvilNode, Deployment]]:
 
 @pytest.fixture(name="harness_suite", params=["embedded", "anvil"])
 def harness_suite_fixture(request: pytest.FixtureRequest) -> Iterator[HarnessSuite]:
-    """The harness suite on a fresh embedded chain, and on the module's anvil rolled back after."""
+    """The harness suite on the process's embedded chain (deployed once, tests/helpers/embedded_pool.py),
+    and on the module's anvil; either rolled back after."""
     accounts = dev_accounts(10)
     if request.param == "embedded":
-        chain = Chain.embedded()
-        deployment = deploy_suite(chain, accounts[0], device_registry=HARNESS)
-        yield HarnessSuite(chain=chain, deployment=deployment, operator=accounts[0], accounts=accounts)
+        with deployed_embedded(HARNESS) as (chain, deployment):
+            yield HarnessSuite(chain=chain, deployment=deployment, operator=accounts[0], accounts=accounts)
         return
     node, deployment = request.getfixturevalue("harness_anvil")
     snapshot = node.snapshot()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,17 +14,16 @@ from support import TestConsortium
 
 from auditor.bundle import ProofBundle
 from auditor.verify import verify_bundle, verify_bundle_on_chain
-from contracts.chain import Chain, dev_accounts
-from contracts.deploy import deploy_suite
 from ledger_service.api import create_app
 from ledger_service.config import Settings
 from ledger_service.service import LedgerService
 
 
 @pytest.fixture
-def chain_service(chain: Chain, tmp_path: Path) -> Iterator[LedgerService]:
-    """A service on each chain kind (the `chain` fixture: embedded, and anvil rolled back after)."""
-    deployment = deploy_suite(chain, dev_accounts(1)[0])
+def chain_service(suite: Any, tmp_path: Path) -> Iterator[LedgerService]:
+    """A service on each chain kind (the `suite` fixture: the suite deployed once per process on the
+    embedded chain and once per session on anvil, rolled back after)."""
+    chain, deployment = suite.chain, suite.deployment
     settings = Settings(
         database_url=f"sqlite:///{tmp_path}/ledger.db",
         verify_workers=1,

@@ -292,6 +292,7 @@ def test_tx_sent_but_not_recorded_is_adopted_after_restart(anvil_deployed: Deplo
 
 
 @pytest.mark.anvil
+@pytest.mark.scenario  # two service starts, the chain stopped and restarted: tens of seconds
 def test_restart_while_the_chain_is_down_keeps_ingest_open(tmp_path: Path) -> None:
     """Compound fault: the service is killed while the chain is unreachable and restarted before it
     is back. Ingest does not need the chain, so it must open again; anchoring catches up later."""

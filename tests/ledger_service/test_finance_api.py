@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from embedded_pool import pooled_world
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
@@ -23,6 +24,7 @@ from contracts.credit_bank import read_bank_records, register_bank_key, verify_r
 from contracts.credit_consent import ConsentOpening
 from contracts.credit_record import CreditOpening
 from contracts.deploy import deploy_suite
+from contracts.deployment import Deployment
 from contracts.onboarding import Onboarding
 from ledger_service.analytics_store.publish import PROFILE_MODEL, profile_json
 from ledger_service.api import create_app
@@ -57,15 +59,7 @@ def bearer(token: str) -> dict[str, str]:
 class World:
     def __init__(self, ledger: LedgerService, client: TestClient, onboarding: Onboarding) -> None:
         self.ledger, self.client, self.ob = ledger, client, onboarding
-        self.oracle = onboarding.account("oracle")
-        self.factory = onboarding.account("factory")
-        self.bank_a = onboarding.account("bank-a")
-        self.bank_b = onboarding.account("bank-b")
-        self.stranger = onboarding.account("stranger")
-        onboarding.admit(self.oracle, "analytics-oracle")
-        onboarding.admit(self.factory, "supplier")
-        onboarding.admit(self.bank_a, "bank")
-        onboarding.admit(self.bank_b, "bank")
+        self.oracle, self.factory, self.bank_a, self.bank_b, self.stranger = World.parties(onboarding)
         self.credit = CreditRegistryClient.from_deployment(ledger.chain, ledger.deployment)
         self.tokens: dict[str, str] = {}
         self.consents: dict[str, ConsentOpening] = {}
@@ -82,6 +76,18 @@ class World:
 
     def revoke(self, bank: LocalAccount) -> None:
         self.credit.revoke_consent(self.factory, self.consents[bank.address])
+
+    @staticmethod
+    def parties(ob: Onboarding) -> tuple[LocalAccount, ...]:
+        """The oracle, the factory, two banks and a stranger: funded and admitted (on the pooled world's
+        chain already: then only read)."""
+        oracle, factory, bank_a, bank_b = (ob.account(n) for n in ("oracle", "factory", "bank-a", "bank-b"))
+        stranger = ob.account("stranger")
+        ob.admit(oracle, "analytics-oracle")
+        ob.admit(factory, "supplier")
+        ob.admit(bank_a, "bank")
+        ob.admit(bank_b, "bank")
+        return oracle, factory, bank_a, bank_b, stranger
 
     @property
     def desk(self) -> FinanceDesk:
@@ -145,21 +151,33 @@ class World:
         return r.status_code, r.json()["error"]["code"]
 
 
-@pytest.fixture
-def world(db_url: str) -> Iterator[World]:
-    chain = Chain.embedded(start_time=START)
+def _build_world(chain: Chain) -> Deployment:
+    """The suite, the example policy and the World's parties admitted: once per process (pooled_world)."""
     admin = dev_accounts(1)[0]
     deployment = deploy_suite(chain, admin)
     ob = Onboarding(chain, deployment, admin)
     ob.apply_policy()
-    settings = Settings(database_url=db_url, verify_workers=0, anchoring=False, registry_refresh_seconds=0)
-    service = LedgerService.build(settings, chain=chain, deployment=deployment)
-    with TestClient(create_app(service=service)) as client:
-        w = World(service, client, ob)
-        chain.warp(int(time.time()) + 60)  # from here on the chain's clock moves only when told
-        chain.transfer_value(admin, w.stranger.address, 1)
-        yield w
-    service.stop()
+    World.parties(ob)
+    return deployment
+
+
+@pytest.fixture
+def world(db_url: str) -> Iterator[World]:
+    with pooled_world("finance_api", _build_world, start_time=START) as (chain, deployment):
+        admin = dev_accounts(1)[0]
+        ob = Onboarding(chain, deployment, admin)
+        settings = Settings(
+            database_url=db_url, verify_workers=0, anchoring=False, registry_refresh_seconds=0
+        )
+        service = LedgerService.build(settings, chain=chain, deployment=deployment)
+        try:
+            with TestClient(create_app(service=service)) as client:
+                w = World(service, client, ob)
+                chain.warp(int(time.time()) + 60)  # from here on the chain's clock moves only when told
+                chain.transfer_value(admin, w.stranger.address, 1)
+                yield w
+        finally:
+            service.stop()
 
 
 def _publish_over_http(w: World, commitment: str) -> dict[str, Any]:
@@ -441,6 +459,8 @@ def test_unadmitted_flood_stays_out_of_the_anchored_log(world: World) -> None:
     with Session(w.ledger.engine) as s:
         logged_before = s.exec(select(AccessLogRow)).all()
     throwaway = Account.create()
+    frozen = time.time()  # the tally counts per wall-clock hour: the flood stays in one hour
+    w.desk.tally.clock = lambda: frozen
     for _ in range(210):
         assert w.error(w.client.get(url, headers=w.h(throwaway))) == (403, "finance.not_a_bank")
     assert (

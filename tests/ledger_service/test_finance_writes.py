@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from embedded_pool import pooled_world
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
@@ -20,6 +21,7 @@ from contracts.credit import CreditRegistryClient, model_version
 from contracts.credit_consent import ConsentOpening, consent_id
 from contracts.credit_record import CreditOpening, new_salt
 from contracts.deploy import deploy_suite
+from contracts.deployment import Deployment
 from contracts.onboarding import Onboarding
 from contracts.receivables import PartState, ReceivablesClient, StablecoinClient, receivable_reference
 from ledger_service.api import create_app
@@ -40,21 +42,24 @@ class World:
     ) -> None:
         self.ledger, self.client, self.ob, self.admin = ledger, client, ob, admin
         self.chain = ledger.chain
-        self.core = ob.account("core")
-        self.factory = ob.account("factory")
-        self.tier2 = ob.account("tier2")
-        self.bank_a = ob.account("bank-a")
-        self.oracle = ob.account("oracle")
-        self.stranger = ob.account("stranger")
-        ob.admit(self.core, "core-enterprise")
-        ob.admit(self.factory, "supplier")
-        ob.admit(self.tier2, "supplier")
-        ob.admit(self.bank_a, "bank")
-        ob.admit(self.oracle, "analytics-oracle")
+        self.core, self.factory, self.tier2, self.bank_a, self.oracle, self.stranger = World.parties(ob)
         self.rc = ReceivablesClient.from_deployment(self.chain, ledger.deployment)
         self.coin = StablecoinClient(self.chain, self.rc.token())
         self.credit = CreditRegistryClient.from_deployment(self.chain, ledger.deployment)
         self.tokens: dict[str, str] = {}
+
+    @staticmethod
+    def parties(ob: Onboarding) -> tuple[LocalAccount, ...]:
+        """The core enterprise, two suppliers, a bank, the oracle and a stranger: funded and admitted (on
+        the pooled world's chain already: then only read)."""
+        names = ("core", "factory", "tier2", "bank-a", "oracle", "stranger")
+        core, factory, tier2, bank_a, oracle, stranger = (ob.account(n) for n in names)
+        ob.admit(core, "core-enterprise")
+        ob.admit(factory, "supplier")
+        ob.admit(tier2, "supplier")
+        ob.admit(bank_a, "bank")
+        ob.admit(oracle, "analytics-oracle")
+        return core, factory, tier2, bank_a, oracle, stranger
 
     def h(self, who: LocalAccount) -> dict[str, str]:
         if who.address not in self.tokens:
@@ -99,23 +104,35 @@ class World:
         return r.status_code, r.json()["error"]["code"]
 
 
-@pytest.fixture
-def world(db_url: str) -> Iterator[World]:
-    chain = Chain.embedded(start_time=START)
+def _build_world(chain: Chain) -> Deployment:
+    """The suite, the example policy and the World's parties admitted: once per process (pooled_world)."""
     admin = dev_accounts(1)[0]
     deployment = deploy_suite(chain, admin)
     ob = Onboarding(chain, deployment, admin)
     ob.apply_policy()
-    settings = Settings(database_url=db_url, verify_workers=0, anchoring=False, registry_refresh_seconds=0)
-    service = LedgerService.build(settings, chain=chain, deployment=deployment)
-    with TestClient(create_app(service=service)) as client:
-        w = World(service, client, ob, admin)
-        chain.warp(int(time.time()) + 60)  # from here on the chain's clock moves only when told
-        chain.transfer_value(admin, w.stranger.address, 1)
-        w.coin.mint(admin, w.core.address, 2_000_000)
-        w.coin.mint(admin, w.bank_a.address, 1_000_000)
-        yield w
-    service.stop()
+    World.parties(ob)
+    return deployment
+
+
+@pytest.fixture
+def world(db_url: str) -> Iterator[World]:
+    with pooled_world("finance_writes", _build_world, start_time=START) as (chain, deployment):
+        admin = dev_accounts(1)[0]
+        ob = Onboarding(chain, deployment, admin)
+        settings = Settings(
+            database_url=db_url, verify_workers=0, anchoring=False, registry_refresh_seconds=0
+        )
+        service = LedgerService.build(settings, chain=chain, deployment=deployment)
+        try:
+            with TestClient(create_app(service=service)) as client:
+                w = World(service, client, ob, admin)
+                chain.warp(int(time.time()) + 60)  # from here on the chain's clock moves only when told
+                chain.transfer_value(admin, w.stranger.address, 1)
+                w.coin.mint(admin, w.core.address, 2_000_000)
+                w.coin.mint(admin, w.bank_a.address, 1_000_000)
+                yield w
+        finally:
+            service.stop()
 
 
 def _confirm_body(w: World, reference: str = "INV-2026-0001", face: int = 1_000_000) -> dict[str, Any]:

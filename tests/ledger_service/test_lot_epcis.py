@@ -21,7 +21,7 @@ from reads import sign_client_in
 from support import TestConsortium, require
 
 from contracts.chain import dev_accounts
-from contracts.lots import LotRegistryClient
+from contracts.lots import OPEN_ACTION, LotRegistryClient, TransformInput, TransformOutput
 from ledger_service.lots.epcis_document import lot_epc_class
 from ledger_service.lots.epcis_hash import event_hash
 from ledger_service.service import LedgerService
@@ -323,3 +323,97 @@ def test_epcis_export_is_paged_cached_and_invalidated(
     over = client.get(url, params={"limit": 501})
     assert over.status_code == 422 and over.json()["error"]["code"] == "request.page_too_large"
     assert client.get(url, params={"limit": 0}).status_code == 422
+
+
+GTIN_FINISHED = "00036000291452"
+FINISHED = "FIN-EPCIS-0001"
+
+
+def test_transformation_on_both_lots(client: TestClient, ledger: LedgerService, tmp_path: Path) -> None:
+    """A transformation (issue 15) is a ``transformed`` step in the history of its input lot and of its
+    output lot, and one TransformationEvent, the same in both lots' EPCIS documents (same body, same
+    GS1 event hash): the input with the quantity consumed, the output with its own GTIN and quantity."""
+    sc = scenario.build_lot(ledger, client, certify=False)
+    chain = ledger.chain
+    lots = LotRegistryClient.from_deployment(chain, ledger.deployment)
+    op = dev_accounts(1)[0]
+    gate = chain.contract("StaticAdmissionGate", chain.call(lots.contract.functions.admissionGate()))
+    chain.transact(gate.functions.setAdmitted(sc.recipient.address, OPEN_ACTION, True), op)
+    scenario._travel(chain, 10)
+    done = lots.transform(
+        sc.recipient,
+        [TransformInput(lot=sc.lot_id, quantity=300, unit="kg")],
+        [
+            TransformOutput(
+                lot_id=FINISHED,
+                gtin=GTIN_FINISHED,
+                quantity=12,
+                unit="pcs",
+                produced_from_ms=0,
+                produced_to_ms=1,
+            )
+        ],
+    )
+    sign_client_in(client, sc.recipient)  # it holds the input and made the output
+
+    (step_in,) = [s for s in _history(client, sc.lot_id) if s["kind"] == "transformed"]
+    out_steps = _history(client, FINISHED)
+    assert [s["kind"] for s in out_steps] == ["opened", "transformed"]
+    step_out = out_steps[1]
+    for step in (step_in, step_out):
+        assert step["actor"] == sc.recipient.address
+        assert step["reference"]["tx_hash"] == done.tx.tx_hash
+        d = step["details"]
+        assert d["transformation_id"] == done.transformation_id and d["by"] == sc.recipient.address
+        assert d["inputs"] == [
+            {
+                "lot_id": sc.lot_id,
+                "lot_key": "0x" + lots.key(sc.lot_id).hex(),
+                "gtin": scenario.GTIN,
+                "quantity": "300",
+                "unit": "kg",
+            }
+        ]
+        assert d["outputs"] == [
+            {
+                "lot_id": FINISHED,
+                "lot_key": "0x" + done.outputs[0].hex(),
+                "gtin": GTIN_FINISHED,
+                "quantity": "12",
+                "unit": "pcs",
+            }
+        ]
+    assert (step_in["details"]["role"], step_in["details"]["consumed"], step_in["details"]["remaining"]) == (
+        "input",
+        "300",
+        "200",
+    )
+    assert step_out["details"]["role"] == "output"
+
+    def transformation_event(document: dict[str, Any]) -> dict[str, Any]:
+        (event,) = [e for e in document["epcisBody"]["eventList"] if "transformationID" in e]
+        return event
+
+    input_doc, output_doc = _epcis(client, sc.lot_id), _epcis(client, FINISHED)
+    event = transformation_event(input_doc)
+    assert event == transformation_event(output_doc)  # the two tiers' exports meet in one event
+    assert event["eventID"] == event_hash(event)
+    registry = ledger.deployment.address("LotRegistry")
+    assert event["type"] == "TransformationEvent"
+    assert event["transformationID"] == (
+        f"urn:supet:transformation:{ledger.deployment.chain_id}:{registry}:{done.transformation_id}"
+    )
+    assert (event["bizStep"], event["disposition"]) == ("commissioning", "active")
+    assert event["inputQuantityList"] == [
+        {"epcClass": lot_epc_class(scenario.GTIN, sc.lot_id), "quantity": 300, "uom": "KGM"}
+    ]
+    assert event["outputQuantityList"] == [
+        {"epcClass": lot_epc_class(GTIN_FINISHED, FINISHED), "quantity": 12}
+    ]
+    assert event["supet:chain"]["supet:txHash"] == done.tx.tx_hash.lower()
+    assert event["supet:chain"]["supet:contract"] == registry
+    for document in (input_doc, output_doc):
+        result = _validate_with_epcis2js(document, tmp_path)
+        assert result["schema"] == {"success": True, "errors": []}, result
+        assert result["document"] == {"success": True, "errors": []}, result
+        assert all(not str(h).startswith("error") for h in result["hashes"]), result

@@ -13,14 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from embedded_pool import deployed_embedded
 from fastapi.testclient import TestClient
 from faults import Fleet, deploy_on, in_process_service, own_anvil, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 from reads import bearer
 from support import TestConsortium, now_ms, require
 
-from contracts.chain import Chain, dev_accounts
-from contracts.deploy import deploy_suite
 from device_attestation.keys import DeviceKey
 from device_attestation.sdk import DeviceSigner
 from ledger_service.api import create_app
@@ -198,20 +197,21 @@ def free_port() -> int:
 
 @pytest.fixture
 def mqtt_service(tmp_path: Path) -> Iterator[tuple[LedgerService, int]]:
-    chain = Chain.embedded()
-    deployment = deploy_suite(chain, dev_accounts(1)[0])
-    port = free_port()
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path}/ledger.db",
-        mqtt_url=f"mqtt://127.0.0.1:{port}",
-        verify_workers=0,
-        anchoring=False,
-        registry_refresh_seconds=0,
-        health_interval_seconds=0.1,
-    )
-    service = LedgerService.build(settings, chain=chain, deployment=deployment)
-    yield service, port
-    service.stop()
+    with deployed_embedded() as (chain, deployment):  # the process's deployment, rolled back after
+        port = free_port()
+        settings = Settings(
+            database_url=f"sqlite:///{tmp_path}/ledger.db",
+            mqtt_url=f"mqtt://127.0.0.1:{port}",
+            verify_workers=0,
+            anchoring=False,
+            registry_refresh_seconds=0,
+            health_interval_seconds=0.1,
+        )
+        service = LedgerService.build(settings, chain=chain, deployment=deployment)
+        try:
+            yield service, port
+        finally:
+            service.stop()
 
 
 @pytest.mark.mqtt

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 import paho.mqtt.client as paho
 import pytest
+from embedded_pool import deployed_embedded
 from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from reads import sign_client_in
@@ -27,8 +28,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 from support import TestConsortium, now_ms, require
 
-from contracts.chain import Chain, dev_accounts
-from contracts.deploy import deploy_suite
+from contracts.chain import dev_accounts
 from device_attestation.merkle import verify_inclusion
 from ledger_service.config import Settings
 from ledger_service.errors import ConfigError, LedgerError
@@ -484,32 +484,31 @@ def test_store_unavailable_leaves_messages_for_redelivery(
 
 @pytest.mark.mqtt
 def test_service_runs_the_bridge(tmp_path: Path, broker: Mosquitto, devices: DeviceSide) -> None:
-    chain = Chain.embedded()
-    deployment = deploy_suite(chain, dev_accounts(1)[0])
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path}/ledger.db",
-        mqtt_url=broker.url,
-        verify_workers=0,
-        anchoring=False,
-        registry_refresh_seconds=0,
-    )
-    service = LedgerService.build(settings, chain=chain, deployment=deployment)
-    assert service.mqtt is not None and service.readiness()["mqtt"] == "stopped"
-    service.start()
-    try:
-        wait_for(lambda: service.readiness()["mqtt"] == "ok", 10, "mqtt readiness")
-        dev = TestConsortium(chain, deployment).enroll("SN-SVC-1", "p256")
-        sub = dev.sign({"temp_c": 3.0}, ts_ms=now_ms() - 100)
-        devices.publish(dev.device_id, sub.to_json_obj())
-        assert devices.got(1)[0][1]["digest"] == "0x" + sub.digest.hex()
-        assert stored(service, source="mqtt") == 1
-    finally:
-        service.stop()
-    assert service.readiness()["mqtt"] == "stopped"
-    with pytest.raises(MqttUrlError):
-        LedgerService.build(
-            settings.model_copy(update={"mqtt_url": "tcp://x"}), chain=chain, deployment=deployment
+    with deployed_embedded() as (chain, deployment):  # the process's deployment, rolled back after
+        settings = Settings(
+            database_url=f"sqlite:///{tmp_path}/ledger.db",
+            mqtt_url=broker.url,
+            verify_workers=0,
+            anchoring=False,
+            registry_refresh_seconds=0,
         )
+        service = LedgerService.build(settings, chain=chain, deployment=deployment)
+        assert service.mqtt is not None and service.readiness()["mqtt"] == "stopped"
+        service.start()
+        try:
+            wait_for(lambda: service.readiness()["mqtt"] == "ok", 10, "mqtt readiness")
+            dev = TestConsortium(chain, deployment).enroll("SN-SVC-1", "p256")
+            sub = dev.sign({"temp_c": 3.0}, ts_ms=now_ms() - 100)
+            devices.publish(dev.device_id, sub.to_json_obj())
+            assert devices.got(1)[0][1]["digest"] == "0x" + sub.digest.hex()
+            assert stored(service, source="mqtt") == 1
+        finally:
+            service.stop()
+        assert service.readiness()["mqtt"] == "stopped"
+        with pytest.raises(MqttUrlError):
+            LedgerService.build(
+                settings.model_copy(update={"mqtt_url": "tcp://x"}), chain=chain, deployment=deployment
+            )
 
 
 @SQLITE_ONLY

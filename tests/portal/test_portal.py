@@ -463,3 +463,29 @@ def test_factory_access_log_is_paged_newest_first_and_not_flooded(
     # a cursor that is no entry id is a page in words, not a 500
     r = page.goto(world.base + "/portal/factory?log_before=abc")
     assert r.status == 400 and page.inner_text("#error-code") == "portal.bad_form"
+
+
+def test_factory_page_lists_are_paged(page: Any, world: PortalWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Devices and lots come a page at a time (issue 14: every list is paged with a bounded size), with
+    links to the neighbouring pages that keep the other lists' places; a malformed place is refused."""
+    from ledger_service.portal import views
+
+    monkeypatch.setattr(views, "FACTORY_PAGE", 1)
+    sign_in(page, world, world.factory)
+    first = cells(page, "#devices")
+    assert len(first) == 1 and first[0][0] == "GW-PORTAL-B"  # by device id
+    assert page.inner_text("#device-pages").startswith("Devices 1 to 1 of 2")
+    assert page.locator("#devices-previous").count() == 0
+    page.click("#devices-next")
+    assert [r[0] for r in cells(page, "#devices")] == ["SN-PORTAL-A"]
+    assert page.locator("#devices-next").count() == 0
+    assert [r[0] for r in cells(page, "#lots")] == [LOT]  # in the order they came to the factory
+    page.click("#lots-next")
+    assert [r[0] for r in cells(page, "#lots")] == [PRIVATE_LOT]
+    assert [r[0] for r in cells(page, "#devices")] == ["SN-PORTAL-A"]  # the devices' place is kept
+    assert page.inner_text("#lot-pages").startswith("Lots 2 to 2 of 2")
+    page.click("#lots-previous")
+    assert [r[0] for r in cells(page, "#lots")] == [LOT]
+
+    r = page.goto(world.base + "/portal/factory?devices_from=-1")
+    assert r.status == 400 and page.inner_text("#error-code") == "portal.bad_form"

@@ -112,6 +112,7 @@ class LotStepOut(BaseModel):
         "transfer_accepted",
         "transfer_rejected",
         "transfer_cancelled",
+        "transformed",
         "reading",
         "certified",
         "rejected",

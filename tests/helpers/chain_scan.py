@@ -1,0 +1,226 @@
+"""A consortium member with a full node, reading everything its node holds (issue 14).
+
+Used by tests/contracts/test_credit_sealed.py (a small scenario) and tests/cli/test_demo.py (after the
+whole demo story). A member reads:
+
+- every block's transactions: their input (calldata) and every log of their receipts
+  (:func:`chain_bytes`);
+- every storage slot of every account (:func:`all_storage`): on the embedded chain, the whole state
+  trie at the head, walked account by account (each account's storage trie, node by node); on anvil,
+  ``anvil_dumpState`` (every account with its storage). :func:`storage_values` reads one contract.
+
+It then looks for figures in what it read (:func:`find_leaks`, patterns from :func:`figure_patterns`
+and :func:`number_patterns`), and tries to open a credit record's commitment with guessed figures and
+every salt derivable from public values (:func:`brute_force`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from eth_utils import keccak
+
+from contracts.chain import Chain
+from contracts.credit_record import CreditOpening
+
+__all__ = [
+    "PD_TABLE_PPM",
+    "all_storage",
+    "brute_force",
+    "chain_bytes",
+    "figure_patterns",
+    "find_leaks",
+    "number_patterns",
+    "public_salts",
+    "storage_values",
+]
+
+#: The master scale's PD band edges in ppm (finance/rating.py), and the midpoints a guesser would try.
+PD_TABLE_PPM = (1, 2_500, 5_000, 10_000, 20_000, 40_000, 80_000, 150_000, 250_000, 400_000, 1_000_000)
+
+
+def _embedded_state(chain: Chain) -> Any:
+    return chain.w3.provider.ethereum_tester.backend.chain.get_vm().state  # type: ignore[attr-defined]
+
+
+def _storage_trie_values(raw_db: Any, root: bytes) -> list[bytes]:
+    import rlp
+    from trie import HexaryTrie
+    from trie.iter import NodeIterator
+
+    trie = HexaryTrie(raw_db, root)
+    return [rlp.decode(v).rjust(32, b"\0") for _, v in NodeIterator(trie).items()]
+
+
+def _anvil_state(chain: Chain) -> dict[str, Any]:
+    raw = chain.w3.provider.make_request("anvil_dumpState", [])["result"]  # type: ignore[arg-type]
+    state: dict[str, Any] = json.loads(gzip.decompress(bytes.fromhex(raw.removeprefix("0x"))))
+    return state
+
+
+def storage_values(chain: Chain, address: str) -> list[bytes]:
+    """Every non-zero storage value of the contract at ``address``, as 32-byte words: the state trie of
+    the embedded chain, ``anvil_dumpState`` on anvil (what a node operator can read, slot by slot)."""
+    if chain.is_embedded:
+        from eth_utils import to_canonical_address
+
+        state = _embedded_state(chain)
+        accounts = state._account_db
+        root = accounts._get_storage_root(to_canonical_address(address))
+        return _storage_trie_values(accounts._raw_store_db, root)
+    storage = _anvil_state(chain)["accounts"][address.lower()]["storage"]
+    return [int(v, 16).to_bytes(32, "big") for v in storage.values()]
+
+
+def all_storage(chain: Chain, names: dict[str, str] | None = None) -> dict[str, list[bytes]]:
+    """Every non-zero storage word of **every** account of the chain's state at its head, by account.
+
+    Embedded: the account trie is walked leaf by leaf (its keys are ``keccak(address)``; an account
+    whose address is in ``names`` (address -> name) is labelled with its name, any other by its hashed
+    key), and each account's storage trie likewise: the walk is complete, nothing is looked up by a
+    guessed slot. Anvil: ``anvil_dumpState`` lists every account with its whole storage.
+    """
+    labels = {keccak(bytes.fromhex(a.removeprefix("0x"))): n for a, n in (names or {}).items()}
+    out: dict[str, list[bytes]] = {}
+    if chain.is_embedded:
+        import rlp
+        from trie import HexaryTrie
+        from trie.iter import NodeIterator
+
+        state = _embedded_state(chain)
+        accounts = state._account_db
+        raw_db = accounts._raw_store_db
+        blank = keccak(rlp.encode(b""))
+        for key, value in NodeIterator(HexaryTrie(raw_db, state.state_root)).items():
+            _nonce, _balance, storage_root, _code_hash = rlp.decode(value)
+            if storage_root == blank:
+                continue
+            label = labels.get(bytes(key), "account keccak 0x" + bytes(key).hex())
+            out[label] = _storage_trie_values(raw_db, storage_root)
+        return out
+    by_address = {a.lower(): n for a, n in (names or {}).items()}
+    for address, account in _anvil_state(chain)["accounts"].items():
+        words = [int(v, 16).to_bytes(32, "big") for v in (account.get("storage") or {}).values()]
+        if words:
+            out[by_address.get(address.lower(), address)] = words
+    return out
+
+
+def chain_bytes(chain: Chain, from_block: int) -> list[tuple[str, bytes]]:
+    """Every transaction input and every log (topics and data) of every block from ``from_block``."""
+    out: list[tuple[str, bytes]] = []
+    for n in range(from_block, chain.block_number() + 1):
+        block = chain.w3.eth.get_block(n, full_transactions=True)
+        txs: list[Any] = list(block["transactions"])
+        for tx in txs:
+            to = tx.get("to") or "(a deployment)"
+            out.append((f"input of {tx['hash'].hex()} to {to}", bytes(tx.get("input", tx.get("data", b"")))))
+            for log in chain.w3.eth.get_transaction_receipt(tx["hash"])["logs"]:
+                topics = b"".join(bytes(t) for t in log["topics"])
+                where = f"log {log['logIndex']} of {tx['hash'].hex()} from {log['address']}"
+                out.append((where, topics + bytes(log["data"])))
+    return out
+
+
+def figure_patterns(o: CreditOpening) -> dict[str, bytes]:
+    """How a credit record's figures show when in clear: ABI words, the packed layout of the old record,
+    text (and JSON text) as the service writes them. A limit or PD below 1,000 (a zero limit: a grade
+    that gets none) has no pattern of its own: such a word or text is everywhere on a chain and would
+    say nothing; the commitment's brute force (:func:`brute_force`) covers it."""
+    patterns = {
+        "currency": b"CNY",
+        "grade (text)": f"S{o.grade}".encode() + b'"',
+        "grade (json)": f'"grade":{o.grade}'.encode(),
+        "reasons": o.reasons[0].encode() if o.reasons else b'"reasons":[',
+    }
+    if o.limit >= 1_000:
+        patterns["limit (abi word)"] = o.limit.to_bytes(32, "big")
+        patterns["limit (text)"] = str(o.limit).encode()
+    if o.pd_ppm >= 1_000:
+        patterns["pd_ppm (abi word)"] = o.pd_ppm.to_bytes(32, "big")
+        patterns["pd_ppm (uint32)"] = o.pd_ppm.to_bytes(4, "big")
+        patterns["pd_ppm (text)"] = str(o.pd_ppm).encode()
+    patterns["grade and pd (abi words)"] = o.grade.to_bytes(32, "big") + o.pd_ppm.to_bytes(32, "big")
+    patterns["grade and pd (packed)"] = o.pd_ppm.to_bytes(4, "big") + o.grade.to_bytes(1, "big")
+    return patterns
+
+
+def number_patterns(name: str, value: float | int, *, scales: Sequence[int] = (1,)) -> dict[str, bytes]:
+    """How a figure ``value`` shows when in clear: for each scale, the scaled integer as an ABI word,
+    as a uint64 and a uint32 (packed layouts), and as text; a fraction also as its JSON text (``repr``)
+    and with 2 to 6 decimals. A whole number (a count, a quantity) is not scaled. A scaled integer below
+    1,000 is left out: such small numbers fill every chain (counters, indices, flags) and would say
+    nothing."""
+    out: dict[str, bytes] = {}
+    whole = float(value).is_integer()
+    if whole:  # a count or a quantity: as itself only (a whole 1.0 scaled is any fixed-point "one")
+        value, scales = int(value), (1,)
+    for scale in scales:
+        n = round(value * scale)
+        tag = f"{name} x{scale}" if scale != 1 else name
+        if abs(n) >= 1_000 and n > 0:
+            out[f"{tag} (abi word)"] = n.to_bytes(32, "big")
+            if n < 2**64:
+                out[f"{tag} (uint64)"] = n.to_bytes(8, "big")
+            if n < 2**32:
+                out[f"{tag} (uint32)"] = n.to_bytes(4, "big")
+        if abs(n) >= 1_000:
+            out[f"{tag} (text)"] = str(n).encode()
+    if not whole:
+        out[f"{name} (json)"] = json.dumps(value).encode()
+        for d in range(2, 7):
+            text = f"{value:.{d}f}"
+            if len(text.strip("-0.")) >= 3:  # "0.83" alone would match any text that says 0.83
+                out[f"{name} ({d} decimals)"] = text.encode()
+    return out
+
+
+def find_leaks(
+    patterns: dict[str, dict[str, bytes]], seen: Iterable[tuple[str, bytes]]
+) -> list[tuple[str, str, str]]:
+    """Every (owner, pattern name, where) such that a pattern of ``patterns`` (owner -> name -> bytes)
+    occurs in a piece of what the node holds (``seen``: where -> bytes)."""
+    seen = list(seen)
+    return [
+        (owner, name, where)
+        for owner, named in patterns.items()
+        for name, pattern in named.items()
+        for where, data in seen
+        if pattern in data
+    ]
+
+
+def public_salts(o: CreditOpening, tx_hash: bytes | None = None) -> list[bytes]:
+    """Every salt a member could derive from the record's public values: none (zero), the analytics
+    commitment, the model version, the commitment itself, the publishing transaction's hash, the
+    factory and ``validUntil``, each raw and hashed."""
+    public = [o.analytics_commitment, o.model_version, o.commitment()]
+    if tx_hash is not None:
+        public.append(tx_hash)
+    factory = bytes.fromhex(o.factory.removeprefix("0x"))
+    salts = [bytes(32), *public, *(keccak(p) for p in public), keccak(factory), factory.rjust(32, b"\0")]
+    salts.append(o.valid_until.to_bytes(32, "big"))
+    return salts
+
+
+def brute_force(
+    o: CreditOpening, salts: Sequence[bytes], limits: Sequence[int], pds: Sequence[int] = PD_TABLE_PPM
+) -> list[tuple[int, int, int]]:
+    """Every (grade 1..10, pd_ppm of ``pds`` and the true one, limit of ``limits``) whose record, with
+    one of ``salts`` and the public fields (the true currency and reasons given, as the best-informed
+    guesser would have them), gives the record's commitment ``o.commitment()``."""
+    pd_table = sorted({o.pd_ppm, *pds})
+    target = o.commitment()
+    hits = []
+    for salt in salts:
+        for grade in range(1, 11):
+            for pd in pd_table:
+                for limit in limits:
+                    guess = dataclasses.replace(o, grade=grade, pd_ppm=pd, limit=limit, salt=salt)
+                    if guess.commitment() == target:
+                        hits.append((grade, pd, limit))
+    return hits
