@@ -269,7 +269,8 @@ def measure_credit(
     chain: Chain, address: str, op: Any, supplier: Any, bank: Any, until: int
 ) -> dict[str, int]:
     """Issue 14: a record is a salted commitment (no figure); envelopes are ECIES-sealed records of a
-    realistic size (three reasons), one per consented bank with a registered key."""
+    realistic size (three reasons), one per standing consent, addressed by consent id (a consent is a
+    salted id: the bank never reaches the chain)."""
     from contracts.credit import CreditRegistryClient, model_version
     from contracts.credit_bank import register_bank_key, seal_for_bank
     from contracts.credit_record import CreditOpening, new_salt
@@ -296,8 +297,8 @@ def measure_credit(
             salt=new_salt(),
         )
 
-    def publish(o: CreditOpening, banks: list[str]) -> int:
-        envelopes = [seal_for_bank(credit, o, b) for b in banks]
+    def publish(o: CreditOpening, consents: list[Any]) -> int:
+        envelopes = [seal_for_bank(credit, o, c) for c in consents]
         return credit.publish_record(
             op,
             supplier.address,
@@ -311,13 +312,19 @@ def measure_credit(
     out["publishRecord (first)"] = publish(opening(), [])
     out["publishRecord (superseding)"] = publish(opening(), [])
     out["registerEnvelopeKey"] = register_bank_key(credit, bank).gas_used
-    out["grantConsent"] = credit.grant_consent(supplier, bank.address, expires_at=until).gas_used
+    grant = credit.grant_consent(supplier, bank.address, expires_at=until)
+    out["grantConsent (first)"] = grant.gas_used
+    c = grant.opening
+    out["grantConsent (renew)"] = credit.grant_consent(
+        supplier, bank.address, expires_at=until + 1, salt=c.salt
+    ).gas_used
     o = opening()
-    size = len(seal_for_bank(credit, o, bank.address).ciphertext)
-    out[f"publishRecord (superseding, 1 envelope of {size} B)"] = publish(o, [bank.address])
-    out["publishRecord (superseding, 3 envelopes to one bank)"] = publish(opening(), [bank.address] * 3)
-    late = [seal_for_bank(credit, o, bank.address)]
+    size = len(seal_for_bank(credit, o, c).ciphertext)
+    out[f"publishRecord (superseding, 1 envelope of {size} B)"] = publish(o, [c])
+    out["publishRecord (superseding, 3 envelopes under one consent)"] = publish(opening(), [c] * 3)
+    late = [seal_for_bank(credit, o, c)]
     out["deliverEnvelopes (1 envelope)"] = credit.deliver_envelopes(op, supplier.address, 2, late).gas_used
+    out["revokeConsent"] = credit.revoke_consent(supplier, c).gas_used
     return out
 
 

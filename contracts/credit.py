@@ -9,11 +9,15 @@
   and the plain reads are of its history; :meth:`CreditRegistryClient.record_at_by` reads any oracle's.
 - Envelopes: the record with its salt, encrypted to each consented bank's registered account key
   (:mod:`contracts.credit_envelope`), delivered with the record or later (:class:`Envelope`,
-  :meth:`CreditRegistryClient.envelopes_for`); a bank registers its key once
-  (:meth:`CreditRegistryClient.register_envelope_key`).
-- Consent: a factory grants a bank a :class:`Consent` until an expiry and may revoke it;
-  :meth:`CreditRegistryClient.has_consent` is the standing answer (granted, not revoked, not expired,
-  bank still admitted). The enumerations include lapsed consents.
+  :meth:`CreditRegistryClient.envelopes_for`), addressed by consent id, never by bank; a bank registers
+  its key once (:meth:`CreditRegistryClient.register_envelope_key`).
+- Consent: keyed on chain by a consent id, the salted hash of (factory, bank, salt)
+  (:mod:`contracts.credit_consent`); the bank never reaches the chain. A factory grants a consent id
+  until an expiry and may revoke it (:meth:`CreditRegistryClient.grant_consent` makes the opening and
+  returns it: keep it, and hand it to the bank and the service);
+  :meth:`CreditRegistryClient.consent_stands` is the chain's standing (granted, not revoked, not
+  expired) and :meth:`CreditRegistryClient.consent_standing` checks an opening against it. Whether
+  the bank is admitted is not the chain's to say any more: ask the gate where the opening names it.
 - Access log: batches of the service's bank-query log anchored as Merkle roots
   (:class:`AccessLogBatch`, numbered from 1), by ``ACCESS_LOG_ANCHOR_ROLE``.
 - :func:`deploy_credit_registry` deploys the contract next to a suite.
@@ -32,6 +36,7 @@ from web3.contract.contract import ContractFunction
 from web3.types import BlockIdentifier
 
 from contracts.chain import Chain, TxResult
+from contracts.credit_consent import ConsentOpening, InvalidConsentOpening, new_consent
 from contracts.deployment import Deployment
 from contracts.errors import ContractsError, DeploymentError
 
@@ -43,6 +48,7 @@ __all__ = [
     "QUERY_ACTION",
     "AccessLogBatch",
     "Consent",
+    "ConsentGrant",
     "CreditRecord",
     "CreditRegistryClient",
     "DeliveredEnvelope",
@@ -110,21 +116,23 @@ class CreditRecord:
 
 @dataclass(frozen=True, kw_only=True)
 class Envelope:
-    """One bank's envelope: the record with its salt, encrypted to the bank's registered key."""
+    """One consent's envelope: the record with its salt, encrypted to the registered key of the bank
+    behind ``consent_id`` (the bank is not named on chain)."""
 
-    bank: str
+    consent_id: bytes
     ciphertext: bytes
 
-    def as_tuple(self) -> tuple[str, bytes]:
-        return (to_checksum_address(self.bank), bytes(self.ciphertext))
+    def as_tuple(self) -> tuple[bytes, bytes]:
+        return (bytes(self.consent_id), bytes(self.ciphertext))
 
 
 @dataclass(frozen=True, kw_only=True)
 class DeliveredEnvelope:
-    """A ``CreditEnvelope`` log: record ``index`` of ``factory`` from ``oracle``, sealed for ``bank``."""
+    """A ``CreditEnvelope`` log: record ``index`` of ``factory`` from ``oracle``, sealed under consent
+    ``consent_id`` (for the bank its opening names)."""
 
     factory: str
-    bank: str
+    consent_id: bytes
     index: int
     oracle: str
     ciphertext: bytes
@@ -134,10 +142,11 @@ class DeliveredEnvelope:
 
 @dataclass(frozen=True, kw_only=True)
 class Consent:
-    """A consent as recorded (all zero when never granted); see ``CreditRegistryClient.has_consent``."""
+    """A consent as the chain records it, by its id (all zero when never granted; ``factory`` None then);
+    the bank is behind the id. See ``CreditRegistryClient.consent_stands``."""
 
-    factory: str
-    bank: str
+    consent_id: bytes
+    factory: str | None
     granted_at: int
     expires_at: int
     revoked_at: int
@@ -149,6 +158,32 @@ class Consent:
     @property
     def revoked(self) -> bool:
         return self.revoked_at != 0
+
+    def stands_at(self, now_s: int) -> bool:
+        """Granted, not revoked, not expired at chain time ``now_s`` (what ``consentStands`` says)."""
+        return self.ever_granted and not self.revoked and now_s < self.expires_at
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsentGrant:
+    """A consent granted on chain by the factory itself: the mined transaction and the opening. Keep
+    the opening: the bank needs it to find its envelopes, the service to let the bank read (register it:
+    ``POST /v1/consents/openings``); the chain holds only its id."""
+
+    opening: ConsentOpening
+    result: TxResult
+
+    @property
+    def consent_id(self) -> bytes:
+        return self.opening.consent_id
+
+    @property
+    def gas_used(self) -> int:
+        return self.result.gas_used
+
+    @property
+    def tx_hash(self) -> str:
+        return self.result.tx_hash
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -245,11 +280,21 @@ class CreditRegistryClient:
         return raw or None
 
     def envelopes_for(
-        self, bank: str, *, factory: str | None = None, index: int | None = None, from_block: int = 0
+        self,
+        consent_ids: Sequence[bytes] | None,
+        *,
+        factory: str | None = None,
+        index: int | None = None,
+        from_block: int = 0,
     ) -> list[DeliveredEnvelope]:
-        """The ``CreditEnvelope`` logs sealed for ``bank`` (of ``factory``, of record ``index``), oldest
-        first, read from the node (no service involved)."""
-        filters: dict[str, Any] = {"bank": to_checksum_address(bank)}
+        """The ``CreditEnvelope`` logs sealed under ``consent_ids`` (every envelope when None; of
+        ``factory``, of record ``index``), oldest first, read from the node (no service involved). A bank
+        passes the ids of the consents it holds the openings of."""
+        filters: dict[str, Any] = {}
+        if consent_ids is not None:
+            if not consent_ids:
+                return []
+            filters["consentId"] = [bytes(c) for c in consent_ids]
         if factory is not None:
             filters["factory"] = to_checksum_address(factory)
         if index is not None:
@@ -257,13 +302,13 @@ class CreditRegistryClient:
         event = self.contract.events.CreditEnvelope()
         found = self.chain.request(
             lambda: event.get_logs(from_block=from_block, to_block="latest", argument_filters=filters),
-            context=f"CreditEnvelope logs of {bank}",
+            context="CreditEnvelope logs",
         )
         ordered = sorted(found, key=lambda log: (log["blockNumber"], log["logIndex"]))
         return [
             DeliveredEnvelope(
                 factory=to_checksum_address(log["args"]["factory"]),
-                bank=to_checksum_address(log["args"]["bank"]),
+                consent_id=bytes(log["args"]["consentId"]),
                 index=int(log["args"]["index"]),
                 oracle=to_checksum_address(log["args"]["oracle"]),
                 ciphertext=bytes(log["args"]["ciphertext"]),
@@ -319,32 +364,76 @@ class CreditRegistryClient:
 
     # --- consent
 
-    def grant_consent(self, factory: LocalAccount, bank: str, *, expires_at: int) -> TxResult:
-        """Grant (or renew) ``bank`` consent until ``expires_at`` (Unix seconds), as the factory."""
-        fn = self.contract.functions.grantConsent(to_checksum_address(bank), expires_at)
-        return self.chain.transact(fn, factory)
+    def grant_consent(
+        self, factory: LocalAccount, bank: str, *, expires_at: int, salt: bytes | None = None
+    ) -> ConsentGrant:
+        """Grant ``bank`` consent until ``expires_at`` (Unix seconds), as the factory, under a fresh
+        consent id (or the one of ``salt``: renewing a consent the factory holds the opening of). Only
+        the id reaches the chain; the opening comes back to the caller, who keeps it."""
+        opening = (
+            new_consent(factory.address, bank)
+            if salt is None
+            else ConsentOpening(factory=factory.address, bank=bank, salt=salt)
+        )
+        return ConsentGrant(
+            opening=opening, result=self.grant_consent_id(factory, opening.consent_id, expires_at=expires_at)
+        )
 
-    def revoke_consent(self, factory: LocalAccount, bank: str) -> TxResult:
-        return self.chain.transact(self.contract.functions.revokeConsent(to_checksum_address(bank)), factory)
+    def grant_consent_id(self, factory: LocalAccount, consent_id: bytes, *, expires_at: int) -> TxResult:
+        """``grantConsent(consentId, expiresAt)`` as the factory (the id made by :func:`consent_id`)."""
+        return self.chain.transact(self.grant_call(consent_id, expires_at), factory)
 
-    def has_consent(self, factory: str, bank: str, *, block: BlockIdentifier = "latest") -> bool:
-        fn = self.contract.functions.hasConsent(to_checksum_address(factory), to_checksum_address(bank))
+    def grant_call(self, consent_id: bytes, expires_at: int) -> ContractFunction:
+        """The ``grantConsent`` call (to send, estimate or prepare for the factory to sign)."""
+        return self.contract.functions.grantConsent(_consent_bytes(consent_id), expires_at)
+
+    def revoke_call(self, consent_id: bytes) -> ContractFunction:
+        """The ``revokeConsent`` call (to send, estimate or prepare for the factory to sign)."""
+        return self.contract.functions.revokeConsent(_consent_bytes(consent_id))
+
+    def revoke_consent(self, factory: LocalAccount, consent: bytes | ConsentOpening) -> TxResult:
+        """Revoke the factory's standing consent (by its id or its opening)."""
+        cid = consent.consent_id if isinstance(consent, ConsentOpening) else consent
+        return self.chain.transact(self.revoke_call(cid), factory)
+
+    def consent_stands(self, consent_id: bytes, *, block: BlockIdentifier = "latest") -> bool:
+        """Whether consent ``consent_id`` stands on chain (granted, not revoked, not expired); it says
+        nothing of the bank: see :meth:`consent_standing` for an opening."""
+        fn = self.contract.functions.consentStands(_consent_bytes(consent_id))
         return bool(self.chain.call(fn, block=block))
 
-    def consent_of(self, factory: str, bank: str) -> Consent:
-        f, b = to_checksum_address(factory), to_checksum_address(bank)
-        granted_at, expires_at, revoked_at = self.chain.call(self.contract.functions.consentOf(f, b))
-        return Consent(factory=f, bank=b, granted_at=granted_at, expires_at=expires_at, revoked_at=revoked_at)
+    def consent_of(self, consent_id: bytes, *, block: BlockIdentifier = "latest") -> Consent:
+        """The consent ``consent_id`` as recorded (all zero when never granted)."""
+        cid = _consent_bytes(consent_id)
+        factory, granted_at, expires_at, revoked_at = self.chain.call(
+            self.contract.functions.consentOf(cid), block=block
+        )
+        return Consent(
+            consent_id=cid,
+            factory=None if int(factory, 16) == 0 else to_checksum_address(factory),
+            granted_at=granted_at,
+            expires_at=expires_at,
+            revoked_at=revoked_at,
+        )
 
-    def consented_banks(self, factory: str) -> list[str]:
-        """Every bank ``factory`` ever granted consent to (lapsed ones included)."""
-        fn = self.contract.functions.consentedBanks(to_checksum_address(factory))
-        return [to_checksum_address(a) for a in self.chain.call(fn)]
+    def consent_standing(self, opening: ConsentOpening, *, block: BlockIdentifier = "latest") -> Consent:
+        """The chain's record of ``opening``'s consent id, checked to be the opening's factory's (a
+        consent never granted comes back all zero, with ``factory`` None).
 
-    def consented_factories(self, bank: str) -> list[str]:
-        """Every factory that ever granted ``bank`` consent (lapsed ones included)."""
-        fn = self.contract.functions.consentedFactories(to_checksum_address(bank))
-        return [to_checksum_address(a) for a in self.chain.call(fn)]
+        @raise InvalidConsentOpening when another factory granted that id (the opening is not its).
+        """
+        consent = self.consent_of(opening.consent_id, block=block)
+        if consent.factory is not None and consent.factory != opening.factory:
+            raise InvalidConsentOpening(
+                f"consent id {opening.consent_id_hex} was granted by {consent.factory}, not by "
+                f"{opening.factory}"
+            )
+        return consent
+
+    def consent_ids_of(self, factory: str) -> list[bytes]:
+        """Every consent id ``factory`` ever granted, in first-grant order (lapsed ones included)."""
+        fn = self.contract.functions.consentIdsOf(to_checksum_address(factory))
+        return [bytes(c) for c in self.chain.call(fn)]
 
     # --- access log
 
@@ -387,6 +476,13 @@ class CreditRegistryClient:
 
     def admission_gate(self) -> str:
         return to_checksum_address(self.chain.call(self.contract.functions.admissionGate()))
+
+
+def _consent_bytes(consent_id: bytes) -> bytes:
+    raw = bytes(consent_id)
+    if len(raw) != 32:
+        raise InvalidConsentOpening(f"a consent id is 32 bytes, got {len(raw)}")
+    return raw
 
 
 def _record(factory: str, index: int, t: tuple[Any, ...]) -> CreditRecord:

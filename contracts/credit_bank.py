@@ -1,9 +1,11 @@
 """A bank's side of sealed credit records, from its own node: no service involved.
 
-* :func:`seal_for_bank` (the oracle's side): an opening encrypted to a bank's registered key, bound to
-  the chain, registry, factory, bank and record commitment.
-* :func:`read_bank_records`: every envelope sealed for the bank (``CreditEnvelope`` logs), opened with
-  the bank's key and checked against the record's commitment on chain.
+* :func:`seal_for_bank` (the oracle's side): an opening encrypted to the registered key of the bank a
+  consent's opening names, bound to the chain, registry, factory, bank and record commitment, and
+  addressed on chain by the consent id only.
+* :func:`read_bank_records`: every envelope sealed for the bank (``CreditEnvelope`` logs under the
+  consent ids whose openings the bank holds, from ``GET /v1/bank/factories``; or, without them, every
+  envelope on chain tried with the bank's key), opened and checked against the record's commitment.
 * :func:`verify_record`: a record the bank holds (from the service, a loan file...) checked against the
   commitment; a mismatch names the field, hidden fields against the bank's own envelope when the bank's
   key is given (:class:`~contracts.credit_record.CreditRecordMismatch`).
@@ -11,14 +13,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
 
 from contracts.chain import TxResult
 from contracts.credit import CreditRecord, CreditRegistryClient, DeliveredEnvelope, Envelope
+from contracts.credit_consent import ConsentOpening, InvalidConsentOpening
 from contracts.credit_envelope import EnvelopeError, envelope_aad, open_envelope, public_key_of, seal
 from contracts.credit_record import CreditOpening, CreditRecordMismatch, InvalidOpening, check_opening
 from contracts.errors import ContractRevert
@@ -53,8 +56,17 @@ def register_bank_key(client: CreditRegistryClient, account: LocalAccount) -> Tx
     return client.register_envelope_key(account, public_key_of(bytes(account.key)))
 
 
-def seal_for_bank(client: CreditRegistryClient, opening: CreditOpening, bank: str) -> Envelope:
-    """``opening`` encrypted to ``bank``'s registered key; :class:`EnvelopeError` when it has none."""
+def seal_for_bank(client: CreditRegistryClient, opening: CreditOpening, consent: ConsentOpening) -> Envelope:
+    """``opening`` encrypted to the registered key of the bank ``consent`` names, addressed by its
+    consent id; :class:`EnvelopeError` when the bank has no key, :class:`InvalidConsentOpening` when the
+    consent is another factory's. Whether the consent stands and the bank is admitted is the caller's to
+    check (the contract checks the standing again)."""
+    if consent.factory != opening.factory:
+        raise InvalidConsentOpening(
+            f"the consent is {consent.factory}'s, the record {opening.factory}'s: seal under the "
+            "factory's own consent"
+        )
+    bank = consent.bank
     key = client.envelope_key_of(bank)
     if key is None:
         raise EnvelopeError(
@@ -63,15 +75,17 @@ def seal_for_bank(client: CreditRegistryClient, opening: CreditOpening, bank: st
         )
     aad = envelope_aad(client.chain.chain_id, client.address, opening.factory, bank, opening.commitment())
     plain = CreditOpening.from_json_obj({**opening.to_json_obj(), "index": None}).to_bytes()
-    return Envelope(bank=to_checksum_address(bank), ciphertext=seal(plain, key, aad))
+    return Envelope(consent_id=consent.consent_id, ciphertext=seal(plain, key, aad))
 
 
 def open_delivered(
     client: CreditRegistryClient, env: DeliveredEnvelope, bank_key: bytes
 ) -> tuple[CreditRecord, CreditOpening]:
-    """Open one delivered envelope and check it against its record on chain (raises when it fails)."""
+    """Open one delivered envelope with the bank's key and check it against its record on chain (raises
+    when it fails: :class:`EnvelopeError` when it was not sealed for this bank)."""
+    bank = Account.from_key(bank_key).address
     record = client.record_at_by(env.factory, env.oracle, env.index)
-    aad = envelope_aad(client.chain.chain_id, client.address, env.factory, env.bank, record.record_commitment)
+    aad = envelope_aad(client.chain.chain_id, client.address, env.factory, bank, record.record_commitment)
     opening = CreditOpening.from_bytes(open_envelope(env.ciphertext, bank_key, aad))
     opening = opening.located(oracle=env.oracle, index=env.index)
     check_opening(opening, record)
@@ -79,16 +93,37 @@ def open_delivered(
 
 
 def read_bank_records(
-    client: CreditRegistryClient, bank_key: bytes, *, factory: str | None = None, from_block: int = 0
+    client: CreditRegistryClient,
+    bank_key: bytes,
+    *,
+    consents: Sequence[ConsentOpening] | None = None,
+    factory: str | None = None,
+    from_block: int = 0,
 ) -> list[OpenedRecord]:
-    """Every envelope sealed for the bank of ``bank_key`` (of ``factory``), opened and verified."""
+    """Every envelope sealed for the bank of ``bank_key`` (of ``factory``), opened and verified.
+
+    With ``consents`` (the openings the bank holds, e.g. from ``GET /v1/bank/factories``), the envelopes
+    under their ids, each reported (a failure too). Without them, every envelope on chain is tried with
+    the bank's key and those that open are the bank's (the others, sealed for other banks, are skipped
+    unreported: the bank cannot tell them from damaged ones).
+
+    @raise InvalidConsentOpening when a consent names another bank than ``bank_key``'s
+    """
     bank = Account.from_key(bank_key).address
+    ids: list[bytes] | None = None
+    if consents is not None:
+        for c in consents:
+            if c.bank != bank:
+                raise InvalidConsentOpening(f"consent {c.consent_id_hex} is to {c.bank}, not to {bank}")
+        ids = [c.consent_id for c in consents]
     out: list[OpenedRecord] = []
-    for env in client.envelopes_for(bank, factory=factory, from_block=from_block):
+    for env in client.envelopes_for(ids, factory=factory, from_block=from_block):
         record = client.record_at_by(env.factory, env.oracle, env.index)
         try:
             _, opening = open_delivered(client, env, bank_key)
         except (EnvelopeError, InvalidOpening, CreditRecordMismatch) as e:
+            if ids is None:
+                continue
             out.append(OpenedRecord(envelope=env, record=record, opening=None, problem=f"{e.code}: {e}"))
             continue
         out.append(OpenedRecord(envelope=env, record=record, opening=opening, problem=None))
@@ -147,8 +182,8 @@ def verify_record(
 def _own_envelope(
     client: CreditRegistryClient, record: CreditRecord, bank_key: bytes
 ) -> CreditOpening | None:
-    bank = Account.from_key(bank_key).address
-    for env in client.envelopes_for(bank, factory=record.factory, index=record.index):
+    # envelopes name no bank: the one of this record that opens with the bank's key is its own
+    for env in client.envelopes_for(None, factory=record.factory, index=record.index):
         if env.oracle != record.oracle:
             continue
         try:

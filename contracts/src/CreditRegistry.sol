@@ -24,11 +24,14 @@ import {IAdmissionGate} from "./IAdmissionGate.sol";
  * that bank's secp256k1 account key (ECIES; the bank registers its public key once,
  * {registerEnvelopeKey}, and the contract checks that the key is the caller's own). The oracle hands the
  * envelopes in with the record ({publishRecord}) or later, to a bank consented since
- * ({deliverEnvelopes}); each is emitted as a {CreditEnvelope} log, indexed by factory, bank and record,
- * so a bank reads and opens its records from its own node. An envelope goes only to a bank with a
- * standing consent and a registered key: once a factory revokes, no new envelope reaches that bank.
- * Revocation cannot take back envelopes already delivered (they stay in the chain's logs, readable by
- * the bank's key), nor what the bank learnt from them.
+ * ({deliverEnvelopes}). An envelope is addressed by consent id, never by bank: each is emitted as a
+ * {CreditEnvelope} log indexed by factory, consent id and record, and a bank finds its own by the
+ * consent ids it holds the openings of (or by trying its key on each). The contract checks that the
+ * consent id is one of the factory's and stands now; it cannot check which bank it names, nor that the
+ * bank registered a key: the oracle, which holds the consent's opening, checks both off chain before it
+ * seals (and seals to the key of the bank the opening names). Once a factory revokes, no new envelope is
+ * accepted under that consent id. Revocation cannot take back envelopes already delivered (they stay in
+ * the chain's logs, readable by the bank's key), nor what the bank learnt from them.
  *
  * One oracle per factory. Each factory is bound to one oracle ({oracleOf}): the first admitted oracle
  * to publish for a factory is bound to it, and from then on only that oracle publishes the factory's
@@ -38,13 +41,21 @@ import {IAdmissionGate} from "./IAdmissionGate.sol";
  * oracle: {recordCount}, {recordAt}, {currentRecord} and {isCurrentValid} read the bound oracle's,
  * and {recordCountBy} / {recordAtBy} let a reader choose any oracle's.
  *
- * Consent. A factory (admitted for {CONSENT_ACTION}) grants a bank (admitted for {QUERY_ACTION})
- * consent to read its records until `expiresAt` (exclusive), and may revoke it at any time; granting
- * again replaces the expiry (and lifts a revocation). {hasConsent} holds only while the consent is
- * granted, not revoked, not expired, and the bank is still admitted. Revoking needs no admission: a
- * suspended factory can still withdraw its consent. The enumerations ({consentedBanks},
- * {consentedFactories}) list every pair ever granted, lapsed ones included: they filter nothing, ask
- * {hasConsent} for the standing.
+ * Consent, as salted commitments (issue 14: the chain does not publish who banks with whom). A consent
+ * is keyed by its consent id, `keccak256(abi.encode(factory, bank, salt))` with a fresh 256-bit salt
+ * ({consentIdOf}; docs/credit-commitments.md). The bank's address never reaches the chain: not in
+ * calldata, storage nor logs. A factory (admitted for {CONSENT_ACTION}) grants a consent id
+ * ({grantConsent}) until `expiresAt` (exclusive) and may revoke it at any time ({revokeConsent}); granting
+ * the same id again replaces the expiry (and lifts a revocation). A consent id belongs to the factory
+ * that granted it first. {consentStands} holds while the consent is granted, not revoked and not expired.
+ * Revoking needs no admission: a suspended factory can still withdraw its consent.
+ *
+ * What the contract cannot check with the bank hidden: that the id opens to a bank at all, and that the
+ * bank is admitted for {QUERY_ACTION}. Those checks happen where the bank is known, against the opening
+ * (factory, bank, salt): the service when it prepares a grant, the oracle before it seals an envelope
+ * under a consent id, and the service at every read of a bank (it asks the admission gate then). A
+ * member's node shows only that a factory has N consent ids and when each was granted, renewed and
+ * revoked, not to whom.
  *
  * Access log. The service logs every bank query off chain and anchors the log in batches, like
  * readings: a Merkle root, the number of entries, and the window (Unix ms) they cover. Batches are
@@ -58,7 +69,9 @@ contract CreditRegistry is AccessControlDefaultAdminRules {
     bytes32 public constant PUBLISH_ACTION = keccak256("supet.credit.publish");
     /// @notice The action asked of the admission gate before a factory grants consent.
     bytes32 public constant CONSENT_ACTION = keccak256("supet.consent.grant");
-    /// @notice The action a bank must be admitted for to be granted (and to keep) consent.
+    /// @notice The action a bank must be admitted for to read a factory's records. The contract does not
+    /// ask it (the bank is hidden behind the consent id): the service and the oracle ask the gate where the
+    /// consent's opening names the bank.
     bytes32 public constant QUERY_ACTION = keccak256("supet.credit.query");
     /// @notice The role that anchors batches of the bank-query access log.
     bytes32 public constant ACCESS_LOG_ANCHOR_ROLE = keccak256("supet.role.access-log-anchor");
@@ -82,14 +95,17 @@ contract CreditRegistry is AccessControlDefaultAdminRules {
         uint64 publishedAt;
     }
 
-    /// @notice A record (with its salt) encrypted to `bank`'s registered key (ECIES, see the docs).
+    /// @notice A record (with its salt) encrypted to the registered key of the bank behind `consentId`
+    /// (ECIES, see the docs); the bank itself is not named.
     struct Envelope {
-        address bank;
+        bytes32 consentId;
         bytes ciphertext;
     }
 
-    /// @notice A factory's consent to a bank (Unix seconds; `revokedAt` zero unless revoked since the last grant).
+    /// @notice A consent as the chain holds it: the factory that granted it and its times (Unix seconds;
+    /// `revokedAt` zero unless revoked since the last grant); the bank is behind the consent id.
     struct Consent {
+        address factory;
         uint64 grantedAt;
         uint64 expiresAt;
         uint64 revokedAt;
@@ -107,9 +123,8 @@ contract CreditRegistry is AccessControlDefaultAdminRules {
 
     mapping(address factory => mapping(address oracle => CreditRecord[])) private _records;
     mapping(address factory => address oracle) private _oracleOf;
-    mapping(address factory => mapping(address bank => Consent)) private _consents;
-    mapping(address factory => address[]) private _banksOf;
-    mapping(address bank => address[]) private _factoriesOf;
+    mapping(bytes32 consentId => Consent) private _consents;
+    mapping(address factory => bytes32[]) private _consentIdsOf;
     AccessLogBatch[] private _batches;
     mapping(bytes32 root => uint256 index) private _batchOf;
     IAdmissionGate private _gate;
@@ -137,12 +152,14 @@ contract CreditRegistry is AccessControlDefaultAdminRules {
     error CreditRegistryZeroOracle();
     /// @notice The factory has `count` records; there is none at `index`.
     error CreditRegistryNoRecordAt(address factory, uint256 index, uint256 count);
-    /// @notice Consent cannot be granted to the zero address or to the factory itself.
-    error CreditRegistryInvalidBank(address bank);
+    /// @notice A consent id cannot be zero.
+    error CreditRegistryZeroConsentId();
+    /// @notice Consent id `consentId` belongs to `owner`, another factory than `caller`.
+    error CreditRegistryConsentIdTaken(bytes32 consentId, address owner, address caller);
     /// @notice A consent's `expiresAt` must be after the block time `nowSeconds`.
     error CreditRegistryExpiryInPast(uint64 expiresAt, uint256 nowSeconds);
-    /// @notice The factory has no standing consent to the bank (never granted, revoked, or expired).
-    error CreditRegistryNoStandingConsent(address factory, address bank);
+    /// @notice `factory` has no standing consent `consentId` (not its own, never granted, revoked, or expired).
+    error CreditRegistryNoStandingConsent(address factory, bytes32 consentId);
     /// @notice An access-log root cannot be zero.
     error CreditRegistryZeroRoot();
     /// @notice This access-log root was anchored already, as batch `index`.
@@ -151,13 +168,11 @@ contract CreditRegistry is AccessControlDefaultAdminRules {
     error CreditRegistryZeroCount();
     /// @notice An access-log window ends before it starts.
     error CreditRegistryInvalidWindow(uint64 fromMs, uint64 toMs);
-    /// @notice An envelope may go only to a bank `factory` consents to now (granted, not revoked, not
-    /// expired, the bank admitted).
-    error CreditRegistryEnvelopeWithoutConsent(address factory, address bank);
-    /// @notice `bank` registered no envelope key ({registerEnvelopeKey}): nothing can be encrypted to it.
-    error CreditRegistryNoEnvelopeKey(address bank);
-    /// @notice An envelope's ciphertext is 1 to {MAX_ENVELOPE_BYTES} bytes; `bank`'s is `size`.
-    error CreditRegistryEnvelopeSize(address bank, uint256 size);
+    /// @notice An envelope may go only under a consent id of `factory` that stands now (granted by
+    /// `factory`, not revoked, not expired).
+    error CreditRegistryEnvelopeWithoutConsent(address factory, bytes32 consentId);
+    /// @notice An envelope's ciphertext is 1 to {MAX_ENVELOPE_BYTES} bytes; the one under `consentId` is `size`.
+    error CreditRegistryEnvelopeSize(bytes32 consentId, uint256 size);
     /// @notice Only the oracle that published `factory`'s record (its bound oracle `oracle`) delivers its envelopes.
     error CreditRegistryNotRecordOracle(address factory, address caller, address oracle);
     /// @notice An envelope key is the caller's own 64-byte uncompressed secp256k1 public key (no 0x04 prefix).
@@ -175,18 +190,19 @@ contract CreditRegistry is AccessControlDefaultAdminRules {
         bytes32 analyticsCommitment,
         address indexed oracle
     );
-    /// @notice Record `index` of `factory` (from `oracle`), encrypted to `bank`'s registered key.
+    /// @notice Record `index` of `factory` (from `oracle`), encrypted to the key of the bank behind
+    /// `consentId` (the bank is not named).
     event CreditEnvelope(
-        address indexed factory, address indexed bank, uint256 indexed index, address oracle, bytes ciphertext
+        address indexed factory, bytes32 indexed consentId, uint256 indexed index, address oracle, bytes ciphertext
     );
     /// @notice `account` registered `publicKey` (64 bytes) for the envelopes encrypted to it.
     event EnvelopeKeyRegistered(address indexed account, bytes publicKey);
     /// @notice `factory` is bound to `oracle` (was `previous`; zero on the first binding), by `by`.
     event FactoryOracleSet(address indexed factory, address indexed previous, address indexed oracle, address by);
-    /// @notice `factory` granted (or renewed) consent to `bank` until `expiresAt` (Unix seconds).
-    event ConsentGranted(address indexed factory, address indexed bank, uint64 expiresAt);
-    /// @notice `factory` revoked its consent to `bank`.
-    event ConsentRevoked(address indexed factory, address indexed bank);
+    /// @notice `factory` granted (or renewed) consent `consentId` until `expiresAt` (Unix seconds).
+    event ConsentGranted(address indexed factory, bytes32 indexed consentId, uint64 expiresAt);
+    /// @notice `factory` revoked its consent `consentId`.
+    event ConsentRevoked(address indexed factory, bytes32 indexed consentId);
     /// @notice Access-log batch `index` was anchored: `count` entries from `fromMs` to `toMs` (Unix ms).
     event AccessLogAnchored(uint256 indexed index, bytes32 root, uint32 count, uint64 fromMs, uint64 toMs);
     /// @notice The admission gate changed.
@@ -240,7 +256,7 @@ contract CreditRegistry is AccessControlDefaultAdminRules {
      * @param validUntil Unix seconds the record is valid until (exclusive); after the block time.
      * @param modelVersion The model that computed the record; not zero.
      * @param analyticsCommitment The keccak commitment of the analytics result behind the record; not zero.
-     * @param envelopes The record encrypted to each bank with a standing consent and a registered key
+     * @param envelopes The record encrypted to the bank behind each standing consent id of `factory`
      * (see {deliverEnvelopes} for the checks); may be empty.
      * @return index The record's index in the factory's history from this oracle (0-based).
      */
@@ -280,13 +296,14 @@ contract CreditRegistry is AccessControlDefaultAdminRules {
 
     /**
      * @notice Deliver envelopes of record `index` of `factory` (from its bound oracle), e.g. to a bank the
-     * factory consented to after the record was published; by that oracle. Each envelope's bank must
-     * have a standing consent from `factory` ({hasConsent}) and a registered key ({envelopeKeyOf}), and
-     * its ciphertext is 1 to {MAX_ENVELOPE_BYTES} bytes. The contract cannot read the ciphertext: the bank
-     * checks what it opens against `recordCommitment`.
+     * factory consented to after the record was published; by that oracle. Each envelope names a consent
+     * id of `factory` that stands now ({consentStands}), and its ciphertext is 1 to {MAX_ENVELOPE_BYTES}
+     * bytes. The contract sees neither the bank nor the ciphertext's content: the oracle checks the
+     * consent's opening (that it opens the id, that the bank it names is admitted for {QUERY_ACTION} and
+     * registered a key) before it seals, and the bank checks what it opens against `recordCommitment`.
      * @param factory The factory.
      * @param index The record, in the bound oracle's history of `factory`.
-     * @param envelopes One per bank.
+     * @param envelopes One per consent id.
      */
     function deliverEnvelopes(address factory, uint256 index, Envelope[] calldata envelopes) external {
         address bound = _oracleOf[factory];
@@ -358,48 +375,61 @@ contract CreditRegistry is AccessControlDefaultAdminRules {
     // ------------------------------------------------------------------ consent
 
     /**
-     * @notice Grant (or renew) consent for `bank` to read the caller's records until `expiresAt`; the
-     * caller is the factory (admitted for {CONSENT_ACTION}), the bank must be admitted for {QUERY_ACTION}.
-     * @param bank The bank; neither zero nor the caller.
+     * @notice Grant (or renew) consent `consentId` until `expiresAt`; by the factory (admitted for
+     * {CONSENT_ACTION}). The id commits to the bank with a fresh salt ({consentIdOf}); the bank is not
+     * checked here (it is hidden): the service checks the opening and the bank's admission where the bank
+     * is known. Granting an id again (by its factory) replaces the expiry and lifts a revocation.
+     * @param consentId `keccak256(abi.encode(factory, bank, salt))`; not zero, not another factory's.
      * @param expiresAt Unix seconds the consent lapses at; after the block time.
      */
-    function grantConsent(address bank, uint64 expiresAt) external {
+    function grantConsent(bytes32 consentId, uint64 expiresAt) external {
         _requireAdmitted(msg.sender, CONSENT_ACTION);
-        if (bank == address(0) || bank == msg.sender) revert CreditRegistryInvalidBank(bank);
-        _requireAdmitted(bank, QUERY_ACTION);
+        if (consentId == bytes32(0)) revert CreditRegistryZeroConsentId();
+        address owner = _consents[consentId].factory;
+        if (owner != address(0) && owner != msg.sender) {
+            revert CreditRegistryConsentIdTaken(consentId, owner, msg.sender);
+        }
         if (expiresAt <= block.timestamp) revert CreditRegistryExpiryInPast(expiresAt, block.timestamp);
-        _grant(msg.sender, bank, expiresAt);
+        _grant(msg.sender, consentId, expiresAt);
     }
 
     /**
-     * @notice Revoke the caller's standing consent to `bank`; by the factory, at will (no admission asked).
-     * @param bank The bank.
+     * @notice Revoke the caller's standing consent `consentId`; by the factory that granted it, at will
+     * (no admission asked).
+     * @param consentId The consent id.
      */
-    function revokeConsent(address bank) external {
-        Consent storage c = _consents[msg.sender][bank];
-        if (!_standing(c)) revert CreditRegistryNoStandingConsent(msg.sender, bank);
+    function revokeConsent(bytes32 consentId) external {
+        Consent storage c = _consents[consentId];
+        if (c.factory != msg.sender || !_standing(c)) revert CreditRegistryNoStandingConsent(msg.sender, consentId);
         c.revokedAt = uint64(block.timestamp);
-        emit ConsentRevoked(msg.sender, bank);
+        emit ConsentRevoked(msg.sender, consentId);
     }
 
-    /// @notice Whether `bank` may read `factory`'s records now: granted, not revoked, not expired, admitted.
-    function hasConsent(address factory, address bank) external view returns (bool) {
-        return _hasConsent(factory, bank);
+    /**
+     * @notice Whether consent `consentId` stands now: granted, not revoked, not expired. It says nothing
+     * of the bank (hidden) nor of the bank's admission: check the opening and ask the gate off chain.
+     */
+    function consentStands(bytes32 consentId) external view returns (bool) {
+        return _standing(_consents[consentId]);
     }
 
-    /// @notice The consent as recorded (all zero if never granted); it filters nothing, see {hasConsent}.
-    function consentOf(address factory, address bank) external view returns (Consent memory) {
-        return _consents[factory][bank];
+    /// @notice The consent as recorded (all zero if never granted); it filters nothing, see {consentStands}.
+    function consentOf(bytes32 consentId) external view returns (Consent memory) {
+        return _consents[consentId];
     }
 
-    /// @notice Every bank `factory` ever granted consent to, in first-grant order (lapsed ones included).
-    function consentedBanks(address factory) external view returns (address[] memory) {
-        return _banksOf[factory];
+    /// @notice Every consent id `factory` ever granted, in first-grant order (lapsed ones included).
+    function consentIdsOf(address factory) external view returns (bytes32[] memory) {
+        return _consentIdsOf[factory];
     }
 
-    /// @notice Every factory that ever granted `bank` consent, in first-grant order (lapsed ones included).
-    function consentedFactories(address bank) external view returns (address[] memory) {
-        return _factoriesOf[bank];
+    /**
+     * @notice The consent id of `factory`'s consent to `bank` with `salt`: `keccak256(abi.encode(factory,
+     * bank, salt))`. A pure helper for parties that hold the opening (an `eth_call` leaves no trace on
+     * chain); never send the bank or the salt in a transaction.
+     */
+    function consentIdOf(address factory, address bank, bytes32 salt) external pure returns (bytes32) {
+        return keccak256(abi.encode(factory, bank, salt));
     }
 
     // ------------------------------------------------------------------ access log
@@ -485,34 +515,32 @@ contract CreditRegistry is AccessControlDefaultAdminRules {
         );
     }
 
-    /// @dev Emit each envelope of record `index` of `factory` after checking its bank's consent and key.
+    /// @dev Emit each envelope of record `index` of `factory` after checking that its consent id is one of
+    /// `factory`'s and stands (the bank behind it and its key are checked off chain, by the oracle).
     function _deliver(address factory, uint256 index, Envelope[] calldata envelopes) private {
         for (uint256 i = 0; i < envelopes.length; ++i) {
-            address bank = envelopes[i].bank;
+            bytes32 consentId = envelopes[i].consentId;
             uint256 size = envelopes[i].ciphertext.length;
-            if (!_hasConsent(factory, bank)) revert CreditRegistryEnvelopeWithoutConsent(factory, bank);
-            if (_envelopeKeys[bank].length == 0) revert CreditRegistryNoEnvelopeKey(bank);
-            if (size == 0 || size > MAX_ENVELOPE_BYTES) revert CreditRegistryEnvelopeSize(bank, size);
-            emit CreditEnvelope(factory, bank, index, msg.sender, envelopes[i].ciphertext);
+            Consent storage c = _consents[consentId];
+            if (c.factory != factory || !_standing(c)) {
+                revert CreditRegistryEnvelopeWithoutConsent(factory, consentId);
+            }
+            if (size == 0 || size > MAX_ENVELOPE_BYTES) revert CreditRegistryEnvelopeSize(consentId, size);
+            emit CreditEnvelope(factory, consentId, index, msg.sender, envelopes[i].ciphertext);
         }
     }
 
-    /// @dev Standing and the bank still admitted for {QUERY_ACTION}.
-    function _hasConsent(address factory, address bank) private view returns (bool) {
-        return _standing(_consents[factory][bank]) && _gate.isAdmitted(bank, QUERY_ACTION);
-    }
-
-    /// @dev Record `factory`'s consent to `bank` until `expiresAt`, listing the pair on its first grant.
-    function _grant(address factory, address bank, uint64 expiresAt) private {
-        Consent storage c = _consents[factory][bank];
+    /// @dev Record `factory`'s consent `consentId` until `expiresAt`, listing the id on its first grant.
+    function _grant(address factory, bytes32 consentId, uint64 expiresAt) private {
+        Consent storage c = _consents[consentId];
         if (c.grantedAt == 0) {
-            _banksOf[factory].push(bank);
-            _factoriesOf[bank].push(factory);
+            c.factory = factory;
+            _consentIdsOf[factory].push(consentId);
         }
         c.grantedAt = uint64(block.timestamp);
         c.expiresAt = expiresAt;
         c.revokedAt = 0;
-        emit ConsentGranted(factory, bank, expiresAt);
+        emit ConsentGranted(factory, consentId, expiresAt);
     }
 
     /// @dev Granted, not revoked since, and not expired.

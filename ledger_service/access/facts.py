@@ -30,6 +30,7 @@ from ledger_service.access.policy import (
     Resource,
 )
 from ledger_service.credit_desk import queries as finance_queries
+from ledger_service.credit_desk.consents import PairState, pair_standing
 from ledger_service.credit_desk.desk import QUERY_ACTION, desk_of
 from ledger_service.errors import LedgerError, NotFound
 from ledger_service.lots.timeline import resolve_lot
@@ -151,14 +152,16 @@ def bank_standing(service: LedgerService, bank: str, factory: str | None) -> Ban
         return BankStanding(admitted=False)
     if factory is None:
         return BankStanding(admitted=True)
-    if desk.credit.has_consent(factory, bank):
-        return BankStanding(admitted=True, consent=ConsentState.STANDING)
-    c = desk.credit.consent_of(factory, bank)
-    if c.ever_granted and c.revoked:
-        return BankStanding(admitted=True, consent=ConsentState.REVOKED)
-    if c.ever_granted and desk.head()[1] >= c.expires_at:
-        return BankStanding(admitted=True, consent=ConsentState.EXPIRED)
-    return BankStanding(admitted=True, consent=ConsentState.NEVER)
+    # the chain keys consents by salted ids and never names the bank: the service's openings say which
+    # ids are this bank's, the chain whether they stand
+    pair = pair_standing(desk.credit, desk.engine, factory, bank, now_s=desk.head()[1])
+    state = {
+        PairState.STANDING: ConsentState.STANDING,
+        PairState.REVOKED: ConsentState.REVOKED,
+        PairState.EXPIRED: ConsentState.EXPIRED,
+        PairState.NEVER: ConsentState.NEVER,
+    }[pair.state]
+    return BankStanding(admitted=True, consent=state)
 
 
 def _finance(data: Data) -> Callable[[LedgerService, Caller, Mapping[str, str]], Facts]:

@@ -1,8 +1,10 @@
 """Consent-gated credit queries and credit publishing, over the CreditRegistry and the access log.
 
 A bank's query is answered only while the caller is admitted for ``supet.credit.query`` (asked of the
-CreditRegistry's admission gate) AND ``hasConsent(factory, bank)`` holds, both read at one pinned
-block. Every attempt of an admitted bank, answered or refused, is written to the access log (and
+CreditRegistry's admission gate) AND one of the factory's consents to that bank stands on chain: the
+chain keys consents by a salted consent id and never names the bank, so the service joins the
+openings it keeps (:mod:`ledger_service.credit_desk.consents`) with the chain's standing of their
+ids. Every attempt of an admitted bank, answered or refused, is written to the access log (and
 committed) *before* the answer or the refusal leaves: :meth:`FinanceDesk.gate` does both. An attempt
 of a party not admitted as a bank at all is refused and counted in the bounded, non-anchored
 :class:`~ledger_service.credit_desk.access_log.RefusalTally` instead (committed before the refusal
@@ -11,11 +13,12 @@ leaves too): any key can sign in, so its attempts must not grow the factory's an
 Publishing (the analytics oracle): :func:`assess_profile` assesses a published profile with the
 packaged scorecard, commits the assessment to the profile's commitment, and
 :meth:`FinanceDesk.publish` stores the assessment (``analytics_results``, kind ``credit``), makes the
-record with a fresh salt and keeps it (:mod:`ledger_service.credit_desk.sealing`), seals it for every
-consented bank with an envelope key, and sends ``publishRecord`` (the record's commitment, no figure,
-and the envelopes) signed by the oracle's own key (a :class:`LocalAccount` in Python; over HTTP the
-oracle signs the prepared transaction and the service relays exactly that one).
-:meth:`FinanceDesk.deliver_envelopes` seals the current record for banks consented since.
+record with a fresh salt and keeps it (:mod:`ledger_service.credit_desk.sealing`), seals it under every
+standing consent whose bank is admitted and has an envelope key, and sends ``publishRecord`` (the
+record's commitment, no figure, and the envelopes) signed by the oracle's own key (a
+:class:`LocalAccount` in Python; over HTTP the oracle signs the prepared transaction and the service
+relays exactly that one).
+:meth:`FinanceDesk.deliver_envelopes` seals the current record under consents granted since.
 """
 
 from __future__ import annotations
@@ -46,6 +49,13 @@ from finance.errors import CreditModelError
 from ledger_service.analytics_store.publish import list_published, load_published
 from ledger_service.anchoring.access_log import AccessLogAnchorer
 from ledger_service.credit_desk.access_log import AccessLogBook, RefusalTally
+from ledger_service.credit_desk.consents import (
+    PairState,
+    consent_json,
+    openings_of_bank,
+    pair_standing,
+    standing_openings,
+)
 from ledger_service.credit_desk.errors import (
     AccessRefused,
     FinanceNotDeployed,
@@ -216,28 +226,28 @@ class FinanceDesk:
         return record_json(record, opening, now_s=now_s, why=why)
 
     def consent_refusal(self, factory: str, bank: str, *, now_s: int) -> AccessRefused | None:
-        """``None`` while ``hasConsent(factory, bank)`` holds; else why not, as the refusal to give."""
-        if self.credit.has_consent(factory, bank):
+        """``None`` while one of ``factory``'s consents to ``bank`` stands on chain; else why not, as the
+        refusal to give (the bank's admission is :meth:`require_bank`'s)."""
+        pair = pair_standing(self.credit, self.engine, factory, bank, now_s=now_s)
+        c = pair.consent
+        if pair.state is PairState.STANDING:
             return None
-        c = self.credit.consent_of(factory, bank)
-        if not c.ever_granted:
-            return AccessRefused(
-                f"{factory} has not granted {bank} consent to read its credit data; ask the factory to "
-                "grant it (CreditRegistry.grantConsent)",
-                code="finance.no_consent",
-            )
-        if c.revoked:
+        if pair.state is PairState.REVOKED and c is not None:
             return AccessRefused(
                 f"{factory} revoked its consent to {bank} at {c.revoked_at} (Unix s); ask it to grant again",
                 code="finance.no_consent",
             )
-        if now_s >= c.expires_at:
+        if pair.state is PairState.EXPIRED and c is not None:
             return AccessRefused(
                 f"{factory}'s consent to {bank} expired at {c.expires_at} (Unix s, chain time {now_s}); ask "
                 "the factory to renew it",
                 code="finance.consent_expired",
             )
-        return AccessRefused(f"{bank} may not read {factory}'s credit data now", code="finance.no_consent")
+        return AccessRefused(
+            f"{factory} has not granted {bank} consent to read its credit data; ask the factory to grant it "
+            "(POST /v1/consents/prepare, or CreditRegistry.grantConsent and POST /v1/consents/openings)",
+            code="finance.no_consent",
+        )
 
     # -------------------------------------------------------------- the gate
 
@@ -280,21 +290,30 @@ class FinanceDesk:
     # -------------------------------------------------------------- bank reads (after the gate)
 
     def bank_factories(self, bank: str) -> list[dict[str, Any]]:
-        """Factories with a standing consent to ``bank`` and their current record (each logged)."""
+        """Factories with a standing consent to ``bank`` and their current record (each logged), with
+        the consents' openings (consent id and salt): the bank finds its envelopes on chain by them."""
         self.require_bank(bank, "factories", None)
         self.log(bank, None, "factories", ANSWERED)  # the listing itself, whatever it finds
         _, now_s = self.head()
-        out = []
-        for factory in self.credit.consented_factories(bank):
-            if not self.credit.has_consent(factory, bank):
+        standing: dict[str, list[dict[str, Any]]] = {}
+        for opening in openings_of_bank(self.engine, bank):
+            pair = pair_standing(self.credit, self.engine, opening.factory, bank, now_s=now_s)
+            if pair.state is not PairState.STANDING or opening.factory in standing:
                 continue
+            standing[opening.factory] = [
+                consent_json(o, c, now_s=now_s)
+                for o, c in standing_openings(self.credit, self.engine, opening.factory, now_s=now_s)
+                if o.bank == to_checksum_address(bank)
+            ]
+        out = []
+        for factory, consents in standing.items():
             self.log(bank, factory, "factories", ANSWERED)
-            consent = self.credit.consent_of(factory, bank)
             record = self.current_record(factory)
             out.append(
                 {
                     "factory": factory,
-                    "consent_expires_at": consent.expires_at,
+                    "consent_expires_at": max(int(c["expires_at"] or 0) for c in consents),
+                    "consents": consents,
                     "record": self.served(record, now_s=now_s) if record else None,
                 }
             )
@@ -337,7 +356,7 @@ class FinanceDesk:
             self.engine, factory, profile_commitment, price=price, revenue=revenue, currency=currency
         )
         _, now_s = self.head()
-        opening, envelopes, skipped = self.seal(
+        opening, envelopes, sealed_for, skipped = self.seal(
             assessment,
             commitment,
             factory=factory,
@@ -354,7 +373,7 @@ class FinanceDesk:
             commitment=commitment,
             record=record,
             opening=opening.located(oracle=record.oracle, index=record.index),
-            sealed_for=tuple(e.bank for e in envelopes),
+            sealed_for=tuple(sealed_for),
             skipped=skipped,
             tx_hash=str(tx.tx_hash),
         )
@@ -368,18 +387,29 @@ class FinanceDesk:
         oracle: str,
         valid_until: int,
         salt: bytes | None = None,
-    ) -> tuple[CreditOpening, list[Envelope], dict[str, str]]:
-        """The record of ``assessment`` (fresh salt unless given) and its envelopes for the banks with a
-        standing consent and a key; the consented banks skipped, with why."""
+    ) -> tuple[CreditOpening, list[Envelope], list[str], dict[str, str]]:
+        """The record of ``assessment`` (fresh salt unless given), its envelopes under the factory's
+        standing consents whose banks are admitted and have a key, the banks sealed for, and the
+        consented banks skipped, with why."""
         opening = opening_of(
             assessment, commitment, factory=factory, oracle=oracle, valid_until=valid_until, salt=salt
         )
-        envelopes, skipped = seal_for_consented(self.credit, opening)
-        return opening, envelopes, skipped
+        envelopes, sealed_for, skipped = self.seal_opening(opening)
+        return opening, envelopes, sealed_for, skipped
+
+    def seal_opening(self, opening: CreditOpening) -> tuple[list[Envelope], list[str], dict[str, str]]:
+        """Envelopes of ``opening`` under each standing consent of its factory the service holds the
+        opening of, whose bank is admitted for ``supet.credit.query`` (asked here: the contract cannot)."""
+        _, now_s = self.head()
+        consents = [o for o, _ in standing_openings(self.credit, self.engine, opening.factory, now_s=now_s)]
+        return seal_for_consented(
+            self.credit, opening, consents, admitted=lambda bank: self.admitted(bank, QUERY_ACTION)
+        )
 
     def deliver_envelopes(self, oracle: LocalAccount, factory: str) -> list[str]:
-        """Seal ``factory``'s current record for each bank consented since it was published (standing
-        consent, a registered key, no envelope of it yet) and deliver them as ``oracle``; the banks."""
+        """Seal ``factory``'s current record under each consent granted since it was published (standing,
+        the bank admitted with a registered key, no envelope of the record under that id yet) and
+        deliver them as ``oracle``; the banks."""
         record = self.current_record(factory)
         if record is None:
             return []
@@ -388,13 +418,15 @@ class FinanceDesk:
             raise PublishRefused(
                 f"cannot seal record {record.index} of {factory}: {why}", code="finance.publish.no_opening"
             )
-        envelopes, _ = seal_for_consented(self.credit, opening)
+        envelopes, banks, _ = self.seal_opening(opening)
         new = [
-            e for e in envelopes if not self.credit.envelopes_for(e.bank, factory=factory, index=record.index)
+            (e, bank)
+            for e, bank in zip(envelopes, banks, strict=True)
+            if not self.credit.envelopes_for([e.consent_id], factory=factory, index=record.index)
         ]
         if new:
-            self.credit.deliver_envelopes(oracle, factory, record.index, new)
-        return [e.bank for e in new]
+            self.credit.deliver_envelopes(oracle, factory, record.index, [e for e, _ in new])
+        return [bank for _, bank in new]
 
     def require_factory_oracle(self, factory: str, oracle: str) -> None:
         """Refuse ``oracle`` unless ``factory`` is bound to it or to no oracle yet (the contract's rule)."""

@@ -19,9 +19,16 @@ from web3.logs import DISCARD
 
 from contracts.chain import TxResult
 from contracts.credit import Envelope
+from contracts.credit_consent import ConsentOpening, InvalidConsentOpening
 from contracts.participant_ids import action_id
 from contracts.participants import ParticipantRegistryClient
 from contracts.receivables import StablecoinClient, receivable_reference
+from ledger_service.credit_desk.consents import (
+    consent_json,
+    opening_for_grant,
+    pair_standing,
+    register_opening,
+)
 from ledger_service.credit_desk.desk import (
     PUBLISH_ACTION,
     FinanceDesk,
@@ -52,6 +59,7 @@ __all__ = [
     "prepare_write",
     "prepared_publish",
     "publish_record",
+    "register_consent",
     "relay_write",
     "repay",
     "require_admitted",
@@ -81,8 +89,11 @@ class Write:
         context: str,
         note: str | None = None,
         outcome: Callable[[TxResult], dict[str, Any]] | None = None,
+        opening: ConsentOpening | None = None,
     ) -> None:
         self.fn, self.context, self.note, self.outcome = fn, context, note, outcome
+        #: a consent grant's opening, answered by the prepare step too
+        self.opening = opening
 
 
 def require_admitted(service: Any, party: str, action: str, why: str) -> None:
@@ -105,6 +116,8 @@ def prepare_write(service: Any, party: str, write: Write) -> dict[str, Any]:
     """The unsigned transaction of ``write`` for ``party`` to sign (``RelayRefused`` if it would revert)."""
     tx = prepare(service.chain, party, write.fn, context=write.context)
     out: dict[str, Any] = {"party": party, "call": write.context, "transaction": tx}
+    if write.opening is not None:
+        out["consent"] = write.opening.to_json_obj()
     if write.note:
         out["note"] = write.note
     return out
@@ -163,7 +176,7 @@ def prepared_publish(
         desk.engine, factory, profile_commitment, price=price, revenue=revenue, currency=currency
     )
     _, now_s = desk.head()
-    opening, sealed, skipped = desk.seal(
+    opening, sealed, sealed_for, skipped = desk.seal(
         assessment,
         commitment,
         factory=factory,
@@ -172,7 +185,9 @@ def prepared_publish(
         salt=_salt(salt) if salt is not None else None,
     )
     if envelopes is not None:
+        banks = dict(zip((e.consent_id for e in sealed), sealed_for, strict=True))
         sealed = [_envelope(e) for e in envelopes]
+        sealed_for = [banks.get(e.consent_id, "") for e in sealed]
     tx = prepare_publish(desk, party, opening, sealed)
     return {
         "factory": factory,
@@ -180,7 +195,11 @@ def prepared_publish(
         "salt": "0x" + opening.salt.hex(),
         "record": record_json_of(opening),
         "opening": opening.to_json_obj(),
-        "envelopes": [{"bank": e.bank, "ciphertext": "0x" + e.ciphertext.hex()} for e in sealed],
+        # the oracle seals, so it learns the banks; the chain gets the consent ids only
+        "envelopes": [
+            {"consent_id": "0x" + e.consent_id.hex(), "bank": bank, "ciphertext": "0x" + e.ciphertext.hex()}
+            for e, bank in zip(sealed, sealed_for, strict=True)
+        ],
         "envelopes_skipped": skipped,
         "assessment": assessment.to_json_obj(),
         "assessment_commitment": commitment.to_json_obj(),
@@ -216,12 +235,13 @@ def _salt(text: str) -> bytes:
 
 def _envelope(obj: dict[str, str]) -> Envelope:
     try:
-        return Envelope(
-            bank=address(obj["bank"]), ciphertext=bytes.fromhex(obj["ciphertext"].removeprefix("0x"))
-        )
-    except (KeyError, ValueError, AttributeError) as e:
+        consent_id = bytes.fromhex(obj["consent_id"].removeprefix("0x"))
+        if len(consent_id) != 32:
+            raise ValueError("a consent id is 32 bytes")
+        return Envelope(consent_id=consent_id, ciphertext=bytes.fromhex(obj["ciphertext"].removeprefix("0x")))
+    except (KeyError, ValueError, AttributeError, TypeError) as e:
         raise PublishRefused(
-            "envelopes are the [{bank, ciphertext}] the prepare step answered",
+            "envelopes are the [{consent_id, ciphertext}] the prepare step answered",
             code="finance.publish.bad_transaction",
         ) from e
 
@@ -248,7 +268,7 @@ def publish_record(
         "record": record_json(record, opening.located(oracle=record.oracle, index=record.index)),
         "tx_hash": tx_hash,
         "assessment_commitment": commitment.to_json_obj(),
-        "envelopes": [e["bank"] for e in prepared["envelopes"]],
+        "envelopes": [e["consent_id"] for e in prepared["envelopes"]],
     }
 
 
@@ -256,17 +276,68 @@ def publish_record(
 
 
 def grant_consent(service: Any, party: str, bank: str, expires_at: int) -> Write:
-    """The factory ``party`` lets ``bank`` read its credit data until ``expires_at`` (chain time)."""
+    """The factory ``party`` lets ``bank`` read its credit data until ``expires_at`` (chain time).
+
+    Only the consent id reaches the chain. Its opening (factory, bank, salt) is kept in the store before
+    this returns, so before the prepare step answers (and the relay step uses the same): the pair's
+    opening is reused, so granting again renews the same consent. The prepare and relay answers carry
+    the opening (``consent``); the bank gets it from ``GET /v1/bank/factories``.
+    """
     require_admitted(service, party, "supet.consent.grant", "factories granting consent")
-    fn = desk_of(service).credit.contract.functions.grantConsent(address(bank), expires_at)
-    return Write(fn, context="grantConsent")
+    bank = address(bank)
+    if bank == party:
+        raise FinanceError(f"a factory ({party}) cannot consent to itself", code="finance.bad_consent")
+    desk = desk_of(service)
+    opening = opening_for_grant(desk.credit, desk.engine, party, bank)
+    fn = desk.credit.grant_call(opening.consent_id, expires_at)
+    return Write(
+        fn, context="grantConsent", outcome=lambda _r: {"consent": opening.to_json_obj()}, opening=opening
+    )
 
 
-def revoke_consent(service: Any, party: str, bank: str) -> Write:
-    """The factory ``party`` withdraws ``bank``'s standing consent."""
+def revoke_consent(service: Any, party: str, bank: str | None = None, consent_id: str | None = None) -> Write:
+    """The factory ``party`` withdraws a standing consent: ``consent_id``, or its standing consent to
+    ``bank`` (the service finds the id by the opening it holds)."""
     # no admission asked: a factory may always withdraw its consent (the contract asks none either)
-    fn = desk_of(service).credit.contract.functions.revokeConsent(address(bank))
-    return Write(fn, context="revokeConsent")
+    desk = desk_of(service)
+    if (bank is None) == (consent_id is None):
+        raise FinanceError("give exactly one of bank and consent_id", code="finance.bad_query")
+    if consent_id is not None:
+        raw = _consent_id(consent_id)
+    else:
+        pair = pair_standing(desk.credit, desk.engine, party, address(str(bank)), now_s=desk.head()[1])
+        if pair.opening is None:
+            raise FinanceError(
+                f"{party} holds no consent to {bank} this service knows of; give its consent_id",
+                code="finance.no_consent",
+            )
+        raw = pair.opening.consent_id
+    fn = desk.credit.revoke_call(raw)
+    return Write(fn, context="revokeConsent", outcome=lambda _r: {"consent_id": "0x" + raw.hex()})
+
+
+def register_consent(service: Any, party: str, bank: str, salt: str) -> dict[str, Any]:
+    """The factory ``party`` registers the opening of a consent it granted on chain itself
+    (``CreditRegistryClient.grant_consent`` returns it); checked against the chain, then kept."""
+    desk = desk_of(service)
+    try:
+        opening = ConsentOpening(
+            factory=party, bank=address(bank), salt=bytes.fromhex(salt.removeprefix("0x"))
+        )
+    except (InvalidConsentOpening, ValueError) as e:
+        raise FinanceError(f"not a consent opening: {e}", code="finance.bad_consent") from e
+    consent = register_opening(desk.credit, desk.engine, opening)
+    return {"consent": consent_json(opening, consent, now_s=desk.head()[1])}
+
+
+def _consent_id(text: str) -> bytes:
+    try:
+        raw = bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise FinanceError(f"a consent id is 0x-hex 32 bytes, got {text!r}", code="finance.bad_consent")
+    return raw
 
 
 # ---------------------------------------------------------------------------- receivables (the debtor)

@@ -1,8 +1,9 @@
 """The finance desk's reads, shared by the finance API and the portal (moved out of the routes, issue 13).
 
-A factory's consents and access log (the factory only), a bank's consented factories and their
-credit records (gated and logged by :meth:`FinanceDesk.gate`), and receivables read from the chain
-(listed only to the parties related to them). Each function takes the calling party's address, checks
+A factory's consents (with the banks behind their ids) and access log (the factory only), a bank's
+consented factories with the consents' openings and their credit records (gated and logged by
+:meth:`FinanceDesk.gate`), and receivables read from the chain (listed only to the parties related to
+them). Each function takes the calling party's address, checks
 what it may see, and answers JSON-ready values; refusals are typed
 (:mod:`ledger_service.credit_desk.errors`), their HTTP statuses in the one map (api/errors.py).
 """
@@ -18,6 +19,7 @@ from eth_utils import is_address, to_checksum_address
 from contracts.participant_ids import action_id
 from contracts.participants import ParticipantRegistryClient
 from contracts.receivables import ReceivablesClient
+from ledger_service.credit_desk.consents import openings_of_factory
 from ledger_service.credit_desk.desk import desk_of
 from ledger_service.credit_desk.errors import AccessRefused, FinanceError, FinanceNotDeployed
 from ledger_service.errors import NotFound
@@ -73,27 +75,25 @@ def factory_only(party: str, factory: str) -> None:
 
 
 def factory_consents(service: Any, party: str, factory_address: str) -> dict[str, Any]:
-    """The consents the factory gave, standing or lapsed (the factory only)."""
+    """The consents the factory gave, standing or lapsed (the factory only): every consent id the chain
+    holds of it, with the bank and salt where this service holds the opening (a consent granted on chain
+    directly and not registered shows ``bank`` None: ``POST /v1/consents/openings`` registers it)."""
     desk = desk_of(service)
     factory = address(factory_address)
     factory_only(party, factory)
     _, now_s = desk.head()
+    openings = {o.consent_id: o for o in openings_of_factory(desk.engine, factory)}
     out = []
-    for bank in desk.credit.consented_banks(factory):
-        c = desk.credit.consent_of(factory, bank)
-        standing = desk.credit.has_consent(factory, bank)
-        state = (
-            "standing"
-            if standing
-            else "revoked"
-            if c.revoked
-            else "expired"
-            if now_s >= c.expires_at
-            else "lapsed"
-        )
+    for cid in desk.credit.consent_ids_of(factory):
+        c = desk.credit.consent_of(cid)
+        standing = c.stands_at(now_s)
+        state = "standing" if standing else "revoked" if c.revoked else "expired"
+        opening = openings.get(cid)
         out.append(
             {
-                "bank": bank,
+                "consent_id": "0x" + cid.hex(),
+                "bank": opening.bank if opening else None,
+                "salt": "0x" + opening.salt.hex() if opening else None,
                 "granted_at": c.granted_at,
                 "expires_at": c.expires_at,
                 "revoked_at": c.revoked_at or None,

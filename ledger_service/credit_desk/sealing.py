@@ -3,8 +3,9 @@
 The chain holds a record's commitment only. The service keeps each record it publishes with its salt
 (a :class:`~contracts.credit_record.CreditOpening`, table ``credit_openings``) and serves it, opened, to
 a bank with a standing consent, so the bank checks it against the commitment. It also seals the
-opening for each consented bank that registered an envelope key (:func:`seal_for_consented`), and the
-oracle delivers those envelopes on chain with the record.
+opening for each standing consent whose bank is admitted and registered an envelope key
+(:func:`seal_for_consented`: the consents' openings name the banks, the chain knows only their ids),
+and the oracle delivers those envelopes on chain with the record, addressed by consent id.
 
 :func:`record_json` is a record as the API serves it: the chain's clear fields always, the figures
 only from an opening that opens the on-chain commitment.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from eth_utils import to_checksum_address
@@ -24,6 +25,7 @@ from sqlmodel import Session, col, select
 from analytics.commitment import Commitment
 from contracts.credit import CreditRecord, CreditRegistryClient, Envelope, model_version
 from contracts.credit_bank import seal_for_bank
+from contracts.credit_consent import ConsentOpening
 from contracts.credit_envelope import EnvelopeError
 from contracts.credit_record import (
     PPM,
@@ -78,22 +80,32 @@ def opening_of(
 
 
 def seal_for_consented(
-    credit: CreditRegistryClient, opening: CreditOpening, *, only: Sequence[str] | None = None
-) -> tuple[list[Envelope], dict[str, str]]:
-    """Envelopes of ``opening`` for every bank with a standing consent and a registered key (of
-    ``only`` when given); and the consented banks skipped, with why (no key)."""
+    credit: CreditRegistryClient,
+    opening: CreditOpening,
+    consents: Sequence[ConsentOpening],
+    *,
+    admitted: Callable[[str], bool],
+) -> tuple[list[Envelope], list[str], dict[str, str]]:
+    """Envelopes of ``opening`` under each of ``consents`` (the factory's standing consents, opened)
+    whose bank is ``admitted`` for ``supet.credit.query`` and registered a key: the check the contract
+    cannot make with the bank hidden. The envelopes, the banks sealed for (in order), and the banks
+    skipped, with why."""
     envelopes: list[Envelope] = []
+    sealed_for: list[str] = []
     skipped: dict[str, str] = {}
-    for bank in credit.consented_banks(opening.factory):
-        if only is not None and bank not in only:
-            continue
-        if not credit.has_consent(opening.factory, bank):
+    for consent in consents:
+        if consent.bank in sealed_for:
+            continue  # one envelope per bank and record, whatever the number of its consent ids
+        if not admitted(consent.bank):
+            skipped[consent.bank] = f"{consent.bank} is not admitted for supet.credit.query"
             continue
         try:
-            envelopes.append(seal_for_bank(credit, opening, bank))
+            envelopes.append(seal_for_bank(credit, opening, consent))
         except EnvelopeError as e:
-            skipped[bank] = e.message
-    return envelopes, skipped
+            skipped[consent.bank] = e.message
+            continue
+        sealed_for.append(consent.bank)
+    return envelopes, sealed_for, skipped
 
 
 def store_opening(engine: Engine, opening: CreditOpening) -> None:

@@ -303,3 +303,29 @@ class CreditOpeningRow(SQLModel, table=True):
     analytics_commitment: str = Field(max_length=66, nullable=False)
     opening_json: str = Field(sa_column=Column(Text, nullable=False))
     created_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class ConsentOpeningRow(SQLModel, table=True):
+    """A factory's consent to a bank, opened (issue 14): what the chain keys by ``consent_id`` and does
+    not show.
+
+    ``consent_id`` is ``keccak256(abi.encode(factory, bank, salt))`` (contracts/credit_consent.py), the
+    only thing the CreditRegistry holds; ``factory``, ``bank`` and ``salt`` are its opening, kept so the
+    service can tell which bank a consent on chain is for, and served only to the factory and the bank.
+    The chain's standing (granted, revoked, expired) is read from the chain at each use, never stored.
+    ``source`` is how the opening arrived: ``prepared`` (the service made it for a grant it prepared) or
+    ``registered`` (the factory granted directly and registered the opening).
+    """
+
+    __tablename__ = "consent_openings"
+    __table_args__ = (
+        Index("ix_consent_openings_pair", "factory", "bank"),
+        Index("ix_consent_openings_bank", "bank"),
+    )
+
+    consent_id: str = Field(primary_key=True, max_length=66)
+    factory: str = Field(max_length=42, nullable=False)
+    bank: str = Field(max_length=42, nullable=False)
+    salt: str = Field(max_length=66, nullable=False)
+    source: str = Field(max_length=16, nullable=False)
+    created_ms: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -1,8 +1,11 @@
 """``supet credit``: a bank's side of sealed credit records, from its own node (no service involved).
 
 The chain holds each factory's credit record as a salted commitment; the figures reach a consented bank
-encrypted to its account key (``CreditEnvelope`` logs). ``register-key`` registers the bank's public
-key once, ``records`` opens and verifies every record sealed for the bank, and ``verify`` checks a
+encrypted to its account key (``CreditEnvelope`` logs, addressed by consent id: the chain never names
+the bank). ``register-key`` registers the bank's public key once, ``records`` opens and verifies every
+record sealed for the bank (under the consent ids of the openings it holds, ``--consents``, as
+``GET /v1/bank/factories`` serves them; without them, every envelope is tried with the bank's key),
+and ``verify`` checks a
 record the bank holds (as the service served it, or from a file) against the commitment on chain,
 naming the field that differs.
 """
@@ -18,6 +21,7 @@ from rich.console import Console
 
 from contracts.credit import CreditRegistryClient
 from contracts.credit_bank import read_bank_records, register_bank_key, verify_record
+from contracts.credit_consent import ConsentOpening, InvalidConsentOpening
 from contracts.credit_record import CreditOpening, InvalidOpening
 from supet.cli.common import DeploymentOpt, KeyFileOpt, RpcOpt, open_deployment
 from supet_base.parties import load_party_account
@@ -50,6 +54,22 @@ def load_opening(path: Path) -> CreditOpening:
     return CreditOpening.from_json_obj(obj)
 
 
+def load_consents(path: Path) -> list[ConsentOpening]:
+    """The consent openings a bank holds, from a JSON file: ``GET /v1/bank/factories``'s answer (each
+    factory's ``consents``), a list of openings, or one opening."""
+    try:
+        obj: Any = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise InvalidConsentOpening(f"cannot read {path}: {e}") from e
+    if isinstance(obj, dict) and isinstance(obj.get("factories"), list):
+        obj = [c for f in obj["factories"] if isinstance(f, dict) for c in f.get("consents") or []]
+    if isinstance(obj, dict):
+        obj = [obj]
+    if not isinstance(obj, list) or not all(isinstance(c, dict) for c in obj):
+        raise InvalidConsentOpening(f"{path} holds no consent openings (factory, bank, salt)")
+    return [ConsentOpening.from_json_obj(c) for c in obj]
+
+
 @app.command("register-key")
 def register_key(rpc: RpcOpt, deployment: DeploymentOpt, key_file: KeyFileOpt = None) -> None:
     """Register the bank's own account public key, to which its envelopes are encrypted."""
@@ -65,12 +85,21 @@ def records(
     deployment: DeploymentOpt,
     key_file: KeyFileOpt = None,
     factory: Annotated[str | None, typer.Option(help="Only this factory's records.")] = None,
+    consents: Annotated[
+        Path | None,
+        typer.Option(
+            help="The consent openings the bank holds (GET /v1/bank/factories saved as JSON): only the "
+            "envelopes under their ids are read, and each is reported. Without it every envelope on "
+            "chain is tried with the bank's key."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the openings as JSON.")] = False,
 ) -> None:
     """Open and verify every credit record sealed for the bank, read from the node alone."""
     client = _client(rpc, deployment)
     bank = load_party_account(key_file)
-    found = read_bank_records(client, bytes(bank.key), factory=factory)
+    held = load_consents(consents) if consents is not None else None
+    found = read_bank_records(client, bytes(bank.key), consents=held, factory=factory)
     if as_json:
         out = [
             {"opening": r.opening.to_json_obj() if r.opening else None, "problem": r.problem} for r in found

@@ -154,7 +154,10 @@ def credit(scene: Scene, cast: Cast, fed: FeedResult) -> None:
     sun_a = cast.feed.parties["sun-a"]
     registry = CreditRegistryClient.from_deployment(scene.chain, scene.deployment)
     now_chain = int(scene.chain.block("latest")["timestamp"])
-    registry.grant_consent(sun_a, bank_a.address, expires_at=now_chain + 30 * 86_400)
+    grant = registry.grant_consent(sun_a, bank_a.address, expires_at=now_chain + 30 * 86_400)
+    # the chain holds the consent's id only; sun-a registers its opening (bank, salt) with the ledger
+    opening = {"bank": bank_a.address, "salt": "0x" + grant.opening.salt.hex()}
+    api.http.post("/v1/consents/openings", json=opening, headers=api.headers(sun_a)).raise_for_status()
     r = api.http.get(f"/v1/bank/factories/{sun_a.address}/credit", headers=api.headers(bank_a))
     res.bank_answer = r.status_code
     served = r.json().get("current") if r.status_code == 200 else None

@@ -68,7 +68,7 @@ def test_bank_registers_reads_and_verifies(
     assert code == 0 and "no credit record is sealed" in out, out
 
     now = int(chain.block()["timestamp"])
-    credit.grant_consent(factory, bank.address, expires_at=now + 30 * 86_400)
+    grant = credit.grant_consent(factory, bank.address, expires_at=now + 30 * 86_400)
     o = CreditOpening(
         factory=factory.address,
         oracle=oracle.address,
@@ -89,7 +89,7 @@ def test_bank_registers_reads_and_verifies(
         valid_until=o.valid_until,
         model_version=o.model_version,
         analytics_commitment=o.analytics_commitment,
-        envelopes=[seal_for_bank(credit, o, bank.address)],
+        envelopes=[seal_for_bank(credit, o, grant.opening)],
     )
 
     code, out = run(capsys, "records", *common, "--key-file", str(key))
@@ -97,6 +97,18 @@ def test_bank_registers_reads_and_verifies(
     code, out = run(capsys, "records", *common, "--key-file", str(key), "--json")
     (got,) = json.loads(out)
     assert got["problem"] is None and CreditOpening.from_json_obj(got["opening"]) == o
+    # by the consent ids of the openings the bank holds, as GET /v1/bank/factories serves them
+    consents = tmp_path / "factories.json"
+    consents.write_text(json.dumps({"factories": [{"consents": [grant.opening.to_json_obj()]}]}))
+    code, out = run(capsys, "records", *common, "--key-file", str(key), "--consents", str(consents), "--json")
+    (by_id,) = json.loads(out)
+    assert code == 0 and by_id == got, out
+    # an opening of another bank's consent is refused, naming it
+    other = ob.account("bank-b")
+    theirs = credit.grant_consent(factory, other.address, expires_at=now + 86_400).opening
+    consents.write_text(json.dumps([theirs.to_json_obj()]))
+    code, out = run(capsys, "records", *common, "--key-file", str(key), "--consents", str(consents))
+    assert code == 1 and "credit.consent.invalid" in out and f"is to {other.address}" in out, out
 
     held = tmp_path / "record.json"
     held.write_text(json.dumps({"current": {"opening": got["opening"]}}))  # as the service serves it

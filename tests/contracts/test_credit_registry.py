@@ -1,7 +1,8 @@
 """CreditRegistry on both chains: credit records as commitments (checks, supersession, history, validity
-in time), envelopes to consented banks (keys, consent, size, the record's oracle), consent (grant, renew,
-revoke, expiry, the bank's admission), the anchored access log, the gate and roles, and every refusal
-with its exact error and no state change."""
+in time), envelopes under consent ids (the factory's standing consent, size, the record's oracle),
+consent as salted commitments (the id's encoding against its vector, grant, renew, revoke, expiry, an id
+of another factory), the anchored access log, the gate and roles, and every refusal with its exact error
+and no state change."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from contracts.credit import (
     deploy_credit_registry,
     model_version,
 )
+from contracts.credit_consent import CONSENT_ID_VECTOR, ConsentOpening, InvalidConsentOpening, consent_id
 from contracts.credit_envelope import public_key_of
 from contracts.errors import DeploymentError
 from contracts.participant_ids import ACTIONS
@@ -73,11 +75,11 @@ class World:
         n = self.credit.record_count(self.factory.address)
         return n, [self.credit.record_at(self.factory.address, i) for i in range(n)]
 
-    def consents(self) -> tuple[Any, ...]:
+    def consents(self, *ids: bytes) -> tuple[Any, ...]:
         return (
-            self.credit.consent_of(self.factory.address, self.bank.address),
-            self.credit.consented_banks(self.factory.address),
-            self.credit.consented_factories(self.bank.address),
+            [self.credit.consent_of(c) for c in ids],
+            self.credit.consent_ids_of(self.factory.address),
+            self.credit.consent_ids_of(self.outsider.address),
         )
 
 
@@ -204,11 +206,10 @@ def test_publish_refusals_change_nothing(world: World) -> None:
         world.publish_raw(*raw(until=t - 1))
     with reverts("CreditRegistryNotAdmitted", party=world.outsider.address, action=PUBLISH_ACTION):
         world.publish_raw(*raw(), sender=world.outsider)
-    # an envelope to a bank without consent refuses the whole record
-    with reverts(
-        "CreditRegistryEnvelopeWithoutConsent", factory=world.factory.address, bank=world.bank.address
-    ):
-        world.publish_raw(*raw(envelopes=[(world.bank.address, b"sealed")]))
+    # an envelope under a consent id that does not stand refuses the whole record
+    unknown = keccak(b"no such consent")
+    with reverts("CreditRegistryEnvelopeWithoutConsent", factory=world.factory.address, consentId=unknown):
+        world.publish_raw(*raw(envelopes=[(unknown, b"sealed")]))
     assert world.records() == before
 
 
@@ -231,35 +232,40 @@ def test_envelope_keys_are_the_callers_own(world: World) -> None:
     assert world.credit.envelope_key_of(bank.address) == key
 
 
-def test_envelopes_go_to_consented_banks_with_keys(world: World) -> None:
+def test_envelopes_go_under_standing_consent_ids(world: World) -> None:
     f, b, i = world.factory.address, world.bank.address, world.insurer.address
-    world.credit.grant_consent(world.factory, b, expires_at=now(world.chain) + 30 * DAY)
-    world.credit.register_envelope_key(world.bank, public_key_of(bytes(world.bank.key)))
-    result = world.publish(envelopes=[Envelope(bank=b, ciphertext=b"sealed for the bank")])
+    to_bank = world.credit.grant_consent(world.factory, b, expires_at=now(world.chain) + 30 * DAY).consent_id
+    result = world.publish(envelopes=[Envelope(consent_id=to_bank, ciphertext=b"sealed for the bank")])
     (event,) = world.credit.contract.events.CreditEnvelope().process_receipt(result.receipt, errors=DISCARD)
-    assert (event["args"]["factory"], event["args"]["bank"], event["args"]["index"]) == (f, b, 0)
+    assert (event["args"]["factory"], event["args"]["consentId"], event["args"]["index"]) == (f, to_bank, 0)
+    assert set(event["args"]) == {"factory", "consentId", "index", "oracle", "ciphertext"}  # no bank
     assert (event["args"]["oracle"], event["args"]["ciphertext"]) == (
         world.oracle.address,
         b"sealed for the bank",
     )
-    (got,) = world.credit.envelopes_for(b)
-    assert (got.factory, got.index, got.oracle, got.ciphertext) == (
+    (got,) = world.credit.envelopes_for([to_bank])
+    assert (got.factory, got.consent_id, got.index, got.oracle, got.ciphertext) == (
         f,
+        to_bank,
         0,
         world.oracle.address,
         b"sealed for the bank",
     )
-    assert world.credit.envelopes_for(i) == []
+    # a consent consented after the record: the record's oracle delivers under it later
+    to_insurer = world.credit.grant_consent(
+        world.factory, i, expires_at=now(world.chain) + 30 * DAY
+    ).consent_id
+    assert world.credit.envelopes_for([to_insurer]) == [] and world.credit.envelopes_for([]) == []
+    world.credit.deliver_envelopes(world.oracle, f, 0, [Envelope(consent_id=to_insurer, ciphertext=b"late")])
+    assert [e.ciphertext for e in world.credit.envelopes_for([to_insurer], factory=f, index=0)] == [b"late"]
+    assert (
+        len(world.credit.envelopes_for(None)) == 2
+        and len(world.credit.envelopes_for([to_bank, to_insurer])) == 2
+    )
 
-    # a bank consented after the record: the record's oracle delivers to it later
-    world.credit.grant_consent(world.factory, i, expires_at=now(world.chain) + 30 * DAY)
-    world.credit.register_envelope_key(world.insurer, public_key_of(bytes(world.insurer.key)))
-    world.credit.deliver_envelopes(world.oracle, f, 0, [Envelope(bank=i, ciphertext=b"late")])
-    assert [e.ciphertext for e in world.credit.envelopes_for(i, factory=f, index=0)] == [b"late"]
-
-    # refusals: not the record's oracle, no such record, no consent (revoked), no key, size
-    world.admit(world.outsider, QUERY_ACTION)
-    late = [Envelope(bank=i, ciphertext=b"x")]
+    # refusals: not the record's oracle, no such record, no consent (revoked, another factory's,
+    # never granted), size
+    late = [Envelope(consent_id=to_insurer, ciphertext=b"x")]
     with reverts(
         "CreditRegistryNotRecordOracle", factory=f, caller=world.bank.address, oracle=world.oracle.address
     ):
@@ -268,19 +274,25 @@ def test_envelopes_go_to_consented_banks_with_keys(world: World) -> None:
         world.credit.deliver_envelopes(world.oracle, world.outsider.address, 0, late)
     with reverts("CreditRegistryNoRecordAt", factory=f, index=1, count=1):
         world.credit.deliver_envelopes(world.oracle, f, 1, late)
-    world.credit.revoke_consent(world.factory, i)
-    with reverts("CreditRegistryEnvelopeWithoutConsent", factory=f, bank=i):
+    world.credit.revoke_consent(world.factory, to_insurer)
+    with reverts("CreditRegistryEnvelopeWithoutConsent", factory=f, consentId=to_insurer):
         world.credit.deliver_envelopes(world.oracle, f, 0, late)
-    world.credit.grant_consent(world.factory, world.outsider.address, expires_at=now(world.chain) + DAY)
-    with reverts("CreditRegistryNoEnvelopeKey", bank=world.outsider.address):
-        world.credit.deliver_envelopes(
-            world.oracle, f, 0, [Envelope(bank=world.outsider.address, ciphertext=b"x")]
-        )
+    world.admit(world.outsider, CONSENT_ACTION)
+    others = world.credit.grant_consent(world.outsider, b, expires_at=now(world.chain) + DAY).consent_id
+    world.publish(factory=world.outsider.address)
+    with reverts("CreditRegistryEnvelopeWithoutConsent", factory=f, consentId=others):
+        world.credit.deliver_envelopes(world.oracle, f, 0, [Envelope(consent_id=others, ciphertext=b"x")])
     for size in (0, 4097):
-        with reverts("CreditRegistryEnvelopeSize", bank=b, size=size):
-            world.credit.deliver_envelopes(world.oracle, f, 0, [Envelope(bank=b, ciphertext=b"\x01" * size)])
-    world.credit.deliver_envelopes(world.oracle, f, 0, [Envelope(bank=b, ciphertext=b"\x01" * 4096)])
-    assert len(world.credit.envelopes_for(b)) == 2 and len(world.credit.envelopes_for(i)) == 1
+        with reverts("CreditRegistryEnvelopeSize", consentId=to_bank, size=size):
+            world.credit.deliver_envelopes(
+                world.oracle, f, 0, [Envelope(consent_id=to_bank, ciphertext=b"\x01" * size)]
+            )
+    world.credit.deliver_envelopes(
+        world.oracle, f, 0, [Envelope(consent_id=to_bank, ciphertext=b"\x01" * 4096)]
+    )
+    assert (
+        len(world.credit.envelopes_for([to_bank])) == 2 and len(world.credit.envelopes_for([to_insurer])) == 1
+    )
 
 
 def test_record_views_refuse_what_is_not_there(world: World) -> None:
@@ -364,84 +376,139 @@ def test_one_oracle_per_factory(world: World) -> None:
 # ---------------------------------------------------------------- consent
 
 
+def test_consent_id_encoding_matches_its_vector_on_chain(world: World) -> None:
+    v = CONSENT_ID_VECTOR
+    salt = bytes.fromhex(v["salt"][2:])
+    assert consent_id(v["factory"], v["bank"], salt) == bytes.fromhex(v["id"][2:])
+    on_chain = world.credit.contract.functions.consentIdOf(v["factory"], v["bank"], salt)
+    assert bytes(world.chain.call(on_chain)) == bytes.fromhex(v["id"][2:])
+    opening = ConsentOpening(factory=v["factory"], bank=v["bank"], salt=salt)
+    assert opening.consent_id_hex == v["id"]
+    assert ConsentOpening.from_json_obj(opening.to_json_obj()) == opening
+    with pytest.raises(InvalidConsentOpening, match="not the one of that consent"):
+        ConsentOpening.from_json_obj({**opening.to_json_obj(), "consent_id": "0x" + "00" * 32})
+    with pytest.raises(InvalidConsentOpening, match="32 bytes"):
+        ConsentOpening(factory=v["factory"], bank=v["bank"], salt=b"short")
+    with pytest.raises(InvalidConsentOpening, match="address"):
+        ConsentOpening(factory=v["factory"], bank="0xnot", salt=salt)
+    with pytest.raises(InvalidConsentOpening, match="itself"):
+        ConsentOpening(factory=v["factory"], bank=v["factory"], salt=salt)
+    with pytest.raises(InvalidConsentOpening, match="is missing"):
+        ConsentOpening.from_json_obj({"factory": v["factory"], "bank": v["bank"]})
+
+
 def test_consent_grant_renew_revoke(world: World) -> None:
     f, b = world.factory.address, world.bank.address
-    assert not world.credit.has_consent(f, b) and not world.credit.consent_of(f, b).ever_granted
     expires = now(world.chain) + 30 * DAY
-    result = world.credit.grant_consent(world.factory, b, expires_at=expires)
-    (event,) = world.credit.contract.events.ConsentGranted().process_receipt(result.receipt)
-    assert (event["args"]["factory"], event["args"]["bank"], event["args"]["expiresAt"]) == (f, b, expires)
-    consent = world.credit.consent_of(f, b)
-    assert consent.granted_at == world.chain.block(result.block_number)["timestamp"]
+    grant = world.credit.grant_consent(world.factory, b, expires_at=expires)
+    cid = grant.consent_id
+    assert (
+        grant.opening.bank == b and grant.opening.factory == f and cid == consent_id(f, b, grant.opening.salt)
+    )
+    (event,) = world.credit.contract.events.ConsentGranted().process_receipt(grant.result.receipt)
+    assert set(event["args"]) == {"factory", "consentId", "expiresAt"}  # no bank
+    assert (event["args"]["factory"], event["args"]["consentId"], event["args"]["expiresAt"]) == (
+        f,
+        cid,
+        expires,
+    )
+    consent = world.credit.consent_of(cid)
+    assert consent.factory == f
+    assert consent.granted_at == world.chain.block(grant.result.block_number)["timestamp"]
     assert (consent.expires_at, consent.revoked) == (expires, False)
-    assert world.credit.has_consent(f, b)
-    assert not world.credit.has_consent(f, world.insurer.address)
-    assert world.credit.consented_banks(f) == [b] and world.credit.consented_factories(b) == [f]
+    assert world.credit.consent_stands(cid) and world.credit.consent_standing(grant.opening).stands_at(
+        now(world.chain)
+    )
+    assert not world.credit.consent_stands(keccak(b"another id"))
+    assert world.credit.consent_ids_of(f) == [cid] and world.credit.consent_ids_of(b) == []
+    # a second grant to the same bank takes a fresh salt: another id, unlinkable to the first
+    again = world.credit.grant_consent(world.factory, b, expires_at=expires)
+    assert again.consent_id != cid and world.credit.consent_ids_of(f) == [cid, again.consent_id]
 
-    # renewing replaces the expiry, lists nothing twice
-    world.credit.grant_consent(world.factory, b, expires_at=expires + DAY)
-    assert world.credit.consent_of(f, b).expires_at == expires + DAY
-    world.credit.grant_consent(world.factory, world.insurer.address, expires_at=expires)
-    assert world.credit.consented_banks(f) == [b, world.insurer.address]
-    assert world.credit.consented_factories(b) == [f]
+    # renewing the same id replaces the expiry, keeps it listed once
+    world.credit.grant_consent(world.factory, b, expires_at=expires + DAY, salt=grant.opening.salt)
+    assert world.credit.consent_of(cid).expires_at == expires + DAY
+    assert world.credit.consent_ids_of(f) == [cid, again.consent_id]
 
-    result = world.credit.revoke_consent(world.factory, b)
+    result = world.credit.revoke_consent(world.factory, grant.opening)
     (event,) = world.credit.contract.events.ConsentRevoked().process_receipt(result.receipt)
-    assert (event["args"]["factory"], event["args"]["bank"]) == (f, b)
-    assert world.credit.consent_of(f, b).revoked_at == world.chain.block(result.block_number)["timestamp"]
-    assert not world.credit.has_consent(f, b)
+    assert (event["args"]["factory"], event["args"]["consentId"]) == (f, cid)
+    assert world.credit.consent_of(cid).revoked_at == world.chain.block(result.block_number)["timestamp"]
+    assert not world.credit.consent_stands(cid) and world.credit.consent_stands(again.consent_id)
     # lapsed consents stay listed
-    assert world.credit.consented_banks(f) == [b, world.insurer.address]
-    with reverts("CreditRegistryNoStandingConsent", factory=f, bank=b):
-        world.credit.revoke_consent(world.factory, b)
+    assert world.credit.consent_ids_of(f) == [cid, again.consent_id]
+    with reverts("CreditRegistryNoStandingConsent", factory=f, consentId=cid):
+        world.credit.revoke_consent(world.factory, cid)
     # granting again lifts the revocation
-    world.credit.grant_consent(world.factory, b, expires_at=expires)
-    assert world.credit.has_consent(f, b) and not world.credit.consent_of(f, b).revoked
+    world.credit.grant_consent_id(world.factory, cid, expires_at=expires)
+    assert world.credit.consent_stands(cid) and not world.credit.consent_of(cid).revoked
 
 
-def test_consent_lapses_at_expiry_and_with_the_banks_admission(world: World) -> None:
+def test_consent_lapses_at_expiry_and_the_bank_is_not_the_chains_to_check(world: World) -> None:
     f, b = world.factory.address, world.bank.address
-    expires = now(world.chain) + 5 * DAY
-    world.credit.grant_consent(world.factory, b, expires_at=expires)
+    expires = now(world.chain) + DAY
+    cid = world.credit.grant_consent(world.factory, b, expires_at=expires).consent_id
+    # the bank's admission is asked off chain now (the service, the oracle): the chain's standing
+    # does not move with it
     world.admit(world.bank, QUERY_ACTION, admitted=False)
-    assert not world.credit.has_consent(f, b)  # the bank lost its admission
+    assert world.credit.consent_stands(cid)
     world.admit(world.bank, QUERY_ACTION)
-    assert world.credit.has_consent(f, b)
     set_time(world.chain, expires - 1)
-    assert world.credit.has_consent(f, b)
+    assert world.credit.consent_stands(cid)
     set_time(world.chain, expires)
-    assert not world.credit.has_consent(f, b)
-    with reverts("CreditRegistryNoStandingConsent", factory=f, bank=b):
-        world.credit.revoke_consent(world.factory, b)
-    assert world.credit.consented_factories(b) == [f]
+    assert not world.credit.consent_stands(cid)
+    assert not world.credit.consent_of(cid).stands_at(now(world.chain))
+    with reverts("CreditRegistryNoStandingConsent", factory=f, consentId=cid):
+        world.credit.revoke_consent(world.factory, cid)
+    assert world.credit.consent_ids_of(f) == [cid]
 
 
 def test_grant_refusals_change_nothing(world: World) -> None:
     f, b = world.factory.address, world.bank.address
     t = now(world.chain)
-    before = world.consents()
+    cid = world.credit.grant_consent(world.factory, b, expires_at=t + DAY).consent_id
+    world.credit.revoke_consent(world.factory, cid)
+    fresh = consent_id(f, world.insurer.address, keccak(b"salt"))
+    before = world.consents(cid, fresh)
     with reverts("CreditRegistryNotAdmitted", party=world.outsider.address, action=CONSENT_ACTION):
-        world.credit.grant_consent(world.outsider, b, expires_at=t + DAY)
-    with reverts("CreditRegistryInvalidBank", bank=ZERO):
-        world.credit.grant_consent(world.factory, ZERO, expires_at=t + DAY)
-    with reverts("CreditRegistryInvalidBank", bank=f):
-        world.credit.grant_consent(world.factory, f, expires_at=t + DAY)
-    with reverts("CreditRegistryNotAdmitted", party=world.outsider.address, action=QUERY_ACTION):
-        world.credit.grant_consent(world.factory, world.outsider.address, expires_at=t + DAY)
+        world.credit.grant_consent_id(world.outsider, fresh, expires_at=t + DAY)
+    with reverts("CreditRegistryZeroConsentId"):
+        world.credit.grant_consent_id(world.factory, bytes(32), expires_at=t + DAY)
     with reverts("CreditRegistryExpiryInPast", expiresAt=t - 1):
-        world.credit.grant_consent(world.factory, b, expires_at=t - 1)
-    with reverts("CreditRegistryNoStandingConsent", factory=f, bank=b):
-        world.credit.revoke_consent(world.factory, b)
-    assert world.consents() == before
-    assert world.credit.consented_banks(f) == []
+        world.credit.grant_consent_id(world.factory, fresh, expires_at=t - 1)
+    # an id belongs to the factory that granted it first: another admitted factory cannot take it over
+    world.admit(world.outsider, CONSENT_ACTION)
+    with reverts("CreditRegistryConsentIdTaken", consentId=cid, owner=f, caller=world.outsider.address):
+        world.credit.grant_consent_id(world.outsider, cid, expires_at=t + DAY)
+    # revoking: a revoked id, another factory's id, an id never granted
+    with reverts("CreditRegistryNoStandingConsent", factory=f, consentId=cid):
+        world.credit.revoke_consent(world.factory, cid)
+    with reverts("CreditRegistryNoStandingConsent", factory=f, consentId=fresh):
+        world.credit.revoke_consent(world.factory, fresh)
+    theirs = world.credit.grant_consent(world.outsider, b, expires_at=t + DAY).consent_id
+    before = (*before[:2], [theirs])
+    with reverts("CreditRegistryNoStandingConsent", factory=f, consentId=theirs):
+        world.credit.revoke_consent(world.factory, theirs)
+    assert world.credit.consent_stands(theirs)
+    assert world.consents(cid, fresh) == before
+    # the client refuses a malformed id before anything is sent
+    with pytest.raises(InvalidConsentOpening, match="32 bytes"):
+        world.credit.grant_consent_id(world.factory, b"short", expires_at=t + DAY)
+    # a squatter that copies a factory's pending id and grants it first: the factory's opening is
+    # then refused by whoever checks it (the factory's own grant reverts ConsentIdTaken, and it takes a
+    # fresh salt)
+    mine = ConsentOpening(factory=f, bank=b, salt=keccak(b"the factory's salt"))
+    world.credit.grant_consent_id(world.outsider, mine.consent_id, expires_at=t + DAY)
+    with pytest.raises(InvalidConsentOpening, match=f"was granted by {world.outsider.address}"):
+        world.credit.consent_standing(mine)
 
 
 def test_suspended_factory_may_still_revoke(world: World) -> None:
-    f, b = world.factory.address, world.bank.address
-    world.credit.grant_consent(world.factory, b, expires_at=now(world.chain) + DAY)
+    b = world.bank.address
+    cid = world.credit.grant_consent(world.factory, b, expires_at=now(world.chain) + DAY).consent_id
     world.admit(world.factory, CONSENT_ACTION, admitted=False)
-    world.credit.revoke_consent(world.factory, b)
-    assert not world.credit.has_consent(f, b)
+    world.credit.revoke_consent(world.factory, cid)
+    assert not world.credit.consent_stands(cid)
 
 
 # ---------------------------------------------------------------- access log

@@ -22,6 +22,7 @@ from contracts.lots import LotRegistryClient
 from contracts.onboarding import Onboarding
 from contracts.receivables import ReceivablesClient, receivable_reference
 from device_attestation.sdk import DeviceSigner
+from ledger_service.credit_desk.consents import register_opening
 from ledger_service.service import LedgerService
 
 LOT_A, LOT_D = "LOT-ACL-A", "LOT-ACL-D"
@@ -118,10 +119,14 @@ def consents_and_receivable(service: LedgerService, p: dict[str, LocalAccount]) 
     chain, deployment = service.chain, service.deployment
     credit = CreditRegistryClient.from_deployment(chain, deployment)
     now = int(chain.block("latest")["timestamp"])
-    credit.grant_consent(p[OWNER], p[BANK_OK].address, expires_at=now + 90 * 86_400)
-    credit.grant_consent(p[OWNER], p[BANK_REVOKED].address, expires_at=now + 90 * 86_400)
-    credit.revoke_consent(p[OWNER], p[BANK_REVOKED].address)
-    credit.grant_consent(p[OWNER], p[BANK_EXPIRED].address, expires_at=now + 30)
+    # issue 14: the chain holds consent ids only; the factory registers each opening with the service
+    grants = {
+        bank: credit.grant_consent(p[OWNER], p[bank].address, expires_at=now + days)
+        for bank, days in ((BANK_OK, 90 * 86_400), (BANK_REVOKED, 90 * 86_400), (BANK_EXPIRED, 30))
+    }
+    for g in grants.values():
+        register_opening(credit, service.engine, g.opening)
+    credit.revoke_consent(p[OWNER], grants[BANK_REVOKED].opening)
     rc = ReceivablesClient.from_deployment(chain, deployment)
     rid, _ = rc.confirm(
         p["core"],

@@ -21,6 +21,7 @@ from analytics.period_profile import FactoryProfile
 from contracts.chain import Chain, dev_accounts
 from contracts.credit import CreditRegistryClient
 from contracts.credit_bank import read_bank_records, register_bank_key, verify_record
+from contracts.credit_consent import ConsentOpening
 from contracts.credit_record import CreditOpening
 from contracts.deploy import deploy_suite
 from contracts.deployment import Deployment
@@ -31,6 +32,7 @@ from ledger_service.config import Settings
 from ledger_service.credit_desk.access_log import entry_digest
 from ledger_service.credit_desk.desk import FinanceDesk, desk_of
 from ledger_service.credit_desk.errors import AccessLogError
+from ledger_service.credit_desk.sealing import seal_for_consented
 from ledger_service.service import LedgerService
 from ledger_service.store.models import (
     AccessLogBatchRow,
@@ -60,6 +62,20 @@ class World:
         self.oracle, self.factory, self.bank_a, self.bank_b, self.stranger = World.parties(onboarding)
         self.credit = CreditRegistryClient.from_deployment(ledger.chain, ledger.deployment)
         self.tokens: dict[str, str] = {}
+        self.consents: dict[str, ConsentOpening] = {}
+
+    def grant(self, bank: LocalAccount, expires_at: int) -> ConsentOpening:
+        """The factory grants on chain itself (a fresh consent id) and registers the opening with the
+        service over its signed route, as `CreditRegistryClient.grant_consent` tells it to."""
+        opening = self.credit.grant_consent(self.factory, bank.address, expires_at=expires_at).opening
+        body = {"bank": bank.address, "salt": "0x" + opening.salt.hex()}
+        r = self.client.post("/v1/consents/openings", json=body, headers=self.h(self.factory))
+        assert r.status_code == 200 and r.json()["consent"]["consent_id"] == opening.consent_id_hex, r.text
+        self.consents[bank.address] = opening
+        return opening
+
+    def revoke(self, bank: LocalAccount) -> None:
+        self.credit.revoke_consent(self.factory, self.consents[bank.address])
 
     @staticmethod
     def parties(ob: Onboarding) -> tuple[LocalAccount, ...]:
@@ -205,7 +221,7 @@ def test_publish_consent_queries_log_and_anchoring(world: World) -> None:
     assert w.error(w.client.get(url, headers=w.h(w.bank_a))) == (403, "finance.no_consent")
 
     expires = w.chain_now() + 3600
-    w.credit.grant_consent(w.factory, w.bank_a.address, expires_at=expires)
+    opening = w.grant(w.bank_a, expires)
 
     r = w.client.get(url, headers=w.h(w.bank_a))
     assert r.status_code == 200, r.text
@@ -218,6 +234,11 @@ def test_publish_consent_queries_log_and_anchoring(world: World) -> None:
     r = w.client.get("/v1/bank/factories", headers=w.h(w.bank_a))
     assert [f["factory"] for f in r.json()["factories"]] == [w.factory.address]
     assert r.json()["factories"][0]["record"]["valid"] is True
+    # with the consent's opening: the bank finds its envelopes on chain by its id
+    (held,) = r.json()["factories"][0]["consents"]
+    assert (
+        ConsentOpening.from_json_obj(held) == opening and held["standing"] and held["expires_at"] == expires
+    )
 
     # bank B (admitted, no consent) and an un-admitted party
     assert w.error(w.client.get(url, headers=w.h(w.bank_b))) == (403, "finance.no_consent")
@@ -227,6 +248,7 @@ def test_publish_consent_queries_log_and_anchoring(world: World) -> None:
     # the factory's consents and access log: the factory only
     r = w.client.get(f"/v1/factories/{w.factory.address}/consents", headers=w.h(w.factory))
     assert [(c["bank"], c["state"]) for c in r.json()["consents"]] == [(w.bank_a.address, "standing")]
+    assert r.json()["consents"][0]["consent_id"] == opening.consent_id_hex
     log_url = f"/v1/factories/{w.factory.address}/access-log"
     assert w.error(w.client.get(log_url, headers=w.h(w.bank_a))) == (403, "finance.not_the_factory")
     page = w.client.get(log_url, headers=w.h(w.factory)).json()
@@ -254,9 +276,9 @@ def test_publish_consent_queries_log_and_anchoring(world: World) -> None:
     assert w.error(w.client.get(url, headers=w.h(w.bank_a))) == (403, "finance.consent_expired")
     r = w.client.get(f"/v1/factories/{w.factory.address}/consents", headers=w.h(w.factory))
     assert r.json()["consents"][0]["state"] == "expired"
-    w.credit.grant_consent(w.factory, w.bank_a.address, expires_at=w.chain_now() + 3600)
+    w.grant(w.bank_a, w.chain_now() + 3600)
     assert w.client.get(url, headers=w.h(w.bank_a)).status_code == 200
-    w.credit.revoke_consent(w.factory, w.bank_a.address)
+    w.revoke(w.bank_a)
     assert w.error(w.client.get(url, headers=w.h(w.bank_a))) == (403, "finance.no_consent")
 
     # anchoring: every entry anchored, each proof verifies against the chain
@@ -431,7 +453,7 @@ def test_unadmitted_flood_stays_out_of_the_anchored_log(world: World) -> None:
     w = world
     url = f"/v1/bank/factories/{w.factory.address}/credit"
     log_url = f"/v1/factories/{w.factory.address}/access-log"
-    w.credit.grant_consent(w.factory, w.bank_a.address, expires_at=w.chain_now() + 3600)
+    w.grant(w.bank_a, w.chain_now() + 3600)
     for _ in range(30):  # real bank accesses, older than the flood
         assert w.client.get(url, headers=w.h(w.bank_a)).status_code == 200
     with Session(w.ledger.engine) as s:
@@ -532,13 +554,14 @@ def test_envelopes_salt_and_revocation_over_http(world: World) -> None:
     w = world
     commitment = w.publish_profile()
     for bank in (w.bank_a, w.bank_b):
-        w.credit.grant_consent(w.factory, bank.address, expires_at=w.chain_now() + 3600)
+        w.grant(bank, w.chain_now() + 3600)
     register_bank_key(w.credit, w.bank_a)  # bank B registered no key: skipped, named
     body = {"factory": w.factory.address, "profile_commitment": commitment, "price": 12.5, "currency": "CNY"}
     r = w.client.post("/v1/credit/records/prepare", json=body, headers=w.h(w.oracle))
     assert r.status_code == 200, r.text
     prepared = r.json()
     assert [e["bank"] for e in prepared["envelopes"]] == [w.bank_a.address]
+    assert [e["consent_id"] for e in prepared["envelopes"]] == [w.consents[w.bank_a.address].consent_id_hex]
     assert list(prepared["envelopes_skipped"]) == [w.bank_b.address]
     assert CreditOpening.from_json_obj(prepared["opening"]).salt.hex() == prepared["salt"][2:]
     tx = {k: v for k, v in prepared["transaction"].items() if k != "from"}
@@ -553,14 +576,68 @@ def test_envelopes_salt_and_revocation_over_http(world: World) -> None:
     assert w.error(r) == (400, "finance.relay_mismatch") and w.credit.record_count(w.factory.address) == 0
     r = w.client.post("/v1/credit/records", json=submit | {"salt": prepared["salt"]}, headers=w.h(w.oracle))
     assert r.status_code == 200, r.text
-    assert r.json()["envelopes"] == [w.bank_a.address]
+    assert r.json()["envelopes"] == [w.consents[w.bank_a.address].consent_id_hex]  # the chain's: ids only
+
+    # the contract cannot see the bank behind a consent id: the oracle's side asks the gate, and seals
+    # nothing for a bank that is not admitted (named, like a bank without a key)
+    held = CreditOpening.from_json_obj(prepared["opening"])
+    envelopes, sealed_for, skipped = seal_for_consented(
+        w.credit, held, [w.consents[w.bank_a.address]], admitted=lambda bank: bank != w.bank_a.address
+    )
+    assert (envelopes, sealed_for) == ([], []) and "not admitted" in skipped[w.bank_a.address]
 
     (mine,) = read_bank_records(w.credit, bytes(w.bank_a.key))
     served = w.client.get(f"/v1/bank/factories/{w.factory.address}/credit", headers=w.h(w.bank_a)).json()
     assert mine.verified and mine.opening == CreditOpening.from_json_obj(served["current"]["opening"])
     assert read_bank_records(w.credit, bytes(w.bank_b.key)) == []
 
-    w.credit.revoke_consent(w.factory, w.bank_a.address)
+    w.revoke(w.bank_a)
     again = w.desk.publish(w.oracle, w.factory.address, commitment, price=12.5)
     assert again.sealed_for == () and w.desk.deliver_envelopes(w.oracle, w.factory.address) == []
     assert [r.record.index for r in read_bank_records(w.credit, bytes(w.bank_a.key))] == [0]
+
+
+def test_consent_openings_registered_only_when_on_chain(world: World) -> None:
+    """Issue 14: a factory that granted on chain itself registers the opening (bank and salt) over its
+    signed route; the service keeps it only when the chain holds that id as the caller's grant, and
+    refuses, storing nothing, an opening of no consent, another party's, or a malformed one."""
+    w = world
+    url = "/v1/consents/openings"
+    from ledger_service.store.models import ConsentOpeningRow
+
+    def kept() -> int:
+        with Session(w.ledger.engine) as s:
+            return len(s.exec(select(ConsentOpeningRow)).all())
+
+    never = {"bank": w.bank_a.address, "salt": "0x" + "11" * 32}
+    assert w.error(w.client.post(url, json=never, headers=w.h(w.factory))) == (
+        400,
+        "finance.consent.not_on_chain",
+    )
+    bad = {"bank": w.bank_a.address, "salt": "0x1234"}
+    assert w.error(w.client.post(url, json=bad, headers=w.h(w.factory))) == (400, "finance.bad_consent")
+    itself = {"bank": w.factory.address, "salt": "0x" + "11" * 32}
+    assert w.error(w.client.post(url, json=itself, headers=w.h(w.factory))) == (400, "finance.bad_consent")
+    assert w.client.post(url, json=never).status_code == 401
+    assert kept() == 0
+    # the factory's real consent: the bank cannot register it as its own (the id is the factory's)
+    grant = w.credit.grant_consent(w.factory, w.bank_a.address, expires_at=w.chain_now() + 3600)
+    body = {"bank": w.bank_a.address, "salt": "0x" + grant.opening.salt.hex()}
+    assert w.error(w.client.post(url, json=body, headers=w.h(w.bank_a))) == (400, "finance.bad_consent")
+    assert kept() == 0
+    # until registered, the service does not know whom the id is for: the bank is refused
+    credit_url = f"/v1/bank/factories/{w.factory.address}/credit"
+    assert w.error(w.client.get(credit_url, headers=w.h(w.bank_a))) == (403, "finance.no_consent")
+    r = w.client.get(f"/v1/factories/{w.factory.address}/consents", headers=w.h(w.factory))
+    assert [(c["consent_id"], c["bank"], c["state"]) for c in r.json()["consents"]] == [
+        (grant.opening.consent_id_hex, None, "standing")
+    ]
+    r = w.client.post(url, json=body, headers=w.h(w.factory))
+    assert r.status_code == 200 and r.json()["consent"]["standing"] is True, r.text
+    assert kept() == 1
+    assert (
+        w.client.post(url, json=body, headers=w.h(w.factory)).status_code == 200 and kept() == 1
+    )  # idempotent
+    assert w.client.get(credit_url, headers=w.h(w.bank_a)).status_code == 200
+    # bank B holds no opening of that id: nothing
+    assert w.error(w.client.get(credit_url, headers=w.h(w.bank_b))) == (403, "finance.no_consent")

@@ -14,9 +14,11 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
+from sqlmodel import Session
 
 from contracts.chain import Chain, dev_accounts
 from contracts.credit import CreditRegistryClient, model_version
+from contracts.credit_consent import ConsentOpening, consent_id
 from contracts.credit_record import CreditOpening, new_salt
 from contracts.deploy import deploy_suite
 from contracts.deployment import Deployment
@@ -28,6 +30,7 @@ from ledger_service.config import Settings
 from ledger_service.credit_desk.desk import publish_args
 from ledger_service.credit_desk.sealing import store_opening
 from ledger_service.service import LedgerService
+from ledger_service.store.models import ConsentOpeningRow
 
 START = int(time.time()) - 7 * 86_400
 DAY = 86_400
@@ -195,9 +198,36 @@ def test_receivable_lifecycle_and_consent_over_http(world: World) -> None:
     store_opening(w.ledger.engine, opening)  # the service keeps the record it serves, with its salt
     w.credit.publish_record(w.oracle, w.factory.address, **publish_args(opening))
     expires = w.now() + 10 * DAY
-    w.write(w.factory, "/v1/consents", {"bank": w.bank_a.address, "expires_at": expires})
-    c = w.credit.consent_of(w.factory.address, w.bank_a.address)
-    assert c.expires_at == expires and w.credit.has_consent(w.factory.address, w.bank_a.address)
+    grant = {"bank": w.bank_a.address, "expires_at": expires}
+    # the prepare step makes the consent's opening and keeps it before it answers; the chain gets its
+    # id only (the bank is nowhere in the transaction)
+    prepared = w.prepare(w.factory, "/v1/consents", grant)
+    consent = ConsentOpening.from_json_obj(prepared["consent"])
+    assert (consent.factory, consent.bank) == (w.factory.address, w.bank_a.address)
+    assert w.bank_a.address[2:].lower() not in prepared["transaction"]["data"].lower()
+    assert consent.consent_id.hex() in prepared["transaction"]["data"]
+    with Session(w.ledger.engine) as s:
+        row = s.get(ConsentOpeningRow, consent.consent_id_hex)
+        assert row is not None and (row.bank, row.salt) == (w.bank_a.address, "0x" + consent.salt.hex())
+    # preparing again reuses the pair's consent (so the relay sends the same call)
+    assert w.prepare(w.factory, "/v1/consents", grant)["consent"] == prepared["consent"]
+    r = w.relay(w.factory, "/v1/consents", grant, w.sign(w.factory, prepared["transaction"]))
+    assert r.status_code == 200 and r.json()["consent"] == prepared["consent"], r.text
+    c = w.credit.consent_of(consent.consent_id)
+    assert (
+        c.expires_at == expires
+        and c.factory == w.factory.address
+        and w.credit.consent_stands(consent.consent_id)
+    )
+    # the bank gets the consent with its consented factories: its envelopes' id and salt
+    r = w.client.get("/v1/bank/factories", headers=w.h(w.bank_a))
+    (held,) = r.json()["factories"][0]["consents"]
+    assert ConsentOpening.from_json_obj(held) == consent
+    # a factory cannot consent to itself
+    r = w.client.post(
+        "/v1/consents/prepare", json={**grant, "bank": w.factory.address}, headers=w.h(w.factory)
+    )
+    assert w.error(r) == (400, "finance.bad_consent")
     r = w.client.get(credit_url, headers=w.h(w.bank_a))
     assert r.status_code == 200 and r.json()["current"]["grade"] == "S3"
     (p,) = w.client.get(offers_url, headers=w.h(w.bank_a)).json()["parts"]
@@ -230,10 +260,24 @@ def test_receivable_lifecycle_and_consent_over_http(world: World) -> None:
     }
 
     # the factory revokes over HTTP: the bank's query is refused from then on
-    w.write(w.factory, "/v1/consents/revoke", {"bank": w.bank_a.address})
+    revoked = w.write(w.factory, "/v1/consents/revoke", {"bank": w.bank_a.address})
+    assert revoked["consent_id"] == consent.consent_id_hex and not w.credit.consent_stands(consent.consent_id)
     assert w.error(w.client.get(credit_url, headers=w.h(w.bank_a))) == (403, "finance.no_consent")
     r = w.client.get(f"/v1/factories/{w.factory.address}/consents", headers=w.h(w.factory))
-    assert [x["state"] for x in r.json()["consents"]] == ["revoked"]
+    assert [(x["bank"], x["state"]) for x in r.json()["consents"]] == [(w.bank_a.address, "revoked")]
+    # revoking again (by id): the contract's refusal, before anything is signed
+    r = w.client.post(
+        "/v1/consents/revoke/prepare", json={"consent_id": consent.consent_id_hex}, headers=w.h(w.factory)
+    )
+    assert w.error(r) == (409, "finance.reverts")
+    assert r.json()["error"]["details"]["error"] == "CreditRegistryNoStandingConsent"
+    both = {"bank": w.bank_a.address, "consent_id": consent.consent_id_hex}
+    r = w.client.post("/v1/consents/revoke/prepare", json=both, headers=w.h(w.factory))
+    assert w.error(r) == (400, "finance.bad_query")
+    # granting again renews the same consent (the pair's opening): the bank reads again
+    again = w.write(w.factory, "/v1/consents", {"bank": w.bank_a.address, "expires_at": w.now() + DAY})
+    assert again["consent"] == consent.to_json_obj() and w.credit.consent_stands(consent.consent_id)
+    assert w.client.get(credit_url, headers=w.h(w.bank_a)).status_code == 200
 
     # at maturity the debtor approves and repays: the bank and the tier-2 supplier are paid
     w.chain.warp(rec.due_date)
@@ -394,13 +438,14 @@ def test_relay_on_both_chains(suite: Any) -> None:
     coin = StablecoinClient(chain, ReceivablesClient.from_deployment(chain, suite.deployment).token())
 
     # a call the contract refuses is refused before signing, with its custom error and arguments
-    revoke = credit.contract.functions.revokeConsent(bank.address)
+    never = consent_id(party.address, bank.address, bytes(32))
+    revoke = credit.revoke_call(never)
     with pytest.raises(RelayRefused) as info:
         prepare(chain, party.address, revoke, context="revokeConsent")
     assert (info.value.code, http_status(info.value)) == ("finance.reverts", 409)
     assert info.value.details == {
         "error": "CreditRegistryNoStandingConsent",
-        "args": {"factory": party.address, "bank": bank.address},
+        "args": {"factory": party.address, "consentId": "0x" + never.hex()},
     }
     # signed anyway with a gas of its own: relayed, refused by the chain, the revert named, no state change
     tx = revoke.build_transaction(

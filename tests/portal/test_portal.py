@@ -37,6 +37,7 @@ from contracts.onboarding import Onboarding
 from ledger_service.access.lot_sharing import disclose
 from ledger_service.api import create_app
 from ledger_service.config import Settings
+from ledger_service.credit_desk.consents import register_opening
 from ledger_service.credit_desk.desk import desk_of
 from ledger_service.service import LedgerService
 
@@ -137,7 +138,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalWorld]:
     )
     credit = CreditRegistryClient.from_deployment(chain, deployment)
     chain_now = int(chain.block("latest")["timestamp"])
-    credit.grant_consent(factory, bank.address, expires_at=chain_now + 86_400)
+    grant = credit.grant_consent(factory, bank.address, expires_at=chain_now + 86_400)
+    register_opening(credit, service.engine, grant.opening)  # the chain holds the consent's id only
     desk.gate(bank.address, factory.address, "credit")
 
     yield PortalWorld(

@@ -64,7 +64,8 @@ class PublishIn(BaseModel):
 
 
 class EnvelopeIn(BaseModel):
-    bank: str = Field(description="The bank the envelope is sealed for.")
+    consent_id: str = Field(description="The consent id the envelope is addressed by (all the chain sees).")
+    bank: str | None = Field(default=None, description="The bank it is sealed for (the oracle's to know).")
     ciphertext: str = Field(description="0x-hex ECIES ciphertext, as the prepare step answered it.")
 
 
@@ -237,8 +238,14 @@ _WRITE_REFUSALS: dict[int | str, dict[str, Any]] = {
 # --- consents (the factory, supet.consent.grant)
 
 
+# The chain keys a consent by its consent id, the salted hash of (factory, bank, salt): the bank never
+# reaches the chain. The prepare step makes the opening (or reuses the pair's) and keeps it before it
+# answers; both answers carry it (``consent``). A factory that granted on chain itself registers the
+# opening with POST /v1/consents/openings.
+
+
 class ConsentGrantIn(BaseModel):
-    bank: str = Field(description="The bank to let read the caller's credit data.")
+    bank: str = Field(description="The bank to let read the caller's credit data (never sent to the chain).")
     expires_at: int = Field(ge=1, lt=2**64, description="Unix seconds (chain time) the consent lapses at.")
 
 
@@ -247,11 +254,17 @@ class ConsentGrantSubmitIn(ConsentGrantIn):
 
 
 class ConsentRevokeIn(BaseModel):
-    bank: str = Field(description="The bank whose standing consent the caller revokes.")
+    bank: str | None = Field(default=None, description="The bank whose standing consent the caller revokes.")
+    consent_id: str | None = Field(default=None, description="Or the consent id (0x-hex 32 bytes) to revoke.")
 
 
 class ConsentRevokeSubmitIn(ConsentRevokeIn):
     signed_transaction: SignedTx
+
+
+class ConsentOpeningIn(BaseModel):
+    bank: str = Field(description="The bank the consent granted on chain is to.")
+    salt: str = Field(description="The consent id's salt (0x-hex 32 bytes), as the grant returned it.")
 
 
 def _grant(service: Any, party: str, body: ConsentGrantIn) -> Write:
@@ -259,7 +272,7 @@ def _grant(service: Any, party: str, body: ConsentGrantIn) -> Write:
 
 
 def _revoke(service: Any, party: str, body: ConsentRevokeIn) -> Write:
-    return writes.revoke_consent(service, party, body.bank)
+    return writes.revoke_consent(service, party, bank=body.bank, consent_id=body.consent_id)
 
 
 @router.post("/consents/prepare", summary="grantConsent to sign (factory)", responses=_WRITE_REFUSALS)
@@ -285,6 +298,15 @@ def revoke_consent_prepare(body: ConsentRevokeIn, party: CurrentParty, service: 
 def revoke_consent(body: ConsentRevokeSubmitIn, party: CurrentParty, service: ServiceDep) -> Any:
     w = _revoke(service, party.address, body)
     return writes.relay_write(service, party.address, w, body.signed_transaction)
+
+
+@router.post(
+    "/consents/openings",
+    summary="Register the opening of a consent the factory granted on chain itself (factory)",
+    responses={**_REFUSALS, 400: {"model": ErrorEnvelope, "description": "No such consent of the caller."}},
+)
+def register_consent_opening(body: ConsentOpeningIn, party: CurrentParty, service: ServiceDep) -> Any:
+    return writes.register_consent(service, party.address, body.bank, body.salt)
 
 
 # --- receivables: confirm and repay (the debtor, supet.receivable.create)
