@@ -24,6 +24,7 @@ from contracts.receivables import ReceivablesClient, receivable_reference
 from device_attestation.sdk import DeviceSigner
 from ledger_service.credit_desk.consents import register_opening
 from ledger_service.service import LedgerService
+from tests.contracts._chain_time import set_time
 
 LOT_A, LOT_D = "LOT-ACL-A", "LOT-ACL-D"
 GTIN = "04006381333931"
@@ -136,7 +137,7 @@ def consents_and_receivable(service: LedgerService, p: dict[str, LocalAccount]) 
         reference=receivable_reference("INV-ACL-1"),
     )
     # the expired consent lapses: the chain's clock moves past it
-    chain.w3.provider.ethereum_tester.time_travel(int(chain.block("latest")["timestamp"]) + 120)  # type: ignore[attr-defined]
+    set_time(chain, int(chain.block("latest")["timestamp"]) + 120)
     return rid
 
 

@@ -61,11 +61,25 @@ Expected = tuple[int, str | None]
 # ---------------------------------------------------------------------------- the world
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(("sqlite", "embedded"), id="sqlite-embedded"),
+        pytest.param(("postgresql", "anvil"), id="postgresql-anvil", marks=pytest.mark.postgres),
+    ],
+)
 def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    urls = database_url(request.param, tmp_path_factory.mktemp("acl"))
+    """The policy's world on each database and each chain (the two pairs cover both of each): a suite
+    of its own, on a fresh embedded chain or on the session's anvil, rolled back afterwards."""
+    database, chain_kind = request.param
+    urls = database_url(database, tmp_path_factory.mktemp("acl"))
     db_url = next(urls)
-    chain = Chain.embedded()
+    if chain_kind == "embedded":
+        chain, node, snapshot = Chain.embedded(), None, None
+    else:
+        node = request.getfixturevalue("anvil_node")
+        snapshot = node.snapshot()
+        chain = Chain.connect(node.url)
     admin = dev_accounts(1)[0]
     deployment = deploy_suite(chain, admin)
     ob = Onboarding(chain, deployment, admin)
@@ -82,6 +96,8 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         yield World(service, client, parties, sensor, reading_a, reading_d, rid)
     service.stop()
     next(urls, None)
+    if node is not None:
+        node.revert(snapshot)
 
 
 # ---------------------------------------------------------------------------- the table
