@@ -995,7 +995,9 @@ def test_gas(cons: Consortium, record_property: Any) -> None:
     # bounds against regressions (isAdmitted: 21k intrinsic + about 16 cold storage reads)
     assert add_first < 150_000 and add_replace < 100_000 and approve < 120_000
     assert is_admitted_tx < 65_000 and is_admitted < 90_000 and is_not_admitted < is_admitted
-    assert by_gate - by_role < 45_000
+    # the gate's cost; on the embedded chain (no P-256 precompile) each enrollment's birth attestation is
+    # verified in Solidity, whose gas moves with the signature's scalars by several thousand either way
+    assert by_gate - by_role < (45_000 if kind == "anvil" else 55_000)
 
 
 # ---------------------------------------------------------------- claim files (no chain)
