@@ -3,7 +3,6 @@ anchored; refusals typed; an altered log entry fails verification. SQLite and Po
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,10 +13,9 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
+from profiles import store_sample_profile
 from sqlmodel import Session, col, func, select
 
-from analytics.commitment import commit
-from analytics.period_profile import FactoryProfile
 from contracts.chain import Chain, dev_accounts
 from contracts.credit import CreditRegistryClient
 from contracts.credit_bank import read_bank_records, register_bank_key, verify_record
@@ -26,7 +24,6 @@ from contracts.credit_record import CreditOpening
 from contracts.deploy import deploy_suite
 from contracts.deployment import Deployment
 from contracts.onboarding import Onboarding
-from ledger_service.analytics_store.publish import PROFILE_MODEL, profile_json
 from ledger_service.api import create_app
 from ledger_service.config import Settings
 from ledger_service.credit_desk.access_log import entry_digest
@@ -102,50 +99,10 @@ class World:
         return int(self.ledger.chain.block("latest")["timestamp"])
 
     def publish_profile(self) -> str:
-        p = FactoryProfile(
-            factory_id=self.factory.address,
-            start=dt.date(2026, 10, 1),
-            end=dt.date(2026, 10, 30),
-            days_in_period=30,
-            days_with_data=30,
-            capacity_units_per_day=1000.0,
-            utilisation=0.8,
-            availability=0.9,
-            performance=0.9,
-            quality=0.97,
-            oee=0.78,
-            first_pass_yield=0.96,
-            sellable_units=24_000.0,
-            delivered_units=23_500.0,
-            inventory_days=6.0,
-            orders_due=10,
-            orders_otif=9,
-            otif=0.9,
-            trend_units_per_day=2.0,
-            volatility=0.05,
-            readings=43_200,
-            readings_expected=43_200,
-            coverage=1.0,
-            thin=False,
+        """A 30-day profile of the factory, stored as published; its commitment."""
+        return store_sample_profile(
+            self.ledger.engine, self.factory.address, days=30, delivered_units=23_500.0, daily_output=()
         )
-        result = profile_json(p)
-        c = commit(result, [b"\x01" * 32], PROFILE_MODEL, {"factory": self.factory.address})
-        from analytics.commitment import canonical_json
-
-        with Session(self.ledger.engine) as s:
-            s.add(
-                AnalyticsResultRow(
-                    commitment=c.commitment,
-                    kind="profile",
-                    subject=self.factory.address,
-                    params_json="{}",
-                    commitment_json=canonical_json(c.to_json_obj()).decode(),
-                    result_json=canonical_json(result).decode(),
-                    created_ms=int(time.time() * 1000),
-                )
-            )
-            s.commit()
-        return c.commitment
 
     def error(self, r: Any) -> tuple[int, str]:
         return r.status_code, r.json()["error"]["code"]
