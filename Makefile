@@ -57,10 +57,13 @@ demo: setup
 # process the suite starts (the xdist workers, each `supet serve` and CLI subprocess, the signature
 # workers) compiled web3, fastapi, sqlalchemy... from source again: about 6 s of CPU more for each
 # service subprocess and 14 s for a pytest process. The .pyc files go to __pycache__ (git-ignored) and .venv.
+# One xdist worker more than there are cores: much of the suite waits on subprocesses, anvil and
+# PostgreSQL (measured on 2 cores: 632 s of pytest with 2 workers, 587 s with 3).
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 test: lint typecheck
 	@scripts/test-services
 	env -u PYTHONDONTWRITEBYTECODE \
-	  $(BIN)/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder --durations=25
+	  $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 
 lint: setup
 	$(BIN)/ruff check .
