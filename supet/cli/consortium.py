@@ -18,7 +18,7 @@ carries its vote; the vote making a majority of the members carries the change o
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -28,7 +28,7 @@ from contracts.consortium import apply_policy, pending_member_changes, pending_r
 from contracts.consortium_policy import ConsortiumPolicy
 from contracts.consortium_state import read_state
 from contracts.deployment import Deployment
-from contracts.membership import ProposalSent
+from contracts.member_votes import ProposalSent, ProposalVotes
 from contracts.participant_ids import id_name
 from contracts.participants import ParticipantRegistryClient
 from contracts.quorum_votes import ActionRoleProposal, QuorumProposal
@@ -129,6 +129,23 @@ def _print_vote(
     )
 
 
+#: The kinds of proposal these commands open and approve.
+_P = TypeVar("_P", QuorumProposal, ActionRoleProposal)
+
+
+def _print_opened(votes: ProposalVotes[_P], sent: ProposalSent) -> None:
+    _print_vote(votes.proposal(sent.id), sent.executed, votes.needed(), sent.tx, opened=True)
+
+
+def _approve_open(votes: ProposalVotes[_P], p: _P | None, key_file: Path | None, *, none_open: str) -> None:
+    """Approve the open proposal ``p`` with the key in ``key_file``; ``none_open`` says what to do when
+    none is open."""
+    if p is None:
+        raise typer.BadParameter(none_open, param_hint="ROLE")
+    result = votes.approve(load_party_account(key_file), p.id)
+    _print_vote(votes.proposal(p.id), votes.passed(result), votes.needed(), result, opened=False)
+
+
 @app.command("propose-quorum")
 def propose_quorum(
     role: RoleArg,
@@ -139,10 +156,8 @@ def propose_quorum(
 ) -> None:
     """Propose to lower a role's quorum, as a member (your vote counts at once) or the consortium admin."""
     role_id = parse_role(role)
-    reg = _registry(rpc, deployment)
-    sent: ProposalSent = reg.quorum_votes.propose(load_party_account(key_file), role_id, quorum)
-    votes = reg.quorum_votes
-    _print_vote(votes.proposal(sent.id), sent.executed, reg.membership.needed(), sent.tx, opened=True)
+    votes = _registry(rpc, deployment).quorum_votes
+    _print_opened(votes, votes.propose(load_party_account(key_file), role_id, quorum))
 
 
 @app.command("approve-quorum")
@@ -154,17 +169,14 @@ def approve_quorum(
 ) -> None:
     """Approve the open proposal to lower a role's quorum, as a member; the majority's vote lowers it."""
     role_id = parse_role(role)
-    reg = _registry(rpc, deployment)
-    votes = reg.quorum_votes
-    p = votes.open_about(role_id)
-    if p is None:
-        raise typer.BadParameter(
-            f"no proposal to lower the quorum of {id_name(role_id)} is open; open one with "
-            "`supet consortium propose-quorum ROLE QUORUM`",
-            param_hint="ROLE",
-        )
-    result = votes.approve(load_party_account(key_file), p.id)
-    _print_vote(votes.proposal(p.id), votes.passed(result), reg.membership.needed(), result, opened=False)
+    votes = _registry(rpc, deployment).quorum_votes
+    _approve_open(
+        votes,
+        votes.open_about(role_id),
+        key_file,
+        none_open=f"no proposal to lower the quorum of {id_name(role_id)} is open; open one with "
+        "`supet consortium propose-quorum ROLE QUORUM`",
+    )
 
 
 @app.command("propose-action-role")
@@ -178,10 +190,8 @@ def propose_action_role(
     """Propose to let one more role perform an action, as a member (your vote counts at once) or the
     consortium admin."""
     action_id, role_id = parse_action(action), parse_role(role)
-    reg = _registry(rpc, deployment)
-    votes = reg.action_role_votes
-    sent = votes.propose(load_party_account(key_file), action_id, role_id)
-    _print_vote(votes.proposal(sent.id), sent.executed, reg.membership.needed(), sent.tx, opened=True)
+    votes = _registry(rpc, deployment).action_role_votes
+    _print_opened(votes, votes.propose(load_party_account(key_file), action_id, role_id))
 
 
 @app.command("approve-action-role")
@@ -194,17 +204,14 @@ def approve_action_role(
 ) -> None:
     """Approve the open proposal to let a role perform an action, as a member; the majority's vote adds it."""
     action_id, role_id = parse_action(action), parse_role(role)
-    reg = _registry(rpc, deployment)
-    votes = reg.action_role_votes
-    p = votes.open_about(action_id, role_id)
-    if p is None:
-        raise typer.BadParameter(
-            f"no proposal to let {id_name(role_id)} perform {id_name(action_id)} is open; open one with "
-            "`supet consortium propose-action-role ACTION ROLE`",
-            param_hint="ROLE",
-        )
-    result = votes.approve(load_party_account(key_file), p.id)
-    _print_vote(votes.proposal(p.id), votes.passed(result), reg.membership.needed(), result, opened=False)
+    votes = _registry(rpc, deployment).action_role_votes
+    _approve_open(
+        votes,
+        votes.open_about(action_id, role_id),
+        key_file,
+        none_open=f"no proposal to let {id_name(role_id)} perform {id_name(action_id)} is open; open one "
+        "with `supet consortium propose-action-role ACTION ROLE`",
+    )
 
 
 @app.command("show")
