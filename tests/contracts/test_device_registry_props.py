@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+from embedded_pool import fresh_world
 from eth_utils import keccak
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -59,21 +60,18 @@ class Model:
 
 @dataclass(frozen=True)
 class World:
-    """The enrolled device every example starts from: a snapshot of the embedded chain after it."""
+    """The enrolled device every example starts from (:func:`embedded_pool.fresh_world`)."""
 
-    chain: Chain
-    snapshot: int
     registry: str
     active_from: int
 
 
-_WORLD: list[World] = []  # built once per process
-
-
-def build_world() -> World:
+def build_world(chain: Chain) -> World:
     """The registry deployed, the device enrolled by its owner (active from its enrollment block's time),
-    the clock moved 1000 minutes on, the pinner granted its role; then a snapshot."""
-    chain = Chain.embedded()
+    the clock moved 1000 minutes on, the pinner granted its role.
+
+    The snapshot's latest block is then 1000 minutes ahead of the wall clock, so the blocks an example
+    mines follow it one second apart, as on a chain built for the example."""
     op, owner, pinner, _ = dev_accounts(4)
     no_pinner_yet = "0x" + "00" * 20  # the admin grants EVIDENCE_ROLE below
     address = chain.deploy("DeviceRegistry", op, op.address, no_pinner_yet).contract_address
@@ -96,28 +94,13 @@ def build_world() -> World:
     active_from = int(chain.call(fns.device(DEVICE))[3])  # the enrollment block's time
     chain.w3.provider.ethereum_tester.time_travel(active_from // 1000 + 1000 * 60)  # type: ignore[attr-defined]
     chain.transact(fns.grantRole(EVIDENCE_ROLE, pinner.address), op)  # mined then
-    snapshot = chain.w3.provider.ethereum_tester.take_snapshot()  # type: ignore[attr-defined]
-    return World(chain=chain, snapshot=snapshot, registry=address, active_from=active_from)
-
-
-def fresh_chain() -> tuple[Chain, World]:
-    """The world's chain rolled back to its snapshot, behind a new :class:`Chain` (no cached nonces).
-
-    The snapshot's latest block is 1000 minutes ahead of the wall clock, so the blocks an example mines
-    follow it one second apart, as on a chain built for the example."""
-    if not _WORLD:
-        _WORLD.append(build_world())
-    world = _WORLD[0]
-    w3 = world.chain.w3
-    w3.provider.ethereum_tester.revert_to_snapshot(world.snapshot)  # type: ignore[attr-defined]
-    chain = Chain(w3=w3, chain_id=world.chain.chain_id, embedded=True, rpc="embedded", timeout=30.0)
-    return chain, world
+    return World(registry=address, active_from=active_from)
 
 
 class RevocationMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.chain, world = fresh_chain()
+        self.chain, world = fresh_world("props:device-registry", build_world)
         self.op, self.owner, self.pinner, self.outsider = dev_accounts(4)
         self.c = self.chain.contract("DeviceRegistry", world.registry)
         self.now0 = world.active_from + 1000 * MINUTE

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+from embedded_pool import fresh_world
 from eth_account.signers.local import LocalAccount
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -53,17 +54,13 @@ class ModelLot:
 
 @dataclass(frozen=True)
 class World:
-    chain: Chain
-    snapshot: int
+    """The deployed world every example starts from (:func:`embedded_pool.fresh_world`)."""
+
     lots: str
 
 
-_WORLD: list[World] = []
-
-
-def build_world() -> World:
-    """A gate admitting two factories to open and hold lots, the LotRegistry; then a snapshot."""
-    chain = Chain.embedded()
+def build_world(chain: Chain) -> World:
+    """A gate admitting two factories to open and hold lots, the LotRegistry."""
     a = dev_accounts(4)
     op, factories = a[0], a[1:3]
     gate_address = chain.deploy("StaticAdmissionGate", op, op.address).contract_address
@@ -74,24 +71,13 @@ def build_world() -> World:
             chain.transact(gate.functions.setAdmitted(party.address, action, True), op)
     lots = chain.deploy("LotRegistry", op, op.address, gate_address).contract_address
     assert lots is not None
-    snapshot = chain.w3.provider.ethereum_tester.take_snapshot()  # type: ignore[attr-defined]
-    return World(chain=chain, snapshot=snapshot, lots=lots)
-
-
-def fresh_chain() -> tuple[Chain, World]:
-    if not _WORLD:
-        _WORLD.append(build_world())
-    world = _WORLD[0]
-    w3 = world.chain.w3
-    w3.provider.ethereum_tester.revert_to_snapshot(world.snapshot)  # type: ignore[attr-defined]
-    chain = Chain(w3=w3, chain_id=world.chain.chain_id, embedded=True, rpc="embedded", timeout=30.0)
-    return chain, world
+    return World(lots=lots)
 
 
 class LotsMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.chain, world = fresh_chain()
+        self.chain, world = fresh_world("props:lots", build_world)
         a = dev_accounts(4)
         self.factories: list[LocalAccount] = [a[1], a[2]]
         self.outsider = a[3]

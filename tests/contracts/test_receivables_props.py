@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+from embedded_pool import fresh_world
 from eth_account.signers.local import LocalAccount
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -64,22 +65,16 @@ class Model:
 
 @dataclass(frozen=True)
 class World:
-    """The deployed world every example starts from: a snapshot of the embedded chain after it."""
+    """The deployed world every example starts from (:func:`embedded_pool.fresh_world`)."""
 
-    chain: Chain
-    snapshot: int
     gate: str
     coin: str
     rec: str
 
 
-_WORLD: list[World] = []  # built once per process
-
-
-def build_world() -> World:
+def build_world(chain: Chain) -> World:
     """A gate admitting the debtor, three holders and two banks; the token minted to the debtor and the
-    banks and approved for the Receivables; then a snapshot (each example starts from it)."""
-    chain = Chain.embedded()
+    banks and approved for the Receivables (each example starts from a snapshot after it)."""
     a = dev_accounts(8)
     op, debtor, holders, banks = a[0], a[1], a[2:5], a[5:7]
     gate_address = chain.deploy("StaticAdmissionGate", op, op.address).contract_address
@@ -97,25 +92,13 @@ def build_world() -> World:
     for party in [debtor, *banks]:
         coin.mint(op, party.address, MINT)
         coin.approve(party, rec, MINT)
-    snapshot = chain.w3.provider.ethereum_tester.take_snapshot()  # type: ignore[attr-defined]
-    return World(chain=chain, snapshot=snapshot, gate=gate_address, coin=coin_address, rec=rec)
-
-
-def fresh_chain() -> tuple[Chain, World]:
-    """The world's chain rolled back to its snapshot, behind a new :class:`Chain` (no cached nonces)."""
-    if not _WORLD:
-        _WORLD.append(build_world())
-    world = _WORLD[0]
-    w3 = world.chain.w3
-    w3.provider.ethereum_tester.revert_to_snapshot(world.snapshot)  # type: ignore[attr-defined]
-    chain = Chain(w3=w3, chain_id=world.chain.chain_id, embedded=True, rpc="embedded", timeout=30.0)
-    return chain, world
+    return World(gate=gate_address, coin=coin_address, rec=rec)
 
 
 class ReceivablesMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.chain, world = fresh_chain()
+        self.chain, world = fresh_world("props:receivables", build_world)
         a = dev_accounts(8)
         self.op, self.debtor = a[0], a[1]
         self.holders: list[LocalAccount] = [a[2], a[3], a[4]]

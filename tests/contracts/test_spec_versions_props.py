@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from embedded_pool import fresh_world
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -99,19 +100,13 @@ VIOLATIONS = (RejectReason.BELOW_MIN, RejectReason.ABOVE_MAX)
 
 @dataclass(frozen=True)
 class World:
-    """The deployed world every example starts from: a snapshot of the embedded chain after it."""
+    """The deployed world every example starts from (:func:`embedded_pool.fresh_world`)."""
 
-    chain: Chain
-    snapshot: int
     certifier: str
     batches: list[Any]
 
 
-_WORLD: list[World] = []  # built once per process
-
-
-def build_world() -> World:
-    chain = Chain.embedded()
+def build_world(chain: Chain) -> World:
     accounts = dev_accounts(8)
     op, supplier, enterprise = accounts[0], accounts[1], accounts[5]
     deployment = deploy_suite(chain, op, stablecoin=False)
@@ -139,25 +134,13 @@ def build_world() -> World:
         tree = MerkleTree.build([sub.digest])
         chain.transact(anchor.functions.anchorBatch(tree.root, 1), op)
         batches.append(batch_readings(i + 1, tree, [sub]))
-    snapshot = chain.w3.provider.ethereum_tester.take_snapshot()  # type: ignore[attr-defined]
-    return World(chain=chain, snapshot=snapshot, certifier=addresses["QualityCertifier"], batches=batches)
-
-
-def fresh_chain() -> tuple[Chain, World]:
-    """The world's chain rolled back to its snapshot, behind a new :class:`Chain` (no cached nonces)."""
-    if not _WORLD:
-        _WORLD.append(build_world())
-    world = _WORLD[0]
-    w3 = world.chain.w3
-    w3.provider.ethereum_tester.revert_to_snapshot(world.snapshot)  # type: ignore[attr-defined]
-    chain = Chain(w3=w3, chain_id=world.chain.chain_id, embedded=True, rpc="embedded", timeout=30.0)
-    return chain, world
+    return World(certifier=addresses["QualityCertifier"], batches=batches)
 
 
 class SpecVersionMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.chain, world = fresh_chain()
+        self.chain, world = fresh_world("props:spec-versions", build_world)
         accounts = dev_accounts(8)
         self.enterprise, self.auditor = accounts[5], accounts[7]
         self.certifier = QualityCertifierClient(self.chain, world.certifier)

@@ -10,7 +10,9 @@ before the next test starts.
 
 A module whose tests all start from the same world of their own (a deployment on a chain with a
 simulated clock, a policy applied, parties admitted) builds it once per process with
-:func:`pooled_world` and starts every test from its snapshot the same way.
+:func:`pooled_world` and starts every test from its snapshot the same way. A Hypothesis state machine
+(whose examples no ``with`` block surrounds) starts each example from such a world with
+:func:`fresh_world`.
 
 A test that needs a chain nothing was ever deployed on, or a deployment of its own (another admin,
 no stablecoin), still builds it with ``Chain.embedded()`` and ``deploy_suite``.
@@ -77,6 +79,22 @@ class _World(Generic[T]):
 _WORLDS: dict[str, _World[Any]] = {}
 
 
+def _world(key: str, build: Callable[[Chain], T], start_time: int | None) -> _World[T]:
+    """The world built under ``key`` in this process, building it (and its snapshot) on first use."""
+    world = _WORLDS.get(key)
+    if world is None:
+        chain = Chain.embedded(start_time=start_time)
+        value = build(chain)
+        tester: Any = chain.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+        world = _WORLDS[key] = _World(
+            chain=chain,
+            value=value,
+            snapshot=tester.take_snapshot(),
+            sim_time=getattr(chain, "_sim_time", None),
+        )
+    return world
+
+
 @contextmanager
 def pooled_world(
     key: str, build: Callable[[Chain], T], *, start_time: int | None = None
@@ -89,17 +107,7 @@ def pooled_world(
     cached nonces dropped on exit. ``build`` must leave nothing behind but the chain's state, and what it
     returns must not change in a test (objects that cache chain state are made per test).
     """
-    world = _WORLDS.get(key)
-    if world is None:
-        chain = Chain.embedded(start_time=start_time)
-        value = build(chain)
-        tester: Any = chain.w3.provider.ethereum_tester  # type: ignore[attr-defined]
-        world = _WORLDS[key] = _World(
-            chain=chain,
-            value=value,
-            snapshot=tester.take_snapshot(),
-            sim_time=getattr(chain, "_sim_time", None),
-        )
+    world = _world(key, build, start_time)
     chain = world.chain
     try:
         yield chain, world.value
@@ -108,3 +116,19 @@ def pooled_world(
             chain._sim_time = world.sim_time  # the next block is stamped from it on revert
         chain.w3.provider.ethereum_tester.revert_to_snapshot(world.snapshot)  # type: ignore[attr-defined]
         chain._nonces.clear()  # the test's transactions are gone with the revert
+
+
+def fresh_world(key: str, build: Callable[[Chain], T]) -> tuple[Chain, T]:
+    """The world built once per process under ``key`` (``build`` run on ``Chain.embedded()``, then a
+    snapshot), rolled back to its snapshot now, behind a new :class:`Chain` (no cached nonces), and what
+    ``build`` returned.
+
+    For a Hypothesis state machine: it calls this as each example starts (no ``with`` block surrounds an
+    example), so whatever the previous example left on the chain is gone. ``build`` must leave nothing
+    behind but the chain's state, and what it returns must not change in an example.
+    """
+    world = _world(key, build, None)
+    base = world.chain
+    base.w3.provider.ethereum_tester.revert_to_snapshot(world.snapshot)  # type: ignore[attr-defined]
+    chain = Chain(w3=base.w3, chain_id=base.chain_id, embedded=True, rpc="embedded", timeout=30.0)
+    return chain, world.value
