@@ -8,24 +8,20 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from embedded_pool import pooled_world
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
+from finance_world import finance_world
 from profiles import store_sample_profile
 from sqlmodel import Session, col, func, select
 
-from contracts.chain import Chain, dev_accounts
+from contracts.chain import dev_accounts
 from contracts.credit import CreditRegistryClient
 from contracts.credit_bank import read_bank_records, register_bank_key, verify_record
 from contracts.credit_consent import ConsentOpening
 from contracts.credit_record import CreditOpening
-from contracts.deploy import deploy_suite
-from contracts.deployment import Deployment
 from contracts.onboarding import Onboarding
-from ledger_service.api import create_app
-from ledger_service.config import Settings
 from ledger_service.credit_desk.access_log import entry_digest
 from ledger_service.credit_desk.desk import FinanceDesk, desk_of
 from ledger_service.credit_desk.errors import AccessLogError
@@ -37,8 +33,6 @@ from ledger_service.store.models import (
     AccessRefusalTallyRow,
     AnalyticsResultRow,
 )
-
-START = int(time.time()) - 7 * 86_400
 
 
 def login(client: TestClient, account: LocalAccount) -> str:
@@ -108,33 +102,10 @@ class World:
         return r.status_code, r.json()["error"]["code"]
 
 
-def _build_world(chain: Chain) -> Deployment:
-    """The suite, the example policy and the World's parties admitted: once per process (pooled_world)."""
-    admin = dev_accounts(1)[0]
-    deployment = deploy_suite(chain, admin)
-    ob = Onboarding(chain, deployment, admin)
-    ob.apply_policy()
-    World.parties(ob)
-    return deployment
-
-
 @pytest.fixture
 def world(db_url: str) -> Iterator[World]:
-    with pooled_world("finance_api", _build_world, start_time=START) as (chain, deployment):
-        admin = dev_accounts(1)[0]
-        ob = Onboarding(chain, deployment, admin)
-        settings = Settings(
-            database_url=db_url, verify_workers=0, anchoring=False, registry_refresh_seconds=0
-        )
-        service = LedgerService.build(settings, chain=chain, deployment=deployment)
-        try:
-            with TestClient(create_app(service=service)) as client:
-                w = World(service, client, ob)
-                chain.warp(int(time.time()) + 60)  # from here on the chain's clock moves only when told
-                chain.transfer_value(admin, w.stranger.address, 1)
-                yield w
-        finally:
-            service.stop()
+    with finance_world("finance_api", db_url, World.parties, lambda s, c, ob, _admin: World(s, c, ob)) as w:
+        yield w
 
 
 def _publish_over_http(w: World, commitment: str) -> dict[str, Any]:

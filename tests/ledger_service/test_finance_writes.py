@@ -4,35 +4,29 @@ SQLite and PostgreSQL, embedded chain with a simulated clock."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from embedded_pool import pooled_world
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
+from finance_world import finance_world
 from sqlmodel import Session
 
-from contracts.chain import Chain, dev_accounts
+from contracts.chain import Chain
 from contracts.credit import CreditRegistryClient, model_version
 from contracts.credit_consent import ConsentOpening, consent_id
 from contracts.credit_record import CreditOpening, new_salt
-from contracts.deploy import deploy_suite
-from contracts.deployment import Deployment
 from contracts.onboarding import Onboarding
 from contracts.receivables import PartState, ReceivablesClient, StablecoinClient, receivable_reference
-from ledger_service.api import create_app
 from ledger_service.api.errors import http_status
-from ledger_service.config import Settings
 from ledger_service.credit_desk.desk import publish_args
 from ledger_service.credit_desk.sealing import store_opening
 from ledger_service.service import LedgerService
 from ledger_service.store.models import ConsentOpeningRow
 
-START = int(time.time()) - 7 * 86_400
 DAY = 86_400
 
 
@@ -104,35 +98,12 @@ class World:
         return r.status_code, r.json()["error"]["code"]
 
 
-def _build_world(chain: Chain) -> Deployment:
-    """The suite, the example policy and the World's parties admitted: once per process (pooled_world)."""
-    admin = dev_accounts(1)[0]
-    deployment = deploy_suite(chain, admin)
-    ob = Onboarding(chain, deployment, admin)
-    ob.apply_policy()
-    World.parties(ob)
-    return deployment
-
-
 @pytest.fixture
 def world(db_url: str) -> Iterator[World]:
-    with pooled_world("finance_writes", _build_world, start_time=START) as (chain, deployment):
-        admin = dev_accounts(1)[0]
-        ob = Onboarding(chain, deployment, admin)
-        settings = Settings(
-            database_url=db_url, verify_workers=0, anchoring=False, registry_refresh_seconds=0
-        )
-        service = LedgerService.build(settings, chain=chain, deployment=deployment)
-        try:
-            with TestClient(create_app(service=service)) as client:
-                w = World(service, client, ob, admin)
-                chain.warp(int(time.time()) + 60)  # from here on the chain's clock moves only when told
-                chain.transfer_value(admin, w.stranger.address, 1)
-                w.coin.mint(admin, w.core.address, 2_000_000)
-                w.coin.mint(admin, w.bank_a.address, 1_000_000)
-                yield w
-        finally:
-            service.stop()
+    with finance_world("finance_writes", db_url, World.parties, World) as w:
+        w.coin.mint(w.admin, w.core.address, 2_000_000)
+        w.coin.mint(w.admin, w.bank_a.address, 1_000_000)
+        yield w
 
 
 def _confirm_body(w: World, reference: str = "INV-2026-0001", face: int = 1_000_000) -> dict[str, Any]:
