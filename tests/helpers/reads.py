@@ -44,11 +44,22 @@ def sign_client_in(client: Any, account: LocalAccount) -> Any:
 
 
 def signed_request(
-    account: LocalAccount, *, public_url: str, chain_id: int, method: str, path: str, body: bytes = b""
+    account: LocalAccount,
+    *,
+    public_url: str,
+    chain_id: int,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    timestamp_ms: int | None = None,
+    nonce: str | None = None,
+    signer: LocalAccount | None = None,
 ) -> dict[str, str]:
-    """The ``X-Supet-*`` headers of one request signed by ``account`` (``path`` with its query)."""
-    ts = int(time.time() * 1000)
-    nonce = secrets.token_hex(16)
+    """The ``X-Supet-*`` headers of one request signed by ``account`` (``path`` with its query), at
+    ``timestamp_ms`` (default: now) with ``nonce`` (default: a fresh one); ``signer`` signs it in
+    ``account``'s name instead (a forgery, for the tests of refusals)."""
+    ts = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
+    nonce = nonce or secrets.token_hex(16)
     text = canonical_request(
         domain=urlsplit(public_url).netloc,
         chain_id=chain_id,
@@ -59,7 +70,7 @@ def signed_request(
         timestamp_ms=ts,
         nonce=nonce,
     )
-    signature = account.sign_message(encode_defunct(text=text)).signature.to_0x_hex()
+    signature = (signer or account).sign_message(encode_defunct(text=text)).signature.to_0x_hex()
     return {
         "X-Supet-Address": account.address,
         "X-Supet-Timestamp": str(ts),

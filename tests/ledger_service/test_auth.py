@@ -16,6 +16,8 @@ import pytest
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
+from reads import signed_request
+from reads import token as login
 from sqlalchemy import func
 from sqlmodel import Session, select
 from support import TestConsortium
@@ -42,16 +44,6 @@ def sign_text(account: LocalAccount, text: str) -> str:
     return account.sign_message(encode_defunct(text=text)).signature.to_0x_hex()
 
 
-def login(client: TestClient, account: LocalAccount) -> str:
-    challenge = client.post("/v1/auth/challenge", json={"address": account.address})
-    assert challenge.status_code == 200, challenge.text
-    message = challenge.json()["message"]
-    r = client.post("/v1/auth/token", json={"message": message, "signature": sign_text(account, message)})
-    assert r.status_code == 200, r.text
-    token: str = r.json()["access_token"]
-    return token
-
-
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -67,24 +59,18 @@ def signed_headers(
     signer: LocalAccount | None = None,
     chain_id: int = 31337,
 ) -> dict[str, str]:
-    ts = ts_ms if ts_ms is not None else int(time.time() * 1000)
-    nonce = nonce or secrets.token_hex(16)
-    text = canonical_request(
-        domain=DOMAIN,
+    """:func:`reads.signed_request` for this module's service (``DOMAIN``, the embedded chain's id)."""
+    return signed_request(
+        account,
+        public_url=f"http://{DOMAIN}",
         chain_id=chain_id,
-        address=account.address,
         method=method,
         path=path,
         body=body,
-        timestamp_ms=ts,
+        timestamp_ms=ts_ms,
         nonce=nonce,
+        signer=signer,
     )
-    return {
-        "X-Supet-Address": account.address,
-        "X-Supet-Timestamp": str(ts),
-        "X-Supet-Nonce": nonce,
-        "X-Supet-Signature": sign_text(signer or account, text),
-    }
 
 
 def used_nonces(ledger: LedgerService) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 import time
 from typing import Any
 
@@ -11,9 +10,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
-from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
+from reads import bearer as login
+from reads import signed_request
 from sqlalchemy import func
 from sqlmodel import Session, select
 from support import TestConsortium
@@ -26,7 +26,6 @@ from device_attestation.certificates import Challenge, make_device_csr
 from device_attestation.keys import DeviceKey
 from device_attestation.manufacturer_ca import create_manufacturer_ca, issue_device_certificate
 from device_attestation.sdk import DeviceSigner
-from ledger_service.auth import canonical_request
 from ledger_service.service import LedgerService
 from ledger_service.store.models import DeviceCacheRow, ReadingRow, UsedNonceRow
 
@@ -43,36 +42,12 @@ def device_registry() -> str:
     return "real"
 
 
-def sign_text(account: LocalAccount, text: str) -> str:
-    return account.sign_message(encode_defunct(text=text)).signature.to_0x_hex()
-
-
-def login(client: TestClient, account: LocalAccount) -> dict[str, str]:
-    message = client.post("/v1/auth/challenge", json={"address": account.address}).json()["message"]
-    r = client.post("/v1/auth/token", json={"message": message, "signature": sign_text(account, message)})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-
 def signed(account: LocalAccount, method: str, path: str, body: bytes = b"") -> dict[str, str]:
-    ts, nonce = int(time.time() * 1000), secrets.token_hex(16)
-    text = canonical_request(
-        domain=DOMAIN,
-        chain_id=31337,
-        address=account.address,
-        method=method,
-        path=path,
-        body=body,
-        timestamp_ms=ts,
-        nonce=nonce,
+    """A JSON request signed by ``account`` for this module's service (``DOMAIN``, the embedded chain)."""
+    headers = signed_request(
+        account, public_url=f"http://{DOMAIN}", chain_id=31337, method=method, path=path, body=body
     )
-    return {
-        "X-Supet-Address": account.address,
-        "X-Supet-Timestamp": str(ts),
-        "X-Supet-Nonce": nonce,
-        "X-Supet-Signature": sign_text(account, text),
-        "Content-Type": "application/json",
-    }
+    return {**headers, "Content-Type": "application/json"}
 
 
 def pem(cert: x509.Certificate) -> str:
