@@ -30,9 +30,11 @@ from abc import ABC, abstractmethod
 from typing import Any, Generic, Protocol, TypeVar
 
 from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
+from web3.exceptions import BlockNotFound
 
 from contracts.chain import Chain
 from contracts.errors import ChainError, ContractRevert
@@ -214,18 +216,7 @@ class BatchAnchorer(ABC, Generic[B]):
             self.last_error = str(e)
             return
         if receipt is None:
-            if now - (b.submitted_ms or now) > self.timeout_seconds * 1000:
-                self.log.warning(
-                    "%s %d: tx %s has no receipt after %.0fs; sending again",
-                    self.label,
-                    b.id,
-                    b.tx_hash,
-                    self.timeout_seconds,
-                )
-                self.chain.reset_nonce(self.signer.address)
-                self.update(
-                    b.id, status=BatchStatus.CLOSED, tx_hash=None, submitted_ms=None, next_attempt_ms=0
-                )
+            self.no_receipt(b, now)
             return
         if receipt["status"] != 1:
             self.chain.reset_nonce(self.signer.address)
@@ -233,11 +224,51 @@ class BatchAnchorer(ABC, Generic[B]):
             return
         if head is not None and receipt["blockNumber"] + (self.confirmations or 0) > head:
             return
+        try:
+            canonical = self.in_canonical_chain(receipt)
+        except ChainError as e:
+            self.last_error = str(e)
+            return
+        if not canonical:  # a receipt from a block a reorg took away: not mined, as far as we know
+            self.no_receipt(b, now)
+            return
         index = self.anchored_index(receipt, b)
         if index is None:
             self.reopen(b, f"receipt without {self.event_name} for our root")
             return
         self.record_anchored(b, receipt, index, now)
+
+    def no_receipt(self, b: B, now: int) -> None:
+        """``b``'s transaction is not mined (as far as the canonical chain says): sent again once it
+        has waited ``timeout_seconds``."""
+        if now - (b.submitted_ms or now) > self.timeout_seconds * 1000:
+            self.log.warning(
+                "%s %d: tx %s has no receipt after %.0fs; sending again",
+                self.label,
+                b.id,
+                b.tx_hash,
+                self.timeout_seconds,
+            )
+            self.chain.reset_nonce(self.signer.address)
+            self.update(b.id, status=BatchStatus.CLOSED, tx_hash=None, submitted_ms=None, next_attempt_ms=0)
+
+    def canonical_block_hash(self, number: int) -> str | None:
+        """The hash of the canonical chain's block ``number`` (0x-hex); ``None`` when the chain is not
+        that long (:class:`ChainError` if it cannot be read)."""
+        try:
+            block = self.chain.block(number)
+        except BlockNotFound:
+            return None
+        return HexBytes(block["hash"]).to_0x_hex()
+
+    def in_canonical_chain(self, receipt: Any) -> bool:
+        """Is ``receipt``'s block the canonical chain's block at its height?
+
+        A node may still answer a receipt from a block a reorg took away (its transaction index
+        lags its block index); recording such a receipt would give the batch the chain index another
+        batch then receives in the canonical chain."""
+        block_hash = HexBytes(receipt["blockHash"]).to_0x_hex()
+        return self.canonical_block_hash(int(receipt["blockNumber"])) == block_hash
 
     def reopen(self, b: B, error: str) -> None:
         """Back to ``closed``, to be sent again at once."""

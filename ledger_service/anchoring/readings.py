@@ -13,8 +13,10 @@ Faults, and what happens:
   again; the contract refuses a root twice (``ReadingAnchorRootAlreadyAnchored``),
   and the worker adopts the earlier anchoring from its ``BatchAnchored`` event;
 - transaction dropped (no receipt after ``anchor_timeout_seconds``): sent again;
-- reorg: an anchored batch whose receipt vanished or moved to another block
-  hash within ``reorg_depth`` blocks goes back to ``closed`` (or is updated);
+- reorg: an anchored batch within ``reorg_depth`` blocks whose block is no longer the
+  canonical chain's goes back to ``closed`` (its transaction vanished) or ``submitted``
+  (it moved to another block), its chain index and block cleared; a receipt counts only
+  if its block is the canonical chain's (a node may answer one from a reorged-away block);
 - database restored from an older backup: the chain holds batches this signer
   anchored whose roots the store does not know ("lost batches"; looked for once,
   at the first tick that reaches the chain). Their readings come back as the
@@ -447,8 +449,13 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
     # ------------------------------------------------------------------ reorgs
 
     def check_reorgs(self) -> None:
-        """Anchored batches within ``reorg_depth`` blocks whose receipt vanished go back to ``closed``;
-        those whose receipt moved to another block go back to ``submitted`` (confirmed again)."""
+        """Anchored batches within ``reorg_depth`` blocks whose block is no longer the canonical chain's
+        are looked at again: back to ``closed`` if their transaction is not in the canonical chain any
+        more, to ``submitted`` (confirmed again) if it moved to another canonical block.
+
+        The canonical chain's block hash at the recorded height decides, not the receipt alone: a node
+        may still answer a receipt from a block a reorg took away, and a batch kept ``anchored`` on it
+        would keep a chain index the contract's counter hands to another batch."""
         try:
             head = self.chain.block_number()
         except ChainError as e:
@@ -465,14 +472,20 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
                     )
                 ).all()
             )
+        canonical: dict[int, str | None] = {}
         for b in recent:
-            assert b.tx_hash is not None
+            assert b.tx_hash is not None and b.block_number is not None
             try:
+                if b.block_number not in canonical:
+                    canonical[b.block_number] = self.canonical_block_hash(b.block_number)
+                if canonical[b.block_number] == b.block_hash:
+                    continue  # its block is still the canonical one: so is its anchoring
                 receipt = self.chain.receipt(b.tx_hash)
+                moved = receipt is not None and receipt["status"] == 1 and self.in_canonical_chain(receipt)
             except ChainError as e:
                 self.last_error = str(e)
                 return
-            if receipt is None or receipt["status"] != 1:
+            if not moved:
                 log.warning("batch %d: anchoring tx %s vanished (reorg); sending again", b.id, b.tx_hash)
                 self.chain.reset_nonce(self.signer.address)
                 self.update(
@@ -486,6 +499,15 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
                     anchored_ms=None,
                     next_attempt_ms=0,
                 )
-            elif HexBytes(receipt["blockHash"]).to_0x_hex() != b.block_hash:
+            else:
+                assert receipt is not None
                 log.warning("batch %d: anchoring tx moved to block %s (reorg)", b.id, receipt["blockNumber"])
-                self.update(b.id, status=BatchStatus.SUBMITTED)
+                # its chain index and block are read again from the canonical receipt when confirmed
+                self.update(
+                    b.id,
+                    status=BatchStatus.SUBMITTED,
+                    block_number=None,
+                    block_hash=None,
+                    chain_batch_id=None,
+                    anchored_ms=None,
+                )

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from faults import (
@@ -30,6 +31,7 @@ from faults import (
 )
 from hexbytes import HexBytes
 
+from contracts.chain import Chain
 from ledger_service.service import LedgerService
 from ledger_service.store.batch_status import BatchStatus
 from ledger_service.store.models import BatchRow
@@ -231,3 +233,107 @@ def test_reorgs_while_readings_arrive(tmp_path: Path) -> None:
         assert_service_proofs_verify(service, accepted)
         assert reorgs == 4 and result.readings == len(accepted)
         assert hit, "no reorg took away an anchoring: the test proved nothing"
+
+
+class StaleReceipts:
+    """The service's chain answering, for chosen transactions, the receipt they had before a reorg
+    took their block away (as a node whose transaction index lags its block index does)."""
+
+    def __init__(self, chain: Chain) -> None:
+        self.chain = chain
+        self.stale: dict[str, Any] = {}
+        self._receipt = chain.receipt
+
+    def keep(self, tx_hash: str) -> None:
+        self.stale[tx_hash] = self._receipt(tx_hash)
+        assert self.stale[tx_hash] is not None
+
+    def receipt(self, tx_hash: str) -> Any:
+        found = self._receipt(tx_hash)
+        return found if found is not None else self.stale.get(tx_hash)
+
+
+@pytest.fixture
+def fast_rig(tmp_path: Path) -> Iterator[Rig]:
+    """:func:`rig` with a 1 s anchoring timeout (a tx without a canonical receipt is sent again soon)."""
+    with own_anvil() as node:
+        deployed = deploy_on(node, tmp_path)
+        fleet = Fleet(deployed.consortium, 2, seed=404)
+        service = in_process_service(
+            deployed, f"sqlite:///{tmp_path}/ledger.db", anchoring=False, anchor_timeout_seconds=1
+        )
+        service.start()
+        try:
+            yield Rig(deployed=deployed, service=service, fleet=fleet)
+        finally:
+            service.stop()
+
+
+@pytest.mark.anvil
+def test_anchoring_answered_from_a_reorged_away_block_is_not_kept(
+    fast_rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reorg took the anchoring's block away but the node still answers its old receipt: the
+    batch goes back to ``closed`` all the same, so it does not keep chain batch 1 while the next
+    batch is anchored as chain batch 1 (the store held two batches with one chain batch id)."""
+    rig = fast_rig
+    chain, anchor, worker, engine = (
+        rig.deployed.chain,
+        rig.deployed.anchor,
+        rig.service.anchoring,
+        rig.service.engine,
+    )
+    accepted = submit_all(rig.service, rig.fleet.sign(6))
+    worker.flush(timeout=20)
+    before = anchoring_of(only_batch(rig))
+    stale = StaleReceipts(rig.service.chain)
+    stale.keep(before.tx_hash)
+    monkeypatch.setattr(rig.service.chain, "receipt", stale.receipt)
+
+    rig.reorg(chain.block_number() - before.block_number + 1)
+    assert chain.receipt(before.tx_hash) is None and anchor.batch_count() == 0
+
+    worker.check_reorgs()
+    b = only_batch(rig)
+    assert (b.status, b.tx_hash, b.block_hash, b.chain_batch_id) == (BatchStatus.CLOSED, None, None, None)
+
+    accepted |= submit_all(rig.service, rig.fleet.sign(6))
+    worker.flush(timeout=20)
+    assert_exactly_once(engine, chain, rig.deployed.deployment, expected=accepted)
+    assert_service_proofs_verify(rig.service, accepted)
+
+
+@pytest.mark.anvil
+def test_receipt_from_a_reorged_away_block_is_not_confirmed(
+    fast_rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sent batch whose block a reorg took away before it was confirmed, the node still answering
+    the old receipt: not recorded as anchored on it; sent again after the timeout, anchored once."""
+    rig = fast_rig
+    chain, anchor, worker, engine = (
+        rig.deployed.chain,
+        rig.deployed.anchor,
+        rig.service.anchoring,
+        rig.service.engine,
+    )
+    accepted = submit_all(rig.service, rig.fleet.sign(6))
+    assert worker.close_batch(force=True) is not None
+    worker.advance()  # sends it
+    sent = only_batch(rig)
+    assert sent.status == BatchStatus.SUBMITTED and sent.tx_hash is not None
+    mined = wait_for(lambda: chain.receipt(sent.tx_hash or ""), timeout=10, what="the anchoring tx mined")
+    stale = StaleReceipts(rig.service.chain)
+    stale.keep(sent.tx_hash)
+    monkeypatch.setattr(rig.service.chain, "receipt", stale.receipt)
+
+    rig.reorg(chain.block_number() - mined["blockNumber"] + 1)
+    assert chain.receipt(sent.tx_hash) is None and anchor.batch_count() == 0
+
+    worker.advance()  # confirms against the old receipt?
+    b = only_batch(rig)
+    assert (b.status, b.block_hash, b.chain_batch_id) == (BatchStatus.SUBMITTED, None, None)
+
+    accepted |= submit_all(rig.service, rig.fleet.sign(6))
+    worker.flush(timeout=20)
+    assert_exactly_once(engine, chain, rig.deployed.deployment, expected=accepted)
+    assert_service_proofs_verify(rig.service, accepted)
