@@ -10,12 +10,15 @@ approve; ``status`` says, per role, whether a party is admitted and if not, why.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, keccak, to_checksum_address
 from rich.console import Console
 
@@ -394,6 +397,29 @@ def claim_revoke(
 
 
 # ---------------------------------------------------------------- parties and members
+
+
+@app.command("sign-in-message")
+def sign_in_message(
+    message: Annotated[
+        Path | None,
+        typer.Argument(
+            help="The file holding the portal's sign-in message (default: standard input).", dir_okay=False
+        ),
+    ] = None,
+    key_file: KeyFileOpt = None,
+) -> None:
+    """Sign the portal's sign-in message with the party key, for people without a browser wallet: prints
+    the EIP-191 ``personal_sign`` signature (0x-hex) to paste into the portal's form."""
+    text = message.read_text(encoding="utf-8") if message is not None else sys.stdin.read()
+    print(sign_message(text, load_party_account(key_file)))
+
+
+def sign_message(message: str, account: LocalAccount) -> str:
+    """The 0x-hex ``personal_sign`` signature of ``message`` as the portal shows it (line ends normalised
+    to ``\\n``, trailing ones dropped: a copy from a file or a terminal signs the same text)."""
+    text = message.replace("\r\n", "\n").rstrip("\n")
+    return str(account.sign_message(encode_defunct(text=text)).signature.to_0x_hex())
 
 
 @app.command("apply")

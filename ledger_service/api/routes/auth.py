@@ -7,7 +7,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ledger_service.api.deps import CurrentParty
@@ -21,20 +20,9 @@ from ledger_service.auth import (
     parse_address,
 )
 
-
-class EnvelopeRoute(APIRoute):
-    """The route class of the auth and enrollment routers.
-
-    It adds nothing any more: their errors are answered by the app's handlers through the one map,
-    :mod:`ledger_service.api.errors` (401 with ``WWW-Authenticate``, a missing role 403, enrollment
-    refusals 409/422/429, an unreachable chain 503). Kept while ``api/routes/devices.py`` names it.
-    """
-
-
 router = APIRouter(
     prefix="/v1/auth",
     tags=["auth"],
-    route_class=EnvelopeRoute,
     responses={400: {"description": "The body is not valid JSON (or not UTF-8).", "model": ErrorEnvelope}},
 )
 

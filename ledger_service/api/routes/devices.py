@@ -45,7 +45,7 @@ from ledger_service.api.device_models import (
     PopChallengeOut,
 )
 from ledger_service.api.models import ErrorEnvelope
-from ledger_service.api.routes.auth import ROLE_ERRORS, EnvelopeRoute
+from ledger_service.api.routes.auth import ROLE_ERRORS
 from ledger_service.enrollment.desk import POP_MAX_AGE
 
 
@@ -60,7 +60,6 @@ def _iso(t: dt.datetime) -> str:
 router = APIRouter(
     prefix="/v1/devices",
     tags=["devices"],
-    route_class=EnvelopeRoute,
     responses={400: {"description": "The body is not valid JSON (or not UTF-8).", "model": ErrorEnvelope}},
 )
 
