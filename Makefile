@@ -58,7 +58,8 @@ demo: setup
 # workers) compiled web3, fastapi, sqlalchemy... from source again: about 6 s of CPU more for each
 # service subprocess and 14 s for a pytest process. The .pyc files go to __pycache__ (git-ignored) and .venv.
 # One xdist worker more than there are cores: much of the suite waits on subprocesses, anvil and
-# PostgreSQL (measured on 2 cores: 632 s of pytest with 2 workers, 587 s with 3).
+# PostgreSQL (on 2 cores, one tree with warm .pyc: 587 s of pytest with 3 workers; fresh clones took
+# 633 s with 2 and 655 to 677 s with 3, so the gain is within the run-to-run spread).
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 test: lint typecheck
 	@scripts/test-services
