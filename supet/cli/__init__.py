@@ -38,7 +38,7 @@ COMMANDS: Final[dict[str, tuple[str, str, Literal["group", "command"]]]] = {
     "party": ("party", "app", "group"),
     "consortium": ("consortium", "app", "group"),
     "lot": ("lots", "lot_app", "group"),
-    "spec": ("lots", "spec_app", "group"),
+    "spec": ("specs", "spec_app", "group"),
     "demo": ("demo", "demo", "command"),
     "serve": ("serve", "serve", "command"),
     "verify": ("verify", "verify", "command"),

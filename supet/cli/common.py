@@ -1,7 +1,8 @@
-"""Options shared by the commands that talk to a chain."""
+"""Options and helpers shared by the commands that talk to a chain."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -9,6 +10,8 @@ import typer
 
 from contracts.chain import Chain
 from contracts.deployment import Deployment
+from contracts.lots import parse_gtin
+from supet_base.errors import SupetError
 
 RpcOpt = Annotated[
     str,
@@ -42,3 +45,22 @@ def open_deployment(rpc: str, deployment: Path) -> tuple[Chain, Deployment]:
     chain = Chain.from_rpc(rpc)
     dep.check(chain)
     return chain, dep
+
+
+GtinOpt = Annotated[
+    str, typer.Option("--gtin", help="The product's GTIN-14 (14 digits, check digit included).")
+]
+
+
+def check_gtin(text: str) -> str:
+    """``text`` if it is a GTIN-14 with its check digit; otherwise the option's usage error."""
+    try:
+        parse_gtin(text)
+    except SupetError as e:
+        raise typer.BadParameter(e.message, param_hint="--gtin") from None
+    return text
+
+
+def utc_seconds(ts: int) -> str:
+    """Unix seconds as ISO 8601 UTC to the second; ``-`` for 0 (never)."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else "-"

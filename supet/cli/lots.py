@@ -1,13 +1,10 @@
-"""``supet lot`` and ``supet spec``: lots and their custody, product specs, quality certification.
+"""``supet lot``: lots and their custody, lineage, quality certification (specs: :mod:`supet.cli.specs`).
 
 Lots (the LotRegistry): ``open`` (the GTIN-14's check digit is checked here first, then by the
 contract), ``split``, ``transform`` (lineage: lots the party holds consumed, in part or whole, into
 new lots it opens), the two-sided custody transfer (``transfer`` proposes, the recipient
 ``accept``\\s or ``reject``\\s, the proposer may ``cancel``) and ``show`` (with what the lot was made
 from and what was made of it).
-
-Specs (the QualityCertifier): ``spec set`` with bounds in human units (converted to Reading v1
-fixed point, value x 10^6, exactly as readings are) and ``spec show``.
 
 Certification: ``lot certify --package FILE`` submits a certification package, a JSON file holding
 the lot's QC readings per anchored batch with their signatures and the batch's multiproof (see
@@ -20,7 +17,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
@@ -33,8 +29,6 @@ from contracts.certifier import (
     Certificate,
     CertificateStatus,
     QualityCertifierClient,
-    SpecMetric,
-    human_fixed,
 )
 from contracts.chain import Chain
 from contracts.deployment import Deployment
@@ -49,8 +43,15 @@ from contracts.lots import (
     lot_key,
     parse_gtin,
 )
-from device_attestation.reading import FIXED_POINT_DECIMALS, InvalidReading, to_fixed_point
-from supet.cli.common import DeploymentOpt, KeyFileOpt, RpcOpt, open_deployment
+from supet.cli.common import (
+    DeploymentOpt,
+    GtinOpt,
+    KeyFileOpt,
+    RpcOpt,
+    check_gtin,
+    open_deployment,
+    utc_seconds,
+)
 from supet_base.errors import SupetError
 from supet_base.parties import load_party_account
 
@@ -58,24 +59,15 @@ __all__ = [
     "load_package",
     "lot_app",
     "package_json",
-    "parse_metric",
     "parse_transform_input",
     "parse_transform_output",
-    "spec_app",
 ]
 
 lot_app = typer.Typer(
     help="Lots: open, split, transform, custody transfers (propose, accept, reject, cancel), show, certify.",
     no_args_is_help=True,
 )
-spec_app = typer.Typer(
-    help="Product quality specs (versioned, per GTIN-14): set, show.", no_args_is_help=True
-)
 console = Console(soft_wrap=True)
-
-_SCALE = Decimal(10) ** FIXED_POINT_DECIMALS
-_METRIC = re.compile(r"^(?P<name>[a-z0-9_]{1,32})=(?P<min>[^:]+?)\.\.(?P<max>[^:]+?)(?::(?P<flag>[a-z]+))?$")
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 
 class LotNotFound(SupetError):
@@ -95,9 +87,6 @@ IssuerOpt = Annotated[
         "only when several parties have a lot with this id.",
     ),
 ]
-GtinOpt = Annotated[
-    str, typer.Option("--gtin", help="The product's GTIN-14 (14 digits, check digit included).")
-]
 
 
 # ---------------------------------------------------------------- helpers
@@ -112,51 +101,8 @@ def _clients(rpc: str, deployment: Path) -> tuple[Chain, Deployment, LotRegistry
     return chain, dep, LotRegistryClient.from_deployment(chain, dep)
 
 
-def _time_s(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else "-"
-
-
 def _time_ms(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
-
-
-def _check_gtin(text: str) -> str:
-    try:
-        parse_gtin(text)
-    except SupetError as e:
-        raise typer.BadParameter(e.message, param_hint="--gtin") from None
-    return text
-
-
-def _number(text: str, what: str) -> int:
-    """A human-unit number as Reading v1 fixed point (int as int, decimals as JSON would give them)."""
-    t = text.strip()
-    if not _NUMBER.match(t):
-        raise typer.BadParameter(f"{what} {text!r} is not a number", param_hint="--metric")
-    value: int | float = int(t) if re.fullmatch(r"[+-]?\d+", t) else float(t)
-    try:
-        return int(to_fixed_point(value))
-    except InvalidReading as e:
-        raise typer.BadParameter(f"{what} {text!r}: {e.message}", param_hint="--metric") from None
-
-
-def parse_metric(text: str) -> SpecMetric:
-    """``NAME=MIN..MAX[:optional]`` (bounds in human units) as a :class:`SpecMetric` in fixed point."""
-    m = _METRIC.match(text.strip())
-    if m is None:
-        raise typer.BadParameter(
-            f"{text!r} is not NAME=MIN..MAX[:optional] (name: 1..32 of a-z, 0-9, _; e.g. temp_c=2..8)",
-            param_hint="--metric",
-        )
-    flag = m.group("flag")
-    if flag not in (None, "optional", "required"):
-        raise typer.BadParameter(
-            f"{text!r}: the suffix is ':optional' or ':required', not ':{flag}'", param_hint="--metric"
-        )
-    lo, hi = _number(m.group("min"), "minimum"), _number(m.group("max"), "maximum")
-    if lo > hi:
-        raise typer.BadParameter(f"{text!r}: the minimum is above the maximum", param_hint="--metric")
-    return SpecMetric(name=m.group("name"), min=lo, max=hi, required=flag != "optional")
 
 
 def _parse_child(text: str) -> tuple[str, int]:
@@ -256,7 +202,7 @@ def open_lot(
     key_file: KeyFileOpt = None,
 ) -> None:
     """Open a lot, as its supplier (the party must be admitted to open lots)."""
-    _check_gtin(gtin)
+    check_gtin(gtin)
     if not unit.isascii() or not 0 < len(unit) <= 32:
         raise typer.BadParameter(f"{unit!r} is not 1..32 ASCII characters", param_hint="--unit")
     if produced_to < produced_from:
@@ -456,7 +402,7 @@ def show(lot_id: LotIdArg, rpc: RpcOpt, deployment: DeploymentOpt, issuer: Issue
     console.print(f"  issued by {lots.issuer(lot_id_key)}")
     console.print(f"  GTIN {lot.gtin_text}, {lot.remaining} of {lot.quantity} {lot.unit} remaining")
     console.print(f"  produced {_time_ms(lot.produced_from_ms)} .. {_time_ms(lot.produced_to_ms)}")
-    console.print(f"  supplier {lot.supplier}, opened {_time_s(lot.opened_at)}")
+    console.print(f"  supplier {lot.supplier}, opened {utc_seconds(lot.opened_at)}")
     if lot.parent is not None:
         console.print(f"  split from {name(lot.parent)}")
     console.print(f"  custodian {lot.custodian}")
@@ -465,11 +411,11 @@ def show(lot_id: LotIdArg, rpc: RpcOpt, deployment: DeploymentOpt, issuer: Issue
         console.print("  pending transfer: none")
     else:
         console.print(
-            f"  pending transfer: {pending.from_} -> {pending.to} since {_time_s(pending.proposed_at)}"
+            f"  pending transfer: {pending.from_} -> {pending.to} since {utc_seconds(pending.proposed_at)}"
         )
     console.print("  custody chain:")
     for entry in lots.full_custody_chain(lot_id_key):
-        console.print(f"    {_time_s(entry.since)}  {entry.custodian}  ({name(entry.lot_key)})")
+        console.print(f"    {utc_seconds(entry.since)}  {entry.custodian}  ({name(entry.lot_key)})")
     kids = lots.children(lot_id_key)
     console.print(f"  children: {', '.join(name(k) for k in kids) if kids else 'none'}")
     _print_lineage(lots, lot, name)
@@ -482,7 +428,7 @@ def _print_lineage(lots: LotRegistryClient, lot: Lot, name: Callable[[bytes], st
     if lot.produced_by:
         t = lots.transformation(lot.produced_by)
         made_from = ", ".join(f"{q} {lots.lot(k).unit} of {name(k)}" for k, q in t.inputs)
-        console.print(f"  made from (transformation {t.transformation_id}, {_time_s(t.at)}): {made_from}")
+        console.print(f"  made from (transformation {t.transformation_id}, {utc_seconds(t.at)}): {made_from}")
     ids = lots.consumed_by(lot.key)
     if not ids:
         console.print("  consumed: none")
@@ -492,7 +438,7 @@ def _print_lineage(lots: LotRegistryClient, lot: Lot, name: Callable[[bytes], st
         t = lots.transformation(tid)
         quantity = next(q for k, q in t.inputs if k == lot.key)
         into = ", ".join(name(k) for k in t.outputs)
-        console.print(f"    {_time_s(t.at)}  {quantity} {lot.unit} into {into} (transformation {tid})")
+        console.print(f"    {utc_seconds(t.at)}  {quantity} {lot.unit} into {into} (transformation {tid})")
 
 
 @lot_app.command("certify")
@@ -543,88 +489,3 @@ def certify(
     cert = certifier.certificate(key)
     console.print(f"lot {lot_id}: {cert.status.name.lower()} (tx {result.tx_hash})")
     _print_certificate(cert)
-
-
-# ---------------------------------------------------------------- specs
-
-
-@spec_app.command("set")
-def spec_set(
-    gtin: GtinOpt,
-    metric: Annotated[
-        list[str],
-        typer.Option(
-            "--metric",
-            help="A metric as NAME=MIN..MAX, bounds in human units (e.g. temp_c=2..8, "
-            "weight_g=990..1010:optional); repeat for several.",
-        ),
-    ],
-    min_samples: Annotated[
-        int, typer.Option("--min-samples", min=1, help="Readings each required metric needs at least.")
-    ],
-    rpc: RpcOpt,
-    deployment: DeploymentOpt,
-    key_file: KeyFileOpt = None,
-) -> None:
-    """Set a new version of a product's spec (as its owner, assigned with `supet spec owner`)."""
-    _check_gtin(gtin)
-    metrics = [parse_metric(m) for m in metric]
-    seen = [m.name for m in metrics]
-    if len(set(seen)) != len(seen):
-        raise typer.BadParameter("a metric is given twice", param_hint="--metric")
-    if not any(m.required for m in metrics):
-        raise typer.BadParameter("at least one metric must be required", param_hint="--metric")
-    chain, dep = open_deployment(rpc, deployment)
-    certifier = QualityCertifierClient.from_deployment(chain, dep)
-    result = certifier.set_spec(load_party_account(key_file), gtin, metrics, min_samples=min_samples)
-    version = certifier.latest_spec_version(int(gtin))
-    console.print(f"spec version {version} of GTIN {gtin} set in tx {result.tx_hash}")
-
-
-@spec_app.command("owner")
-def spec_owner(
-    gtin: GtinOpt,
-    owner: Annotated[
-        str,
-        typer.Option(
-            "--owner", help="The buyer who sets the product's spec (0x address); 'none' withdraws it."
-        ),
-    ],
-    rpc: RpcOpt,
-    deployment: DeploymentOpt,
-    key_file: KeyFileOpt = None,
-) -> None:
-    """As the certifier's admin, assign who sets a product's spec and names its devices."""
-    _check_gtin(gtin)
-    who = None if owner.lower() == "none" else owner
-    if who is not None and not is_address(who):
-        raise typer.BadParameter(f"{owner!r} is not an address (or 'none')", param_hint="--owner")
-    chain, dep = open_deployment(rpc, deployment)
-    certifier = QualityCertifierClient.from_deployment(chain, dep)
-    result = certifier.set_spec_owner(load_party_account(key_file), gtin, who)
-    console.print(f"GTIN {gtin}: spec owner {who or 'withdrawn'} (tx {result.tx_hash})")
-
-
-@spec_app.command("show")
-def spec_show(
-    gtin: GtinOpt,
-    rpc: RpcOpt,
-    deployment: DeploymentOpt,
-    version: Annotated[
-        int | None, typer.Option("--version", min=1, help="The spec version (default: the latest).")
-    ] = None,
-) -> None:
-    """Show a version of a product's spec, bounds in human units."""
-    _check_gtin(gtin)
-    chain, dep = open_deployment(rpc, deployment)
-    certifier = QualityCertifierClient.from_deployment(chain, dep)
-    if version is None and certifier.latest_spec_version(int(gtin)) == 0:
-        raise LotNotFound(f"GTIN {gtin}: no spec (set one with `supet spec set`)", code="spec.unknown")
-    spec = certifier.spec(int(gtin), version)
-    console.print(
-        f"GTIN {gtin} spec version {spec.version}: at least {spec.min_samples} samples per required metric"
-    )
-    console.print(f"  set by {spec.set_by} at {_time_s(spec.set_at)}")
-    for m in spec.metrics:
-        kind = "required" if m.required else "optional"
-        console.print(f"  {m.name} = {human_fixed(m.min)} .. {human_fixed(m.max)} ({kind})")

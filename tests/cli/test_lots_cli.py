@@ -34,7 +34,7 @@ from contracts.lots import OPEN_ACTION, TRANSFER_ACTION, LotRegistryClient, LotS
 from device_attestation.merkle import MerkleTree
 from device_attestation.sdk import DeviceSigner, Submission
 from supet.cli import main
-from supet.cli.lots import parse_metric
+from supet.cli.specs import parse_metric
 
 pytestmark = pytest.mark.anvil
 
