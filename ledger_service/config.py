@@ -110,6 +110,18 @@ class Settings(BaseSettings):
     #: After a restore, how long ordinary batches wait while lost batches (on chain, unknown to the
     #: store) are re-formed from the devices' resubmissions, so that they can be adopted (seconds).
     recovery_hold_seconds: Annotated[float, Field(ge=0, le=86_400)] = 600.0
+    #: How often the service re-rates its factories from newly anchored data (issue 15), in seconds;
+    #: 0: never (`supet credit rerate` runs one pass). Needs `SUPET_RERATING_ORACLE_KEY`.
+    rerating_interval_seconds: Annotated[float, Field(ge=0, le=30 * 86_400)] = 0.0
+    #: The analytics oracle's private key: re-rated records are published with it (the factories'
+    #: bound oracle).
+    rerating_oracle_key: SecretStr | None = None
+    #: A record expiring within this many seconds is renewed by the re-rating even when nothing moved.
+    rerating_renew_before_seconds: Annotated[int, Field(ge=0, le=365 * 86_400)] = 7 * 86_400
+    #: The suppliers' openings of their orders' terms (the JSON list `supet analytics` takes), read at
+    #: each pass: the chain holds only their commitments. Unset: profiles of factories with orders are
+    #: not refreshed.
+    rerating_order_terms: Path | None = None
     #: How often chain, database and broker are probed for /metrics (0: only when /readyz asks).
     health_interval_seconds: Annotated[float, Field(ge=0, le=3_600)] = 5.0
     #: Log lines as ``json`` (one object per line, for log shippers) or ``text`` (for people).
@@ -141,6 +153,11 @@ class Settings(BaseSettings):
                 raise ConfigError("SUPET_ANCHOR_KEY is required in production (the anchoring signer's key)")
             if self.chain == "embedded":
                 raise ConfigError("the embedded chain is for development: set SUPET_CHAIN to a JSON-RPC URL")
+        if self.rerating_interval_seconds > 0 and self.rerating_oracle_key is None:
+            raise ConfigError(
+                "SUPET_RERATING_INTERVAL_SECONDS is set but SUPET_RERATING_ORACLE_KEY is not: re-rated "
+                "records are published with the analytics oracle's key; set it, or set the interval to 0"
+            )
         if self.chain != "embedded" and self.deployment is None:
             raise ConfigError(
                 "SUPET_DEPLOYMENT is required with a JSON-RPC chain: the file `supet deploy` wrote"

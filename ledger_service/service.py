@@ -57,6 +57,9 @@ class LedgerService:
     monitor: HealthMonitor | None = None
     #: Credit queries, their access log and its anchoring (``ledger_service.credit_desk.desk.desk_of``).
     finance: Any = None
+    #: The re-rating schedule (``ledger_service.credit_desk.rerating_worker``), while started with
+    #: ``settings.rerating_interval_seconds`` above 0.
+    rerating: Any = None
 
     def __post_init__(self) -> None:
         m = self.metrics
@@ -169,6 +172,11 @@ class LedgerService:
                 from ledger_service.credit_desk.desk import desk_of
 
                 desk_of(self).anchorer.start()
+        if self.settings.rerating_interval_seconds > 0 and "CreditRegistry" in self.deployment.contracts:
+            from ledger_service.credit_desk.rerating_worker import ReratingWorker, rerater_for
+
+            self.rerating = ReratingWorker(lambda: rerater_for(self), self.settings.rerating_interval_seconds)
+            self.rerating.start()
         if self.mqtt is not None:
             self.mqtt.start()
         if self.monitor is not None:
@@ -180,6 +188,9 @@ class LedgerService:
             return
         if self.monitor is not None:
             self.monitor.stop()
+        if self.rerating is not None:
+            self.rerating.stop()
+            self.rerating = None
         if self.mqtt is not None:
             self.mqtt.stop()  # first: it feeds the pipeline
         self.anchoring.stop()

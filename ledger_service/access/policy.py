@@ -199,6 +199,7 @@ ROUTES: Final[Mapping[str, RouteRule]] = {
     "/v1/bank/factories": RouteRule(Data.BANK_FACTORIES, paged=True),
     "/v1/bank/factories/{address}/credit": RouteRule(Data.CREDIT),
     "/v1/bank/factories/{address}/profile": RouteRule(Data.PROFILE),
+    "/v1/bank/factories/{address}/grades": RouteRule(Data.CREDIT),
     "/v1/receivables": RouteRule(Data.RECEIVABLES, paged=True),
     "/v1/receivables/{receivable_id}": RouteRule(Data.RECEIVABLE),
     # the portal's pages

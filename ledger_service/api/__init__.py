@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from ledger_service.api.app import create_app as _create_app
 from ledger_service.api.routes import finance as finance_routes
+from ledger_service.api.routes import grades as grades_routes
 from ledger_service.config import Settings
 from ledger_service.logs import RequestIdMiddleware
 from ledger_service.metrics import LedgerMetrics, MetricsMiddleware
@@ -18,6 +19,7 @@ def create_app(settings: Settings | None = None, *, service: LedgerService | Non
     """The app (:func:`ledger_service.api.app.create_app`), timed per route, tagged with request ids."""
     app = _create_app(settings, service=service)
     app.include_router(finance_routes.router)  # issue 6: credit, consents, bank queries, receivables
+    app.include_router(grades_routes.router)  # issue 15: a factory's grade history, for its banks
     from ledger_service.portal.routes import router as portal  # issue 7 (imported here: it uses api.routes)
 
     app.include_router(portal)  # the web portal at /portal, and / redirects there

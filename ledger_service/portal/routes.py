@@ -12,7 +12,8 @@ error's code and a status (:class:`PortalRoute`). Pages:
   (signed in) the others.
 - ``/portal/factory`` (supplier): its devices and their health, its lots, its consents, who looked.
 - ``/portal/bank`` (bank or insurer): consented factories and their credit records, receivables on
-  offer; ``/portal/bank/factories/{address}`` (record history, reasons, profile chart).
+  offer; ``/portal/bank/factories/{address}`` (record history, grade history with the reason of each
+  change, reasons, profile chart).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from ledger_service.api.errors import http_status
 from ledger_service.auth import auth_state
 from ledger_service.credit_desk import queries as finance_desk
 from ledger_service.credit_desk.desk import desk_of
+from ledger_service.credit_desk.grades import grade_history
 from ledger_service.portal import views
 from ledger_service.portal.errors import BadForm
 from ledger_service.portal.session import (
@@ -309,6 +311,7 @@ def bank_factory(request: Request, address: str) -> HTMLResponse:
         assessment = desk.assessment(credit["current"]["commitment"])
         reasons = list(assessment.get("reasons", [])) if assessment else []
     has_profile = bool(list_published(service.engine, kind="profile", subject=factory_address))
+    grades = grade_history(desk, factory_address)  # after the gate above: the grades and their reasons
     return render(
         request,
         "bank_factory.html",
@@ -317,6 +320,7 @@ def bank_factory(request: Request, address: str) -> HTMLResponse:
         credit=credit,
         reasons=reasons,
         has_profile=has_profile,
+        grades=grades,
     )
 
 

@@ -329,3 +329,39 @@ class ConsentOpeningRow(SQLModel, table=True):
     salt: str = Field(max_length=66, nullable=False)
     source: str = Field(max_length=16, nullable=False)
     created_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class CreditRatingRow(SQLModel, table=True):
+    """A credit record the re-rating job published (issue 15): its grade, the grade before and why.
+
+    ``record_commitment`` is the record's commitment on chain (its figures are in ``credit_openings``);
+    ``previous_record_commitment`` the record it supersedes, unique: of two passes (or two service
+    instances) rating the same record, only the one that claims it first publishes. ``status`` is
+    ``claimed`` from the claim until the record is mined, then ``published``; a claim whose record never
+    reached the chain is dropped by a later pass. ``reason`` and ``changes_json`` (the features that
+    moved, :class:`finance.rating_change.RatingChange`) are served to consented banks only, never put on
+    chain. ``basis_json`` is what the next pass re-rates from: the unit price or revenue, currency and
+    validity. Grades are ranks on the master scale (1 = S1 .. 10 = S10).
+    """
+
+    __tablename__ = "credit_ratings"
+    __table_args__ = (
+        UniqueConstraint("previous_record_commitment", name="uq_credit_ratings_previous"),
+        Index("ix_credit_ratings_factory", "factory", "created_ms"),
+    )
+
+    record_commitment: str = Field(primary_key=True, max_length=66)
+    previous_record_commitment: str = Field(max_length=66, nullable=False)
+    factory: str = Field(max_length=42, nullable=False)
+    record_index: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    grade: int = Field(nullable=False)
+    previous_grade: int | None = Field(default=None, nullable=True)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    changes_json: str = Field(sa_column=Column(Text, nullable=False))
+    profile_commitment: str = Field(max_length=66, nullable=False)
+    assessment_commitment: str = Field(max_length=66, nullable=False)
+    basis_json: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(max_length=16, nullable=False)
+    tx_hash: str | None = Field(default=None, max_length=66, nullable=True)
+    created_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    published_ms: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))

@@ -1,4 +1,5 @@
-"""``supet credit``: a bank's side of sealed credit records, from its own node (no service involved).
+"""``supet credit``: a bank's side of sealed credit records, from its own node (no service involved);
+and the oracle's re-rating pass over a ledger's database (``rerate``).
 
 The chain holds each factory's credit record as a salted commitment; the figures reach a consented bank
 encrypted to its account key (``CreditEnvelope`` logs, addressed by consent id: the chain never names
@@ -144,3 +145,63 @@ def verify(
         f"0x{record.record_commitment.hex()}: grade {opening.grade_name}, PD {opening.pd * 100:.2f}%, "
         f"limit {opening.limit / 100:,.2f} {opening.currency}"
     )
+
+
+@app.command("rerate")
+def rerate(
+    rpc: RpcOpt,
+    deployment: DeploymentOpt,
+    key_file: KeyFileOpt = None,
+    database: Annotated[
+        str | None,
+        typer.Option("--database", help="The ledger's database URL (default: $SUPET_DATABASE_URL)."),
+    ] = None,
+    factory: Annotated[
+        str | None, typer.Option("--factory", help="Only this factory (default: every factory rated here).")
+    ] = None,
+    order_terms: Annotated[
+        Path | None,
+        typer.Option(
+            "--order-terms", help="The suppliers' openings of their orders' terms (JSON list), for profiles."
+        ),
+    ] = None,
+    renew_before_days: Annotated[
+        float, typer.Option("--renew-before-days", help="Renew a record expiring within this many days.")
+    ] = 7.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the pass's report as JSON.")] = False,
+) -> None:
+    """One re-rating pass as the analytics oracle (--key-file): profiles refreshed from newly anchored
+    readings, superseding records published where the rating moved or the record is about to expire."""
+    import os
+
+    from contracts.order_terms import read_openings
+    from ledger_service.credit_desk.desk import FinanceDesk
+    from ledger_service.credit_desk.rerating import Rerater
+    from ledger_service.store.engine import make_engine
+
+    url = database or os.environ.get("SUPET_DATABASE_URL")
+    if not url:
+        raise typer.BadParameter("give --database or set SUPET_DATABASE_URL")
+    chain, dep = open_deployment(rpc, deployment)
+    oracle = load_party_account(key_file)
+    desk = FinanceDesk(chain=chain, deployment=dep, engine=make_engine(url), anchor_signer=oracle)
+    rerater = Rerater(
+        desk,
+        oracle,
+        order_terms=read_openings(order_terms) if order_terms is not None else [],
+        renew_before_s=int(renew_before_days * 86_400),
+    )
+    report = rerater.run([factory] if factory else None)
+    if as_json:
+        typer.echo(json.dumps(report.to_json_obj(), indent=2))
+    else:
+        for o in report.outcomes:
+            grades = f" ({o.grade_before} -> {o.grade_after})" if o.grade_after else ""
+            index = f", record {o.record_index}" if o.action == "published" else ""
+            console.print(f"{o.factory}: {o.action}{grades}{index}{': ' + o.detail if o.detail else ''}")
+        console.print(
+            f"{len(report.outcomes)} factories, {len(report.published)} records published, "
+            f"{report.seconds:.2f} s"
+        )
+    if any(o.action == "failed" for o in report.outcomes):
+        raise typer.Exit(1)
