@@ -20,9 +20,12 @@ from sqlmodel import Session, select
 from contracts.credit import CreditRegistryClient
 from contracts.errors import ChainError
 from contracts.onboarding import Onboarding
+from ledger_service.config import Settings
 from ledger_service.credit_desk.consents import register_opening
 from ledger_service.credit_desk.desk import FinanceDesk, desk_of
 from ledger_service.credit_desk.rerating import CLAIMED, PUBLISHED, Rerater
+from ledger_service.credit_desk.rerating_worker import ReratingWorker
+from ledger_service.errors import ConfigError
 from ledger_service.service import LedgerService
 from ledger_service.store.models import CreditOpeningRow, CreditRatingRow
 
@@ -227,3 +230,26 @@ def test_a_record_is_superseded_by_one_pass_only(world: World, monkeypatch: pyte
     with pytest.raises(IntegrityError), Session(w.ledger.engine) as s:
         s.add(twin)
         s.commit()
+
+
+def test_the_schedule_runs_passes_until_stopped(world: World) -> None:
+    w = world
+    w.first_record()
+    w.profile(**BAD)
+    worker = ReratingWorker(lambda: w.rerater(), 0.05)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while worker.passes < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+    assert worker.passes >= 3 and worker.last_error is None
+    assert w.records() == 2  # one superseding record, however many passes
+    assert worker.last_report is not None and worker.last_report.outcomes[0].action == "no_new_data"
+
+
+def test_a_schedule_without_the_oracle_key_is_refused() -> None:
+    with pytest.raises(ConfigError, match="SUPET_RERATING_ORACLE_KEY"):
+        Settings(rerating_interval_seconds=60)
+    assert Settings().rerating_interval_seconds == 0  # off unless asked for
