@@ -217,6 +217,7 @@ CASES: tuple[Case, ...] = (
     Case("/v1/bank/factories", "/v1/bank/factories", _table(BANKS, "finance.not_a_bank")),
     Case("/v1/bank/factories/{address}/credit", "/v1/bank/factories/{factory}/credit", CREDIT),
     Case("/v1/bank/factories/{address}/profile", "/v1/bank/factories/{factory}/profile", CREDIT),
+    Case("/v1/bank/factories/{address}/grades", "/v1/bank/factories/{factory}/grades", CREDIT),
     Case("/v1/receivables", "/v1/receivables?holder={factory}", RECEIVABLES_LIST),
     Case(
         "/v1/receivables/{receivable_id}",
