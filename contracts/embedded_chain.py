@@ -14,6 +14,8 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
+from contracts.embedded_p256 import vm_with_p256verify
+
 __all__ = ["DEV_MNEMONIC", "EMBEDDED_CHAIN_ID", "dev_accounts", "embedded_web3", "index_logs"]
 
 #: anvil's (and hardhat's) default development mnemonic. Its keys are public:
@@ -31,7 +33,8 @@ def dev_accounts(count: int = 10) -> list[LocalAccount]:
 
 
 def embedded_web3(chain_id: int, start_time: int | None) -> tuple[Web3, Any]:
-    """A fresh in-process chain (py-evm, Prague rules) funding :func:`dev_accounts`, and its backend.
+    """A fresh in-process chain (py-evm, Prague rules plus Osaka's P256VERIFY precompile at ``0x100``:
+    :mod:`contracts.embedded_p256`) funding :func:`dev_accounts`, and its backend.
 
     With ``start_time`` (Unix seconds) the genesis block is stamped at that time.
     """
@@ -43,7 +46,11 @@ def embedded_web3(chain_id: int, start_time: int | None) -> tuple[Web3, Any]:
     if start_time is not None:
         genesis = PyEVMBackend.generate_genesis_params(overrides={"timestamp": int(start_time)})
     backend = PyEVMBackend.from_mnemonic(
-        DEV_MNEMONIC, num_accounts=10, hd_path="m/44'/60'/0'/0", genesis_parameters=genesis
+        DEV_MNEMONIC,
+        num_accounts=10,
+        hd_path="m/44'/60'/0'/0",
+        genesis_parameters=genesis,
+        vm_configuration=((0, vm_with_p256verify()),),
     )
     # eth-tester hard-codes its chain id on the chain class; the VM reads it per block
     # from the instance, so an instance attribute sets the id the EVM and signatures use.
