@@ -125,7 +125,8 @@ def store_bench(url: str, label: str, total: int, runs: int) -> None:
     t = time.perf_counter()
     tiers = build_graph(engine, total)
     print(
-        f"[{label}] {total:,} lots, tiers {[len(x) for x in tiers]}, inserted in {time.perf_counter() - t:.1f} s"
+        f"[{label}] {total:,} lots, tiers {[len(x) for x in tiers]}, "
+        f"inserted in {time.perf_counter() - t:.1f} s"
     )
     rng = random.Random(7)
     for root in rng.sample(tiers[0], 3):
@@ -184,14 +185,14 @@ def chain_bench(per_tier: tuple[int, ...] = (1, 2, 4, 8, 12, 16)) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(f"sqlite:///{Path(tmp) / 'trace.db'}")
         create_schema(engine)
-        t = time.perf_counter()
+        t0 = time.perf_counter()
         sync_lots(engine, chain, deployment)
-        sync_s = time.perf_counter() - t
+        sync_s = time.perf_counter() - t0
         root = "0x" + lots.key("T1-0", issuer=party.address).hex()
         trace = trace_from_store(engine, root, Direction.DOWNSTREAM)
-        t = time.perf_counter()
+        t0 = time.perf_counter()
         check = verify_trace(chain, deployment, trace)
-        verify_s = time.perf_counter() - t
+        verify_s = time.perf_counter() - t0
         engine.dispose()
     assert check.ok, check.mismatches
     print(

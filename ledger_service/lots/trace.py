@@ -92,8 +92,30 @@ class TraceLot:
             "depth": self.depth,
             "recalled": self.recall_notice is not None,
             "recall_notice": self.recall_notice,
+            "parent": self.parent_key,
+            "transformation_id": self.produced_by,
             "verdicts": list(self.verdicts),
         }
+
+    @classmethod
+    def from_json_obj(cls, obj: dict[str, Any]) -> TraceLot:
+        """A lot as :meth:`to_json_obj` wrote it (a trace read over the API, to verify it)."""
+        return cls(
+            key=str(obj["lot_key"]),
+            lot_id=str(obj["lot_id"]),
+            issuer=str(obj["issuer"]),
+            supplier=str(obj["producer"]),
+            custodian=str(obj["holder"]),
+            gtin=int(obj["gtin"]),
+            quantity=str(obj["quantity"]),
+            unit=str(obj["unit"]),
+            status=str(obj["status"]),
+            parent_key=obj.get("parent"),
+            produced_by=obj.get("transformation_id"),
+            recall_notice=obj.get("recall_notice"),
+            depth=int(obj["depth"]),
+            verdicts=tuple(obj.get("verdicts", ())),
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -136,6 +158,26 @@ class Trace:
             "edges": [e.to_json_obj() for e in self.edges],
             "recall_notices": [self.notices[k] for k in sorted(self.notices)],
         }
+
+    @classmethod
+    def from_json_obj(cls, obj: dict[str, Any]) -> Trace:
+        """A trace as :meth:`to_json_obj` wrote it (``GET /v1/lots/{lot_id}/trace``'s body)."""
+        return cls(
+            direction=Direction(obj["direction"]),
+            root=TraceLot.from_json_obj(obj["root"]),
+            lots=[TraceLot.from_json_obj(x) for x in obj["lots"]],
+            edges=[
+                TraceEdge(
+                    parent=str(e["parent"]),
+                    child=str(e["child"]),
+                    kind=str(e["kind"]),
+                    transformation_id=e.get("transformation_id"),
+                    quantity=str(e["quantity"]),
+                )
+                for e in obj["edges"]
+            ],
+            notices={int(n["notice_id"]): n for n in obj.get("recall_notices", [])},
+        )
 
 
 _LOT_COLUMNS = (
