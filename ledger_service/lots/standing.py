@@ -36,6 +36,14 @@ class RecallStanding:
     def recalled(self) -> bool:
         return self.notice_id is not None
 
+    def text(self) -> str | None:
+        """What the portal's lot page says of it (None: not recalled)."""
+        if self.notice_id is None:
+            return None
+        root = "this lot" if self.root is None else f"lot {self.root}"
+        why = f": {self.reason}" if self.reason else f" (reason hash {self.reason_hash})"
+        return f"Recalled under notice {self.notice_id}, issued on {root} by {self.by}{why}"
+
     def to_json_obj(self) -> dict[str, Any]:
         if self.notice_id is None:
             return {"recalled": False, "notice": None}

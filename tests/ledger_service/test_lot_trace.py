@@ -25,6 +25,7 @@ from contracts.lots import (
 from ledger_service.lots.mirror import sync_lots
 from ledger_service.lots.recall import flag_recall, remember_reason
 from ledger_service.lots.trace import Direction, TraceTooLarge, trace_from_store, verify_trace
+from ledger_service.portal.views import lot_view
 from ledger_service.service import LedgerService
 
 GTIN = "04006381333931"
@@ -195,6 +196,7 @@ def test_trace_over_http_only_to_entitled_parties(graph: Graph, client: TestClie
         gate.functions.setAdmitted(admitted.address, RECALL_ACTION, True), dev_accounts(1)[0]
     )
     notice = LotRecallClient(g.lots).recall(admitted, "RAW", "supplier audit failed").notice_id
+    remember_reason(g.ledger.engine, notice, "supplier audit failed")
     flag_recall(g.ledger.engine, g.ledger.chain, g.ledger.deployment, g.outsider, notice)
     body = client.get(path, headers=bearer(client, g.retailer)).json()
     assert body["root"]["recalled"] and body["root"]["recall_notice"] == notice
@@ -204,3 +206,14 @@ def test_trace_over_http_only_to_entitled_parties(graph: Graph, client: TestClie
     assert history["recall"]["notice"]["by"] == admitted.address
     other = client.get("/v1/lots/OWN/history", headers=bearer(client, g.factory)).json()
     assert other["recall"] == {"recalled": False, "notice": None}
+
+    # and on the portal's lot page (FIN-X disclosed by its holder, so its page is public)
+    assert lot_view(g.ledger, "FIN-X").recall == (
+        f"Recalled under notice {notice}, issued on lot {g.keys['RAW']} by {admitted.address}: "
+        "supplier audit failed"
+    )
+    r = client.post("/v1/lots/FIN-X/disclosure", json={}, headers=bearer(client, g.retailer))
+    assert r.status_code == 200, r.text
+    page = client.get("/portal/lots?lot_id=FIN-X")
+    assert page.status_code == 200 and 'id="recall"' in page.text and f"notice {notice}" in page.text
+    assert lot_view(g.ledger, "OWN").recall is None
