@@ -112,6 +112,7 @@ ACTIONS: dict[str, ActionId] = {
         "supet.order.place",
         "supet.credit.query",
         "supet.receivable.hold",
+        "supet.lot.recall",
     )
 }
 

@@ -41,6 +41,14 @@ _ADMIT = (
 REVERT_HINTS: Final[Mapping[str, str]] = {
     "DeviceRegistryNotAdmitted": _ADMIT.replace("{action}", "supet.device.enroll (enrolling devices)"),
     "LotRegistryNotAdmitted": _ADMIT,
+    "LotRegistryNotRecaller": (
+        "only lot {lotId}'s producer {producer}, or a party admitted for supet.lot.recall (the consortium "
+        "maps it to its certifying roles with `supet consortium apply --policy FILE`), may recall it"
+    ),
+    "LotRegistryNotDownstream": (
+        "lot {lotId} is not split off or made from a recalled or flagged lot: flag its parent or inputs "
+        "first (`supet lot recall` flags a trace's lots parents first), or it is not downstream at all"
+    ),
     "QualityCertifierNotAdmitted": _ADMIT,
     "PurchaseOrdersNotAdmitted": _ADMIT,
     "CreditRegistryNotAdmitted": _ADMIT,

@@ -43,6 +43,14 @@ import {Gtin} from "./Gtin.sol";
  * The lineage is stored both ways: {inputsOf} an output lot, {outputsOf} an input lot, and the whole
  * record by id ({transformation}).
  *
+ * Recall: the lot's producer (its supplier), or a party admitted for {RECALL_ACTION} (the consortium maps
+ * it to its certifying roles), records a recall notice on a lot ({recall}) with the hash of its reason (the
+ * text stays off chain: every consortium member reads the chain). The lots downstream of it are then
+ * flagged in batches by anyone ({flagDownstream}): each must be a direct child, a split-off child or a
+ * transformation output, of a lot already flagged, the edge checked on chain, so a flag can never be set
+ * on a lot the recalled one did not lead to, and no single call walks an unbounded graph. {isRecalled}
+ * answers for the root and every flagged lot; {recallNoticeOf} names the notice.
+ *
  * Times of the production window are Unix milliseconds, as readings' `ts_ms`; custody times are
  * block times (seconds).
  */
@@ -62,6 +70,10 @@ contract LotRegistry is AccessControlDefaultAdminRules {
     uint256 public constant MAX_TRANSFORM_INPUTS = 32;
     /// @notice The most output lots one transformation may open (bounds its gas).
     uint256 public constant MAX_TRANSFORM_OUTPUTS = 16;
+    /// @notice The action asked of the admission gate for a party other than the lot's producer to recall it.
+    bytes32 public constant RECALL_ACTION = keccak256("supet.lot.recall");
+    /// @notice The most lots one {flagDownstream} call may flag (bounds its gas).
+    uint256 public constant MAX_FLAG_BATCH = 128;
 
     /// @notice The life of a lot: `Split` and `Consumed` both mean nothing remains, by a split or by a
     /// transformation (whichever took the last of it).
@@ -146,6 +158,18 @@ contract LotRegistry is AccessControlDefaultAdminRules {
         bytes32[] outputs;
     }
 
+    /**
+     * @notice A recall notice: `by` recalled lot `root` at block time `at` for the reason whose hash is
+     * `reasonHash`; `flagged` lots downstream of it have been flagged under it so far.
+     */
+    struct RecallNotice {
+        bytes32 root;
+        address by;
+        uint64 at;
+        bytes32 reasonHash;
+        uint256 flagged;
+    }
+
     mapping(bytes32 lotId => Lot) private _lots;
     mapping(bytes32 lotId => CustodyEntry[]) private _custody;
     mapping(bytes32 lotId => bytes32[]) private _children;
@@ -154,6 +178,9 @@ contract LotRegistry is AccessControlDefaultAdminRules {
     mapping(uint256 transformationId => Transformation) private _transformations;
     mapping(bytes32 lotId => uint256[]) private _consumedBy;
     uint256 private _transformationCount;
+    mapping(uint256 noticeId => RecallNotice) private _notices;
+    mapping(bytes32 lotId => uint256 noticeId) private _recallOf;
+    uint256 private _noticeCount;
 
     /// @notice The admission gate does not admit `party` for `action`.
     error LotRegistryNotAdmitted(address party, bytes32 action);
@@ -204,6 +231,18 @@ contract LotRegistry is AccessControlDefaultAdminRules {
     error LotRegistryUnitMismatch(bytes32 lotId, bytes32 declared, bytes32 unit);
     /// @notice No transformation has this id.
     error LotRegistryUnknownTransformation(uint256 transformationId);
+    /// @notice A recall needs the hash of its reason (not zero).
+    error LotRegistryZeroReason();
+    /// @notice Only the lot's producer `producer`, or a party admitted for {RECALL_ACTION}, may recall it.
+    error LotRegistryNotRecaller(address caller, bytes32 lotId, address producer);
+    /// @notice The lot is already recalled, or flagged, under notice `noticeId`.
+    error LotRegistryAlreadyRecalled(bytes32 lotId, uint256 noticeId);
+    /// @notice No recall notice has this id.
+    error LotRegistryUnknownNotice(uint256 noticeId);
+    /// @notice A flagging batch names 1 to {MAX_FLAG_BATCH} lots; this one names `count`.
+    error LotRegistryInvalidFlagBatch(uint256 count);
+    /// @notice Lot `lotId` is neither split off nor made from a recalled or flagged lot: no recall reaches it.
+    error LotRegistryNotDownstream(uint256 noticeId, bytes32 lotId);
 
     /// @notice A lot was opened by `supplier`, its first custodian.
     event LotOpened(
@@ -257,6 +296,10 @@ contract LotRegistry is AccessControlDefaultAdminRules {
     event TransferCancelled(bytes32 indexed lotId, address indexed from, address indexed to);
     /// @notice The admission gate changed.
     event AdmissionGateSet(address gate);
+    /// @notice `by` recalled lot `lotId` under notice `noticeId`, for the reason whose hash is `reasonHash`.
+    event RecallIssued(uint256 indexed noticeId, bytes32 indexed lotId, address indexed by, bytes32 reasonHash);
+    /// @notice Lot `lotId`, downstream of notice `noticeId`'s recalled lot, was flagged under it.
+    event LotFlagged(uint256 indexed noticeId, bytes32 indexed lotId);
 
     /**
      * @param admin Receives the default admin role (may replace the admission gate), handed over in two
@@ -390,6 +433,63 @@ contract LotRegistry is AccessControlDefaultAdminRules {
             emit LotProduced(key, transformationId);
         }
         emit LotTransformed(transformationId, msg.sender, t.inputs, t.consumed, keys);
+    }
+
+    // ------------------------------------------------------------------ recall
+
+    /**
+     * @notice Recall a lot: record a notice on it, by its producer (the supplier; for a transformation
+     * output, the transformer) or a party admitted for {RECALL_ACTION}. Any lot may be recalled, whatever
+     * its status: a consumed input is the usual case. The lots downstream are flagged by {flagDownstream}.
+     * @param lotId The lot's key; not already recalled or flagged.
+     * @param reasonHash The hash of the reason (its text stays off chain); not zero.
+     * @return noticeId The notice's id (1, 2, ...).
+     */
+    function recall(bytes32 lotId, bytes32 reasonHash) external returns (uint256 noticeId) {
+        Lot storage l = _requireLot(lotId);
+        if (reasonHash == bytes32(0)) revert LotRegistryZeroReason();
+        if (msg.sender != l.supplier && !_gate.isAdmitted(msg.sender, RECALL_ACTION)) {
+            revert LotRegistryNotRecaller(msg.sender, lotId, l.supplier);
+        }
+        uint256 existing = _recallOf[lotId];
+        if (existing != 0) revert LotRegistryAlreadyRecalled(lotId, existing);
+        noticeId = ++_noticeCount;
+        _notices[noticeId] = RecallNotice({
+            root: lotId,
+            by: msg.sender,
+            at: uint64(block.timestamp),
+            reasonHash: reasonHash,
+            flagged: 0
+        });
+        _recallOf[lotId] = noticeId;
+        emit RecallIssued(noticeId, lotId, msg.sender, reasonHash);
+    }
+
+    /**
+     * @notice Flag lots downstream of a recall, in batches; anyone may call. Each lot must be a direct
+     * child of a recalled or flagged lot (of this notice or another): split off it ({children}), or an
+     * output of a transformation that consumed it ({inputsOf}); lots earlier in the batch count. A lot
+     * already recalled or flagged is skipped, so overlapping batches (a diamond in the graph, two callers)
+     * do not fail.
+     * @param noticeId The notice the lots are flagged under.
+     * @param lots 1 to {MAX_FLAG_BATCH} lot keys, parents before their children.
+     * @return flagged How many of them this call flagged (the rest were already).
+     */
+    function flagDownstream(uint256 noticeId, bytes32[] calldata lots) external returns (uint256 flagged) {
+        RecallNotice storage notice = _notices[noticeId];
+        if (notice.by == address(0)) revert LotRegistryUnknownNotice(noticeId);
+        uint256 n = lots.length;
+        if (n == 0 || n > MAX_FLAG_BATCH) revert LotRegistryInvalidFlagBatch(n);
+        for (uint256 i = 0; i < n; ++i) {
+            bytes32 lotId = lots[i];
+            Lot storage l = _requireLot(lotId);
+            if (_recallOf[lotId] != 0) continue;
+            if (!_hasFlaggedSource(l)) revert LotRegistryNotDownstream(noticeId, lotId);
+            _recallOf[lotId] = noticeId;
+            ++flagged;
+            emit LotFlagged(noticeId, lotId);
+        }
+        notice.flagged += flagged;
     }
 
     // ------------------------------------------------------------------ custody
@@ -636,6 +736,28 @@ contract LotRegistry is AccessControlDefaultAdminRules {
         return _consumedBy[lotId];
     }
 
+    /// @notice Whether the lot is recalled or flagged downstream of a recall (false for an unknown key).
+    function isRecalled(bytes32 lotId) external view returns (bool) {
+        return _recallOf[lotId] != 0;
+    }
+
+    /// @notice The notice the lot is recalled or flagged under (0: none; unknown keys too).
+    function recallNoticeOf(bytes32 lotId) external view returns (uint256) {
+        return _recallOf[lotId];
+    }
+
+    /// @notice The recall notice with this id (reverts for an unknown id).
+    function recallNotice(uint256 noticeId) external view returns (RecallNotice memory) {
+        RecallNotice storage notice = _notices[noticeId];
+        if (notice.by == address(0)) revert LotRegistryUnknownNotice(noticeId);
+        return notice;
+    }
+
+    /// @notice How many recall notices have been recorded (their ids are 1 to this).
+    function recallNoticeCount() external view returns (uint256) {
+        return _noticeCount;
+    }
+
     /// @notice The admission gate in force.
     function admissionGate() external view returns (IAdmissionGate) {
         return _gate;
@@ -732,6 +854,19 @@ contract LotRegistry is AccessControlDefaultAdminRules {
         c.parent = parentId;
         _children[parentId].push(child);
         emit LotSplit(parentId, child, msg.sender, childId, quantity, remaining);
+    }
+
+    /// @dev Whether the lot's split parent, or an input of the transformation that opened it, is recalled
+    /// or flagged.
+    function _hasFlaggedSource(Lot storage l) private view returns (bool) {
+        if (l.parent != bytes32(0)) return _recallOf[l.parent] != 0;
+        uint256 id = l.producedBy;
+        if (id == 0) return false;
+        bytes32[] storage inputs = _transformations[id].inputs;
+        for (uint256 i = 0; i < inputs.length; ++i) {
+            if (_recallOf[inputs[i]] != 0) return true;
+        }
+        return false;
     }
 
     /// @dev Set a non-zero admission gate.

@@ -204,6 +204,7 @@ _GATHER: dict[Data, Callable[[LedgerService, Caller, Mapping[str, str]], Facts]]
     Data.DEVICE_RECORD: _device(Data.DEVICE_RECORD),
     Data.LOT_EVIDENCE: _lot(Data.LOT_EVIDENCE),
     Data.EPCIS: _lot(Data.EPCIS),
+    Data.LOT_TRACE: _lot(Data.LOT_TRACE),
     Data.ADMISSION: _admission,
     Data.CONSENTS: _finance(Data.CONSENTS),
     Data.ACCESS_LOG: _finance(Data.ACCESS_LOG),

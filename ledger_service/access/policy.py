@@ -51,6 +51,7 @@ class Data(StrEnum):
     DEVICE_RECORD = "device_record"  # a device's registry record and ledger counters
     LOT_EVIDENCE = "lot_evidence"  # a lot's timeline, the QC readings behind its verdict
     EPCIS = "epcis"  # a lot's EPCIS export
+    LOT_TRACE = "lot_trace"  # a lot's lineage one way: lots, producers, holders, verdicts, recalls
     DISCLOSURES = "disclosures"  # the lots their holders disclosed
     ADMISSION = "admission"  # a party's admission status
     FACTORY_OWN = "factory_own"  # the caller's own dashboard
@@ -192,6 +193,7 @@ ROUTES: Final[Mapping[str, RouteRule]] = {
     "/v1/lots/{lot_id}/history": RouteRule(Data.LOT_EVIDENCE, paged=True),
     "/v1/lots/{lot_id}/certification-package": RouteRule(Data.LOT_EVIDENCE, paged=True),
     "/v1/lots/{lot_id}/epcis": RouteRule(Data.EPCIS, paged=True),
+    "/v1/lots/{lot_id}/trace": RouteRule(Data.LOT_TRACE),
     "/v1/disclosures": RouteRule(Data.DISCLOSURES, paged=True),
     "/v1/parties/{address}/admission": RouteRule(Data.ADMISSION),
     "/v1/factories/{address}/consents": RouteRule(Data.CONSENTS),
@@ -310,6 +312,23 @@ def _lot(caller: Caller, r: Resource) -> Decision:
     )
 
 
+def _trace(caller: Caller, r: Resource) -> Decision:
+    """A trace names other lots' producers and holders: the root lot's issuer, custodians and named
+    auditors read it; a disclosure of the lot's evidence does not open it."""
+    if not caller.signed_in:
+        return _anonymous("this lot's trace")
+    if not r.exists:
+        return _allow("access.absent")
+    reason = _lot_reason(caller, r.lots)
+    if reason is not None:
+        return _allow(reason)
+    return _refuse(
+        "access.not_custodian",
+        f"{caller.name} may not read this lot's trace: only its issuer, its custodians (past and present) "
+        "and an auditor its holder named may",
+    )
+
+
 def _public(caller: Caller, r: Resource) -> Decision:
     return _allow("access.public")
 
@@ -407,6 +426,7 @@ _RULES: Final[Mapping[Data, Callable[[Caller, Resource], Decision]]] = {
     Data.DEVICE_RECORD: _device,
     Data.LOT_EVIDENCE: _lot,
     Data.EPCIS: _lot,
+    Data.LOT_TRACE: _trace,
     Data.ADMISSION: _admission,
     Data.CONSENTS: _factory_only,
     Data.ACCESS_LOG: _factory_only,

@@ -19,6 +19,7 @@ from ledger_service.api.routes import (
     certification,
     devices,
     lot_access,
+    lot_trace,
     lots,
     lots_epcis,
     parties,
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, *, service: LedgerService | Non
     app.include_router(devices.router)
     app.include_router(lots.router)
     app.include_router(lots_epcis.router)
+    app.include_router(lot_trace.router)
     app.include_router(lot_access.router)
     app.include_router(certification.router)
     app.include_router(parties.router)

@@ -79,6 +79,8 @@ STATUS_BY_CODE: Final[Mapping[str, int]] = {
     "request.busy": 503,
     "request.page_too_large": 422,
     "lot.ambiguous": 409,
+    "lot.not_mirrored": 404,
+    "trace.too_large": 422,
     "party.bad_address": 404,
     "party.no_registry": 404,
 }

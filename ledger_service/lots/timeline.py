@@ -41,6 +41,7 @@ from device_attestation.merkle import MerkleTree
 from device_attestation.reading import Reading
 from ledger_service.errors import LedgerError, NotFound
 from ledger_service.jsonio import loads_exact
+from ledger_service.lots.standing import RecallStanding, recall_standing
 from ledger_service.service import LedgerService
 from ledger_service.store.batch_status import BatchStatus
 from ledger_service.store.batch_tree import decode_tree
@@ -251,9 +252,14 @@ class LotPage:
     on_chain: bool = field(default=False)
     key: bytes | None = None
     issuer: str | None = None
+    #: The lot's recall standing on chain (None: the lot is not on chain).
+    recall: RecallStanding | None = None
 
     def to_json_obj(self) -> dict[str, Any]:
         return {
+            "recall": self.recall.to_json_obj()
+            if self.recall is not None
+            else {"recalled": False, "notice": None},
             "lot_id": self.lot_id,
             "lot_key": _hex(self.key) if self.key is not None else None,
             "lot_id_hash": _hex(lot_id_hash(self.lot_id)),
@@ -329,4 +335,7 @@ def lot_timeline(
         on_chain=key is not None,
         key=key if key is not None else (lot_key(lot_id, issuer) if issuer is not None else None),
         issuer=issuer,
+        recall=recall_standing(service.engine, service.chain, service.deployment, key)
+        if key is not None
+        else None,
     )

@@ -107,6 +107,7 @@ class LotView:
     certificate: str
     steps: list[StepRow]
     next_cursor: str | None
+    recall: str | None = None  # the recall notice the lot is under (issue 15), None when none
 
 
 def _what(step: ChainStep | ReadingStep) -> str:
@@ -180,6 +181,7 @@ def lot_view(service: LedgerService, lot_id: str, *, cursor: str | None = None, 
         certificate=_certificate_text(service, lot_id) if page.on_chain else "Not on chain: not certified",
         steps=[_row(s) for s in page.steps],
         next_cursor=page.next_cursor,
+        recall=page.recall.text() if page.recall is not None else None,
     )
 
 

@@ -365,3 +365,85 @@ class CreditRatingRow(SQLModel, table=True):
     tx_hash: str | None = Field(default=None, max_length=66, nullable=True)
     created_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
     published_ms: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class LotMirrorRow(SQLModel, table=True):
+    """A lot on chain, mirrored from the LotRegistry's events for tracing (issue 15; the chain is the truth:
+    ``ledger_service.lots.trace`` re-checks a trace against it).
+
+    ``key`` is the lot's on-chain key (0x-hex). ``quantity`` is a decimal string (uint256). ``parent_key``
+    is set for a split-off child, ``produced_by`` for a transformation output. ``recall_notice`` is the
+    notice it is recalled or flagged under (None: none).
+    """
+
+    __tablename__ = "lot_mirror"
+
+    key: str = Field(primary_key=True, max_length=66)
+    lot_id: str = Field(max_length=256, nullable=False)
+    issuer: str = Field(max_length=42, nullable=False)
+    supplier: str = Field(max_length=42, nullable=False)
+    custodian: str = Field(max_length=42, nullable=False)
+    gtin: int = Field(sa_column=Column(BigInteger, nullable=False))
+    quantity: str = Field(max_length=80, nullable=False)
+    unit: str = Field(max_length=32, nullable=False)
+    status: str = Field(max_length=16, nullable=False)
+    parent_key: str | None = Field(default=None, max_length=66)
+    produced_by: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    opened_block: int = Field(sa_column=Column(BigInteger, nullable=False))
+    recall_notice: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class LotEdgeRow(SQLModel, table=True):
+    """One lineage edge: ``child_key`` was split off (``kind`` ``split``) or made from (``transform``, in
+    transformation ``transformation_id``) ``parent_key``; ``quantity`` is the child's (split) or the
+    quantity of the parent consumed (transform), a decimal string. Both directions are indexed."""
+
+    __tablename__ = "lot_edges"
+    __table_args__ = (
+        UniqueConstraint("parent_key", "child_key", name="uq_lot_edges_pair"),
+        Index("ix_lot_edges_child", "child_key", "parent_key"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    parent_key: str = Field(max_length=66, nullable=False)
+    child_key: str = Field(max_length=66, nullable=False)
+    kind: str = Field(max_length=16, nullable=False)
+    transformation_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    quantity: str = Field(max_length=80, nullable=False)
+    block_number: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class LotVerdictRow(SQLModel, table=True):
+    """A quality verdict on a lot (the QualityCertifier's ``LotCertified`` / ``LotRejected``), in chain
+    order."""
+
+    __tablename__ = "lot_verdicts"
+    __table_args__ = (
+        UniqueConstraint("block_number", "log_index", name="uq_lot_verdicts_log"),
+        Index("ix_lot_verdicts_lot", "lot_key"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    lot_key: str = Field(max_length=66, nullable=False)
+    verdict: str = Field(max_length=16, nullable=False)
+    spec_version: int = Field(nullable=False)
+    reason: str | None = Field(default=None, max_length=32)
+    by: str = Field(max_length=42, nullable=False)
+    block_number: int = Field(sa_column=Column(BigInteger, nullable=False))
+    log_index: int = Field(nullable=False)
+
+
+class RecallNoticeRow(SQLModel, table=True):
+    """A recall notice on chain (``LotRegistry.recall``), mirrored; ``reason`` is its text when this service
+    recorded the recall (the chain holds only ``reason_hash``), shown to the parties entitled to a trace."""
+
+    __tablename__ = "recall_notices"
+
+    notice_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    root_key: str = Field(max_length=66, nullable=False)
+    by: str = Field(max_length=42, nullable=False)
+    at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    reason_hash: str = Field(max_length=66, nullable=False)
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    flagged: int = Field(sa_column=Column(BigInteger, nullable=False, default=0))
+    block_number: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -38,6 +38,7 @@ COMMANDS: Final[dict[str, tuple[str, str, Literal["group", "command"]]]] = {
     "party": ("party", "app", "group"),
     "consortium": ("consortium", "app", "group"),
     "lot": ("lots", "lot_app", "group"),
+    "trace": ("trace", "trace", "command"),
     "spec": ("specs", "spec_app", "group"),
     "demo": ("demo", "demo", "command"),
     "serve": ("serve", "serve", "command"),

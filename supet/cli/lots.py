@@ -489,3 +489,9 @@ def certify(
     cert = certifier.certificate(key)
     console.print(f"lot {lot_id}: {cert.status.name.lower()} (tx {result.tx_hash})")
     _print_certificate(cert)
+
+
+# ``lot recall`` (issue 15) lives with ``supet trace``; registered here, after every name it imports.
+from supet.cli.trace import recall as _recall  # noqa: E402
+
+lot_app.command("recall")(_recall)

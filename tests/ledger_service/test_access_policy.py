@@ -194,6 +194,8 @@ CASES: tuple[Case, ...] = (
     Case("/v1/lots/{lot_id}/history", f"/v1/lots/{LOT_D}/history", EVERYONE),
     Case("/v1/lots/{lot_id}/epcis", f"/v1/lots/{LOT_A}/epcis", LOT_A_EVIDENCE),
     Case("/v1/lots/{lot_id}/epcis", f"/v1/lots/{LOT_D}/epcis", EVERYONE),
+    Case("/v1/lots/{lot_id}/trace", f"/v1/lots/{LOT_A}/trace?direction=downstream", LOT_A_EVIDENCE),
+    Case("/v1/lots/{lot_id}/trace", f"/v1/lots/{LOT_A}/trace?direction=upstream", LOT_A_EVIDENCE),
     Case(
         "/v1/lots/{lot_id}/certification-package", f"/v1/lots/{LOT_A}/certification-package", LOT_A_EVIDENCE
     ),
