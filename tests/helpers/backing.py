@@ -109,3 +109,36 @@ class Deliveries:
         self.chain.transact(self.anchor.functions.anchorBatch(tree.root, 1), self.admin)
         batch_id = int(self.chain.call(self.anchor.functions.batchCount()))
         self.certifier.certify_lot(self.admin, key, [batch_readings(batch_id, tree, [sub])])
+
+
+def suite_deliveries(
+    chain: Chain, deployment: Any, admin: LocalAccount, buyer: LocalAccount, supplier: LocalAccount
+) -> Deliveries:
+    """:class:`Deliveries` on a deployed suite whose policy admits ``buyer`` (a core enterprise) and
+    ``supplier`` (a supplier: it enrolls the QC device); ``admin`` deployed it. Set up."""
+    consortium = TestConsortium(chain, deployment)
+    consortium.factory = supplier
+    return Deliveries(
+        chain=chain,
+        lots=LotRegistryClient.from_deployment(chain, deployment),
+        certifier=QualityCertifierClient.from_deployment(chain, deployment),
+        orders=PurchaseOrdersClient.from_deployment(chain, deployment),
+        anchor=deployment.contract(chain, "ReadingAnchor"),
+        admin=admin,
+        consortium=consortium,
+        buyer=buyer,
+        supplier=supplier,
+    ).setup(f"QC-BACKING-{supplier.address[2:10]}")
+
+
+def backing_json(d: Deliveries, tag: str) -> dict[str, Any]:
+    """A fresh order and certified delivered lot, as the API's confirm body takes them."""
+    order = d.order(f"PO-{tag}")
+    return {"order_id": "0x" + order.hex(), "lots": ["0x" + d.lot(f"LOT-{tag}").hex()]}
+
+
+def suite_deployment_deliveries(
+    service: Any, admin: LocalAccount, buyer: LocalAccount, supplier: LocalAccount
+) -> Deliveries:
+    """:func:`suite_deliveries` on a ledger service's chain and deployment."""
+    return suite_deliveries(service.chain, service.deployment, admin, buyer, supplier)

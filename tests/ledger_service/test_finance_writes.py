@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from backing import Deliveries, backing_json, suite_deployment_deliveries
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
@@ -41,6 +42,13 @@ class World:
         self.coin = StablecoinClient(self.chain, self.rc.token())
         self.credit = CreditRegistryClient.from_deployment(self.chain, ledger.deployment)
         self.tokens: dict[str, str] = {}
+        self._deliveries: Deliveries | None = None
+
+    def backing(self, tag: str) -> dict[str, Any]:
+        """A fresh order of the core enterprise's with the factory and a certified lot delivered to it."""
+        if self._deliveries is None:
+            self._deliveries = suite_deployment_deliveries(self.ledger, self.admin, self.core, self.factory)
+        return backing_json(self._deliveries, tag)
 
     @staticmethod
     def parties(ob: Onboarding) -> tuple[LocalAccount, ...]:
@@ -112,6 +120,7 @@ def _confirm_body(w: World, reference: str = "INV-2026-0001", face: int = 1_000_
         "face_value": face,
         "due_date": w.now() + 30 * DAY,
         "reference": reference,
+        **w.backing(reference),
     }
 
 

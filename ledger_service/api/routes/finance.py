@@ -317,6 +317,15 @@ class ConfirmIn(BaseModel):
     face_value: int = Field(ge=1, lt=2**256, description="Smallest token units (fen for tCNY).")
     due_date: int = Field(ge=1, lt=2**64, description="Unix seconds.")
     reference: str = Field(min_length=1, max_length=200, description="The debtor's invoice number.")
+    order_id: str = Field(
+        pattern=r"^0x[0-9a-fA-F]{64}$", description="The purchase order the receivable is for (its on-chain id)."
+    )
+    lots: list[Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{64}$")]] = Field(
+        min_length=1,
+        max_length=32,
+        description="The keys of the delivered lots behind it: in the debtor's custody, the supplier's, "
+        "of the order's product, certified, not recalled, backing no other receivable (checked on chain).",
+    )
 
 
 class ConfirmSubmitIn(ConfirmIn):
@@ -328,7 +337,8 @@ class RepaySubmitIn(BaseModel):
 
 
 def _confirm(service: Any, party: str, body: ConfirmIn) -> Write:
-    return writes.confirm(service, party, body.supplier, body.face_value, body.due_date, body.reference)
+    backing = (body.order_id, body.lots)
+    return writes.confirm(service, party, body.supplier, body.face_value, body.due_date, body.reference, backing)
 
 
 @router.post(
