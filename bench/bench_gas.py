@@ -209,7 +209,9 @@ def certified_delivery(
     certifier.set_spec_owner(admin, gtin, buyer.address)
     certifier.set_spec(buyer, gtin, [SpecMetric(name="temp_c", min=0, max=10**8)], min_samples=1)
     certifier.set_named_device(buyer, gtin, device_id)
-    lots.open_lot(supplier, lot_id="LOT-B", gtin=gtin, quantity=500, unit="pcs", produced_from_ms=0, produced_to_ms=1)
+    lots.open_lot(
+        supplier, lot_id="LOT-B", gtin=gtin, quantity=500, unit="pcs", produced_from_ms=0, produced_to_ms=1
+    )
     lot = lot_key("LOT-B", supplier.address)
     lots.propose_transfer(supplier, lot, buyer.address)
     lots.accept_transfer(buyer, lot)

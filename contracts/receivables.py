@@ -5,9 +5,9 @@
   (holder), finance (bank), repay (debtor), claim a part's escrow (anyone, paid to its holder: a
   payment the token refused at repayment, e.g. a frozen holder), mark defaulted (anyone, after the
   grace period), rescue tokens sent by mistake (the admin; never the escrow), and every view as
-  :class:`Receivable` / :class:`Part` with :class:`PartState`; the backing (:meth:`ReceivablesClient.backing_of`,
-  :meth:`~ReceivablesClient.backing_status`) and the flag of a financed receivable whose backing went bad
-  (:meth:`~ReceivablesClient.flag_receivable`, :class:`Flag`).
+  :class:`Receivable` / :class:`Part` with :class:`PartState`; the backing
+  (:meth:`ReceivablesClient.backing_of`, :meth:`~ReceivablesClient.backing_status`) and the flag of a
+  financed receivable whose backing went bad (:meth:`~ReceivablesClient.flag_receivable`, :class:`Flag`).
 - :class:`StablecoinClient`: the ERC-20 the receivables settle in (``TestStablecoin``, "supET Test
   Yuan", tCNY, 2 decimals, in tests and the demo): mint (its owner), approve, balances.
 - :func:`receivable_reference` hashes a debtor's invoice number into the on-chain reference.
@@ -282,7 +282,9 @@ class ReceivablesClient:
             order_id=bytes(t[9]),
         )
 
-    def backing_of(self, receivable_id: int, *, block: BlockIdentifier = "latest") -> tuple[bytes, list[bytes]]:
+    def backing_of(
+        self, receivable_id: int, *, block: BlockIdentifier = "latest"
+    ) -> tuple[bytes, list[bytes]]:
         """The order id and the lot keys behind the receivable, as confirmed."""
         order, lots = self.chain.call(self.contract.functions.backingOf(receivable_id), block=block)
         return bytes(order), [bytes(k) for k in lots]

@@ -347,7 +347,9 @@ def _key(value: str, what: str) -> bytes:
     """A 0x-hex 32-byte id; :class:`FinanceError` ``finance.bad_key`` otherwise."""
     text = value.removeprefix("0x")
     if len(text) != 64 or any(c not in "0123456789abcdefABCDEF" for c in text):
-        raise FinanceError(f"{what} {value!r} is not a 32-byte key (0x and 64 hex digits)", code="finance.bad_key")
+        raise FinanceError(
+            f"{what} {value!r} is not a 32-byte key (0x and 64 hex digits)", code="finance.bad_key"
+        )
     return bytes.fromhex(text)
 
 

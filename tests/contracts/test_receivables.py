@@ -223,7 +223,9 @@ def test_confirm_refusals_change_nothing(world: World) -> None:
     def confirm(
         supplier: str = s, face: int = FACE, due: int = t + DAY, ref: bytes = keccak(b"2"), by: Any = d
     ):
-        return world.chain.transact(fns.confirm(supplier, face, due, ref, backing["order_id"], backing["lots"]), by)
+        return world.chain.transact(
+            fns.confirm(supplier, face, due, ref, backing["order_id"], backing["lots"]), by
+        )
 
     with reverts("ReceivablesNotAdmitted", party=world.outsider.address, action=CREATE_ACTION):
         confirm(by=world.outsider)
@@ -816,7 +818,10 @@ def test_gate_and_deployment(world: World, suite: Any) -> None:
         ((orders, ZERO, certifier), lots),
         ((orders, lots, ZERO), ZERO),
         # the suite's certifier judges the suite's LotRegistry, not this one
-        ((orders, lots, suite.deployment.address("QualityCertifier")), suite.deployment.address("LotRegistry")),
+        (
+            (orders, lots, suite.deployment.address("QualityCertifier")),
+            suite.deployment.address("LotRegistry"),
+        ),
     ):
         with reverts(
             "ReceivablesInvalidEvidenceSources", orders=bad[0], lots=bad[1], certifierLots=certifier_lots

@@ -31,7 +31,9 @@ from tests.contracts.test_receivables import DAY, FACE, World, world  # noqa: F4
 OTHER_GTIN = "00036000291452"
 
 
-def _confirm(w: World, order: bytes, lots: list[bytes], *, by: Any = None, supplier: str | None = None) -> Any:
+def _confirm(
+    w: World, order: bytes, lots: list[bytes], *, by: Any = None, supplier: str | None = None
+) -> Any:
     """A raw confirm (no client-side checks) of a fresh reference."""
     w.delivered += 1
     fn = w.rec.contract.functions.confirm(
@@ -180,7 +182,7 @@ def test_a_lot_backs_one_receivable_for_good(world: World, d: Any) -> None:  # n
     _refused(world, "ReceivablesLotAlreadyBacking", d.order("PO-AGAIN"), [lot], lotId=lot, receivableId=1)
 
 
-def _offered(world: World, d: Any, tag: str) -> tuple[int, int, bytes]:
+def _offered(world: World, d: Any, tag: str) -> tuple[int, int, bytes]:  # noqa: F811
     """A receivable on one certified lot; its root offered to the bank, who funded its price."""
     lot = d.lot(f"LOT-{tag}")
     _confirm(world, d.order(f"PO-{tag}"), [lot])
@@ -233,7 +235,11 @@ def test_flag_a_financed_receivable(world: World, d: Any) -> None:  # noqa: F811
     to_banks = world.rec.contract.events.FlaggedToBank().process_receipt(result.receipt, errors=DISCARD)
     assert [(e["args"]["bank"], bytes(e["args"]["lotId"])) for e in to_banks] == [(world.bank.address, lot)]
     flag = world.rec.flag_of(1)
-    assert flag.flagged and (flag.fault, flag.lot, flag.by) == (BackingFault.RECALLED, lot, world.outsider.address)
+    assert flag.flagged and (flag.fault, flag.lot, flag.by) == (
+        BackingFault.RECALLED,
+        lot,
+        world.outsider.address,
+    )
     assert flag.flagged_at == world.chain.block(result.block_number)["timestamp"]
     with reverts("ReceivablesAlreadyFlagged", receivableId=1, flaggedAt=flag.flagged_at):
         world.rec.flag_receivable(world.outsider, 1)

@@ -55,7 +55,9 @@ class Deliveries:
         self.certifier.set_named_device(self.buyer, self.gtin, device_id)
         return self
 
-    def order(self, ref: str, *, quantity: int = 1_000, unit_price: int = 1_000, accept: bool = True) -> bytes:
+    def order(
+        self, ref: str, *, quantity: int = 1_000, unit_price: int = 1_000, accept: bool = True
+    ) -> bytes:
         """The buyer's order ``ref`` (accepted by the supplier unless told); its id."""
         placed = self.orders.place(
             self.buyer,
@@ -100,7 +102,8 @@ class Deliveries:
         return key
 
     def judge(self, key: bytes, lot_id: str, *, good: bool) -> None:
-        """Certify (``good``) or reject (a reading above the spec's bound) the lot from one anchored reading."""
+        """Certify (``good``) or reject (a reading above the spec's bound) the lot from one anchored
+        reading."""
         assert self.device is not None, "setup() first"
         now_ms = int(self.chain.block("latest")["timestamp"]) * 1000
         self._ts = max(self._ts + 10, now_ms - 20_000)
