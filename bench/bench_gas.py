@@ -107,9 +107,12 @@ def measure(chain: Chain) -> dict[str, int]:
             reading_tuple(reading_struct(reading)), sign_digest(key, digest), 1, proof
         )
         out[f"verifyReading ({key.scheme}, proof of {len(proof)})"] = chain.estimate_gas(fn, op.address)
+    # the finance writes first (a receivable's backing lot is certified from a reading of the secp256k1
+    # device, which must still be active), listed after the revocations
+    finance = measure_finance(chain, dep, keys, domain)
     out.update(measure_revocation(chain, dep, op, factory))
     out.update(measure_consortium(chain, dep, op))
-    out.update(measure_finance(chain, dep))
+    out.update(finance)
     return out
 
 
@@ -184,7 +187,46 @@ def measure_action_roles(chain: Chain, reg: Any, admin: Any, m1: Any, m2: Any) -
     return out
 
 
-def measure_finance(chain: Chain, dep: Any) -> dict[str, int]:
+def certified_delivery(
+    chain: Chain, dep: Any, gate: Any, parties: tuple[Any, Any, Any], device: tuple[str, Any, Domain]
+) -> tuple[dict[str, str], bytes]:
+    """Issue 15: a lot the supplier delivered to the buyer (accepted), certified from one anchored reading
+    of a device the buyer (the product's spec owner) names; a LotRegistry and a QualityCertifier behind
+    the test gate. Their addresses and the lot's key."""
+    from contracts.certifier import SPEC_ACTION, QualityCertifierClient, SpecMetric, batch_readings
+    from contracts.lots import OPEN_ACTION, TRANSFER_ACTION, LotRegistryClient, deploy_supply_chain, lot_key
+    from device_attestation.sdk import DeviceSigner
+
+    op, buyer, supplier = parties
+    admin = dev_accounts(1)[0]  # the suite's deployer: the DeviceRegistry's and the anchor's admin
+    device_id, key, domain = device
+    for party, action in ((buyer, SPEC_ACTION), (buyer, TRANSFER_ACTION), (supplier, OPEN_ACTION)):
+        chain.transact(gate.functions.setAdmitted(party.address, action, True), op)
+    supply = deploy_supply_chain(chain, admin, deployment=dep, gate_address=gate.address)
+    lots = LotRegistryClient(chain, supply["LotRegistry"])
+    certifier = QualityCertifierClient(chain, supply["QualityCertifier"])
+    gtin = "04006381333931"
+    certifier.set_spec_owner(admin, gtin, buyer.address)
+    certifier.set_spec(buyer, gtin, [SpecMetric(name="temp_c", min=0, max=10**8)], min_samples=1)
+    certifier.set_named_device(buyer, gtin, device_id)
+    lots.open_lot(
+        supplier, lot_id="LOT-B", gtin=gtin, quantity=500, unit="pcs", produced_from_ms=0, produced_to_ms=1
+    )
+    lot = lot_key("LOT-B", supplier.address)
+    lots.propose_transfer(supplier, lot, buyer.address)
+    lots.accept_transfer(buyer, lot)
+    signer = DeviceSigner(device_id=device_id, key=key, domain=domain, start_seq=1_000)
+    sub = signer.sign({"temp_c": 4.5}, ts_ms=int(chain.block("latest")["timestamp"]) * 1000, lot_id="LOT-B")
+    tree = MerkleTree.build([sub.digest])
+    anchor = dep.contract(chain, "ReadingAnchor")
+    chain.transact(anchor.functions.anchorBatch(tree.root, 1), admin)
+    batch = int(chain.call(anchor.functions.batchCount()))
+    certifier.certify_lot(op, lot, [batch_readings(batch, tree, [sub])])
+    assert certifier.certificate(lot).certified
+    return supply, lot
+
+
+def measure_finance(chain: Chain, dep: Any, keys: dict[str, DeviceKey], domain: Domain) -> dict[str, int]:
     """The finance contracts' writes, against a test gate that admits the parties."""
     from contracts.credit import CONSENT_ACTION, PUBLISH_ACTION, QUERY_ACTION, deploy_credit_registry
     from contracts.order_terms import OrderTerms
@@ -244,15 +286,32 @@ def measure_finance(chain: Chain, dep: Any) -> dict[str, int]:
     out["anchorAccessLog"] = chain.transact(
         credit.functions.anchorAccessLog(keccak(b"log"), 100, 1, 2), op
     ).gas_used
-    addrs = deploy_finance_settlement(chain, op, deployment=dep, gate_address=gate_address)
+    device_id, key = next((d, k) for d, k in keys.items() if k.scheme == "secp256k1")
+    supply, lot = certified_delivery(chain, dep, gate, (op, buyer, supplier), (device_id, key, domain))
+    addrs = deploy_finance_settlement(
+        chain,
+        op,
+        deployment=dep,
+        gate_address=gate_address,
+        orders=orders.address,
+        lots=supply["LotRegistry"],
+        certifier=supply["QualityCertifier"],
+    )
     rec, coin = (
         ReceivablesClient(chain, addrs["Receivables"]),
         StablecoinClient(chain, addrs["TestStablecoin"]),
     )
+    # issue 15: the accepted order and the certified lot delivered to the buyer back the receivable
     rid, r = rec.confirm(
-        buyer, supplier=supplier.address, face_value=10**6, due_date=until, reference=keccak(b"INV")
+        buyer,
+        supplier=supplier.address,
+        face_value=10**6,
+        due_date=until,
+        reference=keccak(b"INV"),
+        order_id=terms.order_id,
+        lots=[lot],
     )
-    out["Receivables.confirm"] = r.gas_used
+    out["Receivables.confirm (1 backing lot)"] = r.gas_used
     kids, r = rec.split(supplier, rec.receivable(rid).root_part, [250_000] * 4, [supplier.address] * 4)
     out["Receivables.split (4 children)"] = r.gas_used
     out["Receivables.offer"] = rec.offer(supplier, kids[0], bank=bank.address, min_price=240_000).gas_used

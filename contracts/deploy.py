@@ -77,7 +77,14 @@ def _deploy_core(
 
 
 def _deploy_finance(
-    chain: Chain, deployer: LocalAccount, core: Deployment, *, gate: str, admin: str, stablecoin: bool | str
+    chain: Chain,
+    deployer: LocalAccount,
+    core: Deployment,
+    *,
+    gate: str,
+    admin: str,
+    stablecoin: bool | str,
+    supply: dict[str, str],
 ) -> dict[str, str]:
     """PurchaseOrders, CreditRegistry, then (unless ``stablecoin`` is False) the settlement token and
     Receivables, after every other contract (their addresses must not move)."""
@@ -93,7 +100,15 @@ def _deploy_finance(
         token = None if stablecoin is True else str(stablecoin)
         addresses.update(
             deploy_finance_settlement(
-                chain, deployer, deployment=core, gate_address=gate, admin=admin, token=token
+                chain,
+                deployer,
+                deployment=core,
+                gate_address=gate,
+                orders=addresses["PurchaseOrders"],
+                lots=supply["LotRegistry"],
+                certifier=supply["QualityCertifier"],
+                admin=admin,
+                token=token,
             )
         )
     return addresses
@@ -137,7 +152,9 @@ def deploy_suite(
     )
     _check_landed("QualityCertifier", addresses["QualityCertifier"], certifier)
     addresses.update(
-        _deploy_finance(chain, deployer, core, gate=gate, admin=admin_address, stablecoin=stablecoin)
+        _deploy_finance(
+            chain, deployer, core, gate=gate, admin=admin_address, stablecoin=stablecoin, supply=addresses
+        )
     )
     return dataclasses.replace(
         core,

@@ -1,10 +1,13 @@
 """Typed clients of the Receivables contract and of its settlement token.
 
-- :class:`ReceivablesClient`: confirm a receivable (debtor), split / transfer / offer / withdraw
+- :class:`ReceivablesClient`: confirm a receivable backed by a purchase order and delivered,
+  certified lots (debtor; issue 15), split / transfer / offer / withdraw
   (holder), finance (bank), repay (debtor), claim a part's escrow (anyone, paid to its holder: a
   payment the token refused at repayment, e.g. a frozen holder), mark defaulted (anyone, after the
   grace period), rescue tokens sent by mistake (the admin; never the escrow), and every view as
-  :class:`Receivable` / :class:`Part` with :class:`PartState`.
+  :class:`Receivable` / :class:`Part` with :class:`PartState`; the backing
+  (:meth:`ReceivablesClient.backing_of`, :meth:`~ReceivablesClient.backing_status`) and the flag of a
+  financed receivable whose backing went bad (:meth:`~ReceivablesClient.flag_receivable`, :class:`Flag`).
 - :class:`StablecoinClient`: the ERC-20 the receivables settle in (``TestStablecoin``, "supET Test
   Yuan", tCNY, 2 decimals, in tests and the demo): mint (its owner), approve, balances.
 - :func:`receivable_reference` hashes a debtor's invoice number into the on-chain reference.
@@ -34,10 +37,13 @@ __all__ = [
     "FINANCE_ACTION",
     "GRACE_PERIOD",
     "HOLD_ACTION",
+    "MAX_BACKING_LOTS",
     "MAX_PARTS",
     "MAX_SPLIT_CHILDREN",
     "PUSH_GAS",
     "STABLECOIN_NAME",
+    "BackingFault",
+    "Flag",
     "InvalidReceivableInput",
     "Part",
     "PartState",
@@ -59,6 +65,8 @@ GRACE_PERIOD = 30 * 86_400
 #: At most this many parts per receivable; the root's split quota is one less, divided at each split.
 MAX_PARTS = 128
 MAX_SPLIT_CHILDREN = 16
+#: A receivable names 1 to this many backing lots.
+MAX_BACKING_LOTS = 32
 #: Gas each part's payment push may use at repayment; a failing push is escrowed for the part.
 PUSH_GAS = 100_000
 
@@ -94,9 +102,31 @@ class PartState(IntEnum):
         return self not in (PartState.NONE, PartState.SPLIT)
 
 
+class BackingFault(IntEnum):
+    """``Receivables.BackingFault``: what is wrong with a receivable's backing now."""
+
+    NONE = 0
+    REJECTED = 1
+    RECALLED = 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class Flag:
+    """A receivable's on-chain flag: when, which lot, why, by whom (``flagged_at`` 0: not flagged)."""
+
+    flagged_at: int
+    fault: BackingFault
+    by: str | None
+    lot: bytes
+
+    @property
+    def flagged(self) -> bool:
+        return self.flagged_at != 0
+
+
 @dataclass(frozen=True, kw_only=True)
 class Receivable:
-    """A confirmed receivable (``paid_at`` 0 until repaid)."""
+    """A confirmed receivable (``paid_at`` 0 until repaid) and the purchase order behind it."""
 
     id: int
     debtor: str
@@ -107,6 +137,7 @@ class Receivable:
     face_value: int
     reference: bytes
     root_part: int
+    order_id: bytes
 
     @property
     def paid(self) -> bool:
@@ -131,6 +162,18 @@ class Part:
     financed_price: int
 
 
+def _backing_keys(order_id: bytes, lots: Sequence[bytes]) -> list[bytes]:
+    """``[order_id, *lots]`` checked: 32-byte keys, 1 to :data:`MAX_BACKING_LOTS` lots, no repeats."""
+    keys = [order_id, *lots]
+    if any(not isinstance(k, bytes | bytearray) or len(k) != 32 for k in keys):
+        raise InvalidReceivableInput("an order id and lot keys are 32 bytes each")
+    if not 1 <= len(lots) <= MAX_BACKING_LOTS:
+        raise InvalidReceivableInput(f"a receivable names 1 to {MAX_BACKING_LOTS} lots, got {len(lots)}")
+    if len(set(lots)) != len(lots):
+        raise InvalidReceivableInput("a lot is named twice: each lot backs the receivable once")
+    return [bytes(k) for k in keys]
+
+
 def _opt_address(value: str) -> str | None:
     return None if int(value, 16) == 0 else to_checksum_address(value)
 
@@ -153,10 +196,22 @@ class ReceivablesClient:
     # --- writes
 
     def confirm(
-        self, debtor: LocalAccount, *, supplier: str, face_value: int, due_date: int, reference: bytes
+        self,
+        debtor: LocalAccount,
+        *,
+        supplier: str,
+        face_value: int,
+        due_date: int,
+        reference: bytes,
+        order_id: bytes,
+        lots: Sequence[bytes],
     ) -> tuple[int, TxResult]:
-        """Confirm a receivable as ``debtor``; returns its id (from the event) and the transaction."""
-        fn = self.contract.functions.confirm(to_checksum_address(supplier), face_value, due_date, reference)
+        """Confirm a receivable as ``debtor`` for order ``order_id`` delivered in ``lots`` (their keys);
+        returns its id (from the event) and the transaction."""
+        keys = _backing_keys(order_id, lots)
+        fn = self.contract.functions.confirm(
+            to_checksum_address(supplier), face_value, due_date, reference, keys[0], keys[1:]
+        )
         result = self.chain.transact(fn, debtor)
         (event,) = self.contract.events.ReceivableConfirmed().process_receipt(result.receipt, errors=DISCARD)
         return int(event["args"]["receivableId"]), result
@@ -204,6 +259,12 @@ class ReceivablesClient:
     def mark_defaulted(self, caller: LocalAccount, part_id: int) -> TxResult:
         return self.chain.transact(self.contract.functions.markDefaulted(part_id), caller)
 
+    def flag_receivable(self, caller: LocalAccount, receivable_id: int) -> tuple[list[str], TxResult]:
+        """Flag a financed receivable whose backing went bad (anyone); the banks named, and the tx."""
+        result = self.chain.transact(self.contract.functions.flagReceivable(receivable_id), caller)
+        (event,) = self.contract.events.ReceivableFlagged().process_receipt(result.receipt, errors=DISCARD)
+        return [to_checksum_address(b) for b in event["args"]["banks"]], result
+
     # --- views
 
     def receivable(self, receivable_id: int, *, block: BlockIdentifier = "latest") -> Receivable:
@@ -218,6 +279,35 @@ class ReceivablesClient:
             face_value=t[6],
             reference=bytes(t[7]),
             root_part=t[8],
+            order_id=bytes(t[9]),
+        )
+
+    def backing_of(
+        self, receivable_id: int, *, block: BlockIdentifier = "latest"
+    ) -> tuple[bytes, list[bytes]]:
+        """The order id and the lot keys behind the receivable, as confirmed."""
+        order, lots = self.chain.call(self.contract.functions.backingOf(receivable_id), block=block)
+        return bytes(order), [bytes(k) for k in lots]
+
+    def receivable_backed_by(self, lot: bytes, *, block: BlockIdentifier = "latest") -> int | None:
+        """The receivable lot ``lot`` (its key) backs; None when none."""
+        return int(self.chain.call(self.contract.functions.receivableBackedBy(lot), block=block)) or None
+
+    def backing_status(
+        self, receivable_id: int, *, block: BlockIdentifier = "latest"
+    ) -> tuple[BackingFault, bytes | None]:
+        """The first backing lot at fault now and why; (NONE, None) while every lot is sound."""
+        fault, lot = self.chain.call(self.contract.functions.backingStatus(receivable_id), block=block)
+        return BackingFault(fault), (bytes(lot) if BackingFault(fault) is not BackingFault.NONE else None)
+
+    def flag_of(self, receivable_id: int, *, block: BlockIdentifier = "latest") -> Flag:
+        t = self.chain.call(self.contract.functions.flagOf(receivable_id), block=block)
+        return Flag(flagged_at=t[0], fault=BackingFault(t[1]), by=_opt_address(t[2]), lot=bytes(t[3]))
+
+    def evidence_sources(self) -> tuple[str, str, str]:
+        """The PurchaseOrders, LotRegistry and QualityCertifier the backing is checked against."""
+        return tuple(  # type: ignore[return-value]
+            to_checksum_address(a) for a in self.chain.call(self.contract.functions.evidenceSources())
         )
 
     def part(self, part_id: int, *, block: BlockIdentifier = "latest") -> Part:
@@ -329,11 +419,16 @@ def deploy_finance_settlement(
     *,
     deployment: Deployment,
     gate_address: str,
+    orders: str,
+    lots: str,
+    certifier: str,
     admin: str | None = None,
     token: str | None = None,
 ) -> dict[str, str]:
     """Deploy the Receivables settling in ``token``; without one, deploy a ``TestStablecoin`` first
-    (owned by ``admin``, default the deployer, who mints) and settle in it.
+    (owned by ``admin``, default the deployer, who mints) and settle in it. Its receivables are backed
+    by the orders of PurchaseOrders ``orders`` and lots of LotRegistry ``lots`` judged by the
+    QualityCertifier ``certifier`` (issue 15).
 
     Returns the addresses by contract name (``TestStablecoin`` only when deployed here).
     """
@@ -354,7 +449,8 @@ def deploy_finance_settlement(
         out[STABLECOIN_NAME] = token = str(coin)
     elif int(token, 16) == 0 or not chain.w3.eth.get_code(to_checksum_address(token)):
         raise DeploymentError(f"no settlement token at {token}: deploy the ERC-20 first or omit it")
-    result = chain.deploy(CONTRACT_NAME, deployer, owner, gate, to_checksum_address(token))
+    sources = [to_checksum_address(a) for a in (orders, lots, certifier)]
+    result = chain.deploy(CONTRACT_NAME, deployer, owner, gate, to_checksum_address(token), *sources)
     if result.contract_address is None:  # pragma: no cover - a mined constructor always has an address
         raise DeploymentError("the Receivables constructor was mined without a contract address")
     out[CONTRACT_NAME] = str(result.contract_address)

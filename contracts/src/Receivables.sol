@@ -7,6 +7,9 @@ import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {IAdmissionGate} from "./IAdmissionGate.sol";
+import {LotRegistry} from "./LotRegistry.sol";
+import {PurchaseOrders} from "./PurchaseOrders.sol";
+import {QualityCertifier} from "./QualityCertifier.sol";
 
 /**
  * @title Receivables
@@ -17,6 +20,22 @@ import {IAdmissionGate} from "./IAdmissionGate.sol";
  * A debtor admitted for {CREATE_ACTION} confirms a receivable (face value, due date, its own reference,
  * unique per debtor) owed to a supplier admitted for {HOLD_ACTION}; the supplier holds its root part.
  * Amounts are in the settlement token's smallest units; times are Unix seconds.
+ *
+ * Backing (issue 15). A receivable names the purchase order and the delivered lots behind it, and the
+ * debtor can confirm only what the chain shows delivered: {confirm} checks, through PurchaseOrders,
+ * LotRegistry and QualityCertifier, that the order exists, stands (not cancelled), was accepted by its
+ * supplier, was placed by the caller and with the receivable's supplier; and that each lot (1 to
+ * {MAX_BACKING_LOTS}) is in the caller's custody (an accepted transfer), was the supplier's (its supplier or
+ * a past holder, `LotRegistry.hasHeld`), is of the order's product (GTIN), holds a certificate (its standing
+ * verdict is `Certified`), is not recalled and backs no other receivable: a lot backs at most one receivable, for good
+ * ({receivableBackedBy}). The order's quantity and unit price are a commitment (the chain never sees
+ * them), so the face value cannot be compared with them here: the bank checks face value <= delivered
+ * quantity x unit price off chain with the order's opening (`supet finance check`; docs/access-policy.md).
+ * A verdict can still change after confirmation (a bound violation always stands): no part of a
+ * receivable one of whose lots no longer holds a certificate, or is recalled (`LotRegistry.isRecalled`: a
+ * recall notice on it or upstream of it), can be financed ({ReceivablesBackingLotRejected},
+ * {ReceivablesBackingLotRecalled}); once a part is financed, anyone may flag the receivable on chain
+ * ({flagReceivable}), naming the banks that financed it.
  *
  * Parts. The holder of an `Active` part may split it into 2 to {MAX_SPLIT_CHILDREN} children (each above
  * zero, summing exactly to the part, held by parties admitted for {HOLD_ACTION}; the part becomes
@@ -81,6 +100,24 @@ contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard {
     uint256 public constant PUSH_GAS = 100_000;
     /// @notice Gas kept back for the push call itself, on top of {PUSH_GAS} and its 1/64 (EIP-150).
     uint256 private constant _PUSH_CALL_OVERHEAD = 10_000;
+    /// @notice The most lots one receivable may name (bounds the gas of confirm and finance).
+    uint256 public constant MAX_BACKING_LOTS = 32;
+
+    /// @notice What is wrong with a receivable's backing now (`None`: every lot holds its certificate and
+    /// none is recalled; `Recalled`: recalled, or flagged downstream of a recall, `LotRegistry.isRecalled`).
+    enum BackingFault {
+        None,
+        Rejected,
+        Recalled
+    }
+
+    /// @notice A receivable's on-chain flag (all zero while none): when, which lot, why and by whom.
+    struct Flag {
+        uint64 flaggedAt;
+        BackingFault fault;
+        address by;
+        bytes32 lotId;
+    }
 
     /// @notice The life of a part (`None`: no such part).
     enum PartState {
@@ -104,6 +141,7 @@ contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard {
         uint256 faceValue;
         bytes32 ref;
         uint256 rootPart;
+        bytes32 orderId;
     }
 
     /**
@@ -126,6 +164,9 @@ contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard {
     }
 
     IERC20 private immutable _token;
+    PurchaseOrders private immutable _orders;
+    LotRegistry private immutable _lots;
+    QualityCertifier private immutable _certifier;
     IAdmissionGate private _gate;
     Receivable[] private _receivables;
     Part[] private _parts;
@@ -137,6 +178,9 @@ contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard {
     mapping(uint256 partId => uint256) private _offerIndex;
     mapping(uint256 partId => uint256) private _escrow;
     uint256 private _escrowTotal;
+    mapping(uint256 receivableId => bytes32[]) private _backingLots;
+    mapping(bytes32 lotId => uint256 receivableId) private _backedBy;
+    mapping(uint256 receivableId => Flag) private _flags;
 
     /// @notice The admission gate does not admit `party` for `action`.
     error ReceivablesNotAdmitted(address party, bytes32 action);
@@ -146,6 +190,47 @@ contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard {
     error ReceivablesZeroToken();
     /// @notice The supplier is the zero address or the debtor itself.
     error ReceivablesInvalidSupplier(address supplier);
+    /// @notice PurchaseOrders, LotRegistry and QualityCertifier cannot be the zero address, and the
+    /// certifier must judge the lots of this LotRegistry (`lotRegistry` of the certifier: `certifierLots`).
+    error ReceivablesInvalidEvidenceSources(address orders, address lots, address certifierLots);
+    /// @notice A receivable names 1 to {MAX_BACKING_LOTS} lots; `count` were given.
+    error ReceivablesInvalidBackingCount(uint256 count);
+    /// @notice No purchase order has this id.
+    error ReceivablesUnknownOrder(bytes32 orderId);
+    /// @notice The order's buyer is `buyer`: only it may confirm a receivable for the order.
+    error ReceivablesNotOrderBuyer(bytes32 orderId, address caller, address buyer);
+    /// @notice The order was placed with `orderSupplier`, not with the receivable's `supplier`.
+    error ReceivablesOrderSupplierMismatch(bytes32 orderId, address supplier, address orderSupplier);
+    /// @notice The buyer cancelled the order at block time `cancelledAt`.
+    error ReceivablesOrderCancelled(bytes32 orderId, uint64 cancelledAt);
+    /// @notice The supplier has not accepted the order.
+    error ReceivablesOrderNotAccepted(bytes32 orderId);
+    /// @notice No lot has this key.
+    error ReceivablesUnknownLot(bytes32 lotId);
+    /// @notice The lot is in `custodian`'s custody, not the debtor's (it was not delivered, or not accepted).
+    error ReceivablesLotNotInCustody(bytes32 lotId, address debtor, address custodian);
+    /// @notice The supplier neither produced nor held the lot.
+    error ReceivablesLotNotFromSupplier(bytes32 lotId, address supplier);
+    /// @notice The lot is of product `lotGtin`; the order is for `orderGtin`.
+    error ReceivablesLotGtinMismatch(bytes32 lotId, uint64 lotGtin, uint64 orderGtin);
+    /// @notice The lot's standing verdict is not a certificate (none yet, or rejected).
+    error ReceivablesLotNotCertified(bytes32 lotId);
+    /// @notice The lot is recalled, or flagged downstream of a recall (`LotRegistry.isRecalled`).
+    error ReceivablesLotRecalled(bytes32 lotId);
+    /// @notice The lot already backs receivable `receivableId` (a lot backs at most one, for good).
+    error ReceivablesLotAlreadyBacking(bytes32 lotId, uint256 receivableId);
+    /// @notice Backing lot `lotId` of the receivable no longer holds a certificate (rejected since): no
+    /// part of it can be financed.
+    error ReceivablesBackingLotRejected(uint256 receivableId, bytes32 lotId);
+    /// @notice Backing lot `lotId` of the receivable is recalled (or flagged downstream of a recall): no
+    /// part of it can be financed.
+    error ReceivablesBackingLotRecalled(uint256 receivableId, bytes32 lotId);
+    /// @notice Every backing lot of the receivable is sound: nothing to flag.
+    error ReceivablesBackingSound(uint256 receivableId);
+    /// @notice No part of the receivable is financed: nothing to flag to a bank.
+    error ReceivablesNotFinanced(uint256 receivableId);
+    /// @notice The receivable was flagged already, at block time `flaggedAt`.
+    error ReceivablesAlreadyFlagged(uint256 receivableId, uint64 flaggedAt);
     /// @notice A receivable's face value must be above zero.
     error ReceivablesZeroFaceValue();
     /// @notice The due date must be after the block time `nowSeconds`.
@@ -218,6 +303,15 @@ contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard {
         uint64 dueDate,
         bytes32 ref
     );
+    /// @notice Receivable `receivableId` is backed by order `orderId` and the lots `lotIds` (their keys).
+    event ReceivableBacked(uint256 indexed receivableId, bytes32 indexed orderId, bytes32[] lotIds);
+    /// @notice `by` flagged financed receivable `receivableId`: backing lot `lotId` has `fault`; `banks`
+    /// financed its parts (each also gets a {FlaggedToBank}).
+    event ReceivableFlagged(
+        uint256 indexed receivableId, bytes32 indexed lotId, BackingFault fault, address[] banks, address indexed by
+    );
+    /// @notice `bank` financed a part of receivable `receivableId`, flagged for backing lot `lotId`.
+    event FlaggedToBank(uint256 indexed receivableId, address indexed bank, bytes32 indexed lotId);
     /// @notice Part `partId` was split; `children` (in order) now hold its amount.
     event PartSplit(uint256 indexed partId, uint256 indexed receivableId, address indexed holder, uint256[] children);
     /// @notice Part `partId` (a child of `parent`) was created with `amount`, held by `holder`.
@@ -250,12 +344,27 @@ contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard {
      * over in two steps ({ADMIN_TRANSFER_DELAY}); not zero (`AccessControlInvalidDefaultAdmin`).
      * @param gate The admission gate asked before parties confirm, receive, or finance parts; not zero.
      * @param token The ERC-20 every receivable settles in (immutable); not zero.
+     * @param orders The purchase orders receivables name (immutable); not zero.
+     * @param lots The lot registry of the backing lots (immutable); not zero.
+     * @param certifier The quality certifier judging those lots (immutable); its `lotRegistry` is `lots`.
      */
-    constructor(address admin, IAdmissionGate gate, IERC20 token)
-        AccessControlDefaultAdminRules(ADMIN_TRANSFER_DELAY, admin)
-    {
+    constructor(
+        address admin,
+        IAdmissionGate gate,
+        IERC20 token,
+        PurchaseOrders orders,
+        LotRegistry lots,
+        QualityCertifier certifier
+    ) AccessControlDefaultAdminRules(ADMIN_TRANSFER_DELAY, admin) {
         if (address(token) == address(0)) revert ReceivablesZeroToken();
+        address certifierLots = address(certifier) == address(0) ? address(0) : address(certifier.lotRegistry());
+        if (address(orders) == address(0) || address(lots) == address(0) || certifierLots != address(lots)) {
+            revert ReceivablesInvalidEvidenceSources(address(orders), address(lots), certifierLots);
+        }
         _token = token;
+        _orders = orders;
+        _lots = lots;
+        _certifier = certifier;
         _setGate(gate);
     }
 
@@ -296,17 +405,26 @@ contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard {
     // ------------------------------------------------------------------ confirmation
 
     /**
-     * @notice Confirm a receivable owed by the caller (admitted for {CREATE_ACTION}) to `supplier`.
-     * @param supplier The creditor, admitted for {HOLD_ACTION}; neither zero nor the caller.
+     * @notice Confirm a receivable owed by the caller (admitted for {CREATE_ACTION}) to `supplier`, for
+     * goods of order `orderId` delivered in lots `lotIds` (see "Backing" above for every check).
+     * @param supplier The creditor, admitted for {HOLD_ACTION}; neither zero nor the caller; the order's
+     * supplier.
      * @param faceValue What is owed, in token units; above zero.
      * @param dueDate When it is due (Unix seconds); after the block time.
      * @param ref The debtor's reference (e.g. `keccak256` of the invoice number); not zero, new.
+     * @param orderId The purchase order: the caller's, with `supplier`, accepted, not cancelled.
+     * @param lotIds The delivered lots' keys (1 to {MAX_BACKING_LOTS}): each in the caller's custody, the
+     * supplier's before, of the order's GTIN, certified, backing no other receivable.
      * @return receivableId The receivable's id (the first is 1).
      */
-    function confirm(address supplier, uint256 faceValue, uint64 dueDate, bytes32 ref)
-        external
-        returns (uint256 receivableId)
-    {
+    function confirm(
+        address supplier,
+        uint256 faceValue,
+        uint64 dueDate,
+        bytes32 ref,
+        bytes32 orderId,
+        bytes32[] calldata lotIds
+    ) external returns (uint256 receivableId) {
         _requireAdmitted(msg.sender, CREATE_ACTION);
         if (supplier == address(0) || supplier == msg.sender) revert ReceivablesInvalidSupplier(supplier);
         _requireAdmitted(supplier, HOLD_ACTION);
@@ -316,6 +434,7 @@ contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard {
         uint256 existing = _byReference[msg.sender][ref];
         if (existing != 0) revert ReceivablesDuplicateReference(msg.sender, ref, existing);
         receivableId = _receivables.length + 1;
+        _bindBacking(receivableId, supplier, orderId, lotIds);
         uint256 root = _newPart(receivableId, 0, supplier, faceValue, uint16(MAX_PARTS - 1));
         _receivables.push(
             Receivable({
@@ -327,7 +446,8 @@ contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard {
                 paidAt: 0,
                 faceValue: faceValue,
                 ref: ref,
-                rootPart: root
+                rootPart: root,
+                orderId: orderId
             })
         );
         _byReference[msg.sender][ref] = receivableId;
@@ -437,6 +557,7 @@ contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard {
             revert ReceivablesPriceOutOfRange(partId, price, p.minPrice, p.amount);
         }
         _requireAdmitted(msg.sender, FINANCE_ACTION);
+        _requireBackingSound(p.receivableId);
         address seller = p.holder;
         _clearOffer(p);
         p.state = PartState.Financed;
@@ -524,7 +645,65 @@ contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard {
         emit PartDefaulted(partId, p.holder, msg.sender, p.amount);
     }
 
+    /**
+     * @notice Flag a receivable whose backing went bad after a bank financed part of it; by anyone. Sets
+     * the on-chain flag ({flagOf}) and names the banks holding financed parts ({ReceivableFlagged}, one
+     * {FlaggedToBank} each). Once per receivable, while unpaid.
+     * @param receivableId The receivable: unpaid, not flagged, a backing lot at fault, a part financed.
+     */
+    function flagReceivable(uint256 receivableId) external {
+        Receivable storage r = _requireReceivable(receivableId);
+        uint64 flaggedAt = _flags[receivableId].flaggedAt;
+        if (flaggedAt != 0) revert ReceivablesAlreadyFlagged(receivableId, flaggedAt);
+        if (r.paidAt != 0) revert ReceivablesAlreadyPaid(receivableId, r.paidAt);
+        (BackingFault fault, bytes32 lotId) = backingStatus(receivableId);
+        if (fault == BackingFault.None) revert ReceivablesBackingSound(receivableId);
+        address[] memory banks = _financingBanks(receivableId);
+        if (banks.length == 0) revert ReceivablesNotFinanced(receivableId);
+        _flags[receivableId] = Flag({flaggedAt: uint64(block.timestamp), fault: fault, by: msg.sender, lotId: lotId});
+        emit ReceivableFlagged(receivableId, lotId, fault, banks, msg.sender);
+        for (uint256 i = 0; i < banks.length; ++i) {
+            emit FlaggedToBank(receivableId, banks[i], lotId);
+        }
+    }
+
     // ------------------------------------------------------------------ views
+
+    /// @notice The order and lots (keys, as confirmed) behind the receivable.
+    function backingOf(uint256 receivableId) external view returns (bytes32 orderId, bytes32[] memory lotIds) {
+        orderId = _requireReceivable(receivableId).orderId;
+        lotIds = _backingLots[receivableId];
+    }
+
+    /// @notice The receivable the lot backs; zero when none.
+    function receivableBackedBy(bytes32 lotId) external view returns (uint256) {
+        return _backedBy[lotId];
+    }
+
+    /// @notice The first backing lot at fault now and why (`None` and zero: every lot holds its certificate
+    /// and none is recalled).
+    function backingStatus(uint256 receivableId) public view returns (BackingFault fault, bytes32 lotId) {
+        _requireReceivable(receivableId);
+        bytes32[] storage ids = _backingLots[receivableId];
+        uint256 n = ids.length;
+        for (uint256 i = 0; i < n; ++i) {
+            lotId = ids[i];
+            if (!_certifier.isCertified(lotId)) return (BackingFault.Rejected, lotId);
+            if (_lots.isRecalled(lotId)) return (BackingFault.Recalled, lotId);
+        }
+        return (BackingFault.None, bytes32(0));
+    }
+
+    /// @notice The receivable's flag (all zero while not flagged).
+    function flagOf(uint256 receivableId) external view returns (Flag memory) {
+        _requireReceivable(receivableId);
+        return _flags[receivableId];
+    }
+
+    /// @notice The contracts the backing is checked against: orders, lots, and the quality certifier.
+    function evidenceSources() external view returns (PurchaseOrders, LotRegistry, QualityCertifier) {
+        return (_orders, _lots, _certifier);
+    }
 
     /// @notice The receivable (reverts for an unknown id).
     function receivable(uint256 receivableId) external view returns (Receivable memory) {
@@ -600,6 +779,77 @@ contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard {
     }
 
     // ------------------------------------------------------------------ internal
+
+    /// @dev Check order `orderId` and lots `lotIds` back a receivable of the caller to `supplier`, and
+    /// bind each lot to `receivableId` for good.
+    function _bindBacking(uint256 receivableId, address supplier, bytes32 orderId, bytes32[] calldata lotIds)
+        private
+    {
+        uint256 n = lotIds.length;
+        if (n == 0 || n > MAX_BACKING_LOTS) revert ReceivablesInvalidBackingCount(n);
+        uint64 gtin = _requireOrderOf(orderId, supplier);
+        for (uint256 i = 0; i < n; ++i) {
+            bytes32 lotId = lotIds[i];
+            _requireDelivered(lotId, supplier, gtin);
+            uint256 other = _backedBy[lotId];
+            if (other != 0) revert ReceivablesLotAlreadyBacking(lotId, other);
+            _backedBy[lotId] = receivableId;
+        }
+        _backingLots[receivableId] = lotIds;
+        emit ReceivableBacked(receivableId, orderId, lotIds);
+    }
+
+    /// @dev The order's GTIN, or revert unless it exists, is the caller's with `supplier`, stands and was
+    /// accepted.
+    function _requireOrderOf(bytes32 orderId, address supplier) private view returns (uint64) {
+        if (!_orders.exists(orderId)) revert ReceivablesUnknownOrder(orderId);
+        PurchaseOrders.Order memory o = _orders.order(orderId);
+        if (o.buyer != msg.sender) revert ReceivablesNotOrderBuyer(orderId, msg.sender, o.buyer);
+        if (o.supplier != supplier) revert ReceivablesOrderSupplierMismatch(orderId, supplier, o.supplier);
+        if (o.cancelledAt != 0) revert ReceivablesOrderCancelled(orderId, o.cancelledAt);
+        if (o.acceptedAt == 0) revert ReceivablesOrderNotAccepted(orderId);
+        return o.gtin;
+    }
+
+    /// @dev Revert unless the lot is in the caller's custody, was `supplier`'s, is of `gtin`, certified and
+    /// not recalled.
+    function _requireDelivered(bytes32 lotId, address supplier, uint64 gtin) private view {
+        if (!_lots.exists(lotId)) revert ReceivablesUnknownLot(lotId);
+        LotRegistry.Lot memory l = _lots.lot(lotId);
+        if (l.custodian != msg.sender) revert ReceivablesLotNotInCustody(lotId, msg.sender, l.custodian);
+        if (l.supplier != supplier && !_lots.hasHeld(lotId, supplier)) {
+            revert ReceivablesLotNotFromSupplier(lotId, supplier);
+        }
+        if (l.gtin != gtin) revert ReceivablesLotGtinMismatch(lotId, l.gtin, gtin);
+        if (!_certifier.isCertified(lotId)) revert ReceivablesLotNotCertified(lotId);
+        if (_lots.isRecalled(lotId)) revert ReceivablesLotRecalled(lotId);
+    }
+
+    /// @dev Revert when a backing lot of the receivable is at fault (no part of it may be financed then).
+    function _requireBackingSound(uint256 receivableId) private view {
+        (BackingFault fault, bytes32 lotId) = backingStatus(receivableId);
+        if (fault == BackingFault.Rejected) revert ReceivablesBackingLotRejected(receivableId, lotId);
+        if (fault == BackingFault.Recalled) revert ReceivablesBackingLotRecalled(receivableId, lotId);
+    }
+
+    /// @dev The distinct banks that financed a part of the receivable, in part order.
+    function _financingBanks(uint256 receivableId) private view returns (address[] memory banks) {
+        uint256[] storage ids = _partsOf[receivableId];
+        banks = new address[](ids.length);
+        uint256 count = 0;
+        for (uint256 i = 0; i < ids.length; ++i) {
+            address bank = _parts[ids[i] - 1].financedBy;
+            if (bank == address(0)) continue;
+            bool seen = false;
+            for (uint256 j = 0; j < count && !seen; ++j) {
+                seen = banks[j] == bank;
+            }
+            if (!seen) banks[count++] = bank;
+        }
+        assembly ("memory-safe") {
+            mstore(banks, count)
+        }
+    }
 
     /// @dev A new `Active` part of `receivableId`, child of `parent` (zero: the root), held by `holder`,
     /// that may have `splitQuota` parts below it.

@@ -343,12 +343,33 @@ def _consent_id(text: str) -> bytes:
 # ---------------------------------------------------------------------------- receivables (the debtor)
 
 
-def confirm(service: Any, party: str, supplier: str, face_value: int, due_date: int, reference: str) -> Write:
-    """The debtor ``party`` confirms what it owes ``supplier``; the outcome names the new receivable."""
+def _key(value: str, what: str) -> bytes:
+    """A 0x-hex 32-byte id; :class:`FinanceError` ``finance.bad_key`` otherwise."""
+    text = value.removeprefix("0x")
+    if len(text) != 64 or any(c not in "0123456789abcdefABCDEF" for c in text):
+        raise FinanceError(
+            f"{what} {value!r} is not a 32-byte key (0x and 64 hex digits)", code="finance.bad_key"
+        )
+    return bytes.fromhex(text)
+
+
+def confirm(
+    service: Any,
+    party: str,
+    supplier: str,
+    face_value: int,
+    due_date: int,
+    reference: str,
+    backing: tuple[str, list[str]],
+) -> Write:
+    """The debtor ``party`` confirms what it owes ``supplier`` for ``backing``: the purchase order's id
+    and the delivered lots' keys (issue 15; the contract checks each); the outcome names the receivable."""
     require_admitted(service, party, "supet.receivable.create", "core enterprises confirming what they owe")
     rc = receivables_client(service)
     ref = receivable_reference(reference)
-    fn = rc.contract.functions.confirm(address(supplier), face_value, due_date, ref)
+    order = _key(backing[0], "the order id")
+    lots = [_key(k, "a lot key") for k in backing[1]]
+    fn = rc.contract.functions.confirm(address(supplier), face_value, due_date, ref, order, lots)
 
     def outcome(result: TxResult) -> dict[str, Any]:
         (ev,) = rc.contract.events.ReceivableConfirmed().process_receipt(result.receipt, errors=DISCARD)

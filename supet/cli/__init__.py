@@ -46,6 +46,7 @@ COMMANDS: Final[dict[str, tuple[str, str, Literal["group", "command"]]]] = {
     "audit": ("audit", "app", "group"),
     "analytics": ("analytics", "app", "group"),
     "credit": ("credit", "app", "group"),
+    "finance": ("finance", "app", "group"),
     "store": ("store", "app", "group"),
 }
 

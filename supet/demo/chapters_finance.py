@@ -3,15 +3,22 @@ a receivable is confirmed, split, financed and repaid."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
 from auditor.lot_chain import lot_chain_steps
+from contracts.certification_package import load_package_obj
+from contracts.certifier import QualityCertifierClient
 from contracts.chain import Chain
 from contracts.deployment import Deployment
+from contracts.lots import LotRegistryClient, lot_key
 from contracts.onboarding import Onboarding
+from contracts.order_terms import OrderTerms
+from contracts.orders import PurchaseOrdersClient
 from contracts.receivables import ReceivablesClient, StablecoinClient, receivable_reference
+from ledger_service.lots.certification import certification_package
 from simulation.feed import SimulationFeed
 from supet.demo.chapter_private import anonymous_tries, privacy_rows, reading_of
 from supet.demo.chapters_production import Cast
@@ -61,11 +68,13 @@ def finance(scene: Scene, feed: SimulationFeed) -> None:
     """7 in the report: a receivable confirmed by the buyer, split, financed by bank A and repaid."""
     res = scene.res
     scene.step("8. a receivable confirmed, split, financed and repaid")
-    res.receivable = _receivable(scene.chain, scene.deployment, scene.ob, feed, scene.acct, res)
+    backing = _backing(scene, feed)
+    res.receivable = _receivable(scene.chain, scene.deployment, scene.ob, feed, scene.acct, res, backing)
     rcv = res.receivable
     scene.report.section(
         "7. Receivables financing",
-        f"The buyer confirmed a receivable of {rcv['face']:,.2f} tCNY to sun-a; sun-a split off "
+        f"The buyer confirmed a receivable of {rcv['face']:,.2f} tCNY to sun-a, backed by its order and "
+        f"lot {rcv['lot']} (in the buyer's custody, certified: checked on chain); sun-a split off "
         f"{rcv['tier2_part']:,.2f} to its tier-2 supplier and had its {rcv['kept_part']:,.2f} "
         "financed by bank A "
         f"at {rcv['price']:,.2f} (grade {rcv['grade']}, {rcv['rate'] * 100:.1f}% a year "
@@ -95,6 +104,29 @@ def _audit(chain: Chain, deployment: Deployment, api: Api, lot_id: str) -> dict[
     }
 
 
+def _backing(scene: Scene, feed: SimulationFeed) -> tuple[OrderTerms, str, int]:
+    """Issue 15: the order and a sun-a lot behind the receivable: a lot the buyer holds (its last days'
+    lots, latest first), certified now from its QC readings, and sun-a's order its product was ordered on;
+    with the lot's quantity."""
+    chain, deployment = scene.chain, scene.deployment
+    buyer, sun_a = feed.parties["buyer"], feed.parties["sun-a"]
+    lots = LotRegistryClient.from_deployment(chain, deployment)
+    certifier = QualityCertifierClient.from_deployment(chain, deployment)
+    orders = PurchaseOrdersClient.from_deployment(chain, deployment)
+    terms = next(t for t in feed.result.order_terms if orders.order(t.order_id).supplier == sun_a.address)
+    line = "sun-a-l1"  # FactorySpec.line_ids: the first line of sun-a
+    for back in range(1, 4):
+        lot_id = f"LOT-{line}-{(scene.end - dt.timedelta(days=back)).strftime('%Y%m%d')}"
+        key = lot_key(lot_id, sun_a.address)
+        if not lots.exists(key) or lots.custodian(key) != buyer.address:
+            continue
+        _, batches = load_package_obj(certification_package(scene.service, lot_id))
+        certifier.certify_lot(buyer, key, batches)
+        if certifier.certificate(key).certified:
+            return terms, lot_id, lots.lot(key).quantity
+    raise RuntimeError("no certified sun-a lot in the buyer's custody to back the receivable")
+
+
 def _receivable(
     chain: Chain,
     deployment: Deployment,
@@ -102,12 +134,16 @@ def _receivable(
     feed: SimulationFeed,
     acct: dict[str, LocalAccount],
     res: DemoResult,
+    backing: tuple[OrderTerms, str, int],
 ) -> dict[str, Any]:
     rc = ReceivablesClient.from_deployment(chain, deployment)
     coin = StablecoinClient.from_deployment(chain, deployment)
     buyer, sun_a, tier2, bank_a = feed.parties["buyer"], feed.parties["sun-a"], acct["tier2"], acct["bank-a"]
     admin = ob.admin
-    face = 1_000_000_00  # 1,000,000.00 tCNY (2 decimals)
+    terms, lot_id, quantity = backing
+    # the face value is at most what the backing is worth: delivered quantity x the order's unit price
+    # (a bank checks it with `supet finance check` and the order's terms; the chain cannot see them)
+    face = quantity * terms.unit_price
     days = 60
     now = int(chain.block("latest")["timestamp"])
     due = now + days * 86_400
@@ -120,9 +156,12 @@ def _receivable(
         face_value=face,
         due_date=due,
         reference=receivable_reference(f"INV-{now}"),
+        order_id=terms.order_id,
+        lots=[lot_key(lot_id, sun_a.address)],
     )
     root = rc.parts_of(rid)[0]
-    kept, passed = 600_000_00, 400_000_00
+    kept = face * 6 // 10
+    passed = face - kept
     (kept_id, tier2_id), _ = rc.split(sun_a, root, [kept, passed], [sun_a.address, tier2.address])
     grade = res.records["sun-a"]["grade"]
     rank = int(grade.lstrip("S")) if grade.lstrip("S").isdigit() else 5
@@ -143,6 +182,7 @@ def _receivable(
     parts = [rc.part(p) for p in (kept_id, tier2_id)]
     return {
         "id": rid,
+        "lot": lot_id,
         "face": face / 100,
         "kept_part": kept / 100,
         "tier2_part": passed / 100,

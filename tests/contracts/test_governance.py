@@ -31,6 +31,7 @@ def test_issue12_constructors_refuse_a_zero_admin_or_registry(suite: Any) -> Non
     lots = suite.deployment.address("LotRegistry")
     gate = suite.deployment.address("ParticipantRegistry")
     token = suite.deployment.address("TestStablecoin")
+    backing = [suite.deployment.address(n) for n in ("PurchaseOrders", "LotRegistry", "QualityCertifier")]
     invalid_admin = "AccessControlInvalidDefaultAdmin"
     cases: list[tuple[str, tuple[Any, ...], str, dict[str, Any]]] = [
         ("DeviceRegistry", (ZERO, ZERO), invalid_admin, {"defaultAdmin": ZERO}),
@@ -47,9 +48,9 @@ def test_issue12_constructors_refuse_a_zero_admin_or_registry(suite: Any) -> Non
         ("PurchaseOrders", (op.address, ZERO), "PurchaseOrdersZeroGate", {}),
         ("CreditRegistry", (ZERO, gate, op.address), invalid_admin, {"defaultAdmin": ZERO}),
         ("CreditRegistry", (op.address, ZERO, op.address), "CreditRegistryZeroGate", {}),
-        ("Receivables", (ZERO, gate, token), invalid_admin, {"defaultAdmin": ZERO}),
-        ("Receivables", (op.address, ZERO, token), "ReceivablesZeroGate", {}),
-        ("Receivables", (op.address, gate, ZERO), "ReceivablesZeroToken", {}),
+        ("Receivables", (ZERO, gate, token, *backing), invalid_admin, {"defaultAdmin": ZERO}),
+        ("Receivables", (op.address, ZERO, token, *backing), "ReceivablesZeroGate", {}),
+        ("Receivables", (op.address, gate, ZERO, *backing), "ReceivablesZeroToken", {}),
     ]
     for name, args, error, expected in cases:
         with reverts(error, **expected):

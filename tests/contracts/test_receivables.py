@@ -8,14 +8,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from backing import Deliveries
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
-from support import reverts
+from support import TestConsortium, reverts
 from web3.logs import DISCARD
 
+from contracts.certifier import SPEC_ACTION, QualityCertifierClient
 from contracts.chain import Chain
 from contracts.deploy import deploy_suite
 from contracts.errors import DeploymentError
+from contracts.lots import OPEN_ACTION, TRANSFER_ACTION, LotRegistryClient, deploy_supply_chain
+from contracts.orders import PLACE_ACTION, PurchaseOrdersClient, deploy_purchase_orders
 from contracts.participant_ids import ACTIONS
 from contracts.receivables import (
     CREATE_ACTION,
@@ -52,6 +56,17 @@ class World:
     bank: LocalAccount
     bank2: LocalAccount
     outsider: LocalAccount
+    deliveries: Deliveries
+    sources: tuple[str, str, str]  # PurchaseOrders, LotRegistry, QualityCertifier
+    delivered: int = 0
+
+    def backing(self) -> dict[str, Any]:
+        """A fresh accepted order and one certified lot delivered to the debtor: ``confirm``'s backing."""
+        if self.deliveries.device is None:
+            self.deliveries.setup()
+        self.delivered += 1
+        order = self.deliveries.order(f"PO-{self.delivered}")
+        return {"order_id": order, "lots": [self.deliveries.lot(f"LOT-{self.delivered}")]}
 
     def admit(self, party: LocalAccount, action: bytes, admitted: bool = True) -> None:
         self.chain.transact(self.gate.functions.setAdmitted(party.address, action, admitted), self.operator)
@@ -63,6 +78,7 @@ class World:
             face_value=face,
             due_date=now(self.chain) + due_in,
             reference=ref,
+            **self.backing(),
         )
         return rid, self.rec.receivable(rid).root_part
 
@@ -87,7 +103,18 @@ def world(suite: Any) -> World:
     op = suite.operator
     gate_address = chain.deploy("StaticAdmissionGate", op, op.address).contract_address
     assert gate_address is not None
-    out = deploy_finance_settlement(chain, op, deployment=suite.deployment, gate_address=gate_address)
+    supply = deploy_supply_chain(chain, op, deployment=suite.deployment, gate_address=gate_address)
+    orders = deploy_purchase_orders(chain, op, deployment=suite.deployment, gate_address=gate_address)
+    sources = (orders, supply["LotRegistry"], supply["QualityCertifier"])
+    out = deploy_finance_settlement(
+        chain,
+        op,
+        deployment=suite.deployment,
+        gate_address=gate_address,
+        orders=sources[0],
+        lots=sources[1],
+        certifier=sources[2],
+    )
     a = suite.accounts
     w = World(
         chain=chain,
@@ -102,8 +129,22 @@ def world(suite: Any) -> World:
         bank=a[5],
         bank2=a[6],
         outsider=a[7],
+        deliveries=Deliveries(
+            chain=chain,
+            lots=LotRegistryClient(chain, sources[1]),
+            certifier=QualityCertifierClient(chain, sources[2]),
+            orders=PurchaseOrdersClient(chain, sources[0]),
+            anchor=suite.contract("ReadingAnchor"),
+            admin=op,
+            consortium=TestConsortium(chain, suite.deployment),
+            buyer=a[1],
+            supplier=a[2],
+        ),
+        sources=sources,
     )
-    w.admit(w.debtor, CREATE_ACTION)
+    for action in (CREATE_ACTION, PLACE_ACTION, SPEC_ACTION, TRANSFER_ACTION):
+        w.admit(w.debtor, action)
+    w.admit(w.supplier, OPEN_ACTION)
     for p in (w.supplier, w.tier2, w.tier3):
         w.admit(p, HOLD_ACTION)
     for p in (w.bank, w.bank2):
@@ -137,8 +178,9 @@ def test_stablecoin(world: World) -> None:
 
 def test_confirm(world: World) -> None:
     due = now(world.chain) + 90 * DAY
+    backing = world.backing()
     rid, result = world.rec.confirm(
-        world.debtor, supplier=world.supplier.address, face_value=FACE, due_date=due, reference=REF
+        world.debtor, supplier=world.supplier.address, face_value=FACE, due_date=due, reference=REF, **backing
     )
     assert rid == 1
     (event,) = world.rec.contract.events.ReceivableConfirmed().process_receipt(result.receipt, errors=DISCARD)
@@ -158,6 +200,9 @@ def test_confirm(world: World) -> None:
         due,
         REF,
     )
+    assert r.order_id == backing["order_id"]
+    assert world.rec.backing_of(rid) == (backing["order_id"], backing["lots"])
+    assert world.rec.receivable_backed_by(backing["lots"][0]) == rid
     assert r.created_at == world.chain.block(result.block_number)["timestamp"] and not r.paid
     (root,) = world.parts(r.root_part)
     assert (root.receivable_id, root.parent, root.holder, root.amount) == (1, 0, world.supplier.address, FACE)
@@ -173,11 +218,14 @@ def test_confirm_refusals_change_nothing(world: World) -> None:
     t = now(world.chain)
     fns = world.rec.contract.functions
     s, d = world.supplier.address, world.debtor
+    backing = world.backing()
 
     def confirm(
         supplier: str = s, face: int = FACE, due: int = t + DAY, ref: bytes = keccak(b"2"), by: Any = d
     ):
-        return world.chain.transact(fns.confirm(supplier, face, due, ref), by)
+        return world.chain.transact(
+            fns.confirm(supplier, face, due, ref, backing["order_id"], backing["lots"]), by
+        )
 
     with reverts("ReceivablesNotAdmitted", party=world.outsider.address, action=CREATE_ACTION):
         confirm(by=world.outsider)
@@ -581,7 +629,9 @@ def _settling_in(world: World, token_name: str) -> tuple[ReceivablesClient, Stab
     chain, op = world.chain, world.operator
     token = chain.deploy(token_name, op, op.address).contract_address
     assert token is not None
-    address = chain.deploy("Receivables", op, op.address, world.gate.address, token).contract_address
+    address = chain.deploy(
+        "Receivables", op, op.address, world.gate.address, token, *world.sources
+    ).contract_address
     assert address is not None
     contract = chain.contract(token_name, token)
     return ReceivablesClient(chain, address), StablecoinClient(chain, token), contract
@@ -598,6 +648,7 @@ def test_frozen_holder_does_not_block_repayment(world: World) -> None:
         face_value=FACE,
         due_date=now(chain) + 90 * DAY,
         reference=REF,
+        **world.backing(),
     )
     root = rec.receivable(rid).root_part
     kids, _ = rec.split(
@@ -669,6 +720,7 @@ def test_fee_on_transfer_token_is_refused(world: World) -> None:
         face_value=FACE,
         due_date=now(chain) + 90 * DAY,
         reference=REF,
+        **world.backing(),
     )
     root = rec.receivable(rid).root_part
     rec.offer(world.supplier, root, bank=world.bank.address, min_price=900_000)
@@ -702,6 +754,7 @@ def test_rescue_never_takes_the_escrow(world: World) -> None:
         face_value=FACE,
         due_date=now(chain) + 90 * DAY,
         reference=REF,
+        **world.backing(),
     )
     chain.transact(token.functions.setFrozen(world.supplier.address, True), op)
     coin.mint(op, world.debtor.address, FACE)
@@ -756,11 +809,27 @@ def test_gate_and_deployment(world: World, suite: Any) -> None:
     with reverts("ReceivablesZeroGate"):
         world.chain.transact(fns.setAdmissionGate(ZERO), op)
     with reverts("ReceivablesZeroToken"):
-        world.chain.deploy("Receivables", op, op.address, world.gate.address, ZERO)
+        world.chain.deploy("Receivables", op, op.address, world.gate.address, ZERO, *world.sources)
     with reverts("ReceivablesZeroGate"):
-        world.chain.deploy("Receivables", op, op.address, ZERO, world.coin.address)
+        world.chain.deploy("Receivables", op, op.address, ZERO, world.coin.address, *world.sources)
+    orders, lots, certifier = world.sources
+    for bad, certifier_lots in (
+        ((ZERO, lots, certifier), lots),
+        ((orders, ZERO, certifier), lots),
+        ((orders, lots, ZERO), ZERO),
+        # the suite's certifier judges the suite's LotRegistry, not this one
+        (
+            (orders, lots, suite.deployment.address("QualityCertifier")),
+            suite.deployment.address("LotRegistry"),
+        ),
+    ):
+        with reverts(
+            "ReceivablesInvalidEvidenceSources", orders=bad[0], lots=bad[1], certifierLots=certifier_lots
+        ):
+            world.chain.deploy("Receivables", op, op.address, world.gate.address, world.coin.address, *bad)
+    sources = {"orders": orders, "lots": lots, "certifier": certifier}
     with pytest.raises(DeploymentError, match="need an admission gate"):
-        deploy_finance_settlement(world.chain, op, deployment=suite.deployment, gate_address=ZERO)
+        deploy_finance_settlement(world.chain, op, deployment=suite.deployment, gate_address=ZERO, **sources)
     with pytest.raises(DeploymentError, match="no settlement token"):
         deploy_finance_settlement(
             world.chain,
@@ -768,6 +837,7 @@ def test_gate_and_deployment(world: World, suite: Any) -> None:
             deployment=suite.deployment,
             gate_address=world.gate.address,
             token=world.outsider.address,
+            **sources,
         )
     # settling in an existing token deploys no stablecoin
     out = deploy_finance_settlement(
@@ -776,6 +846,7 @@ def test_gate_and_deployment(world: World, suite: Any) -> None:
         deployment=suite.deployment,
         gate_address=world.gate.address,
         token=world.coin.address,
+        **sources,
     )
     assert (
         set(out) == {"Receivables"}

@@ -16,15 +16,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+from backing import Deliveries
 from embedded_pool import fresh_world
 from eth_account.signers.local import LocalAccount
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from support import TestConsortium
 from web3.types import RPCEndpoint
 
+from contracts.certifier import SPEC_ACTION, QualityCertifierClient
 from contracts.chain import Chain, dev_accounts
+from contracts.deploy import deploy_suite
 from contracts.errors import ContractRevert
+from contracts.lots import OPEN_ACTION, TRANSFER_ACTION, LotRegistryClient, deploy_supply_chain
+from contracts.orders import PLACE_ACTION, PurchaseOrdersClient, deploy_purchase_orders
 from contracts.receivables import (
     CREATE_ACTION,
     FINANCE_ACTION,
@@ -70,29 +76,49 @@ class World:
     gate: str
     coin: str
     rec: str
+    order: bytes  # the accepted order and the certified lot delivered to the debtor that back the receivable
+    lot: bytes
 
 
 def build_world(chain: Chain) -> World:
     """A gate admitting the debtor, three holders and two banks; the token minted to the debtor and the
-    banks and approved for the Receivables (each example starts from a snapshot after it)."""
+    banks and approved for the Receivables; an order of the debtor's with the first holder, delivered in
+    a certified lot (each example starts from a snapshot after it)."""
     a = dev_accounts(8)
     op, debtor, holders, banks = a[0], a[1], a[2:5], a[5:7]
+    suite = deploy_suite(chain, op)
     gate_address = chain.deploy("StaticAdmissionGate", op, op.address).contract_address
     assert gate_address is not None
     gate = chain.contract("StaticAdmissionGate", gate_address)
+    supply = deploy_supply_chain(chain, op, deployment=suite, gate_address=gate_address)
+    orders = deploy_purchase_orders(chain, op, deployment=suite, gate_address=gate_address)
     coin_address = chain.deploy("FreezableToken", op, op.address).contract_address
     assert coin_address is not None
-    rec = chain.deploy("Receivables", op, op.address, gate_address, coin_address).contract_address
+    sources = (orders, supply["LotRegistry"], supply["QualityCertifier"])
+    rec = chain.deploy("Receivables", op, op.address, gate_address, coin_address, *sources).contract_address
     assert rec is not None
     coin = StablecoinClient(chain, coin_address)
-    admissions = [(debtor, CREATE_ACTION)] + [(h, HOLD_ACTION) for h in holders]
+    admissions = [(debtor, a) for a in (CREATE_ACTION, PLACE_ACTION, SPEC_ACTION, TRANSFER_ACTION)]
+    admissions += [(holders[0], OPEN_ACTION)] + [(h, HOLD_ACTION) for h in holders]
     admissions += [(b, FINANCE_ACTION) for b in banks]
     for party, action in admissions:
         chain.transact(gate.functions.setAdmitted(party.address, action, True), op)
     for party in [debtor, *banks]:
         coin.mint(op, party.address, MINT)
         coin.approve(party, rec, MINT)
-    return World(gate=gate_address, coin=coin_address, rec=rec)
+    deliveries = Deliveries(
+        chain=chain,
+        lots=LotRegistryClient(chain, sources[1]),
+        certifier=QualityCertifierClient(chain, sources[2]),
+        orders=PurchaseOrdersClient(chain, orders),
+        anchor=suite.contract(chain, "ReadingAnchor"),
+        admin=op,
+        consortium=TestConsortium(chain, suite),
+        buyer=debtor,
+        supplier=holders[0],
+    ).setup()
+    order, lot = deliveries.order("PO-PROPS"), deliveries.lot("LOT-PROPS")
+    return World(gate=gate_address, coin=coin_address, rec=rec, order=order, lot=lot)
 
 
 class ReceivablesMachine(RuleBasedStateMachine):
@@ -108,6 +134,7 @@ class ReceivablesMachine(RuleBasedStateMachine):
         self.token = self.chain.contract("FreezableToken", world.coin)
         self.frozen: set[str] = set()
         self.rec = ReceivablesClient(self.chain, world.rec)
+        self.backing = {"order_id": world.order, "lots": [world.lot]}
         self.coin = StablecoinClient(self.chain, world.coin)
         self.minted = MINT * 3
         self.model: Model | None = None
@@ -141,7 +168,12 @@ class ReceivablesMachine(RuleBasedStateMachine):
     def confirm(self, face: int) -> None:
         due = self._now() + 10 * DAY
         rid, _ = self.rec.confirm(
-            self.debtor, supplier=self.holders[0].address, face_value=face, due_date=due, reference=b"\1" * 32
+            self.debtor,
+            supplier=self.holders[0].address,
+            face_value=face,
+            due_date=due,
+            reference=b"\1" * 32,
+            **self.backing,
         )
         assert rid == 1
         self.model = Model(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from backing import suite_deliveries
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
 from profiles import store_sample_profile
@@ -129,12 +130,16 @@ def consents_and_receivable(service: LedgerService, p: dict[str, LocalAccount]) 
         register_opening(credit, service.engine, g.opening)
     credit.revoke_consent(p[OWNER], grants[BANK_REVOKED].opening)
     rc = ReceivablesClient.from_deployment(chain, deployment)
+    # issue 15: the receivable is for an order of the core's, delivered in a certified lot
+    d = suite_deliveries(chain, deployment, p[OPERATOR], p["core"], p[OWNER])
     rid, _ = rc.confirm(
         p["core"],
         supplier=p[OWNER].address,
         face_value=1_000_00,
         due_date=now + 60 * 86_400,
         reference=receivable_reference("INV-ACL-1"),
+        order_id=d.order("PO-ACL-1"),
+        lots=[d.lot("LOT-ACL-BACKING")],
     )
     # the expired consent lapses: the chain's clock moves past it
     set_time(chain, int(chain.block("latest")["timestamp"]) + 120)

@@ -329,12 +329,19 @@ def test_receivables_listing_and_approve_need_admission_and_a_relation(world: Wo
     core = w.ob.account("core")
     w.ob.admit(core, "core-enterprise")
     rc = ReceivablesClient.from_deployment(w.ledger.chain, w.ledger.deployment)
+    from backing import suite_deployment_deliveries
+
+    from contracts.chain import dev_accounts
+
+    d = suite_deployment_deliveries(w.ledger, dev_accounts(1)[0], core, w.factory)  # the pool's admin
     rid, _ = rc.confirm(
         core,
         supplier=w.factory.address,
         face_value=1_000_000,
         due_date=w.chain_now() + 90 * 86_400,
         reference=receivable_reference("INV-ISSUE11-1"),
+        order_id=d.order("PO-ISSUE11-1"),
+        lots=[d.lot("LOT-ISSUE11-1")],
     )
     root = rc.receivable(rid).root_part
     url = f"/v1/receivables?holder={w.factory.address}"

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from backing import Deliveries, backing_json, suite_deployment_deliveries
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
@@ -41,6 +42,13 @@ class World:
         self.coin = StablecoinClient(self.chain, self.rc.token())
         self.credit = CreditRegistryClient.from_deployment(self.chain, ledger.deployment)
         self.tokens: dict[str, str] = {}
+        self._deliveries: Deliveries | None = None
+
+    def backing(self, tag: str) -> dict[str, Any]:
+        """A fresh order of the core enterprise's with the factory and a certified lot delivered to it."""
+        if self._deliveries is None:
+            self._deliveries = suite_deployment_deliveries(self.ledger, self.admin, self.core, self.factory)
+        return backing_json(self._deliveries, tag)
 
     @staticmethod
     def parties(ob: Onboarding) -> tuple[LocalAccount, ...]:
@@ -112,6 +120,7 @@ def _confirm_body(w: World, reference: str = "INV-2026-0001", face: int = 1_000_
         "face_value": face,
         "due_date": w.now() + 30 * DAY,
         "reference": reference,
+        **w.backing(reference),
     }
 
 
@@ -538,3 +547,32 @@ def test_relay_forwards_only_the_prepared_transaction_types(suite: Any) -> None:
     type1 = World.sign(party, {**base, "gasPrice": prepared["maxFeePerGas"], "accessList": []})
     done = relay(chain, party.address, expected, type1, context="approve")
     assert chain.receipt(done.tx_hash) is not None and coin.allowance(party.address, bank.address) == 7
+
+
+def test_a_bank_checks_the_backing_over_http(world: World) -> None:
+    """Issue 15.3: the backing package served to a bank, each step checked against the chain; the value
+    step needs the order's opening, sent with the request."""
+    w = world
+    rid = w.write(w.core, "/v1/receivables", _confirm_body(w, "INV-CHECK", face=500 * 1_000))["receivable_id"]
+    assert w._deliveries is not None
+    openings = [t.to_json_obj() for t in w._deliveries.terms.values()]
+    url = f"/v1/receivables/{rid}/check"
+    r = w.client.post(url, json={"order_terms": openings}, headers=w.h(w.bank_a))
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert report["ok"] and [s["step"] for s in report["steps"]] == [
+        "receivable",
+        "order",
+        "lots",
+        "custody",
+        "quality",
+        "confirmation",
+        "value",
+    ]
+    assert "500000 <= 500 delivered x unit price 1000" in report["steps"][-1]["detail"]
+    r = w.client.post(url, json={}, headers=w.h(w.bank_a))
+    assert r.status_code == 200 and not r.json()["ok"]
+    assert [s["step"] for s in r.json()["steps"] if not s["ok"]] == ["value"]
+    bad = w.client.post(url, json={"order_terms": [{"format": "nonsense"}]}, headers=w.h(w.bank_a))
+    assert w.error(bad) == (400, "finance.bad_order_terms")
+    assert w.client.post(url, json={}).status_code == 401

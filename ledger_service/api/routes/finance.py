@@ -19,8 +19,8 @@ from pydantic import BaseModel, Field
 
 from ledger_service.api.deps import Access, CurrentParty, ServiceDep
 from ledger_service.api.models import ErrorEnvelope
+from ledger_service.credit_desk import backing, queries
 from ledger_service.credit_desk import party_writes as writes
-from ledger_service.credit_desk import queries
 from ledger_service.credit_desk.access_log import MAX_PAGE
 from ledger_service.credit_desk.desk import desk_of
 from ledger_service.credit_desk.party_writes import Write
@@ -317,6 +317,16 @@ class ConfirmIn(BaseModel):
     face_value: int = Field(ge=1, lt=2**256, description="Smallest token units (fen for tCNY).")
     due_date: int = Field(ge=1, lt=2**64, description="Unix seconds.")
     reference: str = Field(min_length=1, max_length=200, description="The debtor's invoice number.")
+    order_id: str = Field(
+        pattern=r"^0x[0-9a-fA-F]{64}$",
+        description="The purchase order the receivable is for (its on-chain id).",
+    )
+    lots: list[Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{64}$")]] = Field(
+        min_length=1,
+        max_length=32,
+        description="The keys of the delivered lots behind it: in the debtor's custody, the supplier's, "
+        "of the order's product, certified, not recalled, backing no other receivable (checked on chain).",
+    )
 
 
 class ConfirmSubmitIn(ConfirmIn):
@@ -328,7 +338,10 @@ class RepaySubmitIn(BaseModel):
 
 
 def _confirm(service: Any, party: str, body: ConfirmIn) -> Write:
-    return writes.confirm(service, party, body.supplier, body.face_value, body.due_date, body.reference)
+    backing = (body.order_id, body.lots)
+    return writes.confirm(
+        service, party, body.supplier, body.face_value, body.due_date, body.reference, backing
+    )
 
 
 @router.post(
@@ -351,6 +364,28 @@ def confirm(body: ConfirmSubmitIn, party: CurrentParty, service: ServiceDep) -> 
 
 
 IdPath = Annotated[int, Path(ge=1, lt=2**255)]
+
+
+class BackingCheckIn(BaseModel):
+    order_terms: list[dict[str, Any]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Order-terms openings the caller holds (as `supet analytics --order-terms` reads them); "
+        "the one of the receivable's order checks face value <= delivered quantity x unit price. Not stored.",
+    )
+
+
+@router.post(
+    "/receivables/{receivable_id}/check",
+    summary="The receivable's backing package checked against the chain (a bank, before it finances)",
+    responses=_REFUSALS,
+)
+def check_backing(
+    receivable_id: IdPath, body: BackingCheckIn, party: CurrentParty, service: ServiceDep
+) -> Any:
+    """Order -> lots -> custody -> quality certificates -> confirmation -> value, each with `ok` and what
+    was found (`supet finance check` runs the same on the bank's own node)."""
+    return backing.backing_report(service, receivable_id, body.order_terms)
 
 
 @router.post(
