@@ -90,7 +90,9 @@ def main(argv: list[str] | None = None) -> None:
     wanted = [args[0]] if args and args[0] in COMMANDS else COMMANDS
     app: typer.Typer = globals().get("app") or _register(wanted)  # `app` when one was set (tests do)
     try:
-        app(args=argv, standalone_mode=False)
+        # Outside standalone mode click *returns* a `typer.Exit`'s code instead of exiting with it: pass it
+        # on, or `supet verify` of an INVALID bundle would exit 0.
+        code = app(args=argv, standalone_mode=False)
     except SupetError as e:
         err_console.print(f"[bold red]error[/] [dim]({e.code})[/]: {e}")
         sys.exit(1)
@@ -104,6 +106,8 @@ def main(argv: list[str] | None = None) -> None:
             e.show()  # type: ignore[attr-defined]
             sys.exit(e.exit_code)  # type: ignore[attr-defined]
         raise
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:

@@ -15,11 +15,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import click
 import pytest
+from click.testing import CliRunner as ClickRunner
 from embedded_pool import deployed_embedded
 from fastapi.testclient import TestClient
 from reads import bearer
-from typer.testing import CliRunner
 
 import supet.cli
 from contracts.deployment import Deployment
@@ -113,12 +114,20 @@ def _bundles_dir(client: TestClient, lot_id: str, directory: Path) -> list[Path]
 
 
 def _audit(tmp_path: Path, lot_id: str, *extra: str) -> tuple[int, str]:
+    """Run `supet audit lot` through the command's entry point (:func:`supet.cli.main`, as the installed
+    `supet` script does), so the exit code is the one a shell sees."""
     args = ["audit", "lot", lot_id, "--rpc", "http://unused.invalid:8545"]
     args += ["--deployment", str(tmp_path / "deployment.json"), *extra]
-    result = CliRunner().invoke(supet.cli.app, args)
+    result = ClickRunner().invoke(_entry_point, args)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.exit_code, result.output
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def _entry_point(ctx: click.Context) -> None:
+    supet.cli.main(list(ctx.args))
 
 
 def _verdicts(output: str) -> list[str]:
@@ -187,9 +196,8 @@ def test_audit_through_the_ledger(lot: Any, tmp_path: Path) -> None:
 def test_an_undisclosed_lot_is_audited_by_its_custodian(undisclosed: Any, tmp_path: Path) -> None:
     """Issue 14: without a disclosure the ledger shows the lot only to its custodians and the auditors its
     holder named; the command says so, and reads it signed in with --key-file."""
-    with pytest.raises(audit_cli.LedgerUnavailable, match=r"access\.anonymous") as refused:
-        _audit(tmp_path, undisclosed.lot_id, "--allow-pending")
-    assert "--key-file" in refused.value.message
+    code, out = _audit(tmp_path, undisclosed.lot_id, "--allow-pending")
+    assert code == 1 and "access.anonymous" in out and "--key-file" in out, out
     key = tmp_path / "holder.key"
     key.write_text(undisclosed.recipient.key.to_0x_hex(), encoding="utf-8")
     code, out = _audit(tmp_path, undisclosed.lot_id, "--allow-pending", "--key-file", str(key))
