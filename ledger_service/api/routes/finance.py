@@ -378,7 +378,7 @@ class BackingCheckIn(BaseModel):
 @router.post(
     "/receivables/{receivable_id}/check",
     summary="The receivable's backing package checked against the chain (a bank, before it finances)",
-    responses=_REFUSALS,
+    responses={**_REFUSALS, 400: {"model": ErrorEnvelope}},
 )
 def check_backing(
     receivable_id: IdPath, body: BackingCheckIn, party: CurrentParty, service: ServiceDep
