@@ -122,6 +122,12 @@ class Settings(BaseSettings):
     #: each pass: the chain holds only their commitments. Unset: profiles of factories with orders are
     #: not refreshed.
     rerating_order_terms: Path | None = None
+    #: How often the recall worker (issue 15) brings the store's lot mirror up to date and flags, with the
+    #: anchoring key, every lot downstream of a recall notice that is not flagged yet, whoever recorded the
+    #: notice (seconds; 0: never). It runs where anchoring runs (`SUPET_ANCHORING`).
+    recall_interval_seconds: Annotated[float, Field(ge=0, le=86_400)] = 15.0
+    #: Lots the recall worker flags per transaction (`LotRegistry.MAX_FLAG_BATCH` at most).
+    recall_flag_batch: Annotated[int, Field(ge=1, le=128)] = 128
     #: How often chain, database and broker are probed for /metrics (0: only when /readyz asks).
     health_interval_seconds: Annotated[float, Field(ge=0, le=3_600)] = 5.0
     #: Log lines as ``json`` (one object per line, for log shippers) or ``text`` (for people).

@@ -60,6 +60,9 @@ class LedgerService:
     #: The re-rating schedule (``ledger_service.credit_desk.rerating_worker``), while started with
     #: ``settings.rerating_interval_seconds`` above 0.
     rerating: Any = None
+    #: The recall worker (``ledger_service.lots.recall_worker``), while started with anchoring on and
+    #: ``settings.recall_interval_seconds`` above 0.
+    recall: Any = None
 
     def __post_init__(self) -> None:
         m = self.metrics
@@ -172,6 +175,11 @@ class LedgerService:
                 from ledger_service.credit_desk.desk import desk_of
 
                 desk_of(self).anchorer.start()
+            if self.settings.recall_interval_seconds > 0:
+                from ledger_service.lots.recall_worker import RecallWorker
+
+                self.recall = RecallWorker.for_service(self)
+                self.recall.start()
         if self.settings.rerating_interval_seconds > 0 and "CreditRegistry" in self.deployment.contracts:
             from ledger_service.credit_desk.rerating_worker import ReratingWorker, rerater_for
 
@@ -191,6 +199,9 @@ class LedgerService:
         if self.rerating is not None:
             self.rerating.stop()
             self.rerating = None
+        if self.recall is not None:
+            self.recall.stop()
+            self.recall = None
         if self.mqtt is not None:
             self.mqtt.stop()  # first: it feeds the pipeline
         self.anchoring.stop()

@@ -193,9 +193,12 @@ def _receivable(service: LedgerService, caller: Caller, params: Mapping[str, str
     return Resource(Data.RECEIVABLE, owner=str(r["supplier"]), parties=named), found
 
 
-def _admission(service: LedgerService, caller: Caller, params: Mapping[str, str]) -> Facts:
-    owner = _address(params.get("address"))
-    return Resource(Data.ADMISSION, exists=owner is not None, owner=owner), None
+def _party(data: Data) -> Callable[[LedgerService, Caller, Mapping[str, str]], Facts]:
+    def gather_party(service: LedgerService, caller: Caller, params: Mapping[str, str]) -> Facts:
+        owner = _address(params.get("address"))
+        return Resource(data, exists=owner is not None, owner=owner), None
+
+    return gather_party
 
 
 _GATHER: dict[Data, Callable[[LedgerService, Caller, Mapping[str, str]], Facts]] = {
@@ -205,7 +208,8 @@ _GATHER: dict[Data, Callable[[LedgerService, Caller, Mapping[str, str]], Facts]]
     Data.LOT_EVIDENCE: _lot(Data.LOT_EVIDENCE),
     Data.EPCIS: _lot(Data.EPCIS),
     Data.LOT_TRACE: _lot(Data.LOT_TRACE),
-    Data.ADMISSION: _admission,
+    Data.ADMISSION: _party(Data.ADMISSION),
+    Data.PARTY_RECALLS: _party(Data.PARTY_RECALLS),
     Data.CONSENTS: _finance(Data.CONSENTS),
     Data.ACCESS_LOG: _finance(Data.ACCESS_LOG),
     Data.CREDIT: _finance(Data.CREDIT),

@@ -54,6 +54,7 @@ class Data(StrEnum):
     LOT_TRACE = "lot_trace"  # a lot's lineage one way: lots, producers, holders, verdicts, recalls
     DISCLOSURES = "disclosures"  # the lots their holders disclosed
     ADMISSION = "admission"  # a party's admission status
+    PARTY_RECALLS = "party_recalls"  # the recall notices a party's lots (held now or before) are under
     FACTORY_OWN = "factory_own"  # the caller's own dashboard
     PROFILE = "profile"  # a factory's profile and yield results, with their charts
     CREDIT = "credit"  # a factory's credit records
@@ -196,6 +197,7 @@ ROUTES: Final[Mapping[str, RouteRule]] = {
     "/v1/lots/{lot_id}/trace": RouteRule(Data.LOT_TRACE),
     "/v1/disclosures": RouteRule(Data.DISCLOSURES, paged=True),
     "/v1/parties/{address}/admission": RouteRule(Data.ADMISSION),
+    "/v1/parties/{address}/recalls": RouteRule(Data.PARTY_RECALLS, paged=True),
     "/v1/factories/{address}/consents": RouteRule(Data.CONSENTS),
     "/v1/factories/{address}/access-log": RouteRule(Data.ACCESS_LOG, paged=True),
     "/v1/bank/factories": RouteRule(Data.BANK_FACTORIES, paged=True),
@@ -214,6 +216,7 @@ ROUTES: Final[Mapping[str, RouteRule]] = {
     "/portal/readings/{digest}/proof": RouteRule(Data.READING),
     "/portal/readings/{digest}/check": RouteRule(Data.READING),
     "/portal/factory": RouteRule(Data.FACTORY_OWN),
+    "/portal/recalls": RouteRule(Data.FACTORY_OWN),
     "/portal/bank": RouteRule(Data.BANK_FACTORIES),
     "/portal/bank/factories/{address}": RouteRule(Data.CREDIT),
     "/portal/bank/factories/{address}/profile.png": RouteRule(Data.PROFILE),
@@ -353,6 +356,20 @@ def _admission(caller: Caller, r: Resource) -> Decision:
     )
 
 
+def _party_only(caller: Caller, r: Resource) -> Decision:
+    """Data about a party's own lots (the recalls they are under): that party only."""
+    if not caller.signed_in:
+        return _anonymous("a party's recall notices")
+    if not r.exists:
+        return _allow("access.absent")
+    if _is_owner(caller, r):
+        return _allow("access.owner")
+    return _refuse(
+        "access.not_owner",
+        f"{caller.name} may not read {r.owner}'s recall notices: they name its lots; only that party may",
+    )
+
+
 def _factory_only(caller: Caller, r: Resource) -> Decision:
     if not caller.signed_in:
         return _anonymous("a factory's consents and access log")
@@ -428,6 +445,7 @@ _RULES: Final[Mapping[Data, Callable[[Caller, Resource], Decision]]] = {
     Data.EPCIS: _lot,
     Data.LOT_TRACE: _trace,
     Data.ADMISSION: _admission,
+    Data.PARTY_RECALLS: _party_only,
     Data.CONSENTS: _factory_only,
     Data.ACCESS_LOG: _factory_only,
     Data.CREDIT: _bank,

@@ -24,6 +24,7 @@ from ledger_service.api.routes import (
     lots_epcis,
     parties,
     readings,
+    recalls,
     system,
 )
 from ledger_service.config import Settings
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None, *, service: LedgerService | Non
     app.include_router(lots.router)
     app.include_router(lots_epcis.router)
     app.include_router(lot_trace.router)
+    app.include_router(recalls.router)
     app.include_router(lot_access.router)
     app.include_router(certification.router)
     app.include_router(parties.router)

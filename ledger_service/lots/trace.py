@@ -11,7 +11,8 @@ reached from, the order :func:`ledger_service.lots.recall.flag_recall` flags in.
 
 :func:`verify_trace` re-checks a trace against the chain, trusting nothing the store says: each lot's
 holder, producer, split parent, transformation and recall notice (``LotRegistry.lot``,
-``transformation``, ``recallNoticeOf``), and that the store left no edge out (``children`` and
+``transformation``, ``recallNoticeOf``), upstream its standing verdict (``QualityCertifier.certificate``),
+and that the store left no edge out (``children`` and
 ``outputsOf`` downstream; the parent and ``inputsOf`` upstream are in ``lot`` and ``transformation``).
 Who may see a trace is the access policy's (``Data.LOT_TRACE``, docs/access-policy.md).
 """
@@ -357,6 +358,7 @@ class _ChainView:
     def __init__(self, chain: Chain, deployment: Deployment, check: TraceCheck) -> None:
         self.chain = chain
         self.fns = deployment.contract(chain, "LotRegistry").functions
+        self.certifier = deployment.contract(chain, "QualityCertifier").functions
         self.check = check
         self.transformations: dict[int, tuple[list[str], list[int], list[str]]] = {}
 
@@ -397,6 +399,29 @@ def _check_lot(view: _ChainView, lot: TraceLot, mismatches: list[str]) -> None:
     notice = int(view.call(view.fns.recallNoticeOf(key)))
     if (notice or None) != lot.recall_notice:
         mismatches.append(f"{lot.key}: recall notice {notice} on chain, {lot.recall_notice} in the store")
+
+
+_VERDICTS = {1: "certified", 2: "rejected"}
+
+
+def _check_verdict(view: _ChainView, lot: TraceLot, mismatches: list[str]) -> None:
+    """The store's last verdict on the lot is the QualityCertifier's standing one (every change of it emits
+    the event the store mirrors): verdict, spec version and who submitted it."""
+    status, _reason, spec, _samples, _at, submitter, *_ = view.call(
+        view.certifier.certificate(bytes.fromhex(lot.key[2:]))
+    )
+    on_chain = _VERDICTS.get(int(status))
+    last = lot.verdicts[-1] if lot.verdicts else None
+    stored = None if last is None else last["verdict"]
+    same = on_chain == stored and (
+        last is None
+        or (int(spec) == int(last["spec_version"]) and to_checksum_address(submitter) == last["by"])
+    )
+    if not same:
+        mismatches.append(
+            f"{lot.key}: verdict {on_chain} (spec {spec}, by {submitter}) on chain, "
+            f"{stored} in the store ({last})"
+        )
 
 
 def _check_edge(view: _ChainView, edge: TraceEdge, mismatches: list[str]) -> None:
@@ -452,6 +477,8 @@ def verify_trace(chain: Chain, deployment: Deployment, trace: Trace) -> TraceChe
     view = _ChainView(chain, deployment, check)
     for lot in [trace.root, *trace.lots]:
         _check_lot(view, lot, check.mismatches)
+        if trace.direction is Direction.UPSTREAM:
+            _check_verdict(view, lot, check.mismatches)
         check.lots += 1
     for edge in trace.edges:
         _check_edge(view, edge, check.mismatches)

@@ -10,7 +10,9 @@ error's code and a status (:class:`PortalRoute`). Pages:
   (verify it against the chain); without a lot, the lots their holders disclosed. Who sees which lot
   is the access policy's (issue 14): anyone a disclosed lot, its custodians and named auditors
   (signed in) the others.
-- ``/portal/factory`` (supplier): its devices and their health, its lots, its consents, who looked.
+- ``/portal/factory`` (supplier): its devices and their health, its lots, the recalls they are under, its
+  consents, who looked.
+- ``/portal/recalls`` (any signed-in party): the recall notices its lots, held now or before, are under.
 - ``/portal/bank`` (bank or insurer): consented factories and their credit records, receivables on
   offer; ``/portal/bank/factories/{address}`` (record history, grade history with the reason of each
   change, reasons, profile chart).
@@ -38,6 +40,7 @@ from ledger_service.auth import auth_state
 from ledger_service.credit_desk import queries as finance_desk
 from ledger_service.credit_desk.desk import desk_of
 from ledger_service.credit_desk.grades import grade_history
+from ledger_service.lots.recall import recalls_of_party
 from ledger_service.portal import views
 from ledger_service.portal.errors import BadForm
 from ledger_service.portal.session import (
@@ -258,6 +261,7 @@ def factory(request: Request) -> HTMLResponse:
         access = views.factory_access_log(service, party, request.query_params)
     else:
         finance_note = "This deployment has no CreditRegistry: consents and the access log are not available."
+    recalls = recalls_of_party(service, party.address, limit=50)
     return render(
         request,
         "factory.html",
@@ -269,7 +273,19 @@ def factory(request: Request) -> HTMLResponse:
         consents=consents,
         access=access,
         finance_note=finance_note,
+        recalls=recalls,
     )
+
+
+@router.get("/portal/recalls")
+def recalls(request: Request, cursor: str | None = None) -> HTMLResponse:
+    """The recall notices the signed-in party's lots (held now or before) are under."""
+    v = visitor(request)
+    party = require_party(v)
+    if cursor is not None and len(cursor) > 100:
+        raise BadForm("that page link is not one of this list's: start again from /portal/recalls")
+    page = recalls_of_party(_service(request), party.address, limit=100, cursor=cursor or None)
+    return render(request, "recalls.html", v, recalls=page)
 
 
 # ---------------------------------------------------------------------------- bank

@@ -447,3 +447,14 @@ class RecallNoticeRow(SQLModel, table=True):
     reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     flagged: int = Field(sa_column=Column(BigInteger, nullable=False, default=0))
     block_number: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class LotHolderRow(SQLModel, table=True):
+    """A party that held a lot, now or before (its producer, then each custodian that accepted it), mirrored
+    from the LotRegistry's events: whom a recall notice on the lot concerns (issue 15)."""
+
+    __tablename__ = "lot_holders"
+    __table_args__ = (Index("ix_lot_holders_party", "party", "lot_key"),)
+
+    lot_key: str = Field(primary_key=True, max_length=66)
+    party: str = Field(primary_key=True, max_length=42)

@@ -207,6 +207,11 @@ CASES: tuple[Case, ...] = (
         _table((OWNER, OPERATOR), "access.not_owner"),
     ),
     Case(
+        "/v1/parties/{address}/recalls",
+        "/v1/parties/{factory}/recalls",
+        _table((OWNER,), "access.not_owner"),
+    ),
+    Case(
         "/v1/factories/{address}/consents",
         "/v1/factories/{factory}/consents",
         _table((OWNER,), "finance.not_the_factory"),
@@ -256,6 +261,7 @@ CASES: tuple[Case, ...] = (
         "/portal/factory",
         _table((OWNER, RIVAL), "portal.role_required", device=(401, "access.anonymous")),
     ),
+    Case("/portal/recalls", "/portal/recalls", _table(SIGNED_IN, "", device=(401, "access.anonymous"))),
     Case(
         "/portal/bank", "/portal/bank", _table(BANKS, "finance.not_a_bank", device=(401, "access.anonymous"))
     ),
