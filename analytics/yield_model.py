@@ -326,6 +326,16 @@ def _weights(n: int, sample_weight: npt.NDArray[Any] | None) -> FloatArray:
     return w
 
 
+def _learner_weights(w: FloatArray) -> FloatArray | None:
+    """The weights to fit the learner with: ``None`` when every row weighs 1.
+
+    The same model either way, but scikit-learn bins a weighted column one percentile at a time in Python
+    (about 10 s of a 14 s fit of 3,000 units x 200 parameters) and an unweighted one in one
+    ``np.percentile`` call.
+    """
+    return None if bool(np.all(w == 1.0)) else w
+
+
 def _splits(
     y: npt.NDArray[Any], groups: npt.NDArray[Any] | None, p: YieldModelParams
 ) -> tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any]]:
@@ -366,7 +376,7 @@ def _ranking(
     p: YieldModelParams,
 ) -> tuple[tuple[ParameterImportance, ...], list[int]]:
     """The parameters ranked by permutation importance on the validation rows, and their column order."""
-    screen = _learner(p).fit(x[fit], y[fit], sample_weight=w[fit])
+    screen = _learner(p).fit(x[fit], y[fit], sample_weight=_learner_weights(w[fit]))
     perm = permutation_importance(
         screen,
         x[val],
@@ -456,7 +466,7 @@ def _fit(
     ranking, order = _ranking(x, y, w, fit, val, names, p)
     sel = np.asarray(order[: p.n_selected])
     selected = tuple(names[int(j)] for j in sel)
-    model = _learner(p).fit(x[train][:, sel], y[train], sample_weight=w[train])
+    model = _learner(p).fit(x[train][:, sel], y[train], sample_weight=_learner_weights(w[train]))
     x_test = x[test][:, sel]
     w_test = w[test]
     pred = model.predict_proba(x_test)[:, 1]
