@@ -8,18 +8,25 @@ name the same failure.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
+from typing import Any, Final
 
+from eth_utils import keccak
+
+from auditor._internal import hex0x
 from auditor.bundle import ProofBundle
 from auditor.errors import (
     MAX_CLOCK_SKEW_MS,
     AnchoringTimeInvalid,
+    AnchorTxMismatch,
     BundleFormatError,
     DeploymentMismatch,
     DeviceNotActive,
     DeviceNotEnrolled,
     DigestMismatch,
     InclusionError,
+    InsufficientConfirmations,
     RootMismatch,
     SignatureInvalid,
 )
@@ -31,6 +38,8 @@ from device_attestation.reading import Domain, reading_digest
 from device_attestation.signing import PublicKeyOrAddress, verify_signature
 
 __all__ = [
+    "BATCH_ANCHORED_TOPIC",
+    "check_anchor_tx",
     "check_claims",
     "check_device",
     "check_digest",
@@ -41,6 +50,10 @@ __all__ = [
     "registered_scheme",
     "verify_bundle_against",
 ]
+
+#: The topic of ``BatchAnchored(uint256 indexed batchId, bytes32 indexed root, uint64 count,
+#: address indexed by)``.
+BATCH_ANCHORED_TOPIC: Final = keccak(b"BatchAnchored(uint256,bytes32,uint64,address)")
 
 
 def check_claims(bundle: ProofBundle, domain: Domain) -> None:
@@ -175,3 +188,62 @@ def verify_bundle_against(
     check_device(bundle, device, batch.anchored_at)
     check_signature(bundle, digest, device)
     return digest
+
+
+def check_anchor_tx(
+    bundle: ProofBundle,
+    *,
+    root: bytes,
+    anchor: str,
+    chain_id: int,
+    receipt: Any,
+    block_hash: Callable[[int], bytes | None],
+    head: int,
+    min_confirmations: int,
+) -> int:
+    """``bundle.anchor_tx`` (its ``receipt``, None when the chain has none) emitted
+    ``BatchAnchored(batch_id, root)`` from ``anchor``, sits in the canonical block
+    (``block_hash(number)``: the canonical block's hash, None when there is none) no later than
+    ``head``, with ``min_confirmations`` blocks on top. Returns its block number."""
+    tx = bundle.anchor_tx
+    if receipt is None:
+        raise AnchorTxMismatch(
+            f"has no receipt on chain {chain_id}: it does not exist, is not mined yet, "
+            "or was dropped by a reorganisation",
+            anchor_tx=tx,
+        )
+    if receipt["status"] != 1:
+        raise AnchorTxMismatch("failed (status 0): it anchored nothing", anchor_tx=tx)
+    wanted = (BATCH_ANCHORED_TOPIC, bundle.batch_id.to_bytes(32, "big"), root)
+    found = any(
+        str(log["address"]).lower() == anchor.lower()
+        and not log.get("removed", False)
+        and tuple(bytes(t) for t in log["topics"][:3]) == wanted
+        for log in receipt["logs"]
+    )
+    if not found:
+        raise AnchorTxMismatch(
+            f"emitted no BatchAnchored(batchId={bundle.batch_id}, root={hex0x(root)}) from "
+            f"ReadingAnchor {anchor}: it is another transaction",
+            anchor_tx=tx,
+        )
+    number = int(receipt["blockNumber"])
+    receipt_hash = bytes(receipt["blockHash"])
+    if block_hash(number) != receipt_hash:
+        raise AnchorTxMismatch(
+            f"was mined in block {number} ({hex0x(receipt_hash)}) which is no longer on the "
+            "canonical chain: wait for the service to anchor the batch again",
+            anchor_tx=tx,
+        )
+    if number > head:
+        raise AnchorTxMismatch(
+            f"is in block {number}, after block {head} the batch was read at: the chain "
+            "reorganised during verification; verify again",
+            anchor_tx=tx,
+        )
+    confirmations = head - number
+    if confirmations < min_confirmations:
+        raise InsufficientConfirmations(
+            anchor_tx=tx, block=number, confirmations=confirmations, required=min_confirmations
+        )
+    return number

@@ -36,18 +36,17 @@ The bundle format is :mod:`auditor.bundle`, the errors :mod:`auditor.errors`, th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, TypeVar
 
-import requests
-from eth_utils import keccak, to_checksum_address
-from web3.exceptions import BadFunctionCallOutput, BlockNotFound
+from eth_utils import to_checksum_address
 from web3.types import BlockIdentifier
 
-from auditor._internal import hex0x
 from auditor.bundle import ProofBundle, deployment_domain
+from auditor.chain_reads import ChainReader, HeadReads, RunReads, read_chain
 from auditor.checks import (
+    BATCH_ANCHORED_TOPIC,
+    check_anchor_tx,
     check_claims,
     check_device,
     check_digest,
@@ -59,25 +58,22 @@ from auditor.checks import (
 )
 from auditor.errors import (
     AnchoringTimeInvalid,
-    AnchorTxMismatch,
     DeploymentMismatch,
     DeviceNotActive,
     DeviceNotEnrolled,
     DigestMismatch,
     InclusionError,
-    InsufficientConfirmations,
     SignatureInvalid,
     UnknownBatch,
     VerificationError,
 )
 from contracts.chain import Chain
 from contracts.deployment import Deployment
-from contracts.errors import ChainError, ContractRevert
+from contracts.errors import ContractRevert
 from contracts.registry import (
     AnchoredBatch,
     DeviceRecord,
     ReadingAnchorClient,
-    device_id_hash,
     reading_tuple,
     verify_reading_on_chain,
 )
@@ -88,16 +84,11 @@ from device_attestation.reading import reading_struct
 __all__ = [
     "BATCH_ANCHORED_TOPIC",
     "BundleVerifier",
+    "Verdict",
     "VerifiedReading",
     "verify_bundle",
     "verify_bundle_on_chain",
 ]
-
-#: The topic of ``BatchAnchored(uint256 indexed batchId, bytes32 indexed root, uint64 count,
-#: address indexed by)``.
-BATCH_ANCHORED_TOPIC: Final = keccak(b"BatchAnchored(uint256,bytes32,uint64,address)")
-
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,6 +109,10 @@ class VerifiedReading:
     anchored_at: int
     scheme: Scheme
     confirmations: int
+
+
+#: What :meth:`BundleVerifier.verify_many` gives for one bundle: what it establishes, or why not.
+Verdict = VerifiedReading | VerificationError
 
 
 class BundleVerifier:
@@ -142,7 +137,8 @@ class BundleVerifier:
         self.deployment = deployment
         self.domain = deployment_domain(deployment)
         self._anchor = ReadingAnchorClient(chain, deployment)
-        registry_address = str(self._read(lambda: chain.call(self._anchor.contract.functions.registry())))
+        anchor_fns = self._anchor.contract.functions
+        registry_address = str(read_chain(chain, lambda: chain.call(anchor_fns.registry())))
         listed = deployment.contracts.get("DeviceRegistry")
         if listed is not None and to_checksum_address(listed) != registry_address:
             raise DeploymentMismatch(
@@ -154,120 +150,74 @@ class BundleVerifier:
                 claimed=registry_address,
             )
         self.registry_address = registry_address
-        self._registry = chain.contract("DeviceRegistry", registry_address)
+        self._reader = ChainReader(chain, self._anchor, registry_address)
 
     # ------------------------------------------------------------------ chain reads
 
-    def _read(self, thunk: Callable[[], _T]) -> _T:
-        try:
-            return thunk()
-        except BadFunctionCallOutput as e:
-            raise DeploymentMismatch(
-                f"a contract of the deployment answered nothing on chain {self.chain.chain_id} "
-                f"({e}): there is no code at its address; the chain was reset or the deployment "
-                "file is from another network",
-                what="code",
-                expected="contract code",
-                claimed="none",
-            ) from e
-        except (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError) as e:
-            raise ChainError(f"the chain at {self.chain.rpc} is unreachable ({e})") from e
-
     def _head(self) -> int:
-        return self._read(self.chain.block_number)
+        return self._reader.head()
 
     def read_batch(self, batch_id: int, *, block: BlockIdentifier = "latest") -> AnchoredBatch:
         """The anchored batch ``batch_id``; :class:`UnknownBatch` when there is none."""
-        try:
-            return self._read(lambda: self._anchor.batch(batch_id, block=block))
-        except ContractRevert as e:
-            if e.error_name != "ReadingAnchorUnknownBatch":
-                raise
-            count: int | None
-            try:
-                count = int(self.chain.call(self._anchor.contract.functions.batchCount(), block=block))
-            except ContractRevert:
-                count = None
-            raise UnknownBatch(
-                batch_id=batch_id, batch_count=count, anchor=self.domain.verifying_contract
-            ) from e
+        return self._reader.read_batch(batch_id, block=block)
 
     def read_device(self, device_id: str, *, block: BlockIdentifier = "latest") -> DeviceRecord:
         """The registry's record of ``device_id`` (scheme NONE when not enrolled)."""
-        did = device_id_hash(device_id)
-        d = self._read(lambda: self.chain.call(self._registry.functions.device(did), block=block))
-        return DeviceRecord.from_call(did, d)
-
-    # ------------------------------------------------------------------ anchor tx
-
-    def _check_anchor_tx(self, bundle: ProofBundle, root: bytes, head: int, min_confirmations: int) -> int:
-        tx = bundle.anchor_tx
-        receipt = self._read(lambda: self.chain.receipt(hex0x(tx)))
-        if receipt is None:
-            raise AnchorTxMismatch(
-                f"has no receipt on chain {self.chain.chain_id}: it does not exist, is not mined yet, "
-                "or was dropped by a reorganisation",
-                anchor_tx=tx,
-            )
-        if receipt["status"] != 1:
-            raise AnchorTxMismatch("failed (status 0): it anchored nothing", anchor_tx=tx)
-        anchor = self.domain.verifying_contract.lower()
-        wanted = (BATCH_ANCHORED_TOPIC, bundle.batch_id.to_bytes(32, "big"), root)
-        found = any(
-            str(log["address"]).lower() == anchor
-            and not log.get("removed", False)
-            and tuple(bytes(t) for t in log["topics"][:3]) == wanted
-            for log in receipt["logs"]
-        )
-        if not found:
-            raise AnchorTxMismatch(
-                f"emitted no BatchAnchored(batchId={bundle.batch_id}, root={hex0x(root)}) from "
-                f"ReadingAnchor {self.domain.verifying_contract}: it is another transaction",
-                anchor_tx=tx,
-            )
-        number = int(receipt["blockNumber"])
-        receipt_hash = bytes(receipt["blockHash"])
-        try:
-            # Chain has no public block read; its _rpc serialises the embedded chain's I/O and
-            # maps transport errors, as the ledger service's own raw reads do.
-            block = self._read(lambda: self.chain.block(number))
-        except BlockNotFound:
-            block = None
-        if block is None or bytes(block["hash"]) != receipt_hash:
-            raise AnchorTxMismatch(
-                f"was mined in block {number} ({hex0x(receipt_hash)}) which is no longer on the "
-                "canonical chain: wait for the service to anchor the batch again",
-                anchor_tx=tx,
-            )
-        if number > head:
-            raise AnchorTxMismatch(
-                f"is in block {number}, after block {head} the batch was read at: the chain "
-                "reorganised during verification; verify again",
-                anchor_tx=tx,
-            )
-        confirmations = head - number
-        if confirmations < min_confirmations:
-            raise InsufficientConfirmations(
-                anchor_tx=tx, block=number, confirmations=confirmations, required=min_confirmations
-            )
-        return number
+        return self._reader.read_device(device_id, block=block)
 
     # ------------------------------------------------------------------ verdicts
 
     def verify(self, bundle: ProofBundle, *, min_confirmations: int = 0) -> VerifiedReading:
         """Verify ``bundle`` with local code and the chain's state; see :func:`verify_bundle`."""
-        if min_confirmations < 0:
-            raise ValueError(f"min_confirmations must be >= 0, got {min_confirmations}")
+        _check_min_confirmations(min_confirmations)
         check_claims(bundle, self.domain)
         digest = check_digest(bundle, self.domain)
-        head = self._head()  # every read below is of this one block: a consistent view
-        batch = self.read_batch(bundle.batch_id, block=head)
+        # every contract read below is of this one block: a consistent view
+        return self._verify_against(bundle, digest, HeadReads(self._reader, self._head()), min_confirmations)
+
+    def verify_many(
+        self, bundles: Sequence[ProofBundle], *, min_confirmations: int = 0, batching: bool | None = None
+    ) -> list[Verdict]:
+        """Verify ``bundles`` as one run: the verdict of each, in order, as :meth:`verify` gives it.
+
+        The same checks in the same order as :meth:`verify` one bundle at a time, so each verdict
+        (what the bundle establishes, or the :class:`VerificationError` it fails with, its class,
+        code and message) is the one :meth:`verify` would give. The chain's state is read at one
+        head for the whole run, and each batch, device, anchoring receipt and block once
+        (:class:`auditor.chain_reads.RunReads`), in JSON-RPC batch requests where the node takes
+        them (``batching``: None decides by the provider; False reads one call at a time). Nothing
+        read is kept after the run. :class:`contracts.errors.ChainError` when the chain cannot be
+        reached: no verdict at all.
+        """
+        _check_min_confirmations(min_confirmations)
+        out: list[Verdict | bytes] = []
+        for bundle in bundles:
+            try:
+                check_claims(bundle, self.domain)
+                out.append(check_digest(bundle, self.domain))
+            except VerificationError as e:
+                out.append(e)
+        reads = RunReads(self._reader, self._head(), batching=batching)
+        reads.prefetch(b for b, d in zip(bundles, out, strict=True) if isinstance(d, bytes))
+        for i, (bundle, digest) in enumerate(zip(bundles, out, strict=True)):
+            if isinstance(digest, bytes):
+                try:
+                    out[i] = self._verify_against(bundle, digest, reads, min_confirmations)
+                except VerificationError as e:
+                    out[i] = e
+        return [v for v in out if not isinstance(v, bytes)]
+
+    def _verify_against(
+        self, bundle: ProofBundle, digest: bytes, reads: HeadReads, min_confirmations: int
+    ) -> VerifiedReading:
+        """The checks after the digest's, against the chain state ``reads`` gives."""
+        batch = reads.batch(bundle.batch_id)
         check_root(bundle, batch)
         check_inclusion(bundle, digest, batch.root)
-        device = self.read_device(bundle.reading.device_id, block=head)
+        device = reads.device(bundle.reading.device_id)
         check_device(bundle, device, batch.anchored_at)
         scheme = check_signature(bundle, digest, device)
-        block = self._check_anchor_tx(bundle, batch.root, head, min_confirmations)
+        block = self._check_anchor_tx(bundle, batch.root, reads, min_confirmations)
         return VerifiedReading(
             digest=digest,
             device_id=bundle.reading.device_id,
@@ -277,18 +227,31 @@ class BundleVerifier:
             anchor_block=block,
             anchored_at=batch.anchored_at,
             scheme=scheme,
-            confirmations=head - block,
+            confirmations=reads.head - block,
+        )
+
+    def _check_anchor_tx(
+        self, bundle: ProofBundle, root: bytes, reads: HeadReads, min_confirmations: int
+    ) -> int:
+        return check_anchor_tx(
+            bundle,
+            root=root,
+            anchor=self.domain.verifying_contract,
+            chain_id=self.chain.chain_id,
+            receipt=reads.receipt(bundle.anchor_tx),
+            block_hash=reads.block_hash,
+            head=reads.head,
+            min_confirmations=min_confirmations,
         )
 
     def verify_on_chain(self, bundle: ProofBundle, *, min_confirmations: int = 0) -> bytes:
         """Verify ``bundle`` with the contract's code; see :func:`verify_bundle_on_chain`."""
-        if min_confirmations < 0:
-            raise ValueError(f"min_confirmations must be >= 0, got {min_confirmations}")
+        _check_min_confirmations(min_confirmations)
         check_claims(bundle, self.domain)
         head = self._head()
         struct = reading_struct(bundle.reading)
         on_chain_digest = bytes(
-            self._read(
+            self._reader.read(
                 lambda: self.chain.call(
                     self._anchor.contract.functions.digest(reading_tuple(struct)), block=head
                 )
@@ -301,7 +264,7 @@ class BundleVerifier:
         batch = self.read_batch(bundle.batch_id, block=head)
         check_root(bundle, batch)
         try:
-            digest = self._read(
+            digest = self._reader.read(
                 lambda: verify_reading_on_chain(
                     self._anchor, struct, bundle.signature, bundle.batch_id, list(bundle.proof), block=head
                 )
@@ -310,7 +273,7 @@ class BundleVerifier:
             raise self._explain_revert(e, bundle, on_chain_digest, batch, head) from e
         device = self.read_device(bundle.reading.device_id, block=head)
         check_scheme_claim(bundle, device)
-        self._check_anchor_tx(bundle, batch.root, head, min_confirmations)
+        self._check_anchor_tx(bundle, batch.root, HeadReads(self._reader, head), min_confirmations)
         return digest
 
     def _explain_revert(
@@ -358,6 +321,11 @@ class BundleVerifier:
             f"ReadingAnchor.verifyReading refused the reading with an unexpected error: {e.message}",
             code="verify.contract_revert",
         )
+
+
+def _check_min_confirmations(min_confirmations: int) -> None:
+    if min_confirmations < 0:
+        raise ValueError(f"min_confirmations must be >= 0, got {min_confirmations}")
 
 
 def verify_bundle(

@@ -57,7 +57,7 @@ from auditor.errors import (
     UnknownBatch,
     VerificationError,
 )
-from auditor.verify import BundleVerifier, verify_bundle, verify_bundle_on_chain
+from auditor.verify import BundleVerifier, VerifiedReading, verify_bundle, verify_bundle_on_chain
 from contracts.anvil import AnvilNode, find_anvil
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
@@ -648,6 +648,109 @@ def test_chain_free_core(world: World) -> None:
         )
     with pytest.raises(ValueError, match="batch 1 given"):
         verify_bundle_against(base, domain=verifier.domain, batch=verifier.read_batch(1), device=device)
+
+
+# ================================================================== many bundles in one run
+
+
+def mixed_directory(world: World) -> list[ProofBundle]:
+    """Valid, tampered, wrong-batch, revoked-device and unknown-device bundles, some twice, shuffled
+    so that bundles of one batch and one device are apart."""
+    valid = [*world.vectors, *world.generated, world.special["after_active"]]
+    special = list(world.special.values())  # unenrolled, before/after activation, before/after revocation
+    tampered = [case.make(world) for case in CASES]
+    bundles = [*valid, *special, *tampered, valid[0], tampered[0], special[0]]
+    return bundles[::2] + bundles[1::2]
+
+
+def one_verdict(verdict: object) -> tuple[object, ...]:
+    """What a verdict says: the result, or the error's class, code, check and message."""
+    if isinstance(verdict, VerificationError):
+        return type(verdict), verdict.code, verdict.check, verdict.message
+    return ("valid", verdict)
+
+
+def one_by_one(world: World, bundles: list[ProofBundle], **kw: int) -> list[tuple[object, ...]]:
+    verifier = BundleVerifier(chain=world.chain, deployment=world.deployment)
+    out = []
+    for bundle in bundles:
+        try:
+            out.append(one_verdict(verifier.verify(bundle, **kw)))
+        except VerificationError as e:
+            out.append(one_verdict(e))
+    return out
+
+
+@pytest.mark.parametrize("batching", [None, False], ids=["by-provider", "sequential"])
+def test_verify_many_gives_the_one_by_one_verdicts(world: World, batching: bool | None) -> None:
+    bundles = mixed_directory(world)
+    expected = one_by_one(world, bundles)
+    kinds = {v[0] for v in expected}
+    assert {"valid", DigestMismatch, InclusionError, UnknownBatch, RootMismatch, SignatureInvalid,
+            DeviceNotEnrolled, DeviceNotActive, AnchoringTimeInvalid, DeploymentMismatch,
+            AnchorTxMismatch} <= kinds  # fmt: skip
+    verifier = BundleVerifier(chain=world.chain, deployment=world.deployment)
+    got = [one_verdict(v) for v in verifier.verify_many(bundles, batching=batching)]
+    assert got == expected
+    # and with a depth that only the older anchorings have
+    depth = verifier.verify(world.special["after_active"]).confirmations + 1
+    deep = one_by_one(world, bundles, min_confirmations=depth)
+    assert {"valid", InsufficientConfirmations} <= {v[0] for v in deep}
+    many = verifier.verify_many(bundles, min_confirmations=depth, batching=batching)
+    assert [one_verdict(v) for v in many] == deep
+    assert verifier.verify_many([]) == []
+    with pytest.raises(ValueError, match="min_confirmations"):
+        verifier.verify_many(bundles, min_confirmations=-1)
+
+
+@pytest.mark.anvil
+@pytest.mark.parametrize("world", ["anvil"], indirect=True)
+def test_verify_many_reads_each_state_once_in_batch_requests(world: World) -> None:
+    """On a node over HTTP the run's reads go in a few JSON-RPC batch requests, whatever the bundle count;
+    a batch request one of whose calls fails (a missing receipt) falls back to single reads."""
+    from auditor.chain_reads import RunReads
+
+    verifier = BundleVerifier(chain=world.chain, deployment=world.deployment)
+    valid = [*world.vectors, *world.generated] * 20
+    reads = RunReads(verifier._reader, verifier._reader.head())
+    assert reads.batching
+    reads.prefetch(valid)
+    assert reads.round_trips == 3  # batch count and devices; batches and receipts; blocks
+    for bundle in valid:  # everything the checks read is there: no further request
+        verifier._verify_against(bundle, bundle.digest, reads, 0)
+    assert reads.round_trips == 3
+    missing = world.base("p256").replace(anchor_tx=bytes.fromhex("77" * 32))
+    fallback = RunReads(verifier._reader, verifier._reader.head())
+    fallback.prefetch([*valid, missing])
+    assert fallback.round_trips > 3 and fallback.receipt(missing.anchor_tx) is None
+    # the embedded chain's provider takes no batch requests: sequential reads
+    assert not RunReads(verifier._reader, 0, batching=False).batching
+
+
+def test_verify_many_keeps_nothing_across_runs(harness_suite) -> None:
+    """A device revoked between two runs: the second run sees the revocation."""
+    suite = harness_suite
+    chain, dep, factory = suite.chain, suite.deployment, suite.accounts[1]
+    ((signer, key),) = signers(dep, 1, "SN-RUNS")
+    enroll_key(chain, dep, factory, signer.device_id, key)
+    bundles = anchor_submissions(
+        chain, dep, suite.operator, [signer.sign({"x": i}, ts_ms=T0 + i) for i in range(4)]
+    )
+    verifier = BundleVerifier(chain=chain, deployment=dep)
+    assert all(isinstance(v, VerifiedReading) for v in verifier.verify_many(bundles))
+    DeviceRegistryClient(chain, dep).revoke(factory, signer.device_id, T0 + 2)
+    after = verifier.verify_many(bundles)
+    assert [type(v) for v in after] == [AnchoringTimeInvalid] * 2 + [DeviceNotActive] * 2
+    assert [one_verdict(v) for v in after] == [
+        one_verdict(v) for v in (verdict_of(lambda b=b: verifier.verify(b)) for b in bundles)
+    ]
+
+
+def verdict_of(fn: Callable[[], object]) -> object:
+    try:
+        return fn()
+    except VerificationError as e:
+        return e
 
 
 # ================================================================== property: random tamperings refused
