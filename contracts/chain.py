@@ -104,6 +104,9 @@ class Chain:
         self._locks_guard = threading.Lock()
         # eth-tester is not thread-safe: on the embedded chain every request is serialised.
         self._io_lock: threading.RLock | None = threading.RLock() if embedded else None
+        # web3 objects for (artifact, address), built once: building one walks the whole ABI (about 60 ms
+        # for ParticipantRegistry's), and the service builds a client for nearly every request it answers.
+        self._contracts: dict[tuple[str, str], Contract] = {}
 
     # ------------------------------------------------------------------ factories
 
@@ -204,8 +207,14 @@ class Chain:
     # ------------------------------------------------------------------ contracts
 
     def contract(self, name: str, address: str) -> Contract:
-        """A web3 contract object for artifact ``name`` at ``address``."""
-        return self.w3.eth.contract(address=to_checksum_address(address), abi=load_artifact(name).abi)
+        """A web3 contract object for artifact ``name`` at ``address`` (one per pair, kept: it holds no state
+        beyond the address and the ABI)."""
+        key = (name, to_checksum_address(address))
+        contract = self._contracts.get(key)
+        if contract is None:
+            contract = self.w3.eth.contract(address=key[1], abi=load_artifact(name).abi)
+            self._contracts[key] = contract
+        return contract
 
     def deploy(self, name: str, sender: LocalAccount, *args: Any, gas: int | None = None) -> TxResult:
         """Deploy artifact ``name`` with constructor ``args``; the result has ``contract_address``."""
