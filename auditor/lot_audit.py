@@ -15,7 +15,7 @@ from typing import Any
 from auditor.bundle import ProofBundle
 from auditor.errors import VerificationError
 from auditor.lot_chain import ChainStep, transformation_text
-from auditor.verify import BundleVerifier
+from auditor.verify import BundleVerifier, VerifiedReading
 from contracts.chain import Chain
 from contracts.deployment import Deployment
 
@@ -117,13 +117,18 @@ def judge_bundles(
     deployment: Deployment,
     min_confirmations: int,
 ) -> list[Verdict]:
-    """Verify each bundle against the chain and check that its reading names this lot."""
+    """Verify each bundle against the chain and check that its reading names this lot.
+
+    The bundles are verified in one run (:meth:`BundleVerifier.verify_many`: each batch, device and
+    anchoring read once); a bundle given twice (same digest) is judged once."""
     verifier = BundleVerifier(chain=chain, deployment=deployment)
     seen: set[bytes] = set()
-    out = []
+    unreadable: list[Verdict] = []
+    bundles: list[ProofBundle] = []
+    origins: list[str] = []
     for src in sources:
         if src.bundle is None:
-            out.append(
+            unreadable.append(
                 Verdict(
                     ok=False,
                     key=(-1, 1, 0, 0, src.origin, 0),
@@ -131,42 +136,43 @@ def judge_bundles(
                     text=(f"{src.origin}: not a proof bundle: {src.error}"),
                 )
             )
-            continue
-        b = src.bundle
-        r = b.reading
-        key = (r.ts_ms, 1, 0, 0, r.device_id, r.seq)
-        label = f"reading {r.device_id} seq {r.seq} ({src.origin})"
-        if b.digest in seen:
-            continue
-        seen.add(b.digest)
-        try:
-            v = verifier.verify(b, min_confirmations=min_confirmations)
-        except VerificationError as e:
-            out.append(Verdict(ok=False, key=key, kind="reading", text=f"{label}: {e.message} [{e.code}]"))
-            continue
-        if r.lot_id != lot_id:
-            out.append(
-                Verdict(
-                    ok=False,
-                    key=key,
-                    kind="reading",
-                    text=f"{label}: a valid reading, but of lot {r.lot_id!r}, not {lot_id!r}",
-                )
-            )
-            continue
-        metrics = ", ".join(f"{k}={val}" for k, val in r.metrics.items())
-        out.append(
-            Verdict(
-                ok=True,
-                key=key,
-                kind="reading",
-                text=(
-                    f"reading {r.device_id} seq {r.seq} [{metrics}]: signed by the registered key, "
-                    f"anchored in batch {v.batch_id} at block {v.anchor_block}; digest 0x{v.digest.hex()}"
-                ),
-            )
+        elif src.bundle.digest not in seen:
+            seen.add(src.bundle.digest)
+            bundles.append(src.bundle)
+            origins.append(src.origin)
+    verdicts = verifier.verify_many(bundles, min_confirmations=min_confirmations)
+    judged = [
+        _reading_verdict(b, origin, v, lot_id)
+        for b, origin, v in zip(bundles, origins, verdicts, strict=True)
+    ]
+    return unreadable + judged
+
+
+def _reading_verdict(
+    b: ProofBundle, origin: str, v: VerifiedReading | VerificationError, lot_id: str
+) -> Verdict:
+    r = b.reading
+    key = (r.ts_ms, 1, 0, 0, r.device_id, r.seq)
+    label = f"reading {r.device_id} seq {r.seq} ({origin})"
+    if isinstance(v, VerificationError):
+        return Verdict(ok=False, key=key, kind="reading", text=f"{label}: {v.message} [{v.code}]")
+    if r.lot_id != lot_id:
+        return Verdict(
+            ok=False,
+            key=key,
+            kind="reading",
+            text=f"{label}: a valid reading, but of lot {r.lot_id!r}, not {lot_id!r}",
         )
-    return out
+    metrics = ", ".join(f"{k}={val}" for k, val in r.metrics.items())
+    return Verdict(
+        ok=True,
+        key=key,
+        kind="reading",
+        text=(
+            f"reading {r.device_id} seq {r.seq} [{metrics}]: signed by the registered key, "
+            f"anchored in batch {v.batch_id} at block {v.anchor_block}; digest 0x{v.digest.hex()}"
+        ),
+    )
 
 
 def judge_pending(pending: list[dict[str, Any]], *, allow: bool) -> list[Verdict]:

@@ -1,4 +1,4 @@
-"""``supet verify``: an auditor checks a reading's proof bundle against the chain alone."""
+"""``supet verify``: an auditor checks proof bundles (a file or a directory) against the chain alone."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from auditor.bundle import ProofBundle
 from auditor.errors import CHECKS, VerificationError
-from auditor.verify import BundleVerifier, VerifiedReading
+from auditor.verify import BundleVerifier, Verdict, VerifiedReading
 from contracts.chain import Chain
 from contracts.deployment import Deployment
 from supet.cli.common import DeploymentOpt, RpcOpt, open_deployment
@@ -89,8 +89,9 @@ def verify(
     bundle: Annotated[
         str,
         typer.Argument(
-            metavar="BUNDLE.json",
-            help="The proof bundle (Reading v1 section 6), or - to read it from standard input.",
+            metavar="BUNDLE.json|DIR",
+            help="The proof bundle (Reading v1 section 6), - to read it from standard input, or a "
+            "directory: every *.json inside it.",
             show_default=False,
         ),
     ],
@@ -130,9 +131,19 @@ def verify(
     --on-chain also runs the contract's own ReadingAnchor.verifyReading and says
     whether both verdicts agree.
 
-    Exit status 0: valid (and, with --on-chain, both agree). 1: invalid, with the
-    error's code and message. 2: usage error (e.g. no such bundle file).
+    Given a directory, every *.json in it is verified in one run (each batch,
+    device and anchoring transaction read once, in JSON-RPC batch requests): one
+    verdict line per file, then a summary.
+
+    Exit status 0: valid (and, with --on-chain, both agree); for a directory, every
+    file. 1: invalid, with the error's code and message. 2: usage error (e.g. no
+    such bundle file, a directory without *.json).
     """
+    if bundle != "-" and Path(bundle).is_dir():
+        verify_directory(
+            Path(bundle), rpc, deployment, min_confirmations=min_confirmations, on_chain=on_chain
+        )
+        return
     proof = _bundle_or_exit(bundle)
     chain, dep = open_deployment(rpc, deployment)
     reading = proof.reading
@@ -216,3 +227,93 @@ def _print_verdict(
         f"anchored in batch {result.batch_id} at block {result.anchor_block} "
         f"({result.confirmations} confirmation(s))"
     )
+
+
+# ---------------------------------------------------------------- a directory of bundles
+
+
+def _read_directory(directory: Path) -> list[tuple[str, ProofBundle | VerificationError]]:
+    """Every ``*.json`` of ``directory``, by name: its bundle, or why it is not one."""
+    paths = sorted(directory.glob("*.json"))
+    if not paths:
+        raise typer.BadParameter(f"{directory} holds no *.json bundle file", param_hint="BUNDLE")
+    out: list[tuple[str, ProofBundle | VerificationError]] = []
+    for path in paths:
+        try:
+            out.append((path.name, ProofBundle.from_json(path.read_bytes())))
+        except VerificationError as e:
+            out.append((path.name, e))
+        except OSError as e:
+            raise typer.BadParameter(f"cannot read {path}: {e.strerror}", param_hint="BUNDLE") from e
+    return out
+
+
+def verify_directory(
+    directory: Path, rpc: str, deployment: Path, *, min_confirmations: int, on_chain: bool
+) -> None:
+    """Verify every bundle file of ``directory`` in one run; one line per file, a summary, exit 1 if any
+    fails (or, with ``on_chain``, any verdict differs from the contract's)."""
+    files = _read_directory(directory)
+    chain, dep = open_deployment(rpc, deployment)
+    console.print(
+        f"{len(files)} bundle file(s) in {escape(str(directory))}; verifying against "
+        f"{escape(str(deployment))} at {escape(chain.rpc)}"
+    )
+    verifier = BundleVerifier(chain=chain, deployment=dep)
+    bundles = [b for _, b in files if isinstance(b, ProofBundle)]
+    verdicts = iter(verifier.verify_many(bundles, min_confirmations=min_confirmations))
+    failed = disagreed = 0
+    for name, parsed in files:
+        verdict: Verdict = next(verdicts) if isinstance(parsed, ProofBundle) else parsed
+        failed += isinstance(verdict, VerificationError)
+        if isinstance(parsed, ProofBundle) and on_chain:
+            onchain = _on_chain_error(verifier, parsed, min_confirmations)
+            if type(onchain) is not type(_error(verdict)):
+                disagreed += 1
+                console.print(
+                    f"{_FAIL} {escape(name)}: [bold red]DISAGREE[/]: offline says "
+                    f"{_verdict_name(_error(verdict))}, on chain says {_verdict_name(onchain)}"
+                )
+        console.print(_file_line(name, verdict))
+    _print_summary(len(files), failed, disagreed, directory)
+
+
+def _error(verdict: Verdict) -> VerificationError | None:
+    return verdict if isinstance(verdict, VerificationError) else None
+
+
+def _on_chain_error(
+    verifier: BundleVerifier, bundle: ProofBundle, min_confirmations: int
+) -> VerificationError | None:
+    """The contract's own verdict (ReadingAnchor.verifyReading): None when it accepts the bundle."""
+    try:
+        verifier.verify_on_chain(bundle, min_confirmations=min_confirmations)
+    except VerificationError as e:
+        return e
+    return None
+
+
+def _file_line(name: str, verdict: Verdict) -> str:
+    if isinstance(verdict, VerificationError):
+        code = f"[dim]({verdict.code})[/]"
+        return f"{_FAIL} {escape(name)}: [bold red]INVALID[/] {code}: {escape(verdict.message)}"
+    return (
+        f"{_PASS} {escape(name)}: valid: {escape(verdict.device_id)} seq {verdict.seq}, batch "
+        f"{verdict.batch_id}, block {verdict.anchor_block} ({verdict.confirmations} confirmation(s))"
+    )
+
+
+def _print_summary(total: int, failed: int, disagreed: int, directory: Path) -> None:
+    where = escape(str(directory))
+    if disagreed:
+        console.print(
+            f"[bold red]INVALID[/] [dim](verify.disagreement)[/]: the offline and on-chain verifiers "
+            f"disagree on {disagreed} of {total} bundle(s) in {where}; report them"
+        )
+        raise typer.Exit(1)
+    if failed:
+        console.print(
+            f"[bold red]INVALID[/]: {failed} of {total} bundle(s) in {where} failed; {total - failed} valid"
+        )
+        raise typer.Exit(1)
+    console.print(f"[bold green]VALID[/]: all {total} bundle(s) in {where} verified")

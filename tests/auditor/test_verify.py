@@ -1019,6 +1019,49 @@ def test_cli_reports_a_disagreement(
     assert "verify.disagreement" in out
 
 
+@pytest.mark.anvil
+@pytest.mark.parametrize("world", ["anvil"], indirect=True)
+def test_cli_verifies_a_directory(cli_files: tuple[World, Path, Path], tmp_path: Path) -> None:
+    """`supet verify DIR`: every *.json in one run, a line per file, a summary; exit 1 if any fails."""
+    world, dep_file, _ = cli_files
+    assert world.node is not None
+    common = ("--rpc", world.node.url, "--deployment", str(dep_file))
+    good = tmp_path / "good"
+    good.mkdir()
+    valid = [*world.vectors, *world.generated]
+    for i, b in enumerate(valid):
+        (good / f"{i:03}.json").write_text(b.to_json())
+    (good / "notes.txt").write_text("not a bundle, not read")
+    code, out = run_cli(str(good), *common, "--on-chain")
+    assert code == 0, out
+    assert out.count("✓ ") == len(valid) and f"VALID: all {len(valid)} bundle(s)" in out, out
+    assert "DISAGREE" not in out
+
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    bundles = mixed_directory(world)
+    for i, b in enumerate(bundles):
+        (mixed / f"{i:03}.json").write_text(b.to_json())
+    (mixed / "zzz-garbage.json").write_text('{"reading": 1}')
+    code, out = run_cli(str(mixed), *common)
+    assert code == 1, out
+    lines = [line for line in out.splitlines() if line[:1] in ("✓", "✗")]
+    assert len(lines) == len(bundles) + 1
+    expected = one_by_one(world, bundles)
+    for line, want in zip(lines, expected, strict=False):
+        assert line.startswith("✓") == (want[0] == "valid"), line
+        if want[0] != "valid":
+            assert f"INVALID ({want[1]})" in line, line
+    assert "zzz-garbage.json: INVALID (verify.bundle_format)" in lines[-1]
+    failed = sum(1 for v in expected if v[0] != "valid") + 1
+    assert f"INVALID: {failed} of {len(bundles) + 1} bundle(s)" in out
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, out = run_cli(str(empty), *common)
+    assert code == 2 and "holds no *.json" in " ".join(out.replace("│", " ").split()), out
+
+
 def test_cli_help() -> None:
     code, out = run_cli("--help")
     assert code == 0
