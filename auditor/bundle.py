@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Annotated, Any, Final
 
 from eth_utils import is_address, is_checksum_address, to_checksum_address
@@ -96,6 +97,12 @@ def _byte_field(length: int | None, max_length: int | None = None) -> Callable[[
 def _address(value: object) -> str:
     if not isinstance(value, str) or not value.startswith("0x") or len(value) != 42:
         raise ValueError("expected a 0x-prefixed 20-byte address")
+    return _checked_address(value)
+
+
+@lru_cache(maxsize=256)
+def _checked_address(value: str) -> str:
+    """``value`` checked and checksummed (once per address: a directory's bundles name one anchor)."""
     body = value[2:]
     if not is_address(value):
         raise ValueError("not a hex address; copy it again from its source")

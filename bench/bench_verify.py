@@ -1,7 +1,7 @@
 """How fast an auditor verifies proof bundles, offline and against a node.
 
     .venv/bin/python bench/bench_verify.py [--bundles 4000] [--batch-size 500] [--chain-reads 2000]
-                                           [--on-chain 1000]
+                                           [--on-chain 1000] [--many-batch-size 20]
 
 Starts its own anvil (osaka: the EIP-7951 P-256 precompile is on), deploys the
 suite, enrolls 8 devices (4 P-256, 4 secp256k1), signs ``--bundles`` readings,
@@ -14,16 +14,26 @@ anchors them in batches of ``--batch-size`` and builds every proof bundle. Then:
     bundle) with one verifier reused, and ``verify_bundle`` (a new verifier per
     bundle: one more read, the anchor's ``registry()``), on the first ``--chain-reads``;
 (c) ``verify_on_chain`` (the contract's ``verifyReading`` through ``eth_call``) on
-    the first ``--on-chain`` bundles.
+    the first ``--on-chain`` bundles;
+(d) ``BundleVerifier.verify_many`` (issue 17.3: a directory verified as one run, each batch,
+    device, anchoring receipt and block read once, in JSON-RPC batch requests) on all the
+    bundles: anchored in one batch, in batches of ``--batch-size``, and in batches of
+    ``--many-batch-size`` (a second and third deployment on the same node), the last also with
+    sequential reads (``batching=False``);
+(e) ``supet verify DIR`` in this process (``verify_directory``: the files read and parsed, one
+    line printed per file, to /dev/null) on the ``--batch-size`` bundles.
 
-Single process, single thread; the node is local, so (b) and (c) measure the
-verifier and anvil's JSON-RPC round trips, not a network.
+Single process, single thread; the node is local, so (b)-(e) measure the verifier and anvil's
+JSON-RPC round trips, not a network. The load average is printed before and after (the machine
+may be shared).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,6 +44,7 @@ from auditor.verify import BundleVerifier, verify_bundle
 from contracts.anvil import AnvilNode
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
+from supet.cli import verify as verify_cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "helpers"))
 from support import TestConsortium
@@ -72,6 +83,28 @@ def setup(chain: Chain, *, bundles: int, batch_size: int) -> tuple[BundleVerifie
     return BundleVerifier(chain=chain, deployment=dep), out
 
 
+def load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()) + f" ({os.cpu_count()} cores)"
+
+
+def cli_directory(verifier: BundleVerifier, bundles: Sequence[ProofBundle]) -> tuple[str, int, float]:
+    """``supet verify DIR`` on ``bundles`` written as files, its lines printed to /dev/null."""
+    with tempfile.TemporaryDirectory() as tmp, open(os.devnull, "w") as devnull:
+        directory = Path(tmp) / "bundles"
+        directory.mkdir()
+        dep_file = Path(tmp) / "deployment.json"
+        verifier.deployment.save(dep_file)
+        for i, b in enumerate(bundles):
+            (directory / f"{i:06}.json").write_text(b.to_json())
+        verify_cli.console.file = devnull
+        start = time.perf_counter()
+        verify_cli.verify_directory(
+            directory, verifier.chain.rpc, dep_file, min_confirmations=0, on_chain=False
+        )
+        seconds = time.perf_counter() - start
+    return "(e) supet verify DIR (anvil, files parsed, lines printed)", len(bundles), seconds
+
+
 def rate(
     label: str, items: Sequence[ProofBundle], fn: Callable[[ProofBundle], object]
 ) -> tuple[str, int, float]:
@@ -87,7 +120,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--chain-reads", type=int, default=2000, help="bundles for the (b) rows")
     parser.add_argument("--on-chain", type=int, default=1000, help="bundles for the (c) row")
+    parser.add_argument(
+        "--many-batch-size", type=int, default=20, help="batch size of the (d) many-batch rows"
+    )
     args = parser.parse_args()
+    print(f"before: {load()}")
 
     with AnvilNode(hardfork="osaka") as node:
         chain = Chain.connect(node.url)
@@ -143,11 +180,32 @@ def main() -> None:
             rate("(b) verify_bundle (anvil, new verifier each)", some, fresh),
             rate("(c) verify_on_chain: verifyReading (anvil)", few, verifier.verify_on_chain),
         ]
+        one_verifier, one_batch = setup(chain, bundles=args.bundles, batch_size=args.bundles)
+        many_verifier, many = setup(chain, bundles=args.bundles, batch_size=args.many_batch_size)
+
+        def run(v: BundleVerifier, items: Sequence[ProofBundle], **kw: bool) -> tuple[int, float]:
+            start = time.perf_counter()
+            verdicts = v.verify_many(items, **kw)
+            seconds = time.perf_counter() - start
+            assert all(not isinstance(x, Exception) for x in verdicts), "a bench bundle failed"
+            return len(items), seconds
+
+        n_batches = len({b.batch_id for b in bundles})
+        n_many = len({b.batch_id for b in many})
+        rows += [
+            ("(d) verify_many: 1 batch (anvil, JSON-RPC batches)", *run(one_verifier, one_batch)),
+            (f"(d) verify_many: {n_batches} batches (anvil, JSON-RPC batches)", *run(verifier, bundles)),
+            (f"(d) verify_many: {n_many} batches (anvil, JSON-RPC batches)", *run(many_verifier, many)),
+            (f"(d) verify_many: {n_many} batches (anvil, sequential reads)",
+             *run(many_verifier, many, batching=False)),
+            cli_directory(verifier, bundles),
+        ]  # fmt: skip
 
     width = max(len(r[0]) for r in rows)
     print(f"{'mode':<{width}}  {'bundles':>8}  {'seconds':>8}  {'bundles/s':>10}")
     for label, n, seconds in rows:
         print(f"{label:<{width}}  {n:>8}  {seconds:>8.2f}  {n / seconds:>10,.0f}")
+    print(f"after: {load()}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ console = Console(soft_wrap=True, highlight=False)
 _PASS = "[green]✓[/]"
 _FAIL = "[bold red]✗[/]"
 _SKIP = "[dim]·[/]"
+_PRINT_CHUNK = 500
 
 
 def _read_bundle(source: str) -> ProofBundle:
@@ -263,6 +264,7 @@ def verify_directory(
     bundles = [b for _, b in files if isinstance(b, ProofBundle)]
     verdicts = iter(verifier.verify_many(bundles, min_confirmations=min_confirmations))
     failed = disagreed = 0
+    lines: list[str] = []
     for name, parsed in files:
         verdict: Verdict = next(verdicts) if isinstance(parsed, ProofBundle) else parsed
         failed += isinstance(verdict, VerificationError)
@@ -270,11 +272,16 @@ def verify_directory(
             onchain = _on_chain_error(verifier, parsed, min_confirmations)
             if type(onchain) is not type(_error(verdict)):
                 disagreed += 1
-                console.print(
+                lines.append(
                     f"{_FAIL} {escape(name)}: [bold red]DISAGREE[/]: offline says "
                     f"{_verdict_name(_error(verdict))}, on chain says {_verdict_name(onchain)}"
                 )
-        console.print(_file_line(name, verdict))
+        lines.append(_file_line(name, verdict))
+        if len(lines) >= _PRINT_CHUNK:  # one print per chunk: rich's per-call cost is per line otherwise
+            console.print("\n".join(lines))
+            lines.clear()
+    if lines:
+        console.print("\n".join(lines))
     _print_summary(len(files), failed, disagreed, directory)
 
 
