@@ -741,14 +741,12 @@ def test_verify_many_keeps_nothing_across_runs(harness_suite) -> None:
     DeviceRegistryClient(chain, dep).revoke(factory, signer.device_id, T0 + 2)
     after = verifier.verify_many(bundles)
     assert [type(v) for v in after] == [AnchoringTimeInvalid] * 2 + [DeviceNotActive] * 2
-    assert [one_verdict(v) for v in after] == [
-        one_verdict(v) for v in (verdict_of(lambda b=b: verifier.verify(b)) for b in bundles)
-    ]
+    assert [one_verdict(v) for v in after] == [one_verdict(verdict_of(verifier, b)) for b in bundles]
 
 
-def verdict_of(fn: Callable[[], object]) -> object:
+def verdict_of(verifier: BundleVerifier, bundle: ProofBundle) -> object:
     try:
-        return fn()
+        return verifier.verify(bundle)
     except VerificationError as e:
         return e
 
