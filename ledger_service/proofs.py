@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
+from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
-from auditor.bundle import build_bundle
-from device_attestation.reading import Reading
-from ledger_service.errors import NotFound
+from auditor.bundle import ProofBundle, deployment_domain
+from contracts.errors import ContractsError
+from device_attestation.merkle import verify_inclusion
+from device_attestation.reading import Reading, reading_digest
+from ledger_service.errors import LedgerError, NotFound
 from ledger_service.jsonio import loads_exact
+from ledger_service.lots.timeline import lot_devices, resolve_lot
 from ledger_service.service import LedgerService
 from ledger_service.store.batch_status import BatchStatus
-from ledger_service.store.batch_tree import decode_tree
+from ledger_service.store.batch_tree import path_from_nodes, split_path
 from ledger_service.store.models import BatchRow, ReadingRow
-from ledger_service.store.queries import batch_digests
+from ledger_service.store.queries import anchored_readings
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,11 @@ def reading_status(service: LedgerService, digest: bytes) -> ReadingStatus:
                 f"no reading with digest 0x{digest.hex()} in this ledger", code="reading.not_found"
             )
         row = row[0] if isinstance(row, tuple) else row
-        batch = s.get(BatchRow, row.batch_id) if row.batch_id is not None else None
+        batch = (  # not the tree: a proof is the reading's stored path
+            s.get(BatchRow, row.batch_id, options=[defer(BatchRow.tree)])  # type: ignore[arg-type]
+            if row.batch_id is not None
+            else None
+        )
         s.expunge_all()
     return ReadingStatus(row=row, batch=batch)
 
@@ -80,7 +89,8 @@ def proof_bundle(
     service: LedgerService, digest: bytes, *, status: ReadingStatus | None = None
 ) -> dict[str, Any]:
     """The spec's proof bundle (section 6); :class:`ProofPending` while not anchored. ``status``: the
-    reading's, when the caller read it already."""
+    reading's, when the caller read it already (the access guard does). The proof is the reading's
+    stored path (issue 17.3): no other row is read, nothing is rebuilt."""
     st = (
         status
         if status is not None and bytes(status.row.digest) == digest
@@ -93,21 +103,59 @@ def proof_bundle(
             expected_batch=st.batch.id if st.batch else None,
         )
     batch = st.batch
-    assert batch.id is not None
-    with Session(service.engine) as s:
-        digests = batch_digests(s, batch.id)
-    tree = decode_tree(batch.tree, digests)
-    assert batch.chain_batch_id is not None and batch.tx_hash is not None
-    bundle = build_bundle(
-        reading=Reading.from_json_obj(loads_exact(st.row.reading_json)),
-        scheme=st.row.scheme,
-        signature=st.row.signature,
-        tree=tree,
-        batch_id=batch.chain_batch_id,
-        deployment=service.deployment,
-        anchor_tx=batch.tx_hash,
+    assert batch.id is not None and batch.chain_batch_id is not None and batch.tx_hash is not None
+    return BundleMaker(service).bundle(
+        st.row, root=batch.root, batch=batch.id, chain_batch_id=batch.chain_batch_id, tx=batch.tx_hash
     )
-    return bundle.to_json_obj()
+
+
+class BundleMaker:
+    """Assembles the proof bundles of anchored readings from their stored proof paths. A reading
+    batched before paths were stored (none after migration 0012 fills them; a batch closed by an
+    older instance) has its path read from its batch's stored node array, once per batch."""
+
+    def __init__(self, service: LedgerService) -> None:
+        self.service = service
+        self.domain = deployment_domain(service.deployment)
+        self._nodes: dict[int, bytes] = {}
+
+    def bundle(
+        self, row: ReadingRow, *, root: bytes, batch: int, chain_batch_id: int, tx: str
+    ) -> dict[str, Any]:
+        """The bundle of ``row``, anchored in store batch ``batch`` (chain id ``chain_batch_id``, root
+        ``root``, transaction ``tx``); checked to lead to ``root`` before it is returned, as
+        :func:`auditor.bundle.build_bundle` checks it (the same wire format, byte for byte)."""
+        reading = Reading.from_json_obj(loads_exact(row.reading_json))
+        digest = reading_digest(reading, self.domain)
+        if digest != bytes(row.digest):
+            raise ContractsError(
+                f"reading 0x{bytes(row.digest).hex()} hashes to 0x{digest.hex()} under this deployment's "
+                "domain: the store is not this deployment's"
+            )
+        path = row.proof_path if row.proof_path is not None else self._path_from_tree(batch, digest)
+        proof = split_path(bytes(path))
+        root = bytes(root)
+        verify_inclusion(digest=digest, proof=proof, root=root)
+        return ProofBundle(
+            reading=reading,
+            scheme=row.scheme,
+            signature=bytes(row.signature),
+            digest=digest,
+            batch_id=chain_batch_id,
+            root=root,
+            proof=tuple(proof),
+            chain_id=self.domain.chain_id,
+            anchor_contract=self.domain.verifying_contract,
+            anchor_tx=tx,
+        ).to_json_obj()
+
+    def _path_from_tree(self, batch: int, digest: bytes) -> bytes:
+        nodes = self._nodes.get(batch)
+        if nodes is None:
+            with Session(self.service.engine) as s:
+                nodes = bytes(s.exec(select(col(BatchRow.tree)).where(col(BatchRow.id) == batch)).one())
+            self._nodes[batch] = nodes
+        return path_from_nodes(nodes, digest)
 
 
 def device_history(
@@ -131,3 +179,117 @@ def device_history(
     rows = rows[:limit]
     out = [ReadingStatus(row=r, batch=batches.get(r.batch_id) if r.batch_id else None) for r in rows]
     return out, (rows[-1].seq if more and rows else None)
+
+
+#: The most proof bundles one page of a bulk read holds.
+MAX_PROOF_PAGE: Final = 1000
+
+
+@dataclass(frozen=True)
+class ProofPage:
+    """One page of a bulk proof read: the anchored readings' bundles, in the page's order, and the
+    cursor of the next page (None: this was the last)."""
+
+    proofs: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def parse_cursor(cursor: str | None) -> int:
+    """A bulk read's cursor (the decimal it issued; none: from the start)."""
+    if cursor is None or cursor == "":
+        return -1
+    if not cursor.isascii() or not cursor.isdigit() or len(cursor) > 19 or int(cursor) >= 2**63:
+        raise InvalidProofCursor(
+            f"cursor {cursor[:40]!r} was not issued by this endpoint: pass the `next_cursor` of the previous "
+            "page, or none for the first page"
+        )
+    return int(cursor)
+
+
+class InvalidProofCursor(LedgerError):
+    """A bulk read's cursor that it did not issue."""
+
+    code = "request.bad_cursor"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code=self.code)
+
+
+def _check_limit(limit: int) -> None:
+    if not 1 <= limit <= MAX_PROOF_PAGE:
+        raise LedgerError(f"limit must be 1..{MAX_PROOF_PAGE}, got {limit}", code="request.invalid")
+
+
+def _page(
+    service: LedgerService, where: list[Any], order: Any, key: Callable[[ReadingRow], int], limit: int
+) -> ProofPage:
+    """The bundles of the anchored readings matching ``where``, by ``order`` (whose value ``key`` gives,
+    the cursor), at most ``limit``."""
+    query = (
+        anchored_readings(ReadingRow, col(BatchRow.root), col(BatchRow.chain_batch_id), col(BatchRow.tx_hash))
+        .where(*where)
+        .order_by(order)
+        .limit(limit + 1)
+    )
+    with Session(service.engine) as s:
+        rows = list(s.execute(query).all())
+        s.expunge_all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    maker = BundleMaker(service)
+    proofs = [
+        maker.bundle(r, root=root, batch=int(r.batch_id or 0), chain_batch_id=int(chain_id), tx=str(tx))
+        for r, root, chain_id, tx in rows
+    ]
+    return ProofPage(proofs, str(key(rows[-1][0])) if more and rows else None)
+
+
+def device_proofs(service: LedgerService, device_id: str, *, cursor: str | None, limit: int) -> ProofPage:
+    """A page of the proof bundles of a device's anchored readings, by seq; the cursor is the last
+    seq served. Readings not anchored yet are not listed: a later read serves them."""
+    _check_limit(limit)
+    after = parse_cursor(cursor)
+    where = [col(ReadingRow.device_id) == device_id, col(ReadingRow.seq) > after]
+    return _page(service, where, col(ReadingRow.seq), lambda r: r.seq, limit)
+
+
+def lot_proofs(
+    service: LedgerService, lot_id: str, devices: list[str] | None, *, cursor: str | None, limit: int
+) -> ProofPage:
+    """A page of the proof bundles of a lot's anchored readings (those naming ``lot_id``, of
+    ``devices`` when given: the devices that may speak for it), by store order; the cursor is the last
+    reading's store id."""
+    _check_limit(limit)
+    after = parse_cursor(cursor)
+    where = [col(ReadingRow.lot_id) == lot_id, col(ReadingRow.id) > after]
+    if devices is not None:
+        where.append(col(ReadingRow.device_id).in_(devices))
+    return _page(service, where, col(ReadingRow.id), lambda r: int(r.id or 0), limit)
+
+
+def lot_proof_page(
+    service: LedgerService, lot_id: str, *, issuer: str | None, cursor: str | None, limit: int
+) -> ProofPage:
+    """A page of the proof bundles of a lot's anchored readings, chosen as the lot's timeline chooses
+    them (:mod:`ledger_service.lots.timeline`): for a lot on chain, of the devices that may speak for
+    it; for a lot id no lot on chain has, every reading naming it (of ``issuer``'s devices when
+    ``issuer`` is given)."""
+    _check_limit(limit)
+    key = resolve_lot(service.chain, service.deployment, lot_id, issuer)
+    devices: list[str] | None = None
+    if key is not None:
+        devices = lot_devices(service, lot_id, key)
+    elif issuer is not None:
+        with Session(service.engine) as s:
+            named = s.exec(
+                select(col(ReadingRow.device_id)).where(col(ReadingRow.lot_id) == lot_id).distinct()
+            )
+            ids = [r[0] if isinstance(r, tuple) else r for r in named]
+        devices = [
+            d for d in ids if (found := service.registry.lookup(d)) is not None and _same(found.owner, issuer)
+        ]
+    return lot_proofs(service, lot_id, devices, cursor=cursor, limit=limit)
+
+
+def _same(a: str, b: str) -> bool:
+    return a.lower() == b.lower()

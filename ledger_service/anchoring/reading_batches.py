@@ -1,14 +1,15 @@
-"""The readings' batches in the store: what waits; closing a batch (its row, its readings' batch id)."""
+"""The readings' batches in the store: what waits; closing a batch (its row, its readings' batch id
+and proof paths)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, func, insert, update
+from sqlalchemy import Connection, bindparam, func, insert, update
 from sqlmodel import Session, col, select
 
 from ledger_service.store.batch_status import BatchStatus
 from ledger_service.store.models import BatchRow, ReadingRow
 
-__all__ = ["assign", "assign_range", "insert_closed", "pending_count"]
+__all__ = ["assign", "assign_range", "insert_closed", "pending_count", "store_paths"]
 
 
 def pending_count(s: Session) -> int:
@@ -63,3 +64,17 @@ def assign_range(conn: Connection, ids: list[int], batch_id: int) -> None:
     if ranged.rowcount != len(ids):
         conn.execute(update(ReadingRow).where(col(ReadingRow.batch_id) == batch_id).values(batch_id=None))
         assign(conn, ids, batch_id)
+
+
+def store_paths(conn: Connection, ids: list[int], paths: list[bytes]) -> None:
+    """Store each reading's proof path in its batch's tree (``paths[i]`` is reading ``ids[i]``'s): a
+    proof is then that row alone (issue 17.3)."""
+    if len(ids) != len(paths):
+        raise ValueError(f"{len(ids)} readings but {len(paths)} proof paths")
+    conn.execute(
+        update(ReadingRow)
+        .where(col(ReadingRow.id) == bindparam("rid"))
+        .values(proof_path=bindparam("path"))
+        .execution_options(synchronize_session=False),
+        [{"rid": i, "path": p} for i, p in zip(ids, paths, strict=True)],
+    )

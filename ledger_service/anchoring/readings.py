@@ -54,11 +54,11 @@ from contracts.deployment import Deployment
 from contracts.errors import ChainError, ContractRevert
 from ledger_service.anchoring.batcher import BatchAnchorer
 from ledger_service.anchoring.chain_logs import batch_anchored_logs
-from ledger_service.anchoring.reading_batches import assign_range, insert_closed, pending_count
+from ledger_service.anchoring.reading_batches import assign_range, insert_closed, pending_count, store_paths
 from ledger_service.anchoring.recovery import LostBatch, lost_on_chain, reform_lost_batch
 from ledger_service.config import Settings
 from ledger_service.store.batch_status import BatchStatus
-from ledger_service.store.batch_tree import build_encoded_tree
+from ledger_service.store.batch_tree import EncodedTree, build_encoded_tree
 from ledger_service.store.models import BatchRow, ReadingRow
 
 __all__ = ["AnchorStats", "AnchoringWorker", "BatchConfirmed"]
@@ -103,7 +103,7 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
         chain: Chain,
         deployment: Deployment,
         signer: LocalAccount,
-        build_tree: Callable[[list[bytes]], tuple[bytes, bytes]] = build_encoded_tree,
+        build_tree: Callable[[list[bytes]], EncodedTree] = build_encoded_tree,
         reorg_depth: int = 64,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -302,11 +302,13 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
             ).all()
             if not rows:
                 return None
-            root, nodes = self.build_tree([bytes(r[1]) for r in rows])
+            root, nodes, paths = self.build_tree([bytes(r[1]) for r in rows])
             batch_id = insert_closed(
                 conn, root=root, nodes=nodes, count=len(rows), oldest_ms=min(r[2] for r in rows), now=now
             )
-            assign_range(conn, [int(r[0] or 0) for r in rows], batch_id)
+            ids = [int(r[0] or 0) for r in rows]
+            assign_range(conn, ids, batch_id)
+            store_paths(conn, ids, paths)
         with self._pending_lock:
             left = (self._pending or 0) - len(rows)
             # nothing left: known empty; something left: its age is unknown, so ask next time

@@ -22,8 +22,9 @@ from sqlmodel import Session, col, select
 
 from contracts.chain import Chain
 from ledger_service.anchoring.chain_logs import batch_anchored_logs
-from ledger_service.anchoring.reading_batches import assign, insert_closed
+from ledger_service.anchoring.reading_batches import assign, insert_closed, store_paths
 from ledger_service.store.batch_status import BatchStatus
+from ledger_service.store.batch_tree import EncodedTree
 from ledger_service.store.models import BatchRow, ReadingRow
 
 __all__ = [
@@ -59,6 +60,7 @@ class LostMatch:
     rows: list[Any]
     root: bytes
     nodes: bytes
+    paths: list[bytes]
 
 
 def lost_on_chain(
@@ -111,7 +113,7 @@ def lost_on_chain(
 
 
 def match_lost_batch(
-    conn: Connection, lost: Sequence[LostBatch], build_tree: Callable[[list[bytes]], tuple[bytes, bytes]]
+    conn: Connection, lost: Sequence[LostBatch], build_tree: Callable[[list[bytes]], EncodedTree]
 ) -> LostMatch | None:
     """The first lost batch that what waits re-forms (its readings and tree), or ``None``."""
     waiting = int(conn.execute(select(func.count()).where(col(ReadingRow.batch_id).is_(None))).scalar_one())
@@ -119,16 +121,16 @@ def match_lost_batch(
         if batch.count > waiting:
             continue
         for rows in lost_batch_candidates(conn, batch.count):
-            root, nodes = build_tree([bytes(r[1]) for r in rows])
+            root, nodes, paths = build_tree([bytes(r[1]) for r in rows])
             if root == batch.root:
-                return LostMatch(lost=batch, rows=rows, root=root, nodes=nodes)
+                return LostMatch(lost=batch, rows=rows, root=root, nodes=nodes, paths=paths)
     return None
 
 
 def reform_lost_batch(
     conn: Connection,
     lost: Sequence[LostBatch],
-    build_tree: Callable[[list[bytes]], tuple[bytes, bytes]],
+    build_tree: Callable[[list[bytes]], EncodedTree],
     *,
     now: int,
 ) -> tuple[LostBatch, int] | None:
@@ -146,7 +148,9 @@ def reform_lost_batch(
         oldest_ms=min(int(r[2]) for r in rows),
         now=now,
     )
-    assign(conn, [int(r[0] or 0) for r in rows], batch_id)  # ids of stored rows: never None
+    ids = [int(r[0] or 0) for r in rows]  # ids of stored rows: never None
+    assign(conn, ids, batch_id)
+    store_paths(conn, ids, match.paths)
     log.info(
         "re-formed lost chain batch %d as batch %d (%d readings)",
         match.lost.chain_batch_id,

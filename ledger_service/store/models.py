@@ -35,6 +35,9 @@ class ReadingRow(SQLModel, table=True):
     gap_first: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     gap_last: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     batch_id: int | None = Field(default=None, foreign_key="batches.id")
+    #: The reading's proof path in its batch's tree (the sibling hashes from its leaf up, concatenated),
+    #: stored when the batch is closed so a proof is this row alone; None until batched.
+    proof_path: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
 
 
 class DeviceHeadRow(SQLModel, table=True):

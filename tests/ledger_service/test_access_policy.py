@@ -188,8 +188,15 @@ CASES: tuple[Case, ...] = (
         _table((OWNER, DEV), "access.not_owner"),
     ),
     Case(
+        "/v1/devices/{device_id}/proofs",
+        f"/v1/devices/{DEVICE}/proofs",
+        _table((OWNER, DEV), "access.not_owner"),
+    ),
+    Case(
         "/v1/devices/{device_id}", f"/v1/devices/{DEVICE}", _table((OWNER, DEV, OPERATOR), "access.not_owner")
     ),
+    Case("/v1/lots/{lot_id}/proofs", f"/v1/lots/{LOT_A}/proofs", LOT_A_EVIDENCE),
+    Case("/v1/lots/{lot_id}/proofs", f"/v1/lots/{LOT_D}/proofs?limit=5", EVERYONE),
     Case("/v1/lots/{lot_id}/history", f"/v1/lots/{LOT_A}/history", LOT_A_EVIDENCE),
     Case("/v1/lots/{lot_id}/history", f"/v1/lots/{LOT_D}/history", EVERYONE),
     Case("/v1/lots/{lot_id}/epcis", f"/v1/lots/{LOT_A}/epcis", LOT_A_EVIDENCE),

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from eth_utils import to_checksum_address
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from ledger_service.api.deps import Access, ServiceDep
 from ledger_service.api.errors import error_response, http_status, refusal, rejection_status
@@ -24,9 +26,12 @@ from ledger_service.api.responses import FastJSONResponse
 from ledger_service.ingest.pipeline import ItemResult
 from ledger_service.jsonio import BodyDecodeError, loads_strict
 from ledger_service.proofs import (
+    MAX_PROOF_PAGE,
     ProofPending,
     ReadingStatus,
     device_history,
+    device_proofs,
+    lot_proof_page,
     parse_digest,
     proof_bundle,
     reading_status,
@@ -193,3 +198,61 @@ def get_history(
 ) -> Any:
     page, cursor = device_history(service, device_id, after_seq=after_seq, limit=limit)
     return {"device_id": device_id, "readings": [p.to_json_obj() for p in page], "next_after_seq": cursor}
+
+
+class ProofPageOut(BaseModel):
+    """A page of proof bundles (a device's: ``device_id``; a lot's: ``lot_id``)."""
+
+    device_id: str | None = None
+    lot_id: str | None = None
+    proofs: list[dict[str, Any]] = Field(description="Proof bundles (reading-v1.md section 6).")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
+
+
+_BULK = (
+    "Each item is the spec's proof bundle (section 6), exactly as `GET /v1/readings/{digest}/proof` serves "
+    "it; readings not anchored yet are not listed (a later read serves them). Paged: pass `next_cursor` "
+    "as `cursor` until it is null; at most 1,000 bundles a page."
+)
+CursorQuery = Annotated[
+    str | None, Query(max_length=19, description="The `next_cursor` of the previous page; none: the first.")
+]
+LimitQuery = Annotated[int, Query(ge=1, le=MAX_PROOF_PAGE)]
+
+
+@router.get(
+    "/devices/{device_id}/proofs",
+    response_model=ProofPageOut,
+    summary="The proof bundles of a device's anchored readings, by seq (its owner, or the device), paged",
+    description=_BULK,
+    responses={400: {"model": ErrorEnvelope}, 404: {"model": ErrorEnvelope}, **_READ_REFUSALS},
+)
+def get_device_proofs(
+    device_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")],
+    service: ServiceDep,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = 100,
+) -> Any:
+    page = device_proofs(service, device_id, cursor=cursor, limit=limit)
+    return FastJSONResponse({"device_id": device_id, "proofs": page.proofs, "next_cursor": page.next_cursor})
+
+
+@router.get(
+    "/lots/{lot_id}/proofs",
+    response_model=ProofPageOut,
+    summary="The proof bundles of a lot's anchored readings (its issuer, custodians, named auditors), paged",
+    description=_BULK + " The readings are those of the lot's timeline (`GET /v1/lots/{lot_id}/history`): of "
+    "the devices that may speak for the lot on chain; name its `issuer` when several parties use the id.",
+    responses={400: {"model": ErrorEnvelope}, 404: {"model": ErrorEnvelope}, **_READ_REFUSALS},
+)
+def get_lot_proofs(
+    lot_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")],
+    service: ServiceDep,
+    issuer: Annotated[str | None, Query(max_length=42, description="The lot's issuer (an address).")] = None,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = 100,
+) -> Any:
+    page = lot_proof_page(
+        service, lot_id, issuer=to_checksum_address(issuer) if issuer else None, cursor=cursor, limit=limit
+    )
+    return FastJSONResponse({"lot_id": lot_id, "proofs": page.proofs, "next_cursor": page.next_cursor})
