@@ -6,12 +6,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from sqlalchemy import bindparam
 from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
 from auditor.bundle import ProofBundle, deployment_domain
 from contracts.errors import ContractsError
-from device_attestation.merkle import verify_inclusion
+from device_attestation.errors import ProofMismatch
+from device_attestation.merkle import hash_pair, leaf_hash
 from device_attestation.reading import Reading, reading_digest
 from ledger_service.errors import LedgerError, NotFound
 from ledger_service.jsonio import loads_exact
@@ -68,19 +70,24 @@ def parse_digest(text: str) -> bytes:
     return value
 
 
+#: A reading and its batch (not the batch's tree: a proof is the reading's stored path); built once.
+_STATUS: Final = (
+    select(ReadingRow, BatchRow)
+    .outerjoin(BatchRow, col(BatchRow.id) == col(ReadingRow.batch_id))
+    .options(defer(BatchRow.tree))  # type: ignore[arg-type]
+    .where(col(ReadingRow.digest) == bindparam("digest"))
+)
+
+
 def reading_status(service: LedgerService, digest: bytes) -> ReadingStatus:
+    """The reading and its batch, in one query; :class:`NotFound` when no reading has ``digest``."""
     with Session(service.engine) as s:
-        row = s.exec(select(ReadingRow).where(col(ReadingRow.digest) == digest)).first()
-        if row is None:
+        found = s.exec(_STATUS, params={"digest": digest}).first()
+        if found is None:
             raise NotFound(
                 f"no reading with digest 0x{digest.hex()} in this ledger", code="reading.not_found"
             )
-        row = row[0] if isinstance(row, tuple) else row
-        batch = (  # not the tree: a proof is the reading's stored path
-            s.get(BatchRow, row.batch_id, options=[defer(BatchRow.tree)])  # type: ignore[arg-type]
-            if row.batch_id is not None
-            else None
-        )
+        row, batch = found
         s.expunge_all()
     return ReadingStatus(row=row, batch=batch)
 
@@ -135,7 +142,11 @@ class BundleMaker:
         path = row.proof_path if row.proof_path is not None else self._path_from_tree(batch, digest)
         proof = split_path(bytes(path))
         root = bytes(root)
-        verify_inclusion(digest=digest, proof=proof, root=root)
+        computed = leaf_hash(digest)  # verify_inclusion's check, on nodes split_path sized already
+        for node in proof:
+            computed = hash_pair(computed, node)
+        if computed != root:
+            raise ProofMismatch(expected=root, computed=computed)
         return ProofBundle(
             reading=reading,
             scheme=row.scheme,

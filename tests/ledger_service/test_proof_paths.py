@@ -17,11 +17,14 @@ from support import TestConsortium
 
 from auditor.bundle import ProofBundle, build_bundle
 from auditor.verify import verify_bundle
+from contracts.errors import ContractsError
+from device_attestation.errors import ProofMismatch
 from device_attestation.merkle import MerkleTree
 from device_attestation.reading import Reading
 from device_attestation.sdk import DeviceSigner, Submission
 from ledger_service.api.responses import FastJSONResponse
 from ledger_service.jsonio import loads_exact
+from ledger_service.proofs import proof_bundle
 from ledger_service.service import LedgerService
 from ledger_service.store.batch_status import BatchStatus
 from ledger_service.store.batch_tree import build_encoded_tree, decode_tree, path_from_nodes, split_path
@@ -191,3 +194,20 @@ def test_migration_fills_the_paths_of_a_populated_store(ledger: LedgerService, c
     assert filled == written and all(p is not None for p in filled.values())
     for sub in subs:
         assert client.get(f"/v1/readings/0x{sub.digest.hex()}/proof").content == served[sub.digest]
+
+
+def test_a_corrupt_stored_path_is_refused_not_served(ledger: LedgerService, client: TestClient) -> None:
+    _, subs = _anchored_world(ledger, client)
+    victim = subs[-1].digest
+    mine = col(ReadingRow.digest) == victim
+    with ledger.engine.begin() as conn:
+        stored = bytes(conn.execute(select(col(ReadingRow.proof_path)).where(mine)).one()[0] or b"")
+        assert stored, "the last batch has 11 readings: its paths are not empty"
+        bad = stored[:-1] + bytes([stored[-1] ^ 1])
+        conn.execute(update(ReadingRow).where(mine).values(proof_path=bad))
+    with pytest.raises(ProofMismatch):
+        proof_bundle(ledger, victim)
+    with ledger.engine.begin() as conn:  # a path of a wrong length
+        conn.execute(update(ReadingRow).where(mine).values(proof_path=b"\x00" * 33))
+    with pytest.raises(ContractsError, match="not a whole number"):
+        proof_bundle(ledger, victim)
