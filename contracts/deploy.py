@@ -93,7 +93,13 @@ def _deploy_finance(
         token = None if stablecoin is True else str(stablecoin)
         addresses.update(
             deploy_finance_settlement(
-                chain, deployer, deployment=core, gate_address=gate, admin=admin, token=token
+                chain,
+                deployer,
+                deployment=core,
+                gate_address=gate,
+                credit_registry=addresses["CreditRegistry"],
+                admin=admin,
+                token=token,
             )
         )
     return addresses

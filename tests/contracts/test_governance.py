@@ -31,6 +31,7 @@ def test_issue12_constructors_refuse_a_zero_admin_or_registry(suite: Any) -> Non
     lots = suite.deployment.address("LotRegistry")
     gate = suite.deployment.address("ParticipantRegistry")
     token = suite.deployment.address("TestStablecoin")
+    credit = suite.deployment.address("CreditRegistry")
     invalid_admin = "AccessControlInvalidDefaultAdmin"
     cases: list[tuple[str, tuple[Any, ...], str, dict[str, Any]]] = [
         ("DeviceRegistry", (ZERO, ZERO), invalid_admin, {"defaultAdmin": ZERO}),
@@ -47,9 +48,10 @@ def test_issue12_constructors_refuse_a_zero_admin_or_registry(suite: Any) -> Non
         ("PurchaseOrders", (op.address, ZERO), "PurchaseOrdersZeroGate", {}),
         ("CreditRegistry", (ZERO, gate, op.address), invalid_admin, {"defaultAdmin": ZERO}),
         ("CreditRegistry", (op.address, ZERO, op.address), "CreditRegistryZeroGate", {}),
-        ("Receivables", (ZERO, gate, token), invalid_admin, {"defaultAdmin": ZERO}),
-        ("Receivables", (op.address, ZERO, token), "ReceivablesZeroGate", {}),
-        ("Receivables", (op.address, gate, ZERO), "ReceivablesZeroToken", {}),
+        ("Receivables", (ZERO, gate, token, credit), invalid_admin, {"defaultAdmin": ZERO}),
+        ("Receivables", (op.address, ZERO, token, credit), "ReceivablesZeroGate", {}),
+        ("Receivables", (op.address, gate, ZERO, credit), "ReceivablesZeroToken", {}),
+        ("Receivables", (op.address, gate, token, ZERO), "ReceivablesZeroCreditRegistry", {}),
     ]
     for name, args, error, expected in cases:
         with reverts(error, **expected):

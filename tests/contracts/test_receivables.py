@@ -14,6 +14,7 @@ from support import reverts
 from web3.logs import DISCARD
 
 from contracts.chain import Chain
+from contracts.credit import PUBLISH_ACTION, CreditRegistryClient, deploy_credit_registry
 from contracts.deploy import deploy_suite
 from contracts.errors import DeploymentError
 from contracts.participant_ids import ACTIONS
@@ -31,6 +32,7 @@ from contracts.receivables import (
     receivable_reference,
 )
 from tests.contracts._chain_time import now, set_time
+from tests.helpers.credit_lines import attest, publish_records
 
 DAY = 86_400
 FACE = 1_000_000  # 10,000.00 tCNY
@@ -52,6 +54,8 @@ class World:
     bank: LocalAccount
     bank2: LocalAccount
     outsider: LocalAccount
+    credit: CreditRegistryClient
+    oracle: LocalAccount
 
     def admit(self, party: LocalAccount, action: bytes, admitted: bool = True) -> None:
         self.chain.transact(self.gate.functions.setAdmitted(party.address, action, admitted), self.operator)
@@ -65,6 +69,13 @@ class World:
             reference=ref,
         )
         return rid, self.rec.receivable(rid).root_part
+
+    def finance(
+        self, bank: LocalAccount, part_id: int, price: int, rec: ReceivablesClient | None = None
+    ) -> Any:
+        """``bank`` finances ``part_id`` at ``price`` with the oracle's credit-line statement."""
+        rec = rec or self.rec
+        return rec.finance(bank, part_id, price, attest(rec, self.oracle, bank.address, part_id))
 
     def fund(self, party: LocalAccount, amount: int) -> None:
         self.coin.mint(self.operator, party.address, amount)
@@ -87,7 +98,10 @@ def world(suite: Any) -> World:
     op = suite.operator
     gate_address = chain.deploy("StaticAdmissionGate", op, op.address).contract_address
     assert gate_address is not None
-    out = deploy_finance_settlement(chain, op, deployment=suite.deployment, gate_address=gate_address)
+    credit = deploy_credit_registry(chain, op, deployment=suite.deployment, gate_address=gate_address)
+    out = deploy_finance_settlement(
+        chain, op, deployment=suite.deployment, gate_address=gate_address, credit_registry=credit
+    )
     a = suite.accounts
     w = World(
         chain=chain,
@@ -102,12 +116,19 @@ def world(suite: Any) -> World:
         bank=a[5],
         bank2=a[6],
         outsider=a[7],
+        credit=CreditRegistryClient(chain, credit),
+        oracle=a[8],
     )
     w.admit(w.debtor, CREATE_ACTION)
     for p in (w.supplier, w.tier2, w.tier3):
         w.admit(p, HOLD_ACTION)
     for p in (w.bank, w.bank2):
         w.admit(p, FINANCE_ACTION)
+    # every holder may sell within a credit line (issue 15; the line itself: test_credit_line.py)
+    w.admit(w.oracle, PUBLISH_ACTION)
+    publish_records(
+        w.credit, w.oracle, [p.address for p in (w.supplier, w.tier2, w.tier3)], valid_for=400 * DAY
+    )
     return w
 
 
@@ -411,25 +432,25 @@ def test_finance(world: World) -> None:
 
     # refusals first, nothing moves
     with reverts("ReceivablesNotOfferedTo", caller=world.bank2.address, partId=kids[0], offeredTo=b):
-        world.rec.finance(world.bank2, kids[0], 570_000)
+        world.finance(world.bank2, kids[0], 570_000)
     for price in (569_999, 600_001):
         with reverts(
             "ReceivablesPriceOutOfRange", partId=kids[0], price=price, minPrice=570_000, amount=600_000
         ):
-            world.rec.finance(world.bank, kids[0], price)
+            world.finance(world.bank, kids[0], price)
     with reverts("ReceivablesNotOffered", partId=root, state=PartState.SPLIT):
-        world.rec.finance(world.bank, root, 1)
+        world.finance(world.bank, root, 1)
     with reverts("ERC20InsufficientAllowance", spender=world.rec.address, allowance=0, needed=570_000):
-        world.rec.finance(world.bank, kids[0], 570_000)
+        world.finance(world.bank, kids[0], 570_000)
     world.admit(world.bank, FINANCE_ACTION, admitted=False)
     world.coin.approve(world.bank, world.rec.address, 2_000_000)
     with reverts("ReceivablesNotAdmitted", party=b, action=FINANCE_ACTION):
-        world.rec.finance(world.bank, kids[0], 570_000)
+        world.finance(world.bank, kids[0], 570_000)
     world.admit(world.bank, FINANCE_ACTION)
     assert world.rec.part(kids[0]).state is PartState.OFFERED
 
     bal = world.balances()
-    result = world.rec.finance(world.bank, kids[0], 580_000)
+    result = world.finance(world.bank, kids[0], 580_000)
     (ev,) = world.rec.contract.events.PartFinanced().process_receipt(result.receipt, errors=DISCARD)
     assert (ev["args"]["seller"], ev["args"]["bank"], ev["args"]["price"]) == (
         world.supplier.address,
@@ -449,7 +470,7 @@ def test_finance(world: World) -> None:
 
     # financed is final: no second financing, no offer, split or transfer by the bank
     with reverts("ReceivablesNotOffered", partId=kids[0], state=PartState.FINANCED):
-        world.rec.finance(world.bank, kids[0], 580_000)
+        world.finance(world.bank, kids[0], 580_000)
     world.admit(world.bank, HOLD_ACTION)
     with reverts("ReceivablesPartNotActive", partId=kids[0], state=PartState.FINANCED):
         world.rec.transfer(world.bank, kids[0], world.tier2.address)
@@ -462,7 +483,7 @@ def test_finance(world: World) -> None:
     due = world.rec.receivable(rid).due_date
     set_time(world.chain, due)
     with reverts("ReceivablesPastDue", receivableId=rid, dueDate=due):
-        world.rec.finance(world.bank, kids[1], 380_000)
+        world.finance(world.bank, kids[1], 380_000)
     world.rec.withdraw_offer(world.tier2, kids[1])
     with reverts("ReceivablesPastDue", receivableId=rid, dueDate=due):
         world.rec.offer(world.tier2, kids[1], bank=b, min_price=1)
@@ -482,7 +503,7 @@ def test_repay_pays_every_leaf_once(world: World) -> None:
     b = world.bank.address
     world.fund(world.bank, 500_000)
     world.rec.offer(world.supplier, kids[0], bank=b, min_price=480_000)
-    world.rec.finance(world.bank, kids[0], 480_000)
+    world.finance(world.bank, kids[0], 480_000)
     world.rec.offer(world.tier2, kids[1], bank=b, min_price=1)  # an open offer lapses at repayment
     with reverts(
         "ReceivablesNotDebtor", caller=world.supplier.address, receivableId=rid, debtor=world.debtor.address
@@ -529,7 +550,7 @@ def test_repay_pays_every_leaf_once(world: World) -> None:
     with reverts("ReceivablesPartNotActive", partId=kids[2], state=PartState.PAID):
         world.rec.offer(world.tier3, kids[2], bank=b, min_price=1)
     with reverts("ReceivablesNotOffered", partId=kids[1], state=PartState.PAID):
-        world.rec.finance(world.bank, kids[1], 1)
+        world.finance(world.bank, kids[1], 1)
     set_time(world.chain, r.due_date + GRACE_PERIOD + 1)
     with reverts("ReceivablesNotDefaultable", partId=kids[0], state=PartState.PAID):
         world.rec.mark_defaulted(world.outsider, kids[0])
@@ -581,7 +602,8 @@ def _settling_in(world: World, token_name: str) -> tuple[ReceivablesClient, Stab
     chain, op = world.chain, world.operator
     token = chain.deploy(token_name, op, op.address).contract_address
     assert token is not None
-    address = chain.deploy("Receivables", op, op.address, world.gate.address, token).contract_address
+    credit = world.credit.address
+    address = chain.deploy("Receivables", op, op.address, world.gate.address, token, credit).contract_address
     assert address is not None
     contract = chain.contract(token_name, token)
     return ReceivablesClient(chain, address), StablecoinClient(chain, token), contract
@@ -680,7 +702,7 @@ def test_fee_on_transfer_token_is_refused(world: World) -> None:
     with reverts(
         "ReceivablesTransferMismatch", recipient=world.supplier.address, sent=950_000, received=940_500
     ):
-        rec.finance(world.bank, root, 950_000)
+        world.finance(world.bank, root, 950_000, rec)
     p = rec.part(root)
     assert (p.state, p.holder, p.financed_price) == (PartState.OFFERED, world.supplier.address, 0)
     assert coin.balance_of(world.bank.address) == FACE and coin.balance_of(world.supplier.address) == 0
@@ -756,9 +778,9 @@ def test_gate_and_deployment(world: World, suite: Any) -> None:
     with reverts("ReceivablesZeroGate"):
         world.chain.transact(fns.setAdmissionGate(ZERO), op)
     with reverts("ReceivablesZeroToken"):
-        world.chain.deploy("Receivables", op, op.address, world.gate.address, ZERO)
+        world.chain.deploy("Receivables", op, op.address, world.gate.address, ZERO, world.credit.address)
     with reverts("ReceivablesZeroGate"):
-        world.chain.deploy("Receivables", op, op.address, ZERO, world.coin.address)
+        world.chain.deploy("Receivables", op, op.address, ZERO, world.coin.address, world.credit.address)
     with pytest.raises(DeploymentError, match="need an admission gate"):
         deploy_finance_settlement(world.chain, op, deployment=suite.deployment, gate_address=ZERO)
     with pytest.raises(DeploymentError, match="no settlement token"):

@@ -24,6 +24,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from web3.types import RPCEndpoint
 
 from contracts.chain import Chain, dev_accounts
+from contracts.credit import PUBLISH_ACTION, CreditRegistryClient
 from contracts.errors import ContractRevert
 from contracts.receivables import (
     CREATE_ACTION,
@@ -35,6 +36,7 @@ from contracts.receivables import (
     ReceivablesClient,
     StablecoinClient,
 )
+from tests.helpers.credit_lines import attest, publish_records
 
 DAY = 86_400
 MINT = 10**12
@@ -74,24 +76,30 @@ class World:
 
 def build_world(chain: Chain) -> World:
     """A gate admitting the debtor, three holders and two banks; the token minted to the debtor and the
-    banks and approved for the Receivables (each example starts from a snapshot after it)."""
-    a = dev_accounts(8)
+    banks and approved for the Receivables; a record of each holder from the oracle, valid for ten
+    years (the credit line itself: test_credit_line.py). Each example starts from a snapshot after it."""
+    a = dev_accounts(9)
     op, debtor, holders, banks = a[0], a[1], a[2:5], a[5:7]
     gate_address = chain.deploy("StaticAdmissionGate", op, op.address).contract_address
     assert gate_address is not None
     gate = chain.contract("StaticAdmissionGate", gate_address)
     coin_address = chain.deploy("FreezableToken", op, op.address).contract_address
     assert coin_address is not None
-    rec = chain.deploy("Receivables", op, op.address, gate_address, coin_address).contract_address
+    credit = chain.deploy("CreditRegistry", op, op.address, gate_address, op.address).contract_address
+    assert credit is not None
+    rec = chain.deploy("Receivables", op, op.address, gate_address, coin_address, credit).contract_address
     assert rec is not None
     coin = StablecoinClient(chain, coin_address)
     admissions = [(debtor, CREATE_ACTION)] + [(h, HOLD_ACTION) for h in holders]
-    admissions += [(b, FINANCE_ACTION) for b in banks]
+    admissions += [(b, FINANCE_ACTION) for b in banks] + [(a[8], PUBLISH_ACTION)]
     for party, action in admissions:
         chain.transact(gate.functions.setAdmitted(party.address, action, True), op)
     for party in [debtor, *banks]:
         coin.mint(op, party.address, MINT)
         coin.approve(party, rec, MINT)
+    publish_records(
+        CreditRegistryClient(chain, credit), a[8], [h.address for h in holders], valid_for=3650 * DAY
+    )
     return World(gate=gate_address, coin=coin_address, rec=rec)
 
 
@@ -104,6 +112,7 @@ class ReceivablesMachine(RuleBasedStateMachine):
         self.holders: list[LocalAccount] = [a[2], a[3], a[4]]
         self.banks: list[LocalAccount] = [a[5], a[6]]
         self.outsider = a[7]
+        self.oracle = dev_accounts(9)[8]
         self.by_address = {x.address: x for x in a}
         self.token = self.chain.contract("FreezableToken", world.coin)
         self.frozen: set[str] = set()
@@ -262,7 +271,8 @@ class ReceivablesMachine(RuleBasedStateMachine):
             error = "FreezableTokenFrozen"
         else:
             error = None
-        if self._expect(error, lambda: self.rec.finance(b, pid, price)):
+        line = attest(self.rec, self.oracle, b.address, pid)
+        if self._expect(error, lambda: self.rec.finance(b, pid, price, line)):
             assert p.financed_price == 0, "financed twice"
             p.state, p.holder, p.offered_to, p.min_price = PartState.FINANCED, b.address, None, 0
             p.financed_price = price
