@@ -244,7 +244,9 @@ def measure_finance(chain: Chain, dep: Any) -> dict[str, int]:
     out["anchorAccessLog"] = chain.transact(
         credit.functions.anchorAccessLog(keccak(b"log"), 100, 1, 2), op
     ).gas_used
-    addrs = deploy_finance_settlement(chain, op, deployment=dep, gate_address=gate_address)
+    addrs = deploy_finance_settlement(
+        chain, op, deployment=dep, gate_address=gate_address, credit_registry=credit.address
+    )
     rec, coin = (
         ReceivablesClient(chain, addrs["Receivables"]),
         StablecoinClient(chain, addrs["TestStablecoin"]),
@@ -258,7 +260,11 @@ def measure_finance(chain: Chain, dep: Any) -> dict[str, int]:
     out["Receivables.offer"] = rec.offer(supplier, kids[0], bank=bank.address, min_price=240_000).gas_used
     coin.mint(op, bank.address, 10**6)
     coin.approve(bank, rec.address, 10**6)
-    out["Receivables.finance"] = rec.finance(bank, kids[0], 240_000).gas_used
+    # issue 15: within the supplier's credit line, the statement signed by its oracle (op published it)
+    line = rec.credit_line(bank.address, kids[0], deadline=until - 1).sign(op, rec.line_domain())
+    out["Receivables.finance (with the credit-line check)"] = rec.finance(
+        bank, kids[0], 240_000, line
+    ).gas_used
     coin.mint(op, buyer.address, 10**6)
     coin.approve(buyer, rec.address, 10**6)
     out["Receivables.repay (4 leaves)"] = rec.repay(buyer, rid).gas_used

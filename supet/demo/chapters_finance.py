@@ -12,6 +12,8 @@ from contracts.chain import Chain
 from contracts.deployment import Deployment
 from contracts.onboarding import Onboarding
 from contracts.receivables import ReceivablesClient, StablecoinClient, receivable_reference
+from ledger_service.credit_desk.desk import FinanceDesk, desk_of
+from ledger_service.credit_desk.line import attest_line
 from simulation.feed import SimulationFeed
 from supet.demo.chapter_private import anonymous_tries, privacy_rows, reading_of
 from supet.demo.chapters_production import Cast
@@ -61,7 +63,8 @@ def finance(scene: Scene, feed: SimulationFeed) -> None:
     """7 in the report: a receivable confirmed by the buyer, split, financed by bank A and repaid."""
     res = scene.res
     scene.step("8. a receivable confirmed, split, financed and repaid")
-    res.receivable = _receivable(scene.chain, scene.deployment, scene.ob, feed, scene.acct, res)
+    desk = desk_of(scene.service)
+    res.receivable = _receivable(scene.chain, scene.deployment, scene.ob, feed, scene.acct, res, desk)
     rcv = res.receivable
     scene.report.section(
         "7. Receivables financing",
@@ -69,8 +72,10 @@ def finance(scene: Scene, feed: SimulationFeed) -> None:
         f"{rcv['tier2_part']:,.2f} to its tier-2 supplier and had its {rcv['kept_part']:,.2f} "
         "financed by bank A "
         f"at {rcv['price']:,.2f} (grade {rcv['grade']}, {rcv['rate'] * 100:.1f}% a year "
-        f"for {rcv['days']} days); "
-        f"at maturity the buyer repaid the holders.",
+        f"for {rcv['days']} days), within sun-a's credit line: the oracle signed that sun-a's "
+        f"outstanding financed amount, {rcv['outstanding']:,.2f}, stays within the limit of its record "
+        f"(headroom {rcv['headroom']:,.2f}), and the Receivables contract checked that statement; "
+        f"at maturity the buyer repaid the holders, which freed the line.",
     )
     scene.report.table(["account", "tCNY before", "tCNY after"], rcv["balances"])
 
@@ -102,12 +107,13 @@ def _receivable(
     feed: SimulationFeed,
     acct: dict[str, LocalAccount],
     res: DemoResult,
+    desk: FinanceDesk,
 ) -> dict[str, Any]:
     rc = ReceivablesClient.from_deployment(chain, deployment)
     coin = StablecoinClient.from_deployment(chain, deployment)
     buyer, sun_a, tier2, bank_a = feed.parties["buyer"], feed.parties["sun-a"], acct["tier2"], acct["bank-a"]
     admin = ob.admin
-    face = 1_000_000_00  # 1,000,000.00 tCNY (2 decimals)
+    face = 200_000_00  # 200,000.00 tCNY (2 decimals): sun-a's part must fit its credit line (issue 15)
     days = 60
     now = int(chain.block("latest")["timestamp"])
     due = now + days * 86_400
@@ -122,7 +128,7 @@ def _receivable(
         reference=receivable_reference(f"INV-{now}"),
     )
     root = rc.parts_of(rid)[0]
-    kept, passed = 600_000_00, 400_000_00
+    kept, passed = 120_000_00, 80_000_00
     (kept_id, tier2_id), _ = rc.split(sun_a, root, [kept, passed], [sun_a.address, tier2.address])
     grade = res.records["sun-a"]["grade"]
     rank = int(grade.lstrip("S")) if grade.lstrip("S").isdigit() else 5
@@ -131,7 +137,10 @@ def _receivable(
     rc.offer(sun_a, kept_id, bank=bank_a.address, min_price=price)
     coin.mint(admin, bank_a.address, price)
     coin.approve(bank_a, rc.address, price)
-    rc.finance(bank_a, kept_id, price)
+    # the oracle's credit-line statement (issue 15): sun-a consented to bank A, its record is valid
+    grant = attest_line(desk, rc, acct["oracle"], bank_a.address, kept_id)
+    rc.finance(bank_a, kept_id, price, grant.attestation)
+    outstanding = rc.outstanding_of(sun_a.address)
     coin.mint(admin, buyer.address, face)
     coin.approve(buyer, rc.address, face)
     if chain.can_warp:
@@ -153,4 +162,7 @@ def _receivable(
         "paid": rc.receivable(rid).paid and all(p.state.name == "PAID" for p in parts),
         "balances": [[n, f"{before[n] / 100:,.2f}", f"{after[n] / 100:,.2f}"] for n in before],
         "bank_gain": (after["bank A"] - before["bank A"]) / 100,
+        "outstanding": outstanding / 100,
+        "headroom": (grant.limit - outstanding) / 100,
+        "line_freed": rc.outstanding_of(sun_a.address) == 0,
     }
