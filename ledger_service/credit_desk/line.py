@@ -28,6 +28,7 @@ route answers 503 ``finance.line.no_oracle_key``.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -94,6 +95,13 @@ def oracle_signer(settings: Any) -> LocalAccount:
     return Account.from_key(key.get_secret_value())
 
 
+def _next_block_time(desk: FinanceDesk) -> int:
+    """The time of the block ``finance`` would land in (the pending block's; a chain with a simulated
+    clock may be far ahead of its latest block), never before the latest block's."""
+    _, latest = desk.head()
+    return max(latest, int(desk.chain.block("pending")["timestamp"]))
+
+
 def attest_line(
     desk: FinanceDesk,
     rc: ReceivablesClient,
@@ -118,7 +126,7 @@ def attest_line(
         )
     seller = part.holder
     desk.require_bank(bank, LINE_ACTION, seller)
-    _, now_s = desk.head()
+    now_s = _next_block_time(desk)
 
     def refuse(error: FinanceError) -> FinanceError:
         desk.log(bank, seller, LINE_ACTION, error.code)
@@ -157,7 +165,10 @@ def attest_line(
                 f"the limit of record {record.index} is unknown here: {why}", code="finance.line.no_opening"
             )
         )
-    statement = rc.credit_line(bank, part_id, deadline=min(now_s + ttl, record.valid_until - 1))
+    # the deadline counts from the later of the chain's and the wall clock: a chain whose clock is
+    # simulated may stamp the next block far ahead of its latest one
+    start = max(now_s, int(time.time()))
+    statement = rc.credit_line(bank, part_id, deadline=min(start + ttl, record.valid_until - 1))
     if statement.record_index != record.index:  # a record published between the two reads
         raise refuse(
             LineRefused(
