@@ -188,9 +188,16 @@ def measure_action_roles(chain: Chain, reg: Any, admin: Any, m1: Any, m2: Any) -
 
 
 def certified_delivery(
-    chain: Chain, dep: Any, gate: Any, parties: tuple[Any, Any, Any], device: tuple[str, Any, Domain]
+    chain: Chain,
+    dep: Any,
+    gate: Any,
+    parties: tuple[Any, Any, Any],
+    device: tuple[str, Any, Domain],
+    *,
+    seq: int = 1_000,
 ) -> tuple[dict[str, str], bytes]:
     """Issue 15: a lot the supplier delivered to the buyer (accepted), certified from one anchored reading
+    (sequence number ``seq``: another call on the same chain passes another, so its batch root is new)
     of a device the buyer (the product's spec owner) names; a LotRegistry and a QualityCertifier behind
     the test gate. Their addresses and the lot's key."""
     from contracts.certifier import SPEC_ACTION, QualityCertifierClient, SpecMetric, batch_readings
@@ -215,7 +222,7 @@ def certified_delivery(
     lot = lot_key("LOT-B", supplier.address)
     lots.propose_transfer(supplier, lot, buyer.address)
     lots.accept_transfer(buyer, lot)
-    signer = DeviceSigner(device_id=device_id, key=key, domain=domain, start_seq=1_000)
+    signer = DeviceSigner(device_id=device_id, key=key, domain=domain, start_seq=seq)
     sub = signer.sign({"temp_c": 4.5}, ts_ms=int(chain.block("latest")["timestamp"]) * 1000, lot_id="LOT-B")
     tree = MerkleTree.build([sub.digest])
     anchor = dep.contract(chain, "ReadingAnchor")
@@ -296,6 +303,7 @@ def measure_finance(chain: Chain, dep: Any, keys: dict[str, DeviceKey], domain: 
         orders=orders.address,
         lots=supply["LotRegistry"],
         certifier=supply["QualityCertifier"],
+        credit_registry=credit.address,
     )
     rec, coin = (
         ReceivablesClient(chain, addrs["Receivables"]),
@@ -317,7 +325,11 @@ def measure_finance(chain: Chain, dep: Any, keys: dict[str, DeviceKey], domain: 
     out["Receivables.offer"] = rec.offer(supplier, kids[0], bank=bank.address, min_price=240_000).gas_used
     coin.mint(op, bank.address, 10**6)
     coin.approve(bank, rec.address, 10**6)
-    out["Receivables.finance"] = rec.finance(bank, kids[0], 240_000).gas_used
+    # issue 15: within the supplier's credit line, the statement signed by its oracle (op published it)
+    line = rec.credit_line(bank.address, kids[0], deadline=until - 1).sign(op, rec.line_domain())
+    out["Receivables.finance (backing and credit-line checks)"] = rec.finance(
+        bank, kids[0], 240_000, line
+    ).gas_used
     coin.mint(op, buyer.address, 10**6)
     coin.approve(buyer, rec.address, 10**6)
     out["Receivables.repay (4 leaves)"] = rec.repay(buyer, rid).gas_used

@@ -107,6 +107,7 @@ def _deploy_finance(
                 orders=addresses["PurchaseOrders"],
                 lots=supply["LotRegistry"],
                 certifier=supply["QualityCertifier"],
+                credit_registry=addresses["CreditRegistry"],
                 admin=admin,
                 token=token,
             )

@@ -2,12 +2,15 @@
 
 - :class:`ReceivablesClient`: confirm a receivable backed by a purchase order and delivered,
   certified lots (debtor; issue 15), split / transfer / offer / withdraw
-  (holder), finance (bank), repay (debtor), claim a part's escrow (anyone, paid to its holder: a
+  (holder), finance (bank, with the seller's oracle's credit-line attestation,
+  :mod:`contracts.credit_line`), repay (debtor), claim a part's escrow (anyone, paid to its holder: a
   payment the token refused at repayment, e.g. a frozen holder), mark defaulted (anyone, after the
   grace period), rescue tokens sent by mistake (the admin; never the escrow), and every view as
   :class:`Receivable` / :class:`Part` with :class:`PartState`; the backing
   (:meth:`ReceivablesClient.backing_of`, :meth:`~ReceivablesClient.backing_status`) and the flag of a
-  financed receivable whose backing went bad (:meth:`~ReceivablesClient.flag_receivable`, :class:`Flag`).
+  financed receivable whose backing went bad (:meth:`~ReceivablesClient.flag_receivable`, :class:`Flag`);
+  a seller's outstanding financed amount and the statement (:class:`~contracts.credit_line.CreditLine`)
+  its oracle would sign.
 - :class:`StablecoinClient`: the ERC-20 the receivables settle in (``TestStablecoin``, "supET Test
   Yuan", tCNY, 2 decimals, in tests and the demo): mint (its owner), approve, balances.
 - :func:`receivable_reference` hashes a debtor's invoice number into the on-chain reference.
@@ -21,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
@@ -28,6 +32,8 @@ from web3.logs import DISCARD
 from web3.types import BlockIdentifier
 
 from contracts.chain import Chain, TxResult
+from contracts.credit import CreditRegistryClient
+from contracts.credit_line import CreditLine, LineAttestation, LineDomain
 from contracts.deployment import Deployment
 from contracts.errors import ContractsError, DeploymentError
 
@@ -239,9 +245,14 @@ class ReceivablesClient:
     def withdraw_offer(self, holder: LocalAccount, part_id: int) -> TxResult:
         return self.chain.transact(self.contract.functions.withdrawOffer(part_id), holder)
 
-    def finance(self, bank: LocalAccount, part_id: int, price: int) -> TxResult:
-        """Finance an offered part (the bank must have approved this contract for ``price``)."""
-        return self.chain.transact(self.contract.functions.finance(part_id, price), bank)
+    def finance(self, bank: LocalAccount, part_id: int, price: int, line: LineAttestation) -> TxResult:
+        """Finance an offered part (the bank must have approved this contract for ``price``) within the
+        seller's credit line: ``line`` is its oracle's attestation for this bank, part and total."""
+        return self.chain.transact(self.finance_call(part_id, price, line), bank)
+
+    def finance_call(self, part_id: int, price: int, line: LineAttestation) -> Any:
+        """The ``finance`` call (unsent), e.g. for a party that signs it elsewhere."""
+        return self.contract.functions.finance(part_id, price, line.as_tuple())
 
     def repay(self, debtor: LocalAccount, receivable_id: int) -> TxResult:
         """Repay a receivable in full (the debtor must have approved this contract for the face value)."""
@@ -356,6 +367,39 @@ class ReceivablesClient:
         """Every part's escrow together: the contract holds at least this much of the token."""
         return int(self.chain.call(self.contract.functions.escrowTotal(), block=block))
 
+    def outstanding_of(self, factory: str, *, block: BlockIdentifier = "latest") -> int:
+        """``factory``'s outstanding financed amount: its financed parts' amounts, not yet paid."""
+        fn = self.contract.functions.outstandingOf(to_checksum_address(factory))
+        return int(self.chain.call(fn, block=block))
+
+    def line_of(self, part_id: int) -> str | None:
+        """The factory whose line financing ``part_id`` charged; None if none (not financed, or paid)."""
+        return _opt_address(str(self.chain.call(self.contract.functions.lineOf(part_id))))
+
+    def credit_registry(self) -> str:
+        return to_checksum_address(self.chain.call(self.contract.functions.creditRegistry()))
+
+    def line_domain(self) -> LineDomain:
+        """The EIP-712 domain credit-line statements are signed for (this contract on this chain)."""
+        return LineDomain(chain_id=self.chain.chain_id, verifying_contract=self.address)
+
+    def credit_line(self, bank: str, part_id: int, *, deadline: int) -> CreditLine:
+        """The statement that would let ``bank`` finance ``part_id`` now: the seller (the part's holder),
+        its current record's index (0 when it has none: the contract refuses ``ReceivablesNoCreditRecord``),
+        and its outstanding amount plus the part's. Nothing is checked against a limit here: the oracle
+        signs only a statement whose total is within the limit it committed to
+        (``ledger_service.credit_desk.line``)."""
+        p = self.part(part_id)
+        count = CreditRegistryClient(self.chain, self.credit_registry()).record_count(p.holder)
+        return CreditLine(
+            factory=p.holder,
+            bank=bank,
+            part_id=part_id,
+            record_index=max(count - 1, 0),
+            total=self.outstanding_of(p.holder) + p.amount,
+            deadline=deadline,
+        )
+
     def receivable_count(self) -> int:
         return int(self.chain.call(self.contract.functions.receivableCount()))
 
@@ -422,13 +466,15 @@ def deploy_finance_settlement(
     orders: str,
     lots: str,
     certifier: str,
+    credit_registry: str | None = None,
     admin: str | None = None,
     token: str | None = None,
 ) -> dict[str, str]:
     """Deploy the Receivables settling in ``token``; without one, deploy a ``TestStablecoin`` first
     (owned by ``admin``, default the deployer, who mints) and settle in it. Its receivables are backed
     by the orders of PurchaseOrders ``orders`` and lots of LotRegistry ``lots`` judged by the
-    QualityCertifier ``certifier`` (issue 15).
+    QualityCertifier ``certifier``; credit lines are bounded by the records of ``credit_registry``
+    (default: the deployment's ``CreditRegistry``) (issue 15).
 
     Returns the addresses by contract name (``TestStablecoin`` only when deployed here).
     """
@@ -440,6 +486,9 @@ def deploy_finance_settlement(
     gate = to_checksum_address(gate_address)
     if gate == to_checksum_address(_ZERO_ADDRESS):
         raise DeploymentError("the Receivables need an admission gate: deploy the participant registry first")
+    credit = credit_registry or deployment.contracts.get("CreditRegistry")
+    if credit is None or int(credit, 16) == 0:
+        raise DeploymentError("the Receivables need a CreditRegistry (credit lines): deploy it first")
     owner = to_checksum_address(admin or deployer.address)
     out: dict[str, str] = {}
     if token is None:
@@ -449,7 +498,7 @@ def deploy_finance_settlement(
         out[STABLECOIN_NAME] = token = str(coin)
     elif int(token, 16) == 0 or not chain.w3.eth.get_code(to_checksum_address(token)):
         raise DeploymentError(f"no settlement token at {token}: deploy the ERC-20 first or omit it")
-    sources = [to_checksum_address(a) for a in (orders, lots, certifier)]
+    sources = [to_checksum_address(a) for a in (orders, lots, certifier, credit)]
     result = chain.deploy(CONTRACT_NAME, deployer, owner, gate, to_checksum_address(token), *sources)
     if result.contract_address is None:  # pragma: no cover - a mined constructor always has an address
         raise DeploymentError("the Receivables constructor was mined without a contract address")

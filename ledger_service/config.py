@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     anchor_timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
     #: The anchoring signer's private key (holds ANCHOR_ROLE). Development: a public test key.
     anchor_key: SecretStr | None = None
+    #: The analytics oracle's private key, to sign credit-line statements for consented banks (issue 15,
+    #: ``POST /v1/bank/receivables/parts/{id}/line``). Unset: the service signs none (503).
+    oracle_key: SecretStr | None = None
     #: Secret (32+ characters) of party tokens and the portal's CSRF key (HMAC). Unset: a random one
     #: is generated on first start in `token-secret` of the data directory (mode 0600) and reused
     #: after restarts. Set it, the same on each, when several instances share one database.

@@ -6,7 +6,10 @@ import {AccessControlDefaultAdminRules} from
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {IAdmissionGate} from "./IAdmissionGate.sol";
+import {CreditRegistry} from "./CreditRegistry.sol";
 import {LotRegistry} from "./LotRegistry.sol";
 import {PurchaseOrders} from "./PurchaseOrders.sol";
 import {QualityCertifier} from "./QualityCertifier.sol";
@@ -74,10 +77,25 @@ import {QualityCertifier} from "./QualityCertifier.sol";
  * Rescue. Tokens sent to this contract by mistake can be returned by the admin ({rescueTokens}); of the
  * settlement token, only what exceeds the escrowed total: what holders are owed can never be taken.
  *
+ * Credit line (issue 15). Financing a part charges its amount to the line of the part's seller (its
+ * holder when financed: the party that receives the bank's money), {outstandingOf}; the line is freed
+ * when the part is paid (repayment, on time or late), not when it defaults (a defaulted part is still
+ * owed to its bank). A seller's outstanding amount never exceeds the limit of its current valid credit
+ * record in {creditRegistry}, and the limit never reaches the chain (it is in the record's commitment):
+ * {finance} takes a {LineAttestation}, an EIP-712 `CreditLine` statement signed by the seller's oracle
+ * (the oracle that published its current record, `CreditRegistry.oracleOf`; an EOA or an ERC-1271
+ * contract) that the new outstanding total `total` is at most the limit of record `recordIndex`. The
+ * contract checks that the record is the seller's current one and still valid, that the deadline has
+ * not passed, that `total` is the seller's outstanding amount plus the part's, and the signature over
+ * (factory, bank, part, record, total, deadline). The statement names the outstanding amount it
+ * was made for, so it is spent by the financing it allows: any later financing of the same seller
+ * changes the total, and the part itself is financed once.
+ *
  * Invariants: the leaf parts' amounts always sum to the face value; no part is financed or paid twice;
- * nothing moves after settlement; this contract holds at least the escrowed total ({escrowTotal}).
+ * nothing moves after settlement; this contract holds at least the escrowed total ({escrowTotal}); a
+ * seller's {outstandingOf} is the sum of the amounts of its financed parts not yet paid.
  */
-contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard {
+contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard, EIP712 {
     /// @notice The delay of a two-step admin handover (`beginDefaultAdminTransfer`, then the new admin's
     /// `acceptDefaultAdminTransfer` once it has passed); the admin may change it, itself with a delay.
     uint48 public constant ADMIN_TRANSFER_DELAY = 3 days;
@@ -118,6 +136,13 @@ contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard {
         address by;
         bytes32 lotId;
     }
+
+    /// @notice The EIP-712 type of a credit-line statement ({LineAttestation}): the oracle of `factory`
+    /// states that `total`, the factory's outstanding financed amount once `bank` finances part `partId`,
+    /// is at most the limit of the factory's record `recordIndex`; valid until `deadline` (Unix seconds).
+    bytes32 public constant CREDIT_LINE_TYPEHASH = keccak256(
+        "CreditLine(address factory,address bank,uint256 partId,uint256 recordIndex,uint256 total,uint64 deadline)"
+    );
 
     /// @notice The life of a part (`None`: no such part).
     enum PartState {
@@ -163,10 +188,26 @@ contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard {
         uint256 financedPrice;
     }
 
+    /**
+     * @notice What a bank passes to {finance}: the seller's oracle's signed `CreditLine` statement.
+     * `recordIndex` is the seller's current record in `CreditRegistry` (its bound oracle's history),
+     * `total` the seller's outstanding financed amount after this financing, `deadline` the last second
+     * it may be used, `signature` the oracle's (65-byte ECDSA, or what its ERC-1271 contract accepts).
+     */
+    struct LineAttestation {
+        uint256 recordIndex;
+        uint256 total;
+        uint64 deadline;
+        bytes signature;
+    }
+
     IERC20 private immutable _token;
     PurchaseOrders private immutable _orders;
     LotRegistry private immutable _lots;
     QualityCertifier private immutable _certifier;
+    CreditRegistry private _credit;
+    mapping(address factory => uint256) private _outstanding;
+    mapping(uint256 partId => address factory) private _lineOf;
     IAdmissionGate private _gate;
     Receivable[] private _receivables;
     Part[] private _parts;
@@ -293,6 +334,23 @@ contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard {
     /// @notice Too little gas left (`gasLeft`) to push a payment with {PUSH_GAS} (`needed`): send more gas.
     error ReceivablesInsufficientGas(uint256 gasLeft, uint256 needed);
 
+    /// @notice The credit registry cannot be the zero address.
+    error ReceivablesZeroCreditRegistry();
+    /// @notice `factory` has no credit record (from its bound oracle): nothing can be financed on its line.
+    error ReceivablesNoCreditRecord(address factory);
+    /// @notice The statement is about record `attested` of `factory`; its current record is `current`.
+    error ReceivablesStaleCreditRecord(address factory, uint256 attested, uint256 current);
+    /// @notice `factory`'s current record `index` expired at `validUntil` (block time `nowSeconds`).
+    error ReceivablesCreditRecordExpired(address factory, uint256 index, uint64 validUntil, uint256 nowSeconds);
+    /// @notice The credit-line statement could be used until `deadline`; the block time is `nowSeconds`.
+    error ReceivablesLineAttestationExpired(uint64 deadline, uint256 nowSeconds);
+    /// @notice The statement's total is `attested`; `factory`'s outstanding amount plus the part's is
+    /// `expected` (the statement was made for another outstanding amount, or was used already).
+    error ReceivablesLineTotalMismatch(address factory, uint256 attested, uint256 expected);
+    /// @notice The statement is not signed by `oracle`, `factory`'s oracle, for this factory, bank, part,
+    /// record, total and deadline.
+    error ReceivablesInvalidLineSignature(address factory, address oracle);
+
     /// @notice `debtor` confirmed receivable `receivableId` owed to `supplier`, who holds root part `rootPart`.
     event ReceivableConfirmed(
         uint256 indexed receivableId,
@@ -338,6 +396,15 @@ contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard {
     event TokensRescued(address indexed token, address indexed to, uint256 amount, address indexed by);
     /// @notice The admission gate changed.
     event AdmissionGateSet(address gate);
+    /// @notice The credit registry whose records bound the credit lines changed.
+    event CreditRegistrySet(address registry);
+    /// @notice Financing part `partId` charged `amount` to `factory`'s line, now `outstanding`, under its
+    /// record `recordIndex`.
+    event LineCharged(
+        address indexed factory, uint256 indexed partId, uint256 amount, uint256 outstanding, uint256 recordIndex
+    );
+    /// @notice Paying financed part `partId` freed `amount` of `factory`'s line, now `outstanding`.
+    event LineReleased(address indexed factory, uint256 indexed partId, uint256 amount, uint256 outstanding);
 
     /**
      * @param admin Receives the default admin role (may replace the admission gate, rescue tokens), handed
@@ -347,6 +414,8 @@ contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard {
      * @param orders The purchase orders receivables name (immutable); not zero.
      * @param lots The lot registry of the backing lots (immutable); not zero.
      * @param certifier The quality certifier judging those lots (immutable); its `lotRegistry` is `lots`.
+     * @param credit The CreditRegistry whose current valid records bound the sellers' credit lines; not zero
+     * (the admin may replace it, {setCreditRegistry}).
      */
     constructor(
         address admin,
@@ -354,8 +423,9 @@ contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard {
         IERC20 token,
         PurchaseOrders orders,
         LotRegistry lots,
-        QualityCertifier certifier
-    ) AccessControlDefaultAdminRules(ADMIN_TRANSFER_DELAY, admin) {
+        QualityCertifier certifier,
+        CreditRegistry credit
+    ) AccessControlDefaultAdminRules(ADMIN_TRANSFER_DELAY, admin) EIP712("supET Receivables", "1") {
         if (address(token) == address(0)) revert ReceivablesZeroToken();
         address certifierLots = address(certifier) == address(0) ? address(0) : address(certifier.lotRegistry());
         if (address(orders) == address(0) || address(lots) == address(0) || certifierLots != address(lots)) {
@@ -366,6 +436,7 @@ contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard {
         _lots = lots;
         _certifier = certifier;
         _setGate(gate);
+        _setCreditRegistry(credit);
     }
 
     // ------------------------------------------------------------------ admin
@@ -376,6 +447,14 @@ contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard {
      */
     function setAdmissionGate(IAdmissionGate gate) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _setGate(gate);
+    }
+
+    /**
+     * @notice Replace the credit registry (e.g. a redeployed one); the outstanding amounts stay.
+     * @param credit The new registry; not zero.
+     */
+    function setCreditRegistry(CreditRegistry credit) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setCreditRegistry(credit);
     }
 
     /**
@@ -543,12 +622,16 @@ contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard {
 
     /**
      * @notice Finance a part offered to the caller (still admitted for {FINANCE_ACTION}) before its due
-     * date: `price` of the token moves from the caller to the holder (approve this contract first), the
-     * caller becomes the holder, and the part is `Financed` for good.
+     * date, while its receivable's backing is sound (every lot certified, none recalled) and within the
+     * seller's credit line: `price` of the token moves from the caller to the holder (approve this
+     * contract first), the caller becomes the holder, the part is `Financed` for good, and its amount is
+     * charged to the seller's line ({outstandingOf}).
      * @param partId The part.
      * @param price What the bank pays; at least the offer's minimum, at most the part's amount.
+     * @param line The seller's oracle's statement that the seller's outstanding amount plus the part's
+     * is within the limit of its current record (see {LineAttestation}).
      */
-    function finance(uint256 partId, uint256 price) external nonReentrant {
+    function finance(uint256 partId, uint256 price, LineAttestation calldata line) external nonReentrant {
         Part storage p = _requirePart(partId);
         if (p.state != PartState.Offered) revert ReceivablesNotOffered(partId, p.state);
         if (msg.sender != p.offeredTo) revert ReceivablesNotOfferedTo(msg.sender, partId, p.offeredTo);
@@ -559,6 +642,7 @@ contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard {
         _requireAdmitted(msg.sender, FINANCE_ACTION);
         _requireBackingSound(p.receivableId);
         address seller = p.holder;
+        _chargeLine(seller, partId, p.amount, line);
         _clearOffer(p);
         p.state = PartState.Financed;
         p.financedBy = msg.sender;
@@ -590,6 +674,7 @@ contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard {
             Part storage p = _parts[ids[i] - 1];
             if (p.state == PartState.Split) continue;
             if (p.state == PartState.Offered) _clearOffer(p);
+            _releaseLine(p);
             p.state = PartState.Paid;
             emit PartPaid(p.id, receivableId, p.holder, p.amount);
             if (!_tryPush(p.holder, p.amount)) {
@@ -766,6 +851,22 @@ contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard {
     /// @notice The sum of every part's escrow: this contract holds at least this much of the token.
     function escrowTotal() external view returns (uint256) {
         return _escrowTotal;
+    }
+
+    /// @notice `factory`'s outstanding financed amount: the amounts of the parts it sold to banks, not yet
+    /// paid (defaulted ones included).
+    function outstandingOf(address factory) external view returns (uint256) {
+        return _outstanding[factory];
+    }
+
+    /// @notice The factory whose line financing part `partId` charged; zero if none (not financed, or paid).
+    function lineOf(uint256 partId) external view returns (address) {
+        return _lineOf[partId];
+    }
+
+    /// @notice The CreditRegistry whose records bound the credit lines.
+    function creditRegistry() external view returns (CreditRegistry) {
+        return _credit;
     }
 
     /// @notice The ERC-20 receivables settle in.
@@ -949,6 +1050,49 @@ contract Receivables is AccessControlDefaultAdminRules, ReentrancyGuard {
         } catch {
             return false;
         }
+    }
+
+    /// @dev Charge `amount` (part `partId`'s) to `factory`'s line, after checking the oracle's statement
+    /// that the new outstanding total is within the limit of the factory's current valid record.
+    function _chargeLine(address factory, uint256 partId, uint256 amount, LineAttestation calldata line) private {
+        uint256 count = _credit.recordCount(factory);
+        if (count == 0) revert ReceivablesNoCreditRecord(factory);
+        if (line.recordIndex != count - 1) revert ReceivablesStaleCreditRecord(factory, line.recordIndex, count - 1);
+        CreditRegistry.CreditRecord memory record = _credit.recordAt(factory, count - 1);
+        if (block.timestamp >= record.validUntil) {
+            revert ReceivablesCreditRecordExpired(factory, count - 1, record.validUntil, block.timestamp);
+        }
+        if (block.timestamp > line.deadline) revert ReceivablesLineAttestationExpired(line.deadline, block.timestamp);
+        uint256 total = _outstanding[factory] + amount;
+        if (line.total != total) revert ReceivablesLineTotalMismatch(factory, line.total, total);
+        bytes32 digest = _hashTypedDataV4(
+            keccak256(
+                abi.encode(CREDIT_LINE_TYPEHASH, factory, msg.sender, partId, line.recordIndex, total, line.deadline)
+            )
+        );
+        if (!SignatureChecker.isValidSignatureNow(record.oracle, digest, line.signature)) {
+            revert ReceivablesInvalidLineSignature(factory, record.oracle);
+        }
+        _outstanding[factory] = total;
+        _lineOf[partId] = factory;
+        emit LineCharged(factory, partId, amount, total, line.recordIndex);
+    }
+
+    /// @dev Free the line part `p`'s financing charged, if any (the part is being paid).
+    function _releaseLine(Part storage p) private {
+        address factory = _lineOf[p.id];
+        if (factory == address(0)) return;
+        delete _lineOf[p.id];
+        uint256 left = _outstanding[factory] - p.amount;
+        _outstanding[factory] = left;
+        emit LineReleased(factory, p.id, p.amount, left);
+    }
+
+    /// @dev Set a non-zero credit registry.
+    function _setCreditRegistry(CreditRegistry credit) private {
+        if (address(credit) == address(0)) revert ReceivablesZeroCreditRegistry();
+        _credit = credit;
+        emit CreditRegistrySet(address(credit));
     }
 
     /// @dev Set a non-zero admission gate.

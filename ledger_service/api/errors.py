@@ -37,6 +37,8 @@ from ledger_service.credit_desk.errors import (
     AccessRefused,
     FinanceError,
     FinanceNotDeployed,
+    LineRefused,
+    LineUnavailable,
     UnknownProfile,
 )
 from ledger_service.enrollment.errors import (
@@ -107,6 +109,8 @@ STATUS_BY_CLASS: Final[Mapping[type[BaseException], int]] = {
     AccessRefused: 403,
     FinanceNotDeployed: 404,
     UnknownProfile: 404,
+    LineRefused: 409,
+    LineUnavailable: 503,
     AccessLogError: 409,
     RelayConflict: 409,
     RelayForbidden: 403,

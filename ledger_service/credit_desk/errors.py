@@ -11,6 +11,8 @@ __all__ = [
     "AccessRefused",
     "FinanceError",
     "FinanceNotDeployed",
+    "LineRefused",
+    "LineUnavailable",
     "PublishRefused",
     "UnknownProfile",
 ]
@@ -52,3 +54,17 @@ class AccessLogError(FinanceError):
     """An access-log entry does not verify (tampered, not anchored, proof mismatch)."""
 
     code = "access_log.invalid"
+
+
+class LineRefused(FinanceError):
+    """The oracle does not sign (HTTP 409): ``finance.line.exceeded``, ``finance.line.record_stale``,
+    ``finance.line.no_record``, ``finance.line.not_offered``, ``finance.line.not_the_oracle``,
+    ``finance.line.no_opening``."""
+
+    code = "finance.line.refused"
+
+
+class LineUnavailable(FinanceError):
+    """This service holds no oracle key (HTTP 503, ``finance.line.no_oracle_key``)."""
+
+    code = "finance.line.no_oracle_key"

@@ -15,11 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from eth_utils import to_checksum_address
 from web3.logs import DISCARD
 
 from contracts.chain import TxResult
 from contracts.credit import Envelope
 from contracts.credit_consent import ConsentOpening, InvalidConsentOpening
+from contracts.credit_line import CreditLineError, LineAttestation
 from contracts.participant_ids import action_id
 from contracts.participants import ParticipantRegistryClient
 from contracts.receivables import StablecoinClient, receivable_reference
@@ -437,10 +439,22 @@ def withdraw_offer(service: Any, party: str, part_id: int) -> Write:
     return holder_write(service, party, part_id, "withdrawOffer")
 
 
-def finance(service: Any, party: str, part_id: int, price: int) -> Write:
-    """A bank finances an offered part at ``price``."""
+def finance(service: Any, party: str, part_id: int, price: int, line: dict[str, Any]) -> Write:
+    """A bank finances an offered part at ``price`` within the seller's credit line: ``line`` is the
+    oracle's statement (``POST /v1/bank/receivables/parts/{id}/line``'s ``attestation``) for this bank
+    and part."""
     require_admitted(service, party, "supet.receivable.finance", "banks financing receivables")
-    fn = receivables_client(service).contract.functions.finance(part_id, price)
+    try:
+        attestation = LineAttestation.from_json_obj(line)
+    except CreditLineError as e:
+        raise FinanceError(e.message, code="finance.line.bad_attestation") from e
+    if attestation.line.bank != to_checksum_address(party) or attestation.line.part_id != part_id:
+        raise FinanceError(
+            f"the statement is for bank {attestation.line.bank} and part {attestation.line.part_id}, not "
+            f"{party} and {part_id}: ask for this part's (POST /v1/bank/receivables/parts/{part_id}/line)",
+            code="finance.line.mismatch",
+        )
+    fn = receivables_client(service).finance_call(part_id, price, attestation)
     return Write(fn, context="finance", note=_FINANCE_NOTE)
 
 

@@ -6,9 +6,10 @@ encrypted to its account key (``CreditEnvelope`` logs, addressed by consent id: 
 the bank). ``register-key`` registers the bank's public key once, ``records`` opens and verifies every
 record sealed for the bank (under the consent ids of the openings it holds, ``--consents``, as
 ``GET /v1/bank/factories`` serves them; without them, every envelope is tried with the bank's key),
-and ``verify`` checks a
+``verify`` checks a
 record the bank holds (as the service served it, or from a file) against the commitment on chain,
-naming the field that differs.
+naming the field that differs, and ``finance`` finances an offered part with the oracle's credit-line
+statement the ledger signed for the bank (issue 15).
 """
 
 from __future__ import annotations
@@ -205,3 +206,44 @@ def rerate(
         )
     if any(o.action == "failed" for o in report.outcomes):
         raise typer.Exit(1)
+
+
+@app.command("finance")
+def finance(
+    rpc: RpcOpt,
+    deployment: DeploymentOpt,
+    part: Annotated[int, typer.Argument(help="The part offered to the bank.")],
+    price: Annotated[int, typer.Option(help="What the bank pays the holder (token units, fen for tCNY).")],
+    line: Annotated[
+        Path,
+        typer.Option(
+            help="The oracle's credit-line statement for this bank and part: the ledger's answer to POST "
+            "/v1/bank/receivables/parts/{part}/line saved as JSON (or its `attestation`)."
+        ),
+    ],
+    key_file: KeyFileOpt = None,
+) -> None:
+    """Finance an offered part from the bank's own node, within the seller's credit line (issue 15); the
+    bank approves the Receivables contract for the price first."""
+    from contracts.credit_line import CreditLineError, LineAttestation
+    from contracts.receivables import ReceivablesClient
+
+    chain, dep = open_deployment(rpc, deployment)
+    bank = load_party_account(key_file)
+    try:
+        obj: Any = json.loads(line.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise CreditLineError(f"cannot read {line}: {e}") from e
+    attestation = LineAttestation.from_json_obj(obj.get("attestation", obj) if isinstance(obj, dict) else obj)
+    if attestation.line.bank != bank.address or attestation.line.part_id != part:
+        raise CreditLineError(
+            f"{line} is a statement for bank {attestation.line.bank} and part {attestation.line.part_id}, "
+            f"not {bank.address} and {part}: ask the ledger for this part's"
+        )
+    rc = ReceivablesClient.from_deployment(chain, dep)
+    result = rc.finance(bank, part, price, attestation)
+    seller = attestation.line.factory
+    console.print(
+        f"financed part {part} at {price / 100:,.2f} (tx {result.tx_hash}); {seller}'s outstanding financed "
+        f"amount is now {rc.outstanding_of(seller) / 100:,.2f}"
+    )

@@ -18,6 +18,8 @@ from contracts.onboarding import Onboarding
 from contracts.order_terms import OrderTerms
 from contracts.orders import PurchaseOrdersClient
 from contracts.receivables import ReceivablesClient, StablecoinClient, receivable_reference
+from ledger_service.credit_desk.desk import FinanceDesk, desk_of
+from ledger_service.credit_desk.line import attest_line
 from ledger_service.lots.certification import certification_package
 from simulation.feed import SimulationFeed
 from supet.demo.chapter_private import anonymous_tries, privacy_rows, reading_of
@@ -25,6 +27,11 @@ from supet.demo.chapters_production import Cast
 from supet.demo.scene import Api, DemoResult, Scene
 
 __all__ = ["audit", "finance"]
+
+#: The largest face value the demo invoices (200,000.00 tCNY, 2 decimals): sun-a keeps 60 % of it,
+#: 120,000.00, to finance within its credit line (its limit was 147,000.00 in the demo's world when
+#: the line was built). A smaller lot is invoiced whole.
+_MAX_FACE = 200_000_00
 
 
 def audit(scene: Scene, cast: Cast) -> None:
@@ -69,17 +76,23 @@ def finance(scene: Scene, feed: SimulationFeed) -> None:
     res = scene.res
     scene.step("8. a receivable confirmed, split, financed and repaid")
     backing = _backing(scene, feed)
-    res.receivable = _receivable(scene.chain, scene.deployment, scene.ob, feed, scene.acct, res, backing)
+    desk = desk_of(scene.service)
+    res.receivable = _receivable(
+        scene.chain, scene.deployment, scene.ob, feed, scene.acct, res, backing, desk
+    )
     rcv = res.receivable
     scene.report.section(
         "7. Receivables financing",
-        f"The buyer confirmed a receivable of {rcv['face']:,.2f} tCNY to sun-a, backed by its order and "
-        f"lot {rcv['lot']} (in the buyer's custody, certified: checked on chain); sun-a split off "
+        f"The buyer confirmed a receivable of {rcv['face']:,.2f} tCNY to sun-a for {rcv['invoiced']:,} "
+        f"units of lot {rcv['lot']}, backed by its order and that lot (in the buyer's custody, "
+        "certified: checked on chain); sun-a split off "
         f"{rcv['tier2_part']:,.2f} to its tier-2 supplier and had its {rcv['kept_part']:,.2f} "
         "financed by bank A "
         f"at {rcv['price']:,.2f} (grade {rcv['grade']}, {rcv['rate'] * 100:.1f}% a year "
-        f"for {rcv['days']} days); "
-        f"at maturity the buyer repaid the holders.",
+        f"for {rcv['days']} days), within sun-a's credit line: the oracle signed that sun-a's "
+        f"outstanding financed amount, {rcv['outstanding']:,.2f}, stays within the limit of its record "
+        f"(headroom {rcv['headroom']:,.2f}), and the Receivables contract checked that statement; "
+        f"at maturity the buyer repaid the holders, which freed the line.",
     )
     scene.report.table(["account", "tCNY before", "tCNY after"], rcv["balances"])
 
@@ -135,15 +148,18 @@ def _receivable(
     acct: dict[str, LocalAccount],
     res: DemoResult,
     backing: tuple[OrderTerms, str, int],
+    desk: FinanceDesk,
 ) -> dict[str, Any]:
     rc = ReceivablesClient.from_deployment(chain, deployment)
     coin = StablecoinClient.from_deployment(chain, deployment)
     buyer, sun_a, tier2, bank_a = feed.parties["buyer"], feed.parties["sun-a"], acct["tier2"], acct["bank-a"]
     admin = ob.admin
     terms, lot_id, quantity = backing
-    # the face value is at most what the backing is worth: delivered quantity x the order's unit price
-    # (a bank checks it with `supet finance check` and the order's terms; the chain cannot see them)
-    face = quantity * terms.unit_price
+    # the face value is at most what the backing is worth: an invoiced quantity of the delivered lot x
+    # the order's unit price (a bank checks it with `supet finance check` and the order's terms; the
+    # chain cannot see them); at most _MAX_FACE, so that sun-a's 60 % fits its credit line (issue 15)
+    invoiced = min(quantity, _MAX_FACE // terms.unit_price)
+    face = invoiced * terms.unit_price
     days = 60
     now = int(chain.block("latest")["timestamp"])
     due = now + days * 86_400
@@ -170,7 +186,10 @@ def _receivable(
     rc.offer(sun_a, kept_id, bank=bank_a.address, min_price=price)
     coin.mint(admin, bank_a.address, price)
     coin.approve(bank_a, rc.address, price)
-    rc.finance(bank_a, kept_id, price)
+    # the oracle's credit-line statement (issue 15): sun-a consented to bank A, its record is valid
+    grant = attest_line(desk, rc, acct["oracle"], bank_a.address, kept_id)
+    rc.finance(bank_a, kept_id, price, grant.attestation)
+    outstanding = rc.outstanding_of(sun_a.address)
     coin.mint(admin, buyer.address, face)
     coin.approve(buyer, rc.address, face)
     if chain.can_warp:
@@ -183,6 +202,7 @@ def _receivable(
     return {
         "id": rid,
         "lot": lot_id,
+        "invoiced": invoiced,
         "face": face / 100,
         "kept_part": kept / 100,
         "tier2_part": passed / 100,
@@ -193,4 +213,7 @@ def _receivable(
         "paid": rc.receivable(rid).paid and all(p.state.name == "PAID" for p in parts),
         "balances": [[n, f"{before[n] / 100:,.2f}", f"{after[n] / 100:,.2f}"] for n in before],
         "bank_gain": (after["bank A"] - before["bank A"]) / 100,
+        "outstanding": outstanding / 100,
+        "headroom": (grant.limit - outstanding) / 100,
+        "line_freed": rc.outstanding_of(sun_a.address) == 0,
     }

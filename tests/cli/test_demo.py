@@ -82,6 +82,9 @@ def _check_story(r: DemoResult, out: Path) -> None:
     # The receivable is financed at a discount and repaid to its holders.
     rc = r.receivable
     assert rc["paid"] and 0 < rc["price"] < rc["kept_part"]
+    # backed by a certified lot (issue 15.3), financed within sun-a's line, freed by the repayment
+    assert 0 < rc["face"] <= 200_000 and rc["invoiced"] > 0 and rc["lot"].startswith("LOT-sun-a-")
+    assert rc["outstanding"] == rc["kept_part"] and rc["headroom"] >= 0 and rc["line_freed"]
     assert r.audit["ok"] and r.audit["readings"] > 0
     # The report, with its charts.
     assert r.report is not None and r.report.exists()

@@ -32,6 +32,7 @@ def test_issue12_constructors_refuse_a_zero_admin_or_registry(suite: Any) -> Non
     gate = suite.deployment.address("ParticipantRegistry")
     token = suite.deployment.address("TestStablecoin")
     backing = [suite.deployment.address(n) for n in ("PurchaseOrders", "LotRegistry", "QualityCertifier")]
+    credit = suite.deployment.address("CreditRegistry")
     invalid_admin = "AccessControlInvalidDefaultAdmin"
     cases: list[tuple[str, tuple[Any, ...], str, dict[str, Any]]] = [
         ("DeviceRegistry", (ZERO, ZERO), invalid_admin, {"defaultAdmin": ZERO}),
@@ -48,9 +49,10 @@ def test_issue12_constructors_refuse_a_zero_admin_or_registry(suite: Any) -> Non
         ("PurchaseOrders", (op.address, ZERO), "PurchaseOrdersZeroGate", {}),
         ("CreditRegistry", (ZERO, gate, op.address), invalid_admin, {"defaultAdmin": ZERO}),
         ("CreditRegistry", (op.address, ZERO, op.address), "CreditRegistryZeroGate", {}),
-        ("Receivables", (ZERO, gate, token, *backing), invalid_admin, {"defaultAdmin": ZERO}),
-        ("Receivables", (op.address, ZERO, token, *backing), "ReceivablesZeroGate", {}),
-        ("Receivables", (op.address, gate, ZERO, *backing), "ReceivablesZeroToken", {}),
+        ("Receivables", (ZERO, gate, token, *backing, credit), invalid_admin, {"defaultAdmin": ZERO}),
+        ("Receivables", (op.address, ZERO, token, *backing, credit), "ReceivablesZeroGate", {}),
+        ("Receivables", (op.address, gate, ZERO, *backing, credit), "ReceivablesZeroToken", {}),
+        ("Receivables", (op.address, gate, token, *backing, ZERO), "ReceivablesZeroCreditRegistry", {}),
     ]
     for name, args, error, expected in cases:
         with reverts(error, **expected):

@@ -16,6 +16,7 @@ from web3.logs import DISCARD
 
 from contracts.certifier import SPEC_ACTION, QualityCertifierClient
 from contracts.chain import Chain
+from contracts.credit import PUBLISH_ACTION, CreditRegistryClient, deploy_credit_registry
 from contracts.deploy import deploy_suite
 from contracts.errors import DeploymentError
 from contracts.lots import OPEN_ACTION, TRANSFER_ACTION, LotRegistryClient, deploy_supply_chain
@@ -35,6 +36,7 @@ from contracts.receivables import (
     receivable_reference,
 )
 from tests.contracts._chain_time import now, set_time
+from tests.helpers.credit_lines import attest, publish_records
 
 DAY = 86_400
 FACE = 1_000_000  # 10,000.00 tCNY
@@ -58,6 +60,8 @@ class World:
     outsider: LocalAccount
     deliveries: Deliveries
     sources: tuple[str, str, str]  # PurchaseOrders, LotRegistry, QualityCertifier
+    credit: CreditRegistryClient
+    oracle: LocalAccount
     delivered: int = 0
 
     def backing(self) -> dict[str, Any]:
@@ -81,6 +85,13 @@ class World:
             **self.backing(),
         )
         return rid, self.rec.receivable(rid).root_part
+
+    def finance(
+        self, bank: LocalAccount, part_id: int, price: int, rec: ReceivablesClient | None = None
+    ) -> Any:
+        """``bank`` finances ``part_id`` at ``price`` with the oracle's credit-line statement."""
+        rec = rec or self.rec
+        return rec.finance(bank, part_id, price, attest(rec, self.oracle, bank.address, part_id))
 
     def fund(self, party: LocalAccount, amount: int) -> None:
         self.coin.mint(self.operator, party.address, amount)
@@ -106,6 +117,7 @@ def world(suite: Any) -> World:
     supply = deploy_supply_chain(chain, op, deployment=suite.deployment, gate_address=gate_address)
     orders = deploy_purchase_orders(chain, op, deployment=suite.deployment, gate_address=gate_address)
     sources = (orders, supply["LotRegistry"], supply["QualityCertifier"])
+    credit = deploy_credit_registry(chain, op, deployment=suite.deployment, gate_address=gate_address)
     out = deploy_finance_settlement(
         chain,
         op,
@@ -114,6 +126,7 @@ def world(suite: Any) -> World:
         orders=sources[0],
         lots=sources[1],
         certifier=sources[2],
+        credit_registry=credit,
     )
     a = suite.accounts
     w = World(
@@ -141,6 +154,8 @@ def world(suite: Any) -> World:
             supplier=a[2],
         ),
         sources=sources,
+        credit=CreditRegistryClient(chain, credit),
+        oracle=a[8],
     )
     for action in (CREATE_ACTION, PLACE_ACTION, SPEC_ACTION, TRANSFER_ACTION):
         w.admit(w.debtor, action)
@@ -149,6 +164,11 @@ def world(suite: Any) -> World:
         w.admit(p, HOLD_ACTION)
     for p in (w.bank, w.bank2):
         w.admit(p, FINANCE_ACTION)
+    # every holder may sell within a credit line (issue 15; the line itself: test_credit_line.py)
+    w.admit(w.oracle, PUBLISH_ACTION)
+    publish_records(
+        w.credit, w.oracle, [p.address for p in (w.supplier, w.tier2, w.tier3)], valid_for=400 * DAY
+    )
     return w
 
 
@@ -459,25 +479,25 @@ def test_finance(world: World) -> None:
 
     # refusals first, nothing moves
     with reverts("ReceivablesNotOfferedTo", caller=world.bank2.address, partId=kids[0], offeredTo=b):
-        world.rec.finance(world.bank2, kids[0], 570_000)
+        world.finance(world.bank2, kids[0], 570_000)
     for price in (569_999, 600_001):
         with reverts(
             "ReceivablesPriceOutOfRange", partId=kids[0], price=price, minPrice=570_000, amount=600_000
         ):
-            world.rec.finance(world.bank, kids[0], price)
+            world.finance(world.bank, kids[0], price)
     with reverts("ReceivablesNotOffered", partId=root, state=PartState.SPLIT):
-        world.rec.finance(world.bank, root, 1)
+        world.finance(world.bank, root, 1)
     with reverts("ERC20InsufficientAllowance", spender=world.rec.address, allowance=0, needed=570_000):
-        world.rec.finance(world.bank, kids[0], 570_000)
+        world.finance(world.bank, kids[0], 570_000)
     world.admit(world.bank, FINANCE_ACTION, admitted=False)
     world.coin.approve(world.bank, world.rec.address, 2_000_000)
     with reverts("ReceivablesNotAdmitted", party=b, action=FINANCE_ACTION):
-        world.rec.finance(world.bank, kids[0], 570_000)
+        world.finance(world.bank, kids[0], 570_000)
     world.admit(world.bank, FINANCE_ACTION)
     assert world.rec.part(kids[0]).state is PartState.OFFERED
 
     bal = world.balances()
-    result = world.rec.finance(world.bank, kids[0], 580_000)
+    result = world.finance(world.bank, kids[0], 580_000)
     (ev,) = world.rec.contract.events.PartFinanced().process_receipt(result.receipt, errors=DISCARD)
     assert (ev["args"]["seller"], ev["args"]["bank"], ev["args"]["price"]) == (
         world.supplier.address,
@@ -497,7 +517,7 @@ def test_finance(world: World) -> None:
 
     # financed is final: no second financing, no offer, split or transfer by the bank
     with reverts("ReceivablesNotOffered", partId=kids[0], state=PartState.FINANCED):
-        world.rec.finance(world.bank, kids[0], 580_000)
+        world.finance(world.bank, kids[0], 580_000)
     world.admit(world.bank, HOLD_ACTION)
     with reverts("ReceivablesPartNotActive", partId=kids[0], state=PartState.FINANCED):
         world.rec.transfer(world.bank, kids[0], world.tier2.address)
@@ -510,7 +530,7 @@ def test_finance(world: World) -> None:
     due = world.rec.receivable(rid).due_date
     set_time(world.chain, due)
     with reverts("ReceivablesPastDue", receivableId=rid, dueDate=due):
-        world.rec.finance(world.bank, kids[1], 380_000)
+        world.finance(world.bank, kids[1], 380_000)
     world.rec.withdraw_offer(world.tier2, kids[1])
     with reverts("ReceivablesPastDue", receivableId=rid, dueDate=due):
         world.rec.offer(world.tier2, kids[1], bank=b, min_price=1)
@@ -530,7 +550,7 @@ def test_repay_pays_every_leaf_once(world: World) -> None:
     b = world.bank.address
     world.fund(world.bank, 500_000)
     world.rec.offer(world.supplier, kids[0], bank=b, min_price=480_000)
-    world.rec.finance(world.bank, kids[0], 480_000)
+    world.finance(world.bank, kids[0], 480_000)
     world.rec.offer(world.tier2, kids[1], bank=b, min_price=1)  # an open offer lapses at repayment
     with reverts(
         "ReceivablesNotDebtor", caller=world.supplier.address, receivableId=rid, debtor=world.debtor.address
@@ -577,7 +597,7 @@ def test_repay_pays_every_leaf_once(world: World) -> None:
     with reverts("ReceivablesPartNotActive", partId=kids[2], state=PartState.PAID):
         world.rec.offer(world.tier3, kids[2], bank=b, min_price=1)
     with reverts("ReceivablesNotOffered", partId=kids[1], state=PartState.PAID):
-        world.rec.finance(world.bank, kids[1], 1)
+        world.finance(world.bank, kids[1], 1)
     set_time(world.chain, r.due_date + GRACE_PERIOD + 1)
     with reverts("ReceivablesNotDefaultable", partId=kids[0], state=PartState.PAID):
         world.rec.mark_defaulted(world.outsider, kids[0])
@@ -629,8 +649,9 @@ def _settling_in(world: World, token_name: str) -> tuple[ReceivablesClient, Stab
     chain, op = world.chain, world.operator
     token = chain.deploy(token_name, op, op.address).contract_address
     assert token is not None
+    credit = world.credit.address
     address = chain.deploy(
-        "Receivables", op, op.address, world.gate.address, token, *world.sources
+        "Receivables", op, op.address, world.gate.address, token, *world.sources, credit
     ).contract_address
     assert address is not None
     contract = chain.contract(token_name, token)
@@ -732,7 +753,7 @@ def test_fee_on_transfer_token_is_refused(world: World) -> None:
     with reverts(
         "ReceivablesTransferMismatch", recipient=world.supplier.address, sent=950_000, received=940_500
     ):
-        rec.finance(world.bank, root, 950_000)
+        world.finance(world.bank, root, 950_000, rec)
     p = rec.part(root)
     assert (p.state, p.holder, p.financed_price) == (PartState.OFFERED, world.supplier.address, 0)
     assert coin.balance_of(world.bank.address) == FACE and coin.balance_of(world.supplier.address) == 0
@@ -809,9 +830,13 @@ def test_gate_and_deployment(world: World, suite: Any) -> None:
     with reverts("ReceivablesZeroGate"):
         world.chain.transact(fns.setAdmissionGate(ZERO), op)
     with reverts("ReceivablesZeroToken"):
-        world.chain.deploy("Receivables", op, op.address, world.gate.address, ZERO, *world.sources)
+        world.chain.deploy(
+            "Receivables", op, op.address, world.gate.address, ZERO, *world.sources, world.credit.address
+        )
     with reverts("ReceivablesZeroGate"):
-        world.chain.deploy("Receivables", op, op.address, ZERO, world.coin.address, *world.sources)
+        world.chain.deploy(
+            "Receivables", op, op.address, ZERO, world.coin.address, *world.sources, world.credit.address
+        )
     orders, lots, certifier = world.sources
     for bad, certifier_lots in (
         ((ZERO, lots, certifier), lots),
@@ -826,7 +851,15 @@ def test_gate_and_deployment(world: World, suite: Any) -> None:
         with reverts(
             "ReceivablesInvalidEvidenceSources", orders=bad[0], lots=bad[1], certifierLots=certifier_lots
         ):
-            world.chain.deploy("Receivables", op, op.address, world.gate.address, world.coin.address, *bad)
+            world.chain.deploy(
+                "Receivables",
+                op,
+                op.address,
+                world.gate.address,
+                world.coin.address,
+                *bad,
+                world.credit.address,
+            )
     sources = {"orders": orders, "lots": lots, "certifier": certifier}
     with pytest.raises(DeploymentError, match="need an admission gate"):
         deploy_finance_settlement(world.chain, op, deployment=suite.deployment, gate_address=ZERO, **sources)

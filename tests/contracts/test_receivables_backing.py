@@ -199,7 +199,7 @@ def test_finance_refused_once_a_backing_lot_is_rejected(world: World, d: Any) ->
     assert world.rec.backing_status(rid) == (BackingFault.REJECTED, lot)
     before = world.balances()
     with reverts("ReceivablesBackingLotRejected", receivableId=rid, lotId=lot):
-        world.rec.finance(world.bank, root, FACE // 2)
+        world.finance(world.bank, root, FACE // 2)
     assert world.rec.part(root).state is PartState.OFFERED and world.balances() == before
 
 
@@ -209,7 +209,7 @@ def test_finance_refused_once_a_backing_lot_is_recalled(world: World, d: Any) ->
     assert world.rec.backing_status(rid) == (BackingFault.RECALLED, lot)
     before = world.balances()
     with reverts("ReceivablesBackingLotRecalled", receivableId=rid, lotId=lot):
-        world.rec.finance(world.bank, root, FACE // 2)
+        world.finance(world.bank, root, FACE // 2)
     assert world.rec.part(root).state is PartState.OFFERED and world.balances() == before
 
 
@@ -225,11 +225,11 @@ def test_flag_a_financed_receivable(world: World, d: Any) -> None:  # noqa: F811
     for bank, part in zip((world.bank, world.bank2), halves, strict=True):
         world.rec.offer(world.supplier, part, bank=bank.address, min_price=FACE // 4)
         world.fund(bank, FACE // 4)
-    world.rec.finance(world.bank, halves[0], FACE // 4)
+    world.finance(world.bank, halves[0], FACE // 4)
     LotRecallClient(d.lots).recall(world.supplier, lot, "recall")
     # financing the other half is refused now; the first is flagged to its bank only
     with reverts("ReceivablesBackingLotRecalled", receivableId=1, lotId=lot):
-        world.rec.finance(world.bank2, halves[1], FACE // 4)
+        world.finance(world.bank2, halves[1], FACE // 4)
     banks, result = world.rec.flag_receivable(world.outsider, 1)
     assert banks == [world.bank.address]
     to_banks = world.rec.contract.events.FlaggedToBank().process_receipt(result.receipt, errors=DISCARD)
@@ -261,7 +261,7 @@ def test_flag_names_every_bank_and_needs_a_financed_unpaid_part(world: World, d:
     for bank, part in zip((world.bank, world.bank2, world.bank), parts2[:3], strict=True):
         world.rec.offer(world.supplier, part, bank=bank.address, min_price=FACE // 8)
         world.fund(bank, FACE // 8)
-        world.rec.finance(bank, part, FACE // 8)
+        world.finance(bank, part, FACE // 8)
     d.judge(lot2, "LOT-F3", good=False)
     banks, _ = world.rec.flag_receivable(world.outsider, 2)
     assert banks == [world.bank.address, world.bank2.address]

@@ -27,6 +27,7 @@ from web3.types import RPCEndpoint
 
 from contracts.certifier import SPEC_ACTION, QualityCertifierClient
 from contracts.chain import Chain, dev_accounts
+from contracts.credit import PUBLISH_ACTION, CreditRegistryClient
 from contracts.deploy import deploy_suite
 from contracts.errors import ContractRevert
 from contracts.lots import OPEN_ACTION, TRANSFER_ACTION, LotRegistryClient, deploy_supply_chain
@@ -41,6 +42,7 @@ from contracts.receivables import (
     ReceivablesClient,
     StablecoinClient,
 )
+from tests.helpers.credit_lines import attest, publish_records
 
 DAY = 86_400
 MINT = 10**12
@@ -83,8 +85,9 @@ class World:
 def build_world(chain: Chain) -> World:
     """A gate admitting the debtor, three holders and two banks; the token minted to the debtor and the
     banks and approved for the Receivables; an order of the debtor's with the first holder, delivered in
-    a certified lot (each example starts from a snapshot after it)."""
-    a = dev_accounts(8)
+    a certified lot; a record of each holder from the oracle, valid for ten years (the credit line
+    itself: test_credit_line.py). Each example starts from a snapshot after it."""
+    a = dev_accounts(9)
     op, debtor, holders, banks = a[0], a[1], a[2:5], a[5:7]
     suite = deploy_suite(chain, op)
     gate_address = chain.deploy("StaticAdmissionGate", op, op.address).contract_address
@@ -94,18 +97,23 @@ def build_world(chain: Chain) -> World:
     orders = deploy_purchase_orders(chain, op, deployment=suite, gate_address=gate_address)
     coin_address = chain.deploy("FreezableToken", op, op.address).contract_address
     assert coin_address is not None
-    sources = (orders, supply["LotRegistry"], supply["QualityCertifier"])
+    credit = chain.deploy("CreditRegistry", op, op.address, gate_address, op.address).contract_address
+    assert credit is not None
+    sources = (orders, supply["LotRegistry"], supply["QualityCertifier"], credit)
     rec = chain.deploy("Receivables", op, op.address, gate_address, coin_address, *sources).contract_address
     assert rec is not None
     coin = StablecoinClient(chain, coin_address)
     admissions = [(debtor, a) for a in (CREATE_ACTION, PLACE_ACTION, SPEC_ACTION, TRANSFER_ACTION)]
     admissions += [(holders[0], OPEN_ACTION)] + [(h, HOLD_ACTION) for h in holders]
-    admissions += [(b, FINANCE_ACTION) for b in banks]
+    admissions += [(b, FINANCE_ACTION) for b in banks] + [(a[8], PUBLISH_ACTION)]
     for party, action in admissions:
         chain.transact(gate.functions.setAdmitted(party.address, action, True), op)
     for party in [debtor, *banks]:
         coin.mint(op, party.address, MINT)
         coin.approve(party, rec, MINT)
+    publish_records(
+        CreditRegistryClient(chain, credit), a[8], [h.address for h in holders], valid_for=3650 * DAY
+    )
     deliveries = Deliveries(
         chain=chain,
         lots=LotRegistryClient(chain, sources[1]),
@@ -130,6 +138,7 @@ class ReceivablesMachine(RuleBasedStateMachine):
         self.holders: list[LocalAccount] = [a[2], a[3], a[4]]
         self.banks: list[LocalAccount] = [a[5], a[6]]
         self.outsider = a[7]
+        self.oracle = dev_accounts(9)[8]
         self.by_address = {x.address: x for x in a}
         self.token = self.chain.contract("FreezableToken", world.coin)
         self.frozen: set[str] = set()
@@ -294,7 +303,8 @@ class ReceivablesMachine(RuleBasedStateMachine):
             error = "FreezableTokenFrozen"
         else:
             error = None
-        if self._expect(error, lambda: self.rec.finance(b, pid, price)):
+        line = attest(self.rec, self.oracle, b.address, pid)
+        if self._expect(error, lambda: self.rec.finance(b, pid, price, line)):
             assert p.financed_price == 0, "financed twice"
             p.state, p.holder, p.offered_to, p.min_price = PartState.FINANCED, b.address, None, 0
             p.financed_price = price

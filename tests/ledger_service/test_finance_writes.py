@@ -14,6 +14,7 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
 from finance_world import finance_world
+from pydantic import SecretStr
 from sqlmodel import Session
 
 from contracts.chain import Chain
@@ -27,6 +28,7 @@ from ledger_service.credit_desk.desk import publish_args
 from ledger_service.credit_desk.sealing import store_opening
 from ledger_service.service import LedgerService
 from ledger_service.store.models import ConsentOpeningRow
+from tests.helpers.credit_lines import attest, publish_records
 
 DAY = 86_400
 
@@ -213,15 +215,20 @@ def test_receivable_lifecycle_and_consent_over_http(world: World) -> None:
     (p,) = w.client.get(offers_url, headers=w.h(w.bank_a)).json()["parts"]
     assert p["supplier_credit"]["grade"] == "S3" and "supplier_credit_withheld" not in p
 
-    # bank A approves the Receivables for the price and finances at a discount
+    # bank A approves the Receivables for the price, gets the oracle's credit-line statement (issue 15)
+    # and finances at a discount
     out = w.write(w.bank_a, "/v1/stablecoin/approve", {"amount": 580_000})
     assert w.coin.allowance(w.bank_a.address, w.rc.address) == 580_000
-    prepared = w.prepare(w.bank_a, f"/v1/receivables/parts/{mine}/finance", {"price": 580_000})
+    w.ledger.settings = w.ledger.settings.model_copy(update={"oracle_key": SecretStr(w.oracle.key.hex())})
+    r = w.client.post(f"/v1/bank/receivables/parts/{mine}/line", headers=w.h(w.bank_a))
+    assert r.status_code == 200 and r.json()["headroom_after"] == str(50_000_000 - 600_000), r.text
+    fin = {"price": 580_000, "line": r.json()["attestation"]}
+    prepared = w.prepare(w.bank_a, f"/v1/receivables/parts/{mine}/finance", fin)
     assert "approve" in prepared["note"]
     r = w.relay(
         w.bank_a,
         f"/v1/receivables/parts/{mine}/finance",
-        {"price": 580_000},
+        fin,
         w.sign(w.bank_a, prepared["transaction"]),
     )
     assert r.status_code == 200, r.text
@@ -230,9 +237,7 @@ def test_receivable_lifecycle_and_consent_over_http(world: World) -> None:
     assert w.coin.balance_of(w.factory.address) == 580_000 and w.coin.balance_of(w.bank_a.address) == 420_000
 
     # financing twice: refused before signing, with the contract's custom error and its arguments
-    r = w.client.post(
-        f"/v1/receivables/parts/{mine}/finance/prepare", json={"price": 580_000}, headers=w.h(w.bank_a)
-    )
+    r = w.client.post(f"/v1/receivables/parts/{mine}/finance/prepare", json=fin, headers=w.h(w.bank_a))
     assert w.error(r) == (409, "finance.reverts")
     assert r.json()["error"]["details"] == {
         "error": "ReceivablesNotOffered",
@@ -294,7 +299,7 @@ def test_every_refusal_of_the_relay(world: World) -> None:
     for who, path, b in [
         (w.stranger, url, body),
         (w.factory, url, body),  # a supplier is not a debtor
-        (w.stranger, "/v1/receivables/parts/1/finance", {"price": 1}),
+        (w.stranger, "/v1/receivables/parts/1/finance", {"price": 1, "line": {}}),
         (w.bank_a, "/v1/consents", {"bank": w.bank_a.address, "expires_at": w.now() + DAY}),
         (w.stranger, "/v1/receivables/parts/1/offer", {"bank": w.bank_a.address, "min_price": 1}),
     ]:
@@ -357,7 +362,8 @@ def test_every_refusal_of_the_relay(world: World) -> None:
     # a transaction signed while valid and relayed after the state changed: the revert is named
     w.write(w.factory, "/v1/receivables/parts/1/offer", {"bank": w.bank_a.address, "min_price": 900_000})
     w.write(w.bank_a, "/v1/stablecoin/approve", {"amount": 950_000})
-    fin = {"price": 950_000}
+    publish_records(w.credit, w.oracle, [w.factory.address], valid_for=90 * DAY)
+    fin = {"price": 950_000, "line": attest(w.rc, w.oracle, w.bank_a.address, 1).to_json_obj()}
     signed = w.sign(w.bank_a, w.prepare(w.bank_a, "/v1/receivables/parts/1/finance", fin)["transaction"])
     w.write(w.factory, "/v1/receivables/parts/1/withdraw-offer")
     r = w.relay(w.bank_a, "/v1/receivables/parts/1/finance", fin, signed)

@@ -6,7 +6,8 @@ Every route needs a signed-in party (``CurrentParty``: bearer token or signed re
 what is read from the chain at each request. Bank reads go through :meth:`FinanceDesk.gate`, which
 logs every attempt (answered or refused) durably before the answer leaves. Refusals are 403 with a
 typed code (``finance.not_a_bank``, ``finance.no_consent``, ``finance.consent_expired``,
-``finance.not_the_factory``, ``finance.not_an_oracle``). See docs/finance-api.md.
+``finance.not_the_factory``, ``finance.not_an_oracle``; 409 ``finance.line.*`` when the oracle does not
+sign a credit-line statement). See docs/finance-api.md.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from ledger_service.api.deps import Access, CurrentParty, ServiceDep
 from ledger_service.api.models import ErrorEnvelope
-from ledger_service.credit_desk import backing, queries
+from ledger_service.credit_desk import backing, line, queries
 from ledger_service.credit_desk import party_writes as writes
 from ledger_service.credit_desk.access_log import MAX_PAGE
 from ledger_service.credit_desk.desk import desk_of
@@ -182,6 +183,22 @@ def bank_credit(address: AddressPath, party: CurrentParty, service: ServiceDep) 
 )
 def bank_profile(address: AddressPath, party: CurrentParty, service: ServiceDep) -> Any:
     return queries.bank_profile(service, party.address, address)
+
+
+@router.post(
+    "/bank/receivables/parts/{part_id}/line",
+    summary="The oracle's credit-line statement letting the calling bank finance this part (the seller's "
+    "outstanding financed amount plus the part's is within its current record's limit; logged)",
+    responses={
+        **_REFUSALS,
+        404: {"model": ErrorEnvelope},
+        409: {"model": ErrorEnvelope, "description": "The oracle does not sign (finance.line.*)."},
+    },
+)
+def bank_line(
+    part_id: Annotated[int, Path(ge=1, lt=2**255)], party: CurrentParty, service: ServiceDep
+) -> Any:
+    return line.line_for_bank(service, party.address, part_id)
 
 
 # ---------------------------------------------------------------------------- receivables (reads)
@@ -440,6 +457,10 @@ class WithdrawSubmitIn(BaseModel):
 
 class FinanceIn(BaseModel):
     price: int = Field(ge=1, lt=2**256, description="What the bank pays the holder (token units).")
+    line: dict[str, Any] = Field(
+        description="The seller's oracle's credit-line statement for this bank and part: the `attestation` "
+        "of POST /v1/bank/receivables/parts/{part_id}/line."
+    )
 
 
 class FinanceSubmitIn(FinanceIn):
@@ -451,7 +472,7 @@ def _split(service: Any, party: str, part_id: int, body: SplitIn) -> Write:
 
 
 def _finance(service: Any, party: str, part_id: int, body: FinanceIn) -> Write:
-    return writes.finance(service, party, part_id, body.price)
+    return writes.finance(service, party, part_id, body.price, body.line)
 
 
 @router.post("/receivables/parts/{part_id}/split/prepare", summary="split to sign", responses=_WRITE_REFUSALS)
