@@ -8,6 +8,7 @@ derandomized so that a CI run is reproducible.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -333,9 +334,11 @@ def _send(client: TestClient, case: Any) -> Any:
     return client.send(request)
 
 
-def _operations(ledger: LedgerService | None = None) -> list[APIOperation]:
-    """The operations of the service's OpenAPI document (building it needs no running service)."""
-    schema = schemathesis.openapi.from_dict(create_app(service=ledger).openapi())
+@functools.cache
+def _operations() -> list[APIOperation]:
+    """The operations of the service's OpenAPI document (building it needs no running service; the
+    document does not depend on the service, so it is built and parsed once per process)."""
+    schema = schemathesis.openapi.from_dict(create_app().openapi())
     operations = []
     for result in schema.get_all_operations():
         assert isinstance(result, Ok), result
@@ -343,8 +346,8 @@ def _operations(ledger: LedgerService | None = None) -> list[APIOperation]:
     return operations
 
 
-def _operation(ledger: LedgerService, label: str) -> APIOperation:
-    (op,) = [op for op in _operations(ledger) if op.label == label]
+def _operation(label: str) -> APIOperation:
+    (op,) = [op for op in _operations() if op.label == label]
     return op
 
 
@@ -356,7 +359,7 @@ def test_schemathesis_fuzz(
     included: the database is up), the status code documented, the body as documented where documented;
     and nothing stored (fuzzed readings cannot be validly signed)."""
     consortium.enroll("SN-P256-0001", "p256")  # the documented example's device: its bodies reach the checks
-    op = _operation(ledger, label)
+    op = _operation(label)
     for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
         @settings(
@@ -381,7 +384,7 @@ def test_schemathesis_fuzz(
 
 
 def test_proof_404_is_the_documented_body(lenient: TestClient, ledger: LedgerService) -> None:
-    op = _operation(ledger, "GET /v1/readings/{digest}/proof")
+    op = _operation("GET /v1/readings/{digest}/proof")
     sign_client_in(lenient, dev_accounts(2)[1])  # signed in: the policy lets the lookup through
     for digest in ("0x12", "0x" + "00" * 32):
         case = op.Case(path_parameters={"digest": digest})
@@ -393,7 +396,7 @@ def test_proof_404_is_the_documented_body(lenient: TestClient, ledger: LedgerSer
 def test_a_body_that_is_not_utf8_gets_the_error_envelope(lenient: TestClient, ledger: LedgerService) -> None:
     with_body = [
         op
-        for op in _operations(ledger)
+        for op in _operations()
         if "application/json" in (op.definition.raw.get("requestBody") or {}).get("content", {})
     ]
     assert len(with_body) > 1
