@@ -9,7 +9,6 @@ next interval: a pass leaves nothing half-done (:mod:`ledger_service.credit_desk
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -19,38 +18,20 @@ from contracts.order_terms import read_openings
 from ledger_service.credit_desk.desk import desk_of
 from ledger_service.credit_desk.rerating import Rerater, RerateReport
 from ledger_service.errors import ConfigError
+from ledger_service.periodic import PeriodicWorker
 
 __all__ = ["ReratingWorker", "rerater_for"]
 
 log = logging.getLogger(__name__)
 
 
-class ReratingWorker:
+class ReratingWorker(PeriodicWorker):
     """Runs ``make_rerater().run()`` every ``interval`` seconds until stopped."""
 
     def __init__(self, make_rerater: Callable[[], Rerater], interval: float) -> None:
-        if interval <= 0:
-            raise ValueError("the re-rating interval must be positive")
+        super().__init__(interval, name="supet-rerating", what="re-rating")
         self.make_rerater = make_rerater
-        self.interval = interval
         self.last_report: RerateReport | None = None
-        self.last_error: str | None = None
-        self.passes = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="supet-rerating", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
 
     def run_once(self) -> RerateReport | None:
         """One pass now; its report, or None when it failed as a whole (logged)."""
@@ -70,10 +51,6 @@ class ReratingWorker:
             report.seconds,
         )
         return report
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.run_once()
 
 
 def rerater_for(service: Any) -> Rerater:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -48,6 +47,7 @@ from contracts.lot_recall import MAX_FLAG_BATCH, LotRecallClient
 from ledger_service.errors import LedgerError
 from ledger_service.lots.mirror import sync_lots
 from ledger_service.lots.recall import unflagged_downstream
+from ledger_service.periodic import PeriodicWorker
 from ledger_service.store.models import MetaRow, RecallNoticeRow
 
 __all__ = ["CLAIM_KEY", "RecallFlagger", "RecallPass", "RecallWorker", "claim_flagging", "release_flagging"]
@@ -187,21 +187,15 @@ class RecallFlagger:
                 return
 
 
-class RecallWorker:
+class RecallWorker(PeriodicWorker):
     """Runs ``make_flagger().run()`` every ``interval`` seconds until stopped (the first pass one interval
     after the start); a failed pass is logged and retried at the next interval."""
 
     def __init__(self, make_flagger: Callable[[], RecallFlagger], interval: float) -> None:
-        if interval <= 0:
-            raise ValueError("the recall worker's interval must be positive")
+        super().__init__(interval, name="supet-recall", what="recall worker's")
         self.make_flagger = make_flagger
-        self.interval = interval
         self.last_pass: RecallPass | None = None
-        self.last_error: str | None = None
-        self.passes = 0
         self._flagger: RecallFlagger | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @classmethod
     def for_service(cls, service: Any) -> RecallWorker:
@@ -220,19 +214,6 @@ class RecallWorker:
             )
 
         return cls(make, settings.recall_interval_seconds)
-
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="supet-recall", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
 
     def run_once(self) -> RecallPass | None:
         """One pass now; its report, or None when it failed as a whole (logged, ``last_error``)."""
@@ -259,7 +240,3 @@ class RecallWorker:
                 report.seconds,
             )
         return report
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.run_once()
