@@ -20,6 +20,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from eth_utils.exceptions import ValidationError as EthUtilsValidationError
 
+from contracts.eip712 import EIP712_DOMAIN_TYPE
 from contracts.errors import ContractsError
 from contracts.participant_ids import id_name
 
@@ -42,12 +43,7 @@ DOMAIN_NAME = "supET Participants"
 DOMAIN_VERSION = "1"
 #: The EIP-712 types of a claim (the contract's ``CLAIM_TYPEHASH``).
 CLAIM_TYPES: dict[str, list[dict[str, str]]] = {
-    "EIP712Domain": [
-        {"name": "name", "type": "string"},
-        {"name": "version", "type": "string"},
-        {"name": "chainId", "type": "uint256"},
-        {"name": "verifyingContract", "type": "address"},
-    ],
+    "EIP712Domain": EIP712_DOMAIN_TYPE,
     "Claim": [
         {"name": "subject", "type": "address"},
         {"name": "topic", "type": "bytes32"},

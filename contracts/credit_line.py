@@ -27,6 +27,7 @@ from eth_utils import keccak, to_checksum_address
 from eth_utils.exceptions import ValidationError as EthUtilsValidationError
 from hexbytes import HexBytes
 
+from contracts.eip712 import EIP712_DOMAIN_TYPE
 from contracts.errors import ContractsError
 
 __all__ = [
@@ -45,12 +46,7 @@ DOMAIN_NAME = "supET Receivables"
 DOMAIN_VERSION = "1"
 #: The EIP-712 types of a credit-line statement (the contract's ``CREDIT_LINE_TYPEHASH``).
 CREDIT_LINE_TYPES: dict[str, list[dict[str, str]]] = {
-    "EIP712Domain": [
-        {"name": "name", "type": "string"},
-        {"name": "version", "type": "string"},
-        {"name": "chainId", "type": "uint256"},
-        {"name": "verifyingContract", "type": "address"},
-    ],
+    "EIP712Domain": EIP712_DOMAIN_TYPE,
     "CreditLine": [
         {"name": "factory", "type": "address"},
         {"name": "bank", "type": "address"},
