@@ -16,6 +16,7 @@ from rich.table import Table
 
 from supet.demo import DemoOptions, DemoResult, run_demo
 from supet.demo.chapter_private import privacy_lines
+from supet.demo.chapter_recall import recall_lines
 
 console = Console(soft_wrap=True)
 
@@ -127,6 +128,8 @@ def _summary(r: DemoResult) -> None:
             f"{rc['tier2_part']:,.2f}, "
             f"financed at {rc['price']:,.2f}, repaid: {'yes' if rc['paid'] else 'NO'}"
         )
+    for line in recall_lines(r.recall):
+        console.print(line)
     a = r.audit
     if a:
         console.print(

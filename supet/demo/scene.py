@@ -77,6 +77,8 @@ class DemoResult:
     anonymous: dict[str, Any] = field(default_factory=dict)
     access_log: list[dict[str, Any]] = field(default_factory=list)
     receivable: dict[str, Any] = field(default_factory=dict)
+    #: Issue 15: a tier-2 lot consumed by sun-a, recalled, traced downstream; the refused financing.
+    recall: dict[str, Any] = field(default_factory=dict)
     audit: dict[str, Any] = field(default_factory=dict)
     recomputed: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)

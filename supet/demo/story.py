@@ -15,6 +15,10 @@
 7. The buyer confirms a receivable to a factory, which splits it with its tier-2 supplier and
    has its part financed by the consenting bank; at maturity the buyer repays the holders.
 8. An auditor re-verifies a lot from the chain and the proof bundles alone.
+9. Across tiers (issue 15): the tier-2 supplier's wafers are consumed by sun-a in a transformation into
+   cells delivered to the buyer and certified; the supplier recalls the wafers, the service's recall
+   worker flags every lot made from them and the trace names each and its holder; a receivable backed by
+   those cells is refused financing (:mod:`.chapter_recall`).
 
 Issue 14, along the way: bank B (no consent) is refused sun-a's record, profile and readings by the
 ledger, and finds only commitments on its own node (no envelope opens with its key); an anonymous client
@@ -22,8 +26,8 @@ is refused a raw reading, its proof and an undisclosed lot (:mod:`.chapter_priva
 
 A report (HTML with the charts) is written to the output directory.
 
-The chapters are in :mod:`.chapters_production` (1-4), :mod:`.chapters_analytics` (5-6) and
-:mod:`.chapters_finance` (7-8); what they share in :mod:`.scene`.
+The chapters are in :mod:`.chapters_production` (1-4), :mod:`.chapters_analytics` (5-6),
+:mod:`.chapters_finance` (7-8) and :mod:`.chapter_recall` (9); what they share in :mod:`.scene`.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from contracts.deployment import Deployment
 from ledger_service.api import create_app
 from ledger_service.config import Settings
 from ledger_service.service import LedgerService
+from supet.demo.chapter_recall import across_tiers
 from supet.demo.chapters_analytics import analytics, credit
 from supet.demo.chapters_finance import audit, finance
 from supet.demo.chapters_production import (
@@ -192,4 +197,5 @@ def _story(scene: Scene) -> None:
     analytics(scene, cast, fed, source)
     credit(scene, cast, fed)
     audit(scene, cast)
+    across_tiers(scene, cast)  # before the receivable: repaying it moves the chain's clock past the records
     finance(scene, cast.feed)

@@ -86,12 +86,32 @@ def _check_story(r: DemoResult, out: Path) -> None:
     assert 0 < rc["face"] <= 200_000 and rc["invoiced"] > 0 and rc["lot"].startswith("LOT-sun-a-")
     assert rc["outstanding"] == rc["kept_part"] and rc["headroom"] >= 0 and rc["line_freed"]
     assert r.audit["ok"] and r.audit["readings"] > 0
+    _check_across_tiers(r)
     # The report, with its charts.
     assert r.report is not None and r.report.exists()
     html = r.report.read_text(encoding="utf-8")
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert len(pngs) == 6 and all(name in html for name in pngs)
     assert all((out / n).read_bytes().startswith(b"\x89PNG") for n in pngs)
+
+
+def _check_across_tiers(r: DemoResult) -> None:
+    """Issue 15: the tier-2 supplier's wafers consumed by sun-a in a transformation into two certified lots
+    of cells delivered to the buyer; the wafers recalled, every lot made from them flagged and traced with
+    its holder; a receivable backed by the cells refused financing, another refused at confirmation."""
+    t = r.recall
+    assert t["wafers"].startswith("WAFERS-T2-") and t["consumed"] == 2_903 and t["left"] == 4_817 - 2_903
+    assert t["transformation"] >= 1 and all(r.certificates[c] == "certified" for c in t["cells"])
+    # the trace downstream of the wafers: both lots of cells, held by the buyer, under the notice
+    assert sorted((x["lot"], x["holder"], x["notice"]) for x in t["trace"]) == [
+        (c, "the buyer", t["notice"]) for c in sorted(t["cells"])
+    ]
+    assert t["receivable"] >= 1 and t["part_state"] == "OFFERED"
+    assert t["finance_refused"]["error"] == "ReceivablesBackingLotRecalled"
+    assert t["finance_refused"]["args"]["receivableId"] == t["receivable"]
+    assert t["confirm_refused"]["error"] == "ReceivablesLotRecalled"
+    # the financed receivable of the story is still another one, backed by a lot no recall touched
+    assert r.receivable["id"] != t["receivable"] and r.receivable["lot"] not in t["cells"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,12 +166,19 @@ def test_demo_command_on_the_embedded_chain(embedded_demo: DemoRun) -> None:
         "history: HTTP 401 access.anonymous",
         "disclosed by its holder, verified without signing in",
         "bank A opened it from its node",
+        "sun-a consumed 2,903 wafers of it in transformation",
+        "the recall worker flagged everything made from it, traced downstream: LOT-sun-a-T",
+        "(held by the buyer)",
+        "bank A's financing was refused by the chain (ReceivablesBackingLotRecalled): its lot failed",
+        "refused at confirmation (ReceivablesLotRecalled)",
     ):
         assert said in text, said
     _check_story(r, out)
     assert r.chain_time_simulated
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "finance.no_consent" in html and "access.anonymous" in html
+    assert "9. Across tiers: lineage, a recall and a refused financing" in html
+    assert "ReceivablesBackingLotRecalled" in html
 
 
 def _numbers(obj: Any, prefix: str = "") -> Iterator[tuple[str, float | int]]:
