@@ -2,9 +2,9 @@
 downstream and flagged; a receivable backed by a finished lot made from it is refused financing.
 
 1. The tier-2 supplier delivers a lot of silicon wafers to sun-a, which records a transformation on
-   chain: part of the wafers become two lots of cells, delivered to the buyer. sun-a's QC station samples
-   each new lot; the samples are signed, streamed through the ingest, anchored, and the buyer's
-   certifier certifies both lots from them.
+   chain: part of the wafers become three lots of cells, two delivered to the buyer, one kept. sun-a's
+   QC station samples each delivered lot; the samples are signed, streamed through the ingest, anchored,
+   and the buyer's certifier certifies both lots from them.
 2. The buyer confirms a receivable backed by the first finished lot; sun-a offers it to bank A, and the
    oracle signs the credit-line statement for it.
 3. The tier-2 supplier finds its wafers bad and records a recall notice on chain; the service's recall
@@ -48,7 +48,7 @@ WAFER_GTIN = "09506000134376"  # the tier-2 supplier's silicon wafers
 _QC_DEVICE = "sun-a-l1-qc"  # FactorySpec.qc_id of sun-a's first line
 _REASON = "wafer batch: boron contamination found in the tier-2 supplier's retained sample"
 #: Quantities of the story's lots (odd, so that no factory figure is mistaken for one on chain).
-_WAFERS, _CONSUMED, _CELLS = 4_817, 2_903, (1_391, 1_207)
+_WAFERS, _CONSUMED, _CELLS = 4_817, 2_903, (1_391, 1_207, 305)
 _WAIT_S = 60.0
 
 
@@ -59,9 +59,10 @@ def across_tiers(scene: Scene, cast: Cast) -> None:
     sun_a, buyer, tier2 = feed.parties["sun-a"], cast.buyer, scene.acct["tier2"]
     lots = LotRegistryClient.from_deployment(scene.chain, scene.deployment)
     tag = scene.end.strftime("%Y%m%d")
-    wafers_id, cell_ids = f"WAFERS-T2-{tag}", (f"LOT-sun-a-T{tag}-1", f"LOT-sun-a-T{tag}-2")
+    wafers_id = f"WAFERS-T2-{tag}"
+    cell_ids = (f"LOT-sun-a-T{tag}-1", f"LOT-sun-a-T{tag}-2", f"LOT-sun-a-T{tag}-3")
     wafers, cells = _transformation(scene, lots, tier2, sun_a, buyer, wafers_id, cell_ids)
-    for lot_id, key in zip(cell_ids, cells, strict=True):
+    for lot_id, key in zip(cell_ids[:2], cells[:2], strict=True):
         _certify(scene, cast, feed, lot_id, key)
     rid, part = _offered_receivable(scene, feed, sun_a, buyer, cells[0])
     bank_a = scene.acct["bank-a"]
@@ -92,7 +93,9 @@ def across_tiers(scene: Scene, cast: Cast) -> None:
         "wafers": wafers_id,
         "consumed": _CONSUMED,
         "left": lots.lot(wafers).remaining,
-        "cells": list(cell_ids),
+        "cells": list(cell_ids[:2]),
+        "kept": cell_ids[2],
+        "cell_keys": ["0x" + k.hex() for k in cells],
         "transformation": lots.lot(cells[0]).produced_by,
         "notice": notice,
         "reason": _REASON,
@@ -117,9 +120,10 @@ def _transformation(
     sun_a: LocalAccount,
     buyer: LocalAccount,
     wafers_id: str,
-    cell_ids: tuple[str, str],
+    cell_ids: tuple[str, ...],
 ) -> tuple[bytes, tuple[bytes, ...]]:
-    """The wafers delivered to sun-a, made into two lots of cells delivered to the buyer; their keys."""
+    """The wafers delivered to sun-a, made into three lots of cells, the first two delivered to the buyer
+    (the third stays with sun-a); their keys."""
     day_ms = (
         int(dt.datetime(scene.end.year, scene.end.month, scene.end.day, tzinfo=dt.UTC).timestamp()) * 1000
     )
@@ -133,7 +137,7 @@ def _transformation(
         for lot_id, n in zip(cell_ids, _CELLS, strict=True)
     ]
     made = lots.transform(sun_a, [TransformInput(lot=wafers, quantity=_CONSUMED, unit="pcs")], outputs)
-    for key in made.outputs:
+    for key in made.outputs[:2]:
         lots.propose_transfer(sun_a, key, buyer.address)
         lots.accept_transfer(buyer, key)
     return wafers, made.outputs
@@ -260,7 +264,7 @@ def recall_lines(rc: dict[str, Any]) -> list[str]:
     return [
         f"tier-2 lot {rc['wafers']}: sun-a consumed {rc['consumed']:,} wafers of it in transformation "
         f"#{rc['transformation']} into {' and '.join(rc['cells'])}, delivered to the buyer and certified "
-        f"from sun-a's QC samples ({rc['left']:,} wafers left with sun-a)",
+        f"from sun-a's QC samples, and {rc['kept']}, kept by sun-a ({rc['left']:,} wafers left)",
         f"the tier-2 supplier recalled {rc['wafers']} (notice #{rc['notice']}: {rc['reason']}); the recall "
         f"worker flagged everything made from it, traced downstream: {held}",
         f"receivable #{rc['receivable']}, backed by {rc['cells'][0]}, was offered to bank A and its credit "

@@ -104,12 +104,13 @@ def _check_across_tiers(r: DemoResult) -> None:
     assert t["transformation"] >= 1 and all(r.certificates[c] == "certified" for c in t["cells"])
     # the trace downstream of the wafers: both lots of cells, held by the buyer, under the notice
     assert sorted((x["lot"], x["holder"], x["notice"]) for x in t["trace"]) == [
-        (c, "the buyer", t["notice"]) for c in sorted(t["cells"])
+        *((c, "the buyer", t["notice"]) for c in sorted(t["cells"])),
+        (t["kept"], "sun-a", t["notice"]),
     ]
     assert t["receivable"] >= 1 and t["part_state"] == "OFFERED"
     assert t["finance_refused"]["error"] == "ReceivablesBackingLotRecalled"
-    assert t["finance_refused"]["args"]["receivableId"] == t["receivable"]
-    assert t["confirm_refused"]["error"] == "ReceivablesLotRecalled"
+    assert t["finance_refused"]["args"] == {"receivableId": t["receivable"], "lotId": t["cell_keys"][0]}
+    assert t["confirm_refused"] == {"error": "ReceivablesLotRecalled", "args": {"lotId": t["cell_keys"][1]}}
     # the financed receivable of the story is still another one, backed by a lot no recall touched
     assert r.receivable["id"] != t["receivable"] and r.receivable["lot"] not in t["cells"]
 
@@ -169,6 +170,7 @@ def test_demo_command_on_the_embedded_chain(embedded_demo: DemoRun) -> None:
         "sun-a consumed 2,903 wafers of it in transformation",
         "the recall worker flagged everything made from it, traced downstream: LOT-sun-a-T",
         "(held by the buyer)",
+        "(held by sun-a)",
         "bank A's financing was refused by the chain (ReceivablesBackingLotRecalled): its lot failed",
         "refused at confirmation (ReceivablesLotRecalled)",
     ):
