@@ -133,7 +133,10 @@ def figure_patterns(o: CreditOpening) -> dict[str, bytes]:
     say nothing; the commitment's brute force (:func:`brute_force`) covers it."""
     patterns = {
         "currency": b"CNY",
-        "grade (text)": f"S{o.grade}".encode() + b'"',
+        # the grade as text in its context (a bare 'S5"' is 3 bytes: a chain's random words hold it by chance)
+        "grade (json text)": f'"grade":"S{o.grade}"'.encode(),
+        "grade (json text, spaced)": f'"grade": "S{o.grade}"'.encode(),
+        "grade (a reason's text)": f" -> S{o.grade}:".encode(),
         "grade (json)": f'"grade":{o.grade}'.encode(),
         "reasons": o.reasons[0].encode() if o.reasons else b'"reasons":[',
     }
