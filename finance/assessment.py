@@ -11,6 +11,14 @@ three features with the highest cost, of at least one point, highest first (ties
 feature order), each in words: "On-time-in-full delivery of 62% is low (costs 38 points)",
 "No order fell due in the period, so on-time-in-full delivery is unknown (costs 9 points)".
 
+**History.** ``history_days`` is the days of data the profile's rates were measured over (given
+with features as ``history_days=``; None = a full window, as the model was trained on). The output
+trend is stated over that window ("-4.1% of capacity over the 7 days observed") and never scaled
+to a month. Below :data:`~finance.features.MIN_HISTORY_DAYS` days the history is *thin*: the trend
+scores the feature's neutral points (weight of evidence 0: no evidence either way) instead of its
+bin, its reason says so, ``caveats`` carries "thin history: N days" and ``confidence`` is "low"
+(as it is for thin coverage).
+
 :meth:`CreditAssessment.to_json_obj` is canonical (:func:`analytics.commitment.canonical_json`);
 :func:`commit_assessment` binds it to its input digests, the model version and the policy.
 """
@@ -25,7 +33,7 @@ from typing import Any, Final
 from analytics.commitment import Commitment, ModelId, commit
 from analytics.period_profile import FactoryProfile
 from finance.errors import CreditModelError
-from finance.features import CreditFeatures, features_from_profile
+from finance.features import MIN_HISTORY_DAYS, CreditFeatures, features_from_profile
 from finance.rating import MASTER_SCALE, LimitDecision, LimitPolicy, MasterScale, credit_limit
 from finance.scorecard import MODEL_NAME, FeatureTable, ScorecardModel, load_default_model
 
@@ -64,12 +72,16 @@ class Reason:
         return {"feature": self.feature, "value": self.value, "cost": self.cost, "text": self.text}
 
 
-def _value_text(table: FeatureTable, value: Any, currency: str) -> str:
+def _window_text(history_days: int | None) -> str:
+    return "over the period" if history_days is None else f"over the {history_days} days observed"
+
+
+def _value_text(table: FeatureTable, value: Any, currency: str, history_days: int | None = None) -> str:
     unit = table.spec.unit
     if unit == "share":
         return f"{value * 100:.0f}%"
     if unit == "trend":
-        return f"{value * 100:+.1f}% of capacity a month"
+        return f"{value * 100:+.1f}% of capacity {_window_text(history_days)}"
     if unit == "days":
         return f"{value:.0f} days of deliveries"
     if unit == "units_per_day":
@@ -81,13 +93,20 @@ def _value_text(table: FeatureTable, value: Any, currency: str) -> str:
     return f"{value:g}" if isinstance(value, int | float) else f"'{value}'"
 
 
-def reason_text(table: FeatureTable, value: Any, cost: float, currency: str) -> str:
+def reason_text(
+    table: FeatureTable, value: Any, cost: float, currency: str, history_days: int | None = None
+) -> str:
     """The words of one reason (see the module docstring)."""
     pts = f"costs {round(cost):d} point{'s' if round(cost) != 1 else ''}"
     spec = table.spec
     if value is None:
         return f"{spec.missing_text or spec.label + ' is unknown'} ({pts})"
-    v = _value_text(table, value, currency)
+    v = _value_text(table, value, currency, history_days)
+    if spec.unit == "trend" and _thin_history(history_days):
+        return (
+            f"Thin history: {history_days} days of data, under the {MIN_HISTORY_DAYS} needed to score "
+            f"the output trend ({v}), so it scores as average ({pts})"
+        )
     if spec.dtype == "categorical":
         return f"{spec.label} is {v} ({pts})"
     if spec.higher_is_better is None:
@@ -98,6 +117,10 @@ def reason_text(table: FeatureTable, value: Any, cost: float, currency: str) -> 
     elif spec.unit in ("money", "units_per_day"):
         word = "small"
     return f"{spec.label} of {v} is {word} ({pts})"
+
+
+def _thin_history(history_days: int | None) -> bool:
+    return history_days is not None and history_days < MIN_HISTORY_DAYS
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +140,9 @@ class CreditAssessment:
     currency: str
     annual_revenue: float
     thin: bool
+    history_days: int | None
+    confidence: str
+    caveats: tuple[str, ...]
     reasons: tuple[Reason, ...]
     model_name: str
     model_version: str
@@ -139,6 +165,9 @@ class CreditAssessment:
             "currency": self.currency,
             "annual_revenue": self.annual_revenue,
             "thin": self.thin,
+            "history_days": self.history_days,
+            "confidence": self.confidence,
+            "caveats": list(self.caveats),
             "reasons": [r.to_json_obj() for r in self.reasons],
             "model": {"name": self.model_name, "version": self.model_version},
             "policy": self.policy.to_json_obj(),
@@ -151,21 +180,22 @@ def _features_of(
     *,
     price: float | None,
     revenue: float | None,
-) -> tuple[CreditFeatures, str | None, tuple[str, str] | None]:
-    """(the features, the factory's id, the period) of what :func:`assess` was given."""
+) -> tuple[CreditFeatures, str | None, tuple[str, str] | None, int | None]:
+    """(the features, the factory's id, the period, the days of data) of what :func:`assess` was given."""
     if isinstance(subject, FactoryProfile):
         features = features_from_profile(subject, price=price, revenue=revenue)
-        return features, subject.factory_id, (subject.start.isoformat(), subject.end.isoformat())
+        period = (subject.start.isoformat(), subject.end.isoformat())
+        return features, subject.factory_id, period, subject.days_with_data
     if price is not None or revenue is not None:
         raise CreditModelError(
             "price and revenue go with a profile; features carry annual_revenue themselves",
             code="credit.input.conflict",
         )
     if isinstance(subject, CreditFeatures):
-        return subject, None, None
+        return subject, None, None, None
     if isinstance(subject, Mapping):
         model.check_inputs(list(subject))
-        return CreditFeatures.from_mapping(subject), None, None
+        return CreditFeatures.from_mapping(subject), None, None, None
     raise CreditModelError(
         f"cannot assess a {type(subject).__name__}; give a FactoryProfile or features",
         code="credit.input.type",
@@ -173,14 +203,18 @@ def _features_of(
 
 
 def _reasons(
-    model: ScorecardModel, points: Mapping[str, float], values: Mapping[str, Any], currency: str
+    model: ScorecardModel,
+    points: Mapping[str, float],
+    values: Mapping[str, Any],
+    currency: str,
+    history_days: int | None,
 ) -> tuple[Reason, ...]:
     """The features that cost the most points against their best bin (at most :data:`MAX_REASONS`)."""
     costs = [(round(t.best_points - points[t.name], 2), i, t) for i, t in enumerate(model.features)]
     costs = [c for c in costs if c[0] >= MIN_REASON_POINTS]
     costs.sort(key=lambda c: (-c[0], c[1]))
     return tuple(
-        Reason(t.name, values[t.name], cost, reason_text(t, values[t.name], cost, currency))
+        Reason(t.name, values[t.name], cost, reason_text(t, values[t.name], cost, currency, history_days))
         for cost, _, t in costs[:MAX_REASONS]
     )
 
@@ -195,6 +229,7 @@ def assess(
     currency: str = "EUR",
     policy: LimitPolicy | None = None,
     scale: MasterScale = MASTER_SCALE,
+    history_days: int | None = None,
 ) -> CreditAssessment:
     """Assess one factory.
 
@@ -203,6 +238,8 @@ def assess(
     @param model    the scorecard (default: the packaged model)
     @param lgd      loss given default (overrides ``policy.lgd``; default 0.45)
     @param currency ISO 4217 code of the price, revenue and limit
+    @param history_days days of data behind features given directly (a profile carries its own;
+                    None = a full window); below ``MIN_HISTORY_DAYS`` the trend is not scored
     @raise CreditModelError ``credit.input.*`` for bad input (NaN, negative revenue, unknown feature,
            a price given with features), ``credit.policy`` for an incoherent policy
     """
@@ -212,9 +249,26 @@ def assess(
     policy = policy or LimitPolicy()
     if lgd is not None:
         policy = replace(policy, lgd=lgd)
-    features, subject_id, period = _features_of(subject, model, price=price, revenue=revenue)
+    features, subject_id, period, days = _features_of(subject, model, price=price, revenue=revenue)
+    if history_days is not None:
+        if days is not None:
+            raise CreditModelError(
+                "history_days goes with features; a profile carries its own days of data",
+                code="credit.input.conflict",
+            )
+        if isinstance(history_days, bool) or not isinstance(history_days, int) or history_days < 0:
+            raise CreditModelError(
+                f"history_days must be a count of days, got {history_days!r}", code="credit.input.range"
+            )
+        days = history_days
     values = features.as_dict()
     points = model.points(values)
+    if _thin_history(days) and "growth" in points:
+        points["growth"] = model.neutral_points("growth")
+    caveats = (
+        *((f"thin history: {days} days",) if _thin_history(days) else ()),
+        *((f"thin coverage: {features.coverage * 100:.0f}% of expected readings",) if features.thin else ()),
+    )
     score = round(sum(points.values()), 2)
     pd = float(model.pd(score))
     grade = scale.grade(pd)
@@ -235,7 +289,10 @@ def assess(
         currency=currency,
         annual_revenue=features.annual_revenue,
         thin=features.thin,
-        reasons=_reasons(model, points, values, currency),
+        history_days=days,
+        confidence="low" if caveats else "full",
+        caveats=caveats,
+        reasons=_reasons(model, points, values, currency, days),
         model_name=MODEL_NAME,
         model_version=model.model_version,
         policy=policy,

@@ -11,9 +11,13 @@ feature                definition (from the profile)
 ``first_pass_yield``   ``profile.first_pass_yield``, a share
 ``otif``               ``profile.otif``: orders delivered on time and in full over orders due
 ``inventory_days``     ``profile.inventory_days``: produced-but-not-delivered units in days of deliveries
-``growth``             ``trend_units_per_day x 30 / capacity_units_per_day``: the month's change in
-                       daily output as a share of capacity (+0.05 = output grows by 5 % of capacity
-                       a month)
+``growth``             ``trend_units_per_day x (days_with_data - 1) / capacity_units_per_day``: the
+                       change of the fitted daily output from the first to the last day observed,
+                       as a share of capacity (+0.05 = output grew by 5 % of capacity over the
+                       window). Measured over the data's own window and never scaled beyond it;
+                       the assessment's ``history_days`` (= ``days_with_data``) is that window. Below
+                       :data:`MIN_HISTORY_DAYS` days the assessment does not score it (see
+                       :mod:`finance.assessment`).
 ``volatility``         ``profile.volatility``: coefficient of variation of daily output
 ``coverage``           ``profile.coverage``: share of the expected device readings that arrived
 ``capacity``           ``profile.capacity_units_per_day``
@@ -45,6 +49,7 @@ __all__ = [
     "DAYS_PER_YEAR",
     "FEATURE_NAMES",
     "GROWTH_DAYS",
+    "MIN_HISTORY_DAYS",
     "THIN_COVERAGE",
     "CreditFeatures",
     "annual_revenue",
@@ -53,8 +58,12 @@ __all__ = [
 
 #: Days a year has when a period's revenue is annualised.
 DAYS_PER_YEAR: Final = 365
-#: The growth feature expresses the output trend per this many days.
+#: The window (days) the model's growth bins were trained on: the simulator's growth is the change
+#: over one month of data. A profile's growth is measured over its own window, never scaled to this.
 GROWTH_DAYS: Final = 30
+#: Fewer days of data than this is a thin history: the output trend is not scored (two weekly
+#: cycles, so a weekday/weekend pattern or one bad day cannot pass for a trend).
+MIN_HISTORY_DAYS: Final = 14
 #: Coverage below this is thin (the profile's default ``thin_coverage``).
 THIN_COVERAGE: Final = 0.8
 
@@ -203,7 +212,8 @@ def features_from_profile(
     )
     cap = profile.capacity_units_per_day
     trend = profile.trend_units_per_day
-    growth = trend * GROWTH_DAYS / cap if trend is not None and cap is not None and cap > 0 else None
+    span = profile.days_with_data - 1
+    growth = trend * span / cap if trend is not None and cap is not None and cap > 0 else None
     return CreditFeatures(
         coverage=profile.coverage,
         annual_revenue=rev if rev is not None else 0.0,

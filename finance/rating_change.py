@@ -116,7 +116,7 @@ def _value(spec: FeatureSpec | None, value: Any) -> str:
     if spec.unit == "share":
         return f"{value * 100:.1f}%"
     if spec.unit == "trend":
-        return f"{value * 100:+.1f}%/month"
+        return f"{value * 100:+.1f}% of capacity"
     if spec.unit == "days":
         return f"{value:.1f} days"
     if spec.unit == "units_per_day":

@@ -350,6 +350,14 @@ class ScorecardModel:
                 return f
         raise CreditModelError(f"the model does not score {name!r}", code="credit.input.unknown")
 
+    def neutral_points(self, name: str) -> float:
+        """The points feature ``name`` scores at a weight of evidence of 0: average risk, no evidence
+        either way (``-(intercept / n) x factor + offset / n``, read off any bin as ``points +
+        coefficient x WoE x factor``)."""
+        t = self.feature(name)
+        b = t.bins[0]
+        return round(b.points + t.coefficient * b.woe * self.scaling.factor, POINTS_DECIMALS)
+
     def check_inputs(self, names: Sequence[str]) -> None:
         """Refuse names the model does not accept.
 
