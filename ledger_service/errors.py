@@ -42,3 +42,9 @@ class AuthError(LedgerError):
     """The caller did not prove who it is, or lacks the role."""
 
     code = "auth.failed"
+
+
+class InstanceLockedError(LedgerError):
+    """Another service instance already serves this SQLite database (SQLite is single-instance)."""
+
+    code = "store.instance_locked"

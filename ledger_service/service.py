@@ -28,6 +28,7 @@ from ledger_service.mqtt.bridge import MqttBridge
 from ledger_service.registry_cache import RegistryCache
 from ledger_service.store.batch_tree import build_encoded_tree
 from ledger_service.store.engine import create_schema, make_engine
+from ledger_service.store.instance_lock import InstanceLock, lock_for
 from ledger_service.store.models import ReadingRow
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,9 @@ class LedgerService:
     #: The recall worker (``ledger_service.lots.recall_worker``), while started with anchoring on and
     #: ``settings.recall_interval_seconds`` above 0.
     recall: Any = None
+    #: On a SQLite file, the lock that makes this the only instance running on it (held from start to
+    #: stop, and while building); ``None`` on PostgreSQL and in-memory SQLite.
+    instance_lock: InstanceLock | None = None
 
     def __post_init__(self) -> None:
         m = self.metrics
@@ -97,7 +101,24 @@ class LedgerService:
 
         Without ``SUPET_TOKEN_SECRET``, the installation's token secret is read from its data
         directory, or generated there on the first start (:func:`with_token_secret`).
+
+        On a SQLite file, the instance lock is held while building: while another instance runs (or
+        builds) on the same file, :class:`~ledger_service.errors.InstanceLockedError` is raised before
+        anything is written. :meth:`start` takes the lock again and holds it until :meth:`stop`.
         """
+        lock = lock_for(settings.database_url)
+        try:
+            service = cls._assemble(settings, chain=chain, deployment=deployment)
+        finally:
+            if lock is not None:
+                lock.release()  # held while preparing the database; :meth:`start` takes it for good
+        service.instance_lock = lock
+        return service
+
+    @classmethod
+    def _assemble(
+        cls, settings: Settings, *, chain: Chain | None, deployment: Deployment | None
+    ) -> LedgerService:
         settings = with_token_secret(settings)
         chain, deployment = _chain_and_deployment(settings, chain, deployment)
         try:
@@ -167,6 +188,8 @@ class LedgerService:
     def start(self) -> None:
         if self.started:
             return
+        if self.instance_lock is not None:
+            self.instance_lock.acquire()  # refused if another instance runs on the file
         self.pipeline.start()
         self.registry.start(self.settings.registry_poll_seconds)
         if self.settings.anchoring:
@@ -193,6 +216,7 @@ class LedgerService:
 
     def stop(self) -> None:
         if not self.started:
+            self._release_instance()
             return
         if self.monitor is not None:
             self.monitor.stop()
@@ -210,6 +234,11 @@ class LedgerService:
         self.registry.stop()
         self.pipeline.stop()
         self.started = False
+        self._release_instance()
+
+    def _release_instance(self) -> None:
+        if self.instance_lock is not None:
+            self.instance_lock.release()
 
     def _database_probe(self) -> None:
         with Session(self.engine) as s:
