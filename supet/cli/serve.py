@@ -25,8 +25,14 @@ def serve(
     from ledger_service.api.server import run
     from ledger_service.config import Settings
     from ledger_service.logs import configure_logging
+    from ledger_service.store.instance_lock import lock_for
 
     settings = Settings()  # validated now: a bad setting stops here with a clear error
+    # a second instance on a SQLite file is refused here, in one line and exit 1, before uvicorn starts
+    # (the service takes the lock again when it starts: this check only makes the refusal readable)
+    lock = lock_for(settings.database_url)
+    if lock is not None:
+        lock.release()
     level = (log_level or settings.log_level).lower()
     configure_logging(settings.log_format, level)  # SUPET_LOG_FORMAT=json: one JSON object per line
     run(settings, host=host, port=port, log_level=level)
