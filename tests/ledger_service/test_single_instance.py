@@ -46,9 +46,10 @@ def _settings(db: Path, data_dir: Path) -> Settings:
 
 
 def _files(directory: Path) -> dict[str, str]:
-    """Every file of ``directory`` but the lock file, with its content's hash."""
+    """Every file of ``directory`` but the lock file, with its content's hash; the WAL index (``-shm``)
+    by name only: it is shared memory that the running instance's own reads rewrite."""
     return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        p.name: "" if p.name.endswith("-shm") else hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(directory.iterdir())
         if p.is_file() and not p.name.endswith(LOCK_SUFFIX)
     }
