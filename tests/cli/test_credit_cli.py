@@ -121,3 +121,58 @@ def test_bank_registers_reads_and_verifies(
     assert code == 1 and "credit.record.mismatch" in out and "grade differs" in out, out
     code, out = run(capsys, "verify", str(held), *common)
     assert code == 1 and "record_commitment differs" in out, out
+
+
+def test_rerate_publishes_a_superseding_record_once(
+    node: AnvilNode, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`supet credit rerate`, as the oracle runs it against a node and the ledger's database: a worse
+    profile stored since the record publishes a superseding record with its reason; a second run, on the
+    same data, publishes nothing."""
+    from profiles import store_sample_profile
+
+    from ledger_service.config import Settings
+    from ledger_service.credit_desk.desk import desk_of
+    from ledger_service.service import LedgerService
+
+    chain = Chain.connect(node.url)
+    deployment = deploy_suite(chain, ADMIN)
+    deployment_file = tmp_path / "deployment.json"
+    deployment.save(deployment_file)
+    ob = Onboarding(chain, Deployment.load(deployment_file), ADMIN)
+    ob.apply_policy()
+    oracle, factory = ob.account("oracle"), ob.account("factory")
+    ob.admit(oracle, "analytics-oracle")
+    ob.admit(factory, "supplier")
+    database = f"sqlite:///{tmp_path / 'ledger.db'}"
+    settings = Settings(database_url=database, verify_workers=0, anchoring=False, registry_refresh_seconds=0)
+    service = LedgerService.build(settings, chain=chain, deployment=deployment)
+    try:
+        good = store_sample_profile(service.engine, factory.address, days=30, delivered_units=23_500.0)
+        desk_of(service).publish(oracle, factory.address, good, price=12.5, valid_days=90)
+        store_sample_profile(
+            service.engine,
+            factory.address,
+            days=30,
+            delivered_units=23_500.0,
+            first_pass_yield=0.80,
+            oee=0.52,
+        )
+    finally:
+        service.stop()
+    key = tmp_path / "oracle.key"
+    key.write_text("0x" + bytes(oracle.key).hex() + "\n")
+    common = ["--rpc", node.url, "--deployment", str(deployment_file), "--database", database]
+    common += ["--key-file", str(key)]
+    credit = CreditRegistryClient.from_deployment(chain, deployment)
+    assert credit.record_count(factory.address) == 1
+
+    code, out = run(capsys, "rerate", *common, "--json")
+    assert code == 0, out
+    (outcome,) = json.loads(out)["outcomes"]
+    assert outcome["action"] == "published" and "First-pass yield 96.0% -> 80.0%" in outcome["detail"], out
+    assert credit.record_count(factory.address) == 2
+
+    code, out = run(capsys, "rerate", *common)
+    assert code == 0 and "0 records published" in out, out
+    assert credit.record_count(factory.address) == 2
