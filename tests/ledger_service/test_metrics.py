@@ -254,10 +254,14 @@ def test_chain_down_reported_but_ready(tmp_path: Path) -> None:
             deployed, f"sqlite:///{tmp_path}/ledger.db", health_interval_seconds=0.1, anchoring=False
         )
         with TestClient(create_app(service=service)) as client:
-            wait_for(lambda: value(scrape(client), "supet_chain_up") == 1, timeout=10, what="chain up")
-            m = scrape(client)
+            # one probe sets the chain's gauges one after another: wait for the last of them, the balance
+            def balance_read() -> Samples | None:
+                m = scrape(client)
+                return m if value(m, "supet_anchor_signer_balance_wei") > 0 else None
+
+            m = wait_for(balance_read, timeout=10, what="chain up, its signer's balance read")
+            assert value(m, "supet_chain_up") == 1
             assert value(m, "supet_chain_block") == deployed.chain.block_number() > 0
-            assert value(m, "supet_anchor_signer_balance_wei") > 0
             last_block = value(m, "supet_chain_block")
             node.stop()
             wait_for(lambda: value(scrape(client), "supet_chain_up") == 0, timeout=10, what="chain down seen")
