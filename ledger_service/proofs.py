@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import bindparam
+from sqlalchemy import and_, bindparam, func, or_
 from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
@@ -198,23 +198,40 @@ MAX_PROOF_PAGE: Final = 1000
 
 @dataclass(frozen=True)
 class ProofPage:
-    """One page of a bulk proof read: the anchored readings' bundles, in the page's order, and the
-    cursor of the next page (None: this was the last)."""
+    """One page of a bulk proof read: the anchored readings' bundles, in anchoring order; the cursor of
+    the next page (None: nothing more is anchored now); and the cursor to resume from later, which
+    serves what is anchored after this read (late readings included)."""
 
     proofs: list[dict[str, Any]]
     next_cursor: str | None
+    resume_cursor: str | None
 
 
-def parse_cursor(cursor: str | None) -> int:
-    """A bulk read's cursor (the decimal it issued; none: from the start)."""
+@dataclass(frozen=True, order=True)
+class PageKey:
+    """A place in anchoring order: the reading's store batch, then its store id."""
+
+    batch: int
+    reading: int
+
+    def __str__(self) -> str:
+        return f"{self.batch}-{self.reading}"
+
+
+_CURSOR = re.compile(r"^([0-9]{1,18})-([0-9]{1,18})$")
+
+
+def parse_cursor(cursor: str | None) -> PageKey | None:
+    """A bulk read's cursor (``<batch>-<reading>``, as it issued; none: from the start)."""
     if cursor is None or cursor == "":
-        return -1
-    if not cursor.isascii() or not cursor.isdigit() or len(cursor) > 19 or int(cursor) >= 2**63:
+        return None
+    m = _CURSOR.match(cursor) if cursor.isascii() else None
+    if m is None:
         raise InvalidProofCursor(
-            f"cursor {cursor[:40]!r} was not issued by this endpoint: pass the `next_cursor` of the previous "
-            "page, or none for the first page"
+            f"cursor {cursor[:40]!r} was not issued by this endpoint: pass the `next_cursor` (or "
+            "`resume_cursor`) of an earlier page, or none for the first page"
         )
-    return int(cursor)
+    return PageKey(int(m.group(1)), int(m.group(2)))
 
 
 class InvalidProofCursor(LedgerError):
@@ -231,18 +248,37 @@ def _check_limit(limit: int) -> None:
         raise LedgerError(f"limit must be 1..{MAX_PROOF_PAGE}, got {limit}", code="request.invalid")
 
 
-def _page(
-    service: LedgerService, where: list[Any], order: Any, key: Callable[[ReadingRow], int], limit: int
-) -> ProofPage:
-    """The bundles of the anchored readings matching ``where``, by ``order`` (whose value ``key`` gives,
-    the cursor), at most ``limit``."""
-    query = (
-        anchored_readings(ReadingRow, col(BatchRow.root), col(BatchRow.chain_batch_id), col(BatchRow.tx_hash))
-        .where(*where)
-        .order_by(order)
-        .limit(limit + 1)
-    )
+def _anchored_prefix_end(s: Session) -> int | None:
+    """The first store batch that is not anchored yet (None: every batch is). Pages stop before it:
+    a batch id is given when the batch is closed, so everything a later read may find (a batch still on
+    its way, a late reading batched tomorrow) lies beyond it, and a resumed read misses nothing."""
+    row = s.execute(
+        select(func.min(col(BatchRow.id))).where(col(BatchRow.status) != BatchStatus.ANCHORED)
+    ).first()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def _page(service: LedgerService, where: list[Any], after: PageKey | None, limit: int) -> ProofPage:
+    """The bundles of the anchored readings matching ``where``, in anchoring order after ``after``, at
+    most ``limit``."""
+    batch_col, id_col = col(ReadingRow.batch_id), col(ReadingRow.id)
     with Session(service.engine) as s:
+        conditions = [*where, batch_col.is_not(None)]
+        end = _anchored_prefix_end(s)
+        if end is not None:
+            conditions.append(batch_col < end)
+        if after is not None:
+            conditions.append(
+                or_(batch_col > after.batch, and_(batch_col == after.batch, id_col > after.reading))
+            )
+        query = (
+            anchored_readings(
+                ReadingRow, col(BatchRow.root), col(BatchRow.chain_batch_id), col(BatchRow.tx_hash)
+            )
+            .where(*conditions)
+            .order_by(batch_col, id_col)
+            .limit(limit + 1)
+        )
         rows = list(s.execute(query).all())
         s.expunge_all()
     more = len(rows) > limit
@@ -252,30 +288,36 @@ def _page(
         maker.bundle(r, root=root, batch=int(r.batch_id or 0), chain_batch_id=int(chain_id), tx=str(tx))
         for r, root, chain_id, tx in rows
     ]
-    return ProofPage(proofs, str(key(rows[-1][0])) if more and rows else None)
+    last = PageKey(int(rows[-1][0].batch_id or 0), int(rows[-1][0].id or 0)) if rows else after
+    return ProofPage(
+        proofs,
+        str(last) if more and last is not None else None,
+        str(last) if last is not None else None,
+    )
 
 
 def device_proofs(service: LedgerService, device_id: str, *, cursor: str | None, limit: int) -> ProofPage:
-    """A page of the proof bundles of a device's anchored readings, by seq; the cursor is the last
-    seq served. Readings not anchored yet are not listed: a later read serves them."""
+    """A page of the proof bundles of a device's anchored readings, in anchoring order (the order of its
+    store batches, then of arrival; by seq within a batch unless late readings filled gaps). Readings
+    not anchored yet are not listed, and nothing anchored after them: a read resumed from the page's
+    ``resume_cursor`` serves them once anchored, late readings included."""
     _check_limit(limit)
     after = parse_cursor(cursor)
-    where = [col(ReadingRow.device_id) == device_id, col(ReadingRow.seq) > after]
-    return _page(service, where, col(ReadingRow.seq), lambda r: r.seq, limit)
+    return _page(service, [col(ReadingRow.device_id) == device_id], after, limit)
 
 
 def lot_proofs(
     service: LedgerService, lot_id: str, devices: list[str] | None, *, cursor: str | None, limit: int
 ) -> ProofPage:
     """A page of the proof bundles of a lot's anchored readings (those naming ``lot_id``, of
-    ``devices`` when given: the devices that may speak for it), by store order; the cursor is the last
-    reading's store id."""
+    ``devices`` when given: the devices that may speak for it), in anchoring order as
+    :func:`device_proofs`."""
     _check_limit(limit)
     after = parse_cursor(cursor)
-    where = [col(ReadingRow.lot_id) == lot_id, col(ReadingRow.id) > after]
+    where = [col(ReadingRow.lot_id) == lot_id]
     if devices is not None:
         where.append(col(ReadingRow.device_id).in_(devices))
-    return _page(service, where, col(ReadingRow.id), lambda r: int(r.id or 0), limit)
+    return _page(service, where, after, limit)
 
 
 def lot_proof_page(

@@ -16,7 +16,8 @@ class ReadingRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("device_id", "seq", name="uq_readings_device_seq"),
         Index("ix_readings_batch", "batch_id"),
-        Index("ix_readings_lot", "lot_id"),
+        Index("ix_readings_lot_anchoring", "lot_id", "batch_id", "id"),
+        Index("ix_readings_device_anchoring", "device_id", "batch_id", "id"),
         Index("ix_readings_pending", "batch_id", "id"),
     )
 

@@ -211,3 +211,62 @@ def test_a_corrupt_stored_path_is_refused_not_served(ledger: LedgerService, clie
         conn.execute(update(ReadingRow).where(mine).values(proof_path=b"\x00" * 33))
     with pytest.raises(ContractsError, match="not a whole number"):
         proof_bundle(ledger, victim)
+
+
+def _pages_from(client: TestClient, path: str, cursor: str | None, limit: int) -> tuple[list[str], str | None]:
+    """Every bundle served from ``cursor`` on, and the resume cursor the last page gave."""
+    got: list[str] = []
+    for _ in range(100):
+        r = client.get(path, params={"limit": limit, **({"cursor": cursor} if cursor else {})})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        got += [p["digest"] for p in body["proofs"]]
+        if body["next_cursor"] is None:
+            return got, body["resume_cursor"]
+        cursor = body["next_cursor"]
+    raise AssertionError("paging did not end")
+
+
+@pytest.mark.parametrize("limit", [1, 2, 100])
+def test_a_resumed_read_serves_late_readings_and_waits_for_batches_on_their_way(
+    ledger: LedgerService, client: TestClient, limit: int
+) -> None:
+    """An auditor following a device: it pages to the end, comes back later with the resume cursor, and
+    gets exactly what was anchored since: a late store-and-forward reading below the seqs it has
+    already seen included; nothing beyond a batch still on its way is served until it is anchored."""
+    consortium = TestConsortium(ledger.chain, ledger.deployment)
+    device = _sensor(consortium, "SN-PP-LATE")
+    sign_client_in(client, consortium.factory)
+    ts = int(ledger.chain.w3.eth.get_block("latest")["timestamp"]) * 1000  # its enrollment's block
+    subs = [device.sign({"temp_c": 20.0 + k}, ts_ms=ts + 10 * k) for k in range(1, 8)]
+    hex_of = [f"0x{s.digest.hex()}" for s in subs]
+    path = f"/v1/devices/{device.device_id}/proofs"
+    _post(client, subs[0:3] + subs[4:5])  # seqs 1, 2, 3, 5: 4 is still on the device
+    ledger.anchoring.flush(timeout=30)
+    first, resume = _pages_from(client, path, None, limit)
+    assert first == hex_of[0:3] + hex_of[4:5] and resume is not None
+
+    _post(client, subs[3:4])  # the late reading, seq 4 (below the seq 5 already served)
+    ledger.anchoring.flush(timeout=30)
+    _post(client, subs[5:6])  # seq 6
+    ledger.anchoring.flush(timeout=30)
+    _post(client, subs[6:7])  # seq 7, in a later batch
+    ledger.anchoring.flush(timeout=30)
+    with Session(ledger.engine) as s:  # seq 6's batch: as if its transaction were still on its way
+        batch = s.exec(select(BatchRow).order_by(col(BatchRow.id).desc()).offset(1)).first()
+        assert batch is not None and batch.status == BatchStatus.ANCHORED and batch.count == 1
+        on_its_way = batch.id
+        batch.status = BatchStatus.SUBMITTED
+        s.add(batch)
+        s.commit()
+    second, resume2 = _pages_from(client, path, resume, limit)
+    assert second == hex_of[3:4]  # the late reading; not seq 7, which lies beyond the batch on its way
+    with Session(ledger.engine) as s:
+        batch = s.get(BatchRow, on_its_way)
+        assert batch is not None
+        batch.status = BatchStatus.ANCHORED
+        s.add(batch)
+        s.commit()
+    third, resume3 = _pages_from(client, path, resume2, limit)
+    assert third == hex_of[5:7]
+    assert _pages_from(client, path, resume3, limit) == ([], resume3)  # nothing new: the same place

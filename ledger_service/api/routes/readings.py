@@ -27,6 +27,7 @@ from ledger_service.ingest.pipeline import ItemResult
 from ledger_service.jsonio import BodyDecodeError, loads_strict
 from ledger_service.proofs import (
     MAX_PROOF_PAGE,
+    ProofPage,
     ProofPending,
     ReadingStatus,
     device_history,
@@ -206,18 +207,34 @@ class ProofPageOut(BaseModel):
     device_id: str | None = None
     lot_id: str | None = None
     proofs: list[dict[str, Any]] = Field(description="Proof bundles (reading-v1.md section 6).")
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null when nothing more is anchored now."
+    )
+    resume_cursor: str | None = Field(
+        description="Pass as `cursor` later to read what has been anchored since (late readings included); "
+        "null when nothing was served and no cursor given."
+    )
 
 
 _BULK = (
     "Each item is the spec's proof bundle (section 6), exactly as `GET /v1/readings/{digest}/proof` serves "
-    "it; readings not anchored yet are not listed (a later read serves them). Paged: pass `next_cursor` "
-    "as `cursor` until it is null; at most 1,000 bundles a page."
+    "it, in anchoring order (store batch, then arrival). Readings not anchored yet are not listed, and "
+    "nothing anchored after the first batch still on its way: a read resumed later from the last page's "
+    "`resume_cursor` serves them, late store-and-forward readings included, so an auditor following a "
+    "device misses none. Paged: pass `next_cursor` as `cursor` until it is null; at most 1,000 bundles "
+    "a page."
 )
 CursorQuery = Annotated[
-    str | None, Query(max_length=19, description="The `next_cursor` of the previous page; none: the first.")
+    str | None,
+    Query(
+        max_length=40, description="The `next_cursor` (or `resume_cursor`) of an earlier page; none: first."
+    ),
 ]
 LimitQuery = Annotated[int, Query(ge=1, le=MAX_PROOF_PAGE)]
+
+
+def _cursors(page: ProofPage) -> dict[str, str | None]:
+    return {"next_cursor": page.next_cursor, "resume_cursor": page.resume_cursor}
 
 
 @router.get(
@@ -234,7 +251,7 @@ def get_device_proofs(
     limit: LimitQuery = 100,
 ) -> Any:
     page = device_proofs(service, device_id, cursor=cursor, limit=limit)
-    return FastJSONResponse({"device_id": device_id, "proofs": page.proofs, "next_cursor": page.next_cursor})
+    return FastJSONResponse({"device_id": device_id, "proofs": page.proofs, **_cursors(page)})
 
 
 @router.get(
@@ -255,4 +272,4 @@ def get_lot_proofs(
     page = lot_proof_page(
         service, lot_id, issuer=to_checksum_address(issuer) if issuer else None, cursor=cursor, limit=limit
     )
-    return FastJSONResponse({"lot_id": lot_id, "proofs": page.proofs, "next_cursor": page.next_cursor})
+    return FastJSONResponse({"lot_id": lot_id, "proofs": page.proofs, **_cursors(page)})
