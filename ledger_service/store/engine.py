@@ -39,11 +39,14 @@ def make_engine(url: str) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    """Bring the schema to the newest version (Alembic migrations)."""
+    """Bring the schema to the newest version (Alembic migrations), and make the readings partitions
+    of the coming months where readings are partitioned (PostgreSQL)."""
     from ledger_service.store.migrations import upgrade
+    from ledger_service.store.partitions import ensure_reading_partitions
 
     try:
         upgrade(engine)
+        ensure_reading_partitions(engine)  # PostgreSQL: this month's and the next ones' partitions
     except SQLAlchemyError as e:
         raise StoreError(f"cannot prepare the database schema at {engine.url!r}: {e}") from e
 

@@ -7,6 +7,7 @@ from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
 from ledger_service.store import models  # noqa: F401 - registers the tables
+from ledger_service.store.partitions import include_in_autogenerate
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -20,6 +21,7 @@ def run_migrations_online() -> None:
             target_metadata=target_metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            include_object=include_in_autogenerate(connection.dialect.name),
         )
         with context.begin_transaction():
             context.run_migrations()
