@@ -10,10 +10,10 @@ party a challenge is issued to: a challenge is redeemed only by that party, and 
 - Single use: :meth:`~StoredChallengeBook.redeem` is one ``DELETE ... WHERE nonce AND party AND not
   expired``; of two instances redeeming one challenge at once, the database lets one delete the row,
   the other finds nothing (``pop.unknown_challenge``).
-- The limit: :meth:`~StoredChallengeBook.issue` counts the party's open rows and inserts in one
-  transaction, serialised per party: between instances on PostgreSQL by a transaction-scoped advisory
-  lock on the party, within the process by a lock (SQLite serves one instance; its transaction here
-  starts with a write, so it holds the database's write lock throughout).
+- The limit: :meth:`~StoredChallengeBook.issue` is one ``INSERT ... SELECT ... WHERE (the party's open
+  rows) < max_open``, serialised per party: on PostgreSQL by a transaction-scoped advisory lock on the
+  party taken first (two instances' inserts would not see each other's uncommitted rows), on SQLite by
+  the database's one writer (one statement, under its write lock).
 - Expiry: a challenge is kept ``max_age`` after it was issued, then it is unknown; expired rows are
   purged (one indexed ``DELETE``, in its own transaction) when a challenge is issued, at most once per
   ``PURGE_EVERY``.
@@ -26,7 +26,7 @@ import hashlib
 import threading
 from typing import Final
 
-from sqlalchemy import Engine, delete, func, insert, select, text
+from sqlalchemy import BigInteger, Engine, LargeBinary, String, delete, func, insert, literal, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from device_attestation.certificates import Challenge, new_challenge
@@ -78,26 +78,29 @@ class StoredChallengeBook:
             with self._issuing, self.engine.begin() as conn:
                 if conn.dialect.name == "postgresql":  # serialise the party's issues over instances
                     conn.execute(_PARTY_LOCK, {"space": _LOCK_SPACE, "key": _party_key(party)})
-                open_count = conn.execute(
-                    select(func.count()).select_from(_T).where(_T.c.party == party, _T.c.expires_ms >= now_ms)
-                ).scalar_one()
-                if open_count >= self.max_open:
-                    raise TooManyChallenges(
-                        f"{party} holds {self.max_open} open challenges; use them or wait "
-                        f"{int(self.max_age.total_seconds())} s for them to lapse",
-                        code="enroll.too_many_challenges",
-                    )
-                conn.execute(
-                    insert(_T).values(
-                        nonce=challenge.nonce,
-                        party=party,
-                        audience=challenge.audience,
-                        issued_s=int(challenge.issued_at.timestamp()),
-                        expires_ms=_ms(challenge.issued_at + self.max_age),
-                    )
+                open_now = (
+                    select(func.count())
+                    .select_from(_T)
+                    .where(_T.c.party == party, _T.c.expires_ms >= now_ms)
+                    .scalar_subquery()
                 )
+                values = select(
+                    literal(challenge.nonce, LargeBinary),
+                    literal(party, String),
+                    literal(challenge.audience, String),
+                    literal(int(challenge.issued_at.timestamp()), BigInteger),
+                    literal(_ms(challenge.issued_at + self.max_age), BigInteger),
+                ).where(open_now < self.max_open)
+                columns = ["nonce", "party", "audience", "issued_s", "expires_ms"]
+                stored = conn.execute(insert(_T).from_select(columns, values).returning(_T.c.nonce)).first()
         except SQLAlchemyError as e:
             raise StoreError(f"cannot store the challenge: {type(e).__name__}; ask again later") from e
+        if stored is None:
+            raise TooManyChallenges(
+                f"{party} holds {self.max_open} open challenges; use them or wait "
+                f"{int(self.max_age.total_seconds())} s for them to lapse",
+                code="enroll.too_many_challenges",
+            )
         return challenge
 
     def redeem(self, nonce: bytes, now: dt.datetime, *, party: str) -> Challenge:
