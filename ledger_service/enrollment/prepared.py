@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from web3.contract import Contract
+from web3.exceptions import Web3Exception
 
 from device_attestation.keys import Scheme
 from ledger_service.errors import StoreError
@@ -122,10 +123,13 @@ class PreparedEnrollments:
 
     def _args(self, fn_name: str, data: str) -> tuple[Any, ...]:
         """The arguments of the registry call ``data`` (``fn_name``), decoded with the registry's ABI."""
-        fn, params = self.registry.decode_function_input(data)
-        names = [i["name"] for i in fn.abi["inputs"]]
-        args = tuple(params[n] for n in names)
-        if fn.fn_name != fn_name or self.registry.encode_abi(fn_name, args=list(args)) != data:
+        try:
+            fn, params = self.registry.decode_function_input(data)
+            args = tuple(params[i["name"]] for i in fn.abi["inputs"])
+            same = fn.fn_name == fn_name and self.registry.encode_abi(fn_name, args=list(args)) == data
+        except (ValueError, KeyError, Web3Exception):
+            same = False
+        if not same:
             raise StoreError(
                 f"the stored enrollment call is not a {fn_name} call of this DeviceRegistry: the "
                 "store holds a row of another deployment; prepare the enrollment again"

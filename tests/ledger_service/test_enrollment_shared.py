@@ -107,6 +107,10 @@ def test_enrollment_steps_on_different_instances(instances: tuple[Instances, Tes
     r = prepare(pair.on("b"), auth, device, challenge, factory.address)
     assert r.status_code == 200, r.text
     prepared = r.json()
+    stored = pair.service("b").enrollment.prepared.get(factory.address, "SN-SHARED-1")  # the row, decoded
+    assert stored is not None and stored.data == prepared["data"] and stored.fn_name == "enrollP256"
+    assert "0x" + stored.args[0].hex() == prepared["device_id_hash"]
+    assert {"x": "0x" + stored.args[1].hex(), "y": "0x" + stored.args[2].hex()} == prepared["key"]
     again = prepare(pair.on("a"), auth, device, challenge, factory.address)  # the challenge is spent
     assert code(again) == (422, "pop.unknown_challenge")
     r = relay(pair.on("a"), auth, factory, "SN-SHARED-1", prepared)
@@ -232,7 +236,7 @@ def _spend(
 def test_open_challenge_limit_counts_every_instance(db_url: str) -> None:
     a, b = _books(db_url, max_open=6)
     now = dt.datetime.now(dt.UTC)
-    for book in (a, a, b, a, b):
+    for book in (a, a, b, a, b, b):
         book.issue(now, party=PARTY)
     b.issue(now, party=OTHER)  # another party's count is its own
     with pytest.raises(TooManyChallenges, match="holds 6 open challenges"):

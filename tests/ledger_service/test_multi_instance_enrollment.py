@@ -19,6 +19,7 @@ import secrets
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -94,8 +95,9 @@ def test_enrollments_survive_sigkill_and_move_between_instances(
     b = _instance("b", deployed, pg_url, tmp_path, SUPET_ANCHORING="false")
     engine = make_engine(pg_url)
     try:
-        a.start(timeout=START_TIMEOUT)
-        b.start(timeout=START_TIMEOUT)
+        with ThreadPoolExecutor(2) as pool:  # both first starts at once
+            for started in [pool.submit(svc.start, timeout=START_TIMEOUT) for svc in (a, b)]:
+                started.result()
         with httpx.Client(base_url=a.url, timeout=30) as on_a:
             auth = bearer(on_a, factory)
 
