@@ -4,5 +4,7 @@ for the party to sign, its relay and confirmation, and a device's public record.
 
 ``desk.py`` holds :class:`~ledger_service.enrollment.desk.EnrollmentDesk`, the service the API's
 ``/v1/devices`` routes stand on (built once, in :meth:`ledger_service.service.LedgerService.build`);
-``checks.py`` the off-chain checks, ``calls.py`` the registry call and the signed transaction's
-checks, ``device_view.py`` a device's record, ``errors.py`` the refusals."""
+``challenges.py`` and ``prepared.py`` its state in the database (open challenges, prepared enrollments:
+shared by every instance on the database, kept over restarts), ``checks.py`` the off-chain checks,
+``calls.py`` the registry call and the signed transaction's checks, ``device_view.py`` a device's record,
+``errors.py`` the refusals."""

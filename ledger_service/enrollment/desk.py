@@ -7,13 +7,19 @@ prepares the transaction for the party to sign (:meth:`~EnrollmentDesk.prepare`)
 that transaction signed by the party (:meth:`~EnrollmentDesk.relay`), and checks the mined
 enrollment (:meth:`~EnrollmentDesk.confirm`). It is built once, by
 :meth:`ledger_service.service.LedgerService.build`, and the API's ``/v1/devices`` routes use it.
+
+Its state is in the database, shared by every instance on it and kept over a restart (issue 17):
+the open challenges (:class:`~ledger_service.enrollment.challenges.StoredChallengeBook`: bound to
+the party that asked, single use over every instance, at most :data:`MAX_OPEN_CHALLENGES` open per
+party counted in the database) and the prepared enrollments
+(:class:`~ledger_service.enrollment.prepared.PreparedEnrollments`: the verified call and
+certificate). A challenge issued by one instance is answered on another; an enrollment prepared on
+one is relayed and confirmed on another, against the certificate verified when it was prepared.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
-from dataclasses import dataclass
 from typing import Any, Final
 
 from cryptography import x509
@@ -27,14 +33,14 @@ from web3.logs import DISCARD
 
 from contracts.chain import Chain
 from contracts.deployment import Deployment
-from contracts.enrollment import ChallengeBook, registry_audience
+from contracts.enrollment import registry_audience
 from contracts.errors import ContractRevert, TransactionTimeout
 from contracts.registry import DeviceRegistryClient, device_id_hash
 from device_attestation.certificates import Challenge, verify_proof_of_possession
 from device_attestation.errors import CertificateError
-from device_attestation.keys import Scheme
 from ledger_service.auth import utcnow
 from ledger_service.enrollment.calls import check_signed_transaction, enroll_call
+from ledger_service.enrollment.challenges import StoredChallengeBook
 from ledger_service.enrollment.checks import (
     check_active_from,
     check_attestation,
@@ -46,43 +52,28 @@ from ledger_service.enrollment.errors import (
     EnrollmentConflict,
     EnrollmentForbidden,
     EnrollmentRefused,
-    TooManyChallenges,
     refused,
     revert_refusal,
 )
+from ledger_service.enrollment.prepared import PreparedEnrollment, PreparedEnrollments
 from ledger_service.registry_cache import RegistryCache
 
-__all__ = ["MAX_OPEN_CHALLENGES", "POP_MAX_AGE", "PREPARED_TTL", "EnrollmentDesk", "PreparedEnrollment"]
+__all__ = ["MAX_OPEN_CHALLENGES", "POP_MAX_AGE", "PREPARED_TTL", "EnrollmentDesk"]
 
 #: A device must answer a proof-of-possession challenge within this time.
 POP_MAX_AGE: Final = dt.timedelta(minutes=5)
 #: A prepared enrollment can be confirmed (relayed) within this time.
 PREPARED_TTL: Final = dt.timedelta(minutes=15)
-#: Open challenges one party may hold at once.
+#: Open challenges one party may hold at once (over every instance on the database).
 MAX_OPEN_CHALLENGES: Final = 256
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class PreparedEnrollment:
-    """An enrollment the service verified, waiting for the party's signed transaction."""
-
-    party: str
-    device_id: str
-    scheme: Scheme
-    fn_name: str
-    args: tuple[Any, ...]
-    data: str
-    cert_fingerprint: bytes
-    ca_key_hash: bytes
-    active_from_ms: int
-    expires_at: dt.datetime
 
 
 class EnrollmentDesk:
     """Challenges, verified enrollments and their confirmation, for one service.
 
-    Open challenges and prepared enrollments live in memory (a restart drops them; ask
-    again). ``clock`` may be replaced (tests).
+    Open challenges and prepared enrollments live in the database (``enrollment_challenges``,
+    ``prepared_enrollments``): any instance on it redeems, relays and confirms what another
+    issued or prepared, also after a restart. ``clock`` may be replaced (tests).
     """
 
     def __init__(
@@ -101,31 +92,22 @@ class EnrollmentDesk:
         self.registry = DeviceRegistryClient(chain, deployment)
         self.audience = registry_audience(self.registry)
         # the book keeps challenges a minute past POP_MAX_AGE, so a late answer is told "stale"
-        self.book = ChallengeBook(self.audience, max_age=POP_MAX_AGE + dt.timedelta(minutes=1))
+        self.book = StoredChallengeBook(
+            engine,
+            self.audience,
+            max_age=POP_MAX_AGE + dt.timedelta(minutes=1),
+            max_open=MAX_OPEN_CHALLENGES,
+        )
+        self.prepared = PreparedEnrollments(engine, self.registry.contract)
         self.clock = utcnow
         self.confirm_timeout = min(chain_timeout, 30.0)
-        self._issued_to: dict[bytes, tuple[str, dt.datetime]] = {}
-        self._prepared: dict[tuple[str, str], PreparedEnrollment] = {}
-        self._lock = threading.Lock()
 
     # -------------------------------------------------------------- 1. challenge
 
     def issue_challenge(self, party: str) -> Challenge:
-        """A fresh challenge for ``party`` (at most :data:`MAX_OPEN_CHALLENGES` open at once)."""
-        now = self.clock()
-        with self._lock:
-            horizon = now - self.book.max_age
-            for nonce in [n for n, (_, at) in self._issued_to.items() if at < horizon]:
-                del self._issued_to[nonce]
-            if sum(1 for p, _ in self._issued_to.values() if p == party) >= MAX_OPEN_CHALLENGES:
-                raise TooManyChallenges(
-                    f"{party} holds {MAX_OPEN_CHALLENGES} open challenges; use them or wait "
-                    f"{int(self.book.max_age.total_seconds())} s for them to lapse",
-                    code="enroll.too_many_challenges",
-                )
-            challenge = self.book.issue(now)
-            self._issued_to[challenge.nonce] = (party, challenge.issued_at)
-        return challenge
+        """A fresh challenge for ``party``, stored before it is answered (at most
+        :data:`MAX_OPEN_CHALLENGES` open at once, over every instance: ``enroll.too_many_challenges``)."""
+        return self.book.issue(self.clock(), party=party)
 
     # -------------------------------------------------------------- 2. verify and prepare
 
@@ -145,8 +127,9 @@ class EnrollmentDesk:
 
         Checks without side effects come first (certificate chain, CA trusted on chain, the CA's
         birth attestation, the device's proof of possession for ``party`` at this registry, a dry
-        run of the registry call from the party), then the challenge is spent and its answer
-        checked. Nothing is written on chain or in the database. ``active_from_ms`` None: the
+        run of the registry call from the party), then the challenge is spent (in the database,
+        once over every instance) and its answer checked, and the prepared enrollment is stored for
+        any instance to relay and confirm. Nothing is written on chain. ``active_from_ms`` None: the
         enrollment block's time (0 on chain).
         """
         now = self.clock()
@@ -178,10 +161,7 @@ class EnrollmentDesk:
             expires_at=now + PREPARED_TTL,
         )
         transaction = self._transaction(fn, fn_name, party, gas)
-        with self._lock:
-            for key in [k for k, p in self._prepared.items() if p.expires_at < now]:
-                del self._prepared[key]
-            self._prepared[(party, verified.device_id)] = prepared
+        self.prepared.save(prepared, now)
         return prepared, transaction
 
     def _spend_challenge(
@@ -189,18 +169,8 @@ class EnrollmentDesk:
     ) -> None:
         """Spend the challenge ``party`` asked for and check the device's answer to it (``pop.*``)."""
         nonce = hex_bytes(challenge_nonce, "challenge_nonce", length=32, code="pop.bad_challenge")
-        with self._lock:
-            holder = self._issued_to.get(nonce)
-            if holder is not None and holder[0] == party:
-                del self._issued_to[nonce]
-        if holder is None or holder[0] != party:
-            raise EnrollmentRefused(
-                "unknown, expired or already used challenge (or one issued to another party): ask "
-                "POST /v1/devices/challenge for a new one and have the device sign it",
-                code="pop.unknown_challenge",
-            )
+        challenge = self.book.redeem(nonce, now, party=party)  # pop.unknown_challenge: unknown, used, other's
         try:
-            challenge = self.book.redeem(nonce, now)
             verify_proof_of_possession(
                 cert=cert,
                 challenge=challenge,
@@ -282,16 +252,15 @@ class EnrollmentDesk:
                 code="enroll.not_yours",
             )
         enrolled = self._enrolled_event(result.receipt, device_id, tx_hash)
-        with self._lock:
-            prepared = self._prepared.get((party, device_id))
+        prepared = self.prepared.get(party, device_id)  # prepared here or on another instance
         if prepared is not None and bytes(enrolled["args"]["certFingerprint"]) != prepared.cert_fingerprint:
             raise EnrollmentRefused(
                 f"{tx_hash} enrolled {device_id!r} with another certificate than the one verified here",
                 code="enroll.mismatch",
             )
         self.mirror.refresh()
-        with self._lock:
-            self._prepared.pop((party, device_id), None)
+        if prepared is not None:
+            self.prepared.discard(party, device_id)
         return {
             "tx_hash": result.tx_hash,
             "block_number": result.block_number,
@@ -331,8 +300,7 @@ class EnrollmentDesk:
             raise revert_refusal(e, party, device_id) from e
 
     def _prepared_for(self, party: str, device_id: str) -> PreparedEnrollment:
-        with self._lock:
-            prepared = self._prepared.get((party, device_id))
+        prepared = self.prepared.get(party, device_id)
         if prepared is None or prepared.expires_at < self.clock():
             raise EnrollmentConflict(
                 f"no enrollment of {device_id!r} by {party} is prepared (or it lapsed after "

@@ -462,3 +462,48 @@ class LotHolderRow(SQLModel, table=True):
 
     lot_key: str = Field(primary_key=True, max_length=66)
     party: str = Field(primary_key=True, max_length=42)
+
+
+class EnrollmentChallengeRow(SQLModel, table=True):
+    """An open proof-of-possession challenge of device enrollment (``POST /v1/devices/challenge``), bound to
+    the party that asked for it; shared by every instance on the database.
+
+    Single use: redeeming deletes the row (one ``DELETE`` by nonce and party: of two instances redeeming
+    at once, one deletes it). ``expires_ms`` is when it is dropped (a minute after the device's answer
+    is too late, so a late answer is told "stale"); rows past it are purged. The per-party limit of open
+    challenges is counted here (index ``party``, ``expires_ms``).
+    """
+
+    __tablename__ = "enrollment_challenges"
+    __table_args__ = (
+        Index("ix_enrollment_challenges_party", "party", "expires_ms"),
+        Index("ix_enrollment_challenges_expires", "expires_ms"),
+    )
+
+    nonce: bytes = Field(sa_column=Column(LargeBinary(32), primary_key=True))
+    party: str = Field(max_length=42, nullable=False)
+    audience: str = Field(max_length=128, nullable=False)
+    issued_s: int = Field(sa_column=Column(BigInteger, nullable=False))
+    expires_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class PreparedEnrollmentRow(SQLModel, table=True):
+    """An enrollment the service verified (``POST /v1/devices``), waiting for the party's signed transaction:
+    the exact registry call (``data``, ABI-encoded; ``fn_name`` names it) and the certificate it was
+    verified with, so any instance relays only this call and confirms the mined enrollment against this
+    certificate. One per (party, device): preparing again replaces it; confirming deletes it; rows past
+    ``expires_ms`` are purged."""
+
+    __tablename__ = "prepared_enrollments"
+    __table_args__ = (Index("ix_prepared_enrollments_expires", "expires_ms"),)
+
+    party: str = Field(primary_key=True, max_length=42)
+    device_id: str = Field(primary_key=True, max_length=64)
+    scheme: str = Field(max_length=16, nullable=False)
+    fn_name: str = Field(max_length=32, nullable=False)
+    data: str = Field(sa_column=Column(Text, nullable=False))
+    cert_fingerprint: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    ca_key_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    active_from_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    prepared_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    expires_ms: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -90,8 +90,9 @@ _ENROLL_ERRORS: dict[int | str, dict[str, Any]] = {
     summary="A proof-of-possession challenge for a device to enroll (enroller)",
     description=(
         "For a party the chain admits to enroll (ENROLLER_ROLE, or the admission gate). The device signs the "
-        "challenge for its certificate; send the answer to `POST /v1/devices` within five minutes. A "
-        "challenge is single use and only valid for the party that asked for it."
+        "challenge for its certificate; send the answer to `POST /v1/devices` within five minutes (to this "
+        "instance or another on the same database). A challenge is single use and only valid for the party "
+        "that asked for it."
     ),
     responses=ROLE_ERRORS,
 )
@@ -127,9 +128,9 @@ def pop_challenge(party: EnrollerParty, service: ServiceDep) -> Any:
         "this device and certificate, the device's proof of possession for the party at this registry "
         "(both checked again on chain), the answer to a fresh challenge this party asked for (spent by "
         "this call), and dry-runs the registry call from the party's address (device id and key not "
-        "taken, party admitted, activation not before the block's time less 60 s). Nothing is written: "
-        "the answer "
-        "is the verified `enrollP256`/`enrollSecp256k1` call (`to`, `data`) and a ready EIP-1559 "
+        "taken, party admitted, activation not before the block's time less 60 s). Nothing is written on "
+        "chain; the prepared enrollment is kept by the service (any instance on its database confirms it). "
+        "The answer is the verified `enrollP256`/`enrollSecp256k1` call (`to`, `data`) and a ready EIP-1559 "
         "`transaction`. The party signs it with its own key (the device's on-chain owner is the sender), "
         "sends it, and calls `POST /v1/devices/{device_id}/confirm` with the hash, or hands the signed "
         "transaction to that endpoint to relay (the embedded chain is reachable only through this service)."
