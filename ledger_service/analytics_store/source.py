@@ -246,7 +246,13 @@ class LedgerSource:
         placed.sort(key=lambda o: (o.due_day, o.placed_at, o.key))
         quantity = {o.key: self._opened_quantity(o.key, o.terms_commitment) for o in placed}
         orders = tuple(
-            Order(order_id="0x" + o.key.hex(), buyer=o.buyer, quantity=float(quantity[o.key]), due=o.due_date)
+            Order(
+                order_id="0x" + o.key.hex(),
+                buyer=o.buyer,
+                quantity=float(quantity[o.key]),
+                due=o.due_date,
+                placed_ms=int(o.placed_at) * 1000,
+            )
             for o in placed
         )
         digests = [keccak(b"order" + o.key) for o in placed]
