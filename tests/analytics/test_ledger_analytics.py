@@ -132,6 +132,12 @@ def test_every_simulated_reading_went_through_the_ingest_and_was_anchored(rig: R
     # Each factory's devices are found from the chain's enrollments (the enrolling party).
     for f in rig.world.factories:
         assert rig.source.devices_of(rig.feed.factories[f.spec.factory_id]) == sorted(f.spec.device_ids())
+        # ... and their roles in the profile, from the metrics they sign
+        roles = rig.source.profile_devices(rig.feed.factories[f.spec.factory_id])
+        assert roles.machines == tuple(f.spec.machine_ids())
+        assert roles.meters == tuple(f.spec.meter_pairs())
+        assert roles.cameras == tuple(f.spec.camera_ids())
+        assert roles.stock_counters == tuple(f.spec.stock_counter_ids())
     assert rig.feed.chain_time_simulated and len(rig.feed.orders) == 2 * DAYS
 
 
