@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import matplotlib
@@ -53,10 +53,8 @@ def _num(v: float | None, fmt: str = ",.0f", unit: str = "") -> str:
     return _INSUFFICIENT if v is None else f"{v:{fmt}}{unit}"
 
 
-def _utc(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+def _utc(iso: str | None) -> str:
+    return "-" if iso is None else iso.replace("T", " ").removesuffix("Z")[:16] + " UTC"
 
 
 def profile_table(profile: Mapping[str, Any]) -> list[tuple[str, str, str]]:
@@ -115,10 +113,10 @@ def profile_table(profile: Mapping[str, Any]) -> list[tuple[str, str, str]]:
                 f"{p.get('energy_suspect_days', 0)} suspect days",
             )
         )
-    if p.get("stock_as_of_ms") is None:
+    if p.get("stock_as_of") is None:
         rows.append(("measured stock", "no stock count", "-"))
     else:
-        as_of = f"count of {_utc(p.get('stock_as_of_ms'))}"
+        as_of = f"count of {_utc(p.get('stock_as_of'))}"
         rows.append(
             (
                 "raw material",

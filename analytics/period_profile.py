@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -97,7 +97,7 @@ class FactoryProfile:
     energy_inconsistent: bool | None = None
     # --- measured inventory (signed stock counts)
     stock_counts: int = 0
-    stock_as_of_ms: int | None = None
+    stock_as_of: str | None = None  # ISO 8601 UTC, like start and end
     raw_material_units: float | None = None
     finished_goods_units: float | None = None
     raw_material_cover_days: float | None = None
@@ -202,6 +202,12 @@ def _otif(start: date, end: date, orders: Sequence[Order], deliveries: Sequence[
     return len(due), ok
 
 
+def iso_utc(ms: int) -> str:
+    """Unix ms as ISO 8601 UTC text to the second (``2026-03-08T06:00:00Z``): a profile's times are
+    text, like its dates."""
+    return datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _slope(x: FloatArray, y: FloatArray) -> float:
     return float(np.polyfit(x, y, 1)[0])
 
@@ -282,7 +288,7 @@ def _stock(
     fin = float(sum(f for f in fins if f is not None)) if all(f is not None for f in fins) else None
     return {
         "stock_counts": counts,
-        "stock_as_of_ms": min(t for t, _, _ in latest.values()),
+        "stock_as_of": iso_utc(min(t for t, _, _ in latest.values())),
         "raw_material_units": raw,
         "finished_goods_units": fin,
         "raw_material_cover_days": raw / made_per_day if raw is not None and made_per_day else None,
@@ -349,7 +355,7 @@ def _equipment(
         total_stops += stops
         register[dev] = {
             "state": state,
-            "last_reading_ms": last_ms,
+            "last_reading": iso_utc(last_ms) if last_ms is not None else None,
             "age_days": age,
             "running_s": run,
             "unplanned_s": unpl,

@@ -125,7 +125,7 @@ def test_no_meter_no_energy_figures() -> None:
     plain = Factory("F1", ("A", "B"), interval_s=21_600)
     p = build_profile(plain, D1, D1, [summary(D1, machine_day(D1, 10, kwh=1, meter=False), plain)])
     assert p.energy_kwh is None and p.energy_coverage is None and p.energy_consistency is None
-    assert p.stock_as_of_ms is None and p.camera_first_pass_yield is None and p.camera_lots == {}
+    assert p.stock_as_of is None and p.camera_first_pass_yield is None and p.camera_lots == {}
 
 
 def test_measured_stock_and_days_of_cover() -> None:
@@ -141,7 +141,7 @@ def test_measured_stock_and_days_of_cover() -> None:
     assert (s1.stock[0].counts, s1.stock[0].raw, s1.stock[0].finished) == (2, 450, 70)
     p = build_profile(F, D1, d2, [s1, summary(d2, day2)], [Order("O1", "b", 100, d2)], deliveries)
     assert (p.stock_counts, p.raw_material_units, p.finished_goods_units) == (3, 400, 60)
-    assert p.stock_as_of_ms == day_start_ms(d2) + 5
+    assert p.stock_as_of == "2026-03-03T00:00:00Z"  # the count at 00:00:00.005
     # raw: 400 / (units made 80 / 2 data days); finished: 60 / (60 delivered / 2 days)
     assert p.raw_material_cover_days == pytest.approx(400 / 40)
     assert p.finished_goods_cover_days == pytest.approx(60 / 30)
@@ -192,12 +192,12 @@ def test_equipment_register_stops_across_midnight_age_and_availability_trend() -
     p = build_profile(F, d[0], d[3], [s0, summary(d[1], day1), summary(d[3], day3)])
     a = p.equipment["A"]
     assert a["unplanned_stops"] == 3 and p.unplanned_stops == 3
-    assert a["state"] == 1 and a["last_reading_ms"] == day_start_ms(d[3]) + SLOT_MS + 5
+    assert a["state"] == 1 and a["last_reading"] == "2026-03-05T06:00:00Z"
     assert a["age_days"] == 1000 + 3 and p.equipment_age_days == 1003
     assert a["availability"] == pytest.approx(4 / 9)  # running 2 + 1 + 1 slots, stopped 2 + 2 + 1
     assert p.equipment["B"] == {
         "state": None,
-        "last_reading_ms": None,
+        "last_reading": None,
         "age_days": None,
         "running_s": 0.0,
         "unplanned_s": 0.0,

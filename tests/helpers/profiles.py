@@ -15,7 +15,6 @@ from ledger_service.analytics_store.publish import PROFILE_MODEL, profile_json, 
 __all__ = ["sample_profile", "store_sample_profile"]
 
 _DAILY = (780.0, 800.0, 810.0, 790.0, 820.0)
-_OCT1_MS = int(dt.datetime(2026, 10, 1, tzinfo=dt.UTC).timestamp() * 1000)
 
 
 def sample_profile(factory: str, *, days: int = 5, **figures: Any) -> dict[str, Any]:
@@ -61,7 +60,7 @@ def sample_profile(factory: str, *, days: int = 5, **figures: Any) -> dict[str, 
         energy_suspect_days=0,
         energy_inconsistent=False if days >= 3 else None,
         stock_counts=days,
-        stock_as_of_ms=_OCT1_MS + (days - 1) * 86_400_000 + 6 * 3_600_000,
+        stock_as_of=f"2026-10-{days:02d}T06:00:00Z",
         raw_material_units=12 * 800.0 / 0.97,
         finished_goods_units=1.5 * 780.0,
         raw_material_cover_days=12.0,
@@ -73,7 +72,7 @@ def sample_profile(factory: str, *, days: int = 5, **figures: Any) -> dict[str, 
         equipment={
             f"{factory[:8]}-press": {
                 "state": 1,
-                "last_reading_ms": _OCT1_MS + days * 86_400_000 - 60_000,
+                "last_reading": f"2026-10-{days:02d}T23:59:00Z",
                 "age_days": 1500.0,
                 "running_s": 0.9 * 86_400 * days,
                 "unplanned_s": 0.1 * 86_400 * days,
