@@ -655,19 +655,13 @@ def summarize_day(
         )
         for i in range(n_dev)
     )
-    production = np.zeros((n_dev, slots), dtype=bool)
-    units_at = np.zeros((n_dev, slots))
-    good_at = np.zeros((n_dev, slots))
     made = good + rework + defect
-    production[dev, sl] = running | (made > 0)
-    units_at[dev, sl] = made
-    good_at[dev, sl] = good
     return DaySummary(
         factory_id=factory.factory_id,
         day=day,
         interval_s=factory.interval_s,
         devices=devices,
-        meters=_meter_days(factory, day, meters, production, units_at, good_at),
+        meters=_meter_days(factory, day, meters, (dev, sl, running | (made > 0), made, good)),
         cameras=_camera_days(factory, day, cameras),
         stock=_stock_days(factory, day, stock),
     )
@@ -677,12 +671,24 @@ def _meter_days(
     factory: Factory,
     day: date,
     cols: MeterColumns | None,
-    production: npt.NDArray[np.bool_],
-    units_at: FloatArray,
-    good_at: FloatArray,
+    machine_slots: tuple[IntArray, IntArray, npt.NDArray[np.bool_], FloatArray, FloatArray],
 ) -> tuple[MeterDay, ...]:
+    """Per meter its kWh, and over its production intervals its machine's units (``machine_slots``:
+    the machines' surviving readings as device, slot, production?, units made, good units)."""
     cols = cols if cols is not None else MeterColumns.empty()
+    if not factory.meters:
+        if len(cols):
+            raise ProfileError("meter readings for a factory with no meter", code="profile.unknown_device")
+        return ()
     n_m, n, slots = len(factory.meters), len(cols), factory.slots_per_day
+    dev, sl, prod, made, good = machine_slots
+    n_dev = len(factory.device_ids)
+    production = np.zeros((n_dev, slots), dtype=bool)  # dense device x slot: only with meters
+    units_at = np.zeros((n_dev, slots))
+    good_at = np.zeros((n_dev, slots))
+    production[dev, sl] = prod
+    units_at[dev, sl] = made
+    good_at[dev, sl] = good
     start = day_start_ms(day)
     if cols.meter.shape != (n,) or cols.kwh.shape != (n,):
         raise ProfileError("meter columns differ in length", code="profile.columns")
