@@ -16,15 +16,18 @@ stock counts = 1,089,060 readings. Orders carry their placement time (backlog). 
   through :func:`columns_from_readings` (the objects are built outside the timed region).
 
 Before any timing, one day is profiled once (warm-up: NumPy loads ``numpy.ma`` on its first
-percentile, 0.2 to 0.8 s of imports when the interpreter cannot cache bytecode). Peak memory is
-tracemalloc's peak for the timed step (numpy reports its buffers to it) and the
-process's max RSS at the end. Target (issue 16): the month with every dimension under 1 s and 256 MiB.
+percentile, 0.2 to 0.8 s of imports when the interpreter cannot cache bytecode). Time: the best
+wall time of ``--repeat`` (3) untraced runs of each step, with that run's CPU time (the machine may
+be shared). Peak memory: tracemalloc's peak of one more, traced run (numpy reports its buffers to
+it), and the process's max RSS at the end. Target (issue 16): the month with every dimension under
+1 s and 256 MiB.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import os
 import resource
 import time
 import tracemalloc
@@ -172,16 +175,29 @@ def as_json(cols: DayInputs, factory: Factory) -> list[dict[str, Any]]:
     return out
 
 
-def measured(fn: Callable[[], T]) -> tuple[T, float, float]:
-    """fn's result, wall seconds and tracemalloc peak (MiB) of the call."""
+def traced_peak(fn: Callable[[], T]) -> tuple[T, float]:
+    """fn's result and tracemalloc's peak (MiB) during the call."""
     tracemalloc.start()
     tracemalloc.reset_peak()
-    t = time.perf_counter()
     out = fn()
-    dt = time.perf_counter() - t
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return out, dt, peak / MIB
+    return out, peak / MIB
+
+
+def measured(fn: Callable[[], T], repeat: int = 1) -> tuple[T, float, float, float]:
+    """fn's result, the best wall seconds of ``repeat`` untraced calls with that call's CPU seconds
+    (the machine is shared: CPU time is what the step costs, wall time what a waiting caller sees),
+    and tracemalloc's peak (MiB) of one more, traced call."""
+    best, cpu = float("inf"), 0.0
+    for _ in range(repeat):
+        t, c = time.perf_counter(), time.process_time()
+        fn()
+        w = time.perf_counter() - t
+        if w < best:
+            best, cpu = w, time.process_time() - c
+    out, peak = traced_peak(fn)
+    return out, best, cpu, peak
 
 
 def main() -> int:
@@ -190,6 +206,7 @@ def main() -> int:
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--interval", type=int, default=120)
     ap.add_argument("--no-json", action="store_true", help="skip the Reading v1 JSON path")
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs per step (the best wall time counts)")
     args = ap.parse_args()
 
     machines = tuple(f"dev-{i:03d}" for i in range(args.devices))
@@ -236,36 +253,37 @@ def main() -> int:
         acc.profile(orders, deliveries)
         return acc
 
-    acc, t_full, m_full = measured(full_month)
+    acc, t_full, c_full, m_full = measured(full_month, args.repeat)
 
     def add_day() -> None:
         acc.add_day(new_day, new_cols)
         acc.profile(orders, deliveries)
 
-    _, t_add, m_add = measured(add_day)
+    _, t_add, c_add, m_add = measured(add_day, args.repeat)
     summaries = list(acc.days.values())
-    profile, t_prof, m_prof = measured(
-        lambda: build_profile(factory, start, end, summaries, orders, deliveries)
+    profile, t_prof, c_prof, m_prof = measured(
+        lambda: build_profile(factory, start, end, summaries, orders, deliveries), args.repeat
     )
 
     rows = [
-        ("full month, numpy columns", total, t_full, m_full),
-        ("add a day + re-profile", n_readings(new_cols), t_add, m_add),
-        ("re-profile only (31 summaries)", 0, t_prof, m_prof),
+        ("full month, numpy columns", total, t_full, c_full, m_full),
+        ("add a day + re-profile", n_readings(new_cols), t_add, c_add, m_add),
+        ("re-profile only (31 summaries)", 0, t_prof, c_prof, m_prof),
     ]
 
     def json_day(day: date, objs: list[dict[str, Any]]) -> DaySummary:
         return summarize_inputs(factory, day, day_inputs_from_readings(objs, factory))
 
     if not args.no_json:
-        t_json, m_json = 0.0, 0.0
+        t_json, c_json, m_json = 0.0, 0.0, 0.0
         for d, c in month.items():
             objs = as_json(c, factory)  # built outside the timed region
-            _, dt, peak = measured(functools.partial(json_day, d, objs))
+            _, dt, cpu, peak = measured(functools.partial(json_day, d, objs))
             t_json += dt
+            c_json += cpu
             m_json = max(m_json, peak)
             del objs
-        rows.append(("full month, Reading v1 JSON by day", total, t_json, m_json))
+        rows.append(("full month, Reading v1 JSON by day", total, t_json, c_json, m_json))
 
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(
@@ -273,9 +291,10 @@ def main() -> int:
         f"{factory.slots_per_day} readings/day, {args.devices} cameras every 2 h, 1 stock counter: "
         f"{total:,} readings"
     )
-    print(f"{'step':<38} {'readings':>10} {'seconds':>9} {'peak MiB':>9}")
-    for name, n, t, m in rows:
-        print(f"{name:<38} {n:>10,} {t:>9.3f} {m:>9.1f}")
+    print(f"{'step':<38} {'readings':>10} {'wall s':>9} {'CPU s':>9} {'peak MiB':>9}")
+    for name, n, t, c, m in rows:
+        print(f"{name:<38} {n:>10,} {t:>9.3f} {c:>9.3f} {m:>9.1f}")
+    print(f"(wall: best of {args.repeat}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     print(f"process max RSS: {rss:.0f} MiB (includes the generated month)")
     print(
         f"profile: capacity {profile.capacity_units_per_day:.0f} u/day, OEE {profile.oee:.3f}, "
@@ -290,8 +309,11 @@ def main() -> int:
         f"{profile.backlog_coverage_days:.2f} d of capacity; {profile.unplanned_stops:,} unplanned stops; "
         f"camera FPY {profile.camera_first_pass_yield:.3f} over {len(profile.camera_lots)} lots"
     )
-    ok = t_full < 1 and m_full < 256
-    print(f"target (< 1 s, < 256 MiB for the month with every dimension): {'met' if ok else 'NOT met'}")
+    ok = t_full < 1 and m_full < 256 and rss < 256
+    print(
+        "target (< 1 s wall, < 256 MiB traced and max RSS, for the month with every dimension): "
+        + ("met" if ok else "NOT met")
+    )
     return 0 if ok else 1
 
 
