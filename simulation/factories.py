@@ -46,6 +46,30 @@ readings when the window ends (late readings, in order of their ``seq``); in a *
 measures nothing (those intervals are missing for good; production goes on and is in the truth
 but not in the ledger). ``power_share`` of the outages are power outages.
 
+**Energy** (a kWh meter per line, one reading per interval): an interval draws
+``(base_kw h + kwh_per_unit units)`` running, ``standby_kw h`` in an unplanned stop and ``off_kw h``
+planned down (``h`` the interval in hours), times ``1 + energy_noise N(0, 1)``. The meter has its own
+outages. A supplier may inflate its machines' reported good units (``inflate_output_from_day``,
+``inflate_output_factor``): the meter, the camera and the lots keep the true production, which is
+what the profile's energy consistency exists to catch.
+
+**Camera** (one per line, one reading per ``QC_EVERY_S`` window, carrying the window's lot): units
+inspected = units made in the window; rejected = ``Binomial(rework + defect, camera_detect) +
+Binomial(good, camera_false_reject)``. The camera has its own power outages (a window whose last
+interval falls in one is not reported).
+
+**Stock** (one counter per factory, a count every day at ``stock_count_hour``): finished goods start
+at ``finished_stock_days`` of nominal sellable output, grow by the sellable output and fall by the
+lots shipped; raw material (in units of output it makes) starts at ``raw_stock_days`` of nominal
+output, falls by every unit made and is replenished every ``raw_delivery_every_days`` days at noon
+by that many days of nominal output. A count is the true stock times ``1 + stock_count_error N(0, 1)``.
+
+**Equipment**: each line's machine was commissioned 1 to 12 years before the period (uniform); its
+controller reports it as ``commissioned_day`` (days since 1970-01-01) on every reading.
+
+The measured dimensions draw from their own generators (seeded from the spec's seed), so adding them
+left every earlier draw, and so every earlier planted figure, unchanged.
+
 **Orders and deliveries.** The buying core enterprise orders every day ``d`` a quantity due by the
 end of day ``d + order_lead_days``: ``round(nominal_daily * order_fill * U(0.9, 1.0))`` where
 ``nominal_daily`` is the output the line would sustain when healthy. The factory ships each
@@ -56,14 +80,23 @@ the truth applies the same rule to the true deliveries.
 """
 
 import datetime as dt
+from dataclasses import replace
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
-from simulation._internal import FloatArray, IntArray, day_ms
+from simulation._internal import DAY_MS, FloatArray, IntArray, day_ms
 from simulation.kinds import STATIONS, FactorySpec, SimulatorError
-from simulation.truth import FactoryTruth, LineTruth, PlannedDelivery, PlannedOrder, SimReading, World
+from simulation.truth import (
+    FactoryTruth,
+    LineTruth,
+    PlannedDelivery,
+    PlannedOrder,
+    SimReading,
+    StockCount,
+    World,
+)
 
 __all__ = [
     "simulate_factory",
@@ -302,16 +335,33 @@ def simulate_factory(spec: FactorySpec, start: dt.date, days: int) -> tuple[Fact
     delivered: dict[str, int] = {}
     deliveries: list[PlannedDelivery] = []
 
-    for line_id in spec.line_ids():
+    for li, line_id in enumerate(spec.line_ids()):
         lt = _line(spec, line_id, rng, n)
+        aux = np.random.default_rng([spec.seed, 16, li])  # the measured dimensions' own draws
+        lt = _measured_line(spec, lt, aux, start, days)
         lines.append(lt)
         lots = [
             f"LOT-{line_id}-{(start + dt.timedelta(days=int(d))).strftime('%Y%m%d')}" for d in range(days)
         ]
         readings.extend(_device_readings(spec, lt, rng, line_id, days, t0, delivered))
         readings.extend(_qc_readings(spec, lt, rng, line_id, lots, t0, slots))
+        readings.extend(_meter_readings(spec, lt, aux, line_id, days, t0, delivered))
+        readings.extend(_camera_readings(spec, lt, aux, line_id, lots, days, t0, delivered))
         deliveries.extend(_deliveries(spec, lt, line_id, lots, start, days))
     orders = _orders(spec, rng, start, days)
+    counts = _stock_counts(spec, lines, deliveries, np.random.default_rng([spec.seed, 16, 99]), t0, days)
+    readings.extend(
+        SimReading(
+            device_id=spec.stock_counter_id(),
+            seq=i + 1,
+            ts_ms=c.ts_ms,
+            lot_id=None,
+            metrics={"raw_material_units": c.raw_counted, "finished_goods_units": c.finished_counted},
+            send_ms=c.ts_ms + 60_000,
+        )
+        for i, c in enumerate(counts)
+    )
+    delivered[spec.stock_counter_id()] = len(counts)
     truth = FactoryTruth(
         spec=spec,
         start=start,
@@ -321,8 +371,144 @@ def simulate_factory(spec: FactorySpec, start: dt.date, days: int) -> tuple[Fact
         deliveries=tuple(deliveries),
         delivered_intervals=delivered,
         expected_intervals=n,
+        stock_counts=tuple(counts),
     )
     return truth, readings
+
+
+def _measured_line(
+    spec: FactorySpec, lt: LineTruth, aux: np.random.Generator, start: dt.date, days: int
+) -> LineTruth:
+    """The line's true energy per interval, its machine's commissioning day and its reported good units."""
+    kind = spec.kind
+    h = spec.interval_s / 3600
+    load = np.select(
+        [lt.state == 1, lt.state == 2],
+        [kind.base_kw * h + kind.kwh_per_unit * lt.units, np.full(lt.state.shape, kind.standby_kw * h)],
+        kind.off_kw * h,
+    )
+    energy = np.maximum(0.0, load * (1 + spec.energy_noise * aux.standard_normal(lt.state.shape[0])))
+    epoch_day = (start - dt.date(1970, 1, 1)).days
+    commissioned = epoch_day - int(aux.integers(365, 12 * 365))
+    reported = lt.good.copy()
+    if spec.inflate_output_from_day is not None:
+        slots = 86_400 // spec.interval_s
+        frm = min(days, spec.inflate_output_from_day) * slots
+        reported[frm:] = np.round(reported[frm:] * spec.inflate_output_factor).astype(np.int64)
+    return replace(lt, energy_kwh=energy.round(4), commissioned_day=commissioned, reported_good=reported)
+
+
+def _meter_readings(
+    spec: FactorySpec,
+    lt: LineTruth,
+    aux: np.random.Generator,
+    line_id: str,
+    days: int,
+    t0: int,
+    delivered: dict[str, int],
+) -> list[SimReading]:
+    """The line's kWh meter: the energy of every interval it measured (its own outages)."""
+    n = lt.state.shape[0]
+    iv_ms = spec.interval_s * 1000
+    measured, send = _outages(spec, aux, n, days)
+    device = spec.meter_id(line_id)
+    delivered[device] = int(measured.sum())
+    return [
+        SimReading(
+            device_id=device,
+            seq=seq,
+            ts_ms=t0 + int(t) * iv_ms,
+            lot_id=None,
+            metrics={"energy_kwh": float(lt.energy_kwh[t])},
+            send_ms=int(t0 + (int(send[t]) + 1) * iv_ms),
+        )
+        for seq, t in enumerate(np.flatnonzero(measured), start=1)
+    ]
+
+
+def _camera_readings(
+    spec: FactorySpec,
+    lt: LineTruth,
+    aux: np.random.Generator,
+    line_id: str,
+    lots: list[str],
+    days: int,
+    t0: int,
+    delivered: dict[str, int],
+) -> list[SimReading]:
+    """The line's inspection camera: per ``QC_EVERY_S`` window, units inspected and rejected."""
+    every = QC_EVERY_S // spec.interval_s
+    n = lt.state.shape[0]
+    slots = 86_400 // spec.interval_s
+    iv_ms = spec.interval_s * 1000
+    measured, _ = _outages(spec, aux, n, days)
+    device = spec.camera_id(line_id)
+    out: list[SimReading] = []
+    for end in range(every, n + 1, every):
+        w = slice(end - every, end)
+        units = int(lt.units[w].sum())
+        good = int(lt.good[w].sum())
+        rejected = int(aux.binomial(units - good, spec.camera_detect)) + int(
+            aux.binomial(good, spec.camera_false_reject)
+        )
+        if not measured[end - 1]:
+            continue
+        metrics: dict[str, float | int] = {"cam_inspected": units, "cam_defects": rejected}
+        if units:
+            metrics["cam_pass_share"] = round(1 - rejected / units, 4)
+        ts = t0 + (end - 1) * iv_ms
+        out.append(
+            SimReading(
+                device_id=device,
+                seq=len(out) + 1,
+                ts_ms=ts,
+                lot_id=lots[(end - 1) // slots],
+                metrics=metrics,
+                send_ms=ts + iv_ms,
+            )
+        )
+    delivered[device] = len(out)
+    return out
+
+
+def _stock_counts(
+    spec: FactorySpec,
+    lines: list[LineTruth],
+    deliveries: list[PlannedDelivery],
+    aux: np.random.Generator,
+    t0: int,
+    days: int,
+) -> list[StockCount]:
+    """The daily stock counts (the module docstring's law): true and counted stock."""
+    iv_ms = spec.interval_s * 1000
+    made = np.cumsum(sum(line.units for line in lines))  # units made in slots 0..t
+    sellable = np.cumsum(sum(line.good + line.rework for line in lines))
+    fin0 = spec.finished_stock_days * spec.nominal_daily()
+    raw0 = spec.raw_stock_days * spec.nominal_made_daily()
+    refill = spec.raw_delivery_every_days * spec.nominal_made_daily()
+    out: list[StockCount] = []
+    for d in range(days):
+        ts = t0 + d * DAY_MS + spec.stock_count_hour * 3_600_000
+        done = (ts - t0) // iv_ms  # slots completed before the count
+        made_before = float(made[done - 1]) if done > 0 else 0.0
+        sellable_before = float(sellable[done - 1]) if done > 0 else 0.0
+        shipped = float(sum(x.quantity for x in deliveries if x.shipped_ms < ts))
+        receipts = sum(
+            1 for k in range(0, d + 1, spec.raw_delivery_every_days) if t0 + k * DAY_MS + 12 * 3_600_000 < ts
+        )
+        raw = raw0 - made_before + receipts * refill
+        fin = fin0 + sellable_before - shipped
+        err = 1 + spec.stock_count_error * aux.standard_normal(2)
+        out.append(
+            StockCount(
+                ts_ms=ts,
+                raw=raw,
+                finished=fin,
+                raw_counted=max(0, round(raw * float(err[0]))),
+                finished_counted=max(0, round(fin * float(err[1]))),
+            )
+        )
+    return out
 
 
 def _device_readings(
@@ -356,10 +542,11 @@ def _device_readings(
             if k == 0:
                 metrics = {
                     "state": int(lt.state[t]),
-                    "good_units": int(lt.good[t]),
+                    "good_units": int(lt.reported_good[t]),
                     "rework_units": int(lt.rework[t]),
                     "defect_units": int(lt.defect[t]),
                     "ideal_rate_uph": ideal_uph,
+                    "commissioned_day": lt.commissioned_day,
                 }
             else:
                 cols = station_cols[k - 1]

@@ -74,6 +74,12 @@ class LineKind:
     target_yield: float
     rework_share: float
     n_parameters: int = 203
+    #: energy law (simulation.factories): kWh per unit made, the running line's base load, and the
+    #: load when stopped (unplanned) and when planned down, kW
+    kwh_per_unit: float = 0.25
+    base_kw: float = 30.0
+    standby_kw: float = 8.0
+    off_kw: float = 1.0
 
 
 #: A crystalline-silicon solar-cell line. A-grade = the cell's efficiency bin at or above the
@@ -93,6 +99,7 @@ SOLAR_CELL: Final = LineKind(
     units_per_interval=40.0,
     target_yield=0.78,
     rework_share=0.4,
+    kwh_per_unit=0.25,
 )
 
 #: A rubber internal mixer (compounding for tyres and seals). One batch per 5-minute interval;
@@ -111,6 +118,7 @@ RUBBER_MIXING: Final = LineKind(
     units_per_interval=1.0,
     target_yield=0.8,
     rework_share=0.6,
+    kwh_per_unit=27.5,
 )
 
 Health = Literal["healthy", "deteriorating"]
@@ -142,6 +150,19 @@ class FactorySpec:
     sensor_noise: float = 0.15
     sensor_drift: float = 0.25
     gtin: str = "09506000134352"
+    #: the measured dimensions (energy, stock, camera, equipment age): simulation.factories' docstring
+    energy_noise: float = 0.02
+    camera_detect: float = 0.98
+    camera_false_reject: float = 0.003
+    raw_stock_days: float = 10.0
+    raw_delivery_every_days: int = 7
+    finished_stock_days: float = 1.5
+    stock_count_hour: int = 6
+    stock_count_error: float = 0.005
+    #: a supplier that inflates its machines' reported good units by ``inflate_output_factor`` from
+    #: day ``inflate_output_from_day`` (0-based) on; the meters, the camera and the lots stay true
+    inflate_output_from_day: int | None = None
+    inflate_output_factor: float = 1.4
 
     def __post_init__(self) -> None:
         if not self.factory_id or len(self.factory_id) > 24 or not self.factory_id.replace("-", "").isalnum():
@@ -152,6 +173,10 @@ class FactorySpec:
             raise SimulatorError(f"interval_s must divide 86400, got {self.interval_s}")
         if self.kind.n_parameters < 200 or self.kind.n_parameters > STATIONS * PARAMS_PER_STATION:
             raise SimulatorError("a line kind has 200 .. 203 process parameters")
+        if self.inflate_output_from_day is not None and (
+            self.inflate_output_from_day < 0 or self.inflate_output_factor < 1
+        ):
+            raise SimulatorError("inflate_output_from_day must be >= 0 and inflate_output_factor >= 1")
 
     def line_ids(self) -> list[str]:
         return [f"{self.factory_id}-l{i + 1}" for i in range(self.lines)]
@@ -165,10 +190,23 @@ class FactorySpec:
     def qc_id(self, line_id: str) -> str:
         return f"{line_id}-qc"
 
+    def meter_id(self, line_id: str) -> str:
+        """The line's kWh meter."""
+        return f"{line_id}-kwh"
+
+    def camera_id(self, line_id: str) -> str:
+        """The line's end-of-line inspection camera."""
+        return f"{line_id}-cam"
+
+    def stock_counter_id(self) -> str:
+        """The factory's stock-count station (raw material and finished goods)."""
+        return f"{self.factory_id}-stock"
+
     def scheme_of(self, device_id: str) -> str:
-        """Controllers and stations carry P-256 secure elements; the QC test station is a PC gateway
-        with an Ethereum (secp256k1) key, cheap to verify on chain where lots are certified."""
-        return "secp256k1" if device_id.endswith("-qc") else "p256"
+        """Controllers, stations, meters and the stock counter carry P-256 secure elements; the QC test
+        station and the inspection camera are PC gateways with Ethereum (secp256k1) keys, cheap to
+        verify on chain where lots are certified."""
+        return "secp256k1" if device_id.endswith(("-qc", "-cam")) else "p256"
 
     def device_ids(self) -> list[str]:
         out: list[str] = []
@@ -176,11 +214,31 @@ class FactorySpec:
             out.append(self.controller_id(line))
             out.extend(self.station_ids(line))
             out.append(self.qc_id(line))
+            out.append(self.meter_id(line))
+            out.append(self.camera_id(line))
+        out.append(self.stock_counter_id())
         return out
+
+    def meter_pairs(self) -> list[tuple[str, str]]:
+        """``(meter, machine it meters)`` per line: the factory profile's ``meters``."""
+        return [(self.meter_id(line), self.controller_id(line)) for line in self.line_ids()]
+
+    def camera_ids(self) -> list[str]:
+        return [self.camera_id(line) for line in self.line_ids()]
+
+    def stock_counter_ids(self) -> list[str]:
+        return [self.stock_counter_id()]
 
     def machine_ids(self) -> list[str]:
         """The devices the factory profile is computed from (the line controllers)."""
         return [self.controller_id(line) for line in self.line_ids()]
+
+    def nominal_made_daily(self) -> float:
+        """Units made per day (every grade) when healthy: what the raw material is sized on."""
+        slots = 86_400 // self.interval_s
+        running = slots - 3_600 // self.interval_s
+        availability = 1.0 / (1.0 + self.failure_rate * self.repair_intervals)
+        return self.lines * running * availability * self.kind.units_per_interval * self.speed
 
     def nominal_daily(self) -> float:
         """Sellable units per day the factory would sustain when healthy (the order basis)."""

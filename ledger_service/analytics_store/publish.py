@@ -11,8 +11,14 @@ the anchored root (:class:`ledger_service.analytics_store.source.InputMismatch`)
 or code version is named by the commitment field that differs
 (:class:`analytics.commitment.CommitmentMismatch`).
 
-Commitment inputs: the reading digests, plus one digest per order (``keccak("order" || key)``)
-and per delivery event (``keccak("delivery" || tx hash || log index)``), in that order.
+Commitment inputs: the reading digests (machines, then kWh meters, cameras and stock counters, as
+the source returns them), plus one digest per order (``keccak("order" || key)``) and per delivery
+event (``keccak("delivery" || tx hash || log index)``), in that order.
+
+Profile versions: model ``supet.factory-profile`` version ``2`` (result schema
+``supet.factory-profile.v2``) adds the measured dimensions (energy, stock, backlog, equipment,
+camera; docs/analytics-profile.md). A version ``1`` commitment is still recomputed as version 1: the
+same inputs (its parameters name machines only) and the v1 result's fields, so it keeps verifying.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from analytics.commitment import (
     verify_commitment,
 )
 from analytics.period_profile import FactoryProfile, build_profile, period_days
-from analytics.profile import DAY_S, Factory, columns_from_readings, day_start_ms, summarize_day
+from analytics.profile import DAY_S, Factory, day_inputs_from_readings, day_start_ms, summarize_inputs
 from analytics.yield_model import (
     MODEL_NAME,
     MODEL_VERSION,
@@ -68,7 +74,17 @@ __all__ = [
 ]
 
 #: The factory profile's model id (bump the version when a definition changes).
-PROFILE_MODEL: Final = ModelId(name="supet.factory-profile", version="1")
+PROFILE_MODEL: Final = ModelId(name="supet.factory-profile", version="2")
+#: The first version: capacity, OEE, first-pass yield, derived inventory, OTIF, trend, coverage.
+PROFILE_MODEL_V1: Final = ModelId(name="supet.factory-profile", version="1")
+#: The fields of a version-1 profile result (the later versions add to them).
+_V1_FIELDS: Final = (
+    "factory_id", "start", "end", "days_in_period", "days_with_data", "capacity_units_per_day",
+    "utilisation", "availability", "performance", "quality", "oee", "first_pass_yield",
+    "sellable_units", "delivered_units", "inventory_days", "orders_due", "orders_otif", "otif",
+    "trend_units_per_day", "volatility", "readings", "readings_expected", "coverage", "thin",
+    "device_coverage", "daily_output",
+)  # fmt: skip
 YIELD_MODEL: Final = ModelId(name=MODEL_NAME, version=MODEL_VERSION)
 
 
@@ -88,6 +104,30 @@ class ProfileParams:
     through_batch: int
     block: int
     thin_coverage: float = 0.8
+    #: ``(meter, machine it meters)`` pairs: the kWh meters (energy per good unit, consistency)
+    meters: tuple[tuple[str, str], ...] = ()
+    #: the inspection cameras (camera first-pass yield, per-lot counts)
+    cameras: tuple[str, ...] = ()
+    #: the stock counters (measured raw material and finished goods)
+    stock_counters: tuple[str, ...] = ()
+    #: energy consistency below this raises ``energy_inconsistent``
+    energy_flag_below: float = 0.9
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        """Every device whose readings are inputs: machines, meters, cameras, stock counters."""
+        return (*self.machines, *(m for m, _ in self.meters), *self.cameras, *self.stock_counters)
+
+    def factory_model(self) -> Factory:
+        """The :class:`analytics.profile.Factory` these parameters describe."""
+        return Factory(
+            factory_id=self.factory,
+            device_ids=self.machines,
+            interval_s=self.interval_s,
+            meters=self.meters,
+            cameras=self.cameras,
+            stock_counters=self.stock_counters,
+        )
 
     def to_json_obj(self) -> dict[str, Any]:
         return {
@@ -100,10 +140,16 @@ class ProfileParams:
             "through_batch": self.through_batch,
             "block": self.block,
             "thin_coverage": self.thin_coverage,
+            "meters": [list(p) for p in self.meters],
+            "cameras": list(self.cameras),
+            "stock_counters": list(self.stock_counters),
+            "energy_flag_below": self.energy_flag_below,
         }
 
     @classmethod
     def from_json_obj(cls, obj: dict[str, Any]) -> ProfileParams:
+        """The parameters back from :meth:`to_json_obj` (a version-1 profile's have no meters,
+        cameras nor stock counters)."""
         return cls(
             factory=obj["factory"],
             machines=tuple(obj["machines"]),
@@ -113,6 +159,10 @@ class ProfileParams:
             through_batch=int(obj["through_batch"]),
             block=int(obj["block"]),
             thin_coverage=float(obj["thin_coverage"]),
+            meters=tuple((str(m), str(x)) for m, x in obj.get("meters", ())),
+            cameras=tuple(obj.get("cameras", ())),
+            stock_counters=tuple(obj.get("stock_counters", ())),
+            energy_flag_below=float(obj.get("energy_flag_below", 0.9)),
         )
 
 
@@ -169,12 +219,18 @@ class Published:
     result: dict[str, Any]
 
 
-def profile_json(p: FactoryProfile) -> dict[str, Any]:
-    """The profile as plain JSON (dates as ISO strings)."""
+def profile_json(p: FactoryProfile, *, version: int = 2) -> dict[str, Any]:
+    """The profile as plain JSON (dates as ISO strings), schema ``supet.factory-profile.v<version>``:
+    version 1 holds only the first version's fields (to recompute a version-1 commitment)."""
     obj = dataclasses.asdict(p)
     obj["start"], obj["end"] = _iso(p.start), _iso(p.end)
-    obj["daily_output"] = list(p.daily_output)
-    return {"schema": "supet.factory-profile.v1", **obj}
+    for name in ("daily_output", "energy_per_unit_daily", "availability_daily"):
+        obj[name] = list(obj[name])
+    if version == 1:
+        obj = {k: obj[k] for k in _V1_FIELDS}
+    elif version != 2:
+        raise SourceError(f"no factory-profile version {version}", code="analytics.source.version")
+    return {"schema": f"supet.factory-profile.v{version}", **obj}
 
 
 def _period_ms(start: dt.date, end: dt.date) -> tuple[int, int]:
@@ -184,21 +240,28 @@ def _period_ms(start: dt.date, end: dt.date) -> tuple[int, int]:
 # ---------------------------------------------------------------- profile
 
 
-def compute_profile(source: LedgerSource, params: ProfileParams) -> tuple[dict[str, Any], list[bytes]]:
-    """The profile (as JSON) and the commitment inputs, from anchored readings and the chain."""
+def compute_profile(
+    source: LedgerSource, params: ProfileParams, *, version: int = 2
+) -> tuple[dict[str, Any], list[bytes]]:
+    """The profile (as JSON of ``version``) and the commitment inputs, from anchored readings of every
+    device the parameters name and the chain's orders and deliveries."""
     lo, hi = _period_ms(params.start, params.end)
-    readings = source.readings(params.machines, lo, hi, through_batch=params.through_batch)
-    factory = Factory(factory_id=params.factory, device_ids=params.machines, interval_s=params.interval_s)
+    readings = source.readings(params.devices, lo, hi, through_batch=params.through_batch)
+    factory = params.factory_model()
     by_day: dict[dt.date, list[AnchoredReading]] = defaultdict(list)
     for r in readings:
         by_day[dt.datetime.fromtimestamp(r.ts_ms / 1000, dt.UTC).date()].append(r)
     summaries = []
     for day in period_days(params.start, params.end):
         rows = by_day.get(day, [])
-        cols = columns_from_readings(
-            ({"device_id": r.device_id, "ts_ms": r.ts_ms, "metrics": r.metrics} for r in rows), factory
+        inputs = day_inputs_from_readings(
+            (
+                {"device_id": r.device_id, "ts_ms": r.ts_ms, "lot_id": r.lot_id, "metrics": r.metrics}
+                for r in rows
+            ),
+            factory,
         )
-        summaries.append(summarize_day(factory, day, cols))
+        summaries.append(summarize_inputs(factory, day, inputs))
     chain_inputs = source.chain_inputs(params.factory, block=params.block)
     profile = build_profile(
         factory,
@@ -208,13 +271,14 @@ def compute_profile(source: LedgerSource, params: ProfileParams) -> tuple[dict[s
         chain_inputs.orders,
         chain_inputs.deliveries,
         thin_coverage=params.thin_coverage,
+        energy_flag_below=params.energy_flag_below,
     )
-    inputs = [r.digest for r in readings] + list(chain_inputs.digests)
-    return profile_json(profile), inputs
+    digests = [r.digest for r in readings] + list(chain_inputs.digests)
+    return profile_json(profile, version=version), digests
 
 
 def publish_profile(engine: Engine, source: LedgerSource, params: ProfileParams) -> Published:
-    """Compute, commit and store a profile."""
+    """Compute, commit and store a profile (the current version, :data:`PROFILE_MODEL`)."""
     result, inputs = compute_profile(source, params)
     c = commit(result, inputs, PROFILE_MODEL, params.to_json_obj())
     return store_result(engine, "profile", params.factory, params.to_json_obj(), c, result)
@@ -398,8 +462,10 @@ def recompute(engine: Engine, source: LedgerSource, commitment: str) -> Publishe
     inputs: Sequence[bytes]
     if pub.kind == "profile":
         pp = ProfileParams.from_json_obj(pub.params)
-        result, inputs = compute_profile(source, pp)
-        model = PROFILE_MODEL
+        model = (
+            PROFILE_MODEL_V1 if pub.commitment.model_version == PROFILE_MODEL_V1.version else PROFILE_MODEL
+        )
+        result, inputs = compute_profile(source, pp, version=int(model.version))
     elif pub.kind == "yield":
         yp = YieldParams.from_json_obj(pub.params)
         _, result, inputs = compute_yield(source, yp)

@@ -1,6 +1,7 @@
 """A factory's profile brought up to date with the readings anchored since it was published (issue 15).
 
-A published profile names its data window: its machines, its period and the last anchored batch it
+A published profile names its data window: its devices (machines, and the meters, cameras and stock
+counters of a version-2 profile), its period and the last anchored batch it
 read (``through_batch``). :func:`new_data` says whether readings of those machines were anchored in a
 later batch, and up to which day; :func:`refresh_profile` publishes the next profile over the same
 machines, interval and period length, ending on the day of the newest anchored reading, through the
@@ -43,13 +44,14 @@ def profile_params_of(params: dict[str, Any]) -> ProfileParams | None:
 
 
 def new_data(engine: Engine, params: ProfileParams) -> NewData | None:
-    """Readings of ``params``' machines anchored in batches after ``params.through_batch``; None if none."""
+    """Readings of ``params``' devices (machines, meters, cameras, stock counters) anchored in batches
+    after ``params.through_batch``; None if none."""
     q = anchored_readings(
         func.count(col(ReadingRow.digest)),
         func.max(col(BatchRow.chain_batch_id)),
         func.max(col(ReadingRow.ts_ms)),
     ).where(
-        col(ReadingRow.device_id).in_(list(params.machines)),
+        col(ReadingRow.device_id).in_(list(params.devices)),
         col(BatchRow.chain_batch_id) > params.through_batch,
     )
     with engine.connect() as c:

@@ -55,6 +55,7 @@ __all__ = [
     "ChainInputs",
     "InputMismatch",
     "LedgerSource",
+    "ProfileDevices",
     "SourceError",
 ]
 
@@ -91,6 +92,22 @@ class ChainInputs:
     orders: tuple[Order, ...]
     deliveries: tuple[Delivery, ...]
     digests: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileDevices:
+    """A factory's devices by their role in its profile (``ProfileParams``' fields of the same names)."""
+
+    machines: tuple[str, ...]
+    meters: tuple[tuple[str, str], ...]
+    cameras: tuple[str, ...]
+    stock_counters: tuple[str, ...]
+
+
+def _asset(device_id: str) -> str:
+    """The asset a device id names by convention: the id up to its last ``-`` (``sun-a-l1-kwh`` ->
+    ``sun-a-l1``)."""
+    return device_id.rsplit("-", 1)[0]
 
 
 class LedgerSource:
@@ -146,6 +163,46 @@ class LedgerSource:
                 select(col(ReadingRow.reading_json)).where(col(ReadingRow.device_id) == device_id).limit(1)
             ).first()
         return {} if row is None else dict(json.loads(row[0]).get("metrics", {}))
+
+    def profile_devices(self, owner: str) -> ProfileDevices:
+        """``owner``'s devices with readings, by the metrics one of their readings carries: ``state`` a
+        machine, ``energy_kwh`` a kWh meter, ``cam_inspected`` a camera, ``raw_material_units`` or
+        ``finished_goods_units`` a stock counter (other devices, e.g. process stations, are none).
+
+        A meter is paired with the machine of the same asset (its id up to the last ``-``: meter
+        ``L1-kwh`` meters machine ``L1-ctl``); give the pairs yourself when the ids do not follow it.
+        @raise SourceError ``analytics.source.meter_pairing`` naming a meter with no or several machines
+        """
+        machines: list[str] = []
+        meters: list[str] = []
+        cameras: list[str] = []
+        counters: list[str] = []
+        for device in self.devices_of(owner):
+            m = self.sample_metrics(device)
+            if "state" in m:
+                machines.append(device)
+            elif "energy_kwh" in m:
+                meters.append(device)
+            elif "cam_inspected" in m:
+                cameras.append(device)
+            elif "raw_material_units" in m or "finished_goods_units" in m:
+                counters.append(device)
+        pairs = []
+        for meter in meters:
+            same = [x for x in machines if _asset(x) == _asset(meter)]
+            if len(same) != 1:
+                raise SourceError(
+                    f"meter {meter} pairs with {len(same)} machines of asset {_asset(meter)!r}; give the "
+                    "(meter, machine) pairs explicitly",
+                    code="analytics.source.meter_pairing",
+                )
+            pairs.append((meter, same[0]))
+        return ProfileDevices(
+            machines=tuple(machines),
+            meters=tuple(pairs),
+            cameras=tuple(cameras),
+            stock_counters=tuple(counters),
+        )
 
     # ------------------------------------------------------------------ readings
 
@@ -246,7 +303,13 @@ class LedgerSource:
         placed.sort(key=lambda o: (o.due_day, o.placed_at, o.key))
         quantity = {o.key: self._opened_quantity(o.key, o.terms_commitment) for o in placed}
         orders = tuple(
-            Order(order_id="0x" + o.key.hex(), buyer=o.buyer, quantity=float(quantity[o.key]), due=o.due_date)
+            Order(
+                order_id="0x" + o.key.hex(),
+                buyer=o.buyer,
+                quantity=float(quantity[o.key]),
+                due=o.due_date,
+                placed_ms=int(o.placed_at) * 1000,
+            )
             for o in placed
         )
         digests = [keccak(b"order" + o.key) for o in placed]

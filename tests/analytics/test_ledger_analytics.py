@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from analytics.charts import profile_chart, yield_chart
-from analytics.commitment import CommitmentMismatch
+from analytics.commitment import CommitmentMismatch, canonical_json, commit
 from analytics.yield_model import YieldModelParams
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
@@ -25,12 +25,15 @@ from contracts.onboarding import Onboarding
 from contracts.order_terms import OrderTerms, write_openings
 from contracts.orders import PurchaseOrdersClient, due_day, order_id
 from ledger_service.analytics_store.publish import (
+    PROFILE_MODEL_V1,
     ProfileParams,
     YieldParams,
+    compute_profile,
     list_published,
     publish_profile,
     publish_yield,
     recompute,
+    store_result,
 )
 from ledger_service.analytics_store.source import InputMismatch, LedgerSource, SourceError
 from ledger_service.config import Settings
@@ -56,7 +59,8 @@ class Rig:
     def end(self) -> dt.date:
         return self.start + dt.timedelta(days=DAYS - 1)
 
-    def profile_params(self, i: int) -> ProfileParams:
+    def profile_params(self, i: int, *, measured: bool = True) -> ProfileParams:
+        """Factory ``i``'s profile parameters; ``measured``: with its meters, cameras and stock counter."""
         spec = self.world.factories[i].spec
         return ProfileParams(
             factory=self.feed.factories[spec.factory_id],
@@ -66,6 +70,9 @@ class Rig:
             end=self.end,
             through_batch=self.source.latest_anchored_batch(),
             block=self.service.chain.block_number(),
+            meters=tuple(spec.meter_pairs()) if measured else (),
+            cameras=tuple(spec.camera_ids()) if measured else (),
+            stock_counters=tuple(spec.stock_counter_ids()) if measured else (),
         )
 
 
@@ -125,6 +132,12 @@ def test_every_simulated_reading_went_through_the_ingest_and_was_anchored(rig: R
     # Each factory's devices are found from the chain's enrollments (the enrolling party).
     for f in rig.world.factories:
         assert rig.source.devices_of(rig.feed.factories[f.spec.factory_id]) == sorted(f.spec.device_ids())
+        # ... and their roles in the profile, from the metrics they sign
+        roles = rig.source.profile_devices(rig.feed.factories[f.spec.factory_id])
+        assert roles.machines == tuple(f.spec.machine_ids())
+        assert roles.meters == tuple(f.spec.meter_pairs())
+        assert roles.cameras == tuple(f.spec.camera_ids())
+        assert roles.stock_counters == tuple(f.spec.stock_counter_ids())
     assert rig.feed.chain_time_simulated and len(rig.feed.orders) == 2 * DAYS
 
 
@@ -140,8 +153,45 @@ def test_profile_from_anchored_readings_matches_the_planted_truth(rig: Rig) -> N
             assert got[name] == pytest.approx(truth[name], abs=0.03), name
         assert got["orders_due"] == 1  # the first day's order is due inside the two-day period
         assert got["otif"] == truth["otif"]
-        # Inputs: every reading, this factory's orders and the deliveries accepted up to the block.
-        assert pub.commitment.n_inputs == got["readings"] + DAYS + DAYS * spec_lines(f)
+        # The measured dimensions, from the meters', cameras' and stock counter's signed readings.
+        assert got["schema"] == "supet.factory-profile.v2"
+        assert got["energy_per_good_unit_kwh"] == pytest.approx(truth["energy_per_good_unit_kwh"], rel=0.03)
+        # two days are too few for the factory's own energy reference: insufficient, not a guess
+        assert got["energy_days"] == DAYS and got["energy_consistency"] is None
+        assert got["energy_inconsistent"] is None
+        assert got["raw_material_units"] == pytest.approx(truth["raw_material_units"], rel=0.02)
+        assert got["finished_goods_units"] == pytest.approx(truth["finished_goods_units"], rel=0.02)
+        assert got["finished_goods_cover_days"] == pytest.approx(truth["finished_goods_cover_days"], rel=0.03)
+        assert got["backlog_units"] == truth["backlog_units"] > 0  # the last day's order is still open
+        assert got["backlog_coverage_days"] == pytest.approx(truth["backlog_coverage_days"], rel=0.05)
+        assert abs(got["unplanned_stops"] - truth["unplanned_stops"]) <= 2
+        assert got["equipment_age_days"] == truth["equipment_age_days"]
+        assert set(got["equipment"]) == set(f.spec.machine_ids())
+        assert got["camera_first_pass_yield"] == pytest.approx(truth["camera_first_pass_yield"], abs=0.03)
+        assert len(got["camera_lots"]) == DAYS * spec_lines(f)
+        # Inputs: every reading of every named device, this factory's orders and the deliveries
+        # accepted up to the block.
+        readings = got["readings"] + got["energy_readings"] + got["camera_readings"] + got["stock_counts"]
+        assert pub.commitment.n_inputs == readings + DAYS + DAYS * spec_lines(f)
+        # Recomputed from the store and the chain, it reproduces its commitment.
+        assert (
+            recompute(rig.service.engine, rig.source, pub.commitment.commitment).commitment == pub.commitment
+        )
+
+
+def test_a_version_1_profile_still_recomputes(rig: Rig) -> None:
+    """A profile committed before the measured dimensions (model version 1) keeps verifying: it is
+    recomputed with its own inputs and its own fields, and its commitment is not the version 2 one."""
+    params = rig.profile_params(0, measured=False)
+    result, inputs = compute_profile(rig.source, params, version=1)
+    assert result["schema"] == "supet.factory-profile.v1" and "energy_consistency" not in result
+    c = commit(result, inputs, PROFILE_MODEL_V1, params.to_json_obj())
+    store_result(rig.service.engine, "profile", params.factory, params.to_json_obj(), c, result)
+    assert recompute(rig.service.engine, rig.source, c.commitment).commitment == c
+    v2 = publish_profile(rig.service.engine, rig.source, params)
+    assert v2.commitment.model_version == "2" and v2.commitment.commitment != c.commitment
+    v1 = json.loads(canonical_json(result))  # as stored
+    assert {k: v2.result[k] for k in v1 if k != "schema"} == {k: v for k, v in v1.items() if k != "schema"}
 
 
 def test_readings_after_the_cut_off_batch_are_not_inputs(rig: Rig) -> None:

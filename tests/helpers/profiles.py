@@ -18,8 +18,10 @@ _DAILY = (780.0, 800.0, 810.0, 790.0, 820.0)
 
 
 def sample_profile(factory: str, *, days: int = 5, **figures: Any) -> dict[str, Any]:
-    """The profile JSON of ``factory`` over ``days`` days from 1 October 2026: 800 sellable units a day,
-    0.97 quality, every reading in, the daily output cycling 780 to 820; ``figures`` replace any field."""
+    """The profile JSON (version 2) of ``factory`` over ``days`` days from 1 October 2026: 800 sellable
+    units a day, 0.97 quality, every reading in, the daily output cycling 780 to 820; 0.4 kWh per good
+    unit backed by its energy, 12 days of raw material and 1.5 of finished goods, 1.2 days of capacity
+    in backlog, one machine with 3 unplanned stops, camera yield 0.955; ``figures`` replace any field."""
     fields: dict[str, Any] = dict(
         factory_id=factory,
         start=dt.date(2026, 10, 1),
@@ -46,6 +48,51 @@ def sample_profile(factory: str, *, days: int = 5, **figures: Any) -> dict[str, 
         coverage=1.0,
         thin=False,
         daily_output=tuple(_DAILY[d % len(_DAILY)] for d in range(days)),
+        energy_kwh=0.4 * 776.0 * days,
+        energy_readings=1440 * days,
+        energy_readings_expected=1440 * days,
+        energy_coverage=1.0,
+        energy_days=days,
+        energy_per_good_unit_kwh=0.4,
+        energy_per_unit_daily=(0.388,) * days,
+        energy_reference_kwh_per_unit=0.388,
+        energy_consistency=0.995 if days >= 3 else None,
+        energy_suspect_days=0,
+        energy_inconsistent=False if days >= 3 else None,
+        stock_counts=days,
+        stock_as_of=f"2026-10-{days:02d}T06:00:00Z",
+        raw_material_units=12 * 800.0 / 0.97,
+        finished_goods_units=1.5 * 780.0,
+        raw_material_cover_days=12.0,
+        finished_goods_cover_days=1.5,
+        backlog_orders=1,
+        backlog_units=1200.0,
+        backlog_overdue_units=0.0,
+        backlog_coverage_days=1.2,
+        equipment={
+            f"{factory[:8]}-press": {
+                "state": 1,
+                "last_reading": f"2026-10-{days:02d}T23:59:00Z",
+                "age_days": 1500.0,
+                "running_s": 0.9 * 86_400 * days,
+                "unplanned_s": 0.1 * 86_400 * days,
+                "unplanned_stops": 3,
+                "availability": 0.9,
+            }
+        },
+        unplanned_stops=3,
+        equipment_age_days=1500.0,
+        availability_daily=(0.9,) * days,
+        availability_trend_per_day=0.0 if days >= 3 else None,
+        camera_readings=12 * days,
+        camera_inspected=825.0 * days,
+        camera_defects=0.045 * 825.0 * days,
+        camera_first_pass_yield=0.955,
+        camera_fpy_gap=0.005,
+        camera_lots={
+            f"LOT-{factory[:8]}-{d}": {"inspected": 825.0, "defects": 37.125, "defect_rate": 0.045}
+            for d in range(days)
+        },
     )
     fields.update(figures)
     return profile_json(FactoryProfile(**fields))

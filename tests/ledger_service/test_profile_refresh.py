@@ -69,3 +69,39 @@ def test_refresh_publishes_the_next_window_only_after_new_anchored_readings(
     # the next window is the latest: nothing new since
     assert refresh_profile(ledger.engine, source, moved) is None
     assert len(list_published(ledger.engine, kind="profile")) == 2
+
+
+def test_a_meters_readings_alone_are_new_data_for_a_profile_that_names_it(
+    ledger: LedgerService, consortium: TestConsortium
+) -> None:
+    """Issue 16: a version-2 profile's inputs include its kWh meter; meter readings anchored after it
+    bring the profile up to date (its energy per good unit appears) though no machine reading is new."""
+    press, meter = consortium.enroll("press-2"), consortium.enroll("press-2-kwh")
+    day = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    _day(ledger, press, day, defects=1.0)
+    source = LedgerSource(ledger.engine, ledger.chain, ledger.deployment)
+    params = ProfileParams(
+        factory=consortium.factory.address,
+        machines=("press-2",),
+        interval_s=INTERVAL_S,
+        start=day,
+        end=day,
+        through_batch=source.latest_anchored_batch(),
+        block=ledger.chain.block_number(),
+        meters=(("press-2-kwh", "press-2"),),
+    )
+    pub = publish_profile(ledger.engine, source, params)
+    assert pub.result["energy_kwh"] == 0 and pub.result["energy_per_good_unit_kwh"] is None
+    assert new_data(ledger.engine, params) is None
+    start = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() * 1000)
+    subs = [
+        meter.sign({"energy_kwh": 5.0}, ts_ms=start + h * INTERVAL_S * 1000).to_json_obj() for h in range(24)
+    ]
+    assert all(r.accepted for r in ledger.pipeline.submit(subs, source="http"))
+    ledger.anchoring.flush(timeout=60)
+    fresh = new_data(ledger.engine, params)
+    assert fresh is not None and fresh.readings == 24
+    nxt = refresh_profile(ledger.engine, source, params)
+    assert nxt is not None and nxt.result["energy_kwh"] == 120
+    assert nxt.result["energy_per_good_unit_kwh"] == pytest.approx(5 / 99)  # 24 x 5 kWh over 24 x 99 good
+    assert nxt.result["energy_coverage"] == 1 and nxt.result["energy_consistency"] is None  # one day: thin
