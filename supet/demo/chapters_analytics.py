@@ -31,7 +31,7 @@ def analytics(scene: Scene, cast: Cast, fed: FeedResult, source: LedgerSource) -
     scene.step("5. factory profiles and yield models from anchored data only")
     block = scene.chain.block_number()
     through = source.latest_anchored_batch()
-    prof_rows = _profiles(scene, cast, fed, source, through, block=block)
+    prof_rows, measured_rows = _profiles(scene, cast, fed, source, through, block=block)
     yield_rows = _yield_models(scene, cast, fed, source, through)
     for c in [r["commitment"] for r in scene.res.profiles.values()][:1]:
         recompute(scene.service.engine, source, c)
@@ -48,15 +48,30 @@ def analytics(scene: Scene, cast: Cast, fed: FeedResult, source: LedgerSource) -
         prof_rows,
     )
     report.table(
+        [
+            "factory",
+            "kWh / good unit",
+            "energy backs output",
+            "stock cover (raw / finished)",
+            "order backlog",
+            "unplanned stops",
+            "availability trend",
+            "camera first-pass yield",
+        ],
+        measured_rows,
+    )
+    report.table(
         ["line", "top drivers", "planted found", "held-out AUC", "yield now -> in windows"], yield_rows
     )
 
 
 def _profiles(
     scene: Scene, cast: Cast, fed: FeedResult, source: LedgerSource, through: int, *, block: int
-) -> list[list[Any]]:
-    """Each factory's profile, published and charted; the rows of its table."""
-    prof_rows = []
+) -> tuple[list[list[Any]], list[list[Any]]]:
+    """Each factory's profile, published and charted; the rows of its two tables (the classic figures,
+    and the dimensions measured by meters, stock counts, orders, the equipment register and cameras)."""
+    prof_rows: list[list[Any]] = []
+    measured_rows: list[list[Any]] = []
     for f in cast.world.factories:
         spec = f.spec
         pub = publish_profile(
@@ -70,6 +85,9 @@ def _profiles(
                 end=scene.end,
                 through_batch=through,
                 block=block,
+                meters=tuple(spec.meter_pairs()),
+                cameras=tuple(spec.camera_ids()),
+                stock_counters=tuple(spec.stock_counter_ids()),
             ),
         )
         scene.res.profiles[spec.factory_id] = {**pub.result, "commitment": pub.commitment.commitment}
@@ -86,12 +104,40 @@ def _profiles(
                 pub.commitment.commitment[:18] + "…",
             ]
         )
+        measured_rows.append(_measured_row(spec.factory_id, p))
         scene.report.image(
             f"profile-{spec.factory_id}.png",
             profile_chart(p, factory_name=spec.factory_id),
             f"{spec.factory_id}: daily output",
         )
-    return prof_rows
+    return prof_rows, measured_rows
+
+
+def _days(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f} d"
+
+
+def _measured_row(factory: str, p: dict[str, Any]) -> list[Any]:
+    """A profile's measured dimensions as a table row ("-": too little data for the figure)."""
+    kwh = p.get("energy_per_good_unit_kwh")
+    consistency = p.get("energy_consistency")
+    backs = (
+        "-" if consistency is None else pct(consistency) + (" FLAG" if p.get("energy_inconsistent") else "")
+    )
+    backlog = p.get("backlog_units")
+    trend = p.get("availability_trend_per_day")
+    return [
+        factory,
+        "-" if kwh is None else f"{kwh:.3f}",
+        backs,
+        f"{_days(p.get('raw_material_cover_days'))} / {_days(p.get('finished_goods_cover_days'))}",
+        "-"
+        if backlog is None
+        else f"{backlog:,.0f} units = {_days(p.get('backlog_coverage_days'))} of capacity",
+        f"{p.get('unplanned_stops', 0)}",
+        "-" if trend is None else f"{100 * trend:+.2f} pts/day",
+        pct(p.get("camera_first_pass_yield")),
+    ]
 
 
 def _yield_models(
