@@ -188,3 +188,23 @@ def test_window_breaches_over_the_api(ledger: LedgerService, line: Line, client:
     assert r.status_code == 404 and r.json()["error"]["code"] == "windows.not_found"
     r = client.get(f"/v1/factories/{line.factory}/lines/{LINE}/window-breaches")
     assert r.status_code == 401
+
+
+def test_cli_publishes_a_window_set_and_reports_breaches(ledger: LedgerService, line: Line) -> None:
+    from typer.testing import CliRunner
+
+    from supet.cli import app
+
+    db = ["--database", ledger.settings.database_url]
+    yield_commitment = store_sample_yield(ledger.engine, line.factory, LINE, STATIONS, WINDOWS)
+    runner = CliRunner()
+    out = runner.invoke(app, ["analytics", "windows", yield_commitment, *db])
+    assert out.exit_code == 0, out.output
+    assert "window set version 1 published" in out.output and "p003: keep in [5, 6]" in out.output
+    out = runner.invoke(app, ["analytics", "windows", yield_commitment, *db])
+    assert "version 1 already current" in out.output
+    digest = line.send(line.st2, p003=9.5)
+    out = runner.invoke(app, ["analytics", "breaches", "--factory", line.factory, "--line", LINE, *db])
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.output)
+    assert report["parameters"][1]["outside"] == 1 and report["parameters"][1]["last_breach_digest"] == digest
