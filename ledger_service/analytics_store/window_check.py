@@ -191,10 +191,12 @@ class WindowChecker:
 
     def _pass(self) -> CheckPass | None:
         """One batch; None when there is nothing new."""
+        sets = _load_sets(self.engine)
+        if not sets:
+            return None  # nothing to check against (and nothing written: the cursor starts with a set)
         old = self._cursor()
         hi = self._settled_max_id()
-        sets = _load_sets(self.engine)
-        start = old if old is not None else min((s.from_reading_id for s in sets), default=hi or 0)
+        start = old if old is not None else min(s.from_reading_id for s in sets)
         if hi is None or hi <= start:
             if old is None and hi is not None:
                 self._advance(None, start, {}, {})  # the cursor's first position: nothing to check below it
