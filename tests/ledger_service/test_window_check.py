@@ -35,7 +35,10 @@ WINDOWS = [("p001", 0.0, 10.0), ("p003", 5.0, 6.0)]
 
 
 @pytest.fixture(autouse=True)
-def _started(ledger: LedgerService) -> None:
+def _started(ledger: LedgerService, request: pytest.FixtureRequest) -> None:
+    """Started; the service's own window check off (the tests run passes by hand), but in the test of it."""
+    interval = 0.2 if "service_runs" in request.node.name else 0.0
+    ledger.settings = ledger.settings.model_copy(update={"window_check_interval_seconds": interval})
     ledger.start()
 
 
@@ -208,3 +211,21 @@ def test_cli_publishes_a_window_set_and_reports_breaches(ledger: LedgerService, 
     assert out.exit_code == 0, out.output
     report = json.loads(out.output)
     assert report["parameters"][1]["outside"] == 1 and report["parameters"][1]["last_breach_digest"] == digest
+
+
+def test_the_service_runs_the_check_and_counts_in_metrics(ledger: LedgerService, line: Line) -> None:
+    """Started with SUPET_WINDOW_CHECK_INTERVAL_SECONDS above 0, the service checks on its own: a breach
+    is in the report and in /metrics once the reading is older than the settle time (5 s)."""
+    assert ledger.window_check is not None
+    engine = ledger.engine
+    publish_window_set(engine, store_sample_yield(engine, line.factory, LINE, STATIONS, WINDOWS))
+    digest = line.send(line.st1, p001=-5.0)
+    deadline = time.monotonic() + 30
+    while breach_report(engine, line.factory, LINE)["outside"] == 0:
+        assert time.monotonic() < deadline, ledger.window_check.last_error
+        time.sleep(0.2)
+    assert breach_report(engine, line.factory, LINE)["parameters"][0]["last_breach_digest"] == digest
+    metrics = ledger.metrics.render().decode()
+    assert 'supet_window_breaches_total{line="l1",parameter="p001"} 1.0' in metrics
+    ledger.stop()
+    assert ledger.window_check is None
