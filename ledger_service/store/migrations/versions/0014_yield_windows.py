@@ -1,7 +1,7 @@
 """yield windows: each line's operating-window sets by version, and the live check's tallies and breach
 samples (issue 16.3)
 
-Revision ID: 0014
+Revision ID: 0014_yield_windows
 Revises: 0012
 Create Date: 2026-12-07 17:00:00
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "0014"
+revision: str = "0014_yield_windows"
 down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
