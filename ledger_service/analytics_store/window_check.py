@@ -199,7 +199,7 @@ class WindowChecker:
         start = old if old is not None else min(s.from_reading_id for s in sets)
         if hi is None or hi <= start:
             if old is None and hi is not None:
-                self._advance(None, start, {}, {})  # the cursor's first position: nothing to check below it
+                self._advance(None, start, {})  # the cursor's first position: nothing to check below it
             return None
         by_device = _sets_by_device(sets)
         rows: list[Any] = []
@@ -226,7 +226,7 @@ class WindowChecker:
         if len(rows) == self.batch:
             hi = int(rows[-1].id)
         tallies, owners = self._tally(rows, by_device)
-        committed = self._advance(old, hi, tallies, owners)
+        committed = self._advance(old, hi, tallies)
         increments = tuple(
             Increment(
                 owners[set_id].window_set.factory,
@@ -289,7 +289,6 @@ class WindowChecker:
         old: int | None,
         hi: int,
         tallies: dict[tuple[int, str], _Tally],
-        owners: dict[int, StoredWindowSet],
     ) -> bool:
         """Move the cursor from ``old`` to ``hi`` and add the tallies, in one transaction; False (nothing
         stored) when the cursor is no longer at ``old``."""
