@@ -129,6 +129,10 @@ class Settings(BaseSettings):
     #: anchoring key, every lot downstream of a recall notice that is not flagged yet, whoever recorded the
     #: notice (seconds; 0: never). It runs where anchoring runs (`SUPET_ANCHORING`).
     recall_interval_seconds: Annotated[float, Field(ge=0, le=86_400)] = 15.0
+    #: How often the live check of the lines' operating windows (issue 16.3) counts the readings stored
+    #: since its last pass inside and outside each line's current window set (seconds; 0: never; `GET
+    #: /v1/factories/{address}/lines/{line}/window-breaches` then shows what the last pass counted).
+    window_check_interval_seconds: Annotated[float, Field(ge=0, le=86_400)] = 10.0
     #: Lots the recall worker flags per transaction (`LotRegistry.MAX_FLAG_BATCH` at most).
     recall_flag_batch: Annotated[int, Field(ge=1, le=128)] = 128
     #: How often chain, database and broker are probed for /metrics (0: only when /readyz asks).

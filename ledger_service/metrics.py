@@ -21,7 +21,13 @@ What is measured, and where it comes from:
 - ``supet_http_request_duration_seconds{method,route,status}``: per route *template*
   (``/v1/devices/{device_id}``), never the raw path, so cardinality stays bounded;
 - ``supet_mqtt_dead_letters_total{reason}``: MQTT messages set aside on the dead-letter topic and
-  acknowledged (``pipeline_error``: the pipeline kept failing on it; ``undecodable``: decoding raised).
+  acknowledged (``pipeline_error``: the pipeline kept failing on it; ``undecodable``: decoding raised);
+- ``supet_window_checked_total{line,parameter}`` / ``supet_window_breaches_total{line,parameter}``:
+  readings' values of a line's windowed parameters checked by this instance's live window check, and
+  those outside the line's current window (``ledger_service/analytics_store/window_check.py``). One
+  series per line and parameter of a published window set (a set has a handful of parameters); past
+  :data:`MAX_WINDOW_SERIES` pairs, further ones are counted under ``line="_other",parameter="_other"``.
+  No factory label: a line's name is the factory's own.
 """
 
 from __future__ import annotations
@@ -53,11 +59,24 @@ LATENCY_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 4 * 
 HTTP_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 OK, DOWN, DISABLED, UNKNOWN = "ok", "down", "disabled", "unknown"
+#: The most (line, parameter) pairs the window check's counters label; further ones share ``_other``.
+MAX_WINDOW_SERIES = 500
 
 
 class _Outcome(Protocol):
     @property
     def code(self) -> str | None: ...
+
+
+class _WindowIncrement(Protocol):
+    @property
+    def line_id(self) -> str: ...
+    @property
+    def parameter(self) -> str: ...
+    @property
+    def checked(self) -> int: ...
+    @property
+    def outside(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +198,20 @@ class LedgerMetrics:
         )
         for reason in ("pipeline_error", "undecodable"):
             self.mqtt_dead_letters.labels(reason=reason)  # present at 0 from the start, for alerts
+        self.window_checked = Counter(
+            "supet_window_checked",
+            "Values of a line's windowed parameters checked against its current operating window.",
+            ["line", "parameter"],
+            registry=r,
+        )
+        self.window_breaches = Counter(
+            "supet_window_breaches",
+            "Values of a line's windowed parameters outside its current operating window.",
+            ["line", "parameter"],
+            registry=r,
+        )
+        self._window_series: set[tuple[str, str]] = set()
+        self._window_lock = threading.Lock()
         self.http_duration = Histogram(
             "supet_http_request_duration_seconds",
             "HTTP request durations by method, route template and status.",
@@ -206,6 +239,20 @@ class LedgerMetrics:
     def observe_dead_letter(self, reason: str) -> None:
         """An MQTT message was dead-lettered."""
         self.mqtt_dead_letters.labels(reason=reason).inc()
+
+    def observe_window_check(self, increments: Sequence[_WindowIncrement]) -> None:
+        """A window-check pass committed: count its values checked and outside, per line and parameter."""
+        for inc in increments:
+            key = (inc.line_id, inc.parameter)
+            with self._window_lock:
+                if key not in self._window_series:
+                    if len(self._window_series) >= MAX_WINDOW_SERIES:
+                        key = ("_other", "_other")
+                    else:
+                        self._window_series.add(key)
+            line, parameter = key
+            self.window_checked.labels(line=line, parameter=parameter).inc(inc.checked)
+            self.window_breaches.labels(line=line, parameter=parameter).inc(inc.outside)
 
     def observe_anchored(self, *, count: int, oldest_received_ms: int, anchored_ms: int) -> None:
         """A batch's anchoring was confirmed."""

@@ -64,6 +64,9 @@ class LedgerService:
     #: The recall worker (``ledger_service.lots.recall_worker``), while started with anchoring on and
     #: ``settings.recall_interval_seconds`` above 0.
     recall: Any = None
+    #: The live check of the lines' operating windows (``ledger_service.analytics_store.window_check``),
+    #: while started with ``settings.window_check_interval_seconds`` above 0.
+    window_check: Any = None
     #: On a SQLite file, the lock that makes this the only instance running on it (held from start to
     #: stop, and while building); ``None`` on PostgreSQL and in-memory SQLite.
     instance_lock: InstanceLock | None = None
@@ -208,6 +211,12 @@ class LedgerService:
 
             self.rerating = ReratingWorker(lambda: rerater_for(self), self.settings.rerating_interval_seconds)
             self.rerating.start()
+        if self.settings.window_check_interval_seconds > 0:
+            from ledger_service.analytics_store.window_check import WindowChecker, WindowCheckWorker
+
+            checker = WindowChecker(self.engine, on_checked=self.metrics.observe_window_check)
+            self.window_check = WindowCheckWorker(checker, self.settings.window_check_interval_seconds)
+            self.window_check.start()
         if self.mqtt is not None:
             self.mqtt.start()
         if self.monitor is not None:
@@ -226,6 +235,9 @@ class LedgerService:
         if self.recall is not None:
             self.recall.stop()
             self.recall = None
+        if self.window_check is not None:
+            self.window_check.stop()
+            self.window_check = None
         if self.mqtt is not None:
             self.mqtt.stop()  # first: it feeds the pipeline
         self.anchoring.stop()

@@ -172,6 +172,9 @@ def _finance(data: Data) -> Callable[[LedgerService, Caller, Mapping[str, str]],
         bank = None
         if caller.kind is CallerKind.PARTY and data in (Data.CREDIT, Data.PROFILE, Data.BANK_FACTORIES):
             bank = bank_standing(service, str(caller.party), owner) if exists else None
+        elif caller.kind is CallerKind.PARTY and data is Data.WINDOW_BREACHES and exists:
+            # the factory reads its own without a bank's standing; anyone else as a bank
+            bank = None if caller.party == owner else bank_standing(service, str(caller.party), owner)
         return Resource(data, exists=exists, owner=owner, bank=bank), None
 
     return gather_finance
@@ -214,6 +217,7 @@ _GATHER: dict[Data, Callable[[LedgerService, Caller, Mapping[str, str]], Facts]]
     Data.ACCESS_LOG: _finance(Data.ACCESS_LOG),
     Data.CREDIT: _finance(Data.CREDIT),
     Data.PROFILE: _finance(Data.PROFILE),
+    Data.WINDOW_BREACHES: _finance(Data.WINDOW_BREACHES),
     Data.BANK_FACTORIES: _finance(Data.BANK_FACTORIES),
     Data.RECEIVABLE: _receivable,
 }

@@ -28,6 +28,7 @@ __all__ = ["ACTIONS", "record_refusal"]
 ACTIONS: Final = {
     Data.CREDIT: "credit",
     Data.PROFILE: "profile",
+    Data.WINDOW_BREACHES: "window_breaches",
     Data.BANK_FACTORIES: "factories",
     Data.CONSENTS: "consents",
     Data.ACCESS_LOG: "access-log",

@@ -57,6 +57,7 @@ class Data(StrEnum):
     PARTY_RECALLS = "party_recalls"  # the recall notices a party's lots (held now or before) are under
     FACTORY_OWN = "factory_own"  # the caller's own dashboard
     PROFILE = "profile"  # a factory's profile and yield results, with their charts
+    WINDOW_BREACHES = "window_breaches"  # a factory line's readings outside its operating windows
     CREDIT = "credit"  # a factory's credit records
     BANK_FACTORIES = "bank_factories"  # a bank's consented factories (filtered to its own consents)
     CONSENTS = "consents"  # the consents a factory gave
@@ -69,6 +70,7 @@ class Data(StrEnum):
 FINANCE: Final = frozenset(
     {
         Data.PROFILE,
+        Data.WINDOW_BREACHES,
         Data.CREDIT,
         Data.BANK_FACTORIES,
         Data.CONSENTS,
@@ -202,6 +204,7 @@ ROUTES: Final[Mapping[str, RouteRule]] = {
     "/v1/parties/{address}/recalls": RouteRule(Data.PARTY_RECALLS, paged=True),
     "/v1/factories/{address}/consents": RouteRule(Data.CONSENTS),
     "/v1/factories/{address}/access-log": RouteRule(Data.ACCESS_LOG, paged=True),
+    "/v1/factories/{address}/lines/{line}/window-breaches": RouteRule(Data.WINDOW_BREACHES),
     "/v1/bank/factories": RouteRule(Data.BANK_FACTORIES, paged=True),
     "/v1/bank/factories/{address}/credit": RouteRule(Data.CREDIT),
     "/v1/bank/factories/{address}/profile": RouteRule(Data.PROFILE),
@@ -413,6 +416,18 @@ def _bank(caller: Caller, r: Resource) -> Decision:
     )
 
 
+def _factory_or_bank(caller: Caller, r: Resource) -> Decision:
+    """A factory's operations analytics (its lines' window breaches): the factory itself, and a bank while
+    the factory's consent to it stands (the rule of its profile)."""
+    if not caller.signed_in:
+        return _anonymous("a factory's window breaches")
+    if not r.exists:
+        return _allow("access.absent")
+    if _is_owner(caller, r):
+        return _allow("access.owner")
+    return _bank(caller, r)
+
+
 def _receivables(caller: Caller, r: Resource) -> Decision:
     if not caller.signed_in:
         return _anonymous("receivables")
@@ -452,6 +467,7 @@ _RULES: Final[Mapping[Data, Callable[[Caller, Resource], Decision]]] = {
     Data.ACCESS_LOG: _factory_only,
     Data.CREDIT: _bank,
     Data.PROFILE: _bank,
+    Data.WINDOW_BREACHES: _factory_or_bank,
     Data.BANK_FACTORIES: _bank,
     Data.RECEIVABLES: _receivables,
     Data.RECEIVABLE: _receivables,

@@ -470,6 +470,10 @@ def recompute(engine: Engine, source: LedgerSource, commitment: str) -> Publishe
         yp = YieldParams.from_json_obj(pub.params)
         _, result, inputs = compute_yield(source, yp)
         model = YIELD_MODEL
+    elif pub.kind == "windows":  # a line's window set: its yield result recomputed, then the set
+        from ledger_service.analytics_store.windows import recompute_window_set
+
+        return recompute_window_set(engine, source, commitment)
     else:
         raise SourceError(f"unknown result kind {pub.kind!r}", code="analytics.source.kind")
     verify_commitment(pub.commitment, result, inputs, model, pub.params)

@@ -26,6 +26,7 @@ from ledger_service.api.routes import (
     readings,
     recalls,
     system,
+    windows,
 )
 from ledger_service.config import Settings
 from ledger_service.service import LedgerService
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, *, service: LedgerService | Non
     app.include_router(lots_epcis.router)
     app.include_router(lot_trace.router)
     app.include_router(recalls.router)
+    app.include_router(windows.router)
     app.include_router(lot_access.router)
     app.include_router(certification.router)
     app.include_router(parties.router)

@@ -11,7 +11,7 @@ error's code and a status (:class:`PortalRoute`). Pages:
   is the access policy's (issue 14): anyone a disclosed lot, its custodians and named auditors
   (signed in) the others.
 - ``/portal/factory`` (supplier): its devices and their health, its lots, the recalls they are under, its
-  consents, who looked.
+  lines' operating windows and the readings found outside them, its consents, who looked.
 - ``/portal/recalls`` (any signed-in party): the recall notices its lots, held now or before, are under.
 - ``/portal/bank`` (bank or insurer): consented factories and their credit records, receivables on
   offer; ``/portal/bank/factories/{address}`` (record history, grade history with the reason of each
@@ -35,6 +35,7 @@ from fastapi.templating import Jinja2Templates
 from contracts.errors import ChainError
 from ledger_service.access.lot_sharing import disclosed_lots
 from ledger_service.analytics_store.publish import list_published
+from ledger_service.analytics_store.window_check import factory_breach_reports
 from ledger_service.api.errors import http_status
 from ledger_service.auth import auth_state
 from ledger_service.credit_desk import queries as finance_desk
@@ -262,6 +263,7 @@ def factory(request: Request) -> HTMLResponse:
     else:
         finance_note = "This deployment has no CreditRegistry: consents and the access log are not available."
     recalls = recalls_of_party(service, party.address, limit=50)
+    windows = factory_breach_reports(service.engine, party.address)
     return render(
         request,
         "factory.html",
@@ -274,6 +276,7 @@ def factory(request: Request) -> HTMLResponse:
         access=access,
         finance_note=finance_note,
         recalls=recalls,
+        windows=windows,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 #: An auto-incrementing 64-bit key (SQLite needs INTEGER to alias the rowid).
@@ -507,3 +507,57 @@ class PreparedEnrollmentRow(SQLModel, table=True):
     active_from_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
     prepared_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
     expires_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class YieldWindowSetRow(SQLModel, table=True):
+    """A line's operating-window set, one row per version (issue 16.3): the newest version is the one the
+    live check applies; earlier ones are kept (history).
+
+    ``set_json`` is the canonical JSON of :class:`analytics.yield_windows.WindowSet`, ``commitment`` its
+    analytics commitment (the same record is in ``analytics_results``, kind ``windows``).
+    ``from_reading_id``: the highest reading id stored when the set was published; the check applies the
+    set to readings stored after it.
+    """
+
+    __tablename__ = "yield_window_sets"
+    __table_args__ = (UniqueConstraint("factory", "line_id", "version", name="uq_yield_window_sets_version"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    factory: str = Field(max_length=42, nullable=False)
+    line_id: str = Field(max_length=128, nullable=False)
+    version: int = Field(nullable=False)
+    commitment: str = Field(max_length=66, nullable=False, unique=True)
+    yield_commitment: str = Field(max_length=66, nullable=False)
+    set_json: str = Field(sa_column=Column(Text, nullable=False))
+    from_reading_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class WindowTallyRow(SQLModel, table=True):
+    """The live check's count for one parameter of one window set: readings checked, outside the window,
+    and the last breach (the reading's time and digest)."""
+
+    __tablename__ = "window_tallies"
+
+    set_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    parameter: str = Field(primary_key=True, max_length=64)
+    checked: int = Field(sa_column=Column(BigInteger, nullable=False, default=0))
+    outside: int = Field(sa_column=Column(BigInteger, nullable=False, default=0))
+    last_breach_ms: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    last_breach_digest: bytes | None = Field(default=None, sa_column=Column(LargeBinary(32), nullable=True))
+
+
+class WindowBreachRow(SQLModel, table=True):
+    """A reading found outside a window: the newest few per set and parameter are kept (a sample to prove)."""
+
+    __tablename__ = "window_breaches"
+    __table_args__ = (Index("ix_window_breaches_set", "set_id", "parameter", "reading_id"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    set_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    parameter: str = Field(max_length=64, nullable=False)
+    reading_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    digest: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    device_id: str = Field(max_length=64, nullable=False)
+    ts_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    value: float = Field(sa_column=Column(Float, nullable=False))

@@ -3,7 +3,9 @@
 Every command reads the ledger's database (``--database``, default ``$SUPET_DATABASE_URL``) and
 the chain (``--rpc``/``--deployment``): results are computed from anchored readings and on-chain
 orders and deliveries only (ledger_service/analytics_store/source.py), committed and stored; ``recompute``
-re-derives a stored result and exits 1 naming what differs. The chain holds only a commitment to each
+re-derives a stored result and exits 1 naming what differs. ``windows`` makes a line's next
+operating-window set from its published yield model; ``breaches`` runs the live window check once and
+prints a line's report. The chain holds only a commitment to each
 order's quantity and price: ``profile`` and ``recompute`` take the supplier's openings
 (``--order-terms FILE``, the JSON list ``contracts.order_terms.write_openings`` writes).
 """
@@ -18,6 +20,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from sqlalchemy.engine import Engine
 
 from analytics.charts import profile_chart, yield_chart
 from analytics.yield_model import YieldModelParams
@@ -32,6 +35,8 @@ from ledger_service.analytics_store.publish import (
     recompute,
 )
 from ledger_service.analytics_store.source import LedgerSource, SourceError
+from ledger_service.analytics_store.window_check import WindowChecker, breach_report
+from ledger_service.analytics_store.windows import publish_window_set
 from ledger_service.store.engine import make_engine
 from supet.cli.common import DeploymentOpt, RpcOpt, open_deployment
 
@@ -221,3 +226,40 @@ def chart_cmd(
     pub = load_published(make_engine(url), commitment)
     out.write_bytes(profile_chart(pub.result) if pub.kind == "profile" else yield_chart(pub.result))
     console.print(f"chart: {out}")
+
+
+def _engine(database: str | None) -> Engine:
+    url = database or os.environ.get("SUPET_DATABASE_URL")
+    if not url:
+        raise SourceError("give --database or set SUPET_DATABASE_URL", code="analytics.source.database")
+    return make_engine(url)
+
+
+@app.command("windows")
+def windows_cmd(
+    yield_commitment: Annotated[
+        str, typer.Argument(help="The commitment of the line's published yield model.")
+    ],
+    database: DatabaseOpt = None,
+) -> None:
+    """Publish the line's next operating-window set (versioned, committed) from its yield model."""
+    stored, new = publish_window_set(_engine(database), yield_commitment)
+    ws = stored.window_set
+    what = "published" if new else "already current"
+    console.print(
+        f"line {ws.line_id}: window set version {ws.version} {what}, commitment {stored.commitment}"
+    )
+    for w in ws.windows:
+        console.print(f"  {w.name}: keep in [{w.low:.4g}, {w.high:.4g}]")
+
+
+@app.command("breaches")
+def breaches_cmd(
+    factory: Annotated[str, typer.Option("--factory", help="The factory's address.")],
+    line: Annotated[str, typer.Option("--line", help="The line's id.")],
+    database: DatabaseOpt = None,
+) -> None:
+    """Check the readings stored since the last pass against the windows, then print the line's report."""
+    engine = _engine(database)
+    WindowChecker(engine, settle_ms=0).run_once()
+    console.print_json(json.dumps(breach_report(engine, factory, line)))

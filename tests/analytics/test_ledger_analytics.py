@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session
 
 from analytics.charts import profile_chart, yield_chart
 from analytics.commitment import CommitmentMismatch, canonical_json, commit
@@ -36,8 +37,10 @@ from ledger_service.analytics_store.publish import (
     store_result,
 )
 from ledger_service.analytics_store.source import InputMismatch, LedgerSource, SourceError
+from ledger_service.analytics_store.windows import publish_window_set
 from ledger_service.config import Settings
 from ledger_service.service import LedgerService
+from ledger_service.store.models import AnalyticsResultRow
 from simulation.factories import simulate_world
 from simulation.feed import FeedResult, SimulationFeed
 from simulation.kinds import RUBBER_MIXING, SOLAR_CELL, FactorySpec
@@ -231,6 +234,31 @@ def test_yield_model_from_the_ledger_finds_planted_drivers(rig: Rig) -> None:
     assert recompute(rig.service.engine, rig.source, pub.commitment.commitment).commitment == pub.commitment
     png = yield_chart(result)
     assert png.startswith(b"\x89PNG") and len(png) > 5_000
+
+    # issue 16.3: the line's window set, committed to this yield result, is recomputed through it
+    ws, _ = publish_window_set(rig.service.engine, pub.commitment.commitment)
+    assert ws.version == 1 and [w.name for w in ws.window_set.windows] == [w.name for w in result.windows]
+    assert ws.window_set.devices == tuple(spec.station_ids(line))
+    again = recompute(rig.service.engine, rig.source, ws.commitment)
+    assert again.kind == "windows" and again.commitment.commitment == ws.commitment
+    with Session(rig.service.engine) as s:  # the copy served to readers is edited: named
+        row = s.get(AnalyticsResultRow, ws.commitment)
+        assert row is not None
+        original = row.result_json
+        row.result_json = original.replace('"version":1', '"version":7')
+        s.add(row)
+        s.commit()
+    try:
+        with pytest.raises(CommitmentMismatch) as e:
+            recompute(rig.service.engine, rig.source, ws.commitment)
+        assert e.value.fields == ("stored_result",)
+    finally:
+        with Session(rig.service.engine) as s:
+            row = s.get(AnalyticsResultRow, ws.commitment)
+            assert row is not None
+            row.result_json = original
+            s.add(row)
+            s.commit()
 
 
 def test_recompute_names_a_tampered_reading_and_a_tampered_batch(rig: Rig) -> None:

@@ -92,6 +92,41 @@ def test_windows_overlap_planted_and_gain_positive(result: YieldModelResult, lin
     assert result.predicted_yield_in_windows > result.predicted_yield
 
 
+#: How far the gain realised in the simulator may lie from the model's gain (absolute, yield points / 100).
+#: Measured on seeds 0-4 (bench/bench_yield_gain.py): |realised - model_gain| 0.016 on average, 0.027 at most.
+GAIN_TOLERANCE = 0.04
+
+
+def test_realised_gain_in_the_simulator_matches_the_expected_gain(
+    result: YieldModelResult, line: YieldLine
+) -> None:
+    """The line produces its held-out units again with the windows adopted (each windowed reading steered
+    into its window, the true process moved by as much): the yield gain the simulator's true law gives is
+    the model's gain, within the tolerance; steering nothing (windows as wide as the data) gains nothing."""
+    realised = line.adopt_windows(result.windows, result.test_indices, seed=SEED)
+    assert realised.units == result.n_test
+    assert 0 < realised.steered < realised.units
+    assert realised.gain > 0.1
+    assert abs(realised.gain - result.model_gain) <= GAIN_TOLERANCE, (realised.gain, result.model_gain)
+    assert abs(realised.yield_before + realised.gain - realised.yield_after) < 1e-12
+    assert abs(realised.sampled_gain - realised.gain) < 0.06  # 900 Bernoulli draws: a few points of noise
+    wide = [
+        dataclasses.replace(w, low=float(line.observed[:, line.names.index(w.name)].min()), high=1e9)
+        for w in result.windows
+    ]
+    nothing = line.adopt_windows(wide, result.test_indices)
+    assert nothing.steered == 0 and nothing.gain == 0.0
+    # a window on a parameter the yield does not depend on realises nothing, whatever it steers
+    noise = next(n for n in line.names if n not in line.key_names)
+    j = line.names.index(noise)
+    narrow = dataclasses.replace(result.windows[0], name=noise, low=float(np.median(line.observed[:, j])))
+    narrow = dataclasses.replace(narrow, high=narrow.low)
+    idle = line.adopt_windows([narrow], result.test_indices)
+    assert idle.steered == idle.units and idle.gain == 0.0
+    with pytest.raises(SimulationError):
+        line.adopt_windows([dataclasses.replace(narrow, name="nope")])
+
+
 @pytest.mark.scenario
 def test_deterministic_canonical_json_and_commitment(result: YieldModelResult, line: YieldLine) -> None:
     again = fit_yield_model(

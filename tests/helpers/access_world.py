@@ -16,6 +16,7 @@ from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
 from profiles import store_sample_profile
 from reads import token
+from sample_windows import store_sample_yield
 from support import TestConsortium
 
 from contracts.credit import CreditRegistryClient
@@ -28,6 +29,8 @@ from ledger_service.service import LedgerService
 from tests.contracts._chain_time import set_time
 
 LOT_A, LOT_D = "LOT-ACL-A", "LOT-ACL-D"
+#: The factory's line with an operating-window set (its device's temperature windowed).
+LINE = "acl-l1"
 GTIN = "04006381333931"
 DEVICE = "SN-ACL-1"
 
@@ -72,6 +75,15 @@ class World:
 
 def profile_row(service: LedgerService, factory: str) -> None:
     store_sample_profile(service.engine, factory)
+
+
+def window_set_row(service: LedgerService, factory: str) -> None:
+    """A published window set of the factory's line :data:`LINE`, from a made-up yield result."""
+    from ledger_service.analytics_store.windows import publish_window_set
+
+    publish_window_set(
+        service.engine, store_sample_yield(service.engine, factory, LINE, (DEVICE,), [("temp_c", 4.2, 4.8)])
+    )
 
 
 def admit_parties(ob: Onboarding, admin: LocalAccount) -> dict[str, LocalAccount]:

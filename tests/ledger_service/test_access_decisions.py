@@ -10,6 +10,7 @@ import pytest
 
 from ledger_service.access.policy import (
     ANONYMOUS,
+    FINANCE,
     ROUTES,
     BankStanding,
     Caller,
@@ -94,6 +95,21 @@ def test_a_bank_reads_finance_data_only_while_the_consent_stands(
         assert code(party(BANK), Resource(data, owner=FACTORY, bank=standing)) == expected
     revoked = decide(party(BANK), Resource(Data.CREDIT, owner=FACTORY, bank=standing))
     assert revoked.allowed == (expected == "access.consent")
+
+
+def test_a_lines_window_breaches_are_the_factorys_and_its_consented_banks() -> None:
+    standing = BankStanding(admitted=True, consent=ConsentState.STANDING)
+    never = BankStanding(admitted=True, consent=ConsentState.NEVER)
+    data = Data.WINDOW_BREACHES
+    assert code(party(FACTORY), Resource(data, owner=FACTORY)) == "access.owner"
+    assert code(party(BANK), Resource(data, owner=FACTORY, bank=standing)) == "access.consent"
+    assert code(party(BANK), Resource(data, owner=FACTORY, bank=never)) == "finance.no_consent"
+    assert code(party(RIVAL), Resource(data, owner=FACTORY, bank=BankStanding(admitted=False))) == (
+        "finance.not_a_bank"
+    )
+    assert code(device("SN-1"), Resource(data, owner=FACTORY)) == "finance.not_a_bank"
+    assert code(ANONYMOUS, Resource(data, owner=FACTORY)) == "access.anonymous"
+    assert data in FINANCE  # a refusal is written down like one of the factory's profile
 
 
 def test_a_factorys_consents_and_log_are_its_own_and_receivables_their_parties() -> None:

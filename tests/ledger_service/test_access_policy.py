@@ -30,6 +30,7 @@ from access_world import (
     CUSTODIAN,
     DEV,
     DEVICE,
+    LINE,
     LOT_A,
     LOT_D,
     OPERATOR,
@@ -41,6 +42,7 @@ from access_world import (
     lots_and_readings,
     profile_row,
     share,
+    window_set_row,
 )
 from fastapi.testclient import TestClient
 from support import TestConsortium, database_url
@@ -90,6 +92,7 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     service.pipeline.settings = service.pipeline.settings.model_copy(update={"max_future_skew_ms": 600_000})
     with TestClient(create_app(service=service)) as client:  # starts the service (its writer)
         profile_row(service, parties[OWNER].address)
+        window_set_row(service, parties[OWNER].address)
         sensor, reading_a, reading_d = lots_and_readings(service, parties)
         rid = consents_and_receivable(service, parties)
         share(client, parties)
@@ -227,6 +230,16 @@ CASES: tuple[Case, ...] = (
         "/v1/factories/{address}/access-log",
         "/v1/factories/{factory}/access-log",
         _table((OWNER,), "finance.not_the_factory"),
+    ),
+    Case(
+        "/v1/factories/{address}/lines/{line}/window-breaches",
+        f"/v1/factories/{{factory}}/lines/{LINE}/window-breaches",
+        {**CREDIT, OWNER: (200, None)},
+    ),
+    Case(
+        "/v1/factories/{address}/lines/{line}/window-breaches",
+        "/v1/factories/{factory}/lines/no-such-line/window-breaches",
+        {**CREDIT, OWNER: (404, "windows.not_found"), BANK_OK: (404, "windows.not_found")},
     ),
     Case("/v1/bank/factories", "/v1/bank/factories", _table(BANKS, "finance.not_a_bank")),
     Case("/v1/bank/factories/{address}/credit", "/v1/bank/factories/{factory}/credit", CREDIT),
@@ -428,6 +441,18 @@ def test_refusals_on_finance_data_are_written_to_the_access_log(world: World) ->
     after = desk_of(w.service).tally.summary(factory).by_reason
     assert after.get("access.anonymous", 0) == before.get("access.anonymous", 0) + 1
     assert after.get("finance.not_the_factory", 0) == before.get("finance.not_the_factory", 0) + 1
+
+
+def test_the_factory_page_shows_its_lines_windows_and_a_bank_read_is_logged(world: World) -> None:
+    w = world
+    page = w.client.get("/portal/factory", headers={"Cookie": f"supet_session={w.token(OWNER)}"})
+    assert page.status_code == 200
+    assert f'id="windows-table-{LINE}"' in page.text and "temp_c" in page.text
+    assert "window set version 1" in page.text
+    path = f"/v1/factories/{w.address(OWNER)}/lines/{LINE}/window-breaches"
+    r = w.client.get(path, headers={"Authorization": f"Bearer {w.token(BANK_OK)}"})
+    assert r.status_code == 200 and r.json()["parameters"][0]["name"] == "temp_c"
+    assert (w.address(BANK_OK), "window_breaches", "answered") in _refusals_logged(w)
 
 
 def test_a_device_request_cannot_be_replayed_nor_read_another_device(world: World) -> None:

@@ -213,7 +213,9 @@ def test_a_corrupt_stored_path_is_refused_not_served(ledger: LedgerService, clie
         proof_bundle(ledger, victim)
 
 
-def _pages_from(client: TestClient, path: str, cursor: str | None, limit: int) -> tuple[list[str], str | None]:
+def _pages_from(
+    client: TestClient, path: str, cursor: str | None, limit: int
+) -> tuple[list[str], str | None]:
     """Every bundle served from ``cursor`` on, and the resume cursor the last page gave."""
     got: list[str] = []
     for _ in range(100):

@@ -2,7 +2,7 @@
 order of the bulk proof reads, so that a page is an index range scan, not a sort (issue 17.3)
 
 Revision ID: 0015
-Revises: 0013_enrollment_state
+Revises: 0014_yield_windows
 Create Date: 2026-12-07 16:40:00
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0015"
-down_revision: str | None = "0013_enrollment_state"
+down_revision: str | None = "0014_yield_windows"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
