@@ -429,7 +429,7 @@ class ProofFacts:
         if feature == "buyer_days_late" and self.receivables is not None:
             return self.receivables.text()
         if feature == "energy_output_consistency" and self.energy_output_consistency is not None:
-            return f"Energy-vs-output consistency of {self.energy_output_consistency:.2f}"
+            return f"Energy-vs-output consistency of {self.energy_output_consistency:.2f} is low"
         if feature == "yield_gain_open" and self.yield_gain is not None:
             return self.yield_gain.text()
         return None

@@ -360,11 +360,12 @@ class ScorecardModel:
 
     def neutral_points(self, name: str) -> float:
         """The points feature ``name`` scores at a weight of evidence of 0: average risk, no evidence
-        either way (``-(intercept / n) x factor + offset / n``, read off any bin as ``points +
-        coefficient x WoE x factor``)."""
-        t = self.feature(name)
-        b = t.bins[0]
-        return round(b.points + t.coefficient * b.woe * self.scaling.factor, POINTS_DECIMALS)
+        either way: ``-(intercept / n) x factor + offset / n`` (``n`` scored features; the same for
+        every feature, and exactly what a ``neutral_missing`` feature's Missing bin scores)."""
+        self.feature(name)
+        n = len(self.features)
+        raw = -(self.intercept / n) * self.scaling.factor + self.scaling.offset / n
+        return round(raw, POINTS_DECIMALS) + 0.0
 
     def check_inputs(self, names: Sequence[str]) -> None:
         """Refuse names the model does not accept.
