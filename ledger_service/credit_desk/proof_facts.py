@@ -27,7 +27,6 @@ Reads only; the lot mirror is brought up to date first (:func:`ledger_service.lo
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -53,8 +52,8 @@ DAY_S: Final = 86_400
 
 
 def _days(seconds: float) -> int:
-    """Whole days covered by ``seconds`` (a part day counts: 1 h of history is 1 day, not 0)."""
-    return max(1, math.ceil(seconds / DAY_S)) if seconds > 0 else 0
+    """Days covered by ``seconds``, to the nearest day (at least 1 once any time has passed)."""
+    return max(1, round(seconds / DAY_S)) if seconds > 0 else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +181,7 @@ def receivable_facts(
         )
         for debtor, rows in sorted(by_buyer.items())
     )
-    first = min(when for _, when in settled)
+    first = min(min(e.due_date, when) for e, when in settled)  # the first that fell due (or was paid)
     return ReceivableFacts(buyers=buyers, window_days=min(RECEIVABLE_WINDOW_DAYS, _days(now_s - first)))
 
 
