@@ -25,6 +25,12 @@ feature                definition (from the profile)
                        (the caller supplies the unit price), or the annual revenue given directly
 =====================  =========================================================================
 
+The five **proof features** (:data:`PROOF_FEATURES`: ``lot_reject_rate``, ``recalls``,
+``buyer_days_late``, ``energy_output_consistency``, ``yield_gain_open``) are not read off the profile:
+they come from :class:`finance.proof.ProofFacts` (what the ledger proves, each fact with its window;
+the windows and the thin-evidence thresholds are the constants below). Unknown or thin: ``None``,
+scored neutral (``FeatureSpec.neutral_missing``).
+
 **Missing values.** A metric the profile leaves ``None`` (no order due: OTIF unknown; nothing
 delivered: inventory days unknown; no data days: capacity, trend and volatility unknown) stays
 ``None`` here and falls into the feature's own *Missing* bin of the scorecard; it is never
