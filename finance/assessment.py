@@ -112,7 +112,10 @@ def _proof_text(name: str, value: Any, history_days: int | None) -> str:
     if name == "buyer_days_late":
         return f"Buyers paid confirmed receivables {value:.0f} days late on average {window}"
     if name == "energy_output_consistency":
-        return f"Energy-vs-output consistency of {value:.2f} is low"
+        return (
+            f"Metered energy backs {value * 100:.0f}% of the reported output (energy-vs-output consistency "
+            f"{value:.2f})"
+        )
     return f"The yield model finds {value * 100:.1f} points of yield still to gain"
 
 

@@ -173,7 +173,7 @@ def _proof(
     reject = _sigmoid(-3.0 + 0.8 * q)
     recall_rate = np.exp(-1.6 + 0.8 * r)  # notices a year
     late = 8.0 * np.exp(0.75 * b)  # mean days late of the buyers' payments
-    energy = _sigmoid(1.2 + 0.9 * en)
+    energy = 1.0 - _sigmoid(-3.6 - 1.0 * en)  # share of the reported output its metered energy backs
     gain = 0.03 * np.exp(0.6 * yg)  # yield still to gain, share
     drivers = {"s_reject": q, "s_recall": r, "s_late": b, "s_energy": en, "s_yield_gap": yg}
     true = {
@@ -200,7 +200,7 @@ def _proof(
     due = np.arange(width)[None, :] < receivables[:, None]
     observed_late = (each * due).sum(axis=1) / np.maximum(receivables, 1)
     metered = rng.random(n) < 0.75
-    energy_obs = np.clip(energy + rng.normal(0.0, 0.05, n), 0.0, 1.0)
+    energy_obs = np.clip(energy + rng.normal(0.0, 0.01, n), 0.0, 1.0)
     has_yield = rng.random(n) < 0.6
     gain_obs = np.maximum(gain + rng.normal(0.0, 0.008, n), 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -20,8 +20,9 @@ feature                        fact (window; thin when)
 ``buyer_days_late``            mean days late of the confirmed receivables due in the window, paid
                                (paid - due) or unpaid and overdue (now - due, a lower bound)
                                (:data:`RECEIVABLE_WINDOW_DAYS`; fewer than :data:`MIN_RECEIVABLES`)
-``energy_output_consistency``  the profile's energy-vs-output consistency, 0..1 (its period; unknown
-                               when no energy was measured)
+``energy_output_consistency``  the profile's ``energy_consistency``: the share of the reported output
+                               that metered energy backs, 0..1 (its energy days; unknown when no
+                               energy was measured, or on fewer than 3 days)
 ``yield_gain_open``            yield still to gain by running the lines in the yield model's windows
                                (``model_gain``), mean over the factory's lines weighted by units
                                (the model's period; none ended in the last :data:`YIELD_MAX_AGE_DAYS`)
@@ -367,6 +368,7 @@ class ProofFacts:
 
     @param as_of  the chain time the facts were read at (ISO date), the end of every window
     @param source where they were read (block numbers, ...), kept with the assessment
+    @param energy_days the days the energy consistency was measured over (the profile's ``energy_days``)
     """
 
     as_of: str
@@ -376,6 +378,7 @@ class ProofFacts:
     energy_output_consistency: float | None = None
     yield_gain: YieldGain | None = None
     source: tuple[tuple[str, Any], ...] = ()
+    energy_days: int | None = None
 
     def __post_init__(self) -> None:
         if self.energy_output_consistency is not None:
@@ -429,7 +432,12 @@ class ProofFacts:
         if feature == "buyer_days_late" and self.receivables is not None:
             return self.receivables.text()
         if feature == "energy_output_consistency" and self.energy_output_consistency is not None:
-            return f"Energy-vs-output consistency of {self.energy_output_consistency:.2f} is low"
+            c = self.energy_output_consistency
+            over = f" over {_plural(self.energy_days, 'day')} of metered output" if self.energy_days else ""
+            return (
+                f"Metered energy backs {c * 100:.0f}% of the reported output (energy-vs-output consistency "
+                f"{c:.2f}{over})"
+            )
         if feature == "yield_gain_open" and self.yield_gain is not None:
             return self.yield_gain.text()
         return None
@@ -441,6 +449,7 @@ class ProofFacts:
             "recalls": self.recalls.to_json_obj() if self.recalls else None,
             "receivables": self.receivables.to_json_obj() if self.receivables else None,
             "energy_output_consistency": self.energy_output_consistency,
+            "energy_days": self.energy_days,
             "yield_gain": self.yield_gain.to_json_obj() if self.yield_gain else None,
             "source": {k: v for k, v in self.source},
         }

@@ -144,9 +144,12 @@ def assess_profile(
             f"profile {profile_commitment} is of {subject}, not of {factory}",
             code="finance.publish.wrong_factory",
         )
-    energy = pub.result.get("energy_output_consistency")
+    energy = pub.result.get("energy_consistency")  # a version-2 profile's (docs/analytics-profile.md)
     if proof is not None and proof.energy_output_consistency is None and energy is not None:
-        proof = dataclasses.replace(proof, energy_output_consistency=float(energy))
+        days = pub.result.get("energy_days")
+        proof = dataclasses.replace(
+            proof, energy_output_consistency=float(energy), energy_days=None if days is None else int(days)
+        )
     try:
         assessment = assess(
             profile_from_json(pub.result), price=price, revenue=revenue, currency=currency, proof=proof
@@ -203,6 +206,9 @@ class FinanceDesk:
         self.deployment = deployment
         self.engine = engine
         self.confirmations = confirmations
+        #: Buyer address -> the name the credit reasons give it (default: the address; the chain holds
+        #: no party names).
+        self.party_names: dict[str, str] = {}
         self.credit = CreditRegistryClient.from_deployment(chain, deployment)
         self.book = AccessLogBook(engine=engine, chain=chain, registry_address=self.credit.address)
         self.tally = RefusalTally(engine=engine)
@@ -352,7 +358,12 @@ class FinanceDesk:
         from ledger_service.credit_desk.proof_facts import gather_proof_facts
 
         return gather_proof_facts(
-            self.engine, self.chain, self.deployment, factory, names=names, confirmations=self.confirmations
+            self.engine,
+            self.chain,
+            self.deployment,
+            factory,
+            names=self.party_names if names is None else names,
+            confirmations=self.confirmations,
         )
 
     # -------------------------------------------------------------- publishing

@@ -15,8 +15,9 @@ Every window ends at the chain time ``now_s`` the facts are read at (the latest 
   supplier (read from the chain: the store keeps no receivables); one counts when it was paid in the
   window (days late = paid - due, 0 when on time) or fell due in it unpaid (days late so far = now -
   due, a lower bound), grouped by debtor (the buyer that confirmed it).
-* **energy-vs-output consistency**: the published profile's ``energy_output_consistency`` when it has
-  one (None: not measured).
+* **energy-vs-output consistency**: the published profile's ``energy_consistency`` (a version-2
+  profile: the share of the reported output its metered energy backs) and ``energy_days`` when it has
+  them (None: not measured).
 * **yield gain still open**: the latest published yield model of each of the factory's lines
   (``analytics_results`` kind ``yield``, ``params.factory``): ``model_gain`` averaged over the lines,
   weighted by their units; its age is the days from the models' last data day to ``now_s``.
@@ -242,13 +243,15 @@ def gather_proof_facts(
         if RECEIVABLES in deployment.contracts
         else None
     )
-    energy = (profile or {}).get("energy_output_consistency")
+    energy = (profile or {}).get("energy_consistency")  # a version-2 profile's (docs/analytics-profile.md)
+    energy_days = (profile or {}).get("energy_days")
     return ProofFacts(
         as_of=dt.datetime.fromtimestamp(now_s, dt.UTC).date().isoformat(),
         lots=lots,
         recalls=recalls,
         receivables=receivables,
         energy_output_consistency=None if energy is None else float(energy),
+        energy_days=None if energy is None or energy_days is None else int(energy_days),
         yield_gain=yield_facts(engine, factory, now_s=now_s),
         source=(
             ("block", head),

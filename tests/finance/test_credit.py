@@ -44,7 +44,7 @@ GOOD = {
     "lot_reject_rate": 0.005,
     "recalls": 0.0,
     "buyer_days_late": 0.0,
-    "energy_output_consistency": 0.95,
+    "energy_output_consistency": 0.999,
     "yield_gain_open": 0.005,
 }
 

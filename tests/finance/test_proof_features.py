@@ -58,7 +58,7 @@ CLEAN = ProofFacts(
     lots=LotVerdicts(judged=40, rejected=0, window_days=90),
     recalls=RecallFacts(notices=0, lots=0, window_days=365),
     receivables=ReceivableFacts(buyers=(BuyerPayments("Acme", 6, 0.0),), window_days=180),
-    energy_output_consistency=0.95,
+    energy_output_consistency=0.999,
     yield_gain=YieldGain(gain=0.005, lines=("L1",), start="2026-03-01", end="2026-03-31", age_days=1),
 )
 #: The demo's story: a rejected lot and a late-paying buyer.
@@ -78,7 +78,7 @@ def test_feature_values_from_the_facts() -> None:
     assert v["recalls"] == 0.0
     # the mean over the receivables, each counted once: (3 x 21 + 2 x 0) / 5
     assert v["buyer_days_late"] == pytest.approx(63 / 5)
-    assert v["energy_output_consistency"] == 0.95 and v["yield_gain_open"] == 0.005
+    assert v["energy_output_consistency"] == 0.999 and v["yield_gain_open"] == 0.005
 
 
 def test_reasons_name_the_rejected_lots_and_the_late_buyer(model: ScorecardModel) -> None:
@@ -200,7 +200,12 @@ def test_stale_yield_model_is_not_scored(model: ScorecardModel) -> None:
 
 
 def test_energy_consistency_unknown_is_neutral(model: ScorecardModel) -> None:
-    low = assess(profile(), model, price=4.0, proof=dataclasses.replace(CLEAN, energy_output_consistency=0.3))
+    low = assess(
+        profile(),
+        model,
+        price=4.0,
+        proof=dataclasses.replace(CLEAN, energy_output_consistency=0.3, energy_days=12),
+    )
     unknown = assess(
         profile(), model, price=4.0, proof=dataclasses.replace(CLEAN, energy_output_consistency=None)
     )
@@ -209,7 +214,8 @@ def test_energy_consistency_unknown_is_neutral(model: ScorecardModel) -> None:
     assert low.points[n] < unknown.points[n] == model.neutral_points(n) < high.points[n]
     assert unknown.caveats == ("energy-vs-output consistency unknown: not scored",)
     assert next(r for r in low.reasons if r.feature == n).text.startswith(
-        "Energy-vs-output consistency of 0.30 is low (costs "
+        "Metered energy backs 30% of the reported output (energy-vs-output consistency 0.30 over 12 days of "
+        "metered output) (costs "
     )
 
 

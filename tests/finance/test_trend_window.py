@@ -22,7 +22,7 @@ PROOF = ProofFacts(
     lots=LotVerdicts(judged=40, rejected=0, window_days=90),
     recalls=RecallFacts(notices=0, lots=0, window_days=365),
     receivables=ReceivableFacts(buyers=(BuyerPayments("Acme", 6, 0.0),), window_days=180),
-    energy_output_consistency=0.95,
+    energy_output_consistency=0.999,
     yield_gain=YieldGain(gain=0.005, lines=("L1",), start="2026-03-01", end="2026-03-31", age_days=1),
 )
 
