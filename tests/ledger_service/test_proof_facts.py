@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from backing import suite_deployment_deliveries
@@ -20,15 +21,19 @@ from credit_lines import chain_now
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
 from finance_world import finance_world
+from support import database_url
 
 from analytics.commitment import commit
 from analytics.period_profile import FactoryProfile
 from contracts.onboarding import Onboarding
 from contracts.receivables import ReceivablesClient, StablecoinClient, receivable_reference
 from finance.assessment import assess
-from ledger_service.analytics_store.publish import YIELD_MODEL, store_result
+from finance.proof import ProofFacts
+from ledger_service.analytics_store.publish import PROFILE_MODEL, YIELD_MODEL, profile_json, store_result
+from ledger_service.credit_desk.desk import assess_profile
 from ledger_service.credit_desk.proof_facts import ReceivableEvent, gather_proof_facts, receivable_facts
 from ledger_service.service import LedgerService
+from ledger_service.store.engine import make_engine
 
 DAY = 86_400
 FACE = 100_000
@@ -170,3 +175,32 @@ def test_receivables_window_unpaid_and_thin() -> None:
     assert receivable_facts(events[3:4], now_s=now) is None  # nothing paid or due: unknown
     thin = receivable_facts(events[:2], now_s=now)
     assert thin is not None and thin.thin and thin.days_late is None
+
+
+def test_the_profile_energy_consistency_goes_into_the_proof(tmp_path: Path) -> None:
+    """A version-2 profile's ``energy_consistency`` (and its ``energy_days``) is taken into the proof facts
+    the assessment is made from; a profile without it leaves the energy unknown (neutral, a caveat)."""
+    url = next(database_url("sqlite", tmp_path))
+    engine = make_engine(url)
+    factory = "0x" + "ab" * 20
+    commitments = {}
+    for name, extra in (("v2", {"energy_consistency": 0.62, "energy_days": 27}), ("v1", {})):
+        result = {**profile_json(_profile(factory)), **extra}
+        params = {"kind": "profile", "factory": factory, "tag": name}
+        c = commit(result, [b"\x02" * 32], PROFILE_MODEL, params)
+        store_result(engine, "profile", factory, params, c, result)
+        commitments[name] = c.commitment
+    proof = ProofFacts(as_of="2026-04-01")
+    a, _ = assess_profile(engine, factory, commitments["v2"], price=4.0, proof=proof)
+    assert a.proof is not None and (a.proof.energy_output_consistency, a.proof.energy_days) == (0.62, 27)
+    assert a.features.energy_output_consistency == 0.62
+    assert "energy-vs-output consistency unknown: not scored" not in a.caveats
+    reason = next(r for r in a.reasons if r.feature == "energy_output_consistency")
+    assert reason.text.startswith(
+        "Metered energy backs 62% of the reported output (energy-vs-output consistency 0.62 over 27 days of "
+        "metered output) (costs "
+    )
+    b, _ = assess_profile(engine, factory, commitments["v1"], price=4.0, proof=proof)
+    assert b.features.energy_output_consistency is None
+    assert "energy-vs-output consistency unknown: not scored" in b.caveats
+    engine.dispose()
