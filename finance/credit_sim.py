@@ -21,6 +21,12 @@ and delivery, less unsold stock and steadier output; larger plants are slightly 
   ``no_orders = (orders == 0)``
 * opacity: ``opaque ~ Bernoulli(0.12)``; coverage ``~ U(0.35, 0.80)`` if opaque else ``U(0.80, 1.0)``
 
+**2b. Proof drivers** (:data:`PROOF_LOADINGS`): standard normal ``q`` (lot quality), ``r = 0.5 q +
+sqrt(0.75) e`` (recall propensity), ``b`` (the buyers' lateness), ``en`` (energy discipline), ``yg``
+(yield gap), each loading on the latent profile and filled to unit variance with its own noise. True
+values: reject rate ``sigmoid(-3.0 + 0.8 q)``, recalls ``exp(-1.6 + 0.8 r)`` a year, typical lateness
+``8 exp(0.75 b)`` days, energy consistency ``1 - sigmoid(-3.6 - en)``, open yield gain ``0.03 exp(0.6 yg)``.
+
 **3. Default law.** With the *standardised true features*
 ``s_oee = (oee - 0.58)/0.12``, ``s_fpy = (fpy - 0.93)/0.035``, ``s_otif = (logit(otif) - 1.6)/0.9``,
 ``s_inv = ln(inventory_days/14)/0.55``, ``s_growth = (growth - 0.01)/0.05``,
@@ -29,8 +35,9 @@ and delivery, less unsold stock and steadier output; larger plants are slightly 
 
     logit PD = B0 - 0.50 s_oee - 0.30 s_fpy - 0.55 s_otif + 0.35 s_inv - 0.35 s_growth
                   + 0.40 s_vol - 0.15 s_size - 0.30 s_rev + 0.60 no_orders + 0.50 opaque
+                  + 0.45 q + 0.25 r + 0.40 b - 0.25 en + 0.20 yg
 
-with ``B0 = -3.4`` (a portfolio default rate of about 9 %). ``default ~ Bernoulli(PD)``. Since PD
+with ``B0 = -3.8`` (a portfolio default rate of about 10 %). ``default ~ Bernoulli(PD)``. Since PD
 is known, the Bayes-optimal AUC of any sample is ``roc_auc(default, PD)`` (:meth:`Portfolio.bayes_auc`).
 
 **4. What the model sees** (the profile's view, noisier where coverage is low; ``k = sqrt(0.9 /
@@ -38,8 +45,12 @@ coverage)``): ``oee + N(0, 0.025k)``, ``fpy + N(0, 0.01k)`` (clipped to [0, 1]),
 share of ``orders`` that were on time (``Binomial(orders, otif) / orders``, *missing* when no order
 was due), ``inventory_days x exp(N(0, 0.25k))``, ``growth + N(0, 0.03k)``,
 ``volatility x exp(N(0, 0.15k))``, ``capacity x exp(N(0, 0.05k))``, revenue
-``x exp(N(0, 0.05))``, coverage exactly. The defaults depend on the true features; the scorecard
-sees only the observed ones, so it falls short of the Bayes AUC.
+``x exp(N(0, 0.05))``, coverage exactly. The proof as the ledger sees it: lots judged in 90 days and
+the share rejected (NaN under :data:`~finance.features.MIN_LOTS`), the year's recall count (NaN when
+zero over under 90 days of history; 15 % of factories are young), the mean days late of the
+receivables due in 180 days (NaN under :data:`~finance.features.MIN_RECEIVABLES`), energy for 75 %,
+a yield model for 60 % (docs/credit-model.md, 4b). The defaults depend on the true features; the
+scorecard sees only the observed ones, so it falls short of the Bayes AUC.
 """
 
 from __future__ import annotations
