@@ -10,6 +10,7 @@ yield model.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,10 +29,11 @@ from analytics.period_profile import FactoryProfile
 from contracts.onboarding import Onboarding
 from contracts.receivables import ReceivablesClient, StablecoinClient, receivable_reference
 from finance.assessment import assess
-from finance.proof import ProofFacts
+from finance.proof import BuyerPayments, LotVerdicts, ProofFacts, RecallFacts, ReceivableFacts, YieldGain
 from ledger_service.analytics_store.publish import PROFILE_MODEL, YIELD_MODEL, profile_json, store_result
 from ledger_service.credit_desk.desk import assess_profile
 from ledger_service.credit_desk.proof_facts import ReceivableEvent, gather_proof_facts, receivable_facts
+from ledger_service.credit_desk.sealing import opening_of
 from ledger_service.service import LedgerService
 from ledger_service.store.engine import make_engine
 
@@ -204,3 +206,27 @@ def test_the_profile_energy_consistency_goes_into_the_proof(tmp_path: Path) -> N
     assert b.features.energy_output_consistency is None
     assert "energy-vs-output consistency unknown: not scored" in b.caveats
     engine.dispose()
+
+
+def test_the_record_says_what_the_proof_could_not_show() -> None:
+    """The sealed record's reasons end with the caveats, and a worst case (every caveat, long reasons)
+    still fits the CreditRegistry's envelope (4,096 bytes of ciphertext: the plaintext + 94)."""
+    thin = ProofFacts(
+        as_of="2026-04-01",
+        lots=LotVerdicts(judged=4, rejected=3, window_days=12, rejected_lots=("LOT-2026-000001",) * 3),
+        recalls=RecallFacts(notices=0, lots=0, window_days=12),
+        receivables=ReceivableFacts(
+            buyers=(BuyerPayments("0x" + "cd" * 20, 2, 45.0, unpaid=2),), window_days=12
+        ),
+        yield_gain=YieldGain(gain=0.2, lines=("L1",), start="2025-01-01", end="2025-01-31", age_days=400),
+    )
+    worst = dataclasses.replace(
+        _profile("0x" + "ab" * 20), days_with_data=7, coverage=0.5, thin=True, otif=None
+    )
+    a = assess(worst, price=4.0, proof=thin)
+    c = commit(a, [b"\x03" * 32], YIELD_MODEL, {})
+    opening = opening_of(a, c, factory="0x" + "ab" * 20, oracle="0x" + "ef" * 20, valid_until=2_000_000_000)
+    assert opening.reasons[: len(a.reasons)] == tuple(r.text for r in a.reasons)
+    assert opening.reasons[len(a.reasons) :] == tuple(f"Low confidence: {x}" for x in a.caveats)
+    assert len(a.caveats) == 7 and "Low confidence: thin history: 7 days" in opening.reasons
+    assert len(opening.to_bytes()) + 94 < 4096
