@@ -327,6 +327,20 @@ def assess(
     if lgd is not None:
         policy = replace(policy, lgd=lgd)
     features, subject_id, period, days = _features_of(subject, model, price=price, revenue=revenue)
+    if (
+        isinstance(subject, FactoryProfile)
+        and proof is not None
+        and features.energy_output_consistency is not None
+    ):
+        # the profile's own energy consistency goes into the proof (the proof's, when it has one, wins)
+        if proof.energy_output_consistency is None:
+            energy_days = getattr(subject, "energy_days", None)
+            proof = replace(
+                proof,
+                energy_output_consistency=features.energy_output_consistency,
+                energy_days=int(energy_days) if energy_days else None,
+            )
+        features = replace(features, energy_output_consistency=None)
     features = _with_proof(features, proof)
     if history_days is not None:
         if days is not None:

@@ -276,4 +276,6 @@ def features_from_profile(
         growth=growth,
         volatility=profile.volatility,
         capacity=cap,
+        # a version-2 profile's energy-vs-output consistency (None before version 2, or not measured)
+        energy_output_consistency=getattr(profile, "energy_consistency", None),
     )

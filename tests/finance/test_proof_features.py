@@ -268,3 +268,20 @@ def test_simulator_plants_the_proof_features() -> None:
     assert y[known][hi].mean() > y[known][~hi].mean()
     # thin evidence is missing in the features, never a made-up value
     assert np.all(np.isnan(p.features["lot_reject_rate"][p.true["lots_judged"] < MIN_LOTS]))
+
+
+def test_a_version_2_profile_brings_its_energy_consistency(model: ScorecardModel) -> None:
+    """The profile's ``energy_consistency`` (version 2, docs/analytics-profile.md) is the feature: with
+    proof facts it goes into them (with its ``energy_days``), without them it is scored as given."""
+    if "energy_consistency" not in {f.name for f in dataclasses.fields(FactoryProfile)}:
+        pytest.skip("the version-2 profile (energy_consistency) is not on this branch yet")
+    p = dataclasses.replace(profile(), energy_consistency=0.62, energy_days=27)  # type: ignore[call-arg]
+    a = assess(p, model, price=4.0, proof=dataclasses.replace(CLEAN, energy_output_consistency=None))
+    assert a.features.energy_output_consistency == 0.62 and a.proof is not None and a.proof.energy_days == 27
+    assert next(r for r in a.reasons if r.feature == "energy_output_consistency").text.startswith(
+        "Metered energy backs 62% of the reported output (energy-vs-output consistency 0.62 over 27 days"
+    )
+    b = assess(p, model, price=4.0)
+    assert b.features.energy_output_consistency == 0.62
+    c = assess(p, model, price=4.0, proof=CLEAN)  # the proof's own figure wins
+    assert c.features.energy_output_consistency == CLEAN.energy_output_consistency
