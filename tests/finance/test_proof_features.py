@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pytest
@@ -275,7 +276,8 @@ def test_a_version_2_profile_brings_its_energy_consistency(model: ScorecardModel
     proof facts it goes into them (with its ``energy_days``), without them it is scored as given."""
     if "energy_consistency" not in {f.name for f in dataclasses.fields(FactoryProfile)}:
         pytest.skip("the version-2 profile (energy_consistency) is not on this branch yet")
-    p = dataclasses.replace(profile(), energy_consistency=0.62, energy_days=27)  # type: ignore[call-arg]
+    v2: dict[str, Any] = {"energy_consistency": 0.62, "energy_days": 27}
+    p = dataclasses.replace(profile(), **v2)
     a = assess(p, model, price=4.0, proof=dataclasses.replace(CLEAN, energy_output_consistency=None))
     assert a.features.energy_output_consistency == 0.62 and a.proof is not None and a.proof.energy_days == 27
     assert next(r for r in a.reasons if r.feature == "energy_output_consistency").text.startswith(
