@@ -19,6 +19,14 @@ scores the feature's neutral points (weight of evidence 0: no evidence either wa
 bin, its reason says so, ``caveats`` carries "thin history: N days" and ``confidence`` is "low"
 (as it is for thin coverage).
 
+**Proof** (issue 16). ``proof=`` takes the :class:`~finance.proof.ProofFacts` the ledger gathered
+(lot verdicts, recalls, the buyers' payments, energy-vs-output consistency, the yield gain still open),
+each with its window and counts. A proof feature that is unknown or thin scores neutral (the model's
+``neutral_missing``: weight of evidence 0) and is a *caveat*, never a reason: the reasons name what the
+evidence shows, in its own words and window ("2 of 14 lots rejected by the quality certifier in the
+last 90 days (costs 21 points)"); the caveats name what it cannot show. Features given directly (no
+``proof``) are scored as given and stated "over the period".
+
 :meth:`CreditAssessment.to_json_obj` is canonical (:func:`analytics.commitment.canonical_json`);
 :func:`commit_assessment` binds it to its input digests, the model version and the policy.
 """
@@ -33,7 +41,8 @@ from typing import Any, Final
 from analytics.commitment import Commitment, ModelId, commit
 from analytics.period_profile import FactoryProfile
 from finance.errors import CreditModelError
-from finance.features import MIN_HISTORY_DAYS, CreditFeatures, features_from_profile
+from finance.features import MIN_HISTORY_DAYS, PROOF_FEATURES, CreditFeatures, features_from_profile
+from finance.proof import ProofFacts
 from finance.rating import MASTER_SCALE, LimitDecision, LimitPolicy, MasterScale, credit_limit
 from finance.scorecard import MODEL_NAME, FeatureTable, ScorecardModel, load_default_model
 
@@ -93,14 +102,40 @@ def _value_text(table: FeatureTable, value: Any, currency: str, history_days: in
     return f"{value:g}" if isinstance(value, int | float) else f"'{value}'"
 
 
+def _proof_text(name: str, value: Any, history_days: int | None) -> str:
+    """A proof feature's words when it was given as a bare value (no :class:`ProofFacts`)."""
+    window = _window_text(history_days)
+    if name == "lot_reject_rate":
+        return f"{value * 100:.0f}% of lots rejected by the quality certifier {window}"
+    if name == "recalls":
+        return f"{value:.0f} recall notice{'s' if value != 1 else ''} on its lots {window}"
+    if name == "buyer_days_late":
+        return f"Buyers paid confirmed receivables {value:.0f} days late on average {window}"
+    if name == "energy_output_consistency":
+        return (
+            f"Metered energy backs {value * 100:.0f}% of the reported output (energy-vs-output consistency "
+            f"{value:.2f})"
+        )
+    return f"The yield model finds {value * 100:.1f} points of yield still to gain"
+
+
 def reason_text(
-    table: FeatureTable, value: Any, cost: float, currency: str, history_days: int | None = None
+    table: FeatureTable,
+    value: Any,
+    cost: float,
+    currency: str,
+    history_days: int | None = None,
+    proof: ProofFacts | None = None,
 ) -> str:
     """The words of one reason (see the module docstring)."""
     pts = f"costs {round(cost):d} point{'s' if round(cost) != 1 else ''}"
     spec = table.spec
     if value is None:
         return f"{spec.missing_text or spec.label + ' is unknown'} ({pts})"
+    if spec.name in PROOF_FEATURES:
+        said = proof.text(spec.name) if proof is not None else None
+        text = said if said is not None else _proof_text(spec.name, value, history_days)
+        return f"{text[0].upper()}{text[1:]} ({pts})"
     v = _value_text(table, value, currency, history_days)
     if spec.unit == "trend" and _thin_history(history_days):
         return (
@@ -147,6 +182,7 @@ class CreditAssessment:
     model_name: str
     model_version: str
     policy: LimitPolicy
+    proof: ProofFacts | None = None
 
     def to_json_obj(self) -> dict[str, Any]:
         """The assessment as a JSON object (canonical through ``canonical_json``)."""
@@ -171,6 +207,7 @@ class CreditAssessment:
             "reasons": [r.to_json_obj() for r in self.reasons],
             "model": {"name": self.model_name, "version": self.model_version},
             "policy": self.policy.to_json_obj(),
+            "proof": self.proof.to_json_obj() if self.proof is not None else None,
         }
 
 
@@ -208,15 +245,52 @@ def _reasons(
     values: Mapping[str, Any],
     currency: str,
     history_days: int | None,
+    proof: ProofFacts | None = None,
 ) -> tuple[Reason, ...]:
-    """The features that cost the most points against their best bin (at most :data:`MAX_REASONS`)."""
-    costs = [(round(t.best_points - points[t.name], 2), i, t) for i, t in enumerate(model.features)]
+    """The features that cost the most points against their best bin (at most :data:`MAX_REASONS`); a
+    feature scored neutral for want of evidence is a caveat, not a reason."""
+    costs = [
+        (round(t.best_points - points[t.name], 2), i, t)
+        for i, t in enumerate(model.features)
+        if not (t.spec.neutral_missing and values.get(t.name) is None)
+    ]
     costs = [c for c in costs if c[0] >= MIN_REASON_POINTS]
     costs.sort(key=lambda c: (-c[0], c[1]))
     return tuple(
-        Reason(t.name, values[t.name], cost, reason_text(t, values[t.name], cost, currency, history_days))
+        Reason(
+            t.name,
+            values.get(t.name),
+            cost,
+            reason_text(t, values.get(t.name), cost, currency, history_days, proof),
+        )
         for cost, _, t in costs[:MAX_REASONS]
     )
+
+
+def _with_proof(features: CreditFeatures, proof: ProofFacts | None) -> CreditFeatures:
+    """``features`` with the proof features taken from ``proof`` (refused when both give them)."""
+    if proof is None:
+        return features
+    given = [n for n in PROOF_FEATURES if getattr(features, n) is not None]
+    if given:
+        raise CreditModelError(
+            f"{', '.join(given)} given both as features and as proof; give one", code="credit.input.conflict"
+        )
+    return CreditFeatures.from_mapping({**features.as_dict(), **proof.feature_values()})
+
+
+def _proof_caveats(
+    model: ScorecardModel, values: Mapping[str, Any], proof: ProofFacts | None
+) -> tuple[str, ...]:
+    """What the proof cannot show: the proof's own words, or the unknown proof features given directly."""
+    if proof is not None:
+        return proof.caveats()
+    unknown = [
+        t.spec.label[0].lower() + t.spec.label[1:]
+        for t in model.features
+        if t.spec.neutral_missing and values.get(t.name) is None
+    ]
+    return (f"no evidence for {', '.join(unknown)}: scored as average",) if unknown else ()
 
 
 def assess(
@@ -230,6 +304,7 @@ def assess(
     policy: LimitPolicy | None = None,
     scale: MasterScale = MASTER_SCALE,
     history_days: int | None = None,
+    proof: ProofFacts | None = None,
 ) -> CreditAssessment:
     """Assess one factory.
 
@@ -240,6 +315,8 @@ def assess(
     @param currency ISO 4217 code of the price, revenue and limit
     @param history_days days of data behind features given directly (a profile carries its own;
                     None = a full window); below ``MIN_HISTORY_DAYS`` the trend is not scored
+    @param proof    the ledger's proof facts (the five proof features with their evidence); the
+                    features must not give those features too
     @raise CreditModelError ``credit.input.*`` for bad input (NaN, negative revenue, unknown feature,
            a price given with features), ``credit.policy`` for an incoherent policy
     """
@@ -250,6 +327,21 @@ def assess(
     if lgd is not None:
         policy = replace(policy, lgd=lgd)
     features, subject_id, period, days = _features_of(subject, model, price=price, revenue=revenue)
+    if (
+        isinstance(subject, FactoryProfile)
+        and proof is not None
+        and features.energy_output_consistency is not None
+    ):
+        # the profile's own energy consistency goes into the proof (the proof's, when it has one, wins)
+        if proof.energy_output_consistency is None:
+            energy_days = getattr(subject, "energy_days", None)
+            proof = replace(
+                proof,
+                energy_output_consistency=features.energy_output_consistency,
+                energy_days=int(energy_days) if energy_days else None,
+            )
+        features = replace(features, energy_output_consistency=None)
+    features = _with_proof(features, proof)
     if history_days is not None:
         if days is not None:
             raise CreditModelError(
@@ -268,6 +360,7 @@ def assess(
     caveats = (
         *((f"thin history: {days} days",) if _thin_history(days) else ()),
         *((f"thin coverage: {features.coverage * 100:.0f}% of expected readings",) if features.thin else ()),
+        *_proof_caveats(model, values, proof),
     )
     score = round(sum(points.values()), 2)
     pd = float(model.pd(score))
@@ -292,10 +385,11 @@ def assess(
         history_days=days,
         confidence="low" if caveats else "full",
         caveats=caveats,
-        reasons=_reasons(model, points, values, currency, days),
+        reasons=_reasons(model, points, values, currency, days, proof),
         model_name=MODEL_NAME,
         model_version=model.model_version,
         policy=policy,
+        proof=proof,
     )
 
 

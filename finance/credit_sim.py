@@ -21,6 +21,12 @@ and delivery, less unsold stock and steadier output; larger plants are slightly 
   ``no_orders = (orders == 0)``
 * opacity: ``opaque ~ Bernoulli(0.12)``; coverage ``~ U(0.35, 0.80)`` if opaque else ``U(0.80, 1.0)``
 
+**2b. Proof drivers** (:data:`PROOF_LOADINGS`): standard normal ``q`` (lot quality), ``r = 0.5 q +
+sqrt(0.75) e`` (recall propensity), ``b`` (the buyers' lateness), ``en`` (energy discipline), ``yg``
+(yield gap), each loading on the latent profile and filled to unit variance with its own noise. True
+values: reject rate ``sigmoid(-3.0 + 0.8 q)``, recalls ``exp(-1.6 + 0.8 r)`` a year, typical lateness
+``8 exp(0.75 b)`` days, energy consistency ``1 - sigmoid(-3.6 - en)``, open yield gain ``0.03 exp(0.6 yg)``.
+
 **3. Default law.** With the *standardised true features*
 ``s_oee = (oee - 0.58)/0.12``, ``s_fpy = (fpy - 0.93)/0.035``, ``s_otif = (logit(otif) - 1.6)/0.9``,
 ``s_inv = ln(inventory_days/14)/0.55``, ``s_growth = (growth - 0.01)/0.05``,
@@ -29,8 +35,9 @@ and delivery, less unsold stock and steadier output; larger plants are slightly 
 
     logit PD = B0 - 0.50 s_oee - 0.30 s_fpy - 0.55 s_otif + 0.35 s_inv - 0.35 s_growth
                   + 0.40 s_vol - 0.15 s_size - 0.30 s_rev + 0.60 no_orders + 0.50 opaque
+                  + 0.45 q + 0.25 r + 0.40 b - 0.25 en + 0.20 yg
 
-with ``B0 = -3.4`` (a portfolio default rate of about 9 %). ``default ~ Bernoulli(PD)``. Since PD
+with ``B0 = -3.8`` (a portfolio default rate of about 10 %). ``default ~ Bernoulli(PD)``. Since PD
 is known, the Bayes-optimal AUC of any sample is ``roc_auc(default, PD)`` (:meth:`Portfolio.bayes_auc`).
 
 **4. What the model sees** (the profile's view, noisier where coverage is low; ``k = sqrt(0.9 /
@@ -38,8 +45,12 @@ coverage)``): ``oee + N(0, 0.025k)``, ``fpy + N(0, 0.01k)`` (clipped to [0, 1]),
 share of ``orders`` that were on time (``Binomial(orders, otif) / orders``, *missing* when no order
 was due), ``inventory_days x exp(N(0, 0.25k))``, ``growth + N(0, 0.03k)``,
 ``volatility x exp(N(0, 0.15k))``, ``capacity x exp(N(0, 0.05k))``, revenue
-``x exp(N(0, 0.05))``, coverage exactly. The defaults depend on the true features; the scorecard
-sees only the observed ones, so it falls short of the Bayes AUC.
+``x exp(N(0, 0.05))``, coverage exactly. The proof as the ledger sees it: lots judged in 90 days and
+the share rejected (NaN under :data:`~finance.features.MIN_LOTS`), the year's recall count (NaN when
+zero over under 90 days of history; 15 % of factories are young), the mean days late of the
+receivables due in 180 days (NaN under :data:`~finance.features.MIN_RECEIVABLES`), energy for 75 %,
+a yield model for 60 % (docs/credit-model.md, 4b). The defaults depend on the true features; the
+scorecard sees only the observed ones, so it falls short of the Bayes AUC.
 """
 
 from __future__ import annotations
@@ -52,7 +63,16 @@ import numpy.typing as npt
 from sklearn.metrics import roc_auc_score
 
 from finance.errors import CreditModelError
-from finance.features import FEATURE_NAMES, CreditFeatures
+from finance.features import (
+    DAYS_PER_YEAR,
+    FEATURE_NAMES,
+    LOT_WINDOW_DAYS,
+    MIN_LOTS,
+    MIN_RECALL_HISTORY_DAYS,
+    MIN_RECEIVABLES,
+    RECALL_WINDOW_DAYS,
+    CreditFeatures,
+)
 
 __all__ = ["B0", "COEFFICIENTS", "CORRELATION", "Portfolio", "simulate_portfolio"]
 
@@ -72,7 +92,7 @@ CORRELATION: Final = (
     (0.20, 0.10, 0.15, -0.05, 0.05, -0.20, 1.00),
 )
 #: Intercept of the default law.
-B0: Final = -3.4
+B0: Final = -3.8
 #: Coefficients of the default law on the standardised true features and the two indicators.
 COEFFICIENTS: Final = {
     "s_oee": -0.50,
@@ -85,6 +105,18 @@ COEFFICIENTS: Final = {
     "s_rev": -0.30,
     "no_orders": 0.60,
     "opaque": 0.50,
+    "s_reject": 0.45,
+    "s_recall": 0.25,
+    "s_late": 0.40,
+    "s_energy": -0.25,
+    "s_yield_gap": 0.20,
+}
+#: Loadings of the proof drivers on the latent profile (the rest of each driver's variance is its own).
+PROOF_LOADINGS: Final = {
+    "quality": {"fpy": -0.45, "oee": -0.15},
+    "buyer": {"otif": -0.15, "size": -0.10},
+    "energy": {"oee": 0.30, "vol": -0.30},
+    "yield_gap": {"fpy": -0.40, "oee": -0.15},
 }
 
 
@@ -130,6 +162,81 @@ class Portfolio:
         return CreditFeatures(**{k: (None if np.isnan(v) else v) for k, v in values.items()})  # type: ignore[arg-type]
 
 
+def _mixed(z: dict[str, FloatArray], loadings: dict[str, float], own: FloatArray) -> FloatArray:
+    """A standard normal component: ``loadings`` on the latent profile plus its own noise ``own``,
+    scaled to unit variance (the loadings part has variance ``a' C a`` under :data:`CORRELATION`)."""
+    a = np.array([loadings.get(name, 0.0) for name in LATENT], dtype=np.float64)
+    shared = float(a @ np.array(CORRELATION, dtype=np.float64) @ a)
+    mixed = sum(w * z[name] for name, w in loadings.items()) + np.sqrt(1.0 - shared) * own
+    return np.asarray(mixed, dtype=np.float64)
+
+
+def _proof(
+    rng: np.random.Generator, z: dict[str, FloatArray], n: int
+) -> tuple[dict[str, FloatArray], dict[str, FloatArray], dict[str, FloatArray]]:
+    """(standardised proof drivers, true proof values, observed proof features), module docstring 2b/4b."""
+    own = rng.standard_normal((n, 5))
+    q = _mixed(z, PROOF_LOADINGS["quality"], own[:, 0])
+    r = 0.5 * q + np.sqrt(0.75) * own[:, 1]
+    b = _mixed(z, PROOF_LOADINGS["buyer"], own[:, 2])
+    en = _mixed(z, PROOF_LOADINGS["energy"], own[:, 3])
+    yg = _mixed(z, PROOF_LOADINGS["yield_gap"], own[:, 4])
+    reject = _sigmoid(-3.0 + 0.8 * q)
+    recall_rate = np.exp(-1.6 + 0.8 * r)  # notices a year
+    late = 8.0 * np.exp(0.75 * b)  # mean days late of the buyers' payments
+    energy = 1.0 - _sigmoid(-3.6 - 1.0 * en)  # share of the reported output its metered energy backs
+    gain = 0.03 * np.exp(0.6 * yg)  # yield still to gain, share
+    drivers = {"s_reject": q, "s_recall": r, "s_late": b, "s_energy": en, "s_yield_gap": yg}
+    true = {
+        "lot_reject_rate": reject,
+        "recall_rate": recall_rate,
+        "buyer_days_late": late,
+        "energy_output_consistency": energy,
+        "yield_gain_open": gain,
+    }
+
+    young = rng.random(n) < 0.15
+    history = np.where(young, rng.uniform(15.0, 365.0, n), 365.0)  # days of lot history
+    lots = rng.poisson(
+        np.exp(4.0 + 0.5 * rng.standard_normal(n)) * np.minimum(history, LOT_WINDOW_DAYS) / LOT_WINDOW_DAYS
+    )
+    rejected = rng.binomial(lots, reject)
+    recalls = rng.poisson(recall_rate * np.minimum(history, RECALL_WINDOW_DAYS) / DAYS_PER_YEAR)
+    uses_receivables = rng.random(n) < 0.8
+    receivables = np.where(uses_receivables, rng.poisson(np.exp(1.5 + 0.7 * rng.standard_normal(n))), 0)
+    # each receivable's days late: max(0, the buyer's typical lateness x a log-normal factor - 4 days),
+    # averaged over the receivables due in the window
+    width = max(int(receivables.max()), 1)
+    each = np.maximum(late[:, None] * np.exp(0.4 * rng.standard_normal((n, width))) - 4.0, 0.0)
+    due = np.arange(width)[None, :] < receivables[:, None]
+    observed_late = (each * due).sum(axis=1) / np.maximum(receivables, 1)
+    metered = rng.random(n) < 0.75
+    energy_obs = np.clip(energy + rng.normal(0.0, 0.01, n), 0.0, 1.0)
+    has_yield = rng.random(n) < 0.6
+    gain_obs = np.maximum(gain + rng.normal(0.0, 0.008, n), 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reject_obs = rejected / np.maximum(lots, 1)
+    observed = {
+        "lot_reject_rate": np.where(lots >= MIN_LOTS, reject_obs, np.nan),
+        "recalls": np.where((history >= MIN_RECALL_HISTORY_DAYS) | (recalls > 0), recalls, np.nan).astype(
+            np.float64
+        ),
+        "buyer_days_late": np.where(receivables >= MIN_RECEIVABLES, observed_late, np.nan),
+        "energy_output_consistency": np.where(metered, energy_obs, np.nan),
+        "yield_gain_open": np.where(has_yield, gain_obs, np.nan),
+    }
+    true.update(
+        {
+            "lot_history_days": history,
+            "lots_judged": lots.astype(np.float64),
+            "lots_rejected": rejected.astype(np.float64),
+            "recalls": recalls.astype(np.float64),
+            "receivables": receivables.astype(np.float64),
+        }
+    )
+    return drivers, true, observed
+
+
 def simulate_portfolio(n: int = 20_000, *, seed: int = 0) -> Portfolio:
     """Draw ``n`` factories from the generative model of the module docstring.
 
@@ -156,6 +263,7 @@ def simulate_portfolio(n: int = 20_000, *, seed: int = 0) -> Portfolio:
     no_orders = (orders == 0).astype(np.float64)
     opaque = (rng.random(n) < 0.12).astype(np.float64)
     coverage = np.where(opaque > 0, rng.uniform(0.35, 0.80, n), rng.uniform(0.80, 1.0, n))
+    drivers, proof_true, proof_observed = _proof(rng, z, n)
 
     s = {
         "s_oee": (oee - 0.58) / 0.12,
@@ -168,6 +276,7 @@ def simulate_portfolio(n: int = 20_000, *, seed: int = 0) -> Portfolio:
         "s_rev": np.log(revenue) - np.log(2e6),
         "no_orders": no_orders,
         "opaque": opaque,
+        **drivers,
     }
     logit = B0 + sum(COEFFICIENTS[k] * s[k] for k in COEFFICIENTS)
     pd = _sigmoid(np.asarray(logit, dtype=np.float64))
@@ -187,6 +296,7 @@ def simulate_portfolio(n: int = 20_000, *, seed: int = 0) -> Portfolio:
         "coverage": coverage,
         "capacity": capacity * np.exp(rng.normal(0.0, 0.05 * k)),
         "annual_revenue": revenue * np.exp(rng.normal(0.0, 0.05, n)),
+        **proof_observed,
     }
     true = {
         "oee": oee,
@@ -201,6 +311,7 @@ def simulate_portfolio(n: int = 20_000, *, seed: int = 0) -> Portfolio:
         "orders": orders.astype(np.float64),
         "no_orders": no_orders,
         "opaque": opaque,
+        **proof_true,
     }
     assert tuple(observed) == FEATURE_NAMES
     return Portfolio(

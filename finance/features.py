@@ -25,6 +25,12 @@ feature                definition (from the profile)
                        (the caller supplies the unit price), or the annual revenue given directly
 =====================  =========================================================================
 
+The five **proof features** (:data:`PROOF_FEATURES`: ``lot_reject_rate``, ``recalls``,
+``buyer_days_late``, ``energy_output_consistency``, ``yield_gain_open``) are not read off the profile:
+they come from :class:`finance.proof.ProofFacts` (what the ledger proves, each fact with its window;
+the windows and the thin-evidence thresholds are the constants below). Unknown or thin: ``None``,
+scored neutral (``FeatureSpec.neutral_missing``).
+
 **Missing values.** A metric the profile leaves ``None`` (no order due: OTIF unknown; nothing
 delivered: inventory days unknown; no data days: capacity, trend and volatility unknown) stays
 ``None`` here and falls into the feature's own *Missing* bin of the scorecard; it is never
@@ -49,8 +55,16 @@ __all__ = [
     "DAYS_PER_YEAR",
     "FEATURE_NAMES",
     "GROWTH_DAYS",
+    "LOT_WINDOW_DAYS",
     "MIN_HISTORY_DAYS",
+    "MIN_LOTS",
+    "MIN_RECALL_HISTORY_DAYS",
+    "MIN_RECEIVABLES",
+    "PROOF_FEATURES",
+    "RECALL_WINDOW_DAYS",
+    "RECEIVABLE_WINDOW_DAYS",
     "THIN_COVERAGE",
+    "YIELD_MAX_AGE_DAYS",
     "CreditFeatures",
     "annual_revenue",
     "features_from_profile",
@@ -64,6 +78,20 @@ GROWTH_DAYS: Final = 30
 #: Fewer days of data than this is a thin history: the output trend is not scored (two weekly
 #: cycles, so a weekday/weekend pattern or one bad day cannot pass for a trend).
 MIN_HISTORY_DAYS: Final = 14
+#: Window (days, up to the assessment) over which lot verdicts are counted.
+LOT_WINDOW_DAYS: Final = 90
+#: Fewer lots judged in the window than this: the rejected share is not scored (thin evidence).
+MIN_LOTS: Final = 5
+#: Window (days) over which recall notices on the factory's lots are counted.
+RECALL_WINDOW_DAYS: Final = 365
+#: With less lot history than this, "no recall" is thin evidence and not scored (a recall always is).
+MIN_RECALL_HISTORY_DAYS: Final = 90
+#: Window (days) of the confirmed receivables whose due date falls in it (paid, or unpaid and overdue).
+RECEIVABLE_WINDOW_DAYS: Final = 180
+#: Fewer such receivables than this: the buyers' days late are not scored (thin evidence).
+MIN_RECEIVABLES: Final = 3
+#: A yield model whose period ended longer ago than this (days) is too old to say what is still open.
+YIELD_MAX_AGE_DAYS: Final = 180
 #: Coverage below this is thin (the profile's default ``thin_coverage``).
 THIN_COVERAGE: Final = 0.8
 
@@ -78,6 +106,20 @@ FEATURE_NAMES: Final = (
     "coverage",
     "capacity",
     "annual_revenue",
+    "lot_reject_rate",
+    "recalls",
+    "buyer_days_late",
+    "energy_output_consistency",
+    "yield_gain_open",
+)
+#: The proof features (issue 16): facts the ledger proves beyond the profile. Unknown or thin (too
+#: little evidence in their window): scored neutral, with a caveat (``finance.assessment``).
+PROOF_FEATURES: Final = (
+    "lot_reject_rate",
+    "recalls",
+    "buyer_days_late",
+    "energy_output_consistency",
+    "yield_gain_open",
 )
 
 # Ranges a value must fall in (None = unbounded). Shares may exceed 1 only where the profile allows
@@ -92,6 +134,11 @@ _RANGES: Final[dict[str, tuple[float | None, float | None]]] = {
     "coverage": (0.0, 1.0),
     "capacity": (0.0, None),
     "annual_revenue": (0.0, None),
+    "lot_reject_rate": (0.0, 1.0),
+    "recalls": (0.0, None),
+    "buyer_days_late": (0.0, None),
+    "energy_output_consistency": (0.0, 1.0),
+    "yield_gain_open": (None, 1.0),
 }
 _REQUIRED: Final = frozenset({"coverage", "annual_revenue"})
 
@@ -133,6 +180,11 @@ class CreditFeatures:
     growth: float | None = None
     volatility: float | None = None
     capacity: float | None = None
+    lot_reject_rate: float | None = None
+    recalls: float | None = None
+    buyer_days_late: float | None = None
+    energy_output_consistency: float | None = None
+    yield_gain_open: float | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -224,4 +276,6 @@ def features_from_profile(
         growth=growth,
         volatility=profile.volatility,
         capacity=cap,
+        # a version-2 profile's energy-vs-output consistency (None before version 2, or not measured)
+        energy_output_consistency=getattr(profile, "energy_consistency", None),
     )

@@ -123,6 +123,12 @@ def _value(spec: FeatureSpec | None, value: Any) -> str:
         return f"{value:,.0f}/day"
     if spec.unit == "money":
         return f"{value:,.0f}"
+    if spec.unit == "count":
+        return f"{value:.0f}"
+    if spec.unit == "days_late":
+        return f"{value:.1f} days late"
+    if spec.unit == "points":
+        return f"{value * 100:.1f} points"
     return f"{value:g}"
 
 

@@ -62,7 +62,9 @@ DEFAULT_MODEL_FILE: Final = "data/scorecard-v1.json"
 #: Points are rounded to this many decimals.
 POINTS_DECIMALS: Final = 2
 
-Unit = Literal["share", "trend", "days", "units_per_day", "money", "number", "category"]
+Unit = Literal[
+    "share", "trend", "days", "units_per_day", "money", "number", "category", "count", "days_late", "points"
+]
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -113,6 +115,9 @@ class FeatureSpec:
     @param dtype            ``numerical`` or ``categorical``
     @param keep             kept whatever its information value (a policy feature: coverage); the
                             sign check still applies
+    @param neutral_missing  a missing value scores the feature's neutral points (weight of evidence
+                            0: no evidence either way), not a learnt Missing bin: the proof features,
+                            unknown or too thinly evidenced to score
     """
 
     name: str
@@ -123,6 +128,7 @@ class FeatureSpec:
     missing_text: str = ""
     dtype: Literal["numerical", "categorical"] = "numerical"
     keep: bool = False
+    neutral_missing: bool = False
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -131,6 +137,7 @@ class FeatureSpec:
             "higher_is_better": self.higher_is_better,
             "missing_text": self.missing_text,
             "keep": self.keep,
+            "neutral_missing": self.neutral_missing,
         }
 
 
@@ -252,6 +259,7 @@ class FeatureTable:
             missing_text=o["missing_text"],
             dtype=o["dtype"],
             keep=bool(o["keep"]),
+            neutral_missing=bool(o.get("neutral_missing", False)),
         )
         return cls(
             spec=spec,
@@ -352,11 +360,12 @@ class ScorecardModel:
 
     def neutral_points(self, name: str) -> float:
         """The points feature ``name`` scores at a weight of evidence of 0: average risk, no evidence
-        either way (``-(intercept / n) x factor + offset / n``, read off any bin as ``points +
-        coefficient x WoE x factor``)."""
-        t = self.feature(name)
-        b = t.bins[0]
-        return round(b.points + t.coefficient * b.woe * self.scaling.factor, POINTS_DECIMALS)
+        either way: ``-(intercept / n) x factor + offset / n`` (``n`` scored features; the same for
+        every feature, and exactly what a ``neutral_missing`` feature's Missing bin scores)."""
+        self.feature(name)
+        n = len(self.features)
+        raw = -(self.intercept / n) * self.scaling.factor + self.scaling.offset / n
+        return round(raw, POINTS_DECIMALS) + 0.0
 
     def check_inputs(self, names: Sequence[str]) -> None:
         """Refuse names the model does not accept.

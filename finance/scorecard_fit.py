@@ -98,7 +98,9 @@ def _bin_tables(optb: Any, spec: FeatureSpec) -> tuple[list[dict[str, Any]], flo
         out.append({"kind": "other", "woe": 0.0, "count": 0, "event_rate": 0.0})
     worst = min(populated)
     for d in out:
-        if d["count"] == 0:
+        if spec.neutral_missing and d["kind"] == "missing":
+            d["woe"] = 0.0  # unknown or thin evidence: no evidence either way (neutral points)
+        elif d["count"] == 0:
             d["woe"] = worst  # never seen: scores as the worst bin seen
     return out, iv
 
@@ -254,10 +256,16 @@ def fit_scorecard(
         scaling=scaling,
         training=record,
     )
-    # Guard: our points table must reproduce the library's scores on the training rows.
+    # Guard: our points table must reproduce the library's scores on the training rows (those where
+    # no neutral-missing feature is missing: there the library scores its learnt Missing bin, we the
+    # neutral points, on purpose).
     ours = model.score_batch({n: frame[n].to_numpy() for n in names})
     theirs = np.asarray(sc.score(frame[selected]), dtype=np.float64)
-    gap = float(np.max(np.abs(ours - theirs)))
+    known = np.ones(len(y), dtype=bool)
+    for n in selected:
+        if fitter.by_name[n].neutral_missing:
+            known &= frame[n].notna().to_numpy()
+    gap = float(np.max(np.abs(ours - theirs)[known])) if known.any() else 0.0
     if gap > 0.01 * len(selected) + 1e-6:
         raise CreditModelError(
             f"points table differs from optbinning's scores by {gap:.4f}", code="credit.train"

@@ -23,10 +23,12 @@ relays exactly that one).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -46,6 +48,7 @@ from contracts.participant_ids import action_id
 from contracts.participants import ParticipantRegistryClient
 from finance.assessment import CreditAssessment, assess, commit_assessment
 from finance.errors import CreditModelError
+from finance.proof import ProofFacts
 from ledger_service.analytics_store.publish import list_published, load_published
 from ledger_service.anchoring.access_log import AccessLogAnchorer
 from ledger_service.credit_desk.access_log import AccessLogBook, RefusalTally
@@ -98,7 +101,8 @@ ANSWERED: Final = "answered"
 
 def profile_from_json(obj: dict[str, Any]) -> FactoryProfile:
     """A published profile's JSON (``supet.factory-profile.v1``) back as a :class:`FactoryProfile`."""
-    fields = {k: v for k, v in obj.items() if k != "schema"}
+    known = {f.name for f in dataclasses.fields(FactoryProfile)}
+    fields = {k: v for k, v in obj.items() if k in known}
     fields["start"] = dt.date.fromisoformat(fields["start"])
     fields["end"] = dt.date.fromisoformat(fields["end"])
     fields["daily_output"] = tuple(fields.get("daily_output", ()))
@@ -113,11 +117,15 @@ def assess_profile(
     price: float | None = None,
     revenue: float | None = None,
     currency: str = "CNY",
+    proof: ProofFacts | None = None,
 ) -> tuple[CreditAssessment, Commitment]:
-    """Assess ``factory`` from its published profile ``profile_commitment`` and commit the assessment.
+    """Assess ``factory`` from its published profile ``profile_commitment`` and its proof facts
+    (:meth:`FinanceDesk.proof_facts`; the profile's energy-vs-output consistency, when it has one, is
+    taken into them) and commit the assessment.
 
     The assessment's commitment has the profile's commitment as its one input, so the chain record
-    leads to the assessment, which leads to the profile, which leads to the anchored readings.
+    leads to the assessment, which leads to the profile, which leads to the anchored readings; the
+    proof facts are part of the committed assessment.
     @raise PublishRefused ``finance.publish.unknown_profile``, ``...not_a_profile``,
            ``...wrong_factory``, ``...bad_input`` (the credit model refused the input)
     """
@@ -136,8 +144,16 @@ def assess_profile(
             f"profile {profile_commitment} is of {subject}, not of {factory}",
             code="finance.publish.wrong_factory",
         )
+    energy = pub.result.get("energy_consistency")  # a version-2 profile's (docs/analytics-profile.md)
+    if proof is not None and proof.energy_output_consistency is None and energy is not None:
+        days = pub.result.get("energy_days")
+        proof = dataclasses.replace(
+            proof, energy_output_consistency=float(energy), energy_days=None if days is None else int(days)
+        )
     try:
-        assessment = assess(profile_from_json(pub.result), price=price, revenue=revenue, currency=currency)
+        assessment = assess(
+            profile_from_json(pub.result), price=price, revenue=revenue, currency=currency, proof=proof
+        )
     except CreditModelError as e:
         raise PublishRefused(
             f"the credit model refused the input: {e.message}", code="finance.publish.bad_input"
@@ -180,6 +196,7 @@ class FinanceDesk:
         anchor_signer: LocalAccount,
         max_entries: int = 1000,
         max_seconds: float = 5.0,
+        confirmations: int = 0,
     ) -> None:
         if "CreditRegistry" not in deployment.contracts:
             raise FinanceNotDeployed(
@@ -188,6 +205,10 @@ class FinanceDesk:
         self.chain = chain
         self.deployment = deployment
         self.engine = engine
+        self.confirmations = confirmations
+        #: Buyer address -> the name the credit reasons give it (default: the address; the chain holds
+        #: no party names).
+        self.party_names: dict[str, str] = {}
         self.credit = CreditRegistryClient.from_deployment(chain, deployment)
         self.book = AccessLogBook(engine=engine, chain=chain, registry_address=self.credit.address)
         self.tally = RefusalTally(engine=engine)
@@ -331,6 +352,20 @@ class FinanceDesk:
         p = found[0]
         return {"factory": subject, "commitment": p.commitment.to_json_obj(), "profile": p.result}
 
+    def proof_facts(self, factory: str, *, names: Mapping[str, str] | None = None) -> ProofFacts:
+        """``factory``'s proof facts for its assessment: lot verdicts, recalls, its buyers' payments and
+        its lines' open yield gain, as of the latest block (:mod:`ledger_service.credit_desk.proof_facts`)."""
+        from ledger_service.credit_desk.proof_facts import gather_proof_facts
+
+        return gather_proof_facts(
+            self.engine,
+            self.chain,
+            self.deployment,
+            factory,
+            names=self.party_names if names is None else names,
+            confirmations=self.confirmations,
+        )
+
     # -------------------------------------------------------------- publishing
 
     def publish(
@@ -353,7 +388,13 @@ class FinanceDesk:
             )
         self.require_factory_oracle(factory, oracle.address)
         assessment, commitment = assess_profile(
-            self.engine, factory, profile_commitment, price=price, revenue=revenue, currency=currency
+            self.engine,
+            factory,
+            profile_commitment,
+            price=price,
+            revenue=revenue,
+            currency=currency,
+            proof=self.proof_facts(factory),
         )
         _, now_s = self.head()
         opening, envelopes, sealed_for, skipped = self.seal(
@@ -505,6 +546,7 @@ def desk_of(service: Any) -> FinanceDesk:
             engine=service.engine,
             anchor_signer=service.anchor_signer,
             max_seconds=service.settings.batch_max_seconds,
+            confirmations=service.settings.confirmations,
         )
         service.finance = desk
     return desk

@@ -175,7 +175,13 @@ def prepared_publish(
     factory = address(factory_address)
     desk.require_factory_oracle(factory, party)
     assessment, commitment = assess_profile(
-        desk.engine, factory, profile_commitment, price=price, revenue=revenue, currency=currency
+        desk.engine,
+        factory,
+        profile_commitment,
+        price=price,
+        revenue=revenue,
+        currency=currency,
+        proof=desk.proof_facts(factory),
     )
     _, now_s = desk.head()
     opening, sealed, sealed_for, skipped = desk.seal(

@@ -212,6 +212,7 @@ class Rerater:
             price=basis.price,
             revenue=basis.revenue,
             currency=basis.currency,
+            proof=self.desk.proof_facts(factory),
         )
         change = compare_assessments(basis.assessment, assessment.to_json_obj())
         if not change.material and not expiring:

@@ -63,7 +63,7 @@ def opening_of(
     salt: bytes | None = None,
 ) -> CreditOpening:
     """The record of ``assessment`` with a salt (fresh unless given): PD in ppm (at least 1), limit in
-    minor units, the reasons' words."""
+    minor units, the reasons' words followed by the caveats ("Low confidence: thin evidence: ...")."""
     return CreditOpening(
         factory=to_checksum_address(factory),
         oracle=to_checksum_address(oracle),
@@ -71,7 +71,9 @@ def opening_of(
         pd_ppm=max(1, min(PPM, round(assessment.pd * PPM))),
         limit=int(assessment.limit) * MINOR_UNITS,
         currency=assessment.currency,
-        reasons=tuple(r.text for r in assessment.reasons),
+        # the reasons, then what the evidence could not show (thin or unknown: scored as average)
+        reasons=tuple(r.text for r in assessment.reasons)
+        + tuple(f"Low confidence: {c}" for c in assessment.caveats),
         valid_until=valid_until,
         model_version=model_version(assessment.model_version[:32]),
         analytics_commitment=bytes.fromhex(commitment.commitment.removeprefix("0x")),

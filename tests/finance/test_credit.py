@@ -32,15 +32,20 @@ from finance.validation import evaluate, ks_statistic
 from supet_base.errors import SupetError
 
 GOOD = {
-    "oee": 0.72,
-    "first_pass_yield": 0.97,
+    "oee": 0.78,
+    "first_pass_yield": 0.985,
     "otif": 0.95,
-    "inventory_days": 8.0,
-    "growth": 0.08,
-    "volatility": 0.10,
-    "coverage": 0.97,
-    "capacity": 5000.0,
+    "inventory_days": 5.0,
+    "growth": 0.11,
+    "volatility": 0.08,
+    "coverage": 0.995,
+    "capacity": 6000.0,
     "annual_revenue": 12_000_000.0,
+    "lot_reject_rate": 0.005,
+    "recalls": 0.0,
+    "buyer_days_late": 0.0,
+    "energy_output_consistency": 0.999,
+    "yield_gain_open": 0.005,
 }
 
 

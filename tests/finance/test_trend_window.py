@@ -12,9 +12,19 @@ from analytics.commitment import canonical_json
 from analytics.period_profile import FactoryProfile
 from finance.assessment import CreditModelError, assess
 from finance.features import MIN_HISTORY_DAYS, features_from_profile
+from finance.proof import BuyerPayments, LotVerdicts, ProofFacts, RecallFacts, ReceivableFacts, YieldGain
 from finance.scorecard import ScorecardModel, load_default_model
 
 CAPACITY = 2000.0
+#: Full, clean proof: no caveat of its own, so the trend's are the only ones.
+PROOF = ProofFacts(
+    as_of="2026-04-01",
+    lots=LotVerdicts(judged=40, rejected=0, window_days=90),
+    recalls=RecallFacts(notices=0, lots=0, window_days=365),
+    receivables=ReceivableFacts(buyers=(BuyerPayments("Acme", 6, 0.0),), window_days=180),
+    energy_output_consistency=0.999,
+    yield_gain=YieldGain(gain=0.005, lines=("L1",), start="2026-03-01", end="2026-03-31", age_days=1),
+)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +81,7 @@ def test_a_week_of_falling_output_is_stated_over_7_days_not_a_month(model: Score
 
 
 def test_thin_history_is_flagged_and_not_scored_as_full(model: ScorecardModel) -> None:
-    a = assess(falling(7), model, price=4.0)
+    a = assess(falling(7), model, price=4.0, proof=PROOF)
     assert a.history_days == 7 < MIN_HISTORY_DAYS
     assert a.confidence == "low" and "thin history: 7 days" in a.caveats
     # the trend scores the neutral points (weight of evidence 0), not its (worst) bin
@@ -87,7 +97,7 @@ def test_thin_history_is_flagged_and_not_scored_as_full(model: ScorecardModel) -
 
 
 def test_a_full_history_is_scored(model: ScorecardModel) -> None:
-    a = assess(falling(31), model, price=4.0)
+    a = assess(falling(31), model, price=4.0, proof=PROOF)
     t = model.feature("growth")
     assert a.history_days == 31 and a.confidence == "full" and a.caveats == ()
     assert a.features.growth == pytest.approx(-12.0 * 30 / CAPACITY)
@@ -99,8 +109,8 @@ def test_a_full_history_is_scored(model: ScorecardModel) -> None:
     reason = next(r for r in a.reasons if r.feature == "growth")
     assert reason.text.startswith("Output trend of -18.0% of capacity over the 31 days observed is weak")
     # at the threshold the trend is scored, one day under it is not
-    at = assess(falling(MIN_HISTORY_DAYS), model, price=4.0)
-    under = assess(falling(MIN_HISTORY_DAYS - 1), model, price=4.0)
+    at = assess(falling(MIN_HISTORY_DAYS), model, price=4.0, proof=PROOF)
+    under = assess(falling(MIN_HISTORY_DAYS - 1), model, price=4.0, proof=PROOF)
     assert at.confidence == "full" and at.points["growth"] != model.neutral_points("growth")
     assert under.confidence == "low" and under.points["growth"] == model.neutral_points("growth")
 
@@ -114,7 +124,7 @@ def test_neutral_points_are_the_zero_evidence_points(model: ScorecardModel) -> N
 
 
 def test_history_days_with_features(model: ScorecardModel) -> None:
-    values = dataclasses.asdict(features_from_profile(falling(31), price=4.0))
+    values = {**dataclasses.asdict(features_from_profile(falling(31), price=4.0)), **PROOF.feature_values()}
     full = assess(values, model)
     assert full.history_days is None and full.confidence == "full"
     assert "over the period" in " ".join(r.text for r in full.reasons)
