@@ -53,9 +53,9 @@ class Settings(BaseSettings):
     #: MQTT broker, e.g. ``mqtt://127.0.0.1:1883``; none to disable MQTT ingest.
     mqtt_url: str | None = None
     #: The MQTT client id, which names the instance's persistent session on the broker: each instance
-    #: needs its own, kept across restarts (e.g. `supet-ledger-1`, `supet-ledger-2`). A second
-    #: client connecting with the same id takes the session over; the instance it was taken from
-    #: stops MQTT ingest and reports it (readiness fails) instead of taking it back.
+    #: needs its own, kept across restarts (e.g. `supet-ledger-1`, `supet-ledger-2`). Two clients with
+    #: one id take the session from each other (the log says so: `mqtt.connection_flapping`; a broker
+    #: that sends "session taken over" stops the instance it was taken from, which turns unready).
     mqtt_client_id: Annotated[str, Field(min_length=1, max_length=64)] = "supet-ledger"
     #: The MQTT 5 shared subscription's group: each instance subscribes to
     #: `$share/<group>/devices/+/readings` and the broker hands each reading to one of them. Empty:

@@ -52,6 +52,9 @@ log = logging.getLogger("ledger_service.mqtt")
 _MAX_RECEIVE = 65_535
 #: DISCONNECT reason code: another connection took over the session (MQTT 5, 0x8E).
 _SESSION_TAKEN_OVER = 142
+#: This many connections lost within this many seconds: say that the client id may be used twice.
+_FLAPPING_LOSSES = 3
+_FLAPPING_WINDOW = 60.0
 
 
 class _QuietDisconnect(logging.Filter):
@@ -142,6 +145,7 @@ class MqttBridge:
         self._running = False
         self._pausing = False
         self._store_delay = store_retry_min
+        self._lost: list[float] = []  # when recent connections were lost (a client id used twice?)
 
         self._received = 0
         self._accepted = 0
@@ -359,6 +363,26 @@ class MqttBridge:
         if was and not self._stop.is_set() and not self._pausing:
             self.last_error = f"connection lost: {reason_code}"
             log.warning("MQTT ingest: %s; reconnecting", self.last_error)
+            self._note_lost()
+
+    def _note_lost(self) -> None:
+        """Say so when connections keep being lost: Mosquitto 2.0 closes a session's connection without
+        saying why (no DISCONNECT 0x8E) when another client connects with the same client id, and the
+        two then take the session from each other at every reconnect."""
+        now = time.monotonic()
+        self._lost = [t for t in self._lost if now - t < _FLAPPING_WINDOW] + [now]
+        if len(self._lost) >= _FLAPPING_LOSSES:
+            self._lost = []
+            log.error(
+                "MQTT ingest: the connection to %s was lost %d times within %.0f s: if another instance "
+                "connects as %r, the two take the session from each other; each instance needs its own "
+                "client id (SUPET_MQTT_CLIENT_ID)",
+                self.url,
+                _FLAPPING_LOSSES,
+                _FLAPPING_WINDOW,
+                self.client_id,
+                extra={"event": "mqtt.connection_flapping"},
+            )
 
     def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
         self._received += 1
