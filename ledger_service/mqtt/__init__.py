@@ -29,8 +29,8 @@ unacknowledged and the broker delivers it again; the ledger's idempotency turns
 such a redelivery into the same receipt. Nothing acknowledged is lost.
 
 Messages are handled in micro-batches by one worker thread (never the network
-thread): up to ``batch_max`` messages, or what arrives within ``batch_wait``
-seconds of the first, are decoded in one strict pass and go to
+thread): up to ``batch_max`` messages (and ``batch_max_bytes`` of payload), or what
+arrives within ``batch_wait`` seconds of the first, are decoded in one strict pass and go to
 :meth:`IngestPipeline.submit` in one call.
 
 When the store is unavailable (``store.unavailable``) nothing is acknowledged

@@ -81,6 +81,7 @@ class MqttBridge:
         client_id: str = "supet-ledger",
         share_group: str | None = DEFAULT_SHARE_GROUP,
         batch_max: int = 1000,
+        batch_max_bytes: int = 4 * 1024 * 1024,
         batch_wait: float = 0.01,
         receive_maximum: int | None = None,
         session_expiry: int = 7 * 24 * 3600,
@@ -114,6 +115,8 @@ class MqttBridge:
         self.on_accepted = on_accepted
         self.client_id = client_id
         self.batch_max = batch_max
+        #: A micro-batch stops growing at this many payload bytes (about 13,000 readings).
+        self.batch_max_bytes = batch_max_bytes
         self.batch_wait = batch_wait
         #: Unacknowledged messages the broker may have in flight to us: two batches' worth by default,
         #: so the broker keeps sending while a batch is committed.
@@ -413,15 +416,18 @@ class MqttBridge:
             except queue.Empty:
                 continue
             batch = [first]
+            size = len(first.payload)
             deadline = time.monotonic() + self.batch_wait
-            while len(batch) < self.batch_max:
+            # messages may carry many readings each: a batch is bounded in bytes too (the first is
+            # always taken; each is at most max_payload_bytes)
+            while len(batch) < self.batch_max and size < self.batch_max_bytes:
                 remaining = deadline - time.monotonic()
                 try:
-                    batch.append(
-                        self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-                    )
+                    m = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
+                batch.append(m)
+                size += len(m.payload)
             try:
                 self._process(batch)
             except Exception:  # a bug: keep ingest alive; the messages stay unacknowledged

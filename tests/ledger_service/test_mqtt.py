@@ -829,3 +829,36 @@ def test_one_client_id_used_twice_is_reported(
     finally:
         for b in twins:
             b.stop()
+
+
+class RecordingPipeline:
+    """The real pipeline; keeps how many submissions each call had."""
+
+    def __init__(self, inner: IngestPipeline) -> None:
+        self.inner = inner
+        self.sizes: list[int] = []
+
+    def submit(self, objs: Sequence[Any], *, source: str) -> list[ItemResult]:
+        self.sizes.append(len(objs))
+        return self.inner.submit(objs, source=source)
+
+
+@pytest.mark.mqtt
+@SQLITE_ONLY
+def test_a_micro_batch_is_bounded_in_bytes(
+    ledger: LedgerService, consortium: TestConsortium, broker: Mosquitto, devices: DeviceSide
+) -> None:
+    """Messages carry up to max_readings each: a micro-batch stops growing at batch_max_bytes."""
+    ledger.start()
+    pipeline = RecordingPipeline(ledger.pipeline)
+    bridge = started(make_bridge(broker.url, pipeline, batch_wait=0.3, batch_max_bytes=1500))
+    try:
+        dev = consortium.enroll(uid("SN-BYTES"), "p256")
+        subs = [dev.sign({"temp_c": float(i)}, ts_ms=now_ms() - 1000) for i in range(12)]
+        chunks = [subs[i : i + 3] for i in range(0, 12, 3)]  # about 1,000 bytes a message
+        devices.publish_many([(dev.device_id, {"readings": [s.to_json_obj() for s in c]}) for c in chunks])
+        got = devices.got(4)
+        assert sum(b["accepted"] for _, b in got) == 12 and stored(ledger) == 12
+        assert max(pipeline.sizes) <= 6 and sum(pipeline.sizes) == 12, pipeline.sizes
+    finally:
+        bridge.stop()
