@@ -65,8 +65,9 @@ class Settings(BaseSettings):
     #: away, in seconds. A dead instance's share waits for its return until then, then is dropped.
     mqtt_session_expiry_seconds: Annotated[int, Field(ge=0, le=4_294_967_295)] = 7 * 24 * 3600
     #: Largest MQTT message taken (bytes): one submission, or `{"readings": [...]}` of one device
-    #: (at most `SUPET_MAX_BATCH_SUBMISSIONS` readings). A larger one is answered `request.too_large`.
-    mqtt_max_payload_bytes: Annotated[int, Field(ge=1024, le=256 * 1024 * 1024)] = 1024 * 1024
+    #: (at most `SUPET_MAX_BATCH_SUBMISSIONS` readings; 64 KiB holds about 200). A larger one is
+    #: answered `request.too_large`. The broker may have 2,000 messages in flight to an instance.
+    mqtt_max_payload_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
     #: Close a batch at this many readings...
     batch_max_readings: Annotated[int, Field(ge=1, le=100_000)] = 10_000
     #: ...or when its oldest reading has waited this long.

@@ -86,7 +86,7 @@ class MqttBridge:
         receive_maximum: int | None = None,
         session_expiry: int = 7 * 24 * 3600,
         keepalive: int = 30,
-        max_payload_bytes: int = 1024 * 1024,
+        max_payload_bytes: int = 64 * 1024,
         max_readings: int = 10_000,
         reconnect_min_delay: int = 1,
         reconnect_max_delay: int = 30,
