@@ -52,8 +52,22 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///supet-data/ledger.db"
     #: MQTT broker, e.g. ``mqtt://127.0.0.1:1883``; none to disable MQTT ingest.
     mqtt_url: str | None = None
-    #: The MQTT client id (its persistent session): one per service instance on a broker.
+    #: The MQTT client id, which names the instance's persistent session on the broker: each instance
+    #: needs its own, kept across restarts (e.g. `supet-ledger-1`, `supet-ledger-2`). Two clients with
+    #: one id take the session from each other (the log says so: `mqtt.connection_flapping`; a broker
+    #: that sends "session taken over" stops the instance it was taken from, which turns unready).
     mqtt_client_id: Annotated[str, Field(min_length=1, max_length=64)] = "supet-ledger"
+    #: The MQTT 5 shared subscription's group: each instance subscribes to
+    #: `$share/<group>/devices/+/readings` and the broker hands each reading to one of them. Empty:
+    #: a plain subscription to `devices/+/readings` (each instance would get every reading).
+    mqtt_share_group: Annotated[str, Field(max_length=64, pattern=r"^[^/+#\x00-\x1f\x7f]*$")] = "supet-ledger"
+    #: How long the broker keeps an instance's session (and queues its share of readings) while it is
+    #: away, in seconds. A dead instance's share waits for its return until then, then is dropped.
+    mqtt_session_expiry_seconds: Annotated[int, Field(ge=0, le=4_294_967_295)] = 7 * 24 * 3600
+    #: Largest MQTT message taken (bytes): one submission, or `{"readings": [...]}` of one device
+    #: (at most `SUPET_MAX_BATCH_SUBMISSIONS` readings; 64 KiB holds about 200). A larger one is
+    #: answered `request.too_large`. The broker may have 2,000 messages in flight to an instance.
+    mqtt_max_payload_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
     #: Close a batch at this many readings...
     batch_max_readings: Annotated[int, Field(ge=1, le=100_000)] = 10_000
     #: ...or when its oldest reading has waited this long.

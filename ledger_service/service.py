@@ -164,6 +164,10 @@ class LedgerService:
                 pipeline=pipeline,
                 on_accepted=anchoring.wake,
                 client_id=settings.mqtt_client_id,
+                share_group=settings.mqtt_share_group or None,
+                session_expiry=settings.mqtt_session_expiry_seconds,
+                max_payload_bytes=settings.mqtt_max_payload_bytes,
+                max_readings=settings.max_batch_submissions,
             )
             if settings.mqtt_url
             else None

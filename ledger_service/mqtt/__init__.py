@@ -1,9 +1,26 @@
 """MQTT ingest: the same submissions as HTTP, published to ``devices/<device_id>/readings``.
 
-The bridge subscribes to ``devices/+/readings`` at QoS 1 with a persistent MQTT v5
-session (fixed client id, ``clean_start`` false, a session expiry), so readings
-published while the service is briefly away are queued by the broker and
-delivered when it is back.
+The bridge subscribes at QoS 1 with a persistent MQTT v5 session (its own fixed
+client id, ``clean_start`` false, a session expiry), so readings published while
+the service is briefly away are queued by the broker and delivered when it is back.
+It subscribes to the MQTT 5 shared subscription ``$share/<group>/devices/+/readings``
+(``SUPET_MQTT_SHARE_GROUP``, default ``supet-ledger``): with several instances, each
+with its own client id, the broker hands each message to one member of the group, and
+the instance that took it publishes its receipt, so the receipt reaches the device
+whichever instance took it. Without a group it subscribes to ``devices/+/readings``.
+
+What Mosquitto (2.0) does with a member's messages (measured): a member that goes away
+with its session kept (killed, or stopped) keeps its share. The messages it had in
+flight unacknowledged stay in its session and are **not** handed to the other members;
+new messages keep being handed to it in its turn and queued in its session. All of them
+are delivered, in order, when an instance connects with that client id again (a
+restart); the rest of the group takes none of them. So restart a dead instance with its
+client id (or start another with that id); an instance removed for good leaves its share
+queued until its session expires (``SUPET_MQTT_SESSION_EXPIRY_SECONDS``), when the broker
+drops it: those readings have no receipt, and their devices resend them.
+
+A message carries one submission, or ``{"readings": [...]}`` of its device's submissions
+(at most ``max_readings``; answered like the HTTP batch: ``{"accepted", "rejected", "results"}``).
 
 Acknowledgement is manual: a message's PUBACK is sent only once its reading is
 durably committed (or definitively refused), after its receipt was published to
@@ -12,8 +29,9 @@ unacknowledged and the broker delivers it again; the ledger's idempotency turns
 such a redelivery into the same receipt. Nothing acknowledged is lost.
 
 Messages are handled in micro-batches by one worker thread (never the network
-thread): up to ``batch_max`` messages, or what arrives within ``batch_wait``
-seconds of the first, go to :meth:`IngestPipeline.submit` in one call.
+thread): up to ``batch_max`` messages (and ``batch_max_bytes`` of payload), or what
+arrives within ``batch_wait`` seconds of the first, are decoded in one strict pass and go to
+:meth:`IngestPipeline.submit` in one call.
 
 When the store is unavailable (``store.unavailable``) nothing is acknowledged
 and nothing is published: the bridge drops its local copies, disconnects

@@ -20,15 +20,27 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ledger_service.ingest.pipeline import ItemResult
 from ledger_service.jsonio import dumps_exact
-from ledger_service.mqtt.answers import Answer, Message, MqttStats, Submitter, decode, submit_batch
+from ledger_service.mqtt.answers import (
+    NOT_DECODED,
+    Answer,
+    Message,
+    MqttStats,
+    Submitter,
+    decode,
+    decode_payloads,
+    error_reply,
+    submit_batch,
+)
 from ledger_service.mqtt.dead_letter import dead_letter
 from ledger_service.mqtt.settings import (
     DEAD_PIPELINE_ERROR,
     DEAD_UNDECODABLE,
-    READINGS_TOPIC,
+    DEFAULT_SHARE_GROUP,
     MqttError,
     parse_mqtt_url,
+    readings_filter,
     receipts_topic,
+    stale_filters,
     topic_device,
 )
 
@@ -38,6 +50,11 @@ log = logging.getLogger("ledger_service.mqtt")
 
 #: Receive Maximum the protocol allows.
 _MAX_RECEIVE = 65_535
+#: DISCONNECT reason code: another connection took over the session (MQTT 5, 0x8E).
+_SESSION_TAKEN_OVER = 142
+#: This many connections lost within this many seconds: say that the client id may be used twice.
+_FLAPPING_LOSSES = 3
+_FLAPPING_WINDOW = 60.0
 
 
 class _QuietDisconnect(logging.Filter):
@@ -62,12 +79,15 @@ class MqttBridge:
         pipeline: Submitter,
         on_accepted: Callable[[], None] | None = None,
         client_id: str = "supet-ledger",
-        batch_max: int = 500,
+        share_group: str | None = DEFAULT_SHARE_GROUP,
+        batch_max: int = 1000,
+        batch_max_bytes: int = 4 * 1024 * 1024,
         batch_wait: float = 0.01,
         receive_maximum: int | None = None,
         session_expiry: int = 7 * 24 * 3600,
         keepalive: int = 30,
         max_payload_bytes: int = 64 * 1024,
+        max_readings: int = 10_000,
         reconnect_min_delay: int = 1,
         reconnect_max_delay: int = 30,
         store_retry_min: float = 1.0,
@@ -83,12 +103,20 @@ class MqttBridge:
             raise MqttError("client_id must not be empty: a persistent session needs a fixed client id")
         if max_attempts < 1:
             raise MqttError(f"max_attempts must be at least 1, got {max_attempts}")
+        if max_readings < 1:
+            raise MqttError(f"max_readings must be at least 1, got {max_readings}")
+        #: What the bridge subscribes to: ``$share/<group>/devices/+/readings`` (MQTT 5 shared
+        #: subscription: the group's members take turns), or ``devices/+/readings`` without a group.
+        self.topic_filter = readings_filter(share_group)
+        self.share_group = share_group or None
         self.address = parse_mqtt_url(url)
         self.url = str(self.address)
         self.pipeline = pipeline
         self.on_accepted = on_accepted
         self.client_id = client_id
         self.batch_max = batch_max
+        #: A micro-batch stops growing at this many payload bytes (about 13,000 readings).
+        self.batch_max_bytes = batch_max_bytes
         self.batch_wait = batch_wait
         #: Unacknowledged messages the broker may have in flight to us: two batches' worth by default,
         #: so the broker keeps sending while a batch is committed.
@@ -96,6 +124,8 @@ class MqttBridge:
         self.session_expiry = session_expiry
         self.keepalive = keepalive
         self.max_payload_bytes = max_payload_bytes
+        #: Most readings one ``{"readings": [...]}`` message may carry.
+        self.max_readings = max_readings
         self.store_retry_min = store_retry_min
         self.store_retry_max = store_retry_max
         #: A message on which the pipeline fails this many times is dead-lettered.
@@ -118,6 +148,7 @@ class MqttBridge:
         self._running = False
         self._pausing = False
         self._store_delay = store_retry_min
+        self._lost: list[float] = []  # when recent connections were lost (a client id used twice?)
 
         self._received = 0
         self._accepted = 0
@@ -144,7 +175,11 @@ class MqttBridge:
         if self.address.tls:
             c.tls_set_context(ssl.create_default_context())
         c.reconnect_delay_set(min_delay=min_delay, max_delay=max_delay)
-        c.max_inflight_messages_set(1000)  # receipts in flight to the broker
+        # Receipts in flight to the broker: no limit in paho (0). With a limit, each PUBACK from the
+        # broker makes paho scan every message in flight (quadratic: at 1,000 in flight it took more
+        # CPU than the rest of MQTT ingest); what is in flight is bounded by what the broker sends us
+        # (receive_maximum), one receipt per message.
+        c.max_inflight_messages_set(0)
         c.enable_logger(_PAHO_LOG)
         c.on_connect = self._on_connect
         c.on_connect_fail = self._on_connect_fail
@@ -270,9 +305,15 @@ class MqttBridge:
             log.info(
                 "MQTT ingest: new session on %s (no messages were queued for %r)", self.url, self.client_id
             )
-        # retained readings only with a new subscription: not again on every reconnect
+        if flags.session_present:
+            # A resumed session keeps the subscription of an earlier configuration (shared or not):
+            # two subscriptions would deliver every reading twice.
+            stale = [f for f in stale_filters(self.share_group) if f != self.topic_filter]
+            client.unsubscribe(stale)
+        # retained readings only with a new subscription: not again on every reconnect (a shared
+        # subscription never gets retained messages)
         options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
-        rc, _ = client.subscribe(READINGS_TOPIC, options=options)
+        rc, _ = client.subscribe(self.topic_filter, options=options)
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             self.last_error = f"subscribe failed: {paho.error_string(rc)}"
             log.error("MQTT ingest: %s", self.last_error)
@@ -291,13 +332,13 @@ class MqttBridge:
     ) -> None:
         failed = [rc for rc in reason_codes if rc.is_failure]
         if failed:
-            self.last_error = f"the broker refused the subscription to {READINGS_TOPIC}: {failed[0]}"
+            self.last_error = f"the broker refused the subscription to {self.topic_filter}: {failed[0]}"
             log.error("MQTT ingest: %s", self.last_error)
             self._subscribed = False
             return
         self.last_error = None
         self._subscribed = True
-        log.info("MQTT ingest: subscribed to %s on %s", READINGS_TOPIC, self.url)
+        log.info("MQTT ingest: subscribed to %s on %s as %r", self.topic_filter, self.url, self.client_id)
 
     def _on_disconnect(
         self,
@@ -312,9 +353,39 @@ class MqttBridge:
             was = self._connected
             self._connected = False
             self._subscribed = False
+        if reason_code == _SESSION_TAKEN_OVER:
+            # Another client connected with our client id: the broker gave it our session. Taking it
+            # back would make the two take it from each other at every reconnect; stop and say why.
+            self.last_error = (
+                f"session taken over: another client connected to {self.url} as {self.client_id!r}; "
+                "each instance needs its own client id (SUPET_MQTT_CLIENT_ID). Not reconnecting"
+            )
+            log.error("MQTT ingest: %s", self.last_error)
+            client.disconnect()  # ends paho's reconnect loop
+            return
         if was and not self._stop.is_set() and not self._pausing:
             self.last_error = f"connection lost: {reason_code}"
             log.warning("MQTT ingest: %s; reconnecting", self.last_error)
+            self._note_lost()
+
+    def _note_lost(self) -> None:
+        """Say so when connections keep being lost: Mosquitto 2.0 closes a session's connection without
+        saying why (no DISCONNECT 0x8E) when another client connects with the same client id, and the
+        two then take the session from each other at every reconnect."""
+        now = time.monotonic()
+        self._lost = [t for t in self._lost if now - t < _FLAPPING_WINDOW] + [now]
+        if len(self._lost) >= _FLAPPING_LOSSES:
+            self._lost = []
+            log.error(
+                "MQTT ingest: the connection to %s was lost %d times within %.0f s: if another instance "
+                "connects as %r, the two take the session from each other; each instance needs its own "
+                "client id (SUPET_MQTT_CLIENT_ID)",
+                self.url,
+                _FLAPPING_LOSSES,
+                _FLAPPING_WINDOW,
+                self.client_id,
+                extra={"event": "mqtt.connection_flapping"},
+            )
 
     def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
         self._received += 1
@@ -345,15 +416,18 @@ class MqttBridge:
             except queue.Empty:
                 continue
             batch = [first]
+            size = len(first.payload)
             deadline = time.monotonic() + self.batch_wait
-            while len(batch) < self.batch_max:
+            # messages may carry many readings each: a batch is bounded in bytes too (the first is
+            # always taken; each is at most max_payload_bytes)
+            while len(batch) < self.batch_max and size < self.batch_max_bytes:
                 remaining = deadline - time.monotonic()
                 try:
-                    batch.append(
-                        self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-                    )
+                    m = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
+                batch.append(m)
+                size += len(m.payload)
             try:
                 self._process(batch)
             except Exception:  # a bug: keep ingest alive; the messages stay unacknowledged
@@ -370,28 +444,29 @@ class MqttBridge:
         self._dropped += len(batch) - len(live)
         if not live:
             return
-        answers = [Answer() for _ in live]
+        answers: list[Answer] = []
         objs: list[Any] = []
-        slots: list[int] = []
-        for i, m in enumerate(live):
+        owners: list[tuple[int, int]] = []  # per submission: (its message's slot, its index there)
+        for slot, (m, value) in enumerate(zip(live, self._decode_all(live), strict=True)):
             try:
-                obj, refusal = decode(m, self.max_payload_bytes)
+                answer, items = decode(m, self.max_payload_bytes, self.max_readings, value)
             except Exception as e:  # a decoder bug: the same bytes fail again, so do not wait for them
                 log.exception("MQTT ingest: decoding a message on %r raised", m.topic)
-                answers[i].reply = self._dead_letter(m, DEAD_UNDECODABLE, f"{type(e).__name__}: {e}", 1)
+                reply = self._dead_letter(m, DEAD_UNDECODABLE, f"{type(e).__name__}: {e}", 1)
+                answers.append(Answer.refused(reply))
                 continue
-            if refusal is not None:
-                answers[i].reply = refusal
-            else:
-                objs.append(obj)
-                slots.append(i)
+            answers.append(answer)
+            for item, obj in enumerate(items):
+                if obj is not None:
+                    objs.append(obj)
+                    owners.append((slot, item))
         store_down = False
-        failed: dict[int, Exception] = {}  # slot -> why the pipeline failed on that message alone
+        failed: dict[int, Exception] = {}  # submission -> why the pipeline failed on it alone
         if objs:
-            for slot, obj, r in zip(slots, objs, self._submit(objs), strict=True):
+            for k, r in enumerate(self._submit(objs)):
                 if isinstance(r, Exception):
-                    failed[slot] = r
-                elif not answers[slot].take(r, obj):
+                    failed[k] = r
+                elif not answers[owners[k][0]].take(owners[k][1], r, objs[k]):
                     store_down = True
         attempts = 1
         while failed and not store_down and attempts < self.max_attempts:
@@ -399,15 +474,15 @@ class MqttBridge:
             if self._stop.wait(min(self.store_retry_max, self.store_retry_min * 2 ** (attempts - 1))):
                 return  # stopping: nothing of this batch was answered; the broker delivers it again
             attempts += 1
-            for slot in list(failed):
+            for k in list(failed):
                 self._batches += 1
                 try:
-                    (r,) = self.pipeline.submit([objs[slots.index(slot)]], source="mqtt")
+                    (r,) = self.pipeline.submit([objs[k]], source="mqtt")
                 except Exception as e:
-                    failed[slot] = e
+                    failed[k] = e
                     continue
-                del failed[slot]
-                if not answers[slot].take(r, objs[slots.index(slot)]):
+                del failed[k]
+                if not answers[owners[k][0]].take(owners[k][1], r, objs[k]):
                     store_down = True
         if store_down:
             # Nothing of this batch is acknowledged: the store's answer for the others may be a rejection
@@ -418,29 +493,57 @@ class MqttBridge:
             )
             self._redeliver_later("store unavailable")
             return
-        for slot, exc in failed.items():
-            answers[slot].reply = self._dead_letter(
-                live[slot],
-                DEAD_PIPELINE_ERROR,
-                f"{type(exc).__name__}: {exc}",
-                attempts,
-                objs[slots.index(slot)],
-            )
+        self._dead_letter_failed(live, answers, objs, owners, failed, attempts)
         self._store_delay = self.store_retry_min
         self._publish_answers(live, answers)
+
+    def _decode_all(self, live: list[Message]) -> list[Any]:
+        """Every payload decoded in one strict pass (:func:`decode_payloads`); if that raises (a bug),
+        each message is decoded alone by :func:`decode`, where a failure names its message."""
+        try:
+            return decode_payloads(live, self.max_payload_bytes)
+        except Exception:
+            log.exception("MQTT ingest: decoding %d payloads at once raised; decoding each alone", len(live))
+            return [NOT_DECODED] * len(live)
+
+    def _dead_letter_failed(
+        self,
+        live: list[Message],
+        answers: list[Answer],
+        objs: list[Any],
+        owners: list[tuple[int, int]],
+        failed: dict[int, Exception],
+        attempts: int,
+    ) -> None:
+        """Dead-letter each message holding a submission the pipeline kept failing on (once per
+        message); such a submission is answered ``mqtt.dead_letter``."""
+        by_slot: dict[int, list[int]] = {}
+        for k in failed:
+            by_slot.setdefault(owners[k][0], []).append(k)
+        for slot, ks in by_slot.items():
+            first = failed[ks[0]]
+            single = not answers[slot].batch
+            reply = self._dead_letter(
+                live[slot],
+                DEAD_PIPELINE_ERROR,
+                f"{type(first).__name__}: {first}",
+                attempts,
+                objs[ks[0]] if single else None,
+            )
+            code, message = reply["error"]["code"], reply["error"]["message"]
+            for k in ks:
+                answers[slot].replies[owners[k][1]] = reply if single else error_reply(code, message, objs[k])
 
     def _publish_answers(self, live: list[Message], answers: list[Answer]) -> None:
         """Publish each message's reply to its device's receipts topic and acknowledge it, in order."""
         accepted = 0
         for m, a in zip(live, answers, strict=True):
-            assert a.reply is not None
-            if a.accepted:
-                accepted += 1
+            accepted += a.n_accepted
+            self._rejected += a.n_rejected
             if m.device is not None:
-                self._client.publish(receipts_topic(m.device), dumps_exact(a.reply), qos=1)
+                self._client.publish(receipts_topic(m.device), dumps_exact(a.payload()), qos=1)
             self._ack(m)
         self._accepted += accepted
-        self._rejected += len(live) - accepted
         if accepted and self.on_accepted is not None:
             try:
                 self.on_accepted()

@@ -11,18 +11,25 @@ __all__ = [
     "DEAD_LETTER_PREFIX",
     "DEAD_PIPELINE_ERROR",
     "DEAD_UNDECODABLE",
+    "DEFAULT_SHARE_GROUP",
     "READINGS_TOPIC",
     "STORE_UNAVAILABLE",
     "BrokerAddress",
     "MqttError",
+    "MqttShareGroupError",
     "MqttUrlError",
+    "check_share_group",
     "parse_mqtt_url",
+    "readings_filter",
     "receipts_topic",
+    "stale_filters",
     "topic_device",
 ]
 
-#: What the bridge subscribes to.
+#: Where devices publish their readings.
 READINGS_TOPIC = "devices/+/readings"
+#: The shared subscription's group by default (``SUPET_MQTT_SHARE_GROUP``).
+DEFAULT_SHARE_GROUP = "supet-ledger"
 #: The result code that leaves a message unacknowledged, for the broker to deliver again.
 STORE_UNAVAILABLE = "store.unavailable"
 #: A dead-lettered message is republished to this prefix + its topic.
@@ -101,6 +108,40 @@ def _redact(url: str) -> str:
         return parts._replace(netloc=netloc).geturl()
     except ValueError:
         return "<unparsable URL>"
+
+
+class MqttShareGroupError(ConfigError):
+    """The shared subscription's group name cannot be used (``SUPET_MQTT_SHARE_GROUP``)."""
+
+    code = "config.mqtt_share_group"
+
+
+def check_share_group(group: str | None) -> str | None:
+    """``group`` if it can name a shared subscription's group (None or empty: no group); raise
+    :class:`MqttShareGroupError` otherwise."""
+    if not group:
+        return None
+    if any(c in group for c in "/+#") or any(ord(c) < 0x20 or ord(c) == 0x7F for c in group):
+        raise MqttShareGroupError(
+            f"the MQTT share group {group!r} may not contain '/', '+', '#' or control characters "
+            "(MQTT 5, 4.8.2): use e.g. supet-ledger"
+        )
+    return group
+
+
+def readings_filter(share_group: str | None) -> str:
+    """The topic filter the bridge subscribes to: ``$share/<group>/devices/+/readings`` (a shared
+    subscription: each reading goes to one member of the group), or ``devices/+/readings``."""
+    group = check_share_group(share_group)
+    return f"$share/{group}/{READINGS_TOPIC}" if group else READINGS_TOPIC
+
+
+def stale_filters(share_group: str | None) -> list[str]:
+    """Filters a resumed session may still hold from another configuration, to unsubscribe: the plain
+    filter when a group is set, the default group's when none is."""
+    if check_share_group(share_group):
+        return [READINGS_TOPIC]
+    return [readings_filter(DEFAULT_SHARE_GROUP)]
 
 
 def topic_device(topic: str) -> str | None:

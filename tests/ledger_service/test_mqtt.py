@@ -7,6 +7,7 @@ broker restarts and persistent sessions can be tested without touching the share
 from __future__ import annotations
 
 import getpass
+import logging
 import shutil
 import socket
 import subprocess
@@ -23,6 +24,8 @@ import pytest
 from embedded_pool import deployed_embedded
 from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 from reads import sign_client_in
 from sqlalchemy import func, select
 from sqlmodel import Session
@@ -34,7 +37,14 @@ from ledger_service.config import Settings
 from ledger_service.errors import ConfigError, LedgerError
 from ledger_service.ingest.pipeline import IngestPipeline, ItemResult
 from ledger_service.mqtt.bridge import MqttBridge
-from ledger_service.mqtt.settings import BrokerAddress, MqttUrlError, parse_mqtt_url, receipts_topic
+from ledger_service.mqtt.settings import (
+    BrokerAddress,
+    MqttShareGroupError,
+    MqttUrlError,
+    parse_mqtt_url,
+    readings_filter,
+    receipts_topic,
+)
 from ledger_service.service import LedgerService
 from ledger_service.store.models import ReadingRow
 
@@ -677,3 +687,178 @@ def test_a_message_that_keeps_failing_is_dead_lettered(
         bridge.stop()
     # one failing message does not make the service unready while it waits for its redelivery
     assert set(seen) == {"ok"}, f"readiness would have said: {sorted(set(seen))}"
+
+
+# ---------------------------------------------------------------- several instances (issue 17)
+
+
+def test_share_group_names() -> None:
+    assert readings_filter("supet-ledger") == "$share/supet-ledger/devices/+/readings"
+    assert readings_filter(None) == readings_filter("") == "devices/+/readings"
+    for bad in ("a/b", "a+", "#", "x\ny"):
+        with pytest.raises(MqttShareGroupError) as info:
+            readings_filter(bad)
+        assert isinstance(info.value, ConfigError) and info.value.code == "config.mqtt_share_group"
+    assert make_bridge("mqtt://127.0.0.1:1", None).topic_filter == "$share/supet-ledger/devices/+/readings"
+    assert make_bridge("mqtt://127.0.0.1:1", None, share_group=None).topic_filter == "devices/+/readings"
+
+
+@pytest.mark.mqtt
+@SQLITE_ONLY
+def test_two_bridges_in_one_group_share_the_readings(
+    ledger: LedgerService, consortium: TestConsortium, broker: Mosquitto, devices: DeviceSide
+) -> None:
+    """Each message goes to one bridge of the group; whichever took it answers on the device's topic."""
+    ledger.start()
+    group = uid("group")
+    bridges = [started(make_bridge(broker.url, ledger.pipeline, share_group=group)) for _ in range(2)]
+    try:
+        signers = [consortium.enroll(uid(f"SN-SHARE{i}"), "p256") for i in range(3)]
+        subs = [signers[i % 3].sign({"temp_c": float(i)}, ts_ms=now_ms() - 1000) for i in range(60)]
+        devices.publish_many([(s.reading.device_id, s.to_json_obj()) for s in subs])
+        got = devices.got(len(subs))
+        time.sleep(0.3)  # nothing more arrives: each reading was taken by one bridge only
+        assert len(devices.receipts) == len(subs)
+        assert {(t, b["digest"]) for t, b in got} == {
+            (receipts_topic(s.reading.device_id), "0x" + s.digest.hex()) for s in subs
+        }
+        received = [b.stats().received for b in bridges]
+        assert all(n > 0 for n in received) and sum(received) == len(subs), received
+        assert stored(ledger) == len(subs)
+    finally:
+        for b in bridges:
+            b.stop()
+
+
+@pytest.mark.mqtt
+@SQLITE_ONLY
+def test_a_message_may_carry_several_readings(
+    ledger: LedgerService, consortium: TestConsortium, broker: Mosquitto, devices: DeviceSide
+) -> None:
+    ledger.start()
+    bridge = started(make_bridge(broker.url, ledger.pipeline, max_readings=4))
+    try:
+        dev = consortium.enroll(uid("SN-MANY"), "p256")
+        other = consortium.enroll(uid("SN-ELSE"), "p256")
+        subs = [dev.sign({"temp_c": float(i)}, ts_ms=now_ms() - 1000) for i in range(3)]
+        stray = other.sign({"temp_c": 9.0}, ts_ms=now_ms() - 1000)
+        batch = [subs[0].to_json_obj(), stray.to_json_obj(), subs[1].to_json_obj(), subs[2].to_json_obj()]
+        devices.publish(dev.device_id, {"readings": batch})
+        devices.publish(dev.device_id, {"readings": batch + batch})  # too many for one message
+        devices.publish(dev.device_id, {"readings": []})
+        (t1, first), (_, too_many), (_, empty) = devices.got(3)
+        assert t1 == receipts_topic(dev.device_id)
+        assert (first["accepted"], first["rejected"]) == (3, 1)
+        results = first["results"]
+        assert [r["index"] for r in results] == [0, 1, 2, 3]
+        assert [r["receipt"]["digest"] for i, r in enumerate(results) if i != 1] == [
+            "0x" + s.digest.hex() for s in subs
+        ]
+        assert results[1]["error"]["code"] == "mqtt.topic_mismatch"
+        assert results[1]["device_id"] == other.device_id
+        assert too_many["error"]["code"] == "request.too_many"
+        assert empty["error"]["code"] == "request.bad_shape"
+        assert stored(ledger) == 3
+        s = bridge.stats()
+        assert (s.received, s.accepted, s.rejected) == (3, 3, 3)
+    finally:
+        bridge.stop()
+
+
+@pytest.mark.mqtt
+@SQLITE_ONLY
+def test_a_resumed_session_drops_its_plain_subscription(
+    ledger: LedgerService, consortium: TestConsortium, broker: Mosquitto, devices: DeviceSide
+) -> None:
+    """An instance that subscribed without a group before (an upgrade) resumes its session with the
+    shared subscription only: every reading is delivered once, not once per subscription."""
+    ledger.start()
+    client_id = uid("test-ledger-upgrade")
+    started(make_bridge(broker.url, ledger.pipeline, client_id=client_id, share_group=None)).stop()
+    bridge = started(make_bridge(broker.url, ledger.pipeline, client_id=client_id, share_group="g"))
+    try:
+        dev = consortium.enroll(uid("SN-UPG"), "p256")
+        subs = [dev.sign({"temp_c": float(i)}, ts_ms=now_ms() - 1000) for i in range(3)]
+        devices.publish_many([(dev.device_id, s.to_json_obj()) for s in subs])
+        devices.got(3)
+        time.sleep(0.5)
+        assert len(devices.receipts) == 3 and bridge.stats().received == 3
+    finally:
+        bridge.stop()
+
+
+def test_a_taken_over_session_stops_ingest() -> None:
+    """A broker that says so (DISCONNECT 0x8E, session taken over: another client connected with our
+    client id): the bridge stops and says why, instead of taking the session back (the two would take
+    it from each other at every reconnect)."""
+    bridge = make_bridge("mqtt://127.0.0.1:1", None, client_id="twin")
+    bridge._running = True
+    bridge._connected = bridge._subscribed = True
+    bridge._on_disconnect(
+        bridge._client,
+        None,
+        paho.DisconnectFlags(is_disconnect_packet_from_server=True),
+        ReasonCode(PacketTypes.DISCONNECT, identifier=142),
+        None,
+    )
+    assert not bridge.connected
+    assert bridge.status().startswith("disconnected: session taken over") and "SUPET_MQTT_CLIENT_ID" in (
+        bridge.status()
+    )
+
+
+@pytest.mark.mqtt
+@SQLITE_ONLY
+def test_one_client_id_used_twice_is_reported(
+    ledger: LedgerService, broker: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Mosquitto 2.0 closes the older connection without a reason: the two bridges take the session
+    from each other in turn; the log says what is probably wrong."""
+    ledger.start()
+    client_id = uid("test-ledger-twin")
+    twins = [make_bridge(broker.url, ledger.pipeline, client_id=client_id) for _ in range(2)]
+    try:
+        with caplog.at_level(logging.ERROR, logger="ledger_service.mqtt"):
+            for b in twins:
+                b.start()
+            wait_for(
+                lambda: any("SUPET_MQTT_CLIENT_ID" in r.getMessage() for r in caplog.records),
+                20,
+                "the bridges to report the client id used twice",
+            )
+    finally:
+        for b in twins:
+            b.stop()
+
+
+class RecordingPipeline:
+    """The real pipeline; keeps how many submissions each call had."""
+
+    def __init__(self, inner: IngestPipeline) -> None:
+        self.inner = inner
+        self.sizes: list[int] = []
+
+    def submit(self, objs: Sequence[Any], *, source: str) -> list[ItemResult]:
+        self.sizes.append(len(objs))
+        return self.inner.submit(objs, source=source)
+
+
+@pytest.mark.mqtt
+@SQLITE_ONLY
+def test_a_micro_batch_is_bounded_in_bytes(
+    ledger: LedgerService, consortium: TestConsortium, broker: Mosquitto, devices: DeviceSide
+) -> None:
+    """Messages carry up to max_readings each: a micro-batch stops growing at batch_max_bytes."""
+    ledger.start()
+    pipeline = RecordingPipeline(ledger.pipeline)
+    bridge = started(make_bridge(broker.url, pipeline, batch_wait=0.3, batch_max_bytes=1500))
+    try:
+        dev = consortium.enroll(uid("SN-BYTES"), "p256")
+        subs = [dev.sign({"temp_c": float(i)}, ts_ms=now_ms() - 1000) for i in range(12)]
+        chunks = [subs[i : i + 3] for i in range(0, 12, 3)]  # about 1,000 bytes a message
+        devices.publish_many([(dev.device_id, {"readings": [s.to_json_obj() for s in c]}) for c in chunks])
+        got = devices.got(4)
+        assert sum(b["accepted"] for _, b in got) == 12 and stored(ledger) == 12
+        assert max(pipeline.sizes) <= 6 and sum(pipeline.sizes) == 12, pipeline.sizes
+    finally:
+        bridge.stop()
