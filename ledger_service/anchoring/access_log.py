@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 from contracts.errors import ChainError, ContractRevert
 from device_attestation.merkle import MerkleTree
 from ledger_service.anchoring.batcher import BatchAnchorer
+from ledger_service.anchoring.leader import NotLeaderError
 from ledger_service.errors import StoreError
 from ledger_service.store.batch_status import BatchStatus
 from ledger_service.store.models import AccessLogBatchRow, AccessLogRow
@@ -85,6 +86,8 @@ class AccessLogAnchorer(BatchAnchorer[AccessLogBatchRow]):
 
     def flush(self, timeout: float = 60.0) -> None:
         """Anchor everything logged so far (tests, shutdown); :class:`ChainError` if it cannot in time."""
+        if not self.leading():  # another instance anchors: this one would wait for nothing
+            raise NotLeaderError(f"this instance does not lead anchoring: flush {self.label}es on the leader")
         deadline = time.monotonic() + timeout
         while True:
             self.tick(force=True)

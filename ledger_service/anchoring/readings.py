@@ -60,6 +60,7 @@ from contracts.deployment import Deployment
 from contracts.errors import ChainError, ContractRevert
 from ledger_service.anchoring.batcher import BatchAnchorer
 from ledger_service.anchoring.chain_logs import batch_anchored_logs
+from ledger_service.anchoring.leader import NotLeaderError
 from ledger_service.anchoring.reading_batches import assign_range, insert_closed, pending_count, store_paths
 from ledger_service.anchoring.recovery import LostBatch, lost_on_chain, reform_lost_batch
 from ledger_service.config import Settings
@@ -229,6 +230,8 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
 
     def flush(self, timeout: float = 60.0) -> None:
         """Anchor everything pending now (tests, demo, shutdown); raise if it cannot finish in time."""
+        if not self.leading():  # another instance anchors: this one would wait for nothing
+            raise NotLeaderError(f"this instance does not lead anchoring: flush {self.label}es on the leader")
         deadline = time.monotonic() + timeout
         while True:
             self.tick(force=True)

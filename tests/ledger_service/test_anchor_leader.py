@@ -246,6 +246,8 @@ def test_a_stale_leader_cannot_close_or_record_a_batch(
         assert _unbatched(ledger.engine) == 4 and len(batches(ledger.engine)) == 1, "the stale close wrote"
         assert not worker.leading()  # it found out and stepped down
         worker.tick(force=True)  # a step of a non-leader does nothing: nothing is sent
+        with pytest.raises(NotLeaderError, match="does not lead"):
+            worker.flush(timeout=1)  # says so at once, rather than waiting for another's anchoring
         with pytest.raises(NotLeaderError):
             worker.update(first, status=BatchStatus.SUBMITTED, tx_hash="0x" + "11" * 32)
         (b,) = batches(ledger.engine)

@@ -3,9 +3,10 @@
 Exactly one of them leads anchoring. Readings are posted to all three (each device to one instance
 only: the devices' sequence rules are another change's); the leader is SIGKILLed while batches are
 being anchored, twice; another instance takes the lead within two batch intervals (measured: from the
-kill to the new epoch in the store, and the new leader's ``/readyz``), the killed one restarts as a
-follower. At the end every acknowledged reading is stored once and anchored once (the chain holds
-exactly the store's batches: none anchored twice), and proofs served by a follower verify.
+kill to the new epoch in the store, and the new leader's ``/readyz`` and ``/metrics``); the first one
+killed restarts as a follower. At the end every acknowledged reading is stored once and anchored once
+(the chain holds exactly the store's batches: none anchored twice), and proofs served by a follower
+verify.
 """
 
 from __future__ import annotations
@@ -179,7 +180,7 @@ def test_three_instances_one_leader_takeover_within_two_batch_intervals(
             for i, svc in enumerate(instances):
                 acknowledged |= post(svc.url, fleets[i].sign(10 + 3 * rnd))
 
-        for _ in range(2):
+        for kill in range(2):
             leader, epoch = wait_leader(instances, "the leader")
             # a burst on every instance: the leader closes and sends several batches of 12
             for i, svc in enumerate(instances):
@@ -220,13 +221,16 @@ def test_three_instances_one_leader_takeover_within_two_batch_intervals(
                 f"takeover took {took:.2f}s, more than two batch intervals ({2 * BATCH_SECONDS:.1f}s)"
             )
             mark("takeover checked")
-            instances[leader].start(timeout=START_SECONDS)  # back as a follower
-            mark(f"instance {leader} restarted")
-            assert not lead_of(instances[leader])["leader"]
-            acknowledged |= post(instances[leader].url, fleets[leader].sign(7))
+            if kill == 0:  # back as a follower (once: a start is the slow part of this test)
+                instances[leader].start(timeout=START_SECONDS)
+                mark(f"instance {leader} restarted")
+                assert not lead_of(instances[leader])["leader"]
+                acknowledged |= post(instances[leader].url, fleets[leader].sign(7))
 
-        for i, svc in enumerate(instances):
-            acknowledged |= post(svc.url, fleets[i].sign(5))
+        running = [i for i, svc in enumerate(instances) if svc.proc is not None]
+        assert len(running) == 2
+        for i in running:
+            acknowledged |= post(instances[i].url, fleets[i].sign(5))
         wait_for(
             lambda: all_anchored(engine),
             timeout=60,
@@ -235,7 +239,7 @@ def test_three_instances_one_leader_takeover_within_two_batch_intervals(
         )
         mark("all anchored")
         leader, _ = wait_leader(instances, "the leader at the end")
-        follower = instances[(leader + 1) % 3]
+        follower = instances[next(i for i in running if i != leader)]
         chosen = sample(acknowledged)
         with httpx.Client(base_url=follower.url, timeout=10) as client:
             headers = bearer(client, deployed.consortium.factory)
