@@ -12,6 +12,7 @@ The real processes (SIGKILL of the leader mid-batch) are tests/ledger_service/te
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -179,8 +180,9 @@ def test_a_takeover_waits_for_the_fenced_write_in_flight(engines: tuple[Engine, 
         b.stop()
 
 
-def test_sqlite_instance_leads_from_its_first_step(tmp_path: Path) -> None:
+def test_sqlite_instance_leads_from_its_first_step(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     engine = make_engine(next(database_url("sqlite", tmp_path)))
+    caplog.set_level(logging.INFO, logger="ledger_service.anchoring")
     try:
         first = Leadership(engine, interval=0.05)
         assert not first.shared
@@ -195,6 +197,13 @@ def test_sqlite_instance_leads_from_its_first_step(tmp_path: Path) -> None:
         again.stop()
         with pytest.raises(NotLeaderError), engine.begin() as conn:
             again.fence(conn)  # stopped: no lead
+        events = [(getattr(r, "event", None), getattr(r, "epoch", None)) for r in caplog.records]
+        assert [e for e in events if e[0] in ("leader.acquired", "leader.lost")] == [
+            ("leader.acquired", 1),
+            ("leader.lost", 1),
+            ("leader.acquired", 2),
+            ("leader.lost", 2),
+        ]
     finally:
         engine.dispose()
 
