@@ -234,7 +234,7 @@ class Leadership:
             if f"{epoch}:{instance}" != token:
                 self._lose(f"the store names another leader (epoch {epoch}, {instance})", token=token)
         except SQLAlchemyError as e:
-            self._lose(f"the lock's session failed: {type(e).__name__}: {e}", token=token)
+            self._lose(f"the lead could not be checked: {type(e).__name__}: {e}", token=token)
 
     def _try_acquire(self) -> None:
         if self.shared and not self._take_lock():
