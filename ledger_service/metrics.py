@@ -177,6 +177,16 @@ class LedgerMetrics:
             "Chain batches of this signer unknown to the store (restored backup) still to re-form.",
             registry=r,
         )
+        self.anchor_leader = Gauge(
+            "supet_anchor_leader",
+            "1 while this instance leads anchoring (one instance among those sharing the database).",
+            registry=r,
+        )
+        self.anchor_leader_epoch = Gauge(
+            "supet_anchor_leader_epoch",
+            "The anchoring lead's epoch (fencing token) this instance holds; 0 while it does not lead.",
+            registry=r,
+        )
         self.chain_up = Gauge("supet_chain_up", "1 when the chain node answered the last probe.", registry=r)
         self.chain_block = Gauge("supet_chain_block", "Last block number seen on the chain.", registry=r)
         self.database_up = Gauge(
@@ -273,6 +283,12 @@ class LedgerMetrics:
 
     def bind_lost(self, lost: Callable[[], int]) -> None:
         self.lost_batches.set_function(lambda: float(lost()))
+
+    def bind_leader(self, state: Callable[[], Any]) -> None:
+        """The anchoring lead's gauges, read at scrape time from ``state()`` (a
+        :class:`~ledger_service.anchoring.leader.LeaderState`, or ``None`` without anchoring)."""
+        self.anchor_leader.set_function(lambda: 1.0 if (st := state()) is not None and st.leader else 0.0)
+        self.anchor_leader_epoch.set_function(lambda: float(st.epoch) if (st := state()) is not None else 0.0)
 
     def bind_broker(self, connected: Callable[[], bool] | None) -> None:
         self.broker_connected.set_function(lambda: 1.0 if connected is not None and connected() else 0.0)

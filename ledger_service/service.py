@@ -17,6 +17,7 @@ from contracts.deploy import deploy_suite
 from contracts.deployment import Deployment
 from contracts.errors import ChainError
 from ledger_service.anchoring import AnchoringWorker
+from ledger_service.anchoring.leader import Leadership, leader_interval
 from ledger_service.config import Environment, Settings, with_token_secret
 from ledger_service.enrollment.desk import EnrollmentDesk
 from ledger_service.errors import ConfigError
@@ -70,6 +71,10 @@ class LedgerService:
     #: On a SQLite file, the lock that makes this the only instance running on it (held from start to
     #: stop, and while building); ``None`` on PostgreSQL and in-memory SQLite.
     instance_lock: InstanceLock | None = None
+    #: The anchoring lead (``ledger_service.anchoring.leader``), while started with anchoring on: only
+    #: the leader among the instances sharing the database anchors and runs the workers that send with
+    #: a key (access log, recall, re-rating). ``None`` without anchoring (those run unled, by hand).
+    leader: Leadership | None = None
 
     def __post_init__(self) -> None:
         m = self.metrics
@@ -80,6 +85,7 @@ class LedgerService:
         )
         m.bind_backlog(self.anchoring.backlog)
         m.bind_lost(lambda: len(self.anchoring.lost or []))
+        m.bind_leader(lambda: self.leader.state() if self.leader is not None else None)
         mqtt = self.mqtt
         m.bind_broker((lambda: mqtt.connected) if mqtt is not None else None)
         if mqtt is not None:
@@ -199,21 +205,29 @@ class LedgerService:
             self.instance_lock.acquire()  # refused if another instance runs on the file
         self.pipeline.start()
         self.registry.start(self.settings.registry_poll_seconds)
-        if self.settings.anchoring:
+        leader = self.leader = self._leadership() if self.settings.anchoring else None
+        if leader is not None:
+            self.anchoring.leader = leader
+            leader.start()  # a first step now: a lone instance leads (and anchors) from the start
             self.anchoring.start()
             if "CreditRegistry" in self.deployment.contracts:
                 from ledger_service.credit_desk.desk import desk_of
 
-                desk_of(self).anchorer.start()
+                anchorer = desk_of(self).anchorer
+                anchorer.leader = leader
+                anchorer.start()
             if self.settings.recall_interval_seconds > 0:
                 from ledger_service.lots.recall_worker import RecallWorker
 
                 self.recall = RecallWorker.for_service(self)
+                self.recall.gate = lambda: leader.is_leader
                 self.recall.start()
         if self.settings.rerating_interval_seconds > 0 and "CreditRegistry" in self.deployment.contracts:
             from ledger_service.credit_desk.rerating_worker import ReratingWorker, rerater_for
 
             self.rerating = ReratingWorker(lambda: rerater_for(self), self.settings.rerating_interval_seconds)
+            if leader is not None:
+                self.rerating.gate = lambda: leader.is_leader
             self.rerating.start()
         if self.settings.window_check_interval_seconds > 0:
             from ledger_service.analytics_store.window_check import WindowChecker, WindowCheckWorker
@@ -247,10 +261,26 @@ class LedgerService:
         self.anchoring.stop()
         if self.finance is not None:
             self.finance.anchorer.stop()
+        if self.leader is not None:
+            self.leader.stop()  # after the workers that write under it: another instance leads next
+            self.anchoring.leader = None
+            if self.finance is not None:
+                self.finance.anchorer.leader = None
+            self.leader = None
         self.registry.stop()
         self.pipeline.stop()
         self.started = False
         self._release_instance()
+
+    def _leadership(self) -> Leadership:
+        """The anchoring lead of this instance: on taking it, the keys' nonces are read from the node
+        again (another leader sent with them) and the readings' worker starts afresh."""
+        leader = Leadership(self.engine, interval=leader_interval(self.settings.batch_max_seconds))
+        leader.on_acquired.append(self.anchoring.took_lead)
+        oracle = _oracle_address(self.settings)
+        if oracle is not None:
+            leader.on_acquired.append(lambda: self.chain.reset_nonce(oracle))
+        return leader
 
     def _release_instance(self) -> None:
         if self.instance_lock is not None:
@@ -279,6 +309,9 @@ class LedgerService:
             checks["chain"] = f"error: {chain.detail}"
         checks["registry_devices"] = len(self.registry)
         checks["anchoring_error"] = self.anchoring.last_error
+        # {leader, epoch, since_ms, shared}: whether this instance anchors (one instance per database)
+        leader = self.leader
+        checks["anchoring_leader"] = leader.state().to_json_obj() if leader is not None else "disabled"
         checks["mqtt"] = self.mqtt.status() if self.mqtt is not None else "disabled"
         checks["components"] = {name: st.to_json_obj() for name, st in sorted(states.items())}
         return checks
@@ -309,6 +342,18 @@ def _chain_and_deployment(
         if settings.deployment is not None:
             deployment.save(settings.deployment)
     return chain, deployment
+
+
+def _oracle_address(settings: Settings) -> str | None:
+    """The re-rating oracle's address, if its key is set and valid (an invalid one is the re-rating
+    pass's to report)."""
+    key = settings.rerating_oracle_key
+    if key is None:
+        return None
+    try:
+        return str(Account.from_key(key.get_secret_value()).address)
+    except ValueError:
+        return None
 
 
 def _anchor_signer(settings: Settings) -> LocalAccount:

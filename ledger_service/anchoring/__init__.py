@@ -6,7 +6,9 @@ dropped transactions, nonces) serves both kinds of batch: the readings (:mod:`.r
 credit desk's access log (:mod:`.access_log`, ``CreditRegistry.anchorAccessLog``). Where a batch
 stands (``BatchStatus``) and a readings batch's tree as stored are the store's
 (:mod:`ledger_service.store.batch_status`, :mod:`ledger_service.store.batch_tree`);
-``BatchAnchored`` events are read in bounded block ranges (:mod:`.chain_logs`).
+``BatchAnchored`` events are read in bounded block ranges (:mod:`.chain_logs`). Of several instances
+sharing a database only the anchoring leader runs them, its batch writes fenced by its epoch
+(:mod:`.leader`).
 """
 
 from ledger_service.anchoring.chain_logs import batch_anchored_logs

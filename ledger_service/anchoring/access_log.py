@@ -4,7 +4,9 @@
 id order: :mod:`ledger_service.credit_desk.access_log`) at ``max_entries`` entries or when the oldest
 waited ``max_seconds``; one ``anchorAccessLog(root, count, fromMs, toMs)`` per batch. Sending,
 confirming, retrying with back-off and adopting a root the contract says it anchored already (a send
-that landed before a crash) are :class:`~ledger_service.anchoring.batcher.BatchAnchorer`'s. An
+that landed before a crash) are :class:`~ledger_service.anchoring.batcher.BatchAnchorer`'s; like the
+readings' worker it runs only on the anchoring leader, its writes fenced
+(:mod:`ledger_service.anchoring.leader`). An
 adopted batch is recorded ``anchored`` at once, with the transaction its event names if the chain
 can say.
 """
@@ -23,6 +25,8 @@ from sqlmodel import Session, col, select
 from contracts.errors import ChainError, ContractRevert
 from device_attestation.merkle import MerkleTree
 from ledger_service.anchoring.batcher import BatchAnchorer
+from ledger_service.anchoring.leader import NotLeaderError
+from ledger_service.errors import StoreError
 from ledger_service.store.batch_status import BatchStatus
 from ledger_service.store.models import AccessLogBatchRow, AccessLogRow
 
@@ -74,12 +78,16 @@ class AccessLogAnchorer(BatchAnchorer[AccessLogBatchRow]):
         return int(self.book.clock() * 1000)
 
     def tick(self, *, force: bool = False) -> None:
+        if not self.leading():
+            return
         while self.close_batch(force=force) is not None:
             pass
         self.advance()
 
     def flush(self, timeout: float = 60.0) -> None:
         """Anchor everything logged so far (tests, shutdown); :class:`ChainError` if it cannot in time."""
+        if not self.leading():  # another instance anchors: this one would wait for nothing
+            raise NotLeaderError(f"this instance does not lead anchoring: flush {self.label}es on the leader")
         deadline = time.monotonic() + timeout
         while True:
             self.tick(force=True)
@@ -113,6 +121,7 @@ class AccessLogAnchorer(BatchAnchorer[AccessLogBatchRow]):
                 return None
             if not force and waiting < self.max_entries and now - int(oldest) < self.max_seconds * 1000:
                 return None
+            self.fence(conn)  # only the anchoring leader closes batches
             rows = conn.execute(
                 select(col(AccessLogRow.id), col(AccessLogRow.digest), col(AccessLogRow.ts_ms))
                 .where(col(AccessLogRow.batch_id).is_(None))
@@ -135,12 +144,15 @@ class AccessLogAnchorer(BatchAnchorer[AccessLogBatchRow]):
             assert result.inserted_primary_key is not None
             batch_id = int(result.inserted_primary_key[0])
             ids = [int(r[0] or 0) for r in rows]
+            moved = 0
             for i in range(0, len(ids), 900):
-                conn.execute(
+                moved += conn.execute(
                     update(AccessLogRow)
-                    .where(col(AccessLogRow.id).in_(ids[i : i + 900]))
+                    .where(col(AccessLogRow.id).in_(ids[i : i + 900]), col(AccessLogRow.batch_id).is_(None))
                     .values(batch_id=batch_id)
-                )
+                ).rowcount
+            if moved != len(ids):  # never moved from another batch: nothing is closed
+                raise StoreError(f"{len(ids) - moved} access-log entries are in another batch already")
         log.info(
             "closed access-log batch %d: %d entries",
             batch_id,

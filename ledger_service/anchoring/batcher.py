@@ -14,6 +14,11 @@ A batch row moves ``closed`` -> ``submitted`` -> ``anchored``
   root: back to ``closed``;
 - ``anchored``: recorded with where it is on chain.
 
+With several instances on one database only the anchoring leader runs the machine
+(:mod:`ledger_service.anchoring.leader`): with a :attr:`BatchAnchorer.leader` set, a step does nothing
+while this instance does not lead, and every write of a batch row is fenced (:meth:`BatchAnchorer.fence`:
+refused, :class:`~ledger_service.anchoring.leader.NotLeaderError`, once another instance took the lead).
+
 :class:`BatchAnchorer` runs that machine (and its thread); a subclass says what one kind of batch is:
 its table, the contract call that anchors a root, the revert that says the root is anchored already
 and how to adopt it, the event a receipt carries and what an anchored batch records. It also closes
@@ -31,13 +36,14 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
-from sqlalchemy import Engine, update
+from sqlalchemy import Connection, Engine, update
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 from web3.exceptions import BlockNotFound
 
 from contracts.chain import Chain
 from contracts.errors import ChainError, ContractRevert
+from ledger_service.anchoring.leader import Leadership, NotLeaderError
 from ledger_service.store.batch_status import BatchStatus
 
 __all__ = ["BatchAnchorer", "BatchRecord", "retry_delay_ms"]
@@ -86,6 +92,9 @@ class BatchAnchorer(ABC, Generic[B]):
         self.signer = signer
         self.log = log
         self.last_error: str | None = None
+        #: The anchoring lead this anchorer runs under (several instances on one database); ``None``:
+        #: it runs alone, unfenced (a service without anchoring driven by hand, tests, tools).
+        self.leader: Leadership | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -164,10 +173,22 @@ class BatchAnchorer(ABC, Generic[B]):
     def wake(self) -> None:
         self._wake.set()
 
+    def leading(self) -> bool:
+        """May this instance run the machine now? (no leadership set: always)"""
+        return self.leader is None or self.leader.is_leader
+
+    def fence(self, conn: Connection) -> None:
+        """Refuse the write in ``conn``'s transaction unless this instance still leads (when led)."""
+        if self.leader is not None:
+            self.leader.fence(conn)
+
     def _loop(self, interval: float) -> None:
         while not self._stop.is_set():
             try:
                 self.tick()
+            except NotLeaderError as e:  # another instance took the lead mid-step: nothing was written
+                self.last_error = str(e)
+                self.log.info("%s anchoring step stopped: %s", self.label, e)
             except Exception as e:  # keep anchoring alive; the error is logged and retried
                 self.last_error = f"{type(e).__name__}: {e}"
                 self.log.exception("%s anchoring tick failed", self.label)
@@ -177,11 +198,15 @@ class BatchAnchorer(ABC, Generic[B]):
     # ------------------------------------------------------------------ sending and confirming
 
     def advance(self) -> None:
-        """Send each due ``closed`` batch, confirm each ``submitted`` one."""
+        """Send each due ``closed`` batch, confirm each ``submitted`` one (while this instance leads)."""
+        if not self.leading():
+            return
         now = self.now_ms()
         with Session(self.engine) as s:
             batches = list(s.exec(self.open_batches_query()).all())
         for b in batches:
+            if not self.leading():
+                return
             if b.status == BatchStatus.CLOSED and b.next_attempt_ms <= now:
                 self.send(b, now)
             elif b.status == BatchStatus.SUBMITTED:
@@ -299,5 +324,7 @@ class BatchAnchorer(ABC, Generic[B]):
     # ------------------------------------------------------------------ store
 
     def update(self, batch_id: int | None, **values: object) -> None:
+        """Write a batch row's columns (fenced: refused once another instance took the lead)."""
         with self.engine.begin() as conn:
+            self.fence(conn)
             conn.execute(update(self.table).where(col(self.table.id) == batch_id).values(**values))

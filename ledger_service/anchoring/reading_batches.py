@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, bindparam, func, insert, update
 from sqlmodel import Session, col, select
 
+from ledger_service.errors import StoreError
 from ledger_service.store.batch_status import BatchStatus
 from ledger_service.store.models import BatchRow, ReadingRow
 
@@ -40,18 +41,29 @@ def insert_closed(
 
 
 def assign(conn: Connection, ids: list[int], batch_id: int) -> None:
-    """Put the readings ``ids`` into batch ``batch_id`` (in chunks: databases cap bound parameters)."""
+    """Put the waiting readings ``ids`` into batch ``batch_id`` (in chunks: databases cap bound
+    parameters). A reading that is in a batch already is never moved: :class:`StoreError` (the caller's
+    transaction rolls back, nothing is closed)."""
+    moved = 0
     for i in range(0, len(ids), 900):
-        conn.execute(
-            update(ReadingRow).where(col(ReadingRow.id).in_(ids[i : i + 900])).values(batch_id=batch_id)
+        moved += conn.execute(
+            update(ReadingRow)
+            .where(col(ReadingRow.id).in_(ids[i : i + 900]), col(ReadingRow.batch_id).is_(None))
+            .values(batch_id=batch_id)
+        ).rowcount
+    if moved != len(ids):
+        raise StoreError(
+            f"{len(ids) - moved} of the {len(ids)} readings of batch {batch_id} are in another batch "
+            "already: the batch is not closed"
         )
 
 
 def assign_range(conn: Connection, ids: list[int], batch_id: int) -> None:
     """Put the waiting readings ``ids`` (sorted) into batch ``batch_id``.
 
-    The writer is single and batches take the oldest first, so what waits is one id range: one
-    UPDATE; if the range ever held another reading, fall back to the exact ids."""
+    Batches take the oldest first, so what waits is usually one id range: one UPDATE. With several
+    instances committing, a reading with an id inside the range may become visible (committed) after
+    ``ids`` were read: then fall back to the exact ids (that reading waits for the next batch)."""
     ranged = conn.execute(
         update(ReadingRow)
         .where(

@@ -28,6 +28,12 @@ Faults, and what happens:
   ``recovery_hold_seconds`` so that they do not take the resubmitted readings;
   then the worker gives up on them and anchors what waits anew.
 
+Several instances on one database: only the anchoring leader ticks
+(:mod:`ledger_service.anchoring.leader`); closing a batch, re-forming a lost one and every status
+write are fenced by its epoch. A new leader looks for lost batches again and asks the database
+what waits (the writer's reports cover this process's commits only, so with a shared database they
+are never trusted to say "nothing is due").
+
 Sending, confirming and adopting are the generic :class:`~ledger_service.anchoring.batcher.BatchAnchorer`'s
 (the access log's anchorer is the other one); lost batches are found and matched in
 :mod:`ledger_service.anchoring.recovery`.
@@ -54,6 +60,7 @@ from contracts.deployment import Deployment
 from contracts.errors import ChainError, ContractRevert
 from ledger_service.anchoring.batcher import BatchAnchorer
 from ledger_service.anchoring.chain_logs import batch_anchored_logs
+from ledger_service.anchoring.leader import NotLeaderError
 from ledger_service.anchoring.reading_batches import assign_range, insert_closed, pending_count, store_paths
 from ledger_service.anchoring.recovery import LostBatch, lost_on_chain, reform_lost_batch
 from ledger_service.config import Settings
@@ -128,6 +135,20 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
         self.lost: list[LostBatch] | None = None
         self._lost_since = 0.0
         self.recovery_hold_seconds = settings.recovery_hold_seconds
+        #: Set when this instance (again) took the lead: the next step starts afresh (module docstring).
+        self._fresh_lead = threading.Event()
+
+    def took_lead(self) -> None:
+        """This instance just took the anchoring lead: forget what was learnt before (what waits, lost
+        batches, the signer's nonce: another leader may have sent since)."""
+        self.chain.reset_nonce(self.signer.address)
+        self._fresh_lead.set()
+        self._wake.set()
+
+    @property
+    def shared(self) -> bool:
+        """Do other instances commit readings to this store (a leadership over a shared database)?"""
+        return self.leader is not None and self.leader.shared
 
     # ------------------------------------------------------------------ the writer's reports
 
@@ -148,7 +169,10 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
             self._wake.set()
 
     def _not_due(self, now: int) -> bool:
-        """From the writer's reports alone: certainly no batch is due (no query needed)."""
+        """From the writer's reports alone: certainly no batch is due (no query needed). Never with a
+        shared database: other instances' commits are not reported here."""
+        if self.shared:
+            return False
         with self._pending_lock:
             if self._pending is None:
                 return False
@@ -170,6 +194,14 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
         concurrent closes would take the same pending readings into two batches with one root.
         """
         with self._tick_lock:
+            if not self.leading():
+                return
+            if self._fresh_lead.is_set():
+                self._fresh_lead.clear()
+                self.lost = None  # looked for again: the old leader may have left some
+                with self._pending_lock:
+                    self._pending = None
+                    self._oldest_pending_ms = None
             self._tick(force=force)
 
     def _tick(self, *, force: bool) -> None:
@@ -198,6 +230,8 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
 
     def flush(self, timeout: float = 60.0) -> None:
         """Anchor everything pending now (tests, demo, shutdown); raise if it cannot finish in time."""
+        if not self.leading():  # another instance anchors: this one would wait for nothing
+            raise NotLeaderError(f"this instance does not lead anchoring: flush {self.label}es on the leader")
         deadline = time.monotonic() + timeout
         while True:
             self.tick(force=True)
@@ -228,7 +262,7 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
 
         The not-yet-batched part comes from the writer's reports when known (no query)."""
         with self._pending_lock:
-            pending = self._pending
+            pending = None if self.shared else self._pending
         with Session(self.engine) as s:
             if pending is None:
                 pending = pending_count(s)
@@ -273,6 +307,7 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
             return None
         now = int(self.clock() * 1000)
         with self.engine.begin() as conn:
+            self.fence(conn)
             reformed = reform_lost_batch(conn, list(self.lost), self.build_tree, now=now)
             if reformed is None:
                 return None
@@ -294,6 +329,7 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
         with self.engine.begin() as conn:
             if not self._due(conn, now, force=force):
                 return None
+            self.fence(conn)  # only the anchoring leader closes batches
             rows = conn.execute(
                 select(col(ReadingRow.id), col(ReadingRow.digest), col(ReadingRow.received_ms))
                 .where(col(ReadingRow.batch_id).is_(None))

@@ -4,6 +4,10 @@ Started by :meth:`ledger_service.service.LedgerService.start` when ``SUPET_RERAT
 is above 0 (with ``SUPET_RERATING_ORACLE_KEY``); one :meth:`Rerater.run` every interval, the first one
 interval after the start. A failed pass (the chain or the database down) is logged and retried at the
 next interval: a pass leaves nothing half-done (:mod:`ledger_service.credit_desk.rerating`).
+
+Several instances on one database: where anchoring runs, the service gates the worker on the anchoring
+lead (:attr:`~ledger_service.periodic.PeriodicWorker.gate`, :mod:`ledger_service.anchoring.leader`), so
+one instance publishes with the oracle key; the others skip their passes.
 """
 
 from __future__ import annotations
