@@ -35,6 +35,7 @@ from contracts.errors import ChainError
 from contracts.lots import lot_id_hash
 from contracts.registry import OnChainScheme, device_id_hash
 from ledger_service.store.models import DeviceCacheRow, MetaRow
+from ledger_service.store.queries import upsert
 
 log = logging.getLogger(__name__)
 
@@ -347,7 +348,7 @@ class RegistryCache:
                         ca_key_hash=bytes(args["caKeyHash"]),
                         block_number=int(ev["blockNumber"]),
                     )
-                    session.merge(row)
+                    upsert(session, DeviceCacheRow, row.model_dump(), "device_id_hash")
                 else:
                     existing = session.get(DeviceCacheRow, did)
                     if existing is None:
@@ -356,8 +357,7 @@ class RegistryCache:
                     session.add(existing)
                     row = existing
                 self._devices[did] = _entry(row)
-            session.merge(
-                MetaRow(key=_META_KEY, value=f"{self.deployment.chain_id}:{self.contract.address}:{end}")
-            )
+            mark = f"{self.deployment.chain_id}:{self.contract.address}:{end}"
+            upsert(session, MetaRow, {"key": _META_KEY, "value": mark}, "key")
             session.commit()
         return len(ordered)

@@ -2,7 +2,8 @@
 
 - the anchored readings: readings joined with their batch where that batch is anchored on chain
   (:func:`anchored_batch_of_reading`, :func:`anchored_readings`);
-- a batch's digests in tree order (:func:`batch_digests`), from which its stored tree is decoded.
+- a batch's digests in tree order (:func:`batch_digests`), from which its stored tree is decoded;
+- a row written whether or not it exists, safely from several instances at once (:func:`upsert`).
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, and_, select
-from sqlmodel import Session, col
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, SQLModel, col
 
 from ledger_service.store.batch_status import BatchStatus
 from ledger_service.store.models import BatchRow, ReadingRow
 
-__all__ = ["anchored_batch_of_reading", "anchored_readings", "batch_digests"]
+__all__ = ["anchored_batch_of_reading", "anchored_readings", "batch_digests", "upsert"]
 
 
 def anchored_batch_of_reading() -> ColumnElement[bool]:
@@ -42,3 +45,20 @@ def batch_digests(db: Session | Connection, batch_id: int) -> list[bytes]:
         .order_by(col(ReadingRow.id))
     )
     return [bytes(d) for (d,) in rows]
+
+
+def upsert(db: Session | Connection, model: type[SQLModel], values: dict[str, Any], *keys: str) -> None:
+    """Insert ``values`` as a row of ``model``, or update the row with the same ``keys`` to them: one
+    statement (``INSERT ... ON CONFLICT DO UPDATE``, SQLite and PostgreSQL), so two instances writing
+    the same row at once both succeed, where a read-then-insert (``Session.merge``) lets one fail on
+    the key."""
+    table = model.__table__  # type: ignore[attr-defined]
+    dialect = db.get_bind().dialect.name if isinstance(db, Session) else db.dialect.name
+    make = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = make(table).values(**values)
+    changes = {k: statement.excluded[k] for k in values if k not in keys}
+    db.execute(
+        statement.on_conflict_do_update(index_elements=list(keys), set_=changes)
+        if changes
+        else statement.on_conflict_do_nothing(index_elements=list(keys))
+    )
