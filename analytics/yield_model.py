@@ -33,16 +33,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from importlib.metadata import version
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import numpy.typing as npt
-import sklearn
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.inspection import partial_dependence, permutation_importance
-from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
+
+if TYPE_CHECKING:  # scikit-learn is imported where a model is fitted: the service starts without it
+    from sklearn.ensemble import HistGradientBoostingClassifier
 
 from supet_base.errors import SupetError
 
@@ -61,7 +60,7 @@ __all__ = [
 #: The name of the learner the result was produced with.
 MODEL_NAME: Final = "supet.yield-model/sklearn.HistGradientBoostingClassifier"
 #: The version of the method in this module (bump when the method changes) and of scikit-learn.
-MODEL_VERSION: Final = f"1+sklearn-{sklearn.__version__}"
+MODEL_VERSION: Final = f"1+sklearn-{version('scikit-learn')}"
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -234,6 +233,8 @@ class YieldModelResult:
 
 
 def _learner(p: YieldModelParams) -> HistGradientBoostingClassifier:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
     return HistGradientBoostingClassifier(
         max_iter=p.max_iter,
         learning_rate=p.learning_rate,
@@ -340,6 +341,8 @@ def _splits(
     y: npt.NDArray[Any], groups: npt.NDArray[Any] | None, p: YieldModelParams
 ) -> tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any]]:
     """Sorted row indices (train, test, fit, val): fit and val split train; whole groups when given."""
+    from sklearn.model_selection import train_test_split
+
     n = y.shape[0]
     idx = np.arange(n)
     if groups is None:
@@ -376,6 +379,8 @@ def _ranking(
     p: YieldModelParams,
 ) -> tuple[tuple[ParameterImportance, ...], list[int]]:
     """The parameters ranked by permutation importance on the validation rows, and their column order."""
+    from sklearn.inspection import permutation_importance
+
     screen = _learner(p).fit(x[fit], y[fit], sample_weight=_learner_weights(w[fit]))
     perm = permutation_importance(
         screen,
@@ -410,6 +415,8 @@ def _operating_windows(
 ) -> tuple[list[OperatingWindow], FloatArray]:
     """The windows of the first ``p.n_windows`` selected parameters, and ``x_test`` clipped to all of
     them (columns: the selected parameters, in order; ``names``: those parameters' names)."""
+    from sklearn.inspection import partial_dependence
+
     windows: list[OperatingWindow] = []
     clipped = x_test.copy()
     for pos in range(p.n_windows):
@@ -456,6 +463,8 @@ def _fit(
     sample_weight: npt.NDArray[Any] | None,
     groups: npt.NDArray[Any] | None,
 ) -> YieldModelResult:
+    from sklearn.metrics import roc_auc_score
+
     p = params or YieldModelParams()
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y).astype(np.int64)

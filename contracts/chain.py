@@ -15,6 +15,7 @@ naming the contract's custom error and its arguments.
 from __future__ import annotations
 
 import ast
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -38,18 +39,23 @@ from web3.exceptions import (
 from web3.types import BlockIdentifier, Nonce, TxParams, TxReceipt
 
 from contracts.artifacts import load_artifact
-
-try:
-    from eth_tester.exceptions import TransactionFailed as _EthTesterTransactionFailed
-except ImportError:  # pragma: no cover - eth-tester is a dependency, but JSON-RPC needs none of it
-
-    class _EthTesterTransactionFailed(Exception):  # type: ignore[no-redef]
-        """Placeholder so the except clauses stay valid without eth-tester."""
-
-
 from contracts.embedded_chain import EMBEDDED_CHAIN_ID, dev_accounts, embedded_web3
 from contracts.errors import ChainError, ContractRevert, NodeRefused, TransactionTimeout
 from contracts.revert import decode_revert
+
+
+class _NeverRaised(Exception):
+    """Stands for eth-tester's revert where eth-tester was never imported (a JSON-RPC chain)."""
+
+
+def _eth_tester_failed() -> type[Exception]:
+    """eth-tester's ``TransactionFailed`` (the embedded chain's form of a revert), or a class nothing
+    raises when eth-tester is not loaded: only the embedded chain loads it (``embedded_web3``), so a
+    service on a JSON-RPC node starts without importing py-evm (about a second of CPU)."""
+    module = sys.modules.get("eth_tester.exceptions")
+    failed = getattr(module, "TransactionFailed", None) if module is not None else None
+    return failed if isinstance(failed, type) and issubclass(failed, Exception) else _NeverRaised
+
 
 __all__ = ["EMBEDDED_CHAIN_ID", "Chain", "TxResult", "addresses", "dev_accounts"]
 
@@ -423,7 +429,7 @@ class Chain:
             return thunk()
         except ContractLogicError as e:
             raise decode_revert(_revert_data(e), context=context) from e
-        except _EthTesterTransactionFailed as e:  # the embedded chain's form of a revert
+        except _eth_tester_failed() as e:  # the embedded chain's form of a revert
             raise decode_revert(_revert_data(e), context=context) from e
         except TransactionNotFound:
             raise  # an answer, not a refusal: receipt() turns it into None
