@@ -19,9 +19,10 @@ from ledger_service.analytics_store.source import LedgerSource
 from ledger_service.credit_desk.desk import desk_of
 from simulation.feed import FeedResult
 from supet.demo.chapter_private import bank_b_tries, privacy_rows, reading_of
+from supet.demo.chapter_proof import proof_rows
 from supet.demo.chapter_sealed import register_bank_keys, sealed_rows, sealed_story
 from supet.demo.chapters_production import Cast
-from supet.demo.scene import Scene, pct
+from supet.demo.scene import BUYER_NAME, Scene, pct
 
 __all__ = ["analytics", "credit"]
 
@@ -224,6 +225,8 @@ def credit(scene: Scene, cast: Cast, fed: FeedResult) -> None:
 def _credit_records(scene: Scene, cast: Cast, fed: FeedResult) -> list[list[Any]]:
     """The oracle's record of each factory, published through the credit desk; the table's rows."""
     desk = desk_of(scene.service)
+    # the chain knows the buyer by its address; the desk names it in the factories' reasons
+    desk.party_names[cast.buyer.address] = BUYER_NAME
     oracle = scene.acct["oracle"]
     price = {"solar-cell": 0.9, "rubber-mixing": 260.0}
     rec_rows = []
@@ -266,6 +269,17 @@ def _credit_report(scene: Scene, rec_rows: list[list[Any]]) -> None:
         "and analytics commitment; the record itself reaches a bank only while the factory's consent "
         "stands, encrypted to the bank's key on chain and from the ledger. sun-a consented to bank A only.",
     )
+    proof = res.proof
+    if proof.get("receivables"):
+        report.para(
+            f"Before the records were assessed, the buyer ({proof['buyer']}) confirmed "
+            f"{len(proof['receivables'])} receivables to {proof['factory']} on its certified lots and paid "
+            "them late (the chain's clock moved past their due date); the desk reads them from the chain, "
+            f"and {proof['factory']}'s lots' verdicts from the certifier, into its record's reasons:"
+        )
+        report.table(["receivable", "backing lot", "face (tCNY)", "due", "paid", "late"], proof_rows(proof))
+    elif proof.get("skipped"):
+        report.para(f"The buyer's late payments were not played: {proof['skipped']}.")
     report.table(["factory", "grade", "PD (12 months)", "limit", "top reasons"], rec_rows)
     if res.sealed:
         report.table(["who", "sees of sun-a's record"], sealed_rows(res.sealed))

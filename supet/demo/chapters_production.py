@@ -4,6 +4,7 @@ and the lots handed down the chain and certified from their QC readings."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from contracts.deploy import deploy_suite
 from contracts.deployment import Deployment
 from contracts.lots import LotRegistryClient
 from contracts.onboarding import Onboarding
+from finance.features import MIN_LOTS
 from ledger_service.analytics_store.source import LedgerSource
 from ledger_service.lots.certification import certification_package
 from ledger_service.store.models import ReadingRow
@@ -29,14 +31,42 @@ from supet.demo.report import Report
 from supet.demo.scene import FIXED, RUBBER_GTIN, SOLAR_GTIN, Answer, DemoOptions, Scene, Step, day_s
 from supet_base.errors import SupetError
 
-__all__ = ["Cast", "consortium", "enrollment", "lots_and_certification", "production_week", "the_buyer"]
+__all__ = [
+    "PROOF_FACTORY",
+    "Cast",
+    "consortium",
+    "enrollment",
+    "lots_and_certification",
+    "production_week",
+    "the_buyer",
+]
+
+
+#: The factory whose credit record the story grounds in proof (issue 16): every lot of it is judged by the
+#: certifier, and its buyer pays it late (:mod:`supet.demo.chapter_proof`).
+PROOF_FACTORY = "rub-c"
 
 
 def _specs(days: int) -> list[FactorySpec]:
+    """The three factories. rub-c's mixing process drifts (its key parameters move away from their optima
+    over the period; no more failures, no slower machines): its later lots fail the buyer's Mooney band.
+    It runs enough lines for the certifier to judge at least ``MIN_LOTS`` of its lots (a lot per line and
+    day), so the rejected share is scored rather than a caveat: one line for a week, three for two days."""
+    lines = max(1, min(4, math.ceil(MIN_LOTS / days)))
     return [
         FactorySpec(factory_id="sun-a", kind=SOLAR_CELL, seed=101, gtin=SOLAR_GTIN),
         FactorySpec(factory_id="sun-b", kind=SOLAR_CELL, seed=102, health="deteriorating", gtin=SOLAR_GTIN),
-        FactorySpec(factory_id="rub-c", kind=RUBBER_MIXING, seed=103, gtin=RUBBER_GTIN),
+        FactorySpec(
+            factory_id=PROOF_FACTORY,
+            kind=RUBBER_MIXING,
+            seed=103,
+            gtin=RUBBER_GTIN,
+            lines=lines,
+            health="deteriorating",
+            deterioration_failure_factor=1.0,
+            deterioration_speed_loss=0.0,
+            deterioration_process_drift=0.5,
+        ),
     ]
 
 
@@ -191,39 +221,53 @@ def production_week(scene: Scene, cast: Cast) -> tuple[FeedResult, LedgerSource]
 
 
 def lots_and_certification(scene: Scene, cast: Cast) -> None:
-    """4. Each factory's last lot is certified on chain from its QC readings; those certified are
-    handed on to the distributor, a rejected one names the reading and the bound."""
+    """4. Each factory's last lot is certified on chain from its QC readings, and every lot of
+    :data:`PROOF_FACTORY` (its credit record weighs its lots' verdicts); each factory's last lot, when
+    certified, is handed on to the distributor; a rejected one names the reading and the bound."""
     scene.step("4. lots handed down the chain and certified from their QC readings")
-    res, service, certifier, buyer_acct = scene.res, scene.service, cast.certifier, cast.buyer
+    res = scene.res
     lots = LotRegistryClient.from_deployment(scene.chain, scene.deployment)
     distributor = scene.acct["distributor"]
     rows = []
     for f in cast.world.factories:
-        lot_id = f"LOT-{f.spec.line_ids()[0]}-{scene.end.strftime('%Y%m%d')}"
-        package = certification_package(service, lot_id)
-        _, batches = load_package_obj(package)
-        certifier.certify_lot(buyer_acct, lot_id, batches)
-        cert = certifier.certificate(lot_id)
-        verdict = "certified" if cert.status is CertificateStatus.CERTIFIED else "REJECTED"
-        detail = f"{cert.samples} samples" if cert.certified else cert.explain()
-        if not cert.certified:
-            with Session(service.engine) as s:
-                row = s.exec(select(ReadingRow).where(ReadingRow.digest == cert.evidence)).first()
-            if row is not None:
-                when = dt.datetime.fromtimestamp(row.ts_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M")
-                detail += (
-                    f" (reading 0x{cert.evidence.hex()[:16]}… of {row.device_id}, seq {row.seq}, {when} UTC)"
-                )
-            res.failures[lot_id] = detail
-            if res.failed_lot is None:
-                res.failed_lot, res.failed_reason = lot_id, detail
-        else:
-            lots.propose_transfer(buyer_acct, lot_id, distributor.address)
-            lots.accept_transfer(distributor, lot_id)
-            detail += "; handed on to the distributor"
-        res.certificates[lot_id] = verdict
-        rows.append([lot_id, f.spec.factory_id, verdict, detail])
+        last = f"LOT-{f.spec.line_ids()[0]}-{scene.end.strftime('%Y%m%d')}"
+        judged = [last]
+        if f.spec.factory_id == PROOF_FACTORY:
+            delivered = {d.lot_id for d in f.deliveries if d.quantity > 0}
+            judged = sorted(delivered | {last}, key=lambda lot: (lot[-8:], lot))
+        for lot_id in judged:
+            certified, detail = _certify(scene, cast, lot_id)
+            if certified and lot_id == last:
+                lots.propose_transfer(cast.buyer, lot_id, distributor.address)
+                lots.accept_transfer(distributor, lot_id)
+                detail += "; handed on to the distributor"
+            rows.append([lot_id, f.spec.factory_id, res.certificates[lot_id], detail])
     scene.report.section(
-        "4. Lots and certification", "Each factory's last lot, certified on chain from its QC readings."
+        "4. Lots and certification",
+        "Each factory's last lot, certified on chain from its QC readings; and every lot of "
+        f"{PROOF_FACTORY}, whose credit record weighs its lots' verdicts.",
     )
     scene.report.table(["lot", "factory", "verdict", "detail"], rows)
+
+
+def _certify(scene: Scene, cast: Cast, lot_id: str) -> tuple[bool, str]:
+    """The buyer's certifier judges ``lot_id`` from its anchored QC readings; (certified, in words). A
+    rejection names the reading and the bound (``res.failures``; the first is ``res.failed_lot``)."""
+    res, service, certifier = scene.res, scene.service, cast.certifier
+    package = certification_package(service, lot_id)
+    _, batches = load_package_obj(package)
+    certifier.certify_lot(cast.buyer, lot_id, batches)
+    cert = certifier.certificate(lot_id)
+    res.certificates[lot_id] = "certified" if cert.status is CertificateStatus.CERTIFIED else "REJECTED"
+    if cert.certified:
+        return True, f"{cert.samples} samples"
+    detail = cert.explain()
+    with Session(service.engine) as s:
+        row = s.exec(select(ReadingRow).where(ReadingRow.digest == cert.evidence)).first()
+    if row is not None:
+        when = dt.datetime.fromtimestamp(row.ts_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M")
+        detail += f" (reading 0x{cert.evidence.hex()[:16]}… of {row.device_id}, seq {row.seq}, {when} UTC)"
+    res.failures[lot_id] = detail
+    if res.failed_lot is None:
+        res.failed_lot, res.failed_reason = lot_id, detail
+    return False, detail

@@ -20,6 +20,7 @@ from ledger_service.service import LedgerService
 from supet.demo.report import Report
 
 __all__ = [
+    "BUYER_NAME",
     "FIXED",
     "RUBBER_GTIN",
     "SOLAR_GTIN",
@@ -40,6 +41,8 @@ Progress = Callable[[str, int, int], None]
 SOLAR_GTIN = "09506000134352"
 RUBBER_GTIN = "09506000134369"
 FIXED = 1_000_000  # Reading v1 fixed point
+#: The buyer's name, as the credit desk gives it in a factory's reasons (the chain knows its address only).
+BUYER_NAME = "Meridian Assembly"
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,10 @@ class DemoResult:
     #: Issue 15: a tier-2 lot consumed by sun-a, recalled, traced downstream; the refused financing.
     recall: dict[str, Any] = field(default_factory=dict)
     audit: dict[str, Any] = field(default_factory=dict)
+    #: Issue 16: the buyer's receivables to the proof factory (rub-c), confirmed, due and paid late.
+    proof: dict[str, Any] = field(default_factory=dict)
+    #: Issue 16: a line's window set and the breaches the live check counted in its new readings.
+    breaches: dict[str, Any] = field(default_factory=dict)
     recomputed: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     chain_time_simulated: bool = False

@@ -7,11 +7,14 @@
 3. Three factories (one deteriorating) enroll their devices; a simulated production week is
    streamed through the ledger's HTTP ingest; orders, lots and deliveries go on chain at the
    simulated times; batches are anchored.
-4. Each factory's last lot is certified on chain from its QC readings: one fails its spec and
-   the demo names the reading and the bound.
-5. Profiles and yield models are computed from anchored data only, committed and charted.
-6. The oracle publishes credit records; a factory consents to one bank; that bank's query is
-   answered, another bank's is refused; both are in the factory's access log.
+4. Each factory's last lot is certified on chain from its QC readings, and every lot of rub-c: one
+   fails its spec and the demo names the reading and the bound.
+5. Profiles and yield models are computed from anchored data only, committed and charted; sun-b's first
+   line gets its operating windows and new readings of its stations are checked against them (issue 16).
+6. The buyer pays rub-c three receivables late (the chain's clock moves past their due date); the oracle
+   publishes credit records, rub-c's citing its rejected lots and the late-paying buyer; a factory
+   consents to one bank; that bank's query is answered, another bank's is refused; both are in the
+   factory's access log.
 7. The buyer confirms a receivable to a factory, which splits it with its tier-2 supplier and
    has its part financed by the consenting bank; at maturity the buyer repays the holders.
 8. An auditor re-verifies a lot from the chain and the proof bundles alone.
@@ -27,7 +30,8 @@ is refused a raw reading, its proof and an undisclosed lot (:mod:`.chapter_priva
 A report (HTML with the charts) is written to the output directory.
 
 The chapters are in :mod:`.chapters_production` (1-4), :mod:`.chapters_analytics` (5-6),
-:mod:`.chapters_finance` (7-8) and :mod:`.chapter_recall` (9); what they share in :mod:`.scene`.
+:mod:`.chapter_proof` (the window breaches of 5 and the late payments of 6), :mod:`.chapters_finance` (7-8)
+and :mod:`.chapter_recall` (9); what they share in :mod:`.scene`.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from contracts.deployment import Deployment
 from ledger_service.api import create_app
 from ledger_service.config import Settings
 from ledger_service.service import LedgerService
+from supet.demo.chapter_proof import late_payments, window_breaches
 from supet.demo.chapter_recall import across_tiers
 from supet.demo.chapters_analytics import analytics, credit
 from supet.demo.chapters_finance import audit, finance
@@ -195,6 +200,8 @@ def _story(scene: Scene) -> None:
     fed, source = production_week(scene, cast)
     lots_and_certification(scene, cast)
     analytics(scene, cast, fed, source)
+    window_breaches(scene, cast, fed)
+    late_payments(scene, cast)  # moves the chain's clock past the receivables' due date, before the records
     credit(scene, cast, fed)
     audit(scene, cast)
     across_tiers(scene, cast)  # before the receivable: repaying it moves the chain's clock past the records

@@ -87,12 +87,42 @@ def _check_story(r: DemoResult, out: Path) -> None:
     assert rc["outstanding"] == rc["kept_part"] and rc["headroom"] >= 0 and rc["line_freed"]
     assert r.audit["ok"] and r.audit["readings"] > 0
     _check_across_tiers(r)
+    _check_proof(r)
     # The report, with its charts.
     assert r.report is not None and r.report.exists()
     html = r.report.read_text(encoding="utf-8")
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert len(pngs) == 6 and all(name in html for name in pngs)
     assert all((out / n).read_bytes().startswith(b"\x89PNG") for n in pngs)
+
+
+def _check_proof(r: DemoResult) -> None:
+    """Issue 16: rub-c's record cites its rejected lots and the buyer's late payments, each in its own
+    window; sun-b's first line reports window breaches in its new readings."""
+    judged = {lot: v for lot, v in r.certificates.items() if lot.startswith("LOT-rub-c-l")}
+    rejected = sorted(lot for lot, v in judged.items() if v == "REJECTED")
+    assert len(judged) >= 5 and rejected and len(rejected) < len(judged)
+    reasons = " | ".join(r.records["rub-c"]["reasons"])
+    lots_reason = re.search(
+        rf"{len(rejected)} of {len(judged)} lots rejected by the quality certifier in the \d+ days since its "
+        r"first verdict \((LOT-rub-c-l\d-\d{8})",
+        reasons,
+    )
+    assert lots_reason is not None, reasons
+    assert lots_reason.group(1) in rejected
+    paid = r.proof["receivables"]
+    assert len(paid) == 3 and sum(1 for p in paid if p["paid"] is None) == 1
+    assert all(p["days_late"] >= 21 and p["lot"] in judged and judged[p["lot"]] == "certified" for p in paid)
+    late = re.search(
+        r"Buyer Meridian Assembly paid 3 confirmed receivables (\d+) days late on average, 1 still unpaid "
+        r"\(counted as days overdue so far\) in the \d+ days since its first receivable fell due",
+        reasons,
+    )
+    assert late is not None and int(late.group(1)) >= 21, reasons
+    b = r.breaches
+    assert b["line"] == "sun-b-l1" and b["version"] == 1 and b["excursions"] > 0
+    assert b["outside"] >= b["excursions"] and b["checked"] > b["outside"]
+    assert sum(p["checked"] for p in b["parameters"]) == b["checked"]
 
 
 def _check_across_tiers(r: DemoResult) -> None:
@@ -181,6 +211,8 @@ def test_demo_command_on_the_embedded_chain(embedded_demo: DemoRun) -> None:
     assert "finance.no_consent" in html and "access.anonymous" in html
     assert "9. Across tiers: lineage, a recall and a refused financing" in html
     assert "ReceivablesBackingLotRecalled" in html
+    assert "5b. Window breaches" in html and "Meridian Assembly" in html
+    assert "reasons for rub-c: " in text and "lots rejected by the quality certifier" in text
 
 
 def _numbers(obj: Any, prefix: str = "") -> Iterator[tuple[str, float | int]]:
