@@ -6,6 +6,7 @@ the metric, value and bound) with the rules that protect a lot's standing."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,8 @@ from contracts.registry import device_id_hash
 from device_attestation.keys import DeviceKey
 from device_attestation.merkle import MerkleTree
 from device_attestation.sdk import DeviceSigner, Submission
+from simulation.factories import simulate_factory
+from simulation.kinds import SOLAR_CELL, FactorySpec, Health
 
 GTIN = "04006381333931"
 OTHER_GTIN = "00036000291452"
@@ -982,3 +985,49 @@ def test_issue12_readings_anchored_after_a_revocation_do_not_count(qc: QC) -> No
     # what was anchored before the revocation still certifies the lot
     qc.certify([batch_readings(batch_id, tree, genuine)])
     assert qc.certifier.certificate(LOT).certified
+
+
+# ---------------------------------------------------------------- camera readings (issue 16.1)
+# Camera-based defect counts feed lot certification: the simulator's inspection camera signs, per lot,
+# the units it inspected and rejected and their pass share; a spec bounding ``cam_pass_share``
+# certifies a healthy line's lot from its camera readings and rejects a deteriorating line's.
+
+CAMERA_START = dt.date(2026, 11, 2)
+
+
+def _camera_lot(health: Health) -> list[dict[str, float | int]]:
+    """The camera readings' metrics of the second day's lot of a simulated line (``health``)."""
+    spec = FactorySpec(factory_id=f"cam-{health}", kind=SOLAR_CELL, seed=11, health=health)
+    _truth, readings = simulate_factory(spec, CAMERA_START, 3)
+    camera = spec.camera_id(spec.line_ids()[0])
+    mine = [r for r in readings if r.device_id == camera]
+    lot = sorted({r.lot_id for r in mine if r.lot_id})[1]
+    return [r.metrics for r in mine if r.lot_id == lot and "cam_pass_share" in r.metrics]
+
+
+def _certify(qc: QC, lot: str, metrics: list[dict[str, float | int]]) -> Any:
+    subs = [qc.sign("GW-K1-A", {k: float(v) for k, v in m.items()}, lot=lot) for m in metrics]
+    batch, tree = qc.anchor_batch(subs)
+    qc.certify([batch_readings(batch, tree, subs)], lot)
+    return qc.certifier.certificate(lot)
+
+
+def test_a_spec_on_the_camera_pass_share_certifies_healthy_lots_and_rejects_a_failing_one(suite: Any) -> None:
+    healthy, failing = _camera_lot("healthy"), _camera_lot("deteriorating")
+    assert healthy and failing
+    for m in healthy + failing:  # the camera's counts are consistent with the share it signs
+        assert 0 <= m["cam_defects"] <= m["cam_inspected"]
+        assert abs(float(m["cam_pass_share"]) - (1 - m["cam_defects"] / m["cam_inspected"])) < 1e-4
+    bar = min(float(m["cam_pass_share"]) for m in healthy)
+    worst = min(float(m["cam_pass_share"]) for m in failing)
+    assert worst < bar  # the deteriorating line's camera sees what the healthy one's does not
+
+    qc = make_qc(suite, devices={"GW-K1-A": "secp256k1"})
+    qc.set_spec([SpecMetric(name="cam_pass_share", min=int(bar * M), max=M)], min_samples=len(healthy))
+    good = _certify(qc, "LOT-QC-0001", healthy)
+    assert (good.status, good.samples) == (CertificateStatus.CERTIFIED, len(healthy))
+
+    bad = _certify(qc, "LOT-OTHER", failing)
+    assert bad.status is CertificateStatus.REJECTED
+    assert (bad.reason, bad.metric, bad.bound) == (RejectReason.BELOW_MIN, "cam_pass_share", int(bar * M))
+    assert bad.value < int(bar * M)  # the first of the lot's camera readings under the bar
