@@ -175,7 +175,7 @@ class Committer:
         attempt = 1
         while True:
             try:
-                outcomes = self._write(flat)
+                outcomes = self._write(flat, look_up_all=attempt > 1)
                 break
             except SQLAlchemyError as e:
                 if attempt < ATTEMPTS and _retryable(e):
@@ -260,14 +260,17 @@ class Committer:
                 found[(device_id, seq)] = (bytes(digest), gap)
         return found
 
-    def _write(self, flat: Sequence[Candidate]) -> list[Outcome]:
+    def _write(self, flat: Sequence[Candidate], *, look_up_all: bool = False) -> list[Outcome]:
+        """One group transaction. ``look_up_all``: look every (device, seq) up in the store, not only
+        those at or below the device's head (a retry: a writer without the head lock may have stored
+        readings above it)."""
         with self.engine.begin() as conn:
             heads = self._lock_heads(conn, sorted({c.checked.device_id for c in flat}))
             # (device, seq) pairs at or below a head need a look at what is stored
             behind = {
                 (c.checked.device_id, c.checked.seq)
                 for c in flat
-                if c.checked.seq <= heads[c.checked.device_id].last_seq
+                if look_up_all or c.checked.seq <= heads[c.checked.device_id].last_seq
             }
             txn = _Txn(
                 heads=heads,
