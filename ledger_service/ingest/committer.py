@@ -46,7 +46,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Engine, Insert, bindparam, false, select, tuple_, update
+from sqlalchemy import Connection, Engine, Insert, bindparam, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
@@ -218,21 +218,12 @@ class Committer:
         rows of new devices, then read them: what every other writer committed for these devices is
         visible from here on, and no other writer changes them before this transaction ends."""
         heads: dict[str, _Head] = {}
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        for i in range(0, len(device_ids), _CHUNK):
-            chunk = device_ids[i : i + _CHUNK]
-            stmt = dialect.insert(DeviceHeadRow).values(
-                [
-                    {"device_id": d, "last_seq": 0, "last_ts_ms": 0, "readings": 0, "gaps": 0, "missing": 0}
-                    for d in chunk
-                ]
-            )
-            # A conflicting row is locked although the update's condition is false: no row is written.
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[_H.device_id], set_={"last_seq": stmt.excluded.last_seq}, where=false()
-                )
-            )
+        # one row after the other, in this order (executemany); a plain statement: building a
+        # many-row INSERT with SQLAlchemy cost more than the rest of a small group's transaction
+        if conn.dialect.name == "postgresql":  # one statement, its rows taken in the array's order
+            conn.exec_driver_sql(_LOCK_HEADS_PG, (device_ids,))
+        else:
+            conn.exec_driver_sql(_lock_heads_sql(conn), [(d,) for d in device_ids])
         for i in range(0, len(device_ids), _CHUNK):
             rows = conn.execute(
                 select(_H.device_id, _H.last_seq, _H.last_ts_ms, _H.readings, _H.gaps, _H.missing).where(
@@ -491,6 +482,25 @@ def _insert_readings_sql(conn: Connection) -> str:
     return (
         f"INSERT INTO readings ({', '.join(_READING_COLUMNS)}) "
         f"VALUES ({', '.join([mark] * len(_READING_COLUMNS))})"
+    )
+
+
+_LOCK_HEADS_PG = (
+    "INSERT INTO device_heads (device_id, last_seq, last_ts_ms, readings, gaps, missing) "
+    "SELECT d, 0, 0, 0, 0, 0 FROM unnest(%s::varchar[]) WITH ORDINALITY AS t(d, n) ORDER BY n "
+    "ON CONFLICT (device_id) DO UPDATE SET last_seq = excluded.last_seq WHERE false"
+)
+
+
+def _lock_heads_sql(conn: Connection) -> str:
+    """Create a device's head row (all zeros) or, if it exists, lock it without writing it: PostgreSQL
+    locks a conflicting row although the update's condition is false; SQLite's INSERT takes the
+    database's write lock."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    return (
+        "INSERT INTO device_heads (device_id, last_seq, last_ts_ms, readings, gaps, missing) "
+        f"VALUES ({mark}, 0, 0, 0, 0, 0) "
+        "ON CONFLICT (device_id) DO UPDATE SET last_seq = excluded.last_seq WHERE false"
     )
 
 

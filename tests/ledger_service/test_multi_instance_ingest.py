@@ -14,7 +14,6 @@ from __future__ import annotations
 import random
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -435,7 +434,6 @@ def test_two_serve_processes_on_one_database(pg_url: str, anvil_deployed: Deploy
         with ThreadPoolExecutor(2) as ex:  # both start at once (imports take most of a start)
             for f in [ex.submit(svc.start, timeout=120) for svc in services]:
                 f.result()
-        started = time.monotonic()
         a_url, b_url = services[0].url, services[1].url
         jobs: list[tuple[str, list[Submission]]] = []
         for i, chunk in enumerate(chunks):
@@ -471,7 +469,6 @@ def test_two_serve_processes_on_one_database(pg_url: str, anvil_deployed: Deploy
         assert stored.evidence == [(dev0.device_id, 40, winner, loser)]
         assert_heads_agree_with_rows(stored)
         assert {d: h[0] for d, h in stored.heads.items()} == {d.device_id: 60 for d in fleet.devices}
-        ingest_seconds = time.monotonic() - started
 
         # Not issue 17's ingest half: A's anchoring worker learns of waiting readings from its own
         # writer (note_committed) once it found none waiting, so readings B alone committed (here the late
@@ -493,7 +490,6 @@ def test_two_serve_processes_on_one_database(pg_url: str, anvil_deployed: Deploy
             svc.kill(signal.SIGTERM)
         result = assert_exactly_once(engine, deployed.chain, deployed.deployment, expected=acknowledged)
         assert result.readings == len(subs) + 1
-        assert ingest_seconds < 60, f"ingest took {ingest_seconds:.0f}s"
         for (
             svc
         ) in services:  # no group refused (store write failed) nor run again (store write ... conflicted)
