@@ -1,23 +1,38 @@
-"""The single writer: sequence rules, idempotency, equivocation, and durable commit.
+"""The writer: sequence rules, idempotency, equivocation, and durable commit.
 
 Sequence rules (Reading v1: ``seq`` strictly increasing per device, never reused):
 
 - a ``(device_id, seq)`` already stored with the same digest: the same receipt again (idempotent);
-  with another digest: **equivocation**, refused and kept as evidence;
+  with another digest: **equivocation**, refused and kept as evidence (once);
 - above the device's highest ``seq``: accepted; skipped numbers are reported as a gap;
 - below it and not stored (a late store-and-forward reading filling a gap): accepted;
 - in every case the device's order must agree with its clock: a reading's ``ts_ms`` may not be
   earlier than that of a lower ``seq``, nor later than that of a higher one
   (``reading.out_of_order``): a counter running backwards against time is a broken or forged device.
 
-Requests hand their checked submissions to one writer thread, which takes every
-request waiting at that moment into one database transaction (group commit: one
-fsync for many readings) and answers each request only after the commit. Being
-the only writer, it keeps each device's last sequence number in memory; on any
-database error the transaction rolls back, that memory is dropped, and every
-waiting submission is answered with ``store.unavailable``: nothing is
-acknowledged that is not on disk. What a submission gets back (:class:`Receipt`, the refusals)
-is in :mod:`ledger_service.ingest.receipts`.
+Requests hand their checked submissions to one writer thread per process, which takes every
+request waiting at that moment into one database transaction (group commit: one fsync for many
+readings) and answers each request only after the commit.
+
+**Several writers on one database** (several ``supet serve`` instances on PostgreSQL, issue 17):
+the rules are enforced by the database, not by process memory. The transaction first locks the
+``device_heads`` row of every device in the group, in one fixed order (sorted device ids, so two
+writers never wait for each other in a cycle): ``INSERT ... ON CONFLICT (device_id) DO UPDATE ...
+WHERE false`` creates the row of a new device and locks the row of a known one without writing it
+(PostgreSQL locks a conflicting row even when the update's condition is false; SQLite takes its
+database write lock at the first write). Only then does it read the heads, the stored
+``(device, seq)`` pairs, the late readings' neighbours and earlier evidence: a writer that held a
+device's lock committed before this one got it, so this transaction sees all of it. Two instances
+therefore serialise per device, and a device's readings get the outcomes they would get, in some
+order, from one instance. Nothing about a device is kept in memory between transactions.
+
+Every database error rolls the transaction back. A unique-key violation or a PostgreSQL deadlock or
+serialisation failure (possible only with a writer that does not take the head locks, such as an
+older version during a rolling upgrade) is retried from the start, up to :data:`ATTEMPTS` times, and
+decided again against what is then stored; any other error, or the last failed attempt, answers
+every waiting submission with ``store.unavailable``: nothing is acknowledged that is not on disk.
+What a submission gets back (:class:`Receipt`, the refusals) is in
+:mod:`ledger_service.ingest.receipts`.
 """
 
 from __future__ import annotations
@@ -31,8 +46,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, tuple_, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, Engine, Insert, bindparam, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from ledger_service.errors import StoreError
 from ledger_service.ingest.checks import Checked
@@ -48,6 +64,16 @@ _E = EquivocationRow.__table__.c  # type: ignore[attr-defined]
 
 #: Most submissions one transaction takes from the queue.
 MAX_GROUP = 50_000
+
+#: Times a group is tried when the database reports a unique-key violation, a deadlock or a
+#: serialisation failure (see the module's docstring), before it is refused as ``store.unavailable``.
+ATTEMPTS = 3
+
+#: Device heads locked (and read) per statement.
+_CHUNK = 500
+
+#: PostgreSQL's serialization_failure and deadlock_detected: the transaction may simply be run again.
+_RETRY_SQLSTATES = frozenset({"40001", "40P01"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +91,14 @@ class _Head:
     readings: int
     gaps: int
     missing: int
-    exists: bool
 
 
 @dataclass
 class _Txn:
     """What one group transaction has decided so far."""
 
+    #: the group's devices' heads, read under their row locks, updated as readings are accepted
+    heads: dict[str, _Head]
     stored: dict[tuple[str, int], tuple[bytes, tuple[int, int] | None]]
     fresh: dict[tuple[str, int], tuple[bytes, int, tuple[int, int] | None]]
     rows: list[tuple[object, ...]]
@@ -91,7 +118,6 @@ class Committer:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._queue: queue.Queue[tuple[list[Candidate], Future[list[Outcome]]] | None] = queue.Queue()
-        self._heads: dict[str, _Head] = {}
         self._thread = threading.Thread(target=self._run, name="supet-committer", daemon=True)
         self._started = False
         #: Called after each commit with (readings stored, when they were received): the anchoring
@@ -99,6 +125,8 @@ class Committer:
         self.on_commit: Callable[[int, int], None] | None = None
         self.commits = 0
         self.committed_readings = 0
+        #: Group transactions run again after a unique-key violation, deadlock or serialisation failure.
+        self.retries = 0
 
     def start(self) -> None:
         if not self._started:
@@ -144,50 +172,67 @@ class Committer:
 
     def _process(self, jobs: list[tuple[list[Candidate], Future[list[Outcome]]]]) -> None:
         flat = [c for cands, _ in jobs for c in cands]
-        try:
-            outcomes = self._write(flat)
-        except SQLAlchemyError as e:
-            log.error(
-                "store write failed, %d submissions refused: %s",
-                len(flat),
-                e,
-                extra={"event": "store.write_failed", "refused": len(flat), "error": str(e)[:500]},
-            )
-            self._heads.clear()
-            refusal = (
-                "store.unavailable",
-                "the ledger database is unavailable; nothing was stored: retry later",
-            )
-            for cands, fut in jobs:
-                fut.set_result([refusal] * len(cands))
-            return
-        except Exception as e:  # a bug: fail the waiting requests loudly, keep the writer alive
-            log.exception("committer crashed on a group of %d", len(flat))
-            self._heads.clear()
-            for _, fut in jobs:
-                fut.set_exception(e)
-            return
+        attempt = 1
+        while True:
+            try:
+                outcomes = self._write(flat, look_up_all=attempt > 1)
+                break
+            except SQLAlchemyError as e:
+                if attempt < ATTEMPTS and _retryable(e):
+                    log.warning(
+                        "store write of %d submissions conflicted (attempt %d of %d), deciding again: %s",
+                        len(flat),
+                        attempt,
+                        ATTEMPTS,
+                        e,
+                        extra={"event": "store.write_retried", "attempt": attempt, "error": str(e)[:500]},
+                    )
+                    self.retries += 1
+                    attempt += 1
+                    continue
+                log.error(
+                    "store write failed, %d submissions refused: %s",
+                    len(flat),
+                    e,
+                    extra={"event": "store.write_failed", "refused": len(flat), "error": str(e)[:500]},
+                )
+                refusal = (
+                    "store.unavailable",
+                    "the ledger database is unavailable; nothing was stored: retry later",
+                )
+                for cands, fut in jobs:
+                    fut.set_result([refusal] * len(cands))
+                return
+            except Exception as e:  # a bug: fail the waiting requests loudly, keep the writer alive
+                log.exception("committer crashed on a group of %d", len(flat))
+                for _, fut in jobs:
+                    fut.set_exception(e)
+                return
         pos = 0
         for cands, fut in jobs:
             fut.set_result(outcomes[pos : pos + len(cands)])
             pos += len(cands)
 
-    def _load_heads(self, conn: Connection, device_ids: set[str]) -> None:
-        missing = [d for d in device_ids if d not in self._heads]
-        for i in range(0, len(missing), 500):
-            chunk = missing[i : i + 500]
+    def _lock_heads(self, conn: Connection, device_ids: list[str]) -> dict[str, _Head]:
+        """Lock the ``device_heads`` rows of ``device_ids`` (sorted) for this transaction, creating the
+        rows of new devices, then read them: what every other writer committed for these devices is
+        visible from here on, and no other writer changes them before this transaction ends."""
+        heads: dict[str, _Head] = {}
+        # one row after the other, in this order (executemany); a plain statement: building a
+        # many-row INSERT with SQLAlchemy cost more than the rest of a small group's transaction
+        if conn.dialect.name == "postgresql":  # one statement, its rows taken in the array's order
+            conn.exec_driver_sql(_LOCK_HEADS_PG, (device_ids,))
+        else:
+            conn.exec_driver_sql(_lock_heads_sql(conn), [(d,) for d in device_ids])
+        for i in range(0, len(device_ids), _CHUNK):
             rows = conn.execute(
-                select(
-                    _H.device_id,
-                    _H.last_seq,
-                    _H.last_ts_ms,
-                    _H.readings,
-                    _H.gaps,
-                    _H.missing,
-                ).where(_H.device_id.in_(chunk))
+                select(_H.device_id, _H.last_seq, _H.last_ts_ms, _H.readings, _H.gaps, _H.missing).where(
+                    _H.device_id.in_(device_ids[i : i + _CHUNK])
+                )
             )
             for device_id, last_seq, last_ts, readings, gaps, missing_n in rows:
-                self._heads[device_id] = _Head(last_seq, last_ts, readings, gaps, missing_n, True)
+                heads[device_id] = _Head(last_seq, last_ts, readings, gaps, missing_n)
+        return heads
 
     def _existing(
         self, conn: Connection, pairs: set[tuple[str, int]]
@@ -206,16 +251,20 @@ class Committer:
                 found[(device_id, seq)] = (bytes(digest), gap)
         return found
 
-    def _write(self, flat: Sequence[Candidate]) -> list[Outcome]:
+    def _write(self, flat: Sequence[Candidate], *, look_up_all: bool = False) -> list[Outcome]:
+        """One group transaction. ``look_up_all``: look every (device, seq) up in the store, not only
+        those at or below the device's head (a retry: a writer without the head lock may have stored
+        readings above it)."""
         with self.engine.begin() as conn:
-            self._load_heads(conn, {c.checked.device_id for c in flat})
+            heads = self._lock_heads(conn, sorted({c.checked.device_id for c in flat}))
             # (device, seq) pairs at or below a head need a look at what is stored
             behind = {
                 (c.checked.device_id, c.checked.seq)
                 for c in flat
-                if (h := self._heads.get(c.checked.device_id)) is not None and c.checked.seq <= h.last_seq
+                if look_up_all or c.checked.seq <= heads[c.checked.device_id].last_seq
             }
             txn = _Txn(
+                heads=heads,
                 stored=self._existing(conn, behind) if behind else {},
                 fresh={},
                 rows=[],
@@ -225,15 +274,13 @@ class Committer:
             )
             self._load_neighbourhoods(conn, {pair for pair in behind if pair not in txn.stored}, txn)
             outcomes = [self._decide(conn, c, txn) for c in flat]
-            # Any failure from here to the end of the transaction (commit included) is caught by
-            # _process, which drops the in-memory heads: they are reloaded from what is on disk.
+            # Any failure from here to the end of the transaction (commit included) rolls it back and
+            # is handled by _process; nothing decided here outlives the transaction.
             if txn.rows:
                 conn.exec_driver_sql(_insert_readings_sql(conn), txn.rows)
             if txn.evidence:
-                conn.execute(insert(EquivocationRow), txn.evidence)
-            self._save_heads(conn, txn.touched)
-        for device_id in txn.touched:
-            self._heads[device_id].exists = True
+                conn.execute(_insert_evidence(conn), txn.evidence)
+            self._save_heads(conn, txn)
         self.commits += 1
         self.committed_readings += len(txn.rows)
         if txn.rows and self.on_commit is not None:
@@ -266,16 +313,13 @@ class Committer:
                     }
                 )
             return equivocation_refusal(ch.device_id, ch.seq, known)
-        head = self._heads.get(ch.device_id)
+        head = txn.heads[ch.device_id]  # a new device's head is all zeros: every seq (>= 1) is above it
         gap: tuple[int, int] | None = None
-        if head is None or ch.seq > head.last_seq:
-            if head is not None and ch.ts_ms < head.last_ts_ms:
+        if ch.seq > head.last_seq:
+            if ch.ts_ms < head.last_ts_ms:
                 return out_of_order_refusal(ch, head.last_seq, head.last_ts_ms, "after")
-            previous = head.last_seq if head is not None else 0
+            previous = head.last_seq
             gap = (previous + 1, ch.seq - 1) if ch.seq > previous + 1 else None
-            if head is None:
-                head = _Head(0, 0, 0, 0, 0, False)
-                self._heads[ch.device_id] = head
             head.last_seq, head.last_ts_ms = ch.seq, ch.ts_ms
             if gap is not None:
                 head.gaps += 1
@@ -388,35 +432,32 @@ class Committer:
             return out_of_order_refusal(ch, nxt[0], nxt[1], "before")
         return None
 
-    def _save_heads(self, conn: Connection, touched: set[str]) -> None:
-        new: list[dict[str, object]] = []
-        old: list[dict[str, object]] = []
-        for device_id in touched:
-            h = self._heads[device_id]
-            values: dict[str, object] = {
-                "device_id": device_id,
-                "last_seq": h.last_seq,
-                "last_ts_ms": h.last_ts_ms,
-                "readings": h.readings,
-                "gaps": h.gaps,
-                "missing": h.missing,
-            }
-            (old if h.exists else new).append(values)
-        if new:
-            conn.execute(insert(DeviceHeadRow), new)
-        if old:
-            conn.execute(
-                update(DeviceHeadRow)
-                .where(_H.device_id == bindparam("b_device_id"))
-                .values(
-                    last_seq=bindparam("b_last_seq"),
-                    last_ts_ms=bindparam("b_last_ts_ms"),
-                    readings=bindparam("b_readings"),
-                    gaps=bindparam("b_gaps"),
-                    missing=bindparam("b_missing"),
-                ),
-                [{f"b_{k}": v for k, v in values.items()} for values in old],
-            )
+    def _save_heads(self, conn: Connection, txn: _Txn) -> None:
+        """Write back the heads this transaction moved (their rows exist and are locked)."""
+        if not txn.touched:
+            return
+        conn.execute(
+            update(DeviceHeadRow)
+            .where(_H.device_id == bindparam("b_device_id"))
+            .values(
+                last_seq=bindparam("b_last_seq"),
+                last_ts_ms=bindparam("b_last_ts_ms"),
+                readings=bindparam("b_readings"),
+                gaps=bindparam("b_gaps"),
+                missing=bindparam("b_missing"),
+            ),
+            [
+                {
+                    "b_device_id": device_id,
+                    "b_last_seq": txn.heads[device_id].last_seq,
+                    "b_last_ts_ms": txn.heads[device_id].last_ts_ms,
+                    "b_readings": txn.heads[device_id].readings,
+                    "b_gaps": txn.heads[device_id].gaps,
+                    "b_missing": txn.heads[device_id].missing,
+                }
+                for device_id in sorted(txn.touched)
+            ],
+        )
 
 
 _READING_COLUMNS = (
@@ -442,6 +483,41 @@ def _insert_readings_sql(conn: Connection) -> str:
         f"INSERT INTO readings ({', '.join(_READING_COLUMNS)}) "
         f"VALUES ({', '.join([mark] * len(_READING_COLUMNS))})"
     )
+
+
+_LOCK_HEADS_PG = (
+    "INSERT INTO device_heads (device_id, last_seq, last_ts_ms, readings, gaps, missing) "
+    "SELECT d, 0, 0, 0, 0, 0 FROM unnest(%s::varchar[]) WITH ORDINALITY AS t(d, n) ORDER BY n "
+    "ON CONFLICT (device_id) DO UPDATE SET last_seq = excluded.last_seq WHERE false"
+)
+
+
+def _lock_heads_sql(conn: Connection) -> str:
+    """Create a device's head row (all zeros) or, if it exists, lock it without writing it: PostgreSQL
+    locks a conflicting row although the update's condition is false; SQLite's INSERT takes the
+    database's write lock."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    return (
+        "INSERT INTO device_heads (device_id, last_seq, last_ts_ms, readings, gaps, missing) "
+        f"VALUES ({mark}, 0, 0, 0, 0, 0) "
+        "ON CONFLICT (device_id) DO UPDATE SET last_seq = excluded.last_seq WHERE false"
+    )
+
+
+def _insert_evidence(conn: Connection) -> Insert:
+    """INSERT of equivocation evidence that leaves a piece already on record alone (the head lock
+    already prevents that; a writer without it must not turn the group into ``store.unavailable``)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(EquivocationRow).on_conflict_do_nothing(
+        index_elements=[_E.device_id, _E.seq, _E.conflicting_digest]
+    )
+
+
+def _retryable(e: SQLAlchemyError) -> bool:
+    """A failure that running the group again, against what is then stored, resolves."""
+    if isinstance(e, IntegrityError):
+        return True
+    return isinstance(e, DBAPIError) and getattr(e.orig, "sqlstate", None) in _RETRY_SQLSTATES
 
 
 def _insort_pair(lists: tuple[list[int], list[int]], seq: int, ts: int) -> None:
