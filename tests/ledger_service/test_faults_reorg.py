@@ -214,7 +214,7 @@ def test_reorgs_while_readings_arrive(tmp_path: Path) -> None:
                 while time.monotonic() < end:
                     accepted |= submit_all(service, fleet.sign(5))
                     time.sleep(0.02)
-                wait_for(lambda: chain.block_number() >= base + 4, timeout=20, what="a few anchoring blocks")
+                wait_for(lambda: chain.block_number() >= base + 4, timeout=60, what="a few anchoring blocks")
                 head = chain.block_number()
                 depth = min(rng.randint(1, 4), head - base)
                 hit |= {(b.id, b.tx_hash) for b in batches(engine) if (b.block_number or 0) > head - depth}
