@@ -19,20 +19,15 @@ from typing import Any
 import numpy as np
 
 from analytics.profile import (
-    DAY_MS,
-    STATE_UNPLANNED,
     DayInputs,
     DaySummary,
     Delivery,
-    Factory,
-    FloatArray,
     Order,
-    ProfileError,
     ReadingColumns,
-    day_start_ms,
     summarize_day,
     summarize_inputs,
 )
+from analytics.profile_base import DAY_MS, STATE_UNPLANNED, Factory, FloatArray, ProfileError, day_start_ms
 
 #: Coverage below this share of expected device-intervals marks a profile as thin.
 DEFAULT_THIN_COVERAGE = 0.8

@@ -1,18 +1,21 @@
 """Factory profile: its inputs and the per-day step (day summaries).
 
 Pure computation, no I/O. Definitions: ``docs/analytics-profile.md`` (kept in step with this file).
+The factory, the metric names and :class:`~analytics.profile_base.ProfileError` are in
+:mod:`analytics.profile_base`; the kWh meters', cameras' and stock counters' columns and day parts
+in :mod:`analytics.profile_sources`.
 
 The work is split in two so a month is incremental:
 
 1. :func:`summarize_day` (here) turns one factory-day of readings (columns of numpy arrays, see
-   :class:`ReadingColumns` for the machines and :class:`MeterColumns`, :class:`CameraColumns`,
-   :class:`StockColumns` for the kWh meters, the inspection cameras and the stock counters; or
-   Reading v1 JSON objects via :func:`day_inputs_from_readings`) into a :class:`DaySummary`: per
-   machine, seconds running / planned down / unplanned stop, units good / rework / defect, ideal
-   units, stop events, readings received vs expected; per meter its kWh and the kWh and units of
-   the intervals it shares with its machine; per camera units inspected and rejected (per lot); per
-   stock counter its day's last count. It is plain data (:meth:`DaySummary.to_json_obj`) and is
-   computed once per day.
+   :class:`ReadingColumns` for the machines and :class:`~analytics.profile_sources.MeterColumns`,
+   :class:`~analytics.profile_sources.CameraColumns`, :class:`~analytics.profile_sources.StockColumns`
+   for the kWh meters, the inspection cameras and the stock counters; or Reading v1 JSON objects
+   via :func:`day_inputs_from_readings`) into a :class:`DaySummary`: per machine, seconds running /
+   planned down / unplanned stop, units good / rework / defect, ideal units, stop events, readings
+   received vs expected; per meter its kWh and the kWh and units of the intervals it shares with
+   its machine; per camera units inspected and rejected (per lot); per stock counter its day's last
+   count. It is plain data (:meth:`DaySummary.to_json_obj`) and is computed once per day.
 2. :func:`analytics.period_profile.build_profile` combines the period's day summaries with the
    orders and deliveries into capacity, OEE, first-pass yield, inventory, OTIF, trend, coverage,
    energy per good unit and its consistency with output, measured stock and days of cover, order
@@ -26,87 +29,64 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from supet_base.errors import SupetError
+from analytics.profile_base import (
+    METRIC_CAM_DEFECTS,
+    METRIC_CAM_INSPECTED,
+    METRIC_COMMISSIONED,
+    METRIC_DEFECT,
+    METRIC_FINISHED,
+    METRIC_GOOD,
+    METRIC_IDEAL_RATE,
+    METRIC_KWH,
+    METRIC_RAW,
+    METRIC_REWORK,
+    METRIC_STATE,
+    STATE_OFF,
+    STATE_RUNNING,
+    STATE_UNPLANNED,
+    Factory,
+    FloatArray,
+    IntArray,
+    ProfileError,
+    check_day,
+    day_start_ms,
+    float_array,
+    int_array,
+)
+from analytics.profile_sources import (
+    CameraColumns,
+    CameraDay,
+    MeterColumns,
+    MeterDay,
+    StockColumns,
+    StockDay,
+    camera_days,
+    meter_days,
+    stock_days,
+)
 
-#: Metric names read from a reading's ``metrics`` (Reading v1).
-METRIC_STATE = "state"  # 0 = off / planned down, 1 = running, 2 = unplanned stop (required)
-METRIC_GOOD = "good_units"  # units right first time (A-grade) in the interval (default 0)
-METRIC_REWORK = "rework_units"  # units good only after rework in the interval (default 0)
-METRIC_DEFECT = "defect_units"  # units scrapped / rejected in the interval (default 0)
-METRIC_IDEAL_RATE = "ideal_rate_uph"  # nameplate rate, units per hour (required when running)
-METRIC_COMMISSIONED = "commissioned_day"  # machine nameplate: commissioning date, days since 1970-01-01
-METRIC_KWH = "energy_kwh"  # kWh meter: energy drawn over the interval (required)
-METRIC_CAM_INSPECTED = "cam_inspected"  # camera: units inspected since its previous reading (required)
-METRIC_CAM_DEFECTS = "cam_defects"  # camera: of those, units rejected first time (required)
-METRIC_RAW = "raw_material_units"  # stock count: raw material on hand, in units of output it makes
-METRIC_FINISHED = "finished_goods_units"  # stock count: finished goods on hand, units
-
-STATE_OFF = 0
-STATE_RUNNING = 1
-STATE_UNPLANNED = 2
-
-DAY_S = 86_400
-DAY_MS = DAY_S * 1000
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-
-
-class ProfileError(SupetError):
-    """Input the profile cannot be computed from (bad reading, bad period, mismatched days)."""
-
-    code = "profile.invalid"
-
+__all__ = [
+    "DEVICE_DAY_FIELDS",
+    "NO_STATE",
+    "DayInputs",
+    "DaySummary",
+    "Delivery",
+    "DeviceDay",
+    "Order",
+    "ReadingColumns",
+    "columns_from_readings",
+    "day_inputs_from_readings",
+    "empty_day",
+    "summarize_day",
+    "summarize_inputs",
+]
 
 # --- inputs -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Factory:
-    """The factory being profiled: its machines (``device_ids``) and the reading interval they
-    report at, and optionally its kWh meters (``meters``: ``(meter, machine it meters)`` pairs, one
-    meter per machine, reporting at the same interval), inspection cameras and stock counters."""
-
-    factory_id: str
-    device_ids: tuple[str, ...]
-    interval_s: int = 120
-    meters: tuple[tuple[str, str], ...] = ()
-    cameras: tuple[str, ...] = ()
-    stock_counters: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if not self.device_ids:
-            raise ProfileError("a factory needs at least one device", code="profile.no_devices")
-        every = [*self.device_ids, *self.meter_ids, *self.cameras, *self.stock_counters]
-        if len(set(every)) != len(every):
-            raise ProfileError("device ids repeat", code="profile.duplicate_device")
-        metered = [m for _, m in self.meters]
-        if any(m not in self.device_ids for m in metered) or len(set(metered)) != len(metered):
-            raise ProfileError(
-                "each meter must meter one of the factory's machines, one meter per machine",
-                code="profile.meter_machine",
-            )
-        if self.interval_s <= 0 or DAY_S % self.interval_s:
-            raise ProfileError(
-                f"interval {self.interval_s} s must be positive and divide a day (86400 s)",
-                code="profile.interval",
-            )
-
-    @property
-    def slots_per_day(self) -> int:
-        """Readings one device is expected to send in a day."""
-        return DAY_S // self.interval_s
-
-    @property
-    def meter_ids(self) -> tuple[str, ...]:
-        """The kWh meters, in :attr:`meters` order."""
-        return tuple(m for m, _ in self.meters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,73 +186,6 @@ def columns_from_readings(readings: Iterable[Mapping[str, Any]], factory: Factor
     )
 
 
-# --- the other devices' columns ---------------------------------------------------
-
-
-def _f64(values: Iterable[float] = ()) -> FloatArray:
-    return np.asarray(list(values), dtype=np.float64)
-
-
-def _i64(values: Iterable[int] = ()) -> IntArray:
-    return np.asarray(list(values), dtype=np.int64)
-
-
-@dataclass(frozen=True, slots=True)
-class MeterColumns:
-    """One day's kWh meter readings: ``meter`` indexes :attr:`Factory.meters`; ``kwh`` is the
-    energy drawn over the reading's interval ``[ts_ms, ts_ms + interval_s)``."""
-
-    meter: IntArray
-    ts_ms: IntArray
-    kwh: FloatArray
-
-    def __len__(self) -> int:
-        return int(self.ts_ms.shape[0])
-
-    @classmethod
-    def empty(cls) -> MeterColumns:
-        return cls(_i64(), _i64(), _f64())
-
-
-@dataclass(frozen=True, slots=True)
-class CameraColumns:
-    """One day's inspection-camera readings: ``camera`` indexes :attr:`Factory.cameras`; units
-    ``inspected`` since the camera's previous reading and of them ``defects`` rejected first time;
-    ``lot`` indexes ``lot_ids`` (-1: the reading names no lot)."""
-
-    camera: IntArray
-    ts_ms: IntArray
-    inspected: FloatArray
-    defects: FloatArray
-    lot: IntArray
-    lot_ids: tuple[str, ...] = ()
-
-    def __len__(self) -> int:
-        return int(self.ts_ms.shape[0])
-
-    @classmethod
-    def empty(cls) -> CameraColumns:
-        return cls(_i64(), _i64(), _f64(), _f64(), _i64())
-
-
-@dataclass(frozen=True, slots=True)
-class StockColumns:
-    """One day's stock counts: ``counter`` indexes :attr:`Factory.stock_counters`; raw material (in
-    units of output it makes) and finished goods on hand at ``ts_ms`` (NaN: not counted)."""
-
-    counter: IntArray
-    ts_ms: IntArray
-    raw: FloatArray
-    finished: FloatArray
-
-    def __len__(self) -> int:
-        return int(self.ts_ms.shape[0])
-
-    @classmethod
-    def empty(cls) -> StockColumns:
-        return cls(_i64(), _i64(), _f64(), _f64())
-
-
 @dataclass(frozen=True, slots=True)
 class DayInputs:
     """One day's readings of every role of a factory's devices."""
@@ -338,11 +251,16 @@ def day_inputs_from_readings(readings: Iterable[Mapping[str, Any]], factory: Fac
             machines.append(r)  # a machine's, or refused there as an unknown device
     return DayInputs(
         machines=columns_from_readings(machines, factory),
-        meters=MeterColumns(_i64(mt[0]), _i64(mt[1]), _f64(mt[2])),
+        meters=MeterColumns(int_array(mt[0]), int_array(mt[1]), float_array(mt[2])),
         cameras=CameraColumns(
-            _i64(cam[0]), _i64(cam[1]), _f64(cam[2]), _f64(cam[3]), _i64(cam[4]), tuple(lots)
+            int_array(cam[0]),
+            int_array(cam[1]),
+            float_array(cam[2]),
+            float_array(cam[3]),
+            int_array(cam[4]),
+            tuple(lots),
         ),
-        stock=StockColumns(_i64(st[0]), _i64(st[1]), _f64(st[2]), _f64(st[3])),
+        stock=StockColumns(int_array(st[0]), int_array(st[1]), float_array(st[2]), float_array(st[3])),
     )
 
 
@@ -379,45 +297,6 @@ class DeviceDay:
 
 #: The per-device fields of a :class:`DeviceDay` (all but ``device_id``), in declaration order.
 DEVICE_DAY_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(DeviceDay) if f.name != "device_id")
-
-
-@dataclass(frozen=True, slots=True)
-class MeterDay:
-    """One kWh meter's day. ``matched_*``: over the intervals in which both the meter and its
-    machine reported and the machine ran or reported units (production intervals), the meter's kWh
-    and the machine's units made (good + rework + defect) and good units."""
-
-    meter_id: str
-    machine_id: str
-    kwh: float
-    readings: int
-    expected: int
-    matched_kwh: float
-    matched_units: float
-    matched_good: float
-
-
-@dataclass(frozen=True, slots=True)
-class CameraDay:
-    """One camera's day: units inspected and rejected, readings, and per lot ``(inspected, defects)``."""
-
-    camera_id: str
-    inspected: float
-    defects: float
-    readings: int
-    lots: tuple[tuple[str, float, float], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class StockDay:
-    """One stock counter's day: counts received and the day's last count (None: no count that day;
-    ``raw`` / ``finished`` None when that count did not include them)."""
-
-    counter_id: str
-    counts: int
-    last_ms: int | None
-    raw: float | None
-    finished: float | None
 
 
 def _opt(v: Any) -> float | None:
@@ -536,25 +415,9 @@ class DaySummary:
             raise ProfileError(f"not a day summary: {e}", code="profile.bad_summary") from None
 
 
-def day_start_ms(day: date) -> int:
-    """Unix ms of 00:00 UTC on ``day``."""
-    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * 1000
-
-
 def empty_day(factory: Factory, day: date) -> DaySummary:
     """The summary of a day with no readings (every device silent)."""
     return summarize_day(factory, day, columns_from_readings((), factory))
-
-
-def _check_day(ts_ms: IntArray, index: IntArray, n: int, start: int, day: date, what: str) -> None:
-    if not ts_ms.shape[0]:
-        return
-    if ts_ms.min() < start or ts_ms.max() >= start + DAY_MS:
-        raise ProfileError(
-            f"a {what} reading falls outside {day.isoformat()} (UTC)", code="profile.outside_day"
-        )
-    if index.min() < 0 or index.max() >= n:
-        raise ProfileError(f"{what} index out of range", code="profile.unknown_device")
 
 
 def summarize_day(
@@ -583,7 +446,7 @@ def summarize_day(
     ):
         raise ProfileError("reading columns differ in length", code="profile.columns")
     if n:
-        _check_day(cols.ts_ms, cols.device, n_dev, start, day, "machine")
+        check_day(cols.ts_ms, cols.device, n_dev, start, day, "machine")
         bad = ~np.isin(cols.state, (STATE_OFF, STATE_RUNNING, STATE_UNPLANNED))
         if bad.any():
             raise ProfileError(
@@ -661,146 +524,10 @@ def summarize_day(
         day=day,
         interval_s=factory.interval_s,
         devices=devices,
-        meters=_meter_days(factory, day, meters, (dev, sl, running | (made > 0), made, good)),
-        cameras=_camera_days(factory, day, cameras),
-        stock=_stock_days(factory, day, stock),
+        meters=meter_days(factory, day, meters, (dev, sl, running | (made > 0), made, good)),
+        cameras=camera_days(factory, day, cameras),
+        stock=stock_days(factory, day, stock),
     )
-
-
-def _meter_days(
-    factory: Factory,
-    day: date,
-    cols: MeterColumns | None,
-    machine_slots: tuple[IntArray, IntArray, npt.NDArray[np.bool_], FloatArray, FloatArray],
-) -> tuple[MeterDay, ...]:
-    """Per meter its kWh, and over its production intervals its machine's units (``machine_slots``:
-    the machines' surviving readings as device, slot, production?, units made, good units)."""
-    cols = cols if cols is not None else MeterColumns.empty()
-    if not factory.meters:
-        if len(cols):
-            raise ProfileError("meter readings for a factory with no meter", code="profile.unknown_device")
-        return ()
-    n_m, n, slots = len(factory.meters), len(cols), factory.slots_per_day
-    dev, sl, prod, made, good = machine_slots
-    n_dev = len(factory.device_ids)
-    production = np.zeros((n_dev, slots), dtype=bool)  # dense device x slot: only with meters
-    units_at = np.zeros((n_dev, slots))
-    good_at = np.zeros((n_dev, slots))
-    production[dev, sl] = prod
-    units_at[dev, sl] = made
-    good_at[dev, sl] = good
-    start = day_start_ms(day)
-    if cols.meter.shape != (n,) or cols.kwh.shape != (n,):
-        raise ProfileError("meter columns differ in length", code="profile.columns")
-    _check_day(cols.ts_ms, cols.meter, n_m, start, day, "meter")
-    if n and (~np.isfinite(cols.kwh) | (cols.kwh < 0)).any():
-        raise ProfileError(f"{METRIC_KWH!r} must be a finite non-negative kWh", code="profile.negative")
-    slot = (cols.ts_ms - start) // (factory.interval_s * 1000)
-    _, first = np.unique(cols.meter * slots + slot, return_index=True)
-    meter, sl, kwh = cols.meter[first], slot[first], cols.kwh[first]
-    pos = {d: i for i, d in enumerate(factory.device_ids)}
-    machine = np.asarray([pos[m] for _, m in factory.meters], dtype=np.int64)[meter]
-    matched = production[machine, sl]
-    total = np.bincount(meter, weights=kwh, minlength=n_m)
-    count = np.bincount(meter, minlength=n_m)
-    m_kwh = np.bincount(meter[matched], weights=kwh[matched], minlength=n_m)
-    m_units = np.bincount(meter[matched], weights=units_at[machine, sl][matched], minlength=n_m)
-    m_good = np.bincount(meter[matched], weights=good_at[machine, sl][matched], minlength=n_m)
-    return tuple(
-        MeterDay(
-            meter_id=mid,
-            machine_id=mach,
-            kwh=float(total[i]),
-            readings=int(count[i]),
-            expected=slots,
-            matched_kwh=float(m_kwh[i]),
-            matched_units=float(m_units[i]),
-            matched_good=float(m_good[i]),
-        )
-        for i, (mid, mach) in enumerate(factory.meters)
-    )
-
-
-def _dedup_exact(index: IntArray, ts_ms: IntArray) -> IntArray:
-    """Indices of the first reading per (device, ts_ms), in input order."""
-    if not ts_ms.shape[0]:
-        return np.zeros(0, dtype=np.int64)
-    order = np.lexsort((np.arange(ts_ms.shape[0]), ts_ms, index))
-    keep = np.ones(order.shape[0], dtype=bool)
-    keep[1:] = (index[order][1:] != index[order][:-1]) | (ts_ms[order][1:] != ts_ms[order][:-1])
-    return np.sort(order[keep])
-
-
-def _camera_days(factory: Factory, day: date, cols: CameraColumns | None) -> tuple[CameraDay, ...]:
-    cols = cols if cols is not None else CameraColumns.empty()
-    n_c, n = len(factory.cameras), len(cols)
-    if any(a.shape != (n,) for a in (cols.camera, cols.inspected, cols.defects, cols.lot)):
-        raise ProfileError("camera columns differ in length", code="profile.columns")
-    _check_day(cols.ts_ms, cols.camera, n_c, day_start_ms(day), day, "camera")
-    if n and (
-        (cols.inspected < 0).any()
-        or (cols.defects < 0).any()
-        or (cols.defects > cols.inspected).any()
-        or not np.isfinite(cols.inspected).all()
-        or not np.isfinite(cols.defects).all()
-    ):
-        raise ProfileError(
-            "a camera reading's counts must be finite, non-negative and defects <= inspected",
-            code="profile.camera_counts",
-        )
-    keep = _dedup_exact(cols.camera, cols.ts_ms)
-    cam, insp, dfc, lot = cols.camera[keep], cols.inspected[keep], cols.defects[keep], cols.lot[keep]
-    inspected = np.bincount(cam, weights=insp, minlength=n_c)
-    defects = np.bincount(cam, weights=dfc, minlength=n_c)
-    count = np.bincount(cam, minlength=n_c)
-    per_lot: dict[int, dict[str, list[float]]] = {}
-    named = lot >= 0
-    for c, lt, a, b in zip(
-        cam[named].tolist(), lot[named].tolist(), insp[named].tolist(), dfc[named].tolist(), strict=True
-    ):
-        acc = per_lot.setdefault(c, {}).setdefault(cols.lot_ids[lt], [0.0, 0.0])
-        acc[0] += a
-        acc[1] += b
-    return tuple(
-        CameraDay(
-            camera_id=cid,
-            inspected=float(inspected[i]),
-            defects=float(defects[i]),
-            readings=int(count[i]),
-            lots=tuple((lot_id, v[0], v[1]) for lot_id, v in sorted(per_lot.get(i, {}).items())),
-        )
-        for i, cid in enumerate(factory.cameras)
-    )
-
-
-def _stock_days(factory: Factory, day: date, cols: StockColumns | None) -> tuple[StockDay, ...]:
-    cols = cols if cols is not None else StockColumns.empty()
-    n_k, n = len(factory.stock_counters), len(cols)
-    if any(a.shape != (n,) for a in (cols.counter, cols.raw, cols.finished)):
-        raise ProfileError("stock columns differ in length", code="profile.columns")
-    _check_day(cols.ts_ms, cols.counter, n_k, day_start_ms(day), day, "stock count")
-    for a in (cols.raw, cols.finished):
-        if n and ((a < 0) | np.isinf(a)).any():
-            raise ProfileError("a stock count must be finite and non-negative", code="profile.negative")
-    keep = _dedup_exact(cols.counter, cols.ts_ms)
-    out = []
-    for i, cid in enumerate(factory.stock_counters):
-        mine = keep[cols.counter[keep] == i]
-        if not mine.shape[0]:
-            out.append(StockDay(counter_id=cid, counts=0, last_ms=None, raw=None, finished=None))
-            continue
-        last = mine[np.argmax(cols.ts_ms[mine])]  # the first of the latest (argmax: first maximum)
-        raw, fin = float(cols.raw[last]), float(cols.finished[last])
-        out.append(
-            StockDay(
-                counter_id=cid,
-                counts=int(mine.shape[0]),
-                last_ms=int(cols.ts_ms[last]),
-                raw=raw if math.isfinite(raw) else None,
-                finished=fin if math.isfinite(fin) else None,
-            )
-        )
-    return tuple(out)
 
 
 def summarize_inputs(factory: Factory, day: date, inputs: DayInputs) -> DaySummary:

@@ -39,19 +39,16 @@ import numpy as np
 
 from analytics.period_profile import ProfileAccumulator, build_profile, month_period
 from analytics.profile import (
-    CameraColumns,
     DayInputs,
     DaySummary,
     Delivery,
-    Factory,
-    MeterColumns,
     Order,
     ReadingColumns,
-    StockColumns,
     day_inputs_from_readings,
-    day_start_ms,
     summarize_inputs,
 )
+from analytics.profile_base import Factory, day_start_ms
+from analytics.profile_sources import CameraColumns, MeterColumns, StockColumns
 
 T = TypeVar("T")
 MIB = 1024 * 1024

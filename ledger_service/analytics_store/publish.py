@@ -46,7 +46,8 @@ from analytics.commitment import (
     verify_commitment,
 )
 from analytics.period_profile import FactoryProfile, build_profile, period_days
-from analytics.profile import DAY_S, Factory, day_inputs_from_readings, day_start_ms, summarize_inputs
+from analytics.profile import day_inputs_from_readings, summarize_inputs
+from analytics.profile_base import DAY_S, Factory, day_start_ms
 from analytics.yield_model import (
     MODEL_NAME,
     MODEL_VERSION,
@@ -119,7 +120,7 @@ class ProfileParams:
         return (*self.machines, *(m for m, _ in self.meters), *self.cameras, *self.stock_counters)
 
     def factory_model(self) -> Factory:
-        """The :class:`analytics.profile.Factory` these parameters describe."""
+        """The :class:`analytics.profile_base.Factory` these parameters describe."""
         return Factory(
             factory_id=self.factory,
             device_ids=self.machines,

@@ -10,17 +10,14 @@ import pytest
 
 from analytics.period_profile import ProfileAccumulator, build_profile, month_period
 from analytics.profile import (
-    DAY_MS,
     DaySummary,
     Delivery,
-    Factory,
     Order,
-    ProfileError,
     ReadingColumns,
     columns_from_readings,
-    day_start_ms,
     summarize_day,
 )
+from analytics.profile_base import DAY_MS, Factory, ProfileError, day_start_ms
 from device_attestation.reading import Reading
 from supet_base.errors import SupetError
 

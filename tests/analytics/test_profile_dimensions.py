@@ -17,16 +17,8 @@ import pytest
 
 from analytics.commitment import canonical_json
 from analytics.period_profile import FactoryProfile, build_profile
-from analytics.profile import (
-    DAY_MS,
-    Delivery,
-    Factory,
-    Order,
-    ProfileError,
-    day_inputs_from_readings,
-    day_start_ms,
-    summarize_inputs,
-)
+from analytics.profile import Delivery, Order, day_inputs_from_readings, summarize_inputs
+from analytics.profile_base import DAY_MS, Factory, ProfileError, day_start_ms
 from device_attestation.reading import Reading
 from ledger_service.analytics_store.publish import profile_json
 from simulation.factories import simulate_factory
