@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -34,7 +35,7 @@ from ledger_service.analytics_store.publish import (
     publish_yield,
     recompute,
 )
-from ledger_service.analytics_store.source import LedgerSource, SourceError
+from ledger_service.analytics_store.source import LedgerSource, ProfileDevices, SourceError
 from ledger_service.analytics_store.window_check import WindowChecker, breach_report
 from ledger_service.analytics_store.windows import publish_window_set
 from ledger_service.store.engine import make_engine
@@ -77,17 +78,19 @@ def _day(text: str, name: str) -> dt.date:
         raise typer.BadParameter(f"{name} must be YYYY-MM-DD, got {text!r}") from None
 
 
-def _machines(source: LedgerSource, factory: str) -> tuple[str, ...]:
-    """The factory's devices whose readings carry a machine ``state``."""
-    out = []
-    for device in source.devices_of(factory):
-        if "state" in source.sample_metrics(device):
-            out.append(device)
-    if not out:
+def _devices(source: LedgerSource, factory: str, machines: str | None) -> ProfileDevices:
+    """The factory's devices by their role in the profile, as the service finds them
+    (:meth:`LedgerSource.profile_devices`: machines, kWh meters, cameras, stock counters); ``machines``
+    (comma-separated) replaces the machines found, and a meter of a machine not listed is left out."""
+    found = source.profile_devices(factory)
+    if machines:
+        listed = tuple(machines.split(","))
+        found = replace(found, machines=listed, meters=tuple(p for p in found.meters if p[1] in listed))
+    if not found.machines:
         raise SourceError(
             f"factory {factory} has no device reporting a machine state", code="analytics.source.no_machines"
         )
-    return tuple(out)
+    return found
 
 
 @app.command("profile")
@@ -99,7 +102,12 @@ def profile_cmd(
     deployment: DeploymentOpt,
     database: DatabaseOpt = None,
     machines: Annotated[
-        str | None, typer.Option("--machines", help="Comma-separated machine devices (default: inferred).")
+        str | None,
+        typer.Option(
+            "--machines",
+            help="Comma-separated machine devices (default: inferred, like the meters, cameras and stock "
+            "counters, from the metrics their readings carry).",
+        ),
     ] = None,
     interval_s: Annotated[int, typer.Option("--interval-s", help="The machines' reading interval.")] = 300,
     chart: ChartOpt = None,
@@ -107,15 +115,18 @@ def profile_cmd(
 ) -> None:
     """Publish the factory's profile for the period; print the commitment and the figures."""
     source = _source(database, rpc, deployment, order_terms)
-    devices = tuple(machines.split(",")) if machines else _machines(source, factory)
+    devices = _devices(source, factory, machines)
     params = ProfileParams(
         factory=factory,
-        machines=devices,
+        machines=devices.machines,
         interval_s=interval_s,
         start=_day(start, "--start"),
         end=_day(end, "--end"),
         through_batch=source.latest_anchored_batch(),
         block=source.chain.block_number(),
+        meters=devices.meters,
+        cameras=devices.cameras,
+        stock_counters=devices.stock_counters,
     )
     pub = publish_profile(source.engine, source, params)
     console.print_json(json.dumps({"commitment": pub.commitment.to_json_obj(), "profile": pub.result}))

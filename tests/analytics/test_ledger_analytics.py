@@ -412,6 +412,51 @@ def test_cli_publishes_recomputes_and_names_a_mismatch(
         con.close()
 
 
+def test_cli_profile_has_every_dimension(rig: Rig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`supet analytics profile` finds the factory's devices as the service does
+    (LedgerSource.profile_devices): machines, kWh meters, cameras and the stock counter, so its profile
+    is the one computed from every device, with energy, stock and camera figures."""
+    from typer.testing import CliRunner
+
+    import supet.cli.analytics as cli_analytics
+    from supet.cli import app
+
+    monkeypatch.setattr(
+        cli_analytics, "open_deployment", lambda rpc, dep: (rig.service.chain, rig.service.deployment)
+    )
+    openings = tmp_path / "terms.json"
+    write_openings(openings, rig.source.order_terms.values())
+    out = CliRunner().invoke(
+        app,
+        [
+            "analytics",
+            "profile",
+            "--factory",
+            rig.feed.factories["sun-a"],
+            "--start",
+            rig.start.isoformat(),
+            "--end",
+            rig.end.isoformat(),
+            "--rpc",
+            "http://unused",
+            "--deployment",
+            str(tmp_path / "d.json"),
+            "--database",
+            f"sqlite:///{rig.db_path}",
+            "--order-terms",
+            str(openings),
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    got = json.loads(out.output[: out.output.rindex("}") + 1])["profile"]
+    assert rig.world.factories[0].spec.factory_id == "sun-a"
+    expected, _ = compute_profile(rig.source, rig.profile_params(0, measured=True))
+    assert got == json.loads(canonical_json(expected))  # as stored
+    assert got["energy_readings"] > 0 and got["energy_per_good_unit_kwh"] is not None
+    assert got["camera_readings"] > 0 and got["camera_first_pass_yield"] is not None
+    assert got["stock_counts"] == DAYS and got["finished_goods_units"] is not None
+
+
 def test_only_orders_the_supplier_accepted_are_inputs(rig: Rig) -> None:
     """Issue 12, finding 11: an order counts for a factory's OTIF only once the factory accepted it on
     chain; a buyer cannot load a supplier's record with orders it never took on."""
