@@ -45,16 +45,20 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Engine, Insert, bindparam, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 
 from ledger_service.errors import StoreError
 from ledger_service.ingest.checks import Checked
 from ledger_service.ingest.receipts import Outcome, Receipt, equivocation_refusal, out_of_order_refusal
 from ledger_service.jsonio import dumps_exact
 from ledger_service.store.models import DeviceHeadRow, EquivocationRow, ReadingRow
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +281,7 @@ class Committer:
             # Any failure from here to the end of the transaction (commit included) rolls it back and
             # is handled by _process; nothing decided here outlives the transaction.
             if txn.rows:
-                conn.exec_driver_sql(_insert_readings_sql(conn), txn.rows)
+                _insert_readings(conn, txn.rows)
             if txn.evidence:
                 conn.execute(_insert_evidence(conn), txn.evidence)
             self._save_heads(conn, txn)
@@ -476,6 +480,27 @@ _READING_COLUMNS = (
 )
 
 
+#: COPY of the readings' columns (PostgreSQL): one stream instead of a statement per row.
+_COPY_READINGS = f"COPY readings ({', '.join(_READING_COLUMNS)}) FROM STDIN"
+
+
+def _insert_readings(conn: Connection, rows: list[tuple[object, ...]]) -> None:
+    """Insert the accepted readings in this transaction: COPY on PostgreSQL (a unique-key violation
+    raises, as an INSERT's would, and rolls the transaction back), an executemany elsewhere."""
+    if conn.dialect.name != "postgresql":
+        conn.exec_driver_sql(_insert_readings_sql(conn), rows)
+        return
+    driver = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
+    try:
+        with driver.cursor() as cur, cur.copy(_COPY_READINGS) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except (
+        conn.dialect.loaded_dbapi.Error
+    ) as e:  # the DB-API error, wrapped as SQLAlchemy would (retries depend on its type)
+        raise _wrap_dbapi_error(conn, e) from e
+
+
 def _insert_readings_sql(conn: Connection) -> str:
     """A plain INSERT for the DB-API's executemany: the hot path skips SQLAlchemy's per-row processing."""
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
@@ -511,6 +536,12 @@ def _insert_evidence(conn: Connection) -> Insert:
     return dialect.insert(EquivocationRow).on_conflict_do_nothing(
         index_elements=[_E.device_id, _E.seq, _E.conflicting_digest]
     )
+
+
+def _wrap_dbapi_error(conn: Connection, e: Exception) -> StatementError:
+    """A DB-API error raised outside SQLAlchemy, as the SQLAlchemy error it would have raised
+    (``IntegrityError`` for a unique-key violation, ...)."""
+    return DBAPIError.instance(_COPY_READINGS, None, e, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect)
 
 
 def _retryable(e: SQLAlchemyError) -> bool:
