@@ -12,7 +12,8 @@ receipts: committed to the database) per second of wall time. The bare P-256
 verify rate of both cores (the limit) is measured in the same run.
 
 ``--instances N`` starts N servers on the one database (PostgreSQL) and sends the
-bodies to them in turn.
+bodies to them in turn; ``--no-anchoring`` runs them without the anchoring worker
+(the ingest path alone: its database cost apart from closing batches).
 
 Where the CPU goes (the machine is shared, so wall time is the share of the cores the run got):
 CPU seconds of each server's verify workers (signature), its writer thread and the
@@ -201,6 +202,9 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2, help="verify worker processes of the server")
     ap.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     ap.add_argument("--instances", type=int, default=1, help="servers on the one database (PostgreSQL)")
+    ap.add_argument(
+        "--no-anchoring", action="store_true", help="servers without the anchoring worker (ingest alone)"
+    )
     args = ap.parse_args()
     if args.instances > 1 and args.db != "postgresql":
         ap.error("--instances > 1 needs --db postgresql")
@@ -234,6 +238,7 @@ def main() -> int:
                 "SUPET_DEPLOYMENT": str(dep_file),
                 "SUPET_DATABASE_URL": url,
                 "SUPET_VERIFY_WORKERS": str(args.workers),
+                "SUPET_ANCHORING": "false" if args.no_anchoring else "true",
                 "SUPET_TOKEN_SECRET": "bench-" + os.urandom(24).hex(),  # the same on every instance
             }
             procs: list[subprocess.Popen[bytes]] = []

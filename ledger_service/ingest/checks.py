@@ -204,6 +204,30 @@ def check_one(domain: Domain, index: int, obj: Any, key: tuple[str, Any] | None)
 
 
 def check_chunk(chain_id: int, verifying_contract: str, items: Sequence[CheckItem]) -> list[CheckResult]:
-    """Check a chunk of submissions (the unit of work sent to a worker process)."""
+    """Check a chunk of submissions."""
     domain = _domain(chain_id, verifying_contract)
     return [check_one(domain, index, obj, key) for index, obj, key in items]
+
+
+#: What a worker process sends back per submission: (index, the fields of :class:`Checked` as a
+#: plain tuple, or (code, message)). A plain tuple pickles in a fifth of a named tuple's time.
+WireResult = tuple[int, tuple[Any, ...]]
+
+
+def check_chunk_wire(chain_id: int, verifying_contract: str, items: Sequence[CheckItem]) -> list[WireResult]:
+    """:func:`check_chunk` for a worker process: the results as plain tuples (:func:`from_wire`)."""
+    domain = _domain(chain_id, verifying_contract)
+    out: list[WireResult] = []
+    for index, obj, key in items:
+        _, outcome = check_one(domain, index, obj, key)
+        out.append((index, tuple(outcome)))
+    return out
+
+
+def from_wire(result: WireResult) -> CheckResult:
+    """A worker's result as :func:`check_chunk` gives it (a refusal has two fields, a check eight)."""
+    index, fields = result
+    if len(fields) == len(Checked._fields):
+        return index, Checked._make(fields)
+    code, message = fields
+    return index, (code, message)

@@ -144,3 +144,14 @@ def test_non_submissions_are_refused_alike(monkeypatch: pytest.MonkeyPatch) -> N
     obj, key = _signed("p256")
     for value in (None, [obj], "text", 5, {"reading": obj["reading"]}):
         assert check_one(DOMAIN, 0, value, key) == _slow(value, key, monkeypatch)
+
+
+@pytest.mark.parametrize("variant", ["as signed", "seq zero", "scheme other", "signature short"])
+def test_a_workers_plain_tuples_give_back_the_same_results(variant: str) -> None:
+    obj, key = _signed("p256")
+    VARIANTS[variant](obj)
+    items = [(3, obj, key), (4, obj, None)]
+    wire = checks.check_chunk_wire(DOMAIN.chain_id, DOMAIN.verifying_contract, items)
+    assert [checks.from_wire(r) for r in wire] == checks.check_chunk(
+        DOMAIN.chain_id, DOMAIN.verifying_contract, items
+    )
