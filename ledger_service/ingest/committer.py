@@ -48,7 +48,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Connection, Engine, Insert, bindparam, select, tuple_, update
+from sqlalchemy import Connection, Engine, Insert, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 
@@ -230,12 +230,16 @@ class Committer:
             conn.exec_driver_sql(_LOCK_HEADS_PG, (device_ids,))
         else:
             conn.exec_driver_sql(_lock_heads_sql(conn), [(d,) for d in device_ids])
-        for i in range(0, len(device_ids), _CHUNK):
-            rows = conn.execute(
-                select(_H.device_id, _H.last_seq, _H.last_ts_ms, _H.readings, _H.gaps, _H.missing).where(
-                    _H.device_id.in_(device_ids[i : i + _CHUNK])
-                )
-            )
+        # plain statements: SQLAlchemy's compilation of these cost more than the database's work for a
+        # small group
+        if conn.dialect.name == "postgresql":
+            chunks = [conn.exec_driver_sql(_READ_HEADS_PG, (device_ids,))]
+        else:
+            chunks = [
+                conn.exec_driver_sql(_read_heads_sql(len(part)), tuple(part))
+                for part in (device_ids[i : i + _CHUNK] for i in range(0, len(device_ids), _CHUNK))
+            ]
+        for rows in chunks:
             for device_id, last_seq, last_ts, readings, gaps, missing_n in rows:
                 heads[device_id] = _Head(last_seq, last_ts, readings, gaps, missing_n)
         return heads
@@ -442,28 +446,15 @@ class Committer:
         """Write back the heads this transaction moved (their rows exist and are locked)."""
         if not txn.touched:
             return
-        conn.execute(
-            update(DeviceHeadRow)
-            .where(_H.device_id == bindparam("b_device_id"))
-            .values(
-                last_seq=bindparam("b_last_seq"),
-                last_ts_ms=bindparam("b_last_ts_ms"),
-                readings=bindparam("b_readings"),
-                gaps=bindparam("b_gaps"),
-                missing=bindparam("b_missing"),
-            ),
-            [
-                {
-                    "b_device_id": device_id,
-                    "b_last_seq": txn.heads[device_id].last_seq,
-                    "b_last_ts_ms": txn.heads[device_id].last_ts_ms,
-                    "b_readings": txn.heads[device_id].readings,
-                    "b_gaps": txn.heads[device_id].gaps,
-                    "b_missing": txn.heads[device_id].missing,
-                }
-                for device_id in sorted(txn.touched)
-            ],
-        )
+        rows = [
+            (device_id, h.last_seq, h.last_ts_ms, h.readings, h.gaps, h.missing)
+            for device_id in sorted(txn.touched)
+            for h in (txn.heads[device_id],)
+        ]
+        if conn.dialect.name == "postgresql":  # one statement for all of them
+            conn.exec_driver_sql(_SAVE_HEADS_PG, tuple(list(column) for column in zip(*rows, strict=True)))
+        else:
+            conn.exec_driver_sql(_SAVE_HEADS_SQLITE, [(*row[1:], row[0]) for row in rows])
 
 
 _READING_COLUMNS = (
@@ -517,6 +508,25 @@ _LOCK_HEADS_PG = (
     "SELECT d, 0, 0, 0, 0, 0 FROM unnest(%s::varchar[]) WITH ORDINALITY AS t(d, n) ORDER BY n "
     "ON CONFLICT (device_id) DO UPDATE SET last_seq = excluded.last_seq WHERE false"
 )
+
+
+_HEAD_COLUMNS = "device_id, last_seq, last_ts_ms, readings, gaps, missing"
+_READ_HEADS_PG = f"SELECT {_HEAD_COLUMNS} FROM device_heads WHERE device_id = ANY(%s::varchar[])"
+_SAVE_HEADS_PG = (
+    "UPDATE device_heads SET last_seq = v.last_seq, last_ts_ms = v.last_ts_ms, readings = v.readings, "
+    "gaps = v.gaps, missing = v.missing FROM unnest(%s::varchar[], %s::bigint[], %s::bigint[], "
+    "%s::bigint[], %s::bigint[], %s::bigint[]) "
+    "AS v(device_id, last_seq, last_ts_ms, readings, gaps, missing) "
+    "WHERE device_heads.device_id = v.device_id"
+)
+_SAVE_HEADS_SQLITE = (
+    "UPDATE device_heads SET last_seq = ?, last_ts_ms = ?, readings = ?, gaps = ?, missing = ? "
+    "WHERE device_id = ?"
+)
+
+
+def _read_heads_sql(n: int) -> str:
+    return f"SELECT {_HEAD_COLUMNS} FROM device_heads WHERE device_id IN ({', '.join(['?'] * n)})"
 
 
 def _lock_heads_sql(conn: Connection) -> str:
