@@ -375,35 +375,17 @@ class Committer:
         )
 
     def _load_neighbourhoods(self, conn: Connection, late: set[tuple[str, int]], txn: _Txn) -> None:
-        """For each device with late readings in this group: three queries, not two per reading."""
+        """For each device with late readings in this group: one query, not two per reading."""
         by_device: dict[str, list[int]] = {}
         for device_id, seq in late:
             by_device.setdefault(device_id, []).append(seq)
+        sql = _near_sql(conn)
         for device_id, seqs in by_device.items():
             lo, hi = min(seqs), max(seqs)
-            rows = conn.execute(
-                select(_R.seq, _R.ts_ms)
-                .where(_R.device_id == device_id, _R.seq >= lo, _R.seq <= hi)
-                .order_by(_R.seq)
-            ).all()
-            below = conn.execute(
-                select(_R.seq, _R.ts_ms)
-                .where(_R.device_id == device_id, _R.seq < lo)
-                .order_by(_R.seq.desc())
-                .limit(1)
-            ).first()
-            above = conn.execute(
-                select(_R.seq, _R.ts_ms)
-                .where(_R.device_id == device_id, _R.seq > hi)
-                .order_by(_R.seq)
-                .limit(1)
-            ).first()
-            pairs = (
-                ([tuple(below)] if below else [])
-                + [tuple(r) for r in rows]
-                + ([tuple(above)] if above else [])
-            )
-            txn.near[device_id] = ([int(p[0]) for p in pairs], [int(p[1]) for p in pairs], lo, hi)
+            # one plain statement a device: the stored readings in [lo, hi] and the nearest outside it
+            rows = conn.exec_driver_sql(sql, (device_id, lo, hi, device_id, lo, device_id, hi)).all()
+            pairs = sorted((int(r[0]), int(r[1])) for r in rows)
+            txn.near[device_id] = ([p[0] for p in pairs], [p[1] for p in pairs], lo, hi)
 
     def _check_neighbours(self, conn: Connection, ch: Checked, txn: _Txn) -> Outcome | None:
         """A late reading's time must lie between its neighbours' times (stored or accepted now)."""
@@ -527,6 +509,19 @@ _SAVE_HEADS_SQLITE = (
 
 def _read_heads_sql(n: int) -> str:
     return f"SELECT {_HEAD_COLUMNS} FROM device_heads WHERE device_id IN ({', '.join(['?'] * n)})"
+
+
+def _near_sql(conn: Connection) -> str:
+    """A device's stored readings with ``seq`` in [lo, hi], the nearest one below and the nearest above
+    (parameters: device, lo, hi, device, lo, device, hi)."""
+    m = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    return (
+        f"SELECT seq, ts_ms FROM readings WHERE device_id = {m} AND seq >= {m} AND seq <= {m} "
+        "UNION ALL SELECT seq, ts_ms FROM (SELECT seq, ts_ms FROM readings "
+        f"WHERE device_id = {m} AND seq < {m} ORDER BY seq DESC LIMIT 1) AS below "
+        "UNION ALL SELECT seq, ts_ms FROM (SELECT seq, ts_ms FROM readings "
+        f"WHERE device_id = {m} AND seq > {m} ORDER BY seq LIMIT 1) AS above"
+    )
 
 
 def _lock_heads_sql(conn: Connection) -> str:
