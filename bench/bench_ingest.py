@@ -1,6 +1,7 @@
 """Ingest throughput: signed P-256 readings accepted durably through the HTTP batch endpoint.
 
     .venv/bin/python bench/bench_ingest.py [--readings 100000] [--db sqlite|postgresql|both]
+    .venv/bin/python bench/bench_ingest.py --db postgresql --instances 2   # two servers, one database
 
 Set-up (not timed): anvil with the suite deployed, 100 P-256 devices enrolled,
 ``--readings`` readings signed and pre-encoded as request bodies of ``--batch``
@@ -9,6 +10,17 @@ processes + the group-commit writer + the anchoring worker) receives the bodies
 over ``--concurrency`` connections; the rate is readings acknowledged (accepted
 receipts: committed to the database) per second of wall time. The bare P-256
 verify rate of both cores (the limit) is measured in the same run.
+
+``--instances N`` starts N servers on the one database (PostgreSQL) and sends the
+bodies to them in turn; ``--no-anchoring`` runs them without the anchoring worker
+(the ingest path alone: its database cost apart from closing batches).
+
+Where the CPU goes (the machine is shared, so wall time is the share of the cores the run got):
+CPU seconds of each server's verify workers (signature), its writer thread and the
+database's backend processes (database), and the rest of the server process (HTTP:
+the server stack, decoding, the pipeline's routing and answers, anchoring), per
+reading; and the rate two free cores would reach at that CPU cost, beside the P-256
+limit from CPU time (``bench_ingest_mqtt.bare_verify_cpu_limit``).
 """
 
 from __future__ import annotations
@@ -79,9 +91,62 @@ def sign_bodies(consortium: TestConsortium, readings: int, batch: int, devices: 
     return [orjson.dumps({"readings": subs[i : i + batch]}) for i in range(0, len(subs), batch)]
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu(path: str) -> tuple[str, float]:
+    """(name, CPU seconds) of a /proc stat file; ("", 0) when the process or thread is gone."""
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return "", 0.0
+    fields = text[text.rindex(")") + 2 :].split()
+    return text[text.index("(") + 1 : text.rindex(")")], (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _postgres_backends(dbname: str) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmd.startswith(b"postgres: ") and f" {dbname} ".encode() in cmd:
+                out.append(int(entry))
+    return out
+
+
+def cpu_parts(servers: list[int], dbname: str | None) -> dict[str, float]:
+    """CPU seconds so far: signature (verify workers), database (writer threads, PostgreSQL's backends),
+    HTTP (the rest of the server processes), and the machine's busy CPU."""
+    parts = dict.fromkeys(
+        ("signature (verify workers)", "database: writer thread", "HTTP + rest of server"), 0.0
+    )
+    for pid in servers:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            name, secs = _cpu(f"/proc/{pid}/task/{tid}/stat")
+            part = "database: writer thread" if name == "supet-committer" else "HTTP + rest of server"
+            parts[part] += secs
+            try:
+                kids = Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
+            except OSError:
+                kids = []
+            for kid in kids:
+                parts["signature (verify workers)"] += _cpu(f"/proc/{kid}/stat")[1]
+    if dbname is not None:
+        parts["database: postgresql backends"] = sum(
+            _cpu(f"/proc/{p}/stat")[1] for p in _postgres_backends(dbname)
+        )
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    parts["machine (all processes)"] = (sum(fields[:8]) - fields[3] - fields[4]) / _TICK
+    return parts
+
+
 def run_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [str(ROOT / ".venv/bin/supet"), "serve", "--port", str(port), "--log-level", "warning"],
+        # the supet beside this interpreter: the worktree's code when PYTHONPATH names it
+        [str(Path(sys.executable).parent / "supet"), "serve", "--port", str(port), "--log-level", "warning"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -100,13 +165,14 @@ def run_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("server did not become ready")
 
 
-def measure(bodies: list[bytes], port: int, concurrency: int) -> tuple[int, float]:
-    url = f"http://127.0.0.1:{port}/v1/readings"
+def measure(bodies: list[bytes], ports: list[int], concurrency: int) -> tuple[int, float]:
+    urls = [f"http://127.0.0.1:{port}/v1/readings" for port in ports]
     accepted = 0
     rejected: dict[str, int] = {}
 
-    def post(body: bytes) -> int:
-        r = client.post(url, content=body, headers={"content-type": "application/json"})
+    def post(numbered: tuple[int, bytes]) -> int:
+        n, body = numbered
+        r = client.post(urls[n % len(urls)], content=body, headers={"content-type": "application/json"})
         r.raise_for_status()
         body = orjson.loads(r.content)
         for item in body["results"]:
@@ -115,10 +181,11 @@ def measure(bodies: list[bytes], port: int, concurrency: int) -> tuple[int, floa
         return int(body["accepted"])
 
     with httpx.Client(timeout=300, limits=httpx.Limits(max_connections=concurrency)) as client:
-        post(bodies[0])  # warm-up (not counted)
+        for i in range(len(urls)):
+            post((i, bodies[i]))  # warm-up (not counted)
         t = time.perf_counter()
         with cf.ThreadPoolExecutor(concurrency) as ex:
-            for n in ex.map(post, bodies[1:]):
+            for n in ex.map(post, enumerate(bodies[len(urls) :])):
                 accepted += n
         elapsed = time.perf_counter() - t
     if rejected:
@@ -134,9 +201,22 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2, help="verify worker processes of the server")
     ap.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    ap.add_argument("--instances", type=int, default=1, help="servers on the one database (PostgreSQL)")
+    ap.add_argument(
+        "--no-anchoring", action="store_true", help="servers without the anchoring worker (ingest alone)"
+    )
     args = ap.parse_args()
+    if args.instances > 1 and args.db != "postgresql":
+        ap.error("--instances > 1 needs --db postgresql")
 
-    print(f"bare P-256 verify, 2 processes: {bare_verify_both_cores():,.0f}/s (the limit)")
+    from bench_ingest_mqtt import bare_verify_cpu_limit
+
+    limit, cpu_limit = bare_verify_both_cores(), bare_verify_cpu_limit()
+    print(
+        f"bare P-256 verify, 2 processes: {limit:,.0f}/s wall clock, {cpu_limit:,.0f}/s from CPU time "
+        f"(2 x verifications per CPU second): the limit"
+    )
+    print(f"load average before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
     results = []
     with AnvilNode() as node, tempfile.TemporaryDirectory() as tmp:
         chain = Chain.connect(node.url)
@@ -145,8 +225,9 @@ def main() -> int:
         dep.save(dep_file)
         consortium = TestConsortium(chain, dep)
         t = time.perf_counter()
-        bodies = sign_bodies(consortium, args.readings + args.batch, args.batch, args.devices)
-        print(f"signed {args.readings + args.batch:,} readings in {time.perf_counter() - t:.1f}s (set-up)")
+        extra = args.instances * args.batch  # the warm-up bodies
+        bodies = sign_bodies(consortium, args.readings + extra, args.batch, args.devices)
+        print(f"signed {args.readings + extra:,} readings in {time.perf_counter() - t:.1f}s (set-up)")
         kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
         for kind in kinds:
             pg = TempPostgresDatabase() if kind == "postgresql" else None
@@ -157,22 +238,46 @@ def main() -> int:
                 "SUPET_DEPLOYMENT": str(dep_file),
                 "SUPET_DATABASE_URL": url,
                 "SUPET_VERIFY_WORKERS": str(args.workers),
+                "SUPET_ANCHORING": "false" if args.no_anchoring else "true",
+                "SUPET_TOKEN_SECRET": "bench-" + os.urandom(24).hex(),  # the same on every instance
             }
-            port = free_port()
-            proc = run_server(env, port)
+            procs: list[subprocess.Popen[bytes]] = []
             try:
-                accepted, secs = measure(bodies, port, args.concurrency)
+                ports = []
+                for i in range(args.instances):
+                    ports.append(free_port())
+                    procs.append(run_server({**env, "SUPET_DATA_DIR": f"{tmp}/data-{kind}-{i}"}, ports[-1]))
+                dbname = url.rsplit("/", 1)[-1] if pg else None
+                before = cpu_parts([p.pid for p in procs], dbname)
+                load = os.getloadavg()
+                accepted, secs = measure(bodies, ports, args.concurrency)
+                after = cpu_parts([p.pid for p in procs], dbname)
             finally:
-                proc.terminate()
-                proc.wait(30)
+                for proc in procs:
+                    proc.terminate()
+                    proc.wait(30)
                 if pg:
                     pg.__exit__()
             expected = args.readings
+            cpu = {k: after[k] - before.get(k, 0.0) for k in after}
             results.append((kind, accepted, secs))
             print(
-                f"{kind:<10} accepted {accepted:,}/{expected:,} in {secs:.2f}s: "
-                f"{accepted / secs:,.0f} readings/s"
+                f"{kind:<10} x{args.instances} accepted {accepted:,}/{expected:,} in {secs:.2f}s: "
+                f"{accepted / secs:,.0f} readings/s wall clock ({accepted / secs / limit:.0%} of the limit "
+                f"{limit:,.0f}/s); load average {load[0]:.2f} at the start"
             )
+            service = sum(v for k, v in cpu.items() if not k.startswith("machine"))
+            if accepted and service:
+                rate = 2 * accepted / service
+                print(
+                    f"  from CPU time: {1e6 * service / accepted:,.0f} CPU-us a reading, ledger side: "
+                    f"{rate:,.0f} readings/s on 2 free cores, {rate / cpu_limit:.0%} of the limit "
+                    f"{cpu_limit:,.0f}/s"
+                )
+                for part, secs_used in sorted(cpu.items(), key=lambda kv: -kv[1]):
+                    print(
+                        f"    {part:<32} {secs_used:7.2f} s  ({1e6 * secs_used / accepted:6.1f} us/reading)"
+                    )
     return 0
 
 

@@ -6,14 +6,16 @@ process. The result of a check is a plain tuple (cheap to pickle back).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
+from device_attestation._internal.hexutil import parse_hex
 from device_attestation.errors import AttestationError
 from device_attestation.keys import DevicePublicKey, Scheme
-from device_attestation.reading import Domain
+from device_attestation.reading import MAX_METRICS, Domain, Reading, reading_digest
 from device_attestation.sdk import Submission
 from device_attestation.signing import verify_signature
 from ledger_service.jsonio import dumps_exact
@@ -21,6 +23,16 @@ from ledger_service.jsonio import dumps_exact
 #: The largest ``seq`` the store keeps (signed 64-bit columns); Reading v1 allows up to 2**64 - 1.
 INT64_MAX = 2**63 - 1
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: What Reading v1 allows (device_attestation.reading): the fast path accepts only what the model would.
+_METRIC_NAME = re.compile(r"[a-z0-9_]{1,32}")
+_UINT64_MAX = 2**64 - 1
+#: Integer metric values below this magnitude fit int256 after scaling by 10^6 without a check.
+_INT_SAFE = 2**200
+#: Float metric values below this magnitude fit int256 after scaling (the model's own bound).
+_FLOAT_SAFE = 5.7e70
+_SUBMISSION_KEYS = frozenset({"reading", "scheme", "signature"})
+_READING_KEYS = frozenset({"device_id", "seq", "ts_ms", "lot_id", "metrics"})
+_SCHEMES = {s.value: s for s in Scheme}
 
 #: (index, submission object, enrolled key or None)
 #: where the key is ("p256", (x, y)) or ("secp256k1", address).
@@ -57,12 +69,97 @@ def _p256_key(x: int, y: int) -> DevicePublicKey:
     return DevicePublicKey(scheme=Scheme.P256, x=x, y=y)
 
 
+class _Fields(NamedTuple):
+    """A reading's fields as the digest reads them (``reading_digest`` takes them by attribute)."""
+
+    device_id: str
+    seq: int
+    ts_ms: int
+    lot_id: str | None
+    metrics: dict[str, int | float]
+
+
+class _Parsed(NamedTuple):
+    reading: _Fields
+    scheme: Scheme
+    signature: bytes
+    digest: bytes
+
+
+def _text_ok(value: object) -> bool:
+    return type(value) is str and 1 <= len(value) <= 64
+
+
+def _uint64_ok(value: object, low: int) -> bool:
+    return type(value) is int and low <= value <= _UINT64_MAX
+
+
+def _metrics_ok(metrics: object) -> bool:
+    if type(metrics) is not dict or not 1 <= len(metrics) <= MAX_METRICS:
+        return False
+    for name, value in metrics.items():
+        if type(name) is not str or _METRIC_NAME.fullmatch(name) is None:
+            return False
+        kind = type(value)
+        if kind is int:
+            if not -_INT_SAFE < value < _INT_SAFE:
+                return False
+        elif kind is not float or not math.isfinite(value) or not -_FLOAT_SAFE < value < _FLOAT_SAFE:
+            return False
+    return True
+
+
+def _parse_fast(obj: Any, domain: Domain) -> _Parsed | None:
+    """The submission parsed without the pydantic model when it is plainly well-formed (exact JSON types,
+    every field within Reading v1's bounds); ``None`` when anything is unusual: then
+    :meth:`Submission.from_json_obj` decides, and names the problem. The digest is the same function's."""
+    if type(obj) is not dict or obj.keys() != _SUBMISSION_KEYS:
+        return None
+    reading, scheme_value, signature_hex = obj["reading"], obj["scheme"], obj["signature"]
+    if type(reading) is not dict or type(scheme_value) is not str or not reading.keys() <= _READING_KEYS:
+        return None
+    scheme = _SCHEMES.get(scheme_value)
+    device_id, seq, ts_ms = reading.get("device_id"), reading.get("seq"), reading.get("ts_ms")
+    lot_id, metrics = reading.get("lot_id"), reading.get("metrics")
+    if (
+        scheme is None
+        or not _text_ok(device_id)
+        or not _uint64_ok(seq, 1)
+        or not _uint64_ok(ts_ms, 0)
+        or (lot_id is not None and not _text_ok(lot_id))
+        or not _metrics_ok(metrics)
+    ):
+        return None
+    try:
+        signature = parse_hex(signature_hex)
+    except ValueError:
+        return None
+    fields = _Fields(
+        cast(str, device_id), cast(int, seq), cast(int, ts_ms), lot_id, cast(dict[str, int | float], metrics)
+    )
+    return _Parsed(fields, scheme, signature, reading_digest(cast(Reading, fields), domain))
+
+
+def _reading_json(reading: _Fields | Reading) -> str:
+    """The reading's canonical JSON as stored (``Reading.to_json_obj``'s fields, in its order)."""
+    obj = {
+        "device_id": reading.device_id,
+        "seq": reading.seq,
+        "ts_ms": reading.ts_ms,
+        "lot_id": reading.lot_id,
+        "metrics": dict(reading.metrics),
+    }
+    return dumps_exact(obj).decode()
+
+
 def check_one(domain: Domain, index: int, obj: Any, key: tuple[str, Any] | None) -> CheckResult:
     """Shape, digest and signature of one submission against the enrolled key."""
-    try:
-        sub = Submission.from_json_obj(obj, domain=domain)
-    except AttestationError as e:
-        return index, (e.code if e.code != "supet.error" else "reading.invalid", e.message)
+    sub: _Parsed | Submission | None = _parse_fast(obj, domain)
+    if sub is None:
+        try:
+            sub = Submission.from_json_obj(obj, domain=domain)
+        except AttestationError as e:
+            return index, (e.code if e.code != "supet.error" else "reading.invalid", e.message)
     reading = sub.reading
     if reading.seq > INT64_MAX:
         return index, (
@@ -102,11 +199,35 @@ def check_one(domain: Domain, index: int, obj: Any, key: tuple[str, Any] | None)
         lot_id=reading.lot_id,
         scheme=scheme,
         signature=sub.signature,
-        reading_json=dumps_exact(reading.to_json_obj()).decode(),
+        reading_json=_reading_json(reading),
     )
 
 
 def check_chunk(chain_id: int, verifying_contract: str, items: Sequence[CheckItem]) -> list[CheckResult]:
-    """Check a chunk of submissions (the unit of work sent to a worker process)."""
+    """Check a chunk of submissions."""
     domain = _domain(chain_id, verifying_contract)
     return [check_one(domain, index, obj, key) for index, obj, key in items]
+
+
+#: What a worker process sends back per submission: (index, the fields of :class:`Checked` as a
+#: plain tuple, or (code, message)). A plain tuple pickles in a fifth of a named tuple's time.
+WireResult = tuple[int, tuple[Any, ...]]
+
+
+def check_chunk_wire(chain_id: int, verifying_contract: str, items: Sequence[CheckItem]) -> list[WireResult]:
+    """:func:`check_chunk` for a worker process: the results as plain tuples (:func:`from_wire`)."""
+    domain = _domain(chain_id, verifying_contract)
+    out: list[WireResult] = []
+    for index, obj, key in items:
+        _, outcome = check_one(domain, index, obj, key)
+        out.append((index, tuple(outcome)))
+    return out
+
+
+def from_wire(result: WireResult) -> CheckResult:
+    """A worker's result as :func:`check_chunk` gives it (a refusal has two fields, a check eight)."""
+    index, fields = result
+    if len(fields) == len(Checked._fields):
+        return index, Checked._make(fields)
+    code, message = fields
+    return index, (code, message)

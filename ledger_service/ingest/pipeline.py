@@ -26,7 +26,14 @@ from typing import Any, TypeVar
 
 from contracts.registry import device_id_hash
 from ledger_service.config import Settings
-from ledger_service.ingest.checks import Checked, CheckItem, CheckResult, check_chunk
+from ledger_service.ingest.checks import (
+    Checked,
+    CheckItem,
+    CheckResult,
+    check_chunk,
+    check_chunk_wire,
+    from_wire,
+)
 from ledger_service.ingest.committer import Candidate, Committer, now_ms
 from ledger_service.ingest.lifeline import die_with_parent
 from ledger_service.ingest.receipts import Outcome, Receipt
@@ -161,10 +168,10 @@ class IngestPipeline:
         if self._pool is None or len(items) == 0:
             return check_chunk(self.chain_id, self.anchor_address, items)
         chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
-        futures = [self._pool.submit(check_chunk, self.chain_id, self.anchor_address, c) for c in chunks]
+        futures = [self._pool.submit(check_chunk_wire, self.chain_id, self.anchor_address, c) for c in chunks]
         out: list[CheckResult] = []
         for f in futures:
-            out.extend(f.result())
+            out.extend(map(from_wire, f.result()))
         return out
 
     def _time_and_status(self, c: Checked, received_ms: int) -> tuple[str, str] | None:
