@@ -37,7 +37,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "helpers"))
 
-from bench_ingest import run_server
+from http_server import CpuMeter, start_server
 from reads import token
 from support import TempPostgresDatabase, TestConsortium
 
@@ -111,7 +111,11 @@ async def bulk_loop(
 
 
 def measure(
-    label: str, loops: list[Coroutine[Any, Any, int]], lat: list[float], unit: str = "proofs"
+    label: str,
+    loops: list[Coroutine[Any, Any, int]],
+    lat: list[float],
+    cpu: CpuMeter,
+    unit: str = "proofs",
 ) -> float:
     async def go() -> tuple[list[int], float]:
         t = time.perf_counter()
@@ -119,13 +123,15 @@ def measure(
         return list(counts), time.perf_counter() - t
 
     before = loadavg()
+    cpu.start()
     counts, elapsed = asyncio.run(go())
+    cpu.stop()
     rate = sum(counts) / elapsed
     ms = [x * 1000 for x in lat]
     print(
         f"  {label}: {sum(counts):,} {unit} in {elapsed:.1f}s = {rate:,.0f} {unit}/s; per request p50 "
-        f"{pct(ms, 50):.1f} ms p99 {pct(ms, 99):.1f} ms ({len(ms):,} requests); load average "
-        f"{before} -> {loadavg()}",
+        f"{pct(ms, 50):.1f} ms p99 {pct(ms, 99):.1f} ms ({len(ms):,} requests); "
+        f"{cpu.per_request(len(ms))}; load average {before} -> {loadavg()}",
         flush=True,
     )
     return rate
@@ -174,6 +180,8 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--page", type=int, default=500)
+    ap.add_argument("--profile", metavar="FILE", help="run the server under cProfile, statistics to FILE")
+    ap.add_argument("--skip-bulk", action="store_true", help="measure only the limit and single proofs")
     args = ap.parse_args()
     with AnvilNode() as node, tempfile.TemporaryDirectory() as tmp:
         chain = Chain.connect(node.url)
@@ -200,7 +208,8 @@ def main() -> int:
             "SUPET_BATCH_MAX_SECONDS": "600",
         }
         port = free_port()
-        proc = run_server(env, port)
+        proc = start_server(env, port, profile=args.profile)
+        cpu = CpuMeter(proc.pid)
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
                 tok = token(client, consortium.factory)
@@ -220,6 +229,7 @@ def main() -> int:
                 "limit  GET /healthz",
                 [client_loop(port, ["/healthz"], b"", args.seconds, lat) for _ in range(args.clients)],
                 lat,
+                cpu,
                 "requests",
             )
             lat = []
@@ -227,7 +237,10 @@ def main() -> int:
                 "single GET /v1/readings/{digest}/proof",
                 [client_loop(port, paths, head, args.seconds, lat) for _ in range(args.clients)],
                 lat,
+                cpu,
             )
+            if args.skip_bulk:
+                return 0
             probe = httpx.get(
                 f"http://127.0.0.1:{port}/v1/devices/{signer.device_id}/proofs?limit=1", headers=auth
             )
@@ -242,6 +255,7 @@ def main() -> int:
                         for _ in range(args.clients)
                     ],
                     lat,
+                    cpu,
                 )
         finally:
             proc.terminate()
