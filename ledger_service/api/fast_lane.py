@@ -1,4 +1,4 @@
-"""The fast lane: the two hottest reads answered without FastAPI's routing and dependency machinery
+"""The fast lane: the hottest requests answered without FastAPI's routing and dependency machinery
 (issue 17.3).
 
 On this service FastAPI's per-request work (matching the path against every route, solving the
@@ -9,16 +9,21 @@ more CPU than the proof itself: ``GET /healthz`` took about 340 us of app CPU, a
 middlewares (they apply unchanged), answers:
 
 - ``GET /healthz``: the same bytes as the route, precomputed;
+- ``POST /v1/readings`` of one submission (a JSON object, not ``{"readings": [...]}``), without query
+  string: the body as the body-limit middleware decoded it goes to the ingest pipeline in one
+  thread-pool hop, answered as the route answers it (201 and the receipt, or the refusal; a service
+  error as the app's exception handlers answer it). A write passes the access guard as it is, so
+  nothing is skipped; a batch, a form or an undecoded body goes to the route;
 - ``GET /v1/readings/{digest}/proof`` without query string, with a bearer token or no credentials:
   the token's check (:meth:`~ledger_service.auth.Authenticator.verify_token`, its revocation
   included), the access policy's decision (:func:`~ledger_service.access.guard.enforce`, the same
   facts) and the bundle (:func:`~ledger_service.proofs.proof_bundle`), in one thread-pool hop,
   answered by the same response class.
 
-Only a 200 is answered here. Every other request (signed requests, device-signed requests, query
-strings, other methods and paths) and every refusal on the way (a token that does not verify, a
-caller not entitled, a reading unknown or pending, the store or the chain unavailable: any service
-error) goes on to the app, which decides and answers it as before: a refusal costs one more check,
+Of a proof, only a 200 is answered here. Every other request (signed requests, device-signed
+requests, query strings, other methods and paths) and every refusal on the way (a token that does
+not verify, a caller not entitled, a reading unknown or pending, the store or the chain unavailable:
+any service error) goes on to the app, which decides and answers it as before: a refusal costs one more check,
 and its status, body and headers are the app's by construction. Metrics see the route's template
 (``scope["route"].path``) and the request id is added around it as for any route.
 """
@@ -33,10 +38,14 @@ from typing import Any, Final
 from fastapi.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from contracts.errors import ChainError
 from ledger_service.access.guard import caller_of_credentials, enforce
 from ledger_service.access.policy import Data
+from ledger_service.api.errors import refusal, rejection_status, service_error_response
+from ledger_service.api.limits import DECODED_BODY
 from ledger_service.api.responses import FastJSONResponse
 from ledger_service.auth.deps import auth_state
+from ledger_service.errors import LedgerError
 from ledger_service.proofs import ReadingStatus, parse_digest, proof_bundle
 from ledger_service.service import LedgerService
 from supet_base.errors import SupetError
@@ -47,6 +56,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 #: The route templates answered here (their app routes give the metrics their label).
 HEALTHZ: Final = "/healthz"
+SUBMIT: Final = "/v1/readings"
 PROOF: Final = "/v1/readings/{digest}/proof"
 #: The proof route's path, as Starlette matches ``{digest}`` (a string parameter: no slash).
 _PROOF_PATH: Final = re.compile(r"^/v1/readings/([^/]+)/proof$")
@@ -74,7 +84,35 @@ class FastLane:
                 match = _PROOF_PATH.match(path)
                 if match is not None and await self._proof(scope, receive, send, match.group(1)):
                     return
+        elif (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] == SUBMIT
+            and not scope.get("root_path")
+            and not scope.get("query_string")
+        ):
+            payload = scope.get(DECODED_BODY)
+            if isinstance(payload, dict) and set(payload) != {"readings"}:
+                await self._submit(scope, receive, send, payload)
+                return
         await self.app(scope, receive, send)
+
+    async def _submit(self, scope: Scope, receive: Receive, send: Send, payload: dict[str, Any]) -> None:
+        """One submission, as ``POST /v1/readings`` answers it (the route's single-submission branch; a
+        write passes the access guard as it is)."""
+        service: LedgerService = scope["app"].state.service
+        scope["route"] = _SUBMIT_ROUTE
+        try:
+            (result,) = await run_in_threadpool(service.pipeline.submit, [payload], source="http")
+        except (LedgerError, ChainError) as e:  # as the app's exception handlers answer them
+            response = service_error_response(e)
+        else:
+            if result.receipt is not None:
+                response = FastJSONResponse(result.receipt.to_json_obj(), status_code=201)
+            else:
+                assert result.code is not None and result.message is not None
+                response = refusal(result.code, result.message, status_code=rejection_status(result.code))
+        await response(scope, receive, send)
 
     async def _proof(self, scope: Scope, receive: Receive, send: Send, digest: str) -> bool:
         """Answer a proof bundle the caller may read (True), or leave the request to the app (False)."""
@@ -121,6 +159,7 @@ class RouteTemplate:
 
 _HEALTHZ_ROUTE: Final = RouteTemplate(HEALTHZ)
 _PROOF_ROUTE: Final = RouteTemplate(PROOF)
+_SUBMIT_ROUTE: Final = RouteTemplate(SUBMIT)
 
 #: ``GET /healthz``'s answer, as the route renders it (sent with a copy of its headers).
 _HEALTHY: Final = FastJSONResponse({"status": "ok"})

@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from reads import token
 from support import TestConsortium
 
 from contracts.chain import dev_accounts
-from device_attestation.sdk import Submission
+from device_attestation.sdk import DeviceSigner, Submission
 from ledger_service.api import create_app
 from ledger_service.api.fast_lane import FastLane
 from ledger_service.service import LedgerService
@@ -131,3 +132,55 @@ def test_every_refusal_is_left_to_the_app(
     answered.clear()
     assert _same(fast, slow, path, owner) == 401
     assert answered == [False]
+
+
+def test_single_submits_are_answered_as_the_route_answers_them(
+    ledger: LedgerService, pair: tuple[TestClient, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each submission goes to the lane's app first, then to the app without it: the second sees the
+    first's effect, as a resend would (the same receipt; the same refusal)."""
+    fast, slow = pair
+    lane: list[bool] = []
+    original = FastLane._submit
+
+    async def spy(self: FastLane, *args: Any) -> None:
+        lane.append(True)
+        await original(self, *args)
+
+    monkeypatch.setattr(FastLane, "_submit", spy)
+    consortium = TestConsortium(ledger.chain, ledger.deployment)
+    dev = consortium.enroll("SN-FAST-SUB")
+    ts = int(ledger.chain.w3.eth.get_block("latest")["timestamp"]) * 1000 - 30_000
+    first = dev.sign({"temp_c": 20.0}, ts_ms=ts)
+    again = DeviceSigner(device_id=dev.device_id, key=dev.key, domain=dev.domain, start_seq=1)
+    twin = again.sign({"temp_c": 99.0}, ts_ms=ts + 1)  # seq 1 again, another reading
+    stranger = consortium.enroll("SN-FAST-OTHER")
+    json_ct = {"Content-Type": "application/json"}
+
+    def body(obj: Any) -> bytes:
+        return orjson.dumps(obj)
+
+    cases = [
+        (body(first.to_json_obj()), 201),  # accepted; the resend answers the same receipt
+        (body(twin.to_json_obj()), 409),  # the same (device, seq), another digest: refused as equivocation
+        (body({**first.to_json_obj(), "signature": "0x" + "11" * 64}), 422),  # a bad signature
+        (body({"reading": {"device_id": "SN-NOBODY"}, "scheme": "p256", "signature": "0x00"}), 422),
+        (body({}), 422),
+    ]
+    for content, status in cases:
+        got = _same(fast, slow, "/v1/readings", json_ct, method="POST", content=content)
+        assert got == status, content
+    assert len(lane) == len(cases)
+    # batches, lists, forms and bodies refused by the limits go to the route, as before
+    lane.clear()
+    later = stranger.sign({"temp_c": 1.0}, ts_ms=ts)
+    assert _same(fast, slow, "/v1/readings", json_ct, method="POST", content=b'{"readings": []}') == 200
+    assert _same(fast, slow, "/v1/readings", json_ct, method="POST", content=b"[1, 2]") == 400
+    assert _same(fast, slow, "/v1/readings", json_ct, method="POST", content=b"{bad json") == 400
+    assert (
+        _same(fast, slow, "/v1/readings?x=1", json_ct, method="POST", content=body(later.to_json_obj()))
+        == 201
+    )
+    assert lane == []
+    metrics = fast.get("/metrics").text
+    assert 'method="POST",route="/v1/readings",status="201"' in metrics
