@@ -1,7 +1,7 @@
 """Proof bundles served over HTTP from one 10,000-reading batch (issue 17.3).
 
     .venv/bin/python bench/bench_proofs.py [--db sqlite|postgresql] [--readings 10000] [--clients 8]
-        [--seconds 10] [--page 500]
+        [--seconds 10] [--page 500] [--skip-bulk] [--profile FILE]
 
 A real ``supet serve`` process on anvil: one device's ``--readings`` signed readings are submitted over
 HTTP and anchored as one batch (the default policy closes a batch at 10,000 readings). Then
@@ -15,7 +15,10 @@ that the client's own CPU stays small on the shared cores), signed in as the dev
   the cursor (when the service has the route; each page's bundles counted);
 - limit: ``GET /healthz`` with the same clients: what the HTTP stack alone serves on this machine.
 
-Printed: proofs/s (requests/s for the limit), p50/p99 per request, and the load average before and after.
+Printed: proofs/s (requests/s for the limit), p50/p99 per request, the server's CPU per request (its
+threads and worker processes, from /proc) and this process's, and the load average before and after.
+``--profile FILE``: the server runs under a per-thread cProfile (bench/profile_server.py), its
+statistics written to FILE (CPU figures are then the profiler's, several times higher).
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """A ``supet serve`` process for the HTTP benchmarks, and the CPU time it and the client spend.
 
 :func:`start_server` starts the real server (optionally under bench/profile_server.py's per-thread
-cProfile); :class:`CpuMeter` reads the server's CPU time (all its threads: ``/proc/<pid>/stat``
-utime + stime) and the benchmark process's own around a measured run, so each figure comes with
-the CPU microseconds per request it cost on each side: on a shared machine wall-clock rates move
-with the neighbours' load, CPU per request much less.
+cProfile); :class:`CpuMeter` reads the server's CPU time (all its threads and its live worker
+processes: ``/proc/<pid>/stat`` utime + stime) and the benchmark process's own around a measured
+run, so each figure comes with the CPU microseconds per request it cost on each side: on a shared
+machine wall-clock rates move with the neighbours' load, CPU per request much less.
 """
 
 from __future__ import annotations
@@ -47,14 +47,22 @@ def start_server(env: dict[str, str], port: int, *, profile: str | None = None) 
 
 
 def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system, all threads) process ``pid`` has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime: fields 14 and 15 of stat
+    """CPU seconds (user + system, all threads) process ``pid`` and its live children (the signature
+    workers) have used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    total = (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime: fields 14 and 15 of stat
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        total += sum(process_cpu(int(child)) for child in task.read_text().split())
+    return total
 
 
 @dataclass
 class CpuMeter:
-    """CPU seconds of the server ``pid`` and of this process between :meth:`start` and :meth:`stop`."""
+    """CPU seconds of the server ``pid`` (with its worker processes) and of this process between
+    :meth:`start` and :meth:`stop`."""
 
     pid: int
     server: float = 0.0

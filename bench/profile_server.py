@@ -38,7 +38,7 @@ def main() -> int:
     # uvicorn raises the SIGTERM it caught again once it has stopped: end with SystemExit then, not die
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     threading.setprofile(_start_in_thread)
-    main_prof = cProfile.Profile(time.thread_time)  # CPU time: a waiting thread costs nothing
+    main_prof = cProfile.Profile(time.thread_time)
     main_prof.enable()
     sys.argv = ["supet", "serve", *sys.argv[1:]]
     try:
