@@ -1,7 +1,7 @@
 """Proof bundles served over HTTP from one 10,000-reading batch (issue 17.3).
 
     .venv/bin/python bench/bench_proofs.py [--db sqlite|postgresql] [--readings 10000] [--clients 8]
-        [--seconds 10] [--page 500]
+        [--seconds 10] [--page 500] [--skip-bulk] [--profile FILE]
 
 A real ``supet serve`` process on anvil: one device's ``--readings`` signed readings are submitted over
 HTTP and anchored as one batch (the default policy closes a batch at 10,000 readings). Then
@@ -15,7 +15,10 @@ that the client's own CPU stays small on the shared cores), signed in as the dev
   the cursor (when the service has the route; each page's bundles counted);
 - limit: ``GET /healthz`` with the same clients: what the HTTP stack alone serves on this machine.
 
-Printed: proofs/s (requests/s for the limit), p50/p99 per request, and the load average before and after.
+Printed: proofs/s (requests/s for the limit), p50/p99 per request, the server's CPU per request (its
+threads and worker processes, from /proc) and this process's, and the load average before and after.
+``--profile FILE``: the server runs under a per-thread cProfile (bench/profile_server.py), its
+statistics written to FILE (CPU figures are then the profiler's, several times higher).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "helpers"))
 
-from bench_ingest import run_server
+from http_server import CpuMeter, start_server
 from reads import token
 from support import TempPostgresDatabase, TestConsortium
 
@@ -111,7 +114,11 @@ async def bulk_loop(
 
 
 def measure(
-    label: str, loops: list[Coroutine[Any, Any, int]], lat: list[float], unit: str = "proofs"
+    label: str,
+    loops: list[Coroutine[Any, Any, int]],
+    lat: list[float],
+    cpu: CpuMeter,
+    unit: str = "proofs",
 ) -> float:
     async def go() -> tuple[list[int], float]:
         t = time.perf_counter()
@@ -119,13 +126,15 @@ def measure(
         return list(counts), time.perf_counter() - t
 
     before = loadavg()
+    cpu.start()
     counts, elapsed = asyncio.run(go())
+    cpu.stop()
     rate = sum(counts) / elapsed
     ms = [x * 1000 for x in lat]
     print(
         f"  {label}: {sum(counts):,} {unit} in {elapsed:.1f}s = {rate:,.0f} {unit}/s; per request p50 "
-        f"{pct(ms, 50):.1f} ms p99 {pct(ms, 99):.1f} ms ({len(ms):,} requests); load average "
-        f"{before} -> {loadavg()}",
+        f"{pct(ms, 50):.1f} ms p99 {pct(ms, 99):.1f} ms ({len(ms):,} requests); "
+        f"{cpu.per_request(len(ms))}; load average {before} -> {loadavg()}",
         flush=True,
     )
     return rate
@@ -174,6 +183,8 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--page", type=int, default=500)
+    ap.add_argument("--profile", metavar="FILE", help="run the server under cProfile, statistics to FILE")
+    ap.add_argument("--skip-bulk", action="store_true", help="measure only the limit and single proofs")
     args = ap.parse_args()
     with AnvilNode() as node, tempfile.TemporaryDirectory() as tmp:
         chain = Chain.connect(node.url)
@@ -200,7 +211,8 @@ def main() -> int:
             "SUPET_BATCH_MAX_SECONDS": "600",
         }
         port = free_port()
-        proc = run_server(env, port)
+        proc = start_server(env, port, profile=args.profile)
+        cpu = CpuMeter(proc.pid)
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
                 tok = token(client, consortium.factory)
@@ -220,6 +232,7 @@ def main() -> int:
                 "limit  GET /healthz",
                 [client_loop(port, ["/healthz"], b"", args.seconds, lat) for _ in range(args.clients)],
                 lat,
+                cpu,
                 "requests",
             )
             lat = []
@@ -227,7 +240,10 @@ def main() -> int:
                 "single GET /v1/readings/{digest}/proof",
                 [client_loop(port, paths, head, args.seconds, lat) for _ in range(args.clients)],
                 lat,
+                cpu,
             )
+            if args.skip_bulk:
+                return 0
             probe = httpx.get(
                 f"http://127.0.0.1:{port}/v1/devices/{signer.device_id}/proofs?limit=1", headers=auth
             )
@@ -242,6 +258,7 @@ def main() -> int:
                         for _ in range(args.clients)
                     ],
                     lat,
+                    cpu,
                 )
         finally:
             proc.terminate()

@@ -44,7 +44,7 @@ from ledger_service.auth.device_requests import AuthenticatedDevice
 from ledger_service.portal.session import session_party
 from ledger_service.service import LedgerService
 
-__all__ = ["READ_POSTS", "Granted", "enforce", "guard"]
+__all__ = ["READ_POSTS", "Granted", "caller_of_credentials", "enforce", "guard"]
 
 #: POST routes that only read (a portal form that checks a reading against the chain).
 READ_POSTS: Final = frozenset({"/portal/readings/{digest}/check"})
@@ -71,7 +71,8 @@ class Granted:
 _WRITE: Final = Granted(ANONYMOUS, Resource(Data.SERVICE), Decision(True, "access.write"))
 
 
-def _caller(found: AuthenticatedParty | AuthenticatedDevice | None) -> Caller:
+def caller_of_credentials(found: AuthenticatedParty | AuthenticatedDevice | None) -> Caller:
+    """The policy's caller for what a request's credentials proved (none: anonymous)."""
     if isinstance(found, AuthenticatedParty):
         return Caller(CallerKind.PARTY, party=found.address)
     if isinstance(found, AuthenticatedDevice):
@@ -137,7 +138,7 @@ async def guard(request: Request) -> Granted:
             if shown is not None:
                 found = None if shown.empty else verify_presented(state, service, shown)
                 remember(request, found)
-            caller = _caller(found)
+            caller = caller_of_credentials(found)
         return enforce(service, state.roles, rule.data, caller, params)
 
     granted = await run_in_threadpool(check)

@@ -15,9 +15,11 @@ from ledger_service.service import LedgerService
 __all__ = ["create_app"]
 
 
-def create_app(settings: Settings | None = None, *, service: LedgerService | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, service: LedgerService | None = None, fast_lane: bool = True
+) -> FastAPI:
     """The app (:func:`ledger_service.api.app.create_app`), timed per route, tagged with request ids."""
-    app = _create_app(settings, service=service)
+    app = _create_app(settings, service=service, fast_lane=fast_lane)
     app.include_router(finance_routes.router)  # issue 6: credit, consents, bank queries, receivables
     app.include_router(grades_routes.router)  # issue 15: a factory's grade history, for its banks
     from ledger_service.portal.routes import router as portal  # issue 7 (imported here: it uses api.routes)

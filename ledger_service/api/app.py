@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI
 from ledger_service.access.guard import guard
 from ledger_service.access.policy import ROUTES, Data
 from ledger_service.api import errors
+from ledger_service.api.fast_lane import FastLane
 from ledger_service.api.limits import RequestLimitsMiddleware
 from ledger_service.api.models import BatchIn, SubmissionIn
 from ledger_service.api.responses import FastJSONResponse
@@ -32,8 +33,11 @@ from ledger_service.config import Settings
 from ledger_service.service import LedgerService
 
 
-def create_app(settings: Settings | None = None, *, service: LedgerService | None = None) -> FastAPI:
-    """The app. Give a built ``service`` (tests, embedded demo) or ``settings`` to build one at startup."""
+def create_app(
+    settings: Settings | None = None, *, service: LedgerService | None = None, fast_lane: bool = True
+) -> FastAPI:
+    """The app. Give a built ``service`` (tests, embedded demo) or ``settings`` to build one at startup.
+    ``fast_lane=False`` leaves every request to FastAPI's routes (the tests compare both answers)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -79,6 +83,9 @@ def create_app(settings: Settings | None = None, *, service: LedgerService | Non
 
     # Every body is capped, timed and strictly decoded before routing and authentication: installed
     # first, so the request-id and metrics middlewares (ledger_service.api) wrap its refusals too.
+    # the fast lane (issue 17.3) answers /healthz and granted proof bundles inside every middleware
+    if fast_lane:
+        app.add_middleware(FastLane)
     app.add_middleware(RequestLimitsMiddleware, settings=current_settings)
 
     errors.install(app)  # the one error -> HTTP status map

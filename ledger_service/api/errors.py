@@ -174,16 +174,23 @@ def chain_message(error: ChainError) -> str:
     return f"the chain cannot be asked right now ({error.message}); retry later"
 
 
+def service_error_response(exc: LedgerError | ChainError) -> FastJSONResponse:
+    """The answer to a service error or an unreachable chain (the app's handlers, and the fast lane's)."""
+    if isinstance(exc, ChainError):
+        return error_response(exc, message=chain_message(exc))
+    return error_response(exc)
+
+
 def install(app: FastAPI) -> None:
     """Answer every service error, unreachable chain, HTTP error and invalid request of ``app`` here."""
 
     @app.exception_handler(LedgerError)
     async def _ledger_error(_: Request, exc: LedgerError) -> JSONResponse:
-        return error_response(exc)
+        return service_error_response(exc)
 
     @app.exception_handler(ChainError)
     async def _chain_error(_: Request, exc: ChainError) -> JSONResponse:
-        return error_response(exc, message=chain_message(exc))
+        return service_error_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -1,0 +1,83 @@
+"""A ``supet serve`` process for the HTTP benchmarks, and the CPU time it and the client spend.
+
+:func:`start_server` starts the real server (optionally under bench/profile_server.py's per-thread
+cProfile); :class:`CpuMeter` reads the server's CPU time (all its threads and its live worker
+processes: ``/proc/<pid>/stat`` utime + stime) and the benchmark process's own around a measured
+run, so each figure comes with the CPU microseconds per request it cost on each side: on a shared
+machine wall-clock rates move with the neighbours' load, CPU per request much less.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def start_server(env: dict[str, str], port: int, *, profile: str | None = None) -> subprocess.Popen[bytes]:
+    """``supet serve`` on ``port`` with ``env``, once it answers ``/readyz``; with ``profile``, under
+    cProfile writing its statistics there when terminated."""
+    args = ["--port", str(port), "--log-level", "warning"]
+    if profile:
+        cmd = [sys.executable, str(ROOT / "bench" / "profile_server.py"), *args]
+        env = {**env, "SUPET_PROFILE_OUT": profile}
+    else:
+        cmd = [str(ROOT / ".venv/bin/supet"), "serve", *args]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 180  # a loaded machine: imports alone took over a minute
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"server died: {proc.stderr.read().decode() if proc.stderr else ''}")
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("server did not become ready")
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) process ``pid`` and its live children (the signature
+    workers) have used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    total = (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime: fields 14 and 15 of stat
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        total += sum(process_cpu(int(child)) for child in task.read_text().split())
+    return total
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds of the server ``pid`` (with its worker processes) and of this process between
+    :meth:`start` and :meth:`stop`."""
+
+    pid: int
+    server: float = 0.0
+    client: float = 0.0
+
+    def start(self) -> None:
+        self._server0 = process_cpu(self.pid)
+        t = os.times()
+        self._client0 = t.user + t.system
+
+    def stop(self) -> None:
+        self.server = process_cpu(self.pid) - self._server0
+        t = os.times()
+        self.client = t.user + t.system - self._client0
+
+    def per_request(self, requests: int) -> str:
+        n = max(requests, 1)
+        return f"CPU/request server {self.server / n * 1e6:,.0f} us, client {self.client / n * 1e6:,.0f} us"

@@ -1,0 +1,186 @@
+"""The fast lane (ledger_service/api/fast_lane.py, issue 17.3) answers exactly as the app's routes do.
+
+Every request is sent to two apps on the same service: the served one (fast lane on) and one without
+it (every request through FastAPI's routes, the guard and the exception handlers). Status, body and
+headers must be equal (the request id is fixed), for granted bundles and for every refusal on the way:
+no credentials, a bad or revoked token, another party, an unknown, malformed or pending reading, a
+body over the limit. The lane is seen to answer the granted ones itself, and to leave the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from reads import token
+from support import TestConsortium
+
+from contracts.chain import dev_accounts
+from device_attestation.sdk import DeviceSigner, Submission
+from ledger_service.api import create_app
+from ledger_service.api.fast_lane import FastLane
+from ledger_service.service import LedgerService
+
+RID = {"X-Request-ID": "fast-lane-test-0001"}
+
+
+@pytest.fixture
+def pair(ledger: LedgerService) -> Iterator[tuple[TestClient, TestClient]]:
+    """The served app (fast lane) and the same app without the lane, on one service."""
+    with (
+        TestClient(create_app(service=ledger)) as fast,
+        TestClient(create_app(service=ledger, fast_lane=False)) as slow,
+    ):
+        yield fast, slow
+
+
+@pytest.fixture
+def answered(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether the fast lane answered each proof request it looked at (True) or left it (False)."""
+    seen: list[bool] = []
+    original = FastLane._proof
+
+    async def spy(self: FastLane, *args: Any) -> bool:
+        done = await original(self, *args)
+        seen.append(done)
+        return done
+
+    monkeypatch.setattr(FastLane, "_proof", spy)
+    return seen
+
+
+def _world(ledger: LedgerService, client: TestClient) -> tuple[TestConsortium, list[Submission], Submission]:
+    """Three anchored readings of one device, and a fourth stored but not anchored."""
+    consortium = TestConsortium(ledger.chain, ledger.deployment)
+    dev = consortium.enroll("SN-FAST-1")
+    ts = int(ledger.chain.w3.eth.get_block("latest")["timestamp"]) * 1000 - 30_000
+    subs = [dev.sign({"temp_c": 20.0 + k}, ts_ms=ts + k) for k in range(4)]
+    r = client.post("/v1/readings", json={"readings": [s.to_json_obj() for s in subs[:3]]})
+    assert r.status_code == 200 and r.json()["accepted"] == 3, r.text
+    ledger.anchoring.flush(timeout=30)
+    r = client.post("/v1/readings", json=subs[3].to_json_obj())
+    assert r.status_code == 201, r.text
+    return consortium, subs[:3], subs[3]
+
+
+def _same(
+    fast: TestClient,
+    slow: TestClient,
+    path: str,
+    headers: dict[str, str],
+    method: str = "GET",
+    content: bytes | None = None,
+) -> int:
+    """Send the request to both apps; assert equal answers; the status."""
+    a = fast.request(method, path, headers={**RID, **headers}, content=content)
+    b = slow.request(method, path, headers={**RID, **headers}, content=content)
+    assert (a.status_code, a.content) == (b.status_code, b.content), (a.text, b.text)
+    assert a.headers.items() == b.headers.items()
+    return a.status_code
+
+
+def test_granted_bundles_and_healthz_are_the_apps_answers(
+    ledger: LedgerService, pair: tuple[TestClient, TestClient], answered: list[bool]
+) -> None:
+    fast, slow = pair
+    consortium, anchored, _ = _world(ledger, fast)
+    owner = {"Authorization": f"Bearer {token(fast, consortium.factory)}"}
+    for sub in anchored:
+        assert _same(fast, slow, f"/v1/readings/0x{sub.digest.hex()}/proof", owner) == 200
+    assert answered == [True] * len(anchored)
+    assert _same(fast, slow, "/healthz", {}) == 200
+    metrics = fast.get("/metrics").text
+    assert 'route="/v1/readings/{digest}/proof"' in metrics and 'route="/healthz"' in metrics
+
+
+def test_every_refusal_is_left_to_the_app(
+    ledger: LedgerService, pair: tuple[TestClient, TestClient], answered: list[bool]
+) -> None:
+    fast, slow = pair
+    consortium, anchored, pending = _world(ledger, fast)
+    path = f"/v1/readings/0x{anchored[0].digest.hex()}/proof"
+    owner_token = token(fast, consortium.factory)
+    owner = {"Authorization": f"Bearer {owner_token}"}
+    stranger = {"Authorization": f"Bearer {token(fast, dev_accounts(3)[2])}"}
+    cases = [
+        (path, {}, 401),  # nobody signed the request
+        (path, {"Authorization": "Bearer not-a-token"}, 401),
+        (path, {"Authorization": owner["Authorization"][:-2] + "xx"}, 401),  # altered signature
+        (path, stranger, 403),  # a party that is not the device's owner
+        (f"/v1/readings/0x{'ab' * 32}/proof", owner, 404),  # no such reading
+        ("/v1/readings/0x1234/proof", owner, 404),  # not a digest
+        (f"/v1/readings/0x{pending.digest.hex()}/proof", owner, 404),  # stored, not anchored
+    ]
+    for p, headers, status in cases:
+        assert _same(fast, slow, p, headers) == status, p
+    assert answered == [False] * len(cases)
+    # left to the app: other credentials (by their headers), a query string and another method (unseen)
+    answered.clear()
+    assert _same(fast, slow, path, {"Authorization": f"Basic {owner_token}"}) == 401
+    assert _same(fast, slow, path, {**owner, "X-Supet-Nonce": "n" * 16}) == 401
+    assert _same(fast, slow, path + "?x=1", owner) == 200
+    assert _same(fast, slow, path, owner, method="HEAD") >= 400
+    assert answered == [False, False]
+    # a body over the limit is refused before the lane, as before any route
+    big = {**owner, "Content-Type": "application/json"}
+    assert _same(fast, slow, path, big, content=b"[" + b"1," * 40_000 + b"1]") == 413
+    # a signed-out token is refused from the next request on, by both
+    assert fast.post("/v1/auth/logout", headers=owner).status_code < 300
+    answered.clear()
+    assert _same(fast, slow, path, owner) == 401
+    assert answered == [False]
+
+
+def test_single_submits_are_answered_as_the_route_answers_them(
+    ledger: LedgerService, pair: tuple[TestClient, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each submission goes to the lane's app first, then to the app without it: the second sees the
+    first's effect, as a resend would (the same receipt; the same refusal)."""
+    fast, slow = pair
+    lane: list[bool] = []
+    original = FastLane._submit
+
+    async def spy(self: FastLane, *args: Any) -> None:
+        lane.append(True)
+        await original(self, *args)
+
+    monkeypatch.setattr(FastLane, "_submit", spy)
+    consortium = TestConsortium(ledger.chain, ledger.deployment)
+    dev = consortium.enroll("SN-FAST-SUB")
+    ts = int(ledger.chain.w3.eth.get_block("latest")["timestamp"]) * 1000 - 30_000
+    first = dev.sign({"temp_c": 20.0}, ts_ms=ts)
+    again = DeviceSigner(device_id=dev.device_id, key=dev.key, domain=dev.domain, start_seq=1)
+    twin = again.sign({"temp_c": 99.0}, ts_ms=ts + 1)  # seq 1 again, another reading
+    stranger = consortium.enroll("SN-FAST-OTHER")
+    json_ct = {"Content-Type": "application/json"}
+
+    def body(obj: Any) -> bytes:
+        return orjson.dumps(obj)
+
+    cases = [
+        (body(first.to_json_obj()), 201),  # accepted; the resend answers the same receipt
+        (body(twin.to_json_obj()), 409),  # the same (device, seq), another digest: refused as equivocation
+        (body({**first.to_json_obj(), "signature": "0x" + "11" * 64}), 422),  # a bad signature
+        (body({"reading": {"device_id": "SN-NOBODY"}, "scheme": "p256", "signature": "0x00"}), 422),
+        (body({}), 422),
+    ]
+    for content, status in cases:
+        got = _same(fast, slow, "/v1/readings", json_ct, method="POST", content=content)
+        assert got == status, content
+    assert len(lane) == len(cases)
+    # batches, lists, forms and bodies refused by the limits go to the route, as before
+    lane.clear()
+    later = stranger.sign({"temp_c": 1.0}, ts_ms=ts)
+    assert _same(fast, slow, "/v1/readings", json_ct, method="POST", content=b'{"readings": []}') == 200
+    assert _same(fast, slow, "/v1/readings", json_ct, method="POST", content=b"[1, 2]") == 400
+    assert _same(fast, slow, "/v1/readings", json_ct, method="POST", content=b"{bad json") == 400
+    assert (
+        _same(fast, slow, "/v1/readings?x=1", json_ct, method="POST", content=body(later.to_json_obj()))
+        == 201
+    )
+    assert lane == []
+    metrics = fast.get("/metrics").text
+    assert 'method="POST",route="/v1/readings",status="201"' in metrics
