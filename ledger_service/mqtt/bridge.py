@@ -55,10 +55,6 @@ _SESSION_TAKEN_OVER = 142
 #: This many connections lost within this many seconds: say that the client id may be used twice.
 _FLAPPING_LOSSES = 3
 _FLAPPING_WINDOW = 60.0
-#: At stop: how long to wait for the broker to confirm that the instance left the share group.
-_LEAVE_WAIT = 2.0
-#: At stop, after leaving the group: nothing new for this long and nothing in hand means drained.
-_DRAIN_QUIET = 0.3
 
 
 class _QuietDisconnect(logging.Filter):
@@ -153,9 +149,6 @@ class MqttBridge:
         self._pausing = False
         self._store_delay = store_retry_min
         self._lost: list[float] = []  # when recent connections were lost (a client id used twice?)
-        self._busy = False  # the worker has a batch in hand
-        self._left_group: threading.Event | None = None  # set by on_unsubscribe when stopping
-        self._leave_mid: int | None = None
 
         self._received = 0
         self._accepted = 0
@@ -192,7 +185,6 @@ class MqttBridge:
         c.on_connect_fail = self._on_connect_fail
         c.on_disconnect = self._on_disconnect
         c.on_subscribe = self._on_subscribe
-        c.on_unsubscribe = self._on_unsubscribe
         c.on_message = self._on_message
         return c
 
@@ -230,22 +222,13 @@ class MqttBridge:
             self._connect_async()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Leave the shared subscription's group and handle what was already delivered, finish the batch
-        in hand, then disconnect (the session stays: it holds whatever is still unacknowledged).
-
-        Mosquitto keeps handing a group member's turn to its session while it is away (and drops it
-        when the session expires): an instance that stopped without leaving the group would hold its
-        share of every reading until it came back. Without a group the session keeps queueing for the
-        instance, as a persistent session should."""
+        """Finish the batch in hand, then disconnect (the session stays: the broker keeps queueing)."""
         if not self._running:
             return
-        deadline = time.monotonic() + timeout
-        if self.share_group and self._leave_group(min(_LEAVE_WAIT, timeout)):
-            self._drain(deadline)
         self._stop.set()
         worker = self._worker
         if worker is not None:
-            worker.join(max(0.0, deadline - time.monotonic()))
+            worker.join(timeout)
             if worker.is_alive():
                 log.warning("MQTT ingest: the batch in hand did not finish within %.0fs", timeout)
         with self._lifecycle:
@@ -255,33 +238,6 @@ class MqttBridge:
             self._connected = False
             self._subscribed = False
         log.info("MQTT ingest stopped")
-
-    def _leave_group(self, wait: float) -> bool:
-        """Unsubscribe from the shared subscription; True once the broker confirmed it within ``wait``."""
-        with self._lifecycle:
-            if not self.connected:
-                return False
-            left = threading.Event()
-            self._left_group = left
-            rc, mid = self._client.unsubscribe(self.topic_filter)
-            self._leave_mid = mid
-        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or not left.wait(wait):
-            log.warning("MQTT ingest: leaving the share group %r was not confirmed", self.share_group)
-            return False
-        self._subscribed = False
-        log.info("MQTT ingest: left the share group %r", self.share_group)
-        return True
-
-    def _drain(self, deadline: float) -> None:
-        """Until ``deadline``: wait for the messages delivered before the group was left to be handled
-        (nothing queued, no batch in hand, nothing new for :data:`_DRAIN_QUIET` seconds)."""
-        quiet_since, seen = time.monotonic(), self._received
-        while time.monotonic() < deadline:
-            if self._received != seen or not self._queue.empty() or self._busy:
-                quiet_since, seen = time.monotonic(), self._received
-            elif time.monotonic() - quiet_since >= _DRAIN_QUIET:
-                return
-            time.sleep(0.02)
 
     @property
     def connected(self) -> bool:
@@ -384,18 +340,6 @@ class MqttBridge:
         self._subscribed = True
         log.info("MQTT ingest: subscribed to %s on %s as %r", self.topic_filter, self.url, self.client_id)
 
-    def _on_unsubscribe(
-        self,
-        client: paho.Client,
-        userdata: object,
-        mid: int,
-        reason_codes: list[ReasonCode],
-        properties: Properties | None,
-    ) -> None:
-        left = self._left_group
-        if left is not None and mid == self._leave_mid:
-            left.set()
-
     def _on_disconnect(
         self,
         client: paho.Client,
@@ -471,7 +415,6 @@ class MqttBridge:
                 first = self._queue.get(timeout=0.2)
             except queue.Empty:
                 continue
-            self._busy = True
             batch = [first]
             size = len(first.payload)
             deadline = time.monotonic() + self.batch_wait
@@ -493,8 +436,6 @@ class MqttBridge:
                     len(batch),
                 )
                 self._redeliver_later("a batch failed")
-            finally:
-                self._busy = False
 
     def _process(self, batch: list[Message]) -> None:
         with self._ack_lock:

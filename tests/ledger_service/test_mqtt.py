@@ -735,34 +735,6 @@ def test_two_bridges_in_one_group_share_the_readings(
 
 @pytest.mark.mqtt
 @SQLITE_ONLY
-def test_a_stopped_bridge_leaves_the_group(
-    ledger: LedgerService, consortium: TestConsortium, broker: Mosquitto, devices: DeviceSide
-) -> None:
-    """A member stopped gracefully leaves the share group: the broker gives every later reading to the
-    members still running, instead of queueing the stopped one's turn in its session until it returns
-    (or dropping it when the session expires). Its session stays: it comes back into the group."""
-    ledger.start()
-    group = uid("group")
-    stays, leaves = (started(make_bridge(broker.url, ledger.pipeline, share_group=group)) for _ in range(2))
-    try:
-        signers = [consortium.enroll(uid(f"SN-LEAVE{i}"), "p256") for i in range(2)]
-        leaves.stop()
-        subs = [signers[i % 2].sign({"temp_c": float(i)}, ts_ms=now_ms() - 1000) for i in range(40)]
-        devices.publish_many([(s.reading.device_id, s.to_json_obj()) for s in subs])
-        devices.got(len(subs))
-        assert stays.stats().received == len(subs) and stored(ledger) == len(subs)
-        started(leaves)  # the same client id: its session resumes and it takes its turns again
-        more = [signers[i % 2].sign({"temp_c": float(i)}, ts_ms=now_ms() - 500) for i in range(40)]
-        devices.publish_many([(s.reading.device_id, s.to_json_obj()) for s in more])
-        devices.got(len(subs) + len(more))
-        assert leaves.stats().received > 0 and stored(ledger) == len(subs) + len(more)
-    finally:
-        stays.stop()
-        leaves.stop()
-
-
-@pytest.mark.mqtt
-@SQLITE_ONLY
 def test_a_message_may_carry_several_readings(
     ledger: LedgerService, consortium: TestConsortium, broker: Mosquitto, devices: DeviceSide
 ) -> None:
