@@ -55,7 +55,7 @@ def embedded_web3(chain_id: int, start_time: int | None) -> tuple[Web3, Any]:
     # eth-tester hard-codes its chain id on the chain class; the VM reads it per block
     # from the instance, so an instance attribute sets the id the EVM and signatures use.
     backend.chain.chain_id = chain_id
-    backend.chain.gas_estimator = estimate_gas_in_one_run
+    backend.chain.gas_estimator = estimate_gas_in_two_runs
     endpoints = {group: dict(methods) for group, methods in API_ENDPOINTS.items()}
     endpoints["eth"]["chainId"] = static_return(chain_id)
     endpoints["net"]["version"] = static_return(str(chain_id))
@@ -65,32 +65,38 @@ def embedded_web3(chain_id: int, start_time: int | None) -> tuple[Web3, Any]:
     return Web3(provider), backend
 
 
-def estimate_gas_in_one_run(state: Any, transaction: Any) -> int:
-    """The embedded chain's ``eth_estimateGas``: one run of the transaction at the block's gas limit,
-    and the gas it used there (before refunds) plus the margin of the all-but-one-64th rule (EIP-150)
-    and 5,000 gas.
+def estimate_gas_in_two_runs(state: Any, transaction: Any) -> int:
+    """The embedded chain's ``eth_estimateGas``: the gas a transaction uses given the block's limit,
+    confirmed by a second run at that gas (or, when a call's gas depends on the gas left, at that plus
+    the all-but-one-64th rule's margin, EIP-150).
 
     py-evm's own estimator is a binary search between the intrinsic gas and the block's limit, to within
-    21,000 gas: about 13 runs of the transaction, each a full run of the EVM in Python (most of the time
-    of every embedded transaction). A transaction that fails at the block's limit raises its error, as
-    py-evm's does: the caller learns of a revert before anything is sent. The estimate is not confirmed
-    by a second run: every sender of this project adds 20% and 10,000 gas to it (``Chain.send``,
-    ``tx_relay``), which covers calls nested a dozen deep; a transaction that still ran out of gas would
-    fail on chain and be reported as such (``Chain.wait``), never pass silently. What a transaction
-    costs is unchanged (gas used does not depend on the limit).
+    21,000 gas: about 13 runs of the transaction, each a full run of the EVM in Python. Two runs give an
+    estimate as safe (the confirming run proves it suffices) and closer (to the gas, not to 21,000); what
+    a transaction costs is unchanged (gas used does not depend on the limit). When neither candidate
+    suffices, the binary search decides. A transaction that fails at the block's limit raises its error,
+    as py-evm's does: the caller learns of a revert before anything is sent.
     """
+    from eth.estimators.gas import binary_gas_search_intrinsic_tolerance
     from eth.vm.spoof import SpoofTransaction
 
+    def run(gas: int) -> Any:
+        snapshot = state.snapshot()
+        try:
+            computation = state.apply_transaction(SpoofTransaction(transaction, gas=gas, gas_price=0))
+        finally:
+            state.revert(snapshot)
+        return computation
+
     limit = int(state.gas_limit)
-    snapshot = state.snapshot()
-    try:
-        full = state.apply_transaction(SpoofTransaction(transaction, gas=limit, gas_price=0))
-    finally:
-        state.revert(snapshot)
+    full = run(limit)
     if full.is_error:
         raise full.error
     used = max(int(transaction.intrinsic_gas), limit - int(full.get_gas_remaining()))  # before refunds
-    return min(limit, used * 64 // 63 + 5_000)
+    for guess in (used, min(limit, used * 64 // 63 + 5_000)):
+        if guess == limit or not run(guess).is_error:
+            return guess
+    return int(binary_gas_search_intrinsic_tolerance(state, transaction))
 
 
 def index_logs(tester: Any, backend: Any) -> None:
