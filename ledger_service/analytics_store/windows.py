@@ -251,6 +251,9 @@ def recompute_window_set(engine: Engine, source: LedgerSource, commitment: str) 
     pub = load_published(engine, commitment)
     if pub.kind != WINDOWS_KIND:
         raise SourceError(f"{commitment} is a {pub.kind} result, not a window set", code="windows.kind")
+    if "0x" + keccak(canonical_json(pub.result)).hex() != pub.commitment.result_hash:
+        # the copy served to readers was edited: said before the (long) recomputation of the yield result
+        raise CommitmentMismatch(["stored_result"])
     stored = WindowSet.from_json_obj(pub.result)
     yield_pub = recompute(engine, source, stored.yield_commitment)
     again = window_set_from_result(
@@ -265,8 +268,6 @@ def recompute_window_set(engine: Engine, source: LedgerSource, commitment: str) 
     verify_commitment(
         pub.commitment, again.to_json_obj(), [again.yield_commitment], WINDOWS_MODEL_ID, pub.params
     )
-    if "0x" + keccak(canonical_json(pub.result)).hex() != pub.commitment.result_hash:
-        raise CommitmentMismatch(["stored_result"])
     with Session(engine) as s:
         row = s.exec(
             select(YieldWindowSetRow).where(col(YieldWindowSetRow.commitment) == pub.commitment.commitment)
