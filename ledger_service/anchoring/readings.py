@@ -62,6 +62,7 @@ from ledger_service.anchoring.batcher import BatchAnchorer
 from ledger_service.anchoring.chain_logs import batch_anchored_logs
 from ledger_service.anchoring.leader import NotLeaderError
 from ledger_service.anchoring.reading_batches import assign_with_paths, insert_closed, pending_count
+from ledger_service.anchoring.reading_batches import waiting as waiting_readings
 from ledger_service.anchoring.recovery import LostBatch, lost_on_chain, reform_lost_batch
 from ledger_service.config import Settings
 from ledger_service.store.batch_status import BatchStatus
@@ -367,19 +368,15 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
     def _due(self, conn: Connection, now: int, *, force: bool) -> bool:
         """Is a batch due? (the count and age of what waits, noted for :meth:`_not_due`)"""
         with self._pending_lock:
-            waiting, oldest_ms = conn.execute(
-                select(func.count(), func.min(col(ReadingRow.received_ms))).where(
-                    col(ReadingRow.batch_id).is_(None)
-                )
-            ).one()
-            self._pending = int(waiting)
-            self._oldest_pending_ms = int(oldest_ms) if oldest_ms is not None else None
+            waiting, oldest_ms = waiting_readings(conn)  # from an index, never a scan of the table
+            self._pending = waiting
+            self._oldest_pending_ms = oldest_ms
         if not waiting:
             return False
         return bool(
             force
             or waiting >= self.settings.batch_max_readings
-            or now - int(oldest_ms) >= self.settings.batch_max_seconds * 1000
+            or now - (oldest_ms or now) >= self.settings.batch_max_seconds * 1000
         )
 
     # ------------------------------------------------------------------ what the generic anchorer asks
