@@ -56,7 +56,8 @@ def _populate(engine: Engine, n: int) -> None:
             text(
                 "INSERT INTO readings (digest, device_id, seq, ts_ms, lot_id, scheme, signature, "
                 "reading_json, received_ms, source) SELECT sha256(int8send(k)), 'SN-' || (k % 100), k, "
-                ":m0 + (k % 3) * :step + k, 'LOT-1', 'p256', '\\x00'::bytea, '{}', k, 'http' FROM generate_series(1, :n) k"
+                ":m0 + (k % 3) * :step + k, 'LOT-1', 'p256', '\\x00'::bytea, '{}', k, 'http' "
+                "FROM generate_series(1, :n) k"
             ),
             {"n": n, "m0": _MONTHS[0], "step": _MONTHS[1] - _MONTHS[0]},
         )
