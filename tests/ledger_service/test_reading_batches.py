@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, inspect, text
 from sqlmodel import Session
 
-from ledger_service.anchoring.reading_batches import assign_with_paths, insert_closed, pending_count
+from ledger_service.anchoring.reading_batches import assign_with_paths, insert_closed, pending_count, waiting
 from ledger_service.errors import StoreError
 from ledger_service.store.engine import create_schema, make_engine
 from ledger_service.store.migrations import downgrade, upgrade
@@ -143,3 +143,15 @@ def test_migration_0019_on_a_populated_store_and_back(engine: Engine) -> None:
     assert _snapshot(engine) == before
     upgrade(engine)
     assert _snapshot(engine) == before
+
+
+def test_what_waits_is_counted_with_its_oldest_arrival(engine: Engine) -> None:
+    create_schema(engine)
+    with engine.begin() as conn:
+        assert waiting(conn) == (0, None)
+    batch = _batch(engine)
+    _insert(engine, [(1, _MONTHS[0], batch), (2, _MONTHS[2], None), (3, _MONTHS[1], None)])
+    with engine.begin() as conn:
+        assert waiting(conn) == (2, _MONTHS[1])  # received_ms is ts_ms in these rows
+        if engine.dialect.name == "postgresql":  # the planner is left as it was for the transaction
+            assert conn.execute(text("SHOW enable_seqscan")).scalar_one() == "on"
