@@ -1,23 +1,48 @@
 """The readings' batches in the store: what waits; closing a batch (its row, its readings' batch id
-and proof paths)."""
+and proof paths).
+
+Closing writes each reading once (issue 17): its batch id and its proof path in one UPDATE
+(:func:`assign_with_paths`), so a reading row gets one new version when its batch closes, not two.
+What waits is counted from an index (:func:`waiting`; the partial index ``ix_readings_waiting`` holds
+the readings whose ``batch_id`` is NULL, nothing else), never by a scan of the table."""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, bindparam, func, insert, update
+from sqlalchemy import Connection, bindparam, func, insert, text, update
 from sqlmodel import Session, col, select
 
 from ledger_service.errors import StoreError
 from ledger_service.store.batch_status import BatchStatus
 from ledger_service.store.models import BatchRow, ReadingRow
 
-__all__ = ["assign", "assign_range", "insert_closed", "pending_count", "store_paths"]
+__all__ = ["assign_with_paths", "insert_closed", "pending_count", "waiting"]
+
+
+def waiting(conn: Connection) -> tuple[int, int | None]:
+    """How many readings wait for a batch, and the oldest one's arrival (Unix ms; None if none waits).
+
+    On PostgreSQL read from an index, never by a scan of the table: the planner's statistics of a
+    partition are those of its last ANALYZE, which autovacuum runs only after a tenth of it changed,
+    so a month of readings analysed while they waited looks all waiting and the planner would scan it
+    at every step of the leader. What waits is a small part of the table (the waiting readings of at
+    most a few batch intervals), so the index is always the cheaper way."""
+    query = select(func.count(), func.min(col(ReadingRow.received_ms))).where(
+        col(ReadingRow.batch_id).is_(None)
+    )
+    if conn.dialect.name != "postgresql":
+        count, oldest = conn.execute(query).one()
+        return int(count), None if oldest is None else int(oldest)
+    conn.execute(text("SET LOCAL enable_seqscan = off"))
+    try:
+        count, oldest = conn.execute(query).one()
+    finally:
+        conn.execute(text("SET LOCAL enable_seqscan = on"))
+    return int(count), None if oldest is None else int(oldest)
 
 
 def pending_count(s: Session) -> int:
-    """How many readings wait for a batch."""
-    return int(
-        s.exec(select(func.count()).select_from(ReadingRow).where(col(ReadingRow.batch_id).is_(None))).one()
-    )
+    """How many readings wait for a batch (:func:`waiting`)."""
+    return waiting(s.connection())[0]
 
 
 def insert_closed(
@@ -40,53 +65,48 @@ def insert_closed(
     return int(result.inserted_primary_key[0])
 
 
-def assign(conn: Connection, ids: list[int], batch_id: int) -> None:
-    """Put the waiting readings ``ids`` into batch ``batch_id`` (in chunks: databases cap bound
-    parameters). A reading that is in a batch already is never moved: :class:`StoreError` (the caller's
-    transaction rolls back, nothing is closed)."""
-    moved = 0
-    for i in range(0, len(ids), 900):
-        moved += conn.execute(
+#: PostgreSQL: the readings of a closing batch in one statement, each row found by its primary key's
+#: (id, ts_ms) so that only its month's partition is probed.
+_ASSIGN_PG = text(
+    "UPDATE readings AS r SET batch_id = :batch, proof_path = v.path "
+    "FROM unnest(CAST(:ids AS bigint[]), CAST(:ts AS bigint[]), CAST(:paths AS bytea[])) "
+    "AS v(id, ts, path) "
+    "WHERE r.id = v.id AND r.ts_ms = v.ts AND r.batch_id IS NULL"
+)
+
+
+def assign_with_paths(
+    conn: Connection, ids: list[int], ts_ms: list[int], paths: list[bytes], batch_id: int
+) -> None:
+    """Put the waiting readings ``ids`` (device timestamps ``ts_ms``) into batch ``batch_id`` and store
+    each one's proof path (``paths[i]`` is reading ``ids[i]``'s) in one write a reading.
+
+    A reading that is in a batch already is never moved: :class:`StoreError` (the caller's transaction
+    rolls back, nothing is closed)."""
+    if not len(ids) == len(ts_ms) == len(paths):
+        raise ValueError(f"{len(ids)} readings, {len(ts_ms)} timestamps and {len(paths)} proof paths")
+    if conn.dialect.name == "postgresql":
+        moved = 0
+        for i in range(0, len(ids), 10_000):
+            moved += conn.execute(
+                _ASSIGN_PG,
+                {
+                    "batch": batch_id,
+                    "ids": ids[i : i + 10_000],
+                    "ts": ts_ms[i : i + 10_000],
+                    "paths": paths[i : i + 10_000],
+                },
+            ).rowcount
+    else:
+        moved = conn.execute(
             update(ReadingRow)
-            .where(col(ReadingRow.id).in_(ids[i : i + 900]), col(ReadingRow.batch_id).is_(None))
-            .values(batch_id=batch_id)
+            .where(col(ReadingRow.id) == bindparam("rid"), col(ReadingRow.batch_id).is_(None))
+            .values(batch_id=batch_id, proof_path=bindparam("path"))
+            .execution_options(synchronize_session=False),
+            [{"rid": i, "path": p} for i, p in zip(ids, paths, strict=True)],
         ).rowcount
     if moved != len(ids):
         raise StoreError(
             f"{len(ids) - moved} of the {len(ids)} readings of batch {batch_id} are in another batch "
             "already: the batch is not closed"
         )
-
-
-def assign_range(conn: Connection, ids: list[int], batch_id: int) -> None:
-    """Put the waiting readings ``ids`` (sorted) into batch ``batch_id``.
-
-    Batches take the oldest first, so what waits is usually one id range: one UPDATE. With several
-    instances committing, a reading with an id inside the range may become visible (committed) after
-    ``ids`` were read: then fall back to the exact ids (that reading waits for the next batch)."""
-    ranged = conn.execute(
-        update(ReadingRow)
-        .where(
-            col(ReadingRow.batch_id).is_(None),
-            col(ReadingRow.id) >= ids[0],
-            col(ReadingRow.id) <= ids[-1],
-        )
-        .values(batch_id=batch_id)
-    )
-    if ranged.rowcount != len(ids):
-        conn.execute(update(ReadingRow).where(col(ReadingRow.batch_id) == batch_id).values(batch_id=None))
-        assign(conn, ids, batch_id)
-
-
-def store_paths(conn: Connection, ids: list[int], paths: list[bytes]) -> None:
-    """Store each reading's proof path in its batch's tree (``paths[i]`` is reading ``ids[i]``'s): a
-    proof is then that row alone (issue 17.3)."""
-    if len(ids) != len(paths):
-        raise ValueError(f"{len(ids)} readings but {len(paths)} proof paths")
-    conn.execute(
-        update(ReadingRow)
-        .where(col(ReadingRow.id) == bindparam("rid"))
-        .values(proof_path=bindparam("path"))
-        .execution_options(synchronize_session=False),
-        [{"rid": i, "path": p} for i, p in zip(ids, paths, strict=True)],
-    )

@@ -2,8 +2,8 @@
 
 A batch is closed when ``batch_max_readings`` readings wait or the oldest has
 waited ``batch_max_seconds``. Closing is one transaction: the batch row (with its
-whole Merkle tree, so every proof can be served) and the readings' batch id
-together, so a reading is in exactly one batch. Then the root is sent with
+whole Merkle tree, so every proof can be served) and the readings' batch id and
+proof path (one UPDATE a reading) together, so a reading is in exactly one batch. Then the root is sent with
 ``anchorBatch``; the batch is ``anchored`` once its receipt is ``confirmations``
 blocks deep.
 
@@ -61,7 +61,8 @@ from contracts.errors import ChainError, ContractRevert
 from ledger_service.anchoring.batcher import BatchAnchorer
 from ledger_service.anchoring.chain_logs import batch_anchored_logs
 from ledger_service.anchoring.leader import NotLeaderError
-from ledger_service.anchoring.reading_batches import assign_range, insert_closed, pending_count, store_paths
+from ledger_service.anchoring.reading_batches import assign_with_paths, insert_closed, pending_count
+from ledger_service.anchoring.reading_batches import waiting as waiting_readings
 from ledger_service.anchoring.recovery import LostBatch, lost_on_chain, reform_lost_batch
 from ledger_service.config import Settings
 from ledger_service.store.batch_status import BatchStatus
@@ -331,7 +332,12 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
                 return None
             self.fence(conn)  # only the anchoring leader closes batches
             rows = conn.execute(
-                select(col(ReadingRow.id), col(ReadingRow.digest), col(ReadingRow.received_ms))
+                select(
+                    col(ReadingRow.id),
+                    col(ReadingRow.digest),
+                    col(ReadingRow.received_ms),
+                    col(ReadingRow.ts_ms),
+                )
                 .where(col(ReadingRow.batch_id).is_(None))
                 .order_by(col(ReadingRow.id))
                 .limit(limit)
@@ -343,8 +349,8 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
                 conn, root=root, nodes=nodes, count=len(rows), oldest_ms=min(r[2] for r in rows), now=now
             )
             ids = [int(r[0] or 0) for r in rows]
-            assign_range(conn, ids, batch_id)
-            store_paths(conn, ids, paths)
+            # one write a reading: its batch id and proof path together
+            assign_with_paths(conn, ids, [int(r[3]) for r in rows], paths, batch_id)
         with self._pending_lock:
             left = (self._pending or 0) - len(rows)
             # nothing left: known empty; something left: its age is unknown, so ask next time
@@ -362,19 +368,15 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
     def _due(self, conn: Connection, now: int, *, force: bool) -> bool:
         """Is a batch due? (the count and age of what waits, noted for :meth:`_not_due`)"""
         with self._pending_lock:
-            waiting, oldest_ms = conn.execute(
-                select(func.count(), func.min(col(ReadingRow.received_ms))).where(
-                    col(ReadingRow.batch_id).is_(None)
-                )
-            ).one()
-            self._pending = int(waiting)
-            self._oldest_pending_ms = int(oldest_ms) if oldest_ms is not None else None
+            waiting, oldest_ms = waiting_readings(conn)  # from an index, never a scan of the table
+            self._pending = waiting
+            self._oldest_pending_ms = oldest_ms
         if not waiting:
             return False
         return bool(
             force
             or waiting >= self.settings.batch_max_readings
-            or now - int(oldest_ms) >= self.settings.batch_max_seconds * 1000
+            or now - (oldest_ms or now) >= self.settings.batch_max_seconds * 1000
         )
 
     # ------------------------------------------------------------------ what the generic anchorer asks

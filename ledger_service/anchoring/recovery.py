@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 
 from contracts.chain import Chain
 from ledger_service.anchoring.chain_logs import batch_anchored_logs
-from ledger_service.anchoring.reading_batches import assign, insert_closed, store_paths
+from ledger_service.anchoring.reading_batches import assign_with_paths, insert_closed
 from ledger_service.store.batch_status import BatchStatus
 from ledger_service.store.batch_tree import EncodedTree
 from ledger_service.store.models import BatchRow, ReadingRow
@@ -54,7 +54,8 @@ class LostBatch:
 
 @dataclass(frozen=True, slots=True)
 class LostMatch:
-    """Waiting readings whose tree has a lost batch's root: (id, digest, received_ms) rows, the tree."""
+    """Waiting readings whose tree has a lost batch's root: (id, digest, received_ms, ts_ms) rows, the
+    tree."""
 
     lost: LostBatch
     rows: list[Any]
@@ -149,8 +150,7 @@ def reform_lost_batch(
         now=now,
     )
     ids = [int(r[0] or 0) for r in rows]  # ids of stored rows: never None
-    assign(conn, ids, batch_id)
-    store_paths(conn, ids, match.paths)
+    assign_with_paths(conn, ids, [int(r[3]) for r in rows], match.paths, batch_id)
     log.info(
         "re-formed lost chain batch %d as batch %d (%d readings)",
         match.lost.chain_batch_id,
@@ -168,28 +168,25 @@ def reform_lost_batch(
 
 
 def lost_batch_candidates(conn: Connection, count: int) -> Iterator[list[Any]]:
-    """Guesses at a lost batch of ``count`` readings among those waiting: (id, digest, received_ms) rows.
+    """Guesses at a lost batch of ``count`` readings among those waiting: (id, digest, received_ms, ts_ms)
+    rows.
 
     First the ``count`` oldest by device timestamp; when readings share the timestamp at the cut,
     each way of taking the needed number of them (up to :data:`MAX_TIE_CANDIDATES`); then the
     ``count`` first by arrival."""
-    base = select(col(ReadingRow.id), col(ReadingRow.digest), col(ReadingRow.received_ms)).where(
-        col(ReadingRow.batch_id).is_(None)
-    )
-    by_time = conn.execute(
-        base.add_columns(col(ReadingRow.ts_ms))
-        .order_by(col(ReadingRow.ts_ms), col(ReadingRow.id))
-        .limit(count)
-    ).all()
+    base = select(
+        col(ReadingRow.id), col(ReadingRow.digest), col(ReadingRow.received_ms), col(ReadingRow.ts_ms)
+    ).where(col(ReadingRow.batch_id).is_(None))
+    by_time = conn.execute(base.order_by(col(ReadingRow.ts_ms), col(ReadingRow.id)).limit(count)).all()
     if len(by_time) < count:
         return
     cut = by_time[-1][3]
-    sure = [r[:3] for r in by_time if r[3] < cut]
+    sure = [r for r in by_time if r[3] < cut]
     tied = conn.execute(base.where(col(ReadingRow.ts_ms) == cut).order_by(col(ReadingRow.id))).all()
     need = count - len(sure)
     if math.comb(len(tied), need) <= MAX_TIE_CANDIDATES:
         for pick in itertools.combinations(tied, need):
             yield [*sure, *pick]
     else:
-        yield [r[:3] for r in by_time]
+        yield list(by_time)
     yield list(conn.execute(base.order_by(col(ReadingRow.id)).limit(count)).all())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Float, Index, Integer, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, LargeBinary, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 #: An auto-incrementing 64-bit key (SQLite needs INTEGER to alias the rowid).
@@ -18,7 +18,15 @@ class ReadingRow(SQLModel, table=True):
         Index("ix_readings_batch", "batch_id"),
         Index("ix_readings_lot_anchoring", "lot_id", "batch_id", "id"),
         Index("ix_readings_device_anchoring", "device_id", "batch_id", "id"),
-        Index("ix_readings_pending", "batch_id", "id"),
+        # what waits for a batch, and nothing else: counted (with its oldest arrival) and taken in id
+        # order from this index alone, however many readings are batched (issue 17; migration 0019)
+        Index(
+            "ix_readings_waiting",
+            "id",
+            "received_ms",
+            postgresql_where=text("batch_id IS NULL"),
+            sqlite_where=text("batch_id IS NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
