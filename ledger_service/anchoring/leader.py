@@ -214,7 +214,14 @@ class Leadership:
                 self._lock_engine = None
 
     def _check(self) -> None:
-        """Still the leader? The lock's session must be alive and hold the lock, the token be ours."""
+        """Still the leader? The lock's session must be alive and hold the lock, the token be ours.
+
+        Without a shared database (SQLite) there is nothing to check: the instance lock makes this the
+        only instance, so it leads for as long as it runs. (Reading the ``meta`` row there could fail
+        only for a moment, e.g. ``database is locked`` while ingest writes, and losing the lead on
+        that left the pending readings unanchored: the demo's flush refused with NotLeaderError.)"""
+        if not self.shared:
+            return
         token = self._token
         try:
             if self.shared:

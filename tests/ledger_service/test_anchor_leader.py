@@ -209,6 +209,33 @@ def test_sqlite_instance_leads_from_its_first_step(tmp_path: Path, caplog: pytes
         engine.dispose()
 
 
+def test_sqlite_instance_keeps_the_lead_when_a_check_fails_for_a_moment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite the instance lock makes this the only instance: a step whose read of the store fails
+    (``database is locked`` while ingest writes) must not drop the lead, or what waits is never anchored
+    (the demo's flush was refused with NotLeaderError)."""
+    from sqlalchemy.exc import OperationalError
+
+    import ledger_service.anchoring.leader as leader_module
+
+    engine = make_engine(next(database_url("sqlite", tmp_path)))
+    try:
+        lead = Leadership(engine, interval=0.05)
+        assert lead.step() and lead.is_leader
+
+        def locked(_: Engine) -> tuple[int, str]:
+            raise OperationalError("SELECT value FROM meta", {}, Exception("database is locked"))
+
+        monkeypatch.setattr(leader_module, "read_leader", locked)
+        assert lead.step() and lead.is_leader
+        monkeypatch.undo()
+        with engine.begin() as conn:
+            lead.fence(conn)  # its writes still pass the fence
+    finally:
+        engine.dispose()
+
+
 def _usurp(old: Leadership, engine: Engine) -> Leadership:
     """Another instance takes the lead from ``old`` without ``old`` knowing (its lock session ended)."""
     if old.shared:
