@@ -40,7 +40,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "helpers"))
 
-from bench_ingest import run_server
+from http_server import start_server
 from support import TempPostgresDatabase, TestConsortium
 
 from contracts.anvil import AnvilNode, free_port
@@ -224,7 +224,7 @@ def main() -> int:
             "SUPET_VERIFY_WORKERS": "2",
         }
         port = free_port()
-        proc = run_server(env, port)
+        proc = start_server(env, port)
         try:
             r = httpx.post(f"http://127.0.0.1:{port}/v1/readings", json={"readings": good}, timeout=60)
             r.raise_for_status()

@@ -42,7 +42,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "helpers"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from http_server import postgres_backends, start_server
 from support import TempPostgresDatabase, TestConsortium
 
 from contracts.anvil import AnvilNode, free_port
@@ -104,19 +106,6 @@ def _cpu(path: str) -> tuple[str, float]:
     return text[text.index("(") + 1 : text.rindex(")")], (int(fields[11]) + int(fields[12])) / _TICK
 
 
-def _postgres_backends(dbname: str) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if cmd.startswith(b"postgres: ") and f" {dbname} ".encode() in cmd:
-                out.append(int(entry))
-    return out
-
-
 def cpu_parts(servers: list[int], dbname: str | None) -> dict[str, float]:
     """CPU seconds so far: signature (verify workers), database (writer threads, PostgreSQL's backends),
     HTTP (the rest of the server processes), and the machine's busy CPU."""
@@ -136,33 +125,11 @@ def cpu_parts(servers: list[int], dbname: str | None) -> dict[str, float]:
                 parts["signature (verify workers)"] += _cpu(f"/proc/{kid}/stat")[1]
     if dbname is not None:
         parts["database: postgresql backends"] = sum(
-            _cpu(f"/proc/{p}/stat")[1] for p in _postgres_backends(dbname)
+            _cpu(f"/proc/{p}/stat")[1] for p in postgres_backends(dbname)
         )
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     parts["machine (all processes)"] = (sum(fields[:8]) - fields[3] - fields[4]) / _TICK
     return parts
-
-
-def run_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        # the supet beside this interpreter: the worktree's code when PYTHONPATH names it
-        [str(Path(sys.executable).parent / "supet"), "serve", "--port", str(port), "--log-level", "warning"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 180  # a loaded machine: imports alone took over a minute
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(f"server died: {proc.stderr.read().decode() if proc.stderr else ''}")
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("server did not become ready")
 
 
 def measure(bodies: list[bytes], ports: list[int], concurrency: int) -> tuple[int, float]:
@@ -246,7 +213,7 @@ def main() -> int:
                 ports = []
                 for i in range(args.instances):
                     ports.append(free_port())
-                    procs.append(run_server({**env, "SUPET_DATA_DIR": f"{tmp}/data-{kind}-{i}"}, ports[-1]))
+                    procs.append(start_server({**env, "SUPET_DATA_DIR": f"{tmp}/data-{kind}-{i}"}, ports[-1]))
                 dbname = url.rsplit("/", 1)[-1] if pg else None
                 before = cpu_parts([p.pid for p in procs], dbname)
                 load = os.getloadavg()

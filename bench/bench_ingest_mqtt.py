@@ -67,6 +67,7 @@ from sqlmodel import Session
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "helpers"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ingest import _bare_verify, bare_verify_both_cores
+from http_server import postgres_backends
 from support import TempPostgresDatabase, TestConsortium, postgres_available
 
 from contracts.chain import Chain, dev_accounts
@@ -149,19 +150,6 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _postgres_backends(dbname: str) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if cmd.startswith(b"postgres: ") and f" {dbname} ".encode() in cmd:
-                out.append(int(entry))
-    return out
-
-
 def _machine_busy() -> float:
     """Busy CPU seconds of the whole machine (all cores) since boot."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -194,7 +182,7 @@ def cpu_snapshot(dbname: str | None, broker_pid: int | None, publisher_pid: int 
     if broker_pid is not None:
         add("broker", _stat(f"/proc/{broker_pid}/stat"))
     if dbname is not None:
-        for pid in _postgres_backends(dbname):
+        for pid in postgres_backends(dbname):
             add("postgresql backends", _stat(f"/proc/{pid}/stat"))
     parts["machine (all processes)"] = _machine_busy()
     return parts

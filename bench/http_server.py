@@ -30,7 +30,8 @@ def start_server(env: dict[str, str], port: int, *, profile: str | None = None) 
         cmd = [sys.executable, str(ROOT / "bench" / "profile_server.py"), *args]
         env = {**env, "SUPET_PROFILE_OUT": profile}
     else:
-        cmd = [str(ROOT / ".venv/bin/supet"), "serve", *args]
+        # the supet beside this interpreter: the worktree's code when PYTHONPATH names it
+        cmd = [str(Path(sys.executable).parent / "supet"), "serve", *args]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 180  # a loaded machine: imports alone took over a minute
     while time.monotonic() < deadline:
@@ -44,6 +45,21 @@ def start_server(env: dict[str, str], port: int, *, profile: str | None = None) 
         time.sleep(0.2)
     proc.kill()
     raise RuntimeError("server did not become ready")
+
+
+def postgres_backends(dbname: str) -> list[int]:
+    """The PIDs of PostgreSQL's backend processes serving database ``dbname`` (their CPU is the
+    database's share of a run)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmd.startswith(b"postgres: ") and f" {dbname} ".encode() in cmd:
+                out.append(int(entry))
+    return out
 
 
 def process_cpu(pid: int) -> float:
