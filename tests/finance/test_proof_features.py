@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from datetime import date
 from typing import Any
 
 import numpy as np
 import pytest
+from profiles import march_profile
 
 from analytics.commitment import canonical_json
 from analytics.period_profile import FactoryProfile
@@ -26,32 +26,7 @@ def model() -> ScorecardModel:
 
 
 def profile() -> FactoryProfile:
-    return FactoryProfile(
-        factory_id="fab-7",
-        start=date(2026, 3, 1),
-        end=date(2026, 3, 31),
-        days_in_period=31,
-        days_with_data=31,
-        capacity_units_per_day=2500.0,
-        utilisation=0.8,
-        availability=0.9,
-        performance=0.9,
-        quality=0.97,
-        oee=0.9 * 0.9 * 0.97,
-        first_pass_yield=0.97,
-        sellable_units=60_000.0,
-        delivered_units=58_000.0,
-        inventory_days=4.0,
-        orders_due=12,
-        orders_otif=11,
-        otif=11 / 12,
-        trend_units_per_day=4.0,
-        volatility=0.09,
-        readings=990,
-        readings_expected=1000,
-        coverage=0.99,
-        thin=False,
-    )
+    return march_profile("fab-7")
 
 
 CLEAN = ProofFacts(

@@ -11,7 +11,6 @@ yield model.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from credit_lines import chain_now
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
 from finance_world import finance_world
+from profiles import march_profile
 from support import database_url
 
 from analytics.commitment import commit
@@ -65,32 +65,7 @@ def world(db_url: str) -> Iterator[World]:
 
 
 def _profile(factory: str) -> FactoryProfile:
-    return FactoryProfile(
-        factory_id=factory,
-        start=dt.date(2026, 3, 1),
-        end=dt.date(2026, 3, 31),
-        days_in_period=31,
-        days_with_data=31,
-        capacity_units_per_day=2500.0,
-        utilisation=0.8,
-        availability=0.9,
-        performance=0.9,
-        quality=0.97,
-        oee=0.9 * 0.9 * 0.97,
-        first_pass_yield=0.97,
-        sellable_units=60_000.0,
-        delivered_units=58_000.0,
-        inventory_days=4.0,
-        orders_due=12,
-        orders_otif=11,
-        otif=11 / 12,
-        trend_units_per_day=4.0,
-        volatility=0.09,
-        readings=990,
-        readings_expected=1000,
-        coverage=0.99,
-        thin=False,
-    )
+    return march_profile(factory)
 
 
 def _yield_result(engine: object, factory: str, line: str, *, gain: float, units: int, end: str) -> None:
