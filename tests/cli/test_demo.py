@@ -27,6 +27,7 @@ from chain_scan import (
     number_patterns,
     public_salts,
 )
+from fresh_stack import on_fresh_thread
 from support import require
 from typer.testing import CliRunner
 
@@ -170,7 +171,9 @@ def embedded_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]
     out = tmp_path_factory.mktemp("demo") / "demo"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(demo_cli, "run_demo", keep)
-        ran = CliRunner().invoke(app, ["demo", "--days", "2", "--out", str(out)])
+        # on a fresh thread: under pytest's deep stack the story cost 21-45 s of system CPU more
+        # (tests/helpers/fresh_stack.py)
+        ran = on_fresh_thread(CliRunner().invoke, app, ["demo", "--days", "2", "--out", str(out)])
     assert ran.exit_code == 0, ran.output
     (r,) = results
     yield DemoRun(output=ran.output, result=r, out=out)
@@ -342,7 +345,8 @@ def fresh_anvil() -> Iterator[AnvilNode]:
 @pytest.mark.scenario
 @pytest.mark.anvil
 def test_demo_story_on_anvil(tmp_path: Path, fresh_anvil: AnvilNode) -> None:
-    r = run_demo(
+    r = on_fresh_thread(
+        run_demo,
         DemoOptions(out_dir=tmp_path, days=2, rpc=fresh_anvil.url),
         step=lambda _: None,
         progress=lambda *_: None,
