@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
 
-from sqlalchemy import and_, bindparam, func, or_
+from sqlalchemy import Connection, and_, bindparam, func, or_
 from sqlalchemy.orm import configure_mappers
 from sqlmodel import Session, col, select
 
@@ -17,7 +18,7 @@ from device_attestation.errors import ProofMismatch
 from device_attestation.merkle import hash_pair, leaf_hash
 from device_attestation.reading import Domain, Reading, reading_digest
 from ledger_service.errors import LedgerError, NotFound
-from ledger_service.jsonio import loads_exact
+from ledger_service.jsonio import dumps_exact, loads_exact
 from ledger_service.lots.timeline import lot_devices, resolve_lot
 from ledger_service.service import LedgerService
 from ledger_service.store.batch_status import BatchStatus
@@ -84,11 +85,19 @@ _STATUS: Final = (
 )
 
 
-def reading_status(service: LedgerService, digest: bytes) -> ReadingStatus:
+def reading_status(service: LedgerService, digest: bytes, *, conn: Connection | None = None) -> ReadingStatus:
     """The reading and its batch, in one query; :class:`NotFound` when no reading has ``digest``. The
-    rows are built from the query's columns (detached from any session; the batch without its tree)."""
-    with service.engine.connect() as conn:
-        found = conn.execute(_STATUS, {"digest": digest}).first()
+    rows are built from the query's columns (detached from any session; the batch without its tree).
+    ``conn``: a connection of the service's engine to read on (its transaction is ended after the
+    read); none: one from the engine's pool."""
+    if conn is not None:
+        try:
+            found = conn.execute(_STATUS, {"digest": digest}).first()
+        finally:
+            conn.rollback()
+    else:
+        with service.engine.connect() as pooled:
+            found = pooled.execute(_STATUS, {"digest": digest}).first()
     if found is None:
         raise NotFound(f"no reading with digest 0x{digest.hex()} in this ledger", code="reading.not_found")
     m = found._mapping
@@ -104,12 +113,9 @@ def reading_status(service: LedgerService, digest: bytes) -> ReadingStatus:
     return ReadingStatus(row=row, batch=batch)
 
 
-def proof_bundle(
-    service: LedgerService, digest: bytes, *, status: ReadingStatus | None = None
-) -> dict[str, Any]:
-    """The spec's proof bundle (section 6); :class:`ProofPending` while not anchored. ``status``: the
-    reading's, when the caller read it already (the access guard does). The proof is the reading's
-    stored path (issue 17.3): no other row is read, nothing is rebuilt."""
+def _anchored(service: LedgerService, digest: bytes, status: ReadingStatus | None) -> ReadingStatus:
+    """The reading's status (``status`` when it is this reading's), anchored; :class:`ProofPending`
+    while it is not."""
     st = (
         status
         if status is not None and bytes(status.row.digest) == digest
@@ -121,11 +127,66 @@ def proof_bundle(
             status=st.status,
             expected_batch=st.batch.id if st.batch else None,
         )
+    return st
+
+
+def proof_bundle(
+    service: LedgerService, digest: bytes, *, status: ReadingStatus | None = None
+) -> dict[str, Any]:
+    """The spec's proof bundle (section 6); :class:`ProofPending` while not anchored. ``status``: the
+    reading's, when the caller read it already (the access guard does). The proof is the reading's
+    stored path (issue 17.3): no other row is read, nothing is rebuilt."""
+    st = _anchored(service, digest, status)
     batch = st.batch
-    assert batch.id is not None and batch.chain_batch_id is not None and batch.tx_hash is not None
+    assert batch is not None and batch.id is not None
+    assert batch.chain_batch_id is not None and batch.tx_hash is not None
     return BundleMaker(service).bundle(
         st.row, root=batch.root, batch=batch.id, chain_batch_id=batch.chain_batch_id, tx=batch.tx_hash
     )
+
+
+#: Serialized proof bundles kept (about 1.7 kB each for a 10,000-reading batch; the oldest go first).
+BUNDLE_CACHE: Final = 16_384
+_bundles: dict[tuple[Any, ...], bytes] = {}
+_bundles_lock = threading.Lock()
+
+
+def proof_bundle_json(service: LedgerService, digest: bytes, *, status: ReadingStatus | None = None) -> bytes:
+    """:func:`proof_bundle` serialized (as the API sends it: ``dumps_exact``). The reading and its batch
+    are read as for :func:`proof_bundle` on every call (a reorg un-anchors a batch, and the proof is
+    refused again at once); the bytes are kept keyed by everything they are made of (the deployment's
+    domain, the digest, the stored signature and path, the batch's id, root, chain id and
+    transaction), so a kept answer is the one a build would give: nothing needs invalidating."""
+    st = _anchored(service, digest, status)
+    batch, row = st.batch, st.row
+    assert batch is not None and batch.id is not None
+    assert batch.chain_batch_id is not None and batch.tx_hash is not None
+    deployment = service.deployment
+    key = (
+        deployment.chain_id,
+        deployment.contracts.get("ReadingAnchor"),
+        digest,
+        row.scheme,
+        bytes(row.signature),
+        None if row.proof_path is None else bytes(row.proof_path),
+        batch.id,
+        bytes(batch.root),
+        batch.chain_batch_id,
+        batch.tx_hash,
+    )
+    found = _bundles.get(key)
+    if found is not None:
+        return found
+    body = dumps_exact(
+        BundleMaker(service).bundle(
+            row, root=batch.root, batch=batch.id, chain_batch_id=batch.chain_batch_id, tx=batch.tx_hash
+        )
+    )
+    with _bundles_lock:
+        if len(_bundles) >= BUNDLE_CACHE:
+            _bundles.pop(next(iter(_bundles)))
+        _bundles[key] = body
+    return body
 
 
 @lru_cache(maxsize=16)

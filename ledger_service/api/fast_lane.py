@@ -17,8 +17,8 @@ middlewares (they apply unchanged), answers:
 - ``GET /v1/readings/{digest}/proof`` without query string, with a bearer token or no credentials:
   the token's check (:meth:`~ledger_service.auth.Authenticator.verify_token`, its revocation
   included), the access policy's decision (:func:`~ledger_service.access.guard.enforce`, the same
-  facts) and the bundle (:func:`~ledger_service.proofs.proof_bundle`), in one thread-pool hop,
-  answered by the same response class.
+  facts) and the bundle (:func:`~ledger_service.proofs.proof_bundle_json`, serialized once and kept), in one
+  thread-pool hop, answered with the bytes and headers of the route's response.
 
 Of a proof, only a 200 is answered here. Every other request (signed requests, device-signed
 requests, query strings, other methods and paths) and every refusal on the way (a token that does
@@ -30,23 +30,30 @@ and its status, body and headers are the app's by construction. Metrics see the 
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
+from eth_utils import to_checksum_address
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import Connection
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 
 from contracts.errors import ChainError
+from contracts.registry import device_id_hash
 from ledger_service.access.guard import caller_of_credentials, enforce
-from ledger_service.access.policy import Data
+from ledger_service.access.policy import Data, Resource, decide
 from ledger_service.api.errors import refusal, rejection_status, service_error_response
 from ledger_service.api.limits import DECODED_BODY
 from ledger_service.api.responses import FastJSONResponse
-from ledger_service.auth.deps import auth_state
+from ledger_service.auth.deps import AuthState, auth_state
 from ledger_service.errors import LedgerError
-from ledger_service.proofs import ReadingStatus, parse_digest, proof_bundle
+from ledger_service.proofs import ReadingStatus, parse_digest, proof_bundle_json, reading_status
 from ledger_service.service import LedgerService
 from supet_base.errors import SupetError
 
@@ -69,6 +76,8 @@ class FastLane:
 
     def __init__(self, app: Any) -> None:
         self.app = app
+        #: The event loop thread's read connection (see :meth:`_read_connection`).
+        self._local = threading.local()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET" and not scope.get("root_path"):
@@ -128,24 +137,111 @@ class FastLane:
         app = scope["app"]
         service: LedgerService = app.state.service
         state = auth_state(Request(scope))
+        body = self._inline(service, state, bearer, digest)
+        if body is not None:
+            await self._bundle(scope, send, body)
+            return True
 
-        def answer() -> dict[str, Any] | None:
+        def answer() -> bytes | None:
             try:
                 found = state.authenticator.verify_token(bearer) if bearer is not None else None
                 granted = enforce(
                     service, state.roles, Data.READING, caller_of_credentials(found), {"digest": digest}
                 )
                 status = granted.preload if isinstance(granted.preload, ReadingStatus) else None
-                return proof_bundle(service, parse_digest(digest), status=status)
+                return proof_bundle_json(service, parse_digest(digest), status=status)
             except SupetError:
                 return None  # refused, unknown, pending, unavailable: the app answers it
 
-        bundle = await run_in_threadpool(answer)
-        if bundle is None:
+        body = await run_in_threadpool(answer)
+        if body is None:
             return False
-        scope["route"] = _PROOF_ROUTE
-        await FastJSONResponse(bundle)(scope, receive, send)
+        await self._bundle(scope, send, body)
         return True
+
+    @staticmethod
+    async def _bundle(scope: Scope, send: Send, body: bytes) -> None:
+        """Send a bundle as FastJSONResponse sends it: its headers, the bytes it renders."""
+        scope["route"] = _PROOF_ROUTE
+        headers = [(b"content-length", str(len(body)).encode()), _JSON_TYPE]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def _inline(
+        self, service: LedgerService, state: AuthState, bearer: str | None, digest: str
+    ) -> bytes | None:
+        """The bundle, when it can be answered on the event loop without waiting for anything; None: the
+        thread-pool path decides. Answered here only when:
+
+        - the database is a SQLite file this instance holds (its instance lock): read on this lane's
+          own connection, whose reads never wait (WAL: readers do not wait for the writer; a busy
+          database is an error at once, ``busy_timeout=0``, and the thread-pool path answers);
+        - the bearer token is known to stand, from memory (:meth:`~ledger_service.auth.Authenticator.
+          known_token`: its signature checked, not expired, not signed out);
+        - the reading's device is in the registry's mirror, and the caller is its owner: the resource
+          is then the one the guard's facts build for the owner (no lot is looked at), and the policy
+          (:func:`~ledger_service.access.policy.decide`) decides on it as for the guard;
+        - the reading is anchored (pending, unknown: the app answers).
+        """
+        if bearer is None or service.instance_lock is None:
+            return None  # anonymous: the policy asks about the reading's lots (the chain)
+        party = state.authenticator.known_token(bearer)
+        if party is None:
+            return None
+        conn = self._read_connection(service)
+        if conn is None:
+            return None
+        try:
+            raw = parse_digest(digest)
+            st = reading_status(service, raw, conn=conn)
+        except SupetError:
+            return None
+        except SQLAlchemyError:
+            self._drop_connection()
+            return None
+        device_id = st.row.device_id
+        device = service.registry.lookup_hash(_device_hash(device_id))
+        if device is None:
+            return None  # the guard's lookup may ask the chain
+        caller = caller_of_credentials(party)
+        owner = _checksum(device.owner)
+        if caller.party != owner:
+            return None  # not the owner: the guard gathers the lots
+        decision = decide(caller, Resource(Data.READING, owner=owner, device_id=device_id, lots=()))
+        if not decision.allowed:
+            return None
+        try:
+            return proof_bundle_json(service, raw, status=st)
+        except SupetError:
+            return None
+
+    def _read_connection(self, service: LedgerService) -> Connection | None:
+        """This thread's (the event loop's) own read connection to the service's SQLite file, outside the
+        engine's pool; None when it cannot be opened."""
+        engine = service.engine
+        if engine.dialect.name != "sqlite":
+            return None
+        local = self._local
+        conn: Connection | None = getattr(local, "conn", None)
+        if conn is not None and getattr(local, "engine", None) is engine:
+            return conn
+        self._drop_connection()
+        try:
+            conn = engine.connect()
+            conn.detach()  # its own: closed, not pooled, when dropped (its busy timeout is this lane's)
+            conn.exec_driver_sql("PRAGMA busy_timeout=0")
+            conn.rollback()
+        except SQLAlchemyError:
+            return None
+        local.conn, local.engine = conn, engine
+        return conn
+
+    def _drop_connection(self) -> None:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        self._local.conn = self._local.engine = None
+        if conn is not None:
+            with contextlib.suppress(SQLAlchemyError):  # a broken connection: nothing more to release
+                conn.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +256,19 @@ class RouteTemplate:
 _HEALTHZ_ROUTE: Final = RouteTemplate(HEALTHZ)
 _PROOF_ROUTE: Final = RouteTemplate(PROOF)
 _SUBMIT_ROUTE: Final = RouteTemplate(SUBMIT)
+
+
+@lru_cache(maxsize=4096)
+def _device_hash(device_id: str) -> bytes:
+    return device_id_hash(device_id)
+
+
+@lru_cache(maxsize=4096)
+def _checksum(address: str) -> str:
+    return str(to_checksum_address(address))
+
+
+_JSON_TYPE: Final = (b"content-type", FastJSONResponse.media_type.encode())
 
 #: ``GET /healthz``'s answer, as the route renders it (sent with a copy of its headers).
 _HEALTHY: Final = FastJSONResponse({"status": "ok"})
