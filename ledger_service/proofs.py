@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
 
 from sqlalchemy import Connection, and_, bindparam, func, or_
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.orm import configure_mappers
 from sqlmodel import Session, col, select
 
@@ -85,32 +87,61 @@ _STATUS: Final = (
 )
 
 
-def reading_status(service: LedgerService, digest: bytes, *, conn: Connection | None = None) -> ReadingStatus:
-    """The reading and its batch, in one query; :class:`NotFound` when no reading has ``digest``. The
-    rows are built from the query's columns (detached from any session; the batch without its tree).
-    ``conn``: a connection of the service's engine to read on (its transaction is ended after the
-    read); none: one from the engine's pool."""
-    if conn is not None:
-        try:
-            found = conn.execute(_STATUS, {"digest": digest}).first()
-        finally:
-            conn.rollback()
-    else:
-        with service.engine.connect() as pooled:
-            found = pooled.execute(_STATUS, {"digest": digest}).first()
-    if found is None:
+#: Whether SQLite's values of the status query's columns are the rows' values as they are (no type
+#: converts them: true of these tables' types), so that a raw SQLite cursor may run it.
+_SQLITE = sqlite_dialect()
+_RAW_SQLITE_OK: Final = all(
+    c.type.result_processor(_SQLITE, None) is None for c in (*_READINGS.c, *_BATCH_COLUMNS)
+)
+#: The status query as SQLite runs it: one positional parameter, the digest.
+_STATUS_SQLITE: Final = str(_STATUS.compile(dialect=_SQLITE))
+_READING_KEYS: Final = tuple(c.key for c in _READINGS.c)
+_BATCH_KEYS: Final = tuple(c.key for c in _BATCH_COLUMNS)
+_mappers_configured = False
+
+
+def _status_of(digest: bytes, values: Sequence[Any] | None) -> ReadingStatus:
+    """The status from the status query's row (the reading's columns, then its batch's)."""
+    global _mappers_configured
+    if values is None:
         raise NotFound(f"no reading with digest 0x{digest.hex()} in this ledger", code="reading.not_found")
-    m = found._mapping
-    # model_construct: the stored values as they are (5 us a row; the validating constructor, 90 us);
-    # its attributes work once the mappers are configured (a no-op after the first time)
-    configure_mappers()
-    row = ReadingRow.model_construct(**{c.key: m["r_" + c.key] for c in _READINGS.c})
+    if not _mappers_configured:
+        # model_construct's attributes work once the mappers are configured
+        configure_mappers()
+        _mappers_configured = True
+    n = len(_READING_KEYS)
+    # model_construct: the stored values as they are (5 us a row; the validating constructor, 90 us)
+    row = ReadingRow.model_construct(**dict(zip(_READING_KEYS, values[:n], strict=True)))
     batch = (
-        BatchRow.model_construct(**{c.key: m["b_" + c.key] for c in _BATCH_COLUMNS})
-        if m["b_id"] is not None
+        BatchRow.model_construct(**dict(zip(_BATCH_KEYS, values[n:], strict=True)))
+        if values[n] is not None  # the batch's id
         else None
     )
     return ReadingStatus(row=row, batch=batch)
+
+
+def reading_status(service: LedgerService, digest: bytes, *, conn: Connection | None = None) -> ReadingStatus:
+    """The reading and its batch, in one query; :class:`NotFound` when no reading has ``digest``. The
+    rows are built from the query's columns (detached from any session; the batch without its tree).
+    ``conn``: a connection of the service's engine to read on (a SQLite one is read with its own
+    cursor, without the engine's statement machinery; the read's transaction is ended after it); none:
+    one from the engine's pool."""
+    if conn is None:
+        with service.engine.connect() as pooled:
+            found = pooled.execute(_STATUS, {"digest": digest}).first()
+        return _status_of(digest, found)
+    try:
+        if _RAW_SQLITE_OK and conn.dialect.name == "sqlite":
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                values = cursor.execute(_STATUS_SQLITE, (digest,)).fetchone()
+            finally:
+                cursor.close()
+        else:
+            values = conn.execute(_STATUS, {"digest": digest}).first()
+    finally:
+        conn.rollback()
+    return _status_of(digest, values)
 
 
 def _anchored(service: LedgerService, digest: bytes, status: ReadingStatus | None) -> ReadingStatus:
