@@ -41,7 +41,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "helpers"))
 
-from http_server import CpuMeter, start_server
+from http_server import CpuMeter, postgres_backends, process_cpu, start_server
 from reads import token
 from support import TempPostgresDatabase, TestConsortium
 
@@ -114,12 +114,18 @@ async def bulk_loop(
     return proofs
 
 
+def database_cpu(dbname: str | None) -> float:
+    """CPU seconds PostgreSQL's backends serving ``dbname`` have used so far (0 for SQLite: in-process)."""
+    return sum(process_cpu(p) for p in postgres_backends(dbname)) if dbname else 0.0
+
+
 def measure(
     label: str,
     loops: list[Coroutine[Any, Any, int]],
     lat: list[float],
     cpu: CpuMeter,
     unit: str = "proofs",
+    dbname: str | None = None,
 ) -> float:
     async def go() -> tuple[list[int], float]:
         t = time.perf_counter()
@@ -127,15 +133,18 @@ def measure(
         return list(counts), time.perf_counter() - t
 
     before = loadavg()
+    db0 = database_cpu(dbname)
     cpu.start()
     counts, elapsed = asyncio.run(go())
     cpu.stop()
+    db_us = (database_cpu(dbname) - db0) / max(len(lat), 1) * 1e6
+    db = f", postgresql backends {db_us:,.0f} us" if dbname else ""
     rate = sum(counts) / elapsed
     ms = [x * 1000 for x in lat]
     print(
         f"  {label}: {sum(counts):,} {unit} in {elapsed:.1f}s = {rate:,.0f} {unit}/s; per request p50 "
         f"{pct(ms, 50):.1f} ms p99 {pct(ms, 99):.1f} ms ({len(ms):,} requests); "
-        f"{cpu.per_request(len(ms))}; load average {before} -> {loadavg()}",
+        f"{cpu.per_request(len(ms))}{db}; load average {before} -> {loadavg()}",
         flush=True,
     )
     return rate
@@ -204,6 +213,7 @@ def main() -> int:
         print(f"signed {len(bodies):,} readings in {time.perf_counter() - t:.1f}s", flush=True)
         pg = TempPostgresDatabase() if args.db == "postgresql" else None
         url = pg.__enter__().url if pg else f"sqlite:///{tmp}/proofs.db"
+        dbname = pg.name if pg else None
         env = {
             **os.environ,
             "SUPET_CHAIN": node.url,
@@ -236,6 +246,7 @@ def main() -> int:
                 lat,
                 cpu,
                 "requests",
+                dbname,
             )
             for k in range(args.rounds):
                 lat = []
@@ -244,6 +255,7 @@ def main() -> int:
                     [client_loop(port, paths, head, args.seconds, lat) for _ in range(args.clients)],
                     lat,
                     cpu,
+                    dbname=dbname,
                 )
             if args.skip_bulk:
                 return 0
