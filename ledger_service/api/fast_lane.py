@@ -16,9 +16,13 @@ middlewares (they apply unchanged), answers:
   nothing is skipped; a batch, a form or an undecoded body goes to the route;
 - ``GET /v1/readings/{digest}/proof`` without query string, with a bearer token or no credentials:
   the token's check (:meth:`~ledger_service.auth.Authenticator.verify_token`, its revocation
-  included), the access policy's decision (:func:`~ledger_service.access.guard.enforce`, the same
-  facts) and the bundle (:func:`~ledger_service.proofs.proof_bundle_json`, serialized once and kept), in one
-  thread-pool hop, answered with the bytes and headers of the route's response.
+  included), the access policy's decision and the bundle (:func:`~ledger_service.proofs.
+  proof_bundle_json`, serialized once and kept), answered with the bytes and headers of the route's
+  response. The device's owner is decided as the guard decides for the owner (:meth:`FastLane._owners`:
+  the same resource, :func:`~ledger_service.access.policy.decide`): on the event loop where nothing can
+  wait (a SQLite file this instance holds, the token known from memory, the lane's own read
+  connection), else in one thread-pool hop on one pooled connection. Any other caller goes through
+  :func:`~ledger_service.access.guard.enforce` (the same facts) in the thread-pool hop.
 
 Of a proof, only a 200 is answered here. Every other request (signed requests, device-signed
 requests, query strings, other methods and paths) and every refusal on the way (a token that does
@@ -51,7 +55,8 @@ from ledger_service.access.policy import Data, Resource, decide
 from ledger_service.api.errors import refusal, rejection_status, service_error_response
 from ledger_service.api.limits import DECODED_BODY
 from ledger_service.api.responses import FastJSONResponse
-from ledger_service.auth.deps import AuthState, auth_state
+from ledger_service.auth.deps import auth_state
+from ledger_service.auth.party import AuthenticatedParty
 from ledger_service.errors import LedgerError
 from ledger_service.proofs import ReadingStatus, parse_digest, proof_bundle_json, reading_status
 from ledger_service.service import LedgerService
@@ -137,20 +142,29 @@ class FastLane:
         app = scope["app"]
         service: LedgerService = app.state.service
         state = auth_state(Request(scope))
-        body = self._inline(service, state, bearer, digest)
-        if body is not None:
-            await self._bundle(scope, send, body)
-            return True
+        if bearer is not None:
+            conn = self._read_connection(service)
+            party = state.authenticator.known_token(bearer) if conn is not None else None
+            body = self._owners(service, party, digest, conn) if conn is not None and party else None
+            if body is not None:
+                await self._bundle(scope, send, body)
+                return True
 
         def answer() -> bytes | None:
             try:
-                found = state.authenticator.verify_token(bearer) if bearer is not None else None
+                found: AuthenticatedParty | None = None
+                if bearer is not None:
+                    with service.engine.connect() as conn:  # one checkout for the token and the reading
+                        found = state.authenticator.verify_token(bearer, conn=conn)
+                        body = self._owners(service, found, digest, conn)
+                    if body is not None:
+                        return body
                 granted = enforce(
                     service, state.roles, Data.READING, caller_of_credentials(found), {"digest": digest}
                 )
                 status = granted.preload if isinstance(granted.preload, ReadingStatus) else None
                 return proof_bundle_json(service, parse_digest(digest), status=status)
-            except SupetError:
+            except (SupetError, SQLAlchemyError):
                 return None  # refused, unknown, pending, unavailable: the app answers it
 
         body = await run_in_threadpool(answer)
@@ -167,37 +181,28 @@ class FastLane:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    def _inline(
-        self, service: LedgerService, state: AuthState, bearer: str | None, digest: str
+    def _owners(
+        self, service: LedgerService, party: AuthenticatedParty, digest: str, conn: Connection
     ) -> bytes | None:
-        """The bundle, when it can be answered on the event loop without waiting for anything; None: the
-        thread-pool path decides. Answered here only when:
+        """The bundle when ``party`` (its token verified) owns the reading's device, reading the reading on
+        ``conn``; None: the guard decides (another caller, a device the registry's mirror does not know
+        yet, a reading unknown or pending).
 
-        - the database is a SQLite file this instance holds (its instance lock): read on this lane's
-          own connection, whose reads never wait (WAL: readers do not wait for the writer; a busy
-          database is an error at once, ``busy_timeout=0``, and the thread-pool path answers);
-        - the bearer token is known to stand, from memory (:meth:`~ledger_service.auth.Authenticator.
-          known_token`: its signature checked, not expired, not signed out);
-        - the reading's device is in the registry's mirror, and the caller is its owner: the resource
-          is then the one the guard's facts build for the owner (no lot is looked at), and the policy
-          (:func:`~ledger_service.access.policy.decide`) decides on it as for the guard;
-        - the reading is anchored (pending, unknown: the app answers).
+        Nothing else is read: the resource is the one the guard's facts build for the device's owner
+        (:func:`ledger_service.access.facts.gather`: no lot is looked at for the owner), and the policy
+        (:func:`~ledger_service.access.policy.decide`) decides on it as for the guard. On the event
+        loop (``conn`` the lane's own SQLite connection, the token known from memory: nothing waits)
+        or in a worker thread (a pooled connection: the token's revocation and the reading on one
+        checkout).
         """
-        if bearer is None or service.instance_lock is None:
-            return None  # anonymous: the policy asks about the reading's lots (the chain)
-        party = state.authenticator.known_token(bearer)
-        if party is None:
-            return None
-        conn = self._read_connection(service)
-        if conn is None:
-            return None
         try:
             raw = parse_digest(digest)
             st = reading_status(service, raw, conn=conn)
         except SupetError:
             return None
         except SQLAlchemyError:
-            self._drop_connection()
+            if conn is getattr(self._local, "conn", None):
+                self._drop_connection()
             return None
         device_id = st.row.device_id
         device = service.registry.lookup_hash(_device_hash(device_id))
@@ -217,9 +222,12 @@ class FastLane:
 
     def _read_connection(self, service: LedgerService) -> Connection | None:
         """This thread's (the event loop's) own read connection to the service's SQLite file, outside the
-        engine's pool; None when it cannot be opened."""
+        engine's pool, whose reads never wait (WAL: readers do not wait for the writer; a busy database
+        is an error at once, ``busy_timeout=0``, and the thread-pool path answers). Only while the
+        service holds the file's instance lock (it is then the only writer, and token revocations are
+        known from memory); None otherwise, or when it cannot be opened."""
         engine = service.engine
-        if engine.dialect.name != "sqlite":
+        if engine.dialect.name != "sqlite" or service.instance_lock is None or not service.instance_lock.held:
             return None
         local = self._local
         conn: Connection | None = getattr(local, "conn", None)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import jwt
-from sqlalchemy import Engine, bindparam, delete, select
+from sqlalchemy import Connection, Engine, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session
 
@@ -121,12 +121,14 @@ class TokenMixin(AuthenticatorFields):
             token=token, address=party, token_id=token_id, chain_id=self.chain_id, expires_at=token_expires
         )
 
-    def verify_token(self, token: str) -> AuthenticatedParty:
+    def verify_token(self, token: str, *, conn: Connection | None = None) -> AuthenticatedParty:
         """The party a bearer token stands for; :class:`AuthenticationFailed` otherwise.
 
         A token's signature and claims are checked once and remembered (:data:`TOKEN_CACHE` tokens at
         most: they cannot change); its expiry and its revocation are checked on every request (the
         latter from memory where this process is the database's only writer: see the module).
+        ``conn``: a connection of this authenticator's engine to read ``revoked_tokens`` on (a caller
+        that reads more on it saves a checkout); none: one from the engine's pool.
         """
         with self._token_lock:
             party = self._token_cache.get(token)
@@ -147,7 +149,7 @@ class TokenMixin(AuthenticatorFields):
         if sole and revocations.known_clear(party.credential_id):
             return party
         generation = revocations.generation
-        self._refuse_revoked(party.credential_id)
+        self._refuse_revoked(party.credential_id, conn)
         if sole:
             revocations.found_clear(party.credential_id, generation)
         return party
@@ -255,7 +257,7 @@ class TokenMixin(AuthenticatorFields):
             ) from e
         self._revocations.signed_out(party.credential_id)
 
-    def _refuse_revoked(self, token_id: str) -> None:
+    def _refuse_revoked(self, token_id: str, conn: Connection | None = None) -> None:
         """:class:`AuthenticationFailed` (``auth.revoked``) if the token was signed out.
 
         One primary-key lookup: a sign-out takes effect on the very next request, on every instance
@@ -264,8 +266,11 @@ class TokenMixin(AuthenticatorFields):
         the request (:class:`StoreError`, 503) rather than accepting a token it cannot check.
         """
         try:
-            with self.engine.connect() as conn:  # a core query: every read pays it (issue 14)
+            if conn is not None:
                 revoked_ms = conn.execute(_REVOKED_AT, {"jti": token_id}).scalar()
+            else:
+                with self.engine.connect() as pooled:  # a core query: every read pays it (issue 14)
+                    revoked_ms = pooled.execute(_REVOKED_AT, {"jti": token_id}).scalar()
         except SQLAlchemyError as e:
             raise StoreError(
                 f"cannot check whether the token was signed out: {type(e).__name__}; retry later"
