@@ -1,7 +1,7 @@
 """Proof bundles served over HTTP from one 10,000-reading batch (issue 17.3).
 
     .venv/bin/python bench/bench_proofs.py [--db sqlite|postgresql] [--readings 10000] [--clients 8]
-        [--seconds 10] [--rounds 1] [--page 500] [--skip-bulk] [--profile FILE]
+        [--seconds 10] [--rounds 1] [--warm] [--page 500] [--skip-bulk] [--profile FILE]
 
 A real ``supet serve`` process on anvil: one device's ``--readings`` signed readings are submitted over
 HTTP and anchored as one batch (the default policy closes a batch at 10,000 readings). Then
@@ -11,7 +11,8 @@ that the client's own CPU stays small on the shared cores), signed in as the dev
 
 - single: ``GET /v1/readings/{digest}/proof`` of random readings of the batch (each bundle checked
   once against the batch root); ``--rounds`` times (the service keeps serialized bundles: the first
-  round builds most of those it serves, the later ones find them built);
+  round builds most of those it serves, the later ones find them built; ``--warm``: every proof is
+  fetched once, untimed, before the first round);
 - bulk: ``GET /v1/devices/{device_id}/proofs?limit=--page`` paged through the device's readings with
   the cursor (when the service has the route; each page's bundles counted);
 - limit: ``GET /healthz`` with the same clients: what the HTTP stack alone serves on this machine.
@@ -119,6 +120,20 @@ def database_cpu(dbname: str | None) -> float:
     return sum(process_cpu(p) for p in postgres_backends(dbname)) if dbname else 0.0
 
 
+async def warm(port: int, paths: list[str], auth: bytes, clients: int) -> None:
+    """Fetch each of ``paths`` once, ``clients`` connections sharing them out."""
+
+    async def one(share: list[str]) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for path in share:
+                await _get(reader, writer, path, auth)
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(one(paths[k::clients]) for k in range(clients)))
+
+
 def measure(
     label: str,
     loops: list[Coroutine[Any, Any, int]],
@@ -193,6 +208,7 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rounds", type=int, default=1, help="measure the single proofs this many times")
+    ap.add_argument("--warm", action="store_true", help="fetch every proof once before measuring")
     ap.add_argument("--page", type=int, default=500)
     ap.add_argument("--profile", metavar="FILE", help="run the server under cProfile, statistics to FILE")
     ap.add_argument("--skip-bulk", action="store_true", help="measure only the limit and single proofs")
@@ -248,6 +264,10 @@ def main() -> int:
                 "requests",
                 dbname,
             )
+            if args.warm:
+                t = time.perf_counter()
+                asyncio.run(warm(port, paths, head, args.clients))
+                print(f"  warmed: every proof fetched once in {time.perf_counter() - t:.1f}s", flush=True)
             for k in range(args.rounds):
                 lat = []
                 measure(
