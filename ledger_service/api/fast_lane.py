@@ -228,6 +228,7 @@ class FastLane:
         known from memory); None otherwise, or when it cannot be opened."""
         engine = service.engine
         if engine.dialect.name != "sqlite" or service.instance_lock is None or not service.instance_lock.held:
+            self._drop_connection()  # the service stopped (or was never a SQLite file's): close ours
             return None
         local = self._local
         conn: Connection | None = getattr(local, "conn", None)
