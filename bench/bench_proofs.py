@@ -1,7 +1,7 @@
 """Proof bundles served over HTTP from one 10,000-reading batch (issue 17.3).
 
     .venv/bin/python bench/bench_proofs.py [--db sqlite|postgresql] [--readings 10000] [--clients 8]
-        [--seconds 10] [--page 500] [--skip-bulk] [--profile FILE]
+        [--seconds 10] [--rounds 1] [--warm] [--page 500] [--skip-bulk] [--profile FILE]
 
 A real ``supet serve`` process on anvil: one device's ``--readings`` signed readings are submitted over
 HTTP and anchored as one batch (the default policy closes a batch at 10,000 readings). Then
@@ -10,7 +10,9 @@ that the client's own CPU stays small on the shared cores), signed in as the dev
 ``--seconds`` each:
 
 - single: ``GET /v1/readings/{digest}/proof`` of random readings of the batch (each bundle checked
-  once against the batch root);
+  once against the batch root); ``--rounds`` times (the service keeps serialized bundles: the first
+  round builds most of those it serves, the later ones find them built; ``--warm``: every proof is
+  fetched once, untimed, before the first round);
 - bulk: ``GET /v1/devices/{device_id}/proofs?limit=--page`` paged through the device's readings with
   the cursor (when the service has the route; each page's bundles counted);
 - limit: ``GET /healthz`` with the same clients: what the HTTP stack alone serves on this machine.
@@ -40,7 +42,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "helpers"))
 
-from http_server import CpuMeter, start_server
+from http_server import CpuMeter, postgres_backends, process_cpu, start_server
 from reads import token
 from support import TempPostgresDatabase, TestConsortium
 
@@ -113,12 +115,32 @@ async def bulk_loop(
     return proofs
 
 
+def database_cpu(dbname: str | None) -> float:
+    """CPU seconds PostgreSQL's backends serving ``dbname`` have used so far (0 for SQLite: in-process)."""
+    return sum(process_cpu(p) for p in postgres_backends(dbname)) if dbname else 0.0
+
+
+async def warm(port: int, paths: list[str], auth: bytes, clients: int) -> None:
+    """Fetch each of ``paths`` once, ``clients`` connections sharing them out."""
+
+    async def one(share: list[str]) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for path in share:
+                await _get(reader, writer, path, auth)
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(one(paths[k::clients]) for k in range(clients)))
+
+
 def measure(
     label: str,
     loops: list[Coroutine[Any, Any, int]],
     lat: list[float],
     cpu: CpuMeter,
     unit: str = "proofs",
+    dbname: str | None = None,
 ) -> float:
     async def go() -> tuple[list[int], float]:
         t = time.perf_counter()
@@ -126,15 +148,18 @@ def measure(
         return list(counts), time.perf_counter() - t
 
     before = loadavg()
+    db0 = database_cpu(dbname)
     cpu.start()
     counts, elapsed = asyncio.run(go())
     cpu.stop()
+    db_us = (database_cpu(dbname) - db0) / max(len(lat), 1) * 1e6
+    db = f", postgresql backends {db_us:,.0f} us" if dbname else ""
     rate = sum(counts) / elapsed
     ms = [x * 1000 for x in lat]
     print(
         f"  {label}: {sum(counts):,} {unit} in {elapsed:.1f}s = {rate:,.0f} {unit}/s; per request p50 "
         f"{pct(ms, 50):.1f} ms p99 {pct(ms, 99):.1f} ms ({len(ms):,} requests); "
-        f"{cpu.per_request(len(ms))}; load average {before} -> {loadavg()}",
+        f"{cpu.per_request(len(ms))}{db}; load average {before} -> {loadavg()}",
         flush=True,
     )
     return rate
@@ -182,6 +207,8 @@ def main() -> int:
     ap.add_argument("--readings", type=int, default=10_000)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--rounds", type=int, default=1, help="measure the single proofs this many times")
+    ap.add_argument("--warm", action="store_true", help="fetch every proof once before measuring")
     ap.add_argument("--page", type=int, default=500)
     ap.add_argument("--profile", metavar="FILE", help="run the server under cProfile, statistics to FILE")
     ap.add_argument("--skip-bulk", action="store_true", help="measure only the limit and single proofs")
@@ -202,6 +229,7 @@ def main() -> int:
         print(f"signed {len(bodies):,} readings in {time.perf_counter() - t:.1f}s", flush=True)
         pg = TempPostgresDatabase() if args.db == "postgresql" else None
         url = pg.__enter__().url if pg else f"sqlite:///{tmp}/proofs.db"
+        dbname = pg.name if pg else None
         env = {
             **os.environ,
             "SUPET_CHAIN": node.url,
@@ -234,14 +262,21 @@ def main() -> int:
                 lat,
                 cpu,
                 "requests",
+                dbname,
             )
-            lat = []
-            measure(
-                "single GET /v1/readings/{digest}/proof",
-                [client_loop(port, paths, head, args.seconds, lat) for _ in range(args.clients)],
-                lat,
-                cpu,
-            )
+            if args.warm:
+                t = time.perf_counter()
+                asyncio.run(warm(port, paths, head, args.clients))
+                print(f"  warmed: every proof fetched once in {time.perf_counter() - t:.1f}s", flush=True)
+            for k in range(args.rounds):
+                lat = []
+                measure(
+                    "single GET /v1/readings/{digest}/proof" + (f" round {k + 1}" if args.rounds > 1 else ""),
+                    [client_loop(port, paths, head, args.seconds, lat) for _ in range(args.clients)],
+                    lat,
+                    cpu,
+                    dbname=dbname,
+                )
             if args.skip_bulk:
                 return 0
             probe = httpx.get(

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
 
-from sqlalchemy import and_, bindparam, func, or_
+from sqlalchemy import Connection, and_, bindparam, func, or_
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.orm import configure_mappers
 from sqlmodel import Session, col, select
 
@@ -17,7 +20,7 @@ from device_attestation.errors import ProofMismatch
 from device_attestation.merkle import hash_pair, leaf_hash
 from device_attestation.reading import Domain, Reading, reading_digest
 from ledger_service.errors import LedgerError, NotFound
-from ledger_service.jsonio import loads_exact
+from ledger_service.jsonio import dumps_exact, loads_exact
 from ledger_service.lots.timeline import lot_devices, resolve_lot
 from ledger_service.service import LedgerService
 from ledger_service.store.batch_status import BatchStatus
@@ -84,32 +87,66 @@ _STATUS: Final = (
 )
 
 
-def reading_status(service: LedgerService, digest: bytes) -> ReadingStatus:
-    """The reading and its batch, in one query; :class:`NotFound` when no reading has ``digest``. The
-    rows are built from the query's columns (detached from any session; the batch without its tree)."""
-    with service.engine.connect() as conn:
-        found = conn.execute(_STATUS, {"digest": digest}).first()
-    if found is None:
+#: Whether SQLite's values of the status query's columns are the rows' values as they are (no type
+#: converts them: true of these tables' types), so that a raw SQLite cursor may run it.
+_SQLITE = sqlite_dialect()
+_RAW_SQLITE_OK: Final = all(
+    c.type.result_processor(_SQLITE, None) is None for c in (*_READINGS.c, *_BATCH_COLUMNS)
+)
+#: The status query as SQLite runs it: one positional parameter, the digest.
+_STATUS_SQLITE: Final = str(_STATUS.compile(dialect=_SQLITE))
+_READING_KEYS: Final = tuple(c.key for c in _READINGS.c)
+_BATCH_KEYS: Final = tuple(c.key for c in _BATCH_COLUMNS)
+_mappers_configured = False
+
+
+def _status_of(digest: bytes, values: Sequence[Any] | None) -> ReadingStatus:
+    """The status from the status query's row (the reading's columns, then its batch's)."""
+    global _mappers_configured
+    if values is None:
         raise NotFound(f"no reading with digest 0x{digest.hex()} in this ledger", code="reading.not_found")
-    m = found._mapping
-    # model_construct: the stored values as they are (5 us a row; the validating constructor, 90 us);
-    # its attributes work once the mappers are configured (a no-op after the first time)
-    configure_mappers()
-    row = ReadingRow.model_construct(**{c.key: m["r_" + c.key] for c in _READINGS.c})
+    if not _mappers_configured:
+        # model_construct's attributes work once the mappers are configured
+        configure_mappers()
+        _mappers_configured = True
+    n = len(_READING_KEYS)
+    # model_construct: the stored values as they are (5 us a row; the validating constructor, 90 us)
+    row = ReadingRow.model_construct(**dict(zip(_READING_KEYS, values[:n], strict=True)))
     batch = (
-        BatchRow.model_construct(**{c.key: m["b_" + c.key] for c in _BATCH_COLUMNS})
-        if m["b_id"] is not None
+        BatchRow.model_construct(**dict(zip(_BATCH_KEYS, values[n:], strict=True)))
+        if values[n] is not None  # the batch's id
         else None
     )
     return ReadingStatus(row=row, batch=batch)
 
 
-def proof_bundle(
-    service: LedgerService, digest: bytes, *, status: ReadingStatus | None = None
-) -> dict[str, Any]:
-    """The spec's proof bundle (section 6); :class:`ProofPending` while not anchored. ``status``: the
-    reading's, when the caller read it already (the access guard does). The proof is the reading's
-    stored path (issue 17.3): no other row is read, nothing is rebuilt."""
+def reading_status(service: LedgerService, digest: bytes, *, conn: Connection | None = None) -> ReadingStatus:
+    """The reading and its batch, in one query; :class:`NotFound` when no reading has ``digest``. The
+    rows are built from the query's columns (detached from any session; the batch without its tree).
+    ``conn``: a connection of the service's engine to read on (a SQLite one is read with its own
+    cursor, without the engine's statement machinery; the read's transaction is ended after it); none:
+    one from the engine's pool."""
+    if conn is None:
+        with service.engine.connect() as pooled:
+            found = pooled.execute(_STATUS, {"digest": digest}).first()
+        return _status_of(digest, found)
+    try:
+        if _RAW_SQLITE_OK and conn.dialect.name == "sqlite":
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                values = cursor.execute(_STATUS_SQLITE, (digest,)).fetchone()
+            finally:
+                cursor.close()
+        else:
+            values = conn.execute(_STATUS, {"digest": digest}).first()
+    finally:
+        conn.rollback()
+    return _status_of(digest, values)
+
+
+def _anchored(service: LedgerService, digest: bytes, status: ReadingStatus | None) -> ReadingStatus:
+    """The reading's status (``status`` when it is this reading's), anchored; :class:`ProofPending`
+    while it is not."""
     st = (
         status
         if status is not None and bytes(status.row.digest) == digest
@@ -121,11 +158,66 @@ def proof_bundle(
             status=st.status,
             expected_batch=st.batch.id if st.batch else None,
         )
+    return st
+
+
+def proof_bundle(
+    service: LedgerService, digest: bytes, *, status: ReadingStatus | None = None
+) -> dict[str, Any]:
+    """The spec's proof bundle (section 6); :class:`ProofPending` while not anchored. ``status``: the
+    reading's, when the caller read it already (the access guard does). The proof is the reading's
+    stored path (issue 17.3): no other row is read, nothing is rebuilt."""
+    st = _anchored(service, digest, status)
     batch = st.batch
-    assert batch.id is not None and batch.chain_batch_id is not None and batch.tx_hash is not None
+    assert batch is not None and batch.id is not None
+    assert batch.chain_batch_id is not None and batch.tx_hash is not None
     return BundleMaker(service).bundle(
         st.row, root=batch.root, batch=batch.id, chain_batch_id=batch.chain_batch_id, tx=batch.tx_hash
     )
+
+
+#: Serialized proof bundles kept (about 1.7 kB each for a 10,000-reading batch; the oldest go first).
+BUNDLE_CACHE: Final = 16_384
+_bundles: dict[tuple[Any, ...], bytes] = {}
+_bundles_lock = threading.Lock()
+
+
+def proof_bundle_json(service: LedgerService, digest: bytes, *, status: ReadingStatus | None = None) -> bytes:
+    """:func:`proof_bundle` serialized (as the API sends it: ``dumps_exact``). The reading and its batch
+    are read as for :func:`proof_bundle` on every call (a reorg un-anchors a batch, and the proof is
+    refused again at once); the bytes are kept keyed by everything they are made of (the deployment's
+    domain, the digest, the stored signature and path, the batch's id, root, chain id and
+    transaction), so a kept answer is the one a build would give: nothing needs invalidating."""
+    st = _anchored(service, digest, status)
+    batch, row = st.batch, st.row
+    assert batch is not None and batch.id is not None
+    assert batch.chain_batch_id is not None and batch.tx_hash is not None
+    deployment = service.deployment
+    key = (
+        deployment.chain_id,
+        deployment.contracts.get("ReadingAnchor"),
+        digest,
+        row.scheme,
+        bytes(row.signature),
+        None if row.proof_path is None else bytes(row.proof_path),
+        batch.id,
+        bytes(batch.root),
+        batch.chain_batch_id,
+        batch.tx_hash,
+    )
+    found = _bundles.get(key)
+    if found is not None:
+        return found
+    body = dumps_exact(
+        BundleMaker(service).bundle(
+            row, root=batch.root, batch=batch.id, chain_batch_id=batch.chain_batch_id, tx=batch.tx_hash
+        )
+    )
+    with _bundles_lock:
+        if len(_bundles) >= BUNDLE_CACHE:
+            _bundles.pop(next(iter(_bundles)))
+        _bundles[key] = body
+    return body
 
 
 @lru_cache(maxsize=16)

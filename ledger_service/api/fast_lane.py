@@ -16,9 +16,13 @@ middlewares (they apply unchanged), answers:
   nothing is skipped; a batch, a form or an undecoded body goes to the route;
 - ``GET /v1/readings/{digest}/proof`` without query string, with a bearer token or no credentials:
   the token's check (:meth:`~ledger_service.auth.Authenticator.verify_token`, its revocation
-  included), the access policy's decision (:func:`~ledger_service.access.guard.enforce`, the same
-  facts) and the bundle (:func:`~ledger_service.proofs.proof_bundle`), in one thread-pool hop,
-  answered by the same response class.
+  included), the access policy's decision and the bundle (:func:`~ledger_service.proofs.
+  proof_bundle_json`, serialized once and kept), answered with the bytes and headers of the route's
+  response. The device's owner is decided as the guard decides for the owner (:meth:`FastLane._owners`:
+  the same resource, :func:`~ledger_service.access.policy.decide`): on the event loop where nothing can
+  wait (a SQLite file this instance holds, the token known from memory, the lane's own read
+  connection), else in one thread-pool hop on one pooled connection. Any other caller goes through
+  :func:`~ledger_service.access.guard.enforce` (the same facts) in the thread-pool hop.
 
 Of a proof, only a 200 is answered here. Every other request (signed requests, device-signed
 requests, query strings, other methods and paths) and every refusal on the way (a token that does
@@ -30,23 +34,31 @@ and its status, body and headers are the app's by construction. Metrics see the 
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
+from eth_utils import to_checksum_address
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import Connection
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 
 from contracts.errors import ChainError
+from contracts.registry import device_id_hash
 from ledger_service.access.guard import caller_of_credentials, enforce
-from ledger_service.access.policy import Data
+from ledger_service.access.policy import Data, Resource, decide
 from ledger_service.api.errors import refusal, rejection_status, service_error_response
 from ledger_service.api.limits import DECODED_BODY
 from ledger_service.api.responses import FastJSONResponse
 from ledger_service.auth.deps import auth_state
+from ledger_service.auth.party import AuthenticatedParty
 from ledger_service.errors import LedgerError
-from ledger_service.proofs import ReadingStatus, parse_digest, proof_bundle
+from ledger_service.proofs import ReadingStatus, parse_digest, proof_bundle_json, reading_status
 from ledger_service.service import LedgerService
 from supet_base.errors import SupetError
 
@@ -69,6 +81,8 @@ class FastLane:
 
     def __init__(self, app: Any) -> None:
         self.app = app
+        #: The event loop thread's read connection (see :meth:`_read_connection`).
+        self._local = threading.local()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET" and not scope.get("root_path"):
@@ -128,24 +142,119 @@ class FastLane:
         app = scope["app"]
         service: LedgerService = app.state.service
         state = auth_state(Request(scope))
+        if bearer is not None:
+            conn = self._read_connection(service)
+            party = state.authenticator.known_token(bearer) if conn is not None else None
+            body = self._owners(service, party, digest, conn) if conn is not None and party else None
+            if body is not None:
+                await self._bundle(scope, send, body)
+                return True
 
-        def answer() -> dict[str, Any] | None:
+        def answer() -> bytes | None:
             try:
-                found = state.authenticator.verify_token(bearer) if bearer is not None else None
+                found: AuthenticatedParty | None = None
+                if bearer is not None:
+                    with service.engine.connect() as conn:  # one checkout for the token and the reading
+                        found = state.authenticator.verify_token(bearer, conn=conn)
+                        body = self._owners(service, found, digest, conn)
+                    if body is not None:
+                        return body
                 granted = enforce(
                     service, state.roles, Data.READING, caller_of_credentials(found), {"digest": digest}
                 )
                 status = granted.preload if isinstance(granted.preload, ReadingStatus) else None
-                return proof_bundle(service, parse_digest(digest), status=status)
-            except SupetError:
+                return proof_bundle_json(service, parse_digest(digest), status=status)
+            except (SupetError, SQLAlchemyError):
                 return None  # refused, unknown, pending, unavailable: the app answers it
 
-        bundle = await run_in_threadpool(answer)
-        if bundle is None:
+        body = await run_in_threadpool(answer)
+        if body is None:
             return False
-        scope["route"] = _PROOF_ROUTE
-        await FastJSONResponse(bundle)(scope, receive, send)
+        await self._bundle(scope, send, body)
         return True
+
+    @staticmethod
+    async def _bundle(scope: Scope, send: Send, body: bytes) -> None:
+        """Send a bundle as FastJSONResponse sends it: its headers, the bytes it renders."""
+        scope["route"] = _PROOF_ROUTE
+        headers = [(b"content-length", str(len(body)).encode()), _JSON_TYPE]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def _owners(
+        self, service: LedgerService, party: AuthenticatedParty, digest: str, conn: Connection
+    ) -> bytes | None:
+        """The bundle when ``party`` (its token verified) owns the reading's device, reading the reading on
+        ``conn``; None: the guard decides (another caller, a device the registry's mirror does not know
+        yet, a reading unknown or pending).
+
+        Nothing else is read: the resource is the one the guard's facts build for the device's owner
+        (:func:`ledger_service.access.facts.gather`: no lot is looked at for the owner), and the policy
+        (:func:`~ledger_service.access.policy.decide`) decides on it as for the guard. On the event
+        loop (``conn`` the lane's own SQLite connection, the token known from memory: nothing waits)
+        or in a worker thread (a pooled connection: the token's revocation and the reading on one
+        checkout).
+        """
+        try:
+            raw = parse_digest(digest)
+            st = reading_status(service, raw, conn=conn)
+        except SupetError:
+            return None
+        except SQLAlchemyError:
+            if conn is getattr(self._local, "conn", None):
+                self._drop_connection()
+            return None
+        device_id = st.row.device_id
+        device = service.registry.lookup_hash(_device_hash(device_id))
+        if device is None:
+            return None  # the guard's lookup may ask the chain
+        caller = caller_of_credentials(party)
+        owner = _checksum(device.owner)
+        if caller.party != owner:
+            return None  # not the owner: the guard gathers the lots
+        decision = decide(caller, Resource(Data.READING, owner=owner, device_id=device_id, lots=()))
+        if not decision.allowed:
+            return None
+        try:
+            return proof_bundle_json(service, raw, status=st)
+        except SupetError:
+            return None
+
+    def _read_connection(self, service: LedgerService) -> Connection | None:
+        """This thread's (the event loop's) own read connection to the service's SQLite file, outside the
+        engine's pool, whose reads never wait (WAL: readers do not wait for the writer; a busy database
+        is an error at once, ``busy_timeout=0``, and the thread-pool path answers). Only while the
+        service holds the file's instance lock (it is then the only writer, and token revocations are
+        known from memory); None otherwise, or when it cannot be opened."""
+        engine = service.engine
+        if engine.dialect.name != "sqlite" or service.instance_lock is None or not service.instance_lock.held:
+            self._drop_connection()  # the service stopped (or was never a SQLite file's): close ours
+            return None
+        local = self._local
+        conn: Connection | None = getattr(local, "conn", None)
+        if conn is not None and getattr(local, "engine", None) is engine:
+            return conn
+        self._drop_connection()
+        try:
+            conn = engine.connect()
+            conn.detach()  # its own: closed, not pooled, when dropped (its busy timeout is this lane's)
+            conn.exec_driver_sql("PRAGMA busy_timeout=0")
+            # random reads over the whole file: its pages mapped, and a page cache that holds a large
+            # batch's readings (the default, 2 MiB, sends most reads to the kernel)
+            conn.exec_driver_sql(f"PRAGMA mmap_size={_READ_MMAP}")
+            conn.exec_driver_sql(f"PRAGMA cache_size=-{_READ_CACHE_KIB}")
+            conn.rollback()
+        except SQLAlchemyError:
+            return None
+        local.conn, local.engine = conn, engine
+        return conn
+
+    def _drop_connection(self) -> None:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        self._local.conn = self._local.engine = None
+        if conn is not None:
+            with contextlib.suppress(SQLAlchemyError):  # a broken connection: nothing more to release
+                conn.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +269,23 @@ class RouteTemplate:
 _HEALTHZ_ROUTE: Final = RouteTemplate(HEALTHZ)
 _PROOF_ROUTE: Final = RouteTemplate(PROOF)
 _SUBMIT_ROUTE: Final = RouteTemplate(SUBMIT)
+
+
+@lru_cache(maxsize=4096)
+def _device_hash(device_id: str) -> bytes:
+    return device_id_hash(device_id)
+
+
+@lru_cache(maxsize=4096)
+def _checksum(address: str) -> str:
+    return str(to_checksum_address(address))
+
+
+#: The lane's SQLite read connection: bytes of the file it maps, KiB of its page cache.
+_READ_MMAP: Final = 1 << 30
+_READ_CACHE_KIB: Final = 65_536
+
+_JSON_TYPE: Final = (b"content-type", FastJSONResponse.media_type.encode())
 
 #: ``GET /healthz``'s answer, as the route renders it (sent with a copy of its headers).
 _HEALTHY: Final = FastJSONResponse({"status": "ok"})

@@ -5,11 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_keys.exceptions import BadSignature as EthKeysBadSignature
 from sqlalchemy import Engine
+
+if TYPE_CHECKING:
+    from ledger_service.auth.tokens import Revocations
 
 from ledger_service.auth.errors import AuthenticationFailed
 from ledger_service.auth.party import AuthenticatedParty as PartyToken
@@ -78,3 +82,8 @@ class AuthenticatorFields:
     #: Tokens whose signature and claims were checked, and their party (tokens.TOKEN_CACHE at most).
     _token_cache: dict[str, PartyToken]
     _token_lock: threading.Lock
+    #: Whether this process is now the only one writing the database (a SQLite file's instance lock
+    #: held); None: never assumed. Sign-outs are then all seen here (tokens.Revocations).
+    sole_writer: Callable[[], bool] | None
+    #: This process's knowledge of the database's sign-outs (shared by the authenticators on the engine).
+    _revocations: Revocations

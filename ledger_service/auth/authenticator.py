@@ -17,6 +17,7 @@ from device_attestation.reading import Domain
 from ledger_service.auth.device_requests import DeviceRequestMixin
 from ledger_service.auth.party import utcnow
 from ledger_service.auth.siwe import SignInMixin
+from ledger_service.auth.tokens import revocations_of
 from ledger_service.config import Settings
 
 __all__ = ["Authenticator"]
@@ -26,7 +27,9 @@ class Authenticator(SignInMixin, DeviceRequestMixin):
     """Issues sign-in challenges and tokens; checks tokens and signed requests.
 
     Keys are derived from ``settings.token_secret`` (one for tokens, one for nonces), so
-    the two uses never share a key. ``clock`` may be replaced (tests).
+    the two uses never share a key. ``clock`` may be replaced (tests). ``sole_writer``: whether this
+    process is, at the time asked, the only one writing the database (the service's SQLite instance
+    lock); then a token's revocation is checked from memory (:mod:`.tokens`).
 
     Sign-in (:meth:`issue_login`, :meth:`redeem_login`) is in :mod:`.siwe`, tokens
     (:meth:`verify_token`, :meth:`revoke`) in :mod:`.tokens`, :meth:`verify_signed_request` in
@@ -44,6 +47,7 @@ class Authenticator(SignInMixin, DeviceRequestMixin):
         registry_address: str,
         reading_anchor: str | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
+        sole_writer: Callable[[], bool] | None = None,
     ) -> None:
         url = urlsplit(settings.public_url)
         self.domain = url.netloc
@@ -65,3 +69,5 @@ class Authenticator(SignInMixin, DeviceRequestMixin):
         self._last_revoked_prune = 0.0
         self._token_cache = {}
         self._token_lock = threading.Lock()
+        self.sole_writer = sole_writer
+        self._revocations = revocations_of(engine)

@@ -70,6 +70,7 @@ def auth_state(request: Request) -> AuthState:
                     chain_id=service.chain.chain_id,
                     registry_address=service.deployment.address("DeviceRegistry"),
                     reading_anchor=service.deployment.contracts.get("ReadingAnchor"),
+                    sole_writer=_sole_writer(service),
                 ),
                 roles=RoleChecker(
                     chain=service.chain,
@@ -79,6 +80,13 @@ def auth_state(request: Request) -> AuthState:
             )
             app_state.auth = found
     return found
+
+
+def _sole_writer(service: LedgerService) -> Callable[[], bool] | None:
+    """Whether the service is the only one writing its database, while it holds its SQLite file's
+    instance lock (a second instance is refused); None on PostgreSQL and in-memory SQLite."""
+    lock = service.instance_lock
+    return None if lock is None else lambda: lock.held
 
 
 _bearer = HTTPBearer(

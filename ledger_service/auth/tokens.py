@@ -1,16 +1,27 @@
 """Sessions: the short-lived bearer token (HS256 JWT) a sign-in earns, its check on every request,
-and sign-out (``revoked_tokens``, shared by every instance on the database)."""
+and sign-out (``revoked_tokens``, shared by every instance on the database).
+
+Revocation is checked on every request. Where this process is the only one writing the database (a
+SQLite file, held by its instance lock: a second instance is refused), every sign-out passes
+:meth:`TokenMixin.revoke` in this process, so a token found not revoked is remembered as such
+(:class:`Revocations`, one per database engine, shared by every authenticator on it) until a sign-out
+forgets it: no database read per request. A generation counter, bumped by every sign-out, keeps a
+check that raced a sign-out from remembering its stale answer. Elsewhere (PostgreSQL: several
+instances) each request reads ``revoked_tokens``.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import secrets
+import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any, Final
 
 import jwt
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import Connection, Engine, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session
 
@@ -20,7 +31,7 @@ from ledger_service.auth.party import AuthenticatedParty, AuthMethod, PartyAddre
 from ledger_service.errors import StoreError
 from ledger_service.store.models import RevokedTokenRow
 
-__all__ = ["TOKEN_CACHE", "IssuedToken", "TokenMixin"]
+__all__ = ["TOKEN_CACHE", "IssuedToken", "Revocations", "TokenMixin", "revocations_of"]
 
 #: Tokens whose signature and claims an authenticator remembers as checked (the oldest forgotten first).
 TOKEN_CACHE: Final = 4096
@@ -28,6 +39,54 @@ TOKEN_CACHE: Final = 4096
 _TOKENS = RevokedTokenRow.__table__  # type: ignore[attr-defined]
 #: When a token was signed out (no row: it was not).
 _REVOKED_AT = select(_TOKENS.c.revoked_ms).where(_TOKENS.c.jti == bindparam("jti"))
+
+
+class Revocations:
+    """What this process knows of one database's sign-outs: the token ids found not revoked since the
+    last sign-out made here (at most :data:`TOKEN_CACHE`, the oldest forgotten first), and a generation
+    counter every sign-out bumps. Only trusted while this process is the database's only writer."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._clear: dict[str, None] = {}
+
+    def known_clear(self, token_id: str) -> bool:
+        """Whether ``token_id`` was found not revoked, with no sign-out of it here since."""
+        return token_id in self._clear
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def found_clear(self, token_id: str, generation: int) -> None:
+        """Remember that ``token_id`` was found not revoked by a check begun at ``generation``; not if a
+        sign-out happened since (the check may have read the store before it committed)."""
+        with self._lock:
+            if generation != self._generation:
+                return
+            if len(self._clear) >= TOKEN_CACHE:
+                self._clear.pop(next(iter(self._clear)))
+            self._clear[token_id] = None
+
+    def signed_out(self, token_id: str) -> None:
+        """A sign-out of ``token_id`` was recorded: forget it, and void the checks in flight."""
+        with self._lock:
+            self._generation += 1
+            self._clear.pop(token_id, None)
+
+
+_REVOCATIONS: weakref.WeakKeyDictionary[Engine, Revocations] = weakref.WeakKeyDictionary()
+_REVOCATIONS_LOCK = threading.Lock()
+
+
+def revocations_of(engine: Engine) -> Revocations:
+    """The :class:`Revocations` of ``engine``'s database in this process (one per engine)."""
+    with _REVOCATIONS_LOCK:
+        found = _REVOCATIONS.get(engine)
+        if found is None:
+            found = _REVOCATIONS[engine] = Revocations()
+        return found
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -62,11 +121,14 @@ class TokenMixin(AuthenticatorFields):
             token=token, address=party, token_id=token_id, chain_id=self.chain_id, expires_at=token_expires
         )
 
-    def verify_token(self, token: str) -> AuthenticatedParty:
+    def verify_token(self, token: str, *, conn: Connection | None = None) -> AuthenticatedParty:
         """The party a bearer token stands for; :class:`AuthenticationFailed` otherwise.
 
         A token's signature and claims are checked once and remembered (:data:`TOKEN_CACHE` tokens at
-        most: they cannot change); its expiry and its revocation are checked on every request.
+        most: they cannot change); its expiry and its revocation are checked on every request (the
+        latter from memory where this process is the database's only writer: see the module).
+        ``conn``: a connection of this authenticator's engine to read ``revoked_tokens`` on (a caller
+        that reads more on it saves a checkout); none: one from the engine's pool.
         """
         with self._token_lock:
             party = self._token_cache.get(token)
@@ -82,7 +144,32 @@ class TokenMixin(AuthenticatorFields):
                 f"{int(self.token_ttl.total_seconds() // 60)} minutes)",
                 code="auth.expired",
             )
-        self._refuse_revoked(party.credential_id)
+        sole = self.sole_writer is not None and self.sole_writer()
+        revocations = self._revocations
+        if sole and revocations.known_clear(party.credential_id):
+            return party
+        generation = revocations.generation
+        self._refuse_revoked(party.credential_id, conn)
+        if sole:
+            revocations.found_clear(party.credential_id, generation)
+        return party
+
+    def known_token(self, token: str) -> AuthenticatedParty | None:
+        """The party of a token :meth:`verify_token` would accept, answered from memory alone (no
+        database read, nothing blocks); None when that cannot be told without reading the store or
+        checking the signature (a token not seen yet, expired, or whose revocation is not known: only
+        where this process is the database's only writer is it known), for :meth:`verify_token` to
+        answer."""
+        with self._token_lock:
+            party = self._token_cache.get(token)
+        if (
+            party is None
+            or self.clock() >= party.expires_at
+            or self.sole_writer is None
+            or not self.sole_writer()
+            or not self._revocations.known_clear(party.credential_id)
+        ):
+            return None
         return party
 
     def _decoded(self, token: str) -> AuthenticatedParty:
@@ -159,23 +246,31 @@ class TokenMixin(AuthenticatorFields):
                     )
                 session.commit()
         except IntegrityError:
-            return  # signed out by a concurrent request: the token is revoked either way
+            # signed out by a concurrent request: the token is revoked either way
+            self._revocations.signed_out(party.credential_id)
+            return
         except SQLAlchemyError as e:
+            self._revocations.signed_out(party.credential_id)  # it may have committed: check the store
             raise StoreError(
                 f"cannot record the sign-out: {type(e).__name__}; the token still works until it "
                 "expires, retry the sign-out"
             ) from e
+        self._revocations.signed_out(party.credential_id)
 
-    def _refuse_revoked(self, token_id: str) -> None:
+    def _refuse_revoked(self, token_id: str, conn: Connection | None = None) -> None:
         """:class:`AuthenticationFailed` (``auth.revoked``) if the token was signed out.
 
-        One primary-key lookup per request, not cached: a sign-out takes effect on the very
-        next request, on every instance sharing the database. An unreachable database refuses
+        One primary-key lookup: a sign-out takes effect on the very next request, on every instance
+        sharing the database (:meth:`verify_token` skips it for a token known not revoked only where
+        this process is the only instance). An unreachable database refuses
         the request (:class:`StoreError`, 503) rather than accepting a token it cannot check.
         """
         try:
-            with self.engine.connect() as conn:  # a core query: every read pays it (issue 14)
+            if conn is not None:
                 revoked_ms = conn.execute(_REVOKED_AT, {"jti": token_id}).scalar()
+            else:
+                with self.engine.connect() as pooled:  # a core query: every read pays it (issue 14)
+                    revoked_ms = pooled.execute(_REVOKED_AT, {"jti": token_id}).scalar()
         except SQLAlchemyError as e:
             raise StoreError(
                 f"cannot check whether the token was signed out: {type(e).__name__}; retry later"

@@ -33,6 +33,7 @@ from ledger_service.auth import (
     parse_address,
     siwe_message,
 )
+from ledger_service.auth.tokens import revocations_of
 from ledger_service.config import Settings
 from ledger_service.service import LedgerService
 from ledger_service.store.models import RevokedTokenRow, UsedNonceRow
@@ -554,3 +555,75 @@ def test_revoked_tokens_are_purged_once_expired(ledger: LedgerService, consortiu
     assert info.value.code == "auth.revoked"
     with Session(ledger.engine) as s:
         assert [row.jti for row in s.exec(select(RevokedTokenRow))] == [issued.token_id]
+
+
+def test_a_token_known_not_signed_out_is_refused_at_once_after_a_sign_out(
+    client: TestClient, ledger: LedgerService, consortium: TestConsortium
+) -> None:
+    """Where the service is the database's only writer (a SQLite file it holds), a token found not signed
+    out is remembered so (no read per request); a sign-out by any authenticator on the database forgets
+    it at once. Elsewhere (PostgreSQL) each check reads the store."""
+    app_auth = authenticator(client)
+    sole = ledger.instance_lock is not None
+    assert (app_auth.sole_writer is not None and app_auth.sole_writer()) is sole
+    other = Authenticator(
+        settings=ledger.settings,
+        engine=ledger.engine,
+        chain_id=ledger.chain.chain_id,
+        registry_address=ledger.deployment.address("DeviceRegistry"),
+    )
+    tok = login(client, consortium.factory)
+    party = app_auth.verify_token(tok)
+    assert (app_auth.known_token(tok) is not None) is sole
+    assert other.known_token(tok) is None  # not the only writer: never answered from memory
+    other.revoke(other.verify_token(tok))
+    assert app_auth.known_token(tok) is None
+    with pytest.raises(AuthenticationFailed) as info:
+        app_auth.verify_token(tok)
+    assert info.value.code == "auth.revoked" and party.address == consortium.factory.address
+    assert error(client.get("/v1/auth/me", headers=bearer(tok))) == (401, "auth.revoked")
+
+
+def test_a_check_that_raced_a_sign_out_is_not_remembered(ledger: LedgerService) -> None:
+    """A revocation check that read the store before a sign-out committed must not be remembered after it
+    (its answer may be stale): the generation it began at no longer holds."""
+    revocations = revocations_of(ledger.engine)
+    began = revocations.generation
+    revocations.signed_out("raced")  # a sign-out commits while the check is on its way
+    revocations.found_clear("raced", began)
+    assert not revocations.known_clear("raced")
+    revocations.found_clear("raced", revocations.generation)
+    assert revocations.known_clear("raced")
+    revocations.signed_out("raced")
+    assert not revocations.known_clear("raced")
+
+
+def test_a_sign_out_written_by_another_instance_is_honoured_where_the_service_is_not_the_only_writer(
+    ledger: LedgerService, consortium: TestConsortium
+) -> None:
+    """Without the only-writer assurance (PostgreSQL: several instances), a row another instance wrote in
+    revoked_tokens refuses the token at the next check, however often it was accepted before."""
+    auth = Authenticator(
+        settings=ledger.settings,
+        engine=ledger.engine,
+        chain_id=ledger.chain.chain_id,
+        registry_address=ledger.deployment.address("DeviceRegistry"),
+        sole_writer=lambda: False,
+    )
+    challenge = auth.issue_login(consortium.factory.address)
+    issued = auth.redeem_login(challenge.message, sign_text(consortium.factory, challenge.message))
+    for _ in range(3):
+        party = auth.verify_token(issued.token)
+    with Session(ledger.engine) as s:
+        s.add(
+            RevokedTokenRow(
+                jti=party.credential_id,
+                party=party.address,
+                expires_ms=int(party.expires_at.timestamp() * 1000),
+                revoked_ms=int(time.time() * 1000),
+            )
+        )
+        s.commit()
+    with pytest.raises(AuthenticationFailed) as info:
+        auth.verify_token(issued.token)
+    assert info.value.code == "auth.revoked"

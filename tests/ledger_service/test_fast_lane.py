@@ -16,6 +16,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 from reads import token
+from sqlmodel import Session, col, select
 from support import TestConsortium
 
 from contracts.chain import dev_accounts
@@ -23,6 +24,8 @@ from device_attestation.sdk import DeviceSigner, Submission
 from ledger_service.api import create_app
 from ledger_service.api.fast_lane import FastLane
 from ledger_service.service import LedgerService
+from ledger_service.store.batch_status import BatchStatus
+from ledger_service.store.models import BatchRow
 
 RID = {"X-Request-ID": "fast-lane-test-0001"}
 
@@ -184,3 +187,66 @@ def test_single_submits_are_answered_as_the_route_answers_them(
     assert lane == []
     metrics = fast.get("/metrics").text
     assert 'method="POST",route="/v1/readings",status="201"' in metrics
+
+
+def test_a_signed_out_token_is_refused_at_once_after_the_lane_answered_it_from_memory(
+    ledger: LedgerService, pair: tuple[TestClient, TestClient], answered: list[bool]
+) -> None:
+    """The lane answers the owner's proofs from memory (the token known not signed out, on SQLite); a
+    sign-out, on this app or on another app on the same service, is refused from the next request."""
+    fast, slow = pair
+    consortium, anchored, _ = _world(ledger, fast)
+    paths = [f"/v1/readings/0x{sub.digest.hex()}/proof" for sub in anchored]
+    first, second = token(fast, consortium.factory), token(fast, consortium.factory)
+    for tok in (first, second):
+        for p in paths:
+            assert _same(fast, slow, p, {"Authorization": f"Bearer {tok}"}) == 200
+    assert answered == [True] * 2 * len(paths)
+    answered.clear()
+    # signed out through the app without the lane: the lane's app refuses it too, at once
+    assert slow.post("/v1/auth/logout", headers={"Authorization": f"Bearer {first}"}).status_code == 204
+    r = fast.get(paths[0], headers={"Authorization": f"Bearer {first}"})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "auth.revoked"
+    assert answered == [False]
+    assert _same(fast, slow, paths[1], {"Authorization": f"Bearer {first}"}) == 401
+    # the other session stands, still answered by the lane
+    answered.clear()
+    assert _same(fast, slow, paths[2], {"Authorization": f"Bearer {second}"}) == 200
+    assert answered == [True]
+
+
+def test_a_kept_bundle_is_never_served_for_a_batch_a_reorg_took_back(
+    ledger: LedgerService, pair: tuple[TestClient, TestClient], answered: list[bool]
+) -> None:
+    """Bundles are kept serialized, but the reading's batch is read on every request: a batch a reorg
+    sends back to `closed` is refused at once (404 pending), and once anchored again in another
+    transaction the bundle names that transaction."""
+    fast, slow = pair
+    consortium, anchored, _ = _world(ledger, fast)
+    owner = {"Authorization": f"Bearer {token(fast, consortium.factory)}"}
+    path = f"/v1/readings/0x{anchored[0].digest.hex()}/proof"
+    assert _same(fast, slow, path, owner) == 200
+    before = fast.get(path, headers=owner).json()
+    with Session(ledger.engine) as s:
+        batch = s.exec(select(BatchRow).where(col(BatchRow.chain_batch_id) == before["batch_id"])).one()
+        kept = batch.model_dump()
+        batch.status, batch.tx_hash, batch.chain_batch_id = BatchStatus.CLOSED, None, None
+        s.add(batch)
+        s.commit()
+    answered.clear()
+    assert _same(fast, slow, path, owner) == 404
+    assert fast.get(path, headers=owner).json()["error"]["code"] == "proof.pending"
+    assert answered == [False, False]
+    other_tx = "0x" + "ab" * 32
+    with Session(ledger.engine) as s:
+        batch = s.exec(select(BatchRow).where(col(BatchRow.id) == kept["id"])).one()
+        batch.status, batch.tx_hash, batch.chain_batch_id = (
+            BatchStatus.ANCHORED,
+            other_tx,
+            kept["chain_batch_id"],
+        )
+        s.add(batch)
+        s.commit()
+    assert _same(fast, slow, path, owner) == 200
+    after = fast.get(path, headers=owner).json()
+    assert after["anchor_tx"] == other_tx and after == {**before, "anchor_tx": other_tx}

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from eth_utils import to_checksum_address
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from ledger_service.api.deps import Access, ServiceDep
@@ -34,7 +34,7 @@ from ledger_service.proofs import (
     device_proofs,
     lot_proof_page,
     parse_digest,
-    proof_bundle,
+    proof_bundle_json,
     reading_status,
 )
 
@@ -176,7 +176,8 @@ async def get_reading(digest: DigestPath, service: ServiceDep, access: Access) -
 )
 def get_proof(digest: DigestPath, service: ServiceDep, access: Access) -> Any:
     try:
-        return FastJSONResponse(proof_bundle(service, parse_digest(digest), status=_status(access)))
+        body = proof_bundle_json(service, parse_digest(digest), status=_status(access))
+        return Response(body, media_type=FastJSONResponse.media_type)
     except ProofPending as e:
         return refusal(
             e.code, e.message, status_code=http_status(e), status=e.status, expected_batch=e.expected_batch
