@@ -46,6 +46,7 @@ from ledger_service.api.limits import DECODED_BODY
 from ledger_service.api.responses import FastJSONResponse
 from ledger_service.auth.deps import auth_state
 from ledger_service.errors import LedgerError
+from ledger_service.ingest.single import submit_one
 from ledger_service.proofs import ReadingStatus, parse_digest, proof_bundle
 from ledger_service.service import LedgerService
 from supet_base.errors import SupetError
@@ -103,7 +104,7 @@ class FastLane:
         service: LedgerService = scope["app"].state.service
         scope["route"] = _SUBMIT_ROUTE
         try:
-            (result,) = await run_in_threadpool(service.pipeline.submit, [payload], source="http")
+            result = await submit_one(service.pipeline, payload, source="http")  # issue 17.3: no thread
         except (LedgerError, ChainError) as e:  # as the app's exception handlers answer them
             response = service_error_response(e)
         else:
