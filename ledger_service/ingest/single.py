@@ -39,17 +39,18 @@ import anyio.to_thread
 
 from contracts.registry import device_id_hash
 from device_attestation.reading import Domain
+from ledger_service.errors import LedgerError
 from ledger_service.ingest.checks import Checked, check_one
-from ledger_service.ingest.committer import Candidate, now_ms
+from ledger_service.ingest.committer import Candidate, Committer, now_ms
 from ledger_service.ingest.pipeline import IngestPipeline, ItemResult
-from ledger_service.ingest.receipts import Receipt
+from ledger_service.ingest.receipts import Outcome, Receipt
 
 log = logging.getLogger(__name__)
 
 #: Part of ``registry_refresh_seconds`` after which a refresh is started in the background (requests
 #: go on meanwhile, as they do while another thread refreshes); at the full interval one must wait.
 REFRESH_AHEAD = 0.8
-#: Seconds a submission waits for its commit, as :meth:`Committer.commit` waits.
+#: Seconds a submission waits for its commit, as :meth:`Committer.commit` waits (then: TimeoutError).
 COMMIT_TIMEOUT = 60.0
 
 
@@ -64,6 +65,10 @@ class SingleSubmit:
         self._refresh_started = 0.0
         #: the refresh under way, if any
         self._refreshing: Future[None] | None = None
+        #: per event loop, the submissions it is about to hand to the writer
+        self._handoffs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Handoff] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def submit(self, obj: Any, *, source: str) -> ItemResult:
         """The outcome of one submission, as ``pipeline.submit([obj], source=source)[0]`` gives it."""
@@ -87,10 +92,7 @@ class SingleSubmit:
             refusal = pipeline._time_and_status(checked, received)
             if refusal is None:
                 candidate = Candidate(checked=checked, received_ms=received, source=source, raw=obj)
-                # shielded: a cancelled wait (client gone, shutdown) must not cancel the writer's future,
-                # which the writer resolves after its commit whatever happens here
-                written = asyncio.wrap_future(pipeline.committer.enqueue([candidate]))
-                (outcome,) = await asyncio.wait_for(asyncio.shield(written), timeout=COMMIT_TIMEOUT)
+                outcome = await self._handoff().add(candidate)
                 if isinstance(outcome, Receipt):
                     result = ItemResult(index=0, receipt=outcome)
                 else:
@@ -106,6 +108,13 @@ class SingleSubmit:
             except Exception:  # observing must never fail an acknowledged submission
                 log.exception("ingest observer failed")
         return result
+
+    def _handoff(self) -> _Handoff:
+        loop = asyncio.get_running_loop()
+        handoff = self._handoffs.get(loop)
+        if handoff is None:
+            handoff = self._handoffs[loop] = _Handoff(loop, self.pipeline.committer)
+        return handoff
 
     def _enrolled_key(self, obj: Any) -> tuple[str, Any] | None:
         """The enrolled key of the submission's device as the mirror has it now (no chain call), or None
@@ -150,6 +159,65 @@ class SingleSubmit:
             done.set_exception(e)
         else:
             done.set_result(None)
+
+
+class _Handoff:
+    """The checked submissions of one event loop on their way to the writer: those that reach the writer
+    in the same loop iteration go as one job (one queue entry, one future, one wake-up of the loop
+    when their group has committed), and each waits on its own loop future, resolved with its outcome
+    in order. A waiter that gave up (cancelled: the client left, the server stops) is skipped; its
+    submission is committed all the same."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, committer: Committer) -> None:
+        self.loop = loop
+        self.committer = committer
+        self.candidates: list[Candidate] = []
+        self.waiters: list[asyncio.Future[Outcome]] = []
+
+    def add(self, candidate: Candidate) -> asyncio.Future[Outcome]:
+        waiter: asyncio.Future[Outcome] = self.loop.create_future()
+        if not self.candidates:
+            self.loop.call_soon(self.flush)
+        self.candidates.append(candidate)
+        self.waiters.append(waiter)
+        return waiter
+
+    def flush(self) -> None:
+        candidates, waiters = self.candidates, self.waiters
+        self.candidates, self.waiters = [], []
+        try:
+            written = self.committer.enqueue(candidates)
+        except LedgerError as e:  # the writer is not running: nothing was stored
+            _fail(waiters, e)
+            return
+        expiry = self.loop.call_later(
+            COMMIT_TIMEOUT, _fail, waiters, TimeoutError("the commit took too long")
+        )
+        loop = self.loop
+
+        def committed(done: Future[list[Outcome]]) -> None:  # in the writer's thread
+            loop.call_soon_threadsafe(_deliver, done, waiters, expiry)
+
+        written.add_done_callback(committed)
+
+
+def _deliver(
+    done: Future[list[Outcome]], waiters: list[asyncio.Future[Outcome]], expiry: asyncio.TimerHandle
+) -> None:
+    expiry.cancel()
+    error = done.exception()
+    if error is not None:
+        _fail(waiters, error)
+        return
+    for waiter, outcome in zip(waiters, done.result(), strict=True):
+        if not waiter.done():
+            waiter.set_result(outcome)
+
+
+def _fail(waiters: list[asyncio.Future[Outcome]], error: BaseException) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_exception(error)
 
 
 _instances: weakref.WeakKeyDictionary[IngestPipeline, SingleSubmit] = weakref.WeakKeyDictionary()
