@@ -13,9 +13,10 @@ submission without a thread:
 2. the same checks (:func:`~ledger_service.ingest.checks.check_one`: shape, digest, signature by the
    enrolled key) in this process, on the event loop: cheaper than any hop to another thread or process;
 3. the same time and status rules as the pipeline's;
-4. the same writer: the submission joins the group transaction of every submission waiting at that
-   moment (group commit) and is answered only once that transaction has committed (durable before
-   acknowledged). The loop awaits the writer's future; no thread waits.
+4. the same writer: the submissions checked in one turn of the event loop go to it as one job, and
+   join the group transaction of everything waiting at that moment (group commit); each is answered
+   only once that transaction has committed (durable before acknowledged). The loop awaits a future
+   per submission, resolved in one wake-up per job; no thread waits.
 
 So the device rules (sequence, idempotent resubmission, equivocation evidence, the clock order) are
 the writer's, exactly as for a batch. Anything unusual goes to :meth:`IngestPipeline.submit` in a
