@@ -114,7 +114,8 @@ class SingleSubmit:
         loop = asyncio.get_running_loop()
         handoff = self._handoffs.get(loop)
         if handoff is None:
-            handoff = self._handoffs[loop] = _Handoff(loop, self.pipeline.committer)
+            with self._lock:  # loops in several threads (test clients): one handoff each
+                handoff = self._handoffs.setdefault(loop, _Handoff(loop, self.pipeline.committer))
         return handoff
 
     def _enrolled_key(self, obj: Any) -> tuple[str, Any] | None:
