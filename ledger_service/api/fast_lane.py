@@ -10,8 +10,9 @@ middlewares (they apply unchanged), answers:
 
 - ``GET /healthz``: the same bytes as the route, precomputed;
 - ``POST /v1/readings`` of one submission (a JSON object, not ``{"readings": [...]}``), without query
-  string: the body as the body-limit middleware decoded it goes to the ingest pipeline in one
-  thread-pool hop, answered as the route answers it (201 and the receipt, or the refusal; a service
+  string: the body as the body-limit middleware decoded it goes to
+  :func:`~ledger_service.ingest.single.submit_one` (checked on the event loop, no thread-pool hop),
+  answered as the route answers it (201 and the receipt, or the refusal; a service
   error as the app's exception handlers answer it). A write passes the access guard as it is, so
   nothing is skipped; a batch, a form or an undecoded body goes to the route;
 - ``GET /v1/readings/{digest}/proof`` without query string, with a bearer token or no credentials:
@@ -58,6 +59,7 @@ from ledger_service.api.responses import FastJSONResponse
 from ledger_service.auth.deps import auth_state
 from ledger_service.auth.party import AuthenticatedParty
 from ledger_service.errors import LedgerError
+from ledger_service.ingest.single import submit_one
 from ledger_service.proofs import ReadingStatus, parse_digest, proof_bundle_json, reading_status
 from ledger_service.service import LedgerService
 from supet_base.errors import SupetError
@@ -117,7 +119,7 @@ class FastLane:
         service: LedgerService = scope["app"].state.service
         scope["route"] = _SUBMIT_ROUTE
         try:
-            (result,) = await run_in_threadpool(service.pipeline.submit, [payload], source="http")
+            result = await submit_one(service.pipeline, payload, source="http")  # issue 17.3: no thread
         except (LedgerError, ChainError) as e:  # as the app's exception handlers answer them
             response = service_error_response(e)
         else:

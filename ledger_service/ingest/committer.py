@@ -148,11 +148,21 @@ class Committer:
         """Store what can be stored; one outcome per candidate, in order, after the commit."""
         if not candidates:
             return []
+        return self.enqueue(candidates).result(timeout=timeout)
+
+    def enqueue(self, candidates: list[Candidate]) -> Future[list[Outcome]]:
+        """Hand ``candidates`` to the writer without waiting: the future is resolved with one outcome per
+        candidate, in order, once their group transaction has committed (or with the refusals when it
+        failed). An event loop awaits it (``asyncio.wrap_future``) without holding a thread, so many
+        concurrent single submits wait for the same group commit (issue 17.3)."""
         if not self._started:
             raise StoreError("the ledger's writer is not running: start the service before submitting")
         future: Future[list[Outcome]] = Future()
-        self._queue.put((candidates, future))
-        return future.result(timeout=timeout)
+        if candidates:
+            self._queue.put((candidates, future))
+        else:
+            future.set_result([])
+        return future
 
     # ------------------------------------------------------------------ the writer thread
 

@@ -24,6 +24,7 @@ from ledger_service.api.models import (
 )
 from ledger_service.api.responses import FastJSONResponse
 from ledger_service.ingest.pipeline import ItemResult
+from ledger_service.ingest.single import submit_one
 from ledger_service.jsonio import BodyDecodeError, loads_strict
 from ledger_service.proofs import (
     MAX_PROOF_PAGE,
@@ -127,7 +128,7 @@ async def submit(request: Request, service: ServiceDep) -> JSONResponse:
         )
     if not isinstance(payload, dict):
         return refusal("request.bad_shape", 'send one submission object or {"readings": [...]}')
-    (result,) = await run_in_threadpool(service.pipeline.submit, [payload], source="http")
+    result = await submit_one(service.pipeline, payload, source="http")  # checked in-process, no thread
     if result.receipt is not None:
         return FastJSONResponse(result.receipt.to_json_obj(), status_code=201)
     assert result.code is not None and result.message is not None
