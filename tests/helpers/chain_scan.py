@@ -1,6 +1,6 @@
 """A consortium member with a full node, reading everything its node holds (issue 14).
 
-Used by tests/contracts/test_credit_sealed.py (a small scenario) and tests/cli/test_demo.py (after the
+Used by tests/contracts/test_credit_sealed.py (a small scenario) and tests/helpers/demo_checks.py (after the
 whole demo story). A member reads:
 
 - every block's transactions: their input (calldata) and every log of their receipts
