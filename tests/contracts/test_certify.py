@@ -42,6 +42,9 @@ from device_attestation.sdk import DeviceSigner, Submission
 from simulation.factories import simulate_factory
 from simulation.kinds import SOLAR_CELL, FactorySpec, Health
 
+#: the contract's own rules: on anvil alone (tests/conftest.py CHAIN_KINDS)
+pytestmark = pytest.mark.contract_logic
+
 GTIN = "04006381333931"
 OTHER_GTIN = "00036000291452"
 LOT = "LOT-QC-0001"

@@ -24,6 +24,9 @@ from contracts.participant_ids import ACTIONS, PARTY_ROLES, TOPICS
 from contracts.participants import ParticipantRegistryClient, Reason
 from tests.contracts._chain_time import now, set_time
 
+#: the contract's own rules: on anvil alone (tests/conftest.py CHAIN_KINDS)
+pytestmark = pytest.mark.contract_logic
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "consortium-policy.example.json"
 SUPPLIER = PARTY_ROLES["supplier"]
 BANK = PARTY_ROLES["bank"]

@@ -31,6 +31,9 @@ from contracts.participants import ParticipantRegistryClient, deploy_participant
 from contracts.quorum_votes import ActionRoleVotesClient, QuorumVotesClient
 from tests.contracts._chain_time import now, set_time
 
+#: the contract's own rules: on anvil alone (tests/conftest.py CHAIN_KINDS)
+pytestmark = pytest.mark.contract_logic
+
 ZERO = "0x" + "00" * 20
 WEEK = 7 * 86_400
 BANK = PARTY_ROLES["bank"]

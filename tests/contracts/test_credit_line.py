@@ -49,6 +49,9 @@ from device_attestation.sdk import DeviceSigner
 from tests.contracts._chain_time import now, set_time
 from tests.helpers.credit_lines import HOUR, attest, publish_records
 
+#: the contract's own rules: on anvil alone (tests/conftest.py CHAIN_KINDS)
+pytestmark = pytest.mark.contract_logic
+
 DAY = 86_400
 ZERO = "0x" + "00" * 20
 MINT = 10**12

@@ -34,6 +34,9 @@ from contracts.errors import DeploymentError
 from contracts.participant_ids import ACTIONS
 from tests.contracts._chain_time import now, set_time
 
+#: the contract's own rules: on anvil alone (tests/conftest.py CHAIN_KINDS)
+pytestmark = pytest.mark.contract_logic
+
 DAY = 86_400
 VERSION = model_version("scorecard-2026.11")
 COMMITMENT = keccak(b"analytics result")

@@ -34,6 +34,9 @@ from contracts.lots import (
     parse_gtin,
 )
 
+#: the contract's own rules: on anvil alone (tests/conftest.py CHAIN_KINDS)
+pytestmark = pytest.mark.contract_logic
+
 GTIN = "04006381333931"  # EAN-13 4006381333931, padded to 14 digits
 T0 = 1_764_400_000_000  # production window (Unix ms)
 T1 = T0 + 8 * 3_600_000

@@ -40,6 +40,9 @@ from contracts.participants import (
 )
 from tests.contracts._chain_time import now, set_time
 
+#: the contract's own rules: on anvil alone (tests/conftest.py CHAIN_KINDS)
+pytestmark = pytest.mark.contract_logic
+
 SUPPLIER = PARTY_ROLES["supplier"]
 BANK = PARTY_ROLES["bank"]
 AUDITOR = PARTY_ROLES["auditor"]

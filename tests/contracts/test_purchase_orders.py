@@ -33,6 +33,9 @@ from contracts.orders import (
 )
 from contracts.participant_ids import ACTIONS
 
+#: the contract's own rules: on anvil alone (tests/conftest.py CHAIN_KINDS)
+pytestmark = pytest.mark.contract_logic
+
 GTIN = 4006381333931  # GTIN-14 04006381333931
 DUE = 20_600  # 2026-05-27
 PRICE = 1_250  # minor units per unit

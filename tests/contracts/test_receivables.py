@@ -38,6 +38,9 @@ from contracts.receivables import (
 from tests.contracts._chain_time import now, set_time
 from tests.helpers.credit_lines import attest, publish_records
 
+#: the contract's own rules: on anvil alone (tests/conftest.py CHAIN_KINDS)
+pytestmark = pytest.mark.contract_logic
+
 DAY = 86_400
 FACE = 1_000_000  # 10,000.00 tCNY
 ZERO = "0x" + "00" * 20

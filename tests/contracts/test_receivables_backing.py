@@ -28,6 +28,9 @@ from contracts.receivables import (
 from tests.contracts._chain_time import now
 from tests.contracts.test_receivables import DAY, FACE, World, world  # noqa: F401 - the world fixture
 
+#: the contract's own rules: on anvil alone (tests/conftest.py CHAIN_KINDS)
+pytestmark = pytest.mark.contract_logic
+
 OTHER_GTIN = "00036000291452"
 
 
