@@ -233,9 +233,11 @@ class YieldModelResult:
 
 
 def _learner(p: YieldModelParams) -> HistGradientBoostingClassifier:
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    """The learner: scikit-learn's, binning weighted columns in one pass (the same model, see
+    :mod:`analytics.weighted_binning`)."""
+    from analytics.weighted_binning import FastWeightedHistGradientBoostingClassifier
 
-    return HistGradientBoostingClassifier(
+    return FastWeightedHistGradientBoostingClassifier(
         max_iter=p.max_iter,
         learning_rate=p.learning_rate,
         max_leaf_nodes=p.max_leaf_nodes,
