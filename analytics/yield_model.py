@@ -41,7 +41,7 @@ import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
 if TYPE_CHECKING:  # scikit-learn is imported where a model is fitted: the service starts without it
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    from analytics.yield_learner import YieldLearner
 
 from supet_base.errors import SupetError
 
@@ -232,12 +232,12 @@ class YieldModelResult:
         }
 
 
-def _learner(p: YieldModelParams) -> HistGradientBoostingClassifier:
+def _learner(p: YieldModelParams) -> YieldLearner:
     """The learner: scikit-learn's, binning weighted columns in one pass (the same model, see
-    :mod:`analytics.weighted_binning`)."""
-    from analytics.weighted_binning import FastWeightedHistGradientBoostingClassifier
+    :mod:`analytics.yield_learner`)."""
+    from analytics.yield_learner import YieldLearner
 
-    return FastWeightedHistGradientBoostingClassifier(
+    return YieldLearner(
         max_iter=p.max_iter,
         learning_rate=p.learning_rate,
         max_leaf_nodes=p.max_leaf_nodes,
@@ -384,15 +384,16 @@ def _ranking(
     from sklearn.inspection import permutation_importance
 
     screen = _learner(p).fit(x[fit], y[fit], sample_weight=_learner_weights(w[fit]))
-    perm = permutation_importance(
-        screen,
-        x[val],
-        y[val],
-        scoring="roc_auc",
-        n_repeats=p.n_repeats,
-        random_state=p.seed,
-        sample_weight=w[val],
-    )
+    with screen.rows_cached(x[val]):  # each scoring changes one column: re-predict only its trees
+        perm = permutation_importance(
+            screen,
+            x[val],
+            y[val],
+            scoring="roc_auc",
+            n_repeats=p.n_repeats,
+            random_state=p.seed,
+            sample_weight=w[val],
+        )
     imp_mean = np.asarray(perm["importances_mean"], dtype=np.float64)
     imp_std = np.asarray(perm["importances_std"], dtype=np.float64)
     order = sorted(range(x.shape[1]), key=lambda j: (-round(float(imp_mean[j]), 12), names[j]))
@@ -406,7 +407,7 @@ def _ranking(
 
 
 def _operating_windows(
-    model: HistGradientBoostingClassifier,
+    model: YieldLearner,
     x_train: FloatArray,
     w_train: FloatArray,
     x_test: FloatArray,
@@ -421,37 +422,38 @@ def _operating_windows(
 
     windows: list[OperatingWindow] = []
     clipped = x_test.copy()
-    for pos in range(p.n_windows):
-        pd = partial_dependence(
-            model,
-            x_train,
-            [pos],
-            percentiles=(0.02, 0.98),
-            grid_resolution=p.grid_resolution,
-            response_method="predict_proba",
-            kind="average",
-            method="brute",
-            sample_weight=w_train,
-        )
-        grid = np.asarray(pd["grid_values"][0], dtype=np.float64)
-        curve = np.asarray(pd["average"][0], dtype=np.float64)
-        low, high, peak, at_peak = _window(grid, curve, p.window_fraction)
-        alone = x_test.copy()
-        alone[:, pos] = np.clip(alone[:, pos], low, high)
-        clipped[:, pos] = np.clip(clipped[:, pos], low, high)
-        gain = float(
-            np.average(model.predict_proba(alone)[:, 1], weights=w_test) - np.average(pred, weights=w_test)
-        )
-        windows.append(
-            OperatingWindow(
-                name=names[pos],
-                low=low,
-                high=high,
-                peak=peak,
-                predicted_yield_peak=at_peak,
-                expected_gain=gain,
+    # each grid point changes one column of the training rows: re-predict only the trees using it
+    with model.rows_cached(x_train):
+        for pos in range(p.n_windows):
+            pd = partial_dependence(
+                model,
+                x_train,
+                [pos],
+                percentiles=(0.02, 0.98),
+                grid_resolution=p.grid_resolution,
+                response_method="predict_proba",
+                kind="average",
+                method="brute",
+                sample_weight=w_train,
             )
-        )
+            grid = np.asarray(pd["grid_values"][0], dtype=np.float64)
+            curve = np.asarray(pd["average"][0], dtype=np.float64)
+            low, high, peak, at_peak = _window(grid, curve, p.window_fraction)
+            alone = x_test.copy()
+            alone[:, pos] = np.clip(alone[:, pos], low, high)
+            clipped[:, pos] = np.clip(clipped[:, pos], low, high)
+            alone_mean = np.average(model.predict_proba(alone)[:, 1], weights=w_test)
+            gain = float(alone_mean - np.average(pred, weights=w_test))
+            windows.append(
+                OperatingWindow(
+                    name=names[pos],
+                    low=low,
+                    high=high,
+                    peak=peak,
+                    predicted_yield_peak=at_peak,
+                    expected_gain=gain,
+                )
+            )
     return windows, clipped
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -11,9 +12,11 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.ensemble._hist_gradient_boosting import binning as sk_binning
 from sklearn.ensemble._hist_gradient_boosting.binning import _find_binning_thresholds
+from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+from sklearn.inspection import partial_dependence, permutation_importance
 
 from analytics import yield_model
-from analytics.weighted_binning import FastWeightedHistGradientBoostingClassifier, weighted_binning_thresholds
+from analytics.yield_learner import YieldLearner, weighted_binning_thresholds
 from analytics.yield_model import YieldModelParams, fit_yield_model
 
 FloatArray = npt.NDArray[np.float64]
@@ -92,7 +95,7 @@ def test_classifier_is_scikit_learns_model(with_nan: bool) -> None:
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(sk_binning, "_weighted_percentile", refuse)
-        fast = FastWeightedHistGradientBoostingClassifier(**_params()).fit(x, y, sample_weight=w)
+        fast = YieldLearner(**_params()).fit(x, y, sample_weight=w)
 
     assert fast.n_iter_ == plain.n_iter_
     for a, b in zip(fast._bin_mapper.bin_thresholds_, plain._bin_mapper.bin_thresholds_, strict=True):
@@ -106,14 +109,87 @@ def test_classifier_is_scikit_learns_model(with_nan: bool) -> None:
 def test_unweighted_and_unsupported_fits_are_scikit_learns() -> None:
     x, y, _ = _weighted_data(5)
     plain = HistGradientBoostingClassifier(**_params()).fit(x, y)
-    fast = FastWeightedHistGradientBoostingClassifier(**_params()).fit(x, y)
+    fast = YieldLearner(**_params()).fit(x, y)
     assert np.array_equal(fast.predict_proba(x), plain.predict_proba(x))
     cats = np.column_stack([x, np.random.default_rng(6).integers(0, 4, x.shape[0])])
     w = np.random.default_rng(7).integers(1, 5, x.shape[0]).astype(np.float64)
     kw = _params(categorical_features=[cats.shape[1] - 1])
     plain_c = HistGradientBoostingClassifier(**kw).fit(cats, y, sample_weight=w)
-    fast_c = FastWeightedHistGradientBoostingClassifier(**kw).fit(cats, y, sample_weight=w)
+    fast_c = YieldLearner(**kw).fit(cats, y, sample_weight=w)
     assert np.array_equal(fast_c.predict_proba(cats), plain_c.predict_proba(cats))
+
+
+class _Plain(HistGradientBoostingClassifier):
+    """scikit-learn's learner as it is, with a cache that caches nothing."""
+
+    @contextmanager
+    def rows_cached(self, x: Any) -> Iterator[None]:
+        yield
+
+
+def test_cached_rows_predict_as_scikit_learn(monkeypatch: pytest.MonkeyPatch) -> None:
+    x, y, w = _weighted_data(21, p=30)
+    x[np.random.default_rng(22).random(x.shape) < 0.02] = np.nan
+    model = YieldLearner(**_params()).fit(x, y, sample_weight=w)
+    val, vy, vw = x[:400], y[:400], w[:400]
+    plain_perm = permutation_importance(
+        model, val, vy, scoring="roc_auc", n_repeats=3, random_state=1, sample_weight=vw
+    )
+    plain_pd = [
+        partial_dependence(
+            model,
+            x,
+            [j],
+            response_method="predict_proba",
+            method="brute",
+            sample_weight=w,
+            grid_resolution=20,
+        )
+        for j in (0, 5)
+    ]
+    changed = x.copy()
+    changed[:, 3] = np.random.default_rng(23).permutation(changed[:, 3])
+    changed[7, 9] = np.nan
+    plain_changed = model.predict_proba(changed)
+    plain_other = model.predict_proba(val)
+
+    calls = 0
+    predict = TreePredictor.predict
+
+    def counting(self: TreePredictor, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return predict(self, *args, **kwargs)
+
+    monkeypatch.setattr(TreePredictor, "predict", counting)
+    n_trees = len(model._predictors)
+    with model.rows_cached(val):
+        calls = 0
+        perm = permutation_importance(
+            model, val, vy, scoring="roc_auc", n_repeats=3, random_state=1, sample_weight=vw
+        )
+        full = (1 + 3 * val.shape[1]) * n_trees  # every tree for the baseline and each shuffle
+        assert 0 < calls < full / 2, (calls, full)  # most trees came from the cache
+    with model.rows_cached(x):
+        pds = [
+            partial_dependence(
+                model,
+                x,
+                [j],
+                response_method="predict_proba",
+                method="brute",
+                sample_weight=w,
+                grid_resolution=20,
+            )
+            for j in (0, 5)
+        ]
+        assert np.array_equal(model.predict_proba(changed), plain_changed)
+        assert np.array_equal(model.predict_proba(val), plain_other)  # other rows: predicted as usual
+    for key in ("importances", "importances_mean", "importances_std"):
+        assert np.array_equal(perm[key], plain_perm[key])
+    for got, want in zip(pds, plain_pd, strict=True):
+        assert np.array_equal(got["average"], want["average"])
+        assert np.array_equal(got["grid_values"][0], want["grid_values"][0])
 
 
 def test_weighted_yield_model_result_is_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -130,7 +206,7 @@ def test_weighted_yield_model_result_is_unchanged(monkeypatch: pytest.MonkeyPatc
     original: Callable[[YieldModelParams], HistGradientBoostingClassifier] = yield_model._learner
 
     def plain_learner(p: YieldModelParams) -> HistGradientBoostingClassifier:
-        return HistGradientBoostingClassifier(**original(p).get_params())
+        return _Plain(**original(p).get_params())
 
     monkeypatch.setattr(yield_model, "_learner", plain_learner)
     plain = run()
