@@ -192,8 +192,10 @@ def test_cached_rows_predict_as_scikit_learn(monkeypatch: pytest.MonkeyPatch) ->
         assert np.array_equal(got["grid_values"][0], want["grid_values"][0])
 
 
-def test_weighted_yield_model_result_is_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
-    x, y, w = _weighted_data(11, n=2400, p=10)
+@pytest.mark.parametrize("weighted", [True, False])
+def test_yield_model_result_is_unchanged(weighted: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    x, y, units = _weighted_data(11, n=2400, p=10)
+    w = units if weighted else None
     names = [f"p{j:02d}" for j in range(x.shape[1])]
     groups = np.arange(x.shape[0]) // 2  # an interval's two rows stay together
     params = YieldModelParams(seed=3, n_selected=6, n_windows=3, n_repeats=3, grid_resolution=20)
