@@ -1,6 +1,7 @@
 """Yield model of one production line: rank the drivers, fit, score on held-out units, recommend windows.
 
-Method (scikit-learn throughout; no home-made learner):
+Method (scikit-learn throughout; no home-made learner: :mod:`analytics.yield_learner` only computes
+scikit-learn's weighted bin thresholds and repeated predictions more cheaply, with the same results):
 
 1. **Split.** The units are split, stratified on the outcome and seeded, into a training set
    (``1 - test_fraction``) and a held-out test set.  The training set is split again into a
@@ -41,7 +42,7 @@ import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
 if TYPE_CHECKING:  # scikit-learn is imported where a model is fitted: the service starts without it
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    from analytics.yield_learner import YieldLearner
 
 from supet_base.errors import SupetError
 
@@ -232,10 +233,12 @@ class YieldModelResult:
         }
 
 
-def _learner(p: YieldModelParams) -> HistGradientBoostingClassifier:
-    from sklearn.ensemble import HistGradientBoostingClassifier
+def _learner(p: YieldModelParams) -> YieldLearner:
+    """The learner: scikit-learn's, with weighted binning in one pass per column and cached repeated
+    predictions (the same model and predictions, see :mod:`analytics.yield_learner`)."""
+    from analytics.yield_learner import YieldLearner
 
-    return HistGradientBoostingClassifier(
+    return YieldLearner(
         max_iter=p.max_iter,
         learning_rate=p.learning_rate,
         max_leaf_nodes=p.max_leaf_nodes,
@@ -330,9 +333,8 @@ def _weights(n: int, sample_weight: npt.NDArray[Any] | None) -> FloatArray:
 def _learner_weights(w: FloatArray) -> FloatArray | None:
     """The weights to fit the learner with: ``None`` when every row weighs 1.
 
-    The same model either way, but scikit-learn bins a weighted column one percentile at a time in Python
-    (about 10 s of a 14 s fit of 3,000 units x 200 parameters) and an unweighted one in one
-    ``np.percentile`` call.
+    The same model either way; unweighted, the bin thresholds are one ``np.percentile`` call per column
+    (weighted, :func:`analytics.yield_learner.weighted_binning_thresholds` computes them).
     """
     return None if bool(np.all(w == 1.0)) else w
 
@@ -382,15 +384,16 @@ def _ranking(
     from sklearn.inspection import permutation_importance
 
     screen = _learner(p).fit(x[fit], y[fit], sample_weight=_learner_weights(w[fit]))
-    perm = permutation_importance(
-        screen,
-        x[val],
-        y[val],
-        scoring="roc_auc",
-        n_repeats=p.n_repeats,
-        random_state=p.seed,
-        sample_weight=w[val],
-    )
+    with screen.rows_cached(x[val]):  # each scoring changes one column: re-predict only its trees
+        perm = permutation_importance(
+            screen,
+            x[val],
+            y[val],
+            scoring="roc_auc",
+            n_repeats=p.n_repeats,
+            random_state=p.seed,
+            sample_weight=w[val],
+        )
     imp_mean = np.asarray(perm["importances_mean"], dtype=np.float64)
     imp_std = np.asarray(perm["importances_std"], dtype=np.float64)
     order = sorted(range(x.shape[1]), key=lambda j: (-round(float(imp_mean[j]), 12), names[j]))
@@ -404,7 +407,7 @@ def _ranking(
 
 
 def _operating_windows(
-    model: HistGradientBoostingClassifier,
+    model: YieldLearner,
     x_train: FloatArray,
     w_train: FloatArray,
     x_test: FloatArray,
@@ -419,37 +422,38 @@ def _operating_windows(
 
     windows: list[OperatingWindow] = []
     clipped = x_test.copy()
-    for pos in range(p.n_windows):
-        pd = partial_dependence(
-            model,
-            x_train,
-            [pos],
-            percentiles=(0.02, 0.98),
-            grid_resolution=p.grid_resolution,
-            response_method="predict_proba",
-            kind="average",
-            method="brute",
-            sample_weight=w_train,
-        )
-        grid = np.asarray(pd["grid_values"][0], dtype=np.float64)
-        curve = np.asarray(pd["average"][0], dtype=np.float64)
-        low, high, peak, at_peak = _window(grid, curve, p.window_fraction)
-        alone = x_test.copy()
-        alone[:, pos] = np.clip(alone[:, pos], low, high)
-        clipped[:, pos] = np.clip(clipped[:, pos], low, high)
-        gain = float(
-            np.average(model.predict_proba(alone)[:, 1], weights=w_test) - np.average(pred, weights=w_test)
-        )
-        windows.append(
-            OperatingWindow(
-                name=names[pos],
-                low=low,
-                high=high,
-                peak=peak,
-                predicted_yield_peak=at_peak,
-                expected_gain=gain,
+    # each grid point changes one column of the training rows: re-predict only the trees using it
+    with model.rows_cached(x_train):
+        for pos in range(p.n_windows):
+            pd = partial_dependence(
+                model,
+                x_train,
+                [pos],
+                percentiles=(0.02, 0.98),
+                grid_resolution=p.grid_resolution,
+                response_method="predict_proba",
+                kind="average",
+                method="brute",
+                sample_weight=w_train,
             )
-        )
+            grid = np.asarray(pd["grid_values"][0], dtype=np.float64)
+            curve = np.asarray(pd["average"][0], dtype=np.float64)
+            low, high, peak, at_peak = _window(grid, curve, p.window_fraction)
+            alone = x_test.copy()
+            alone[:, pos] = np.clip(alone[:, pos], low, high)
+            clipped[:, pos] = np.clip(clipped[:, pos], low, high)
+            alone_mean = np.average(model.predict_proba(alone)[:, 1], weights=w_test)
+            gain = float(alone_mean - np.average(pred, weights=w_test))
+            windows.append(
+                OperatingWindow(
+                    name=names[pos],
+                    low=low,
+                    high=high,
+                    peak=peak,
+                    predicted_yield_peak=at_peak,
+                    expected_gain=gain,
+                )
+            )
     return windows, clipped
 
 
