@@ -28,6 +28,9 @@ from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
 from contracts.deployment import Deployment
 
+if os.environ.get("SUPET_TEST_CPU"):
+    pytest_plugins = ["cpu_report"]  # CPU by test file (tests/helpers/cpu_report.py)
+
 if os.environ.get("SUPET_TEST_EXACT_GAS", "") != "1":
     fast_gas.install()  # embedded chain: gas estimated in 2-5 runs, not about 13 (tests/helpers/fast_gas.py)
 
