@@ -7,7 +7,10 @@ so a document means one thing to the service and to any other strict parser:
 
 - nesting deeper than :data:`MAX_DEPTH` is refused by a linear scan *before* any recursive parse (the
   standard library's C scanner recurses once per level, and py_ecc, imported by the service, raises
-  the recursion limit to 100,000: 150,000 nested ``[`` overflowed the C stack and killed the process);
+  the recursion limit to 100,000: 150,000 nested ``[`` overflowed the C stack and killed the process).
+  The one parse that may come first is orjson's on a body of at most 64 KiB (:func:`_loads_quick`),
+  which refuses, rather than overflows, beyond 1,024 levels; the standard library's parse always
+  comes after the scan;
 - a key repeated in one object is refused (a first-wins parser would show an auditor another value);
 - ``NaN``, ``Infinity``, numbers that overflow a double (``1e400``) and integers of more than
   :data:`MAX_INT_DIGITS` digits are refused (Python refuses to convert 4,300+ digits with a bare
