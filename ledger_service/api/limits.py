@@ -8,7 +8,11 @@ reads each request's body itself, as it streams in, and answers in the service's
   ``SUPET_MAX_BODY_BYTES`` on ``POST /v1/readings`` and ``SUPET_MAX_REQUEST_BYTES`` (64 KiB) on every
   other route;
 - a body not received in full within ``SUPET_REQUEST_BODY_TIMEOUT_SECONDS``: **408**
-  ``request.timeout`` (a slow client holds no worker for longer);
+  ``request.timeout`` (a slow client holds no worker for longer). The deadline is one asyncio timer
+  on the request's task (:class:`_Timer`, :func:`asyncio.timeout`'s protocol: a cancellation from
+  elsewhere stays one). An HTTP/1 request that has no body (no ``Content-Length`` and no
+  ``Transfer-Encoding``, or ``Content-Length: 0``: most GETs) is whole when it reaches the app, so it
+  goes on without a timer;
 - more body bytes held by the whole process than ``SUPET_MAX_BUFFERED_BODY_BYTES``: **503**
   ``request.busy`` with ``Retry-After`` (a flood of large bodies cannot exhaust memory);
 - a JSON body (any body but an HTML form) that :func:`ledger_service.jsonio.loads_strict` refuses:
