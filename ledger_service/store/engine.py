@@ -9,8 +9,13 @@ statement, and on PostgreSQL one more round trip and backend wake-up, on every r
   becomes readable. :func:`_check_pg_connection` runs at each checkout and looks at the socket, without
   blocking and without a round trip; only when something is waiting there (or libpq already saw the
   connection fail) does it ping, and a connection that does not answer is replaced by a fresh one
-  before anyone uses it (the pool's ``DisconnectionError`` protocol), as ``pool_pre_ping`` did. A
-  connection that breaks while in use is, as before, invalidated with every older one of its pool.
+  before anyone uses it, and every older connection of the pool at its next checkout (the pool's
+  ``InvalidatePoolError`` protocol), as a failed ``pool_pre_ping`` did. A connection that breaks
+  while in use is, as before, invalidated with every older one of its pool.
+
+  What the socket does not show is a connection cut silently (no FIN or RST ever arrives): the ping
+  hung on it until TCP gave up and then reconnected; now the first statement hangs as long and then
+  fails (and invalidates the pool), as any statement on a connection that breaks in use.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
-from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
+from sqlalchemy.exc import InvalidatePoolError, SQLAlchemyError
 from sqlmodel import SQLModel
 
 from ledger_service.errors import StoreError
@@ -59,7 +64,7 @@ def _check_pg_connection(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
             cur.fetchall()
         dbapi_conn.rollback()  # the ping's own transaction: the connection is handed out idle
     except Exception as e:  # any failure here means: do not hand this connection out
-        raise DisconnectionError(f"pooled PostgreSQL connection is gone: {e}") from e
+        raise InvalidatePoolError(f"pooled PostgreSQL connection is gone: {e}") from e
 
 
 def make_engine(url: str) -> Engine:
