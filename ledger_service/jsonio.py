@@ -7,7 +7,10 @@ so a document means one thing to the service and to any other strict parser:
 
 - nesting deeper than :data:`MAX_DEPTH` is refused by a linear scan *before* any recursive parse (the
   standard library's C scanner recurses once per level, and py_ecc, imported by the service, raises
-  the recursion limit to 100,000: 150,000 nested ``[`` overflowed the C stack and killed the process);
+  the recursion limit to 100,000: 150,000 nested ``[`` overflowed the C stack and killed the process).
+  The one parse that may come first is orjson's on a body of at most 64 KiB (:func:`_loads_quick`),
+  which refuses, rather than overflows, beyond 1,024 levels; the standard library's parse always
+  comes after the scan;
 - a key repeated in one object is refused (a first-wins parser would show an auditor another value);
 - ``NaN``, ``Infinity``, numbers that overflow a double (``1e400``) and integers of more than
   :data:`MAX_INT_DIGITS` digits are refused (Python refuses to convert 4,300+ digits with a bare
@@ -154,12 +157,64 @@ def _members_and_big_floats(obj: Any) -> tuple[int, bool]:
     return keys, big
 
 
+#: Bodies up to this size are first decoded by :func:`_loads_quick` (a single reading: ~400 bytes).
+_QUICK_BYTES = 64 * 1024
+_SLOW = object()
+
+
+def _loads_quick(raw: bytes, max_depth: int) -> Any:
+    """The common case without the structure scan (whose numpy set-up dominates a small body): orjson
+    decodes first (it refuses, never overflows, beyond 1,024 levels), one walk of the value counts its
+    depth, members and big floats, and the value is returned when it is certainly what the full path
+    returns: not too deep, no float that may have been a big integer, and as many colons in the whole
+    body as members (colons outside strings are members plus repeated keys, so this rules out a
+    repeated key). Anything else, including every refusal, is :data:`_SLOW`: the full path decides,
+    with its own messages.
+    """
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _SLOW
+    t = type(value)
+    if t is not dict and t is not list:
+        return _SLOW if t is float and not -_EXACT_FLOAT_LIMIT < value < _EXACT_FLOAT_LIMIT else value
+    members = 0
+    deepest = 1
+    stack = [(value, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        o, depth = pop()
+        t = type(o)
+        if t is dict:
+            members += len(o)
+            children = o.values()
+        elif t is list:
+            children = o
+        else:
+            continue
+        if depth > deepest:
+            deepest = depth
+        for c in children:
+            ct = type(c)
+            if ct is dict or ct is list:
+                push((c, depth + 1))
+            elif ct is float and not -_EXACT_FLOAT_LIMIT < c < _EXACT_FLOAT_LIMIT:
+                return _SLOW
+    if deepest > max_depth or raw.count(b":") != members:
+        return _SLOW
+    return value
+
+
 def loads_strict(body: bytes | bytearray | memoryview | str, *, max_depth: int = MAX_DEPTH) -> Any:
     """Decode one JSON document from outside, strictly and exactly; raise :class:`BodyDecodeError`.
 
     See the module's docstring for what is refused and why.
     """
     raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
+    if len(raw) <= _QUICK_BYTES:
+        quick = _loads_quick(raw, max_depth)
+        if quick is not _SLOW:
+            return quick
     if raw.count(b"{") + raw.count(b"[") <= 1:  # a scalar or one flat array or object: nothing to scan
         depth, colons = 1, -1
     else:

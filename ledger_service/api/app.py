@@ -57,6 +57,10 @@ def create_app(
         default_response_class=FastJSONResponse,
         # the access policy (issue 14): every read of every router passes ledger_service.access
         dependencies=[Depends(guard)],
+        # FastAPI's native OpenTelemetry is off (the service exports Prometheus metrics and JSON
+        # logs): with it on, every request asks OpenTelemetry for its three global providers, each
+        # a look-up in os.environ, only to find none configured (issue 17.3)
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.include_router(readings.router)
     app.include_router(system.router)

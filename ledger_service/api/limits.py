@@ -8,7 +8,11 @@ reads each request's body itself, as it streams in, and answers in the service's
   ``SUPET_MAX_BODY_BYTES`` on ``POST /v1/readings`` and ``SUPET_MAX_REQUEST_BYTES`` (64 KiB) on every
   other route;
 - a body not received in full within ``SUPET_REQUEST_BODY_TIMEOUT_SECONDS``: **408**
-  ``request.timeout`` (a slow client holds no worker for longer);
+  ``request.timeout`` (a slow client holds no worker for longer). The deadline is one asyncio timer
+  on the request's task (:class:`_Timer`, :func:`asyncio.timeout`'s protocol: a cancellation from
+  elsewhere stays one). An HTTP/1 request that has no body (no ``Content-Length`` and no
+  ``Transfer-Encoding``, or ``Content-Length: 0``: most GETs) is whole when it reaches the app, so it
+  goes on without a timer;
 - more body bytes held by the whole process than ``SUPET_MAX_BUFFERED_BODY_BYTES``: **503**
   ``request.busy`` with ``Retry-After`` (a flood of large bodies cannot exhaust memory);
 - a JSON body (any body but an HTML form) that :func:`ledger_service.jsonio.loads_strict` refuses:
@@ -20,11 +24,11 @@ The body then goes on to the app unchanged; its decoded value is kept in the sco
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import anyio
 import anyio.to_thread
 import orjson
 
@@ -62,32 +66,50 @@ class RequestLimitsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = _headers(scope)
-        length_header = headers.get("content-length")
+        length_header, content_type, chunked = _body_headers(scope)
         settings = self.settings()
         setting = LARGE_BODY_ROUTES.get((scope.get("method", ""), scope.get("path", "")), "max_request_bytes")
         cap: int = getattr(settings, setting)
-        too_large = f"the body exceeds {cap} bytes: " + (
-            "split the batch" if setting == "max_body_bytes" else "this route takes small JSON bodies"
-        )
+        length = -1  # not told
         if length_header is not None:
             if not length_header.isdigit():
                 await _refuse(send, "request.bad_length", "Content-Length must be a byte count")
                 return
-            if int(length_header) > cap:
-                await _refuse(send, "request.too_large", too_large, close=True)
+            length = int(length_header)
+            if length > cap:
+                await _refuse(send, "request.too_large", _too_large(cap, setting), close=True)
+                return
+        first: Message | None = None
+        if length <= 0 and not chunked and scope.get("http_version") in ("1.0", "1.1"):
+            # HTTP/1: without Content-Length or Transfer-Encoding, or with Content-Length 0, the request
+            # has no body, so the server holds all of it: no slow client to time, nothing to decode
+            first = await receive()
+            if first["type"] == "http.disconnect":
+                return  # the client left: nobody to answer
+            if not first.get("body") and not first.get("more_body", False):
+                await self.app(scope, _replay(b"", receive), send)
                 return
         held = 0
         try:
             chunks: list[bytes] = []
-            with anyio.move_on_after(settings.request_body_timeout_seconds) as deadline:
+            timeout = settings.request_body_timeout_seconds
+            task = asyncio.current_task()
+            assert task is not None, "RequestLimitsMiddleware runs on asyncio (uvicorn, TestClient)"
+            # asyncio.timeout's protocol with one timer handle (anyio's cancel scope cost ~10 us a request)
+            timer = _Timer(task)
+            loop = asyncio.get_running_loop()
+            handle = loop.call_at(loop.time() + timeout, timer.expire)
+            try:
                 while True:
-                    message = await receive()
+                    if first is not None:
+                        message, first = first, None
+                    else:
+                        message = await receive()
                     if message["type"] == "http.disconnect":
                         return  # the client left: nobody to answer
                     chunk: bytes = message.get("body", b"")
                     if held + len(chunk) > cap:
-                        await _refuse(send, "request.too_large", too_large, close=True)
+                        await _refuse(send, "request.too_large", _too_large(cap, setting), close=True)
                         return
                     if self.buffered + len(chunk) > settings.max_buffered_body_bytes:
                         log.warning(
@@ -110,18 +132,21 @@ class RequestLimitsMiddleware:
                         chunks.append(chunk)
                     if not message.get("more_body", False):
                         break
-            if deadline.cancelled_caught:
+            except asyncio.CancelledError:
+                if not timer.timed_out():
+                    raise  # cancelled from outside (shutdown, the server's own limits): not ours
                 await _refuse(
                     send,
                     "request.timeout",
-                    f"the body did not arrive within {settings.request_body_timeout_seconds:g} s: "
-                    "send it at once, or in smaller parts",
+                    f"the body did not arrive within {timeout:g} s: send it at once, or in smaller parts",
                     close=True,
                 )
                 return
+            finally:
+                handle.cancel()
             body = b"".join(chunks)
             del chunks
-            if body and not _is_form(headers.get("content-type", "")):
+            if body and not _is_form(content_type):
                 try:
                     if len(body) > INLINE_DECODE_BYTES:  # keep the event loop answering meanwhile
                         scope[DECODED_BODY] = await anyio.to_thread.run_sync(loads_strict, body)
@@ -135,11 +160,46 @@ class RequestLimitsMiddleware:
             self.buffered -= held
 
 
-def _headers(scope: Scope) -> dict[str, str]:
-    out: dict[str, str] = {}
+class _Timer:
+    """The body's deadline on its task, as :func:`asyncio.timeout` keeps one: at expiry the task is
+    cancelled; the ``CancelledError`` is the timeout's only when no one else cancelled it meanwhile."""
+
+    __slots__ = ("cancelling", "expired", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.cancelling = task.cancelling()
+        self.expired = False
+
+    def expire(self) -> None:
+        self.expired = True
+        self.task.cancel()
+
+    def timed_out(self) -> bool:
+        """Called on ``CancelledError``: whether it is the deadline's (then it is consumed)."""
+        return self.expired and self.task.uncancel() <= self.cancelling
+
+
+def _body_headers(scope: Scope) -> tuple[str | None, str, bool]:
+    """The request's Content-Length (the last one), Content-Type, and whether it has a Transfer-Encoding."""
+    length: str | None = None
+    content_type = ""
+    chunked = False
     for name, value in scope.get("headers", ()):
-        out[name.decode("latin-1").lower()] = value.decode("latin-1")
-    return out
+        name = name.lower()
+        if name == b"content-length":
+            length = value.decode("latin-1")
+        elif name == b"content-type":
+            content_type = value.decode("latin-1")
+        elif name == b"transfer-encoding":
+            chunked = True
+    return length, content_type, chunked
+
+
+def _too_large(cap: int, setting: str) -> str:
+    return f"the body exceeds {cap} bytes: " + (
+        "split the batch" if setting == "max_body_bytes" else "this route takes small JSON bodies"
+    )
 
 
 def _is_form(content_type: str) -> bool:
