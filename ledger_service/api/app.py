@@ -121,7 +121,25 @@ _ENVELOPE = {"application/json": {"schema": {"$ref": "#/components/schemas/Error
 
 def _document_refusals(schema: dict[str, Any]) -> None:
     """Every read the access policy guards may answer 401 (`access.anonymous`, `auth.*`) and 403 (the
-    policy's refusal codes, docs/access-policy.md): documented on each, where the route did not."""
+    policy's refusal codes, docs/access-policy.md); every operation taking a body may answer 413 and 408
+    (the request limits, :mod:`ledger_service.api.limits`): documented on each, where the route did not."""
+    for ops in schema.get("paths", {}).values():
+        for op in ops.values():
+            if not isinstance(op, dict) or "requestBody" not in op:
+                continue
+            responses = op.setdefault("responses", {})
+            responses.setdefault(
+                "413",
+                {
+                    "description": "`request.too_large`: the body exceeds the route's cap "
+                    "(`SUPET_MAX_REQUEST_BYTES`, 64 KiB; `SUPET_MAX_BODY_BYTES` on `POST /v1/readings`).",
+                    "content": _ENVELOPE,
+                },
+            )
+            responses.setdefault(
+                "408",
+                {"description": "`request.timeout`: the body did not arrive in time.", "content": _ENVELOPE},
+            )
     for path, ops in schema.get("paths", {}).items():
         rule = ROUTES.get(path)
         get = ops.get("get")
