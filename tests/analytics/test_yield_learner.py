@@ -135,8 +135,9 @@ def test_cached_rows_predict_as_scikit_learn(monkeypatch: pytest.MonkeyPatch) ->
     plain_perm = permutation_importance(
         model, val, vy, scoring="roc_auc", n_repeats=3, random_state=1, sample_weight=vw
     )
-    plain_pd = [
-        partial_dependence(
+
+    def pd_of(j: int) -> Any:
+        return partial_dependence(
             model,
             x,
             [j],
@@ -145,8 +146,8 @@ def test_cached_rows_predict_as_scikit_learn(monkeypatch: pytest.MonkeyPatch) ->
             sample_weight=w,
             grid_resolution=20,
         )
-        for j in (0, 5)
-    ]
+
+    plain_pd = [pd_of(j) for j in (0, 5)]
     changed = x.copy()
     changed[:, 3] = np.random.default_rng(23).permutation(changed[:, 3])
     changed[7, 9] = np.nan
@@ -171,18 +172,7 @@ def test_cached_rows_predict_as_scikit_learn(monkeypatch: pytest.MonkeyPatch) ->
         full = (1 + 3 * val.shape[1]) * n_trees  # every tree for the baseline and each shuffle
         assert 0 < calls < full / 2, (calls, full)  # most trees came from the cache
     with model.rows_cached(x):
-        pds = [
-            partial_dependence(
-                model,
-                x,
-                [j],
-                response_method="predict_proba",
-                method="brute",
-                sample_weight=w,
-                grid_resolution=20,
-            )
-            for j in (0, 5)
-        ]
+        pds = [pd_of(j) for j in (0, 5)]
         assert np.array_equal(model.predict_proba(changed), plain_changed)
         assert np.array_equal(model.predict_proba(val), plain_other)  # other rows: predicted as usual
     for key in ("importances", "importances_mean", "importances_std"):
