@@ -225,7 +225,8 @@ def full_node_scan(r: DemoResult) -> None:
         and leak[1].split(" ")[0].startswith(("daily_output[", "delivered_units"))
         and "LotRegistry" in leak[2]
     ]
-    assert [leak for leak in leaks if leak not in lot_quantities] == []
+    unexpected = [leak for leak in leaks if leak not in lot_quantities]
+    assert unexpected == [], unexpected
 
     rounding = LimitPolicy().rounding * MINOR_UNITS
     for fid, o in r.openings.items():
