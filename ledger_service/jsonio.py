@@ -138,23 +138,31 @@ _EXACT = json.JSONDecoder(
 )
 
 
-def _members_and_big_floats(obj: Any) -> tuple[int, bool]:
-    """Keys in every object of ``obj``, and whether a float of magnitude 2**63 or more appears."""
+def _shape(obj: Any) -> tuple[int, bool, int]:
+    """Keys in every object of ``obj``, whether a float of magnitude 2**63 or more appears, and how many
+    levels of arrays and objects it nests."""
     keys = 0
     big = False
-    stack = [obj]
-    pop, extend = stack.pop, stack.extend
+    deepest = 0
+    stack = [(obj, 1)]
+    pop, push = stack.pop, stack.append
     while stack:
-        o = pop()
+        o, depth = pop()
         t = type(o)
         if t is dict:
             keys += len(o)
-            extend(o.values())
+            children = o.values()
         elif t is list:
-            extend(o)
-        elif t is float and not -_EXACT_FLOAT_LIMIT < o < _EXACT_FLOAT_LIMIT:
-            big = True
-    return keys, big
+            children = o
+        else:
+            if t is float and not -_EXACT_FLOAT_LIMIT < o < _EXACT_FLOAT_LIMIT:
+                big = True
+            continue
+        if depth > deepest:
+            deepest = depth
+        for c in children:
+            push((c, depth + 1))
+    return keys, big, deepest
 
 
 #: Bodies up to this size are first decoded by :func:`_loads_quick` (a single reading: ~400 bytes).
@@ -175,32 +183,11 @@ def _loads_quick(raw: bytes, max_depth: int) -> Any:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return _SLOW
-    t = type(value)
-    if t is not dict and t is not list:
-        return _SLOW if t is float and not -_EXACT_FLOAT_LIMIT < value < _EXACT_FLOAT_LIMIT else value
-    members = 0
-    deepest = 1
-    stack = [(value, 1)]
-    pop, push = stack.pop, stack.append
-    while stack:
-        o, depth = pop()
-        t = type(o)
-        if t is dict:
-            members += len(o)
-            children = o.values()
-        elif t is list:
-            children = o
-        else:
-            continue
-        if depth > deepest:
-            deepest = depth
-        for c in children:
-            ct = type(c)
-            if ct is dict or ct is list:
-                push((c, depth + 1))
-            elif ct is float and not -_EXACT_FLOAT_LIMIT < c < _EXACT_FLOAT_LIMIT:
-                return _SLOW
-    if deepest > max_depth or raw.count(b":") != members:
+    if type(value) is dict or type(value) is list:
+        members, big, deepest = _shape(value)
+        if big or deepest > max_depth or raw.count(b":") != members:
+            return _SLOW
+    elif type(value) is float and not -_EXACT_FLOAT_LIMIT < value < _EXACT_FLOAT_LIMIT:
         return _SLOW
     return value
 
@@ -228,7 +215,7 @@ def loads_strict(body: bytes | bytearray | memoryview | str, *, max_depth: int =
     except orjson.JSONDecodeError as e:
         raise BodyDecodeError(f"the body is not valid JSON: {e}") from e
     if type(value) is dict or type(value) is list:
-        members, big = _members_and_big_floats(value)
+        members, big, _ = _shape(value)
         if big or members != colons:
             # an integer orjson could not keep exact, or a repeated key (one flat object is always
             # decoded here: it was not scanned): the standard library decodes it exactly, key by key
