@@ -7,16 +7,19 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
-from sqlalchemy import Connection, and_, bindparam, func, or_
+import orjson
+from sqlalchemy import Connection, Dialect, and_, bindparam, func, or_
+from sqlalchemy import select as core_select
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.orm import configure_mappers
 from sqlmodel import Session, col, select
 
-from auditor.bundle import ProofBundle
+from auditor.bundle import MAX_PROOF_LENGTH, ProofBundle
 from contracts.errors import ContractsError
 from device_attestation.errors import ProofMismatch
+from device_attestation.keys import Scheme
 from device_attestation.merkle import hash_pair, leaf_hash
 from device_attestation.reading import Domain, Reading, reading_digest
 from ledger_service.errors import LedgerError, NotFound
@@ -25,7 +28,7 @@ from ledger_service.lots.timeline import lot_devices, resolve_lot
 from ledger_service.service import LedgerService
 from ledger_service.store.batch_status import BatchStatus
 from ledger_service.store.batch_tree import path_from_nodes, split_path
-from ledger_service.store.models import BatchRow, ReadingRow
+from ledger_service.store.models import BatchRow, ReadingRow, RevokedTokenRow
 from ledger_service.store.queries import anchored_readings
 
 
@@ -144,21 +147,178 @@ def reading_status(service: LedgerService, digest: bytes, *, conn: Connection | 
     return _status_of(digest, values)
 
 
-def _anchored(service: LedgerService, digest: bytes, status: ReadingStatus | None) -> ReadingStatus:
-    """The reading's status (``status`` when it is this reading's), anchored; :class:`ProofPending`
-    while it is not."""
-    st = (
-        status
-        if status is not None and bytes(status.row.digest) == digest
-        else reading_status(service, digest)
-    )
-    if st.batch is None or st.status != "anchored":
-        raise ProofPending(
-            f"reading 0x{digest.hex()} is {st.status}: its batch is not anchored yet; retry in a few seconds",
-            status=st.status,
-            expected_batch=st.batch.id if st.batch else None,
+class ProofRow(NamedTuple):
+    """What a reading's proof bundle is made of: the reading's stored columns and its batch's (None
+    while it is not batched). Read by one query, without the ORM (:func:`stored_proof`)."""
+
+    digest: bytes
+    device_id: str
+    reading_json: str
+    scheme: str
+    signature: bytes
+    proof_path: bytes | None
+    batch_id: int | None
+    batch_status: str | None
+    root: bytes | None
+    chain_batch_id: int | None
+    tx_hash: str | None
+
+    @classmethod
+    def of_status(cls, st: ReadingStatus) -> ProofRow:
+        row, batch = st.row, st.batch
+        return cls(
+            bytes(row.digest),
+            row.device_id,
+            row.reading_json,
+            row.scheme,
+            bytes(row.signature),
+            None if row.proof_path is None else bytes(row.proof_path),
+            None if batch is None else batch.id,
+            None if batch is None else batch.status,
+            None if batch is None else bytes(batch.root),
+            None if batch is None else batch.chain_batch_id,
+            None if batch is None else batch.tx_hash,
         )
-    return st
+
+
+#: A proof's columns (:class:`ProofRow`'s, in its order), the reading's and its batch's.
+_PROOF_COLUMNS: Final = (
+    _READINGS.c.digest,
+    _READINGS.c.device_id,
+    _READINGS.c.reading_json,
+    _READINGS.c.scheme,
+    _READINGS.c.signature,
+    _READINGS.c.proof_path,
+    _READINGS.c.batch_id,
+    _BATCHES.c.status,
+    _BATCHES.c.root,
+    _BATCHES.c.chain_batch_id,
+    _BATCHES.c.tx_hash,
+)
+_PROOF_FROM: Final = _READINGS.outerjoin(_BATCHES, _BATCHES.c.id == _READINGS.c.batch_id)
+_REVOKED = RevokedTokenRow.__table__  # type: ignore[attr-defined]
+#: A reading's proof columns; with ``token``: and when the token ``jti`` was signed out (last column,
+#: None: it was not), so that a bearer's revocation and its proof are one statement, one round trip.
+_PROOF: Final = (
+    core_select(*_PROOF_COLUMNS).select_from(_PROOF_FROM).where(_READINGS.c.digest == bindparam("digest"))
+)
+_PROOF_AND_REVOCATION: Final = (
+    core_select(
+        *_PROOF_COLUMNS,
+        select(_REVOKED.c.revoked_ms)
+        .where(_REVOKED.c.jti == bindparam("jti"))
+        .scalar_subquery()
+        .label("revoked_ms"),
+    )
+    .select_from(_PROOF_FROM)
+    .where(_READINGS.c.digest == bindparam("digest"))
+)
+
+
+#: libpq's transaction status of an idle connection (``psycopg.pq.TransactionStatus.IDLE``).
+_PG_IDLE: Final = 0
+
+
+class _RawQuery(NamedTuple):
+    sql: str
+    #: The parameters' names in the order a positional style takes them (None: by name).
+    order: tuple[str, ...] | None
+
+
+@lru_cache(maxsize=8)
+def _raw_statements(dialect: Dialect) -> tuple[_RawQuery, _RawQuery] | None:
+    """The proof queries (without, with the token) as ``dialect``'s driver runs them; None when a
+    column's type converts the driver's values (a raw cursor would then see other values than the
+    engine) or the parameter style is not one handled here: the engine's machinery runs them."""
+    columns = (*_PROOF_COLUMNS, _REVOKED.c.revoked_ms)
+    if any(c.type.dialect_impl(dialect).result_processor(dialect, None) is not None for c in columns):
+        return None
+    if dialect.paramstyle not in ("qmark", "pyformat"):
+        return None
+    out = []
+    for query in (_PROOF, _PROOF_AND_REVOCATION):
+        compiled = query.compile(dialect=dialect)
+        order = tuple(compiled.positiontup or ()) if dialect.paramstyle == "qmark" else None
+        out.append(_RawQuery(str(compiled), order))
+    return out[0], out[1]
+
+
+def stored_proof(
+    service: LedgerService, digest: bytes, *, conn: Connection | None = None, token_id: str | None = None
+) -> tuple[ProofRow, int | None]:
+    """The reading ``digest``'s :class:`ProofRow`, in one statement (:class:`NotFound` when no reading
+    has it); with ``token_id``: and when that token was signed out, read by the same statement (None:
+    it was not). ``conn``: a connection of the service's engine (none: one from its pool), read with
+    the driver's own cursor where the columns' values need no conversion. No transaction is left
+    open: on PostgreSQL the statement runs in autocommit (no BEGIN, no ROLLBACK: one round trip,
+    prepared by the driver once it repeats), on SQLite the read's transaction is ended after it."""
+    if conn is None:
+        with service.engine.connect() as pooled:
+            return stored_proof(service, digest, conn=pooled, token_id=token_id)
+    values = _read_proof(conn, digest, token_id)
+    if values is None:
+        raise NotFound(f"no reading with digest 0x{digest.hex()} in this ledger", code="reading.not_found")
+    if token_id is None:
+        return ProofRow._make(values), None
+    return ProofRow._make(values[:-1]), values[-1]
+
+
+def _read_proof(conn: Connection, digest: bytes, token_id: str | None) -> Sequence[Any] | None:
+    raw = _raw_statements(conn.dialect)
+    if raw is None:
+        try:
+            statement = _PROOF if token_id is None else _PROOF_AND_REVOCATION
+            return conn.execute(statement, {"digest": digest, "jti": token_id}).first()
+        finally:
+            conn.rollback()
+    query = raw[0] if token_id is None else raw[1]
+    named = {"digest": digest, "jti": token_id}
+    params: Any = named if query.order is None else tuple(named[k] for k in query.order)
+    dbapi: Any = conn.connection.dbapi_connection
+    # psycopg: the one statement in autocommit (no BEGIN before it, no ROLLBACK after it: one round
+    # trip), when the connection is idle; its mode is restored before it goes back to the pool
+    autocommit = (
+        conn.dialect.driver == "psycopg"
+        and not conn.in_transaction()
+        and dbapi.autocommit is False
+        and dbapi.info.transaction_status == _PG_IDLE
+    )
+    if autocommit:
+        dbapi.autocommit = True
+    try:
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute(query.sql, params)
+            found: Sequence[Any] | None = cursor.fetchone()
+            return found
+        finally:
+            cursor.close()
+    finally:
+        if autocommit:
+            dbapi.autocommit = False
+        elif conn.dialect.name == "sqlite":
+            conn.rollback()  # the read's transaction (if the driver began one) ends here
+
+
+def _anchored(service: LedgerService, digest: bytes, status: ReadingStatus | None) -> ProofRow:
+    """The reading's proof row (of ``status`` when it is this reading's), anchored;
+    :class:`ProofPending` while it is not."""
+    if status is not None and bytes(status.row.digest) == digest:
+        return anchored(ProofRow.of_status(status))
+    return anchored(stored_proof(service, digest)[0])
+
+
+def anchored(row: ProofRow) -> ProofRow:
+    """``row``, when its batch is anchored on chain; :class:`ProofPending` while it is not."""
+    if row.batch_status != BatchStatus.ANCHORED:
+        status = "pending" if row.batch_status is None else "batched"
+        raise ProofPending(
+            f"reading 0x{row.digest.hex()} is {status}: its batch is not anchored yet; "
+            "retry in a few seconds",
+            status=status,
+            expected_batch=None if row.batch_status is None else row.batch_id,
+        )
+    return row
 
 
 def proof_bundle(
@@ -167,13 +327,7 @@ def proof_bundle(
     """The spec's proof bundle (section 6); :class:`ProofPending` while not anchored. ``status``: the
     reading's, when the caller read it already (the access guard does). The proof is the reading's
     stored path (issue 17.3): no other row is read, nothing is rebuilt."""
-    st = _anchored(service, digest, status)
-    batch = st.batch
-    assert batch is not None and batch.id is not None
-    assert batch.chain_batch_id is not None and batch.tx_hash is not None
-    return BundleMaker(service).bundle(
-        st.row, root=batch.root, batch=batch.id, chain_batch_id=batch.chain_batch_id, tx=batch.tx_hash
-    )
+    return BundleMaker(service).bundle(_anchored(service, digest, status))
 
 
 #: Serialized proof bundles kept (about 1.7 kB each for a 10,000-reading batch; the oldest go first).
@@ -185,37 +339,26 @@ _bundles_lock = threading.Lock()
 def proof_bundle_json(service: LedgerService, digest: bytes, *, status: ReadingStatus | None = None) -> bytes:
     """:func:`proof_bundle` serialized (as the API sends it: ``dumps_exact``). The reading and its batch
     are read as for :func:`proof_bundle` on every call (a reorg un-anchors a batch, and the proof is
-    refused again at once); the bytes are kept keyed by everything they are made of (the deployment's
-    domain, the digest, the stored signature and path, the batch's id, root, chain id and
-    transaction), so a kept answer is the one a build would give: nothing needs invalidating."""
-    st = _anchored(service, digest, status)
-    batch, row = st.batch, st.row
-    assert batch is not None and batch.id is not None
-    assert batch.chain_batch_id is not None and batch.tx_hash is not None
+    refused again at once); the bytes are kept (:func:`proof_json`)."""
+    return proof_json(service, _anchored(service, digest, status))
+
+
+def proof_json(service: LedgerService, row: ProofRow, maker: BundleMaker | None = None) -> bytes:
+    """The serialized bundle of ``row`` as read now (:class:`ProofPending` unless anchored). The bytes
+    are kept keyed by the deployment's domain and everything the bundle is made of (the whole row:
+    the reading, its signature and path, its batch's id, root, chain id and transaction), so a kept
+    answer is the one a build would give: nothing needs invalidating, and a batch a reorg un-anchored
+    is refused from the row before anything kept is looked at."""
+    anchored(row)
     deployment = service.deployment
-    key = (
-        deployment.chain_id,
-        deployment.contracts.get("ReadingAnchor"),
-        digest,
-        row.scheme,
-        bytes(row.signature),
-        None if row.proof_path is None else bytes(row.proof_path),
-        batch.id,
-        bytes(batch.root),
-        batch.chain_batch_id,
-        batch.tx_hash,
-    )
+    key = (deployment.chain_id, deployment.contracts.get("ReadingAnchor"), row)
     found = _bundles.get(key)
     if found is not None:
         return found
-    body = dumps_exact(
-        BundleMaker(service).bundle(
-            row, root=batch.root, batch=batch.id, chain_batch_id=batch.chain_batch_id, tx=batch.tx_hash
-        )
-    )
+    body = dumps_exact((maker or BundleMaker(service)).bundle(row))
     with _bundles_lock:
         if len(_bundles) >= BUNDLE_CACHE:
-            _bundles.pop(next(iter(_bundles)))
+            _bundles.pop(next(iter(_bundles)), None)
         _bundles[key] = body
     return body
 
@@ -225,6 +368,62 @@ def _domain(chain_id: int, anchor: str) -> Domain:
     """A deployment's EIP-712 domain (:func:`auditor.bundle.deployment_domain`), built once: its checksum
     and separator are keccaks, a third of a bundle's CPU when built for each one (issue 17.3)."""
     return Domain(chain_id=chain_id, verifying_contract=anchor)
+
+
+class _Fields(NamedTuple):
+    """A stored reading's fields as :func:`reading_digest` reads them (by attribute)."""
+
+    device_id: str
+    seq: int
+    ts_ms: int
+    lot_id: str | None
+    metrics: dict[str, int | float]
+
+
+#: A stored reading's keys, in the order it is stored and served (``Reading.to_json_obj``'s).
+_READING_ORDER: Final = ("device_id", "seq", "ts_ms", "lot_id", "metrics")
+_SCHEMES: Final = frozenset(s.value for s in Scheme)
+#: The bundle's bounds (:class:`ProofBundle`'s fields) its fast assembly checks.
+_MAX_SIGNATURE: Final = 1024
+_MAX_UINT256: Final = 2**256 - 1
+#: Floats below this (in magnitude) were floats in the stored JSON (orjson reads larger integers as
+#: floats; :func:`~ledger_service.jsonio.loads_exact` keeps them exact).
+_EXACT_FLOAT: Final = float(2**53)
+#: A transaction hash as the bundle writes it (``anchor_tx``: 0x and 64 lower-case hex digits).
+_TX_HASH: Final = re.compile(r"0x[0-9a-f]{64}")
+
+
+def _quick_reading(reading_json: str, domain: Domain) -> tuple[dict[str, Any], bytes] | None:
+    """A stored reading's JSON object and digest without the pydantic model, when the stored JSON is
+    plainly as the service writes it (its keys in order, each of its JSON type); None otherwise (the
+    model then decides). The digest is checked against the stored one by the caller: a reading that
+    hashes to it is the one accepted (and validated) at ingest."""
+    try:
+        obj = orjson.loads(reading_json)  # exact but for integers beyond 64 bits (floats then: below)
+    except orjson.JSONDecodeError:
+        return None
+    if type(obj) is not dict or tuple(obj) != _READING_ORDER:
+        return None
+    device_id, seq, ts_ms, lot_id, metrics = obj.values()
+    if (
+        type(device_id) is not str
+        or type(seq) is not int
+        or type(ts_ms) is not int
+        or not (lot_id is None or type(lot_id) is str)
+        or type(metrics) is not dict
+        or not metrics
+    ):
+        return None
+    for name, value in metrics.items():
+        if type(name) is not str or not (
+            type(value) is int or (type(value) is float and -_EXACT_FLOAT < value < _EXACT_FLOAT)
+        ):
+            return None  # a float this large may have been a larger integer: loads_exact decides
+    try:
+        digest = reading_digest(_Fields(device_id, seq, ts_ms, lot_id, metrics), domain)  # type: ignore[arg-type]
+    except (ValueError, OverflowError, ArithmeticError):
+        return None
+    return obj, digest
 
 
 class BundleMaker:
@@ -237,39 +436,71 @@ class BundleMaker:
         self.domain = _domain(service.deployment.chain_id, service.deployment.address("ReadingAnchor"))
         self._nodes: dict[int, bytes] = {}
 
-    def bundle(
-        self, row: ReadingRow, *, root: bytes, batch: int, chain_batch_id: int, tx: str
-    ) -> dict[str, Any]:
-        """The bundle of ``row``, anchored in store batch ``batch`` (chain id ``chain_batch_id``, root
-        ``root``, transaction ``tx``); checked to lead to ``root`` before it is returned, as
-        :func:`auditor.bundle.build_bundle` checks it (the same wire format, byte for byte)."""
-        reading = Reading.from_json_obj(loads_exact(row.reading_json))
-        digest = reading_digest(reading, self.domain)
-        if digest != bytes(row.digest):
+    def bundle(self, row: ProofRow) -> dict[str, Any]:
+        """The bundle of ``row`` (anchored); checked to lead to its batch's root before it is returned,
+        as :func:`auditor.bundle.build_bundle` checks it (the same wire format, byte for byte).
+
+        The plain case is assembled directly (issue 17.3: the pydantic models cost more than the rest
+        of a cold proof): the reading's JSON as stored, its digest recomputed and compared, the path
+        checked to the root, the bundle's fields within :class:`ProofBundle`'s bounds. Anything else
+        (a reading stored otherwise, a field out of bounds) goes through the models, which refuse it
+        with their errors."""
+        assert row.batch_id is not None and row.root is not None
+        assert row.chain_batch_id is not None and row.tx_hash is not None
+        domain = self.domain
+        quick = _quick_reading(row.reading_json, domain)
+        if quick is None:
+            reading = Reading.from_json_obj(loads_exact(row.reading_json))
+            obj, digest = reading.to_json_obj(), reading_digest(reading, domain)
+        else:
+            obj, digest = quick
+        if digest != row.digest:
             raise ContractsError(
-                f"reading 0x{bytes(row.digest).hex()} hashes to 0x{digest.hex()} under this deployment's "
+                f"reading 0x{row.digest.hex()} hashes to 0x{digest.hex()} under this deployment's "
                 "domain: the store is not this deployment's"
             )
-        path = row.proof_path if row.proof_path is not None else self._path_from_tree(batch, digest)
-        proof = split_path(bytes(path))
-        root = bytes(root)
+        path = row.proof_path if row.proof_path is not None else self._path_from_tree(row.batch_id, digest)
+        proof = split_path(path)
+        root = row.root
         computed = leaf_hash(digest)  # verify_inclusion's check, on nodes split_path sized already
         for node in proof:
             computed = hash_pair(computed, node)
         if computed != root:
             raise ProofMismatch(expected=root, computed=computed)
-        return ProofBundle(
-            reading=reading,
-            scheme=row.scheme,
-            signature=bytes(row.signature),
-            digest=digest,
-            batch_id=chain_batch_id,
-            root=root,
-            proof=tuple(proof),
-            chain_id=self.domain.chain_id,
-            anchor_contract=self.domain.verifying_contract,
-            anchor_tx=tx,
-        ).to_json_obj()
+        tx = row.tx_hash
+        if (
+            quick is None
+            or row.scheme not in _SCHEMES
+            or len(row.signature) > _MAX_SIGNATURE
+            or len(proof) > MAX_PROOF_LENGTH
+            or not 1 <= row.chain_batch_id <= _MAX_UINT256
+            or not 1 <= domain.chain_id <= _MAX_UINT256
+            or _TX_HASH.fullmatch(tx) is None
+        ):
+            return ProofBundle(
+                reading=reading if quick is None else Reading.from_json_obj(obj),
+                scheme=row.scheme,
+                signature=row.signature,
+                digest=digest,
+                batch_id=row.chain_batch_id,
+                root=root,
+                proof=tuple(proof),
+                chain_id=domain.chain_id,
+                anchor_contract=domain.verifying_contract,
+                anchor_tx=tx,
+            ).to_json_obj()
+        return {  # ProofBundle.to_json_obj's keys and values
+            "reading": obj,
+            "scheme": row.scheme,
+            "signature": "0x" + row.signature.hex(),
+            "digest": "0x" + digest.hex(),
+            "batch_id": row.chain_batch_id,
+            "root": "0x" + root.hex(),
+            "proof": ["0x" + p.hex() for p in proof],
+            "chain_id": domain.chain_id,
+            "anchor_contract": domain.verifying_contract,
+            "anchor_tx": tx,
+        }
 
     def _path_from_tree(self, batch: int, digest: bytes) -> bytes:
         nodes = self._nodes.get(batch)
@@ -309,13 +540,25 @@ MAX_PROOF_PAGE: Final = 1000
 
 @dataclass(frozen=True)
 class ProofPage:
-    """One page of a bulk proof read: the anchored readings' bundles, in anchoring order; the cursor of
-    the next page (None: nothing more is anchored now); and the cursor to resume from later, which
-    serves what is anchored after this read (late readings included)."""
+    """One page of a bulk proof read: the anchored readings' bundles, serialized (each as the single
+    proof serves it), in anchoring order; the cursor of the next page (None: nothing more is anchored
+    now); and the cursor to resume from later, which serves what is anchored after this read (late
+    readings included)."""
 
-    proofs: list[dict[str, Any]]
+    bundles: list[bytes]
     next_cursor: str | None
     resume_cursor: str | None
+
+    @property
+    def proofs(self) -> list[dict[str, Any]]:
+        """The bundles, decoded."""
+        return [loads_exact(b) for b in self.bundles]
+
+    def to_json(self, head: dict[str, Any]) -> bytes:
+        """The page as the API serves it: ``head``'s members, then ``proofs`` (the bundles' bytes as
+        they are, joined: nothing is serialized again) and the cursors."""
+        cursors = dumps_exact({"next_cursor": self.next_cursor, "resume_cursor": self.resume_cursor})
+        return b"".join((dumps_exact(head)[:-1], b',"proofs":[', b",".join(self.bundles), b"],", cursors[1:]))
 
 
 @dataclass(frozen=True, order=True)
@@ -359,49 +602,45 @@ def _check_limit(limit: int) -> None:
         raise LedgerError(f"limit must be 1..{MAX_PROOF_PAGE}, got {limit}", code="request.invalid")
 
 
-def _anchored_prefix_end(s: Session) -> int | None:
-    """The first store batch that is not anchored yet (None: every batch is). Pages stop before it:
-    a batch id is given when the batch is closed, so everything a later read may find (a batch still on
-    its way, a late reading batched tomorrow) lies beyond it, and a resumed read misses nothing."""
-    row = s.execute(
-        select(func.min(col(BatchRow.id))).where(col(BatchRow.status) != BatchStatus.ANCHORED)
-    ).first()
-    return None if row is None or row[0] is None else int(row[0])
+#: Beyond any store batch id (an upper bound when every batch is anchored).
+_NO_BATCH: Final = 2**62
 
 
 def _page(service: LedgerService, where: list[Any], after: PageKey | None, limit: int) -> ProofPage:
     """The bundles of the anchored readings matching ``where``, in anchoring order after ``after``, at
-    most ``limit``."""
-    batch_col, id_col = col(ReadingRow.batch_id), col(ReadingRow.id)
-    with Session(service.engine) as s:
-        conditions = [*where, batch_col.is_not(None)]
-        end = _anchored_prefix_end(s)
-        if end is not None:
-            conditions.append(batch_col < end)
-        if after is not None:
-            conditions.append(
-                or_(batch_col > after.batch, and_(batch_col == after.batch, id_col > after.reading))
-            )
-        query = (
-            anchored_readings(
-                ReadingRow, col(BatchRow.root), col(BatchRow.chain_batch_id), col(BatchRow.tx_hash)
-            )
-            .where(*conditions)
-            .order_by(batch_col, id_col)
-            .limit(limit + 1)
+    most ``limit``: one query (the readings' proof columns with their batch's), each bundle from its
+    row (kept bytes, or built once: :func:`proof_json`).
+
+    Pages stop before the first store batch that is not anchored yet: a batch id is given when the
+    batch is closed, so everything a later read may find (a batch still on its way, a late reading
+    batched tomorrow) lies beyond it, and a resumed read misses nothing."""
+    batch_col, id_col = _READINGS.c.batch_id, _READINGS.c.id
+    first_unanchored = (
+        select(func.min(_BATCHES.c.id)).where(_BATCHES.c.status != BatchStatus.ANCHORED).scalar_subquery()
+    )
+    conditions = [*where, batch_col.is_not(None), batch_col < func.coalesce(first_unanchored, _NO_BATCH)]
+    if after is not None:
+        conditions.append(
+            or_(batch_col > after.batch, and_(batch_col == after.batch, id_col > after.reading))
         )
-        rows = list(s.execute(query).all())
-        s.expunge_all()
+    query = (
+        anchored_readings(*_PROOF_COLUMNS, id_col)
+        .where(*conditions)
+        .order_by(batch_col, id_col)
+        .limit(limit + 1)
+    )
+    with service.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="AUTOCOMMIT")  # one statement: no BEGIN, no ROLLBACK
+        rows = conn.execute(query).all()
     more = len(rows) > limit
     rows = rows[:limit]
     maker = BundleMaker(service)
-    proofs = [
-        maker.bundle(r, root=root, batch=int(r.batch_id or 0), chain_batch_id=int(chain_id), tx=str(tx))
-        for r, root, chain_id, tx in rows
-    ]
-    last = PageKey(int(rows[-1][0].batch_id or 0), int(rows[-1][0].id or 0)) if rows else after
+    n = len(_PROOF_COLUMNS)
+    bundles = [proof_json(service, ProofRow._make(r[:n]), maker) for r in rows]
+    last = PageKey(int(rows[-1].batch_id), int(rows[-1].id)) if rows else after
     return ProofPage(
-        proofs,
+        bundles,
         str(last) if more and last is not None else None,
         str(last) if last is not None else None,
     )

@@ -60,7 +60,14 @@ from ledger_service.auth.deps import auth_state
 from ledger_service.auth.party import AuthenticatedParty
 from ledger_service.errors import LedgerError
 from ledger_service.ingest.single import submit_one
-from ledger_service.proofs import ReadingStatus, parse_digest, proof_bundle_json, reading_status
+from ledger_service.proofs import (
+    ProofRow,
+    ReadingStatus,
+    parse_digest,
+    proof_bundle_json,
+    proof_json,
+    stored_proof,
+)
 from ledger_service.service import LedgerService
 from supet_base.errors import SupetError
 
@@ -147,7 +154,8 @@ class FastLane:
         if bearer is not None:
             conn = self._read_connection(service)
             party = state.authenticator.known_token(bearer) if conn is not None else None
-            body = self._owners(service, party, digest, conn) if conn is not None and party else None
+            row = self._read(service, digest, conn) if conn is not None and party is not None else None
+            body = self._owners(service, party, row) if party is not None and row is not None else None
             if body is not None:
                 await self._bundle(scope, send, body)
                 return True
@@ -156,9 +164,16 @@ class FastLane:
             try:
                 found: AuthenticatedParty | None = None
                 if bearer is not None:
-                    with service.engine.connect() as conn:  # one checkout for the token and the reading
-                        found = state.authenticator.verify_token(bearer, conn=conn)
-                        body = self._owners(service, found, digest, conn)
+                    # the token's revocation and the reading (with its batch): one statement, one
+                    # checkout (PostgreSQL: one round trip, no transaction)
+                    authenticator = state.authenticator
+                    found = authenticator.token_party(bearer)
+                    generation = authenticator.revocation_generation
+                    row, revoked_ms = stored_proof(
+                        service, parse_digest(digest), token_id=found.credential_id
+                    )
+                    authenticator.settle_revocation(found, revoked_ms, generation)
+                    body = self._owners(service, found, row)
                     if body is not None:
                         return body
                 granted = enforce(
@@ -183,30 +198,30 @@ class FastLane:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    def _owners(
-        self, service: LedgerService, party: AuthenticatedParty, digest: str, conn: Connection
-    ) -> bytes | None:
-        """The bundle when ``party`` (its token verified) owns the reading's device, reading the reading on
-        ``conn``; None: the guard decides (another caller, a device the registry's mirror does not know
-        yet, a reading unknown or pending).
-
-        Nothing else is read: the resource is the one the guard's facts build for the device's owner
-        (:func:`ledger_service.access.facts.gather`: no lot is looked at for the owner), and the policy
-        (:func:`~ledger_service.access.policy.decide`) decides on it as for the guard. On the event
-        loop (``conn`` the lane's own SQLite connection, the token known from memory: nothing waits)
-        or in a worker thread (a pooled connection: the token's revocation and the reading on one
-        checkout).
-        """
+    def _read(self, service: LedgerService, digest: str, conn: Connection) -> ProofRow | None:
+        """The reading's proof row read on the lane's own connection (None: unknown, or the read
+        failed: the thread-pool path or the app answers)."""
         try:
-            raw = parse_digest(digest)
-            st = reading_status(service, raw, conn=conn)
+            return stored_proof(service, parse_digest(digest), conn=conn)[0]
         except SupetError:
             return None
         except SQLAlchemyError:
-            if conn is getattr(self._local, "conn", None):
-                self._drop_connection()
+            self._drop_connection()
             return None
-        device_id = st.row.device_id
+
+    @staticmethod
+    def _owners(service: LedgerService, party: AuthenticatedParty, row: ProofRow) -> bytes | None:
+        """The bundle of ``row`` when ``party`` (its token verified) owns the reading's device; None: the
+        guard decides (another caller, a device the registry's mirror does not know yet, a reading
+        pending).
+
+        Nothing else is read: the resource is the one the guard's facts build for the device's owner
+        (:func:`ledger_service.access.facts.gather`: no lot is looked at for the owner), and the policy
+        (:func:`~ledger_service.access.policy.decide`) decides on it as for the guard. Nothing waits:
+        it runs on the event loop (the row read on the lane's own SQLite connection, the token known
+        from memory) or in the worker thread that read them.
+        """
+        device_id = row.device_id
         device = service.registry.lookup_hash(_device_hash(device_id))
         if device is None:
             return None  # the guard's lookup may ask the chain
@@ -218,7 +233,7 @@ class FastLane:
         if not decision.allowed:
             return None
         try:
-            return proof_bundle_json(service, raw, status=st)
+            return proof_json(service, row)
         except SupetError:
             return None
 

@@ -130,6 +130,21 @@ class TokenMixin(AuthenticatorFields):
         ``conn``: a connection of this authenticator's engine to read ``revoked_tokens`` on (a caller
         that reads more on it saves a checkout); none: one from the engine's pool.
         """
+        party = self.token_party(token)
+        sole = self.sole_writer is not None and self.sole_writer()
+        revocations = self._revocations
+        if sole and revocations.known_clear(party.credential_id):
+            return party
+        generation = revocations.generation
+        self._refuse_revoked(party.credential_id, conn)
+        if sole:
+            revocations.found_clear(party.credential_id, generation)
+        return party
+
+    def token_party(self, token: str) -> AuthenticatedParty:
+        """The party of a token whose signature and claims check out and which has not expired
+        (:class:`AuthenticationFailed` otherwise); its revocation is not looked at: the caller checks it
+        (:meth:`verify_token`, or :meth:`refuse_revoked_at` on what it read of ``revoked_tokens``)."""
         with self._token_lock:
             party = self._token_cache.get(token)
         if party is None:
@@ -144,15 +159,21 @@ class TokenMixin(AuthenticatorFields):
                 f"{int(self.token_ttl.total_seconds() // 60)} minutes)",
                 code="auth.expired",
             )
-        sole = self.sole_writer is not None and self.sole_writer()
-        revocations = self._revocations
-        if sole and revocations.known_clear(party.credential_id):
-            return party
-        generation = revocations.generation
-        self._refuse_revoked(party.credential_id, conn)
-        if sole:
-            revocations.found_clear(party.credential_id, generation)
         return party
+
+    @property
+    def revocation_generation(self) -> int:
+        """The sign-outs' counter, to pass to :meth:`settle_revocation` (taken before the read)."""
+        return self._revocations.generation
+
+    def settle_revocation(self, party: AuthenticatedParty, revoked_ms: int | None, generation: int) -> None:
+        """End a token's check (:meth:`token_party`'s, then ``revoked_tokens`` read by the caller, at
+        ``generation``, in a statement of its own): :class:`AuthenticationFailed` when ``revoked_ms``
+        says it was signed out; otherwise, where this process is the database's only writer, the token
+        is remembered as not revoked, as :meth:`verify_token` remembers it."""
+        self.refuse_revoked_at(revoked_ms)
+        if self.sole_writer is not None and self.sole_writer():
+            self._revocations.found_clear(party.credential_id, generation)
 
     def known_token(self, token: str) -> AuthenticatedParty | None:
         """The party of a token :meth:`verify_token` would accept, answered from memory alone (no
@@ -275,6 +296,12 @@ class TokenMixin(AuthenticatorFields):
             raise StoreError(
                 f"cannot check whether the token was signed out: {type(e).__name__}; retry later"
             ) from e
+        self.refuse_revoked_at(revoked_ms)
+
+    @staticmethod
+    def refuse_revoked_at(revoked_ms: int | None) -> None:
+        """:class:`AuthenticationFailed` (``auth.revoked``) when ``revoked_ms``, what ``revoked_tokens``
+        holds of a token (its ``revoked_ms``, read on this request), says it was signed out."""
         if revoked_ms is not None:
             at = dt.datetime.fromtimestamp(int(revoked_ms) / 1000, dt.UTC)
             raise AuthenticationFailed(

@@ -25,7 +25,7 @@ from ledger_service.api import create_app
 from ledger_service.api.fast_lane import FastLane
 from ledger_service.service import LedgerService
 from ledger_service.store.batch_status import BatchStatus
-from ledger_service.store.models import BatchRow
+from ledger_service.store.models import BatchRow, RevokedTokenRow
 
 RID = {"X-Request-ID": "fast-lane-test-0001"}
 
@@ -250,3 +250,41 @@ def test_a_kept_bundle_is_never_served_for_a_batch_a_reorg_took_back(
     assert _same(fast, slow, path, owner) == 200
     after = fast.get(path, headers=owner).json()
     assert after["anchor_tx"] == other_tx and after == {**before, "anchor_tx": other_tx}
+
+
+def test_another_instances_sign_out_is_refused_at_once_on_a_shared_database(
+    ledger: LedgerService, pair: tuple[TestClient, TestClient], answered: list[bool]
+) -> None:
+    """Where several instances share the database (PostgreSQL), the lane reads the token's revocation
+    with the reading on every request (one statement): a sign-out another instance recorded is refused
+    from the next request. The pooled connections it read on go back to the pool as they came (not in
+    autocommit: a transaction begun on them later is still one)."""
+    if ledger.engine.dialect.name != "postgresql":
+        pytest.skip("on a SQLite file this instance is the only writer: sign-outs pass through it")
+    fast, slow = pair
+    consortium, anchored, _ = _world(ledger, fast)
+    tok = token(fast, consortium.factory)
+    owner = {"Authorization": f"Bearer {tok}"}
+    path = f"/v1/readings/0x{anchored[0].digest.hex()}/proof"
+    assert _same(fast, slow, path, owner) == 200
+    assert answered == [True]
+    party = fast.app.state.auth.authenticator.token_party(tok)  # type: ignore[attr-defined]
+    with Session(ledger.engine) as s:  # another instance's sign-out: a row, nothing in this process
+        s.add(
+            RevokedTokenRow(
+                jti=party.credential_id, party=party.address, expires_ms=2**62, revoked_ms=1_700_000_000_000
+            )
+        )
+        s.commit()
+    answered.clear()
+    r = fast.get(path, headers=owner)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "auth.revoked"
+    assert answered == [False]
+    assert _same(fast, slow, path, owner) == 401
+    pool = ledger.engine.pool
+    held = [ledger.engine.raw_connection() for _ in range(pool.checkedin())]
+    try:
+        assert held and all(c.dbapi_connection.autocommit is False for c in held)  # type: ignore[union-attr]
+    finally:
+        for c in held:
+            c.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from reads import sign_client_in
@@ -272,3 +273,51 @@ def test_a_resumed_read_serves_late_readings_and_waits_for_batches_on_their_way(
     third, resume3 = _pages_from(client, path, resume2, limit)
     assert third == hex_of[5:7]
     assert _pages_from(client, path, resume3, limit) == ([], resume3)  # nothing new: the same place
+
+
+def test_bulk_pages_carry_the_single_bundles_byte_for_byte(ledger: LedgerService, client: TestClient) -> None:
+    """A page's bundles are the single proofs' bytes, joined as they are (nothing serialized again),
+    whether the single proofs were served first (kept) or the page builds them (and keeps them)."""
+    _, subs = _anchored_world(ledger, client)
+    device = "SN-PP-A"
+    mine = [s for s in subs if s.reading.device_id == device]
+    page = client.get(f"/v1/devices/{device}/proofs", params={"limit": 1000})  # built by the page
+    assert page.status_code == 200, page.text
+    singles = [client.get(f"/v1/readings/0x{s.digest.hex()}/proof").content for s in mine]
+    assert all(
+        FastJSONResponse(_rebuilt(ledger, s.digest)).body == b for s, b in zip(mine, singles, strict=True)
+    )
+    assert page.content == (
+        b'{"device_id":"SN-PP-A","proofs":['
+        + b",".join(singles)
+        + b'],"next_cursor":null,'
+        + f'"resume_cursor":"{page.json()["resume_cursor"]}"}}'.encode()
+    )
+    assert client.get(f"/v1/devices/{device}/proofs", params={"limit": 1000}).content == page.content
+    for bundle in page.json()["proofs"]:
+        verify_bundle(ProofBundle.from_json_obj(bundle), chain=ledger.chain, deployment=ledger.deployment)
+
+
+def test_a_reading_stored_otherwise_goes_through_the_model_and_a_changed_one_is_refused(
+    ledger: LedgerService, client: TestClient
+) -> None:
+    """Bundles are assembled without the pydantic models when the stored reading is as the service writes
+    it; a reading stored otherwise (its keys in another order) is
+    served through the models, the same bundle; a reading changed in the store no longer hashes to its
+    digest and is refused, not served."""
+    _, subs = _anchored_world(ledger, client)
+    victim = subs[-1]
+    mine = col(ReadingRow.digest) == victim.digest
+    expected = FastJSONResponse(_rebuilt(ledger, victim.digest)).body
+    obj = victim.reading.to_json_obj()
+    reordered = orjson.dumps({k: obj[k] for k in reversed(list(obj))}).decode()
+    with ledger.engine.begin() as conn:
+        conn.execute(update(ReadingRow).where(mine).values(reading_json=reordered))
+    assert client.get(f"/v1/readings/0x{victim.digest.hex()}/proof").content == expected
+    changed = orjson.dumps({**obj, "metrics": {**obj["metrics"], "temp_c": 99.5}}).decode()
+    with ledger.engine.begin() as conn:
+        conn.execute(update(ReadingRow).where(mine).values(reading_json=changed))
+    with pytest.raises(ContractsError, match="hashes to"):
+        proof_bundle(ledger, victim.digest)
+    with pytest.raises(ContractsError, match="hashes to"):  # the app's answer: a server error
+        client.get(f"/v1/readings/0x{victim.digest.hex()}/proof")

@@ -28,7 +28,6 @@ from ledger_service.ingest.single import submit_one
 from ledger_service.jsonio import BodyDecodeError, loads_strict
 from ledger_service.proofs import (
     MAX_PROOF_PAGE,
-    ProofPage,
     ProofPending,
     ReadingStatus,
     device_history,
@@ -235,10 +234,6 @@ CursorQuery = Annotated[
 LimitQuery = Annotated[int, Query(ge=1, le=MAX_PROOF_PAGE)]
 
 
-def _cursors(page: ProofPage) -> dict[str, str | None]:
-    return {"next_cursor": page.next_cursor, "resume_cursor": page.resume_cursor}
-
-
 @router.get(
     "/devices/{device_id}/proofs",
     response_model=ProofPageOut,
@@ -253,7 +248,7 @@ def get_device_proofs(
     limit: LimitQuery = 100,
 ) -> Any:
     page = device_proofs(service, device_id, cursor=cursor, limit=limit)
-    return FastJSONResponse({"device_id": device_id, "proofs": page.proofs, **_cursors(page)})
+    return Response(page.to_json({"device_id": device_id}), media_type=FastJSONResponse.media_type)
 
 
 @router.get(
@@ -274,4 +269,4 @@ def get_lot_proofs(
     page = lot_proof_page(
         service, lot_id, issuer=to_checksum_address(issuer) if issuer else None, cursor=cursor, limit=limit
     )
-    return FastJSONResponse({"lot_id": lot_id, "proofs": page.proofs, **_cursors(page)})
+    return Response(page.to_json({"lot_id": lot_id}), media_type=FastJSONResponse.media_type)
