@@ -27,7 +27,7 @@ from ledger_service.jsonio import dumps_exact, loads_exact
 from ledger_service.lots.timeline import lot_devices, resolve_lot
 from ledger_service.service import LedgerService
 from ledger_service.store.batch_status import BatchStatus
-from ledger_service.store.batch_tree import path_from_nodes, split_path
+from ledger_service.store.batch_tree import NODE, path_from_nodes, split_path
 from ledger_service.store.models import BatchRow, ReadingRow, RevokedTokenRow
 from ledger_service.store.queries import anchored_readings
 
@@ -426,6 +426,38 @@ def _quick_reading(reading_json: str, domain: Domain) -> tuple[dict[str, Any], b
     return obj, digest
 
 
+#: Tree nodes whose stored path was checked to lead to their batch's root: (root, node) -> the path's
+#: rest from that node up (its siblings, concatenated). Only nodes :data:`_CHECKED_LEVEL` levels or
+#: more above the leaves (a node of a 10,000-reading batch's level 4 stands for 16 readings: some
+#: 400 kB for the batch); at most :data:`_CHECKED_MAX` (then forgotten at once).
+_checked: dict[tuple[bytes, bytes], bytes] = {}
+_CHECKED_LEVEL: Final = 4
+_CHECKED_MAX: Final = 65_536
+
+
+def _check_path(leaf: bytes, path: bytes, proof: list[bytes], root: bytes) -> None:
+    """:class:`ProofMismatch` unless ``proof`` (``path`` split) leads from ``leaf`` to ``root``
+    (:func:`~device_attestation.merkle.verify_inclusion`'s check, on nodes sized already). The hashing
+    stops at a node reached before, on a path whose rest is the very one checked from it then: the
+    path leads to the root as that one did (issue 17.3: a cold proof's hashing was most of its CPU)."""
+    computed = leaf
+    seen: list[tuple[bytes, int]] = []
+    for i, node in enumerate(proof):
+        if i >= _CHECKED_LEVEL:
+            if _checked.get((root, computed)) == path[i * NODE :]:
+                break
+            seen.append((computed, i))
+        computed = hash_pair(computed, node)
+    else:
+        if computed != root:
+            raise ProofMismatch(expected=root, computed=computed)
+    if seen:
+        if len(_checked) + len(seen) > _CHECKED_MAX:
+            _checked.clear()
+        for value, i in seen:
+            _checked[(root, value)] = path[i * NODE :]
+
+
 class BundleMaker:
     """Assembles the proof bundles of anchored readings from their stored proof paths. A reading
     batched before paths were stored (none after migration 0012 fills them; a batch closed by an
@@ -462,11 +494,7 @@ class BundleMaker:
         path = row.proof_path if row.proof_path is not None else self._path_from_tree(row.batch_id, digest)
         proof = split_path(path)
         root = row.root
-        computed = leaf_hash(digest)  # verify_inclusion's check, on nodes split_path sized already
-        for node in proof:
-            computed = hash_pair(computed, node)
-        if computed != root:
-            raise ProofMismatch(expected=root, computed=computed)
+        _check_path(leaf_hash(digest), path, proof, root)
         tx = row.tx_hash
         if (
             quick is None

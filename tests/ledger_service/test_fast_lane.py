@@ -16,6 +16,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 from reads import token
+from sqlalchemy.pool import QueuePool
 from sqlmodel import Session, col, select
 from support import TestConsortium
 
@@ -282,6 +283,7 @@ def test_another_instances_sign_out_is_refused_at_once_on_a_shared_database(
     assert answered == [False]
     assert _same(fast, slow, path, owner) == 401
     pool = ledger.engine.pool
+    assert isinstance(pool, QueuePool)
     held = [ledger.engine.raw_connection() for _ in range(pool.checkedin())]
     try:
         assert held and all(c.dbapi_connection.autocommit is False for c in held)  # type: ignore[union-attr]

@@ -20,9 +20,10 @@ from auditor.bundle import ProofBundle, build_bundle
 from auditor.verify import verify_bundle
 from contracts.errors import ContractsError
 from device_attestation.errors import ProofMismatch
-from device_attestation.merkle import MerkleTree
+from device_attestation.merkle import MerkleTree, leaf_hash
 from device_attestation.reading import Reading
 from device_attestation.sdk import DeviceSigner, Submission
+from ledger_service import proofs
 from ledger_service.api.responses import FastJSONResponse
 from ledger_service.jsonio import loads_exact
 from ledger_service.proofs import proof_bundle
@@ -321,3 +322,22 @@ def test_a_reading_stored_otherwise_goes_through_the_model_and_a_changed_one_is_
         proof_bundle(ledger, victim.digest)
     with pytest.raises(ContractsError, match="hashes to"):  # the app's answer: a server error
         client.get(f"/v1/readings/0x{victim.digest.hex()}/proof")
+
+
+def test_path_checks_stop_at_nodes_checked_before_only_on_the_same_rest_of_path() -> None:
+    """A path's check stops at a node an earlier check reached, when the rest of the path is the very
+    one checked from it then; a path that differs anywhere (below, or above the node) is refused."""
+    rng = random.Random(7)
+    digests = _digests(rng, 200)
+    root, _, paths = build_encoded_tree(digests)
+    proofs._checked.clear()
+    for d, path in zip(digests, paths, strict=True):  # every path checks, the later ones stopping early
+        proofs._check_path(leaf_hash(d), path, split_path(path), root)
+    assert proofs._checked
+    d, path = digests[-1], paths[-1]
+    for k in range(len(path) // 32):  # one sibling changed, at each level: refused
+        bad = path[: 32 * k] + bytes([path[32 * k] ^ 1]) + path[32 * k + 1 :]
+        with pytest.raises(ProofMismatch):
+            proofs._check_path(leaf_hash(d), bad, split_path(bad), root)
+    with pytest.raises(ProofMismatch):  # another batch's root
+        proofs._check_path(leaf_hash(d), path, split_path(path), rng.randbytes(32))
