@@ -13,6 +13,7 @@ import orjson
 from sqlalchemy import Connection, Dialect, and_, bindparam, func, or_
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import configure_mappers
 from sqlmodel import Session, col, select
 
@@ -277,27 +278,32 @@ def _read_proof(conn: Connection, digest: bytes, token_id: str | None) -> Sequen
     dbapi: Any = conn.connection.dbapi_connection
     # psycopg: the one statement in autocommit (no BEGIN before it, no ROLLBACK after it: one round
     # trip), when the connection is idle; its mode is restored before it goes back to the pool
-    autocommit = (
-        conn.dialect.driver == "psycopg"
-        and not conn.in_transaction()
-        and dbapi.autocommit is False
-        and dbapi.info.transaction_status == _PG_IDLE
-    )
-    if autocommit:
-        dbapi.autocommit = True
+    dialect = conn.dialect
     try:
-        cursor = dbapi.cursor()
-        try:
-            cursor.execute(query.sql, params)
-            found: Sequence[Any] | None = cursor.fetchone()
-            return found
-        finally:
-            cursor.close()
-    finally:
+        autocommit = (
+            dialect.driver == "psycopg"
+            and not conn.in_transaction()
+            and dbapi.autocommit is False
+            and dbapi.info.transaction_status == _PG_IDLE
+        )
         if autocommit:
-            dbapi.autocommit = False
-        elif conn.dialect.name == "sqlite":
-            conn.rollback()  # the read's transaction (if the driver began one) ends here
+            dbapi.autocommit = True
+        try:
+            cursor = dbapi.cursor()
+            try:
+                cursor.execute(query.sql, params)
+                found: Sequence[Any] | None = cursor.fetchone()
+                return found
+            finally:
+                cursor.close()
+        finally:
+            if autocommit:
+                dbapi.autocommit = False
+            elif dialect.name == "sqlite":
+                conn.rollback()  # the read's transaction (if the driver began one) ends here
+    except dialect.loaded_dbapi.Error as e:
+        # as the engine raises a driver's error (a SQLAlchemyError: the callers' handling is the same)
+        raise DBAPIError.instance(query.sql, params, e, dialect.loaded_dbapi.Error, dialect=dialect) from e
 
 
 def _anchored(service: LedgerService, digest: bytes, status: ReadingStatus | None) -> ProofRow:

@@ -38,14 +38,14 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
 
 from eth_utils import to_checksum_address
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 
@@ -92,6 +92,8 @@ class FastLane:
         self.app = app
         #: The event loop thread's read connection (see :meth:`_read_connection`).
         self._local = threading.local()
+        #: The worker threads' PostgreSQL connections (see :class:`_LaneConnections`).
+        self._pg = _LaneConnections()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET" and not scope.get("root_path"):
@@ -169,9 +171,10 @@ class FastLane:
                     authenticator = state.authenticator
                     found = authenticator.token_party(bearer)
                     generation = authenticator.revocation_generation
-                    row, revoked_ms = stored_proof(
-                        service, parse_digest(digest), token_id=found.credential_id
-                    )
+                    with self._pg.connection(service) as conn:
+                        row, revoked_ms = stored_proof(
+                            service, parse_digest(digest), conn=conn, token_id=found.credential_id
+                        )
                     authenticator.settle_revocation(found, revoked_ms, generation)
                     body = self._owners(service, found, row)
                     if body is not None:
@@ -272,6 +275,86 @@ class FastLane:
         if conn is not None:
             with contextlib.suppress(SQLAlchemyError):  # a broken connection: nothing more to release
                 conn.close()
+
+
+class _LaneConnections:
+    """The lane's own PostgreSQL connections, in autocommit, outside the engine's pool (at most
+    :data:`_PG_LANE_MAX`; a request that finds none free uses a pooled one): a bearer's proof is one
+    statement on one of them, without the pool's checkout and return (issue 17.3: they cost more CPU
+    than the statement). Kept only while the service runs: closed at the first request after it
+    stopped (or on another engine), and one that fails is closed (the app answers that request,
+    on its own connections)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._free: list[Connection] = []
+        self._engine: Engine | None = None
+        self._open = 0
+
+    @contextlib.contextmanager
+    def connection(self, service: LedgerService) -> Iterator[Connection]:
+        """One of the lane's connections, or a pooled one (SQLite; none free; the service stopped)."""
+        conn = self._take(service)
+        if conn is None:
+            with service.engine.connect() as pooled:
+                yield pooled
+            return
+        healthy = False
+        try:
+            yield conn
+            healthy = True
+        except SQLAlchemyError:
+            raise
+        except BaseException:
+            healthy = True  # a refusal (unknown reading, ...): the connection is as it was
+            raise
+        finally:
+            self._give(service, conn, healthy)
+
+    def _take(self, service: LedgerService) -> Connection | None:
+        engine = service.engine
+        running = engine.dialect.name == "postgresql" and service.started
+        with self._lock:
+            stale: list[Connection] = []
+            if self._engine is not engine or not running:
+                stale, self._free, self._open = self._free, [], 0
+                self._engine = engine if running else None
+            conn = self._free.pop() if self._free else None
+            create = running and conn is None and self._open < _PG_LANE_MAX
+            if create:
+                self._open += 1
+        for old in stale:
+            _close(old)
+        if conn is not None or not create:
+            return conn
+        try:
+            conn = engine.connect()
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.detach()  # its own: closed, not pooled, when dropped
+        except SQLAlchemyError:
+            with self._lock:
+                if self._engine is engine:
+                    self._open -= 1
+            return None
+        return conn
+
+    def _give(self, service: LedgerService, conn: Connection, healthy: bool) -> None:
+        with self._lock:
+            if healthy and self._engine is service.engine and service.started:
+                self._free.append(conn)
+                return
+            if self._engine is service.engine:
+                self._open -= 1
+        _close(conn)
+
+
+def _close(conn: Connection) -> None:
+    with contextlib.suppress(SQLAlchemyError):  # a broken connection: nothing more to release
+        conn.close()
+
+
+#: The most PostgreSQL connections the lane keeps (beside the engine's pool).
+_PG_LANE_MAX: Final = 8
 
 
 @dataclass(frozen=True, slots=True)
