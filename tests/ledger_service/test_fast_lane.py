@@ -16,6 +16,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 from reads import token
+from sqlalchemy import text
 from sqlalchemy.pool import QueuePool
 from sqlmodel import Session, col, select
 from support import TestConsortium
@@ -290,3 +291,32 @@ def test_another_instances_sign_out_is_refused_at_once_on_a_shared_database(
     finally:
         for c in held:
             c.close()
+
+
+def test_a_lane_connection_the_server_ended_is_dropped_and_the_app_answers(
+    ledger: LedgerService, pair: tuple[TestClient, TestClient], answered: list[bool]
+) -> None:
+    """The lane's own PostgreSQL connections are outside the engine's pool (no check at checkout): one
+    the server ended fails its statement, is dropped, and the app answers that request (its pool
+    replaces its own connections); the next request is the lane's again, on a new connection."""
+    if ledger.engine.dialect.name != "postgresql":
+        pytest.skip("the lane's own connections are PostgreSQL's")
+    fast, _ = pair
+    consortium, anchored, _ = _world(ledger, fast)
+    owner = {"Authorization": f"Bearer {token(fast, consortium.factory)}"}
+    path = f"/v1/readings/0x{anchored[0].digest.hex()}/proof"
+    expected = fast.get(path, headers=owner).content
+    assert answered == [True]
+    with ledger.engine.connect() as conn:  # a server restart, as far as every other connection can tell
+        ended = conn.execute(
+            text(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()) AS t"
+            )
+        ).scalar()
+    assert ended
+    answered.clear()
+    for _ in range(2):
+        r = fast.get(path, headers=owner)
+        assert r.status_code == 200 and r.content == expected, r.text
+    assert answered == [False, True]
