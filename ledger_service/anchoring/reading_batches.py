@@ -8,7 +8,7 @@ the readings whose ``batch_id`` is NULL, nothing else), never by a scan of the t
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, bindparam, func, insert, text, update
+from sqlalchemy import Connection, func, insert, text
 from sqlmodel import Session, col, select
 
 from ledger_service.errors import StoreError
@@ -75,6 +75,20 @@ _ASSIGN_PG = text(
 )
 
 
+#: SQLite: readings of a closing batch per statement (two parameters each, below SQLite's 32,766).
+_ASSIGN_SQLITE_CHUNK = 10_000
+
+
+def _assign_sqlite_sql(n: int) -> str:
+    """SQLite: put ``n`` waiting readings into a batch with their proof paths, in one statement
+    (parameters: the batch id, then each reading's id and path)."""
+    return (
+        "UPDATE readings SET batch_id = ?, proof_path = v.column2 "
+        f"FROM (VALUES {', '.join(['(?, ?)'] * n)}) AS v "
+        "WHERE readings.id = v.column1 AND readings.batch_id IS NULL"
+    )
+
+
 def assign_with_paths(
     conn: Connection, ids: list[int], ts_ms: list[int], paths: list[bytes], batch_id: int
 ) -> None:
@@ -98,13 +112,19 @@ def assign_with_paths(
                 },
             ).rowcount
     else:
-        moved = conn.execute(
-            update(ReadingRow)
-            .where(col(ReadingRow.id) == bindparam("rid"), col(ReadingRow.batch_id).is_(None))
-            .values(batch_id=batch_id, proof_path=bindparam("path"))
-            .execution_options(synchronize_session=False),
-            [{"rid": i, "path": p} for i, p in zip(ids, paths, strict=True)],
-        ).rowcount
+        # one statement a chunk (UPDATE ... FROM VALUES): the batch's rows are written under SQLite's one
+        # write lock, which the ingest writer waits for. Row by row (an executemany: SQLAlchemy's, or
+        # the DB-API's) held it 0.4 to 1 s for 9,000 readings while 200 devices submitted, each row a
+        # step that gives up the GIL and waits to take it back from the busy event loop (issue 17.3)
+        moved = 0
+        for i in range(0, len(ids), _ASSIGN_SQLITE_CHUNK):
+            part = list(
+                zip(ids[i : i + _ASSIGN_SQLITE_CHUNK], paths[i : i + _ASSIGN_SQLITE_CHUNK], strict=True)
+            )
+            params: list[object] = [batch_id]
+            for row in part:
+                params.extend(row)
+            moved += conn.exec_driver_sql(_assign_sqlite_sql(len(part)), tuple(params)).rowcount
     if moved != len(ids):
         raise StoreError(
             f"{len(ids) - moved} of the {len(ids)} readings of batch {batch_id} are in another batch "
