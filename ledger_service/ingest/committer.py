@@ -238,9 +238,8 @@ class Committer:
         # many-row INSERT with SQLAlchemy cost more than the rest of a small group's transaction
         if conn.dialect.name == "postgresql":  # one statement, its rows taken in the array's order
             conn.exec_driver_sql(_LOCK_HEADS_PG, (device_ids,))
-        else:  # SQLite: a statement a chunk (each row of an executemany is a step that gives up the GIL)
-            for part in (device_ids[i : i + _CHUNK] for i in range(0, len(device_ids), _CHUNK)):
-                conn.exec_driver_sql(_lock_heads_sqlite(len(part)), tuple(part))
+        else:
+            conn.exec_driver_sql(_lock_heads_sql(conn), [(d,) for d in device_ids])
         # plain statements: SQLAlchemy's compilation of these cost more than the database's work for a
         # small group
         if conn.dialect.name == "postgresql":
@@ -446,10 +445,8 @@ class Committer:
         ]
         if conn.dialect.name == "postgresql":  # one statement for all of them
             conn.exec_driver_sql(_SAVE_HEADS_PG, tuple(list(column) for column in zip(*rows, strict=True)))
-        else:  # SQLite: a statement a chunk, as the heads were locked
-            for i in range(0, len(rows), _CHUNK):
-                part = rows[i : i + _CHUNK]
-                conn.exec_driver_sql(_save_heads_sqlite(len(part)), tuple(v for row in part for v in row))
+        else:
+            conn.exec_driver_sql(_SAVE_HEADS_SQLITE, [(*row[1:], row[0]) for row in rows])
 
 
 _READING_COLUMNS = (
@@ -476,12 +473,7 @@ def _insert_readings(conn: Connection, rows: list[tuple[object, ...]]) -> None:
     """Insert the accepted readings in this transaction: COPY on PostgreSQL (a unique-key violation
     raises, as an INSERT's would, and rolls the transaction back), an executemany elsewhere."""
     if conn.dialect.name != "postgresql":
-        # a statement per chunk of rows, not an executemany: each row of an executemany is a step of
-        # its own, which gives up the GIL and then waits to take it back from the busy event loop
-        # (issue 17.3: the writer's transaction took several times its work while 200 devices submitted)
-        for i in range(0, len(rows), _INSERT_CHUNK):
-            part = rows[i : i + _INSERT_CHUNK]
-            conn.exec_driver_sql(_insert_readings_sql(conn, len(part)), tuple(v for row in part for v in row))
+        conn.exec_driver_sql(_insert_readings_sql(conn), rows)
         return
     driver = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
     try:
@@ -494,15 +486,13 @@ def _insert_readings(conn: Connection, rows: list[tuple[object, ...]]) -> None:
         raise _wrap_dbapi_error(conn, e) from e
 
 
-#: Readings per INSERT statement (SQLite): 12 parameters each, below SQLite's 32,766.
-_INSERT_CHUNK = 2_000
-
-
-def _insert_readings_sql(conn: Connection, n: int) -> str:
-    """A plain INSERT of ``n`` rows: the hot path skips SQLAlchemy's per-row processing."""
+def _insert_readings_sql(conn: Connection) -> str:
+    """A plain INSERT for the DB-API's executemany: the hot path skips SQLAlchemy's per-row processing."""
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    row = f"({', '.join([mark] * len(_READING_COLUMNS))})"
-    return f"INSERT INTO readings ({', '.join(_READING_COLUMNS)}) VALUES {', '.join([row] * n)}"
+    return (
+        f"INSERT INTO readings ({', '.join(_READING_COLUMNS)}) "
+        f"VALUES ({', '.join([mark] * len(_READING_COLUMNS))})"
+    )
 
 
 _LOCK_HEADS_PG = (
@@ -521,15 +511,10 @@ _SAVE_HEADS_PG = (
     "AS v(device_id, last_seq, last_ts_ms, readings, gaps, missing) "
     "WHERE device_heads.device_id = v.device_id"
 )
-
-
-def _save_heads_sqlite(n: int) -> str:
-    """SQLite: write back ``n`` heads in one statement (parameters: each head's six columns, device first)."""
-    return (
-        "UPDATE device_heads SET last_seq = v.column2, last_ts_ms = v.column3, readings = v.column4, "
-        f"gaps = v.column5, missing = v.column6 FROM (VALUES {', '.join(['(?, ?, ?, ?, ?, ?)'] * n)}) AS v "
-        "WHERE device_heads.device_id = v.column1"
-    )
+_SAVE_HEADS_SQLITE = (
+    "UPDATE device_heads SET last_seq = ?, last_ts_ms = ?, readings = ?, gaps = ?, missing = ? "
+    "WHERE device_id = ?"
+)
 
 
 def _read_heads_sql(n: int) -> str:
@@ -549,12 +534,14 @@ def _near_sql(conn: Connection) -> str:
     )
 
 
-def _lock_heads_sqlite(n: int) -> str:
-    """SQLite: create the head rows (all zeros) of ``n`` devices that have none; the INSERT takes the
-    database's write lock (rows that exist are left as they are: the update's condition is false)."""
+def _lock_heads_sql(conn: Connection) -> str:
+    """Create a device's head row (all zeros) or, if it exists, lock it without writing it: PostgreSQL
+    locks a conflicting row although the update's condition is false; SQLite's INSERT takes the
+    database's write lock."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     return (
         "INSERT INTO device_heads (device_id, last_seq, last_ts_ms, readings, gaps, missing) "
-        f"VALUES {', '.join(['(?, 0, 0, 0, 0, 0)'] * n)} "
+        f"VALUES ({mark}, 0, 0, 0, 0, 0) "
         "ON CONFLICT (device_id) DO UPDATE SET last_seq = excluded.last_seq WHERE false"
     )
 

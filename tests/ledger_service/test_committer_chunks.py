@@ -1,8 +1,8 @@
-"""The writer's statements on SQLite (ledger_service/ingest/committer.py, issue 17.3): heads locked and
-saved, readings inserted, several rows to a statement, in chunks. A group larger than a chunk (chunks made
-small here) gets exactly the outcomes and the stored rows that one row a statement gave: each reading
-stored once with its gap, resubmissions answered with their receipt, a conflicting reading refused as
-equivocation and kept as evidence, every device's head right."""
+"""The writer (ledger_service/ingest/committer.py) on a group of more devices than it reads heads in one
+statement (the chunk made small here): each reading stored once with its gap, a late reading filling it,
+a resubmission answered with its receipt, a conflicting reading refused as equivocation and kept as
+evidence, every device's head right. (Issue 17.3 tried one statement per chunk for the SQLite writes too:
+under a busy event loop each long statement gave the GIL away for longer, and groups committed slower.)"""
 
 from __future__ import annotations
 
@@ -37,8 +37,7 @@ def candidate(device: str, seq: int, ts_ms: int, variant: str = "") -> Candidate
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_groups_larger_than_a_statement(ledger: LedgerService, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(committer_module, "_CHUNK", 3)  # heads locked, read and saved 3 to a statement
-    monkeypatch.setattr(committer_module, "_INSERT_CHUNK", 4)  # readings inserted 4 to a statement
+    monkeypatch.setattr(committer_module, "_CHUNK", 3)  # heads read 3 to a statement
     writer = Committer(ledger.engine)
     writer.start()
     try:
