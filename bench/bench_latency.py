@@ -1,6 +1,7 @@
 """Latency: single-reading submits from 200 concurrent devices, and submit-to-anchored time.
 
     .venv/bin/python bench/bench_latency.py [--devices 200] [--per-device 25] [--db sqlite|postgresql]
+        [--instances N]
 
 Each simulated device (an asyncio task with its own connection) sends its readings
 one at a time, each after the previous one was acknowledged, like a sensor would.
@@ -16,6 +17,11 @@ The devices are a closed loop (each waits for its receipt before sending the nex
 is the number of devices over the rate (Little's law): p99 < 50 ms from 200 devices takes at least
 4,000 submits/s. On PostgreSQL the database's own CPU per submit (its backends serving this run's
 database, those opened during the run included) is printed beside the server's.
+
+``--instances N`` (PostgreSQL only) runs N ``supet serve`` processes on the one database, each on its own
+port, sharing a token secret (docs/deployment.md, "Several instances"); the devices are dealt to them
+in turn (as a proxy spreading connections would) and the servers' CPU is their sum. One process uses one
+core at most (the GIL): on two cores, this is how the service uses the second one.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import statistics
 import sys
 import tempfile
@@ -95,11 +102,16 @@ async def device_loop(
         writer.close()
 
 
-async def run(port: int, per_device: list[list[bytes]]) -> tuple[list[float], list[tuple[str, float]], float]:
+async def run(
+    ports: list[int], per_device: list[list[bytes]]
+) -> tuple[list[float], list[tuple[str, float]], float]:
+    """Every device's loop at once, device ``i`` on ``ports[i % len(ports)]``."""
     lat: list[float] = []
     digests: list[tuple[str, float]] = []
     t = time.perf_counter()
-    await asyncio.gather(*(device_loop(port, b, lat, digests) for b in per_device))
+    await asyncio.gather(
+        *(device_loop(ports[i % len(ports)], b, lat, digests) for i, b in enumerate(per_device))
+    )
     return lat, digests, time.perf_counter() - t
 
 
@@ -127,7 +139,14 @@ def main() -> int:
     ap.add_argument("--per-device", type=int, default=25)
     ap.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     ap.add_argument("--profile", metavar="FILE", help="run the server under cProfile, statistics to FILE")
+    ap.add_argument(
+        "--instances", type=int, default=1, help="supet serve processes on the one database (PostgreSQL)"
+    )
     args = ap.parse_args()
+    if args.instances < 1 or (args.instances > 1 and args.db != "postgresql"):
+        ap.error(
+            "--instances N takes N >= 1, and more than one only with --db postgresql (one per SQLite file)"
+        )
     with AnvilNode() as node, tempfile.TemporaryDirectory() as tmp:
         chain = Chain.connect(node.url)
         dep = deploy_suite(chain, dev_accounts(1)[0])
@@ -153,15 +172,27 @@ def main() -> int:
             "SUPET_DEPLOYMENT": str(dep_file),
             "SUPET_DATABASE_URL": url,
         }
-        port = free_port()
-        proc = start_server(env, port, profile=args.profile)
-        cpu = CpuMeter(proc.pid)
+        if args.instances > 1:  # the instances accept each other's tokens (docs/deployment.md)
+            env["SUPET_TOKEN_SECRET"] = secrets.token_hex(32)
+        ports: list[int] = []
+        procs = []
+        try:
+            for k in range(args.instances):
+                ports.append(free_port())
+                profile = f"{args.profile}.{k}" if args.profile and k else args.profile
+                procs.append(start_server(env, ports[-1], profile=profile))
+        except BaseException:
+            for started in procs:
+                started.terminate()
+            raise
+        port = ports[0]
+        cpu = CpuMeter(procs[0].pid, others=[p.pid for p in procs[1:]])
         try:
             load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
             dbname = url.rsplit("/", 1)[-1]
             db_before = {b: process_cpu(b) for b in postgres_backends(dbname)} if pg else {}
             cpu.start()
-            lat, digests, total = asyncio.run(run(port, per_device))
+            lat, digests, total = asyncio.run(run(ports, per_device))
             cpu.stop()
             # backends opened during the run count whole (their CPU is this run's)
             db_cpu = (
@@ -170,7 +201,8 @@ def main() -> int:
             load_after = " ".join(f"{x:.2f}" for x in os.getloadavg())
             ms = [x * 1000 for x in lat]
             print(
-                f"{args.db}: {len(ms):,} single submits from {args.devices} concurrent devices in "
+                f"{args.db}{f' ({args.instances} instances)' if args.instances > 1 else ''}: "
+                f"{len(ms):,} single submits from {args.devices} concurrent devices in "
                 f"{total:.1f}s ({len(ms) / total:,.0f}/s)"
             )
             print(
@@ -197,8 +229,10 @@ def main() -> int:
             step = max(1, len(digests) // 40)
             anchored = asyncio.run(time_to_anchor(port, digests[::step], auth))
         finally:
-            proc.terminate()
-            proc.wait(30)
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait(30)
             if pg:
                 pg.__exit__()
     print(

@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -77,20 +77,25 @@ def process_cpu(pid: int) -> float:
 
 @dataclass
 class CpuMeter:
-    """CPU seconds of the server ``pid`` (with its worker processes) and of this process between
-    :meth:`start` and :meth:`stop`."""
+    """CPU seconds of the server ``pid`` (with its worker processes, and the servers ``others``) and of
+    this process between :meth:`start` and :meth:`stop`."""
 
     pid: int
     server: float = 0.0
     client: float = 0.0
+    #: further server processes (instances on one database) counted with ``pid``
+    others: list[int] = field(default_factory=list)
+
+    def _servers(self) -> float:
+        return sum(process_cpu(pid) for pid in (self.pid, *self.others))
 
     def start(self) -> None:
-        self._server0 = process_cpu(self.pid)
+        self._server0 = self._servers()
         t = os.times()
         self._client0 = t.user + t.system
 
     def stop(self) -> None:
-        self.server = process_cpu(self.pid) - self._server0
+        self.server = self._servers() - self._server0
         t = os.times()
         self.client = t.user + t.system - self._client0
 

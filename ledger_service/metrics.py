@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 
 #: Anchoring latency buckets (seconds): batches close within seconds, confirmations take blocks.
 LATENCY_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600)
+#: Most labelled series :class:`LedgerMetrics` keeps at hand per metric (more are looked up each time).
+_SERIES_CACHED = 1024
 #: HTTP request duration buckets (seconds).
 HTTP_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -229,6 +231,11 @@ class LedgerMetrics:
             buckets=HTTP_BUCKETS,
             registry=r,
         )
+        #: The labelled series of the hottest observations, by their labels: ``labels()`` looks them up
+        #: under a lock on every call (issue 17.3: about 5 us of each single submit). Plain dicts (a
+        #: racing miss only asks ``labels()`` twice for the same series); at most :data:`_SERIES_CACHED`.
+        self._http_series: dict[tuple[str, str, int], Any] = {}
+        self._accepted_series: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ observations
 
@@ -242,9 +249,24 @@ class LedgerMetrics:
             else:
                 rejected[res.code] = rejected.get(res.code, 0) + 1
         if accepted:
-            self.readings_accepted.labels(source=source).inc(accepted)
+            series = self._accepted_series.get(source)
+            if series is None:
+                series = self.readings_accepted.labels(source=source)
+                if len(self._accepted_series) < _SERIES_CACHED:
+                    self._accepted_series[source] = series
+            series.inc(accepted)
         for code, n in rejected.items():
             self.readings_rejected.labels(source=source, code=code).inc(n)
+
+    def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One HTTP request's duration, by method, route template and status."""
+        key = (method, route, status)
+        series = self._http_series.get(key)
+        if series is None:
+            series = self.http_duration.labels(method=method, route=route, status=str(status))
+            if len(self._http_series) < _SERIES_CACHED:
+                self._http_series[key] = series
+        series.observe(seconds)
 
     def observe_dead_letter(self, reason: str) -> None:
         """An MQTT message was dead-lettered."""
@@ -408,6 +430,6 @@ class MetricsMiddleware:
             if metrics is not None:
                 route = scope.get("route")
                 template = getattr(route, "path", None) or "<unmatched>"
-                metrics.http_duration.labels(
-                    method=scope.get("method", "?"), route=template, status=str(status[0])
-                ).observe(time.perf_counter() - start)
+                metrics.observe_http(
+                    scope.get("method", "?"), template, status[0], time.perf_counter() - start
+                )

@@ -8,7 +8,9 @@ the readings whose ``batch_id`` is NULL, nothing else), never by a scan of the t
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, bindparam, func, insert, text, update
+import sqlite3
+
+from sqlalchemy import Connection, func, insert, text
 from sqlmodel import Session, col, select
 
 from ledger_service.errors import StoreError
@@ -75,6 +77,35 @@ _ASSIGN_PG = text(
 )
 
 
+#: SQLite: most readings of a closing batch per statement (two parameters each; fewer when the library
+#: allows fewer parameters a statement).
+_ASSIGN_SQLITE_CHUNK = 10_000
+#: SQLite before 3.33 (no UPDATE ... FROM): one reading (parameters: batch id, proof path, reading id).
+_ASSIGN_SQLITE_ROW = "UPDATE readings SET batch_id = ?, proof_path = ? WHERE id = ? AND batch_id IS NULL"
+
+
+def _sqlite_assign_chunk(conn: Connection) -> int | None:
+    """Readings per assigning statement on this SQLite connection; None when it cannot run UPDATE ... FROM."""
+    if sqlite3.sqlite_version_info < (3, 33, 0):
+        return None
+    driver = conn.connection.driver_connection
+    try:
+        limit = int(driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))  # type: ignore[union-attr]
+    except AttributeError:  # Python before 3.11: SQLite's default since 3.32
+        limit = 32_766
+    return max(1, min(_ASSIGN_SQLITE_CHUNK, (limit - 1) // 2))
+
+
+def _assign_sqlite_sql(n: int) -> str:
+    """SQLite: put ``n`` waiting readings into a batch with their proof paths, in one statement
+    (parameters: the batch id, then each reading's id and path)."""
+    return (
+        "UPDATE readings SET batch_id = ?, proof_path = v.column2 "
+        f"FROM (VALUES {', '.join(['(?, ?)'] * n)}) AS v "
+        "WHERE readings.id = v.column1 AND readings.batch_id IS NULL"
+    )
+
+
 def assign_with_paths(
     conn: Connection, ids: list[int], ts_ms: list[int], paths: list[bytes], batch_id: int
 ) -> None:
@@ -98,13 +129,23 @@ def assign_with_paths(
                 },
             ).rowcount
     else:
-        moved = conn.execute(
-            update(ReadingRow)
-            .where(col(ReadingRow.id) == bindparam("rid"), col(ReadingRow.batch_id).is_(None))
-            .values(batch_id=batch_id, proof_path=bindparam("path"))
-            .execution_options(synchronize_session=False),
-            [{"rid": i, "path": p} for i, p in zip(ids, paths, strict=True)],
-        ).rowcount
+        # one statement a chunk (UPDATE ... FROM VALUES): the batch's rows are written under SQLite's one
+        # write lock, which the ingest writer waits for. Row by row, each row a step that gives up the
+        # GIL and waits to take it back from the busy event loop, held it about 0.4 s for 8,800
+        # readings while 200 devices submitted (issue 17.3)
+        chunk = _sqlite_assign_chunk(conn)
+        if chunk is None:  # an SQLite without UPDATE ... FROM (before 3.33): row by row
+            moved = conn.exec_driver_sql(
+                _ASSIGN_SQLITE_ROW, [(batch_id, p, i) for i, p in zip(ids, paths, strict=True)]
+            ).rowcount
+        else:
+            moved = 0
+            for i in range(0, len(ids), chunk):
+                params: list[object] = [batch_id]
+                for row in zip(ids[i : i + chunk], paths[i : i + chunk], strict=True):
+                    params.extend(row)
+                n = (len(params) - 1) // 2
+                moved += conn.exec_driver_sql(_assign_sqlite_sql(n), tuple(params)).rowcount
     if moved != len(ids):
         raise StoreError(
             f"{len(ids) - moved} of the {len(ids)} readings of batch {batch_id} are in another batch "

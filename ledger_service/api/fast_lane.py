@@ -60,6 +60,7 @@ from ledger_service.auth.deps import auth_state
 from ledger_service.auth.party import AuthenticatedParty
 from ledger_service.errors import LedgerError
 from ledger_service.ingest.single import submit_one
+from ledger_service.jsonio import dumps_exact
 from ledger_service.proofs import (
     ProofRow,
     ReadingStatus,
@@ -132,11 +133,14 @@ class FastLane:
         except (LedgerError, ChainError) as e:  # as the app's exception handlers answer them
             response = service_error_response(e)
         else:
-            if result.receipt is not None:
-                response = FastJSONResponse(result.receipt.to_json_obj(), status_code=201)
-            else:
-                assert result.code is not None and result.message is not None
-                response = refusal(result.code, result.message, status_code=rejection_status(result.code))
+            if result.receipt is not None:  # FastJSONResponse's bytes and headers, sent without building it
+                body = dumps_exact(result.receipt.to_json_obj())
+                headers = [(b"content-length", str(len(body)).encode()), _JSON_TYPE]
+                await send({"type": "http.response.start", "status": 201, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+            assert result.code is not None and result.message is not None
+            response = refusal(result.code, result.message, status_code=rejection_status(result.code))
         await response(scope, receive, send)
 
     async def _proof(self, scope: Scope, receive: Receive, send: Send, digest: str) -> bool:

@@ -300,3 +300,62 @@ def test_deployment_guide_lists_every_setting() -> None:
     exported = {f.name for f in text_string_to_metric_families(LedgerMetrics().render().decode())}
     for name in exported - {n for n in exported if n.endswith("_created")}:
         assert f"supet_{name.removeprefix('supet_')}" in doc, name
+
+
+def test_kept_series_count_like_labels_each_time() -> None:
+    """The series kept at hand for HTTP durations and accepted readings (issue 17.3) count as
+    ``labels()`` does: one series per label set, each observation once, a new label set its own series;
+    past the cache's size, series are still counted (looked up each time)."""
+    from ledger_service import metrics as metrics_module
+
+    m = LedgerMetrics()
+
+    def sample(name: str, **labels: str) -> float | None:
+        return m.registry.get_sample_value(name, labels)
+
+    for _ in range(3):
+        m.observe_http("POST", "/v1/readings", 201, 0.004)
+    m.observe_http("POST", "/v1/readings", 422, 0.2)
+    m.observe_http("GET", "/v1/readings", 201, 0.001)
+    assert (
+        sample("supet_http_request_duration_seconds_count", method="POST", route="/v1/readings", status="201")
+        == 3
+    )
+    assert sample(
+        "supet_http_request_duration_seconds_sum", method="POST", route="/v1/readings", status="201"
+    ) == (pytest.approx(0.012))
+    assert (
+        sample(
+            "supet_http_request_duration_seconds_bucket",
+            method="POST",
+            route="/v1/readings",
+            status="201",
+            le="0.005",
+        )
+        == 3
+    )
+    assert (
+        sample("supet_http_request_duration_seconds_count", method="POST", route="/v1/readings", status="422")
+        == 1
+    )
+    assert (
+        sample("supet_http_request_duration_seconds_count", method="GET", route="/v1/readings", status="201")
+        == 1
+    )
+
+    class Accepted:
+        code = None
+
+    m.observe_ingest([Accepted(), Accepted()], "http")  # type: ignore[list-item]
+    m.observe_ingest([Accepted()], "http")  # type: ignore[list-item]
+    m.observe_ingest([Accepted()], "mqtt")  # type: ignore[list-item]
+    assert sample("supet_readings_accepted_total", source="http") == 3
+    assert sample("supet_readings_accepted_total", source="mqtt") == 1
+
+    # beyond the cache: still one series per label set, counted each time
+    for k in range(metrics_module._SERIES_CACHED + 5):
+        m.observe_http("GET", f"/r{k}", 200, 0.001)
+    m.observe_http("GET", f"/r{metrics_module._SERIES_CACHED + 4}", 200, 0.001)
+    assert len(m._http_series) == metrics_module._SERIES_CACHED
+    last = f"/r{metrics_module._SERIES_CACHED + 4}"
+    assert sample("supet_http_request_duration_seconds_count", method="GET", route=last, status="200") == 2

@@ -5,8 +5,10 @@ migration 0019 adds that index on a populated store and its downgrade puts ``ix_
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, inspect, text
@@ -99,6 +101,50 @@ def test_a_reading_in_a_batch_already_is_never_moved(engine: Engine) -> None:
     assert _snapshot(engine) == before  # rolled back: the other two wait still
     with pytest.raises(ValueError, match="proof paths"), engine.begin() as conn:
         assign_with_paths(conn, ids, list(_MONTHS), [b"x" * 32] * 2, second)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("chunk", [2, None], ids=["statements-of-2", "row-by-row"])
+def test_sqlite_assigns_in_chunks_or_row_by_row(
+    engine: Engine, chunk: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite assigns a closing batch in statements of several readings (issue 17.3; chunks of 2 here, the
+    last one short), or row by row where the library has no UPDATE ... FROM: the same rows either way,
+    and a reading in another batch is still never moved."""
+    from ledger_service.anchoring import reading_batches
+
+    monkeypatch.setattr(reading_batches, "_sqlite_assign_chunk", lambda _conn: chunk)
+    create_schema(engine)
+    ids = _insert(engine, [(k, _MONTHS[k % 3] + k, None) for k in range(6)])
+    batch = _batch(engine)
+    paths = [bytes([k]) * 64 for k in range(5)]
+    with engine.begin() as conn:
+        assign_with_paths(conn, ids[:5], [_MONTHS[k % 3] + k for k in range(5)], paths, batch)
+    rows = _snapshot(engine)
+    assert [(r[2], r[3]) for r in rows] == [(batch, p) for p in paths] + [(None, None)]
+    before = _snapshot(engine)
+    other = _batch(engine, b"s" * 32)
+    with pytest.raises(StoreError, match="1 of the 2 readings"), engine.begin() as conn:
+        assign_with_paths(conn, ids[4:], [_MONTHS[1] + 4, _MONTHS[2] + 5], [b"x" * 32] * 2, other)
+    assert _snapshot(engine) == before
+
+
+def test_sqlite_assign_chunk_fits_the_parameter_limit(tmp_path: Path) -> None:
+    """Each statement's parameters (the batch id and two a reading) stay within the connection's limit."""
+    from ledger_service.anchoring.reading_batches import _ASSIGN_SQLITE_CHUNK, _sqlite_assign_chunk
+
+    e = make_engine(f"sqlite:///{tmp_path}/limit.db")
+    try:
+        with e.connect() as conn:
+            driver = conn.connection.driver_connection
+            limit = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)  # type: ignore[union-attr]
+            chunk = _sqlite_assign_chunk(conn)
+            assert chunk is not None and 1 + 2 * chunk <= limit and chunk <= _ASSIGN_SQLITE_CHUNK
+            driver.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)  # type: ignore[union-attr]
+            assert _sqlite_assign_chunk(conn) == 499
+            driver.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)  # type: ignore[union-attr]
+    finally:
+        e.dispose()
 
 
 def _indexes(engine: Engine) -> dict[str, list[str | None]]:

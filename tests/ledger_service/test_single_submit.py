@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -207,14 +208,24 @@ def test_a_cancelled_wait_leaves_the_writer_working(
         return original(self, candidates)
 
     monkeypatch.setattr(Committer, "enqueue", spy)
+    # the writer holds the first group until the waiter is cancelled (a fast commit could answer it first)
+    gate = threading.Event()
+    process = Committer._process
+
+    def held(self: Committer, jobs: Any) -> None:
+        assert gate.wait(30), "the waiter was not cancelled"
+        process(self, jobs)
+
+    monkeypatch.setattr(Committer, "_process", held)
 
     async def run() -> None:
         task = asyncio.create_task(single.submit_one(ledger.pipeline, first, source="http"))
-        while not enqueued:  # handed to the writer: cancel while it commits (or just after)
+        while not enqueued:  # handed to the writer: cancel while it commits
             await asyncio.sleep(0.001)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+        gate.set()
         result = await single.submit_one(ledger.pipeline, second, source="http")
         assert result.receipt is not None and result.receipt.seq == 2
 
