@@ -71,7 +71,7 @@ def run(settings: Settings, *, host: str, port: int, log_level: str) -> None:
     from ledger_service.api.app import create_app
 
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, settle_gc=True),  # this process serves the one app: see collector.py
         host=host,
         port=port,
         log_level=log_level,
