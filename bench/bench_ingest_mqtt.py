@@ -10,7 +10,8 @@ Usage::
 
 For each database: build the ledger service (embedded chain, a fresh database,
 ``verify_workers`` checking processes, anchoring off unless ``--anchoring``) with
-MQTT ingest on, enroll ``--devices`` P-256 devices, pre-sign ``--readings``
+MQTT ingest on, start it and settle the garbage collector as ``supet serve`` does
+(``ledger_service.collector``), enroll ``--devices`` P-256 devices, pre-sign ``--readings``
 readings round-robin over them, then a separate publisher process publishes
 them all at QoS 1 (``max_inflight`` raised) to ``devices/<id>/readings``, one
 reading a message, or ``--per-message`` readings of one device a message
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import getpass
 import io
 import multiprocessing as mp
@@ -72,6 +74,7 @@ from support import TempPostgresDatabase, TestConsortium, postgres_available
 
 from contracts.chain import Chain, dev_accounts
 from contracts.deploy import deploy_suite
+from ledger_service.collector import settle_collector
 from ledger_service.config import Settings
 from ledger_service.mqtt.settings import parse_mqtt_url
 from ledger_service.service import LedgerService
@@ -383,6 +386,7 @@ def run(db: str, db_url: str, broker: Broker, args: argparse.Namespace) -> Resul
         payloads = f.name
     dbname = db_url.rsplit("/", 1)[-1] if db == "postgresql" else None
     service.start()
+    settle_collector()  # as `supet serve` does once started (ledger_service/collector.py)
     try:
         deadline = time.monotonic() + 10
         while not bridge.connected:
@@ -430,6 +434,7 @@ def run(db: str, db_url: str, broker: Broker, args: argparse.Namespace) -> Resul
         )
     finally:
         service.stop()
+        gc.unfreeze()  # this service's objects: the next run freezes its own
         os.unlink(payloads)
         if profiles is not None:
             print(profiles.report())

@@ -370,23 +370,35 @@ def hash_struct(struct: ReadingStruct) -> bytes:
     )
 
 
+@lru_cache(maxsize=4096)
+def _metric_order(names: tuple[str, ...]) -> tuple[tuple[str, ...], bytes]:
+    """A reading's metric names (in its own order) sorted, and the hash of the sorted names."""
+    ordered = tuple(sorted(names))
+    return ordered, _names_hash(ordered)
+
+
 def reading_digest(reading: Reading, domain: Domain) -> bytes:
     """The 32-byte EIP-712 digest a device signs for ``reading`` under ``domain``.
 
     Equal to ``keccak256(0x1901 || domain_separator(domain) ||
     hash_struct(reading_struct(reading)))`` (what OpenZeppelin
     ``EIP712._hashTypedDataV4`` computes), with the per-name and per-id hashes
-    cached.
+    cached (and the order of each set of metric names).
     """
-    names, values = _sorted_metrics(reading)
+    metrics = reading.metrics
+    names, names_hash = _metric_order(tuple(metrics))
     lot = reading.lot_id
     struct_hash = keccak256(
-        READING_TYPEHASH
-        + _text_hash(reading.device_id)
-        + reading.seq.to_bytes(32, "big")
-        + reading.ts_ms.to_bytes(32, "big")
-        + (_ZERO32 if lot is None else _text_hash(lot))
-        + _names_hash(names)
-        + keccak256(b"".join([v.to_bytes(32, "big", signed=True) for v in values]))
+        b"".join(
+            (
+                READING_TYPEHASH,
+                _text_hash(reading.device_id),
+                reading.seq.to_bytes(32, "big"),
+                reading.ts_ms.to_bytes(32, "big"),
+                _ZERO32 if lot is None else _text_hash(lot),
+                names_hash,
+                keccak256(b"".join([_fixed(metrics[n]).to_bytes(32, "big", signed=True) for n in names])),
+            )
+        )
     )
     return keccak256(_PREFIX_1901 + domain._separator + struct_hash)

@@ -140,7 +140,11 @@ _EXACT = json.JSONDecoder(
 
 def _shape(obj: Any) -> tuple[int, bool, int]:
     """Keys in every object of ``obj``, whether a float of magnitude 2**63 or more appears, and how many
-    levels of arrays and objects it nests."""
+    levels of arrays and objects it nests. Only arrays and objects go on the walk's stack; the values
+    in them are looked at where they are (most of a document is scalars)."""
+    t = type(obj)
+    if t is not dict and t is not list:
+        return 0, t is float and not -_EXACT_FLOAT_LIMIT < obj < _EXACT_FLOAT_LIMIT, 0
     keys = 0
     big = False
     deepest = 0
@@ -148,20 +152,19 @@ def _shape(obj: Any) -> tuple[int, bool, int]:
     pop, push = stack.pop, stack.append
     while stack:
         o, depth = pop()
-        t = type(o)
-        if t is dict:
+        if type(o) is dict:
             keys += len(o)
             children = o.values()
-        elif t is list:
-            children = o
         else:
-            if t is float and not -_EXACT_FLOAT_LIMIT < o < _EXACT_FLOAT_LIMIT:
-                big = True
-            continue
+            children = o
         if depth > deepest:
             deepest = depth
         for c in children:
-            push((c, depth + 1))
+            t = type(c)
+            if t is dict or t is list:
+                push((c, depth + 1))
+            elif t is float and not -_EXACT_FLOAT_LIMIT < c < _EXACT_FLOAT_LIMIT:
+                big = True
     return keys, big, deepest
 
 

@@ -29,21 +29,30 @@ from ledger_service.api.routes import (
     system,
     windows,
 )
+from ledger_service.collector import settle_collector
 from ledger_service.config import Settings
 from ledger_service.service import LedgerService
 
 
 def create_app(
-    settings: Settings | None = None, *, service: LedgerService | None = None, fast_lane: bool = True
+    settings: Settings | None = None,
+    *,
+    service: LedgerService | None = None,
+    fast_lane: bool = True,
+    settle_gc: bool = False,
 ) -> FastAPI:
     """The app. Give a built ``service`` (tests, embedded demo) or ``settings`` to build one at startup.
-    ``fast_lane=False`` leaves every request to FastAPI's routes (the tests compare both answers)."""
+    ``fast_lane=False`` leaves every request to FastAPI's routes (the tests compare both answers).
+    ``settle_gc``: once started, :func:`~ledger_service.collector.settle_collector` (a process that
+    serves this one app: ``supet serve``)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc = service or LedgerService.build(settings or Settings())
         app.state.service = svc
         svc.start()
+        if settle_gc:
+            settle_collector()
         try:
             yield
         finally:

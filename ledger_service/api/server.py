@@ -13,18 +13,12 @@ what comes before them, which the app never sees:
   single-reading submits a second here);
 - idle keep-alive connections close after 5 s; a shutdown waits at most 30 s for requests.
 
-And the garbage collector is set for a long-running server (:class:`GcAfterStartup`, issue 17.3):
-once the service has started, everything built so far (the app, SQLAlchemy's and web3's tables, the
-registry mirror: hundreds of thousands of objects, all alive for good) is moved out of the collector's
-sight (``gc.freeze()``), and young objects are collected less often. Before, each full collection
-walked all of them while requests waited: 200 devices submitting at once saw pauses of up to 0.5 s
-(7 full collections, 2 s in all, in a run of 10,000 single submits), the bulk of the p99.
+And the app is built with ``settle_gc=True``: once the service has started, the garbage collector is
+set for a long-running server (:mod:`ledger_service.collector`, issue 17.3).
 """
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -73,49 +67,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-#: The collector's thresholds once the service has started: a young collection every 20,000 net
-#: allocations (700 by default: a few requests' worth), an older one every 20 of those, a full one
-#: every 20 older ones (and then only when the survivors grew by a quarter, as always). Request
-#: garbage is almost all freed by reference counting; cycles (exceptions, futures) wait a little longer.
-GC_THRESHOLDS = (20_000, 20, 20)
-
-_Message = MutableMapping[str, Any]
-
-
-class GcAfterStartup:
-    """ASGI wrapper: when the app reports its startup complete (the service started), collect once,
-    freeze what survived (:func:`gc.freeze`: never walked again by the collector) and set
-    :data:`GC_THRESHOLDS`. For ``supet serve`` only: a process that builds many apps (the tests) would
-    keep every frozen one."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(
-        self,
-        scope: _Message,
-        receive: Callable[[], Awaitable[_Message]],
-        send: Callable[[_Message], Awaitable[None]],
-    ) -> None:
-        if scope["type"] != "lifespan":
-            await self.app(scope, receive, send)
-            return
-
-        async def started(message: _Message) -> None:
-            if message["type"] == "lifespan.startup.complete":
-                tune_gc()
-            await send(message)
-
-        await self.app(scope, receive, started)
-
-
-def tune_gc() -> None:
-    """Collect, freeze the survivors and set :data:`GC_THRESHOLDS` (see :class:`GcAfterStartup`)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
 def run(settings: Settings, *, host: str, port: int, log_level: str) -> None:
     """Serve the app for ``settings`` until stopped (``supet serve``)."""
     import uvicorn
@@ -123,7 +74,7 @@ def run(settings: Settings, *, host: str, port: int, log_level: str) -> None:
     from ledger_service.api.app import create_app
 
     uvicorn.run(
-        GcAfterStartup(create_app(settings)),
+        create_app(settings, settle_gc=True),  # this process serves the one app: see collector.py
         host=host,
         port=port,
         log_level=log_level,

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, TypeGuard, cast
 
 from device_attestation._internal.hexutil import parse_hex
 from device_attestation.errors import AttestationError
 from device_attestation.keys import DevicePublicKey, Scheme
 from device_attestation.reading import MAX_METRICS, Domain, Reading, reading_digest
 from device_attestation.sdk import Submission
-from device_attestation.signing import verify_signature
+from device_attestation.signing import verify_signature, verify_signatures
 from ledger_service.jsonio import dumps_exact
 
 #: The largest ``seq`` the store keeps (signed 64-bit columns); Reading v1 allows up to 2**64 - 1.
@@ -86,19 +86,25 @@ class _Parsed(NamedTuple):
     digest: bytes
 
 
+#: ``reading_digest`` of a reading's fields (it reads them by attribute).
+_fields_digest = cast(Callable[[_Fields, Domain], bytes], reading_digest)
+
+
 def _text_ok(value: object) -> bool:
     return type(value) is str and 1 <= len(value) <= 64
 
 
-def _uint64_ok(value: object, low: int) -> bool:
-    return type(value) is int and low <= value <= _UINT64_MAX
+@lru_cache(maxsize=4096)
+def _metric_names_ok(names: tuple[str, ...]) -> bool:
+    """Each name is a metric name Reading v1 allows (a device sends the same few sets over and over)."""
+    return all(_METRIC_NAME.fullmatch(name) is not None for name in names)
 
 
-def _metrics_ok(metrics: object) -> bool:
+def _metrics_ok(metrics: object) -> TypeGuard[dict[str, int | float]]:
     if type(metrics) is not dict or not 1 <= len(metrics) <= MAX_METRICS:
         return False
     for name, value in metrics.items():
-        if type(name) is not str or _METRIC_NAME.fullmatch(name) is None:
+        if type(name) is not str:
             return False
         kind = type(value)
         if kind is int:
@@ -106,7 +112,7 @@ def _metrics_ok(metrics: object) -> bool:
                 return False
         elif kind is not float or not math.isfinite(value) or not -_FLOAT_SAFE < value < _FLOAT_SAFE:
             return False
-    return True
+    return _metric_names_ok(tuple(metrics))  # every name a plain str: the cache cannot confuse them
 
 
 def _parse_fast(obj: Any, domain: Domain) -> _Parsed | None:
@@ -123,9 +129,12 @@ def _parse_fast(obj: Any, domain: Domain) -> _Parsed | None:
     lot_id, metrics = reading.get("lot_id"), reading.get("metrics")
     if (
         scheme is None
-        or not _text_ok(device_id)
-        or not _uint64_ok(seq, 1)
-        or not _uint64_ok(ts_ms, 0)
+        or type(device_id) is not str
+        or not 1 <= len(device_id) <= 64
+        or type(seq) is not int
+        or not 1 <= seq <= _UINT64_MAX
+        or type(ts_ms) is not int
+        or not 0 <= ts_ms <= _UINT64_MAX
         or (lot_id is not None and not _text_ok(lot_id))
         or not _metrics_ok(metrics)
     ):
@@ -134,10 +143,8 @@ def _parse_fast(obj: Any, domain: Domain) -> _Parsed | None:
         signature = parse_hex(signature_hex)
     except ValueError:
         return None
-    fields = _Fields(
-        cast(str, device_id), cast(int, seq), cast(int, ts_ms), lot_id, cast(dict[str, int | float], metrics)
-    )
-    return _Parsed(fields, scheme, signature, reading_digest(cast(Reading, fields), domain))
+    fields = _Fields(device_id, seq, ts_ms, lot_id, metrics)
+    return _Parsed(fields, scheme, signature, _fields_digest(fields, domain))
 
 
 def _reading_json(reading: _Fields | Reading) -> str:
@@ -152,61 +159,99 @@ def _reading_json(reading: _Fields | Reading) -> str:
     return dumps_exact(obj).decode()
 
 
-def check_one(domain: Domain, index: int, obj: Any, key: tuple[str, Any] | None) -> CheckResult:
-    """Shape, digest and signature of one submission against the enrolled key."""
+class _Ready(NamedTuple):
+    """A submission that passed every check but its signature's."""
+
+    sub: _Parsed | Submission
+    scheme: str
+    public: DevicePublicKey | str
+
+
+def _precheck(domain: Domain, obj: Any, key: tuple[str, Any] | None) -> _Ready | tuple[str, str]:
+    """Every check of :func:`check_one` before the signature's: ready to verify, or a refusal."""
     sub: _Parsed | Submission | None = _parse_fast(obj, domain)
     if sub is None:
         try:
             sub = Submission.from_json_obj(obj, domain=domain)
         except AttestationError as e:
-            return index, (e.code if e.code != "supet.error" else "reading.invalid", e.message)
+            return (e.code if e.code != "supet.error" else "reading.invalid", e.message)
     reading = sub.reading
     if reading.seq > INT64_MAX:
-        return index, (
+        return (
             "reading.seq_too_large",
             f"seq {reading.seq} exceeds {INT64_MAX}, the largest sequence number this ledger stores: "
             "number readings from 1 upwards",
         )
     for name, text in (("device_id", reading.device_id), ("lot_id", reading.lot_id)):
         if text is not None and _CONTROL.search(text):
-            return index, (
+            return (
                 "reading.invalid",
                 f"reading.{name}: control characters (U+0000..U+001F, U+007F) are not allowed in ids",
             )
     if key is None:
-        return index, (
+        return (
             "device.unknown",
             f"device {reading.device_id!r} is not enrolled in the registry: enroll it "
             "(certificate + proof of possession) before it sends readings",
         )
     scheme, material = key
     if sub.scheme.value != scheme:
-        return index, (
+        return (
             "signature.scheme_mismatch",
             f"device {reading.device_id!r} is enrolled with a {scheme} key, but the submission says "
             f"{sub.scheme.value}: sign with the enrolled key",
         )
-    public = _p256_key(*material) if scheme == "p256" else material
-    try:
-        verify_signature(sub.scheme, public, sub.digest, sub.signature)
-    except AttestationError as e:
-        return index, (e.code, e.message)
-    return index, Checked(
+    return _Ready(sub, scheme, _p256_key(*material) if scheme == "p256" else material)
+
+
+def _checked(ready: _Ready) -> Checked:
+    sub = ready.sub
+    reading = sub.reading
+    return Checked(
         digest=sub.digest,
         device_id=reading.device_id,
         seq=reading.seq,
         ts_ms=reading.ts_ms,
         lot_id=reading.lot_id,
-        scheme=scheme,
+        scheme=ready.scheme,
         signature=sub.signature,
         reading_json=_reading_json(reading),
     )
 
 
+def check_one(domain: Domain, index: int, obj: Any, key: tuple[str, Any] | None) -> CheckResult:
+    """Shape, digest and signature of one submission against the enrolled key."""
+    ready = _precheck(domain, obj, key)
+    if not isinstance(ready, _Ready):
+        return index, ready
+    sub = ready.sub
+    try:
+        verify_signature(sub.scheme, ready.public, sub.digest, sub.signature)
+    except AttestationError as e:
+        return index, (e.code, e.message)
+    return index, _checked(ready)
+
+
 def check_chunk(chain_id: int, verifying_contract: str, items: Sequence[CheckItem]) -> list[CheckResult]:
-    """Check a chunk of submissions."""
+    """Check a chunk of submissions: :func:`check_one` of each, its signatures verified in one pass
+    (:func:`verify_signatures`)."""
     domain = _domain(chain_id, verifying_contract)
-    return [check_one(domain, index, obj, key) for index, obj, key in items]
+    outcomes: list[_Ready | tuple[str, str]] = []
+    ready: list[_Ready] = []
+    for _index, obj, key in items:
+        outcome = _precheck(domain, obj, key)
+        if isinstance(outcome, _Ready):
+            ready.append(outcome)
+        outcomes.append(outcome)
+    errors = iter(verify_signatures([(r.sub.scheme, r.public, r.sub.digest, r.sub.signature) for r in ready]))
+    out: list[CheckResult] = []
+    for (index, _obj, _key), outcome in zip(items, outcomes, strict=True):
+        if isinstance(outcome, _Ready):
+            error = next(errors)
+            out.append((index, _checked(outcome) if error is None else (error.code, error.message)))
+        else:
+            out.append((index, outcome))
+    return out
 
 
 #: What a worker process sends back per submission: (index, the fields of :class:`Checked` as a
@@ -216,12 +261,7 @@ WireResult = tuple[int, tuple[Any, ...]]
 
 def check_chunk_wire(chain_id: int, verifying_contract: str, items: Sequence[CheckItem]) -> list[WireResult]:
     """:func:`check_chunk` for a worker process: the results as plain tuples (:func:`from_wire`)."""
-    domain = _domain(chain_id, verifying_contract)
-    out: list[WireResult] = []
-    for index, obj, key in items:
-        _, outcome = check_one(domain, index, obj, key)
-        out.append((index, tuple(outcome)))
-    return out
+    return [(index, tuple(outcome)) for index, outcome in check_chunk(chain_id, verifying_contract, items)]
 
 
 def from_wire(result: WireResult) -> CheckResult:

@@ -46,7 +46,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from sqlalchemy import Connection, Engine, Insert, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
@@ -81,8 +81,9 @@ _CHUNK = 500
 _RETRY_SQLSTATES = frozenset({"40001", "40P01"})
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(NamedTuple):
+    """A checked submission handed to the writer (a named tuple: one per submission on the hot path)."""
+
     checked: Checked
     received_ms: int
     source: str

@@ -306,3 +306,46 @@ def test_check_reading_returns_the_digest(p256_key: DeviceKey, domain: Domain) -
     digest = reading_digest(reading, domain)
     sig = sign_digest(p256_key, digest)
     assert check_reading(reading, "p256", sig, p256_key.public_key, domain) == digest
+
+
+def test_verify_signatures_decides_as_verify_signature_each(p256_key: DeviceKey, k1_key: DeviceKey) -> None:
+    """The batch form answers each signature as verify_signature does: None, or the same error."""
+    from device_attestation.signing import verify_signatures
+
+    p256_pub, k1_pub = p256_key.public_key, k1_key.public_key
+    good = sign_digest(p256_key, DIGEST)
+    r, s = int.from_bytes(good[:32], "big"), int.from_bytes(good[32:], "big")
+    high_s = good[:32] + (P256_N - s).to_bytes(32, "big")
+    flipped = good[:-1] + bytes([good[-1] ^ 1])
+    k1_good = sign_digest(k1_key, DIGEST)
+    cases: list[tuple[Any, Any, Any, Any]] = [
+        (Scheme.P256, p256_pub, DIGEST, good),
+        ("p256", p256_pub, DIGEST, good),
+        (Scheme.P256, p256_pub, OTHER_DIGEST, good),  # does not verify
+        (Scheme.P256, p256_pub, DIGEST, flipped),
+        (Scheme.P256, p256_pub, DIGEST, high_s),
+        (Scheme.P256, p256_pub, DIGEST, good[:63]),
+        (Scheme.P256, p256_pub, DIGEST, bytearray(good)),  # taken as bytes
+        (Scheme.P256, p256_pub, DIGEST, bytes(32) + good[32:]),  # r = 0
+        (Scheme.P256, p256_pub, DIGEST, r.to_bytes(32, "big") + P256_N.to_bytes(32, "big")),
+        (Scheme.P256, p256_pub, DIGEST[:31], good),
+        (Scheme.P256, k1_pub, DIGEST, good),  # a key of another curve
+        (Scheme.P256, "0x" + "11" * 20, DIGEST, good),  # an address
+        (Scheme.SECP256K1, k1_pub, DIGEST, k1_good),
+        (Scheme.SECP256K1, k1_pub, OTHER_DIGEST, k1_good),
+        ("ed25519", p256_pub, DIGEST, good),
+        (Scheme.P256, p256_pub, DIGEST, good),  # a good one after the failures
+    ]
+    got = verify_signatures(cases)
+    assert len(got) == len(cases)
+    for case, error in zip(cases, got, strict=True):
+        try:
+            verify_signature(*case)
+        except SignatureError as e:
+            assert error is not None, case
+            assert (type(error), error.code, error.message) == (type(e), e.code, e.message)
+        else:
+            assert error is None, case
+    ok = [e is None for e in got]
+    assert ok == [True, True, False, False, False, False, True] + [False] * 5 + [True, False, False, True]
+    assert verify_signatures([]) == []

@@ -155,3 +155,28 @@ def test_a_workers_plain_tuples_give_back_the_same_results(variant: str) -> None
     assert [checks.from_wire(r) for r in wire] == checks.check_chunk(
         DOMAIN.chain_id, DOMAIN.verifying_contract, items
     )
+
+
+def test_a_chunk_decides_each_submission_as_check_one_does() -> None:
+    """check_chunk verifies a chunk's signatures in one pass after the other checks: the outcome of
+    each submission, in order, is still check_one's (refusals, bad signatures and acceptances mixed)."""
+    items: list[tuple[int, Any, tuple[str, Any] | None]] = []
+    for scheme in ("p256", "secp256k1"):
+        obj, key = _signed(scheme)
+        for n, variant in enumerate(sorted(VARIANTS)):
+            changed = copy.deepcopy(obj)
+            VARIANTS[variant](changed)
+            items.append((len(items), changed, key))
+            if n % 7 == 0:
+                items.append((len(items), changed, None))  # not enrolled
+        tampered = copy.deepcopy(obj)
+        tampered["reading"]["seq"] += 1  # the signature no longer verifies
+        items.append((len(items), tampered, key))
+        items.append((len(items), obj, key))
+    items.reverse()  # indexes are carried, not positions
+    got = checks.check_chunk(DOMAIN.chain_id, DOMAIN.verifying_contract, items)
+    assert got == [check_one(DOMAIN, index, obj, key) for index, obj, key in items]
+    outcomes = [outcome for _, outcome in got]
+    assert sum(isinstance(o, Checked) for o in outcomes) >= 4
+    codes = {o[0] for o in outcomes if not isinstance(o, Checked)}
+    assert {"signature.bad", "device.unknown", "signature.scheme_mismatch", "reading.invalid"} <= codes

@@ -22,6 +22,8 @@ from typing import Any
 import orjson
 import psycopg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import text
 from support import database_url
 
@@ -73,6 +75,31 @@ def test_the_quick_decode_agrees_with_the_full_one(body: bytes, monkeypatch: pyt
     quick = outcome(body)
     monkeypatch.setattr(jsonio, "_QUICK_BYTES", -1)
     assert quick == outcome(body)
+
+
+def _shape_by_recursion(obj: Any, depth: int = 1) -> tuple[int, bool, int]:
+    """What jsonio._shape counts, written the plain way."""
+    if isinstance(obj, dict | list):
+        children = list(obj.values()) if isinstance(obj, dict) else obj
+        shapes = [_shape_by_recursion(c, depth + 1) for c in children]
+        return (
+            (len(obj) if isinstance(obj, dict) else 0) + sum(k for k, _, _ in shapes),
+            any(b for _, b, _ in shapes),
+            max([depth] + [d for _, _, d in shapes]),
+        )
+    return 0, isinstance(obj, float) and not -(2.0**63) < obj < 2.0**63, 0
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=2), inner, max_size=4),
+    max_leaves=30,
+)
+
+
+@given(_JSON)
+def test_the_shape_walk_counts_members_big_floats_and_depth(value: Any) -> None:
+    assert jsonio._shape(value) == _shape_by_recursion(value)
 
 
 def test_the_quick_decode_is_taken_for_a_reading(monkeypatch: pytest.MonkeyPatch) -> None:
