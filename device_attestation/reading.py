@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Annotated, Any, Final, NewType
+from typing import Annotated, Any, Final, NamedTuple, NewType
 
 from pydantic import (
     BaseModel,
@@ -53,7 +53,9 @@ __all__ = [
     "Domain",
     "Micro",
     "Reading",
+    "ReadingFields",
     "ReadingStruct",
+    "cached_domain",
     "domain_separator",
     "hash_struct",
     "reading_digest",
@@ -295,6 +297,13 @@ class Domain:
         return self._separator
 
 
+@lru_cache(maxsize=16)
+def cached_domain(chain_id: int, verifying_contract: str) -> Domain:
+    """The :class:`Domain` of ``chain_id`` and ``verifying_contract``, built once (its checksum and
+    separator are keccaks: for hot paths that meet the same few deployments again and again)."""
+    return Domain(chain_id=chain_id, verifying_contract=verifying_contract)
+
+
 def domain_separator(domain: Domain) -> bytes:
     """The EIP-712 domain separator of ``domain`` (cached on the domain)."""
     return domain._separator
@@ -377,7 +386,18 @@ def _metric_order(names: tuple[str, ...]) -> tuple[tuple[str, ...], bytes]:
     return ordered, _names_hash(ordered)
 
 
-def reading_digest(reading: Reading, domain: Domain) -> bytes:
+class ReadingFields(NamedTuple):
+    """A reading's fields as :func:`reading_digest` reads them, for a caller that has checked them
+    already (the ingest workers' fast parse, a stored reading): no :class:`Reading` model built."""
+
+    device_id: str
+    seq: int
+    ts_ms: int
+    lot_id: str | None
+    metrics: Mapping[str, int | float]
+
+
+def reading_digest(reading: Reading | ReadingFields, domain: Domain) -> bytes:
     """The 32-byte EIP-712 digest a device signs for ``reading`` under ``domain``.
 
     Equal to ``keccak256(0x1901 || domain_separator(domain) ||

@@ -22,7 +22,7 @@ from contracts.errors import ContractsError
 from device_attestation.errors import ProofMismatch
 from device_attestation.keys import Scheme
 from device_attestation.merkle import hash_pair, leaf_hash
-from device_attestation.reading import Domain, Reading, reading_digest
+from device_attestation.reading import Domain, Reading, ReadingFields, cached_domain, reading_digest
 from ledger_service.errors import LedgerError, NotFound
 from ledger_service.jsonio import dumps_exact, loads_exact
 from ledger_service.lots.timeline import lot_devices, resolve_lot
@@ -369,23 +369,6 @@ def proof_json(service: LedgerService, row: ProofRow, maker: BundleMaker | None 
     return body
 
 
-@lru_cache(maxsize=16)
-def _domain(chain_id: int, anchor: str) -> Domain:
-    """A deployment's EIP-712 domain (:func:`auditor.bundle.deployment_domain`), built once: its checksum
-    and separator are keccaks, a third of a bundle's CPU when built for each one (issue 17.3)."""
-    return Domain(chain_id=chain_id, verifying_contract=anchor)
-
-
-class _Fields(NamedTuple):
-    """A stored reading's fields as :func:`reading_digest` reads them (by attribute)."""
-
-    device_id: str
-    seq: int
-    ts_ms: int
-    lot_id: str | None
-    metrics: dict[str, int | float]
-
-
 #: A stored reading's keys, in the order it is stored and served (``Reading.to_json_obj``'s).
 _READING_ORDER: Final = ("device_id", "seq", "ts_ms", "lot_id", "metrics")
 _SCHEMES: Final = frozenset(s.value for s in Scheme)
@@ -426,7 +409,7 @@ def _quick_reading(reading_json: str, domain: Domain) -> tuple[dict[str, Any], b
         ):
             return None  # a float this large may have been a larger integer: loads_exact decides
     try:
-        digest = reading_digest(_Fields(device_id, seq, ts_ms, lot_id, metrics), domain)  # type: ignore[arg-type]
+        digest = reading_digest(ReadingFields(device_id, seq, ts_ms, lot_id, metrics), domain)
     except (ValueError, OverflowError, ArithmeticError):
         return None
     return obj, digest
@@ -471,7 +454,7 @@ class BundleMaker:
 
     def __init__(self, service: LedgerService) -> None:
         self.service = service
-        self.domain = _domain(service.deployment.chain_id, service.deployment.address("ReadingAnchor"))
+        self.domain = cached_domain(service.deployment.chain_id, service.deployment.address("ReadingAnchor"))
         self._nodes: dict[int, bytes] = {}
 
     def bundle(self, row: ProofRow) -> dict[str, Any]:

@@ -8,14 +8,21 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, NamedTuple, TypeGuard, cast
+from typing import Any, NamedTuple, TypeGuard
 
 from device_attestation._internal.hexutil import parse_hex
 from device_attestation.errors import AttestationError
 from device_attestation.keys import DevicePublicKey, Scheme
-from device_attestation.reading import MAX_METRICS, Domain, Reading, reading_digest
+from device_attestation.reading import (
+    MAX_METRICS,
+    Domain,
+    Reading,
+    ReadingFields,
+    cached_domain,
+    reading_digest,
+)
 from device_attestation.sdk import Submission
 from device_attestation.signing import verify_signature, verify_signatures
 from ledger_service.jsonio import dumps_exact
@@ -59,35 +66,16 @@ class Checked(NamedTuple):
 CheckResult = tuple[int, Checked | tuple[str, str]]
 
 
-@lru_cache(maxsize=16)
-def _domain(chain_id: int, verifying_contract: str) -> Domain:
-    return Domain(chain_id=chain_id, verifying_contract=verifying_contract)
-
-
 @lru_cache(maxsize=65_536)
 def _p256_key(x: int, y: int) -> DevicePublicKey:
     return DevicePublicKey(scheme=Scheme.P256, x=x, y=y)
 
 
-class _Fields(NamedTuple):
-    """A reading's fields as the digest reads them (``reading_digest`` takes them by attribute)."""
-
-    device_id: str
-    seq: int
-    ts_ms: int
-    lot_id: str | None
-    metrics: dict[str, int | float]
-
-
 class _Parsed(NamedTuple):
-    reading: _Fields
+    reading: ReadingFields
     scheme: Scheme
     signature: bytes
     digest: bytes
-
-
-#: ``reading_digest`` of a reading's fields (it reads them by attribute).
-_fields_digest = cast(Callable[[_Fields, Domain], bytes], reading_digest)
 
 
 def _text_ok(value: object) -> bool:
@@ -143,11 +131,11 @@ def _parse_fast(obj: Any, domain: Domain) -> _Parsed | None:
         signature = parse_hex(signature_hex)
     except ValueError:
         return None
-    fields = _Fields(device_id, seq, ts_ms, lot_id, metrics)
-    return _Parsed(fields, scheme, signature, _fields_digest(fields, domain))
+    fields = ReadingFields(device_id, seq, ts_ms, lot_id, metrics)
+    return _Parsed(fields, scheme, signature, reading_digest(fields, domain))
 
 
-def _reading_json(reading: _Fields | Reading) -> str:
+def _reading_json(reading: ReadingFields | Reading) -> str:
     """The reading's canonical JSON as stored (``Reading.to_json_obj``'s fields, in its order)."""
     obj = {
         "device_id": reading.device_id,
@@ -235,7 +223,7 @@ def check_one(domain: Domain, index: int, obj: Any, key: tuple[str, Any] | None)
 def check_chunk(chain_id: int, verifying_contract: str, items: Sequence[CheckItem]) -> list[CheckResult]:
     """Check a chunk of submissions: :func:`check_one` of each, its signatures verified in one pass
     (:func:`verify_signatures`)."""
-    domain = _domain(chain_id, verifying_contract)
+    domain = cached_domain(chain_id, verifying_contract)
     outcomes: list[_Ready | tuple[str, str]] = []
     ready: list[_Ready] = []
     for _index, obj, key in items:
