@@ -45,7 +45,10 @@ def _columns(rng: np.random.Generator, n: int) -> list[tuple[FloatArray, FloatAr
     return cases
 
 
-@pytest.mark.parametrize("seed", range(4))
+# two seeds: each draws every case of _columns (the branches and awkward shapes) at both sizes and both
+# max_bins; the third and fourth seed drew the same shapes again (about 5 CPU-s of scikit-learn's slow
+# weighted binning, the reference this compares with)
+@pytest.mark.parametrize("seed", range(2))
 def test_thresholds_equal_scikit_learns_bit_for_bit(seed: int) -> None:
     rng = np.random.default_rng(seed)
     for n in (300, 2000):

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import schemathesis
+from embedded_pool import deployed_embedded
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -39,6 +40,7 @@ from device_attestation.reading import Domain, Reading, reading_digest
 from device_attestation.sdk import Submission
 from device_attestation.signing import sign_digest
 from ledger_service.api import create_app
+from ledger_service.config import Settings
 from ledger_service.service import LedgerService
 
 DAY_MS = 24 * 3_600_000
@@ -351,14 +353,41 @@ def _operation(label: str) -> APIOperation:
     return op
 
 
+@pytest.fixture(scope="module")
+def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, LedgerService]]:
+    """One running service for every operation the fuzzer tries (a lenient client: a crash is a 500, not
+    an exception), with the documented example's device enrolled so that its bodies reach the checks.
+
+    Shared by the ~65 operations: a service built, started and enrolled for each cost about a quarter of
+    this module's CPU. The fuzzer stores nothing (its readings cannot be validly signed, and each
+    operation asserts the store still empty), so each operation meets the same state as with a service of
+    its own; an answer that depended on what an earlier operation's requests left would be a finding."""
+    tmp = tmp_path_factory.mktemp("fuzz")
+    urls = database_url("sqlite", tmp)
+    with deployed_embedded("DeviceRegistryHarness") as (chain, deployment):
+        settings = Settings(
+            database_url=next(urls),
+            data_dir=tmp,
+            verify_workers=0,
+            anchoring=False,
+            registry_refresh_seconds=0,
+        )
+        service = LedgerService.build(settings, chain=chain, deployment=deployment)
+        try:
+            with TestClient(create_app(service=service)) as client:
+                TestConsortium(chain, deployment, registry="harness").enroll("SN-P256-0001", "p256")
+                yield TestClient(client.app, raise_server_exceptions=False), service
+        finally:
+            service.stop()
+    next(urls, None)
+
+
 @pytest.mark.parametrize("label", [op.label for op in _operations()])
-def test_schemathesis_fuzz(
-    lenient: TestClient, ledger: LedgerService, consortium: TestConsortium, label: str
-) -> None:
+def test_schemathesis_fuzz(fuzzed: tuple[TestClient, LedgerService], label: str) -> None:
     """One operation of the OpenAPI document, with schema-valid and schema-violating inputs: no 5xx (503
     included: the database is up), the status code documented, the body as documented where documented;
     and nothing stored (fuzzed readings cannot be validly signed)."""
-    consortium.enroll("SN-P256-0001", "p256")  # the documented example's device: its bodies reach the checks
+    lenient, ledger = fuzzed
     op = _operation(label)
     for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
