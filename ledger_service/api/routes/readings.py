@@ -26,13 +26,11 @@ from ledger_service.api.responses import FastJSONResponse
 from ledger_service.ingest.pipeline import ItemResult
 from ledger_service.ingest.single import submit_one
 from ledger_service.jsonio import BodyDecodeError, loads_strict
+from ledger_service.proof_pages import MAX_PROOF_PAGE, device_proofs, lot_proof_page
 from ledger_service.proofs import (
-    MAX_PROOF_PAGE,
     ProofPending,
     ReadingStatus,
     device_history,
-    device_proofs,
-    lot_proof_page,
     parse_digest,
     proof_bundle_json,
     reading_status,
