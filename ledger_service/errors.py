@@ -23,6 +23,13 @@ class StoreError(LedgerError):
     code = "store.unavailable"
 
 
+class VerifierUnavailable(LedgerError):
+    """A submission's signature could not be checked (the checking thread failed or is stuck): nothing
+    was stored; the client may retry."""
+
+    code = "ingest.unavailable"
+
+
 class Rejection(LedgerError):
     """A submission was refused. ``code`` says why; ``message`` says what to fix."""
 

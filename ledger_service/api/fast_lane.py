@@ -11,7 +11,7 @@ middlewares (they apply unchanged), answers:
 - ``GET /healthz``: the same bytes as the route, precomputed;
 - ``POST /v1/readings`` of one submission (a JSON object, not ``{"readings": [...]}``), without query
   string: the body as the body-limit middleware decoded it goes to
-  :func:`~ledger_service.ingest.single.submit_one` (checked on the event loop, no thread-pool hop),
+  :func:`~ledger_service.ingest.single.submit_one` (checked in the verifier thread, no thread-pool hop),
   answered as the route answers it (201 and the receipt, or the refusal; a service
   error as the app's exception handlers answer it). A write passes the access guard as it is, so
   nothing is skipped; a batch, a form or an undecoded body goes to the route;

@@ -5,13 +5,16 @@ batches: it holds a thread while a worker process checks the signatures and whil
 For one reading that costs far more than the work: handing it to a spawned signature worker and back
 took about 900 us against about 75 us for the verification itself, and 200 devices submitting at once
 waited in turn for the thread pool's 40 threads. :class:`SingleSubmit` runs the same steps for one
-submission without a thread:
+submission without a thread of the pool:
 
 1. the registry mirror as fresh as the pipeline keeps it (a refresh started within
    ``registry_refresh_seconds``; the refresh itself, a chain call, runs in a thread, and is started a
    little ahead of time under load so that no request waits for it);
-2. the same checks (:func:`~ledger_service.ingest.checks.check_one`: shape, digest, signature by the
-   enrolled key) in this process, on the event loop: cheaper than any hop to another thread or process;
+2. the same checks (:func:`~ledger_service.ingest.checks.check_chunk`: shape, digest, signature by the
+   enrolled key) in this process, in one verifier thread (:mod:`ledger_service.ingest.verifier`): the
+   submissions of one turn of the event loop go to it as one job and come back with one wake-up of the
+   loop. The P-256 verification gives up the GIL, so the loop serves HTTP on one core meanwhile and the
+   thread verifies on the other; on the loop itself the verification took most of a submit's CPU;
 3. the same time and status rules as the pipeline's;
 4. the same writer: the submissions checked in one turn of the event loop go to it as one job, and
    join the group transaction of everything waiting at that moment (group commit); each is answered
@@ -39,12 +42,12 @@ from typing import Any
 import anyio.to_thread
 
 from contracts.registry import device_id_hash
-from device_attestation.reading import Domain
 from ledger_service.errors import LedgerError
-from ledger_service.ingest.checks import Checked, check_one
+from ledger_service.ingest.checks import Checked
 from ledger_service.ingest.committer import Candidate, Committer, now_ms
 from ledger_service.ingest.pipeline import IngestPipeline, ItemResult
 from ledger_service.ingest.receipts import Outcome, Receipt
+from ledger_service.ingest.verifier import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +63,8 @@ class SingleSubmit:
 
     def __init__(self, pipeline: IngestPipeline) -> None:
         self.pipeline = pipeline
-        self._domain = Domain(chain_id=pipeline.chain_id, verifying_contract=pipeline.anchor_address)
+        #: the checks' thread (the domain as the pipeline's own checks take it)
+        self.verifier = Verifier(pipeline.chain_id, pipeline.anchor_address)
         self._lock = threading.Lock()
         #: ``time.monotonic()`` when the last refresh started here (0: none yet)
         self._refresh_started = 0.0
@@ -88,7 +92,7 @@ class SingleSubmit:
                 functools.partial(pipeline.submit, [obj], source=source)
             )
             return result
-        _, checked = check_one(self._domain, 0, obj, key)
+        _, checked = await self.verifier.check(obj, key)
         if isinstance(checked, Checked):
             refusal = pipeline._time_and_status(checked, received)
             if refusal is None:

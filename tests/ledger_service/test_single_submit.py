@@ -1,5 +1,5 @@
-"""The single-submit path (ledger_service/ingest/single.py, issue 17.3): one reading checked in-process on
-the event loop and committed by the group writer, under the device rules exactly as a batch is.
+"""The single-submit path (ledger_service/ingest/single.py, issue 17.3): one reading checked in-process (in
+the verifier thread) and committed by the group writer, under the device rules exactly as a batch is.
 
 Submissions go through the served app (fast lane) over ASGI, many at once on one event loop; the service
 is started by a TestClient around them. The pipeline's threaded path is watched: a reading of an enrolled
@@ -24,6 +24,7 @@ from support import TestConsortium, now_ms, stored
 from device_attestation.sdk import DeviceSigner
 from ledger_service.api import create_app
 from ledger_service.ingest import single
+from ledger_service.ingest import verifier as verifier_module
 from ledger_service.ingest.committer import Committer
 from ledger_service.ingest.pipeline import IngestPipeline
 from ledger_service.service import LedgerService
@@ -265,3 +266,41 @@ def test_unknown_device_and_registry_refresh(
     nobody = {**subs[0], "reading": {**subs[0]["reading"], "device_id": "SN-NOBODY-AT-ALL"}}
     r = app_client.post("/v1/readings", json=nobody)
     assert r.status_code == 422 and r.json()["error"]["code"] == "device.unknown"
+
+
+def test_checks_run_in_the_verifier_thread_and_its_failure_answers_503(
+    app_client: TestClient,
+    ledger: LedgerService,
+    consortium: TestConsortium,
+    threaded: SubmitCalls,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The signatures are verified in the verifier thread, not on the event loop; when that thread's
+    check fails, every submission of the job is answered 503 ``ingest.unavailable`` and nothing is
+    stored; once it works again the same readings are accepted."""
+    dev = consortium.enroll("SN-SINGLE-VERIFIER")
+    ts = now_ms() - 60_000
+    subs = [dev.sign({"temp_c": 20.0 + k}, ts_ms=ts + k).to_json_obj() for k in range(4)]
+    real = verifier_module.check_chunk
+    threads: list[str] = []
+
+    def spy(*args: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return real(*args)
+
+    def broken(*args: Any) -> Any:
+        raise ValueError("a bug in the checks")
+
+    with monkeypatch.context() as m:
+        m.setattr(verifier_module, "check_chunk", broken)
+        answers = post_all(app_client, subs)
+    assert {r.status_code for r in answers} == {503}, [r.text for r in answers]
+    assert {r.json()["error"]["code"] for r in answers} == {"ingest.unavailable"}
+    assert stored(ledger)["readings"] == 0
+    monkeypatch.setattr(verifier_module, "check_chunk", spy)
+    answers = post_all(app_client, subs)
+    assert [r.status_code for r in answers] == [201] * 4
+    assert sorted(r.json()["seq"] for r in answers) == [1, 2, 3, 4]
+    assert threads and set(threads) == {"supet-verifier"}
+    assert stored(ledger)["readings"] == 4
+    assert threaded == []
