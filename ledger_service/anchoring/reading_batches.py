@@ -4,20 +4,48 @@ and proof paths).
 Closing writes each reading once (issue 17): its batch id and its proof path in one UPDATE
 (:func:`assign_with_paths`), so a reading row gets one new version when its batch closes, not two.
 What waits is counted from an index (:func:`waiting`; the partial index ``ix_readings_waiting`` holds
-the readings whose ``batch_id`` is NULL, nothing else), never by a scan of the table."""
+the readings whose ``batch_id`` is NULL, nothing else), never by a scan of the table.
+
+On SQLite a close is written in steps (:data:`CLOSE_STEP` readings a write transaction): SQLite has one
+write lock, and a whole batch's writes held it 150-300 ms, while every single submit waited for the
+writer's next commit (issue 17.3). The batch row goes in first with ``next_attempt_ms`` =
+:data:`CLOSING_MS` (never due: a batch still closing is never sent), its last step sets it to 0
+(:func:`closing_done`). A close stopped between steps (a crash, an error) leaves such a row; before
+closing again the worker undoes it (:func:`undo_unfinished`): its readings wait again, the row goes,
+and the next close takes them. PostgreSQL writes a close in one transaction (no database-wide lock)."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
-from sqlalchemy import Connection, func, insert, text
+from sqlalchemy import Connection, Engine, delete, func, insert, text, update
 from sqlmodel import Session, col, select
 
 from ledger_service.errors import StoreError
 from ledger_service.store.batch_status import BatchStatus
+from ledger_service.store.batch_tree import EncodedTree
 from ledger_service.store.models import BatchRow, ReadingRow
+from ledger_service.store.write_gate import write_gate
 
-__all__ = ["assign_with_paths", "insert_closed", "pending_count", "waiting"]
+__all__ = [
+    "CLOSE_STEP",
+    "CLOSING_MS",
+    "assign_with_paths",
+    "close_in_steps",
+    "closing_done",
+    "insert_closed",
+    "pending_count",
+    "undo_unfinished",
+    "waiting",
+]
+
+#: ``next_attempt_ms`` of a batch whose readings are still being put into it in steps (SQLite): never
+#: due, so the batch is never sent before its last step.
+CLOSING_MS = 2**62
+#: Readings put into a closing batch per write transaction on SQLite (each holds the write lock for
+#: about a tenth of a whole batch's writes).
+CLOSE_STEP = 1_000
 
 
 def waiting(conn: Connection) -> tuple[int, int | None]:
@@ -48,9 +76,17 @@ def pending_count(s: Session) -> int:
 
 
 def insert_closed(
-    conn: Connection, *, root: bytes, nodes: bytes, count: int, oldest_ms: int, now: int
+    conn: Connection,
+    *,
+    root: bytes,
+    nodes: bytes,
+    count: int,
+    oldest_ms: int,
+    now: int,
+    closing: bool = False,
 ) -> int:
-    """A new ``closed`` batch row; its id."""
+    """A new ``closed`` batch row; its id. ``closing``: its readings are put into it in later steps
+    (never sent until :func:`closing_done`)."""
     result = conn.execute(
         insert(BatchRow).values(
             root=root,
@@ -60,11 +96,50 @@ def insert_closed(
             created_ms=now,
             oldest_received_ms=oldest_ms,
             attempts=0,
-            next_attempt_ms=0,
+            next_attempt_ms=CLOSING_MS if closing else 0,
         )
     )
     assert result.inserted_primary_key is not None
     return int(result.inserted_primary_key[0])
+
+
+def closing_done(conn: Connection, batch_id: int) -> None:
+    """The last step of a close in steps: the batch may be sent from now on."""
+    done = conn.execute(
+        update(BatchRow)
+        .where(
+            col(BatchRow.id) == batch_id,
+            col(BatchRow.status) == BatchStatus.CLOSED,
+            col(BatchRow.next_attempt_ms) == CLOSING_MS,
+        )
+        .values(next_attempt_ms=0)
+    ).rowcount
+    if done != 1:
+        raise StoreError(f"batch {batch_id} is not being closed: its close was undone meanwhile")
+
+
+def undo_unfinished(conn: Connection) -> list[int]:
+    """Undo the closes stopped between their steps (see the module docstring): their readings wait again
+    (batch id and proof path cleared), their batch rows (never sent) are deleted. Their ids."""
+    unfinished = [
+        i
+        for i in conn.execute(
+            select(col(BatchRow.id)).where(
+                col(BatchRow.status) == BatchStatus.CLOSED,
+                col(BatchRow.next_attempt_ms) == CLOSING_MS,
+                col(BatchRow.tx_hash).is_(None),
+            )
+        ).scalars()
+        if i is not None
+    ]
+    for batch_id in unfinished:
+        conn.execute(
+            update(ReadingRow)
+            .where(col(ReadingRow.batch_id) == batch_id)
+            .values(batch_id=None, proof_path=None)
+        )
+        conn.execute(delete(BatchRow).where(col(BatchRow.id) == batch_id))
+    return unfinished
 
 
 #: PostgreSQL: the readings of a closing batch in one statement, each row found by its primary key's
@@ -151,3 +226,39 @@ def assign_with_paths(
             f"{len(ids) - moved} of the {len(ids)} readings of batch {batch_id} are in another batch "
             "already: the batch is not closed"
         )
+
+
+def close_in_steps(
+    engine: Engine,
+    fence: Callable[[Connection], None],
+    tree: EncodedTree,
+    ids: list[int],
+    ts_ms: list[int],
+    *,
+    oldest_ms: int,
+    now: int,
+) -> int:
+    """Close a batch of the waiting readings ``ids`` (SQLite) in steps of :data:`CLOSE_STEP`, each its own
+    write transaction through the write gate (the module docstring): the batch row and the first step,
+    then the others, the last one making the batch due (:func:`closing_done`). ``fence`` is called in
+    each. The batch's id; an exception leaves it closing, for :func:`undo_unfinished`."""
+    closing = len(ids) > CLOSE_STEP
+    batch_id = 0
+    for i in range(0, len(ids), CLOSE_STEP):
+        with write_gate(engine), engine.begin() as conn:
+            fence(conn)
+            if i == 0:
+                batch_id = insert_closed(
+                    conn,
+                    root=tree.root,
+                    nodes=tree.nodes,
+                    count=len(ids),
+                    oldest_ms=oldest_ms,
+                    now=now,
+                    closing=closing,
+                )
+            part = slice(i, i + CLOSE_STEP)
+            assign_with_paths(conn, ids[part], ts_ms[part], tree.paths[part], batch_id)
+            if closing and i + CLOSE_STEP >= len(ids):
+                closing_done(conn, batch_id)
+    return batch_id

@@ -1,11 +1,14 @@
 """The readings' anchoring worker: closes batches, anchors their roots, survives every fault.
 
 A batch is closed when ``batch_max_readings`` readings wait or the oldest has
-waited ``batch_max_seconds``. Closing is one transaction: the batch row (with its
+waited ``batch_max_seconds``. Closing writes the batch row (with its
 whole Merkle tree, so every proof can be served) and the readings' batch id and
-proof path (one UPDATE a reading) together, so a reading is in exactly one batch. Then the root is sent with
-``anchorBatch``; the batch is ``anchored`` once its receipt is ``confirmations``
-blocks deep.
+proof path (one UPDATE a reading), so a reading is in exactly one batch: in one transaction on
+PostgreSQL, in steps of :data:`~ledger_service.anchoring.reading_batches.CLOSE_STEP` readings on
+SQLite (its one write lock is not held for a whole batch while the ingest writer waits), the batch
+never sent before its last step and a close stopped between steps undone before the next one. Then
+the root is sent with ``anchorBatch``; the batch is ``anchored`` once its receipt is
+``confirmations`` blocks deep.
 
 Faults, and what happens:
 - chain unreachable: the batch stays ``closed``; retries back off (0.5 s doubling to 60 s);
@@ -61,7 +64,13 @@ from contracts.errors import ChainError, ContractRevert
 from ledger_service.anchoring.batcher import BatchAnchorer
 from ledger_service.anchoring.chain_logs import batch_anchored_logs
 from ledger_service.anchoring.leader import NotLeaderError
-from ledger_service.anchoring.reading_batches import assign_with_paths, insert_closed, pending_count
+from ledger_service.anchoring.reading_batches import (
+    assign_with_paths,
+    close_in_steps,
+    insert_closed,
+    pending_count,
+    undo_unfinished,
+)
 from ledger_service.anchoring.reading_batches import waiting as waiting_readings
 from ledger_service.anchoring.recovery import LostBatch, lost_on_chain, reform_lost_batch
 from ledger_service.config import Settings
@@ -138,6 +147,8 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
         self.recovery_hold_seconds = settings.recovery_hold_seconds
         #: Set when this instance (again) took the lead: the next step starts afresh (module docstring).
         self._fresh_lead = threading.Event()
+        #: A close may have stopped between its steps (at start: in an earlier run): undo it first.
+        self._unfinished = True
 
     def took_lead(self) -> None:
         """This instance just took the anchoring lead: forget what was learnt before (what waits, lost
@@ -200,6 +211,7 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
             if self._fresh_lead.is_set():
                 self._fresh_lead.clear()
                 self.lost = None  # looked for again: the old leader may have left some
+                self._unfinished = True  # and closes stopped between their steps
                 with self._pending_lock:
                     self._pending = None
                     self._oldest_pending_ms = None
@@ -322,9 +334,12 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
     # ------------------------------------------------------------------ closing
 
     def close_batch(self, *, force: bool = False) -> int | None:
-        """Close one batch if due; return its local id."""
+        """Close one batch if due; return its local id. A close stopped between its steps before is
+        undone first (see :mod:`~ledger_service.anchoring.reading_batches`)."""
         now = int(self.clock() * 1000)
         limit = self.settings.batch_max_readings
+        if self._unfinished:
+            self.undo_unfinished_closes()
         if not force and self._not_due(now):
             return None
         with self.engine.begin() as conn:
@@ -345,12 +360,27 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
             if not rows:
                 return None
             root, nodes, paths = self.build_tree([bytes(r[1]) for r in rows])
-            batch_id = insert_closed(
-                conn, root=root, nodes=nodes, count=len(rows), oldest_ms=min(r[2] for r in rows), now=now
-            )
-            ids = [int(r[0] or 0) for r in rows]
-            # one write a reading: its batch id and proof path together
-            assign_with_paths(conn, ids, [int(r[3]) for r in rows], paths, batch_id)
+            ids, ts_ms = [int(r[0] or 0) for r in rows], [int(r[3]) for r in rows]
+            oldest, one_txn = min(r[2] for r in rows), conn.dialect.name == "postgresql"
+            if one_txn:  # PostgreSQL: the reads and writes in one transaction, one write a reading
+                batch_id = insert_closed(
+                    conn, root=root, nodes=nodes, count=len(rows), oldest_ms=oldest, now=now
+                )
+                assign_with_paths(conn, ids, ts_ms, paths, batch_id)
+        if not one_txn:  # SQLite (the reads above were outside any transaction): the writes in steps
+            try:
+                batch_id = close_in_steps(
+                    self.engine,
+                    self.fence,
+                    EncodedTree(root, nodes, paths),
+                    ids,
+                    ts_ms,
+                    oldest_ms=oldest,
+                    now=now,
+                )
+            except BaseException:
+                self._unfinished = True  # undone before the next close
+                raise
         with self._pending_lock:
             left = (self._pending or 0) - len(rows)
             # nothing left: known empty; something left: its age is unknown, so ask next time
@@ -364,6 +394,23 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
             extra={"event": "batch.closed", "batch": batch_id, "count": len(rows), "root": "0x" + root.hex()},
         )
         return batch_id
+
+    def undo_unfinished_closes(self) -> list[int]:
+        """Undo the closes stopped between their steps (a crash, an error, another leader's): their
+        readings wait again. The ids of the batch rows deleted."""
+        with self.engine.begin() as conn:
+            self.fence(conn)
+            undone = undo_unfinished(conn)
+        self._unfinished = False
+        if undone:
+            with self._pending_lock:
+                self._pending = self._oldest_pending_ms = None  # ask the database next time
+            log.warning(
+                "undid %d batch close(s) stopped between their steps: their readings wait again",
+                len(undone),
+                extra={"event": "batch.close_undone", "batches": undone},
+            )
+        return undone
 
     def _due(self, conn: Connection, now: int, *, force: bool) -> bool:
         """Is a batch due? (the count and age of what waits, noted for :meth:`_not_due`)"""

@@ -57,6 +57,7 @@ from ledger_service.ingest.checks import Checked
 from ledger_service.ingest.receipts import Outcome, Receipt, equivocation_refusal, out_of_order_refusal
 from ledger_service.jsonio import dumps_exact
 from ledger_service.store.models import DeviceHeadRow, EquivocationRow, ReadingRow
+from ledger_service.store.write_gate import write_gate
 
 if TYPE_CHECKING:
     import psycopg
@@ -276,7 +277,8 @@ class Committer:
         """One group transaction. ``look_up_all``: look every (device, seq) up in the store, not only
         those at or below the device's head (a retry: a writer without the head lock may have stored
         readings above it)."""
-        with self.engine.begin() as conn:
+        # the gate: a batch close's step in this process goes before or after, never waits in SQLite
+        with write_gate(self.engine), self.engine.begin() as conn:
             heads = self._lock_heads(conn, sorted({c.checked.device_id for c in flat}))
             # (device, seq) pairs at or below a head need a look at what is stored
             behind = {
