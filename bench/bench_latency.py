@@ -340,6 +340,7 @@ def _main(args: argparse.Namespace, open_loop: bool) -> int:
                 f"{len(ms) / total / limit:.0%} of it; {cpu.per_request(len(ms))}; load average "
                 f"{load_before} -> {load_after}"
             )
+            print(f"  server CPU per submit by thread (first instance): {cpu.per_thread(len(ms))}")
             if pg:
                 print(f"  PostgreSQL backends' CPU per submit: {db_cpu / len(ms) * 1e6:,.0f} us")
             # on a shared machine a microsecond of CPU is worth more or less from run to run; the run's

@@ -62,6 +62,20 @@ def postgres_backends(dbname: str) -> list[int]:
     return out
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) each live thread name of process ``pid`` has used so far (threads of
+    one name summed; a thread that ended is not counted)."""
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / _TICK
+    return out
+
+
 def process_cpu(pid: int) -> float:
     """CPU seconds (user + system, all threads) process ``pid`` and its live children (the signature
     workers) have used so far."""
@@ -85,19 +99,35 @@ class CpuMeter:
     client: float = 0.0
     #: further server processes (instances on one database) counted with ``pid``
     others: list[int] = field(default_factory=list)
+    #: CPU seconds of ``pid``'s threads by name between start and stop (the event loop's thread has the
+    #: process's own name; the writer and the verifier name theirs)
+    threads: dict[str, float] = field(default_factory=dict)
 
     def _servers(self) -> float:
         return sum(process_cpu(pid) for pid in (self.pid, *self.others))
 
     def start(self) -> None:
         self._server0 = self._servers()
+        self._threads0 = thread_cpu(self.pid)
         t = os.times()
         self._client0 = t.user + t.system
 
     def stop(self) -> None:
         self.server = self._servers() - self._server0
+        after = thread_cpu(self.pid)
+        self.threads = {
+            name: cpu - self._threads0.get(name, 0.0)
+            for name, cpu in after.items()
+            if cpu > self._threads0.get(name, 0.0)
+        }
         t = os.times()
         self.client = t.user + t.system - self._client0
+
+    def per_thread(self, requests: int) -> str:
+        """The server's first process's CPU per request by thread name, largest first."""
+        n = max(requests, 1)
+        parts = sorted(self.threads.items(), key=lambda kv: -kv[1])
+        return ", ".join(f"{name} {cpu / n * 1e6:,.0f} us" for name, cpu in parts if cpu / n * 1e6 >= 1)
 
     def per_request(self, requests: int) -> str:
         n = max(requests, 1)
