@@ -218,6 +218,8 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
             self._tick(force=force)
 
     def _tick(self, *, force: bool) -> None:
+        if self._unfinished:  # before anything takes waiting readings (a lost batch's re-forming too)
+            self.undo_unfinished_closes()
         if self.lost is None:
             self.find_lost_batches()
         while self.lost and self.reform_lost_batch() is not None:
@@ -334,12 +336,10 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
     # ------------------------------------------------------------------ closing
 
     def close_batch(self, *, force: bool = False) -> int | None:
-        """Close one batch if due; return its local id. A close stopped between its steps before is
-        undone first (see :mod:`~ledger_service.anchoring.reading_batches`)."""
+        """Close one batch if due; return its local id (a close stopped between its steps is undone at
+        the start of the next tick: :meth:`undo_unfinished_closes`)."""
         now = int(self.clock() * 1000)
         limit = self.settings.batch_max_readings
-        if self._unfinished:
-            self.undo_unfinished_closes()
         if not force and self._not_due(now):
             return None
         with self.engine.begin() as conn:
@@ -379,7 +379,7 @@ class AnchoringWorker(BatchAnchorer[BatchRow]):
                     now=now,
                 )
             except BaseException:
-                self._unfinished = True  # undone before the next close
+                self._unfinished = True  # undone at the next tick, before anything else
                 raise
         with self._pending_lock:
             left = (self._pending or 0) - len(rows)
