@@ -164,3 +164,39 @@ def test_an_idle_thread_ends_and_the_next_job_starts_another(monkeypatch: pytest
             assert not thread.is_alive() and verifier._thread is None
 
     asyncio.run(run())
+
+
+def test_jobs_queued_while_the_thread_is_busy_are_checked_together_each_answered_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    items = _submissions()
+    verifier = Verifier(DOMAIN.chain_id, DOMAIN.verifying_contract)
+    real = verifier_module.check_chunk
+    entered, release = threading.Event(), threading.Event()
+    rounds: list[int] = []
+
+    def held_first(chain_id: int, contract: str, chunk: Any) -> Any:
+        rounds.append(len(chunk))
+        if len(rounds) == 1:
+            entered.set()
+            assert release.wait(30)
+        return real(chain_id, contract, chunk)
+
+    monkeypatch.setattr(verifier_module, "check_chunk", held_first)
+
+    async def run() -> None:
+        first = verifier.check(*items[0])
+        while not entered.is_set():
+            await asyncio.sleep(0.001)
+        later = []
+        for obj, key in items[1:]:  # one job a loop iteration, all queued behind the first
+            later.append(verifier.check(obj, key))
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+        release.set()
+        results = await asyncio.wait_for(asyncio.gather(first, *later), 30)
+        assert [r[1] for r in results] == [check_one(DOMAIN, 0, o, k)[1] for o, k in items]
+
+    asyncio.run(run())
+    assert rounds == [1, len(items) - 1]  # the queued jobs in one pass
+    assert verifier.jobs == len(items)
