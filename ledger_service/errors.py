@@ -23,6 +23,13 @@ class StoreError(LedgerError):
     code = "store.unavailable"
 
 
+class IngestUnavailable(LedgerError):
+    """The ingest pipeline could not check submissions (its checking threads stopped or failed):
+    nothing was stored, the submitter may retry."""
+
+    code = "ingest.unavailable"
+
+
 class Rejection(LedgerError):
     """A submission was refused. ``code`` says why; ``message`` says what to fix."""
 
