@@ -25,9 +25,9 @@ equal ``--readings``. The publisher's own rate (broker PUBACKs) is shown beside.
 The limit is measured in the same run: the bare P-256 verify rate of two processes
 (``bench_ingest.bare_verify_both_cores``, before each database's run); ``share`` is the ingest rate
 over it. Where the time goes: the CPU seconds each part used during the timed run (the bridge's
-network thread, its worker, the writer, the verify workers (the checking threads, or worker
-processes in versions before them), PostgreSQL's backends of the bench
-database, the broker, the publisher) and the whole machine's busy CPU (other work on the machine
+network thread, its worker and its answer thread, the writer, the verify workers (the checking
+threads, or worker processes in versions before them), PostgreSQL's backends of the bench database,
+the broker, the publisher) and the whole machine's busy CPU (other work on the machine
 shows as the difference). On a machine shared with other work the wall-clock rate is the share of
 the cores the run got; so the rate two free cores would reach is also given from CPU time (the
 ledger's side: all but the publisher), beside the limit from CPU time (verifications per CPU second
@@ -166,9 +166,11 @@ def _thread_part(name: str) -> str:
         return "bridge network thread"
     if name.startswith("supet-verify"):  # the pipeline's checking threads (ingest/pipeline.py)
         return "verify workers"
-    return {"supet-mqtt-ingest": "bridge worker", "supet-committer": "writer (committer)"}.get(
-        name, "service, other threads"
-    )
+    return {
+        "supet-mqtt-ingest": "bridge worker",
+        "supet-mqtt-answer": "bridge answer thread",
+        "supet-committer": "writer (committer)",
+    }.get(name, "service, other threads")
 
 
 def cpu_snapshot(dbname: str | None, broker_pid: int | None, publisher_pid: int | None) -> dict[str, float]:

@@ -132,9 +132,9 @@ class MqttBridge:
         #: Micro-batches handed from the worker to the answer thread, in order (None: the end).
         self._jobs: queue.Queue[Job | None] = queue.Queue()
         self._answerer: threading.Thread | None = None
-        #: Set once the last micro-batch handed on has its commit decided (stored, or its slow path
-        #: over): the worker hands the next one to the writer only then.
-        self._decided = threading.Event()
+        #: The last micro-batch handed on: the worker hands the next one to the writer once its commit
+        #: is decided (``Job.decided``: stored, or its slow path over).
+        self._last: Job | None = None
         self._lifecycle = threading.Lock()  # start/stop/reconnect of the client
         # ack/generation: an ack is sent only on the connection the message came on
         self._ack_lock = threading.Lock()
@@ -213,7 +213,7 @@ class MqttBridge:
             self._stop.clear()
             self._queue = queue.Queue()  # anything left from before is unacknowledged: delivered again
             self._jobs = queue.Queue()
-            self._decided.set()
+            self._last = None
             self._running = True
             self._worker = threading.Thread(target=self._run, name="supet-mqtt-ingest", daemon=True)
             self._answerer = threading.Thread(target=self._answer_all, name="supet-mqtt-answer", daemon=True)
@@ -434,26 +434,19 @@ class MqttBridge:
                 try:
                     self._stage(batch)
                 except Exception:  # a bug: keep ingest alive; the messages stay unacknowledged
-                    log.exception(
-                        "MQTT ingest: handling a batch of %d failed (a bug); redelivery", len(batch)
-                    )
+                    log.exception("MQTT ingest: a batch of %d failed (a bug); redelivery", len(batch))
                     self._jobs.join()  # the batches handed on are answered first
                     self._redeliver_later("a batch failed")
         finally:
             self._jobs.put(None)  # the answer thread ends once it has answered what it was given
 
-    def _live(self, batch: list[Message]) -> list[Message]:
-        """The messages of ``batch`` the broker will not deliver again; the others are dropped."""
-        with self._ack_lock:
-            floor = self._floor
-        live = [m for m in batch if m.generation >= floor]
-        self._dropped += len(batch) - len(live)
-        return live
-
     def _stage(self, batch: list[Message]) -> None:
         """Decode and check ``batch`` while the previous one commits, then hand it to the writer (once
         the previous commit is decided) and to the answer thread."""
-        live = self._live(batch)
+        with self._ack_lock:  # the broker delivers those of an older connection again: dropped
+            floor = self._floor
+        live = [m for m in batch if m.generation >= floor]
+        self._dropped += len(batch) - len(live)
         if not live:
             return
         job = decode_batch(live, self.max_payload_bytes, self.max_readings, self._dead_letter)
@@ -464,20 +457,18 @@ class MqttBridge:
                 job.prepared = stages.prepare(job.objs, source="mqtt")
             except Exception as e:  # tried again one at a time by the answer thread
                 job.error = e
-        self._decided.wait()
+        if self._last is not None:
+            self._last.decided.wait()
         if self._stop.is_set():
             return  # nothing of it is answered: the broker delivers it again
-        with self._ack_lock:  # a reconnection since (the previous batch failed): all of them come again
-            stale = any(m.generation < self._floor for m in job.live)
-        if stale:
-            self._dropped += len(job.live)
+        if self._stale(job.live):  # a reconnection since (the previous batch failed)
             return
         if job.prepared is not None and job.error is None and stages is not None:
             try:
                 job.future = stages.enqueue(job.prepared)
             except Exception as e:
                 job.error = e
-        self._decided.clear()
+        self._last = job
         self._jobs.put(job)
 
     def _answer_all(self) -> None:
@@ -495,11 +486,21 @@ class MqttBridge:
                     )
                     self._redeliver_later("a batch failed")
             finally:
-                self._decided.set()
+                if job is not None:
+                    job.decided.set()
                 self._jobs.task_done()
+
+    def _stale(self, live: list[Message]) -> bool:
+        """A reconnection since these were taken: the broker delivers them again (dropped, counted)."""
+        with self._ack_lock:
+            stale = any(m.generation < self._floor for m in live)
+        self._dropped += len(live) if stale else 0
+        return stale
 
     def _answer(self, job: Job) -> None:
         live, answers, objs, owners = job.live, job.answers, job.objs, job.owners
+        if job.future is None and self._stale(live):  # not with the writer: no need to go on
+            return
         store_down = False
         failed: dict[int, Exception] = {}  # submission -> why the pipeline failed on it alone
         results, calls = job_results(self.pipeline, self._stages, job)
@@ -510,7 +511,7 @@ class MqttBridge:
             elif not answers[owners[k][0]].take(owners[k][1], r, objs[k]):
                 store_down = True
         if not failed and not store_down:
-            self._decided.set()  # stored: the next batch may go to the writer while these are answered
+            job.decided.set()  # stored: the next batch may go to the writer while these are answered
         attempts = 1
         while failed and not store_down and attempts < self.max_attempts:
             # tried alone and failed: again after a growing pause (a passing fault), then dead-lettered

@@ -22,9 +22,10 @@ A pipeline without these stages (only ``submit``) is called as before, one micro
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ledger_service.ingest.pipeline import ItemResult
@@ -82,6 +83,8 @@ class Job:
     future: Future[Any] | None = None
     #: what a stage raised (the submissions then go to the pipeline one at a time)
     error: Exception | None = None
+    #: set once its commit is decided: stored, or its slow path over (the next one may go on then)
+    decided: threading.Event = field(default_factory=threading.Event)
 
 
 #: ``dead_letter(message, reason, detail, attempts, submission or None)``: the error reply for a
