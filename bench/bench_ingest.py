@@ -5,8 +5,8 @@
 
 Set-up (not timed): anvil with the suite deployed, 100 P-256 devices enrolled,
 ``--readings`` readings signed and pre-encoded as request bodies of ``--batch``
-submissions. Timed: ``supet serve`` (a separate process: HTTP + checks in 2 worker
-processes + the group-commit writer + the anchoring worker) receives the bodies
+submissions. Timed: ``supet serve`` (a separate process: HTTP + checks in 2 threads
++ the group-commit writer + the anchoring worker) receives the bodies
 over ``--concurrency`` connections; the rate is readings acknowledged (accepted
 receipts: committed to the database) per second of wall time. The bare P-256
 verify rate of both cores (the limit) is measured in the same run.
@@ -16,7 +16,8 @@ bodies to them in turn; ``--no-anchoring`` runs them without the anchoring worke
 (the ingest path alone: its database cost apart from closing batches).
 
 Where the CPU goes (the machine is shared, so wall time is the share of the cores the run got):
-CPU seconds of each server's verify workers (signature), its writer thread and the
+CPU seconds of each server's verify workers (signature: its ``supet-verify`` threads, or its worker
+processes in versions before them), its writer thread and the
 database's backend processes (database), and the rest of the server process (HTTP:
 the server stack, decoding, the pipeline's routing and answers, anchoring), per
 reading; and the rate two free cores would reach at that CPU cost, beside the P-256
@@ -115,7 +116,12 @@ def cpu_parts(servers: list[int], dbname: str | None) -> dict[str, float]:
     for pid in servers:
         for tid in os.listdir(f"/proc/{pid}/task"):
             name, secs = _cpu(f"/proc/{pid}/task/{tid}/stat")
-            part = "database: writer thread" if name == "supet-committer" else "HTTP + rest of server"
+            if name == "supet-committer":
+                part = "database: writer thread"
+            elif name.startswith("supet-verify"):  # the checking threads (ledger_service/ingest/pipeline.py)
+                part = "signature (verify workers)"
+            else:
+                part = "HTTP + rest of server"
             parts[part] += secs
             try:
                 kids = Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
@@ -174,7 +180,7 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=10_000)
     ap.add_argument("--devices", type=int, default=100)
     ap.add_argument("--concurrency", type=int, default=8)
-    ap.add_argument("--workers", type=int, default=2, help="verify worker processes of the server")
+    ap.add_argument("--workers", type=int, default=2, help="verify workers (checking threads) of the server")
     ap.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     ap.add_argument("--instances", type=int, default=1, help="servers on the one database (PostgreSQL)")
     ap.add_argument(

@@ -9,7 +9,7 @@ Usage::
     .venv/bin/python bench/bench_ingest_mqtt.py --mqtt-url mqtt://127.0.0.1:1883   # an existing broker
 
 For each database: build the ledger service (embedded chain, a fresh database,
-``verify_workers`` checking processes, anchoring off unless ``--anchoring``) with
+``verify_workers`` checking threads, anchoring off unless ``--anchoring``) with
 MQTT ingest on, start it and settle the garbage collector as ``supet serve`` does
 (``ledger_service.collector``), enroll ``--devices`` P-256 devices, pre-sign ``--readings``
 readings round-robin over them, then a separate publisher process publishes
@@ -25,8 +25,9 @@ equal ``--readings``. The publisher's own rate (broker PUBACKs) is shown beside.
 The limit is measured in the same run: the bare P-256 verify rate of two processes
 (``bench_ingest.bare_verify_both_cores``, before each database's run); ``share`` is the ingest rate
 over it. Where the time goes: the CPU seconds each part used during the timed run (the bridge's
-network thread, its worker, the writer, the verify workers, PostgreSQL's backends of the bench
-database, the broker, the publisher) and the whole machine's busy CPU (other work on the machine
+network thread, its worker and its answer thread, the writer, the verify workers (the checking
+threads, or worker processes in versions before them), PostgreSQL's backends of the bench database,
+the broker, the publisher) and the whole machine's busy CPU (other work on the machine
 shows as the difference). On a machine shared with other work the wall-clock rate is the share of
 the cores the run got; so the rate two free cores would reach is also given from CPU time (the
 ledger's side: all but the publisher), beside the limit from CPU time (verifications per CPU second
@@ -163,9 +164,13 @@ def _machine_busy() -> float:
 def _thread_part(name: str) -> str:
     if name.startswith("paho-mqtt-client"):
         return "bridge network thread"
-    return {"supet-mqtt-ingest": "bridge worker", "supet-committer": "writer (committer)"}.get(
-        name, "service, other threads"
-    )
+    if name.startswith("supet-verify"):  # the pipeline's checking threads (ingest/pipeline.py)
+        return "verify workers"
+    return {
+        "supet-mqtt-ingest": "bridge worker",
+        "supet-mqtt-answer": "bridge answer thread",
+        "supet-committer": "writer (committer)",
+    }.get(name, "service, other threads")
 
 
 def cpu_snapshot(dbname: str | None, broker_pid: int | None, publisher_pid: int | None) -> dict[str, float]:

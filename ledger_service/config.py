@@ -116,7 +116,8 @@ class Settings(BaseSettings):
     max_buffered_body_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024 * 1024
     #: Connections and requests served at once by `supet serve`; beyond it new requests get 503.
     max_connections: Annotated[int, Field(ge=1, le=100_000)] = 1_000
-    #: Worker processes checking signatures (0: check in the request's process).
+    #: Threads checking signatures, in the service's process (the P-256 verification releases the
+    #: GIL, so they use every core); 0: each batch is checked in the thread that submits it.
     verify_workers: Annotated[int, Field(ge=0, le=64)] = 2
     #: An unknown device triggers a registry refresh at most this often (seconds).
     registry_refresh_seconds: Annotated[float, Field(ge=0)] = 0.5

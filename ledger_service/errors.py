@@ -23,9 +23,9 @@ class StoreError(LedgerError):
     code = "store.unavailable"
 
 
-class VerifierUnavailable(LedgerError):
-    """A submission's signature could not be checked (the checking thread failed or is stuck): nothing
-    was stored; the client may retry."""
+class IngestUnavailable(LedgerError):
+    """The ingest pipeline could not check submissions (its checking threads stopped or failed):
+    nothing was stored, the submitter may retry."""
 
     code = "ingest.unavailable"
 

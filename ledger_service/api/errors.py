@@ -47,7 +47,7 @@ from ledger_service.enrollment.errors import (
     EnrollmentRefused,
     TooManyChallenges,
 )
-from ledger_service.errors import AuthError, LedgerError, NotFound, StoreError, VerifierUnavailable
+from ledger_service.errors import AuthError, IngestUnavailable, LedgerError, NotFound, StoreError
 from ledger_service.portal.errors import CsrfRefused, NotSignedIn, PortalError, PortalRoleRequired
 from ledger_service.tx_relay import RelayConflict, RelayForbidden
 
@@ -92,7 +92,7 @@ STATUS_BY_CLASS: Final[Mapping[type[BaseException], int]] = {
     LedgerError: 400,
     NotFound: 404,
     StoreError: 503,
-    VerifierUnavailable: 503,
+    IngestUnavailable: 503,
     AuthError: 403,
     AuthenticationFailed: 401,
     NotASession: 400,

@@ -1,7 +1,8 @@
-"""The CPU-bound checks of a submission: shape, digest, signature. Runs in worker processes.
+"""The CPU-bound checks of a submission: shape, digest, signature. Runs in the pipeline's checking
+threads (the P-256 verification releases the GIL) or in the calling thread.
 
-Everything here is a pure function of its arguments, so it can run in any
-process. The result of a check is a plain tuple (cheap to pickle back).
+Everything here is a pure function of its arguments (its caches are thread-safe), so it can run in any
+thread. The result of a check is a plain tuple.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ CheckItem = tuple[int, Any, tuple[str, Any] | None]
 class Checked(NamedTuple):
     """A submission that passed the checks (fields ready for the store).
 
-    A named tuple: thousands cross the process boundary per request, and tuples pickle cheaply.
+    A named tuple: one per submission on the hot path.
     """
 
     digest: bytes
@@ -240,22 +241,3 @@ def check_chunk(chain_id: int, verifying_contract: str, items: Sequence[CheckIte
         else:
             out.append((index, outcome))
     return out
-
-
-#: What a worker process sends back per submission: (index, the fields of :class:`Checked` as a
-#: plain tuple, or (code, message)). A plain tuple pickles in a fifth of a named tuple's time.
-WireResult = tuple[int, tuple[Any, ...]]
-
-
-def check_chunk_wire(chain_id: int, verifying_contract: str, items: Sequence[CheckItem]) -> list[WireResult]:
-    """:func:`check_chunk` for a worker process: the results as plain tuples (:func:`from_wire`)."""
-    return [(index, tuple(outcome)) for index, outcome in check_chunk(chain_id, verifying_contract, items)]
-
-
-def from_wire(result: WireResult) -> CheckResult:
-    """A worker's result as :func:`check_chunk` gives it (a refusal has two fields, a check eight)."""
-    index, fields = result
-    if len(fields) == len(Checked._fields):
-        return index, Checked._make(fields)
-    code, message = fields
-    return index, (code, message)

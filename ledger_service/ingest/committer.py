@@ -355,7 +355,10 @@ class Committer:
         head.readings += 1
         txn.touched.add(ch.device_id)
         txn.fresh[key] = (ch.digest, ch.ts_ms, gap)
-        _insort_pair(txn.fresh_sorted.setdefault(ch.device_id, ([], [])), ch.seq, ch.ts_ms)
+        accepted = txn.fresh_sorted.get(ch.device_id)
+        if accepted is None:  # not setdefault: that builds two lists for every reading
+            accepted = txn.fresh_sorted[ch.device_id] = ([], [])
+        _insort_pair(accepted, ch.seq, ch.ts_ms)
         if ch.device_id in txn.near:
             seqs, tss, _lo, _hi = txn.near[ch.device_id]
             _insort_pair((seqs, tss), ch.seq, ch.ts_ms)
@@ -573,6 +576,10 @@ def _retryable(e: SQLAlchemyError) -> bool:
 
 def _insort_pair(lists: tuple[list[int], list[int]], seq: int, ts: int) -> None:
     seqs, tss = lists
+    if not seqs or seq > seqs[-1]:  # a device's readings mostly come in order: at the end
+        seqs.append(seq)
+        tss.append(ts)
+        return
     i = bisect.bisect_left(seqs, seq)
     seqs.insert(i, seq)
     tss.insert(i, ts)

@@ -1,8 +1,11 @@
 """Worker processes that end with the service: a process-pool initializer.
 
-The signature-checking workers are spawned processes blocked on their task queue. When the service
-dies without shutting the pool down (SIGKILL, a segfault, the OOM killer), nothing closes that queue
-(every worker holds its write end too), so the workers used to wait for ever, about 290 MB each.
+The pipeline's CPU worker (:meth:`IngestPipeline.run_cpu
+<ledger_service.ingest.pipeline.IngestPipeline.run_cpu>`: the anchoring worker's Merkle trees; the
+signature checks ran in such workers before they moved to threads) is a spawned process blocked on its
+task queue. When the service dies without shutting the pool down (SIGKILL, a segfault, the OOM killer),
+nothing closes that queue (every worker holds its write end too), so the workers used to wait for ever,
+about 290 MB each.
 :func:`die_with_parent` makes each worker watch its parent and exit once it is gone.
 """
 

@@ -16,7 +16,7 @@ verification gives the GIL up and waits to take it back from the loop, so the th
 job was twice its CPU.)
 
 Failure is typed, never a hang: an exception while checking a job fails that job's waiters with
-:class:`~ledger_service.errors.VerifierUnavailable` (the thread goes on with the next job); a thread
+:class:`~ledger_service.errors.IngestUnavailable` (the thread goes on with the next job); a thread
 that ends any other way fails every job still queued with it, and the next job starts a new thread;
 a job not answered within :data:`VERIFY_TIMEOUT` seconds fails likewise. A waiter that gave up
 (cancelled) is skipped: checking changes nothing, so nothing is left half done. The thread ends after
@@ -31,7 +31,7 @@ import queue
 import threading
 from typing import Any
 
-from ledger_service.errors import VerifierUnavailable
+from ledger_service.errors import IngestUnavailable
 from ledger_service.ingest.checks import CheckItem, CheckResult, check_chunk
 from ledger_service.ingest.committer import name_native_thread
 
@@ -89,7 +89,7 @@ class Verifier:
         """On the loop, at the end of the iteration that filled ``job``: hand it to the thread."""
         del self._filling[job.loop]
         job.expiry = job.loop.call_later(
-            VERIFY_TIMEOUT, _fail, job.waiters, VerifierUnavailable("the signature check took too long")
+            VERIFY_TIMEOUT, _fail, job.waiters, IngestUnavailable("the signature check took too long")
         )
         with self._lock:  # against the thread deciding to end at this moment (see _run)
             self._queue.put(job)
@@ -126,7 +126,7 @@ class Verifier:
             results = check_chunk(self.chain_id, self.verifying_contract, items)
         except BaseException as e:  # a bug or a broken library: these waiters fail typed
             log.exception("signature check of %d submissions failed", len(items))
-            error = VerifierUnavailable(f"the submission could not be checked ({type(e).__name__}); retry")
+            error = IngestUnavailable(f"the submission could not be checked ({type(e).__name__}); retry")
             for job in jobs:
                 _answer(job, None, error)
             if not isinstance(e, Exception):  # the thread ends (SystemExit...): see _abandon
@@ -153,7 +153,7 @@ class Verifier:
                 except queue.Empty:
                     break
         for job in left:
-            _answer(job, None, VerifierUnavailable("the signature checker stopped; retry"))
+            _answer(job, None, IngestUnavailable("the signature checker stopped; retry"))
 
 
 def _answer(job: _Job, results: list[CheckResult] | None, error: BaseException | None) -> None:
@@ -169,7 +169,7 @@ def _finish(job: _Job, results: list[CheckResult] | None, error: BaseException |
     if job.expiry is not None:
         job.expiry.cancel()
     if results is None:
-        _fail(job.waiters, error or VerifierUnavailable("the submission could not be checked; retry"))
+        _fail(job.waiters, error or IngestUnavailable("the submission could not be checked; retry"))
         return
     for waiter, result in zip(job.waiters, results, strict=True):
         if not waiter.done():

@@ -28,10 +28,13 @@ durably committed (or definitively refused), after its receipt was published to
 unacknowledged and the broker delivers it again; the ledger's idempotency turns
 such a redelivery into the same receipt. Nothing acknowledged is lost.
 
-Messages are handled in micro-batches by one worker thread (never the network
-thread): up to ``batch_max`` messages (and ``batch_max_bytes`` of payload), or what
-arrives within ``batch_wait`` seconds of the first, are decoded in one strict pass and go to
-:meth:`IngestPipeline.submit` in one call.
+Messages are handled in micro-batches (never on the network thread): up to ``batch_max``
+messages (and ``batch_max_bytes`` of payload), or what arrives within ``batch_wait`` seconds of
+the first, are decoded in one strict pass and checked by the pipeline in one call
+(:meth:`IngestPipeline.prepare`) by the worker thread while the previous micro-batch commits; then
+handed to the writer, once the previous commit is decided, and answered (receipts, acknowledgements)
+by the answer thread, in order (:mod:`~ledger_service.mqtt.stages`). A pipeline with only
+:meth:`~IngestPipeline.submit` is called one micro-batch at a time.
 
 When the store is unavailable (``store.unavailable``) nothing is acknowledged
 and nothing is published: the bridge drops its local copies, disconnects
@@ -65,7 +68,8 @@ Topic names cannot hold ``/``, ``+`` or ``#`` inside one level: devices whose id
 contains these characters must use HTTP.
 
 The package: :mod:`~ledger_service.mqtt.bridge` (:class:`MqttBridge`: the client, its session and
-the worker), :mod:`~ledger_service.mqtt.answers` (a message decoded and answered),
+the worker), :mod:`~ledger_service.mqtt.stages` (a micro-batch's stages),
+:mod:`~ledger_service.mqtt.answers` (a message decoded and answered),
 :mod:`~ledger_service.mqtt.dead_letter` and :mod:`~ledger_service.mqtt.settings` (the broker URL,
 the topics, the errors).
 """

@@ -25,6 +25,7 @@ __all__ = [
     "decode_payloads",
     "error_reply",
     "submit_batch",
+    "submit_each",
 ]
 
 log = logging.getLogger("ledger_service.mqtt")
@@ -297,12 +298,18 @@ def submit_batch(pipeline: Submitter, objs: list[Any]) -> tuple[list[ItemResult 
         )
         if len(objs) == 1:
             return [e], calls
+    out, more = submit_each(pipeline, objs)
+    return out, calls + more
+
+
+def submit_each(pipeline: Submitter, objs: list[Any]) -> tuple[list[ItemResult | Exception], int]:
+    """Each submission's result alone (or the exception the pipeline raised on it); also the number
+    of pipeline calls made."""
     out: list[ItemResult | Exception] = []
     for obj in objs:
-        calls += 1
         try:
             (result,) = pipeline.submit([obj], source="mqtt")
             out.append(result)
         except Exception as e:
             out.append(e)
-    return out, calls
+    return out, len(objs)

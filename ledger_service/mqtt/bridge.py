@@ -1,5 +1,6 @@
-"""The MQTT bridge: the client, its connection and session, and the worker that hands micro-batches
-to the pipeline, publishes receipts and acknowledges after the commit (see :mod:`ledger_service.mqtt`)."""
+"""The MQTT bridge: the client, its connection and session, the worker that has micro-batches checked
+and hands them to the writer, and the answer thread that publishes receipts and acknowledges after the
+commit (see :mod:`ledger_service.mqtt` and, for the stages, :mod:`ledger_service.mqtt.stages`)."""
 
 from __future__ import annotations
 
@@ -18,23 +19,10 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from ledger_service.ingest.pipeline import ItemResult
 from ledger_service.jsonio import dumps_exact
-from ledger_service.mqtt.answers import (
-    NOT_DECODED,
-    Answer,
-    Message,
-    MqttStats,
-    Submitter,
-    decode,
-    decode_payloads,
-    error_reply,
-    submit_batch,
-)
+from ledger_service.mqtt.answers import Answer, Message, MqttStats, Submitter
 from ledger_service.mqtt.dead_letter import dead_letter
 from ledger_service.mqtt.settings import (
-    DEAD_PIPELINE_ERROR,
-    DEAD_UNDECODABLE,
     DEFAULT_SHARE_GROUP,
     MqttError,
     parse_mqtt_url,
@@ -43,6 +31,7 @@ from ledger_service.mqtt.settings import (
     stale_filters,
     topic_device,
 )
+from ledger_service.mqtt.stages import Job, dead_letter_failed, decode_batch, job_results, staged
 
 __all__ = ["MqttBridge"]
 
@@ -138,6 +127,14 @@ class MqttBridge:
         self._queue: queue.Queue[Message] = queue.Queue()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
+        #: The pipeline's stages (:mod:`ledger_service.mqtt.stages`); None: ``submit`` only.
+        self._stages = staged(pipeline)
+        #: Micro-batches handed from the worker to the answer thread, in order (None: the end).
+        self._jobs: queue.Queue[Job | None] = queue.Queue()
+        self._answerer: threading.Thread | None = None
+        #: The last micro-batch handed on: the worker hands the next one to the writer once its commit
+        #: is decided (``Job.decided``: stored, or its slow path over).
+        self._last: Job | None = None
         self._lifecycle = threading.Lock()  # start/stop/reconnect of the client
         # ack/generation: an ack is sent only on the connection the message came on
         self._ack_lock = threading.Lock()
@@ -209,14 +206,18 @@ class MqttBridge:
         with self._lifecycle:
             if self._running:
                 return
-            if self._worker is not None and self._worker.is_alive():
+            if any(t is not None and t.is_alive() for t in (self._worker, self._answerer)):
                 raise MqttError(
                     "the previous MQTT ingest worker is still finishing a batch; start again later"
                 )
             self._stop.clear()
             self._queue = queue.Queue()  # anything left from before is unacknowledged: delivered again
+            self._jobs = queue.Queue()
+            self._last = None
             self._running = True
             self._worker = threading.Thread(target=self._run, name="supet-mqtt-ingest", daemon=True)
+            self._answerer = threading.Thread(target=self._answer_all, name="supet-mqtt-answer", daemon=True)
+            self._answerer.start()
             self._worker.start()
             log.info("MQTT ingest: connecting to %s as %r", self.url, self.client_id)
             self._connect_async()
@@ -226,11 +227,12 @@ class MqttBridge:
         if not self._running:
             return
         self._stop.set()
-        worker = self._worker
-        if worker is not None:
-            worker.join(timeout)
-            if worker.is_alive():
-                log.warning("MQTT ingest: the batch in hand did not finish within %.0fs", timeout)
+        deadline = time.monotonic() + timeout
+        for thread in (self._worker, self._answerer):  # the worker ends the answer thread's queue
+            if thread is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
+                if thread.is_alive():
+                    log.warning("MQTT ingest: the batch in hand did not finish within %.0fs", timeout)
         with self._lifecycle:
             self._client.disconnect()
             self._client.loop_stop()
@@ -410,64 +412,106 @@ class MqttBridge:
     # ------------------------------------------------------------------ the worker
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                first = self._queue.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            batch = [first]
-            size = len(first.payload)
-            deadline = time.monotonic() + self.batch_wait
-            # messages may carry many readings each: a batch is bounded in bytes too (the first is
-            # always taken; each is at most max_payload_bytes)
-            while len(batch) < self.batch_max and size < self.batch_max_bytes:
-                remaining = deadline - time.monotonic()
+        try:
+            while not self._stop.is_set():
                 try:
-                    m = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                    first = self._queue.get(timeout=0.2)
                 except queue.Empty:
-                    break
-                batch.append(m)
-                size += len(m.payload)
-            try:
-                self._process(batch)
-            except Exception:  # a bug: keep ingest alive; the messages stay unacknowledged
-                log.exception(
-                    "MQTT ingest: handling a batch of %d failed (a bug); left for the broker to send again",
-                    len(batch),
-                )
-                self._redeliver_later("a batch failed")
+                    continue
+                batch = [first]
+                size = len(first.payload)
+                deadline = time.monotonic() + self.batch_wait
+                # messages may carry many readings each: a batch is bounded in bytes too (the first is
+                # always taken; each is at most max_payload_bytes)
+                while len(batch) < self.batch_max and size < self.batch_max_bytes:
+                    remaining = deadline - time.monotonic()
+                    try:
+                        m = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    batch.append(m)
+                    size += len(m.payload)
+                try:
+                    self._stage(batch)
+                except Exception:  # a bug: keep ingest alive; the messages stay unacknowledged
+                    log.exception("MQTT ingest: a batch of %d failed (a bug); redelivery", len(batch))
+                    self._jobs.join()  # the batches handed on are answered first
+                    self._redeliver_later("a batch failed")
+        finally:
+            self._jobs.put(None)  # the answer thread ends once it has answered what it was given
 
-    def _process(self, batch: list[Message]) -> None:
-        with self._ack_lock:
+    def _stage(self, batch: list[Message]) -> None:
+        """Decode and check ``batch`` while the previous one commits, then hand it to the writer (once
+        the previous commit is decided) and to the answer thread."""
+        with self._ack_lock:  # the broker delivers those of an older connection again: dropped
             floor = self._floor
         live = [m for m in batch if m.generation >= floor]
         self._dropped += len(batch) - len(live)
         if not live:
             return
-        answers: list[Answer] = []
-        objs: list[Any] = []
-        owners: list[tuple[int, int]] = []  # per submission: (its message's slot, its index there)
-        for slot, (m, value) in enumerate(zip(live, self._decode_all(live), strict=True)):
+        job = decode_batch(live, self.max_payload_bytes, self.max_readings, self._dead_letter)
+        stages = self._stages
+        if job.objs and stages is not None:
+            self._batches += 1
             try:
-                answer, items = decode(m, self.max_payload_bytes, self.max_readings, value)
-            except Exception as e:  # a decoder bug: the same bytes fail again, so do not wait for them
-                log.exception("MQTT ingest: decoding a message on %r raised", m.topic)
-                reply = self._dead_letter(m, DEAD_UNDECODABLE, f"{type(e).__name__}: {e}", 1)
-                answers.append(Answer.refused(reply))
-                continue
-            answers.append(answer)
-            for item, obj in enumerate(items):
-                if obj is not None:
-                    objs.append(obj)
-                    owners.append((slot, item))
+                job.prepared = stages.prepare(job.objs, source="mqtt")
+            except Exception as e:  # tried again one at a time by the answer thread
+                job.error = e
+        if self._last is not None:
+            self._last.decided.wait()
+        if self._stop.is_set():
+            return  # nothing of it is answered: the broker delivers it again
+        if self._stale(job.live):  # a reconnection since (the previous batch failed)
+            return
+        if job.prepared is not None and job.error is None and stages is not None:
+            try:
+                job.future = stages.enqueue(job.prepared)
+            except Exception as e:
+                job.error = e
+        self._last = job
+        self._jobs.put(job)
+
+    def _answer_all(self) -> None:
+        """The answer thread: each micro-batch's results, receipts and acknowledgements, in order."""
+        while True:
+            job = self._jobs.get()
+            try:
+                if job is None:
+                    return
+                try:
+                    self._answer(job)
+                except Exception:  # a bug: keep ingest alive; the messages stay unacknowledged
+                    log.exception(
+                        "MQTT ingest: answering %d messages failed (a bug); redelivery", len(job.live)
+                    )
+                    self._redeliver_later("a batch failed")
+            finally:
+                if job is not None:
+                    job.decided.set()
+                self._jobs.task_done()
+
+    def _stale(self, live: list[Message]) -> bool:
+        """A reconnection since these were taken: the broker delivers them again (dropped, counted)."""
+        with self._ack_lock:
+            stale = any(m.generation < self._floor for m in live)
+        self._dropped += len(live) if stale else 0
+        return stale
+
+    def _answer(self, job: Job) -> None:
+        live, answers, objs, owners = job.live, job.answers, job.objs, job.owners
+        if job.future is None and self._stale(live):  # not with the writer: no need to go on
+            return
         store_down = False
         failed: dict[int, Exception] = {}  # submission -> why the pipeline failed on it alone
-        if objs:
-            for k, r in enumerate(self._submit(objs)):
-                if isinstance(r, Exception):
-                    failed[k] = r
-                elif not answers[owners[k][0]].take(owners[k][1], r, objs[k]):
-                    store_down = True
+        results, calls = job_results(self.pipeline, self._stages, job)
+        self._batches += calls
+        for k, r in enumerate(results):
+            if isinstance(r, Exception):
+                failed[k] = r
+            elif not answers[owners[k][0]].take(owners[k][1], r, objs[k]):
+                store_down = True
+        if not failed and not store_down:
+            job.decided.set()  # stored: the next batch may go to the writer while these are answered
         attempts = 1
         while failed and not store_down and attempts < self.max_attempts:
             # tried alone and failed: again after a growing pause (a passing fault), then dead-lettered
@@ -493,46 +537,9 @@ class MqttBridge:
             )
             self._redeliver_later("store unavailable")
             return
-        self._dead_letter_failed(live, answers, objs, owners, failed, attempts)
+        dead_letter_failed(job, failed, attempts, self._dead_letter)
         self._store_delay = self.store_retry_min
         self._publish_answers(live, answers)
-
-    def _decode_all(self, live: list[Message]) -> list[Any]:
-        """Every payload decoded in one strict pass (:func:`decode_payloads`); if that raises (a bug),
-        each message is decoded alone by :func:`decode`, where a failure names its message."""
-        try:
-            return decode_payloads(live, self.max_payload_bytes)
-        except Exception:
-            log.exception("MQTT ingest: decoding %d payloads at once raised; decoding each alone", len(live))
-            return [NOT_DECODED] * len(live)
-
-    def _dead_letter_failed(
-        self,
-        live: list[Message],
-        answers: list[Answer],
-        objs: list[Any],
-        owners: list[tuple[int, int]],
-        failed: dict[int, Exception],
-        attempts: int,
-    ) -> None:
-        """Dead-letter each message holding a submission the pipeline kept failing on (once per
-        message); such a submission is answered ``mqtt.dead_letter``."""
-        by_slot: dict[int, list[int]] = {}
-        for k in failed:
-            by_slot.setdefault(owners[k][0], []).append(k)
-        for slot, ks in by_slot.items():
-            first = failed[ks[0]]
-            single = not answers[slot].batch
-            reply = self._dead_letter(
-                live[slot],
-                DEAD_PIPELINE_ERROR,
-                f"{type(first).__name__}: {first}",
-                attempts,
-                objs[ks[0]] if single else None,
-            )
-            code, message = reply["error"]["code"], reply["error"]["message"]
-            for k in ks:
-                answers[slot].replies[owners[k][1]] = reply if single else error_reply(code, message, objs[k])
 
     def _publish_answers(self, live: list[Message], answers: list[Answer]) -> None:
         """Publish each message's reply to its device's receipts topic and acknowledge it, in order."""
@@ -549,12 +556,6 @@ class MqttBridge:
                 self.on_accepted()
             except Exception:  # the callback's failure must not stop ingest; anchoring retries on its own
                 log.exception("MQTT ingest: on_accepted failed")
-
-    def _submit(self, objs: list[Any]) -> list[ItemResult | Exception]:
-        """The pipeline's results for ``objs`` (:func:`submit_batch`), its calls counted."""
-        results, calls = submit_batch(self.pipeline, objs)
-        self._batches += calls
-        return results
 
     def _dead_letter(
         self, m: Message, reason: str, detail: str, attempts: int, obj: Any = None
@@ -573,7 +574,10 @@ class MqttBridge:
                 self._client.ack(m.mid, m.qos)
 
     def _redeliver_later(self, reason: str) -> None:
-        """Disconnect (keeping the session), wait, reconnect: the broker delivers unacked messages again."""
+        """Disconnect (keeping the session), wait, reconnect: the broker delivers unacked messages again.
+        Every local copy is stale from now on, those the worker holds too (dropped before the writer)."""
+        with self._ack_lock:
+            self._floor = self._generation + 1
         delay = self._store_delay
         self._store_delay = min(self.store_retry_max, self._store_delay * 2)
         with self._lifecycle:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from anvil_pool import fresh_anvil_world
 from backing import Deliveries
-from embedded_pool import fresh_world
 from eth_account.signers.local import LocalAccount
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -410,7 +410,7 @@ class CreditLineMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.chain, pw = fresh_world("props:credit-line", _build_prop)
+        self.chain, pw = fresh_anvil_world("props:credit-line", _build_prop)
         a = dev_accounts(10)
         self.debtor, self.factory, self.banks, self.outsider, self.oracle = (
             a[1],

@@ -1,4 +1,4 @@
-"""Property tests of the DeviceRegistry's revocation rules (embedded chain only, for speed): a
+"""Property tests of the DeviceRegistry's revocation rules (anvil only, for speed): a
 Hypothesis state machine drives one device through random revocations by its owner, by the operator
 and by the operator's ruling with a reason, and through evidence pinned by a verdict, valid and
 invalid alike. A Python model predicts each step; the chain must agree (success, or the predicted
@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
-from embedded_pool import fresh_world
+from anvil_pool import fresh_anvil_world
 from eth_utils import keccak
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -60,7 +60,7 @@ class Model:
 
 @dataclass(frozen=True)
 class World:
-    """The enrolled device every example starts from (:func:`embedded_pool.fresh_world`)."""
+    """The enrolled device every example starts from (:func:`anvil_pool.fresh_anvil_world`)."""
 
     registry: str
     active_from: int
@@ -92,7 +92,7 @@ def build_world(chain: Chain) -> World:
         fns.enrollSecp256k1(DEVICE, key.public_key.eth_address, fingerprint, ca, 0, birth, proof), owner
     )
     active_from = int(chain.call(fns.device(DEVICE))[3])  # the enrollment block's time
-    chain.w3.provider.ethereum_tester.time_travel(active_from // 1000 + 1000 * 60)  # type: ignore[attr-defined]
+    chain.warp(active_from // 1000 + 1000 * 60)
     chain.transact(fns.grantRole(EVIDENCE_ROLE, pinner.address), op)  # mined then
     return World(registry=address, active_from=active_from)
 
@@ -100,7 +100,7 @@ def build_world(chain: Chain) -> World:
 class RevocationMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.chain, world = fresh_world("props:device-registry", build_world)
+        self.chain, world = fresh_anvil_world("props:device-registry", build_world)
         self.op, self.owner, self.pinner, self.outsider = dev_accounts(4)
         self.c = self.chain.contract("DeviceRegistry", world.registry)
         self.now0 = world.active_from + 1000 * MINUTE
@@ -233,4 +233,4 @@ RevocationMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestRevocationMachine = RevocationMachine.TestCase
-pytestmark = pytest.mark.scenario  # one to two minutes: handed out first under xdist
+pytestmark = pytest.mark.scenario  # a state machine: about 5 s on anvil (10-25 s of CPU on py-evm)

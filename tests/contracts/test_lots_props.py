@@ -1,4 +1,4 @@
-"""Property test of the LotRegistry's quantities (embedded chain only, for speed): a Hypothesis state
+"""Property test of the LotRegistry's quantities (anvil only, for speed): a Hypothesis state
 machine opens lots, splits them, hands them between two factories and records transformations with
 random inputs and quantities, valid and invalid alike (beyond what remains, foreign lots, wrong units,
 duplicates). A Python model predicts each step; the chain must agree (success, or the predicted custom
@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
-from embedded_pool import fresh_world
+from anvil_pool import fresh_anvil_world
 from eth_account.signers.local import LocalAccount
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -54,7 +54,7 @@ class ModelLot:
 
 @dataclass(frozen=True)
 class World:
-    """The deployed world every example starts from (:func:`embedded_pool.fresh_world`)."""
+    """The deployed world every example starts from (:func:`anvil_pool.fresh_anvil_world`)."""
 
     lots: str
 
@@ -77,7 +77,7 @@ def build_world(chain: Chain) -> World:
 class LotsMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.chain, world = fresh_world("props:lots", build_world)
+        self.chain, world = fresh_anvil_world("props:lots", build_world)
         a = dev_accounts(4)
         self.factories: list[LocalAccount] = [a[1], a[2]]
         self.outsider = a[3]
@@ -274,4 +274,4 @@ LotsMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestLotQuantities = LotsMachine.TestCase
-pytestmark = pytest.mark.scenario  # tens of seconds: handed out first under xdist
+pytestmark = pytest.mark.scenario  # a state machine: about 5 s on anvil (10-25 s of CPU on py-evm)

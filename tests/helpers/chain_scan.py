@@ -16,7 +16,6 @@ every salt derivable from public values (:func:`brute_force`).
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import json
 from collections.abc import Iterable, Sequence
@@ -249,15 +248,60 @@ def brute_force(
 ) -> list[tuple[int, int, int]]:
     """Every (grade 1..10, pd_ppm of ``pds`` and the true one, limit of ``limits``) whose record, with
     one of ``salts`` and the public fields (the true currency and reasons given, as the best-informed
-    guesser would have them), gives the record's commitment ``o.commitment()``."""
+    guesser would have them), gives the record's commitment ``o.commitment()``.
+
+    A guess is the record's ABI encoding (:func:`contracts.credit_record.record_commitment`: eleven
+    words) with its grade, PD, limit and salt words replaced, hashed: the same preimage as
+    ``dataclasses.replace(o, ...).commitment()`` at a few microseconds a guess instead of about a
+    hundred (the demo's scan tries some 30,000). The encoding is checked against ``o.commitment()``
+    first, so a change of the record's layout fails here instead of making every guess miss."""
     pd_table = sorted({o.pd_ppm, *pds})
     target = o.commitment()
+    words = [bytes(w) for w in _record_words(o)]
+    assert keccak(b"".join(words)) == target, "the record's layout changed: update _record_words"
     hits = []
     for salt in salts:
+        assert len(salt) == 32
         for grade in range(1, 11):
             for pd in pd_table:
+                head = b"".join(words[:2]) + grade.to_bytes(32, "big") + pd.to_bytes(32, "big")
                 for limit in limits:
-                    guess = dataclasses.replace(o, grade=grade, pd_ppm=pd, limit=limit, salt=salt)
-                    if guess.commitment() == target:
+                    guess = head + limit.to_bytes(32, "big") + b"".join(words[5:10]) + salt
+                    if keccak(guess) == target:
                         hits.append((grade, pd, limit))
     return hits
+
+
+_RECORD_TYPES = [
+    *("bytes32", "address", "uint8", "uint32", "uint256", "bytes3"),
+    *("bytes32", "uint64", "bytes32", "bytes32", "bytes32"),
+]
+
+
+def _record_words(o: CreditOpening) -> list[bytes]:
+    """The eleven ABI words of the record's commitment preimage (contracts/credit_record.py's module
+    docstring): typehash, factory, grade, pd_ppm, limit, currency, reasons hash, valid_until, model
+    version, analytics commitment, salt."""
+    from eth_abi import encode
+    from eth_utils import to_checksum_address
+
+    from contracts.credit import currency_code
+    from contracts.credit_record import RECORD_TYPEHASH
+
+    encoded = encode(
+        _RECORD_TYPES,
+        [
+            RECORD_TYPEHASH,
+            to_checksum_address(o.factory),
+            o.grade,
+            o.pd_ppm,
+            o.limit,
+            currency_code(o.currency),
+            keccak(b"".join(keccak(text=r) for r in o.reasons)),
+            o.valid_until,
+            o.model_version,
+            o.analytics_commitment,
+            o.salt,
+        ],
+    )
+    return [encoded[i : i + 32] for i in range(0, len(encoded), 32)]

@@ -10,9 +10,9 @@ before the next test starts.
 
 A module whose tests all start from the same world of their own (a deployment on a chain with a
 simulated clock, a policy applied, parties admitted) builds it once per process with
-:func:`pooled_world` and starts every test from its snapshot the same way. A Hypothesis state machine
-(whose examples no ``with`` block surrounds) starts each example from such a world with
-:func:`fresh_world`.
+:func:`pooled_world` and starts every test from its snapshot the same way. The Hypothesis state
+machines of tests/contracts start each example from a world of theirs on anvil instead
+(tests/helpers/anvil_pool.py): a contract's own rules, at a fifth of the CPU.
 
 A test that needs a chain nothing was ever deployed on, or a deployment of its own (another admin,
 no stablecoin), still builds it with ``Chain.embedded()`` and ``deploy_suite``.
@@ -116,19 +116,3 @@ def pooled_world(
             chain._sim_time = world.sim_time  # the next block is stamped from it on revert
         chain.w3.provider.ethereum_tester.revert_to_snapshot(world.snapshot)  # type: ignore[attr-defined]
         chain._nonces.clear()  # the test's transactions are gone with the revert
-
-
-def fresh_world(key: str, build: Callable[[Chain], T]) -> tuple[Chain, T]:
-    """The world built once per process under ``key`` (``build`` run on ``Chain.embedded()``, then a
-    snapshot), rolled back to its snapshot now, behind a new :class:`Chain` (no cached nonces), and what
-    ``build`` returned.
-
-    For a Hypothesis state machine: it calls this as each example starts (no ``with`` block surrounds an
-    example), so whatever the previous example left on the chain is gone. ``build`` must leave nothing
-    behind but the chain's state, and what it returns must not change in an example.
-    """
-    world = _world(key, build, None)
-    base = world.chain
-    base.w3.provider.ethereum_tester.revert_to_snapshot(world.snapshot)  # type: ignore[attr-defined]
-    chain = Chain(w3=base.w3, chain_id=base.chain_id, embedded=True, rpc="embedded", timeout=30.0)
-    return chain, world.value

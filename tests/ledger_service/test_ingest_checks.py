@@ -146,17 +146,6 @@ def test_non_submissions_are_refused_alike(monkeypatch: pytest.MonkeyPatch) -> N
         assert check_one(DOMAIN, 0, value, key) == _slow(value, key, monkeypatch)
 
 
-@pytest.mark.parametrize("variant", ["as signed", "seq zero", "scheme other", "signature short"])
-def test_a_workers_plain_tuples_give_back_the_same_results(variant: str) -> None:
-    obj, key = _signed("p256")
-    VARIANTS[variant](obj)
-    items = [(3, obj, key), (4, obj, None)]
-    wire = checks.check_chunk_wire(DOMAIN.chain_id, DOMAIN.verifying_contract, items)
-    assert [checks.from_wire(r) for r in wire] == checks.check_chunk(
-        DOMAIN.chain_id, DOMAIN.verifying_contract, items
-    )
-
-
 def test_a_chunk_decides_each_submission_as_check_one_does() -> None:
     """check_chunk verifies a chunk's signatures in one pass after the other checks: the outcome of
     each submission, in order, is still check_one's (refusals, bad signatures and acceptances mixed)."""

@@ -14,7 +14,7 @@ import pytest
 from device_attestation import DeviceKey
 from device_attestation.reading import Domain
 from device_attestation.sdk import DeviceSigner
-from ledger_service.errors import VerifierUnavailable
+from ledger_service.errors import IngestUnavailable
 from ledger_service.ingest import verifier as verifier_module
 from ledger_service.ingest.checks import Checked, check_one
 from ledger_service.ingest.verifier import Verifier
@@ -76,7 +76,7 @@ def test_a_failing_check_answers_typed_and_the_thread_goes_on(monkeypatch: pytes
     async def run() -> None:
         monkeypatch.setattr(verifier_module, "check_chunk", broken)
         outcomes = await asyncio.gather(*(verifier.check(o, k) for o, k in items), return_exceptions=True)
-        assert all(isinstance(o, VerifierUnavailable) for o in outcomes), outcomes
+        assert all(isinstance(o, IngestUnavailable) for o in outcomes), outcomes
         assert outcomes[0].code == "ingest.unavailable"  # type: ignore[union-attr]
         monkeypatch.setattr(verifier_module, "check_chunk", real)
         _, checked = await asyncio.wait_for(verifier.check(*items[0]), 30)
@@ -110,7 +110,7 @@ def test_a_thread_that_dies_fails_its_queued_jobs_and_the_next_job_starts_anothe
         await asyncio.sleep(0.01)  # handed over
         release.set()
         for waiter in (first, second):
-            with pytest.raises(VerifierUnavailable):
+            with pytest.raises(IngestUnavailable):
                 await asyncio.wait_for(waiter, 10)
         monkeypatch.setattr(verifier_module, "check_chunk", real)
         _, checked = await asyncio.wait_for(verifier.check(*items[0]), 30)
@@ -127,7 +127,7 @@ def test_a_stuck_thread_times_out_typed(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(verifier_module, "check_chunk", lambda *a: release.wait(30) and [])
 
     async def run() -> None:
-        with pytest.raises(VerifierUnavailable):
+        with pytest.raises(IngestUnavailable):
             await asyncio.wait_for(verifier.check(*items[0]), 10)
 
     try:
