@@ -100,7 +100,7 @@ class IngestPipeline:
         #: The checking threads (``settings.verify_workers``; none: the calling thread checks).
         self._verifiers: ThreadPoolExecutor | None = None
         #: One worker process for :meth:`run_cpu` (pure-Python work that would hold the GIL),
-        #: started on first use.
+        #: started with the pipeline when it checks in threads.
         self._cpu_pool: ProcessPoolExecutor | None = None
         self._cpu_lock = threading.Lock()
         self.rejections: Counter[str] = Counter()
@@ -117,14 +117,21 @@ class IngestPipeline:
                 initializer=name_native_thread,
                 initargs=(VERIFY_THREAD,),
             )
+            # spawned now, in the background (a Python start and the imports, a second or two), so
+            # the first batch close does not wait for it and a worker that cannot start is seen at once
+            self._cpu_executor().submit(os.getpid).add_done_callback(_log_failed_start)
         self.committer.start()
 
     def run_cpu(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a CPU-bound, picklable function in a worker process (started on first use) when the
+        """Run a CPU-bound, picklable function in the worker process (started with the pipeline) when the
         service checks in worker threads (``verify_workers`` > 0): pure-Python work there would hold
         the GIL from ingest for its whole run. In the calling thread otherwise."""
         if self.settings.verify_workers == 0:
             return fn(*args)
+        return self._cpu_executor().submit(fn, *args).result()
+
+    def _cpu_executor(self) -> ProcessPoolExecutor:
+        """The :meth:`run_cpu` worker process's pool (made on first call)."""
         with self._cpu_lock:
             if self._cpu_pool is None:
                 self._cpu_pool = ProcessPoolExecutor(
@@ -133,8 +140,7 @@ class IngestPipeline:
                     initializer=die_with_parent,  # no orphaned worker when the service is killed
                     initargs=(os.getpid(),),
                 )
-            pool = self._cpu_pool
-        return pool.submit(fn, *args).result()
+            return self._cpu_pool
 
     def stop(self) -> None:
         self.committer.stop()
@@ -284,3 +290,11 @@ class IngestPipeline:
                     self.accepted += 1
                 else:
                     self.rejections[r.code] += 1
+
+
+def _log_failed_start(started: Future[int]) -> None:
+    """The CPU worker's warm-up job ended: say so if the process could not start (the first
+    :meth:`IngestPipeline.run_cpu` then raises the same error to its caller, the anchoring worker,
+    which retries)."""
+    if not started.cancelled() and started.exception() is not None:
+        log.error("the CPU worker process did not start: %s", started.exception())
