@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from embedded_pool import deployed_embedded
 from fastapi.testclient import TestClient
+from mqtt_side import DeviceSide, Mosquitto, broker_fixture
 from support import TestConsortium, database_url
 
 from ledger_service.api import create_app
@@ -64,3 +65,17 @@ def consortium(ledger: LedgerService, device_registry: str) -> TestConsortium:
 def client(ledger: LedgerService) -> Iterator[TestClient]:
     with TestClient(create_app(service=ledger)) as c:
         yield c
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A Mosquitto broker of the test's own (tests/helpers/mqtt_side.py; fails under CI=true when absent)."""
+    yield from broker_fixture(tmp_path)
+
+
+@pytest.fixture
+def devices(broker: Mosquitto) -> Iterator[DeviceSide]:
+    """The devices' side of ``broker``: publishes readings, collects the receipts sent back."""
+    side = DeviceSide(broker.url)
+    yield side
+    side.close()

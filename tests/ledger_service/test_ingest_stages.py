@@ -7,13 +7,12 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
-from pathlib import Path
 from typing import Any
 
 import pytest
-from mqtt_side import DeviceSide, Mosquitto, broker_fixture, make_bridge, started, stored, stored_pairs, uid
+from mqtt_side import DeviceSide, Mosquitto, make_bridge, started, stored, stored_pairs, uid
 from support import TestConsortium, now_ms
 
 from ledger_service.api.errors import http_status
@@ -24,18 +23,6 @@ from ledger_service.ingest.receipts import Outcome
 from ledger_service.service import LedgerService
 
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    yield from broker_fixture(tmp_path)
-
-
-@pytest.fixture
-def devices(broker: Mosquitto) -> Iterator[DeviceSide]:
-    side = DeviceSide(broker.url)
-    yield side
-    side.close()
 
 
 def threaded(ledger: LedgerService, workers: int = 2) -> IngestPipeline:

@@ -11,7 +11,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,6 @@ from fastapi.testclient import TestClient
 from mqtt_side import (
     DeviceSide,
     Mosquitto,
-    broker_fixture,
     make_bridge,
     started,
     stored,
@@ -54,18 +53,6 @@ from ledger_service.mqtt.settings import (
 from ledger_service.service import LedgerService
 
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    yield from broker_fixture(tmp_path)
-
-
-@pytest.fixture
-def devices(broker: Mosquitto) -> Iterator[DeviceSide]:
-    side = DeviceSide(broker.url)
-    yield side
-    side.close()
 
 
 # ---------------------------------------------------------------- URLs (no broker)
